@@ -1,0 +1,50 @@
+"""Lexical path normalisation (CONTRACT 2.2, "Paths").
+
+A path is made absolute (joined to an absolute ``cwd`` when relative), then ``.``,
+``..`` and repeated ``/`` are resolved lexically, and a trailing ``/`` is dropped. It is
+never truncated and never touches the filesystem: symlinks are the client's to resolve
+and send as ``realPath``. ``..`` at the root stays at the root, as the kernel does.
+"""
+
+from __future__ import annotations
+
+from sidecar.errors import RequestError
+
+MAX_PATH_BYTES = 4096
+
+
+def check_path_text(text: str, field: str) -> None:
+    """Reject what no real path contains: NUL bytes, emptiness, more than 4096 bytes."""
+    if not text:
+        raise RequestError("must not be empty", field)
+    if "\x00" in text:
+        raise RequestError("must not contain NUL bytes", field)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise RequestError(f"is longer than {MAX_PATH_BYTES} bytes", field)
+
+
+def normalise_path(path: str, cwd: str | None = None, *, field: str = "path") -> str:
+    """Return the absolute, lexically resolved form of ``path``.
+
+    Raises ``RequestError`` for a relative path without an absolute ``cwd``, NUL bytes
+    or a path longer than 4096 bytes (before or after joining).
+    """
+    check_path_text(path, field)
+    if not path.startswith("/"):
+        if cwd is None:
+            raise RequestError("is relative and no cwd was given", field)
+        check_path_text(cwd, "cwd")
+        if not cwd.startswith("/"):
+            raise RequestError("must be absolute", "cwd")
+        path = cwd + "/" + path
+        check_path_text(path, field)
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(segment)
+    return "/" + "/".join(parts)
