@@ -1,0 +1,99 @@
+"""One /check request, start to finish, without I/O: parse -> normalise -> evaluate.
+
+``evaluate_request`` is what the HTTP app, ``tollgate check --policy`` and
+``tollgate policy test`` all call, so the three can never disagree. A request that
+yields several subjects (a path and its realPath, each command of a command line, a
+redirection, an exec GET that is also a create) is decided subject by subject and the
+strictest decision wins; ties go to the first subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sidecar.evaluator import STRICTNESS, Exhausted, SubjectDecision, evaluate_subject
+from sidecar.normalise.request import Normalised, normalise_request
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.request import CheckRequest, parse_request
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one request, as answered and recorded."""
+
+    action: str
+    decision: str  # allow | deny | require_approval
+    allowed: bool  # the bit a client acts on (true for everything in audit mode)
+    rule: str | None
+    reason: str
+    risk: str | None
+    mode: str
+    policy_hash: str
+    request: dict[str, Any]  # the normalised request, as recorded
+    parsed: CheckRequest
+    decisions: tuple[SubjectDecision, ...]
+    trace: tuple[str, ...] = field(default=())
+
+    @property
+    def rate_limited(self) -> bool:
+        return any(d.rate_limited for d in self.decisions)
+
+
+def decide(
+    policy: CompiledPolicy,
+    normalised: Normalised,
+    parsed: CheckRequest,
+    *,
+    explain: bool = False,
+    exhausted: Exhausted | None = None,
+) -> Verdict:
+    """Evaluate every subject of a normalised request and combine, strictest first."""
+    trace: list[str] | None = [] if explain else None
+    decisions: list[SubjectDecision] = []
+    for subject in normalised.subjects:
+        if trace is not None:
+            trace.append(f"{subject.label or subject.action} ({subject.action}):")
+        decisions.append(evaluate_subject(policy, subject, exhausted=exhausted, trace=trace))
+    winner = decisions[0]
+    for candidate in decisions[1:]:
+        if STRICTNESS[candidate.decision] > STRICTNESS[winner.decision]:
+            winner = candidate
+    reason = winner.reason
+    if len(decisions) > 1 and winner.subject.label:
+        reason = f"{winner.subject.label}: {reason}"
+    if trace is not None:
+        trace.append(
+            f"=> {winner.decision}"
+            + (f" by {winner.rule.id}" if winner.rule else " by defaultAction")
+        )
+    return Verdict(
+        action=normalised.action,
+        decision=winner.decision,
+        allowed=winner.decision == "allow" or policy.mode == "audit",
+        rule=winner.rule.id if winner.rule else None,
+        reason=reason,
+        risk=winner.rule.risk if winner.rule else None,
+        mode=policy.mode,
+        policy_hash=policy.hash,
+        request=normalised.record,
+        parsed=parsed,
+        decisions=tuple(decisions),
+        trace=tuple(trace or ()),
+    )
+
+
+def evaluate_request(
+    policy: CompiledPolicy,
+    body: Mapping[str, Any],
+    *,
+    identity: str = "",
+    explain: bool = False,
+    exhausted: Exhausted | None = None,
+) -> Verdict:
+    """Parse, normalise and decide ``body``. Raises ``RequestError`` for a bad request."""
+    parsed = parse_request(body)
+    return decide(
+        policy, normalise_request(parsed, identity), parsed, explain=explain, exhausted=exhausted
+    )

@@ -1,0 +1,183 @@
+"""Decide one subject against a compiled policy (CONTRACT section 1, "Precedence").
+
+Pure: no I/O, no clock, no globals, importable without Starlette. Precedence does not
+depend on rule order: any matching ``deny`` wins; else any matching
+``require_approval``; else any matching ``allow``; else ``defaultAction``. The rule
+reported is the first matching rule of the winning kind in file order. An allow rule
+whose rate limit is spent counts as a matching deny; whether it is spent is the
+caller's state, passed in as ``exhausted``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sidecar.policy.compiler import CompiledPolicy, CompiledRule
+from sidecar.subject import PROCESS_EXEC, FieldValues, Subject
+
+STRICTNESS = {"allow": 0, "require_approval": 1, "deny": 2}
+
+Exhausted = Callable[[CompiledRule], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectDecision:
+    decision: str
+    rule: CompiledRule | None
+    reason: str
+    subject: Subject
+    rate_limited: bool = False
+
+
+def describe_target(subject: Subject) -> str:
+    """A short human description of what the subject acts on, for reasons."""
+    fields = subject.fields
+    if subject.constructs:
+        return f"{', '.join(subject.constructs)} in {subject.label or 'the command'}"
+    if "path" in fields and subject.action.startswith("file."):
+        return fields["path"][0]
+    if subject.action == PROCESS_EXEC:
+        return subject.label or " ".join(fields.get("command", ()) + fields.get("args", ()))
+    if "host" in fields:
+        port = fields.get("port", ("",))[0]
+        return fields["host"][0] + (f":{port}" if port else "")
+    if "verb" in fields:
+        if "resource" not in fields:
+            return f"{fields['verb'][0]} {fields.get('path', ('',))[0]}"
+        where = "/".join(fields[k][0] for k in ("namespace", "name") if fields.get(k, ("",))[0])
+        group = fields.get("group", ("",))[0]
+        resource = fields["resource"][0] + (f".{group}" if group else "")
+        return f"{fields['verb'][0]} {resource}" + (f" {where}" if where else "")
+    return subject.label or subject.action
+
+
+def command_forms(argv0: str, trusted_paths: tuple[str, ...]) -> FieldValues:
+    """The names a rule's ``command`` can match for this argv[0].
+
+    A bare name stays itself (resolved from PATH). An absolute path inside a trusted
+    directory also matches its bare name; any other path (``/tmp/x/git``, a normalised
+    ``./git``) only matches a rule that spells that exact path.
+    """
+    if "/" not in argv0:
+        return (argv0,)
+    directory, _, name = argv0.rpartition("/")
+    if name and (directory or "/") in trusted_paths:
+        return (argv0, name)
+    return (argv0,)
+
+
+def _fields_for(policy: CompiledPolicy, subject: Subject) -> dict[str, FieldValues]:
+    fields = dict(subject.fields)
+    if subject.action == PROCESS_EXEC and "command" in fields and not subject.constructs:
+        fields["command"] = command_forms(fields["command"][0], policy.trusted_paths)
+    return fields
+
+
+def _rule_matches(rule: CompiledRule, fields: dict[str, FieldValues]) -> bool:
+    for test in rule.tests:
+        values = fields.get(test.field)
+        if values is None or not test.test(values):
+            return False
+    return True
+
+
+def _explain_rule(rule: CompiledRule, fields: dict[str, FieldValues]) -> str:
+    for test in rule.tests:
+        values = fields.get(test.field)
+        if values is None:
+            return f"no match: the request has no {test.field}"
+        if not test.test(values):
+            shown = json.dumps(list(values) if len(values) != 1 else values[0], ensure_ascii=False)
+            return f"no match: {test.field} {shown} does not match {test.text}"
+    return "match"
+
+
+def _reason(
+    policy: CompiledPolicy,
+    subject: Subject,
+    rule: CompiledRule | None,
+    decision: str,
+    rate_limited: bool,
+) -> str:
+    target = describe_target(subject)
+    if rate_limited and rule is not None:
+        assert rule.rate_limit is not None
+        limit = rule.rate_limit.text
+        return f"rate limit {limit} of rule {rule.id} is spent for {subject.action} of {target}"
+    if rule is None:
+        if decision == "allow":
+            return f"no rule matches {subject.action} of {target}; defaultAction is allow"
+        return f"no rule allows {subject.action} of {target}"
+    if rule.reason:
+        return rule.reason
+    verb = {"allow": "allows", "deny": "denies", "require_approval": "requires approval for"}
+    return f"rule {rule.id} {verb[decision]} {subject.action} of {target}"
+
+
+def evaluate_subject(
+    policy: CompiledPolicy,
+    subject: Subject,
+    *,
+    exhausted: Exhausted | None = None,
+    trace: list[str] | None = None,
+) -> SubjectDecision:
+    """Decide ``subject``. With ``trace`` given, every rule considered is explained into it."""
+    fields = _fields_for(policy, subject)
+    rules = policy.by_action.get(subject.action)
+    if rules is None:
+        # Normalisation only produces known actions; an unknown one can only be denied.
+        return SubjectDecision("deny", None, f"unknown action {subject.action}", subject)
+    if trace is not None:
+        for rule in policy.rules:
+            if subject.action in rule.actions:
+                trace.append(f"  {rule.id} [{rule.decision}]: {_explain_rule(rule, fields)}")
+    # Deny kind: matching deny rules and matching allow rules whose rate limit is spent.
+    winner: CompiledRule | None = None
+    for rule in rules.deny:
+        if _rule_matches(rule, fields):
+            winner = rule
+            break
+    limited: CompiledRule | None = None
+    if exhausted is not None and policy.has_rate_limits:
+        for rule in rules.allow:
+            if rule.rate_limit is not None and _rule_matches(rule, fields) and exhausted(rule):
+                limited = rule
+                break
+    if limited is not None and (winner is None or limited.index < winner.index):
+        return SubjectDecision(
+            "deny", limited, _reason(policy, subject, limited, "deny", True), subject, True
+        )
+    if winner is not None:
+        return SubjectDecision(
+            "deny", winner, _reason(policy, subject, winner, "deny", False), subject
+        )
+    for rule in rules.require_approval:
+        if _rule_matches(rule, fields):
+            return SubjectDecision(
+                "require_approval",
+                rule,
+                _reason(policy, subject, rule, "require_approval", False),
+                subject,
+            )
+    for rule in rules.allow:
+        if subject.constructs and not all(rule.names_construct(c) for c in subject.constructs):
+            continue  # only a rule naming the construct can allow what cannot be analysed
+        if _rule_matches(rule, fields):
+            return SubjectDecision(
+                "allow", rule, _reason(policy, subject, rule, "allow", False), subject
+            )
+    decision = policy.default_action
+    if subject.constructs and decision == "allow":
+        decision = "deny"  # never allow an unanalysable construct by default
+    return SubjectDecision(decision, None, _reason(policy, subject, None, decision, False), subject)
+
+
+def matching_allow_rules(policy: CompiledPolicy, subject: Subject) -> tuple[CompiledRule, ...]:
+    """Every allow rule with a rate limit that matches ``subject`` (to spend tokens)."""
+    fields = _fields_for(policy, subject)
+    rules = policy.by_action.get(subject.action)
+    if rules is None:
+        return ()
+    return tuple(r for r in rules.allow if r.rate_limit is not None and _rule_matches(r, fields))

@@ -1,0 +1,228 @@
+"""Normalise a parsed /check request into subjects and the record to keep (CONTRACT 2.2).
+
+Each action family has its own module (paths, hosts, commands, k8s); this one only
+dispatches and assembles. What is recorded is the normalised request, never the raw
+one, so the audit trail shows exactly what was decided on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.errors import RequestError
+from sidecar.normalise.commands import analyse_command
+from sidecar.normalise.hosts import canonical_host, default_port, host_forms, parse_url
+from sidecar.normalise.k8s import K8sAttributes, from_attributes, resolve_request
+from sidecar.normalise.paths import normalise_path
+from sidecar.request import CheckRequest
+from sidecar.subject import (
+    FILE_ACTIONS,
+    K8S_REQUEST,
+    NETWORK_REQUEST,
+    PROCESS_EXEC,
+    FieldValues,
+    Subject,
+)
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
+_METHOD = re.compile(r"^[A-Z]{1,32}$")
+# Reading these subresources with GET opens an interactive stream (WebSocket), so a
+# get is as strong as a create: RBAC needs only get, the gate evaluates both.
+STREAMING_SUBRESOURCES = frozenset({"pods/exec", "pods/attach", "pods/portforward"})
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    action: str
+    record: dict[str, Any]
+    subjects: tuple[Subject, ...]
+
+
+def _with_agent(fields: dict[str, FieldValues], identity: str) -> dict[str, FieldValues]:
+    fields["agent"] = (identity,)
+    return fields
+
+
+def _files(request: CheckRequest, identity: str) -> Normalised:
+    if request.path is None:
+        raise RequestError(f"is required for {request.action}", "path")
+    path = normalise_path(request.path, request.cwd, field="path")
+    record: dict[str, Any] = {"path": path}
+    subjects = [Subject(request.action, _with_agent({"path": (path,)}, identity))]
+    if request.realPath is not None:
+        real = normalise_path(request.realPath, request.cwd, field="realPath")
+        record["realPath"] = real
+        if real != path:
+            subjects.append(
+                Subject(request.action, _with_agent({"path": (real,)}, identity), label="realPath")
+            )
+    return Normalised(request.action, record, tuple(subjects))
+
+
+def _process(request: CheckRequest, identity: str) -> Normalised:
+    if (request.argv is None) == (request.commandLine is None):
+        raise RequestError("process.exec takes exactly one of argv or commandLine", "argv")
+    cwd = request.cwd
+    if cwd is not None:
+        cwd = normalise_path(cwd, field="cwd")
+    analysis = analyse_command(argv=request.argv, command_line=request.commandLine, cwd=cwd)
+    cwd_field: dict[str, FieldValues] = {"cwd": (cwd,)} if cwd is not None else {}
+    subjects: list[Subject] = []
+    many = (
+        len(analysis.commands)
+        + len(analysis.writes)
+        + len(analysis.reads)
+        + len(analysis.constructs)
+        > 1
+    )
+    for position, command in enumerate(analysis.commands, 1):
+        fields = {"command": command.argv[:1], "args": command.argv[1:], **cwd_field}
+        label = f"command {position}: {command.label}" if many else command.label
+        subjects.append(Subject(PROCESS_EXEC, _with_agent(fields, identity), label=label))
+    for target in analysis.writes:
+        subjects.append(
+            Subject(
+                "file.write",
+                _with_agent({"path": (target,)}, identity),
+                label=f"redirection > {target}",
+            )
+        )
+    for target in analysis.reads:
+        subjects.append(
+            Subject(
+                "file.read",
+                _with_agent({"path": (target,)}, identity),
+                label=f"redirection < {target}",
+            )
+        )
+    for construct in analysis.constructs:
+        fields = {"command": (construct.name,), "args": (), **cwd_field}
+        subjects.append(
+            Subject(
+                PROCESS_EXEC,
+                _with_agent(fields, identity),
+                label=construct.label,
+                constructs=(construct.name,),
+            )
+        )
+    if not subjects:
+        raise RequestError(
+            "contains no command", "commandLine" if request.commandLine is not None else "argv"
+        )
+    record: dict[str, Any] = {}
+    if request.argv is not None:
+        record["argv"] = list(request.argv)
+    else:
+        record["commandLine"] = request.commandLine
+    record["commands"] = [list(c.argv) for c in analysis.commands]
+    if analysis.writes:
+        record["writes"] = list(analysis.writes)
+    if analysis.reads:
+        record["reads"] = list(analysis.reads)
+    if analysis.constructs:
+        record["constructs"] = [c.name for c in analysis.constructs]
+    if cwd is not None:
+        record["cwd"] = cwd
+    return Normalised(PROCESS_EXEC, record, tuple(subjects))
+
+
+def _network(request: CheckRequest, identity: str) -> Normalised:
+    method = request.method
+    if method is not None:
+        method = method.upper()
+        if not _METHOD.match(method):
+            raise RequestError("is not an HTTP method", "method")
+    record: dict[str, Any] = {}
+    if request.url is not None:
+        if request.host is not None or request.port is not None or request.scheme is not None:
+            raise RequestError("give url alone, or host with port and scheme, not both", "url")
+        parsed = parse_url(request.url)
+        host, port, scheme, path = parsed.host, parsed.port, parsed.scheme, parsed.path
+        record["url"] = parsed.url
+    elif request.host is not None:
+        host = canonical_host(request.host)
+        scheme = request.scheme.lower() if request.scheme is not None else None
+        if scheme is not None and not _SCHEME.match(scheme):
+            raise RequestError("is not a URL scheme", "scheme")
+        port = (
+            request.port if request.port is not None else (default_port(scheme) if scheme else None)
+        )
+        path = None
+    else:
+        raise RequestError("network.request needs url or host", "url")
+    fields: dict[str, FieldValues] = {"host": host_forms(host)}
+    record["host"] = host
+    if port is not None:
+        fields["port"] = (str(port),)
+        record["port"] = port
+    if scheme is not None:
+        fields["scheme"] = (scheme,)
+        record["scheme"] = scheme
+    if method is not None:
+        fields["method"] = (method,)
+        record["method"] = method
+    if path is not None:
+        fields["path"] = (path,)
+        record["path"] = path
+    return Normalised(
+        NETWORK_REQUEST, record, (Subject(NETWORK_REQUEST, _with_agent(fields, identity)),)
+    )
+
+
+def _k8s_fields(attributes: K8sAttributes) -> dict[str, FieldValues]:
+    if not attributes.is_resource_request:
+        return {"verb": (attributes.verb,), "path": (attributes.path,)}
+    return {
+        "verb": (attributes.verb,),
+        "group": (attributes.group,),
+        "version": (attributes.version,),
+        "resource": (attributes.resource,),
+        "namespace": (attributes.namespace,),
+        "name": (attributes.name,),
+    }
+
+
+def _k8s(request: CheckRequest, identity: str) -> Normalised:
+    body = request.k8s
+    if body is None:
+        raise RequestError("is required for k8s.request", "k8s")
+    raw = body.method is not None or body.path is not None
+    attribute_names = ("verb", "group", "version", "resource", "subresource", "namespace", "name")
+    given = [n for n in attribute_names if getattr(body, n) is not None]
+    if raw:
+        if body.method is None or body.path is None or given:
+            raise RequestError(
+                "give either method and path, or attributes (verb, resource ...)", "k8s"
+            )
+        attributes = resolve_request(body.method, body.path)
+    else:
+        if body.verb is None:
+            raise RequestError("is required", "k8s.verb")
+        attributes = from_attributes(**{n: getattr(body, n) or "" for n in attribute_names})
+    subjects = [Subject(K8S_REQUEST, _with_agent(_k8s_fields(attributes), identity))]
+    if attributes.verb == "get" and attributes.resource in STREAMING_SUBRESOURCES:
+        fields = _with_agent(_k8s_fields(attributes), identity)
+        fields["verb"] = ("create",)
+        subjects.append(
+            Subject(K8S_REQUEST, fields, label=f"get {attributes.resource} (evaluated as create)")
+        )
+    return Normalised(K8S_REQUEST, {"k8s": attributes.record()}, tuple(subjects))
+
+
+def normalise_request(request: CheckRequest, identity: str = "") -> Normalised:
+    """Normalise ``request``. Raises ``RequestError`` for anything ambiguous or invalid."""
+    if request.action in FILE_ACTIONS:
+        result = _files(request, identity)
+    elif request.action == PROCESS_EXEC:
+        result = _process(request, identity)
+    elif request.action == NETWORK_REQUEST:
+        result = _network(request, identity)
+    else:
+        result = _k8s(request, identity)
+    if request.context is not None:
+        result.record["context"] = request.context
+    if request.approval is not None:
+        result.record["approval"] = request.approval
+    return result

@@ -1,0 +1,211 @@
+"""From a validated ``PolicyDocument`` to a ``CompiledPolicy`` ready to evaluate.
+
+Checks what the schema cannot (CONTRACT section 1, "Validation is strict"): known
+actions, matchers only on fields the action has, valid globs / RE2 regexes / CIDRs,
+unique rule ids, rateLimit on allow rules only. Rules are compiled once and indexed by
+action and decision, so evaluating a request costs the rules that could match its
+action, not every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from sidecar.normalise.paths import normalise_path
+from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
+from sidecar.policy.schema import MATCHABLE_FIELDS, Approvals, PolicyDocument, parse_duration
+from sidecar.subject import ACTION_FIELDS, ACTIONS
+
+DEFAULT_TRUSTED_PATHS = (
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    count: int
+    per_seconds: float
+    text: str  # as written, e.g. "60/60s"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    index: int
+    id: str
+    actions: frozenset[str]
+    decision: str  # allow | deny | require_approval
+    tests: tuple[FieldTest, ...]
+    reason: str | None
+    risk: str | None
+    rate_limit: RateLimitSpec | None
+
+    def names_construct(self, name: str) -> bool:
+        """True if this rule's ``command`` matcher names ``name`` exactly (eval, ...)."""
+        return any(t.field == "command" and name in t.literal_names for t in self.tests)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRules:
+    """The rules that can apply to one action, by decision, each in file order."""
+
+    deny: tuple[CompiledRule, ...] = ()
+    require_approval: tuple[CompiledRule, ...] = ()
+    allow: tuple[CompiledRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    source: str
+    hash: str  # "sha256:<hex of the file bytes>"
+    default_action: str
+    mode: str
+    rules: tuple[CompiledRule, ...]
+    by_action: Mapping[str, ActionRules]
+    trusted_paths: tuple[str, ...]
+    approvals: Approvals | None
+    approval_timeout: float
+    warnings: tuple[str, ...] = field(default=())
+    has_rate_limits: bool = False
+
+
+def rule_label(index: int, rule_id: str | None) -> str:
+    return f"rules[{index}]" + (f" (id {rule_id!r})" if rule_id else "")
+
+
+def _expand_actions(written: str | list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Return (explicit actions, wildcard-expanded actions, errors)."""
+    explicit: list[str] = []
+    expanded: list[str] = []
+    errors: list[str] = []
+    for name in [written] if isinstance(written, str) else written:
+        if any(c in name for c in "*?["):
+            found = [a for a in ACTIONS if fnmatchcase(a, name)]
+            if not found:
+                errors.append(f"action: wildcard {name!r} matches no action")
+            expanded.extend(a for a in found if a not in expanded)
+        elif name in ACTIONS:
+            explicit.append(name)
+        else:
+            errors.append(f"action: unknown action {name!r} (known: {', '.join(ACTIONS)})")
+    if isinstance(written, list) and not written:
+        errors.append("action: the list is empty")
+    return explicit, expanded, errors
+
+
+def compile_policy(
+    document: PolicyDocument, *, source: str, policy_hash: str
+) -> tuple[CompiledPolicy | None, list[str]]:
+    """Compile ``document``; return (policy, []) or (None, problems)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    rules: list[CompiledRule] = []
+    seen_ids: dict[str, int] = {}
+    for index, rule in enumerate(document.rules):
+        label = rule_label(index, rule.id)
+        rule_id = rule.id if rule.id is not None else f"rules[{index}]"
+        if rule_id in seen_ids:
+            problems.append(f"{label}: id: duplicate id, also used by rules[{seen_ids[rule_id]}]")
+        seen_ids.setdefault(rule_id, index)
+        explicit, expanded, errors = _expand_actions(rule.action)
+        problems.extend(f"{label}: {e}" for e in errors)
+        used = [name for name in MATCHABLE_FIELDS if getattr(rule, name) is not None]
+        for action in explicit:
+            for name in used:
+                if name not in ACTION_FIELDS[action]:
+                    problems.append(
+                        f"{label}: {name}: action {action} has no field {name!r} "
+                        f"(it has: {', '.join(sorted(ACTION_FIELDS[action]))})"
+                    )
+        # A wildcard covers the actions that have every field the rule matches.
+        fitting = [a for a in expanded if all(n in ACTION_FIELDS[a] for n in used)]
+        if expanded and not fitting:
+            problems.append(
+                f"{label}: action: no action matched by the wildcard has all of the fields "
+                f"{', '.join(used)}"
+            )
+        tests: list[FieldTest] = []
+        for name in used:
+            try:
+                tests.append(compile_matcher(name, getattr(rule, name)))
+            except MatcherError as exc:
+                problems.append(f"{label}: {name}: {exc}")
+        rate_limit = None
+        if rule.rateLimit is not None:
+            if rule.decision != "allow":
+                problems.append(f"{label}: rateLimit: only allow rules can have a rateLimit")
+            rate_limit = RateLimitSpec(
+                rule.rateLimit.count,
+                parse_duration(rule.rateLimit.per),
+                f"{rule.rateLimit.count}/{rule.rateLimit.per}",
+            )
+        if rule.decision == "allow" and rule.host is not None and _uses(rule.host, "startsWith"):
+            warnings.append(
+                f"{label}: host: startsWith on a host also matches longer hosts "
+                "(api.example.com.evil.net); prefer equals, in or a glob"
+            )
+        rules.append(
+            CompiledRule(
+                index=index,
+                id=rule_id,
+                actions=frozenset(explicit + fitting),
+                decision=rule.decision,
+                tests=tuple(tests),
+                reason=rule.reason,
+                risk=rule.risk,
+                rate_limit=rate_limit,
+            )
+        )
+    trusted: tuple[str, ...] = DEFAULT_TRUSTED_PATHS
+    if document.trustedPaths is not None:
+        trusted_list = []
+        for position, path in enumerate(document.trustedPaths):
+            if not path.startswith("/"):
+                problems.append(f"trustedPaths[{position}]: {path!r} must be an absolute path")
+                continue
+            trusted_list.append(normalise_path(path))
+        trusted = tuple(trusted_list)
+    if document.defaultAction == "allow":
+        warnings.append("defaultAction: allow lets through everything no rule denies")
+    if document.mode == "audit":
+        warnings.append("mode: audit answers allowed:true to every request")
+    if problems:
+        return None, problems
+    by_action = {
+        action: ActionRules(
+            deny=tuple(r for r in rules if action in r.actions and r.decision == "deny"),
+            require_approval=tuple(
+                r for r in rules if action in r.actions and r.decision == "require_approval"
+            ),
+            allow=tuple(r for r in rules if action in r.actions and r.decision == "allow"),
+        )
+        for action in ACTIONS
+    }
+    approvals = document.approvals
+    return (
+        CompiledPolicy(
+            source=source,
+            hash=policy_hash,
+            default_action=document.defaultAction,
+            mode=document.mode,
+            rules=tuple(rules),
+            by_action=by_action,
+            trusted_paths=trusted,
+            approvals=approvals,
+            approval_timeout=parse_duration(approvals.timeout) if approvals else 300.0,
+            warnings=tuple(warnings),
+            has_rate_limits=any(r.rate_limit for r in rules),
+        ),
+        [],
+    )
+
+
+def _uses(matcher: object, operator: str) -> bool:
+    operators = getattr(matcher, "operators", None)
+    return bool(operators and operator in operators())

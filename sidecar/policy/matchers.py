@@ -1,0 +1,228 @@
+"""Field matchers (CONTRACT section 1, "Matchers"), compiled once per policy load.
+
+A matcher compiles to a ``FieldTest``: a predicate over a field's values (a tuple of
+strings, see ``sidecar.subject``) plus a description for explain traces. Positive
+operators hold when any value matches; ``not`` negates the whole nested matcher, so an
+IPv4-mapped address never escapes a ``not cidr`` by its IPv6 spelling. Rule values are
+brought to the same canonical form as request values (hosts, paths, methods ...), so a
+rule and a request compare like with like.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import re2
+
+from sidecar.errors import RequestError
+from sidecar.normalise.paths import normalise_path
+from sidecar.policy.glob import GlobError, compile_glob
+from sidecar.policy.schema import Matcher, MatcherSpec
+
+Values = tuple[str, ...]
+Test = Callable[[Values], bool]
+
+PATH_FIELDS = frozenset({"path", "cwd"})
+# Fields compared after lower-casing, and the one upper-cased (HTTP methods).
+LOWER_FIELDS = frozenset({"scheme", "verb"})
+UPPER_FIELDS = frozenset({"method"})
+
+
+class MatcherError(ValueError):
+    """A matcher is invalid; the message names the operator and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTest:
+    field: str
+    test: Test
+    text: str  # e.g. 'glob "/app/data/**"', for explain traces and reasons
+    # Exact names this matcher accepts (bare string, list, equals, in): only such a
+    # name can allow a construct that cannot be analysed statically (``eval`` ...).
+    literal_names: frozenset[str]
+
+
+def _quote(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@lru_cache(maxsize=4096)
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _canonical_value(field: str, value: str | int, operator: str) -> str:
+    """Bring one rule value to the canonical form of request values of ``field``."""
+    if isinstance(value, int):
+        if field != "port":
+            raise MatcherError(f"{operator}: {value} must be a string")
+        value = str(value)
+    if field == "port":
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise MatcherError(f"{operator}: {value!r} is not a port number 1-65535")
+        return str(int(value))
+    if field in LOWER_FIELDS:
+        return value.lower()
+    if field in UPPER_FIELDS:
+        return value.upper()
+    if field == "host":
+        from sidecar.normalise.hosts import canonical_host_pattern
+
+        try:
+            return canonical_host_pattern(value)
+        except (ValueError, RequestError) as exc:
+            raise MatcherError(f"{operator}: {value!r} is not a valid host: {exc}") from exc
+    if field in PATH_FIELDS or (field == "command" and "/" in value):
+        if not value.startswith("/"):
+            raise MatcherError(f"{operator}: {value!r} must be an absolute path")
+        try:
+            return normalise_path(value)
+        except RequestError as exc:
+            raise MatcherError(f"{operator}: {exc.message}") from exc
+    return value
+
+
+def _host_affix(value: str) -> str:
+    """Canonicalise a host fragment for startsWith/endsWith, keeping its edge dots."""
+    core = value.strip(".")
+    if core:
+        core = _canonical_value("host", core, "startsWith/endsWith")
+    return (
+        ("." if value.startswith(".") else "")
+        + core
+        + ("." if value.endswith(".") and core else "")
+    )
+
+
+def _any(predicate: Callable[[str], bool]) -> Test:
+    return lambda values: any(map(predicate, values))
+
+
+def _equals(field: str, value: object) -> tuple[Test, str, frozenset[str]]:
+    if isinstance(value, list):
+        if field != "args":
+            raise MatcherError("equals: a list is only for args (the exact argument list)")
+        tokens = tuple(_canonical_value(field, v, "equals") for v in value)
+        return (lambda values: values == tokens), f"equals {_quote(list(tokens))}", frozenset()
+    canonical = _canonical_value(field, value, "equals")  # type: ignore[arg-type]
+    return (
+        (lambda values: canonical in values),
+        f"equals {_quote(canonical)}",
+        frozenset({canonical}),
+    )
+
+
+def _in(field: str, items: list[str | int]) -> tuple[Test, str, frozenset[str]]:
+    if not items:
+        raise MatcherError("in: the list is empty, so nothing could match")
+    members = frozenset(_canonical_value(field, v, "in") for v in items)
+    return (
+        (lambda values: not members.isdisjoint(values)),
+        f"in {_quote(sorted(members))}",
+        members,
+    )
+
+
+def _glob(field: str, pattern: str) -> Test:
+    if field == "host":
+        pattern = _canonical_value(field, pattern, "glob")
+    elif field in PATH_FIELDS and not pattern.startswith(("/", "*")):
+        raise MatcherError(f"glob: {pattern!r} must be an absolute path pattern")
+    try:
+        return _any(compile_glob(pattern, "." if field == "host" else "/"))
+    except GlobError as exc:
+        raise MatcherError(f"glob: {pattern!r}: {exc}") from exc
+
+
+def _regex(pattern: str) -> Test:
+    try:
+        compiled = re2.compile(pattern)
+    except re2.error as exc:
+        raise MatcherError(f"regex: {pattern!r} is not valid RE2: {exc}") from exc
+    return _any(lambda value: compiled.fullmatch(value) is not None)
+
+
+def _cidr(field: str, ranges: str | list[str]) -> Test:
+    if field != "host":
+        raise MatcherError("cidr applies to host only")
+    networks = []
+    for text in [ranges] if isinstance(ranges, str) else ranges:
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as exc:
+            raise MatcherError(f"cidr: {text!r} is not a valid CIDR range: {exc}") from exc
+    if not networks:
+        raise MatcherError("cidr: the list is empty, so nothing could match")
+
+    def inside(value: str) -> bool:
+        address = _ip(value)
+        return address is not None and any(
+            address.version == net.version and address in net for net in networks
+        )
+
+    return _any(inside)
+
+
+def _prefix(field: str, tokens: list[str]) -> Test:
+    if field != "args":
+        raise MatcherError("prefix applies to args only")
+    wanted = tuple(tokens)
+    size = len(wanted)
+    return lambda values: values[:size] == wanted
+
+
+def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
+    """Compile the matcher written for ``field``. Raises ``MatcherError``."""
+    if isinstance(matcher, list):
+        test, text, names = _in(field, matcher)
+        return FieldTest(field, test, text, names)
+    if not isinstance(matcher, MatcherSpec):
+        test, text, names = _equals(field, matcher)
+        return FieldTest(field, test, text, names)
+    spec = matcher
+    parts: list[tuple[Test, str]] = []
+    names: frozenset[str] | None = None
+    if spec.equals is not None:
+        test, text, names = _equals(field, spec.equals)
+        parts.append((test, text))
+    if spec.in_ is not None:
+        test, text, in_names = _in(field, spec.in_)
+        names = in_names if names is None else names & in_names
+        parts.append((test, text))
+    if spec.glob is not None:
+        parts.append((_glob(field, spec.glob), f"glob {_quote(spec.glob)}"))
+    if spec.startsWith is not None:
+        start = _host_affix(spec.startsWith) if field == "host" else spec.startsWith
+        parts.append((_any(lambda v: v.startswith(start)), f"startsWith {_quote(start)}"))
+    if spec.endsWith is not None:
+        end = _host_affix(spec.endsWith) if field == "host" else spec.endsWith
+        parts.append((_any(lambda v: v.endswith(end)), f"endsWith {_quote(end)}"))
+    if spec.regex is not None:
+        parts.append((_regex(spec.regex), f"regex {_quote(spec.regex)}"))
+    if spec.cidr is not None:
+        parts.append((_cidr(field, spec.cidr), f"cidr {_quote(spec.cidr)}"))
+    if spec.prefix is not None:
+        parts.append((_prefix(field, spec.prefix), f"prefix {_quote(spec.prefix)}"))
+    if spec.not_ is not None:
+        inner = compile_matcher(field, spec.not_)
+        parts.append(((lambda values: not inner.test(values)), f"not ({inner.text})"))
+    if not parts:
+        raise MatcherError("an empty matcher object matches nothing; give an operator")
+    # A matcher that is not purely a set of exact names cannot name a construct.
+    exact = names if names is not None and len(parts) == 1 else frozenset()
+    if len(parts) == 1:
+        return FieldTest(field, parts[0][0], parts[0][1], exact)
+    tests = tuple(test for test, _ in parts)
+    return FieldTest(
+        field,
+        lambda values: all(test(values) for test in tests),
+        " and ".join(text for _, text in parts),
+        exact,
+    )

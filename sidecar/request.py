@@ -1,0 +1,163 @@
+"""The /check request body (CONTRACT section 2.1), parsed strictly.
+
+Unknown fields, wrong types, fields that do not belong to the action, duplicate JSON
+keys, NaN and lone surrogates are all ``RequestError`` (answered 400). The pydantic
+models here are the single source of the request schema: the HTTP app validates with
+them and /openapi.json is generated from them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from sidecar.canonical import canonical_bytes
+from sidecar.errors import RequestError
+from sidecar.subject import FILE_ACTIONS, K8S_REQUEST, NETWORK_REQUEST, PROCESS_EXEC
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_CONTEXT_BYTES = 16 * 1024
+
+ActionName = Literal[
+    "file.read", "file.write", "file.delete", "process.exec", "network.request", "k8s.request"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class K8sRequestBody(_Strict):
+    """Either attributes (verb, resource ...) or the raw ``method`` + ``path``."""
+
+    verb: StrictStr | None = None
+    group: StrictStr | None = None
+    version: StrictStr | None = None
+    resource: StrictStr | None = None
+    subresource: StrictStr | None = None
+    namespace: StrictStr | None = None
+    name: StrictStr | None = None
+    method: StrictStr | None = None
+    path: StrictStr | None = None
+
+
+class CheckRequest(_Strict):
+    """One action the agent is about to take."""
+
+    action: ActionName
+    path: StrictStr | None = None
+    realPath: StrictStr | None = None
+    cwd: StrictStr | None = None
+    argv: Annotated[list[StrictStr], Field(min_length=1, max_length=4096)] | None = None
+    commandLine: StrictStr | None = None
+    url: StrictStr | None = None
+    host: StrictStr | None = None
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] | None = None
+    scheme: StrictStr | None = None
+    method: StrictStr | None = None
+    k8s: K8sRequestBody | None = None
+    context: dict[str, Any] | None = None
+    approval: StrictStr | None = None
+    dryRun: StrictBool = False
+
+
+COMMON_FIELDS = frozenset({"action", "context", "approval", "dryRun"})
+ACTION_REQUEST_FIELDS: dict[str, frozenset[str]] = {
+    **{a: frozenset({"path", "realPath", "cwd"}) for a in FILE_ACTIONS},
+    PROCESS_EXEC: frozenset({"argv", "commandLine", "cwd"}),
+    NETWORK_REQUEST: frozenset({"url", "host", "port", "scheme", "method"}),
+    K8S_REQUEST: frozenset({"k8s"}),
+}
+
+
+def _reject_constant(name: str) -> None:
+    raise RequestError(f"{name} is not valid JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise RequestError(f"duplicate key {key!r} in a JSON object")
+        result[key] = value
+    return result
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Decode the body as strict JSON. Raises ``RequestError``."""
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"body is not UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise RequestError("body nests too deeply") from None
+
+
+def _error_field(loc: tuple[int | str, ...]) -> str:
+    parts = [
+        str(p) for p in loc if not (isinstance(p, str) and p.startswith(("list[", "function-")))
+    ]
+    return ".".join(parts)
+
+
+def _plain(value: Any) -> Any:
+    """Context as canonical JSON can hold it: floats become strings (nothing is lost)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800``)."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError("contains an invalid Unicode escape", where) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, where)
+
+
+def parse_request(data: Any) -> CheckRequest:
+    """Validate a decoded body. Raises ``RequestError`` naming the offending field."""
+    if not isinstance(data, dict):
+        raise RequestError("the body must be a JSON object")
+    _check_text(data, "")
+    try:
+        request = CheckRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = _error_field(tuple(first["loc"]))
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise RequestError(message, field or None) from None
+    allowed = ACTION_REQUEST_FIELDS[request.action] | COMMON_FIELDS
+    for name in request.model_fields_set:
+        if name not in allowed:
+            raise RequestError(f"does not apply to action {request.action}", name)
+    if request.context is not None:
+        context = _plain(request.context)
+        try:
+            size = len(canonical_bytes(context))
+        except (UnicodeEncodeError, ValueError, TypeError) as exc:
+            raise RequestError(f"cannot be recorded: {exc}", "context") from None
+        if size > MAX_CONTEXT_BYTES:
+            raise RequestError(f"is larger than {MAX_CONTEXT_BYTES} bytes", "context")
+        request = request.model_copy(update={"context": context})
+    return request
