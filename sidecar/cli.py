@@ -1,0 +1,274 @@
+"""``tollgate``: the command line (CONTRACT section 3), a thin shell over the library.
+
+Exit codes follow the contract: ``check`` 0 allow, 1 deny, 2 error; ``policy
+validate`` 0 valid, 1 invalid, 2 usage; ``audit verify`` 0 intact, 1 tampered, 2 usage.
+Every ``serve`` flag also reads ``TOLLGATE_<FLAG>`` from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from sidecar import __version__
+from sidecar.errors import PolicyError, RequestError
+
+EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors, which is also our 'error' code everywhere."""
+
+
+def _env(flag: str) -> str | None:
+    return os.environ.get("TOLLGATE_" + flag.upper().replace("-", "_")) or None
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the gate daemon")
+    serve.add_argument(
+        "--policy", default=_env("policy"), help="policy YAML file ($TOLLGATE_POLICY)"
+    )
+    serve.add_argument(
+        "--audit-dir", default=_env("audit-dir"), help="audit trail directory ($TOLLGATE_AUDIT_DIR)"
+    )
+    serve.add_argument("--host", default=_env("host") or "127.0.0.1")
+    serve.add_argument("--port", type=int, default=int(_env("port") or 9800))
+    serve.add_argument(
+        "--signing-key", default=_env("signing-key"), help="Ed25519 PKCS8 PEM key for checkpoints"
+    )
+    serve.add_argument(
+        "--policy-public-key",
+        default=_env("policy-public-key"),
+        help="accept only policies whose FILE.sig verifies with this key",
+    )
+    serve.add_argument(
+        "--require-policy-hash",
+        default=_env("require-policy-hash"),
+        help="accept only the policy with this sha256:<hex> hash",
+    )
+    serve.add_argument(
+        "--segment-bytes", type=int, default=int(_env("segment-bytes") or 64 * 2**20)
+    )
+    serve.add_argument("--log-level", default=_env("log-level") or "warning")
+    serve.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar.identity import resolve_identity
+    from sidecar.server import ServeConfig, serve
+
+    missing = [
+        flag
+        for flag, value in (("--policy", args.policy), ("--audit-dir", args.audit_dir))
+        if not value
+    ]
+    if missing:
+        print(
+            f"tollgate serve: {', '.join(missing)} required "
+            "(or TOLLGATE_POLICY / TOLLGATE_AUDIT_DIR)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    if args.require_policy_hash and not args.require_policy_hash.startswith("sha256:"):
+        print("tollgate serve: --require-policy-hash takes sha256:<hex>", file=sys.stderr)
+        return EXIT_ERROR
+    return serve(
+        ServeConfig(
+            policy=args.policy,
+            audit_dir=args.audit_dir,
+            host=args.host,
+            port=args.port,
+            signing_key=args.signing_key,
+            policy_public_key=args.policy_public_key,
+            require_policy_hash=args.require_policy_hash,
+            segment_bytes=args.segment_bytes,
+            identity=resolve_identity(),
+            log_level=args.log_level,
+        )
+    )
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser("check", help="decide one request: exit 0 allow, 1 deny, 2 error")
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument("--policy", help="evaluate offline against this policy file")
+    where.add_argument("--url", help="ask a running gate, e.g. http://127.0.0.1:9800")
+    check.add_argument("request", help="the request JSON, or - to read it from stdin")
+    check.add_argument("--explain", action="store_true", help="list every rule considered")
+    check.add_argument("--timeout", type=float, default=5.0)
+    check.set_defaults(func=_cmd_check)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.request == "-" else args.request
+    if args.url:
+        return _check_remote(args.url, text, args.timeout)
+    from sidecar.engine import evaluate_request
+    from sidecar.identity import resolve_identity
+    from sidecar.policy.loader import load_policy_file
+    from sidecar.request import parse_json_body
+
+    try:
+        policy = load_policy_file(args.policy)
+    except PolicyError as exc:
+        _print_policy_error(exc)
+        return EXIT_ERROR
+    try:
+        verdict = evaluate_request(
+            policy,
+            parse_json_body(text.encode("utf-8")),
+            identity=resolve_identity(),
+            explain=args.explain,
+        )
+    except RequestError as exc:
+        print(f"tollgate check: invalid request: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _print_json(
+        {
+            "allowed": verdict.allowed,
+            "decision": verdict.decision,
+            "reason": verdict.reason,
+            "rule": verdict.rule,
+            "risk": verdict.risk,
+            "mode": verdict.mode,
+            "policy": verdict.policy_hash,
+            "request": verdict.request,
+        }
+    )
+    if args.explain:
+        print("\n".join(verdict.trace))
+    return EXIT_ALLOW if verdict.allowed else EXIT_DENY
+
+
+def _check_remote(url: str, text: str, timeout: float) -> int:
+    """Ask a running gate; anything but a 200 with allowed: true exits 1 (deny) or 2."""
+    endpoint = url.rstrip("/") + "/v1/check"
+    request = urllib.request.Request(
+        endpoint,
+        data=text.encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read())
+        except ValueError:
+            payload = {"error": {"code": "http", "message": f"HTTP {exc.code}"}}
+        _print_json(payload)
+        return EXIT_ERROR if exc.code in (400, 413) else EXIT_DENY
+    except (OSError, ValueError) as exc:
+        print(
+            f"tollgate check: gate unreachable or answer unreadable ({exc}); treating as deny",
+            file=sys.stderr,
+        )
+        return EXIT_DENY
+    _print_json(payload)
+    return EXIT_ALLOW if isinstance(payload, dict) and payload.get("allowed") is True else EXIT_DENY
+
+
+def _print_policy_error(error: PolicyError) -> None:
+    for problem in error.problems:
+        print(f"{error.source}: {problem}", file=sys.stderr)
+
+
+def _add_policy(sub: argparse._SubParsersAction) -> None:
+    policy = sub.add_parser("policy", help="validate, test and sign policies")
+    psub = policy.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
+    validate = psub.add_parser("validate", help="check policy files; exit 0 valid, 1 invalid")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=_cmd_policy_validate)
+    test = psub.add_parser("test", help="run every *.test.yaml under the paths given")
+    test.add_argument("paths", nargs="+")
+    test.set_defaults(func=_cmd_policy_test)
+    sign = psub.add_parser("sign", help="write FILE.sig, the base64 Ed25519 signature of FILE")
+    sign.add_argument("file")
+    sign.add_argument("--key", required=True, help="Ed25519 private key (PKCS8 PEM)")
+    sign.set_defaults(func=_cmd_policy_sign)
+
+
+def _cmd_policy_validate(args: argparse.Namespace) -> int:
+    from sidecar.policy.loader import load_policy_file
+
+    failed = False
+    for path in args.files:
+        try:
+            policy = load_policy_file(path)
+        except PolicyError as exc:
+            _print_policy_error(exc)
+            failed = True
+            continue
+        for warning in policy.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
+        print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}")
+    return 1 if failed else 0
+
+
+def _cmd_policy_test(args: argparse.Namespace) -> int:
+    from sidecar.policytest import run_policy_tests
+
+    return run_policy_tests(args.paths, sys.stdout)
+
+
+def _cmd_policy_sign(args: argparse.Namespace) -> int:
+    import base64
+
+    from sidecar import keys
+    from sidecar.policy.source import signature_path
+
+    try:
+        private_key = keys.load_private_key(args.key)
+        with open(args.file, "rb") as handle:
+            data = handle.read()
+    except (OSError, ValueError) as exc:
+        print(f"tollgate policy sign: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    out = signature_path(args.file)
+    with open(out, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(private_key.sign(data)).decode("ascii") + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tollgate", description="Deny-by-default gate for AI agents.")
+    parser.add_argument("--version", action="version", version=f"tollgate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_serve(sub)
+    _add_check(sub)
+    _add_policy(sub)
+    try:
+        from sidecar.audit.commands import register as register_audit
+    except ImportError:  # pragma: no cover - only while the audit package is incomplete
+        pass
+    else:
+        register_audit(sub)
+    try:
+        from sidecar.approvals_cli import register as register_approvals
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        register_approvals(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The gate service: one /check from bytes to a durable answer.
+
+request bytes -> parse -> normalise -> evaluate (pure) -> record (durable) -> answer.
+This module owns the state the pure engine must not: the active policy, rate-limit
+buckets and the audit log. The HTTP app and the benchmarks are thin shells over
+``Gate.check``; nothing here knows about HTTP beyond the status code it suggests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sidecar import __version__
+from sidecar.audit.log import AuditLog
+from sidecar.engine import Verdict, decide
+from sidecar.errors import AuditUnavailable, PolicyError, RequestError
+from sidecar.ids import new_ulid
+from sidecar.metrics import GateMetrics
+from sidecar.normalise.request import normalise_request
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.source import PolicySource
+from sidecar.ratelimit import RateLimiter
+from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
+
+# How much of a bad request body is kept in its invalidRequest record.
+INVALID_BODY_KEEP = 2048
+
+
+@dataclass
+class Answer:
+    status: int
+    payload: dict[str, Any]
+
+
+def error_payload(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    """The JSON error shape of every non-200 answer; ``allowed`` is always false."""
+    return {"allowed": False, "error": {"code": code, "message": message, "details": details or []}}
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class PolicyState:
+    active: CompiledPolicy | None = None
+    loaded_at: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    history: list[str] = field(default_factory=list)
+
+
+class Gate:
+    def __init__(self, *, audit: AuditLog, source: PolicySource, identity: str) -> None:
+        self.audit = audit
+        self.source = source
+        self.identity = identity
+        self.metrics = GateMetrics()
+        self.limiter = RateLimiter()
+        self.policy = PolicyState()
+        self.started = time.monotonic()
+        # Long-running duties (policy watching, approval expiry ...) started with the server.
+        self.background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start_background(self) -> None:
+        for duty in self.background:
+            self._tasks.append(asyncio.ensure_future(duty()))
+
+    async def stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- policy -------------------------------------------------------------------------
+
+    async def load_policy(self) -> bool:
+        """Read the policy source; install it, or keep the last good one and record why not."""
+        try:
+            policy = self.source.read()
+        except PolicyError as exc:
+            await self.reject_policy(exc)
+            return False
+        await self.install_policy(policy)
+        return True
+
+    async def install_policy(self, policy: CompiledPolicy) -> None:
+        previous = self.policy.active
+        if previous is not None and previous.hash == policy.hash:
+            return
+        # Swapping one reference is atomic for the event loop: a check that started on
+        # the previous policy finishes on it, every later check sees the new one.
+        self.policy.active = policy
+        self.policy.loaded_at = _now_rfc3339()
+        self.policy.last_error = None
+        self.limiter.retain(policy)
+        self.metrics.policy_reloads.labels("loaded").inc()
+        self.metrics.policy_loaded.set(1)
+        await self._record_quietly(
+            "policyLoaded",
+            {
+                "policy": policy.hash,
+                "source": policy.source,
+                "rules": len(policy.rules),
+                "mode": policy.mode,
+                "defaultAction": policy.default_action,
+                "warnings": list(policy.warnings),
+                "previous": previous.hash if previous else None,
+            },
+        )
+
+    async def reject_policy(self, error: PolicyError) -> None:
+        self.policy.last_error = str(error)
+        self.policy.last_error_at = _now_rfc3339()
+        self.metrics.policy_reloads.labels("rejected").inc()
+        await self._record_quietly(
+            "policyRejected",
+            {"source": error.source, "problems": error.problems[:50], "kept": self._policy_hash()},
+        )
+
+    def _policy_hash(self) -> str | None:
+        return self.policy.active.hash if self.policy.active else None
+
+    async def _record_quietly(self, kind: str, body: dict[str, Any]) -> None:
+        """Record an operational event; a failed write is counted and shows in /ready."""
+        try:
+            await self.audit.append(kind, body)
+        except AuditUnavailable:
+            self.metrics.audit_failures.inc()
+
+    # -- checks -------------------------------------------------------------------------
+
+    async def check(self, body: bytes) -> Answer:
+        started = time.perf_counter()
+        answer = await self._check(body)
+        self.metrics.check_seconds.observe(time.perf_counter() - started)
+        return answer
+
+    async def too_large(self, head: bytes = b"") -> Answer:
+        """Answer (and record) a body over the limit; only its head was read."""
+        return await self._invalid(
+            head, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes", 413
+        )
+
+    async def _check(self, body: bytes) -> Answer:
+        if len(body) > MAX_BODY_BYTES:
+            return await self.too_large(body[:INVALID_BODY_KEEP])
+        try:
+            parsed = parse_request(parse_json_body(body))
+            policy = self.policy.active
+            if policy is None:
+                return await self._unavailable_policy(parsed.action)
+            normalised = normalise_request(parsed, self.identity)
+        except RequestError as exc:
+            details = [{"field": exc.field, "message": exc.message}] if exc.field else []
+            return await self._invalid(body, "invalid_request", str(exc), 400, details)
+        dry_run = parsed.dryRun
+        # A dry run sees spent limits (an honest preflight) but spends nothing.
+        verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
+        if verdict.decision == "allow" and not dry_run and policy.has_rate_limits:
+            self.limiter.spend(policy, verdict)
+        return await self._answer(verdict, dry_run)
+
+    async def _answer(self, verdict: Verdict, dry_run: bool) -> Answer:
+        decision_id = new_ulid()
+        record: dict[str, Any] = {
+            "decisionId": decision_id,
+            "action": verdict.action,
+            "request": verdict.request,
+            "decision": verdict.decision,
+            "allowed": verdict.allowed,
+            "rule": verdict.rule,
+            "reason": verdict.reason,
+            "risk": verdict.risk,
+            "mode": verdict.mode,
+            "policy": verdict.policy_hash,
+            "identity": self.identity,
+        }
+        if dry_run:
+            record["dryRun"] = True
+        write_started = time.perf_counter()
+        try:
+            appended = await self.audit.append("decision", record)
+        except AuditUnavailable as exc:
+            self.metrics.audit_failures.inc()
+            self.metrics.checks.labels(verdict.action, "unavailable").inc()
+            return Answer(
+                503, error_payload("unavailable", f"audit trail cannot be written: {exc}")
+            )
+        self.metrics.audit_write_seconds.observe(time.perf_counter() - write_started)
+        self.metrics.checks.labels(verdict.action, verdict.decision).inc()
+        payload: dict[str, Any] = {
+            "allowed": verdict.allowed,
+            "decision": verdict.decision,
+            "reason": verdict.reason,
+            "rule": verdict.rule,
+            "risk": verdict.risk,
+            "mode": verdict.mode,
+            "decisionId": decision_id,
+            "policy": verdict.policy_hash,
+            "audit": {"seq": appended.seq, "hash": appended.hash},
+        }
+        if dry_run:
+            payload["dryRun"] = True
+        return Answer(200, payload)
+
+    async def _unavailable_policy(self, action: str) -> Answer:
+        self.metrics.checks.labels(action, "unavailable").inc()
+        reason = "no valid policy is loaded"
+        if self.policy.last_error:
+            reason += f" (last error: {self.policy.last_error})"
+        return Answer(503, error_payload("unavailable", reason))
+
+    async def _invalid(
+        self, body: bytes, code: str, message: str, status: int, details: list[Any] | None = None
+    ) -> Answer:
+        self.metrics.checks.labels("invalid", "invalid").inc()
+        kept = body[:INVALID_BODY_KEEP].decode("utf-8", "replace")
+        await self._record_quietly(
+            "invalidRequest",
+            {
+                "code": code,
+                "message": message[:1024],
+                "bytes": len(body),
+                "body": kept,
+                "truncated": len(body) > INVALID_BODY_KEEP,
+                "identity": self.identity,
+            },
+        )
+        return Answer(status, error_payload(code, message, details))
+
+    # -- operations ---------------------------------------------------------------------
+
+    def unready_reasons(self) -> list[str]:
+        reasons = []
+        if self.policy.active is None:
+            reasons.append(
+                "no valid policy is loaded"
+                + (f": {self.policy.last_error}" if self.policy.last_error else "")
+            )
+        if not self.audit.writable:
+            reasons.append(f"audit trail is not writable: {self.audit.last_error}")
+        return reasons
+
+    def status(self) -> dict[str, Any]:
+        active = self.policy.active
+        return {
+            "policy": {
+                "hash": active.hash if active else None,
+                "source": self.source.path,
+                "loadedAt": self.policy.loaded_at,
+                "rules": len(active.rules) if active else 0,
+                "defaultAction": active.default_action if active else None,
+                "lastError": self.policy.last_error,
+                "lastErrorAt": self.policy.last_error_at,
+                "pinnedHash": self.source.required_hash,
+                "signatureRequired": self.source.public_key is not None,
+            },
+            "audit": self.audit.status(),
+            "mode": active.mode if active else None,
+            "identity": self.identity,
+            "version": __version__,
+            "uptime": round(time.monotonic() - self.started, 3),
+            "ready": not self.unready_reasons(),
+        }

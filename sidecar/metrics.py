@@ -1,0 +1,76 @@
+"""Prometheus metrics (CONTRACT 2.3, ``GET /metrics``), one registry per gate.
+
+Names follow Prometheus conventions: ``_total`` for counters, base units (seconds),
+low-cardinality labels only (action, decision, result: never a path or a host).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
+
+
+class GateMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.checks = Counter(
+            "tollgate_checks_total",
+            "Checks answered, by action and decision (invalid requests have action 'invalid').",
+            ["action", "decision"],
+            registry=self.registry,
+        )
+        self.check_seconds = Histogram(
+            "tollgate_check_duration_seconds",
+            "Time to answer a check, from body received to answer, audit write included.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_write_seconds = Histogram(
+            "tollgate_audit_write_duration_seconds",
+            "Time for an audit record to become durable (write + fsync, group commit).",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_failures = Counter(
+            "tollgate_audit_write_failures_total",
+            "Audit records that could not be written (each answered 503/deny).",
+            registry=self.registry,
+        )
+        self.policy_reloads = Counter(
+            "tollgate_policy_reloads_total",
+            "Policy loads by result (loaded, rejected).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.policy_loaded = Gauge(
+            "tollgate_policy_loaded",
+            "1 while a valid policy is active, else 0.",
+            registry=self.registry,
+        )
+        self.approvals_pending = Gauge(
+            "tollgate_approvals_pending",
+            "Approvals waiting for a human decision.",
+            registry=self.registry,
+        )
+        for result in ("loaded", "rejected"):
+            self.policy_reloads.labels(result)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

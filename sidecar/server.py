@@ -1,0 +1,115 @@
+"""``tollgate serve``: wire the audit log, the policy source and the gate, run uvicorn.
+
+Lifecycle: the audit trail is opened (and recovered) before the port is bound, so a
+corrupt trail stops the start. On start a ``startup`` record is written and the
+policy loaded (a bad policy leaves the gate up but answering 503 until a valid one
+appears). On SIGTERM uvicorn stops accepting, in-flight checks finish and are recorded,
+then a ``shutdown`` record and the final checkpoint are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+
+from sidecar import __version__
+from sidecar.app import create_app
+from sidecar.audit.log import AuditLog
+from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
+from sidecar.gate import Gate
+from sidecar.policy.source import PolicySource
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    policy: str
+    audit_dir: str
+    host: str = "127.0.0.1"
+    port: int = 9800
+    signing_key: str | None = None
+    policy_public_key: str | None = None
+    require_policy_hash: str | None = None
+    segment_bytes: int = 64 * 2**20
+    identity: str = "local"
+    log_level: str = "warning"
+
+
+def build_gate(config: ServeConfig) -> Gate:
+    """Open the audit trail and prepare the gate (synchronous; raises ``TollgateError``)."""
+    from sidecar import keys  # the audit issue's key handling
+
+    signer = keys.load_signer(config.signing_key) if config.signing_key else None
+    public_key = (
+        keys.load_public_key(config.policy_public_key) if config.policy_public_key else None
+    )
+    audit = AuditLog.open(
+        config.audit_dir,
+        identity=config.identity,
+        signer=signer,
+        segment_bytes=config.segment_bytes,
+    )
+    source = PolicySource(
+        os.path.abspath(config.policy),
+        public_key=public_key,
+        required_hash=config.require_policy_hash,
+    )
+    return Gate(audit=audit, source=source, identity=config.identity)
+
+
+def make_app(gate: Gate, config: ServeConfig):  # type: ignore[no-untyped-def]
+    async def startup() -> None:
+        await gate.audit.start()
+        try:
+            await gate.audit.append(
+                "startup",
+                {
+                    "version": __version__,
+                    "identity": gate.identity,
+                    "pid": os.getpid(),
+                    "listen": f"{config.host}:{config.port}",
+                    "policySource": gate.source.path,
+                },
+            )
+        except AuditUnavailable:
+            gate.metrics.audit_failures.inc()
+        await gate.load_policy()
+        gate.start_background()
+
+    async def shutdown() -> None:
+        await gate.stop_background()
+        try:
+            await gate.audit.append("shutdown", {"reason": "signal", "identity": gate.identity})
+        except AuditUnavailable:
+            gate.metrics.audit_failures.inc()
+        await gate.audit.close()
+
+    return create_app(gate, on_startup=startup, on_shutdown=shutdown)
+
+
+def serve(config: ServeConfig) -> int:
+    try:
+        gate = build_gate(config)
+    except AuditCorrupt as exc:
+        print(f"tollgate: audit trail is corrupt, refusing to start: {exc}", file=sys.stderr)
+        return 1
+    except (TollgateError, OSError, ValueError) as exc:
+        print(f"tollgate: cannot start: {exc}", file=sys.stderr)
+        return 1
+    app = make_app(gate, config)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = uvicorn.Server(uv_config)
+    asyncio.run(server.serve())
+    return 0 if server.started else 1
