@@ -103,6 +103,8 @@ def glob_to_regex(pattern: str, sep: str = "/") -> str:
 
 def compile_glob(pattern: str, sep: str = "/") -> GlobTest:
     """Compile ``pattern`` to a predicate on one string. Raises ``GlobError``."""
+    if not pattern:
+        raise GlobError("empty pattern")
     if not _SPECIAL.intersection(pattern):
         return pattern.__eq__
     tail = sep + "**"

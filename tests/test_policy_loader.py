@@ -1,0 +1,201 @@
+"""Policy loading (CONTRACT section 1, "Validation is strict"): every error names the
+file, the rule and the key, and a policy with any error is never half-loaded."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from sidecar.errors import PolicyError
+from sidecar.policy.loader import load_policy_bytes, load_policy_file
+
+DESIGN_NOTES = """\
+version: 1
+defaultAction: deny
+rules:
+  - action: file.read
+    path:
+      glob: "/app/data/**"
+    decision: allow
+  - action: file.write
+    path:
+      glob: "/app/output/**"
+    decision: allow
+  - action: process.exec
+    decision: deny
+  - action: network.request
+    host:
+      in: ["api.openai.com", "api.anthropic.com"]
+    decision: allow
+  - action: network.request
+    host:
+      endsWith: ".internal.svc.cluster.local"
+    decision: allow
+"""
+
+
+def problems_of(text: str, source: str = "p.yaml") -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        load_policy_bytes(text.encode(), source)
+    assert info.value.source == source
+    assert source in str(info.value)
+    return info.value.problems
+
+
+def test_design_notes_policy_loads_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "design.yaml"
+    path.write_bytes(DESIGN_NOTES.encode())
+    policy = load_policy_file(path)
+    assert policy.hash == "sha256:" + hashlib.sha256(DESIGN_NOTES.encode()).hexdigest()
+    assert [r.id for r in policy.rules] == [f"rules[{i}]" for i in range(5)]
+    assert policy.default_action == "deny" and policy.mode == "enforce"
+
+
+def test_hash_changes_with_any_byte() -> None:
+    a = load_policy_bytes(DESIGN_NOTES.encode(), "a")
+    b = load_policy_bytes((DESIGN_NOTES + "\n").encode(), "b")
+    assert a.hash != b.hash
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nrules:\n  - {id: r, action: file.read, decision: allow, pth: /x}\n",
+            "rules[0] (id 'r'): pth: unknown key",
+        ),
+        ("version: 1\nextra: 1\n", "extra: unknown key"),
+        ("version: 2\n", "version"),
+        ("version: 1\nrules:\n  - {action: file.read, decision: maybe}\n", "rules[0]: decision"),
+        (
+            "version: 1\nrules:\n  - {action: file.read, decision: allow, risk: extreme}\n",
+            "rules[0]: risk",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, decision: allow, path: {glob: 3}}\n",
+            "rules[0]: path",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, decision: allow, path: {gob: '/x'}}\n",
+            "rules[0]: path.gob: unknown key",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, decision: allow, rateLimit: {count: 0, per: 1s}}\n",
+            "rules[0]: rateLimit.count",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, decision: allow, rateLimit: {count: 1, per: soon}}\n",
+            "rules[0]: rateLimit.per",
+        ),
+        ("version: 1\ndefaultAction: maybe\n", "defaultAction"),
+        ("version: 1\nmode: yolo\n", "mode"),
+        ("version: '1'\n", "version"),
+    ],
+)
+def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
+    problems = problems_of(text)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            "{id: r, action: file.read, decision: allow, host: x.com}",
+            "rules[0] (id 'r'): host: action file.read has no field 'host'",
+        ),
+        (
+            "{action: process.exec, decision: allow, path: /x}",
+            "rules[0]: path: action process.exec has no field",
+        ),
+        (
+            "{action: network.request, decision: allow, verb: get}",
+            "rules[0]: verb: action network.request",
+        ),
+        ("{action: file.delete, decision: allow, path: {glob: '/x/[ab'}}", "rules[0]: path: glob"),
+        (
+            "{action: process.exec, decision: allow, command: {regex: '(a'}}",
+            "rules[0]: command: regex",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: {regex: '(a)\\1'}}",
+            "rules[0]: command: regex",
+        ),
+        (
+            "{action: process.exec, decision: allow, args: {cidr: 10.0.0.0/8}}",
+            "cidr applies to host only",
+        ),
+        (
+            "{action: file.read, decision: allow, path: {prefix: [a]}}",
+            "prefix applies to args only",
+        ),
+        ("{action: file.read, decision: allow, path: relative/x}", "must be an absolute path"),
+        ("{action: file.read, decision: allow, path: {in: []}}", "the list is empty"),
+        ("{action: file.read, decision: allow, path: {}}", "empty matcher"),
+        ("{action: file.raed, decision: allow}", "rules[0]: action: unknown action 'file.raed'"),
+        ("{action: 'net.*', decision: allow}", "wildcard 'net.*' matches no action"),
+        ("{action: 'file.*', decision: allow, verb: get}", "no action matched by the wildcard"),
+        (
+            "{action: file.read, decision: deny, rateLimit: {count: 1, per: 1s}}",
+            "only allow rules can have a rateLimit",
+        ),
+        ("{action: network.request, decision: allow, port: 70000}", "not a port number"),
+    ],
+)
+def test_semantic_errors_name_rule_and_key(rule: str, expected: str) -> None:
+    problems = problems_of(f"version: 1\nrules:\n  - {rule}\n")
+    assert any(expected in p for p in problems), problems
+
+
+def test_duplicate_ids_are_errors_including_defaults() -> None:
+    problems = problems_of(
+        "version: 1\nrules:\n"
+        "  - {id: a, action: file.read, decision: allow}\n"
+        "  - {id: a, action: file.read, decision: deny}\n"
+        "  - {action: file.read, decision: deny}\n"
+        "  - {id: 'rules[2]', action: file.read, decision: deny}\n"
+    )
+    assert any("rules[1] (id 'a'): id: duplicate id, also used by rules[0]" in p for p in problems)
+    assert any("rules[3] (id 'rules[2]'): id: duplicate id" in p for p in problems)
+
+
+def test_every_semantic_problem_is_reported_at_once() -> None:
+    problems = problems_of(
+        "version: 1\nrules:\n"
+        "  - {action: file.read, decision: allow, host: x}\n"
+        "  - {action: process.exec, decision: allow, command: {regex: '('}}\n"
+    )
+    assert len(problems) == 2
+
+
+def test_duplicate_yaml_keys_are_errors() -> None:
+    problems = problems_of("version: 1\nrules: []\nrules: []\n")
+    assert any("duplicate key 'rules'" in p for p in problems)
+
+
+def test_invalid_yaml_and_non_mapping() -> None:
+    assert "invalid YAML" in problems_of("version: 1\nrules: [\n")[0]
+    assert "mapping" in problems_of("- a\n- b\n")[0]
+    assert "mapping" in problems_of("")[0]
+
+
+def test_yaml_tags_cannot_construct_objects() -> None:
+    problems = problems_of("version: 1\nrules: !!python/object/apply:os.system ['true']\n")
+    assert any("invalid YAML" in p for p in problems)
+
+
+def test_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_file(tmp_path / "missing.yaml")
+    assert "cannot read" in info.value.problems[0]
+
+
+def test_warnings_for_risky_but_valid_policies() -> None:
+    policy = load_policy_bytes(b"version: 1\ndefaultAction: allow\n", "p")
+    assert any("defaultAction: allow" in w for w in policy.warnings)
+
+
+def test_trusted_paths_must_be_absolute() -> None:
+    assert any("trustedPaths[0]" in p for p in problems_of("version: 1\ntrustedPaths: [bin]\n"))
