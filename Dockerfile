@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Tollgate sidecar image (issue 8; deployment notes in docs/deploy.md).
+#
+# Two stages: "build" turns the source into a wheel and installs it into /opt/venv;
+# the final stage copies only that venv onto a clean slim base, so no compiler, build
+# backend or source tree reaches the image. tests/test_wheel_install.py performs the
+# same install (the built wheel into a fresh venv) and starts the daemon from it as
+# uid 65532 on a read-only root file system.
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sidecar/ sidecar/
+# The venv has no pip of its own: the base image's pip installs into it, so the final
+# image carries no package installer in the venv.
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+    && python -m venv --without-pip /opt/venv \
+    && pip --python /opt/venv/bin/python install /wheels/tollgate-*.whl
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="tollgate" \
+      org.opencontainers.image.description="Deny-by-default policy gate for AI agents (Kubernetes sidecar)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/venv /opt/venv
+# The root file system is read-only in the pod: bytecode is compiled at build time, the
+# only writable places are the audit volume and the /tmp emptyDir.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TMPDIR=/tmp \
+    TOLLGATE_POLICY=/etc/tollgate/policy/policy.yaml \
+    TOLLGATE_AUDIT_DIR=/var/lib/tollgate/audit
+# 65532 is the conventional "nonroot" uid/gid; no passwd entry is needed.
+USER 65532:65532
+EXPOSE 9800
+ENTRYPOINT ["tollgate", "serve"]

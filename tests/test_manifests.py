@@ -1,0 +1,344 @@
+"""The k8s/ manifests (issue 8, part 2): the properties users rely on, and schema validity.
+
+Each test reads the manifests exactly as ``kubectl apply -k k8s/`` would see them and
+asserts one promise of docs/deploy.md: the native sidecar and its probes, the restricted
+security context, resources, the secret mounted only into the sidecar, downward-API
+identity, no service-account token, and default-deny egress.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+K8S = REPO / "k8s"
+KUBERNETES_VERSION = "1.31.0"
+GATE_PORT = 9800
+
+
+def _kustomization() -> dict[str, Any]:
+    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+
+
+def _manifest_files() -> list[Path]:
+    return [K8S / name for name in _kustomization()["resources"]]
+
+
+def _resources() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in _manifest_files():
+        found.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+    return found
+
+
+def _one(kind: str) -> dict[str, Any]:
+    matches = [r for r in _resources() if r["kind"] == kind]
+    assert len(matches) == 1, f"expected one {kind}, found {len(matches)}"
+    return matches[0]
+
+
+def _pod_spec() -> dict[str, Any]:
+    return _one("Deployment")["spec"]["template"]["spec"]
+
+
+def _sidecar() -> dict[str, Any]:
+    (gate,) = [c for c in _pod_spec()["initContainers"] if c["name"] == "tollgate"]
+    return gate
+
+
+def _agent() -> dict[str, Any]:
+    (agent,) = _pod_spec()["containers"]
+    return agent
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_kustomization_lists_every_manifest_in_the_directory() -> None:
+    listed = {path.name for path in _manifest_files()}
+    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+
+
+def test_gate_is_a_native_sidecar_that_gates_agent_start_on_ready() -> None:
+    gate = _sidecar()
+    assert gate["restartPolicy"] == "Always"
+    assert gate["ports"] == [{"name": "gate", "containerPort": GATE_PORT, "protocol": "TCP"}]
+    startup = " ".join(gate["startupProbe"]["exec"]["command"])
+    assert "/ready" in startup
+    assert "/health" in " ".join(gate["livenessProbe"]["exec"]["command"])
+    # The agent starts only after the startup probe passes; give it room to load.
+    probe = gate["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 30
+
+
+def test_gate_listens_on_loopback_only() -> None:
+    env = _env(_sidecar())
+    assert env["TOLLGATE_HOST"] == "127.0.0.1"
+    assert env["TOLLGATE_PORT"] == str(GATE_PORT)
+    assert _env(_agent())["TOLLGATE_URL"] == f"http://127.0.0.1:{GATE_PORT}"
+    # httpGet probes come from the node and cannot reach a loopback listener.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert "httpGet" not in _sidecar().get(probe, {})
+
+
+@pytest.mark.parametrize("container", ["tollgate", "agent"])
+def test_containers_run_restricted(container: str) -> None:
+    pod = _pod_spec()
+    spec = _sidecar() if container == "tollgate" else _agent()
+    ctx = spec["securityContext"]
+    assert ctx["runAsNonRoot"] is True
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # A read-only root still needs somewhere for temporary files.
+    tmp = [m for m in spec["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert len(tmp) == 1
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[tmp[0]["name"]]
+
+
+def test_sidecar_runs_as_the_image_user_with_group_access_to_its_volumes() -> None:
+    pod_ctx = _pod_spec()["securityContext"]
+    assert _sidecar()["securityContext"]["runAsUser"] == 65532
+    assert pod_ctx["fsGroup"] == 65532
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "USER 65532:65532" in dockerfile
+
+
+def test_sidecar_resources() -> None:
+    assert _sidecar()["resources"] == {
+        "requests": {"memory": "64Mi", "cpu": "50m"},
+        "limits": {"memory": "128Mi", "cpu": "500m"},
+    }
+
+
+def test_policy_configmap_is_mounted_read_only_as_a_directory() -> None:
+    gate = _sidecar()
+    volumes = {v["name"]: v for v in _pod_spec()["volumes"]}
+    configmap = _one("ConfigMap")
+    (mount,) = [m for m in gate["volumeMounts"] if m["name"] == "policy"]
+    assert volumes["policy"]["configMap"]["name"] == configmap["metadata"]["name"]
+    assert mount["readOnly"] is True
+    # A subPath mount would never see ConfigMap updates, so the policy could not rotate.
+    assert "subPath" not in mount
+    assert _env(gate)["TOLLGATE_POLICY"] == mount["mountPath"] + "/policy.yaml"
+    assert "policy.yaml" in configmap["data"]
+
+
+def test_policy_configmap_ships_the_baseline_policy() -> None:
+    shipped = _one("ConfigMap")["data"]["policy.yaml"]
+    assert shipped == (REPO / "policies" / "baseline.yaml").read_text()
+
+
+def test_audit_volume_is_a_claim_with_a_single_writer() -> None:
+    deployment = _one("Deployment")
+    pvc = _one("PersistentVolumeClaim")
+    volumes = {v["name"]: v for v in _pod_spec()["volumes"]}
+    assert volumes["audit"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    (mount,) = [m for m in _sidecar()["volumeMounts"] if m["name"] == "audit"]
+    assert _env(_sidecar())["TOLLGATE_AUDIT_DIR"] == mount["mountPath"]
+    assert not mount.get("readOnly", False)
+    # Two pods appending to one hash chain would fork it.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_signing_key_is_mounted_only_into_the_sidecar() -> None:
+    secret = _one("Secret")
+    pod = _pod_spec()
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (key_volume,) = [
+        name
+        for name, v in volumes.items()
+        if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]
+    ]
+    mounted_by = [
+        c["name"]
+        for c in pod["initContainers"] + pod["containers"]
+        if any(m["name"] == key_volume for m in c.get("volumeMounts", []))
+    ]
+    assert mounted_by == ["tollgate"]
+    (mount,) = [m for m in _sidecar()["volumeMounts"] if m["name"] == key_volume]
+    assert mount["readOnly"] is True
+    assert _env(_sidecar())["TOLLGATE_SIGNING_KEY"] == mount["mountPath"] + "/tollgate.key"
+    # Group-readable for the fsGroup, nothing for others.
+    assert volumes[key_volume]["secret"]["defaultMode"] == 0o440
+    # No key material in git: the Secret is filled in by the operator.
+    assert "data" not in secret
+    assert "stringData" not in secret
+
+
+def test_agent_sees_no_gate_internals() -> None:
+    gate_volumes = {m["name"] for m in _sidecar()["volumeMounts"]}
+    agent_volumes = {m["name"] for m in _agent()["volumeMounts"]}
+    assert gate_volumes.isdisjoint(agent_volumes)
+
+
+def test_identity_comes_from_the_downward_api() -> None:
+    env = _env(_sidecar())
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["SERVICE_ACCOUNT"] == {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}
+
+
+def test_service_account_mounts_no_token() -> None:
+    account = _one("ServiceAccount")
+    pod = _pod_spec()
+    assert account["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_egress_is_denied_except_dns_and_https() -> None:
+    policy = _one("NetworkPolicy")["spec"]
+    pod_labels = _one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = policy["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Egress"]
+    allowed = {
+        (port.get("protocol", "TCP"), port["port"])
+        for rule in policy["egress"]
+        for port in rule["ports"]
+    }
+    assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    # Every egress rule names its ports: none opens all traffic to some peer.
+    assert all(rule.get("ports") for rule in policy["egress"])
+
+
+def _kubernetes_validate() -> list[str]:
+    if importlib.util.find_spec("kubernetes_validate") is None:
+        pytest.skip("kubernetes-validate is not installed (pip install kubernetes-validate)")
+    script = Path(sys.executable).parent / "kubernetes-validate"
+    found = str(script) if script.exists() else shutil.which("kubernetes-validate")
+    if found is None:
+        pytest.skip("the kubernetes-validate command is not on PATH")
+    return [found, "--strict", "--kubernetes-version", KUBERNETES_VERSION]
+
+
+def test_every_manifest_is_valid_for_kubernetes_1_31_strict() -> None:
+    command = _kubernetes_validate()
+    files = [str(path) for path in _manifest_files()]
+    result = subprocess.run(
+        [*command, *files], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # One "passed" line per resource: nothing was skipped as unknown.
+    assert result.stdout.count("passed") + result.stderr.count("passed") == len(_resources())
+
+
+def test_strict_validation_rejects_an_unknown_field(tmp_path: Path) -> None:
+    """Guards the test above: a misspelt field must fail, not pass silently."""
+    command = _kubernetes_validate()
+    deployment = _one("Deployment")
+    deployment["spec"]["template"]["spec"]["initContainers"][0]["restartPolicyy"] = "Always"
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(yaml.safe_dump(deployment))
+    result = subprocess.run(
+        [*command, str(broken)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    assert "restartPolicyy" in result.stdout + result.stderr
+
+
+def test_kustomize_build_is_valid(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; cannot run kustomize")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    resources = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    assert sorted(r["kind"] for r in resources) == sorted(r["kind"] for r in _resources())
+    images = {
+        c["name"]: c["image"]
+        for r in resources
+        if r["kind"] == "Deployment"
+        for c in r["spec"]["template"]["spec"]["initContainers"]
+        + r["spec"]["template"]["spec"]["containers"]
+    }
+    # Images are pinned to a tag; nothing runs ":latest" or untagged.
+    for image in images.values():
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+    output = tmp_path / "built.yaml"
+    output.write_text(built.stdout)
+    command = _kubernetes_validate()
+    result = subprocess.run(
+        [*command, str(output)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _StatusHandler(BaseHTTPRequestHandler):
+    """Answers /health 200 and /ready with the status the test sets."""
+
+    ready_status = 200
+
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/health" else type(self).ready_status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _probe_commands() -> dict[str, list[str]]:
+    gate = _sidecar()
+    return {
+        name: gate[name]["exec"]["command"]
+        for name in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+
+
+def _run_probe(command: list[str], port: int) -> int:
+    # The probe runs with the container's environment; "python" is the image's python.
+    assert command[0] == "python"
+    env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")}
+    result = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, timeout=10, check=False
+    )
+    return result.returncode
+
+
+def test_probe_commands_follow_the_gate_status() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        probes = _probe_commands()
+        _StatusHandler.ready_status = 200
+        assert {name: _run_probe(cmd, port) for name, cmd in probes.items()} == {
+            "startupProbe": 0,
+            "readinessProbe": 0,
+            "livenessProbe": 0,
+        }
+        # Not ready (no valid policy, audit not writable): the agent must not start.
+        _StatusHandler.ready_status = 503
+        assert _run_probe(probes["startupProbe"], port) != 0
+        assert _run_probe(probes["readinessProbe"], port) != 0
+        assert _run_probe(probes["livenessProbe"], port) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Nothing listening at all fails every probe.
+    assert all(_run_probe(cmd, port) != 0 for cmd in _probe_commands().values())
