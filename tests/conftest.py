@@ -20,3 +20,21 @@ def write_policy(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start real daemons; every one started is stopped at the end of the test."""
+    from tests.daemon import Daemon
+
+    started: list[Daemon] = []
+
+    def start(policy: Path, *extra: str, audit_dir: Path | None = None, wait_ready: bool = True,
+              env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(policy, audit_dir or tmp_path / f"audit-{len(started)}", *extra, env=env)
+        started.append(daemon)
+        return daemon.start(wait_ready=wait_ready)
+
+    yield start
+    for daemon in started:
+        daemon.stop()

@@ -1,0 +1,110 @@
+"""Run the real gate daemon (``python -m sidecar.cli serve``) on a free loopback port.
+
+Tests talk to it over real HTTP, read its real audit files and stop it with real
+signals; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Daemon:
+    def __init__(
+        self,
+        policy: Path,
+        audit_dir: Path,
+        *extra_args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.audit_dir = audit_dir
+        self.extra_args = extra_args
+        self.env = {**os.environ, "TOLLGATE_IDENTITY": "test/agent/pod-1", **(env or {})}
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client: httpx.Client | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 20.0) -> Daemon:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "sidecar.cli", "serve",
+                "--policy", str(self.policy), "--audit-dir", str(self.audit_dir),
+                "--port", str(self.port), *self.extra_args,
+            ],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=self.url, timeout=10.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited early: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                response = self.client.get("/ready" if wait_ready else "/health")
+                if response.status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("daemon did not become ready")
+
+    def check(self, body: dict[str, Any] | str | bytes, **kwargs: Any) -> httpx.Response:
+        assert self.client is not None
+        if isinstance(body, dict):
+            return self.client.post("/check", json=body, **kwargs)
+        return self.client.post("/check", content=body, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        assert self.client is not None
+        return self.client.get(path)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        return code
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every audit record on disk, in order, across segments."""
+        found: list[dict[str, Any]] = []
+        for segment in sorted((self.audit_dir / "segments").glob("*.jsonl")):
+            with segment.open("rb") as handle:
+                found.extend(json.loads(line) for line in handle if line.strip())
+        return found
