@@ -22,15 +22,19 @@ kube-apiserver's RequestInfo resolver does (``k8s.io/apiserver/pkg/endpoints/req
 Resources are in RBAC form (``pods/exec``). Names are kept exactly as written
 (case-sensitive). Where Tollgate and the apiserver could read a path differently, the
 path is rejected with ``RequestError(..., "k8s.path")`` instead of guessed at: ``.`` and
-``..`` segments, ``//``, percent-encoded ``/ \\ . % ?``, invalid escapes, invalid UTF-8,
-spaces, backslashes, ``#``, control characters, relative paths, ``;`` in the query, a
-query given both in the path and separately. Percent-encoded ordinary characters are
-decoded first (``%73ecrets`` is ``secrets``), as the apiserver does.
+``..`` segments, ``//``, percent-encoded ``/ \\ . % ? #``, invalid escapes, invalid
+UTF-8, whitespace, backslashes, ``#``, control, zero-width and bidi characters, relative
+paths and full URLs, ``;`` in the query, a query given both in the path and separately,
+a ``watch`` value that is not ASCII, a path over 4096 or a query over 16384 bytes.
+Percent-encoded ordinary characters are decoded first (``%73ecrets`` is ``secrets``),
+as the apiserver does.
 
 Documented divergences, all towards the stricter reading:
 
 * only GET, HEAD, POST, PUT, PATCH and DELETE are accepted (case-insensitively);
-  the apiserver gives other methods an empty verb;
+  the apiserver gives other methods an empty verb on resource paths;
+* everything listed above as rejected, which the apiserver would accept or route
+  differently;
 * a ``metadata.name`` field selector names the request only when the other list
   options certainly decode: ``limit``/``timeoutSeconds`` are checked exactly, but a
   ``labelSelector`` is only recognised in its equality/existence forms
@@ -79,8 +83,11 @@ _GROUPLESS_PREFIX = "api"
 _PATH_PREFIX_VERBS = frozenset({"proxy", "watch"})
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 
-# Literal characters no client puts in a request path: controls, space, backslash, '#'.
-_UNSAFE_PATH_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f\\#]")
+# Characters no Kubernetes name contains and that only serve to deceive a reader:
+# controls, (Unicode) whitespace, zero-width and bidirectional formatting characters.
+_INVISIBLE = r"\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
+# Literal characters no client puts in a request path: the above, backslash, '#'.
+_UNSAFE_PATH_CHAR = re.compile(rf"[{_INVISIBLE}\\#]")
 # In a query: controls, space, '#', and ';' (a separator to some servers, not to Go).
 _UNSAFE_QUERY_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f#;]")
 _DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -89,7 +96,7 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 # Bytes that must not arrive percent-encoded in a path: they would change routing.
 _FORBIDDEN_ENCODED = frozenset(b"/\\.%?#") | frozenset(range(0x21)) | {0x7F}
 # Attribute values: one path segment, printable, no escapes.
-_UNSAFE_SEGMENT_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f/\\%#?]")
+_UNSAFE_SEGMENT_CHAR = re.compile(rf"[{_INVISIBLE}/\\%#?]")
 
 # Go's strconv.ParseInt(s, 10, 64) syntax (range checked separately).
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -291,8 +298,8 @@ def _check_segment(value: str, field: str) -> None:
         raise RequestError(f"must not be {value!r}", field)
     if _UNSAFE_SEGMENT_CHAR.search(value):
         raise RequestError(
-            "must be one path segment without '/', '%', '\\', '#', '?', spaces or control "
-            "characters",
+            "must be one path segment without '/', '%', '\\', '#', '?', whitespace or "
+            "control characters",
             field,
         )
     if len(value.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
@@ -308,7 +315,7 @@ def _decode_path(raw: str) -> str:
         raise RequestError("must not contain '//'", PATH_FIELD)
     if _UNSAFE_PATH_CHAR.search(raw):
         raise RequestError(
-            "must not contain spaces, backslashes, '#' or control characters", PATH_FIELD
+            "must not contain whitespace, backslashes, '#' or control characters", PATH_FIELD
         )
     if "%" not in raw:
         return raw
@@ -322,7 +329,7 @@ def _decode_path(raw: str) -> str:
             )
     decoded = _utf8(unquote_to_bytes(raw))
     if _UNSAFE_PATH_CHAR.search(decoded):
-        raise RequestError("decodes to control characters", PATH_FIELD)
+        raise RequestError("decodes to whitespace or control characters", PATH_FIELD)
     return decoded
 
 
