@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sidecar.gate import Gate, error_payload
+from sidecar.openapi import build_openapi
 from sidecar.request import MAX_BODY_BYTES
 
 JSON_TYPE = "application/json"
@@ -80,6 +81,11 @@ def create_app(
     async def metrics(_: Request) -> Response:
         return Response(gate.metrics.render(), media_type=gate.metrics.content_type)
 
+    openapi_document = json.dumps(build_openapi()).encode("utf-8")
+
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_document, media_type=JSON_TYPE)
+
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -105,6 +111,7 @@ def create_app(
         Route("/ready", ready, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

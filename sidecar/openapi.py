@@ -1,0 +1,182 @@
+"""``GET /openapi.json``: OpenAPI 3.1, generated from the pydantic models the gate uses.
+
+The request schema is ``sidecar.request.CheckRequest`` itself, the model every /check
+body is validated with, so the description cannot drift from the behaviour. The
+answer models below describe what ``sidecar.gate`` and ``sidecar.app`` send; the
+schemathesis run in the tests checks live answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from sidecar import __version__
+from sidecar.request import MAX_BODY_BYTES, CheckRequest
+
+
+class AuditRef(BaseModel):
+    seq: int = Field(description="Sequence number of the decision's audit record")
+    hash: str = Field(description="Hex RFC 6962 leaf hash of that record")
+
+
+class ApprovalRef(BaseModel):
+    id: str
+    status: Literal["pending", "approved", "denied", "expired", "redeemed"]
+    expiresAt: str
+
+
+class CheckAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    allowed: bool = Field(description="The bit a client acts on")
+    decision: Literal["allow", "deny", "require_approval"]
+    reason: str
+    rule: str | None
+    risk: Literal["low", "medium", "high"] | None
+    mode: Literal["enforce", "audit"]
+    decisionId: str
+    policy: str = Field(description="sha256:<hex> of the policy file that decided")
+    audit: AuditRef
+    approval: ApprovalRef | None = None
+    dryRun: bool | None = None
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorAnswer(BaseModel):
+    allowed: Literal[False]
+    error: ErrorDetail
+
+
+class HealthAnswer(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyAnswer(BaseModel):
+    status: Literal["ready", "unavailable"]
+    reasons: list[str] | None = None
+
+
+class StatusAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    policy: dict[str, Any]
+    audit: dict[str, Any]
+    mode: str | None
+    identity: str
+    version: str
+    uptime: float
+
+
+MODELS: list[type[BaseModel]] = [
+    CheckRequest, CheckAnswer, ErrorAnswer, HealthAnswer, ReadyAnswer, StatusAnswer,
+]  # fmt: skip
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "invalid_request: malformed JSON, unknown or missing fields, bad values",
+        413: f"too_large: body over {MAX_BODY_BYTES} bytes",
+        503: "unavailable: no valid policy, or the audit trail cannot be written",
+        404: "not_found",
+    }
+    return {str(code): _json(ErrorAnswer, text[code]) for code in codes}
+
+
+def build_openapi(
+    extra_paths: dict[str, Any] | None = None, extra_models: list[type[BaseModel]] | None = None
+) -> dict[str, Any]:
+    models = MODELS + (extra_models or [])
+    _, schemas = models_json_schema(
+        [(m, "validation" if m is CheckRequest else "serialization") for m in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    check = {
+        "summary": "Decide one action before the agent takes it",
+        "description": "Answers 200 for every decision; act only on allowed: true.",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(CheckRequest)}},
+        },
+        "responses": {
+            "200": _json(CheckAnswer, "The decision, after its audit record is durable"),
+            **_errors(400, 413, 503),
+        },
+    }
+    paths: dict[str, Any] = {
+        "/check": {"post": {**check, "operationId": "check"}},
+        "/v1/check": {"post": {**check, "operationId": "checkV1"}},
+        "/health": {
+            "get": {
+                "operationId": "health",
+                "summary": "Liveness",
+                "responses": {"200": _json(HealthAnswer, "The process serves")},
+            }
+        },
+        "/ready": {
+            "get": {
+                "operationId": "ready",
+                "summary": "Readiness: a valid policy is active and the audit trail is writable",
+                "responses": {
+                    "200": _json(ReadyAnswer, "Ready"),
+                    "503": _json(ReadyAnswer, "Not ready, with reasons"),
+                },
+            }
+        },
+        "/v1/status": {
+            "get": {
+                "operationId": "status",
+                "summary": "Policy, audit trail and identity",
+                "responses": {"200": _json(StatusAnswer, "Status")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+    paths.update(extra_paths or {})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tollgate",
+            "version": __version__,
+            "description": "Deny-by-default gate for AI agents.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
