@@ -516,6 +516,8 @@ def test_ambiguous_paths_are_rejected(url: str) -> None:
         ("GET", "/api/v1/namespaces/o/pods/p/log", []),
         ("GET", "/api/v1/namespaces/o/pods/p", []),
         ("GET", "/pods/exec", []),
+        ("GET", "/api/v1/nodes/n1/proxy/exec/ns/pod/c", ["create"]),
+        ("GET", "/api/v1/nodes/n1", []),
     ],
 )
 def test_streaming_get_is_also_evaluated_as_create(

@@ -68,7 +68,9 @@ KNOWN_VERBS = REST_VERBS | frozenset(
 
 # Subresources whose GET opens a stream (websocket) doing what a create would; the
 # contract evaluates such a GET also as ``create`` (RBAC needs only ``get`` for them).
-STREAMING_SUBRESOURCES = frozenset({"pods/exec", "pods/attach", "pods/portforward"})
+# GET on these opens an interactive stream; nodes/proxy reaches the kubelet's own
+# exec and attach endpoints, a known way around RBAC that only needs get.
+STREAMING_SUBRESOURCES = frozenset({"pods/exec", "pods/attach", "pods/portforward", "nodes/proxy"})
 
 _METHOD_VERBS = {
     "GET": "get",
@@ -141,8 +143,9 @@ class K8sAttributes:
 def also_evaluated_as(attributes: K8sAttributes) -> tuple[K8sAttributes, ...]:
     """The extra subjects a request is also evaluated as (the strictest decision wins).
 
-    A GET on pods/exec, pods/attach or pods/portforward (a websocket stream) is also a
-    ``create``: RBAC lets ``get`` open these streams, which is the bypass this closes.
+    A GET on pods/exec, pods/attach or pods/portforward (a websocket stream), or on
+    nodes/proxy (the kubelet's exec), is also a ``create``: RBAC lets ``get`` open
+    these streams, which is the bypass this closes.
     The group is not checked, so a same-named resource of another group is treated the
     same way (stricter, never looser).
     """

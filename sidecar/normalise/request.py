@@ -14,7 +14,12 @@ from typing import Any
 from sidecar.errors import RequestError
 from sidecar.normalise.commands import analyse_command
 from sidecar.normalise.hosts import canonical_host, default_port, host_forms, parse_url
-from sidecar.normalise.k8s import K8sAttributes, from_attributes, resolve_request
+from sidecar.normalise.k8s import (
+    K8sAttributes,
+    also_evaluated_as,
+    from_attributes,
+    resolve_request,
+)
 from sidecar.normalise.paths import normalise_path
 from sidecar.request import CheckRequest
 from sidecar.subject import (
@@ -28,9 +33,6 @@ from sidecar.subject import (
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
 _METHOD = re.compile(r"^[A-Z]{1,32}$")
-# Reading these subresources with GET opens an interactive stream (WebSocket), so a
-# get is as strong as a create: RBAC needs only get, the gate evaluates both.
-STREAMING_SUBRESOURCES = frozenset({"pods/exec", "pods/attach", "pods/portforward"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +204,10 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
             raise RequestError("is required", "k8s.verb")
         attributes = from_attributes(**{n: getattr(body, n) or "" for n in attribute_names})
     subjects = [Subject(K8S_REQUEST, _with_agent(_k8s_fields(attributes), identity))]
-    if attributes.verb == "get" and attributes.resource in STREAMING_SUBRESOURCES:
-        fields = _with_agent(_k8s_fields(attributes), identity)
-        fields["verb"] = ("create",)
+    for extra in also_evaluated_as(attributes):
+        label = f"{attributes.verb} {attributes.resource} (evaluated as {extra.verb})"
         subjects.append(
-            Subject(K8S_REQUEST, fields, label=f"get {attributes.resource} (evaluated as create)")
+            Subject(K8S_REQUEST, _with_agent(_k8s_fields(extra), identity), label=label)
         )
     return Normalised(K8S_REQUEST, {"k8s": attributes.record()}, tuple(subjects))
 
