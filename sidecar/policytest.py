@@ -1,0 +1,226 @@
+"""``tollgate policy test``: run policy test files (CONTRACT section 3).
+
+A test file (``*.test.yaml``, format in docs/policy-tests.md) names a policy and lists
+cases: a /check request, the expected decision and optionally the deciding rule. Each
+case goes through ``evaluate_request``, the same path the daemon and ``tollgate check``
+use, so a passing test says what the running gate will answer (rate-limit state aside:
+each case is one request against fresh limits).
+
+Exit codes: 0 every case passed, 1 some case failed, 2 a usage, I/O, test-file or policy
+error (reported, and the other files still run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TextIO
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from sidecar.engine import Verdict, evaluate_request
+from sidecar.errors import PolicyError, RequestError
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import _UniqueKeyLoader, load_policy_file
+
+TEST_FILE_SUFFIX = ".test.yaml"
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PolicyTestCase(_Strict):
+    name: Annotated[StrictStr, Field(min_length=1)]
+    request: dict[str, Any]
+    expect: Literal["allow", "deny", "require_approval"]
+    # Absent: not checked. null: no rule decided (defaultAction). A string: that rule id.
+    rule: StrictStr | None = None
+    # The sidecar identity the request is evaluated under, for rules matching ``agent``.
+    agent: StrictStr = ""
+
+    @property
+    def checks_rule(self) -> bool:
+        return "rule" in self.model_fields_set
+
+
+class PolicyTestFile(_Strict):
+    policy: Annotated[StrictStr, Field(min_length=1)]
+    cases: Annotated[list[PolicyTestCase], Field(min_length=1)]
+
+
+class PolicyTestFileError(Exception):
+    """A test file cannot be read or is not a valid test file; each problem is listed."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    file: str
+    index: int
+    case: PolicyTestCase
+    got: str  # what happened instead, one line
+    trace: tuple[str, ...]
+
+
+def discover_test_files(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Every test file named or found below ``paths``, in a stable order; plus problems.
+
+    A file given by name is used whatever it is called; directories are searched for
+    ``*.test.yaml``.
+    """
+    found: list[Path] = []
+    problems: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            candidates = [path]
+        elif path.is_dir():
+            candidates = sorted(p for p in path.rglob(f"*{TEST_FILE_SUFFIX}") if p.is_file())
+            if not candidates:
+                problems.append(f"{given}: no *{TEST_FILE_SUFFIX} files below this directory")
+        else:
+            problems.append(f"{given}: no such file or directory")
+            continue
+        found.extend(p for p in candidates if p not in found)
+    return found, problems
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def load_test_file(path: Path) -> PolicyTestFile:
+    """Read and validate one test file. Raises ``PolicyTestFileError``."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyTestFileError(source, [f"cannot read: {exc}"]) from exc
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise PolicyTestFileError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
+    if not isinstance(raw, dict):
+        raise PolicyTestFileError(source, ["the document must be a mapping with policy and cases"])
+    try:
+        return PolicyTestFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+            problems.append(f"{_location(tuple(item['loc'])) or '(top level)'}: {message}")
+        raise PolicyTestFileError(source, problems) from None
+
+
+def _describe(decision: str, rule: str | None) -> str:
+    return f"{decision} by {rule if rule is not None else 'defaultAction'}"
+
+
+def run_case(policy: CompiledPolicy, case: PolicyTestCase) -> tuple[str | None, Verdict | None]:
+    """Evaluate one case; return (what went wrong or None, the verdict if there is one)."""
+    try:
+        verdict = evaluate_request(policy, case.request, identity=case.agent, explain=True)
+    except RequestError as exc:
+        return f"the request is invalid: {exc}", None
+    decision_ok = verdict.decision == case.expect
+    rule_ok = not case.checks_rule or verdict.rule == case.rule
+    if decision_ok and rule_ok:
+        return None, verdict
+    return f"{_describe(verdict.decision, verdict.rule)}: {verdict.reason}", verdict
+
+
+def _expected(case: PolicyTestCase) -> str:
+    return _describe(case.expect, case.rule) if case.checks_rule else case.expect
+
+
+def _report_failure(failure: CaseFailure, out: TextIO) -> None:
+    case = failure.case
+    out.write(f"FAIL {failure.file}: cases[{failure.index}] {json.dumps(case.name)}\n")
+    out.write(f"  request:  {json.dumps(case.request, ensure_ascii=False)}\n")
+    out.write(f"  expected: {_expected(case)}\n")
+    out.write(f"  got:      {failure.got}\n")
+    if failure.trace:
+        out.write("  explain:\n")
+        out.writelines(f"    {line}\n" for line in failure.trace)
+
+
+def _report_error(source: str, problems: list[str], out: TextIO) -> None:
+    for problem in problems:
+        out.write(f"ERROR {source}: {problem}\n")
+
+
+class _PolicyCache:
+    """Loads each policy file once, however many test files name it."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, CompiledPolicy | PolicyError] = {}
+
+    def get(self, path: Path) -> CompiledPolicy:
+        key = os.path.realpath(path)
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = load_policy_file(path)
+            except PolicyError as exc:
+                self._loaded[key] = exc
+        found = self._loaded[key]
+        if isinstance(found, PolicyError):
+            raise found
+        return found
+
+
+def _run_file(path: Path, policies: _PolicyCache) -> tuple[int, list[CaseFailure]]:
+    """Run one test file: (number of cases, failures). Raises on file or policy errors."""
+    test_file = load_test_file(path)
+    policy = policies.get(path.parent / test_file.policy)
+    failures: list[CaseFailure] = []
+    for index, case in enumerate(test_file.cases):
+        got, verdict = run_case(policy, case)
+        if got is not None:
+            trace = verdict.trace if verdict is not None else ()
+            failures.append(CaseFailure(str(path), index, case, got, trace))
+    return len(test_file.cases), failures
+
+
+def run_policy_tests(paths: list[str], out: TextIO) -> int:
+    """Run every test file under ``paths``, report to ``out``; return the exit code."""
+    if not paths:
+        out.write("ERROR: give at least one test file or directory\n")
+        return EXIT_ERROR
+    files, problems = discover_test_files(paths)
+    errors = bool(problems)
+    for problem in problems:
+        out.write(f"ERROR {problem}\n")
+    policies = _PolicyCache()
+    passed = failed = 0
+    for path in files:
+        try:
+            count, failures = _run_file(path, policies)
+        except PolicyTestFileError as exc:
+            errors = True
+            _report_error(exc.source, exc.problems, out)
+            continue
+        except PolicyError as exc:
+            errors = True
+            _report_error(f"{path}: policy {exc.source}", exc.problems, out)
+            continue
+        passed += count - len(failures)
+        failed += len(failures)
+        for failure in failures:
+            _report_failure(failure, out)
+        status = "ok  " if not failures else "FAIL"
+        out.write(f"{status} {path} ({count - len(failures)}/{count} cases passed)\n")
+    out.write(f"policy test: {passed} passed, {failed} failed\n")
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FAILED if failed else EXIT_PASSED
