@@ -1,0 +1,267 @@
+"""Strict URL parsing for network.request (CONTRACT 2.2, "URLs/hosts").
+
+``parse_url`` accepts what a careful HTTP client sends and refuses what HTTP clients,
+proxies and servers disagree about, so that the host, port and path a rule sees are the
+ones the request reaches. It follows the WHATWG URL standard wherever it is strict and
+rejects (``RequestError``) where WHATWG is lenient:
+
+* Schemes: ``http``, ``https``, ``ws``, ``wss`` and ``ftp`` (WHATWG's special schemes
+  with a host), any case, followed by exactly ``//``. Others (``file:``, ``data:``,
+  ``gopher:``, ``ssh:`` ...) are rejected: send ``host``, ``port`` and ``scheme``
+  instead. ``http:example.com``, ``http:/x`` and scheme-relative ``//x`` are rejected.
+* Anywhere: ASCII control characters, spaces and backslashes are rejected (WHATWG
+  strips or rewrites them, which is exactly how ``http://a.com\\@b.com`` tricks work);
+  so are lone surrogates. Other non-ASCII is fine: IDNA in the host, UTF-8
+  percent-encoded in the path and query.
+* Userinfo: the host is what follows the ``@``, never what precedes it
+  (``http://allowed.com:80@127.0.0.1`` is host ``127.0.0.1``, port 80). More than one
+  ``@`` in the authority, brackets in userinfo, and percent-encoded ``/ ? # \\`` in
+  userinfo are rejected (parsers that split on the first ``@`` or decode before
+  splitting would see another host). Userinfo is dropped from ``ParsedUrl.url`` so
+  credentials are never recorded; ``had_userinfo`` says one was there.
+* Host: canonicalised by ``canonical_host``. Percent-encoded hosts are rejected, not
+  decoded: clients disagree on decoding them. IPv6 zone ids are rejected.
+* Port: ASCII digits, 1-65535 (leading zeros allowed, ``:0080`` is 80). An empty port
+  (``http://a.com:/``) is rejected. Absent, it is the scheme's default.
+* Fragment: dropped (never sent to the server).
+* Path: percent-encoding normalised (RFC 3986 6.2.2): encoded unreserved characters
+  (``%61`` ``%2e``) are decoded, other escapes get upper-case hex, non-ASCII and
+  ``" < > ` { }`` are encoded; a ``%`` not followed by two hex digits is rejected. Dot
+  segments (including ``%2e``) are resolved as WHATWG does; ``..`` at the root stays at
+  the root; empty segments (``//``) are kept. Rejected as ambiguous: a ``..`` that would
+  remove an empty segment (``/a//../b`` is ``/a/b`` to WHATWG but ``/b`` to a server
+  that merges slashes), a segment that is a dot segment once ``%2F``/``%5C`` are
+  decoded (``..%2F``), and ``.``/``..`` followed by ``;`` (``..;/``, a dot segment to
+  Tomcat and Spring). An empty path is ``/``. The query is kept (normalised the same
+  way) in ``url`` but is not part of ``path``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sidecar.errors import RequestError
+from sidecar.normalise.hosts import canonical_host
+
+# Well-known default ports (IANA "service names and port numbers").
+_DEFAULT_PORTS: dict[str, int] = {
+    "http": 80,
+    "https": 443,
+    "ws": 80,
+    "wss": 443,
+    "ftp": 21,
+    "ftps": 990,
+    "sftp": 22,
+    "ssh": 22,
+    "git": 9418,
+    "smtp": 25,
+    "smtps": 465,
+    "imap": 143,
+    "imaps": 993,
+    "pop3": 110,
+    "pop3s": 995,
+    "ldap": 389,
+    "ldaps": 636,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "mysql": 3306,
+    "redis": 6379,
+    "mongodb": 27017,
+    "amqp": 5672,
+    "amqps": 5671,
+    "mqtt": 1883,
+    "mqtts": 8883,
+}
+URL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
+_PORT = re.compile(r"[0-9]+")
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# What WHATWG percent-encodes in a path / a special-scheme query, minus what cannot
+# reach here (controls, space and the delimiters # and ?).
+_PATH_ENCODE = frozenset('"<>`{}')
+_QUERY_ENCODE = frozenset("\"<>'")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^\[\]]*")
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
+_USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
+_ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
+
+
+def default_port(scheme: str) -> int | None:
+    """The default port of ``scheme`` (any case), or None when there is no well-known one."""
+    return _DEFAULT_PORTS.get(scheme.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUrl:
+    """A URL reduced to what rules match, plus its canonical, credential-free text."""
+
+    scheme: str  # lower-case, one of URL_SCHEMES
+    host: str  # canonical_host form (IPv6 without brackets)
+    port: int  # explicit, else the scheme's default
+    path: str  # normalised, never empty; no query
+    url: str  # scheme://host[:port]path[?query]: no userinfo, no fragment, no default port
+    had_userinfo: bool = False  # the URL carried a user[:password]@ (dropped from url)
+
+
+def _normalise_escapes(text: str, encode: frozenset[str], field: str) -> str:
+    """Decode escaped unreserved characters, upper-case other escapes, encode the rest."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "%":
+            digits = text[index + 1 : index + 3]
+            if not _HEX2.fullmatch(digits):
+                raise RequestError("has a '%' not followed by two hex digits", field)
+            decoded = chr(int(digits, 16))
+            out.append(decoded if decoded in _UNRESERVED else "%" + digits.upper())
+            index += 3
+            continue
+        if not char.isascii():
+            out.append("".join(f"%{byte:02X}" for byte in char.encode("utf-8")))
+        elif char in encode:
+            out.append(f"%{ord(char):02X}")
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _check_segment(segment: str, field: str) -> None:
+    """Reject a segment that some server would read as a dot segment."""
+    if segment.startswith(("..;", ".;")):
+        raise RequestError(
+            "has a '.' or '..' segment followed by ';' (a dot segment to some servers)", field
+        )
+    if "%" in segment and any(part in (".", "..") for part in _ENCODED_SEPARATOR.split(segment)):
+        raise RequestError(
+            "has an encoded '/' or '\\' next to a dot segment (path traversal in disguise)",
+            field,
+        )
+
+
+def _normalise_path(raw: str, field: str) -> str:
+    """Normalised path: escapes normalised, dot segments resolved like WHATWG."""
+    if not raw:
+        return "/"
+    text = raw if _PLAIN_PATH.fullmatch(raw) else _normalise_escapes(raw, _PATH_ENCODE, field)
+    segments = text.split("/")[1:]  # raw starts with "/": the first item is empty
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        is_last = index == len(segments) - 1
+        if segment == "..":
+            if out and out.pop() == "":
+                raise RequestError(
+                    "has '..' after '//' (servers that merge slashes read it differently)",
+                    field,
+                )
+            if is_last:
+                out.append("")
+        elif segment == ".":
+            if is_last:
+                out.append("")
+        else:
+            _check_segment(segment, field)
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
+def _split_authority(authority: str, field: str) -> tuple[str, str | None, bool]:
+    """Split ``[userinfo@]host[:port]`` into (host, port text or None, had userinfo)."""
+    had_userinfo = "@" in authority
+    if had_userinfo:
+        if authority.count("@") > 1:
+            raise RequestError("has more than one '@' before the host (ambiguous)", field)
+        userinfo, _, authority = authority.partition("@")
+        if _USERINFO_TRICKS.search(userinfo):
+            raise RequestError(
+                "has brackets or an encoded '/', '?', '#' or '\\' in its userinfo (ambiguous)",
+                field,
+            )
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close < 0:
+            raise RequestError("has an unclosed '[' in its host", field)
+        host, rest = authority[: close + 1], authority[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise RequestError("has text after the ']' of its IPv6 host", field)
+        return host, (rest[1:] if rest else None), had_userinfo
+    host, colon, port = authority.partition(":")
+    return host, (port if colon else None), had_userinfo
+
+
+def _port(text: str | None, scheme: str, field: str) -> int:
+    if text is None:
+        return _DEFAULT_PORTS[scheme]  # every member of URL_SCHEMES has one
+    if not _PORT.fullmatch(text):
+        raise RequestError(
+            "has a port that is not a number" if text else "has an empty port", field
+        )
+    digits = text.lstrip("0")
+    if not digits or len(digits) > 5 or not 1 <= int(digits) <= 65535:
+        raise RequestError("has a port outside 1-65535", field)
+    return int(digits)
+
+
+def parse_url(url: str, field: str = "url") -> ParsedUrl:
+    """Parse ``url`` strictly (see the module docstring); raises only ``RequestError``."""
+    if not isinstance(url, str):
+        raise RequestError("must be a string", field)
+    if not url:
+        raise RequestError("must not be empty", field)
+    bad = _FORBIDDEN.search(url)
+    if bad:
+        char = bad.group()
+        what = {" ": "spaces", "\\": "backslashes"}.get(char, "control characters")
+        raise RequestError(f"must not contain {what} (ambiguous URL)", field)
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError("must not contain lone surrogates", field) from None
+    match = _SCHEME.match(url)
+    if not match:
+        raise RequestError("must be an absolute URL starting with a scheme (https://...)", field)
+    scheme = match.group(1).lower()
+    if scheme not in URL_SCHEMES:
+        raise RequestError(
+            f"has unsupported scheme {scheme!r} (use http, https, ws, wss or ftp, "
+            "or give host, port and scheme)",
+            field,
+        )
+    rest = url[match.end() :]
+    if not rest.startswith("//"):
+        raise RequestError(f"must have '//' after '{scheme}:'", field)
+    rest = rest[2:]
+    end = len(rest)
+    for delimiter in "/?#":
+        found = rest.find(delimiter)
+        if 0 <= found < end:
+            end = found
+    authority, tail = rest[:end], rest[end:]
+    host_text, port_text, had_userinfo = _split_authority(authority, field)
+    if not host_text:
+        raise RequestError("has no host", field)
+    host = canonical_host(host_text, field)
+    port = _port(port_text, scheme, field)
+    tail = tail.partition("#")[0]
+    raw_path, question, raw_query = tail.partition("?")
+    path = _normalise_path(raw_path, field)
+    query = ""
+    if question:
+        plain = _PLAIN_QUERY.fullmatch(raw_query)
+        query = "?" + (raw_query if plain else _normalise_escapes(raw_query, _QUERY_ENCODE, field))
+    url_host = f"[{host}]" if ":" in host else host
+    url_port = "" if port == default_port(scheme) else f":{port}"
+    return ParsedUrl(
+        scheme=scheme,
+        host=host,
+        port=port,
+        path=path,
+        url=f"{scheme}://{url_host}{url_port}{path}{query}",
+        had_userinfo=had_userinfo,
+    )
