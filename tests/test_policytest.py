@@ -1,0 +1,339 @@
+"""``tollgate policy test`` (sidecar/policytest.py; format in docs/policy-tests.md).
+
+Real policy and test files in a temporary directory, run through ``run_policy_tests``
+and through the CLI; the assertions are on what a user reads and on the exit code.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sidecar.cli import main
+from sidecar.policytest import run_policy_tests
+
+POLICY = """
+version: 1
+rules:
+  - id: read-data
+    action: file.read
+    path: {glob: "/data/**"}
+    decision: allow
+  - id: no-secrets
+    action: file.read
+    path: {glob: "/data/secrets/**"}
+    decision: deny
+  - action: file.write
+    path: {glob: "/data/out/**"}
+    decision: require_approval
+  - id: team-a-only
+    action: file.delete
+    agent: "team-a/worker/agent"
+    path: {glob: "/data/tmp/**"}
+    decision: allow
+"""
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def _run(*paths: Path | str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = run_policy_tests([str(p) for p in paths], out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    _write(tmp_path, "policy.yaml", POLICY)
+    return tmp_path
+
+
+def test_all_cases_pass(policy_dir: Path) -> None:
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: reads data
+            request: {action: file.read, path: /data/a.csv}
+            expect: allow
+            rule: read-data
+          - name: secrets are denied by the guard rail
+            request: {action: file.read, path: /data/secrets/key}
+            expect: deny
+            rule: no-secrets
+          - name: writes need approval; rules without id are named by position
+            request: {action: file.write, path: /data/out/x}
+            expect: require_approval
+            rule: rules[2]
+          - name: nothing else
+            request: {action: file.read, path: /etc/passwd}
+            expect: deny
+            rule: null
+          - name: rule not checked when left out
+            request: {action: file.read, path: /data/b.csv}
+            expect: allow
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 0, output
+    assert output.splitlines()[-1] == "policy test: 5 passed, 0 failed"
+    assert "FAIL" not in output
+
+
+def test_wrong_decision_fails_with_the_explain_trace(policy_dir: Path) -> None:
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: thinks secrets are readable
+            request: {action: file.read, path: /data/secrets/key}
+            expect: allow
+          - name: reads data
+            request: {action: file.read, path: /data/a.csv}
+            expect: allow
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 1
+    assert output.splitlines()[-1] == "policy test: 1 passed, 1 failed"
+    assert f'FAIL {test_file}: cases[0] "thinks secrets are readable"' in output
+    assert "expected: allow\n" in output
+    assert "got:      deny by no-secrets" in output
+    # The trace explains every rule considered, and the outcome.
+    assert "read-data [allow]: match" in output
+    assert "no-secrets [deny]: match" in output
+    assert "=> deny by no-secrets" in output
+    assert f"FAIL {test_file} (1/2 cases passed)" in output
+
+
+def test_right_decision_by_the_wrong_rule_fails(policy_dir: Path) -> None:
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: denied, but only by default
+            request: {action: file.read, path: /data/secrets/key}
+            expect: deny
+            rule: null
+          - name: denied by a rule that did not decide
+            request: {action: file.read, path: /etc/passwd}
+            expect: deny
+            rule: no-secrets
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 1
+    assert "expected: deny by defaultAction" in output
+    assert "got:      deny by no-secrets" in output
+    assert "expected: deny by no-secrets" in output
+    assert "got:      deny by defaultAction" in output
+    assert output.splitlines()[-1] == "policy test: 0 passed, 2 failed"
+
+
+def test_agent_identity_is_matched(policy_dir: Path) -> None:
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: team a may delete
+            request: {action: file.delete, path: /data/tmp/x}
+            agent: team-a/worker/agent
+            expect: allow
+            rule: team-a-only
+          - name: anyone else may not
+            request: {action: file.delete, path: /data/tmp/x}
+            agent: team-b/worker/agent
+            expect: deny
+            rule: null
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 0, output
+
+
+def test_an_invalid_request_fails_its_case(policy_dir: Path) -> None:
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: no path
+            request: {action: file.read}
+            expect: deny
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 1
+    assert "got:      the request is invalid: path:" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "policy: policy.yaml\ncases:\n  - name: x\n    request: {action: file.read, path: /a}\n"
+            "    expects: deny\n",
+            "cases[0].expects: unknown key",
+        ),
+        (
+            "policy: policy.yaml\nowner: me\ncases:\n  - name: x\n"
+            "    request: {action: file.read, path: /a}\n    expect: deny\n",
+            "owner: unknown key",
+        ),
+        (
+            "policy: policy.yaml\ncases:\n  - name: x\n    request: {action: file.read, path: /a}\n"
+            "    expect: denied\n",
+            "cases[0].expect: Input should be 'allow', 'deny' or 'require_approval'",
+        ),
+        (
+            "policy: policy.yaml\ncases:\n  - name: x\n    name: y\n"
+            "    request: {action: file.read, path: /a}\n    expect: deny\n",
+            "duplicate key 'name'",
+        ),
+        ("policy: policy.yaml\ncases: []\n", "cases: List should have at least 1 item"),
+        ("- just a list\n", "the document must be a mapping"),
+        ("policy: [unclosed\n", "invalid YAML"),
+    ],
+)
+def test_invalid_test_files_are_errors(policy_dir: Path, text: str, problem: str) -> None:
+    test_file = policy_dir / "bad.test.yaml"
+    test_file.write_text(text)
+    code, output = _run(test_file)
+    assert code == 2
+    assert f"ERROR {test_file}: " in output
+    assert problem in output
+
+
+def test_a_policy_that_does_not_load_is_an_error_and_other_files_still_run(
+    policy_dir: Path,
+) -> None:
+    _write(
+        policy_dir,
+        "broken/policy.yaml",
+        "version: 1\nrules:\n  - {action: file.reed, decision: allow}\n",
+    )
+    _write(
+        policy_dir,
+        "broken/policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - {name: x, request: {action: file.read, path: /a}, expect: deny}
+        """,
+    )
+    _write(
+        policy_dir,
+        "good/policy.test.yaml",
+        """
+        policy: ../policy.yaml
+        cases:
+          - {name: y, request: {action: file.read, path: /data/a}, expect: allow}
+        """,
+    )
+    code, output = _run(policy_dir)
+    assert code == 2
+    assert "unknown action 'file.reed'" in output
+    assert output.splitlines()[-1] == "policy test: 1 passed, 0 failed"
+
+
+def test_a_missing_policy_file_is_an_error(tmp_path: Path) -> None:
+    test_file = _write(
+        tmp_path,
+        "x.test.yaml",
+        """
+        policy: nowhere.yaml
+        cases:
+          - {name: x, request: {action: file.read, path: /a}, expect: deny}
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 2
+    assert "nowhere.yaml" in output
+    assert "cannot read" in output
+
+
+def test_discovery_is_recursive_and_the_policy_is_relative_to_the_test_file(
+    policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = "cases:\n  - {name: x, request: {action: file.read, path: /data/a}, expect: allow}\n"
+    _write(policy_dir, "a/one.test.yaml", "policy: ../policy.yaml\n" + case)
+    _write(policy_dir, "a/b/two.test.yaml", "policy: ../../policy.yaml\n" + case)
+    # Not test files: a policy, and a YAML file without the suffix.
+    _write(policy_dir, "a/notes.yaml", "this: is not a test\n")
+    monkeypatch.chdir(policy_dir / "a" / "b")
+    code, output = _run(policy_dir / "a")
+    assert code == 0, output
+    assert output.splitlines()[-1] == "policy test: 2 passed, 0 failed"
+    # A file named on the command line runs whatever it is called.
+    named = _write(policy_dir, "c/checks.yaml", "policy: ../policy.yaml\n" + case)
+    assert _run(named)[0] == 0
+
+
+@pytest.mark.parametrize("make", ["missing", "empty-dir", "nothing"])
+def test_usage_errors(tmp_path: Path, make: str) -> None:
+    if make == "missing":
+        code, output = _run(tmp_path / "nope")
+        assert "no such file or directory" in output
+    elif make == "empty-dir":
+        code, output = _run(tmp_path)
+        assert "no *.test.yaml files" in output
+    else:
+        code, output = _run()
+    assert code == 2
+
+
+def test_audit_mode_tests_the_decision_not_allowed(tmp_path: Path) -> None:
+    _write(tmp_path, "p.yaml", "version: 1\nmode: audit\nrules: []\n")
+    test_file = _write(
+        tmp_path,
+        "p.test.yaml",
+        """
+        policy: p.yaml
+        cases:
+          - {name: x, request: {action: file.read, path: /a}, expect: deny, rule: null}
+        """,
+    )
+    assert _run(test_file)[0] == 0
+
+
+def test_cli_exit_codes(policy_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    passing = _write(
+        policy_dir,
+        "ok/p.test.yaml",
+        """
+        policy: ../policy.yaml
+        cases:
+          - {name: x, request: {action: file.read, path: /data/a}, expect: allow}
+        """,
+    )
+    failing = _write(
+        policy_dir,
+        "bad/p.test.yaml",
+        """
+        policy: ../policy.yaml
+        cases:
+          - {name: x, request: {action: file.read, path: /data/a}, expect: deny}
+        """,
+    )
+    assert main(["policy", "test", str(passing)]) == 0
+    assert capsys.readouterr().out.endswith("policy test: 1 passed, 0 failed\n")
+    assert main(["policy", "test", str(passing), str(failing)]) == 1
+    assert capsys.readouterr().out.endswith("policy test: 1 passed, 1 failed\n")
+    assert main(["policy", "test", str(policy_dir / "missing")]) == 2
