@@ -16,34 +16,12 @@ import yaml
 from sidecar.policy.loader import load_policy_file
 from sidecar.policytest import load_test_file, run_policy_tests
 
+# CONTRACT section 1's policy from the design notes, as the loader tests hold it.
+from tests.test_policy_loader import DESIGN_NOTES
+
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
 EXAMPLES = ["design-notes", "k8s-readonly", "coding-agent", "personal-assistant", "baseline"]
-
-# CONTRACT section 1: the design notes' policy must load unchanged.
-DESIGN_NOTES = """
-version: 1
-defaultAction: deny
-rules:
-  - action: file.read
-    path:
-      glob: "/app/data/**"
-    decision: allow
-  - action: file.write
-    path:
-      glob: "/app/output/**"
-    decision: allow
-  - action: process.exec
-    decision: deny
-  - action: network.request
-    host:
-      in: ["api.openai.com", "api.anthropic.com"]
-    decision: allow
-  - action: network.request
-    host:
-      endsWith: ".internal.svc.cluster.local"
-    decision: allow
-"""
 
 
 def _run(paths: list[str]) -> tuple[int, str]:
