@@ -608,6 +608,11 @@ def test_parse_url_drops_userinfo(url: str, host: str, port: int, canonical: str
         ("http://evil.com%3f@good.com/", "encoded"),
         ("http://evil.com%5C@good.com/", "encoded"),
         ("http://good.com%40evil.com/", "'%'"),
+        ("http://evil.com\uff0f@good.com/", "look-alike"),  # FULLWIDTH SOLIDUS
+        ("http://evil.com\uff03@good.com/", "look-alike"),  # FULLWIDTH NUMBER SIGN
+        ("http://evil.com\ufe56@good.com/", "look-alike"),  # SMALL QUESTION MARK
+        ("http://evil.com\uff3c@good.com/", "look-alike"),  # FULLWIDTH REVERSE SOLIDUS
+        ("http://evil.com\uff20x@good.com/", "look-alike"),  # FULLWIDTH COMMERCIAL AT
         ("http://%65vil.com/", "'%'"),
         ("http://127.0.0.%31/", "'%'"),
         ("http://[fe80::1%25eth0]/", "zone id"),
@@ -647,6 +652,9 @@ def test_parse_url_drops_userinfo(url: str, host: str, port: int, canonical: str
         ("http://h/a/.;/admin", "';'"),
         ("http://h/a/..;jsessionid=1/x", "';'"),
         ("http://h/a/%2e%2e;/admin", "';'"),
+        ("http://h/%252e%252e/admin", "double-encoded"),
+        ("http://h/a%252Fb", "double-encoded"),
+        ("http://h/..%255c", "double-encoded"),
     ],
 )
 def test_parse_url_rejects(url: str, problem: str) -> None:
@@ -673,7 +681,11 @@ def test_parse_url_rejects_non_strings() -> None:
         ("127.1", "127.0.0.1"),
         ("2130706433", "127.0.0.1"),
         ("[::1]", "::1"),
-        ("::FFFF:127.0.0.1", "::ffff:7f00:1"),
+        ("[2001:DB8:0::1]", "2001:db8::1"),
+        ("::FFFF:127.0.0.1", "127.0.0.1"),  # mapped and NAT64 rule values: their IPv4
+        ("[::ffff:a9fe:a9fe]", "169.254.169.254"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("64:ff9b:1::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe"),
         ("*.example.com", "*.example.com"),
         ("*.Example.COM.", "*.example.com"),
         ("**.example.com", "**.example.com"),
@@ -798,7 +810,7 @@ def test_canonical_host_is_idempotent(raw: str) -> None:
     except RequestError:
         return
     assert canonical_host(canonical) == canonical
-    assert canonical_host_pattern(canonical) == canonical
+    assert canonical_host_pattern(canonical) == host_forms(canonical)[-1]
     assert canonical and not canonical.endswith(".")
     assert set(canonical) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_:")
     forms = host_forms(canonical)

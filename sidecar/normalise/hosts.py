@@ -7,9 +7,9 @@ written for another spelling. Nothing here does DNS.
 
 Canonical form, in the order applied:
 
-* ``[...]`` or any text with a ``:`` is an IPv6 address, parsed by ``ipaddress`` and
-  written in RFC 5952 form (lower-case, longest zero run compressed, hex only, never an
-  embedded dotted quad), **without** brackets.
+* ``[...]``, or hex digits and dots with two or more ``:``, is an IPv6 address, parsed
+  by ``ipaddress`` and written in RFC 5952 form (lower-case, longest zero run
+  compressed, hex only, never an embedded dotted quad), **without** brackets.
 * Otherwise the text is a domain or an IPv4 address, handled like WHATWG URL "host
   parsing" (UTS-46 mapping, then IPv4 detection), only stricter:
 
@@ -28,8 +28,8 @@ Canonical form, in the order applied:
     might read it as an address, a rule would read it as a name.
   - Each label is ``[a-z0-9_-]``, 1-63 characters; ``xn--`` labels must be valid,
     canonical punycode of a valid IDNA 2008 label (round-trip checked); labels with
-    non-ASCII characters become A-labels by ``idna.alabel`` (IDNA 2008 + CONTEXTJ/O +
-    bidi rules, the checks ``requests``/``httpx`` apply). The whole host is at most 253
+    non-ASCII characters become A-labels by ``idna.alabel`` (IDNA 2008 code points,
+    CONTEXTJ/CONTEXTO, hyphen and bidi rules). The whole host is at most 253
     characters. Underscores and odd hyphens in ASCII labels are accepted, as WHATWG and
     resolvers accept them.
 
@@ -40,8 +40,8 @@ whitespace and control characters, ``@`` (userinfo), ``/ ? #`` (a URL, not a hos
 others do not), ``:`` outside an IPv6 address (a port belongs in ``port``), brackets
 around anything but IPv6, IPv6 zone ids (``fe80::1%eth0`` names a local interface),
 IPv4-compatible IPv6 addresses (see ``host_forms``), invalid IDNA and any other
-character. Unicode that UTS-46 maps onto one of these (FULLWIDTH COMMERCIAL AT) is rejected the
-same way.
+character. Unicode that UTS-46 maps onto one of these (FULLWIDTH COMMERCIAL AT) is
+rejected the same way.
 
 ``parse_url``, ``ParsedUrl`` and ``default_port`` live in ``sidecar.normalise.urls`` and
 are re-exported here, the one import for everything host-shaped.
@@ -72,7 +72,7 @@ __all__ = [
     "parse_url",
 ]
 
-MAX_RAW_HOST = 1024  # before UTS-46 mapping, which can only shrink a valid host this much
+MAX_RAW_HOST = 1024  # raw text may exceed 253: UTS-46 drops ignorable characters
 MAX_HOST = 253
 MAX_LABEL = 63
 
@@ -326,13 +326,16 @@ def canonical_host_pattern(pattern: str) -> str:
 
     A value that is an IP literal or has no glob character (``* ? [ ]``) is
     canonicalised exactly like ``canonical_host`` (so ``127.1`` becomes ``127.0.0.1``
-    and ``[::FFFF:7f00:1]`` becomes ``::ffff:7f00:1``). A glob is lower-cased and
-    UTS-46 mapped, loses one trailing dot, and each label without glob characters is
-    canonicalised like a host label (IDNA to A-labels); labels with glob characters
-    must be ASCII (``[a-z0-9_-]`` plus ``* ? [ ] ! ^``; write IDN parts as ``xn--``).
-    A glob whose last label is a number targets IPv4 addresses and must use canonical
-    dotted-quad octets (``10.0.*.*``); IPv6 ranges and anything subtler belong in
-    ``cidr``. Raises ``ValueError`` (``InvalidHost``) with the reason.
+    and ``[2001:DB8::1]`` becomes ``2001:db8::1``), except that an IPv4-mapped or NAT64
+    address becomes its IPv4 address: requests in either spelling also match as their
+    IPv4 (``host_forms``), so the rule then covers the destination however spelt.
+
+    A glob is lower-cased and UTS-46 mapped, loses one trailing dot, and each label
+    without glob characters is canonicalised like a host label (IDNA to A-labels);
+    labels with glob characters must be ASCII (``[a-z0-9_-]`` plus ``* ? [ ] ! ^``;
+    write IDN parts as ``xn--``). A glob whose last label is a number targets IPv4
+    addresses and must use canonical dotted-quad octets (``10.0.*.*``); IPv6 ranges
+    and anything subtler belong in ``cidr``. Raises ``ValueError`` (``InvalidHost``).
     """
     if not isinstance(pattern, str):
         raise InvalidHost("must be a string")
@@ -340,7 +343,7 @@ def canonical_host_pattern(pattern: str) -> str:
         raise InvalidHost("IPv6 addresses cannot be globbed; write a cidr range")
     is_ip_literal = pattern.startswith("[") and pattern.endswith("]") and ":" in pattern
     if is_ip_literal or not _GLOB_CHARS.intersection(pattern):
-        return _canonical(pattern)
+        return host_forms(_canonical(pattern))[-1]
     _check_chars(pattern, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})
     mapped = _uts46(pattern)
     _check_chars(mapped, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})

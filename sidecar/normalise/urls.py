@@ -16,11 +16,13 @@ rejects (``RequestError``) where WHATWG is lenient:
 * Userinfo: the host is what follows the ``@``, never what precedes it
   (``http://allowed.com:80@127.0.0.1`` is host ``127.0.0.1``, port 80). More than one
   ``@`` in the authority, brackets in userinfo, and percent-encoded ``/ ? # \\`` in
-  userinfo are rejected (parsers that split on the first ``@`` or decode before
-  splitting would see another host). Userinfo is dropped from ``ParsedUrl.url`` so
+  userinfo, or Unicode that NFKC turns into ``/ ? # @ \\ [ ]`` (fullwidth solidus),
+  are rejected: parsers that split on the first ``@``, or decode or normalise before
+  splitting, would see another host. Userinfo is dropped from ``ParsedUrl.url`` so
   credentials are never recorded; ``had_userinfo`` says one was there.
-* Host: canonicalised by ``canonical_host``. Percent-encoded hosts are rejected, not
-  decoded: clients disagree on decoding them. IPv6 zone ids are rejected.
+* Host: canonicalised by ``canonical_host`` (so one trailing dot is dropped, which
+  WHATWG keeps). Percent-encoded hosts are rejected, not decoded: clients disagree on
+  decoding them. IPv6 zone ids are rejected.
 * Port: ASCII digits, 1-65535 (leading zeros allowed, ``:0080`` is 80). An empty port
   (``http://a.com:/``) is rejected. Absent, it is the scheme's default.
 * Fragment: dropped (never sent to the server).
@@ -31,14 +33,16 @@ rejects (``RequestError``) where WHATWG is lenient:
   the root; empty segments (``//``) are kept. Rejected as ambiguous: a ``..`` that would
   remove an empty segment (``/a//../b`` is ``/a/b`` to WHATWG but ``/b`` to a server
   that merges slashes), a segment that is a dot segment once ``%2F``/``%5C`` are
-  decoded (``..%2F``), and ``.``/``..`` followed by ``;`` (``..;/``, a dot segment to
-  Tomcat and Spring). An empty path is ``/``. The query is kept (normalised the same
-  way) in ``url`` but is not part of ``path``.
+  decoded (``..%2F``), double-encoded ``.``, ``/`` and ``\\`` (``%252e``), and
+  ``.``/``..`` followed by ``;`` (``..;/``, a dot segment to Tomcat and Spring). An
+  empty path is ``/``. The query is kept (normalised the same way) in ``url`` but is
+  not part of ``path``.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from sidecar.errors import RequestError
@@ -88,6 +92,8 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^\[\]]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
 _USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
 _ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
+_DOUBLE_ENCODED = re.compile(r"%25(?:2[EeFf]|5[Cc])")
+_DELIMITERS = frozenset("/?#@\\[]")
 
 
 def default_port(scheme: str) -> int | None:
@@ -133,6 +139,11 @@ def _normalise_escapes(text: str, encode: frozenset[str], field: str) -> str:
 
 def _check_segment(segment: str, field: str) -> None:
     """Reject a segment that some server would read as a dot segment."""
+    if _DOUBLE_ENCODED.search(segment):
+        raise RequestError(
+            "has a double-encoded '.', '/' or '\\' (a traversal to servers that decode twice)",
+            field,
+        )
     if segment.startswith(("..;", ".;")):
         raise RequestError(
             "has a '.' or '..' segment followed by ';' (a dot segment to some servers)", field
@@ -177,9 +188,13 @@ def _split_authority(authority: str, field: str) -> tuple[str, str | None, bool]
         if authority.count("@") > 1:
             raise RequestError("has more than one '@' before the host (ambiguous)", field)
         userinfo, _, authority = authority.partition("@")
-        if _USERINFO_TRICKS.search(userinfo):
+        disguised = not userinfo.isascii() and _DELIMITERS.intersection(
+            unicodedata.normalize("NFKC", userinfo)
+        )
+        if disguised or _USERINFO_TRICKS.search(userinfo):
             raise RequestError(
-                "has brackets or an encoded '/', '?', '#' or '\\' in its userinfo (ambiguous)",
+                "has brackets, or an encoded or look-alike '/', '?', '#', '@' or '\\', "
+                "in its userinfo (ambiguous)",
                 field,
             )
     if authority.startswith("["):

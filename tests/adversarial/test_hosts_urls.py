@@ -412,6 +412,8 @@ def test_dot_segments_cannot_escape_an_allowed_path_prefix() -> None:
         "https://api.example.com/public/..%2fadmin",
         "https://api.example.com/public/..%5cadmin",
         "https://api.example.com/public/..;/admin",
+        "https://api.example.com/public/%252e%252e/admin",
+        "https://api.example.com/public/..%252fadmin",
         "https://api.example.com/public//../../admin",
         "https://api.example.com/public\\..\\admin",
         "https://api.example.com/%70ublic/../admin",
