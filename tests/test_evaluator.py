@@ -312,3 +312,18 @@ def test_spent_rate_limit_counts_as_a_matching_deny() -> None:
     assert "rate limit 1/60s of rule limited is spent" in spent.reason
     fresh = evaluate_subject(p, file_read("/a"), exhausted=lambda rule: False)
     assert fresh.decision == "require_approval"
+
+
+def test_host_affixes_keep_their_meaning() -> None:
+    p = policy(
+        "  - {id: ten, action: network.request, decision: deny, host: {startsWith: '10.0.'}}\n"
+        "  - {id: books, action: network.request, decision: deny, host: {endsWith: '.Bücher.de'}}\n",
+        "defaultAction: allow\n",
+    )
+
+    def host(name: str) -> Subject:
+        return Subject("network.request", {"host": (name,), "agent": ("a",)})
+
+    assert decide(p, host("10.0.3.4")) == ("deny", "ten")
+    assert decide(p, host("shop.xn--bcher-kva.de")) == ("deny", "books")
+    assert decide(p, host("10.1.0.1"))[0] == "allow"

@@ -89,16 +89,14 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
     return value
 
 
-def _host_affix(value: str) -> str:
-    """Canonicalise a host fragment for startsWith/endsWith, keeping its edge dots."""
-    core = value.strip(".")
-    if core:
-        core = _canonical_value("host", core, "startsWith/endsWith")
-    return (
-        ("." if value.startswith(".") else "")
-        + core
-        + ("." if value.endswith(".") and core else "")
-    )
+def _host_affix(value: str, operator: str) -> str:
+    """Canonicalise a host fragment for startsWith/endsWith (never turned into an IP)."""
+    from sidecar.normalise.hosts import canonical_host_affix
+
+    try:
+        return canonical_host_affix(value, suffix=operator == "endsWith")
+    except ValueError as exc:
+        raise MatcherError(f"{operator}: {value!r} is not a valid host fragment: {exc}") from exc
 
 
 def _any(predicate: Callable[[str], bool]) -> Test:
@@ -199,10 +197,10 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     if spec.glob is not None:
         parts.append((_glob(field, spec.glob), f"glob {_quote(spec.glob)}"))
     if spec.startsWith is not None:
-        start = _host_affix(spec.startsWith) if field == "host" else spec.startsWith
+        start = _host_affix(spec.startsWith, "startsWith") if field == "host" else spec.startsWith
         parts.append((_any(lambda v: v.startswith(start)), f"startsWith {_quote(start)}"))
     if spec.endsWith is not None:
-        end = _host_affix(spec.endsWith) if field == "host" else spec.endsWith
+        end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
         parts.append((_any(lambda v: v.endswith(end)), f"endsWith {_quote(end)}"))
     if spec.regex is not None:
         parts.append((_regex(spec.regex), f"regex {_quote(spec.regex)}"))
