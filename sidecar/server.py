@@ -18,7 +18,9 @@ import uvicorn
 
 from sidecar import __version__
 from sidecar.app import create_app
+from sidecar import keys
 from sidecar.audit.log import AuditLog
+from sidecar.audit.note import Signer
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
 from sidecar.policy.source import PolicySource
@@ -40,9 +42,7 @@ class ServeConfig:
 
 def build_gate(config: ServeConfig) -> Gate:
     """Open the audit trail and prepare the gate (synchronous; raises ``TollgateError``)."""
-    from sidecar import keys  # the audit issue's key handling
-
-    signer = keys.load_signer(config.signing_key) if config.signing_key else None
+    signer = Signer.from_key_file(config.signing_key) if config.signing_key else None
     public_key = (
         keys.load_public_key(config.policy_public_key) if config.policy_public_key else None
     )
