@@ -1,0 +1,178 @@
+"""CLI commands ``tollgate keygen`` and ``tollgate audit verify|export`` (CONTRACT section 3).
+
+``register(subparsers)`` adds them to the main parser; each sets ``func`` to a callable
+taking the parsed arguments and returning the exit code: for ``audit verify`` 0 intact,
+1 tampered, 2 usage; for the others 0 done, 1 failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sidecar.audit.export import FORMATS, export
+from sidecar.audit.note import NoteError, Verifier
+from sidecar.audit.records import parse_time_bound
+from sidecar.audit.verify import verify_trail
+from sidecar.errors import AuditCorrupt
+from sidecar.keys import KeyFileError, generate_keypair, load_public_key, public_key_base64
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add ``keygen`` and ``audit`` (``verify``, ``export``) to ``subparsers``."""
+    keygen = subparsers.add_parser(
+        "keygen",
+        help="generate an Ed25519 key pair",
+        description="Write a new Ed25519 key pair: N.key (PKCS8 PEM, mode 0600) and "
+        "N.pub (PEM). Use it as --signing-key for audit checkpoints, for policy "
+        "signatures, or as an approver key.",
+    )
+    keygen.add_argument("--out", required=True, metavar="DIR", help="directory for the key files")
+    keygen.add_argument(
+        "--name", default="tollgate", metavar="N", help="file name stem (default: tollgate)"
+    )
+    keygen.set_defaults(func=run_keygen)
+
+    audit = subparsers.add_parser("audit", help="verify or export the audit trail")
+    commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
+    commands.required = True
+
+    verify = commands.add_parser(
+        "verify",
+        help="check the hash chain and the signed checkpoints",
+        description="Check canonical form, contiguous seq, the prev chain and every "
+        "checkpoint's root and signature. Exit 0 intact, 1 tampered, 2 usage.",
+    )
+    verify.add_argument("dir", metavar="DIR", help="the audit directory (--audit-dir of serve)")
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trusted checkpoint key: PEM, raw base64, or a C2SP verifier key "
+        "(repeat for rotated keys); without it signatures are only checked against the "
+        "keys recorded in the trail",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a signed checkpoint kept outside the volume, to check the trail against "
+        "(repeatable); catches a trail cut short together with DIR/checkpoint",
+    )
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(func=run_verify)
+
+    export_parser = commands.add_parser(
+        "export",
+        help="export records as JSON Lines, CSV or OCSF",
+        description="Export records with their seq and leaf hash, so each row can be "
+        "proven against a checkpoint. Writes to stdout unless --out is given.",
+    )
+    export_parser.add_argument("dir", metavar="DIR", help="the audit directory")
+    export_parser.add_argument("--format", required=True, choices=FORMATS)
+    export_parser.add_argument(
+        "--since", metavar="T", help="only records at or after T (RFC 3339 or YYYY-MM-DD)"
+    )
+    export_parser.add_argument("--until", metavar="T", help="only records before T")
+    export_parser.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    export_parser.set_defaults(func=run_export)
+
+
+def _error(message: str) -> None:
+    print(f"tollgate: {message}", file=sys.stderr)
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    try:
+        key_path, pub_path = generate_keypair(args.out, args.name)
+    except (FileExistsError, KeyFileError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _error(f"cannot write keys to {args.out}: {exc}")
+        return EXIT_FAILED
+    public = load_public_key(pub_path)
+    print(f"private key: {key_path}  (PKCS8 PEM, mode 0600; keep it secret)")
+    print(f"public key:  {pub_path}")
+    print(f"public key, raw base64 (for policy approvers): {public_key_base64(public)}")
+    return EXIT_OK
+
+
+def _load_trusted_key(path: str) -> Ed25519PublicKey:
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if text.count("+") == 2 and "\n" not in text and not text.startswith("-----"):
+        return Verifier.parse(text).public_key
+    return load_public_key(Path(path))
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    try:
+        keys = [_load_trusted_key(path) for path in args.public_key]
+        notes = [(path, Path(path).read_bytes()) for path in args.checkpoint]
+    except (OSError, KeyFileError, NoteError, UnicodeDecodeError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    try:
+        report = verify_trail(args.dir, public_keys=keys, checkpoint_notes=notes)
+    except FileNotFoundError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if report.intact and report.last_signed_size == 0 and report.records:
+        report.warnings.append(
+            "no signed checkpoint: records removed from the end cannot be detected"
+        )
+    if report.intact and report.signatures == "embedded":
+        report.warnings.append(
+            "signatures checked against the keys recorded in the trail only; "
+            "pass --public-key to prove who signed"
+        )
+    if args.json:
+        print(json.dumps(report.to_json(), sort_keys=True))
+    else:
+        print(report.summary())
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK if report.intact else EXIT_FAILED
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        since = parse_time_bound(args.since) if args.since else None
+        until = parse_time_bound(args.until) if args.until else None
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if not (Path(args.dir) / "segments").is_dir():
+        _error(f"{args.dir} is not an audit directory (no segments/)")
+        return EXIT_USAGE
+    try:
+        if args.out:
+            with open(args.out, "wb") as handle:
+                export(args.dir, args.format, handle, since, until)
+        else:
+            stdout: BinaryIO = sys.stdout.buffer
+            export(args.dir, args.format, stdout, since, until)
+            stdout.flush()
+    except AuditCorrupt as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (e.g. piped into head); silence Python's flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except OSError as exc:
+        _error(f"export failed: {exc}")
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,648 @@
+"""The audit trail writer: hash chain, group commit, checkpoints (CONTRACT section 4).
+
+``AuditLog`` appends canonical JSON records to ``DIR/segments/<first seq>.jsonl``. Each
+record gets ``seq``, ``ts``, ``type`` and ``prev`` (the leaf hash of the record before),
+secrets in its body are redacted, and the call returns only once the record is written
+and fsynced. Concurrent ``append`` calls are gathered into one write and one fsync
+(group commit) on a single writer thread, so the event loop never blocks on the disk.
+
+State (record count, head hash, Merkle frontier) only advances after a batch is
+durable. A failed write or fsync is undone (the segment is truncated back), every record
+of the batch fails with ``AuditUnavailable``, ``writable`` turns False, and the next
+append simply tries again: service resumes by itself once the disk is writable.
+
+Signed checkpoints (C2SP tlog-checkpoint, Ed25519 signed note) are written every
+``checkpoint_every`` records, every ``checkpoint_interval`` seconds when there are new
+records, at segment rotation and at ``close()``. Each is a ``checkpoint`` record in the
+trail (in the same fsync as the records it covers), then atomically replaces
+``DIR/checkpoint``, and is printed as one JSON line on stdout so a copy leaves the volume.
+
+Which records the log writes itself: ``recovery`` (at open, after a torn tail) and
+``checkpoint``. The application writes ``startup``, ``policyLoaded``, ``decision``,
+``shutdown`` and the rest through ``append``; ``close()`` only drains pending appends,
+writes the final checkpoint and releases the files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fcntl
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sidecar.audit.checkpoint import Checkpoint
+from sidecar.audit.merkle import Frontier
+from sidecar.audit.note import NoteError, Signer, check_key_name, parse_note
+from sidecar.audit.rebuild import TrailState, rebuild
+from sidecar.audit.records import ENVELOPE_KEYS, RECORD_TYPES, format_ts
+from sidecar.audit.redact import Redactor
+from sidecar.audit.segments import (
+    BROKEN_SUFFIX,
+    CHECKPOINT_FILE,
+    LOCK_FILE,
+    SEGMENTS_DIR,
+    Segment,
+    TornTail,
+    fsync_directory,
+    segment_name,
+)
+from sidecar.canonical import canonical_bytes
+from sidecar.errors import AuditCorrupt, AuditUnavailable
+
+__all__ = ["Appended", "AuditLog", "Signer"]
+
+DEFAULT_SEGMENT_BYTES = 64 * 2**20
+_REDACTION_INFO = b"tollgate audit redaction key v1"
+_BatchItem = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    hash: str  # hex leaf hash of the record
+
+
+def default_origin(identity: str) -> str:
+    """``tollgate/<identity>`` with spaces and '+' (not allowed in note key names) as '_'."""
+    cleaned = "".join("_" if char.isspace() or char == "+" else char for char in identity)
+    return f"tollgate/{cleaned or 'unknown'}"
+
+
+def redaction_key(signer: Signer | None) -> bytes:
+    """The HMAC key for redaction tags.
+
+    Derived with HKDF from the signing key, so it is stable across restarts (the same
+    secret gets the same tag in every record) and as secret as the signing key: readers
+    of the trail, who only hold the public key, cannot test guesses against a tag.
+    Without a signing key a random per-process key is used, and tags correlate only
+    within one run. It is never stored beside the trail, where it would be readable by
+    everyone who can read the records.
+    """
+    if signer is None:
+        return os.urandom(32)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_REDACTION_INFO)
+    return hkdf.derive(signer.private_key.private_bytes_raw())
+
+
+class AuditLog:
+    """Append-only, hash-chained, checkpointed audit trail in one directory."""
+
+    def __init__(
+        self,
+        directory: Path,
+        state: TrailState,
+        *,
+        lock_fd: int,
+        signer: Signer | None,
+        origin: str,
+        segment_bytes: int,
+        checkpoint_every: int,
+        checkpoint_interval: float,
+        last_checkpoint: dict[str, Any] | None,
+    ) -> None:
+        self._directory = directory
+        self._segments_dir = directory / SEGMENTS_DIR
+        self._lock_fd = lock_fd
+        self._signer = signer
+        self._origin = origin
+        self._segment_bytes = segment_bytes
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval = checkpoint_interval
+        self._redactor = Redactor(redaction_key(signer))
+        self._public_key_b64 = (
+            base64.b64encode(signer.public_key.public_bytes_raw()).decode("ascii")
+            if signer is not None
+            else None
+        )
+        # Durable state, changed only under _lock after a successful fsync.
+        self._lock = threading.Lock()
+        self._size = state.size
+        self._head = state.head
+        self._frontier = state.frontier
+        self._segment = state.last_segment or Segment(0, self._segments_dir / segment_name(0))
+        self._segment_size = state.last_segment_bytes
+        self._segment_exists = state.last_segment is not None
+        self._dirty_tail = False
+        self._last_checkpoint = last_checkpoint
+        # Records not yet covered by a checkpoint; the checkpoint record that follows the
+        # records it covers does not count, or every restart would sign again.
+        if last_checkpoint is None:
+            self._uncheckpointed = self._size
+        else:
+            self._uncheckpointed = max(0, self._size - last_checkpoint["treeSize"] - 1)
+        self._last_checkpoint_time = time.monotonic()
+        self._writable = True
+        self._last_error: str | None = None
+        self._closed = False
+        # Event-loop side, set by start().
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queue: list[tuple[str, dict[str, Any], asyncio.Future[Appended]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        identity: str,
+        signer: Signer | None = None,
+        origin: str | None = None,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 10.0,
+    ) -> AuditLog:
+        """Open (creating if needed) the trail in ``directory`` and recover its state.
+
+        Raises AuditCorrupt when the trail is damaged anywhere but a torn last line, and
+        AuditUnavailable when it cannot be created, locked or repaired.
+        """
+        if segment_bytes <= 0 or checkpoint_every <= 0:
+            raise ValueError("segment_bytes and checkpoint_every must be positive")
+        origin = origin if origin is not None else default_origin(identity)
+        check_key_name(origin)
+        path = Path(directory)
+        try:
+            (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot open audit directory {path}: {exc}") from exc
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock_fd)
+            raise AuditUnavailable(f"{path} is in use by another Tollgate process") from exc
+        try:
+            stored = _read_checkpoint_file(path)
+            state = rebuild(path, roots_at=[stored.size] if stored else [])
+            last_checkpoint = _check_stored_checkpoint(stored, state, path)
+            broken_offset = _move_torn_tail(state.torn) if state.torn is not None else 0
+            log = cls(
+                path,
+                state,
+                lock_fd=lock_fd,
+                signer=signer,
+                origin=origin,
+                segment_bytes=segment_bytes,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval=checkpoint_interval,
+                last_checkpoint=last_checkpoint,
+            )
+            if state.torn is not None:
+                torn = state.torn
+                log.append_blocking(
+                    "recovery",
+                    {
+                        "segment": torn.segment.name,
+                        "droppedBytes": len(torn.data),
+                        "brokenFile": _broken_name(torn),
+                        "brokenOffset": broken_offset,
+                    },
+                )
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return log
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def writable(self) -> bool:
+        """False after a failed write until a write succeeds again."""
+        return self._writable
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    def status(self) -> dict[str, Any]:
+        """State for ``GET /v1/status`` and ``/ready``."""
+        return {
+            "dir": str(self._directory),
+            "seq": self._size,
+            "head": self._head.hex(),
+            "lastCheckpoint": dict(self._last_checkpoint) if self._last_checkpoint else None,
+            "writable": self._writable,
+            "lastError": self._last_error,
+        }
+
+    async def start(self) -> None:
+        """Start the group-commit flusher and the checkpoint timer on the running loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-audit")
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks.append(self._loop.create_task(self._flush_loop()))
+        if self._signer is not None and self._checkpoint_interval > 0:
+            self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
+
+    async def append(self, type: str, body: dict[str, Any]) -> Appended:
+        """Append one record; returns once it is written and fsynced.
+
+        ``body`` is read on the writer thread: do not mutate it until this returns.
+        Raises AuditUnavailable when the trail cannot be written (nothing of the record
+        stays on disk), ValueError/TypeError for a body that cannot be recorded.
+        """
+        if self._closing or self._closed:
+            raise AuditUnavailable("audit log is closed")
+        if self._loop is None:
+            await self.start()
+        assert self._loop is not None and self._wakeup is not None and self._idle is not None
+        future: asyncio.Future[Appended] = self._loop.create_future()
+        self._queue.append((type, body, future))
+        self._idle.clear()
+        self._wakeup.set()
+        return await future
+
+    def append_blocking(self, type: str, body: dict[str, Any]) -> Appended:
+        """``append`` for callers without an event loop (CLI, tests, startup)."""
+        if self._closed:
+            raise AuditUnavailable("audit log is closed")
+        (result,) = self._commit([(type, body)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def close(self) -> None:
+        """Drain pending appends, write the final checkpoint, release the files."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._loop is not None:
+            assert self._idle is not None
+            await self._idle.wait()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            assert self._executor is not None
+            await self._loop.run_in_executor(self._executor, self._close_now)
+            self._executor.shutdown(wait=True)
+        else:
+            self._close_now()
+
+    def close_blocking(self) -> None:
+        """``close`` for callers that never started the event-loop side."""
+        if self._loop is not None:
+            raise RuntimeError("the log was started on an event loop; use await close()")
+        self._close_now()
+
+    # ------------------------------------------------------------------ event-loop side
+
+    async def _flush_loop(self) -> None:
+        assert self._loop is not None and self._wakeup is not None and self._idle is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                items = [(type_, body) for type_, body, _ in batch]
+                try:
+                    results = await asyncio.shield(
+                        self._loop.run_in_executor(self._executor, self._commit, items)
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # the writer never raises; belt and braces
+                    results = [AuditUnavailable(f"audit writer failed: {exc!r}")] * len(batch)
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+            self._idle.set()
+
+    async def _checkpoint_timer(self) -> None:
+        assert self._loop is not None
+        period = max(0.01, min(1.0, self._checkpoint_interval / 4))
+        while True:
+            await asyncio.sleep(period)
+            if self._checkpoint_due_by_time():
+                await self._loop.run_in_executor(self._executor, self._timed_checkpoint)
+
+    def _checkpoint_due_by_time(self) -> bool:
+        return (
+            self._uncheckpointed > 0
+            and time.monotonic() - self._last_checkpoint_time >= self._checkpoint_interval
+        )
+
+    def _timed_checkpoint(self) -> None:
+        if self._checkpoint_due_by_time():
+            self._commit([], checkpoint_reason="interval")
+
+    # ------------------------------------------------------------------ writer side
+
+    def _close_now(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+        if self._signer is not None and self._uncheckpointed > 0:
+            self._commit([], checkpoint_reason="shutdown")
+        with self._lock:
+            self._closed = True
+            os.close(self._lock_fd)
+
+    def _encode(self, seq: int, type_: str, body: dict[str, Any], prev: bytes) -> bytes:
+        if type_ not in RECORD_TYPES:
+            raise ValueError(f"unknown audit record type {type_!r}")
+        if not isinstance(body, dict):
+            raise TypeError("an audit record body must be a dict")
+        clash = ENVELOPE_KEYS.intersection(body)
+        if clash:
+            raise ValueError(f"record body must not set {sorted(clash)}")
+        record = dict(body)
+        record["seq"] = seq
+        record["ts"] = format_ts()
+        record["type"] = type_
+        record["prev"] = prev.hex()
+        line = canonical_bytes(record)
+        if self._redactor.may_hold_secret(line):
+            redacted = self._redactor.redact(body)
+            if redacted is not body:
+                redacted = dict(redacted)
+                redacted.update(seq=seq, ts=record["ts"], type=type_, prev=record["prev"])
+                line = canonical_bytes(redacted)
+        return line
+
+    def _commit(
+        self, items: list[_BatchItem], checkpoint_reason: str | None = None
+    ) -> list[Appended | BaseException]:
+        """Write ``items`` (and a checkpoint when due) with one write and one fsync."""
+        with self._lock:
+            if self._closed:
+                return [AuditUnavailable("audit log is closed")] * len(items)
+            results: list[Appended | BaseException] = []
+            buffer = bytearray()
+            frontier = self._frontier.copy()
+            size, head = self._size, self._head
+            for type_, body in items:
+                try:
+                    line = self._encode(size, type_, body, head)
+                except (TypeError, ValueError, RecursionError) as exc:
+                    results.append(exc)
+                    continue
+                head = sha256(b"\x00" + line).digest()
+                frontier.append(head)
+                buffer += line
+                buffer += b"\n"
+                results.append(Appended(size, head.hex()))
+                size += 1
+            added = size - self._size
+            rotate = self._segment_size + len(buffer) >= self._segment_bytes
+            checkpoint: tuple[Checkpoint, str] | None = None
+            if self._signer is not None:
+                reason = checkpoint_reason or self._checkpoint_reason(added, rotate)
+                if reason is not None and (self._uncheckpointed + added > 0):
+                    checkpoint, line = self._checkpoint_record(size, frontier, head, reason)
+                    head = sha256(b"\x00" + line).digest()
+                    frontier.append(head)
+                    buffer += line
+                    buffer += b"\n"
+                    size += 1
+            if not buffer:
+                return results
+            try:
+                self._write(buffer)
+            except (OSError, AuditUnavailable) as exc:
+                self._writable = False
+                self._last_error = f"{self._segment.path}: {_describe(exc)}"
+                failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
+                return [failure if isinstance(r, Appended) else r for r in results]
+            self._size, self._head, self._frontier = size, head, frontier
+            self._segment_size += len(buffer)
+            self._writable = True
+            self._last_error = None
+            if checkpoint is not None:
+                self._uncheckpointed = 0
+                self._published(checkpoint, size - 1)
+            else:
+                self._uncheckpointed += added
+            if rotate:
+                self._rotate()
+            return results
+
+    def _checkpoint_reason(self, added: int, rotate: bool) -> str | None:
+        if rotate:
+            return "rotation"
+        if self._uncheckpointed + added >= self._checkpoint_every:
+            return "count"
+        if added and time.monotonic() - self._last_checkpoint_time >= self._checkpoint_interval:
+            return "interval"
+        return None
+
+    def _checkpoint_record(
+        self, size: int, frontier: Frontier, head: bytes, reason: str
+    ) -> tuple[tuple[Checkpoint, str], bytes]:
+        assert self._signer is not None
+        checkpoint = Checkpoint(self._origin, size, frontier.root())
+        note = self._signer.sign(checkpoint.text(), self._origin)
+        body = {
+            "origin": self._origin,
+            "treeSize": size,
+            "rootHash": checkpoint.root_b64,
+            "note": note,
+            "publicKey": self._public_key_b64,
+            "reason": reason,
+        }
+        record = dict(body, seq=size, ts=format_ts(), type="checkpoint", prev=head.hex())
+        return (checkpoint, note), canonical_bytes(record)
+
+    def _write(self, buffer: bytearray) -> None:
+        """Append ``buffer`` to the current segment and fsync; undo it on any failure."""
+        path = self._segment.path
+        expected = self._segment_size
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if not self._segment_exists:
+            flags |= os.O_CREAT
+        # Opened per batch, not kept open: a volume remounted read-only, or a segment
+        # deleted or replaced behind our back, is noticed here instead of being written
+        # into an orphaned inode.
+        fd = os.open(path, flags, 0o640)
+        try:
+            actual = os.fstat(fd).st_size
+            if actual != expected:
+                if actual > expected and (self._dirty_tail or not self._segment_exists):
+                    os.ftruncate(fd, expected)  # leftovers of our own failed write
+                else:
+                    raise AuditUnavailable(
+                        f"segment is {actual} bytes, expected {expected}: changed outside Tollgate"
+                    )
+            self._dirty_tail = True
+            view = memoryview(buffer)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+            if not self._segment_exists:
+                fsync_directory(self._segments_dir)
+                self._segment_exists = True
+            self._dirty_tail = False
+        except BaseException:
+            try:
+                os.ftruncate(fd, expected)
+                os.fsync(fd)
+                self._dirty_tail = False
+            except OSError:
+                pass  # still dirty: the next write truncates before appending
+            raise
+        finally:
+            os.close(fd)
+
+    def _rotate(self) -> None:
+        self._segment = Segment(self._size, self._segments_dir / segment_name(self._size))
+        self._segment_size = 0
+        self._segment_exists = False
+        self._dirty_tail = False
+
+    def _published(self, signed: tuple[Checkpoint, str], record_seq: int) -> None:
+        """After the checkpoint record is durable: stdout copy, then DIR/checkpoint."""
+        checkpoint, note = signed
+        self._last_checkpoint_time = time.monotonic()
+        self._last_checkpoint = {
+            "origin": checkpoint.origin,
+            "treeSize": checkpoint.size,
+            "rootHash": checkpoint.root_b64,
+            "seq": record_seq,
+        }
+        _print_checkpoint(checkpoint, note, record_seq)
+        try:
+            _replace_file(self._directory / CHECKPOINT_FILE, note.encode("utf-8"))
+        except OSError as exc:
+            # The checkpoint is safe in the trail and on stdout; report, retry next time.
+            self._last_error = f"{self._directory / CHECKPOINT_FILE}: {_describe(exc)}"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> None:
+    line = canonical_bytes(
+        {
+            "ts": format_ts(),
+            "level": "info",
+            "logger": "tollgate.audit",
+            "msg": "audit checkpoint",
+            "origin": checkpoint.origin,
+            "treeSize": checkpoint.size,
+            "rootHash": checkpoint.root_b64,
+            "seq": record_seq,
+            "note": note,
+        }
+    ).decode("utf-8")
+    stream = sys.stdout
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass  # a closed stdout must not fail the audit write
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+def _read_checkpoint_file(directory: Path) -> Checkpoint | None:
+    path = directory / CHECKPOINT_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return Checkpoint.parse(parse_note(data).text)
+    except NoteError as exc:
+        raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+
+
+def _check_stored_checkpoint(
+    stored: Checkpoint | None, state: TrailState, directory: Path
+) -> dict[str, Any] | None:
+    """A trail shorter than its checkpoint, or with another root, was cut or rewritten."""
+    if stored is None:
+        return None
+    where = directory / CHECKPOINT_FILE
+    if stored.size > state.size:
+        raise AuditCorrupt(
+            f"{where} signs {stored.size} records but the trail holds {state.size}: "
+            "records were removed"
+        )
+    if state.roots.get(stored.size) != stored.root:
+        raise AuditCorrupt(
+            f"{where} root does not match the first {stored.size} records: the trail was rewritten"
+        )
+    return {
+        "origin": stored.origin,
+        "treeSize": stored.size,
+        "rootHash": stored.root_b64,
+        "seq": stored.size,
+    }
+
+
+def _broken_name(torn: TornTail) -> str:
+    return torn.segment.name + BROKEN_SUFFIX
+
+
+def _move_torn_tail(torn: TornTail) -> int:
+    """Save the torn bytes beside the segment, cut them off it; return their offset there."""
+    path = torn.segment.path
+    broken = path.with_name(_broken_name(torn))
+    try:
+        # Appending keeps every fragment if several crashes tore the same segment.
+        fd = os.open(broken, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            broken_offset = os.fstat(fd).st_size
+            os.write(fd, torn.data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_directory(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, torn.offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise AuditUnavailable(f"cannot repair the torn end of {path}: {exc}") from exc
+    return broken_offset

@@ -1,0 +1,357 @@
+"""``tollgate audit verify``: prove the trail intact (CONTRACT sections 3 and 4).
+
+Checks, in one pass over every segment: each line is canonical JSON; ``seq`` runs
+0, 1, 2 ... across segments; ``prev`` is the leaf hash of the record before; every
+``checkpoint`` record's root equals the RFC 6962 root of the records before it and its
+signed note verifies; ``DIR/checkpoint`` (and any checkpoint copies given) match the
+trail at their size, which catches a trail cut short below its latest checkpoint.
+The first fault stops the check and is reported with its segment, line and seq.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sidecar.audit.checkpoint import Checkpoint
+from sidecar.audit.merkle import Frontier
+from sidecar.audit.note import NoteError, SignedNote, Verifier, parse_note, verify_note
+from sidecar.audit.records import ZERO_HASH
+from sidecar.audit.segments import CHECKPOINT_FILE, SEGMENTS_DIR, list_segments, segment_name
+from sidecar.audit.verify_chunks import CHUNK_BYTES, ChunkResult, check_chunk, split_segment
+from sidecar.keys import public_key_from_base64
+
+
+@dataclass(frozen=True)
+class Fault:
+    message: str
+    segment: str | None = None
+    line: int | None = None
+    seq: int | None = None
+
+    def where(self) -> str:
+        parts = []
+        if self.segment is not None:
+            parts.append(self.segment)
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        text = " ".join(parts)
+        if self.seq is not None:
+            text = f"{text} (seq {self.seq})" if text else f"seq {self.seq}"
+        return text
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    checkpoints: int = 0
+    last_signed_size: int = 0
+    signatures: str = "none"  # "public-key", "embedded" (self-consistency only) or "none"
+    fault: Fault | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return self.fault is None
+
+    def summary(self) -> str:
+        if self.fault is None:
+            return (
+                f"intact: {self.records} records, {self.checkpoints} checkpoints, "
+                f"last signed size {self.last_signed_size}"
+            )
+        where = self.fault.where()
+        return (
+            f"tampered: {where}: {self.fault.message}"
+            if where
+            else f"tampered: {self.fault.message}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        fault = None
+        if self.fault is not None:
+            fault = {
+                "message": self.fault.message,
+                "segment": self.fault.segment,
+                "line": self.fault.line,
+                "seq": self.fault.seq,
+            }
+        return {
+            "intact": self.intact,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "lastSignedSize": self.last_signed_size,
+            "signatures": self.signatures,
+            "fault": fault,
+            "warnings": self.warnings,
+            "summary": self.summary(),
+        }
+
+
+class _Bad(Exception):
+    """A fault in the current line; the scan adds where it is."""
+
+
+class _Tampered(Exception):
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.fault = fault
+
+
+@dataclass(frozen=True)
+class _ExternalCheckpoint:
+    label: str
+    note: SignedNote
+    checkpoint: Checkpoint
+
+
+def verify_trail(
+    directory: str | Path,
+    public_keys: Sequence[Ed25519PublicKey] = (),
+    checkpoint_notes: Sequence[tuple[str, bytes]] = (),
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify the trail in ``directory``.
+
+    ``public_keys``: trusted checkpoint keys; without them signatures are only checked
+    against the keys recorded in the trail itself, which proves consistency, not origin.
+    ``checkpoint_notes``: (label, signed note) copies kept elsewhere (e.g. the stdout
+    log lines), each checked like ``DIR/checkpoint``.
+    ``workers``: processes for the line checks (default: up to 4, one per CPU; large
+    trails only).
+
+    Raises FileNotFoundError when ``directory`` is not an audit trail.
+    """
+    path = Path(directory)
+    if not (path / SEGMENTS_DIR).is_dir():
+        raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
+    report = VerifyReport()
+    checker = _Checker(path, list(public_keys), report)
+    try:
+        externals = checker.load_external(checkpoint_notes)
+        checker.scan({external.checkpoint.size for external in externals}, workers)
+        for external in externals:
+            checker.check_external(external)
+    except _Tampered as exc:
+        report.fault = exc.fault
+    return report
+
+
+class _Checker:
+    def __init__(self, directory: Path, public_keys: list[Ed25519PublicKey], report: VerifyReport):
+        self.directory = directory
+        self.public_keys = public_keys
+        self.report = report
+        self.roots: dict[int, bytes] = {}
+        self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
+        report.signatures = "public-key" if public_keys else "none"
+
+    # -------------------------------------------------------------- checkpoints
+
+    def load_external(self, notes: Sequence[tuple[str, bytes]]) -> list[_ExternalCheckpoint]:
+        sources = list(notes)
+        stored = self.directory / CHECKPOINT_FILE
+        if stored.exists():
+            sources.insert(0, (f"{CHECKPOINT_FILE}", stored.read_bytes()))
+        loaded = []
+        for label, data in sources:
+            try:
+                note = parse_note(data)
+                checkpoint = Checkpoint.parse(note.text)
+            except NoteError as exc:
+                raise _Tampered(Fault(f"{label} is not a signed checkpoint: {exc}")) from exc
+            loaded.append(_ExternalCheckpoint(label, note, checkpoint))
+        return loaded
+
+    def _verifiers(self, origin: str, embedded: list[Ed25519PublicKey]) -> list[Verifier]:
+        keys = self.public_keys or embedded
+        return [Verifier(origin, key) for key in keys]
+
+    def _check_signature(
+        self, note: SignedNote, origin: str, embedded: list[Ed25519PublicKey]
+    ) -> str | None:
+        verifiers = self._verifiers(origin, embedded)
+        if not verifiers:
+            return "no key to check its signature with"
+        try:
+            verify_note(note, verifiers)
+        except NoteError as exc:
+            which = "the given public key" if self.public_keys else "the key recorded in the trail"
+            return f"signature does not verify with {which} ({exc})"
+        return None
+
+    def check_external(self, external: _ExternalCheckpoint) -> None:
+        checkpoint = external.checkpoint
+        records = self.report.records
+        if checkpoint.size > records:
+            raise _Tampered(
+                Fault(
+                    f"truncated: {external.label} signs {checkpoint.size} records "
+                    f"but the trail holds {records}"
+                )
+            )
+        if self.roots.get(checkpoint.size) != checkpoint.root:
+            raise _Tampered(
+                Fault(
+                    f"{external.label} root does not match the first {checkpoint.size} records",
+                    seq=checkpoint.size,
+                )
+            )
+        problem = self._check_signature(
+            external.note, checkpoint.origin, self.embedded_keys.get(checkpoint.origin, [])
+        )
+        if problem is not None:
+            raise _Tampered(Fault(f"{external.label}: {problem}"))
+        self.report.last_signed_size = max(self.report.last_signed_size, checkpoint.size)
+
+    def _check_checkpoint_record(self, record: dict[str, Any], seq: int, root: bytes) -> None:
+        note_text = record.get("note")
+        if record.get("treeSize") != seq or not isinstance(note_text, str):
+            raise _Bad("checkpoint record must carry treeSize equal to its seq and a note")
+        try:
+            note = parse_note(note_text)
+            checkpoint = Checkpoint.parse(note.text)
+        except NoteError as exc:
+            raise _Bad(f"checkpoint note is malformed: {exc}") from exc
+        if checkpoint.size != seq or checkpoint.root != root:
+            raise _Bad(f"checkpoint root does not match the first {seq} records")
+        if (
+            record.get("rootHash") != checkpoint.root_b64
+            or record.get("origin") != checkpoint.origin
+        ):
+            raise _Bad("checkpoint record fields disagree with its signed note")
+        embedded: list[Ed25519PublicKey] = []
+        key_text = record.get("publicKey")
+        if isinstance(key_text, str):
+            key = public_key_from_base64(key_text)
+            if key is not None:
+                embedded.append(key)
+                known = self.embedded_keys.setdefault(checkpoint.origin, [])
+                if all(k.public_bytes_raw() != key.public_bytes_raw() for k in known):
+                    known.append(key)
+        problem = self._check_signature(note, checkpoint.origin, embedded)
+        if problem is not None:
+            raise _Bad(f"checkpoint {problem}")
+        if not self.public_keys:
+            self.report.signatures = "embedded"
+        self.report.checkpoints += 1
+        self.report.last_signed_size = max(self.report.last_signed_size, seq)
+
+    # -------------------------------------------------------------- records
+
+    def scan(self, wanted: set[int], workers: int | None) -> None:
+        plan = []
+        for segment in list_segments(self.directory):
+            ranges, clean_end, size = split_segment(segment.path)
+            plan.append((segment, ranges, clean_end, size))
+        total = sum(clean_end for _, _, clean_end, _ in plan)
+        wanted_sizes = tuple(sorted(wanted))
+        chunks = [
+            (str(segment.path), start, end, wanted_sizes)
+            for segment, ranges, _, _ in plan
+            for start, end in ranges
+        ]
+        if workers is None:
+            workers = min(4, len(os.sched_getaffinity(0)))
+        if workers > 1 and total >= 2 * CHUNK_BYTES:
+            results = _parallel(chunks, workers)
+        else:
+            results = (check_chunk(*chunk) for chunk in chunks)
+        try:
+            self._link(plan, results, wanted)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    def _link(self, plan: list[Any], results: Iterator[ChunkResult], wanted: set[int]) -> None:
+        """Join chunk results in order: continuity between chunks, tree, checkpoints."""
+        report = self.report
+        frontier = Frontier()
+        if 0 in wanted:
+            self.roots[0] = frontier.root()
+        seq = 0
+        prev = ZERO_HASH
+        for index, (segment, ranges, clean_end, size) in enumerate(plan):
+            name = f"{SEGMENTS_DIR}/{segment.name}"
+            if segment.first_seq != seq:
+                message = (
+                    f"segment should start at seq {seq} ({segment_name(seq)}): records are missing"
+                )
+                raise _Tampered(Fault(message, segment=name, seq=seq))
+            line = 1
+            for _ in ranges:
+                result = next(results)
+
+                def fault(
+                    message: str, offset: int, name: str = name, line: int = line, seq: int = seq
+                ) -> _Tampered:
+                    where = Fault(message, segment=name, line=line + offset, seq=seq + offset)
+                    return _Tampered(where)
+
+                if result.count:
+                    if result.first_seq != seq:
+                        message = f"seq is {result.first_seq}, expected {seq}"
+                        raise fault(f"{message}: records are missing or reordered", 0)
+                    if result.first_prev != prev:
+                        raise fault("prev is not the hash of the record before it", 0)
+                position = 0
+                for count, subtrees in result.pieces:
+                    record = result.checkpoints.get(position)
+                    if record is not None:
+                        try:
+                            self._check_checkpoint_record(record, seq + position, frontier.root())
+                        except _Bad as exc:
+                            raise fault(str(exc), position) from None
+                    for height, node in subtrees:
+                        frontier.append_subtree(node, height)
+                    position += count
+                    if seq + position in wanted:
+                        self.roots[seq + position] = frontier.root()
+                if result.count:
+                    prev = result.last_hash
+                if result.fault is not None:
+                    raise fault(result.fault, result.count)
+                seq += result.count
+                line += result.count
+            if clean_end != size:
+                if index != len(plan) - 1:
+                    raise _Tampered(
+                        Fault(
+                            "segment ends in the middle of a line", segment=name, line=line, seq=seq
+                        )
+                    )
+                report.warnings.append(
+                    f"{name}: torn last line ({size - clean_end} bytes without a newline); "
+                    "Tollgate moves it aside at its next start"
+                )
+            report.records = seq
+        report.records = seq
+
+
+def _parallel(
+    chunks: list[tuple[str, int, int, tuple[int, ...]]], workers: int
+) -> Iterator[ChunkResult]:
+    """Check chunks in worker processes, yielding results in order, a few in flight."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[ChunkResult]] = deque()
+        queue = iter(chunks)
+        for chunk in queue:
+            pending.append(pool.submit(check_chunk, *chunk))
+            if len(pending) >= 3 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for chunk in queue:
+                pending.append(pool.submit(check_chunk, *chunk))
+                break
+            yield result

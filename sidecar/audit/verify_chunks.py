@@ -1,0 +1,184 @@
+"""Line-level checks of ``tollgate audit verify``, one chunk of a segment at a time.
+
+A segment is cut at newlines into chunks of a few MiB. Each chunk is checked on its own
+(canonical JSON, envelope fields, ``seq`` and ``prev`` continuity inside the chunk) and
+its leaf hashes returned, so chunks can be checked in parallel worker processes; the
+caller links chunks together (first ``seq``/``prev`` of each) and builds the Merkle tree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sidecar.audit.merkle import perfect_subtrees
+from sidecar.audit.records import RECORD_TYPES, TS_PATTERN
+from sidecar.audit.segments import last_line_end
+from sidecar.canonical import canonical_bytes
+
+CHUNK_BYTES = 4 * 2**20
+_SCAN_WINDOW = 65536
+
+
+class _FloatSeen(Exception):
+    """Canonical records carry integers only; a float sends the line to the exact check."""
+
+
+def _reject_float(_: str) -> Any:
+    raise _FloatSeen
+
+
+_decode = msgspec.json.Decoder(float_hook=_reject_float).decode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def canonical_record(line: bytes) -> dict[str, Any] | None:
+    """The record if ``line`` is exactly its canonical JSON form, else None.
+
+    Fast path: msgspec decodes (refusing floats) and re-encodes with sorted keys; its
+    output equals ``canonical_bytes`` for float-free values (a property test checks
+    this). Anything else takes the exact path through ``canonical_bytes`` itself.
+    """
+    try:
+        record = _decode(line)
+    except (msgspec.DecodeError, _FloatSeen):
+        record = None
+    if type(record) is dict and _encode_sorted(record) == line:
+        return record
+    try:
+        record = json.loads(line)
+        if isinstance(record, dict) and canonical_bytes(record) == line:
+            return record
+    except (ValueError, TypeError, RecursionError):
+        pass
+    return None
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk holds; ``fault`` describes line ``count`` (0-based) if set.
+
+    ``pieces`` cover the chunk's leaves left to right, cut wherever the caller needs a
+    root: before each checkpoint record and after each wanted tree size. Each piece is
+    (leaf count, aligned perfect subtrees) ready for ``Frontier.append_subtree``.
+    """
+
+    count: int = 0
+    first_seq: int | None = None
+    first_prev: str | None = None
+    last_hash: str = ""
+    pieces: list[tuple[int, list[tuple[int, bytes]]]] = field(default_factory=list)
+    checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)
+    fault: str | None = None
+
+
+def split_segment(path: Path) -> tuple[list[tuple[int, int]], int, int]:
+    """Byte ranges of about CHUNK_BYTES, cut after newlines.
+
+    Returns (ranges, end of the last complete line, file size); bytes after the last
+    newline are a torn tail and belong to no range.
+    """
+    size = path.stat().st_size
+    ranges: list[tuple[int, int]] = []
+    with open(path, "rb") as handle:
+        clean_end = last_line_end(handle, size)
+        start = 0
+        while start < clean_end:
+            target = start + CHUNK_BYTES
+            end = clean_end if target >= clean_end else _next_line_end(handle, target, clean_end)
+            ranges.append((start, end))
+            start = end
+    return ranges, clean_end, size
+
+
+def _next_line_end(handle: Any, offset: int, limit: int) -> int:
+    handle.seek(offset - 1)
+    position = offset - 1
+    while position < limit:
+        block = handle.read(_SCAN_WINDOW)
+        newline = block.find(b"\n")
+        if newline >= 0:
+            return min(limit, position + newline + 1)
+        position += len(block)
+    return limit
+
+
+def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -> ChunkResult:
+    """Check the complete lines in ``path[start:end]``; stops at the first bad line.
+
+    ``wanted`` lists tree sizes whose roots the caller needs (pieces are cut there).
+    """
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    lines = data.split(b"\n")
+    lines.pop()  # the range ends just after a newline
+    result = ChunkResult()
+    digests: list[bytes] = []
+    checkpoints = result.checkpoints
+    record_types = RECORD_TYPES
+    ts_match = TS_PATTERN.fullmatch
+    decode, encode = _decode, _encode_sorted
+    expected_seq = -1
+    prev = ""
+    for index, line in enumerate(lines):
+        try:
+            record = decode(line)
+        except (msgspec.DecodeError, _FloatSeen):
+            record = None
+        if type(record) is not dict or encode(record) != line:
+            record = canonical_record(line)
+            if record is None:
+                result.fault = "not canonical JSON (or not a JSON object)"
+                break
+        seq = record.get("seq")
+        if type(seq) is not int:
+            result.fault = f"seq is {seq!r}, not an integer"
+            break
+        record_prev = record.get("prev")
+        if index == 0:
+            if type(record_prev) is not str:
+                result.fault = "prev is missing"
+                break
+            result.first_seq, result.first_prev = seq, record_prev
+        else:
+            if seq != expected_seq:
+                result.fault = (
+                    f"seq is {seq}, expected {expected_seq}: records are missing or reordered"
+                )
+                break
+            if record_prev != prev:
+                result.fault = "prev is not the hash of the record before it"
+                break
+        record_type = record.get("type")
+        if record_type not in record_types:
+            result.fault = f"unknown record type {record_type!r}"
+            break
+        ts = record.get("ts")
+        if type(ts) is not str or ts_match(ts) is None:
+            result.fault = "ts is not an RFC 3339 UTC time with microseconds"
+            break
+        if record_type == "checkpoint":
+            checkpoints[index] = record
+        digest = sha256(b"\x00" + line).digest()
+        digests.append(digest)
+        prev = digest.hex()
+        expected_seq = seq + 1
+    result.count = len(digests)
+    result.last_hash = prev
+    if digests:
+        first = result.first_seq
+        assert first is not None
+        cuts = set(checkpoints)
+        cuts.update(size - first for size in wanted if first < size < first + len(digests))
+        bounds = [0, *sorted(cut for cut in cuts if cut > 0), len(digests)]
+        for low, high in itertools.pairwise(bounds):
+            subtrees = perfect_subtrees(digests[low:high], first + low)
+            result.pieces.append((high - low, subtrees))
+    return result
