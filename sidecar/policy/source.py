@@ -4,12 +4,17 @@
 checked against ``--require-policy-hash``, the bytes whose ``.sig`` is verified with
 ``--policy-public-key`` and the policy that is compiled are the same bytes. A policy
 failing either check is rejected exactly like an invalid one.
+
+In a ConfigMap volume the policy and its ``.sig`` are two keys that kubelet swaps
+together (the ``..data`` symlink is renamed over); both are read through their resolved
+paths, and the resolution is checked unchanged afterwards, so they come from one swap.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -28,35 +33,72 @@ class PolicySource:
 
     def read(self) -> CompiledPolicy:
         """Read, verify and compile the policy. Raises ``PolicyError``."""
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read(MAX_POLICY_BYTES + 1)
-        except OSError as exc:
-            raise PolicyError(self.path, [f"cannot read: {exc.strerror or exc}"]) from exc
+        data, signature = self._read_snapshot()
         if self.required_hash is not None and policy_hash(data) != self.required_hash:
             raise PolicyError(
                 self.path,
                 [f"hash {policy_hash(data)} is not the required {self.required_hash}"],
             )
         if self.public_key is not None:
-            verify_policy_signature(self.path, data, self.public_key)
+            # Set whenever a key is; an empty signature never verifies.
+            verify_policy_signature(self.path, data, signature or b"", self.public_key)
         return load_policy_bytes(data, self.path)
+
+    def _resolved(self) -> tuple[str, str]:
+        return os.path.realpath(self.path), os.path.realpath(signature_path(self.path))
+
+    def _read_snapshot(self) -> tuple[bytes, bytes | None]:
+        """The policy bytes and (when a key is set) the ``.sig`` bytes, from one version."""
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            resolved = self._resolved()
+            try:
+                data = _read_bounded(resolved[0], MAX_POLICY_BYTES + 1)
+            except OSError as exc:
+                if self._resolved() != resolved:
+                    continue  # swapped, and the old version removed, while reading: again
+                raise PolicyError(self.path, [f"cannot read: {exc.strerror or exc}"]) from exc
+            signature = None
+            if self.public_key is not None:
+                try:
+                    signature = _read_bounded(resolved[1], _MAX_SIGNATURE_BYTES)
+                except OSError as exc:
+                    if self._resolved() != resolved:
+                        continue
+                    raise PolicyError(
+                        self.path,
+                        [
+                            f"signature {signature_path(self.path)} cannot be read: "
+                            f"{exc.strerror or exc}"
+                        ],
+                    ) from exc
+            if self._resolved() == resolved:
+                return data, signature
+        raise PolicyError(self.path, ["the policy kept changing while it was being read"])
+
+
+# A kubelet swap takes microseconds; a file replaced this many times during one read is
+# being rewritten continuously, and the next event or poll reads it again.
+_SNAPSHOT_ATTEMPTS = 5
+_MAX_SIGNATURE_BYTES = 4096
+
+
+def _read_bounded(path: str, limit: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(limit)
 
 
 def signature_path(policy_path: str) -> str:
     return policy_path + ".sig"
 
 
-def verify_policy_signature(path: str, data: bytes, public_key: Ed25519PublicKey) -> None:
-    """Check ``<path>.sig`` (base64 Ed25519 over the exact bytes). Raises ``PolicyError``."""
+def verify_policy_signature(
+    path: str, data: bytes, encoded: bytes, public_key: Ed25519PublicKey
+) -> None:
+    """Check ``encoded``, the content of ``<path>.sig`` (base64 Ed25519 over ``data``).
+
+    Raises ``PolicyError``.
+    """
     sig_path = signature_path(path)
-    try:
-        with open(sig_path, "rb") as handle:
-            encoded = handle.read(4096)
-    except OSError as exc:
-        raise PolicyError(
-            path, [f"signature {sig_path} cannot be read: {exc.strerror or exc}"]
-        ) from exc
     try:
         signature = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
