@@ -21,7 +21,13 @@ from sidecar.audit.note import NoteError, Verifier
 from sidecar.audit.records import parse_time_bound
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditCorrupt
-from sidecar.keys import KeyFileError, generate_keypair, load_public_key, public_key_base64
+from sidecar.keys import (
+    KeyFileError,
+    generate_keypair,
+    load_public_key,
+    public_key_base64,
+    public_key_from_base64,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -111,10 +117,14 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def _load_trusted_key(path: str) -> Ed25519PublicKey:
+    """A PEM key, the base64 of a raw key, or a C2SP verifier key ``name+id+key``."""
     text = Path(path).read_text(encoding="utf-8").strip()
-    if text.count("+") == 2 and "\n" not in text and not text.startswith("-----"):
-        return Verifier.parse(text).public_key
-    return load_public_key(Path(path))
+    if text.startswith("-----BEGIN"):
+        return load_public_key(text)
+    raw = public_key_from_base64(text)
+    if raw is not None:
+        return raw
+    return Verifier.parse(text).public_key
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ class Signer:
         """Parse a Go sumdb/note private key ``PRIVATE+KEY+<name>+<hex id>+<base64>``."""
         if not encoded.startswith(_PRIVATE_KEY_PREFIX):
             raise NoteError("note private key must start with PRIVATE+KEY+")
-        parts = encoded[len(_PRIVATE_KEY_PREFIX) :].split("+")
+        parts = encoded[len(_PRIVATE_KEY_PREFIX) :].split("+", 2)
         if len(parts) != 3:
             raise NoteError("note private key must be PRIVATE+KEY+<name>+<id>+<key>")
         name, id_hex, key_b64 = parts
@@ -133,7 +133,7 @@ class Verifier:
     @classmethod
     def parse(cls, encoded: str) -> Verifier:
         """Parse a verifier key ``<name>+<hex id>+base64(0x01 || public key)``."""
-        parts = encoded.strip().split("+")
+        parts = encoded.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError("verifier key must be <name>+<id>+<key>")
         name, id_hex, key_b64 = parts

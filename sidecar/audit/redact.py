@@ -86,35 +86,45 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("bearer-token", _pattern(r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", True)),
 ]
 
-# Object keys whose string values are secrets whatever they look like (compared after
-# lower-casing and dropping '-' and '_').
+# Object keys whose string values are secrets whatever they look like, compared after
+# lower-casing and dropping '-' and '_': the exact names, then any name ending in one of
+# the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
 _SECRET_KEYS = {
-    "password": "password",
-    "passwd": "password",
     "pwd": "password",
-    "secret": "secret",
-    "clientsecret": "secret",
-    "token": "secret",
-    "accesstoken": "secret",
-    "refreshtoken": "secret",
-    "idtoken": "secret",
-    "authtoken": "secret",
-    "xauthtoken": "secret",
-    "sessiontoken": "secret",
-    "apikey": "api-key",
-    "xapikey": "api-key",
-    "secretkey": "secret",
-    "secretaccesskey": "secret",
-    "awssecretaccesskey": "secret",
-    "privatekey": "private-key",
     "authorization": "authorization",
     "proxyauthorization": "authorization",
     "cookie": "cookie",
     "setcookie": "cookie",
-    "credentials": "secret",
 }
+_SECRET_KEY_SUFFIXES = (
+    ("password", "password"),
+    ("passwd", "password"),
+    ("passphrase", "password"),
+    ("secret", "secret"),
+    ("token", "secret"),
+    ("apikey", "api-key"),
+    ("privatekey", "private-key"),
+    ("secretkey", "secret"),
+    ("secretaccesskey", "secret"),
+    ("credential", "secret"),
+    ("credentials", "secret"),
+)
+
+
+def secret_key_kind(key: str) -> str | None:
+    """The redaction kind for values under object key ``key``, or None."""
+    name = key.lower().replace("-", "").replace("_", "")
+    kind = _SECRET_KEYS.get(name)
+    if kind is not None:
+        return kind
+    for suffix, suffix_kind in _SECRET_KEY_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix_kind
+    return None
+
 
 _TAG_PREFIX = "[REDACTED:"
+_TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 
 
 class Redactor:
@@ -148,7 +158,13 @@ class Redactor:
             return text
         redacted = text
         for kind, pattern in _PATTERNS:
-            redacted = pattern.sub(self._replacer(kind), redacted)
+            # Tags already placed are split out so that no pattern matches inside one
+            # (a tag's "api-key:1a2b3c4d" must not read as a key=value secret).
+            parts = _TAG.split(redacted)
+            replace = self._replacer(kind)
+            for index in range(0, len(parts), 2):
+                parts[index] = pattern.sub(replace, parts[index])
+            redacted = "".join(parts)
         return text if redacted == text else redacted
 
     def _replacer(self, kind: str) -> Callable[[re.Match[str]], str]:
@@ -175,7 +191,7 @@ class Redactor:
                 new_key = self.redact_text(key) if isinstance(key, str) else key
                 kind = secret_kind
                 if kind is None and isinstance(key, str):
-                    kind = _SECRET_KEYS.get(key.lower().replace("-", "").replace("_", ""))
+                    kind = secret_key_kind(key)
                 new_item = self._value(item, kind)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item

@@ -1,0 +1,93 @@
+"""Fixtures for the audit trail tests: keys, opened logs, reading segments back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sidecar.audit.log import AuditLog
+from sidecar.audit.note import Signer
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer(Ed25519PrivateKey.generate())
+
+
+@pytest.fixture
+def open_log(tmp_path: Path, signer: Signer) -> Iterator[Callable[..., AuditLog]]:
+    """Open logs (default: signed, in tmp_path/audit); any left open are closed after."""
+    opened: list[AuditLog] = []
+
+    def open_(directory: Path | None = None, **options: Any) -> AuditLog:
+        options.setdefault("identity", "apps/agent-1")
+        options.setdefault("signer", signer)
+        log = AuditLog.open(directory or tmp_path / "audit", **options)
+        opened.append(log)
+        return log
+
+    yield open_
+    for log in opened:
+        if not log._closed and log._loop is None:
+            log.close_blocking()
+
+
+def segment_lines(directory: Path) -> list[bytes]:
+    """Every line of every segment, in order, without the newlines."""
+    lines: list[bytes] = []
+    for path in sorted((directory / "segments").glob("*.jsonl")):
+        data = path.read_bytes()
+        lines.extend(data.split(b"\n")[:-1])
+    return lines
+
+
+def records(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in segment_lines(directory)]
+
+
+def decision(index: int, **extra: Any) -> dict[str, Any]:
+    """A decision body shaped like the ones the gate writes."""
+    body: dict[str, Any] = {
+        "decisionId": f"01JTEST{index:019d}",
+        "action": "file.read",
+        "request": {"action": "file.read", "path": f"/app/data/{index}.csv"},
+        "decision": "allow",
+        "allowed": True,
+        "rule": "read-app-data",
+        "reason": "allowed by rule read-app-data",
+        "risk": None,
+        "mode": "enforce",
+        "policy": "sha256:" + "ab" * 32,
+        "identity": "apps/agent-1",
+    }
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount size-limited tmpfs file systems (needs root); skip where mounting fails."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"tmpfs-{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs here: {result.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)

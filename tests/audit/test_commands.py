@@ -1,0 +1,172 @@
+"""``tollgate keygen`` and ``tollgate audit verify|export`` as a user runs them."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.commands import register
+from sidecar.audit.log import AuditLog
+from sidecar.audit.note import Signer
+from sidecar.keys import load_public_key
+from tests.audit.conftest import decision
+
+OpenLog = Callable[..., AuditLog]
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="tollgate")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture
+def signed_trail(tmp_path: Path) -> tuple[Path, Path]:
+    """A trail signed with a key made by ``tollgate keygen``; returns (dir, public key)."""
+    assert run("keygen", "--out", str(tmp_path / "keys"), "--name", "audit") == 0
+    signer = Signer.from_key_file(str(tmp_path / "keys" / "audit.key"))
+    log = AuditLog.open(tmp_path / "audit", identity="ns/pod", signer=signer, checkpoint_every=5)
+    for i in range(12):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    return tmp_path / "audit", tmp_path / "keys" / "audit.pub"
+
+
+def test_keygen_prints_paths_and_the_raw_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("keygen", "--out", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    raw = out.strip().splitlines()[-1].rsplit(" ", 1)[1]
+    public = load_public_key(tmp_path / "tollgate.pub")
+    assert base64.b64decode(raw) == public.public_bytes_raw()
+    assert str(tmp_path / "tollgate.key") in out
+    assert run("keygen", "--out", str(tmp_path)) == 2  # never overwrites
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_verify_intact_exits_0(
+    signed_trail: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public = signed_trail
+    assert run("audit", "verify", str(directory), "--public-key", str(public)) == 0
+    assert (
+        capsys.readouterr().out.strip() == "intact: 15 records, 3 checkpoints, last signed size 14"
+    )
+
+
+def test_verify_accepts_raw_and_c2sp_verifier_keys(
+    signed_trail: tuple[Path, Path], tmp_path: Path
+) -> None:
+    directory, public = signed_trail
+    key = load_public_key(public)
+    raw = tmp_path / "raw.b64"
+    raw.write_text(base64.b64encode(key.public_bytes_raw()).decode())
+    vkey = tmp_path / "vkey"
+    signer_name = "tollgate/ns/pod"
+    blob = base64.b64encode(b"\x01" + key.public_bytes_raw()).decode()
+    from sidecar.audit.note import key_id
+
+    vkey.write_text(f"{signer_name}+{key_id(signer_name, key).hex()}+{blob}\n")
+    assert run("audit", "verify", str(directory), "--public-key", str(raw)) == 0
+    assert run("audit", "verify", str(directory), "--public-key", str(vkey)) == 0
+
+
+def test_verify_tampered_exits_1_with_the_place(
+    signed_trail: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public = signed_trail
+    segment = next((directory / "segments").glob("*.jsonl"))
+    data = segment.read_bytes()
+    segment.write_bytes(data.replace(b"/app/data/3.csv", b"/app/data/4.csv", 1))
+    assert run("audit", "verify", str(directory), "--public-key", str(public), "--json") == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["intact"] is False
+    assert result["fault"]["segment"] == f"segments/{segment.name}"
+    assert result["fault"]["line"] == 5 and result["fault"]["seq"] == 4
+    assert result["summary"].startswith("tampered: ")
+
+
+def test_verify_usage_errors_exit_2(signed_trail: tuple[Path, Path], tmp_path: Path) -> None:
+    directory, _ = signed_trail
+    assert run("audit", "verify", str(tmp_path / "missing")) == 2
+    assert run("audit", "verify", str(directory), "--public-key", str(tmp_path / "nokey")) == 2
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not a key")
+    assert run("audit", "verify", str(directory), "--public-key", str(bad)) == 2
+    with pytest.raises(SystemExit) as caught:
+        run("audit", "verify")
+    assert caught.value.code == 2
+
+
+def test_verify_against_a_shipped_checkpoint(
+    signed_trail: tuple[Path, Path], tmp_path: Path
+) -> None:
+    directory, public = signed_trail
+    shipped = tmp_path / "shipped"
+    shipped.write_bytes((directory / "checkpoint").read_bytes())
+    args = (
+        "audit",
+        "verify",
+        str(directory),
+        "--public-key",
+        str(public),
+        "--checkpoint",
+        str(shipped),
+    )
+    assert run(*args) == 0
+    segment = next((directory / "segments").glob("*.jsonl"))
+    lines = segment.read_bytes().split(b"\n")
+    segment.write_bytes(b"\n".join(lines[:6]) + b"\n")  # cut back to the first checkpoint
+    (directory / "checkpoint").write_text(json.loads(lines[5])["note"])
+    assert run(*args) == 1
+
+
+def test_export_to_file_and_stdout(
+    signed_trail: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    directory, _ = signed_trail
+    out = tmp_path / "export.csv"
+    assert run("audit", "export", str(directory), "--format", "csv", "--out", str(out)) == 0
+    assert out.read_text().splitlines()[0].startswith("seq,ts,type,leafHash")
+    assert run("audit", "export", str(directory), "--format", "jsonl", "--since", "2000-01-01") == 0
+    assert len(capsysbinary.readouterr().out.splitlines()) == 15
+
+
+def test_export_usage_errors_exit_2(signed_trail: tuple[Path, Path], tmp_path: Path) -> None:
+    directory, _ = signed_trail
+    assert run("audit", "export", str(directory), "--format", "jsonl", "--since", "soon") == 2
+    assert run("audit", "export", str(tmp_path / "missing"), "--format", "jsonl") == 2
+    with pytest.raises(SystemExit) as caught:
+        run("audit", "export", str(directory), "--format", "xml")
+    assert caught.value.code == 2
+
+
+def test_export_of_a_corrupt_trail_exits_1(signed_trail: tuple[Path, Path]) -> None:
+    directory, _ = signed_trail
+    segment = next((directory / "segments").glob("*.jsonl"))
+    segment.write_bytes(segment.read_bytes().replace(b"{", b"<", 1))
+    assert run("audit", "export", str(directory), "--format", "jsonl") == 1
+
+
+@pytest.mark.skipif(shutil.which("tollgate") is None, reason="console script not installed")
+def test_the_tollgate_console_script_routes_to_these_commands(
+    signed_trail: tuple[Path, Path],
+) -> None:
+    directory, public = signed_trail
+    ok = subprocess.run(
+        ["tollgate", "audit", "verify", str(directory), "--public-key", str(public)],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("intact: 15 records")
+    usage = subprocess.run(["tollgate", "audit", "verify"], capture_output=True, text=True)
+    assert usage.returncode == 2

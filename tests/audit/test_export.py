@@ -1,0 +1,189 @@
+"""``tollgate audit export``: JSON Lines, CSV and OCSF rows that can be proven."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.audit.export import CSV_COLUMNS, csv_safe, export
+from sidecar.audit.log import AuditLog
+from sidecar.audit.records import parse_time_bound
+from sidecar.canonical import canonical_bytes
+from tests.audit.conftest import decision, segment_lines
+
+OpenLog = Callable[..., AuditLog]
+
+
+def _export(directory: Path, fmt: str, **bounds: str | None) -> bytes:
+    out = io.BytesIO()
+    export(directory, fmt, out, **bounds)
+    return out.getvalue()
+
+
+@pytest.fixture
+def trail(open_log: OpenLog) -> Path:
+    log = open_log(checkpoint_every=4)
+    log.append_blocking("startup", {"version": "0.1.0"})
+    log.append_blocking("decision", decision(1))
+    log.append_blocking(
+        "decision",
+        decision(
+            2,
+            action="network.request",
+            request={
+                "action": "network.request",
+                "host": "evil.example",
+                "port": 443,
+                "scheme": "https",
+                "method": "DELETE",
+                "path": "/x",
+            },
+            decision="deny",
+            allowed=False,
+            rule=None,
+            reason='=HYPERLINK("http://evil.example","click")',
+            risk="high",
+        ),
+    )
+    log.append_blocking(
+        "decision",
+        decision(
+            3,
+            action="k8s.request",
+            request={
+                "action": "k8s.request",
+                "k8s": {
+                    "verb": "delete",
+                    "group": "apps",
+                    "version": "v1",
+                    "resource": "deployments",
+                    "namespace": "prod",
+                    "name": "web",
+                },
+            },
+            decision="require_approval",
+            allowed=False,
+            reason="+cmd|' /C calc'!A0",
+        ),
+    )
+    log.append_blocking(
+        "decision", decision(4, decision="deny", allowed=True, mode="audit", reason="@SUM(1)")
+    )
+    log.append_blocking("invalidRequest", {"error": "-2+3", "body": "{"})
+    log.close_blocking()
+    return log.directory
+
+
+def test_jsonl_rows_carry_seq_and_a_provable_leaf_hash(trail: Path) -> None:
+    rows = [json.loads(line) for line in _export(trail, "jsonl").splitlines()]
+    lines = segment_lines(trail)
+    assert len(rows) == len(lines)
+    for row, line in zip(rows, lines, strict=True):
+        assert set(row) == {"seq", "leafHash", "record"}
+        assert canonical_bytes(row["record"]) == line
+        assert row["leafHash"] == hashlib.sha256(b"\x00" + line).hexdigest()
+        assert row["seq"] == row["record"]["seq"]
+    assert _export(trail, "jsonl").splitlines()[0] == canonical_bytes(rows[0])
+
+
+def test_csv_neutralises_formulas_and_keeps_the_exact_record(trail: Path) -> None:
+    text = _export(trail, "csv").decode("utf-8")
+    table = list(csv.reader(io.StringIO(text)))
+    assert tuple(table[0]) == CSV_COLUMNS
+    rows = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in table[1:]]
+    lines = segment_lines(trail)
+    assert len(rows) == len(lines)
+    for row, line in zip(rows, lines, strict=True):
+        assert row["record"].encode() == line
+        assert row["leafHash"] == hashlib.sha256(b"\x00" + line).hexdigest()
+        for column, cell in row.items():
+            if column != "record":
+                assert cell[:1] not in {"=", "+", "-", "@", "\t", "\r"}, (column, cell)
+    reasons = [row["reason"] for row in rows]
+    assert '\'=HYPERLINK("http://evil.example","click")' in reasons
+    assert "'+cmd|' /C calc'!A0" in reasons
+    assert "'@SUM(1)" in reasons
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("  =1+1", "'  =1+1"),
+        ("\t=x", "'\t=x"),
+        ("\uff1dcmd", "'\uff1dcmd"),
+        ("safe text", "safe text"),
+        ("a=b", "a=b"),
+        (5, 5),
+    ],
+)
+def test_csv_safe(value: object, expected: object) -> None:
+    assert csv_safe(value) == expected
+
+
+def _ocsf(trail: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _export(trail, "ocsf").splitlines()]
+
+
+def test_ocsf_api_activity_with_security_control(trail: Path) -> None:
+    events = _ocsf(trail)
+    lines = segment_lines(trail)
+    # startup and checkpoint records are not agent activity
+    assert [e["metadata"]["sequence"] for e in events] == [1, 2, 3, 5, 6]
+    for event in events:
+        assert event["class_uid"] == 6003 and event["category_uid"] == 6
+        assert event["type_uid"] == 600300 + event["activity_id"]
+        assert "security_control" in event["metadata"]["profiles"]
+        line = lines[event["metadata"]["sequence"]]
+        assert event["raw_data"].encode() == line
+        assert event["metadata"]["uid"] == hashlib.sha256(b"\x00" + line).hexdigest()
+        assert isinstance(event["time"], int) and event["time"] > 1_600_000_000_000
+        assert event["actor"] and event["api"]["operation"] and "src_endpoint" in event
+    allow, deny, approval, audit_mode, invalid = events
+    assert (allow["activity_id"], allow["action_id"], allow["disposition_id"]) == (2, 1, 1)
+    assert allow["resources"] == [{"type": "file", "name": "/app/data/1.csv"}]
+    assert (deny["activity_id"], deny["action_id"], deny["disposition"]) == (4, 2, "Blocked")
+    assert deny["dst_endpoint"] == {"hostname": "evil.example", "port": 443}
+    assert deny["http_request"]["http_method"] == "DELETE"
+    assert deny["risk_level"] == "High" and deny["is_alert"] is True
+    assert (approval["activity_id"], approval["disposition"]) == (4, "Delayed")
+    assert approval["resources"][0]["type"] == "kubernetes:deployments"
+    assert (audit_mode["action"], audit_mode["disposition"]) == ("Allowed", "Detected")
+    assert audit_mode["policy"]["is_applied"] is False
+    assert (invalid["action_id"], invalid["disposition"]) == (2, "Rejected")
+
+
+def test_since_and_until_filter_on_ts(trail: Path) -> None:
+    rows = [json.loads(line) for line in _export(trail, "jsonl").splitlines()]
+    middle = rows[3]["record"]["ts"]
+    after = [json.loads(x)["seq"] for x in _export(trail, "jsonl", since=middle).splitlines()]
+    before = [json.loads(x)["seq"] for x in _export(trail, "jsonl", until=middle).splitlines()]
+    assert after[0] == 3 and before[-1] == 2
+    assert sorted(after + before) == [r["seq"] for r in rows]
+    assert _export(trail, "jsonl", since=parse_time_bound("2999-01-01")) == b""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-21", "2026-11-21T00:00:00.000000Z"),
+        ("2026-11-21T22:10:00Z", "2026-11-21T22:10:00.000000Z"),
+        ("2026-11-21T22:10:00.5Z", "2026-11-21T22:10:00.500000Z"),
+        ("2026-11-22T00:10:00+02:00", "2026-11-21T22:10:00.000000Z"),
+    ],
+)
+def test_time_bounds(text: str, expected: str) -> None:
+    assert parse_time_bound(text) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2026-11-21 22:10", "1700000000"])
+def test_bad_time_bounds(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time_bound(text)

@@ -1,0 +1,371 @@
+"""``AuditLog``: record format, hash chain, group commit, checkpoints, rotation, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.audit.checkpoint import Checkpoint
+from sidecar.audit.log import AuditLog, default_origin
+from sidecar.audit.merkle import Frontier, leaf_hash
+from sidecar.audit.note import Signer, Verifier, parse_note, verify_note
+from sidecar.audit.verify import verify_trail
+from sidecar.canonical import canonical_bytes
+from sidecar.errors import AuditUnavailable
+from tests.audit.conftest import decision, records, segment_lines
+
+TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+OpenLog = Callable[..., AuditLog]
+
+
+def test_records_are_canonical_lines_with_envelope_and_chain(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(signer=None)
+    first = log.append_blocking("startup", {"version": "0.1.0"})
+    second = log.append_blocking("decision", decision(1))
+    lines = segment_lines(tmp_path / "audit")
+    assert len(lines) == 2
+    for seq, line in enumerate(lines):
+        record = json.loads(line)
+        assert canonical_bytes(record) == line
+        assert record["seq"] == seq
+        assert TS.match(record["ts"])
+    assert json.loads(lines[0])["prev"] == "0" * 64
+    assert json.loads(lines[1])["prev"] == hashlib.sha256(b"\x00" + lines[0]).hexdigest()
+    assert (first.seq, first.hash) == (0, hashlib.sha256(b"\x00" + lines[0]).hexdigest())
+    assert (second.seq, second.hash) == (1, leaf_hash(lines[1]).hex())
+    assert json.loads(lines[1])["type"] == "decision"
+    assert json.loads(lines[1])["request"] == {"action": "file.read", "path": "/app/data/1.csv"}
+    status = log.status()
+    assert status["seq"] == 2 and status["head"] == second.hash
+    assert status["writable"] is True and status["lastError"] is None
+    assert status["dir"] == str(tmp_path / "audit")
+
+
+def test_status_of_an_empty_trail(open_log: OpenLog) -> None:
+    status = open_log().status()
+    assert status["seq"] == 0
+    assert status["head"] == "0" * 64
+    assert status["lastCheckpoint"] is None
+
+
+@pytest.mark.parametrize(
+    ("record_type", "body", "error"),
+    [
+        ("decision", {"seq": 5}, ValueError),
+        ("decision", {"prev": "x"}, ValueError),
+        ("nonsense", {}, ValueError),
+        ("decision", {"score": 0.5}, TypeError),
+    ],
+)
+def test_bad_bodies_are_refused_and_leave_nothing_behind(
+    open_log: OpenLog, tmp_path: Path, record_type: str, body: dict[str, Any], error: type
+) -> None:
+    log = open_log()
+    log.append_blocking("startup", {})
+    with pytest.raises(error):
+        log.append_blocking(record_type, body)
+    assert len(segment_lines(tmp_path / "audit")) == 1
+    assert log.append_blocking("decision", decision(1)).seq == 1
+    assert log.writable
+
+
+def test_concurrent_appends_share_fsyncs_and_keep_order(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = 0
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    log = open_log(signer=None)
+
+    async def run() -> list[Any]:
+        await log.start()
+        results = await asyncio.gather(*(log.append("decision", decision(i)) for i in range(300)))
+        await log.close()
+        return results
+
+    results = asyncio.run(run())
+    assert sorted(r.seq for r in results) == list(range(300))
+    assert fsyncs < 100, f"{fsyncs} fsyncs for 300 appends: no group commit"
+    lines = segment_lines(tmp_path / "audit")
+    assert [r.hash for r in sorted(results, key=lambda r: r.seq)] == [
+        leaf_hash(line).hex() for line in lines
+    ]
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_writes_happen_off_the_event_loop(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.3)
+        real_fsync(fd)
+
+    log = open_log(signer=None)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def run() -> None:
+        await log.start()
+        monkeypatch.setattr(os, "fsync", slow_fsync)
+        task = asyncio.create_task(ticker())
+        await log.append("decision", decision(0))
+        task.cancel()
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        await log.close()
+
+    asyncio.run(run())
+    assert ticks >= 10, "the event loop was blocked while the record was fsynced"
+
+
+def _checkpoints(directory: Path) -> list[dict[str, Any]]:
+    return [r for r in records(directory) if r["type"] == "checkpoint"]
+
+
+def _check_signed(record: dict[str, Any], lines: list[bytes], signer: Signer) -> None:
+    """The checkpoint's root is the RFC 6962 root of the lines before it, and it is signed."""
+    size = record["treeSize"]
+    assert record["seq"] == size
+    frontier = Frontier()
+    for line in lines[:size]:
+        frontier.append(leaf_hash(line))
+    note = parse_note(record["note"])
+    checkpoint = Checkpoint.parse(note.text)
+    assert checkpoint == Checkpoint(record["origin"], size, frontier.root())
+    assert record["rootHash"] == base64.b64encode(frontier.root()).decode()
+    verify_note(note, [Verifier(record["origin"], signer.public_key)])
+
+
+def test_checkpoint_every_n_records(open_log: OpenLog, tmp_path: Path, signer: Signer) -> None:
+    log = open_log(checkpoint_every=10)
+    for i in range(25):
+        log.append_blocking("decision", decision(i))
+    directory = tmp_path / "audit"
+    checkpoints = _checkpoints(directory)
+    assert [c["treeSize"] for c in checkpoints] == [10, 21]
+    lines = segment_lines(directory)
+    for record in checkpoints:
+        _check_signed(record, lines, signer)
+    assert (directory / "checkpoint").read_text() == checkpoints[-1]["note"]
+    assert log.status()["lastCheckpoint"] == {
+        "origin": "tollgate/apps/agent-1",
+        "treeSize": 21,
+        "rootHash": checkpoints[-1]["rootHash"],
+        "seq": 21,
+    }
+
+
+def test_checkpoint_is_printed_as_one_json_line_on_stdout(
+    open_log: OpenLog, capsys: pytest.CaptureFixture[str], signer: Signer
+) -> None:
+    log = open_log(checkpoint_every=3)
+    for i in range(3):
+        log.append_blocking("decision", decision(i))
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    line = json.loads(out[0])
+    assert line["msg"] == "audit checkpoint" and line["treeSize"] == 3
+    note = parse_note(line["note"])
+    verify_note(note, [Verifier(line["origin"], signer.public_key)])
+
+
+def test_checkpoint_after_the_interval_when_idle(open_log: OpenLog, tmp_path: Path) -> None:
+    log = open_log(checkpoint_interval=0.2)
+
+    async def run() -> None:
+        await log.start()
+        await log.append("decision", decision(0))
+        await asyncio.sleep(0.6)
+        assert [c["treeSize"] for c in _checkpoints(tmp_path / "audit")] == [1]
+        await asyncio.sleep(0.4)  # no new records: no new checkpoint
+        assert len(_checkpoints(tmp_path / "audit")) == 1
+        await log.close()
+
+    asyncio.run(run())
+
+
+def test_close_writes_the_final_checkpoint_and_refuses_more(
+    open_log: OpenLog, tmp_path: Path, signer: Signer
+) -> None:
+    log = open_log()
+
+    async def run() -> None:
+        await log.start()
+        await log.append("decision", decision(0))
+        await log.append("shutdown", {"reason": "test"})
+        await log.close()
+        with pytest.raises(AuditUnavailable):
+            await log.append("decision", decision(1))
+
+    asyncio.run(run())
+    all_records = records(tmp_path / "audit")
+    assert [r["type"] for r in all_records] == ["decision", "shutdown", "checkpoint"]
+    _check_signed(all_records[-1], segment_lines(tmp_path / "audit"), signer)
+    assert all_records[-1]["reason"] == "shutdown"
+
+
+def test_unsigned_log_writes_no_checkpoints(open_log: OpenLog, tmp_path: Path) -> None:
+    log = open_log(signer=None, checkpoint_every=2)
+    for i in range(5):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    assert _checkpoints(tmp_path / "audit") == []
+    assert not (tmp_path / "audit" / "checkpoint").exists()
+
+
+def test_rotation_continues_seq_and_chain_across_segments(
+    open_log: OpenLog, tmp_path: Path, signer: Signer
+) -> None:
+    log = open_log(segment_bytes=4096, checkpoint_every=10_000)
+    for i in range(40):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    directory = tmp_path / "audit"
+    segments = sorted((directory / "segments").glob("*.jsonl"))
+    assert len(segments) >= 3
+    expected_first = 0
+    for path in segments:
+        assert path.name == f"{expected_first:020d}.jsonl"
+        lines = path.read_bytes().split(b"\n")[:-1]
+        assert json.loads(lines[0])["seq"] == expected_first
+        # Each closed segment ends with its rotation checkpoint.
+        if path != segments[-1]:
+            assert json.loads(lines[-1])["type"] == "checkpoint"
+            assert json.loads(lines[-1])["reason"] == "rotation"
+            assert path.stat().st_size >= 4096
+        expected_first += len(lines)
+    all_lines = segment_lines(directory)
+    for record in _checkpoints(directory):
+        _check_signed(record, all_lines, signer)
+    report = verify_trail(directory, public_keys=[signer.public_key])
+    assert report.intact, report.summary()
+
+
+def test_restart_rebuilds_seq_head_and_frontier(
+    open_log: OpenLog, tmp_path: Path, signer: Signer
+) -> None:
+    log = open_log(segment_bytes=8192, checkpoint_every=7)
+    for i in range(30):
+        log.append_blocking("decision", decision(i))
+    before = log.status()
+    log.close_blocking()
+    reopened = open_log(segment_bytes=8192, checkpoint_every=7)
+    after = reopened.status()
+    # close() signed everything: the last record is a checkpoint over all before it.
+    assert after["seq"] in (before["seq"], before["seq"] + 1)
+    assert records(tmp_path / "audit")[-1]["type"] == "checkpoint"
+    assert after["lastCheckpoint"]["treeSize"] == after["seq"] - 1
+    assert after["head"] == leaf_hash(segment_lines(tmp_path / "audit")[-1]).hex()
+    appended = reopened.append_blocking("decision", decision(99))
+    assert appended.seq == after["seq"]
+    record = records(tmp_path / "audit")[appended.seq]
+    assert record["seq"] == appended.seq and record["type"] == "decision"
+    assert record["prev"] == after["head"]
+    for _ in range(10):
+        reopened.append_blocking("decision", decision(100))
+    reopened.close_blocking()
+    lines = segment_lines(tmp_path / "audit")
+    for checkpoint in _checkpoints(tmp_path / "audit"):
+        _check_signed(checkpoint, lines, signer)
+
+
+def test_restart_without_new_records_signs_nothing_new(open_log: OpenLog, tmp_path: Path) -> None:
+    log = open_log()
+    log.append_blocking("decision", decision(0))
+    log.close_blocking()
+    count = len(segment_lines(tmp_path / "audit"))
+    open_log().close_blocking()
+    assert len(segment_lines(tmp_path / "audit")) == count
+
+
+def test_a_second_writer_on_the_same_directory_is_refused(open_log: OpenLog) -> None:
+    open_log()
+    with pytest.raises(AuditUnavailable, match="in use"):
+        open_log()
+
+
+def test_default_origin_is_a_valid_key_name() -> None:
+    assert default_origin("apps-prod/agent-7f9c") == "tollgate/apps-prod/agent-7f9c"
+    assert default_origin("a b+c") == "tollgate/a_b_c"
+    assert default_origin("") == "tollgate/unknown"
+
+
+def test_secrets_never_reach_a_segment_file(open_log: OpenLog, tmp_path: Path) -> None:
+    secrets = {
+        "abc123def456ghi789jkl": "curl -H 'Authorization: Bearer abc123def456ghi789jkl' https://x",
+        "sk-proj-ZyXwVu0123456789TsRqPo": "OPENAI_KEY=sk-proj-ZyXwVu0123456789TsRqPo python run.py",
+        "ghp_" + "Q9w8E7r6T5" * 4: "git clone https://ghp_" + "Q9w8E7r6T5" * 4 + "@github.com/o/r",
+        "AKIAJ7Q4EXAMPLEKEY12": "aws configure set aws_access_key_id AKIAJ7Q4EXAMPLEKEY12",
+        "xoxp-1111-2222-abcdefghij": "slack token xoxp-1111-2222-abcdefghij",
+        "hunter2-is-my-password": "mysql -u root --password=hunter2-is-my-password",
+        "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ.c2lnbmF0dXJl": "jwt=eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ.c2lnbmF0dXJl",
+        "ctx-secret-value-77": "",
+    }
+    log = open_log(segment_bytes=2048, checkpoint_every=5)
+
+    def body(index: int, text: str) -> dict[str, Any]:
+        return decision(
+            index,
+            request={
+                "action": "process.exec",
+                "commandLine": text,
+                "argv": ["sh", "-c", text],
+                "context": {"note": text, "apiToken": "ctx-secret-value-77"},
+            },
+            reason=f"denied: {text}",
+        )
+
+    async def run() -> None:
+        await log.start()
+        await asyncio.gather(
+            *(log.append("decision", body(i, text)) for i, text in enumerate(secrets.values()))
+        )
+        await log.close()
+
+    asyncio.run(run())
+    reopened = open_log(segment_bytes=2048, checkpoint_every=5)
+    for i, text in enumerate(secrets.values()):
+        reopened.append_blocking("invalidRequest", {"body": text, "n": i})
+    reopened.close_blocking()
+    everything = b"".join(p.read_bytes() for p in (tmp_path / "audit").rglob("*") if p.is_file())
+    for secret in secrets:
+        assert secret.encode() not in everything, secret
+    assert b"[REDACTED:" in everything
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_redaction_tags_are_stable_across_restarts_with_the_same_key(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    text = "--password=correcthorse"
+    log = open_log()
+    log.append_blocking("decision", decision(0, reason=text))
+    log.close_blocking()
+    reopened = open_log()
+    reopened.append_blocking("decision", decision(1, reason=text))
+    reasons = [r["reason"] for r in records(tmp_path / "audit") if r["type"] == "decision"]
+    assert reasons[0] == reasons[1] and "[REDACTED:password:" in reasons[0]

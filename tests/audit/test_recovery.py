@@ -1,0 +1,160 @@
+"""Startup: torn last line recovery, and refusal to start on any other damage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.log import AuditLog
+from sidecar.audit.verify import verify_trail
+from sidecar.errors import AuditCorrupt
+from tests.audit.conftest import decision, records, segment_lines
+
+OpenLog = Callable[..., AuditLog]
+
+
+def _fill(open_log: OpenLog, count: int, **options: object) -> Path:
+    log = open_log(**options)
+    for i in range(count):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    return sorted((log.directory / "segments").glob("*.jsonl"))[-1]
+
+
+@pytest.mark.parametrize(
+    "torn",
+    [b'{"action":"file.read","allowed":tr', b"\x00" * 700, b"{", b'{"seq":99}'],
+    ids=["half-record", "zero-filled", "one-byte", "no-newline"],
+)
+def test_torn_last_line_is_moved_aside_and_recorded(
+    open_log: OpenLog, tmp_path: Path, torn: bytes
+) -> None:
+    segment = _fill(open_log, 5)
+    good = segment.read_bytes()
+    with open(segment, "ab") as handle:
+        handle.write(torn)
+    log = open_log()
+    broken = segment.with_name(segment.name + ".broken")
+    assert broken.read_bytes() == torn
+    recovery = records(tmp_path / "audit")[-1]
+    assert recovery["type"] == "recovery"
+    assert recovery["droppedBytes"] == len(torn)
+    assert recovery["segment"] == segment.name
+    assert recovery["brokenFile"] == broken.name
+    assert segment.read_bytes().startswith(good)
+    assert log.append_blocking("decision", decision(9)).seq == recovery["seq"] + 1
+    log.close_blocking()
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_every_torn_fragment_is_kept(open_log: OpenLog, tmp_path: Path) -> None:
+    segment = _fill(open_log, 2, signer=None)
+    for fragment in (b'{"first', b'{"second'):
+        with open(segment, "ab") as handle:
+            handle.write(fragment)
+        open_log(signer=None).close_blocking()
+    broken = segment.with_name(segment.name + ".broken")
+    assert broken.read_bytes() == b'{"first{"second'
+    offsets = [r["brokenOffset"] for r in records(tmp_path / "audit") if r["type"] == "recovery"]
+    assert offsets == [0, len(b'{"first')]
+
+
+def _corrupt_and_expect(open_log: OpenLog, segment: Path, line: int, change: bytes) -> str:
+    lines = segment.read_bytes().split(b"\n")
+    lines[line - 1] = change
+    segment.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditCorrupt) as caught:
+        open_log()
+    message = str(caught.value)
+    assert f"segments/{segment.name}" in message
+    return message
+
+
+def test_a_changed_middle_record_refuses_to_start(open_log: OpenLog) -> None:
+    segment = _fill(open_log, 6, signer=None)
+    original = segment.read_bytes().split(b"\n")[2]
+    changed = original.replace(b"/app/data/2.csv", b"/app/data/X.csv")
+    message = _corrupt_and_expect(open_log, segment, 3, changed)
+    assert "line 4" in message and "prev" in message  # the next line no longer links
+
+
+def test_a_garbage_line_refuses_to_start(open_log: OpenLog) -> None:
+    segment = _fill(open_log, 4, signer=None)
+    assert "line 2" in _corrupt_and_expect(open_log, segment, 2, b"not json at all")
+
+
+def test_a_removed_middle_line_refuses_to_start(open_log: OpenLog) -> None:
+    segment = _fill(open_log, 5, signer=None)
+    lines = segment.read_bytes().split(b"\n")
+    del lines[1]
+    segment.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditCorrupt, match="line 2"):
+        open_log()
+
+
+def test_a_damaged_last_complete_line_refuses_to_start(open_log: OpenLog) -> None:
+    segment = _fill(open_log, 3, signer=None)
+    lines = segment.read_bytes().split(b"\n")
+    record = json.loads(lines[-2])
+    record["seq"] = 7
+    lines[-2] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    segment.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditCorrupt, match="expected seq 2"):
+        open_log()
+
+
+def test_a_missing_segment_refuses_to_start(open_log: OpenLog, tmp_path: Path) -> None:
+    _fill(open_log, 60, signer=None, segment_bytes=2048)
+    segments = sorted((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    assert len(segments) >= 3
+    segments[1].unlink()
+    with pytest.raises(AuditCorrupt, match=segments[2].name):
+        open_log(signer=None)
+
+
+def test_an_unterminated_line_in_an_older_segment_refuses_to_start(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    _fill(open_log, 60, signer=None, segment_bytes=2048)
+    first = sorted((tmp_path / "audit" / "segments").glob("*.jsonl"))[0]
+    first.write_bytes(first.read_bytes()[:-1])
+    with pytest.raises(AuditCorrupt, match="middle of a line"):
+        open_log(signer=None)
+
+
+def test_records_removed_below_the_checkpoint_refuse_to_start(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    segment = _fill(open_log, 10)
+    lines = segment.read_bytes().split(b"\n")
+    segment.write_bytes(b"\n".join(lines[:-3]) + b"\n")  # drop the final checkpoint and more
+    with pytest.raises(AuditCorrupt, match="records were removed"):
+        open_log()
+
+
+def test_a_rewritten_trail_does_not_match_its_checkpoint(open_log: OpenLog, tmp_path: Path) -> None:
+    _fill(open_log, 4)
+    directory = tmp_path / "audit"
+    first_run = (directory / "checkpoint").read_bytes()
+    for path in (directory / "segments").glob("*"):
+        path.unlink()
+    (directory / "checkpoint").unlink()
+    _fill(open_log, 4)  # a different history of the same length
+    (directory / "checkpoint").write_bytes(first_run)
+    with pytest.raises(AuditCorrupt, match="rewritten"):
+        open_log()
+
+
+def test_an_empty_segment_left_by_a_crash_at_rotation_is_fine(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    _fill(open_log, 5, signer=None)
+    size = len(segment_lines(tmp_path / "audit"))
+    (tmp_path / "audit" / "segments" / f"{size:020d}.jsonl").write_bytes(b"")
+    log = open_log(signer=None)
+    assert log.append_blocking("decision", decision(5)).seq == size
+    log.close_blocking()
+    assert verify_trail(tmp_path / "audit").intact

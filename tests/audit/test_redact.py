@@ -1,0 +1,161 @@
+"""Secret redaction: every kind the contract lists, keyed tags, and the fast screen."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.audit.redact import _PATTERNS, Redactor
+from sidecar.canonical import canonical_bytes
+
+KEY = b"k" * 32
+TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
+
+# (text holding a secret, the secret, the kind expected in the tag)
+SECRETS = [
+    ("Authorization: Bearer abc123def456ghi789", "abc123def456ghi789", "authorization"),
+    ("curl -H 'authorization: Basic dXNlcjpwYXNz' https://x", "dXNlcjpwYXNz", "authorization"),
+    ("key sk-proj-AbCdEf0123456789GhIjKlMn", "sk-proj-AbCdEf0123456789GhIjKlMn", "api-key"),
+    (
+        "ANTHROPIC_API_KEY=sk-ant-api03-abcdefghijklmnopqrstuvwx",
+        "sk-ant-api03-abcdefghijklmnopqrstuvwx",
+        "api-key",
+    ),
+    ("token ghp_" + "a1B2c3D4e5" * 4, "ghp_" + "a1B2c3D4e5" * 4, "github-token"),
+    (
+        "github_pat_11ABCDEFG0123456789_abcdefghij",
+        "github_pat_11ABCDEFG0123456789_abcdefghij",
+        "github-token",
+    ),
+    ("aws AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE", "aws-access-key"),
+    ("slack xoxb-123456789012-abcdefABCDEF", "xoxb-123456789012-abcdefABCDEF", "slack-token"),
+    (
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "jwt",
+    ),
+    ("mysql --password=hunter2xyz db", "hunter2xyz", "password"),
+    ("https://api.example/?user=a&passwd=s3cr3tvalue", "s3cr3tvalue", "password"),
+    ('{"password": "correct horse"}', "correct horse", "password"),
+    ("psql postgres://admin:pa55w0rdXYZ@db:5432/x", "pa55w0rdXYZ", "url-credentials"),
+    ("client_secret=abcdef0123456789", "abcdef0123456789", "secret"),
+    ("x-api-key: 0123456789abcdefXYZ", "0123456789abcdefXYZ", "api-key"),
+    ("Cookie: session=abcdef123456", "session=abcdef123456", "cookie"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----",
+        "MIIEpAIBAAKCAQEA7",
+        "private-key",
+    ),
+    ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "api-key"),
+    ("use bearer ya29.a0AfH6SMBx3Lq9 now", "ya29.a0AfH6SMBx3Lq9", "bearer-token"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "kind"), SECRETS)
+def test_each_kind_is_replaced_by_a_keyed_tag(text: str, secret: str, kind: str) -> None:
+    redactor = Redactor(KEY)
+    body = {"request": {"commandLine": text}}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]["commandLine"]
+    assert secret not in out
+    tags = TAG.findall(out)
+    assert tags, out
+    assert tags[0][0] == kind
+    assert body["request"]["commandLine"] == text  # the caller's body is not mutated
+
+
+def test_tag_is_the_first_8_hex_of_hmac_sha256_and_stable() -> None:
+    redactor = Redactor(KEY)
+    secret = "AKIAIOSFODNN7EXAMPLE"
+    expected = hmac.new(KEY, secret.encode(), hashlib.sha256).hexdigest()[:8]
+    first = redactor.redact_text(f"a {secret}")
+    second = redactor.redact_text(f"b {secret} c")
+    assert f"[REDACTED:aws-access-key:{expected}]" in first
+    assert f"[REDACTED:aws-access-key:{expected}]" in second
+    other_key = Redactor(b"z" * 32).redact_text(f"a {secret}")
+    assert expected not in other_key
+
+
+def test_values_under_secret_keys_are_redacted_whatever_they_look_like() -> None:
+    redactor = Redactor(KEY)
+    body = {
+        "context": {
+            "Password": "x",
+            "api_key": "short",
+            "X-Auth-Token": "t",
+            "nested": {"clientSecret": "cs", "list": [{"token": "tok"}]},
+            "maxTokens": 100,
+            "tokens": "not a secret key name",
+        }
+    }
+    out = redactor.redact(body)["context"]
+    assert out["Password"].startswith("[REDACTED:password:")
+    assert out["api_key"].startswith("[REDACTED:api-key:")
+    assert out["X-Auth-Token"].startswith("[REDACTED:secret:")
+    assert out["nested"]["clientSecret"].startswith("[REDACTED:secret:")
+    assert out["nested"]["list"][0]["token"].startswith("[REDACTED:secret:")
+    assert out["maxTokens"] == 100
+    assert out["tokens"] == "not a secret key name"
+
+
+def test_secrets_in_argv_lists_and_object_keys_are_redacted() -> None:
+    redactor = Redactor(KEY)
+    body = {"argv": ["curl", "-H", "Authorization: Bearer abcdefghijklmnop"], "ghp_" + "x1" * 18: 1}
+    out = redactor.redact(body)
+    assert "abcdefghijklmnop" not in str(out)
+    assert "ghp_" not in "".join(out)
+
+
+def test_clean_bodies_are_returned_unchanged_and_pass_the_screen() -> None:
+    redactor = Redactor(KEY)
+    body = {
+        "action": "network.request",
+        "request": {"host": "api.openai.com", "path": "/v1/chat/completions", "port": 443},
+        "reason": "allowed by rule rules[3]",
+        "policy": "sha256:" + "ab" * 32,
+    }
+    assert not Redactor.may_hold_secret(canonical_bytes(body))
+    assert redactor.redact(body) is body
+
+
+def test_already_redacted_text_is_left_alone() -> None:
+    redactor = Redactor(KEY)
+    once = redactor.redact_text("password=hunter2xyz")
+    assert redactor.redact_text(once) == once
+
+
+def test_key_must_be_long_enough() -> None:
+    with pytest.raises(ValueError):
+        Redactor(b"short")
+
+
+_secretish = st.sampled_from([s for _, s, _ in SECRETS])
+_filler = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_filler, st.sampled_from([t for t, _, _ in SECRETS]), _filler)
+def test_the_screen_never_misses_what_a_precise_pattern_would_redact(
+    before: str, text: str, after: str
+) -> None:
+    value = before + text + after
+    encoded = canonical_bytes({"v": value})
+    hit = any(pattern.search(value) for _, pattern in _PATTERNS)
+    if hit:
+        assert Redactor.may_hold_secret(encoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_the_screen_is_a_superset_on_arbitrary_text(value: str) -> None:
+    encoded = canonical_bytes({"v": value})
+    if any(pattern.search(value) for _, pattern in _PATTERNS):
+        assert Redactor.may_hold_secret(encoded)
+    redacted = Redactor(KEY).redact({"v": value})["v"]
+    if not Redactor.may_hold_secret(encoded):
+        assert redacted == value
