@@ -1,0 +1,843 @@
+"""Static analysis of the commands of a ``process.exec`` request.
+
+Implements CONTRACT 2.2 "Commands" (and the command side of 1, "process command"):
+a request's ``argv`` or ``commandLine`` becomes every simple command it would run, the
+files its redirections read and write, and the constructs that cannot be analysed
+statically. The lead evaluates each command as ``process.exec``, each write as
+``file.write``, each read as ``file.read``, and denies every construct unless a rule
+allows it by name; the strictest decision wins.
+
+What is reported
+----------------
+* ``commandLine`` is parsed the way bash parses it (``shell_parser``): lists (``;``
+  ``&`` ``&&`` ``||`` newline), pipelines, subshells, groups, if/while/until/for/select/
+  case bodies, functions, ``coproc``. Every simple command is reported, in order, shell
+  builtins included (``cd``, ``echo``, ``test`` ...): a policy allows them by name.
+* Shells (``sh bash dash zsh ksh mksh ash yash posh ...``, by name or by path) with
+  ``-c`` are replaced by the commands of their script, analysed recursively (also after
+  other flags: ``-lc``, ``-ec``, ``-o pipefail -c`` ...). A shell reading a script file
+  or standard input is reported as itself: the policy decides on ``bash``. A shell named
+  by a path outside the trusted directories is reported as itself as well as unwrapped.
+* Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
+  ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
+  ``doas``, ``pkexec``, ``chroot``, ``ionice``, ``setsid``, ``nsenter``, ``unshare``,
+  ``taskset``, ``chrt``, ``flock``, ``su``/``runuser -c``, ``sg``, ``watch``,
+  ``script -c``, ``time`` (the program), ``busybox APPLET``, and the commands of
+  ``find -exec/-execdir/-ok/-okdir``. Each of these is a program that runs: it is
+  reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
+  ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords
+  ``exec``, ``command``, ``builtin``, ``time``, ``noglob``, ``nocorrect`` are stripped
+  without being reported (``command -v x`` runs nothing and is reported as ``command``).
+* ``VAR=x`` prefixes are removed; an assignment alone is not a command.
+* ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
+  (``paths.normalise_path``) against the working directory; a relative one without
+  ``cwd`` is a ``RequestError``. The working directory is followed through ``cd``,
+  ``pushd``/``popd``, ``env -C`` and ``sudo -D``: after ``cd /x; ./y`` both
+  ``<cwd>/y`` and ``/x/y`` are reported (the ``cd`` may fail); ``cd /x && ./y``
+  reports ``/x/y`` only. When it cannot be known (``cd $D``, ``cd -``, a ``cd`` in a
+  loop or a function, after ``eval``/``source``), a relative path is the construct
+  ``unknown-cwd`` instead. ``CDPATH`` in the agent's environment is assumed unset.
+* Redirections: ``>`` ``>>`` ``>|`` ``&>`` ``&>>`` ``>&file`` ``<>`` targets are
+  writes, ``<`` ``<&file`` ``<>`` targets are reads, all normalised like paths
+  (``/dev/null`` included: the policy decides). Descriptor duplications (``2>&1``) and
+  here-documents are neither.
+
+Constructs (``Construct.name``), each denied unless a rule allows it by name
+------------------------------------------------------------------------------
+``command-substitution``  ``$(...)``; its commands are reported too.
+``backticks``             ```...```; its commands are reported too.
+``process-substitution``  ``<(...)`` and ``>(...)``; its commands are reported too.
+``parameter-expansion``   ``$x``, ``${x...}`` anywhere: a value the gate cannot see.
+``arithmetic``            ``$((...))``, ``((...))``, ``$[...]``, ``let``, ``for ((``,
+                          ``[[ -eq/-v ]]``, ``test -v``, array subscripts, ``${x:n}``,
+                          ``${!x}``, ``declare -i``: bash evaluates variable values as
+                          arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
+``eval``                  ``eval`` (its static text is analysed too) and ``${x@P}``.
+``source`` / ``.``        reading a script file into the shell.
+``alias``                 defining an alias (its static text is analysed too).
+``trap``                  a trap action (its static text is analysed too).
+``function-definition``   ``f() {...}``: a name may no longer mean a program.
+``heredoc-to-shell``      a here-document or here-string feeding a shell's standard
+                          input (its static text is analysed too).
+``dynamic-command``       what runs depends on a value: ``$CMD args``, ``$(...) args``,
+                          ``{rm,-rf,/}``, a glob or ``~`` in command position, ``sh -c
+                          "$x"``, a wrapper option or ``env -S`` text with ``$``.
+``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
+``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
+``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``).
+``unknown-cwd``           a relative path when the working directory is unknowable.
+``environment-override``  setting a variable that changes what programs run or load
+                          (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
+                          ``IFS``, ``GIT_SSH_COMMAND`` ...; see ``RISKY_VARIABLES``), by
+                          assignment, ``env``, ``sudo``, ``export``/``declare``,
+                          ``read``, ``for`` ..., and namerefs (``declare -n``).
+``command-lookup-override`` ``hash -p`` and ``enable -f``.
+``unknown-arguments``     the command gets arguments not visible here (``xargs``,
+                          ``find -exec ... {}``).
+``unparsed-wrapper``      a wrapper or shell with options this analysis does not know:
+                          what it runs is unknown.
+
+Text that cannot be parsed, NUL bytes, an empty ``argv`` and nesting deeper than
+``max_depth`` scripts are ``RequestError`` (400), never a partial analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sidecar.errors import RequestError
+from sidecar.normalise import shell_ast as sh
+from sidecar.normalise.paths import normalise_path
+from sidecar.normalise.shell_parser import ShellSyntaxError, parse_script
+from sidecar.normalise.shell_wrappers import (
+    BUILTIN_WRAPPERS,
+    COMMAND,
+    POSIX_SHELLS,
+    UNKNOWN_CWD,
+    WRAPPERS,
+    Arg,
+    UnknownOption,
+    parse_options,
+    parse_shell,
+)
+from sidecar.policy.compiler import DEFAULT_TRUSTED_PATHS
+
+__all__ = [
+    "CONSTRUCTS",
+    "TRUSTED_DIRECTORIES",
+    "CommandAnalysis",
+    "Construct",
+    "SimpleCommand",
+    "analyse_command",
+]
+
+TRUSTED_DIRECTORIES = DEFAULT_TRUSTED_PATHS
+CONSTRUCTS = frozenset(
+    {"command-substitution", "backticks", "process-substitution", "parameter-expansion"}
+    | {"arithmetic", "eval", "source", ".", "alias", "trap", "function-definition"}
+    | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
+    | {"unknown-cwd", "environment-override", "command-lookup-override"}
+    | {"unknown-arguments", "unparsed-wrapper"}
+)
+RISKY_VARIABLES = frozenset(
+    {"PATH", "BASH_ENV", "ENV", "IFS", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"}
+    | {"PROMPT_COMMAND", "FPATH", "ZDOTDIR", "BASH_LOADABLES_PATH", "EXECIGNORE"}
+    | {"GLOBIGNORE", "GCONV_PATH", "HOSTALIASES", "PYTHONPATH", "PYTHONSTARTUP"}
+    | {"PYTHONHOME", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "PERLLIB"}
+    | {"RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "PAGER", "EDITOR"}
+    | {"VISUAL", "MANPAGER", "BROWSER", "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS"}
+    | {"SUDO_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_EDITOR"}
+    | {"GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "GIT_PROXY_COMMAND"}
+    | {"GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
+    | {"GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_TEMPLATE_DIR"}
+)
+RISKY_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
+WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
+READ_OPERATORS = frozenset({"<", "<&", "<>"})
+ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"})
+DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
+SUBSTITUTION_LABELS = {
+    "command-substitution": "$(...)",
+    "backticks": "`...`",
+    "process-substitution": "<(...)",
+}
+MAX_CWDS = 8
+LABEL_LENGTH = 120
+
+State = frozenset[str | None]  # possible working directories; None: the request gave none
+Flow = tuple[State, State]  # the states after success and after failure
+
+
+@dataclass(frozen=True)
+class SimpleCommand:
+    """One program (or builtin) the command line runs, after unwrapping."""
+
+    argv: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Construct:
+    """Something that cannot be analysed statically; ``name`` is one of ``CONSTRUCTS``."""
+
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class CommandAnalysis:
+    commands: tuple[SimpleCommand, ...]
+    writes: tuple[str, ...]
+    reads: tuple[str, ...]
+    constructs: tuple[Construct, ...]
+
+
+def analyse_command(
+    *,
+    argv: list[str] | None = None,
+    command_line: str | None = None,
+    cwd: str | None = None,
+    max_depth: int = 8,
+) -> CommandAnalysis:
+    """Analyse exactly one of ``argv`` or ``command_line`` (see the module docstring)."""
+    if (argv is None) == (command_line is None):
+        raise RequestError("exactly one of argv or commandLine is required", "commandLine")
+    field = "argv" if argv is not None else "commandLine"
+    if cwd is not None and not cwd.startswith("/"):
+        raise RequestError("must be absolute", "cwd")
+    start: State = frozenset({normalise_path(cwd, field="cwd") if cwd is not None else None})
+    analyser = _Analyser(field, max_depth)
+    try:
+        if argv is not None:
+            analyser.run(_checked_argv(argv), start, _Context())
+        else:
+            analyser.script(
+                _parse(_checked_text(command_line), max_depth, field), start, _Context()
+            )
+    except RecursionError:
+        raise RequestError("is nested too deeply", field) from None
+    analysis = analyser.result()
+    if not (analysis.commands or analysis.writes or analysis.reads or analysis.constructs):
+        raise RequestError("contains no command", field)
+    return analysis
+
+
+def _checked_argv(argv: object) -> list[Arg]:
+    if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
+        raise RequestError("must be a list of strings", "argv")
+    if not argv or not argv[0]:
+        raise RequestError("must not be empty", "argv")
+    if any("\x00" in arg for arg in argv):
+        raise RequestError("must not contain NUL bytes", "argv")
+    return [Arg(arg) for arg in argv]
+
+
+def _checked_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise RequestError("must be a string", "commandLine")
+    if "\x00" in text:
+        raise RequestError("must not contain NUL bytes", "commandLine")
+    return text
+
+
+def _parse(text: str, max_depth: int, field: str, *, depth: int = 0, nesting: int = 0) -> sh.Script:
+    try:
+        return parse_script(text, max_depth=max_depth, depth=depth, nesting=nesting)
+    except ShellSyntaxError as error:
+        raise RequestError(f"cannot be parsed as a shell command: {error}", field) from None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where a command was found: script depth, nesting, and words for its label."""
+
+    depth: int = 0
+    nesting: int = 0
+    where: tuple[str, ...] = ()
+
+    def deeper(self) -> _Context:
+        return dataclasses.replace(self, nesting=self.nesting + 1)
+
+    def inside(self, where: str) -> _Context:
+        return _Context(self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"))
+
+    def via(self, program: str) -> _Context:
+        return dataclasses.replace(self, where=(*self.where, f"via {program}"))
+
+
+def _union(*states: State) -> State:
+    merged: State = frozenset().union(*states)
+    return merged if len(merged) <= MAX_CWDS else frozenset({UNKNOWN_CWD})
+
+
+def _ordered(state: State) -> list[str | None]:
+    return sorted(state, key=lambda cwd: (cwd is not None, cwd != UNKNOWN_CWD, cwd or ""))
+
+
+def _shorten(text: str, limit: int = LABEL_LENGTH) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _display(texts: Iterable[str]) -> str:
+    return _shorten(shlex.join(texts))
+
+
+def _label(texts: Sequence[str], context: _Context) -> str:
+    return _display(texts) + (f" ({', '.join(context.where)})" if context.where else "")
+
+
+def _risky(name: str) -> bool:
+    return name in RISKY_VARIABLES or name.startswith(RISKY_PREFIXES)
+
+
+class _Analyser:
+    def __init__(self, field: str, max_depth: int) -> None:
+        self.field = field
+        self.max_depth = max_depth
+        self.commands: list[SimpleCommand] = []
+        self.writes: dict[str, None] = {}
+        self.reads: dict[str, None] = {}
+        self.constructs: dict[Construct, None] = {}
+
+    def result(self) -> CommandAnalysis:
+        return CommandAnalysis(
+            tuple(self.commands), tuple(self.writes), tuple(self.reads), tuple(self.constructs)
+        )
+
+    def construct(self, name: str, text: str) -> None:
+        self.constructs[Construct(name, _shorten(text))] = None
+
+    # -- scripts -------------------------------------------------------------------------
+
+    def script_text(self, text: str, state: State, context: _Context) -> None:
+        """Analyse a script found as a string (``sh -c``, ``eval``, a here-document)."""
+        script = _parse(
+            text, self.max_depth, self.field, depth=context.depth, nesting=context.nesting
+        )
+        self.script(script, state, context)
+
+    def script(self, script: sh.Script, state: State, context: _Context) -> Flow:
+        flow: Flow = (state, state)
+        for item in script.items:
+            flow = self.and_or(item.and_or, state, context)
+            if item.background:
+                flow = (state, state)  # it runs in a subshell
+            state = _union(*flow)
+        return flow
+
+    def and_or(self, node: sh.AndOr, state: State, context: _Context) -> Flow:
+        ok, fail = self.pipeline(node.first, state, context)
+        for operator, pipeline in node.rest:
+            if operator == "&&":
+                next_ok, next_fail = self.pipeline(pipeline, ok, context)
+                ok, fail = next_ok, _union(fail, next_fail)
+            else:
+                next_ok, next_fail = self.pipeline(pipeline, fail, context)
+                ok, fail = _union(ok, next_ok), next_fail
+        return ok, fail
+
+    def pipeline(self, node: sh.Pipeline, state: State, context: _Context) -> Flow:
+        for command in node.commands[:-1]:
+            self.command(command, state, context)
+        ok, fail = self.command(node.commands[-1], state, context)
+        if len(node.commands) > 1:  # the last part runs in this shell only with lastpipe/zsh
+            ok, fail = _union(state, ok), _union(state, fail)
+        return (fail, ok) if node.negated else (ok, fail)
+
+    def command(self, node: sh.Command, state: State, context: _Context) -> Flow:
+        context = context.deeper()
+        if isinstance(node, sh.SimpleCommand):
+            return self.simple(node, state, context)
+        if isinstance(node, sh.FunctionDefinition):
+            self.construct("function-definition", node.raw or node.name + "()")
+            self.command(node.body, state, context)
+            after = _union(state, frozenset({UNKNOWN_CWD})) if _changes_cwd(node.body) else state
+            return after, after
+        if isinstance(node, sh.Coprocess):
+            self.command(node.command, state, context)
+            return state, state
+        self.redirects(node.redirects, state, context)
+        if isinstance(node, sh.Group):
+            return self.script(node.body, state, context)
+        if isinstance(node, sh.Subshell):
+            self.script(node.body, state, context)
+            return state, state
+        reached = self.compound(node, state, context)
+        return reached, reached
+
+    def compound(self, node: sh.Command, state: State, context: _Context) -> State:
+        """Analyse an if/loop/for/case/(( ))/[[ ]]; return every state it may end in."""
+        reached: list[State] = [state]
+        if isinstance(node, sh.If):
+            for condition, body in node.clauses:
+                ok, state = self.script(condition, state, context)
+                reached.extend(self.script(body, ok, context))
+                reached.append(state)
+            if node.otherwise is not None:
+                reached.extend(self.script(node.otherwise, state, context))
+        elif isinstance(node, sh.Loop | sh.For | sh.ArithmeticFor):
+            if _changes_cwd(node):  # a cd repeated any number of times
+                state = _union(state, frozenset({UNKNOWN_CWD}))
+                reached.append(state)
+            if isinstance(node, sh.Loop):
+                ok, fail = self.script(node.condition, state, context)
+                reached.extend(
+                    (ok, fail, *self.script(node.body, fail if node.until else ok, context))
+                )
+            else:
+                self.loop_header(node, state, context)
+                reached.extend(self.script(node.body, state, context))
+        elif isinstance(node, sh.Case):
+            for word in (
+                node.subject,
+                *(pattern for patterns, _ in node.arms for pattern in patterns),
+            ):
+                self.expansions(word, state, context)
+            for _patterns, body in node.arms:
+                reached.extend(self.script(body, state, context))
+        elif isinstance(node, sh.Arithmetic):
+            self.expansions(node.expression, state, context)
+        elif isinstance(node, sh.Conditional):
+            texts = ("[[", *(word.text for word in node.words), "]]")
+            self.commands.append(SimpleCommand(texts, _label(texts, context)))
+            for word in node.words:
+                self.expansions(word, state, context)
+                if word.text in ARITHMETIC_TESTS and not word.quoted:
+                    self.construct("arithmetic", " ".join(w.raw for w in node.words))
+        return _union(*reached)
+
+    def loop_header(self, node: sh.For | sh.ArithmeticFor, state: State, context: _Context) -> None:
+        if isinstance(node, sh.ArithmeticFor):
+            self.expansions(node.header, state, context)
+            return
+        if _risky(node.variable):
+            self.construct("environment-override", f"for {node.variable} in ...")
+        for word in node.words or ():
+            self.argument(word, state, context)
+
+    # -- words and redirections ----------------------------------------------------------
+
+    def expansions(self, word: sh.Word, state: State, context: _Context) -> None:
+        for expansion in word.expansions:
+            if expansion.kind == "parameter":
+                self.construct("parameter-expansion", expansion.text)
+                if expansion.arithmetic:
+                    self.construct("arithmetic", expansion.text)
+                if expansion.prompt:
+                    self.construct("eval", expansion.text)
+                continue
+            self.construct(expansion.kind, expansion.text)
+            if expansion.script is not None:
+                where = SUBSTITUTION_LABELS[expansion.kind]
+                self.script(expansion.script, state, context.inside(where))
+
+    def argument(self, word: sh.Word, state: State, context: _Context) -> None:
+        self.expansions(word, state, context)
+        if word.glob:
+            self.construct("glob", word.raw)
+        if word.brace:
+            self.construct("brace-expansion", word.raw)
+
+    def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: _Context) -> None:
+        for redirect in redirects:
+            if redirect.heredoc is not None:
+                if redirect.heredoc.body is not None:
+                    self.expansions(redirect.heredoc.body, state, context)
+                continue
+            target = redirect.target
+            if target is None:
+                continue
+            self.expansions(target, state, context)
+            if redirect.op == "<<<" or _is_descriptor(redirect, target):
+                continue
+            if _is_process_substitution(target):
+                continue  # > >(cmd): a pipe to cmd, whose commands are reported
+            if not target.static:
+                self.construct("dynamic-redirect", f"{redirect.fd or ''}{redirect.op} {target.raw}")
+                continue
+            for path in self.paths(target.text, state):
+                if redirect.op in WRITE_OPERATORS:
+                    self.writes[path] = None
+                if redirect.op in READ_OPERATORS:
+                    self.reads[path] = None
+
+    def paths(self, text: str, state: State) -> list[str]:
+        """``text`` normalised against every possible working directory."""
+        if text.startswith("/"):
+            return [normalise_path(text, None, field=self.field)]
+        found: dict[str, None] = {}
+        for cwd in _ordered(state):
+            if cwd == UNKNOWN_CWD:
+                self.construct("unknown-cwd", text)
+            else:
+                found[normalise_path(text, cwd, field=self.field)] = None
+        return list(found)
+
+    def assignment(self, assignment: sh.Assignment, state: State, context: _Context) -> None:
+        for word in assignment.values:
+            self.expansions(word, state, context)
+        if _risky(assignment.name):
+            self.construct("environment-override", assignment.word.raw)
+        if assignment.subscript is not None:
+            self.construct("arithmetic", assignment.word.raw)
+
+    # -- simple commands -----------------------------------------------------------------
+
+    def simple(self, node: sh.SimpleCommand, state: State, context: _Context) -> Flow:
+        for assignment in node.assignments:
+            self.assignment(assignment, state, context)
+        if node.words:
+            self.expansions(node.words[0], state, context)
+        for word in node.words[1:]:
+            self.argument(word, state, context)
+        self.redirects(node.redirects, state, context)
+        if not node.words:
+            return state, state
+        args = [Arg(word.text, word.static) for word in node.words]
+        return self.run(args, state, context, _stdin_feeds(node.redirects))
+
+    def report(self, args: Sequence[Arg], state: State, context: _Context) -> None:
+        texts = [arg.text for arg in args]
+        label = _label(texts, context)
+        program = texts[0]
+        programs = [program]
+        if args[0].static and "/" in program:
+            programs = self.paths(program, state)
+            if UNKNOWN_CWD in state and not program.startswith("/"):
+                programs.append(program)
+        for resolved in programs:
+            self.commands.append(SimpleCommand((resolved, *texts[1:]), label))
+
+    def run(
+        self,
+        args: list[Arg],
+        state: State,
+        context: _Context,
+        stdin: Sequence[Arg] = (),
+    ) -> Flow:
+        """Report what ``args`` runs, unwrapping shells and wrappers; return the flow."""
+        outer = state
+        in_child = False  # once a wrapper runs, builtins no longer touch this shell
+        while True:
+            head = args[0]
+            if not head.static:
+                self.construct("dynamic-command", _display(arg.text for arg in args))
+                self.report(args, state, context)
+                return outer, outer
+            name = head.text
+            if "/" not in name and not in_child:
+                if name in BUILTIN_WRAPPERS or name == "command":
+                    inner = self.builtin_wrapper(name, args, state, context)
+                    if not inner:
+                        return outer, outer
+                    args = inner
+                    continue
+                builtin = BUILTINS.get(name)
+                if builtin is not None:
+                    return builtin(self, args, state, context)
+            program = name.rsplit("/", 1)[-1]
+            if program in POSIX_SHELLS:
+                self.shell(program, args, state, context, stdin)
+                return outer, outer
+            handler = WRAPPERS.get(program)
+            if "/" not in name and name in BUILTINS:
+                BUILTINS[name](self, args, state, context)  # `env cd x`: strict, no effect here
+                return outer, outer
+            self.report(args, state, context)
+            if handler is None:
+                return outer, outer
+            unwrapped = handler(args)
+            display = _display(arg.text for arg in args)
+            if unwrapped.unparsed:
+                self.construct("unparsed-wrapper", display)
+                return outer, outer
+            if unwrapped.dynamic:
+                self.construct("dynamic-command", display)
+            if unwrapped.unknown_arguments:
+                self.construct("unknown-arguments", display)
+            for variable in unwrapped.assigned:
+                if _risky(variable):
+                    self.construct("environment-override", f"{program} {variable}=...")
+            if unwrapped.cwd is not None:
+                state = self.changed_directory(unwrapped.cwd, state)
+            context = context.via(program)
+            for command in unwrapped.also:
+                self.run(list(command), state, context)
+            if unwrapped.script is not None:
+                self.shell_script(unwrapped.script, args, state, context, f"{program} script")
+            if not unwrapped.inner:
+                return outer, outer
+            args = list(unwrapped.inner)
+            in_child = True
+
+    def builtin_wrapper(
+        self, name: str, args: list[Arg], state: State, context: _Context
+    ) -> list[Arg]:
+        """``exec``/``command``/``builtin``...: the command they run (empty: none)."""
+        texts = [arg.text for arg in args]
+        if name == "command":
+            try:
+                options, index = parse_options(texts, 1, COMMAND)
+            except UnknownOption:
+                self.construct("unparsed-wrapper", _display(texts))
+                return []
+            if {"v", "V"} & {option for option, _value in options}:
+                self.report(args, state, context)  # a lookup: nothing runs
+                return []
+            return args[index:]
+        unwrapped = BUILTIN_WRAPPERS[name](args)
+        if unwrapped.unparsed:
+            self.construct("unparsed-wrapper", _display(texts))
+            return []
+        if unwrapped.dynamic:
+            self.construct("dynamic-command", _display(texts))
+        return list(unwrapped.inner)
+
+    def shell(
+        self, program: str, args: list[Arg], state: State, context: _Context, stdin: Sequence[Arg]
+    ) -> None:
+        invocation = parse_shell(program, args)
+        display = _display(arg.text for arg in args)
+        trusted = "/" not in args[0].text or any(
+            path.rsplit("/", 1)[0] in TRUSTED_DIRECTORIES
+            for path in self.paths(args[0].text, state)
+        )
+        if invocation.kind == "unparsed":
+            self.construct("unparsed-wrapper", display)
+            self.report(args, state, context)
+            return
+        if invocation.dynamic:
+            self.construct("dynamic-command", display)
+        if invocation.kind == "script" and invocation.script is not None:
+            if not trusted:
+                self.report(args, state, context)
+            self.shell_script(invocation.script, args, state, context, f"{program} -c script")
+            return
+        if invocation.kind == "stdin" and stdin:
+            self.construct("heredoc-to-shell", display)
+            for feed in stdin:
+                if feed.static:
+                    self.script_text(feed.text, state, context.inside(f"{program} standard input"))
+        self.report(args, state, context)
+
+    def shell_script(
+        self, script: Arg, args: list[Arg], state: State, context: _Context, where: str
+    ) -> None:
+        """Analyse the script a shell or wrapper runs; a dynamic one is reported as is."""
+        if not script.static:
+            self.construct("dynamic-command", _display(arg.text for arg in args))
+            self.report(args, state, context)
+            return
+        self.script_text(script.text, state, context.inside(where))
+
+    def changed_directory(self, target: str, state: State) -> State:
+        if target == UNKNOWN_CWD:
+            return frozenset({UNKNOWN_CWD})
+        if target.startswith("/"):
+            return frozenset({normalise_path(target, None, field=self.field)})
+        return frozenset(
+            cwd
+            if cwd is None or cwd == UNKNOWN_CWD
+            else normalise_path(target, cwd, field=self.field)
+            for cwd in state
+        )
+
+
+# -- builtins ---------------------------------------------------------------------------
+
+
+def _operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
+    """Split builtin arguments into operands and ``-x value`` options (first ``--`` ends)."""
+    operands: list[str] = []
+    values: dict[str, str] = {}
+    index = 1
+    while index < len(texts):
+        text = texts[index]
+        index += 1
+        if text == "--":
+            operands.extend(texts[index:])
+            break
+        if len(text) > 1 and text[0] in "-+" and not operands:
+            for position, letter in enumerate(text[1:], start=2):
+                values.setdefault(letter, "")
+                if letter in with_value:
+                    value = text[position:]
+                    if not value and index < len(texts):
+                        value, index = texts[index], index + 1
+                    values[letter] = value
+                    break
+            continue
+        operands.append(text)
+    return operands, values
+
+
+def _directory(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    """``cd``/``pushd``/``popd``: on success the shell is in the new directory."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    operands, _values = _operands(texts)
+    known = (
+        texts[0] != "popd"
+        and len(operands) == 1
+        and all(arg.static for arg in args)
+        and operands[0] not in ("-", "")
+        and not operands[0].startswith(("~", "+", "-"))
+    )
+    if operands == [""]:
+        return state, state  # cd "" stays where it is
+    target = operands[0] if known else UNKNOWN_CWD
+    return analyser.changed_directory(target, state), state
+
+
+def _eval(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    text = " ".join(arg.text for arg in args[1:])
+    analyser.construct("eval", _display(arg.text for arg in args))
+    if text.strip() and all(arg.static for arg in args):
+        analyser.script_text(text, state, context.inside("eval"))
+    after = _union(state, frozenset({UNKNOWN_CWD}))
+    return after, after
+
+
+def _source(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    analyser.construct(args[0].text, _display(arg.text for arg in args))
+    after = _union(state, frozenset({UNKNOWN_CWD}))
+    return after, after
+
+
+def _alias(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    for arg in args[1:]:
+        name, is_definition, value = arg.text.partition("=")
+        if not is_definition or arg.text.startswith("-"):
+            continue
+        analyser.construct("alias", arg.text)
+        if arg.static and value.strip():
+            analyser.script_text(value, state, context.inside(f"alias {name}"))
+    return state, state
+
+
+def _trap(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    operands, _values = _operands([arg.text for arg in args])
+    if len(operands) >= 2 and operands[0] not in ("-", ""):
+        analyser.construct("trap", _display(arg.text for arg in args))
+        action = next(arg for arg in args[1:] if arg.text == operands[0])
+        if action.static and action.text.strip():
+            analyser.script_text(action.text, state, context.inside("trap"))
+    return state, state
+
+
+def _variables(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    """Builtins that set variables by name: risky names, subscripts, namerefs."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    builtin = texts[0]
+    operands, values = _operands(texts, VALUE_OPTIONS.get(builtin, ""))
+    display = _display(texts)
+    if builtin in DECLARATIONS:
+        if "n" in values:
+            analyser.construct("environment-override", display)  # a nameref: any later name
+        if "i" in values:
+            analyser.construct("arithmetic", display)
+        assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
+        named = [operand.partition("=")[0] for operand in operands]
+    elif builtin == "let":
+        analyser.construct("arithmetic", display)
+        assigned = named = [operand.partition("=")[0] for operand in operands]
+    else:
+        assigned = named = _named_variables(builtin, operands, values)
+    if any(_risky(variable.removesuffix("+")) for variable in assigned):
+        analyser.construct("environment-override", display)
+    if any("[" in variable for variable in named):
+        analyser.construct("arithmetic", display)
+    return state, state
+
+
+def _named_variables(builtin: str, operands: list[str], values: dict[str, str]) -> list[str]:
+    if builtin in ("printf", "wait"):
+        option = "v" if builtin == "printf" else "p"
+        return [values[option]] if values.get(option) else []
+    if builtin in ("mapfile", "readarray"):
+        return operands[-1:] or ["MAPFILE"]
+    if builtin == "getopts":
+        return operands[1:2]
+    if builtin == "read" and values.get("a"):
+        return [*operands, values["a"]]
+    return operands
+
+
+def _test(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    if any(arg.text == "-v" for arg in args[1:]):
+        analyser.construct("arithmetic", _display(arg.text for arg in args))
+    return state, state
+
+
+def _lookup(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
+    analyser.report(args, state, context)
+    _operands_found, values = _operands([arg.text for arg in args], "pfd")
+    if ("p" in values and args[0].text == "hash") or ("f" in values and args[0].text == "enable"):
+        analyser.construct("command-lookup-override", _display(arg.text for arg in args))
+    return state, state
+
+
+VALUE_OPTIONS = {
+    "read": "adinNptu",
+    "mapfile": "dnOsuCc",
+    "readarray": "dnOsuCc",
+    "printf": "v",
+    "wait": "p",
+}
+DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
+VARIABLE_SETTERS = frozenset(
+    {"unset", "read", "mapfile", "readarray", "printf", "getopts", "wait", "let"}
+)
+BUILTINS = {
+    "cd": _directory,
+    "pushd": _directory,
+    "popd": _directory,
+    "eval": _eval,
+    "source": _source,
+    ".": _source,
+    "alias": _alias,
+    "trap": _trap,
+    "test": _test,
+    "[": _test,
+    "hash": _lookup,
+    "enable": _lookup,
+    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
+}
+
+
+def _is_descriptor(redirect: sh.Redirect, target: sh.Word) -> bool:
+    """``2>&1``, ``<&3``, ``>&-``, ``3>&4-``: descriptors, not files."""
+    if redirect.op not in ("<&", ">&") or not target.static:
+        return False
+    return re.fullmatch(r"[0-9]*-?", target.text) is not None and target.text != ""
+
+
+def _is_process_substitution(word: sh.Word) -> bool:
+    expansions = word.expansions
+    return (
+        len(expansions) == 1
+        and expansions[0].kind == "process-substitution"
+        and word.raw == expansions[0].text
+    )
+
+
+def _stdin_feeds(redirects: Sequence[sh.Redirect]) -> list[Arg]:
+    """Text that here-documents and here-strings put on standard input."""
+    feeds: list[Arg] = []
+    for redirect in redirects:
+        if redirect.fd not in (None, "0"):
+            continue
+        if redirect.heredoc is not None and redirect.heredoc.body is not None:
+            feeds.append(Arg(redirect.heredoc.body.text, redirect.heredoc.body.static))
+        elif redirect.op == "<<<" and redirect.target is not None:
+            feeds.append(Arg(redirect.target.text + "\n", redirect.target.static))
+    return feeds
+
+
+def _changes_cwd(node: object) -> bool:
+    """Whether running ``node`` may change this shell's directory (syntactically)."""
+    if isinstance(node, sh.SimpleCommand):
+        words = list(node.words)
+        while words and words[0].text in ("builtin", "command", "exec") and words[0].static:
+            words = words[1:]
+        if not words:
+            return False
+        head = words[0]
+        return not head.static or head.text in DIRECTORY_BUILTINS | {"eval", "source", "."}
+    if isinstance(node, sh.Subshell | sh.Word | sh.Redirect):
+        return False
+    if isinstance(node, tuple):
+        return any(_changes_cwd(item) for item in node)
+    if dataclasses.is_dataclass(node):
+        return any(_changes_cwd(getattr(node, field.name)) for field in dataclasses.fields(node))
+    return False

@@ -1,0 +1,599 @@
+"""Shell lexer: words, operators, redirections and here-documents (CONTRACT 2.2, "Commands").
+
+It follows bash's reading of a script (a superset of POSIX sh): backslash-newline is
+removed everywhere except inside single quotes, comments and quoted here-documents;
+words are quote-removed (``'...'``, ``"..."``, ``$'...'``, ``$"..."``, backslash) and
+the expansions they hold are recorded; ``$(...)`` and ``<(...)`` are read by the parser
+itself, recursively, so the words and here-documents inside them are read exactly as
+the shell would read them. Anything it is not sure about raises ``ShellSyntaxError``:
+the caller turns that into a rejected request, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from sidecar.normalise.shell_ast import Expansion, HereDoc, Redirect, Word
+
+if TYPE_CHECKING:
+    from sidecar.normalise.shell_parser import Parser
+
+METACHARACTERS = frozenset(" \t\n;&|()<>")
+BLANKS = frozenset(" \t")
+SPECIAL_PARAMETERS = frozenset("@*#?$!-0123456789")
+NAME_START = re.compile(r"[A-Za-z_]")
+NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
+# ${[#][!]name[subscript]rest}: what decides whether the expansion evaluates arithmetic.
+BRACED_PARAMETER = re.compile(
+    r"(?P<length>#)?(?P<indirect>!)?(?P<name>[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])"
+    r"(?P<subscript>\[[^\]]*\])?(?P<rest>.*)",
+    re.DOTALL,
+)
+FD_VARIABLE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+ANSI_C_SIMPLE = {
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+QUOTED_MARK = "\x00"  # stands for a quoted character in a word's shape
+EXPANSION_MARK = "\x01"  # stands for an expansion in a word's shape
+GLOB = re.compile(r"[*?]|\[.*\]")
+BRACE = re.compile(r"\{[^}]*(,|\.\.).*\}")
+# Delimiters whose quote removal is beyond doubt: a misread one could hide commands.
+HEREDOC_DELIMITER = re.compile(
+    r"(?:[A-Za-z0-9_.,:@%+=/!-]+|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
+)
+OPERATORS = (";;&", ";;", ";&", ";", "&&", "&", "||", "|&", "|", "((", "(", ")")
+REDIRECTIONS = ("<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">", "&>>", "&>")
+
+
+class ShellSyntaxError(Exception):
+    """Text that sh would refuse, or that this reader will not guess about."""
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: Literal["word", "op", "redirect", "newline", "eof"]
+    text: str
+    start: int
+    end: int
+    word: Word | None = None
+    redirect: Redirect | None = None
+
+
+class _WordBuilder:
+    """Collects a word's text, its quoting and its expansions while it is read."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.shape: list[str] = []
+        self.quoted = False
+        self.expansions: list[Expansion] = []
+
+    def literal(self, text: str, *, quoted: bool) -> None:
+        self.text.append(text)
+        self.shape.append(QUOTED_MARK * len(text) if quoted else text)
+        self.quoted = self.quoted or quoted
+
+    def expansion(self, expansion: Expansion, nested: list[Expansion]) -> None:
+        self.text.append(expansion.text)
+        self.shape.append(EXPANSION_MARK)
+        self.expansions.append(expansion)
+        self.expansions.extend(nested)
+
+    def build(self, raw: str) -> Word:
+        shape = "".join(self.shape)
+        return Word(
+            raw=raw,
+            text="".join(self.text),
+            quoted=self.quoted,
+            expansions=tuple(self.expansions),
+            glob=bool(GLOB.search(shape)),
+            brace=bool(BRACE.search(shape)),
+            tilde=shape.startswith(("~", "=")),  # "=cmd" is zsh's path expansion
+        )
+
+
+class Lexer:
+    """Reads tokens from one source text on behalf of ``parser``."""
+
+    def __init__(self, source: str, parser: Parser) -> None:
+        self.src = source
+        self.pos = 0
+        self.parser = parser
+        self.level = 0  # $( ) nesting inside this text; here-documents must not cross it
+        self.conditional = False  # inside [[ ]]: < > ( ) are operators, not redirections
+        self._pending: list[tuple[HereDoc, int]] = []
+
+    # -- characters ------------------------------------------------------------------
+
+    def _skip_continuations(self) -> None:
+        while self.src.startswith("\\\n", self.pos):
+            self.pos += 2
+
+    def _peek(self, ahead: int = 0) -> str:
+        """The character ``ahead`` logical characters on, backslash-newlines removed."""
+        self._skip_continuations()
+        index = self.pos
+        for step in range(ahead + 1):
+            while self.src.startswith("\\\n", index):
+                index += 2
+            if step < ahead:
+                index += 1
+        return self.src[index] if index < len(self.src) else ""
+
+    def _take(self) -> str:
+        char = self._peek()
+        self.pos += 1
+        return char
+
+    def _error(self, message: str) -> ShellSyntaxError:
+        return ShellSyntaxError(f"{message} (at offset {self.pos})")
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def skip_blanks(self) -> None:
+        while True:
+            char = self._peek()
+            if char in BLANKS and char:
+                self.pos += 1
+            elif char == "#":
+                end = self.src.find("\n", self.pos)
+                self.pos = len(self.src) if end < 0 else end
+            else:
+                return
+
+    def next_token(self) -> Token:
+        self.skip_blanks()
+        start = self.pos
+        char = self._peek()
+        if char == "":
+            self._finish_heredocs_at_end()
+            return Token("eof", "", start, start)
+        if char == "\n":
+            self.pos += 1
+            self._read_heredoc_bodies()
+            return Token("newline", "\n", start, self.pos)
+        if self.conditional:
+            return self._conditional_token(start)
+        if char in "<>" and self._peek(1) == "(":
+            return self._word_token(start)
+        if char in "<>" or (char == "&" and self._peek(1) == ">"):
+            return self._redirect(start, None)
+        if char in ";&|()":
+            return self._operator(start)
+        return self._word_token(start)
+
+    def _longest(self, candidates: tuple[str, ...]) -> str:
+        """Take the longest of ``candidates`` (longest first) that the input starts with."""
+        for candidate in candidates:
+            if all(self._peek(i) == char for i, char in enumerate(candidate)):
+                for _ in candidate:
+                    self._take()
+                return candidate
+        raise self._error("unexpected character")
+
+    def _operator(self, start: int) -> Token:
+        return Token("op", self._longest(OPERATORS), start, self.pos)
+
+    def _conditional_token(self, start: int) -> Token:
+        char = self._peek()
+        if char in "()<>" or (char in "&|;" and char):
+            self._take()
+            text = char
+            if char in "&|" and self._peek() == char:
+                text += self._take()
+            return Token("op", text, start, self.pos)
+        return self._word_token(start)
+
+    def _word_token(self, start: int) -> Token:
+        word = self.read_word()
+        follow = self._peek()
+        redirects = follow in ("<", ">") and self._peek(1) != "(" and not self.conditional
+        if redirects and not word.quoted:
+            if re.fullmatch(r"[0-9]+", word.raw):
+                return self._redirect(start, word.text)
+            if FD_VARIABLE.fullmatch(word.raw):
+                return self._redirect(start, word.text)
+        return Token("word", word.raw, start, self.pos, word=word)
+
+    def _redirect(self, start: int, fd: str | None) -> Token:
+        op = self._longest(REDIRECTIONS)
+        self.skip_blanks_only()
+        target_char = self._peek()
+        starts_word = target_char not in METACHARACTERS or (
+            target_char in "<>" and self._peek(1) == "("
+        )
+        if not target_char or not starts_word:
+            raise self._error(f"redirection {op!r} has no target")
+        target = self.read_word()
+        heredoc = None
+        if op in ("<<", "<<-"):
+            if not HEREDOC_DELIMITER.fullmatch(target.raw):
+                raise self._error(f"unsupported here-document delimiter {target.raw!r}")
+            heredoc = HereDoc(delimiter=target.text, quoted=target.quoted, strip_tabs=op == "<<-")
+            self._pending.append((heredoc, self.level))
+        redirect = Redirect(op=op, fd=fd, target=target, heredoc=heredoc)
+        return Token("redirect", self.src[start : self.pos], start, self.pos, redirect=redirect)
+
+    def skip_blanks_only(self) -> None:
+        while self._peek() in BLANKS and self._peek():
+            self.pos += 1
+
+    # -- here-documents ------------------------------------------------------------------
+
+    def _read_heredoc_bodies(self) -> None:
+        pending, self._pending = self._pending, []
+        for heredoc, level in pending:
+            if level != self.level:
+                raise self._error("a here-document may not span a multi-line substitution")
+            lines: list[str] = []
+            while True:
+                if self.pos >= len(self.src):
+                    raise self._error(f"here-document not ended by {heredoc.delimiter!r}")
+                line = self._next_line()
+                while not heredoc.quoted and _ends_with_continuation(line):
+                    if self.pos >= len(self.src):
+                        break
+                    line = line[:-1] + self._next_line()
+                if heredoc.strip_tabs:
+                    line = line.lstrip("\t")
+                if line == heredoc.delimiter:
+                    break
+                lines.append(line + "\n")
+            heredoc.body = self._heredoc_word("".join(lines), quoted=heredoc.quoted)
+
+    def _next_line(self) -> str:
+        end = self.src.find("\n", self.pos)
+        if end < 0:
+            line, self.pos = self.src[self.pos :], len(self.src)
+        else:
+            line, self.pos = self.src[self.pos : end], end + 1
+        return line
+
+    def _finish_heredocs_at_end(self) -> None:
+        # bash would end it at the end of the script, with a warning; refuse instead.
+        if self._pending:
+            raise self._error(f"here-document not ended by {self._pending[0][0].delimiter!r}")
+
+    def _heredoc_word(self, body: str, *, quoted: bool) -> Word:
+        if quoted or not body:
+            return Word(raw=body, text=body, quoted=True)
+        return self.parser.child(body, scripts=0).lexer.read_heredoc_body()
+
+    def read_heredoc_body(self) -> Word:
+        """Read this whole text as an unquoted here-document body (expansions apply)."""
+        builder = _WordBuilder()
+        while self.pos < len(self.src):
+            char = self._peek()
+            if not char:
+                break
+            self._quoted_character(builder, char, escapable="$`\\", in_double_quotes=False)
+        return builder.build(self.src)
+
+    # -- words ---------------------------------------------------------------------------
+
+    def read_word(self) -> Word:
+        start = self.pos
+        builder = _WordBuilder()
+        while True:
+            char = self._peek()
+            if not char:
+                break
+            if char in "<>" and self._peek(1) == "(":
+                self._process_substitution(builder)
+                continue
+            if char in METACHARACTERS:
+                break
+            self._word_character(builder, char)
+        if self.pos == start:
+            raise self._error("expected a word")
+        return builder.build(self.src[start : self.pos])
+
+    def _word_character(self, builder: _WordBuilder, char: str) -> None:
+        if char == "\\":
+            self.pos += 1
+            if self.pos < len(self.src):
+                builder.literal(self.src[self.pos], quoted=True)
+                self.pos += 1
+            else:
+                builder.literal("\\", quoted=True)
+        elif char == "'":
+            builder.literal(self._single_quoted(), quoted=True)
+        elif char == '"':
+            self._double_quoted(builder)
+        elif char == "`":
+            self._backticks(builder, in_double_quotes=False)
+        elif char == "$":
+            self._dollar(builder, in_double_quotes=False)
+        else:
+            self.pos += 1
+            builder.literal(char, quoted=False)
+
+    def read_regex_word(self) -> Word:
+        """The right operand of ``=~`` in ``[[ ]]``: parentheses and ``|`` are literal."""
+        self.skip_blanks_only()
+        start = self.pos
+        builder = _WordBuilder()
+        depth = 0
+        while True:
+            char = self._peek()
+            if not char or (depth == 0 and char in " \t\n;&)"):
+                break
+            if char in "()|<>":
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                self.pos += 1
+                builder.literal(char, quoted=True)
+            else:
+                self._word_character(builder, char)
+        if self.pos == start:
+            raise self._error("=~ has no operand")
+        return builder.build(self.src[start : self.pos])
+
+    def _single_quoted(self) -> str:
+        self.pos += 1  # the opening quote; no continuation handling inside
+        end = self.src.find("'", self.pos)
+        if end < 0:
+            raise self._error("unterminated single quote")
+        text, self.pos = self.src[self.pos : end], end + 1
+        return text
+
+    def _double_quoted(self, builder: _WordBuilder) -> None:
+        self._take()  # the opening quote
+        builder.literal("", quoted=True)
+        while True:
+            char = self._peek()
+            if not char:
+                raise self._error("unterminated double quote")
+            if char == '"':
+                self.pos += 1
+                return
+            self._quoted_character(builder, char, escapable='$`"\\', in_double_quotes=True)
+
+    def _quoted_character(
+        self, builder: _WordBuilder, char: str, *, escapable: str, in_double_quotes: bool
+    ) -> None:
+        """One character inside double quotes or an unquoted here-document body."""
+        if char == "\\":
+            follow = self.src[self.pos + 1 : self.pos + 2]
+            if follow and follow in escapable:
+                self.pos += 2
+                builder.literal(follow, quoted=True)
+            else:
+                self.pos += 1
+                builder.literal("\\", quoted=True)
+        elif char == "$":
+            self._dollar(builder, in_double_quotes=True)
+        elif char == "`":
+            self._backticks(builder, in_double_quotes=in_double_quotes)
+        else:
+            self.pos += 1
+            builder.literal(char, quoted=True)
+
+    def _ansi_c_quoted(self, builder: _WordBuilder) -> None:
+        self.pos += 1  # the opening quote of $'...'
+        out: list[str] = []
+        src = self.src
+        while True:
+            if self.pos >= len(src):
+                raise self._error("unterminated $'...' quote")
+            char = src[self.pos]
+            if char == "'":
+                self.pos += 1
+                break
+            if char != "\\" or self.pos + 1 >= len(src):
+                out.append(char)
+                self.pos += 1
+                continue
+            self.pos += 1
+            out.append(self._ansi_c_escape())
+        text = "".join(out)
+        # A NUL ends the argument, as it does when bash hands it to a program.
+        builder.literal(text.split("\x00", 1)[0], quoted=True)
+
+    def _ansi_c_escape(self) -> str:
+        src = self.src
+        char = src[self.pos]
+        self.pos += 1
+        if char in ANSI_C_SIMPLE:
+            return ANSI_C_SIMPLE[char]
+        if char in "01234567":
+            digits = re.match(r"[0-7]{0,2}", src[self.pos :])
+            more = digits.group() if digits else ""
+            self.pos += len(more)
+            return chr(int(char + more, 8) & 0xFF)
+        limits = {"x": 2, "u": 4, "U": 8}
+        if char in limits:
+            digits = re.match(f"[0-9A-Fa-f]{{1,{limits[char]}}}", src[self.pos :])
+            if not digits:
+                return "\\" + char
+            self.pos += digits.end()
+            return _code_point(int(digits.group(), 16))
+        if char == "c" and self.pos < len(src):
+            control = src[self.pos]
+            self.pos += 1
+            return chr(ord(control) & 0x1F) if ord(control) < 0x80 else "\\c" + control
+        return "\\" + char
+
+    def _backticks(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
+        start = self.pos
+        self._take()
+        out: list[str] = []
+        src = self.src
+        while True:
+            if self.pos >= len(src):
+                raise self._error("unterminated backquote")
+            char = src[self.pos]
+            if char == "`":
+                self.pos += 1
+                break
+            if char == "\\" and self.pos + 1 < len(src):
+                follow = src[self.pos + 1]
+                if follow in "$`\\" or (in_double_quotes and follow == '"'):
+                    out.append(follow)
+                    self.pos += 2
+                    continue
+            out.append(char)
+            self.pos += 1
+        script = self.parser.parse_text("".join(out))
+        expansion = Expansion("backticks", src[start : self.pos], script=script)
+        builder.expansion(expansion, [])
+
+    def _process_substitution(self, builder: _WordBuilder) -> None:
+        start = self.pos
+        self._take()
+        self._take()
+        script = self.parser.parse_substitution()
+        expansion = Expansion("process-substitution", self.src[start : self.pos], script=script)
+        builder.expansion(expansion, [])
+
+    def _dollar(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
+        start = self.pos
+        follow = self._peek(1)
+        if follow == "'" and not in_double_quotes:
+            self._take()
+            self._skip_continuations()
+            self._ansi_c_quoted(builder)
+        elif follow == '"' and not in_double_quotes:
+            self._take()
+            self._double_quoted(builder)
+        elif follow == "(":
+            if self._peek(2) == "(":
+                self._arithmetic(builder, start, opening="$((")
+            else:
+                self._take()
+                self._take()
+                script = self.parser.parse_substitution()
+                expansion = Expansion("command-substitution", self.src[start : self.pos], script)
+                builder.expansion(expansion, [])
+        elif follow == "[":
+            self._arithmetic(builder, start, opening="$[")
+        elif follow == "{":
+            self._braced_parameter(builder, start)
+        elif follow and (
+            follow in SPECIAL_PARAMETERS or NAME_START.match(follow) or follow in "=~^+"
+        ):
+            # $=x $~x $^x $+x are zsh expansions; reading them as such is the strict side.
+            self._take()
+            if self._take() not in SPECIAL_PARAMETERS:
+                while self._peek() and NAME_CHAR.match(self._peek()):
+                    self._take()
+            builder.expansion(Expansion("parameter", self.src[start : self.pos]), [])
+        else:
+            self._take()
+            builder.literal("$", quoted=in_double_quotes)
+
+    def _braced_parameter(self, builder: _WordBuilder, start: int) -> None:
+        self._take()
+        self._take()
+        inner = _WordBuilder()
+        with self.parser.nested():
+            while True:
+                char = self._peek()
+                if not char:
+                    raise self._error("unterminated ${")
+                if char == "}":
+                    self.pos += 1
+                    break
+                self._scan_character(inner, char)
+        raw = self.src[start : self.pos]
+        content = raw[2:-1]
+        if content[:1] in (" ", "\t", "\n", "|") and content:
+            # ksh93/mksh/bash 5.3 "${ command; }": a command substitution in this shell.
+            script = self.parser.parse_text(content.removeprefix("|"))
+            builder.expansion(Expansion("command-substitution", raw, script), inner.expansions)
+            return
+        match = BRACED_PARAMETER.fullmatch(content)
+        arithmetic = prompt = False
+        if match:
+            rest = match["rest"]
+            subscript = match["subscript"]
+            arithmetic = bool(
+                match["indirect"]
+                or (subscript and subscript not in ("[@]", "[*]"))
+                or (rest.startswith(":") and rest[1:2] not in ("-", "=", "?", "+"))
+            )
+            prompt = rest == "@P"
+        prompt = prompt or content.startswith("(")  # zsh flags: (e) re-expands the value
+        expansion = Expansion("parameter", raw, arithmetic=arithmetic, prompt=prompt)
+        builder.expansion(expansion, inner.expansions)
+
+    def _arithmetic(self, builder: _WordBuilder, start: int, *, opening: str) -> None:
+        for _ in opening:
+            self._take()
+        inner = _WordBuilder()
+        closing = "]" if opening == "$[" else "))"
+        self._scan_arithmetic(inner, closing)
+        expansion = Expansion("arithmetic", self.src[start : self.pos])
+        builder.expansion(expansion, inner.expansions)
+
+    def read_arithmetic_command(self, start: int) -> Word:
+        """The body of ``(( ... ))`` after its opening ``((``, up to the closing ``))``."""
+        inner = _WordBuilder()
+        self._scan_arithmetic(inner, "))")
+        raw = self.src[start : self.pos]
+        return Word(raw=raw, text=raw, expansions=(Expansion("arithmetic", raw), *inner.expansions))
+
+    def _scan_arithmetic(self, inner: _WordBuilder, closing: str) -> None:
+        depth = 0
+        opener = "[" if closing == "]" else "("
+        while True:
+            char = self._peek()
+            if not char:
+                raise self._error("unterminated arithmetic expression")
+            if char == opener:
+                depth += 1
+            elif char == closing[0] and depth == 0:
+                if closing == "]":
+                    self.pos += 1
+                    return
+                if self._peek(1) != ")":
+                    raise self._error(
+                        "'$((' or '((' not closed by '))'; write '( (' for a subshell"
+                    )
+                self._take()
+                self._take()
+                return
+            elif char == closing[0]:
+                depth -= 1
+            self._scan_character(inner, char)
+
+    def _scan_character(self, inner: _WordBuilder, char: str) -> None:
+        """One character of ``${...}`` or arithmetic text: keep nested expansions."""
+        if char == "\\":
+            self.pos += 2
+        elif char == "'":
+            self._single_quoted()
+        elif char == '"':
+            self._double_quoted(inner)
+        elif char == "$":
+            self._dollar(inner, in_double_quotes=True)
+        elif char == "`":
+            self._backticks(inner, in_double_quotes=True)
+        else:
+            self.pos += 1
+
+
+def _ends_with_continuation(line: str) -> bool:
+    backslashes = len(line) - len(line.rstrip("\\"))
+    return backslashes % 2 == 1
+
+
+def _code_point(value: int) -> str:
+    if value == 0:
+        return "\x00"
+    if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+        return "\ufffd"
+    return chr(value)

@@ -1,0 +1,765 @@
+"""Programs that run other programs: shells and wrappers (CONTRACT 2.2, "Commands").
+
+Given a command's arguments, say what it runs: ``sh -c`` style shells give a script to
+analyse; wrappers (``env``, ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``,
+``sudo``, ``doas``, ``busybox`` ...) give the command they run after their own options;
+``find -exec`` gives further commands. Options are read the way each program's
+``getopt`` reads them (clusters, attached values, ``--``, unique prefixes of long
+options, stopping at the first operand). An option a program does not have, or a missing
+value, makes the result ``unparsed``: the caller then cannot know what runs and must
+fail closed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+UNKNOWN_CWD = "?"  # a working directory that cannot be known statically
+
+POSIX_SHELLS = frozenset(
+    {"sh", "bash", "rbash", "dash", "ash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"}
+    | {"yash", "posh", "hush"}
+)
+KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"})
+BASH_LONG_FLAGS = frozenset(
+    {"debugger", "dump-po-strings", "dump-strings", "help", "login", "noediting"}
+    | {"noprofile", "norc", "posix", "pretty-print", "protected", "restricted", "verbose"}
+    | {"version", "wordexp"}
+)
+BASH_LONG_WITH_ARGUMENT = frozenset({"init-file", "rcfile"})
+STDIN_SCRIPTS = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: its text and whether that text is known without running anything."""
+
+    text: str
+    static: bool = True
+
+
+class UnknownOption(Exception):
+    """An option the program does not have, or one missing its value."""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """What a program's getopt accepts."""
+
+    flags: str = ""  # short options without a value
+    with_value: str = ""  # short options with a value (attached or next argument)
+    optional: str = ""  # short options whose value can only be attached
+    long_flags: frozenset[str] = frozenset()
+    long_with_value: frozenset[str] = frozenset()
+    long_optional: frozenset[str] = frozenset()  # value only as --name=value
+    stop_after: frozenset[str] = frozenset()  # return right after one of these
+
+    def long_names(self) -> frozenset[str]:
+        return self.long_flags | self.long_with_value | self.long_optional
+
+
+Options = list[tuple[str, str | None]]
+
+
+def parse_options(
+    args: Sequence[str], start: int, spec: OptionSpec, *, one: bool = False
+) -> tuple[Options, int]:
+    """Read options from ``args[start:]``; return them and the index of the first operand.
+
+    With ``one``, read a single argument's options (and their values) only.
+    """
+    options: Options = []
+    index = start
+    while index < len(args) and not (one and index > start):
+        arg = args[index]
+        if arg == "--":
+            return options, index + 1
+        if not arg.startswith("-") or arg == "-":
+            return options, index
+        index += 1
+        if arg.startswith("--"):
+            name, has_value, value = arg[2:].partition("=")
+            name = _long_name(name, spec)
+            if name in spec.long_with_value and not has_value:
+                if index >= len(args):
+                    raise UnknownOption(arg)
+                value, index = args[index], index + 1
+            elif name in spec.long_flags and has_value:
+                raise UnknownOption(arg)
+            options.append((name, value if (has_value or name in spec.long_with_value) else None))
+            if name in spec.stop_after:
+                return options, index
+            continue
+        position = 1
+        while position < len(arg):
+            letter = arg[position]
+            position += 1
+            if letter in spec.flags:
+                options.append((letter, None))
+                continue
+            if letter in spec.with_value:
+                value = arg[position:]
+                if not value:
+                    if index >= len(args):
+                        raise UnknownOption(arg)
+                    value, index = args[index], index + 1
+                options.append((letter, value))
+            elif letter in spec.optional:
+                options.append((letter, arg[position:] or None))
+            else:
+                raise UnknownOption(arg)
+            if letter in spec.stop_after:
+                return options, index
+            break
+    return options, index
+
+
+def _long_name(name: str, spec: OptionSpec) -> str:
+    names = spec.long_names()
+    if name in names:
+        return name
+    candidates = [known for known in names if known.startswith(name)] if name else []
+    if len(candidates) != 1:
+        raise UnknownOption("--" + name)
+    return candidates[0]
+
+
+def _names(options: Options) -> set[str]:
+    return {name for name, _value in options}
+
+
+def _value(options: Options, *names: str) -> str | None:
+    found = None
+    for name, value in options:
+        if name in names:
+            found = value
+    return found
+
+
+# -- shells -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShellInvocation:
+    """How a POSIX shell was asked to run.
+
+    ``script``: ``-c``, its script is ``script``; ``stdin``: it reads commands from
+    standard input; ``plain``: it runs a script file (or nothing): the policy decides on
+    the shell itself; ``unparsed``: options it cannot read.
+    """
+
+    kind: Literal["script", "stdin", "plain", "unparsed"]
+    script: Arg | None = None
+    dynamic: bool = False  # an argument that decides what runs is not static
+
+
+def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
+    texts = [arg.text for arg in args]
+    valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
+    command_mode = stdin_mode = False
+    index = 1
+    while index < len(texts):
+        arg = texts[index]
+        if arg in ("--", "-"):
+            index += 1
+            break
+        if arg.startswith("--"):
+            option = arg[2:].partition("=")[0]
+            index += 1
+            takes_value = option in BASH_LONG_WITH_ARGUMENT or (
+                name == "zsh" and option == "emulate"
+            )
+            if takes_value and "=" not in arg:
+                index += 1
+            elif option not in BASH_LONG_FLAGS and not (name == "zsh" and "=" not in arg):
+                return ShellInvocation("unparsed")
+            continue
+        if len(arg) < 2 or arg[0] not in "-+":
+            break
+        index += 1
+        for letter in arg[1:]:
+            if letter == "c":
+                command_mode = True
+            elif letter == "s":
+                stdin_mode = True
+            elif letter in valued_letters:
+                index += 1
+            elif not letter.isalnum():
+                return ShellInvocation("unparsed")
+    if index > len(texts):
+        return ShellInvocation("unparsed")
+    dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
+    if command_mode:
+        if index >= len(args):
+            return ShellInvocation("plain")
+        return ShellInvocation("script", args[index], dynamic)
+    if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
+        return ShellInvocation("stdin", dynamic=dynamic)
+    return ShellInvocation("plain", dynamic=dynamic)
+
+
+# -- wrappers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unwrapped:
+    """What a wrapper runs.
+
+    ``inner`` is the command it runs (empty: none); ``script`` a shell script it runs;
+    ``also`` further commands it runs (``find -exec``). ``cwd`` is the directory the
+    inner command starts in when the wrapper changes it (``UNKNOWN_CWD`` when that
+    cannot be known); ``assigned`` the environment variables it sets for it.
+    ``unknown_arguments``: the inner command also gets arguments not visible here
+    (``xargs``, ``find -exec ... {}``). ``dynamic``: an argument that decides what runs
+    is not static. ``unparsed``: its options could not be read.
+    """
+
+    inner: tuple[Arg, ...] = ()
+    script: Arg | None = None
+    also: tuple[tuple[Arg, ...], ...] = ()
+    cwd: str | None = None
+    assigned: tuple[str, ...] = ()
+    unknown_arguments: bool = False
+    dynamic: bool = False
+    unparsed: bool = False
+
+
+UNPARSED = Unwrapped(unparsed=True)
+HELP_VERSION = frozenset({"help", "version"})
+Handler = Callable[[Sequence[Arg]], Unwrapped]
+
+
+def _texts(args: Sequence[Arg]) -> list[str]:
+    return [arg.text for arg in args]
+
+
+def _dynamic(args: Sequence[Arg], end: int) -> bool:
+    return any(not arg.static for arg in args[:end])
+
+
+def _simple_wrapper(spec: OptionSpec, operands: int = 0, default: tuple[str, ...] = ()) -> Handler:
+    """A wrapper ``name [options] [operands...] command [args...]``."""
+
+    def handler(args: Sequence[Arg]) -> Unwrapped:
+        try:
+            _options, index = parse_options(_texts(args), 1, spec)
+        except UnknownOption:
+            return UNPARSED
+        index += operands
+        if index > len(args):
+            return UNPARSED
+        inner = tuple(args[index:]) or tuple(Arg(text) for text in default)
+        return Unwrapped(inner=inner, dynamic=_dynamic(args, index + 1))
+
+    return handler
+
+
+ENV = OptionSpec(
+    flags="i0v",
+    with_value="uCS",
+    long_flags=HELP_VERSION | {"ignore-environment", "null", "debug", "list-signal-handling"},
+    long_with_value=frozenset({"unset", "chdir", "split-string"}),
+    long_optional=frozenset({"default-signal", "ignore-signal", "block-signal"}),
+    stop_after=frozenset({"S", "split-string"}),
+)
+
+
+def _env(args: Sequence[Arg]) -> Unwrapped:
+    rest = list(args[1:])
+    cwd: str | None = None
+    dynamic = False
+    while True:
+        try:
+            options, index = parse_options(["env", *_texts(rest)], 1, ENV)
+        except UnknownOption:
+            return UNPARSED
+        dynamic = dynamic or _dynamic(rest, index)
+        chdir = _value(options, "C", "chdir")
+        cwd = chdir if chdir is not None else cwd
+        split = _value(options, "S", "split-string") if options else None
+        if split is None or options[-1][0] not in ("S", "split-string"):
+            break
+        words = split_env_string(split)
+        if words is None:
+            return UNPARSED
+        dynamic = dynamic or "$" in split or "\\c" in split
+        rest = [Arg(word) for word in words] + rest[index - 1 :]
+    rest = rest[index - 1 :]
+    if rest and rest[0].text == "-":  # a lone "-" is -i
+        rest = rest[1:]
+    assigned: list[str] = []
+    while rest and "=" in rest[0].text:
+        assigned.append(rest[0].text.partition("=")[0])
+        dynamic = dynamic or not rest[0].static
+        rest = rest[1:]
+    dynamic = dynamic or bool(rest and not rest[0].static)
+    return Unwrapped(inner=tuple(rest), cwd=cwd, assigned=tuple(assigned), dynamic=dynamic)
+
+
+ENV_STRING_ESCAPES = {"_": " ", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r"}
+
+
+def split_env_string(text: str) -> list[str] | None:
+    """Split ``env -S`` text like GNU env does; None when it is malformed."""
+    words: list[str] = []
+    current: list[str] | None = None
+    quote = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        index += 1
+        if quote == "'":
+            if char == "'":
+                quote = ""
+            else:
+                current = (current or []) + [char]
+            continue
+        if char == "\\" and index < len(text):
+            escaped = text[index]
+            index += 1
+            if escaped == "c" and not quote:
+                break
+            current = (current or []) + [ENV_STRING_ESCAPES.get(escaped, escaped)]
+        elif char in ("'", '"') and (not quote or char == quote):
+            quote = "" if quote else char
+            current = current or []
+        elif char in " \t\n\v\f\r" and not quote:
+            if current is not None:
+                words.append("".join(current))
+            current = None
+        elif char == "#" and current is None and not quote:
+            break
+        else:
+            current = (current or []) + [char]
+    if quote:
+        return None
+    if current is not None:
+        words.append("".join(current))
+    return words
+
+
+NICE = OptionSpec(
+    with_value="n", long_flags=HELP_VERSION, long_with_value=frozenset({"adjustment"})
+)
+
+
+def _nice(args: Sequence[Arg]) -> Unwrapped:
+    if len(args) > 1 and re.fullmatch(r"-[-+]?[0-9]+", args[1].text):
+        args = [args[0], *args[2:]]  # the old "nice -10 command" form
+    return _simple_wrapper(NICE)(args)
+
+
+SUDO = OptionSpec(
+    flags="AbBEeHiKklNnPSsVv",
+    with_value="aCcDgpRrTtUu",
+    optional="h",
+    long_flags=HELP_VERSION
+    | {"askpass", "background", "bell", "edit", "set-home", "login", "remove-timestamp"}
+    | {"reset-timestamp", "list", "non-interactive", "preserve-groups", "stdin", "shell"}
+    | {"validate"},
+    long_with_value=frozenset(
+        {"auth-type", "close-from", "chdir", "group", "login-class", "prompt", "chroot"}
+        | {"role", "type", "command-timeout", "other-user", "user"}
+    ),
+    long_optional=frozenset({"preserve-env", "host"}),
+)
+SUDO_NOTHING_RUNS = frozenset(
+    {"e", "edit", "l", "list", "v", "validate", "V", "version", "help", "h", "K"}
+    | {"remove-timestamp"}
+)
+
+
+def _sudo(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        options, index = parse_options(_texts(args), 1, SUDO)
+    except UnknownOption:
+        return UNPARSED
+    names = _names(options)
+    if args[0].text.rsplit("/", 1)[-1] == "sudoedit" or names & SUDO_NOTHING_RUNS:
+        return Unwrapped(dynamic=_dynamic(args, index))
+    assigned: list[str] = []
+    while index < len(args) and "=" in args[index].text:
+        assigned.append(args[index].text.partition("=")[0])
+        index += 1
+    cwd = _value(options, "D", "chdir")
+    if names & {"R", "chroot", "i", "login"}:
+        cwd = UNKNOWN_CWD  # a chroot, or the target user's home
+    return Unwrapped(
+        inner=tuple(args[index:]),
+        cwd=cwd,
+        assigned=tuple(assigned),
+        dynamic=_dynamic(args, index + 1),
+    )
+
+
+DOAS = OptionSpec(flags="nsL", with_value="uC")
+
+
+def _doas(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        options, index = parse_options(_texts(args), 1, DOAS)
+    except UnknownOption:
+        return UNPARSED
+    if _names(options) & {"C", "L", "s"}:
+        return Unwrapped(dynamic=_dynamic(args, index))
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+PKEXEC = OptionSpec(
+    long_flags=HELP_VERSION | {"disable-internal-agent", "keep-cwd"},
+    long_with_value=frozenset({"user"}),
+)
+
+
+def _pkexec(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        options, index = parse_options(_texts(args), 1, PKEXEC)
+    except UnknownOption:
+        return UNPARSED
+    cwd = None if "keep-cwd" in _names(options) else UNKNOWN_CWD
+    return Unwrapped(inner=tuple(args[index:]), cwd=cwd, dynamic=_dynamic(args, index + 1))
+
+
+def _with_cwd(handler: Handler, cwd: str) -> Handler:
+    """A wrapper whose command starts in another (unknowable) directory or root."""
+
+    def wrapped(args: Sequence[Arg]) -> Unwrapped:
+        result = handler(args)
+        return result if result.unparsed else replace(result, cwd=cwd)
+
+    return wrapped
+
+
+def _xargs(args: Sequence[Arg]) -> Unwrapped:
+    result = _simple_wrapper(XARGS, default=("echo",))(args)
+    return result if result.unparsed else replace(result, unknown_arguments=True)
+
+
+XARGS = OptionSpec(
+    flags="0oprtx",
+    with_value="adEILnPs",
+    optional="eil",
+    long_flags=HELP_VERSION
+    | {"null", "interactive", "no-run-if-empty", "verbose", "exit", "open-tty", "show-limits"},
+    long_with_value=frozenset(
+        {"arg-file", "delimiter", "max-args", "max-procs", "max-chars", "process-slot-var"}
+    ),
+    long_optional=frozenset({"eof", "replace", "max-lines"}),
+)
+
+
+def _not_for_processes(handler: Handler, spec: OptionSpec, process_options: set[str]) -> Handler:
+    """``ionice -p``, ``taskset -p``, ``chrt -p``: act on running processes, run nothing."""
+
+    def wrapped(args: Sequence[Arg]) -> Unwrapped:
+        try:
+            options, _index = parse_options(_texts(args), 1, spec)
+        except UnknownOption:
+            return UNPARSED
+        if _names(options) & process_options:
+            return Unwrapped(dynamic=_dynamic(args, len(args)))
+        return handler(args)
+
+    return wrapped
+
+
+IONICE = OptionSpec(
+    flags="t",
+    with_value="cnpPu",
+    long_flags=HELP_VERSION | {"ignore"},
+    long_with_value=frozenset({"class", "classdata", "pid", "pgid", "uid"}),
+)
+TASKSET = OptionSpec(flags="apc", long_flags=HELP_VERSION | {"all-tasks", "pid", "cpu-list"})
+CHRT = OptionSpec(
+    flags="abdfimoRrpv",
+    with_value="TPD",
+    long_flags=HELP_VERSION
+    | {"all-tasks", "batch", "deadline", "fifo", "idle", "other", "rr", "reset-on-fork"}
+    | {"max", "pid", "verbose"},
+    long_with_value=frozenset({"sched-runtime", "sched-period", "sched-deadline"}),
+)
+
+
+def _chrt(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        _options, index = parse_options(_texts(args), 1, CHRT)
+    except UnknownOption:
+        return UNPARSED
+    if index < len(args) and re.fullmatch(r"[0-9]+", args[index].text):
+        index += 1  # the priority
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+FLOCK = OptionSpec(
+    flags="sexunoFhV",
+    with_value="wE",
+    long_flags=HELP_VERSION
+    | {"shared", "exclusive", "unlock", "nonblock", "nb", "close", "no-fork", "verbose"}
+    | {"fcntl"},
+    long_with_value=frozenset({"timeout", "wait", "conflict-exit-code"}),
+)
+
+
+def _flock(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        _options, index = parse_options(_texts(args), 1, FLOCK)
+    except UnknownOption:
+        return UNPARSED
+    index += 1  # the lock file or descriptor
+    if index < len(args) and args[index].text in ("-c", "--command"):
+        if index + 1 >= len(args):
+            return UNPARSED
+        return Unwrapped(script=args[index + 1], dynamic=_dynamic(args, index + 1))
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+SU = OptionSpec(
+    flags="flmpPhV",
+    with_value="cgGsw",
+    long_flags=HELP_VERSION | {"fast", "login", "preserve-environment", "pty"},
+    long_with_value=frozenset(
+        {"command", "session-command", "group", "supp-group", "shell", "whitelist-environment"}
+    ),
+)
+RUNUSER = OptionSpec(
+    SU.flags, SU.with_value + "u", long_flags=SU.long_flags, long_with_value=SU.long_with_value
+)
+
+
+def _su(spec: OptionSpec) -> Handler:
+    """``su``/``runuser``: GNU getopt permutes, so options may follow the user name."""
+
+    def handler(args: Sequence[Arg]) -> Unwrapped:
+        texts = _texts(args)
+        options: Options = []
+        operands: list[int] = []
+        index = 1
+        try:
+            while index < len(texts):
+                if texts[index] == "--":
+                    operands.extend(range(index + 1, len(texts)))
+                    break
+                if texts[index] == "-" or not texts[index].startswith("-"):
+                    operands.append(index)
+                    index += 1
+                    continue
+                found, index = parse_options(texts, index, spec, one=True)
+                options.extend(found)
+        except UnknownOption:
+            return UNPARSED
+        dynamic = _dynamic(args, len(args))
+        command = _value(options, "c", "command", "session-command")
+        if command is not None:
+            source = next((arg for arg in args if arg.text == command), Arg(command))
+            return Unwrapped(script=source, dynamic=dynamic)
+        if "u" in _names(options):  # runuser -u user [--] command [args]
+            return Unwrapped(inner=tuple(args[i] for i in operands), dynamic=dynamic)
+        return Unwrapped(dynamic=dynamic)
+
+    return handler
+
+
+WATCH = OptionSpec(
+    flags="bcCdegtxprwhv",
+    with_value="nq",
+    long_flags=HELP_VERSION
+    | {"beep", "color", "no-color", "errexit", "chgexit", "no-title", "exec", "precise"}
+    | {"no-wrap", "no-rerun"},
+    long_with_value=frozenset({"interval", "equexit"}),
+    long_optional=frozenset({"differences"}),
+)
+
+
+def _watch(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        options, index = parse_options(_texts(args), 1, WATCH)
+    except UnknownOption:
+        return UNPARSED
+    command = args[index:]
+    if not command:
+        return Unwrapped()
+    if _names(options) & {"x", "exec"}:
+        return Unwrapped(inner=tuple(command), dynamic=_dynamic(args, index + 1))
+    # Without -x, watch joins its arguments and hands them to sh -c.
+    script = Arg(" ".join(arg.text for arg in command), all(arg.static for arg in command))
+    return Unwrapped(script=script, dynamic=_dynamic(args, index))
+
+
+SCRIPT = OptionSpec(
+    flags="aefqhV",
+    with_value="cEIOBTom",
+    optional="t",
+    long_flags=HELP_VERSION | {"append", "return", "flush", "force", "quiet"},
+    long_with_value=frozenset(
+        {"command", "echo", "log-in", "log-out", "log-io", "log-timing", "output-limit"}
+        | {"logging-format"}
+    ),
+    long_optional=frozenset({"timing"}),
+)
+
+
+def _script(args: Sequence[Arg]) -> Unwrapped:
+    try:
+        options, index = parse_options(_texts(args), 1, SCRIPT)
+    except UnknownOption:
+        return UNPARSED
+    command = _value(options, "c", "command")
+    if command is None:
+        return Unwrapped(dynamic=_dynamic(args, index))
+    source = next((arg for arg in args if arg.text == command), Arg(command))
+    return Unwrapped(script=source, dynamic=_dynamic(args, index))
+
+
+def _sg(args: Sequence[Arg]) -> Unwrapped:
+    """``sg [-] [group [-c] command]``: the command is one string run by /bin/sh."""
+    index = 1
+    if index < len(args) and args[index].text == "-":
+        index += 1
+    index += 1  # the group
+    if index < len(args) and args[index].text == "-c":
+        index += 1
+    if index >= len(args):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    return Unwrapped(script=args[index], dynamic=_dynamic(args, index))
+
+
+def _busybox(args: Sequence[Arg]) -> Unwrapped:
+    if len(args) < 2 or args[1].text.startswith("-"):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))  # --list, --install, --help
+    return Unwrapped(inner=tuple(args[1:]), dynamic=not args[1].static)
+
+
+FIND_ACTIONS = {"-exec": (";", "+"), "-execdir": (";", "+"), "-ok": (";",), "-okdir": (";",)}
+
+
+def _find(args: Sequence[Arg]) -> Unwrapped:
+    """``find ... -exec command ... ;``: find itself runs; so does every -exec command."""
+    commands: list[tuple[Arg, ...]] = []
+    unknown = False
+    index = 1
+    while index < len(args):
+        ends = FIND_ACTIONS.get(args[index].text)
+        index += 1
+        if ends is None:
+            continue
+        start = index
+        while index < len(args) and args[index].text not in ends:
+            index += 1
+        if index >= len(args) or index == start:
+            return UNPARSED
+        command = tuple(args[start:index])
+        unknown = unknown or any("{}" in arg.text for arg in command)
+        commands.append(command)
+        index += 1
+    return Unwrapped(also=tuple(commands), unknown_arguments=unknown)
+
+
+TIME = OptionSpec(
+    flags="apvqV",
+    with_value="fo",
+    long_flags=HELP_VERSION | {"append", "portability", "verbose", "quiet"},
+    long_with_value=frozenset({"format", "output"}),
+)
+
+# External programs that run a command: each is reported itself, then what it runs.
+WRAPPERS: dict[str, Handler] = {
+    "env": _env,
+    "nice": _nice,
+    "timeout": _simple_wrapper(
+        OptionSpec(
+            flags="v",
+            with_value="sk",
+            long_flags=HELP_VERSION | {"preserve-status", "foreground", "verbose"},
+            long_with_value=frozenset({"signal", "kill-after"}),
+        ),
+        operands=1,
+    ),
+    "nohup": _simple_wrapper(OptionSpec(long_flags=HELP_VERSION)),
+    "stdbuf": _simple_wrapper(
+        OptionSpec(
+            with_value="ioe",
+            long_flags=HELP_VERSION,
+            long_with_value=frozenset({"input", "output", "error"}),
+        )
+    ),
+    "xargs": _xargs,
+    "sudo": _sudo,
+    "sudoedit": _sudo,
+    "doas": _doas,
+    "pkexec": _pkexec,
+    "chroot": _with_cwd(
+        _simple_wrapper(
+            OptionSpec(
+                long_flags=HELP_VERSION | {"skip-chdir"},
+                long_with_value=frozenset({"userspec", "groups"}),
+            ),
+            operands=1,
+        ),
+        UNKNOWN_CWD,
+    ),
+    "ionice": _not_for_processes(_simple_wrapper(IONICE), IONICE, {"p", "P", "u", "pid"}),
+    "setsid": _simple_wrapper(
+        OptionSpec(flags="cfw", long_flags=HELP_VERSION | {"ctty", "fork", "wait"})
+    ),
+    "nsenter": _with_cwd(
+        _simple_wrapper(
+            OptionSpec(
+                flags="aFZe",
+                with_value="tSG",
+                optional="mutinpUCTrw",
+                long_flags=HELP_VERSION
+                | {"all", "no-fork", "preserve-credentials", "follow-context", "env"},
+                long_with_value=frozenset({"target", "setuid", "setgid"}),
+                long_optional=frozenset(
+                    {"mount", "uts", "ipc", "net", "pid", "user", "cgroup", "time", "root", "wd"}
+                ),
+            )
+        ),
+        UNKNOWN_CWD,
+    ),
+    "unshare": _with_cwd(
+        _simple_wrapper(
+            OptionSpec(
+                flags="fmuinpCTUrc",
+                with_value="RwSG",
+                long_flags=HELP_VERSION
+                | {"fork", "map-root-user", "map-current-user", "keep-caps", "map-auto"},
+                long_with_value=frozenset(
+                    {"propagation", "setgroups", "root", "wd", "setuid", "setgid", "map-user"}
+                    | {"map-group", "map-users", "map-groups", "monotonic", "boottime"}
+                    | {"load-interp"}
+                ),
+                long_optional=frozenset(
+                    {"mount", "uts", "ipc", "net", "pid", "user", "cgroup", "time"}
+                    | {"kill-child", "mount-proc", "mount-binfmt"}
+                ),
+            )
+        ),
+        UNKNOWN_CWD,
+    ),
+    "taskset": _not_for_processes(_simple_wrapper(TASKSET, operands=1), TASKSET, {"p", "pid"}),
+    "chrt": _not_for_processes(_chrt, CHRT, {"p", "pid", "m", "max"}),
+    "flock": _flock,
+    "su": _su(SU),
+    "runuser": _su(RUNUSER),
+    "watch": _watch,
+    "script": _script,
+    "sg": _sg,
+    "time": _simple_wrapper(TIME),
+    "busybox": _busybox,
+    "find": _find,
+}
+
+# Shell builtins and keywords that run the command after them; not programs themselves.
+EXEC = OptionSpec(flags="cl", with_value="a")
+COMMAND = OptionSpec(flags="pvV")
+BUILTIN_WRAPPERS: dict[str, Handler] = {
+    "exec": _simple_wrapper(EXEC),
+    "builtin": _simple_wrapper(OptionSpec()),
+    "noglob": _simple_wrapper(OptionSpec()),
+    "nocorrect": _simple_wrapper(OptionSpec()),
+    "-": _simple_wrapper(OptionSpec()),  # zsh: run the command with "-" before argv[0]
+}
