@@ -4,7 +4,7 @@
 ``tollgate policy test`` all call, so the three can never disagree. A request that
 yields several subjects (a path and its realPath, each command of a command line, a
 redirection, an exec GET that is also a create) is decided subject by subject and the
-strictest decision wins; ties go to the first subject.
+strictest decision wins; among equally strict ones, the first decided by a rule.
 """
 
 from __future__ import annotations
@@ -56,10 +56,8 @@ def decide(
         if trace is not None:
             trace.append(f"{subject.label or subject.action} ({subject.action}):")
         decisions.append(evaluate_subject(policy, subject, exhausted=exhausted, trace=trace))
-    winner = decisions[0]
-    for candidate in decisions[1:]:
-        if STRICTNESS[candidate.decision] > STRICTNESS[winner.decision]:
-            winner = candidate
+    # Strictest first; among equals, one decided by a rule explains more than the default.
+    winner = max(decisions, key=lambda d: (STRICTNESS[d.decision], d.rule is not None))
     reason = winner.reason
     if len(decisions) > 1 and winner.subject.label:
         reason = f"{winner.subject.label}: {reason}"

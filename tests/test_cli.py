@@ -1,0 +1,137 @@
+"""The ``tollgate`` command line, run as a real subprocess: exit codes are the API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import free_port
+from tests.test_policy_loader import DESIGN_NOTES
+
+
+def tollgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def design(tmp_path: Path) -> Path:
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN_NOTES)
+    return path
+
+
+def test_check_offline_exit_codes(design: Path) -> None:
+    allow = tollgate(
+        "check", "--policy", str(design), '{"action": "file.read", "path": "/app/data/x"}'
+    )
+    assert allow.returncode == 0 and json.loads(allow.stdout)["decision"] == "allow"
+    deny = tollgate(
+        "check", "--policy", str(design), '{"action": "file.read", "path": "/etc/shadow"}'
+    )
+    assert (
+        deny.returncode == 1
+        and json.loads(deny.stdout)["reason"] == "no rule allows file.read of /etc/shadow"
+    )
+    bad = tollgate("check", "--policy", str(design), '{"action": "file.read"}')
+    assert bad.returncode == 2 and "invalid request" in bad.stderr
+    notjson = tollgate("check", "--policy", str(design), "{")
+    assert notjson.returncode == 2
+
+
+def test_check_reads_stdin(design: Path) -> None:
+    result = tollgate(
+        "check",
+        "--policy",
+        str(design),
+        "-",
+        stdin='{"action": "file.write", "path": "/app/output/a"}',
+    )
+    assert result.returncode == 0
+
+
+def test_check_explain_lists_every_rule_considered(design: Path) -> None:
+    result = tollgate(
+        "check",
+        "--policy",
+        str(design),
+        "--explain",
+        '{"action": "network.request", "url": "https://evil.example/"}',
+    )
+    assert result.returncode == 1
+    assert 'rules[3] [allow]: no match: host "evil.example" does not match in' in result.stdout
+    assert (
+        'rules[4] [allow]: no match: host "evil.example" does not match endsWith ".internal.svc.cluster.local"'
+        in result.stdout
+    )
+    assert "rules[0]" not in result.stdout  # file rules are not considered for network requests
+    assert "=> deny by defaultAction" in result.stdout
+
+
+def test_check_with_an_invalid_policy_is_an_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - {action: file.read, decision: allow, host: x}\n")
+    result = tollgate("check", "--policy", str(bad), '{"action": "file.read", "path": "/x"}')
+    assert (
+        result.returncode == 2
+        and f"{bad}: rules[0]: host: action file.read has no field 'host'" in result.stderr
+    )
+
+
+def test_check_url_against_an_unreachable_gate_is_a_deny() -> None:
+    result = tollgate(
+        "check",
+        "--url",
+        f"http://127.0.0.1:{free_port()}",
+        '{"action": "file.read", "path": "/x"}',
+        "--timeout",
+        "2",
+    )
+    assert result.returncode == 1 and "treating as deny" in result.stderr
+
+
+def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(design)
+    allow = tollgate("check", "--url", gate.url, '{"action": "file.read", "path": "/app/data/x"}')
+    assert allow.returncode == 0 and json.loads(allow.stdout)["allowed"] is True
+    deny = tollgate("check", "--url", gate.url, '{"action": "file.read", "path": "/etc/passwd"}')
+    assert deny.returncode == 1
+    bad = tollgate("check", "--url", gate.url, '{"action": "file.read"}')
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_request"
+
+
+def test_policy_validate(design: Path, tmp_path: Path) -> None:
+    ok = tollgate("policy", "validate", str(design))
+    assert ok.returncode == 0 and "valid, 5 rules, sha256:" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nrules:\n  - {id: a, action: file.read, decision: allow, path: {glob: '[x'}}\n"
+    )
+    result = tollgate("policy", "validate", str(design), str(bad))
+    assert result.returncode == 1
+    assert f"{bad}: rules[0] (id 'a'): path: glob" in result.stderr and "valid" in result.stdout
+    risky = tmp_path / "risky.yaml"
+    risky.write_text("version: 1\ndefaultAction: allow\n")
+    warned = tollgate("policy", "validate", str(risky))
+    assert warned.returncode == 0 and "warning: defaultAction: allow" in warned.stderr
+
+
+def test_serve_requires_policy_and_audit_dir() -> None:
+    result = tollgate("serve")
+    assert result.returncode == 2 and "--policy" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert tollgate("nonsense").returncode == 2
+    assert (
+        tollgate("check", '{"action": "file.read"}').returncode == 2
+    )  # neither --policy nor --url
