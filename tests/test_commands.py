@@ -1,0 +1,656 @@
+"""Command analysis for process.exec (CONTRACT 2.2 "Commands"): what a command line runs.
+
+Each table gives a command line and exactly what ``analyse_command`` must find: the
+simple commands (argv after unwrapping), the redirection targets, the constructs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.errors import RequestError
+from sidecar.normalise.commands import (
+    CONSTRUCTS,
+    CommandAnalysis,
+    Construct,
+    SimpleCommand,
+    analyse_command,
+)
+
+CWD = "/work"
+
+
+def analyse(line: str, cwd: str | None = CWD) -> CommandAnalysis:
+    return analyse_command(command_line=line, cwd=cwd)
+
+
+def argvs(analysis: CommandAnalysis) -> list[tuple[str, ...]]:
+    return [command.argv for command in analysis.commands]
+
+
+def names(analysis: CommandAnalysis) -> set[str]:
+    return {construct.name for construct in analysis.constructs}
+
+
+# -- splitting into simple commands ---------------------------------------------------------
+
+SPLITTING = [
+    ("git status", [("git", "status")]),
+    ("git status && make test", [("git", "status"), ("make", "test")]),
+    ("a || b", [("a",), ("b",)]),
+    ("a; b;c", [("a",), ("b",), ("c",)]),
+    ("a | b |& c", [("a",), ("b",), ("c",)]),
+    ("a & b", [("a",), ("b",)]),
+    ("a\nb\n\nc", [("a",), ("b",), ("c",)]),
+    ("a &&\n  b ||\n c", [("a",), ("b",), ("c",)]),
+    ("a |\n b", [("a",), ("b",)]),
+    ("(a; b) && { c; d; }", [("a",), ("b",), ("c",), ("d",)]),
+    ("! a", [("a",)]),
+    ("time -p a | b", [("a",), ("b",)]),
+    ("if a; then b; elif c; then d; else e; fi", [("a",), ("b",), ("c",), ("d",), ("e",)]),
+    ("while a; do b; done; until c; do d; done", [("a",), ("b",), ("c",), ("d",)]),
+    ("for x in 1 2; do b; done", [("b",)]),
+    ("for x; do b; done", [("b",)]),
+    ("for x in 1; { b; }", [("b",)]),
+    ("select x in a b; do c; done", [("c",)]),
+    ("case x in a) b;; (c|d) e;& *) f;;& esac", [("b",), ("e",), ("f",)]),
+    ("case x in\n a)\n b\n ;;\nesac", [("b",)]),
+    ("coproc a b", [("a", "b")]),
+    ("coproc NAME { a; }", [("a",)]),
+    ("f() { a; }", [("a",)]),
+    ("function f { a; }; function g() ( b )", [("a",), ("b",)]),
+    ("[[ -f x ]] && a", [("[[", "-f", "x", "]]"), ("a",)]),
+    ("test -f x && [ -d y ]", [("test", "-f", "x"), ("[", "-d", "y", "]")]),
+    ("echo a # ; rm -rf /", [("echo", "a")]),
+    ("echo a#b;c", [("echo", "a#b"), ("c",)]),
+    ("a;#b\nc", [("a",), ("c",)]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), SPLITTING)
+def test_command_line_is_split_like_sh(line: str, expected: list[tuple[str, ...]]) -> None:
+    assert argvs(analyse(line)) == expected
+
+
+# -- words: quoting, escapes, continuation -----------------------------------------------------
+
+WORDS = [
+    ("echo 'a b' \"c d\" e\\ f", ("echo", "a b", "c d", "e f")),
+    ("e'ch'o hi", ("echo", "hi")),
+    ('"e"c\\ho hi', ("echo", "hi")),
+    ("ec\\\nho hi", ("echo", "hi")),
+    ("echo a\\\nb", ("echo", "ab")),
+    ("echo 'a\\\nb'", ("echo", "a\\\nb")),
+    ('echo "a\\"b\\$c\\\\d\\e"', ("echo", 'a"b$c\\d\\e')),
+    ("echo $'\\x72m\\t\\101\\u00e9\\n'", ("echo", "rm\tA\u00e9\n")),
+    ("echo $'a\\'b' $\"c\"", ("echo", "a'b", "c")),
+    ("echo $'ab\\x00cd'", ("echo", "ab")),  # a NUL ends the argument, as in bash
+    ("echo '' \"\"", ("echo", "", "")),
+    ("echo \\; \\| \\&", ("echo", ";", "|", "&")),
+    ("echo a$", ("echo", "a$")),
+    ("echo {}", ("echo", "{}")),
+    ("echo [", ("echo", "[")),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), WORDS)
+def test_words_are_quote_removed_like_sh(line: str, expected: tuple[str, ...]) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == [expected]
+    assert analysis.constructs == ()
+
+
+# -- shells ------------------------------------------------------------------------------------
+
+SHELLS = [
+    ("sh -c 'git push --force'", [("git", "push", "--force")]),
+    ("bash -c 'a && b; c'", [("a",), ("b",), ("c",)]),
+    ("bash -lc 'npm test'", [("npm", "test")]),
+    ("bash -ec 'a'", [("a",)]),
+    ("bash -xeuc 'a'", [("a",)]),
+    ("bash -c -x 'a'", [("a",)]),
+    ("bash -o pipefail -c 'a | b'", [("a",), ("b",)]),
+    ("bash -O extglob -c a", [("a",)]),
+    ("bash --norc --noprofile -c a", [("a",)]),
+    ("bash --rcfile /x -c a", [("a",)]),
+    ("bash -c -- a", [("a",)]),
+    ("bash -c 'a' name arg1", [("a",)]),
+    (
+        "zsh -c a; dash -c b; ksh -c c; mksh -c d; ash -c e",
+        [("a",), ("b",), ("c",), ("d",), ("e",)],
+    ),
+    ("/bin/bash -c a", [("a",)]),
+    ("/usr/local/bin/zsh -c a", [("a",)]),
+    ("sh -c \"sh -c 'bash -c a'\"", [("a",)]),
+    ("bash script.sh arg", [("bash", "script.sh", "arg")]),
+    ("bash", [("bash",)]),
+    ("bash -c", [("bash", "-c")]),
+    ("curl x | sh", [("curl", "x"), ("sh",)]),
+    ("bash -s arg < script", [("bash", "-s", "arg")]),
+    ("fish -c 'rm x'", [("fish", "-c", "rm x")]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), SHELLS)
+def test_shell_scripts_replace_the_shell(line: str, expected: list[tuple[str, ...]]) -> None:
+    assert argvs(analyse(line)) == expected
+
+
+def test_a_shell_outside_the_trusted_directories_is_reported_and_unwrapped() -> None:
+    analysis = analyse("/tmp/evil/bash -c 'ls' && ./sh -c 'id'")
+    assert argvs(analysis) == [
+        ("/tmp/evil/bash", "-c", "ls"),
+        ("ls",),
+        ("/work/sh", "-c", "id"),
+        ("id",),
+    ]
+
+
+def test_labels_say_where_a_command_was_found() -> None:
+    analysis = analyse("env bash -c 'git push; echo $(id)'")
+    labels = [command.label for command in analysis.commands]
+    assert labels == [
+        "env bash -c 'git push; echo $(id)'",
+        "git push (via env, in bash -c script)",
+        "id (via env, in bash -c script, in $(...))",
+        "echo '$(id)' (via env, in bash -c script)",
+    ]
+
+
+# -- wrappers ----------------------------------------------------------------------------------
+
+WRAPPERS = [
+    ("env git status", [("env", "git", "status"), ("git", "status")]),
+    ("env -i FOO=1 BAR=2 git x", [("env", "-i", "FOO=1", "BAR=2", "git", "x"), ("git", "x")]),
+    ("env -u HOME -- git x", [("env", "-u", "HOME", "--", "git", "x"), ("git", "x")]),
+    ("env - git", [("env", "-", "git"), ("git",)]),
+    ("env -S 'git -c x status'", [("env", "-S", "git -c x status"), ("git", "-c", "x", "status")]),
+    ("env -iS'git x'", [("env", "-iSgit x"), ("git", "x")]),
+    ("env", [("env",)]),
+    ("nice make", [("nice", "make"), ("make",)]),
+    ("nice -n 10 make", [("nice", "-n", "10", "make"), ("make",)]),
+    ("nice -10 make", [("nice", "-10", "make"), ("make",)]),
+    ("nice --adjustment=5 make", [("nice", "--adjustment=5", "make"), ("make",)]),
+    ("timeout 5 make", [("timeout", "5", "make"), ("make",)]),
+    (
+        "timeout -s KILL -k 1 5s make",
+        [("timeout", "-s", "KILL", "-k", "1", "5s", "make"), ("make",)],
+    ),
+    ("timeout --sig=KILL 5 make", [("timeout", "--sig=KILL", "5", "make"), ("make",)]),
+    ("nohup make &", [("nohup", "make"), ("make",)]),
+    ("stdbuf -oL -e0 make", [("stdbuf", "-oL", "-e0", "make"), ("make",)]),
+    ("stdbuf --output=L make", [("stdbuf", "--output=L", "make"), ("make",)]),
+    ("sudo make", [("sudo", "make"), ("make",)]),
+    ("sudo -u app -E -- make", [("sudo", "-u", "app", "-E", "--", "make"), ("make",)]),
+    ("sudo -nu app make", [("sudo", "-nu", "app", "make"), ("make",)]),
+    ("sudo --user=app make", [("sudo", "--user=app", "make"), ("make",)]),
+    ("sudo A=1 make", [("sudo", "A=1", "make"), ("make",)]),
+    ("sudo -i", [("sudo", "-i")]),
+    ("sudo -l make", [("sudo", "-l", "make")]),
+    ("doas -u app make", [("doas", "-u", "app", "make"), ("make",)]),
+    ("command make", [("make",)]),
+    ("command -p make", [("make",)]),
+    ("command -v make", [("command", "-v", "make")]),
+    ("exec make", [("make",)]),
+    ("exec -a name make", [("make",)]),
+    ("builtin echo x", [("echo", "x")]),
+    ("time make", [("make",)]),
+    ("/usr/bin/time -v make", [("/usr/bin/time", "-v", "make"), ("make",)]),
+    ("busybox rm x", [("busybox", "rm", "x"), ("rm", "x")]),
+    ("busybox --list", [("busybox", "--list")]),
+    ("chroot /srv make", [("chroot", "/srv", "make"), ("make",)]),
+    ("ionice -c3 make", [("ionice", "-c3", "make"), ("make",)]),
+    ("ionice -c3 -p 42", [("ionice", "-c3", "-p", "42")]),
+    ("setsid -f make", [("setsid", "-f", "make"), ("make",)]),
+    ("nsenter -t 1 -m make", [("nsenter", "-t", "1", "-m", "make"), ("make",)]),
+    ("unshare -rn make", [("unshare", "-rn", "make"), ("make",)]),
+    ("taskset -c 0 make", [("taskset", "-c", "0", "make"), ("make",)]),
+    ("taskset -p 42", [("taskset", "-p", "42")]),
+    ("chrt -f 10 make", [("chrt", "-f", "10", "make"), ("make",)]),
+    ("flock /tmp/l make", [("flock", "/tmp/l", "make"), ("make",)]),
+    ("flock -w 5 /tmp/l -c 'a; b'", [("flock", "-w", "5", "/tmp/l", "-c", "a; b"), ("a",), ("b",)]),
+    ("su -c 'a' app", [("su", "-c", "a", "app"), ("a",)]),
+    ("su app -c 'a'", [("su", "app", "-c", "a"), ("a",)]),
+    ("su - app", [("su", "-", "app")]),
+    ("runuser -u app -- make x", [("runuser", "-u", "app", "--", "make", "x"), ("make", "x")]),
+    ("sg grp -c 'a; b'", [("sg", "grp", "-c", "a; b"), ("a",), ("b",)]),
+    ("watch -n 1 'a | b'", [("watch", "-n", "1", "a | b"), ("a",), ("b",)]),
+    ("watch -x make x", [("watch", "-x", "make", "x"), ("make", "x")]),
+    ("script -qc 'make' /dev/null", [("script", "-qc", "make", "/dev/null"), ("make",)]),
+    ("pkexec --user app make", [("pkexec", "--user", "app", "make"), ("make",)]),
+    ("noglob make", [("make",)]),
+    ("- make", [("make",)]),
+    (
+        "sudo -u app env FOO=1 timeout 5 nice -n 1 git push",
+        [
+            ("sudo", "-u", "app", "env", "FOO=1", "timeout", "5", "nice", "-n", "1", "git", "push"),
+            ("env", "FOO=1", "timeout", "5", "nice", "-n", "1", "git", "push"),
+            ("timeout", "5", "nice", "-n", "1", "git", "push"),
+            ("nice", "-n", "1", "git", "push"),
+            ("git", "push"),
+        ],
+    ),
+    ("exec env git x", [("env", "git", "x"), ("git", "x")]),
+    ("env exec git", [("env", "exec", "git"), ("exec", "git")]),
+    ("find . -name x", [("find", ".", "-name", "x")]),
+    (
+        "find . -exec grep -l x {} + -execdir rm y \\;",
+        [
+            ("find", ".", "-exec", "grep", "-l", "x", "{}", "+", "-execdir", "rm", "y", ";"),
+            ("grep", "-l", "x", "{}"),
+            ("rm", "y"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), WRAPPERS)
+def test_wrappers_are_reported_and_unwrapped(line: str, expected: list[tuple[str, ...]]) -> None:
+    assert argvs(analyse(line)) == expected
+
+
+def test_xargs_runs_its_command_with_unseen_arguments() -> None:
+    analysis = analyse("ls | xargs -0 -n 1 -I{} cp {} /x")
+    assert argvs(analysis) == [
+        ("ls",),
+        ("xargs", "-0", "-n", "1", "-I{}", "cp", "{}", "/x"),
+        ("cp", "{}", "/x"),
+    ]
+    assert names(analysis) == {"unknown-arguments"}
+    assert argvs(analyse("xargs < list")) == [("xargs",), ("echo",)]
+
+
+WRAPPER_OPTIONS_NOT_UNDERSTOOD = [
+    "timeout --bogus 5 rm x",
+    "env --bogus rm x",
+    "sudo -Z rm x",
+    "nice -q rm x",
+    "bash --bogus -c 'rm x'",
+    "timeout",
+    "env -u",
+    "find . -exec rm",
+]
+
+
+@pytest.mark.parametrize("line", WRAPPER_OPTIONS_NOT_UNDERSTOOD)
+def test_a_wrapper_whose_options_are_not_understood_is_a_construct(line: str) -> None:
+    analysis = analyse(line)
+    assert "unparsed-wrapper" in names(analysis)
+    assert argvs(analysis)[0][0] == line.split()[0]
+    assert ("rm", "x") not in argvs(analysis)
+
+
+# -- assignments and programs --------------------------------------------------------------------
+
+PROGRAMS = [
+    ("FOO=1 BAR=$'x' git status", [("git", "status")]),
+    ("git", [("git",)]),
+    ("/usr/bin/git", [("/usr/bin/git",)]),
+    ("/usr/bin/../bin//git", [("/usr/bin/git",)]),
+    ("./git x", [("/work/git", "x")]),
+    ("bin/git", [("/work/bin/git",)]),
+    ("../git", [("/git",)]),
+    ("/tmp/x/git", [("/tmp/x/git",)]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), PROGRAMS)
+def test_programs_by_name_or_normalised_path(line: str, expected: list[tuple[str, ...]]) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert analysis.constructs == ()
+
+
+def test_assignments_alone_are_not_commands() -> None:
+    with pytest.raises(RequestError) as caught:
+        analyse("FOO=1 BAR=2")
+    assert caught.value.field == "commandLine"
+    assert argvs(analyse("FOO=1; git x")) == [("git", "x")]
+
+
+def test_a_relative_program_without_cwd_is_rejected() -> None:
+    with pytest.raises(RequestError) as caught:
+        analyse("./git status", cwd=None)
+    assert caught.value.field == "commandLine"
+    assert argvs(analyse("git status", cwd=None)) == [("git", "status")]
+
+
+# -- redirections ------------------------------------------------------------------------------
+
+REDIRECTIONS = [
+    ("echo x > out", ["/work/out"], []),
+    ("echo x >> /tmp/log", ["/tmp/log"], []),
+    ("echo x >| a 1>b 2>c 2>>d", ["/work/a", "/work/b", "/work/c", "/work/d"], []),
+    ("make &> log", ["/work/log"], []),
+    ("make &>> log", ["/work/log"], []),
+    ("make >& log", ["/work/log"], []),
+    ("sort < in > out", ["/work/out"], ["/work/in"]),
+    ("cat 0< in 3<&- 4<>rw", ["/work/rw"], ["/work/in", "/work/rw"]),
+    ("make 2>&1 >/dev/null", ["/dev/null"], []),
+    ("make 2>&1 >&2 3>&4- <&0", [], []),
+    (">trunc", ["/work/trunc"], []),
+    ("{ a; b; } > o 2>e", ["/work/o", "/work/e"], []),
+    ("while read l; do a; done < list", [], ["/work/list"]),
+    ("(a) > o; if a; then b; fi > p", ["/work/o", "/work/p"], []),
+    ("exec 3>/tmp/f", ["/tmp/f"], []),
+    ("echo {fd}>x", ["/work/x"], []),
+    ("echo x > ../../etc/passwd", ["/etc/passwd"], []),
+    ("cat <<EOF\nbody > x\nEOF\n", [], []),
+    ("cat <<< 'x > y'", [], []),
+    ("echo x >'a b'", ["/work/a b"], []),
+]
+
+
+@pytest.mark.parametrize(("line", "writes", "reads"), REDIRECTIONS)
+def test_redirections_are_reads_and_writes(line: str, writes: list[str], reads: list[str]) -> None:
+    analysis = analyse(line)
+    assert list(analysis.writes) == writes
+    assert list(analysis.reads) == reads
+
+
+def test_a_relative_redirection_without_cwd_is_rejected() -> None:
+    with pytest.raises(RequestError) as caught:
+        analyse("echo x > out", cwd=None)
+    assert caught.value.field == "commandLine"
+    assert analyse("echo x > /tmp/out", cwd=None).writes == ("/tmp/out",)
+
+
+def test_a_redirection_alone_is_a_write() -> None:
+    analysis = analyse("> /app/output/x")
+    assert analysis.commands == () and analysis.writes == ("/app/output/x",)
+
+
+# -- working directory -------------------------------------------------------------------------
+
+WORKING_DIRECTORY = [
+    ("cd /tmp && ./x", [("cd", "/tmp"), ("/tmp/x",)], set()),
+    ("cd /tmp; ./x", [("cd", "/tmp"), ("/tmp/x",), ("/work/x",)], set()),
+    ("cd sub && ./x > o", [("cd", "sub"), ("/work/sub/x",)], set()),
+    ("cd /a || ./x", [("cd", "/a"), ("/work/x",)], set()),
+    ("cd -P /a && cd b && ./x", [("cd", "-P", "/a"), ("cd", "b"), ("/a/b/x",)], set()),
+    ("(cd /a); ./x", [("cd", "/a"), ("/work/x",)], set()),
+    ("cd /a & ./x", [("cd", "/a"), ("/work/x",)], set()),
+    ("bash -c 'cd /a' && ./x", [("cd", "/a"), ("/work/x",)], set()),
+    ("pushd /a && ./x", [("pushd", "/a"), ("/a/x",)], set()),
+    ("env -C /srv ./run", [("env", "-C", "/srv", "./run"), ("/srv/run",)], set()),
+    ("sudo -D /srv ./run", [("sudo", "-D", "/srv", "./run"), ("/srv/run",)], set()),
+    ("cd && ./x", [("cd",), ("./x",)], {"unknown-cwd"}),
+    ("cd - && ./x", [("cd", "-"), ("./x",)], {"unknown-cwd"}),
+    ("cd ~/p && ./x", [("cd", "~/p"), ("./x",)], {"unknown-cwd"}),
+    ("cd $D && ./x", [("cd", "$D"), ("./x",)], {"unknown-cwd", "parameter-expansion"}),
+    ("popd && ./x", [("popd",), ("./x",)], {"unknown-cwd"}),
+    (
+        "for d in a b; do cd $d; done; ./x",
+        [("cd", "$d"), ("/work/x",), ("./x",)],
+        {"unknown-cwd", "parameter-expansion"},
+    ),
+    (
+        "source env.sh; ./x",
+        [("source", "env.sh"), ("/work/x",), ("./x",)],
+        {"source", "unknown-cwd"},
+    ),
+    (
+        "go() { cd /a; }; go; ./x",
+        [("cd", "/a"), ("go",), ("/work/x",), ("./x",)],
+        {"function-definition", "unknown-cwd"},
+    ),
+    ("cd /a && echo > f", [("cd", "/a"), ("echo",)], set()),
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "constructs"), WORKING_DIRECTORY)
+def test_relative_paths_follow_cd(
+    line: str, expected: list[tuple[str, ...]], constructs: set[str]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert names(analysis) == constructs
+
+
+def test_writes_follow_cd_to_every_possible_directory() -> None:
+    assert analyse("cd /etc; echo x > passwd").writes == ("/etc/passwd", "/work/passwd")
+    assert analyse("cd /etc && echo x > passwd").writes == ("/etc/passwd",)
+
+
+# -- constructs --------------------------------------------------------------------------------
+
+CONSTRUCT_CASES = [
+    ("echo $(id)", [("id",), ("echo", "$(id)")], {"command-substitution"}),
+    ("echo `id`", [("id",), ("echo", "`id`")], {"backticks"}),
+    ('echo "$(id)"', [("id",), ("echo", "$(id)")], {"command-substitution"}),
+    ("x=$(id)", [("id",)], {"command-substitution"}),
+    (
+        "echo ${x:-$(id)}",
+        [("id",), ("echo", "${x:-$(id)}")],
+        {"parameter-expansion", "command-substitution"},
+    ),
+    (
+        "diff <(ls a) >(wc)",
+        [("ls", "a"), ("wc",), ("diff", "<(ls a)", ">(wc)")],
+        {"process-substitution"},
+    ),
+    ("ls > >(wc)", [("wc",), ("ls",)], {"process-substitution"}),
+    (
+        "echo `echo \\`id\\``",
+        [("id",), ("echo", "`id`"), ("echo", "`echo \\`id\\``")],
+        {"backticks"},
+    ),
+    ("echo $((1+2))", [("echo", "$((1+2))")], {"arithmetic"}),
+    ("echo $[1+2]", [("echo", "$[1+2]")], {"arithmetic"}),
+    ("((i++))", [], {"arithmetic"}),
+    ("for ((i=0;i<2;i++)); do a; done", [("a",)], {"arithmetic"}),
+    ("let i=1", [("let", "i=1")], {"arithmetic"}),
+    ("[[ $a -eq 1 ]]", [("[[", "$a", "-eq", "1", "]]")], {"arithmetic", "parameter-expansion"}),
+    ("test -v 'a[$(id)]'", [("test", "-v", "a[$(id)]")], {"arithmetic"}),
+    ("a[1]=x", [], {"arithmetic"}),
+    (
+        "echo ${!x} ${a[i]} ${s:1}",
+        [("echo", "${!x}", "${a[i]}", "${s:1}")],
+        {"parameter-expansion", "arithmetic"},
+    ),
+    ("echo ${x@P}", [("echo", "${x@P}")], {"parameter-expansion", "eval"}),
+    ("eval 'rm -rf /'", [("eval", "rm -rf /"), ("rm", "-rf", "/")], {"eval"}),
+    ('eval "$x"', [("eval", "$x")], {"eval", "parameter-expansion"}),
+    ("source ./x.sh", [("source", "./x.sh")], {"source"}),
+    (". ./x.sh", [(".", "./x.sh")], {"."}),
+    ("alias ll='rm -rf /'", [("alias", "ll=rm -rf /"), ("rm", "-rf", "/")], {"alias"}),
+    ("trap 'rm -rf /' EXIT", [("trap", "rm -rf /", "EXIT"), ("rm", "-rf", "/")], {"trap"}),
+    ("trap - EXIT", [("trap", "-", "EXIT")], set()),
+    ("f() { a; }", [("a",)], {"function-definition"}),
+    ("bash <<'EOF'\nrm -rf /\nEOF\n", [("rm", "-rf", "/"), ("bash",)], {"heredoc-to-shell"}),
+    ("bash <<EOF\nrm $x\nEOF\n", [("bash",)], {"heredoc-to-shell", "parameter-expansion"}),
+    ("sh <<< 'rm -rf /'", [("rm", "-rf", "/"), ("sh",)], {"heredoc-to-shell"}),
+    (
+        "sudo bash -s <<'E'\nrm x\nE",
+        [("sudo", "bash", "-s"), ("rm", "x"), ("bash", "-s")],
+        {"heredoc-to-shell"},
+    ),
+    ("cat <<'E' | bash\nrm x\nE", [("cat",), ("bash",)], set()),
+    ("cat <<E\n$(rm x)\nE", [("rm", "x"), ("cat",)], {"command-substitution"}),
+    ("$CMD x", [("$CMD", "x")], {"dynamic-command", "parameter-expansion"}),
+    (
+        "$(echo rm) -rf /",
+        [("echo", "rm"), ("$(echo rm)", "-rf", "/")],
+        {"dynamic-command", "command-substitution"},
+    ),
+    ("{rm,-rf,/}", [("{rm,-rf,/}",)], {"dynamic-command"}),
+    ("/bin/r? x", [("/bin/r?", "x")], {"dynamic-command"}),
+    ("~/bin/x", [("~/bin/x",)], {"dynamic-command"}),
+    ('bash -c "$S"', [("bash", "-c", "$S")], {"dynamic-command", "parameter-expansion"}),
+    (
+        "env $OPTS rm x",
+        [("env", "$OPTS", "rm", "x"), ("$OPTS", "rm", "x")],
+        {"dynamic-command", "parameter-expansion"},
+    ),
+    (
+        "timeout $T rm x",
+        [("timeout", "$T", "rm", "x"), ("rm", "x")],
+        {"dynamic-command", "parameter-expansion"},
+    ),
+    ("env -S 'a $X'", [("env", "-S", "a $X"), ("a", "$X")], {"dynamic-command"}),
+    ("ls *.py", [("ls", "*.py")], {"glob"}),
+    ("ls '*.py' \\*", [("ls", "*.py", "*")], set()),
+    ("cp x{,.bak}", [("cp", "x{,.bak}")], {"brace-expansion"}),
+    ("echo x > $f", [("echo", "x")], {"dynamic-redirect", "parameter-expansion"}),
+    ("echo x > ~/f", [("echo", "x")], {"dynamic-redirect"}),
+    ("echo x > *.txt", [("echo", "x")], {"dynamic-redirect"}),
+    ("PATH=/tmp git", [("git",)], {"environment-override"}),
+    ("LD_PRELOAD=/x.so git", [("git",)], {"environment-override"}),
+    ("export PATH=/x; git", [("export", "PATH=/x"), ("git",)], {"environment-override"}),
+    ("export PATH", [("export", "PATH")], set()),
+    (
+        "env BASH_ENV=/x bash -c a",
+        [("env", "BASH_ENV=/x", "bash", "-c", "a"), ("a",)],
+        {"environment-override"},
+    ),
+    (
+        "sudo LD_LIBRARY_PATH=/x git",
+        [("sudo", "LD_LIBRARY_PATH=/x", "git"), ("git",)],
+        {"environment-override"},
+    ),
+    ("read -r PATH", [("read", "-r", "PATH")], {"environment-override"}),
+    ("declare -n r=x", [("declare", "-n", "r=x")], {"environment-override"}),
+    ("for PATH in /x; do git; done", [("git",)], {"environment-override"}),
+    ("GIT_SSH_COMMAND='rm -rf /' git fetch", [("git", "fetch")], {"environment-override"}),
+    ("hash -p /tmp/x git", [("hash", "-p", "/tmp/x", "git")], {"command-lookup-override"}),
+    (
+        "enable -f /tmp/x.so git",
+        [("enable", "-f", "/tmp/x.so", "git")],
+        {"command-lookup-override"},
+    ),
+    (
+        "find . -exec rm {} \\;",
+        [("find", ".", "-exec", "rm", "{}", ";"), ("rm", "{}")],
+        {"unknown-arguments"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "constructs"), CONSTRUCT_CASES)
+def test_constructs_are_reported_and_their_commands_too(
+    line: str, expected: list[tuple[str, ...]], constructs: set[str]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert names(analysis) == constructs
+
+
+def test_every_construct_name_is_documented() -> None:
+    found: set[str] = set()
+    for line, _expected, constructs in CONSTRUCT_CASES:
+        found |= constructs
+        assert names(analyse(line)) <= CONSTRUCTS
+    assert found | {"unknown-cwd", "unparsed-wrapper"} == CONSTRUCTS
+
+
+def test_construct_labels_show_the_offending_text() -> None:
+    analysis = analyse("echo $(id) > $f")
+    assert analysis.constructs == (
+        Construct("command-substitution", "$(id)"),
+        Construct("parameter-expansion", "$f"),
+        Construct("dynamic-redirect", "> $f"),
+    )
+    long = analyse("echo $(" + "x" * 500 + ")")
+    assert all(len(construct.label) <= 120 for construct in long.constructs)
+
+
+# -- argv requests -----------------------------------------------------------------------------
+
+ARGV = [
+    (["git", "status"], [("git", "status")], set()),
+    (["git", "status; rm -rf /"], [("git", "status; rm -rf /")], set()),
+    (["ls", "$(id)", "*"], [("ls", "$(id)", "*")], set()),
+    (
+        ["env", "bash", "-c", "git push && rm x"],
+        [("env", "bash", "-c", "git push && rm x"), ("git", "push"), ("rm", "x")],
+        set(),
+    ),
+    (["sh", "-c", "echo $(id)"], [("id",), ("echo", "$(id)")], {"command-substitution"}),
+    (["./git"], [("/work/git",)], set()),
+    (["/usr/bin/../bin/git"], [("/usr/bin/git",)], set()),
+    (["sudo", "eval", "x"], [("sudo", "eval", "x"), ("eval", "x"), ("x",)], {"eval"}),
+    (["cd", "/tmp"], [("cd", "/tmp")], set()),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected", "constructs"), ARGV)
+def test_argv_words_are_literal_but_wrappers_and_shells_unwrap(
+    argv: list[str], expected: list[tuple[str, ...]], constructs: set[str]
+) -> None:
+    analysis = analyse_command(argv=argv, cwd=CWD)
+    assert argvs(analysis) == expected
+    assert names(analysis) == constructs
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+ERRORS = [
+    ({"command_line": "echo 'unbalanced"}, "commandLine", "single quote"),
+    ({"command_line": 'echo "unbalanced'}, "commandLine", "double quote"),
+    ({"command_line": "echo $(unbalanced"}, "commandLine", "syntax error"),
+    ({"command_line": "echo `x"}, "commandLine", "backquote"),
+    ({"command_line": "echo ${x"}, "commandLine", "${"),
+    ({"command_line": "a &&"}, "commandLine", "syntax error"),
+    ({"command_line": "| a"}, "commandLine", "syntax error"),
+    ({"command_line": "a ;; b"}, "commandLine", "syntax error"),
+    ({"command_line": "if a; then b"}, "commandLine", "syntax error"),
+    ({"command_line": "a )"}, "commandLine", "syntax error"),
+    ({"command_line": "f() a"}, "commandLine", "compound"),
+    ({"command_line": "echo >"}, "commandLine", "no target"),
+    ({"command_line": "cat <<EOF\nno end"}, "commandLine", "not ended"),
+    ({"command_line": "cat <<$X\nx\n$X"}, "commandLine", "delimiter"),
+    ({"command_line": "echo $((1+(2)"}, "commandLine", "arithmetic"),
+    ({"command_line": "((a) ; b)"}, "commandLine", "'( ('"),
+    ({"command_line": "[[ a ; b ]]"}, "commandLine", "syntax error"),
+    ({"command_line": "echo a\x00b"}, "commandLine", "NUL"),
+    ({"command_line": ""}, "commandLine", "no command"),
+    ({"command_line": "  # only a comment"}, "commandLine", "no command"),
+    ({"command_line": "bash -c 'echo \"'"}, "commandLine", "double quote"),
+    ({"command_line": "eval 'echo \"'"}, "commandLine", "double quote"),
+    ({"argv": []}, "argv", "empty"),
+    ({"argv": [""]}, "argv", "empty"),
+    ({"argv": ["ls", "a\x00"]}, "argv", "NUL"),
+    ({"argv": ["sh", "-c", "echo ("]}, "argv", "syntax error"),
+    ({"argv": ["ls", 3]}, "argv", "strings"),
+    ({}, "commandLine", "exactly one"),
+    ({"argv": ["ls"], "command_line": "ls"}, "commandLine", "exactly one"),
+]
+
+
+@pytest.mark.parametrize(("request_fields", "field", "message"), ERRORS)
+def test_what_cannot_be_parsed_is_a_request_error(
+    request_fields: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(RequestError) as caught:
+        analyse_command(cwd=CWD, **request_fields)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert message in caught.value.message
+
+
+def test_cwd_must_be_absolute() -> None:
+    with pytest.raises(RequestError) as caught:
+        analyse_command(command_line="ls", cwd="work")
+    assert caught.value.field == "cwd"
+    assert argvs(analyse_command(command_line="./x", cwd="/a/../b/")) == [("/b/x",)]
+
+
+def test_nesting_deeper_than_max_depth_is_rejected() -> None:
+    script = "rm x"
+    for _ in range(3):
+        script = "bash -c " + "'" + script.replace("'", "'\\''") + "'"
+    assert argvs(analyse_command(command_line=script, max_depth=3)) == [("rm", "x")]
+    with pytest.raises(RequestError) as caught:
+        analyse_command(command_line=script, max_depth=2)
+    assert "deeper than 2" in caught.value.message
+    with pytest.raises(RequestError):
+        analyse_command(command_line="echo " + "$(" * 9 + "x" + ")" * 9)
+    with pytest.raises(RequestError):
+        analyse_command(command_line="{ " * 200 + "x;" + " }" * 200)
+
+
+def test_results_are_tuples_of_frozen_values() -> None:
+    analysis = analyse("cd /a; ./x > o")
+    assert isinstance(analysis.commands, tuple) and isinstance(analysis.writes, tuple)
+    assert analysis.commands[0] == SimpleCommand(("cd", "/a"), "cd /a")
+    with pytest.raises(AttributeError):
+        analysis.commands[0].argv = ()  # type: ignore[misc]
