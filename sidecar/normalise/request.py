@@ -50,11 +50,13 @@ def _with_agent(fields: dict[str, FieldValues], identity: str) -> dict[str, Fiel
 def _files(request: CheckRequest, identity: str) -> Normalised:
     if request.path is None:
         raise RequestError(f"is required for {request.action}", "path")
-    path = normalise_path(request.path, request.cwd, field="path")
+    # A cwd is validated even when unused: a bad one means a confused client.
+    cwd = normalise_path(request.cwd, field="cwd") if request.cwd is not None else None
+    path = normalise_path(request.path, cwd, field="path")
     record: dict[str, Any] = {"path": path}
     subjects = [Subject(request.action, _with_agent({"path": (path,)}, identity))]
     if request.realPath is not None:
-        real = normalise_path(request.realPath, request.cwd, field="realPath")
+        real = normalise_path(request.realPath, cwd, field="realPath")
         record["realPath"] = real
         if real != path:
             subjects.append(

@@ -128,11 +128,36 @@ def _in(field: str, items: list[str | int]) -> tuple[Test, str, frozenset[str]]:
     )
 
 
+def _canonical_path_glob(pattern: str) -> str:
+    """Resolve ``//``, ``.``, ``..`` and a trailing ``/`` in a path glob, as requests are.
+
+    Requests are normalised, so a deny glob written ``/etc//**`` or ``/tmp/../etc/**``
+    would otherwise silently match nothing. ``..`` after a wildcard segment has no
+    single meaning and is refused.
+    """
+    if not pattern.startswith(("/", "*")):
+        raise MatcherError(f"glob: {pattern!r} must be an absolute path pattern")
+    segments: list[str] = []
+    for segment in pattern.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments and any(c in segments[-1] for c in "*?[\\"):
+                raise MatcherError(f"glob: {pattern!r}: '..' after a wildcard segment is ambiguous")
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    if pattern.startswith("*"):
+        return "/".join(segments)
+    return "/" + "/".join(segments)
+
+
 def _glob(field: str, pattern: str) -> Test:
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
-    elif field in PATH_FIELDS and not pattern.startswith(("/", "*")):
-        raise MatcherError(f"glob: {pattern!r} must be an absolute path pattern")
+    elif field in PATH_FIELDS:
+        pattern = _canonical_path_glob(pattern)
     try:
         return _any(compile_glob(pattern, "." if field == "host" else "/"))
     except GlobError as exc:
@@ -198,6 +223,11 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         parts.append((_glob(field, spec.glob), f"glob {_quote(spec.glob)}"))
     if spec.startsWith is not None:
         start = _host_affix(spec.startsWith, "startsWith") if field == "host" else spec.startsWith
+        # Whole segments before the last (which may be cut) must be normal ones.
+        if field in PATH_FIELDS and {"", ".", ".."} & set(start.split("/")[1:-1]):
+            raise MatcherError(
+                f"startsWith: {start!r} is not a normalised path, so it never matches"
+            )
         parts.append((_any(lambda v: v.startswith(start)), f"startsWith {_quote(start)}"))
     if spec.endsWith is not None:
         end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
