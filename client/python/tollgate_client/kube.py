@@ -1,0 +1,132 @@
+"""``Gate.kube``: check ``k8s.request``, then send the request to the Kubernetes API.
+
+The gate is asked with the exact method and path (query included) that are then sent,
+so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the API
+server, the service-account token (re-read on every call: projected tokens rotate) and
+the cluster CA come from the standard in-cluster locations; ``KubeCluster`` points
+elsewhere (``kubectl proxy``, a test server).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from tollgate_client.gate import Gate
+
+K8S_REQUEST = "k8s.request"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class KubeCluster:
+    """Where Kubernetes API requests go, and how they authenticate."""
+
+    server: str
+    token_file: str | None = None
+    ca_file: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def in_cluster(cls) -> KubeCluster:
+        """The API server of the pod this runs in. Raises ``ValueError`` outside a pod."""
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        if not host:
+            raise ValueError("not in a Kubernetes pod: KUBERNETES_SERVICE_HOST is not set")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if ":" in host:
+            host = f"[{host}]"
+        return cls(
+            f"https://{host}:{port}",
+            token_file=os.path.join(SERVICE_ACCOUNT_DIR, "token"),
+            ca_file=os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt"),
+        )
+
+    def bearer_token(self) -> str | None:
+        if self.token is not None:
+            return self.token
+        if self.token_file is None:
+            return None
+        with open(self.token_file, encoding="utf-8") as handle:
+            return handle.read().strip()
+
+    def connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+        """A connection to the server, and the path prefix the server URL carries."""
+        parts = urlsplit(self.server)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Kubernetes server must be an http(s) URL, not {self.server!r}")
+        prefix = parts.path.rstrip("/")
+        if parts.scheme == "http":
+            return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout), prefix
+        context = ssl.create_default_context(cafile=self.ca_file)
+        connection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=context
+        )
+        return connection, prefix
+
+
+@dataclass(frozen=True)
+class KubeResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _content_type(method: str) -> str:
+    # A JSON body PATCHed as application/json is refused by the API server (415).
+    return "application/merge-patch+json" if method == "PATCH" else "application/json"
+
+
+def kube_checked(
+    gate: Gate,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    cluster: KubeCluster | None = None,
+    timeout: float = 30.0,
+    context: dict[str, Any] | None = None,
+    approval: str | None = None,
+) -> KubeResponse:
+    """Check, then send ``method path`` to the API server; raises ``Denied`` if not allowed.
+
+    ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
+    whatever its status, as the API server's ``Status`` object says more than an
+    exception would.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
+    method = method.upper()
+    target = cluster or KubeCluster.in_cluster()
+    gate.require(
+        K8S_REQUEST, k8s={"method": method, "path": path}, context=context, approval=approval
+    )
+    payload = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    sent_headers = {"Accept": "application/json"}
+    if payload is not None:
+        sent_headers["Content-Type"] = _content_type(method)
+    token = target.bearer_token()
+    if token:
+        sent_headers["Authorization"] = f"Bearer {token}"
+    for name, value in (headers or {}).items():
+        for default in [key for key in sent_headers if key.lower() == name.lower()]:
+            del sent_headers[default]
+        sent_headers[name] = value
+    connection, prefix = target.connection(timeout)
+    try:
+        connection.request(method, prefix + path, body=payload, headers=sent_headers)
+        response = connection.getresponse()
+        return KubeResponse(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()

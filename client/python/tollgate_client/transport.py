@@ -1,0 +1,204 @@
+"""Keep-alive HTTP/1.1 to the gate, so that a check costs one round trip.
+
+Idle connections are pooled (one per concurrent caller; thread-safe; dropped after a
+fork). A connection the gate has closed while idle is noticed before it is used, and a
+request that fails on a reused connection because the gate closed it at that moment is
+sent once more on a fresh one (the gate had not read it). Every failure is raised as
+``TransportError`` with a kind (``unreachable``, ``timeout``, ``bad_answer``) and a
+message fit for a deny reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from tollgate_client.answers import BAD_ANSWER, TIMEOUT, UNREACHABLE
+
+# A gate answer is a few hundred bytes; anything this large is not one.
+MAX_ANSWER_BYTES = 1 << 20
+USER_AGENT = "tollgate-client-python/0.1.0"
+_CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class TransportError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        """Raises ``ValueError`` unless ``url`` is ``http(s)://host[:port][/prefix]``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"tollgate URL must be http(s)://host[:port], not {url!r}")
+        if parts.username is not None or parts.query or parts.fragment:
+            raise ValueError(
+                f"tollgate URL must not carry userinfo, a query or a fragment: {url!r}"
+            )
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # On Python 3.9 socket.timeout is an OSError but not yet a TimeoutError.
+    return isinstance(exc, (TimeoutError, socket.timeout))
+
+
+def _closed_while_idle(connection: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive socket that is readable has been closed (or spoken to) by the peer."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class Transport:
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.endpoint = Endpoint.parse(url)
+        self._ssl_context = ssl_context
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._opened = 0
+
+    @property
+    def connections_opened(self) -> int:
+        """How many TCP connections this transport has opened so far."""
+        return self._opened
+
+    def request(
+        self, method: str, path: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
+        """Send one request; return (status, body). Raises ``TransportError``."""
+        deadline = time.monotonic() + timeout
+        connection, reused = self._take()
+        try:
+            try:
+                answer = self._exchange(connection, method, path, body, deadline)
+            except _CLOSED_BY_PEER:
+                if not reused:
+                    raise
+                connection.close()
+                connection, reused = self._new_connection(), False
+                answer = self._exchange(connection, method, path, body, deadline)
+        except TransportError:
+            connection.close()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise self._explain(exc, timeout) from None
+        self._give_back(connection)
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _explain(self, exc: BaseException, timeout: float) -> TransportError:
+        if _is_timeout(exc):
+            return TransportError(
+                TIMEOUT, f"tollgate at {self.url} did not answer within {timeout:g} s"
+            )
+        if isinstance(exc, http.client.HTTPException):
+            detail = str(exc) or type(exc).__name__
+            return TransportError(
+                BAD_ANSWER, f"tollgate at {self.url} sent no valid HTTP answer ({detail})"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return TransportError(
+                UNREACHABLE, f"tollgate at {self.url} is unreachable (connection refused)"
+            )
+        return TransportError(UNREACHABLE, f"tollgate at {self.url} is unreachable ({exc})")
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        endpoint = self.endpoint
+        with self._lock:
+            self._opened += 1
+        if endpoint.scheme == "https":
+            return http.client.HTTPSConnection(
+                endpoint.host,
+                endpoint.port,
+                context=self._ssl_context or ssl.create_default_context(),
+            )
+        return http.client.HTTPConnection(endpoint.host, endpoint.port)
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not share its parent's sockets.
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                connection = self._idle.pop()
+                if not _closed_while_idle(connection):
+                    return connection, True
+                connection.close()
+        return self._new_connection(), False
+
+    def _give_back(self, connection: http.client.HTTPConnection) -> None:
+        if connection.sock is None:
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | None,
+        deadline: float,
+    ) -> tuple[int, bytes]:
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("deadline passed")
+            return left
+
+        if connection.sock is None:
+            connection.timeout = remaining()
+            connection.connect()
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        connection.sock.settimeout(remaining())  # type: ignore[union-attr]
+        # A bytes body goes out in the same send() as the headers: one packet, no
+        # Nagle/delayed-ACK stall.
+        connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
+        connection.sock.settimeout(remaining())  # type: ignore[union-attr]
+        response = connection.getresponse()
+        data = response.read(MAX_ANSWER_BYTES + 1)
+        if len(data) > MAX_ANSWER_BYTES:
+            raise TransportError(
+                BAD_ANSWER, f"tollgate's answer is larger than {MAX_ANSWER_BYTES} bytes"
+            )
+        if not response.isclosed():
+            # Not fully read: the connection is in an unknown state.
+            connection.close()
+        return response.status, data
