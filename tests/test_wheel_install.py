@@ -326,6 +326,7 @@ def daemon(installed: Installed) -> Iterator[Daemon]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
+            cwd="/",
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -343,12 +344,27 @@ def daemon(installed: Installed) -> Iterator[Daemon]:
                 process.wait()
 
 
+def test_the_venv_runs_the_wheel_not_the_source_tree(installed: Installed) -> None:
+    found = subprocess.run(
+        [
+            str(installed.venv / "bin" / "python"),
+            "-c",
+            "import sidecar.cli; print(sidecar.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        cwd="/",  # the image has no WORKDIR; the source tree is not on the path
+    ).stdout.strip()
+    assert Path(found).is_relative_to(installed.venv), found
+
+
 def test_daemon_from_the_wheel_serves_as_non_root_on_a_read_only_root(
     installed: Installed, daemon: Daemon
 ) -> None:
     assert _get(daemon.url("/health")) == (200, {"status": "ok"})
     assert _get(daemon.url("/ready"))[0] == 200
-    # The code answering is the wheel's, not the source tree's.
     status = (Path("/proc") / str(daemon.process.pid) / "status").read_text()
     uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
     gids = next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1:]
@@ -379,7 +395,9 @@ def test_daemon_from_the_wheel_serves_as_non_root_on_a_read_only_root(
     ]
     types = [record["type"] for record in records]
     assert types[0] == "startup"
-    assert "decision" in types
+    (decision,) = [record for record in records if record["type"] == "decision"]
+    # The downward-API variables of the manifest make the identity.
+    assert decision["identity"] == "agents/agent/agent-0"
     assert types[-1] == "shutdown" or types[-2:] == ["shutdown", "checkpoint"], types
     # The signed checkpoint is replaced atomically inside the audit volume.
     assert (daemon.audit / "checkpoint").is_file()
@@ -395,6 +413,7 @@ def test_k8s_probe_commands_pass_against_the_installed_daemon(
         result = subprocess.run(
             _in_image(installed, command, _image_env(installed, daemon.port), writable=[]),
             capture_output=True,
+            cwd="/",
             timeout=gate[name]["timeoutSeconds"] + 10,
             check=False,
         )
