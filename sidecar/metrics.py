@@ -1,13 +1,29 @@
 """Prometheus metrics (CONTRACT 2.3, ``GET /metrics``), one registry per gate.
 
 Names follow Prometheus conventions: ``_total`` for counters, base units (seconds),
-low-cardinality labels only (action, decision, result: never a path or a host).
+low-cardinality labels only (action, decision, result: never a path or a host). The
+active policy is an info metric (``tollgate_policy_info{hash}``), read from the gate's
+state at scrape time so it can never go stale. No ``_created`` series: the text format
+does not need them and they double every counter.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+disable_created_metrics()
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -72,5 +88,35 @@ class GateMetrics:
         for result in ("loaded", "rejected"):
             self.policy_reloads.labels(result)
 
+    def track_policy(
+        self, active_hash: Callable[[], str | None], last_load_ok: Callable[[], bool]
+    ) -> None:
+        """Expose the active policy's hash and whether the last load succeeded."""
+        self.registry.register(_PolicyCollector(active_hash, last_load_ok))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _PolicyCollector(Collector):
+    def __init__(
+        self, active_hash: Callable[[], str | None], last_load_ok: Callable[[], bool]
+    ) -> None:
+        self._active_hash = active_hash
+        self._last_load_ok = last_load_ok
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "tollgate_policy_info",
+            "The active policy (always 1), labelled by its hash; absent while none is.",
+            labels=["hash"],
+        )
+        active = self._active_hash()
+        if active is not None:
+            info.add_metric([active], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "tollgate_policy_last_reload_successful",
+            "1 if the last policy load was accepted, 0 if it was rejected.",
+            value=1 if self._last_load_ok() else 0,
+        )

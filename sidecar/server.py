@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from sidecar import __version__
+from sidecar import __version__, keys
 from sidecar.app import create_app
-from sidecar import keys
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
 from sidecar.policy.source import PolicySource
+from sidecar.policy.watch import PolicyWatcher
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,15 @@ def make_app(gate: Gate, config: ServeConfig):  # type: ignore[no-untyped-def]
             )
         except AuditUnavailable:
             gate.metrics.audit_failures.inc()
-        await gate.load_policy()
+        # The watcher takes its fingerprint just before this first load, so a change
+        # racing the start-up is picked up, and a bad policy is rejected only once.
+        watcher = PolicyWatcher(gate)
+        gate.metrics.track_policy(
+            lambda: gate.policy.active.hash if gate.policy.active else None,
+            lambda: gate.policy.last_error is None,
+        )
+        await watcher.load()
+        gate.background.append(watcher.run)
         gate.start_background()
 
     async def shutdown() -> None:

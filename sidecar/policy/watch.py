@@ -1,0 +1,179 @@
+"""Follow the policy file live (CONTRACT 3 ``serve --policy``; docs/policy-reload.md).
+
+Two triggers feed one reload path:
+
+- filesystem events (watchfiles) on the policy's *directory*. Kubelet updates a
+  ConfigMap volume by writing a new timestamped directory, pointing a ``..data_tmp``
+  symlink at it and renaming that over ``..data``; the file named by ``--policy`` is a
+  symlink into ``..data`` that itself never changes, so watching the file would miss
+  every update.
+- a fingerprint poll every ``poll_interval`` seconds (realpath, mtime, size and content
+  hash of the policy and of its ``.sig``), for filesystems that lose or never deliver
+  events, and to re-arm the event watch when the directory itself was replaced.
+
+Both compare the fingerprint of what is on disk with the one taken just before the last
+load and call ``Gate.load_policy`` only when it differs: an unchanged file is not
+reloaded and an invalid one is rejected once, not on every poll. Taking the fingerprint
+*before* loading means a change racing the load is seen by the next trigger.
+
+Nothing here decides what is valid, and no failure here stops the watch: a failed load
+keeps the last good policy (or none, so every check is 503/deny), never "allow".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+
+import watchfiles
+
+from sidecar.errors import PolicyError
+from sidecar.gate import Gate
+from sidecar.policy.loader import MAX_POLICY_BYTES
+from sidecar.policy.source import signature_path
+
+logger = logging.getLogger("tollgate.policy")
+
+DEFAULT_POLL_INTERVAL = 2.0
+# watchfiles yields a batch once the directory has been quiet for STEP ms (kubelet's
+# whole swap takes well under that), and at the latest after DEBOUNCE ms of churn.
+EVENT_STEP_MS = 50
+EVENT_DEBOUNCE_MS = 300
+EVENT_RETRY_SECONDS = 30.0
+_SIGNATURE_READ_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What one file looks like on disk now; ``error`` is set when it cannot be read."""
+
+    realpath: str
+    mtime_ns: int = 0
+    size: int = 0
+    sha256: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    policy: FileState
+    signature: FileState | None
+
+
+def file_state(path: str, limit: int) -> FileState:
+    realpath = os.path.realpath(path)
+    try:
+        with open(realpath, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            digest = hashlib.sha256(handle.read(limit)).hexdigest()
+    except OSError as exc:
+        return FileState(realpath, error=exc.strerror or str(exc))
+    return FileState(realpath, stat.st_mtime_ns, stat.st_size, digest)
+
+
+def fingerprint(policy_path: str, *, with_signature: bool) -> Fingerprint:
+    signature = (
+        file_state(signature_path(policy_path), _SIGNATURE_READ_LIMIT) if with_signature else None
+    )
+    return Fingerprint(file_state(policy_path, MAX_POLICY_BYTES + 1), signature)
+
+
+def _directory_identity(directory: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(directory)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class PolicyWatcher:
+    """Reloads ``gate``'s policy whenever its file (or ``.sig``) changes on disk."""
+
+    def __init__(self, gate: Gate, *, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        self.gate = gate
+        self.path = gate.source.path
+        self.directory = os.path.dirname(os.path.abspath(self.path))
+        self.poll_interval = poll_interval
+        self._with_signature = gate.source.public_key is not None
+        self._lock = asyncio.Lock()
+        self._loaded: Fingerprint | None = None
+        self._watched: tuple[int, int] | None = None
+        self._rearm = asyncio.Event()
+
+    async def load(self) -> bool:
+        """Load the policy now (at start-up), whatever the last fingerprint was."""
+        async with self._lock:
+            return await self._load(await self._fingerprint())
+
+    async def refresh(self) -> bool:
+        """Load the policy if the files changed since the last load; True if it loaded."""
+        async with self._lock:
+            current = await self._fingerprint()
+            if current == self._loaded:
+                return False
+            return await self._load(current)
+
+    async def run(self) -> None:
+        """Follow the file until cancelled; a background duty of the gate."""
+        await asyncio.gather(self._follow_events(), self._poll())
+
+    async def _fingerprint(self) -> Fingerprint:
+        return await asyncio.to_thread(fingerprint, self.path, with_signature=self._with_signature)
+
+    async def _load(self, current: Fingerprint) -> bool:
+        self._loaded = current
+        try:
+            return await self.gate.load_policy()
+        except Exception as exc:
+            # A loader bug must look like an invalid policy (kept last good, recorded),
+            # not end the watch.
+            logger.exception("loading the policy failed unexpectedly")
+            await self.gate.reject_policy(
+                PolicyError(self.path, [f"internal error while loading: {exc!r}"])
+            )
+            return False
+
+    async def _follow_events(self) -> None:
+        while True:
+            self._rearm.clear()
+            self._watched = _directory_identity(self.directory)
+            if self._watched is None:
+                # No directory (yet): the poll re-arms once it appears.
+                await self._rearm.wait()
+                continue
+            try:
+                # Whatever changed while no watch was armed.
+                await self.refresh()
+                async for _ in watchfiles.awatch(
+                    self.directory,
+                    watch_filter=None,
+                    recursive=False,
+                    step=EVENT_STEP_MS,
+                    debounce=EVENT_DEBOUNCE_MS,
+                    stop_event=self._rearm,
+                ):
+                    await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. the inotify watch limit: the poll still follows the file meanwhile.
+                logger.exception("policy file events failed; polling, retrying events later")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(EVENT_RETRY_SECONDS):
+                        await self._rearm.wait()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                if _directory_identity(self.directory) != self._watched:
+                    self._rearm.set()  # the directory appeared, vanished or was replaced
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("policy poll failed; trying again")
