@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sidecar.engine import Verdict, evaluate_request
 from sidecar.errors import PolicyError, RequestError
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import _UniqueKeyLoader, load_policy_file
+from sidecar.policy.loader import load_policy_file, load_yaml_strict
 
 TEST_FILE_SUFFIX = ".test.yaml"
 EXIT_PASSED = 0
@@ -108,7 +108,7 @@ def load_test_file(path: Path) -> PolicyTestFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyTestFileError(source, [f"cannot read: {exc}"]) from exc
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        raw = load_yaml_strict(text)
     except yaml.YAMLError as exc:
         raise PolicyTestFileError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
     if not isinstance(raw, dict):

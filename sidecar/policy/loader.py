@@ -45,6 +45,11 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def load_yaml_strict(text: str) -> Any:
+    """Safe YAML that refuses duplicate keys (also used for policy test files)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def policy_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
