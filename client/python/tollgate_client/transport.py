@@ -184,12 +184,13 @@ class Transport:
         if connection.sock is None:
             connection.timeout = remaining()
             connection.connect()
+            # http.client sends the headers and the body in two writes: without this,
+            # Nagle's algorithm could hold the body back until the headers are ACKed.
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         connection.sock.settimeout(remaining())  # type: ignore[union-attr]
-        # A bytes body goes out in the same send() as the headers: one packet, no
-        # Nagle/delayed-ACK stall.
         connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
         connection.sock.settimeout(remaining())  # type: ignore[union-attr]
         response = connection.getresponse()

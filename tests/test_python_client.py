@@ -1,0 +1,682 @@
+"""The Python client ``tollgate_client`` (CONTRACT section 5) against the real daemon.
+
+Decisions come from a real ``tollgate serve`` on a free loopback port. The fail-closed
+paths use real loopback servers that misbehave on purpose: nobody listening, a server
+that accepts and never answers, one that answers garbage, a 500, ``"allowed": "true"``.
+The guarded helpers open real files, run real programs, fetch from a real HTTP server and
+send Kubernetes requests to a real (loopback) API stand-in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon import Daemon, free_port
+
+CLIENT_DIR = Path(__file__).resolve().parents[1] / "client" / "python"
+sys.path.insert(0, str(CLIENT_DIR))
+
+from tollgate_client import (  # noqa: E402
+    Approval,
+    Decision,
+    Denied,
+    Gate,
+    KubeCluster,
+    wait_for_approval,
+)
+
+POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - {{id: read-data, action: file.read, path: {{glob: "{files}/data/**"}}, decision: allow}}
+  - {{id: write-out, action: file.write, path: {{glob: "{files}/out/**"}}, decision: allow}}
+  - {{id: echo, action: process.exec, command: [echo, printf], decision: allow}}
+  - {{id: local-web, action: network.request, host: 127.0.0.1, decision: allow}}
+  - {{id: pods-read, action: k8s.request, verb: [get, list], resource: pods, namespace: apps, decision: allow}}
+  - {{id: deploy-delete, action: k8s.request, verb: delete, resource: deployments, decision: require_approval, reason: "deleting a deployment needs a human"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("client-files")
+    for name in ("data", "out", "secret"):
+        (root / name).mkdir()
+    (root / "data" / "report.csv").write_text("a,b\n1,2\n")
+    (root / "secret" / "key").write_text("do not read")
+    (root / "data" / "escape").symlink_to(root / "secret" / "key")
+    return root
+
+
+@pytest.fixture(scope="module")
+def daemon(files: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    state = tmp_path_factory.mktemp("client-daemon")
+    policy = state / "policy.yaml"
+    policy.write_text(POLICY.format(files=files))
+    running = Daemon(policy, state / "audit").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gate(daemon: Daemon) -> Iterator[Gate]:
+    with Gate(daemon.url) as client:
+        yield client
+
+
+# -- misbehaving loopback servers ---------------------------------------------------------
+
+
+def read_request(conn: socket.socket) -> bytes | None:
+    """One HTTP/1.1 request (head and body) from a raw socket, or None at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def http_answer(status: int, body: bytes, reason: str = "X") -> bytes:
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+class RawServer:
+    """Accepts loopback connections and hands each to ``script(conn, index)`` in a thread."""
+
+    def __init__(self, script: Callable[[socket.socket, int], None]) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.stopping = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            index, self.connections = self.connections, self.connections + 1
+            threading.Thread(target=self._run, args=(conn, index), daemon=True).start()
+
+    def _run(self, conn: socket.socket, index: int) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.script(conn, index)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket, int], None]], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(script: Callable[[socket.socket, int], None]) -> RawServer:
+        servers.append(RawServer(script))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def answering(status: int, body: bytes) -> Callable[[socket.socket, int], None]:
+    """A script that answers every request on the connection with the same bytes."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(status, body))
+
+    return script
+
+
+# -- decisions from the real daemon ---------------------------------------------------------
+
+
+def test_allow_and_deny_come_back_as_decisions(gate: Gate, files: Path) -> None:
+    allowed = gate.check("file.read", path=f"{files}/data/report.csv")
+    assert allowed.allowed is True and allowed.decision == "allow"
+    assert allowed.rule == "read-data" and allowed.error is None and allowed.status == 200
+    assert allowed.decision_id is not None and len(allowed.decision_id) == 26
+    denied = gate.check("file.read", path="/etc/shadow")
+    assert (denied.allowed, denied.decision, denied.rule) == (False, "deny", None)
+    assert denied.reason == "no rule allows file.read of /etc/shadow"
+
+
+def test_require_returns_the_allow_and_raises_denied_with_the_reason(
+    gate: Gate, files: Path
+) -> None:
+    assert gate.require("file.read", path=f"{files}/data/report.csv").rule == "read-data"
+    with pytest.raises(Denied) as raised:
+        gate.require("process.exec", argv=["rm", "-rf", "/"])
+    assert raised.value.decision.decision == "deny"
+    assert "no rule allows process.exec" in raised.value.reason == str(raised.value)
+
+
+def test_require_approval_is_a_deny_that_names_the_rule(gate: Gate) -> None:
+    path = "/apis/apps/v1/namespaces/apps/deployments/web"
+    decision = gate.check("k8s.request", k8s={"method": "DELETE", "path": path})
+    assert (decision.allowed, decision.decision, decision.rule) == (
+        False,
+        "require_approval",
+        "deploy-delete",
+    )
+    assert decision.reason == "deleting a deployment needs a human"
+    with pytest.raises(Denied):
+        gate.require("k8s.request", k8s={"method": "DELETE", "path": path})
+
+
+def test_snake_case_fields_are_sent_camel_case(gate: Gate, daemon: Daemon, files: Path) -> None:
+    # real_path -> realPath: the gate evaluates it and the stricter decision wins.
+    escaped = gate.check("file.read", path=f"{files}/data/escape", real_path=f"{files}/secret/key")
+    assert not escaped.allowed and escaped.reason.startswith("realPath: ")
+    # command_line -> commandLine; the gate splits it like sh.
+    assert gate.check("process.exec", command_line="echo a && printf b").allowed
+    assert not gate.check("process.exec", command_line="echo a; rm -rf /").allowed
+    # dry_run -> dryRun: recorded as a preflight.
+    preflight = gate.check("file.read", path=f"{files}/data/report.csv", dry_run=True)
+    assert preflight.allowed and preflight.raw.get("dryRun") is True
+    record = next(r for r in daemon.records() if r.get("decisionId") == preflight.decision_id)
+    assert record["dryRun"] is True
+
+
+def test_camel_case_and_snake_case_of_one_field_together_are_refused(gate: Gate) -> None:
+    decision = gate.check("file.read", path="/x", realPath="/x", real_path="/y")
+    assert not decision.allowed and "given twice" in decision.reason
+
+
+def test_a_field_the_gate_does_not_know_is_a_deny_with_the_gates_message(gate: Gate) -> None:
+    decision = gate.check("file.read", path="/app/data/x", colour="blue")
+    assert (decision.allowed, decision.error, decision.status) == (False, "invalid_request", 400)
+    assert "colour" in decision.reason and "unknown field" in decision.reason
+
+
+def test_values_json_cannot_hold_are_a_deny_not_an_exception(gate: Gate) -> None:
+    decision = gate.check("file.read", path="/x", context={"n": float("nan")})
+    assert not decision.allowed and decision.error == "bad_answer"
+    assert "could not be encoded" in decision.reason
+
+
+def test_sequential_checks_reuse_one_keep_alive_connection(gate: Gate, files: Path) -> None:
+    for _ in range(20):
+        assert gate.check("file.read", path=f"{files}/data/report.csv").allowed
+    assert gate.connections_opened == 1
+
+
+def test_checks_from_many_threads_are_all_answered(gate: Gate, files: Path) -> None:
+    results: list[bool] = []
+
+    def worker() -> None:
+        for _ in range(10):
+            results.append(gate.check("file.read", path=f"{files}/data/report.csv").allowed)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 80
+    assert gate.connections_opened <= 8
+
+
+def test_url_comes_from_tollgate_url_then_the_default(
+    monkeypatch: pytest.MonkeyPatch, daemon: Daemon
+) -> None:
+    monkeypatch.setenv("TOLLGATE_URL", daemon.url + "/")
+    assert Gate().url == daemon.url
+    assert Gate().check("file.read", path="/etc/shadow").decision == "deny"
+    monkeypatch.delenv("TOLLGATE_URL")
+    assert Gate().url == "http://127.0.0.1:9800"
+    with pytest.raises(ValueError):
+        Gate("ftp://127.0.0.1:21")
+
+
+# -- fail closed ------------------------------------------------------------------------------
+
+
+def test_nobody_listening_is_a_deny(files: Path) -> None:
+    decision = Gate(f"http://127.0.0.1:{free_port()}").check(
+        "file.read", path=f"{files}/data/report.csv"
+    )
+    assert (decision.allowed, decision.decision, decision.error) == (False, "deny", "unreachable")
+    assert "unreachable" in decision.reason and "connection refused" in decision.reason
+
+
+def test_a_gate_that_never_answers_is_a_deny_after_the_timeout(raw_server) -> None:  # type: ignore[no-untyped-def]
+    silent = raw_server(lambda conn, _: time.sleep(5))
+    started = time.monotonic()
+    decision = Gate(silent.url, timeout=0.5).check("file.read", path="/app/data/x")
+    assert time.monotonic() - started < 2.0
+    assert (decision.allowed, decision.error) == (False, "timeout")
+    assert "did not answer within 0.5 s" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "words"),
+    [
+        (lambda conn, _: (read_request(conn), conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")), "bad_answer", "no valid HTTP answer"),
+        (lambda conn, _: read_request(conn), "bad_answer", "no valid HTTP answer"),
+        (answering(500, b'{"allowed": true}'), "bad_answer", "HTTP 500"),
+        (answering(503, b'{"allowed": false, "error": {"code": "unavailable", "message": "audit trail cannot be written"}}'), "unavailable", "audit trail cannot be written"),
+        (answering(200, b'{"allowed": "true", "decision": "allow"}'), "bad_answer", "allowed='true'"),
+        (answering(200, b'{"allowed": 1}'), "bad_answer", "allowed=1"),
+        (answering(200, b'{"decision": "allow"}'), "bad_answer", "allowed=None"),
+        (answering(200, b"allowed: true"), "bad_answer", "not a JSON object"),
+        (answering(200, b"[true]"), "bad_answer", "not a JSON object"),
+        (answering(200, b"\xff\xfe{}"), "bad_answer", "not a JSON object"),
+        (answering(200, b" " * (1 << 20) + b'{"allowed": true}'), "bad_answer", "larger than"),
+    ],
+    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "huge"],
+)  # fmt: skip
+def test_anything_but_a_200_with_allowed_true_is_a_deny(
+    raw_server, script, error: str, words: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = raw_server(script)
+    decision = Gate(server.url, timeout=2.0).check("file.read", path="/app/data/x")
+    assert (decision.allowed, decision.decision, decision.error) == (False, "deny", error)
+    assert words in decision.reason
+    with pytest.raises(Denied):
+        Gate(server.url).require("file.read", path="/app/data/x")
+
+
+def test_a_deny_never_reads_as_allow_even_if_the_decision_field_says_so(raw_server) -> None:  # type: ignore[no-untyped-def]
+    server = raw_server(answering(200, b'{"allowed": false, "decision": "allow", "reason": "odd"}'))
+    decision = Gate(server.url).check("file.read", path="/app/data/x")
+    assert (decision.allowed, decision.decision, decision.reason) == (False, "deny", "odd")
+
+
+def test_a_gate_without_a_valid_policy_is_a_deny(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "broken.yaml"
+    policy.write_text("version: 1\nrules: [{action: file.read, decision: maybe}]\n")
+    broken = daemon_factory(policy, wait_ready=False)
+    decision = Gate(broken.url).check("file.read", path="/app/data/x")
+    assert (decision.allowed, decision.error, decision.status) == (False, "unavailable", 503)
+    assert "no valid policy" in decision.reason
+
+
+def test_a_dropped_keep_alive_connection_is_replaced_not_denied(raw_server) -> None:  # type: ignore[no-untyped-def]
+    allow = json.dumps({"allowed": True, "decision": "allow", "reason": "ok"}).encode()
+
+    def script(conn: socket.socket, index: int) -> None:
+        read_request(conn)
+        conn.sendall(http_answer(200, allow))
+        if index == 0:
+            read_request(conn)  # the second request arrives on the kept-alive connection ...
+            return  # ... which is then closed without an answer
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(200, allow))
+
+    server = raw_server(script)
+    gate = Gate(server.url)
+    assert gate.check("file.read", path="/x").allowed
+    assert gate.check("file.read", path="/x").allowed
+    assert gate.connections_opened == 2
+
+
+def test_a_connection_the_gate_closed_while_idle_is_not_reused(
+    gate: Gate, files: Path, raw_server
+) -> None:  # type: ignore[no-untyped-def]
+    allow = json.dumps({"allowed": True, "decision": "allow", "reason": "ok"}).encode()
+    server = raw_server(lambda conn, _: (read_request(conn), conn.sendall(http_answer(200, allow))))
+    client = Gate(server.url)
+    assert client.check("file.read", path="/x").allowed
+    time.sleep(0.1)  # the server has closed the connection by now
+    assert client.check("file.read", path="/x").allowed
+    assert client.connections_opened == 2 and server.connections == 2
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+
+class ScriptedGate:
+    """A loopback stand-in for the gate's approval flow: every request is recorded."""
+
+    def __init__(self, approval_states: list[str], hold: float = 0.2) -> None:
+        self.states = approval_states
+        self.hold = hold
+        self.checks: list[dict[str, Any]] = []
+        self.polls: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def answer(self, status: int, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                check = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.checks.append(check)
+                if check.get("approval") == "apr_1":
+                    self.answer(
+                        200,
+                        {"allowed": True, "decision": "allow", "reason": "approved", "rule": "r"},
+                    )
+                    return
+                approval = {"id": "apr_1", "status": "pending", "expiresAt": "2030-01-01T00:00:00Z"}
+                self.answer(
+                    200,
+                    {
+                        "allowed": False,
+                        "decision": "require_approval",
+                        "reason": "needs a human",
+                        "rule": "r",
+                        "decisionId": "01J",
+                        "approval": approval,
+                    },
+                )
+
+            def do_GET(self) -> None:
+                outer.polls.append(self.path)
+                if not self.path.startswith("/v1/approvals/apr_1?wait="):
+                    self.answer(
+                        404,
+                        {
+                            "allowed": False,
+                            "error": {"code": "not_found", "message": "no such approval"},
+                        },
+                    )
+                    return
+                time.sleep(min(outer.hold, int(self.path.rsplit("=", 1)[1])))
+                state = outer.states.pop(0) if len(outer.states) > 1 else outer.states[0]
+                approval = {"id": "apr_1", "status": state, "expiresAt": "2030-01-01T00:00:00Z"}
+                if state == "denied":
+                    approval.update(approver="alice", reason="not today")
+                self.answer(200, approval)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedGate]]:
+    started: list[ScriptedGate] = []
+
+    def start(states: list[str], hold: float = 0.2) -> ScriptedGate:
+        started.append(ScriptedGate(states, hold))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_require_approval_answer_carries_the_approval(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(["pending"])
+    decision = Gate(server.url).check("process.exec", argv=["make", "deploy"])
+    assert decision.approval == Approval("apr_1", "pending", "2030-01-01T00:00:00Z")
+    with pytest.raises(Denied) as raised:
+        Gate(server.url).require("process.exec", argv=["make", "deploy"])
+    assert raised.value.approval is not None and raised.value.approval.id == "apr_1"
+    assert server.polls == []  # without approval_timeout, require does not wait
+
+
+def test_wait_for_approval_long_polls_until_decided(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(["pending", "pending", "approved"])
+    approval = Gate(server.url).wait_for_approval("apr_1", timeout=10)
+    assert approval.approved and approval.status == "approved"
+    assert len(server.polls) == 3
+    # The gate is asked to hold each poll for as long as is left of the timeout.
+    assert server.polls[0] in ("/v1/approvals/apr_1?wait=9", "/v1/approvals/apr_1?wait=10")
+
+
+def test_wait_for_approval_gives_up_with_the_last_state_seen(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(["pending"], hold=0.3)
+    started = time.monotonic()
+    approval = wait_for_approval("apr_1", 1.5, url=server.url)
+    assert approval.status == "pending" and not approval.approved
+    assert 1.4 < time.monotonic() - started < 3.0
+
+
+def test_wait_for_an_unknown_approval_stops_at_once(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(["pending"])
+    approval = Gate(server.url).wait_for_approval("apr_nope", timeout=30)
+    assert approval.status == "unknown" and "knows no approval" in approval.reason
+    assert len(server.polls) == 1 and server.polls[0].startswith("/v1/approvals/apr_nope?wait=")
+
+
+def test_wait_for_approval_on_an_unreachable_gate_is_unknown_not_approved() -> None:
+    approval = Gate(f"http://127.0.0.1:{free_port()}").wait_for_approval("apr_1", timeout=1)
+    assert approval.status == "unknown" and "unreachable" in approval.reason
+
+
+def test_require_waits_for_approval_and_resends_the_identical_check(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(["pending", "approved"])
+    gate = Gate(server.url, approval_timeout=10)
+    decision = gate.require("process.exec", argv=["make", "deploy"], context={"task": "ship"})
+    assert decision.allowed and decision.reason == "approved"
+    first, second = server.checks
+    assert second == {**first, "approval": "apr_1"}
+
+
+@pytest.mark.parametrize(
+    ("state", "words"), [("denied", "is denied (not today)"), ("expired", "is expired")]
+)
+def test_require_raises_when_the_human_says_no(scripted, state: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    server = scripted([state])
+    with pytest.raises(Denied) as raised:
+        Gate(server.url, approval_timeout=10).require("process.exec", argv=["make", "deploy"])
+    assert raised.value.reason == f"needs a human; approval apr_1 {words}"
+    assert len(server.checks) == 1  # nothing re-sent
+
+
+# -- guarded helpers ------------------------------------------------------------------------
+
+
+def test_open_reads_an_allowed_file(gate: Gate, files: Path) -> None:
+    with gate.open(files / "data" / "report.csv") as handle:
+        assert handle.read() == "a,b\n1,2\n"
+    with gate.open("data/report.csv", "rb", cwd=files) as handle:
+        assert handle.read() == b"a,b\n1,2\n"
+
+
+def test_open_sends_real_path_and_cwd(gate: Gate, daemon: Daemon, files: Path) -> None:
+    with pytest.raises(Denied) as raised:
+        gate.open("data/escape", cwd=files)
+    assert raised.value.reason == f"realPath: no rule allows file.read of {files}/secret/key"
+    record = next(
+        r for r in daemon.records() if r.get("decisionId") == raised.value.decision.decision_id
+    )
+    assert record["request"]["path"] == f"{files}/data/escape"
+    assert record["request"]["realPath"] == f"{files}/secret/key"
+
+
+def test_open_for_writing_needs_file_write(gate: Gate, files: Path) -> None:
+    with gate.open(files / "out" / "result.txt", "w") as handle:
+        handle.write("done")
+    assert (files / "out" / "result.txt").read_text() == "done"
+    with pytest.raises(Denied):
+        gate.open(files / "data" / "report.csv", "w")  # readable, not writable
+    with pytest.raises(Denied):
+        gate.open(files / "out" / "result.txt", "r+")  # writable, not readable
+    assert (files / "data" / "report.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_a_symlink_swapped_in_after_the_check_is_not_opened_or_truncated(
+    daemon: Daemon, files: Path, tmp_path: Path
+) -> None:
+    victim = files / "secret" / "victim"
+    victim.write_text("precious")
+    target_dir = files / "out" / "swap"
+    target_dir.mkdir()
+    (target_dir / "log").write_text("old")
+
+    class SwappingGate(Gate):
+        """Swaps the checked directory for a symlink right after the gate allowed it."""
+
+        def require(self, action: str, **fields: Any) -> Decision:
+            decision = super().require(action, **fields)
+            target_dir.rename(tmp_path / "moved")
+            target_dir.symlink_to(files / "secret")
+            (files / "secret" / "log").symlink_to(victim)
+            return decision
+
+    with pytest.raises(Denied) as raised:
+        SwappingGate(daemon.url).open(target_dir / "log", "w")
+    assert raised.value.decision.error == "changed"
+    assert "changed between the check and the open" in raised.value.reason
+    assert victim.read_text() == "precious"
+
+
+def test_run_runs_an_allowed_argv_and_refuses_a_denied_one(gate: Gate, tmp_path: Path) -> None:
+    result = gate.run(["echo", "hello"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "hello\n")
+    marker = tmp_path / "ran"
+    with pytest.raises(Denied):
+        gate.run(["touch", str(marker)])
+    with pytest.raises(Denied):
+        gate.run(f"echo hi; touch {marker}")
+    assert not marker.exists()
+    assert gate.run("echo one && printf two", capture_output=True, text=True).stdout == "one\ntwo"
+
+
+def test_run_checks_the_program_path_resolves_to(
+    gate: Gate, daemon: Daemon, tmp_path: Path
+) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    marker = tmp_path / "fake-ran"
+    fake_echo = fake_bin / "echo"
+    fake_echo.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake_echo.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    with pytest.raises(Denied) as raised:
+        gate.run(["echo", "hi"], env=env)
+    assert str(fake_echo) in raised.value.reason
+    assert not marker.exists()
+    with pytest.raises(TypeError):
+        gate.run(["echo", "hi"], shell=True)
+
+
+class WebServer:
+    """A loopback web server: /ok answers, /away redirects to ``redirect_to``."""
+
+    def __init__(self, redirect_to: str = "") -> None:
+        self.hits: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.hits.append(self.path)
+                if self.path == "/away":
+                    self.send_response(302)
+                    self.send_header("Location", redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps(
+                    {"path": self.path, "auth": self.headers.get("Authorization")}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_DELETE = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def web() -> Iterator[Callable[[str], WebServer]]:
+    started: list[WebServer] = []
+
+    def start(redirect_to: str = "") -> WebServer:
+        started.append(WebServer(redirect_to))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_fetch_fetches_an_allowed_url(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok") as response:
+        assert response.status == 200 and json.load(response)["path"] == "/ok"
+
+
+def test_fetch_checks_every_redirect_before_following_it(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = web()
+    server = web(f"http://localhost:{elsewhere.port}/stolen")
+    with pytest.raises(Denied) as raised:
+        gate.fetch(f"http://127.0.0.1:{server.port}/away")
+    assert "localhost" in raised.value.reason
+    assert server.hits == ["/away"] and elsewhere.hits == []
+    inside = web(f"http://127.0.0.1:{elsewhere.port}/fine")
+    with gate.fetch(f"http://127.0.0.1:{inside.port}/away") as response:
+        assert json.load(response)["path"] == "/fine"
+
+
+def test_fetch_refuses_other_schemes_and_denied_hosts(gate: Gate, files: Path) -> None:
+    with pytest.raises(ValueError):
+        gate.fetch(f"file://{files}/secret/key")
+    with pytest.raises(Denied):
+        gate.fetch("http://169.254.169.254/latest/meta-data/")
+
+
+def test_kube_sends_an_allowed_request_and_holds_back_the_rest(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    answer = gate.kube("GET", "/api/v1/namespaces/apps/pods?limit=5", cluster=cluster)
+    assert answer.status == 200
+    assert answer.json() == {"path": "/api/v1/namespaces/apps/pods?limit=5", "auth": "Bearer t0ken"}
+    with pytest.raises(Denied) as raised:
+        gate.kube("DELETE", "/apis/apps/v1/namespaces/apps/deployments/web", cluster=cluster)
+    assert raised.value.decision.decision == "require_approval"
+    with pytest.raises(Denied):
+        gate.kube("GET", "/api/v1/namespaces/kube-system/secrets", cluster=cluster)
+    assert api.hits == ["/api/v1/namespaces/apps/pods?limit=5"]
+
+
+def test_kube_outside_a_pod_needs_a_cluster(gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ValueError, match="not in a Kubernetes pod"):
+        gate.kube("GET", "/api/v1/namespaces/apps/pods")
