@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sidecar.audit.export import FORMATS, export
-from sidecar.audit.note import NoteError, Verifier
+from sidecar.audit.note import NoteError, Verifier, check_key_name
 from sidecar.audit.records import parse_time_bound
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditCorrupt
@@ -46,6 +46,12 @@ def register(subparsers: Any) -> None:
     keygen.add_argument("--out", required=True, metavar="DIR", help="directory for the key files")
     keygen.add_argument(
         "--name", default="tollgate", metavar="N", help="file name stem (default: tollgate)"
+    )
+    keygen.add_argument(
+        "--origin",
+        metavar="ORIGIN",
+        help="also write N.vkey, the C2SP verifier key for checkpoints of this origin "
+        "(tollgate/<identity> by default in serve), for standard signed-note tools",
     )
     keygen.set_defaults(func=run_keygen)
 
@@ -102,8 +108,10 @@ def _error(message: str) -> None:
 
 def run_keygen(args: argparse.Namespace) -> int:
     try:
+        if args.origin:
+            check_key_name(args.origin)
         key_path, pub_path = generate_keypair(args.out, args.name)
-    except (FileExistsError, KeyFileError) as exc:
+    except (FileExistsError, KeyFileError, NoteError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except OSError as exc:
@@ -112,6 +120,11 @@ def run_keygen(args: argparse.Namespace) -> int:
     public = load_public_key(pub_path)
     print(f"private key: {key_path}  (PKCS8 PEM, mode 0600; keep it secret)")
     print(f"public key:  {pub_path}")
+    if args.origin:
+        verifier_key = Verifier(args.origin, public).encoded()
+        vkey_path = pub_path.with_suffix(".vkey")
+        vkey_path.write_text(verifier_key + "\n", encoding="ascii")
+        print(f"verifier key: {vkey_path}  ({verifier_key})")
     print(f"public key, raw base64 (for policy approvers): {public_key_base64(public)}")
     return EXIT_OK
 

@@ -1,39 +1,35 @@
 """``tollgate audit export``: records as JSON Lines, CSV or OCSF (CONTRACT section 3).
 
 Every row carries the record's ``seq`` and its leaf hash, so any exported row can be
-proven against a signed checkpoint: the ``record`` (JSON Lines) / ``record`` column
-(CSV) / ``raw_data`` (OCSF) is the exact line from the segment, whose
-SHA-256(0x00 || line) is the leaf hash.
+proven against a signed checkpoint: ``record`` (JSON Lines), the ``record`` column (CSV)
+and ``raw_data`` (OCSF) hold the exact line from the segment, whose SHA-256(0x00 ||
+line) is the leaf hash.
 
 - ``jsonl``: ``{"leafHash": ..., "record": <the record>, "seq": ...}`` per line, itself
   canonical JSON, so ``record`` re-encodes to the exact bytes that were hashed.
-- ``csv``: one row per record, main decision fields as columns plus the whole record;
-  every text cell that a spreadsheet would run as a formula is neutralised.
-- ``ocsf``: OCSF 1.4.0 API Activity (class 6003) events with the Security Control
-  profile, one JSON object per line, for ``decision``, ``invalidRequest`` and
-  ``approval`` records (other record types describe the gate itself, not agent activity).
+- ``csv``: RFC 4180, one row per record, the main decision fields as columns plus the
+  whole record; every cell a spreadsheet would run as a formula is neutralised.
+- ``ocsf``: see ``ocsf.py``.
 
-Export does not prove anything by itself: run ``tollgate audit verify`` first.
+Long trails are rendered chunk by chunk in worker processes and written in order.
+Export proves nothing by itself: run ``tollgate audit verify`` first.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Iterator
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import msgspec
 
-from sidecar import __version__
-from sidecar.audit.records import ts_to_epoch_ms
-from sidecar.audit.segments import SEGMENTS_DIR, corrupt, iter_line_blocks, list_segments
+from sidecar.audit.chunks import default_workers, ordered_map, plan_trail, read_lines
+from sidecar.audit.ocsf import to_ocsf
+from sidecar.audit.segments import SEGMENTS_DIR, corrupt
 
 FORMATS = ("jsonl", "csv", "ocsf")
-OCSF_VERSION = "1.4.0"
 
 CSV_COLUMNS = (
     "seq",
@@ -59,47 +55,123 @@ CSV_COLUMNS = (
 # (OWASP "CSV injection"); full-width forms are folded to them by some locales.
 _FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 
-_decode = msgspec.json.Decoder().decode
-_encode = msgspec.json.Encoder(order="sorted").encode
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_encode_event = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True)
-class ExportedRecord:
+class ExportedRecord(NamedTuple):
     seq: int
     leaf_hash: str
     line: bytes
-    record: dict[str, Any]
+    record: Any  # a dict, or the fields a writer asked its decoder for
+
+
+class _JsonlFields(msgspec.Struct):
+    seq: Any = None
+    ts: Any = None
+
+
+class _CsvFields(msgspec.Struct, rename="camel"):
+    seq: Any = None
+    ts: Any = None
+    type: Any = None
+    prev: Any = None
+    decision_id: Any = None
+    action: Any = None
+    decision: Any = None
+    allowed: Any = None
+    dry_run: Any = None
+    rule: Any = None
+    reason: Any = None
+    risk: Any = None
+    mode: Any = None
+    policy: Any = None
+    identity: Any = None
+    request: msgspec.Raw = msgspec.Raw(b"null")  # kept as the exact JSON bytes
+
+
+class _BadLine(Exception):
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.message = message
+
+
+def _records(
+    lines: list[bytes], decoder: msgspec.json.Decoder[Any], since: str | None, until: str | None
+) -> Iterator[ExportedRecord]:
+    """Decode ``lines``; raise _BadLine at the first one that is not an audit record."""
+    decode = decoder.decode
+    bounded = since is not None or until is not None
+    for index, line in enumerate(lines):
+        try:
+            record = decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _BadLine(index, f"not an audit record ({exc})") from exc
+        if type(record) is dict:
+            seq, ts = record.get("seq"), record.get("ts")
+        else:
+            seq, ts = record.seq, record.ts
+        if type(seq) is not int:
+            raise _BadLine(index, "not an audit record (no integer seq)")
+        if bounded:
+            if since is not None and not (isinstance(ts, str) and ts >= since):
+                continue
+            if until is not None and not (isinstance(ts, str) and ts < until):
+                continue
+        yield ExportedRecord(seq, sha256(b"\x00" + line).hexdigest(), line, record)
+
+
+def _check_directory(path: Path) -> None:
+    if not (path / SEGMENTS_DIR).is_dir():
+        raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
 
 
 def iter_records(
     directory: str | Path, since: str | None = None, until: str | None = None
 ) -> Iterator[ExportedRecord]:
-    """Every record in seq order with ``since <= ts < until`` (``ts`` form bounds).
+    """Every record (as a dict) in seq order with ``since <= ts < until``.
 
-    A torn last line is skipped (it is not a record); a line that is not a JSON object
-    raises AuditCorrupt naming its segment and line.
+    Bounds are in record ``ts`` form (see ``records.parse_time_bound``). A torn last line
+    is skipped (it is not a record); a line that is not an audit record raises
+    AuditCorrupt naming its segment and line.
     """
     path = Path(directory)
-    if not (path / SEGMENTS_DIR).is_dir():
-        raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
-    for segment in list_segments(path):
+    _check_directory(path)
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+    plans = plan_trail(path)
+    for index, plan in enumerate(plans):
         number = 0
-        for lines in iter_line_blocks(segment.path):
-            for line in lines:
-                number += 1
-                try:
-                    record = _decode(line)
-                except msgspec.DecodeError as exc:
-                    raise corrupt(segment, number, f"not valid JSON ({exc})") from exc
-                if type(record) is not dict or type(record.get("seq")) is not int:
-                    raise corrupt(segment, number, "not an audit record")
-                ts = record.get("ts")
-                if since is not None and not (isinstance(ts, str) and ts >= since):
-                    continue
-                if until is not None and not (isinstance(ts, str) and ts < until):
-                    continue
-                leaf = sha256(b"\x00" + line).hexdigest()
-                yield ExportedRecord(record["seq"], leaf, line, record)
+        for start, end in plan.ranges:
+            lines = read_lines(str(plan.segment.path), start, end)
+            try:
+                yield from _records(lines, decoder, since, until)
+            except _BadLine as bad:
+                raise corrupt(plan.segment, number + bad.index + 1, bad.message) from None
+            number += len(lines)
+        if plan.clean_end != plan.size and index != len(plans) - 1:
+            raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
+
+
+def render_chunk(
+    path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
+) -> tuple[bytes, int, int, str | None]:
+    """Rows for the lines in ``path[start:end]``: (bytes, rows, lines read, error).
+
+    On a line that is not a record it stops; ``error`` then describes line ``lines read``
+    (0-based within the chunk). Runs in worker processes for long trails.
+    """
+    decoder, render = _RENDERERS[fmt]
+    lines = read_lines(path, start, end)
+    rows: list[bytes] = []
+    try:
+        for item in _records(lines, decoder, since, until):
+            row = render(item)
+            if row is not None:
+                rows.append(row)
+    except _BadLine as bad:
+        return b"".join(rows), len(rows), bad.index, bad.message
+    return b"".join(rows), len(rows), len(lines), None
 
 
 def export(
@@ -108,42 +180,59 @@ def export(
     out: BinaryIO,
     since: str | None = None,
     until: str | None = None,
+    workers: int | None = None,
 ) -> int:
-    """Write the records of ``directory`` to ``out`` in ``fmt``; return the row count."""
+    """Write the records of ``directory`` to ``out`` in ``fmt``; return the row count.
+
+    ``workers``: processes rendering chunks (default: up to 4, one per CPU, for long
+    trails only). Raises AuditCorrupt at the first line that is not a record.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    records = iter_records(directory, since, until)
-    if fmt == "jsonl":
-        return _write_jsonl(records, out)
-    if fmt == "csv":
-        return _write_csv(records, out)
-    return _write_ocsf(records, out)
-
-
-def _write_batched(rows: Iterator[bytes], out: BinaryIO) -> int:
-    count = 0
-    batch: list[bytes] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= 4096:
-            out.write(b"".join(batch))
-            count += len(batch)
-            batch.clear()
-    out.write(b"".join(batch))
-    return count + len(batch)
-
-
-def _write_jsonl(records: Iterator[ExportedRecord], out: BinaryIO) -> int:
-    # Built by concatenation: the keys are already in canonical order and the record is
-    # the canonical line itself, so this is canonical JSON without re-encoding.
-    return _write_batched(
-        (
-            b'{"leafHash":"%s","record":%s,"seq":%d}\n'
-            % (item.leaf_hash.encode(), item.line, item.seq)
-            for item in records
-        ),
-        out,
+    path = Path(directory)
+    _check_directory(path)
+    plans = plan_trail(path)
+    jobs = [
+        (str(plan.segment.path), start, end, fmt, since, until)
+        for plan in plans
+        for start, end in plan.ranges
+    ]
+    results = ordered_map(
+        render_chunk, jobs, default_workers(plans) if workers is None else workers
     )
+    if fmt == "csv":
+        out.write(",".join(CSV_COLUMNS).encode("ascii") + b"\r\n")
+    count = 0
+    try:
+        for index, plan in enumerate(plans):
+            number = 0
+            for _ in plan.ranges:
+                data, rows, lines, error = next(results)
+                out.write(data)
+                count += rows
+                if error is not None:
+                    raise corrupt(plan.segment, number + lines + 1, error)
+                number += lines
+            if plan.clean_end != plan.size and index != len(plans) - 1:
+                raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
+    finally:
+        results.close()
+    return count
+
+
+def _jsonl_row(item: ExportedRecord) -> bytes:
+    # Built by concatenation: the keys are in canonical order and the record is the
+    # canonical line itself, so the row is canonical JSON without re-encoding.
+    return b'{"leafHash":"%s","record":%s,"seq":%d}\n' % (
+        item.leaf_hash.encode("ascii"),
+        item.line,
+        item.seq,
+    )
+
+
+def _ocsf_row(item: ExportedRecord) -> bytes | None:
+    event = to_ocsf(item.seq, item.leaf_hash, item.line, item.record)
+    return None if event is None else _encode_event(event) + b"\n"
 
 
 def csv_safe(value: Any) -> Any:
@@ -157,226 +246,84 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_field(value: Any) -> str:
+    """One RFC 4180 field: formula-safe, quoted when it holds a quote, comma or newline.
+
+    Written by hand because the csv module's per-character quoting costs more than
+    everything else in an export of JSON-heavy rows; tests read the output back with
+    the csv module.
+    """
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return _encode(value).decode("utf-8")
-    return csv_safe(value)
-
-
-def _write_csv(records: Iterator[ExportedRecord], out: BinaryIO) -> int:
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
-    try:
-        writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
-        count = 0
-        for item in records:
-            record = item.record
-            writer.writerow(
-                (
-                    item.seq,
-                    _csv_cell(record.get("ts")),
-                    _csv_cell(record.get("type")),
-                    item.leaf_hash,
-                    _csv_cell(record.get("prev")),
-                    _csv_cell(record.get("decisionId")),
-                    _csv_cell(record.get("action")),
-                    _csv_cell(record.get("decision")),
-                    _csv_cell(record.get("allowed")),
-                    _csv_cell(record.get("dryRun")),
-                    _csv_cell(record.get("rule")),
-                    _csv_cell(record.get("reason")),
-                    _csv_cell(record.get("risk")),
-                    _csv_cell(record.get("mode")),
-                    _csv_cell(record.get("policy")),
-                    _csv_cell(record.get("identity")),
-                    _csv_cell(record.get("request")),
-                    # The exact hashed line; it starts with '{', never a formula.
-                    item.line.decode("utf-8"),
-                )
-            )
-            count += 1
-        text.flush()
-    finally:
-        text.detach()
-    return count
-
-
-# ---------------------------------------------------------------------- OCSF
-
-_API_ACTIVITY = 6003
-_APPLICATION_CATEGORY = 6
-_ACTIVITY = {"create": 1, "read": 2, "update": 3, "delete": 4}
-_ACTIVITY_NAMES = {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other", 0: "Unknown"}
-_HTTP_ACTIVITY = {
-    "GET": 2,
-    "HEAD": 2,
-    "OPTIONS": 2,
-    "POST": 1,
-    "PUT": 3,
-    "PATCH": 3,
-    "DELETE": 4,
-}
-_K8S_ACTIVITY = {
-    "get": 2,
-    "list": 2,
-    "watch": 2,
-    "create": 1,
-    "update": 3,
-    "patch": 3,
-    "delete": 4,
-    "deletecollection": 4,
-}
-_RISK_LEVEL = {"low": (1, "Low"), "medium": (2, "Medium"), "high": (3, "High")}
-_SEVERITY = {None: (2, "Low"), "low": (2, "Low"), "medium": (3, "Medium"), "high": (4, "High")}
-_OCSF_TYPES = frozenset({"decision", "invalidRequest", "approval"})
-
-
-def _activity_id(action: str | None, request: dict[str, Any]) -> int:
-    if action == "file.read":
-        return 2
-    if action == "file.write":
-        return 3
-    if action == "file.delete":
-        return 4
-    if action == "network.request":
-        return _HTTP_ACTIVITY.get(str(request.get("method") or "GET").upper(), 99)
-    if action == "k8s.request":
-        k8s = request.get("k8s") or {}
-        return _K8S_ACTIVITY.get(str(k8s.get("verb", "")).lower(), 99)
-    if action == "process.exec":
-        return 99
-    return 0
-
-
-def _disposition(record: dict[str, Any]) -> tuple[int, str, int, str]:
-    """(action_id, action, disposition_id, disposition) of the Security Control profile."""
-    if record.get("type") == "invalidRequest":
-        return 2, "Denied", 25, "Rejected"
-    if record.get("type") == "approval":
-        approved = record.get("decision") == "approve"
-        return (1, "Allowed", 8, "Approved") if approved else (2, "Denied", 2, "Blocked")
-    decision = record.get("decision")
-    if record.get("allowed") is True:
-        if decision == "allow":
-            return 1, "Allowed", 1, "Allowed"
-        return 1, "Allowed", 15, "Detected"  # audit mode: would have been denied
-    if decision == "require_approval":
-        return 2, "Denied", 14, "Delayed"
-    return 2, "Denied", 2, "Blocked"
-
-
-def _resources(action: str | None, request: dict[str, Any]) -> list[dict[str, Any]]:
-    if action in {"file.read", "file.write", "file.delete"} and request.get("path"):
-        return [{"type": "file", "name": request["path"]}]
-    if action == "process.exec":
-        argv = request.get("argv")
-        name = argv[0] if isinstance(argv, list) and argv else request.get("commandLine")
-        return [{"type": "process", "name": name}] if name else []
-    if action == "k8s.request":
-        k8s = request.get("k8s") or {}
-        if k8s.get("resource"):
-            resource = {"type": f"kubernetes:{k8s['resource']}", "name": k8s.get("name") or ""}
-            if k8s.get("namespace"):
-                resource["namespace"] = k8s["namespace"]
-            return [resource]
-        if k8s.get("path"):
-            return [{"type": "kubernetes:nonResourceURL", "name": k8s["path"]}]
-    return []
-
-
-def to_ocsf(item: ExportedRecord) -> dict[str, Any] | None:
-    """One OCSF API Activity event for an agent-facing record, None for the others."""
-    record = item.record
-    record_type = record.get("type")
-    if record_type not in _OCSF_TYPES:
-        return None
-    request = record.get("request") if isinstance(record.get("request"), dict) else {}
-    action = record.get("action") or request.get("action")
-    activity_id = _activity_id(action, request) if record_type == "decision" else 99
-    action_id, action_name, disposition_id, disposition = _disposition(record)
-    identity = record.get("identity") or ""
-    risk = record.get("risk")
-    severity_id, severity = (
-        (1, "Informational") if action_id == 1 else _SEVERITY.get(risk, (2, "Low"))
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    text = (
+        _encode_sorted(value).decode("utf-8")
+        if isinstance(value, dict | list)
+        else csv_safe(str(value))
     )
-    type_uid = _API_ACTIVITY * 100 + activity_id
-    event: dict[str, Any] = {
-        "class_uid": _API_ACTIVITY,
-        "class_name": "API Activity",
-        "category_uid": _APPLICATION_CATEGORY,
-        "category_name": "Application Activity",
-        "activity_id": activity_id,
-        "activity_name": _ACTIVITY_NAMES.get(activity_id, "Other"),
-        "type_uid": type_uid,
-        "type_name": f"API Activity: {_ACTIVITY_NAMES.get(activity_id, 'Other')}",
-        "time": ts_to_epoch_ms(record["ts"]),
-        "severity_id": severity_id,
-        "severity": severity,
-        "status_id": 1 if action_id == 1 else 2,
-        "status": "Success" if action_id == 1 else "Failure",
-        "message": record.get("reason") or record_type,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "profiles": ["security_control"],
-            "product": {"name": "Tollgate", "vendor_name": "Tollgate", "version": __version__},
-            "log_name": "tollgate-audit",
-            "uid": item.leaf_hash,
-            "sequence": item.seq,
-            "original_time": record["ts"],
-        },
-        "actor": {"app_name": "tollgate", "user": {"name": identity, "uid": identity}},
-        "src_endpoint": {"name": identity},
-        "api": {
-            "operation": str(action or record_type),
-            "service": {"name": "tollgate"},
-        },
-        "action_id": action_id,
-        "action": action_name,
-        "disposition_id": disposition_id,
-        "disposition": disposition,
-        "is_alert": action_id == 2 or disposition_id == 15,
-        "raw_data": item.line.decode("utf-8"),
-        "unmapped": {"tollgate": {"seq": item.seq, "leafHash": item.leaf_hash}},
-    }
-    if record.get("decisionId"):
-        event["api"]["request"] = {"uid": record["decisionId"]}
-        event["metadata"]["correlation_uid"] = record["decisionId"]
-    if record.get("policy"):
-        event["policy"] = {"uid": record["policy"], "name": "tollgate policy"}
-        if record.get("mode"):
-            event["policy"]["is_applied"] = record.get("mode") == "enforce"
-    if record.get("rule"):
-        event["firewall_rule"] = {"uid": record["rule"], "name": record["rule"]}
-        if record.get("reason"):
-            event["firewall_rule"]["desc"] = record["reason"]
-    if risk in _RISK_LEVEL:
-        event["risk_level_id"], event["risk_level"] = _RISK_LEVEL[risk]
-    resources = _resources(action, request)
-    if resources:
-        event["resources"] = resources
-    if action == "network.request" and request.get("host"):
-        endpoint = {"hostname": request["host"]}
-        if isinstance(request.get("port"), int):
-            endpoint["port"] = request["port"]
-        event["dst_endpoint"] = endpoint
-        url = {"hostname": request["host"], "path": request.get("path") or "/"}
-        if request.get("scheme"):
-            url["scheme"] = request["scheme"]
-        if isinstance(request.get("port"), int):
-            url["port"] = request["port"]
-        event["http_request"] = {"http_method": str(request.get("method") or "GET"), "url": url}
-    return event
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
-def _write_ocsf(records: Iterator[ExportedRecord], out: BinaryIO) -> int:
-    def rows() -> Iterator[bytes]:
-        for item in records:
-            event = to_ocsf(item)
-            if event is not None:
-                yield _encode(event) + b"\n"
+# The columns from action to identity mostly repeat from row to row: their joined
+# text is cached. typed=True keeps True and 1 apart.
+@functools.lru_cache(maxsize=8192, typed=True)
+def _repeating_fields(values: tuple[Any, ...]) -> str:
+    return ",".join(csv_field(value) for value in values)
 
-    return _write_batched(rows(), out)
+
+def _csv_row(item: ExportedRecord) -> bytes:
+    record: _CsvFields = item.record
+    repeating = (
+        record.action,
+        record.decision,
+        record.allowed,
+        record.dry_run,
+        record.rule,
+        record.reason,
+        record.risk,
+        record.mode,
+        record.policy,
+        record.identity,
+    )
+    try:
+        middle = _repeating_fields(repeating)
+    except TypeError:  # an unhashable value (a list or object where text belongs)
+        middle = ",".join(csv_field(value) for value in repeating)
+    request = bytes(record.request)
+    head = ",".join(
+        (
+            str(item.seq),
+            csv_field(record.ts),
+            csv_field(record.type),
+            item.leaf_hash,
+            csv_field(record.prev),
+            csv_field(record.decision_id),
+            middle,
+        )
+    )
+    # request and record are canonical JSON from the line itself (an object starts
+    # with '{', never a formula); null means the record has no request.
+    request_field = b"" if request == b"null" else _quote(request)
+    return head.encode("utf-8") + b"," + request_field + b"," + _quote(item.line) + b"\r\n"
+
+
+def _quote(data: bytes) -> bytes:
+    if data[:1] != b"{" and data[:1] != b"[":
+        return csv_field(msgspec.json.decode(data)).encode("utf-8")
+    return b'"' + data.replace(b'"', b'""') + b'"'
+
+
+_RENDERERS: dict[
+    str, tuple[msgspec.json.Decoder[Any], Callable[[ExportedRecord], bytes | None]]
+] = {
+    "jsonl": (msgspec.json.Decoder(_JsonlFields), _jsonl_row),
+    "csv": (msgspec.json.Decoder(_CsvFields), _csv_row),
+    "ocsf": (msgspec.json.Decoder(), _ocsf_row),
+}

@@ -99,9 +99,7 @@ class Signer:
 
     def verifier_key(self, name: str) -> str:
         """The public verifier key string ``<name>+<hex id>+<base64>`` for ``name``."""
-        check_key_name(name)
-        raw = bytes([ED25519_TYPE]) + self._public_key.public_bytes_raw()
-        return f"{name}+{self.key_id(name).hex()}+{base64.b64encode(raw).decode('ascii')}"
+        return Verifier(name, self._public_key).encoded()
 
     def signature_line(self, text: str, name: str) -> str:
         """One signature line (with its newline) over ``text`` under key name ``name``."""
@@ -146,6 +144,11 @@ class Verifier:
         if verifier.key_id.hex() != id_hex:
             raise NoteError("verifier key ID does not match the key")
         return verifier
+
+    def encoded(self) -> str:
+        """The verifier key string ``<name>+<hex id>+base64(0x01 || public key)``."""
+        raw = bytes([ED25519_TYPE]) + self.public_key.public_bytes_raw()
+        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(raw).decode('ascii')}"
 
     def verifies(self, text: str, signature: bytes) -> bool:
         try:

@@ -13,7 +13,10 @@ screen is deliberately a superset of the precise patterns; ``tests/audit`` check
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hmac
+import itertools
 import re
 from collections.abc import Callable
 from hashlib import sha256
@@ -111,6 +114,7 @@ _SECRET_KEY_SUFFIXES = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_key_kind(key: str) -> str | None:
     """The redaction kind for values under object key ``key``, or None."""
     name = key.lower().replace("-", "").replace("_", "")
@@ -147,8 +151,22 @@ class Redactor:
         return _SCREEN.search(encoded) is not None
 
     def redact(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A copy of ``body`` with every secret replaced; ``body`` itself if none found."""
-        result = self._value(body, None)
+        """A copy of ``body`` with every secret replaced; ``body`` itself if none found.
+
+        One RE2 scan over all the body's strings (joined by newlines, which no screen
+        match can cross) finds the few that may hold a secret; only those go through
+        the precise patterns. Values under secret-named keys are replaced whole.
+        """
+        texts: list[str] = []
+        _collect_strings(body, texts)
+        flagged: set[int] = set()
+        if texts:
+            joined = "\n".join(texts)
+            ends = list(itertools.accumulate(len(text) + 1 for text in texts))
+            for match in _SCREEN_TEXT.finditer(joined):
+                flagged.add(bisect.bisect_right(ends, match.start()))
+        counter = itertools.count()
+        result = self._value(body, None, flagged, counter)
         assert isinstance(result, dict)
         return result
 
@@ -156,8 +174,13 @@ class Redactor:
         """Replace every secret found in one string."""
         if _SCREEN_TEXT.search(text) is None:
             return text
+        return self._rewrite(text)
+
+    def _rewrite(self, text: str) -> str:
         redacted = text
         for kind, pattern in _PATTERNS:
+            if pattern.search(redacted) is None:
+                continue
             # Tags already placed are split out so that no pattern matches inside one
             # (a tag's "api-key:1a2b3c4d" must not read as a key=value secret).
             parts = _TAG.split(redacted)
@@ -179,26 +202,45 @@ class Redactor:
 
         return replace
 
-    def _value(self, value: Any, secret_kind: str | None) -> Any:
+    def _value(self, value: Any, kind: str | None, flagged: set[int], counter: Any) -> Any:
+        """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them."""
         if isinstance(value, str):
-            if secret_kind is not None and value and not value.startswith(_TAG_PREFIX):
-                return self.tag(secret_kind, value)
-            return self.redact_text(value)
+            index = next(counter)
+            if kind is not None and value and not value.startswith(_TAG_PREFIX):
+                return self.tag(kind, value)
+            return self._rewrite(value) if index in flagged else value
         if isinstance(value, dict):
             changed = False
             out: dict[Any, Any] = {}
             for key, item in value.items():
-                new_key = self.redact_text(key) if isinstance(key, str) else key
-                kind = secret_kind
-                if kind is None and isinstance(key, str):
-                    kind = secret_key_kind(key)
-                new_item = self._value(item, kind)
+                new_key = key
+                item_kind = kind
+                if isinstance(key, str):
+                    if next(counter) in flagged:
+                        new_key = self._rewrite(key)
+                    if item_kind is None:
+                        item_kind = secret_key_kind(key)
+                new_item = self._value(item, item_kind, flagged, counter)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
             return out if changed else value
         if isinstance(value, list | tuple):
-            items = [self._value(item, secret_kind) for item in value]
+            items = [self._value(item, kind, flagged, counter) for item in value]
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
         return value
+
+
+def _collect_strings(value: Any, texts: list[str]) -> None:
+    """Every string value and string key, depth first, in ``Redactor._value`` order."""
+    if isinstance(value, str):
+        texts.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                texts.append(key)
+            _collect_strings(item, texts)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_strings(item, texts)

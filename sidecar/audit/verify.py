@@ -10,11 +10,7 @@ The first fault stops the check and is reported with its segment, line and seq.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +18,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sidecar.audit.checkpoint import Checkpoint
+from sidecar.audit.chunks import SegmentPlan, default_workers, ordered_map, plan_trail
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.note import NoteError, SignedNote, Verifier, parse_note, verify_note
 from sidecar.audit.records import ZERO_HASH
-from sidecar.audit.segments import CHECKPOINT_FILE, SEGMENTS_DIR, list_segments, segment_name
-from sidecar.audit.verify_chunks import CHUNK_BYTES, ChunkResult, check_chunk, split_segment
+from sidecar.audit.segments import CHECKPOINT_FILE, SEGMENTS_DIR, segment_name
+from sidecar.audit.verify_chunks import ChunkResult, check_chunk
 from sidecar.keys import public_key_from_base64
 
 
@@ -248,31 +245,24 @@ class _Checker:
     # -------------------------------------------------------------- records
 
     def scan(self, wanted: set[int], workers: int | None) -> None:
-        plan = []
-        for segment in list_segments(self.directory):
-            ranges, clean_end, size = split_segment(segment.path)
-            plan.append((segment, ranges, clean_end, size))
-        total = sum(clean_end for _, _, clean_end, _ in plan)
+        plans = plan_trail(self.directory)
         wanted_sizes = tuple(sorted(wanted))
-        chunks = [
-            (str(segment.path), start, end, wanted_sizes)
-            for segment, ranges, _, _ in plan
-            for start, end in ranges
+        jobs = [
+            (str(plan.segment.path), start, end, wanted_sizes)
+            for plan in plans
+            for start, end in plan.ranges
         ]
-        if workers is None:
-            workers = min(4, len(os.sched_getaffinity(0)))
-        if workers > 1 and total >= 2 * CHUNK_BYTES:
-            results = _parallel(chunks, workers)
-        else:
-            results = (check_chunk(*chunk) for chunk in chunks)
+        results = ordered_map(
+            check_chunk, jobs, default_workers(plans) if workers is None else workers
+        )
         try:
-            self._link(plan, results, wanted)
+            self._link(plans, results, wanted)
         finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
+            results.close()
 
-    def _link(self, plan: list[Any], results: Iterator[ChunkResult], wanted: set[int]) -> None:
+    def _link(
+        self, plans: list[SegmentPlan], results: Iterator[ChunkResult], wanted: set[int]
+    ) -> None:
         """Join chunk results in order: continuity between chunks, tree, checkpoints."""
         report = self.report
         frontier = Frontier()
@@ -280,7 +270,8 @@ class _Checker:
             self.roots[0] = frontier.root()
         seq = 0
         prev = ZERO_HASH
-        for index, (segment, ranges, clean_end, size) in enumerate(plan):
+        for index, plan in enumerate(plans):
+            segment, ranges, clean_end, size = plan.segment, plan.ranges, plan.clean_end, plan.size
             name = f"{SEGMENTS_DIR}/{segment.name}"
             if segment.first_seq != seq:
                 message = (
@@ -323,7 +314,7 @@ class _Checker:
                 seq += result.count
                 line += result.count
             if clean_end != size:
-                if index != len(plan) - 1:
+                if index != len(plans) - 1:
                     raise _Tampered(
                         Fault(
                             "segment ends in the middle of a line", segment=name, line=line, seq=seq
@@ -335,23 +326,3 @@ class _Checker:
                 )
             report.records = seq
         report.records = seq
-
-
-def _parallel(
-    chunks: list[tuple[str, int, int, tuple[int, ...]]], workers: int
-) -> Iterator[ChunkResult]:
-    """Check chunks in worker processes, yielding results in order, a few in flight."""
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future[ChunkResult]] = deque()
-        queue = iter(chunks)
-        for chunk in queue:
-            pending.append(pool.submit(check_chunk, *chunk))
-            if len(pending) >= 3 * workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            for chunk in queue:
-                pending.append(pool.submit(check_chunk, *chunk))
-                break
-            yield result

@@ -1,6 +1,6 @@
 """Line-level checks of ``tollgate audit verify``, one chunk of a segment at a time.
 
-A segment is cut at newlines into chunks of a few MiB. Each chunk is checked on its own
+Each chunk (see ``chunks.py``) is checked on its own
 (canonical JSON, envelope fields, ``seq`` and ``prev`` continuity inside the chunk) and
 its leaf hashes returned, so chunks can be checked in parallel worker processes; the
 caller links chunks together (first ``seq``/``prev`` of each) and builds the Merkle tree.
@@ -12,18 +12,14 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from hashlib import sha256
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from sidecar.audit.chunks import read_lines
 from sidecar.audit.merkle import perfect_subtrees
 from sidecar.audit.records import RECORD_TYPES, TS_PATTERN
-from sidecar.audit.segments import last_line_end
 from sidecar.canonical import canonical_bytes
-
-CHUNK_BYTES = 4 * 2**20
-_SCAN_WINDOW = 65536
 
 
 class _FloatSeen(Exception):
@@ -78,47 +74,12 @@ class ChunkResult:
     fault: str | None = None
 
 
-def split_segment(path: Path) -> tuple[list[tuple[int, int]], int, int]:
-    """Byte ranges of about CHUNK_BYTES, cut after newlines.
-
-    Returns (ranges, end of the last complete line, file size); bytes after the last
-    newline are a torn tail and belong to no range.
-    """
-    size = path.stat().st_size
-    ranges: list[tuple[int, int]] = []
-    with open(path, "rb") as handle:
-        clean_end = last_line_end(handle, size)
-        start = 0
-        while start < clean_end:
-            target = start + CHUNK_BYTES
-            end = clean_end if target >= clean_end else _next_line_end(handle, target, clean_end)
-            ranges.append((start, end))
-            start = end
-    return ranges, clean_end, size
-
-
-def _next_line_end(handle: Any, offset: int, limit: int) -> int:
-    handle.seek(offset - 1)
-    position = offset - 1
-    while position < limit:
-        block = handle.read(_SCAN_WINDOW)
-        newline = block.find(b"\n")
-        if newline >= 0:
-            return min(limit, position + newline + 1)
-        position += len(block)
-    return limit
-
-
 def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -> ChunkResult:
     """Check the complete lines in ``path[start:end]``; stops at the first bad line.
 
     ``wanted`` lists tree sizes whose roots the caller needs (pieces are cut there).
     """
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
-    lines = data.split(b"\n")
-    lines.pop()  # the range ends just after a newline
+    lines = read_lines(path, start, end)
     result = ChunkResult()
     digests: list[bytes] = []
     checkpoints = result.checkpoints

@@ -170,3 +170,16 @@ def test_the_tollgate_console_script_routes_to_these_commands(
     assert ok.returncode == 0 and ok.stdout.startswith("intact: 15 records")
     usage = subprocess.run(["tollgate", "audit", "verify"], capture_output=True, text=True)
     assert usage.returncode == 2
+
+
+def test_keygen_with_an_origin_writes_the_c2sp_verifier_key(tmp_path: Path) -> None:
+    from sidecar.audit.note import Verifier
+
+    assert run("keygen", "--out", str(tmp_path), "--origin", "tollgate/ns/pod") == 0
+    verifier = Verifier.parse((tmp_path / "tollgate.vkey").read_text())
+    assert verifier.name == "tollgate/ns/pod"
+    assert verifier.public_key.public_bytes_raw() == (
+        load_public_key(tmp_path / "tollgate.pub").public_bytes_raw()
+    )
+    assert run("keygen", "--out", str(tmp_path / "b"), "--origin", "has space") == 2
+    assert not (tmp_path / "b" / "tollgate.key").exists()

@@ -187,3 +187,29 @@ def test_time_bounds(text: str, expected: str) -> None:
 def test_bad_time_bounds(text: str) -> None:
     with pytest.raises(ValueError):
         parse_time_bound(text)
+
+
+def test_parallel_chunked_export_equals_serial_and_locates_bad_lines(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sidecar.audit import chunks
+    from sidecar.errors import AuditCorrupt
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 2500)
+    log = open_log(tmp_path / "big", segment_bytes=16_000, checkpoint_every=17)
+    for i in range(120):
+        log.append_blocking("decision", decision(i, reason="=1+1" if i % 7 == 0 else "ok"))
+    log.close_blocking()
+    directory = tmp_path / "big"
+    for fmt in ("jsonl", "csv", "ocsf"):
+        serial, parallel = io.BytesIO(), io.BytesIO()
+        rows = export(directory, fmt, serial, workers=1)
+        assert export(directory, fmt, parallel, workers=2) == rows
+        assert serial.getvalue() == parallel.getvalue()
+    segment = sorted((directory / "segments").glob("*.jsonl"))[1]
+    lines = segment.read_bytes().split(b"\n")
+    lines[9] = b"garbage"
+    segment.write_bytes(b"\n".join(lines))
+    for workers in (1, 2):
+        with pytest.raises(AuditCorrupt, match=f"{segment.name} line 10"):
+            export(directory, "csv", io.BytesIO(), workers=workers)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.audit import verify_chunks
+from sidecar.audit import chunks
 from sidecar.audit.log import AuditLog
 from sidecar.audit.merkle import leaf_hash
 from sidecar.audit.note import Signer
@@ -212,8 +212,7 @@ def test_chunked_and_parallel_checks_agree_and_locate_faults(
     open_log: OpenLog, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Small chunks force many chunk boundaries inside and across segments."""
-    monkeypatch.setattr(verify_chunks, "CHUNK_BYTES", 3000)
-    monkeypatch.setattr("sidecar.audit.verify.CHUNK_BYTES", 3000)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 3000)
     directory = _trail(open_log, 200, segment_bytes=20_000, checkpoint_every=13)
     serial = verify_trail(directory, public_keys=[signer.public_key], workers=1)
     parallel = verify_trail(directory, public_keys=[signer.public_key], workers=2)

@@ -1,0 +1,214 @@
+"""Audit trail benchmarks: append (group commit + fsync), redaction, startup, verify, export.
+
+Targets (CONTRACT section 4 and the audit issue): append >= 20k records/s end to end with
+fsync; startup rebuild and verify >= 200k records/s; export >= 100k records/s.
+
+    python bench/audit_bench.py [--records 200000] [--concurrency 256] [--dir DIR]
+
+The trail is written to a temporary directory on the same file system as ``--dir``
+(default: the system temp dir), so fsync costs what the disk costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sidecar.audit.export import export
+from sidecar.audit.log import AuditLog
+from sidecar.audit.note import Signer
+from sidecar.audit.rebuild import rebuild
+from sidecar.audit.redact import Redactor
+from sidecar.audit.verify import verify_trail
+from sidecar.canonical import canonical_bytes
+
+
+def decision_body(index: int, secret: bool = False) -> dict[str, Any]:
+    """A decision record like the gate writes for a network.request check."""
+    command = "curl -H 'Authorization: Bearer abcdef0123456789xyz' https://x" if secret else None
+    request: dict[str, Any] = {
+        "action": "network.request",
+        "host": "api.openai.com",
+        "port": 443,
+        "scheme": "https",
+        "method": "POST",
+        "path": f"/v1/chat/completions/{index % 97}",
+        "context": {"task": "summarise the quarterly report", "step": index % 13},
+    }
+    if command:
+        request["context"]["cmd"] = command
+    return {
+        "decisionId": f"01JBENCH{index:018d}",
+        "action": "network.request",
+        "request": request,
+        "decision": "allow",
+        "allowed": True,
+        "rule": "llm-apis",
+        "reason": "allowed by rule llm-apis",
+        "risk": "low",
+        "mode": "enforce",
+        "policy": "sha256:" + "ab" * 32,
+        "identity": "apps-prod/agent-7f9c4d/agent",
+    }
+
+
+def rate(count: int, seconds: float, cpu: float | None = None) -> str:
+    text = f"{count / seconds:>10,.0f} records/s  ({count:,} in {seconds:.2f} s"
+    if cpu:
+        # CPU time of this process: what the work costs when the machine is shared.
+        text += f"; {count / cpu:,.0f}/s of this process's CPU time"
+    return text + ")"
+
+
+class Timer:
+    """Wall clock and this process's CPU time over a block."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+async def bench_group_commit(
+    directory: Path, signer: Signer, records: int, concurrency: int
+) -> None:
+    log = AuditLog.open(directory, identity="bench", signer=signer)
+    await log.start()
+    latencies: list[float] = []
+
+    async def producer(offset: int) -> None:
+        for index in range(offset, records, concurrency):
+            started = time.perf_counter()
+            await log.append("decision", decision_body(index))
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(producer(offset) for offset in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await log.close()
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    print(f"append, group commit + fsync ({concurrency} concurrent): {rate(records, elapsed)}")
+    print(f"    append latency p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+
+def bench_blocking(directory: Path, signer: Signer, records: int) -> None:
+    log = AuditLog.open(directory, identity="bench", signer=signer)
+    started = time.perf_counter()
+    for index in range(records):
+        log.append_blocking("decision", decision_body(index))
+    elapsed = time.perf_counter() - started
+    log.close_blocking()
+    print(f"append_blocking, one fsync per record:        {rate(records, elapsed)}")
+
+
+def bench_redaction(records: int) -> None:
+    redactor = Redactor(b"k" * 32)
+    clean = [canonical_bytes(decision_body(i)) for i in range(1000)]
+    dirty_bodies = [decision_body(i, secret=True) for i in range(1000)]
+    started = time.perf_counter()
+    for _ in range(records // 1000):
+        for line in clean:
+            Redactor.may_hold_secret(line)
+    screen = (time.perf_counter() - started) / records * 1e6
+    started = time.perf_counter()
+    for _ in range(max(1, records // 10_000)):
+        for body in dirty_bodies:
+            redactor.redact(body)
+    rounds = max(1, records // 10_000) * 1000
+    slow = (time.perf_counter() - started) / rounds * 1e6
+    started = time.perf_counter()
+    for _ in range(max(1, records // 10_000)):
+        for index in range(1000):
+            canonical_bytes(decision_body(index))
+    encode = (time.perf_counter() - started) / rounds * 1e6
+    print(
+        f"redaction: screen {screen:.2f} us/record (clean), rewrite {slow:.1f} us/record "
+        f"(with a secret); canonical encoding {encode:.1f} us/record"
+    )
+
+
+def bench_reads(directory: Path, signer: Signer) -> None:
+    size = sum(p.stat().st_size for p in (directory / "segments").glob("*.jsonl"))
+    count = rebuild(directory).size
+    print(f"trail: {count:,} records, {size / count:.0f} bytes per record on disk")
+
+    with Timer() as timer:
+        rebuild(directory)
+    print(f"startup rebuild (seq, prev, frontier):  {rate(count, timer.wall, timer.cpu)}")
+    with Timer() as timer:
+        log = AuditLog.open(directory, identity="bench", signer=signer)
+    log.close_blocking()
+    print(f"AuditLog.open on the trail:             {rate(count, timer.wall, timer.cpu)}")
+
+    for workers in (None, 1):
+        label = "default workers" if workers is None else "1 process"
+        with Timer() as timer:
+            report = verify_trail(directory, public_keys=[signer.public_key], workers=workers)
+        assert report.intact, report.summary()
+        cpu = timer.cpu if workers == 1 else None
+        print(f"verify ({label}):{' ' * (24 - len(label))}{rate(report.records, timer.wall, cpu)}")
+
+    for fmt in ("jsonl", "csv", "ocsf"):
+        for workers in (None, 1):
+            label = f"{fmt}, {'default workers' if workers is None else '1 process'}"
+            with open(os.devnull, "wb") as sink, Timer() as timer:
+                export(directory, fmt, sink, workers=workers)
+            cpu = timer.cpu if workers == 1 else None
+            print(f"export ({label}):{' ' * (24 - len(label))}{rate(count, timer.wall, cpu)}")
+
+
+class _WithoutCheckpointLines(io.TextIOBase):
+    """stdout minus the checkpoint log lines the audit log prints by design."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def write(self, text: str) -> int:
+        if '"msg":"audit checkpoint"' not in text:
+            self._target.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--dir", default=None, help="parent directory for the temporary trail")
+    args = parser.parse_args()
+    signer = Signer(Ed25519PrivateKey.generate())
+    root = Path(tempfile.mkdtemp(prefix="tollgate-audit-bench-", dir=args.dir))
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}")
+    print(f"trail in {root}")
+    try:
+        with contextlib.redirect_stdout(_WithoutCheckpointLines(sys.stdout)):
+            asyncio.run(bench_group_commit(root / "trail", signer, args.records, args.concurrency))
+            bench_blocking(root / "blocking", signer, min(2000, args.records))
+            bench_redaction(args.records)
+            bench_reads(root / "trail", signer)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
