@@ -572,8 +572,13 @@ def test_every_reported_command_analyses_to_itself(command_line: str) -> None:
         analysis = analyse_command(command_line=command_line, cwd="/workspace")
     except RequestError:
         return
+    unknown_cwd = any(c.name == "unknown-cwd" for c in analysis.constructs)
     for command in analysis.commands:
         program = command.argv[0]
+        if "/" in program and not program.startswith("/"):
+            # Only where the working directory is unknowable, and then never alone.
+            assert unknown_cwd
+            continue
         assert "/" not in program or normalise_path(program) == program
         if program in {*BUILTIN_WRAPPERS, "command", "time"}:
             # Under sudo, env ... "command git" runs the program "command"; as argv it is
