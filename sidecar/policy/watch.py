@@ -146,7 +146,8 @@ class PolicyWatcher:
                 await self._rearm.wait()
                 continue
             try:
-                # Whatever changed while no watch was armed.
+                # Whatever changed while no watch was armed (a change in the instant
+                # before awatch arms its watch is left to the poll).
                 await self.refresh()
                 async for _ in watchfiles.awatch(
                     self.directory,
@@ -157,8 +158,6 @@ class PolicyWatcher:
                     stop_event=self._rearm,
                 ):
                     await self.refresh()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # e.g. the inotify watch limit: the poll still follows the file meanwhile.
                 logger.exception("policy file events failed; polling, retrying events later")
@@ -173,7 +172,5 @@ class PolicyWatcher:
                 if _directory_identity(self.directory) != self._watched:
                     self._rearm.set()  # the directory appeared, vanished or was replaced
                 await self.refresh()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 logger.exception("policy poll failed; trying again")
