@@ -53,9 +53,12 @@ from sidecar.audit.segments import (
     LOCK_FILE,
     SEGMENTS_DIR,
     Segment,
+    SegmentStart,
     TornTail,
     fsync_directory,
+    replace_file,
     segment_name,
+    start_path,
 )
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt, AuditUnavailable
@@ -485,6 +488,10 @@ class AuditLog:
         # Opened per batch, not kept open: a volume remounted read-only, or a segment
         # deleted or replaced behind our back, is noticed here instead of being written
         # into an orphaned inode.
+        if not self._segment_exists and self._segment.first_seq > 0:
+            # Written before the segment exists, so every later segment has one.
+            start = SegmentStart(self._size, self._head, self._frontier.nodes)
+            replace_file(start_path(path), start.encode())
         fd = os.open(path, flags, 0o640)
         try:
             actual = os.fstat(fd).st_size
@@ -534,7 +541,7 @@ class AuditLog:
         }
         _print_checkpoint(checkpoint, note, record_seq)
         try:
-            _replace_file(self._directory / CHECKPOINT_FILE, note.encode("utf-8"))
+            replace_file(self._directory / CHECKPOINT_FILE, note.encode("utf-8"))
         except OSError as exc:
             # The checkpoint is safe in the trail and on stdout; report, retry next time.
             self._last_error = f"{self._directory / CHECKPOINT_FILE}: {_describe(exc)}"
@@ -571,18 +578,6 @@ def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> Non
         pass  # a closed stdout must not fail the audit write
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
-
-
 def _read_checkpoint_file(directory: Path) -> Checkpoint | None:
     path = directory / CHECKPOINT_FILE
     try:
@@ -602,6 +597,14 @@ def _check_stored_checkpoint(
     if stored is None:
         return None
     where = directory / CHECKPOINT_FILE
+    summary = {
+        "origin": stored.origin,
+        "treeSize": stored.size,
+        "rootHash": stored.root_b64,
+        "seq": stored.size,
+    }
+    if stored.size < state.base:
+        return summary  # it covers only pruned records, which are gone: nothing to compare
     if stored.size > state.size:
         raise AuditCorrupt(
             f"{where} signs {stored.size} records but the trail holds {state.size}: "
@@ -611,12 +614,7 @@ def _check_stored_checkpoint(
         raise AuditCorrupt(
             f"{where} root does not match the first {stored.size} records: the trail was rewritten"
         )
-    return {
-        "origin": stored.origin,
-        "treeSize": stored.size,
-        "rootHash": stored.root_b64,
-        "seq": stored.size,
-    }
+    return summary
 
 
 def _broken_name(torn: TornTail) -> str:

@@ -37,6 +37,16 @@ class Frontier:
         self._nodes: list[bytes] = []
         self._size = 0
 
+    @classmethod
+    def from_nodes(cls, size: int, nodes: Sequence[bytes]) -> Frontier:
+        """The frontier of a tree of ``size`` leaves, from its perfect-subtree roots."""
+        if size < 0 or len(nodes) != bin(size).count("1"):
+            raise ValueError(f"a frontier of size {size} has {bin(size).count('1')} nodes")
+        frontier = cls()
+        frontier._nodes = list(nodes)
+        frontier._size = size
+        return frontier
+
     @property
     def size(self) -> int:
         """Number of leaves appended so far."""

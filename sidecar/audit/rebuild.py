@@ -26,6 +26,7 @@ from sidecar.audit.segments import (
     corrupt,
     iter_line_blocks,
     list_segments,
+    read_start,
     segment_name,
     torn_tail,
 )
@@ -41,6 +42,7 @@ class TrailState:
     torn: TornTail | None = None
     last_record: dict[str, Any] | None = None
     roots: dict[int, bytes] = field(default_factory=dict)
+    base: int = 0  # seq of the oldest record kept (older ones were pruned)
 
 
 def rebuild(directory: Path, roots_at: Collection[int] = ()) -> TrailState:
@@ -51,11 +53,19 @@ def rebuild(directory: Path, roots_at: Collection[int] = ()) -> TrailState:
     """
     state = TrailState()
     segments = list_segments(directory)
+    if segments and segments[0].first_seq > 0:
+        # Older segments were shipped off and deleted: resume where the oldest left starts.
+        start = read_start(segments[0])
+        state.base = start.seq
+        state.frontier = Frontier.from_nodes(start.seq, start.frontier)
+        size = start.seq
+        prev_hex = start.prev.hex().encode("ascii")
+    else:
+        size = 0
+        prev_hex = ZERO_HASH.encode("ascii")
     wanted = sorted(set(roots_at))
-    if 0 in wanted:
-        state.roots[0] = state.frontier.root()
-    size = 0
-    prev_hex = ZERO_HASH.encode("ascii")
+    if size in wanted:
+        state.roots[size] = state.frontier.root()
     frontier = state.frontier
     last_line = b""
     last_where: tuple[Segment, int] | None = None
@@ -92,9 +102,8 @@ def rebuild(directory: Path, roots_at: Collection[int] = ()) -> TrailState:
         state.last_segment = segment
         state.last_segment_bytes = consumed
     state.size = size
-    if size:
-        state.head = bytes.fromhex(prev_hex.decode("ascii"))
-        assert last_where is not None
+    state.head = bytes.fromhex(prev_hex.decode("ascii"))
+    if last_where is not None:
         state.last_record = _check_last(last_line, size - 1, last_where)
     return state
 

@@ -1,13 +1,15 @@
 """On-disk layout of the audit trail and reading it back (CONTRACT section 4).
 
-``DIR/segments/<first seq, 20 digits>.jsonl`` holds the records, one per line;
-``DIR/checkpoint`` the latest signed checkpoint. Readers stream each segment in large
+``DIR/segments/<first seq, 20 digits>.jsonl`` holds the records, one per line, and every
+segment but the first has a ``.start`` file (where it takes over); ``DIR/checkpoint``
+holds the latest signed checkpoint. Readers stream each segment in large
 blocks and hand out complete lines; bytes after the last newline of the last segment
 are a torn tail (a write cut short by a crash), reported separately.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt
 
 SEGMENTS_DIR = "segments"
@@ -22,6 +25,7 @@ CHECKPOINT_FILE = "checkpoint"
 LOCK_FILE = "lock"
 SEGMENT_SUFFIX = ".jsonl"
 BROKEN_SUFFIX = ".broken"
+START_SUFFIX = ".start"
 _SEGMENT_NAME = re.compile(r"(\d{20})\.jsonl")
 _READ_BLOCK = 8 * 2**20
 _TAIL_WINDOW = 65536
@@ -106,6 +110,76 @@ def torn_tail(segment: Segment) -> TornTail | None:
             return None
         handle.seek(offset)
         return TornTail(segment, offset, handle.read())
+
+
+@dataclass(frozen=True)
+class SegmentStart:
+    """Where a segment takes over: its first seq, the hash before it, the Merkle frontier.
+
+    Written beside every segment but the first when it is created, so that older
+    segments can be shipped off the volume and deleted (retention): the trail then
+    resumes from the oldest segment that is left.
+    """
+
+    seq: int
+    prev: bytes
+    frontier: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        return canonical_bytes(
+            {
+                "frontier": [node.hex() for node in self.frontier],
+                "prev": self.prev.hex(),
+                "seq": self.seq,
+            }
+        )
+
+
+def start_path(segment_path: Path) -> Path:
+    return segment_path.with_suffix(START_SUFFIX)
+
+
+def read_start(segment: Segment) -> SegmentStart:
+    """The ``.start`` file of ``segment``; AuditCorrupt if it is missing or malformed."""
+    path = start_path(segment.path)
+    try:
+        data = json.loads(path.read_bytes())
+        start = SegmentStart(
+            data["seq"],
+            bytes.fromhex(data["prev"]),
+            tuple(bytes.fromhex(n) for n in data["frontier"]),
+        )
+    except FileNotFoundError as exc:
+        raise corrupt(
+            segment,
+            None,
+            f"records before seq {segment.first_seq} are missing and there is no {path.name}",
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise corrupt(segment, None, f"{path.name} is malformed ({exc})") from exc
+    if (
+        start.seq != segment.first_seq
+        or len(start.prev) != 32
+        or any(len(node) != 32 for node in start.frontier)
+        or len(start.frontier) != bin(start.seq).count("1")
+    ):
+        raise corrupt(segment, None, f"{path.name} does not describe seq {segment.first_seq}")
+    return start
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, fsync dir)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
 
 
 def corrupt(segment: Segment | str, line: int | None, message: str) -> AuditCorrupt:

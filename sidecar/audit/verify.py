@@ -22,8 +22,17 @@ from sidecar.audit.chunks import SegmentPlan, default_workers, ordered_map, plan
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.note import NoteError, SignedNote, Verifier, parse_note, verify_note
 from sidecar.audit.records import ZERO_HASH
-from sidecar.audit.segments import CHECKPOINT_FILE, SEGMENTS_DIR, segment_name
+from sidecar.audit.segments import (
+    CHECKPOINT_FILE,
+    SEGMENTS_DIR,
+    Segment,
+    SegmentStart,
+    read_start,
+    segment_name,
+    start_path,
+)
 from sidecar.audit.verify_chunks import ChunkResult, check_chunk
+from sidecar.errors import AuditCorrupt
 from sidecar.keys import public_key_from_base64
 
 
@@ -48,7 +57,8 @@ class Fault:
 
 @dataclass
 class VerifyReport:
-    records: int = 0
+    records: int = 0  # records checked
+    first_seq: int = 0  # above 0 when older segments were pruned
     checkpoints: int = 0
     last_signed_size: int = 0
     signatures: str = "none"  # "public-key", "embedded" (self-consistency only) or "none"
@@ -58,6 +68,11 @@ class VerifyReport:
     @property
     def intact(self) -> bool:
         return self.fault is None
+
+    @property
+    def tree_size(self) -> int:
+        """Records in the Merkle tree, pruned ones included: the next seq."""
+        return self.first_seq + self.records
 
     def summary(self) -> str:
         if self.fault is None:
@@ -84,6 +99,8 @@ class VerifyReport:
         return {
             "intact": self.intact,
             "records": self.records,
+            "firstSeq": self.first_seq,
+            "treeSize": self.tree_size,
             "checkpoints": self.checkpoints,
             "lastSignedSize": self.last_signed_size,
             "signatures": self.signatures,
@@ -187,14 +204,19 @@ class _Checker:
 
     def check_external(self, external: _ExternalCheckpoint) -> None:
         checkpoint = external.checkpoint
-        records = self.report.records
-        if checkpoint.size > records:
+        tree_size = self.report.tree_size
+        if checkpoint.size > tree_size:
             raise _Tampered(
                 Fault(
                     f"truncated: {external.label} signs {checkpoint.size} records "
-                    f"but the trail holds {records}"
+                    f"but the trail holds {tree_size}"
                 )
             )
+        if checkpoint.size < self.report.first_seq:
+            self.report.warnings.append(
+                f"{external.label} covers only pruned records (size {checkpoint.size}); not checked"
+            )
+            return
         if self.roots.get(checkpoint.size) != checkpoint.root:
             raise _Tampered(
                 Fault(
@@ -244,6 +266,13 @@ class _Checker:
 
     # -------------------------------------------------------------- records
 
+    @staticmethod
+    def _start_of(segment: Segment) -> SegmentStart:
+        try:
+            return read_start(segment)
+        except AuditCorrupt as exc:
+            raise _Tampered(Fault(str(exc), segment=f"{SEGMENTS_DIR}/{segment.name}")) from None
+
     def scan(self, wanted: set[int], workers: int | None) -> None:
         plans = plan_trail(self.directory)
         wanted_sizes = tuple(sorted(wanted))
@@ -266,13 +295,29 @@ class _Checker:
         """Join chunk results in order: continuity between chunks, tree, checkpoints."""
         report = self.report
         frontier = Frontier()
-        if 0 in wanted:
-            self.roots[0] = frontier.root()
         seq = 0
         prev = ZERO_HASH
+        if plans and plans[0].segment.first_seq > 0:
+            start = self._start_of(plans[0].segment)
+            frontier = Frontier.from_nodes(start.seq, start.frontier)
+            seq, prev = start.seq, start.prev.hex()
+            report.first_seq = seq
+            report.warnings.append(
+                f"records before seq {seq} were pruned and are not checked; "
+                f"{start_path(plans[0].segment.path).name} carries their hashes"
+            )
+        if seq in wanted:
+            self.roots[seq] = frontier.root()
         for index, plan in enumerate(plans):
             segment, ranges, clean_end, size = plan.segment, plan.ranges, plan.clean_end, plan.size
             name = f"{SEGMENTS_DIR}/{segment.name}"
+            if index > 0 and segment.first_seq == seq and start_path(segment.path).exists():
+                start = self._start_of(segment)
+                if (start.prev.hex(), start.frontier) != (prev, frontier.nodes):
+                    message = (
+                        f"{start_path(segment.path).name} does not match the records before it"
+                    )
+                    raise _Tampered(Fault(message, segment=name, seq=seq))
             if segment.first_seq != seq:
                 message = (
                     f"segment should start at seq {seq} ({segment_name(seq)}): records are missing"
@@ -324,5 +369,5 @@ class _Checker:
                     f"{name}: torn last line ({size - clean_end} bytes without a newline); "
                     "Tollgate moves it aside at its next start"
                 )
-            report.records = seq
-        report.records = seq
+            report.records = seq - report.first_seq
+        report.records = seq - report.first_seq

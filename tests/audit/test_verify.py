@@ -238,7 +238,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), _json, max_size=6))
 def test_fast_canonical_check_agrees_with_canonical_bytes(value: dict[str, object]) -> None:
     line = canonical_bytes(value)
