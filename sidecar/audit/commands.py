@@ -143,7 +143,8 @@ def _load_trusted_key(path: str) -> Ed25519PublicKey:
 def run_verify(args: argparse.Namespace) -> int:
     try:
         keys = [_load_trusted_key(path) for path in args.public_key]
-        notes = [(path, Path(path).read_bytes()) for path in args.checkpoint]
+        # Files of notes often gain a trailing newline (jq -r, editors); a note ends in one.
+        notes = [(path, Path(path).read_bytes().rstrip(b"\n") + b"\n") for path in args.checkpoint]
     except (OSError, KeyFileError, NoteError, UnicodeDecodeError) as exc:
         _error(str(exc))
         return EXIT_USAGE

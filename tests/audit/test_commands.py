@@ -112,7 +112,7 @@ def test_verify_against_a_shipped_checkpoint(
 ) -> None:
     directory, public = signed_trail
     shipped = tmp_path / "shipped"
-    shipped.write_bytes((directory / "checkpoint").read_bytes())
+    shipped.write_bytes((directory / "checkpoint").read_bytes() + b"\n")  # as jq -r writes it
     args = (
         "audit",
         "verify",
