@@ -9,6 +9,7 @@ send Kubernetes requests to a real (loopback) API stand-in.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import json
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sidecar.canonical import canonical_bytes
 from tests.daemon import Daemon, free_port
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client" / "python"
@@ -187,7 +191,8 @@ def test_require_approval_is_a_deny_that_names_the_rule(gate: Gate) -> None:
         "require_approval",
         "deploy-delete",
     )
-    assert decision.reason == "deleting a deployment needs a human"
+    # The gate may add that an identical request is already waiting for approval.
+    assert decision.reason.startswith("deleting a deployment needs a human")
     with pytest.raises(Denied):
         gate.require("k8s.request", k8s={"method": "DELETE", "path": path})
 
@@ -419,7 +424,7 @@ class ScriptedGate:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -617,7 +622,7 @@ class WebServer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -680,3 +685,98 @@ def test_kube_outside_a_pod_needs_a_cluster(gate: Gate, monkeypatch: pytest.Monk
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ValueError, match="not in a Kubernetes pod"):
         gate.kube("GET", "/api/v1/namespaces/apps/pods")
+
+
+# -- approvals through the real daemon ------------------------------------------------------
+
+
+APPROVAL_POLICY = """\
+version: 1
+defaultAction: deny
+approvals:
+  timeout: 60s
+  approvers: [{{name: alice, publicKey: "{public_key}"}}]
+rules:
+  - {{id: deploys, action: process.exec, command: make, args: {{prefix: [deploy]}}, decision: require_approval}}
+"""
+
+
+def approve_when_pending(daemon: Daemon, key: Ed25519PrivateKey, decision: str) -> str:
+    """Act as the approver: wait for the pending approval, sign the decision, send it."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pending = daemon.get("/v1/approvals?status=pending").json()["approvals"]
+        if pending:
+            break
+        time.sleep(0.05)
+    (view,) = pending
+    message = canonical_bytes(
+        {
+            "approval": view["id"],
+            "approver": "alice",
+            "decision": decision,
+            "requestHash": view["requestHash"],
+        }
+    )
+    body = {
+        "decision": decision,
+        "approver": "alice",
+        "reason": "checked the diff",
+        "signature": base64.b64encode(key.sign(message)).decode(),
+    }
+    assert daemon.client is not None
+    answer = daemon.client.post(f"/v1/approvals/{view['id']}", json=body)
+    assert answer.status_code == 200, answer.text
+    return str(view["id"])
+
+
+@pytest.fixture
+def approval_daemon(tmp_path: Path, daemon_factory) -> tuple[Daemon, Ed25519PrivateKey]:  # type: ignore[no-untyped-def]
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    policy = tmp_path / "approvals.yaml"
+    policy.write_text(APPROVAL_POLICY.format(public_key=base64.b64encode(raw).decode()))
+    return daemon_factory(policy), key
+
+
+@pytest.mark.parametrize("verdict", ["approve", "deny"])
+def test_require_waits_for_a_signed_human_decision(approval_daemon, verdict: str) -> None:  # type: ignore[no-untyped-def]
+    daemon, key = approval_daemon
+    outcome: dict[str, Any] = {}
+
+    def agent() -> None:
+        try:
+            outcome["decision"] = Gate(daemon.url, approval_timeout=20).require(
+                "process.exec", argv=["make", "deploy"]
+            )
+        except Denied as denied:
+            outcome["denied"] = denied
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    approval_id = approve_when_pending(daemon, key, verdict)
+    thread.join(30)
+    if verdict == "approve":
+        assert outcome["decision"].allowed and "denied" not in outcome
+        # An approval is redeemed once: the same id does not let the check through again.
+        again = Gate(daemon.url).check(
+            "process.exec", argv=["make", "deploy"], approval=approval_id
+        )
+        assert not again.allowed
+    else:
+        denied = outcome["denied"]
+        assert denied.approval is not None and denied.approval.status == "denied"
+        assert f"approval {approval_id} is denied (checked the diff)" in denied.reason
+
+
+def test_wait_for_approval_follows_a_real_approval(approval_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon, key = approval_daemon
+    gate = Gate(daemon.url)
+    first = gate.check("process.exec", argv=["make", "deploy"])
+    assert first.decision == "require_approval" and first.approval is not None
+    assert first.approval.pending and first.approval.expires_at is not None
+    threading.Timer(0.3, approve_when_pending, (daemon, key, "approve")).start()
+    started = time.monotonic()
+    approval = gate.wait_for_approval(first.approval.id, timeout=20)
+    assert approval.approved and time.monotonic() - started < 10
+    assert gate.check("process.exec", argv=["make", "deploy"], approval=approval.id).allowed

@@ -1,0 +1,106 @@
+// The gate's answers as JS values, read fail-closed (CONTRACT sections 2.1, 2.4, 5).
+//
+// Only a 200 whose JSON object has `"allowed": true` (the JSON literal, not "true" or 1)
+// is an allow; everything else is a deny whose `reason` says what went wrong and whose
+// `error` names the kind of failure.
+
+// Error kinds the client itself reports (the gate's own codes, such as "invalid_request"
+// or "unavailable", are passed through as they are).
+export const UNREACHABLE = 'unreachable';
+export const TIMEOUT = 'timeout';
+export const BAD_ANSWER = 'bad_answer';
+export const CHANGED = 'changed';
+
+const APPROVAL_STATES = new Set(['pending', 'approved', 'denied', 'expired', 'redeemed']);
+
+const text = (value) => (typeof value === 'string' ? value : null);
+
+/** A deny made by the client because it could not get a trustworthy answer. */
+export function failedClosed(reason, error, status = null) {
+  return Object.freeze({
+    allowed: false,
+    decision: 'deny',
+    reason,
+    rule: null,
+    decisionId: null,
+    approval: null,
+    risk: null,
+    mode: null,
+    error,
+    status,
+    raw: {},
+  });
+}
+
+/** An approval the client could not learn the state of. */
+export function unknownApproval(id, reason) {
+  return Object.freeze({ id, status: 'unknown', expiresAt: null, reason, raw: {} });
+}
+
+/** The body as a JSON object, or null when it is anything else. */
+export function readJsonObject(body) {
+  try {
+    const value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** An approval object, or null unless it has a string `id` and a known `status`. */
+export function readApproval(value) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  if (typeof value.id !== 'string' || !APPROVAL_STATES.has(value.status)) return null;
+  return Object.freeze({
+    id: value.id,
+    status: value.status,
+    expiresAt: text(value.expiresAt),
+    reason: '',
+    raw: value,
+  });
+}
+
+function errorReason(status, payload) {
+  const error = payload?.error;
+  if (error !== null && typeof error === 'object' && typeof error.code === 'string') {
+    const message = text(error.message) || 'no message';
+    return [`tollgate refused the check (HTTP ${status} ${error.code}): ${message}`, error.code];
+  }
+  return [`tollgate answered HTTP ${status}, not 200`, BAD_ANSWER];
+}
+
+/** Read a /v1/check answer. Never throws; anything unexpected is a deny. */
+export function readDecision(status, body) {
+  const payload = readJsonObject(body);
+  if (status !== 200) {
+    const [reason, error] = errorReason(status, payload);
+    return failedClosed(reason, error, status);
+  }
+  if (payload === null) {
+    return failedClosed("tollgate's answer is not a JSON object", BAD_ANSWER, status);
+  }
+  const { allowed } = payload;
+  if (typeof allowed !== 'boolean') {
+    return failedClosed(
+      `tollgate's answer has allowed=${JSON.stringify(allowed)}, not the JSON literal true or false`,
+      BAD_ANSWER,
+      status,
+    );
+  }
+  let decision = text(payload.decision) || '';
+  // "decision" must never read as an allow when "allowed" says no.
+  if (!allowed && decision !== 'deny' && decision !== 'require_approval') decision = 'deny';
+  return Object.freeze({
+    allowed,
+    decision,
+    reason: text(payload.reason) || '',
+    rule: text(payload.rule),
+    decisionId: text(payload.decisionId),
+    approval: readApproval(payload.approval),
+    risk: text(payload.risk),
+    mode: text(payload.mode),
+    error: null,
+    status,
+    raw: payload,
+  });
+}

@@ -1,0 +1,63 @@
+// gate.fetch: check network.request, then send it with the global fetch; every redirect
+// is checked too before it is followed.
+//
+// Only http and https are fetched. Redirects are followed by this helper (fetch itself
+// runs with redirect: 'manual'), each hop checked first, with the method and body
+// changes of the Fetch standard and credentials dropped when the origin changes.
+// The URL checked is the one fetch sends, as the WHATWG URL parser normalised it.
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const CROSS_ORIGIN_DROPPED = ['authorization', 'cookie', 'proxy-authorization'];
+
+function webUrl(value, base) {
+  const url = new URL(String(value), base);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`gate.fetch fetches http and https URLs only, not ${url.protocol}`);
+  }
+  return url;
+}
+
+/**
+ * Check, then fetch; rejects with DeniedError if the gate does not allow the request or
+ * any redirect it leads to. Takes fetch's `init` plus `context`, `approval` and
+ * `maxRedirects` (default 20); resolves to fetch's Response.
+ */
+export async function fetchChecked(gate, url, init = {}) {
+  const { context, approval, maxRedirects = 20, redirect = 'follow', ...rest } = init;
+  let target = webUrl(url);
+  let method = (rest.method ?? 'GET').toUpperCase();
+  let { body } = rest;
+  const headers = new Headers(rest.headers);
+  for (let hop = 0; ; hop += 1) {
+    await gate.require({
+      action: 'network.request',
+      url: target.href,
+      method,
+      context,
+      approval: hop === 0 ? approval : undefined,
+    });
+    const response = await fetch(target, { ...rest, method, body, headers, redirect: 'manual' });
+    const location = response.headers.get('location');
+    if (!REDIRECT_STATUSES.has(response.status) || location === null || redirect === 'manual') {
+      return response;
+    }
+    await response.body?.cancel();
+    if (redirect === 'error') throw new TypeError(`redirect to ${location} refused (redirect: 'error')`);
+    if (hop >= maxRedirects) throw new TypeError(`more than ${maxRedirects} redirects`);
+    const next = webUrl(location, target);
+    if (
+      (response.status === 303 && method !== 'HEAD') ||
+      ((response.status === 301 || response.status === 302) && method === 'POST')
+    ) {
+      method = 'GET';
+      body = undefined;
+      for (const name of ['content-type', 'content-length', 'content-encoding', 'content-language']) {
+        headers.delete(name);
+      }
+    }
+    if (next.origin !== target.origin) {
+      for (const name of CROSS_ORIGIN_DROPPED) headers.delete(name);
+    }
+    target = next;
+  }
+}

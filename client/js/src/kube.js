@@ -1,0 +1,89 @@
+// gate.kube: check k8s.request, then send the request to the Kubernetes API.
+//
+// The gate is asked with the exact method and path (query included) that are then sent,
+// so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the API
+// server, the service-account token (re-read on every call: projected tokens rotate) and
+// the cluster CA come from the standard in-cluster locations; `cluster` points elsewhere
+// (kubectl proxy, a test server).
+
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The API server of the pod this runs in. Throws outside a pod. */
+export function inClusterConfig(env = process.env) {
+  let host = env.KUBERNETES_SERVICE_HOST;
+  if (!host) throw new Error('not in a Kubernetes pod: KUBERNETES_SERVICE_HOST is not set');
+  if (host.includes(':')) host = `[${host}]`;
+  return {
+    server: `https://${host}:${env.KUBERNETES_SERVICE_PORT || '443'}`,
+    tokenFile: `${SERVICE_ACCOUNT_DIR}/token`,
+    caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+  };
+}
+
+async function bearerToken(cluster) {
+  if (cluster.token) return cluster.token;
+  if (!cluster.tokenFile) return null;
+  return (await readFile(cluster.tokenFile, 'utf8')).trim();
+}
+
+// A JSON body PATCHed as application/json is refused by the API server (415).
+const contentType = (method) => (method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
+
+function send(url, options, payload) {
+  return new Promise((resolve, reject) => {
+    const module = url.protocol === 'https:' ? https : http;
+    const request = module.request(url, options, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({
+          status: response.statusCode,
+          headers: response.headers,
+          body,
+          json: () => JSON.parse(body.toString('utf8')),
+        });
+      });
+    });
+    request.on('timeout', () =>
+      request.destroy(new Error(`Kubernetes API did not answer within ${options.timeout} ms`)),
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+/**
+ * Check, then send `method path` to the API server; rejects with DeniedError if not
+ * allowed. `body` is a Buffer/string or any JSON value. Resolves to
+ * {status, headers, body, json()} whatever the status (the API server's Status object
+ * says more than an exception would).
+ */
+export async function kubeChecked(gate, method, path, options = {}) {
+  const { body, headers = {}, cluster, timeout = 30_000, context, approval } = options;
+  if (!String(path).startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
+  const verb = String(method).toUpperCase();
+  const target = cluster ?? inClusterConfig();
+  await gate.require({ action: 'k8s.request', k8s: { method: verb, path }, context, approval });
+  let payload;
+  if (body !== undefined && body !== null) {
+    payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  }
+  const sent = { Accept: 'application/json' };
+  if (payload !== undefined) sent['Content-Type'] = contentType(verb);
+  const token = await bearerToken(target);
+  if (token) sent.Authorization = `Bearer ${token}`;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const key of Object.keys(sent)) if (key.toLowerCase() === name.toLowerCase()) delete sent[key];
+    sent[name] = value;
+  }
+  const server = new URL(target.server);
+  const url = new URL(server.pathname.replace(/\/+$/, '') + path, server);
+  const ca = target.caFile ? await readFile(target.caFile) : undefined;
+  return send(url, { method: verb, headers: sent, timeout, ca }, payload);
+}

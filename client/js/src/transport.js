@@ -1,0 +1,146 @@
+// Keep-alive HTTP/1.1 to the gate, so that a check costs one round trip.
+//
+// One keep-alive agent per Gate pools the connections (idle sockets do not keep the
+// process alive). A request that fails with a reset on a reused socket, because the gate
+// closed it while idle at that very moment, is sent once more on a fresh one. Every
+// failure rejects with TransportError whose kind is unreachable, timeout or bad_answer.
+
+import http from 'node:http';
+import https from 'node:https';
+
+import { BAD_ANSWER, TIMEOUT, UNREACHABLE } from './answers.js';
+import { TransportError } from './errors.js';
+
+// A gate answer is a few hundred bytes; anything this large is not one.
+export const MAX_ANSWER_BYTES = 1 << 20;
+const USER_AGENT = 'tollgate-client-js/0.1.0';
+const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/** Throws TypeError unless `url` is http(s)://host[:port][/prefix]. */
+export function parseGateUrl(url) {
+  const parsed = new URL(url);
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.hostname) {
+    throw new TypeError(`tollgate URL must be http(s)://host[:port], not ${JSON.stringify(url)}`);
+  }
+  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+    throw new TypeError(
+      `tollgate URL must not carry userinfo, a query or a fragment: ${JSON.stringify(url)}`,
+    );
+  }
+  return parsed;
+}
+
+export class Transport {
+  constructor(url) {
+    this.endpoint = parseGateUrl(url);
+    this.url = url.replace(/\/+$/, '');
+    this.basePath = this.endpoint.pathname.replace(/\/+$/, '');
+    const module = this.endpoint.protocol === 'https:' ? https : http;
+    this.module = module;
+    this.agent = new module.Agent({ keepAlive: true });
+    this.connectionsOpened = 0;
+    this.seen = new WeakSet();
+  }
+
+  close() {
+    this.agent.destroy();
+  }
+
+  /**
+   * Send one request; resolve to {status, body}. Rejects with TransportError.
+   * @param {string} method @param {string} path @param {Buffer|null} body @param {number} timeoutMs
+   */
+  async request(method, path, body, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    try {
+      return await this.once(method, path, body, deadline, timeoutMs, false);
+    } catch (error) {
+      if (!(error instanceof RetryOnFreshSocket)) throw error;
+      return await this.once(method, path, body, deadline, timeoutMs, true);
+    }
+  }
+
+  once(method, path, body, deadline, timeoutMs, fresh) {
+    return new Promise((resolve, reject) => {
+      const headers = { 'User-Agent': USER_AGENT, Accept: 'application/json' };
+      if (body !== null) {
+        headers['Content-Type'] = 'application/json';
+        headers['Content-Length'] = String(body.length);
+      }
+      const request = this.module.request({
+        protocol: this.endpoint.protocol,
+        hostname: this.endpoint.hostname.replace(/^\[|\]$/g, ''),
+        port: this.endpoint.port || undefined,
+        method,
+        path: this.basePath + path,
+        headers,
+        // A fresh socket for the one retry: the pooled one was just found closed.
+        agent: fresh ? false : this.agent,
+      });
+      const remaining = Math.max(0, deadline - Date.now());
+      const timer = setTimeout(() => {
+        request.destroy(
+          new TransportError(TIMEOUT, `tollgate at ${this.url} did not answer within ${timeoutMs} ms`),
+        );
+      }, remaining);
+      let settled = false;
+      const finish = (fn, value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        fn(value);
+      };
+      request.on('socket', (socket) => {
+        if (!this.seen.has(socket)) {
+          this.seen.add(socket);
+          this.connectionsOpened += 1;
+        }
+      });
+      request.on('error', (error) => {
+        if (error instanceof TransportError) return finish(reject, error);
+        if (!fresh && request.reusedSocket && CLOSED_BY_PEER.has(error.code)) {
+          return finish(reject, new RetryOnFreshSocket());
+        }
+        finish(reject, this.explain(error));
+      });
+      request.on('response', (response) => {
+        const chunks = [];
+        let size = 0;
+        response.on('data', (chunk) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            request.destroy(
+              new TransportError(BAD_ANSWER, `tollgate's answer is larger than ${MAX_ANSWER_BYTES} bytes`),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on('end', () =>
+          finish(resolve, { status: response.statusCode, body: Buffer.concat(chunks) }),
+        );
+        response.on('error', (error) => finish(reject, this.explain(error)));
+        response.on('aborted', () =>
+          finish(reject, new TransportError(BAD_ANSWER, `tollgate at ${this.url} cut its answer short`)),
+        );
+      });
+      request.end(body ?? undefined);
+    });
+  }
+
+  explain(error) {
+    if (error instanceof TransportError) return error;
+    if (error.code === 'ECONNREFUSED') {
+      return new TransportError(UNREACHABLE, `tollgate at ${this.url} is unreachable (connection refused)`);
+    }
+    if (error.code === 'ECONNRESET' || String(error.code).startsWith('HPE_')) {
+      return new TransportError(
+        BAD_ANSWER,
+        `tollgate at ${this.url} sent no valid HTTP answer (${error.message})`,
+      );
+    }
+    return new TransportError(UNREACHABLE, `tollgate at ${this.url} is unreachable (${error.message})`);
+  }
+}
+
+class RetryOnFreshSocket extends Error {}
