@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from sidecar.policy.watch import fingerprint
 from tests.daemon import Daemon
@@ -222,6 +223,20 @@ def test_invalid_updates_keep_the_last_good_policy(tmp_path: Path, daemon_factor
     wait_for_policy(gate, DENY_READS)
     assert status(gate)["policy"]["lastError"] is None
     assert gate.check(READ).json()["allowed"] is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Gate.install_policy returns early for an unchanged hash without clearing lastError",
+)
+def test_restoring_the_active_policy_clears_the_error(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # The usual fix for a bad update is to revert it: the file then holds the active policy.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    volume.update({"policy.yaml": b"version: 1\nrules: [\n"})
+    wait_for_rejections(gate, 1)
+    volume.update({"policy.yaml": ALLOW_READS})
+    wait_until(lambda: status(gate)["policy"]["lastError"] is None, timeout=2.5)
 
 
 def test_deleted_then_recreated_file(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
