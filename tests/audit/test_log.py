@@ -198,10 +198,14 @@ def test_checkpoint_after_the_interval_when_idle(open_log: OpenLog, tmp_path: Pa
 
     async def run() -> None:
         await log.start()
+        started = time.monotonic()
         await log.append("decision", decision(0))
-        await asyncio.sleep(0.6)
+        while not _checkpoints(tmp_path / "audit") and time.monotonic() - started < 5:
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - started >= 0.2  # not before the interval
         assert [c["treeSize"] for c in _checkpoints(tmp_path / "audit")] == [1]
-        await asyncio.sleep(0.4)  # no new records: no new checkpoint
+        assert [c["reason"] for c in _checkpoints(tmp_path / "audit")] == ["interval"]
+        await asyncio.sleep(0.5)  # no new records: no new checkpoint
         assert len(_checkpoints(tmp_path / "audit")) == 1
         await log.close()
 
