@@ -225,10 +225,6 @@ def test_invalid_updates_keep_the_last_good_policy(tmp_path: Path, daemon_factor
     assert gate.check(READ).json()["allowed"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gate.install_policy returns early for an unchanged hash without clearing lastError",
-)
 def test_restoring_the_active_policy_clears_the_error(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
     # The usual fix for a bad update is to revert it: the file then holds the active policy.
     volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
