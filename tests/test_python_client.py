@@ -14,7 +14,10 @@ import contextlib
 import http.server
 import json
 import os
+import re
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -780,3 +783,39 @@ def test_wait_for_approval_follows_a_real_approval(approval_daemon) -> None:  # 
     approval = gate.wait_for_approval(first.approval.id, timeout=20)
     assert approval.approved and time.monotonic() - started < 10
     assert gate.check("process.exec", argv=["make", "deploy"], approval=approval.id).allowed
+
+
+# -- the shell one-liners of docs/clients.md ------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "clients.md"
+GIT_PUSH = '{"action":"process.exec","argv":["git","push"]}'
+
+
+def documented_one_liner(marker: str) -> str:
+    """The sh block of docs/clients.md that contains ``marker``, as a runnable script."""
+    blocks = re.findall(r"```sh\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    (block,) = [b for b in blocks if marker in b and "git push" in b]
+    assert f"'{GIT_PUSH}'" in block
+    return block.replace(f"'{GIT_PUSH}'", '"$REQUEST"').replace("&& git push", "&& echo RAN")
+
+
+@pytest.mark.parametrize("marker", ["jq -en", "tollgate check --url"])
+def test_documented_shell_one_liners_act_only_on_an_allow(daemon: Daemon, marker: str) -> None:
+    needed = ["curl", "jq"] if marker.startswith("jq") else ["tollgate"]
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+    script = documented_one_liner(marker)
+    allowed = json.dumps({"action": "process.exec", "argv": ["echo", "x"]})
+    denied = json.dumps({"action": "process.exec", "argv": ["git", "push"]})
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    for url, request, runs in (
+        (daemon.url, allowed, True),
+        (daemon.url, denied, False),
+        (unreachable, allowed, False),
+    ):
+        env = {**os.environ, "TOLLGATE_URL": url, "REQUEST": request}
+        result = subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert ("RAN" in result.stdout) is runs, (url, request, result.stdout, result.stderr)
