@@ -12,8 +12,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from email.message import Message
-from http.client import HTTPResponse
+from http.client import HTTPMessage, HTTPResponse
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,7 +38,7 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
         fp: IO[bytes],
         code: int,
         msg: str,
-        headers: Message,
+        headers: HTTPMessage,
         newurl: str,
     ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme.lower() not in WEB_SCHEMES:

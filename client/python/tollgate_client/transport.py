@@ -181,18 +181,20 @@ class Transport:
                 raise TimeoutError("deadline passed")
             return left
 
-        if connection.sock is None:
+        sock: socket.socket | None = connection.sock
+        if sock is None:
             connection.timeout = remaining()
             connection.connect()
+            sock = connection.sock
             # http.client sends the headers and the body in two writes: without this,
             # Nagle's algorithm could hold the body back until the headers are ACKed.
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        connection.sock.settimeout(remaining())  # type: ignore[union-attr]
+        sock.settimeout(remaining())
         connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
-        connection.sock.settimeout(remaining())  # type: ignore[union-attr]
+        sock.settimeout(remaining())
         response = connection.getresponse()
         data = response.read(MAX_ANSWER_BYTES + 1)
         if len(data) > MAX_ANSWER_BYTES:
