@@ -482,6 +482,27 @@ def test_a_real_symlink_is_caught_only_through_realpath(tmp_path: Path) -> None:
     assert decide(str(honest)) == "allow"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/proc/self/root/etc/shadow",
+        "/proc/thread-self/root/etc/shadow",
+        "/proc/self/root/etc/./shadow",
+    ],
+)
+def test_proc_magic_links_are_caught_only_through_realpath(
+    deny_list: CompiledPolicy, path: str
+) -> None:
+    # /proc/self/root is a link to "/": lexically this is a /proc path, which is why a
+    # deny-list on paths needs realPath (docs/security.md, "Known limits").
+    real = os.path.realpath(path)
+    assert real == "/etc/shadow"
+    assert _outcome(deny_list, {"path": path}) == ("allow", None)
+    body = {"path": path, "realPath": real}
+    assert _outcome(deny_list, body) in (("deny", "etc"), ("deny", "shadow"))
+
+
 # ------------------------------------------------------------------ case
 
 
