@@ -481,7 +481,7 @@ class Lexer:
         elif follow == "[":
             self._arithmetic(builder, start, opening="$[")
         elif follow == "{":
-            self._braced_parameter(builder, start)
+            self._braced_parameter(builder, start, in_double_quotes=in_double_quotes)
         elif follow and (
             follow in SPECIAL_PARAMETERS or NAME_START.match(follow) or follow in "=~^+"
         ):
@@ -495,7 +495,9 @@ class Lexer:
             self._take()
             builder.literal("$", quoted=in_double_quotes)
 
-    def _braced_parameter(self, builder: _WordBuilder, start: int) -> None:
+    def _braced_parameter(
+        self, builder: _WordBuilder, start: int, *, in_double_quotes: bool
+    ) -> None:
         self._take()
         self._take()
         inner = _WordBuilder()
@@ -507,7 +509,7 @@ class Lexer:
                 if char == "}":
                     self.pos += 1
                     break
-                self._scan_character(inner, char)
+                self._scan_character(inner, char, in_double_quotes=in_double_quotes)
         raw = self.src[start : self.pos]
         content = raw[2:-1]
         if content[:1] in (" ", "\t", "\n", "|") and content:
@@ -568,22 +570,45 @@ class Lexer:
                 return
             elif char == closing[0]:
                 depth -= 1
-            self._scan_character(inner, char)
+            self._scan_character(inner, char, in_double_quotes=True, arithmetic=True)
 
-    def _scan_character(self, inner: _WordBuilder, char: str) -> None:
-        """One character of ``${...}`` or arithmetic text: keep nested expansions."""
+    def _scan_character(
+        self, inner: _WordBuilder, char: str, *, in_double_quotes: bool, arithmetic: bool = False
+    ) -> None:
+        """One character of ``${...}`` or arithmetic text: keep nested expansions.
+
+        As in bash, single quotes inside arithmetic quote nothing, and inside a
+        double-quoted ``${...}`` they only protect a ``}``: expansions in them still run.
+        """
         if char == "\\":
             self.pos += 2
+        elif char == "'" and arithmetic:
+            self.pos += 1
+        elif char == "'" and in_double_quotes:
+            self._single_quoted_expanding(inner)
         elif char == "'":
             self._single_quoted()
         elif char == '"':
             self._double_quoted(inner)
         elif char == "$":
-            self._dollar(inner, in_double_quotes=True)
+            self._dollar(inner, in_double_quotes=in_double_quotes)
         elif char == "`":
-            self._backticks(inner, in_double_quotes=True)
+            self._backticks(inner, in_double_quotes=in_double_quotes)
+        elif char in "<>" and self._peek(1) == "(" and not (in_double_quotes or arithmetic):
+            self._process_substitution(inner)
         else:
             self.pos += 1
+
+    def _single_quoted_expanding(self, inner: _WordBuilder) -> None:
+        self.pos += 1
+        while True:
+            char = self._peek()
+            if not char:
+                raise self._error("unterminated single quote")
+            if char == "'":
+                self.pos += 1
+                return
+            self._scan_character(inner, char, in_double_quotes=True, arithmetic=True)
 
 
 def _ends_with_continuation(line: str) -> bool:
