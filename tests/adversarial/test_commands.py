@@ -32,21 +32,9 @@ from sidecar.errors import RequestError
 from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes
+from tests.test_commands import CWD, analyse, argvs, names
 
-CWD = "/work"
 RM = ("rm", "-rf", "/")
-
-
-def analyse(line: str, cwd: str | None = CWD) -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd=cwd)
-
-
-def argvs(analysis: CommandAnalysis) -> list[tuple[str, ...]]:
-    return [command.argv for command in analysis.commands]
-
-
-def names(analysis: CommandAnalysis) -> set[str]:
-    return {construct.name for construct in analysis.constructs}
 
 
 # -- the hidden command is found ---------------------------------------------------------
