@@ -10,6 +10,7 @@ Hypothesis generates the inputs; each property is one a bypass would have to bre
 * a path that normalises outside a glob's root never matches that glob;
 * adding allow rules never overrides a matching deny (nor a require_approval), adding
   deny rules never loosens anything, and rule order never changes a decision;
+* ``context`` and ``dryRun`` never change a decision;
 * a request with unknown extra fields, or fields of another action, is never allowed,
   even by a policy that allows everything.
 """
@@ -343,6 +344,30 @@ def test_rule_order_never_changes_a_decision(
     after = _verdicts(_policy(shuffled, default), requests)
     for request, old, new in zip(requests, before, after, strict=True):
         assert new.decision == old.decision, request
+
+
+_CONTEXTS = st.dictionaries(
+    st.sampled_from(["task", "path", "host", "command", "action", "allowed", "decision", "rule"]),
+    st.sampled_from(["/app/data/x", "allow", True, "example.com", "git", "file.read", None]),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_POLICY_CASE, _CONTEXTS, st.booleans())
+def test_context_and_dry_run_never_change_a_decision(
+    case: tuple[list[dict[str, Any]], list[int], str, list[dict[str, Any]]],
+    context: dict[str, Any],
+    dry_run: bool,
+) -> None:
+    # context is recorded, never matched: "allowed": true in it is just text.
+    base_rules, _, default, requests = case
+    policy = _policy(_named(base_rules, "r"), default)
+    for request in requests:
+        plain = evaluate_request(policy, request)
+        decorated = evaluate_request(policy, {**request, "context": context, "dryRun": dry_run})
+        assert (decorated.decision, decorated.rule) == (plain.decision, plain.rule)
+        assert decorated.request == {**plain.request, "context": context}
 
 
 # ------------------------------------------------------------------ unknown fields
