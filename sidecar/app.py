@@ -18,6 +18,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sidecar.approvals import endpoints as approvals
+from sidecar.approvals.wire import MODELS as APPROVAL_MODELS
+from sidecar.approvals.wire import openapi_paths as approval_paths
 from sidecar.gate import Gate, error_payload
 from sidecar.openapi import build_openapi
 from sidecar.request import MAX_BODY_BYTES
@@ -49,6 +52,16 @@ async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> by
     return b"".join(chunks)
 
 
+def _listen_url(request: Request) -> str | None:
+    """The URL of the socket this request arrived on (not the Host header, which the
+    client chooses), for the approve command line in notifications."""
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return None
+    host, port = server
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def create_app(
     gate: Gate,
     *,
@@ -63,7 +76,30 @@ def create_app(
             return json_response(answer.payload, answer.status)
         except ClientDisconnect:
             return json_response(error_payload("invalid_request", "client disconnected"), 400)
+        if gate.approvals.gate_url is None:
+            gate.approvals.gate_url = _listen_url(request)
         answer = await gate.check(body)
+        return json_response(answer.payload, answer.status)
+
+    async def list_approvals(request: Request) -> Response:
+        answer = approvals.list_approvals(gate, request.query_params.get("status"))
+        return json_response(answer.payload, answer.status)
+
+    async def approval(request: Request) -> Response:
+        approval_id = request.path_params["approval_id"]
+        if request.method == "GET":
+            answer = await approvals.get_approval(
+                gate, approval_id, request.query_params.get("wait")
+            )
+        else:
+            try:
+                body = await read_limited_body(request, approvals.MAX_DECISION_BYTES)
+            except BodyTooLarge:
+                answer = await approvals.decision_too_large(gate, approval_id)
+                return json_response(answer.payload, answer.status)
+            except ClientDisconnect:
+                return json_response(error_payload("invalid_request", "client disconnected"), 400)
+            answer = await approvals.decide_approval(gate, approval_id, body)
         return json_response(answer.payload, answer.status)
 
     async def health(_: Request) -> Response:
@@ -81,7 +117,7 @@ def create_app(
     async def metrics(_: Request) -> Response:
         return Response(gate.metrics.render(), media_type=gate.metrics.content_type)
 
-    openapi_document = json.dumps(build_openapi()).encode("utf-8")
+    openapi_document = json.dumps(build_openapi(approval_paths(), APPROVAL_MODELS)).encode("utf-8")
 
     async def openapi(_: Request) -> Response:
         return Response(openapi_document, media_type=JSON_TYPE)
@@ -112,6 +148,8 @@ def create_app(
         Route("/v1/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/approvals", list_approvals, methods=["GET"]),
+        Route("/v1/approvals/{approval_id}", approval, methods=["GET", "POST"]),
     ]
     return Starlette(
         routes=routes,

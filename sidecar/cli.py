@@ -256,12 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_audit(sub)
-    try:
-        from sidecar.approvals_cli import register as register_approvals
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        register_approvals(sub)
+    from sidecar.approvals_cli import register as register_approvals
+
+    register_approvals(sub)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 request bytes -> parse -> normalise -> evaluate (pure) -> record (durable) -> answer.
 This module owns the state the pure engine must not: the active policy, rate-limit
-buckets and the audit log. The HTTP app and the benchmarks are thin shells over
+buckets, approvals (``sidecar.approvals``, whose step sits between evaluating and
+recording) and the audit log. The HTTP app and the benchmarks are thin shells over
 ``Gate.check``; nothing here knows about HTTP beyond the status code it suggests.
 """
 
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sidecar import __version__
+from sidecar.approvals.model import now_us
+from sidecar.approvals.service import ApprovalService, ApprovalStep
 from sidecar.audit.log import AuditLog
 from sidecar.engine import Verdict, decide
 from sidecar.errors import AuditUnavailable, PolicyError, RequestError
@@ -64,8 +67,11 @@ class Gate:
         self.limiter = RateLimiter()
         self.policy = PolicyState()
         self.started = time.monotonic()
+        # Pending approvals live only in the trail: rebuilt from it before anything is added.
+        self.approvals = ApprovalService(audit, identity=identity, metrics=self.metrics)
+        self.approvals.rebuild()
         # Long-running duties (policy watching, approval expiry ...) started with the server.
-        self.background: list[Callable[[], Awaitable[None]]] = []
+        self.background: list[Callable[[], Awaitable[None]]] = list(self.approvals.duties())
         self._tasks: list[asyncio.Task[None]] = []
 
     def start_background(self) -> None:
@@ -83,7 +89,8 @@ class Gate:
     async def load_policy(self) -> bool:
         """Read the policy source; install it, or keep the last good one and record why not."""
         try:
-            policy = self.source.read()
+            # Read and compile off the event loop: a large policy must not stall checks.
+            policy = await asyncio.to_thread(self.source.read)
         except PolicyError as exc:
             await self.reject_policy(exc)
             return False
@@ -93,6 +100,9 @@ class Gate:
     async def install_policy(self, policy: CompiledPolicy) -> None:
         previous = self.policy.active
         if previous is not None and previous.hash == policy.hash:
+            # Reverting a rejected update to the active policy is a fix, not a no-op.
+            self.policy.last_error = None
+            self.policy.last_error_at = None
             return
         # Swapping one reference is atomic for the event loop: a check that started on
         # the previous policy finishes on it, every later check sees the new one.
@@ -165,9 +175,17 @@ class Gate:
         verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
         if verdict.decision == "allow" and not dry_run and policy.has_rate_limits:
             self.limiter.spend(policy, verdict)
-        return await self._answer(verdict, dry_run)
+        step = None
+        # Only a policy that still says require_approval lets an approval be opened or
+        # used. In audit mode every answer is allowed anyway: no human is asked.
+        if verdict.decision == "require_approval" and policy.mode == "enforce":
+            step = self.approvals.resolve(verdict, policy, dry_run=dry_run)
+            verdict = step.verdict
+        return await self._answer(verdict, dry_run, step)
 
-    async def _answer(self, verdict: Verdict, dry_run: bool) -> Answer:
+    async def _answer(
+        self, verdict: Verdict, dry_run: bool, step: ApprovalStep | None = None
+    ) -> Answer:
         decision_id = new_ulid()
         record: dict[str, Any] = {
             "decisionId": decision_id,
@@ -184,8 +202,13 @@ class Gate:
         }
         if dry_run:
             record["dryRun"] = True
+        approval = step.approval if step is not None else None
+        if approval is not None:
+            record["approval"] = approval.id
         write_started = time.perf_counter()
         try:
+            if step is not None:
+                await self.approvals.settle(step, decision_id)
             appended = await self.audit.append("decision", record)
         except AuditUnavailable as exc:
             self.metrics.audit_failures.inc()
@@ -206,6 +229,8 @@ class Gate:
             "policy": verdict.policy_hash,
             "audit": {"seq": appended.seq, "hash": appended.hash},
         }
+        if approval is not None:
+            payload["approval"] = approval.ref(now_us())
         if dry_run:
             payload["dryRun"] = True
         return Answer(200, payload)

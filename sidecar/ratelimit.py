@@ -1,7 +1,8 @@
 """Token buckets for ``rateLimit`` on allow rules (CONTRACT section 1).
 
 One bucket per rule: ``count`` tokens, refilled continuously at ``count / per``. An
-allowed check spends one token of every rate-limited allow rule that matched it; when
+allowed check spends one token of every rate-limited allow rule that matched it (once,
+even when the rule matched several of the check's subjects); when
 a bucket has less than one token the rule counts as a matching deny. Buckets survive a
 policy reload for rules whose id and limit are unchanged, so editing an unrelated rule
 does not hand an agent a fresh budget.
@@ -56,9 +57,14 @@ class RateLimiter:
         return self._refilled(rule).tokens < 1.0
 
     def spend(self, policy: CompiledPolicy, verdict: Verdict) -> None:
+        """One token of each rate-limited rule that matched, however many of the
+        request's subjects it matched (a path and its realPath are one read)."""
+        spent: set[int] = set()
         for decision in verdict.decisions:
             for rule in matching_allow_rules(policy, decision.subject):
-                self._refilled(rule).tokens -= 1.0
+                if rule.index not in spent:
+                    spent.add(rule.index)
+                    self._refilled(rule).tokens -= 1.0
 
     def retain(self, policy: CompiledPolicy) -> None:
         """Drop buckets of rules the new policy no longer has (same id and limit)."""

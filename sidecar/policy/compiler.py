@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
 
+from sidecar.keys import public_key_from_base64
 from sidecar.normalise.paths import normalise_path
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
 from sidecar.policy.schema import MATCHABLE_FIELDS, Approvals, PolicyDocument, parse_duration
@@ -171,6 +173,8 @@ def compile_policy(
                 continue
             trusted_list.append(normalise_path(path))
         trusted = tuple(trusted_list)
+    if document.approvals is not None:
+        problems.extend(_approvals_problems(document.approvals))
     if document.defaultAction == "allow":
         warnings.append("defaultAction: allow lets through everything no rule denies")
     if document.mode == "audit":
@@ -204,6 +208,29 @@ def compile_policy(
         ),
         [],
     )
+
+
+def _approvals_problems(approvals: Approvals) -> list[str]:
+    """Approver keys must be usable and names unique; the webhook must be an http(s) URL."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for position, approver in enumerate(approvals.approvers):
+        where = f"approvals.approvers[{position}]"
+        if not approver.name.strip():
+            problems.append(f"{where}.name: must not be empty")
+        elif approver.name in seen:
+            problems.append(f"{where}.name: duplicate approver {approver.name!r}")
+        seen.add(approver.name)
+        if public_key_from_base64(approver.publicKey) is None:
+            problems.append(
+                f"{where}.publicKey: not the base64 of a raw 32-byte Ed25519 public key "
+                "(tollgate keygen prints it)"
+            )
+    if approvals.notify is not None:
+        url = urlsplit(approvals.notify.webhook)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            problems.append("approvals.notify.webhook: must be an http:// or https:// URL")
+    return problems
 
 
 def _uses(matcher: object, operator: str) -> bool:

@@ -1,0 +1,164 @@
+"""The approvals the gate knows, in memory, and their transitions (CONTRACT section 2.4).
+
+pending -> approved | denied | expired;  approved -> redeemed | expired.
+
+The book holds no second truth: it is rebuilt from the trail's ``approval`` records at
+start (``replay``), and while running every transition is applied only after its
+record is durable. A transition in flight marks its approval ``settling``; any other
+transition of that approval is refused meanwhile, which is what makes a redemption
+happen exactly once even when identical checks race.
+
+Finished approvals are kept for ``retention_us`` (so a late poll still learns the
+outcome), then forgotten; the trail keeps them for ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sidecar.approvals.model import LIVE_STATUSES, Approval, Status, parse_us
+
+DEFAULT_RETENTION_US = 3600 * 1_000_000
+# Live approvals are bounded: an agent looping over distinct risky requests must not
+# grow the gate's memory (or an approver's queue) without end.
+DEFAULT_MAX_LIVE = 1000
+
+
+class ApprovalBook:
+    def __init__(
+        self, *, retention_us: int = DEFAULT_RETENTION_US, max_live: int = DEFAULT_MAX_LIVE
+    ) -> None:
+        self.retention_us = retention_us
+        self.max_live = max_live
+        self._items: dict[str, Approval] = {}
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get(self, approval_id: str) -> Approval | None:
+        return self._items.get(approval_id)
+
+    def listed(self, status: Status | None, now: int) -> list[Approval]:
+        """Approvals (of ``status`` as callers see it), oldest first."""
+        found = [
+            a for a in self._items.values() if status is None or a.effective_status(now) == status
+        ]
+        return sorted(found, key=lambda a: (a.created_us, a.id))
+
+    def live_for(self, request_hash: str, now: int) -> Approval | None:
+        """A live approval bound to the same request, to hand out again instead of
+        asking a human twice for one action."""
+        for approval in self._items.values():
+            if (
+                approval.request_hash == request_hash
+                and approval.effective_status(now) in LIVE_STATUSES
+            ):
+                return approval
+        return None
+
+    def count(self, status: Status, now: int) -> int:
+        return sum(1 for a in self._items.values() if a.effective_status(now) == status)
+
+    def live_count(self, now: int) -> int:
+        return sum(1 for a in self._items.values() if a.effective_status(now) in LIVE_STATUSES)
+
+    def due(self, now: int) -> list[Approval]:
+        """Live approvals past their expiry whose expiry is not yet recorded."""
+        return [a for a in self._items.values() if a.due(now) and not a.settling]
+
+    def next_expiry(self) -> int | None:
+        live = [a.expires_us for a in self._items.values() if a.status in LIVE_STATUSES]
+        return min(live, default=None)
+
+    # -- transitions (applied once their record is durable) -------------------------------
+
+    def add(self, approval: Approval) -> None:
+        self._items[approval.id] = approval
+
+    @staticmethod
+    def decided(
+        approval: Approval, status: Status, approver: str, reason: str | None, at: int
+    ) -> None:
+        approval.status = status
+        approval.approver = approver
+        approval.reason = reason
+        approval.decided_us = at
+        if status != "approved":
+            approval.finished_us = at
+
+    @staticmethod
+    def expired(approval: Approval, at: int) -> None:
+        approval.status = "expired"
+        approval.finished_us = at
+
+    @staticmethod
+    def redeemed(approval: Approval, decision_id: str, at: int) -> None:
+        approval.status = "redeemed"
+        approval.redeemed_by = decision_id
+        approval.finished_us = at
+
+    def prune(self, now: int) -> int:
+        """Forget approvals finished longer than the retention ago; return how many."""
+        old = [
+            a.id
+            for a in self._items.values()
+            if a.finished_us is not None and now - a.finished_us > self.retention_us
+        ]
+        for approval_id in old:
+            del self._items[approval_id]
+        return len(old)
+
+    # -- rebuilding from the trail --------------------------------------------------------
+
+    def replay(self, records: Iterable[dict[str, Any]]) -> int:
+        """Apply ``approval`` records in trail order; return how many were applied.
+
+        Records that do not fit (an event for an unknown approval, a malformed field)
+        are skipped: they cannot create or widen an approval, only fail to narrow one,
+        and a ``requested`` record is what every approval starts from.
+        """
+        applied = 0
+        for record in records:
+            try:
+                if self._replay_one(record):
+                    applied += 1
+            except (KeyError, TypeError, ValueError):
+                continue
+        return applied
+
+    def _replay_one(self, record: dict[str, Any]) -> bool:
+        event, approval_id = record.get("event"), record.get("approval")
+        if not isinstance(approval_id, str):
+            return False
+        at = parse_us(record["ts"])
+        if event == "requested":
+            if not isinstance(record["request"], dict):
+                return False
+            self._items[approval_id] = Approval(
+                id=approval_id,
+                request_hash=record["requestHash"],
+                action=record["action"],
+                request=record["request"],
+                rule=record.get("rule"),
+                risk=record.get("risk"),
+                policy_reason=record.get("policyReason", ""),
+                policy=record.get("policy", ""),
+                identity=record.get("identity", ""),
+                decision_id=record.get("decisionId", ""),
+                created_us=parse_us(record.get("createdAt", record["ts"])),
+                expires_us=parse_us(record["expiresAt"]),
+            )
+            return True
+        approval = self._items.get(approval_id)
+        if approval is None:
+            return False
+        if event in ("approved", "denied") and approval.status == "pending":
+            decided_at = parse_us(record.get("decidedAt", record["ts"]))
+            self.decided(approval, event, record["approver"], record.get("reason"), decided_at)
+        elif event == "expired" and approval.status in LIVE_STATUSES:
+            self.expired(approval, at)
+        elif event == "redeemed" and approval.status == "approved":
+            self.redeemed(approval, record.get("decisionId", ""), at)
+        else:
+            return False
+        return True

@@ -1,0 +1,124 @@
+"""One approval and what binds it to a request (CONTRACT section 2.4).
+
+An approval is created by a ``require_approval`` decision and bound to the *request
+hash*: SHA-256 over the canonical JSON of ``{"action", "request"}``, where ``request``
+is the normalised request as recorded minus its ``approval`` field. ``context`` is
+included: the approver saw it as the agent's justification, so redeeming under another
+one is not "the identical check". Times are integer microseconds since the epoch, so
+they round-trip exactly through the RFC 3339 strings in the trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sidecar.audit.records import format_ts
+from sidecar.canonical import canonical_bytes
+
+Status = Literal["pending", "approved", "denied", "expired", "redeemed"]
+STATUSES: tuple[Status, ...] = ("pending", "approved", "denied", "expired", "redeemed")
+# Live approvals can still change by a human's decision or a redemption; the rest are final.
+LIVE_STATUSES = frozenset({"pending", "approved"})
+ID_PREFIX = "apr_"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def format_us(micros: int) -> str:
+    """RFC 3339 UTC with microseconds, the form of every timestamp in the trail."""
+    return format_ts(micros * 1000)
+
+
+def parse_us(text: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 timestamp. Raises ValueError."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def bound_request(request: dict[str, Any]) -> dict[str, Any]:
+    """The part of a normalised request an approval is bound to: all but ``approval``."""
+    return {key: value for key, value in request.items() if key != "approval"}
+
+
+def request_hash(action: str, request: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical ``{"action", "request"}`` (``approval`` dropped)."""
+    body = canonical_bytes({"action": action, "request": bound_request(request)})
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class Approval:
+    """One approval's state. Mutated only by ``ApprovalBook`` on the event loop."""
+
+    id: str
+    request_hash: str
+    action: str
+    request: dict[str, Any]  # as shown to approvers: bound part only, secrets redacted
+    rule: str | None
+    risk: str | None
+    policy_reason: str
+    policy: str
+    identity: str
+    decision_id: str  # the check that asked for it
+    created_us: int
+    expires_us: int
+    status: Status = "pending"
+    approver: str | None = None
+    reason: str | None = None  # the approver's reason, or why it expired
+    decided_us: int | None = None
+    redeemed_by: str | None = None  # decisionId of the check that redeemed it
+    finished_us: int | None = None
+    # True while a transition is being written to the trail: no other may start.
+    settling: bool = False
+
+    def due(self, now: int) -> bool:
+        return self.status in LIVE_STATUSES and now >= self.expires_us
+
+    def effective_status(self, now: int) -> Status:
+        """The status a caller sees: a live approval past its expiry is expired even
+        before the expiry has been recorded (the clock, not the timer, decides)."""
+        return "expired" if self.due(now) else self.status
+
+    def ref(self, now: int) -> dict[str, Any]:
+        """The short form carried by a /check answer."""
+        return {
+            "id": self.id,
+            "status": self.effective_status(now),
+            "expiresAt": format_us(self.expires_us),
+        }
+
+    def view(self, now: int) -> dict[str, Any]:
+        """The full form of ``GET /v1/approvals/{id}``."""
+        status = self.effective_status(now)
+        reason = self.reason
+        if status == "expired" and reason is None:
+            reason = f"not {'redeemed' if self.status == 'approved' else 'decided'} in time"
+        return {
+            "id": self.id,
+            "status": status,
+            "action": self.action,
+            "request": self.request,
+            "requestHash": self.request_hash,
+            "rule": self.rule,
+            "risk": self.risk,
+            "policyReason": self.policy_reason,
+            "policy": self.policy,
+            "identity": self.identity,
+            "decisionId": self.decision_id,
+            "createdAt": format_us(self.created_us),
+            "expiresAt": format_us(self.expires_us),
+            "approver": self.approver,
+            "decidedAt": format_us(self.decided_us) if self.decided_us is not None else None,
+            "reason": reason,
+            "redeemedBy": self.redeemed_by,
+        }

@@ -1,0 +1,431 @@
+"""Human approval of ``require_approval`` decisions (CONTRACT section 2.4).
+
+The gate calls ``resolve`` between the pure evaluation and the record: it turns a
+verdict into the step to take, without I/O --
+
+- ``require_approval`` with no ``approval`` field: a new approval bound to the request
+  hash (or the live one already bound to it, so one action never pages twice);
+- the identical check re-sent with ``"approval": "<id>"`` while the current policy
+  still says ``require_approval``: allowed once if a listed approver approved it and it
+  has not expired; anything else is a deny that says why;
+
+then ``settle`` writes the step's ``approval`` record (requested, redeemed) before the
+decision record. An approver's ``decide`` is checked against the current policy's
+approvers; forged attempts are answered 403 and recorded. Expiry is a background duty,
+but the clock decides: a live approval past its expiry is treated as expired before
+its ``expired`` record is written. Nothing is kept outside the trail: ``rebuild``
+replays its ``approval`` records at start.
+
+In ``mode: audit`` (where every answer is ``allowed: true``) and for ``dryRun`` checks
+no approval is created or spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sidecar.approvals.book import ApprovalBook
+from sidecar.approvals.model import (
+    ID_PREFIX,
+    LIVE_STATUSES,
+    Approval,
+    Status,
+    bound_request,
+    format_us,
+    now_us,
+    request_hash,
+)
+from sidecar.approvals.signing import ForgedDecision, parse_decision_body, verify_decision
+from sidecar.approvals.trail import RECORD_TYPE, approval_records
+from sidecar.approvals.webhook import Notice, WebhookNotifier, build_payload
+from sidecar.audit.log import AuditLog
+from sidecar.audit.redact import Redactor
+from sidecar.engine import Verdict
+from sidecar.errors import AuditUnavailable
+from sidecar.ids import new_ulid
+from sidecar.metrics import GateMetrics
+from sidecar.policy.compiler import CompiledPolicy
+
+DEFAULT_GATE_URL = "http://127.0.0.1:9800"
+# The expiry loop also wakes at least this often, so a wall-clock step cannot strand it.
+_EXPIRY_POLL_SECONDS = 30.0
+_RETRY_SECONDS = 1.0
+_KEEP_BODY = 2048
+
+StepKind = Literal["new", "reuse", "redeem", "preflight", "pending", "refuse"]
+
+
+class ApprovalNotFound(Exception):
+    """No approval with this id (never existed, or finished and forgotten)."""
+
+
+class NotPending(Exception):
+    """A validly signed decision for an approval that can no longer be decided."""
+
+    def __init__(self, approval: Approval, message: str) -> None:
+        super().__init__(message)
+        self.approval = approval
+
+
+@dataclass(frozen=True)
+class ApprovalStep:
+    """What a check does about approvals: the verdict to answer, the approval it names,
+    and whether an ``approval`` record must be written first."""
+
+    kind: StepKind
+    verdict: Verdict
+    approval: Approval | None = None
+    policy: CompiledPolicy | None = None  # whose approvals settings apply (new approvals)
+
+
+class ApprovalService:
+    def __init__(self, audit: AuditLog, *, identity: str, metrics: GateMetrics) -> None:
+        self.audit = audit
+        self.identity = identity
+        self.metrics = metrics
+        self.book = ApprovalBook()
+        # Where approvers reach this gate, for the command line in notifications; set
+        # from the listening socket by the HTTP app.
+        self.gate_url: str | None = None
+        # Notifications and the API show requests redacted. The trail's own redaction
+        # key is not shared, so tags here do not match the trail's.
+        self._redactor = Redactor(os.urandom(32))
+        self._changed: dict[str, asyncio.Event] = {}
+        self._wake: asyncio.Event | None = None
+        self.notifier = WebhookNotifier(self._notify_failed)
+
+    # -- start-up and background ------------------------------------------------------
+
+    def rebuild(self) -> int:
+        """Replay the trail's approval records (before anything else is written)."""
+        applied = self.book.replay(approval_records(self.audit.directory))
+        self.book.prune(now_us())
+        self._refresh_gauge()
+        return applied
+
+    def duties(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self.expire_loop, self.notifier.run]
+
+    async def expire_loop(self) -> None:
+        """Record the expiry of every live approval when its time comes."""
+        while True:
+            now = now_us()
+            failed = False
+            for approval in self.book.due(now):
+                try:
+                    await self._transition(
+                        approval,
+                        {"event": "expired", "previous": approval.status},
+                        lambda a, at=now: self.book.expired(a, at),
+                    )
+                except AuditUnavailable:
+                    failed = True  # still expired for every caller; recorded on a retry
+            self.book.prune(now)
+            self._refresh_gauge()
+            next_expiry = self.book.next_expiry()
+            timeout = _EXPIRY_POLL_SECONDS
+            if next_expiry is not None:
+                timeout = min(timeout, max(0.0, (next_expiry - now_us()) / 1e6))
+            if failed:
+                timeout = max(timeout, _RETRY_SECONDS)
+            wake = self._wake_event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+            wake.clear()
+
+    def _wake_event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    # -- the check flow ---------------------------------------------------------------
+
+    def resolve(self, verdict: Verdict, policy: CompiledPolicy, *, dry_run: bool) -> ApprovalStep:
+        """Decide what ``verdict`` means for approvals (synchronous: no await may come
+        between looking at an approval and claiming it)."""
+        given = verdict.parsed.approval
+        now = now_us()
+        bound_hash = request_hash(verdict.action, verdict.request)
+        if given is None:
+            live = self.book.live_for(bound_hash, now)
+            if live is not None:
+                return ApprovalStep("reuse", self._still_waiting(verdict, live, now), live)
+            if dry_run:
+                return ApprovalStep("preflight", verdict)
+            if self.book.live_count(now) >= self.book.max_live:
+                reason = (
+                    f"{verdict.reason}; {self.book.max_live} approvals are already waiting, "
+                    "so no new one is opened"
+                )
+                return ApprovalStep("refuse", _deny(verdict, reason))
+            approval = self._new_approval(verdict, policy, bound_hash)
+            return ApprovalStep("new", verdict, approval, policy)
+        approval = self.book.get(given)
+        problem = self._redeem_problem(approval, given, bound_hash, now)
+        if problem is not None:
+            return ApprovalStep("refuse", _deny(verdict, problem), approval)
+        assert approval is not None
+        if approval.status == "pending":
+            return ApprovalStep("pending", self._still_waiting(verdict, approval, now), approval)
+        by = f"approved by {approval.approver}" + (
+            f" ({approval.reason})" if approval.reason else ""
+        )
+        if dry_run:
+            reason = f"{by}; approval {approval.id} would allow this once"
+            return ApprovalStep("preflight", _allow(verdict, reason), approval)
+        approval.settling = True  # claimed: a concurrent identical check now loses
+        return ApprovalStep(
+            "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
+        )
+
+    @staticmethod
+    def _redeem_problem(
+        approval: Approval | None, given: str, bound_hash: str, now: int
+    ) -> str | None:
+        if approval is None:
+            return f"approval {given!r} is unknown to this gate"
+        if approval.request_hash != bound_hash:
+            return f"approval {approval.id} was given for a different request"
+        status = approval.effective_status(now)
+        if status == "denied":
+            why = f": {approval.reason}" if approval.reason else ""
+            return f"approval {approval.id} was denied by {approval.approver}{why}"
+        if status == "expired":
+            return f"approval {approval.id} expired at {format_us(approval.expires_us)}"
+        if status == "redeemed":
+            return f"approval {approval.id} was already used"
+        if approval.settling:
+            return f"approval {approval.id} is being used or decided by another request"
+        return None
+
+    @staticmethod
+    def _still_waiting(verdict: Verdict, approval: Approval, now: int) -> Verdict:
+        status = approval.effective_status(now)
+        hint = " (re-send this check with its id)" if status == "approved" else ""
+        return dataclasses.replace(
+            verdict, reason=f"{verdict.reason}; approval {approval.id} is {status}{hint}"
+        )
+
+    def _new_approval(self, verdict: Verdict, policy: CompiledPolicy, bound_hash: str) -> Approval:
+        now = now_us()
+        shown = self._redactor.redact(bound_request(verdict.request))
+        return Approval(
+            id=ID_PREFIX + new_ulid(),
+            request_hash=bound_hash,
+            action=verdict.action,
+            request=shown,
+            rule=verdict.rule,
+            risk=verdict.risk,
+            policy_reason=verdict.reason,
+            policy=verdict.policy_hash,
+            identity=self.identity,
+            decision_id="",
+            created_us=now,
+            expires_us=now + round(policy.approval_timeout * 1_000_000),
+        )
+
+    async def settle(self, step: ApprovalStep, decision_id: str) -> None:
+        """Write the step's approval record and apply it. Raises AuditUnavailable (the
+        step is then undone: a claimed approval is released, a new one never exists)."""
+        approval = step.approval
+        if approval is None:
+            return
+        if step.kind == "new":
+            approval.decision_id = decision_id
+            # Secrets are redacted by the trail itself; the hash was taken before.
+            request = bound_request(step.verdict.request)
+            await self._record(
+                {
+                    "event": "requested",
+                    "approval": approval.id,
+                    "requestHash": approval.request_hash,
+                    "action": approval.action,
+                    "request": request,
+                    "rule": approval.rule,
+                    "risk": approval.risk,
+                    "policyReason": approval.policy_reason,
+                    "policy": approval.policy,
+                    "decisionId": decision_id,
+                    "createdAt": format_us(approval.created_us),
+                    "expiresAt": format_us(approval.expires_us),
+                }
+            )
+            self.book.add(approval)
+            self._changed_now(approval)
+            self._wake_event().set()
+            if step.policy is not None:
+                self._notify(approval, step.policy)
+        elif step.kind == "redeem":
+            await self._transition(
+                approval,
+                {"event": "redeemed", "decisionId": decision_id, "approver": approval.approver},
+                lambda a: self.book.redeemed(a, decision_id, now_us()),
+                claimed=True,
+            )
+
+    # -- approvers --------------------------------------------------------------------
+
+    def get(self, approval_id: str) -> Approval:
+        approval = self.book.get(approval_id)
+        if approval is None:
+            raise ApprovalNotFound(approval_id)
+        return approval
+
+    def listed(self, status: Status | None) -> list[Approval]:
+        return self.book.listed(status, now_us())
+
+    async def wait_for_change(self, approval: Approval, seconds: float) -> None:
+        """Return when ``approval`` changes (or expires), or after ``seconds``."""
+        now = now_us()
+        if seconds <= 0 or approval.effective_status(now) not in LIVE_STATUSES:
+            return
+        until_expiry = max(0.0, (approval.expires_us - now) / 1e6)
+        event = self._changed.setdefault(approval.id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            # Expiry changes what callers see even before it is recorded.
+            await asyncio.wait_for(event.wait(), min(seconds, until_expiry + 0.001))
+
+    async def decide(
+        self, approval_id: str, body: bytes, policy: CompiledPolicy | None
+    ) -> Approval:
+        """Apply an approver's signed decision.
+
+        Raises ApprovalNotFound or ForgedDecision (both recorded as ``forged``),
+        NotPending (recorded as ``refused``) or AuditUnavailable.
+        """
+        approval = self.book.get(approval_id)
+        if approval is None:
+            await self.record_forged(approval_id, body, "no such approval")
+            raise ApprovalNotFound(approval_id)
+        try:
+            decision = parse_decision_body(body)
+            verify_decision(
+                decision, approval.id, approval.request_hash, policy.approvals if policy else None
+            )
+        except ForgedDecision as exc:
+            await self.record_forged(approval_id, body, exc.problem, exc.claimed)
+            raise
+        now = now_us()
+        status = approval.effective_status(now)
+        problem = None
+        if status != "pending":
+            problem = f"approval {approval.id} is {status}, not pending"
+        elif approval.settling:
+            problem = f"approval {approval.id} is being decided by another request"
+        if problem is not None:
+            await self._record_quietly(
+                {
+                    "event": "refused",
+                    "approval": approval.id,
+                    "approver": decision.approver,
+                    "decision": decision.decision,
+                    "problem": problem,
+                }
+            )
+            raise NotPending(approval, problem)
+        outcome: Status = "approved" if decision.decision == "approve" else "denied"
+        await self._transition(
+            approval,
+            {
+                "event": outcome,
+                "decidedAt": format_us(now),
+                "approver": decision.approver,
+                "reason": decision.reason,
+                "requestHash": approval.request_hash,
+                "signature": decision.signature,
+            },
+            lambda a: self.book.decided(a, outcome, decision.approver, decision.reason, now),
+        )
+        return approval
+
+    async def record_forged(
+        self,
+        approval_id: str,
+        body: bytes,
+        problem: str,
+        claimed: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a refused approver attempt (failures to record are counted only: the
+        attempt is refused either way)."""
+        await self._record_quietly(
+            {
+                "event": "forged",
+                "approval": approval_id[:128],
+                "problem": problem,
+                **(claimed or {}),
+                "bytes": len(body),
+                "body": body[:_KEEP_BODY].decode("utf-8", "replace"),
+            }
+        )
+
+    # -- recording and notifying ------------------------------------------------------
+
+    async def _record(self, body: dict[str, Any]) -> None:
+        await self.audit.append(RECORD_TYPE, {**body, "identity": self.identity})
+
+    async def _record_quietly(self, body: dict[str, Any]) -> None:
+        try:
+            await self._record(body)
+        except AuditUnavailable:
+            self.metrics.audit_failures.inc()
+
+    async def _transition(
+        self,
+        approval: Approval,
+        event: dict[str, Any],
+        apply: Callable[[Approval], None],
+        *,
+        claimed: bool = False,
+    ) -> None:
+        """Record ``event`` for ``approval``, then ``apply`` it; nothing else may move
+        the approval meanwhile. ``claimed``: the caller already set ``settling``."""
+        if not claimed:
+            approval.settling = True
+        try:
+            await self._record({**event, "approval": approval.id})
+        finally:
+            approval.settling = False
+        apply(approval)
+        self._changed_now(approval)
+
+    def _changed_now(self, approval: Approval) -> None:
+        event = self._changed.pop(approval.id, None)
+        if event is not None:
+            event.set()
+        self._refresh_gauge()
+
+    def _refresh_gauge(self) -> None:
+        self.metrics.approvals_pending.set(self.book.count("pending", now_us()))
+
+    def _notify(self, approval: Approval, policy: CompiledPolicy) -> None:
+        approvals = policy.approvals
+        if approvals is None or approvals.notify is None:
+            return
+        payload = build_payload(
+            approval, self.gate_url or DEFAULT_GATE_URL, [a.name for a in approvals.approvers]
+        )
+        self.notifier.submit(Notice(approval.id, approvals.notify.webhook, payload))
+
+    async def _notify_failed(self, notice: Notice, attempts: int, problem: str) -> None:
+        await self._record_quietly(
+            {
+                "event": "notifyFailed",
+                "approval": notice.approval_id,
+                "attempts": attempts,
+                "problem": problem[:1024],
+            }
+        )
+
+
+def _deny(verdict: Verdict, reason: str) -> Verdict:
+    return dataclasses.replace(verdict, decision="deny", allowed=False, reason=reason)
+
+
+def _allow(verdict: Verdict, reason: str) -> Verdict:
+    return dataclasses.replace(verdict, decision="allow", allowed=True, reason=reason)

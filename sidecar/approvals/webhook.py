@@ -1,0 +1,189 @@
+"""Notify a webhook of each new pending approval (policy ``approvals.notify.webhook``).
+
+The JSON carries the approval, the request (secrets redacted), the risk, the expiry and
+the ``tollgate approvals`` command lines that approve or deny it, plus a ``text`` field,
+so a Slack incoming webhook can take the payload unchanged (it shows ``text``; ``<``,
+``>`` and ``&`` are escaped as Slack requires, so an agent's request cannot inject a
+mention or a link).
+
+Delivery never delays /check: notices are queued and sent by a background task, each
+attempt with a timeout, retried with exponential backoff on a network error, a timeout,
+HTTP 429 or 5xx. Redirects are not followed. When every attempt fails the gate records
+it (``approval`` record, event ``notifyFailed``) and the approval still waits, visible
+in ``GET /v1/approvals?status=pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.approvals.model import Approval, format_us
+from sidecar.canonical import canonical_bytes
+
+ATTEMPTS = 5
+FIRST_BACKOFF_SECONDS = 0.5
+ATTEMPT_TIMEOUT_SECONDS = 5.0
+MAX_QUEUED = 1000
+CONCURRENT_DELIVERIES = 4
+_SUMMARY_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class Notice:
+    approval_id: str
+    url: str
+    payload: dict[str, Any]
+
+
+GiveUp = Callable[[Notice, int, str], Awaitable[None]]
+
+
+def command_line(verb: str, approval_id: str, gate_url: str, approver: str | None) -> str:
+    """The ``tollgate approvals`` line an approver runs (their key file is their own)."""
+    return shlex.join(
+        [
+            "tollgate", "approvals", verb, approval_id,
+            "--url", gate_url, "--key", "KEY_FILE", "--name", approver or "NAME",
+        ]
+    )  # fmt: skip
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def build_payload(approval: Approval, gate_url: str, approvers: list[str]) -> dict[str, Any]:
+    only = approvers[0] if len(approvers) == 1 else None
+    approve = command_line("approve", approval.id, gate_url, only)
+    deny = command_line("deny", approval.id, gate_url, only)
+    summary = canonical_bytes(approval.request).decode("utf-8")
+    if len(summary) > _SUMMARY_CHARS:
+        summary = summary[:_SUMMARY_CHARS] + " ..."
+    expires = format_us(approval.expires_us)
+    rule = approval.rule or "defaultAction"
+    text = (
+        f"Tollgate: approval needed for {approval.action} by {approval.identity} "
+        f"(risk: {approval.risk or 'not set'}, rule: {rule})\n"
+        f"```{summary}```\n"
+        f"Reason: {approval.policy_reason}\n"
+        f"Expires {expires}; until then it is denied. Approve with:\n`{approve}`\n"
+        f"or deny with:\n`{deny}`"
+    )
+    return {
+        "text": _slack_escape(text),
+        "approval": approval.id,
+        "status": approval.status,
+        "action": approval.action,
+        "request": approval.request,
+        "requestHash": approval.request_hash,
+        "risk": approval.risk,
+        "rule": approval.rule,
+        "reason": approval.policy_reason,
+        "identity": approval.identity,
+        "expiresAt": expires,
+        "approveCommand": approve,
+        "denyCommand": deny,
+    }
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx is then raised as an HTTPError, a permanent failure
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _post(url: str, body: bytes, timeout: float) -> None:
+    """One attempt. Raises ``_Retryable`` or another exception (permanent) on failure."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "tollgate-approvals"},
+    )
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            response.read(65536)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 429 or exc.code >= 500:
+            raise _Retryable(f"HTTP {exc.code}") from None
+        raise RuntimeError(f"HTTP {exc.code} (not retried)") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _Retryable(f"{type(exc).__name__}: {reason}") from None
+
+
+class WebhookNotifier:
+    """A bounded queue of notices and the background task that delivers them."""
+
+    def __init__(
+        self,
+        on_give_up: GiveUp,
+        *,
+        attempts: int = ATTEMPTS,
+        first_backoff: float = FIRST_BACKOFF_SECONDS,
+        timeout: float = ATTEMPT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._on_give_up = on_give_up
+        self._attempts = attempts
+        self._first_backoff = first_backoff
+        self._timeout = timeout
+        self._queue: asyncio.Queue[Notice] | None = None
+        self._dropped: list[Notice] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    def submit(self, notice: Notice) -> None:
+        """Queue ``notice``; never blocks. Over ``MAX_QUEUED`` it is given up at once."""
+        if self._queue is None:
+            self._queue = asyncio.Queue(MAX_QUEUED)
+        try:
+            self._queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            self._dropped.append(notice)
+
+    async def run(self) -> None:
+        """The background duty: deliver queued notices, a few at a time."""
+        if self._queue is None:
+            self._queue = asyncio.Queue(MAX_QUEUED)
+        slots = asyncio.Semaphore(CONCURRENT_DELIVERIES)
+        try:
+            while True:
+                while self._dropped:
+                    notice = self._dropped.pop(0)
+                    await self._on_give_up(notice, 0, "the notification queue is full")
+                notice = await self._queue.get()
+                await slots.acquire()
+                task = asyncio.ensure_future(self._deliver(notice))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+                task.add_done_callback(lambda _: slots.release())
+        finally:
+            for task in list(self._deliveries):
+                task.cancel()
+
+    async def _deliver(self, notice: Notice) -> None:
+        body = canonical_bytes(notice.payload)
+        problem = "no attempt made"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await asyncio.to_thread(_post, notice.url, body, self._timeout)
+                return
+            except _Retryable as exc:
+                problem = str(exc)
+            except Exception as exc:  # a permanent failure: retrying cannot help
+                await self._on_give_up(notice, attempt, str(exc))
+                return
+            if attempt < self._attempts:
+                await asyncio.sleep(self._first_backoff * 2 ** (attempt - 1))
+        await self._on_give_up(notice, self._attempts, problem)

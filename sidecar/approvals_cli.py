@@ -1,0 +1,216 @@
+"""``tollgate approvals list|approve|deny`` (CONTRACT sections 2.4 and 3).
+
+``approve`` and ``deny`` fetch the approval, show the exact request being decided,
+check that it is the request the gate bound the approval to (its hash is recomputed
+here, so neither a wrong ``--url`` nor anything in between can show one request and
+have another signed), then sign the decision with the approver's Ed25519 key and post
+it. Exit codes: 0 done, 1 the gate refused or the approval is not pending (or the
+approver said no at the prompt), 2 a usage, key or connection error.
+
+The ``tollgate`` parser registers these commands on every run, so the gate's modules
+are imported only when one of them runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+DEFAULT_URL = "http://127.0.0.1:9800"
+_REDACTION_MARK = "[REDACTED:"
+
+
+class CommandFailed(Exception):
+    """Stops a command: the message goes to stderr and ``exit_code`` is returned."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except CommandFailed as exc:
+            print(f"tollgate approvals: {exc}", file=sys.stderr)
+            return exc.exit_code
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    approvals = subparsers.add_parser("approvals", help="list, approve and deny approvals")
+    sub = approvals.add_subparsers(
+        dest="approvals_command", required=True, parser_class=type(approvals)
+    )
+    listing = sub.add_parser("list", help="show approvals (pending ones by default)")
+    _add_url(listing)
+    listing.add_argument(
+        "--status",
+        default="pending",
+        help="pending (default), approved, denied, expired, redeemed or all",
+    )
+    listing.add_argument("--json", action="store_true", help="print the gate's JSON answer")
+    listing.set_defaults(func=_reporting(_cmd_list))
+    for verb in ("approve", "deny"):
+        command = sub.add_parser(verb, help=f"sign and send '{verb}' for one approval")
+        command.add_argument("id", help="the approval id, apr_...")
+        _add_url(command)
+        command.add_argument("--key", required=True, help="your Ed25519 private key (PKCS8 PEM)")
+        command.add_argument("--name", required=True, help="your name in the policy's approvers")
+        command.add_argument("--reason", help="why (recorded; not covered by the signature)")
+        command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        command.add_argument(
+            "--accept-redacted",
+            action="store_true",
+            help="sign although secrets in the request are redacted, so the request "
+            "hash cannot be checked against what is shown",
+        )
+        command.set_defaults(func=_reporting(_cmd_decide), decision=verb)
+
+
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("TOLLGATE_URL") or DEFAULT_URL,
+        help=f"the gate ($TOLLGATE_URL, default {DEFAULT_URL})",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0)
+
+
+def _call(
+    method: str, url: str, timeout: float, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """(status, JSON object); CommandFailed when the gate cannot be asked or answers
+    something that is not a JSON object."""
+    data = json.dumps(body).encode("utf-8") if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (OSError, ValueError) as exc:
+        raise CommandFailed(f"cannot reach {url}: {exc}") from None
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise CommandFailed(f"{url} answered HTTP {status}, not JSON") from None
+    if not isinstance(payload, dict):
+        raise CommandFailed(f"{url} answered HTTP {status}, not a JSON object")
+    return status, payload
+
+
+def _expect_ok(status: int, payload: dict[str, Any], exit_code: int, prefix: str = "") -> None:
+    if status == 200:
+        return
+    error = payload.get("error")
+    text = f"HTTP {status}"
+    if isinstance(error, dict):
+        text += f" {error.get('code')}: {error.get('message')}"
+    raise CommandFailed(prefix + text, exit_code)
+
+
+def _describe(view: dict[str, Any]) -> str:
+    rule = view.get("rule") or "defaultAction"
+    request = json.dumps(view.get("request"), indent=2, ensure_ascii=False, sort_keys=True)
+    lines = [
+        f"approval   {view.get('id')}  ({view.get('status')}, expires {view.get('expiresAt')})",
+        f"agent      {view.get('identity')}",
+        f"action     {view.get('action')}",
+        f"rule       {rule}  (risk: {view.get('risk') or 'not set'})",
+        f"reason     {view.get('policyReason')}",
+        f"hash       {view.get('requestHash')}",
+        "request    " + request.replace("\n", "\n           "),
+    ]
+    if view.get("approver"):
+        lines.append(f"decided    by {view['approver']} at {view.get('decidedAt')}")
+    if view.get("reason"):
+        lines.append(f"note       {view['reason']}")
+    return "\n".join(lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    query = "" if args.status == "all" else f"?status={args.status}"
+    status, payload = _call("GET", args.url.rstrip("/") + "/v1/approvals" + query, args.timeout)
+    _expect_ok(status, payload, EXIT_ERROR)
+    if args.json:
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    found = payload.get("approvals", [])
+    if not found:
+        print(f"no {'' if args.status == 'all' else args.status + ' '}approvals")
+    print("\n\n".join(_describe(view) for view in found))
+    return EXIT_OK
+
+
+def _hash_problem(view: dict[str, Any], accept_redacted: bool) -> str | None:
+    """Why the shown request may not be the one signed for, or None when it is."""
+    from sidecar.approvals.model import request_hash
+    from sidecar.canonical import canonical_bytes
+
+    action, request, claimed = view.get("action"), view.get("request"), view.get("requestHash")
+    if not isinstance(action, str) or not isinstance(request, dict):
+        return "the gate's answer has no action and request"
+    if request_hash(action, request) == claimed:
+        return None
+    if _REDACTION_MARK in canonical_bytes(request).decode("utf-8"):
+        if accept_redacted:
+            return None
+        return (
+            "the request contains redacted secrets, so its hash cannot be checked against "
+            "what is shown; pass --accept-redacted to sign for it anyway"
+        )
+    return "the request shown does not match the gate's request hash; not signing"
+
+
+def _confirm(verb: str) -> bool:
+    try:
+        answer = input(f"{verb} this request? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from sidecar.approvals.signing import sign_decision
+    from sidecar.keys import KeyFileError, load_private_key
+
+    try:
+        key = load_private_key(args.key)
+    except (OSError, KeyFileError) as exc:
+        raise CommandFailed(str(exc)) from None
+    endpoint = args.url.rstrip("/") + "/v1/approvals/" + quote(args.id, safe="")
+    status, view = _call("GET", endpoint, args.timeout)
+    _expect_ok(status, view, EXIT_REFUSED if status == 404 else EXIT_ERROR)
+    print(_describe(view))
+    problem = _hash_problem(view, args.accept_redacted)
+    if problem is not None:
+        raise CommandFailed(problem)
+    if view.get("status") != "pending":
+        raise CommandFailed(f"{args.id} is {view.get('status')}, not pending", EXIT_REFUSED)
+    if not args.yes and sys.stdin.isatty() and not _confirm(args.decision.capitalize()):
+        print("nothing sent")
+        return EXIT_REFUSED
+    decision = {
+        "decision": args.decision,
+        "approver": args.name,
+        "signature": sign_decision(key, args.id, args.name, args.decision, view["requestHash"]),
+    }
+    if args.reason:
+        decision["reason"] = args.reason
+    status, answer = _call("POST", endpoint, args.timeout, decision)
+    _expect_ok(status, answer, EXIT_REFUSED, "refused: ")
+    print(f"{args.id}: {answer.get('status')} by {answer.get('approver')}")
+    return EXIT_OK

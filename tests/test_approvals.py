@@ -1,0 +1,788 @@
+"""Human approvals against the real daemon (CONTRACT 2.4): signed decisions, forged,
+replayed, expired and mismatched approvals, concurrent redemption, long-polling,
+surviving a restart, the webhook and the ``tollgate approvals`` command.
+
+Signatures here are built from the contract's words (canonical JSON of four keys,
+Ed25519 via ``cryptography``), not with the gate's own signing module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sidecar.errors import PolicyError
+from sidecar.keys import generate_keypair
+from sidecar.policy.loader import load_policy_file
+from tests.daemon import Daemon
+
+DELETE_WEB = {
+    "action": "k8s.request",
+    "k8s": {"method": "DELETE", "path": "/apis/apps/v1/namespaces/apps/deployments/web"},
+}
+DELETE_API = {
+    "action": "k8s.request",
+    "k8s": {"method": "DELETE", "path": "/apis/apps/v1/namespaces/apps/deployments/api"},
+}
+APPROVAL_ID = re.compile(r"apr_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+# -- keys, policy, signing ----------------------------------------------------------------
+
+
+@dataclass
+class Approver:
+    name: str
+    key_file: Path
+
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+
+    @property
+    def public_base64(self) -> str:
+        return base64.b64encode(self.private_key.public_key().public_bytes_raw()).decode()
+
+    def sign(
+        self, approval: str, decision: str, request_hash: str, as_name: str | None = None
+    ) -> str:
+        message = json.dumps(
+            {
+                "approval": approval,
+                "approver": as_name or self.name,
+                "decision": decision,
+                "requestHash": request_hash,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        return base64.b64encode(self.private_key.sign(message)).decode()
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> dict[str, Approver]:
+    keys = tmp_path / "keys"
+    return {
+        name: Approver(name, generate_keypair(keys, name)[0])
+        for name in ("alice", "bob", "mallory")
+    }
+
+
+def policy_text(
+    people: dict[str, Approver], timeout: str = "300s", webhook: str | None = None
+) -> str:
+    notify = f"\n  notify: {{webhook: '{webhook}'}}" if webhook else ""
+    return f"""\
+version: 1
+rules:
+  - {{id: read-data, action: file.read, path: {{glob: "/app/data/**"}}, decision: allow, risk: low}}
+  - {{id: deploy-writes, action: k8s.request, verb: [delete, patch], resource: deployments, decision: require_approval, risk: high, reason: "deployment changes need a human"}}
+approvals:
+  timeout: {timeout}
+  approvers:
+    - {{name: alice, publicKey: "{people["alice"].public_base64}"}}
+    - {{name: bob, publicKey: "{people["bob"].public_base64}"}}{notify}
+"""
+
+
+@pytest.fixture
+def start(tmp_path: Path, daemon_factory, people) -> Callable[..., Daemon]:  # type: ignore[no-untyped-def]
+    def start(
+        timeout: str = "300s", webhook: str | None = None, audit_dir: Path | None = None
+    ) -> Daemon:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(policy_text(people, timeout, webhook))
+        return daemon_factory(policy, audit_dir=audit_dir)
+
+    return start
+
+
+def ask(gate: Daemon, body: dict[str, Any] = DELETE_WEB) -> dict[str, Any]:
+    response = gate.check(body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def redeem(gate: Daemon, approval_id: str, body: dict[str, Any] = DELETE_WEB) -> dict[str, Any]:
+    return ask(gate, {**body, "approval": approval_id})
+
+
+def view(gate: Daemon, approval_id: str, wait: float | None = None) -> dict[str, Any]:
+    suffix = f"?wait={wait}" if wait is not None else ""
+    response = gate.get(f"/v1/approvals/{approval_id}{suffix}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post(gate: Daemon, approval_id: str, body: Any) -> httpx.Response:
+    assert gate.client is not None
+    if isinstance(body, bytes):
+        return gate.client.post(f"/v1/approvals/{approval_id}", content=body)
+    return gate.client.post(f"/v1/approvals/{approval_id}", json=body)
+
+
+def decision_body(
+    signature: str, approver: str = "alice", decision: str = "approve", **extra: Any
+) -> dict[str, Any]:
+    return {"decision": decision, "approver": approver, "signature": signature, **extra}
+
+
+def decide(
+    gate: Daemon, approval_id: str, who: Approver, decision: str = "approve", **extra: Any
+) -> httpx.Response:
+    """Sign and post ``decision`` for the request hash the gate shows."""
+    request_hash = view(gate, approval_id)["requestHash"]
+    signature = who.sign(approval_id, decision, request_hash)
+    return post(gate, approval_id, decision_body(signature, who.name, decision, **extra))
+
+
+def approval_events(gate: Daemon, approval_id: str | None = None) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in gate.records()
+        if r["type"] == "approval" and (approval_id is None or r["approval"] == approval_id)
+    ]
+
+
+def events(gate: Daemon, approval_id: str | None = None) -> list[str]:
+    return [r["event"] for r in approval_events(gate, approval_id)]
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+# -- the basic flow ---------------------------------------------------------------------------
+
+
+def test_require_approval_opens_a_pending_approval_bound_to_the_request(start) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    before = time.time()
+    answer = ask(gate)
+    assert (answer["allowed"], answer["decision"], answer["rule"], answer["risk"]) == (
+        False, "require_approval", "deploy-writes", "high",
+    )  # fmt: skip
+    approval = answer["approval"]
+    assert APPROVAL_ID.fullmatch(approval["id"]) and approval["status"] == "pending"
+    assert 299 <= parse_time(approval["expiresAt"]) - before <= 302
+
+    (requested,) = approval_events(gate)
+    decision = next(
+        r
+        for r in gate.records()
+        if r["type"] == "decision" and r["decisionId"] == answer["decisionId"]
+    )
+    assert requested["event"] == "requested" and requested["approval"] == approval["id"]
+    assert (
+        requested["decisionId"] == answer["decisionId"] and decision["approval"] == approval["id"]
+    )
+    assert requested["seq"] < decision["seq"], "the approval is recorded before the answer"
+    # The hash is SHA-256 of the canonical {"action", "request"} of the normalised request.
+    canonical = json.dumps(
+        {"action": "k8s.request", "request": decision["request"]},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    assert requested["requestHash"] == "sha256:" + hashlib.sha256(canonical).hexdigest()
+    assert requested["request"] == decision["request"]
+
+    shown = view(gate, approval["id"])
+    assert shown["status"] == "pending" and shown["requestHash"] == requested["requestHash"]
+    assert (
+        shown["request"]["k8s"]["name"] == "web"
+        and shown["policyReason"] == "deployment changes need a human"
+    )
+    listed = gate.get("/v1/approvals?status=pending").json()["approvals"]
+    assert [a["id"] for a in listed] == [approval["id"]]
+    assert gate.get("/v1/approvals?status=approved").json() == {"approvals": []}
+    assert gate.get("/v1/approvals?status=maybe").status_code == 400
+    assert "tollgate_approvals_pending 1.0" in gate.get("/metrics").text
+
+
+def test_the_same_check_again_gets_the_same_approval_not_a_second_one(start) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    first, second = ask(gate), ask(gate)
+    assert first["approval"]["id"] == second["approval"]["id"]
+    assert events(gate) == ["requested"]
+    other = ask(gate, DELETE_API)
+    assert other["approval"]["id"] != first["approval"]["id"]
+
+
+def test_an_approved_request_is_allowed_exactly_once(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    # Before a decision, re-sending with the id is still waiting, not allowed.
+    waiting = redeem(gate, approval_id)
+    assert (waiting["allowed"], waiting["decision"]) == (False, "require_approval")
+    assert waiting["approval"]["status"] == "pending"
+
+    response = decide(gate, approval_id, people["alice"], reason="planned rollout")
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["approver"]) == ("approved", "alice")
+    used = redeem(gate, approval_id)
+    assert (used["allowed"], used["decision"], used["rule"]) == (True, "allow", "deploy-writes")
+    assert "alice" in used["reason"] and used["approval"]["status"] == "redeemed"
+
+    replay = redeem(gate, approval_id)
+    assert (replay["allowed"], replay["decision"]) == (False, "deny")
+    assert "already used" in replay["reason"]
+    assert events(gate, approval_id) == ["requested", "approved", "redeemed"]
+    approved = approval_events(gate, approval_id)[1]
+    assert approved["approver"] == "alice" and approved["reason"] == "planned rollout"
+    redeemed = approval_events(gate, approval_id)[2]
+    assert redeemed["decisionId"] == used["decisionId"]
+    assert view(gate, approval_id)["redeemedBy"] == used["decisionId"]
+    # A decided approval cannot be decided again, even with a valid signature.
+    again = decide(gate, approval_id, people["bob"], "deny")
+    assert again.status_code == 409 and again.json()["allowed"] is False
+    assert events(gate, approval_id)[-1] == "refused"
+
+
+def test_a_denied_approval_denies_and_says_who(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    assert (
+        decide(gate, approval_id, people["bob"], "deny", reason="not during the freeze").status_code
+        == 200
+    )
+    answer = redeem(gate, approval_id)
+    assert answer["allowed"] is False and answer["decision"] == "deny"
+    assert "denied by bob: not during the freeze" in answer["reason"]
+    # Asking again opens a new approval rather than reviving the denied one.
+    assert ask(gate)["approval"]["id"] != approval_id
+
+
+# -- forged, replayed, mismatched ---------------------------------------------------------
+
+
+def test_forged_decisions_are_refused_with_403_and_recorded(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    other_id = ask(gate, DELETE_API)["approval"]["id"]
+    request_hash = view(gate, approval_id)["requestHash"]
+    alice, mallory = people["alice"], people["mallory"]
+    # fmt: off
+    forged: list[tuple[str, Any]] = [
+        ("unsigned", {"decision": "approve", "approver": "alice"}),
+        ("not json", b"approve please"),
+        ("not an object", [1, 2]),
+        ("bad base64", decision_body("%%%")),
+        ("short signature", decision_body(base64.b64encode(b"x" * 10).decode())),
+        ("unknown decision", decision_body(alice.sign(approval_id, "maybe", request_hash), decision="maybe")),
+        ("extra field", decision_body(alice.sign(approval_id, "approve", request_hash), force=True)),
+        ("wrong key for alice", decision_body(mallory.sign(approval_id, "approve", request_hash, as_name="alice"))),
+        ("approver not listed", decision_body(mallory.sign(approval_id, "approve", request_hash), approver="mallory")),
+        ("signed for another approval", decision_body(alice.sign(other_id, "approve", request_hash))),
+        ("signed for the other decision", decision_body(alice.sign(approval_id, "deny", request_hash))),
+        ("signed for another request", decision_body(alice.sign(approval_id, "approve", "sha256:" + "0" * 64))),
+        ("signed as bob", decision_body(alice.sign(approval_id, "approve", request_hash, as_name="bob"))),
+    ]
+    # fmt: on
+    for label, body in forged:
+        response = post(gate, approval_id, body)
+        assert response.status_code == 403, label
+        assert (
+            response.json()["allowed"] is False and response.json()["error"]["code"] == "forbidden"
+        ), label
+    assert post(gate, "apr_nope", {"decision": "approve"}).status_code == 404
+    assert view(gate, approval_id)["status"] == "pending"
+    assert redeem(gate, approval_id)["allowed"] is False
+    recorded = [r for r in approval_events(gate) if r["event"] == "forged"]
+    assert len(recorded) == len(forged) + 1
+    assert {r["approval"] for r in recorded} == {approval_id, "apr_nope"}
+    assert all(r["problem"] for r in recorded)
+    assert any("mallory" in r["problem"] for r in recorded)
+    # The genuine decision still works afterwards.
+    assert decide(gate, approval_id, alice).status_code == 200
+
+
+def test_a_valid_signature_cannot_be_replayed_onto_another_approval(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    first = ask(gate)["approval"]["id"]
+    request_hash = view(gate, first)["requestHash"]
+    body = decision_body(people["alice"].sign(first, "approve", request_hash))
+    assert post(gate, first, body).status_code == 200
+    assert redeem(gate, first)["allowed"] is True
+    # The same request asked again gets a new approval; the old signature is worthless.
+    second = ask(gate)["approval"]["id"]
+    assert second != first
+    assert post(gate, second, body).status_code == 403
+    assert redeem(gate, second)["allowed"] is False
+
+
+def test_an_approval_only_covers_the_identical_request(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    body = {**DELETE_WEB, "context": {"task": "roll back release 41"}}
+    approval_id = ask(gate, body)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    for label, other in [
+        ("another deployment", {**DELETE_API, "context": body["context"]}),
+        ("another justification", {**DELETE_WEB, "context": {"task": "cleanup"}}),
+        ("no justification", DELETE_WEB),
+        ("another verb", {**body, "k8s": {**DELETE_WEB["k8s"], "method": "PATCH"}}),
+    ]:
+        answer = redeem(gate, approval_id, other)
+        assert answer["allowed"] is False and answer["decision"] == "deny", label
+        assert "different request" in answer["reason"], label
+    # The same request in another spelling normalises to the same thing and is covered.
+    same = {
+        **body,
+        "k8s": {
+            "verb": "delete",
+            "group": "apps",
+            "version": "v1",
+            "resource": "deployments",
+            "namespace": "apps",
+            "name": "web",
+        },
+    }
+    assert redeem(gate, approval_id, same)["allowed"] is True
+
+
+def test_unknown_approval_ids_are_denied(start) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    answer = redeem(gate, "apr_01JXXXXXXXXXXXXXXXXXXXXXXX")
+    assert answer["allowed"] is False and "unknown" in answer["reason"]
+    assert gate.get("/v1/approvals/apr_nope").status_code == 404
+
+
+def test_an_approval_is_not_used_when_the_policy_no_longer_requires_one(
+    tmp_path: Path, start, people
+) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    policy = tmp_path / "policy.yaml"
+    original = policy.read_text()
+    policy.write_text(original.replace("decision: require_approval", "decision: deny"))
+    wait_for(lambda: ask(gate)["decision"] == "deny")
+    answer = redeem(gate, approval_id)
+    assert (answer["allowed"], answer["decision"], answer["rule"]) == (
+        False,
+        "deny",
+        "deploy-writes",
+    )
+    assert view(gate, approval_id)["status"] == "approved", "a denied check spends nothing"
+    policy.write_text(original)
+    wait_for(lambda: ask(gate, DELETE_API)["decision"] == "require_approval")
+    assert redeem(gate, approval_id)["allowed"] is True
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+# -- concurrency, expiry, long-poll -------------------------------------------------------
+
+
+def test_concurrent_redemptions_exactly_one_wins(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+
+    async def race() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(
+            base_url=gate.url, limits=httpx.Limits(max_connections=40), timeout=30
+        ) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post("/check", json={**DELETE_WEB, "approval": approval_id})
+                    for _ in range(40)
+                )
+            )
+        return [r.json() for r in responses]
+
+    answers = asyncio.run(race())
+    assert sum(a["allowed"] for a in answers) == 1
+    assert all(a["decision"] == "deny" for a in answers if not a["allowed"])
+    assert events(gate, approval_id).count("redeemed") == 1
+    allowed = [r for r in gate.records() if r["type"] == "decision" and r["allowed"]]
+    assert len(allowed) == 1
+
+
+def test_an_approval_nobody_decides_expires_and_denies(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start(timeout="1s")
+    approval_id = ask(gate)["approval"]["id"]
+    started = time.monotonic()
+    polled = view(gate, approval_id, wait=10)
+    assert polled["status"] == "expired" and time.monotonic() - started < 5
+    answer = redeem(gate, approval_id)
+    assert answer["allowed"] is False and "expired" in answer["reason"]
+    late = decide(gate, approval_id, people["alice"])
+    assert late.status_code == 409
+    wait_for(lambda: "expired" in events(gate, approval_id))
+    assert events(gate, approval_id) == ["requested", "expired", "refused"]
+    assert "tollgate_approvals_pending 0.0" in gate.get("/metrics").text
+
+
+def test_an_approved_approval_not_used_in_time_expires(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start(timeout="1s")
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    assert view(gate, approval_id, wait=10)["status"] == "expired"
+    assert redeem(gate, approval_id)["allowed"] is False
+    wait_for(lambda: events(gate, approval_id)[-1] == "expired")
+    assert approval_events(gate, approval_id)[-1]["previous"] == "approved"
+
+
+def test_long_poll_returns_as_soon_as_an_approver_decides(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    polled: dict[str, Any] = {}
+
+    def poll() -> None:
+        with httpx.Client(base_url=gate.url, timeout=70) as client:
+            started = time.monotonic()
+            polled["answer"] = client.get(f"/v1/approvals/{approval_id}?wait=30").json()
+            polled["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.5)
+    assert "answer" not in polled, "the poll waits while nothing changes"
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    thread.join(10)
+    assert polled["answer"]["status"] == "approved" and polled["seconds"] < 5
+    # Without wait (or wait=0) the answer is immediate; a bad wait is a 400.
+    assert view(gate, approval_id, wait=0)["status"] == "approved"
+    for bad in ("-1", "soon", "nan"):
+        response = gate.get(f"/v1/approvals/{approval_id}?wait={bad}")
+        assert response.status_code == 400 and response.json()["allowed"] is False
+
+
+def test_dry_runs_neither_open_nor_spend_approvals(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    preflight = ask(gate, {**DELETE_WEB, "dryRun": True})
+    assert preflight["decision"] == "require_approval" and "approval" not in preflight
+    assert events(gate) == []
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    dry = ask(gate, {**DELETE_WEB, "approval": approval_id, "dryRun": True})
+    assert dry["allowed"] is True and dry["dryRun"] is True
+    assert view(gate, approval_id)["status"] == "approved"
+    assert redeem(gate, approval_id)["allowed"] is True
+
+
+def test_without_approvers_nobody_can_approve(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nrules:\n  - {action: k8s.request, decision: require_approval}\n")
+    gate = daemon_factory(policy)
+    approval_id = ask(gate)["approval"]["id"]
+    forged = post(gate, approval_id, decision_body(base64.b64encode(bytes(64)).decode(), "root"))
+    assert forged.status_code == 403
+    assert events(gate) == ["requested", "forged"]
+
+
+# -- restart ------------------------------------------------------------------------------
+
+
+def test_approvals_survive_a_restart_and_stay_single_use(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    pending = ask(gate)["approval"]["id"]
+    approved = ask(gate, DELETE_API)["approval"]["id"]
+    assert decide(gate, approved, people["alice"]).status_code == 200
+    used_body = {**DELETE_WEB, "context": {"n": 1}}
+    used = ask(gate, used_body)["approval"]["id"]
+    assert decide(gate, used, people["bob"]).status_code == 200
+    assert redeem(gate, used, used_body)["allowed"] is True
+    before = {a["id"]: a for a in gate.get("/v1/approvals").json()["approvals"]}
+    audit_dir = gate.audit_dir
+    gate.stop()
+
+    gate = start(audit_dir=audit_dir)
+    after = {a["id"]: a for a in gate.get("/v1/approvals").json()["approvals"]}
+    assert after == before
+    assert [a["id"] for a in gate.get("/v1/approvals?status=pending").json()["approvals"]] == [
+        pending
+    ]
+    assert "tollgate_approvals_pending 1.0" in gate.get("/metrics").text
+    assert redeem(gate, used, used_body)["allowed"] is False, "a used approval stays used"
+    assert redeem(gate, approved, DELETE_API)["allowed"] is True
+    assert decide(gate, pending, people["alice"]).status_code == 200
+    assert redeem(gate, pending)["allowed"] is True
+
+
+def test_an_approval_that_expired_while_the_gate_was_down_is_expired(start) -> None:  # type: ignore[no-untyped-def]
+    gate = start(timeout="1s")
+    approval_id = ask(gate)["approval"]["id"]
+    audit_dir = gate.audit_dir
+    gate.stop(signal.SIGKILL)  # no shutdown record, as after a crash
+    time.sleep(1.1)
+    gate = start(timeout="1s", audit_dir=audit_dir)
+    assert view(gate, approval_id)["status"] == "expired"
+    assert redeem(gate, approval_id)["allowed"] is False
+    wait_for(lambda: events(gate, approval_id) == ["requested", "expired"])
+
+
+# -- webhook ------------------------------------------------------------------------------
+
+
+class Hook:
+    """A real HTTP endpoint on 127.0.0.1 that fails its first ``failures`` deliveries."""
+
+    def __init__(self, failures: int = 0, status: int = 500, delay: float = 0.0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.received.append(json.loads(body))
+                hook.headers.append(dict(self.headers))
+                failing = len(hook.received) <= failures
+                if failing and delay:
+                    time.sleep(delay)
+                self.send_response(status if failing else 200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook_factory() -> Iterator[Callable[..., Hook]]:
+    hooks: list[Hook] = []
+
+    def make(**kwargs: Any) -> Hook:
+        hooks.append(Hook(**kwargs))
+        return hooks[-1]
+
+    yield make
+    for hook in hooks:
+        hook.close()
+
+
+def test_webhook_is_retried_and_never_delays_the_check(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory(failures=1, delay=1.5)
+    gate = start(webhook=hook.url)
+    started = time.monotonic()
+    answer = ask(gate)
+    assert time.monotonic() - started < 1.0, "the check does not wait for the webhook"
+    wait_for(lambda: len(hook.received) == 2, timeout=15)
+    assert hook.received[0] == hook.received[1], "the retry sends the same notice"
+    notice = hook.received[1]
+    approval_id = answer["approval"]["id"]
+    assert notice["approval"] == approval_id and notice["risk"] == "high"
+    assert notice["expiresAt"] == answer["approval"]["expiresAt"]
+    assert notice["request"]["k8s"]["name"] == "web" and notice["action"] == "k8s.request"
+    assert notice["approveCommand"] == (
+        f"tollgate approvals approve {approval_id} --url {gate.url} --key KEY_FILE --name NAME"
+    )
+    assert approval_id in notice["text"] and notice["approveCommand"] in notice["text"]
+    assert hook.headers[0]["Content-Type"] == "application/json"
+    assert "notifyFailed" not in events(gate)
+
+
+def test_webhook_text_cannot_ping_a_channel(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    ask(gate, {**DELETE_WEB, "context": {"note": "<!channel> & <https://evil.example|click>"}})
+    wait_for(lambda: len(hook.received) == 1)
+    text = hook.received[0]["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt; &amp; &lt;https://evil.example" in text
+    assert hook.received[0]["request"]["context"]["note"].startswith("<!channel>")
+
+
+def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory(failures=5, status=404)
+    gate = start(webhook=hook.url)
+    approval_id = ask(gate)["approval"]["id"]
+    wait_for(lambda: "notifyFailed" in events(gate, approval_id))
+    failed = approval_events(gate, approval_id)[-1]
+    assert failed["attempts"] == 1 and "404" in failed["problem"]
+    assert len(hook.received) == 1, "a 4xx is not retried"
+    assert view(gate, approval_id)["status"] == "pending", "the approval still waits"
+
+
+def test_webhook_notices_are_redacted(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    secret = "ghp_" + "A1b2C3d4" * 5
+    ask(gate, {**DELETE_WEB, "context": {"note": f"token {secret}"}})
+    wait_for(lambda: len(hook.received) == 1)
+    assert secret not in json.dumps(hook.received[0])
+    assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def tollgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", *args],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def cli_decide(
+    url: str, verb: str, approval_id: str, who: Approver, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``tollgate approvals approve|deny`` with ``who``'s key (``--name`` may be in extra)."""
+    name = () if "--name" in extra else ("--name", who.name)
+    return tollgate(
+        "approvals", verb, approval_id, "--url", url, "--key", str(who.key_file), *name, *extra
+    )
+
+
+def test_cli_lists_shows_the_request_signs_and_approves(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    listing = tollgate("approvals", "list", "--url", gate.url)
+    assert listing.returncode == 0 and approval_id in listing.stdout
+    assert '"name": "web"' in listing.stdout and "deploy-writes" in listing.stdout
+    as_json = json.loads(tollgate("approvals", "list", "--url", gate.url, "--json").stdout)
+    assert as_json["approvals"][0]["id"] == approval_id
+
+    alice = people["alice"]
+    done = cli_decide(gate.url, "approve", approval_id, alice, "--reason", "ticket OPS-7")
+    assert done.returncode == 0, done.stderr
+    assert '"name": "web"' in done.stdout and view(gate, approval_id)["requestHash"] in done.stdout
+    assert f"{approval_id}: approved by alice" in done.stdout
+    assert view(gate, approval_id)["reason"] == "ticket OPS-7"
+    assert redeem(gate, approval_id)["allowed"] is True
+    again = cli_decide(gate.url, "deny", approval_id, alice)
+    assert again.returncode == 1 and "not pending" in again.stderr
+
+
+def test_cli_deny_and_a_key_not_in_the_policy(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    mallory = cli_decide(gate.url, "approve", approval_id, people["mallory"], "--name", "alice")
+    assert mallory.returncode == 1 and "403" in mallory.stderr
+    assert events(gate, approval_id) == ["requested", "forged"]
+    bob = cli_decide(gate.url, "deny", approval_id, people["bob"])
+    assert bob.returncode == 0, bob.stderr
+    assert view(gate, approval_id)["status"] == "denied"
+    unreachable = tollgate("approvals", "list", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+
+
+def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people) -> None:
+    """A gate (or anything at --url) that shows a harmless request while asking for a
+    signature over another request's hash gets no signature."""
+    posts: list[bytes] = []
+    fake_view = {
+        "id": "apr_X", "status": "pending", "action": "file.read", "request": {"path": "/app/data/x"},
+        "requestHash": "sha256:" + hashlib.sha256(b"delete everything").hexdigest(),
+        "expiresAt": "2030-01-01T00:00:00.000000Z",
+    }  # fmt: skip
+
+    class Liar(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(fake_view).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        liar = f"http://127.0.0.1:{server.server_port}"
+        result = cli_decide(liar, "approve", "apr_X", people["alice"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 2 and "does not match" in result.stderr
+    assert posts == []
+
+
+# -- policy loading and the API description -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("approvals", "problem"),
+    [
+        ("approvers: [{name: alice, publicKey: 'not-a-key'}]", "approvals.approvers[0].publicKey"),
+        ("approvers: [{name: alice, publicKey: 'AAAA'}]", "raw 32-byte Ed25519"),
+        (
+            "approvers: [{name: a, publicKey: '{key}'}, {name: a, publicKey: '{key}'}]",
+            "approvals.approvers[1].name: duplicate",
+        ),
+        (
+            "approvers: [{name: ' ', publicKey: '{key}'}]",
+            "approvals.approvers[0].name: must not be empty",
+        ),
+        ("notify: {webhook: 'ftp://hooks.example/x'}", "approvals.notify.webhook"),
+        ("notify: {webhook: 'not a url'}", "approvals.notify.webhook"),
+        ("timeout: soon", "approvals.timeout"),
+    ],
+)
+def test_policy_approver_keys_and_webhook_are_checked_at_load(
+    tmp_path: Path, people, approvals: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "policy.yaml"
+    text = approvals.replace("{key}", people["alice"].public_base64)
+    path.write_text(f"version: 1\napprovals:\n  {text}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(str(path))
+    assert any(problem in p for p in caught.value.problems), caught.value.problems
+    assert str(path) in str(caught.value)
+
+
+def test_a_policy_with_valid_approvers_loads(tmp_path: Path, people) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text(people, "90s", "https://hooks.slack.com/services/T/B/X"))
+    policy = load_policy_file(str(path))
+    assert policy.approval_timeout == 90
+    assert policy.approvals is not None and [a.name for a in policy.approvals.approvers] == [
+        "alice",
+        "bob",
+    ]
+
+
+def test_openapi_describes_the_approval_endpoints(start) -> None:  # type: ignore[no-untyped-def]
+    document = start().get("/openapi.json").json()
+    assert set(document["paths"]["/v1/approvals/{id}"]) == {"get", "post"}
+    assert "get" in document["paths"]["/v1/approvals"]
+    schemas = document["components"]["schemas"]
+    assert set(schemas["DecisionBody"]["required"]) == {"decision", "approver", "signature"}
+    assert {"id", "status", "requestHash", "expiresAt"} <= set(
+        schemas["ApprovalView"]["properties"]
+    )
+    post_op = document["paths"]["/v1/approvals/{id}"]["post"]
+    assert {"200", "403", "404", "409"} <= set(post_op["responses"])

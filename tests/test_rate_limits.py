@@ -1,0 +1,133 @@
+"""``rateLimit`` on allow rules against the real daemon (CONTRACT section 1): a token
+bucket per rule; a spent bucket is a deny that names the rule and says so."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.daemon import Daemon
+
+POLICY = """\
+version: 1
+rules:
+  - {id: reads, action: file.read, path: {glob: "/app/data/**"}, decision: allow, risk: medium, rateLimit: {count: 3, per: 60s}}
+  - {id: writes, action: file.write, path: {glob: "/app/out/**"}, decision: allow, rateLimit: {count: 2, per: 1s}}
+  - {id: status, action: process.exec, command: git, args: {prefix: [status]}, decision: allow, rateLimit: {count: 2, per: 60s}}
+  - {id: logs, action: file.read, path: {glob: "/var/log/**"}, decision: allow}
+"""
+
+
+@pytest.fixture
+def gate(write_policy, daemon_factory) -> Daemon:  # type: ignore[no-untyped-def]
+    return daemon_factory(write_policy(POLICY))
+
+
+def check(gate: Daemon, body: dict[str, Any]) -> dict[str, Any]:
+    response = gate.check(body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def read(gate: Daemon, path: str = "/app/data/x", **extra: Any) -> dict[str, Any]:
+    return check(gate, {"action": "file.read", "path": path, **extra})
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_a_spent_bucket_denies_naming_the_rule(gate: Daemon) -> None:
+    answers = [read(gate, f"/app/data/{i}") for i in range(4)]
+    assert [a["allowed"] for a in answers] == [True, True, True, False]
+    spent = answers[3]
+    assert (spent["decision"], spent["rule"], spent["risk"]) == ("deny", "reads", "medium")
+    assert spent["reason"] == "rate limit 3/60s of rule reads is spent for file.read of /app/data/3"
+    record = next(r for r in gate.records() if r.get("decisionId") == spent["decisionId"])
+    assert (record["decision"], record["allowed"], record["rule"]) == ("deny", False, "reads")
+    assert "rate limit" in record["reason"]
+    # Other rules have their own buckets.
+    assert read(gate, "/var/log/syslog")["allowed"] is True
+    assert check(gate, {"action": "process.exec", "argv": ["git", "status"]})["allowed"] is True
+    assert check(gate, {"action": "file.write", "path": "/app/out/r"})["allowed"] is True
+
+
+def test_the_bucket_refills_over_time(gate: Daemon) -> None:
+    write = {"action": "file.write", "path": "/app/out/report.csv"}
+    assert [check(gate, write)["allowed"] for _ in range(3)] == [True, True, False]
+    # 2 per second: one token is back after half a second.
+    time.sleep(0.6)
+    assert check(gate, write)["allowed"] is True
+    assert check(gate, write)["allowed"] is False
+
+
+def test_dry_runs_see_a_spent_bucket_but_spend_nothing(gate: Daemon) -> None:
+    for _ in range(5):
+        assert read(gate, dryRun=True)["allowed"] is True
+    assert [read(gate)["allowed"] for _ in range(4)] == [True, True, True, False]
+    preflight = read(gate, dryRun=True)
+    assert preflight["allowed"] is False and "rate limit" in preflight["reason"]
+
+
+def test_one_check_spends_one_token_however_many_subjects_match(gate: Daemon) -> None:
+    # A path and its different realPath both match the rule: still one read.
+    for i in range(3):
+        assert read(gate, "/app/data/link", realPath=f"/app/data/target-{i}")["allowed"] is True
+    assert read(gate, "/app/data/link", realPath="/app/data/t")["allowed"] is False
+    # Two `git status` in one command line are one check of the rule.
+    twice = {"action": "process.exec", "commandLine": "git status && git status"}
+    assert [check(gate, twice)["allowed"] for _ in range(3)] == [True, True, False]
+
+
+def test_concurrent_checks_never_overspend(gate: Daemon) -> None:
+    async def burst() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=gate.url, timeout=30) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post("/check", json={"action": "file.read", "path": f"/app/data/{i}"})
+                    for i in range(30)
+                )
+            )
+        return [r.json() for r in responses]
+
+    answers = asyncio.run(burst())
+    assert sum(a["allowed"] for a in answers) == 3
+    assert all(a["rule"] == "reads" for a in answers)
+
+
+def test_a_spent_limit_counts_as_a_deny_and_beats_an_approval_rule(
+    tmp_path: Path, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n"
+        "  - {id: limited, action: file.read, path: {glob: '/a/**'}, decision: allow, rateLimit: {count: 1, per: 60s}}\n"
+        "  - {id: ask, action: file.read, path: /a/secret, decision: require_approval}\n"
+    )
+    gate = daemon_factory(policy)
+    assert read(gate, "/a/secret")["decision"] == "require_approval"
+    assert read(gate, "/a/x")["allowed"] is True
+    spent = read(gate, "/a/secret")
+    assert (spent["decision"], spent["rule"]) == ("deny", "limited")
+    assert "rate limit 1/60s of rule limited is spent" in spent["reason"]
+    assert "approval" not in spent
+
+
+def test_buckets_survive_a_reload_unless_the_limit_changes(gate: Daemon) -> None:
+    assert [read(gate)["allowed"] for _ in range(4)] == [True, True, True, False]
+    # An unrelated edit keeps the spent bucket: no fresh budget from touching the file.
+    gate.policy.write_text(POLICY.replace("id: logs", "id: system-logs"))
+    wait_for(lambda: read(gate, "/var/log/x")["rule"] == "system-logs")
+    assert read(gate)["allowed"] is False
+    # A new limit is a new bucket.
+    gate.policy.write_text(POLICY.replace("count: 3, per: 60s", "count: 5, per: 60s"))
+    wait_for(lambda: read(gate, "/var/log/x")["rule"] == "logs")
+    assert [read(gate)["allowed"] for _ in range(6)] == [True] * 5 + [False]
