@@ -355,6 +355,48 @@ def test_command_git_is_not_fooled_by_dot_dot_through_a_symlink(
     assert _refused(_decide(allow_list, "process.exec", {"argv": [argv0, "status"]}))
 
 
+# ------------------------------------------------------------------ cwd rules vs `cd`
+
+CWD_POLICY = """
+version: 1
+rules:
+  - {id: moves, action: process.exec, command: [cd, pushd, env], decision: allow}
+  - {id: make-in-workspace, action: process.exec, command: make, cwd: {glob: "/workspace/**"}, decision: allow}
+"""
+
+
+def test_a_cwd_rule_allows_its_own_directory() -> None:
+    policy = _load(CWD_POLICY)
+    assert _exec(policy, "make test", "/workspace/app") == ("allow", "make-in-workspace")
+    assert _exec(policy, "cd sub && make test", "/workspace/app")[0] == "allow"
+    assert _exec(policy, "make test", "/etc")[0] == "deny"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="normalise/request.py + commands.py: every command of a command line is "
+    "decided with the request's cwd, not the directory it runs in after cd/pushd/env -C "
+    "(which commands.py tracks for relative paths), so a rule 'make with cwd "
+    "/workspace/**' allows 'cd /etc && make install' sent with cwd /workspace/app",
+)
+def test_a_cwd_rule_follows_cd() -> None:
+    policy = _load(CWD_POLICY)
+    allowed = [
+        line
+        for line in (
+            "cd /etc && make install",
+            "cd / ; make",
+            "cd ../../.. && make",
+            "(cd /etc; make)",
+            "pushd /etc && make",
+            "env -C /etc make",
+            "cd $HOME && make",
+        )
+        if _exec(policy, line, "/workspace/app")[0] == "allow"
+    ]
+    assert allowed == []
+
+
 # ------------------------------------------------------------------ chains hiding a denied command
 
 # Each runs `rm` somewhere; the deny-list gate must find it and deny by rule no-rm.
