@@ -55,6 +55,7 @@ BRACE = re.compile(r"\{[^}]*(,|\.\.).*\}")
 HEREDOC_DELIMITER = re.compile(
     r"(?:[A-Za-z0-9_.,:@%+=/!-]+|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
 )
+PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>\\'\"`$]+")  # word characters with no special meaning
 OPERATORS = (";;&", ";;", ";&", ";", "&&", "&", "||", "|&", "|", "((", "(", ")")
 REDIRECTIONS = ("<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">", "&>>", "&>")
 
@@ -125,6 +126,8 @@ class Lexer:
 
     def _peek(self, ahead: int = 0) -> str:
         """The character ``ahead`` logical characters on, backslash-newlines removed."""
+        if ahead == 0 and self.pos < len(self.src) and self.src[self.pos] != "\\":
+            return self.src[self.pos]
         self._skip_continuations()
         index = self.pos
         for step in range(ahead + 1):
@@ -297,6 +300,11 @@ class Lexer:
                 continue
             if char in METACHARACTERS:
                 break
+            plain = PLAIN_RUN.match(self.src, self.pos)
+            if plain:
+                builder.literal(plain.group(), quoted=False)
+                self.pos = plain.end()
+                continue
             self._word_character(builder, char)
         if self.pos == start:
             raise self._error("expected a word")
