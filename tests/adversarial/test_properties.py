@@ -168,6 +168,40 @@ def test_a_path_outside_a_globs_root_never_matches_it(
     assert verdict.decision == ("allow" if expected else "deny")
 
 
+_LITERAL_SEGMENTS = st.sampled_from(["app", "data", "etc", "x", "", ".", ".."])
+_WILD_SEGMENTS = st.sampled_from(["*", "**", "?", "x*", "*x", "[ad]*", "[!x]", "d?ta", "app"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_LITERAL_SEGMENTS, max_size=4),
+    st.lists(_WILD_SEGMENTS, min_size=1, max_size=3),
+    st.lists(_PATHS, min_size=1, max_size=8),
+)
+def test_no_glob_matches_outside_its_literal_root(
+    literal: list[str], wild: list[str], paths: list[str]
+) -> None:
+    # Whatever the wildcards, a path glob only matches below the directory spelt out
+    # before its first wildcard (once both are normalised).
+    pattern = "/" + "/".join([*literal, *wild])
+    root = normalise_path("/" + "/".join(literal))
+    document = {
+        "version": 1,
+        "rules": [
+            {"id": "g", "action": "file.read", "path": {"glob": pattern}, "decision": "allow"}
+        ],
+    }
+    policy = load_policy_bytes(yaml.safe_dump(document).encode(), "glob.yaml")
+    for path in paths:
+        try:
+            verdict = evaluate_request(policy, {"action": "file.read", "path": path, "cwd": "/app"})
+        except RequestError:
+            continue
+        if verdict.decision == "allow":
+            normalised = verdict.request["path"]
+            assert normalised.startswith(root.rstrip("/") + "/"), (pattern, path)
+
+
 # ------------------------------------------------------------------ policies: monotonicity
 
 _FILE_PATHS = ["/app/data/x", "/app/data/secrets/k", "/etc/shadow", "/etc/x/../passwd", "/tmp/y"]
