@@ -395,6 +395,16 @@ WORKING_DIRECTORY = [
         {"function-definition", "unknown-cwd"},
     ),
     ("cd /a && echo > f", [("cd", "/a"), ("echo",)], set()),
+    (
+        "f() { ./x; }; cd /a; f",
+        [("/work/x",), ("./x",), ("cd", "/a"), ("f",)],
+        {"function-definition", "unknown-cwd"},
+    ),
+    (
+        "trap './x' EXIT; cd /a",
+        [("trap", "./x", "EXIT"), ("/work/x",), ("./x",), ("cd", "/a")],
+        {"trap", "unknown-cwd"},
+    ),
 ]
 
 

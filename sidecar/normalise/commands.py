@@ -254,6 +254,11 @@ def _union(*states: State) -> State:
     return merged if len(merged) <= MAX_CWDS else frozenset({UNKNOWN_CWD})
 
 
+def _later(state: State) -> State:
+    """The directories of code that runs later (a function, a trap): these or any."""
+    return _union(state, frozenset({UNKNOWN_CWD}))
+
+
 def _ordered(state: State) -> list[str | None]:
     return sorted(state, key=lambda cwd: (cwd is not None, cwd != UNKNOWN_CWD, cwd or ""))
 
@@ -334,8 +339,8 @@ class _Analyser:
             return self.simple(node, state, context)
         if isinstance(node, sh.FunctionDefinition):
             self.construct("function-definition", node.raw or node.name + "()")
-            self.command(node.body, state, context)
-            after = _union(state, frozenset({UNKNOWN_CWD})) if _changes_cwd(node.body) else state
+            self.command(node.body, _later(state), context)  # it runs when called, anywhere
+            after = _later(state) if _changes_cwd(node.body) else state
             return after, after
         if isinstance(node, sh.Coprocess):
             self.command(node.command, state, context)
@@ -361,7 +366,7 @@ class _Analyser:
                 reached.extend(self.script(node.otherwise, state, context))
         elif isinstance(node, sh.Loop | sh.For | sh.ArithmeticFor):
             if _changes_cwd(node):  # a cd repeated any number of times
-                state = _union(state, frozenset({UNKNOWN_CWD}))
+                state = _later(state)
                 reached.append(state)
             if isinstance(node, sh.Loop):
                 ok, fail = self.script(node.condition, state, context)
@@ -679,15 +684,13 @@ def _eval(analyser: _Analyser, args: list[Arg], state: State, context: _Context)
     analyser.construct("eval", _display(arg.text for arg in args))
     if text.strip() and all(arg.static for arg in args):
         analyser.script_text(text, state, context.inside("eval"))
-    after = _union(state, frozenset({UNKNOWN_CWD}))
-    return after, after
+    return _later(state), _later(state)
 
 
 def _source(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
     analyser.report(args, state, context)
     analyser.construct(args[0].text, _display(arg.text for arg in args))
-    after = _union(state, frozenset({UNKNOWN_CWD}))
-    return after, after
+    return _later(state), _later(state)
 
 
 def _alias(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
@@ -698,7 +701,7 @@ def _alias(analyser: _Analyser, args: list[Arg], state: State, context: _Context
             continue
         analyser.construct("alias", arg.text)
         if arg.static and value.strip():
-            analyser.script_text(value, state, context.inside(f"alias {name}"))
+            analyser.script_text(value, _later(state), context.inside(f"alias {name}"))
     return state, state
 
 
@@ -709,7 +712,7 @@ def _trap(analyser: _Analyser, args: list[Arg], state: State, context: _Context)
         analyser.construct("trap", _display(arg.text for arg in args))
         action = next(arg for arg in args[1:] if arg.text == operands[0])
         if action.static and action.text.strip():
-            analyser.script_text(action.text, state, context.inside("trap"))
+            analyser.script_text(action.text, _later(state), context.inside("trap"))
     return state, state
 
 
