@@ -20,6 +20,7 @@ import json
 import math
 import random
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -342,16 +343,27 @@ def test_the_daemon_answers_every_fuzzed_body_safely(tmp_path: Path, daemon_fact
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(_BODIES, st.sampled_from(["/check", "/v1/check"]), st.sampled_from(_CONTENT_TYPES))
-    def post(body: bytes, route: str, content_type: str | None) -> None:
+    @given(
+        _BODIES,
+        st.sampled_from(["/check", "/v1/check"]),
+        st.sampled_from(_CONTENT_TYPES),
+        st.integers(0, 64),
+    )
+    def post(body: bytes, route: str, content_type: str | None, chunk: int) -> None:
         headers = {"content-type": content_type} if content_type else {}
+        content: bytes | Iterator[bytes] = body
+        if chunk:  # sent chunked, without a Content-Length, in pieces of `chunk` bytes
+            content = iter([body[i : i + chunk] for i in range(0, len(body), chunk)])
         assert gate.client is not None
-        response = gate.client.post(route, content=body, headers=headers)
+        response = gate.client.post(route, content=content, headers=headers)
         counts[_check_answer(response)] += 1
 
     post()
     for body in _EDGE_BODIES:
         counts[_check_answer(gate.check(body))] += 1
+        # The same again, chunked: no Content-Length to refuse it by.
+        chunks = iter([body[i : i + 4096] for i in range(0, len(body), 4096)])
+        counts[_check_answer(gate.check(chunks))] += 1  # type: ignore[arg-type]
 
     # Still alive, still deciding, both ways.
     assert gate.get("/health").json() == {"status": "ok"}
@@ -380,6 +392,7 @@ _CONTENT_TYPES = [
 
 _EDGE_BODIES: list[bytes] = [
     b"x" * (MAX_BODY_BYTES + 1),
+    b'{"action": "file.read", "path": "/' + b"a" * MAX_BODY_BYTES + b'"}',
     b'{"action": "file.read", "path": "/app/data/' + b"a" * (MAX_BODY_BYTES - 50) + b'"}',
     b'{"action": "file.read", "path": "/app/data/x", "context": {"t": "'
     + b"c" * (MAX_BODY_BYTES - 80)
