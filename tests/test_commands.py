@@ -234,6 +234,10 @@ WRAPPERS = [
     ("env exec git", [("env", "exec", "git"), ("exec", "git")]),
     ("find . -name x", [("find", ".", "-name", "x")]),
     (
+        "find . -exec rm + -rf x \\;",
+        [("find", ".", "-exec", "rm", "+", "-rf", "x", ";"), ("rm", "+", "-rf", "x")],
+    ),
+    (
         "find . -exec grep -l x {} + -execdir rm y \\;",
         [
             ("find", ".", "-exec", "grep", "-l", "x", "{}", "+", "-execdir", "rm", "y", ";"),

@@ -646,7 +646,11 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
         if ends is None:
             continue
         start = index
-        while index < len(args) and args[index].text not in ends:
+        # "+" ends -exec only right after "{}"; anywhere else it is an argument.
+        while index < len(args) and not (
+            args[index].text == ";"
+            or (args[index].text == "+" and "+" in ends and args[index - 1].text == "{}")
+        ):
             index += 1
         if index >= len(args) or index == start:
             return UNPARSED
