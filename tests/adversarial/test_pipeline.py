@@ -45,6 +45,7 @@ rules:
   - {id: no-force-push, action: process.exec, command: git, args: {in: [--force, -f]}, decision: deny}
   - {id: apis, action: network.request, host: {in: [api.openai.com, github.com]}, scheme: https, decision: allow}
   - {id: cluster, action: network.request, host: {endsWith: .svc.cluster.local}, decision: allow}
+  - {id: no-apiserver, action: network.request, host: [kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local], decision: deny}
   - {id: no-private, action: network.request, host: {cidr: PRIVATE}, decision: deny}
   - {id: k8s-read, action: k8s.request, verb: [get, list, watch], namespace: apps, decision: allow}
   - {id: no-secrets, action: k8s.request, resource: secrets, decision: deny}
@@ -213,6 +214,24 @@ def test_a_private_address_behind_an_allowed_name_is_still_denied() -> None:
         "allow",
         "anything",
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kubernetes.default.svc.cluster.local/api/v1/namespaces/kube-system/secrets",
+        "https://KUBERNETES.default.svc.cluster.local./api/v1/secrets",
+        "https://kubernetes.default.svc/api/v1/secrets",
+        "https://kubernetes.default:443/api/v1/secrets",
+        "https://10.96.0.1/api/v1/secrets",  # KUBERNETES_SERVICE_HOST
+        "https://0xa600001/api/v1/secrets",
+    ],
+)
+def test_the_api_server_is_not_reachable_as_a_plain_network_request(
+    allow_list: CompiledPolicy, url: str
+) -> None:
+    # k8s.request rules would mean nothing if the same call went out as network.request.
+    assert _refused(_decide(allow_list, "network.request", {"url": url}))
 
 
 # ------------------------------------------------------------------ `command: git` vs paths
