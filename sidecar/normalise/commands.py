@@ -1,4 +1,4 @@
-"""Static analysis of the commands of a ``process.exec`` request.
+r"""Static analysis of the commands of a ``process.exec`` request.
 
 Implements CONTRACT 2.2 "Commands" (and the command side of 1, "process command"):
 a request's ``argv`` or ``commandLine`` becomes every simple command it would run, the
@@ -11,13 +11,18 @@ What is reported
 ----------------
 * ``commandLine`` is parsed the way bash parses it (``shell_parser``): lists (``;``
   ``&`` ``&&`` ``||`` newline), pipelines, subshells, groups, if/while/until/for/select/
-  case bodies, functions, ``coproc``. Every simple command is reported, in order, shell
-  builtins included (``cd``, ``echo``, ``test`` ...): a policy allows them by name.
+  case bodies, functions, ``coproc``. Every simple command is reported, in order (a
+  substitution's commands before the command that uses its output), shell builtins
+  included (``cd``, ``echo``, ``test`` ...; ``[[ ... ]]`` as a command ``[[``): a policy
+  allows them by name. Function bodies, traps and aliases are analysed where they are
+  defined, with an unknowable working directory (they run later).
 * Shells (``sh bash dash zsh ksh mksh ash yash posh ...``, by name or by path) with
   ``-c`` are replaced by the commands of their script, analysed recursively (also after
   other flags: ``-lc``, ``-ec``, ``-o pipefail -c`` ...). A shell reading a script file
-  or standard input is reported as itself: the policy decides on ``bash``. A shell named
-  by a path outside the trusted directories is reported as itself as well as unwrapped.
+  or standard input is reported as itself: the policy decides on ``bash`` (allowing it
+  allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
+  the trusted directories is reported as itself as well as unwrapped. Other languages
+  (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
   ``doas``, ``pkexec``, ``chroot``, ``ionice``, ``setsid``, ``nsenter``, ``unshare``,
@@ -77,8 +82,12 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``unparsed-wrapper``      a wrapper or shell with options this analysis does not know:
                           what it runs is unknown.
 
-Text that cannot be parsed, NUL bytes, an empty ``argv`` and nesting deeper than
-``max_depth`` scripts are ``RequestError`` (400), never a partial analysis.
+Text that cannot be parsed, NUL bytes, an empty ``argv``, nesting deeper than
+``max_depth`` scripts and a command line with nothing to evaluate (only comments or
+assignments) are ``RequestError`` (400), never a partial analysis. So are the places
+where bash itself would guess: ``((`` or ``$((`` that bash would re-read as subshells,
+here-document delimiters other than plain words (``EOF``, ``'EOF'``, ``"EOF"``,
+``\EOF``), a here-document not ended before the end of the text.
 """
 
 from __future__ import annotations
