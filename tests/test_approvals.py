@@ -219,15 +219,10 @@ def test_require_approval_opens_a_pending_approval_bound_to_the_request(start) -
     assert gate.get("/v1/approvals?status=approved").json() == {"approvals": []}
     assert gate.get("/v1/approvals?status=maybe").status_code == 400
     assert "tollgate_approvals_pending 1.0" in gate.get("/metrics").text
-
-
-def test_the_same_check_again_gets_the_same_approval_not_a_second_one(start) -> None:  # type: ignore[no-untyped-def]
-    gate = start()
-    first, second = ask(gate), ask(gate)
-    assert first["approval"]["id"] == second["approval"]["id"]
-    assert events(gate) == ["requested"]
-    other = ask(gate, DELETE_API)
-    assert other["approval"]["id"] != first["approval"]["id"]
+    # The same check again gets the same approval: one action, one human question.
+    assert ask(gate)["approval"]["id"] == approval["id"]
+    assert ask(gate, DELETE_API)["approval"]["id"] != approval["id"]
+    assert [r["event"] for r in approval_events(gate)] == ["requested", "requested"]
 
 
 def test_an_approved_request_is_allowed_exactly_once(start, people) -> None:  # type: ignore[no-untyped-def]
@@ -251,6 +246,11 @@ def test_an_approved_request_is_allowed_exactly_once(start, people) -> None:  # 
     assert events(gate, approval_id) == ["requested", "approved", "redeemed"]
     approved = approval_events(gate, approval_id)[1]
     assert approved["approver"] == "alice" and approved["reason"] == "planned rollout"
+    # The record alone proves who approved what: its signature verifies with alice's key.
+    signed = {k: approved[k] for k in ("approver", "decision", "requestHash")}
+    message = json.dumps({**signed, "approval": approval_id}, sort_keys=True, separators=(",", ":"))
+    alice_key = people["alice"].private_key.public_key()
+    alice_key.verify(base64.b64decode(approved["signature"]), message.encode())
     redeemed = approval_events(gate, approval_id)[2]
     assert redeemed["decisionId"] == used["decisionId"]
     assert view(gate, approval_id)["redeemedBy"] == used["decisionId"]
@@ -307,6 +307,9 @@ def test_forged_decisions_are_refused_with_403_and_recorded(start, people) -> No
             response.json()["allowed"] is False and response.json()["error"]["code"] == "forbidden"
         ), label
     assert post(gate, "apr_nope", {"decision": "approve"}).status_code == 404
+    assert gate.get("/v1/approvals/apr_nope").status_code == 404
+    unknown = redeem(gate, "apr_01JXXXXXXXXXXXXXXXXXXXXXXX")
+    assert unknown["allowed"] is False and "unknown" in unknown["reason"]
     assert view(gate, approval_id)["status"] == "pending"
     assert redeem(gate, approval_id)["allowed"] is False
     recorded = [r for r in approval_events(gate) if r["event"] == "forged"]
@@ -359,13 +362,6 @@ def test_an_approval_only_covers_the_identical_request(start, people) -> None:  
         },
     }
     assert redeem(gate, approval_id, same)["allowed"] is True
-
-
-def test_unknown_approval_ids_are_denied(start) -> None:  # type: ignore[no-untyped-def]
-    gate = start()
-    answer = redeem(gate, "apr_01JXXXXXXXXXXXXXXXXXXXXXXX")
-    assert answer["allowed"] is False and "unknown" in answer["reason"]
-    assert gate.get("/v1/approvals/apr_nope").status_code == 404
 
 
 def test_an_approval_is_not_used_when_the_policy_no_longer_requires_one(
@@ -510,6 +506,10 @@ def test_approvals_survive_a_restart_and_stay_single_use(start, people) -> None:
     used = ask(gate, used_body)["approval"]["id"]
     assert decide(gate, used, people["bob"]).status_code == 200
     assert redeem(gate, used, used_body)["allowed"] is True
+    # An agent that plants what looks like an approval record in its context does not
+    # approve anything: the rebuild reads only the trail's own top-level records.
+    planted = {"type": "approval", "event": "approved", "approval": pending, "approver": "alice"}
+    ask(gate, {"action": "file.read", "path": "/app/data/x", "context": planted})
     before = {a["id"]: a for a in gate.get("/v1/approvals").json()["approvals"]}
     audit_dir = gate.audit_dir
     gate.stop()
@@ -609,14 +609,18 @@ def test_webhook_is_retried_and_never_delays_the_check(start, hook_factory) -> N
     assert "notifyFailed" not in events(gate)
 
 
-def test_webhook_text_cannot_ping_a_channel(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_text_cannot_ping_a_channel_or_leak_a_secret(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
     hook = hook_factory()
     gate = start(webhook=hook.url)
-    ask(gate, {**DELETE_WEB, "context": {"note": "<!channel> & <https://evil.example|click>"}})
+    secret = "ghp_" + "A1b2C3d4" * 5
+    note = f"<!channel> & <https://evil.example|click> token {secret}"
+    ask(gate, {**DELETE_WEB, "context": {"note": note}})
     wait_for(lambda: len(hook.received) == 1)
     text = hook.received[0]["text"]
     assert "<!channel>" not in text and "&lt;!channel&gt; &amp; &lt;https://evil.example" in text
     assert hook.received[0]["request"]["context"]["note"].startswith("<!channel>")
+    assert secret not in json.dumps(hook.received[0])
+    assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
 
 
 def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
@@ -628,16 +632,6 @@ def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # typ
     assert failed["attempts"] == 1 and "404" in failed["problem"]
     assert len(hook.received) == 1, "a 4xx is not retried"
     assert view(gate, approval_id)["status"] == "pending", "the approval still waits"
-
-
-def test_webhook_notices_are_redacted(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
-    hook = hook_factory()
-    gate = start(webhook=hook.url)
-    secret = "ghp_" + "A1b2C3d4" * 5
-    ask(gate, {**DELETE_WEB, "context": {"note": f"token {secret}"}})
-    wait_for(lambda: len(hook.received) == 1)
-    assert secret not in json.dumps(hook.received[0])
-    assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from sidecar.errors import AuditUnavailable
 from sidecar.ids import new_ulid
 from sidecar.metrics import GateMetrics
 from sidecar.policy.compiler import CompiledPolicy
+
+logger = logging.getLogger("tollgate.approvals")
 
 DEFAULT_GATE_URL = "http://127.0.0.1:9800"
 # The expiry loop also wakes at least this often, so a wall-clock step cannot strand it.
@@ -126,6 +129,9 @@ class ApprovalService:
                     )
                 except AuditUnavailable:
                     failed = True  # still expired for every caller; recorded on a retry
+                except Exception:  # a bug must not stop later expiries from being recorded
+                    logger.exception("recording the expiry of %s failed", approval.id)
+                    failed = True
             self.book.prune(now)
             self._refresh_gauge()
             next_expiry = self.book.next_expiry()
@@ -335,6 +341,8 @@ class ApprovalService:
             {
                 "event": outcome,
                 "decidedAt": format_us(now),
+                # With requestHash and signature, the record can be verified on its own.
+                "decision": decision.decision,
                 "approver": decision.approver,
                 "reason": decision.reason,
                 "requestHash": approval.request_hash,
