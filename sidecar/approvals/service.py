@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -125,7 +126,7 @@ class ApprovalService:
                     await self._transition(
                         approval,
                         {"event": "expired", "previous": approval.status},
-                        lambda a, at=now: self.book.expired(a, at),
+                        functools.partial(self.book.expired, at=now),
                     )
                 except AuditUnavailable:
                     failed = True  # still expired for every caller; recorded on a retry
@@ -170,13 +171,12 @@ class ApprovalService:
                     "so no new one is opened"
                 )
                 return ApprovalStep("refuse", _deny(verdict, reason))
-            approval = self._new_approval(verdict, policy, bound_hash)
-            return ApprovalStep("new", verdict, approval, policy)
+            opened = self._new_approval(verdict, policy, bound_hash)
+            return ApprovalStep("new", verdict, opened, policy)
         approval = self.book.get(given)
         problem = self._redeem_problem(approval, given, bound_hash, now)
-        if problem is not None:
-            return ApprovalStep("refuse", _deny(verdict, problem), approval)
-        assert approval is not None
+        if problem is not None or approval is None:
+            return ApprovalStep("refuse", _deny(verdict, problem or "no approval"), approval)
         if approval.status == "pending":
             return ApprovalStep("pending", self._still_waiting(verdict, approval, now), approval)
         by = f"approved by {approval.approver}" + (
