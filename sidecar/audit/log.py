@@ -378,14 +378,10 @@ class AuditLog:
             raise ValueError(f"unknown audit record type {type_!r}")
         if not isinstance(body, dict):
             raise TypeError("an audit record body must be a dict")
-        clash = ENVELOPE_KEYS.intersection(body)
-        if clash:
-            raise ValueError(f"record body must not set {sorted(clash)}")
-        record = dict(body)
-        record["seq"] = seq
-        record["ts"] = format_ts()
-        record["type"] = type_
-        record["prev"] = prev.hex()
+        if "seq" in body or "ts" in body or "type" in body or "prev" in body:
+            clash = sorted(ENVELOPE_KEYS.intersection(body))
+            raise ValueError(f"record body must not set {clash}")
+        record = {**body, "seq": seq, "ts": format_ts(), "type": type_, "prev": prev.hex()}
         line = canonical_bytes(record)
         if self._redactor.may_hold_secret(line):
             redacted = self._redactor.redact(body)
