@@ -98,6 +98,8 @@ def parse_json_body(body: bytes) -> Any:
         ) from None
     except RecursionError:
         raise RequestError("body nests too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond CPython's digit limit
+        raise RequestError(f"body is not acceptable JSON: {exc}") from None
 
 
 def _error_field(loc: tuple[int | str, ...]) -> str:

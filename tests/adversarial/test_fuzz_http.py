@@ -288,13 +288,6 @@ def test_the_pipeline_raises_only_request_errors(policy: CompiledPolicy, body: b
     json.dumps(verdict.request, allow_nan=False)  # what is recorded is plain JSON
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="request.parse_json_body: json.loads raises ValueError (not JSONDecodeError) for "
-    "an integer over 4300 digits (CPython's int max_str_digits), which escapes as a 500 "
-    "with no invalidRequest record; the next request on that keep-alive connection is "
-    "reset",
-)
 @pytest.mark.parametrize(
     "body",
     [
