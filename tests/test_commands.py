@@ -46,7 +46,7 @@ SPLITTING = [
     ("a |\n b", [("a",), ("b",)]),
     ("(a; b) && { c; d; }", [("a",), ("b",), ("c",), ("d",)]),
     ("! a", [("a",)]),
-    ("time -p a | b", [("a",), ("b",)]),
+    ("time -p a | b", [("a",), ("b",), ("time", "-p", "a")]),  # sh: time is a program
     ("if a; then b; elif c; then d; else e; fi", [("a",), ("b",), ("c",), ("d",), ("e",)]),
     ("while a; do b; done; until c; do d; done", [("a",), ("b",), ("c",), ("d",)]),
     ("for x in 1 2; do b; done", [("b",)]),
@@ -55,7 +55,7 @@ SPLITTING = [
     ("select x in a b; do c; done", [("c",)]),
     ("case x in a) b;; (c|d) e;& *) f;;& esac", [("b",), ("e",), ("f",)]),
     ("case x in\n a)\n b\n ;;\nesac", [("b",)]),
-    ("coproc a b", [("a", "b")]),
+    ("coproc a b", [("a", "b"), ("coproc", "a", "b")]),
     ("coproc NAME { a; }", [("a",)]),
     ("f() { a; }", [("a",)]),
     ("function f { a; }; function g() ( b )", [("a",), ("b",)]),
@@ -82,9 +82,6 @@ WORDS = [
     ("echo a\\\nb", ("echo", "ab")),
     ("echo 'a\\\nb'", ("echo", "a\\\nb")),
     ('echo "a\\"b\\$c\\\\d\\e"', ("echo", 'a"b$c\\d\\e')),
-    ("echo $'\\x72m\\t\\101\\u00e9\\n'", ("echo", "rm\tA\u00e9\n")),
-    ("echo $'a\\'b' $\"c\"", ("echo", "a'b", "c")),
-    ("echo $'ab\\x00cd'", ("echo", "ab")),  # a NUL ends the argument, as in bash
     ("echo '' \"\"", ("echo", "", "")),
     ("echo \\; \\| \\&", ("echo", ";", "|", "&")),
     ("echo a$", ("echo", "a$")),
@@ -98,6 +95,61 @@ def test_words_are_quote_removed_like_sh(line: str, expected: tuple[str, ...]) -
     analysis = analyse(line)
     assert argvs(analysis) == [expected]
     assert analysis.constructs == ()
+
+
+ANSI_C = [
+    (
+        "echo $'\\x72m\\t\\101\\u00e9\\n'",
+        ("echo", "rm\tA\u00e9\n"),
+        ("echo", "$\\x72m\\t\\101\\u00e9\\n"),
+    ),
+    ("echo $'a\\'b' $\"c\"", ("echo", "a'b", "c"), None),  # sh: an unterminated quote
+    ("echo $'ab\\x00cd'", ("echo", "ab"), ("echo", "$ab\\x00cd")),  # a NUL ends it in bash
+    ('echo $"a b"', ("echo", "a b"), ("echo", "$a b")),
+]
+
+
+@pytest.mark.parametrize(("line", "in_bash", "in_sh"), ANSI_C)
+def test_ansi_c_quotes_are_bash_and_a_dollar_to_posix_sh(
+    line: str, in_bash: tuple[str, ...], in_sh: tuple[str, ...] | None
+) -> None:
+    assert argvs(analyse(line)) == [in_bash] + ([in_sh] if in_sh else [])
+
+
+# -- the POSIX sh reading ----------------------------------------------------------------------
+
+POSIX_READING = [
+    (
+        "[[ -f x || rm y ]]",
+        [("[[", "-f", "x", "||", "rm", "y", "]]"), ("[[", "-f", "x"), ("rm", "y", "]]")],
+        [],
+    ),
+    ("[[ -f a && -d b ]]", [("[[", "-f", "a", "&&", "-d", "b", "]]"), ("[[", "-f", "a")], []),
+    ("[[ a > b ]]", [("[[", "a", ">", "b", "]]"), ("[[", "a", "]]")], ["/work/b"]),
+    ("((rm x))", [("rm", "x")], []),
+    ("a &>f b", [("a", "b"), ("a",), ("b",)], ["/work/f"]),
+    ("a |& b", [("a",), ("b",)], []),
+    (
+        "sh -c '[[ x || rm y ]]'",
+        [("[[", "x", "||", "rm", "y", "]]"), ("[[", "x"), ("rm", "y", "]]")],
+        [],
+    ),
+    ("dash -c '((rm x))'", [("rm", "x")], []),
+    ("bash -c '[[ x || rm y ]]'", [("[[", "x", "||", "rm", "y", "]]")], []),
+    ("zsh -c '((rm x))'", [], []),
+    ("diff <(a) <(b)", [("a",), ("b",), ("diff", "<(a)", "<(b)")], []),
+    ("x=(1 2); rm y", [("rm", "y")], []),
+    ("ls\nx=(1 2)\n((rm y))", [("ls",)], []),  # sh stops at the line it cannot parse
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "writes"), POSIX_READING)
+def test_what_posix_sh_would_run_is_reported_too(
+    line: str, expected: list[tuple[str, ...]], writes: list[str]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert list(analysis.writes) == writes
 
 
 # -- shells ------------------------------------------------------------------------------------
@@ -194,7 +246,7 @@ WRAPPERS = [
     ("exec make", [("make",)]),
     ("exec -a name make", [("make",)]),
     ("builtin echo x", [("echo", "x")]),
-    ("time make", [("make",)]),
+    ("time make", [("make",), ("time", "make")]),
     ("/usr/bin/time -v make", [("/usr/bin/time", "-v", "make"), ("make",)]),
     ("busybox rm x", [("busybox", "rm", "x"), ("rm", "x")]),
     ("busybox --list", [("busybox", "--list")]),
@@ -450,8 +502,8 @@ CONSTRUCT_CASES = [
         {"backticks"},
     ),
     ("echo $((1+2))", [("echo", "$((1+2))")], {"arithmetic"}),
-    ("echo $[1+2]", [("echo", "$[1+2]")], {"arithmetic"}),
-    ("((i++))", [], {"arithmetic"}),
+    ("echo $[1+2]", [("echo", "$[1+2]")], {"arithmetic", "glob"}),  # sh: a glob
+    ("((i++))", [("i++",)], {"arithmetic"}),  # sh: ( (i++) )
     ("for ((i=0;i<2;i++)); do a; done", [("a",)], {"arithmetic"}),
     ("let i=1", [("let", "i=1")], {"arithmetic"}),
     ("[[ $a -eq 1 ]]", [("[[", "$a", "-eq", "1", "]]")], {"arithmetic", "parameter-expansion"}),

@@ -9,6 +9,15 @@ allows it by name; the strictest decision wins.
 
 What is reported
 ----------------
+* A command line may be run by bash or by POSIX sh (dash is ``/bin/sh`` on Debian and
+  Ubuntu, and what ``system()`` and ``shell=True`` use), and the two read some text
+  differently: ``[[ a || b ]]`` runs ``b`` in dash, ``((x))`` is two subshells,
+  ``a &>f b`` runs ``b``. So ``commandLine`` (and the scripts of ``sh -c``, ``eval``,
+  ``su -c`` ...) is read both ways and the union is reported: first what bash runs,
+  then what only POSIX sh runs, labelled "as POSIX sh reads it" (except a "program"
+  starting with ``-``, as in ``[[ a || -f b ]]``, which runs nothing). It must parse as
+  bash; POSIX sh runs the lines before its first syntax error, and so many are read.
+  ``bash``/``zsh``/``ksh -c`` scripts are read as bash only.
 * ``commandLine`` is parsed the way bash parses it (``shell_parser``): lists (``;``
   ``&`` ``&&`` ``||`` newline), pipelines, subshells, groups, if/while/until/for/select/
   case bodies, functions, ``coproc``. Every simple command is reported, in order (a
@@ -154,6 +163,9 @@ SUBSTITUTION_LABELS = {
     "backticks": "`...`",
     "process-substitution": "<(...)",
 }
+# Shells whose scripts are read as bash reads them (they share [[ ]] and (( ))); every
+# other script (sh, dash, ash, a command line, eval ...) is read both ways.
+BASH_DIALECTS = frozenset({"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"})
 MAX_CWDS = 8
 LABEL_LENGTH = 120
 
@@ -204,9 +216,7 @@ def analyse_command(
         if argv is not None:
             analyser.run(_checked_argv(argv), start, _Context())
         else:
-            analyser.script(
-                _parse(_checked_text(command_line), max_depth, field), start, _Context()
-            )
+            analyser.script_text(_checked_text(command_line), start, _Context())
     except RecursionError:
         raise RequestError("is nested too deeply", field) from None
     analysis = analyser.result()
@@ -254,6 +264,9 @@ class _Context:
     def inside(self, where: str) -> _Context:
         return _Context(self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"))
 
+    def reading(self, how: str) -> _Context:
+        return dataclasses.replace(self, where=(*self.where, how))
+
     def via(self, program: str) -> _Context:
         return dataclasses.replace(self, where=(*self.where, f"via {program}"))
 
@@ -296,6 +309,7 @@ class _Analyser:
         self.writes: dict[str, None] = {}
         self.reads: dict[str, None] = {}
         self.constructs: dict[Construct, None] = {}
+        self.analysed: set[tuple[str, State, bool]] = set()
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
@@ -307,12 +321,36 @@ class _Analyser:
 
     # -- scripts -------------------------------------------------------------------------
 
-    def script_text(self, text: str, state: State, context: _Context) -> None:
-        """Analyse a script found as a string (``sh -c``, ``eval``, a here-document)."""
-        script = _parse(
-            text, self.max_depth, self.field, depth=context.depth, nesting=context.nesting
+    def script_text(
+        self, text: str, state: State, context: _Context, *, posix: bool = True
+    ) -> None:
+        """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
+        sh reads it (a command line or ``sh -c`` script may well run under dash)."""
+        key = (text, state, posix)
+        if key in self.analysed:
+            return  # the same text in the same place: its commands are reported already
+        self.analysed.add(key)
+        depth, nesting = context.depth, context.nesting
+        self.script(
+            _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting), state, context
         )
-        self.script(script, state, context)
+        if not posix:
+            return
+        try:
+            script = parse_script(
+                text, max_depth=self.max_depth, depth=depth, nesting=nesting, posix=True
+            )
+        except ShellSyntaxError:
+            return
+        known = {command.argv for command in self.commands}
+        start = len(self.commands)
+        self.script(script, state, context.reading("as POSIX sh reads it"))
+        added, self.commands[start:] = self.commands[start:], []
+        for command in added:
+            # Only what bash would not run; "-d b ]]" from "[[ a || -d b ]]" runs nothing.
+            if command.argv not in known and not command.argv[0].startswith("-"):
+                known.add(command.argv)
+                self.commands.append(command)
 
     def script(self, script: sh.Script, state: State, context: _Context) -> Flow:
         flow: Flow = (state, state)
@@ -402,6 +440,7 @@ class _Analyser:
                 self.expansions(word, state, context)
                 if word.text in ARITHMETIC_TESTS and not word.quoted:
                     self.construct("arithmetic", " ".join(w.raw for w in node.words))
+            self.redirects(_comparisons_as_redirects(node), state, context)
         return _union(*reached)
 
     def loop_header(self, node: sh.For | sh.ArithmeticFor, state: State, context: _Context) -> None:
@@ -609,24 +648,34 @@ class _Analyser:
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted:
                 self.report(args, state, context)
-            self.shell_script(invocation.script, args, state, context, f"{program} -c script")
+            posix = program not in BASH_DIALECTS
+            where = f"{program} -c script"
+            self.shell_script(invocation.script, args, state, context, where, posix=posix)
             return
         if invocation.kind == "stdin" and stdin:
             self.construct("heredoc-to-shell", display)
+            where = context.inside(f"{program} standard input")
             for feed in stdin:
                 if feed.static:
-                    self.script_text(feed.text, state, context.inside(f"{program} standard input"))
+                    self.script_text(feed.text, state, where, posix=program not in BASH_DIALECTS)
         self.report(args, state, context)
 
     def shell_script(
-        self, script: Arg, args: list[Arg], state: State, context: _Context, where: str
+        self,
+        script: Arg,
+        args: list[Arg],
+        state: State,
+        context: _Context,
+        where: str,
+        *,
+        posix: bool = True,
     ) -> None:
         """Analyse the script a shell or wrapper runs; a dynamic one is reported as is."""
         if not script.static:
             self.construct("dynamic-command", _display(arg.text for arg in args))
             self.report(args, state, context)
             return
-        self.script_text(script.text, state, context.inside(where))
+        self.script_text(script.text, state, context.inside(where), posix=posix)
 
     def changed_directory(self, target: str, state: State) -> State:
         if target == UNKNOWN_CWD:
@@ -805,6 +854,17 @@ BUILTINS = {
     "enable": _lookup,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }
+
+
+def _comparisons_as_redirects(node: sh.Conditional) -> list[sh.Redirect]:
+    """``[[ a > b ]]`` compares strings in bash, but POSIX sh (and bash itself inside
+    ``$(time [[ ... ]])``) opens ``b`` for writing: count ``<``/``>`` as redirections."""
+    words = node.words
+    return [
+        sh.Redirect(word.raw, None, words[index + 1])
+        for index, word in enumerate(words[:-1])
+        if word.raw in ("<", ">") and not word.quoted and word.raw == word.text
+    ]
 
 
 def _is_descriptor(redirect: sh.Redirect, target: sh.Word) -> bool:

@@ -57,6 +57,8 @@ HEREDOC_DELIMITER = re.compile(
 )
 PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>\\'\"`$]+")  # word characters with no special meaning
 OPERATORS = (";;&", ";;", ";&", ";", "&&", "&", "||", "|&", "|", "((", "(", ")")
+POSIX_OPERATORS = (";;", ";", "&&", "&", "||", "|", "(", ")")
+POSIX_REDIRECTIONS = ("<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">")
 REDIRECTIONS = ("<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">", "&>>", "&>")
 
 
@@ -116,6 +118,7 @@ class Lexer:
         self.parser = parser
         self.level = 0  # $( ) nesting inside this text; here-documents must not cross it
         self.conditional = False  # inside [[ ]]: < > ( ) are operators, not redirections
+        self.posix = parser.posix  # no bash-only operators, redirections or quoting
         self._pending: list[tuple[HereDoc, int]] = []
 
     # -- characters ------------------------------------------------------------------
@@ -171,9 +174,9 @@ class Lexer:
             return Token("newline", "\n", start, self.pos)
         if self.conditional:
             return self._conditional_token(start)
-        if char in "<>" and self._peek(1) == "(":
+        if char in "<>" and self._peek(1) == "(" and not self.posix:
             return self._word_token(start)
-        if char in "<>" or (char == "&" and self._peek(1) == ">"):
+        if char in "<>" or (char == "&" and self._peek(1) == ">" and not self.posix):
             return self._redirect(start, None)
         if char in ";&|()":
             return self._operator(start)
@@ -189,7 +192,8 @@ class Lexer:
         raise self._error("unexpected character")
 
     def _operator(self, start: int) -> Token:
-        return Token("op", self._longest(OPERATORS), start, self.pos)
+        operators = POSIX_OPERATORS if self.posix else OPERATORS
+        return Token("op", self._longest(operators), start, self.pos)
 
     def _conditional_token(self, start: int) -> Token:
         char = self._peek()
@@ -208,12 +212,12 @@ class Lexer:
         if redirects and not word.quoted:
             if re.fullmatch(r"[0-9]+", word.raw):
                 return self._redirect(start, word.text)
-            if FD_VARIABLE.fullmatch(word.raw):
+            if FD_VARIABLE.fullmatch(word.raw) and not self.posix:
                 return self._redirect(start, word.text)
         return Token("word", word.raw, start, self.pos, word=word)
 
     def _redirect(self, start: int, fd: str | None) -> Token:
-        op = self._longest(REDIRECTIONS)
+        op = self._longest(POSIX_REDIRECTIONS if self.posix else REDIRECTIONS)
         self.skip_blanks_only()
         target_char = self._peek()
         starts_word = target_char not in METACHARACTERS or (
@@ -295,7 +299,7 @@ class Lexer:
             char = self._peek()
             if not char:
                 break
-            if char in "<>" and self._peek(1) == "(":
+            if char in "<>" and self._peek(1) == "(" and not self.posix:
                 self._process_substitution(builder)
                 continue
             if char in METACHARACTERS:
@@ -470,7 +474,10 @@ class Lexer:
     def _dollar(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
         start = self.pos
         follow = self._peek(1)
-        if follow == "'" and not in_double_quotes:
+        if follow in ("'", '"', "[") and self.posix:
+            self._take()  # POSIX sh: $'...', $"..." and $[...] begin with a plain "$"
+            builder.literal("$", quoted=in_double_quotes)
+        elif follow == "'" and not in_double_quotes:
             self._take()
             self._skip_continuations()
             self._ansi_c_quoted(builder)
@@ -602,7 +609,11 @@ class Lexer:
             self._dollar(inner, in_double_quotes=in_double_quotes)
         elif char == "`":
             self._backticks(inner, in_double_quotes=in_double_quotes)
-        elif char in "<>" and self._peek(1) == "(" and not (in_double_quotes or arithmetic):
+        elif (
+            char in "<>"
+            and self._peek(1) == "("
+            and not (in_double_quotes or arithmetic or self.posix)
+        ):
             self._process_substitution(inner)
         else:
             self.pos += 1

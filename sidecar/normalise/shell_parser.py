@@ -47,6 +47,11 @@ RESERVED = frozenset(
         "time",
     ]
 )
+# POSIX sh (dash) has only these; [[ ]], ((, function, select, coproc and time are words.
+POSIX_RESERVED = frozenset(
+    {"!", "{", "}", "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in"}
+    | {"then", "until", "while"}
+)
 CLOSING_WORDS = frozenset(["}", "then", "elif", "else", "fi", "do", "done", "esac"])
 ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<subscript>\[[^\]]*\])?\+?=")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -56,28 +61,38 @@ CONDITIONAL_OPERATORS = frozenset({"(", ")", "<", ">", "&&", "||"})
 __all__ = ["MAX_NESTING", "Parser", "ShellSyntaxError", "parse_script"]
 
 
-def parse_script(text: str, *, max_depth: int, depth: int = 0, nesting: int = 0) -> sh.Script:
-    """Parse ``text`` as a whole script; ``depth``/``nesting`` say how deep it already is."""
-    return Parser(text, depth=depth, max_depth=max_depth, nesting=nesting).parse_program()
+def parse_script(
+    text: str, *, max_depth: int, depth: int = 0, nesting: int = 0, posix: bool = False
+) -> sh.Script:
+    """Parse ``text`` as a whole script; ``depth``/``nesting`` say how deep it already is.
 
-
-def _is_reserved(token: Token, *words: str) -> bool:
-    word = token.word
-    if token.kind != "word" or word is None or word.quoted or word.expansions:
-        return False
-    return word.raw in RESERVED and (not words or word.raw in words)
+    With ``posix``, read it as POSIX sh does, and keep the complete commands before a
+    syntax error: POSIX sh runs those before it stops (it reads one line at a time).
+    """
+    parser = Parser(text, depth=depth, max_depth=max_depth, nesting=nesting, posix=posix)
+    return parser.parse_lines() if posix else parser.parse_program()
 
 
 class Parser:
-    def __init__(self, text: str, *, depth: int, max_depth: int, nesting: int) -> None:
+    def __init__(
+        self, text: str, *, depth: int, max_depth: int, nesting: int, posix: bool = False
+    ) -> None:
         self.depth = depth
         self.max_depth = max_depth
         self.nesting = nesting
+        self.posix = posix  # read as POSIX sh (dash) reads it, not as bash does
+        self.reserved_words = POSIX_RESERVED if posix else RESERVED
         self.lexer = Lexer(text, self)
         self._lookahead: Token | None = None
         self._check_limits()
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _reserved(self, token: Token, *words: str) -> bool:
+        word = token.word
+        if token.kind != "word" or word is None or word.quoted or word.expansions:
+            return False
+        return word.raw in self.reserved_words and (not words or word.raw in words)
 
     def _check_limits(self) -> None:
         if self.depth > self.max_depth:
@@ -100,11 +115,18 @@ class Parser:
     def child(self, text: str, *, scripts: int = 1) -> Parser:
         """A parser for text found inside this one (backquotes, here-document bodies)."""
         return Parser(
-            text, depth=self.depth + scripts, max_depth=self.max_depth, nesting=self.nesting + 1
+            text,
+            depth=self.depth + scripts,
+            max_depth=self.max_depth,
+            nesting=self.nesting + 1,
+            posix=self.posix,
         )
 
     def parse_text(self, text: str) -> sh.Script:
-        return self.child(text).parse_program()
+        """A backquoted script. dash runs the commands before an unexpected token in it
+        and ignores the rest (``echo `a (``` runs ``a``), so its reading does too."""
+        child = self.child(text)
+        return child._list() if self.posix else child.parse_program()
 
     def _peek(self) -> Token:
         if self._lookahead is None:
@@ -139,6 +161,23 @@ class Parser:
             raise self._unexpected(token)
         return script
 
+    def parse_lines(self) -> sh.Script:
+        """The complete commands (lines) that parse, up to the first syntax error."""
+        items: list[sh.ListItem] = []
+        try:
+            while True:
+                self._skip_newlines()
+                if self._peek().kind == "eof":
+                    break
+                line = self._list(one_line=True)
+                if self._peek().kind not in ("newline", "eof"):
+                    raise self._unexpected(self._peek())
+                self._skip_newlines()  # reads the line's here-documents
+                items.extend(line.items)
+        except ShellSyntaxError:
+            pass
+        return sh.Script(tuple(items))
+
     def parse_substitution(self) -> sh.Script:
         """Read ``$(...)`` or ``<(...)`` from after its ``(`` through its ``)``."""
         if self._lookahead is not None:
@@ -159,14 +198,18 @@ class Parser:
         self,
         closing_words: frozenset[str] = frozenset(),
         closing_ops: frozenset[str] = frozenset(),
+        *,
+        one_line: bool = False,
     ) -> sh.Script:
         items: list[sh.ListItem] = []
         while True:
+            if items and one_line and self._peek().kind in ("newline", "eof"):
+                break
             self._skip_newlines()
             token = self._peek()
             if token.kind == "eof" or (token.kind == "op" and token.text in closing_ops):
                 break
-            if _is_reserved(token) and token.word and token.word.raw in CLOSING_WORDS:
+            if self._reserved(token) and token.word and token.word.raw in CLOSING_WORDS:
                 if token.word.raw in closing_words:
                     break
                 raise self._unexpected(token)
@@ -196,10 +239,10 @@ class Parser:
         negated = False
         while True:
             token = self._peek()
-            if _is_reserved(token, "!"):
+            if self._reserved(token, "!"):
                 self._take()
                 negated = not negated
-            elif _is_reserved(token, "time"):
+            elif self._reserved(token, "time"):
                 self._take()
                 following = self._peek()
                 if following.kind == "word" and following.word and following.word.raw == "-p":
@@ -229,7 +272,7 @@ class Parser:
                     expression = self.lexer.read_arithmetic_command(token.start)
                     return sh.Arithmetic(expression, self._redirects())
                 raise self._unexpected(token)
-            if _is_reserved(token) and token.word:
+            if self._reserved(token) and token.word:
                 compound = {
                     "{": self._group,
                     "if": self._if,
@@ -290,7 +333,7 @@ class Parser:
         values: tuple[sh.Word, ...] = (word,)
         following = self._peek()
         adjacent = following.kind == "op" and following.start == token.end
-        if match.end() == len(word.raw) and adjacent and following.text == "(":
+        if match.end() == len(word.raw) and adjacent and following.text == "(" and not self.posix:
             self._take()
             values = (word, *self._array_elements())
         subscript = match["subscript"]
@@ -311,7 +354,7 @@ class Parser:
         following = self._peek()
         if following.kind != "op" or following.text != "(":
             return False
-        if word.quoted or word.expansions or word.raw in RESERVED or "=" in word.raw:
+        if word.quoted or word.expansions or word.raw in self.reserved_words or "=" in word.raw:
             raise self._unexpected(following)
         return True
 
@@ -345,11 +388,11 @@ class Parser:
         self._take()
         token = self._peek()
         named = token.kind == "word" and token.word and NAME.fullmatch(token.word.raw)
-        if named and not _is_reserved(token):
+        if named and not self._reserved(token):
             self._take()
             following = self._peek()
             opens_compound = (following.kind == "op" and following.text in ("(", "((")) or (
-                _is_reserved(following) and following.word is not None
+                self._reserved(following) and following.word is not None
             )
             if opens_compound:
                 return sh.Coprocess(self._command())  # coproc NAME compound-command
@@ -367,7 +410,7 @@ class Parser:
 
     def _expect_reserved(self, word: str) -> None:
         token = self._take()
-        if not _is_reserved(token, word):
+        if not self._reserved(token, word):
             raise self._unexpected(token)
 
     def _if(self) -> sh.If:
@@ -380,12 +423,12 @@ class Parser:
             body = self._list(closing_words=frozenset({"elif", "else", "fi"}))
             clauses.append((condition, body))
             token = self._take()
-            if _is_reserved(token, "elif"):
+            if self._reserved(token, "elif"):
                 continue
-            if _is_reserved(token, "else"):
+            if self._reserved(token, "else"):
                 otherwise = self._list(closing_words=frozenset({"fi"}))
                 self._expect_reserved("fi")
-            elif not _is_reserved(token, "fi"):
+            elif not self._reserved(token, "fi"):
                 raise self._unexpected(token)
             return sh.If(tuple(clauses), otherwise, self._redirects())
 
@@ -398,11 +441,11 @@ class Parser:
     def _do_group(self) -> sh.Script:
         self._skip_newlines()
         token = self._take()
-        if _is_reserved(token, "do"):
+        if self._reserved(token, "do"):
             body = self._list(closing_words=frozenset({"done"}))
             self._expect_reserved("done")
             return body
-        if _is_reserved(token, "{"):
+        if self._reserved(token, "{") and not self.posix:
             body = self._list(closing_words=frozenset({"}"}))
             self._expect_reserved("}")
             return body
@@ -456,7 +499,7 @@ class Parser:
         while True:
             self._skip_newlines()
             token = self._peek()
-            if _is_reserved(token, "esac"):
+            if self._reserved(token, "esac"):
                 self._take()
                 return sh.Case(subject, tuple(arms), self._redirects())
             if token.kind == "op" and token.text == "(":
@@ -471,7 +514,7 @@ class Parser:
             ending = self._peek()
             if ending.kind == "op" and ending.text in CASE_ENDS:
                 self._take()
-            elif not _is_reserved(ending, "esac"):
+            elif not self._reserved(ending, "esac"):
                 raise self._unexpected(ending)
 
     def _pattern(self) -> sh.Word:
@@ -492,7 +535,7 @@ class Parser:
                 after_operator = bool(words) and words[-1].raw in ("&&", "||")
                 if token.kind == "newline" and after_operator:
                     continue
-                if _is_reserved(token, "]]"):
+                if self._reserved(token, "]]"):
                     break
                 if token.kind == "op" and token.text in CONDITIONAL_OPERATORS:
                     words.append(sh.Word(raw=token.text, text=token.text))
