@@ -101,6 +101,8 @@ def _reason(
     decision: str,
     rate_limited: bool,
 ) -> str:
+    if rule is not None and rule.reason and not rate_limited:
+        return rule.reason
     target = describe_target(subject)
     if rate_limited and rule is not None:
         assert rule.rate_limit is not None
@@ -110,8 +112,6 @@ def _reason(
         if decision == "allow":
             return f"no rule matches {subject.action} of {target}; defaultAction is allow"
         return f"no rule allows {subject.action} of {target}"
-    if rule.reason:
-        return rule.reason
     verb = {"allow": "allows", "deny": "denies", "require_approval": "requires approval for"}
     return f"rule {rule.id} {verb[decision]} {subject.action} of {target}"
 
@@ -133,45 +133,57 @@ def evaluate_subject(
         for rule in policy.rules:
             if subject.action in rule.actions:
                 trace.append(f"  {rule.id} [{rule.decision}]: {_explain_rule(rule, fields)}")
-    # Deny kind: matching deny rules and matching allow rules whose rate limit is spent.
-    winner: CompiledRule | None = None
-    for rule in rules.deny:
-        if _rule_matches(rule, fields):
-            winner = rule
-            break
-    limited: CompiledRule | None = None
-    if exhausted is not None and policy.has_rate_limits:
-        for rule in rules.allow:
-            if rule.rate_limit is not None and _rule_matches(rule, fields) and exhausted(rule):
-                limited = rule
-                break
-    if limited is not None and (winner is None or limited.index < winner.index):
-        return SubjectDecision(
-            "deny", limited, _reason(policy, subject, limited, "deny", True), subject, True
-        )
-    if winner is not None:
-        return SubjectDecision(
-            "deny", winner, _reason(policy, subject, winner, "deny", False), subject
-        )
-    for rule in rules.require_approval:
-        if _rule_matches(rule, fields):
-            return SubjectDecision(
-                "require_approval",
-                rule,
-                _reason(policy, subject, rule, "require_approval", False),
-                subject,
-            )
-    for rule in rules.allow:
-        if subject.constructs and not all(rule.names_construct(c) for c in subject.constructs):
-            continue  # only a rule naming the construct can allow what cannot be analysed
-        if _rule_matches(rule, fields):
-            return SubjectDecision(
-                "allow", rule, _reason(policy, subject, rule, "allow", False), subject
-            )
+    check_limits = exhausted is not None and policy.has_rate_limits
+    approval: CompiledRule | None = None
+    allow: CompiledRule | None = None
+    # In file order, so the first match of each kind is the one to report. The deny kind
+    # (a deny rule, or an allow rule whose rate limit is spent) wins outright.
+    for rule in rules.index.candidates(fields):
+        if rule.decision == "deny":
+            if _rule_matches(rule, fields):
+                return _decided(policy, subject, "deny", rule)
+        elif rule.decision == "require_approval":
+            if approval is None and _rule_matches(rule, fields):
+                approval = rule
+        elif check_limits and rule.rate_limit is not None:
+            if _rule_matches(rule, fields):
+                assert exhausted is not None
+                if exhausted(rule):
+                    return _decided(policy, subject, "deny", rule, rate_limited=True)
+                if allow is None and _may_allow(rule, subject):
+                    allow = rule
+        elif (
+            allow is None
+            and approval is None
+            and _may_allow(rule, subject)
+            and _rule_matches(rule, fields)
+        ):
+            allow = rule
+    if approval is not None:
+        return _decided(policy, subject, "require_approval", approval)
+    if allow is not None:
+        return _decided(policy, subject, "allow", allow)
     decision = policy.default_action
     if subject.constructs and decision == "allow":
         decision = "deny"  # never allow an unanalysable construct by default
-    return SubjectDecision(decision, None, _reason(policy, subject, None, decision, False), subject)
+    return _decided(policy, subject, decision, None)
+
+
+def _may_allow(rule: CompiledRule, subject: Subject) -> bool:
+    """Only a rule naming a construct can allow what cannot be analysed statically."""
+    return not subject.constructs or all(rule.names_construct(c) for c in subject.constructs)
+
+
+def _decided(
+    policy: CompiledPolicy,
+    subject: Subject,
+    decision: str,
+    rule: CompiledRule | None,
+    *,
+    rate_limited: bool = False,
+) -> SubjectDecision:
+    reason = _reason(policy, subject, rule, decision, rate_limited)
+    return SubjectDecision(decision, rule, reason, subject, rate_limited)
 
 
 def matching_allow_rules(policy: CompiledPolicy, subject: Subject) -> tuple[CompiledRule, ...]:
@@ -180,4 +192,8 @@ def matching_allow_rules(policy: CompiledPolicy, subject: Subject) -> tuple[Comp
     rules = policy.by_action.get(subject.action)
     if rules is None:
         return ()
-    return tuple(r for r in rules.allow if r.rate_limit is not None and _rule_matches(r, fields))
+    return tuple(
+        r
+        for r in rules.index.candidates(fields)
+        if r.decision == "allow" and r.rate_limit is not None and _rule_matches(r, fields)
+    )

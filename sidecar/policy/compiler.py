@@ -3,8 +3,9 @@
 Checks what the schema cannot (CONTRACT section 1, "Validation is strict"): known
 actions, matchers only on fields the action has, valid globs / RE2 regexes / CIDRs,
 unique rule ids, rateLimit on allow rules only. Rules are compiled once and indexed by
-action and decision, so evaluating a request costs the rules that could match its
-action, not every rule.
+action, then by the literal values, path prefixes and host suffixes their matchers
+require (``sidecar.policy.index``), so evaluating a request costs the rules that could
+match it, not every rule.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from sidecar.keys import public_key_from_base64
 from sidecar.normalise.paths import normalise_path
+from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
 from sidecar.policy.schema import MATCHABLE_FIELDS, Approvals, PolicyDocument, parse_duration
 from sidecar.subject import ACTION_FIELDS, ACTIONS
@@ -55,11 +57,21 @@ class CompiledRule:
 
 @dataclass(frozen=True, slots=True)
 class ActionRules:
-    """The rules that can apply to one action, by decision, each in file order."""
+    """The rules that can apply to one action: by decision, each in file order, and indexed."""
 
-    deny: tuple[CompiledRule, ...] = ()
-    require_approval: tuple[CompiledRule, ...] = ()
-    allow: tuple[CompiledRule, ...] = ()
+    deny: tuple[CompiledRule, ...]
+    require_approval: tuple[CompiledRule, ...]
+    allow: tuple[CompiledRule, ...]
+    index: RuleIndex
+
+    @classmethod
+    def of(cls, rules: list[CompiledRule]) -> ActionRules:
+        return cls(
+            deny=tuple(r for r in rules if r.decision == "deny"),
+            require_approval=tuple(r for r in rules if r.decision == "require_approval"),
+            allow=tuple(r for r in rules if r.decision == "allow"),
+            index=RuleIndex(rules),
+        )
 
 
 @dataclass(frozen=True)
@@ -182,14 +194,7 @@ def compile_policy(
     if problems:
         return None, problems
     by_action = {
-        action: ActionRules(
-            deny=tuple(r for r in rules if action in r.actions and r.decision == "deny"),
-            require_approval=tuple(
-                r for r in rules if action in r.actions and r.decision == "require_approval"
-            ),
-            allow=tuple(r for r in rules if action in r.actions and r.decision == "allow"),
-        )
-        for action in ACTIONS
+        action: ActionRules.of([r for r in rules if action in r.actions]) for action in ACTIONS
     }
     approvals = document.approvals
     return (

@@ -7,8 +7,10 @@ for paths and ``.`` for hosts, so ``*.example.com`` does not match ``example.com
 whole segments, as in gitignore; ``/app/data/**`` matches everything below
 ``/app/data`` but not ``/app/data`` itself. ``\\`` escapes the next character.
 
-Patterns compile to RE2 (linear time), with fast paths for the common shapes: a
-pattern without wildcards is an equality test, and ``<literal>/**`` is a prefix test.
+Patterns compile to RE2 (linear time), with plain string tests for the shapes most
+rules use: a pattern without wildcards is an equality test, ``<literal>/**`` a prefix
+test, ``**/<literal>/**`` a substring test and ``<head>*<tail>`` (one wildcard within a
+segment, like ``*.example.com`` or ``/out/*.json``) a prefix-and-suffix test.
 """
 
 from __future__ import annotations
@@ -101,17 +103,60 @@ def glob_to_regex(pattern: str, sep: str = "/") -> str:
     return "".join(out)
 
 
+def literal_head(pattern: str) -> str:
+    """The text every match of ``pattern`` starts with: all before the first wildcard."""
+    cut = min((i for i in map(pattern.find, _SPECIAL) if i >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+def literal_tail(pattern: str, sep: str = "/") -> str:
+    """The text every match of ``pattern`` ends with: all after the last wildcard or class.
+
+    ``**<sep>`` may match nothing at all, separator included, so the tail of
+    ``**.example.com`` is ``example.com``.
+    """
+    tail = pattern[max(map(pattern.rfind, _SPECIAL | {"]"})) + 1 :]
+    if pattern[: len(pattern) - len(tail)].endswith("**") and tail.startswith(sep):
+        return tail[len(sep) :]
+    return tail
+
+
+def _is_literal(text: str) -> bool:
+    return bool(text) and not _SPECIAL.intersection(text)
+
+
+def _string_test(pattern: str, sep: str) -> GlobTest | None:
+    """A plain string test equivalent to ``pattern``, for the common shapes; else None."""
+    below = sep + "**"
+    if pattern.endswith(below) and _is_literal(pattern[: -len(below)]):
+        prefix = pattern[: -len(below)] + sep
+        return lambda value: value.startswith(prefix) and len(value) > len(prefix)
+    if pattern.startswith("**" + sep) and pattern.endswith(below):
+        middle = pattern[3:-3]
+        if _is_literal(middle):
+            needle = sep + middle + sep
+            return lambda value: needle in sep + value
+    head, star, tail = pattern.partition("*")
+    if star and not _SPECIAL.intersection(head + tail):
+        start, size = len(head), len(head) + len(tail)
+        return lambda value: (
+            len(value) >= size
+            and value.startswith(head)
+            and value.endswith(tail)
+            and sep not in value[start : len(value) - len(tail)]
+        )
+    return None
+
+
 def compile_glob(pattern: str, sep: str = "/") -> GlobTest:
     """Compile ``pattern`` to a predicate on one string. Raises ``GlobError``."""
     if not pattern:
         raise GlobError("empty pattern")
     if not _SPECIAL.intersection(pattern):
         return pattern.__eq__
-    tail = sep + "**"
-    head = pattern[: -len(tail)]
-    if pattern.endswith(tail) and head and not _SPECIAL.intersection(head):
-        prefix = head + sep
-        return lambda value: value.startswith(prefix) and len(value) > len(prefix)
+    string_test = _string_test(pattern, sep)
+    if string_test is not None:
+        return string_test
     regex = glob_to_regex(pattern, sep)
     try:
         compiled = re2.compile(regex)

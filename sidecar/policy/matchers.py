@@ -6,6 +6,9 @@ operators hold when any value matches; ``not`` negates the whole nested matcher,
 IPv4-mapped address never escapes a ``not cidr`` by its IPv6 spelling. Rule values are
 brought to the same canonical form as request values (hosts, paths, methods ...), so a
 rule and a request compare like with like.
+
+Each test also names its ``Anchor`` when it has one: a literal every accepted value
+equals, starts with or ends with, which ``sidecar.policy.index`` looks rules up by.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re2
 
 from sidecar.errors import RequestError
 from sidecar.normalise.paths import normalise_path
-from sidecar.policy.glob import GlobError, compile_glob
+from sidecar.policy.glob import GlobError, compile_glob, literal_head, literal_tail
 from sidecar.policy.schema import Matcher, MatcherSpec
 
 Values = tuple[str, ...]
@@ -37,6 +40,16 @@ class MatcherError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Anchor:
+    """What every value a test accepts has: one of ``keys`` as the whole value (``exact``),
+    as a prefix ending in "/" (``prefix``, paths) or as a suffix starting with "."
+    (``suffix``, hosts). A test holds only if some value of its field has an anchor key."""
+
+    kind: str  # exact | prefix | suffix
+    keys: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class FieldTest:
     field: str
     test: Test
@@ -44,6 +57,7 @@ class FieldTest:
     # Exact names this matcher accepts (bare string, list, equals, in): only such a
     # name can allow a construct that cannot be analysed statically (``eval`` ...).
     literal_names: frozenset[str]
+    anchor: Anchor | None = None
 
 
 def _quote(value: object) -> str:
@@ -153,15 +167,35 @@ def _canonical_path_glob(pattern: str) -> str:
     return "/" + "/".join(segments)
 
 
-def _glob(field: str, pattern: str) -> Test:
+def _prefix_anchor(start: str) -> Anchor | None:
+    """Paths starting with ``start`` start with it up to its last "/"."""
+    cut = start.rfind("/")
+    return Anchor("prefix", frozenset({start[: cut + 1]})) if cut >= 0 else None
+
+
+def _suffix_anchor(end: str) -> Anchor | None:
+    """Hosts ending with ``end`` end with it from its first "."."""
+    cut = end.find(".")
+    return Anchor("suffix", frozenset({end[cut:]})) if cut >= 0 else None
+
+
+def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
     elif field in PATH_FIELDS:
         pattern = _canonical_path_glob(pattern)
     try:
-        return _any(compile_glob(pattern, "." if field == "host" else "/"))
+        test = _any(compile_glob(pattern, "." if field == "host" else "/"))
     except GlobError as exc:
         raise MatcherError(f"glob: {pattern!r}: {exc}") from exc
+    head = literal_head(pattern)
+    if head == pattern:
+        return test, Anchor("exact", frozenset({pattern}))
+    if field in PATH_FIELDS:
+        return test, _prefix_anchor(head)
+    if field == "host":
+        return test, _suffix_anchor(literal_tail(pattern, "."))
+    return test, None
 
 
 def _regex(pattern: str) -> Test:
@@ -201,26 +235,42 @@ def _prefix(field: str, tokens: list[str]) -> Test:
     return lambda values: values[:size] == wanted
 
 
+def _exact_anchor(names: frozenset[str]) -> Anchor | None:
+    return Anchor("exact", names) if names else None
+
+
+def _best_anchor(anchors: list[Anchor | None]) -> Anchor | None:
+    """Any anchor of a conjunction will do; exact ones with the fewest keys select most."""
+    found = [a for a in anchors if a is not None]
+    exact = [a for a in found if a.kind == "exact"]
+    return min(exact or found, key=lambda a: len(a.keys), default=None)
+
+
 def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     """Compile the matcher written for ``field``. Raises ``MatcherError``."""
     if isinstance(matcher, list):
         test, text, names = _in(field, matcher)
-        return FieldTest(field, test, text, names)
+        return FieldTest(field, test, text, names, _exact_anchor(names))
     if not isinstance(matcher, MatcherSpec):
         test, text, names = _equals(field, matcher)
-        return FieldTest(field, test, text, names)
+        return FieldTest(field, test, text, names, _exact_anchor(names))
     spec = matcher
     parts: list[tuple[Test, str]] = []
+    anchors: list[Anchor | None] = []
     names: frozenset[str] | None = None
     if spec.equals is not None:
         test, text, names = _equals(field, spec.equals)
         parts.append((test, text))
+        anchors.append(_exact_anchor(names))
     if spec.in_ is not None:
         test, text, in_names = _in(field, spec.in_)
         names = in_names if names is None else names & in_names
         parts.append((test, text))
+        anchors.append(_exact_anchor(in_names))
     if spec.glob is not None:
-        parts.append((_glob(field, spec.glob), f"glob {_quote(spec.glob)}"))
+        test, anchor = _glob(field, spec.glob)
+        parts.append((test, f"glob {_quote(spec.glob)}"))
+        anchors.append(anchor)
     if spec.startsWith is not None:
         start = _host_affix(spec.startsWith, "startsWith") if field == "host" else spec.startsWith
         # Whole segments before the last (which may be cut) must be normal ones.
@@ -229,15 +279,21 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
                 f"startsWith: {start!r} is not a normalised path, so it never matches"
             )
         parts.append((_any(lambda v: v.startswith(start)), f"startsWith {_quote(start)}"))
+        if field in PATH_FIELDS:
+            anchors.append(_prefix_anchor(start))
     if spec.endsWith is not None:
         end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
         parts.append((_any(lambda v: v.endswith(end)), f"endsWith {_quote(end)}"))
+        if field == "host":
+            anchors.append(_suffix_anchor(end))
     if spec.regex is not None:
         parts.append((_regex(spec.regex), f"regex {_quote(spec.regex)}"))
     if spec.cidr is not None:
         parts.append((_cidr(field, spec.cidr), f"cidr {_quote(spec.cidr)}"))
     if spec.prefix is not None:
         parts.append((_prefix(field, spec.prefix), f"prefix {_quote(spec.prefix)}"))
+        if spec.prefix:  # the first argument is one of the values
+            anchors.append(Anchor("exact", frozenset(spec.prefix[:1])))
     if spec.not_ is not None:
         inner = compile_matcher(field, spec.not_)
         parts.append(((lambda values: not inner.test(values)), f"not ({inner.text})"))
@@ -245,12 +301,14 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         raise MatcherError("an empty matcher object matches nothing; give an operator")
     # A matcher that is not purely a set of exact names cannot name a construct.
     exact = names if names is not None and len(parts) == 1 else frozenset()
+    anchor = _best_anchor(anchors)
     if len(parts) == 1:
-        return FieldTest(field, parts[0][0], parts[0][1], exact)
+        return FieldTest(field, parts[0][0], parts[0][1], exact, anchor)
     tests = tuple(test for test, _ in parts)
     return FieldTest(
         field,
         lambda values: all(test(values) for test in tests),
         " and ".join(text for _, text in parts),
         exact,
+        anchor,
     )
