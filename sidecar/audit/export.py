@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, NamedTuple
 import msgspec
 
 from sidecar.audit.chunks import default_workers, ordered_map, plan_trail, read_lines
-from sidecar.audit.ocsf import to_ocsf
+from sidecar.audit.ocsf import ocsf_json
 from sidecar.audit.segments import SEGMENTS_DIR, corrupt
 
 FORMATS = ("jsonl", "csv", "ocsf")
@@ -56,7 +56,6 @@ CSV_COLUMNS = (
 _FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-_encode_event = msgspec.json.Encoder().encode
 
 
 class ExportedRecord(NamedTuple):
@@ -231,8 +230,8 @@ def _jsonl_row(item: ExportedRecord) -> bytes:
 
 
 def _ocsf_row(item: ExportedRecord) -> bytes | None:
-    event = to_ocsf(item.seq, item.leaf_hash, item.line, item.record)
-    return None if event is None else _encode_event(event) + b"\n"
+    event = ocsf_json(item.seq, item.leaf_hash, item.line, item.record)
+    return None if event is None else event + b"\n"
 
 
 def csv_safe(value: Any) -> Any:

@@ -15,10 +15,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import msgspec
+
 from sidecar import __version__
 from sidecar.audit.records import ts_to_epoch_ms
 
 OCSF_VERSION = "1.4.0"
+_encode = msgspec.json.Encoder().encode
 
 _API_ACTIVITY = 6003
 _APPLICATION_CATEGORY = 6
@@ -149,33 +152,45 @@ _PROFILES = ["security_control"]
 _SERVICE = {"name": "tollgate"}
 
 
-def to_ocsf(seq: int, leaf_hash: str, line: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
-    """One OCSF API Activity event for an agent-facing record, None for the others.
+def _static_fields(
+    record_type: str,
+    action: str | None,
+    activity_id: int,
+    decision: Any,
+    allowed: Any,
+    risk: str | None,
+    identity: str,
+    policy: Any,
+    mode: Any,
+    rule: Any,
+    reason: Any,
+) -> dict[str, Any]:
+    """Event fields that repeat from record to record (who, what outcome, which rule)."""
+    fields = dict(_classification(record_type, action, activity_id, decision, allowed, risk))
+    fields["actor"], fields["src_endpoint"] = _actor(identity)
+    fields["message"] = reason or record_type
+    if policy:
+        fields["policy"] = {
+            "uid": policy,
+            "name": "tollgate policy",
+            "is_applied": (mode or "enforce") == "enforce",
+        }
+    if rule:
+        fields["firewall_rule"] = {"uid": rule, "name": rule, "desc": reason or ""}
+    return fields
 
-    ``metadata.sequence`` is the record's seq, ``metadata.uid`` its leaf hash and
-    ``raw_data`` the exact line, so the event can be proven against a checkpoint.
-    """
-    record_type = record.get("type")
-    if record_type not in _OCSF_TYPES:
-        return None
-    request = record.get("request")
-    if not isinstance(request, dict):
-        request = {}
-    action = record.get("action") or request.get("action")
-    activity_id = _activity_id(action, request) if record_type == "decision" else 99
-    risk = record.get("risk")
-    event = dict(
-        _classification(
-            record_type,
-            action,
-            activity_id,
-            record.get("decision"),
-            record.get("allowed"),
-            risk if isinstance(risk, str) else None,
-        )
-    )
+
+@functools.lru_cache(maxsize=4096)
+def _static_members(*key: Any) -> bytes:
+    """``_static_fields`` as JSON object members (no braces), cached."""
+    return _encode(_static_fields(*key))[1:-1]
+
+
+def _variable_fields(
+    seq: int, leaf_hash: str, line: bytes, record: dict[str, Any], action: Any, request: Any
+) -> dict[str, Any]:
+    """Event fields particular to this record: when, which record, which target."""
     ts = record["ts"]
-    actor, source = _actor(str(record.get("identity") or ""))
     metadata: dict[str, Any] = {
         "version": OCSF_VERSION,
         "profiles": _PROFILES,
@@ -185,33 +200,23 @@ def to_ocsf(seq: int, leaf_hash: str, line: bytes, record: dict[str, Any]) -> di
         "sequence": seq,
         "original_time": ts,
     }
-    api: dict[str, Any] = {"operation": str(action or record_type), "service": _SERVICE}
-    event["time"] = ts_to_epoch_ms(ts)
-    event["message"] = record.get("reason") or record_type
-    event["metadata"] = metadata
-    event["actor"] = actor
-    event["src_endpoint"] = source
-    event["api"] = api
-    event["raw_data"] = line.decode("utf-8")
+    api: dict[str, Any] = {"operation": str(action or record.get("type")), "service": _SERVICE}
+    fields: dict[str, Any] = {
+        "time": ts_to_epoch_ms(ts),
+        "metadata": metadata,
+        "api": api,
+        "raw_data": line.decode("utf-8"),
+    }
     decision_id = record.get("decisionId")
     if decision_id:
         api["request"] = {"uid": decision_id}
         metadata["correlation_uid"] = decision_id
-    if record.get("policy"):
-        event["policy"] = {
-            "uid": record["policy"],
-            "name": "tollgate policy",
-            "is_applied": record.get("mode", "enforce") == "enforce",
-        }
-    rule = record.get("rule")
-    if rule:
-        event["firewall_rule"] = {"uid": rule, "name": rule, "desc": record.get("reason") or ""}
     resources = _resources(action, request)
     if resources:
-        event["resources"] = resources
+        fields["resources"] = resources
     if action == "network.request" and request.get("host"):
         host, port = request["host"], request.get("port")
-        event["dst_endpoint"] = (
+        fields["dst_endpoint"] = (
             {"hostname": host, "port": port} if isinstance(port, int) else {"hostname": host}
         )
         url: dict[str, Any] = {"hostname": host, "path": request.get("path") or "/"}
@@ -219,5 +224,59 @@ def to_ocsf(seq: int, leaf_hash: str, line: bytes, record: dict[str, Any]) -> di
             url["scheme"] = request["scheme"]
         if isinstance(port, int):
             url["port"] = port
-        event["http_request"] = {"http_method": str(request.get("method") or "GET"), "url": url}
-    return event
+        fields["http_request"] = {"http_method": str(request.get("method") or "GET"), "url": url}
+    return fields
+
+
+def _parts(record: dict[str, Any]) -> tuple[tuple[Any, ...], Any, dict[str, Any]] | None:
+    record_type = record.get("type")
+    if record_type not in _OCSF_TYPES:
+        return None
+    request = record.get("request")
+    if not isinstance(request, dict):
+        request = {}
+    action = record.get("action") or request.get("action")
+    activity_id = _activity_id(action, request) if record_type == "decision" else 99
+    risk = record.get("risk")
+    key = (
+        record_type,
+        action,
+        activity_id,
+        record.get("decision"),
+        record.get("allowed"),
+        risk if isinstance(risk, str) else None,
+        str(record.get("identity") or ""),
+        record.get("policy"),
+        record.get("mode"),
+        record.get("rule"),
+        record.get("reason"),
+    )
+    return key, action, request
+
+
+def to_ocsf(seq: int, leaf_hash: str, line: bytes, record: dict[str, Any]) -> dict[str, Any] | None:
+    """One OCSF API Activity event for an agent-facing record, None for the others.
+
+    ``metadata.sequence`` is the record's seq, ``metadata.uid`` its leaf hash and
+    ``raw_data`` the exact line, so the event can be proven against a checkpoint.
+    """
+    parts = _parts(record)
+    if parts is None:
+        return None
+    key, action, request = parts
+    return _static_fields(*key) | _variable_fields(seq, leaf_hash, line, record, action, request)
+
+
+def ocsf_json(seq: int, leaf_hash: str, line: bytes, record: dict[str, Any]) -> bytes | None:
+    """``to_ocsf`` encoded as one JSON object, without a newline (fast: the repeating
+    part of the event is encoded once and reused)."""
+    parts = _parts(record)
+    if parts is None:
+        return None
+    key, action, request = parts
+    variable = _encode(_variable_fields(seq, leaf_hash, line, record, action, request))
+    try:
+        static = _static_members(*key)
+    except TypeError:  # a list or object where text belongs: nothing to cache
+        return _encode(_static_fields(*key) | msgspec.json.decode(variable))
+    return b"{" + static + b"," + variable[1:]

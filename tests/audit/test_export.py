@@ -213,3 +213,18 @@ def test_parallel_chunked_export_equals_serial_and_locates_bad_lines(
     for workers in (1, 2):
         with pytest.raises(AuditCorrupt, match=f"{segment.name} line 10"):
             export(directory, "csv", io.BytesIO(), workers=workers)
+
+
+def test_the_fast_ocsf_encoding_is_the_event(trail: Path) -> None:
+    from sidecar.audit.export import iter_records
+    from sidecar.audit.ocsf import ocsf_json, to_ocsf
+
+    checked = 0
+    for item in iter_records(trail):
+        event = to_ocsf(item.seq, item.leaf_hash, item.line, item.record)
+        fast = ocsf_json(item.seq, item.leaf_hash, item.line, item.record)
+        assert (event is None) == (fast is None)
+        if fast is not None:
+            assert json.loads(fast) == event
+            checked += 1
+    assert checked == 5
