@@ -342,10 +342,9 @@ PROGRAMS = [
     ("FOO=1 BAR=$'x' git status", [("git", "status")]),
     ("git", [("git",)]),
     ("/usr/bin/git", [("/usr/bin/git",)]),
-    ("/usr/bin/../bin//git", [("/usr/bin/git",)]),
+    ("/usr/bin//./git", [("/usr/bin/git",)]),
     ("./git x", [("/work/git", "x")]),
     ("bin/git", [("/work/bin/git",)]),
-    ("../git", [("/git",)]),
     ("/tmp/x/git", [("/tmp/x/git",)]),
 ]
 
@@ -354,6 +353,30 @@ PROGRAMS = [
 def test_programs_by_name_or_normalised_path(line: str, expected: list[tuple[str, ...]]) -> None:
     analysis = analyse(line)
     assert argvs(analysis) == expected
+    assert analysis.constructs == ()
+
+
+DOT_DOT = [
+    ("/usr/bin/../bin/git", [("/usr/bin/git",)], []),
+    ("../git", [("/git",)], []),
+    ("echo x > ../out", [("echo", "x")], ["/out"]),
+    ("env -C ../x make", [("env", "-C", "../x", "make"), ("make",)], []),
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "writes"), DOT_DOT)
+def test_a_dot_dot_in_a_path_is_normalised_and_a_construct(
+    line: str, expected: list[tuple[str, ...]], writes: list[str]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert list(analysis.writes) == writes
+    assert names(analysis) == {"dot-dot-path"}
+
+
+def test_cd_is_logical_and_needs_no_dot_dot_construct() -> None:
+    analysis = analyse("cd .. && ./x")
+    assert argvs(analysis) == [("cd", ".."), ("/x",)]
     assert analysis.constructs == ()
 
 
@@ -606,7 +629,7 @@ def test_every_construct_name_is_documented() -> None:
     for line, _expected, constructs in CONSTRUCT_CASES:
         found |= constructs
         assert names(analyse(line)) <= CONSTRUCTS
-    assert found | {"unknown-cwd", "unparsed-wrapper"} == CONSTRUCTS
+    assert found | {"unknown-cwd", "unparsed-wrapper", "dot-dot-path"} == CONSTRUCTS
 
 
 def test_construct_labels_show_the_offending_text() -> None:
@@ -633,7 +656,7 @@ ARGV = [
     ),
     (["sh", "-c", "echo $(id)"], [("id",), ("echo", "$(id)")], {"command-substitution"}),
     (["./git"], [("/work/git",)], set()),
-    (["/usr/bin/../bin/git"], [("/usr/bin/git",)], set()),
+    (["/usr/bin/../bin/git"], [("/usr/bin/git",)], {"dot-dot-path"}),
     (["sudo", "eval", "x"], [("sudo", "eval", "x"), ("eval", "x"), ("x",)], {"eval"}),
     (["cd", "/tmp"], [("cd", "/tmp")], set()),
 ]
@@ -717,6 +740,7 @@ def test_nesting_deeper_than_max_depth_is_rejected() -> None:
 def test_results_are_tuples_of_frozen_values() -> None:
     analysis = analyse("cd /a; ./x > o")
     assert isinstance(analysis.commands, tuple) and isinstance(analysis.writes, tuple)
-    assert analysis.commands[0] == SimpleCommand(("cd", "/a"), "cd /a")
+    assert analysis.commands[0] == SimpleCommand(("cd", "/a"), "cd /a", ("/work",))
+    assert analysis.commands[1].cwds == ("/a", "/work")
     with pytest.raises(AttributeError):
         analysis.commands[0].argv = ()  # type: ignore[misc]

@@ -90,6 +90,11 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``find -exec ... {}``).
 ``unparsed-wrapper``      a wrapper or shell with options this analysis does not know:
                           what it runs is unknown.
+``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
+                          segment: the kernel resolves ``..`` after symlinks, so
+                          ``link/../../usr/bin/git`` may run another file than the
+                          ``/usr/bin/git`` its lexical form names (``cd`` is logical, as
+                          in bash, and needs no such care).
 
 Text that cannot be parsed, NUL bytes, an empty ``argv``, nesting deeper than
 ``max_depth`` scripts and a command line with nothing to evaluate (only comments or
@@ -127,6 +132,7 @@ from sidecar.policy.compiler import DEFAULT_TRUSTED_PATHS
 __all__ = [
     "CONSTRUCTS",
     "TRUSTED_DIRECTORIES",
+    "UNKNOWN_CWD",
     "CommandAnalysis",
     "Construct",
     "SimpleCommand",
@@ -139,7 +145,7 @@ CONSTRUCTS = frozenset(
     | {"arithmetic", "eval", "source", ".", "alias", "trap", "function-definition"}
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
-    | {"unknown-arguments", "unparsed-wrapper"}
+    | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path"}
 )
 RISKY_VARIABLES = frozenset(
     {"PATH", "BASH_ENV", "ENV", "IFS", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"}
@@ -175,10 +181,16 @@ Flow = tuple[State, State]  # the states after success and after failure
 
 @dataclass(frozen=True)
 class SimpleCommand:
-    """One program (or builtin) the command line runs, after unwrapping."""
+    """One program (or builtin) the command line runs, after unwrapping.
+
+    ``cwds`` lists every directory it may run in, in order: the request's ``cwd`` until
+    ``cd``/``pushd``/``env -C``/``sudo -D`` change it; ``None`` when the request gave
+    none; ``UNKNOWN_CWD`` ("?") when it cannot be known (``cd $D``, in a function ...).
+    """
 
     argv: tuple[str, ...]
     label: str
+    cwds: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,6 +291,10 @@ def _union(*states: State) -> State:
 def _later(state: State) -> State:
     """The directories of code that runs later (a function, a trap): these or any."""
     return _union(state, frozenset({UNKNOWN_CWD}))
+
+
+def _ordered_cwds(state: State) -> tuple[str | None, ...]:
+    return tuple(_ordered(state))
 
 
 def _ordered(state: State) -> list[str | None]:
@@ -435,7 +451,7 @@ class _Analyser:
             self.expansions(node.expression, state, context)
         elif isinstance(node, sh.Conditional):
             texts = ("[[", *(word.text for word in node.words), "]]")
-            self.commands.append(SimpleCommand(texts, _label(texts, context)))
+            self.commands.append(SimpleCommand(texts, _label(texts, context), _ordered_cwds(state)))
             for word in node.words:
                 self.expansions(word, state, context)
                 if word.text in ARITHMETIC_TESTS and not word.quoted:
@@ -492,6 +508,7 @@ class _Analyser:
             if not target.static:
                 self.construct("dynamic-redirect", f"{redirect.fd or ''}{redirect.op} {target.raw}")
                 continue
+            self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
                 if redirect.op in WRITE_OPERATORS:
                     self.writes[path] = None
@@ -539,11 +556,19 @@ class _Analyser:
         program = texts[0]
         programs = [program]
         if args[0].static and "/" in program:
+            self.check_dot_dot(program)
             programs = self.paths(program, state)
             if UNKNOWN_CWD in state and not program.startswith("/"):
                 programs.append(program)
+        cwds = _ordered_cwds(state)
         for resolved in programs:
-            self.commands.append(SimpleCommand((resolved, *texts[1:]), label))
+            self.commands.append(SimpleCommand((resolved, *texts[1:]), label, cwds))
+
+    def check_dot_dot(self, path: str) -> None:
+        """The kernel resolves ``..`` after symlinks, so ``link/../x`` may not be where
+        its lexical form says: whatever the form, it is a construct."""
+        if ".." in path.split("/"):
+            self.construct("dot-dot-path", path)
 
     def run(
         self,
@@ -596,6 +621,7 @@ class _Analyser:
                 if _risky(variable):
                     self.construct("environment-override", f"{program} {variable}=...")
             if unwrapped.cwd is not None:
+                self.check_dot_dot(unwrapped.cwd)  # env -C and sudo -D use chdir(2)
                 state = self.changed_directory(unwrapped.cwd, state)
             context = context.via(program)
             for command in unwrapped.also:
