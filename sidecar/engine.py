@@ -57,7 +57,11 @@ def decide(
             trace.append(f"{subject.label or subject.action} ({subject.action}):")
         decisions.append(evaluate_subject(policy, subject, exhausted=exhausted, trace=trace))
     # Strictest first; among equals, one decided by a rule explains more than the default.
-    winner = max(decisions, key=lambda d: (STRICTNESS[d.decision], d.rule is not None))
+    winner = (
+        decisions[0]
+        if len(decisions) == 1
+        else max(decisions, key=lambda d: (STRICTNESS[d.decision], d.rule is not None))
+    )
     reason = winner.reason
     if len(decisions) > 1 and winner.subject.label:
         reason = f"{winner.subject.label}: {reason}"

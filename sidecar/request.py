@@ -70,6 +70,7 @@ ACTION_REQUEST_FIELDS: dict[str, frozenset[str]] = {
     NETWORK_REQUEST: frozenset({"url", "host", "port", "scheme", "method"}),
     K8S_REQUEST: frozenset({"k8s"}),
 }
+_APPLICABLE_FIELDS = {action: f | COMMON_FIELDS for action, f in ACTION_REQUEST_FIELDS.items()}
 
 
 def _reject_constant(name: str) -> None:
@@ -77,19 +78,27 @@ def _reject_constant(name: str) -> None:
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise RequestError(f"duplicate key {key!r} in a JSON object")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RequestError(f"duplicate key {key!r} in a JSON object")
+            seen.add(key)
     return result
+
+
+# One decoder for every body: ``json.loads`` with options builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
 
 
 def parse_json_body(body: bytes) -> Any:
     """Decode the body as strict JSON. Raises ``RequestError``."""
     try:
         text = body.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):
+            raise RequestError("body is not valid JSON: it starts with a byte order mark")
+        return _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise RequestError(f"body is not UTF-8: {exc.reason}") from None
     except json.JSONDecodeError as exc:
@@ -121,7 +130,10 @@ def _plain(value: Any) -> Any:
 
 
 def _check_text(value: Any, where: str) -> None:
-    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800``)."""
+    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800``).
+
+    Only a non-ASCII string can hold one; ASCII ones (nearly all) are passed over.
+    """
     if isinstance(value, str):
         if not value.isascii():
             try:
@@ -130,11 +142,14 @@ def _check_text(value: Any, where: str) -> None:
                 raise RequestError("contains an invalid Unicode escape", where) from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, where)
-            _check_text(item, f"{where}.{key}" if where else key)
+            if not (isinstance(key, str) and key.isascii()):
+                _check_text(key, where)
+            if not (isinstance(item, str) and item.isascii()):
+                _check_text(item, f"{where}.{key}" if where else key)
     elif isinstance(value, list):
         for item in value:
-            _check_text(item, where)
+            if not (isinstance(item, str) and item.isascii()):
+                _check_text(item, where)
 
 
 def parse_request(data: Any) -> CheckRequest:
@@ -149,10 +164,9 @@ def parse_request(data: Any) -> CheckRequest:
         field = _error_field(tuple(first["loc"]))
         message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         raise RequestError(message, field or None) from None
-    allowed = ACTION_REQUEST_FIELDS[request.action] | COMMON_FIELDS
-    for name in request.model_fields_set:
-        if name not in allowed:
-            raise RequestError(f"does not apply to action {request.action}", name)
+    stray = request.model_fields_set - _APPLICABLE_FIELDS[request.action]
+    if stray:
+        raise RequestError(f"does not apply to action {request.action}", min(stray))
     if request.context is not None:
         context = _plain(request.context)
         try:

@@ -22,7 +22,12 @@ from sidecar.policy.schema import PolicyDocument
 MAX_POLICY_BYTES = 4 * 2**20
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: the same safe constructors, parsing a
+# 1,000-rule policy about ten times faster than the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
 
 
