@@ -28,8 +28,12 @@ from sidecar.request import MAX_BODY_BYTES
 JSON_TYPE = "application/json"
 
 
+# Built once: ``json.dumps`` with options builds a new encoder for every answer.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_response(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = _ENCODER.encode(payload).encode("utf-8")
     return Response(body, status_code=status, media_type=JSON_TYPE)
 
 
