@@ -108,13 +108,25 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sidecar.errors import RequestError
 from sidecar.normalise import shell_ast as sh
 from sidecar.normalise.paths import normalise_path
+from sidecar.normalise.shell_builtins import BUILTINS, DIRECTORY_BUILTINS, risky_variable
+from sidecar.normalise.shell_context import (
+    Context,
+    Flow,
+    State,
+    argv_text,
+    command_label,
+    later,
+    ordered,
+    ordered_cwds,
+    shorten,
+    union,
+)
 from sidecar.normalise.shell_parser import ShellSyntaxError, parse_script
 from sidecar.normalise.shell_wrappers import (
     BUILTIN_WRAPPERS,
@@ -147,23 +159,9 @@ CONSTRUCTS = frozenset(
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
     | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path"}
 )
-RISKY_VARIABLES = frozenset(
-    {"PATH", "BASH_ENV", "ENV", "IFS", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"}
-    | {"PROMPT_COMMAND", "FPATH", "ZDOTDIR", "BASH_LOADABLES_PATH", "EXECIGNORE"}
-    | {"GLOBIGNORE", "GCONV_PATH", "HOSTALIASES", "PYTHONPATH", "PYTHONSTARTUP"}
-    | {"PYTHONHOME", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "PERLLIB"}
-    | {"RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "PAGER", "EDITOR"}
-    | {"VISUAL", "MANPAGER", "BROWSER", "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS"}
-    | {"SUDO_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_EDITOR"}
-    | {"GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "GIT_PROXY_COMMAND"}
-    | {"GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
-    | {"GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_TEMPLATE_DIR"}
-)
-RISKY_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
 WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 READ_OPERATORS = frozenset({"<", "<&", "<>"})
 ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"})
-DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
 SUBSTITUTION_LABELS = {
     "command-substitution": "$(...)",
     "backticks": "`...`",
@@ -172,11 +170,6 @@ SUBSTITUTION_LABELS = {
 # Shells whose scripts are read as bash reads them (they share [[ ]] and (( ))); every
 # other script (sh, dash, ash, a command line, eval ...) is read both ways.
 BASH_DIALECTS = frozenset({"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"})
-MAX_CWDS = 8
-LABEL_LENGTH = 120
-
-State = frozenset[str | None]  # possible working directories; None: the request gave none
-Flow = tuple[State, State]  # the states after success and after failure
 
 
 @dataclass(frozen=True)
@@ -226,9 +219,9 @@ def analyse_command(
     analyser = _Analyser(field, max_depth)
     try:
         if argv is not None:
-            analyser.run(_checked_argv(argv), start, _Context())
+            analyser.run(_checked_argv(argv), start, Context())
         else:
-            analyser.script_text(_checked_text(command_line), start, _Context())
+            analyser.script_text(_checked_text(command_line), start, Context())
     except RecursionError:
         raise RequestError("is nested too deeply", field) from None
     analysis = analyser.result()
@@ -262,61 +255,6 @@ def _parse(text: str, max_depth: int, field: str, *, depth: int = 0, nesting: in
         raise RequestError(f"cannot be parsed as a shell command: {error}", field) from None
 
 
-@dataclass(frozen=True)
-class _Context:
-    """Where a command was found: script depth, nesting, and words for its label."""
-
-    depth: int = 0
-    nesting: int = 0
-    where: tuple[str, ...] = ()
-
-    def deeper(self) -> _Context:
-        return dataclasses.replace(self, nesting=self.nesting + 1)
-
-    def inside(self, where: str) -> _Context:
-        return _Context(self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"))
-
-    def reading(self, how: str) -> _Context:
-        return dataclasses.replace(self, where=(*self.where, how))
-
-    def via(self, program: str) -> _Context:
-        return dataclasses.replace(self, where=(*self.where, f"via {program}"))
-
-
-def _union(*states: State) -> State:
-    merged: State = frozenset().union(*states)
-    return merged if len(merged) <= MAX_CWDS else frozenset({UNKNOWN_CWD})
-
-
-def _later(state: State) -> State:
-    """The directories of code that runs later (a function, a trap): these or any."""
-    return _union(state, frozenset({UNKNOWN_CWD}))
-
-
-def _ordered_cwds(state: State) -> tuple[str | None, ...]:
-    return tuple(_ordered(state))
-
-
-def _ordered(state: State) -> list[str | None]:
-    return sorted(state, key=lambda cwd: (cwd is not None, cwd != UNKNOWN_CWD, cwd or ""))
-
-
-def _shorten(text: str, limit: int = LABEL_LENGTH) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _display(texts: Iterable[str]) -> str:
-    return _shorten(shlex.join(texts))
-
-
-def _label(texts: Sequence[str], context: _Context) -> str:
-    return _display(texts) + (f" ({', '.join(context.where)})" if context.where else "")
-
-
-def _risky(name: str) -> bool:
-    return name in RISKY_VARIABLES or name.startswith(RISKY_PREFIXES)
-
-
 class _Analyser:
     def __init__(self, field: str, max_depth: int) -> None:
         self.field = field
@@ -333,13 +271,11 @@ class _Analyser:
         )
 
     def construct(self, name: str, text: str) -> None:
-        self.constructs[Construct(name, _shorten(text))] = None
+        self.constructs[Construct(name, shorten(text))] = None
 
     # -- scripts -------------------------------------------------------------------------
 
-    def script_text(
-        self, text: str, state: State, context: _Context, *, posix: bool = True
-    ) -> None:
+    def script_text(self, text: str, state: State, context: Context, *, posix: bool = True) -> None:
         """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
         sh reads it (a command line or ``sh -c`` script may well run under dash)."""
         key = (text, state, posix)
@@ -368,42 +304,42 @@ class _Analyser:
                 known.add(command.argv)
                 self.commands.append(command)
 
-    def script(self, script: sh.Script, state: State, context: _Context) -> Flow:
+    def script(self, script: sh.Script, state: State, context: Context) -> Flow:
         flow: Flow = (state, state)
         for item in script.items:
             flow = self.and_or(item.and_or, state, context)
             if item.background:
                 flow = (state, state)  # it runs in a subshell
-            state = _union(*flow)
+            state = union(*flow)
         return flow
 
-    def and_or(self, node: sh.AndOr, state: State, context: _Context) -> Flow:
+    def and_or(self, node: sh.AndOr, state: State, context: Context) -> Flow:
         ok, fail = self.pipeline(node.first, state, context)
         for operator, pipeline in node.rest:
             if operator == "&&":
                 next_ok, next_fail = self.pipeline(pipeline, ok, context)
-                ok, fail = next_ok, _union(fail, next_fail)
+                ok, fail = next_ok, union(fail, next_fail)
             else:
                 next_ok, next_fail = self.pipeline(pipeline, fail, context)
-                ok, fail = _union(ok, next_ok), next_fail
+                ok, fail = union(ok, next_ok), next_fail
         return ok, fail
 
-    def pipeline(self, node: sh.Pipeline, state: State, context: _Context) -> Flow:
+    def pipeline(self, node: sh.Pipeline, state: State, context: Context) -> Flow:
         for command in node.commands[:-1]:
             self.command(command, state, context)
         ok, fail = self.command(node.commands[-1], state, context)
         if len(node.commands) > 1:  # the last part runs in this shell only with lastpipe/zsh
-            ok, fail = _union(state, ok), _union(state, fail)
+            ok, fail = union(state, ok), union(state, fail)
         return (fail, ok) if node.negated else (ok, fail)
 
-    def command(self, node: sh.Command, state: State, context: _Context) -> Flow:
+    def command(self, node: sh.Command, state: State, context: Context) -> Flow:
         context = context.deeper()
         if isinstance(node, sh.SimpleCommand):
             return self.simple(node, state, context)
         if isinstance(node, sh.FunctionDefinition):
             self.construct("function-definition", node.raw or node.name + "()")
-            self.command(node.body, _later(state), context)  # it runs when called, anywhere
-            after = _later(state) if _changes_cwd(node.body) else state
+            self.command(node.body, later(state), context)  # it runs when called, anywhere
+            after = later(state) if _changes_cwd(node.body) else state
             return after, after
         if isinstance(node, sh.Coprocess):
             self.command(node.command, state, context)
@@ -417,7 +353,7 @@ class _Analyser:
         reached = self.compound(node, state, context)
         return reached, reached
 
-    def compound(self, node: sh.Command, state: State, context: _Context) -> State:
+    def compound(self, node: sh.Command, state: State, context: Context) -> State:
         """Analyse an if/loop/for/case/(( ))/[[ ]]; return every state it may end in."""
         reached: list[State] = [state]
         if isinstance(node, sh.If):
@@ -429,7 +365,7 @@ class _Analyser:
                 reached.extend(self.script(node.otherwise, state, context))
         elif isinstance(node, sh.Loop | sh.For | sh.ArithmeticFor):
             if _changes_cwd(node):  # a cd repeated any number of times
-                state = _later(state)
+                state = later(state)
                 reached.append(state)
             if isinstance(node, sh.Loop):
                 ok, fail = self.script(node.condition, state, context)
@@ -451,26 +387,28 @@ class _Analyser:
             self.expansions(node.expression, state, context)
         elif isinstance(node, sh.Conditional):
             texts = ("[[", *(word.text for word in node.words), "]]")
-            self.commands.append(SimpleCommand(texts, _label(texts, context), _ordered_cwds(state)))
+            self.commands.append(
+                SimpleCommand(texts, command_label(texts, context), ordered_cwds(state))
+            )
             for word in node.words:
                 self.expansions(word, state, context)
                 if word.text in ARITHMETIC_TESTS and not word.quoted:
                     self.construct("arithmetic", " ".join(w.raw for w in node.words))
             self.redirects(_comparisons_as_redirects(node), state, context)
-        return _union(*reached)
+        return union(*reached)
 
-    def loop_header(self, node: sh.For | sh.ArithmeticFor, state: State, context: _Context) -> None:
+    def loop_header(self, node: sh.For | sh.ArithmeticFor, state: State, context: Context) -> None:
         if isinstance(node, sh.ArithmeticFor):
             self.expansions(node.header, state, context)
             return
-        if _risky(node.variable):
+        if risky_variable(node.variable):
             self.construct("environment-override", f"for {node.variable} in ...")
         for word in node.words or ():
             self.argument(word, state, context)
 
     # -- words and redirections ----------------------------------------------------------
 
-    def expansions(self, word: sh.Word, state: State, context: _Context) -> None:
+    def expansions(self, word: sh.Word, state: State, context: Context) -> None:
         for expansion in word.expansions:
             if expansion.kind == "parameter":
                 self.construct("parameter-expansion", expansion.text)
@@ -484,14 +422,14 @@ class _Analyser:
                 where = SUBSTITUTION_LABELS[expansion.kind]
                 self.script(expansion.script, state, context.inside(where))
 
-    def argument(self, word: sh.Word, state: State, context: _Context) -> None:
+    def argument(self, word: sh.Word, state: State, context: Context) -> None:
         self.expansions(word, state, context)
         if word.glob:
             self.construct("glob", word.raw)
         if word.brace:
             self.construct("brace-expansion", word.raw)
 
-    def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: _Context) -> None:
+    def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: Context) -> None:
         for redirect in redirects:
             if redirect.heredoc is not None:
                 if redirect.heredoc.body is not None:
@@ -520,24 +458,24 @@ class _Analyser:
         if text.startswith("/"):
             return [normalise_path(text, None, field=self.field)]
         found: dict[str, None] = {}
-        for cwd in _ordered(state):
+        for cwd in ordered(state):
             if cwd == UNKNOWN_CWD:
                 self.construct("unknown-cwd", text)
             else:
                 found[normalise_path(text, cwd, field=self.field)] = None
         return list(found)
 
-    def assignment(self, assignment: sh.Assignment, state: State, context: _Context) -> None:
+    def assignment(self, assignment: sh.Assignment, state: State, context: Context) -> None:
         for word in assignment.values:
             self.expansions(word, state, context)
-        if _risky(assignment.name):
+        if risky_variable(assignment.name):
             self.construct("environment-override", assignment.word.raw)
         if assignment.subscript is not None:
             self.construct("arithmetic", assignment.word.raw)
 
     # -- simple commands -----------------------------------------------------------------
 
-    def simple(self, node: sh.SimpleCommand, state: State, context: _Context) -> Flow:
+    def simple(self, node: sh.SimpleCommand, state: State, context: Context) -> Flow:
         for assignment in node.assignments:
             self.assignment(assignment, state, context)
         if node.words:
@@ -550,9 +488,9 @@ class _Analyser:
         args = [Arg(word.text, word.static) for word in node.words]
         return self.run(args, state, context, _stdin_feeds(node.redirects))
 
-    def report(self, args: Sequence[Arg], state: State, context: _Context) -> None:
+    def report(self, args: Sequence[Arg], state: State, context: Context) -> None:
         texts = [arg.text for arg in args]
-        label = _label(texts, context)
+        label = command_label(texts, context)
         program = texts[0]
         programs = [program]
         if args[0].static and "/" in program:
@@ -560,7 +498,7 @@ class _Analyser:
             programs = self.paths(program, state)
             if UNKNOWN_CWD in state and not program.startswith("/"):
                 programs.append(program)
-        cwds = _ordered_cwds(state)
+        cwds = ordered_cwds(state)
         for resolved in programs:
             self.commands.append(SimpleCommand((resolved, *texts[1:]), label, cwds))
 
@@ -574,7 +512,7 @@ class _Analyser:
         self,
         args: list[Arg],
         state: State,
-        context: _Context,
+        context: Context,
         stdin: Sequence[Arg] = (),
     ) -> Flow:
         """Report what ``args`` runs, unwrapping shells and wrappers; return the flow."""
@@ -583,7 +521,7 @@ class _Analyser:
         while True:
             head = args[0]
             if not head.static:
-                self.construct("dynamic-command", _display(arg.text for arg in args))
+                self.construct("dynamic-command", argv_text(arg.text for arg in args))
                 self.report(args, state, context)
                 return outer, outer
             name = head.text
@@ -609,7 +547,7 @@ class _Analyser:
             if handler is None:
                 return outer, outer
             unwrapped = handler(args)
-            display = _display(arg.text for arg in args)
+            display = argv_text(arg.text for arg in args)
             if unwrapped.unparsed:
                 self.construct("unparsed-wrapper", display)
                 return outer, outer
@@ -618,7 +556,7 @@ class _Analyser:
             if unwrapped.unknown_arguments:
                 self.construct("unknown-arguments", display)
             for variable in unwrapped.assigned:
-                if _risky(variable):
+                if risky_variable(variable):
                     self.construct("environment-override", f"{program} {variable}=...")
             if unwrapped.cwd is not None:
                 self.check_dot_dot(unwrapped.cwd)  # env -C and sudo -D use chdir(2)
@@ -634,7 +572,7 @@ class _Analyser:
             in_child = True
 
     def builtin_wrapper(
-        self, name: str, args: list[Arg], state: State, context: _Context
+        self, name: str, args: list[Arg], state: State, context: Context
     ) -> list[Arg]:
         """``exec``/``command``/``builtin``...: the command they run (empty: none)."""
         texts = [arg.text for arg in args]
@@ -642,7 +580,7 @@ class _Analyser:
             try:
                 options, index = parse_options(texts, 1, COMMAND)
             except UnknownOption:
-                self.construct("unparsed-wrapper", _display(texts))
+                self.construct("unparsed-wrapper", argv_text(texts))
                 return []
             if {"v", "V"} & {option for option, _value in options}:
                 self.report(args, state, context)  # a lookup: nothing runs
@@ -650,17 +588,17 @@ class _Analyser:
             return args[index:]
         unwrapped = BUILTIN_WRAPPERS[name](args)
         if unwrapped.unparsed:
-            self.construct("unparsed-wrapper", _display(texts))
+            self.construct("unparsed-wrapper", argv_text(texts))
             return []
         if unwrapped.dynamic:
-            self.construct("dynamic-command", _display(texts))
+            self.construct("dynamic-command", argv_text(texts))
         return list(unwrapped.inner)
 
     def shell(
-        self, program: str, args: list[Arg], state: State, context: _Context, stdin: Sequence[Arg]
+        self, program: str, args: list[Arg], state: State, context: Context, stdin: Sequence[Arg]
     ) -> None:
         invocation = parse_shell(program, args)
-        display = _display(arg.text for arg in args)
+        display = argv_text(arg.text for arg in args)
         trusted = "/" not in args[0].text or any(
             path.rsplit("/", 1)[0] in TRUSTED_DIRECTORIES
             for path in self.paths(args[0].text, state)
@@ -680,10 +618,10 @@ class _Analyser:
             return
         if invocation.kind == "stdin" and stdin:
             self.construct("heredoc-to-shell", display)
-            where = context.inside(f"{program} standard input")
+            inside = context.inside(f"{program} standard input")
             for feed in stdin:
                 if feed.static:
-                    self.script_text(feed.text, state, where, posix=program not in BASH_DIALECTS)
+                    self.script_text(feed.text, state, inside, posix=program not in BASH_DIALECTS)
         self.report(args, state, context)
 
     def shell_script(
@@ -691,14 +629,14 @@ class _Analyser:
         script: Arg,
         args: list[Arg],
         state: State,
-        context: _Context,
+        context: Context,
         where: str,
         *,
         posix: bool = True,
     ) -> None:
         """Analyse the script a shell or wrapper runs; a dynamic one is reported as is."""
         if not script.static:
-            self.construct("dynamic-command", _display(arg.text for arg in args))
+            self.construct("dynamic-command", argv_text(arg.text for arg in args))
             self.report(args, state, context)
             return
         self.script_text(script.text, state, context.inside(where), posix=posix)
@@ -714,172 +652,6 @@ class _Analyser:
             else normalise_path(target, cwd, field=self.field)
             for cwd in state
         )
-
-
-# -- builtins ---------------------------------------------------------------------------
-
-
-def _operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
-    """Split builtin arguments into operands and ``-x value`` options (first ``--`` ends)."""
-    operands: list[str] = []
-    values: dict[str, str] = {}
-    index = 1
-    while index < len(texts):
-        text = texts[index]
-        index += 1
-        if text == "--":
-            operands.extend(texts[index:])
-            break
-        if len(text) > 1 and text[0] in "-+" and not operands:
-            for position, letter in enumerate(text[1:], start=2):
-                values.setdefault(letter, "")
-                if letter in with_value:
-                    value = text[position:]
-                    if not value and index < len(texts):
-                        value, index = texts[index], index + 1
-                    values[letter] = value
-                    break
-            continue
-        operands.append(text)
-    return operands, values
-
-
-def _directory(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    """``cd``/``pushd``/``popd``: on success the shell is in the new directory."""
-    analyser.report(args, state, context)
-    texts = [arg.text for arg in args]
-    operands, _values = _operands(texts)
-    known = (
-        texts[0] != "popd"
-        and len(operands) == 1
-        and all(arg.static for arg in args)
-        and operands[0] not in ("-", "")
-        and not operands[0].startswith(("~", "+", "-"))
-    )
-    if operands == [""]:
-        return state, state  # cd "" stays where it is
-    target = operands[0] if known else UNKNOWN_CWD
-    return analyser.changed_directory(target, state), state
-
-
-def _eval(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    text = " ".join(arg.text for arg in args[1:])
-    analyser.construct("eval", _display(arg.text for arg in args))
-    if text.strip() and all(arg.static for arg in args):
-        analyser.script_text(text, state, context.inside("eval"))
-    return _later(state), _later(state)
-
-
-def _source(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    analyser.construct(args[0].text, _display(arg.text for arg in args))
-    return _later(state), _later(state)
-
-
-def _alias(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    for arg in args[1:]:
-        name, is_definition, value = arg.text.partition("=")
-        if not is_definition or arg.text.startswith("-"):
-            continue
-        analyser.construct("alias", arg.text)
-        if arg.static and value.strip():
-            analyser.script_text(value, _later(state), context.inside(f"alias {name}"))
-    return state, state
-
-
-def _trap(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    operands, _values = _operands([arg.text for arg in args])
-    if len(operands) >= 2 and operands[0] not in ("-", ""):
-        analyser.construct("trap", _display(arg.text for arg in args))
-        action = next(arg for arg in args[1:] if arg.text == operands[0])
-        if action.static and action.text.strip():
-            analyser.script_text(action.text, _later(state), context.inside("trap"))
-    return state, state
-
-
-def _variables(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    """Builtins that set variables by name: risky names, subscripts, namerefs."""
-    analyser.report(args, state, context)
-    texts = [arg.text for arg in args]
-    builtin = texts[0]
-    operands, values = _operands(texts, VALUE_OPTIONS.get(builtin, ""))
-    display = _display(texts)
-    if builtin in DECLARATIONS:
-        if "n" in values:
-            analyser.construct("environment-override", display)  # a nameref: any later name
-        if "i" in values:
-            analyser.construct("arithmetic", display)
-        assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
-        named = [operand.partition("=")[0] for operand in operands]
-    elif builtin == "let":
-        analyser.construct("arithmetic", display)
-        assigned = named = [operand.partition("=")[0] for operand in operands]
-    else:
-        assigned = named = _named_variables(builtin, operands, values)
-    if any(_risky(variable.removesuffix("+")) for variable in assigned):
-        analyser.construct("environment-override", display)
-    if any("[" in variable for variable in named):
-        analyser.construct("arithmetic", display)
-    return state, state
-
-
-def _named_variables(builtin: str, operands: list[str], values: dict[str, str]) -> list[str]:
-    if builtin in ("printf", "wait"):
-        option = "v" if builtin == "printf" else "p"
-        return [values[option]] if values.get(option) else []
-    if builtin in ("mapfile", "readarray"):
-        return operands[-1:] or ["MAPFILE"]
-    if builtin == "getopts":
-        return operands[1:2]
-    if builtin == "read" and values.get("a"):
-        return [*operands, values["a"]]
-    return operands
-
-
-def _test(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    if any(arg.text == "-v" for arg in args[1:]):
-        analyser.construct("arithmetic", _display(arg.text for arg in args))
-    return state, state
-
-
-def _lookup(analyser: _Analyser, args: list[Arg], state: State, context: _Context) -> Flow:
-    analyser.report(args, state, context)
-    _operands_found, values = _operands([arg.text for arg in args], "pfd")
-    if ("p" in values and args[0].text == "hash") or ("f" in values and args[0].text == "enable"):
-        analyser.construct("command-lookup-override", _display(arg.text for arg in args))
-    return state, state
-
-
-VALUE_OPTIONS = {
-    "read": "adinNptu",
-    "mapfile": "dnOsuCc",
-    "readarray": "dnOsuCc",
-    "printf": "v",
-    "wait": "p",
-}
-DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
-VARIABLE_SETTERS = frozenset(
-    {"unset", "read", "mapfile", "readarray", "printf", "getopts", "wait", "let"}
-)
-BUILTINS = {
-    "cd": _directory,
-    "pushd": _directory,
-    "popd": _directory,
-    "eval": _eval,
-    "source": _source,
-    ".": _source,
-    "alias": _alias,
-    "trap": _trap,
-    "test": _test,
-    "[": _test,
-    "hash": _lookup,
-    "enable": _lookup,
-    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
-}
 
 
 def _comparisons_as_redirects(node: sh.Conditional) -> list[sh.Redirect]:

@@ -14,7 +14,7 @@ nesting together, which keeps Python's recursion well inside its limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sidecar.normalise import shell_ast as sh
@@ -273,7 +273,7 @@ class Parser:
                     return sh.Arithmetic(expression, self._redirects())
                 raise self._unexpected(token)
             if self._reserved(token) and token.word:
-                compound = {
+                compounds: dict[str, Callable[[], sh.Command]] = {
                     "{": self._group,
                     "if": self._if,
                     "while": self._loop,
@@ -284,7 +284,8 @@ class Parser:
                     "[[": self._conditional,
                     "function": self._function_keyword,
                     "coproc": self._coproc,
-                }.get(token.word.raw)
+                }
+                compound = compounds.get(token.word.raw)
                 if compound is None:
                     raise self._unexpected(token)
                 return compound()

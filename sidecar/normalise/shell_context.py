@@ -1,0 +1,72 @@
+"""Where the command analysis is in a script: context, working directories, labels.
+
+Part of CONTRACT 2.2 "Commands" (see ``commands``): the set of directories a command may
+run in (``cd`` can fail, so ``cd /x; y`` runs ``y`` in either), and the human text that
+says where a command was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sidecar.normalise.shell_wrappers import UNKNOWN_CWD
+
+MAX_CWDS = 8
+LABEL_LENGTH = 120
+
+State = frozenset[str | None]  # possible working directories; None: the request gave none
+Flow = tuple[State, State]  # the states after success and after failure
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a command was found: script depth, nesting, and words for its label."""
+
+    depth: int = 0
+    nesting: int = 0
+    where: tuple[str, ...] = ()
+
+    def deeper(self) -> Context:
+        return dataclasses.replace(self, nesting=self.nesting + 1)
+
+    def inside(self, where: str) -> Context:
+        return Context(self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"))
+
+    def reading(self, how: str) -> Context:
+        return dataclasses.replace(self, where=(*self.where, how))
+
+    def via(self, program: str) -> Context:
+        return dataclasses.replace(self, where=(*self.where, f"via {program}"))
+
+
+def union(*states: State) -> State:
+    merged: State = frozenset().union(*states)
+    return merged if len(merged) <= MAX_CWDS else frozenset({UNKNOWN_CWD})
+
+
+def later(state: State) -> State:
+    """The directories of code that runs later (a function, a trap): these or any."""
+    return union(state, frozenset({UNKNOWN_CWD}))
+
+
+def ordered_cwds(state: State) -> tuple[str | None, ...]:
+    return tuple(ordered(state))
+
+
+def ordered(state: State) -> list[str | None]:
+    return sorted(state, key=lambda cwd: (cwd is not None, cwd != UNKNOWN_CWD, cwd or ""))
+
+
+def shorten(text: str, limit: int = LABEL_LENGTH) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def argv_text(texts: Iterable[str]) -> str:
+    return shorten(shlex.join(texts))
+
+
+def command_label(texts: Sequence[str], context: Context) -> str:
+    return argv_text(texts) + (f" ({', '.join(context.where)})" if context.where else "")
