@@ -184,6 +184,14 @@ class Lexer:
 
     def _longest(self, candidates: tuple[str, ...]) -> str:
         """Take the longest of ``candidates`` (longest first) that the input starts with."""
+        self._skip_continuations()
+        window = self.src[self.pos : self.pos + 4]
+        if "\\" not in window:  # no backslash-newline inside: compare the text directly
+            for candidate in candidates:
+                if window.startswith(candidate):
+                    self.pos += len(candidate)
+                    return candidate
+            raise self._error("unexpected character")
         for candidate in candidates:
             if all(self._peek(i) == char for i, char in enumerate(candidate)):
                 for _ in candidate:
