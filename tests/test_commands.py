@@ -139,6 +139,7 @@ POSIX_READING = [
     ("zsh -c '((rm x))'", [], []),
     ("diff <(a) <(b)", [("a",), ("b",), ("diff", "<(a)", "<(b)")], []),
     ("x=(1 2); rm y", [("rm", "y")], []),
+    ("true 10>f", [("true",), ("true", "10")], ["/work/f"]),  # dash: one-digit descriptors
     ("ls\nx=(1 2)\n((rm y))", [("ls",)], []),  # sh stops at the line it cannot parse
 ]
 

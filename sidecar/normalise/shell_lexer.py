@@ -218,7 +218,8 @@ class Lexer:
         follow = self._peek()
         redirects = follow in ("<", ">") and self._peek(1) != "(" and not self.conditional
         if redirects and not word.quoted:
-            if re.fullmatch(r"[0-9]+", word.raw):
+            # dash takes one digit only: "10>f" is the word 10 and ">f" there.
+            if re.fullmatch(r"[0-9]" if self.posix else r"[0-9]+", word.raw):
                 return self._redirect(start, word.text)
             if FD_VARIABLE.fullmatch(word.raw) and not self.posix:
                 return self._redirect(start, word.text)
