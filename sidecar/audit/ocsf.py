@@ -67,13 +67,22 @@ def _activity_id(action: str | None, request: dict[str, Any]) -> int:
     return 0
 
 
+# Approval records by their event; anything not listed (expired, denied ...) is Blocked.
+_APPROVAL_DISPOSITIONS: dict[str, tuple[int, str, int, str]] = {
+    "approved": (1, "Allowed", 8, "Approved"),
+    "redeemed": (1, "Allowed", 1, "Allowed"),
+    "requested": (2, "Denied", 14, "Delayed"),
+    "forged": (2, "Denied", 25, "Rejected"),
+    "refused": (2, "Denied", 25, "Rejected"),
+}
+
+
 def _disposition(record: dict[str, Any]) -> tuple[int, str, int, str]:
     """(action_id, action, disposition_id, disposition) of the Security Control profile."""
     if record.get("type") == "invalidRequest":
         return 2, "Denied", 25, "Rejected"
     if record.get("type") == "approval":
-        approved = record.get("decision") == "approve"
-        return (1, "Allowed", 8, "Approved") if approved else (2, "Denied", 2, "Blocked")
+        return _APPROVAL_DISPOSITIONS.get(str(record.get("event")), (2, "Denied", 2, "Blocked"))
     decision = record.get("decision")
     if record.get("allowed") is True:
         if decision == "allow":
@@ -109,7 +118,7 @@ def _classification(
 ) -> dict[str, Any]:
     """The event fields that depend only on what kind of outcome this was (cached)."""
     action_id, action_name, disposition_id, disposition = _disposition(
-        {"type": record_type, "decision": decision, "allowed": allowed}
+        {"type": record_type, "decision": decision, "allowed": allowed, "event": decision}
     )
     severity_id, severity = (
         (1, "Informational") if action_id == 1 else _SEVERITY.get(risk, (2, "Low"))
@@ -242,7 +251,8 @@ def _parts(record: dict[str, Any]) -> tuple[tuple[Any, ...], Any, dict[str, Any]
         record_type,
         action,
         activity_id,
-        record.get("decision"),
+        # An approval record's outcome is its event (requested, approved, redeemed ...).
+        record.get("event") if record_type == "approval" else record.get("decision"),
         record.get("allowed"),
         risk if isinstance(risk, str) else None,
         str(record.get("identity") or ""),

@@ -228,3 +228,14 @@ def test_the_fast_ocsf_encoding_is_the_event(trail: Path) -> None:
             assert json.loads(fast) == event
             checked += 1
     assert checked == 5
+
+
+def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
+    log = open_log()
+    events = ["requested", "approved", "redeemed", "denied", "expired", "forged"]
+    for event in events:
+        log.append_blocking("approval", {"event": event, "approval": "apr_1", "requestHash": "sha256:00"})
+    log.close_blocking()
+    rows = [json.loads(line) for line in _export(log.directory, "ocsf").splitlines()]
+    got = [row["disposition"] for row in rows]
+    assert got == ["Delayed", "Approved", "Allowed", "Blocked", "Blocked", "Rejected"]
