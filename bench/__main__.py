@@ -1,0 +1,147 @@
+"""Tollgate's benchmarks, all in one run: ``python -m bench`` (docs/performance.md).
+
+Sections: in-process decision time against cedarpy; /check over HTTP under wrk against
+a bare Starlette + uvicorn endpoint; RSS over 1,000,000 checks; startup and reload.
+Baselines are measured in the same run and the targets are judged by ratios where the
+issue states ratios, so a busy machine moves both sides. Prints Markdown tables and
+exits 1 when a target is missed (0 with ``--report-only``), 2 when a tool is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench import decision, http_load, startup
+from bench.results import Section, Target, render
+
+SECTIONS = ("decision", "startup", "http", "memory")
+MEMORY_LIMIT_MIB = 80.0
+MEMORY_GROWTH_MIB = 1.0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as info:
+            total_kib = int(next(line.split()[1] for line in info if line.startswith("MemTotal")))
+        memory = f", {total_kib / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs{memory}; Linux {platform.release()}; "
+        f"Python {platform.python_version()}; load average at start {load}"
+    )
+
+
+def memory_section(checks: int, audit_parent: str | None) -> Section:
+    command = [sys.executable, "-m", "bench.memory", "--checks", str(checks)]
+    if audit_parent:
+        command += ["--dir", audit_parent]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    data = json.loads(next(x for x in reversed(output.splitlines()) if x.startswith('{"checks"')))
+    marks, rss = data["checks"], data["rss_mib"]
+    section = Section(
+        f"Memory: RSS of a process running {checks:,} checks through Gate.check (MiB)",
+        ("checks", *(f"{m // 1000:,}k" for m in marks)),
+        rows=[("RSS MiB", *(f"{r:.1f}" for r in rss))],
+    )
+    growth = rss[-1] - rss[1] if len(rss) > 1 else 0.0
+    section.targets += [
+        Target(
+            f"RSS after {marks[-1]:,} checks",
+            f"{rss[-1]:.1f} MiB",
+            f"≤ {MEMORY_LIMIT_MIB:g} MiB",
+            rss[-1] <= MEMORY_LIMIT_MIB,
+        ),
+        Target(
+            f"RSS growth from {marks[1] if len(marks) > 1 else marks[0]:,} to {marks[-1]:,} checks",
+            f"{growth:+.2f} MiB",
+            f"≤ {MEMORY_GROWTH_MIB:g} MiB",
+            growth <= MEMORY_GROWTH_MIB,
+        ),
+    ]
+    section.notes.append(
+        f"In process, not over HTTP: Gate.check from request bytes to durable record, a "
+        f"real AuditLog (group commit, fsync) on disk, {1_000:,}-rule policy, 64 checks in "
+        f"flight, the request mix of the decision table; {data['seconds']:.0f} s. RSS read "
+        "from /proc/self/status (current, not peak), no forced garbage collection."
+    )
+    return section
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--report-only", action="store_true", help="exit 0 even if a target is missed"
+    )
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs (a smoke test; targets judged on less data)",
+    )
+    parser.add_argument(
+        "--dir", default=None, help="parent directory for audit trails (default: system temp dir)"
+    )
+    parser.add_argument("--markdown", default=None, help="also write the report to this file")
+    args = parser.parse_args()
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    try:
+        if "http" in wanted:
+            http_load.require_wrk()
+        if "decision" in wanted:
+            import cedarpy  # noqa: F401
+    except (http_load.WrkMissing, ImportError) as exc:
+        print(f"bench: {exc} (cedarpy: pip install cedarpy)", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    header = f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.\n"
+    print(header, flush=True)
+    sections: list[Section] = []
+    for name in wanted:
+        if name == "decision":
+            section = decision.run(budget_s=0.5 if args.quick else 2.0)
+        elif name == "startup":
+            section = startup.run(audit_parent=args.dir)
+        elif name == "http":
+            section = http_load.run(seconds=3 if args.quick else 8, audit_parent=args.dir)
+        else:
+            section = memory_section(200_000 if args.quick else 1_000_000, args.dir)
+        sections.append(section)
+        print(render([section]), flush=True)
+    report = (
+        header + "\n" + render(sections) + f"\nTotal run time {time.monotonic() - started:.0f} s.\n"
+    )
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as out:
+            out.write(report)
+    missed = [t for s in sections for t in s.targets if not t.holds]
+    print("## Summary\n")
+    print(render([Section("All targets", (), targets=[t for s in sections for t in s.targets])]))
+    print(f"{len(missed)} target(s) missed." if missed else "Every target holds.")
+    return 0 if args.report_only or not missed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
