@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.errors import RequestError
-from sidecar.normalise.commands import analyse_command
+from sidecar.normalise.commands import UNKNOWN_CWD, analyse_command
 from sidecar.normalise.hosts import canonical_host, default_port, host_forms, parse_url
 from sidecar.normalise.k8s import (
     K8sAttributes,
@@ -82,9 +82,19 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
         > 1
     )
     for position, command in enumerate(analysis.commands, 1):
-        fields = {"command": command.argv[:1], "args": command.argv[1:], **cwd_field}
         label = f"command {position}: {command.label}" if many else command.label
-        subjects.append(Subject(PROCESS_EXEC, _with_agent(fields, identity), label=label))
+        # A command after `cd`/`pushd`/`env -C` runs elsewhere: it is decided once for
+        # every directory it may run in. An unknowable one leaves cwd out, so no rule
+        # that needs a cwd can match it (what made it unknowable is itself a construct).
+        places = dict.fromkeys(command.cwds or (cwd,))
+        for place in places:
+            fields = {"command": command.argv[:1], "args": command.argv[1:]}
+            if place is not None and place != UNKNOWN_CWD:
+                fields["cwd"] = (place,)
+            where = f" (in {place})" if len(places) > 1 and place is not None else ""
+            subjects.append(
+                Subject(PROCESS_EXEC, _with_agent(fields, identity), label=label + where)
+            )
     for target in analysis.writes:
         subjects.append(
             Subject(

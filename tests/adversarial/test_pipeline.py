@@ -361,13 +361,6 @@ def test_a_dot_dot_after_a_symlink_reaches_another_binary(tmp_path: Path) -> Non
     assert ran.stdout == "not-git\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="evaluator.command_forms / commands.py: argv[0] is resolved lexically and then "
-    "matched as a trusted binary, so '<dir>/link/../../usr/bin/git' (or a cwd that is a "
-    "symlink plus '../usr/bin/git') matches 'command: git' though the kernel runs "
-    "another file when 'link' is a symlink the agent made",
-)
 def test_command_git_is_not_fooled_by_dot_dot_through_a_symlink(
     allow_list: CompiledPolicy, tmp_path: Path
 ) -> None:
@@ -392,13 +385,6 @@ def test_a_cwd_rule_allows_its_own_directory() -> None:
     assert _exec(policy, "make test", "/etc")[0] == "deny"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="normalise/request.py + commands.py: every command of a command line is "
-    "decided with the request's cwd, not the directory it runs in after cd/pushd/env -C "
-    "(which commands.py tracks for relative paths), so a rule 'make with cwd "
-    "/workspace/**' allows 'cd /etc && make install' sent with cwd /workspace/app",
-)
 def test_a_cwd_rule_follows_cd() -> None:
     policy = _load(CWD_POLICY)
     allowed = [
