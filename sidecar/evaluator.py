@@ -11,19 +11,25 @@ caller's state, passed in as ``exhausted``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.subject import PROCESS_EXEC, FieldValues, Subject
 
 STRICTNESS = {"allow": 0, "require_approval": 1, "deny": 2}
+_VERBS = {"allow": "allows", "deny": "denies", "require_approval": "requires approval for"}
 
 Exhausted = Callable[[CompiledRule], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectDecision:
+class SubjectDecision(NamedTuple):
+    """The decision for one subject, the rule behind it (None: defaultAction) and why.
+
+    A named tuple rather than a frozen dataclass: as immutable, and built several
+    times faster, which counts on the path every check takes.
+    """
+
     decision: str
     rule: CompiledRule | None
     reason: str
@@ -68,14 +74,14 @@ def command_forms(argv0: str, trusted_paths: tuple[str, ...]) -> FieldValues:
     return (argv0,)
 
 
-def _fields_for(policy: CompiledPolicy, subject: Subject) -> dict[str, FieldValues]:
-    fields = dict(subject.fields)
-    if subject.action == PROCESS_EXEC and "command" in fields and not subject.constructs:
-        fields["command"] = command_forms(fields["command"][0], policy.trusted_paths)
-    return fields
+def _fields_for(policy: CompiledPolicy, subject: Subject) -> Mapping[str, FieldValues]:
+    fields = subject.fields
+    if subject.action != PROCESS_EXEC or "command" not in fields or subject.constructs:
+        return fields
+    return {**fields, "command": command_forms(fields["command"][0], policy.trusted_paths)}
 
 
-def _rule_matches(rule: CompiledRule, fields: dict[str, FieldValues]) -> bool:
+def _rule_matches(rule: CompiledRule, fields: Mapping[str, FieldValues]) -> bool:
     for test in rule.tests:
         values = fields.get(test.field)
         if values is None or not test.test(values):
@@ -83,7 +89,7 @@ def _rule_matches(rule: CompiledRule, fields: dict[str, FieldValues]) -> bool:
     return True
 
 
-def _explain_rule(rule: CompiledRule, fields: dict[str, FieldValues]) -> str:
+def _explain_rule(rule: CompiledRule, fields: Mapping[str, FieldValues]) -> str:
     for test in rule.tests:
         values = fields.get(test.field)
         if values is None:
@@ -112,8 +118,7 @@ def _reason(
         if decision == "allow":
             return f"no rule matches {subject.action} of {target}; defaultAction is allow"
         return f"no rule allows {subject.action} of {target}"
-    verb = {"allow": "allows", "deny": "denies", "require_approval": "requires approval for"}
-    return f"rule {rule.id} {verb[decision]} {subject.action} of {target}"
+    return f"rule {rule.id} {_VERBS[decision]} {subject.action} of {target}"
 
 
 def evaluate_subject(

@@ -15,8 +15,9 @@ rule of the winning kind in file order) is exactly what it would be scanning all
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from sidecar.policy.matchers import Anchor
@@ -25,7 +26,7 @@ from sidecar.subject import FieldValues
 if TYPE_CHECKING:
     from sidecar.policy.compiler import CompiledRule
 
-Table = dict[str, dict[str, list["CompiledRule"]]]  # field -> anchor key -> rules
+_FILE_ORDER = attrgetter("index")
 
 
 def _choose_anchor(
@@ -43,37 +44,37 @@ def _choose_anchor(
 
 
 @dataclass(frozen=True, slots=True)
-class _AffixTable:
-    """Rules by path prefix or host suffix, and how many separators those keys hold.
+class _FieldTable:
+    """The rules filed under one field: by exact value, "/" prefix or "." suffix.
 
-    Only the prefixes (suffixes) of a value with as many separators as some key are
-    looked up, so a lookup costs the few depths the policy uses, not the value's length.
+    The three kinds share one dict (a key a value could have in two ways only adds a
+    candidate). Only the prefixes (suffixes) of a value with as many separators as
+    some key are looked up, so a lookup costs the few depths the policy uses.
     """
 
+    field: str
     by_key: dict[str, list[CompiledRule]]
-    depths: tuple[int, ...]
+    prefix_depths: tuple[int, ...]  # how many "/" the prefix keys hold, ascending
+    suffix_depths: tuple[int, ...]  # how many "." the suffix keys hold, ascending
 
-    @classmethod
-    def of(cls, by_key: dict[str, list[CompiledRule]], sep: str) -> _AffixTable:
-        return cls(by_key, tuple(sorted({key.count(sep) for key in by_key})))
 
-    def prefix_hits(self, value: str) -> Iterator[list[CompiledRule]]:
-        """Rules under ``/``, ``/a/``, ``/a/b/`` ... for ``/a/b/c``."""
-        segments = value.split("/")
-        for depth in self.depths:
-            if depth < len(segments):
-                hit = self.by_key.get("/".join(segments[:depth]) + "/")
-                if hit is not None:
-                    yield hit
-
-    def suffix_hits(self, value: str) -> Iterator[list[CompiledRule]]:
-        """Rules under ``.com``, ``.b.com`` ... for ``a.b.com``."""
-        labels = value.split(".")
-        for depth in self.depths:
-            if depth < len(labels):
-                hit = self.by_key.get("." + ".".join(labels[-depth:]))
-                if hit is not None:
-                    yield hit
+def _field_tables(filed: dict[str, list[tuple[Anchor, CompiledRule]]]) -> tuple[_FieldTable, ...]:
+    tables = []
+    for field, entries in filed.items():
+        by_key: dict[str, list[CompiledRule]] = {}
+        prefix_depths: set[int] = set()
+        suffix_depths: set[int] = set()
+        for anchor, rule in entries:
+            for key in anchor.keys:
+                by_key.setdefault(key, []).append(rule)
+                if anchor.kind == "prefix":
+                    prefix_depths.add(key.count("/"))
+                elif anchor.kind == "suffix":
+                    suffix_depths.add(key.count("."))
+        tables.append(
+            _FieldTable(field, by_key, tuple(sorted(prefix_depths)), tuple(sorted(suffix_depths)))
+        )
+    return tuple(tables)
 
 
 class RuleIndex:
@@ -87,38 +88,46 @@ class RuleIndex:
             if test.anchor is not None
             for key in test.anchor.keys
         )
-        tables: dict[str, Table] = {"exact": {}, "prefix": {}, "suffix": {}}
+        filed: dict[str, list[tuple[Anchor, CompiledRule]]] = {}
         unanchored: list[CompiledRule] = []
         for rule in rules:
             chosen = _choose_anchor(rule, shared)
             if chosen is None:
                 unanchored.append(rule)
-                continue
-            field, anchor = chosen
-            by_key = tables[anchor.kind].setdefault(field, {})
-            for key in anchor.keys:
-                by_key.setdefault(key, []).append(rule)
+            else:
+                field, anchor = chosen
+                filed.setdefault(field, []).append((anchor, rule))
         self.size = len(rules)
         self.unanchored = tuple(unanchored)
-        self._exact = tuple(tables["exact"].items())
-        self._prefix = tuple((f, _AffixTable.of(t, "/")) for f, t in tables["prefix"].items())
-        self._suffix = tuple((f, _AffixTable.of(t, ".")) for f, t in tables["suffix"].items())
+        self._tables = _field_tables(filed)
 
     def candidates(self, fields: Mapping[str, FieldValues]) -> Sequence[CompiledRule]:
         """Every rule that could match ``fields`` (a superset of those that do), in file order."""
-        found: list[Sequence[CompiledRule]] = [self.unanchored] if self.unanchored else []
-        for field, by_key in self._exact:
-            for value in fields.get(field, ()):
-                if (hit := by_key.get(value)) is not None:
+        found: list[list[CompiledRule]] = []
+        for table in self._tables:
+            by_key = table.by_key
+            for value in fields.get(table.field, ()):
+                if hit := by_key.get(value):
                     found.append(hit)
-        for field, table in self._prefix:
-            for value in fields.get(field, ()):
-                found.extend(table.prefix_hits(value))
-        for field, table in self._suffix:
-            for value in fields.get(field, ()):
-                found.extend(table.suffix_hits(value))
-        if len(found) == 1:
+                if table.prefix_depths:  # "/a/b/c" -> "/", "/a/", "/a/b/"
+                    segments = value.split("/")
+                    for depth in table.prefix_depths:
+                        if depth >= len(segments):
+                            break
+                        if hit := by_key.get("/".join(segments[:depth]) + "/"):
+                            found.append(hit)
+                if table.suffix_depths:  # "a.b.com" -> ".com", ".b.com"
+                    labels = value.split(".")
+                    for depth in table.suffix_depths:
+                        if depth >= len(labels):
+                            break
+                        if hit := by_key.get("." + ".".join(labels[-depth:])):
+                            found.append(hit)
+        if not found:
+            return self.unanchored
+        if len(found) == 1 and not self.unanchored:
             return found[0]
-        # Several lookups can find the same rule (an ``in`` list and two host forms).
-        merged = {rule.index: rule for rules in found for rule in rules}
-        return [merged[index] for index in sorted(merged)]
+        # Merged into file order; several lookups can find the same rule (an ``in``
+        # list and two host forms).
+        every = {*self.unanchored, *(rule for rules in found for rule in rules)}
+        return sorted(every, key=_FILE_ORDER)
