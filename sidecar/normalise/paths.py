@@ -19,7 +19,11 @@ def check_path_text(text: str, field: str) -> None:
         raise RequestError("must not be empty", field)
     if "\x00" in text:
         raise RequestError("must not contain NUL bytes", field)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+    # A character is at most 4 bytes: only a long text needs encoding to be measured.
+    if (
+        len(text) * 4 > MAX_PATH_BYTES
+        and len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES
+    ):
         raise RequestError(f"is longer than {MAX_PATH_BYTES} bytes", field)
 
 
@@ -38,6 +42,8 @@ def normalise_path(path: str, cwd: str | None = None, *, field: str = "path") ->
             raise RequestError("must be absolute", "cwd")
         path = cwd + "/" + path
         check_path_text(path, field)
+    if "//" not in path and "/." not in path and not path.endswith("/"):
+        return path  # already normal: no empty, "." or ".." segment, no trailing "/"
     parts: list[str] = []
     for segment in path.split("/"):
         if segment in ("", "."):

@@ -8,8 +8,7 @@ one, so the audit trail shows exactly what was decided on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sidecar.errors import RequestError
 from sidecar.normalise.commands import UNKNOWN_CWD, analyse_command
@@ -35,8 +34,9 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
 _METHOD = re.compile(r"^[A-Z]{1,32}$")
 
 
-@dataclass(frozen=True, slots=True)
-class Normalised:
+class Normalised(NamedTuple):
+    """The action, the normalised request as recorded, and the subjects to decide."""
+
     action: str
     record: dict[str, Any]
     subjects: tuple[Subject, ...]
