@@ -1,9 +1,10 @@
 """The ceiling for ``/check`` over HTTP: Starlette + uvicorn, parsing the JSON body only.
 
-Served exactly like ``tollgate serve`` serves the gate (same uvicorn settings: event
-loop and HTTP parser chosen the same way, no access log, no server header), so the
-difference between the two is what the gate does per request: validation,
-normalisation, the decision, the audit record and its fsync.
+Served exactly like ``tollgate serve`` serves the gate (sidecar/server.py: the same
+uvicorn settings, no access log, no server header, and ``asyncio.run(server.serve())``,
+so the same event loop and HTTP parser), so the difference between the two is what
+the gate does per request: validation, normalisation, the decision, the audit record
+and its fsync.
 
     python -m bench.ceiling_app --port N
 """
@@ -11,6 +12,7 @@ normalisation, the decision, the audit record and its fsync.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
 import uvicorn
@@ -40,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=args.port,
@@ -48,6 +50,7 @@ def main() -> None:
         access_log=False,
         server_header=False,
     )
+    asyncio.run(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":
