@@ -48,20 +48,27 @@ class SizeResult:
 
 
 def time_calls(
-    calls: Sequence[Callable[[], object]], *, budget_s: float, max_samples: int
+    calls: Sequence[Callable[[], object]], *, budget_s: float, max_samples: int, rounds: int = 5
 ) -> Latency:
-    """Time each call separately, cycling through ``calls``, until the budget is spent."""
+    """Time each call separately, cycling through ``calls``, in ``rounds`` rounds.
+
+    The machine is shared: other work only ever adds time, so the round with the lowest
+    median (and its p99) is reported, as ``timeit`` reports the best of its repeats.
+    """
     for call in calls:  # warm caches and lazy imports
         call()
-    durations: list[int] = []
     clock = time.perf_counter_ns
-    deadline = clock() + int(budget_s * 1e9)
-    while len(durations) < max_samples and clock() < deadline:
-        for call in calls:
-            started = clock()
-            call()
-            durations.append(clock() - started)
-    return Latency.of_ns(durations)
+    results: list[Latency] = []
+    for _ in range(rounds):
+        durations: list[int] = []
+        deadline = clock() + int(budget_s / rounds * 1e9)
+        while len(durations) < max_samples // rounds and clock() < deadline:
+            for call in calls:
+                started = clock()
+                call()
+                durations.append(clock() - started)
+        results.append(Latency.of_ns(durations))
+    return min(results, key=lambda latency: latency.median_us)
 
 
 def _cedar_calls(
@@ -179,7 +186,9 @@ def run(*, budget_s: float = 2.0, with_cedar: bool = True) -> Section:
     section.notes += [
         f"Request mix: {len(request_mix(100))} /check bodies (hits near the start, middle and "
         "end of the file for every kind of rule, hits on the broad head rules, and misses "
-        "answered by defaultAction), cycled; every call timed on its own.",
+        "answered by defaultAction), cycled; every call timed on its own, in 5 rounds; "
+        "the round with the lowest median is shown (the machine is shared), for every "
+        "column alike.",
         "evaluate_request = parse + normalise + decide from a dict; evaluate_subject = the "
         "decision on a pre-normalised subject; cedarpy is handed the normalised fields as "
         "its context, with its PolicySet and Entities parsed once. Cedar is compared with "
