@@ -30,6 +30,16 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # Most nodes of a policy are plain strings, whose value is the node's text: the
+        # same result as the str constructor, without the generic machinery around it.
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            return node.value
+        return super().construct_object(node, deep)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
