@@ -29,8 +29,13 @@ def daemon_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     started: list[Daemon] = []
 
-    def start(policy: Path, *extra: str, audit_dir: Path | None = None, wait_ready: bool = True,
-              env: dict[str, str] | None = None) -> Daemon:
+    def start(
+        policy: Path,
+        *extra: str,
+        audit_dir: Path | None = None,
+        wait_ready: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> Daemon:
         daemon = Daemon(policy, audit_dir or tmp_path / f"audit-{len(started)}", *extra, env=env)
         started.append(daemon)
         return daemon.start(wait_ready=wait_ready)

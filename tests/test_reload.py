@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 
 from sidecar.policy.watch import fingerprint
 from tests.daemon import Daemon

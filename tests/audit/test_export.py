@@ -234,7 +234,9 @@ def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
     log = open_log()
     events = ["requested", "approved", "redeemed", "denied", "expired", "forged"]
     for event in events:
-        log.append_blocking("approval", {"event": event, "approval": "apr_1", "requestHash": "sha256:00"})
+        log.append_blocking(
+            "approval", {"event": event, "approval": "apr_1", "requestHash": "sha256:00"}
+        )
     log.close_blocking()
     rows = [json.loads(line) for line in _export(log.directory, "ocsf").splitlines()]
     got = [row["disposition"] for row in rows]
