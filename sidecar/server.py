@@ -117,6 +117,8 @@ def serve(config: ServeConfig) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
+        # The gate listens on loopback for its own pod: there is no proxy to trust.
+        proxy_headers=False,
     )
     server = uvicorn.Server(uv_config)
     asyncio.run(server.serve())
