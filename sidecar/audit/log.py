@@ -5,11 +5,15 @@ record gets ``seq``, ``ts``, ``type`` and ``prev`` (the leaf hash of the record 
 secrets in its body are redacted, and the call returns only once the record is written
 and fsynced. Concurrent ``append`` calls are gathered into one write and one fsync
 (group commit) on a single writer thread, so the event loop never blocks on the disk.
+Records are encoded and hashed on the event-loop thread as they arrive, staged on top of
+the batch being written, so the writer thread only writes and fsyncs; the first append
+while no batch is in flight starts the commit itself.
 
 State (record count, head hash, Merkle frontier) only advances after a batch is
 durable. A failed write or fsync is undone (the segment is truncated back), every record
 of the batch fails with ``AuditUnavailable``, ``writable`` turns False, and the next
-append simply tries again: service resumes by itself once the disk is writable.
+append simply tries again: service resumes by itself once the disk is writable. Records
+staged on top of a batch that failed are encoded again on the durable state.
 
 Signed checkpoints (C2SP tlog-checkpoint, Ed25519 signed note) are written every
 ``checkpoint_every`` records, every ``checkpoint_interval`` seconds when there are new
@@ -28,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import fcntl
+import functools
 import os
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -74,6 +79,29 @@ _BatchItem = tuple[str, dict[str, Any]]
 class Appended:
     seq: int
     hash: str  # hex leaf hash of the record
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Records encoded on top of a known trail state, to be written with one fsync.
+
+    ``results`` and ``items`` run in step (a body that cannot be recorded has its error
+    in ``results``), and so do ``futures`` for appends from the event loop.
+    """
+
+    base_size: int
+    base_head: bytes
+    frontier: Frontier  # after the staged records
+    size: int
+    head: bytes
+    buffer: bytearray = field(default_factory=bytearray)
+    items: list[_BatchItem] = field(default_factory=list)
+    results: list[Appended | BaseException] = field(default_factory=list)
+    futures: list[asyncio.Future[Appended]] = field(default_factory=list)
+    added: int = 0  # records staged, the checkpoint record not counted
+    reason: str | None = None  # a checkpoint reason forced by the caller
+    checkpoint: tuple[Checkpoint, str] | None = None
+    rotate: bool = False
 
 
 def default_origin(identity: str) -> str:
@@ -151,8 +179,8 @@ class AuditLog:
         # Event-loop side, set by start().
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._queue: list[tuple[str, dict[str, Any], asyncio.Future[Appended]]] = []
-        self._wakeup: asyncio.Event | None = None
+        self._inflight: _Batch | None = None  # being written by the writer thread
+        self._pending: _Batch | None = None  # staged on top of it, waiting
         self._idle: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -254,22 +282,21 @@ class AuditLog:
         }
 
     async def start(self) -> None:
-        """Start the group-commit flusher and the checkpoint timer on the running loop."""
+        """Start the writer thread and the checkpoint timer on the running loop."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-audit")
-        self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._tasks.append(self._loop.create_task(self._flush_loop()))
         if self._signer is not None and self._checkpoint_interval > 0:
             self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
 
     async def append(self, type: str, body: dict[str, Any]) -> Appended:
         """Append one record; returns once it is written and fsynced.
 
-        ``body`` is read on the writer thread: do not mutate it until this returns.
+        ``body`` is encoded before the first suspension (and again only if the batch it
+        was staged on fails): do not mutate it until this returns.
         Raises AuditUnavailable when the trail cannot be written (nothing of the record
         stays on disk), ValueError/TypeError for a body that cannot be recorded.
         """
@@ -277,11 +304,22 @@ class AuditLog:
             raise AuditUnavailable("audit log is closed")
         if self._loop is None:
             await self.start()
-        assert self._loop is not None and self._wakeup is not None and self._idle is not None
+        assert self._loop is not None and self._idle is not None
+        batch = self._pending
+        if batch is None:
+            tail = self._inflight
+            if tail is None:
+                batch = self._new_batch(self._size, self._head, self._frontier)
+            else:
+                batch = self._new_batch(tail.size, tail.head, tail.frontier)
+        self._stage(batch, type, body)  # raises for a body that cannot be recorded
         future: asyncio.Future[Appended] = self._loop.create_future()
-        self._queue.append((type, body, future))
+        batch.futures.append(future)
         self._idle.clear()
-        self._wakeup.set()
+        if self._inflight is None:
+            self._submit(batch)
+        else:
+            self._pending = batch
         return await future
 
     def append_blocking(self, type: str, body: dict[str, Any]) -> Appended:
@@ -318,48 +356,59 @@ class AuditLog:
 
     # ------------------------------------------------------------------ event-loop side
 
-    async def _flush_loop(self) -> None:
-        assert self._loop is not None and self._wakeup is not None and self._idle is not None
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch, self._queue = self._queue, []
-                items = [(type_, body) for type_, body, _ in batch]
-                try:
-                    results = await asyncio.shield(
-                        self._loop.run_in_executor(self._executor, self._commit, items)
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:  # the writer never raises; belt and braces
-                    results = [AuditUnavailable(f"audit writer failed: {exc!r}")] * len(batch)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+    def _submit(self, batch: _Batch) -> None:
+        """Hand ``batch`` to the writer thread; only while no other batch is in flight."""
+        assert self._loop is not None and self._inflight is None
+        if (batch.base_size, batch.base_head) != (self._size, self._head):
+            batch = self._restaged(batch)  # it was staged on a batch that failed
+        self._seal(batch)
+        self._pending = None
+        self._inflight = batch
+        done = self._loop.run_in_executor(self._executor, self._write_batch, batch)
+        done.add_done_callback(functools.partial(self._committed, batch))
+
+    def _committed(
+        self, batch: _Batch, done: asyncio.Future[list[Appended | BaseException]]
+    ) -> None:
+        assert self._idle is not None
+        self._inflight = None
+        try:
+            results = done.result()
+        except BaseException as exc:  # the writer never raises; belt and braces
+            results = [AuditUnavailable(f"audit writer failed: {exc!r}")] * len(batch.futures)
+        for future, result in zip(batch.futures, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if self._pending is not None:
+            self._submit(self._pending)
+        else:
             self._idle.set()
 
     async def _checkpoint_timer(self) -> None:
-        assert self._loop is not None
+        assert self._idle is not None
         period = max(0.01, min(1.0, self._checkpoint_interval / 4))
         while True:
             await asyncio.sleep(period)
-            if self._checkpoint_due_by_time():
-                await self._loop.run_in_executor(self._executor, self._timed_checkpoint)
+            if (
+                self._inflight is None
+                and self._pending is None
+                and not self._closing
+                and self._checkpoint_due_by_time()
+            ):
+                batch = self._new_batch(self._size, self._head, self._frontier)
+                batch.reason = "interval"
+                self._idle.clear()
+                self._submit(batch)
 
     def _checkpoint_due_by_time(self) -> bool:
         return (
             self._uncheckpointed > 0
             and time.monotonic() - self._last_checkpoint_time >= self._checkpoint_interval
         )
-
-    def _timed_checkpoint(self) -> None:
-        if self._checkpoint_due_by_time():
-            self._commit([], checkpoint_reason="interval")
 
     # ------------------------------------------------------------------ writer side
 
@@ -391,6 +440,54 @@ class AuditLog:
                 line = canonical_bytes(redacted)
         return line
 
+    def _new_batch(self, size: int, head: bytes, frontier: Frontier) -> _Batch:
+        return _Batch(size, head, frontier.copy(), size, head)
+
+    def _stage(self, batch: _Batch, type_: str, body: dict[str, Any]) -> None:
+        """Encode one record onto ``batch``; raises for a body that cannot be recorded."""
+        line = self._encode(batch.size, type_, body, batch.head)
+        head = sha256(b"\x00" + line).digest()
+        batch.frontier.append(head)
+        batch.buffer += line
+        batch.buffer += b"\n"
+        batch.items.append((type_, body))
+        batch.results.append(Appended(batch.size, head.hex()))
+        batch.size += 1
+        batch.head = head
+        batch.added += 1
+
+    def _staged(self, items: list[_BatchItem]) -> _Batch:
+        """``items`` encoded on the durable state; bodies that cannot be recorded fail."""
+        batch = self._new_batch(self._size, self._head, self._frontier)
+        for type_, body in items:
+            try:
+                self._stage(batch, type_, body)
+            except (TypeError, ValueError, RecursionError) as exc:
+                batch.items.append((type_, body))
+                batch.results.append(exc)
+        return batch
+
+    def _restaged(self, batch: _Batch) -> _Batch:
+        fresh = self._staged(batch.items)
+        fresh.futures, fresh.reason = batch.futures, batch.reason
+        return fresh
+
+    def _seal(self, batch: _Batch) -> None:
+        """Decide rotation and add the checkpoint record when due (on the durable state)."""
+        batch.rotate = self._segment_size + len(batch.buffer) >= self._segment_bytes
+        if self._signer is None:
+            return
+        reason = batch.reason or self._checkpoint_reason(batch.added, batch.rotate)
+        if reason is not None and (self._uncheckpointed + batch.added > 0):
+            batch.checkpoint, line = self._checkpoint_record(
+                batch.size, batch.frontier, batch.head, reason
+            )
+            batch.head = sha256(b"\x00" + line).digest()
+            batch.frontier.append(batch.head)
+            batch.buffer += line
+            batch.buffer += b"\n"
+            batch.size += 1
+
     def _commit(
         self, items: list[_BatchItem], checkpoint_reason: str | None = None
     ) -> list[Appended | BaseException]:
@@ -398,55 +495,47 @@ class AuditLog:
         with self._lock:
             if self._closed:
                 return [AuditUnavailable("audit log is closed")] * len(items)
-            results: list[Appended | BaseException] = []
-            buffer = bytearray()
-            frontier = self._frontier.copy()
-            size, head = self._size, self._head
-            for type_, body in items:
-                try:
-                    line = self._encode(size, type_, body, head)
-                except (TypeError, ValueError, RecursionError) as exc:
-                    results.append(exc)
-                    continue
-                head = sha256(b"\x00" + line).digest()
-                frontier.append(head)
-                buffer += line
-                buffer += b"\n"
-                results.append(Appended(size, head.hex()))
-                size += 1
-            added = size - self._size
-            rotate = self._segment_size + len(buffer) >= self._segment_bytes
-            checkpoint: tuple[Checkpoint, str] | None = None
-            if self._signer is not None:
-                reason = checkpoint_reason or self._checkpoint_reason(added, rotate)
-                if reason is not None and (self._uncheckpointed + added > 0):
-                    checkpoint, line = self._checkpoint_record(size, frontier, head, reason)
-                    head = sha256(b"\x00" + line).digest()
-                    frontier.append(head)
-                    buffer += line
-                    buffer += b"\n"
-                    size += 1
-            if not buffer:
-                return results
-            try:
-                self._write(buffer)
-            except (OSError, AuditUnavailable) as exc:
-                self._writable = False
-                self._last_error = f"{self._segment.path}: {_describe(exc)}"
-                failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
-                return [failure if isinstance(r, Appended) else r for r in results]
-            self._size, self._head, self._frontier = size, head, frontier
-            self._segment_size += len(buffer)
-            self._writable = True
-            self._last_error = None
-            if checkpoint is not None:
-                self._uncheckpointed = 0
-                self._published(checkpoint, size - 1)
-            else:
-                self._uncheckpointed += added
-            if rotate:
-                self._rotate()
+            batch = self._staged(items)
+            batch.reason = checkpoint_reason
+            self._seal(batch)
+            return self._write_sealed(batch)
+
+    def _write_batch(self, batch: _Batch) -> list[Appended | BaseException]:
+        """Writer thread: write a batch staged and sealed on the event loop."""
+        with self._lock:
+            if self._closed:
+                return [AuditUnavailable("audit log is closed")] * len(batch.items)
+            if (batch.base_size, batch.base_head) != (self._size, self._head):
+                # The trail moved on since (append_blocking from another thread).
+                batch = self._restaged(batch)
+                self._seal(batch)
+            return self._write_sealed(batch)
+
+    def _write_sealed(self, batch: _Batch) -> list[Appended | BaseException]:
+        """Write and fsync ``batch``, then advance the durable state (under _lock)."""
+        results = batch.results
+        if not batch.buffer:
             return results
+        try:
+            self._write(batch.buffer)
+        except (OSError, AuditUnavailable) as exc:
+            self._writable = False
+            self._last_error = f"{self._segment.path}: {_describe(exc)}"
+            failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
+            return [failure if isinstance(r, Appended) else r for r in results]
+        size = batch.size
+        self._size, self._head, self._frontier = size, batch.head, batch.frontier
+        self._segment_size += len(batch.buffer)
+        self._writable = True
+        self._last_error = None
+        if batch.checkpoint is not None:
+            self._uncheckpointed = 0
+            self._published(batch.checkpoint, size - 1)
+        else:
+            self._uncheckpointed += batch.added
+        if batch.rotate:
+            self._rotate()
+        return results
 
     def _checkpoint_reason(self, added: int, rotate: bool) -> str | None:
         if rotate:

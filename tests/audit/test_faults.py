@@ -12,12 +12,14 @@ import asyncio
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sidecar.audit.log import AuditLog
+from sidecar.audit.merkle import leaf_hash
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditUnavailable
 from tests.audit.conftest import decision, segment_lines
@@ -190,3 +192,37 @@ def test_a_segment_changed_behind_the_writer_stops_it(open_log: OpenLog, tmp_pat
     with pytest.raises(AuditUnavailable, match="changed outside Tollgate"):
         log.append_blocking("decision", decision(1))
     assert not log.writable
+
+
+def test_appends_staged_behind_a_failed_batch_are_written_on_the_durable_trail(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log(signer=None)
+    log.append_blocking("startup", {})
+    real_fsync = os.fsync
+    failures = iter([True])
+
+    def slow_failing_fsync(fd: int) -> None:
+        if next(failures, False):
+            time.sleep(0.1)  # the next appends are staged on this batch meanwhile
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    async def run() -> list[object]:
+        await log.start()
+        monkeypatch.setattr(os, "fsync", slow_failing_fsync)
+        first = asyncio.ensure_future(log.append("decision", decision(0)))
+        await asyncio.sleep(0.02)  # the first batch is now being written
+        rest = [log.append("decision", decision(i)) for i in range(1, 51)]
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await log.close()
+        return results
+
+    first, *rest = asyncio.run(run())
+    assert isinstance(first, AuditUnavailable)
+    assert [r.seq for r in rest] == list(range(1, 51))  # type: ignore[attr-defined]
+    lines = segment_lines(tmp_path / "audit")
+    assert len(lines) == 51
+    assert [leaf_hash(line).hex() for line in lines[1:]] == [r.hash for r in rest]  # type: ignore[attr-defined]
+    assert verify_trail(tmp_path / "audit").intact
+    assert log.writable
