@@ -15,7 +15,6 @@ import json
 import random
 import shutil
 import subprocess
-import textwrap
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise.hosts import canonical_host, parse_url
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.conftest import load_policy_text
 
 PRIVATE = ["127.0.0.0/8", "10.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "::1/128", "fe80::/10"]
 
@@ -70,17 +69,7 @@ rules:
 
 
 def _load(text: str) -> CompiledPolicy:
-    return load_policy_bytes(textwrap.dedent(text).encode(), "adversarial.yaml")
-
-
-@pytest.fixture(scope="module")
-def allow_list() -> CompiledPolicy:
-    return _load(ALLOW_LIST)
-
-
-@pytest.fixture(scope="module")
-def deny_list() -> CompiledPolicy:
-    return _load(DENY_LIST)
+    return load_policy_text(text, "adversarial.yaml")
 
 
 def _outcome(policy: CompiledPolicy, body: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ pass by denying everything.
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from sidecar.engine import evaluate_request
 from sidecar.errors import PolicyError, RequestError
 from sidecar.normalise.paths import MAX_PATH_BYTES
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.conftest import load_policy_text
 
 FILE_ACTIONS = ("file.read", "file.write", "file.delete")
 
@@ -69,17 +68,7 @@ rules:
 
 
 def _load(text: str) -> CompiledPolicy:
-    return load_policy_bytes(textwrap.dedent(text).encode(), "paths.yaml")
-
-
-@pytest.fixture(scope="module")
-def allow_list() -> CompiledPolicy:
-    return _load(ALLOW_LIST)
-
-
-@pytest.fixture(scope="module")
-def deny_list() -> CompiledPolicy:
-    return _load(DENY_LIST)
+    return load_policy_text(text, "paths.yaml")
 
 
 def _outcome(

@@ -31,7 +31,7 @@ from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise.commands import CONSTRUCTS
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.conftest import load_policy_text
 
 PRIVATE = ["127.0.0.0/8", "10.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "::1/128", "fd00::/8"]
 
@@ -66,17 +66,7 @@ rules:
 
 
 def _load(text: str) -> CompiledPolicy:
-    return load_policy_bytes(textwrap.dedent(text).encode(), "pipeline.yaml")
-
-
-@pytest.fixture(scope="module")
-def allow_list() -> CompiledPolicy:
-    return _load(ALLOW_LIST)
-
-
-@pytest.fixture(scope="module")
-def deny_list() -> CompiledPolicy:
-    return _load(DENY_LIST)
+    return load_policy_text(text, "pipeline.yaml")
 
 
 def _decide(policy: CompiledPolicy, action: str, body: dict[str, Any]) -> tuple[str, str | None]:

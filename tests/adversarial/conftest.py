@@ -1,0 +1,25 @@
+"""Shared by the red-team suites: each module defines ``ALLOW_LIST`` and ``DENY_LIST``
+policy texts, and gets them compiled as the ``allow_list`` / ``deny_list`` fixtures."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_bytes
+
+
+def load_policy_text(text: str, name: str = "adversarial.yaml") -> CompiledPolicy:
+    return load_policy_bytes(textwrap.dedent(text).encode(), name)
+
+
+@pytest.fixture(scope="module")
+def allow_list(request: pytest.FixtureRequest) -> CompiledPolicy:
+    return load_policy_text(request.module.ALLOW_LIST, f"{request.module.__name__}-allow.yaml")
+
+
+@pytest.fixture(scope="module")
+def deny_list(request: pytest.FixtureRequest) -> CompiledPolicy:
+    return load_policy_text(request.module.DENY_LIST, f"{request.module.__name__}-deny.yaml")
