@@ -14,56 +14,32 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sidecar.approvals import endpoints as approvals
 from sidecar.approvals.wire import MODELS as APPROVAL_MODELS
 from sidecar.approvals.wire import openapi_paths as approval_paths
+from sidecar.check_endpoint import (
+    BodyTooLarge,
+    CheckEndpoint,
+    ClientGone,
+    encode_json,
+    read_body,
+)
 from sidecar.gate import Gate, error_payload
 from sidecar.openapi import build_openapi
-from sidecar.request import MAX_BODY_BYTES
 
 JSON_TYPE = "application/json"
 
 
-# Built once: ``json.dumps`` with options builds a new encoder for every answer.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def json_response(payload: Any, status: int = 200) -> Response:
-    body = _ENCODER.encode(payload).encode("utf-8")
-    return Response(body, status_code=status, media_type=JSON_TYPE)
+    return Response(encode_json(payload), status_code=status, media_type=JSON_TYPE)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """Read at most ``limit`` bytes; stop early (without buffering more) beyond that."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _listen_url(request: Request) -> str | None:
-    """The URL of the socket this request arrived on (not the Host header, which the
-    client chooses), for the approve command line in notifications."""
-    server = request.scope.get("server")
-    if not server or server[1] is None:
-        return None
-    host, port = server
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    return await read_body(request.scope, request.receive, limit)
 
 
 def create_app(
@@ -71,19 +47,9 @@ def create_app(
     *,
     on_startup: Callable[[], Any] | None = None,
     on_shutdown: Callable[[], Any] | None = None,
-) -> Starlette:
-    async def check(request: Request) -> Response:
-        try:
-            body = await read_limited_body(request)
-        except BodyTooLarge:
-            answer = await gate.too_large()
-            return json_response(answer.payload, answer.status)
-        except ClientDisconnect:
-            return json_response(error_payload("invalid_request", "client disconnected"), 400)
-        if gate.approvals.gate_url is None:
-            gate.approvals.gate_url = _listen_url(request)
-        answer = await gate.check(body)
-        return json_response(answer.payload, answer.status)
+) -> CheckEndpoint:
+    async def method_not_allowed(_: Request) -> Response:
+        raise HTTPException(405)  # never reached: POST is answered by CheckEndpoint
 
     async def list_approvals(request: Request) -> Response:
         answer = approvals.list_approvals(gate, request.query_params.get("status"))
@@ -101,7 +67,7 @@ def create_app(
             except BodyTooLarge:
                 answer = await approvals.decision_too_large(gate, approval_id)
                 return json_response(answer.payload, answer.status)
-            except ClientDisconnect:
+            except ClientGone:
                 return json_response(error_payload("invalid_request", "client disconnected"), 400)
             answer = await approvals.decide_approval(gate, approval_id, body)
         return json_response(answer.payload, answer.status)
@@ -145,8 +111,9 @@ def create_app(
             await on_shutdown()
 
     routes = [
-        Route("/check", check, methods=["POST"]),
-        Route("/v1/check", check, methods=["POST"]),
+        # POST goes to CheckEndpoint in front; these routes answer 405 for other methods.
+        Route("/check", method_not_allowed, methods=["POST"]),
+        Route("/v1/check", method_not_allowed, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),
@@ -155,8 +122,9 @@ def create_app(
         Route("/v1/approvals", list_approvals, methods=["GET"]),
         Route("/v1/approvals/{approval_id}", approval, methods=["GET", "POST"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    return CheckEndpoint(gate, app)

@@ -3,17 +3,17 @@
 ``AuditLog`` appends canonical JSON records to ``DIR/segments/<first seq>.jsonl``. Each
 record gets ``seq``, ``ts``, ``type`` and ``prev`` (the leaf hash of the record before),
 secrets in its body are redacted, and the call returns only once the record is written
-and fsynced. Concurrent ``append`` calls are gathered into one write and one fsync
-(group commit) on a single writer thread, so the event loop never blocks on the disk.
-Records are encoded and hashed on the event-loop thread as they arrive, staged on top of
-the batch being written, so the writer thread only writes and fsyncs; the first append
-while no batch is in flight starts the commit itself.
+and fsynced. Records are encoded and hashed as they arrive; the appends of one event-loop
+iteration (every request that arrived together) are written with one write and one
+fsync at the end of it (group commit), on the loop thread, as Redis does with
+``appendfsync always``: a writer thread costs more in wake-ups than the fsync it hides.
 
 State (record count, head hash, Merkle frontier) only advances after a batch is
 durable. A failed write or fsync is undone (the segment is truncated back), every record
 of the batch fails with ``AuditUnavailable``, ``writable`` turns False, and the next
 append simply tries again: service resumes by itself once the disk is writable. Records
-staged on top of a batch that failed are encoded again on the durable state.
+staged while the trail moved on (``append_blocking`` from another thread) are encoded
+again on the durable state.
 
 Signed checkpoints (C2SP tlog-checkpoint, Ed25519 signed note) are written every
 ``checkpoint_every`` records, every ``checkpoint_interval`` seconds when there are new
@@ -32,12 +32,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import fcntl
-import functools
 import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -178,10 +176,7 @@ class AuditLog:
         self._closed = False
         # Event-loop side, set by start().
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._inflight: _Batch | None = None  # being written by the writer thread
-        self._pending: _Batch | None = None  # staged on top of it, waiting
-        self._idle: asyncio.Event | None = None
+        self._pending: _Batch | None = None  # staged in this loop iteration
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -282,21 +277,21 @@ class AuditLog:
         }
 
     async def start(self) -> None:
-        """Start the writer thread and the checkpoint timer on the running loop."""
+        """Bind the log to the running loop and start the checkpoint timer."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-audit")
-        self._idle = asyncio.Event()
-        self._idle.set()
         if self._signer is not None and self._checkpoint_interval > 0:
             self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
 
     async def append(self, type: str, body: dict[str, Any]) -> Appended:
         """Append one record; returns once it is written and fsynced.
 
-        ``body`` is encoded before the first suspension (and again only if the batch it
-        was staged on fails): do not mutate it until this returns.
+        The record is encoded at once, on the batch of this loop iteration; the batch
+        is written with one write and one fsync after every callback already due has
+        run, so the appends of all requests that arrived together share one fsync.
+        ``body`` is encoded before the first suspension (and again only if the trail
+        moved on under the batch): do not mutate it until this returns.
         Raises AuditUnavailable when the trail cannot be written (nothing of the record
         stays on disk), ValueError/TypeError for a body that cannot be recorded.
         """
@@ -304,22 +299,17 @@ class AuditLog:
             raise AuditUnavailable("audit log is closed")
         if self._loop is None:
             await self.start()
-        assert self._loop is not None and self._idle is not None
+        assert self._loop is not None
         batch = self._pending
         if batch is None:
-            tail = self._inflight
-            if tail is None:
-                batch = self._new_batch(self._size, self._head, self._frontier)
-            else:
-                batch = self._new_batch(tail.size, tail.head, tail.frontier)
+            batch = self._new_batch(self._size, self._head, self._frontier)
+            self._pending = batch
+            # call_soon runs after every callback already due in this loop iteration:
+            # the other requests that arrived with this one stage their records first.
+            self._loop.call_soon(self._flush)
         self._stage(batch, type, body)  # raises for a body that cannot be recorded
         future: asyncio.Future[Appended] = self._loop.create_future()
         batch.futures.append(future)
-        self._idle.clear()
-        if self._inflight is None:
-            self._submit(batch)
-        else:
-            self._pending = batch
         return await future
 
     def append_blocking(self, type: str, body: dict[str, Any]) -> Appended:
@@ -332,21 +322,16 @@ class AuditLog:
         return result
 
     async def close(self) -> None:
-        """Drain pending appends, write the final checkpoint, release the files."""
+        """Write pending appends and the final checkpoint, release the files."""
         if self._closed:
             return
         self._closing = True
         if self._loop is not None:
-            assert self._idle is not None
-            await self._idle.wait()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            assert self._executor is not None
-            await self._loop.run_in_executor(self._executor, self._close_now)
-            self._executor.shutdown(wait=True)
-        else:
-            self._close_now()
+            self._flush()
+        self._close_now()
 
     def close_blocking(self) -> None:
         """``close`` for callers that never started the event-loop side."""
@@ -356,53 +341,33 @@ class AuditLog:
 
     # ------------------------------------------------------------------ event-loop side
 
-    def _submit(self, batch: _Batch) -> None:
-        """Hand ``batch`` to the writer thread; only while no other batch is in flight."""
-        assert self._loop is not None and self._inflight is None
-        if (batch.base_size, batch.base_head) != (self._size, self._head):
-            batch = self._restaged(batch)  # it was staged on a batch that failed
-        self._seal(batch)
-        self._pending = None
-        self._inflight = batch
-        done = self._loop.run_in_executor(self._executor, self._write_batch, batch)
-        done.add_done_callback(functools.partial(self._committed, batch))
+    def _flush(self) -> None:
+        """Write the batch staged in this loop iteration and settle its appends.
 
-    def _committed(
-        self, batch: _Batch, done: asyncio.Future[list[Appended | BaseException]]
-    ) -> None:
-        assert self._idle is not None
-        self._inflight = None
-        try:
-            results = done.result()
-        except BaseException as exc:  # the writer never raises; belt and braces
-            results = [AuditUnavailable(f"audit writer failed: {exc!r}")] * len(batch.futures)
+        This blocks the loop for one write and one fsync. Handing the batch to a writer
+        thread instead costs more than the fsync itself on a virtual machine: two
+        cross-thread wake-ups and the GIL passed back and forth around every system
+        call (docs/performance.md has the measurements). A stalled disk therefore stalls
+        the whole gate, /ready included, which is what its probes should see.
+        """
+        batch, self._pending = self._pending, None
+        if batch is None:
+            return
+        results = self._write_batch(batch)
         for future, result in zip(batch.futures, results, strict=True):
             if future.done():
-                continue
+                continue  # the caller was cancelled; the record is written all the same
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
                 future.set_result(result)
-        if self._pending is not None:
-            self._submit(self._pending)
-        else:
-            self._idle.set()
 
     async def _checkpoint_timer(self) -> None:
-        assert self._idle is not None
         period = max(0.01, min(1.0, self._checkpoint_interval / 4))
         while True:
             await asyncio.sleep(period)
-            if (
-                self._inflight is None
-                and self._pending is None
-                and not self._closing
-                and self._checkpoint_due_by_time()
-            ):
-                batch = self._new_batch(self._size, self._head, self._frontier)
-                batch.reason = "interval"
-                self._idle.clear()
-                self._submit(batch)
+            if self._pending is None and not self._closing and self._checkpoint_due_by_time():
+                self._commit([], checkpoint_reason="interval")
 
     def _checkpoint_due_by_time(self) -> bool:
         return (
@@ -501,14 +466,14 @@ class AuditLog:
             return self._write_sealed(batch)
 
     def _write_batch(self, batch: _Batch) -> list[Appended | BaseException]:
-        """Writer thread: write a batch staged and sealed on the event loop."""
+        """Seal and write a batch staged by ``append`` (under _lock)."""
         with self._lock:
             if self._closed:
                 return [AuditUnavailable("audit log is closed")] * len(batch.items)
             if (batch.base_size, batch.base_head) != (self._size, self._head):
                 # The trail moved on since (append_blocking from another thread).
                 batch = self._restaged(batch)
-                self._seal(batch)
+            self._seal(batch)
             return self._write_sealed(batch)
 
     def _write_sealed(self, batch: _Batch) -> list[Appended | BaseException]:
@@ -592,7 +557,9 @@ class AuditLog:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            # fdatasync: the records and the file size, all that reading them back
+            # needs; only the modification time is left to the next flush.
+            os.fdatasync(fd)
             if not self._segment_exists:
                 fsync_directory(self._segments_dir)
                 self._segment_exists = True
@@ -600,7 +567,7 @@ class AuditLog:
         except BaseException:
             try:
                 os.ftruncate(fd, expected)
-                os.fsync(fd)
+                os.fdatasync(fd)
                 self._dirty_tail = False
             except OSError:
                 pass  # still dirty: the next write truncates before appending

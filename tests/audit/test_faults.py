@@ -3,7 +3,7 @@ log resumes by itself once the disk is writable again.
 
 The file-system faults are real: a tmpfs that is full, and one remounted read-only
 (needs root and mount; skipped otherwise). Faults that cannot be produced on demand
-(EIO from fsync) are injected at the system call.
+(EIO from fdatasync) are injected at the system call.
 """
 
 from __future__ import annotations
@@ -133,15 +133,15 @@ def test_fsync_failure_is_undone(
     log = open_log(signer=None)
     log.append_blocking("startup", {})
     before = _segment_bytes(tmp_path / "audit")
-    real_fsync = os.fsync
+    real_fdatasync = os.fdatasync
     failures = iter([True])
 
-    def failing_fsync(fd: int) -> None:
+    def failing_fdatasync(fd: int) -> None:
         if next(failures, False):
             raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
+        real_fdatasync(fd)
 
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
     with pytest.raises(AuditUnavailable, match="Input/output error"):
         log.append_blocking("decision", decision(1))
     assert not log.writable
@@ -158,20 +158,20 @@ def test_a_failed_undo_is_finished_before_the_next_write(
     log = open_log(signer=None)
     log.append_blocking("startup", {})
     before = _segment_bytes(tmp_path / "audit")
-    real_fsync, real_ftruncate = os.fsync, os.ftruncate
+    real_fdatasync, real_ftruncate = os.fdatasync, os.ftruncate
     state = {"fail": True}
 
-    def failing_fsync(fd: int) -> None:
+    def failing_fdatasync(fd: int) -> None:
         if state["fail"]:
             raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
+        real_fdatasync(fd)
 
     def failing_ftruncate(fd: int, length: int) -> None:
         if state["fail"]:
             raise OSError(errno.EIO, "Input/output error")
         real_ftruncate(fd, length)
 
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
     monkeypatch.setattr(os, "ftruncate", failing_ftruncate)
     with pytest.raises(AuditUnavailable):
         log.append_blocking("decision", decision(1))
@@ -194,25 +194,25 @@ def test_a_segment_changed_behind_the_writer_stops_it(open_log: OpenLog, tmp_pat
     assert not log.writable
 
 
-def test_appends_staged_behind_a_failed_batch_are_written_on_the_durable_trail(
+def test_appends_after_a_failed_batch_are_written_on_the_durable_trail(
     open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = open_log(signer=None)
     log.append_blocking("startup", {})
-    real_fsync = os.fsync
+    real_fdatasync = os.fdatasync
     failures = iter([True])
 
-    def slow_failing_fsync(fd: int) -> None:
+    def slow_failing_fdatasync(fd: int) -> None:
         if next(failures, False):
-            time.sleep(0.1)  # the next appends are staged on this batch meanwhile
+            time.sleep(0.1)  # a slow failure: the loop waits on it
             raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
+        real_fdatasync(fd)
 
     async def run() -> list[object]:
         await log.start()
-        monkeypatch.setattr(os, "fsync", slow_failing_fsync)
+        monkeypatch.setattr(os, "fdatasync", slow_failing_fdatasync)
         first = asyncio.ensure_future(log.append("decision", decision(0)))
-        await asyncio.sleep(0.02)  # the first batch is now being written
+        await asyncio.sleep(0.02)  # the first batch was written and failed
         rest = [log.append("decision", decision(i)) for i in range(1, 51)]
         results = await asyncio.gather(first, *rest, return_exceptions=True)
         await log.close()

@@ -1,0 +1,113 @@
+"""``POST /check`` as a bare ASGI handler, in front of the Starlette app (CONTRACT section 2).
+
+The agent calls /check before every action, so this one route skips Starlette's
+request and response objects, routing and middleware: it reads the body straight from
+the ASGI ``receive`` channel (with the body limit), hands it to ``Gate.check`` and sends
+one JSON answer with its length. Every other request, and /check with another method
+(405), goes to the Starlette app unchanged.
+
+The answers are the ones the Starlette route gave: the same JSON error shape with
+``allowed: false``, 413 for a body over the limit, 400 for a client that left, and 500
+for anything that goes wrong inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+
+from sidecar.gate import Answer, Gate, error_payload
+from sidecar.request import MAX_BODY_BYTES
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CHECK_PATHS = frozenset({"/check", "/v1/check"})
+# JSON answers: compact, UTF-8 (not \u-escaped), as every answer of the gate is.
+encode_json = msgspec.json.Encoder().encode
+
+
+class BodyTooLarge(Exception):
+    """The body is larger than the limit (declared or as read)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before the whole body arrived."""
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Read at most ``limit`` bytes; stop early (without buffering more) beyond that."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def listen_url(scope: Scope) -> str | None:
+    """The URL of the socket this request arrived on (not the Host header, which the
+    client chooses), for the approve command line in notifications."""
+    server = scope.get("server")
+    if not server or server[1] is None:
+        return None
+    host, port = server
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+async def send_json(send: Send, status: int, payload: Any) -> None:
+    body = encode_json(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CheckEndpoint:
+    """ASGI app: POST /check and /v1/check here, everything else to ``fallback``."""
+
+    def __init__(self, gate: Gate, fallback: ASGIApp) -> None:
+        self.gate = gate
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in CHECK_PATHS or scope["method"] != "POST":
+            await self.fallback(scope, receive, send)
+            return
+        try:
+            answer = await self._check(scope, receive)
+        except Exception as exc:  # the Starlette app's server_error answer, fail closed
+            answer = Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
+        await send_json(send, answer.status, answer.payload)
+
+    async def _check(self, scope: Scope, receive: Receive) -> Answer:
+        try:
+            body = await read_body(scope, receive)
+        except BodyTooLarge:
+            return await self.gate.too_large()
+        except ClientGone:
+            return Answer(400, error_payload("invalid_request", "client disconnected"))
+        if self.gate.approvals.gate_url is None:
+            self.gate.approvals.gate_url = listen_url(scope)
+        return await self.gate.check(body)
