@@ -212,12 +212,12 @@ class Gate:
             appended = await self.audit.append("decision", record)
         except AuditUnavailable as exc:
             self.metrics.audit_failures.inc()
-            self.metrics.checks.labels(verdict.action, "unavailable").inc()
+            self.metrics.count_check(verdict.action, "unavailable")
             return Answer(
                 503, error_payload("unavailable", f"audit trail cannot be written: {exc}")
             )
         self.metrics.audit_write_seconds.observe(time.perf_counter() - write_started)
-        self.metrics.checks.labels(verdict.action, verdict.decision).inc()
+        self.metrics.count_check(verdict.action, verdict.decision)
         payload: dict[str, Any] = {
             "allowed": verdict.allowed,
             "decision": verdict.decision,
@@ -236,7 +236,7 @@ class Gate:
         return Answer(200, payload)
 
     async def _unavailable_policy(self, action: str) -> Answer:
-        self.metrics.checks.labels(action, "unavailable").inc()
+        self.metrics.count_check(action, "unavailable")
         reason = "no valid policy is loaded"
         if self.policy.last_error:
             reason += f" (last error: {self.policy.last_error})"
@@ -245,7 +245,7 @@ class Gate:
     async def _invalid(
         self, body: bytes, code: str, message: str, status: int, details: list[Any] | None = None
     ) -> Answer:
-        self.metrics.checks.labels("invalid", "invalid").inc()
+        self.metrics.count_check("invalid", "invalid")
         kept = body[:INVALID_BODY_KEEP].decode("utf-8", "replace")
         await self._record_quietly(
             "invalidRequest",

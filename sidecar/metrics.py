@@ -87,6 +87,17 @@ class GateMetrics:
         )
         for result in ("loaded", "rejected"):
             self.policy_reloads.labels(result)
+        # labels() takes a lock and builds a key on every call; a check only needs the
+        # child counter, looked up once per (action, decision).
+        self._check_counters: dict[tuple[str, str], Counter] = {}
+
+    def count_check(self, action: str, decision: str) -> None:
+        counter = self._check_counters.get((action, decision))
+        if counter is None:
+            counter = self._check_counters[(action, decision)] = self.checks.labels(
+                action, decision
+            )
+        counter.inc()
 
     def track_policy(
         self, active_hash: Callable[[], str | None], last_load_ok: Callable[[], bool]

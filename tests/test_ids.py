@@ -36,3 +36,12 @@ def test_a_forked_child_draws_fresh_randomness() -> None:
     os.waitpid(pid, 0)
     child = os.read(read, 26).decode()
     assert child != new_ulid(5.0)
+
+
+def test_every_bit_of_time_and_randomness_is_encoded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sidecar import ids
+
+    for random in (0, 1, (1 << 80) - 1, 0x0123456789ABCDEF0123):
+        monkeypatch.setattr(ids._pool, "take", lambda r=random: r)
+        for millis in (0, 1, 1_700_000_000_123, (1 << 48) - 1):
+            assert decode(new_ulid(millis / 1000)) == (millis << 80) | random
