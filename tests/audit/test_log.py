@@ -343,3 +343,36 @@ def test_redaction_tags_are_stable_across_restarts_with_the_same_key(
     reopened.append_blocking("decision", decision(1, reason=text))
     reasons = [r["reason"] for r in records(tmp_path / "audit") if r["type"] == "decision"]
     assert reasons[0] == reasons[1] and "[REDACTED:password:" in reasons[0]
+
+
+def test_an_append_one_loop_iteration_later_joins_the_batch(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request whose bytes are read while the first one is being decided starts one
+    # iteration later; group commit must not leave it for a second fsync.
+    fdatasyncs = 0
+    real_fdatasync = os.fdatasync
+
+    def counting_fdatasync(fd: int) -> None:
+        nonlocal fdatasyncs
+        fdatasyncs += 1
+        real_fdatasync(fd)
+
+    log = open_log(signer=None)
+    log.append_blocking("startup", {})
+    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
+
+    async def later() -> Any:
+        await asyncio.sleep(0)  # one loop iteration after the first append
+        return await log.append("decision", decision(1))
+
+    async def run() -> list[Any]:
+        await log.start()
+        results = await asyncio.gather(log.append("decision", decision(0)), later())
+        monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+        await log.close()
+        return results
+
+    first, second = asyncio.run(run())
+    assert (first.seq, second.seq) == (1, 2)
+    assert fdatasyncs == 1
