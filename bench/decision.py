@@ -12,7 +12,7 @@ Three things are timed, call by call, over the same request mix (``bench.policie
   includes what any Cedar caller pays: encoding the context, parsing the request in Rust
   and decoding the answer.
 
-Which comparison the ≥ 10× target means: the issue states it with the 5 µs median and
+Which comparison the ">= 10x" target means: the issue states it with the 5 µs median and
 the growth bound, all three under "in-process decision time", so it is judged like them
 on ``evaluate_subject``. The stricter comparison, ``evaluate_request`` (which also
 validates and normalises the raw request, while Cedar is handed normalised values), is
