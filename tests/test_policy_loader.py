@@ -3,13 +3,22 @@ file, the rule and the key, and a policy with any error is never half-loaded."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sidecar.errors import PolicyError
-from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from sidecar.policy.loader import (
+    STRICT_YAML_LOADER,
+    YAML_LOADERS,
+    load_policy_bytes,
+    load_policy_file,
+    load_yaml_strict,
+)
 
 DESIGN_NOTES = """\
 version: 1
@@ -199,3 +208,147 @@ def test_warnings_for_risky_but_valid_policies() -> None:
 
 def test_trusted_paths_must_be_absolute() -> None:
     assert any("trustedPaths[0]" in p for p in problems_of("version: 1\ntrustedPaths: [bin]\n"))
+
+
+# -- YAML strictness, on both of PyYAML's parsers ---------------------------------------
+#
+# The daemon parses with libyaml when PyYAML has it and with the pure-Python parser
+# otherwise; both must accept and refuse exactly the same documents.
+
+LOADERS = [pytest.param(loader, id=name) for name, loader in YAML_LOADERS.items()]
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("version: 1\nversion: 1\n", id="top-level"),
+        pytest.param(
+            "rules:\n  - id: r\n    path: {glob: /a/**}\n    path: {glob: /b/**}\n",
+            id="in-a-rule",
+        ),
+        pytest.param("a:\n  b:\n    - c:\n        d: 1\n        d: 2\n", id="deep"),
+        pytest.param("rules: [{action: file.read, action: file.write}]\n", id="flow-mapping"),
+        pytest.param("'rules': []\nrules: []\n", id="quoted-and-plain"),
+        pytest.param("1: a\n0x1: b\n", id="two-spellings-of-one-int"),
+        pytest.param("base: &b {glob: /x/**}\nm: {<<: *b, glob: /y/**}\n", id="merge-and-key"),
+        pytest.param("a: &a {k: 1}\nb: &b {k: 2}\nm: {<<: [*a, *b]}\n", id="two-merges"),
+    ],
+)
+def test_duplicate_keys_are_refused_at_any_depth(loader: type, text: str) -> None:
+    with pytest.raises(yaml.YAMLError, match="duplicate key"):
+        load_yaml_strict(text, loader)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "base: &b {glob: /x/**}\nm: {<<: *b, risk: low}\n",
+            {"base": {"glob": "/x/**"}, "m": {"glob": "/x/**", "risk": "low"}},
+            id="merge-key",
+        ),
+        pytest.param("a: &x [1, 2]\nb: *x\n", {"a": [1, 2], "b": [1, 2]}, id="alias"),
+        pytest.param(
+            "a: [yes, no, on, off, true, False, y]\n",
+            {"a": [True, False, True, False, True, False, "y"]},
+            id="yaml-1.1-booleans",
+        ),
+        pytest.param(
+            "a: [~, null, 017, 0x1f, 1_000]\n", {"a": [None, None, 15, 31, 1000]}, id="scalars"
+        ),
+        pytest.param("a: 2024-01-02\n", {"a": date(2024, 1, 2)}, id="timestamp"),
+        pytest.param("a: !!str 1\nb: '1'\n", {"a": "1", "b": "1"}, id="strings"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_both_parsers_build_the_same_values(loader: type, text: str, expected: object) -> None:
+    assert load_yaml_strict(text, loader) == expected
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: !!python/object/apply:os.system ['true']\n", id="python-object"),
+        pytest.param("a: !!python/name:os.system\n", id="python-name"),
+        pytest.param("a: !local x\n", id="unknown-tag"),
+        pytest.param("? [a]\n: 1\n", id="unhashable-key"),
+        pytest.param("{a: 1}: 1\n", id="mapping-as-key"),
+        pytest.param("&a {x: *a}\n", id="recursive-mapping"),
+        pytest.param("a: *nowhere\n", id="undefined-alias"),
+        pytest.param("a: 1\n---\nb: 2\n", id="two-documents"),
+        pytest.param("a: b\x00\n", id="nul"),
+        pytest.param("a: \x01\n", id="control-character"),
+        pytest.param('a: "\\ud800"\n', id="lone-surrogate-escape"),
+        pytest.param("a:\n\tb: 1\n", id="tab-indent"),
+    ],
+)
+def test_both_parsers_refuse_the_same_documents(loader: type, text: str) -> None:
+    with pytest.raises(yaml.YAMLError):
+        load_yaml_strict(text, loader)
+
+
+def test_the_policy_is_parsed_with_libyaml_when_pyyaml_has_it() -> None:
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    assert STRICT_YAML_LOADER is YAML_LOADERS["libyaml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\n? [a]\n: 1\n", "invalid YAML"),
+        ("version: 1\nrules:\n  - {action: file.read, decision: yes}\n", "rules[0]: decision"),
+        (
+            'version: 1\nrules:\n  - {action: file.read, decision: allow, reason: "\\ud800"}\n',
+            "invalid YAML",
+        ),
+    ],
+)
+def test_yaml_surprises_are_policy_errors(text: str, expected: str) -> None:
+    assert any(expected in p for p in problems_of(text))
+
+
+def test_anchors_aliases_and_merge_keys_work_in_a_policy() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\n"
+        b"rules:\n"
+        b"  - id: read-data\n"
+        b"    action: file.read\n"
+        b"    decision: allow\n"
+        b"    path: &data {glob: /app/data/**}\n"
+        b"  - id: write-data\n"
+        b"    action: file.write\n"
+        b"    decision: require_approval\n"
+        b"    path: *data\n"
+        b"  - <<: {action: file.delete, decision: deny}\n"
+        b"    id: no-deletes\n",
+        "p",
+    )
+    read, write, delete = policy.rules
+    assert read.tests[0].text == write.tests[0].text == 'glob "/app/data/**"'
+    assert (delete.id, delete.decision, delete.actions) == ("no-deletes", "deny", {"file.delete"})
+
+
+# -- the garbage collector around a load ------------------------------------------------
+
+
+def test_a_load_leaves_the_collector_running_whether_it_loads_or_fails() -> None:
+    assert gc.isenabled()
+    load_policy_bytes(DESIGN_NOTES.encode(), "p")
+    assert gc.isenabled()
+    problems_of("version: 1\nrules: [\n")
+    assert gc.isenabled()
+    problems_of("version: 2\n")
+    assert gc.isenabled()
+
+
+def test_a_load_does_not_turn_on_a_collector_someone_turned_off() -> None:
+    gc.disable()
+    try:
+        load_policy_bytes(DESIGN_NOTES.encode(), "p")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

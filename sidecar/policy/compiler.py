@@ -13,13 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from urllib.parse import urlsplit
 
 from sidecar.keys import public_key_from_base64
 from sidecar.normalise.paths import normalise_path
 from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
-from sidecar.policy.schema import MATCHABLE_FIELDS, Approvals, PolicyDocument, parse_duration
+from sidecar.policy.schema import (
+    MATCHABLE_FIELDS,
+    Approvals,
+    MatcherSpec,
+    PolicyDocument,
+    parse_duration,
+)
 from sidecar.subject import ACTION_FIELDS, ACTIONS
 
 DEFAULT_TRUSTED_PATHS = (
@@ -89,6 +96,10 @@ class CompiledPolicy:
     has_rate_limits: bool = False
 
 
+# The matchers of a rule, in MATCHABLE_FIELDS order, in one call.
+_matchers_of = attrgetter(*MATCHABLE_FIELDS)
+
+
 def rule_label(index: int, rule_id: str | None) -> str:
     return f"rules[{index}]" + (f" (id {rule_id!r})" if rule_id else "")
 
@@ -129,7 +140,12 @@ def compile_policy(
         seen_ids.setdefault(rule_id, index)
         explicit, expanded, errors = _expand_actions(rule.action)
         problems.extend(f"{label}: {e}" for e in errors)
-        used = [name for name in MATCHABLE_FIELDS if getattr(rule, name) is not None]
+        matchers = [
+            (name, matcher)
+            for name, matcher in zip(MATCHABLE_FIELDS, _matchers_of(rule), strict=True)
+            if matcher is not None
+        ]
+        used = [name for name, _ in matchers]
         for action in explicit:
             for name in used:
                 if name not in ACTION_FIELDS[action]:
@@ -138,16 +154,16 @@ def compile_policy(
                         f"(it has: {', '.join(sorted(ACTION_FIELDS[action]))})"
                     )
         # A wildcard covers the actions that have every field the rule matches.
-        fitting = [a for a in expanded if all(n in ACTION_FIELDS[a] for n in used)]
+        fitting = [a for a in expanded if ACTION_FIELDS[a].issuperset(used)]
         if expanded and not fitting:
             problems.append(
                 f"{label}: action: no action matched by the wildcard has all of the fields "
                 f"{', '.join(used)}"
             )
         tests: list[FieldTest] = []
-        for name in used:
+        for name, matcher in matchers:
             try:
-                tests.append(compile_matcher(name, getattr(rule, name)))
+                tests.append(compile_matcher(name, matcher))
             except MatcherError as exc:
                 problems.append(f"{label}: {name}: {exc}")
         rate_limit = None
@@ -159,7 +175,11 @@ def compile_policy(
                 parse_duration(rule.rateLimit.per),
                 f"{rule.rateLimit.count}/{rule.rateLimit.per}",
             )
-        if rule.decision == "allow" and rule.host is not None and _uses(rule.host, "startsWith"):
+        if (
+            rule.decision == "allow"
+            and isinstance(rule.host, MatcherSpec)
+            and rule.host.startsWith is not None
+        ):
             warnings.append(
                 f"{label}: host: startsWith on a host also matches longer hosts "
                 "(api.example.com.evil.net); prefer equals, in or a glob"
@@ -193,9 +213,11 @@ def compile_policy(
         warnings.append("mode: audit answers allowed:true to every request")
     if problems:
         return None, problems
-    by_action = {
-        action: ActionRules.of([r for r in rules if action in r.actions]) for action in ACTIONS
-    }
+    of_action: dict[str, list[CompiledRule]] = {action: [] for action in ACTIONS}
+    for compiled in rules:
+        for action in compiled.actions:
+            of_action[action].append(compiled)
+    by_action = {action: ActionRules.of(found) for action, found in of_action.items()}
     approvals = document.approvals
     return (
         CompiledPolicy(
@@ -236,8 +258,3 @@ def _approvals_problems(approvals: Approvals) -> list[str]:
         if url.scheme not in ("http", "https") or not url.hostname:
             problems.append("approvals.notify.webhook: must be an http:// or https:// URL")
     return problems
-
-
-def _uses(matcher: object, operator: str) -> bool:
-    operators = getattr(matcher, "operators", None)
-    return bool(operators and operator in operators())

@@ -34,6 +34,8 @@ def _choose_anchor(
 ) -> tuple[str, Anchor] | None:
     """The anchor of ``rule`` whose busiest key is shared with the fewest other rules."""
     options = [(t.field, t.anchor) for t in rule.tests if t.anchor is not None]
+    if len(options) < 2:  # most rules: nothing to choose between
+        return options[0] if options else None
 
     def crowding(option: tuple[str, Anchor]) -> tuple[int, bool]:
         field, anchor = option

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from json.encoder import encode_basestring
 
 import re2
 
@@ -61,6 +62,8 @@ class FieldTest:
 
 
 def _quote(value: object) -> str:
+    if isinstance(value, str):  # what json.dumps(ensure_ascii=False) gives, without its setup
+        return encode_basestring(value)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -45,14 +45,6 @@ class MatcherSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 
-    def operators(self) -> list[str]:
-        """Names (as written in YAML) of the operators that are set."""
-        return [
-            (info.alias or name)
-            for name, info in type(self).model_fields.items()
-            if getattr(self, name) is not None
-        ]
-
 
 # A bare string or number means equals, a list means in, an object lists operators.
 Matcher = Scalar | list[Scalar] | MatcherSpec
