@@ -30,13 +30,14 @@ def _any(*needles: str) -> Callable[[list[str]], bool]:
 
 # First match wins, so the order goes from the most specific part to the least.
 PARTS: list[tuple[str, Callable[[list[str]], bool]]] = [
-    ("audit writer thread (encode, redact screen, hash, write, fsync)", _any("AuditLog._commit")),
+    ("audit record: encode, redaction, leaf hash", _any("AuditLog._stage")),
+    ("audit batch: write + fdatasync, settle the waiting checks", _any("AuditLog._flush")),
     ("request parse (JSON, pydantic)", _any("parse_json_body", "parse_request")),
     ("normalisation", _any("normalise_request")),
     ("decision (evaluate every subject)", _any("decide (sidecar/engine.py")),
     ("approvals", _any("ApprovalService")),
-    ("gate: ids, record, metrics, hand-off to the writer", _any("sidecar/gate.py")),
-    ("app: body read, JSON answer", _any("sidecar/app.py")),
+    ("gate: ids, record, metrics", _any("sidecar/gate.py")),
+    ("/check endpoint: body read, JSON answer", _any("sidecar/check_endpoint.py")),
     (
         "HTTP: uvicorn, Starlette, asyncio transports",
         _any("uvicorn", "starlette", "selector_events"),
