@@ -1,12 +1,16 @@
 """Rebuild the writer's state from the trail at startup (CONTRACT section 4).
 
-Reads every segment once, in large blocks, and recomputes the record count, the hash of
-the last record and the Merkle frontier. It checks what a crash or a damaged disk could
-break -- every line is a JSON object, carries the ``prev`` that is the hash of the line
-before, segments are named by the seq they continue from -- without parsing every
-line, so it runs at several hundred thousand records a second. Only the last record is
-parsed in full. Proving that nobody rewrote the trail on purpose is the job of
-``tollgate audit verify``, which parses and checks everything.
+Reads every segment once and recomputes the record count, the hash of the last record
+and the Merkle frontier. It checks what a crash or a damaged disk could break -- every
+line is a JSON object, carries the ``prev`` that is the hash of the line before,
+segments are named by the seq they continue from -- without parsing every line. Only
+the last record is parsed in full. Proving that nobody rewrote the trail on purpose is
+the job of ``tollgate audit verify``, which parses and checks everything.
+
+Segments are cut into line-aligned chunks (``sidecar.audit.chunks``); on a long trail
+worker processes hash the lines and check the links inside their chunks, and this
+process checks the link across each chunk boundary and grows the Merkle frontier,
+taking the chunks strictly in trail order.
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from sidecar.audit.chunks import default_workers, ordered_map, plan_trail, read_lines
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.records import RECORD_TYPES, TS_PATTERN, ZERO_HASH
 from sidecar.audit.segments import (
     Segment,
     TornTail,
     corrupt,
-    iter_line_blocks,
-    list_segments,
     read_start,
     segment_name,
     torn_tail,
 )
+
+_HASH_SIZE = 32
+_NOT_AN_OBJECT = "not a JSON object"
+_BROKEN_LINK = "prev is not the hash of the record before it"
 
 
 @dataclass
@@ -45,17 +52,58 @@ class TrailState:
     base: int = 0  # seq of the oldest record kept (older ones were pruned)
 
 
-def rebuild(directory: Path, roots_at: Collection[int] = ()) -> TrailState:
+@dataclass(frozen=True)
+class ChunkScan:
+    """What one chunk of a segment holds, as far as the rebuild needs to know."""
+
+    leaf_hashes: bytes  # 32 bytes per line, in order (up to the fault, if any)
+    lines: int
+    first_line: bytes
+    last_line: bytes
+    fault: tuple[int, str] | None  # (index of the first bad line in the chunk, why)
+
+
+def _link(prev_hash_hex: bytes) -> bytes:
+    return b'"prev":"' + prev_hash_hex + b'"'
+
+
+def scan_chunk(path: str, start: int, end: int) -> ChunkScan:
+    """Hash every line of ``path[start:end]`` and check the links between them.
+
+    The first line's link points into the chunk before, which the caller checks.
+    """
+    lines = read_lines(path, start, end)
+    hashes = [sha256(b"\x00" + line).digest() for line in lines]
+    fault = None
+    previous: bytes | None = None
+    for index, line in enumerate(lines):
+        if not (line.startswith(b"{") and line.endswith(b"}")):
+            fault = (index, _NOT_AN_OBJECT)
+            break
+        # The chain link proves the line before is intact and nothing is missing or
+        # reordered; the seq values themselves are checked on the last record.
+        if previous is not None and _link(previous.hex().encode("ascii")) not in line:
+            fault = (index, _BROKEN_LINK)
+            break
+        previous = hashes[index]
+    return ChunkScan(b"".join(hashes), len(lines), lines[0], lines[-1], fault)
+
+
+def rebuild(
+    directory: Path, roots_at: Collection[int] = (), workers: int | None = None
+) -> TrailState:
     """Scan the trail under ``directory``; raise AuditCorrupt naming segment and line.
 
     ``roots_at`` lists tree sizes whose Merkle roots the caller wants (to check a stored
     checkpoint); they are returned in ``TrailState.roots`` when the trail reaches them.
+    ``workers`` defaults to one process per CPU (up to four) on a trail of several
+    chunks, and this process alone otherwise.
     """
     state = TrailState()
-    segments = list_segments(directory)
-    if segments and segments[0].first_seq > 0:
+    plans = plan_trail(directory)
+    if plans and plans[0].segment.first_seq > 0:
         # Older segments were shipped off and deleted: resume where the oldest left starts.
-        start = read_start(segments[0])
+        start = read_start(plans[0].segment)
         state.base = start.seq
         state.frontier = Frontier.from_nodes(start.seq, start.frontier)
         size = start.seq
@@ -69,38 +117,43 @@ def rebuild(directory: Path, roots_at: Collection[int] = ()) -> TrailState:
     frontier = state.frontier
     last_line = b""
     last_where: tuple[Segment, int] | None = None
-    for index, segment in enumerate(segments):
-        if segment.first_seq != size:
-            raise corrupt(
-                segment,
-                None,
-                f"segment should start at seq {size} ({segment_name(size)}); records are missing",
-            )
-        consumed = 0
-        number = 0
-        for lines in iter_line_blocks(segment.path):
-            digests = [sha256(b"\x00" + line).digest() for line in lines]
-            for line, digest in zip(lines, digests, strict=True):
-                number += 1
-                if not (line.startswith(b"{") and line.endswith(b"}")):
-                    raise corrupt(segment, number, "not a JSON object")
-                # The chain link proves the line before is intact and nothing is missing
-                # or reordered; the seq values themselves are checked on the last record.
-                if b'"prev":"' + prev_hex + b'"' not in line:
-                    raise corrupt(segment, number, "prev is not the hash of the record before it")
-                prev_hex = digest.hex().encode("ascii")
-                consumed += len(line) + 1
-            _extend(frontier, digests, wanted, state.roots)
-            size += len(lines)
-            last_line = lines[-1]
-            last_where = (segment, number)
-        file_size = segment.path.stat().st_size
-        if consumed != file_size:
-            if index != len(segments) - 1:
-                raise corrupt(segment, number + 1, "segment ends in the middle of a line")
-            state.torn = torn_tail(segment)
-        state.last_segment = segment
-        state.last_segment_bytes = consumed
+    jobs = [(str(plan.segment.path), a, b) for plan in plans for a, b in plan.ranges]
+    scans = ordered_map(scan_chunk, jobs, default_workers(plans) if workers is None else workers)
+    try:
+        for index, plan in enumerate(plans):
+            segment = plan.segment
+            if segment.first_seq != size:
+                raise corrupt(
+                    segment,
+                    None,
+                    f"segment should start at seq {size} ({segment_name(size)}); "
+                    "records are missing",
+                )
+            number = 0  # lines of this segment taken so far
+            for _ in plan.ranges:
+                scan = next(scans)
+                if scan.fault is not None and scan.fault[0] == 0:
+                    raise corrupt(segment, number + 1, scan.fault[1])
+                if _link(prev_hex) not in scan.first_line:
+                    raise corrupt(segment, number + 1, _BROKEN_LINK)
+                if scan.fault is not None:
+                    raise corrupt(segment, number + scan.fault[0] + 1, scan.fault[1])
+                hashes = scan.leaf_hashes
+                leaves = [hashes[i : i + _HASH_SIZE] for i in range(0, len(hashes), _HASH_SIZE)]
+                _extend(frontier, leaves, wanted, state.roots)
+                prev_hex = leaves[-1].hex().encode("ascii")
+                size += scan.lines
+                number += scan.lines
+                last_line = scan.last_line
+                last_where = (segment, number)
+            if plan.size != plan.clean_end:
+                if index != len(plans) - 1:
+                    raise corrupt(segment, number + 1, "segment ends in the middle of a line")
+                state.torn = torn_tail(segment)
+            state.last_segment = segment
+            state.last_segment_bytes = plan.clean_end
+    finally:
+        scans.close()  # stop the workers early when the trail is corrupt
     state.size = size
     state.head = bytes.fromhex(prev_hex.decode("ascii"))
     if last_where is not None:
