@@ -235,9 +235,7 @@ def test_restoring_the_active_policy_clears_the_error(tmp_path: Path, daemon_fac
 
 
 def test_deleted_then_recreated_file(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
-    policy = tmp_path / "policies" / "policy.yaml"
-    policy.parent.mkdir()
-    policy.write_bytes(ALLOW_READS)
+    policy = policy_in_a_plain_directory(tmp_path)
     gate = daemon_factory(policy)
 
     policy.unlink()
@@ -248,6 +246,59 @@ def test_deleted_then_recreated_file(tmp_path: Path, daemon_factory) -> None:  #
     policy.write_bytes(DENY_READS)
     wait_for_policy(gate, DENY_READS)
     assert gate.check(READ).json()["allowed"] is False
+
+
+def policy_in_a_plain_directory(tmp_path: Path) -> Path:
+    policy = tmp_path / "policies" / "policy.yaml"
+    policy.parent.mkdir()
+    policy.write_bytes(ALLOW_READS)
+    return policy
+
+
+def assert_went_from_allow_reads_to(daemon: Daemon, data: bytes) -> None:
+    """Caught mid-save, an update is rejected (keeping the last good policy), never
+    half-loaded: the only policies ever active are the first and the whole new one."""
+    for record in of_type(daemon, "policyRejected"):
+        assert record["kept"] == policy_hash(ALLOW_READS)
+    loaded = [record["policy"] for record in of_type(daemon, "policyLoaded")]
+    assert loaded == [policy_hash(ALLOW_READS), policy_hash(data)]
+
+
+def test_an_editor_saving_through_a_backup_is_followed(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # vim's default save: the file is renamed to a backup, a new file is written in
+    # several writes under the old name, then the backup is deleted.
+    policy = policy_in_a_plain_directory(tmp_path)
+    gate = daemon_factory(policy)
+    backup = policy.with_name("policy.yaml~")
+    os.rename(policy, backup)
+    with open(policy, "wb") as out:
+        for start in range(0, len(DENY_READS), 16):
+            out.write(DENY_READS[start : start + 16])
+            out.flush()
+        os.fsync(out.fileno())
+    backup.unlink()
+    wait_for_policy(gate, DENY_READS)
+    assert gate.check(READ).json()["allowed"] is False
+    assert_went_from_allow_reads_to(gate, DENY_READS)
+
+
+def test_a_slow_rewrite_in_place_ends_on_the_whole_file(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # Truncated and written in two parts, with a pause far longer than the watcher's
+    # quiet period between them: the first part (not a policy) is read and rejected,
+    # the whole file is loaded once the second part lands.
+    whole = b"version: 1\nrules: [{id: no-reads, action: file.read, decision: deny}]\n"
+    policy = policy_in_a_plain_directory(tmp_path)
+    gate = daemon_factory(policy)
+    with open(policy, "r+b") as out:
+        out.truncate(0)
+        out.write(whole[: len(whole) // 2])
+        out.flush()
+        wait_for_rejections(gate, 1)
+        out.write(whole[len(whole) // 2 :])
+        out.flush()
+    wait_for_policy(gate, whole)
+    assert gate.check(READ).json()["allowed"] is False
+    assert_went_from_allow_reads_to(gate, whole)
 
 
 def test_no_valid_policy_at_start_serves_503_until_one_appears(
@@ -315,6 +366,8 @@ def test_unchanged_content_is_not_reloaded(tmp_path: Path, daemon_factory) -> No
     volume.update({"policy.yaml": ALLOW_READS, "other-key": b"x"})
     volume.update({"policy.yaml": DENY_READS, "other-key": b"x"})
     wait_for_policy(gate, DENY_READS)
+    # A new policy answers (and shows in /v1/status) just before its record is on disk.
+    wait_until(lambda: len(of_type(gate, "policyLoaded")) >= 2)
     assert [record["policy"] for record in of_type(gate, "policyLoaded")] == [
         policy_hash(ALLOW_READS),
         policy_hash(DENY_READS),

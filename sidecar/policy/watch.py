@@ -39,9 +39,12 @@ from sidecar.policy.source import signature_path
 logger = logging.getLogger("tollgate.policy")
 
 DEFAULT_POLL_INTERVAL = 2.0
-# watchfiles yields a batch once the directory has been quiet for STEP ms (kubelet's
-# whole swap takes well under that), and at the latest after DEBOUNCE ms of churn.
-EVENT_STEP_MS = 50
+# watchfiles checks for changes every STEP ms and yields a batch once a check finds
+# nothing new, so STEP to 2 x STEP after the change (kubelet's whole swap takes well
+# under STEP), and at the latest after DEBOUNCE ms of churn. Every check wakes the
+# watch thread, also when nothing changes: at 20 ms the idle daemon uses ~0.7% of a
+# core against ~0.45% at 50 ms, for a reload that lands ~45 ms sooner on average.
+EVENT_STEP_MS = 20
 EVENT_DEBOUNCE_MS = 300
 EVENT_RETRY_SECONDS = 30.0
 _SIGNATURE_READ_LIMIT = 4096
