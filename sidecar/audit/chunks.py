@@ -8,10 +8,11 @@ results strictly in trail order.
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from sidecar.audit.segments import Segment, last_line_end, list_segments
 
 CHUNK_BYTES = 4 * 2**20
 _SCAN_WINDOW = 65536
+# Jobs in flight per worker process: enough to keep every worker busy.
+_AHEAD_PER_WORKER = 3
 _Result = TypeVar("_Result")
 
 
@@ -34,12 +37,14 @@ class SegmentPlan:
     size: int
 
 
-def plan_trail(directory: Path) -> list[SegmentPlan]:
-    return [_plan_segment(segment) for segment in list_segments(directory)]
+def plan_trail(directory: Path, chunk_bytes: int | None = None) -> list[SegmentPlan]:
+    """Every segment cut into chunks of about ``chunk_bytes`` (default CHUNK_BYTES)."""
+    size = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    return [_plan_segment(segment, size) for segment in list_segments(directory)]
 
 
-def _plan_segment(segment: Segment) -> SegmentPlan:
-    """Byte ranges of about CHUNK_BYTES, cut after newlines.
+def _plan_segment(segment: Segment, chunk_bytes: int) -> SegmentPlan:
+    """Byte ranges of about ``chunk_bytes``, cut after newlines.
 
     Bytes after the last newline are a torn tail and belong to no range.
     """
@@ -49,7 +54,7 @@ def _plan_segment(segment: Segment) -> SegmentPlan:
         clean_end = last_line_end(handle, size)
         start = 0
         while start < clean_end:
-            target = start + CHUNK_BYTES
+            target = start + chunk_bytes
             end = clean_end if target >= clean_end else _next_line_end(handle, target, clean_end)
             ranges.append((start, end))
             start = end
@@ -86,25 +91,39 @@ def default_workers(plans: Sequence[SegmentPlan]) -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
+def in_flight(workers: int) -> int:
+    """How many jobs ``ordered_map`` has started but not yet yielded, at most."""
+    return _AHEAD_PER_WORKER * workers
+
+
 def ordered_map(
-    function: Callable[..., _Result], jobs: Sequence[tuple[Any, ...]], workers: int
-) -> Iterator[_Result]:
+    function: Callable[..., _Result],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Generator[_Result, None, None]:
     """``function(*job)`` for every job, yielded in job order.
 
-    With ``workers`` > 1 the jobs run in forked worker processes, a few ahead of the
-    consumer so memory stays bounded. Close the iterator to stop early.
+    With ``workers`` > 1 the jobs run in forked worker processes (each first runs
+    ``initializer(*initargs)``; fork passes the arguments without pickling them), at
+    most ``in_flight(workers)`` ahead of the consumer, so memory stays bounded; the
+    job ``in_flight(workers)`` places further on starts only after the consumer took
+    a result. Close the iterator to stop early.
     """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield function(*job)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    ) as pool:
         pending: deque[Future[_Result]] = deque()
         queue = iter(jobs)
         for job in queue:
             pending.append(pool.submit(function, *job))
-            if len(pending) >= 3 * workers:
+            if len(pending) >= in_flight(workers):
                 break
         try:
             while pending:
@@ -116,3 +135,36 @@ def ordered_map(
         finally:
             for future in pending:
                 future.cancel()
+
+
+class SharedSlots:
+    """Slots of anonymous shared memory through which worker processes hand large
+    results to the parent, instead of pickling them through a pipe (which costs
+    several copies and a context switch per pipe buffer).
+
+    Create it before the workers fork (pass it as an ``ordered_map`` initarg). Job
+    ``n`` uses slot ``n % count``; with ``count`` above ``in_flight(workers)``, a slot
+    is only reused after the parent consumed the result that was in it.
+    """
+
+    def __init__(self, count: int, size: int) -> None:
+        self._count = count
+        self._size = size
+        self._memory = mmap.mmap(-1, count * size)  # MAP_SHARED: seen across fork
+
+    def put(self, job: int, data: bytes | bytearray) -> bool:
+        """In a worker: copy ``data`` into the job's slot; False if it does not fit."""
+        if len(data) > self._size:
+            return False
+        offset = (job % self._count) * self._size
+        self._memory[offset : offset + len(data)] = data
+        return True
+
+    def write_to(self, out: BinaryIO, job: int, length: int) -> None:
+        """In the parent: write the first ``length`` bytes of the job's slot to ``out``."""
+        offset = (job % self._count) * self._size
+        with memoryview(self._memory) as view, view[offset : offset + length] as data:
+            out.write(data)
+
+    def close(self) -> None:
+        self._memory.close()

@@ -21,12 +21,19 @@ import functools
 from collections.abc import Callable, Iterator
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import msgspec
 
-from sidecar.audit.chunks import default_workers, ordered_map, plan_trail, read_lines
-from sidecar.audit.ocsf import ocsf_json
+from sidecar.audit.chunks import (
+    SharedSlots,
+    default_workers,
+    in_flight,
+    ordered_map,
+    plan_trail,
+    read_lines,
+)
+from sidecar.audit.ocsf import NotAnEvent, decode_record, ocsf_line
 from sidecar.audit.segments import SEGMENTS_DIR, corrupt
 
 FORMATS = ("jsonl", "csv", "ocsf")
@@ -56,6 +63,7 @@ CSV_COLUMNS = (
 _FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_Row = TypeVar("_Row")
 
 
 class ExportedRecord(NamedTuple):
@@ -96,16 +104,24 @@ class _BadLine(Exception):
         self.message = message
 
 
-def _records(
-    lines: list[bytes], decoder: msgspec.json.Decoder[Any], since: str | None, until: str | None
-) -> Iterator[ExportedRecord]:
-    """Decode ``lines``; raise _BadLine at the first one that is not an audit record."""
-    decode = decoder.decode
+_Render = Callable[[int, str, bytes, Any], _Row | None]
+
+
+def _rows(
+    lines: list[bytes],
+    decode: Callable[[bytes], Any],
+    render: _Render[_Row],
+    since: str | None,
+    until: str | None,
+) -> Iterator[_Row]:
+    """``render(seq, leaf hash, line, record)`` for the records of ``lines`` with
+    ``since <= ts < until``, None results left out; raise _BadLine at the first line
+    that is not an audit record."""
     bounded = since is not None or until is not None
     for index, line in enumerate(lines):
         try:
             record = decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except msgspec.DecodeError as exc:  # ValidationError included
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if type(record) is dict:
             seq, ts = record.get("seq"), record.get("ts")
@@ -118,7 +134,12 @@ def _records(
                 continue
             if until is not None and not (isinstance(ts, str) and ts < until):
                 continue
-        yield ExportedRecord(seq, sha256(b"\x00" + line).hexdigest(), line, record)
+        try:
+            row = render(seq, sha256(b"\x00" + line).hexdigest(), line, record)
+        except NotAnEvent as exc:
+            raise _BadLine(index, f"not an audit record ({exc})") from exc
+        if row is not None:
+            yield row
 
 
 def _check_directory(path: Path) -> None:
@@ -137,14 +158,14 @@ def iter_records(
     """
     path = Path(directory)
     _check_directory(path)
-    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+    decode = msgspec.json.Decoder().decode
     plans = plan_trail(path)
     for index, plan in enumerate(plans):
         number = 0
         for start, end in plan.ranges:
             lines = read_lines(str(plan.segment.path), start, end)
             try:
-                yield from _records(lines, decoder, since, until)
+                yield from _rows(lines, decode, ExportedRecord, since, until)
             except _BadLine as bad:
                 raise corrupt(plan.segment, number + bad.index + 1, bad.message) from None
             number += len(lines)
@@ -154,23 +175,49 @@ def iter_records(
 
 def render_chunk(
     path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
-) -> tuple[bytes, int, int, str | None]:
+) -> tuple[bytearray, int, int, str | None]:
     """Rows for the lines in ``path[start:end]``: (bytes, rows, lines read, error).
 
     On a line that is not a record it stops; ``error`` then describes line ``lines read``
     (0-based within the chunk). Runs in worker processes for long trails.
     """
-    decoder, render = _RENDERERS[fmt]
+    decode, render = _RENDERERS[fmt]
     lines = read_lines(path, start, end)
-    rows: list[bytes] = []
+    # One growing buffer rather than a list joined at the end: a chunk renders to
+    # tens of MiB, and a second copy of it costs more than the appends.
+    data = bytearray()
+    count = 0
     try:
-        for item in _records(lines, decoder, since, until):
-            row = render(item)
-            if row is not None:
-                rows.append(row)
+        for row in _rows(lines, decode, render, since, until):
+            data += row
+            count += 1
     except _BadLine as bad:
-        return b"".join(rows), len(rows), bad.index, bad.message
-    return b"".join(rows), len(rows), len(lines), None
+        return data, count, bad.index, bad.message
+    return data, count, len(lines), None
+
+
+# Export chunks are smaller than verify's: each worker's rows pass through a slot of
+# shared memory, and a slot must hold a chunk's rows (a few times its lines' size).
+EXPORT_CHUNK_BYTES = 2**20
+_SLOT_BYTES = 8 * EXPORT_CHUNK_BYTES
+
+_worker_slots: SharedSlots | None = None  # set in worker processes only
+
+
+def _use_slots(slots: SharedSlots) -> None:
+    global _worker_slots
+    _worker_slots = slots
+
+
+def _render_job(
+    job: int, path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
+) -> tuple[bytes | bytearray | None, int, int, int, str | None]:
+    """``render_chunk``, the rows left in the job's shared slot when they fit there:
+    (rows' bytes or None if in the slot, their length, rows, lines read, error)."""
+    data, rows, lines, error = render_chunk(path, start, end, fmt, since, until)
+    if _worker_slots is not None and _worker_slots.put(job, data):
+        return None, len(data), rows, lines, error
+    return data, len(data), rows, lines, error
 
 
 def export(
@@ -190,24 +237,38 @@ def export(
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     path = Path(directory)
     _check_directory(path)
-    plans = plan_trail(path)
+    plans = plan_trail(path, EXPORT_CHUNK_BYTES)
     jobs = [
         (str(plan.segment.path), start, end, fmt, since, until)
         for plan in plans
         for start, end in plan.ranges
     ]
+    processes = default_workers(plans) if workers is None else workers
+    slots = None
+    if processes > 1 and len(jobs) > 1:
+        slots = SharedSlots(in_flight(processes) + 1, _SLOT_BYTES)
     results = ordered_map(
-        render_chunk, jobs, default_workers(plans) if workers is None else workers
+        _render_job,
+        [(job, *arguments) for job, arguments in enumerate(jobs)],
+        processes,
+        initializer=_use_slots,
+        initargs=(slots,),
     )
     if fmt == "csv":
         out.write(",".join(CSV_COLUMNS).encode("ascii") + b"\r\n")
     count = 0
+    job = 0
     try:
         for index, plan in enumerate(plans):
             number = 0
             for _ in plan.ranges:
-                data, rows, lines, error = next(results)
-                out.write(data)
+                data, length, rows, lines, error = next(results)
+                if data is None:
+                    assert slots is not None
+                    slots.write_to(out, job, length)
+                else:
+                    out.write(data)
+                job += 1
                 count += rows
                 if error is not None:
                     raise corrupt(plan.segment, number + lines + 1, error)
@@ -216,22 +277,15 @@ def export(
                 raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
     finally:
         results.close()
+        if slots is not None:
+            slots.close()
     return count
 
 
-def _jsonl_row(item: ExportedRecord) -> bytes:
+def _jsonl_row(seq: int, leaf_hash: str, line: bytes, record: Any) -> bytes:
     # Built by concatenation: the keys are in canonical order and the record is the
     # canonical line itself, so the row is canonical JSON without re-encoding.
-    return b'{"leafHash":"%s","record":%s,"seq":%d}\n' % (
-        item.leaf_hash.encode("ascii"),
-        item.line,
-        item.seq,
-    )
-
-
-def _ocsf_row(item: ExportedRecord) -> bytes | None:
-    event = ocsf_json(item.seq, item.leaf_hash, item.line, item.record)
-    return None if event is None else event + b"\n"
+    return b'{"leafHash":"%b","record":%b,"seq":%d}\n' % (leaf_hash.encode("ascii"), line, seq)
 
 
 def csv_safe(value: Any) -> Any:
@@ -252,34 +306,40 @@ def csv_field(value: Any) -> str:
     everything else in an export of JSON-heavy rows; tests read the output back with
     the csv module.
     """
-    if value is None:
+    if type(value) is str:  # the common case first: csv_safe inlined
+        text = value
+        if text and (text[0] in _FORMULA_START or text.lstrip()[:1] in _FORMULA_START):
+            text = "'" + text
+    elif value is None:
         return ""
-    if value is True:
+    elif value is True:
         return "true"
-    if value is False:
+    elif value is False:
         return "false"
-    if isinstance(value, int):
+    elif isinstance(value, int):
         return str(value)
-    text = (
-        _encode_sorted(value).decode("utf-8")
-        if isinstance(value, dict | list)
-        else csv_safe(str(value))
-    )
+    elif isinstance(value, dict | list):
+        text = _encode_sorted(value).decode("utf-8")
+    else:
+        text = csv_safe(str(value))
     if '"' in text or "," in text or "\n" in text or "\r" in text:
         return '"' + text.replace('"', '""') + '"'
     return text
 
 
-# The columns from action to identity mostly repeat from row to row: their joined
-# text is cached. typed=True keeps True and 1 apart.
-@functools.lru_cache(maxsize=8192, typed=True)
-def _repeating_fields(values: tuple[Any, ...]) -> str:
-    return ",".join(csv_field(value) for value in values)
+def _repeating_fields(values: tuple[Any, ...]) -> tuple[str, str]:
+    """The ``type`` cell, and the cells from ``action`` to ``identity`` joined."""
+    return csv_field(values[0]), ",".join([csv_field(value) for value in values[1:]])
 
 
-def _csv_row(item: ExportedRecord) -> bytes:
-    record: _CsvFields = item.record
+# These columns mostly repeat from row to row, so their text is cached; typed=True
+# keeps True and 1 apart.
+_cached_repeating_fields = functools.lru_cache(maxsize=8192, typed=True)(_repeating_fields)
+
+
+def _csv_row(seq: int, leaf_hash: str, line: bytes, record: _CsvFields) -> bytes:
     repeating = (
+        record.type,
         record.action,
         record.decision,
         record.allowed,
@@ -292,16 +352,15 @@ def _csv_row(item: ExportedRecord) -> bytes:
         record.identity,
     )
     try:
-        middle = _repeating_fields(repeating)
+        type_cell, middle = _cached_repeating_fields(repeating)
     except TypeError:  # an unhashable value (a list or object where text belongs)
-        middle = ",".join(csv_field(value) for value in repeating)
-    request = bytes(record.request)
+        type_cell, middle = _repeating_fields(repeating)
     head = ",".join(
         (
-            str(item.seq),
+            str(seq),
             csv_field(record.ts),
-            csv_field(record.type),
-            item.leaf_hash,
+            type_cell,
+            leaf_hash,
             csv_field(record.prev),
             csv_field(record.decision_id),
             middle,
@@ -309,8 +368,9 @@ def _csv_row(item: ExportedRecord) -> bytes:
     )
     # request and record are canonical JSON from the line itself (an object starts
     # with '{', never a formula); null means the record has no request.
+    request = bytes(record.request)
     request_field = b"" if request == b"null" else _quote(request)
-    return head.encode("utf-8") + b"," + request_field + b"," + _quote(item.line) + b"\r\n"
+    return b"%b,%b,%b\r\n" % (head.encode("utf-8"), request_field, _quote(line))
 
 
 def _quote(data: bytes) -> bytes:
@@ -319,10 +379,8 @@ def _quote(data: bytes) -> bytes:
     return b'"' + data.replace(b'"', b'""') + b'"'
 
 
-_RENDERERS: dict[
-    str, tuple[msgspec.json.Decoder[Any], Callable[[ExportedRecord], bytes | None]]
-] = {
-    "jsonl": (msgspec.json.Decoder(_JsonlFields), _jsonl_row),
-    "csv": (msgspec.json.Decoder(_CsvFields), _csv_row),
-    "ocsf": (msgspec.json.Decoder(), _ocsf_row),
+_RENDERERS: dict[str, tuple[Callable[[bytes], Any], _Render[bytes]]] = {
+    "jsonl": (msgspec.json.Decoder(_JsonlFields).decode, _jsonl_row),
+    "csv": (msgspec.json.Decoder(_CsvFields).decode, _csv_row),
+    "ocsf": (decode_record, ocsf_line),
 }

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from sidecar.audit.export import CSV_COLUMNS, csv_safe, export
@@ -19,6 +20,14 @@ from sidecar.canonical import canonical_bytes
 from tests.audit.conftest import decision, segment_lines
 
 OpenLog = Callable[..., AuditLog]
+K8S = {
+    "verb": "delete",
+    "group": "apps",
+    "version": "v1",
+    "resource": "deployments",
+    "namespace": "prod",
+    "name": "web",
+}
 
 
 def _export(directory: Path, fmt: str, **bounds: str | None) -> bytes:
@@ -57,17 +66,7 @@ def trail(open_log: OpenLog) -> Path:
         decision(
             3,
             action="k8s.request",
-            request={
-                "action": "k8s.request",
-                "k8s": {
-                    "verb": "delete",
-                    "group": "apps",
-                    "version": "v1",
-                    "resource": "deployments",
-                    "namespace": "prod",
-                    "name": "web",
-                },
-            },
+            request={"action": "k8s.request", "k8s": K8S},
             decision="require_approval",
             allowed=False,
             reason="+cmd|' /C calc'!A0",
@@ -192,10 +191,10 @@ def test_bad_time_bounds(text: str) -> None:
 def test_parallel_chunked_export_equals_serial_and_locates_bad_lines(
     open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sidecar.audit import chunks
+    from sidecar.audit import export as export_module
     from sidecar.errors import AuditCorrupt
 
-    monkeypatch.setattr(chunks, "CHUNK_BYTES", 2500)
+    monkeypatch.setattr(export_module, "EXPORT_CHUNK_BYTES", 2500)
     log = open_log(tmp_path / "big", segment_bytes=16_000, checkpoint_every=17)
     for i in range(120):
         log.append_blocking("decision", decision(i, reason="=1+1" if i % 7 == 0 else "ok"))
@@ -215,19 +214,37 @@ def test_parallel_chunked_export_equals_serial_and_locates_bad_lines(
             export(directory, "csv", io.BytesIO(), workers=workers)
 
 
-def test_the_fast_ocsf_encoding_is_the_event(trail: Path) -> None:
-    from sidecar.audit.export import iter_records
-    from sidecar.audit.ocsf import ocsf_json, to_ocsf
+def test_rows_too_big_for_a_shared_slot_still_arrive_in_order(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers hand rows over in shared memory; what does not fit goes the slow way."""
+    from sidecar.audit import export as export_module
 
-    checked = 0
-    for item in iter_records(trail):
-        event = to_ocsf(item.seq, item.leaf_hash, item.line, item.record)
-        fast = ocsf_json(item.seq, item.leaf_hash, item.line, item.record)
-        assert (event is None) == (fast is None)
-        if fast is not None:
-            assert json.loads(fast) == event
-            checked += 1
-    assert checked == 5
+    monkeypatch.setattr(export_module, "EXPORT_CHUNK_BYTES", 3000)
+    log = open_log(tmp_path / "big", segment_bytes=20_000)
+    for i in range(90):
+        log.append_blocking("decision", decision(i, reason="x" * (i * 37 % 500)))
+    log.close_blocking()
+    directory = tmp_path / "big"
+    serial = io.BytesIO()
+    export(directory, "ocsf", serial, workers=1)
+    chunk_sizes = [len(chunk) for chunk in _rendered_chunks(directory, "ocsf")]
+    # A slot size between the smallest and the largest chunk: both paths are taken.
+    monkeypatch.setattr(export_module, "_SLOT_BYTES", sorted(chunk_sizes)[len(chunk_sizes) // 2])
+    parallel = io.BytesIO()
+    export(directory, "ocsf", parallel, workers=2)
+    assert parallel.getvalue() == serial.getvalue()
+
+
+def _rendered_chunks(directory: Path, fmt: str) -> list[bytes]:
+    from sidecar.audit.chunks import plan_trail
+    from sidecar.audit.export import EXPORT_CHUNK_BYTES, render_chunk
+
+    return [
+        bytes(render_chunk(str(plan.segment.path), start, end, fmt, None, None)[0])
+        for plan in plan_trail(directory, EXPORT_CHUNK_BYTES)
+        for start, end in plan.ranges
+    ]
 
 
 def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
@@ -241,3 +258,372 @@ def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
     rows = [json.loads(line) for line in _export(log.directory, "ocsf").splitlines()]
     got = [row["disposition"] for row in rows]
     assert got == ["Delayed", "Approved", "Allowed", "Blocked", "Blocked", "Rejected"]
+
+
+# ---------------------------------------------------------------------------------------
+# Byte-for-byte stability. The export formats are read by other people's tools, so their
+# bytes are pinned: the digests below are of the output of the implementation before the
+# fast encoders (commit 163049b) on a fixed trail that exercises every mapping branch and
+# the odd values a tampered or hand-edited trail can hold.
+
+POLICY = "sha256:" + "cd" * 32
+
+
+def _decision_body(action: str, request: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "decisionId": f"01JVARIED{len(request):017d}",
+        "action": action,
+        "request": {"action": action, **request},
+        "decision": "allow",
+        "allowed": True,
+        "rule": "r1",
+        "reason": "allowed by rule r1",
+        "risk": None,
+        "mode": "enforce",
+        "policy": POLICY,
+        "identity": "apps/agent-1",
+    }
+    body.update(fields)
+    return body
+
+
+def _varied_bodies() -> list[tuple[str, dict[str, Any]]]:
+    deny = {"decision": "deny", "allowed": False}
+    return [
+        ("startup", {"version": "0.1.0", "identity": "apps/agent-1", "pid": 7}),
+        ("policyLoaded", {"policy": POLICY, "source": "/etc/tollgate/policy.yaml", "rules": 3}),
+        ("decision", _decision_body("file.read", {"path": "/app/data/a.csv"}, risk="low")),
+        (
+            "decision",
+            _decision_body(
+                "file.write",
+                {"path": "/app/out/ü 日本.txt"},
+                risk="medium",
+                rule=None,
+                reason="no rule allows file.write of /app/out/ü 日本.txt",
+                **deny,
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "file.delete", {"path": "/app/x"}, risk="high", reason='=HYPERLINK("x","c")', **deny
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "process.exec",
+                {"argv": ["git", "status", "--short"], "cwd": "/app"},
+                reason="+cmd|' /C calc'!A0",
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "process.exec",
+                {"commandLine": "curl -H 'Authorization: [REDACTED:bearer:0a1b2c3d]' x"},
+                reason='-2+3, "quoted"\r\nnext',
+                **deny,
+            ),
+        ),
+        ("decision", _decision_body("process.exec", {"argv": []}, reason="@SUM(1)", dryRun=True)),
+        (
+            "decision",
+            _decision_body(
+                "network.request",
+                {
+                    "host": "api.openai.com",
+                    "port": 443,
+                    "scheme": "https",
+                    "method": "POST",
+                    "path": "/v1/chat",
+                    "context": {"task": "t\u2028\u0001\\", "n": [1, {"b": None}]},
+                },
+            ),
+        ),
+        ("decision", _decision_body("network.request", {"host": "example.com"}, reason="\t=tab")),
+        (
+            "decision",
+            _decision_body(
+                "network.request",
+                {"host": "example.com", "port": "80", "method": "patch"},
+                reason="\uff1dfullwidth",
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "k8s.request",
+                {"k8s": K8S},
+                decision="require_approval",
+                allowed=False,
+                approval="apr_01JX",
+                reason="needs a human",
+            ),
+        ),
+        (
+            "decision",
+            _decision_body("k8s.request", {"k8s": {**K8S, "namespace": "", "verb": "list"}}),
+        ),
+        ("decision", _decision_body("k8s.request", {"k8s": {"verb": "get", "path": "/healthz"}})),
+        (
+            "decision",
+            _decision_body(
+                "k8s.request",
+                {"k8s": {"verb": "watch", "resource": "pods/exec", "namespace": "a", "name": ""}},
+                mode="audit",
+                decision="deny",
+            ),
+        ),
+        ("decision", _decision_body("custom.thing", {}, risk="extreme", rule="r,2")),
+        (
+            "decision",
+            _decision_body(
+                "network.request",
+                {"host": 'h"\x00tollgate:path\x00', "path": "/p"},
+                reason="100% %s %(x)b %%",
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "file.read", {"path": "/%d/%b/%%/\x00tollgate:path\x00"}, rule="%(time)d"
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "network.request",
+                {
+                    "host": "a%b.example",
+                    "port": 8443,
+                    "scheme": "http",
+                    "method": "GET",
+                    "path": "/%s",
+                },
+            ),
+        ),
+        (
+            "decision",
+            _decision_body(
+                "file.read",
+                {"path": "/a"},
+                reason=["not", "text"],
+                identity=None,
+                policy=None,
+                mode=None,
+                rule={"x": 1},
+            ),
+        ),
+        (
+            "decision",
+            {
+                key: value
+                for key, value in _decision_body("file.read", {"path": "/b"}).items()
+                if key not in {"action", "identity", "policy"}
+            },
+        ),
+        ("decision", _decision_body("file.read", {"path": "/c"}, allowed=1, decision="allow")),
+        ("decision", {**_decision_body("file.read", {}), "request": "not an object"}),
+        (
+            "invalidRequest",
+            {
+                "code": "invalid_request",
+                "message": '=1+1 bad "json"',
+                "bytes": 5,
+                "body": '{"a"',
+                "truncated": False,
+                "identity": "apps/agent-1",
+            },
+        ),
+        (
+            "invalidRequest",
+            {
+                "code": "too_large",
+                "message": "body over 64 KiB",
+                "bytes": 70000,
+                "body": "x" * 40,
+                "truncated": True,
+                "identity": "apps/agent-1",
+            },
+        ),
+        (
+            "approval",
+            {
+                "event": "requested",
+                "approval": "apr_01JX",
+                "requestHash": "sha256:00",
+                "decisionId": "01JVARIEDAPPROVAL000000001",
+                "identity": "apps/agent-1",
+            },
+        ),
+        (
+            "approval",
+            {
+                "event": "approved",
+                "approval": "apr_01JX",
+                "approver": "alice",
+                "reason": "ok, ship it",
+                "requestHash": "sha256:00",
+            },
+        ),
+        ("approval", {"event": "redeemed", "approval": "apr_01JX", "requestHash": "sha256:00"}),
+        ("approval", {"event": "forged", "approval": "apr_01JX", "approver": "mallory"}),
+        ("approval", {"event": "expired", "approval": "apr_01JY"}),
+        ("approval", {"event": "refused", "approval": "apr_01JZ", "reason": "-no"}),
+        (
+            "checkpoint",
+            {
+                "note": "tollgate/apps/agent-1\n28\nAAAA\n\n\u2014 k abc=\n",
+                "origin": "tollgate/apps/agent-1",
+                "publicKey": "AAAA",
+                "rootHash": "AAAA",
+                "treeSize": 28,
+            },
+        ),
+        ("recovery", {"droppedBytes": 17, "segment": "00000000000000000000.jsonl"}),
+        ("policyRejected", {"error": "rules[0]: unknown key 'x'", "source": "/p.yaml"}),
+        ("shutdown", {"reason": "signal", "identity": "apps/agent-1"}),
+    ]
+
+
+# Lines no verified trail holds (export does not insist on canonical form): whitespace,
+# escapes, a float, duplicate keys, unsorted keys, a missing ts, a huge integer.
+_RAW_LINES = [
+    b'{"seq": 35, "ts": "2026-11-21T22:11:00.000000Z", "type": "decision", "action": '
+    b'"file.read", "request": {"path": "/d", "port": 1.5}, "allowed": true, "decision": '
+    b'"allow", "reason": "caf\\u00e9 \\/ \\"q\\"", "policy": "p", "identity": "i"}',
+    b'{"seq":36,"ts":"2026-11-21T22:11:01.000000Z","type":"decision","reason":"first",'
+    b'"reason":"second","action":"network.request","request":{"host":"a.b","host":"c.d",'
+    b'"port":8080,"method":"GET"},"allowed":1.0,"decision":"allow","risk":"high"}',
+    b'{"type":"approval","seq":37,"ts":"2026-11-21T22:11:02.000000Z","event":"approved",'
+    b'"extra":[1,2,3]}',
+    b'{"seq":38,"type":"startup"}',
+    b'{"seq":39,\t"ts":"2026-11-21T22:11:04.000000Z","type":"invalidRequest","n":'
+    b"123456789012345678901234567890}",
+    b'{"seq":40,"ts":"2026-11-21T22:11:05.000000Z","type":"decision","decisionId":"=x",'
+    b'"action":"k8s.request","request":{"k8s":{"verb":"GET","resource":"pods","name":null}},'
+    b'"allowed":false,"decision":"deny","rule":"-r","mode":"enforce","policy":"@p",'
+    b'"identity":"+i","dryRun":false}',
+]
+
+
+@pytest.fixture
+def varied_trail(tmp_path: Path) -> Path:
+    return write_varied_trail(tmp_path / "varied")
+
+
+def write_varied_trail(directory: Path) -> Path:
+    """Three segments: canonical records with fixed times chained by prev, then raw lines."""
+    segments = directory / "segments"
+    segments.mkdir(parents=True)
+    prev = "0" * 64
+    files: dict[int, list[bytes]] = {0: [], 20: [], 35: list(_RAW_LINES)}
+    for seq, (record_type, body) in enumerate(_varied_bodies()):
+        second, micros = divmod(seq * 1_234_567, 1_000_000)
+        ts = f"2026-11-21T22:{10 + second // 60:02d}:{second % 60:02d}.{micros:06d}Z"
+        record = {**body, "seq": seq, "ts": ts, "type": record_type, "prev": prev}
+        line = canonical_bytes(record)
+        files[0 if seq < 20 else 20].append(line)
+        prev = hashlib.sha256(b"\x00" + line).hexdigest()
+    for first, lines in files.items():
+        (segments / f"{first:020d}.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    return directory
+
+
+_BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03.000000Z"}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "bounded", "rows", "digest"),
+    [
+        ("jsonl", False, 41, "239c568ee67fe70d18f6284d070f9d6be67ca16060e38e68609f8d60e059cbdb"),
+        ("jsonl", True, 33, "5a7addb52a823b2bf17f09999d104a68ab63489fcf1157adc89916378342328a"),
+        ("csv", False, 41, "02cb7428e2850047a17dbcce68292ab9281092fb5dfcc07a381dfca55fbfd205"),
+        ("csv", True, 33, "5106f54f28b241bff26b24d22cd8535ac3856ad0f1b21293b7da7eb1b195a987"),
+        ("ocsf", False, 34, "f4faf6eafacf743e907c5241882c34e1ef4437931544de6e52446ab1eb17ad80"),
+        ("ocsf", True, 29, "7b34235caf98893a30a0ca5f106946df5165dfc4bf1d5b4f55168838f03fe06c"),
+    ],
+)
+def test_export_bytes_are_unchanged(
+    varied_trail: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    bounded: bool,
+    rows: int,
+    digest: str,
+) -> None:
+    from sidecar.audit import export as export_module
+
+    bounds = _BOUNDS if bounded else {}
+    serial = io.BytesIO()
+    assert export(varied_trail, fmt, serial, workers=1, **bounds) == rows
+    assert hashlib.sha256(serial.getvalue()).hexdigest() == digest
+    # Several chunks per segment in two worker processes: the same bytes.
+    monkeypatch.setattr(export_module, "EXPORT_CHUNK_BYTES", 1500)
+    parallel = io.BytesIO()
+    assert export(varied_trail, fmt, parallel, workers=2, **bounds) == rows
+    assert parallel.getvalue() == serial.getvalue()
+
+
+def test_fast_ocsf_bytes_are_the_encoded_event(trail: Path, varied_trail: Path) -> None:
+    """The templated encoder writes exactly what encoding ``to_ocsf``'s dict writes."""
+    from sidecar.audit.export import iter_records
+    from sidecar.audit.ocsf import decode_record, ocsf_json, ocsf_line, to_ocsf
+
+    encode = msgspec.json.Encoder().encode
+    checked = 0
+    for directory in (trail, varied_trail):
+        for item in iter_records(directory):
+            event = to_ocsf(item.seq, item.leaf_hash, item.line, item.record)
+            for record in (item.record, decode_record(item.line)):
+                line = ocsf_line(item.seq, item.leaf_hash, item.line, record)
+                if event is None:
+                    assert line is None
+                    continue
+                assert line == encode(event) + b"\n"
+                assert ocsf_json(item.seq, item.leaf_hash, item.line, record) == line[:-1]
+                checked += 1
+    assert checked == 2 * (5 + 34)
+
+
+def test_ocsf_event_without_a_valid_ts_is_located(varied_trail: Path) -> None:
+    from sidecar.errors import AuditCorrupt
+
+    raw = varied_trail / "segments" / f"{35:020d}.jsonl"
+    lines = raw.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"2026-11-21T22:11:01.000000Z", b"2026-11-21 22:11:01")
+    raw.write_bytes(b"\n".join(lines))
+    assert export(varied_trail, "jsonl", io.BytesIO()) == 41  # jsonl does not read ts
+    with pytest.raises(AuditCorrupt, match=rf"{raw.name} line 2: not an audit record \(ts"):
+        export(varied_trail, "ocsf", io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-11-21T22:10:00.123456Z",
+        "1970-01-01T00:00:00.999999Z",
+        "2026-11-21T22:10:00.12345\u0663Z",  # an Arabic-Indic digit is a regex \d too
+        "2026-11-21T22:10:00.12345\u00b2Z",  # a superscript two is not
+        "2026-11-21T22:10:00.12345Z",
+        "2026-11-21T22:10:00.1234567Z",
+        "2026-02-30T22:10:00.123456Z",
+        "2026-11-21 22:10:00.123456Z",
+        "2026-11-21T22:10:00.123456z",
+    ],
+)
+def test_ocsf_time_is_the_record_ts_in_epoch_milliseconds(ts: str) -> None:
+    from sidecar.audit.ocsf import NotAnEvent, _epoch_ms
+    from sidecar.audit.records import ts_to_epoch_ms
+
+    try:
+        expected: int | None = ts_to_epoch_ms(ts)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(NotAnEvent):
+            _epoch_ms(ts)
+    else:
+        assert _epoch_ms(ts) == expected
