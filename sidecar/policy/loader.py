@@ -138,11 +138,11 @@ def _schema_problems(error: ValidationError, raw: Any) -> list[str]:
 def _collector_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector out of a load; collect what it made afterwards.
 
-    A 1,000-rule load allocates a few hundred thousand objects that are freed by
-    reference counting (YAML nodes, the raw mapping, the validated models), but while
-    they live they trigger young collections and a full one over the whole process
-    (20-30 ms in the daemon). The collector is process-wide: it is paused only if it
-    was running, and whichever load started it running turns it back on.
+    A 1,000-rule load makes tens of thousands of container objects that reference
+    counting frees (YAML nodes, the raw mapping, the validated models), but while they
+    live they set off young collections and, in the daemon, a full one over the whole
+    process (20-35 ms measured). The collector is process-wide: a load pauses it only if
+    it was running, and the load that paused it turns it back on.
     """
     if not gc.isenabled():
         yield
