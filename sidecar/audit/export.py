@@ -184,7 +184,7 @@ def render_chunk(
     decode, render = _RENDERERS[fmt]
     lines = read_lines(path, start, end)
     # One growing buffer rather than a list joined at the end: a chunk renders to
-    # tens of MiB, and a second copy of it costs more than the appends.
+    # megabytes, and a second copy of it costs more than the appends.
     data = bytearray()
     count = 0
     try:
@@ -327,13 +327,14 @@ def csv_field(value: Any) -> str:
     return text
 
 
-def _repeating_fields(values: tuple[Any, ...]) -> tuple[str, str]:
+def _repeating_fields(*values: Any) -> tuple[str, str]:
     """The ``type`` cell, and the cells from ``action`` to ``identity`` joined."""
     return csv_field(values[0]), ",".join([csv_field(value) for value in values[1:]])
 
 
-# These columns mostly repeat from row to row, so their text is cached; typed=True
-# keeps True and 1 apart.
+# These columns mostly repeat from row to row, so their text is cached. typed=True
+# keeps True, 1 and 1.0 apart (equal keys otherwise); it only looks at the types of
+# the arguments themselves, hence one argument per value.
 _cached_repeating_fields = functools.lru_cache(maxsize=8192, typed=True)(_repeating_fields)
 
 
@@ -352,9 +353,9 @@ def _csv_row(seq: int, leaf_hash: str, line: bytes, record: _CsvFields) -> bytes
         record.identity,
     )
     try:
-        type_cell, middle = _cached_repeating_fields(repeating)
+        type_cell, middle = _cached_repeating_fields(*repeating)
     except TypeError:  # an unhashable value (a list or object where text belongs)
-        type_cell, middle = _repeating_fields(repeating)
+        type_cell, middle = _repeating_fields(*repeating)
     head = ",".join(
         (
             str(seq),

@@ -197,7 +197,8 @@ def _resources(action: Any, request: OcsfRequest) -> list[dict[str, Any]]:
     return []
 
 
-@functools.lru_cache(maxsize=1024)
+# typed: True, 1 and 1.0 are equal keys but not the same outcome (``allowed is True``).
+@functools.lru_cache(maxsize=1024, typed=True)
 def _classification(
     record_type: str, activity_id: int, outcome: Any, allowed: Any, risk: Any
 ) -> dict[str, Any]:
@@ -280,7 +281,7 @@ def _static_fields(
     return fields
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096, typed=True)
 def _static_members(*key: Any) -> bytes:
     """``_static_fields`` as JSON object members (no braces), cached."""
     return _encode(_static_fields(*key))[1:-1]
@@ -477,7 +478,7 @@ def _record_template(with_decision_id: bool) -> _Template:
 _RECORD_TEMPLATES = (_record_template(False), _record_template(True))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096, typed=True)
 def _path_target_template(
     action: str, host: Any, port: Any, scheme: Any, method: Any
 ) -> _Template | None:

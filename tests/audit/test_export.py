@@ -264,7 +264,9 @@ def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
 # Byte-for-byte stability. The export formats are read by other people's tools, so their
 # bytes are pinned: the digests below are of the output of the implementation before the
 # fast encoders (commit 163049b) on a fixed trail that exercises every mapping branch and
-# the odd values a tampered or hand-edited trail can hold.
+# the odd values a tampered or hand-edited trail can hold, with one deliberate change:
+# csv and ocsf no longer mistake ``"allowed": 1`` for ``true`` from a cache (see
+# test_cached_cells_keep_true_and_1_apart).
 
 POLICY = "sha256:" + "cd" * 32
 
@@ -540,10 +542,10 @@ _BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03
     [
         ("jsonl", False, 41, "239c568ee67fe70d18f6284d070f9d6be67ca16060e38e68609f8d60e059cbdb"),
         ("jsonl", True, 33, "5a7addb52a823b2bf17f09999d104a68ab63489fcf1157adc89916378342328a"),
-        ("csv", False, 41, "02cb7428e2850047a17dbcce68292ab9281092fb5dfcc07a381dfca55fbfd205"),
-        ("csv", True, 33, "5106f54f28b241bff26b24d22cd8535ac3856ad0f1b21293b7da7eb1b195a987"),
-        ("ocsf", False, 34, "f4faf6eafacf743e907c5241882c34e1ef4437931544de6e52446ab1eb17ad80"),
-        ("ocsf", True, 29, "7b34235caf98893a30a0ca5f106946df5165dfc4bf1d5b4f55168838f03fe06c"),
+        ("csv", False, 41, "334d7503d7cea50912c63e1558841d14468a0c88aa49ccbec3ac3b23420fb138"),
+        ("csv", True, 33, "3e6597cad0b27f31ce80f015757f4b2f05678f149eecb540e984a6c51ff2b3d9"),
+        ("ocsf", False, 34, "15b53122c5430e38c55354035422c89f8714a1516e3340cc9f168945adb9496c"),
+        ("ocsf", True, 29, "6af6788c6a516f3060d642eed22012cc258d6abb99364b082d4699d76f48c582"),
     ],
 )
 def test_export_bytes_are_unchanged(
@@ -627,3 +629,35 @@ def test_ocsf_time_is_the_record_ts_in_epoch_milliseconds(ts: str) -> None:
             _epoch_ms(ts)
     else:
         assert _epoch_ms(ts) == expected
+
+
+def test_cached_cells_keep_true_and_1_apart(tmp_path: Path) -> None:
+    """Rows are built from cached parts keyed by field values; True == 1 in Python, but
+    a record saying 1 must not be exported as true (or the other way round)."""
+    body = b'"action":"file.read","decision":"allow","identity":"i","policy":"p","ts":'
+    values = [b"true", b"1", b"1.0", b"true", b"false", b"0"]
+    lines = [
+        b'{"allowed":%b,%b"2026-11-21T22:10:0%d.000000Z","type":"decision","seq":%d}'
+        % (value, body, seq, seq)
+        for seq, value in enumerate(values)
+    ]
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / f"{0:020d}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    table = list(csv.reader(io.StringIO(_export(tmp_path, "csv").decode())))
+    assert [row[CSV_COLUMNS.index("allowed")] for row in table[1:]] == [
+        "true",
+        "1",
+        "1.0",
+        "true",
+        "false",
+        "0",
+    ]
+    events = [json.loads(line) for line in _export(tmp_path, "ocsf").splitlines()]
+    assert [event["disposition"] for event in events] == [
+        "Allowed",
+        "Blocked",
+        "Blocked",
+        "Allowed",
+        "Blocked",
+        "Blocked",
+    ]
