@@ -52,6 +52,8 @@ def classify(raw: Path) -> list[tuple[str, float]]:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, number = line.rpartition(" ")
+        if not number.isdigit():
+            continue  # not a sample line (py-spy notes, a frame torn by --nonblocking)
         frames = stack.split(";")
         total += int(number)
         counts[next(name for name, hit in PARTS if hit(frames))] += int(number)
