@@ -112,11 +112,16 @@ class RuleIndex:
                 if hit := by_key.get(value):
                     found.append(hit)
                 if table.prefix_depths:  # "/a/b/c" -> "/", "/a/", "/a/b/"
-                    segments = value.split("/")
+                    end, separators = -1, 0
                     for depth in table.prefix_depths:
-                        if depth >= len(segments):
+                        while separators < depth:
+                            end = value.find("/", end + 1)
+                            if end < 0:
+                                break
+                            separators += 1
+                        if end < 0:
                             break
-                        if hit := by_key.get("/".join(segments[:depth]) + "/"):
+                        if hit := by_key.get(value[: end + 1]):
                             found.append(hit)
                 if table.suffix_depths:  # "a.b.com" -> ".com", ".b.com"
                     labels = value.split(".")
