@@ -112,16 +112,11 @@ class RuleIndex:
                 if hit := by_key.get(value):
                     found.append(hit)
                 if table.prefix_depths:  # "/a/b/c" -> "/", "/a/", "/a/b/"
-                    end, separators = -1, 0
+                    segments = value.split("/")
                     for depth in table.prefix_depths:
-                        while separators < depth:
-                            end = value.find("/", end + 1)
-                            if end < 0:
-                                break
-                            separators += 1
-                        if end < 0:
+                        if depth >= len(segments):
                             break
-                        if hit := by_key.get(value[: end + 1]):
+                        if hit := by_key.get("/".join(segments[:depth]) + "/"):
                             found.append(hit)
                 if table.suffix_depths:  # "a.b.com" -> ".com", ".b.com"
                     labels = value.split(".")
