@@ -11,9 +11,7 @@ with one write and one fdatasync (group commit), on the loop thread, as Redis do
 State (record count, head hash, Merkle frontier) only advances after a batch is
 durable. A failed write or fsync is undone (the segment is truncated back), every record
 of the batch fails with ``AuditUnavailable``, ``writable`` turns False, and the next
-append simply tries again: service resumes by itself once the disk is writable. Records
-staged while the trail moved on (``append_blocking`` from another thread) are encoded
-again on the durable state.
+append simply tries again: service resumes by itself once the disk is writable.
 
 Signed checkpoints (C2SP tlog-checkpoint, Ed25519 signed note) are written every
 ``checkpoint_every`` records, every ``checkpoint_interval`` seconds when there are new
@@ -83,8 +81,8 @@ class Appended:
 class _Batch:
     """Records encoded on top of a known trail state, to be written with one fsync.
 
-    ``results`` and ``items`` run in step (a body that cannot be recorded has its error
-    in ``results``), and so do ``futures`` for appends from the event loop.
+    ``results`` holds one entry per record asked for (a body that cannot be recorded
+    has its error there); ``futures`` runs in step with it for appends from the loop.
     """
 
     base_size: int
@@ -93,7 +91,6 @@ class _Batch:
     size: int
     head: bytes
     buffer: bytearray = field(default_factory=bytearray)
-    items: list[_BatchItem] = field(default_factory=list)
     results: list[Appended | BaseException] = field(default_factory=list)
     futures: list[asyncio.Future[Appended]] = field(default_factory=list)
     added: int = 0  # records staged, the checkpoint record not counted
@@ -290,8 +287,7 @@ class AuditLog:
         The record is encoded at once, onto the batch being gathered; the batch is
         written with one write and one fsync two loop iterations after its first
         record, so the appends of all requests that arrived together share one fsync.
-        ``body`` is encoded before the first suspension (and again only if the trail
-        moved on under the batch): do not mutate it until this returns.
+        ``body`` is encoded before the first suspension, so the caller may reuse it.
         Raises AuditUnavailable when the trail cannot be written (nothing of the record
         stays on disk), ValueError/TypeError for a body that cannot be recorded.
         """
@@ -315,7 +311,13 @@ class AuditLog:
         return await future
 
     def append_blocking(self, type: str, body: dict[str, Any]) -> Appended:
-        """``append`` for callers without an event loop (CLI, tests, startup)."""
+        """``append`` for callers without an event loop (CLI, tests, startup).
+
+        Not once the event-loop side has started: a record written around a batch that
+        is being gathered would break the chain that batch was encoded on.
+        """
+        if self._loop is not None:
+            raise RuntimeError("the log was started on an event loop; use await append()")
         if self._closed:
             raise AuditUnavailable("audit log is closed")
         (result,) = self._commit([(type, body)])
@@ -355,7 +357,13 @@ class AuditLog:
         batch, self._pending = self._pending, None
         if batch is None:
             return
-        results = self._write_batch(batch)
+        try:
+            results = self._write_batch(batch)
+        except Exception as exc:  # a bug, not the disk: fail the checks, never leave them waiting
+            self._writable = False
+            self._last_error = f"audit writer failed: {exc!r}"
+            failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
+            results = [failure] * len(batch.futures)
         for future, result in zip(batch.futures, results, strict=True):
             if future.done():
                 continue  # the caller was cancelled; the record is written all the same
@@ -417,7 +425,6 @@ class AuditLog:
         batch.frontier.append(head)
         batch.buffer += line
         batch.buffer += b"\n"
-        batch.items.append((type_, body))
         batch.results.append(Appended(batch.size, head.hex()))
         batch.size += 1
         batch.head = head
@@ -430,14 +437,8 @@ class AuditLog:
             try:
                 self._stage(batch, type_, body)
             except (TypeError, ValueError, RecursionError) as exc:
-                batch.items.append((type_, body))
                 batch.results.append(exc)
         return batch
-
-    def _restaged(self, batch: _Batch) -> _Batch:
-        fresh = self._staged(batch.items)
-        fresh.futures, fresh.reason = batch.futures, batch.reason
-        return fresh
 
     def _seal(self, batch: _Batch) -> None:
         """Decide rotation and add the checkpoint record when due (on the durable state)."""
@@ -471,10 +472,11 @@ class AuditLog:
         """Seal and write a batch staged by ``append`` (under _lock)."""
         with self._lock:
             if self._closed:
-                return [AuditUnavailable("audit log is closed")] * len(batch.items)
+                return [AuditUnavailable("audit log is closed")] * len(batch.results)
+            # Only the loop writes once it has started, and a batch is written before
+            # the next one is begun, so it is always encoded on the durable state.
             if (batch.base_size, batch.base_head) != (self._size, self._head):
-                # The trail moved on since (append_blocking from another thread).
-                batch = self._restaged(batch)
+                raise RuntimeError("a batch was encoded on a trail state that moved on")
             self._seal(batch)
             return self._write_sealed(batch)
 

@@ -28,6 +28,26 @@ TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 OpenLog = Callable[..., AuditLog]
 
 
+class SyncCounter:
+    """Counts the real ``os.fdatasync`` calls made while ``counting`` is true."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.counting = False
+        real = os.fdatasync
+
+        def counted(fd: int) -> None:
+            self.count += self.counting
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", counted)
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> SyncCounter:
+    return SyncCounter(monkeypatch)
+
+
 def test_records_are_canonical_lines_with_envelope_and_chain(
     open_log: OpenLog, tmp_path: Path
 ) -> None:
@@ -82,17 +102,9 @@ def test_bad_bodies_are_refused_and_leave_nothing_behind(
 
 
 def test_concurrent_appends_share_fsyncs_and_keep_order(
-    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_log: OpenLog, tmp_path: Path, syncs: SyncCounter
 ) -> None:
-    fsyncs = 0
-    real_fdatasync = os.fdatasync
-
-    def counting_fdatasync(fd: int) -> None:
-        nonlocal fsyncs
-        fsyncs += 1
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
+    syncs.counting = True
     log = open_log(signer=None)
 
     async def run() -> list[Any]:
@@ -104,7 +116,7 @@ def test_concurrent_appends_share_fsyncs_and_keep_order(
     results = asyncio.run(run())
     assert sorted(r.seq for r in results) == list(range(300))
     # All 300 were made in the same loop iteration: one batch, one write, one fsync.
-    assert fsyncs == 1, f"{fsyncs} fsyncs for 300 appends of one loop iteration"
+    assert syncs.count == 1, f"{syncs.count} syncs for 300 appends of one loop iteration"
     lines = segment_lines(tmp_path / "audit")
     assert [r.hash for r in sorted(results, key=lambda r: r.seq)] == [
         leaf_hash(line).hex() for line in lines
@@ -346,21 +358,12 @@ def test_redaction_tags_are_stable_across_restarts_with_the_same_key(
 
 
 def test_an_append_one_loop_iteration_later_joins_the_batch(
-    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_log: OpenLog, syncs: SyncCounter
 ) -> None:
     # A request whose bytes are read while the first one is being decided starts one
     # iteration later; group commit must not leave it for a second fsync.
-    fdatasyncs = 0
-    real_fdatasync = os.fdatasync
-
-    def counting_fdatasync(fd: int) -> None:
-        nonlocal fdatasyncs
-        fdatasyncs += 1
-        real_fdatasync(fd)
-
     log = open_log(signer=None)
     log.append_blocking("startup", {})
-    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
 
     async def later() -> Any:
         await asyncio.sleep(0)  # one loop iteration after the first append
@@ -368,11 +371,57 @@ def test_an_append_one_loop_iteration_later_joins_the_batch(
 
     async def run() -> list[Any]:
         await log.start()
+        syncs.counting = True
         results = await asyncio.gather(log.append("decision", decision(0)), later())
-        monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+        syncs.counting = False
         await log.close()
         return results
 
     first, second = asyncio.run(run())
     assert (first.seq, second.seq) == (1, 2)
-    assert fdatasyncs == 1
+    assert syncs.count == 1
+
+
+def test_a_writer_bug_fails_the_waiting_appends_instead_of_hanging_them(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log(signer=None)
+
+    def broken_seal(batch: object) -> None:
+        raise KeyError("not the disk")
+
+    async def run() -> tuple[list[Any], Any, dict[str, Any]]:
+        await log.start()
+        with monkeypatch.context() as patch:
+            patch.setattr(log, "_seal", broken_seal)
+            failed = await asyncio.wait_for(
+                asyncio.gather(
+                    *(log.append("decision", decision(i)) for i in range(3)),
+                    return_exceptions=True,
+                ),
+                timeout=5,
+            )
+        status = log.status()
+        recovered = await log.append("decision", decision(3))
+        await log.close()
+        return failed, recovered, status
+
+    failed, recovered, status = asyncio.run(run())
+    assert all(isinstance(f, AuditUnavailable) for f in failed), failed
+    assert "audit writer failed" in str(failed[0]) and "not the disk" in str(failed[0])
+    assert status["writable"] is False and "audit writer failed" in status["lastError"]
+    assert recovered.seq == 0  # nothing of the failed batch was written
+    assert log.writable
+    assert [r["seq"] for r in records(tmp_path / "audit")] == [0]
+
+
+def test_append_blocking_is_refused_once_the_loop_side_runs(open_log: OpenLog) -> None:
+    log = open_log(signer=None)
+
+    async def run() -> None:
+        await log.start()
+        with pytest.raises(RuntimeError, match="use await append"):
+            log.append_blocking("decision", decision(0))
+        await log.close()
+
+    asyncio.run(run())
