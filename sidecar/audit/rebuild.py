@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from sidecar.audit.chunks import default_workers, ordered_map, plan_trail, read_lines
+from sidecar.audit.chunks import (
+    SegmentPlan,
+    default_workers,
+    ordered_map,
+    plan_trail,
+    read_lines,
+)
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.records import RECORD_TYPES, TS_PATTERN, ZERO_HASH
 from sidecar.audit.segments import (
@@ -97,10 +104,22 @@ def rebuild(
     ``roots_at`` lists tree sizes whose Merkle roots the caller wants (to check a stored
     checkpoint); they are returned in ``TrailState.roots`` when the trail reaches them.
     ``workers`` defaults to one process per CPU (up to four) on a trail of several
-    chunks, and this process alone otherwise.
+    chunks, and this process alone otherwise. Where worker processes cannot run (a
+    pid limit, no shared memory, a worker killed), this process does it all: a slower
+    start, never a gate that cannot start.
     """
-    state = TrailState()
     plans = plan_trail(directory)
+    count = default_workers(plans) if workers is None else workers
+    if count > 1:
+        try:
+            return _rebuild(plans, roots_at, count)
+        except (OSError, BrokenExecutor):
+            pass  # a read error will come back below, in this process
+    return _rebuild(plans, roots_at, 1)
+
+
+def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) -> TrailState:
+    state = TrailState()
     if plans and plans[0].segment.first_seq > 0:
         # Older segments were shipped off and deleted: resume where the oldest left starts.
         start = read_start(plans[0].segment)
@@ -118,7 +137,7 @@ def rebuild(
     last_line = b""
     last_where: tuple[Segment, int] | None = None
     jobs = [(str(plan.segment.path), a, b) for plan in plans for a, b in plan.ranges]
-    scans = ordered_map(scan_chunk, jobs, default_workers(plans) if workers is None else workers)
+    scans = ordered_map(scan_chunk, jobs, workers)
     try:
         for index, plan in enumerate(plans):
             segment = plan.segment

@@ -205,3 +205,35 @@ def test_chunked_and_parallel_rebuilds_agree_and_locate_faults(
         assert segment.name in messages[0] and f"line {line_number}" in messages[0]
         assert "prev" in messages[0]
         segment.write_bytes(original)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(11, "Resource temporarily unavailable"), "broken"],
+    ids=["cannot-fork", "worker-killed"],
+)
+def test_a_rebuild_without_worker_processes_is_done_in_one(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, failure: object
+) -> None:
+    """A pid limit or a killed worker must slow the start down, not stop the gate."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from sidecar.audit import chunks
+    from sidecar.audit.rebuild import rebuild
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 3000)
+    log = open_log(signer=None)
+    for i in range(60):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    expected = rebuild(log.directory, workers=1)
+
+    def no_pool(*args: object, **kwargs: object) -> object:
+        raise failure if isinstance(failure, OSError) else BrokenProcessPool("worker died")
+
+    monkeypatch.setattr(chunks, "ProcessPoolExecutor", no_pool)
+    state = rebuild(log.directory, workers=2)
+    assert state.size == expected.size == 60 and state.head == expected.head
+    assert state.frontier.root() == expected.frontier.root()
+    reopened = open_log()  # the daemon's own path, default workers
+    assert reopened.append_blocking("decision", decision(60)).seq == 60
