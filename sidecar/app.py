@@ -48,9 +48,6 @@ def create_app(
     on_startup: Callable[[], Any] | None = None,
     on_shutdown: Callable[[], Any] | None = None,
 ) -> CheckEndpoint:
-    async def method_not_allowed(_: Request) -> Response:
-        raise HTTPException(405)  # never reached: POST is answered by CheckEndpoint
-
     async def list_approvals(request: Request) -> Response:
         answer = approvals.list_approvals(gate, request.query_params.get("status"))
         return json_response(answer.payload, answer.status)
@@ -111,9 +108,6 @@ def create_app(
             await on_shutdown()
 
     routes = [
-        # POST goes to CheckEndpoint in front; these routes answer 405 for other methods.
-        Route("/check", method_not_allowed, methods=["POST"]),
-        Route("/v1/check", method_not_allowed, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),

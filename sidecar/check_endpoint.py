@@ -3,8 +3,8 @@
 The agent calls /check before every action, so this one route skips Starlette's
 request and response objects, routing and middleware: it reads the body straight from
 the ASGI ``receive`` channel (with the body limit), hands it to ``Gate.check`` and sends
-one JSON answer with its length. Every other request, and /check with another method
-(405), goes to the Starlette app unchanged.
+one JSON answer with its length. /check with another method is answered 405 here;
+every other request goes to the Starlette app unchanged.
 
 The answers are the ones the Starlette route gave: the same JSON error shape with
 ``allowed: false``, 413 for a body over the limit, 400 for a client that left, and 500
@@ -77,23 +77,30 @@ def listen_url(scope: Scope) -> str | None:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-async def send_json(send: Send, status: int, payload: Any) -> None:
+async def send_json(
+    send: Send, status: int, payload: Any, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = encode_json(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class CheckEndpoint:
-    """ASGI app: POST /check and /v1/check here, everything else to ``fallback``."""
+    """ASGI app: /check and /v1/check here, everything else to ``fallback``."""
 
     def __init__(self, gate: Gate, fallback: ASGIApp) -> None:
         self.gate = gate
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in CHECK_PATHS or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] not in CHECK_PATHS:
             await self.fallback(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            payload = error_payload("method_not_allowed", "Method Not Allowed")
+            await send_json(send, 405, payload, ((b"allow", b"POST"),))
             return
         try:
             answer = await self._check(scope, receive)

@@ -173,11 +173,14 @@ def test_an_internal_error_is_a_500_that_denies(
     }
 
 
-def test_other_methods_and_paths_go_to_the_starlette_app(endpoint: CheckEndpoint) -> None:
+def test_other_methods_get_405_and_other_paths_go_to_the_starlette_app(
+    endpoint: CheckEndpoint,
+) -> None:
     request = {"type": "http.request", "body": b""}
     wrong_method, health = run_all(
         endpoint,
         [(_scope(method="GET"), [request]), (_scope(method="GET", path="/health"), [request])],
     )
     assert wrong_method[0] == 405 and wrong_method[2]["error"]["code"] == "method_not_allowed"
+    assert wrong_method[2]["allowed"] is False and wrong_method[1]["allow"] == b"POST"
     assert health[0] == 200 and health[2] == {"status": "ok"}
