@@ -334,17 +334,25 @@ _POLICY_CASE = st.tuples(
 )
 
 
+def _before_and_after(
+    case: tuple[list[dict[str, Any]], list[int], str, list[dict[str, Any]]],
+    extra: list[dict[str, Any]],
+) -> list[tuple[dict[str, Any], Any, Any]]:
+    """Each request with its verdict under the base policy and with ``extra`` inserted."""
+    base_rules, positions, default, requests = case
+    base = _named(base_rules, "base")
+    before = _verdicts(_policy(base, default), requests)
+    after = _verdicts(_policy(_insert(base, _named(extra, "extra"), positions), default), requests)
+    return list(zip(requests, before, after, strict=True))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_POLICY_CASE, st.lists(_rule("allow"), min_size=1, max_size=6))
 def test_adding_allow_rules_never_overrides_a_deny(
     case: tuple[list[dict[str, Any]], list[int], str, list[dict[str, Any]]],
     extra: list[dict[str, Any]],
 ) -> None:
-    base_rules, positions, default, requests = case
-    base = _named(base_rules, "base")
-    before = _verdicts(_policy(base, default), requests)
-    after = _verdicts(_policy(_insert(base, _named(extra, "extra"), positions), default), requests)
-    for request, old, new in zip(requests, before, after, strict=True):
+    for request, old, new in _before_and_after(case, extra):
         assert STRICTNESS[new.decision] <= STRICTNESS[old.decision], request
         if old.rule is not None and old.decision in ("deny", "require_approval"):
             assert (new.decision, new.rule) == (old.decision, old.rule), request
@@ -357,11 +365,7 @@ def test_adding_deny_rules_never_loosens_a_decision(
     case: tuple[list[dict[str, Any]], list[int], str, list[dict[str, Any]]],
     extra: list[dict[str, Any]],
 ) -> None:
-    base_rules, positions, default, requests = case
-    base = _named(base_rules, "base")
-    before = _verdicts(_policy(base, default), requests)
-    after = _verdicts(_policy(_insert(base, _named(extra, "extra"), positions), default), requests)
-    for request, old, new in zip(requests, before, after, strict=True):
+    for request, old, new in _before_and_after(case, extra):
         assert STRICTNESS[new.decision] >= STRICTNESS[old.decision], request
 
 
