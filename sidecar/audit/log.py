@@ -61,12 +61,16 @@ from sidecar.audit.segments import (
     segment_name,
     start_path,
 )
+from sidecar.audit.syncer import HelperGone, SyncHelper
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt, AuditUnavailable
 
 __all__ = ["Appended", "AuditLog", "Signer"]
 
 DEFAULT_SEGMENT_BYTES = 64 * 2**20
+# A sync in the helper taking longer than this is a stalled disk: the trail reports
+# itself unwritable (so /ready fails) and new appends fail at once instead of piling up.
+SYNC_STALL_SECONDS = 5.0
 _REDACTION_INFO = b"tollgate audit redaction key v1"
 _BatchItem = tuple[str, dict[str, Any]]
 
@@ -136,6 +140,7 @@ class AuditLog:
         checkpoint_every: int,
         checkpoint_interval: float,
         last_checkpoint: dict[str, Any] | None,
+        sync_helper: bool = True,
     ) -> None:
         self._directory = directory
         self._segments_dir = directory / SEGMENTS_DIR
@@ -174,6 +179,17 @@ class AuditLog:
         # Event-loop side, set by start().
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: _Batch | None = None  # being gathered, not yet written
+        # Written, being synced by the helper process; its records are not yet durable.
+        self._in_flight: _Batch | None = None
+        self._in_flight_fd = -1
+        self._in_flight_done: asyncio.Future[None] | None = None
+        self._in_flight_since = 0.0
+        self._syncer: SyncHelper | None = None
+        self._use_helper = sync_helper
+        # Whether appends arrived while the last helper sync was in flight: the sign that
+        # handing batches over pays (see _hand_over).
+        self._overlapped = False
+        self._syncs = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -190,9 +206,12 @@ class AuditLog:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 10.0,
+        sync_helper: bool = True,
     ) -> AuditLog:
         """Open (creating if needed) the trail in ``directory`` and recover its state.
 
+        ``sync_helper``: once started on an event loop, sync batches in a helper process
+        while the loop goes on (``sidecar.audit.syncer``); False syncs on the loop.
         Raises AuditCorrupt when the trail is damaged anywhere but a torn last line, and
         AuditUnavailable when it cannot be created, locked or repaired.
         """
@@ -226,6 +245,7 @@ class AuditLog:
                 checkpoint_every=checkpoint_every,
                 checkpoint_interval=checkpoint_interval,
                 last_checkpoint=last_checkpoint,
+                sync_helper=sync_helper,
             )
             if state.torn is not None:
                 torn = state.torn
@@ -247,12 +267,21 @@ class AuditLog:
 
     @property
     def writable(self) -> bool:
-        """False after a failed write until a write succeeds again."""
-        return self._writable
+        """False after a failed write until a write succeeds again, and while a sync stalls."""
+        return self._writable and self._stalled_for() is None
 
     @property
     def last_error(self) -> str | None:
+        stalled = self._stalled_for()
+        if stalled is not None:
+            return f"the audit disk has not finished a sync for {stalled:.1f} s"
         return self._last_error
+
+    def _stalled_for(self) -> float | None:
+        if self._in_flight is None:
+            return None
+        waited = time.monotonic() - self._in_flight_since
+        return waited if waited > SYNC_STALL_SECONDS else None
 
     @property
     def directory(self) -> Path:
@@ -262,6 +291,11 @@ class AuditLog:
     def origin(self) -> str:
         return self._origin
 
+    @property
+    def syncs(self) -> int:
+        """Batches made durable so far (one fdatasync each), by this process."""
+        return self._syncs
+
     def status(self) -> dict[str, Any]:
         """State for ``GET /v1/status`` and ``/ready``."""
         return {
@@ -269,8 +303,8 @@ class AuditLog:
             "seq": self._size,
             "head": self._head.hex(),
             "lastCheckpoint": dict(self._last_checkpoint) if self._last_checkpoint else None,
-            "writable": self._writable,
-            "lastError": self._last_error,
+            "writable": self.writable,
+            "lastError": self.last_error,
         }
 
     async def start(self) -> None:
@@ -278,6 +312,8 @@ class AuditLog:
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
+        if self._use_helper:
+            self._syncer = SyncHelper.start(self._loop)
         if self._signer is not None and self._checkpoint_interval > 0:
             self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
 
@@ -293,12 +329,21 @@ class AuditLog:
         """
         if self._closing or self._closed:
             raise AuditUnavailable("audit log is closed")
+        stalled = self._stalled_for()
+        if stalled is not None:
+            raise AuditUnavailable(f"audit trail cannot be written: {self.last_error}")
         if self._loop is None:
             await self.start()
         assert self._loop is not None
         batch = self._pending
         if batch is None:
-            batch = self._new_batch(self._size, self._head, self._frontier)
+            # On top of the batch being synced, if there is one: it is durable before
+            # this one is written, or this one fails with it.
+            base = self._in_flight
+            if base is None:
+                batch = self._new_batch(self._size, self._head, self._frontier)
+            else:
+                batch = self._new_batch(base.size, base.head, base.frontier)
             self._pending = batch
             # Written two loop iterations on: callbacks already due run first, and so do
             # the requests whose bytes were read meanwhile (their tasks start in the next
@@ -334,6 +379,11 @@ class AuditLog:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            while self._in_flight_done is not None:
+                await asyncio.shield(self._in_flight_done)
+            if self._syncer is not None:
+                self._syncer.stop()
+                self._syncer = None
             self._flush()
         self._close_now()
 
@@ -346,24 +396,74 @@ class AuditLog:
     # ------------------------------------------------------------------ event-loop side
 
     def _flush(self) -> None:
-        """Write the batch being gathered and settle its appends.
+        """Write the batch being gathered; sync it here or hand the sync to the helper.
 
-        This blocks the loop for one write and one fsync. Handing the batch to a writer
-        thread instead costs more than the fsync itself on a virtual machine: two
-        cross-thread wake-ups and the GIL passed back and forth around every system
-        call (docs/performance.md has the measurements). A stalled disk therefore stalls
-        the whole gate, /ready included, which is what its probes should see.
+        While a batch is being synced by the helper, the next one keeps gathering and is
+        written the moment that sync ends (``_synced``), so under load one batch is
+        always in the disk's hands and the loop never waits for it. A batch written
+        while nothing else is going on is synced right here: handing it over would only
+        add two process wake-ups to its check's answer (``_hand_over``).
         """
+        if self._in_flight is not None:
+            return  # written as soon as the sync in flight ends
         batch, self._pending = self._pending, None
         if batch is None:
             return
         try:
             results = self._write_batch(batch)
         except Exception as exc:  # a bug, not the disk: fail the checks, never leave them waiting
-            self._writable = False
-            self._last_error = f"audit writer failed: {exc!r}"
-            failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
-            results = [failure] * len(batch.futures)
+            results = self._writer_failed(batch, exc)
+        if results is not None:
+            self._settle(batch, results)
+
+    def _hand_over(self, batch: _Batch) -> bool:
+        """Whether to sync ``batch`` in the helper rather than on the loop.
+
+        Only when other work is likely to come while it syncs: the batch holds several
+        appends, or appends arrived during the last handed-over sync. A lone check on an
+        idle gate is answered sooner by a sync on the loop.
+        """
+        syncer = self._syncer
+        if syncer is None or not syncer.alive or self._closing:
+            return False
+        return len(batch.futures) > 1 or self._overlapped
+
+    def _synced(self, error: BaseException | None) -> None:
+        """The helper's answer for the batch in flight: settle it, write the next one."""
+        batch, fd, done = self._in_flight, self._in_flight_fd, self._in_flight_done
+        assert batch is not None and done is not None
+        self._overlapped = self._pending is not None
+        try:
+            if isinstance(error, HelperGone):
+                # The helper died with the sync in flight: we still hold the descriptor,
+                # so sync here; from now on every batch is synced on the loop.
+                self._syncer = None
+                error = _fdatasync(fd)
+            with self._lock:
+                results = self._finish_sealed(batch, fd, error)
+        except Exception as exc:  # a bug, not the disk
+            results = self._writer_failed(batch, exc)
+        self._in_flight, self._in_flight_fd, self._in_flight_done = None, -1, None
+        done.set_result(None)
+        failed = any(isinstance(r, AuditUnavailable) for r in results)
+        pending = self._pending
+        if failed and pending is not None:
+            # Encoded on top of the records that did not become durable: it cannot be
+            # written either. Its appends fail now; the next ones start afresh.
+            self._pending = None
+            self._settle(pending, [_not_written(results)] * len(pending.futures))
+        self._settle(batch, results)
+        if self._pending is not None:
+            self._flush()
+
+    def _writer_failed(self, batch: _Batch, exc: Exception) -> list[Appended | BaseException]:
+        self._writable = False
+        self._last_error = f"audit writer failed: {exc!r}"
+        failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
+        return [failure] * len(batch.futures)
+
+    @staticmethod
+    def _settle(batch: _Batch, results: list[Appended | BaseException]) -> None:
         for future, result in zip(batch.futures, results, strict=True):
             if future.done():
                 continue  # the caller was cancelled; the record is written all the same
@@ -376,7 +476,8 @@ class AuditLog:
         period = max(0.01, min(1.0, self._checkpoint_interval / 4))
         while True:
             await asyncio.sleep(period)
-            if self._pending is None and not self._closing and self._checkpoint_due_by_time():
+            idle = self._pending is None and self._in_flight is None
+            if idle and not self._closing and self._checkpoint_due_by_time():
                 self._commit([], checkpoint_reason="interval")
 
     def _checkpoint_due_by_time(self) -> bool:
@@ -468,30 +569,51 @@ class AuditLog:
             self._seal(batch)
             return self._write_sealed(batch)
 
-    def _write_batch(self, batch: _Batch) -> list[Appended | BaseException]:
-        """Seal and write a batch staged by ``append`` (under _lock)."""
+    def _write_batch(self, batch: _Batch) -> list[Appended | BaseException] | None:
+        """Seal and write a batch staged by ``append``; None when its sync was handed over."""
         with self._lock:
             if self._closed:
                 return [AuditUnavailable("audit log is closed")] * len(batch.results)
-            # Only the loop writes once it has started, and a batch is written before
-            # the next one is begun, so it is always encoded on the durable state.
+            # Only the loop writes once it has started, and a batch is written only after
+            # the one before it is durable, so it is always encoded on the durable state.
             if (batch.base_size, batch.base_head) != (self._size, self._head):
                 raise RuntimeError("a batch was encoded on a trail state that moved on")
             self._seal(batch)
-            return self._write_sealed(batch)
+            if not batch.buffer or not self._hand_over(batch):
+                return self._write_sealed(batch)
+            try:
+                fd = self._write_unsynced(batch.buffer)
+            except (OSError, AuditUnavailable) as exc:
+                return self._failed(batch, exc)
+        assert self._syncer is not None and self._loop is not None
+        self._in_flight, self._in_flight_fd = batch, fd
+        self._in_flight_done = self._loop.create_future()
+        self._in_flight_since = time.monotonic()
+        try:
+            self._syncer.sync(fd, self._synced)
+        except HelperGone as exc:
+            self._synced(exc)
+        return None
 
     def _write_sealed(self, batch: _Batch) -> list[Appended | BaseException]:
         """Write and fsync ``batch``, then advance the durable state (under _lock)."""
-        results = batch.results
         if not batch.buffer:
-            return results
+            return batch.results
         try:
-            self._write(batch.buffer)
+            fd = self._write_unsynced(batch.buffer)
         except (OSError, AuditUnavailable) as exc:
-            self._writable = False
-            self._last_error = f"{self._segment.path}: {_describe(exc)}"
-            failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
-            return [failure if isinstance(r, Appended) else r for r in results]
+            return self._failed(batch, exc)
+        return self._finish_sealed(batch, fd, _fdatasync(fd))
+
+    def _finish_sealed(
+        self, batch: _Batch, fd: int, sync_error: BaseException | None
+    ) -> list[Appended | BaseException]:
+        """After the sync of a written batch: advance the durable state, or undo (under _lock)."""
+        try:
+            self._finish_write(fd, sync_error)
+        except (OSError, AuditUnavailable) as exc:
+            return self._failed(batch, exc)
+        self._syncs += 1
         size = batch.size
         self._size, self._head, self._frontier = size, batch.head, batch.frontier
         self._segment_size += len(batch.buffer)
@@ -504,7 +626,15 @@ class AuditLog:
             self._uncheckpointed += batch.added
         if batch.rotate:
             self._rotate()
-        return results
+        return batch.results
+
+    def _failed(
+        self, batch: _Batch, exc: OSError | AuditUnavailable
+    ) -> list[Appended | BaseException]:
+        self._writable = False
+        self._last_error = f"{self._segment.path}: {_describe(exc)}"
+        failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
+        return [failure if isinstance(r, Appended) else r for r in batch.results]
 
     def _checkpoint_reason(self, added: int, rotate: bool) -> str | None:
         if rotate:
@@ -532,8 +662,12 @@ class AuditLog:
         record = dict(body, seq=size, ts=format_ts(), type="checkpoint", prev=head.hex())
         return (checkpoint, note), canonical_bytes(record)
 
-    def _write(self, buffer: bytearray) -> None:
-        """Append ``buffer`` to the current segment and fsync; undo it on any failure."""
+    def _write_unsynced(self, buffer: bytearray) -> int:
+        """Append ``buffer`` to the current segment, not yet synced; returns the open file.
+
+        Undone (the segment truncated back) on any failure. The caller syncs the file and
+        hands it to ``_finish_write``.
+        """
         path = self._segment.path
         expected = self._segment_size
         flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
@@ -561,23 +695,39 @@ class AuditLog:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            # fdatasync: the records and the file size, all that reading them back
-            # needs; only the modification time is left to the next flush.
-            os.fdatasync(fd)
+        except BaseException:
+            self._undo(fd)
+            os.close(fd)
+            raise
+        return fd
+
+    def _finish_write(self, fd: int, sync_error: BaseException | None) -> None:
+        """Complete a ``_write_unsynced`` whose file was synced (or failed to); closes it.
+
+        fdatasync is what the caller ran: the records and the file size, all that
+        reading them back needs; only the modification time is left to the next flush.
+        """
+        try:
+            if sync_error is not None:
+                raise sync_error
             if not self._segment_exists:
                 fsync_directory(self._segments_dir)
                 self._segment_exists = True
             self._dirty_tail = False
         except BaseException:
-            try:
-                os.ftruncate(fd, expected)
-                os.fdatasync(fd)
-                self._dirty_tail = False
-            except OSError:
-                pass  # still dirty: the next write truncates before appending
+            self._undo(fd)
             raise
         finally:
             os.close(fd)
+
+    def _undo(self, fd: int) -> None:
+        """Truncate the segment back to its durable size (best effort)."""
+        try:
+            os.ftruncate(fd, self._segment_size)
+            os.fdatasync(fd)
+            self._dirty_tail = False
+        except OSError:
+            pass  # still dirty: the next write truncates before appending
 
     def _rotate(self) -> None:
         self._segment = Segment(self._size, self._segments_dir / segment_name(self._size))
@@ -604,6 +754,22 @@ class AuditLog:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _fdatasync(fd: int) -> OSError | None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _not_written(results: list[Appended | BaseException]) -> AuditUnavailable:
+    """The failure of a batch gathered on top of one that failed: the same reason."""
+    for result in results:
+        if isinstance(result, AuditUnavailable):
+            return result
+    return AuditUnavailable("audit trail cannot be written")
 
 
 def _describe(exc: BaseException) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -26,26 +25,6 @@ from tests.audit.conftest import decision, records, segment_lines
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 OpenLog = Callable[..., AuditLog]
-
-
-class SyncCounter:
-    """Counts the real ``os.fdatasync`` calls made while ``counting`` is true."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        self.counting = False
-        real = os.fdatasync
-
-        def counted(fd: int) -> None:
-            self.count += self.counting
-            real(fd)
-
-        monkeypatch.setattr(os, "fdatasync", counted)
-
-
-@pytest.fixture
-def syncs(monkeypatch: pytest.MonkeyPatch) -> SyncCounter:
-    return SyncCounter(monkeypatch)
 
 
 def test_records_are_canonical_lines_with_envelope_and_chain(
@@ -101,11 +80,11 @@ def test_bad_bodies_are_refused_and_leave_nothing_behind(
     assert log.writable
 
 
+@pytest.mark.parametrize("sync_helper", [True, False], ids=["helper", "on-loop"])
 def test_concurrent_appends_share_fsyncs_and_keep_order(
-    open_log: OpenLog, tmp_path: Path, syncs: SyncCounter
+    open_log: OpenLog, tmp_path: Path, sync_helper: bool
 ) -> None:
-    syncs.counting = True
-    log = open_log(signer=None)
+    log = open_log(signer=None, sync_helper=sync_helper)
 
     async def run() -> list[Any]:
         await log.start()
@@ -116,7 +95,7 @@ def test_concurrent_appends_share_fsyncs_and_keep_order(
     results = asyncio.run(run())
     assert sorted(r.seq for r in results) == list(range(300))
     # All 300 were made in the same loop iteration: one batch, one write, one fsync.
-    assert syncs.count == 1, f"{syncs.count} syncs for 300 appends of one loop iteration"
+    assert log.syncs == 1, f"{log.syncs} syncs for 300 appends of one loop iteration"
     lines = segment_lines(tmp_path / "audit")
     assert [r.hash for r in sorted(results, key=lambda r: r.seq)] == [
         leaf_hash(line).hex() for line in lines
@@ -357,9 +336,7 @@ def test_redaction_tags_are_stable_across_restarts_with_the_same_key(
     assert reasons[0] == reasons[1] and "[REDACTED:password:" in reasons[0]
 
 
-def test_an_append_one_loop_iteration_later_joins_the_batch(
-    open_log: OpenLog, syncs: SyncCounter
-) -> None:
+def test_an_append_one_loop_iteration_later_joins_the_batch(open_log: OpenLog) -> None:
     # A request whose bytes are read while the first one is being decided starts one
     # iteration later; group commit must not leave it for a second fsync.
     log = open_log(signer=None)
@@ -371,15 +348,14 @@ def test_an_append_one_loop_iteration_later_joins_the_batch(
 
     async def run() -> list[Any]:
         await log.start()
-        syncs.counting = True
+        before = log.syncs
         results = await asyncio.gather(log.append("decision", decision(0)), later())
-        syncs.counting = False
+        assert log.syncs - before == 1
         await log.close()
         return results
 
     first, second = asyncio.run(run())
     assert (first.seq, second.seq) == (1, 2)
-    assert syncs.count == 1
 
 
 def test_a_writer_bug_fails_the_waiting_appends_instead_of_hanging_them(
