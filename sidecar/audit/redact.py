@@ -7,8 +7,11 @@ nothing without the key (and a low-entropy password cannot be brute-forced from 
 
 Redaction runs on every decision record, so it has a fast path: one RE2 scan of the
 record's canonical JSON for anything that could start a secret. Only when that screen
-hits (rare) are the body's strings walked and rewritten with the precise patterns. The
-screen is deliberately a superset of the precise patterns; ``tests/audit`` checks that.
+hits are the body's strings looked at with the precise patterns, and each pattern only
+on a string holding one of its literals. Most hits are words such as "secrets" in a
+path, which no precise pattern matches: the body is then returned as it is, without
+being rebuilt. The screen and the literals are deliberately supersets of the precise
+patterns; ``tests/audit`` checks both.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import itertools
 import re
 from collections.abc import Callable
 from hashlib import sha256
-from typing import Any
+from typing import Any, NamedTuple
 
 import re2
 
@@ -47,46 +50,77 @@ _VALUE = r"""(?:"([^"]*)"|'([^']*)'|([^\s&;,"'<>}\]]+))"""
 _FLAGS = re.ASCII
 
 
-def _pattern(regex: str, ignore_case: bool = False) -> re.Pattern[str]:
-    return re.compile(regex, _FLAGS | (re.IGNORECASE if ignore_case else 0))
+class SecretPattern(NamedTuple):
+    """A precise pattern, and literals one of which every match contains (lower-cased)."""
+
+    kind: str
+    regex: re.Pattern[str]
+    literals: tuple[str, ...]
 
 
-# (kind, pattern): the secret is the last group that took part in the match. Order
-# matters: earlier kinds win where patterns overlap (an Authorization header carrying a
-# JWT is reported as "authorization").
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
+def _pattern(
+    kind: str, regex: str, literals: tuple[str, ...], ignore_case: bool = False
+) -> SecretPattern:
+    flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
+    return SecretPattern(kind, re.compile(regex, flags), literals)
+
+
+# The secret is the last group that took part in the match. Order matters: earlier
+# kinds win where patterns overlap (an Authorization header carrying a JWT is reported
+# as "authorization"). The literals only spare a search: a string that holds none of
+# them (after str.lower, which lowers every ASCII letter) cannot match.
+_PATTERNS: list[SecretPattern] = [
+    _pattern(
         "private-key",
-        _pattern(
-            r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?"
-            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$))"
-        ),
+        r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?"
+        r"(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$))",
+        ("-----begin ",),
     ),
-    (
+    _pattern(
         "authorization",
-        _pattern(
-            r"\b(?:proxy-)?authori[sz]ation[\"']?\s*[:=]\s*[\"']?"
-            r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)\s+)?"
-            r"([^\s\"',;]+(?:[ \t]*,[ \t]*[A-Za-z]+=[^\s\"',;]+)*)",
-            ignore_case=True,
-        ),
+        r"\b(?:proxy-)?authori[sz]ation[\"']?\s*[:=]\s*[\"']?"
+        r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)\s+)?"
+        r"([^\s\"',;]+(?:[ \t]*,[ \t]*[A-Za-z]+=[^\s\"',;]+)*)",
+        ("authorization", "authorisation"),
+        ignore_case=True,
     ),
-    ("cookie", _pattern(r"\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?([^\"'\n]+)", True)),
-    (
+    _pattern("cookie", r"\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?([^\"'\n]+)", ("cookie",), True),
+    _pattern(
         "api-key",
-        _pattern(r"\b(?:x-)?(?:api-key|auth-token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]+)", True),
+        r"\b(?:x-)?(?:api-key|auth-token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]+)",
+        ("api-key", "auth-token"),
+        ignore_case=True,
     ),
-    ("url-credentials", _pattern(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@")),
-    ("jwt", _pattern(r"\b(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)")),
-    ("github-token", _pattern(r"\b(gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_\w{20,255})")),
-    ("aws-access-key", _pattern(r"\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b")),
-    ("slack-token", _pattern(r"\b(xox[a-z]-[A-Za-z0-9-]{8,})")),
-    ("api-key", _pattern(r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})")),
-    ("api-key", _pattern(r"\b([sr]k_live_[A-Za-z0-9]{16,})")),
-    ("api-key", _pattern(r"\b(AIza[0-9A-Za-z_-]{35})")),
-    ("password", _pattern(rf"\b(?:password|passwd|pwd|pass)\b[\"']?\s*[:=]\s*{_VALUE}", True)),
-    ("secret", _pattern(rf"\b(?:{_SECRET_NAMES})\b[\"']?\s*[:=]\s*{_VALUE}", True)),
-    ("bearer-token", _pattern(r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", True)),
+    _pattern("url-credentials", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@", ("://",)),
+    _pattern("jwt", r"\b(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)", ("eyj",)),
+    _pattern(
+        "github-token",
+        r"\b(gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_\w{20,255})",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    _pattern(
+        "aws-access-key",
+        r"\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
+        ("akia", "asia", "abia", "acca"),
+    ),
+    _pattern("slack-token", r"\b(xox[a-z]-[A-Za-z0-9-]{8,})", ("xox",)),
+    _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
+    _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
+    _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
+    _pattern(
+        "password",
+        rf"\b(?:password|passwd|pwd|pass)\b[\"']?\s*[:=]\s*{_VALUE}",
+        ("pass", "pwd"),
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"\b(?:{_SECRET_NAMES})\b[\"']?\s*[:=]\s*{_VALUE}",
+        # Every name of _SECRET_NAMES holds one of these.
+        ("pass", "pwd", "secret", "token", "key", "credential"),
+        ignore_case=True,
+    ),
+    _pattern("bearer-token", r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", ("bearer",), True),
 ]
 
 # Object keys whose string values are secrets whatever they look like, compared after
@@ -155,18 +189,25 @@ class Redactor:
 
         One RE2 scan over all the body's strings (joined by newlines, which no screen
         match can cross) finds the few that may hold a secret; only those go through
-        the precise patterns. Values under secret-named keys are replaced whole.
+        the precise patterns. Values under secret-named keys are replaced whole. When
+        neither finds anything (a screen hit on a harmless word), ``body`` is returned
+        without being rebuilt.
         """
         texts: list[str] = []
-        _collect_strings(body, texts)
-        flagged: set[int] = set()
+        secret_keys = _collect_strings(body, texts)
+        rewritten: dict[int, str] = {}
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
-            for match in _SCREEN_TEXT.finditer(joined):
-                flagged.add(bisect.bisect_right(ends, match.start()))
-        counter = itertools.count()
-        result = self._value(body, None, flagged, counter)
+            flagged = {bisect.bisect_right(ends, m.start()) for m in _SCREEN_TEXT.finditer(joined)}
+            for index in flagged:
+                text = texts[index]
+                new = self._rewrite(text)
+                if new is not text:
+                    rewritten[index] = new
+        if not rewritten and not secret_keys:
+            return body
+        result = self._value(body, None, rewritten, itertools.count())
         assert isinstance(result, dict)
         return result
 
@@ -177,16 +218,23 @@ class Redactor:
         return self._rewrite(text)
 
     def _rewrite(self, text: str) -> str:
+        """``text`` with every secret replaced; ``text`` itself when nothing was."""
         redacted = text
-        for kind, pattern in _PATTERNS:
-            if pattern.search(redacted) is None:
+        lowered = text.lower()
+        for secret in _PATTERNS:
+            for literal in secret.literals:
+                if literal in lowered:
+                    break
+            else:
+                continue  # none of its literals: the pattern cannot match
+            if secret.regex.search(redacted) is None:
                 continue
             # Tags already placed are split out so that no pattern matches inside one
             # (a tag's "api-key:1a2b3c4d" must not read as a key=value secret).
             parts = _TAG.split(redacted)
-            replace = self._replacer(kind)
+            replace = self._replacer(secret.kind)
             for index in range(0, len(parts), 2):
-                parts[index] = pattern.sub(replace, parts[index])
+                parts[index] = secret.regex.sub(replace, parts[index])
             redacted = "".join(parts)
         return text if redacted == text else redacted
 
@@ -202,13 +250,17 @@ class Redactor:
 
         return replace
 
-    def _value(self, value: Any, kind: str | None, flagged: set[int], counter: Any) -> Any:
-        """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them."""
+    def _value(self, value: Any, kind: str | None, rewritten: dict[int, str], counter: Any) -> Any:
+        """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them.
+
+        ``rewritten`` holds the redacted form of the strings, by that order, in which the
+        precise patterns found a secret.
+        """
         if isinstance(value, str):
             index = next(counter)
             if kind is not None and value and not value.startswith(_TAG_PREFIX):
                 return self.tag(kind, value)
-            return self._rewrite(value) if index in flagged else value
+            return rewritten.get(index, value)
         if isinstance(value, dict):
             changed = False
             out: dict[Any, Any] = {}
@@ -216,31 +268,37 @@ class Redactor:
                 new_key = key
                 item_kind = kind
                 if isinstance(key, str):
-                    if next(counter) in flagged:
-                        new_key = self._rewrite(key)
+                    new_key = rewritten.get(next(counter), key)
                     if item_kind is None:
                         item_kind = secret_key_kind(key)
-                new_item = self._value(item, item_kind, flagged, counter)
+                new_item = self._value(item, item_kind, rewritten, counter)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
             return out if changed else value
         if isinstance(value, list | tuple):
-            items = [self._value(item, kind, flagged, counter) for item in value]
+            items = [self._value(item, kind, rewritten, counter) for item in value]
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
         return value
 
 
-def _collect_strings(value: Any, texts: list[str]) -> None:
-    """Every string value and string key, depth first, in ``Redactor._value`` order."""
+def _collect_strings(value: Any, texts: list[str]) -> bool:
+    """Every string value and string key, depth first, in ``Redactor._value`` order.
+
+    Returns whether a key names a secret (its values are replaced whatever they hold).
+    """
     if isinstance(value, str):
         texts.append(value)
-    elif isinstance(value, dict):
+        return False
+    secret_key = False
+    if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str):
                 texts.append(key)
-            _collect_strings(item, texts)
+                secret_key = secret_key or secret_key_kind(key) is not None
+            secret_key = _collect_strings(item, texts) or secret_key
     elif isinstance(value, list | tuple):
         for item in value:
-            _collect_strings(item, texts)
+            secret_key = _collect_strings(item, texts) or secret_key
+    return secret_key

@@ -145,7 +145,7 @@ def test_the_screen_never_misses_what_a_precise_pattern_would_redact(
 ) -> None:
     value = before + text + after
     encoded = canonical_bytes({"v": value})
-    hit = any(pattern.search(value) for _, pattern in _PATTERNS)
+    hit = any(secret.regex.search(value) for secret in _PATTERNS)
     if hit:
         assert Redactor.may_hold_secret(encoded)
 
@@ -154,8 +154,39 @@ def test_the_screen_never_misses_what_a_precise_pattern_would_redact(
 @given(st.text(max_size=60))
 def test_the_screen_is_a_superset_on_arbitrary_text(value: str) -> None:
     encoded = canonical_bytes({"v": value})
-    if any(pattern.search(value) for _, pattern in _PATTERNS):
+    if any(secret.regex.search(value) for secret in _PATTERNS):
         assert Redactor.may_hold_secret(encoded)
+    for secret in _PATTERNS:
+        if secret.regex.search(value):
+            assert any(literal in value.lower() for literal in secret.literals), secret.kind
     redacted = Redactor(KEY).redact({"v": value})["v"]
     if not Redactor.may_hold_secret(encoded):
         assert redacted == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(_filler, st.sampled_from([t for t, _, _ in SECRETS]), _filler)
+def test_every_match_of_a_precise_pattern_holds_one_of_its_literals(
+    before: str, text: str, after: str
+) -> None:
+    # _rewrite skips a pattern on a string without its literals: that must never skip
+    # a secret.
+    value = before + text + after
+    for secret in _PATTERNS:
+        if secret.regex.search(value):
+            assert any(literal in value.lower() for literal in secret.literals), secret.kind
+
+
+def test_a_screen_hit_on_a_harmless_word_returns_the_body_itself() -> None:
+    redactor = Redactor(KEY)
+    body = {
+        "request": {"path": "/srv/app/secrets/key.pem"},
+        "reason": "rule no-secrets denies file.read of /srv/app/secrets/key.pem",
+    }
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    assert redactor.redact(body) is body
+    # The same words next to a value are a secret, in the string and under the key.
+    leaked = {"request": {"path": "/srv/app/x?token=abcdef0123456789"}, "apiToken": "hunter2"}
+    out = redactor.redact(leaked)
+    assert "abcdef0123456789" not in str(out) and "hunter2" not in str(out)
+    assert out["request"]["path"].startswith("/srv/app/x?token=[REDACTED:secret:")
