@@ -1,7 +1,8 @@
 """Tollgate's benchmarks, all in one run: ``python -m bench`` (docs/performance.md).
 
 Sections: in-process decision time against cedarpy; /check over HTTP under wrk against
-a bare Starlette + uvicorn endpoint; RSS over 1,000,000 checks; startup and reload.
+a bare Starlette + uvicorn endpoint; RSS over 1,000,000 checks; startup and reload; and,
+only when asked for (``--only stages``), the server time per check stage by stage.
 Baselines are measured in the same run and the targets are judged by ratios where the
 issue states ratios, so a busy machine moves both sides. Prints Markdown tables and
 exits 1 when a target is missed (0 with ``--report-only``), 2 when a tool is missing.
@@ -18,10 +19,12 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import decision, http_load, startup
+from bench import decision, http_load, stages, startup
 from bench.results import Section, Target, render
 
 SECTIONS = ("decision", "startup", "http", "memory")
+# Explanatory, judged by no target: run only when named.
+EXTRA_SECTIONS = ("stages",)
 MEMORY_LIMIT_MIB = 80.0
 MEMORY_GROWTH_MIB = 1.0
 
@@ -91,7 +94,9 @@ def main() -> int:
         "--report-only", action="store_true", help="exit 0 even if a target is missed"
     )
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS + EXTRA_SECTIONS)}",
     )
     parser.add_argument(
         "--quick",
@@ -104,11 +109,11 @@ def main() -> int:
     parser.add_argument("--markdown", default=None, help="also write the report to this file")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(wanted) - set(SECTIONS)
+    unknown = set(wanted) - set(SECTIONS + EXTRA_SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     try:
-        if "http" in wanted:
+        if "http" in wanted or "stages" in wanted:
             http_load.require_wrk()
         if "decision" in wanted:
             import cedarpy  # noqa: F401
@@ -126,6 +131,10 @@ def main() -> int:
             section = startup.run(audit_parent=args.dir)
         elif name == "http":
             section = http_load.run(seconds=3 if args.quick else 8, audit_parent=args.dir)
+        elif name == "stages":
+            section = stages.run(
+                seconds=2 if args.quick else 5, rounds=2 if args.quick else 3, audit_parent=args.dir
+            )
         else:
             section = memory_section(200_000 if args.quick else 1_000_000, args.dir)
         sections.append(section)
