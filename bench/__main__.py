@@ -145,10 +145,14 @@ def main() -> int:
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as out:
             out.write(report)
-    missed = [t for s in sections for t in s.targets if not t.holds]
+    judged = [t for s in sections for t in s.targets]
+    missed = [t for t in judged if not t.holds]
     print("## Summary\n")
-    print(render([Section("All targets", (), targets=[t for s in sections for t in s.targets])]))
-    print(f"{len(missed)} target(s) missed." if missed else "Every target holds.")
+    print(render([Section("All targets", (), targets=judged)]))
+    if not judged:
+        print("No target is judged by the sections run.")
+    else:
+        print(f"{len(missed)} target(s) missed." if missed else "Every target holds.")
     return 0 if args.report_only or not missed else 1
 
 
