@@ -1,10 +1,10 @@
 """The ceiling for ``/check`` over HTTP: Starlette + uvicorn, parsing the JSON body only.
 
-Served exactly like ``tollgate serve`` serves the gate (sidecar/server.py: the same
-uvicorn settings, no access log, no server header, and ``asyncio.run(server.serve())``,
-so the same event loop and HTTP parser), so the difference between the two is what
-the gate does per request: validation, normalisation, the decision, the audit record
-and its fsync.
+Served exactly like ``tollgate serve`` serves the gate (``uvicorn_config`` of
+sidecar/server.py: the same uvicorn settings, no access log, no server header, and
+``asyncio.run(server.serve())``, so the same event loop and HTTP parser), so the
+difference between the two is what the gate does per request: validation,
+normalisation, the decision, the audit record and its fsync.
 
     python -m bench.ceiling_app --port N
 """
@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from sidecar.server import uvicorn_config
 
 ANSWER = b'{"allowed":true}'
 
@@ -42,15 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(uvicorn.Server(uvicorn_config(app, "127.0.0.1", args.port)).serve())
 
 
 if __name__ == "__main__":

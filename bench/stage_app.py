@@ -8,7 +8,7 @@ body once its steps are done:
 - ``normalise``: + ``normalise_request``;
 - ``decide``: + ``decide`` on the 1,000-rule bench policy.
 
-It is served exactly like ``tollgate serve`` serves the gate (the uvicorn settings of
+It is served exactly like ``tollgate serve`` serves the gate (``uvicorn_config`` of
 sidecar/server.py), so the difference between two stages under the same load is what
 that step costs in a loaded server, caches shared with uvicorn and asyncio, which is
 more than the same step timed alone in a loop.
@@ -30,6 +30,7 @@ from sidecar.engine import decide
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.loader import load_policy_bytes
 from sidecar.request import parse_json_body, parse_request
+from sidecar.server import uvicorn_config
 
 STAGES = ("http", "parse", "normalise", "decide")
 POLICY_RULES = 1_000
@@ -41,6 +42,9 @@ def make_app(stage: str) -> Any:
     policy = load_policy_bytes(policy_yaml(POLICY_RULES), "bench-policy.yaml")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
         if scope["path"] == "/ready":
             await send_json(send, 200, {"status": "ready"})
             return
@@ -56,21 +60,23 @@ def make_app(stage: str) -> Any:
     return app
 
 
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to start or stop; uvicorn runs the lifespan protocol as it does for the gate."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=STAGES, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    config = uvicorn.Config(
-        make_app(args.stage),
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        server_header=False,
-        proxy_headers=False,
-    )
+    config = uvicorn_config(make_app(args.stage), "127.0.0.1", args.port)
     asyncio.run(uvicorn.Server(config).serve())
 
 

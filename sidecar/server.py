@@ -13,6 +13,7 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -108,11 +109,18 @@ def serve(config: ServeConfig) -> int:
         print(f"tollgate: cannot start: {exc}", file=sys.stderr)
         return 1
     app = make_app(gate, config)
-    uv_config = uvicorn.Config(
+    server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
+    asyncio.run(server.serve())
+    return 0 if server.started else 1
+
+
+def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
+    """How ``tollgate serve`` runs uvicorn; the benchmarks' baselines are served with it too."""
+    return uvicorn.Config(
         app,
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
+        host=host,
+        port=port,
+        log_level=log_level,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -120,6 +128,3 @@ def serve(config: ServeConfig) -> int:
         # The gate listens on loopback for its own pod: there is no proxy to trust.
         proxy_headers=False,
     )
-    server = uvicorn.Server(uv_config)
-    asyncio.run(server.serve())
-    return 0 if server.started else 1
