@@ -6,12 +6,13 @@ gives the same tag, so an investigator can correlate records, yet the tag reveal
 nothing without the key (and a low-entropy password cannot be brute-forced from it).
 
 Redaction runs on every decision record, so it has a fast path: one RE2 scan of the
-record's canonical JSON for anything that could start a secret. Only when that screen
-hits are the body's strings looked at with the precise patterns, and each pattern only
-on a string holding one of its literals. Most hits are words such as "secrets" in a
-path, which no precise pattern matches: the body is then returned as it is, without
-being rebuilt. The screen and the literals are deliberately supersets of the precise
-patterns; ``tests/audit`` checks both.
+record's canonical JSON for anything a secret needs: the start of a token or a header,
+or a word naming a secret with something assigned to it or ending an object key (not
+"secrets" in a path). Only when that screen hits are the body's strings looked at with
+the precise patterns, each pattern only on a string holding one of its literals; a body
+in which they find nothing is returned as it is, without being rebuilt. The screens and
+the literals are deliberately supersets of the precise patterns; ``tests/audit`` checks
+them, the screens against every form of assignment the patterns accept.
 """
 
 from __future__ import annotations
@@ -27,18 +28,30 @@ from typing import Any, NamedTuple
 
 import re2
 
-# Anything a precise pattern or a sensitive key name could contain, case-insensitively.
-# It runs over canonical JSON bytes, where string contents appear with JSON escapes;
-# none of the trigger words contain characters that JSON escapes.
-_SCREEN_PATTERN = (
+# The screens: anything a precise pattern or a secret-named key needs, case-insensitively.
+# Words that start a token or a header are enough on their own.
+_TRIGGERS = (
     r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
-    r"|password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential"
 )
+# Words that only name a secret ("password", "token" ...) matter when something is
+# assigned to them (password=..., "token: ..."; the "password" and "secret" patterns)
+# or when they end an object key ("dbPassword": ..., whose value is redacted whole). A
+# path like /srv/secrets/ or a Kubernetes resource "secrets" is neither.
+_NAME_WORDS = (
+    r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|credential)[A-Za-z0-9_-]*"
+)
+# Over canonical JSON bytes: a key ends with '":'; inside a string a double quote is \"
+# and whitespace other than the space is escaped (\t \n \r \f \u000b).
+_SCREEN_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""(?:":|(?:\\"|'|\s|\\[tnrf]|\\u000b)*[:=])"""
+# Over plain strings, as the precise patterns see them. Their \s (Python, re.ASCII)
+# includes the vertical tab, RE2's does not: the class is spelled out.
+_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""["']?[\t\n\x0b\f\r ]*[:=]"""
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
 _SCREEN = re2.compile(_SCREEN_PATTERN.encode("ascii"), options=_screen_options)
-_SCREEN_TEXT = re2.compile(_SCREEN_PATTERN, options=_screen_options)
+_SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 _SECRET_NAMES = (
     r"password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token"

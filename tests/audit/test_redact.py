@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.audit.redact import _PATTERNS, Redactor
+from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
 from sidecar.canonical import canonical_bytes
 
 KEY = b"k" * 32
@@ -171,16 +171,79 @@ def test_the_screen_is_a_superset_on_arbitrary_text(value: str) -> None:
         assert redacted == value
 
 
-def test_a_screen_hit_on_a_harmless_word_returns_the_body_itself() -> None:
+def test_words_that_only_name_a_secret_pass_the_screen_unless_something_is_assigned() -> None:
     redactor = Redactor(KEY)
-    body = {
-        "request": {"path": "/srv/app/secrets/key.pem"},
+    harmless = {
+        "request": {"path": "/srv/app/secrets/key.pem", "k8s": {"resource": "secrets"}},
         "reason": "rule no-secrets denies file.read of /srv/app/secrets/key.pem",
     }
-    assert Redactor.may_hold_secret(canonical_bytes(body))
-    assert redactor.redact(body) is body
-    # The same words next to a value are a secret, in the string and under the key.
+    assert not Redactor.may_hold_secret(canonical_bytes(harmless))
+    assert redactor.redact(harmless) is harmless
+    # A hit with nothing to redact (an empty quoted value) leaves the body as it is.
+    empty = {"reason": 'the token="" form'}
+    assert Redactor.may_hold_secret(canonical_bytes(empty))
+    assert redactor.redact(empty) is empty
+    # The same words with a value, in a string and as a key, are secrets.
     leaked = {"request": {"path": "/srv/app/x?token=abcdef0123456789"}, "apiToken": "hunter2"}
+    assert Redactor.may_hold_secret(canonical_bytes(leaked))
     out = redactor.redact(leaked)
     assert "abcdef0123456789" not in str(out) and "hunter2" not in str(out)
     assert out["request"]["path"].startswith("/srv/app/x?token=[REDACTED:secret:")
+
+
+# Pieces that make secret-looking keys and values: names with separators and case
+# changes, assignments with every kind of whitespace and quote, and real secrets.
+_piece = st.sampled_from(
+    [
+        *("secrets", "secret", "token", "password", "pass", "pwd", "Pass_Word", "API-KEY"),
+        *("api_key", "apiKey", "credentials", "passphrase", "SecretAccessKey", "private-key"),
+        *("=", ":", " ", "\t", "\n", "\x0b", "\f", '"', "'", "x", "/srv/a", "-", "_", "@"),
+        *("Bearer abcdefgh123", "://u:p@h", "abc123def456"),
+        *(text for text, _, _ in SECRETS),
+    ]
+)
+_mixed = st.lists(st.one_of(_piece, st.text(max_size=6)), max_size=6).map("".join)
+_bodies = st.dictionaries(
+    _mixed,
+    st.recursive(
+        st.one_of(_mixed, st.integers(), st.booleans(), st.none()),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(_mixed, inner, max_size=4)
+        ),
+        max_leaves=12,
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_bodies)
+def test_nothing_redaction_would_change_passes_the_screen(body: dict) -> None:
+    # The screen decides whether a record is redacted at all: a miss writes a secret in
+    # clear.
+    if Redactor(KEY).redact(body) != body:
+        assert Redactor.may_hold_secret(canonical_bytes(body))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_mixed)
+def test_the_string_screen_flags_every_string_a_pattern_rewrites(text: str) -> None:
+    # redact() only rewrites the strings this screen flags.
+    if Redactor(KEY)._rewrite(text) != text:
+        assert _SCREEN_TEXT.search(text) is not None
+
+
+@pytest.mark.parametrize("name", ["password", "token", "client_secret", "apiKey", "credentials"])
+@pytest.mark.parametrize(
+    "gap", ["", " ", "\t", "\n", "\x0b", "\f", "\r", '"', "'", '" \t', "'\x0b\n"]
+)
+@pytest.mark.parametrize("sign", ["=", ":"])
+def test_an_assignment_passes_both_screens_whatever_stands_between(
+    name: str, gap: str, sign: str
+) -> None:
+    # Every gap the precise patterns allow (a quote, then any ASCII whitespace, which in
+    # canonical JSON is partly escaped) must pass the screen of the record and the
+    # screen of its strings.
+    text = f"{name}{gap}{sign}s3cr3tvalue99"
+    assert Redactor.may_hold_secret(canonical_bytes({"v": text}))
+    assert "s3cr3tvalue99" not in Redactor(KEY).redact({"v": text})["v"]
