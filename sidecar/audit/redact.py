@@ -22,36 +22,12 @@ import functools
 import hmac
 import itertools
 import re
+import string
 from collections.abc import Callable
 from hashlib import sha256
 from typing import Any, NamedTuple
 
 import re2
-
-# The screens: anything a precise pattern or a secret-named key needs, case-insensitively.
-# Words that start a token or a header are enough on their own.
-_TRIGGERS = (
-    r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
-    r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
-)
-# Words that only name a secret ("password", "token" ...) matter when something is
-# assigned to them (password=..., "token: ..."; the "password" and "secret" patterns)
-# or when they end an object key ("dbPassword": ..., whose value is redacted whole). A
-# path like /srv/secrets/ or a Kubernetes resource "secrets" is neither.
-_NAME_WORDS = (
-    r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credential)[A-Za-z0-9_-]*"
-)
-# Over canonical JSON bytes: a key ends with '":'; inside a string a double quote is \"
-# and whitespace other than the space is escaped (\t \n \r \f \u000b).
-_SCREEN_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""(?:":|(?:\\"|'|\s|\\[tnrf]|\\u000b)*[:=])"""
-# Over plain strings, as the precise patterns see them. Their \s (Python, re.ASCII)
-# includes the vertical tab, RE2's does not: the class is spelled out.
-_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""["']?[\t\n\x0b\f\r ]*[:=]"""
-_screen_options = re2.Options()
-_screen_options.case_sensitive = False
-_SCREEN = re2.compile(_SCREEN_PATTERN.encode("ascii"), options=_screen_options)
-_SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 _SECRET_NAMES = (
     r"password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token"
@@ -137,8 +113,10 @@ _PATTERNS: list[SecretPattern] = [
 ]
 
 # Object keys whose string values are secrets whatever they look like, compared after
-# lower-casing and dropping '-' and '_': the exact names, then any name ending in one of
-# the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
+# lower-casing ASCII letters and dropping '-' and '_': the exact names, then any name
+# ending in one of the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
+# Only ASCII letters are lowered, as the screen (RE2, case-insensitive over bytes) does:
+# a Kelvin sign does not make "\u212aey" a "key".
 _SECRET_KEYS = {
     "pwd": "password",
     "authorization": "authorization",
@@ -161,10 +139,13 @@ _SECRET_KEY_SUFFIXES = (
 )
 
 
+_KEY_NAME_FORM = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, "-_")
+
+
 @functools.lru_cache(maxsize=4096)
 def secret_key_kind(key: str) -> str | None:
     """The redaction kind for values under object key ``key``, or None."""
-    name = key.lower().replace("-", "").replace("_", "")
+    name = key.translate(_KEY_NAME_FORM)
     kind = _SECRET_KEYS.get(name)
     if kind is not None:
         return kind
@@ -172,6 +153,47 @@ def secret_key_kind(key: str) -> str | None:
         if name.endswith(suffix):
             return suffix_kind
     return None
+
+
+# The screens: anything a precise pattern or a secret-named key needs, case-insensitively.
+# Words that start a token or a header are enough on their own.
+_TRIGGERS = (
+    r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
+    r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
+)
+# Words that only name a secret ("password", "token" ...) matter when something is
+# assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).
+# A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
+_NAME_WORDS = (
+    r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|credential)[A-Za-z0-9_-]*"
+)
+
+
+def _key_ending(name: str) -> str:
+    """An object key whose name, as ``secret_key_kind`` reads it, ends with ``name``."""
+    return "[-_]*".join(re.escape(letter) for letter in name) + '[-_]*":'
+
+
+# Over canonical JSON bytes. A key ends with '":', and every key that secret_key_kind
+# names ends with one of its names, spread with '-' and '_' ("Api_Key", "t-o-k-e-n").
+# Inside a string a double quote is \" and whitespace other than the space is escaped
+# (\t \n \r \f \u000b).
+_SCREEN_PATTERN = "|".join(
+    [
+        _TRIGGERS,
+        _NAME_WORDS + r"""(?:\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
+        *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
+    ]
+)
+# Over plain strings, as the precise patterns see them (keys are named apart, by
+# secret_key_kind). Their \s (Python, re.ASCII) includes the vertical tab, RE2's does
+# not: the class is spelled out.
+_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""["']?[\t\n\x0b\f\r ]*[:=]"""
+_screen_options = re2.Options()
+_screen_options.case_sensitive = False
+_SCREEN = re2.compile(_SCREEN_PATTERN.encode("ascii"), options=_screen_options)
+_SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 
 _TAG_PREFIX = "[REDACTED:"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
+from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor, secret_key_kind
 from sidecar.canonical import canonical_bytes
 
 KEY = b"k" * 32
@@ -197,6 +197,7 @@ _piece = st.sampled_from(
     [
         *("secrets", "secret", "token", "password", "pass", "pwd", "Pass_Word", "API-KEY"),
         *("api_key", "apiKey", "credentials", "passphrase", "SecretAccessKey", "private-key"),
+        *("t_o-ken", "Pass-Phrase_", "sEcReT", "\u212aey"),
         *("=", ":", " ", "\t", "\n", "\x0b", "\f", '"', "'", "x", "/srv/a", "-", "_", "@"),
         *("Bearer abcdefgh123", "://u:p@h", "abc123def456"),
         *(text for text, _, _ in SECRETS),
@@ -247,3 +248,37 @@ def test_an_assignment_passes_both_screens_whatever_stands_between(
     text = f"{name}{gap}{sign}s3cr3tvalue99"
     assert Redactor.may_hold_secret(canonical_bytes({"v": text}))
     assert "s3cr3tvalue99" not in Redactor(KEY).redact({"v": text})["v"]
+
+
+@st.composite
+def _spread_key(draw: st.DrawFn) -> str:
+    """A key naming a secret, in any case, with '-' and '_' anywhere in its name."""
+    name = draw(st.sampled_from(["token", "password", "apikey", "secretaccesskey", "pwd"]))
+    # "pwd" (like "setcookie") names a secret only as the whole key; the others as its end.
+    head = draw(st.text(max_size=4)) if name != "pwd" else ""
+    letters = [
+        (letter.upper() if draw(st.booleans()) else letter) + draw(st.sampled_from(GAPS))
+        for letter in name
+    ]
+    return head + "".join(letters) + draw(st.sampled_from(GAPS))
+
+
+GAPS = ["", "", "-", "_", "-_"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(_spread_key(), st.text(max_size=10))
+def test_every_secret_named_key_passes_the_screen(key: str, value: str) -> None:
+    # However its name is spelled (case, '-' and '_' anywhere), a key whose values are
+    # redacted whole must make the record take the slow path, whatever else it holds.
+    assert secret_key_kind(key) is not None
+    body = {"context": {key: value}}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    if value and not value.startswith("[REDACTED:"):
+        assert Redactor(KEY).redact(body)["context"][key].startswith("[REDACTED:")
+
+
+def test_key_names_are_lowered_as_ascii_only() -> None:
+    # A Kelvin sign lowers to "k" in Python but not in the RE2 screen: it names nothing.
+    assert secret_key_kind("api\u212aey") is None
+    assert secret_key_kind("API-KEY") == "api-key"
