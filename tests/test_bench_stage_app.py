@@ -42,3 +42,19 @@ def test_every_stage_answers_the_whole_request_mix(stage: str) -> None:
 def test_stages_from_parse_on_really_parse(stage: str) -> None:
     with pytest.raises(RequestError):
         asyncio.run(_post(make_app(stage), b'{"action": "file.read", "bogus": 1}'))
+
+
+def test_the_stage_server_takes_part_in_the_lifespan_protocol() -> None:
+    # uvicorn runs it with lifespan "on", as for the gate: startup and shutdown must be
+    # acknowledged or the server never starts.
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(make_app("http")({"type": "lifespan"}, receive, send))
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
