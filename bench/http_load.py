@@ -27,6 +27,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.policies import IDENTITY, policy_yaml, request_mix
 from bench.results import Section, Target, ratio, us
 from sidecar.audit.verify import verify_trail
@@ -148,6 +150,38 @@ def fsync_latency_us(directory: Path, count: int = 200) -> float:
     return samples[len(samples) // 2] * 1e6
 
 
+SYNC_FAMILY = "tollgate_audit_sync_duration_seconds"
+
+
+def sync_totals(url: str) -> tuple[float, float]:
+    """(batches synced, seconds they waited) so far, from the gate's own /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode("utf-8")
+    count = total = None
+    for family in text_string_to_metric_families(text):
+        if family.name == SYNC_FAMILY:
+            for sample in family.samples:
+                if sample.name == SYNC_FAMILY + "_count":
+                    count = sample.value
+                elif sample.name == SYNC_FAMILY + "_sum":
+                    total = sample.value
+    if count is None or total is None:
+        raise RuntimeError(f"{url}/metrics has no {SYNC_FAMILY}")
+    return count, total
+
+
+@dataclass(frozen=True)
+class SyncWait:
+    """The gate's syncs during one wrk run, as the gate itself timed them."""
+
+    batches: float
+    seconds: float
+
+    @property
+    def mean_us(self) -> float:
+        return self.seconds / self.batches * 1e6 if self.batches else 0.0
+
+
 def run(
     *, seconds: float = 8.0, audit_parent: str | None = None, with_tmpfs: bool = True
 ) -> Section:
@@ -189,6 +223,7 @@ def run(
         )
         servers.append(gate_tmpfs)
     results: dict[tuple[str, int], WrkResult] = {}
+    sync_wait: SyncWait | None = None
     answered = 0
     try:
         fsync_us = fsync_latency_us(work)
@@ -199,7 +234,12 @@ def run(
             for server in servers:
                 if server is gate_tmpfs and connections == 64:
                     continue
+                watch = server is gate and connections == LATENCY_LEVEL
+                before = sync_totals(server.url) if watch else (0.0, 0.0)
                 result = run_wrk(wrk, server.url, bodies, connections, seconds)
+                if watch:
+                    after = sync_totals(server.url)
+                    sync_wait = SyncWait(after[0] - before[0], after[1] - before[1])
                 results[(server.name, connections)] = result
                 answered += result.requests if server is gate else 0
     finally:
@@ -211,12 +251,14 @@ def run(
         shutil.rmtree(work, ignore_errors=True)
         if tmpfs_work is not None:
             shutil.rmtree(tmpfs_work, ignore_errors=True)
-    return _section(results, fsync_us, report.intact, report.records, answered, seconds)
+    assert sync_wait is not None
+    return _section(results, fsync_us, sync_wait, report.intact, report.records, answered, seconds)
 
 
 def _section(
     results: dict[tuple[str, int], WrkResult],
     fsync_us: float,
+    sync_wait: SyncWait,
     intact: bool,
     records: int,
     answered: int,
@@ -261,11 +303,11 @@ def _section(
     )
     gate1, base1 = results[("gate", LATENCY_LEVEL)], results[("ceiling", LATENCY_LEVEL)]
     slower = gate1.p50_us / base1.p50_us
-    apart = max(0.0, gate1.p50_us - fsync_us) / base1.p50_us
+    apart = max(0.0, gate1.p50_us - sync_wait.mean_us) / base1.p50_us
     section.targets.append(
         Target(
             f"p50 at concurrency {LATENCY_LEVEL}, times the ceiling's",
-            f"{ratio(slower)} ({us(gate1.p50_us)} vs {us(base1.p50_us)} µs; one write + fdatasync here: {us(fsync_us)} µs)",
+            f"{ratio(slower)} ({us(gate1.p50_us)} vs {us(base1.p50_us)} µs; the gate's mean fdatasync meanwhile: {us(sync_wait.mean_us)} µs)",
             f"≤ {LATENCY_LIMIT:g}x",
             slower <= LATENCY_LIMIT,
         )
@@ -288,9 +330,13 @@ def _section(
         f"wrk 4.1 (Debian), {seconds:g} s per run, 2 threads (1 at concurrency 1), keep-alive; "
         f"policy of {POLICY_RULES:,} synthetic rules; bodies cycle through the same mix as the "
         "in-process table. Runs are interleaved level by level; each server had a warm-up run.",
-        f"Median record append + fdatasync of {us(fsync_us)} µs on the audit trail's file "
-        "system, measured in the same run: the floor under every answer of the gate at "
-        f"concurrency 1. Without it the gate's p50 there would be {ratio(apart)} the ceiling's.",
+        f"At concurrency 1 the gate synced {sync_wait.batches:,.0f} batches for "
+        f"{gate1.requests:,} checks, and by its own /metrics "
+        f"(tollgate_audit_sync_duration_seconds) each fdatasync took "
+        f"{us(sync_wait.mean_us)} µs on average: the floor under every answer there. Less that, the gate's p50 would be {ratio(apart)} the ceiling's. A record-"
+        f"sized append + fdatasync repeated in a tight loop on the same file system takes "
+        f"{us(fsync_us)} µs (median): a disk synced back to back answers faster than one "
+        "synced between other work, as the gate's is.",
         "The tmpfs row is the same daemon with its trail in /dev/shm, where a sync costs "
         "nothing: it shows the gate's own cost apart from the disk.",
     ]

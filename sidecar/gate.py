@@ -64,6 +64,7 @@ class Gate:
         self.source = source
         self.identity = identity
         self.metrics = GateMetrics()
+        audit.on_sync(self.metrics.audit_sync_seconds.observe)
         self.limiter = RateLimiter()
         self.policy = PolicyState()
         self.started = time.monotonic()

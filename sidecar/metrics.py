@@ -64,6 +64,12 @@ class GateMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.audit_sync_seconds = Histogram(
+            "tollgate_audit_sync_duration_seconds",
+            "Time a batch of audit records waited for its fdatasync (one per group commit).",
+            buckets=(*_LATENCY_BUCKETS, 2.5, 5.0),
+            registry=self.registry,
+        )
         self.audit_failures = Counter(
             "tollgate_audit_write_failures_total",
             "Audit records that could not be written (each answered 503/deny).",

@@ -30,6 +30,7 @@ EXPECTED_FAMILIES = {
     "tollgate_checks": ("counter", {"action", "decision"}),
     "tollgate_check_duration_seconds": ("histogram", {"le"}),
     "tollgate_audit_write_duration_seconds": ("histogram", {"le"}),
+    "tollgate_audit_sync_duration_seconds": ("histogram", {"le"}),
     "tollgate_audit_write_failures": ("counter", set()),
     "tollgate_policy_reloads": ("counter", {"result"}),
     "tollgate_policy_loaded": ("gauge", set()),
@@ -83,6 +84,16 @@ def test_metrics_follow_prometheus_conventions(tmp_path: Path, daemon_factory) -
     assert samples["tollgate_audit_write_failures_total"][()] == 0
     assert samples["tollgate_approvals_pending"][()] == 0
     assert samples["tollgate_policy_info"] == {(("hash", policy_hash(ALLOW_READS)),): 1}
+    # A lone check on an idle gate is one batch: one fdatasync, observed once.
+    syncs = samples["tollgate_audit_sync_duration_seconds_count"][()]
+    assert syncs >= 3
+    gate.check(READ)
+    after = scrape(gate)
+    assert after["tollgate_audit_sync_duration_seconds_count"][()] == syncs + 1
+    assert (
+        after["tollgate_audit_sync_duration_seconds_sum"][()]
+        > samples["tollgate_audit_sync_duration_seconds_sum"][()]
+    )
 
 
 def test_metrics_follow_policy_reloads(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]

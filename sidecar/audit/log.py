@@ -34,6 +34,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -190,6 +191,7 @@ class AuditLog:
         # handing batches over pays (see _hand_over).
         self._overlapped = False
         self._syncs = 0
+        self._sync_listener: Callable[[float], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -295,6 +297,15 @@ class AuditLog:
     def syncs(self) -> int:
         """Batches made durable so far (one fdatasync each), by this process."""
         return self._syncs
+
+    def on_sync(self, listener: Callable[[float], None] | None) -> None:
+        """Call ``listener(seconds)`` after every sync of a batch, failed ones included.
+
+        ``seconds`` is how long the batch waited for its fdatasync: the call itself when
+        the loop syncs, from hand-over to answer when the helper does. For a disk-latency
+        histogram (``tollgate_audit_sync_duration_seconds``), like etcd's WAL fsync one.
+        """
+        self._sync_listener = listener
 
     def status(self) -> dict[str, Any]:
         """State for ``GET /v1/status`` and ``/ready``."""
@@ -432,6 +443,7 @@ class AuditLog:
         """The helper's answer for the batch in flight: settle it, write the next one."""
         batch, fd, done = self._in_flight, self._in_flight_fd, self._in_flight_done
         assert batch is not None and done is not None
+        waited = time.monotonic() - self._in_flight_since
         self._overlapped = self._pending is not None
         try:
             if isinstance(error, HelperGone):
@@ -444,6 +456,7 @@ class AuditLog:
         except Exception as exc:  # a bug, not the disk
             results = self._writer_failed(batch, exc)
         self._in_flight, self._in_flight_fd, self._in_flight_done = None, -1, None
+        self._synced_after(waited)
         done.set_result(None)
         failed = any(isinstance(r, AuditUnavailable) for r in results)
         pending = self._pending
@@ -603,7 +616,15 @@ class AuditLog:
             fd = self._write_unsynced(batch.buffer)
         except (OSError, AuditUnavailable) as exc:
             return self._failed(batch, exc)
-        return self._finish_sealed(batch, fd, _fdatasync(fd))
+        started = time.monotonic()
+        error = _fdatasync(fd)
+        self._synced_after(time.monotonic() - started)
+        return self._finish_sealed(batch, fd, error)
+
+    def _synced_after(self, seconds: float) -> None:
+        listener = self._sync_listener
+        if listener is not None:
+            listener(seconds)
 
     def _finish_sealed(
         self, batch: _Batch, fd: int, sync_error: BaseException | None

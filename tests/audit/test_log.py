@@ -103,6 +103,24 @@ def test_concurrent_appends_share_fsyncs_and_keep_order(
     assert verify_trail(tmp_path / "audit").intact
 
 
+def test_every_sync_reports_how_long_it_took(open_log: OpenLog) -> None:
+    log = open_log(signer=None, sync_helper=False)
+    waits: list[float] = []
+    log.on_sync(waits.append)
+    for i in range(3):
+        log.append_blocking("decision", decision(i))
+
+    async def run() -> None:
+        await log.start()
+        await asyncio.gather(*(log.append("decision", decision(3 + i)) for i in range(50)))
+        await log.close()
+
+    asyncio.run(run())
+    # Three lone appends and one batch of fifty: four fdatasyncs, each reported once.
+    assert len(waits) == log.syncs == 4
+    assert all(0 < wait < 5 for wait in waits)
+
+
 def _checkpoints(directory: Path) -> list[dict[str, Any]]:
     return [r for r in records(directory) if r["type"] == "checkpoint"]
 

@@ -235,3 +235,29 @@ def test_a_failed_helper_sync_fails_its_batch_and_the_one_gathered_on_top(
     assert recovered.seq == 1  # nothing of the failed batches used up a seq
     assert [r["seq"] for r in records(tmp_path / "audit")] == [0, 1]
     assert verify_trail(tmp_path / "audit").intact
+
+
+def test_the_wait_for_each_sync_is_reported_a_stalled_one_included(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(signer=None)
+    waits: list[float] = []
+    log.on_sync(waits.append)
+
+    async def run() -> None:
+        await log.start()
+        helper = log._syncer
+        assert helper is not None and helper.pid is not None
+        assert len(await _append_many(log, 0, 5)) == 5  # one batch, handed to the helper
+        os.kill(helper.pid, signal.SIGSTOP)  # the disk "stalls" for 0.4 s
+        try:
+            stalled = asyncio.ensure_future(_append_many(log, 5, 5))
+            await asyncio.sleep(0.4)
+        finally:
+            os.kill(helper.pid, signal.SIGCONT)
+        await asyncio.wait_for(stalled, 10)
+        await log.close()
+
+    asyncio.run(run())
+    assert len(waits) == log.syncs == 2
+    assert waits[0] < 0.4 <= waits[1] < 5
