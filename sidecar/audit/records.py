@@ -30,21 +30,22 @@ TS_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_second_cache: tuple[int, str] = (-1, "")
+
+
+@functools.lru_cache(maxsize=64)
+def _second_prefix(seconds: int) -> str:
+    # Cached per second, and for several seconds at once: a check that opens an approval
+    # formats its expiry (minutes ahead) between two records, and a single-entry cache
+    # would run strftime twice for each such check.
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def format_ts(time_ns: int | None = None) -> str:
     """RFC 3339 UTC with microseconds, e.g. ``2026-11-21T22:10:00.123456Z``."""
-    global _second_cache
     if time_ns is None:
         time_ns = time.time_ns()
-    micros = time_ns // 1000
-    seconds, fraction = divmod(micros, 1_000_000)
-    cached_second, prefix = _second_cache
-    if cached_second != seconds:
-        prefix = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-        _second_cache = (seconds, prefix)
-    return f"{prefix}.{fraction:06d}Z"
+    seconds, fraction = divmod(time_ns // 1000, 1_000_000)
+    return f"{_second_prefix(seconds)}.{fraction:06d}Z"
 
 
 def parse_time_bound(text: str) -> str:
