@@ -2,7 +2,8 @@
 
 Sections: in-process decision time against cedarpy; /check over HTTP under wrk against
 a bare Starlette + uvicorn endpoint; RSS over 1,000,000 checks; startup and reload; and,
-only when asked for (``--only stages``), the server time per check stage by stage.
+only when asked for, the server time per check stage by stage (``--only stages``) and
+the gate's own CPU per check with parts taken away (``--only parts``).
 Baselines are measured in the same run and the targets are judged by ratios where the
 issue states ratios, so a busy machine moves both sides. Prints Markdown tables and
 exits 1 when a target is missed (0 with ``--report-only``), 2 when a tool is missing.
@@ -19,12 +20,12 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import decision, http_load, stages, startup
+from bench import decision, http_load, parts, stages, startup
 from bench.results import Section, Target, render
 
 SECTIONS = ("decision", "startup", "http", "memory")
 # Explanatory, judged by no target: run only when named.
-EXTRA_SECTIONS = ("stages",)
+EXTRA_SECTIONS = ("stages", "parts")
 MEMORY_LIMIT_MIB = 80.0
 MEMORY_GROWTH_MIB = 1.0
 
@@ -131,6 +132,8 @@ def main() -> int:
             section = startup.run(audit_parent=args.dir)
         elif name == "http":
             section = http_load.run(seconds=3 if args.quick else 8, audit_parent=args.dir)
+        elif name == "parts":
+            section = parts.run(checks=10_000 if args.quick else 40_000)
         elif name == "stages":
             section = stages.run(
                 seconds=2 if args.quick else 5, rounds=2 if args.quick else 3, audit_parent=args.dir
