@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fcntl
+import logging
 import os
 import sys
 import threading
@@ -73,6 +74,7 @@ DEFAULT_SEGMENT_BYTES = 64 * 2**20
 # itself unwritable (so /ready fails) and new appends fail at once instead of piling up.
 SYNC_STALL_SECONDS = 5.0
 _REDACTION_INFO = b"tollgate audit redaction key v1"
+_logger = logging.getLogger("tollgate.audit")
 _BatchItem = tuple[str, dict[str, Any]]
 
 
@@ -304,6 +306,7 @@ class AuditLog:
         ``seconds`` is how long the batch waited for its fdatasync: the call itself when
         the loop syncs, from hand-over to answer when the helper does. For a disk-latency
         histogram (``tollgate_audit_sync_duration_seconds``), like etcd's WAL fsync one.
+        A listener that raises is logged and ignored: it never holds up a batch.
         """
         self._sync_listener = listener
 
@@ -623,8 +626,12 @@ class AuditLog:
 
     def _synced_after(self, seconds: float) -> None:
         listener = self._sync_listener
-        if listener is not None:
+        if listener is None:
+            return
+        try:
             listener(seconds)
+        except Exception:  # an observer's bug must not leave a batch unsettled
+            _logger.exception("audit sync listener failed")
 
     def _finish_sealed(
         self, batch: _Batch, fd: int, sync_error: BaseException | None

@@ -261,3 +261,25 @@ def test_the_wait_for_each_sync_is_reported_a_stalled_one_included(
     asyncio.run(run())
     assert len(waits) == log.syncs == 2
     assert waits[0] < 0.4 <= waits[1] < 5
+
+
+def test_a_failing_sync_listener_loses_no_record(open_log: OpenLog, tmp_path: Path) -> None:
+    log = open_log(signer=None)
+
+    def broken(_seconds: float) -> None:
+        raise RuntimeError("observer bug")
+
+    log.on_sync(broken)
+
+    async def run() -> list[Any]:
+        await log.start()
+        results = [*await asyncio.wait_for(_append_many(log, 0, 5), 10)]  # via the helper
+        alone = await asyncio.wait_for(log.append("decision", decision(5)), 10)  # on the loop
+        results.append(alone)
+        await log.close()
+        return results
+
+    results = asyncio.run(run())
+    assert [r.seq for r in results] == list(range(6))
+    assert log.syncs == 2
+    assert verify_trail(tmp_path / "audit").intact
