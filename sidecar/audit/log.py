@@ -454,6 +454,7 @@ class AuditLog:
                 # so sync here; from now on every batch is synced on the loop.
                 self._syncer = None
                 error = _fdatasync(fd)
+                waited = time.monotonic() - self._in_flight_since
             with self._lock:
                 results = self._finish_sealed(batch, fd, error)
         except Exception as exc:  # a bug, not the disk
