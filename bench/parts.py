@@ -164,12 +164,11 @@ async def measure_variant(
 
 async def _pure_pipeline(directory: Path, checks: int, bodies: list[bytes]) -> float:
     policy = PolicySource(str(directory / "policy.yaml")).read()
-    exhausted: Callable[..., bool] = lambda *_: False  # noqa: E731
 
     async def run_once() -> None:
         for index in range(checks):
             request = parse_request(parse_json_body(bodies[index % len(bodies)]))
-            decide(policy, normalise_request(request, IDENTITY), request, exhausted=exhausted)
+            decide(policy, normalise_request(request, IDENTITY), request)
 
     return await _cpu_per_check(run_once, checks)
 

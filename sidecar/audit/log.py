@@ -304,7 +304,8 @@ class AuditLog:
         """Call ``listener(seconds)`` after every sync of a batch, failed ones included.
 
         ``seconds`` is how long the batch waited for its fdatasync: the call itself when
-        the loop syncs, from hand-over to answer when the helper does. For a disk-latency
+        the loop syncs; from hand-over until the loop reads the answer when the helper
+        does (under load that includes the loop's delay in getting to it). For a disk-latency
         histogram (``tollgate_audit_sync_duration_seconds``), like etcd's WAL fsync one.
         A listener that raises is logged and ignored: it never holds up a batch.
         """
