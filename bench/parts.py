@@ -35,7 +35,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +82,26 @@ def _encoder(gate: Gate) -> Callable[[str, dict[str, Any]], Appended]:
     return encode
 
 
+Append = Callable[[str, dict[str, Any]], Awaitable[Appended]]
+
+
+def _replace_appends(gate: Gate, append: Append) -> None:
+    """Route every record of ``gate`` through ``append``, grouped ones one by one."""
+
+    async def append_all(items: Sequence[tuple[str, dict[str, Any]]]) -> list[Appended]:
+        return [await append(type_, body) for type_, body in items]
+
+    gate.audit.append = append  # type: ignore[method-assign]
+    gate.audit.append_all = append_all  # type: ignore[method-assign]
+
+
 def _encoded_only(gate: Gate) -> None:
     encode = _encoder(gate)
 
     async def append(type_: str, body: dict[str, Any]) -> Appended:
         return encode(type_, body)
 
-    gate.audit.append = append  # type: ignore[method-assign]
+    _replace_appends(gate, append)
 
 
 def _encoded_and_waited(gate: Gate) -> None:
@@ -100,14 +113,14 @@ def _encoded_and_waited(gate: Gate) -> None:
         loop.call_soon(result.set_result, encode(type_, body))
         return await result
 
-    gate.audit.append = append  # type: ignore[method-assign]
+    _replace_appends(gate, append)
 
 
 def _no_record(gate: Gate) -> None:
     async def append(_type: str, _body: dict[str, Any]) -> Appended:
         return Appended(0, "0" * 64)
 
-    gate.audit.append = append  # type: ignore[method-assign]
+    _replace_appends(gate, append)
 
 
 PURE_PIPELINE = "parse + normalise + decide"

@@ -208,9 +208,10 @@ class Gate:
             record["approval"] = approval.id
         write_started = time.perf_counter()
         try:
-            if step is not None:
-                await self.approvals.settle(step, decision_id)
-            appended = await self.audit.append("decision", record)
+            if step is None:
+                appended = await self.audit.append("decision", record)
+            else:
+                appended = await self.approvals.settle(step, decision_id, record)
         except AuditUnavailable as exc:
             self.metrics.audit_failures.inc()
             self.metrics.count_check(verdict.action, "unavailable")

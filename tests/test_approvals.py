@@ -260,6 +260,71 @@ def test_an_approved_request_is_allowed_exactly_once(start, people) -> None:  # 
     assert events(gate, approval_id)[-1] == "refused"
 
 
+class Tampered:
+    """A byte added to the gate's current segment behind its back: the gate refuses to
+    write there (its next batch fails, as on a broken disk) until it is taken away."""
+
+    def __init__(self, gate: Daemon) -> None:
+        self.segment = sorted((gate.audit_dir / "segments").glob("*.jsonl"))[-1]
+
+    def __enter__(self) -> Tampered:
+        with self.segment.open("ab") as handle:
+            handle.write(b"x")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self.segment.open("r+b") as handle:
+            handle.truncate(self.segment.stat().st_size - 1)
+
+
+def syncs(gate: Daemon) -> float:
+    text = gate.get("/metrics").text
+    (line,) = [
+        row
+        for row in text.splitlines()
+        if row.startswith("tollgate_audit_sync_duration_seconds_count")
+    ]
+    return float(line.split()[-1])
+
+
+def test_an_approval_and_its_decision_are_written_together_or_not_at_all(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    with Tampered(gate):
+        refused = gate.check(DELETE_WEB)
+        assert refused.status_code == 503 and refused.json()["allowed"] is False
+        assert gate.get("/v1/approvals").json() == {"approvals": []}, "no approval was opened"
+    assert not any(r["type"] == "approval" for r in gate.records())
+
+    before = syncs(gate)
+    answer = ask(gate)
+    assert syncs(gate) == before + 1, "the approval and the decision share one sync"
+    approval_id = answer["approval"]["id"]
+    requested, decision = gate.records()[-2:]
+    assert (requested["type"], requested["event"], decision["type"]) == (
+        "approval",
+        "requested",
+        "decision",
+    )
+    assert decision["seq"] == requested["seq"] + 1 and decision["approval"] == approval_id
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+
+    # The check that would use the approval cannot be recorded: it is denied, and the
+    # approval is not used up by a check nobody was allowed to act on.
+    with Tampered(gate):
+        failed = gate.check({**DELETE_WEB, "approval": approval_id})
+        assert failed.status_code == 503 and failed.json()["allowed"] is False
+        assert view(gate, approval_id)["status"] == "approved"
+    assert events(gate, approval_id) == ["requested", "approved"]
+
+    before = syncs(gate)
+    used = redeem(gate, approval_id)
+    assert syncs(gate) == before + 1
+    assert (used["allowed"], used["approval"]["status"]) == (True, "redeemed")
+    redeemed, decision = gate.records()[-2:]
+    assert (redeemed["event"], redeemed["decisionId"]) == ("redeemed", used["decisionId"])
+    assert decision["seq"] == redeemed["seq"] + 1 and decision["decisionId"] == used["decisionId"]
+
+
 def test_a_denied_approval_denies_and_says_who(start, people) -> None:  # type: ignore[no-untyped-def]
     gate = start()
     approval_id = ask(gate)["approval"]["id"]

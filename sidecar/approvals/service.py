@@ -9,11 +9,12 @@ verdict into the step to take, without I/O --
   still says ``require_approval``: allowed once if a listed approver approved it and it
   has not expired; anything else is a deny that says why;
 
-then ``settle`` writes the step's ``approval`` record (requested, redeemed) before the
-decision record. An approver's ``decide`` is checked against the current policy's
-approvers; forged attempts are answered 403 and recorded. Expiry is a background duty,
-but the clock decides: a live approval past its expiry is treated as expired before
-its ``expired`` record is written. Nothing is kept outside the trail: ``rebuild``
+then ``settle`` writes the step's ``approval`` record (requested, redeemed) and the
+check's decision record after it, in one batch: both durable, or neither. An
+approver's ``decide`` is checked against the current policy's approvers; forged
+attempts are answered 403 and recorded. Expiry is a background duty, but the clock
+decides: a live approval past its expiry is treated as expired before its ``expired``
+record is written. Nothing is kept outside the trail: ``rebuild``
 replays its ``approval`` records at start.
 
 In ``mode: audit`` (where every answer is ``allowed: true``) and for ``dryRun`` checks
@@ -46,7 +47,7 @@ from sidecar.approvals.model import (
 from sidecar.approvals.signing import ForgedDecision, parse_decision_body, verify_decision
 from sidecar.approvals.trail import RECORD_TYPE, approval_records
 from sidecar.approvals.webhook import Notice, WebhookNotifier, build_payload
-from sidecar.audit.log import AuditLog
+from sidecar.audit.log import Appended, AuditLog
 from sidecar.audit.redact import Redactor
 from sidecar.engine import Verdict
 from sidecar.errors import AuditUnavailable
@@ -236,44 +237,52 @@ class ApprovalService:
             expires_us=now + round(policy.approval_timeout * 1_000_000),
         )
 
-    async def settle(self, step: ApprovalStep, decision_id: str) -> None:
-        """Write the step's approval record and apply it. Raises AuditUnavailable (the
-        step is then undone: a claimed approval is released, a new one never exists)."""
+    async def settle(
+        self, step: ApprovalStep, decision_id: str, decision: dict[str, Any]
+    ) -> Appended:
+        """Record the check's ``decision`` with the step's approval record just before it.
+
+        Both go in one batch, durable together or not at all, and the step is applied
+        only once they are: a failed write (AuditUnavailable, raised) neither opens the
+        new approval nor uses up the approved one, which stays approved for a retry.
+        Returns where the decision record landed.
+        """
         approval = step.approval
-        if approval is None:
-            return
-        if step.kind == "new":
-            approval.decision_id = decision_id
-            # Secrets are redacted by the trail itself; the hash was taken before.
-            request = bound_request(step.verdict.request)
-            await self._record(
-                {
-                    "event": "requested",
-                    "approval": approval.id,
-                    "requestHash": approval.request_hash,
-                    "action": approval.action,
-                    "request": request,
-                    "rule": approval.rule,
-                    "risk": approval.risk,
-                    "policyReason": approval.policy_reason,
-                    "policy": approval.policy,
-                    "decisionId": decision_id,
-                    "createdAt": format_us(approval.created_us),
-                    "expiresAt": format_us(approval.expires_us),
-                }
-            )
-            self.book.add(approval)
-            self._changed_now(approval)
-            self._wake_event().set()
-            if step.policy is not None:
-                self._notify(approval, step.policy)
-        elif step.kind == "redeem":
-            await self._transition(
+        decision_record = ("decision", decision)
+        if approval is None or step.kind not in ("new", "redeem"):
+            return await self.audit.append(*decision_record)
+        if step.kind == "redeem":
+            return await self._transition(
                 approval,
                 {"event": "redeemed", "decisionId": decision_id, "approver": approval.approver},
                 lambda a: self.book.redeemed(a, decision_id, now_us()),
                 claimed=True,
+                then=decision_record,
             )
+        approval.decision_id = decision_id
+        # Secrets are redacted by the trail itself; the hash was taken before.
+        request = bound_request(step.verdict.request)
+        requested = {
+            "event": "requested",
+            "approval": approval.id,
+            "requestHash": approval.request_hash,
+            "action": approval.action,
+            "request": request,
+            "rule": approval.rule,
+            "risk": approval.risk,
+            "policyReason": approval.policy_reason,
+            "policy": approval.policy,
+            "decisionId": decision_id,
+            "createdAt": format_us(approval.created_us),
+            "expiresAt": format_us(approval.expires_us),
+        }
+        _, appended = await self._record(requested, then=decision_record)
+        self.book.add(approval)
+        self._changed_now(approval)
+        self._wake_event().set()
+        if step.policy is not None:
+            self._notify(approval, step.policy)
+        return appended
 
     # -- approvers --------------------------------------------------------------------
 
@@ -374,8 +383,14 @@ class ApprovalService:
 
     # -- recording and notifying ------------------------------------------------------
 
-    async def _record(self, body: dict[str, Any]) -> None:
-        await self.audit.append(RECORD_TYPE, {**body, "identity": self.identity})
+    async def _record(
+        self, body: dict[str, Any], *, then: tuple[str, dict[str, Any]] | None = None
+    ) -> list[Appended]:
+        """Write an approval record, and ``then`` right after it in the same batch."""
+        record = (RECORD_TYPE, {**body, "identity": self.identity})
+        if then is None:
+            return [await self.audit.append(*record)]
+        return await self.audit.append_all([record, then])
 
     async def _record_quietly(self, body: dict[str, Any]) -> None:
         try:
@@ -390,17 +405,20 @@ class ApprovalService:
         apply: Callable[[Approval], None],
         *,
         claimed: bool = False,
-    ) -> None:
-        """Record ``event`` for ``approval``, then ``apply`` it; nothing else may move
-        the approval meanwhile. ``claimed``: the caller already set ``settling``."""
+        then: tuple[str, dict[str, Any]] | None = None,
+    ) -> Appended:
+        """Record ``event`` for ``approval`` (with ``then`` after it), then ``apply`` it;
+        nothing else may move the approval meanwhile. ``claimed``: the caller already
+        set ``settling``. Returns where the last record landed."""
         if not claimed:
             approval.settling = True
         try:
-            await self._record({**event, "approval": approval.id})
+            appended = await self._record({**event, "approval": approval.id}, then=then)
         finally:
             approval.settling = False
         apply(approval)
         self._changed_now(approval)
+        return appended[-1]
 
     def _changed_now(self, approval: Approval) -> None:
         event = self._changed.pop(approval.id, None)

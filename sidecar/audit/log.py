@@ -35,7 +35,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -100,6 +100,7 @@ class _Batch:
     buffer: bytearray = field(default_factory=bytearray)
     results: list[Appended | BaseException] = field(default_factory=list)
     futures: list[asyncio.Future[Appended]] = field(default_factory=list)
+    callers: int = 0  # appends waiting on it (one append_all counts once)
     added: int = 0  # records staged, the checkpoint record not counted
     reason: str | None = None  # a checkpoint reason forced by the caller
     checkpoint: tuple[Checkpoint, str] | None = None
@@ -342,13 +343,47 @@ class AuditLog:
         Raises AuditUnavailable when the trail cannot be written (nothing of the record
         stays on disk), ValueError/TypeError for a body that cannot be recorded.
         """
+        if self._loop is None:
+            await self.start()
+        batch = self._gathering()
+        self._stage(batch, type, body)  # raises for a body that cannot be recorded
+        batch.callers += 1
+        future: asyncio.Future[Appended] = self._loop_future()
+        batch.futures.append(future)
+        return await future
+
+    async def append_all(self, records: Sequence[tuple[str, dict[str, Any]]]) -> list[Appended]:
+        """Append ``records`` as one unit: consecutive, in one batch, all durable or none.
+
+        For records that are only true together, such as an approval being used and the
+        decision that uses it: a failed write fails them all (nothing of them stays on
+        disk), and a body that cannot be recorded stages none of them. Raises like
+        ``append``.
+        """
+        if self._loop is None:
+            await self.start()
+        batch = self._gathering()
+        self._stage_all(batch, records)
+        batch.callers += 1
+        futures = [self._loop_future() for _ in records]
+        batch.futures.extend(futures)
+        # gather retrieves every outcome (no "exception never retrieved" for the rest)
+        # and, if this caller is cancelled, cancels them all; the records stay written.
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        appended: list[Appended] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            appended.append(outcome)
+        return appended
+
+    def _gathering(self) -> _Batch:
+        """The batch new appends are staged onto, started (and its flush scheduled) if need be."""
         if self._closing or self._closed:
             raise AuditUnavailable("audit log is closed")
         stalled = self._stalled_for()
         if stalled is not None:
             raise AuditUnavailable(f"audit trail cannot be written: {self.last_error}")
-        if self._loop is None:
-            await self.start()
         assert self._loop is not None
         batch = self._pending
         if batch is None:
@@ -365,10 +400,11 @@ class AuditLog:
             # iteration). Under load that doubles the records per fsync; alone, a check
             # waits one more iteration, microseconds.
             self._loop.call_soon(self._loop.call_soon, self._flush)
-        self._stage(batch, type, body)  # raises for a body that cannot be recorded
-        future: asyncio.Future[Appended] = self._loop.create_future()
-        batch.futures.append(future)
-        return await future
+        return batch
+
+    def _loop_future(self) -> asyncio.Future[Appended]:
+        assert self._loop is not None
+        return self._loop.create_future()
 
     def append_blocking(self, type: str, body: dict[str, Any]) -> Appended:
         """``append`` for callers without an event loop (CLI, tests, startup).
@@ -441,7 +477,7 @@ class AuditLog:
         syncer = self._syncer
         if syncer is None or not syncer.alive or self._closing:
             return False
-        return len(batch.futures) > 1 or self._overlapped
+        return batch.callers > 1 or self._overlapped
 
     def _synced(self, error: BaseException | None) -> None:
         """The helper's answer for the batch in flight: settle it, write the next one."""
@@ -540,7 +576,22 @@ class AuditLog:
     def _stage(self, batch: _Batch, type_: str, body: dict[str, Any]) -> None:
         """Encode one record onto ``batch``; raises for a body that cannot be recorded."""
         line = self._encode(batch.size, type_, body, batch.head)
-        head = sha256(b"\x00" + line).digest()
+        self._add(batch, line, sha256(b"\x00" + line).digest())
+
+    def _stage_all(self, batch: _Batch, items: Sequence[_BatchItem]) -> None:
+        """Encode ``items`` onto ``batch`` in order, all or none (a bad body raises first)."""
+        lines: list[tuple[bytes, bytes]] = []
+        seq, head = batch.size, batch.head
+        for type_, body in items:
+            line = self._encode(seq, type_, body, head)
+            head = sha256(b"\x00" + line).digest()
+            lines.append((line, head))
+            seq += 1
+        for line, head in lines:
+            self._add(batch, line, head)
+
+    @staticmethod
+    def _add(batch: _Batch, line: bytes, head: bytes) -> None:
         batch.frontier.append(head)
         batch.buffer += line
         batch.buffer += b"\n"
@@ -695,8 +746,9 @@ class AuditLog:
     def _write_unsynced(self, buffer: bytearray) -> int:
         """Append ``buffer`` to the current segment, not yet synced; returns the open file.
 
-        Undone (the segment truncated back) on any failure. The caller syncs the file and
-        hands it to ``_finish_write``.
+        A failed write is undone (the segment truncated back); a segment whose size is not
+        what this process left is refused untouched. The caller syncs the file and hands
+        it to ``_finish_write``.
         """
         path = self._segment.path
         expected = self._segment_size
@@ -717,9 +769,15 @@ class AuditLog:
                 if actual > expected and (self._dirty_tail or not self._segment_exists):
                     os.ftruncate(fd, expected)  # leftovers of our own failed write
                 else:
+                    # Not ours to repair: the file is left exactly as found, for whoever
+                    # investigates, and every write is refused until it is put right.
                     raise AuditUnavailable(
                         f"segment is {actual} bytes, expected {expected}: changed outside Tollgate"
                     )
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             self._dirty_tail = True
             view = memoryview(buffer)
             while view:

@@ -189,9 +189,27 @@ def test_a_segment_changed_behind_the_writer_stops_it(open_log: OpenLog, tmp_pat
     segment = next((tmp_path / "audit" / "segments").glob("*.jsonl"))
     with open(segment, "ab") as handle:
         handle.write(b'{"forged":true}\n')
+    found = segment.read_bytes()
+    for attempt in range(2):
+        with pytest.raises(AuditUnavailable, match="changed outside Tollgate"):
+            log.append_blocking("decision", decision(attempt))
+        assert not log.writable
+        # Left exactly as found: the evidence is not cut away, nothing is added to it.
+        assert segment.read_bytes() == found
+
+
+def test_a_segment_shortened_behind_the_writer_is_not_padded_back(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(signer=None)
+    log.append_blocking("startup", {})
+    log.append_blocking("decision", decision(1))
+    segment = next((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    kept = segment_lines(tmp_path / "audit")[0] + b"\n"
+    segment.write_bytes(kept)  # the last record deleted
     with pytest.raises(AuditUnavailable, match="changed outside Tollgate"):
-        log.append_blocking("decision", decision(1))
-    assert not log.writable
+        log.append_blocking("decision", decision(2))
+    assert segment.read_bytes() == kept
 
 
 def test_appends_after_a_failed_batch_are_written_on_the_durable_trail(

@@ -103,6 +103,93 @@ def test_concurrent_appends_share_fsyncs_and_keep_order(
     assert verify_trail(tmp_path / "audit").intact
 
 
+@pytest.mark.parametrize("sync_helper", [True, False], ids=["helper", "on-loop"])
+def test_append_all_writes_its_records_consecutively_in_one_sync(
+    open_log: OpenLog, tmp_path: Path, sync_helper: bool
+) -> None:
+    log = open_log(signer=None, sync_helper=sync_helper)
+    log.append_blocking("startup", {})
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        await log.start()
+        # Interleaved with single appends of the same loop iteration, the group stays
+        # in one piece, in the order given.
+        others = [log.append("decision", decision(i)) for i in range(3)]
+        group = log.append_all(
+            [("approval", {"event": "redeemed", "approval": "apr_1"}), ("decision", decision(9))]
+        )
+        results = await asyncio.gather(others[0], group, *others[1:])
+        before = log.syncs
+        alone = await log.append_all([("decision", decision(10)), ("decision", decision(11))])
+        assert log.syncs == before + 1, "a group on its own is one batch, one sync"
+        await log.close()
+        return results[1], alone
+
+    grouped, alone = asyncio.run(run())
+    lines = [json.loads(line) for line in segment_lines(tmp_path / "audit")]
+    seqs = [appended.seq for appended in grouped]
+    assert seqs[1] == seqs[0] + 1
+    assert [lines[seq]["type"] for seq in seqs] == ["approval", "decision"]
+    assert lines[seqs[1]]["decisionId"] == decision(9)["decisionId"]
+    assert [a.seq for a in alone] == [len(lines) - 2, len(lines) - 1]
+    assert [a.hash for a in alone] == [
+        leaf_hash(line).hex() for line in segment_lines(tmp_path / "audit")[-2:]
+    ]
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_append_all_with_a_bad_body_stages_none_of_its_records(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(signer=None, sync_helper=False)
+
+    async def run() -> Any:
+        await log.start()
+        neighbour = asyncio.ensure_future(log.append("decision", decision(1)))
+        with pytest.raises(ValueError, match="must not set"):
+            await log.append_all([("decision", decision(2)), ("decision", {"seq": 5})])
+        appended = await neighbour
+        await log.close()
+        return appended
+
+    appended = asyncio.run(run())
+    lines = [json.loads(line) for line in segment_lines(tmp_path / "audit")]
+    # Only the neighbour in the same batch was written; the group's good record was not.
+    assert [line["decisionId"] for line in lines] == [decision(1)["decisionId"]]
+    assert appended.seq == 0
+    assert verify_trail(tmp_path / "audit").intact
+
+
+@pytest.mark.parametrize("sync_helper", [True, False], ids=["helper", "on-loop"])
+def test_append_all_fails_whole_when_its_sync_fails(
+    open_log: OpenLog, tmp_path: Path, sync_helper: bool
+) -> None:
+    log = open_log(signer=None, sync_helper=sync_helper)
+    log.append_blocking("startup", {})
+    segment = next((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    group = [("approval", {"event": "redeemed", "approval": "apr_1"}), ("decision", decision(1))]
+
+    async def run() -> list[Any]:
+        await log.start()
+        # Bytes the gate did not write: its next batch is refused whole, as after a
+        # failed write, and nothing of it stays on disk.
+        with segment.open("ab") as tampered:
+            tampered.write(b"x")
+        with pytest.raises(AuditUnavailable, match="changed outside Tollgate"):
+            await log.append_all(group)
+        with segment.open("r+b") as tampered:
+            tampered.truncate(segment.stat().st_size - 1)
+        written = await log.append_all(group)
+        await log.close()
+        return written
+
+    written = asyncio.run(run())
+    lines = [json.loads(line) for line in segment_lines(tmp_path / "audit")]
+    assert [line["type"] for line in lines] == ["startup", "approval", "decision"]
+    assert [a.seq for a in written] == [1, 2]
+    assert verify_trail(tmp_path / "audit").intact
+
+
 def test_every_sync_reports_how_long_it_took(open_log: OpenLog) -> None:
     log = open_log(signer=None, sync_helper=False)
     waits: list[float] = []
