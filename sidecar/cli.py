@@ -8,9 +8,11 @@ Every ``serve`` flag also reads ``TOLLGATE_<FLAG>`` from the environment.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -152,10 +154,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_remote(url: str, text: str, timeout: float) -> int:
-    """Ask a running gate; anything but a 200 with allowed: true exits 1 (deny) or 2."""
-    endpoint = url.rstrip("/") + "/v1/check"
+    """Ask a running gate; anything but a 200 with allowed: true exits 1 (deny) or 2.
+
+    ``timeout`` bounds the whole exchange: urllib's bounds each socket read, so a peer
+    sending a byte now and then could otherwise hold the command for as long as it likes.
+    """
+    outcome: list[tuple[int, Any, str | None]] = []
+    asking = threading.Thread(target=lambda: outcome.append(_ask(url, text, timeout)), daemon=True)
+    asking.start()
+    asking.join(timeout)
+    if not outcome:
+        print(
+            f"tollgate check: the gate did not answer within {timeout:g} s; treating as deny",
+            file=sys.stderr,
+        )
+        return EXIT_DENY
+    code, payload, problem = outcome[0]
+    if problem is not None:
+        print(problem, file=sys.stderr)
+    else:
+        _print_json(payload)
+    return code
+
+
+def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
+    """(exit code, the answer to print, or else a problem for stderr); never raises."""
     request = urllib.request.Request(
-        endpoint,
+        url.rstrip("/") + "/v1/check",
         data=text.encode("utf-8"),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -166,18 +191,16 @@ def _check_remote(url: str, text: str, timeout: float) -> int:
     except urllib.error.HTTPError as exc:
         try:
             payload = json.loads(exc.read())
-        except ValueError:
+        except (OSError, ValueError):
             payload = {"error": {"code": "http", "message": f"HTTP {exc.code}"}}
-        _print_json(payload)
-        return EXIT_ERROR if exc.code in (400, 413) else EXIT_DENY
-    except (OSError, ValueError) as exc:
-        print(
-            f"tollgate check: gate unreachable or answer unreadable ({exc}); treating as deny",
-            file=sys.stderr,
+        return (EXIT_ERROR if exc.code in (400, 413) else EXIT_DENY), payload, None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        problem = (
+            f"tollgate check: gate unreachable or answer unreadable ({exc!r}); treating as deny"
         )
-        return EXIT_DENY
-    _print_json(payload)
-    return EXIT_ALLOW if isinstance(payload, dict) and payload.get("allowed") is True else EXIT_DENY
+        return EXIT_DENY, None, problem
+    allowed = isinstance(payload, dict) and payload.get("allowed") is True
+    return (EXIT_ALLOW if allowed else EXIT_DENY), payload, None
 
 
 def _print_policy_error(error: PolicyError) -> None:

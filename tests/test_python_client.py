@@ -285,6 +285,41 @@ def test_a_gate_that_never_answers_is_a_deny_after_the_timeout(raw_server) -> No
     assert "did not answer within 0.5 s" in decision.reason
 
 
+def drip(answer: bytes, every: float) -> Callable[[socket.socket, int], None]:
+    """A script that reads the request, then sends ``answer`` a byte at a time."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        for byte in answer:
+            conn.sendall(bytes([byte]))
+            time.sleep(every)
+
+    return script
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) -> None:  # type: ignore[no-untyped-def]
+    """The timeout bounds the whole check, not each read: a gate (or anything on its
+    port) sending a byte now and then cannot hold the agent for longer."""
+    answer = http_answer(200, b'{"allowed": true, "decision": "allow", "reason": "slow"}')
+    head_size = answer.index(b"\r\n\r\n") + 4
+    if part == "head":
+        script = drip(answer, every=0.05)
+    else:
+
+        def script(conn: socket.socket, index: int) -> None:
+            read_request(conn)
+            conn.sendall(answer[:head_size])
+            drip(answer[head_size:], every=0.05)(conn, index)
+
+    server = raw_server(script)
+    started = time.monotonic()
+    decision = Gate(server.url, timeout=0.5).check("file.read", path="/app/data/x")
+    elapsed = time.monotonic() - started
+    assert (decision.allowed, decision.error) == (False, "timeout")
+    assert elapsed < 1.5, f"a 0.5 s timeout took {elapsed:.1f} s"
+
+
 @pytest.mark.parametrize(
     ("script", "error", "words"),
     [

@@ -3,14 +3,17 @@
 Idle connections are pooled (one per concurrent caller; thread-safe; dropped after a
 fork). A connection the gate has closed while idle is noticed before it is used, and a
 request that fails on a reused connection because the gate closed it at that moment is
-sent once more on a fresh one (the gate had not read it). Every failure is raised as
+sent once more on a fresh one (the gate had not read it). The timeout is a deadline for
+the whole exchange, every read of the answer included. Every failure is raised as
 ``TransportError`` with a kind (``unreachable``, ``timeout``, ``bad_answer``) and a
 message fit for a deny reason.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import os
 import select
 import socket
@@ -71,6 +74,43 @@ def _closed_while_idle(connection: http.client.HTTPConnection) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline passed")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's incoming bytes, each read given only the time left until ``deadline``.
+
+    http.client reads the answer through a file over the socket, whose every read
+    waits up to the socket's timeout afresh; a peer sending a byte now and then could
+    stretch one check far past its timeout.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self._sock.settimeout(_remaining(self._deadline))
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(
+        self, sock: socket.socket, *args: object, deadline: float, **kwargs: object
+    ) -> None:
+        super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
+        self.fp.close()  # the plain socket file http.client made; the socket stays open
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
 
 
 class Transport:
@@ -175,15 +215,9 @@ class Transport:
         body: bytes | None,
         deadline: float,
     ) -> tuple[int, bytes]:
-        def remaining() -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("deadline passed")
-            return left
-
         sock: socket.socket | None = connection.sock
         if sock is None:
-            connection.timeout = remaining()
+            connection.timeout = _remaining(deadline)
             connection.connect()
             sock = connection.sock
             # http.client sends the headers and the body in two writes: without this,
@@ -192,9 +226,9 @@ class Transport:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        sock.settimeout(remaining())
+        sock.settimeout(_remaining(deadline))
         connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
-        sock.settimeout(remaining())
+        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
         response = connection.getresponse()
         data = response.read(MAX_ANSWER_BYTES + 1)
         if len(data) > MAX_ANSWER_BYTES:
