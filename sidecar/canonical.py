@@ -2,7 +2,10 @@
 
 Sorted keys, no insignificant whitespace, UTF-8 without escaping non-ASCII, integers
 only (a float is a programming error, not something to round). This is the subset of
-RFC 8785 (JCS) that integer-only documents need, so JCS tooling reproduces the bytes.
+RFC 8785 (JCS) that integer-only documents need, so JCS tooling reproduces the bytes,
+with two exceptions docs/audit.md spells out: keys are sorted by code point (JCS: UTF-16
+code unit; they differ only above U+FFFF) and integers beyond ±2^53 keep every digit
+(JCS rounds them to a double).
 
 Two encoders give the same bytes: msgspec (fast) for values made only of str-keyed
 dicts, lists, tuples, str, int, bool and None, which is every audit record; the
