@@ -14,6 +14,7 @@ are imported only when one of them runs.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -101,8 +102,8 @@ def _call(
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
-    except (OSError, ValueError) as exc:
-        raise CommandFailed(f"cannot reach {url}: {exc}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise CommandFailed(f"cannot reach {url}: {exc!r}") from None
     try:
         payload = json.loads(raw)
     except ValueError:

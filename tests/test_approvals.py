@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -750,6 +751,21 @@ def test_cli_deny_and_a_key_not_in_the_policy(start, people) -> None:  # type: i
     assert view(gate, approval_id)["status"] == "denied"
     unreachable = tollgate("approvals", "list", "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+    # Something at the address that does not speak HTTP: the same clear error.
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def babble() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+
+    threading.Thread(target=babble, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    babbling = tollgate("approvals", "list", "--url", url)
+    listener.close()
+    assert babbling.returncode == 2 and "cannot reach" in babbling.stderr
+    assert "Traceback" not in babbling.stderr
 
 
 def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people) -> None:
