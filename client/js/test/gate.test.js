@@ -153,6 +153,32 @@ describe('fail closed', () => {
     assert.match(decision.reason, /did not answer within 300 ms/);
   });
 
+  for (const part of ['head', 'body']) {
+    test(`an answer trickling in (${part}) is a deny at the timeout, not after it`, async () => {
+      const answer = httpAnswer(200, '{"allowed": true, "decision": "allow", "reason": "slow"}');
+      const headSize = answer.indexOf('\r\n\r\n') + 4;
+      const trickle = track(
+        await rawServer(async (socket, reader) => {
+          await reader.next();
+          let sent = part === 'head' ? 0 : headSize;
+          if (sent) socket.write(answer.subarray(0, sent));
+          while (sent < answer.length && !socket.destroyed) {
+            socket.write(answer.subarray(sent, sent + 1));
+            sent += 1;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }),
+      );
+      const started = Date.now();
+      const decision = await track(new Gate({ url: trickle.url, timeout: 500 })).check({
+        action: 'file.read',
+        path: '/x',
+      });
+      assert.ok(Date.now() - started < 1500, `a 500 ms timeout took ${Date.now() - started} ms`);
+      assert.deepEqual([decision.allowed, decision.error], [false, 'timeout']);
+    });
+  }
+
   const cases = [
     [
       'not HTTP',
