@@ -25,7 +25,7 @@ from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
 from sidecar.metrics import GateMetrics
 from sidecar.normalise.request import normalise_request
-from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
 from sidecar.ratelimit import RateLimiter
 from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
@@ -174,18 +174,23 @@ class Gate:
         dry_run = parsed.dryRun
         # A dry run sees spent limits (an honest preflight) but spends nothing.
         verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
+        spent: list[CompiledRule] = []
         if verdict.decision == "allow" and not dry_run and policy.has_rate_limits:
-            self.limiter.spend(policy, verdict)
+            spent = self.limiter.spend(policy, verdict)
         step = None
         # Only a policy that still says require_approval lets an approval be opened or
         # used. In audit mode every answer is allowed anyway: no human is asked.
         if verdict.decision == "require_approval" and policy.mode == "enforce":
             step = self.approvals.resolve(verdict, policy, dry_run=dry_run)
             verdict = step.verdict
-        return await self._answer(verdict, dry_run, step)
+        return await self._answer(verdict, dry_run, step, spent)
 
     async def _answer(
-        self, verdict: Verdict, dry_run: bool, step: ApprovalStep | None = None
+        self,
+        verdict: Verdict,
+        dry_run: bool,
+        step: ApprovalStep | None,
+        spent: list[CompiledRule],
     ) -> Answer:
         decision_id = new_ulid()
         record: dict[str, Any] = {
@@ -213,6 +218,8 @@ class Gate:
             else:
                 appended = await self.approvals.settle(step, decision_id, record)
         except AuditUnavailable as exc:
+            if spent:
+                self.limiter.refund(spent)  # answered deny: the agent does not act
             self.metrics.audit_failures.inc()
             self.metrics.count_check(verdict.action, "unavailable")
             return Answer(

@@ -56,15 +56,26 @@ class RateLimiter:
     def exhausted(self, rule: CompiledRule) -> bool:
         return self._refilled(rule).tokens < 1.0
 
-    def spend(self, policy: CompiledPolicy, verdict: Verdict) -> None:
+    def spend(self, policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule]:
         """One token of each rate-limited rule that matched, however many of the
-        request's subjects it matched (a path and its realPath are one read)."""
-        spent: set[int] = set()
+        request's subjects it matched (a path and its realPath are one read).
+        Returns the rules spent, for ``refund``."""
+        spent: dict[int, CompiledRule] = {}
         for decision in verdict.decisions:
             for rule in matching_allow_rules(policy, decision.subject):
                 if rule.index not in spent:
-                    spent.add(rule.index)
+                    spent[rule.index] = rule
                     self._refilled(rule).tokens -= 1.0
+        return list(spent.values())
+
+    def refund(self, rules: list[CompiledRule]) -> None:
+        """Give back what ``spend`` took, for a check that was not allowed after all (its
+        record could not be written). Rules a reload dropped meanwhile are skipped."""
+        for rule in rules:
+            assert rule.rate_limit is not None
+            if self._key(rule) in self._buckets:
+                bucket = self._refilled(rule)
+                bucket.tokens = min(float(rule.rate_limit.count), bucket.tokens + 1.0)
 
     def retain(self, policy: CompiledPolicy) -> None:
         """Drop buckets of rules the new policy no longer has (same id and limit)."""

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sidecar.engine import evaluate_request
+from sidecar.policy.loader import load_policy_bytes
+from sidecar.ratelimit import RateLimiter
 from tests.daemon import Daemon
 
 POLICY = """\
@@ -58,6 +61,38 @@ def test_a_spent_bucket_denies_naming_the_rule(gate: Daemon) -> None:
     assert read(gate, "/var/log/syslog")["allowed"] is True
     assert check(gate, {"action": "process.exec", "argv": ["git", "status"]})["allowed"] is True
     assert check(gate, {"action": "file.write", "path": "/app/out/r"})["allowed"] is True
+
+
+def test_a_check_the_trail_could_not_record_spends_nothing(gate: Daemon) -> None:
+    """Answered 503 (deny), the agent did not act: its token is given back."""
+    assert read(gate)["allowed"] is True
+    segment = sorted((gate.audit_dir / "segments").glob("*.jsonl"))[-1]
+    with segment.open("ab") as handle:
+        handle.write(b"x")  # changed behind the gate's back: it refuses to write
+    failed = gate.check({"action": "file.read", "path": "/app/data/y"})
+    assert failed.status_code == 503 and failed.json()["allowed"] is False
+    with segment.open("r+b") as handle:
+        handle.truncate(segment.stat().st_size - 1)
+    answers = [read(gate, f"/app/data/{i}") for i in range(3)]
+    assert [a["allowed"] for a in answers] == [True, True, False]
+
+
+def test_a_refund_gives_back_one_token_and_never_more_than_the_bucket_holds() -> None:
+    policy = load_policy_bytes(POLICY.encode(), "policy.yaml")
+    clock = [100.0]  # frozen: no refill while the test runs
+    limiter = RateLimiter(clock=lambda: clock[0])
+    verdict = evaluate_request(
+        policy, {"action": "file.read", "path": "/app/data/x"}, exhausted=limiter.exhausted
+    )
+    (reads,) = [rule for rule in policy.rules if rule.id == "reads"]
+    spent = [limiter.spend(policy, verdict) for _ in range(3)]
+    assert [[rule.id for rule in rules] for rules in spent] == [["reads"]] * 3
+    assert limiter.exhausted(reads)
+    limiter.refund(spent[0])
+    assert limiter.remaining(reads) == 1.0
+    for rules in spent:
+        limiter.refund(rules)
+    assert limiter.remaining(reads) == 3.0, "capped at the bucket's count"
 
 
 def test_the_bucket_refills_over_time(gate: Daemon) -> None:
