@@ -6,6 +6,7 @@ signals; nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,18 @@ class Daemon:
             with segment.open("rb") as handle:
                 found.extend(json.loads(line) for line in handle if line.strip())
         return found
+
+
+@contextlib.contextmanager
+def refusing_writes(daemon: Daemon) -> Iterator[None]:
+    """A byte added to the daemon's current segment behind its back: the gate refuses
+    every write there (its batches fail, as on a broken disk) until the byte is taken
+    away on leaving, after which it writes again without a restart."""
+    segment = sorted((daemon.audit_dir / "segments").glob("*.jsonl"))[-1]
+    with segment.open("ab") as handle:
+        handle.write(b"x")
+    try:
+        yield
+    finally:
+        with segment.open("r+b") as handle:
+            handle.truncate(segment.stat().st_size - 1)

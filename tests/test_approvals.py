@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sidecar.errors import PolicyError
 from sidecar.keys import generate_keypair
 from sidecar.policy.loader import load_policy_file
-from tests.daemon import Daemon
+from tests.daemon import Daemon, refusing_writes
 
 DELETE_WEB = {
     "action": "k8s.request",
@@ -261,23 +261,6 @@ def test_an_approved_request_is_allowed_exactly_once(start, people) -> None:  # 
     assert events(gate, approval_id)[-1] == "refused"
 
 
-class Tampered:
-    """A byte added to the gate's current segment behind its back: the gate refuses to
-    write there (its next batch fails, as on a broken disk) until it is taken away."""
-
-    def __init__(self, gate: Daemon) -> None:
-        self.segment = sorted((gate.audit_dir / "segments").glob("*.jsonl"))[-1]
-
-    def __enter__(self) -> Tampered:
-        with self.segment.open("ab") as handle:
-            handle.write(b"x")
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        with self.segment.open("r+b") as handle:
-            handle.truncate(self.segment.stat().st_size - 1)
-
-
 def syncs(gate: Daemon) -> float:
     text = gate.get("/metrics").text
     (line,) = [
@@ -290,7 +273,7 @@ def syncs(gate: Daemon) -> float:
 
 def test_an_approval_and_its_decision_are_written_together_or_not_at_all(start, people) -> None:  # type: ignore[no-untyped-def]
     gate = start()
-    with Tampered(gate):
+    with refusing_writes(gate):
         refused = gate.check(DELETE_WEB)
         assert refused.status_code == 503 and refused.json()["allowed"] is False
         assert gate.get("/v1/approvals").json() == {"approvals": []}, "no approval was opened"
@@ -311,7 +294,7 @@ def test_an_approval_and_its_decision_are_written_together_or_not_at_all(start, 
 
     # The check that would use the approval cannot be recorded: it is denied, and the
     # approval is not used up by a check nobody was allowed to act on.
-    with Tampered(gate):
+    with refusing_writes(gate):
         failed = gate.check({**DELETE_WEB, "approval": approval_id})
         assert failed.status_code == 503 and failed.json()["allowed"] is False
         assert view(gate, approval_id)["status"] == "approved"

@@ -14,7 +14,7 @@ import pytest
 from sidecar.engine import evaluate_request
 from sidecar.policy.loader import load_policy_bytes
 from sidecar.ratelimit import RateLimiter
-from tests.daemon import Daemon
+from tests.daemon import Daemon, refusing_writes
 
 POLICY = """\
 version: 1
@@ -66,13 +66,9 @@ def test_a_spent_bucket_denies_naming_the_rule(gate: Daemon) -> None:
 def test_a_check_the_trail_could_not_record_spends_nothing(gate: Daemon) -> None:
     """Answered 503 (deny), the agent did not act: its token is given back."""
     assert read(gate)["allowed"] is True
-    segment = sorted((gate.audit_dir / "segments").glob("*.jsonl"))[-1]
-    with segment.open("ab") as handle:
-        handle.write(b"x")  # changed behind the gate's back: it refuses to write
-    failed = gate.check({"action": "file.read", "path": "/app/data/y"})
-    assert failed.status_code == 503 and failed.json()["allowed"] is False
-    with segment.open("r+b") as handle:
-        handle.truncate(segment.stat().st_size - 1)
+    with refusing_writes(gate):
+        failed = gate.check({"action": "file.read", "path": "/app/data/y"})
+        assert failed.status_code == 503 and failed.json()["allowed"] is False
     answers = [read(gate, f"/app/data/{i}") for i in range(3)]
     assert [a["allowed"] for a in answers] == [True, True, False]
 

@@ -161,7 +161,7 @@ def test_append_all_with_a_bad_body_stages_none_of_its_records(
 
 
 @pytest.mark.parametrize("sync_helper", [True, False], ids=["helper", "on-loop"])
-def test_append_all_fails_whole_when_its_sync_fails(
+def test_append_all_fails_whole_when_its_write_is_refused(
     open_log: OpenLog, tmp_path: Path, sync_helper: bool
 ) -> None:
     log = open_log(signer=None, sync_helper=sync_helper)
