@@ -24,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from sidecar.deadline import DeadlineExceeded, call_within
+
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9800"
 _REDACTION_MARK = "[REDACTED:"
@@ -85,23 +87,34 @@ def _add_url(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TOLLGATE_URL") or DEFAULT_URL,
         help=f"the gate ($TOLLGATE_URL, default {DEFAULT_URL})",
     )
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds for each call to the gate, whole"
+    )
 
 
 def _call(
     method: str, url: str, timeout: float, body: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """(status, JSON object); CommandFailed when the gate cannot be asked or answers
-    something that is not a JSON object."""
+    """(status, JSON object); CommandFailed when the gate cannot be asked, does not
+    answer within ``timeout`` (the whole exchange), or answers something that is not a
+    JSON object."""
     data = json.dumps(body).encode("utf-8") if body is not None else None
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json"}
     )
+
+    def exchange() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        status, raw = call_within(timeout, exchange)
+    except DeadlineExceeded:
+        unknown = " (the decision may or may not have been recorded)" if method == "POST" else ""
+        raise CommandFailed(f"{url} did not answer within {timeout:g} s{unknown}") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:
         raise CommandFailed(f"cannot reach {url}: {exc!r}") from None
     try:

@@ -12,13 +12,13 @@ import http.client
 import json
 import os
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from sidecar import __version__
+from sidecar.deadline import DeadlineExceeded, call_within
 from sidecar.errors import PolicyError, RequestError
 
 EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
@@ -156,20 +156,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _check_remote(url: str, text: str, timeout: float) -> int:
     """Ask a running gate; anything but a 200 with allowed: true exits 1 (deny) or 2.
 
-    ``timeout`` bounds the whole exchange: urllib's bounds each socket read, so a peer
-    sending a byte now and then could otherwise hold the command for as long as it likes.
+    ``timeout`` bounds the whole exchange (``call_within``), not each socket read.
     """
-    outcome: list[tuple[int, Any, str | None]] = []
-    asking = threading.Thread(target=lambda: outcome.append(_ask(url, text, timeout)), daemon=True)
-    asking.start()
-    asking.join(timeout)
-    if not outcome:
+    try:
+        code, payload, problem = call_within(timeout, lambda: _ask(url, text, timeout))
+    except DeadlineExceeded:
         print(
             f"tollgate check: the gate did not answer within {timeout:g} s; treating as deny",
             file=sys.stderr,
         )
         return EXIT_DENY
-    code, payload, problem = outcome[0]
     if problem is not None:
         print(problem, file=sys.stderr)
     else:

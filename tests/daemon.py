@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,29 @@ def refusing_writes(daemon: Daemon) -> Iterator[None]:
     finally:
         with segment.open("r+b") as handle:
             handle.truncate(segment.stat().st_size - 1)
+
+
+@contextlib.contextmanager
+def answering_peer(answer: bytes, byte_every: float | None = None) -> Iterator[str]:
+    """Something at a loopback URL (yielded) that reads one request and sends ``answer``:
+    at once, or a byte every ``byte_every`` seconds. For a client facing a gate that is
+    slow, or a port that is not a gate at all."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                if byte_every is None:
+                    conn.sendall(answer)
+                    return
+                for byte in answer:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(byte_every)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()

@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sidecar.errors import PolicyError
 from sidecar.keys import generate_keypair
 from sidecar.policy.loader import load_policy_file
-from tests.daemon import Daemon, refusing_writes
+from tests.daemon import Daemon, answering_peer, refusing_writes
 
 DELETE_WEB = {
     "action": "k8s.request",
@@ -735,20 +734,22 @@ def test_cli_deny_and_a_key_not_in_the_policy(start, people) -> None:  # type: i
     unreachable = tollgate("approvals", "list", "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
     # Something at the address that does not speak HTTP: the same clear error.
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def babble() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-
-    threading.Thread(target=babble, daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    babbling = tollgate("approvals", "list", "--url", url)
-    listener.close()
+    with answering_peer(b"SSH-2.0-OpenSSH_9.6\r\n\r\n") as url:
+        babbling = tollgate("approvals", "list", "--url", url)
     assert babbling.returncode == 2 and "cannot reach" in babbling.stderr
     assert "Traceback" not in babbling.stderr
+
+
+def test_cli_timeout_bounds_the_whole_call_to_a_gate_answering_a_byte_at_a_time() -> None:
+    body = b'{"approvals": []}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    started = time.monotonic()
+    with answering_peer(answer, byte_every=0.1) as url:
+        result = tollgate("approvals", "list", "--url", url, "--timeout", "1")
+    # Each byte comes well within urllib's per-read timeout; the whole answer takes 6 s.
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{url}/v1/approvals?status=pending did not answer within 1 s" in result.stderr
+    assert time.monotonic() - started < 5, "the timeout bounds the whole call"
 
 
 def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people) -> None:

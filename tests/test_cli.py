@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import free_port
+from tests.daemon import answering_peer, free_port
 from tests.test_policy_loader import DESIGN_NOTES
 
 
@@ -106,49 +103,19 @@ def test_check_url_against_an_unreachable_gate_is_a_deny() -> None:
 def test_check_url_against_a_gate_answering_a_byte_at_a_time_is_a_deny_at_the_timeout() -> None:
     body = b'{"allowed": true, "decision": "allow"}'
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def trickle() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            conn.recv(65536)
-            for byte in answer:
-                conn.sendall(bytes([byte]))
-                time.sleep(0.1)
-
-    threading.Thread(target=trickle, daemon=True).start()
     started = time.monotonic()
-    result = tollgate(
-        "check",
-        "--url",
-        f"http://127.0.0.1:{listener.getsockname()[1]}",
-        '{"action": "file.read", "path": "/x"}',
-        "--timeout",
-        "1",
-    )
-    listener.close()
+    with answering_peer(answer, byte_every=0.1) as url:
+        result = tollgate(
+            "check", "--url", url, '{"action": "file.read", "path": "/x"}', "--timeout", "1"
+        )
     assert result.returncode == 1 and result.stdout == ""
     assert "did not answer within 1 s; treating as deny" in result.stderr
     assert time.monotonic() - started < 5, "the timeout bounds the whole check"
 
 
 def test_check_url_against_something_that_is_not_http_is_a_deny() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def babble() -> None:
-        conn, _ = listener.accept()
-        with conn, contextlib.suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-
-    threading.Thread(target=babble, daemon=True).start()
-    result = tollgate(
-        "check",
-        "--url",
-        f"http://127.0.0.1:{listener.getsockname()[1]}",
-        '{"action": "file.read", "path": "/x"}',
-    )
-    listener.close()
+    with answering_peer(b"SSH-2.0-OpenSSH_9.6\r\n\r\n") as url:
+        result = tollgate("check", "--url", url, '{"action": "file.read", "path": "/x"}')
     assert result.returncode == 1 and result.stdout == ""
     assert "answer unreadable" in result.stderr and "treating as deny" in result.stderr
     assert "Traceback" not in result.stderr
