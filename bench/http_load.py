@@ -74,8 +74,10 @@ def require_wrk() -> str:
 class Server:
     """A server process on a loopback port, started and stopped by the benchmark."""
 
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path | None = None) -> None:
         self.name = name
+        # ``python -m`` imports from the working directory first: it decides the build.
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.argv = [arg.replace("{port}", str(self.port)) for arg in argv]
@@ -87,7 +89,7 @@ class Server:
         with open(self.log, "wb") as log:
             # stdout carries the audit checkpoint lines; only errors are kept.
             self.process = subprocess.Popen(
-                self.argv, stdout=subprocess.DEVNULL, stderr=log, env=env
+                self.argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=self.cwd
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,51 @@
+"""``bench.compare`` runs each build it names: a harness that quietly ran the repository's
+build for every tree made two sessions of A/B results noise (docs/performance.md)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.compare import REPOSITORY, compare, main
+from bench.http_load import WrkMissing, require_wrk
+from sidecar import __version__
+
+
+def _copy_with_version(tmp_path: Path, version: str) -> Path:
+    tree = tmp_path / "tree"
+    shutil.copytree(REPOSITORY / "sidecar", tree / "sidecar")
+    init = tree / "sidecar" / "__init__.py"
+    init.write_text(init.read_text().replace(f'"{__version__}"', f'"{version}"'))
+    return tree
+
+
+def test_a_directory_without_the_package_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main([str(tmp_path)]) == 2
+    assert "no sidecar/__init__.py, not a checkout of Tollgate" in capsys.readouterr().err
+
+
+def test_each_gate_runs_the_tree_it_names(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    try:
+        require_wrk()
+    except WrkMissing:
+        pytest.skip("wrk is not installed (apt-get install -y wrk); .ci/run installs it")
+    tree = _copy_with_version(tmp_path, "0.0.0+compared")
+    # From the repository root, where an import by PYTHONPATH would get the repository's build.
+    monkeypatch.chdir(REPOSITORY)
+    monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))
+    work = tmp_path / "work"
+    work.mkdir()
+    text = compare([REPOSITORY, tree], concurrency=2, seconds=1, rounds=1, work=work)
+    rows = {
+        match[0]: match[1:]
+        for match in re.findall(
+            r"^\| (\d) \| (\S+) \| (\S+) \| ([\d.]+) .*\| (\d+) \|$", text, re.M
+        )
+    }
+    assert rows["1"][:2] == (str(REPOSITORY), __version__)
+    assert rows["2"][:2] == (str(tree), "0.0.0+compared")
+    for _tree, _version, share, errors in rows.values():
+        assert float(share) > 0 and errors == "0"
