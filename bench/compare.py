@@ -11,8 +11,9 @@ that carries its own version shows it ran.
 The ceiling (``bench.ceiling_app``, this checkout's) and the gates are driven by wrk at
 one concurrency, interleaved round by round (ceiling, A, B, ceiling, A, B ...), with
 the 1,000-rule policy and request mix of ``bench.http_load``. For each gate: its share
-of the same round's ceiling, and the CPU its process and its sync helper used per
-check (read from /proc), the figures docs/performance.md compares builds by.
+of the same round's ceiling, its median p50 against the ceiling's, and the CPU its
+process and its sync helper used per check (read from /proc), the figures
+docs/performance.md compares builds by.
 
     python -m bench.compare [--concurrency 16] [--seconds 5] [--rounds 4] TREE [TREE ...]
 """
@@ -85,6 +86,7 @@ class Run:
 
     rate: float
     errors: int
+    p50_us: float
     process_us: float  # CPU per request, the server's own process
     helpers_us: float  # CPU per request, its child processes
 
@@ -100,6 +102,7 @@ def measure(wrk: str, server: Server, bodies: Path, concurrency: int, seconds: i
     return Run(
         result.rate,
         result.errors,
+        result.p50_us,
         (after[0] - before[0]) * per_request,
         (after[1] - before[1]) * per_request,
     )
@@ -156,18 +159,23 @@ def report(
     lines = [
         f"wrk at concurrency {concurrency}, {seconds:g} s per run, {rounds} rounds interleaved; "
         f"ceiling median {statistics.median(r.rate for r in ceiling):,.0f} requests/s, "
+        f"p50 {statistics.median(r.p50_us for r in ceiling):.0f} µs, "
         f"its process {statistics.median(r.process_us for r in ceiling):.0f} µs CPU per request",
         "",
         "| gate | tree | version | share of the ceiling: median (each round) "
-        "| process CPU µs per check | helper CPU µs per check | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| p50 µs (times the ceiling's) | process CPU µs per check | helper CPU µs per check "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    ceiling_p50 = statistics.median(r.p50_us for r in ceiling)
     for index, (tree, version) in enumerate(zip(trees, versions, strict=True)):
         mine = runs[f"gate {index + 1}"]
         shares = [r.rate / c.rate for r, c in zip(mine, ceiling, strict=True)]
         each = ", ".join(f"{share:.3f}" for share in shares)
+        p50 = statistics.median(r.p50_us for r in mine)
         lines.append(
             f"| {index + 1} | {tree} | {version} | {statistics.median(shares):.3f} ({each}) "
+            f"| {p50:.0f} ({p50 / ceiling_p50:.2f}x) "
             f"| {statistics.median(r.process_us for r in mine):.0f} "
             f"| {statistics.median(r.helpers_us for r in mine):.0f} "
             f"| {sum(r.errors for r in mine)} |"

@@ -42,10 +42,12 @@ def test_each_gate_runs_the_tree_it_names(tmp_path: Path, monkeypatch) -> None: 
     rows = {
         match[0]: match[1:]
         for match in re.findall(
-            r"^\| (\d) \| (\S+) \| (\S+) \| ([\d.]+) .*\| (\d+) \|$", text, re.M
+            r"^\| (\d) \| (\S+) \| (\S+) \| ([\d.]+) \(.*?\) \| \d+ \(([\d.]+)x\) .*\| (\d+) \|$",
+            text,
+            re.M,
         )
     }
     assert rows["1"][:2] == (str(REPOSITORY), __version__)
     assert rows["2"][:2] == (str(tree), "0.0.0+compared")
-    for _tree, _version, share, errors in rows.values():
-        assert float(share) > 0 and errors == "0"
+    for _tree, _version, share, p50_ratio, errors in rows.values():
+        assert float(share) > 0 and float(p50_ratio) > 0 and errors == "0"
