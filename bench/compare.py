@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -183,12 +184,19 @@ def report(
     return "\n".join(lines)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="+", metavar="TREE", help="a checkout of Tollgate")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=int, default=5, help="per wrk run (whole seconds)")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--concurrency", type=positive, default=16)
+    parser.add_argument("--seconds", type=positive, default=5, help="per wrk run (whole seconds)")
+    parser.add_argument("--rounds", type=positive, default=4)
     parser.add_argument("--dir", help="where the audit trails go (default: the temp dir)")
     args = parser.parse_args(argv)
     try:
@@ -199,17 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="tollgate-compare-", dir=args.dir))
     try:
-        print(
-            compare(
-                trees,
-                concurrency=args.concurrency,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                work=work,
-            )
+        text = compare(
+            trees, concurrency=args.concurrency, seconds=args.seconds, rounds=args.rounds, work=work
         )
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        # A server that would not start (its log is in the message) or a failed wrk run.
+        legend = ", ".join(f"gate {n} = {tree}" for n, tree in enumerate(trees, start=1))
+        print(f"bench.compare: {exc}\n({legend})", file=sys.stderr)
+        return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(text)
     return 0
 
 

@@ -88,7 +88,10 @@ def _add_url(parser: argparse.ArgumentParser) -> None:
         help=f"the gate ($TOLLGATE_URL, default {DEFAULT_URL})",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds for each call to the gate, whole"
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds each call to the gate may take, start to finish (default 10)",
     )
 
 

@@ -27,11 +27,33 @@ def test_a_directory_without_the_package_is_refused(tmp_path: Path, capsys) -> N
     assert "no sidecar/__init__.py, not a checkout of Tollgate" in capsys.readouterr().err
 
 
-def test_each_gate_runs_the_tree_it_names(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("option", ["--seconds", "--rounds", "--concurrency"])
+def test_a_count_below_one_is_a_usage_error(option: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exited:
+        main([option, "0", str(REPOSITORY)])
+    assert exited.value.code == 2
+    assert "must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def _need_wrk() -> None:
     try:
         require_wrk()
     except WrkMissing:
         pytest.skip("wrk is not installed (apt-get install -y wrk); .ci/run installs it")
+
+
+def test_a_build_that_cannot_start_is_a_clear_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _need_wrk()
+    tree = _copy_with_version(tmp_path, "0.0.0+broken")
+    (tree / "sidecar" / "cli.py").write_text('raise SystemExit("this build is broken")\n')
+    assert main(["--seconds", "1", "--rounds", "1", str(REPOSITORY), str(tree)]) == 2
+    err = capsys.readouterr().err
+    assert "gate 2 exited early" in err and "this build is broken" in err
+    assert f"gate 2 = {tree}" in err
+
+
+def test_each_gate_runs_the_tree_it_names(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _need_wrk()
     tree = _copy_with_version(tmp_path, "0.0.0+compared")
     # From the repository root, where an import by PYTHONPATH would get the repository's build.
     monkeypatch.chdir(REPOSITORY)
