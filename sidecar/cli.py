@@ -58,6 +58,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--segment-bytes", type=int, default=int(_env("segment-bytes") or 64 * 2**20)
     )
+    serve.add_argument(
+        "--audit-origin",
+        default=_env("audit-origin"),
+        help="checkpoint origin, the signed-note key name (default tollgate/<identity>); "
+        "set a stable one when the pod name changes with every restart",
+    )
     serve.add_argument("--log-level", default=_env("log-level") or "warning")
     serve.set_defaults(func=_cmd_serve)
 
@@ -91,6 +97,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             policy_public_key=args.policy_public_key,
             require_policy_hash=args.require_policy_hash,
             segment_bytes=args.segment_bytes,
+            audit_origin=args.audit_origin,
             identity=resolve_identity(),
             log_level=args.log_level,
         )
@@ -207,7 +214,10 @@ def _print_policy_error(error: PolicyError) -> None:
 def _add_policy(sub: argparse._SubParsersAction) -> None:
     policy = sub.add_parser("policy", help="validate, test and sign policies")
     psub = policy.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
-    validate = psub.add_parser("validate", help="check policy files; exit 0 valid, 1 invalid")
+    validate = psub.add_parser(
+        "validate",
+        help="check policy files (and the shape of *.test.yaml files); exit 0 valid, 1 invalid",
+    )
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_cmd_policy_validate)
     test = psub.add_parser("test", help="run every *.test.yaml under the paths given")
@@ -221,9 +231,14 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_policy_validate(args: argparse.Namespace) -> int:
     from sidecar.policy.loader import load_policy_file
+    from sidecar.policytest import TEST_FILE_SUFFIX
 
     failed = False
     for path in args.files:
+        # `validate policies/*.yaml` also names the test files next to the policies.
+        if path.endswith(TEST_FILE_SUFFIX):
+            failed |= not _validate_test_file(path)
+            continue
         try:
             policy = load_policy_file(path)
         except PolicyError as exc:
@@ -234,6 +249,22 @@ def _cmd_policy_validate(args: argparse.Namespace) -> int:
             print(f"{path}: warning: {warning}", file=sys.stderr)
         print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}")
     return 1 if failed else 0
+
+
+def _validate_test_file(path: str) -> bool:
+    """Check a policy test file's shape; its cases run with ``tollgate policy test``."""
+    from pathlib import Path
+
+    from sidecar.policytest import PolicyTestFileError, load_test_file
+
+    try:
+        loaded = load_test_file(Path(path))
+    except PolicyTestFileError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return False
+    print(f"{path}: a policy test file, {len(loaded.cases)} cases (run: tollgate policy test)")
+    return True
 
 
 def _cmd_policy_test(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ recording) and the audit log. The HTTP app and the benchmarks are thin shells ov
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
 from sidecar.ratelimit import RateLimiter
 from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
+
+_logger = logging.getLogger("tollgate.policy")
 
 # How much of a bad request body is kept in its invalidRequest record.
 INVALID_BODY_KEEP = 2048
@@ -113,6 +116,9 @@ class Gate:
         self.limiter.retain(policy)
         self.metrics.policy_reloads.labels("loaded").inc()
         self.metrics.policy_loaded.set(1)
+        _logger.info(
+            "policy %s loaded from %s (%d rules)", policy.hash, policy.source, len(policy.rules)
+        )
         await self._record_quietly(
             "policyLoaded",
             {
@@ -130,9 +136,16 @@ class Gate:
         self.policy.last_error = str(error)
         self.policy.last_error_at = _now_rfc3339()
         self.metrics.policy_reloads.labels("rejected").inc()
+        kept = self._policy_hash()
+        _logger.error(
+            "policy %s rejected, %s: %s",
+            error.source,
+            f"keeping {kept}" if kept else "no policy is loaded, every check is answered 503",
+            "; ".join(error.problems[:10]) + (" ..." if len(error.problems) > 10 else ""),
+        )
         await self._record_quietly(
             "policyRejected",
-            {"source": error.source, "problems": error.problems[:50], "kept": self._policy_hash()},
+            {"source": error.source, "problems": error.problems[:50], "kept": kept},
         )
 
     def _policy_hash(self) -> str | None:

@@ -10,12 +10,15 @@ then a ``shutdown`` record and the final checkpoint are written.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOG_LEVELS
 
 from sidecar import __version__, keys
 from sidecar.app import create_app
@@ -37,6 +40,7 @@ class ServeConfig:
     policy_public_key: str | None = None
     require_policy_hash: str | None = None
     segment_bytes: int = 64 * 2**20
+    audit_origin: str | None = None  # None: tollgate/<identity>
     identity: str = "local"
     log_level: str = "warning"
 
@@ -51,6 +55,7 @@ def build_gate(config: ServeConfig) -> Gate:
         config.audit_dir,
         identity=config.identity,
         signer=signer,
+        origin=config.audit_origin,
         segment_bytes=config.segment_bytes,
     )
     source = PolicySource(
@@ -61,7 +66,12 @@ def build_gate(config: ServeConfig) -> Gate:
     return Gate(audit=audit, source=source, identity=config.identity)
 
 
-def make_app(gate: Gate, config: ServeConfig):  # type: ignore[no-untyped-def]
+def make_app(  # type: ignore[no-untyped-def]
+    gate: Gate, config: ServeConfig, started: Callable[[], bool] = lambda: True
+):
+    """The app with its lifespan; ``started`` says whether the server got to serve
+    (uvicorn runs the shutdown handler also when it cannot bind its port)."""
+
     async def startup() -> None:
         await gate.audit.start()
         try:
@@ -91,7 +101,8 @@ def make_app(gate: Gate, config: ServeConfig):  # type: ignore[no-untyped-def]
     async def shutdown() -> None:
         await gate.stop_background()
         try:
-            await gate.audit.append("shutdown", {"reason": "signal", "identity": gate.identity})
+            reason = "signal" if started() else "startFailed"
+            await gate.audit.append("shutdown", {"reason": reason, "identity": gate.identity})
         except AuditUnavailable:
             gate.metrics.audit_failures.inc()
         await gate.audit.close()
@@ -108,10 +119,28 @@ def serve(config: ServeConfig) -> int:
     except (TollgateError, OSError, ValueError) as exc:
         print(f"tollgate: cannot start: {exc}", file=sys.stderr)
         return 1
-    app = make_app(gate, config)
+    log_to_stderr(config.log_level)
+    server: uvicorn.Server | None = None
+    app = make_app(gate, config, started=lambda: server is not None and server.started)
     server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
     asyncio.run(server.serve())
     return 0 if server.started else 1
+
+
+def log_to_stderr(level: str) -> None:
+    """Send the gate's own events to stderr, where ``kubectl logs`` shows them.
+
+    A policy loaded or rejected (with its problems), the trail becoming unwritable and
+    writable again: uvicorn configures only its own loggers, so without this an
+    operator would find a rejected ConfigMap only in /ready, the trail or the metrics.
+    """
+    logger = logging.getLogger("tollgate")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(LOG_LEVELS.get(level.lower(), logging.WARNING))
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:

@@ -147,6 +147,21 @@ def test_policy_validate(design: Path, tmp_path: Path) -> None:
     assert warned.returncode == 0 and "warning: defaultAction: allow" in warned.stderr
 
 
+def test_policy_validate_names_test_files_for_what_they_are(tmp_path: Path) -> None:
+    # `tollgate policy validate policies/*.yaml` also names the *.test.yaml files there.
+    policies = Path(__file__).resolve().parent.parent / "policies"
+    every_yaml = sorted(str(p) for p in policies.glob("*.yaml"))
+    assert any(name.endswith(".test.yaml") for name in every_yaml)
+    result = tollgate("policy", "validate", *every_yaml)
+    assert result.returncode == 0, result.stderr
+    assert "coding-agent.test.yaml: a policy test file," in result.stdout
+    assert "coding-agent.yaml: valid," in result.stdout
+    broken = tmp_path / "broken.test.yaml"
+    broken.write_text("policy: p.yaml\ncases:\n  - {name: x, request: {}, expect: maybe}\n")
+    failed = tollgate("policy", "validate", str(broken))
+    assert failed.returncode == 1 and f"{broken}: cases[0].expect" in failed.stderr
+
+
 def test_serve_requires_policy_and_audit_dir() -> None:
     result = tollgate("serve")
     assert result.returncode == 2 and "--policy" in result.stderr

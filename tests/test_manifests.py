@@ -197,6 +197,15 @@ def test_identity_comes_from_the_downward_api() -> None:
     assert env["SERVICE_ACCOUNT"] == {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}
 
 
+def test_checkpoint_origin_survives_a_pod_restart() -> None:
+    # Kubernetes expands $(VAR) only from variables listed earlier in the same env.
+    names = [e["name"] for e in _sidecar()["env"]]
+    origin = _env(_sidecar())["TOLLGATE_AUDIT_ORIGIN"]
+    assert origin == "tollgate/$(POD_NAMESPACE)/$(SERVICE_ACCOUNT)" and "$(POD_NAME)" not in origin
+    assert names.index("TOLLGATE_AUDIT_ORIGIN") > names.index("POD_NAMESPACE")
+    assert names.index("TOLLGATE_AUDIT_ORIGIN") > names.index("SERVICE_ACCOUNT")
+
+
 def test_service_account_mounts_no_token() -> None:
     account = _one("ServiceAccount")
     pod = _pod_spec()

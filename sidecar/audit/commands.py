@@ -51,7 +51,14 @@ def register(subparsers: Any) -> None:
         "--origin",
         metavar="ORIGIN",
         help="also write N.vkey, the C2SP verifier key for checkpoints of this origin "
-        "(tollgate/<identity> by default in serve), for standard signed-note tools",
+        "(serve's --audit-origin, tollgate/<identity> by default), for standard "
+        "signed-note tools",
+    )
+    keygen.add_argument(
+        "--public-key",
+        metavar="FILE",
+        help="with --origin: write only N.vkey, for this existing public key (PEM); "
+        "no new key pair",
     )
     keygen.set_defaults(func=run_keygen)
 
@@ -107,6 +114,8 @@ def _error(message: str) -> None:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    if args.public_key:
+        return _write_verifier_key_only(args)
     try:
         if args.origin:
             check_key_name(args.origin)
@@ -126,6 +135,29 @@ def run_keygen(args: argparse.Namespace) -> int:
         vkey_path.write_text(verifier_key + "\n", encoding="ascii")
         print(f"verifier key: {vkey_path}  ({verifier_key})")
     print(f"public key, raw base64 (for policy approvers): {public_key_base64(public)}")
+    return EXIT_OK
+
+
+def _write_verifier_key_only(args: argparse.Namespace) -> int:
+    """``keygen --public-key P --origin O``: the verifier key of a key that exists."""
+    if not args.origin:
+        _error("--public-key makes only a verifier key: give its --origin too")
+        return EXIT_USAGE
+    try:
+        check_key_name(args.origin)
+        public = load_public_key(Path(args.public_key))
+    except (OSError, UnicodeDecodeError, KeyFileError, NoteError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    verifier_key = Verifier(args.origin, public).encoded()
+    vkey_path = Path(args.out) / f"{args.name}.vkey"
+    try:
+        vkey_path.parent.mkdir(parents=True, exist_ok=True)
+        vkey_path.write_text(verifier_key + "\n", encoding="ascii")
+    except OSError as exc:
+        _error(f"cannot write {vkey_path}: {exc}")
+        return EXIT_FAILED
+    print(f"verifier key: {vkey_path}  ({verifier_key})")
     return EXIT_OK
 
 

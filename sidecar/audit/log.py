@@ -511,10 +511,16 @@ class AuditLog:
             self._flush()
 
     def _writer_failed(self, batch: _Batch, exc: Exception) -> list[Appended | BaseException]:
-        self._writable = False
-        self._last_error = f"audit writer failed: {exc!r}"
+        self._unwritable(f"audit writer failed: {exc!r}")
         failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
         return [failure] * len(batch.futures)
+
+    def _unwritable(self, error: str) -> None:
+        # Logged once per outage: every check meanwhile is answered 503 and counted.
+        if self._writable:
+            _logger.error("audit trail cannot be written, checks are denied (503): %s", error)
+        self._writable = False
+        self._last_error = error
 
     @staticmethod
     def _settle(batch: _Batch, results: list[Appended | BaseException]) -> None:
@@ -698,6 +704,8 @@ class AuditLog:
         size = batch.size
         self._size, self._head, self._frontier = size, batch.head, batch.frontier
         self._segment_size += len(batch.buffer)
+        if not self._writable:
+            _logger.warning("audit trail is writable again (was: %s)", self._last_error)
         self._writable = True
         self._last_error = None
         if batch.checkpoint is not None:
@@ -712,8 +720,7 @@ class AuditLog:
     def _failed(
         self, batch: _Batch, exc: OSError | AuditUnavailable
     ) -> list[Appended | BaseException]:
-        self._writable = False
-        self._last_error = f"{self._segment.path}: {_describe(exc)}"
+        self._unwritable(f"{self._segment.path}: {_describe(exc)}")
         failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
         return [failure if isinstance(r, Appended) else r for r in batch.results]
 

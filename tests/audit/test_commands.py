@@ -183,3 +183,26 @@ def test_keygen_with_an_origin_writes_the_c2sp_verifier_key(tmp_path: Path) -> N
     )
     assert run("keygen", "--out", str(tmp_path / "b"), "--origin", "has space") == 2
     assert not (tmp_path / "b" / "tollgate.key").exists()
+
+
+def test_keygen_writes_the_verifier_key_of_a_key_that_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sidecar.audit.note import Verifier
+
+    assert run("keygen", "--out", str(tmp_path)) == 0
+    key_before = (tmp_path / "tollgate.key").read_bytes()
+    public = str(tmp_path / "tollgate.pub")
+    made = run("keygen", "--out", str(tmp_path), "--public-key", public, "--origin", "tollgate/a")
+    assert made == 0
+    verifier = Verifier.parse((tmp_path / "tollgate.vkey").read_text())
+    assert verifier.name == "tollgate/a"
+    assert (
+        verifier.public_key.public_bytes_raw() == load_public_key(Path(public)).public_bytes_raw()
+    )
+    assert (tmp_path / "tollgate.key").read_bytes() == key_before  # no new pair
+    capsys.readouterr()
+    assert run("keygen", "--out", str(tmp_path), "--public-key", public) == 2
+    assert "--origin" in capsys.readouterr().err
+    missing = str(tmp_path / "nope.pub")
+    assert run("keygen", "--out", str(tmp_path), "--public-key", missing, "--origin", "o") == 2

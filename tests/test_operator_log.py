@@ -1,0 +1,113 @@
+"""What the gate tells an operator on stderr, where ``kubectl logs`` shows it.
+
+A rejected policy and an unwritable trail turn every check into a deny; the operator
+must be able to see why without curling /ready from inside the pod.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.daemon import Daemon, refusing_writes
+
+GOOD = """\
+version: 1
+defaultAction: deny
+rules:
+  - id: read-data
+    action: file.read
+    path: {glob: "/app/data/**"}
+    decision: allow
+"""
+BAD = """\
+version: 1
+rules:
+  - id: broken
+    action: file.read
+    bogus: 1
+    decision: allow
+"""
+READ = {"action": "file.read", "path": "/app/data/report.csv"}
+
+
+def stderr_after_stop(daemon: Daemon) -> str:
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    _, err = daemon.process.communicate(timeout=20)
+    return err.decode()
+
+
+def wait_for(predicate, timeout: float = 8.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_a_policy_rejected_at_start_is_logged_with_its_problems(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BAD)
+    daemon = Daemon(policy, tmp_path / "audit").start(wait_ready=False)
+    assert daemon.get("/ready").status_code == 503
+    err = stderr_after_stop(daemon)
+    assert "ERROR tollgate.policy: policy" in err
+    assert "rejected, no policy is loaded, every check is answered 503" in err
+    assert "rules[0] (id 'broken'): bogus: unknown key" in err
+
+
+def test_reloads_are_logged_and_a_rejected_one_names_the_policy_kept(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    daemon = Daemon(policy, tmp_path / "audit", "--log-level", "info").start()
+    first_hash = daemon.get("/v1/status").json()["policy"]["hash"]
+    staged = tmp_path / "staged.yaml"
+    staged.write_text(BAD)
+    staged.rename(policy)
+    wait_for(lambda: daemon.get("/v1/status").json()["policy"]["lastError"] is not None)
+    err = stderr_after_stop(daemon)
+    assert f"INFO tollgate.policy: policy {first_hash} loaded from" in err
+    assert f"rejected, keeping {first_hash}: rules[0] (id 'broken'): bogus" in err
+
+
+def test_an_unwritable_trail_is_logged_once_and_its_recovery_too(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    assert daemon.check(READ).json()["allowed"] is True
+    with refusing_writes(daemon):
+        for _ in range(3):
+            assert daemon.check(READ).status_code == 503
+    assert daemon.check(READ).json()["allowed"] is True
+    err = stderr_after_stop(daemon)
+    assert err.count("ERROR tollgate.audit: audit trail cannot be written") == 1, err
+    assert "checks are denied (503)" in err
+    assert "WARNING tollgate.audit: audit trail is writable again" in err
+
+
+def test_a_gate_that_cannot_listen_records_why_it_stopped(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    audit = tmp_path / "audit"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+             "--audit-dir", str(audit), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode != 0 and "address already in use" in result.stderr
+    records = [
+        json.loads(line)
+        for segment in sorted((audit / "segments").glob("*.jsonl"))
+        for line in segment.read_text().splitlines()
+    ]
+    shutdowns = [r for r in records if r["type"] == "shutdown"]
+    assert shutdowns and shutdowns[-1]["reason"] == "startFailed"
