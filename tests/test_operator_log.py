@@ -15,16 +15,9 @@ import time
 from pathlib import Path
 
 from tests.daemon import Daemon, refusing_writes
+from tests.test_reload import ALLOW_READS
 
-GOOD = """\
-version: 1
-defaultAction: deny
-rules:
-  - id: read-data
-    action: file.read
-    path: {glob: "/app/data/**"}
-    decision: allow
-"""
+GOOD = ALLOW_READS.decode()
 BAD = """\
 version: 1
 rules:
