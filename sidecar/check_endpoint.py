@@ -13,6 +13,7 @@ for anything that goes wrong inside.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -26,6 +27,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_logger = logging.getLogger("tollgate.check")
 
 CHECK_PATHS = frozenset({"/check", "/v1/check"})
 # JSON answers: compact, UTF-8 (not \u-escaped), as every answer of the gate is.
@@ -105,6 +108,8 @@ class CheckEndpoint:
         try:
             answer = await self._check(scope, receive)
         except Exception as exc:  # the Starlette app's server_error answer, fail closed
+            # A bug, not a decision: no record says why, so the log must.
+            _logger.exception("check failed with an internal error (answered 500, deny)")
             answer = Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
         await send_json(send, answer.status, answer.payload)
 

@@ -235,9 +235,10 @@ class Gate:
                 self.limiter.refund(spent)  # answered deny: the agent does not act
             self.metrics.audit_failures.inc()
             self.metrics.count_check(verdict.action, "unavailable")
-            return Answer(
-                503, error_payload("unavailable", f"audit trail cannot be written: {exc}")
-            )
+            reason = str(exc)  # the log's own failures already say what cannot be done
+            if not reason.startswith("audit trail cannot be written"):
+                reason = f"audit trail cannot be written: {reason}"
+            return Answer(503, error_payload("unavailable", reason))
         self.metrics.audit_write_seconds.observe(time.perf_counter() - write_started)
         self.metrics.count_check(verdict.action, verdict.decision)
         payload: dict[str, Any] = {

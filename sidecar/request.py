@@ -19,6 +19,9 @@ from sidecar.subject import FILE_ACTIONS, K8S_REQUEST, NETWORK_REQUEST, PROCESS_
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_CONTEXT_BYTES = 16 * 1024
+# Deeper context is refused (400, recorded): every later step that walks it (encoding,
+# redaction) recurses, and must never fail after the request was accepted.
+MAX_CONTEXT_DEPTH = 64
 
 ActionName = Literal[
     "file.read", "file.write", "file.delete", "process.exec", "network.request", "k8s.request"
@@ -118,14 +121,16 @@ def _error_field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, depth: int = 1) -> Any:
     """Context as canonical JSON can hold it: floats become strings (nothing is lost)."""
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
+    if isinstance(value, dict | list):
+        if depth > MAX_CONTEXT_DEPTH:
+            raise RequestError(f"nests deeper than {MAX_CONTEXT_DEPTH} levels", "context")
+        if isinstance(value, dict):
+            return {k: _plain(v, depth + 1) for k, v in value.items()}
+        return [_plain(v, depth + 1) for v in value]
     return value
 
 
@@ -156,7 +161,10 @@ def parse_request(data: Any) -> CheckRequest:
     """Validate a decoded body. Raises ``RequestError`` naming the offending field."""
     if not isinstance(data, dict):
         raise RequestError("the body must be a JSON object")
-    _check_text(data, "")
+    try:
+        _check_text(data, "")
+    except RecursionError:
+        raise RequestError("body nests too deeply") from None
     try:
         request = CheckRequest.model_validate(data)
     except ValidationError as exc:

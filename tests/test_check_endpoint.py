@@ -157,7 +157,7 @@ def test_a_client_that_leaves_mid_body_gets_400_and_nothing_is_decided(
 
 
 def test_an_internal_error_is_a_500_that_denies(
-    endpoint: CheckEndpoint, monkeypatch: pytest.MonkeyPatch
+    endpoint: CheckEndpoint, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(body: bytes) -> None:
         raise RuntimeError("boom")
@@ -171,6 +171,21 @@ def test_an_internal_error_is_a_500_that_denies(
         "message": "internal error: RuntimeError",
         "details": [],
     }
+    # No record says why, so the log does, with the traceback.
+    logged = [r for r in caplog.records if r.name == "tollgate.check"]
+    assert logged and logged[0].exc_info is not None and "boom" in caplog.text
+
+
+def test_context_nested_too_deep_is_a_recorded_400(endpoint: CheckEndpoint) -> None:
+    # Deep enough to overflow the recursion of later steps, not the JSON decoder's limit.
+    deep = "[" * 600 + "]" * 600
+    body = b'{"action": "file.read", "path": "/app/data/x", "context": {"x": %s}}' % deep.encode()
+    status, _, answer, _ = run(endpoint, _scope(), [{"type": "http.request", "body": body}])
+    assert status == 400 and answer["allowed"] is False
+    assert answer["error"]["details"] == [
+        {"field": "context", "message": "nests deeper than 64 levels"}
+    ]
+    assert record_types(endpoint)[-1] == "invalidRequest"
 
 
 def test_other_methods_get_405_and_other_paths_go_to_the_starlette_app(

@@ -75,7 +75,11 @@ def test_an_unwritable_trail_is_logged_once_and_its_recovery_too(tmp_path: Path)
     assert daemon.check(READ).json()["allowed"] is True
     with refusing_writes(daemon):
         for _ in range(3):
-            assert daemon.check(READ).status_code == 503
+            refused = daemon.check(READ)
+            assert refused.status_code == 503
+            message = refused.json()["error"]["message"]
+            assert message.startswith("audit trail cannot be written: ")
+            assert message.count("cannot be written") == 1, message
     assert daemon.check(READ).json()["allowed"] is True
     err = stderr_after_stop(daemon)
     assert err.count("ERROR tollgate.audit: audit trail cannot be written") == 1, err

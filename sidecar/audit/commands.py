@@ -161,15 +161,16 @@ def _write_verifier_key_only(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_trusted_key(path: str) -> Ed25519PublicKey:
-    """A PEM key, the base64 of a raw key, or a C2SP verifier key ``name+id+key``."""
+def _load_trusted_key(path: str) -> Ed25519PublicKey | Verifier:
+    """A PEM key, the base64 of a raw key (either trusted for any origin), or a C2SP
+    verifier key ``name+id+key`` (trusted for its origin only)."""
     text = Path(path).read_text(encoding="utf-8").strip()
     if text.startswith("-----BEGIN"):
         return load_public_key(text)
     raw = public_key_from_base64(text)
     if raw is not None:
         return raw
-    return Verifier.parse(text).public_key
+    return Verifier.parse(text)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -185,6 +186,9 @@ def run_verify(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except OSError as exc:  # a part of the trail that cannot be read proves nothing
+        print(f"tampered: cannot read the trail: {exc}")
+        return EXIT_FAILED
     if report.intact and report.last_signed_size == 0 and report.records:
         report.warnings.append(
             "no signed checkpoint: records removed from the end cannot be detected"

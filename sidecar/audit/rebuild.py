@@ -40,6 +40,7 @@ from sidecar.audit.segments import (
     segment_name,
     torn_tail,
 )
+from sidecar.audit.verify_chunks import canonical_record
 
 _HASH_SIZE = 32
 _NOT_AN_OBJECT = "not a JSON object"
@@ -195,7 +196,11 @@ def _extend(
 
 
 def _check_last(line: bytes, seq: int, where: tuple[Segment, int]) -> dict[str, Any]:
-    """Parse the record the writer continues from and check its envelope in full."""
+    """Parse the record the writer continues from and check it in full.
+
+    No later ``prev`` vouches for the last line, so it alone is checked for canonical
+    form too: the writer must not chain (and sign) onto a line ``verify`` would reject.
+    """
     segment, number = where
     try:
         record = json.loads(line)
@@ -203,6 +208,8 @@ def _check_last(line: bytes, seq: int, where: tuple[Segment, int]) -> dict[str, 
         raise corrupt(segment, number, f"not valid JSON ({exc})") from exc
     if not isinstance(record, dict):
         raise corrupt(segment, number, "not a JSON object")
+    if canonical_record(line) is None:
+        raise corrupt(segment, number, "not canonical JSON: changed after it was written")
     if record.get("seq") != seq or isinstance(record.get("seq"), bool):
         raise corrupt(segment, number, f"expected seq {seq}")
     if record.get("type") not in RECORD_TYPES:

@@ -61,6 +61,10 @@ class VerifyReport:
     first_seq: int = 0  # above 0 when older segments were pruned
     checkpoints: int = 0
     last_signed_size: int = 0
+    # Records after the last signed size, but for the checkpoint record that signs it:
+    # nothing in the directory can show a change to them, or records cut after them.
+    unsigned_records: int = 0
+    origins: list[str] = field(default_factory=list)  # of the checkpoints, in order
     signatures: str = "none"  # "public-key", "embedded" (self-consistency only) or "none"
     fault: Fault | None = None
     warnings: list[str] = field(default_factory=list)
@@ -76,9 +80,14 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.fault is None:
+            unsigned = (
+                f"; {self.unsigned_records} records after it are not signed yet"
+                if self.unsigned_records
+                else ""
+            )
             return (
                 f"intact: {self.records} records, {self.checkpoints} checkpoints, "
-                f"last signed size {self.last_signed_size}"
+                f"last signed size {self.last_signed_size}{unsigned}"
             )
         where = self.fault.where()
         return (
@@ -103,6 +112,8 @@ class VerifyReport:
             "treeSize": self.tree_size,
             "checkpoints": self.checkpoints,
             "lastSignedSize": self.last_signed_size,
+            "unsignedRecords": self.unsigned_records,
+            "origins": self.origins,
             "signatures": self.signatures,
             "fault": fault,
             "warnings": self.warnings,
@@ -129,14 +140,16 @@ class _ExternalCheckpoint:
 
 def verify_trail(
     directory: str | Path,
-    public_keys: Sequence[Ed25519PublicKey] = (),
+    public_keys: Sequence[Ed25519PublicKey | Verifier] = (),
     checkpoint_notes: Sequence[tuple[str, bytes]] = (),
     workers: int | None = None,
 ) -> VerifyReport:
     """Verify the trail in ``directory``.
 
-    ``public_keys``: trusted checkpoint keys; without them signatures are only checked
-    against the keys recorded in the trail itself, which proves consistency, not origin.
+    ``public_keys``: trusted checkpoint keys, each a bare key (trusted for any origin)
+    or a ``Verifier`` (C2SP verifier key: trusted only for checkpoints of its name);
+    without them signatures are only checked against the keys recorded in the trail
+    itself, which proves consistency, not origin.
     ``checkpoint_notes``: (label, signed note) copies kept elsewhere (e.g. the stdout
     log lines), each checked like ``DIR/checkpoint``.
     ``workers``: processes for the line checks (default: up to 4, one per CPU; large
@@ -156,17 +169,51 @@ def verify_trail(
             checker.check_external(external)
     except _Tampered as exc:
         report.fault = exc.fault
+        return report
+    checker.conclude(stored_checkpoint_present=(path / CHECKPOINT_FILE).is_file())
     return report
 
 
 class _Checker:
-    def __init__(self, directory: Path, public_keys: list[Ed25519PublicKey], report: VerifyReport):
+    def __init__(
+        self,
+        directory: Path,
+        public_keys: list[Ed25519PublicKey | Verifier],
+        report: VerifyReport,
+    ):
         self.directory = directory
         self.public_keys = public_keys
         self.report = report
         self.roots: dict[int, bytes] = {}
         self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
+        self.last_checkpoint_record: int | None = None  # its seq
         report.signatures = "public-key" if public_keys else "none"
+
+    def conclude(self, *, stored_checkpoint_present: bool) -> None:
+        """What an intact trail still cannot prove, said as plainly as its faults."""
+        report = self.report
+        signed = report.last_signed_size
+        # The checkpoint record at seq n carries the note that signs records 0 .. n-1.
+        signing_record = 1 if self.last_checkpoint_record == signed else 0
+        report.unsigned_records = max(0, report.tree_size - signed - signing_record)
+        if report.unsigned_records and signed:
+            first = report.tree_size - report.unsigned_records
+            report.warnings.append(
+                f"{report.unsigned_records} records (seq {first} to {report.tree_size - 1}) "
+                "come after the last signed checkpoint: a change "
+                "to them, or records removed after them, cannot be detected from this "
+                "directory; check against a checkpoint kept outside it (--checkpoint)"
+            )
+        if report.checkpoints and not stored_checkpoint_present:
+            report.warnings.append(
+                f"{CHECKPOINT_FILE} is missing although the trail holds {report.checkpoints} "
+                "checkpoint records (the gate replaces it at each one): it was removed, or "
+                "the trail was copied without it"
+            )
+        if len(report.origins) > 1:
+            report.warnings.append(
+                "the checkpoints carry more than one origin: " + ", ".join(report.origins)
+            )
 
     # -------------------------------------------------------------- checkpoints
 
@@ -186,14 +233,23 @@ class _Checker:
         return loaded
 
     def _verifiers(self, origin: str, embedded: list[Ed25519PublicKey]) -> list[Verifier]:
-        keys = self.public_keys or embedded
-        return [Verifier(origin, key) for key in keys]
+        if not self.public_keys:
+            return [Verifier(origin, key) for key in embedded]
+        # A verifier key is bound to its name, as in every signed-note implementation:
+        # it must not vouch for the checkpoints of another origin signed by the same key.
+        return [
+            key if isinstance(key, Verifier) else Verifier(origin, key)
+            for key in self.public_keys
+            if not isinstance(key, Verifier) or key.name == origin
+        ]
 
     def _check_signature(
         self, note: SignedNote, origin: str, embedded: list[Ed25519PublicKey]
     ) -> str | None:
         verifiers = self._verifiers(origin, embedded)
         if not verifiers:
+            if self.public_keys:
+                return f"no given key is for origin {origin!r} (a verifier key names its origin)"
             return "no key to check its signature with"
         try:
             verify_note(note, verifiers)
@@ -263,6 +319,9 @@ class _Checker:
             self.report.signatures = "embedded"
         self.report.checkpoints += 1
         self.report.last_signed_size = max(self.report.last_signed_size, seq)
+        self.last_checkpoint_record = seq
+        if checkpoint.origin not in self.report.origins:
+            self.report.origins.append(checkpoint.origin)
 
     # -------------------------------------------------------------- records
 

@@ -206,3 +206,53 @@ def test_keygen_writes_the_verifier_key_of_a_key_that_exists(
     assert "--origin" in capsys.readouterr().err
     missing = str(tmp_path / "nope.pub")
     assert run("keygen", "--out", str(tmp_path), "--public-key", missing, "--origin", "o") == 2
+
+
+def test_a_verifier_key_vouches_only_for_its_own_origin(
+    signed_trail: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One key may sign for many pods; a pod's verifier key must not pass another's trail.
+    directory, public = signed_trail
+    other = tmp_path / "other.vkey"
+    made = run("keygen", "--out", str(tmp_path), "--name", "other", "--public-key", str(public),
+               "--origin", "tollgate/ns/another-pod")  # fmt: skip
+    assert made == 0
+    capsys.readouterr()
+    assert run("audit", "verify", str(directory), "--public-key", str(other)) == 1
+    assert "no given key is for origin 'tollgate/ns/pod'" in capsys.readouterr().out
+
+
+def test_verify_says_which_records_no_signature_covers_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("keygen", "--out", str(tmp_path / "keys")) == 0
+    signer = Signer.from_key_file(str(tmp_path / "keys" / "tollgate.key"))
+    log = AuditLog.open(tmp_path / "audit", identity="ns/pod", signer=signer, checkpoint_every=5)
+    for i in range(8):  # a checkpoint record at seq 5, then three records: a crash here
+        log.append_blocking("decision", decision(i))
+    public = str(tmp_path / "keys" / "tollgate.pub")
+    capsys.readouterr()
+    assert run("audit", "verify", str(tmp_path / "audit"), "--public-key", public) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == (
+        "intact: 9 records, 1 checkpoints, last signed size 5; "
+        "3 records after it are not signed yet"
+    )
+    assert "3 records (seq 6 to 8) come after the last signed checkpoint" in err
+    log.close_blocking()  # the closing checkpoint signs them all
+    (tmp_path / "audit" / "checkpoint").unlink()
+    capsys.readouterr()
+    assert run("audit", "verify", str(tmp_path / "audit"), "--public-key", public) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "intact: 10 records, 2 checkpoints, last signed size 9"
+    assert "checkpoint is missing although the trail holds 2 checkpoint records" in err
+
+
+def test_verify_reports_an_unreadable_trail_as_not_intact(
+    signed_trail: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, public = signed_trail
+    (directory / "checkpoint").unlink()
+    (directory / "checkpoint").mkdir()
+    assert run("audit", "verify", str(directory), "--public-key", str(public)) == 1
+    assert capsys.readouterr().out.startswith("tampered: cannot read the trail:")

@@ -106,6 +106,17 @@ def test_a_damaged_last_complete_line_refuses_to_start(open_log: OpenLog) -> Non
         open_log()
 
 
+def test_a_last_line_out_of_canonical_form_refuses_to_start(open_log: OpenLog) -> None:
+    # No later prev vouches for the last line: the writer must not sign onto an edit
+    # that `tollgate audit verify` would call tampering.
+    segment = _fill(open_log, 3, signer=None)
+    lines = segment.read_bytes().split(b"\n")
+    lines[-2] = lines[-2].replace(b",", b", ", 1)
+    segment.write_bytes(b"\n".join(lines))
+    with pytest.raises(AuditCorrupt, match="line 3: not canonical JSON"):
+        open_log()
+
+
 def test_a_missing_segment_refuses_to_start(open_log: OpenLog, tmp_path: Path) -> None:
     _fill(open_log, 60, signer=None, segment_bytes=2048)
     segments = sorted((tmp_path / "audit" / "segments").glob("*.jsonl"))
