@@ -201,9 +201,16 @@ def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     return test, None
 
 
+# ``.`` in a rule's regex matches any character, newline included (the ``s`` flag):
+# request values (paths, arguments) can hold a newline, and a deny regex must not be
+# escaped by one. A rule can still opt out with ``(?-s)``.
+_REGEX_OPTIONS = re2.Options()
+_REGEX_OPTIONS.dot_nl = True
+
+
 def _regex(pattern: str) -> Test:
     try:
-        compiled = re2.compile(pattern)
+        compiled = re2.compile(pattern, options=_REGEX_OPTIONS)
     except re2.error as exc:
         raise MatcherError(f"regex: {pattern!r} is not valid RE2: {exc}") from exc
     return _any(lambda value: compiled.fullmatch(value) is not None)
