@@ -293,6 +293,13 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
             anchors.append(_prefix_anchor(start))
     if spec.endsWith is not None:
         end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
+        # Whole segments after the first "/" (the one before may be cut) must be normal
+        # ones: paths, URL paths included, are matched without "//" or a trailing "/".
+        if field in PATH_FIELDS and {"", ".", ".."} & set(end.split("/")[1:]):
+            raise MatcherError(
+                f"endsWith: {end!r} is not the end of a normalised path (no '//', '.' or "
+                "'..' segment, no trailing '/'), so it never matches"
+            )
         parts.append((_any(lambda v: v.endswith(end)), f"endsWith {_quote(end)}"))
         if field == "host":
             anchors.append(_suffix_anchor(end))
