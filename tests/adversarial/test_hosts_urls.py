@@ -378,6 +378,66 @@ def test_rules_written_in_odd_spellings_match_canonical_requests() -> None:
     assert _outcome(policy, _url("https://example.com/")) == "allow"
 
 
+# ------------------------------------------------------------------ unspecified addresses
+
+# Linux sends a connect() to 0.0.0.0 to 127.0.0.1, and one to :: to ::1.
+UNSPECIFIED = [
+    "http://0.0.0.0/",
+    "http://0/",
+    "http://0x0:8080/",
+    "http://0.0/",
+    "http://000.0.0.0./",
+    "http://[::]/",
+    "http://[0:0:0:0:0:0:0:0]/",
+    "http://[::ffff:0.0.0.0]/",
+    "http://[64:ff9b::]/",
+]
+LOOPBACK_POLICIES = {
+    "cidr-deny": """
+        version: 1
+        rules:
+          - {id: loopback, action: network.request, host: {cidr: [127.0.0.0/8, "::1/128"]}, decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """,
+    "ip-deny": """
+        version: 1
+        rules:
+          - {id: loopback, action: network.request, host: [127.0.0.1, "::1"], decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """,
+    "not-cidr-allow": """
+        version: 1
+        rules:
+          - {id: rest, action: network.request, host: {not: {cidr: [127.0.0.0/8, "::1/128"]}}, decision: allow}
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOPBACK_POLICIES))
+@pytest.mark.parametrize("url", UNSPECIFIED)
+def test_unspecified_addresses_match_as_the_loopback(name: str, url: str) -> None:
+    policy = _load(LOOPBACK_POLICIES[name])
+    assert _outcome(policy, _url(url)) == "deny", url
+    host = parse_url(url).host
+    assert _outcome(policy, {"host": host, "port": 80}) == "deny", host
+    assert _outcome(policy, _url("http://8.8.8.8/")) == "allow"
+
+
+def test_a_rule_for_an_unspecified_address_does_not_cover_the_loopback() -> None:
+    policy = _load(
+        """
+        version: 1
+        rules:
+          - {id: any, action: network.request, host: [0.0.0.0, "::"], decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """
+    )
+    assert _outcome(policy, _url("http://0/")) == "deny"
+    assert _outcome(policy, _url("http://[::]/")) == "deny"
+    assert _outcome(policy, _url("http://127.0.0.1/")) == "allow"
+    assert _outcome(policy, _url("http://[::1]/")) == "allow"
+
+
 # ------------------------------------------------------------------ paths in URLs
 
 
