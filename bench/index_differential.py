@@ -20,11 +20,12 @@ import yaml
 
 from sidecar.errors import PolicyError
 from sidecar.evaluator import _fields_for, _rule_matches, evaluate_subject
+from sidecar.normalise.hosts import canonical_host, host_forms
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.loader import load_policy_bytes
 from sidecar.subject import Subject
 
-SEGMENTS = ["a", "b", "ab", ".ssh", "x.y", "c"]
+SEGMENTS = ["a", "b", "ab", ".ssh", "x.y", "c", "n\nl"]  # a newline is an ordinary character
 LABELS = ["a", "b", "ex", "com", "svc"]
 TOKENS = ["run", "-x", "a", "b"]
 
@@ -93,6 +94,8 @@ class Generator:
                 lambda: {"endsWith": self.rng.choice([".", ""]) + self.host()},
                 lambda: {"in": [self.host(), self.host()], "endsWith": self.host()},
                 lambda: {"cidr": "10.0.0.0/8"},
+                lambda: {"cidr": ["127.0.0.0/8", "::1/128"]},
+                lambda: self.rng.choice(["127.0.0.1", "::1", "0.0.0.0"]),
                 lambda: {"not": {"glob": self.host_glob()}},
             ]
         )()
@@ -146,8 +149,8 @@ class Generator:
             action = rng.choice(["file.read", "file.write"])
             return Subject(action, {"path": (self.path(),), "agent": ("me",)})
         if family == 1:
-            host = rng.choice([self.host(), "10.1.2.3", "::ffff:10.0.0.1"])
-            forms = (host, "10.0.0.1") if host.startswith("::ffff") else (host,)
+            host = rng.choice([self.host(), "10.1.2.3", "::ffff:10.0.0.1", "0.0.0.0", "::"])
+            forms = host_forms(canonical_host(host))
             fields = {"host": forms, "port": (rng.choice(["443", "80"]),), "agent": ("me",)}
             if rng.random() < 0.5:
                 fields["path"] = (self.path(),)

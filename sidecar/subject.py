@@ -8,9 +8,10 @@ Every field value is a tuple of strings:
 
 * for most fields, a 1-tuple: ``("/app/data/x.csv",)``;
 * for ``host``, the canonical host followed by its equivalent forms (an IPv4-mapped or
-  NAT64 IPv6 address is followed by its IPv4): a positive matcher holds when any form
-  matches, and ``not`` negates that, so ``::ffff:10.0.0.1`` is treated as ``10.0.0.1``
-  whatever the rule says;
+  NAT64 IPv6 address is followed by its IPv4, an unspecified address by the loopback
+  it reaches; see ``host_forms``): a positive matcher holds when any form matches, and
+  ``not`` negates that, so ``::ffff:10.0.0.1`` is treated as ``10.0.0.1`` and
+  ``0.0.0.0`` as ``127.0.0.1`` whatever the rule says;
 * for ``args``, the arguments after argv[0], in order: string matchers hold when any
   argument matches, ``prefix`` compares the leading tokens;
 * for ``command``, argv[0] as given (bare name or normalised absolute path); the

@@ -71,6 +71,11 @@ MATCHER_CASES = [
     ("{regex: '/var/log/[a-z]+\\.log'}", "/var/log/app.log", True),
     ("{regex: '/var/log/[a-z]+\\.log'}", "/x/var/log/app.log", False),  # anchored, not search
     ("{regex: 'app'}", "/var/app/x", False),
+    # "." matches a newline too (the s flag); "(?-s)" opts out
+    ("{regex: '/home/.*/\\.ssh/.*'}", "/home/u\nv/.ssh/id_rsa", True),
+    ("{regex: '(?-s)/home/.*/\\.ssh/.*'}", "/home/u\nv/.ssh/id_rsa", False),
+    ("{regex: '/a/.'}", "/a/\n", True),
+    ("{glob: '/home/**/.ssh/**'}", "/home/u\nv/.ssh/id_rsa", True),
     ("{not: {glob: '/secret/**'}}", "/public/x", True),
     ("{not: {glob: '/secret/**'}}", "/secret/x", False),
     ("{glob: '/a/**', not: {endsWith: .key}}", "/a/x.txt", True),
@@ -129,6 +134,9 @@ ARGS_CASES = [
     ("{glob: '--force*'}", ("git", "push", "--force-with-lease"), True),
     ("{not: {in: [--force, -f]}}", ("git", "push", "--force"), False),
     ("{not: {in: [--force, -f]}}", ("git", "push"), True),
+    ("{regex: '--data.*'}", ("git", "--data=a\nb"), True),
+    ("{regex: '(?-s)--data.*'}", ("git", "--data=a\nb"), False),
+    ("{glob: '--data=*'}", ("git", "--data=a\nb"), True),
 ]
 
 

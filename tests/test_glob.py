@@ -28,6 +28,21 @@ PATH_CASES = [
     ("/etc/passwd", "/etc/passwd", True),
     ("/etc/passwd", "/etc/passwd2", False),
     ("/a/**", "/a/.hidden/x", True),
+    # A newline is an ordinary character, for every shape of pattern (each of the
+    # string tests and the regex).
+    ("/home/**/.ssh/**", "/home/u\nv/.ssh/id_rsa", True),
+    ("/home/**/.ssh/**", "/home/u/.ssh/a\nb", True),
+    ("/a/**b", "/a/x\ny/b", True),
+    ("/a/**/b", "/a/x\n/b", True),
+    ("/a/**", "/a/x\ny", True),
+    ("**/.ssh/**", "/u\nv/.ssh/k", True),
+    ("/a/*.txt", "/a/x\ny.txt", True),
+    ("/a/*/b/?", "/a/x\ny/b/\n", True),
+    ("/a/[!x]/*", "/a/\n/y", True),
+    ("/a/[\n]", "/a/\n", True),
+    ("/a/x\ny", "/a/x\ny", True),
+    ("/a/x\ny", "/a/xy", False),
+    ("/a/*", "/a/x\n/y", False),  # still one segment
 ]
 
 

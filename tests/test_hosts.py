@@ -344,15 +344,24 @@ def test_ipv6_spellings_canonicalise_to_one_text(value: int, rng: random.Random)
         ("127.0.0.1", ("127.0.0.1",)),
         ("2130706433", ("127.0.0.1",)),
         ("::1", ("::1",)),
-        ("::", ("::",)),
+        # the unspecified addresses also match as the loopback a connection reaches
+        ("::", ("::", "::1")),
+        ("[0::0]", ("::", "::1")),
+        ("0.0.0.0", ("0.0.0.0", "127.0.0.1")),
+        ("0", ("0.0.0.0", "127.0.0.1")),
+        ("0x0", ("0.0.0.0", "127.0.0.1")),
+        ("0.0", ("0.0.0.0", "127.0.0.1")),
+        ("000.0.00.0", ("0.0.0.0", "127.0.0.1")),
+        ("0.0.0.1", ("0.0.0.1",)),  # only the all-zero address is redirected
+        ("127.0.0.1", ("127.0.0.1",)),  # one way: the loopback is not also 0.0.0.0
         ("2001:db8::1", ("2001:db8::1",)),
         ("::ffff:127.0.0.1", ("::ffff:7f00:1", "127.0.0.1")),
         ("::ffff:169.254.169.254", ("::ffff:a9fe:a9fe", "169.254.169.254")),
         ("[::ffff:a9fe:a9fe]", ("::ffff:a9fe:a9fe", "169.254.169.254")),
-        ("::ffff:0.0.0.0", ("::ffff:0:0", "0.0.0.0")),
+        ("::ffff:0.0.0.0", ("::ffff:0:0", "0.0.0.0", "127.0.0.1")),
         ("::ffff:ffff:ffff", ("::ffff:ffff:ffff", "255.255.255.255")),
         ("64:ff9b::10.0.0.1", ("64:ff9b::a00:1", "10.0.0.1")),
-        ("64:ff9b::", ("64:ff9b::", "0.0.0.0")),
+        ("64:ff9b::", ("64:ff9b::", "0.0.0.0", "127.0.0.1")),
         # not translated: other prefixes that merely embed an IPv4 somewhere
         ("64:ff9b:1::a00:1", ("64:ff9b:1::a00:1",)),  # local-use NAT64 (RFC 8215)
         ("2002:7f00:1::1", ("2002:7f00:1::1",)),  # 6to4
@@ -686,6 +695,11 @@ def test_parse_url_rejects_non_strings() -> None:
         ("[::ffff:a9fe:a9fe]", "169.254.169.254"),
         ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
         ("64:ff9b:1::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe"),
+        # an unspecified address names itself (requests for it also match as loopback)
+        ("0.0.0.0", "0.0.0.0"),
+        ("0x0", "0.0.0.0"),
+        ("[::]", "::"),
+        ("::ffff:0.0.0.0", "0.0.0.0"),
         ("*.example.com", "*.example.com"),
         ("*.Example.COM.", "*.example.com"),
         ("**.example.com", "**.example.com"),
@@ -810,11 +824,14 @@ def test_canonical_host_is_idempotent(raw: str) -> None:
     except RequestError:
         return
     assert canonical_host(canonical) == canonical
-    assert canonical_host_pattern(canonical) == host_forms(canonical)[-1]
+    forms = host_forms(canonical)
+    # A rule for the host names its IPv4 for a mapped or NAT64 address (the same
+    # destination), never the loopback an unspecified address also matches as.
+    unspecified = len(forms) > 1 and forms[-2] in ("0.0.0.0", "::")
+    assert canonical_host_pattern(canonical) == (forms[-2] if unspecified else forms[-1])
     assert canonical and not canonical.endswith(".")
     assert set(canonical) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_:")
-    forms = host_forms(canonical)
-    assert forms[0] == canonical and len(forms) in (1, 2)
+    assert forms[0] == canonical and len(forms) in (1, 2, 3)
 
 
 _URL_PIECES = st.sampled_from(

@@ -151,6 +151,15 @@ def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
             "only allow rules can have a rateLimit",
         ),
         ("{action: network.request, decision: allow, port: 70000}", "not a port number"),
+        # paths are matched normalised (URL paths too): these could never match
+        (
+            "{action: network.request, decision: deny, path: {endsWith: /}}",
+            "rules[0]: path: endsWith",
+        ),
+        ("{action: file.read, decision: deny, path: {endsWith: x/}}", "never matches"),
+        ("{action: k8s.request, decision: deny, path: {endsWith: a//b}}", "never matches"),
+        ("{action: file.read, decision: deny, path: {endsWith: /../x}}", "never matches"),
+        ("{action: file.read, decision: deny, path: {startsWith: /a//}}", "never matches"),
     ],
 )
 def test_semantic_errors_name_rule_and_key(rule: str, expected: str) -> None:

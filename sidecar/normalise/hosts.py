@@ -298,14 +298,36 @@ def canonical_host(raw: str, field: str = "host") -> str:
         raise RequestError(str(exc), field) from None
 
 
+# What connecting to an unspecified address reaches: Linux (and the BSDs) send a
+# connect() to 0.0.0.0 to 127.0.0.1 and one to :: to ::1, so ``http://0.0.0.0/`` and
+# ``http://[::]/`` are requests to the local host.
+_UNSPECIFIED_REACHES = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _embedded_ipv4(canonical: str) -> str | None:
+    """The IPv4 address an IPv4-mapped or well-known NAT64 address stands for, else None."""
+    if ":" not in canonical:
+        return None
+    value = int(ipaddress.IPv6Address(canonical))
+    if value >> 32 in (_IPV4_MAPPED_PREFIX, _NAT64_PREFIX):
+        return str(ipaddress.IPv4Address(value & 0xFFFF_FFFF))
+    return None
+
+
 @lru_cache(maxsize=8192)
 def host_forms(canonical: str) -> tuple[str, ...]:
-    """All forms a canonical host is matched as: itself, then its IPv4 if it has one.
+    """All forms a canonical host is matched as: itself, its IPv4, then its loopback.
 
     An IPv4-mapped address (``::ffff:a.b.c.d``) is how a dual-stack socket reaches
     ``a.b.c.d``; a NAT64 address in the well-known prefix ``64:ff9b::/96`` (RFC 6052)
     is translated to ``a.b.c.d`` by the network. Both "also match as their IPv4", so a
     ``cidr: 169.254.0.0/16`` rule sees ``::ffff:169.254.169.254``.
+
+    The unspecified addresses also match as the loopback address a connection to them
+    reaches (``_UNSPECIFIED_REACHES``): ``0.0.0.0`` (however spelt: ``0``, ``0x0``,
+    ``::ffff:0.0.0.0`` ...) as ``127.0.0.1``, and ``::`` as ``::1``, so a rule for
+    ``127.0.0.0/8`` or ``::1`` catches them. The relation is one way: a request for
+    ``127.0.0.1`` is not also ``0.0.0.0``.
 
     Not given an IPv4 form: IPv4-compatible ``::a.b.c.d`` (rejected by
     ``canonical_host`` instead), 6to4 ``2002::/16`` and Teredo (tunnels to a relay, not
@@ -313,12 +335,14 @@ def host_forms(canonical: str) -> tuple[str, ...]:
     operator-chosen NAT64 prefixes (where the IPv4 sits depends on a prefix length
     the gate cannot know; write ``cidr`` rules for them explicitly).
     """
-    if ":" not in canonical:
-        return (canonical,)
-    value = int(ipaddress.IPv6Address(canonical))
-    if value >> 32 in (_IPV4_MAPPED_PREFIX, _NAT64_PREFIX):
-        return (canonical, str(ipaddress.IPv4Address(value & 0xFFFF_FFFF)))
-    return (canonical,)
+    forms = [canonical]
+    ipv4 = _embedded_ipv4(canonical)
+    if ipv4 is not None:
+        forms.append(ipv4)
+    loopback = _UNSPECIFIED_REACHES.get(forms[-1])
+    if loopback is not None:
+        forms.append(loopback)
+    return tuple(forms)
 
 
 def canonical_host_pattern(pattern: str) -> str:
@@ -328,7 +352,9 @@ def canonical_host_pattern(pattern: str) -> str:
     canonicalised exactly like ``canonical_host`` (so ``127.1`` becomes ``127.0.0.1``
     and ``[2001:DB8::1]`` becomes ``2001:db8::1``), except that an IPv4-mapped or NAT64
     address becomes its IPv4 address: requests in either spelling also match as their
-    IPv4 (``host_forms``), so the rule then covers the destination however spelt.
+    IPv4 (``host_forms``), so the rule then covers the destination however spelt. An
+    unspecified address stays itself (``0.0.0.0``, ``::``): requests for it also match
+    as the loopback, but a rule for it covers only it.
 
     A glob is lower-cased and UTS-46 mapped, loses one trailing dot, and each label
     without glob characters is canonicalised like a host label (IDNA to A-labels);
@@ -343,7 +369,9 @@ def canonical_host_pattern(pattern: str) -> str:
         raise InvalidHost("IPv6 addresses cannot be globbed; write a cidr range")
     is_ip_literal = pattern.startswith("[") and pattern.endswith("]") and ":" in pattern
     if is_ip_literal or not _GLOB_CHARS.intersection(pattern):
-        return host_forms(_canonical(pattern))[-1]
+        # Not host_forms()[-1]: a rule for 0.0.0.0 names 0.0.0.0, not 127.0.0.1 too.
+        canonical = _canonical(pattern)
+        return _embedded_ipv4(canonical) or canonical
     _check_chars(pattern, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})
     mapped = _uts46(pattern)
     _check_chars(mapped, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})

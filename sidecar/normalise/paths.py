@@ -42,6 +42,17 @@ def normalise_path(path: str, cwd: str | None = None, *, field: str = "path") ->
             raise RequestError("must be absolute", "cwd")
         path = cwd + "/" + path
         check_path_text(path, field)
+    return lexical_path(path)
+
+
+def lexical_path(path: str) -> str:
+    """Resolve ``.``, ``..`` and ``//`` in the absolute ``path`` and drop a trailing ``/``.
+
+    The one canonical form paths are matched in: file paths, rule values for every
+    ``path`` and ``cwd`` field, and the paths of URLs and Kubernetes non-resource
+    requests (which arrive with their dot segments already resolved, but may keep
+    ``//`` and a trailing ``/``). Rule and request then compare like with like.
+    """
     if "//" not in path and "/." not in path and not path.endswith("/"):
         return path  # already normal: no empty, "." or ".." segment, no trailing "/"
     parts: list[str] = []

@@ -19,7 +19,7 @@ from sidecar.normalise.k8s import (
     from_attributes,
     resolve_request,
 )
-from sidecar.normalise.paths import normalise_path
+from sidecar.normalise.paths import lexical_path, normalise_path
 from sidecar.request import CheckRequest
 from sidecar.subject import (
     FILE_ACTIONS,
@@ -153,7 +153,11 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         if request.host is not None or request.port is not None or request.scheme is not None:
             raise RequestError("give url alone, or host with port and scheme, not both", "url")
         parsed = parse_url(request.url)
-        host, port, scheme, path = parsed.host, parsed.port, parsed.scheme, parsed.path
+        host, port, scheme = parsed.host, parsed.port, parsed.scheme
+        # The path is matched (and recorded) in the form rule paths take: servers such
+        # as nginx merge "//", and "/admin/" is the resource a rule "/admin/" (read as
+        # "/admin") names. ``url`` keeps the path as the agent sent it.
+        path = lexical_path(parsed.path)
         record["url"] = parsed.url
     elif request.host is not None:
         host = canonical_host(request.host)
@@ -187,7 +191,9 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
 
 def _k8s_fields(attributes: K8sAttributes) -> dict[str, FieldValues]:
     if not attributes.is_resource_request:
-        return {"verb": (attributes.verb,), "path": (attributes.path,)}
+        # Matched without its trailing "/", like rule paths ("/logs/" is read "/logs");
+        # the record keeps the path as sent. "//" and dot segments are already refused.
+        return {"verb": (attributes.verb,), "path": (lexical_path(attributes.path),)}
     return {
         "verb": (attributes.verb,),
         "group": (attributes.group,),

@@ -11,6 +11,11 @@ Patterns compile to RE2 (linear time), with plain string tests for the shapes mo
 rules use: a pattern without wildcards is an equality test, ``<literal>/**`` a prefix
 test, ``**/<literal>/**`` a substring test and ``<head>*<tail>`` (one wildcard within a
 segment, like ``*.example.com`` or ``/out/*.json``) a prefix-and-suffix test.
+
+A newline is an ordinary character: request values may contain one (a file name can),
+and ``/home/**/.ssh/**`` must match ``/home/u\nv/.ssh/id_rsa``. The regexes are compiled
+with the ``s`` flag (RE2's ``.`` otherwise stops at a newline); classes and the string
+tests never treated it specially.
 """
 
 from __future__ import annotations
@@ -67,8 +72,10 @@ def glob_to_regex(pattern: str, sep: str = "/") -> str:
     if not pattern:
         raise GlobError("empty pattern")
     esc_sep = re.escape(sep)
-    not_sep = f"[^{esc_sep}]"
-    out: list[str] = []
+    not_sep = f"[^{esc_sep}]"  # RE2's negated classes match a newline, as they should
+    # "(?s)": the ".*" that ``**`` becomes must cross a newline too, or a newline in a
+    # request value would slip past a deny glob.
+    out: list[str] = ["(?s)"]
     i = 0
     n = len(pattern)
     while i < n:

@@ -201,9 +201,16 @@ def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     return test, None
 
 
+# ``.`` in a rule's regex matches any character, newline included (the ``s`` flag):
+# request values (paths, arguments) can hold a newline, and a deny regex must not be
+# escaped by one. A rule can still opt out with ``(?-s)``.
+_REGEX_OPTIONS = re2.Options()
+_REGEX_OPTIONS.dot_nl = True
+
+
 def _regex(pattern: str) -> Test:
     try:
-        compiled = re2.compile(pattern)
+        compiled = re2.compile(pattern, options=_REGEX_OPTIONS)
     except re2.error as exc:
         raise MatcherError(f"regex: {pattern!r} is not valid RE2: {exc}") from exc
     return _any(lambda value: compiled.fullmatch(value) is not None)
@@ -286,6 +293,13 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
             anchors.append(_prefix_anchor(start))
     if spec.endsWith is not None:
         end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
+        # Whole segments after the first "/" (the one before may be cut) must be normal
+        # ones: paths, URL paths included, are matched without "//" or a trailing "/".
+        if field in PATH_FIELDS and {"", ".", ".."} & set(end.split("/")[1:]):
+            raise MatcherError(
+                f"endsWith: {end!r} is not the end of a normalised path (no '//', '.' or "
+                "'..' segment, no trailing '/'), so it never matches"
+            )
         parts.append((_any(lambda v: v.endswith(end)), f"endsWith {_quote(end)}"))
         if field == "host":
             anchors.append(_suffix_anchor(end))

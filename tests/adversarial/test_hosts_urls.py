@@ -378,6 +378,66 @@ def test_rules_written_in_odd_spellings_match_canonical_requests() -> None:
     assert _outcome(policy, _url("https://example.com/")) == "allow"
 
 
+# ------------------------------------------------------------------ unspecified addresses
+
+# Linux sends a connect() to 0.0.0.0 to 127.0.0.1, and one to :: to ::1.
+UNSPECIFIED = [
+    "http://0.0.0.0/",
+    "http://0/",
+    "http://0x0:8080/",
+    "http://0.0/",
+    "http://000.0.0.0./",
+    "http://[::]/",
+    "http://[0:0:0:0:0:0:0:0]/",
+    "http://[::ffff:0.0.0.0]/",
+    "http://[64:ff9b::]/",
+]
+LOOPBACK_POLICIES = {
+    "cidr-deny": """
+        version: 1
+        rules:
+          - {id: loopback, action: network.request, host: {cidr: [127.0.0.0/8, "::1/128"]}, decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """,
+    "ip-deny": """
+        version: 1
+        rules:
+          - {id: loopback, action: network.request, host: [127.0.0.1, "::1"], decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """,
+    "not-cidr-allow": """
+        version: 1
+        rules:
+          - {id: rest, action: network.request, host: {not: {cidr: [127.0.0.0/8, "::1/128"]}}, decision: allow}
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOPBACK_POLICIES))
+@pytest.mark.parametrize("url", UNSPECIFIED)
+def test_unspecified_addresses_match_as_the_loopback(name: str, url: str) -> None:
+    policy = _load(LOOPBACK_POLICIES[name])
+    assert _outcome(policy, _url(url)) == "deny", url
+    host = parse_url(url).host
+    assert _outcome(policy, {"host": host, "port": 80}) == "deny", host
+    assert _outcome(policy, _url("http://8.8.8.8/")) == "allow"
+
+
+def test_a_rule_for_an_unspecified_address_does_not_cover_the_loopback() -> None:
+    policy = _load(
+        """
+        version: 1
+        rules:
+          - {id: any, action: network.request, host: [0.0.0.0, "::"], decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """
+    )
+    assert _outcome(policy, _url("http://0/")) == "deny"
+    assert _outcome(policy, _url("http://[::]/")) == "deny"
+    assert _outcome(policy, _url("http://127.0.0.1/")) == "allow"
+    assert _outcome(policy, _url("http://[::1]/")) == "allow"
+
+
 # ------------------------------------------------------------------ paths in URLs
 
 
@@ -438,6 +498,70 @@ def test_encoded_unreserved_characters_cannot_dodge_a_deny() -> None:
         "https://api.example.com/admin/./users",
     ):
         assert _outcome(policy, _url(url)) == "deny", url
+
+
+# Rule paths and URL paths are compared in one form, that of file paths: "//" merged
+# (as nginx and others do) and a trailing "/" dropped, on both sides.
+URL_PATH_DENY = """
+version: 1
+rules:
+  - {id: admin-dir, action: network.request, path: "/admin/", decision: deny}
+  - {id: admin-tree, action: network.request, path: {glob: "/admin/**"}, decision: deny}
+  - {id: upload, action: network.request, path: {glob: "/upload/*/"}, decision: deny}
+  - {id: listed, action: network.request, path: {in: ["/internal/", "/debug//pprof"]}, decision: deny}
+  - {id: rest, action: network.request, decision: allow}
+"""
+URL_PATH_ALLOW = """
+version: 1
+rules:
+  - {id: models, action: network.request, path: "/v1/models/", decision: allow}
+  - {id: public, action: network.request, path: {glob: "/public/*/"}, decision: allow}
+  - {id: x, action: network.request, path: {glob: "/*/x"}, decision: allow}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "url", "decision", "rule"),
+    [
+        ("deny-rules", "http://a.com/admin/", "deny", "admin-dir"),
+        ("deny-rules", "http://a.com/admin", "deny", "admin-dir"),
+        ("deny-rules", "http://a.com//admin", "deny", "admin-dir"),
+        ("deny-rules", "http://a.com//admin/x", "deny", "admin-tree"),
+        ("deny-rules", "http://a.com/admin//x", "deny", "admin-tree"),
+        ("deny-rules", "http://a.com/admin/x/", "deny", "admin-tree"),
+        ("deny-rules", "http://a.com/x/%2e%2E//admin/x", "deny", "admin-tree"),
+        ("deny-rules", "http://a.com/upload/x/", "deny", "upload"),
+        ("deny-rules", "http://a.com/upload//x", "deny", "upload"),
+        ("deny-rules", "http://a.com/internal/", "deny", "listed"),
+        ("deny-rules", "http://a.com/debug/pprof/", "deny", "listed"),
+        ("deny-rules", "http://a.com/public/", "allow", "rest"),
+        ("deny-rules", "http://a.com/administrator/", "allow", "rest"),
+        ("deny-rules", "http://a.com/upload/x/y", "allow", "rest"),
+        ("allow-rules", "http://a.com/v1/models", "allow", "models"),
+        ("allow-rules", "http://a.com/v1/models/", "allow", "models"),
+        ("allow-rules", "http://a.com//v1//models//", "allow", "models"),
+        ("allow-rules", "http://a.com/v1/models/x", "deny", None),
+        ("allow-rules", "http://a.com/public/a/", "allow", "public"),
+        ("allow-rules", "http://a.com/public//a", "allow", "public"),
+        ("allow-rules", "http://a.com/public/a/b", "deny", None),
+        ("allow-rules", "http://a.com/a/x", "allow", "x"),
+        ("allow-rules", "http://a.com//x", "deny", None),  # "/x" to a server merging "//"
+    ],
+)
+def test_url_paths_and_rule_paths_are_compared_in_one_form(
+    policy: str, url: str, decision: str, rule: str | None
+) -> None:
+    text = URL_PATH_DENY if policy == "deny-rules" else URL_PATH_ALLOW
+    verdict = evaluate_request(_load(text), {"action": "network.request", "url": url})
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+
+
+def test_the_url_is_recorded_as_sent_and_the_path_as_matched() -> None:
+    verdict = evaluate_request(
+        _load(URL_PATH_DENY), {"action": "network.request", "url": "http://a.com//admin/x/?q=1"}
+    )
+    assert verdict.request["url"] == "http://a.com//admin/x/?q=1"
+    assert verdict.request["path"] == "/admin/x"
 
 
 # ------------------------------------------------------------------ differential check

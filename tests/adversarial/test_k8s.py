@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise.k8s import (
     K8sAttributes,
@@ -17,6 +18,7 @@ from sidecar.normalise.k8s import (
     from_attributes,
     resolve_request,
 )
+from tests.adversarial.conftest import load_policy_text
 
 SECRET_DB = K8sAttributes(True, "get", "", "v1", "secrets", "kube-system", "db")
 SAME = "same"
@@ -255,3 +257,48 @@ def test_attribute_smuggling_is_rejected(kwargs: dict[str, str]) -> None:
     arguments = {"verb": "get", "resource": "secrets", **kwargs}
     with pytest.raises(RequestError):
         from_attributes(**arguments)
+
+
+# A non-resource path is matched like rule paths are written: without a trailing "/"
+# ("/logs/" in a rule reads "/logs"), so neither side's slash decides.
+NON_RESOURCE_POLICIES = {
+    "deny-rules": """
+        version: 1
+        rules:
+          - {id: everything, action: k8s.request, path: {glob: "/**"}, decision: allow}
+          - {id: logs, action: k8s.request, path: "/logs/", decision: deny}
+          - {id: debug, action: k8s.request, path: {glob: "/debug/*/"}, decision: deny}
+        """,
+    "allow-rules": """
+        version: 1
+        rules:
+          - {id: healthz, action: k8s.request, path: "/healthz/", decision: allow}
+          - {id: metrics, action: k8s.request, path: {glob: "/metrics/*"}, decision: allow}
+        """,
+}
+
+
+@pytest.mark.parametrize(
+    ("policy", "path", "decision", "rule"),
+    [
+        ("deny-rules", "/logs/", "deny", "logs"),
+        ("deny-rules", "/logs", "deny", "logs"),
+        ("deny-rules", "/debug/pprof/", "deny", "debug"),
+        ("deny-rules", "/debug/pprof", "deny", "debug"),
+        ("deny-rules", "/logs/x/", "allow", "everything"),
+        ("deny-rules", "/version/", "allow", "everything"),
+        ("allow-rules", "/healthz", "allow", "healthz"),
+        ("allow-rules", "/healthz/", "allow", "healthz"),
+        ("allow-rules", "/metrics/x/", "allow", "metrics"),
+        ("allow-rules", "/metrics/", "deny", None),
+        ("allow-rules", "/healthz/x", "deny", None),
+    ],
+)
+def test_non_resource_paths_and_rule_paths_are_compared_in_one_form(
+    policy: str, path: str, decision: str, rule: str | None
+) -> None:
+    compiled = load_policy_text(NON_RESOURCE_POLICIES[policy])
+    body = {"action": "k8s.request", "k8s": {"method": "GET", "path": path}}
+    verdict = evaluate_request(compiled, body)
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+    assert verdict.request["k8s"] == {"verb": "get", "path": path}  # recorded as sent
