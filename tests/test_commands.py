@@ -238,7 +238,8 @@ WRAPPERS = [
     ("sudo -nu app make", [("sudo", "-nu", "app", "make"), ("make",)]),
     ("sudo --user=app make", [("sudo", "--user=app", "make"), ("make",)]),
     ("sudo A=1 make", [("sudo", "A=1", "make"), ("make",)]),
-    ("sudo -i", [("sudo", "-i")]),
+    ("sudo -i make x", [("sudo", "-i", "make", "x"), ("make", "x")]),
+    ("sudo -s make 'a b'", [("sudo", "-s", "make", "a b"), ("make", "a b")]),
     ("sudo -l make", [("sudo", "-l", "make")]),
     ("doas -u app make", [("doas", "-u", "app", "make"), ("make",)]),
     ("command make", [("make",)]),
@@ -264,12 +265,26 @@ WRAPPERS = [
     ("flock -w 5 /tmp/l -c 'a; b'", [("flock", "-w", "5", "/tmp/l", "-c", "a; b"), ("a",), ("b",)]),
     ("su -c 'a' app", [("su", "-c", "a", "app"), ("a",)]),
     ("su app -c 'a'", [("su", "app", "-c", "a"), ("a",)]),
-    ("su - app", [("su", "-", "app")]),
+    ("su app -- -c 'a'", [("su", "app", "--", "-c", "a"), ("a",)]),
+    ("su -s /bin/bash -c 'a' app", [("su", "-s", "/bin/bash", "-c", "a", "app"), ("a",)]),
+    ("su app ./x.sh", [("su", "app", "./x.sh"), ("sh", "./x.sh")]),
     ("runuser -u app -- make x", [("runuser", "-u", "app", "--", "make", "x"), ("make", "x")]),
     ("sg grp -c 'a; b'", [("sg", "grp", "-c", "a; b"), ("a",), ("b",)]),
     ("watch -n 1 'a | b'", [("watch", "-n", "1", "a | b"), ("a",), ("b",)]),
     ("watch -x make x", [("watch", "-x", "make", "x"), ("make", "x")]),
     ("script -qc 'make' /dev/null", [("script", "-qc", "make", "/dev/null"), ("make",)]),
+    ("script -q /dev/null -c make", [("script", "-q", "/dev/null", "-c", "make"), ("make",)]),
+    ("script /dev/null --command=make", [("script", "/dev/null", "--command=make"), ("make",)]),
+    ("script --help", [("script", "--help")]),
+    ("chroot --help", [("chroot", "--help")]),
+    ("su --version", [("su", "--version")]),
+    ("repeat 3 make", [("repeat", "3", "make"), ("make",)]),
+    (
+        "zsh -c 'repeat 2 repeat 1 make'",
+        [("repeat", "2", "repeat", "1", "make"), ("repeat", "1", "make"), ("make",)],
+    ),
+    ("repeat 3", [("repeat", "3")]),
+    ("env repeat 3 make", [("env", "repeat", "3", "make"), ("repeat", "3", "make")]),
     ("pkexec --user app make", [("pkexec", "--user", "app", "make"), ("make",)]),
     ("noglob make", [("make",)]),
     ("- make", [("make",)]),
@@ -304,6 +319,41 @@ WRAPPERS = [
 @pytest.mark.parametrize(("line", "expected"), WRAPPERS)
 def test_wrappers_are_reported_and_unwrapped(line: str, expected: list[tuple[str, ...]]) -> None:
     assert argvs(analyse(line)) == expected
+
+
+# The shell these start is $SHELL or a login shell, unknown here: it is reported as sh.
+SHELL_STARTERS = [
+    ("sudo -s", [("sudo", "-s"), ("sh",)]),
+    ("sudo -i", [("sudo", "-i"), ("sh",)]),
+    ("sudo -u app --login", [("sudo", "-u", "app", "--login"), ("sh",)]),
+    ("su", [("su",), ("sh",)]),
+    ("su -", [("su", "-"), ("sh",)]),
+    ("su - app", [("su", "-", "app"), ("sh",)]),
+    ("su root", [("su", "root"), ("sh",)]),
+    ("su -l app", [("su", "-l", "app"), ("sh",)]),
+    ("su -s /bin/zsh app", [("su", "-s", "/bin/zsh", "app"), ("/bin/zsh",)]),
+    ("runuser app", [("runuser", "app"), ("sh",)]),
+    ("doas -s", [("doas", "-s"), ("sh",)]),
+    ("doas -u app -s", [("doas", "-u", "app", "-s"), ("sh",)]),
+    ("pkexec", [("pkexec",), ("sh",)]),
+    ("pkexec --user app", [("pkexec", "--user", "app"), ("sh",)]),
+    ("chroot /srv", [("chroot", "/srv"), ("sh", "-i")]),
+    ("unshare -rn", [("unshare", "-rn"), ("sh",)]),
+    ("nsenter -t 1 -m", [("nsenter", "-t", "1", "-m"), ("sh",)]),
+    ("script", [("script",), ("sh", "-i")]),
+    ("script -q /dev/null", [("script", "-q", "/dev/null"), ("sh", "-i")]),
+    ("newgrp wheel", [("newgrp", "wheel"), ("sh",)]),
+    ("echo x | sudo -s", [("echo", "x"), ("sudo", "-s"), ("sh",)]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), SHELL_STARTERS)
+def test_wrappers_that_start_a_shell_report_it_as_sh(
+    line: str, expected: list[tuple[str, ...]]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert names(analysis) == set()
 
 
 def test_xargs_runs_its_command_with_unseen_arguments() -> None:
@@ -454,6 +504,26 @@ WORKING_DIRECTORY = [
     ("pushd /a && ./x", [("pushd", "/a"), ("/a/x",)], set()),
     ("env -C /srv ./run", [("env", "-C", "/srv", "./run"), ("/srv/run",)], set()),
     ("sudo -D /srv ./run", [("sudo", "-D", "/srv", "./run"), ("/srv/run",)], set()),
+    (
+        "repeat 1 cd /a && ./x",
+        [("repeat", "1", "cd", "/a"), ("cd", "/a"), ("/a/x",), ("/work/x",)],
+        set(),
+    ),
+    (
+        "repeat 2 cd a; ./x",
+        [("repeat", "2", "cd", "a"), ("cd", "a"), ("/work/x",), ("./x",)],
+        {"unknown-cwd"},
+    ),
+    (
+        "mapfile -C 'cd /a' l && /bin/x",
+        [("mapfile", "-C", "cd /a", "l"), ("cd", "/a"), ("/bin/x",)],
+        {"eval", "unknown-arguments"},
+    ),
+    (
+        "mapfile -C 'cd /a' l; ./x",
+        [("mapfile", "-C", "cd /a", "l"), ("cd", "/a"), ("/work/x",), ("./x",)],
+        {"eval", "unknown-arguments", "unknown-cwd"},
+    ),
     ("cd && ./x", [("cd",), ("./x",)], {"unknown-cwd"}),
     ("cd - && ./x", [("cd", "-"), ("./x",)], {"unknown-cwd"}),
     ("cd ~/p && ./x", [("cd", "~/p"), ("./x",)], {"unknown-cwd"}),
@@ -556,6 +626,46 @@ CONSTRUCT_CASES = [
         {"heredoc-to-shell"},
     ),
     ("cat <<'E' | bash\nrm x\nE", [("cat",), ("bash",)], set()),
+    ("sudo -s <<< 'rm x'", [("sudo", "-s"), ("rm", "x"), ("sh",)], {"heredoc-to-shell"}),
+    ("su - <<'E'\nrm x\nE", [("su", "-"), ("rm", "x"), ("sh",)], {"heredoc-to-shell"}),
+    (
+        "script -q /dev/null <<< 'rm x'",
+        [("script", "-q", "/dev/null"), ("rm", "x"), ("sh", "-i")],
+        {"heredoc-to-shell"},
+    ),
+    (
+        "sudo -s echo '$HOME'",
+        [("sudo", "-s", "echo", "$HOME"), ("echo", "$HOME")],
+        {"parameter-expansion"},
+    ),
+    ("sudo -s echo '$(id)'", [("sudo", "-s", "echo", "$(id)"), ("echo", "$(id)")], set()),
+    (
+        "mapfile -C 'rm x;' -c 1 a <<< y",
+        [("mapfile", "-C", "rm x;", "-c", "1", "a"), ("rm", "x")],
+        {"eval", "unknown-arguments"},
+    ),
+    (
+        "readarray -tC'rm x' a",
+        [("readarray", "-tCrm x", "a"), ("rm", "x")],
+        {"eval", "unknown-arguments"},
+    ),
+    (
+        'mapfile -C "$f" a',
+        [("mapfile", "-C", "$f", "a")],
+        {"eval", "unknown-arguments", "parameter-expansion"},
+    ),
+    ("mapfile -t a < f", [("mapfile", "-t", "a")], set()),
+    (
+        "zsh -c 'emulate sh -c \"rm x\"'",
+        [("emulate", "sh", "-c", "rm x"), ("rm", "x")],
+        {"eval"},
+    ),
+    ("emulate -L zsh", [("emulate", "-L", "zsh")], set()),
+    (
+        "repeat $n rm x",
+        [("repeat", "$n", "rm", "x"), ("rm", "x")],
+        {"arithmetic", "parameter-expansion"},
+    ),
     ("cat <<E\n$(rm x)\nE", [("rm", "x"), ("cat",)], {"command-substitution"}),
     ("$CMD x", [("$CMD", "x")], {"dynamic-command", "parameter-expansion"}),
     (

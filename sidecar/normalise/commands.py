@@ -35,13 +35,26 @@ What is reported
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
   ``doas``, ``pkexec``, ``chroot``, ``ionice``, ``setsid``, ``nsenter``, ``unshare``,
-  ``taskset``, ``chrt``, ``flock``, ``su``/``runuser -c``, ``sg``, ``watch``,
-  ``script -c``, ``time`` (the program), ``busybox APPLET``, and the commands of
+  ``taskset``, ``chrt``, ``flock``, ``su``/``runuser``, ``sg``, ``newgrp``, ``watch``,
+  ``script``, ``time`` (the program), ``busybox APPLET``, and the commands of
   ``find -exec/-execdir/-ok/-okdir``. Each of these is a program that runs: it is
   reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
   ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords
   ``exec``, ``command``, ``builtin``, ``time``, ``noglob``, ``nocorrect`` are stripped
   without being reported (``command -v x`` runs nothing and is reported as ``command``).
+* A wrapper that starts a shell by itself (``sudo -s``/``-i``, ``su [-] [user]``,
+  ``doas -s``, ``pkexec``, ``chroot DIR``, ``unshare``/``nsenter`` without a program,
+  ``script`` without ``-c``, ``newgrp``) runs ``$SHELL`` or the user's login shell,
+  which the gate cannot know: it is reported as the command ``sh`` (``sh -i`` where the
+  wrapper passes ``-i``), so a rule that denies shells denies it, and a here-document or
+  here-string it reads is analysed as for ``sudo bash <<< ...``. A command given to it
+  (``sudo -s CMD``, ``su -c CMD``, ``su user -- -c CMD``) is that shell's ``-c``
+  script. ``su``, ``runuser`` and ``script`` take options after their operands, as
+  their GNU getopt does.
+* zsh's ``repeat COUNT command`` (zsh scripts are parsed as bash) reports both
+  ``repeat`` and the command it repeats; a count other than digits is ``arithmetic``.
+  zsh syntax bash lacks (glob qualifiers, ``=(...)``, anonymous functions, ``always``,
+  short loop forms) does not parse and is a ``RequestError``.
 * ``VAR=x`` prefixes are removed; an assignment alone is not a command.
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
@@ -66,7 +79,10 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``[[ -eq/-v ]]``, ``test -v``, array subscripts, ``${x:n}``,
                           ``${!x}``, ``declare -i``: bash evaluates variable values as
                           arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
-``eval``                  ``eval`` (its static text is analysed too) and ``${x@P}``.
+``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
+                          callback of ``mapfile -C`` (analysed too; also
+                          ``unknown-arguments``: bash adds the line read) and zsh's
+                          ``emulate ... -c CODE`` (analysed too).
 ``source`` / ``.``        reading a script file into the shell.
 ``alias``                 defining an alias (its static text is analysed too).
 ``trap``                  a trap action (its static text is analysed too).
@@ -87,7 +103,7 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``read``, ``for`` ..., and namerefs (``declare -n``).
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
-                          ``find -exec ... {}``).
+                          ``find -exec ... {}``, ``mapfile -C``).
 ``unparsed-wrapper``      a wrapper or shell with options this analysis does not know:
                           what it runs is unknown.
 ``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
@@ -526,6 +542,8 @@ class _Analyser:
                 return outer, outer
             name = head.text
             if "/" not in name and not in_child:
+                if name == "repeat" and len(args) > 2:
+                    return self.repeat(args, state, context, stdin)
                 if name in BUILTIN_WRAPPERS or name == "command":
                     inner = self.builtin_wrapper(name, args, state, context)
                     if not inner:
@@ -570,6 +588,21 @@ class _Analyser:
                 return outer, outer
             args = list(unwrapped.inner)
             in_child = True
+
+    def repeat(self, args: list[Arg], state: State, context: Context, stdin: Sequence[Arg]) -> Flow:
+        """zsh's ``repeat COUNT command`` runs the command COUNT times in this shell.
+
+        zsh scripts are parsed as bash, where ``repeat`` would be a program: both readings
+        are reported, ``repeat`` itself and then the command it repeats.
+        """
+        self.report(args, state, context)
+        count = args[1]
+        if not (count.static and count.text.isdigit()):
+            self.construct("arithmetic", argv_text(arg.text for arg in args))  # zsh math
+        ok, fail = self.run(args[2:], state, context.via("repeat"), stdin)
+        if (ok, fail) != (state, state) and count.text != "1":
+            ok = fail = later(state)  # a cd repeated any number of times
+        return union(ok, state), union(fail, state)  # also "repeat 0", or the program
 
     def builtin_wrapper(
         self, name: str, args: list[Arg], state: State, context: Context

@@ -1,15 +1,17 @@
 """Shell builtins that matter to the command analysis (CONTRACT 2.2, "Commands").
 
-``cd``/``pushd``/``popd`` move the shell; ``eval``, ``source``/``.``, ``alias`` and
-``trap`` run text as code; ``declare``/``export``/``read``/``let``/``unset``... set
-variables by name (a risky name changes what programs run or load; a subscript is
-arithmetic, which runs ``$(...)`` found in a value); ``test -v`` evaluates a subscript;
-``hash -p``/``enable -f`` rebind a command name. Each handler reports the builtin as a
-command, reports its constructs, and returns the working directories it may leave.
+``cd``/``pushd``/``popd`` move the shell; ``eval``, ``source``/``.``, ``alias``,
+``trap`` and the callback of ``mapfile -C`` run text as code;
+``declare``/``export``/``read``/``let``/``unset``... set variables by name (a risky
+name changes what programs run or load; a subscript is arithmetic, which runs
+``$(...)`` found in a value); ``test -v`` evaluates a subscript; ``hash -p``/``enable
+-f`` rebind a command name. Each handler reports the builtin as a command, reports its
+constructs, and returns the working directories it may leave.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -103,6 +105,20 @@ def _eval(analyser: Analyser, args: list[Arg], state: State, context: Context) -
     return later(state), later(state)
 
 
+def _emulate(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """zsh's ``emulate sh -c 'code'`` evaluates ``code``: like ``eval``. Any option
+    cluster with a ``c`` counts, so an unusual spelling is not missed."""
+    analyser.report(args, state, context)
+    flags = [bool(re.fullmatch(r"-[A-Za-z]*c[A-Za-z]*", arg.text)) for arg in args]
+    if not any(flags) and all(arg.static for arg in args):
+        return state, state
+    analyser.construct("eval", argv_text(arg.text for arg in args))
+    for flag, code in zip(flags, args[1:], strict=False):
+        if flag and code.static and code.text.strip():
+            analyser.script_text(code.text, state, context.inside("emulate -c"))
+    return later(state), later(state)
+
+
 def _source(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     analyser.report(args, state, context)
     analyser.construct(args[0].text, argv_text(arg.text for arg in args))
@@ -155,7 +171,23 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         analyser.construct("environment-override", display)
     if any("[" in variable for variable in named):
         analyser.construct("arithmetic", display)
+    if builtin in ("mapfile", "readarray") and "C" in values:
+        return _callback(analyser, args, values["C"], state, context)
     return state, state
+
+
+def _callback(
+    analyser: Analyser, args: list[Arg], callback: str, state: State, context: Context
+) -> Flow:
+    """``mapfile -C callback``: bash evaluates ``callback index 'line'`` in this shell, as
+    ``eval`` would, once every ``-c`` lines: the line is an argument not visible here, and
+    a ``cd`` in the callback may have run any number of times."""
+    display = argv_text(arg.text for arg in args)
+    analyser.construct("eval", display)
+    analyser.construct("unknown-arguments", display)
+    if callback.strip() and all(arg.static for arg in args):
+        analyser.script_text(callback, later(state), context.inside("mapfile -C callback"))
+    return later(state), later(state)
 
 
 def _named_variables(builtin: str, operands: list[str], values: dict[str, str]) -> list[str]:
@@ -203,6 +235,7 @@ BUILTINS: dict[str, Builtin] = {
     "pushd": _directory,
     "popd": _directory,
     "eval": _eval,
+    "emulate": _emulate,
     "source": _source,
     ".": _source,
     "alias": _alias,

@@ -5,9 +5,17 @@ analyse; wrappers (``env``, ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xarg
 ``sudo``, ``doas``, ``busybox`` ...) give the command they run after their own options;
 ``find -exec`` gives further commands. Options are read the way each program's
 ``getopt`` reads them (clusters, attached values, ``--``, unique prefixes of long
-options, stopping at the first operand). An option a program does not have, or a missing
-value, makes the result ``unparsed``: the caller then cannot know what runs and must
-fail closed.
+options, stopping at the first operand, or anywhere before ``--`` for the programs
+whose GNU getopt permutes: ``su``, ``runuser``, ``script``). An option a program does
+not have, or a missing value, makes the result ``unparsed``: the caller then cannot
+know what runs and must fail closed.
+
+Some wrappers start a shell by themselves (``sudo -s``/``-i``, ``su``, ``doas -s``,
+``pkexec``, ``chroot DIR``, ``unshare``, ``nsenter``, ``script``, ``newgrp`` with no
+command): that shell is the user's ``$SHELL`` or login shell, which cannot be known here,
+so it is given as the inner command ``sh`` (``LOGIN_SHELL``). The caller then treats it
+like any shell: a policy that denies shells denies it, and what it reads from a
+here-document or here-string is analysed.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ BASH_LONG_FLAGS = frozenset(
 )
 BASH_LONG_WITH_ARGUMENT = frozenset({"init-file", "rcfile"})
 STDIN_SCRIPTS = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+# The shell a wrapper starts by itself is $SHELL or the target user's login shell: not
+# knowable here, so it is reported as "sh" (a policy that denies shells names sh).
+LOGIN_SHELL = "sh"
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,27 @@ def _long_name(name: str, spec: OptionSpec) -> str:
     if len(candidates) != 1:
         raise UnknownOption("--" + name)
     return candidates[0]
+
+
+def parse_permuted(args: Sequence[str], start: int, spec: OptionSpec) -> tuple[Options, list[int]]:
+    """Read options the way a permuting GNU getopt does: anywhere until ``--``.
+
+    Return the options and the indexes of the operands, in order.
+    """
+    options: Options = []
+    operands: list[int] = []
+    index = start
+    while index < len(args):
+        if args[index] == "--":
+            operands.extend(range(index + 1, len(args)))
+            break
+        if args[index] == "-" or not args[index].startswith("-"):
+            operands.append(index)
+            index += 1
+            continue
+        found, index = parse_options(args, index, spec, one=True)
+        options.extend(found)
+    return options, operands
 
 
 def _names(options: Options) -> set[str]:
@@ -241,13 +273,19 @@ def _dynamic(args: Sequence[Arg], end: int) -> bool:
 
 
 def _simple_wrapper(spec: OptionSpec, operands: int = 0, default: tuple[str, ...] = ()) -> Handler:
-    """A wrapper ``name [options] [operands...] command [args...]``."""
+    """A wrapper ``name [options] [operands...] command [args...]``.
+
+    Without a command it runs ``default`` (``xargs`` runs ``echo``; ``chroot``,
+    ``unshare`` and ``nsenter`` start a shell), unless asked for its help or version.
+    """
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
         try:
-            _options, index = parse_options(_texts(args), 1, spec)
+            options, index = parse_options(_texts(args), 1, spec)
         except UnknownOption:
             return UNPARSED
+        if index >= len(args) and _names(options) & HELP_VERSION:
+            return Unwrapped(dynamic=_dynamic(args, index))
         index += operands
         if index > len(args):
             return UNPARSED
@@ -387,12 +425,33 @@ def _sudo(args: Sequence[Arg]) -> Unwrapped:
     cwd = _value(options, "D", "chdir")
     if names & {"R", "chroot", "i", "login"}:
         cwd = UNKNOWN_CWD  # a chroot, or the target user's home
+    inner = tuple(args[index:])
+    if names & {"s", "shell", "i", "login"}:
+        inner = _sudo_shell(inner)
     return Unwrapped(
-        inner=tuple(args[index:]),
+        inner=inner,
         cwd=cwd,
         assigned=tuple(assigned),
         dynamic=_dynamic(args, index + 1),
     )
+
+
+def _sudo_escape(char: str) -> str:
+    return char if (char.isascii() and char.isalnum()) or char in "_-$" else "\\" + char
+
+
+def _sudo_shell(command: tuple[Arg, ...]) -> tuple[Arg, ...]:
+    """``sudo -s``/``-i``: a shell, given the command (if any) as one ``-c`` script.
+
+    sudo backslash-escapes every character of the command but letters, digits, ``_``,
+    ``-`` and ``$`` and joins the words with spaces, so the shell sees the same words,
+    except that ``$x`` is expanded.
+    """
+    shell = Arg(LOGIN_SHELL)
+    if not command:
+        return (shell,)
+    script = " ".join("".join(map(_sudo_escape, arg.text)) for arg in command)
+    return (shell, Arg("-c"), Arg(script, all(arg.static for arg in command)))
 
 
 DOAS = OptionSpec(flags="nsL", with_value="uC")
@@ -403,8 +462,11 @@ def _doas(args: Sequence[Arg]) -> Unwrapped:
         options, index = parse_options(_texts(args), 1, DOAS)
     except UnknownOption:
         return UNPARSED
-    if _names(options) & {"C", "L", "s"}:
+    names = _names(options)
+    if names & {"C", "L"}:  # check a configuration, clear persisted logins: nothing runs
         return Unwrapped(dynamic=_dynamic(args, index))
+    if "s" in names:  # the shell; doas refuses a command with -s
+        return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, index))
     return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
 
 
@@ -419,8 +481,12 @@ def _pkexec(args: Sequence[Arg]) -> Unwrapped:
         options, index = parse_options(_texts(args), 1, PKEXEC)
     except UnknownOption:
         return UNPARSED
-    cwd = None if "keep-cwd" in _names(options) else UNKNOWN_CWD
-    return Unwrapped(inner=tuple(args[index:]), cwd=cwd, dynamic=_dynamic(args, index + 1))
+    names = _names(options)
+    if names & HELP_VERSION:
+        return Unwrapped(dynamic=_dynamic(args, index))
+    cwd = None if "keep-cwd" in names else UNKNOWN_CWD
+    inner = tuple(args[index:]) or (Arg(LOGIN_SHELL),)  # no program: the target's shell
+    return Unwrapped(inner=inner, cwd=cwd, dynamic=_dynamic(args, index + 1))
 
 
 def _with_cwd(handler: Handler, cwd: str) -> Handler:
@@ -530,36 +596,40 @@ RUNUSER = OptionSpec(
 
 
 def _su(spec: OptionSpec) -> Handler:
-    """``su``/``runuser``: GNU getopt permutes, so options may follow the user name."""
+    """``su``/``runuser [-] [user [argument...]]``: the user's shell, given the arguments.
+
+    GNU getopt permutes, so options may follow the user name (``--`` ends them). su runs
+    the shell (``-s``, or the user's login shell, unknown here: ``LOGIN_SHELL``) as
+    ``shell [-c command] [argument...]``: no command and no arguments is an interactive
+    shell. ``runuser -u user command`` runs the command itself.
+    """
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
-        texts = _texts(args)
-        options: Options = []
-        operands: list[int] = []
-        index = 1
         try:
-            while index < len(texts):
-                if texts[index] == "--":
-                    operands.extend(range(index + 1, len(texts)))
-                    break
-                if texts[index] == "-" or not texts[index].startswith("-"):
-                    operands.append(index)
-                    index += 1
-                    continue
-                found, index = parse_options(texts, index, spec, one=True)
-                options.extend(found)
+            options, operands = parse_permuted(_texts(args), 1, spec)
         except UnknownOption:
             return UNPARSED
         dynamic = _dynamic(args, len(args))
+        if _names(options) & (HELP_VERSION | {"h", "V"}):
+            return Unwrapped(dynamic=dynamic)
         command = _value(options, "c", "command", "session-command")
-        if command is not None:
-            source = next((arg for arg in args if arg.text == command), Arg(command))
-            return Unwrapped(script=source, dynamic=dynamic)
-        if "u" in _names(options):  # runuser -u user [--] command [args]
+        if command is None and "u" in _names(options):
             return Unwrapped(inner=tuple(args[i] for i in operands), dynamic=dynamic)
-        return Unwrapped(dynamic=dynamic)
+        if operands and args[operands[0]].text == "-":  # "su - user": a login shell
+            operands = operands[1:]
+        shell = _value(options, "s", "shell")
+        inner = [_source(args, shell) if shell else Arg(LOGIN_SHELL)]
+        if command is not None:
+            inner += [Arg("-c"), _source(args, command)]
+        inner += [args[i] for i in operands[1:]]  # after the user: the shell's arguments
+        return Unwrapped(inner=tuple(inner), dynamic=dynamic)
 
     return handler
+
+
+def _source(args: Sequence[Arg], value: str) -> Arg:
+    """The argument an option value came from (static when it was attached to it)."""
+    return next((arg for arg in args if arg.text == value), Arg(value))
 
 
 WATCH = OptionSpec(
@@ -602,15 +672,24 @@ SCRIPT = OptionSpec(
 
 
 def _script(args: Sequence[Arg]) -> Unwrapped:
+    """``script [options] [file]``: util-linux getopt permutes, so options may follow the
+    file. With ``-c`` the shell runs that command; without, ``$SHELL -i`` is started."""
     try:
-        options, index = parse_options(_texts(args), 1, SCRIPT)
+        options, _operands = parse_permuted(_texts(args), 1, SCRIPT)
     except UnknownOption:
         return UNPARSED
+    dynamic = _dynamic(args, len(args))  # any argument may turn out to be an option
+    if _names(options) & (HELP_VERSION | {"h", "V"}):
+        return Unwrapped(dynamic=dynamic)
     command = _value(options, "c", "command")
     if command is None:
-        return Unwrapped(dynamic=_dynamic(args, index))
-    source = next((arg for arg in args if arg.text == command), Arg(command))
-    return Unwrapped(script=source, dynamic=_dynamic(args, index))
+        return Unwrapped(inner=(Arg(LOGIN_SHELL), Arg("-i")), dynamic=dynamic)
+    return Unwrapped(script=_source(args, command), dynamic=dynamic)
+
+
+def _newgrp(args: Sequence[Arg]) -> Unwrapped:
+    """``newgrp [-] [group]``: a new login shell with another group."""
+    return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)))
 
 
 def _sg(args: Sequence[Arg]) -> Unwrapped:
@@ -701,6 +780,7 @@ WRAPPERS: dict[str, Handler] = {
                 long_with_value=frozenset({"userspec", "groups"}),
             ),
             operands=1,
+            default=(LOGIN_SHELL, "-i"),  # no command: "$SHELL -i"
         ),
         UNKNOWN_CWD,
     ),
@@ -720,7 +800,8 @@ WRAPPERS: dict[str, Handler] = {
                 long_optional=frozenset(
                     {"mount", "uts", "ipc", "net", "pid", "user", "cgroup", "time", "root", "wd"}
                 ),
-            )
+            ),
+            default=(LOGIN_SHELL,),  # no program: $SHELL
         ),
         UNKNOWN_CWD,
     ),
@@ -740,7 +821,8 @@ WRAPPERS: dict[str, Handler] = {
                     {"mount", "uts", "ipc", "net", "pid", "user", "cgroup", "time"}
                     | {"kill-child", "mount-proc", "mount-binfmt"}
                 ),
-            )
+            ),
+            default=(LOGIN_SHELL,),  # no program: $SHELL
         ),
         UNKNOWN_CWD,
     ),
@@ -752,6 +834,7 @@ WRAPPERS: dict[str, Handler] = {
     "watch": _watch,
     "script": _script,
     "sg": _sg,
+    "newgrp": _newgrp,
     "time": _simple_wrapper(TIME),
     "busybox": _busybox,
     "find": _find,

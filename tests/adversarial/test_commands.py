@@ -192,6 +192,26 @@ WRAPPERS = [
     "watch -n 1 rm -rf /",
     "watch -x rm -rf /",
     "script -c 'rm -rf /'",
+    "script -q /dev/null -c 'rm -rf /'",
+    "script /dev/null -qc 'rm -rf /'",
+    "su root -- -c 'rm -rf /'",
+    "sudo -s <<< 'rm -rf /'",
+    "sudo -i <<'E'\nrm -rf /\nE",
+    "su <<< 'rm -rf /'",
+    "su - root <<< 'rm -rf /'",
+    "su -l app <<< 'rm -rf /'",
+    "doas -s <<< 'rm -rf /'",
+    "pkexec <<< 'rm -rf /'",
+    "chroot / <<< 'rm -rf /'",
+    "unshare -r <<< 'rm -rf /'",
+    "nsenter -t 1 -a <<< 'rm -rf /'",
+    "script -q /dev/null <<< 'rm -rf /'",
+    "newgrp <<< 'rm -rf /'",
+    "zsh -c 'repeat 1 rm -rf /'",
+    "repeat 3 rm -rf /",
+    "mapfile -C 'rm -rf /;' -c 1 a <<< x",
+    "readarray -C'rm -rf /;' a <<< x",
+    "zsh -c 'emulate sh -c \"rm -rf /\"'",
     "find . -exec rm -rf / \\;",
     "find . -execdir rm -rf / \\;",
     "find . -ok rm -rf / \\;",
@@ -547,6 +567,16 @@ REJECTED = [
     "echo @(x)",
     "echo x )",
     "rm -rf / \x00",
+    # zsh syntax bash does not have, which can hide commands: refused, never half-read
+    "zsh -c 'ls *(e:\"rm -rf /\":)'",  # a glob qualifier that runs code
+    "zsh -c 'ls *(+rm)'",
+    "zsh -c 'cat =(rm -rf /)'",  # process substitution into a temporary file
+    "zsh -c '() { rm -rf /; }'",  # an anonymous function
+    "zsh -c '{ :; } always { rm -rf /; }'",
+    "zsh -c 'for x (a) rm -rf /'",
+    "zsh -c 'if true { rm -rf / }'",
+    "zsh -c 'repeat 2 { rm -rf /; }'",
+    "zsh -c '[[ -n *(#qe:rm:) ]]'",
 ]
 
 

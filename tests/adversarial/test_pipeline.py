@@ -503,6 +503,70 @@ def test_a_command_hidden_from_analysis_is_denied_even_by_default_allow(
     assert _refused(_exec(allow_list, command_line))
 
 
+# ------------------------------------------------------------------ shells started by wrappers
+
+# The shipped baseline's guard rail with every other command allowed (the reviewer's
+# repro): a shell that reads commands the gate never sees is denied by name.
+NO_SHELLS = """
+version: 1
+defaultAction: deny
+rules:
+  - {id: any-exec, action: process.exec, decision: allow}
+  - {id: no-shells, action: process.exec, command: [sh, bash, dash, zsh, ash, busybox], decision: deny}
+"""
+
+# Each starts an interactive or login shell by itself (reported as sh: the user's shell
+# is unknown), or runs a shell through options after an operand.
+SHELL_STARTERS = [
+    "sudo -s",
+    "sudo -i",
+    "sudo --login -u app",
+    "su",
+    "su -",
+    "su root",
+    "su -l app",
+    "su root -- -c bash",
+    "doas -s",
+    "pkexec",
+    "chroot /",
+    "unshare -r",
+    "nsenter -t 1 -a",
+    "script",
+    "script /dev/null",
+    "script -q /dev/null -c bash",
+    "newgrp",
+    "zsh -c 'repeat 1 bash'",
+    "echo 'rm -rf /' | sudo -s",
+]
+
+
+@pytest.mark.parametrize("command_line", SHELL_STARTERS)
+def test_a_wrapper_that_starts_a_shell_is_denied_as_a_shell(command_line: str) -> None:
+    assert _exec(_load(NO_SHELLS), command_line) == ("deny", "no-shells")
+
+
+@pytest.mark.parametrize(
+    "wrapper", ["sudo -s", "sudo -i", "su", "su - root", "doas -s", "pkexec", "script -q /dev/null"]
+)
+def test_what_a_started_shell_reads_is_analysed_like_sudo_bash(
+    deny_list: CompiledPolicy, wrapper: str
+) -> None:
+    for feed in (" <<< 'rm -rf /'", " <<'E'\nrm -rf /\nE"):
+        assert _exec(deny_list, wrapper + feed) == ("deny", "no-rm")
+        assert _exec(deny_list, wrapper + feed) == _exec(deny_list, "sudo bash" + feed)
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    ["mapfile -C 'rm -rf /;' -c 1 a <<< x", "readarray -tC 'rm -rf /;' a < list"],
+)
+def test_a_mapfile_callback_is_analysed_like_eval(
+    allow_list: CompiledPolicy, deny_list: CompiledPolicy, command_line: str
+) -> None:
+    assert _exec(deny_list, command_line) == ("deny", "no-rm")
+    assert _refused(_exec(allow_list, command_line))
+
+
 @pytest.mark.parametrize(
     "argv",
     [
