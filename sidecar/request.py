@@ -9,6 +9,7 @@ them and /openapi.json is generated from them.
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -124,6 +125,8 @@ def _error_field(loc: tuple[int | str, ...]) -> str:
 def _plain(value: Any, depth: int = 1) -> Any:
     """Context as canonical JSON can hold it: floats become strings (nothing is lost)."""
     if isinstance(value, float):
+        if not math.isfinite(value):  # 1e400 parses as inf: its digits are already gone
+            raise RequestError("holds a number too large to record", "context")
         return repr(value)
     if isinstance(value, dict | list):
         if depth > MAX_CONTEXT_DEPTH:

@@ -188,6 +188,16 @@ def test_context_nested_too_deep_is_a_recorded_400(endpoint: CheckEndpoint) -> N
     assert record_types(endpoint)[-1] == "invalidRequest"
 
 
+def test_a_context_number_beyond_float_range_is_refused_not_recorded_as_inf(
+    endpoint: CheckEndpoint,
+) -> None:
+    body = b'{"action": "file.read", "path": "/app/data/x", "context": {"n": 1e400}}'
+    status, _, answer, _ = run(endpoint, _scope(), [{"type": "http.request", "body": body}])
+    assert status == 400 and answer["error"]["details"] == [
+        {"field": "context", "message": "holds a number too large to record"}
+    ]
+
+
 def test_other_methods_get_405_and_other_paths_go_to_the_starlette_app(
     endpoint: CheckEndpoint,
 ) -> None:
