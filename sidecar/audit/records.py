@@ -64,6 +64,12 @@ def parse_time_bound(text: str) -> str:
             raise ValueError(f"not an RFC 3339 time: {text!r}")
         moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    # fromisoformat drops digits past the microsecond. Records carry microseconds, so a
+    # bound between two of them selects exactly what the next microsecond up does, for
+    # --since (at or after) and --until (before) alike.
+    fraction = re.search(r"\.(\d+)", value)
+    if fraction is not None and fraction.group(1)[6:].strip("0"):
+        micros += 1
     return format_ts(micros * 1000)
 
 

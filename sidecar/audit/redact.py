@@ -35,7 +35,23 @@ _SECRET_NAMES = (
     r"|aws[_-]?secret[_-]?access[_-]?key|private[_-]?key|session[_-]?token|credentials?"
 )
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
-_VALUE = r"""(?:"([^"]*)"|'([^']*)'|([^\s&;,"'<>}\]]+))"""
+# Quotes may be JSON-escaped (\"), as in a request body kept as text in an
+# invalidRequest record or JSON carried inside a string: then the secret runs to the
+# closing \" (or, in a body cut short, to the end of the string).
+_VALUE = (
+    r"""(?:\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)|"([^"]*)"|'([^']*)'"""
+    r"""|((?:[^\s&;,"'<>}\]\\]|\\[^"])+))"""
+)
+# A header value: up to a quote, a separator, or a JSON-escaped quote (\").
+_TOKEN = r"""(?:[^\s"',;\\]|\\[^"])+"""
+# A name may end in the secret word after '_' or '-': DB_PASSWORD=, GITHUB_TOKEN=,
+# MYSQL_PWD= (environment variables on a command line), db-password: ... Not "bypass=".
+# A lookbehind rather than a repeated prefix: Python's re backtracks, and a string of
+# many "a-a-a-..." must not cost quadratic time on the event loop.
+_NAME_START = r"(?:\b|(?<=[_-]))"
+# Between the name and the '=' or ':', a closing quote, JSON-escaped or not.
+_AFTER_NAME = r"""(?:\\?["'])?"""
+_QUOTE = _AFTER_NAME
 _FLAGS = re.ASCII
 
 
@@ -67,16 +83,21 @@ _PATTERNS: list[SecretPattern] = [
     ),
     _pattern(
         "authorization",
-        r"\b(?:proxy-)?authori[sz]ation[\"']?\s*[:=]\s*[\"']?"
+        rf"\b(?:proxy-)?authori[sz]ation{_QUOTE}\s*[:=]\s*{_QUOTE}"
         r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)\s+)?"
-        r"([^\s\"',;]+(?:[ \t]*,[ \t]*[A-Za-z]+=[^\s\"',;]+)*)",
+        rf"({_TOKEN}(?:[ \t]*,[ \t]*[A-Za-z]+={_TOKEN})*)",
         ("authorization", "authorisation"),
         ignore_case=True,
     ),
-    _pattern("cookie", r"\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?([^\"'\n]+)", ("cookie",), True),
+    _pattern(
+        "cookie",
+        rf"\b(?:set-)?cookie{_QUOTE}\s*[:=]\s*{_QUOTE}((?:[^\"'\n\\]|\\[^\"])+)",
+        ("cookie",),
+        True,
+    ),
     _pattern(
         "api-key",
-        r"\b(?:x-)?(?:api-key|auth-token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]+)",
+        rf"\b(?:x-)?(?:api-key|auth-token){_QUOTE}\s*[:=]\s*{_QUOTE}({_TOKEN})",
         ("api-key", "auth-token"),
         ignore_case=True,
     ),
@@ -98,13 +119,13 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
     _pattern(
         "password",
-        rf"\b(?:password|passwd|pwd|pass)\b[\"']?\s*[:=]\s*{_VALUE}",
+        rf"{_NAME_START}(?:password|passwd|pwd|pass)\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         ("pass", "pwd"),
         ignore_case=True,
     ),
     _pattern(
         "secret",
-        rf"\b(?:{_SECRET_NAMES})\b[\"']?\s*[:=]\s*{_VALUE}",
+        rf"{_NAME_START}(?:{_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         # Every name of _SECRET_NAMES holds one of these.
         ("pass", "pwd", "secret", "token", "key", "credential"),
         ignore_case=True,
@@ -182,14 +203,14 @@ def _key_ending(name: str) -> str:
 _SCREEN_PATTERN = "|".join(
     [
         _TRIGGERS,
-        _NAME_WORDS + r"""(?:\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
+        _NAME_WORDS + r"""(?:\\\\|\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
         *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
 # secret_key_kind). Their \s (Python, re.ASCII) includes the vertical tab, RE2's does
 # not: the class is spelled out.
-_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""["']?[\t\n\x0b\f\r ]*[:=]"""
+_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""\\?["']?[\t\n\x0b\f\r ]*[:=]"""
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
 _SCREEN = re2.compile(_SCREEN_PATTERN.encode("ascii"), options=_screen_options)

@@ -236,7 +236,8 @@ def test_the_string_screen_flags_every_string_a_pattern_rewrites(text: str) -> N
 
 @pytest.mark.parametrize("name", ["password", "token", "client_secret", "apiKey", "credentials"])
 @pytest.mark.parametrize(
-    "gap", ["", " ", "\t", "\n", "\x0b", "\f", "\r", '"', "'", '" \t', "'\x0b\n"]
+    "gap",
+    ["", " ", "\t", "\n", "\x0b", "\f", "\r", '"', "'", '" \t', "'\x0b\n", '\\"', "\\' "],
 )
 @pytest.mark.parametrize("sign", ["=", ":"])
 def test_an_assignment_passes_both_screens_whatever_stands_between(
@@ -282,3 +283,53 @@ def test_key_names_are_lowered_as_ascii_only() -> None:
     # A Kelvin sign lowers to "k" in Python but not in the RE2 screen: it names nothing.
     assert secret_key_kind("api\u212aey") is None
     assert secret_key_kind("API-KEY") == "api-key"
+
+
+# (JSON text as a request body is kept in an invalidRequest record, the secret, kind)
+ESCAPED = [
+    ('{"commandLine": "mysql --password=\\"hunter22\\" -e x", "bogus": 1}', "hunter22", "password"),
+    ('{"context": {"x": "{\\"password\\": \\"hunter22\\"}"}}', "hunter22", "password"),
+    ('{"context": {"x": "{\\"api_token\\":\\"tok-99887766\\"}"}}', "tok-99887766", "secret"),
+    ('{"h": "Authorization: Bearer abcdefghijkl123456\\""}', "abcdefghijkl123456", "authorization"),
+    (
+        '{"h": "{\\"Authorization\\": \\"Bearer abcdefghijkl123456\\"}"}',
+        "abcdefghijkl123456",
+        "authorization",
+    ),
+    ('{"h": "{\\"Cookie\\": \\"sid=s3ss10n\\"}"}', "sid=s3ss10n", "cookie"),
+    ('{"commandLine": "login --password=\\"cut sh', "cut sh", "password"),  # body cut short
+]
+
+# Names ending in a secret word after "_" or "-", as environment variables are written.
+PREFIXED = [
+    ("env DB_PASSWORD=hunter22 ./migrate", "hunter22", "password"),
+    ("MYSQL_PWD=hunter22 mysql -u app", "hunter22", "password"),
+    ("GITHUB_TOKEN=tok99887766 make release", "tok99887766", "secret"),
+    ("curl -d api_token=tok99887766 https://x", "tok99887766", "secret"),
+    ("db-password: hunter22", "hunter22", "password"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "kind"), PREFIXED)
+def test_names_that_end_in_a_secret_word_are_redacted(text: str, secret: str, kind: str) -> None:
+    out = Redactor(KEY).redact({"commandLine": text})["commandLine"]
+    assert secret not in out and TAG.findall(out)[0][0] == kind, out
+
+
+@pytest.mark.parametrize("text", ["bypass=1", "compass=north", "DB_PASSWORD_FILE=/run/db"])
+def test_a_secret_word_inside_another_word_is_not_a_secret_name(text: str) -> None:
+    assert Redactor(KEY).redact({"commandLine": text})["commandLine"] == text
+
+
+@pytest.mark.parametrize(("text", "secret", "kind"), ESCAPED)
+def test_secrets_behind_json_escaped_quotes_are_redacted_with_their_own_tag(
+    text: str, secret: str, kind: str
+) -> None:
+    redactor = Redactor(KEY)
+    body = {"body": text}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["body"]
+    assert secret not in out, out
+    # The tag is the secret's, not the secret's plus a stray backslash: an investigator
+    # finds the same tag in the decision record and in the invalidRequest body.
+    assert (kind, redactor.tag(kind, secret)[-9:-1]) in TAG.findall(out), out
