@@ -1,8 +1,8 @@
 """Differential check: the indexed evaluator against a plain scan of every rule.
 
 Random policies (globs, prefixes, suffixes, lists, regexes, CIDRs, ``not``, rate limits)
-and random subjects (paths, hosts with their IPv4 forms, commands with arguments and
-constructs); ``evaluate_subject`` must name the decision and the rule that a scan of the
+and random subjects (paths, hosts with their IPv4 forms, the decoded and ``;``-stripped
+forms of URL paths, commands with arguments and constructs); ``evaluate_subject`` must name the decision and the rule that a scan of the
 action's rules in file order names. Run by hand after touching the index, the matchers
 or the glob compiler (it is not a benchmark and not part of the test run):
 
@@ -21,13 +21,18 @@ import yaml
 from sidecar.errors import PolicyError
 from sidecar.evaluator import _fields_for, _rule_matches, evaluate_subject
 from sidecar.normalise.hosts import canonical_host, host_forms
+from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.loader import load_policy_bytes
+from sidecar.request import CheckRequest
 from sidecar.subject import Subject
 
 SEGMENTS = ["a", "b", "ab", ".ssh", "x.y", "c", "n\nl"]  # a newline is an ordinary character
 LABELS = ["a", "b", "ex", "com", "svc"]
 TOKENS = ["run", "-x", "a", "b"]
+# URL path segments a server may read as more, fewer or other segments (decoded, or
+# without ";" parameters): every subject a URL yields is checked.
+URL_SEGMENTS = ["a", "b", "ab", "a%2Fb", "%2Fa", "a;x", ";v=1", "x%20y", "c%3Bd", ".ssh"]
 
 
 def scan(
@@ -148,6 +153,10 @@ class Generator:
         if family == 0:
             action = rng.choice(["file.read", "file.write"])
             return Subject(action, {"path": (self.path(),), "agent": ("me",)})
+        if family == 1 and rng.random() < 0.25:
+            path = "/".join(rng.choice(URL_SEGMENTS) for _ in range(rng.randint(0, 4)))
+            request = CheckRequest(action="network.request", url=f"http://{self.host()}/{path}")
+            return rng.choice(normalise_request(request, "me").subjects)
         if family == 1:
             host = rng.choice([self.host(), "10.1.2.3", "::ffff:10.0.0.1", "0.0.0.0", "::"])
             forms = host_forms(canonical_host(host))

@@ -3,8 +3,9 @@
 ``evaluate_request`` is what the HTTP app, ``tollgate check --policy`` and
 ``tollgate policy test`` all call, so the three can never disagree. A request that
 yields several subjects (a path and its realPath, each command of a command line, a
-redirection, an exec GET that is also a create) is decided subject by subject and the
-strictest decision wins; among equally strict ones, the first decided by a rule.
+redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is also a
+create) is decided subject by subject and the strictest decision wins; among equally
+strict ones, the first decided by a rule.
 """
 
 from __future__ import annotations

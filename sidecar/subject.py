@@ -1,8 +1,9 @@
 """What the evaluator sees: one action and the values of its fields.
 
 Normalisation turns one /check request into one or more ``Subject``s (a path and its
-realPath, every simple command of a command line, a redirection's file.write, an exec
-GET that is also a create). Each is evaluated and the strictest decision wins.
+realPath, every simple command of a command line, a redirection's file.write, a URL
+path and its decoded and ``;``-stripped forms, an exec GET that is also a create).
+Each is evaluated and the strictest decision wins.
 
 Every field value is a tuple of strings:
 

@@ -78,6 +78,42 @@ def test_check_explain_lists_every_rule_considered(design: Path) -> None:
     assert "=> deny by defaultAction" in result.stdout
 
 
+def test_check_explain_shows_each_form_of_a_url_path(tmp_path: Path) -> None:
+    policy = tmp_path / "admin.yaml"
+    policy.write_text(
+        "version: 1\ndefaultAction: allow\nrules:\n"
+        '  - {id: admin, action: network.request, path: {glob: "/admin/**"}, decision: deny}\n'
+    )
+    result = tollgate(
+        "check",
+        "--policy",
+        str(policy),
+        "--explain",
+        '{"action": "network.request", "url": "http://a.com/admin%2Fx;v=1"}',
+    )
+    assert result.returncode == 1
+    answer, end = json.JSONDecoder().raw_decode(result.stdout)
+    trace = result.stdout[end:].strip()
+    assert answer["request"] == {
+        "url": "http://a.com/admin%2Fx;v=1",
+        "host": "a.com",
+        "port": 80,
+        "scheme": "http",
+        "path": "/admin%2Fx;v=1",
+        "decodedPath": "/admin/x;v=1",
+        "strippedPath": "/admin/x",
+    }
+    assert trace.splitlines() == [
+        "network.request (network.request):",
+        '  admin [deny]: no match: path "/admin%2Fx;v=1" does not match glob "/admin/**"',
+        "decoded path /admin/x;v=1 (network.request):",
+        "  admin [deny]: match",
+        "path without ;parameters /admin/x (network.request):",
+        "  admin [deny]: match",
+        "=> deny by admin",
+    ]
+
+
 def test_check_with_an_invalid_policy_is_an_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nrules:\n  - {action: file.read, decision: allow, host: x}\n")

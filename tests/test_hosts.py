@@ -26,6 +26,7 @@ from sidecar.normalise.hosts import (
     host_forms,
     parse_url,
 )
+from sidecar.normalise.urls import ServerPaths, server_paths
 
 
 def _fw(text: str) -> str:
@@ -664,6 +665,14 @@ def test_parse_url_drops_userinfo(url: str, host: str, port: int, canonical: str
         ("http://h/%252e%252e/admin", "double-encoded"),
         ("http://h/a%252Fb", "double-encoded"),
         ("http://h/..%255c", "double-encoded"),
+        ("http://h/a/..%3Bx/b", "';'"),
+        ("http://h/a/.%3b/b", "';'"),
+        # a ".." over a segment that decoding or dropping ";" reshapes
+        ("http://h/a/b%2Fc/../x", "count segments"),
+        ("http://h/a/b%5Cc/../x", "count segments"),
+        ("http://h/a/;x/../b", "count segments"),
+        ("http://h/a/b;x/../c", "count segments"),
+        ("http://h/a/%3Bx/../b", "count segments"),
     ],
 )
 def test_parse_url_rejects(url: str, problem: str) -> None:
@@ -671,6 +680,46 @@ def test_parse_url_rejects(url: str, problem: str) -> None:
         parse_url(url, field="url")
     assert caught.value.field == "url"
     assert problem.lower() in caught.value.message.lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "decoded", "stripped"),
+    [
+        ("http://h/a/b", None, None),
+        ("http://h/admin%2Fx", "/admin/x", None),
+        ("http://h/%2Fadmin/x/", "/admin/x", None),
+        ("http://h/admin%5Cx", "/admin/x", None),  # "\\" read as "/"
+        ("http://h/a%20b", "/a b", None),
+        ("http://h/caf%C3%A9", "/café", None),
+        ("http://h/a%FF%C3", "/a%FF%C3", None),  # not UTF-8: stays escaped
+        ("http://h/a%2541", "/a%41", None),  # once
+        ("http://h/a%25", "/a%", None),
+        ("http://h/admin;x/y", None, "/admin/y"),
+        ("http://h/admin;jsessionid=1", None, "/admin"),
+        ("http://h/;a/b;c;d/;", None, "/b"),
+        ("http://h/admin%3Bx/y", "/admin;x/y", "/admin/y"),
+        ("http://h/a%20b;v=1/c%2Fd", "/a b;v=1/c/d", "/a b/c/d"),
+    ],
+)
+def test_server_paths(url: str, decoded: str | None, stripped: str | None) -> None:
+    assert server_paths(parse_url(url).path) == ServerPaths(decoded, stripped)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://h/a%00b", "control character"),
+        ("http://h/a%0A", "control character"),
+        ("http://h/a%1f", "control character"),
+        ("http://h/a%7F", "control character"),
+        ("http://h/a;x%2Fb/c", "';' parameter"),
+        ("http://h/a;x%5cb", "';' parameter"),
+    ],
+)
+def test_server_paths_rejects(url: str, problem: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        server_paths(parse_url(url).path)
+    assert caught.value.field == "url" and problem in caught.value.message
 
 
 def test_parse_url_rejects_non_strings() -> None:

@@ -20,6 +20,7 @@ from sidecar.normalise.k8s import (
     resolve_request,
 )
 from sidecar.normalise.paths import lexical_path, normalise_path
+from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
 from sidecar.subject import (
     FILE_ACTIONS,
@@ -149,6 +150,7 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         if not _METHOD.match(method):
             raise RequestError("is not an HTTP method", "method")
     record: dict[str, Any] = {}
+    forms: ServerPaths | None = None  # how a server may read the URL path besides
     if request.url is not None:
         if request.host is not None or request.port is not None or request.scheme is not None:
             raise RequestError("give url alone, or host with port and scheme, not both", "url")
@@ -158,6 +160,7 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         # as nginx merge "//", and "/admin/" is the resource a rule "/admin/" (read as
         # "/admin") names. ``url`` keeps the path as the agent sent it.
         path = lexical_path(parsed.path)
+        forms = server_paths(parsed.path)
         record["url"] = parsed.url
     elif request.host is not None:
         host = canonical_host(request.host)
@@ -184,9 +187,25 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
     if path is not None:
         fields["path"] = (path,)
         record["path"] = path
-    return Normalised(
-        NETWORK_REQUEST, record, (Subject(NETWORK_REQUEST, _with_agent(fields, identity)),)
-    )
+    subjects = [Subject(NETWORK_REQUEST, _with_agent(fields, identity))]
+    if path is not None and forms is not None:
+        # A server may route the path decoded (nginx decodes %2F) or without ";"
+        # parameters (Tomcat, Spring): each such form is decided too, the strictest
+        # wins, and the forms that differ from ``path`` are recorded (as realPath is).
+        seen = {path}
+        for key, label, form in (
+            ("decodedPath", "decoded path", forms.decoded),
+            ("strippedPath", "path without ;parameters", forms.stripped),
+        ):
+            if form is None or form == path:
+                continue
+            record[key] = form
+            if form not in seen:
+                seen.add(form)
+                subjects.append(
+                    Subject(NETWORK_REQUEST, {**fields, "path": (form,)}, label=f"{label} {form}")
+                )
+    return Normalised(NETWORK_REQUEST, record, tuple(subjects))
 
 
 def _k8s_fields(attributes: K8sAttributes) -> dict[str, FieldValues]:

@@ -34,9 +34,18 @@ rejects (``RequestError``) where WHATWG is lenient:
   remove an empty segment (``/a//../b`` is ``/a/b`` to WHATWG but ``/b`` to a server
   that merges slashes), a segment that is a dot segment once ``%2F``/``%5C`` are
   decoded (``..%2F``), double-encoded ``.``, ``/`` and ``\\`` (``%252e``), and
-  ``.``/``..`` followed by ``;`` (``..;/``, a dot segment to Tomcat and Spring). An
+  ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot segment to Tomcat and
+  Spring), and a ``..`` that would remove a segment holding ``;``, ``%2F``, ``%5C`` or
+  ``%3B`` (``/a/b%2Fc/../x`` is ``/a/x`` here but ``/a/b/x`` to a server that decodes
+  first). After that, resolving dot segments here and decoding (or dropping ``;``
+  parameters) afterwards gives what a server doing it the other way round gives. An
   empty path is ``/``. The query is kept (normalised the same way) in ``url`` but is
   not part of ``path``.
+
+``server_paths`` gives the other forms a server may route a parsed path as: percent-
+decoded once (nginx and many frameworks decode ``%2F`` too before matching), and with
+``;`` path parameters removed from every segment (Tomcat, Spring, Jetty). The request is
+also decided on each of them, and the strictest decision wins (like ``realPath``).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from dataclasses import dataclass
 
 from sidecar.errors import RequestError
 from sidecar.normalise.hosts import canonical_host
+from sidecar.normalise.paths import lexical_path
 
 # Well-known default ports (IANA "service names and port numbers").
 _DEFAULT_PORTS: dict[str, int] = {
@@ -92,8 +102,12 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^\[\]]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
 _USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
 _ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
+_RESHAPING = re.compile(r"%2F|%5C|%3B")  # escapes that split or cut a segment once decoded
 _DOUBLE_ENCODED = re.compile(r"%25(?:2[EeFf]|5[Cc])")
 _DELIMITERS = frozenset("/?#@\\[]")
+_ESCAPE_RUN = re.compile(r"(?:%[0-9A-F]{2})+")
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PARAMETERS = re.compile(r";[^/]*")
 
 
 def default_port(scheme: str) -> int | None:
@@ -144,7 +158,7 @@ def _check_segment(segment: str, field: str) -> None:
             "has a double-encoded '.', '/' or '\\' (a traversal to servers that decode twice)",
             field,
         )
-    if segment.startswith(("..;", ".;")):
+    if segment.startswith(("..;", ".;", "..%3B", ".%3B")):
         raise RequestError(
             "has a '.' or '..' segment followed by ';' (a dot segment to some servers)", field
         )
@@ -165,9 +179,17 @@ def _normalise_path(raw: str, field: str) -> str:
     for index, segment in enumerate(segments):
         is_last = index == len(segments) - 1
         if segment == "..":
-            if out and out.pop() == "":
+            removed = out.pop() if out else None
+            if removed == "":
                 raise RequestError(
                     "has '..' after '//' (servers that merge slashes read it differently)",
+                    field,
+                )
+            if removed and (";" in removed or _RESHAPING.search(removed)):
+                raise RequestError(
+                    "has '..' after a segment with ';' or an encoded '/', '\\' or ';' "
+                    "(servers that decode or drop path parameters first count segments "
+                    "differently)",
                     field,
                 )
             if is_last:
@@ -179,6 +201,77 @@ def _normalise_path(raw: str, field: str) -> str:
             _check_segment(segment, field)
             out.append(segment)
     return "/" + "/".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPaths:
+    """Other forms a server may route a parsed URL path as; None where there is none."""
+
+    decoded: str | None  # the path had an escape: decoded once, lexical form
+    stripped: str | None  # it had a ";" (or "%3B"): parameters removed, decoded, lexical
+
+
+def _decode_once(path: str) -> str:
+    """``path`` with its escapes decoded once; bytes that are not UTF-8 stay escaped."""
+
+    def decode(match: re.Match[str]) -> str:
+        text = bytes.fromhex(match.group().replace("%", "")).decode("utf-8", "surrogateescape")
+        return "".join(
+            f"%{ord(char) - 0xDC00:02X}" if "\udc80" <= char <= "\udcff" else char for char in text
+        )
+
+    return _ESCAPE_RUN.sub(decode, path)
+
+
+def _decode_checked(path: str, field: str) -> str:
+    """``path`` decoded once, ``\\`` read as ``/``; refuses decoded control characters."""
+    decoded = _decode_once(path)
+    if _DECODED_CONTROL.search(decoded):
+        raise RequestError(
+            "has a percent-encoded control character (%00-%1F, %7F) in its path "
+            "(ambiguous: servers that decode it differ on what follows)",
+            field,
+        )
+    # A decoded backslash is a separator to Windows servers (and Tomcat with
+    # ALLOW_BACKSLASH): read it as one, so "/admin%5Cx" is also "/admin/x".
+    # No dot segment appears: parse_url refused "..%2F", "..%3B" and their kind.
+    return decoded.replace("\\", "/")
+
+
+def server_paths(path: str, field: str = "url") -> ServerPaths:
+    """The forms a server may route ``path`` (a ``ParsedUrl.path``) as, besides itself.
+
+    * ``decoded``: when the path has an escape, decoded once (``%2F`` included, as nginx
+      does before matching locations), a decoded ``\\`` read as ``/``, dot segments
+      resolved and ``//`` merged, trailing ``/`` dropped (``lexical_path``). Decoded
+      once only: ``%2541`` is ``%41``; double-encoded ``.``, ``/`` and ``\\`` were
+      already refused by ``parse_url``.
+    * ``stripped``: when the path has a ``;`` (or ``%3B``), ``;...`` removed from every
+      segment (Tomcat, Spring and Jetty route ``/admin;x/y`` as ``/admin/y``), then
+      decoded once, then ``;...`` removed again (for servers that decode first), in
+      lexical form.
+
+    ``path`` is already dot-resolved; ``parse_url`` refused what makes that differ from
+    resolving after decoding. Raises ``RequestError`` where the forms are ambiguous: a
+    decoded control character (``%00``, ``%0A`` ...), or an encoded ``/`` or ``\\``
+    inside a ``;`` parameter (``/a;x%2Fb``: does the parameter end at the decoded
+    ``/``?).
+    """
+    decoded = stripped = None
+    if "%" in path:
+        decoded = lexical_path(_decode_checked(path, field))
+    if ";" in path or "%3B" in path:
+        if any(_ENCODED_SEPARATOR.search(p) for p in _PARAMETERS.findall(path)):
+            raise RequestError(
+                "has an encoded '/' or '\\' in a ';' parameter (servers disagree on where "
+                "the parameter ends)",
+                field,
+            )
+        text = _PARAMETERS.sub("", path)
+        if "%" in text:
+            text = _PARAMETERS.sub("", _decode_checked(text, field))
+        stripped = lexical_path(text)
+    return ServerPaths(decoded, stripped)
 
 
 def _split_authority(authority: str, field: str) -> tuple[str, str | None, bool]:

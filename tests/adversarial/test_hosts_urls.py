@@ -564,6 +564,127 @@ def test_the_url_is_recorded_as_sent_and_the_path_as_matched() -> None:
     assert verdict.request["path"] == "/admin/x"
 
 
+# A server may route the path decoded (nginx decodes %XX, %2F included, before matching
+# locations) or without ";" path parameters (Tomcat, Spring, Jetty): the request is also
+# decided on those forms and the strictest decision wins, as with realPath.
+SERVER_FORMS_DENY = """
+version: 1
+rules:
+  - {id: admin, action: network.request, path: {glob: "/admin/**"}, decision: deny}
+  - {id: rest, action: network.request, decision: allow}
+"""
+SERVER_FORMS_ALLOW = """
+version: 1
+rules:
+  - {id: files, action: network.request, path: {glob: "/files/**"}, decision: allow}
+  - {id: status, action: network.request, path: {glob: "/api/*/status"}, decision: allow}
+  - {id: api, action: network.request, path: {glob: "/api/**"}, method: POST, decision: allow}
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://a.com/admin%2Fx", "admin"),  # the reviewer's cases
+        ("http://a.com/%2Fadmin/x", "admin"),
+        ("http://a.com/admin;x/y", "admin"),
+        ("http://a.com/admin%2fx", "admin"),
+        ("http://a.com/admin;jsessionid=1/x", "admin"),
+        ("http://a.com/admin;/x", "admin"),
+        ("http://a.com/;x/admin/y", "admin"),
+        ("http://a.com/admin%3Bx/y", "admin"),  # decode, then drop parameters
+        ("http://a.com/admin%5Cx", "admin"),  # a separator to Windows servers
+        ("http://a.com/x%2F..%2F/admin/y", None),  # refused: dot segment in disguise
+        ("http://a.com/adm%69n%2Fx", "admin"),
+        ("http://a.com/admin%2F", None),  # "/admin" is not below "/admin/**"
+    ],
+)
+def test_encoded_slashes_and_path_parameters_cannot_dodge_a_deny(url: str, rule: str) -> None:
+    policy = _load(SERVER_FORMS_DENY)
+    try:
+        verdict = evaluate_request(policy, {"action": "network.request", "url": url})
+    except RequestError:
+        assert rule is None, url
+        return
+    if rule is None:
+        assert verdict.decision == "allow", url
+    else:
+        assert (verdict.decision, verdict.rule) == ("deny", rule), url
+
+
+@pytest.mark.parametrize(
+    ("url", "method", "decision"),
+    [
+        # ordinary URLs: one form, decided as before
+        ("http://a.com/files/a/b", "GET", "allow"),
+        ("http://a.com/files", "GET", "deny"),
+        ("http://a.com/api/v1/status", "GET", "allow"),
+        ("http://a.com/api/v1/x/status", "GET", "deny"),
+        # harmless escapes and parameters: every form is allowed
+        ("http://a.com/files/a%20b", "GET", "allow"),
+        ("http://a.com/files/r%C3%A9sum%C3%A9.pdf", "GET", "allow"),
+        ("http://a.com/files/a%2Fb", "GET", "allow"),
+        ("http://a.com/files/a;v=1/b", "GET", "allow"),
+        ("http://a.com/files/100%25", "GET", "allow"),
+        ("http://a.com/api/caf%C3%A9/status", "GET", "allow"),
+        ("http://a.com/api/x%2Fy;z", "POST", "allow"),
+        # a decoded form outside what is allowed
+        ("http://a.com/api/a%2Fb/status", "GET", "deny"),  # /api/a/b/status
+        ("http://a.com/api/v1;x/status", "GET", "allow"),  # /api/v1/status, both allowed
+        ("http://a.com/api/v1/status;x/y", "GET", "deny"),
+        ("http://a.com/files%2F..%2Fadmin", "GET", "invalid"),
+        ("http://a.com/api/%2e%2e%2fadmin", "POST", "invalid"),
+        ("http://a.com/api/..%2Fadmin", "POST", "invalid"),
+        ("http://a.com/api/..%3B/admin", "POST", "invalid"),  # /admin once ";" is dropped
+        ("http://a.com/api/.%3Bx/../admin", "POST", "invalid"),  # "." to Tomcat
+        ("http://a.com/api/;x/../../admin", "POST", "invalid"),  # "/admin" merged
+        ("http://a.com/api/v1/a%2Fb/../status", "GET", "invalid"),  # /api/v1/a/status
+        ("http://a.com/api/x;a%2Fb/y", "POST", "invalid"),  # where does ";a%2Fb" end?
+        ("http://a.com/files/a%00.txt", "GET", "invalid"),  # control characters
+        ("http://a.com/files/a%0Ab", "GET", "invalid"),
+        ("http://a.com/files/a%7F", "GET", "invalid"),
+        ("http://a.com/files/a%250A", "GET", "allow"),  # decoded once: a literal "%0A"
+    ],
+)
+def test_allow_rules_see_every_form_a_server_may_route(
+    url: str, method: str, decision: str
+) -> None:
+    assert _outcome(_load(SERVER_FORMS_ALLOW), {"url": url, "method": method}) == decision
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "forms"),
+    [
+        ("http://a.com/admin%2Fx/", "/admin%2Fx", {"decodedPath": "/admin/x"}),
+        ("http://a.com/admin;x/y", "/admin;x/y", {"strippedPath": "/admin/y"}),
+        (
+            "http://a.com/a%20b;v=1/c",
+            "/a%20b;v=1/c",
+            {"decodedPath": "/a b;v=1/c", "strippedPath": "/a b/c"},
+        ),
+        ("http://a.com/a%3Bb", "/a%3Bb", {"decodedPath": "/a;b", "strippedPath": "/a"}),
+        ("http://a.com/a%2541", "/a%2541", {"decodedPath": "/a%41"}),
+        ("http://a.com/a%FF", "/a%FF", {}),  # not UTF-8: stays escaped, the same form
+        ("http://a.com/a/b", "/a/b", {}),
+    ],
+)
+def test_the_forms_evaluated_are_recorded(url: str, path: str, forms: dict[str, str]) -> None:
+    verdict = evaluate_request(_load(SERVER_FORMS_DENY), {"action": "network.request", "url": url})
+    assert {k: v for k, v in verdict.request.items() if k.endswith("Path")} == forms
+    assert verdict.request["path"] == path
+    assert [d.subject.fields["path"] for d in verdict.decisions] == [
+        (path,),
+        *((form,) for form in dict.fromkeys(forms.values())),
+    ]
+
+
+def test_the_deciding_form_is_named_in_the_reason() -> None:
+    verdict = evaluate_request(
+        _load(SERVER_FORMS_DENY), {"action": "network.request", "url": "http://a.com/admin%2Fx"}
+    )
+    assert verdict.reason == "decoded path /admin/x: rule admin denies network.request of a.com:80"
+
+
 # ------------------------------------------------------------------ differential check
 
 
