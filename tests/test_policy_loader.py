@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -297,6 +299,58 @@ def test_both_parsers_build_the_same_values(loader: type, text: str, expected: o
 def test_both_parsers_refuse_the_same_documents(loader: type, text: str) -> None:
     with pytest.raises(yaml.YAMLError):
         load_yaml_strict(text, loader)
+
+
+def _merge_bomb(levels: int) -> str:
+    """A few hundred bytes whose merges double at every level."""
+    lines = ["m0: &m0 {a: 1}"]
+    lines += [f"m{i}: &m{i} {{<<: [*m{i - 1}, *m{i - 1}]}}" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # (50,000 levels, which crashed the process, are tried in a child process below.)
+        pytest.param("rules: " + "[" * 1_000 + "]" * 1_000 + "\n", "deeper than 64", id="flow"),
+        pytest.param("rules:\n  " + "- " * 1_000 + "x\n", "deeper than 64", id="block"),
+        pytest.param(_merge_bomb(40), "once aliases are expanded", id="merge-bomb"),
+        pytest.param(
+            "a: &a ["
+            + ", ".join(["x"] * 30_000)
+            + "]\n"
+            + "".join(f"b{i}: *a\n" for i in range(100)),
+            "once aliases are expanded",
+            id="many-aliases-of-a-big-node",
+        ),
+    ],
+)
+def test_documents_too_deep_or_too_big_once_expanded_are_refused_before_composing(
+    loader: type, text: str, expected: str
+) -> None:
+    with pytest.raises(yaml.YAMLError, match=expected):
+        load_yaml_strict(text, loader)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_sixty_four_levels_still_load(loader: type) -> None:
+    text = "a: " + "[" * 63 + "]" * 63 + "\n"  # the top mapping and 63 sequences
+    assert load_yaml_strict(text, loader) is not None
+    with pytest.raises(yaml.YAMLError, match="deeper than 64"):
+        load_yaml_strict("a: " + "[" * 64 + "]" * 64 + "\n", loader)
+
+
+def test_a_policy_nested_fifty_thousand_deep_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    # In a child process: before the fix this killed the interpreter (and the gate).
+    policy = tmp_path / "deep.yaml"
+    policy.write_text("version: 1\nrules: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "validate", str(policy)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, (result.returncode, result.stderr[-300:])
+    assert "nests deeper than 64 levels" in result.stderr
 
 
 def test_the_policy_is_parsed_with_libyaml_when_pyyaml_has_it() -> None:

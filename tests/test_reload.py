@@ -248,6 +248,27 @@ def test_deleted_then_recreated_file(tmp_path: Path, daemon_factory) -> None:  #
     assert gate.check(READ).json()["allowed"] is False
 
 
+def test_a_fifo_at_the_policy_path_is_rejected_and_later_updates_still_load(
+    tmp_path: Path, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # Opened with a plain open(), a FIFO blocked the reload thread for good: every
+    # later update, a tightening one included, was silently ignored.
+    policy = policy_in_a_plain_directory(tmp_path)
+    gate = daemon_factory(policy)
+    fifo = tmp_path / "policies" / "fifo"
+    os.mkfifo(fifo)
+    fifo.rename(policy)
+    rejected = wait_for_rejections(gate, 1)[0]
+    assert any("not a regular file" in problem for problem in rejected["problems"])
+    assert gate.check(READ).json()["allowed"] is True  # the last good policy is kept
+
+    staged = tmp_path / "policies" / "staged"
+    staged.write_bytes(DENY_READS)
+    staged.rename(policy)
+    wait_for_policy(gate, DENY_READS)
+    assert gate.check(READ).json()["allowed"] is False
+
+
 def policy_in_a_plain_directory(tmp_path: Path) -> Path:
     policy = tmp_path / "policies" / "policy.yaml"
     policy.parent.mkdir()

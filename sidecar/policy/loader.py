@@ -8,10 +8,12 @@ is never half-loaded.
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,12 @@ from sidecar.policy.compiler import CompiledPolicy, compile_policy, rule_label
 from sidecar.policy.schema import PolicyDocument
 
 MAX_POLICY_BYTES = 4 * 2**20
+# Collections nested deeper are refused before the document is composed: libyaml's
+# composer recurses in C without a limit, so a 100 KB file of "[[[[..." would crash the
+# process (not merely raise). A policy is five or six levels deep.
+MAX_YAML_DEPTH = 64
+# A 4 MiB policy without aliases has fewer nodes than this.
+MAX_YAML_NODES = 2_000_000
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -88,11 +96,54 @@ if yaml.__with_libyaml__:
 STRICT_YAML_LOADER = YAML_LOADERS.get("libyaml", YAML_LOADERS["python"])
 
 
+class YAMLShapeError(yaml.YAMLError):
+    """A document refused for its shape before it is composed."""
+
+
+def check_yaml_shape(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOADER) -> None:
+    """Refuse, from the parser's events alone, what composing could not survive.
+
+    Nesting beyond ``MAX_YAML_DEPTH``; and a document larger than ``MAX_YAML_NODES``
+    nodes once every alias (``*name``) counts as the whole node it names: a few hundred
+    bytes of mappings merged into each other (``<<: [*a, *a]``) would otherwise expand
+    to gigabytes. Anchors, aliases and merge keys used as people use them stay well
+    below that. The parser (libyaml's or PyYAML's) keeps its own stack, so this scan is
+    safe at any depth, and it stops at the first problem.
+    """
+    size = 0  # nodes so far, each alias counted as the node it names
+    sizes: dict[str, int] = {}  # anchor -> size of the node it names
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, size before it)
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            open_nodes.append((event.anchor, size))
+            size += 1
+            if len(open_nodes) > MAX_YAML_DEPTH:
+                line = event.start_mark.line + 1
+                raise YAMLShapeError(f"line {line}: nests deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            anchor, before = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = size - before
+        elif isinstance(event, yaml.ScalarEvent):
+            size += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            size += sizes.get(event.anchor, 1)  # an unknown one fails when composed
+        if size > MAX_YAML_NODES:
+            line = event.start_mark.line + 1
+            raise YAMLShapeError(
+                f"line {line}: more than {MAX_YAML_NODES:,} nodes once aliases are expanded"
+            )
+
+
 def load_yaml_strict(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOADER) -> Any:
-    """Safe YAML that refuses duplicate keys (also used for policy test files).
+    """Safe YAML that refuses duplicate keys, deep nesting and alias bombs (also used
+    for policy test files).
 
     Raises ``yaml.YAMLError``.
     """
+    check_yaml_shape(text, loader)
     return yaml.load(text, Loader=loader)
 
 
@@ -187,12 +238,26 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
     return compiled
 
 
+def read_regular_file(path: str, limit: int) -> tuple[bytes, os.stat_result]:
+    """Up to ``limit`` bytes of the regular file at ``path``, and its stat.
+
+    Opened without blocking, and refused unless it is a regular file: a FIFO or a device
+    put at the policy path would block the open or the read forever, and with it every
+    reload after it. Raises ``OSError``.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return handle.read(limit), info
+
+
 def load_policy_file(path: str | os.PathLike[str]) -> CompiledPolicy:
     """Read and load the policy at ``path``. Raises ``PolicyError``."""
     source = os.fspath(path)
     try:
-        with open(source, "rb") as handle:
-            data = handle.read(MAX_POLICY_BYTES + 1)
+        data, _ = read_regular_file(source, MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise PolicyError(source, [f"cannot read: {exc.strerror or exc}"]) from exc
     return load_policy_bytes(data, source)

@@ -22,7 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sidecar.errors import PolicyError
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import MAX_POLICY_BYTES, load_policy_bytes, policy_hash
+from sidecar.policy.loader import (
+    MAX_POLICY_BYTES,
+    load_policy_bytes,
+    policy_hash,
+    read_regular_file,
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,7 @@ _MAX_SIGNATURE_BYTES = 4096
 
 
 def _read_bounded(path: str, limit: int) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(limit)
+    return read_regular_file(path, limit)[0]
 
 
 def signature_path(policy_path: str) -> str:

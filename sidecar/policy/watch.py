@@ -33,7 +33,7 @@ import watchfiles
 
 from sidecar.errors import PolicyError
 from sidecar.gate import Gate
-from sidecar.policy.loader import MAX_POLICY_BYTES
+from sidecar.policy.loader import MAX_POLICY_BYTES, read_regular_file
 from sidecar.policy.source import signature_path
 
 logger = logging.getLogger("tollgate.policy")
@@ -70,12 +70,10 @@ class Fingerprint:
 def file_state(path: str, limit: int) -> FileState:
     realpath = os.path.realpath(path)
     try:
-        with open(realpath, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            digest = hashlib.sha256(handle.read(limit)).hexdigest()
+        data, stat = read_regular_file(realpath, limit)
     except OSError as exc:
         return FileState(realpath, error=exc.strerror or str(exc))
-    return FileState(realpath, stat.st_mtime_ns, stat.st_size, digest)
+    return FileState(realpath, stat.st_mtime_ns, stat.st_size, hashlib.sha256(data).hexdigest())
 
 
 def fingerprint(policy_path: str, *, with_signature: bool) -> Fingerprint:
