@@ -36,7 +36,9 @@ What is reported
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
   ``doas``, ``pkexec``, ``chroot``, ``ionice``, ``setsid``, ``nsenter``, ``unshare``,
   ``taskset``, ``chrt``, ``flock``, ``su``/``runuser``, ``sg``, ``newgrp``, ``watch``,
-  ``script``, ``time`` (the program), ``busybox APPLET``, and the commands of
+  ``script``, ``time`` (the program), ``busybox APPLET``, ``tmux``
+  (``new-session``/``new-window``/``split-window``/``run-shell``, ``-c``), ``screen``,
+  ``systemd-run``, ``run0``, ``firejail``, and the commands of
   ``find -exec/-execdir/-ok/-okdir``. Each of these is a program that runs: it is
   reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
   ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords
@@ -44,7 +46,9 @@ What is reported
   without being reported (``command -v x`` runs nothing and is reported as ``command``).
 * A wrapper that starts a shell by itself (``sudo -s``/``-i``, ``su [-] [user]``,
   ``doas -s``, ``pkexec``, ``chroot DIR``, ``unshare``/``nsenter`` without a program,
-  ``script`` without ``-c``, ``newgrp``) runs ``$SHELL`` or the user's login shell,
+  ``script`` without ``-c``, ``newgrp``, ``login``, and without a command ``tmux``,
+  ``screen``, ``systemd-run --shell``, ``run0``, ``firejail``) runs ``$SHELL`` or the
+  user's login shell,
   which the gate cannot know: it is reported as the command ``sh`` (``sh -i`` where the
   wrapper passes ``-i``), so a rule that denies shells denies it, and a here-document or
   here-string it reads is analysed as for ``sudo bash <<< ...``. A command given to it
@@ -81,8 +85,14 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
                           callback of ``mapfile -C`` (analysed too; also
-                          ``unknown-arguments``: bash adds the line read) and zsh's
-                          ``emulate ... -c CODE`` (analysed too).
+                          ``unknown-arguments``: bash adds the line read), zsh's
+                          ``emulate ... -c CODE`` (analysed too), ``compgen``/
+                          ``complete -C/-F`` (analysed; ``unknown-arguments``) and a
+                          ``-W`` word list with ``$`` or a backquote (its expansions
+                          analysed), ``fc`` but ``fc -l`` (also ``dynamic-command``:
+                          the history; an ``-e`` editor is analysed), ``bind -x``
+                          (analysed), and a declared array value: ``declare -a
+                          'a=(...)'`` (analysed) or a value not known here.
 ``source`` / ``.``        reading a script file into the shell.
 ``alias``                 defining an alias (its static text is analysed too).
 ``trap``                  a trap action (its static text is analysed too).
@@ -105,7 +115,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
 ``unparsed-wrapper``      a wrapper or shell with options this analysis does not know:
-                          what it runs is unknown.
+                          what it runs is unknown (also tmux commands other than those
+                          unwrapped, a tmux ``#(...)`` format or ``;`` chain, ``screen``
+                          with options, a ``systemd-run -p Exec...=`` property).
 ``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
                           segment: the kernel resolves ``..`` after symlinks, so
                           ``link/../../usr/bin/git`` may run another file than the
@@ -143,7 +155,7 @@ from sidecar.normalise.shell_context import (
     shorten,
     union,
 )
-from sidecar.normalise.shell_parser import ShellSyntaxError, parse_script
+from sidecar.normalise.shell_parser import ShellSyntaxError, parse_expansions, parse_script
 from sidecar.normalise.shell_wrappers import (
     BUILTIN_WRAPPERS,
     COMMAND,
@@ -319,6 +331,19 @@ class _Analyser:
             if command.argv not in known and not command.argv[0].startswith("-"):
                 known.add(command.argv)
                 self.commands.append(command)
+
+    def expanded_text(self, text: str, state: State, context: Context) -> None:
+        """Report what expanding ``text`` runs (a word list bash expands, ``compgen -W``).
+        It is read as an unquoted here-document body, which finds every ``$(...)`` and
+        backquote in it: quotes in the text could only hide some from bash."""
+        try:
+            word = parse_expansions(
+                text, max_depth=self.max_depth, depth=context.depth, nesting=context.nesting
+            )
+        except ShellSyntaxError as error:
+            message = f"cannot be parsed as a shell command: {error}"
+            raise RequestError(message, self.field) from None
+        self.expansions(word, state, context)
 
     def script(self, script: sh.Script, state: State, context: Context) -> Flow:
         flow: Flow = (state, state)

@@ -1,12 +1,13 @@
 """Shell builtins that matter to the command analysis (CONTRACT 2.2, "Commands").
 
 ``cd``/``pushd``/``popd`` move the shell; ``eval``, ``source``/``.``, ``alias``,
-``trap`` and the callback of ``mapfile -C`` run text as code;
-``declare``/``export``/``read``/``let``/``unset``... set variables by name (a risky
-name changes what programs run or load; a subscript is arithmetic, which runs
-``$(...)`` found in a value); ``test -v`` evaluates a subscript; ``hash -p``/``enable
--f`` rebind a command name. Each handler reports the builtin as a command, reports its
-constructs, and returns the working directories it may leave.
+``trap``, the callback of ``mapfile -C``, ``compgen``/``complete -C/-F/-W``, ``fc``
+and ``bind -x`` run text as code; ``declare``/``export``/``read``/``let``/``unset``...
+set variables by name (a risky name changes what programs run or load; a subscript is
+arithmetic, which runs ``$(...)`` found in a value; a declared ``(...)`` value is an
+array assignment, which expands it); ``test -v`` evaluates a subscript; ``hash
+-p``/``enable -f`` rebind a command name. Each handler reports the builtin as a
+command, reports its constructs, and returns the working directories it may leave.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ RISKY_VARIABLES = frozenset(
     | {"GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "GIT_PROXY_COMMAND"}
     | {"GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
     | {"GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_TEMPLATE_DIR"}
+    # An interactive bash expands its prompts, $(...) included; fc runs $FCEDIT; sudo -s,
+    # script, tmux, screen ... start $SHELL (reported as sh: the value is not seen).
+    | {"PS0", "PS1", "PS2", "FCEDIT", "SHELL"}
 )
 RISKY_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
 
@@ -49,6 +53,8 @@ class Analyser(Protocol):
     def script_text(
         self, text: str, state: State, context: Context, *, posix: bool = True
     ) -> None: ...
+
+    def expanded_text(self, text: str, state: State, context: Context) -> None: ...
 
     def changed_directory(self, target: str, state: State) -> State: ...
 
@@ -76,6 +82,15 @@ def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str
             continue
         operands.append(text)
     return operands, values
+
+
+def static_value(args: Sequence[Arg], value: str) -> bool:
+    """Whether an option's value is known here: the argument it came from (itself, or the
+    option cluster it was attached to) is static. Ambiguous: static only if all are."""
+    holders = [arg for arg in args[1:] if arg.text == value] or [
+        arg for arg in args[1:] if arg.text.startswith("-") and arg.text.endswith(value)
+    ]
+    return bool(holders) and all(arg.static for arg in holders)
 
 
 def _directory(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
@@ -160,6 +175,7 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
             analyser.construct("environment-override", display)  # a nameref: any later name
         if "i" in values:
             analyser.construct("arithmetic", display)
+        _array_values(analyser, args, values, state, context)
         assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":
@@ -185,9 +201,121 @@ def _callback(
     display = argv_text(arg.text for arg in args)
     analyser.construct("eval", display)
     analyser.construct("unknown-arguments", display)
-    if callback.strip() and all(arg.static for arg in args):
+    if callback.strip() and static_value(args, callback):
         analyser.script_text(callback, later(state), context.inside("mapfile -C callback"))
     return later(state), later(state)
+
+
+def _completion(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``compgen``/``complete``: ``-C command`` is evaluated as code and ``-F function``
+    called, each given the word being completed (``unknown-arguments``), and the ``-W``
+    word list is expanded, which runs a ``$(...)`` in it, even one single-quoted on the
+    command line. ``complete`` keeps them for an interactive shell's completion: they
+    run later. ``-G``/``-X``/``-P``/``-S`` are patterns and text, not expanded."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    _operands, values = split_operands(texts, "oAGWFCXPS")
+    display = argv_text(texts)
+    builtin = texts[0]
+    where = state if builtin == "compgen" else later(state)
+    for option in "CF":
+        code = values.get(option)
+        if code is None:
+            continue
+        analyser.construct("eval", display)
+        analyser.construct("unknown-arguments", display)
+        if code.strip() and static_value(args, code):
+            analyser.script_text(code, where, context.inside(f"{builtin} -{option}"))
+    words = values.get("W")
+    if words is not None and ("$" in words or "`" in words or not static_value(args, words)):
+        analyser.construct("eval", display)
+        if static_value(args, words):
+            analyser.expanded_text(words, where, context.inside(f"{builtin} -W"))
+    if builtin == "compgen" and "F" in values:
+        return later(state), later(state)  # the function runs in this shell: a cd in it
+    return state, state
+
+
+def _fc(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``fc`` runs commands again from the history (``-s``, or after ``-e EDITOR``,
+    by default ``$FCEDIT``, edited them): text the gate never sees, which ``history
+    -s`` can put there. The editor is evaluated as code, given a temporary file.
+    ``fc -l`` only lists."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    _operands, values = split_operands(texts, "e")
+    if "l" in values:
+        return state, state
+    display = argv_text(texts)
+    analyser.construct("eval", display)
+    analyser.construct("dynamic-command", display)  # the history's text is not known here
+    editor = values.get("e")
+    if editor is not None and editor.strip() not in ("", "-") and "s" not in values:
+        analyser.construct("unknown-arguments", display)
+        if static_value(args, editor):
+            analyser.script_text(editor, state, context.inside("fc -e editor"))
+    return later(state), later(state)
+
+
+def _bind(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``bind -x 'KEYSEQ: command'``: an interactive shell evaluates the command when the
+    keys are typed (as an agent's terminal session may). Other bindings are readline's."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    _operands, values = split_operands(texts, "mqurfx")
+    binding = values.get("x")
+    if binding is None:
+        return state, state
+    display = argv_text(texts)
+    analyser.construct("eval", display)
+    command = _bound_command(binding) if static_value(args, binding) else None
+    if command is None:
+        analyser.construct("dynamic-command", display)  # not read here: assume anything
+    elif command.strip():
+        analyser.script_text(command, later(state), context.inside("bind -x"))
+    return state, state
+
+
+def _bound_command(binding: str) -> str | None:
+    """The command of a ``bind -x`` binding as bash cuts it: after the colon that follows
+    the (possibly double-quoted) key sequence, without one pair of quotes around it."""
+    rest = binding.lstrip()
+    if rest.startswith('"'):
+        keyseq = re.match(r'"(?:\\.|[^"\\])*"', rest)
+        if keyseq is None:
+            return None
+        rest = rest[keyseq.end() :]
+    _keys, colon, command = rest.partition(":")
+    if not colon:
+        return None
+    command = command.lstrip()
+    if command[:1] in ("'", '"'):
+        quoted = re.match(r"'([^']*)'" if command[0] == "'" else r'"((?:\\.|[^"\\])*)"', command)
+        return quoted.group(1) if quoted else None
+    return command
+
+
+def _array_values(
+    analyser: Analyser, args: list[Arg], flags: dict[str, str], state: State, context: Context
+) -> None:
+    """``declare -a 'a=($(cmd))'``: bash reads a declared value of the form ``(...)`` as an
+    array assignment (for -a, -A or a name that is an array already) and expands what is
+    inside, quoted or not: evaluated like ``eval``. An argument not known here may expand
+    to that form (``declare a=$v``, ``declare "$v"``). ``export``/``readonly`` do this
+    only under -a/-A."""
+    builtin = args[0].text
+    if builtin in ("export", "readonly") and not {"a", "A"} & flags.keys():
+        return
+    for arg in args[1:]:
+        if not arg.static:
+            analyser.construct("eval", arg.text)
+            continue
+        _name, equals, value = arg.text.partition("=")
+        if not equals or arg.text.startswith(("-", "+")):
+            continue
+        if value.startswith("(") and value.endswith(")"):
+            analyser.construct("eval", arg.text)
+            analyser.script_text(arg.text, state, context.inside(f"{builtin} array"))
 
 
 def _named_variables(builtin: str, operands: list[str], values: dict[str, str]) -> list[str]:
@@ -244,5 +372,9 @@ BUILTINS: dict[str, Builtin] = {
     "[": _test,
     "hash": _lookup,
     "enable": _lookup,
+    "compgen": _completion,
+    "complete": _completion,
+    "fc": _fc,
+    "bind": _bind,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }

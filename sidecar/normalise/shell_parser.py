@@ -58,7 +58,7 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CASE_ENDS = frozenset({";;", ";&", ";;&"})
 CONDITIONAL_OPERATORS = frozenset({"(", ")", "<", ">", "&&", "||"})
 
-__all__ = ["MAX_NESTING", "Parser", "ShellSyntaxError", "parse_script"]
+__all__ = ["MAX_NESTING", "Parser", "ShellSyntaxError", "parse_expansions", "parse_script"]
 
 
 def parse_script(
@@ -71,6 +71,13 @@ def parse_script(
     """
     parser = Parser(text, depth=depth, max_depth=max_depth, nesting=nesting, posix=posix)
     return parser.parse_lines() if posix else parser.parse_program()
+
+
+def parse_expansions(text: str, *, max_depth: int, depth: int = 0, nesting: int = 0) -> sh.Word:
+    """Read ``text`` as an unquoted here-document body: a word with every ``$`` and
+    backquote expansion in it (quotes in it hide nothing, a backslash escapes ``$``)."""
+    parser = Parser(text, depth=depth, max_depth=max_depth, nesting=nesting)
+    return parser.lexer.read_heredoc_body()
 
 
 class Parser:

@@ -11,11 +11,12 @@ not have, or a missing value, makes the result ``unparsed``: the caller then can
 know what runs and must fail closed.
 
 Some wrappers start a shell by themselves (``sudo -s``/``-i``, ``su``, ``doas -s``,
-``pkexec``, ``chroot DIR``, ``unshare``, ``nsenter``, ``script``, ``newgrp`` with no
-command): that shell is the user's ``$SHELL`` or login shell, which cannot be known here,
-so it is given as the inner command ``sh`` (``LOGIN_SHELL``). The caller then treats it
-like any shell: a policy that denies shells denies it, and what it reads from a
-here-document or here-string is analysed.
+``pkexec``, ``chroot DIR``, ``unshare``, ``nsenter``, ``script``, ``newgrp``, ``login``,
+and terminal or session programs: ``tmux``, ``screen``, ``systemd-run --shell``,
+``run0``, ``firejail``, with no command): that shell is the user's ``$SHELL`` or login
+shell, which cannot be known here, so it is given as the inner command ``sh``
+(``LOGIN_SHELL``). The caller then treats it like any shell: a policy that denies
+shells denies it, and what it reads from a here-document or here-string is analysed.
 """
 
 from __future__ import annotations
@@ -692,6 +693,217 @@ def _newgrp(args: Sequence[Arg]) -> Unwrapped:
     return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)))
 
 
+# -- terminal and session programs: what they start, or a shell ---------------------------
+
+TMUX = OptionSpec(flags="2CDdlNqUuvV", with_value="cfLST")
+# The tmux commands that start a program in a new pane, as tmux 3.3 reads their options.
+TMUX_PANES = {
+    "new-session": OptionSpec(flags="AdDEPX", with_value="cefFnstxy"),
+    "new-window": OptionSpec(flags="abdkPS", with_value="ceFnt"),
+    "split-window": OptionSpec(flags="bdfhIPvZ", with_value="ceFlpt"),
+}
+TMUX_RUN_SHELL = OptionSpec(flags="bC", with_value="dt")
+TMUX_ALIASES = {"new": "new-session", "neww": "new-window", "splitw": "split-window"}
+# tmux commands that start nothing (by their full names or aliases only). Any other
+# command may run one (send-keys types into a shell, if-shell, pipe-pane, respawn-pane,
+# display-popup, set-hook, source-file ...): it is not modelled, so it is unparsed.
+TMUX_QUIET = frozenset(
+    {"attach-session", "attach", "detach-client", "detach", "has-session", "has"}
+    | {"kill-server", "kill-session", "kill-window", "killw", "kill-pane", "killp"}
+    | {"list-sessions", "ls", "list-windows", "lsw", "list-panes", "lsp", "list-clients"}
+    | {"lsc", "list-buffers", "lsb", "list-keys", "lsk", "list-commands", "lscm"}
+    | {"show-buffer", "showb", "capture-pane", "capturep", "display-message", "display"}
+    | {"show-options", "show", "show-environment", "showenv", "show-messages", "showmsgs"}
+    | {"rename-session", "rename", "rename-window", "renamew", "select-window", "selectw"}
+    | {"select-pane", "selectp", "resize-pane", "resizep", "start-server", "start"}
+    | {"server-info", "info", "wait-for", "wait"}
+)
+
+
+def _tmux(args: Sequence[Arg]) -> Unwrapped:
+    """``tmux [options] [command [flags]]``: no command is ``new-session``, whose pane
+    runs the default shell (``LOGIN_SHELL``); ``new-session``/``new-window``/
+    ``split-window [options] [command...]`` run one argument with the shell's ``-c`` and
+    several directly; ``run-shell`` and ``tmux -c`` run a shell command. A ``#(...)``
+    in any format runs a shell command and an argument ending in ``;`` chains another
+    tmux command: neither is followed, so both are unparsed."""
+    texts = _texts(args)
+    if any("#(" in text or text.endswith(";") for text in texts[1:]):
+        return UNPARSED
+    try:
+        options, index = parse_options(texts, 1, TMUX)
+    except UnknownOption:
+        return UNPARSED
+    if "V" in _names(options):
+        return Unwrapped()
+    command = _value(options, "c")
+    if command is not None:  # as a login shell: run the command with the default shell
+        return Unwrapped(script=_source(args, command), dynamic=_dynamic(args, index))
+    name = TMUX_ALIASES.get(texts[index], texts[index]) if index < len(args) else "new-session"
+    if name in TMUX_QUIET:
+        return Unwrapped(dynamic=_dynamic(args, index + 1))
+    if name == "run-shell":
+        return _tmux_run_shell(args, index + 1)
+    if name not in TMUX_PANES:
+        return UNPARSED
+    try:
+        found, start = parse_options(texts, min(index + 1, len(args)), TMUX_PANES[name])
+    except UnknownOption:
+        return UNPARSED
+    directory = _value(found, "c")
+    cwd = None if name == "new-session" else UNKNOWN_CWD  # the client's, or the session's
+    if directory is not None:
+        cwd = directory if directory.startswith("/") and "#" not in directory else UNKNOWN_CWD
+    assigned = tuple(value.partition("=")[0] for letter, value in found if letter == "e" and value)
+    pane = Unwrapped(cwd=cwd, assigned=assigned, dynamic=_dynamic(args, start + 1))
+    if len(args) - start == 1:  # one argument: "$SHELL -c argument"
+        return replace(pane, script=args[start])
+    return replace(pane, inner=tuple(args[start:]) or (Arg(LOGIN_SHELL),))
+
+
+def _tmux_run_shell(args: Sequence[Arg], index: int) -> Unwrapped:
+    """``run-shell [-b] [-d delay] [-t pane] [command]``; with ``-C`` a tmux command."""
+    try:
+        options, start = parse_options(_texts(args), index, TMUX_RUN_SHELL)
+    except UnknownOption:
+        return UNPARSED
+    if "C" in _names(options):
+        return UNPARSED
+    if start >= len(args):
+        return Unwrapped(dynamic=_dynamic(args, start))
+    return Unwrapped(script=args[start], cwd=UNKNOWN_CWD, dynamic=_dynamic(args, start))
+
+
+SCREEN_QUIET = frozenset({"-ls", "-list", "-wipe", "-v", "--version", "--help"})
+
+
+def _screen(args: Sequence[Arg]) -> Unwrapped:
+    """``screen [command [args]]`` runs the command in a new window; without one, the
+    shell (``$SHELL``: ``LOGIN_SHELL``). screen's own option parser (values in the same
+    or the next argument, optional session names, ``-X`` sending commands to a running
+    session) is not modelled: any option other than a listing is unparsed."""
+    if len(args) == 1:
+        return Unwrapped(inner=(Arg(LOGIN_SHELL),))
+    if args[1].text in SCREEN_QUIET:
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    if args[1].text.startswith("-"):
+        return UNPARSED
+    return Unwrapped(inner=tuple(args[1:]), dynamic=not args[1].static)
+
+
+LOGIN = OptionSpec(flags="fHpV", with_value="h", long_flags=HELP_VERSION)
+
+
+def _login(args: Sequence[Arg]) -> Unwrapped:
+    """``login [-p] [-h host] [-f] [user]``: the user's login shell, once authenticated."""
+    try:
+        options, _operands = parse_permuted(_texts(args), 1, LOGIN)
+    except UnknownOption:
+        return UNPARSED
+    if _names(options) & (HELP_VERSION | {"V"}):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)))
+
+
+SYSTEMD_RUN = OptionSpec(
+    flags="hrtPqGdS",
+    with_value="HMEpu",
+    long_flags=HELP_VERSION
+    | {"no-ask-password", "user", "system", "scope", "slice-inherit", "no-block", "wait"}
+    | {"remain-after-exit", "send-sighup", "same-dir", "pty", "pipe", "quiet", "collect"}
+    | {"shell", "on-timezone-change", "on-clock-change"},
+    long_with_value=frozenset(
+        {"host", "machine", "unit", "property", "description", "slice", "service-type"}
+        | {"uid", "gid", "nice", "working-directory", "setenv", "path-property"}
+        | {"socket-property", "timer-property", "on-active", "on-boot", "on-startup"}
+        | {"on-unit-active", "on-unit-inactive", "on-calendar"}
+    ),
+)
+RUN0 = OptionSpec(
+    flags="hV",
+    with_value="ugD",
+    long_flags=HELP_VERSION | {"no-ask-password", "slice-inherit"},
+    long_with_value=frozenset(
+        {"machine", "unit", "property", "description", "slice", "user", "group", "nice"}
+        | {"chdir", "setenv", "background"}
+    ),
+)
+UNIT_PROPERTIES = frozenset({"p", "property", "path-property", "socket-property"}) | {
+    "timer-property"
+}
+
+
+def _systemd_run(spec: OptionSpec) -> Handler:
+    """``systemd-run``/``run0 [options] [command [args]]``: the command in a transient
+    unit (a service starts in ``/`` or a home directory, unless ``--scope``,
+    ``--same-dir`` or a working directory says otherwise). ``--shell`` (and run0 without
+    a command) starts ``$SHELL``. A unit property that runs a program (``ExecStartPre=``
+    ...) or sets its environment is not modelled: unparsed."""
+
+    def handler(args: Sequence[Arg]) -> Unwrapped:
+        try:
+            options, index = parse_options(_texts(args), 1, spec)
+        except UnknownOption:
+            return UNPARSED
+        names = _names(options)
+        if names & (HELP_VERSION | {"h", "V"}):
+            return Unwrapped(dynamic=_dynamic(args, index))
+        if any(
+            name in UNIT_PROPERTIES and (value or "").startswith(("Exec", "Environment"))
+            for name, value in options
+        ):
+            return UNPARSED
+        run0 = spec is RUN0
+        command = tuple(args[index:])
+        if not command and (run0 or names & {"S", "shell"}):
+            command = (Arg(LOGIN_SHELL),)
+        directory = _value(options, "D", "chdir", "working-directory")
+        cwd = None if names & {"d", "same-dir", "scope"} else UNKNOWN_CWD
+        if directory is not None:
+            cwd = directory if directory.startswith("/") else UNKNOWN_CWD
+        assigned = tuple(
+            (value or "").partition("=")[0] for name, value in options if name in ("E", "setenv")
+        )
+        # systemd >= 254 expands $VAR in a service's command line: the word is a value.
+        dynamic = _dynamic(args, index + 1) or any("$" in arg.text for arg in command)
+        return Unwrapped(inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic)
+
+    return handler
+
+
+FIREJAIL_QUIET = frozenset(
+    {"help", "version", "list", "tree", "top", "netstats", "debug-caps", "debug-errnos"}
+    | {"debug-protocols", "debug-syscalls", "debug-syscalls32"}
+)
+
+
+def _firejail(args: Sequence[Arg]) -> Unwrapped:
+    """``firejail [--option[=value]...] [program [args]]``: every option is one argument;
+    without a program it starts a shell (``--shell=`` or ``$SHELL``). Short options
+    (``-c`` ...) are not modelled: unparsed. The sandbox may start elsewhere than here
+    (``--private``, ``--chroot`` ...)."""
+    index = 1
+    options: list[tuple[str, str]] = []
+    while index < len(args) and args[index].text.startswith("-"):
+        text = args[index].text
+        index += 1
+        if text == "--":
+            break
+        if not text.startswith("--"):
+            return UNPARSED
+        name, _equals, value = text[2:].partition("=")
+        options.append((name, value))
+    names = {name for name, _value in options}
+    dynamic = _dynamic(args, index + 1)
+    if names & FIREJAIL_QUIET:
+        return Unwrapped(dynamic=dynamic)
+    shell = next((value for name, value in reversed(options) if name == "shell"), "none")
+    inner = tuple(args[index:]) or (Arg(shell) if shell != "none" else Arg(LOGIN_SHELL),)
+    assigned = tuple(value.partition("=")[0] for name, value in options if name == "env")
+    cwd = UNKNOWN_CWD if options else None
+    return Unwrapped(inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic)
+
+
 def _sg(args: Sequence[Arg]) -> Unwrapped:
     """``sg [-] [group [-c] command]``: the command is one string run by /bin/sh."""
     index = 1
@@ -838,6 +1050,12 @@ WRAPPERS: dict[str, Handler] = {
     "time": _simple_wrapper(TIME),
     "busybox": _busybox,
     "find": _find,
+    "tmux": _tmux,
+    "screen": _screen,
+    "login": _login,
+    "systemd-run": _systemd_run(SYSTEMD_RUN),
+    "run0": _systemd_run(RUN0),
+    "firejail": _firejail,
 }
 
 # Shell builtins and keywords that run the command after them; not programs themselves.

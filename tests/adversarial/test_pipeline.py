@@ -537,6 +537,16 @@ SHELL_STARTERS = [
     "newgrp",
     "zsh -c 'repeat 1 bash'",
     "echo 'rm -rf /' | sudo -s",
+    "tmux",
+    "tmux -L agent new-session -d -s work",
+    "tmux new-window",
+    "screen",
+    "login",
+    "systemd-run --shell",
+    "systemd-run -S -u x",
+    "run0",
+    "firejail",
+    "firejail --private",
 ]
 
 
@@ -565,6 +575,53 @@ def test_a_mapfile_callback_is_analysed_like_eval(
 ) -> None:
     assert _exec(deny_list, command_line) == ("deny", "no-rm")
     assert _refused(_exec(allow_list, command_line))
+
+
+# Builtins that run code, and programs that run a command, each allowed by name: what
+# they run is still decided (or is a construct).
+BY_NAME = """
+version: 1
+defaultAction: deny
+rules:
+  - id: tools
+    action: process.exec
+    command: [compgen, complete, fc, bind, history, declare, local, tmux, screen, systemd-run, run0, firejail, git]
+    decision: allow
+"""
+CODE_RUN_BY_NAME = [
+    "compgen -C 'rm -rf /' x",
+    "compgen -F rm x",
+    "compgen -W '$(rm -rf /)' x",
+    "complete -C 'rm -rf /' git",
+    "history -s 'rm -rf /'; fc -s",
+    "fc -e 'rm -rf /' 1",
+    "bind -x '\"\\C-x\": rm -rf /'",
+    "declare -a 'a=($(rm -rf /))'",
+    "tmux new -d 'rm -rf /'",
+    "tmux send-keys -t work 'rm -rf /' Enter",
+    "tmux display -p '#(rm -rf /)'",
+    "screen -dm rm -rf /",
+    "systemd-run --scope rm -rf /",
+    "systemd-run -p 'ExecStartPre=/bin/rm -rf /' git status",
+    "run0 rm -rf /",
+    "firejail rm -rf /",
+]
+
+
+@pytest.mark.parametrize("command_line", CODE_RUN_BY_NAME)
+def test_code_run_by_a_builtin_or_program_allowed_by_name_is_decided(
+    deny_list: CompiledPolicy, command_line: str
+) -> None:
+    assert _refused(_exec(_load(BY_NAME), command_line))
+    assert _refused(_exec(deny_list, command_line))  # by no-rm, or a construct
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    ["compgen -f x", "compgen -W 'start stop' -- st", "fc -l", "tmux ls", "screen -ls"],
+)
+def test_builtins_and_programs_that_run_nothing_stay_allowed(command_line: str) -> None:
+    assert _exec(_load(BY_NAME), command_line) == ("allow", "tools")
 
 
 @pytest.mark.parametrize(
