@@ -11,6 +11,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -84,9 +85,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    if args.require_policy_hash and not args.require_policy_hash.startswith("sha256:"):
-        print("tollgate serve: --require-policy-hash takes sha256:<hex>", file=sys.stderr)
-        return EXIT_ERROR
+    if args.require_policy_hash:
+        prefix, _, digest = args.require_policy_hash.partition(":")
+        if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            print("tollgate serve: --require-policy-hash takes sha256:<64 hex>", file=sys.stderr)
+            return EXIT_ERROR
+        # sha256sum prints lower case; a hash copied in upper case names the same bytes.
+        args.require_policy_hash = "sha256:" + digest.lower()
     return serve(
         ServeConfig(
             policy=args.policy,

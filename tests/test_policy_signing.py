@@ -8,6 +8,8 @@ together with the policy.
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -142,6 +144,25 @@ def test_pinned_hash_rejects_every_other_policy(tmp_path: Path, daemon_factory) 
     assert any(f"is not the required {pinned}" in text for text in rejected["problems"])
     assert gate.check(READ).json()["policy"] == pinned
     assert of_type(gate, "policyLoaded")[-1]["policy"] == pinned
+
+
+def test_a_pinned_hash_in_upper_case_names_the_same_policy(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    pinned = policy_hash(ALLOW_READS)
+    gate = daemon_factory(volume.path(), "--require-policy-hash", "sha256:" + pinned[7:].upper())
+    assert status(gate)["policy"]["pinnedHash"] == pinned
+    assert gate.check(READ).json()["allowed"] is True
+
+
+def test_a_malformed_pinned_hash_is_a_usage_error(tmp_path: Path) -> None:
+    for bad in ("sha256:abc", "md5:" + "0" * 64, "0" * 64):
+        result = subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(tmp_path / "p"),
+             "--audit-dir", str(tmp_path / "a"), "--require-policy-hash", bad],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2 and "sha256:<64 hex>" in result.stderr
+        assert not (tmp_path / "a").exists()
 
 
 def test_pinned_hash_waits_for_the_pinned_policy(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
