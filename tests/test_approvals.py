@@ -44,6 +44,12 @@ DELETE_API = {
     "k8s": {"method": "DELETE", "path": "/apis/apps/v1/namespaces/apps/deployments/api"},
 }
 APPROVAL_ID = re.compile(r"apr_[0-9A-HJKMNP-TV-Z]{26}")
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"  # 36 characters after ghp_
+# The removals rule has no reason: the default one quotes the command line.
+RM_WITH_TOKEN = {
+    "action": "process.exec",
+    "argv": ["rm", "-rf", "/app/y", f"--token={GITHUB_TOKEN}"],
+}
 
 
 # -- keys, policy, signing ----------------------------------------------------------------
@@ -99,6 +105,7 @@ version: 1
 rules:
   - {{id: read-data, action: file.read, path: {{glob: "/app/data/**"}}, decision: allow, risk: low}}
   - {{id: deploy-writes, action: k8s.request, verb: [delete, patch], resource: deployments, decision: require_approval, risk: high, reason: "deployment changes need a human"}}
+  - {{id: removals, action: process.exec, command: rm, decision: require_approval, risk: high}}
 approvals:
   timeout: {timeout}
   approvers:
@@ -669,6 +676,42 @@ def test_webhook_text_cannot_ping_a_channel_or_leak_a_secret(start, hook_factory
     assert hook.received[0]["request"]["context"]["note"].startswith("<!channel>")
     assert secret not in json.dumps(hook.received[0])
     assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
+
+
+def test_no_secret_reaches_approvers_in_the_policy_reason_or_an_approvers_reason(
+    start, hook_factory, people
+) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    answer = ask(gate, RM_WITH_TOKEN)
+    assert GITHUB_TOKEN in answer["reason"], "the agent's own answer quotes its request"
+    approval_id = answer["approval"]["id"]
+    shown = view(gate, approval_id)
+    assert shown["policyReason"].startswith("rule removals requires approval for process.exec")
+    assert "--token=[REDACTED:github-token:" in shown["policyReason"]
+    wait_for(lambda: len(hook.received) == 1)
+    notice = hook.received[0]
+    assert "--token=[REDACTED:github-token:" in notice["reason"]
+    assert "Reason: rule removals requires approval" in notice["text"]
+    # An approver's reason is shown to the other approvers and quoted to the agent.
+    note = f"rotated, was password={GITHUB_TOKEN}"
+    assert decide(gate, approval_id, people["bob"], "deny", reason=note).status_code == 200
+    denied = redeem(gate, approval_id, RM_WITH_TOKEN)
+    assert "denied by bob: rotated, was password=[REDACTED:" in denied["reason"]
+    listed = gate.get("/v1/approvals?status=denied").text
+    for seen in (json.dumps(shown), json.dumps(notice), listed, denied["reason"]):
+        assert GITHUB_TOKEN not in seen
+    # The trail redacts with its own key, so its tags match across its records.
+    requested, decided = approval_events(gate, approval_id)[:2]
+    assert GITHUB_TOKEN not in json.dumps(gate.records())
+    decision = next(
+        r
+        for r in gate.records()
+        if r["type"] == "decision" and r["decisionId"] == answer["decisionId"]
+    )
+    trail_tag = re.search(r"\[REDACTED:github-token:[0-9a-f]{8}\]", decision["reason"])
+    assert trail_tag is not None and trail_tag.group(0) in requested["policyReason"]
+    assert "[REDACTED:" in decided["reason"]
 
 
 def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
