@@ -765,6 +765,45 @@ def test_cli_lists_shows_the_request_signs_and_approves(start, people) -> None: 
     assert again.returncode == 1 and "not pending" in again.stderr
 
 
+def shows_nothing_a_terminal_acts_on(output: str) -> bool:
+    """Every character is printable, apart from the newlines between lines."""
+    return all(char.isprintable() for char in output.replace("\n", ""))
+
+
+def test_cli_shows_control_and_bidi_characters_escaped(start, people) -> None:  # type: ignore[no-untyped-def]
+    """An agent cannot make the approver read another request than the one signed:
+    CR and ESC would overwrite the line with a harmless one and hide the rest, a bidi
+    override would reorder it."""
+    gate = start()
+    fake = "\r\x1b[2Kreason     rm /app/tmp/cache.txt (cleanup)\x1b[8m"
+    evil = {
+        "action": "process.exec",
+        "argv": ["rm", "-rf", "/app/y", fake, "/app/\u202etxt.exe", "\x9b2K\x7f\u2066x\u2069"],
+        "context": {"note": "first line\nsecond \\x1b line"},
+    }
+    approval_id = ask(gate, evil)["approval"]["id"]
+    listing = tollgate("approvals", "list", "--url", gate.url)
+    note = "ok\x1b[8m hidden"
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes", "--reason", note)
+    assert listing.returncode == 0 and done.returncode == 0, done.stderr
+    for output in (listing.stdout, done.stdout):
+        assert shows_nothing_a_terminal_acts_on(output), repr(output)
+        (reason,) = [line for line in output.splitlines() if line.startswith("reason ")]
+        assert "/app/y '\\r\\x1b[2Kreason     rm /app/tmp/cache.txt (cleanup)\\x1b[8m'" in reason
+        assert "'/app/\\u202etxt.exe' '\\x9b2K\\x7f\\u2066x\\u2069'" in reason
+        # In the request, the same characters are JSON escapes.
+        assert '"\\r\\u001b[2Kreason' in output and '"/app/\\u202etxt.exe"' in output
+        assert '"\\u009b2K\\u007f\\u2066x\\u2069"' in output
+        assert '"first line\\nsecond \\\\x1b line"' in output
+    decided = tollgate("approvals", "list", "--url", gate.url, "--status", "approved")
+    assert shows_nothing_a_terminal_acts_on(decided.stdout)
+    assert "note       ok\\x1b[8m hidden" in decided.stdout
+    as_json = tollgate("approvals", "list", "--url", gate.url, "--status", "all", "--json")
+    assert shows_nothing_a_terminal_acts_on(as_json.stdout)
+    shown = json.loads(as_json.stdout)["approvals"][0]
+    assert shown["request"]["argv"][3:] == evil["argv"][3:], "escaped, not changed"
+
+
 def test_cli_deny_and_a_key_not_in_the_policy(start, people) -> None:  # type: ignore[no-untyped-def]
     gate = start()
     approval_id = ask(gate)["approval"]["id"]
