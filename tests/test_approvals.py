@@ -891,6 +891,7 @@ def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people
         ("notify: {webhook: 'ftp://hooks.example/x'}", "approvals.notify.webhook"),
         ("notify: {webhook: 'not a url'}", "approvals.notify.webhook"),
         ("timeout: soon", "approvals.timeout"),
+        ("timeout: 99999999h", "approvals.timeout: Value error, '99999999h' is longer than"),
     ],
 )
 def test_policy_approver_keys_and_webhook_are_checked_at_load(
