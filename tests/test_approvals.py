@@ -44,6 +44,12 @@ DELETE_API = {
     "k8s": {"method": "DELETE", "path": "/apis/apps/v1/namespaces/apps/deployments/api"},
 }
 APPROVAL_ID = re.compile(r"apr_[0-9A-HJKMNP-TV-Z]{26}")
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "f6G7h8"  # 36 characters after ghp_
+# The removals rule has no reason: the default one quotes the command line.
+RM_WITH_TOKEN = {
+    "action": "process.exec",
+    "argv": ["rm", "-rf", "/app/y", f"--token={GITHUB_TOKEN}"],
+}
 
 
 # -- keys, policy, signing ----------------------------------------------------------------
@@ -99,6 +105,7 @@ version: 1
 rules:
   - {{id: read-data, action: file.read, path: {{glob: "/app/data/**"}}, decision: allow, risk: low}}
   - {{id: deploy-writes, action: k8s.request, verb: [delete, patch], resource: deployments, decision: require_approval, risk: high, reason: "deployment changes need a human"}}
+  - {{id: removals, action: process.exec, command: rm, decision: require_approval, risk: high}}
 approvals:
   timeout: {timeout}
   approvers:
@@ -671,6 +678,42 @@ def test_webhook_text_cannot_ping_a_channel_or_leak_a_secret(start, hook_factory
     assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
 
 
+def test_no_secret_reaches_approvers_in_the_policy_reason_or_an_approvers_reason(
+    start, hook_factory, people
+) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    answer = ask(gate, RM_WITH_TOKEN)
+    assert GITHUB_TOKEN in answer["reason"], "the agent's own answer quotes its request"
+    approval_id = answer["approval"]["id"]
+    shown = view(gate, approval_id)
+    assert shown["policyReason"].startswith("rule removals requires approval for process.exec")
+    assert "--token=[REDACTED:github-token:" in shown["policyReason"]
+    wait_for(lambda: len(hook.received) == 1)
+    notice = hook.received[0]
+    assert "--token=[REDACTED:github-token:" in notice["reason"]
+    assert "Reason: rule removals requires approval" in notice["text"]
+    # An approver's reason is shown to the other approvers and quoted to the agent.
+    note = f"rotated, was password={GITHUB_TOKEN}"
+    assert decide(gate, approval_id, people["bob"], "deny", reason=note).status_code == 200
+    denied = redeem(gate, approval_id, RM_WITH_TOKEN)
+    assert "denied by bob: rotated, was password=[REDACTED:" in denied["reason"]
+    listed = gate.get("/v1/approvals?status=denied").text
+    for seen in (json.dumps(shown), json.dumps(notice), listed, denied["reason"]):
+        assert GITHUB_TOKEN not in seen
+    # The trail redacts with its own key, so its tags match across its records.
+    requested, decided = approval_events(gate, approval_id)[:2]
+    assert GITHUB_TOKEN not in json.dumps(gate.records())
+    decision = next(
+        r
+        for r in gate.records()
+        if r["type"] == "decision" and r["decisionId"] == answer["decisionId"]
+    )
+    trail_tag = re.search(r"\[REDACTED:github-token:[0-9a-f]{8}\]", decision["reason"])
+    assert trail_tag is not None and trail_tag.group(0) in requested["policyReason"]
+    assert "[REDACTED:" in decided["reason"]
+
+
 def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
     hook = hook_factory(failures=5, status=404)
     gate = start(webhook=hook.url)
@@ -720,6 +763,45 @@ def test_cli_lists_shows_the_request_signs_and_approves(start, people) -> None: 
     assert redeem(gate, approval_id)["allowed"] is True
     again = cli_decide(gate.url, "deny", approval_id, alice)
     assert again.returncode == 1 and "not pending" in again.stderr
+
+
+def shows_nothing_a_terminal_acts_on(output: str) -> bool:
+    """Every character is printable, apart from the newlines between lines."""
+    return all(char.isprintable() for char in output.replace("\n", ""))
+
+
+def test_cli_shows_control_and_bidi_characters_escaped(start, people) -> None:  # type: ignore[no-untyped-def]
+    """An agent cannot make the approver read another request than the one signed:
+    CR and ESC would overwrite the line with a harmless one and hide the rest, a bidi
+    override would reorder it."""
+    gate = start()
+    fake = "\r\x1b[2Kreason     rm /app/tmp/cache.txt (cleanup)\x1b[8m"
+    evil = {
+        "action": "process.exec",
+        "argv": ["rm", "-rf", "/app/y", fake, "/app/\u202etxt.exe", "\x9b2K\x7f\u2066x\u2069"],
+        "context": {"note": "first line\nsecond \\x1b line"},
+    }
+    approval_id = ask(gate, evil)["approval"]["id"]
+    listing = tollgate("approvals", "list", "--url", gate.url)
+    note = "ok\x1b[8m hidden"
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes", "--reason", note)
+    assert listing.returncode == 0 and done.returncode == 0, done.stderr
+    for output in (listing.stdout, done.stdout):
+        assert shows_nothing_a_terminal_acts_on(output), repr(output)
+        (reason,) = [line for line in output.splitlines() if line.startswith("reason ")]
+        assert "/app/y '\\r\\x1b[2Kreason     rm /app/tmp/cache.txt (cleanup)\\x1b[8m'" in reason
+        assert "'/app/\\u202etxt.exe' '\\x9b2K\\x7f\\u2066x\\u2069'" in reason
+        # In the request, the same characters are JSON escapes.
+        assert '"\\r\\u001b[2Kreason' in output and '"/app/\\u202etxt.exe"' in output
+        assert '"\\u009b2K\\u007f\\u2066x\\u2069"' in output
+        assert '"first line\\nsecond \\\\x1b line"' in output
+    decided = tollgate("approvals", "list", "--url", gate.url, "--status", "approved")
+    assert shows_nothing_a_terminal_acts_on(decided.stdout)
+    assert "note       ok\\x1b[8m hidden" in decided.stdout
+    as_json = tollgate("approvals", "list", "--url", gate.url, "--status", "all", "--json")
+    assert shows_nothing_a_terminal_acts_on(as_json.stdout)
+    shown = json.loads(as_json.stdout)["approvals"][0]
+    assert shown["request"]["argv"][3:] == evil["argv"][3:], "escaped, not changed"
 
 
 def test_cli_deny_and_a_key_not_in_the_policy(start, people) -> None:  # type: ignore[no-untyped-def]
@@ -809,6 +891,7 @@ def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people
         ("notify: {webhook: 'ftp://hooks.example/x'}", "approvals.notify.webhook"),
         ("notify: {webhook: 'not a url'}", "approvals.notify.webhook"),
         ("timeout: soon", "approvals.timeout"),
+        ("timeout: 99999999h", "approvals.timeout: Value error, '99999999h' is longer than"),
     ],
 )
 def test_policy_approver_keys_and_webhook_are_checked_at_load(

@@ -169,6 +169,46 @@ def test_semantic_errors_name_rule_and_key(rule: str, expected: str) -> None:
     assert any(expected in p for p in problems), problems
 
 
+LIMITED = "version: 1\nrules:\n  - {{action: file.read, decision: allow, rateLimit: {{count: {count}, per: {per}}}}}\n"
+HUGE = "9" * 400
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Unbounded, these passed validation; a timeout past year 9999 then made every
+        # require_approval check fail with a 500, and a count or window of hundreds of
+        # digits overflowed a float.
+        ("version: 1\napprovals: {timeout: 99999999h}\n", "approvals.timeout: Value error, '99999999h' is longer than the longest allowed, 168h (7 days)"),
+        ("version: 1\napprovals: {timeout: 169h}\n", "approvals.timeout"),
+        ("version: 1\napprovals: {timeout: 604800001ms}\n", "approvals.timeout"),
+        (f"version: 1\napprovals: {{timeout: {HUGE}s}}\n", "approvals.timeout: Value error"),
+        (f"version: 1\napprovals: {{timeout: {'9' * 5000}s}}\n", "far longer than any duration"),
+        (LIMITED.format(count=1, per="99999999h"), "rules[0]: rateLimit.per: Value error, '99999999h' is longer than the longest allowed, 720h (30 days)"),
+        (LIMITED.format(count=1, per="721h"), "rules[0]: rateLimit.per"),
+        (LIMITED.format(count=1, per=f"{HUGE}ms"), "rules[0]: rateLimit.per"),
+        (LIMITED.format(count=HUGE, per="1s"), "rules[0]: rateLimit.count"),
+        (LIMITED.format(count=1_000_000_001, per="1s"), "rules[0]: rateLimit.count"),
+    ],
+    ids=["timeout-years", "timeout-169h", "timeout-ms", "timeout-400-digits", "timeout-5000-digits", "per-years", "per-721h", "per-400-digits", "count-400-digits", "count-1e9+1"],
+)  # fmt: skip
+def test_durations_and_counts_have_an_upper_bound(text: str, expected: str) -> None:
+    problems = problems_of(text)
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_longest_durations_allowed_load() -> None:
+    policy = load_policy_bytes(
+        (
+            LIMITED.format(count=1_000_000_000, per="720h") + "approvals: {timeout: 10080m}\n"
+        ).encode(),
+        "p.yaml",
+    )
+    assert policy.approval_timeout == 7 * 24 * 3600
+    rate_limit = policy.rules[0].rate_limit
+    assert rate_limit is not None and rate_limit.per_seconds == 30 * 24 * 3600
+
+
 def test_duplicate_ids_are_errors_including_defaults() -> None:
     problems = problems_of(
         "version: 1\nrules:\n"

@@ -163,6 +163,25 @@ def answering(status: int, body: bytes) -> Callable[[socket.socket, int], None]:
     return script
 
 
+def answering_then_closing(
+    answer: bytes, pause: float = 0.0
+) -> Callable[[socket.socket, int], None]:
+    """A script that answers the first request with ``answer`` as given (head and body
+    ``pause`` s apart), then closes the connection."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        conn.sendall(head + b"\r\n\r\n")
+        time.sleep(pause)
+        conn.sendall(body)
+
+    return script
+
+
+ALLOW = b'{"allowed":true}'  # 16 bytes
+
+
 # -- decisions from the real daemon ---------------------------------------------------------
 
 
@@ -334,8 +353,13 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
         (answering(200, b"[true]"), "bad_answer", "not a JSON object"),
         (answering(200, b"\xff\xfe{}"), "bad_answer", "not a JSON object"),
         (answering(200, b" " * (1 << 20) + b'{"allowed": true}'), "bad_answer", "larger than"),
+        # An allow cut short is not an allow, whatever the part that arrived says.
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), "bad_answer", "cut its answer short"),
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n" + ALLOW + b"\r\n"), "bad_answer", "cut its answer short"),
+        # Without a length, the end of the body is the close: a cut could not be seen.
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + ALLOW), "bad_answer", "without a length (no Content-Length)"),
     ],
-    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "huge"],
+    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "huge", "cut-short", "chunked-cut-short", "no-length"],
 )  # fmt: skip
 def test_anything_but_a_200_with_allowed_true_is_a_deny(
     raw_server, script, error: str, words: str
@@ -346,6 +370,19 @@ def test_anything_but_a_200_with_allowed_true_is_a_deny(
     assert words in decision.reason
     with pytest.raises(Denied):
         Gate(server.url).require("file.read", path="/app/data/x")
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.2])
+def test_an_answer_that_ends_the_connection_is_read_whole(raw_server, pause: float) -> None:  # type: ignore[no-untyped-def]
+    """``Connection: close`` with a length is a whole answer, also when its body comes
+    after the head (it used to be read from a socket already closed: "unreachable")."""
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 16\r\n\r\n" + ALLOW
+    server = raw_server(answering_then_closing(answer, pause))
+    gate = Gate(server.url, timeout=2.0)
+    for _ in range(2):  # the closed connection is not pooled: the second check opens another
+        decision = gate.check("file.read", path="/app/data/x")
+        assert (decision.allowed, decision.error) == (True, None), decision.reason
+    assert gate.connections_opened == 2
 
 
 def test_a_deny_never_reads_as_allow_even_if_the_decision_field_says_so(raw_server) -> None:  # type: ignore[no-untyped-def]

@@ -98,8 +98,10 @@ class ApprovalService:
         # Where approvers reach this gate, for the command line in notifications; set
         # from the listening socket by the HTTP app.
         self.gate_url: str | None = None
-        # Notifications and the API show requests redacted. The trail's own redaction
-        # key is not shared, so tags here do not match the trail's.
+        # What approvers see (the API, the CLI, the webhook) is redacted here: the
+        # request, the policy's reason (which may quote it) and approvers' reasons.
+        # The trail's own redaction key is not shared, so tags here do not match the
+        # trail's; the trail is given the raw values and redacts them with its own key.
         self._redactor = Redactor(os.urandom(32))
         self._changed: dict[str, asyncio.Event] = {}
         self._wake: asyncio.Event | None = None
@@ -229,7 +231,9 @@ class ApprovalService:
             request=shown,
             rule=verdict.rule,
             risk=verdict.risk,
-            policy_reason=verdict.reason,
+            # The default reason quotes the request ("... of rm --token=ghp_..."), so
+            # it is redacted like the request itself.
+            policy_reason=self._redactor.redact_text(verdict.reason),
             policy=verdict.policy_hash,
             identity=self.identity,
             decision_id="",
@@ -260,7 +264,10 @@ class ApprovalService:
                 then=decision_record,
             )
         approval.decision_id = decision_id
-        # Secrets are redacted by the trail itself; the hash was taken before.
+        # Secrets are redacted by the trail itself (with its key, so its tags match the
+        # decision record's); the hash was taken before. The approval holds copies
+        # redacted with another key, so the raw request and reason are taken from the
+        # step's verdict, which for a new approval is the policy's verdict unchanged.
         request = bound_request(step.verdict.request)
         requested = {
             "event": "requested",
@@ -270,7 +277,7 @@ class ApprovalService:
             "request": request,
             "rule": approval.rule,
             "risk": approval.risk,
-            "policyReason": approval.policy_reason,
+            "policyReason": step.verdict.reason,
             "policy": approval.policy,
             "decisionId": decision_id,
             "createdAt": format_us(approval.created_us),
@@ -345,6 +352,11 @@ class ApprovalService:
             )
             raise NotPending(approval, problem)
         outcome: Status = "approved" if decision.decision == "approve" else "denied"
+        # The approver's free text is shown to other approvers and quoted to the agent:
+        # redacted like the rest (the trail gets it raw and redacts it itself).
+        shown_reason = (
+            self._redactor.redact_text(decision.reason) if decision.reason is not None else None
+        )
         await self._transition(
             approval,
             {
@@ -357,7 +369,7 @@ class ApprovalService:
                 "requestHash": approval.request_hash,
                 "signature": decision.signature,
             },
-            lambda a: self.book.decided(a, outcome, decision.approver, decision.reason, now),
+            lambda a: self.book.decided(a, outcome, decision.approver, shown_reason, now),
         )
         return approval
 

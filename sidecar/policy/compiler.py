@@ -22,6 +22,8 @@ from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
 from sidecar.policy.schema import (
     MATCHABLE_FIELDS,
+    MAX_APPROVAL_TIMEOUT,
+    MAX_RATE_LIMIT_WINDOW,
     Approvals,
     MatcherSpec,
     PolicyDocument,
@@ -172,7 +174,7 @@ def compile_policy(
                 problems.append(f"{label}: rateLimit: only allow rules can have a rateLimit")
             rate_limit = RateLimitSpec(
                 rule.rateLimit.count,
-                parse_duration(rule.rateLimit.per),
+                parse_duration(rule.rateLimit.per, at_most=MAX_RATE_LIMIT_WINDOW),
                 f"{rule.rateLimit.count}/{rule.rateLimit.per}",
             )
         if (
@@ -229,7 +231,11 @@ def compile_policy(
             by_action=by_action,
             trusted_paths=trusted,
             approvals=approvals,
-            approval_timeout=parse_duration(approvals.timeout) if approvals else 300.0,
+            approval_timeout=(
+                parse_duration(approvals.timeout, at_most=MAX_APPROVAL_TIMEOUT)
+                if approvals
+                else 300.0
+            ),
             warnings=tuple(warnings),
             has_rate_limits=any(r.rate_limit for r in rules),
         ),

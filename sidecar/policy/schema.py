@@ -16,14 +16,49 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 Scalar = StrictStr | StrictInt
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# More digits than any bounded duration needs; checked before int() so that a number of
+# thousands of digits is a plain validation error, not a conversion error or an overflow.
+_DURATION_DIGITS = 15
+
+# Every duration in a policy has an upper bound: unbounded, a huge one passed
+# validation and then overflowed what it was added to (an approval's expiry past the
+# year 9999 made every require_approval check fail with a 500, unrecorded).
+#
+# approvals.timeout: 7 days. An approval is the deadline for a human to decide and for
+# the agent to use the answer; a week covers a weekend or an approver away for a few
+# days, and anything older was asked in a situation that has moved on (a new approval
+# is one check away). While an approval waits it also takes one of the 1000 live slots.
+MAX_APPROVAL_TIMEOUT = "168h"
+# rateLimit.per: 30 days. Buckets live in memory and a restart refills them, so a longer
+# window promises a budget the gate cannot keep; a monthly budget is the longest sane.
+MAX_RATE_LIMIT_WINDOW = "720h"
+# rateLimit.count: tokens are floats; far below 2**53, where they stop counting by one
+# (and far below the overflow of a count of hundreds of digits).
+MAX_RATE_LIMIT_COUNT = 1_000_000_000
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Kubernetes-style duration such as ``60s``, ``5m``, ``1h``, ``250ms``."""
+def _seconds(text: str) -> float:
     found = _DURATION.match(text)
-    if not found or int(found.group(1)) == 0:
+    if not found:
         raise ValueError(f"{text!r} is not a positive duration like 60s, 5m or 1h")
-    return int(found.group(1)) * _DURATION_UNITS[found.group(2)]
+    digits = found.group(1).lstrip("0") or "0"
+    if len(digits) > _DURATION_DIGITS:
+        raise ValueError(f"{text!r} is far longer than any duration allowed")
+    number = int(digits)
+    if number == 0:
+        raise ValueError(f"{text!r} is not a positive duration like 60s, 5m or 1h")
+    return number * _DURATION_UNITS[found.group(2)]
+
+
+def parse_duration(text: str, *, at_most: str) -> float:
+    """Seconds in a Kubernetes-style duration such as ``60s``, ``5m``, ``1h``, ``250ms``,
+    which must not be longer than the duration ``at_most``. Raises ValueError."""
+    seconds, longest = _seconds(text), _seconds(at_most)
+    if seconds > longest:
+        raise ValueError(
+            f"{text!r} is longer than the longest allowed, {at_most} ({longest / 86400:g} days)"
+        )
+    return seconds
 
 
 class _Strict(BaseModel):
@@ -52,13 +87,13 @@ MatcherSpec.model_rebuild()
 
 
 class RateLimit(_Strict):
-    count: Annotated[StrictInt, Field(gt=0)]
+    count: Annotated[StrictInt, Field(gt=0, le=MAX_RATE_LIMIT_COUNT)]
     per: StrictStr
 
     @field_validator("per")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
-        parse_duration(value)
+        parse_duration(value, at_most=MAX_RATE_LIMIT_WINDOW)
         return value
 
 
@@ -110,7 +145,7 @@ class Approvals(_Strict):
     @field_validator("timeout")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
-        parse_duration(value)
+        parse_duration(value, at_most=MAX_APPROVAL_TIMEOUT)
         return value
 
 

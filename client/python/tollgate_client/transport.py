@@ -4,9 +4,10 @@ Idle connections are pooled (one per concurrent caller; thread-safe; dropped aft
 fork). A connection the gate has closed while idle is noticed before it is used, and a
 request that fails on a reused connection because the gate closed it at that moment is
 sent once more on a fresh one (the gate had not read it). The timeout is a deadline for
-the whole exchange, every read of the answer included. Every failure is raised as
-``TransportError`` with a kind (``unreachable``, ``timeout``, ``bad_answer``) and a
-message fit for a deny reason.
+the whole exchange, every read of the answer included. An answer is used only whole:
+one cut short, or one without a length (whose cut could not be seen), is a failure.
+Every failure is raised as ``TransportError`` with a kind (``unreachable``, ``timeout``,
+``bad_answer``) and a message fit for a deny reason.
 """
 
 from __future__ import annotations
@@ -89,12 +90,21 @@ class _DeadlineReader(io.RawIOBase):
     http.client reads the answer through a file over the socket, whose every read
     waits up to the socket's timeout afresh; a peer sending a byte now and then could
     stretch one check far past its timeout.
+
+    ``socket_file`` is that file, kept open until this reader is closed: an open file
+    over a socket keeps ``socket.close()`` from closing it. http.client relies on this
+    when an answer ends with the connection (``Connection: close``): it closes the
+    connection as soon as the head is read and leaves the socket to the response.
+    Without it, reading the body would meet a closed socket.
     """
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(
+        self, sock: socket.socket, deadline: float, socket_file: io.BufferedIOBase
+    ) -> None:
         super().__init__()
         self._sock = sock
         self._deadline = deadline
+        self._socket_file = socket_file
 
     def readable(self) -> bool:
         return True
@@ -103,14 +113,18 @@ class _DeadlineReader(io.RawIOBase):
         self._sock.settimeout(_remaining(self._deadline))
         return self._sock.recv_into(buffer)
 
+    def close(self) -> None:
+        if not self.closed:
+            self._socket_file.close()  # the socket closes here if the connection did
+        super().close()
+
 
 class _DeadlineResponse(http.client.HTTPResponse):
     def __init__(
         self, sock: socket.socket, *args: object, deadline: float, **kwargs: object
     ) -> None:
         super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
-        self.fp.close()  # the plain socket file http.client made; the socket stays open
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
 
 
 class Transport:
@@ -230,12 +244,40 @@ class Transport:
         connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
         connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
         response = connection.getresponse()
-        data = response.read(MAX_ANSWER_BYTES + 1)
+        try:
+            return response.status, self._body(response)
+        finally:
+            if not response.isclosed():
+                # Not fully read: the connection is in an unknown state.
+                response.close()
+                connection.close()
+
+    def _body(self, response: http.client.HTTPResponse) -> bytes:
+        """The whole body, or ``TransportError``: an answer cut short is never read as
+        the shorter answer it happens to be (``{"allowed":true}`` and a close, under a
+        ``Content-Length: 200``, is not an allow)."""
+        if response.length is None and not response.chunked:
+            # The body would run to the close, and a close in the middle of it would
+            # look the same; the gate always says how long its answer is.
+            raise TransportError(
+                BAD_ANSWER,
+                f"tollgate at {self.url} sent an answer without a length (no "
+                "Content-Length), so a cut one could not be told from a whole one",
+            )
+        try:
+            data = response.read(MAX_ANSWER_BYTES + 1)
+        except http.client.IncompleteRead:  # a chunked body that stopped early
+            raise TransportError(BAD_ANSWER, self._cut_short()) from None
         if len(data) > MAX_ANSWER_BYTES:
             raise TransportError(
                 BAD_ANSWER, f"tollgate's answer is larger than {MAX_ANSWER_BYTES} bytes"
             )
-        if not response.isclosed():
-            # Not fully read: the connection is in an unknown state.
-            connection.close()
-        return response.status, data
+        # read(n) returns what arrived before the close without complaint (Python 3.11);
+        # what the gate announced and did not send is left in ``length``.
+        if response.length:
+            raise TransportError(BAD_ANSWER, self._cut_short())
+        return data
+
+    def _cut_short(self) -> str:
+        # The JS client's words for the same failure.
+        return f"tollgate at {self.url} cut its answer short"
