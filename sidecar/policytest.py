@@ -111,6 +111,8 @@ def load_test_file(path: Path) -> PolicyTestFile:
         raw = load_yaml_strict(text)
     except yaml.YAMLError as exc:
         raise PolicyTestFileError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
+    except ValueError as exc:  # e.g. an integer beyond CPython's digit limit
+        raise PolicyTestFileError(source, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
         raise PolicyTestFileError(source, ["the document must be a mapping with policy and cases"])
     try:

@@ -414,6 +414,11 @@ def test_yaml_surprises_are_policy_errors(text: str, expected: str) -> None:
     assert any(expected in p for p in problems_of(text))
 
 
+def test_an_integer_beyond_the_digit_limit_is_a_policy_error() -> None:
+    text = "version: 1\nrules:\n  - {action: network.request, decision: allow, port: %s}\n"
+    assert any("invalid YAML" in p for p in problems_of(text % ("9" * 5000)))
+
+
 def test_anchors_aliases_and_merge_keys_work_in_a_policy() -> None:
     policy = load_policy_bytes(
         b"version: 1\n"

@@ -225,6 +225,8 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
         raw = load_yaml_strict(text)
     except yaml.YAMLError as exc:
         raise PolicyError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
+    except ValueError as exc:  # e.g. an integer beyond CPython's digit limit
+        raise PolicyError(source, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
         raise PolicyError(source, ["the document must be a mapping with version: 1"])
     try:
