@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from sidecar.approvals.visible import visible, visible_json
 from sidecar.deadline import DeadlineExceeded, call_within
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -137,76 +138,20 @@ def _expect_ok(status: int, payload: dict[str, Any], exit_code: int, prefix: str
     error = payload.get("error")
     text = f"HTTP {status}"
     if isinstance(error, dict):
-        text += f" {_visible(error.get('code'))}: {_visible(error.get('message'))}"
+        text += f" {visible(error.get('code'))}: {visible(error.get('message'))}"
     raise CommandFailed(prefix + text, exit_code)
 
 
 # -- showing what the gate answered ---------------------------------------------------------
 #
 # Nearly everything an approval shows comes from the agent (its request, the policy's
-# reason quoting it) or from whatever answers at --url. A terminal acts on control
-# characters: CR and ESC sequences can overwrite a line or hide the rest of it, and bidi
-# overrides reorder it, so an agent could show the approver a harmless request while
-# another one is signed. Every character that is not printable (str.isprintable: C0,
-# DEL, C1, format characters such as bidi overrides, isolates and zero-width ones, line
-# and paragraph separators, surrogates, unassigned code points, spaces other than ' ')
-# is therefore shown as an escape, newlines inside a value included.
-
-_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if char in _NAMED_ESCAPES:
-        return _NAMED_ESCAPES[char]
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def _visible(value: object) -> str:
-    """``value`` as one line of plain text that a terminal shows as it is.
-
-    A backslash is doubled, so that an escape shown can only come from a character that
-    was escaped, not from a backslash the agent wrote.
-    """
-    text = str(value)
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(
-        _escape(char) if char == "\\" or not char.isprintable() else char for char in text
-    )
-
-
-def _json_escape(char: str) -> str:
-    code = ord(char)
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    code -= 0x10000  # outside the BMP, JSON spells a surrogate pair
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-def _visible_json(value: object, *, sort_keys: bool = False) -> str:
-    """``value`` as JSON in which every character a terminal could act on is a
-    ``\\uXXXX`` escape (the same JSON value, so ``--json`` output stays exact).
-
-    ``json.dumps`` escapes only C0 characters; the newlines left in its output are the
-    ones its indentation puts between items.
-    """
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys)
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char.isprintable() or char == "\n" else _json_escape(char) for char in text
-    )
+# reason quoting it) or from whatever answers at --url: see sidecar.approvals.visible.
 
 
 def _describe(view: dict[str, Any]) -> str:
-    shown = {key: _visible(value) for key, value in view.items() if value is not None}
+    shown = {key: visible(value) for key, value in view.items() if value is not None}
     rule = shown.get("rule") or "defaultAction"
-    request = _visible_json(view.get("request"), sort_keys=True)
+    request = visible_json(view.get("request"), sort_keys=True)
     lines = [
         f"approval   {shown.get('id')}  ({shown.get('status')}, expires {shown.get('expiresAt')})",
         f"agent      {shown.get('identity')}",
@@ -228,7 +173,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     status, payload = _call("GET", args.url.rstrip("/") + "/v1/approvals" + query, args.timeout)
     _expect_ok(status, payload, EXIT_ERROR)
     if args.json:
-        print(_visible_json(payload))
+        print(visible_json(payload))
         return EXIT_OK
     found = payload.get("approvals", [])
     if not found:
@@ -281,7 +226,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     if problem is not None:
         raise CommandFailed(problem)
     if view.get("status") != "pending":
-        status_shown = _visible(view.get("status"))
+        status_shown = visible(view.get("status"))
         raise CommandFailed(f"{args.id} is {status_shown}, not pending", EXIT_REFUSED)
     if not args.yes and sys.stdin.isatty() and not _confirm(args.decision.capitalize()):
         print("nothing sent")
@@ -295,5 +240,5 @@ def _cmd_decide(args: argparse.Namespace) -> int:
         decision["reason"] = args.reason
     status, answer = _call("POST", endpoint, args.timeout, decision)
     _expect_ok(status, answer, EXIT_REFUSED, "refused: ")
-    print(f"{args.id}: {_visible(answer.get('status'))} by {_visible(answer.get('approver'))}")
+    print(f"{args.id}: {visible(answer.get('status'))} by {visible(answer.get('approver'))}")
     return EXIT_OK

@@ -678,6 +678,22 @@ def test_webhook_text_cannot_ping_a_channel_or_leak_a_secret(start, hook_factory
     assert "[REDACTED:github-token:" in hook.received[0]["request"]["context"]["note"]
 
 
+def test_webhook_text_shows_control_and_bidi_characters_escaped(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    # Read by a person in a chat client: nothing the agent sends may reorder or hide text.
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    trick = "\r\x1b[2Kcache.txt \u202etxt.exe\u202c"
+    request = {**RM_WITH_TOKEN, "argv": ["rm", "-rf", "/app/y", trick]}
+    ask(gate, request)
+    wait_for(lambda: len(hook.received) == 1)
+    text = hook.received[0]["text"]
+    assert not any(char in text for char in "\r\x1b\u202e\u202c")
+    summary, reason = text.split("\n")[1], text.split("\n")[2]
+    assert "\\u001b[2Kcache.txt \\u202etxt.exe\\u202c" in summary  # JSON escapes
+    assert reason.startswith("Reason: ") and "\\x1b[2Kcache.txt \\u202etxt.exe" in reason
+    assert hook.received[0]["request"]["argv"][3] == trick  # the data itself is exact
+
+
 def test_no_secret_reaches_approvers_in_the_policy_reason_or_an_approvers_reason(
     start, hook_factory, people
 ) -> None:  # type: ignore[no-untyped-def]

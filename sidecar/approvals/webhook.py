@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.approvals.model import Approval, format_us
+from sidecar.approvals.visible import printable_json_text, visible
 from sidecar.canonical import canonical_bytes
 
 ATTEMPTS = 5
@@ -62,7 +63,8 @@ def build_payload(approval: Approval, gate_url: str, approvers: list[str]) -> di
     only = approvers[0] if len(approvers) == 1 else None
     approve = command_line("approve", approval.id, gate_url, only)
     deny = command_line("deny", approval.id, gate_url, only)
-    summary = canonical_bytes(approval.request).decode("utf-8")
+    # Shown to a person in a chat client: nothing in it may reorder or hide text.
+    summary = printable_json_text(canonical_bytes(approval.request).decode("utf-8"))
     if len(summary) > _SUMMARY_CHARS:
         summary = summary[:_SUMMARY_CHARS] + " ..."
     expires = format_us(approval.expires_us)
@@ -71,7 +73,7 @@ def build_payload(approval: Approval, gate_url: str, approvers: list[str]) -> di
         f"Tollgate: approval needed for {approval.action} by {approval.identity} "
         f"(risk: {approval.risk or 'not set'}, rule: {rule})\n"
         f"```{summary}```\n"
-        f"Reason: {approval.policy_reason}\n"
+        f"Reason: {visible(approval.policy_reason)}\n"
         f"Expires {expires}; until then it is denied. Approve with:\n`{approve}`\n"
         f"or deny with:\n`{deny}`"
     )

@@ -1,0 +1,68 @@
+"""Agent-controlled text shown to a person who decides on it: every character a
+terminal or a chat client could act on, made visible.
+
+Nearly everything an approval shows comes from the agent (its request, the policy's
+reason quoting it) or from whatever answers at the gate's URL. A terminal acts on
+control characters: CR and ESC sequences can overwrite a line or hide the rest of it,
+and bidi overrides reorder it, so an agent could show the approver a harmless request
+while another one is signed. Every character that is not printable (``str.isprintable``:
+C0, DEL, C1, format characters such as bidi overrides, isolates and zero-width ones,
+line and paragraph separators, surrogates, unassigned code points, spaces other than
+' ') is therefore shown as an escape, newlines inside a value included.
+"""
+
+from __future__ import annotations
+
+import json
+
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def visible(value: object) -> str:
+    """``value`` as one line of plain text that a terminal shows as it is.
+
+    A backslash is doubled, so that an escape shown can only come from a character that
+    was escaped, not from a backslash the agent wrote.
+    """
+    text = str(value)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        _escape(char) if char == "\\" or not char.isprintable() else char for char in text
+    )
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP, JSON spells a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def printable_json_text(text: str) -> str:
+    """JSON text with every character a terminal could act on as a ``\\uXXXX`` escape:
+    the same JSON value. Newlines are kept: in JSON text they can only be whitespace
+    between items (inside strings they are already escaped)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() or char == "\n" else _json_escape(char) for char in text
+    )
+
+
+def visible_json(value: object, *, sort_keys: bool = False) -> str:
+    """``value`` as indented JSON a terminal shows as it is (``--json`` output stays
+    exact: ``json.dumps`` escapes only C0 characters, the rest is escaped here)."""
+    return printable_json_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys))
