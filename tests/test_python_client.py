@@ -636,6 +636,67 @@ def test_a_symlink_swapped_in_after_the_check_is_not_opened_or_truncated(
     assert victim.read_text() == "precious"
 
 
+class SwapAfterCheck(Gate):
+    """Runs ``swap`` once, right after the gate allowed the first check."""
+
+    swap: Callable[[], None] | None = None
+
+    def require(self, action: str, **fields: Any) -> Decision:
+        decision = super().require(action, **fields)
+        swap, self.swap = self.swap, None
+        if swap is not None:
+            swap()
+        return decision
+
+
+@pytest.mark.parametrize("mode", ["w", "a"])  # "x" (O_EXCL) never follows a link
+def test_a_symlink_swapped_in_as_the_file_is_not_followed_by_a_create(
+    daemon: Daemon, files: Path, mode: str
+) -> None:
+    checked = files / "out" / f"new-{mode}"
+    outside = files / "secret" / f"created-{mode}"
+    gate = SwapAfterCheck(daemon.url)
+    gate.swap = lambda: checked.symlink_to(outside)
+    with pytest.raises(Denied) as raised:
+        gate.open(checked, mode)
+    assert raised.value.decision.error == "changed"
+    assert "now a symlink" in raised.value.reason
+    assert not outside.exists()
+
+
+@pytest.mark.parametrize("swapped", ["parent", "grandparent"])
+def test_a_directory_swapped_for_a_symlink_does_not_redirect_a_create(
+    daemon: Daemon, files: Path, tmp_path: Path, swapped: str
+) -> None:
+    top = files / "out" / f"tree-{swapped}"
+    (top / "sub").mkdir(parents=True)
+    decoy = files / "secret" / f"decoy-{swapped}"
+    (decoy / "sub").mkdir(parents=True)
+    moved = top / "sub" if swapped == "parent" else top
+    link_to = decoy / "sub" if swapped == "parent" else decoy
+
+    def swap() -> None:
+        moved.rename(tmp_path / "moved")
+        moved.symlink_to(link_to)
+
+    gate = SwapAfterCheck(daemon.url)
+    gate.swap = swap
+    with pytest.raises(Denied) as raised:
+        gate.open(top / "sub" / "log.txt", "a")
+    assert raised.value.decision.error == "changed"
+    assert list((decoy / "sub").iterdir()) == []
+
+
+def test_a_dangling_symlink_is_checked_where_a_create_would_land(gate: Gate, files: Path) -> None:
+    (files / "out" / "dangling").symlink_to(files / "secret" / "through-link")
+    with pytest.raises(Denied) as raised:
+        gate.open(files / "out" / "dangling", "w")
+    assert raised.value.reason == (
+        f"realPath: no rule allows file.write of {files}/secret/through-link"
+    )
+    assert not (files / "secret" / "through-link").exists()
+
+
 def test_run_runs_an_allowed_argv_and_refuses_a_denied_one(gate: Gate, tmp_path: Path) -> None:
     result = gate.run(["echo", "hello"], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "hello\n")
@@ -666,11 +727,39 @@ def test_run_checks_the_program_path_resolves_to(
         gate.run(["echo", "hi"], shell=True)
 
 
+@pytest.mark.parametrize("path_entry", ["tools", "", "."])
+def test_run_resolves_relative_path_entries_against_the_runs_cwd(
+    gate: Gate, tmp_path: Path, path_entry: str
+) -> None:
+    work = tmp_path / "work"
+    (work / "tools").mkdir(parents=True)
+    marker = tmp_path / "planted-ran"
+    planted = work / "tools" / "echo"
+    planted.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    planted.chmod(0o755)
+    run_in = work if path_entry == "tools" else work / "tools"
+    with pytest.raises(Denied) as raised:  # the check names the planted file, not "echo"
+        gate.run(["echo", "hi"], env={"PATH": path_entry}, cwd=run_in)
+    assert str(planted) in raised.value.reason
+    assert not marker.exists()
+
+
+def test_run_refuses_a_program_found_in_no_path_directory(gate: Gate, tmp_path: Path) -> None:
+    with pytest.raises(Denied) as raised:
+        gate.run(["echo", "hi"], env={"PATH": str(tmp_path / "nowhere")})
+    assert raised.value.decision.error == "not_found"
+    assert "'echo' is not an executable file in any PATH directory" in raised.value.reason
+
+
 class WebServer:
-    """A loopback web server: /ok answers, /away redirects to ``redirect_to``."""
+    """A loopback web server: /ok answers, /away redirects to ``redirect_to``.
+
+    ``hits`` are the request targets, ``headers`` the headers of each request.
+    """
 
     def __init__(self, redirect_to: str = "") -> None:
         self.hits: list[str] = []
+        self.headers: list[dict[str, str]] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -679,6 +768,7 @@ class WebServer:
 
             def do_GET(self) -> None:
                 outer.hits.append(self.path)
+                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if self.path == "/away":
                     self.send_response(302)
                     self.send_header("Location", redirect_to)
@@ -742,6 +832,52 @@ def test_fetch_refuses_other_schemes_and_denied_hosts(gate: Gate, files: Path) -
         gate.fetch("http://169.254.169.254/latest/meta-data/")
 
 
+def test_fetch_ignores_proxies_from_the_environment(
+    gate: Gate, web, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    proxy, server = web(), web()
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok") as response:
+        assert json.load(response)["path"] == "/ok"
+    assert (server.hits, proxy.hits) == (["/ok"], [])
+
+
+def test_fetch_drops_credentials_on_a_redirect_to_another_origin(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    credentials = {"Authorization": "Bearer t0ken", "Cookie": "session=1"}
+    elsewhere = web()
+    server = web(f"http://127.0.0.1:{elsewhere.port}/fine")
+    with gate.fetch(f"http://127.0.0.1:{server.port}/away", headers=credentials):
+        pass
+    assert server.headers[0]["authorization"] == "Bearer t0ken"
+    assert "authorization" not in elsewhere.headers[0] and "cookie" not in elsewhere.headers[0]
+    same = web("/fine")  # same origin: kept
+    with gate.fetch(f"http://127.0.0.1:{same.port}/away", headers=credentials):
+        pass
+    assert same.hits == ["/away", "/fine"]
+    assert same.headers[1]["authorization"] == "Bearer t0ken"
+    assert same.headers[1]["cookie"] == "session=1"
+
+
+def test_fetch_refuses_a_host_header_for_another_host(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with pytest.raises(ValueError, match="Host header"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/ok", headers={"Host": "evil.test"})
+    assert server.hits == []
+    own = f"127.0.0.1:{server.port}"
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok", headers={"host": own}):
+        pass
+    assert server.headers[0]["host"] == own
+
+
+def test_fetch_refuses_a_non_ascii_host_it_would_encode_otherwise(gate: Gate) -> None:
+    # urllib would connect to "strasse.test" (IDNA 2003); the gate checks xn--strae-oqa.test.
+    with pytest.raises(ValueError, match="xn--"):
+        gate.fetch("http://straße.test/x")
+
+
 def test_kube_sends_an_allowed_request_and_holds_back_the_rest(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
     api = web()
     cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
@@ -754,6 +890,15 @@ def test_kube_sends_an_allowed_request_and_holds_back_the_rest(gate: Gate, web) 
     with pytest.raises(Denied):
         gate.kube("GET", "/api/v1/namespaces/kube-system/secrets", cluster=cluster)
     assert api.hits == ["/api/v1/namespaces/apps/pods?limit=5"]
+
+
+def test_kube_refuses_impersonation_headers(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    for header in ("Impersonate-User", "impersonate-group", "Impersonate-Extra-Scopes"):
+        with pytest.raises(ValueError, match=header):
+            gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={header: "x"}, cluster=cluster)
+    assert api.hits == []
 
 
 def test_kube_outside_a_pod_needs_a_cluster(gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:

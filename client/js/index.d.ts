@@ -71,14 +71,16 @@ export interface Approval {
 }
 
 /**
- * Why the client failed closed: `unreachable`, `timeout`, `bad_answer`, `changed`, or
- * the gate's own error code (`invalid_request`, `unavailable`, ...).
+ * Why the client failed closed: `unreachable`, `timeout`, `bad_answer`, `changed`,
+ * `not_found` (gate.run: no such program in PATH), or the gate's own error code
+ * (`invalid_request`, `unavailable`, ...).
  */
 export type ErrorKind =
   | 'unreachable'
   | 'timeout'
   | 'bad_answer'
   | 'changed'
+  | 'not_found'
   | 'invalid_request'
   | 'too_large'
   | 'unavailable'
@@ -167,6 +169,7 @@ export interface KubeCluster {
 export interface KubeOptions extends GuardOptions {
   /** A Buffer or string is sent as is; any other value as JSON. */
   body?: unknown;
+  /** `Impersonate-*` headers are refused (the gate could not check who the request acts as). */
   headers?: Record<string, string>;
   /** Default: the in-cluster API server and service-account token. */
   cluster?: KubeCluster;

@@ -10,6 +10,7 @@ export const UNREACHABLE = 'unreachable';
 export const TIMEOUT = 'timeout';
 export const BAD_ANSWER = 'bad_answer';
 export const CHANGED = 'changed';
+export const NOT_FOUND = 'not_found';
 
 const APPROVAL_STATES = new Set(['pending', 'approved', 'denied', 'expired', 'redeemed']);
 

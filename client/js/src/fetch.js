@@ -5,9 +5,32 @@
 // runs with redirect: 'manual'), each hop checked first, with the method and body
 // changes of the Fetch standard and credentials dropped when the origin changes.
 // The URL checked is the one fetch sends, as the WHATWG URL parser normalised it.
+//
+// The request must go to the checked host and nowhere else: a `dispatcher` in `init`
+// (undici's hook, which can route through a proxy) is refused, and so is a Host header
+// naming another host. Recent Node (24, some 22.x) sends global fetch through
+// HTTP_PROXY / HTTPS_PROXY when NODE_USE_ENV_PROXY=1 or --use-env-proxy is given; one
+// call cannot opt out without undici's Agent (a dependency), so while both are set this
+// helper refuses to fetch at all, whatever the Node version.
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const CROSS_ORIGIN_DROPPED = ['authorization', 'cookie', 'proxy-authorization'];
+const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'];
+
+/** Why global fetch would go through a proxy from the environment, or null. */
+export function envProxyProblem(env = process.env, execArgv = process.execArgv) {
+  const enabled =
+    Boolean(env.NODE_USE_ENV_PROXY) ||
+    execArgv.includes('--use-env-proxy') ||
+    /(^|\s)--use-env-proxy(\s|$)/.test(env.NODE_OPTIONS ?? '');
+  const proxies = PROXY_VARIABLES.filter((name) => env[name]);
+  if (!enabled || proxies.length === 0) return null;
+  return (
+    `gate.fetch refuses to fetch while fetch uses proxies from the environment ` +
+    `(NODE_USE_ENV_PROXY or --use-env-proxy, and ${proxies.join(', ')}): the request ` +
+    'would go to a proxy the gate never checked'
+  );
+}
 
 function webUrl(value, base) {
   const url = new URL(String(value), base);
@@ -24,10 +47,20 @@ function webUrl(value, base) {
  */
 export async function fetchChecked(gate, url, init = {}) {
   const { context, approval, maxRedirects = 20, redirect = 'follow', ...rest } = init;
+  if ('dispatcher' in rest) {
+    throw new TypeError('gate.fetch does not take a dispatcher: the gate could not check where it connects');
+  }
+  const proxied = envProxyProblem();
+  if (proxied !== null) throw new TypeError(proxied);
   let target = webUrl(url);
   let method = (rest.method ?? 'GET').toUpperCase();
   let { body } = rest;
   const headers = new Headers(rest.headers);
+  const host = headers.get('host');
+  if (host !== null && host.trim().toLowerCase() !== target.host) {
+    throw new TypeError(`gate.fetch: Host header ${host} names another host than the URL (${target.host})`);
+  }
+  headers.delete('host'); // fetch sets it from the URL, on every hop
   for (let hop = 0; ; hop += 1) {
     await gate.require({
       action: 'network.request',

@@ -2,10 +2,15 @@
 //
 // The check carries the path as the caller wrote it, the working directory and the
 // symlink-resolved realPath (the gate evaluates both; the stricter decision wins,
-// CONTRACT 2.2). The file opened is the checked real path, and the open is verified: if a
-// symlink was swapped in between the check and the open, the descriptor names another
-// file, which is closed unused and reported as DeniedError. A truncating flag (w) truncates
-// only after that verification.
+// CONTRACT 2.2). The file opened is the checked real path, never through a symlink as its
+// last component (O_NOFOLLOW), so a link swapped in after the check cannot make a
+// creating flag create a file elsewhere. Node has no openat(): where /proc exists the
+// file is opened as /proc/self/fd/<dir>/<name> relative to the checked parent directory,
+// itself opened with O_NOFOLLOW and verified, so a directory swapped for a symlink cannot
+// redirect the open either; without /proc that race remains (docs/clients.md, Limits).
+// The open is then verified: if the descriptor names another file, it is closed unused
+// and reported as DeniedError. A truncating flag (w) truncates only after that
+// verification.
 
 import { constants } from 'node:fs';
 import { lstat, open, readlink, realpath } from 'node:fs/promises';
@@ -14,8 +19,21 @@ import nodePath from 'node:path';
 import { CHANGED, failedClosed } from './answers.js';
 import { DeniedError } from './errors.js';
 
-const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_SYNC } = constants;
+const {
+  O_RDONLY,
+  O_WRONLY,
+  O_RDWR,
+  O_CREAT,
+  O_EXCL,
+  O_TRUNC,
+  O_APPEND,
+  O_SYNC,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+} = constants;
 const ACCESS_MODE = O_RDONLY | O_WRONLY | O_RDWR;
+// Symlinks followed in one lookup before giving up, as Linux does (MAXSYMLINKS).
+const MAX_SYMLINKS = 40;
 
 // Node's string flags as open(2) flags (see fs "File system flags").
 const FLAGS = {
@@ -63,16 +81,50 @@ export function actionsForFlags(flags) {
 
 /**
  * realpath that, like Python's os.path.realpath, also resolves a path that does not exist
- * yet: the longest existing prefix is resolved and the rest appended.
+ * (yet): symlinks are followed as far as the path exists, a dangling one to where it
+ * points (a create through it would land there), and the rest is appended.
  */
 export async function resolveRealPath(absolute) {
   try {
     return await realpath(absolute);
   } catch (error) {
     if (error.code !== 'ENOENT' && error.code !== 'ENOTDIR') throw error;
-    const parent = nodePath.dirname(absolute);
-    if (parent === absolute) throw error;
-    return nodePath.join(await resolveRealPath(parent), nodePath.basename(absolute));
+  }
+  // Component by component, as the kernel looks a path up: a link's target takes the
+  // link's place, and '..' leaves the directory resolved so far (symlink-free).
+  let resolved = '/';
+  let rest = absolute.split('/');
+  let links = 0;
+  while (rest.length > 0) {
+    const name = rest.shift();
+    if (name === '' || name === '.') continue;
+    if (name === '..') {
+      resolved = nodePath.dirname(resolved);
+      continue;
+    }
+    const next = nodePath.join(resolved, name);
+    const target = await linkTarget(next);
+    if (target === null) {
+      resolved = next;
+      continue;
+    }
+    links += 1;
+    if (links > MAX_SYMLINKS) {
+      throw Object.assign(new Error(`too many levels of symbolic links in ${absolute}`), { code: 'ELOOP' });
+    }
+    if (target.startsWith('/')) resolved = '/';
+    rest = [...target.split('/'), ...rest];
+  }
+  return resolved;
+}
+
+/** What the symlink at `path` points to; null if it is no symlink or does not exist. */
+async function linkTarget(path) {
+  try {
+    return (await lstat(path)).isSymbolicLink() ? await readlink(path) : null;
+  } catch (error) {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+    throw error;
   }
 }
 
@@ -96,9 +148,49 @@ async function verifyOpened(handle, realPath) {
     same = openStat.dev === namedStat.dev && openStat.ino === namedStat.ino;
     opened = 'another file';
   }
-  if (!same) {
-    const reason = `${realPath} changed between the check and the open (opened ${opened})`;
-    throw new DeniedError(failedClosed(reason, CHANGED));
+  if (!same) throw changed(realPath, `opened ${opened}`);
+}
+
+function changed(realPath, what) {
+  const reason = `${realPath} changed between the check and the open (${what})`;
+  return new DeniedError(failedClosed(reason, CHANGED));
+}
+
+/**
+ * open() refusing a symlink as the last component, as DeniedError: the checked real path
+ * has none, so one found there now was swapped in after the check. `checked` is the path
+ * `path` stands for.
+ */
+async function openNoFollow(checked, path, flags, mode) {
+  try {
+    return await open(path, flags | O_NOFOLLOW, mode);
+  } catch (error) {
+    // ELOOP (EMLINK on FreeBSD) for a link; ENOTDIR where a directory was wanted.
+    if (['ELOOP', 'EMLINK', 'ENOTDIR'].includes(error.code) && (await linkTarget(checked)) !== null) {
+      throw changed(checked, 'it is now a symlink');
+    }
+    throw error;
+  }
+}
+
+/** Open exactly the checked real path (see the top of this file). */
+async function openExactly(realPath, flags, mode) {
+  const parent = nodePath.dirname(realPath);
+  let directory;
+  try {
+    directory = await openNoFollow(parent, parent, O_RDONLY | O_DIRECTORY);
+  } catch (error) {
+    // A directory we may write in but not list (no O_PATH in Node): open by path.
+    if (error.code !== 'EACCES') throw error;
+    return openNoFollow(realPath, realPath, flags, mode);
+  }
+  try {
+    if ((await openedPath(directory)) === null) return await openNoFollow(realPath, realPath, flags, mode);
+    await verifyOpened(directory, parent);
+    const name = nodePath.basename(realPath) || '.';
+    return await openNoFollow(realPath, `/proc/self/fd/${directory.fd}/${name}`, flags, mode);
+  } finally {
+    await directory.close();
   }
 }
 
@@ -118,7 +210,7 @@ export async function openChecked(gate, path, flags = 'r', { cwd, mode = 0o666, 
   for (const action of actions) {
     await gate.require({ action, path: written, realPath, cwd: base, context, approval });
   }
-  const handle = await open(realPath, wanted & ~O_TRUNC, mode);
+  const handle = await openExactly(realPath, wanted & ~O_TRUNC, mode);
   try {
     await verifyOpened(handle, realPath);
     if (wanted & O_TRUNC) await handle.truncate(0);

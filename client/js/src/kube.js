@@ -4,13 +4,16 @@
 // so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the API
 // server, the service-account token (re-read on every call: projected tokens rotate) and
 // the cluster CA come from the standard in-cluster locations; `cluster` points elsewhere
-// (kubectl proxy, a test server).
+// (kubectl proxy, a test server). Impersonate-* headers are refused: they make the API
+// server act as another user or group, which the gate never sees.
 
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+// Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
+const IMPERSONATION_PREFIX = 'impersonate-';
 
 /** The API server of the pod this runs in. Throws outside a pod. */
 export function inClusterConfig(env = process.env) {
@@ -36,7 +39,10 @@ const contentType = (method) => (method === 'PATCH' ? 'application/merge-patch+j
 function send(url, options, payload) {
   return new Promise((resolve, reject) => {
     const module = url.protocol === 'https:' ? https : http;
-    const request = module.request(url, options, (response) => {
+    // An agent of its own with proxyEnv: null, so that Node's proxy from the environment
+    // (NODE_USE_ENV_PROXY, Node >= 24) never sees the request or its token.
+    const agent = new module.Agent({ proxyEnv: null });
+    const request = module.request(url, { ...options, agent }, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('error', reject);
@@ -60,13 +66,21 @@ function send(url, options, payload) {
 
 /**
  * Check, then send `method path` to the API server; rejects with DeniedError if not
- * allowed. `body` is a Buffer/string or any JSON value. Resolves to
- * {status, headers, body, json()} whatever the status (the API server's Status object
- * says more than an exception would).
+ * allowed. `body` is a Buffer/string or any JSON value. Resolves to {status, headers,
+ * body, json()} whatever the status (the API server's Status object says more than an
+ * exception would). Impersonate-* headers are refused (TypeError).
  */
 export async function kubeChecked(gate, method, path, options = {}) {
   const { body, headers = {}, cluster, timeout = 30_000, context, approval } = options;
   if (!String(path).startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
+  const impersonating = Object.keys(headers).filter((name) =>
+    name.trim().toLowerCase().startsWith(IMPERSONATION_PREFIX),
+  );
+  if (impersonating.length > 0) {
+    // The gate decides on the method and path, not on who the request acts as; an
+    // impersonated identity could hold rights the agent's own account lacks.
+    throw new TypeError(`gate.kube does not send ${impersonating.join(', ')}: the gate could not check it`);
+  }
   const verb = String(method).toUpperCase();
   const target = cluster ?? inClusterConfig();
   await gate.require({ action: 'k8s.request', k8s: { method: verb, path }, context, approval });

@@ -37,7 +37,9 @@ export class Transport {
     this.basePath = this.endpoint.pathname.replace(/\/+$/, '');
     const module = this.endpoint.protocol === 'https:' ? https : http;
     this.module = module;
-    this.agent = new module.Agent({ keepAlive: true });
+    // proxyEnv: null: never through a proxy from the environment (Node >= 24 with
+    // NODE_USE_ENV_PROXY), which could answer in the gate's place.
+    this.agent = new module.Agent({ keepAlive: true, proxyEnv: null });
     this.connectionsOpened = 0;
     this.seen = new WeakSet();
   }

@@ -2,11 +2,13 @@
 // server and a loopback stand-in for the Kubernetes API. A denied action never happens.
 
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 
+import { envProxyProblem } from '../src/fetch.js';
+import { resolveRealPath } from '../src/files.js';
 import { DeniedError, Gate, inClusterConfig } from '../src/index.js';
 import { environment, webServer } from './helpers.js';
 
@@ -29,6 +31,33 @@ after(async () => {
   for (const server of servers) server.close();
   await rm(scratch, { recursive: true, force: true });
 });
+
+/** A gate that runs `swap` once, right after the first check it was allowed. */
+class SwapAfterCheck extends Gate {
+  async require(request) {
+    const decision = await super.require(request);
+    const { swap } = this;
+    this.swap = null;
+    if (swap) await swap();
+    return decision;
+  }
+}
+
+async function withSwap(swap, action) {
+  const swapping = new SwapAfterCheck({ url });
+  swapping.swap = swap;
+  try {
+    return await action(swapping);
+  } finally {
+    swapping.close();
+  }
+}
+
+const changedError = (error) => {
+  assert.ok(error instanceof DeniedError, String(error));
+  assert.equal(error.decision.error, 'changed');
+  return true;
+};
 
 async function web(redirectTo) {
   const server = await webServer(redirectTo);
@@ -96,6 +125,64 @@ describe('openFile', () => {
   });
 });
 
+describe('openFile through symlinks', () => {
+  test('resolves a dangling symlink to where it points, as Python does', async () => {
+    const base = `${scratch}/links`;
+    await mkdir(`${base}/dir`, { recursive: true });
+    await symlink('hop', `${base}/start`); // relative, chained, dangling at the end
+    await symlink('dir/../gone/file', `${base}/hop`);
+    assert.equal(await resolveRealPath(`${base}/start`), `${base}/gone/file`);
+    assert.equal(await resolveRealPath(`${base}/start/more/../x`), `${base}/gone/file/x`);
+    await symlink('loop', `${base}/loop`);
+    await assert.rejects(resolveRealPath(`${base}/loop/x`), { code: 'ELOOP' });
+  });
+
+  test('a dangling symlink is checked where a create would land', async () => {
+    await symlink(`${files}/secret/through-link`, `${files}/out/dangling`);
+    for (const [path, options] of [
+      [`${files}/out/dangling`, {}],
+      ['dangling', { cwd: `${files}/out` }],
+    ]) {
+      await assert.rejects(gate.openFile(path, 'w', options), (error) => {
+        assert.equal(error.reason, `realPath: no rule allows file.write of ${files}/secret/through-link`);
+        return true;
+      });
+    }
+    assert.equal(existsSync(`${files}/secret/through-link`), false);
+  });
+
+  for (const flags of ['w', 'a']) {
+    test(`a symlink swapped in as the file is not followed by a create (${flags})`, async () => {
+      const checked = `${files}/out/new-${flags}`;
+      const outside = `${files}/secret/created-${flags}`;
+      await withSwap(
+        () => symlink(outside, checked),
+        (swapping) => assert.rejects(swapping.openFile(checked, flags), changedError),
+      );
+      assert.equal(existsSync(outside), false);
+    });
+  }
+
+  for (const swapped of ['parent', 'grandparent']) {
+    test(`a ${swapped} directory swapped for a symlink does not redirect a create`, async () => {
+      const top = `${files}/out/tree-${swapped}`;
+      const decoy = `${files}/secret/decoy-${swapped}`;
+      await mkdir(`${top}/sub`, { recursive: true });
+      await mkdir(`${decoy}/sub`, { recursive: true });
+      const moved = swapped === 'parent' ? `${top}/sub` : top;
+      const linkTo = swapped === 'parent' ? `${decoy}/sub` : decoy;
+      const swap = async () => {
+        await rename(moved, `${scratch}/moved-${swapped}`);
+        await symlink(linkTo, moved);
+      };
+      await withSwap(swap, (swapping) =>
+        assert.rejects(swapping.openFile(`${top}/sub/log.txt`, 'a'), changedError),
+      );
+      assert.deepEqual(await readdir(`${decoy}/sub`), []);
+    });
+  }
+});
+
 describe('run', () => {
   test('runs an allowed argv or command line and refuses a denied one', async () => {
     assert.deepEqual(await gate.run(['echo', 'hello']), {
@@ -125,6 +212,30 @@ describe('run', () => {
     assert.equal(existsSync(marker), false);
     await assert.rejects(gate.run(['echo', 'hi'], { shell: true }), TypeError);
   });
+
+  for (const entry of ['tools', '', '.']) {
+    test(`resolves the PATH entry ${JSON.stringify(entry)} against the run's cwd`, async () => {
+      const work = await mkdtemp(`${scratch}/work-`);
+      await mkdir(`${work}/tools`);
+      const marker = `${work}/planted-ran`;
+      await writeFile(`${work}/tools/echo`, `#!/bin/sh\ntouch ${marker}\n`);
+      await chmod(`${work}/tools/echo`, 0o755);
+      const cwd = entry === 'tools' ? work : `${work}/tools`;
+      await assert.rejects(gate.run(['echo', 'hi'], { env: { PATH: entry }, cwd }), (error) => {
+        assert.ok(error.reason.includes(`${work}/tools/echo`), error.reason);
+        return true;
+      });
+      assert.equal(existsSync(marker), false);
+    });
+  }
+
+  test('refuses a program found in no PATH directory', async () => {
+    await assert.rejects(gate.run(['echo', 'hi'], { env: { PATH: `${scratch}/nowhere` } }), (error) => {
+      assert.equal(error.decision.error, 'not_found');
+      assert.match(error.reason, /"echo" is not an executable file in any PATH directory/);
+      return true;
+    });
+  });
 });
 
 describe('fetch', () => {
@@ -147,6 +258,42 @@ describe('fetch', () => {
     const inside = await web(`http://127.0.0.1:${elsewhere.port}/fine`);
     const response = await gate.fetch(`http://127.0.0.1:${inside.port}/away`);
     assert.equal((await response.json()).path, '/fine');
+  });
+
+  test('never goes through a proxy the gate did not check', async () => {
+    assert.equal(envProxyProblem({ HTTPS_PROXY: 'http://proxy:3128' }, []), null);
+    assert.equal(envProxyProblem({ NODE_USE_ENV_PROXY: '1' }, []), null);
+    for (const [env, argv] of [
+      [{ NODE_USE_ENV_PROXY: '1', https_proxy: 'http://proxy:3128' }, []],
+      [{ NODE_OPTIONS: '--no-warnings --use-env-proxy', HTTP_PROXY: 'http://proxy:3128' }, []],
+      [{ HTTP_PROXY: 'http://proxy:3128' }, ['--use-env-proxy']],
+    ]) {
+      assert.match(envProxyProblem(env, argv), /proxy the gate never checked/);
+    }
+    const proxy = await web();
+    const server = await web();
+    const saved = { NODE_USE_ENV_PROXY: process.env.NODE_USE_ENV_PROXY, HTTP_PROXY: process.env.HTTP_PROXY };
+    Object.assign(process.env, { NODE_USE_ENV_PROXY: '1', HTTP_PROXY: `http://127.0.0.1:${proxy.port}` });
+    try {
+      await assert.rejects(gate.fetch(`http://127.0.0.1:${server.port}/ok`), /NODE_USE_ENV_PROXY/);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    const dispatcher = { dispatch: () => false };
+    await assert.rejects(gate.fetch(`http://127.0.0.1:${server.port}/ok`, { dispatcher }), /dispatcher/);
+    assert.deepEqual([proxy.hits, server.hits], [[], []]);
+  });
+
+  test('refuses a Host header for another host', async () => {
+    const server = await web();
+    const target = `http://127.0.0.1:${server.port}/ok`;
+    await assert.rejects(gate.fetch(target, { headers: { Host: 'evil.test' } }), /Host header/);
+    assert.deepEqual(server.hits, []);
+    const response = await gate.fetch(target, { headers: { host: `127.0.0.1:${server.port}` } });
+    assert.equal(response.status, 200);
   });
 
   test('refuses other schemes and denied hosts', async () => {
@@ -174,6 +321,18 @@ describe('kube', () => {
       DeniedError,
     );
     assert.deepEqual(api.hits, ['GET /api/v1/namespaces/apps/pods?limit=5']);
+  });
+
+  test('refuses impersonation headers', async () => {
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    for (const header of ['Impersonate-User', 'impersonate-group', 'Impersonate-Extra-Scopes']) {
+      await assert.rejects(
+        gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, headers: { [header]: 'x' } }),
+        new RegExp(header),
+      );
+    }
+    assert.deepEqual(api.hits, []);
   });
 
   test('outside a pod the in-cluster configuration is refused', () => {

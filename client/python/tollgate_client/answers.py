@@ -18,6 +18,7 @@ UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
 BAD_ANSWER = "bad_answer"
 CHANGED = "changed"
+NOT_FOUND = "not_found"
 
 APPROVAL_STATES = frozenset({"pending", "approved", "denied", "expired", "redeemed"})
 
@@ -52,7 +53,8 @@ class Decision:
     ``decision`` is ``allow``, ``deny`` or ``require_approval`` (in the policy's audit
     mode ``allowed`` can be true while ``decision`` says what enforce mode would do).
     ``error`` is ``None`` for a real decision, else why the client failed closed:
-    ``unreachable``, ``timeout``, ``bad_answer``, ``changed`` or the gate's error code.
+    ``unreachable``, ``timeout``, ``bad_answer``, ``changed``, ``not_found`` or the gate's
+    error code.
     """
 
     allowed: bool

@@ -1,20 +1,24 @@
 """``Gate.run``: check ``process.exec``, then run exactly the program that was checked.
 
 An argument list is checked as ``argv``. A bare program name is first resolved from
-``PATH`` (the one in ``env`` when given) and both checked and run by that absolute
+``PATH`` (the one in ``env`` when given) exactly as the child would look it up, relative
+and empty entries against the run's ``cwd``, and both checked and run by that absolute
 path, so a look-alike ``git`` earlier in ``PATH`` is seen by the gate as the path it
-is (a rule for ``git`` covers only the trusted directories, CONTRACT section 1). A
-string is checked as ``commandLine`` and run with ``/bin/sh -c``; the gate splits and
+is (a rule for ``git`` covers only the trusted directories, CONTRACT section 1). A name
+found nowhere is refused: run as given, the child would search ``PATH`` again itself,
+unchecked. A string is checked as ``commandLine`` and run with ``/bin/sh -c``; the gate splits and
 unwraps it like a shell would.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from tollgate_client.answers import NOT_FOUND, failed_closed
+from tollgate_client.errors import Denied
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -24,14 +28,24 @@ PROCESS_EXEC = "process.exec"
 _UNCHECKABLE = ("shell", "executable", "preexec_fn")
 
 
-def resolve_program(name: str, env: Mapping[str, str] | None = None) -> str:
-    """``git`` -> ``/usr/bin/git`` (from the PATH the child will use); a path stays itself."""
+def resolve_program(
+    name: str, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> str | None:
+    """``git`` -> ``/usr/bin/git`` from the PATH the child will use; a path stays itself.
+
+    The child searches ``PATH`` after changing to ``cwd`` (default: the working
+    directory), so relative and empty entries are taken relative to it here too.
+    ``None`` if no entry holds an executable file of that name.
+    """
     if "/" in name:
         return name
-    search = (env if env is not None else os.environ).get("PATH", os.defpath)
-    found = shutil.which(name, path=search)
-    # Not found: run it as given; the child fails to start exactly as it would unchecked.
-    return os.path.abspath(found) if found else name
+    base = cwd if cwd is not None else os.getcwd()
+    # The list subprocess searches: env's PATH (os.environ's without env), else os.defpath.
+    for directory in os.get_exec_path(env):
+        candidate = os.path.join(base, directory, name)  # an absolute entry replaces base
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    return None
 
 
 def run_checked(
@@ -62,6 +76,13 @@ def run_checked(
     argv = [os.fspath(arg) for arg in command]
     if not argv:
         raise ValueError("Gate.run needs a program to run")
-    argv[0] = resolve_program(argv[0], env)
+    program = resolve_program(argv[0], env, base)
+    if program is None:
+        # Refused rather than run as the bare name: the child would search PATH again on
+        # its own, and whatever it found there (planted since, or missed here) would run
+        # unchecked.
+        reason = f"{argv[0]!r} is not an executable file in any PATH directory (from {base})"
+        raise Denied(failed_closed(reason, NOT_FOUND))
+    argv[0] = program
     gate.require(PROCESS_EXEC, argv=argv, cwd=base, context=context, approval=approval)
     return subprocess.run(argv, cwd=base, env=env, **subprocess_args)

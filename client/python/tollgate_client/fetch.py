@@ -2,8 +2,13 @@
 is checked too before it is followed.
 
 Only ``http`` and ``https`` are fetched (urllib's ``file:``, ``ftp:`` and ``data:``
-handlers are left out, so a URL cannot turn into an unchecked file read). Proxies from
-the environment are honoured; the gate checks the URL the request is for.
+handlers are left out, so a URL cannot turn into an unchecked file read). The request
+goes straight to the checked host: proxies from the environment (``HTTP_PROXY`` ...)
+are ignored, as a proxy is a host the gate never saw. Nothing else may redirect it
+either: a host with non-ASCII characters is refused (urllib would encode it with IDNA
+2003, ``straße`` -> ``strasse``, another host than the UTS-46 A-label the gate checks),
+and so is a ``Host`` header naming another host. ``Authorization``, ``Cookie`` and
+``Proxy-Authorization`` are dropped when a redirect changes the origin, as browsers do.
 """
 
 from __future__ import annotations
@@ -23,6 +28,29 @@ if TYPE_CHECKING:
 
 NETWORK_REQUEST = "network.request"
 WEB_SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# urllib stores header names capitalized ("Proxy-authorization").
+CROSS_ORIGIN_DROPPED = ("Authorization", "Cookie", "Proxy-authorization")
+
+
+def _ascii_host_problem(request: urllib.request.Request) -> str | None:
+    """Why urllib would connect to another host than the one checked, if it would."""
+    if request.host.isascii():
+        return None
+    return (
+        f"host {request.host!r} is not ASCII: pass its IDNA A-label (xn--...), which is "
+        "what the gate checks; urllib would encode it differently (IDNA 2003)"
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None  # urllib fails on it anyway; None differs from any real port
+    return scheme, parts.hostname or "", port or DEFAULT_PORTS.get(scheme)
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
@@ -48,6 +76,16 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
             )
         follow = super().redirect_request(req, fp, code, msg, headers, newurl)
         if follow is not None:
+            problem = _ascii_host_problem(follow)
+            if problem is not None:
+                fp.close()
+                raise urllib.error.HTTPError(
+                    newurl, code, f"redirect refused: {problem}", headers, None
+                )
+            if _origin(follow.full_url) != _origin(req.full_url):
+                # Credentials meant for one origin are not sent to another.
+                for name in CROSS_ORIGIN_DROPPED:
+                    follow.remove_header(name)
             try:
                 self.gate.require(
                     NETWORK_REQUEST,
@@ -76,18 +114,35 @@ def fetch_checked(
     """Check, then fetch ``url``; raises ``Denied`` if the gate does not allow it.
 
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
-    ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``.
+    ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
+    directly to the URL's host (no proxy). A non-ASCII host or a ``Host`` header for
+    another host raises ``ValueError``.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
     request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
+    problem = _ascii_host_problem(request)
+    if problem is not None:
+        raise ValueError(f"Gate.fetch: {problem}")
+    host_header = request.get_header("Host")
+    if host_header is not None:
+        # The server would serve the Host named, not the host checked.
+        if host_header.strip().lower() != request.host.lower():
+            raise ValueError(
+                f"Gate.fetch: Host header {host_header!r} names another host than the URL "
+                f"({request.host!r}); the gate checks the URL"
+            )
+        # urllib sets the same value itself, and would copy the caller's to a redirect.
+        request.remove_header("Host")
     gate.require(
         NETWORK_REQUEST, url=url, method=request.get_method(), context=context, approval=approval
     )
     opener = urllib.request.OpenerDirector()
     for handler in (
-        urllib.request.ProxyHandler(),
+        # {}: no proxies. ProxyHandler() would read HTTP(S)_PROXY and send the request to
+        # a host the gate never checked.
+        urllib.request.ProxyHandler({}),
         urllib.request.HTTPHandler(),
         urllib.request.HTTPSHandler(context=ssl_context),
         urllib.request.HTTPDefaultErrorHandler(),

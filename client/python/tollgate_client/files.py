@@ -2,15 +2,19 @@
 
 The check carries the path as the caller wrote it, the working directory and the
 symlink-resolved ``realPath`` (the gate evaluates both; the stricter decision wins,
-CONTRACT 2.2). The file opened is the checked real path, and the open is verified: if a
-symlink was swapped in between the check and the open, the descriptor names another
-file, which is closed unused and reported as ``Denied``. A truncating mode (``w``)
+CONTRACT 2.2). The file opened is the checked real path, never a link: the checked
+parent directory is opened with ``O_NOFOLLOW`` and verified, and the file is opened
+relative to that descriptor with ``O_NOFOLLOW``, so a symlink swapped in between the
+check and the open (as the file or as its directory) cannot make a creating mode
+create a file elsewhere. The open is verified as before: if the descriptor names
+another file, it is closed unused and reported as ``Denied``. A truncating mode (``w``)
 truncates only after that verification, so a swapped link cannot make it truncate a
 file nobody checked.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -44,6 +48,11 @@ def _opened_path(fd: int) -> str | None:
         return None
 
 
+def _changed(real_path: str, what: str) -> Denied:
+    reason = f"{real_path} changed between the check and the open ({what})"
+    return Denied(failed_closed(reason, CHANGED))
+
+
 def _verify_opened(fd: int, real_path: str) -> None:
     """Raise ``Denied`` unless ``fd`` is the file the checked real path names."""
     opened = _opened_path(fd)
@@ -55,17 +64,46 @@ def _verify_opened(fd: int, real_path: str) -> None:
         same = (opened_stat.st_dev, opened_stat.st_ino) == (named_stat.st_dev, named_stat.st_ino)
         opened = "another file"
     if not same:
-        reason = f"{real_path} changed between the check and the open (opened {opened})"
-        raise Denied(failed_closed(reason, CHANGED))
+        raise _changed(real_path, f"opened {opened}")
+
+
+# A directory descriptor only to open files relative to: O_PATH (Linux) needs no read
+# permission on the directory, as a plain open by path does not.
+_DIRECTORY_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+
+
+def _open_nofollow(checked: str, name: str, flags: int, dir_fd: int | None = None) -> int:
+    """``os.open`` that refuses a symlink as the last component, as ``Denied``.
+
+    The checked real path has no symlink in it, so a link found there now was swapped
+    in after the check; following it could create or open a file nobody checked.
+    ``checked`` is the full path ``name`` stands for (for the reason).
+    """
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+    except OSError as exc:
+        # ELOOP (EMLINK on FreeBSD) for a link, ENOTDIR where a directory was wanted.
+        if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR) and os.path.islink(checked):
+            raise _changed(checked, "it is now a symlink") from None
+        raise
 
 
 def _verified_opener(real_path: str) -> Callable[[str, int], int]:
-    def opener(path: str, flags: int) -> int:
-        truncate = bool(flags & os.O_TRUNC)
-        fd = os.open(path, flags & ~os.O_TRUNC, 0o666)
+    parent, name = os.path.split(real_path)
+
+    def opener(_: str, flags: int) -> int:
+        # Open the checked directory itself (not a link in its place) and make sure it
+        # is the one checked, then create or open the file relative to it: a directory
+        # swapped for a symlink after the check cannot redirect the open.
+        dir_fd = _open_nofollow(parent, parent, _DIRECTORY_FLAGS)
+        try:
+            _verify_opened(dir_fd, parent)
+            fd = _open_nofollow(real_path, name or ".", flags & ~os.O_TRUNC, dir_fd)
+        finally:
+            os.close(dir_fd)
         try:
             _verify_opened(fd, real_path)
-            if truncate:
+            if flags & os.O_TRUNC:
                 os.ftruncate(fd, 0)
         except BaseException:
             os.close(fd)

@@ -4,7 +4,8 @@ The gate is asked with the exact method and path (query included) that are then 
 so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the API
 server, the service-account token (re-read on every call: projected tokens rotate) and
 the cluster CA come from the standard in-cluster locations; ``KubeCluster`` points
-elsewhere (``kubectl proxy``, a test server).
+elsewhere (``kubectl proxy``, a test server). ``Impersonate-*`` headers are refused:
+they make the API server act as another user or group, which the gate never sees.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 K8S_REQUEST = "k8s.request"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
+IMPERSONATION_PREFIX = "impersonate-"
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,19 @@ def kube_checked(
 
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
-    exception would.
+    exception would. ``Impersonate-*`` headers raise ``ValueError``.
     """
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
+    impersonating = [
+        name for name in headers or {} if name.strip().lower().startswith(IMPERSONATION_PREFIX)
+    ]
+    if impersonating:
+        # The gate decides on the method and path, not on who the request acts as; an
+        # impersonated identity could hold rights the agent's own account lacks.
+        raise ValueError(
+            f"Gate.kube does not send {', '.join(impersonating)}: the gate could not check it"
+        )
     method = method.upper()
     target = cluster or KubeCluster.in_cluster()
     gate.require(
