@@ -4,8 +4,11 @@ One bucket per rule: ``count`` tokens, refilled continuously at ``count / per``.
 allowed check spends one token of every rate-limited allow rule that matched it (once,
 even when the rule matched several of the check's subjects); when
 a bucket has less than one token the rule counts as a matching deny. Buckets survive a
-policy reload for rules whose id and limit are unchanged, so editing an unrelated rule
-does not hand an agent a fresh budget.
+policy reload for rules whose limit (count and window, however the window is spelled)
+is unchanged and that keep their id, or, for a rule without an id, its content: a
+default id (``rules[3]``) names a position, which adding or moving another rule changes.
+So editing an unrelated rule does not hand an agent a fresh budget, nor move one rule's
+spent budget onto another.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 if TYPE_CHECKING:
     from sidecar.engine import Verdict
 
-BucketKey = tuple[str, str]
+BucketKey = tuple[str, int, float]  # owner (id or content), count, window in seconds
 
 
 @dataclass
@@ -38,7 +41,8 @@ class RateLimiter:
     @staticmethod
     def _key(rule: CompiledRule) -> BucketKey:
         assert rule.rate_limit is not None
-        return (rule.id, rule.rate_limit.text)
+        limit = rule.rate_limit
+        return (limit.owner, limit.count, limit.per_seconds)
 
     def _refilled(self, rule: CompiledRule) -> _Bucket:
         limit = rule.rate_limit
@@ -78,7 +82,7 @@ class RateLimiter:
                 bucket.tokens = min(float(rule.rate_limit.count), bucket.tokens + 1.0)
 
     def retain(self, policy: CompiledPolicy) -> None:
-        """Drop buckets of rules the new policy no longer has (same id and limit)."""
+        """Drop buckets of rules the new policy no longer has (same owner and limit)."""
         keep = {self._key(r) for r in policy.rules if r.rate_limit is not None}
         for key in list(self._buckets):
             if key not in keep:

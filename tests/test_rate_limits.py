@@ -162,3 +162,47 @@ def test_buckets_survive_a_reload_unless_the_limit_changes(gate: Daemon) -> None
     gate.policy.write_text(POLICY.replace("count: 3, per: 60s", "count: 5, per: 60s"))
     wait_for(lambda: read(gate, "/var/log/x")["rule"] == "logs")
     assert [read(gate)["allowed"] for _ in range(6)] == [True] * 5 + [False]
+
+
+READS = '  - {action: file.read, path: {glob: "/app/**"}, decision: allow, rateLimit: {count: 2, per: 1h}}\n'
+WRITES = '  - {action: file.write, path: {glob: "/app/**"}, decision: allow, rateLimit: {count: 2, per: 1h}}\n'
+OTHER = "  - {action: network.request, host: example.com, decision: allow}\n"
+HEAD = "version: 1\nrules:\n"
+ID_LESS = HEAD + READS + WRITES
+
+
+def _spend_reads(limiter: RateLimiter, text: str, times: int) -> list[bool]:
+    policy = load_policy_bytes(text.encode(), "policy.yaml")
+    limiter.retain(policy)  # what a reload does
+    allowed = []
+    for _ in range(times):
+        verdict = evaluate_request(
+            policy, {"action": "file.read", "path": "/app/x"}, exhausted=limiter.exhausted
+        )
+        if verdict.allowed:
+            limiter.spend(policy, verdict)
+        allowed.append(verdict.allowed)
+    return allowed
+
+
+def _writes_left(limiter: RateLimiter, text: str) -> float:
+    policy = load_policy_bytes(text.encode(), "policy.yaml")
+    (writes,) = [rule for rule in policy.rules if "file.write" in rule.actions]
+    return limiter.remaining(writes)
+
+
+@pytest.mark.parametrize(
+    "reloaded",
+    [
+        pytest.param(HEAD + OTHER + READS + WRITES, id="a-rule-added-above"),
+        pytest.param(HEAD + WRITES + READS, id="rules-swapped"),
+        pytest.param(ID_LESS.replace("per: 1h", "per: 60m"), id="the-window-respelled"),
+    ],
+)
+def test_a_rule_without_an_id_keeps_its_own_spent_budget_across_a_reload(reloaded: str) -> None:
+    # Default ids (rules[0]) name positions: keyed by them, an edit elsewhere handed a
+    # spent rule a fresh budget and moved its empty bucket onto another rule.
+    limiter = RateLimiter(clock=lambda: 100.0)  # frozen: no refill
+    assert _spend_reads(limiter, ID_LESS, 3) == [True, True, False]
+    assert _spend_reads(limiter, reloaded, 1) == [False]
+    assert _writes_left(limiter, reloaded) == 2.0

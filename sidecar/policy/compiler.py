@@ -10,12 +10,14 @@ match it, not every rule.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import attrgetter
 from urllib.parse import urlsplit
 
+from sidecar.canonical import canonical_bytes
 from sidecar.keys import public_key_from_base64
 from sidecar.normalise.paths import normalise_path
 from sidecar.policy.index import RuleIndex
@@ -27,6 +29,7 @@ from sidecar.policy.schema import (
     Approvals,
     MatcherSpec,
     PolicyDocument,
+    Rule,
     parse_duration,
 )
 from sidecar.subject import ACTION_FIELDS, ACTIONS
@@ -46,6 +49,9 @@ class RateLimitSpec:
     count: int
     per_seconds: float
     text: str  # as written, e.g. "60/60s"
+    # Whose budget this is across reloads: the rule's id, or for a rule without one its
+    # content. A default id (rules[3]) names a position, which an edit elsewhere moves.
+    owner: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -126,6 +132,13 @@ def _expand_actions(written: str | list[str]) -> tuple[list[str], list[str], lis
     return explicit, expanded, errors
 
 
+def _budget_owner(rule: Rule) -> str:
+    if rule.id is not None:
+        return f"id {rule.id}"
+    content = rule.model_dump(mode="json", exclude={"rateLimit"}, exclude_none=True)
+    return "content " + hashlib.sha256(canonical_bytes(content)).hexdigest()
+
+
 def compile_policy(
     document: PolicyDocument, *, source: str, policy_hash: str
 ) -> tuple[CompiledPolicy | None, list[str]]:
@@ -176,6 +189,7 @@ def compile_policy(
                 rule.rateLimit.count,
                 parse_duration(rule.rateLimit.per, at_most=MAX_RATE_LIMIT_WINDOW),
                 f"{rule.rateLimit.count}/{rule.rateLimit.per}",
+                _budget_owner(rule),
             )
         if (
             rule.decision == "allow"
