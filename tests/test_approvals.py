@@ -944,3 +944,37 @@ def test_openapi_describes_the_approval_endpoints(start) -> None:  # type: ignor
     )
     post_op = document["paths"]["/v1/approvals/{id}"]["post"]
     assert {"200", "403", "404", "409"} <= set(post_op["responses"])
+
+
+def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    # Checks arriving while an approval's records are being written must find it (and
+    # count it against the cap): the book holds only approvals already durable.
+    from sidecar.server import ServeConfig, build_gate
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(people))
+    gate = build_gate(ServeConfig(policy=str(policy), audit_dir=str(tmp_path / "audit")))
+    gate.approvals.book.max_live = 3
+
+    def rm(path: str, **extra: Any) -> bytes:
+        return json.dumps({"action": "process.exec", "argv": ["rm", path], **extra}).encode()
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+        await gate.audit.start()
+        await gate.load_policy()
+        same = await asyncio.gather(*(gate.check(rm("/app/same")) for _ in range(20)))
+        distinct = await asyncio.gather(*(gate.check(rm(f"/app/{i}")) for i in range(10)))
+        preflight = await gate.check(rm("/app/new", dryRun=True))
+        await gate.audit.close()
+        return [a.payload for a in same], [a.payload for a in distinct], preflight.payload
+
+    same, distinct, preflight = asyncio.run(scenario())
+    assert {answer["approval"]["id"] for answer in same} == {same[0]["approval"]["id"]}
+    opened = [answer for answer in distinct if "approval" in answer]
+    assert len(opened) == 2, "the cap of 3 holds, the first request's approval included"
+    refused = [answer for answer in distinct if "approval" not in answer]
+    assert all("3 approvals are already waiting" in a["reason"] for a in refused)
+    # A dry run says what the real check would get: no approval is opened for it.
+    assert preflight["decision"] == "deny" and "already waiting" in preflight["reason"]

@@ -106,6 +106,10 @@ class ApprovalService:
         self._changed: dict[str, asyncio.Event] = {}
         self._wake: asyncio.Event | None = None
         self.notifier = WebhookNotifier(self._notify_failed)
+        # Approvals opened by a check whose records are not durable yet, by request
+        # hash: the book holds only durable ones, and a second identical check arriving
+        # meanwhile must find this one (not ask again) and count it against the cap.
+        self._opening: dict[str, Approval] = {}
 
     # -- start-up and background ------------------------------------------------------
 
@@ -163,18 +167,20 @@ class ApprovalService:
         now = now_us()
         bound_hash = request_hash(verdict.action, verdict.request)
         if given is None:
-            live = self.book.live_for(bound_hash, now)
+            live = self.book.live_for(bound_hash, now) or self._opening.get(bound_hash)
             if live is not None:
                 return ApprovalStep("reuse", self._still_waiting(verdict, live, now), live)
-            if dry_run:
-                return ApprovalStep("preflight", verdict)
-            if self.book.live_count(now) >= self.book.max_live:
+            # Before the dry run's answer, so a preflight says what the check would get.
+            if self.book.live_count(now) + len(self._opening) >= self.book.max_live:
                 reason = (
                     f"{verdict.reason}; {self.book.max_live} approvals are already waiting, "
                     "so no new one is opened"
                 )
                 return ApprovalStep("refuse", _deny(verdict, reason))
+            if dry_run:
+                return ApprovalStep("preflight", verdict)
             opened = self._new_approval(verdict, policy, bound_hash)
+            self._opening[bound_hash] = opened  # settle() moves it to the book, or drops it
             return ApprovalStep("new", verdict, opened, policy)
         approval = self.book.get(given)
         problem = self._redeem_problem(approval, given, bound_hash, now)
@@ -283,7 +289,10 @@ class ApprovalService:
             "createdAt": format_us(approval.created_us),
             "expiresAt": format_us(approval.expires_us),
         }
-        _, appended = await self._record(requested, then=decision_record)
+        try:
+            _, appended = await self._record(requested, then=decision_record)
+        finally:
+            self._opening.pop(approval.request_hash, None)
         self.book.add(approval)
         self._changed_now(approval)
         self._wake_event().set()
