@@ -102,8 +102,12 @@ class CheckEndpoint:
             await self.fallback(scope, receive, send)
             return
         if scope["method"] != "POST":
-            payload = error_payload("method_not_allowed", "Method Not Allowed")
-            await send_json(send, 405, payload, ((b"allow", b"POST"),))
+            try:
+                answer = await self.gate.wrong_method(scope["method"])
+            except Exception:  # recording it is not worth a 500
+                _logger.exception("recording a /check with a wrong method failed")
+                answer = Answer(405, error_payload("method_not_allowed", "Method Not Allowed"))
+            await send_json(send, answer.status, answer.payload, ((b"allow", b"POST"),))
             return
         try:
             answer = await self._check(scope, receive)

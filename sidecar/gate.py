@@ -166,6 +166,12 @@ class Gate:
         self.metrics.check_seconds.observe(time.perf_counter() - started)
         return answer
 
+    async def wrong_method(self, method: str) -> Answer:
+        """Answer (and record) /check asked with a method other than POST."""
+        return await self._invalid(
+            b"", "method_not_allowed", f"{method[:32]} /check: only POST is accepted", 405
+        )
+
     async def too_large(self, head: bytes = b"") -> Answer:
         """Answer (and record) a body over the limit; only its head was read."""
         return await self._invalid(

@@ -209,3 +209,4 @@ def test_other_methods_get_405_and_other_paths_go_to_the_starlette_app(
     assert wrong_method[0] == 405 and wrong_method[2]["error"]["code"] == "method_not_allowed"
     assert wrong_method[2]["allowed"] is False and wrong_method[1]["allow"] == b"POST"
     assert health[0] == 200 and health[2] == {"status": "ok"}
+    assert record_types(endpoint).count("invalidRequest") == 1  # a bad request is recorded
