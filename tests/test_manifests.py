@@ -121,6 +121,12 @@ def test_sidecar_runs_as_the_image_user_with_group_access_to_its_volumes() -> No
     assert "USER 65532:65532" in dockerfile
 
 
+def test_the_agent_runs_as_another_user_than_the_gate() -> None:
+    agent, gate = _agent()["securityContext"], _sidecar()["securityContext"]
+    assert agent["runAsNonRoot"] is True
+    assert agent["runAsUser"] != gate["runAsUser"] and agent["runAsGroup"] != gate["runAsGroup"]
+
+
 def test_sidecar_resources() -> None:
     assert _sidecar()["resources"] == {
         "requests": {"memory": "64Mi", "cpu": "50m"},
