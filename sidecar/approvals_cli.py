@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from sidecar.approvals.visible import visible, visible_json
 from sidecar.deadline import DeadlineExceeded, call_within
+from sidecar.visible import visible, visible_json
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9800"
@@ -145,7 +145,7 @@ def _expect_ok(status: int, payload: dict[str, Any], exit_code: int, prefix: str
 # -- showing what the gate answered ---------------------------------------------------------
 #
 # Nearly everything an approval shows comes from the agent (its request, the policy's
-# reason quoting it) or from whatever answers at --url: see sidecar.approvals.visible.
+# reason quoting it) or from whatever answers at --url: see sidecar.visible.
 
 
 def _describe(view: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from sidecar import __version__
 from sidecar.deadline import DeadlineExceeded, call_within
 from sidecar.errors import PolicyError, RequestError
+from sidecar.visible import printable_json_text, printable_text
 
 EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
 
@@ -121,7 +122,8 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # The answer quotes the agent's request: nothing in it may act on the terminal.
+    print(printable_json_text(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -146,7 +148,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             explain=args.explain,
         )
     except RequestError as exc:
-        print(f"tollgate check: invalid request: {exc}", file=sys.stderr)
+        print(f"tollgate check: invalid request: {printable_text(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     _print_json(
         {
@@ -161,7 +163,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         }
     )
     if args.explain:
-        print("\n".join(verdict.trace))
+        print("\n".join(printable_text(line) for line in verdict.trace))
     return EXIT_ALLOW if verdict.allowed else EXIT_DENY
 
 

@@ -208,3 +208,14 @@ def test_usage_errors_exit_2() -> None:
     assert (
         tollgate("check", '{"action": "file.read"}').returncode == 2
     )  # neither --policy nor --url
+
+
+def test_check_output_shows_the_agents_control_characters_escaped(design: Path) -> None:
+    # The answer quotes the request; a terminal must not act on what the agent wrote.
+    request = json.dumps({"action": "file.read", "path": "/etc/\x1b[2Kx\u202e", "cwd": "/"})
+    result = tollgate("check", "--policy", str(design), request, "--explain")
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert json.loads(result.stdout.split("\n}\n")[0] + "\n}")["request"]["path"].endswith(
+        "\x1b[2Kx\u202e"
+    )

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.approvals.model import Approval, format_us
-from sidecar.approvals.visible import printable_json_text, visible
 from sidecar.canonical import canonical_bytes
+from sidecar.visible import printable_json_text, visible
 
 ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.5

@@ -43,6 +43,15 @@ def visible(value: object) -> str:
     )
 
 
+def printable_text(text: str) -> str:
+    """``text`` with its unprintable characters escaped, backslashes left as they are:
+    for a person's own tools (``tollgate check --explain``), where policy text full of
+    regex backslashes must stay readable and no approval hangs on the reading."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
 def _json_escape(char: str) -> str:
     code = ord(char)
     if code <= 0xFFFF:
