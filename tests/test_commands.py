@@ -427,6 +427,8 @@ WRAPPER_OPTIONS_NOT_UNDERSTOOD = [
     "systemd-run --frobnicate rm x",
     "run0 --frobnicate rm x",
     "firejail -c rm x",
+    "tmux -f /workspace/t.conf new -d rm x",  # the configuration's commands run too
+    "tmux detach-client -E 'rm x'",  # -E runs a shell command
 ]
 
 
@@ -702,6 +704,8 @@ CONSTRUCT_CASES = [
         {"eval", "parameter-expansion"},
     ),
     ("compgen -W 'a b' -- a", [("compgen", "-W", "a b", "--", "a")], set()),
+    # bash expands process substitutions in the word list too (it ran the command).
+    ("compgen -W '<(rm x)' -- a", [("compgen", "-W", "<(rm x)", "--", "a")], {"eval"}),
     (
         "compgen -f -P '$(x)' -X '!*.py' a",
         [("compgen", "-f", "-P", "$(x)", "-X", "!*.py", "a")],
@@ -1006,6 +1010,27 @@ def test_nesting_deeper_than_max_depth_is_rejected() -> None:
         analyse_command(command_line="echo " + "$(" * 9 + "x" + ")" * 9)
     with pytest.raises(RequestError):
         analyse_command(command_line="{ " * 200 + "x;" + " }" * 200)
+
+
+@pytest.mark.parametrize("wrapper", ["nohup ", "nice ", "tmux new -d ", "repeat 1 ", "env A=1 "])
+def test_wrapped_commands_in_one_request_are_bounded(wrapper: str) -> None:
+    # Each level reports its whole argument list again: unbounded, 5,000 levels of a
+    # 60 KiB line cost minutes on the event loop.
+    # (A command line is read both as bash and as dash reads it: both readings count.)
+    assert argvs(analyse(wrapper * 20 + "make"))[-1] == ("make",)
+    with pytest.raises(RequestError, match="unwraps more than 64 wrapped commands"):
+        analyse(wrapper * 100 + "make")
+    # Commands side by side are not nested.
+    assert len(argvs(analyse("git status; " * 200))) == 200
+
+
+def test_emulate_finds_its_c_option_in_any_cluster() -> None:
+    from sidecar.normalise.shell_builtins import _option_cluster_with_c
+
+    for text in ("-c", "-Lc", "-cL", "-aLcR"):
+        assert _option_cluster_with_c(text), text
+    for text in ("-", "c", "-L", "-c1", "--c", "-é c", "-" + "c" * 5000 + "1"):
+        assert not _option_cluster_with_c(text), text
 
 
 def test_results_are_tuples_of_frozen_values() -> None:

@@ -283,10 +283,18 @@ def _parse(text: str, max_depth: int, field: str, *, depth: int = 0, nesting: in
         raise RequestError(f"cannot be parsed as a shell command: {error}", field) from None
 
 
+# Commands unwrapped from wrappers (and builtin wrappers, zsh repeat) in one request,
+# all readings of a command line together (bash's and dash's). Each
+# level reports its whole argument list again, so without a bound a 60 KiB line of
+# `nohup nohup ...` cost quadratic time (tens of seconds on the event loop).
+MAX_UNWRAPPED = 64
+
+
 class _Analyser:
     def __init__(self, field: str, max_depth: int) -> None:
         self.field = field
         self.max_depth = max_depth
+        self.unwrapped = 0
         self.commands: list[SimpleCommand] = []
         self.writes: dict[str, None] = {}
         self.reads: dict[str, None] = {}
@@ -529,6 +537,11 @@ class _Analyser:
         args = [Arg(word.text, word.static) for word in node.words]
         return self.run(args, state, context, _stdin_feeds(node.redirects))
 
+    def count_unwrap(self) -> None:
+        self.unwrapped += 1
+        if self.unwrapped > MAX_UNWRAPPED:
+            raise RequestError(f"unwraps more than {MAX_UNWRAPPED} wrapped commands", self.field)
+
     def report(self, args: Sequence[Arg], state: State, context: Context) -> None:
         texts = [arg.text for arg in args]
         label = command_label(texts, context)
@@ -558,8 +571,11 @@ class _Analyser:
     ) -> Flow:
         """Report what ``args`` runs, unwrapping shells and wrappers; return the flow."""
         outer = state
+        outer_args = args
         in_child = False  # once a wrapper runs, builtins no longer touch this shell
         while True:
+            if args is not outer_args:  # a wrapped command: count it
+                self.count_unwrap()
             head = args[0]
             if not head.static:
                 self.construct("dynamic-command", argv_text(arg.text for arg in args))
@@ -624,6 +640,7 @@ class _Analyser:
         count = args[1]
         if not (count.static and count.text.isdigit()):
             self.construct("arithmetic", argv_text(arg.text for arg in args))  # zsh math
+        self.count_unwrap()
         ok, fail = self.run(args[2:], state, context.via("repeat"), stdin)
         if (ok, fail) != (state, state) and count.text != "1":
             ok = fail = later(state)  # a cd repeated any number of times

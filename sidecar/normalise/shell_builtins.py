@@ -34,8 +34,14 @@ RISKY_VARIABLES = frozenset(
     # An interactive bash expands its prompts, $(...) included; fc runs $FCEDIT; sudo -s,
     # script, tmux, screen ... start $SHELL (reported as sh: the value is not seen).
     | {"PS0", "PS1", "PS2", "FCEDIT", "SHELL"}
+    # Where programs find their configuration, which can name programs to run (git's
+    # core.fsmonitor and aliases, tmux's run-shell, npm's script-shell ...).
+    | {"HOME", "XDG_CONFIG_HOME", "TMUX_TMPDIR"}
 )
-RISKY_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
+RISKY_PREFIXES = (
+    *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),
+    *("NPM_CONFIG_", "npm_config_"),
+)
 
 
 def risky_variable(name: str) -> bool:
@@ -120,11 +126,18 @@ def _eval(analyser: Analyser, args: list[Arg], state: State, context: Context) -
     return later(state), later(state)
 
 
+def _option_cluster_with_c(text: str) -> bool:
+    """``-`` then ASCII letters, one of them ``c`` (a string test: the regex spelling of
+    it backtracked quadratically on ``-cccc...c1``)."""
+    letters = text[1:]
+    return text.startswith("-") and letters.isascii() and letters.isalpha() and "c" in letters
+
+
 def _emulate(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """zsh's ``emulate sh -c 'code'`` evaluates ``code``: like ``eval``. Any option
     cluster with a ``c`` counts, so an unusual spelling is not missed."""
     analyser.report(args, state, context)
-    flags = [bool(re.fullmatch(r"-[A-Za-z]*c[A-Za-z]*", arg.text)) for arg in args]
+    flags = [_option_cluster_with_c(arg.text) for arg in args]
     if not any(flags) and all(arg.static for arg in args):
         return state, state
     analyser.construct("eval", argv_text(arg.text for arg in args))
@@ -227,7 +240,8 @@ def _completion(analyser: Analyser, args: list[Arg], state: State, context: Cont
         if code.strip() and static_value(args, code):
             analyser.script_text(code, where, context.inside(f"{builtin} -{option}"))
     words = values.get("W")
-    if words is not None and ("$" in words or "`" in words or not static_value(args, words)):
+    expands = words is not None and any(mark in words for mark in ("$", "`", "<(", ">("))
+    if words is not None and (expands or not static_value(args, words)):
         analyser.construct("eval", display)
         if static_value(args, words):
             analyser.expanded_text(words, where, context.inside(f"{builtin} -W"))

@@ -708,7 +708,8 @@ TMUX_ALIASES = {"new": "new-session", "neww": "new-window", "splitw": "split-win
 # command may run one (send-keys types into a shell, if-shell, pipe-pane, respawn-pane,
 # display-popup, set-hook, source-file ...): it is not modelled, so it is unparsed.
 TMUX_QUIET = frozenset(
-    {"attach-session", "attach", "detach-client", "detach", "has-session", "has"}
+    # (Not detach-client: its -E runs a shell command.)
+    {"attach-session", "attach", "has-session", "has"}
     | {"kill-server", "kill-session", "kill-window", "killw", "kill-pane", "killp"}
     | {"list-sessions", "ls", "list-windows", "lsw", "list-panes", "lsp", "list-clients"}
     | {"lsc", "list-buffers", "lsb", "list-keys", "lsk", "list-commands", "lscm"}
@@ -726,7 +727,8 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
     ``split-window [options] [command...]`` run one argument with the shell's ``-c`` and
     several directly; ``run-shell`` and ``tmux -c`` run a shell command. A ``#(...)``
     in any format runs a shell command and an argument ending in ``;`` chains another
-    tmux command: neither is followed, so both are unparsed."""
+    tmux command: neither is followed, so both are unparsed; so is ``-f FILE``, a
+    configuration whose commands (``run-shell`` ...) the server runs."""
     texts = _texts(args)
     if any("#(" in text or text.endswith(";") for text in texts[1:]):
         return UNPARSED
@@ -736,6 +738,8 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
         return UNPARSED
     if "V" in _names(options):
         return Unwrapped()
+    if "f" in _names(options):  # a configuration file runs whatever commands it holds
+        return UNPARSED
     command = _value(options, "c")
     if command is not None:  # as a login shell: run the command with the default shell
         return Unwrapped(script=_source(args, command), dynamic=_dynamic(args, index))

@@ -438,6 +438,11 @@ ENVIRONMENT = [
     "PS0='$(rm -rf /)' bash -i <<< 'git status'",
     "FCEDIT='rm -rf /' fc",
     "SHELL=/tmp/evil sudo -s",
+    "HOME=/workspace/x git status",  # ~/.gitconfig: core.fsmonitor, aliases
+    "XDG_CONFIG_HOME=/workspace/x git status",
+    "XDG_CONFIG_HOME=/workspace/x tmux new -d make",
+    "npm_config_script_shell=/workspace/x npm run build",
+    "NPM_CONFIG_SCRIPT_SHELL=/workspace/x npm run build",
     "SHELL=/tmp/evil tmux",
     "tmux new -e 'BASH_ENV=/tmp/x' bash -c 'git status'",
     "systemd-run --setenv=LD_PRELOAD=/tmp/x.so git status",
