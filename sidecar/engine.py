@@ -5,7 +5,8 @@
 yields several subjects (a path and its realPath, each command of a command line, a
 redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is also a
 create) is decided subject by subject and the strictest decision wins; among equally
-strict ones, the first decided by a rule.
+strict ones, the first decided by a rule. A subject marked ``restrictions_only`` (a
+URL path as sent) counts only when a deny or require_approval rule decided it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def decide(
     for subject in normalised.subjects:
         if trace is not None:
             trace.append(f"{subject.label or subject.action} ({subject.action}):")
-        decisions.append(evaluate_subject(policy, subject, exhausted=exhausted, trace=trace))
+        decided = evaluate_subject(policy, subject, exhausted=exhausted, trace=trace)
+        if subject.restrictions_only and not _restricts(decided):
+            continue
+        decisions.append(decided)
     # Strictest first; among equals, one decided by a rule explains more than the default.
     winner = (
         decisions[0]
@@ -84,6 +88,15 @@ def decide(
         parsed=parsed,
         decisions=tuple(decisions),
         trace=tuple(trace or ()),
+    )
+
+
+def _restricts(decided: SubjectDecision) -> bool:
+    """A deny or an approval that a deny or require_approval rule asked for."""
+    return (
+        decided.rule is not None
+        and decided.decision != "allow"
+        and decided.rule.decision != "allow"
     )
 
 

@@ -60,3 +60,7 @@ class Subject:
     # Names of statically unanalysable constructs (``$(...)``, ``eval`` ...) that this
     # subject stands for; only a rule naming them can allow it.
     constructs: tuple[str, ...] = field(default=())
+    # Decided only for the deny or require_approval rules it matches: a URL path as
+    # sent ("/admin/"), next to the form rules take ("/admin"). Rules written for the
+    # path as sent still hold it back; nothing it fails to match counts against it.
+    restrictions_only: bool = False

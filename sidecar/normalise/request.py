@@ -188,6 +188,8 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         fields["path"] = (path,)
         record["path"] = path
     subjects = [Subject(NETWORK_REQUEST, _with_agent(fields, identity))]
+    if path is not None and forms is not None and parsed.path != path:
+        subjects.append(_as_sent(NETWORK_REQUEST, fields, parsed.path, identity))
     if path is not None and forms is not None:
         # A server may route the path decoded (nginx decodes %2F) or without ";"
         # parameters (Tomcat, Spring): each such form is decided too, the strictest
@@ -206,6 +208,19 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
                     Subject(NETWORK_REQUEST, {**fields, "path": (form,)}, label=f"{label} {form}")
                 )
     return Normalised(NETWORK_REQUEST, record, tuple(subjects))
+
+
+def _as_sent(action: str, fields: dict[str, FieldValues], path: str, identity: str) -> Subject:
+    """The path as sent ("/admin/"), for the deny and require_approval rules written for
+    it: the main subject has the form rule paths take ("/admin"), in which a deny of
+    ``startsWith: /admin/`` would not see it. Allow rules see the main form only, so a
+    rule ``/*/x`` does not allow "//x" (which a server merging slashes reads "/x")."""
+    return Subject(
+        action,
+        _with_agent({**fields, "path": (path,)}, identity),
+        label=f"path as sent {path}",
+        restrictions_only=True,
+    )
 
 
 def _k8s_fields(attributes: K8sAttributes) -> dict[str, FieldValues]:
@@ -240,7 +255,10 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
         if body.verb is None:
             raise RequestError("is required", "k8s.verb")
         attributes = from_attributes(**{n: getattr(body, n) or "" for n in attribute_names})
-    subjects = [Subject(K8S_REQUEST, _with_agent(_k8s_fields(attributes), identity))]
+    fields = _k8s_fields(attributes)
+    subjects = [Subject(K8S_REQUEST, _with_agent(fields, identity))]
+    if not attributes.is_resource_request and fields["path"] != (attributes.path,):
+        subjects.append(_as_sent(K8S_REQUEST, fields, attributes.path, identity))
     for extra in also_evaluated_as(attributes):
         label = f"{attributes.verb} {attributes.resource} (evaluated as {extra.verb})"
         subjects.append(

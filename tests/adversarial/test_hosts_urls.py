@@ -556,6 +556,38 @@ def test_url_paths_and_rule_paths_are_compared_in_one_form(
     assert (verdict.decision, verdict.rule) == (decision, rule)
 
 
+AS_SENT = """
+version: 1
+rules:
+  - {id: admin, action: network.request, path: {startsWith: "/admin/"}, decision: deny}
+  - {id: private, action: network.request, path: {glob: "/private/*"}, decision: deny}
+  - {id: secret, action: network.request, path: {regex: "/secret/.*"}, decision: deny}
+  - {id: ops, action: network.request, path: {startsWith: "/ops/"}, decision: require_approval}
+  - {id: rest, action: network.request, decision: allow}
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "decision", "rule"),
+    [
+        # Matched as "/admin" etc. alone, these escaped rules written for the path as
+        # sent; the path as sent is decided too, for deny and approval rules.
+        ("http://a.com/admin/", "deny", "admin"),
+        ("http://a.com/private/", "deny", "private"),
+        ("http://a.com/secret/", "deny", "secret"),
+        ("http://a.com/ops/", "require_approval", "ops"),
+        ("http://a.com/admin/x", "deny", "admin"),
+        ("http://a.com/admin", "allow", "rest"),
+        ("http://a.com/administrator/", "allow", "rest"),
+    ],
+)
+def test_deny_and_approval_rules_also_see_the_path_as_sent(
+    url: str, decision: str, rule: str
+) -> None:
+    verdict = evaluate_request(_load(AS_SENT), {"action": "network.request", "url": url})
+    assert (verdict.decision, verdict.rule) == (decision, rule)
+
+
 def test_the_url_is_recorded_as_sent_and_the_path_as_matched() -> None:
     verdict = evaluate_request(
         _load(URL_PATH_DENY), {"action": "network.request", "url": "http://a.com//admin/x/?q=1"}

@@ -302,3 +302,15 @@ def test_non_resource_paths_and_rule_paths_are_compared_in_one_form(
     verdict = evaluate_request(compiled, body)
     assert (verdict.decision, verdict.rule) == (decision, rule)
     assert verdict.request["k8s"] == {"verb": "get", "path": path}  # recorded as sent
+
+
+def test_deny_rules_also_see_a_non_resource_path_as_sent() -> None:
+    # "/logs/" is matched as "/logs"; a deny written for the path as sent still holds.
+    compiled = load_policy_text(
+        "version: 1\nrules:\n"
+        '  - {id: logs, action: k8s.request, path: {startsWith: "/logs/"}, decision: deny}\n'
+        "  - {id: everything, action: k8s.request, decision: allow}\n"
+    )
+    for path, decision in (("/logs/", "deny"), ("/logs/kube.log", "deny"), ("/logs", "allow")):
+        body = {"action": "k8s.request", "k8s": {"method": "GET", "path": path}}
+        assert evaluate_request(compiled, body).decision == decision, path
