@@ -1040,3 +1040,27 @@ def test_results_are_tuples_of_frozen_values() -> None:
     assert analysis.commands[1].cwds == ("/a", "/work")
     with pytest.raises(AttributeError):
         analysis.commands[0].argv = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("line", "is_eval"),
+    [
+        # A scalar local takes its value literally (bash 5.2, checked) ...
+        ('f(){ local x=$1; echo "$x"; }; f a', False),
+        ('f(){ local dir=${1:-.}; ls "$dir"; }', False),
+        ('f(){ local x=$1 y=$2; echo "${x}${y}"; }', False),
+        ("f(){ local -r x=$1; }", False),
+        # ... unless the name is an array already, when bash re-reads "(...)" as an
+        # array assignment and runs what is inside: any other use of the name counts.
+        ("f(){ local -a x=(1); local x=$1; }; f a", True),
+        ("f(){ local x=(1); local x=$1; }; f a", True),
+        ("x=(1 2); f(){ local x=$1; }; f a", True),
+        ("f(){ local -ra x; local x=$1; }", True),
+        ("f(){ mapfile x < f; local x=$1; }", True),
+        ("bash -c 'f(){ local -a x; local x=$1; }'", True),
+        ('declare y="$x"', True),  # declare: y may be a global array
+        ('f(){ local "$v"; }', True),
+    ],
+)
+def test_a_scalar_local_with_a_dynamic_value_is_not_eval(line: str, is_eval: bool) -> None:
+    assert ("eval" in names(analyse(line))) is is_eval

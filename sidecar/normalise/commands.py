@@ -290,11 +290,40 @@ def _parse(text: str, max_depth: int, field: str, *, depth: int = 0, nesting: in
 MAX_UNWRAPPED = 64
 
 
+_LOCAL_STATEMENT = re.compile(r"\blocal\b([^;&|\n]*)")
+
+
+_NAME = re.compile(r"(?<![\w$])[A-Za-z_][A-Za-z0-9_]*(?!\w)")
+
+
+def _names_used_otherwise(text: str) -> set[str]:
+    """The names in ``text`` used other than as ``$name``, ``${name...}`` or a scalar
+    ``local name=...`` (no ``-a``/``-A``, not ``name=(``). One pass: linear in ``text``."""
+    plain_locals: set[int] = set()
+    for statement in _LOCAL_STATEMENT.finditer(text):
+        tokens = list(re.finditer(r"\S+", statement.group(1)))
+        if any(t.group()[0] in "-+" and ("a" in t.group() or "A" in t.group()) for t in tokens):
+            continue
+        for token in tokens:
+            _name, equals, value = token.group().partition("=")
+            if equals and not value.startswith("("):
+                plain_locals.add(statement.start(1) + token.start())
+    return {
+        found.group()
+        for found in _NAME.finditer(text)
+        if text[max(0, found.start() - 2) : found.start()] != "${"
+        and found.start() not in plain_locals
+    }
+
+
 class _Analyser:
     def __init__(self, field: str, max_depth: int) -> None:
         self.field = field
         self.max_depth = max_depth
         self.unwrapped = 0
+        self.texts: list[str] = []  # every script text read, for may_be_array
+        self._scanned = 0
+        self._other_uses: set[str] = set()
         self.commands: list[SimpleCommand] = []
         self.writes: dict[str, None] = {}
         self.reads: dict[str, None] = {}
@@ -318,6 +347,7 @@ class _Analyser:
         if key in self.analysed:
             return  # the same text in the same place: its commands are reported already
         self.analysed.add(key)
+        self.texts.append(text)
         depth, nesting = context.depth, context.nesting
         self.script(
             _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting), state, context
@@ -536,6 +566,16 @@ class _Analyser:
             return state, state
         args = [Arg(word.text, word.static) for word in node.words]
         return self.run(args, state, context, _stdin_feeds(node.redirects))
+
+    def may_be_array(self, name: str) -> bool:
+        """Whether any script text read uses ``name`` other than as ``$name``,
+        ``${name...}`` or in ``local name=...`` (without ``-a``/``-A``, not ``=(``):
+        anything else (``x=(``, ``-a x``, ``mapfile x``, ``for x``) may make it an array,
+        so assume it does."""
+        while self._scanned < len(self.texts):  # texts read since the last question
+            self._other_uses |= _names_used_otherwise(self.texts[self._scanned])
+            self._scanned += 1
+        return name in self._other_uses
 
     def count_unwrap(self) -> None:
         self.unwrapped += 1

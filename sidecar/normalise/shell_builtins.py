@@ -64,6 +64,8 @@ class Analyser(Protocol):
 
     def changed_directory(self, target: str, state: State) -> State: ...
 
+    def may_be_array(self, name: str) -> bool: ...
+
 
 def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
     """Split builtin arguments into operands and ``-x value`` options (first ``--`` ends)."""
@@ -309,6 +311,9 @@ def _bound_command(binding: str) -> str | None:
     return command
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 def _array_values(
     analyser: Analyser, args: list[Arg], flags: dict[str, str], state: State, context: Context
 ) -> None:
@@ -318,11 +323,17 @@ def _array_values(
     to that form (``declare a=$v``, ``declare "$v"``). ``export``/``readonly`` do this
     only under -a/-A."""
     builtin = args[0].text
-    if builtin in ("export", "readonly") and not {"a", "A"} & flags.keys():
+    arrays = {"a", "A"} & flags.keys()
+    if builtin in ("export", "readonly") and not arrays:
         return
     for arg in args[1:]:
         if not arg.static:
-            analyser.construct("eval", arg.text)
+            name, equals, _value = arg.text.partition("=")
+            # bash checked: `local x=$1` (no -a/-A) takes the value literally unless x is
+            # an array in scope already; the script would have to make it one.
+            literal = builtin == "local" and not arrays and equals and _IDENTIFIER.match(name)
+            if not (literal and not analyser.may_be_array(name)):
+                analyser.construct("eval", arg.text)
             continue
         _name, equals, value = arg.text.partition("=")
         if not equals or arg.text.startswith(("-", "+")):
