@@ -225,7 +225,8 @@ def test_egress_is_denied_except_dns_and_https() -> None:
     pod_labels = _one("Deployment")["spec"]["template"]["metadata"]["labels"]
     selector = policy["podSelector"]["matchLabels"]
     assert selector.items() <= pod_labels.items()
-    assert policy["policyTypes"] == ["Egress"]
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert not policy.get("ingress"), "no ingress rule: nothing reaches the agent pod"
     allowed = {
         (port.get("protocol", "TCP"), port["port"])
         for rule in policy["egress"]
