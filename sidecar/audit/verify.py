@@ -80,9 +80,10 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.fault is None:
+            # Without any signed checkpoint a warning says so; "after it" would name none.
             unsigned = (
                 f"; {self.unsigned_records} records after it are not signed yet"
-                if self.unsigned_records
+                if self.unsigned_records and self.last_signed_size
                 else ""
             )
             return (

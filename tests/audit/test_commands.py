@@ -248,6 +248,19 @@ def test_verify_says_which_records_no_signature_covers_yet(
     assert "checkpoint is missing although the trail holds 2 checkpoint records" in err
 
 
+def test_an_unsigned_trail_is_summed_up_without_a_signed_size_to_count_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = AuditLog.open(tmp_path / "audit", identity="ns/pod")
+    for i in range(3):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    assert run("audit", "verify", str(tmp_path / "audit")) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "intact: 3 records, 0 checkpoints, last signed size 0"
+    assert "no signed checkpoint" in err
+
+
 def test_verify_reports_an_unreadable_trail_as_not_intact(
     signed_trail: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
