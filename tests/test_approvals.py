@@ -978,3 +978,28 @@ def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
     assert all("3 approvals are already waiting" in a["reason"] for a in refused)
     # A dry run says what the real check would get: no approval is opened for it.
     assert preflight["decision"] == "deny" and "already waiting" in preflight["reason"]
+
+
+def test_an_approval_whose_check_never_settled_does_not_block_its_request(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    from sidecar.approvals.service import OPENING_FOR_AT_MOST_US
+    from sidecar.engine import evaluate_request
+    from sidecar.server import ServeConfig, build_gate
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy_text(people))
+    gate = build_gate(ServeConfig(policy=str(policy_file), audit_dir=str(tmp_path / "audit")))
+    policy = load_policy_file(policy_file)
+    gate.approvals.book.max_live = 1
+    rm = {"action": "process.exec", "argv": ["rm", "/app/x"]}
+    # A check opened an approval and then failed before its records were written.
+    lost = gate.approvals.resolve(evaluate_request(policy, rm), policy, dry_run=False)
+    assert lost.kind == "new"
+    again = gate.approvals.resolve(evaluate_request(policy, rm), policy, dry_run=False)
+    assert (again.kind, again.approval) == ("reuse", lost.approval)  # still being written
+    assert lost.approval is not None
+    lost.approval.created_us -= OPENING_FOR_AT_MOST_US + 1
+    fresh = gate.approvals.resolve(evaluate_request(policy, rm), policy, dry_run=False)
+    assert fresh.kind == "new" and fresh.approval is not lost.approval  # and under the cap
+    gate.audit.close_blocking()

@@ -89,6 +89,10 @@ class ApprovalStep:
     policy: CompiledPolicy | None = None  # whose approvals settings apply (new approvals)
 
 
+# A write stalled this long already answers 503 (see AuditLog's stall limit).
+OPENING_FOR_AT_MOST_US = 30_000_000
+
+
 class ApprovalService:
     def __init__(self, audit: AuditLog, *, identity: str, metrics: GateMetrics) -> None:
         self.audit = audit
@@ -167,6 +171,7 @@ class ApprovalService:
         now = now_us()
         bound_hash = request_hash(verdict.action, verdict.request)
         if given is None:
+            self._forget_stale_openings(now)
             live = self.book.live_for(bound_hash, now) or self._opening.get(bound_hash)
             if live is not None:
                 return ApprovalStep("reuse", self._still_waiting(verdict, live, now), live)
@@ -198,6 +203,15 @@ class ApprovalService:
         return ApprovalStep(
             "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
         )
+
+    def _forget_stale_openings(self, now: int) -> None:
+        """Drop approvals a check has been opening for longer than any write takes: a
+        check that never reached ``settle`` (a bug answered 500) must not leave its
+        request waiting forever on an approval that will never exist, nor hold a place
+        under the cap."""
+        stale = [h for h, a in self._opening.items() if now - a.created_us > OPENING_FOR_AT_MOST_US]
+        for bound_hash in stale:
+            del self._opening[bound_hash]
 
     @staticmethod
     def _redeem_problem(
