@@ -119,7 +119,7 @@ def serve(config: ServeConfig) -> int:
     except (TollgateError, OSError, ValueError) as exc:
         print(f"tollgate: cannot start: {exc}", file=sys.stderr)
         return 1
-    log_to_stderr(config.log_level)
+    log_to_stderr(config.log_level, gate.audit.redact_text)
     server: uvicorn.Server | None = None
     app = make_app(gate, config, started=lambda: server is not None and server.started)
     server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
@@ -127,20 +127,38 @@ def serve(config: ServeConfig) -> int:
     return 0 if server.started else 1
 
 
-def log_to_stderr(level: str) -> None:
+def log_to_stderr(level: str, redact: Callable[[str], str] | None = None) -> None:
     """Send the gate's own events to stderr, where ``kubectl logs`` shows them.
 
     A policy loaded or rejected (with its problems), the trail becoming unwritable and
     writable again: uvicorn configures only its own loggers, so without this an
     operator would find a rejected ConfigMap only in /ready, the trail or the metrics.
+    Every line goes through ``redact`` (the trail's redaction): an internal error's
+    traceback quotes its exception's message, which may hold the request's text.
     """
     logger = logging.getLogger("tollgate")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    for handler in [h for h in logger.handlers if isinstance(h.formatter, RedactingFormatter)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT, redact))
+    logger.addHandler(handler)
+    logger.propagate = False
     logger.setLevel(LOG_LEVELS.get(level.lower(), logging.WARNING))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose whole output, traceback included, has its secrets redacted."""
+
+    def __init__(self, fmt: str, redact: Callable[[str], str] | None) -> None:
+        super().__init__(fmt)
+        self._redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return self._redact(text) if self._redact is not None else text
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:

@@ -7,13 +7,19 @@ must be able to see why without curling /ready from inside the pod.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from sidecar.audit.log import AuditLog
+from sidecar.server import log_to_stderr
 from tests.daemon import Daemon, refusing_writes
 from tests.test_reload import ALLOW_READS
 
@@ -108,3 +114,35 @@ def test_a_gate_that_cannot_listen_records_why_it_stopped(tmp_path: Path) -> Non
     ]
     shutdowns = [r for r in records if r["type"] == "shutdown"]
     assert shutdowns and shutdowns[-1]["reason"] == "startFailed"
+
+
+@pytest.fixture
+def tollgate_logger() -> Iterator[logging.Logger]:
+    """The "tollgate" logger, as it was before the test configured it."""
+    logger = logging.getLogger("tollgate")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield logger
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
+
+
+def test_an_internal_errors_traceback_on_stderr_is_redacted_as_the_trail_would_be(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tollgate_logger: logging.Logger
+) -> None:
+    # A bug's exception message may quote the request; the log must not carry in clear
+    # a secret that the trail redacts.
+    log = AuditLog.open(tmp_path / "audit", identity="ns/pod")
+    log_to_stderr("warning", log.redact_text)
+    logger = logging.getLogger("tollgate.check")
+    token = "ghp_" + "a1B2" * 9
+    try:
+        raise ValueError(f"cannot read header Authorization: Bearer {token} (password=hunter2)")
+    except ValueError:
+        logger.exception("check failed with an internal error (answered 500, deny)")
+    err = capsys.readouterr().err
+    assert "check failed with an internal error" in err
+    assert "Traceback" in err and "ValueError: cannot read header" in err
+    assert token not in err and "hunter2" not in err
+    assert err.count("[REDACTED:") >= 2
+    # The same secret gets the trail's tag (its HMAC), so log and trail can be matched.
+    assert log.redact_text(token).split(":")[-1] in err
+    log.close_blocking()

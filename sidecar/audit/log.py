@@ -296,6 +296,14 @@ class AuditLog:
     def origin(self) -> str:
         return self._origin
 
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret the trail would redact replaced by the same tags.
+
+        For what the gate writes elsewhere (its log on stderr), so that nothing leaves
+        the gate in clear that its trail would have redacted.
+        """
+        return self._redactor.redact_text(text)
+
     @property
     def syncs(self) -> int:
         """Batches made durable so far (one fdatasync each), by this process."""
