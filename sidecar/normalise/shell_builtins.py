@@ -31,6 +31,10 @@ RISKY_VARIABLES = frozenset(
     | {"GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "GIT_PROXY_COMMAND"}
     | {"GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
     | {"GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_TEMPLATE_DIR"}
+    # Where git keeps the repository (the variables of --work-tree, --git-dir ...): a
+    # checkout, an index or objects written elsewhere, a common dir's config and hooks.
+    | {"GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"}
+    | {"GIT_ALTERNATE_OBJECT_DIRECTORIES"}
     # An interactive bash expands its prompts, $(...) included; fc runs $FCEDIT; sudo -s,
     # script, tmux, screen ... start $SHELL (reported as sh: the value is not seen).
     | {"PS0", "PS1", "PS2", "FCEDIT", "SHELL"}

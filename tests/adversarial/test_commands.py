@@ -441,6 +441,14 @@ ENVIRONMENT = [
     "HOME=/workspace/x git status",  # ~/.gitconfig: core.fsmonitor, aliases
     "XDG_CONFIG_HOME=/workspace/x git status",
     "XDG_CONFIG_HOME=/workspace/x tmux new -d make",
+    # git's repository location, the variables of its global options (--work-tree ...):
+    # a checkout into another tree writes files there, an index or object directory
+    # elsewhere is written or read there, a common dir holds another config and hooks.
+    "GIT_WORK_TREE=/home/agent git switch payload",
+    "GIT_INDEX_FILE=/home/agent/.bashrc git status",
+    "GIT_OBJECT_DIRECTORY=/tmp/objects git add -A",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES=/tmp/objects git log",
+    "GIT_COMMON_DIR=/tmp/planted git status",
     "npm_config_script_shell=/workspace/x npm run build",
     "NPM_CONFIG_SCRIPT_SHELL=/workspace/x npm run build",
     "SHELL=/tmp/evil tmux",
