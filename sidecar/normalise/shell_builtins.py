@@ -41,10 +41,18 @@ RISKY_VARIABLES = frozenset(
     # Where programs find their configuration, which can name programs to run (git's
     # core.fsmonitor and aliases, tmux's run-shell, npm's script-shell ...).
     | {"HOME", "XDG_CONFIG_HOME", "TMUX_TMPDIR"}
+    # Build and test tools' options and plugins, which load code: pytest -p, go
+    # -toolexec, a compiler wrapper, make's variables (SHELL=...), the compiler itself.
+    | {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "GOFLAGS", "RUSTC_WRAPPER", "RUSTFLAGS"}
+    | {"RUSTC", "MAKEFLAGS", "MFLAGS", "CC", "CXX"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),
-    *("NPM_CONFIG_", "npm_config_"),
+    # Package managers' configuration: an index or a config file elsewhere installs
+    # (and runs the setup code of) whatever it serves.
+    *("NPM_CONFIG_", "npm_config_", "PIP_", "UV_", "CARGO_"),
+    # GIT_TRACE=<path> and its kin append to any file the agent's user can write.
+    "GIT_TRACE",
 )
 
 
