@@ -34,6 +34,33 @@ def _env(flag: str) -> str | None:
     return os.environ.get("TOLLGATE_" + flag.upper().replace("-", "_")) or None
 
 
+def _port(text: str) -> int:
+    """A TCP port, 1-65535, from the flag or ``TOLLGATE_PORT``.
+
+    argparse converts a string default with this too, and only when ``serve`` runs, so
+    a bad ``TOLLGATE_PORT`` is a usage error of ``serve`` (exit 2), not a crash of
+    every command; a port out of range is refused before the trail is opened.
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
+    return port
+
+
+def _positive_bytes(text: str) -> int:
+    """A positive number of bytes, from the flag or ``TOLLGATE_SEGMENT_BYTES``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of bytes")
+    return value
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the gate daemon")
     serve.add_argument(
@@ -43,7 +70,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--audit-dir", default=_env("audit-dir"), help="audit trail directory ($TOLLGATE_AUDIT_DIR)"
     )
     serve.add_argument("--host", default=_env("host") or "127.0.0.1")
-    serve.add_argument("--port", type=int, default=int(_env("port") or 9800))
+    serve.add_argument(
+        "--port", type=_port, default=_env("port") or "9800", help="1-65535 ($TOLLGATE_PORT)"
+    )
     serve.add_argument(
         "--signing-key", default=_env("signing-key"), help="Ed25519 PKCS8 PEM key for checkpoints"
     )
@@ -58,7 +87,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="accept only the policy with this sha256:<hex> hash",
     )
     serve.add_argument(
-        "--segment-bytes", type=int, default=int(_env("segment-bytes") or 64 * 2**20)
+        "--segment-bytes",
+        type=_positive_bytes,
+        default=_env("segment-bytes") or str(64 * 2**20),
+        help="rotate audit segments at this size ($TOLLGATE_SEGMENT_BYTES; default 64 MiB)",
     )
     serve.add_argument(
         "--audit-origin",
