@@ -148,7 +148,9 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--policy", help="evaluate offline against this policy file")
     where.add_argument("--url", help="ask a running gate, e.g. http://127.0.0.1:9800")
     check.add_argument("request", help="the request JSON, or - to read it from stdin")
-    check.add_argument("--explain", action="store_true", help="list every rule considered")
+    check.add_argument(
+        "--explain", action="store_true", help="with --policy: list every rule considered"
+    )
     check.add_argument("--timeout", type=float, default=5.0)
     check.set_defaults(func=_cmd_check)
 
@@ -161,6 +163,13 @@ def _print_json(value: Any) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.request == "-" else args.request
     if args.url:
+        if args.explain:
+            # The gate answers without a trace; a flag must not be dropped in silence.
+            print(
+                "tollgate check: --explain lists the rules considered only with --policy "
+                "FILE (a running gate's answer carries no trace)",
+                file=sys.stderr,
+            )
         return _check_remote(args.url, text, args.timeout)
     from sidecar.engine import evaluate_request
     from sidecar.identity import resolve_identity

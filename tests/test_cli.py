@@ -171,6 +171,16 @@ def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_request"
 
 
+def test_check_url_says_explain_needs_a_policy_file(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # A running gate's answer has no trace: --explain must not be dropped in silence.
+    gate = daemon_factory(design)
+    result = tollgate(
+        "check", "--url", gate.url, "--explain", '{"action": "file.read", "path": "/etc/passwd"}'
+    )
+    assert result.returncode == 1 and json.loads(result.stdout)["decision"] == "deny"
+    assert "--explain lists the rules considered only with --policy FILE" in result.stderr
+
+
 def test_policy_validate(design: Path, tmp_path: Path) -> None:
     ok = tollgate("policy", "validate", str(design))
     assert ok.returncode == 0 and "valid, 5 rules, sha256:" in ok.stdout
