@@ -257,6 +257,15 @@ def test_serve_refuses_a_number_out_of_range_before_opening_the_trail(
     assert "Traceback" not in result.stderr and not audit.exists()
 
 
+def test_python_dash_m_sidecar_is_the_command_line(design: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check", "--policy", str(design),
+         '{"action": "file.read", "path": "/etc/shadow"}'],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and json.loads(result.stdout)["decision"] == "deny"
+
+
 def test_check_output_shows_the_agents_control_characters_escaped(design: Path) -> None:
     # The answer quotes the request; a terminal must not act on what the agent wrote.
     request = json.dumps({"action": "file.read", "path": "/etc/\x1b[2Kx\u202e", "cwd": "/"})
