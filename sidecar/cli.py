@@ -34,6 +34,33 @@ def _env(flag: str) -> str | None:
     return os.environ.get("TOLLGATE_" + flag.upper().replace("-", "_")) or None
 
 
+def _port(text: str) -> int:
+    """A TCP port, 1-65535, from the flag or ``TOLLGATE_PORT``.
+
+    argparse converts a string default with this too, and only when ``serve`` runs, so
+    a bad ``TOLLGATE_PORT`` is a usage error of ``serve`` (exit 2), not a crash of
+    every command; a port out of range is refused before the trail is opened.
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535")
+    return port
+
+
+def _positive_bytes(text: str) -> int:
+    """A positive number of bytes, from the flag or ``TOLLGATE_SEGMENT_BYTES``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of bytes")
+    return value
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the gate daemon")
     serve.add_argument(
@@ -43,7 +70,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--audit-dir", default=_env("audit-dir"), help="audit trail directory ($TOLLGATE_AUDIT_DIR)"
     )
     serve.add_argument("--host", default=_env("host") or "127.0.0.1")
-    serve.add_argument("--port", type=int, default=int(_env("port") or 9800))
+    serve.add_argument(
+        "--port", type=_port, default=_env("port") or "9800", help="1-65535 ($TOLLGATE_PORT)"
+    )
     serve.add_argument(
         "--signing-key", default=_env("signing-key"), help="Ed25519 PKCS8 PEM key for checkpoints"
     )
@@ -58,7 +87,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="accept only the policy with this sha256:<hex> hash",
     )
     serve.add_argument(
-        "--segment-bytes", type=int, default=int(_env("segment-bytes") or 64 * 2**20)
+        "--segment-bytes",
+        type=_positive_bytes,
+        default=_env("segment-bytes") or str(64 * 2**20),
+        help="rotate audit segments at this size ($TOLLGATE_SEGMENT_BYTES; default 64 MiB)",
     )
     serve.add_argument(
         "--audit-origin",
@@ -116,7 +148,9 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--policy", help="evaluate offline against this policy file")
     where.add_argument("--url", help="ask a running gate, e.g. http://127.0.0.1:9800")
     check.add_argument("request", help="the request JSON, or - to read it from stdin")
-    check.add_argument("--explain", action="store_true", help="list every rule considered")
+    check.add_argument(
+        "--explain", action="store_true", help="with --policy: list every rule considered"
+    )
     check.add_argument("--timeout", type=float, default=5.0)
     check.set_defaults(func=_cmd_check)
 
@@ -129,6 +163,13 @@ def _print_json(value: Any) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.request == "-" else args.request
     if args.url:
+        if args.explain:
+            # The gate answers without a trace; a flag must not be dropped in silence.
+            print(
+                "tollgate check: --explain lists the rules considered only with --policy "
+                "FILE (a running gate's answer carries no trace)",
+                file=sys.stderr,
+            )
         return _check_remote(args.url, text, args.timeout)
     from sidecar.engine import evaluate_request
     from sidecar.identity import resolve_identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,13 +15,16 @@ from tests.daemon import answering_peer, free_port
 from tests.test_policy_loader import DESIGN_NOTES
 
 
-def tollgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def tollgate(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sidecar.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
@@ -167,6 +171,16 @@ def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_request"
 
 
+def test_check_url_says_explain_needs_a_policy_file(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # A running gate's answer has no trace: --explain must not be dropped in silence.
+    gate = daemon_factory(design)
+    result = tollgate(
+        "check", "--url", gate.url, "--explain", '{"action": "file.read", "path": "/etc/passwd"}'
+    )
+    assert result.returncode == 1 and json.loads(result.stdout)["decision"] == "deny"
+    assert "--explain lists the rules considered only with --policy FILE" in result.stderr
+
+
 def test_policy_validate(design: Path, tmp_path: Path) -> None:
     ok = tollgate("policy", "validate", str(design))
     assert ok.returncode == 0 and "valid, 5 rules, sha256:" in ok.stdout
@@ -208,6 +222,48 @@ def test_usage_errors_exit_2() -> None:
     assert (
         tollgate("check", '{"action": "file.read"}').returncode == 2
     )  # neither --policy nor --url
+
+
+def test_a_bad_serve_number_in_the_environment_is_a_usage_error_of_serve_only(
+    design: Path, tmp_path: Path
+) -> None:
+    # TOLLGATE_PORT is serve's: another command must not crash on it, and `audit verify`
+    # must not exit 1, which says "tampered".
+    env = {**os.environ, "TOLLGATE_PORT": "abc", "TOLLGATE_SEGMENT_BYTES": "1MiB"}
+    allow = tollgate(
+        "check", "--policy", str(design), '{"action": "file.read", "path": "/app/data/x"}', env=env
+    )
+    assert allow.returncode == 0, allow.stderr
+    audit = tmp_path / "audit"
+    serve = tollgate("serve", "--policy", str(design), "--audit-dir", str(audit), env=env)
+    assert serve.returncode == 2 and "--port: 'abc' is not a port number" in serve.stderr
+    assert "Traceback" not in serve.stderr and not audit.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--port", "70000", "--port: 70000 is outside 1-65535"),
+        ("--port", "0", "--port: 0 is outside 1-65535"),
+        ("--segment-bytes", "0", "--segment-bytes: 0 is not a positive number of bytes"),
+    ],
+)
+def test_serve_refuses_a_number_out_of_range_before_opening_the_trail(
+    design: Path, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    audit = tmp_path / "audit"
+    result = tollgate("serve", "--policy", str(design), "--audit-dir", str(audit), flag, value)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not audit.exists()
+
+
+def test_python_dash_m_sidecar_is_the_command_line(design: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check", "--policy", str(design),
+         '{"action": "file.read", "path": "/etc/shadow"}'],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and json.loads(result.stdout)["decision"] == "deny"
 
 
 def test_check_output_shows_the_agents_control_characters_escaped(design: Path) -> None:

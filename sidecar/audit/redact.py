@@ -49,6 +49,9 @@ _TOKEN = r"""(?:[^\s"',;\\]|\\[^"])+"""
 # A lookbehind rather than a repeated prefix: Python's re backtracks, and a string of
 # many "a-a-a-..." must not cost quadratic time on the event loop.
 _NAME_START = r"(?:\b|(?<=[_-]))"
+# "password" and "passwd" also end a name glued to its prefix: PGPASSWORD= (libpq's),
+# DBPASSWORD=. The short words do not ("bypass=", "compass=").
+_GLUED = r"(?<=[A-Za-z0-9])"
 # Between the name and the '=' or ':', a closing quote, JSON-escaped or not.
 _AFTER_NAME = r"""(?:\\?["'])?"""
 _QUOTE = _AFTER_NAME
@@ -119,7 +122,8 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
     _pattern(
         "password",
-        rf"{_NAME_START}(?:password|passwd|pwd|pass)\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
+        rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))\b"
+        rf"{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         ("pass", "pwd"),
         ignore_case=True,
     ),

@@ -307,6 +307,8 @@ PREFIXED = [
     ("GITHUB_TOKEN=tok99887766 make release", "tok99887766", "secret"),
     ("curl -d api_token=tok99887766 https://x", "tok99887766", "secret"),
     ("db-password: hunter22", "hunter22", "password"),
+    ("PGPASSWORD=hunter22 psql -h db", "hunter22", "password"),
+    ("export DBPASSWD='hunter 22'", "hunter 22", "password"),
 ]
 
 
@@ -316,7 +318,9 @@ def test_names_that_end_in_a_secret_word_are_redacted(text: str, secret: str, ki
     assert secret not in out and TAG.findall(out)[0][0] == kind, out
 
 
-@pytest.mark.parametrize("text", ["bypass=1", "compass=north", "DB_PASSWORD_FILE=/run/db"])
+@pytest.mark.parametrize(
+    "text", ["bypass=1", "compass=north", "DB_PASSWORD_FILE=/run/db", "PGPASSWORDFILE=/run/pw"]
+)
 def test_a_secret_word_inside_another_word_is_not_a_secret_name(text: str) -> None:
     assert Redactor(KEY).redact({"commandLine": text})["commandLine"] == text
 
