@@ -325,6 +325,7 @@ def _cmd_policy_sign(args: argparse.Namespace) -> int:
     import base64
 
     from sidecar import keys
+    from sidecar.policy.loader import load_policy_bytes
     from sidecar.policy.source import signature_path
 
     try:
@@ -333,6 +334,16 @@ def _cmd_policy_sign(args: argparse.Namespace) -> int:
             data = handle.read()
     except (OSError, ValueError) as exc:
         print(f"tollgate policy sign: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    # The bytes signed are the bytes validated: a signature on a policy every gate
+    # would reject only hides the mistake until the ConfigMap is rolled out.
+    try:
+        load_policy_bytes(data, args.file)
+    except PolicyError as exc:
+        _print_policy_error(exc)
+        print(
+            f"tollgate policy sign: {args.file} is not a valid policy, not signed", file=sys.stderr
+        )
         return EXIT_ERROR
     out = signature_path(args.file)
     with open(out, "w", encoding="ascii") as handle:

@@ -57,6 +57,17 @@ def test_policy_sign_writes_the_base64_signature_of_the_exact_bytes(
     public_key.verify(base64.b64decode(encoded.strip(), validate=True), ALLOW_READS)
 
 
+def test_policy_sign_refuses_a_policy_the_gate_would_reject(
+    keys: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "policy.yaml"
+    broken.write_bytes(ALLOW_READS.replace(b"decision: allow", b"decision: alow"))
+    assert tollgate(["policy", "sign", str(broken), "--key", str(keys["policy.key"])]) == 2
+    err = capsys.readouterr().err
+    assert "decision" in err and "is not a valid policy, not signed" in err
+    assert not (tmp_path / "policy.yaml.sig").exists()
+
+
 def test_signed_updates_load_and_others_are_rejected(
     keys: dict[str, Path], tmp_path: Path, daemon_factory
 ) -> None:  # type: ignore[no-untyped-def]
