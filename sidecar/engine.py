@@ -68,7 +68,8 @@ def decide(
         else max(decisions, key=lambda d: (STRICTNESS[d.decision], d.rule is not None))
     )
     reason = winner.reason
-    if len(decisions) > 1 and winner.subject.label:
+    # Say which part of the request decided, unless the reason already names it.
+    if len(decisions) > 1 and winner.subject.label and winner.subject.label not in reason:
         reason = f"{winner.subject.label}: {reason}"
     if trace is not None:
         trace.append(

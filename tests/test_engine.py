@@ -319,3 +319,25 @@ def test_bad_requests_name_the_field(design: CompiledPolicy, body: Any, field: s
         evaluate_request(design, body)
     if field is not None:
         assert info.value.field is not None and info.value.field.startswith(field), info.value
+
+
+def test_a_reason_names_the_deciding_command_once() -> None:
+    policy = load_policy_bytes(
+        b"""version: 1
+rules:
+  - id: ls
+    action: process.exec
+    command: ls
+    decision: allow
+  - id: no-rm
+    action: process.exec
+    command: rm
+    decision: deny
+    reason: rm is never run
+""",
+        "p.yaml",
+    )
+    by_default = evaluate_request(policy, {"action": "process.exec", "commandLine": "ls; cp a b"})
+    assert by_default.reason == "no rule allows process.exec of command 2: cp a b"
+    by_rule = evaluate_request(policy, {"action": "process.exec", "commandLine": "ls; rm -rf /"})
+    assert by_rule.reason == "command 2: rm -rf /: rm is never run"
