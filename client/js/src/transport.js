@@ -79,19 +79,30 @@ export class Transport {
         // A fresh socket for the one retry: the pooled one was just found closed.
         agent: fresh ? false : this.agent,
       });
-      const remaining = Math.max(0, deadline - Date.now());
-      const timer = setTimeout(() => {
-        request.destroy(
-          new TransportError(TIMEOUT, `tollgate at ${this.url} did not answer within ${timeoutMs} ms`),
-        );
-      }, remaining);
       let settled = false;
+      let timer = null;
       const finish = (fn, value) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         fn(value);
       };
+      // The deadline settles the promise itself, whatever state the request is in: a
+      // request Node has already closed (as after a 101) emits nothing more when destroyed.
+      const expire = () => {
+        const reason = `tollgate at ${this.url} did not answer within ${timeoutMs} ms`;
+        const error = new TransportError(TIMEOUT, reason);
+        finish(reject, error);
+        request.destroy(error);
+      };
+      timer = setTimeout(expire, Math.max(0, deadline - Date.now()));
+      // A 101 (or any upgrade) is not an answer. Without an 'upgrade' listener Node would
+      // close the request without any event; with one, it hands over the socket, which is
+      // closed here, and the status is read like any other non-200.
+      request.on('upgrade', (response, socket) => {
+        socket.destroy();
+        finish(resolve, { status: response.statusCode, body: Buffer.alloc(0) });
+      });
       request.on('socket', (socket) => {
         if (!this.seen.has(socket)) {
           this.seen.add(socket);

@@ -232,6 +232,23 @@ describe('fail closed', () => {
     });
   }
 
+  test('a 101 (protocol switch) is a deny at once, never a hang', { timeout: 10_000 }, async () => {
+    const allow = '{"allowed": true, "decision": "allow", "reason": "switched"}';
+    const switching = track(
+      await rawServer(async (socket, reader) => {
+        await reader.next();
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n${allow}`);
+      }),
+    );
+    const gate = track(new Gate({ url: switching.url, timeout: 2000 }));
+    const started = Date.now();
+    const decision = await gate.check({ action: 'file.read', path: '/x' });
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+    assert.deepEqual([decision.allowed, decision.error, decision.status], [false, 'bad_answer', 101]);
+    assert.match(decision.reason, /HTTP 101, not 200/);
+    await assert.rejects(gate.require({ action: 'file.read', path: '/x' }), DeniedError);
+  });
+
   test('a deny never reads as allow, even if the decision field says so', async () => {
     const server = track(
       await rawServer(answering(200, '{"allowed": false, "decision": "allow", "reason": "odd"}')),
