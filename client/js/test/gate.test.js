@@ -219,6 +219,12 @@ describe('fail closed', () => {
     ['not JSON', answering(200, 'allowed: true'), 'bad_answer', /not a JSON object/],
     ['JSON array', answering(200, '[true]'), 'bad_answer', /not a JSON object/],
     ['not UTF-8', answering(200, Buffer.from([0xff, 0xfe, 0x7b, 0x7d])), 'bad_answer', /not a JSON object/],
+    [
+      'a byte order mark before the JSON',
+      answering(200, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"allowed": true}')])),
+      'bad_answer',
+      /not a JSON object/,
+    ],
     ['huge', answering(200, ' '.repeat(1 << 20) + '{"allowed": true}'), 'bad_answer', /larger than/],
   ];
   for (const [name, script, error, words] of cases) {
