@@ -198,6 +198,15 @@ describe('fail closed', () => {
       'bad_answer',
       /no valid HTTP answer/,
     ],
+    [
+      'no length (the body runs to the close, where a cut would look the same)',
+      async (socket, reader) => {
+        await reader.next();
+        socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"allowed": true}');
+      },
+      'bad_answer',
+      /without a length/,
+    ],
     ['500', answering(500, '{"allowed": true}'), 'bad_answer', /HTTP 500/],
     [
       '503',
