@@ -38,10 +38,13 @@ export function unknownApproval(id, reason) {
   return Object.freeze({ id, status: 'unknown', expiresAt: null, reason, raw: {} });
 }
 
-/** The body as a JSON object, or null when it is anything else. */
+/**
+ * The body as a JSON object, or null when it is anything else. A byte order mark is kept
+ * (ignoreBOM), so JSON.parse refuses it as Python's json does: JSON has no BOM (RFC 8259).
+ */
 export function readJsonObject(body) {
   try {
-    const value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    const value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body));
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
   } catch {
     return null;

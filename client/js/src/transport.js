@@ -2,8 +2,10 @@
 //
 // One keep-alive agent per Gate pools the connections (idle sockets do not keep the
 // process alive). A request that fails with a reset on a reused socket, because the gate
-// closed it while idle at that very moment, is sent once more on a fresh one. Every
-// failure rejects with TransportError whose kind is unreachable, timeout or bad_answer.
+// closed it while idle at that very moment, is sent once more on a fresh one. An answer
+// is used only whole: one cut short, or one without a length (whose cut could not be
+// seen), is a failure, as in the Python client. Every failure rejects with TransportError
+// whose kind is unreachable, timeout or bad_answer.
 
 import http from 'node:http';
 import https from 'node:https';
@@ -79,19 +81,30 @@ export class Transport {
         // A fresh socket for the one retry: the pooled one was just found closed.
         agent: fresh ? false : this.agent,
       });
-      const remaining = Math.max(0, deadline - Date.now());
-      const timer = setTimeout(() => {
-        request.destroy(
-          new TransportError(TIMEOUT, `tollgate at ${this.url} did not answer within ${timeoutMs} ms`),
-        );
-      }, remaining);
       let settled = false;
+      let timer = null;
       const finish = (fn, value) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         fn(value);
       };
+      // The deadline settles the promise itself, whatever state the request is in: a
+      // request Node has already closed (as after a 101) emits nothing more when destroyed.
+      const expire = () => {
+        const reason = `tollgate at ${this.url} did not answer within ${timeoutMs} ms`;
+        const error = new TransportError(TIMEOUT, reason);
+        finish(reject, error);
+        request.destroy(error);
+      };
+      timer = setTimeout(expire, Math.max(0, deadline - Date.now()));
+      // A 101 (or any upgrade) is not an answer. Without an 'upgrade' listener Node would
+      // close the request without any event; with one, it hands over the socket, which is
+      // closed here, and the status is read like any other non-200.
+      request.on('upgrade', (response, socket) => {
+        socket.destroy();
+        finish(resolve, { status: response.statusCode, body: Buffer.alloc(0) });
+      });
       request.on('socket', (socket) => {
         if (!this.seen.has(socket)) {
           this.seen.add(socket);
@@ -125,6 +138,17 @@ export class Transport {
         response.on('aborted', () =>
           finish(reject, new TransportError(BAD_ANSWER, `tollgate at ${this.url} cut its answer short`)),
         );
+        if (!hasLength(response)) {
+          // The body would run to the close, and a close in the middle of it would look the
+          // same; the gate always says how long its answer is (as the Python client).
+          const error = new TransportError(
+            BAD_ANSWER,
+            `tollgate at ${this.url} sent an answer without a length (no Content-Length), ` +
+              'so a cut one could not be told from a whole one',
+          );
+          finish(reject, error);
+          request.destroy(error);
+        }
       });
       request.end(body ?? undefined);
     });
@@ -146,3 +170,10 @@ export class Transport {
 }
 
 class RetryOnFreshSocket extends Error {}
+
+/** Whether the answer's end can be told from a cut: a Content-Length, chunks, or no body. */
+function hasLength(response) {
+  if (response.statusCode === 204 || response.statusCode === 304) return true;
+  if (response.headers['content-length'] !== undefined) return true;
+  return /(^|,)\s*chunked\s*$/i.test(response.headers['transfer-encoding'] ?? '');
+}

@@ -198,6 +198,15 @@ describe('fail closed', () => {
       'bad_answer',
       /no valid HTTP answer/,
     ],
+    [
+      'no length (the body runs to the close, where a cut would look the same)',
+      async (socket, reader) => {
+        await reader.next();
+        socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"allowed": true}');
+      },
+      'bad_answer',
+      /without a length/,
+    ],
     ['500', answering(500, '{"allowed": true}'), 'bad_answer', /HTTP 500/],
     [
       '503',
@@ -219,6 +228,12 @@ describe('fail closed', () => {
     ['not JSON', answering(200, 'allowed: true'), 'bad_answer', /not a JSON object/],
     ['JSON array', answering(200, '[true]'), 'bad_answer', /not a JSON object/],
     ['not UTF-8', answering(200, Buffer.from([0xff, 0xfe, 0x7b, 0x7d])), 'bad_answer', /not a JSON object/],
+    [
+      'a byte order mark before the JSON',
+      answering(200, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"allowed": true}')])),
+      'bad_answer',
+      /not a JSON object/,
+    ],
     ['huge', answering(200, ' '.repeat(1 << 20) + '{"allowed": true}'), 'bad_answer', /larger than/],
   ];
   for (const [name, script, error, words] of cases) {
@@ -231,6 +246,23 @@ describe('fail closed', () => {
       await assert.rejects(gate.require({ action: 'file.read', path: '/app/data/x' }), DeniedError);
     });
   }
+
+  test('a 101 (protocol switch) is a deny at once, never a hang', { timeout: 10_000 }, async () => {
+    const allow = '{"allowed": true, "decision": "allow", "reason": "switched"}';
+    const switching = track(
+      await rawServer(async (socket, reader) => {
+        await reader.next();
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n${allow}`);
+      }),
+    );
+    const gate = track(new Gate({ url: switching.url, timeout: 2000 }));
+    const started = Date.now();
+    const decision = await gate.check({ action: 'file.read', path: '/x' });
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+    assert.deepEqual([decision.allowed, decision.error, decision.status], [false, 'bad_answer', 101]);
+    assert.match(decision.reason, /HTTP 101, not 200/);
+    await assert.rejects(gate.require({ action: 'file.read', path: '/x' }), DeniedError);
+  });
 
   test('a deny never reads as allow, even if the decision field says so', async () => {
     const server = track(
