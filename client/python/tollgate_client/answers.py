@@ -82,10 +82,16 @@ def _text(value: Any) -> str | None:
 def read_json_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is anything else."""
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _not_json(constant: str) -> Any:
+    # NaN and Infinity are Python's extensions, not JSON: no gate sends them, and the
+    # JS client refuses them, so an answer holding one is not trusted either.
+    raise ValueError(f"{constant} is not JSON")
 
 
 def read_approval(value: Any) -> Approval | None:
