@@ -152,16 +152,34 @@ def test_a_spent_limit_counts_as_a_deny_and_beats_an_approval_rule(
     assert "approval" not in spent
 
 
-def test_buckets_survive_a_reload_unless_the_limit_changes(gate: Daemon) -> None:
+def test_buckets_survive_a_reload_and_a_new_limit_keeps_what_was_spent(gate: Daemon) -> None:
     assert [read(gate)["allowed"] for _ in range(4)] == [True, True, True, False]
     # An unrelated edit keeps the spent bucket: no fresh budget from touching the file.
     gate.policy.write_text(POLICY.replace("id: logs", "id: system-logs"))
     wait_for(lambda: read(gate, "/var/log/x")["rule"] == "system-logs")
     assert read(gate)["allowed"] is False
-    # A new limit is a new bucket.
+    # A higher limit adds only the difference: the 3 reads spent still count.
     gate.policy.write_text(POLICY.replace("count: 3, per: 60s", "count: 5, per: 60s"))
     wait_for(lambda: read(gate, "/var/log/x")["rule"] == "logs")
-    assert [read(gate)["allowed"] for _ in range(6)] == [True] * 5 + [False]
+    assert [read(gate)["allowed"] for _ in range(3)] == [True, True, False]
+
+
+def test_lowering_a_limit_takes_effect_at_once() -> None:
+    # An operator lowers the limit of an agent that is using it up: before, a changed
+    # limit was a new, full bucket, which handed the agent a fresh budget.
+    limiter = RateLimiter(clock=lambda: 100.0)  # frozen: no refill
+    generous = HEAD + READS.replace("count: 2, per: 1h", "count: 10, per: 1h")
+    assert _spend_reads(limiter, generous, 4) == [True] * 4
+    assert _spend_reads(limiter, HEAD + READS.replace("count: 2", "count: 5"), 2) == [True, False]
+    assert _spend_reads(limiter, HEAD + READS, 1) == [False]  # 5 spent, 2 allowed
+
+
+def test_rules_alike_but_for_their_limits_keep_separate_budgets() -> None:
+    limiter = RateLimiter(clock=lambda: 100.0)
+    twice = HEAD + READS + READS.replace("count: 2", "count: 3")
+    assert _spend_reads(limiter, twice, 1) == [True]  # one token of each
+    policy = load_policy_bytes(twice.encode(), "policy.yaml")
+    assert [limiter.remaining(rule) for rule in policy.rules] == [1.0, 2.0]
 
 
 READS = '  - {action: file.read, path: {glob: "/app/**"}, decision: allow, rateLimit: {count: 2, per: 1h}}\n'

@@ -147,6 +147,7 @@ def compile_policy(
     warnings: list[str] = []
     rules: list[CompiledRule] = []
     seen_ids: dict[str, int] = {}
+    seen_owners: dict[str, int] = {}
     for index, rule in enumerate(document.rules):
         label = rule_label(index, rule.id)
         rule_id = rule.id if rule.id is not None else f"rules[{index}]"
@@ -185,11 +186,16 @@ def compile_policy(
         if rule.rateLimit is not None:
             if rule.decision != "allow":
                 problems.append(f"{label}: rateLimit: only allow rules can have a rateLimit")
+            owner = _budget_owner(rule)
+            # Id-less rules alike but for their limits are still two budgets.
+            seen_owners[owner] = seen_owners.get(owner, 0) + 1
+            if seen_owners[owner] > 1:
+                owner += f" #{seen_owners[owner]}"
             rate_limit = RateLimitSpec(
                 rule.rateLimit.count,
                 parse_duration(rule.rateLimit.per, at_most=MAX_RATE_LIMIT_WINDOW),
                 f"{rule.rateLimit.count}/{rule.rateLimit.per}",
-                _budget_owner(rule),
+                owner,
             )
         if (
             rule.decision == "allow"
