@@ -102,8 +102,9 @@ def make_app(  # type: ignore[no-untyped-def]
             reason = "signal" if started() else "startFailed"
             await gate.catch_up()
             await gate.audit.append("shutdown", {"reason": reason, "identity": gate.identity})
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
             gate.metrics.audit_failures.inc()
+            logging.getLogger("tollgate.audit").error("shutdown record not written: %s", exc)
         await gate.audit.close()
 
     return create_app(gate, on_startup=startup, on_shutdown=shutdown)
