@@ -77,6 +77,11 @@ class Gate:
         # Long-running duties (policy watching, approval expiry ...) started with the server.
         self.background: list[Callable[[], Awaitable[None]]] = list(self.approvals.duties())
         self._tasks: list[asyncio.Task[None]] = []
+        # Records that say which gate and which policy made the decisions after them
+        # (startup, policyLoaded), held while the trail could not take them: written,
+        # in order, before the next decision, which is refused (503) until they are.
+        self._unrecorded: list[tuple[str, dict[str, Any]]] = []
+        self._catching_up = asyncio.Lock()
 
     def start_background(self) -> None:
         for duty in self.background:
@@ -119,7 +124,7 @@ class Gate:
         _logger.info(
             "policy %s loaded from %s (%d rules)", policy.hash, policy.source, len(policy.rules)
         )
-        await self._record_quietly(
+        await self.record_before_decisions(
             "policyLoaded",
             {
                 "policy": policy.hash,
@@ -157,6 +162,29 @@ class Gate:
             await self.audit.append(kind, body)
         except AuditUnavailable:
             self.metrics.audit_failures.inc()
+
+    async def record_before_decisions(self, kind: str, body: dict[str, Any]) -> None:
+        """Record an event the decisions after it depend on (``startup``, ``policyLoaded``).
+
+        If the trail cannot take it now, it is kept and written before the next decision,
+        so the trail never shows a decision under a policy (or a process) it does not
+        record. A failed write is counted and shows in /ready, as for any record.
+        """
+        self._unrecorded.append((kind, body))
+        try:
+            await self.catch_up()
+        except AuditUnavailable:
+            self.metrics.audit_failures.inc()
+
+    async def catch_up(self) -> None:
+        """Write the records ``record_before_decisions`` holds. Raises AuditUnavailable."""
+        if not self._unrecorded:
+            return
+        async with self._catching_up:
+            held = list(self._unrecorded)
+            if held:
+                await self.audit.append_all(held)
+                del self._unrecorded[: len(held)]
 
     # -- checks -------------------------------------------------------------------------
 
@@ -232,6 +260,7 @@ class Gate:
             record["approval"] = approval.id
         write_started = time.perf_counter()
         try:
+            await self.catch_up()
             if step is None:
                 appended = await self.audit.append("decision", record)
             else:

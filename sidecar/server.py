@@ -74,19 +74,17 @@ def make_app(  # type: ignore[no-untyped-def]
 
     async def startup() -> None:
         await gate.audit.start()
-        try:
-            await gate.audit.append(
-                "startup",
-                {
-                    "version": __version__,
-                    "identity": gate.identity,
-                    "pid": os.getpid(),
-                    "listen": f"{config.host}:{config.port}",
-                    "policySource": gate.source.path,
-                },
-            )
-        except AuditUnavailable:
-            gate.metrics.audit_failures.inc()
+        # Kept and written before the first decision if the trail cannot take it now.
+        await gate.record_before_decisions(
+            "startup",
+            {
+                "version": __version__,
+                "identity": gate.identity,
+                "pid": os.getpid(),
+                "listen": f"{config.host}:{config.port}",
+                "policySource": gate.source.path,
+            },
+        )
         # The watcher takes its fingerprint just before this first load, so a change
         # racing the start-up is picked up, and a bad policy is rejected only once.
         watcher = PolicyWatcher(gate)
@@ -102,9 +100,11 @@ def make_app(  # type: ignore[no-untyped-def]
         await gate.stop_background()
         try:
             reason = "signal" if started() else "startFailed"
+            await gate.catch_up()
             await gate.audit.append("shutdown", {"reason": reason, "identity": gate.identity})
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
             gate.metrics.audit_failures.inc()
+            logging.getLogger("tollgate.audit").error("shutdown record not written: %s", exc)
         await gate.audit.close()
 
     return create_app(gate, on_startup=startup, on_shutdown=shutdown)

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -592,6 +593,54 @@ def test_an_approval_that_expired_while_the_gate_was_down_is_expired(start) -> N
     assert view(gate, approval_id)["status"] == "expired"
     assert redeem(gate, approval_id)["allowed"] is False
     wait_for(lambda: events(gate, approval_id) == ["requested", "expired"])
+
+
+# The daemon's wall clock, shifted by the number of seconds in a file the test writes
+# (time.time and time.time_ns, which the gate reads; the monotonic clock is untouched,
+# as when NTP or an operator steps the system clock).
+WALL_CLOCK_SHIFT = """\
+import os, time
+_real_ns = time.time_ns
+_shift_file = os.environ["TOLLGATE_TEST_CLOCK_SHIFT"]
+def _shifted_ns():
+    try:
+        with open(_shift_file) as f:
+            return _real_ns() + int(float(f.read() or 0) * 1e9)
+    except OSError:
+        return _real_ns()
+time.time_ns = _shifted_ns
+time.time = lambda: _shifted_ns() / 1e9
+"""
+
+
+def test_a_wall_clock_stepped_back_does_not_stretch_an_approval(  # type: ignore[no-untyped-def]
+    tmp_path, daemon_factory, people
+) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(WALL_CLOCK_SHIFT)
+    shift = tmp_path / "clock-shift"
+    shift.write_text("0")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(people, "2s"))
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(shim), os.getcwd()]),
+        "TOLLGATE_TEST_CLOCK_SHIFT": str(shift),
+    }
+    gate = daemon_factory(policy, env=env)
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    shift.write_text("-3600")  # the system clock is set back an hour
+    time.sleep(2.5)  # the approval's two seconds are over
+    assert view(gate, approval_id)["status"] == "expired"
+    answer = redeem(gate, approval_id)
+    assert answer["allowed"] is False and "expired" in answer["reason"]
+    wait_for(lambda: events(gate, approval_id) == ["requested", "approved", "expired"])
+    # A restart on the stepped-back clock: the trail says that time has passed.
+    audit_dir = gate.audit_dir
+    gate.stop()
+    gate = daemon_factory(policy, audit_dir=audit_dir, env=env)
+    assert view(gate, approval_id)["status"] == "expired"
 
 
 # -- webhook ------------------------------------------------------------------------------

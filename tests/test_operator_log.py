@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.audit.log import AuditLog
+from sidecar.keys import generate_keypair
 from sidecar.server import log_to_stderr
 from tests.daemon import Daemon, refusing_writes
 from tests.test_reload import ALLOW_READS
@@ -91,6 +92,21 @@ def test_an_unwritable_trail_is_logged_once_and_its_recovery_too(tmp_path: Path)
     assert err.count("ERROR tollgate.audit: audit trail cannot be written") == 1, err
     assert "checks are denied (503)" in err
     assert "WARNING tollgate.audit: audit trail is writable again" in err
+
+
+def test_stopping_while_the_trail_is_unwritable_says_what_was_not_written(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    key, _ = generate_keypair(tmp_path / "keys", "tollgate")
+    daemon = Daemon(policy, tmp_path / "audit", "--signing-key", str(key)).start()
+    assert daemon.check(READ).json()["allowed"] is True  # seq 2, not signed yet
+    with refusing_writes(daemon):
+        assert daemon.check(READ).status_code == 503
+        err = stderr_after_stop(daemon)
+    assert "ERROR tollgate.audit: shutdown record not written: audit trail cannot be" in err
+    assert (
+        "ERROR tollgate.audit: final checkpoint not written, records 0 to 2 are not signed" in err
+    )
 
 
 def test_a_gate_that_cannot_listen_records_why_it_stopped(tmp_path: Path) -> None:

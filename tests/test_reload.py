@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from sidecar.policy.watch import fingerprint
-from tests.daemon import Daemon
+from tests.daemon import Daemon, refusing_writes
 
 T = TypeVar("T")
 
@@ -432,3 +432,20 @@ def test_fingerprint_includes_the_signature(tmp_path: Path) -> None:
     before = fingerprint(str(policy), with_signature=True)
     (tmp_path / "policy.yaml.sig").write_bytes(b"b3RoZXI=\n")
     assert fingerprint(str(policy), with_signature=True) != before
+
+
+def test_a_policy_loaded_while_the_trail_is_unwritable_is_recorded_before_its_decisions(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    with refusing_writes(gate):
+        volume.update({"policy.yaml": DENY_READS})
+        wait_for_policy(gate, DENY_READS)  # active, but its policyLoaded record failed
+        assert gate.check(READ).status_code == 503
+    answer = gate.check(READ).json()
+    assert answer["policy"] == policy_hash(DENY_READS) and answer["allowed"] is False
+    loaded = [r for r in of_type(gate, "policyLoaded") if r["policy"] == policy_hash(DENY_READS)]
+    assert len(loaded) == 1, "the trail names the policy its decisions cite"
+    assert loaded[0]["previous"] == policy_hash(ALLOW_READS)
+    assert loaded[0]["seq"] < answer["audit"]["seq"]

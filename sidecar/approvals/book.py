@@ -32,6 +32,9 @@ class ApprovalBook:
         self.retention_us = retention_us
         self.max_live = max_live
         self._items: dict[str, Approval] = {}
+        # The latest ``ts`` of the approval records replayed: time the trail says has
+        # already passed, whatever the wall clock says now (see ``ApprovalClock``).
+        self.latest_replayed_us = 0
 
     # -- queries --------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class ApprovalBook:
         if not isinstance(approval_id, str):
             return False
         at = parse_us(record["ts"])
+        self.latest_replayed_us = max(self.latest_replayed_us, at)
         if event == "requested":
             if not isinstance(record["request"], dict):
                 return False

@@ -6,11 +6,19 @@ is the normalised request as recorded minus its ``approval`` field. ``context`` 
 included: the approver saw it as the agent's justification, so redeeming under another
 one is not "the identical check". Times are integer microseconds since the epoch, so
 they round-trip exactly through the RFC 3339 strings in the trail.
+
+"Now" for approvals is the wall clock (an expiry must survive a restart), but one that
+never runs slower than real time: a wall clock stepped back (NTP, a VM restored, an
+operator's ``date -s``) would otherwise stretch every live approval's time by the size
+of the step. ``ApprovalClock`` holds the wall time to at least the last reading plus the
+monotonic time elapsed since, so a step back changes nothing and a step forward expires
+approvals early (a deny, never an allow).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +36,36 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+class ApprovalClock:
+    """Wall-clock microseconds that never go back, nor advance slower than real time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wall_us = time.time_ns() // 1000
+        self._mono_ns = time.monotonic_ns()
+
+    def now_us(self) -> int:
+        with self._lock:
+            wall = time.time_ns() // 1000
+            mono = time.monotonic_ns()
+            floor = self._wall_us + (mono - self._mono_ns) // 1000
+            if wall >= floor:
+                floor = wall  # the wall clock is sound (or stepped forward): follow it
+            self._wall_us, self._mono_ns = floor, mono
+            return floor
+
+    def not_before(self, micros: int) -> None:
+        """Never answer earlier than ``micros`` (a time the trail says has been reached)."""
+        with self._lock:
+            if micros > self._wall_us:
+                self._wall_us, self._mono_ns = micros, time.monotonic_ns()
+
+
+CLOCK = ApprovalClock()
+
+
 def now_us() -> int:
-    return time.time_ns() // 1000
+    return CLOCK.now_us()
 
 
 def format_us(micros: int) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from sidecar.approvals.book import ApprovalBook
 from sidecar.approvals.model import (
+    CLOCK,
     ID_PREFIX,
     LIVE_STATUSES,
     Approval,
@@ -120,6 +121,8 @@ class ApprovalService:
     def rebuild(self) -> int:
         """Replay the trail's approval records (before anything else is written)."""
         applied = self.book.replay(approval_records(self.audit.directory))
+        # A wall clock set back while the gate was down must not revive what expired.
+        CLOCK.not_before(self.book.latest_replayed_us)
         self.book.prune(now_us())
         self._refresh_gauge()
         return applied

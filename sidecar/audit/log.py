@@ -562,6 +562,15 @@ class AuditLog:
                 return
         if self._signer is not None and self._uncheckpointed > 0:
             self._commit([], checkpoint_reason="shutdown")
+            if self._uncheckpointed > 0:
+                # Said at the end, not only when the outage began: the last records stay
+                # unsigned, and an operator comparing checkpoints needs to know why.
+                _logger.error(
+                    "final checkpoint not written, records %d to %d are not signed: %s",
+                    self._size - self._uncheckpointed,
+                    self._size - 1,
+                    self._last_error,
+                )
         with self._lock:
             self._closed = True
             os.close(self._lock_fd)
