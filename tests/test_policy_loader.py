@@ -252,6 +252,37 @@ def test_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
     assert "cannot read" in info.value.problems[0]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The value forgotten or commented out: read as "no condition", the rule matched
+        # every path / every API group.
+        (
+            "version: 1\nrules:\n  - action: file.read\n    path:\n    decision: allow\n",
+            "rules[0]: path: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {id: core, action: k8s.request, group: ~, decision: allow}\n",
+            "rules[0] (id 'core'): group: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, path: {glob: /a/**, not: }, "
+            "decision: allow}\n",
+            "rules[0]: path.not: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, path: /a, decision: allow, rateLimit: }\n",
+            "rules[0]: rateLimit: no value (null)",
+        ),
+        ("version: 1\ntrustedPaths:\n", "trustedPaths: no value (null)"),
+    ],
+)
+def test_a_key_without_a_value_is_an_error_not_a_missing_condition(
+    text: str, expected: str
+) -> None:
+    assert any(expected in p for p in problems_of(text)), problems_of(text)
+
+
 def test_warnings_for_risky_but_valid_policies() -> None:
     policy = load_policy_bytes(b"version: 1\ndefaultAction: allow\n", "p")
     assert any("defaultAction: allow" in w for w in policy.warnings)
