@@ -153,6 +153,16 @@ def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
             "only allow rules can have a rateLimit",
         ),
         ("{action: network.request, decision: allow, port: 70000}", "not a port number"),
+        # an IPv4-mapped or NAT64 range would miss the same addresses spelt as IPv4
+        (
+            "{action: network.request, decision: deny, host: {cidr: '::ffff:10.0.0.0/104'}}",
+            "write '10.0.0.0/8', which matches both spellings",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {cidr: ['::1/128', "
+            "'64:ff9b::a9fe:a9fe/128']}}",
+            "write '169.254.169.254/32'",
+        ),
         # paths are matched normalised (URL paths too): these could never match
         (
             "{action: network.request, decision: deny, path: {endsWith: /}}",

@@ -220,11 +220,22 @@ def _cidr(field: str, ranges: str | list[str]) -> Test:
     if field != "host":
         raise MatcherError("cidr applies to host only")
     networks = []
+    from sidecar.normalise.hosts import embedded_ipv4_network
+
     for text in [ranges] if isinstance(ranges, str) else ranges:
         try:
-            networks.append(ipaddress.ip_network(text, strict=True))
+            network = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:
             raise MatcherError(f"cidr: {text!r} is not a valid CIDR range: {exc}") from exc
+        # Such a range would miss the same addresses spelt as IPv4 (a deny with a hole).
+        ipv4 = embedded_ipv4_network(network) if network.version == 6 else None
+        if ipv4 is not None:
+            raise MatcherError(
+                f"cidr: {text!r} is an IPv4-mapped or NAT64 range and would not match "
+                f"{ipv4.network_address} written as IPv4; write {str(ipv4)!r}, which "
+                "matches both spellings"
+            )
+        networks.append(network)
     if not networks:
         raise MatcherError("cidr: the list is empty, so nothing could match")
 
