@@ -153,6 +153,16 @@ def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
             "only allow rules can have a rateLimit",
         ),
         ("{action: network.request, decision: allow, port: 70000}", "not a port number"),
+        # a host pattern in equals/in is compared literally and no host has '*': a deny
+        # of "*.evil.com" denied nothing
+        (
+            "{action: network.request, decision: deny, host: '*.evil.com'}",
+            "rules[0]: host: equals: '*.evil.com' is compared as written",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {in: [a.com, 'b?.com']}}",
+            "for a pattern write {glob: 'b?.com'}",
+        ),
         # an IPv4-mapped or NAT64 range would miss the same addresses spelt as IPv4
         (
             "{action: network.request, decision: deny, host: {cidr: '::ffff:10.0.0.0/104'}}",

@@ -92,6 +92,13 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
     if field == "host":
         from sidecar.normalise.hosts import canonical_host_pattern
 
+        ipv6_literal = value.startswith("[") and value.endswith("]") and ":" in value
+        if operator != "glob" and not ipv6_literal and any(c in value for c in "*?[]"):
+            # No request host has one, so the rule would never match (a deny with a hole).
+            raise MatcherError(
+                f"{operator}: {value!r} is compared as written and no host contains "
+                f"'*', '?' or '['; for a pattern write {{glob: {value!r}}}"
+            )
         try:
             return canonical_host_pattern(value)
         except (ValueError, RequestError) as exc:
