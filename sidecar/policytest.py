@@ -185,6 +185,7 @@ def _run_file(path: Path, policies: _PolicyCache) -> tuple[int, list[CaseFailure
     """Run one test file: (number of cases, failures). Raises on file or policy errors."""
     test_file = load_test_file(path)
     policy = policies.get(path.parent / test_file.policy)
+    _check_rule_ids(path, test_file, policy)
     failures: list[CaseFailure] = []
     for index, case in enumerate(test_file.cases):
         got, verdict = run_case(policy, case)
@@ -192,6 +193,20 @@ def _run_file(path: Path, policies: _PolicyCache) -> tuple[int, list[CaseFailure
             trace = verdict.trace if verdict is not None else ()
             failures.append(CaseFailure(str(path), index, case, got, trace))
     return len(test_file.cases), failures
+
+
+def _check_rule_ids(path: Path, test_file: PolicyTestFile, policy: CompiledPolicy) -> None:
+    """A case expecting a rule id the policy does not have could never pass: a typo in
+    the test (or a rule renamed since) is a test-file error, not a failure to debug
+    from the trace. Raises ``PolicyTestFileError``."""
+    ids = {rule.id for rule in policy.rules}
+    problems = [
+        f"cases[{index}].rule: the policy has no rule with id {case.rule!r}"
+        for index, case in enumerate(test_file.cases)
+        if case.rule is not None and case.rule not in ids
+    ]
+    if problems:
+        raise PolicyTestFileError(str(path), problems)
 
 
 def run_policy_tests(paths: list[str], out: TextIO) -> int:

@@ -197,6 +197,26 @@ def test_policy_validate(design: Path, tmp_path: Path) -> None:
     assert warned.returncode == 0 and "warning: defaultAction: allow" in warned.stderr
 
 
+def test_policy_validate_warns_of_an_allow_on_any_one_argument(tmp_path: Path) -> None:
+    """args [status] reads like an argv but holds when any argument is status."""
+    policy = tmp_path / "git.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n"
+        "  - {id: status, action: process.exec, command: git, args: [status], decision: allow}\n"
+        "  - {id: log, action: process.exec, command: git, args: {prefix: [log]}, decision: allow}\n"
+        "  - {id: force, action: process.exec, command: git, args: --force, decision: deny}\n"
+    )
+    result = tollgate("policy", "validate", str(policy))
+    assert result.returncode == 0 and "valid, 3 rules" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "rules[0] (id 'status'): args: holds when any one argument matches" in warnings[0]
+    checked = tollgate(
+        "check", "--policy", str(policy), '{"action":"process.exec","argv":["git","push","status"]}'
+    )
+    assert checked.returncode == 0  # what the warning is about: documented, not changed
+
+
 def test_policy_validate_names_test_files_for_what_they_are(tmp_path: Path) -> None:
     # `tollgate policy validate policies/*.yaml` also names the *.test.yaml files there.
     policies = Path(__file__).resolve().parent.parent / "policies"

@@ -153,6 +153,26 @@ def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
             "only allow rules can have a rateLimit",
         ),
         ("{action: network.request, decision: allow, port: 70000}", "not a port number"),
+        # a host pattern in equals/in is compared literally and no host has '*': a deny
+        # of "*.evil.com" denied nothing
+        (
+            "{action: network.request, decision: deny, host: '*.evil.com'}",
+            "rules[0]: host: equals: '*.evil.com' is compared as written",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {in: [a.com, 'b?.com']}}",
+            "for a pattern write {glob: 'b?.com'}",
+        ),
+        # an IPv4-mapped or NAT64 range would miss the same addresses spelt as IPv4
+        (
+            "{action: network.request, decision: deny, host: {cidr: '::ffff:10.0.0.0/104'}}",
+            "write '10.0.0.0/8', which matches both spellings",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {cidr: ['::1/128', "
+            "'64:ff9b::a9fe:a9fe/128']}}",
+            "write '169.254.169.254/32'",
+        ),
         # paths are matched normalised (URL paths too): these could never match
         (
             "{action: network.request, decision: deny, path: {endsWith: /}}",
@@ -250,6 +270,37 @@ def test_unreadable_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_file(tmp_path / "missing.yaml")
     assert "cannot read" in info.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The value forgotten or commented out: read as "no condition", the rule matched
+        # every path / every API group.
+        (
+            "version: 1\nrules:\n  - action: file.read\n    path:\n    decision: allow\n",
+            "rules[0]: path: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {id: core, action: k8s.request, group: ~, decision: allow}\n",
+            "rules[0] (id 'core'): group: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, path: {glob: /a/**, not: }, "
+            "decision: allow}\n",
+            "rules[0]: path.not: no value (null)",
+        ),
+        (
+            "version: 1\nrules:\n  - {action: file.read, path: /a, decision: allow, rateLimit: }\n",
+            "rules[0]: rateLimit: no value (null)",
+        ),
+        ("version: 1\ntrustedPaths:\n", "trustedPaths: no value (null)"),
+    ],
+)
+def test_a_key_without_a_value_is_an_error_not_a_missing_condition(
+    text: str, expected: str
+) -> None:
+    assert any(expected in p for p in problems_of(text)), problems_of(text)
 
 
 def test_warnings_for_risky_but_valid_policies() -> None:

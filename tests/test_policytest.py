@@ -144,6 +144,33 @@ def test_right_decision_by_the_wrong_rule_fails(policy_dir: Path) -> None:
     assert output.splitlines()[-1] == "policy test: 0 passed, 2 failed"
 
 
+def test_a_case_expecting_a_rule_the_policy_does_not_have_is_an_error(
+    policy_dir: Path,
+) -> None:
+    """A typo in ``rule:`` (or a rule renamed since) could never pass; say so plainly."""
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: read by the read rule
+            request: {action: file.read, path: /data/a}
+            expect: allow
+            rule: read-dat
+          - name: default ids count
+            request: {action: file.write, path: /data/out/x}
+            expect: require_approval
+            rule: rules[2]
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 2
+    assert f"ERROR {test_file}: cases[0].rule: the policy has no rule with id 'read-dat'" in output
+    assert "cases[1]" not in output
+    assert output.splitlines()[-1] == "policy test: 0 passed, 0 failed"
+
+
 def test_agent_identity_is_matched(policy_dir: Path) -> None:
     test_file = _write(
         policy_dir,

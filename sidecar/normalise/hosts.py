@@ -314,6 +314,19 @@ def _embedded_ipv4(canonical: str) -> str | None:
     return None
 
 
+def embedded_ipv4_network(network: ipaddress.IPv6Network) -> ipaddress.IPv4Network | None:
+    """The IPv4 range an IPv6 range strictly inside ``::ffff:0:0/96`` (IPv4-mapped) or
+    ``64:ff9b::/96`` (well-known NAT64) stands for, else None.
+
+    A request in either spelling also matches as its IPv4 (``host_forms``), a plain IPv4
+    request never as its mapped form: the IPv4 range covers both, the IPv6 one only one.
+    """
+    value = int(network.network_address)
+    if network.prefixlen <= 96 or value >> 32 not in (_IPV4_MAPPED_PREFIX, _NAT64_PREFIX):
+        return None
+    return ipaddress.IPv4Network((value & 0xFFFF_FFFF, network.prefixlen - 96))
+
+
 @lru_cache(maxsize=8192)
 def host_forms(canonical: str) -> tuple[str, ...]:
     """All forms a canonical host is matched as: itself, its IPv4, then its loopback.

@@ -27,6 +27,7 @@ from sidecar.policy.schema import (
     MAX_APPROVAL_TIMEOUT,
     MAX_RATE_LIMIT_WINDOW,
     Approvals,
+    Matcher,
     MatcherSpec,
     PolicyDocument,
     Rule,
@@ -139,6 +140,18 @@ def _budget_owner(rule: Rule) -> str:
     return "content " + hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
+def _any_argument(matcher: Matcher) -> bool:
+    """True if an ``args`` matcher holds for a list of any length in which one argument
+    matches, nothing pinning the list: a bare value or list (read as an argv, it is not),
+    or operators without ``prefix`` or a list ``equals``."""
+    if not isinstance(matcher, MatcherSpec):
+        return True
+    if matcher.prefix is not None or isinstance(matcher.equals, list):
+        return False
+    positive = (matcher.equals, matcher.in_, matcher.glob, matcher.startsWith)
+    return any(op is not None for op in (*positive, matcher.endsWith, matcher.regex))
+
+
 def compile_policy(
     document: PolicyDocument, *, source: str, policy_hash: str
 ) -> tuple[CompiledPolicy | None, list[str]]:
@@ -205,6 +218,12 @@ def compile_policy(
             warnings.append(
                 f"{label}: host: startsWith on a host also matches longer hosts "
                 "(api.example.com.evil.net); prefer equals, in or a glob"
+            )
+        if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
+            warnings.append(
+                f"{label}: args: holds when any one argument matches, wherever it is "
+                "(args [status] allows git push status); pin the argument list with "
+                "{prefix: [...]} or {equals: [...]}"
             )
         rules.append(
             CompiledRule(

@@ -185,6 +185,34 @@ def _schema_problems(error: ValidationError, raw: Any) -> list[str]:
     return problems
 
 
+def _null_problems(raw: dict[Any, Any]) -> list[str]:
+    """Every key of the policy whose value is YAML null (``path:`` with nothing after it).
+
+    The schema reads a null like a key left out, so ``path:`` with its value forgotten (or
+    commented out) dropped the condition and a rule meant for one directory matched
+    every path; ``group:`` meant for the core group matched every group. Nothing in a
+    policy needs a null: a key is either given a value or left out.
+    """
+    problems: list[str] = []
+
+    def walk(value: Any, where: tuple[int | str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                here = (*where, str(key))
+                if item is None:
+                    problems.append(
+                        f"{_location(here, raw)}: no value (null); give one or leave the key out"
+                    )
+                else:
+                    walk(item, here)
+        elif isinstance(value, list):
+            for position, item in enumerate(value):
+                walk(item, (*where, position))
+
+    walk(raw, ())
+    return problems
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector out of a load; collect what it made afterwards.
@@ -229,14 +257,15 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
         raise PolicyError(source, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
         raise PolicyError(source, ["the document must be a mapping with version: 1"])
+    nulls = _null_problems(raw)
     try:
         document = PolicyDocument.model_validate(raw)
     except ValidationError as exc:
         # Pydantic reports each failing union member; keep the messages people can act on.
-        raise PolicyError(source, _schema_problems(exc, raw)) from None
+        raise PolicyError(source, nulls + _schema_problems(exc, raw)) from None
     compiled, problems = compile_policy(document, source=source, policy_hash=policy_hash(data))
-    if compiled is None:
-        raise PolicyError(source, problems)
+    if compiled is None or nulls:
+        raise PolicyError(source, nulls + problems)
     return compiled
 
 

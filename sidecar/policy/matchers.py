@@ -92,6 +92,13 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
     if field == "host":
         from sidecar.normalise.hosts import canonical_host_pattern
 
+        ipv6_literal = value.startswith("[") and value.endswith("]") and ":" in value
+        if operator != "glob" and not ipv6_literal and any(c in value for c in "*?[]"):
+            # No request host has one, so the rule would never match (a deny with a hole).
+            raise MatcherError(
+                f"{operator}: {value!r} is compared as written and no host contains "
+                f"'*', '?' or '['; for a pattern write {{glob: {value!r}}}"
+            )
         try:
             return canonical_host_pattern(value)
         except (ValueError, RequestError) as exc:
@@ -220,11 +227,22 @@ def _cidr(field: str, ranges: str | list[str]) -> Test:
     if field != "host":
         raise MatcherError("cidr applies to host only")
     networks = []
+    from sidecar.normalise.hosts import embedded_ipv4_network
+
     for text in [ranges] if isinstance(ranges, str) else ranges:
         try:
-            networks.append(ipaddress.ip_network(text, strict=True))
+            network = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:
             raise MatcherError(f"cidr: {text!r} is not a valid CIDR range: {exc}") from exc
+        # Such a range would miss the same addresses spelt as IPv4 (a deny with a hole).
+        ipv4 = embedded_ipv4_network(network) if network.version == 6 else None
+        if ipv4 is not None:
+            raise MatcherError(
+                f"cidr: {text!r} is an IPv4-mapped or NAT64 range and would not match "
+                f"{ipv4.network_address} written as IPv4; write {str(ipv4)!r}, which "
+                "matches both spellings"
+            )
+        networks.append(network)
     if not networks:
         raise MatcherError("cidr: the list is empty, so nothing could match")
 
