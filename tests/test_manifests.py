@@ -129,8 +129,8 @@ def test_the_agent_runs_as_another_user_than_the_gate() -> None:
 
 def test_sidecar_resources() -> None:
     assert _sidecar()["resources"] == {
-        "requests": {"memory": "64Mi", "cpu": "50m"},
-        "limits": {"memory": "128Mi", "cpu": "500m"},
+        "requests": {"memory": "96Mi", "cpu": "50m"},
+        "limits": {"memory": "256Mi", "cpu": "500m"},
     }
 
 

@@ -511,3 +511,20 @@ def test_a_load_does_not_turn_on_a_collector_someone_turned_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_policy_of_more_rules_than_a_gate_is_sized_for_is_refused() -> None:
+    # 30,000 rules fit in the 4 MiB file limit, but took the gate to about 240 MiB, over
+    # the manifest's memory limit: a rollout would have had it killed again and again.
+    def policy(count: int) -> bytes:
+        rules = "".join(
+            f"  - {{action: file.read, path: /app/{i}, decision: allow}}\n" for i in range(count)
+        )
+        return f"version: 1\nrules:\n{rules}".encode()
+
+    assert len(load_policy_bytes(policy(10_000), "p.yaml").rules) == 10_000
+    with pytest.raises(PolicyError) as raised:
+        load_policy_bytes(policy(10_001), "p.yaml")
+    assert raised.value.problems == [
+        "rules: 10,001 rules, more than the 10,000 a gate is sized for"
+    ]

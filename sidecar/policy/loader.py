@@ -33,6 +33,10 @@ MAX_POLICY_BYTES = 4 * 2**20
 MAX_YAML_DEPTH = 64
 # A 4 MiB policy without aliases has fewer nodes than this.
 MAX_YAML_NODES = 2_000_000
+# The most rules a gate is sized for: about 125 MiB resident at 10,000, 160 MiB while
+# reloading one (the old policy serves until the new one is ready), which the sidecar's
+# 256Mi memory limit holds (docs/deploy.md). A 4 MiB file can hold 40,000 short rules.
+MAX_RULES = 10_000
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -257,6 +261,12 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
         raise PolicyError(source, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
         raise PolicyError(source, ["the document must be a mapping with version: 1"])
+    rules = raw.get("rules")
+    if isinstance(rules, list) and len(rules) > MAX_RULES:
+        raise PolicyError(
+            source,
+            [f"rules: {len(rules):,} rules, more than the {MAX_RULES:,} a gate is sized for"],
+        )
     nulls = _null_problems(raw)
     try:
         document = PolicyDocument.model_validate(raw)
