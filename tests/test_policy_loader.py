@@ -308,6 +308,32 @@ def test_warnings_for_risky_but_valid_policies() -> None:
     assert any("defaultAction: allow" in w for w in policy.warnings)
 
 
+BROAD_ALLOWS = """\
+version: 1
+rules:
+  - {id: everything, action: file.read, decision: allow}
+  - {id: app, action: file.read, path: {startsWith: /app}, decision: allow}
+  - {id: tmp, action: process.exec, command: make, cwd: {startsWith: /tmp}, decision: allow}
+  - {id: api, action: network.request, host: {endsWith: example.com}, decision: allow}
+  - {id: fine, action: file.read, path: {startsWith: /srv/}, decision: allow}
+  - {id: subdomains, action: network.request, host: {endsWith: .example.org}, decision: allow}
+  - {id: deny-broadly, action: file.write, path: {startsWith: /etc}, decision: deny}
+"""
+
+
+def test_allow_rules_that_probably_allow_more_than_meant_are_warned_of() -> None:
+    warnings = list(load_policy_bytes(BROAD_ALLOWS.encode(), "p").warnings)
+    assert warnings == [
+        "rules[0] (id 'everything'): no conditions: the rule allows every request of its actions",
+        "rules[1] (id 'app'): path: startsWith '/app' also matches '/appx'; end it with '/' "
+        "or write {glob: '/app/**'}",
+        "rules[2] (id 'tmp'): cwd: startsWith '/tmp' also matches '/tmpx'; end it with '/' "
+        "or write {glob: '/tmp/**'}",
+        "rules[3] (id 'api'): host: endsWith 'example.com' also matches 'evilexample.com'; "
+        "write '.example.com' for its subdomains or {glob: '*.example.com'}",
+    ]
+
+
 def test_trusted_paths_must_be_absolute() -> None:
     assert any("trustedPaths[0]" in p for p in problems_of("version: 1\ntrustedPaths: [bin]\n"))
 

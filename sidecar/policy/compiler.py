@@ -152,6 +152,29 @@ def _any_argument(matcher: Matcher) -> bool:
     return any(op is not None for op in (*positive, matcher.endsWith, matcher.regex))
 
 
+def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
+    """Valid allow rules that probably allow more than their author meant."""
+    warnings = []
+    if not used:
+        warnings.append("no conditions: the rule allows every request of its actions")
+    for name in ("path", "cwd"):
+        spec = getattr(rule, name)
+        if isinstance(spec, MatcherSpec) and spec.startsWith and not spec.startsWith.endswith("/"):
+            prefix = spec.startsWith
+            warnings.append(
+                f"{name}: startsWith {prefix!r} also matches {prefix + 'x'!r}; end it with "
+                f"'/' or write {{glob: {prefix.rstrip('/') + '/**'!r}}}"
+            )
+    host = rule.host
+    if isinstance(host, MatcherSpec) and host.endsWith and not host.endsWith.startswith("."):
+        suffix = host.endsWith
+        warnings.append(
+            f"host: endsWith {suffix!r} also matches {'evil' + suffix!r}; write "
+            f"'.{suffix}' for its subdomains or {{glob: {'*.' + suffix!r}}}"
+        )
+    return warnings
+
+
 def compile_policy(
     document: PolicyDocument, *, source: str, policy_hash: str
 ) -> tuple[CompiledPolicy | None, list[str]]:
@@ -219,6 +242,8 @@ def compile_policy(
                 f"{label}: host: startsWith on a host also matches longer hosts "
                 "(api.example.com.evil.net); prefer equals, in or a glob"
             )
+        if rule.decision == "allow":
+            warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
         if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
             warnings.append(
                 f"{label}: args: holds when any one argument matches, wherever it is "
