@@ -87,6 +87,12 @@ def discover_test_files(paths: list[str]) -> tuple[list[Path], list[str]]:
             candidates = [path]
         elif path.is_dir():
             candidates = sorted(p for p in path.rglob(f"*{TEST_FILE_SUFFIX}") if p.is_file())
+            # A test file that is not run must not pass for one that passed.
+            problems.extend(
+                f"{p}: not run: test files end in {TEST_FILE_SUFFIX}"
+                for p in sorted(path.rglob("*.test.yml"))
+                if p.is_file()
+            )
             if not candidates:
                 problems.append(f"{given}: no *{TEST_FILE_SUFFIX} files below this directory")
         else:

@@ -313,6 +313,18 @@ def test_discovery_is_recursive_and_the_policy_is_relative_to_the_test_file(
     assert _run(named)[0] == 0
 
 
+def test_a_test_file_spelt_yml_in_a_directory_is_an_error_not_skipped(policy_dir: Path) -> None:
+    # Before, it was silently left out: 'policy test' passed without running its cases.
+    case = "cases:\n  - {name: x, request: {action: file.read, path: /data/a}, expect: deny}\n"
+    _write(
+        policy_dir, "a/one.test.yaml", "policy: ../policy.yaml\n" + case.replace("deny", "allow")
+    )
+    _write(policy_dir, "a/two.test.yml", "policy: ../policy.yaml\n" + case)
+    code, output = _run(policy_dir / "a")
+    assert code == 2, output
+    assert "two.test.yml: not run: test files end in .test.yaml" in output
+
+
 @pytest.mark.parametrize("make", ["missing", "empty-dir", "nothing"])
 def test_usage_errors(tmp_path: Path, make: str) -> None:
     if make == "missing":
