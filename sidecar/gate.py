@@ -157,8 +157,13 @@ class Gate:
         return self.policy.active.hash if self.policy.active else None
 
     async def _record_quietly(self, kind: str, body: dict[str, Any]) -> None:
-        """Record an operational event; a failed write is counted and shows in /ready."""
+        """Record an operational event; a failed write is counted and shows in /ready.
+
+        After the records held for the decisions (``catch_up``): a ``policyRejected``
+        names the policy kept, which the trail must show loaded before it.
+        """
         try:
+            await self.catch_up()
             await self.audit.append(kind, body)
         except AuditUnavailable:
             self.metrics.audit_failures.inc()

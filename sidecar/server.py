@@ -123,6 +123,9 @@ def serve(config: ServeConfig) -> int:
     server: uvicorn.Server | None = None
     app = make_app(gate, config, started=lambda: server is not None and server.started)
     server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
+    # uvicorn set up its loggers just now (uvicorn.Config): the traceback it logs for a
+    # route that failed ("Exception in ASGI application") is the gate's stderr too.
+    redact_uvicorn_logs(gate.audit.redact_text)
     asyncio.run(server.serve())
     return 0 if server.started else 1
 
@@ -150,15 +153,42 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RedactingFormatter(logging.Formatter):
-    """A formatter whose whole output, traceback included, has its secrets redacted."""
+    """A formatter whose whole output, traceback included, has its secrets redacted.
 
-    def __init__(self, fmt: str, redact: Callable[[str], str] | None) -> None:
+    It formats with ``fmt``, or, given ``inner``, with that formatter (uvicorn's own).
+    """
+
+    def __init__(
+        self,
+        fmt: str | None,
+        redact: Callable[[str], str] | None,
+        inner: logging.Formatter | None = None,
+    ) -> None:
         super().__init__(fmt)
         self._redact = redact
+        self._inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = self._inner.format(record) if self._inner is not None else super().format(record)
         return self._redact(text) if self._redact is not None else text
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def redact_uvicorn_logs(redact: Callable[[str], str]) -> None:
+    """Pass what uvicorn's loggers write through ``redact`` too, keeping their format.
+
+    The Starlette app answers a failed route 500 and re-raises, so that uvicorn logs the
+    traceback, whose exception message may quote the request; call once uvicorn has
+    configured its logging (``uvicorn.Config`` does).
+    """
+    for name in UVICORN_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            inner = handler.formatter
+            if isinstance(inner, RedactingFormatter):
+                continue
+            handler.setFormatter(RedactingFormatter(None, redact, inner or logging.Formatter()))
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:

@@ -162,3 +162,32 @@ def test_an_internal_errors_traceback_on_stderr_is_redacted_as_the_trail_would_b
     # The same secret gets the trail's tag (its HMAC), so log and trail can be matched.
     assert log.redact_text(token).split(":")[-1] in err
     log.close_blocking()
+
+
+# Makes the daemon's GET /v1/status fail with an exception that quotes a secret, as a
+# bug quoting a request or a header could: the Starlette app answers 500 and re-raises,
+# and uvicorn logs the traceback on its own logger.
+FAILING_STATUS = """\
+import sidecar.gate
+
+def _failing_status(self):
+    raise ValueError("cannot render status for Authorization: Bearer %s (password=hunter2)")
+
+sidecar.gate.Gate.status = _failing_status
+"""
+
+
+def test_a_traceback_uvicorn_logs_for_a_failed_route_is_redacted(tmp_path: Path) -> None:
+    token = "ghp_" + "a1B2" * 9
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(FAILING_STATUS % token)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    env = {"PYTHONPATH": f"{shim}:{Path.cwd()}"}
+    daemon = Daemon(policy, tmp_path / "audit", env=env).start()
+    assert daemon.get("/v1/status").status_code == 500
+    err = stderr_after_stop(daemon)
+    assert "Traceback" in err and "ValueError: cannot render status" in err
+    assert token not in err and "hunter2" not in err
+    assert err.count("[REDACTED:") >= 2

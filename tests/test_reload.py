@@ -449,3 +449,22 @@ def test_a_policy_loaded_while_the_trail_is_unwritable_is_recorded_before_its_de
     assert len(loaded) == 1, "the trail names the policy its decisions cite"
     assert loaded[0]["previous"] == policy_hash(ALLOW_READS)
     assert loaded[0]["seq"] < answer["audit"]["seq"]
+
+
+def test_a_rejection_after_an_outage_comes_after_the_held_policy_loaded_record(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    # The policyRejected record names the policy kept: the trail must show that policy
+    # being loaded before it, even when its policyLoaded record was held by an outage.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    with refusing_writes(gate):
+        volume.update({"policy.yaml": DENY_READS})
+        wait_for_policy(gate, DENY_READS)  # active, its policyLoaded record held
+    volume.update({"policy.yaml": b"version: 1\nrules: [\n"})
+    rejected = wait_for_rejections(gate, 1)[0]
+    assert rejected["kept"] == policy_hash(DENY_READS)
+    assert gate.check(READ).json()["allowed"] is False
+    loaded = [r for r in of_type(gate, "policyLoaded") if r["policy"] == policy_hash(DENY_READS)]
+    assert len(loaded) == 1
+    assert loaded[0]["seq"] < rejected["seq"], "the kept policy is recorded as loaded first"

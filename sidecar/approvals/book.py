@@ -32,8 +32,9 @@ class ApprovalBook:
         self.retention_us = retention_us
         self.max_live = max_live
         self._items: dict[str, Approval] = {}
-        # The latest ``ts`` of the approval records replayed: time the trail says has
-        # already passed, whatever the wall clock says now (see ``ApprovalClock``).
+        # The latest time in the approval records replayed (their ``ts``, ``createdAt``,
+        # ``decidedAt``): time the trail says has already passed, whatever the wall clock
+        # says now (see ``ApprovalClock``).
         self.latest_replayed_us = 0
 
     # -- queries --------------------------------------------------------------------------
@@ -134,7 +135,10 @@ class ApprovalBook:
         if not isinstance(approval_id, str):
             return False
         at = parse_us(record["ts"])
-        self.latest_replayed_us = max(self.latest_replayed_us, at)
+        # ``ts`` is the wall clock's; createdAt and decidedAt are the approvals' clock's,
+        # ahead of it after a step back, which a restart must not give back.
+        read = [record[key] for key in ("createdAt", "decidedAt") if key in record]
+        self.latest_replayed_us = max(self.latest_replayed_us, at, *map(parse_us, read))
         if event == "requested":
             if not isinstance(record["request"], dict):
                 return False
