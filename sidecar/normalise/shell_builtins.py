@@ -56,9 +56,23 @@ RISKY_PREFIXES = (
 )
 
 
+# Names under a risky prefix known to change only output, caching or parallelism: a
+# short allowlist, so that an unknown name under the prefix stays an override.
+HARMLESS_VARIABLES = frozenset(
+    {"PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_QUIET"}
+    | {"PIP_PROGRESS_BAR", "PIP_ROOT_USER_ACTION", "PIP_DEFAULT_TIMEOUT", "PIP_NO_COLOR"}
+    | {"CARGO_TERM_COLOR", "CARGO_TERM_VERBOSE", "CARGO_TERM_QUIET", "CARGO_INCREMENTAL"}
+    | {"CARGO_TERM_PROGRESS_WHEN", "CARGO_BUILD_JOBS", "UV_NO_PROGRESS"}
+    # libuv's (Node's) thread pool, not the uv package manager.
+    | {"UV_THREADPOOL_SIZE"}
+)
+
+
 def risky_variable(name: str) -> bool:
     """Whether setting ``name`` changes what programs run or load."""
-    return name in RISKY_VARIABLES or name.startswith(RISKY_PREFIXES)
+    if name in RISKY_VARIABLES:
+        return True
+    return name.startswith(RISKY_PREFIXES) and name not in HARMLESS_VARIABLES
 
 
 class Analyser(Protocol):

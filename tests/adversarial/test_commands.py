@@ -476,6 +476,20 @@ def test_variables_that_change_what_runs_are_constructs(line: str) -> None:
     assert "environment-override" in names(analyse(line))
 
 
+HARMLESS_SETTINGS = [
+    "PIP_NO_CACHE_DIR=1 pip install -r requirements.txt",
+    "PIP_DISABLE_PIP_VERSION_CHECK=1 pip list",
+    "CARGO_TERM_COLOR=always cargo test",
+    "CARGO_INCREMENTAL=0 cargo build",
+    "UV_THREADPOOL_SIZE=8 node build.js",
+]
+
+
+@pytest.mark.parametrize("line", HARMLESS_SETTINGS)
+def test_output_and_cache_settings_under_a_risky_prefix_are_not_overrides(line: str) -> None:
+    assert "environment-override" not in names(analyse(line))
+
+
 LOOKUP = ["hash -p /tmp/rm git; git status", "enable -f /tmp/evil.so git"]
 
 
