@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -420,6 +421,37 @@ def test_a_dropped_keep_alive_connection_is_replaced_not_denied(raw_server) -> N
     assert gate.check("file.read", path="/x").allowed
     assert gate.check("file.read", path="/x").allowed
     assert gate.connections_opened == 2
+
+
+def reset(conn: socket.socket) -> None:
+    """Close with a TCP reset (RST), as a crashing peer would, not an orderly FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def test_a_check_the_gate_began_to_answer_is_never_sent_twice(raw_server) -> None:  # type: ignore[no-untyped-def]
+    """A reused connection lost after part of the answer came back is a deny, not a retry:
+    the gate had read the check, and a second send would be decided, rate-limited and
+    audited twice (and could be allowed the second time)."""
+    received: list[bytes] = []
+
+    def script(conn: socket.socket, index: int) -> None:
+        while (request := read_request(conn)) is not None:
+            received.append(request)
+            if index == 0 and len(received) == 2:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+                time.sleep(0.1)
+                reset(conn)
+                return
+            conn.sendall(http_answer(200, ALLOW))
+
+    server = raw_server(script)
+    gate = Gate(server.url)
+    assert gate.check("file.read", path="/x").allowed
+    decision = gate.check("file.read", path="/x")
+    assert (decision.allowed, decision.error) == (False, "bad_answer")
+    assert "cut its answer short" in decision.reason
+    assert len(received) == 2, "the check was sent again after the gate had answered part of it"
 
 
 def test_a_connection_the_gate_closed_while_idle_is_not_reused(

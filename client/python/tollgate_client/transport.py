@@ -2,8 +2,11 @@
 
 Idle connections are pooled (one per concurrent caller; thread-safe; dropped after a
 fork). A connection the gate has closed while idle is noticed before it is used, and a
-request that fails on a reused connection because the gate closed it at that moment is
-sent once more on a fresh one (the gate had not read it). The timeout is a deadline for
+request that fails on a reused connection because the gate closed it at that moment,
+before a byte of an answer came back, is sent once more on a fresh one. Once any byte
+of an answer has arrived the gate has read the check (and spent a rate-limit token and
+written an audit record for it), so a connection lost after that is a deny, never a
+second send. The timeout is a deadline for
 the whole exchange, every read of the answer included. An answer is used only whole:
 one cut short, or one without a length (whose cut could not be seen), is a failure.
 Every failure is raised as ``TransportError`` with a kind (``unreachable``, ``timeout``,
@@ -84,6 +87,17 @@ def _remaining(deadline: float) -> float:
     return left
 
 
+class _Progress:
+    """What one exchange has received so far (shared by its reader and the transport)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+
+class _AnswerStarted(Exception):
+    """The connection was lost after part of an answer had come back."""
+
+
 class _DeadlineReader(io.RawIOBase):
     """The socket's incoming bytes, each read given only the time left until ``deadline``.
 
@@ -99,19 +113,26 @@ class _DeadlineReader(io.RawIOBase):
     """
 
     def __init__(
-        self, sock: socket.socket, deadline: float, socket_file: io.BufferedIOBase
+        self,
+        sock: socket.socket,
+        deadline: float,
+        socket_file: io.BufferedIOBase,
+        progress: _Progress,
     ) -> None:
         super().__init__()
         self._sock = sock
         self._deadline = deadline
         self._socket_file = socket_file
+        self._progress = progress
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         self._sock.settimeout(_remaining(self._deadline))
-        return self._sock.recv_into(buffer)
+        count = self._sock.recv_into(buffer)
+        self._progress.received += count
+        return count
 
     def close(self) -> None:
         if not self.closed:
@@ -121,10 +142,15 @@ class _DeadlineReader(io.RawIOBase):
 
 class _DeadlineResponse(http.client.HTTPResponse):
     def __init__(
-        self, sock: socket.socket, *args: object, deadline: float, **kwargs: object
+        self,
+        sock: socket.socket,
+        *args: object,
+        deadline: float,
+        progress: _Progress,
+        **kwargs: object,
     ) -> None:
         super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp, progress))
 
 
 class Transport:
@@ -152,11 +178,18 @@ class Transport:
             try:
                 answer = self._exchange(connection, method, path, body, deadline)
             except _CLOSED_BY_PEER:
+                # Nothing of an answer came back (_exchange says so otherwise): on a
+                # reused connection, the gate closed it as the request went out.
                 if not reused:
                     raise
                 connection.close()
                 connection, reused = self._new_connection(), False
                 answer = self._exchange(connection, method, path, body, deadline)
+        except _AnswerStarted as exc:
+            connection.close()
+            raise TransportError(
+                BAD_ANSWER, f"{self._cut_short()} ({exc.__cause__ or 'connection lost'})"
+            ) from None
         except TransportError:
             connection.close()
             raise
@@ -241,16 +274,26 @@ class Transport:
         if body is not None:
             headers["Content-Type"] = "application/json"
         sock.settimeout(_remaining(deadline))
-        connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
-        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
-        response = connection.getresponse()
+        progress = _Progress()
         try:
-            return response.status, self._body(response)
-        finally:
-            if not response.isclosed():
-                # Not fully read: the connection is in an unknown state.
-                response.close()
-                connection.close()
+            connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
+            connection.response_class = functools.partial(  # type: ignore[assignment]
+                _DeadlineResponse, deadline=deadline, progress=progress
+            )
+            response = connection.getresponse()
+            try:
+                return response.status, self._body(response)
+            finally:
+                if not response.isclosed():
+                    # Not fully read: the connection is in an unknown state.
+                    response.close()
+                    connection.close()
+        except _CLOSED_BY_PEER as exc:
+            if progress.received:
+                # The gate had the check: sending it again would decide (and record) it
+                # twice.
+                raise _AnswerStarted() from exc
+            raise
 
     def _body(self, response: http.client.HTTPResponse) -> bytes:
         """The whole body, or ``TransportError``: an answer cut short is never read as
