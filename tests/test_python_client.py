@@ -454,6 +454,41 @@ def test_a_check_the_gate_began_to_answer_is_never_sent_twice(raw_server) -> Non
     assert len(received) == 2, "the check was sent again after the gate had answered part of it"
 
 
+@pytest.mark.parametrize("interim", [b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"], ids=["103", "101"])  # fmt: skip
+def test_an_answer_after_a_1xx_is_never_taken_for_the_next_checks(
+    raw_server, interim: bytes
+) -> None:  # type: ignore[no-untyped-def]
+    """Each check gets its own answer. After a 103 (an interim answer) the answer that
+    follows is this check's; after a 101 nothing on that connection is an answer. Neither
+    may be read as the answer to the next check sent on a reused connection."""
+
+    def answer_for(request: bytes) -> bytes:
+        path = json.loads(request.partition(b"\r\n\r\n")[2])["path"]
+        allowed = path == "/first"
+        return http_answer(200, json.dumps({"allowed": allowed, "reason": path}).encode())
+
+    def script(conn: socket.socket, index: int) -> None:
+        if index == 0:
+            first = read_request(conn)
+            assert first is not None
+            conn.sendall(interim)
+            time.sleep(0.3)  # late: after the client has seen the 1xx and moved on
+            conn.sendall(answer_for(first))
+        while (request := read_request(conn)) is not None:
+            conn.sendall(answer_for(request))
+
+    server = raw_server(script)
+    gate = Gate(server.url, timeout=2.0)
+    first = gate.check("file.read", path="/first")
+    if interim.startswith(b"HTTP/1.1 103"):
+        assert (first.allowed, first.reason) == (True, "/first")  # as the JS client reads it
+    else:
+        assert (first.allowed, first.status, first.error) == (False, 101, "bad_answer")
+        assert "HTTP 101" in first.reason
+    second = gate.check("file.read", path="/second")
+    assert second.reason == "/second" and second.allowed is False
+
+
 def test_a_connection_the_gate_closed_while_idle_is_not_reused(
     gate: Gate, files: Path, raw_server
 ) -> None:  # type: ignore[no-untyped-def]

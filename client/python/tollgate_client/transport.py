@@ -152,6 +152,17 @@ class _DeadlineResponse(http.client.HTTPResponse):
         super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
         self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp, progress))
 
+    def _read_status(self) -> tuple[str, int, str]:
+        # An interim answer (102 Processing, 103 Early Hints) precedes the answer, as Node
+        # reads it too. http.client skips only 100 and would take any other 1xx for the
+        # answer, leaving the real one on the connection to be read as the answer to the
+        # next request sent on it. 101 is left to end the exchange (see _exchange).
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # type: ignore[arg-type]
+
 
 class Transport:
     def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -281,6 +292,12 @@ class Transport:
                 _DeadlineResponse, deadline=deadline, progress=progress
             )
             response = connection.getresponse()
+            if response.status == http.client.SWITCHING_PROTOCOLS:
+                # No answer: what follows on this connection is another protocol, never to
+                # be read as the answer to a later request (the check is a deny, as the
+                # JS client's).
+                connection.close()
+                return response.status, b""
             try:
                 return response.status, self._body(response)
             finally:
