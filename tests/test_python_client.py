@@ -360,10 +360,16 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
         # An allow cut short is not an allow, whatever the part that arrived says.
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), "bad_answer", "cut its answer short"),
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n" + ALLOW + b"\r\n"), "bad_answer", "cut its answer short"),
+        # Framing read two ways is not read at all (http.client alone would take the
+        # first length, ignore a length sent with chunks, and int() "+16" or "0x10").
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\nContent-Length: 200\r\n\r\n" + ALLOW), "bad_answer", "more than one Content-Length"),
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n" + ALLOW + b"\r\n0\r\n\r\n"), "bad_answer", "both a Content-Length and a Transfer-Encoding"),
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: +16\r\n\r\n" + ALLOW), "bad_answer", "not a number ('+16')"),
+        (answering_then_closing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n" + ALLOW + b"\r\n0\r\n\r\n"), "bad_answer", "malformed chunk size line"),
         # Without a length, the end of the body is the close: a cut could not be seen.
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + ALLOW), "bad_answer", "without a length (no Content-Length)"),
     ],
-    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "huge", "cut-short", "chunked-cut-short", "no-length"],
+    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "huge", "cut-short", "chunked-cut-short", "two-lengths", "length-and-chunked", "length-plus", "chunk-size-0x", "no-length"],
 )  # fmt: skip
 def test_anything_but_a_200_with_allowed_true_is_a_deny(
     raw_server, script, error: str, words: str

@@ -19,6 +19,7 @@ import functools
 import http.client
 import io
 import os
+import re
 import select
 import socket
 import ssl
@@ -33,6 +34,12 @@ from tollgate_client.answers import BAD_ANSWER, TIMEOUT, UNREACHABLE
 MAX_ANSWER_BYTES = 1 << 20
 USER_AGENT = "tollgate-client-python/0.1.0"
 _CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# RFC 9112: Content-Length is 1*DIGIT; a chunk size is hex digits, then optional
+# extensions, then CRLF. http.client reads both with int(), which also takes "+16",
+# "1_6", " 0x10" and a bare LF; Node refuses them, and so does this client.
+_DECIMAL = re.compile(r"[0-9]+")
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
+_MAX_LINE = 65536
 
 
 class TransportError(Exception):
@@ -162,6 +169,16 @@ class _DeadlineResponse(http.client.HTTPResponse):
             if not 100 < status < 200 or status == 101:
                 return version, status, reason
             http.client.parse_headers(self.fp)  # type: ignore[arg-type]
+
+    def _read_next_chunk_size(self) -> int:
+        line = self.fp.readline(_MAX_LINE + 1)
+        if not line.endswith(b"\n"):
+            raise ValueError("the answer ended in a chunk size")  # read as IncompleteRead
+        match = _CHUNK_SIZE_LINE.fullmatch(line)
+        if match is None:
+            self._close_conn()  # type: ignore[attr-defined]
+            raise http.client.HTTPException(f"malformed chunk size line {line[:40]!r}")
+        return int(match.group(1), 16)
 
 
 class Transport:
@@ -316,6 +333,13 @@ class Transport:
         """The whole body, or ``TransportError``: an answer cut short is never read as
         the shorter answer it happens to be (``{"allowed":true}`` and a close, under a
         ``Content-Length: 200``, is not an allow)."""
+        problem = _framing_problem(response.headers)
+        if problem is not None:
+            # Two lengths, or a length and chunks: the answer's end is ambiguous, and
+            # whatever one reading of it says is not to be trusted.
+            raise TransportError(
+                BAD_ANSWER, f"tollgate at {self.url} sent an answer with {problem}"
+            )
         if response.length is None and not response.chunked:
             # The body would run to the close, and a close in the middle of it would
             # look the same; the gate always says how long its answer is.
@@ -341,3 +365,16 @@ class Transport:
     def _cut_short(self) -> str:
         # The JS client's words for the same failure.
         return f"tollgate at {self.url} cut its answer short"
+
+
+def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
+    """What makes the answer's length ambiguous, if anything (http.client would use the
+    first Content-Length of several, and ignore one sent with chunks)."""
+    lengths = headers.get_all("Content-Length") or []
+    if len(lengths) > 1:
+        return "more than one Content-Length"
+    if lengths and headers.get_all("Transfer-Encoding"):
+        return "both a Content-Length and a Transfer-Encoding"
+    if lengths and not _DECIMAL.fullmatch(lengths[0].strip()):
+        return f"a Content-Length that is not a number ({lengths[0].strip()[:20]!r})"
+    return None
