@@ -356,6 +356,9 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
         (answering(200, b'{"allowed": true, "x": NaN}'), "bad_answer", "not a JSON object"),
         (answering(200, b'{"allowed": true, "x": -Infinity}'), "bad_answer", "not a JSON object"),
         (answering(200, b'\xef\xbb\xbf{"allowed": true}'), "bad_answer", "not a JSON object"),
+        # json.loads alone keeps the last of two equal keys: this would be an allow.
+        (answering(200, b'{"allowed": false, "allowed": true}'), "bad_answer", "has the key 'allowed' twice"),
+        (answering(200, b'{"allowed": true, "approval": {"id": "a", "id": "b"}}'), "bad_answer", "has the key 'id' twice"),
         (answering(200, b" " * (1 << 20) + b'{"allowed": true}'), "bad_answer", "larger than"),
         # An allow cut short is not an allow, whatever the part that arrived says.
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), "bad_answer", "cut its answer short"),
@@ -369,7 +372,7 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
         # Without a length, the end of the body is the close: a cut could not be seen.
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + ALLOW), "bad_answer", "without a length (no Content-Length)"),
     ],
-    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "huge", "cut-short", "chunked-cut-short", "two-lengths", "length-and-chunked", "length-plus", "chunk-size-0x", "no-length"],
+    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "duplicate-allowed", "duplicate-nested", "huge", "cut-short", "chunked-cut-short", "two-lengths", "length-and-chunked", "length-plus", "chunk-size-0x", "no-length"],
 )  # fmt: skip
 def test_anything_but_a_200_with_allowed_true_is_a_deny(
     raw_server, script, error: str, words: str

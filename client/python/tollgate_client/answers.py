@@ -81,11 +81,39 @@ def _text(value: Any) -> str | None:
 
 def read_json_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is anything else."""
+    return _json_object(body)[0]
+
+
+def _json_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
+    """(the body as a JSON object, "") or (None, what it is instead)."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+        value = json.loads(
+            body.decode("utf-8"), parse_constant=_not_json, object_pairs_hook=_unique_keys
+        )
+    except _DuplicateKey as exc:
+        return None, f"has the key {exc.key!r} twice in one object"
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+        return None, "is not a JSON object"
+    return (value, "") if isinstance(value, dict) else (None, "is not a JSON object")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys, so {"allowed": false, "allowed": true}
+    # would read as an allow; an answer that says two things is not trusted.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
 
 
 def _not_json(constant: str) -> Any:
@@ -116,12 +144,12 @@ def _error_reason(status: int, payload: dict[str, Any] | None) -> tuple[str, str
 
 def read_decision(status: int, body: bytes) -> Decision:
     """Read a /v1/check answer. Never raises; anything unexpected is a deny."""
-    payload = read_json_object(body)
+    payload, problem = _json_object(body)
     if status != 200:
         reason, error = _error_reason(status, payload)
         return failed_closed(reason, error, status)
     if payload is None:
-        return failed_closed("tollgate's answer is not a JSON object", BAD_ANSWER, status)
+        return failed_closed(f"tollgate's answer {problem}", BAD_ANSWER, status)
     allowed = payload.get("allowed")
     if not isinstance(allowed, bool):
         return failed_closed(
