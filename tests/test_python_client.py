@@ -951,6 +951,23 @@ def test_fetch_refuses_a_host_header_for_another_host(gate: Gate, web) -> None: 
     assert server.headers[0]["host"] == own
 
 
+@pytest.mark.parametrize("name", ["Host ", "Host\t", "X Host", "Impersonate-User "])
+def test_header_names_that_are_not_http_tokens_are_refused(gate: Gate, web, name: str) -> None:  # type: ignore[no-untyped-def]
+    """http.client would send "Host : evil.test" beside the real Host (past the Host check),
+    and a lenient server could take it for the host; Node's fetch refuses such names too."""
+    server = web()
+    with pytest.raises(ValueError, match="not an HTTP token"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/ok", headers={name: "evil.test"})
+    with pytest.raises(ValueError, match="not an HTTP token"):
+        gate.kube(
+            "GET",
+            "/api/v1/namespaces/apps/pods",
+            headers={name: "evil.test"},
+            cluster=KubeCluster(f"http://127.0.0.1:{server.port}", token="t0ken"),
+        )
+    assert server.hits == []
+
+
 def test_fetch_refuses_a_non_ascii_host_it_would_encode_otherwise(gate: Gate) -> None:
     # urllib would connect to "strasse.test" (IDNA 2003); the gate checks xn--strae-oqa.test.
     with pytest.raises(ValueError, match="xn--"):

@@ -7,12 +7,15 @@ goes straight to the checked host: proxies from the environment (``HTTP_PROXY`` 
 are ignored, as a proxy is a host the gate never saw. Nothing else may redirect it
 either: a host with non-ASCII characters is refused (urllib would encode it with IDNA
 2003, ``straße`` -> ``strasse``, another host than the UTS-46 A-label the gate checks),
-and so is a ``Host`` header naming another host. ``Authorization``, ``Cookie`` and
-``Proxy-Authorization`` are dropped when a redirect changes the origin, as browsers do.
+and so is a ``Host`` header naming another host (or any header name that is not an HTTP
+token, such as ``"Host "``, which http.client would send as a second ``Host``).
+``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped when a redirect
+changes the origin, as browsers do.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -31,6 +34,19 @@ WEB_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # urllib stores header names capitalized ("Proxy-authorization").
 CROSS_ORIGIN_DROPPED = ("Authorization", "Cookie", "Proxy-authorization")
+# A header name is an RFC 9110 token. http.client sends "Host " or "Host\t" as given, so
+# such a name would pass the Host check below and reach the server as a second Host.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def refuse_bad_header_names(helper: str, headers: Mapping[str, str] | None) -> None:
+    """Raise ``ValueError`` for a header name that is not an HTTP token, as Node does."""
+    for name in headers or {}:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(
+                f"{helper}: header name {name!r} is not an HTTP token (no spaces, tabs or "
+                "separators); a server could read it as another header than the one checked"
+            )
 
 
 def _ascii_host_problem(request: urllib.request.Request) -> str | None:
@@ -115,12 +131,13 @@ def fetch_checked(
 
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
-    directly to the URL's host (no proxy). A non-ASCII host or a ``Host`` header for
-    another host raises ``ValueError``.
+    directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
+    another host and a header name that is not an HTTP token raise ``ValueError``.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
+    refuse_bad_header_names("Gate.fetch", headers)
     request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
     problem = _ascii_host_problem(request)
     if problem is not None:

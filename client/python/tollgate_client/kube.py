@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tollgate_client.fetch import refuse_bad_header_names
+
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
 
@@ -106,10 +108,12 @@ def kube_checked(
 
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
-    exception would. ``Impersonate-*`` headers raise ``ValueError``.
+    exception would. ``Impersonate-*`` headers, and header names that are not HTTP
+    tokens, raise ``ValueError``.
     """
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
+    refuse_bad_header_names("Gate.kube", headers)
     impersonating = [
         name for name in headers or {} if name.strip().lower().startswith(IMPERSONATION_PREFIX)
     ]
