@@ -44,11 +44,45 @@ export function unknownApproval(id, reason) {
  */
 export function readJsonObject(body) {
   try {
-    const value = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body));
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
+    const value = JSON.parse(text);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+    // JSON.parse keeps the last of two equal keys: {"allowed": false, "allowed": true}
+    // would read as an allow. Such an answer is not the gate's (as in the Python client).
+    return hasRepeatedKey(text) ? null : value;
   } catch {
     return null;
   }
+}
+
+/** Whether an object in `text` (valid JSON) has one key twice, compared once unescaped. */
+export function hasRepeatedKey(text) {
+  const open = []; // per open object or array: {keys: Set|null, keyNext: boolean}
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const top = open[open.length - 1];
+      if (top !== undefined && top.keys !== null && top.keyNext) {
+        const key = JSON.parse(text.slice(i, end + 1));
+        if (top.keys.has(key)) return true;
+        top.keys.add(key);
+        top.keyNext = false;
+      }
+      i = end;
+    } else if (c === '{') {
+      open.push({ keys: new Set(), keyNext: true });
+    } else if (c === '[') {
+      open.push({ keys: null, keyNext: false });
+    } else if (c === '}' || c === ']') {
+      open.pop();
+    } else if (c === ',') {
+      const top = open[open.length - 1];
+      if (top.keys !== null) top.keyNext = true;
+    }
+  }
+  return false;
 }
 
 /** An approval object, or null unless it has a string `id` and a known `status`. */

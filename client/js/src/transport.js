@@ -2,7 +2,8 @@
 //
 // One keep-alive agent per Gate pools the connections (idle sockets do not keep the
 // process alive). A request that fails with a reset on a reused socket, because the gate
-// closed it while idle at that very moment, is sent once more on a fresh one. An answer
+// closed it while idle at that very moment, before any byte of an answer came back, is
+// sent once more on a fresh one (after a byte, the gate has read the check). An answer
 // is used only whole: one cut short, or one without a length (whose cut could not be
 // seen), is a failure, as in the Python client. Every failure rejects with TransportError
 // whose kind is unreachable, timeout or bad_answer.
@@ -83,6 +84,10 @@ export class Transport {
       });
       let settled = false;
       let timer = null;
+      // Bytes the socket had read before this request: a retry is safe only while none
+      // of an answer has come back.
+      let socketUsed = null;
+      let readBefore = 0;
       const finish = (fn, value) => {
         if (settled) return;
         settled = true;
@@ -106,6 +111,8 @@ export class Transport {
         finish(resolve, { status: response.statusCode, body: Buffer.alloc(0) });
       });
       request.on('socket', (socket) => {
+        socketUsed = socket;
+        readBefore = socket.bytesRead;
         if (!this.seen.has(socket)) {
           this.seen.add(socket);
           this.connectionsOpened += 1;
@@ -114,6 +121,12 @@ export class Transport {
       request.on('error', (error) => {
         if (error instanceof TransportError) return finish(reject, error);
         if (!fresh && request.reusedSocket && CLOSED_BY_PEER.has(error.code)) {
+          if (socketUsed !== null && socketUsed.bytesRead > readBefore) {
+            // Part of an answer came back: the gate read, decided and recorded the check,
+            // and sending it again would decide (and spend a rate-limit token) twice.
+            const reason = `tollgate at ${this.url} cut its answer short`;
+            return finish(reject, new TransportError(BAD_ANSWER, reason));
+          }
           return finish(reject, new RetryOnFreshSocket());
         }
         finish(reject, this.explain(error));

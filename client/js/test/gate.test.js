@@ -235,6 +235,18 @@ describe('fail closed', () => {
       /not a JSON object/,
     ],
     ['huge', answering(200, ' '.repeat(1 << 20) + '{"allowed": true}'), 'bad_answer', /larger than/],
+    [
+      'a key twice (JSON.parse would keep the last, an allow)',
+      answering(200, '{"allowed": false, "allowed": true}'),
+      'bad_answer',
+      /not a JSON object/,
+    ],
+    [
+      'a key twice, spelt once with an escape, in a nested object',
+      answering(200, '{"allowed": true, "approval": {"id": "a", "\\u0069d": "b"}}'),
+      'bad_answer',
+      /not a JSON object/,
+    ],
   ];
   for (const [name, script, error, words] of cases) {
     test(`anything but a 200 with allowed: true is a deny: ${name}`, async () => {
@@ -270,6 +282,33 @@ describe('fail closed', () => {
     );
     const decision = await track(new Gate({ url: server.url })).check({ action: 'file.read', path: '/x' });
     assert.deepEqual([decision.allowed, decision.decision, decision.reason], [false, 'deny', 'odd']);
+  });
+
+  test('a check the gate began to answer is never sent twice', async () => {
+    // The gate had read the check (and decided, rate-limited and recorded it): sending it
+    // again on a fresh connection would do all of that twice.
+    const allow = JSON.stringify({ allowed: true, decision: 'allow', reason: 'ok' });
+    let received = 0;
+    const server = track(
+      await rawServer(async (socket, reader, index) => {
+        while ((await reader.next()) !== null) {
+          received += 1;
+          if (index === 0 && received === 2) {
+            socket.write('HTTP/1.1 200 OK\r\nContent-Le');
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            socket.resetAndDestroy();
+            return;
+          }
+          socket.write(httpAnswer(200, allow));
+        }
+      }),
+    );
+    const gate = track(new Gate({ url: server.url }));
+    assert.equal((await gate.check({ action: 'file.read', path: '/x' })).allowed, true);
+    const decision = await gate.check({ action: 'file.read', path: '/x' });
+    assert.deepEqual([decision.allowed, decision.error], [false, 'bad_answer']);
+    assert.match(decision.reason, /cut its answer short/);
+    assert.equal(received, 2, 'the check was sent again after the gate had answered part of it');
   });
 
   test('a dropped keep-alive connection is replaced, not denied', async () => {
