@@ -62,43 +62,41 @@ def _positive_bytes(text: str) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the gate daemon")
-    serve.add_argument(
-        "--policy", default=_env("policy"), help="policy YAML file ($TOLLGATE_POLICY)"
+    serve = sub.add_parser(
+        "serve",
+        help="run the gate daemon",
+        description="Run the gate daemon. Every flag can also be set as TOLLGATE_<FLAG>.",
     )
-    serve.add_argument(
-        "--audit-dir", default=_env("audit-dir"), help="audit trail directory ($TOLLGATE_AUDIT_DIR)"
-    )
-    serve.add_argument("--host", default=_env("host") or "127.0.0.1")
-    serve.add_argument(
-        "--port", type=_port, default=_env("port") or "9800", help="1-65535 ($TOLLGATE_PORT)"
-    )
-    serve.add_argument(
-        "--signing-key", default=_env("signing-key"), help="Ed25519 PKCS8 PEM key for checkpoints"
-    )
-    serve.add_argument(
-        "--policy-public-key",
-        default=_env("policy-public-key"),
-        help="accept only policies whose FILE.sig verifies with this key",
-    )
-    serve.add_argument(
-        "--require-policy-hash",
-        default=_env("require-policy-hash"),
-        help="accept only the policy with this sha256:<hex> hash",
-    )
-    serve.add_argument(
-        "--segment-bytes",
+
+    def flag(name: str, help: str, default: str | None = None, **options: Any) -> None:
+        variable = "TOLLGATE_" + name.upper().replace("-", "_")
+        shown = f"; default {default}" if default is not None else ""
+        serve.add_argument(
+            f"--{name}",
+            default=_env(name) or default,
+            help=f"{help} (${variable}{shown})",
+            **options,
+        )
+
+    flag("policy", "policy YAML file")
+    flag("audit-dir", "audit trail directory")
+    flag("host", "address to listen on; keep it loopback in a pod", "127.0.0.1")
+    flag("port", "port to listen on, 1-65535", "9800", type=_port)
+    flag("signing-key", "Ed25519 PKCS8 PEM key that signs the checkpoints")
+    flag("policy-public-key", "accept only policies whose FILE.sig verifies with this key")
+    flag("require-policy-hash", "accept only the policy with this sha256:<hex> hash")
+    flag(
+        "segment-bytes",
+        "rotate audit segments at this size",
+        str(64 * 2**20),
         type=_positive_bytes,
-        default=_env("segment-bytes") or str(64 * 2**20),
-        help="rotate audit segments at this size ($TOLLGATE_SEGMENT_BYTES; default 64 MiB)",
     )
-    serve.add_argument(
-        "--audit-origin",
-        default=_env("audit-origin"),
-        help="checkpoint origin, the signed-note key name (default tollgate/<identity>); "
+    flag(
+        "audit-origin",
+        "checkpoint origin, the signed-note key name (default tollgate/<identity>); "
         "set a stable one when the pod name changes with every restart",
     )
-    serve.add_argument("--log-level", default=_env("log-level") or "warning")
+    flag("log-level", "debug, info, warning or error", "warning")
     serve.set_defaults(func=_cmd_serve)
 
 
@@ -286,6 +284,11 @@ def _cmd_policy_validate(args: argparse.Namespace) -> int:
         # `validate policies/*.yaml` also names the test files next to the policies.
         if path.endswith(TEST_FILE_SUFFIX):
             failed |= not _validate_test_file(path)
+            continue
+        if path.endswith(".test.yml"):
+            # Read as a policy it would only list schema errors; say what it is instead.
+            print(f"{path}: a test file must end in {TEST_FILE_SUFFIX}", file=sys.stderr)
+            failed = True
             continue
         try:
             policy = load_policy_file(path)

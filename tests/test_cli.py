@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -295,3 +296,32 @@ def test_check_output_shows_the_agents_control_characters_escaped(design: Path) 
     assert json.loads(result.stdout.split("\n}\n")[0] + "\n}")["request"]["path"].endswith(
         "\x1b[2Kx\u202e"
     )
+
+
+def test_every_serve_flag_names_its_environment_variable_in_its_help() -> None:
+    # CONTRACT 3: every flag of serve also reads TOLLGATE_<FLAG>; --help must say which.
+    from sidecar.cli import build_parser
+
+    parser = build_parser()
+    serve = next(
+        action.choices["serve"]
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    flags = [a for a in serve._actions if a.option_strings and a.dest != "help"]
+    assert len(flags) == 10
+    for action in flags:
+        variable = "$TOLLGATE_" + action.dest.upper()
+        assert action.help is not None and variable in action.help, action.option_strings
+
+
+def test_policy_validate_says_a_test_yml_file_is_misnamed(tmp_path: Path) -> None:
+    misnamed = tmp_path / "policy.test.yml"
+    misnamed.write_text("policy: policy.yaml\ncases: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "policy", "validate", str(misnamed)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"{misnamed}: a test file must end in .test.yaml\n"
