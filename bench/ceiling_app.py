@@ -6,7 +6,12 @@ sidecar/server.py: the same uvicorn settings, no access log, no server header, a
 difference between the two is what the gate does per request: validation,
 normalisation, the decision, the audit record and its fsync.
 
-    python -m bench.ceiling_app --port N
+    python -m bench.ceiling_app --port N [--sync-dir DIR]
+
+With ``--sync-dir`` each request's body is also appended to a file in DIR and made
+durable with one ``fdatasync`` before the answer, on the event loop: the ceiling plus
+the "one fsync" the concurrency-1 target allows for, measured on the gate's disk in
+the same run.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 
 import uvicorn
 from starlette.applications import Starlette
@@ -31,20 +37,47 @@ async def check(request: Request) -> Response:
     return Response(ANSWER, media_type="application/json")
 
 
+def syncing_check(fd: int):  # type: ignore[no-untyped-def]
+    """``check`` that first appends the body to ``fd`` and fdatasyncs it."""
+
+    async def check_and_sync(request: Request) -> Response:
+        body = await request.body()
+        json.loads(body)
+        os.write(fd, body + b"\n")
+        os.fdatasync(fd)
+        return Response(ANSWER, media_type="application/json")
+
+    return check_and_sync
+
+
 async def ready(_: Request) -> Response:
     return Response(b'{"status":"ready"}', media_type="application/json")
 
 
-app = Starlette(
-    routes=[Route("/check", check, methods=["POST"]), Route("/ready", ready, methods=["GET"])]
-)
+def make_app(sync_fd: int | None = None) -> Starlette:
+    endpoint = check if sync_fd is None else syncing_check(sync_fd)
+    return Starlette(
+        routes=[
+            Route("/check", endpoint, methods=["POST"]),
+            Route("/ready", ready, methods=["GET"]),
+        ]
+    )
+
+
+app = make_app()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--sync-dir", help="append and fdatasync every body in this directory")
     args = parser.parse_args()
-    asyncio.run(uvicorn.Server(uvicorn_config(app, "127.0.0.1", args.port)).serve())
+    served = app
+    if args.sync_dir is not None:
+        os.makedirs(args.sync_dir, exist_ok=True)
+        path = os.path.join(args.sync_dir, "bodies.log")
+        served = make_app(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    asyncio.run(uvicorn.Server(uvicorn_config(served, "127.0.0.1", args.port)).serve())
 
 
 if __name__ == "__main__":

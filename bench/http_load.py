@@ -5,7 +5,9 @@ real audit trail on disk, one fdatasync per group commit) and ``bench.ceiling_ap
 the JSON body, answer). wrk drives both with the same request mix, interleaved level by
 level (ceiling, gate, ceiling, gate ...) so a change in the machine's load hits both.
 A third server, the gate with its audit trail on tmpfs (where a sync costs nothing),
-shows what the gate costs apart from the disk; it is reported, never judged.
+shows what the gate costs apart from the disk; a fourth, at concurrency 1 only, is the
+ceiling plus one append + fdatasync per request on the gate's disk, what the latency
+target's "one fsync" costs here. Both are reported, never judged.
 
 After the runs the gate is stopped (SIGTERM: final checkpoint) and its trail verified:
 every answered check must be a record in an intact chain.
@@ -214,8 +216,18 @@ def run(
         [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"],
         work / "ceiling.log",
     )
+    # The ceiling plus one fdatasync per request on the gate's disk, at concurrency 1
+    # only: what "the extra is one fsync" comes to on this machine, in the same run.
+    ceiling_sync = Server(
+        "ceiling-sync",
+        [
+            *[sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"],
+            *["--sync-dir", str(work / "ceiling-sync")],
+        ],
+        work / "ceiling-sync.log",
+    )
     gate = Server("gate", [*serve, "--audit-dir", str(work / "audit")], work / "gate.log")
-    servers = [ceiling, gate]
+    servers = [ceiling, ceiling_sync, gate]
     gate_tmpfs = None
     if tmpfs_work is not None:
         gate_tmpfs = Server(
@@ -235,6 +247,8 @@ def run(
         for connections in CONCURRENCY:
             for server in servers:
                 if server is gate_tmpfs and connections == 64:
+                    continue
+                if server is ceiling_sync and connections != LATENCY_LEVEL:
                     continue
                 watch = server is gate and connections == LATENCY_LEVEL
                 before = sync_totals(server.url) if watch else (0.0, 0.0)
@@ -273,12 +287,13 @@ def _section(
     )
     for connections in CONCURRENCY:
         base = results[("ceiling", connections)]
-        for name in ("ceiling", "gate", "gate-tmpfs"):
+        for name in ("ceiling", "ceiling-sync", "gate", "gate-tmpfs"):
             result = results.get((name, connections))
             if result is None:
                 continue
             label = {
                 "ceiling": "bare Starlette + uvicorn",
+                "ceiling-sync": "the same + append and fdatasync of each body",
                 "gate": "tollgate serve",
                 "gate-tmpfs": "tollgate serve, audit on tmpfs",
             }[name]
@@ -349,4 +364,13 @@ def _section(
         "The tmpfs row is the same daemon with its trail in /dev/shm, where a sync costs "
         "nothing: it shows the gate's own cost apart from the disk.",
     ]
+    synced = results.get(("ceiling-sync", LATENCY_LEVEL))
+    if synced is not None:
+        section.notes.append(
+            f"The ceiling with one append + fdatasync per request, on the gate's disk and on "
+            f"its event loop as a lone check's is, answers at concurrency 1 with a p50 of "
+            f"{us(synced.p50_us)} µs, {ratio(synced.p50_us / base1.p50_us)} the bare "
+            f"ceiling's: what the \"one fsync\" of the target costs here. The gate's p50 is "
+            f"{ratio(gate1.p50_us / synced.p50_us)} that of this baseline (not a target)."
+        )
     return section

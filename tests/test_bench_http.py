@@ -3,9 +3,12 @@ missing metric must fail here, not leave the concurrency-1 analysis without its 
 
 from __future__ import annotations
 
+import json
+import sys
+import urllib.request
 from pathlib import Path
 
-from bench.http_load import sync_totals
+from bench.http_load import Server, sync_totals
 from tests.test_reload import ALLOW_READS, READ
 
 
@@ -20,3 +23,21 @@ def test_sync_totals_count_the_gates_own_fdatasyncs(tmp_path: Path, daemon_facto
     after_batches, after_seconds = sync_totals(gate.url)
     assert after_batches == batches + 3  # one lone check, one sync
     assert after_seconds > seconds
+
+
+def test_the_syncing_ceiling_makes_each_body_durable_before_answering(tmp_path: Path) -> None:
+    sync_dir = tmp_path / "ceiling-sync"
+    argv = [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"]
+    server = Server("ceiling-sync", [*argv, "--sync-dir", str(sync_dir)], tmp_path / "log")
+    server.start()
+    try:
+        bodies = [json.dumps({"action": "file.read", "path": f"/x/{i}"}).encode() for i in range(3)]
+        for body in bodies:
+            request = urllib.request.Request(f"{server.url}/check", data=body, method="POST")
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                assert json.loads(answer.read()) == {"allowed": True}
+            # Written before the answer, not after: the file holds it once answered.
+            assert (sync_dir / "bodies.log").read_bytes().endswith(body + b"\n")
+    finally:
+        server.stop()
+    assert (sync_dir / "bodies.log").read_bytes() == b"".join(b + b"\n" for b in bodies)
