@@ -613,20 +613,26 @@ time.time = lambda: _shifted_ns() / 1e9
 """
 
 
-def test_a_wall_clock_stepped_back_does_not_stretch_an_approval(  # type: ignore[no-untyped-def]
-    tmp_path, daemon_factory, people
-) -> None:
+def shifted_wall_clock(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A file whose number of seconds shifts the daemon's wall clock, and its env."""
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(WALL_CLOCK_SHIFT)
     shift = tmp_path / "clock-shift"
     shift.write_text("0")
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text(people, "2s"))
     env = {
         "PYTHONPATH": os.pathsep.join([str(shim), os.getcwd()]),
         "TOLLGATE_TEST_CLOCK_SHIFT": str(shift),
     }
+    return shift, env
+
+
+def test_a_wall_clock_stepped_back_does_not_stretch_an_approval(  # type: ignore[no-untyped-def]
+    tmp_path, daemon_factory, people
+) -> None:
+    shift, env = shifted_wall_clock(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(people, "2s"))
     gate = daemon_factory(policy, env=env)
     approval_id = ask(gate)["approval"]["id"]
     assert decide(gate, approval_id, people["alice"]).status_code == 200
@@ -649,17 +655,9 @@ def test_an_approval_opened_after_a_step_back_is_not_stretched_by_a_restart(  # 
     # Opened while the approvals' clock runs an hour ahead of a wall clock set back, its
     # createdAt and expiresAt are on that clock; the records' ts on the wall clock. A
     # restart must not fall back to the wall clock and give the approval that hour.
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(WALL_CLOCK_SHIFT)
-    shift = tmp_path / "clock-shift"
-    shift.write_text("0")
+    shift, env = shifted_wall_clock(tmp_path)
     policy = tmp_path / "policy.yaml"
     policy.write_text(policy_text(people, "3s"))
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(shim), os.getcwd()]),
-        "TOLLGATE_TEST_CLOCK_SHIFT": str(shift),
-    }
     gate = daemon_factory(policy, env=env)
     shift.write_text("-3600")  # the system clock is set back an hour
     approval_id = ask(gate)["approval"]["id"]
