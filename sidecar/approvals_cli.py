@@ -53,7 +53,7 @@ def _reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argpar
     return run
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     approvals = subparsers.add_parser("approvals", help="list, approve and deny approvals")
     sub = approvals.add_subparsers(
         dest="approvals_command", required=True, parser_class=type(approvals)

@@ -11,8 +11,9 @@ when no policy is loaded or the decision cannot be recorded. Every error body ca
 from __future__ import annotations
 
 import math
+from typing import cast
 
-from sidecar.approvals.model import STATUSES, now_us
+from sidecar.approvals.model import STATUSES, Status, now_us
 from sidecar.approvals.service import ApprovalNotFound, NotPending
 from sidecar.approvals.signing import ForgedDecision
 from sidecar.approvals.wire import MAX_WAIT_SECONDS
@@ -37,7 +38,7 @@ def list_approvals(gate: Gate, status: str | None) -> Answer:
             ),
         )  # fmt: skip
     now = now_us()
-    found = gate.approvals.listed(status)
+    found = gate.approvals.listed(cast(Status | None, status))  # checked just above
     return Answer(200, {"approvals": [approval.view(now) for approval in found]})
 
 

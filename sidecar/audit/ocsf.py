@@ -102,7 +102,7 @@ class NotAnEvent(ValueError):
     """An agent-facing record that cannot become an event (e.g. its ts is malformed)."""
 
 
-_decode_fields = msgspec.json.Decoder(OcsfRecord).decode
+_decode_fields: Callable[[bytes], OcsfRecord] = msgspec.json.Decoder(OcsfRecord).decode
 
 
 def decode_record(line: bytes) -> OcsfRecord:

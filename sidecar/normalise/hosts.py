@@ -383,8 +383,8 @@ def canonical_host_pattern(pattern: str) -> str:
     is_ip_literal = pattern.startswith("[") and pattern.endswith("]") and ":" in pattern
     if is_ip_literal or not _GLOB_CHARS.intersection(pattern):
         # Not host_forms()[-1]: a rule for 0.0.0.0 names 0.0.0.0, not 127.0.0.1 too.
-        canonical = _canonical(pattern)
-        return _embedded_ipv4(canonical) or canonical
+        literal = _canonical(pattern)
+        return _embedded_ipv4(literal) or literal
     _check_chars(pattern, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})
     mapped = _uts46(pattern)
     _check_chars(mapped, _HOST_CHARS | _GLOB_CHARS | {"!", "^"})

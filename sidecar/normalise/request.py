@@ -151,6 +151,9 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
             raise RequestError("is not an HTTP method", "method")
     record: dict[str, Any] = {}
     forms: ServerPaths | None = None  # how a server may read the URL path besides
+    host: str | None
+    port: int | None
+    scheme: str | None
     if request.url is not None:
         if request.host is not None or request.port is not None or request.scheme is not None:
             raise RequestError("give url alone, or host with port and scheme, not both", "url")

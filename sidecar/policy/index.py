@@ -42,7 +42,7 @@ def _choose_anchor(
         busiest = max(shared[(anchor.kind, field, key)] for key in anchor.keys)
         return busiest, anchor.kind != "exact"
 
-    return min(options, key=crowding, default=None)
+    return min(options, key=crowding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,11 @@ def _construct_mapping(loader: SafeConstructor, node: yaml.MappingNode) -> dict[
     return mapping
 
 
-def _strict_loader(base: type[SafeConstructor]) -> type[SafeConstructor]:
+# A SafeLoader on either parser; typed as PyYAML's stubs name the classes load() takes.
+LoaderClass = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+
+
+def _strict_loader(base: LoaderClass) -> LoaderClass:
     """``base`` (a SafeLoader: no Python objects from tags) refusing duplicate keys."""
 
     class StrictLoader(base):  # type: ignore[valid-type,misc]
@@ -94,7 +98,7 @@ def _strict_loader(base: type[SafeConstructor]) -> type[SafeConstructor]:
 # The same strict loader on PyYAML's two parsers: libyaml's (C), when PyYAML was built
 # with it, parses a 1,000-rule policy about ten times faster than the pure-Python one;
 # both accept and refuse the same documents (tests/test_policy_loader.py runs both).
-YAML_LOADERS: dict[str, type[SafeConstructor]] = {"python": _strict_loader(yaml.SafeLoader)}
+YAML_LOADERS: dict[str, LoaderClass] = {"python": _strict_loader(yaml.SafeLoader)}
 if yaml.__with_libyaml__:
     YAML_LOADERS["libyaml"] = _strict_loader(yaml.CSafeLoader)
 STRICT_YAML_LOADER = YAML_LOADERS.get("libyaml", YAML_LOADERS["python"])
@@ -104,7 +108,7 @@ class YAMLShapeError(yaml.YAMLError):
     """A document refused for its shape before it is composed."""
 
 
-def check_yaml_shape(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOADER) -> None:
+def check_yaml_shape(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> None:
     """Refuse, from the parser's events alone, what composing could not survive.
 
     Nesting beyond ``MAX_YAML_DEPTH``; and a document larger than ``MAX_YAML_NODES``
@@ -122,7 +126,7 @@ def check_yaml_shape(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOAD
             open_nodes.append((event.anchor, size))
             size += 1
             if len(open_nodes) > MAX_YAML_DEPTH:
-                line = event.start_mark.line + 1
+                line = _line(event)
                 raise YAMLShapeError(f"line {line}: nests deeper than {MAX_YAML_DEPTH} levels")
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             anchor, before = open_nodes.pop()
@@ -133,15 +137,20 @@ def check_yaml_shape(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOAD
             if event.anchor is not None:
                 sizes[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
-            size += sizes.get(event.anchor, 1)  # an unknown one fails when composed
+            size += sizes.get(event.anchor or "", 1)  # an unknown one fails when composed
         if size > MAX_YAML_NODES:
-            line = event.start_mark.line + 1
+            line = _line(event)
             raise YAMLShapeError(
                 f"line {line}: more than {MAX_YAML_NODES:,} nodes once aliases are expanded"
             )
 
 
-def load_yaml_strict(text: str, loader: type[SafeConstructor] = STRICT_YAML_LOADER) -> Any:
+def _line(event: yaml.Event) -> int:
+    """The 1-based line an event starts on (0 if the parser gave no position)."""
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+
+def load_yaml_strict(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> Any:
     """Safe YAML that refuses duplicate keys, deep nesting and alias bombs (also used
     for policy test files).
 

@@ -269,19 +269,21 @@ def _exact_anchor(names: frozenset[str]) -> Anchor | None:
 
 def _best_anchor(anchors: list[Anchor | None]) -> Anchor | None:
     """Any anchor of a conjunction will do; exact ones with the fewest keys select most."""
-    found = [a for a in anchors if a is not None]
+    found: list[Anchor] = [a for a in anchors if a is not None]
     exact = [a for a in found if a.kind == "exact"]
-    return min(exact or found, key=lambda a: len(a.keys), default=None)
+    if not found:
+        return None
+    return min(exact or found, key=lambda a: len(a.keys))
 
 
 def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     """Compile the matcher written for ``field``. Raises ``MatcherError``."""
     if isinstance(matcher, list):
-        test, text, names = _in(field, matcher)
-        return FieldTest(field, test, text, names, _exact_anchor(names))
+        test, text, listed = _in(field, matcher)
+        return FieldTest(field, test, text, listed, _exact_anchor(listed))
     if not isinstance(matcher, MatcherSpec):
-        test, text, names = _equals(field, matcher)
-        return FieldTest(field, test, text, names, _exact_anchor(names))
+        test, text, equal = _equals(field, matcher)
+        return FieldTest(field, test, text, equal, _exact_anchor(equal))
     spec = matcher
     parts: list[tuple[Test, str]] = []
     anchors: list[Anchor | None] = []
