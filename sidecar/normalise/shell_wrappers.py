@@ -265,6 +265,26 @@ HELP_VERSION = frozenset({"help", "version"})
 Handler = Callable[[Sequence[Arg]], Unwrapped]
 
 
+def _fail_closed(handlers: dict[str, Handler]) -> dict[str, Handler]:
+    """The handlers, each giving ``UNPARSED`` where its parsing raised ``UnknownOption``.
+
+    The one place that failure is caught: a handler reads its options with
+    ``parse_options`` and lets an unknown option (or a missing value) propagate, so no
+    handler can forget to fail closed.
+    """
+
+    def closed(handler: Handler) -> Handler:
+        def unwrap(args: Sequence[Arg]) -> Unwrapped:
+            try:
+                return handler(args)
+            except UnknownOption:
+                return UNPARSED
+
+        return unwrap
+
+    return {name: closed(handler) for name, handler in handlers.items()}
+
+
 def _texts(args: Sequence[Arg]) -> list[str]:
     return [arg.text for arg in args]
 
@@ -281,10 +301,7 @@ def _simple_wrapper(spec: OptionSpec, operands: int = 0, default: tuple[str, ...
     """
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
-        try:
-            options, index = parse_options(_texts(args), 1, spec)
-        except UnknownOption:
-            return UNPARSED
+        options, index = parse_options(_texts(args), 1, spec)
         if index >= len(args) and _names(options) & HELP_VERSION:
             return Unwrapped(dynamic=_dynamic(args, index))
         index += operands
@@ -311,10 +328,7 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
     cwd: str | None = None
     dynamic = False
     while True:
-        try:
-            options, index = parse_options(["env", *_texts(rest)], 1, ENV)
-        except UnknownOption:
-            return UNPARSED
+        options, index = parse_options(["env", *_texts(rest)], 1, ENV)
         dynamic = dynamic or _dynamic(rest, index)
         chdir = _value(options, "C", "chdir")
         cwd = chdir if chdir is not None else cwd
@@ -412,10 +426,7 @@ SUDO_NOTHING_RUNS = frozenset(
 
 
 def _sudo(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        options, index = parse_options(_texts(args), 1, SUDO)
-    except UnknownOption:
-        return UNPARSED
+    options, index = parse_options(_texts(args), 1, SUDO)
     names = _names(options)
     if args[0].text.rsplit("/", 1)[-1] == "sudoedit" or names & SUDO_NOTHING_RUNS:
         return Unwrapped(dynamic=_dynamic(args, index))
@@ -459,10 +470,7 @@ DOAS = OptionSpec(flags="nsL", with_value="uC")
 
 
 def _doas(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        options, index = parse_options(_texts(args), 1, DOAS)
-    except UnknownOption:
-        return UNPARSED
+    options, index = parse_options(_texts(args), 1, DOAS)
     names = _names(options)
     if names & {"C", "L"}:  # check a configuration, clear persisted logins: nothing runs
         return Unwrapped(dynamic=_dynamic(args, index))
@@ -478,10 +486,7 @@ PKEXEC = OptionSpec(
 
 
 def _pkexec(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        options, index = parse_options(_texts(args), 1, PKEXEC)
-    except UnknownOption:
-        return UNPARSED
+    options, index = parse_options(_texts(args), 1, PKEXEC)
     names = _names(options)
     if names & HELP_VERSION:
         return Unwrapped(dynamic=_dynamic(args, index))
@@ -522,10 +527,7 @@ def _not_for_processes(handler: Handler, spec: OptionSpec, process_options: set[
     """``ionice -p``, ``taskset -p``, ``chrt -p``: act on running processes, run nothing."""
 
     def wrapped(args: Sequence[Arg]) -> Unwrapped:
-        try:
-            options, _index = parse_options(_texts(args), 1, spec)
-        except UnknownOption:
-            return UNPARSED
+        options, _index = parse_options(_texts(args), 1, spec)
         if _names(options) & process_options:
             return Unwrapped(dynamic=_dynamic(args, len(args)))
         return handler(args)
@@ -551,10 +553,7 @@ CHRT = OptionSpec(
 
 
 def _chrt(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        _options, index = parse_options(_texts(args), 1, CHRT)
-    except UnknownOption:
-        return UNPARSED
+    _options, index = parse_options(_texts(args), 1, CHRT)
     if index < len(args) and re.fullmatch(r"[0-9]+", args[index].text):
         index += 1  # the priority
     return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
@@ -571,10 +570,7 @@ FLOCK = OptionSpec(
 
 
 def _flock(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        _options, index = parse_options(_texts(args), 1, FLOCK)
-    except UnknownOption:
-        return UNPARSED
+    _options, index = parse_options(_texts(args), 1, FLOCK)
     index += 1  # the lock file or descriptor
     if index < len(args) and args[index].text in ("-c", "--command"):
         if index + 1 >= len(args):
@@ -606,10 +602,7 @@ def _su(spec: OptionSpec) -> Handler:
     """
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
-        try:
-            options, operands = parse_permuted(_texts(args), 1, spec)
-        except UnknownOption:
-            return UNPARSED
+        options, operands = parse_permuted(_texts(args), 1, spec)
         dynamic = _dynamic(args, len(args))
         if _names(options) & (HELP_VERSION | {"h", "V"}):
             return Unwrapped(dynamic=dynamic)
@@ -645,10 +638,7 @@ WATCH = OptionSpec(
 
 
 def _watch(args: Sequence[Arg]) -> Unwrapped:
-    try:
-        options, index = parse_options(_texts(args), 1, WATCH)
-    except UnknownOption:
-        return UNPARSED
+    options, index = parse_options(_texts(args), 1, WATCH)
     command = args[index:]
     if not command:
         return Unwrapped()
@@ -675,10 +665,7 @@ SCRIPT = OptionSpec(
 def _script(args: Sequence[Arg]) -> Unwrapped:
     """``script [options] [file]``: util-linux getopt permutes, so options may follow the
     file. With ``-c`` the shell runs that command; without, ``$SHELL -i`` is started."""
-    try:
-        options, _operands = parse_permuted(_texts(args), 1, SCRIPT)
-    except UnknownOption:
-        return UNPARSED
+    options, _operands = parse_permuted(_texts(args), 1, SCRIPT)
     dynamic = _dynamic(args, len(args))  # any argument may turn out to be an option
     if _names(options) & (HELP_VERSION | {"h", "V"}):
         return Unwrapped(dynamic=dynamic)
@@ -732,10 +719,7 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
     texts = _texts(args)
     if any("#(" in text or text.endswith(";") for text in texts[1:]):
         return UNPARSED
-    try:
-        options, index = parse_options(texts, 1, TMUX)
-    except UnknownOption:
-        return UNPARSED
+    options, index = parse_options(texts, 1, TMUX)
     if "V" in _names(options):
         return Unwrapped()
     if "f" in _names(options):  # a configuration file runs whatever commands it holds
@@ -750,10 +734,7 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
         return _tmux_run_shell(args, index + 1)
     if name not in TMUX_PANES:
         return UNPARSED
-    try:
-        found, start = parse_options(texts, min(index + 1, len(args)), TMUX_PANES[name])
-    except UnknownOption:
-        return UNPARSED
+    found, start = parse_options(texts, min(index + 1, len(args)), TMUX_PANES[name])
     directory = _value(found, "c")
     cwd = None if name == "new-session" else UNKNOWN_CWD  # the client's, or the session's
     if directory is not None:
@@ -767,10 +748,7 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
 
 def _tmux_run_shell(args: Sequence[Arg], index: int) -> Unwrapped:
     """``run-shell [-b] [-d delay] [-t pane] [command]``; with ``-C`` a tmux command."""
-    try:
-        options, start = parse_options(_texts(args), index, TMUX_RUN_SHELL)
-    except UnknownOption:
-        return UNPARSED
+    options, start = parse_options(_texts(args), index, TMUX_RUN_SHELL)
     if "C" in _names(options):
         return UNPARSED
     if start >= len(args):
@@ -800,10 +778,7 @@ LOGIN = OptionSpec(flags="fHpV", with_value="h", long_flags=HELP_VERSION)
 
 def _login(args: Sequence[Arg]) -> Unwrapped:
     """``login [-p] [-h host] [-f] [user]``: the user's login shell, once authenticated."""
-    try:
-        options, _operands = parse_permuted(_texts(args), 1, LOGIN)
-    except UnknownOption:
-        return UNPARSED
+    options, _operands = parse_permuted(_texts(args), 1, LOGIN)
     if _names(options) & (HELP_VERSION | {"V"}):
         return Unwrapped(dynamic=_dynamic(args, len(args)))
     return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)))
@@ -845,10 +820,7 @@ def _systemd_run(spec: OptionSpec) -> Handler:
     ...) or sets its environment is not modelled: unparsed."""
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
-        try:
-            options, index = parse_options(_texts(args), 1, spec)
-        except UnknownOption:
-            return UNPARSED
+        options, index = parse_options(_texts(args), 1, spec)
         names = _names(options)
         if names & (HELP_VERSION | {"h", "V"}):
             return Unwrapped(dynamic=_dynamic(args, index))
@@ -1072,3 +1044,7 @@ BUILTIN_WRAPPERS: dict[str, Handler] = {
     "nocorrect": _simple_wrapper(OptionSpec()),
     "-": _simple_wrapper(OptionSpec()),  # zsh: run the command with "-" before argv[0]
 }
+
+# Each handler lets UnknownOption propagate; here every one of them fails closed on it.
+WRAPPERS = _fail_closed(WRAPPERS)
+BUILTIN_WRAPPERS = _fail_closed(BUILTIN_WRAPPERS)
