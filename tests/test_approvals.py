@@ -1057,6 +1057,40 @@ def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
     assert preflight["decision"] == "deny" and "already waiting" in preflight["reason"]
 
 
+def test_a_check_refused_for_held_records_opens_no_approval_its_retry_cannot_find(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    # A record held for the decisions (startup, policyLoaded) that the trail still cannot
+    # take refuses the check (503) before its approval is written: its retry, once the
+    # trail is back, must open an approval approvers can find, not cite the lost one.
+    from sidecar.server import ServeConfig, build_gate
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(people))
+    gate = build_gate(ServeConfig(policy=str(policy), audit_dir=str(tmp_path / "audit")))
+    rm = json.dumps({"action": "process.exec", "argv": ["rm", "/app/x"]}).encode()
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        await gate.audit.start()
+        await gate.load_policy()
+        segment = sorted((tmp_path / "audit" / "segments").glob("*.jsonl"))[-1]
+        with segment.open("ab") as handle:
+            handle.write(b"x")  # every write now fails
+        await gate.record_before_decisions("startup", {"identity": gate.identity})
+        refused = await gate.check(rm)
+        with segment.open("r+b") as handle:
+            handle.truncate(segment.stat().st_size - 1)
+        retried = await gate.check(rm)
+        await gate.audit.close()
+        return refused.status, retried.payload
+
+    refused, retried = asyncio.run(scenario())
+    assert refused == 503
+    assert retried["decision"] == "require_approval"
+    found = gate.approvals.get(retried["approval"]["id"])  # ApprovalNotFound if lost
+    assert found.status == "pending"
+
+
 def test_an_approval_whose_check_never_settled_does_not_block_its_request(
     tmp_path: Path, people
 ) -> None:  # type: ignore[no-untyped-def]
