@@ -271,6 +271,8 @@ class Gate:
             else:
                 appended = await self.approvals.settle(step, decision_id, record)
         except AuditUnavailable as exc:
+            if step is not None:
+                self.approvals.abandon(step)  # refused before settle() could drop it
             if spent:
                 self.limiter.refund(spent)  # answered deny: the agent does not act
             self.metrics.audit_failures.inc()

@@ -114,11 +114,13 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def refusing_writes(daemon: Daemon) -> Iterator[None]:
+def refusing_writes(daemon: Daemon | Path) -> Iterator[None]:
     """A byte added to the daemon's current segment behind its back: the gate refuses
     every write there (its batches fail, as on a broken disk) until the byte is taken
-    away on leaving, after which it writes again without a restart."""
-    segment = sorted((daemon.audit_dir / "segments").glob("*.jsonl"))[-1]
+    away on leaving, after which it writes again without a restart. ``daemon`` may also
+    be the audit directory of a gate run in the test's own process."""
+    audit_dir = daemon if isinstance(daemon, Path) else daemon.audit_dir
+    segment = sorted((audit_dir / "segments").glob("*.jsonl"))[-1]
     with segment.open("ab") as handle:
         handle.write(b"x")
     try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -35,6 +35,9 @@ from sidecar.errors import PolicyError
 from sidecar.keys import generate_keypair
 from sidecar.policy.loader import load_policy_file
 from tests.daemon import Daemon, answering_peer, refusing_writes
+
+if TYPE_CHECKING:
+    from sidecar.gate import Gate
 
 DELETE_WEB = {
     "action": "k8s.request",
@@ -1023,16 +1026,22 @@ def test_openapi_describes_the_approval_endpoints(start) -> None:  # type: ignor
     assert {"200", "403", "404", "409"} <= set(post_op["responses"])
 
 
+def in_process_gate(tmp_path: Path, people: dict[str, Approver]) -> Gate:
+    """A gate without a server over ``policy_text(people)``, in ``tmp_path``; the
+    caller starts its trail (``gate.audit.start()``) and loads the policy."""
+    from sidecar.server import ServeConfig, build_gate
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text(people))
+    return build_gate(ServeConfig(policy=str(policy), audit_dir=str(tmp_path / "audit")))
+
+
 def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
     tmp_path: Path, people
 ) -> None:  # type: ignore[no-untyped-def]
     # Checks arriving while an approval's records are being written must find it (and
     # count it against the cap): the book holds only approvals already durable.
-    from sidecar.server import ServeConfig, build_gate
-
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text(people))
-    gate = build_gate(ServeConfig(policy=str(policy), audit_dir=str(tmp_path / "audit")))
+    gate = in_process_gate(tmp_path, people)
     gate.approvals.book.max_live = 3
 
     def rm(path: str, **extra: Any) -> bytes:
@@ -1057,17 +1066,40 @@ def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
     assert preflight["decision"] == "deny" and "already waiting" in preflight["reason"]
 
 
+def test_a_check_refused_for_held_records_opens_no_approval_its_retry_cannot_find(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    # A record held for the decisions (startup, policyLoaded) that the trail still cannot
+    # take refuses the check (503) before its approval is written: its retry, once the
+    # trail is back, must open an approval approvers can find, not cite the lost one.
+    gate = in_process_gate(tmp_path, people)
+    rm = json.dumps({"action": "process.exec", "argv": ["rm", "/app/x"]}).encode()
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        await gate.audit.start()
+        await gate.load_policy()
+        with refusing_writes(tmp_path / "audit"):
+            await gate.record_before_decisions("startup", {"identity": gate.identity})
+            refused = await gate.check(rm)
+        retried = await gate.check(rm)
+        await gate.audit.close()
+        return refused.status, retried.payload
+
+    refused, retried = asyncio.run(scenario())
+    assert refused == 503
+    assert retried["decision"] == "require_approval"
+    found = gate.approvals.get(retried["approval"]["id"])  # ApprovalNotFound if lost
+    assert found.status == "pending"
+
+
 def test_an_approval_whose_check_never_settled_does_not_block_its_request(
     tmp_path: Path, people
 ) -> None:  # type: ignore[no-untyped-def]
     from sidecar.approvals.service import OPENING_FOR_AT_MOST_US
     from sidecar.engine import evaluate_request
-    from sidecar.server import ServeConfig, build_gate
 
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(policy_text(people))
-    gate = build_gate(ServeConfig(policy=str(policy_file), audit_dir=str(tmp_path / "audit")))
-    policy = load_policy_file(policy_file)
+    gate = in_process_gate(tmp_path, people)
+    policy = load_policy_file(tmp_path / "policy.yaml")
     gate.approvals.book.max_live = 1
     rm = {"action": "process.exec", "argv": ["rm", "/app/x"]}
     # A check opened an approval and then failed before its records were written.

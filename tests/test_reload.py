@@ -434,15 +434,25 @@ def test_fingerprint_includes_the_signature(tmp_path: Path) -> None:
     assert fingerprint(str(policy), with_signature=True) != before
 
 
-def test_a_policy_loaded_while_the_trail_is_unwritable_is_recorded_before_its_decisions(  # type: ignore[no-untyped-def]
-    tmp_path: Path, daemon_factory
-) -> None:
+def deny_reads_loaded_during_an_outage(
+    tmp_path: Path,
+    daemon_factory: Callable[[Path], Daemon],
+) -> tuple[ConfigMapVolume, Daemon]:
+    """A gate that went from ALLOW_READS to DENY_READS while its trail refused writes:
+    the policy is active, its policyLoaded record held; the trail is writable again."""
     volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
     gate = daemon_factory(volume.path())
     with refusing_writes(gate):
         volume.update({"policy.yaml": DENY_READS})
-        wait_for_policy(gate, DENY_READS)  # active, but its policyLoaded record failed
-        assert gate.check(READ).status_code == 503
+        wait_for_policy(gate, DENY_READS)
+        assert gate.check(READ).status_code == 503, "no decision before the held record"
+    return volume, gate
+
+
+def test_a_policy_loaded_while_the_trail_is_unwritable_is_recorded_before_its_decisions(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    _, gate = deny_reads_loaded_during_an_outage(tmp_path, daemon_factory)
     answer = gate.check(READ).json()
     assert answer["policy"] == policy_hash(DENY_READS) and answer["allowed"] is False
     loaded = [r for r in of_type(gate, "policyLoaded") if r["policy"] == policy_hash(DENY_READS)]
@@ -456,11 +466,7 @@ def test_a_rejection_after_an_outage_comes_after_the_held_policy_loaded_record( 
 ) -> None:
     # The policyRejected record names the policy kept: the trail must show that policy
     # being loaded before it, even when its policyLoaded record was held by an outage.
-    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
-    gate = daemon_factory(volume.path())
-    with refusing_writes(gate):
-        volume.update({"policy.yaml": DENY_READS})
-        wait_for_policy(gate, DENY_READS)  # active, its policyLoaded record held
+    volume, gate = deny_reads_loaded_during_an_outage(tmp_path, daemon_factory)
     volume.update({"policy.yaml": b"version: 1\nrules: [\n"})
     rejected = wait_for_rejections(gate, 1)[0]
     assert rejected["kept"] == policy_hash(DENY_READS)

@@ -207,6 +207,13 @@ class ApprovalService:
             "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
         )
 
+    def abandon(self, step: ApprovalStep) -> None:
+        """Forget the approval a ``new`` step opened when the check is refused before
+        ``settle`` (a held record could not be written): its retry must open one."""
+        opened = step.approval
+        if step.kind == "new" and opened is not None:
+            self._opening.pop(opened.request_hash, None)
+
     def _forget_stale_openings(self, now: int) -> None:
         """Drop approvals a check has been opening for longer than any write takes: a
         check that never reached ``settle`` (a bug answered 500) must not leave its
