@@ -207,6 +207,17 @@ describe('fail closed', () => {
       'bad_answer',
       /without a length/,
     ],
+    [
+      'reset after part of the answer (on a fresh connection)',
+      async (socket, reader) => {
+        await reader.next();
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"allowed": true');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        socket.resetAndDestroy();
+      },
+      'bad_answer',
+      /cut its answer short/,
+    ],
     ['500', answering(500, '{"allowed": true}'), 'bad_answer', /HTTP 500/],
     [
       '503',
