@@ -250,13 +250,13 @@ describe('fail closed', () => {
       'a key twice (JSON.parse would keep the last, an allow)',
       answering(200, '{"allowed": false, "allowed": true}'),
       'bad_answer',
-      /not a JSON object/,
+      /has the key "allowed" twice in one object/,
     ],
     [
       'a key twice, spelt once with an escape, in a nested object',
       answering(200, '{"allowed": true, "approval": {"id": "a", "\\u0069d": "b"}}'),
       'bad_answer',
-      /not a JSON object/,
+      /has the key "id" twice in one object/,
     ],
   ];
   for (const [name, script, error, words] of cases) {
