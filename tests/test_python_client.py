@@ -345,6 +345,7 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
     [
         (lambda conn, _: (read_request(conn), conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")), "bad_answer", "no valid HTTP answer"),
         (lambda conn, _: read_request(conn), "bad_answer", "no valid HTTP answer"),
+        (lambda conn, _: (read_request(conn), reset(conn)), "bad_answer", "no valid HTTP answer"),
         (answering(500, b'{"allowed": true}'), "bad_answer", "HTTP 500"),
         (answering(503, b'{"allowed": false, "error": {"code": "unavailable", "message": "audit trail cannot be written"}}'), "unavailable", "audit trail cannot be written"),
         (answering(200, b'{"allowed": "true", "decision": "allow"}'), "bad_answer", "allowed='true'"),
@@ -372,7 +373,7 @@ def test_an_answer_trickling_in_is_a_deny_at_the_timeout(raw_server, part: str) 
         # Without a length, the end of the body is the close: a cut could not be seen.
         (answering_then_closing(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + ALLOW), "bad_answer", "without a length (no Content-Length)"),
     ],
-    ids=["not-http", "closes-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "duplicate-allowed", "duplicate-nested", "huge", "cut-short", "chunked-cut-short", "two-lengths", "length-and-chunked", "length-plus", "chunk-size-0x", "no-length"],
+    ids=["not-http", "closes-silently", "resets-silently", "500", "503", "allowed-string", "allowed-1", "allowed-missing", "not-json", "json-array", "not-utf8", "nan", "infinity", "bom", "duplicate-allowed", "duplicate-nested", "huge", "cut-short", "chunked-cut-short", "two-lengths", "length-and-chunked", "length-plus", "chunk-size-0x", "no-length"],
 )  # fmt: skip
 def test_anything_but_a_200_with_allowed_true_is_a_deny(
     raw_server, script, error: str, words: str

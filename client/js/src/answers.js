@@ -43,20 +43,32 @@ export function unknownApproval(id, reason) {
  * (ignoreBOM), so JSON.parse refuses it as Python's json does: JSON has no BOM (RFC 8259).
  */
 export function readJsonObject(body) {
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
-    // JSON.parse keeps the last of two equal keys: {"allowed": false, "allowed": true}
-    // would read as an allow. Such an answer is not the gate's (as in the Python client).
-    return hasRepeatedKey(text) ? null : value;
-  } catch {
-    return null;
-  }
+  return jsonObject(body).value;
 }
 
-/** Whether an object in `text` (valid JSON) has one key twice, compared once unescaped. */
-export function hasRepeatedKey(text) {
+/** {value: the body as a JSON object, problem: ''} or {value: null, problem: what it is instead}. */
+function jsonObject(body) {
+  const notObject = { value: null, problem: 'is not a JSON object' };
+  let text;
+  let value;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
+    value = JSON.parse(text);
+  } catch {
+    return notObject;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return notObject;
+  // JSON.parse keeps the last of two equal keys: {"allowed": false, "allowed": true}
+  // would read as an allow. Such an answer is not the gate's (as in the Python client).
+  const repeated = repeatedKey(text);
+  if (repeated !== null) {
+    return { value: null, problem: `has the key ${JSON.stringify(repeated)} twice in one object` };
+  }
+  return { value, problem: '' };
+}
+
+/** The first key an object in `text` (valid JSON) has twice, compared unescaped, or null. */
+function repeatedKey(text) {
   const open = []; // per open object or array: {keys: Set|null, keyNext: boolean}
   for (let i = 0; i < text.length; i += 1) {
     const c = text[i];
@@ -66,7 +78,7 @@ export function hasRepeatedKey(text) {
       const top = open[open.length - 1];
       if (top !== undefined && top.keys !== null && top.keyNext) {
         const key = JSON.parse(text.slice(i, end + 1));
-        if (top.keys.has(key)) return true;
+        if (top.keys.has(key)) return key;
         top.keys.add(key);
         top.keyNext = false;
       }
@@ -82,7 +94,7 @@ export function hasRepeatedKey(text) {
       if (top.keys !== null) top.keyNext = true;
     }
   }
-  return false;
+  return null;
 }
 
 /** An approval object, or null unless it has a string `id` and a known `status`. */
@@ -109,14 +121,12 @@ function errorReason(status, payload) {
 
 /** Read a /v1/check answer. Never throws; anything unexpected is a deny. */
 export function readDecision(status, body) {
-  const payload = readJsonObject(body);
+  const { value: payload, problem } = jsonObject(body);
   if (status !== 200) {
     const [reason, error] = errorReason(status, payload);
     return failedClosed(reason, error, status);
   }
-  if (payload === null) {
-    return failedClosed("tollgate's answer is not a JSON object", BAD_ANSWER, status);
-  }
+  if (payload === null) return failedClosed(`tollgate's answer ${problem}`, BAD_ANSWER, status);
   const { allowed } = payload;
   if (typeof allowed !== 'boolean') {
     return failedClosed(

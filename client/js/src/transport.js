@@ -120,14 +120,16 @@ export class Transport {
       });
       request.on('error', (error) => {
         if (error instanceof TransportError) return finish(reject, error);
-        if (!fresh && request.reusedSocket && CLOSED_BY_PEER.has(error.code)) {
+        if (CLOSED_BY_PEER.has(error.code)) {
           if (socketUsed !== null && socketUsed.bytesRead > readBefore) {
             // Part of an answer came back: the gate read, decided and recorded the check,
             // and sending it again would decide (and spend a rate-limit token) twice.
+            // On a fresh socket as on a reused one, this is an answer cut short (as in the
+            // Python client).
             const reason = `tollgate at ${this.url} cut its answer short`;
             return finish(reject, new TransportError(BAD_ANSWER, reason));
           }
-          return finish(reject, new RetryOnFreshSocket());
+          if (!fresh && request.reusedSocket) return finish(reject, new RetryOnFreshSocket());
         }
         finish(reject, this.explain(error));
       });

@@ -207,6 +207,17 @@ describe('fail closed', () => {
       'bad_answer',
       /without a length/,
     ],
+    [
+      'reset after part of the answer (on a fresh connection)',
+      async (socket, reader) => {
+        await reader.next();
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"allowed": true');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        socket.resetAndDestroy();
+      },
+      'bad_answer',
+      /cut its answer short/,
+    ],
     ['500', answering(500, '{"allowed": true}'), 'bad_answer', /HTTP 500/],
     [
       '503',
@@ -239,13 +250,13 @@ describe('fail closed', () => {
       'a key twice (JSON.parse would keep the last, an allow)',
       answering(200, '{"allowed": false, "allowed": true}'),
       'bad_answer',
-      /not a JSON object/,
+      /has the key "allowed" twice in one object/,
     ],
     [
       'a key twice, spelt once with an escape, in a nested object',
       answering(200, '{"allowed": true, "approval": {"id": "a", "\\u0069d": "b"}}'),
       'bad_answer',
-      /not a JSON object/,
+      /has the key "id" twice in one object/,
     ],
   ];
   for (const [name, script, error, words] of cases) {

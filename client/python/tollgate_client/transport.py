@@ -238,7 +238,9 @@ class Transport:
             return TransportError(
                 TIMEOUT, f"tollgate at {self.url} did not answer within {timeout:g} s"
             )
-        if isinstance(exc, http.client.HTTPException):
+        if isinstance(exc, (http.client.HTTPException, ConnectionResetError)):
+            # A reset is a connection closed without an answer, as a close is (the JS
+            # client's words and kind for both), not a gate that cannot be reached.
             detail = str(exc) or type(exc).__name__
             return TransportError(
                 BAD_ANSWER, f"tollgate at {self.url} sent no valid HTTP answer ({detail})"
