@@ -265,7 +265,8 @@ class Gate:
             record["approval"] = approval.id
         write_started = time.perf_counter()
         try:
-            await self.catch_up()
+            if self._unrecorded:  # only after an outage: no coroutine on every check
+                await self.catch_up()
             if step is None:
                 appended = await self.audit.append("decision", record)
             else:
