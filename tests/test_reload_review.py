@@ -1,0 +1,183 @@
+"""Live reload as an operator and an attacker see it: what /v1/status, /ready, a 503
+answer and the audit trail say about rejected policies, and what a signature does not
+protect against (rollback). Real daemon, real files, real signatures; nothing mocked.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.daemon import refusing_writes
+from tests.test_policy_signing import keys, signature  # noqa: F401  (fixture)
+from tests.test_reload import (
+    ALLOW_READS,
+    DENY_READS,
+    READ,
+    ConfigMapVolume,
+    of_type,
+    policy_hash,
+    status,
+    wait_for_policy,
+    wait_for_rejections,
+    wait_until,
+)
+
+# 400 rules, each with one unknown key: 400 problems, each naming its rule.
+MANY_PROBLEMS = b"version: 1\nrules:\n" + b"".join(
+    b"  - {id: r%d, action: file.read, decision: allow, colour%d: blue}\n" % (n, n)
+    for n in range(400)
+)
+# What an operator reads in /v1/status, /ready and every 503 answer stays this small.
+BRIEF_ERROR_LIMIT = 4096
+
+
+def test_a_policy_with_many_problems_is_reported_briefly(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(MANY_PROBLEMS)
+    gate = daemon_factory(policy, wait_ready=False)
+
+    last_error = status(gate)["policy"]["lastError"]
+    assert "colour0: unknown key" in last_error  # the first problems, named
+    assert "390 more" in last_error  # and how many were left out
+    assert len(last_error) < BRIEF_ERROR_LIMIT
+    ready = gate.get("/ready")
+    assert ready.status_code == 503 and len(ready.content) < BRIEF_ERROR_LIMIT
+    answer = gate.check(READ)
+    assert answer.status_code == 503 and answer.json()["allowed"] is False
+    assert len(answer.content) < BRIEF_ERROR_LIMIT
+    # The trail keeps the first 50 problems, as before.
+    (rejected,) = of_type(gate, "policyRejected")
+    assert len(rejected["problems"]) == 50
+
+
+def test_last_error_at_is_cleared_when_a_new_policy_loads(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    volume.update({"policy.yaml": b"version: 1\nrules: [\n"})
+    wait_for_rejections(gate, 1)
+    assert status(gate)["policy"]["lastErrorAt"] is not None
+
+    volume.update({"policy.yaml": DENY_READS})
+    wait_for_policy(gate, DENY_READS)
+    shown = status(gate)["policy"]
+    assert shown["lastError"] is None
+    assert shown["lastErrorAt"] is None  # docs/policy-reload.md: null once a new policy loads
+
+
+def test_a_rejection_names_the_hash_of_the_rejected_file(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+    daemon_factory,
+) -> None:
+    # Someone without the signing key pushes their own policy: the trail must say which
+    # bytes were refused, so they can be found (ConfigMap history, git) and examined.
+    volume = ConfigMapVolume(
+        tmp_path / "config",
+        {
+            "policy.yaml": ALLOW_READS,
+            "policy.yaml.sig": signature(ALLOW_READS, keys["policy.key"], tmp_path),
+        },
+    )
+    gate = daemon_factory(volume.path(), "--policy-public-key", str(keys["policy.pub"]))
+    forged = ALLOW_READS.replace(b"/app/data/**", b"/**")
+    volume.update(
+        {
+            "policy.yaml": forged,
+            "policy.yaml.sig": signature(forged, keys["stranger.key"], tmp_path),
+        }
+    )
+    rejected = wait_for_rejections(gate, 1)[0]
+    assert rejected["rejected"] == policy_hash(forged)
+    assert rejected["kept"] == policy_hash(ALLOW_READS)
+    shown = status(gate)["policy"]
+    assert shown["lastErrorHash"] == policy_hash(forged)
+    assert shown["hash"] == policy_hash(ALLOW_READS)
+
+    # A file that cannot be read has no hash to name.
+    volume.update({"other.yaml": b"x"})  # policy.yaml (and its .sig) gone
+    rejected = wait_for_rejections(gate, 2)[1]
+    assert rejected["rejected"] is None
+    assert status(gate)["policy"]["lastErrorHash"] is None
+
+    # A new policy clears it with the error.
+    volume.update(
+        {
+            "policy.yaml": DENY_READS,
+            "policy.yaml.sig": signature(DENY_READS, keys["policy.key"], tmp_path),
+        }
+    )
+    wait_for_policy(gate, DENY_READS)
+    assert status(gate)["policy"]["lastErrorHash"] is None
+
+
+def test_a_rejection_during_an_audit_outage_reaches_the_trail_once_it_is_back(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    bad = b"version: 1\nrules: [\n"
+    with refusing_writes(gate):
+        volume.update({"policy.yaml": bad})
+        wait_until(lambda: status(gate)["policy"]["lastError"])
+        assert gate.check(READ).status_code == 503  # the trail is down: nothing is decided
+    answer = gate.check(READ).json()
+    assert answer["allowed"] is True and answer["policy"] == policy_hash(ALLOW_READS)
+    (rejected,) = of_type(gate, "policyRejected")
+    assert rejected["kept"] == policy_hash(ALLOW_READS)
+    assert rejected["rejected"] == policy_hash(bad)
+    assert rejected["seq"] < answer["audit"]["seq"], "written before the next decision"
+
+
+def test_an_empty_policy_file_is_rejected_as_empty(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # What an editor's truncate-then-write, or a ConfigMap key left empty, shows for a moment.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    for number, empty in enumerate([b"", b"\n  \n", b"# nothing yet\n"], start=1):
+        volume.update({"policy.yaml": empty})
+        rejected = wait_for_rejections(gate, number)[-1]
+        assert any("empty" in problem for problem in rejected["problems"]), rejected
+        assert "empty" in status(gate)["policy"]["lastError"]
+        assert gate.check(READ).json()["policy"] == policy_hash(ALLOW_READS)
+
+
+def test_a_signed_policy_can_be_rolled_back_to_an_older_signed_version(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+    daemon_factory,
+) -> None:
+    # docs/policy-reload.md, "Rollback": a signature says who wrote a policy, not that it
+    # is the newest. Whoever can write the ConfigMap can bring back any version ever
+    # signed with the key (its .sig still verifies); the trail shows it happening.
+    old_sig = signature(ALLOW_READS, keys["policy.key"], tmp_path)
+    volume = ConfigMapVolume(
+        tmp_path / "config", {"policy.yaml": ALLOW_READS, "policy.yaml.sig": old_sig}
+    )
+    gate = daemon_factory(volume.path(), "--policy-public-key", str(keys["policy.pub"]))
+    volume.update(
+        {
+            "policy.yaml": DENY_READS,
+            "policy.yaml.sig": signature(DENY_READS, keys["policy.key"], tmp_path),
+        }
+    )
+    wait_for_policy(gate, DENY_READS)
+    volume.update({"policy.yaml": ALLOW_READS, "policy.yaml.sig": old_sig})
+    wait_for_policy(gate, ALLOW_READS)
+    assert gate.check(READ).json()["allowed"] is True
+    loaded = of_type(gate, "policyLoaded")
+    assert [(r["policy"], r["previous"]) for r in loaded[-2:]] == [
+        (policy_hash(DENY_READS), policy_hash(ALLOW_READS)),
+        (policy_hash(ALLOW_READS), policy_hash(DENY_READS)),
+    ]
+    assert of_type(gate, "policyRejected") == []
+
+
+def test_a_pinned_hash_refuses_a_rollback(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # The documented defence against rollback: pin the hash.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": DENY_READS})
+    gate = daemon_factory(volume.path(), "--require-policy-hash", policy_hash(DENY_READS))
+    volume.update({"policy.yaml": ALLOW_READS})
+    rejected = wait_for_rejections(gate, 1)[0]
+    assert rejected["rejected"] == policy_hash(ALLOW_READS)
+    time.sleep(0.1)
+    assert gate.check(READ).json()["allowed"] is False
