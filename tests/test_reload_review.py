@@ -5,6 +5,7 @@ protect against (rollback). Real daemon, real files, real signatures; nothing mo
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -181,3 +182,30 @@ def test_a_pinned_hash_refuses_a_rollback(tmp_path: Path, daemon_factory) -> Non
     assert rejected["rejected"] == policy_hash(ALLOW_READS)
     time.sleep(0.1)
     assert gate.check(READ).json()["allowed"] is False
+
+
+def test_sighup_reads_the_policy_again_and_does_not_stop_the_gate(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    # `kill -HUP` is how many daemons are told to reload; it must not kill this one
+    # (which lost its shutdown record and final checkpoint, and failed every check
+    # until the container restarted).
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(b"version: 1\nrules: [\n")
+    gate = daemon_factory(policy, wait_ready=False)
+    wait_for_rejections(gate, 1)
+    assert gate.process is not None
+    gate.process.send_signal(signal.SIGHUP)
+    wait_for_rejections(gate, 2)  # read again on demand, though the file did not change
+    assert gate.process.poll() is None
+    assert gate.get("/health").status_code == 200
+
+    policy.write_bytes(ALLOW_READS)
+    wait_for_policy(gate, ALLOW_READS)
+    gate.process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert gate.process.poll() is None
+    assert gate.check(READ).json()["allowed"] is True
+    assert len(of_type(gate, "policyLoaded")) == 1  # the same bytes: nothing to reload
+    assert gate.stop() in (0, -signal.SIGTERM)  # ended by SIGTERM, as ever
+    assert of_type(gate, "shutdown")[-1]["reason"] == "signal"

@@ -11,6 +11,9 @@ Two triggers feed one reload path:
   hash of the policy and of its ``.sig``), for filesystems that lose or never deliver
   events, and to re-arm the event watch when the directory itself was replaced.
 
+A third, SIGHUP, reads the policy again whatever its fingerprint (the reload signal of
+many daemons; its default action would end the process without a shutdown record).
+
 Both compare the fingerprint of what is on disk with the one taken just before the last
 load and call ``Gate.load_policy`` only when it differs: an unchanged file is not
 reloaded and an invalid one is rejected once, not on every poll. Taking the fingerprint
@@ -27,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
 import watchfiles
@@ -120,7 +124,20 @@ class PolicyWatcher:
 
     async def run(self) -> None:
         """Follow the file until cancelled; a background duty of the gate."""
-        await asyncio.gather(self._follow_events(), self._poll())
+        requested = asyncio.Event()
+        # Off the main thread (an embedded gate) there is no signal to follow. The handler
+        # stays when the watch ends: until the process exits a SIGHUP is then ignored,
+        # rather than ending it in the middle of its shutdown.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, requested.set)
+        await asyncio.gather(self._follow_events(), self._poll(), self._on_sighup(requested))
+
+    async def _on_sighup(self, requested: asyncio.Event) -> None:
+        while True:
+            await requested.wait()
+            requested.clear()
+            logger.warning("SIGHUP: reading the policy again")
+            await self.load()
 
     async def _fingerprint(self) -> Fingerprint:
         return await asyncio.to_thread(fingerprint, self.path, with_signature=self._with_signature)
