@@ -5,6 +5,7 @@ protect against (rollback). Real daemon, real files, real signatures; nothing mo
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.test_policy_signing import keys, signature  # noqa: F401  (fixture)
 from tests.test_reload import (
     ALLOW_READS,
     DENY_READS,
+    POLL_DEADLINE,
     READ,
     ConfigMapVolume,
     of_type,
@@ -209,3 +211,26 @@ def test_sighup_reads_the_policy_again_and_does_not_stop_the_gate(  # type: igno
     assert len(of_type(gate, "policyLoaded")) == 1  # the same bytes: nothing to reload
     assert gate.stop() in (0, -signal.SIGTERM)  # ended by SIGTERM, as ever
     assert of_type(gate, "shutdown")[-1]["reason"] == "signal"
+
+
+def test_a_directory_deleted_and_created_again_is_watched_again(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    # Created again at once, the directory usually gets its old inode number back (ext4),
+    # so it looks unchanged to the poll; its events must still be followed, or every
+    # later update waits for the 2 s poll.
+    directory = tmp_path / "config"
+    volume = ConfigMapVolume(directory, {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    shutil.rmtree(directory)
+    directory.mkdir()
+    volume = ConfigMapVolume(directory, {"policy.yaml": DENY_READS})
+    wait_for_policy(gate, DENY_READS, POLL_DEADLINE)
+    took = []
+    for data in (ALLOW_READS, DENY_READS, ALLOW_READS):
+        time.sleep(0.3)
+        started = time.monotonic()
+        volume.update({"policy.yaml": data})
+        wait_for_policy(gate, data)
+        took.append(time.monotonic() - started)
+    assert max(took) < 1.0, f"reloads took {took} s: found by the poll, not by events"

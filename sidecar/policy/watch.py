@@ -167,7 +167,7 @@ class PolicyWatcher:
                 # Whatever changed while no watch was armed (a change in the instant
                 # before awatch arms its watch is left to the poll).
                 await self.refresh()
-                async for _ in watchfiles.awatch(
+                async for changes in watchfiles.awatch(
                     self.directory,
                     watch_filter=None,
                     recursive=False,
@@ -176,6 +176,12 @@ class PolicyWatcher:
                     stop_event=self._rearm,
                 ):
                     await self.refresh()
+                    if any(os.path.normpath(path) == self.directory for _, path in changes):
+                        # The directory itself was deleted or moved: its watch sees
+                        # nothing more. Arm a new one, on the directory now at that path
+                        # (one created again at once may get the old inode number back,
+                        # which the poll could not tell from the old directory).
+                        break
             except Exception:
                 # e.g. the inotify watch limit: the poll still follows the file meanwhile.
                 logger.exception("policy file events failed; polling, retrying events later")
