@@ -326,32 +326,60 @@ def _cmd_policy_test(args: argparse.Namespace) -> int:
 
 def _cmd_policy_sign(args: argparse.Namespace) -> int:
     import base64
+    import tempfile
 
     from sidecar import keys
-    from sidecar.policy.loader import load_policy_bytes
+    from sidecar.policy.loader import (
+        MAX_POLICY_BYTES,
+        load_policy_bytes,
+        read_regular_file,
+    )
     from sidecar.policy.source import signature_path
 
     try:
         private_key = keys.load_private_key(args.key)
-        with open(args.file, "rb") as handle:
-            data = handle.read()
     except (OSError, ValueError) as exc:
         print(f"tollgate policy sign: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        # As the gate reads it: a FIFO or a device is refused, not waited on forever.
+        data, _ = read_regular_file(args.file, MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        print(f"tollgate policy sign: {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     # The bytes signed are the bytes validated: a signature on a policy every gate
     # would reject only hides the mistake until the ConfigMap is rolled out.
     try:
-        load_policy_bytes(data, args.file)
+        policy = load_policy_bytes(data, args.file)
     except PolicyError as exc:
         _print_policy_error(exc)
         print(
             f"tollgate policy sign: {args.file} is not a valid policy, not signed", file=sys.stderr
         )
         return EXIT_ERROR
+    # Signing is the reviewer's approval: what `validate` warns about is shown here too.
+    for warning in policy.warnings:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     out = signature_path(args.file)
-    with open(out, "w", encoding="ascii") as handle:
-        handle.write(base64.b64encode(private_key.sign(data)).decode("ascii") + "\n")
-    print(f"wrote {out}")
+    encoded = base64.b64encode(private_key.sign(data)) + b"\n"
+    # Written beside it and renamed over it: a gate following the directory never reads
+    # a half-written .sig, and a .sig that is a link is replaced, not written through.
+    try:
+        fd, scratch = tempfile.mkstemp(
+            prefix=".tollgate-sig-", dir=os.path.dirname(os.path.abspath(out))
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(encoded)
+            os.chmod(scratch, 0o644)
+            os.replace(scratch, out)
+        except BaseException:
+            os.unlink(scratch)
+            raise
+    except OSError as exc:
+        print(f"tollgate policy sign: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"wrote {out} (signs {policy.hash})")
     return 0
 
 

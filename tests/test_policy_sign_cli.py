@@ -1,0 +1,76 @@
+"""``tollgate policy sign`` as a reviewer uses it: the real CLI in a subprocess, real
+files, real keys (CONTRACT 3; docs/policy-reload.md, "Signed and pinned policies")."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sidecar.keys import load_private_key
+from tests.test_policy_signing import keys  # noqa: F401  (fixture)
+from tests.test_reload import ALLOW_READS, policy_hash
+
+
+def sign(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "sign", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_sign_shows_the_warnings_and_the_hash_it_signs(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # The signature is the reviewer's approval: what `policy validate` warns about must
+    # be in front of them when they sign, and the hash a gate will report.
+    policy = tmp_path / "policy.yaml"
+    data = b"version: 1\ndefaultAction: allow\nrules: []\n"
+    policy.write_bytes(data)
+    done = sign(str(policy), "--key", str(keys["policy.key"]))
+    assert done.returncode == 0, done.stderr
+    assert "warning: defaultAction: allow" in done.stderr
+    assert policy_hash(data) in done.stdout
+    written = (tmp_path / "policy.yaml.sig").read_bytes()
+    public_key = load_private_key(keys["policy.key"]).public_key()
+    public_key.verify(base64.b64decode(written.strip(), validate=True), data)
+
+
+def test_sign_refuses_what_is_not_a_regular_file(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # `policy validate` refuses a FIFO at once; `sign` used to wait on it forever.
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    done = sign(str(fifo), "--key", str(keys["policy.key"]), timeout=10.0)
+    assert done.returncode == 2
+    assert "not a regular file" in done.stderr
+    assert not (tmp_path / "policy.yaml.sig").exists()
+
+
+def test_sign_replaces_the_signature_file_instead_of_writing_through_it(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # The .sig is written beside the policy and renamed into place: a reader (a gate
+    # following the directory) never sees it empty or half-written, and a .sig that is
+    # a link to another file (another policy's signature) leaves that file as it was.
+    other = tmp_path / "other.yaml.sig"
+    other.write_bytes(b"other signature\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(ALLOW_READS)
+    (tmp_path / "policy.yaml.sig").symlink_to(other)
+    done = sign(str(policy), "--key", str(keys["policy.key"]))
+    assert done.returncode == 0, done.stderr
+    assert other.read_bytes() == b"other signature\n"
+    assert not (tmp_path / "policy.yaml.sig").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("policy")) == [
+        "policy.yaml",
+        "policy.yaml.sig",
+    ]
