@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.daemon import refusing_writes
+from tests.test_metrics_status import scrape
 from tests.test_policy_signing import keys, signature  # noqa: F401  (fixture)
 from tests.test_reload import (
     ALLOW_READS,
@@ -234,3 +235,25 @@ def test_a_directory_deleted_and_created_again_is_watched_again(  # type: ignore
         wait_for_policy(gate, data)
         took.append(time.monotonic() - started)
     assert max(took) < 1.0, f"reloads took {took} s: found by the poll, not by events"
+
+
+def test_rejections_held_through_an_outage_are_bounded(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # A file rewritten again and again while the trail is down must not grow the gate's
+    # memory without end: the first 100 rejections are held, later ones only counted.
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(ALLOW_READS)
+    gate = daemon_factory(policy)
+    with refusing_writes(gate):
+        for number in range(105):
+            bad = b"version: 1\nrules: [\n# %d\n" % number
+            scratch = tmp_path / "next.yaml"
+            scratch.write_bytes(bad)
+            scratch.replace(policy)
+            wait_until(lambda bad=bad: status(gate)["policy"]["lastErrorHash"] == policy_hash(bad))
+    assert gate.check(READ).json()["allowed"] is True
+    rejected = of_type(gate, "policyRejected")
+    assert len(rejected) == 100
+    assert rejected[0]["rejected"] == policy_hash(b"version: 1\nrules: [\n# 0\n")
+    samples = scrape(gate)
+    assert samples["tollgate_audit_write_failures_total"][()] >= 5
+    assert samples["tollgate_policy_reloads_total"][(("result", "rejected"),)] == 105
