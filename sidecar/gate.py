@@ -56,6 +56,20 @@ def error_payload(code: str, message: str, details: list[Any] | None = None) -> 
     return {"allowed": False, "error": {"code": code, "message": message, "details": details or []}}
 
 
+def brief_list(items: tuple[str, ...] | list[str]) -> list[str]:
+    """The first ``LAST_ERROR_PROBLEMS`` items, and a last one saying how many more."""
+    shown = list(items[:LAST_ERROR_PROBLEMS])
+    if len(items) > len(shown):
+        shown.append(f"... and {len(items) - len(shown)} more")
+    return shown
+
+
+def brief_warnings(policy: CompiledPolicy) -> list[str]:
+    """The policy's warnings for /v1/status and the log, those about the whole policy
+    (``defaultAction: allow``, ``mode: audit``) first: they matter most."""
+    return brief_list(sorted(policy.warnings, key=lambda warning: warning.startswith("rules[")))
+
+
 def brief_policy_error(error: PolicyError) -> str:
     """The error as /v1/status and /ready show it: its first problems, and how many more."""
     shown = error.problems[:LAST_ERROR_PROBLEMS]
@@ -149,6 +163,14 @@ class Gate:
         _logger.info(
             "policy %s loaded from %s (%d rules)", policy.hash, policy.source, len(policy.rules)
         )
+        if policy.warnings:
+            # At the default log level (warning) this is the line `kubectl logs` shows.
+            _logger.warning(
+                "policy %s has %d warnings: %s",
+                policy.hash,
+                len(policy.warnings),
+                "; ".join(brief_warnings(policy)),
+            )
         await self.record_before_decisions(
             "policyLoaded",
             {
@@ -384,6 +406,7 @@ class Gate:
                 "loadedAt": self.policy.loaded_at,
                 "rules": len(active.rules) if active else 0,
                 "defaultAction": active.default_action if active else None,
+                "warnings": brief_warnings(active) if active else [],
                 "lastError": self.policy.last_error,
                 "lastErrorAt": self.policy.last_error_at,
                 "lastErrorHash": self.policy.last_error_hash,

@@ -257,3 +257,28 @@ def test_rejections_held_through_an_outage_are_bounded(tmp_path: Path, daemon_fa
     samples = scrape(gate)
     assert samples["tollgate_audit_write_failures_total"][()] >= 5
     assert samples["tollgate_policy_reloads_total"][(("result", "rejected"),)] == 105
+
+
+def test_a_loaded_policy_s_warnings_are_in_status_and_the_log(
+    tmp_path: Path, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # `policy validate` warns about a policy that allows more than it seems to; once it
+    # is live, /v1/status and `kubectl logs` say so too, not only the trail.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": DENY_READS})
+    gate = daemon_factory(volume.path())
+    assert status(gate)["policy"]["warnings"] == []
+    broad = b"version: 1\ndefaultAction: allow\nrules:\n" + b"".join(
+        b"  - {id: r%d, action: file.read, decision: allow}\n" % n for n in range(30)
+    )
+    volume.update({"policy.yaml": broad})
+    wait_for_policy(gate, broad)
+    warnings = status(gate)["policy"]["warnings"]
+    assert warnings[0] == "defaultAction: allow lets through everything no rule denies"
+    assert len(warnings) == 11 and warnings[-1] == "... and 21 more"  # 31 in all
+    assert len(of_type(gate, "policyLoaded")[-1]["warnings"]) == 31
+    assert gate.process is not None and gate.process.stderr is not None
+    gate.process.send_signal(signal.SIGTERM)
+    gate.process.wait(15)
+    log = gate.process.stderr.read().decode()
+    assert f"policy {policy_hash(broad)} has 31 warnings" in log
+    assert "defaultAction: allow" in log
