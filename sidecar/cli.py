@@ -116,6 +116,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    # Set but empty (`--require-policy-hash "$(HASH)"` with HASH unset, a template's
+    # `value: ""`) meant "check this": running without the check would accept any policy.
+    for flag, variable, check in (
+        ("--policy-public-key", "TOLLGATE_POLICY_PUBLIC_KEY", "signed policies"),
+        ("--require-policy-hash", "TOLLGATE_REQUIRE_POLICY_HASH", "a pinned policy hash"),
+    ):
+        given = getattr(args, flag[2:].replace("-", "_"))
+        from_env = os.environ.get(variable)
+        if (given is not None and not given.strip()) or (
+            given is None and from_env is not None and not from_env.strip()
+        ):
+            print(
+                f"tollgate serve: {flag} / ${variable} is set but empty; give a value, "
+                f"or leave it out entirely to run without {check}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
     if args.require_policy_hash:
         prefix, _, digest = args.require_policy_hash.partition(":")
         if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):

@@ -1,5 +1,6 @@
-"""``tollgate policy sign`` as a reviewer uses it: the real CLI in a subprocess, real
-files, real keys (CONTRACT 3; docs/policy-reload.md, "Signed and pinned policies")."""
+"""``tollgate policy sign``, and ``serve``'s signing and pinning settings, as operators
+use them: the real CLI in a subprocess, real files, real keys (CONTRACT 3;
+docs/policy-reload.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sidecar.keys import load_private_key
+from tests.daemon import free_port
 from tests.test_policy_signing import keys  # noqa: F401  (fixture)
 from tests.test_reload import ALLOW_READS, policy_hash
 
@@ -74,3 +76,45 @@ def test_sign_replaces_the_signature_file_instead_of_writing_through_it(  # type
         "policy.yaml",
         "policy.yaml.sig",
     ]
+
+
+def serve_exit(args: list[str], env: dict[str, str], tmp_path: Path) -> tuple[int | None, str]:
+    """Start ``tollgate serve`` on ``args``; its exit code and stderr, or None if it ran."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(ALLOW_READS)
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+            "--audit-dir", str(tmp_path / "audit"), "--port", str(free_port()), *args,
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        _, err = process.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None, ""
+    return process.returncode, err
+
+
+def test_an_empty_signing_or_pinning_setting_is_refused(tmp_path: Path) -> None:
+    # A pod spec's `--require-policy-hash $(EXPECTED_HASH)` with the variable unset, or
+    # `TOLLGATE_POLICY_PUBLIC_KEY: ""` from a template, meant "check this"; starting
+    # without the check would accept any policy at all.
+    cases = [
+        (["--require-policy-hash", ""], {}, "--require-policy-hash"),
+        (["--policy-public-key", ""], {}, "--policy-public-key"),
+        ([], {"TOLLGATE_REQUIRE_POLICY_HASH": ""}, "TOLLGATE_REQUIRE_POLICY_HASH"),
+        ([], {"TOLLGATE_POLICY_PUBLIC_KEY": " "}, "TOLLGATE_POLICY_PUBLIC_KEY"),
+    ]
+    for number, (args, env, named) in enumerate(cases):
+        case_dir = tmp_path / str(number)
+        case_dir.mkdir()
+        code, err = serve_exit(args, env, case_dir)
+        assert code == 2, (args, env, "the gate started")
+        assert named in err and "empty" in err, err
+        assert not (case_dir / "audit").exists()  # refused before anything was opened
