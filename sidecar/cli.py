@@ -134,12 +134,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
             return EXIT_ERROR
     if args.require_policy_hash:
-        prefix, _, digest = args.require_policy_hash.partition(":")
-        if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        pinned = _pinned_hash(args.require_policy_hash)
+        if pinned is None:
             print("tollgate serve: --require-policy-hash takes sha256:<64 hex>", file=sys.stderr)
             return EXIT_ERROR
-        # sha256sum prints lower case; a hash copied in upper case names the same bytes.
-        args.require_policy_hash = "sha256:" + digest.lower()
+        args.require_policy_hash = pinned
     return serve(
         ServeConfig(
             policy=args.policy,
@@ -155,6 +154,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     )
+
+
+def _pinned_hash(text: str) -> str | None:
+    """``sha256:<64 hex>`` in lower case, or None if ``text`` is not of that form."""
+    prefix, _, digest = text.partition(":")
+    if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        return None
+    # sha256sum prints lower case; a hash copied in upper case names the same bytes.
+    return "sha256:" + digest.lower()
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
@@ -282,6 +290,13 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
         help="check policy files (and the shape of *.test.yaml files); exit 0 valid, 1 invalid",
     )
     validate.add_argument("files", nargs="+")
+    validate.add_argument(
+        "--policy-public-key",
+        help="also require FILE.sig to verify with this key, as serve does",
+    )
+    validate.add_argument(
+        "--require-policy-hash", help="also require this sha256:<hex> hash, as serve does"
+    )
     validate.set_defaults(func=_cmd_policy_validate)
     test = psub.add_parser("test", help="run every *.test.yaml under the paths given")
     test.add_argument("paths", nargs="+")
@@ -293,8 +308,30 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_policy_validate(args: argparse.Namespace) -> int:
+    from sidecar import keys
     from sidecar.policy.loader import load_policy_file
+    from sidecar.policy.source import PolicySource
     from sidecar.policytest import TEST_FILE_SUFFIX
+
+    # With --policy-public-key or --require-policy-hash a file is read exactly as the gate
+    # reads it (PolicySource), so CI can tell before a rollout that gates will accept it.
+    public_key = None
+    if args.policy_public_key is not None:
+        try:
+            public_key = keys.load_public_key(args.policy_public_key)
+        except (OSError, ValueError) as exc:
+            print(f"tollgate policy validate: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    pinned = None
+    if args.require_policy_hash is not None:
+        pinned = _pinned_hash(args.require_policy_hash)
+        if pinned is None:
+            print(
+                "tollgate policy validate: --require-policy-hash takes sha256:<64 hex>",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+    as_served = public_key is not None or pinned is not None
 
     failed = False
     for path in args.files:
@@ -308,14 +345,23 @@ def _cmd_policy_validate(args: argparse.Namespace) -> int:
             failed = True
             continue
         try:
-            policy = load_policy_file(path)
+            if as_served:
+                source = PolicySource(path, public_key=public_key, required_hash=pinned)
+                policy = source.read()
+            else:
+                policy = load_policy_file(path)
         except PolicyError as exc:
             _print_policy_error(exc)
             failed = True
             continue
         for warning in policy.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
-        print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}")
+        checked = [
+            *(["signature verified"] if public_key is not None else []),
+            *(["the required hash"] if pinned is not None else []),
+        ]
+        shown = f" ({', '.join(checked)})" if checked else ""
+        print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}{shown}")
     return 1 if failed else 0
 
 

@@ -118,3 +118,50 @@ def test_an_empty_signing_or_pinning_setting_is_refused(tmp_path: Path) -> None:
         assert code == 2, (args, env, "the gate started")
         assert named in err and "empty" in err, err
         assert not (case_dir / "audit").exists()  # refused before anything was opened
+
+
+def validate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "validate", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def test_validate_checks_the_signature_and_the_pin_as_the_gate_would(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # CI can tell before a rollout whether gates started with these settings accept the
+    # policy; without them `validate` checks the policy alone, as before.
+    good = tmp_path / "good.yaml"
+    good.write_bytes(ALLOW_READS)
+    assert sign(str(good), "--key", str(keys["policy.key"])).returncode == 0
+    forged = tmp_path / "forged.yaml"
+    forged.write_bytes(ALLOW_READS)
+    assert sign(str(forged), "--key", str(keys["stranger.key"])).returncode == 0
+    unsigned = tmp_path / "unsigned.yaml"
+    unsigned.write_bytes(ALLOW_READS)
+    public = str(keys["policy.pub"])
+
+    done = validate(str(good), "--policy-public-key", public)
+    assert done.returncode == 0, done.stderr
+    assert f"valid, 1 rules, {policy_hash(ALLOW_READS)} (signature verified)" in done.stdout
+
+    done = validate(str(good), str(forged), str(unsigned), "--policy-public-key", public)
+    assert done.returncode == 1
+    assert "forged.yaml.sig does not verify" in done.stderr
+    assert "unsigned.yaml.sig cannot be read" in done.stderr
+
+    pinned = policy_hash(ALLOW_READS).upper().replace("SHA256", "sha256")
+    done = validate(str(unsigned), "--require-policy-hash", pinned)
+    assert done.returncode == 0 and "(the required hash)" in done.stdout, done.stderr
+    other = tmp_path / "other.yaml"
+    other.write_bytes(ALLOW_READS + b"# changed\n")
+    done = validate(str(other), "--require-policy-hash", pinned)
+    assert done.returncode == 1 and "is not the required" in done.stderr
+
+    assert validate(str(unsigned)).returncode == 0  # the policy alone
+    assert validate(str(good), "--require-policy-hash", "sha256:nope").returncode == 2
+    assert validate(str(good), "--policy-public-key", str(tmp_path / "none")).returncode == 2
