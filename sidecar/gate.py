@@ -24,6 +24,7 @@ from sidecar.audit.log import AuditLog
 from sidecar.engine import Verdict, decide
 from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
+from sidecar.keys import public_key_base64
 from sidecar.metrics import GateMetrics
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
@@ -181,6 +182,12 @@ class Gate:
                 "defaultAction": policy.default_action,
                 "warnings": list(policy.warnings),
                 "previous": previous.hash if previous else None,
+                # How it was admitted: the trail, not a pod spec since changed, is the
+                # evidence that every policy in force was signed (or the pinned one).
+                "signatureKey": (
+                    public_key_base64(self.source.public_key) if self.source.public_key else None
+                ),
+                "pinnedHash": self.source.required_hash,
             },
         )
 

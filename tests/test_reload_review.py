@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+from sidecar.keys import load_public_key, public_key_base64
 from tests.daemon import refusing_writes
 from tests.test_metrics_status import scrape
 from tests.test_policy_signing import keys, signature  # noqa: F401  (fixture)
@@ -282,3 +283,35 @@ def test_a_loaded_policy_s_warnings_are_in_status_and_the_log(
     log = gate.process.stderr.read().decode()
     assert f"policy {policy_hash(broad)} has 31 warnings" in log
     assert "defaultAction: allow" in log
+
+
+def test_policy_loaded_records_say_how_the_policy_was_checked(  # type: ignore[no-untyped-def]
+    keys: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+    daemon_factory,
+) -> None:
+    # The trail is the evidence: "every policy in force was signed with key K" (or was
+    # the pinned one) must be provable from it, not from a pod spec long since changed.
+    public_key = public_key_base64(load_public_key(keys["policy.pub"]))
+    signed = ConfigMapVolume(
+        tmp_path / "signed",
+        {
+            "policy.yaml": ALLOW_READS,
+            "policy.yaml.sig": signature(ALLOW_READS, keys["policy.key"], tmp_path),
+        },
+    )
+    gate = daemon_factory(signed.path(), "--policy-public-key", str(keys["policy.pub"]))
+    (loaded,) = of_type(gate, "policyLoaded")
+    assert loaded["signatureKey"] == public_key
+    assert loaded["pinnedHash"] is None
+
+    plain = tmp_path / "plain.yaml"
+    plain.write_bytes(DENY_READS)
+    gate = daemon_factory(plain, "--require-policy-hash", policy_hash(DENY_READS))
+    (loaded,) = of_type(gate, "policyLoaded")
+    assert loaded["signatureKey"] is None
+    assert loaded["pinnedHash"] == policy_hash(DENY_READS)
+
+    gate = daemon_factory(plain)
+    (loaded,) = of_type(gate, "policyLoaded")
+    assert loaded["signatureKey"] is None and loaded["pinnedHash"] is None
