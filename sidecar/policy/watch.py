@@ -11,13 +11,14 @@ Two triggers feed one reload path:
   hash of the policy and of its ``.sig``), for filesystems that lose or never deliver
   events, and to re-arm the event watch when the directory itself was replaced.
 
-A third, SIGHUP, reads the policy again whatever its fingerprint (the reload signal of
-many daemons; its default action would end the process without a shutdown record).
-
 Both compare the fingerprint of what is on disk with the one taken just before the last
 load and call ``Gate.load_policy`` only when it differs: an unchanged file is not
 reloaded and an invalid one is rejected once, not on every poll. Taking the fingerprint
 *before* loading means a change racing the load is seen by the next trigger.
+
+A third trigger, SIGHUP, reads the policy again whatever its fingerprint (the reload
+signal of many daemons; its default action would end the process without a shutdown
+record or a final checkpoint).
 
 Nothing here decides what is valid, and no failure here stops the watch: a failed load
 keeps the last good policy (or none, so every check is 503/deny), never "allow".
