@@ -116,13 +116,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    # Set but empty (`--require-policy-hash "$(HASH)"` with HASH unset, a template's
+    # `value: ""`) meant "check this": running without the check would accept any policy.
+    for flag, variable, check in (
+        ("--policy-public-key", "TOLLGATE_POLICY_PUBLIC_KEY", "signed policies"),
+        ("--require-policy-hash", "TOLLGATE_REQUIRE_POLICY_HASH", "a pinned policy hash"),
+    ):
+        given = getattr(args, flag[2:].replace("-", "_"))
+        from_env = os.environ.get(variable)
+        if (given is not None and not given.strip()) or (
+            given is None and from_env is not None and not from_env.strip()
+        ):
+            print(
+                f"tollgate serve: {flag} / ${variable} is set but empty; give a value, "
+                f"or leave it out entirely to run without {check}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
     if args.require_policy_hash:
-        prefix, _, digest = args.require_policy_hash.partition(":")
-        if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        pinned = _pinned_hash(args.require_policy_hash)
+        if pinned is None:
             print("tollgate serve: --require-policy-hash takes sha256:<64 hex>", file=sys.stderr)
             return EXIT_ERROR
-        # sha256sum prints lower case; a hash copied in upper case names the same bytes.
-        args.require_policy_hash = "sha256:" + digest.lower()
+        args.require_policy_hash = pinned
     return serve(
         ServeConfig(
             policy=args.policy,
@@ -138,6 +154,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     )
+
+
+def _pinned_hash(text: str) -> str | None:
+    """``sha256:<64 hex>`` in lower case, or None if ``text`` is not of that form."""
+    prefix, _, digest = text.partition(":")
+    if prefix != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        return None
+    # sha256sum prints lower case; a hash copied in upper case names the same bytes.
+    return "sha256:" + digest.lower()
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
@@ -265,6 +290,13 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
         help="check policy files (and the shape of *.test.yaml files); exit 0 valid, 1 invalid",
     )
     validate.add_argument("files", nargs="+")
+    validate.add_argument(
+        "--policy-public-key",
+        help="also require FILE.sig to verify with this key, as serve does",
+    )
+    validate.add_argument(
+        "--require-policy-hash", help="also require this sha256:<hex> hash, as serve does"
+    )
     validate.set_defaults(func=_cmd_policy_validate)
     test = psub.add_parser("test", help="run every *.test.yaml under the paths given")
     test.add_argument("paths", nargs="+")
@@ -276,8 +308,30 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_policy_validate(args: argparse.Namespace) -> int:
+    from sidecar import keys
     from sidecar.policy.loader import load_policy_file
+    from sidecar.policy.source import PolicySource
     from sidecar.policytest import TEST_FILE_SUFFIX
+
+    # With --policy-public-key or --require-policy-hash a file is read exactly as the gate
+    # reads it (PolicySource), so CI can tell before a rollout that gates will accept it.
+    public_key = None
+    if args.policy_public_key is not None:
+        try:
+            public_key = keys.load_public_key(args.policy_public_key)
+        except (OSError, ValueError) as exc:
+            print(f"tollgate policy validate: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    pinned = None
+    if args.require_policy_hash is not None:
+        pinned = _pinned_hash(args.require_policy_hash)
+        if pinned is None:
+            print(
+                "tollgate policy validate: --require-policy-hash takes sha256:<64 hex>",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+    as_served = public_key is not None or pinned is not None
 
     failed = False
     for path in args.files:
@@ -291,14 +345,23 @@ def _cmd_policy_validate(args: argparse.Namespace) -> int:
             failed = True
             continue
         try:
-            policy = load_policy_file(path)
+            if as_served:
+                source = PolicySource(path, public_key=public_key, required_hash=pinned)
+                policy = source.read()
+            else:
+                policy = load_policy_file(path)
         except PolicyError as exc:
             _print_policy_error(exc)
             failed = True
             continue
         for warning in policy.warnings:
             print(f"{path}: warning: {warning}", file=sys.stderr)
-        print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}")
+        checked = [
+            *(["signature verified"] if public_key is not None else []),
+            *(["the required hash"] if pinned is not None else []),
+        ]
+        shown = f" ({', '.join(checked)})" if checked else ""
+        print(f"{path}: valid, {len(policy.rules)} rules, {policy.hash}{shown}")
     return 1 if failed else 0
 
 
@@ -326,32 +389,60 @@ def _cmd_policy_test(args: argparse.Namespace) -> int:
 
 def _cmd_policy_sign(args: argparse.Namespace) -> int:
     import base64
+    import tempfile
 
     from sidecar import keys
-    from sidecar.policy.loader import load_policy_bytes
+    from sidecar.policy.loader import (
+        MAX_POLICY_BYTES,
+        load_policy_bytes,
+        read_regular_file,
+    )
     from sidecar.policy.source import signature_path
 
     try:
         private_key = keys.load_private_key(args.key)
-        with open(args.file, "rb") as handle:
-            data = handle.read()
     except (OSError, ValueError) as exc:
         print(f"tollgate policy sign: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        # As the gate reads it: a FIFO or a device is refused, not waited on forever.
+        data, _ = read_regular_file(args.file, MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        print(f"tollgate policy sign: {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     # The bytes signed are the bytes validated: a signature on a policy every gate
     # would reject only hides the mistake until the ConfigMap is rolled out.
     try:
-        load_policy_bytes(data, args.file)
+        policy = load_policy_bytes(data, args.file)
     except PolicyError as exc:
         _print_policy_error(exc)
         print(
             f"tollgate policy sign: {args.file} is not a valid policy, not signed", file=sys.stderr
         )
         return EXIT_ERROR
+    # Signing is the reviewer's approval: what `validate` warns about is shown here too.
+    for warning in policy.warnings:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     out = signature_path(args.file)
-    with open(out, "w", encoding="ascii") as handle:
-        handle.write(base64.b64encode(private_key.sign(data)).decode("ascii") + "\n")
-    print(f"wrote {out}")
+    encoded = base64.b64encode(private_key.sign(data)) + b"\n"
+    # Written beside it and renamed over it: a gate following the directory never reads
+    # a half-written .sig, and a .sig that is a link is replaced, not written through.
+    try:
+        fd, scratch = tempfile.mkstemp(
+            prefix=".tollgate-sig-", dir=os.path.dirname(os.path.abspath(out))
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(encoded)
+            os.chmod(scratch, 0o644)
+            os.replace(scratch, out)
+        except BaseException:
+            os.unlink(scratch)
+            raise
+    except OSError as exc:
+        print(f"tollgate policy sign: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"wrote {out} (signs {policy.hash})")
     return 0
 
 

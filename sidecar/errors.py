@@ -11,11 +11,15 @@ class PolicyError(TollgateError):
     """A policy file failed to load or validate; nothing of it is used.
 
     ``problems`` lists every problem found, each naming the file, the rule and the key.
+    ``rejected_hash`` is the ``sha256:`` hash of the bytes refused, when they were read.
     """
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(
+        self, source: str, problems: list[str], *, rejected_hash: str | None = None
+    ) -> None:
         self.source = source
         self.problems = problems
+        self.rejected_hash = rejected_hash
         super().__init__(f"{source}: " + "; ".join(problems))
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sidecar.audit.log import AuditLog
 from sidecar.engine import Verdict, decide
 from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
+from sidecar.keys import public_key_base64
 from sidecar.metrics import GateMetrics
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
@@ -35,6 +36,14 @@ _logger = logging.getLogger("tollgate.policy")
 
 # How much of a bad request body is kept in its invalidRequest record.
 INVALID_BODY_KEEP = 2048
+# /v1/status, /ready and every 503 answer quote the last policy error: all the problems
+# of a 10,000-rule policy would make each of them megabytes. The first ones say what is
+# wrong; the policyRejected record keeps 50, `tollgate policy validate` lists them all.
+LAST_ERROR_PROBLEMS = 10
+LAST_ERROR_CHARS = 2048
+# Rejections held while the trail cannot be written (written before the next decision
+# once it can); beyond this many, further ones are only counted as audit failures.
+MAX_HELD_REJECTIONS = 100
 
 
 @dataclass
@@ -48,6 +57,34 @@ def error_payload(code: str, message: str, details: list[Any] | None = None) -> 
     return {"allowed": False, "error": {"code": code, "message": message, "details": details or []}}
 
 
+def brief_list(items: tuple[str, ...] | list[str]) -> list[str]:
+    """The first ``LAST_ERROR_PROBLEMS`` items, and a last one saying how many more."""
+    shown = list(items[:LAST_ERROR_PROBLEMS])
+    if len(items) > len(shown):
+        shown.append(f"... and {len(items) - len(shown)} more")
+    return shown
+
+
+def brief_warnings(policy: CompiledPolicy) -> list[str]:
+    """The policy's warnings for /v1/status and the log, those about the whole policy
+    (``defaultAction: allow``, ``mode: audit``) first: they matter most."""
+    return brief_list(sorted(policy.warnings, key=lambda warning: warning.startswith("rules[")))
+
+
+def brief_policy_error(error: PolicyError) -> str:
+    """The error as /v1/status and /ready show it: its first problems, and how many more."""
+    shown = error.problems[:LAST_ERROR_PROBLEMS]
+    text = f"{error.source}: " + "; ".join(shown)
+    if len(text) > LAST_ERROR_CHARS:
+        text = text[:LAST_ERROR_CHARS] + " ..."
+    if len(error.problems) > len(shown):
+        text += (
+            f"; ... and {len(error.problems) - len(shown)} more "
+            "(tollgate policy validate lists them all)"
+        )
+    return text
+
+
 def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -58,7 +95,11 @@ class PolicyState:
     loaded_at: str | None = None
     last_error: str | None = None
     last_error_at: str | None = None
-    history: list[str] = field(default_factory=list)
+    # The hash of the file the last error is about; None when it could not be read.
+    last_error_hash: str | None = None
+
+    def clear_error(self) -> None:
+        self.last_error = self.last_error_at = self.last_error_hash = None
 
 
 class Gate:
@@ -110,20 +151,27 @@ class Gate:
         previous = self.policy.active
         if previous is not None and previous.hash == policy.hash:
             # Reverting a rejected update to the active policy is a fix, not a no-op.
-            self.policy.last_error = None
-            self.policy.last_error_at = None
+            self.policy.clear_error()
             return
         # Swapping one reference is atomic for the event loop: a check that started on
         # the previous policy finishes on it, every later check sees the new one.
         self.policy.active = policy
         self.policy.loaded_at = _now_rfc3339()
-        self.policy.last_error = None
+        self.policy.clear_error()
         self.limiter.retain(policy)
         self.metrics.policy_reloads.labels("loaded").inc()
         self.metrics.policy_loaded.set(1)
         _logger.info(
             "policy %s loaded from %s (%d rules)", policy.hash, policy.source, len(policy.rules)
         )
+        if policy.warnings:
+            # At the default log level (warning) this is the line `kubectl logs` shows.
+            _logger.warning(
+                "policy %s has %d warnings: %s",
+                policy.hash,
+                len(policy.warnings),
+                "; ".join(brief_warnings(policy)),
+            )
         await self.record_before_decisions(
             "policyLoaded",
             {
@@ -134,12 +182,19 @@ class Gate:
                 "defaultAction": policy.default_action,
                 "warnings": list(policy.warnings),
                 "previous": previous.hash if previous else None,
+                # How it was admitted: the trail, not a pod spec since changed, is the
+                # evidence that every policy in force was signed (or the pinned one).
+                "signatureKey": (
+                    public_key_base64(self.source.public_key) if self.source.public_key else None
+                ),
+                "pinnedHash": self.source.required_hash,
             },
         )
 
     async def reject_policy(self, error: PolicyError) -> None:
-        self.policy.last_error = str(error)
+        self.policy.last_error = brief_policy_error(error)
         self.policy.last_error_at = _now_rfc3339()
+        self.policy.last_error_hash = error.rejected_hash
         self.metrics.policy_reloads.labels("rejected").inc()
         kept = self._policy_hash()
         _logger.error(
@@ -148,10 +203,19 @@ class Gate:
             f"keeping {kept}" if kept else "no policy is loaded, every check is answered 503",
             "; ".join(error.problems[:10]) + (" ..." if len(error.problems) > 10 else ""),
         )
-        await self._record_quietly(
-            "policyRejected",
-            {"source": error.source, "problems": error.problems[:50], "kept": kept},
-        )
+        body = {
+            "source": error.source,
+            "problems": error.problems[:50],
+            "kept": kept,
+            "rejected": error.rejected_hash,
+        }
+        held = sum(1 for kind, _ in self._unrecorded if kind == "policyRejected")
+        if held >= MAX_HELD_REJECTIONS:
+            self.metrics.audit_failures.inc()
+            return
+        # Held like policyLoaded while the trail is down: a refused policy (an unsigned
+        # one pushed during an outage, say) must still reach the trail.
+        await self.record_before_decisions("policyRejected", body)
 
     def _policy_hash(self) -> str | None:
         return self.policy.active.hash if self.policy.active else None
@@ -159,8 +223,8 @@ class Gate:
     async def _record_quietly(self, kind: str, body: dict[str, Any]) -> None:
         """Record an operational event; a failed write is counted and shows in /ready.
 
-        After the records held for the decisions (``catch_up``): a ``policyRejected``
-        names the policy kept, which the trail must show loaded before it.
+        After the records held for the decisions (``catch_up``): an ``invalidRequest``
+        follows the ``startup`` and ``policyLoaded`` records before it.
         """
         try:
             await self.catch_up()
@@ -169,7 +233,8 @@ class Gate:
             self.metrics.audit_failures.inc()
 
     async def record_before_decisions(self, kind: str, body: dict[str, Any]) -> None:
-        """Record an event the decisions after it depend on (``startup``, ``policyLoaded``).
+        """Record an event the decisions after it depend on (``startup``, ``policyLoaded``)
+        or that must not be lost to an outage (``policyRejected``).
 
         If the trail cannot take it now, it is kept and written before the next decision,
         so the trail never shows a decision under a policy (or a process) it does not
@@ -348,8 +413,10 @@ class Gate:
                 "loadedAt": self.policy.loaded_at,
                 "rules": len(active.rules) if active else 0,
                 "defaultAction": active.default_action if active else None,
+                "warnings": brief_warnings(active) if active else [],
                 "lastError": self.policy.last_error,
                 "lastErrorAt": self.policy.last_error_at,
+                "lastErrorHash": self.policy.last_error_hash,
                 "pinnedHash": self.source.required_hash,
                 "signatureRequired": self.source.public_key is not None,
             },

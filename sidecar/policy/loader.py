@@ -269,6 +269,12 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
     except ValueError as exc:  # e.g. an integer beyond CPython's digit limit
         raise PolicyError(source, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(raw, dict):
+        if raw is None and _is_blank(text):
+            # What a file being rewritten in place, or an empty ConfigMap key, looks like.
+            raise PolicyError(
+                source,
+                ["the file is empty (or only comments); a policy is a mapping with version: 1"],
+            )
         raise PolicyError(source, ["the document must be a mapping with version: 1"])
     rules = raw.get("rules")
     if isinstance(rules, list) and len(rules) > MAX_RULES:
@@ -286,6 +292,11 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
     if compiled is None or nulls:
         raise PolicyError(source, nulls + problems)
     return compiled
+
+
+def _is_blank(text: str) -> bool:
+    """True for a YAML text of nothing but whitespace and comments."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def read_regular_file(path: str, limit: int) -> tuple[bytes, os.stat_result]:

@@ -39,15 +39,20 @@ class PolicySource:
     def read(self) -> CompiledPolicy:
         """Read, verify and compile the policy. Raises ``PolicyError``."""
         data, signature = self._read_snapshot()
-        if self.required_hash is not None and policy_hash(data) != self.required_hash:
-            raise PolicyError(
-                self.path,
-                [f"hash {policy_hash(data)} is not the required {self.required_hash}"],
-            )
-        if self.public_key is not None:
-            # Set whenever a key is; an empty signature never verifies.
-            verify_policy_signature(self.path, data, signature or b"", self.public_key)
-        return load_policy_bytes(data, self.path)
+        digest = policy_hash(data)
+        try:
+            if self.required_hash is not None and digest != self.required_hash:
+                raise PolicyError(
+                    self.path, [f"hash {digest} is not the required {self.required_hash}"]
+                )
+            if self.public_key is not None:
+                # Set whenever a key is; an empty signature never verifies.
+                verify_policy_signature(self.path, data, signature or b"", self.public_key)
+            return load_policy_bytes(data, self.path)
+        except PolicyError as exc:
+            # Name the bytes refused, so that the trail says which version was turned away.
+            exc.rejected_hash = digest
+            raise
 
     def _resolved(self) -> tuple[str, str]:
         return os.path.realpath(self.path), os.path.realpath(signature_path(self.path))

@@ -16,6 +16,10 @@ load and call ``Gate.load_policy`` only when it differs: an unchanged file is no
 reloaded and an invalid one is rejected once, not on every poll. Taking the fingerprint
 *before* loading means a change racing the load is seen by the next trigger.
 
+A third trigger, SIGHUP, reads the policy again whatever its fingerprint (the reload
+signal of many daemons; its default action would end the process without a shutdown
+record or a final checkpoint).
+
 Nothing here decides what is valid, and no failure here stops the watch: a failed load
 keeps the last good policy (or none, so every check is 503/deny), never "allow".
 """
@@ -27,6 +31,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
 import watchfiles
@@ -120,7 +125,20 @@ class PolicyWatcher:
 
     async def run(self) -> None:
         """Follow the file until cancelled; a background duty of the gate."""
-        await asyncio.gather(self._follow_events(), self._poll())
+        requested = asyncio.Event()
+        # Off the main thread (an embedded gate) there is no signal to follow. The handler
+        # stays when the watch ends: until the process exits a SIGHUP is then ignored,
+        # rather than ending it in the middle of its shutdown.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, requested.set)
+        await asyncio.gather(self._follow_events(), self._poll(), self._on_sighup(requested))
+
+    async def _on_sighup(self, requested: asyncio.Event) -> None:
+        while True:
+            await requested.wait()
+            requested.clear()
+            logger.warning("SIGHUP: reading the policy again")
+            await self.load()
 
     async def _fingerprint(self) -> Fingerprint:
         return await asyncio.to_thread(fingerprint, self.path, with_signature=self._with_signature)
@@ -150,7 +168,7 @@ class PolicyWatcher:
                 # Whatever changed while no watch was armed (a change in the instant
                 # before awatch arms its watch is left to the poll).
                 await self.refresh()
-                async for _ in watchfiles.awatch(
+                async for changes in watchfiles.awatch(
                     self.directory,
                     watch_filter=None,
                     recursive=False,
@@ -159,6 +177,12 @@ class PolicyWatcher:
                     stop_event=self._rearm,
                 ):
                     await self.refresh()
+                    if any(os.path.normpath(path) == self.directory for _, path in changes):
+                        # The directory itself was deleted or moved: its watch sees
+                        # nothing more. Arm a new one, on the directory now at that path
+                        # (one created again at once may get the old inode number back,
+                        # which the poll could not tell from the old directory).
+                        break
             except Exception:
                 # e.g. the inotify watch limit: the poll still follows the file meanwhile.
                 logger.exception("policy file events failed; polling, retrying events later")
