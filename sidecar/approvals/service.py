@@ -45,7 +45,12 @@ from sidecar.approvals.model import (
     now_us,
     request_hash,
 )
-from sidecar.approvals.signing import ForgedDecision, parse_decision_body, verify_decision
+from sidecar.approvals.signing import (
+    ForgedDecision,
+    parse_decision_body,
+    signature_problem,
+    verify_decision,
+)
 from sidecar.approvals.trail import RECORD_TYPE, approval_records
 from sidecar.approvals.webhook import Notice, WebhookNotifier, build_payload
 from sidecar.audit.log import Appended, AuditLog
@@ -196,6 +201,9 @@ class ApprovalService:
             return ApprovalStep("refuse", _deny(verdict, problem or "no approval"), approval)
         if approval.status == "pending":
             return ApprovalStep("pending", self._still_waiting(verdict, approval, now), approval)
+        unlisted = self._approver_problem(approval, policy)
+        if unlisted is not None:
+            return ApprovalStep("refuse", _deny(verdict, unlisted), approval)
         by = f"approved by {approval.approver}" + (
             f" ({approval.reason})" if approval.reason else ""
         )
@@ -207,12 +215,39 @@ class ApprovalService:
             "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
         )
 
+    @staticmethod
+    def _approver_problem(approval: Approval, policy: CompiledPolicy) -> str | None:
+        """Why an approved approval may not be used under ``policy``: its approver was
+        taken out of the policy, or their key replaced (a key found leaked), since they
+        signed. Checked on use, not only when the decision arrived; None when usable."""
+        assert approval.approver is not None
+        problem = signature_problem(
+            approval.id,
+            approval.approver,
+            "approve",
+            approval.request_hash,
+            approval.signature,
+            policy.approvals,
+        )
+        if problem is None:
+            return None
+        return (
+            f"approval {approval.id} was approved by {approval.approver}, who is no longer "
+            "an approver in the policy with the key that signed it"
+        )
+
     def abandon(self, step: ApprovalStep) -> None:
-        """Forget the approval a ``new`` step opened when the check is refused before
-        ``settle`` (a held record could not be written): its retry must open one."""
-        opened = step.approval
-        if step.kind == "new" and opened is not None:
-            self._opening.pop(opened.request_hash, None)
+        """Undo what ``resolve`` claimed for a check refused before ``settle`` could
+        record it (a held record could not be written): a ``new`` approval is forgotten
+        (its retry must open one), an approved one claimed by a ``redeem`` is released
+        (it stays approved for the re-sent check, as after any failed write)."""
+        approval = step.approval
+        if approval is None:
+            return
+        if step.kind == "new":
+            self._opening.pop(approval.request_hash, None)
+        elif step.kind == "redeem":
+            approval.settling = False
 
     def _forget_stale_openings(self, now: int) -> None:
         """Drop approvals a check has been opening for longer than any write takes: a
@@ -402,7 +437,9 @@ class ApprovalService:
                 "requestHash": approval.request_hash,
                 "signature": decision.signature,
             },
-            lambda a: self.book.decided(a, outcome, decision.approver, shown_reason, now),
+            lambda a: self.book.decided(
+                a, outcome, decision.approver, shown_reason, now, decision.signature
+            ),
         )
         return approval
 

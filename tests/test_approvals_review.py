@@ -1,0 +1,106 @@
+"""Approvals under attack, beyond the basic flow of ``test_approvals.py``: an approval
+whose approver a policy reload removed (or whose key it replaced), an approved check
+refused because the trail could not take records held for it, and other edges a
+reviewer found. Real daemons and real signatures, as in ``test_approvals.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tests import test_approvals
+from tests.daemon import Daemon, refusing_writes
+from tests.test_approvals import (
+    Approver,
+    ask,
+    decide,
+    events,
+    in_process_gate,
+    redeem,
+    view,
+    wait_for,
+)
+
+# The fixtures of test_approvals.py, under the same names.
+people = test_approvals.people
+start = test_approvals.start
+hook_factory = test_approvals.hook_factory
+
+
+def reload_policy(gate: Daemon, policy: Path, text: str) -> None:
+    """Write ``text`` as the policy and wait until the gate runs it."""
+    policy.write_text(text)
+    wanted = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    wait_for(lambda: gate.get("/v1/status").json()["policy"]["hash"] == wanted)
+
+
+def test_an_approval_is_not_used_once_its_approver_is_no_longer_in_the_policy(
+    tmp_path: Path, start, people
+) -> None:  # type: ignore[no-untyped-def]
+    # An approver's key found compromised is taken out of the policy: what was approved
+    # with it, and not yet used, must not be used any more.
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    policy = tmp_path / "policy.yaml"
+    original = policy.read_text()
+    alice_line = next(line for line in original.splitlines() if "name: alice" in line)
+    reload_policy(gate, policy, original.replace(alice_line + "\n", ""))
+
+    refused = redeem(gate, approval_id)
+    assert (refused["allowed"], refused["decision"]) == (False, "deny")
+    assert "alice" in refused["reason"] and "no longer" in refused["reason"]
+    assert view(gate, approval_id)["status"] == "approved", "a denied check spends nothing"
+
+    # Same name, another key (alice's key replaced after a leak): still not usable.
+    reload_policy(
+        gate,
+        policy,
+        original.replace(people["alice"].public_base64, people["mallory"].public_base64),
+    )
+    refused = redeem(gate, approval_id)
+    assert refused["allowed"] is False and "no longer" in refused["reason"]
+
+    # With alice's own key back, the approval is usable again (it was never spent).
+    reload_policy(gate, policy, original)
+    assert redeem(gate, approval_id)["allowed"] is True
+    assert events(gate, approval_id) == ["requested", "approved", "redeemed"]
+
+
+def test_an_approved_check_refused_for_held_records_can_be_re_sent(tmp_path: Path, people) -> None:  # type: ignore[no-untyped-def]
+    # A record held for the decisions (startup, policyLoaded) that the trail cannot take
+    # refuses the check that would use an approval (503) before its records are written.
+    # The approval must stay usable for the re-sent check, as for any failed write.
+    gate = in_process_gate(tmp_path, people)
+    rm = {"action": "process.exec", "argv": ["rm", "/app/x"]}
+    alice: Approver = people["alice"]
+
+    async def scenario() -> tuple[int, dict[str, Any], dict[str, Any]]:
+        await gate.audit.start()
+        await gate.load_policy()
+        opened = (await gate.check(json.dumps(rm).encode())).payload
+        approval_id = opened["approval"]["id"]
+        request_hash = gate.approvals.get(approval_id).request_hash
+        signed = {
+            "decision": "approve",
+            "approver": "alice",
+            "signature": alice.sign(approval_id, "approve", request_hash),
+        }
+        await gate.approvals.decide(approval_id, json.dumps(signed).encode(), gate.policy.active)
+        with_id = json.dumps({**rm, "approval": approval_id}).encode()
+        with refusing_writes(tmp_path / "audit"):
+            await gate.record_before_decisions("startup", {"identity": gate.identity})
+            refused = await gate.check(with_id)
+        retried = (await gate.check(with_id)).payload
+        shown = gate.approvals.get(approval_id).view(0)
+        await gate.audit.close()
+        return refused.status, retried, shown
+
+    refused, retried, shown = asyncio.run(scenario())
+    assert refused == 503
+    assert (retried["allowed"], retried["decision"]) == (True, "allow"), retried["reason"]
+    assert shown["status"] == "redeemed"
