@@ -104,3 +104,16 @@ def test_an_approved_check_refused_for_held_records_can_be_re_sent(tmp_path: Pat
     assert refused == 503
     assert (retried["allowed"], retried["decision"]) == (True, "allow"), retried["reason"]
     assert shown["status"] == "redeemed"
+
+
+def test_a_decision_the_trail_cannot_record_is_not_taken(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    with refusing_writes(gate):
+        failed = decide(gate, approval_id, people["alice"])
+        assert failed.status_code == 503 and failed.json()["allowed"] is False
+        assert view(gate, approval_id)["status"] == "pending"
+    assert events(gate, approval_id) == ["requested"]
+    assert redeem(gate, approval_id)["allowed"] is False
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    assert redeem(gate, approval_id)["allowed"] is True
