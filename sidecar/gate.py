@@ -28,7 +28,7 @@ from sidecar.metrics import GateMetrics
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
-from sidecar.ratelimit import RateLimiter
+from sidecar.ratelimit import RateLimiter, over_budget, tokens_needed
 from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
 
 _logger = logging.getLogger("tollgate.policy")
@@ -227,8 +227,16 @@ class Gate:
         # A dry run sees spent limits (an honest preflight) but spends nothing.
         verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
         spent: list[CompiledRule] = []
-        if verdict.decision == "allow" and not dry_run and policy.has_rate_limits:
-            spent = self.limiter.spend(policy, verdict)
+        if verdict.decision == "allow" and policy.has_rate_limits:
+            needed = tokens_needed(policy, verdict)
+            # The evaluator denies a bucket under one token; a command line running
+            # more of a rule's commands than its bucket holds is denied here.
+            short = self.limiter.shortfall(needed)
+            if short is not None:
+                verdict = over_budget(verdict, *short)
+            elif not dry_run:
+                self.limiter.take(needed)
+                spent = needed
         step = None
         # Only a policy that still says require_approval lets an approval be opened or
         # used. In audit mode every answer is allowed anyway: no human is asked.
