@@ -10,6 +10,7 @@ recording) and the audit log. The HTTP app and the benchmarks are thin shells ov
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -239,10 +240,15 @@ class Gate:
                 spent = needed
         step = None
         # Only a policy that still says require_approval lets an approval be opened or
-        # used. In audit mode every answer is allowed anyway: no human is asked.
-        if verdict.decision == "require_approval" and policy.mode == "enforce":
-            step = self.approvals.resolve(verdict, policy, dry_run=dry_run)
+        # used. In audit mode every answer is allowed anyway, so no human is asked (no
+        # approval is opened); an approval the check names is used as enforce mode would
+        # use it, so the record says what enforce would have done (allow once, then deny).
+        if verdict.decision == "require_approval":
+            audit = policy.mode == "audit"
+            step = self.approvals.resolve(verdict, policy, dry_run=dry_run, open_new=not audit)
             verdict = step.verdict
+            if audit:
+                verdict = dataclasses.replace(verdict, allowed=True)
         return await self._answer(verdict, dry_run, step, spent)
 
     async def _answer(

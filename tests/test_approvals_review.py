@@ -15,6 +15,7 @@ from typing import Any
 from tests import test_approvals
 from tests.daemon import Daemon, refusing_writes
 from tests.test_approvals import (
+    DELETE_WEB,
     Approver,
     ask,
     decide,
@@ -117,3 +118,41 @@ def test_a_decision_the_trail_cannot_record_is_not_taken(start, people) -> None:
     assert redeem(gate, approval_id)["allowed"] is False
     assert decide(gate, approval_id, people["alice"]).status_code == 200
     assert redeem(gate, approval_id)["allowed"] is True
+
+
+def test_audit_mode_records_what_enforce_would_do_with_an_approval(
+    tmp_path: Path, start, people
+) -> None:  # type: ignore[no-untyped-def]
+    # Approvals asked for in enforce mode, then the policy is switched to audit mode.
+    gate = start()
+    approved = ask(gate)["approval"]["id"]
+    assert decide(gate, approved, people["alice"]).status_code == 200
+    pending_body = {**DELETE_WEB, "context": {"n": 2}}
+    pending = ask(gate, pending_body)["approval"]["id"]
+    policy = tmp_path / "policy.yaml"
+    reload_policy(
+        gate, policy, policy.read_text().replace("version: 1\n", "version: 1\nmode: audit\n")
+    )
+
+    used = redeem(gate, approved)
+    assert (used["allowed"], used["decision"], used["mode"]) == (True, "allow", "audit")
+    assert "approved by alice" in used["reason"]
+    # Used, as enforce mode would have used it: it is not good for another action.
+    again = redeem(gate, approved)
+    assert (again["allowed"], again["decision"]) == (True, "deny")
+    assert "already used" in again["reason"]
+    unknown = redeem(gate, "apr_" + "0" * 26)
+    assert (unknown["allowed"], unknown["decision"]) == (True, "deny")
+    waiting = redeem(gate, pending, pending_body)
+    assert (waiting["allowed"], waiting["decision"]) == (True, "require_approval")
+    assert f"approval {pending} is pending" in waiting["reason"]
+    # Nobody is asked in audit mode: no approval is opened.
+    before = len(gate.get("/v1/approvals?status=pending").json()["approvals"])
+    fresh = ask(gate, {**DELETE_WEB, "context": {"n": 3}})
+    assert (fresh["allowed"], fresh["decision"]) == (True, "require_approval")
+    assert "approval" not in fresh
+    assert len(gate.get("/v1/approvals?status=pending").json()["approvals"]) == before
+    records = {r["decisionId"]: r for r in gate.records() if r["type"] == "decision"}
+    assert records[used["decisionId"]]["decision"] == "allow"
+    assert records[again["decisionId"]]["decision"] == "deny"
+    assert events(gate, approved) == ["requested", "approved", "redeemed"]

@@ -17,8 +17,9 @@ decides: a live approval past its expiry is treated as expired before its ``expi
 record is written. Nothing is kept outside the trail: ``rebuild``
 replays its ``approval`` records at start.
 
-In ``mode: audit`` (where every answer is ``allowed: true``) and for ``dryRun`` checks
-no approval is created or spent.
+For ``dryRun`` checks no approval is created or spent. In ``mode: audit`` (where every
+answer is ``allowed: true``) none is created either, but one the check names is used
+as in enforce mode, so the trail records what enforce mode would have done.
 """
 
 from __future__ import annotations
@@ -172,9 +173,13 @@ class ApprovalService:
 
     # -- the check flow ---------------------------------------------------------------
 
-    def resolve(self, verdict: Verdict, policy: CompiledPolicy, *, dry_run: bool) -> ApprovalStep:
+    def resolve(
+        self, verdict: Verdict, policy: CompiledPolicy, *, dry_run: bool, open_new: bool = True
+    ) -> ApprovalStep:
         """Decide what ``verdict`` means for approvals (synchronous: no await may come
-        between looking at an approval and claiming it)."""
+        between looking at an approval and claiming it). ``open_new`` false (audit
+        mode): a request without an approval is answered as a dry run would be, and
+        nobody is asked."""
         given = verdict.parsed.approval
         now = now_us()
         bound_hash = request_hash(verdict.action, verdict.request)
@@ -190,7 +195,7 @@ class ApprovalService:
                     "so no new one is opened"
                 )
                 return ApprovalStep("refuse", _deny(verdict, reason))
-            if dry_run:
+            if dry_run or not open_new:
                 return ApprovalStep("preflight", verdict)
             opened = self._new_approval(verdict, policy, bound_hash)
             self._opening[bound_hash] = opened  # settle() moves it to the book, or drops it
