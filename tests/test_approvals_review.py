@@ -7,8 +7,12 @@ reviewer found. Real daemons and real signatures, as in ``test_approvals.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +160,55 @@ def test_audit_mode_records_what_enforce_would_do_with_an_approval(
     assert records[used["decisionId"]]["decision"] == "allow"
     assert records[again["decisionId"]]["decision"] == "deny"
     assert events(gate, approved) == ["requested", "approved", "redeemed"]
+
+
+def test_a_webhook_answering_a_byte_at_a_time_is_given_up_on_at_the_attempt_timeout() -> None:
+    # A webhook (or a proxy in front of it) that answers slowly but never stalls long
+    # enough for a socket timeout must not hold a delivery for as long as it trickles:
+    # the attempt timeout bounds the whole attempt, and the connection is closed.
+    from sidecar.approvals.webhook import Notice, WebhookNotifier
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed: list[float] = []
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                threading.Thread(target=slowly, args=(conn,), daemon=True).start()
+
+    def slowly(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.1)
+        closed.append(time.monotonic())
+
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    gave_up: list[tuple[int, str]] = []
+
+    async def scenario() -> float:
+        async def give_up(notice: Notice, attempts: int, problem: str) -> None:
+            gave_up.append((attempts, problem))
+
+        notifier = WebhookNotifier(give_up, attempts=2, first_backoff=0.1, timeout=0.5)
+        runner = asyncio.ensure_future(notifier.run())
+        started = time.monotonic()
+        notifier.submit(Notice("apr_x", url, {"text": "hello"}))
+        while not gave_up and time.monotonic() - started < 15:
+            await asyncio.sleep(0.05)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        return time.monotonic() - started
+
+    try:
+        took = asyncio.run(scenario())
+    finally:
+        listener.close()
+    assert gave_up and gave_up[0][0] == 2, gave_up
+    assert "0.5 s" in gave_up[0][1]
+    assert took < 3.0, f"two attempts of 0.5 s took {took:.1f} s"
+    wait_for(lambda: len(closed) == 2, timeout=5)  # the gate hung up on both
