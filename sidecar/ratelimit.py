@@ -80,13 +80,13 @@ class RateLimiter:
     def shortfall(self, needed: list[CompiledRule]) -> tuple[CompiledRule, int, float] | None:
         """The first rule whose bucket holds fewer tokens than ``needed`` takes of it:
         (rule, tokens needed, tokens left); None when every bucket holds enough."""
-        counts: dict[int, int] = {}
+        counts: dict[int, tuple[CompiledRule, int]] = {}
         for rule in needed:
-            counts[rule.index] = counts.get(rule.index, 0) + 1
-        for rule in needed:
+            counts[rule.index] = (rule, counts[rule.index][1] + 1 if rule.index in counts else 1)
+        for rule, count in counts.values():
             left = self._refilled(rule).tokens
-            if left < counts[rule.index]:
-                return rule, counts[rule.index], left
+            if left < count:
+                return rule, count, left
         return None
 
     def take(self, needed: list[CompiledRule]) -> None:

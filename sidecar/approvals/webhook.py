@@ -250,11 +250,10 @@ class WebhookNotifier:
         posting = asyncio.ensure_future(asyncio.to_thread(_post, url, body, self._timeout, opened))
         try:
             await asyncio.wait_for(asyncio.shield(posting), self._timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             _hang_up(opened)
             # The thread returns once its socket is closed; its outcome no longer counts.
             posting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise _Retryable(f"no complete answer within {self._timeout:g} s") from None
-        except asyncio.CancelledError:
-            _hang_up(opened)
-            raise
