@@ -212,3 +212,15 @@ def test_a_webhook_answering_a_byte_at_a_time_is_given_up_on_at_the_attempt_time
     assert "0.5 s" in gave_up[0][1]
     assert took < 3.0, f"two attempts of 0.5 s took {took:.1f} s"
     wait_for(lambda: len(closed) == 2, timeout=5)  # the gate hung up on both
+
+
+def test_cli_list_with_nothing_to_show_says_so_once(start) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_approvals import tollgate
+
+    gate = start()
+    listed = tollgate("approvals", "list", "--url", gate.url)
+    assert (listed.returncode, listed.stdout) == (0, "no pending approvals\n")
+    everything = tollgate("approvals", "list", "--status", "all", "--url", gate.url)
+    assert (everything.returncode, everything.stdout) == (0, "no approvals\n")
+    bad = tollgate("approvals", "list", "--status", "later", "--url", gate.url)
+    assert bad.returncode == 2 and "status must be one of" in bad.stderr
