@@ -1,7 +1,9 @@
 """Approvals under attack, beyond the basic flow of ``test_approvals.py``: an approval
 whose approver a policy reload removed (or whose key it replaced), an approved check
-refused because the trail could not take records held for it, and other edges a
-reviewer found. Real daemons and real signatures, as in ``test_approvals.py``.
+refused because the trail could not take records held for it, a decision the trail
+cannot record, audit mode meeting an approval, a webhook answering a byte at a time,
+and ``tollgate approvals list`` with nothing to list. Real daemons, sockets and
+signatures, as in ``test_approvals.py``.
 """
 
 from __future__ import annotations
