@@ -178,6 +178,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     found = payload.get("approvals", [])
     if not found:
         print(f"no {'' if args.status == 'all' else args.status + ' '}approvals")
+        return EXIT_OK
     print("\n\n".join(_describe(view) for view in found))
     return EXIT_OK
 

@@ -10,6 +10,7 @@ recording) and the audit log. The HTTP app and the benchmarks are thin shells ov
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from sidecar.metrics import GateMetrics
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
-from sidecar.ratelimit import RateLimiter
+from sidecar.ratelimit import RateLimiter, over_budget, tokens_needed
 from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
 
 _logger = logging.getLogger("tollgate.policy")
@@ -292,14 +293,27 @@ class Gate:
         # A dry run sees spent limits (an honest preflight) but spends nothing.
         verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
         spent: list[CompiledRule] = []
-        if verdict.decision == "allow" and not dry_run and policy.has_rate_limits:
-            spent = self.limiter.spend(policy, verdict)
+        if verdict.decision == "allow" and policy.has_rate_limits:
+            needed = tokens_needed(policy, verdict)
+            # The evaluator denies a bucket under one token; a command line running
+            # more of a rule's commands than its bucket holds is denied here.
+            short = self.limiter.shortfall(needed)
+            if short is not None:
+                verdict = over_budget(verdict, *short)
+            elif not dry_run:
+                self.limiter.take(needed)
+                spent = needed
         step = None
         # Only a policy that still says require_approval lets an approval be opened or
-        # used. In audit mode every answer is allowed anyway: no human is asked.
-        if verdict.decision == "require_approval" and policy.mode == "enforce":
-            step = self.approvals.resolve(verdict, policy, dry_run=dry_run)
+        # used. In audit mode every answer is allowed anyway, so no human is asked (no
+        # approval is opened); an approval the check names is used as enforce mode would
+        # use it, so the record says what enforce would have done (allow once, then deny).
+        if verdict.decision == "require_approval":
+            audit = policy.mode == "audit"
+            step = self.approvals.resolve(verdict, policy, dry_run=dry_run, open_new=not audit)
             verdict = step.verdict
+            if audit:
+                verdict = dataclasses.replace(verdict, allowed=True)
         return await self._answer(verdict, dry_run, step, spent)
 
     async def _answer(

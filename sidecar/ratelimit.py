@@ -1,9 +1,13 @@
 """Token buckets for ``rateLimit`` on allow rules (CONTRACT section 1).
 
 One bucket per rule: ``count`` tokens, refilled continuously at ``count / per``. An
-allowed check spends one token of every rate-limited allow rule that matched it (once,
-even when the rule matched several of the check's subjects); when
-a bucket has less than one token the rule counts as a matching deny. Buckets survive a
+allowed check spends, of every rate-limited allow rule that matched it, one token per
+action it takes under the rule (``tokens_needed``): each simple command and redirection
+of a command line is an action of its own, so batching ``curl a; curl b; ...`` into one
+check is no way around a budget; the forms of one action (a path and its realPath, a
+URL path's forms) are one. When a bucket has less than one token the rule counts as a
+matching deny (the evaluator sees it); when it has fewer than the check needs, the
+check is denied all the same (``shortfall``, ``over_budget``). Buckets survive a
 policy reload for rules that keep their id, or, for a rule without an id, its content:
 a default id (``rules[3]``) names a position, which adding or moving another rule
 changes. So editing an unrelated rule does not hand an agent a fresh budget, nor move
@@ -14,16 +18,15 @@ of filling a new bucket.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from sidecar.engine import Verdict
 from sidecar.evaluator import matching_allow_rules
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
-
-if TYPE_CHECKING:
-    from sidecar.engine import Verdict
+from sidecar.subject import PROCESS_EXEC
 
 
 @dataclass
@@ -68,20 +71,33 @@ class RateLimiter:
         return self._refilled(rule).tokens < 1.0
 
     def spend(self, policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule]:
-        """One token of each rate-limited rule that matched, however many of the
-        request's subjects it matched (a path and its realPath are one read).
-        Returns the rules spent, for ``refund``."""
-        spent: dict[int, CompiledRule] = {}
-        for decision in verdict.decisions:
-            for rule in matching_allow_rules(policy, decision.subject):
-                if rule.index not in spent:
-                    spent[rule.index] = rule
-                    self._refilled(rule).tokens -= 1.0
-        return list(spent.values())
+        """Take what ``verdict`` needs (``tokens_needed``) whatever the buckets hold;
+        returns the rules spent, once per token, for ``refund``."""
+        needed = tokens_needed(policy, verdict)
+        self.take(needed)
+        return needed
+
+    def shortfall(self, needed: list[CompiledRule]) -> tuple[CompiledRule, int, float] | None:
+        """The first rule whose bucket holds fewer tokens than ``needed`` takes of it:
+        (rule, tokens needed, tokens left); None when every bucket holds enough."""
+        counts: dict[int, tuple[CompiledRule, int]] = {}
+        for rule in needed:
+            counts[rule.index] = (rule, counts[rule.index][1] + 1 if rule.index in counts else 1)
+        for rule, count in counts.values():
+            left = self._refilled(rule).tokens
+            if left < count:
+                return rule, count, left
+        return None
+
+    def take(self, needed: list[CompiledRule]) -> None:
+        """Spend one token per entry of ``needed`` (``tokens_needed``)."""
+        for rule in needed:
+            self._refilled(rule).tokens -= 1.0
 
     def refund(self, rules: list[CompiledRule]) -> None:
-        """Give back what ``spend`` took, for a check that was not allowed after all (its
-        record could not be written). Rules a reload dropped meanwhile are skipped."""
+        """Give back what ``spend`` or ``take`` took, for a check that was not allowed
+        after all (its record could not be written). Rules a reload dropped meanwhile
+        are skipped."""
         for rule in rules:
             assert rule.rate_limit is not None
             if rule.rate_limit.owner in self._buckets:
@@ -97,3 +113,40 @@ class RateLimiter:
 
     def remaining(self, rule: CompiledRule) -> float:
         return self._refilled(rule).tokens
+
+
+def tokens_needed(policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule]:
+    """The tokens an allowed ``verdict`` spends: each rate-limited allow rule that
+    matched, once per action it covers. Every subject of a ``process.exec`` check is an
+    action (a simple command, a redirection, a construct); the subjects of any other
+    check are forms of one action (a path and its realPath, a URL path and its decoded
+    forms, an exec GET that is also a create), one token however many match."""
+    each_subject = verdict.action == PROCESS_EXEC
+    needed: list[CompiledRule] = []
+    seen: set[int] = set()
+    for decision in verdict.decisions:
+        for rule in matching_allow_rules(policy, decision.subject):
+            if each_subject or rule.index not in seen:
+                seen.add(rule.index)
+                needed.append(rule)
+    return needed
+
+
+def over_budget(verdict: Verdict, rule: CompiledRule, needed: int, left: float) -> Verdict:
+    """``verdict`` denied because ``rule``'s bucket holds fewer tokens than it needs
+    (still ``allowed`` in audit mode, like every answer there)."""
+    assert rule.rate_limit is not None
+    whole = int(left)
+    reason = (
+        f"rate limit {rule.rate_limit.text} of rule {rule.id} is spent for "
+        f"{verdict.action}: the check runs {needed} commands or redirections the rule "
+        f"covers, {whole} {'token is' if whole == 1 else 'tokens are'} left"
+    )
+    return dataclasses.replace(
+        verdict,
+        decision="deny",
+        allowed=verdict.mode == "audit",
+        rule=rule.id,
+        risk=rule.risk,
+        reason=reason,
+    )

@@ -108,3 +108,22 @@ def test_switching_to_enforce_starts_denying(gate: Daemon) -> None:
     body, *_ = CASES[2]
     held = check(gate, body)
     assert held["allowed"] is False and held["approval"]["status"] == "pending"
+
+
+def test_a_command_line_over_the_budget_is_recorded_as_denied(write_policy, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(
+        write_policy(
+            "version: 1\nmode: audit\nrules:\n"
+            "  - {id: fetches, action: process.exec, command: curl, decision: allow,"
+            " rateLimit: {count: 2, per: 1h}}\n"
+        )
+    )
+    three = check(gate, {"action": "process.exec", "commandLine": "curl a; curl b; curl c"})
+    assert (three["allowed"], three["decision"], three["rule"]) == (True, "deny", "fetches")
+    assert "3 commands or redirections the rule covers, 2 tokens are left" in three["reason"]
+    record = decision_record(gate, three["decisionId"])
+    assert (record["allowed"], record["decision"]) == (True, "deny")
+    # What enforce mode would have refused spent nothing: both tokens are still there.
+    two = check(gate, {"action": "process.exec", "commandLine": "curl a; curl b"})
+    assert (two["allowed"], two["decision"]) == (True, "allow")
+    assert check(gate, {"action": "process.exec", "argv": ["curl", "c"]})["decision"] == "deny"

@@ -108,14 +108,50 @@ def test_dry_runs_see_a_spent_bucket_but_spend_nothing(gate: Daemon) -> None:
     assert preflight["allowed"] is False and "rate limit" in preflight["reason"]
 
 
-def test_one_check_spends_one_token_however_many_subjects_match(gate: Daemon) -> None:
+def test_forms_of_one_action_spend_one_token(gate: Daemon) -> None:
     # A path and its different realPath both match the rule: still one read.
     for i in range(3):
         assert read(gate, "/app/data/link", realPath=f"/app/data/target-{i}")["allowed"] is True
     assert read(gate, "/app/data/link", realPath="/app/data/t")["allowed"] is False
-    # Two `git status` in one command line are one check of the rule.
+
+
+def test_every_command_of_a_command_line_spends_a_token(gate: Daemon) -> None:
+    # Batching is no way around a budget: `git status && git status` runs git twice.
     twice = {"action": "process.exec", "commandLine": "git status && git status"}
-    assert [check(gate, twice)["allowed"] for _ in range(3)] == [True, True, False]
+    assert check(gate, twice)["allowed"] is True  # both tokens of 2
+    assert check(gate, {"action": "process.exec", "argv": ["git", "status"]})["allowed"] is False
+
+
+def test_a_command_line_needing_more_tokens_than_are_left_is_denied(
+    tmp_path: Path, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n"
+        "  - {id: fetches, action: process.exec, command: curl, decision: allow, risk: medium,"
+        " rateLimit: {count: 3, per: 1h}}\n"
+        "  - {id: echo, action: process.exec, command: echo, decision: allow}\n"
+    )
+    gate = daemon_factory(policy)
+
+    def run(line: str) -> dict[str, Any]:
+        return check(gate, {"action": "process.exec", "commandLine": line})
+
+    many = run("; ".join(f"curl https://example.com/{i}" for i in range(50)))
+    assert (many["allowed"], many["decision"], many["rule"]) == (False, "deny", "fetches")
+    assert many["risk"] == "medium"
+    assert many["reason"] == (
+        "rate limit 3/1h of rule fetches is spent for process.exec: the check runs 50 "
+        "commands or redirections the rule covers, 3 tokens are left"
+    )
+    assert run("curl a; echo hi; curl b")["allowed"] is True  # two of three spent
+    refused = run("curl c | curl d")
+    assert refused["allowed"] is False and "2 commands or redirections" in refused["reason"]
+    assert "1 token is left" in refused["reason"]
+    assert run("curl e")["allowed"] is True
+    assert run("curl f")["allowed"] is False
+    record = next(r for r in gate.records() if r.get("decisionId") == many["decisionId"])
+    assert (record["decision"], record["allowed"], record["rule"]) == ("deny", False, "fetches")
 
 
 def test_concurrent_checks_never_overspend(gate: Daemon) -> None:

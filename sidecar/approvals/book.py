@@ -81,10 +81,16 @@ class ApprovalBook:
 
     @staticmethod
     def decided(
-        approval: Approval, status: Status, approver: str, reason: str | None, at: int
+        approval: Approval,
+        status: Status,
+        approver: str,
+        reason: str | None,
+        at: int,
+        signature: str | None = None,
     ) -> None:
         approval.status = status
         approval.approver = approver
+        approval.signature = signature
         approval.reason = reason
         approval.decided_us = at
         if status != "approved":
@@ -162,7 +168,14 @@ class ApprovalBook:
             return False
         if event in ("approved", "denied") and approval.status == "pending":
             decided_at = parse_us(record.get("decidedAt", record["ts"]))
-            self.decided(approval, event, record["approver"], record.get("reason"), decided_at)
+            self.decided(
+                approval,
+                event,
+                record["approver"],
+                record.get("reason"),
+                decided_at,
+                record.get("signature"),
+            )
         elif event == "expired" and approval.status in LIVE_STATUSES:
             self.expired(approval, at)
         elif event == "redeemed" and approval.status == "approved":

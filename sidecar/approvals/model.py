@@ -110,6 +110,9 @@ class Approval:
     expires_us: int
     status: Status = "pending"
     approver: str | None = None
+    # The approver's signature over the decision: checked again, against the policy
+    # active then, when the approved check is re-sent (see ApprovalService.resolve).
+    signature: str | None = None
     reason: str | None = None  # the approver's reason, or why it expired
     decided_us: int | None = None
     redeemed_by: str | None = None  # decisionId of the check that redeemed it

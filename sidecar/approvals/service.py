@@ -17,8 +17,9 @@ decides: a live approval past its expiry is treated as expired before its ``expi
 record is written. Nothing is kept outside the trail: ``rebuild``
 replays its ``approval`` records at start.
 
-In ``mode: audit`` (where every answer is ``allowed: true``) and for ``dryRun`` checks
-no approval is created or spent.
+For ``dryRun`` checks no approval is created or spent. In ``mode: audit`` (where every
+answer is ``allowed: true``) none is created either, but one the check names is used
+as in enforce mode, so the trail records what enforce mode would have done.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from sidecar.approvals.model import (
     now_us,
     request_hash,
 )
-from sidecar.approvals.signing import ForgedDecision, parse_decision_body, verify_decision
+from sidecar.approvals.signing import (
+    ForgedDecision,
+    parse_decision_body,
+    signature_problem,
+    verify_decision,
+)
 from sidecar.approvals.trail import RECORD_TYPE, approval_records
 from sidecar.approvals.webhook import Notice, WebhookNotifier, build_payload
 from sidecar.audit.log import Appended, AuditLog
@@ -167,9 +173,13 @@ class ApprovalService:
 
     # -- the check flow ---------------------------------------------------------------
 
-    def resolve(self, verdict: Verdict, policy: CompiledPolicy, *, dry_run: bool) -> ApprovalStep:
+    def resolve(
+        self, verdict: Verdict, policy: CompiledPolicy, *, dry_run: bool, open_new: bool = True
+    ) -> ApprovalStep:
         """Decide what ``verdict`` means for approvals (synchronous: no await may come
-        between looking at an approval and claiming it)."""
+        between looking at an approval and claiming it). ``open_new`` false (audit
+        mode): a request without an approval is answered as a dry run would be, and
+        nobody is asked."""
         given = verdict.parsed.approval
         now = now_us()
         bound_hash = request_hash(verdict.action, verdict.request)
@@ -185,7 +195,7 @@ class ApprovalService:
                     "so no new one is opened"
                 )
                 return ApprovalStep("refuse", _deny(verdict, reason))
-            if dry_run:
+            if dry_run or not open_new:
                 return ApprovalStep("preflight", verdict)
             opened = self._new_approval(verdict, policy, bound_hash)
             self._opening[bound_hash] = opened  # settle() moves it to the book, or drops it
@@ -196,6 +206,9 @@ class ApprovalService:
             return ApprovalStep("refuse", _deny(verdict, problem or "no approval"), approval)
         if approval.status == "pending":
             return ApprovalStep("pending", self._still_waiting(verdict, approval, now), approval)
+        unlisted = self._approver_problem(approval, policy)
+        if unlisted is not None:
+            return ApprovalStep("refuse", _deny(verdict, unlisted), approval)
         by = f"approved by {approval.approver}" + (
             f" ({approval.reason})" if approval.reason else ""
         )
@@ -207,12 +220,39 @@ class ApprovalService:
             "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
         )
 
+    @staticmethod
+    def _approver_problem(approval: Approval, policy: CompiledPolicy) -> str | None:
+        """Why an approved approval may not be used under ``policy``: its approver was
+        taken out of the policy, or their key replaced (a key found leaked), since they
+        signed. Checked on use, not only when the decision arrived; None when usable."""
+        assert approval.approver is not None
+        problem = signature_problem(
+            approval.id,
+            approval.approver,
+            "approve",
+            approval.request_hash,
+            approval.signature,
+            policy.approvals,
+        )
+        if problem is None:
+            return None
+        return (
+            f"approval {approval.id} was approved by {approval.approver}, who is no longer "
+            "an approver in the policy with the key that signed it"
+        )
+
     def abandon(self, step: ApprovalStep) -> None:
-        """Forget the approval a ``new`` step opened when the check is refused before
-        ``settle`` (a held record could not be written): its retry must open one."""
-        opened = step.approval
-        if step.kind == "new" and opened is not None:
-            self._opening.pop(opened.request_hash, None)
+        """Undo what ``resolve`` claimed for a check refused before ``settle`` could
+        record it (a held record could not be written): a ``new`` approval is forgotten
+        (its retry must open one), an approved one claimed by a ``redeem`` is released
+        (it stays approved for the re-sent check, as after any failed write)."""
+        approval = step.approval
+        if approval is None:
+            return
+        if step.kind == "new":
+            self._opening.pop(approval.request_hash, None)
+        elif step.kind == "redeem":
+            approval.settling = False
 
     def _forget_stale_openings(self, now: int) -> None:
         """Drop approvals a check has been opening for longer than any write takes: a
@@ -402,7 +442,9 @@ class ApprovalService:
                 "requestHash": approval.request_hash,
                 "signature": decision.signature,
             },
-            lambda a: self.book.decided(a, outcome, decision.approver, shown_reason, now),
+            lambda a: self.book.decided(
+                a, outcome, decision.approver, shown_reason, now, decision.signature
+            ),
         )
         return approval
 

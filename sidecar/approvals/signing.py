@@ -91,24 +91,42 @@ def verify_decision(
 ) -> None:
     """Raise ``ForgedDecision`` unless ``body`` is signed by the approver it names."""
     claimed = {"approver": body.approver[:128], "decision": body.decision}
+    problem = signature_problem(
+        approval_id, body.approver, body.decision, request_hash, body.signature, approvals
+    )
+    if problem is not None:
+        raise ForgedDecision(problem, claimed)
+
+
+def signature_problem(
+    approval_id: str,
+    approver: str,
+    decision: str,
+    request_hash: str,
+    signature: str | None,
+    approvals: Approvals | None,
+) -> str | None:
+    """Why ``signature`` is not ``approver``'s, by the key ``approvals`` lists for them,
+    over this approval, decision and request; None when it is."""
     listed = {a.name: a.publicKey for a in approvals.approvers} if approvals else {}
-    if body.approver not in listed:
-        raise ForgedDecision(f"{body.approver!r} is not an approver in the policy", claimed)
-    key = public_key_from_base64(listed[body.approver])
+    if approver not in listed:
+        return f"{approver!r} is not an approver in the policy"
+    key = public_key_from_base64(listed[approver])
     if key is None:  # the compiler refuses such policies; never trust one that slipped by
-        raise ForgedDecision(f"approver {body.approver!r} has no usable key", claimed)
+        return f"approver {approver!r} has no usable key"
+    if signature is None:
+        return "there is no signature"
     try:
-        signature = base64.b64decode(body.signature.encode("ascii"), validate=True)
+        raw = base64.b64decode(signature.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
-        raise ForgedDecision("the signature is not base64", claimed) from None
-    if len(signature) != SIGNATURE_BYTES:
-        raise ForgedDecision("the signature is not 64 bytes", claimed)
-    message = decision_message(approval_id, body.approver, body.decision, request_hash)
+        return "the signature is not base64"
+    if len(raw) != SIGNATURE_BYTES:
+        return "the signature is not 64 bytes"
     try:
-        key.verify(signature, message)
+        key.verify(raw, decision_message(approval_id, approver, decision, request_hash))
     except InvalidSignature:
-        raise ForgedDecision(
-            f"the signature does not verify with {body.approver!r}'s key "
-            "for this approval, decision and request",
-            claimed,
-        ) from None
+        return (
+            f"the signature does not verify with {approver!r}'s key "
+            "for this approval, decision and request"
+        )
+    return None

@@ -7,7 +7,8 @@ so a Slack incoming webhook can take the payload unchanged (it shows ``text``; `
 mention or a link).
 
 Delivery never delays /check: notices are queued and sent by a background task, each
-attempt with a timeout, retried with exponential backoff on a network error, a timeout,
+attempt with a timeout for the whole attempt (a peer answering a byte at a time is hung
+up on), retried with exponential backoff on a network error, a timeout,
 HTTP 429 or 5xx. Redirects are not followed. When every attempt fails the gate records
 it (``approval`` record, event ``notifyFailed``) and the approval still waits, visible
 in ``GET /v1/approvals?status=pending``.
@@ -16,7 +17,10 @@ in ``GET /v1/approvals?status=pending``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import shlex
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -99,23 +103,71 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx is then raised as an HTTPError, a permanent failure
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+Connections = list[http.client.HTTPConnection]
+
+
+def _tracked(kind: type[http.client.HTTPConnection], opened: Connections) -> Any:
+    """A connection class for ``do_open`` that notes each connection it makes in
+    ``opened``, so that an attempt past its time can be hung up from outside."""
+
+    def connect(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = kind(host, **kwargs)
+        opened.append(connection)
+        return connection
+
+    return connect
+
+
+class _TrackedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, opened: Connections) -> None:
+        super().__init__()
+        self._opened = opened
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_tracked(http.client.HTTPConnection, self._opened), req)
+
+
+class _TrackedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, opened: Connections) -> None:
+        super().__init__()
+        self._opened = opened
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _tracked(http.client.HTTPSConnection, self._opened),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
+
+
+def _hang_up(opened: Connections) -> None:
+    """Close the sockets of an attempt that ran out of time: the thread blocked on them
+    returns at once (a socket timeout only bounds each read, not a slow trickle)."""
+    for connection in list(opened):
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Retryable(Exception):
     pass
 
 
-def _post(url: str, body: bytes, timeout: float) -> None:
-    """One attempt. Raises ``_Retryable`` or another exception (permanent) on failure."""
+def _post(url: str, body: bytes, timeout: float, opened: Connections) -> None:
+    """One attempt. Raises ``_Retryable`` or another exception (permanent) on failure.
+    Connections it opens are noted in ``opened``."""
     request = urllib.request.Request(
         url,
         data=body,
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "tollgate-approvals"},
     )
+    # Proxies from the environment are used as urllib always does; only the HTTP(S)
+    # handlers are replaced, to see the connections.
+    opener = urllib.request.build_opener(_NoRedirects, _TrackedHTTP(opened), _TrackedHTTPS(opened))
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             response.read(65536)
     except urllib.error.HTTPError as exc:
         if exc.code == 429 or exc.code >= 500:
@@ -179,7 +231,7 @@ class WebhookNotifier:
         problem = "no attempt made"
         for attempt in range(1, self._attempts + 1):
             try:
-                await asyncio.to_thread(_post, notice.url, body, self._timeout)
+                await self._attempt(notice.url, body)
                 return
             except _Retryable as exc:
                 problem = str(exc)
@@ -189,3 +241,19 @@ class WebhookNotifier:
             if attempt < self._attempts:
                 await asyncio.sleep(self._first_backoff * 2 ** (attempt - 1))
         await self._on_give_up(notice, self._attempts, problem)
+
+    async def _attempt(self, url: str, body: bytes) -> None:
+        """One POST, given up (and its connection closed) after the attempt timeout as a
+        whole: the socket timeout alone would let an answer trickling in a byte at a
+        time hold a delivery slot for as long as it trickles."""
+        opened: Connections = []
+        posting = asyncio.ensure_future(asyncio.to_thread(_post, url, body, self._timeout, opened))
+        try:
+            await asyncio.wait_for(asyncio.shield(posting), self._timeout)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            _hang_up(opened)
+            # The thread returns once its socket is closed; its outcome no longer counts.
+            posting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise _Retryable(f"no complete answer within {self._timeout:g} s") from None
