@@ -30,7 +30,9 @@ What is reported
   other flags: ``-lc``, ``-ec``, ``-o pipefail -c`` ...). A shell reading a script file
   or standard input is reported as itself: the policy decides on ``bash`` (allowing it
   allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
-  the trusted directories is reported as itself as well as unwrapped. Other languages
+  the trusted directories, or started interactive (``-i``: it first runs ~/.bashrc or
+  $ENV, which the gate cannot see, and ``+O interactive_comments`` turns ``#`` into a
+  word), is reported as itself as well as unwrapped. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -110,7 +112,11 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
                           ``IFS``, ``GIT_SSH_COMMAND`` ...; see ``RISKY_VARIABLES``), by
                           assignment, ``env``, ``sudo``, ``export``/``declare``,
-                          ``read``, ``for`` ..., and namerefs (``declare -n``).
+                          ``read``, ``for`` ..., a named descriptor (``{PATH}<f`` sets
+                          PATH to its number), ``coproc NAME``, and namerefs
+                          (``declare -n``); also keyword mode (``set -k``, ``set -o
+                          keyword``, ``bash -k``), where ``NAME=value`` anywhere in a
+                          command is an environment assignment, not an argument.
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
@@ -129,7 +135,8 @@ Text that cannot be parsed, NUL bytes, an empty ``argv``, nesting deeper than
 assignments) are ``RequestError`` (400), never a partial analysis. So are the places
 where bash itself would guess: ``((`` or ``$((`` that bash would re-read as subshells,
 here-document delimiters other than plain words (``EOF``, ``'EOF'``, ``"EOF"``,
-``\EOF``), a here-document not ended before the end of the text.
+``\EOF``), a here-document not ended before the end of the text, a descriptor
+assigned to an array element (``{a[1]}>f``).
 """
 
 from __future__ import annotations
@@ -421,6 +428,11 @@ class _Analyser:
             after = later(state) if _changes_cwd(node.body) else state
             return after, after
         if isinstance(node, sh.Coprocess):
+            # NAME holds the coprocess's descriptors and NAME_PID its process id.
+            if node.name is not None and any(
+                risky_variable(variable) for variable in (node.name, f"{node.name}_PID")
+            ):
+                self.construct("environment-override", f"coproc {node.name}")
             self.command(node.command, state, context)
             return state, state
         self.redirects(node.redirects, state, context)
@@ -510,6 +522,12 @@ class _Analyser:
 
     def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: Context) -> None:
         for redirect in redirects:
+            # ``{PATH}<file`` sets PATH to the new descriptor's number ("10"), in this
+            # shell for a builtin or compound command: a relative PATH entry.
+            fd = redirect.fd
+            if fd is not None and fd.startswith("{") and risky_variable(fd[1:-1]):
+                shown = redirect.target.raw if redirect.target is not None else ""
+                self.construct("environment-override", f"{fd}{redirect.op}{shown}")
             if redirect.heredoc is not None:
                 if redirect.heredoc.body is not None:
                     self.expansions(redirect.heredoc.body, state, context)
@@ -724,8 +742,10 @@ class _Analyser:
             return
         if invocation.dynamic:
             self.construct("dynamic-command", display)
+        if invocation.keyword:
+            self.construct("environment-override", display)
         if invocation.kind == "script" and invocation.script is not None:
-            if not trusted:
+            if not trusted or invocation.interactive:
                 self.report(args, state, context)
             posix = program not in BASH_DIALECTS
             where = f"{program} -c script"

@@ -6,8 +6,10 @@ and ``bind -x`` run text as code; ``declare``/``export``/``read``/``let``/``unse
 set variables by name (a risky name changes what programs run or load; a subscript is
 arithmetic, which runs ``$(...)`` found in a value; a declared ``(...)`` value is an
 array assignment, which expands it); ``test -v`` evaluates a subscript; ``hash
--p``/``enable -f`` rebind a command name. Each handler reports the builtin as a
-command, reports its constructs, and returns the working directories it may leave.
+-p``/``enable -f`` rebind a command name; ``set -k``/``set -o keyword`` (and ``shopt -s
+-o keyword``) make ``NAME=value`` arguments environment assignments. Each handler
+reports the builtin as a command, reports its constructs, and returns the working
+directories it may leave.
 """
 
 from __future__ import annotations
@@ -397,6 +399,41 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     return state, state
 
 
+def sets_keyword_option(texts: Sequence[str]) -> bool:
+    """Whether ``set``-style options (``-k``, ``-o keyword``, in any cluster) turn on
+    bash's keyword mode, in which a ``NAME=value`` argument anywhere on a later command
+    line goes into its environment instead of its arguments (``git status GIT_DIR=x``)."""
+    index = 1
+    while index < len(texts):
+        text = texts[index]
+        index += 1
+        if text in ("-", "--") or len(text) < 2 or text[0] not in "-+":
+            return False
+        for letter in text[1:]:
+            if letter == "k" and text[0] == "-":
+                return True
+            if letter == "o":
+                value = texts[index] if index < len(texts) else ""
+                index += 1
+                if value == "keyword" and text[0] == "-":
+                    return True
+    return False
+
+
+def _options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``set -k``/``set -o keyword``/``shopt -s -o keyword``: keyword mode (see above)."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    if texts[0] == "set":
+        keyword = sets_keyword_option(texts)
+    else:
+        operands, values = split_operands(texts)
+        keyword = {"s", "o"} <= values.keys() and "keyword" in operands
+    if keyword:
+        analyser.construct("environment-override", argv_text(texts))
+    return state, state
+
+
 VALUE_OPTIONS = {
     "read": "adinNptu",
     "mapfile": "dnOsuCc",
@@ -427,5 +464,7 @@ BUILTINS: dict[str, Builtin] = {
     "complete": _completion,
     "fc": _fc,
     "bind": _bind,
+    "set": _options,
+    "shopt": _options,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }

@@ -187,12 +187,19 @@ class ShellInvocation:
     kind: Literal["script", "stdin", "plain", "unparsed"]
     script: Arg | None = None
     dynamic: bool = False  # an argument that decides what runs is not static
+    # ``-k``/``-o keyword``: ``NAME=value`` anywhere in a command is an environment
+    # assignment (``git status GIT_DIR=x`` runs git with GIT_DIR set), not an argument.
+    keyword: bool = False
+    # ``-i``: an interactive shell first runs its startup files (~/.bashrc, $ENV), which
+    # the gate cannot see, and reads the script differently (aliases from those files;
+    # ``+O interactive_comments`` makes ``#`` an ordinary word).
+    interactive: bool = False
 
 
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
-    command_mode = stdin_mode = False
+    command_mode = stdin_mode = keyword = interactive = False
     index = 1
     while index < len(texts):
         arg = texts[index]
@@ -213,12 +220,18 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
         if len(arg) < 2 or arg[0] not in "-+":
             break
         index += 1
+        turned_on = arg[0] == "-"
         for letter in arg[1:]:
             if letter == "c":
                 command_mode = True
             elif letter == "s":
                 stdin_mode = True
+            elif letter in "ki" and turned_on:
+                keyword = keyword or letter == "k"
+                interactive = interactive or letter == "i"
             elif letter in valued_letters:
+                option = texts[index] if index < len(texts) else ""
+                keyword = keyword or (turned_on and letter == "o" and option == "keyword")
                 index += 1
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
@@ -227,11 +240,11 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
     if command_mode:
         if index >= len(args):
-            return ShellInvocation("plain")
-        return ShellInvocation("script", args[index], dynamic)
+            return ShellInvocation("plain", keyword=keyword, interactive=interactive)
+        return ShellInvocation("script", args[index], dynamic, keyword, interactive)
     if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
-        return ShellInvocation("stdin", dynamic=dynamic)
-    return ShellInvocation("plain", dynamic=dynamic)
+        return ShellInvocation("stdin", None, dynamic, keyword, interactive)
+    return ShellInvocation("plain", None, dynamic, keyword, interactive)
 
 
 # -- wrappers ---------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""Red-team review of 2026-12-05: bypasses found in the normalisers and the example
+policies, each shown against the shipped policy it got past.
+
+* bash sets variables in ways that have no ``=`` in them: a named descriptor
+  (``{PATH}<file`` makes PATH the descriptor's number, ``10``, a directory relative to
+  the working directory), ``coproc NAME``, and keyword mode (``bash -k``, ``set -k``),
+  where ``git status GIT_CONFIG_PARAMETERS=...`` puts the assignment in git's
+  environment. The analysis saw only ``git status``, which coding-agent allows.
+* An interactive shell (``bash -i``) runs ~/.bashrc first and, with ``+O
+  interactive_comments``, reads ``#`` as a word: ``git status #; rm -rf /`` runs ``rm``.
+
+The premise of each attack is checked against the real bash where one is installed, so
+the tests show what the shell does, not only what the analysis says.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
+from sidecar.normalise.commands import analyse_command
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_bytes, load_policy_file
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+BASH = shutil.which("bash")
+needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+
+@pytest.fixture(scope="module")
+def coding_agent() -> CompiledPolicy:
+    return load_policy_file(POLICIES / "coding-agent.yaml")
+
+
+def _exec(policy: CompiledPolicy, **fields: Any) -> tuple[str, str]:
+    verdict = evaluate_request(policy, {"action": "process.exec", "cwd": "/workspace", **fields})
+    return verdict.decision, verdict.reason
+
+
+def _bash(script: str, cwd: Path, *flags: str) -> str:
+    """Run ``script`` with the real bash, in ``cwd``, with a clean HOME; its stdout."""
+    assert BASH is not None
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
+    done = subprocess.run(
+        [BASH, *flags, "-c", script],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return done.stdout
+
+
+def _plant_git(root: Path) -> None:
+    """``root/<n>/git`` for the descriptor numbers bash hands out first (10 and up)."""
+    for number in range(10, 30):
+        fake = root / str(number) / "git"
+        fake.parent.mkdir()
+        fake.write_text("#!/bin/sh\necho PLANTED-GIT\n")
+        fake.chmod(0o755)
+    (root / "README.md").write_text("readme\n")
+
+
+# -- variables set without "=" ------------------------------------------------------------
+
+NAMED_DESCRIPTOR = "{ git status; } {PATH}<README.md; git status"
+
+
+@needs_bash
+def test_a_named_descriptor_really_sets_path(tmp_path: Path) -> None:
+    _plant_git(tmp_path)
+    assert "PLANTED-GIT" in _bash(NAMED_DESCRIPTOR, tmp_path)
+
+
+VARIABLES_SET_WITHOUT_EQUALS = [
+    NAMED_DESCRIPTOR,
+    "{ git status; } {PATH}</workspace/README.md; git status",
+    "if git status; then git status; fi {PATH}<README.md",
+    "while git status; do git status; done {PATH}<README.md",
+    "{ git status; } {GIT_DIR}<README.md; git status",
+    "{ git status; } {LD_PRELOAD}>/workspace/x",
+    "git status {PATH}>/workspace/x; git status",
+    "coproc PATH { git status; }; git status",
+    "coproc IFS { git status; }",
+]
+
+
+@pytest.mark.parametrize("command_line", VARIABLES_SET_WITHOUT_EQUALS)
+def test_a_risky_variable_set_without_equals_is_an_override(
+    coding_agent: CompiledPolicy, command_line: str
+) -> None:
+    analysis = analyse_command(command_line=command_line, cwd="/workspace")
+    assert "environment-override" in {c.name for c in analysis.constructs}
+    decision, reason = _exec(coding_agent, commandLine=command_line)
+    assert decision == "deny"
+    assert "environment-override" in reason
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    ["true {PATH[0]}<README.md; git status", "{ git status; } {a[$(rm -rf /)]}>x"],
+)
+def test_a_descriptor_assigned_to_an_array_element_is_rejected(command_line: str) -> None:
+    with pytest.raises(RequestError, match="array element"):
+        analyse_command(command_line=command_line, cwd="/workspace")
+
+
+def test_a_named_descriptor_with_a_harmless_name_stays_allowed(
+    coding_agent: CompiledPolicy,
+) -> None:
+    decision, _reason = _exec(coding_agent, commandLine="{ git status; } {fd}<README.md")
+    assert decision == "allow"
+
+
+# -- keyword mode: NAME=value anywhere is an environment assignment -----------------------
+
+FSMONITOR = "git status GIT_CONFIG_PARAMETERS=\"'core.fsmonitor'='touch /tmp/pwned'\""
+
+
+@needs_bash
+def test_keyword_mode_really_moves_assignments_into_the_environment(tmp_path: Path) -> None:
+    assert _bash("printenv TG_PROBE TG_PROBE=set", tmp_path, "-k").strip() == "set"
+    assert _bash("set -o keyword; printenv TG_PROBE TG_PROBE=set", tmp_path).strip() == "set"
+
+
+KEYWORD_ARGV = [
+    ["bash", "-k", "-c", FSMONITOR],
+    ["bash", "-kc", FSMONITOR],
+    ["bash", "-ek", "-c", FSMONITOR],
+    ["bash", "-o", "keyword", "-c", FSMONITOR],
+    ["/bin/bash", "-o", "pipefail", "-ko", "keyword", "-c", FSMONITOR],
+    ["ksh", "-k", "-c", FSMONITOR],
+    ["env", "bash", "-k", "-c", FSMONITOR],
+]
+
+
+@pytest.mark.parametrize("argv", KEYWORD_ARGV, ids=lambda argv: " ".join(argv[:-1]))
+def test_a_shell_in_keyword_mode_is_an_override(
+    coding_agent: CompiledPolicy, argv: list[str]
+) -> None:
+    analysis = analyse_command(argv=argv, cwd="/workspace")
+    assert "environment-override" in {c.name for c in analysis.constructs}
+    assert _exec(coding_agent, argv=argv)[0] == "deny"
+
+
+SET_POLICY = """
+version: 1
+rules:
+  - action: process.exec
+    command: [set, shopt, git]
+    decision: allow
+"""
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        f"set -k; {FSMONITOR}",
+        f"set -ek; {FSMONITOR}",
+        f"set -o keyword; {FSMONITOR}",
+        f"set -eo keyword; {FSMONITOR}",
+        f"shopt -s -o keyword; {FSMONITOR}",
+        f"shopt -os keyword; {FSMONITOR}",
+        "bash -c 'set -k; git status GIT_DIR=/tmp/x'",
+    ],
+)
+def test_turning_keyword_mode_on_is_an_override_even_where_set_is_allowed(
+    command_line: str,
+) -> None:
+    policy = load_policy_bytes(SET_POLICY.encode(), "set.yaml")
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": command_line})
+    assert verdict.decision == "deny"
+    assert "environment-override" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "command_line", ["set -e; git status", "set +k; git status", "set -o pipefail; git status"]
+)
+def test_other_shell_options_stay_allowed_where_set_is_allowed(command_line: str) -> None:
+    policy = load_policy_bytes(SET_POLICY.encode(), "set.yaml")
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": command_line})
+    assert verdict.decision == "allow"
+
+
+# -- interactive shells -------------------------------------------------------------------
+
+
+@needs_bash
+def test_an_interactive_shell_really_reads_hash_as_a_word(tmp_path: Path) -> None:
+    out = _bash("echo one #; echo HIDDEN-RAN", tmp_path, "-i", "+O", "interactive_comments")
+    assert "HIDDEN-RAN" in out
+
+
+INTERACTIVE_ARGV = [
+    ["bash", "-i", "+O", "interactive_comments", "-c", "git status #; rm -rf /"],
+    ["bash", "+O", "interactive_comments", "-ic", "git status #; rm -rf /"],
+    ["bash", "-ic", "git status"],
+    ["sh", "-i", "-c", "git status"],
+]
+
+
+@pytest.mark.parametrize("argv", INTERACTIVE_ARGV, ids=lambda argv: " ".join(argv[:-1]))
+def test_an_interactive_shell_is_decided_as_itself(
+    coding_agent: CompiledPolicy, argv: list[str]
+) -> None:
+    decision, reason = _exec(coding_agent, argv=argv)
+    assert decision == "deny"
+    assert argv[0] in reason
+
+
+@pytest.mark.parametrize(
+    "argv", [["bash", "-c", "git status"], ["bash", "-lc", "git status"], ["sh", "-ec", "git log"]]
+)
+def test_a_non_interactive_shell_script_is_still_unwrapped(
+    coding_agent: CompiledPolicy, argv: list[str]
+) -> None:
+    assert _exec(coding_agent, argv=argv)[0] == "allow"
