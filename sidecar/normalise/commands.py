@@ -204,7 +204,10 @@ SUBSTITUTION_LABELS = {
 }
 # Shells whose scripts are read as bash reads them (they share [[ ]] and (( ))); every
 # other script (sh, dash, ash, a command line, eval ...) is read both ways.
-BASH_DIALECTS = frozenset({"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"})
+BASH_DIALECTS = frozenset(
+    {"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"}
+    | {"bash-static", "zsh-static", "mksh-static"}
+)
 
 
 @dataclass(frozen=True)

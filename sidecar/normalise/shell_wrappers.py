@@ -30,9 +30,12 @@ UNKNOWN_CWD = "?"  # a working directory that cannot be known statically
 
 POSIX_SHELLS = frozenset(
     {"sh", "bash", "rbash", "dash", "ash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"}
-    | {"yash", "posh", "hush"}
+    | {"loksh", "yash", "posh", "hush"}
+    # Debian's static builds (bash-static, zsh-static, mksh) install under these names.
+    | {"bash-static", "zsh-static", "mksh-static"}
 )
-KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"})
+ZSH_NAMES = frozenset({"zsh", "zsh-static"})
+KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "mksh-static", "lksh", "pdksh", "oksh", "loksh"})
 BASH_LONG_FLAGS = frozenset(
     {"debugger", "dump-po-strings", "dump-strings", "help", "login", "noediting"}
     | {"noprofile", "norc", "posix", "pretty-print", "protected", "restricted", "verbose"}
@@ -210,11 +213,11 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
             option = arg[2:].partition("=")[0]
             index += 1
             takes_value = option in BASH_LONG_WITH_ARGUMENT or (
-                name == "zsh" and option == "emulate"
+                name in ZSH_NAMES and option == "emulate"
             )
             if takes_value and "=" not in arg:
                 index += 1
-            elif option not in BASH_LONG_FLAGS and not (name == "zsh" and "=" not in arg):
+            elif option not in BASH_LONG_FLAGS and not (name in ZSH_NAMES and "=" not in arg):
                 return ShellInvocation("unparsed")
             continue
         if len(arg) < 2 or arg[0] not in "-+":

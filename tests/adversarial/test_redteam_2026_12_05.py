@@ -26,6 +26,7 @@ import pytest
 from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise.commands import analyse_command
+from sidecar.normalise.shell_wrappers import POSIX_SHELLS
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes, load_policy_file
 
@@ -225,3 +226,70 @@ def test_a_non_interactive_shell_script_is_still_unwrapped(
     coding_agent: CompiledPolicy, argv: list[str]
 ) -> None:
     assert _exec(coding_agent, argv=argv)[0] == "allow"
+
+
+# -- baseline: its guard rails hold under a broad allow ------------------------------------
+
+# baseline.yaml says its guard rails keep holding when broad allow rules are added later.
+BROAD_ALLOWS = """
+  - id: broad-files
+    action: "file.*"
+    path: {glob: "/**"}
+    decision: allow
+  - id: broad-exec
+    action: process.exec
+    decision: allow
+"""
+
+
+@pytest.fixture(scope="module")
+def broad_baseline() -> CompiledPolicy:
+    text = (POLICIES / "baseline.yaml").read_text() + BROAD_ALLOWS
+    return load_policy_bytes(text.encode(), "baseline-broad.yaml")
+
+
+@pytest.mark.parametrize("shell", sorted(POSIX_SHELLS))
+def test_every_shell_the_analysis_knows_is_denied_by_the_baseline(
+    broad_baseline: CompiledPolicy, shell: str
+) -> None:
+    """A bare shell reads its commands from standard input, out of the gate's sight."""
+    for argv in ([shell], [f"/usr/bin/{shell}"], ["env", shell], [shell, "-i"]):
+        verdict = evaluate_request(broad_baseline, {"action": "process.exec", "argv": argv})
+        assert (verdict.decision, verdict.rule) == ("deny", "no-shells"), argv
+
+
+def test_a_static_shell_script_is_unwrapped() -> None:
+    analysis = analyse_command(argv=["bash-static", "-c", "rm -rf /tmp/x"])
+    assert [command.argv for command in analysis.commands] == [("rm", "-rf", "/tmp/x")]
+
+
+CREDENTIAL_STORES = [
+    "/home/agent/.config/git/credentials",  # git's credential store, XDG location
+    "/home/agent/.config/gh/hosts.yml",  # GitHub CLI token
+    "/home/agent/.vault-token",
+    "/home/agent/.cargo/credentials.toml",
+    "/home/agent/.cargo/credentials",
+    "/home/agent/.terraform.d/credentials.tfrc.json",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/dev/fd/3",  # /proc/self/fd/3 by another name
+    "/dev/fd",
+]
+
+
+@pytest.mark.parametrize("path", CREDENTIAL_STORES)
+@pytest.mark.parametrize("action", ["file.read", "file.write"])
+def test_credential_stores_are_denied_by_the_baseline(
+    broad_baseline: CompiledPolicy, action: str, path: str
+) -> None:
+    verdict = evaluate_request(broad_baseline, {"action": action, "path": path})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-credential-files")
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/sshd_config", "/dev/null"]
+)
+def test_public_neighbours_of_credential_stores_stay_readable(
+    broad_baseline: CompiledPolicy, path: str
+) -> None:
+    verdict = evaluate_request(broad_baseline, {"action": "file.read", "path": path})
+    assert verdict.decision == "allow"
