@@ -749,7 +749,9 @@ CONSTRUCT_CASES = [
     (
         "local -A 'a=([k]=`rm x`)'",
         [("local", "-A", "a=([k]=`rm x`)"), ("rm", "x")],
-        {"eval", "backticks"},
+        # [k]= is read as in a=([k]=...), where an indexed array's index is arithmetic
+        # (the analysis does not carry -A into the re-read value: stricter, never looser).
+        {"eval", "backticks", "arithmetic"},
     ),
     ("declare a=$v", [("declare", "a=$v")], {"eval", "parameter-expansion"}),
     ("export -a a=$v", [("export", "-a", "a=$v")], {"eval", "parameter-expansion"}),

@@ -82,7 +82,8 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``process-substitution``  ``<(...)`` and ``>(...)``; its commands are reported too.
 ``parameter-expansion``   ``$x``, ``${x...}`` anywhere: a value the gate cannot see.
 ``arithmetic``            ``$((...))``, ``((...))``, ``$[...]``, ``let``, ``for ((``,
-                          ``[[ -eq/-v ]]``, ``test -v``, array subscripts, ``${x:n}``,
+                          ``[[ -eq/-v ]]``, ``test -v``, array subscripts (also
+                          ``a=([i]=v)``), ``${x:n}``,
                           ``${!x}``, ``declare -i``: bash evaluates variable values as
                           arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
@@ -572,6 +573,12 @@ class _Analyser:
             self.construct("environment-override", assignment.word.raw)
         if assignment.subscript is not None:
             self.construct("arithmetic", assignment.word.raw)
+        elements = assignment.values[1:]  # a=(...): the words between the parentheses
+        if any(element.raw.startswith("[") for element in elements):
+            # a=([i]=v): like a[i]=v, bash evaluates the index as arithmetic, and
+            # i='x[$(cmd)]' set before makes that run cmd.
+            shown = " ".join(element.raw for element in elements)
+            self.construct("arithmetic", f"{assignment.word.raw}({shown})")
 
     # -- simple commands -----------------------------------------------------------------
 

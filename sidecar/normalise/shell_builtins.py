@@ -47,6 +47,13 @@ RISKY_VARIABLES = frozenset(
     # -toolexec, a compiler wrapper, make's variables (SHELL=...), the compiler itself.
     | {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "GOFLAGS", "RUSTC_WRAPPER", "RUSTFLAGS"}
     | {"RUSTC", "MAKEFLAGS", "MFLAGS", "CC", "CXX"}
+    # bash's command hash table and aliases as arrays: BASH_CMDS=([git]=/tmp/x) is hash -p.
+    | {"BASH_CMDS", "BASH_ALIASES"}
+    # zsh (whose scripts are read as bash here) ties path to PATH and exposes its hash
+    # table, aliases and functions as arrays (commands=(git /tmp/x)), and runs $NULLCMD
+    # and $READNULLCMD for a redirection without a command.
+    | {"path", "fpath", "cdpath", "module_path", "MODULE_PATH", "commands", "aliases"}
+    | {"galiases", "saliases", "functions", "NULLCMD", "READNULLCMD"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),

@@ -16,6 +16,7 @@ the tests show what the shell does, not only what the analysis says.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,6 +122,54 @@ def test_a_named_descriptor_with_a_harmless_name_stays_allowed(
 ) -> None:
     decision, _reason = _exec(coding_agent, commandLine="{ git status; } {fd}<README.md")
     assert decision == "allow"
+
+
+# -- compound array assignments ------------------------------------------------------------
+
+INDEX_RUNS = "x='a[$(echo INDEX-RAN >&2)]'; arr=([x]=1)"
+
+
+@needs_bash
+def test_a_compound_array_index_really_runs_code(tmp_path: Path) -> None:
+    assert BASH is not None
+    done = subprocess.run(
+        [BASH, "-c", INDEX_RUNS], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert "INDEX-RAN" in done.stderr
+
+
+@needs_bash
+def test_bash_cmds_really_rebinds_a_command(tmp_path: Path) -> None:
+    _plant_git(tmp_path)
+    out = _bash(f"BASH_CMDS=([git]={tmp_path}/10/git); git status", tmp_path)
+    assert "PLANTED-GIT" in out
+
+
+@pytest.mark.parametrize(
+    ("command_line", "construct"),
+    [
+        ("x='a[$(rm -rf /)]'; arr=([x]=1); git status", "arithmetic"),
+        ("arr+=([x]=1); git status", "arithmetic"),
+        ("BASH_CMDS=([git]=/workspace/bin/git); git status", "environment-override"),
+        ("BASH_ALIASES=([git]='rm -rf /'); git status", "environment-override"),
+        # zsh ties path to PATH and exposes its hash table, aliases and functions.
+        ("path=(/workspace/bin); git status", "environment-override"),
+        ("commands=(git /workspace/bin/git); git status", "environment-override"),
+        ("functions=(git 'rm -rf /'); git status", "environment-override"),
+    ],
+)
+def test_compound_assignments_that_run_or_rebind_code_are_constructs(
+    coding_agent: CompiledPolicy, command_line: str, construct: str
+) -> None:
+    analysis = analyse_command(command_line=command_line, cwd="/workspace")
+    assert construct in {c.name for c in analysis.constructs}
+    for line in (command_line, f"zsh -c {shlex.quote(command_line)}"):
+        assert _exec(coding_agent, commandLine=line)[0] == "deny", line
+
+
+def test_a_plain_array_assignment_is_not_a_construct(coding_agent: CompiledPolicy) -> None:
+    analysis = analyse_command(command_line="files=(a b); git status", cwd="/workspace")
+    assert analysis.constructs == ()
 
 
 # -- keyword mode: NAME=value anywhere is an environment assignment -----------------------
