@@ -68,7 +68,8 @@ What is reported
   ``pushd``/``popd``, ``env -C`` and ``sudo -D``: after ``cd /x; ./y`` both
   ``<cwd>/y`` and ``/x/y`` are reported (the ``cd`` may fail); ``cd /x && ./y``
   reports ``/x/y`` only. When it cannot be known (``cd $D``, ``cd -``, a ``cd`` in a
-  loop or a function, after ``eval``/``source``), a relative path is the construct
+  loop or a function, after ``eval``/``source``, a physical ``cd -P`` or ``set -P``,
+  after which ``..`` is the parent of a symlink's target), a relative path is the construct
   ``unknown-cwd`` instead. ``CDPATH`` in the agent's environment is assumed unset.
 * Redirections: ``>`` ``>>`` ``>|`` ``&>`` ``&>>`` ``>&file`` ``<>`` targets are
   writes, ``<`` ``<&file`` ``<>`` targets are reads, all normalised like paths

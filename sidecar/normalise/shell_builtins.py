@@ -7,7 +7,8 @@ set variables by name (a risky name changes what programs run or load; a subscri
 arithmetic, which runs ``$(...)`` found in a value; a declared ``(...)`` value is an
 array assignment, which expands it); ``test -v`` evaluates a subscript; ``hash
 -p``/``enable -f`` rebind a command name; ``set -k``/``set -o keyword`` (and ``shopt -s
--o keyword``) make ``NAME=value`` arguments environment assignments. Each handler
+-o keyword``) make ``NAME=value`` arguments environment assignments, and ``set -P`` and
+``cd -P`` resolve symlinks, so the directory is no longer known. Each handler
 reports the builtin as a command, reports its constructs, and returns the working
 directories it may leave.
 """
@@ -140,9 +141,10 @@ def _directory(analyser: Analyser, args: list[Arg], state: State, context: Conte
     """``cd``/``pushd``/``popd``: on success the shell is in the new directory."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
-    operands, _values = split_operands(texts)
+    operands, values = split_operands(texts)
     known = (
         texts[0] != "popd"
+        and "P" not in values  # physical: symlinks resolved, so where it lands is unknown
         and len(operands) == 1
         and all(arg.static for arg in args)
         and operands[0] not in ("-", "")
@@ -406,38 +408,50 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     return state, state
 
 
-def sets_keyword_option(texts: Sequence[str]) -> bool:
-    """Whether ``set``-style options (``-k``, ``-o keyword``, in any cluster) turn on
-    bash's keyword mode, in which a ``NAME=value`` argument anywhere on a later command
-    line goes into its environment instead of its arguments (``git status GIT_DIR=x``)."""
+# set -k / set -o keyword: a ``NAME=value`` argument anywhere on a later command line goes
+# into its environment instead of its arguments (``git status GIT_DIR=x``).
+# set -P / set -o physical: every later ``cd`` resolves symlinks, so ``cd link/..`` lands
+# in the parent of the link's target, not in the directory its lexical form names.
+_SET_LETTERS = {"k": "keyword", "P": "physical"}
+
+
+def turned_on_options(texts: Sequence[str]) -> set[str]:
+    """The ``set -o`` names of the options ``set``-style arguments turn on (``-k``, ``-o
+    keyword``, ``-eP`` ...), among ``keyword`` and ``physical``."""
+    found: set[str] = set()
     index = 1
     while index < len(texts):
         text = texts[index]
         index += 1
         if text in ("-", "--") or len(text) < 2 or text[0] not in "-+":
-            return False
+            break
         for letter in text[1:]:
-            if letter == "k" and text[0] == "-":
-                return True
             if letter == "o":
                 value = texts[index] if index < len(texts) else ""
                 index += 1
-                if value == "keyword" and text[0] == "-":
-                    return True
-    return False
+                if text[0] == "-" and value in _SET_LETTERS.values():
+                    found.add(value)
+            elif text[0] == "-" and letter in _SET_LETTERS:
+                found.add(_SET_LETTERS[letter])
+    return found
 
 
 def _options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
-    """``set -k``/``set -o keyword``/``shopt -s -o keyword``: keyword mode (see above)."""
+    """``set``/``shopt -o`` turning on keyword mode or physical ``cd`` (see above)."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
     if texts[0] == "set":
-        keyword = sets_keyword_option(texts)
+        options = turned_on_options(texts)
     else:
         operands, values = split_operands(texts)
-        keyword = {"s", "o"} <= values.keys() and "keyword" in operands
-    if keyword:
+        options = (
+            set(operands) & set(_SET_LETTERS.values()) if {"s", "o"} <= values.keys() else set()
+        )
+    if "keyword" in options:
         analyser.construct("environment-override", argv_text(texts))
+    if "physical" in options:
+        unknown: State = frozenset({UNKNOWN_CWD})
+        return unknown, unknown
     return state, state
 
 

@@ -242,6 +242,60 @@ def test_other_shell_options_stay_allowed_where_set_is_allowed(command_line: str
     assert verdict.decision == "allow"
 
 
+# -- physical cd: where "link/.." lands depends on the link -----------------------------
+
+CD_POLICY = """
+version: 1
+rules:
+  - action: process.exec
+    command: [cd, set]
+    decision: allow
+  - action: process.exec
+    command: git
+    cwd: /workspace
+    args: {prefix: [status]}
+    decision: allow
+"""
+
+
+@needs_bash
+def test_a_physical_cd_really_lands_beside_the_links_target(tmp_path: Path) -> None:
+    (tmp_path / "workspace").mkdir()
+    (tmp_path / "elsewhere" / "inner").mkdir(parents=True)
+    (tmp_path / "workspace" / "link").symlink_to(tmp_path / "elsewhere" / "inner")
+    workspace = tmp_path / "workspace"
+    assert _bash("cd link/.. && pwd -P", workspace).strip() == str(workspace)
+    for line in ("cd -P link/.. && pwd", "set -P; cd link/.. && pwd", "cd -P link && cd .. && pwd"):
+        assert _bash(line, workspace).strip() == str(tmp_path / "elsewhere"), line
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        "cd -P link/.. && git status",
+        "cd -P /workspace/link/.. && git status",
+        "cd -P link && cd .. && git status",
+        "cd -LP link/.. && git status",
+        "set -P; cd link/.. && git status",
+        "set -eo physical; cd link/.. && git status",
+    ],
+)
+def test_after_a_physical_cd_the_directory_is_unknown(command_line: str) -> None:
+    policy = load_policy_bytes(CD_POLICY.encode(), "cd.yaml")
+    body = {"action": "process.exec", "cwd": "/workspace", "commandLine": command_line}
+    assert evaluate_request(policy, body).decision == "deny"
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    ["cd link/.. && git status", "cd -L link/.. && git status", "set -e; git status"],
+)
+def test_a_logical_cd_is_still_followed(command_line: str) -> None:
+    policy = load_policy_bytes(CD_POLICY.encode(), "cd.yaml")
+    body = {"action": "process.exec", "cwd": "/workspace", "commandLine": command_line}
+    assert evaluate_request(policy, body).decision == "allow"
+
+
 # -- interactive shells -------------------------------------------------------------------
 
 
