@@ -48,6 +48,16 @@ RISKY_VARIABLES = frozenset(
     # -toolexec, a compiler wrapper, make's variables (SHELL=...), the compiler itself.
     | {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "GOFLAGS", "RUSTC_WRAPPER", "RUSTFLAGS"}
     | {"RUSTC", "MAKEFLAGS", "MFLAGS", "CC", "CXX"}
+    # Start-up code of common tools, run by any command they start: Python's user site
+    # (its .pth files run code) and bytecode cache (a planted .pyc is loaded), the JVM's
+    # options (-javaagent:) for java, Maven and Gradle (and Gradle's init scripts),
+    # make's extra makefiles, go's env file, cargo's second wrapper, kubectl's and the
+    # AWS CLI's configuration (an exec credential plugin, credential_process), vim's and
+    # ex's start-up commands, Lua's and PHP's start-up code, and git protocols (ext::).
+    | {"PYTHONUSERBASE", "PYTHONPYCACHEPREFIX", "JDK_JAVA_OPTIONS", "JAVA_OPTS"}
+    | {"MAVEN_OPTS", "GRADLE_OPTS", "GRADLE_USER_HOME", "MAKEFILES", "GOENV"}
+    | {"RUSTC_WORKSPACE_WRAPPER", "KUBECONFIG", "AWS_CONFIG_FILE", "VIMINIT", "EXINIT"}
+    | {"LUA_INIT", "PHPRC", "PHP_INI_SCAN_DIR", "GIT_ALLOW_PROTOCOL"}
     # bash's command hash table and aliases as arrays: BASH_CMDS=([git]=/tmp/x) is hash -p.
     | {"BASH_CMDS", "BASH_ALIASES"}
     # zsh (whose scripts are read as bash here) ties path to PATH and exposes its hash

@@ -172,6 +172,61 @@ def test_a_plain_array_assignment_is_not_a_construct(coding_agent: CompiledPolic
     assert analysis.constructs == ()
 
 
+# -- variables that make common tools load code ---------------------------------------------
+
+TOOL_START_UP = [
+    "PYTHONUSERBASE",  # its site-packages' .pth files run code in every Python program
+    "PYTHONPYCACHEPREFIX",  # bytecode is read from there too: a planted .pyc runs
+    "JDK_JAVA_OPTIONS",  # the java launcher's options: -javaagent:/workspace/x.jar
+    "JAVA_OPTS",
+    "MAVEN_OPTS",
+    "GRADLE_OPTS",
+    "GRADLE_USER_HOME",  # init.d scripts run in every build
+    "MAKEFILES",  # read by make before the Makefile
+    "GOENV",  # go's env file sets GOFLAGS, GOTOOLCHAIN ...
+    "RUSTC_WORKSPACE_WRAPPER",
+    "KUBECONFIG",  # an exec credential plugin runs a command
+    "AWS_CONFIG_FILE",  # credential_process runs a command
+    "VIMINIT",
+    "EXINIT",
+    "LUA_INIT",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
+    "GIT_ALLOW_PROTOCOL",  # ext:: remotes run commands
+]
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="python3 is not installed")
+def test_a_python_user_base_really_runs_code(tmp_path: Path) -> None:
+    python = shutil.which("python3")
+    assert python is not None
+    env = {**os.environ, "PYTHONUSERBASE": str(tmp_path)}
+    env.pop("PYTHONNOUSERSITE", None)
+    site = subprocess.run(
+        [python, "-c", "import site; print(site.getusersitepackages(), site.ENABLE_USER_SITE)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if site[1] != "True":
+        pytest.skip("this python has no user site (a virtual environment)")
+    Path(site[0]).mkdir(parents=True)
+    (Path(site[0]) / "planted.pth").write_text("import sys; sys.stderr.write('PTH-RAN')\n")
+    done = subprocess.run([python, "-c", "pass"], env=env, capture_output=True, text=True)
+    assert "PTH-RAN" in done.stderr
+
+
+@pytest.mark.parametrize("variable", TOOL_START_UP)
+def test_variables_that_make_tools_load_code_are_overrides(
+    coding_agent: CompiledPolicy, variable: str
+) -> None:
+    for line in (f"{variable}=/workspace/x pytest", f"env {variable}=/workspace/x pytest"):
+        analysis = analyse_command(command_line=line, cwd="/workspace")
+        assert "environment-override" in {c.name for c in analysis.constructs}, line
+        assert _exec(coding_agent, commandLine=line)[0] == "deny", line
+
+
 # -- keyword mode: NAME=value anywhere is an environment assignment -----------------------
 
 FSMONITOR = "git status GIT_CONFIG_PARAMETERS=\"'core.fsmonitor'='touch /tmp/pwned'\""
