@@ -753,21 +753,26 @@ class _Analyser:
             return
         if invocation.dynamic:
             self.construct("dynamic-command", display)
-        if invocation.keyword:
+        if "keyword" in invocation.options:
             self.construct("environment-override", display)
+        if "histexpand" in invocation.options:
+            self.construct("eval", display)
+        # With -P its cd resolves symlinks: where "cd link/.." lands is unknown.
+        inside_state = frozenset({UNKNOWN_CWD}) if "physical" in invocation.options else state
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted or invocation.interactive:
                 self.report(args, state, context)
             posix = program not in BASH_DIALECTS
             where = f"{program} -c script"
-            self.shell_script(invocation.script, args, state, context, where, posix=posix)
+            self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
             return
         if invocation.kind == "stdin" and stdin:
             self.construct("heredoc-to-shell", display)
             inside = context.inside(f"{program} standard input")
+            posix = program not in BASH_DIALECTS
             for feed in stdin:
                 if feed.static:
-                    self.script_text(feed.text, state, inside, posix=program not in BASH_DIALECTS)
+                    self.script_text(feed.text, inside_state, inside, posix=posix)
         self.report(args, state, context)
 
     def shell_script(

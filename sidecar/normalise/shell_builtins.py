@@ -7,8 +7,9 @@ set variables by name (a risky name changes what programs run or load; a subscri
 arithmetic, which runs ``$(...)`` found in a value; a declared ``(...)`` value is an
 array assignment, which expands it); ``test -v`` evaluates a subscript; ``hash
 -p``/``enable -f`` rebind a command name; ``set -k``/``set -o keyword`` (and ``shopt -s
--o keyword``) make ``NAME=value`` arguments environment assignments, and ``set -P`` and
-``cd -P`` resolve symlinks, so the directory is no longer known. Each handler
+-o keyword``) make ``NAME=value`` arguments environment assignments, ``set -H`` re-reads
+later lines with text from the history (``!!:s/#//``), and ``set -P`` and ``cd -P``
+resolve symlinks, so the directory is no longer known. Each handler
 reports the builtin as a command, reports its constructs, and returns the working
 directories it may leave.
 """
@@ -20,7 +21,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sidecar.normalise.shell_context import Context, Flow, State, argv_text, later
-from sidecar.normalise.shell_wrappers import UNKNOWN_CWD, Arg
+from sidecar.normalise.shell_wrappers import (
+    RISKY_SHELL_OPTIONS,
+    UNKNOWN_CWD,
+    Arg,
+    turned_on_options,
+)
 
 DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
 RISKY_VARIABLES = frozenset(
@@ -418,47 +424,22 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     return state, state
 
 
-# set -k / set -o keyword: a ``NAME=value`` argument anywhere on a later command line goes
-# into its environment instead of its arguments (``git status GIT_DIR=x``).
-# set -P / set -o physical: every later ``cd`` resolves symlinks, so ``cd link/..`` lands
-# in the parent of the link's target, not in the directory its lexical form names.
-_SET_LETTERS = {"k": "keyword", "P": "physical"}
-
-
-def turned_on_options(texts: Sequence[str]) -> set[str]:
-    """The ``set -o`` names of the options ``set``-style arguments turn on (``-k``, ``-o
-    keyword``, ``-eP`` ...), among ``keyword`` and ``physical``."""
-    found: set[str] = set()
-    index = 1
-    while index < len(texts):
-        text = texts[index]
-        index += 1
-        if text in ("-", "--") or len(text) < 2 or text[0] not in "-+":
-            break
-        for letter in text[1:]:
-            if letter == "o":
-                value = texts[index] if index < len(texts) else ""
-                index += 1
-                if text[0] == "-" and value in _SET_LETTERS.values():
-                    found.add(value)
-            elif text[0] == "-" and letter in _SET_LETTERS:
-                found.add(_SET_LETTERS[letter])
-    return found
-
-
 def _options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
-    """``set``/``shopt -o`` turning on keyword mode or physical ``cd`` (see above)."""
+    """``set``/``shopt -s -o`` turning on an option that changes what later lines do
+    (``RISKY_SHELL_OPTIONS``): keyword mode is ``environment-override``, history
+    expansion ``eval``; after physical ``cd`` the directory is unknown."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
     if texts[0] == "set":
         options = turned_on_options(texts)
     else:
         operands, values = split_operands(texts)
-        options = (
-            set(operands) & set(_SET_LETTERS.values()) if {"s", "o"} <= values.keys() else set()
-        )
+        on = {"s", "o"} <= values.keys()
+        options = set(operands) & set(RISKY_SHELL_OPTIONS.values()) if on else set()
     if "keyword" in options:
         analyser.construct("environment-override", argv_text(texts))
+    if "histexpand" in options:
+        analyser.construct("eval", argv_text(texts))
     if "physical" in options:
         unknown: State = frozenset({UNKNOWN_CWD})
         return unknown, unknown

@@ -178,6 +178,36 @@ def _value(options: Options, *names: str) -> str | None:
 # -- shells -----------------------------------------------------------------------------
 
 
+# Shell options (set -o names, and their letters) that change what later lines do:
+# keyword: a NAME=value argument anywhere goes into the command's environment
+# (git status GIT_DIR=x); histexpand: bash re-reads each line with history text
+# substituted for !-designators (git status !!:s/#// brings back a commented-out
+# "; rm ..."); physical: cd resolves symlinks, so cd link/.. lands beside the target.
+RISKY_SHELL_OPTIONS = {"k": "keyword", "H": "histexpand", "P": "physical"}
+
+
+def turned_on_options(texts: Sequence[str], valued: str = "o") -> set[str]:
+    """The ``RISKY_SHELL_OPTIONS`` that ``set``-style arguments (``texts[1:]``) turn on,
+    by letter (``-k``, in clusters like ``-ek``) or by name (``-o keyword``). Letters in
+    ``valued`` take the next argument (``-o NAME``; a shell's ``-O shopt_name`` ...)."""
+    found: set[str] = set()
+    index = 1
+    while index < len(texts):
+        text = texts[index]
+        index += 1
+        if text in ("-", "--") or len(text) < 2 or text[0] not in "-+" or text[1] == "-":
+            break
+        for letter in text[1:]:
+            if letter in valued:
+                value = texts[index] if index < len(texts) else ""
+                index += 1
+                if letter == "o" and text[0] == "-" and value in RISKY_SHELL_OPTIONS.values():
+                    found.add(value)
+            elif text[0] == "-" and letter in RISKY_SHELL_OPTIONS:
+                found.add(RISKY_SHELL_OPTIONS[letter])
+    return found
+
+
 @dataclass(frozen=True)
 class ShellInvocation:
     """How a POSIX shell was asked to run.
@@ -190,9 +220,8 @@ class ShellInvocation:
     kind: Literal["script", "stdin", "plain", "unparsed"]
     script: Arg | None = None
     dynamic: bool = False  # an argument that decides what runs is not static
-    # ``-k``/``-o keyword``: ``NAME=value`` anywhere in a command is an environment
-    # assignment (``git status GIT_DIR=x`` runs git with GIT_DIR set), not an argument.
-    keyword: bool = False
+    # The RISKY_SHELL_OPTIONS its options turn on (-k, -o keyword, -H, -P ...).
+    options: frozenset[str] = frozenset()
     # ``-i``: an interactive shell first runs its startup files (~/.bashrc, $ENV), which
     # the gate cannot see, and reads the script differently (aliases from those files;
     # ``+O interactive_comments`` makes ``#`` an ordinary word).
@@ -202,7 +231,7 @@ class ShellInvocation:
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
-    command_mode = stdin_mode = keyword = interactive = False
+    command_mode = stdin_mode = interactive = False
     index = 1
     while index < len(texts):
         arg = texts[index]
@@ -229,25 +258,23 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 command_mode = True
             elif letter == "s":
                 stdin_mode = True
-            elif letter in "ki" and turned_on:
-                keyword = keyword or letter == "k"
-                interactive = interactive or letter == "i"
+            elif letter == "i" and turned_on:
+                interactive = True
             elif letter in valued_letters:
-                option = texts[index] if index < len(texts) else ""
-                keyword = keyword or (turned_on and letter == "o" and option == "keyword")
                 index += 1
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
     if index > len(texts):
         return ShellInvocation("unparsed")
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
+    options = frozenset(turned_on_options(texts[:index], valued_letters))
     if command_mode:
         if index >= len(args):
-            return ShellInvocation("plain", keyword=keyword, interactive=interactive)
-        return ShellInvocation("script", args[index], dynamic, keyword, interactive)
+            return ShellInvocation("plain", options=options, interactive=interactive)
+        return ShellInvocation("script", args[index], dynamic, options, interactive)
     if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
-        return ShellInvocation("stdin", None, dynamic, keyword, interactive)
-    return ShellInvocation("plain", None, dynamic, keyword, interactive)
+        return ShellInvocation("stdin", None, dynamic, options, interactive)
+    return ShellInvocation("plain", None, dynamic, options, interactive)
 
 
 # -- wrappers ---------------------------------------------------------------------------

@@ -342,13 +342,70 @@ def test_after_a_physical_cd_the_directory_is_unknown(command_line: str) -> None
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["bash", "-P", "-c", "cd link/.. && git status"],
+        ["bash", "-o", "physical", "-c", "git status"],
+    ],
+)
+def test_a_shell_started_physical_has_an_unknown_directory(argv: list[str]) -> None:
+    policy = load_policy_bytes(CD_POLICY.encode(), "cd.yaml")
+    body = {"action": "process.exec", "cwd": "/workspace", "argv": argv}
+    assert evaluate_request(policy, body).decision == "deny"
+
+
+@pytest.mark.parametrize(
     "command_line",
-    ["cd link/.. && git status", "cd -L link/.. && git status", "set -e; git status"],
+    [
+        "cd link/.. && git status",
+        "cd -L link/.. && git status",
+        "set -e; git status",
+        "bash -c 'cd link/.. && git status'",
+    ],
 )
 def test_a_logical_cd_is_still_followed(command_line: str) -> None:
     policy = load_policy_bytes(CD_POLICY.encode(), "cd.yaml")
     body = {"action": "process.exec", "cwd": "/workspace", "commandLine": command_line}
     assert evaluate_request(policy, body).decision == "allow"
+
+
+# -- history expansion: later lines re-read with text from the history -------------------
+
+HISTORY_SCRIPT = "set -H -o history\necho one # ; echo HIDDEN-RAN\necho two !!:s/#//\n"
+
+
+@needs_bash
+def test_history_expansion_really_runs_a_commented_out_command(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text(HISTORY_SCRIPT)
+    assert BASH is not None
+    done = subprocess.run(
+        [BASH, str(script)], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert "HIDDEN-RAN" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        "set -H -o history\ngit status # ; rm -rf /tmp/x\ngit status !!:s/#//",
+        "set -o history -o histexpand\ngit status # ; rm -rf /tmp/x\ngit status !!:s/#//",
+        "set -eH; git status",
+        "shopt -s -o histexpand; git status",
+    ],
+)
+def test_turning_history_expansion_on_is_eval(command_line: str) -> None:
+    policy = load_policy_bytes(SET_POLICY.encode(), "set.yaml")
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": command_line})
+    assert verdict.decision == "deny"
+    assert "eval" in verdict.reason
+
+
+def test_a_shell_started_with_history_expansion_is_eval(coding_agent: CompiledPolicy) -> None:
+    argv = ["bash", "-H", "-o", "history", "-c", "git status"]
+    analysis = analyse_command(argv=argv, cwd="/workspace")
+    assert "eval" in {c.name for c in analysis.constructs}
+    assert _exec(coding_agent, argv=argv)[0] == "deny"
 
 
 # -- interactive shells -------------------------------------------------------------------
