@@ -232,6 +232,7 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
     command_mode = stdin_mode = interactive = False
+    short_options = [name]  # the option clusters and their values, read like set's
     index = 1
     while index < len(texts):
         arg = texts[index]
@@ -252,6 +253,7 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
         if len(arg) < 2 or arg[0] not in "-+":
             break
         index += 1
+        short_options.append(arg)
         turned_on = arg[0] == "-"
         for letter in arg[1:]:
             if letter == "c":
@@ -261,13 +263,14 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
             elif letter == "i" and turned_on:
                 interactive = True
             elif letter in valued_letters:
+                short_options.append(texts[index] if index < len(texts) else "")
                 index += 1
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
     if index > len(texts):
         return ShellInvocation("unparsed")
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
-    options = frozenset(turned_on_options(texts[:index], valued_letters))
+    options = frozenset(turned_on_options(short_options, valued_letters))
     if command_mode:
         if index >= len(args):
             return ShellInvocation("plain", options=options, interactive=interactive)

@@ -245,6 +245,8 @@ KEYWORD_ARGV = [
     ["bash", "-o", "keyword", "-c", FSMONITOR],
     ["/bin/bash", "-o", "pipefail", "-ko", "keyword", "-c", FSMONITOR],
     ["ksh", "-k", "-c", FSMONITOR],
+    ["bash", "--norc", "--rcfile", "x", "-k", "-c", FSMONITOR],
+    ["bash", "-O", "extglob", "-k", "-c", FSMONITOR],
     ["env", "bash", "-k", "-c", FSMONITOR],
 ]
 
