@@ -74,7 +74,9 @@ What is reported
 * Redirections: ``>`` ``>>`` ``>|`` ``&>`` ``&>>`` ``>&file`` ``<>`` targets are
   writes, ``<`` ``<&file`` ``<>`` targets are reads, all normalised like paths
   (``/dev/null`` included: the policy decides). Descriptor duplications (``2>&1``) and
-  here-documents are neither.
+  here-documents are neither. So are the files ``history -w/-a FILE`` writes (any
+  text, via ``history -s``) and ``history -r/-n FILE`` reads; without FILE, $HISTFILE
+  is a ``dynamic-redirect``.
 
 Constructs (``Construct.name``), each denied unless a rule allows it by name
 ------------------------------------------------------------------------------
@@ -624,6 +626,13 @@ class _Analyser:
         cwds = ordered_cwds(state)
         for resolved in programs:
             self.commands.append(SimpleCommand((resolved, *texts[1:]), label, cwds))
+
+    def file_access(self, text: str, state: State, *, write: bool) -> None:
+        """A file a builtin writes or reads by name (``history -w FILE``): decided as
+        ``file.write``/``file.read`` like a redirection's target."""
+        self.check_dot_dot(text)
+        for path in self.paths(text, state):
+            (self.writes if write else self.reads)[path] = None
 
     def check_dot_dot(self, path: str) -> None:
         """The kernel resolves ``..`` after symlinks, so ``link/../x`` may not be where

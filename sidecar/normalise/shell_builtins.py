@@ -118,6 +118,8 @@ class Analyser(Protocol):
 
     def may_be_array(self, name: str) -> bool: ...
 
+    def file_access(self, text: str, state: State, *, write: bool) -> None: ...
+
 
 def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
     """Split builtin arguments into operands and ``-x value`` options (first ``--`` ends)."""
@@ -305,6 +307,27 @@ def _completion(analyser: Analyser, args: list[Arg], state: State, context: Cont
     return state, state
 
 
+def _history(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``history -w FILE`` writes the history list, which ``history -s TEXT`` filled with
+    any text, to any file (``-a`` appends); ``-r``/``-n`` read one. Without FILE it is
+    $HISTFILE, not known here."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    operands, values = split_operands(texts, "d")
+    modes = {"a", "w", "r", "n"} & values.keys()
+    if not modes:
+        return state, state
+    target = next((arg for arg in args[1:] if operands and arg.text == operands[0]), None)
+    if target is None or not target.static:
+        analyser.construct("dynamic-redirect", argv_text(texts))
+        return state, state
+    if modes & {"a", "w"}:
+        analyser.file_access(target.text, state, write=True)
+    if modes & {"r", "n"}:
+        analyser.file_access(target.text, state, write=False)
+    return state, state
+
+
 def _fc(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """``fc`` runs commands again from the history (``-s``, or after ``-e EDITOR``,
     by default ``$FCEDIT``, edited them): text the gate never sees, which ``history
@@ -476,6 +499,7 @@ BUILTINS: dict[str, Builtin] = {
     "complete": _completion,
     "fc": _fc,
     "bind": _bind,
+    "history": _history,
     "set": _options,
     "shopt": _options,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),

@@ -410,6 +410,53 @@ def test_a_shell_started_with_history_expansion_is_eval(coding_agent: CompiledPo
     assert _exec(coding_agent, argv=argv)[0] == "deny"
 
 
+# -- builtins that write files by name -------------------------------------------------------
+
+
+@needs_bash
+def test_history_really_writes_any_text_to_any_file(tmp_path: Path) -> None:
+    target = tmp_path / "config"
+    _bash(f"history -s '[core]'; history -s 'fsmonitor = x'; history -w {target}", tmp_path)
+    assert target.read_text() == "[core]\nfsmonitor = x\n"
+
+
+HISTORY_ALLOWED = (
+    (POLICIES / "coding-agent.yaml").read_text()
+    + """
+  - id: history
+    action: process.exec
+    command: history
+    decision: allow
+"""
+)
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        "history -s '[core]'; history -s 'fsmonitor = x'; history -w /workspace/.git/config",
+        "history -s x; history -a .git/hooks/pre-commit",
+        "history -aw -- .git/config",
+    ],
+)
+def test_a_file_history_writes_is_a_file_write(command_line: str) -> None:
+    policy = load_policy_bytes(HISTORY_ALLOWED.encode(), "history.yaml")
+    body = {"action": "process.exec", "cwd": "/workspace", "commandLine": command_line}
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.rule) == ("deny", "no-git-hooks-or-config")
+
+
+def test_history_without_a_file_writes_histfile_which_is_unknown() -> None:
+    policy = load_policy_bytes(HISTORY_ALLOWED.encode(), "history.yaml")
+    body = {"action": "process.exec", "cwd": "/workspace", "commandLine": "history -w"}
+    assert "dynamic-redirect" in evaluate_request(policy, body).reason
+
+
+def test_history_reading_a_file_is_a_file_read() -> None:
+    analysis = analyse_command(command_line="history -r /etc/shadow; history", cwd="/workspace")
+    assert analysis.reads == ("/etc/shadow",)
+
+
 # -- interactive shells -------------------------------------------------------------------
 
 
