@@ -30,7 +30,9 @@ What is reported
   other flags: ``-lc``, ``-ec``, ``-o pipefail -c`` ...). A shell reading a script file
   or standard input is reported as itself: the policy decides on ``bash`` (allowing it
   allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
-  the trusted directories is reported as itself as well as unwrapped. Other languages
+  the trusted directories, or started interactive (``-i``: it first runs ~/.bashrc or
+  $ENV, which the gate cannot see, and ``+O interactive_comments`` turns ``#`` into a
+  word), is reported as itself as well as unwrapped. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -66,12 +68,15 @@ What is reported
   ``pushd``/``popd``, ``env -C`` and ``sudo -D``: after ``cd /x; ./y`` both
   ``<cwd>/y`` and ``/x/y`` are reported (the ``cd`` may fail); ``cd /x && ./y``
   reports ``/x/y`` only. When it cannot be known (``cd $D``, ``cd -``, a ``cd`` in a
-  loop or a function, after ``eval``/``source``), a relative path is the construct
+  loop or a function, after ``eval``/``source``, a physical ``cd -P`` or ``set -P``,
+  after which ``..`` is the parent of a symlink's target), a relative path is the construct
   ``unknown-cwd`` instead. ``CDPATH`` in the agent's environment is assumed unset.
 * Redirections: ``>`` ``>>`` ``>|`` ``&>`` ``&>>`` ``>&file`` ``<>`` targets are
   writes, ``<`` ``<&file`` ``<>`` targets are reads, all normalised like paths
   (``/dev/null`` included: the policy decides). Descriptor duplications (``2>&1``) and
-  here-documents are neither.
+  here-documents are neither. So are the files ``history -w/-a FILE`` writes (any
+  text, via ``history -s``) and ``history -r/-n FILE`` reads; without FILE, $HISTFILE
+  is a ``dynamic-redirect``.
 
 Constructs (``Construct.name``), each denied unless a rule allows it by name
 ------------------------------------------------------------------------------
@@ -80,7 +85,8 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``process-substitution``  ``<(...)`` and ``>(...)``; its commands are reported too.
 ``parameter-expansion``   ``$x``, ``${x...}`` anywhere: a value the gate cannot see.
 ``arithmetic``            ``$((...))``, ``((...))``, ``$[...]``, ``let``, ``for ((``,
-                          ``[[ -eq/-v ]]``, ``test -v``, array subscripts, ``${x:n}``,
+                          ``[[ -eq/-v ]]``, ``test -v``, array subscripts (also
+                          ``a=([i]=v)``), ``${x:n}``,
                           ``${!x}``, ``declare -i``: bash evaluates variable values as
                           arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
@@ -110,7 +116,11 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
                           ``IFS``, ``GIT_SSH_COMMAND`` ...; see ``RISKY_VARIABLES``), by
                           assignment, ``env``, ``sudo``, ``export``/``declare``,
-                          ``read``, ``for`` ..., and namerefs (``declare -n``).
+                          ``read``, ``for`` ..., a named descriptor (``{PATH}<f`` sets
+                          PATH to its number), ``coproc NAME``, and namerefs
+                          (``declare -n``); also keyword mode (``set -k``, ``set -o
+                          keyword``, ``bash -k``), where ``NAME=value`` anywhere in a
+                          command is an environment assignment, not an argument.
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
@@ -129,7 +139,8 @@ Text that cannot be parsed, NUL bytes, an empty ``argv``, nesting deeper than
 assignments) are ``RequestError`` (400), never a partial analysis. So are the places
 where bash itself would guess: ``((`` or ``$((`` that bash would re-read as subshells,
 here-document delimiters other than plain words (``EOF``, ``'EOF'``, ``"EOF"``,
-``\EOF``), a here-document not ended before the end of the text.
+``\EOF``), a here-document not ended before the end of the text, a descriptor
+assigned to an array element (``{a[1]}>f``).
 """
 
 from __future__ import annotations
@@ -197,7 +208,10 @@ SUBSTITUTION_LABELS = {
 }
 # Shells whose scripts are read as bash reads them (they share [[ ]] and (( ))); every
 # other script (sh, dash, ash, a command line, eval ...) is read both ways.
-BASH_DIALECTS = frozenset({"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"})
+BASH_DIALECTS = frozenset(
+    {"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"}
+    | {"bash-static", "zsh-static", "mksh-static"}
+)
 
 
 @dataclass(frozen=True)
@@ -421,6 +435,11 @@ class _Analyser:
             after = later(state) if _changes_cwd(node.body) else state
             return after, after
         if isinstance(node, sh.Coprocess):
+            # NAME holds the coprocess's descriptors and NAME_PID its process id.
+            if node.name is not None and any(
+                risky_variable(variable) for variable in (node.name, f"{node.name}_PID")
+            ):
+                self.construct("environment-override", f"coproc {node.name}")
             self.command(node.command, state, context)
             return state, state
         self.redirects(node.redirects, state, context)
@@ -510,6 +529,12 @@ class _Analyser:
 
     def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: Context) -> None:
         for redirect in redirects:
+            # ``{PATH}<file`` sets PATH to the new descriptor's number ("10"), in this
+            # shell for a builtin or compound command: a relative PATH entry.
+            fd = redirect.fd
+            if fd is not None and fd.startswith("{") and risky_variable(fd[1:-1]):
+                shown = redirect.target.raw if redirect.target is not None else ""
+                self.construct("environment-override", f"{fd}{redirect.op}{shown}")
             if redirect.heredoc is not None:
                 if redirect.heredoc.body is not None:
                     self.expansions(redirect.heredoc.body, state, context)
@@ -551,6 +576,12 @@ class _Analyser:
             self.construct("environment-override", assignment.word.raw)
         if assignment.subscript is not None:
             self.construct("arithmetic", assignment.word.raw)
+        elements = assignment.values[1:]  # a=(...): the words between the parentheses
+        if any(element.raw.startswith("[") for element in elements):
+            # a=([i]=v): like a[i]=v, bash evaluates the index as arithmetic, and
+            # i='x[$(cmd)]' set before makes that run cmd.
+            shown = " ".join(element.raw for element in elements)
+            self.construct("arithmetic", f"{assignment.word.raw}({shown})")
 
     # -- simple commands -----------------------------------------------------------------
 
@@ -595,6 +626,13 @@ class _Analyser:
         cwds = ordered_cwds(state)
         for resolved in programs:
             self.commands.append(SimpleCommand((resolved, *texts[1:]), label, cwds))
+
+    def file_access(self, text: str, state: State, *, write: bool) -> None:
+        """A file a builtin writes or reads by name (``history -w FILE``): decided as
+        ``file.write``/``file.read`` like a redirection's target."""
+        self.check_dot_dot(text)
+        for path in self.paths(text, state):
+            (self.writes if write else self.reads)[path] = None
 
     def check_dot_dot(self, path: str) -> None:
         """The kernel resolves ``..`` after symlinks, so ``link/../x`` may not be where
@@ -724,19 +762,26 @@ class _Analyser:
             return
         if invocation.dynamic:
             self.construct("dynamic-command", display)
+        if "keyword" in invocation.options:
+            self.construct("environment-override", display)
+        if "histexpand" in invocation.options:
+            self.construct("eval", display)
+        # With -P its cd resolves symlinks: where "cd link/.." lands is unknown.
+        inside_state = frozenset({UNKNOWN_CWD}) if "physical" in invocation.options else state
         if invocation.kind == "script" and invocation.script is not None:
-            if not trusted:
+            if not trusted or invocation.interactive:
                 self.report(args, state, context)
             posix = program not in BASH_DIALECTS
             where = f"{program} -c script"
-            self.shell_script(invocation.script, args, state, context, where, posix=posix)
+            self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
             return
         if invocation.kind == "stdin" and stdin:
             self.construct("heredoc-to-shell", display)
             inside = context.inside(f"{program} standard input")
+            posix = program not in BASH_DIALECTS
             for feed in stdin:
                 if feed.static:
-                    self.script_text(feed.text, state, inside, posix=program not in BASH_DIALECTS)
+                    self.script_text(feed.text, inside_state, inside, posix=posix)
         self.report(args, state, context)
 
     def shell_script(

@@ -212,6 +212,7 @@ class FunctionDefinition:
 @dataclass(frozen=True)
 class Coprocess:
     command: Command
+    name: str | None = None  # ``coproc NAME { ...; }``: bash sets the array NAME, NAME_PID
 
 
 Command = (

@@ -6,8 +6,12 @@ and ``bind -x`` run text as code; ``declare``/``export``/``read``/``let``/``unse
 set variables by name (a risky name changes what programs run or load; a subscript is
 arithmetic, which runs ``$(...)`` found in a value; a declared ``(...)`` value is an
 array assignment, which expands it); ``test -v`` evaluates a subscript; ``hash
--p``/``enable -f`` rebind a command name. Each handler reports the builtin as a
-command, reports its constructs, and returns the working directories it may leave.
+-p``/``enable -f`` rebind a command name; ``set -k``/``set -o keyword`` (and ``shopt -s
+-o keyword``) make ``NAME=value`` arguments environment assignments, ``set -H`` re-reads
+later lines with text from the history (``!!:s/#//``), and ``set -P`` and ``cd -P``
+resolve symlinks, so the directory is no longer known. Each handler
+reports the builtin as a command, reports its constructs, and returns the working
+directories it may leave.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sidecar.normalise.shell_context import Context, Flow, State, argv_text, later
-from sidecar.normalise.shell_wrappers import UNKNOWN_CWD, Arg
+from sidecar.normalise.shell_wrappers import (
+    RISKY_SHELL_OPTIONS,
+    UNKNOWN_CWD,
+    Arg,
+    turned_on_options,
+)
 
 DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
 RISKY_VARIABLES = frozenset(
@@ -45,6 +54,23 @@ RISKY_VARIABLES = frozenset(
     # -toolexec, a compiler wrapper, make's variables (SHELL=...), the compiler itself.
     | {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "GOFLAGS", "RUSTC_WRAPPER", "RUSTFLAGS"}
     | {"RUSTC", "MAKEFLAGS", "MFLAGS", "CC", "CXX"}
+    # Start-up code of common tools, run by any command they start: Python's user site
+    # (its .pth files run code) and bytecode cache (a planted .pyc is loaded), the JVM's
+    # options (-javaagent:) for java, Maven and Gradle (and Gradle's init scripts),
+    # make's extra makefiles, go's env file, cargo's second wrapper, kubectl's and the
+    # AWS CLI's configuration (an exec credential plugin, credential_process), vim's and
+    # ex's start-up commands, Lua's and PHP's start-up code, and git protocols (ext::).
+    | {"PYTHONUSERBASE", "PYTHONPYCACHEPREFIX", "JDK_JAVA_OPTIONS", "JAVA_OPTS"}
+    | {"MAVEN_OPTS", "GRADLE_OPTS", "GRADLE_USER_HOME", "MAKEFILES", "GOENV"}
+    | {"RUSTC_WORKSPACE_WRAPPER", "KUBECONFIG", "AWS_CONFIG_FILE", "VIMINIT", "EXINIT"}
+    | {"LUA_INIT", "PHPRC", "PHP_INI_SCAN_DIR", "GIT_ALLOW_PROTOCOL"}
+    # bash's command hash table and aliases as arrays: BASH_CMDS=([git]=/tmp/x) is hash -p.
+    | {"BASH_CMDS", "BASH_ALIASES"}
+    # zsh (whose scripts are read as bash here) ties path to PATH and exposes its hash
+    # table, aliases and functions as arrays (commands=(git /tmp/x)), and runs $NULLCMD
+    # and $READNULLCMD for a redirection without a command.
+    | {"path", "fpath", "cdpath", "module_path", "MODULE_PATH", "commands", "aliases"}
+    | {"galiases", "saliases", "functions", "NULLCMD", "READNULLCMD"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),
@@ -92,6 +118,8 @@ class Analyser(Protocol):
 
     def may_be_array(self, name: str) -> bool: ...
 
+    def file_access(self, text: str, state: State, *, write: bool) -> None: ...
+
 
 def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
     """Split builtin arguments into operands and ``-x value`` options (first ``--`` ends)."""
@@ -131,9 +159,10 @@ def _directory(analyser: Analyser, args: list[Arg], state: State, context: Conte
     """``cd``/``pushd``/``popd``: on success the shell is in the new directory."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
-    operands, _values = split_operands(texts)
+    operands, values = split_operands(texts)
     known = (
         texts[0] != "popd"
+        and "P" not in values  # physical: symlinks resolved, so where it lands is unknown
         and len(operands) == 1
         and all(arg.static for arg in args)
         and operands[0] not in ("-", "")
@@ -278,6 +307,27 @@ def _completion(analyser: Analyser, args: list[Arg], state: State, context: Cont
     return state, state
 
 
+def _history(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``history -w FILE`` writes the history list, which ``history -s TEXT`` filled with
+    any text, to any file (``-a`` appends); ``-r``/``-n`` read one. Without FILE it is
+    $HISTFILE, not known here."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    operands, values = split_operands(texts, "d")
+    modes = {"a", "w", "r", "n"} & values.keys()
+    if not modes:
+        return state, state
+    target = next((arg for arg in args[1:] if operands and arg.text == operands[0]), None)
+    if target is None or not target.static:
+        analyser.construct("dynamic-redirect", argv_text(texts))
+        return state, state
+    if modes & {"a", "w"}:
+        analyser.file_access(target.text, state, write=True)
+    if modes & {"r", "n"}:
+        analyser.file_access(target.text, state, write=False)
+    return state, state
+
+
 def _fc(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """``fc`` runs commands again from the history (``-s``, or after ``-e EDITOR``,
     by default ``$FCEDIT``, edited them): text the gate never sees, which ``history
@@ -397,6 +447,28 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     return state, state
 
 
+def _options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """``set``/``shopt -s -o`` turning on an option that changes what later lines do
+    (``RISKY_SHELL_OPTIONS``): keyword mode is ``environment-override``, history
+    expansion ``eval``; after physical ``cd`` the directory is unknown."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    if texts[0] == "set":
+        options = turned_on_options(texts)
+    else:
+        operands, values = split_operands(texts)
+        on = {"s", "o"} <= values.keys()
+        options = set(operands) & set(RISKY_SHELL_OPTIONS.values()) if on else set()
+    if "keyword" in options:
+        analyser.construct("environment-override", argv_text(texts))
+    if "histexpand" in options:
+        analyser.construct("eval", argv_text(texts))
+    if "physical" in options:
+        unknown: State = frozenset({UNKNOWN_CWD})
+        return unknown, unknown
+    return state, state
+
+
 VALUE_OPTIONS = {
     "read": "adinNptu",
     "mapfile": "dnOsuCc",
@@ -427,5 +499,8 @@ BUILTINS: dict[str, Builtin] = {
     "complete": _completion,
     "fc": _fc,
     "bind": _bind,
+    "history": _history,
+    "set": _options,
+    "shopt": _options,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }

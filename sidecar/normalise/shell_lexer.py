@@ -32,6 +32,10 @@ BRACED_PARAMETER = re.compile(
     re.DOTALL,
 )
 FD_VARIABLE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+# ``{array[subscript]}>file``: bash (5.x) assigns the descriptor to an array element,
+# evaluating the subscript as arithmetic. Not modelled, so refused rather than read as a
+# plain word (which would hide the assignment).
+FD_ARRAY_ELEMENT = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\[.*\]\}", re.DOTALL)
 ANSI_C_SIMPLE = {
     "a": "\a",
     "b": "\b",
@@ -223,6 +227,11 @@ class Lexer:
                 return self._redirect(start, word.text)
             if FD_VARIABLE.fullmatch(word.raw) and not self.posix:
                 return self._redirect(start, word.text)
+            if FD_ARRAY_ELEMENT.fullmatch(word.raw) and not self.posix:
+                raise self._error(
+                    f"unsupported redirection to an array element {word.raw!r} "
+                    "(bash assigns the descriptor number to it)"
+                )
         return Token("word", word.raw, start, self.pos, word=word)
 
     def _redirect(self, start: int, fd: str | None) -> Token:

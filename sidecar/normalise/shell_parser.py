@@ -402,8 +402,8 @@ class Parser:
             opens_compound = (following.kind == "op" and following.text in ("(", "((")) or (
                 self._reserved(following) and following.word is not None
             )
-            if opens_compound:
-                return sh.Coprocess(self._command())  # coproc NAME compound-command
+            if opens_compound:  # coproc NAME compound-command
+                return sh.Coprocess(self._command(), name=token.text)
             with self.nested():
                 return sh.Coprocess(self._simple(first=token))
         return sh.Coprocess(self._command())

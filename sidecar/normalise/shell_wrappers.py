@@ -30,9 +30,12 @@ UNKNOWN_CWD = "?"  # a working directory that cannot be known statically
 
 POSIX_SHELLS = frozenset(
     {"sh", "bash", "rbash", "dash", "ash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"}
-    | {"yash", "posh", "hush"}
+    | {"loksh", "yash", "posh", "hush"}
+    # Debian's static builds (bash-static, zsh-static, mksh) install under these names.
+    | {"bash-static", "zsh-static", "mksh-static"}
 )
-KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "lksh", "pdksh", "oksh"})
+ZSH_NAMES = frozenset({"zsh", "zsh-static"})
+KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "mksh-static", "lksh", "pdksh", "oksh", "loksh"})
 BASH_LONG_FLAGS = frozenset(
     {"debugger", "dump-po-strings", "dump-strings", "help", "login", "noediting"}
     | {"noprofile", "norc", "posix", "pretty-print", "protected", "restricted", "verbose"}
@@ -175,6 +178,36 @@ def _value(options: Options, *names: str) -> str | None:
 # -- shells -----------------------------------------------------------------------------
 
 
+# Shell options (set -o names, and their letters) that change what later lines do:
+# keyword: a NAME=value argument anywhere goes into the command's environment
+# (git status GIT_DIR=x); histexpand: bash re-reads each line with history text
+# substituted for !-designators (git status !!:s/#// brings back a commented-out
+# "; rm ..."); physical: cd resolves symlinks, so cd link/.. lands beside the target.
+RISKY_SHELL_OPTIONS = {"k": "keyword", "H": "histexpand", "P": "physical"}
+
+
+def turned_on_options(texts: Sequence[str], valued: str = "o") -> set[str]:
+    """The ``RISKY_SHELL_OPTIONS`` that ``set``-style arguments (``texts[1:]``) turn on,
+    by letter (``-k``, in clusters like ``-ek``) or by name (``-o keyword``). Letters in
+    ``valued`` take the next argument (``-o NAME``; a shell's ``-O shopt_name`` ...)."""
+    found: set[str] = set()
+    index = 1
+    while index < len(texts):
+        text = texts[index]
+        index += 1
+        if text in ("-", "--") or len(text) < 2 or text[0] not in "-+" or text[1] == "-":
+            break
+        for letter in text[1:]:
+            if letter in valued:
+                value = texts[index] if index < len(texts) else ""
+                index += 1
+                if letter == "o" and text[0] == "-" and value in RISKY_SHELL_OPTIONS.values():
+                    found.add(value)
+            elif text[0] == "-" and letter in RISKY_SHELL_OPTIONS:
+                found.add(RISKY_SHELL_OPTIONS[letter])
+    return found
+
+
 @dataclass(frozen=True)
 class ShellInvocation:
     """How a POSIX shell was asked to run.
@@ -187,12 +220,19 @@ class ShellInvocation:
     kind: Literal["script", "stdin", "plain", "unparsed"]
     script: Arg | None = None
     dynamic: bool = False  # an argument that decides what runs is not static
+    # The RISKY_SHELL_OPTIONS its options turn on (-k, -o keyword, -H, -P ...).
+    options: frozenset[str] = frozenset()
+    # ``-i``: an interactive shell first runs its startup files (~/.bashrc, $ENV), which
+    # the gate cannot see, and reads the script differently (aliases from those files;
+    # ``+O interactive_comments`` makes ``#`` an ordinary word).
+    interactive: bool = False
 
 
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
-    command_mode = stdin_mode = False
+    command_mode = stdin_mode = interactive = False
+    short_options = [name]  # the option clusters and their values, read like set's
     index = 1
     while index < len(texts):
         arg = texts[index]
@@ -203,35 +243,41 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
             option = arg[2:].partition("=")[0]
             index += 1
             takes_value = option in BASH_LONG_WITH_ARGUMENT or (
-                name == "zsh" and option == "emulate"
+                name in ZSH_NAMES and option == "emulate"
             )
             if takes_value and "=" not in arg:
                 index += 1
-            elif option not in BASH_LONG_FLAGS and not (name == "zsh" and "=" not in arg):
+            elif option not in BASH_LONG_FLAGS and not (name in ZSH_NAMES and "=" not in arg):
                 return ShellInvocation("unparsed")
             continue
         if len(arg) < 2 or arg[0] not in "-+":
             break
         index += 1
+        short_options.append(arg)
+        turned_on = arg[0] == "-"
         for letter in arg[1:]:
             if letter == "c":
                 command_mode = True
             elif letter == "s":
                 stdin_mode = True
+            elif letter == "i" and turned_on:
+                interactive = True
             elif letter in valued_letters:
+                short_options.append(texts[index] if index < len(texts) else "")
                 index += 1
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
     if index > len(texts):
         return ShellInvocation("unparsed")
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
+    options = frozenset(turned_on_options(short_options, valued_letters))
     if command_mode:
         if index >= len(args):
-            return ShellInvocation("plain")
-        return ShellInvocation("script", args[index], dynamic)
+            return ShellInvocation("plain", options=options, interactive=interactive)
+        return ShellInvocation("script", args[index], dynamic, options, interactive)
     if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
-        return ShellInvocation("stdin", dynamic=dynamic)
-    return ShellInvocation("plain", dynamic=dynamic)
+        return ShellInvocation("stdin", None, dynamic, options, interactive)
+    return ShellInvocation("plain", None, dynamic, options, interactive)
 
 
 # -- wrappers ---------------------------------------------------------------------------
