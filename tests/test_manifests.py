@@ -8,7 +8,9 @@ identity, no service-account token, and default-deny egress.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -325,10 +327,10 @@ def _probe_commands() -> dict[str, list[str]]:
     }
 
 
-def _run_probe(command: list[str], port: int) -> int:
+def _run_probe(command: list[str], port: int, extra_env: dict[str, str] | None = None) -> int:
     # The probe runs with the container's environment; "python" is the image's python.
     assert command[0] == "python"
-    env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")}
+    env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")} | (extra_env or {})
     result = subprocess.run(
         [sys.executable, *command[1:]], env=env, capture_output=True, timeout=10, check=False
     )
@@ -358,3 +360,136 @@ def test_probe_commands_follow_the_gate_status() -> None:
         server.server_close()
     # Nothing listening at all fails every probe.
     assert all(_run_probe(cmd, port) != 0 for cmd in _probe_commands().values())
+
+
+# --- what the NetworkPolicy lets out ------------------------------------------------------
+
+
+def _egress_allows(destination: str, port: int, protocol: str = "TCP") -> bool:
+    """Whether the agent pod's NetworkPolicy admits a connection to an address outside the
+    pod, by the rules of networking.k8s.io/v1: a rule admits it when one of its ports
+    matches (or it names none) and one of its peers contains the address (or it names none).
+    Pod and namespace selectors select pods, never the addresses asked about here.
+    """
+    address = ipaddress.ip_address(destination)
+    for rule in _one("NetworkPolicy")["spec"].get("egress", []):
+        ports = rule.get("ports")
+        if ports and not any(
+            p.get("protocol", "TCP") == protocol
+            and p["port"] <= port <= p.get("endPort", p["port"])
+            for p in ports
+        ):
+            continue
+        peers = rule.get("to")
+        if not peers:
+            return True
+        for peer in peers:
+            block = peer.get("ipBlock")
+            if block is None or address not in ipaddress.ip_network(block["cidr"]):
+                continue
+            if not any(address in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
+_PROBED_PORTS = (22, 80, 443, 6443, 8080, 10250)
+
+
+def _baseline_denied_addresses() -> list[str]:
+    """IP literals and ranges that the shipped policy's network deny rules name."""
+    policy = yaml.safe_load(_one("ConfigMap")["data"]["policy.yaml"])
+    found: list[str] = []
+    for rule in policy["rules"]:
+        if rule["action"] != "network.request" or rule["decision"] != "deny":
+            continue
+        host = rule.get("host", {})
+        # Names (metadata.google.internal ...) resolve to the addresses listed with them.
+        for value in host.get("in", []):
+            with contextlib.suppress(ValueError):
+                found.append(str(ipaddress.ip_address(value)))
+        for cidr in host.get("cidr", []):
+            network = ipaddress.ip_network(cidr)
+            found += [str(network[0]), str(network[1]), str(network[-1])]
+    return found
+
+
+def test_egress_floor_blocks_what_the_shipped_policy_denies_by_address() -> None:
+    addresses = _baseline_denied_addresses()
+    assert "169.254.169.254" in addresses and "100.100.100.200" in addresses
+    leaks = [
+        f"{address}:{port}"
+        for address in addresses
+        for port in _PROBED_PORTS
+        if _egress_allows(address, port)
+    ]
+    assert leaks == [], "the NetworkPolicy lets out what the gate's guard rails deny"
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "10.96.0.1",  # the API server's service address on kubeadm clusters
+        "10.0.0.1",  # ... and on GKE; 172.20.0.1 on EKS
+        "172.20.0.1",
+        "192.168.1.10",  # node and VPC-internal addresses
+        "100.64.0.10",  # carrier-grade NAT range, used for pod networks and by clouds
+        "169.254.169.254",  # cloud metadata
+        "169.254.170.2",  # ECS/EKS container credentials
+        "2606:4700:4700::1111",  # IPv6: not needed by the agent, so not let out
+        "fd00:ec2::254",
+    ],
+)
+def test_egress_floor_keeps_in_cluster_and_private_addresses_out(destination: str) -> None:
+    # Child processes that never ask the gate (pip, git, a test suite) and code that
+    # skips the check meet this floor: the API server, other pods and services, nodes
+    # and metadata services are not reachable on any port.
+    assert [port for port in _PROBED_PORTS if _egress_allows(destination, port)] == []
+
+
+def test_egress_floor_still_lets_the_agent_reach_public_https() -> None:
+    assert _egress_allows("104.18.32.47", 443)  # a public API endpoint
+    assert not _egress_allows("104.18.32.47", 80)  # plain HTTP is not let out
+    assert not _egress_allows("104.18.32.47", 22)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward proxy that answers every request itself, as a captive or broken one does."""
+
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(type(self).status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>proxy</html>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+def test_probes_ask_the_gate_itself_even_with_a_proxy_in_the_environment(variable: str) -> None:
+    # A cluster-wide webhook or a copied env block may give the sidecar proxy variables.
+    # The probes must still ask the gate on the pod's loopback: through a proxy, a proxy's
+    # 200 would pass the startup probe (the agent would start while the gate denies
+    # everything) and a proxy's error would fail liveness (the gate restarted in a loop).
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+    for server in (gate, proxy):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy_env = {variable: f"http://127.0.0.1:{proxy.server_address[1]}"}
+    try:
+        probes = _probe_commands()
+        _StatusHandler.ready_status = 503
+        _ProxyHandler.status = 200
+        for name in ("startupProbe", "readinessProbe"):
+            assert _run_probe(probes[name], gate.server_address[1], proxy_env) != 0, name
+        _StatusHandler.ready_status = 200
+        _ProxyHandler.status = 502
+        for name, command in probes.items():
+            assert _run_probe(command, gate.server_address[1], proxy_env) == 0, name
+    finally:
+        for server in (gate, proxy):
+            server.shutdown()
+            server.server_close()
+        _StatusHandler.ready_status = 200
