@@ -76,6 +76,8 @@ def test_kustomization_lists_every_manifest_in_the_directory() -> None:
 
 def test_gate_is_a_native_sidecar_that_gates_agent_start_on_ready() -> None:
     gate = _sidecar()
+    # First of the init containers: any listed before it would run before the gate.
+    assert _pod_spec()["initContainers"][0]["name"] == gate["name"]
     assert gate["restartPolicy"] == "Always"
     assert gate["ports"] == [{"name": "gate", "containerPort": GATE_PORT, "protocol": "TCP"}]
     startup = " ".join(gate["startupProbe"]["exec"]["command"])
