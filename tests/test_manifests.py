@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -495,3 +496,118 @@ def test_probes_ask_the_gate_itself_even_with_a_proxy_in_the_environment(variabl
             server.shutdown()
             server.server_close()
         _StatusHandler.ready_status = 200
+
+
+# --- Pod Security Standard "restricted" -------------------------------------------------------
+
+_RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def _restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the Pod Security Standard ``restricted`` (Kubernetes 1.31) refuses in a pod spec.
+
+    Each control of the baseline and restricted profiles that a pod spec can break, as
+    the PodSecurity admission plugin checks it; an empty list means the pod is admitted
+    into a namespace labelled ``pod-security.kubernetes.io/enforce=restricted``.
+    """
+    found: list[str] = []
+    pod_ctx = pod.get("securityContext", {})
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(host):
+            found.append(host)
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= _RESTRICTED_VOLUME_TYPES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for sysctl in pod_ctx.get("sysctls", []):
+        found.append(f"sysctl {sysctl['name']}")  # none of ours needs one; the safe set is small
+    containers = [
+        *pod.get("initContainers", []),
+        *pod.get("containers", []),
+        *pod.get("ephemeralContainers", []),
+    ]
+    for container in containers:
+        name = container["name"]
+        ctx = container.get("securityContext", {})
+
+        def setting(key: str, ctx: dict[str, Any] = ctx) -> Any:
+            return ctx.get(key, pod_ctx.get(key))
+
+        if ctx.get("privileged"):
+            found.append(f"{name}: privileged")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        if setting("runAsNonRoot") is not True:
+            found.append(f"{name}: runAsNonRoot is not true")
+        if setting("runAsUser") == 0:
+            found.append(f"{name}: runAsUser 0")
+        seccomp = setting("seccompProfile") or {}
+        if seccomp.get("type") not in {"RuntimeDefault", "Localhost"}:
+            found.append(f"{name}: seccompProfile {seccomp.get('type')}")
+        capabilities = ctx.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: capabilities not dropped")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: capabilities added {capabilities['add']}")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+        if ctx.get("procMount", "Default") != "Default":
+            found.append(f"{name}: procMount")
+        apparmor = setting("appArmorProfile") or {}
+        if apparmor.get("type") == "Unconfined":
+            found.append(f"{name}: appArmor unconfined")
+        selinux = setting("seLinuxOptions") or {}
+        if selinux.get("user") or selinux.get("role"):
+            found.append(f"{name}: seLinuxOptions user/role")
+        if selinux.get("type") not in {
+            None,
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+        }:
+            found.append(f"{name}: seLinuxOptions type")
+    return found
+
+
+def test_the_gated_pod_meets_pod_security_restricted() -> None:
+    assert _restricted_violations(_pod_spec()) == []
+
+
+def test_the_audit_reader_pod_in_the_deploy_guide_meets_pod_security_restricted() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    pods = [
+        doc
+        for block in re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+        for doc in yaml.safe_load_all(block)
+        if doc and doc.get("kind") == "Pod"
+    ]
+    assert [pod["metadata"]["name"] for pod in pods] == ["tollgate-audit-reader"]
+    assert _restricted_violations(pods[0]["spec"]) == []
+
+
+def test_the_restricted_check_catches_what_a_careless_edit_brings() -> None:
+    """Guards the two tests above: the check must see each kind of violation."""
+    spec = _pod_spec()
+    spec["hostPID"] = True
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    spec["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    del spec["containers"][0]["securityContext"]["capabilities"]
+    spec["securityContext"].pop("seccompProfile")
+    spec["containers"][0]["securityContext"].pop("seccompProfile")
+    found = _restricted_violations(spec)
+    assert "hostPID" in found
+    assert "volume host: ['hostPath']" in found
+    assert "tollgate: allowPrivilegeEscalation is not false" in found
+    assert "agent: capabilities not dropped" in found
+    assert "agent: seccompProfile None" in found
+    assert "tollgate: seccompProfile RuntimeDefault" not in found  # its own still holds
