@@ -299,3 +299,18 @@ def test_constraints_pin_every_distribution_the_gate_loads() -> None:
         assert requirement.specifier.contains(pinned, prereleases=True), (raw, pinned)
     for backend_requirement in metadata.requires("wheel") or []:
         assert canonicalize_name(Requirement(backend_requirement).name) in pins
+
+
+def test_the_tests_run_against_the_pinned_releases() -> None:
+    # What this suite passes says something about the image only if it ran against the
+    # releases the image installs.
+    pins = _pins()
+    differing = {
+        name: (metadata.version(name), pins[name])
+        for name in _runtime_closure()
+        if metadata.version(name) != pins[name]
+    }
+    assert differing == {}, (
+        "installed release != constraints.txt (pip install -c constraints.txt -e '.[test]'): "
+        + ", ".join(f"{n} {have} != {want}" for n, (have, want) in sorted(differing.items()))
+    )
