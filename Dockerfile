@@ -14,13 +14,18 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY constraints.txt pyproject.toml README.md ./
 COPY sidecar/ sidecar/
-# The venv has no pip of its own: the base image's pip installs into it, so the final
-# image carries no package installer in the venv.
-RUN pip wheel --no-deps --wheel-dir /wheels . \
+# Every version comes from constraints.txt, the releases the test suite passed with:
+# first the build backend (installed here, so the wheel builds without an isolated
+# environment fetching the newest), then the gate's dependencies. The venv has no pip
+# of its own: the base image's pip installs into it, so the final image carries no
+# package installer in the venv.
+RUN pip install --constraint constraints.txt setuptools wheel \
+    && pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && python -m venv --without-pip /opt/venv \
-    && pip --python /opt/venv/bin/python install /wheels/tollgate-*.whl
+    && pip --python /opt/venv/bin/python install --constraint constraints.txt \
+        /wheels/tollgate-*.whl
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tollgate" \

@@ -9,17 +9,22 @@ tests/test_wheel_install.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -216,3 +221,99 @@ def test_build_context_holds_the_package_source_only() -> None:
         "tollgate.key",
     ):
         assert _dockerignore_excludes(private), private
+
+
+# --- pinned dependencies ------------------------------------------------------------------
+
+CONSTRAINTS = REPO / "constraints.txt"
+# Markers are evaluated for the image: Linux, CPython 3.11 (either architecture).
+_IMAGE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.13",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+
+
+def _pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"not pinned with ==: {line}"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def _runtime_closure() -> dict[str, set[str]]:
+    """Every distribution the installed tollgate pulls in on the image, with its extras."""
+    found: dict[str, set[str]] = {}
+    pending = [(Requirement(r), "") for r in metadata.requires("tollgate") or []]
+    while pending:
+        requirement, extra = pending.pop()
+        for machine in ("x86_64", "aarch64"):
+            env = _IMAGE_MARKERS | {"platform_machine": machine, "extra": extra}
+            if requirement.marker is None or requirement.marker.evaluate(env):
+                break
+        else:
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in found and set(requirement.extras) <= found[name]:
+            continue
+        found.setdefault(name, set()).update(requirement.extras)
+        for raw in metadata.requires(name) or []:
+            for wanted in ("", *sorted(found[name])):
+                pending.append((Requirement(raw), wanted))
+    return found
+
+
+def test_build_installs_the_pinned_versions_only() -> None:
+    build = _stages()[1][0]
+    assert any("constraints.txt" in copy.split()[:-1] for copy in build.all("COPY"))
+    runs = " && ".join(build.all("RUN"))
+    commands = [c.strip() for c in runs.split("&&")]
+    installs = [c for c in commands if re.search(r"\bpip\b.*\binstall\b", c)]
+    assert installs, runs
+    for command in installs:
+        assert "--constraint constraints.txt" in command, command
+    # Without an isolated build environment, the wheel is built by the pinned backend
+    # just installed, not by whatever setuptools the index offers that day.
+    (wheel,) = [c for c in commands if re.search(r"\bpip wheel\b", c)]
+    assert "--no-build-isolation" in wheel
+
+
+def test_constraints_pin_every_distribution_the_gate_loads() -> None:
+    pins = _pins()
+    closure = _runtime_closure()
+    assert {"starlette", "uvicorn", "pyyaml", "cryptography", "uvloop"} <= closure.keys()
+    assert sorted(closure.keys() - pins.keys()) == [], "unpinned in constraints.txt"
+    # And the pins agree with what pyproject.toml asks for, build backend included.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = project["project"]["dependencies"] + project["build-system"]["requires"]
+    for raw in wanted:
+        requirement = Requirement(raw)
+        pinned = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pinned, prereleases=True), (raw, pinned)
+    # The backend's own dependencies, where this environment has the backend to ask.
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        for backend_requirement in metadata.requires("wheel") or []:
+            assert canonicalize_name(Requirement(backend_requirement).name) in pins
+
+
+def test_the_tests_run_against_the_pinned_releases() -> None:
+    # What this suite passes says something about the image only if it ran against the
+    # releases the image installs.
+    pins = _pins()
+    differing = {
+        name: (metadata.version(name), pins[name])
+        for name in _runtime_closure()
+        if metadata.version(name) != pins[name]
+    }
+    assert differing == {}, (
+        "installed release != constraints.txt (pip install -c constraints.txt -e '.[test]'): "
+        + ", ".join(f"{n} {have} != {want}" for n, (have, want) in sorted(differing.items()))
+    )

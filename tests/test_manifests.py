@@ -8,8 +8,11 @@ identity, no service-account token, and default-deny egress.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +77,8 @@ def test_kustomization_lists_every_manifest_in_the_directory() -> None:
 
 def test_gate_is_a_native_sidecar_that_gates_agent_start_on_ready() -> None:
     gate = _sidecar()
+    # First of the init containers: any listed before it would run before the gate.
+    assert _pod_spec()["initContainers"][0]["name"] == gate["name"]
     assert gate["restartPolicy"] == "Always"
     assert gate["ports"] == [{"name": "gate", "containerPort": GATE_PORT, "protocol": "TCP"}]
     startup = " ".join(gate["startupProbe"]["exec"]["command"])
@@ -325,10 +330,10 @@ def _probe_commands() -> dict[str, list[str]]:
     }
 
 
-def _run_probe(command: list[str], port: int) -> int:
+def _run_probe(command: list[str], port: int, extra_env: dict[str, str] | None = None) -> int:
     # The probe runs with the container's environment; "python" is the image's python.
     assert command[0] == "python"
-    env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")}
+    env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")} | (extra_env or {})
     result = subprocess.run(
         [sys.executable, *command[1:]], env=env, capture_output=True, timeout=10, check=False
     )
@@ -358,3 +363,251 @@ def test_probe_commands_follow_the_gate_status() -> None:
         server.server_close()
     # Nothing listening at all fails every probe.
     assert all(_run_probe(cmd, port) != 0 for cmd in _probe_commands().values())
+
+
+# --- what the NetworkPolicy lets out ------------------------------------------------------
+
+
+def _egress_allows(destination: str, port: int, protocol: str = "TCP") -> bool:
+    """Whether the agent pod's NetworkPolicy admits a connection to an address outside the
+    pod, by the rules of networking.k8s.io/v1: a rule admits it when one of its ports
+    matches (or it names none) and one of its peers contains the address (or it names none).
+    Pod and namespace selectors select pods, never the addresses asked about here.
+    """
+    address = ipaddress.ip_address(destination)
+    for rule in _one("NetworkPolicy")["spec"].get("egress", []):
+        ports = rule.get("ports")
+        if ports and not any(
+            p.get("protocol", "TCP") == protocol
+            and p["port"] <= port <= p.get("endPort", p["port"])
+            for p in ports
+        ):
+            continue
+        peers = rule.get("to")
+        if not peers:
+            return True
+        for peer in peers:
+            block = peer.get("ipBlock")
+            if block is None or address not in ipaddress.ip_network(block["cidr"]):
+                continue
+            if not any(address in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
+_PROBED_PORTS = (22, 80, 443, 6443, 8080, 10250)
+
+
+def _baseline_denied_addresses() -> list[str]:
+    """IP literals and ranges that the shipped policy's network deny rules name."""
+    policy = yaml.safe_load(_one("ConfigMap")["data"]["policy.yaml"])
+    found: list[str] = []
+    for rule in policy["rules"]:
+        if rule["action"] != "network.request" or rule["decision"] != "deny":
+            continue
+        host = rule.get("host", {})
+        # Names (metadata.google.internal ...) resolve to the addresses listed with them.
+        for value in host.get("in", []):
+            with contextlib.suppress(ValueError):
+                found.append(str(ipaddress.ip_address(value)))
+        for cidr in host.get("cidr", []):
+            network = ipaddress.ip_network(cidr)
+            found += [str(network[0]), str(network[1]), str(network[-1])]
+    return found
+
+
+def test_egress_floor_blocks_what_the_shipped_policy_denies_by_address() -> None:
+    addresses = _baseline_denied_addresses()
+    assert "169.254.169.254" in addresses and "100.100.100.200" in addresses
+    leaks = [
+        f"{address}:{port}"
+        for address in addresses
+        for port in _PROBED_PORTS
+        if _egress_allows(address, port)
+    ]
+    assert leaks == [], "the NetworkPolicy lets out what the gate's guard rails deny"
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "10.96.0.1",  # the API server's service address on kubeadm clusters
+        "10.0.0.1",  # ... and on GKE; 172.20.0.1 on EKS
+        "172.20.0.1",
+        "192.168.1.10",  # node and VPC-internal addresses
+        "100.64.0.10",  # carrier-grade NAT range, used for pod networks and by clouds
+        "169.254.169.254",  # cloud metadata
+        "169.254.170.2",  # ECS/EKS container credentials
+        "2606:4700:4700::1111",  # IPv6: not needed by the agent, so not let out
+        "fd00:ec2::254",
+    ],
+)
+def test_egress_floor_keeps_in_cluster_and_private_addresses_out(destination: str) -> None:
+    # Child processes that never ask the gate (pip, git, a test suite) and code that
+    # skips the check meet this floor: the API server, other pods and services, nodes
+    # and metadata services are not reachable on any port.
+    assert [port for port in _PROBED_PORTS if _egress_allows(destination, port)] == []
+
+
+def test_egress_floor_still_lets_the_agent_reach_public_https() -> None:
+    assert _egress_allows("104.18.32.47", 443)  # a public API endpoint
+    assert not _egress_allows("104.18.32.47", 80)  # plain HTTP is not let out
+    assert not _egress_allows("104.18.32.47", 22)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward proxy that answers every request itself, as a captive or broken one does."""
+
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(type(self).status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>proxy</html>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy"])
+def test_probes_ask_the_gate_itself_even_with_a_proxy_in_the_environment(variable: str) -> None:
+    # A cluster-wide webhook or a copied env block may give the sidecar proxy variables.
+    # The probes must still ask the gate on the pod's loopback: through a proxy, a proxy's
+    # 200 would pass the startup probe (the agent would start while the gate denies
+    # everything) and a proxy's error would fail liveness (the gate restarted in a loop).
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+    for server in (gate, proxy):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy_env = {variable: f"http://127.0.0.1:{proxy.server_address[1]}"}
+    try:
+        probes = _probe_commands()
+        _StatusHandler.ready_status = 503
+        _ProxyHandler.status = 200
+        for name in ("startupProbe", "readinessProbe"):
+            assert _run_probe(probes[name], gate.server_address[1], proxy_env) != 0, name
+        _StatusHandler.ready_status = 200
+        _ProxyHandler.status = 502
+        for name, command in probes.items():
+            assert _run_probe(command, gate.server_address[1], proxy_env) == 0, name
+    finally:
+        for server in (gate, proxy):
+            server.shutdown()
+            server.server_close()
+        _StatusHandler.ready_status = 200
+
+
+# --- Pod Security Standard "restricted" -------------------------------------------------------
+
+_RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def _restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the Pod Security Standard ``restricted`` (Kubernetes 1.31) refuses in a pod spec.
+
+    Each control of the baseline and restricted profiles that a pod spec can break, as
+    the PodSecurity admission plugin checks it; an empty list means the pod is admitted
+    into a namespace labelled ``pod-security.kubernetes.io/enforce=restricted``.
+    """
+    found: list[str] = []
+    pod_ctx = pod.get("securityContext", {})
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(host):
+            found.append(host)
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= _RESTRICTED_VOLUME_TYPES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for sysctl in pod_ctx.get("sysctls", []):
+        found.append(f"sysctl {sysctl['name']}")  # none of ours needs one; the safe set is small
+    containers = [
+        *pod.get("initContainers", []),
+        *pod.get("containers", []),
+        *pod.get("ephemeralContainers", []),
+    ]
+    for container in containers:
+        name = container["name"]
+        ctx = container.get("securityContext", {})
+
+        def setting(key: str, ctx: dict[str, Any] = ctx) -> Any:
+            return ctx.get(key, pod_ctx.get(key))
+
+        if ctx.get("privileged"):
+            found.append(f"{name}: privileged")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        if setting("runAsNonRoot") is not True:
+            found.append(f"{name}: runAsNonRoot is not true")
+        if setting("runAsUser") == 0:
+            found.append(f"{name}: runAsUser 0")
+        seccomp = setting("seccompProfile") or {}
+        if seccomp.get("type") not in {"RuntimeDefault", "Localhost"}:
+            found.append(f"{name}: seccompProfile {seccomp.get('type')}")
+        capabilities = ctx.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: capabilities not dropped")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: capabilities added {capabilities['add']}")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+        if ctx.get("procMount", "Default") != "Default":
+            found.append(f"{name}: procMount")
+        apparmor = setting("appArmorProfile") or {}
+        if apparmor.get("type") == "Unconfined":
+            found.append(f"{name}: appArmor unconfined")
+        selinux = setting("seLinuxOptions") or {}
+        if selinux.get("user") or selinux.get("role"):
+            found.append(f"{name}: seLinuxOptions user/role")
+        if selinux.get("type") not in {
+            None,
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+        }:
+            found.append(f"{name}: seLinuxOptions type")
+    return found
+
+
+def test_the_gated_pod_meets_pod_security_restricted() -> None:
+    assert _restricted_violations(_pod_spec()) == []
+
+
+def test_the_audit_reader_pod_in_the_deploy_guide_meets_pod_security_restricted() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    pods = [
+        doc
+        for block in re.findall(r"```yaml\n(.*?)```", guide, re.DOTALL)
+        for doc in yaml.safe_load_all(block)
+        if doc and doc.get("kind") == "Pod"
+    ]
+    assert [pod["metadata"]["name"] for pod in pods] == ["tollgate-audit-reader"]
+    assert _restricted_violations(pods[0]["spec"]) == []
+
+
+def test_the_restricted_check_catches_what_a_careless_edit_brings() -> None:
+    """Guards the two tests above: the check must see each kind of violation."""
+    spec = _pod_spec()
+    spec["hostPID"] = True
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    spec["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    del spec["containers"][0]["securityContext"]["capabilities"]
+    spec["securityContext"].pop("seccompProfile")
+    spec["containers"][0]["securityContext"].pop("seccompProfile")
+    found = _restricted_violations(spec)
+    assert "hostPID" in found
+    assert "volume host: ['hostPath']" in found
+    assert "tollgate: allowPrivilegeEscalation is not false" in found
+    assert "agent: capabilities not dropped" in found
+    assert "agent: seccompProfile None" in found
+    assert "tollgate: seccompProfile RuntimeDefault" not in found  # its own still holds
