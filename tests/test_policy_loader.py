@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from yaml.constructor import SafeConstructor
 
 from sidecar.errors import PolicyError
 from sidecar.policy.loader import (
@@ -368,6 +369,40 @@ def test_duplicate_keys_are_refused_at_any_depth(loader: type, text: str) -> Non
         load_yaml_strict(text, loader)
 
 
+def _first_key_wins_flatten(self: SafeConstructor, node: yaml.MappingNode) -> None:
+    """PyYAML 6.0.4's ``flatten_mapping`` in effect: of the keys two merges share, only
+    the first is kept."""
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    seen: set[str] = set()
+    own = []
+    for key_node, value_node in node.value:
+        if key_node.tag != "tag:yaml.org,2002:merge":
+            own.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            for pair in source.value:
+                if pair[0].value not in seen:
+                    seen.add(pair[0].value)
+                    merged.append(pair)
+    node.value = merged + own
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_duplicates_through_merges_are_refused_whatever_pyyaml_flattens(
+    loader: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML 6.0.4 changed flatten_mapping to drop a key that an earlier merge gave; a
+    # loader relying on it would load `<<: [*a, *b]` with both defining `k` silently.
+    monkeypatch.setattr(SafeConstructor, "flatten_mapping", _first_key_wins_flatten)
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'k'"):
+        load_yaml_strict("a: &a {k: 1}\nb: &b {k: 2}\nm: {<<: [*a, *b]}\n", loader)
+    assert load_yaml_strict("a: &a {k: 1}\nm: {<<: [*a], j: 2}\n", loader) == {
+        "a": {"k": 1},
+        "m": {"k": 1, "j": 2},
+    }
+
+
 @pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -405,6 +440,8 @@ def test_both_parsers_build_the_same_values(loader: type, text: str, expected: o
         pytest.param("? [a]\n: 1\n", id="unhashable-key"),
         pytest.param("{a: 1}: 1\n", id="mapping-as-key"),
         pytest.param("&a {x: *a}\n", id="recursive-mapping"),
+        pytest.param("&a {<<: *a}\n", id="mapping-merging-itself"),
+        pytest.param("a: &a [1]\nm: {<<: *a}\n", id="merging-a-sequence"),
         pytest.param("a: *nowhere\n", id="undefined-alias"),
         pytest.param("a: 1\n---\nb: 2\n", id="two-documents"),
         pytest.param("a: b\x00\n", id="nul"),

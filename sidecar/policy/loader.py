@@ -46,12 +46,11 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def _construct_mapping(loader: SafeConstructor, node: yaml.MappingNode) -> dict[Any, Any]:
     """SafeConstructor's mapping, refusing duplicate keys instead of keeping the last one.
 
-    Merge keys (``<<``) are flattened first, so a key that a merge and the mapping (or
+    Merge keys (``<<``) are expanded first, so a key that a merge and the mapping (or
     two merges) both give is a duplicate too.
     """
-    loader.flatten_mapping(node)
     mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
+    for key_node, value_node in _merged_pairs(node):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, Hashable):
             raise yaml.constructor.ConstructorError(
@@ -66,6 +65,46 @@ def _construct_mapping(loader: SafeConstructor, node: yaml.MappingNode) -> dict[
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merged_pairs(
+    node: yaml.MappingNode, merging: tuple[yaml.Node, ...] = ()
+) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The mapping's key/value pairs with each ``<<`` merge expanded, nothing dropped.
+
+    Not PyYAML's ``flatten_mapping``: from 6.0.4 on it keeps only the first of the keys
+    two merges share, which would hide exactly the duplicates this loader refuses. The
+    node is left as it is. Alias bombs are refused before the document is composed
+    (``check_yaml_shape``), so the expansion is bounded; a mapping that merges itself
+    (``&a {<<: *a}``) is refused here.
+    """
+    if any(node is outer for outer in merging):
+        raise yaml.constructor.ConstructorError(
+            "while constructing a mapping",
+            None,
+            "found a mapping that merges itself",
+            node.start_mark,
+        )
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    own: list[tuple[yaml.Node, yaml.Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            own.append((key_node, value_node))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping or a list of mappings to merge, found {source.id}",
+                    source.start_mark,
+                )
+            merged.extend(_merged_pairs(source, (*merging, node)))
+    return merged + own
 
 
 # A SafeLoader on either parser; typed as PyYAML's stubs name the classes load() takes.
