@@ -97,7 +97,8 @@ def register(subparsers: Any) -> None:
         "export",
         help="export records as JSON Lines, CSV or OCSF",
         description="Export records with their seq and leaf hash, so each row can be "
-        "proven against a checkpoint. Writes to stdout unless --out is given.",
+        "proven against a checkpoint. Stops with exit 1 where the chain of records is "
+        "broken (run audit verify for the full check). Writes to stdout unless --out is given.",
     )
     export_parser.add_argument("dir", metavar="DIR", help="the audit directory")
     export_parser.add_argument("--format", required=True, choices=FORMATS)

@@ -83,6 +83,7 @@ class OcsfRecord(msgspec.Struct, rename="camel"):
 
     seq: Any = None
     ts: Any = None
+    prev: Any = None  # read by export, which checks the chain
     type: Any = None
     decision_id: Any = None
     action: Any = None
