@@ -188,6 +188,7 @@ class _Checker:
         self.roots: dict[int, bytes] = {}
         self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
         self.last_checkpoint_record: int | None = None  # its seq
+        self.stored_checkpoint_size: int | None = None  # of DIR/checkpoint
         report.signatures = "public-key" if public_keys else "none"
 
     def conclude(self, *, stored_checkpoint_present: bool) -> None:
@@ -211,6 +212,16 @@ class _Checker:
                 "checkpoint records (the gate replaces it at each one): it was removed, or "
                 "the trail was copied without it"
             )
+        stored, newest = self.stored_checkpoint_size, self.last_checkpoint_record
+        if stored is not None and newest is not None and stored < newest:
+            # The gate replaces the file at every checkpoint record it writes: an older
+            # note there is what a cut back to that checkpoint starts with.
+            report.warnings.append(
+                f"{CHECKPOINT_FILE} signs {stored} records, but the trail holds a newer "
+                f"checkpoint record signing {newest}: the file was rolled back (the first "
+                "step of cutting the trail back to it), or the gate could not replace it "
+                "(its lastError then said so)"
+            )
         if len(report.origins) > 1:
             report.warnings.append(
                 "the checkpoints carry more than one origin: " + ", ".join(report.origins)
@@ -231,6 +242,8 @@ class _Checker:
             except NoteError as exc:
                 raise _Tampered(Fault(f"{label} is not a signed checkpoint: {exc}")) from exc
             loaded.append(_ExternalCheckpoint(label, note, checkpoint))
+        if stored.exists():
+            self.stored_checkpoint_size = loaded[0].checkpoint.size
         return loaded
 
     def _verifiers(self, origin: str, embedded: list[Ed25519PublicKey]) -> list[Verifier]:

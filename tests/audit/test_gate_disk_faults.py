@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +40,7 @@ def gate_on_tmpfs(tmpfs: Tmpfs, tmp_path: Path) -> Iterator[tuple[Daemon, Path]]
     policy.write_text(POLICY)
     keys = tmp_path / "keys"
     subprocess.run(
-        ["python", "-m", "sidecar.cli", "keygen", "--out", str(keys)],
+        [sys.executable, "-m", "sidecar.cli", "keygen", "--out", str(keys)],
         check=True,
         capture_output=True,
     )

@@ -1,0 +1,121 @@
+"""An attacker with write access to the audit volume, against verify and the gate's start.
+
+Each test builds a real signed trail with ``AuditLog``, changes the files the way
+someone holding the volume (not the signing key) could, and runs the real
+``tollgate audit verify`` CLI or reopens the trail as the gate does at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.log import AuditLog
+from sidecar.audit.note import Signer
+from sidecar.audit.verify import verify_trail
+from sidecar.canonical import canonical_bytes
+from sidecar.errors import AuditCorrupt
+from sidecar.keys import public_key_base64
+from tests.audit.conftest import decision, records
+
+OpenLog = Callable[..., AuditLog]
+
+
+@pytest.fixture
+def trail(open_log: OpenLog, tmp_path: Path) -> Path:
+    log = open_log(tmp_path / "audit", segment_bytes=4000, checkpoint_every=9)
+    for i in range(40):
+        log.append_blocking("decision", decision(i))
+    log.close_blocking()
+    return tmp_path / "audit"
+
+
+def _verify_cli(
+    directory: Path, signer: Signer, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    key = tmp_path / "trusted.pub"
+    key.write_text(public_key_base64(signer.public_key) + "\n")
+    return subprocess.run(
+        [
+            sys.executable,
+            *("-m", "sidecar.cli", "audit", "verify"),
+            str(directory),
+            "--public-key",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_rolled_back_checkpoint_file_is_reported(
+    trail: Path, signer: Signer, tmp_path: Path
+) -> None:
+    # The first step of cutting the trail back to an older checkpoint: copy an older
+    # signed note, taken from the trail's own checkpoint records, over DIR/checkpoint.
+    notes = [r["note"] for r in records(trail) if r["type"] == "checkpoint"]
+    newest = notes[-1]
+    assert (trail / "checkpoint").read_text() == newest
+    (trail / "checkpoint").write_text(notes[-3])
+    result = _verify_cli(trail, signer, tmp_path)
+    assert result.returncode == 0  # every record is still there and signed
+    older = int(notes[-3].split("\n")[1])
+    latest = int(newest.split("\n")[1])
+    assert (
+        f"checkpoint signs {older} records, but the trail holds a newer checkpoint "
+        f"record signing {latest}"
+    ) in result.stderr, result.stderr
+
+
+def test_an_up_to_date_checkpoint_file_gives_no_such_warning(
+    trail: Path, signer: Signer, tmp_path: Path
+) -> None:
+    result = _verify_cli(trail, signer, tmp_path)
+    assert result.returncode == 0
+    assert "newer checkpoint" not in result.stderr
+
+
+def test_a_file_named_with_other_digits_is_not_a_segment(trail: Path, open_log: OpenLog) -> None:
+    # "\u0660" is ARABIC-INDIC DIGIT ZERO: a regex \d, and int() reads it as 0. Such a
+    # file is not a segment Tollgate wrote, and it is ignored like any other stray file
+    # rather than taken for a second segment 0 (which stopped the gate from starting).
+    first = sorted((trail / "segments").glob("*.jsonl"))[0]
+    shutil.copy(first, first.with_name("\u0660" * 20 + ".jsonl"))
+    report = verify_trail(trail)
+    assert report.intact, report.summary()
+    open_log(trail).close_blocking()
+
+
+def _append_forged_last_record(directory: Path, ts: str) -> None:
+    """A well-chained, canonical last record with the given ``ts``."""
+    segment = sorted((directory / "segments").glob("*.jsonl"))[-1]
+    last = segment.read_bytes().split(b"\n")[-2]
+    previous = json.loads(last)
+    record = {
+        **decision(99),
+        "seq": previous["seq"] + 1,
+        "ts": ts,
+        "type": "decision",
+        "prev": hashlib.sha256(b"\x00" + last).hexdigest(),
+    }
+    with segment.open("ab") as handle:
+        handle.write(canonical_bytes(record) + b"\n")
+
+
+def test_a_timestamp_with_non_ascii_digits_is_not_a_record_timestamp(
+    trail: Path, open_log: OpenLog
+) -> None:
+    _append_forged_last_record(trail, "2026-11-21T22:10:00.12345\u0663Z")
+    report = verify_trail(trail)
+    assert not report.intact
+    assert report.fault is not None and "ts is not an RFC 3339" in report.fault.message
+    with pytest.raises(AuditCorrupt, match="ts is not an RFC 3339"):
+        open_log(trail)
