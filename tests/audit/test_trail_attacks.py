@@ -7,8 +7,10 @@ someone holding the volume (not the signing key) could, and runs the real
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
 from sidecar.audit.verify import verify_trail
 from sidecar.canonical import canonical_bytes
-from sidecar.errors import AuditCorrupt
+from sidecar.errors import AuditCorrupt, AuditUnavailable
 from sidecar.keys import public_key_base64
 from tests.audit.conftest import decision, records
 
@@ -119,3 +121,41 @@ def test_a_timestamp_with_non_ascii_digits_is_not_a_record_timestamp(
     assert report.fault is not None and "ts is not an RFC 3339" in report.fault.message
     with pytest.raises(AuditCorrupt, match="ts is not an RFC 3339"):
         open_log(trail)
+
+
+def test_a_torn_tail_that_does_not_fit_on_the_disk_is_kept_in_the_segment(
+    open_log: OpenLog, tmpfs: Callable[[str], Path]
+) -> None:
+    # At start a torn last line is appended to <segment>.broken, then cut off the
+    # segment. With only a little room left, the append to .broken writes part of it
+    # (a short write, no error); the rest must not be cut away with nothing holding it.
+    mount = tmpfs("1m")
+    directory = mount / "audit"
+    log = open_log(directory, signer=None)
+    log.append_blocking("decision", decision(0))
+    log.close_blocking()
+    segment = sorted((directory / "segments").glob("*.jsonl"))[-1]
+    torn = b'{"action":"file.read","reason":"' + b"t" * 200_000
+    with segment.open("ab") as handle:
+        handle.write(torn)
+    filler = mount / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    with filler.open("r+b") as handle:  # about 16 KiB free: room for part of the tail
+        handle.truncate(filler.stat().st_size - 16384)
+    with pytest.raises(AuditUnavailable, match="torn end"):
+        open_log(directory, signer=None)
+    broken = segment.with_name(segment.name + ".broken")
+    kept = broken.read_bytes() if broken.exists() else b""
+    assert segment.read_bytes().endswith(torn)  # nothing was cut off
+    filler.unlink()
+    log = open_log(directory, signer=None)  # with room, the recovery completes
+    log.close_blocking()
+    assert broken.read_bytes() == kept + torn
+    assert not segment.read_bytes().endswith(b"t")
