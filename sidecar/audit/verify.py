@@ -222,6 +222,18 @@ class _Checker:
                 "step of cutting the trail back to it), or the gate could not replace it "
                 "(its lastError then said so)"
             )
+        keys = {
+            (origin, key.public_bytes_raw()): Verifier(origin, key).key_id.hex()
+            for origin, known in self.embedded_keys.items()
+            for key in known
+        }
+        if not self.public_keys and len(keys) > 1:
+            report.warnings.append(
+                f"the checkpoints are signed by {len(keys)} different keys (key IDs "
+                + ", ".join(sorted(set(keys.values())))
+                + "): a key rotation, or someone else's key; pass the keys you trust with "
+                "--public-key"
+            )
         if len(report.origins) > 1:
             report.warnings.append(
                 "the checkpoints carry more than one origin: " + ", ".join(report.origins)
@@ -268,6 +280,18 @@ class _Checker:
         try:
             verify_note(note, verifiers)
         except NoteError as exc:
+            known = {(verifier.name, verifier.key_id) for verifier in verifiers}
+            if not any((s.name, s.key_id) in known for s in note.signatures):
+                # Not a bad signature: one by a key nobody vouched for. After a key
+                # rotation that is the key left out; otherwise someone else's.
+                signers = ", ".join(f"{s.name} {s.key_id.hex()}" for s in note.signatures)
+                if self.public_keys:
+                    return (
+                        f"signed by key {signers}, which is not among the keys given "
+                        "(pass every key that signed part of the trail with --public-key, "
+                        "as after a key rotation)"
+                    )
+                return f"signed by key {signers}, not by the key recorded beside it"
             which = "the given public key" if self.public_keys else "the key recorded in the trail"
             return f"signature does not verify with {which} ({exc})"
         return None

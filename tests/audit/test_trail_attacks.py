@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
@@ -159,3 +160,51 @@ def test_a_torn_tail_that_does_not_fit_on_the_disk_is_kept_in_the_segment(
     log.close_blocking()
     assert broken.read_bytes() == kept + torn
     assert not segment.read_bytes().endswith(b"t")
+
+
+@pytest.fixture
+def rotated(open_log: OpenLog, tmp_path: Path) -> tuple[Path, Signer, Signer]:
+    """A trail signed by one key, then (after a restart) by another."""
+    old, new = (Signer(Ed25519PrivateKey.generate()) for _ in range(2))
+    for signer in (old, new):
+        log = open_log(tmp_path / "audit", signer=signer, checkpoint_every=3)
+        for i in range(5):
+            log.append_blocking("decision", decision(i))
+        log.close_blocking()
+    return tmp_path / "audit", old, new
+
+
+def test_after_a_key_rotation_every_key_verifies_the_trail(
+    rotated: tuple[Path, Signer, Signer],
+) -> None:
+    directory, old, new = rotated
+    assert verify_trail(directory, [old.public_key, new.public_key]).intact
+
+
+def test_a_checkpoint_by_a_key_not_given_names_that_key(
+    rotated: tuple[Path, Signer, Signer],
+) -> None:
+    directory, old, new = rotated
+    report = verify_trail(directory, [new.public_key])
+    assert report.fault is not None
+    key_id = old.key_id("tollgate/apps/agent-1").hex()
+    assert (
+        f"signed by key tollgate/apps/agent-1 {key_id}, which is not among the keys given"
+        in report.fault.message
+    ), report.fault.message
+    assert "every key that signed part of the trail" in report.fault.message
+
+
+def test_without_a_trusted_key_checkpoints_by_several_keys_are_a_warning(
+    rotated: tuple[Path, Signer, Signer],
+) -> None:
+    # Someone who rewrote the end of the trail and signed it with a key of their own
+    # also passes the self-consistency check: say that more than one key signed.
+    directory, old, new = rotated
+    report = verify_trail(directory)
+    assert report.intact
+    ids = [s.key_id("tollgate/apps/agent-1").hex() for s in (old, new)]
+    assert any(
+        "signed by 2 different keys" in warning and all(i in warning for i in ids)
+        for warning in report.warnings
+    ), report.warnings
