@@ -171,6 +171,16 @@ def verify_trail(
     except _Tampered as exc:
         report.fault = exc.fault
         return report
+    if public_keys and report.records and not checker.verified:
+        # Whoever can write the volume can rewrite every record and drop the checkpoint
+        # records and DIR/checkpoint: given a key to check, a trail it signed none of
+        # proves nothing about who wrote it.
+        report.fault = Fault(
+            f"nothing in the trail is signed by the given key: {report.records} records, "
+            f"and neither a checkpoint record nor {CHECKPOINT_FILE} verifies with it "
+            "(a trail rewritten without its checkpoints looks like this one)"
+        )
+        return report
     checker.conclude(stored_checkpoint_present=(path / CHECKPOINT_FILE).is_file())
     return report
 
@@ -189,6 +199,7 @@ class _Checker:
         self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
         self.last_checkpoint_record: int | None = None  # its seq
         self.stored_checkpoint_size: int | None = None  # of DIR/checkpoint
+        self.verified = 0  # signed notes (records and copies) whose signature verified
         report.signatures = "public-key" if public_keys else "none"
 
     def conclude(self, *, stored_checkpoint_present: bool) -> None:
@@ -323,6 +334,7 @@ class _Checker:
         )
         if problem is not None:
             raise _Tampered(Fault(f"{external.label}: {problem}"))
+        self.verified += 1
         self.report.last_signed_size = max(self.report.last_signed_size, checkpoint.size)
 
     def _check_checkpoint_record(self, record: dict[str, Any], seq: int, root: bytes) -> None:
@@ -355,6 +367,7 @@ class _Checker:
             raise _Bad(f"checkpoint {problem}")
         if not self.public_keys:
             self.report.signatures = "embedded"
+        self.verified += 1
         self.report.checkpoints += 1
         self.report.last_signed_size = max(self.report.last_signed_size, seq)
         self.last_checkpoint_record = seq

@@ -208,3 +208,42 @@ def test_without_a_trusted_key_checkpoints_by_several_keys_are_a_warning(
         "signed by 2 different keys" in warning and all(i in warning for i in ids)
         for warning in report.warnings
     ), report.warnings
+
+
+def _rewrite_without_checkpoints(directory: Path, change: Callable[[dict], None]) -> None:
+    """What someone without the key can do to the whole trail: change records, drop
+    every checkpoint record, re-chain the rest, and remove DIR/checkpoint."""
+    kept = [r for r in records(directory) if r["type"] != "checkpoint"]
+    for path in (directory / "segments").iterdir():
+        path.unlink()
+    (directory / "checkpoint").unlink()
+    prev = "0" * 64
+    lines = []
+    for seq, record in enumerate(kept):
+        change(record)
+        record.update(seq=seq, prev=prev)
+        line = canonical_bytes(record)
+        prev = hashlib.sha256(b"\x00" + line).hexdigest()
+        lines.append(line + b"\n")
+    (directory / "segments" / f"{0:020d}.jsonl").write_bytes(b"".join(lines))
+
+
+def _deny_everything(record: dict) -> None:
+    if record["type"] == "decision":
+        record.update(decision="deny", allowed=False)
+
+
+def test_a_trail_rewritten_without_its_checkpoints_fails_against_the_trusted_key(
+    trail: Path, signer: Signer, tmp_path: Path
+) -> None:
+    _rewrite_without_checkpoints(trail, _deny_everything)
+    result = _verify_cli(trail, signer, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nothing in the trail is signed by the given key" in result.stdout, result.stdout
+
+
+def test_without_a_key_such_a_trail_is_only_a_warning(trail: Path) -> None:
+    # Without a trusted key nothing proves who wrote a trail; that is said as before.
+    _rewrite_without_checkpoints(trail, _deny_everything)
+    report = verify_trail(trail)
+    assert report.intact and report.last_signed_size == 0
