@@ -159,6 +159,19 @@ _PATTERNS: list[SecretPattern] = [
         ("pass", "pwd", "secret", "token", "key", "credential", "sig"),
         ignore_case=True,
     ),
+    # curl's -u/--user user:password (also -uuser:pw, --user=user:pw): the part after
+    # the first colon. (docker's -u uid:gid loses its gid to this; a secret comes first.)
+    _pattern(
+        "password",
+        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:((?:[^\s"'\\]|\\.)+)""",
+        ("-u",),
+    ),
+    # mysql's (and mariadb's) -pPASSWORD, glued; elsewhere -p is a port or a path.
+    _pattern(
+        "password",
+        r"(?:^|(?<=\s))-p((?:[^\s\\]|\\.)+)",
+        ("mysql", "mariadb"),
+    ),
 ]
 
 _OPTION = re.compile(rf"(?:({_PASSWORD_OPTION})|{_SECRET_OPTION})", _FLAGS | re.IGNORECASE)
@@ -174,6 +187,34 @@ def option_kind(argument: str) -> str | None:
     if match is None:
         return None
     return "password" if match.group(1) is not None else "secret"
+
+
+_USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
+_MYSQL = re.compile(r"(?:.*/)?(?:mysql|mariadb)[\w.-]*", _FLAGS)
+
+
+def _argument_secret(previous: Any, item: str, mysql: bool) -> tuple[str, str, str] | None:
+    """(kind, text kept, secret) when list item ``item`` is (or ends in) a secret because
+    of the item before it or the command the list runs, else None."""
+    if item.startswith(_TAG_PREFIX) or type(previous) is not str:
+        if mysql and item.startswith("-p") and len(item) > 2:
+            return "password", "-p", item[2:]
+        return None
+    kind = option_kind(previous)
+    if kind is not None and item:
+        return kind, "", item
+    if previous in _USER_OPTIONS and ":" in item:
+        user, _, password = item.partition(":")
+        if password and not password.startswith(_TAG_PREFIX):
+            return "password", user + ":", password
+    if mysql and item.startswith("-p") and len(item) > 2 and item[2] != "[":
+        return "password", "-p", item[2:]
+    return None
+
+
+def _runs_mysql(items: Any) -> bool:
+    first = items[0] if items else None
+    return type(first) is str and _MYSQL.fullmatch(first) is not None
 
 
 # Object keys whose string values are secrets whatever they look like, compared after
@@ -252,6 +293,9 @@ _SCREEN_PATTERN = "|".join(
         _TRIGGERS,
         _NAME_WORDS + r"""(?:\\\\|\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
         # An option whose value is the next word or argv item: "--password","pw".
+        # curl's -u user:pw (in argv "-u","user:pw"), mysql's -ppw.
+        r"""(?:"|\s|\\[tnrf]|\\u000b)(?:-u|--user)(?:",?"|(?: |\\t)+|=)?[^\s":/]*:""",
+        r"""(?:"|\s|\\[tnrf]|\\u000b)-p[^\s"]""",
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b)""",
         *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
     ]
@@ -267,6 +311,8 @@ _SCREEN_TEXT_PATTERN = (
     + r"|(?:^|[\t\n\x0b\f\r ])"
     + _OPTION_WORD
     + r"[\t ]"
+    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
+    + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
@@ -394,11 +440,22 @@ class Redactor:
             return out if changed else value
         if isinstance(value, list | tuple):
             items = []
-            item_kind = kind
+            mysql = _runs_mysql(value)
+            previous = None
             for item in value:
-                items.append(self._value(item, item_kind, rewritten, counter))
-                # The item after a secret-naming option (argv) is its value.
-                item_kind = kind or (option_kind(item) if type(item) is str else None)
+                new = self._value(item, kind, rewritten, counter)
+                # An argv list: the value after --password, curl's -u user:pw, mysql -ppw.
+                if kind is None and type(item) is str:
+                    found = _argument_secret(previous, item, mysql)
+                    if found is not None:
+                        found_kind, kept, secret = found
+                        new = kept + self.tag(found_kind, secret)
+                elif kind is None and type(item) is int and type(previous) is str:
+                    option = option_kind(previous)
+                    if option is not None:
+                        new = self.tag(option, str(item))
+                items.append(new)
+                previous = item
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
@@ -422,8 +479,13 @@ def _collect_strings(value: Any, texts: list[str]) -> bool:
                 secret_key = secret_key or secret_key_kind(key) is not None
             secret_key = _collect_strings(item, texts) or secret_key
     elif isinstance(value, list | tuple):
-        after_option = False
+        mysql = _runs_mysql(value)
+        previous = None
         for item in value:
-            secret_key = _collect_strings(item, texts) or secret_key or after_option
-            after_option = type(item) is str and option_kind(item) is not None
+            secret_key = _collect_strings(item, texts) or secret_key
+            if type(item) is str:
+                secret_key = secret_key or _argument_secret(previous, item, mysql) is not None
+            elif type(item) is int and type(previous) is str:
+                secret_key = secret_key or option_kind(previous) is not None
+            previous = item
     return secret_key

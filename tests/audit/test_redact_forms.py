@@ -39,6 +39,10 @@ LEAKS: list[tuple[dict[str, Any], str]] = [
         {"action": "network.request", "url": "https://a.blob.core.windows.net/c/b?sv=2024&sig=Az5ASig0011"},
         "Az5ASig0011",
     ),
+    ({"action": "process.exec", "argv": ["curl", "-u", "admin:cu-33221100", "https://x"]}, "cu-33221100"),
+    ({"action": "process.exec", "commandLine": "curl --user bot:cu-44332211 https://x"}, "cu-44332211"),
+    ({"action": "process.exec", "argv": ["mysql", "-uroot", "-pmy-55664433", "db"]}, "my-55664433"),
+    ({"action": "process.exec", "commandLine": "mysqldump -uroot -pmy-66775544 db"}, "my-66775544"),
 ]  # fmt: skip
 
 POLICY = """\
@@ -72,7 +76,7 @@ def test_no_secret_of_these_forms_reaches_the_audit_directory(tmp_path: Path) ->
     ("argv", "redacted_index", "kind"),
     [
         (["mysql", "--password", "hunter2xyz"], 2, "password"),
-        (["mysql", "-password", "hunter2xyz"], 2, "password"),
+        (["tool", "-password", "hunter2xyz"], 2, "password"),
         (["vault", "login", "--TOKEN", "t0k"], 3, "secret"),
         (["x", "--db-password", "p", "--verbose"], 2, "password"),
         (["aws", "--secret-access-key", "wJalrXUtnFEMI"], 2, "secret"),
@@ -126,3 +130,39 @@ def test_numbers_under_secret_named_keys_are_redacted_but_not_booleans_or_null()
     out = Redactor(KEY).redact(body)["context"]
     assert out["password"] == Redactor(KEY).tag("password", "1234")
     assert out["rememberPassword"] is True and out["token"] is None and out["pin"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "secret", "kept"),
+    [
+        ({"commandLine": "curl -u admin:hunter2xyz https://x"}, "hunter2xyz", "admin:"),
+        ({"commandLine": "curl --user=admin:hunter2xyz https://x"}, "hunter2xyz", "admin:"),
+        ({"commandLine": "curl -uadmin:hunter2xyz https://x"}, "hunter2xyz", "-uadmin:"),
+        ({"argv": ["curl", "-u", "admin:hunter2xyz", "https://x"]}, "hunter2xyz", "admin:"),
+        ({"argv": ["curl", "--user", "admin:hunter2xyz"]}, "hunter2xyz", "admin:"),
+        ({"commandLine": "mysql -h db -uroot -phunter2xyz app"}, "hunter2xyz", "-p["),
+        ({"argv": ["/usr/bin/mysql", "-uroot", "-phunter2xyz"]}, "hunter2xyz", "-p["),
+        ({"argv": ["mariadb-dump", "-phunter2xyz", "app"]}, "hunter2xyz", "-p["),
+    ],
+)
+def test_user_and_password_options_of_curl_and_mysql(
+    body: dict[str, Any], secret: str, kept: str
+) -> None:
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = str(Redactor(KEY).redact(body))
+    assert secret not in out and kept in out and "[REDACTED:password:" in out, out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"argv": ["ssh", "-p", "2222", "host"]},
+        {"argv": ["ssh", "-p2222", "host"]},
+        {"commandLine": "ssh -p2222 host && docker run -p8080:80 app"},
+        {"argv": ["git", "push", "-u", "origin", "main"]},
+        {"argv": ["pip", "install", "--user", "requests"]},
+        {"commandLine": "mysql -h db -P 3306 -u app --password-file /run/pw"},
+    ],
+)
+def test_other_commands_options_are_left_alone(body: dict[str, Any]) -> None:
+    assert Redactor(KEY).redact(body) == body
