@@ -196,18 +196,17 @@ _MYSQL = re.compile(r"(?:.*/)?(?:mysql|mariadb)[\w.-]*", _FLAGS)
 def _argument_secret(previous: Any, item: str, mysql: bool) -> tuple[str, str, str] | None:
     """(kind, text kept, secret) when list item ``item`` is (or ends in) a secret because
     of the item before it or the command the list runs, else None."""
-    if item.startswith(_TAG_PREFIX) or type(previous) is not str:
-        if mysql and item.startswith("-p") and len(item) > 2:
-            return "password", "-p", item[2:]
+    if not item or item.startswith(_TAG_PREFIX):
         return None
-    kind = option_kind(previous)
-    if kind is not None and item:
-        return kind, "", item
-    if previous in _USER_OPTIONS and ":" in item:
-        user, _, password = item.partition(":")
-        if password and not password.startswith(_TAG_PREFIX):
-            return "password", user + ":", password
-    if mysql and item.startswith("-p") and len(item) > 2 and item[2] != "[":
+    if type(previous) is str:
+        kind = option_kind(previous)
+        if kind is not None:
+            return kind, "", item
+        if previous in _USER_OPTIONS and ":" in item:
+            user, _, password = item.partition(":")
+            if password and not password.startswith(_TAG_PREFIX):
+                return "password", user + ":", password
+    if mysql and item.startswith("-p") and len(item) > 2 and not item[2:].startswith(_TAG_PREFIX):
         return "password", "-p", item[2:]
     return None
 
