@@ -1,5 +1,7 @@
 """CLI commands ``tollgate keygen`` and ``tollgate audit verify|export`` (CONTRACT section 3).
 
+``tollgate audit prove`` prints a consistency proof as a C2SP witness request.
+
 ``register(subparsers)`` adds them to the main parser; each sets ``func`` to a callable
 taking the parsed arguments and returning the exit code: for ``audit verify`` 0 intact,
 1 tampered, 2 usage; for the others 0 done, 1 failed, 2 usage.
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sidecar.audit.export import FORMATS, export
 from sidecar.audit.note import NoteError, Verifier, check_key_name
+from sidecar.audit.prove import ProveError, witness_request
 from sidecar.audit.records import parse_time_bound
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditCorrupt
@@ -97,7 +100,8 @@ def register(subparsers: Any) -> None:
         "export",
         help="export records as JSON Lines, CSV or OCSF",
         description="Export records with their seq and leaf hash, so each row can be "
-        "proven against a checkpoint. Writes to stdout unless --out is given.",
+        "proven against a checkpoint. Stops with exit 1 where the chain of records is "
+        "broken (run audit verify for the full check). Writes to stdout unless --out is given.",
     )
     export_parser.add_argument("dir", metavar="DIR", help="the audit directory")
     export_parser.add_argument("--format", required=True, choices=FORMATS)
@@ -107,6 +111,26 @@ def register(subparsers: Any) -> None:
     export_parser.add_argument("--until", metavar="T", help="only records before T")
     export_parser.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     export_parser.set_defaults(func=run_export)
+
+    prove = commands.add_parser(
+        "prove",
+        help="consistency proof from an older checkpoint, as a witness request",
+        description="Print the body of a C2SP tlog-witness add-checkpoint request: "
+        "'old N', the RFC 6962 consistency proof from tree size N to the checkpoint's "
+        "size (one base64 hash a line), an empty line, the signed checkpoint. Checks "
+        "first that the trail's records give the checkpoint's root. Exit 0 done, "
+        "1 the trail cannot prove it, 2 usage.",
+    )
+    prove.add_argument("dir", metavar="DIR", help="the audit directory")
+    prove.add_argument(
+        "--old", required=True, type=int, metavar="N", help="tree size of the older checkpoint"
+    )
+    prove.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="the newer signed checkpoint (default: DIR/checkpoint)",
+    )
+    prove.set_defaults(func=run_prove)
 
 
 def _error(message: str) -> None:
@@ -205,6 +229,27 @@ def run_verify(args: argparse.Namespace) -> int:
         for warning in report.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK if report.intact else EXIT_FAILED
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    if not (Path(args.dir) / "segments").is_dir():
+        _error(f"{args.dir} is not an audit directory (no segments/)")
+        return EXIT_USAGE
+    try:
+        note = Path(args.checkpoint).read_bytes() if args.checkpoint else None
+        body = witness_request(args.dir, args.old, note)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except ProveError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        _error(f"cannot read the trail: {exc}")
+        return EXIT_FAILED
+    sys.stdout.buffer.write(body)
+    sys.stdout.flush()
+    return EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:

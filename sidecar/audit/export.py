@@ -12,7 +12,10 @@ line) is the leaf hash.
 - ``ocsf``: see ``ocsf.py``.
 
 Long trails are rendered chunk by chunk in worker processes and written in order.
-Export proves nothing by itself: run ``tollgate audit verify`` first.
+Export checks the chain as it reads (``seq`` follows, ``prev`` is the leaf hash of the
+line before) and stops at a break, so a trail with records removed or changed is not
+exported as if whole; it checks neither canonical form nor checkpoints: that is
+``tollgate audit verify``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 import msgspec
 
 from sidecar.audit.chunks import (
+    SegmentPlan,
     SharedSlots,
     default_workers,
     in_flight,
@@ -34,7 +38,8 @@ from sidecar.audit.chunks import (
     read_lines,
 )
 from sidecar.audit.ocsf import NotAnEvent, decode_record, ocsf_line
-from sidecar.audit.segments import SEGMENTS_DIR, corrupt
+from sidecar.audit.records import ZERO_HASH
+from sidecar.audit.segments import SEGMENTS_DIR, corrupt, segment_name
 
 FORMATS = ("jsonl", "csv", "ocsf")
 
@@ -76,6 +81,7 @@ class ExportedRecord(NamedTuple):
 class _JsonlFields(msgspec.Struct):
     seq: Any = None
     ts: Any = None
+    prev: Any = None
 
 
 class _CsvFields(msgspec.Struct, rename="camel"):
@@ -105,6 +111,33 @@ class _BadLine(Exception):
 
 
 _Render = Callable[[int, str, bytes, Any], _Row | None]
+_VERIFY_HINT = "the trail was changed; check it with tollgate audit verify"
+
+
+class _Chain:
+    """The link between records: the seq and ``prev`` the next line must carry.
+
+    ``seq`` None: not known yet (the start of a chunk a worker renders; the parent
+    links chunks with ``first``). ``prev`` None: any (the oldest segment left after
+    pruning, whose ``.start`` export does not read).
+    """
+
+    __slots__ = ("first", "prev", "seq")
+
+    def __init__(self, seq: int | None = None, prev: str | None = None) -> None:
+        self.seq = seq
+        self.prev = prev
+        self.first: tuple[int, Any] | None = None  # (seq, prev) of the first line read
+
+    def problem(self, seq: int, prev: Any) -> str | None:
+        """Why a record with ``seq`` and ``prev`` cannot come next, or None."""
+        if seq != self.seq:
+            return f"seq is {seq}, expected {self.seq}: records are missing or reordered; " + (
+                _VERIFY_HINT
+            )
+        if self.prev is not None and prev != self.prev:
+            return f"prev is not the hash of the record before it; {_VERIFY_HINT}"
+        return None
 
 
 def _rows(
@@ -113,10 +146,12 @@ def _rows(
     render: _Render[_Row],
     since: str | None,
     until: str | None,
+    chain: _Chain,
 ) -> Iterator[_Row]:
     """``render(seq, leaf hash, line, record)`` for the records of ``lines`` with
     ``since <= ts < until``, None results left out; raise _BadLine at the first line
-    that is not an audit record."""
+    that is not an audit record or does not follow the one before (``chain``, which
+    is left at the last line read)."""
     bounded = since is not None or until is not None
     for index, line in enumerate(lines):
         try:
@@ -124,18 +159,28 @@ def _rows(
         except msgspec.DecodeError as exc:  # ValidationError included
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if type(record) is dict:
-            seq, ts = record.get("seq"), record.get("ts")
+            seq, ts, prev = record.get("seq"), record.get("ts"), record.get("prev")
         else:
-            seq, ts = record.seq, record.ts
+            seq, ts, prev = record.seq, record.ts, record.prev
         if type(seq) is not int:
             raise _BadLine(index, "not an audit record (no integer seq)")
+        # Every line is hashed and linked, rows left out by the time bounds too: an
+        # export is not a copy of a trail whose records were changed or removed.
+        leaf_hash = sha256(b"\x00" + line).hexdigest()
+        if chain.seq is None:
+            chain.first = (seq, prev)
+        else:
+            problem = chain.problem(seq, prev)
+            if problem is not None:
+                raise _BadLine(index, problem)
+        chain.seq, chain.prev = seq + 1, leaf_hash
         if bounded:
             if since is not None and not (isinstance(ts, str) and ts >= since):
                 continue
             if until is not None and not (isinstance(ts, str) and ts < until):
                 continue
         try:
-            row = render(seq, sha256(b"\x00" + line).hexdigest(), line, record)
+            row = render(seq, leaf_hash, line, record)
         except NotAnEvent as exc:
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if row is not None:
@@ -145,6 +190,22 @@ def _rows(
 def _check_directory(path: Path) -> None:
     if not (path / SEGMENTS_DIR).is_dir():
         raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
+
+
+def _segment_start(plan: SegmentPlan, chain: _Chain) -> _Chain:
+    """``chain`` ready for the first line of ``plan``'s segment; AuditCorrupt if the
+    segment does not continue the one before (a segment was removed or renamed)."""
+    first_seq = plan.segment.first_seq
+    if chain.seq is None:  # the oldest segment: record 0, or the first one kept
+        return _Chain(first_seq, ZERO_HASH if first_seq == 0 else None)
+    if first_seq != chain.seq:
+        raise corrupt(
+            plan.segment,
+            None,
+            f"segment should start at seq {chain.seq} ({segment_name(chain.seq)}): "
+            f"records are missing; {_VERIFY_HINT}",
+        )
+    return chain
 
 
 def iter_records(
@@ -160,12 +221,14 @@ def iter_records(
     _check_directory(path)
     decode = msgspec.json.Decoder().decode
     plans = plan_trail(path)
+    chain = _Chain()
     for index, plan in enumerate(plans):
         number = 0
+        chain = _segment_start(plan, chain)
         for start, end in plan.ranges:
             lines = read_lines(str(plan.segment.path), start, end)
             try:
-                yield from _rows(lines, decode, ExportedRecord, since, until)
+                yield from _rows(lines, decode, ExportedRecord, since, until, chain)
             except _BadLine as bad:
                 raise corrupt(plan.segment, number + bad.index + 1, bad.message) from None
             number += len(lines)
@@ -173,27 +236,38 @@ def iter_records(
             raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
 
 
+class RenderedChunk(NamedTuple):
+    """What ``render_chunk`` made of a chunk, and how it links to its neighbours."""
+
+    data: bytearray
+    rows: int
+    lines: int  # lines read; with ``error``, the 0-based index of the bad one
+    error: str | None
+    first: tuple[int, Any] | None  # (seq, prev) of its first line
+    next_seq: int | None  # the seq and prev the next chunk's first line must carry
+    next_prev: str | None
+
+
 def render_chunk(
     path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
-) -> tuple[bytearray, int, int, str | None]:
-    """Rows for the lines in ``path[start:end]``: (bytes, rows, lines read, error).
-
-    On a line that is not a record it stops; ``error`` then describes line ``lines read``
-    (0-based within the chunk). Runs in worker processes for long trails.
-    """
+) -> RenderedChunk:
+    """Rows for the lines in ``path[start:end]``; stops at a line that is not a record
+    or does not follow the one before it. Runs in worker processes for long trails;
+    the caller checks that the chunk's first line follows the chunk before."""
     decode, render = _RENDERERS[fmt]
     lines = read_lines(path, start, end)
     # One growing buffer rather than a list joined at the end: a chunk renders to
     # megabytes, and a second copy of it costs more than the appends.
     data = bytearray()
     count = 0
+    chain = _Chain()
     try:
-        for row in _rows(lines, decode, render, since, until):
+        for row in _rows(lines, decode, render, since, until, chain):
             data += row
             count += 1
     except _BadLine as bad:
-        return data, count, bad.index, bad.message
-    return data, count, len(lines), None
+        return RenderedChunk(data, count, bad.index, bad.message, chain.first, None, None)
+    return RenderedChunk(data, count, len(lines), None, chain.first, chain.seq, chain.prev)
 
 
 # Export chunks are smaller than verify's: each worker's rows pass through a slot of
@@ -211,13 +285,14 @@ def _use_slots(slots: SharedSlots) -> None:
 
 def _render_job(
     job: int, path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
-) -> tuple[bytes | bytearray | None, int, int, int, str | None]:
-    """``render_chunk``, the rows left in the job's shared slot when they fit there:
-    (rows' bytes or None if in the slot, their length, rows, lines read, error)."""
-    data, rows, lines, error = render_chunk(path, start, end, fmt, since, until)
-    if _worker_slots is not None and _worker_slots.put(job, data):
-        return None, len(data), rows, lines, error
-    return data, len(data), rows, lines, error
+) -> tuple[RenderedChunk, int]:
+    """``render_chunk`` and the length of its rows, which are left in the job's shared
+    slot when they fit there (``data`` is then empty)."""
+    chunk = render_chunk(path, start, end, fmt, since, until)
+    length = len(chunk.data)
+    if _worker_slots is not None and _worker_slots.put(job, chunk.data):
+        return chunk._replace(data=bytearray()), length
+    return chunk, length
 
 
 def export(
@@ -258,21 +333,30 @@ def export(
         out.write(",".join(CSV_COLUMNS).encode("ascii") + b"\r\n")
     count = 0
     job = 0
+    chain = _Chain()
     try:
         for index, plan in enumerate(plans):
             number = 0
+            chain = _segment_start(plan, chain)
             for _ in plan.ranges:
-                data, length, rows, lines, error = next(results)
-                if data is None:
+                chunk, length = next(results)
+                # The chunk's first line must follow the last line before it; its rows
+                # are written only then.
+                problem = None if chunk.first is None else chain.problem(*chunk.first)
+                if problem is not None:
+                    raise corrupt(plan.segment, number + 1, problem)
+                if length and not chunk.data:
                     assert slots is not None
                     slots.write_to(out, job, length)
                 else:
-                    out.write(data)
+                    out.write(chunk.data)
                 job += 1
-                count += rows
-                if error is not None:
-                    raise corrupt(plan.segment, number + lines + 1, error)
-                number += lines
+                count += chunk.rows
+                if chunk.error is not None:
+                    raise corrupt(plan.segment, number + chunk.lines + 1, chunk.error)
+                number += chunk.lines
+                if chunk.next_seq is not None:
+                    chain = _Chain(chunk.next_seq, chunk.next_prev)
             if plan.clean_end != plan.size and index != len(plans) - 1:
                 raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
     finally:

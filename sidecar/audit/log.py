@@ -964,7 +964,11 @@ def _move_torn_tail(torn: TornTail) -> int:
         fd = os.open(broken, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         try:
             broken_offset = os.fstat(fd).st_size
-            os.write(fd, torn.data)
+            # Every byte, or an error: a short write (a nearly full disk) must not let
+            # the rest be cut off the segment with nothing holding it.
+            view = memoryview(torn.data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -136,3 +136,76 @@ def perfect_subtrees(leaves: Sequence[bytes], start: int) -> list[tuple[int, byt
         done += width
         position += width
     return pieces
+
+
+def _subtree_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962 MTH of ``leaves`` (at least one)."""
+    frontier = Frontier()
+    frontier.extend(leaves)
+    return frontier.root()
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """RFC 9162 section 2.1.4.1 PROOF(old_size, leaves): the nodes that show a tree of
+    ``len(leaves)`` leaves extends the tree of its first ``old_size`` ones.
+
+    ``leaves`` are leaf hashes. Empty for old_size 0 or equal sizes, as the RFC says.
+    """
+    new_size = len(leaves)
+    if not 0 <= old_size <= new_size:
+        raise ValueError(f"old size {old_size} is not within 0 .. {new_size}")
+    if old_size == 0 or old_size == new_size:
+        return []
+    proof: list[bytes] = []
+    # SUBPROOF(m, D[lo:hi], complete), unrolled: the nodes are found right to left.
+    m, lo, hi, complete = old_size, 0, new_size, True
+    while m != hi - lo:
+        k = 1 << ((hi - lo - 1).bit_length() - 1)  # largest power of 2 below hi - lo
+        if m <= k:
+            proof.append(_subtree_root(leaves[lo + k : hi]))
+            hi = lo + k
+        else:
+            proof.append(_subtree_root(leaves[lo : lo + k]))
+            lo, m, complete = lo + k, m - k, False
+    if not complete:
+        proof.append(_subtree_root(leaves[lo:hi]))
+    proof.reverse()
+    return proof
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 section 2.1.4.2: whether ``proof`` shows the tree of ``new_size`` leaves
+    with root ``new_root`` extends the one of ``old_size`` leaves with ``old_root``."""
+    if not 0 <= old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if old_size == 0:
+        return not proof
+    nodes = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of 2: the old root is the first node
+        nodes.insert(0, old_root)
+    if not nodes:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = nodes[0]
+    for node in nodes[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(node, fr)
+            sr = node_hash(node, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, node)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root

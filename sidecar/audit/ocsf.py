@@ -83,6 +83,7 @@ class OcsfRecord(msgspec.Struct, rename="camel"):
 
     seq: Any = None
     ts: Any = None
+    prev: Any = None  # read by export, which checks the chain
     type: Any = None
     decision_id: Any = None
     action: Any = None
@@ -319,10 +320,11 @@ def _second_ms(prefix: str) -> int | None:
 
 def _epoch_ms(ts: Any) -> int:
     """``ts_to_epoch_ms`` with the date and time of day parsed once per second."""
-    # isdecimal() is exactly the regex's \d for str: Unicode category Nd.
+    # isascii() and isdecimal(): exactly TS_PATTERN's ASCII \d.
     if type(ts) is str and len(ts) == 27 and ts[19] == "." and ts[26] == "Z":
         second = _second_ms(ts[:19])
-        if second is not None and ts[20:26].isdecimal():
+        fraction = ts[20:26]
+        if second is not None and fraction.isascii() and fraction.isdecimal():
             return second + int(ts[20:23])
     raise NotAnEvent(f"ts is not a record timestamp: {ts!r}")
 

@@ -26,7 +26,8 @@ RECORD_TYPES = frozenset(
         "shutdown",
     }
 )
-TS_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+# ASCII digits: RFC 3339 has no others (a bare \d would also take other scripts' digits).
+TS_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -33,6 +33,9 @@ _SECRET_NAMES = (
     r"password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token"
     r"|auth[_-]?token|id[_-]?token|api[_-]?key|apikey|secret[_-]?key|access[_-]?key"
     r"|aws[_-]?secret[_-]?access[_-]?key|private[_-]?key|session[_-]?token|credentials?"
+    # The signature of a pre-signed URL (S3 X-Amz-Signature, GCS X-Goog-Signature, Azure
+    # SAS sig) grants access until it expires, like a token.
+    r"|signature|sig"
 )
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
@@ -56,6 +59,13 @@ _GLUED = r"(?<=[A-Za-z0-9])"
 _AFTER_NAME = r"""(?:\\?["'])?"""
 _QUOTE = _AFTER_NAME
 _FLAGS = re.ASCII
+# A command-line option naming a secret whose value is the next word (``--password pw``,
+# ``vault login --token t``): one or two dashes, words joined by '-' or '_', the last
+# one a secret's name. ``--password-stdin`` and ``--password-file`` name no value.
+_PASSWORD_WORDS = r"password|passwd|pwd|pass"
+_OPTION_HEAD = r"--?(?:[A-Za-z0-9]+[-_])*"
+_PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS})"
+_SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
 
 
 class SecretPattern(NamedTuple):
@@ -131,11 +141,80 @@ _PATTERNS: list[SecretPattern] = [
         "secret",
         rf"{_NAME_START}(?:{_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         # Every name of _SECRET_NAMES holds one of these.
-        ("pass", "pwd", "secret", "token", "key", "credential"),
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig"),
         ignore_case=True,
     ),
     _pattern("bearer-token", r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", ("bearer",), True),
+    # An option and its value as separate words of a command line (argv lists are
+    # handled item by item, see ``option_kind``).
+    _pattern(
+        "password",
+        rf"(?:^|(?<=\s)){_PASSWORD_OPTION}[ \t]+{_VALUE}",
+        ("pass", "pwd"),
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"(?:^|(?<=\s)){_SECRET_OPTION}[ \t]+{_VALUE}",
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig"),
+        ignore_case=True,
+    ),
+    # curl's -u/--user user:password (also -uuser:pw, --user=user:pw): the part after
+    # the first colon. (docker's -u uid:gid loses its gid to this; a secret comes first.)
+    _pattern(
+        "password",
+        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:((?:[^\s"'\\]|\\.)+)""",
+        ("-u",),
+    ),
+    # mysql's (and mariadb's) -pPASSWORD, glued; elsewhere -p is a port or a path.
+    _pattern(
+        "password",
+        r"(?:^|(?<=\s))-p((?:[^\s\\]|\\.)+)",
+        ("mysql", "mariadb"),
+    ),
 ]
+
+_OPTION = re.compile(rf"(?:({_PASSWORD_OPTION})|{_SECRET_OPTION})", _FLAGS | re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def option_kind(argument: str) -> str | None:
+    """The redaction kind of the argument after ``argument`` in an argv list, or None.
+
+    ``["mysql", "--password", "pw"]``: the item after a secret-naming option is its value.
+    """
+    match = _OPTION.fullmatch(argument)
+    if match is None:
+        return None
+    return "password" if match.group(1) is not None else "secret"
+
+
+_USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
+_MYSQL = re.compile(r"(?:.*/)?(?:mysql|mariadb)[\w.-]*", _FLAGS)
+
+
+def _argument_secret(previous: Any, item: str, mysql: bool) -> tuple[str, str, str] | None:
+    """(kind, text kept, secret) when list item ``item`` is (or ends in) a secret because
+    of the item before it or the command the list runs, else None."""
+    if not item or item.startswith(_TAG_PREFIX):
+        return None
+    if type(previous) is str:
+        kind = option_kind(previous)
+        if kind is not None:
+            return kind, "", item
+        if previous in _USER_OPTIONS and ":" in item:
+            user, _, password = item.partition(":")
+            if password and not password.startswith(_TAG_PREFIX):
+                return "password", user + ":", password
+    if mysql and item.startswith("-p") and len(item) > 2 and not item[2:].startswith(_TAG_PREFIX):
+        return "password", "-p", item[2:]
+    return None
+
+
+def _runs_mysql(items: Any) -> bool:
+    first = items[0] if items else None
+    return type(first) is str and _MYSQL.fullmatch(first) is not None
+
 
 # Object keys whose string values are secrets whatever they look like, compared after
 # lower-casing ASCII letters and dropping '-' and '_': the exact names, then any name
@@ -189,10 +268,14 @@ _TRIGGERS = (
 # Words that only name a secret ("password", "token" ...) matter when something is
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).
 # A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
-_NAME_WORDS = (
+_NAME_CORE = (
     r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credential)[A-Za-z0-9_-]*"
+    r"|credential|sig)"
 )
+_NAME_WORDS = _NAME_CORE + r"[A-Za-z0-9_-]*"
+# An option word naming a secret ("--password", "-db_token"), at the start of a string
+# or after white space, so that a rule id such as "no-secrets" in a reason is not one.
+_OPTION_WORD = r"--?[A-Za-z0-9_-]*" + _NAME_WORDS
 
 
 def _key_ending(name: str) -> str:
@@ -208,13 +291,28 @@ _SCREEN_PATTERN = "|".join(
     [
         _TRIGGERS,
         _NAME_WORDS + r"""(?:\\\\|\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
+        # An option whose value is the next word or argv item: "--password","pw".
+        # curl's -u user:pw (in argv "-u","user:pw"), mysql's -ppw.
+        r"""(?:"|\s|\\[tnrf]|\\u000b)(?:-u|--user)(?:",?"|(?: |\\t)+|=)?[^\s":/]*:""",
+        r"""(?:"|\s|\\[tnrf]|\\u000b)-p[^\s"]""",
+        r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b)""",
         *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
 # secret_key_kind). Their \s (Python, re.ASCII) includes the vertical tab, RE2's does
 # not: the class is spelled out.
-_SCREEN_TEXT_PATTERN = _TRIGGERS + "|" + _NAME_WORDS + r"""\\?["']?[\t\n\x0b\f\r ]*[:=]"""
+_SCREEN_TEXT_PATTERN = (
+    _TRIGGERS
+    + "|"
+    + _NAME_WORDS
+    + r"""\\?["']?[\t\n\x0b\f\r ]*[:=]"""
+    + r"|(?:^|[\t\n\x0b\f\r ])"
+    + _OPTION_WORD
+    + r"[\t ]"
+    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
+    + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
+)
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
 _SCREEN = re2.compile(_SCREEN_PATTERN.encode("ascii"), options=_screen_options)
@@ -321,6 +419,10 @@ class Redactor:
             if kind is not None and value and not value.startswith(_TAG_PREFIX):
                 return self.tag(kind, value)
             return rewritten.get(index, value)
+        if kind is not None and type(value) is int:
+            # A PIN or a one-time code under a secret-named key is a secret as a number
+            # too; true, false and null say nothing.
+            return self.tag(kind, str(value))
         if isinstance(value, dict):
             changed = False
             out: dict[Any, Any] = {}
@@ -336,7 +438,23 @@ class Redactor:
                 out[new_key] = new_item
             return out if changed else value
         if isinstance(value, list | tuple):
-            items = [self._value(item, kind, rewritten, counter) for item in value]
+            items = []
+            mysql = _runs_mysql(value)
+            previous = None
+            for item in value:
+                new = self._value(item, kind, rewritten, counter)
+                # An argv list: the value after --password, curl's -u user:pw, mysql -ppw.
+                if kind is None and type(item) is str:
+                    found = _argument_secret(previous, item, mysql)
+                    if found is not None:
+                        found_kind, kept, secret = found
+                        new = kept + self.tag(found_kind, secret)
+                elif kind is None and type(item) is int and type(previous) is str:
+                    option = option_kind(previous)
+                    if option is not None:
+                        new = self.tag(option, str(item))
+                items.append(new)
+                previous = item
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
@@ -346,7 +464,8 @@ class Redactor:
 def _collect_strings(value: Any, texts: list[str]) -> bool:
     """Every string value and string key, depth first, in ``Redactor._value`` order.
 
-    Returns whether a key names a secret (its values are replaced whatever they hold).
+    Returns whether a key names a secret, or an option in a list is followed by its
+    value: those values are replaced whatever they hold.
     """
     if isinstance(value, str):
         texts.append(value)
@@ -359,6 +478,13 @@ def _collect_strings(value: Any, texts: list[str]) -> bool:
                 secret_key = secret_key or secret_key_kind(key) is not None
             secret_key = _collect_strings(item, texts) or secret_key
     elif isinstance(value, list | tuple):
+        mysql = _runs_mysql(value)
+        previous = None
         for item in value:
             secret_key = _collect_strings(item, texts) or secret_key
+            if type(item) is str:
+                secret_key = secret_key or _argument_secret(previous, item, mysql) is not None
+            elif type(item) is int and type(previous) is str:
+                secret_key = secret_key or option_kind(previous) is not None
+            previous = item
     return secret_key

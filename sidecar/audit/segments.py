@@ -26,7 +26,9 @@ LOCK_FILE = "lock"
 SEGMENT_SUFFIX = ".jsonl"
 BROKEN_SUFFIX = ".broken"
 START_SUFFIX = ".start"
-_SEGMENT_NAME = re.compile(r"(\d{20})\.jsonl")
+# ASCII digits only: a regex \d (and int()) also take other scripts' digits, which would
+# make a stray file a second segment of the same seq.
+_SEGMENT_NAME = re.compile(r"([0-9]{20})\.jsonl")
 _READ_BLOCK = 8 * 2**20
 _TAIL_WINDOW = 65536
 

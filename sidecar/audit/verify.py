@@ -171,6 +171,16 @@ def verify_trail(
     except _Tampered as exc:
         report.fault = exc.fault
         return report
+    if public_keys and report.records and not checker.verified:
+        # Whoever can write the volume can rewrite every record and drop the checkpoint
+        # records and DIR/checkpoint: given a key to check, a trail it signed none of
+        # proves nothing about who wrote it.
+        report.fault = Fault(
+            f"nothing in the trail is signed by the given key: {report.records} records, "
+            f"and neither a checkpoint record nor {CHECKPOINT_FILE} verifies with it "
+            "(a trail rewritten without its checkpoints looks like this one)"
+        )
+        return report
     checker.conclude(stored_checkpoint_present=(path / CHECKPOINT_FILE).is_file())
     return report
 
@@ -188,6 +198,8 @@ class _Checker:
         self.roots: dict[int, bytes] = {}
         self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
         self.last_checkpoint_record: int | None = None  # its seq
+        self.stored_checkpoint_size: int | None = None  # of DIR/checkpoint
+        self.verified = 0  # signed notes (records and copies) whose signature verified
         report.signatures = "public-key" if public_keys else "none"
 
     def conclude(self, *, stored_checkpoint_present: bool) -> None:
@@ -211,6 +223,28 @@ class _Checker:
                 "checkpoint records (the gate replaces it at each one): it was removed, or "
                 "the trail was copied without it"
             )
+        stored, newest = self.stored_checkpoint_size, self.last_checkpoint_record
+        if stored is not None and newest is not None and stored < newest:
+            # The gate replaces the file at every checkpoint record it writes: an older
+            # note there is what a cut back to that checkpoint starts with.
+            report.warnings.append(
+                f"{CHECKPOINT_FILE} signs {stored} records, but the trail holds a newer "
+                f"checkpoint record signing {newest}: the file was rolled back (the first "
+                "step of cutting the trail back to it), or the gate could not replace it "
+                "(its lastError then said so)"
+            )
+        keys = {
+            (origin, key.public_bytes_raw()): Verifier(origin, key).key_id.hex()
+            for origin, known in self.embedded_keys.items()
+            for key in known
+        }
+        if not self.public_keys and len(keys) > 1:
+            report.warnings.append(
+                f"the checkpoints are signed by {len(keys)} different keys (key IDs "
+                + ", ".join(sorted(set(keys.values())))
+                + "): a key rotation, or someone else's key; pass the keys you trust with "
+                "--public-key"
+            )
         if len(report.origins) > 1:
             report.warnings.append(
                 "the checkpoints carry more than one origin: " + ", ".join(report.origins)
@@ -231,6 +265,8 @@ class _Checker:
             except NoteError as exc:
                 raise _Tampered(Fault(f"{label} is not a signed checkpoint: {exc}")) from exc
             loaded.append(_ExternalCheckpoint(label, note, checkpoint))
+        if stored.exists():
+            self.stored_checkpoint_size = loaded[0].checkpoint.size
         return loaded
 
     def _verifiers(self, origin: str, embedded: list[Ed25519PublicKey]) -> list[Verifier]:
@@ -255,6 +291,18 @@ class _Checker:
         try:
             verify_note(note, verifiers)
         except NoteError as exc:
+            known = {(verifier.name, verifier.key_id) for verifier in verifiers}
+            if not any((s.name, s.key_id) in known for s in note.signatures):
+                # Not a bad signature: one by a key nobody vouched for. After a key
+                # rotation that is the key left out; otherwise someone else's.
+                signers = ", ".join(f"{s.name} {s.key_id.hex()}" for s in note.signatures)
+                if self.public_keys:
+                    return (
+                        f"signed by key {signers}, which is not among the keys given "
+                        "(pass every key that signed part of the trail with --public-key, "
+                        "as after a key rotation)"
+                    )
+                return f"signed by key {signers}, not by the key recorded beside it"
             which = "the given public key" if self.public_keys else "the key recorded in the trail"
             return f"signature does not verify with {which} ({exc})"
         return None
@@ -286,6 +334,7 @@ class _Checker:
         )
         if problem is not None:
             raise _Tampered(Fault(f"{external.label}: {problem}"))
+        self.verified += 1
         self.report.last_signed_size = max(self.report.last_signed_size, checkpoint.size)
 
     def _check_checkpoint_record(self, record: dict[str, Any], seq: int, root: bytes) -> None:
@@ -318,6 +367,7 @@ class _Checker:
             raise _Bad(f"checkpoint {problem}")
         if not self.public_keys:
             self.report.signatures = "embedded"
+        self.verified += 1
         self.report.checkpoints += 1
         self.report.last_signed_size = max(self.report.last_signed_size, seq)
         self.last_checkpoint_record = seq

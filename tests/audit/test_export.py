@@ -520,12 +520,24 @@ def varied_trail(tmp_path: Path) -> Path:
     return write_varied_trail(tmp_path / "varied")
 
 
-def write_varied_trail(directory: Path) -> Path:
-    """Three segments: canonical records with fixed times chained by prev, then raw lines."""
+def chain_raw_lines(lines: list[bytes], prev: str = "0" * 64) -> list[bytes]:
+    """``lines`` (JSON objects) each given the ``prev`` of the line before, as their
+    first key: export checks the chain, whatever else a line holds."""
+    chained = []
+    for line in lines:
+        linked = b'{"prev":"%b",%b' % (prev.encode("ascii"), line[1:])
+        chained.append(linked)
+        prev = hashlib.sha256(b"\x00" + linked).hexdigest()
+    return chained
+
+
+def write_varied_trail(directory: Path, raw_lines: list[bytes] = _RAW_LINES) -> Path:
+    """Three segments: canonical records with fixed times chained by prev, then raw lines
+    (chained by prev too)."""
     segments = directory / "segments"
     segments.mkdir(parents=True)
     prev = "0" * 64
-    files: dict[int, list[bytes]] = {0: [], 20: [], 35: list(_RAW_LINES)}
+    files: dict[int, list[bytes]] = {0: [], 20: [], 35: []}
     for seq, (record_type, body) in enumerate(_varied_bodies()):
         second, micros = divmod(seq * 1_234_567, 1_000_000)
         ts = f"2026-11-21T22:{10 + second // 60:02d}:{second % 60:02d}.{micros:06d}Z"
@@ -533,6 +545,7 @@ def write_varied_trail(directory: Path) -> Path:
         line = canonical_bytes(record)
         files[0 if seq < 20 else 20].append(line)
         prev = hashlib.sha256(b"\x00" + line).hexdigest()
+    files[35] = chain_raw_lines(raw_lines, prev)
     for first, lines in files.items():
         (segments / f"{first:020d}.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
     return directory
@@ -544,12 +557,12 @@ _BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03
 @pytest.mark.parametrize(
     ("fmt", "bounded", "rows", "digest"),
     [
-        ("jsonl", False, 41, "239c568ee67fe70d18f6284d070f9d6be67ca16060e38e68609f8d60e059cbdb"),
-        ("jsonl", True, 33, "5a7addb52a823b2bf17f09999d104a68ab63489fcf1157adc89916378342328a"),
-        ("csv", False, 41, "334d7503d7cea50912c63e1558841d14468a0c88aa49ccbec3ac3b23420fb138"),
-        ("csv", True, 33, "3e6597cad0b27f31ce80f015757f4b2f05678f149eecb540e984a6c51ff2b3d9"),
-        ("ocsf", False, 34, "15b53122c5430e38c55354035422c89f8714a1516e3340cc9f168945adb9496c"),
-        ("ocsf", True, 29, "6af6788c6a516f3060d642eed22012cc258d6abb99364b082d4699d76f48c582"),
+        ("jsonl", False, 41, "ac182bc0f1777b2c8db7dd17b031e864e8788d9bc9e02eacc2f06dbe41a54c80"),
+        ("jsonl", True, 33, "0de34ff2b34757041b93cbdef0af5a02609ab19f2b498087d93c3f359181b169"),
+        ("csv", False, 41, "92a04abb0f0dad3eaff808fc506a4644e784bf0ba9b6dd5b626a36b481dcbdb2"),
+        ("csv", True, 33, "b6e0b3b937852c45ec8000496f0710f68832e03dc6b0fe34966873f88b28954a"),
+        ("ocsf", False, 34, "59d6abb7d9c245bb79332181f3cf4d113599aa97fdcb6059b723a60b2f9e7171"),
+        ("ocsf", True, 29, "f5b641ff2910436160df728add4ef3d19c777f3d87ef972509c543d2743d846f"),
     ],
 )
 def test_export_bytes_are_unchanged(
@@ -594,13 +607,13 @@ def test_fast_ocsf_bytes_are_the_encoded_event(trail: Path, varied_trail: Path) 
     assert checked == 2 * (5 + 34)
 
 
-def test_ocsf_event_without_a_valid_ts_is_located(varied_trail: Path) -> None:
+def test_ocsf_event_without_a_valid_ts_is_located(tmp_path: Path) -> None:
     from sidecar.errors import AuditCorrupt
 
+    raw_lines = list(_RAW_LINES)
+    raw_lines[1] = raw_lines[1].replace(b"2026-11-21T22:11:01.000000Z", b"2026-11-21 22:11:01")
+    varied_trail = write_varied_trail(tmp_path / "varied", raw_lines)
     raw = varied_trail / "segments" / f"{35:020d}.jsonl"
-    lines = raw.read_bytes().split(b"\n")
-    lines[1] = lines[1].replace(b"2026-11-21T22:11:01.000000Z", b"2026-11-21 22:11:01")
-    raw.write_bytes(b"\n".join(lines))
     assert export(varied_trail, "jsonl", io.BytesIO()) == 41  # jsonl does not read ts
     with pytest.raises(AuditCorrupt, match=rf"{raw.name} line 2: not an audit record \(ts"):
         export(varied_trail, "ocsf", io.BytesIO())
@@ -611,7 +624,7 @@ def test_ocsf_event_without_a_valid_ts_is_located(varied_trail: Path) -> None:
     [
         "2026-11-21T22:10:00.123456Z",
         "1970-01-01T00:00:00.999999Z",
-        "2026-11-21T22:10:00.12345\u0663Z",  # an Arabic-Indic digit is a regex \d too
+        "2026-11-21T22:10:00.12345\u0663Z",  # an Arabic-Indic digit is no record digit
         "2026-11-21T22:10:00.12345\u00b2Z",  # a superscript two is not
         "2026-11-21T22:10:00.12345Z",
         "2026-11-21T22:10:00.1234567Z",
@@ -640,11 +653,13 @@ def test_cached_cells_keep_true_and_1_apart(tmp_path: Path) -> None:
     a record saying 1 must not be exported as true (or the other way round)."""
     body = b'"action":"file.read","decision":"allow","identity":"i","policy":"p","ts":'
     values = [b"true", b"1", b"1.0", b"true", b"false", b"0"]
-    lines = [
-        b'{"allowed":%b,%b"2026-11-21T22:10:0%d.000000Z","type":"decision","seq":%d}'
-        % (value, body, seq, seq)
-        for seq, value in enumerate(values)
-    ]
+    lines = chain_raw_lines(
+        [
+            b'{"allowed":%b,%b"2026-11-21T22:10:0%d.000000Z","type":"decision","seq":%d}'
+            % (value, body, seq, seq)
+            for seq, value in enumerate(values)
+        ]
+    )
     (tmp_path / "segments").mkdir()
     (tmp_path / "segments" / f"{0:020d}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     table = list(csv.reader(io.StringIO(_export(tmp_path, "csv").decode())))

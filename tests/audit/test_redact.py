@@ -53,6 +53,11 @@ SECRETS = [
     ),
     ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "api-key"),
     ("use bearer ya29.a0AfH6SMBx3Lq9 now", "ya29.a0AfH6SMBx3Lq9", "bearer-token"),
+    ("docker login --password pw-55443322 r.io", "pw-55443322", "password"),
+    ("vault login -token\thvs.CAESI99", "hvs.CAESI99", "secret"),
+    ("https://b.s3.amazonaws.com/k?X-Amz-Signature=5ec7e7a1b2", "5ec7e7a1b2", "secret"),
+    ("curl -u admin:cu-33221100 https://x", "cu-33221100", "password"),
+    ("mysql -uroot -pmy-55664433 app", "my-55664433", "password"),
 ]
 
 

@@ -1,0 +1,147 @@
+"""The real gate on a real full or read-only audit volume: 503 / deny, then back.
+
+``python -m sidecar.cli serve`` writes its trail to a size-limited tmpfs (needs root
+and mount; skipped otherwise). While the volume is full or read-only, every check is
+answered 503 with ``allowed: false`` and ``/ready`` fails; once the volume takes
+writes again the gate answers by itself, without a restart, and the trail verifies.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.verify import verify_trail
+from tests.daemon import Daemon
+
+Tmpfs = Callable[[str], Path]
+POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - action: file.read
+    path: {glob: "/app/data/**"}
+    decision: allow
+"""
+ALLOWED = {"action": "file.read", "path": "/app/data/report.csv"}
+
+
+@pytest.fixture
+def gate_on_tmpfs(tmpfs: Tmpfs, tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
+    mount = tmpfs("1m")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    keys = tmp_path / "keys"
+    subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "keygen", "--out", str(keys)],
+        check=True,
+        capture_output=True,
+    )
+    daemon = Daemon(policy, mount / "audit", "--signing-key", str(keys / "tollgate.key")).start()
+    try:
+        yield daemon, mount
+    finally:
+        daemon.stop()
+
+
+def _fill(mount: Path) -> Path:
+    filler = mount / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _remount(mount: Path, mode: str) -> None:
+    result = subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot remount {mode}: {result.stderr.decode().strip()}")
+
+
+# A record larger than a page needs fresh blocks (a small one may still fit in the
+# last page of the segment, and then it is written and answered as usual).
+BIG = {**ALLOWED, "context": {"note": "x" * 12000}}
+
+
+def _assert_denied_while_unwritable(daemon: Daemon, reason: str) -> None:
+    for _ in range(3):
+        answer = daemon.check(BIG)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["allowed"] is False
+        assert answer.json()["error"]["code"] == "unavailable"
+    ready = daemon.get("/ready")
+    assert ready.status_code == 503
+    assert reason in ready.text
+
+
+def _assert_recovers(daemon: Daemon) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        answer = daemon.check(ALLOWED)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["allowed"] is True
+    assert daemon.get("/ready").status_code == 200
+
+
+def test_a_full_volume_denies_every_check_then_recovers(gate_on_tmpfs: tuple[Daemon, Path]) -> None:
+    daemon, mount = gate_on_tmpfs
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+    filler = _fill(mount)
+    _assert_denied_while_unwritable(daemon, "No space left")
+    filler.unlink()
+    _assert_recovers(daemon)
+    daemon.stop()
+    report = verify_trail(mount / "audit")
+    assert report.intact, report.summary()
+    decisions = [r for r in daemon.records() if r["type"] == "decision"]
+    assert [d["allowed"] for d in decisions] == [True, True]  # the 503s left no record
+    assert not any("note" in d["request"].get("context", {}) for d in decisions)
+
+
+def test_a_read_only_volume_denies_every_check_then_recovers(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    daemon, mount = gate_on_tmpfs
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+    _remount(mount, "ro")
+    try:
+        _assert_denied_while_unwritable(daemon, "Read-only")
+    finally:
+        _remount(mount, "rw")
+    _assert_recovers(daemon)
+    daemon.stop()
+    assert verify_trail(mount / "audit").intact
+
+
+def test_a_volume_full_at_a_checkpoint_is_never_an_allow(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    # The interval checkpoint (10 s) replaces DIR/checkpoint through a temporary file;
+    # with the volume full that fails, and the checks meanwhile must still be denied.
+    daemon, mount = gate_on_tmpfs
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+    filler = _fill(mount)
+    end = time.monotonic() + 11
+    while time.monotonic() < end:
+        answer = daemon.check(BIG)
+        assert answer.status_code == 503 and answer.json()["allowed"] is False
+        time.sleep(0.5)
+    filler.unlink()
+    _assert_recovers(daemon)
+    daemon.stop()
+    assert verify_trail(mount / "audit").intact
