@@ -416,6 +416,8 @@ class Gate:
             )
         if not self.audit.writable:
             reasons.append(f"audit trail is not writable: {self.audit.last_error}")
+        elif (problem := self.audit.volume_problem()) is not None:
+            reasons.append(f"audit trail is not writable: {problem}")
         return reasons
 
     def status(self) -> dict[str, Any]:

@@ -73,6 +73,9 @@ DEFAULT_SEGMENT_BYTES = 64 * 2**20
 # A sync in the helper taking longer than this is a stalled disk: the trail reports
 # itself unwritable (so /ready fails) and new appends fail at once instead of piling up.
 SYNC_STALL_SECONDS = 5.0
+# Less free space than this on the audit volume and /ready reports it full: room for a
+# few records and a checkpoint, so readiness fails before the next write would.
+VOLUME_MIN_FREE_BYTES = 64 * 1024
 _REDACTION_INFO = b"tollgate audit redaction key v1"
 _logger = logging.getLogger("tollgate.audit")
 _BatchItem = tuple[str, dict[str, Any]]
@@ -274,6 +277,24 @@ class AuditLog:
     def writable(self) -> bool:
         """False after a failed write until a write succeeds again, and while a sync stalls."""
         return self._writable and self._stalled_for() is None
+
+    def volume_problem(self) -> str | None:
+        """Why the next write would fail, seen without writing: the volume mounted
+        read-only or (nearly) full, or the directory gone. None when none of these.
+
+        For /ready, which would otherwise learn of a read-only or full volume only from
+        the first check that fails on it; an idle gate would keep reporting ready.
+        """
+        try:
+            volume = os.statvfs(self._directory)
+        except OSError as exc:
+            return f"the audit directory cannot be examined: {exc.strerror or exc}"
+        if volume.f_flag & os.ST_RDONLY:
+            return "the audit volume is mounted read-only"
+        free = volume.f_bavail * volume.f_frsize
+        if free < VOLUME_MIN_FREE_BYTES:
+            return f"the audit volume is full ({free:,} bytes free)"
+        return None
 
     @property
     def last_error(self) -> str | None:

@@ -145,3 +145,40 @@ def test_a_volume_full_at_a_checkpoint_is_never_an_allow(
     _assert_recovers(daemon)
     daemon.stop()
     assert verify_trail(mount / "audit").intact
+
+
+def _ready_reason(daemon: Daemon) -> tuple[int, str]:
+    ready = daemon.get("/ready")
+    return ready.status_code, ready.text
+
+
+def test_an_idle_gate_reports_a_read_only_volume_before_any_check(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    # The kubelet's readiness probe is what an operator watches: it must not wait for an
+    # agent's check to fail before it says the trail cannot be written.
+    daemon, mount = gate_on_tmpfs
+    assert _ready_reason(daemon)[0] == 200
+    _remount(mount, "ro")
+    try:
+        status, text = _ready_reason(daemon)
+        assert status == 503
+        assert "the audit volume is mounted read-only" in text
+    finally:
+        _remount(mount, "rw")
+    assert _ready_reason(daemon)[0] == 200
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+
+
+def test_an_idle_gate_reports_a_full_volume_before_any_check(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    daemon, mount = gate_on_tmpfs
+    filler = _fill(mount)
+    status, text = _ready_reason(daemon)
+    assert status == 503
+    assert "the audit volume is full" in text
+    assert daemon.get("/v1/status").json()["ready"] is False
+    filler.unlink()
+    assert _ready_reason(daemon)[0] == 200
+    assert daemon.check(ALLOWED).json()["allowed"] is True
