@@ -83,6 +83,7 @@ def make_app(  # type: ignore[no-untyped-def]
                 "pid": os.getpid(),
                 "listen": f"{config.host}:{config.port}",
                 "policySource": gate.source.path,
+                **_unsigned_at_start(gate),
             },
         )
         # The watcher takes its fingerprint just before this first load, so a change
@@ -108,6 +109,12 @@ def make_app(  # type: ignore[no-untyped-def]
         await gate.audit.close()
 
     return create_app(gate, on_startup=startup, on_shutdown=shutdown)
+
+
+def _unsigned_at_start(gate: Gate) -> dict[str, Any]:
+    """``unsignedAtStart``: the records this start found that no checkpoint signed."""
+    found = gate.audit.unsigned_at_open
+    return {} if found is None else {"unsignedAtStart": {"from": found[0], "to": found[1]}}
 
 
 def serve(config: ServeConfig) -> int:

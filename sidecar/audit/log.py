@@ -179,6 +179,14 @@ class AuditLog:
             self._uncheckpointed = self._size
         else:
             self._uncheckpointed = max(0, self._size - last_checkpoint["treeSize"] - 1)
+        # Records found at start that no checkpoint signed (the last run ended without
+        # its final checkpoint): the next checkpoint signs them as found, so the startup
+        # record names them for an auditor (docs/audit.md, "startup").
+        self.unsigned_at_open: tuple[int, int] | None = (
+            (self._size - self._uncheckpointed, self._size - 1)
+            if signer is not None and self._uncheckpointed > 0
+            else None
+        )
         self._last_checkpoint_time = time.monotonic()
         self._writable = True
         self._last_error: str | None = None

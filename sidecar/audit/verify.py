@@ -200,6 +200,8 @@ class _Checker:
         self.last_checkpoint_record: int | None = None  # its seq
         self.stored_checkpoint_size: int | None = None  # of DIR/checkpoint
         self.verified = 0  # signed notes (records and copies) whose signature verified
+        # (seq of a startup record, its unsignedAtStart): records a restart signed as found
+        self.unsigned_starts: list[tuple[int, Any]] = []
         report.signatures = "public-key" if public_keys else "none"
 
     def conclude(self, *, stored_checkpoint_present: bool) -> None:
@@ -216,6 +218,19 @@ class _Checker:
                 "come after the last signed checkpoint: a change "
                 "to them, or records removed after them, cannot be detected from this "
                 "directory; check against a checkpoint kept outside it (--checkpoint)"
+            )
+        for seq, found in self.unsigned_starts:
+            span = (
+                f"seq {found.get('from')} to {found.get('to')}"
+                if isinstance(found, dict)
+                else repr(found)
+            )
+            report.warnings.append(
+                f"the gate that started at seq {seq} found records ({span}) that no "
+                "checkpoint had signed (the run before ended without its final checkpoint: "
+                "a crash, a kill or a full disk); the checkpoints after it sign them as it "
+                "found them, so a change made to them while no gate ran cannot be detected "
+                "from this directory; compare with a checkpoint kept outside it"
             )
         if report.checkpoints and not stored_checkpoint_present:
             report.warnings.append(
@@ -462,6 +477,8 @@ class _Checker:
                     position += count
                     if seq + position in wanted:
                         self.roots[seq + position] = frontier.root()
+                for position, record in result.unsigned_starts.items():
+                    self.unsigned_starts.append((seq + position, record.get("unsignedAtStart")))
                 if result.count:
                     prev = result.last_hash
                 if result.fault is not None:

@@ -71,6 +71,8 @@ class ChunkResult:
     last_hash: str = ""
     pieces: list[tuple[int, list[tuple[int, bytes]]]] = field(default_factory=list)
     checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # startup records that name records found unsigned at that start, by line
+    unsigned_starts: dict[int, dict[str, Any]] = field(default_factory=dict)
     fault: str | None = None
 
 
@@ -131,6 +133,8 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
             break
         if record_type == "checkpoint":
             checkpoints[count] = record
+        elif record_type == "startup" and "unsignedAtStart" in record:
+            result.unsigned_starts[count] = record
         prev = digests[count].hex()
         expected_seq = seq + 1
         count += 1
