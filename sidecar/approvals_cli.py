@@ -32,6 +32,7 @@ from sidecar.visible import visible, visible_json
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9800"
+_REDACTION_MARK = "[REDACTED:"
 
 
 class CommandFailed(Exception):
@@ -197,7 +198,13 @@ def _hash_problem(view: dict[str, Any]) -> str | None:
         return "the gate's answer has no action and request"
     if request_hash(action, request) == claimed:
         return None
-    return "the request shown does not match the gate's request hash; not signing"
+    problem = "the request shown does not match the gate's request hash; not signing"
+    if _REDACTION_MARK in json.dumps(request, ensure_ascii=False):
+        problem += (
+            " (an older gate hashes the raw request, secrets included, which the request "
+            "shown cannot match: upgrade the gate and ask for a new approval)"
+        )
+    return problem
 
 
 def _confirm(verb: str) -> bool:

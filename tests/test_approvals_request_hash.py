@@ -291,6 +291,7 @@ def test_cli_refuses_a_redacted_request_that_does_not_match_the_hash(people) -> 
         server.server_close()
     for result in (plain, accepting):
         assert result.returncode == 2 and "does not match" in result.stderr, result.stderr
+        assert "upgrade the gate" in result.stderr  # a gate that hashed the raw request
     assert posts == []
 
 
