@@ -1,13 +1,14 @@
 """``tollgate approvals list|approve|deny`` (CONTRACT sections 2.4 and 3).
 
 ``approve`` and ``deny`` fetch the approval, show the exact request being decided,
-check that it is the request the gate bound the approval to (its hash is recomputed
-here, so neither a wrong ``--url`` nor anything in between can show one request and
-have another signed), then sign the decision with the approver's Ed25519 key and post
-it. What the gate answered is printed with every character a terminal would act on
-escaped (see ``_visible``), so the request read is the request signed. Exit codes: 0
-done, 1 the gate refused or the approval is not pending (or the approver said no at the
-prompt), 2 a usage, key or connection error.
+check that it is the request the gate bound the approval to (its hash, which covers
+the request as shown, secrets redacted, is recomputed here, so neither a wrong
+``--url`` nor anything in between can show one request and have another signed),
+then sign the decision with the approver's Ed25519 key and post it. What the gate
+answered is printed with every character a terminal would act on escaped (see
+``_visible``), so the request read is the request signed. Exit codes: 0 done, 1 the
+gate refused or the approval is not pending (or the approver said no at the prompt),
+2 a usage, key or connection error.
 
 The ``tollgate`` parser registers these commands on every run, so the gate's modules
 are imported only when one of them runs.
@@ -75,11 +76,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         command.add_argument("--name", required=True, help="your name in the policy's approvers")
         command.add_argument("--reason", help="why (recorded; not covered by the signature)")
         command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        # Accepted so that scripts written for older gates keep working: the request
+        # hash now covers the request as shown, so it is always checked.
         command.add_argument(
             "--accept-redacted",
             action="store_true",
-            help="sign although secrets in the request are redacted, so the request "
-            "hash cannot be checked against what is shown",
+            help="no longer needed and ignored: the hash is checked for redacted requests too",
         )
         command.set_defaults(func=_reporting(_cmd_decide), decision=verb)
 
@@ -183,24 +185,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hash_problem(view: dict[str, Any], accept_redacted: bool) -> str | None:
-    """Why the shown request may not be the one signed for, or None when it is."""
+def _hash_problem(view: dict[str, Any]) -> str | None:
+    """Why the shown request may not be the one signed for, or None when it is.
+
+    The gate hashes the request as shown, secrets redacted, so this holds for every
+    request; one that does not match is never signed (a gate of a version that hashed
+    the raw request is refused too: it published a hash that undoes redaction)."""
     from sidecar.approvals.model import request_hash
-    from sidecar.canonical import canonical_bytes
 
     action, request, claimed = view.get("action"), view.get("request"), view.get("requestHash")
     if not isinstance(action, str) or not isinstance(request, dict):
         return "the gate's answer has no action and request"
     if request_hash(action, request) == claimed:
         return None
-    if _REDACTION_MARK in canonical_bytes(request).decode("utf-8"):
-        if accept_redacted:
-            return None
-        return (
-            "the request contains redacted secrets, so its hash cannot be checked against "
-            "what is shown; pass --accept-redacted to sign for it anyway"
+    problem = "the request shown does not match the gate's request hash; not signing"
+    if _REDACTION_MARK in json.dumps(request, ensure_ascii=False):
+        problem += (
+            " (an older gate hashes the raw request, secrets included, which the request "
+            "shown cannot match: upgrade the gate and ask for a new approval)"
         )
-    return "the request shown does not match the gate's request hash; not signing"
+    return problem
 
 
 def _confirm(verb: str) -> bool:
@@ -223,7 +227,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     status, view = _call("GET", endpoint, args.timeout)
     _expect_ok(status, view, EXIT_REFUSED if status == 404 else EXIT_ERROR)
     print(_describe(view))
-    problem = _hash_problem(view, args.accept_redacted)
+    problem = _hash_problem(view)
     if problem is not None:
         raise CommandFailed(problem)
     if view.get("status") != "pending":

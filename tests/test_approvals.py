@@ -210,13 +210,15 @@ def test_require_approval_opens_a_pending_approval_bound_to_the_request(start) -
         requested["decisionId"] == answer["decisionId"] and decision["approval"] == approval["id"]
     )
     assert requested["seq"] < decision["seq"], "the approval is recorded before the answer"
-    # The hash is SHA-256 of the canonical {"action", "request"} of the normalised request.
+    # The hash is SHA-256 of the canonical {"action", "request"} of the normalised request
+    # as shown (redacted; this one holds no secret, so as sent and bound by that hash).
     canonical = json.dumps(
         {"action": "k8s.request", "request": decision["request"]},
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
     assert requested["requestHash"] == "sha256:" + hashlib.sha256(canonical).hexdigest()
+    assert requested["binding"] == requested["requestHash"]
     assert requested["request"] == decision["request"]
 
     shown = view(gate, approval["id"])

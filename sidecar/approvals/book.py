@@ -49,14 +49,11 @@ class ApprovalBook:
         ]
         return sorted(found, key=lambda a: (a.created_us, a.id))
 
-    def live_for(self, request_hash: str, now: int) -> Approval | None:
+    def live_for(self, binding: str, now: int) -> Approval | None:
         """A live approval bound to the same request, to hand out again instead of
         asking a human twice for one action."""
         for approval in self._items.values():
-            if (
-                approval.request_hash == request_hash
-                and approval.effective_status(now) in LIVE_STATUSES
-            ):
+            if approval.binding == binding and approval.effective_status(now) in LIVE_STATUSES:
                 return approval
         return None
 
@@ -146,11 +143,14 @@ class ApprovalBook:
         read = [record[key] for key in ("createdAt", "decidedAt") if key in record]
         self.latest_replayed_us = max(self.latest_replayed_us, at, *map(parse_us, read))
         if event == "requested":
-            if not isinstance(record["request"], dict):
+            # Records of versions before ``binding`` bound by the request hash.
+            binding = record.get("binding", record["requestHash"])
+            if not isinstance(record["request"], dict) or not isinstance(binding, str):
                 return False
             self._items[approval_id] = Approval(
                 id=approval_id,
                 request_hash=record["requestHash"],
+                binding=binding,
                 action=record["action"],
                 request=record["request"],
                 rule=record.get("rule"),

@@ -1,11 +1,21 @@
 """One approval and what binds it to a request (CONTRACT section 2.4).
 
-An approval is created by a ``require_approval`` decision and bound to the *request
-hash*: SHA-256 over the canonical JSON of ``{"action", "request"}``, where ``request``
-is the normalised request as recorded minus its ``approval`` field. ``context`` is
-included: the approver saw it as the agent's justification, so redeeming under another
-one is not "the identical check". Times are integer microseconds since the epoch, so
-they round-trip exactly through the RFC 3339 strings in the trail.
+An approval is created by a ``require_approval`` decision for the normalised request
+minus its ``approval`` field (the *bound* request). ``context`` is included: the
+approver saw it as the agent's justification, so redeeming under another one is not
+"the identical check". Two values tie an approval to that request:
+
+- ``requestHash``, published (API, webhook, trail) and signed by approvers: SHA-256
+  over the canonical JSON of ``{"action", "request"}`` of the request *as shown*, with
+  secrets redacted. Were it the hash of the raw request, a weak secret in it could be
+  recovered by guessing and re-hashing, undoing the redaction shown beside it.
+- ``binding``, what a re-sent check must match: the request hash itself when nothing
+  was redacted, else ``hmac-sha256:`` and the HMAC, under the trail's redaction key, of
+  the canonical raw ``{"action", "request"}``. So only the exact raw request redeems,
+  never one that merely reads like the shown form (the redaction marker as text).
+
+Times are integer microseconds since the epoch, so they round-trip exactly through the
+RFC 3339 strings in the trail.
 
 "Now" for approvals is the wall clock (an expiry must survive a restart), but one that
 never runs slower than real time: a wall clock stepped back (NTP, a VM restored, an
@@ -20,11 +30,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sidecar.audit.records import format_ts
+from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
 
 Status = Literal["pending", "approved", "denied", "expired", "redeemed"]
@@ -87,9 +99,43 @@ def bound_request(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def request_hash(action: str, request: dict[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical ``{"action", "request"}`` (``approval`` dropped)."""
+    """``sha256:<hex>`` of the canonical ``{"action", "request"}`` (``approval`` dropped).
+
+    Given the request as shown (redacted), this is the published ``requestHash``."""
     body = canonical_bytes({"action": action, "request": bound_request(request)})
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+KEYED_BINDING_PREFIX = "hmac-sha256:"
+
+
+@dataclass(frozen=True)
+class RequestBinding:
+    """A request as approvers see it, the hash they sign, and what binds it."""
+
+    shown: dict[str, Any]  # the bound request, secrets redacted
+    request_hash: str  # sha256 of ``shown``: published and signed
+    binding: str  # matched against a re-sent check; never published outside the trail
+
+
+def bind_request(
+    action: str,
+    request: dict[str, Any],
+    redact: Callable[[dict[str, Any]], dict[str, Any]],
+    keyed_digest: Callable[[bytes], str],
+) -> RequestBinding:
+    """The ``RequestBinding`` of a normalised request, given the trail's ``redact`` and
+    ``keyed_digest`` (HMAC-SHA256 under its redaction key)."""
+    raw = bound_request(request)
+    raw_body = canonical_bytes({"action": action, "request": raw})
+    # The trail's fast path (a few microseconds): no screen hit, nothing to redact.
+    shown = redact(raw) if Redactor.may_hold_secret(raw_body) else raw
+    if shown is raw or shown == raw:
+        # Nothing secret: the plain hash binds, and needs no key to survive a restart.
+        published = "sha256:" + hashlib.sha256(raw_body).hexdigest()
+        return RequestBinding(raw, published, published)
+    published = request_hash(action, shown)
+    return RequestBinding(shown, published, KEYED_BINDING_PREFIX + keyed_digest(raw_body))
 
 
 @dataclass
@@ -97,7 +143,8 @@ class Approval:
     """One approval's state. Mutated only by ``ApprovalBook`` on the event loop."""
 
     id: str
-    request_hash: str
+    request_hash: str  # published and signed: the hash of ``request`` as shown
+    binding: str  # what a re-sent check must match (see the module docstring)
     action: str
     request: dict[str, Any]  # as shown to approvers: bound part only, secrets redacted
     rule: str | None
@@ -119,6 +166,9 @@ class Approval:
     finished_us: int | None = None
     # True while a transition is being written to the trail: no other may start.
     settling: bool = False
+    # True for a keyed binding made under a redaction key this process does not have
+    # (an earlier run without a signing key): no check can be matched against it.
+    binding_key_lost: bool = False
 
     def due(self, now: int) -> bool:
         return self.status in LIVE_STATUSES and now >= self.expires_us

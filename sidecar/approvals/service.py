@@ -4,7 +4,7 @@ The gate calls ``resolve`` between the pure evaluation and the record: it turns 
 verdict into the step to take, without I/O --
 
 - ``require_approval`` with no ``approval`` field: a new approval bound to the request
-  hash (or the live one already bound to it, so one action never pages twice);
+  (or the live one already bound to it, so one action never pages twice);
 - the identical check re-sent with ``"approval": "<id>"`` while the current policy
   still says ``require_approval``: allowed once if a listed approver approved it and it
   has not expired; anything else is a deny that says why;
@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,13 +37,15 @@ from sidecar.approvals.book import ApprovalBook
 from sidecar.approvals.model import (
     CLOCK,
     ID_PREFIX,
+    KEYED_BINDING_PREFIX,
     LIVE_STATUSES,
     Approval,
+    RequestBinding,
     Status,
+    bind_request,
     bound_request,
     format_us,
     now_us,
-    request_hash,
 )
 from sidecar.approvals.signing import (
     ForgedDecision,
@@ -55,7 +56,6 @@ from sidecar.approvals.signing import (
 from sidecar.approvals.trail import RECORD_TYPE, approval_records
 from sidecar.approvals.webhook import Notice, WebhookNotifier, build_payload
 from sidecar.audit.log import Appended, AuditLog
-from sidecar.audit.redact import Redactor
 from sidecar.engine import Verdict
 from sidecar.errors import AuditUnavailable
 from sidecar.ids import new_ulid
@@ -110,15 +110,14 @@ class ApprovalService:
         # from the listening socket by the HTTP app.
         self.gate_url: str | None = None
         # What approvers see (the API, the CLI, the webhook) is redacted here: the
-        # request, the policy's reason (which may quote it) and approvers' reasons.
-        # The trail's own redaction key is not shared, so tags here do not match the
-        # trail's; the trail is given the raw values and redacts them with its own key.
-        self._redactor = Redactor(os.urandom(32))
+        # request, the policy's reason (which may quote it) and approvers' reasons. With
+        # the trail's key, so the request shown is the one the trail records, and its
+        # hash (the one approvers sign) holds across a restart.
         self._changed: dict[str, asyncio.Event] = {}
         self._wake: asyncio.Event | None = None
         self.notifier = WebhookNotifier(self._notify_failed)
-        # Approvals opened by a check whose records are not durable yet, by request
-        # hash: the book holds only durable ones, and a second identical check arriving
+        # Approvals opened by a check whose records are not durable yet, by binding:
+        # the book holds only durable ones, and a second identical check arriving
         # meanwhile must find this one (not ask again) and count it against the cap.
         self._opening: dict[str, Approval] = {}
 
@@ -127,6 +126,11 @@ class ApprovalService:
     def rebuild(self) -> int:
         """Replay the trail's approval records (before anything else is written)."""
         applied = self.book.replay(approval_records(self.audit.directory))
+        if not self.audit.redaction_key_survives_restart:
+            # Keyed bindings were made with an earlier run's random key: unmatchable.
+            for approval in self.book.listed(None, now_us()):
+                if approval.binding.startswith(KEYED_BINDING_PREFIX):
+                    approval.binding_key_lost = True
         # A wall clock set back while the gate was down must not revive what expired.
         CLOCK.not_before(self.book.latest_replayed_us)
         self.book.prune(now_us())
@@ -182,10 +186,12 @@ class ApprovalService:
         nobody is asked."""
         given = verdict.parsed.approval
         now = now_us()
-        bound_hash = request_hash(verdict.action, verdict.request)
+        bound = bind_request(
+            verdict.action, verdict.request, self.audit.redact, self.audit.keyed_digest
+        )
         if given is None:
             self._forget_stale_openings(now)
-            live = self.book.live_for(bound_hash, now) or self._opening.get(bound_hash)
+            live = self.book.live_for(bound.binding, now) or self._opening.get(bound.binding)
             if live is not None:
                 return ApprovalStep("reuse", self._still_waiting(verdict, live, now), live)
             # Before the dry run's answer, so a preflight says what the check would get.
@@ -197,11 +203,11 @@ class ApprovalService:
                 return ApprovalStep("refuse", _deny(verdict, reason))
             if dry_run or not open_new:
                 return ApprovalStep("preflight", verdict)
-            opened = self._new_approval(verdict, policy, bound_hash)
-            self._opening[bound_hash] = opened  # settle() moves it to the book, or drops it
+            opened = self._new_approval(verdict, policy, bound)
+            self._opening[bound.binding] = opened  # settle() moves it to the book, or drops it
             return ApprovalStep("new", verdict, opened, policy)
         approval = self.book.get(given)
-        problem = self._redeem_problem(approval, given, bound_hash, now)
+        problem = self._redeem_problem(approval, given, bound.binding, now)
         if problem is not None or approval is None:
             return ApprovalStep("refuse", _deny(verdict, problem or "no approval"), approval)
         if approval.status == "pending":
@@ -250,7 +256,7 @@ class ApprovalService:
         if approval is None:
             return
         if step.kind == "new":
-            self._opening.pop(approval.request_hash, None)
+            self._opening.pop(approval.binding, None)
         elif step.kind == "redeem":
             approval.settling = False
 
@@ -259,17 +265,24 @@ class ApprovalService:
         check that never reached ``settle`` (a bug answered 500) must not leave its
         request waiting forever on an approval that will never exist, nor hold a place
         under the cap."""
-        stale = [h for h, a in self._opening.items() if now - a.created_us > OPENING_FOR_AT_MOST_US]
-        for bound_hash in stale:
-            del self._opening[bound_hash]
+        stale = [b for b, a in self._opening.items() if now - a.created_us > OPENING_FOR_AT_MOST_US]
+        for binding in stale:
+            del self._opening[binding]
 
     @staticmethod
     def _redeem_problem(
-        approval: Approval | None, given: str, bound_hash: str, now: int
+        approval: Approval | None, given: str, binding: str, now: int
     ) -> str | None:
         if approval is None:
             return f"approval {given!r} is unknown to this gate"
-        if approval.request_hash != bound_hash:
+        if approval.binding != binding:
+            if approval.binding_key_lost:
+                return (
+                    f"approval {approval.id} cannot be used: its request holds secrets, and "
+                    "this gate restarted since without a signing key, so it cannot tell the "
+                    "identical request; ask for a new approval (run the gate with "
+                    "--signing-key to keep such approvals across restarts)"
+                )
             return f"approval {approval.id} was given for a different request"
         status = approval.effective_status(now)
         if status == "denied":
@@ -291,19 +304,21 @@ class ApprovalService:
             verdict, reason=f"{verdict.reason}; approval {approval.id} is {status}{hint}"
         )
 
-    def _new_approval(self, verdict: Verdict, policy: CompiledPolicy, bound_hash: str) -> Approval:
+    def _new_approval(
+        self, verdict: Verdict, policy: CompiledPolicy, bound: RequestBinding
+    ) -> Approval:
         now = now_us()
-        shown = self._redactor.redact(bound_request(verdict.request))
         return Approval(
             id=ID_PREFIX + new_ulid(),
-            request_hash=bound_hash,
+            request_hash=bound.request_hash,
+            binding=bound.binding,
             action=verdict.action,
-            request=shown,
+            request=bound.shown,
             rule=verdict.rule,
             risk=verdict.risk,
             # The default reason quotes the request ("... of rm --token=ghp_..."), so
             # it is redacted like the request itself.
-            policy_reason=self._redactor.redact_text(verdict.reason),
+            policy_reason=self.audit.redact_text(verdict.reason),
             policy=verdict.policy_hash,
             identity=self.identity,
             decision_id="",
@@ -334,17 +349,19 @@ class ApprovalService:
                 then=decision_record,
             )
         approval.decision_id = decision_id
-        # Secrets are redacted by the trail itself (with its key, so its tags match the
-        # decision record's); the hash was taken before. The approval holds copies
-        # redacted with another key, so the raw request and reason are taken from the
-        # step's verdict, which for a new approval is the policy's verdict unchanged.
-        request = bound_request(step.verdict.request)
+        # The trail is given the raw request and reason (from the step's verdict, which
+        # for a new approval is the policy's verdict unchanged) and redacts them itself:
+        # with the key the approval's copies were redacted with, so the record holds
+        # exactly the request shown, the one ``requestHash`` covers. Redacting the
+        # shown copy again would not do: redaction is not idempotent ("Bearer [tag]"
+        # reads as a token). ``binding`` lets a restart match the raw request again.
         requested = {
             "event": "requested",
             "approval": approval.id,
             "requestHash": approval.request_hash,
+            "binding": approval.binding,
             "action": approval.action,
-            "request": request,
+            "request": bound_request(step.verdict.request),
             "rule": approval.rule,
             "risk": approval.risk,
             "policyReason": step.verdict.reason,
@@ -356,7 +373,7 @@ class ApprovalService:
         try:
             _, appended = await self._record(requested, then=decision_record)
         finally:
-            self._opening.pop(approval.request_hash, None)
+            self._opening.pop(approval.binding, None)
         self.book.add(approval)
         self._changed_now(approval)
         self._wake_event().set()
@@ -428,7 +445,7 @@ class ApprovalService:
         # The approver's free text is shown to other approvers and quoted to the agent:
         # redacted like the rest (the trail gets it raw and redacts it itself).
         shown_reason = (
-            self._redactor.redact_text(decision.reason) if decision.reason is not None else None
+            self.audit.redact_text(decision.reason) if decision.reason is not None else None
         )
         await self._transition(
             approval,

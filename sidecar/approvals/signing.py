@@ -2,8 +2,10 @@
 
 The signature is Ed25519 over the canonical JSON of
 ``{"approval", "approver", "decision", "requestHash"}``: it names the approval, who
-decides, what they decide and the exact request, so it cannot be replayed onto another
-approval, another request or the other decision. The approver's ``reason`` is not
+decides, what they decide and the request they were shown (the hash covers it with its
+secrets redacted; the gate binds the approval to the exact raw request itself, see
+``model``), so it cannot be replayed onto another approval, another request or the
+other decision. The approver's ``reason`` is not
 signed (the contract leaves it out); it is recorded as given.
 
 The agent shares the gate's loopback interface, so a request to the approval endpoint

@@ -43,7 +43,7 @@ class ApprovalView(BaseModel):
     )
     requestHash: str = Field(
         description='sha256:<hex> of the canonical JSON of {"action", "request"}, '
-        "computed before redaction"
+        "of the request as shown here (secrets redacted), so a client can recompute it"
     )
     rule: str | None
     risk: Literal["low", "medium", "high"] | None

@@ -333,6 +333,22 @@ class AuditLog:
         """
         return self._redactor.redact_text(text)
 
+    def redact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with every secret replaced by the tags the trail writes for it (the
+        same object when there is none): what approvers are shown is what the trail
+        records."""
+        return self._redactor.redact(body)
+
+    def keyed_digest(self, data: bytes) -> str:
+        """Hex HMAC-SHA256 of ``data`` under the redaction key (see ``redaction_key``)."""
+        return self._redactor.keyed_digest(data)
+
+    @property
+    def redaction_key_survives_restart(self) -> bool:
+        """Whether the redaction key is derived from the signing key (else it is random
+        per process, and tags and keyed digests cannot be recomputed after a restart)."""
+        return self._signer is not None
+
     @property
     def syncs(self) -> int:
         """Batches made durable so far (one fdatasync each), by this process."""

@@ -337,6 +337,11 @@ class Redactor:
         digest = hmac.new(self._key, secret.encode("utf-8", "surrogatepass"), sha256).hexdigest()
         return f"{_TAG_PREFIX}{kind}:{digest[:8]}]"
 
+    def keyed_digest(self, data: bytes) -> str:
+        """Hex HMAC-SHA256 of ``data`` under the redaction key, all 64 digits: a value
+        that pins data holding secrets without letting anyone test guesses against it."""
+        return hmac.new(self._key, data, sha256).hexdigest()
+
     @staticmethod
     def may_hold_secret(encoded: bytes) -> bool:
         """Fast screen over canonical JSON: False means there is nothing to redact."""
