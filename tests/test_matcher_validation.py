@@ -1,0 +1,93 @@
+"""Rule values that could never match are refused at load time, with the file, the rule
+and the key named: a deny rule that silently matches nothing is a hole in the policy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.policy.loader import PolicyError, load_policy_bytes
+
+
+def _load(rule: str) -> None:
+    load_policy_bytes(f"version: 1\nrules:\n  - {rule}\n".encode(), "holes.yaml")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{id: ssh, action: file.read, decision: deny, path: {startsWith: '~/.ssh'}}",
+            "holes.yaml: rules[0] (id 'ssh'): path: startsWith: '~/.ssh' does not start "
+            "with '/' and every path is absolute, so it never matches",
+        ),
+        (
+            "{action: file.write, decision: deny, path: {startsWith: etc/}}",
+            "holes.yaml: rules[0]: path: startsWith: 'etc/' does not start with '/'",
+        ),
+        (
+            "{action: process.exec, decision: deny, cwd: {startsWith: tmp/}}",
+            "holes.yaml: rules[0]: cwd: startsWith: 'tmp/' does not start with '/'",
+        ),
+        (
+            "{action: network.request, decision: deny, path: {startsWith: admin/}}",
+            "holes.yaml: rules[0]: path: startsWith: 'admin/' does not start with '/'",
+        ),
+        (
+            "{action: k8s.request, decision: deny, path: {not: {startsWith: logs}}}",
+            "holes.yaml: rules[0]: path: startsWith: 'logs' does not start with '/'",
+        ),
+    ],
+)
+def test_a_relative_path_prefix_is_refused(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value).startswith(message)
+
+
+def test_absolute_path_prefixes_still_load_and_deny() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\ndefaultAction: allow\nrules:\n"
+        b"  - {id: etc, action: file.write, decision: deny, path: {startsWith: /etc/}}\n"
+        b"  - {id: any, action: file.read, decision: allow, path: {startsWith: ''}}\n",
+        "ok.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "file.write", "path": "/etc/passwd"})
+    assert (verdict.decision, verdict.rule) == ("deny", "etc")
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/etc/passwd"})
+    assert (verdict.decision, verdict.rule) == ("allow", "any")
+
+
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [("(a", "missing ): (a"), ("a{1001}", "invalid repetition size: {1001}")],
+)
+def test_a_bad_regex_is_explained_in_plain_text(regex: str, problem: str) -> None:
+    # RE2 reports bytes; the message used to read "... is not valid RE2: b'missing ): (a'".
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{action: file.read, decision: deny, path: {{regex: '{regex}'}}}}")
+    assert str(caught.value) == (
+        f"holes.yaml: rules[0]: path: regex: '{regex}' is not valid RE2: {problem}"
+    )
+
+
+def test_policy_validate_prints_only_the_policy_error_for_a_bad_regex(tmp_path: Path) -> None:
+    # RE2 used to log its own "re2.cc:242] Error parsing ..." lines (and an absl
+    # warning) to stderr around the one error a person needs to read.
+    policy = tmp_path / "bad.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n  - {action: file.read, decision: deny, path: {regex: '(a'}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "validate", str(policy)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip().splitlines()
+    assert output == [f"{policy}: rules[0]: path: regex: '(a' is not valid RE2: missing ): (a"]
