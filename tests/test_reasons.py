@@ -139,3 +139,35 @@ def test_an_action_the_policy_does_not_know_is_denied_even_under_default_allow()
     decided = evaluate_subject(ALLOW_ALL, Subject("file.chmod", {"path": ("/x",)}))
     assert (decided.decision, decided.rule) == ("deny", None)
     assert decided.reason == "unknown action file.chmod"
+
+
+def test_a_spent_rate_limit_says_so_even_when_the_rule_has_its_own_reason() -> None:
+    # The rule's reason explains why it allows; quoting it on the deny a spent limit
+    # causes would tell the agent the opposite of what happened.
+    policy = _policy(
+        "deny",
+        "[{id: reads, action: file.read, decision: allow, path: /a, reason: 'reads are fine',"
+        " rateLimit: {count: 1, per: 60s}}]",
+    )
+    body = {"action": "file.read", "path": "/a"}
+    fresh = evaluate_request(policy, body, exhausted=lambda rule: False)
+    assert (fresh.decision, fresh.reason) == ("allow", "reads are fine")
+    spent = evaluate_request(policy, body, exhausted=lambda rule: True)
+    assert (spent.decision, spent.rule, spent.allowed) == ("deny", "reads", False)
+    assert spent.reason == "rate limit 1/60s of rule reads is spent for file.read of /a"
+
+
+def test_explain_says_when_a_rule_needs_a_field_the_request_lacks() -> None:
+    policy = _policy(
+        "deny",
+        "[{id: health, action: k8s.request, decision: allow, path: /healthz},"
+        " {id: pods, action: k8s.request, decision: allow, resource: pods}]",
+    )
+    verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": K8S_DELETE}, explain=True)
+    assert verdict.decision == "deny"
+    assert "  health [allow]: no match: the request has no path" in verdict.trace
+    assert (
+        '  pods [allow]: no match: resource "deployments" does not match equals "pods"'
+        in verdict.trace
+    )
+    assert verdict.trace[-1] == "=> deny by defaultAction"
