@@ -171,3 +171,25 @@ def test_explain_says_when_a_rule_needs_a_field_the_request_lacks() -> None:
         in verdict.trace
     )
     assert verdict.trace[-1] == "=> deny by defaultAction"
+
+
+def test_explain_heads_each_subject_and_ends_with_the_outcome() -> None:
+    policy = _policy(
+        "deny",
+        "[{id: git, action: process.exec, command: git, decision: allow},"
+        " {id: no-rm, action: process.exec, command: rm, decision: deny}]",
+    )
+    body = {"action": "process.exec", "commandLine": "git status && rm x"}
+    verdict = evaluate_request(policy, body, explain=True)
+    assert verdict.trace == (
+        "command 1: git status (process.exec):",
+        "  git [allow]: match",
+        '  no-rm [deny]: no match: command "git" does not match equals "rm"',
+        "command 2: rm x (process.exec):",
+        '  git [allow]: no match: command "rm" does not match equals "git"',
+        "  no-rm [deny]: match",
+        "=> deny by no-rm",
+    )
+    assert verdict.reason == "rule no-rm denies process.exec of command 2: rm x"
+    # Without explain, nothing is traced (the gate's hot path never builds one).
+    assert evaluate_request(policy, body).trace == ()
