@@ -193,3 +193,37 @@ def test_explain_heads_each_subject_and_ends_with_the_outcome() -> None:
     assert verdict.reason == "rule no-rm denies process.exec of command 2: rm x"
     # Without explain, nothing is traced (the gate's hot path never builds one).
     assert evaluate_request(policy, body).trace == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # One subject: the rule's own reason, word for word.
+        ({"action": "process.exec", "commandLine": "rm -rf /"}, "rm is never run"),
+        ({"action": "process.exec", "argv": ["rm", "x"]}, "rm is never run"),
+        # Several: the part that decided is named, once.
+        (
+            {"action": "process.exec", "commandLine": "ls; rm -rf /"},
+            "command 2: rm -rf /: rm is never run",
+        ),
+        (
+            {"action": "file.read", "path": "/a", "realPath": "/b"},
+            "realPath: no rule allows file.read of /b",
+        ),
+        (
+            {"action": "file.read", "path": "/b", "realPath": "/a"},
+            "no rule allows file.read of /b",
+        ),
+    ],
+)
+def test_the_deciding_part_is_named_only_when_there_are_several(
+    body: dict[str, Any], reason: str
+) -> None:
+    policy = _policy(
+        "deny",
+        "[{id: no-rm, action: process.exec, command: rm, decision: deny, reason: 'rm is never run'},"
+        " {id: ls, action: process.exec, command: ls, decision: allow},"
+        " {id: a, action: file.read, decision: allow, path: /a, reason: 'a is fine'}]",
+    )
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.reason) == ("deny", reason)
