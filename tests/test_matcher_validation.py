@@ -91,3 +91,36 @@ def test_policy_validate_prints_only_the_policy_error_for_a_bad_regex(tmp_path: 
     assert result.returncode == 1
     output = (result.stdout + result.stderr).strip().splitlines()
     assert output == [f"{policy}: rules[0]: path: regex: '(a' is not valid RE2: missing ): (a"]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "denied", "allowed"),
+    [
+        ("::ffff:0:0/96", "::ffff:10.0.0.1", "10.0.0.1"),
+        ("64:ff9b::/96", "64:ff9b::a00:1", "10.0.0.1"),
+    ],
+)
+def test_the_whole_mapped_or_nat64_space_is_a_rule_about_the_spelling(
+    cidr: str, denied: str, allowed: str
+) -> None:
+    # The /96 itself stands for every IPv4 address, so it is kept as written: a rule
+    # against the IPv6 spelling, not turned into (or refused for) 0.0.0.0/0.
+    policy = load_policy_bytes(
+        f"version: 1\ndefaultAction: allow\nrules:\n"
+        f"  - {{id: spelt, action: network.request, decision: deny, host: {{cidr: '{cidr}'}}}}\n".encode(),
+        "spelt.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "network.request", "host": denied})
+    assert (verdict.decision, verdict.rule) == ("deny", "spelt")
+    verdict = evaluate_request(policy, {"action": "network.request", "host": allowed})
+    assert (verdict.decision, verdict.rule) == ("allow", None)
+
+
+def test_a_range_strictly_inside_the_mapped_space_is_refused_with_its_ipv4_form() -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load("{action: network.request, decision: deny, host: {cidr: '::ffff:0:0/97'}}")
+    assert str(caught.value) == (
+        "holes.yaml: rules[0]: host: cidr: '::ffff:0:0/97' is an IPv4-mapped or NAT64 range "
+        "and would not match 0.0.0.0 written as IPv4; write '0.0.0.0/1', which matches both "
+        "spellings"
+    )
