@@ -124,3 +124,50 @@ def test_a_range_strictly_inside_the_mapped_space_is_refused_with_its_ipv4_form(
         "and would not match 0.0.0.0 written as IPv4; write '0.0.0.0/1', which matches both "
         "spellings"
     )
+
+
+@pytest.mark.parametrize(
+    ("glob", "message"),
+    [
+        (
+            "*.pem",
+            "holes.yaml: rules[0] (id 'pem'): path: glob: '*.pem' must be an absolute path "
+            "pattern (start with '/' or '**'); to match at any depth write '**/*.pem'",
+        ),
+        (
+            "*",
+            "holes.yaml: rules[0] (id 'pem'): path: glob: '*' must be an absolute path "
+            "pattern (start with '/' or '**'); to match at any depth write '**/*'",
+        ),
+        (
+            "*/x.pem",
+            "holes.yaml: rules[0] (id 'pem'): path: glob: '*/x.pem' must be an absolute path "
+            "pattern (start with '/' or '**'); to match at any depth write '**/*/x.pem'",
+        ),
+        (
+            "?/x",
+            "holes.yaml: rules[0] (id 'pem'): path: glob: '?/x' must be an absolute path "
+            "pattern (start with '/' or '**')",
+        ),
+    ],
+)
+def test_a_path_glob_starting_with_one_star_is_refused(glob: str, message: str) -> None:
+    # "*" stays within a segment and every path starts with "/": "*.pem" matched
+    # nothing, so a deny of it let /etc/ssl/key.pem through.
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{id: pem, action: file.read, decision: deny, path: {{glob: '{glob}'}}}}")
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("glob", ["**/*.pem", "**.pem", "/**/*.pem"])
+def test_the_any_depth_spellings_deny_keys_everywhere(glob: str) -> None:
+    policy = load_policy_bytes(
+        f"version: 1\ndefaultAction: allow\nrules:\n"
+        f"  - {{id: pem, action: file.read, decision: deny, path: {{glob: '{glob}'}}}}\n".encode(),
+        "pem.yaml",
+    )
+    for path in ("/x.pem", "/etc/ssl/key.pem", "/a/b/c/d.pem"):
+        verdict = evaluate_request(policy, {"action": "file.read", "path": path})
+        assert (verdict.decision, verdict.rule) == ("deny", "pem"), path
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/etc/ssl/key.pem.txt"})
+    assert verdict.decision == "allow"

@@ -159,8 +159,15 @@ def _canonical_path_glob(pattern: str) -> str:
     would otherwise silently match nothing. ``..`` after a wildcard segment has no
     single meaning and is refused.
     """
-    if not pattern.startswith(("/", "*")):
-        raise MatcherError(f"glob: {pattern!r} must be an absolute path pattern")
+    if not pattern.startswith(("/", "**")):
+        # Every path is absolute and "*" stays within a segment, so "*.pem" (or "*")
+        # could never match: a deny rule that silently denies nothing.
+        hint = (
+            f"; to match at any depth write {'**/' + pattern!r}" if pattern.startswith("*") else ""
+        )
+        raise MatcherError(
+            f"glob: {pattern!r} must be an absolute path pattern (start with '/' or '**'){hint}"
+        )
     segments: list[str] = []
     for segment in pattern.split("/"):
         if segment in ("", "."):
@@ -172,7 +179,7 @@ def _canonical_path_glob(pattern: str) -> str:
                 segments.pop()
             continue
         segments.append(segment)
-    if pattern.startswith("*"):
+    if pattern.startswith("**"):
         return "/".join(segments)
     return "/" + "/".join(segments)
 
