@@ -1,0 +1,110 @@
+"""Rule values are brought to the canonical form requests are matched in (docs/policy.md,
+"Canonical forms"), and a value of the wrong type is an error naming the rule and key.
+
+Mutation testing found each of these unpinned: a rule ``method: post``, ``verb: DELETE``,
+``scheme: HTTPS``, ``host: API.Example.COM.`` or ``host: '127.1'`` could have stopped
+matching, or ``args: [-n, 1]`` loaded, without a test failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import PolicyError, load_policy_bytes
+
+
+def _load(rule: str) -> CompiledPolicy:
+    return load_policy_bytes(f"version: 1\nrules:\n  - {rule}\n".encode(), "values.yaml")
+
+
+@pytest.mark.parametrize(
+    ("rule", "body"),
+    [
+        (
+            "{id: r, action: network.request, decision: allow, method: post, scheme: HTTPS,"
+            " host: API.Example.COM., port: '0443'}",
+            {"action": "network.request", "url": "https://api.example.com/x", "method": "POST"},
+        ),
+        (
+            "{id: r, action: k8s.request, decision: allow, verb: DELETE, resource: pods}",
+            {
+                "action": "k8s.request",
+                "k8s": {"verb": "delete", "version": "v1", "resource": "pods", "name": "p"},
+            },
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: '127.1'}",
+            {"action": "network.request", "host": "127.0.0.1"},
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: '[2001:DB8::1]'}",
+            {"action": "network.request", "host": "2001:db8:0::1"},
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: {in: [Bücher.de]}}",
+            {"action": "network.request", "host": "xn--bcher-kva.de"},
+        ),
+    ],
+)
+def test_rule_values_match_in_canonical_form(rule: str, body: dict[str, Any]) -> None:
+    verdict = evaluate_request(_load(rule), body)
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{action: file.read, decision: allow, path: 5}",
+            "values.yaml: rules[0]: path: equals: 5 must be a string",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: git, args: [-n, 1]}",
+            "values.yaml: rules[0]: args: in: 1 must be a string",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: {in: [git, 5]}}",
+            "values.yaml: rules[0]: command: in: 5 must be a string",
+        ),
+        (
+            "{action: network.request, decision: allow, port: 0}",
+            "values.yaml: rules[0]: port: equals: '0' is not a port number 1-65535",
+        ),
+        (
+            "{action: network.request, decision: allow, port: https}",
+            "values.yaml: rules[0]: port: equals: 'https' is not a port number 1-65535",
+        ),
+        (
+            "{action: network.request, decision: allow, host: 'a..com'}",
+            "values.yaml: rules[0]: host: equals: 'a..com' is not a valid host: must not have "
+            "an empty label ('..' or a leading '.')",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_an_error(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == message
+
+
+def test_explain_quotes_list_operands_as_json() -> None:
+    hosts = _load("{id: h, action: network.request, decision: allow, host: [a.com, b.com]}")
+    verdict = evaluate_request(
+        hosts, {"action": "network.request", "url": "https://c.com/"}, explain=True
+    )
+    assert (
+        '  h [allow]: no match: host "c.com" does not match in ["a.com", "b.com"]' in verdict.trace
+    )
+    git = _load(
+        "{id: g, action: process.exec, decision: allow, command: git, args: {prefix: [status, -s]}}"
+    )
+    verdict = evaluate_request(
+        git, {"action": "process.exec", "argv": ["git", "push"]}, explain=True
+    )
+    assert (
+        '  g [allow]: no match: args "push" does not match prefix ["status", "-s"]' in verdict.trace
+    )
