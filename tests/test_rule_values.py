@@ -108,3 +108,68 @@ def test_explain_quotes_list_operands_as_json() -> None:
     assert (
         '  g [allow]: no match: args "push" does not match prefix ["status", "-s"]' in verdict.trace
     )
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_ends_of_the_port_range_load_and_match(port: int) -> None:
+    policy = _load(f"{{id: r, action: network.request, decision: allow, port: {port}}}")
+    verdict = evaluate_request(policy, {"action": "network.request", "host": "a.com", "port": port})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{action: network.request, decision: allow, port: 65536}",
+            "values.yaml: rules[0]: port: equals: '65536' is not a port number 1-65535",
+        ),
+        (
+            "{action: file.read, decision: allow, path: etc/passwd}",
+            "values.yaml: rules[0]: path: equals: 'etc/passwd' must be an absolute path",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: bin/git}",
+            "values.yaml: rules[0]: command: equals: 'bin/git' must be an absolute path",
+        ),
+        (
+            "{action: network.request, decision: allow, host: {cidr: []}}",
+            "values.yaml: rules[0]: host: cidr: the list is empty, so nothing could match",
+        ),
+    ],
+)
+def test_values_that_could_never_match_are_errors(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == message
+
+
+def test_a_command_path_in_a_rule_is_normalised_like_argv0() -> None:
+    policy = _load("{id: r, action: process.exec, decision: allow, command: /usr//bin/./git}")
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["/usr/bin/git"]})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+def test_path_segment_checks_apply_to_paths_only() -> None:
+    # "a/" would be refused as the end of a path; as the end of an argument it is fine.
+    policy = _load(
+        "{id: r, action: process.exec, decision: allow, command: git, args: {endsWith: a/}}"
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["git", "add", "data/"]})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("command", "decision"),
+    [
+        ("[eval, ls]", "allow"),
+        ("{in: [eval, ls]}", "allow"),
+        # Only a matcher that is purely a set of names names a construct.
+        ("{in: [eval, ls], regex: '.*'}", "deny"),
+        ("{in: [eval, ls], not: {equals: x}}", "deny"),
+    ],
+)
+def test_only_a_plain_set_of_names_can_allow_eval(command: str, decision: str) -> None:
+    policy = _load(f"{{id: r, action: process.exec, decision: allow, command: {command}}}")
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": "eval ls"})
+    assert verdict.decision == decision
