@@ -173,3 +173,25 @@ def test_only_a_plain_set_of_names_can_allow_eval(command: str, decision: str) -
     policy = _load(f"{{id: r, action: process.exec, decision: allow, command: {command}}}")
     verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": "eval ls"})
     assert verdict.decision == decision
+
+
+@pytest.mark.parametrize(
+    ("argv0", "decision"),
+    [
+        ("git", "allow"),
+        ("/git", "allow"),  # the root directory itself is trusted here
+        ("/opt/tools/git", "allow"),  # written with a trailing '/', normalised
+        ("/opt/tools/x/git", "deny"),  # a subdirectory is not trusted
+        ("/usr/bin/git", "deny"),  # the defaults are replaced, not extended
+    ],
+)
+def test_trusted_paths_decide_where_a_bare_command_name_may_run_from(
+    argv0: str, decision: str
+) -> None:
+    policy = load_policy_bytes(
+        b"version: 1\ntrustedPaths: ['/', /opt/tools/]\nrules:\n"
+        b"  - {id: git, action: process.exec, decision: allow, command: git}\n",
+        "trusted.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": [argv0]})
+    assert verdict.decision == decision
