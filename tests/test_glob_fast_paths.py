@@ -14,7 +14,7 @@ import random
 import pytest
 import re2
 
-from sidecar.policy.glob import _string_test, compile_glob, glob_to_regex
+from sidecar.policy.glob import GlobError, _string_test, compile_glob, glob_to_regex
 
 PIECES = ["a", "b", "ab", "*", "**", "?", "x.y", "[ab]", "[!a]", ".", "-"]
 VALUE_PIECES = ["a", "b", "x", "y", "ab", ".", " -"]
@@ -98,3 +98,36 @@ def test_string_fast_paths_agree_with_the_regex(sep: str) -> None:
 )
 def test_fast_path_bounds(pattern: str, sep: str, value: str, expected: bool) -> None:
     assert compile_glob(pattern, sep)(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "sep", "message"),
+    [
+        # A pattern ending right after "[", "[!" or an escape inside a class is unclosed,
+        # not an IndexError that would fail the whole policy load with a traceback.
+        ("/app/[", "/", "unclosed '[' class"),
+        ("/app/[!", "/", "unclosed '[' class"),
+        ("/app/[\\", "/", "unclosed '[' class"),
+        ("/app/[/x]", "/", "class [/x] matches the separator '/'"),
+        ("[.a].example.com", ".", "class [.a] matches the separator '.'"),
+    ],
+)
+def test_bad_classes_are_glob_errors(pattern: str, sep: str, message: str) -> None:
+    with pytest.raises(GlobError) as caught:
+        compile_glob(pattern, sep)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("/a/[\\]]", "/a/]", True),  # an escaped "]" inside a class
+        ("/a/[\\]]", "/a/x", False),
+        ("/a/[]x]", "/a/]", True),  # a "]" first in a class is a member
+        ("/a/[]x]", "/a/x", True),
+        ("/a/[!/]", "/a/x", True),
+        ("/a/[!/]", "/a//", False),
+    ],
+)
+def test_class_members_that_look_like_syntax(pattern: str, value: str, expected: bool) -> None:
+    assert compile_glob(pattern, "/")(value) is expected

@@ -195,3 +195,38 @@ def test_trusted_paths_decide_where_a_bare_command_name_may_run_from(
     )
     verdict = evaluate_request(policy, {"action": "process.exec", "argv": [argv0]})
     assert verdict.decision == decision
+
+
+ANY_ARGUMENT = (
+    "rules[0]: args: holds when any one argument matches, wherever it is (args [status] "
+    "allows git push status); pin the argument list with {prefix: [...]} or {equals: [...]}"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        ("[status]", True),
+        ("status", True),
+        ("{in: [status]}", True),
+        ("{glob: 'st*'}", True),
+        ("{prefix: [status]}", False),
+        ("{equals: [status]}", False),
+        ("{prefix: [status], regex: '.*'}", False),
+        ("{not: {in: [push]}}", False),  # a negation only restricts: nothing to warn of
+    ],
+)
+def test_an_allow_on_any_one_argument_is_warned_of(args: str, warned: bool) -> None:
+    policy = _load(f"{{action: process.exec, decision: allow, command: git, args: {args}}}")
+    assert (ANY_ARGUMENT in policy.warnings) is warned
+
+
+def test_an_agent_named_like_a_construct_does_not_allow_it() -> None:
+    # Only a command matcher names a construct; an agent (or args) value equal to
+    # "eval" must not let `eval` through.
+    policy = _load("{id: r, action: process.exec, decision: allow, agent: eval}")
+    verdict = evaluate_request(
+        policy, {"action": "process.exec", "commandLine": "eval ls"}, identity="eval"
+    )
+    assert verdict.decision == "deny"
+    assert verdict.reason == "no rule allows process.exec of eval in eval ls"
