@@ -171,3 +171,52 @@ def test_the_any_depth_spellings_deny_keys_everywhere(glob: str) -> None:
         assert (verdict.decision, verdict.rule) == ("deny", "pem"), path
     verdict = evaluate_request(policy, {"action": "file.read", "path": "/etc/ssl/key.pem.txt"})
     assert verdict.decision == "allow"
+
+
+@pytest.mark.parametrize(
+    ("host", "decision"),
+    [
+        ("10.1.2.3", "allow"),
+        ("0xa000001", "allow"),  # 10.0.0.1 in another inet_aton spelling
+        ("::ffff:10.0.0.1", "allow"),  # IPv4-mapped: matched as its IPv4 too
+        ("fd00::1", "allow"),
+        ("11.0.0.1", "deny"),
+        ("fe80::1", "deny"),
+        ("example.com", "deny"),  # a name is never inside a range (no DNS lookups)
+    ],
+)
+def test_cidr_holds_for_ip_literals_inside_a_range_only(host: str, decision: str) -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n  - {id: ten, action: network.request, decision: allow,"
+        b" host: {cidr: [10.0.0.0/8, 'fd00::/8']}}\n",
+        "cidr.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "network.request", "host": host})
+    assert verdict.decision == decision
+
+
+def test_a_cidr_with_host_bits_set_is_refused() -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load("{action: network.request, decision: deny, host: {cidr: 10.0.0.1/8}}")
+    assert str(caught.value) == (
+        "holes.yaml: rules[0]: host: cidr: '10.0.0.1/8' is not a valid CIDR range: "
+        "10.0.0.1/8 has host bits set"
+    )
+
+
+@pytest.mark.parametrize("glob", ["/tmp/../etc/**", "/a/b/../../etc/**", "/../etc/**", "/etc/./**"])
+def test_dot_segments_in_a_path_glob_resolve_like_request_paths(glob: str) -> None:
+    policy = load_policy_bytes(
+        f"version: 1\ndefaultAction: allow\nrules:\n"
+        f"  - {{id: etc, action: file.read, decision: deny, path: {{glob: '{glob}'}}}}\n".encode(),
+        "dots.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/etc/passwd"})
+    assert (verdict.decision, verdict.rule) == ("deny", "etc")
+
+
+@pytest.mark.parametrize("glob", ["/a/*/../b", "/a/[x]/../b", "/a/x?/../b", "/a/\\*/../b"])
+def test_dot_dot_after_a_wildcard_segment_is_refused(glob: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{action: file.read, decision: deny, path: {{glob: '{glob}'}}}}")
+    assert str(caught.value).endswith("'..' after a wildcard segment is ambiguous")
