@@ -230,3 +230,15 @@ def test_an_agent_named_like_a_construct_does_not_allow_it() -> None:
     )
     assert verdict.decision == "deny"
     assert verdict.reason == "no rule allows process.exec of eval in eval ls"
+
+
+def test_an_allow_on_a_host_prefix_is_warned_of_and_a_deny_is_not() -> None:
+    allow = _load(
+        "{id: api, action: network.request, decision: allow, host: {startsWith: api.example.com}}"
+    )
+    assert (
+        "rules[0] (id 'api'): host: startsWith on a host also matches longer hosts "
+        "(api.example.com.evil.net); prefer equals, in or a glob"
+    ) in allow.warnings
+    deny = _load("{action: network.request, decision: deny, host: {startsWith: '10.'}}")
+    assert not any("startsWith" in warning for warning in deny.warnings)
