@@ -51,3 +51,16 @@ def test_only_api_and_apis_prefixes_make_a_resource_request(path: str) -> None:
     attributes = resolve_request("GET", path)
     assert not attributes.is_resource_request
     assert (attributes.verb, attributes.path, attributes.resource) == ("get", path, "")
+
+
+@pytest.mark.parametrize(
+    ("selector", "name"),
+    [
+        ("", "db"),  # an empty labelSelector selects everything and decodes
+        ("a" * 253 + "/k=v", "db"),  # a key prefix (DNS subdomain) of 253 characters
+        ("a" * 254 + "/k=v", ""),  # one more does not decode: the name is dropped
+    ],
+)
+def test_label_selector_bounds_decide_whether_the_name_holds(selector: str, name: str) -> None:
+    attributes = resolve_request("GET", BASE + "labelSelector=" + selector)
+    assert (attributes.verb, attributes.name) == ("list", name)
