@@ -220,3 +220,13 @@ def test_dot_dot_after_a_wildcard_segment_is_refused(glob: str) -> None:
     with pytest.raises(PolicyError) as caught:
         _load(f"{{action: file.read, decision: deny, path: {{glob: '{glob}'}}}}")
     assert str(caught.value).endswith("'..' after a wildcard segment is ambiguous")
+
+
+@pytest.mark.parametrize("glob", ["fe80::*", "fe80::?"])
+def test_an_ipv6_glob_is_pointed_to_cidr(glob: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{action: network.request, decision: deny, host: {{glob: '{glob}'}}}}")
+    assert str(caught.value) == (
+        f"holes.yaml: rules[0]: host: glob: '{glob}' is not a valid host: IPv6 addresses "
+        "cannot be globbed; write a cidr range"
+    )
