@@ -20,7 +20,9 @@ POLICY = load_policy_bytes(
     b" rateLimit: {count: 2, per: 1h}}\n"
     b"  - {id: writes, action: file.write, path: {glob: '/app/**'}, decision: allow,"
     b" rateLimit: {count: 2, per: 1h}}\n"
-    b"  - {id: plain, action: file.read, path: /etc/hosts, decision: allow}\n",
+    b"  - {id: plain, action: file.read, path: /etc/hosts, decision: allow}\n"
+    b"  - {id: txt, action: file.read, path: {glob: '/app/logs/*.txt'}, decision: allow,"
+    b" rateLimit: {count: 2, per: 1h}}\n",
     "limits.yaml",
 )
 RULES = {rule.id: rule for rule in POLICY.rules}
@@ -36,23 +38,24 @@ def _read(limiter: RateLimiter, path: str, real_path: str | None = None) -> list
 
 
 def _left(limiter: RateLimiter) -> dict[str, float]:
-    return {name: limiter.remaining(RULES[name]) for name in ("app", "logs", "writes")}
+    return {name: limiter.remaining(RULES[name]) for name in ("app", "logs", "writes", "txt")}
 
 
 def test_a_check_spends_only_the_limited_rules_it_matched() -> None:
     limiter = RateLimiter(clock=lambda: 100.0)  # frozen: no refill
     assert _read(limiter, "/app/x") == ["app"]
-    assert _left(limiter) == {"app": 4.0, "logs": 2.0, "writes": 2.0}
-    assert _read(limiter, "/app/logs/a") == ["app", "logs"]
-    assert _left(limiter) == {"app": 3.0, "logs": 1.0, "writes": 2.0}
+    assert _left(limiter) == {"app": 4.0, "logs": 2.0, "writes": 2.0, "txt": 2.0}
+    # "txt" is looked at for this path (same directory) but does not match it.
+    assert _read(limiter, "/app/logs/a.log") == ["app", "logs"]
+    assert _left(limiter) == {"app": 3.0, "logs": 1.0, "writes": 2.0, "txt": 2.0}
     assert _read(limiter, "/etc/hosts") == []  # a rule without a limit spends nothing
-    assert _left(limiter) == {"app": 3.0, "logs": 1.0, "writes": 2.0}
+    assert _left(limiter) == {"app": 3.0, "logs": 1.0, "writes": 2.0, "txt": 2.0}
 
 
 def test_a_path_and_its_real_path_spend_one_token_per_rule() -> None:
     limiter = RateLimiter(clock=lambda: 100.0)
     assert _read(limiter, "/app/logs/link", "/app/logs/real") == ["app", "logs"]
-    assert _left(limiter) == {"app": 4.0, "logs": 1.0, "writes": 2.0}
+    assert _left(limiter) == {"app": 4.0, "logs": 1.0, "writes": 2.0, "txt": 2.0}
 
 
 def test_the_spent_rule_then_denies_only_what_it_matches() -> None:

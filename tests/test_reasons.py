@@ -165,6 +165,7 @@ def test_explain_says_when_a_rule_needs_a_field_the_request_lacks() -> None:
     )
     verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": K8S_DELETE}, explain=True)
     assert verdict.decision == "deny"
+    assert verdict.trace[0] == "k8s.request (k8s.request):"  # an unlabelled subject
     assert "  health [allow]: no match: the request has no path" in verdict.trace
     assert (
         '  pods [allow]: no match: resource "deployments" does not match equals "pods"'
