@@ -36,6 +36,9 @@ def normalise_path(path: str, cwd: str | None = None, *, field: str = "path") ->
     check_path_text(path, field)
     if not path.startswith("/"):
         if cwd is None:
+            # A relative cwd has nothing to be joined to: say so, not "no cwd was given".
+            if field == "cwd":
+                raise RequestError("must be absolute", field)
             raise RequestError("is relative and no cwd was given", field)
         check_path_text(cwd, "cwd")
         if not cwd.startswith("/"):

@@ -159,8 +159,15 @@ def _canonical_path_glob(pattern: str) -> str:
     would otherwise silently match nothing. ``..`` after a wildcard segment has no
     single meaning and is refused.
     """
-    if not pattern.startswith(("/", "*")):
-        raise MatcherError(f"glob: {pattern!r} must be an absolute path pattern")
+    if not pattern.startswith(("/", "**")):
+        # Every path is absolute and "*" stays within a segment, so "*.pem" (or "*")
+        # could never match: a deny rule that silently denies nothing.
+        hint = (
+            f"; to match at any depth write {'**/' + pattern!r}" if pattern.startswith("*") else ""
+        )
+        raise MatcherError(
+            f"glob: {pattern!r} must be an absolute path pattern (start with '/' or '**'){hint}"
+        )
     segments: list[str] = []
     for segment in pattern.split("/"):
         if segment in ("", "."):
@@ -172,7 +179,7 @@ def _canonical_path_glob(pattern: str) -> str:
                 segments.pop()
             continue
         segments.append(segment)
-    if pattern.startswith("*"):
+    if pattern.startswith("**"):
         return "/".join(segments)
     return "/" + "/".join(segments)
 
@@ -213,13 +220,19 @@ def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
 # escaped by one. A rule can still opt out with ``(?-s)``.
 _REGEX_OPTIONS = re2.Options()
 _REGEX_OPTIONS.dot_nl = True
+# The error is reported in the policy error; RE2's own log line on stderr is only noise.
+_REGEX_OPTIONS.log_errors = False
 
 
 def _regex(pattern: str) -> Test:
     try:
         compiled = re2.compile(pattern, options=_REGEX_OPTIONS)
     except re2.error as exc:
-        raise MatcherError(f"regex: {pattern!r} is not valid RE2: {exc}") from exc
+        # RE2 reports its message as bytes: show the text, not a b'...' repr.
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise MatcherError(f"regex: {pattern!r} is not valid RE2: {detail}") from exc
     return _any(lambda value: compiled.fullmatch(value) is not None)
 
 
@@ -303,6 +316,13 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         anchors.append(anchor)
     if spec.startsWith is not None:
         start = _host_affix(spec.startsWith, "startsWith") if field == "host" else spec.startsWith
+        # Every path value is absolute: a prefix without the leading "/" (``etc/``,
+        # ``~/.ssh``) would never match, a deny rule with a hole.
+        if field in PATH_FIELDS and start and not start.startswith("/"):
+            raise MatcherError(
+                f"startsWith: {start!r} does not start with '/' and every path is "
+                "absolute, so it never matches"
+            )
         # Whole segments before the last (which may be cut) must be normal ones.
         if field in PATH_FIELDS and {"", ".", ".."} & set(start.split("/")[1:-1]):
             raise MatcherError(

@@ -1,0 +1,66 @@
+"""Edges of Kubernetes request resolution that mutation testing found unpinned.
+
+A list or watch restricted by ``fieldSelector=metadata.name=X`` is named X only when
+the apiserver certainly decodes its other list options; ``limit`` and ``timeoutSeconds``
+decode as Go int64, so the name holds up to 2^63-1 and is dropped one past either end
+(only a 20-digit value was pinned). Empty selector terms are skipped, as Go's parser
+does. Only ``/api`` and ``/apis`` paths are resource requests, however long another path.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.normalise.k8s import resolve_request
+
+BASE = "/api/v1/namespaces/o/secrets?fieldSelector=metadata.name=db&"
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("limit=9223372036854775807", "db"),
+        ("limit=9223372036854775808", ""),
+        ("limit=-9223372036854775808", "db"),
+        ("limit=-9223372036854775809", ""),
+        ("timeoutSeconds=+9223372036854775807", "db"),
+        ("timeoutSeconds=9999999999999999999", ""),
+        ("limit=0009223372036854775807", "db"),  # leading zeros are not significant
+    ],
+)
+def test_int64_list_options_keep_the_name_only_in_range(option: str, name: str) -> None:
+    attributes = resolve_request("GET", BASE + option.replace("+", "%2B"))
+    assert (attributes.verb, attributes.resource, attributes.name) == ("list", "secrets", name)
+
+
+@pytest.mark.parametrize(
+    "selector", [",metadata.name=db", "metadata.name=db,", "a=b,,metadata.name=db"]
+)
+def test_empty_field_selector_terms_are_skipped(selector: str) -> None:
+    attributes = resolve_request("GET", "/api/v1/namespaces/o/secrets?fieldSelector=" + selector)
+    assert (attributes.verb, attributes.name) == ("list", "db")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/logs/kube-apiserver/a/b", "/metrics/a/b/c/d", "/openid/v1/jwks/x/y", "/apis", "/api/v1"],
+)
+def test_only_api_and_apis_prefixes_make_a_resource_request(path: str) -> None:
+    # However many segments a non-resource path has, it is matched by its path; read as
+    # a resource request, /metrics/a/b/c/d would be "get" of some group's resource.
+    attributes = resolve_request("GET", path)
+    assert not attributes.is_resource_request
+    assert (attributes.verb, attributes.path, attributes.resource) == ("get", path, "")
+
+
+@pytest.mark.parametrize(
+    ("selector", "name"),
+    [
+        ("", "db"),  # an empty labelSelector selects everything and decodes
+        ("a" * 253 + "/k=v", "db"),  # a key prefix (DNS subdomain) of 253 characters
+        ("a" * 254 + "/k=v", ""),  # one more does not decode: the name is dropped
+    ],
+)
+def test_label_selector_bounds_decide_whether_the_name_holds(selector: str, name: str) -> None:
+    attributes = resolve_request("GET", BASE + "labelSelector=" + selector)
+    assert (attributes.verb, attributes.name) == ("list", name)

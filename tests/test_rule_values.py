@@ -1,0 +1,244 @@
+"""Rule values are brought to the canonical form requests are matched in (docs/policy.md,
+"Canonical forms"), and a value of the wrong type is an error naming the rule and key.
+
+Mutation testing found each of these unpinned: a rule ``method: post``, ``verb: DELETE``,
+``scheme: HTTPS``, ``host: API.Example.COM.`` or ``host: '127.1'`` could have stopped
+matching, or ``args: [-n, 1]`` loaded, without a test failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import PolicyError, load_policy_bytes
+
+
+def _load(rule: str) -> CompiledPolicy:
+    return load_policy_bytes(f"version: 1\nrules:\n  - {rule}\n".encode(), "values.yaml")
+
+
+@pytest.mark.parametrize(
+    ("rule", "body"),
+    [
+        (
+            "{id: r, action: network.request, decision: allow, method: post, scheme: HTTPS,"
+            " host: API.Example.COM., port: '0443'}",
+            {"action": "network.request", "url": "https://api.example.com/x", "method": "POST"},
+        ),
+        (
+            "{id: r, action: k8s.request, decision: allow, verb: DELETE, resource: pods}",
+            {
+                "action": "k8s.request",
+                "k8s": {"verb": "delete", "version": "v1", "resource": "pods", "name": "p"},
+            },
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: '127.1'}",
+            {"action": "network.request", "host": "127.0.0.1"},
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: '[2001:DB8::1]'}",
+            {"action": "network.request", "host": "2001:db8:0::1"},
+        ),
+        (
+            "{id: r, action: network.request, decision: allow, host: {in: [Bücher.de]}}",
+            {"action": "network.request", "host": "xn--bcher-kva.de"},
+        ),
+    ],
+)
+def test_rule_values_match_in_canonical_form(rule: str, body: dict[str, Any]) -> None:
+    verdict = evaluate_request(_load(rule), body)
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{action: file.read, decision: allow, path: 5}",
+            "values.yaml: rules[0]: path: equals: 5 must be a string",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: git, args: [-n, 1]}",
+            "values.yaml: rules[0]: args: in: 1 must be a string",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: {in: [git, 5]}}",
+            "values.yaml: rules[0]: command: in: 5 must be a string",
+        ),
+        (
+            "{action: network.request, decision: allow, port: 0}",
+            "values.yaml: rules[0]: port: equals: '0' is not a port number 1-65535",
+        ),
+        (
+            "{action: network.request, decision: allow, port: https}",
+            "values.yaml: rules[0]: port: equals: 'https' is not a port number 1-65535",
+        ),
+        (
+            "{action: network.request, decision: allow, host: 'a..com'}",
+            "values.yaml: rules[0]: host: equals: 'a..com' is not a valid host: must not have "
+            "an empty label ('..' or a leading '.')",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_an_error(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == message
+
+
+def test_explain_quotes_list_operands_as_json() -> None:
+    hosts = _load("{id: h, action: network.request, decision: allow, host: [a.com, b.com]}")
+    verdict = evaluate_request(
+        hosts, {"action": "network.request", "url": "https://c.com/"}, explain=True
+    )
+    assert (
+        '  h [allow]: no match: host "c.com" does not match in ["a.com", "b.com"]' in verdict.trace
+    )
+    git = _load(
+        "{id: g, action: process.exec, decision: allow, command: git, args: {prefix: [status, -s]}}"
+    )
+    verdict = evaluate_request(
+        git, {"action": "process.exec", "argv": ["git", "push"]}, explain=True
+    )
+    assert (
+        '  g [allow]: no match: args "push" does not match prefix ["status", "-s"]' in verdict.trace
+    )
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_ends_of_the_port_range_load_and_match(port: int) -> None:
+    policy = _load(f"{{id: r, action: network.request, decision: allow, port: {port}}}")
+    verdict = evaluate_request(policy, {"action": "network.request", "host": "a.com", "port": port})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{action: network.request, decision: allow, port: 65536}",
+            "values.yaml: rules[0]: port: equals: '65536' is not a port number 1-65535",
+        ),
+        (
+            "{action: file.read, decision: allow, path: etc/passwd}",
+            "values.yaml: rules[0]: path: equals: 'etc/passwd' must be an absolute path",
+        ),
+        (
+            "{action: process.exec, decision: allow, command: bin/git}",
+            "values.yaml: rules[0]: command: equals: 'bin/git' must be an absolute path",
+        ),
+        (
+            "{action: network.request, decision: allow, host: {cidr: []}}",
+            "values.yaml: rules[0]: host: cidr: the list is empty, so nothing could match",
+        ),
+    ],
+)
+def test_values_that_could_never_match_are_errors(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == message
+
+
+def test_a_command_path_in_a_rule_is_normalised_like_argv0() -> None:
+    policy = _load("{id: r, action: process.exec, decision: allow, command: /usr//bin/./git}")
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["/usr/bin/git"]})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+def test_path_segment_checks_apply_to_paths_only() -> None:
+    # "a/" would be refused as the end of a path; as the end of an argument it is fine.
+    policy = _load(
+        "{id: r, action: process.exec, decision: allow, command: git, args: {endsWith: a/}}"
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["git", "add", "data/"]})
+    assert (verdict.decision, verdict.rule) == ("allow", "r")
+
+
+@pytest.mark.parametrize(
+    ("command", "decision"),
+    [
+        ("[eval, ls]", "allow"),
+        ("{in: [eval, ls]}", "allow"),
+        # Only a matcher that is purely a set of names names a construct.
+        ("{in: [eval, ls], regex: '.*'}", "deny"),
+        ("{in: [eval, ls], not: {equals: x}}", "deny"),
+    ],
+)
+def test_only_a_plain_set_of_names_can_allow_eval(command: str, decision: str) -> None:
+    policy = _load(f"{{id: r, action: process.exec, decision: allow, command: {command}}}")
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": "eval ls"})
+    assert verdict.decision == decision
+
+
+@pytest.mark.parametrize(
+    ("argv0", "decision"),
+    [
+        ("git", "allow"),
+        ("/git", "allow"),  # the root directory itself is trusted here
+        ("/opt/tools/git", "allow"),  # written with a trailing '/', normalised
+        ("/opt/tools/x/git", "deny"),  # a subdirectory is not trusted
+        ("/usr/bin/git", "deny"),  # the defaults are replaced, not extended
+    ],
+)
+def test_trusted_paths_decide_where_a_bare_command_name_may_run_from(
+    argv0: str, decision: str
+) -> None:
+    policy = load_policy_bytes(
+        b"version: 1\ntrustedPaths: ['/', /opt/tools/]\nrules:\n"
+        b"  - {id: git, action: process.exec, decision: allow, command: git}\n",
+        "trusted.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": [argv0]})
+    assert verdict.decision == decision
+
+
+ANY_ARGUMENT = (
+    "rules[0]: args: holds when any one argument matches, wherever it is (args [status] "
+    "allows git push status); pin the argument list with {prefix: [...]} or {equals: [...]}"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        ("[status]", True),
+        ("status", True),
+        ("{in: [status]}", True),
+        ("{glob: 'st*'}", True),
+        ("{prefix: [status]}", False),
+        ("{equals: [status]}", False),
+        ("{prefix: [status], regex: '.*'}", False),
+        ("{not: {in: [push]}}", False),  # a negation only restricts: nothing to warn of
+    ],
+)
+def test_an_allow_on_any_one_argument_is_warned_of(args: str, warned: bool) -> None:
+    policy = _load(f"{{action: process.exec, decision: allow, command: git, args: {args}}}")
+    assert (ANY_ARGUMENT in policy.warnings) is warned
+
+
+def test_an_agent_named_like_a_construct_does_not_allow_it() -> None:
+    # Only a command matcher names a construct; an agent (or args) value equal to
+    # "eval" must not let `eval` through.
+    policy = _load("{id: r, action: process.exec, decision: allow, agent: eval}")
+    verdict = evaluate_request(
+        policy, {"action": "process.exec", "commandLine": "eval ls"}, identity="eval"
+    )
+    assert verdict.decision == "deny"
+    assert verdict.reason == "no rule allows process.exec of eval in eval ls"
+
+
+def test_an_allow_on_a_host_prefix_is_warned_of_and_a_deny_is_not() -> None:
+    allow = _load(
+        "{id: api, action: network.request, decision: allow, host: {startsWith: api.example.com}}"
+    )
+    assert (
+        "rules[0] (id 'api'): host: startsWith on a host also matches longer hosts "
+        "(api.example.com.evil.net); prefer equals, in or a glob"
+    ) in allow.warnings
+    deny = _load("{action: network.request, decision: deny, host: {startsWith: '10.'}}")
+    assert not any("startsWith" in warning for warning in deny.warnings)
