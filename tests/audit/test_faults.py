@@ -22,7 +22,7 @@ from sidecar.audit.log import AuditLog
 from sidecar.audit.merkle import leaf_hash
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditUnavailable
-from tests.audit.conftest import decision, segment_lines
+from tests.audit.conftest import decision, fill_volume, segment_lines
 
 OpenLog = Callable[..., AuditLog]
 Tmpfs = Callable[[str], Path]
@@ -30,19 +30,6 @@ Tmpfs = Callable[[str], Path]
 
 def _segment_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in (directory / "segments").glob("*.jsonl"))
-
-
-def _fill_disk(mount: Path) -> Path:
-    filler = mount / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _big(index: int) -> dict[str, object]:
@@ -57,7 +44,7 @@ def test_full_disk_fails_the_append_then_resumes(open_log: OpenLog, tmpfs: Tmpfs
     log.append_blocking("startup", {})
     log.append_blocking("decision", decision(1))
     before = _segment_bytes(directory)
-    filler = _fill_disk(mount)
+    filler = fill_volume(mount)
 
     with pytest.raises(AuditUnavailable, match="No space left"):
         log.append_blocking("decision", _big(2))
@@ -85,7 +72,7 @@ def test_full_disk_fails_a_whole_group_commit_batch(open_log: OpenLog, tmpfs: Tm
     async def run() -> None:
         await log.start()
         await log.append("startup", {})
-        filler = _fill_disk(mount)
+        filler = fill_volume(mount)
         results = await asyncio.gather(
             *(log.append("decision", _big(i)) for i in range(20)), return_exceptions=True
         )

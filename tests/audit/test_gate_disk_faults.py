@@ -8,8 +8,6 @@ writes again the gate answers by itself, without a restart, and the trail verifi
 
 from __future__ import annotations
 
-import errno
-import os
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.audit.verify import verify_trail
+from tests.audit.conftest import fill_volume
 from tests.daemon import Daemon
 
 Tmpfs = Callable[[str], Path]
@@ -49,19 +48,6 @@ def gate_on_tmpfs(tmpfs: Tmpfs, tmp_path: Path) -> Iterator[tuple[Daemon, Path]]
         yield daemon, mount
     finally:
         daemon.stop()
-
-
-def _fill(mount: Path) -> Path:
-    filler = mount / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _remount(mount: Path, mode: str) -> None:
@@ -101,7 +87,7 @@ def _assert_recovers(daemon: Daemon) -> None:
 def test_a_full_volume_denies_every_check_then_recovers(gate_on_tmpfs: tuple[Daemon, Path]) -> None:
     daemon, mount = gate_on_tmpfs
     assert daemon.check(ALLOWED).json()["allowed"] is True
-    filler = _fill(mount)
+    filler = fill_volume(mount)
     _assert_denied_while_unwritable(daemon, "No space left")
     filler.unlink()
     _assert_recovers(daemon)
@@ -135,7 +121,7 @@ def test_a_volume_full_at_a_checkpoint_is_never_an_allow(
     # with the volume full that fails, and the checks meanwhile must still be denied.
     daemon, mount = gate_on_tmpfs
     assert daemon.check(ALLOWED).json()["allowed"] is True
-    filler = _fill(mount)
+    filler = fill_volume(mount)
     end = time.monotonic() + 11
     while time.monotonic() < end:
         answer = daemon.check(BIG)
@@ -174,7 +160,7 @@ def test_an_idle_gate_reports_a_full_volume_before_any_check(
     gate_on_tmpfs: tuple[Daemon, Path],
 ) -> None:
     daemon, mount = gate_on_tmpfs
-    filler = _fill(mount)
+    filler = fill_volume(mount)
     status, text = _ready_reason(daemon)
     assert status == 503
     assert "the audit volume is full" in text

@@ -7,10 +7,8 @@ someone holding the volume (not the signing key) could, and runs the real
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +24,7 @@ from sidecar.audit.verify import verify_trail
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt, AuditUnavailable
 from sidecar.keys import public_key_base64
-from tests.audit.conftest import decision, records
+from tests.audit.conftest import decision, fill_volume, records
 
 OpenLog = Callable[..., AuditLog]
 
@@ -139,15 +137,7 @@ def test_a_torn_tail_that_does_not_fit_on_the_disk_is_kept_in_the_segment(
     torn = b'{"action":"file.read","reason":"' + b"t" * 200_000
     with segment.open("ab") as handle:
         handle.write(torn)
-    filler = mount / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+    filler = fill_volume(mount)
     with filler.open("r+b") as handle:  # about 16 KiB free: room for part of the tail
         handle.truncate(filler.stat().st_size - 16384)
     with pytest.raises(AuditUnavailable, match="torn end"):
