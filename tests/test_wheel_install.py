@@ -74,8 +74,18 @@ for parent, children in config["expose"].items():
         mount("--move", staging, child)
         mount("-o", "remount,bind,ro", child)
     mount("-o", "remount,bind,ro", parent)
-# The emptyDir on /tmp, then readOnlyRootFilesystem.
+# The emptyDir on /tmp, then readOnlyRootFilesystem. Directories the daemon needs that
+# live under /tmp (a virtual environment made there) are kept, read-only.
+kept = []
+for directory in config["keep_in_tmp"]:
+    staging = tempfile.mkdtemp(dir=config["staging"])
+    mount("--bind", directory, staging)
+    kept.append((staging, directory))
 mount("-t", "tmpfs", "-o", "mode=1777,size=64m", "tollgate-tmp", "/tmp")
+for staging, directory in kept:
+    os.makedirs(directory)
+    mount("--move", staging, directory)
+    mount("-o", "remount,bind,ro", directory)
 mount("-o", "remount,bind,ro", "/")
 uid = str(config["uid"])
 os.execvpe(
@@ -224,9 +234,18 @@ def _in_image(
 ) -> list[str]:
     """A command line that runs ``argv`` as uid 65532 on a read-only root."""
     staging = Path(tempfile.mkdtemp(prefix="staging-", dir=installed.base))
+    # The dependencies come from this interpreter's site-packages (see _install); when
+    # the tests run in a virtual environment under /tmp, the daemon's fresh /tmp would
+    # hide them.
+    keep_in_tmp = [
+        str(Path(path).resolve())
+        for path in site.getsitepackages()
+        if Path(path).resolve().is_relative_to("/tmp")
+    ]
     config = {
         "uid": IMAGE_UID,
         "writable": [str(path) for path in writable],
+        "keep_in_tmp": keep_in_tmp,
         "expose": _private_ancestors([sys.base_prefix, *site.getsitepackages()]),
         "staging": str(staging),
         "env": env,
