@@ -19,6 +19,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +197,9 @@ TOOL_START_UP = [
 ]
 
 
-@pytest.mark.skipif(shutil.which("python3") is None, reason="python3 is not installed")
 def test_a_python_user_base_really_runs_code(tmp_path: Path) -> None:
-    python = shutil.which("python3")
-    assert python is not None
+    # The interpreter a virtual environment was made from: a venv's own has no user site.
+    python = getattr(sys, "_base_executable", sys.executable)
     env = {**os.environ, "PYTHONUSERBASE": str(tmp_path)}
     env.pop("PYTHONNOUSERSITE", None)
     site = subprocess.run(
@@ -210,7 +210,7 @@ def test_a_python_user_base_really_runs_code(tmp_path: Path) -> None:
         check=True,
     ).stdout.split()
     if site[1] != "True":
-        pytest.skip("this python has no user site (a virtual environment)")
+        pytest.skip(f"{python} has no user site")
     Path(site[0]).mkdir(parents=True)
     (Path(site[0]) / "planted.pth").write_text("import sys; sys.stderr.write('PTH-RAN')\n")
     done = subprocess.run([python, "-c", "pass"], env=env, capture_output=True, text=True)
