@@ -10,8 +10,10 @@ then a ``shutdown`` record and the final checkpoint are written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,6 +120,11 @@ def _unsigned_at_start(gate: Gate) -> dict[str, Any]:
 
 
 def serve(config: ServeConfig) -> int:
+    # SIGHUP means "read the policy again" once the watcher runs (it installs its own
+    # handler); until then Python's default action would end the gate while it opens
+    # its trail, with no shutdown record.
+    with contextlib.suppress(ValueError):  # not on the main thread: no signals to set
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         gate = build_gate(config)
     except AuditCorrupt as exc:
