@@ -38,10 +38,6 @@ class Verdict:
     decisions: tuple[SubjectDecision, ...]
     trace: tuple[str, ...] = field(default=())
 
-    @property
-    def rate_limited(self) -> bool:
-        return any(d.rate_limited for d in self.decisions)
-
 
 def decide(
     policy: CompiledPolicy,
