@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -935,16 +936,26 @@ def test_cli_timeout_bounds_the_whole_call_to_a_gate_answering_a_byte_at_a_time(
 def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people) -> None:
     """A gate (or anything at --url) that shows a harmless request while asking for a
     signature over another request's hash gets no signature."""
-    posts: list[bytes] = []
     fake_view = {
         "id": "apr_X", "status": "pending", "action": "file.read", "request": {"path": "/app/data/x"},
         "requestHash": "sha256:" + hashlib.sha256(b"delete everything").hexdigest(),
         "expiresAt": "2030-01-01T00:00:00.000000Z",
     }  # fmt: skip
+    with lying_gate(fake_view) as (liar, posts):
+        result = cli_decide(liar, "approve", "apr_X", people["alice"])
+    assert result.returncode == 2 and "does not match" in result.stderr
+    assert posts == []
+
+
+@contextlib.contextmanager
+def lying_gate(view: dict[str, Any]) -> Iterator[tuple[str, list[bytes]]]:
+    """A server at a URL that answers every GET with ``view`` (an approval as a gate
+    would show it) and keeps what is POSTed to it: (its URL, the bodies posted)."""
+    posts: list[bytes] = []
 
     class Liar(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(fake_view).encode()
+            body = json.dumps(view).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -961,13 +972,10 @@ def test_cli_refuses_to_sign_when_the_request_shown_is_not_the_one_hashed(people
     server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        liar = f"http://127.0.0.1:{server.server_port}"
-        result = cli_decide(liar, "approve", "apr_X", people["alice"])
+        yield f"http://127.0.0.1:{server.server_port}", posts
     finally:
         server.shutdown()
         server.server_close()
-    assert result.returncode == 2 and "does not match" in result.stderr
-    assert posts == []
 
 
 # -- policy loading and the API description -----------------------------------------------

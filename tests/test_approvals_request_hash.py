@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from tests.test_approvals import (
     ask,
     cli_decide,
     decide,
+    lying_gate,
     policy_text,
     redeem,
     tollgate,
@@ -255,7 +254,6 @@ def test_cli_signs_a_redacted_request_after_checking_its_hash(
 def test_cli_refuses_a_redacted_request_that_does_not_match_the_hash(people) -> None:  # type: ignore[no-untyped-def]
     """--accept-redacted no longer lets anything at --url have a hash signed that the
     request shown does not produce."""
-    posts: list[bytes] = []
     fake_view = {
         "id": "apr_X", "status": "pending", "action": "process.exec",
         "request": {"argv": ["ls", "--password=[REDACTED:password:0123abcd]"]},
@@ -263,32 +261,10 @@ def test_cli_refuses_a_redacted_request_that_does_not_match_the_hash(people) -> 
         "expiresAt": "2030-01-01T00:00:00.000000Z",
     }  # fmt: skip
 
-    class Liar(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(fake_view).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        liar = f"http://127.0.0.1:{server.server_port}"
+    with lying_gate(fake_view) as (liar, posts):
         alice: Approver = people["alice"]
         plain = cli_decide(liar, "approve", "apr_X", alice, "--yes")
         accepting = cli_decide(liar, "approve", "apr_X", alice, "--yes", "--accept-redacted")
-    finally:
-        server.shutdown()
-        server.server_close()
     for result in (plain, accepting):
         assert result.returncode == 2 and "does not match" in result.stderr, result.stderr
         assert "upgrade the gate" in result.stderr  # a gate that hashed the raw request
