@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -279,7 +279,9 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="tollgate-audit-bench-", dir=args.dir))
     print(f"trail in {root}")
     try:
-        with contextlib.redirect_stdout(_WithoutCheckpointLines(sys.stdout)):
+        # A text stream in all but typeshed's eyes (redirect_stdout wants an IO[str]).
+        quiet = cast(TextIO, _WithoutCheckpointLines(sys.stdout))
+        with contextlib.redirect_stdout(quiet):
             asyncio.run(bench_group_commit(root / "trail", signer, args.records, args.concurrency))
             bench_blocking(root / "blocking", signer, min(2000, args.records))
             bench_redaction(args.records)

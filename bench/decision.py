@@ -21,6 +21,7 @@ reported beside it and not judged.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def _cedar_calls(
                 f"Cedar and Tollgate disagree on {body}: cedar {answer.decision} "
                 f"{answer.diagnostics.errors}, tollgate allowed={allowed}"
             )
-        calls.append(lambda r=request: cedarpy.is_authorized(r, policies, entities))
+        calls.append(functools.partial(cedarpy.is_authorized, request, policies, entities))
     return calls
 
 
@@ -106,12 +107,12 @@ def measure_size(size: int, *, budget_s: float, with_cedar: bool) -> SizeResult:
         for subject in normalise_request(parse_request(body), IDENTITY).subjects
     ]
     full = time_calls(
-        [lambda b=body: evaluate_request(policy, b, identity=IDENTITY) for body in bodies],
+        [functools.partial(evaluate_request, policy, body, identity=IDENTITY) for body in bodies],
         budget_s=budget_s,
         max_samples=100_000,
     )
     subject = time_calls(
-        [lambda s=s: evaluate_subject(policy, s) for s in subjects],
+        [functools.partial(evaluate_subject, policy, s) for s in subjects],
         budget_s=budget_s,
         max_samples=100_000,
     )

@@ -35,7 +35,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ class _Nothing:
 def _without_metrics(gate: Gate) -> None:
     gate.metrics.check_seconds = _Nothing()  # type: ignore[assignment]
     gate.metrics.audit_write_seconds = _Nothing()  # type: ignore[assignment]
-    gate.metrics.count_check = lambda _action, _decision: None  # type: ignore[method-assign]
+    gate.metrics.count_check = lambda action, decision: None  # type: ignore[method-assign]
 
 
 def _encoder(gate: Gate) -> Callable[[str, dict[str, Any]], Appended]:
@@ -82,16 +82,16 @@ def _encoder(gate: Gate) -> Callable[[str, dict[str, Any]], Appended]:
     return encode
 
 
-Append = Callable[[str, dict[str, Any]], Awaitable[Appended]]
+Append = Callable[[str, dict[str, Any]], Coroutine[Any, Any, Appended]]
 
 
 def _replace_appends(gate: Gate, append: Append) -> None:
     """Route every record of ``gate`` through ``append``, grouped ones one by one."""
 
-    async def append_all(items: Sequence[tuple[str, dict[str, Any]]]) -> list[Appended]:
-        return [await append(type_, body) for type_, body in items]
+    async def append_all(records: Sequence[tuple[str, dict[str, Any]]]) -> list[Appended]:
+        return [await append(type_, body) for type_, body in records]
 
-    gate.audit.append = append  # type: ignore[method-assign]
+    gate.audit.append = append  # type: ignore[method-assign,assignment]
     gate.audit.append_all = append_all  # type: ignore[method-assign]
 
 

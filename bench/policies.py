@@ -138,7 +138,12 @@ def generated_rule(i: int) -> RulePair:
     rule_id = f"r{i}"
     if kind in (0, 1):
         glob = f"/srv/proj{i}/**"
-        rule = {"id": rule_id, "action": "file.read", "decision": "allow", "path": {"glob": glob}}
+        rule: dict[str, Any] = {
+            "id": rule_id,
+            "action": "file.read",
+            "decision": "allow",
+            "path": {"glob": glob},
+        }
         return _pair(rule, ["file.read"], [_has("path"), f"context.path like {_cedar_like(glob)}"])
     if kind == 2:
         glob = f"/srv/proj{i}/out/*.json"

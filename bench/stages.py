@@ -111,7 +111,7 @@ def _section(median_us: dict[str, float], seconds: float, rounds: int) -> Sectio
     )
     ceiling = median_us["ceiling"]
     section.rows.append(("bare Starlette + uvicorn (the ceiling)", us(ceiling), "-", "1.00"))
-    previous = None
+    previous: float | None = None
     for name, label in STEP_NAMES.items():
         if name not in median_us:
             continue  # no tmpfs on this machine
