@@ -28,6 +28,7 @@ from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
+from sidecar.http_head import HTTP_PROTOCOL, MAX_HEAD_BYTES
 from sidecar.policy.source import PolicySource
 from sidecar.policy.watch import PolicyWatcher
 
@@ -216,6 +217,8 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         # The gate listens on loopback for its own pod: there is no proxy to trust.
         proxy_headers=False,
     )

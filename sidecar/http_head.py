@@ -1,0 +1,70 @@
+"""A cap on the size of an HTTP request's head (request line and header fields).
+
+uvicorn bounds a request head only with its h11 parser (``h11_max_incomplete_event_size``);
+with httptools, the parser it prefers, a client can send header bytes without end and the
+server holds them all in memory. The gate's body is capped at 64 KiB (CONTRACT 2.1); this
+caps the head at the same size, so a local client cannot grow the sidecar until the
+kernel kills it. A head over the cap is answered with 431 (RFC 6585 section 5) and the
+connection is closed; the application never sees the request, so, like any request
+that is not valid HTTP, it leaves no audit record.
+
+The count is taken per chunk read from the socket while a request's head is incomplete,
+so a client that pipelines requests can be charged for the tail of the previous request
+that shares a chunk with the next head; agents' clients send one request at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+MAX_HEAD_BYTES = 64 * 1024
+
+_MESSAGE_431 = b"request line and headers exceed 64 KiB\n"
+_RESPONSE_431 = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"%s"
+) % (len(_MESSAGE_431), _MESSAGE_431)
+
+
+def _protocol_class() -> type[asyncio.Protocol] | None:
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # no httptools: uvicorn runs h11, which takes the cap as a setting
+        return None
+
+    class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol, closing a connection whose head grows too large."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._in_head = False
+            self._head_bytes = 0
+
+        def on_message_begin(self) -> None:
+            self._in_head = True
+            self._head_bytes = 0
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not self._in_head:
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self._in_head = False
+                self.transport.write(_RESPONSE_431)
+                self.transport.close()
+
+    return HeadLimitedHttpToolsProtocol
+
+
+HTTP_PROTOCOL: type[asyncio.Protocol] | str = _protocol_class() or "h11"
