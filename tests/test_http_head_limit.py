@@ -68,7 +68,9 @@ def send_head(daemon: Daemon, head_parts: list[bytes], total: int) -> bytes:
     ],
     ids=["header-fields", "one-endless-value", "endless-target"],
 )
-def test_a_head_over_the_cap_gets_431_and_a_closed_connection(gate: Daemon, start: list[bytes]) -> None:
+def test_a_head_over_the_cap_gets_431_and_a_closed_connection(
+    gate: Daemon, start: list[bytes]
+) -> None:
     before = rss_kib(gate)
     if start[0].endswith(b"X-Pad-0: "):
         fields = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(1, 20_000))

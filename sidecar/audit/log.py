@@ -171,6 +171,9 @@ class AuditLog:
         self._segment = state.last_segment or Segment(0, self._segments_dir / segment_name(0))
         self._segment_size = state.last_segment_bytes
         self._segment_exists = state.last_segment is not None
+        # The segment file's (device, inode): a file put in its place, even of the same
+        # size, is another file, and refused like one whose size changed.
+        self._segment_file = _file_identity(self._segment.path) if self._segment_exists else None
         self._dirty_tail = False
         self._last_checkpoint = last_checkpoint
         # Records not yet covered by a checkpoint; the checkpoint record that follows the
@@ -833,7 +836,14 @@ class AuditLog:
             replace_file(start_path(path), start.encode())
         fd = os.open(path, flags, 0o640)
         try:
-            actual = os.fstat(fd).st_size
+            stat = os.fstat(fd)
+            if self._segment_file is None:
+                self._segment_file = (stat.st_dev, stat.st_ino)
+            elif (stat.st_dev, stat.st_ino) != self._segment_file:
+                raise AuditUnavailable(
+                    f"segment {path.name} is not the file written so far: replaced outside Tollgate"
+                )
+            actual = stat.st_size
             if actual != expected:
                 if actual > expected and (self._dirty_tail or not self._segment_exists):
                     os.ftruncate(fd, expected)  # leftovers of our own failed write
@@ -890,6 +900,7 @@ class AuditLog:
         self._segment = Segment(self._size, self._segments_dir / segment_name(self._size))
         self._segment_size = 0
         self._segment_exists = False
+        self._segment_file = None
         self._dirty_tail = False
 
     def _published(self, signed: tuple[Checkpoint, str], record_seq: int) -> None:
@@ -911,6 +922,14 @@ class AuditLog:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # gone already: the first write's open finds out
+    return (stat.st_dev, stat.st_ino)
 
 
 def _fdatasync(fd: int) -> OSError | None:

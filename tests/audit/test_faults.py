@@ -199,6 +199,49 @@ def test_a_segment_shortened_behind_the_writer_is_not_padded_back(
     assert segment.read_bytes() == kept
 
 
+def test_a_segment_replaced_by_a_file_of_the_same_size_stops_the_writer(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(signer=None)
+    log.append_blocking("startup", {})
+    log.append_blocking("decision", decision(1))
+    segment = next((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    original = segment.read_bytes()
+    # The last record's decision id changed, the length kept: a forgery of the same size,
+    # put in place the way editors and `sed -i` save a file (a new file renamed over it).
+    forged = original.replace(b'"decision":"allow"', b'"decision":"deny!"')
+    assert forged != original and len(forged) == len(original)
+    moved_away = segment.with_suffix(".orig")
+    os.rename(segment, moved_away)
+    segment.write_bytes(forged)
+    for attempt in range(2):
+        with pytest.raises(AuditUnavailable, match="replaced outside Tollgate"):
+            log.append_blocking("decision", decision(2 + attempt))
+        assert not log.writable
+        assert segment.read_bytes() == forged  # left exactly as found
+    # The original file moved back (not a copy): the writer takes it again.
+    os.rename(moved_away, segment)
+    log.append_blocking("decision", decision(4))
+    assert log.writable
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_a_segment_replaced_before_the_gate_started_is_the_one_it_writes(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    """A restart takes the segment found on disk (after checking the trail) as its own."""
+    first = open_log(signer=None)
+    first.append_blocking("startup", {})
+    first.close_blocking()
+    segment = next((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    copy = segment.read_bytes()
+    segment.unlink()
+    segment.write_bytes(copy)  # restored from a backup: a new inode, the same records
+    second = open_log(signer=None)
+    second.append_blocking("decision", decision(1))
+    assert verify_trail(tmp_path / "audit").intact
+
+
 def test_appends_after_a_failed_batch_are_written_on_the_durable_trail(
     open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
