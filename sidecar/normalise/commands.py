@@ -32,7 +32,9 @@ What is reported
   allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
   the trusted directories, or started interactive (``-i``: it first runs ~/.bashrc or
   $ENV, which the gate cannot see, and ``+O interactive_comments`` turns ``#`` into a
-  word), is reported as itself as well as unwrapped. Other languages
+  word), is reported as itself as well as unwrapped. A login shell (``-l``) and zsh
+  (unless ``-f``) first run startup files the gate cannot see: the construct
+  ``startup-files``, and their script is unwrapped all the same. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -196,7 +198,7 @@ CONSTRUCTS = frozenset(
     | {"arithmetic", "eval", "source", ".", "alias", "trap", "function-definition"}
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
-    | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path"}
+    | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path", "startup-files"}
 )
 WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 READ_OPERATORS = frozenset({"<", "<&", "<>"})
@@ -766,6 +768,8 @@ class _Analyser:
             self.construct("environment-override", display)
         if "histexpand" in invocation.options:
             self.construct("eval", display)
+        if invocation.startup_files:
+            self.construct("startup-files", display)
         # With -P its cd resolves symlinks: where "cd link/.." lands is unknown.
         inside_state = frozenset({UNKNOWN_CWD}) if "physical" in invocation.options else state
         if invocation.kind == "script" and invocation.script is not None:

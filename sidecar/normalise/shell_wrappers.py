@@ -226,12 +226,19 @@ class ShellInvocation:
     # the gate cannot see, and reads the script differently (aliases from those files;
     # ``+O interactive_comments`` makes ``#`` an ordinary word).
     interactive: bool = False
+    # It first runs startup files the gate cannot see, which the agent may have
+    # written: a login shell (``-l``, ``--login``: /etc/profile, ~/.profile,
+    # ~/.bash_profile, ~/.zprofile ...) or zsh, which reads /etc/zshenv and ~/.zshenv
+    # for every script unless its rcs option is off (``-f``, ``+o rcs``).
+    startup_files: bool = False
 
 
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
-    command_mode = stdin_mode = interactive = False
+    command_mode = stdin_mode = interactive = login = no_profile = False
+    # zsh reads ~/.zshenv unless the rcs option is off (-f, --no-rcs, +o rcs, -o norcs).
+    reads_rcs = name in ZSH_NAMES
     short_options = [name]  # the option clusters and their values, read like set's
     index = 1
     while index < len(texts):
@@ -242,6 +249,12 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
         if arg.startswith("--"):
             option = arg[2:].partition("=")[0]
             index += 1
+            if option == "login":
+                login = True
+            elif option == "noprofile":  # a login shell that reads no profile
+                no_profile = True
+            elif name in ZSH_NAMES and option.replace("-", "").replace("_", "") == "norcs":
+                reads_rcs = False
             takes_value = option in BASH_LONG_WITH_ARGUMENT or (
                 name in ZSH_NAMES and option == "emulate"
             )
@@ -262,22 +275,36 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 stdin_mode = True
             elif letter == "i" and turned_on:
                 interactive = True
+            elif letter == "l" and turned_on:
+                login = True
+            elif letter == "f" and turned_on and name in ZSH_NAMES:
+                reads_rcs = False
             elif letter in valued_letters:
-                short_options.append(texts[index] if index < len(texts) else "")
+                value = texts[index] if index < len(texts) else ""
+                short_options.append(value)
                 index += 1
+                if letter == "o" and name in ZSH_NAMES and _zsh_rcs_off(turned_on, value):
+                    reads_rcs = False
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
     if index > len(texts):
         return ShellInvocation("unparsed")
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
     options = frozenset(turned_on_options(short_options, valued_letters))
+    startup = (login and not no_profile) or reads_rcs
     if command_mode:
         if index >= len(args):
-            return ShellInvocation("plain", options=options, interactive=interactive)
-        return ShellInvocation("script", args[index], dynamic, options, interactive)
+            return ShellInvocation("plain", None, False, options, interactive, startup)
+        return ShellInvocation("script", args[index], dynamic, options, interactive, startup)
     if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
-        return ShellInvocation("stdin", None, dynamic, options, interactive)
-    return ShellInvocation("plain", None, dynamic, options, interactive)
+        return ShellInvocation("stdin", None, dynamic, options, interactive, startup)
+    return ShellInvocation("plain", None, dynamic, options, interactive, startup)
+
+
+def _zsh_rcs_off(turned_on: bool, option: str) -> bool:
+    """``-o norcs`` / ``+o rcs`` (zsh ignores case and underscores in option names)."""
+    plain = option.lower().replace("_", "")
+    return plain == ("norcs" if turned_on else "rcs")
 
 
 # -- wrappers ---------------------------------------------------------------------------
