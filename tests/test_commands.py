@@ -559,6 +559,45 @@ WORKING_DIRECTORY = [
         [("cd", "-P", "/a"), ("cd", "b"), ("./x",)],
         {"unknown-cwd"},
     ),
+    # cdable_vars: "cd a" goes to $a when ./a is not a directory; "enable -n cd" makes
+    # cd the program of that name, which moves no shell: either way, where is unknown.
+    (
+        "shopt -s cdable_vars; cd a && ./x",
+        [("shopt", "-s", "cdable_vars"), ("cd", "a"), ("./x",)],
+        {"unknown-cwd"},
+    ),
+    (
+        "bash -O cdable_vars -c 'cd a && ./x'",
+        [("cd", "a"), ("./x",)],
+        {"unknown-cwd"},
+    ),
+    (
+        "shopt -u cdable_vars; cd a && ./x",
+        [("shopt", "-u", "cdable_vars"), ("cd", "a"), ("/work/a/x",)],
+        set(),
+    ),
+    (
+        "shopt -s extglob; cd a && ./x",
+        [("shopt", "-s", "extglob"), ("cd", "a"), ("/work/a/x",)],
+        set(),
+    ),
+    (
+        "enable -n cd; cd /a && ./x",
+        [("enable", "-n", "cd"), ("cd", "/a"), ("/a/x",)],
+        {"unknown-cwd"},
+    ),
+    ("enable -n echo; cd /a && ./x", [("enable", "-n", "echo"), ("cd", "/a"), ("/a/x",)], set()),
+    # The option holds for the rest of the line: an absolute cd is no way back.
+    (
+        "set -P; cd /a && cd .. && ./x",
+        [("set", "-P"), ("cd", "/a"), ("cd", ".."), ("/x",)],
+        {"unknown-cwd"},
+    ),
+    (
+        "shopt -s cdable_vars; cd /a && cd b && ./x",
+        [("shopt", "-s", "cdable_vars"), ("cd", "/a"), ("cd", "b"), ("/a/b/x",)],
+        {"unknown-cwd"},
+    ),
     ("(cd /a); ./x", [("cd", "/a"), ("/work/x",)], set()),
     ("cd /a & ./x", [("cd", "/a"), ("/work/x",)], set()),
     ("bash -c 'cd /a' && ./x", [("cd", "/a"), ("/work/x",)], set()),

@@ -171,6 +171,7 @@ from sidecar.normalise.shell_context import (
 from sidecar.normalise.shell_parser import ShellSyntaxError, parse_expansions, parse_script
 from sidecar.normalise.shell_wrappers import (
     BUILTIN_WRAPPERS,
+    CD_UNKNOWABLE,
     COMMAND,
     POSIX_SHELLS,
     UNKNOWN_CWD,
@@ -771,7 +772,10 @@ class _Analyser:
         if invocation.startup_files:
             self.construct("startup-files", display)
         # With -P its cd resolves symlinks: where "cd link/.." lands is unknown.
-        inside_state = frozenset({UNKNOWN_CWD}) if "physical" in invocation.options else state
+        inside_state = state
+        if CD_UNKNOWABLE & invocation.options:
+            self.construct("unknown-cwd", display)
+            inside_state = frozenset({UNKNOWN_CWD})
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted or invocation.interactive:
                 self.report(args, state, context)

@@ -22,7 +22,9 @@ from typing import Protocol
 
 from sidecar.normalise.shell_context import Context, Flow, State, argv_text, later
 from sidecar.normalise.shell_wrappers import (
+    CD_UNKNOWABLE,
     RISKY_SHELL_OPTIONS,
+    RISKY_SHOPT_OPTIONS,
     UNKNOWN_CWD,
     Arg,
     turned_on_options,
@@ -441,31 +443,46 @@ def _test(analyser: Analyser, args: list[Arg], state: State, context: Context) -
 
 def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     analyser.report(args, state, context)
-    _operands_found, values = split_operands([arg.text for arg in args], "pfd")
+    operands, values = split_operands([arg.text for arg in args], "pfd")
     if ("p" in values and args[0].text == "hash") or ("f" in values and args[0].text == "enable"):
         analyser.construct("command-lookup-override", argv_text(arg.text for arg in args))
+    if args[0].text == "enable" and "n" in values and DIRECTORY_BUILTINS & set(operands):
+        # ``enable -n cd``: ``cd`` is now the program of that name, which moves no shell.
+        return _cd_unknowable(analyser, args)
     return state, state
+
+
+def _cd_unknowable(analyser: Analyser, args: list[Arg]) -> Flow:
+    """From here on no ``cd`` of this shell leads anywhere known, an absolute one included:
+    the rest of the command line runs in a directory not known here."""
+    analyser.construct("unknown-cwd", argv_text(arg.text for arg in args))
+    unknown: State = frozenset({UNKNOWN_CWD})
+    return unknown, unknown
 
 
 def _options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """``set``/``shopt -s -o`` turning on an option that changes what later lines do
     (``RISKY_SHELL_OPTIONS``): keyword mode is ``environment-override``, history
-    expansion ``eval``; after physical ``cd`` the directory is unknown."""
+    expansion ``eval``; after ``set -P`` or ``shopt -s cdable_vars`` no ``cd`` leads
+    anywhere known (``unknown-cwd``)."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
     if texts[0] == "set":
         options = turned_on_options(texts)
     else:
         operands, values = split_operands(texts)
-        on = {"s", "o"} <= values.keys()
-        options = set(operands) & set(RISKY_SHELL_OPTIONS.values()) if on else set()
+        if "s" not in values:
+            options = set()
+        elif "o" in values:  # shopt -s -o NAME: set's options
+            options = set(operands) & set(RISKY_SHELL_OPTIONS.values())
+        else:
+            options = set(operands) & RISKY_SHOPT_OPTIONS
     if "keyword" in options:
         analyser.construct("environment-override", argv_text(texts))
     if "histexpand" in options:
         analyser.construct("eval", argv_text(texts))
-    if "physical" in options:
-        unknown: State = frozenset({UNKNOWN_CWD})
-        return unknown, unknown
+    if options & CD_UNKNOWABLE:
+        return _cd_unknowable(analyser, args)
     return state, state
 
 

@@ -184,6 +184,11 @@ def _value(options: Options, *names: str) -> str | None:
 # substituted for !-designators (git status !!:s/#// brings back a commented-out
 # "; rm ..."); physical: cd resolves symlinks, so cd link/.. lands beside the target.
 RISKY_SHELL_OPTIONS = {"k": "keyword", "H": "histexpand", "P": "physical"}
+# bash's shopt options of the same kind: cdable_vars makes ``cd NAME`` go to $NAME when
+# NAME is not a directory, so where a cd lands is unknown.
+RISKY_SHOPT_OPTIONS = frozenset({"cdable_vars"})
+# Options after which the analysis no longer knows where cd leads.
+CD_UNKNOWABLE = frozenset({"physical", "cdable_vars"})
 
 
 def turned_on_options(texts: Sequence[str], valued: str = "o") -> set[str]:
@@ -203,6 +208,8 @@ def turned_on_options(texts: Sequence[str], valued: str = "o") -> set[str]:
                 index += 1
                 if letter == "o" and text[0] == "-" and value in RISKY_SHELL_OPTIONS.values():
                     found.add(value)
+                elif letter == "O" and text[0] == "-" and value in RISKY_SHOPT_OPTIONS:
+                    found.add(value)  # bash -O cdable_vars
             elif text[0] == "-" and letter in RISKY_SHELL_OPTIONS:
                 found.add(RISKY_SHELL_OPTIONS[letter])
     return found
