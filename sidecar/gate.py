@@ -150,22 +150,29 @@ class Gate:
 
     async def install_policy(self, policy: CompiledPolicy) -> None:
         previous = self.policy.active
-        if previous is not None and previous.hash == policy.hash:
-            # Reverting a rejected update to the active policy is a fix, not a no-op.
-            self.policy.clear_error()
-            return
-        # Swapping one reference is atomic for the event loop: a check that started on
-        # the previous policy finishes on it, every later check sees the new one.
-        self.policy.active = policy
-        self.policy.loaded_at = _now_rfc3339()
+        unchanged = previous is not None and previous.hash == policy.hash
+        if unchanged and self.policy.last_error is None:
+            return  # the same bytes read again (a SIGHUP): nothing happened
         self.policy.clear_error()
-        self.limiter.retain(policy)
         self.metrics.policy_reloads.labels("loaded").inc()
-        self.metrics.policy_loaded.set(1)
-        _logger.info(
-            "policy %s loaded from %s (%d rules)", policy.hash, policy.source, len(policy.rules)
-        )
-        if policy.warnings:
+        if unchanged:
+            # Reverting a rejected update to the active policy is a fix, not a no-op: it
+            # is recorded, so the trail shows that the rejected state ended.
+            _logger.info("policy %s from %s is the active one again", policy.hash, policy.source)
+        else:
+            # Swapping one reference is atomic for the event loop: a check that started on
+            # the previous policy finishes on it, every later check sees the new one.
+            self.policy.active = policy
+            self.policy.loaded_at = _now_rfc3339()
+            self.limiter.retain(policy)
+            self.metrics.policy_loaded.set(1)
+            _logger.info(
+                "policy %s loaded from %s (%d rules)",
+                policy.hash,
+                policy.source,
+                len(policy.rules),
+            )
+        if policy.warnings and not unchanged:
             # At the default log level (warning) this is the line `kubectl logs` shows.
             _logger.warning(
                 "policy %s has %d warnings: %s",
@@ -183,6 +190,9 @@ class Gate:
                 "defaultAction": policy.default_action,
                 "warnings": list(policy.warnings),
                 "previous": previous.hash if previous else None,
+                # True when the file holds the active policy again (a rejected update
+                # reverted): nothing changed for the checks.
+                "unchanged": unchanged,
                 # How it was admitted: the trail, not a pod spec since changed, is the
                 # evidence that every policy in force was signed (or the pinned one).
                 "signatureKey": (

@@ -56,6 +56,50 @@ def test_a_policy_with_many_problems_is_reported_briefly(tmp_path: Path, daemon_
     assert len(rejected["problems"]) == 50
 
 
+def test_reverting_a_rejected_update_is_recorded_and_ends_the_error(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory
+) -> None:
+    # The usual fix for a bad update is to put the active policy back. The trail must
+    # show that the rejected state ended (it showed nothing: a trail reader saw the gate
+    # refusing updates for ever), and /v1/status and the metrics stop reporting it.
+    volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
+    gate = daemon_factory(volume.path())
+    active = policy_hash(ALLOW_READS)
+    loaded_at = status(gate)["policy"]["loadedAt"]
+    broken = b"version: 1\nrules: [\n"
+    volume.update({"policy.yaml": broken})
+    wait_for_rejections(gate, 1)
+    assert status(gate)["policy"]["lastErrorHash"] == policy_hash(broken)
+    assert scrape(gate)["tollgate_policy_last_reload_successful"][()] == 0
+
+    volume.update({"policy.yaml": ALLOW_READS})
+    wait_until(lambda: len(of_type(gate, "policyLoaded")) >= 2)
+    trail = [
+        (r["type"], r.get("policy"), r.get("previous"), r.get("unchanged"), r.get("rejected"))
+        for r in gate.records()
+        if r["type"] in ("policyLoaded", "policyRejected")
+    ]
+    assert trail == [
+        ("policyLoaded", active, None, False, None),
+        ("policyRejected", None, None, None, policy_hash(broken)),
+        ("policyLoaded", active, active, True, None),
+    ]
+    shown = status(gate)["policy"]
+    assert shown["hash"] == active and shown["loadedAt"] == loaded_at
+    assert (shown["lastError"], shown["lastErrorAt"], shown["lastErrorHash"]) == (None, None, None)
+    samples = scrape(gate)
+    assert samples["tollgate_policy_last_reload_successful"][()] == 1
+    assert samples["tollgate_policy_reloads_total"][(("result", "loaded"),)] == 2
+    assert gate.check(READ).json()["policy"] == active
+
+    # Once the error is over, reading the same bytes again is no event (as ever).
+    assert gate.process is not None
+    gate.process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert gate.check(READ).json()["allowed"] is True
+    assert len(of_type(gate, "policyLoaded")) == 2
+
+
 def test_last_error_at_is_cleared_when_a_new_policy_loads(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
     volume = ConfigMapVolume(tmp_path / "config", {"policy.yaml": ALLOW_READS})
     gate = daemon_factory(volume.path())

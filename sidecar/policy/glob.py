@@ -7,6 +7,11 @@ for paths and ``.`` for hosts, so ``*.example.com`` does not match ``example.com
 whole segments, as in gitignore; ``/app/data/**`` matches everything below
 ``/app/data`` but not ``/app/data`` itself. ``\\`` escapes the next character.
 
+A wildcard may match nothing, ``**`` as ``*`` does: ``/app/data/**`` and
+``/app/data/*`` both match ``/app/data/``. Normalised paths never end in ``/``, but a
+URL path as sent (decided for deny and require_approval rules) and an argument can,
+and such a deny rule must hold for them as it holds for ``startsWith: /app/data/``.
+
 Patterns compile to RE2 (linear time), with plain string tests for the shapes most
 rules use: a pattern without wildcards is an equality test, ``<literal>/**`` a prefix
 test, ``**/<literal>/**`` a substring test and ``<head>*<tail>`` (one wildcard within a
@@ -137,7 +142,8 @@ def _string_test(pattern: str, sep: str) -> GlobTest | None:
     below = sep + "**"
     if pattern.endswith(below) and _is_literal(pattern[: -len(below)]):
         prefix = pattern[: -len(below)] + sep
-        return lambda value: value.startswith(prefix) and len(value) > len(prefix)
+        # "**" may match nothing: "/a/**" holds for "/a/", as its regex does.
+        return lambda value: value.startswith(prefix)
     if pattern.startswith("**" + sep) and pattern.endswith(below):
         middle = pattern[3:-3]
         if _is_literal(middle):
@@ -164,6 +170,12 @@ def compile_glob(pattern: str, sep: str = "/") -> GlobTest:
     string_test = _string_test(pattern, sep)
     if string_test is not None:
         return string_test
+    return compile_glob_regex(pattern, sep)
+
+
+def compile_glob_regex(pattern: str, sep: str = "/") -> GlobTest:
+    """The RE2 form of ``pattern`` alone, without the string tests ``compile_glob``
+    prefers: the reference every string test must agree with on every value."""
     regex = glob_to_regex(pattern, sep)
     try:
         compiled = re2.compile(regex)
