@@ -23,7 +23,7 @@ import hmac
 import itertools
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from hashlib import sha256
 from typing import Any, NamedTuple
 
@@ -36,6 +36,8 @@ _SECRET_NAMES = (
     # The signature of a pre-signed URL (S3 X-Amz-Signature, GCS X-Goog-Signature, Azure
     # SAS sig) grants access until it expires, like a token.
     r"|signature|sig"
+    # OAuth PKCE: the verifier redeems an authorization code, as the client secret does.
+    r"|code[_-]?verifier"
 )
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
@@ -62,7 +64,10 @@ _FLAGS = re.ASCII
 # A command-line option naming a secret whose value is the next word (``--password pw``,
 # ``vault login --token t``): one or two dashes, words joined by '-' or '_', the last
 # one a secret's name. ``--password-stdin`` and ``--password-file`` name no value.
-_PASSWORD_WORDS = r"password|passwd|pwd|pass"
+# Java's keytool and jarsigner glue the word on: -storepass, -keypass, -srcstorepass,
+# -destkeypass ... (-storepass:env NAME and -storepass:file PATH name no secret: the
+# value must follow after white space).
+_PASSWORD_WORDS = r"password|passwd|pwd|pass|(?:src|dest)?(?:store|key)pass"
 _OPTION_HEAD = r"--?(?:[A-Za-z0-9]+[-_])*"
 _PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS})"
 _SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
@@ -83,11 +88,76 @@ def _pattern(
     return SecretPattern(kind, re.compile(regex, flags), literals)
 
 
+# Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
+# "all"): the program's name as a word (at the start, after white space, a quote, '(',
+# or the '/' of a path), then its arguments up to the option, not crossing a command
+# separator (``redis-cli ping; ls -a dir`` keeps ``dir``).
+_PROGRAM_START = r"""(?:^|(?<=[\s/"'`(]))"""
+_SAME_COMMAND = r"[^\n;&|]*?"
+# A program's argument: quoted, or up to white space or a quote (so a ',' or '&' in an
+# unquoted password does not end it early).
+_ARGUMENT = r"""\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)|"([^"]*)"|'([^']*)'|((?:[^\s"'\\]|\\[^"])+)"""
+# A URL query or form parameter's value.
+_PARAMETER = r"""(?:[^\s&#"'<>\\]|\\[^"])+"""
+_AUTH_SCHEMES = r"(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)"
+# htpasswd's options (-C takes a number) and its positional arguments.
+# Atomic: "-C 10" is never re-read as an option "-C" and a positional "10" (a record
+# redacted again would then lose its user name).
+_HTPASSWD_OPTION = r"[ \t]+(?>-C[ \t]*[0-9]+|-[A-Za-z]+)"
+_HTPASSWD_WORD = r"""[ \t]+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
+
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
-# as "authorization"). The literals only spare a search: a string that holds none of
-# them (after str.lower, which lowers every ASCII letter) cannot match.
+# as "authorization"), and the patterns that read a program's arguments come first,
+# while no tag placed by another pattern cuts the command line apart (each pattern is
+# run on the text between tags). The literals only spare a search: a string that holds
+# none of them (after str.lower, which lowers every ASCII letter) cannot match.
 _PATTERNS: list[SecretPattern] = [
+    # sshpass -p pw / -ppw, among sshpass's own options (ssh's -p PORT after it is not).
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}sshpass(?:[ \t]+-(?:[fdP][ \t]*[^\s-]\S*|[evhV]+))*"
+        rf"[ \t]+-p[ \t]*(?:{_ARGUMENT})",
+        ("sshpass",),
+    ),
+    # redis-cli -a pw (and Valkey's, KeyDB's); --pass is a secret option everywhere.
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli(?=[ \t]){_SAME_COMMAND}"
+        rf"[ \t]-a[ \t]+(?:{_ARGUMENT})",
+        ("-cli",),
+    ),
+    # docker login -p pw (-ppw, -p=pw), and the same for podman, nerdctl, buildah, skopeo.
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo)"
+        r"(?:[ \t]+-\S+(?:[ \t]+[^\s-]\S*)?)*?[ \t]+login(?=[ \t])"
+        # Possessive: in "-p=" before a tag, the '=' is not the value.
+        rf"{_SAME_COMMAND}[ \t]-p(?:[ \t]+|=)?+(?:{_ARGUMENT})",
+        ("login",),
+    ),
+    # htpasswd -b: the password is the last positional argument, the third (file user
+    # password), or the second with -n (user password).
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}htpasswd(?=(?:{_HTPASSWD_OPTION})*?[ \t]+-[A-Za-z]*b)"
+        rf"(?:(?=(?:{_HTPASSWD_OPTION})*?[ \t]+-[A-Za-z]*n)(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}"
+        rf"|(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}{_HTPASSWD_WORD})"
+        rf"[ \t]+(?:{_ARGUMENT})",
+        ("htpasswd",),
+    ),
+    # keytool -storepasswd / -keypasswd -new NEWPASSWORD.
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}keytool(?=[ \t]){_SAME_COMMAND}[ \t]-new[ \t]+(?:{_ARGUMENT})",
+        ("keytool",),
+    ),
+    # openssl enc -k password, -K hex key.
+    _pattern(
+        "password",
+        rf"{_PROGRAM_START}openssl(?=[ \t]){_SAME_COMMAND}[ \t]-[kK][ \t]+(?:{_ARGUMENT})",
+        ("openssl",),
+    ),
     _pattern(
         "private-key",
         r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?"
@@ -97,14 +167,19 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "authorization",
         rf"\b(?:proxy-)?authori[sz]ation{_QUOTE}\s*[:=]\s*{_QUOTE}"
-        r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)\s+)?"
-        rf"({_TOKEN}(?:[ \t]*,[ \t]*[A-Za-z]+={_TOKEN})*)",
+        rf"(?:{_AUTH_SCHEMES}\s+)?"
+        # The scheme itself is not the token: "Bearer " before a tag, redacted again, is
+        # left as it is.
+        rf"(?!{_AUTH_SCHEMES}(?:\s|$))({_TOKEN}(?:[ \t]*,[ \t]*[A-Za-z]+={_TOKEN})*)",
         ("authorization", "authorisation"),
         ignore_case=True,
     ),
     _pattern(
         "cookie",
-        rf"\b(?:set-)?cookie{_QUOTE}\s*[:=]\s*{_QUOTE}((?:[^\"'\n\\]|\\[^\"])+)",
+        # The value starts after the white space (redacted again, "Cookie: " before a
+        # tag keeps its space).
+        rf"\b(?:set-)?cookie{_QUOTE}\s*[:=]\s*{_QUOTE}"
+        r"""((?:[^\s"'\\]|\\[^"])(?:[^"'\n\\]|\\[^"])*)""",
         ("cookie",),
         True,
     ),
@@ -141,7 +216,7 @@ _PATTERNS: list[SecretPattern] = [
         "secret",
         rf"{_NAME_START}(?:{_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         # Every name of _SECRET_NAMES holds one of these.
-        ("pass", "pwd", "secret", "token", "key", "credential", "sig"),
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
         ignore_case=True,
     ),
     _pattern("bearer-token", r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", ("bearer",), True),
@@ -156,15 +231,35 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "secret",
         rf"(?:^|(?<=\s)){_SECRET_OPTION}[ \t]+{_VALUE}",
-        ("pass", "pwd", "secret", "token", "key", "credential", "sig"),
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
         ignore_case=True,
     ),
     # curl's -u/--user user:password (also -uuser:pw, --user=user:pw): the part after
     # the first colon. (docker's -u uid:gid loses its gid to this; a secret comes first.)
+    # Not a URL (redis-cli -u redis://user:pw@host): its password is url-credentials'.
     _pattern(
         "password",
-        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:((?:[^\s"'\\]|\\.)+)""",
+        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:(?!//)((?:[^\s"'\\]|\\.)+)""",
         ("-u",),
+    ),
+    # An OAuth authorization code: a query parameter (?code= &code= #code=), the first
+    # parameter of a form body (code=...&...), or the value of curl's -d/--data/-F.
+    # Not status_code=, not "exit code=1".
+    _pattern(
+        "secret",
+        r"(?:[?&#]code=(" + _PARAMETER + r")"
+        r"|(?:^|(?<=[\s\"'=]))code=(" + _PARAMETER + r")(?=&)"
+        r"""|(?:^|(?<=\s))(?:-d|--data(?:-[a-z]+)?|-F|--form(?:-string)?)(?:[ \t]+|=)["']?"""
+        r"code=(" + _PARAMETER + r"))",
+        ("code=",),
+        ignore_case=True,
+    ),
+    # redis-cli reads its password from REDISCLI_AUTH.
+    _pattern(
+        "password",
+        rf"\brediscli_auth\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
+        ("rediscli_auth",),
+        ignore_case=True,
     ),
     # mysql's (and mariadb's) -pPASSWORD, glued; elsewhere -p is a port or a path.
     _pattern(
@@ -190,30 +285,151 @@ def option_kind(argument: str) -> str | None:
 
 
 _USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
-_MYSQL = re.compile(r"(?:.*/)?(?:mysql|mariadb)[\w.-]*", _FLAGS)
+_MYSQL = re.compile(r"(?:mysql|mariadb)[\w.-]*", _FLAGS)
+
+# (kind, text kept before the tag, secret) for an argv item that is or ends in a secret.
+Found = tuple[str, str, str]
 
 
-def _argument_secret(previous: Any, item: str, mysql: bool) -> tuple[str, str, str] | None:
-    """(kind, text kept, secret) when list item ``item`` is (or ends in) a secret because
-    of the item before it or the command the list runs, else None."""
-    if not item or item.startswith(_TAG_PREFIX):
-        return None
-    if type(previous) is str:
-        kind = option_kind(previous)
-        if kind is not None:
-            return kind, "", item
-        if previous in _USER_OPTIONS and ":" in item:
-            user, _, password = item.partition(":")
-            if password and not password.startswith(_TAG_PREFIX):
-                return "password", user + ":", password
-    if mysql and item.startswith("-p") and len(item) > 2 and not item[2:].startswith(_TAG_PREFIX):
-        return "password", "-p", item[2:]
-    return None
+def _is_str(items: Sequence[Any], index: int) -> bool:
+    return index < len(items) and type(items[index]) is str
 
 
-def _runs_mysql(items: Any) -> bool:
-    first = items[0] if items else None
-    return type(first) is str and _MYSQL.fullmatch(first) is not None
+def _is_word(items: Sequence[Any], index: int, word: str) -> bool:
+    return index < len(items) and items[index] == word
+
+
+def _value_at(items: Sequence[Any], index: int, found: dict[int, Found]) -> None:
+    """Item ``index``, a string or an integer, is a password (if there is one)."""
+    if index < len(items) and type(items[index]) in (str, int):
+        found[index] = ("password", "", str(items[index]))
+
+
+def _glued(items: Sequence[Any], index: int, option: str, found: dict[int, Found]) -> bool:
+    """``option`` and its value: as two items (``-p``, ``pw``), glued (``-ppw``) or
+    joined by '=' (``-p=pw``). Returns whether item ``index`` is that option."""
+    item = items[index]
+    if type(item) is not str or not item.startswith(option):
+        return False
+    if item == option:
+        _value_at(items, index + 1, found)
+    elif item.startswith(option + "="):
+        found[index] = ("password", option + "=", item[len(option) + 1 :])
+    else:
+        found[index] = ("password", option, item[len(option) :])
+    return True
+
+
+def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+    # Only sshpass's own options, before the command it runs (ssh -p PORT is a port).
+    index = start
+    while _is_str(items, index) and items[index].startswith("-"):
+        if _glued(items, index, "-p", found):
+            return
+        index += 2 if items[index] in ("-f", "-d", "-P") else 1
+
+
+def _scan_option(*options: str) -> Callable[[Sequence[Any], int, dict[int, Found]], None]:
+    """A scan for a program whose ``options`` take a password as the next item."""
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+        for index in range(start, len(items)):
+            if items[index] in options:
+                _value_at(items, index + 1, found)
+
+    return scan
+
+
+def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+    # mysql -ppw; a lone -p prompts, and the next item is the database.
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is str and item.startswith("-p") and len(item) > 2:
+            found[index] = ("password", "-p", item[2:])
+
+
+def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+    # docker [global options] login ... -p pw: the subcommand must be login.
+    index = start
+    while _is_str(items, index) and items[index].startswith("-"):
+        argument = index + 1  # perhaps the option's argument (docker --config DIR login)
+        if (
+            _is_str(items, argument)
+            and items[argument][:1] != "-"
+            and items[argument] != "login"
+            and _is_word(items, argument + 1, "login")
+        ):
+            index = argument + 1
+            break
+        index += 1
+    if not _is_word(items, index, "login"):
+        return
+    for option in range(index + 1, len(items)):
+        _glued(items, option, "-p", found)
+
+
+def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+    # htpasswd -b [-c] file user password; with -n, user password.
+    index, flags = start, ""
+    while _is_str(items, index) and items[index].startswith("-"):
+        flags += items[index]
+        index += 2 if items[index] == "-C" else 1
+    if "b" in flags:
+        _value_at(items, index + (1 if "n" in flags else 2), found)
+
+
+# The programs whose own options carry a password, by the name they are run as.
+_PROGRAM_SCANS: dict[str, Callable[[Sequence[Any], int, dict[int, Found]], None]] = {
+    "sshpass": _scan_sshpass,
+    "redis-cli": _scan_option("-a"),
+    "valkey-cli": _scan_option("-a"),
+    "keydb-cli": _scan_option("-a"),
+    "keytool": _scan_option("-new"),
+    "htpasswd": _scan_htpasswd,
+    "openssl": _scan_option("-k", "-K"),
+    **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
+}
+
+
+def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
+    """The items of a list that are (or end in) a secret, by index.
+
+    The item after an option naming a secret (``--password``, ``-storepass``), curl's
+    ``-u user:password``, and the options of the programs whose own options carry a
+    password (``sshpass -p``, ``redis-cli -a``, ``mysql -ppw`` ...) when the list runs
+    one: an item naming the program (its last path component) starts its arguments.
+    """
+    found: dict[int, Found] = {}
+    previous: Any = None
+    for index, item in enumerate(items):
+        if type(item) is str:
+            if type(previous) is str:
+                kind = option_kind(previous)
+                if kind is not None:
+                    found[index] = (kind, "", item)
+                elif previous in _USER_OPTIONS and ":" in item:
+                    user, _, password = item.partition(":")
+                    if not password.startswith("//"):  # a URL: url-credentials' part
+                        found[index] = ("password", user + ":", password)
+            name = item.rpartition("/")[2]
+            scan = _PROGRAM_SCANS.get(name)
+            if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
+                scan = _scan_mysql
+            if scan is not None:
+                scan(items, index + 1, found)
+        elif type(item) is int and type(previous) is str:
+            kind = option_kind(previous)
+            if kind is not None:
+                found[index] = (kind, "", str(item))
+        previous = item
+    # A secret already replaced by a tag (a record redacted twice) is left as it is.
+    return {
+        index: (kind, kept, secret)
+        for index, (kind, kept, secret) in found.items()
+        if secret
+        and not secret.startswith(_TAG_PREFIX)
+        and not (type(items[index]) is str and items[index].startswith(_TAG_PREFIX))
+    }
 
 
 # Object keys whose string values are secrets whatever they look like, compared after
@@ -240,6 +456,7 @@ _SECRET_KEY_SUFFIXES = (
     ("secretaccesskey", "secret"),
     ("credential", "secret"),
     ("credentials", "secret"),
+    ("codeverifier", "secret"),
 )
 
 
@@ -264,13 +481,15 @@ def secret_key_kind(key: str) -> str | None:
 _TRIGGERS = (
     r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
+    # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
+    r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
 )
 # Words that only name a secret ("password", "token" ...) matter when something is
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).
 # A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
 _NAME_CORE = (
     r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credential|sig)"
+    r"|credential|sig|code[-_]?verifier)"
 )
 _NAME_WORDS = _NAME_CORE + r"[A-Za-z0-9_-]*"
 # An option word naming a secret ("--password", "-db_token"), at the start of a string
@@ -295,6 +514,9 @@ _SCREEN_PATTERN = "|".join(
         # curl's -u user:pw (in argv "-u","user:pw"), mysql's -ppw.
         r"""(?:"|\s|\\[tnrf]|\\u000b)(?:-u|--user)(?:",?"|(?: |\\t)+|=)?[^\s":/]*:""",
         r"""(?:"|\s|\\[tnrf]|\\u000b)-p[^\s"]""",
+        # docker login -p pw ("login","-p","pw" in argv); an OAuth code=.
+        r"""(?:"|\s|\\[tnrf]|\\u000b)login(?:"|\s|\\[tnrf]|\\u000b)""",
+        r"(?:[^A-Za-z0-9_]|\\[tnrf]|\\u000b)code=",
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b)""",
         *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
     ]
@@ -312,6 +534,7 @@ _SCREEN_TEXT_PATTERN = (
     + r"[\t ]"
     + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
+    + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_])code="
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
@@ -392,26 +615,36 @@ class Redactor:
                 continue  # none of its literals: the pattern cannot match
             if secret.regex.search(redacted) is None:
                 continue
-            # Tags already placed are split out so that no pattern matches inside one
-            # (a tag's "api-key:1a2b3c4d" must not read as a key=value secret).
-            parts = _TAG.split(redacted)
-            replace = self._replacer(secret.kind)
-            for index in range(0, len(parts), 2):
-                parts[index] = secret.regex.sub(replace, parts[index])
-            redacted = "".join(parts)
+            redacted = self._substitute(secret, redacted)
         return text if redacted == text else redacted
 
-    def _replacer(self, kind: str) -> Callable[[re.Match[str]], str]:
-        def replace(match: re.Match[str]) -> str:
-            group = match.lastindex or 0
-            secret = match.group(group)
-            if not secret or secret.startswith(_TAG_PREFIX):
-                return match.group(0)
-            start, end = match.span(group)
-            whole, offset = match.group(0), match.start()
-            return whole[: start - offset] + self.tag(kind, secret) + whole[end - offset :]
+    def _substitute(self, secret: SecretPattern, text: str) -> str:
+        """``text`` with every match of ``secret`` replaced by the tag of its secret.
 
-        return replace
+        The pattern is run between the tags already placed, so that none matches inside
+        one (a tag's "api-key:1a2b3c4d" must not read as a key=value secret). It is run on
+        the whole text, from one tag to the next, not on a copy of that stretch: what
+        comes before a stretch is the tag's "]", not the start of a string, so a text
+        redacted again reads as it did the first time (redaction is idempotent).
+        """
+        pieces: list[str] = []
+        done = 0  # text[:done] is in pieces
+        start = 0
+        tags = [(tag.start(), tag.end()) for tag in _TAG.finditer(text)]
+        for tag_start, tag_end in [*tags, (len(text), len(text))]:
+            for match in secret.regex.finditer(text, start, tag_start):
+                group = match.lastindex or 0
+                value = match.group(group)
+                if not value or value.startswith(_TAG_PREFIX):
+                    continue
+                begin, end = match.span(group)
+                pieces += (text[done:begin], self.tag(secret.kind, value))
+                done = end
+            start = tag_end
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
     def _value(self, value: Any, kind: str | None, rewritten: dict[int, str], counter: Any) -> Any:
         """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them.
@@ -444,22 +677,14 @@ class Redactor:
             return out if changed else value
         if isinstance(value, list | tuple):
             items = []
-            mysql = _runs_mysql(value)
-            previous = None
-            for item in value:
+            # An argv list: the value after --password, curl's -u user:pw, sshpass -p pw ...
+            found = _argv_secrets(value) if kind is None else {}
+            for index, item in enumerate(value):
                 new = self._value(item, kind, rewritten, counter)
-                # An argv list: the value after --password, curl's -u user:pw, mysql -ppw.
-                if kind is None and type(item) is str:
-                    found = _argument_secret(previous, item, mysql)
-                    if found is not None:
-                        found_kind, kept, secret = found
-                        new = kept + self.tag(found_kind, secret)
-                elif kind is None and type(item) is int and type(previous) is str:
-                    option = option_kind(previous)
-                    if option is not None:
-                        new = self.tag(option, str(item))
+                if index in found:
+                    found_kind, kept, secret = found[index]
+                    new = kept + self.tag(found_kind, secret)
                 items.append(new)
-                previous = item
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
@@ -483,13 +708,7 @@ def _collect_strings(value: Any, texts: list[str]) -> bool:
                 secret_key = secret_key or secret_key_kind(key) is not None
             secret_key = _collect_strings(item, texts) or secret_key
     elif isinstance(value, list | tuple):
-        mysql = _runs_mysql(value)
-        previous = None
         for item in value:
             secret_key = _collect_strings(item, texts) or secret_key
-            if type(item) is str:
-                secret_key = secret_key or _argument_secret(previous, item, mysql) is not None
-            elif type(item) is int and type(previous) is str:
-                secret_key = secret_key or option_kind(previous) is not None
-            previous = item
+        secret_key = secret_key or bool(_argv_secrets(value))
     return secret_key

@@ -1,0 +1,311 @@
+"""Secrets carried by one program's own options, and other forms the patterns missed.
+
+``sshpass -p``, ``redis-cli -a``, ``docker login -p``, ``htpasswd -b``, keytool's
+``-storepass``, an OAuth ``code=`` ...: each form is redacted, its near-misses (the same
+option for another program, ``ssh -p PORT``) are not, and redacting a redacted record
+changes nothing, for these forms and every form the other redaction tests list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
+from sidecar.canonical import canonical_bytes
+from tests.audit.test_redact import ESCAPED, PREFIXED, SECRETS
+from tests.audit.test_redact_forms import LEAKS
+from tests.daemon import Daemon
+
+KEY = b"k" * 32
+TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
+PW = "Hunter2pw77"
+PW2 = "Other9pw55"
+
+# (command line, the secrets in it, the kind of the first tag, text that must be kept)
+FORMS: list[tuple[str, tuple[str, ...], str, str]] = [
+    (f"sshpass -p {PW} ssh -p 2222 host", (PW,), "password", "ssh -p 2222 host"),
+    (f"sshpass -p{PW} ssh host", (PW,), "password", "sshpass -p["),
+    ("sshpass -v -p 'two words' ssh host", ("two words",), "password", "ssh host"),
+    (f"/usr/bin/sshpass -P assphrase -p {PW} ssh h", (PW,), "password", "-P assphrase"),
+    (f"ssh -p 22 a && sshpass -p {PW} scp f b:", (PW,), "password", "ssh -p 22 a"),
+    (f"redis-cli -h r -p 6380 -a {PW} ping", (PW,), "password", "-p 6380 -a ["),
+    (f"valkey-cli -a {PW} --no-auth-warning get k", (PW,), "password", "get k"),
+    (f"redis-cli --pass {PW} ping", (PW,), "password", "ping"),
+    (f"REDISCLI_AUTH={PW} redis-cli ping", (PW,), "password", "redis-cli ping"),
+    (f"redis-cli -u redis://default:{PW}@r:6379 ping", (PW,), "url-credentials", "redis://default:["),
+    (f"keytool -list -keystore ks.jks -storepass {PW}", (PW,), "password", "-keystore ks.jks"),
+    (f"keytool -importkeystore -srcstorepass {PW} -deststorepass {PW2}", (PW, PW2), "password", "-importkeystore"),
+    (f"keytool -genkey -keypass {PW} -destkeypass {PW2} -alias a", (PW, PW2), "password", "-alias a"),
+    (f"keytool -srckeypass '{PW}' -list", (PW,), "password", "-list"),
+    (f"jarsigner -storepass {PW} -keypass {PW2} app.jar me", (PW, PW2), "password", "app.jar me"),
+    (f"keytool -storepasswd -new {PW} -storepass {PW2}", (PW, PW2), "password", "-storepasswd -new ["),
+    (f"curl 'https://idp/cb?code={PW}&state=xyz'", (PW,), "secret", "&state=xyz"),
+    (f"open https://app/cb#code={PW}", (PW,), "secret", "https://app/cb#code=["),
+    (
+        f"curl -d 'grant_type=authorization_code&code={PW}&redirect_uri=https://a/cb' https://idp",
+        (PW,),
+        "secret",
+        "&redirect_uri=https://a/cb",
+    ),
+    (f"curl -d 'code={PW}&grant_type=authorization_code' https://idp", (PW,), "secret", "&grant_type="),
+    (f"curl --data-urlencode code={PW} https://idp/token", (PW,), "secret", "https://idp/token"),
+    (f"curl -d code_verifier={PW} https://idp/token", (PW,), "secret", "code_verifier=["),
+    (f"curl -d client_secret={PW} -d refresh_token={PW2} https://idp", (PW, PW2), "secret", "https://idp"),
+    (f"curl -d id_token={PW} https://idp", (PW,), "secret", "https://idp"),
+    (f"docker login -u bot -p {PW} registry.io", (PW,), "password", "registry.io"),
+    (f"podman login -p{PW} registry.io", (PW,), "password", "registry.io"),
+    (f"docker --config /d login -p={PW} r.io", (PW,), "password", "--config /d login -p="),
+    (f"sudo nerdctl login r.io -u bot -p '{PW}'", (PW,), "password", "-u bot"),
+    (f"htpasswd -b /etc/nginx/.htpasswd bob {PW}", (PW,), "password", "/etc/nginx/.htpasswd bob"),
+    (f"htpasswd -bc -C 10 f bob {PW} && nginx -s reload", (PW,), "password", "nginx -s reload"),
+    (f"htpasswd -nbB bob {PW} > out", (PW,), "password", "bob [REDACTED:password:"),
+    (f"htpasswd -n -b bob '{PW} x'", (f"{PW} x",), "password", "-n -b bob"),
+    (f"openssl enc -aes-256-cbc -k {PW} -in f -out g", (PW,), "password", "-in f -out g"),
+    (f"openssl rsa -in k -passin pass:{PW} -passout pass:{PW2}", (PW, PW2), "password", "-in k"),
+    # Close relatives that were already redacted, kept here so they stay so.
+    (f"mysql -uroot -p{PW} db", (PW,), "password", "-uroot"),
+    (f"mysql --password={PW} db", (PW,), "password", "db"),
+    (f"psql postgresql://app:{PW}@db:5432/x", (PW,), "url-credentials", "@db:5432/x"),
+    (f"curl -u user:{PW} https://x", (PW,), "password", "user:"),
+    (f"gh auth --token {PW}", (PW,), "secret", "gh auth"),
+    (f"deploy --api-key {PW} --now", (PW,), "secret", "--now"),
+    (f"PGPASSWORD={PW} psql -h db", (PW,), "password", "psql -h db"),
+    (f"git clone https://bot:{PW}@github.com/o/r", (PW,), "url-credentials", "@github.com/o/r"),
+    (f"docker login --password {PW} r.io", (PW,), "password", "r.io"),
+]  # fmt: skip
+
+# Command lines with nothing to redact: the same options for other programs, options
+# that name a variable or a file, and code= that is no OAuth code.
+NEAR_MISSES: list[str] = [
+    "ssh -p 2222 host",
+    "sshpass -e ssh -p 2222 host",
+    "sshpass -f /run/pw ssh -p 2222 host",
+    "docker run -p 8080:80 app",
+    "docker run -p 8080:80 app login",
+    "docker login --password-stdin registry.io",
+    "mkdir -p /srv/app && cd /srv/app",
+    "ls -a /tmp",
+    "redis-cli ping; ls -a /tmp",
+    "redis-cli --askpass -h r ping",
+    "redis-cli -u redis://r:6379 ping",
+    "tar -a -cf x.tgz dir",
+    "keytool -list -storepass:env STOREPW",
+    "keytool -list -storepass:file /run/pw -keystore ks.jks",
+    "git checkout -b new feature",
+    "curl 'https://api/x?status_code=404&zipcode=12345'",
+    "echo exit code=1",
+    "python -c 'exit(code=1)'",
+    "htpasswd -c /etc/nginx/.htpasswd bob",
+    "htpasswd -v file bob",
+    "openssl s_client -connect h:443",
+    "openssl rsa -passin env:KEYPW -in k",
+    "git push -u origin main",
+    "curl -u admin https://x",
+]
+
+# (argv, index of the item holding the secret, what that item keeps, the secret)
+ARGV_FORMS: list[tuple[list[Any], int, str, str]] = [
+    (["sshpass", "-p", PW, "ssh", "-p", "2222", "h"], 2, "", PW),
+    (["/usr/bin/sshpass", f"-p{PW}", "ssh", "h"], 1, "-p", PW),
+    (["sshpass", "-f", "-", "-p", PW, "ssh", "h"], 4, "", PW),
+    (["redis-cli", "-h", "r", "-a", PW, "ping"], 4, "", PW),
+    (["keydb-cli", "-a", PW], 2, "", PW),
+    (["keytool", "-list", "-storepass", PW], 3, "", PW),
+    (["keytool", "-list", "-srckeypass", PW], 3, "", PW),
+    (["jarsigner", "-keypass", PW, "app.jar"], 2, "", PW),
+    (["keytool", "-keypasswd", "-new", PW], 3, "", PW),
+    (["docker", "login", "-u", "bot", "-p", PW, "r.io"], 5, "", PW),
+    (["docker", "--config", "/d", "login", f"-p{PW}"], 4, "-p", PW),
+    (["podman", "login", f"-p={PW}", "r.io"], 2, "-p=", PW),
+    (["htpasswd", "-b", "f", "bob", PW], 4, "", PW),
+    (["htpasswd", "-nb", "bob", PW], 3, "", PW),
+    (["htpasswd", "-B", "-C", "12", "-b", "f", "bob", PW], 7, "", PW),
+    (["openssl", "enc", "-k", PW, "-in", "f"], 3, "", PW),
+    (["sudo", "mysql", f"-p{PW}", "db"], 2, "-p", PW),
+    (["sshpass", "-p", 4711, "ssh", "h"], 2, "", "4711"),
+]
+
+ARGV_NEAR_MISSES: list[list[Any]] = [
+    ["ssh", "-p", "2222", "host"],
+    ["sshpass", "-e", "ssh", "-p", "2222", "host"],
+    ["sshpass", "-f", "/run/pw", "ssh", "-p", "2222", "host"],
+    ["docker", "run", "-p", "8080:80", "app"],
+    ["docker", "run", "app", "login", "-p", "80"],
+    ["ls", "-a", "/tmp"],
+    ["redis-cli", "-u", "redis://r:6379", "ping"],
+    ["keytool", "-list", "-storepass:env", "STOREPW"],
+    ["htpasswd", "-c", "f", "bob"],
+    ["curl", "-u", "redis://r:6379"],
+]
+
+
+def _redacted(text: str) -> str:
+    body = {"request": {"commandLine": text}}
+    # The record's screen must let it through to the precise patterns.
+    assert Redactor.may_hold_secret(canonical_bytes(body)), text
+    return str(Redactor(KEY).redact(body)["request"]["commandLine"])
+
+
+@pytest.mark.parametrize(("text", "secrets", "kind", "kept"), FORMS)
+def test_each_form_is_redacted_and_the_rest_of_the_command_kept(
+    text: str, secrets: tuple[str, ...], kind: str, kept: str
+) -> None:
+    out = _redacted(text)
+    for secret in secrets:
+        # Replaced by its own tag (every secret of a form is of the same kind).
+        assert secret not in out and Redactor(KEY).tag(kind, secret) in out, out
+    assert TAG.findall(out)[0][0] == kind, out
+    assert kept in out, out
+    assert Redactor(KEY).redact_text(text) == out
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_misses_are_left_alone(text: str) -> None:
+    assert Redactor(KEY).redact({"commandLine": text}) == {"commandLine": text}
+    assert Redactor(KEY).redact_text(text) == text
+
+
+@pytest.mark.parametrize(("argv", "index", "kept", "secret"), ARGV_FORMS)
+def test_each_form_in_an_argv_list(argv: list[Any], index: int, kept: str, secret: str) -> None:
+    body = {"request": {"argv": argv}}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = Redactor(KEY).redact(body)["request"]["argv"]
+    assert out[index] == kept + Redactor(KEY).tag("password", secret)
+    assert [a for i, a in enumerate(out) if i != index] == [
+        a for i, a in enumerate(argv) if i != index
+    ]
+
+
+@pytest.mark.parametrize("argv", ARGV_NEAR_MISSES)
+def test_argv_near_misses_are_left_alone(argv: list[Any]) -> None:
+    assert Redactor(KEY).redact({"argv": argv}) == {"argv": argv}
+
+
+def test_a_json_body_carrying_an_oauth_code_verifier() -> None:
+    body = {"request": {"context": {"code_verifier": PW, "codeVerifier": PW2, "code": 200}}}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = Redactor(KEY).redact(body)["request"]["context"]
+    assert out["code_verifier"] == Redactor(KEY).tag("secret", PW)
+    assert out["codeVerifier"] == Redactor(KEY).tag("secret", PW2)
+    assert out["code"] == 200  # a status code is no secret
+
+
+_filler = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_form_texts = [text for text, _, _, _ in FORMS]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_filler, st.sampled_from(_form_texts), _filler)
+def test_the_screens_never_miss_what_a_pattern_would_redact(
+    before: str, text: str, after: str
+) -> None:
+    value = before + text + after
+    if any(secret.regex.search(value) for secret in _PATTERNS):
+        assert Redactor.may_hold_secret(canonical_bytes({"v": value}))
+        assert _SCREEN_TEXT.search(value) is not None
+    for secret in _PATTERNS:
+        # mysql's -ppw is the one pattern whose literals are a condition, not a part of
+        # every match ("-p2222" is not a password unless the string names mysql).
+        if "mysql" not in secret.literals and secret.regex.search(value):
+            assert any(literal in value.lower() for literal in secret.literals), secret.kind
+
+
+# Every form the redaction tests list, as text and as request bodies.
+_ALL_TEXTS = [
+    *_form_texts,
+    *NEAR_MISSES,
+    *(text for text, _, _ in SECRETS),
+    *(text for text, _, _ in PREFIXED),
+    *(text for text, _, _ in ESCAPED),
+]
+_ALL_BODIES: list[dict[str, Any]] = [
+    *({"request": request} for request, _ in LEAKS),
+    *({"argv": argv} for argv, _, _, _ in ARGV_FORMS),
+    *({"argv": argv} for argv in ARGV_NEAR_MISSES),
+]
+
+
+@pytest.mark.parametrize("text", _ALL_TEXTS)
+def test_redacting_twice_changes_nothing(text: str) -> None:
+    redactor = Redactor(KEY)
+    once = redactor.redact_text(text)
+    assert redactor.redact_text(once) == once
+    body = redactor.redact({"commandLine": text})
+    assert redactor.redact(body) == body
+
+
+@pytest.mark.parametrize("body", _ALL_BODIES)
+def test_redacting_a_redacted_body_changes_nothing(body: dict[str, Any]) -> None:
+    redactor = Redactor(KEY)
+    once = redactor.redact(body)
+    assert redactor.redact(once) == once
+
+
+@settings(max_examples=500, deadline=None)
+@given(_filler, st.lists(st.sampled_from(_ALL_TEXTS), min_size=1, max_size=3), _filler)
+def test_redaction_is_idempotent_on_forms_joined_with_anything(
+    before: str, texts: list[str], after: str
+) -> None:
+    redactor = Redactor(KEY)
+    value = before + " ".join(texts) + after
+    once = redactor.redact({"v": value, "argv": [before, *texts, after]})
+    assert redactor.redact(once) == once
+    assert redactor.redact_text(redactor.redact_text(value)) == redactor.redact_text(value)
+
+
+POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - action: file.read
+    path: {glob: "/app/data/**"}
+    decision: allow
+"""
+
+
+def test_the_gate_writes_these_forms_redacted_to_its_trail(tmp_path: Path) -> None:
+    # Through the real gate: /check with each command line, then the trail on disk.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    audit = tmp_path / "audit"
+    checks = [
+        (f"sshpass -p {PW}1 ssh -p 2222 deploy@host", f"{PW}1", "ssh -p 2222 deploy@host"),
+        (f"redis-cli -h cache -a {PW}2 ping", f"{PW}2", "redis-cli -h cache -a [REDACTED:"),
+        (f"keytool -list -keystore ks.jks -storepass {PW}3", f"{PW}3", "-keystore ks.jks"),
+        (f"curl 'https://idp/cb?code={PW}4&state=s1'", f"{PW}4", "&state=s1"),
+        (f"docker login -u bot -p {PW}5 registry.io", f"{PW}5", "-u bot -p [REDACTED:"),
+        (f"htpasswd -b /etc/nginx/.htpasswd bob {PW}6", f"{PW}6", "/etc/nginx/.htpasswd bob"),
+    ]
+    daemon = Daemon(policy, audit).start()
+    try:
+        for command, _, _ in checks:
+            answer = daemon.check({"action": "process.exec", "commandLine": command})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["allowed"] is False
+        argv = ["sshpass", "-p", f"{PW}7", "ssh", "-p", "2222", "host"]
+        assert daemon.check({"action": "process.exec", "argv": argv}).status_code == 200
+    finally:
+        daemon.stop()
+    everything = b"".join(p.read_bytes() for p in audit.rglob("*") if p.is_file())
+    for index in range(1, 8):
+        assert f"{PW}{index}".encode() not in everything
+    lines = [
+        json.loads(line)
+        for segment in sorted((audit / "segments").glob("*.jsonl"))
+        for line in segment.read_bytes().splitlines()
+    ]
+    decisions = [r["request"] for r in lines if r["type"] == "decision"]
+    command_lines = [r["commandLine"] for r in decisions if "commandLine" in r]
+    # The gate's redaction key is its own: the tags are not ours to recompute.
+    for (_, secret, kept), written in zip(checks, command_lines, strict=True):
+        assert secret not in written and kept in written and TAG.search(written), written
+    argv_written = next(r["argv"] for r in decisions if "argv" in r)
+    assert argv_written[:2] == ["sshpass", "-p"] and argv_written[3:] == argv[3:]
+    assert argv_written[2].startswith("[REDACTED:password:")
