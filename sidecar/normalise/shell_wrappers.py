@@ -293,7 +293,8 @@ class Unwrapped:
     cannot be known); ``assigned`` the environment variables it sets for it.
     ``unknown_arguments``: the inner command also gets arguments not visible here
     (``xargs``, ``find -exec ... {}``). ``dynamic``: an argument that decides what runs
-    is not static. ``unparsed``: its options could not be read.
+    is not static. ``unparsed``: its options could not be read. ``repeats``: what it
+    runs may run any number of times (``xargs``, ``find -exec``, ``watch``).
     """
 
     inner: tuple[Arg, ...] = ()
@@ -304,6 +305,7 @@ class Unwrapped:
     unknown_arguments: bool = False
     dynamic: bool = False
     unparsed: bool = False
+    repeats: bool = False
 
 
 UNPARSED = Unwrapped(unparsed=True)
@@ -553,7 +555,8 @@ def _with_cwd(handler: Handler, cwd: str) -> Handler:
 
 def _xargs(args: Sequence[Arg]) -> Unwrapped:
     result = _simple_wrapper(XARGS, default=("echo",))(args)
-    return result if result.unparsed else replace(result, unknown_arguments=True)
+    # Once per batch of input (-n, -L, the size limit): any number of times.
+    return result if result.unparsed else replace(result, unknown_arguments=True, repeats=True)
 
 
 XARGS = OptionSpec(
@@ -688,11 +691,12 @@ def _watch(args: Sequence[Arg]) -> Unwrapped:
     command = args[index:]
     if not command:
         return Unwrapped()
+    # It runs the command every interval until stopped.
     if _names(options) & {"x", "exec"}:
-        return Unwrapped(inner=tuple(command), dynamic=_dynamic(args, index + 1))
+        return Unwrapped(inner=tuple(command), dynamic=_dynamic(args, index + 1), repeats=True)
     # Without -x, watch joins its arguments and hands them to sh -c.
     script = Arg(" ".join(arg.text for arg in command), all(arg.static for arg in command))
-    return Unwrapped(script=script, dynamic=_dynamic(args, index))
+    return Unwrapped(script=script, dynamic=_dynamic(args, index), repeats=True)
 
 
 SCRIPT = OptionSpec(
@@ -971,7 +975,8 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
         unknown = unknown or any("{}" in arg.text for arg in command)
         commands.append(command)
         index += 1
-    return Unwrapped(also=tuple(commands), unknown_arguments=unknown)
+    # Once per file found (``+``: per batch of files): any number of times.
+    return Unwrapped(also=tuple(commands), unknown_arguments=unknown, repeats=bool(commands))
 
 
 TIME = OptionSpec(
