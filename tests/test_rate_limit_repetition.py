@@ -26,7 +26,7 @@ rules:
   - {id: out, action: file.write, path: /tmp/out, decision: allow, rateLimit: {count: 3, per: 1h}}
   - id: tools
     action: process.exec
-    command: {in: [echo, seq, "true", "false", ":", sleep, xargs, find, watch, repeat, sh, f, g]}
+    command: {in: [echo, seq, "true", "false", ":", sleep, xargs, find, watch, repeat, sh, systemd-run, f]}
     decision: allow
   - id: constructs
     action: process.exec
@@ -59,6 +59,8 @@ REPEATED = [
     ("find . -ok curl {} \\;", "run repeatedly by find"),
     (f"watch curl {URL}", "run repeatedly by watch"),
     (f"watch -x curl {URL}", "run repeatedly by watch"),
+    (f"systemd-run --user --on-calendar='*:*:*' curl {URL}", "run repeatedly by systemd-run"),
+    (f"systemd-run --on-unit-active=1s curl {URL}", "run repeatedly by systemd-run"),
     (f"repeat 5 curl {URL}", "run 5 times by repeat"),
     (f"f() {{ curl {URL}; }}; f; f", "in function f, called any number of times"),
     (f"f() {{ curl {URL}; f; }}; f", "in function f, called any number of times"),
@@ -136,6 +138,7 @@ def test_a_redirection_in_a_loop_under_a_rate_limited_write_rule_is_denied(gate:
         (f"while false; do echo hi; done && curl {URL}", 1),
         (f"repeat 1 curl {URL}; curl {URL}", 2),
         (f"find . -name x; curl {URL}", 1),
+        (f"systemd-run --user curl {URL}", 1),
         (f"echo a | xargs echo; curl {URL}; curl {URL}", 2),
         (f"f() {{ echo hi; }}; f; f; curl {URL}", 1),
         (f"for i in $(curl {URL}); do echo hi; done", 1),  # a for's words expand once

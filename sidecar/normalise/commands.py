@@ -65,9 +65,9 @@ What is reported
   ``repeated``, with why: in a loop body or a ``while``/``until`` condition (a ``for``'s
   words are expanded once; a ``for ((;;))`` header is repeated), a function body, a
   trap, an alias, a ``mapfile -C`` callback, a ``complete -C/-F`` or ``bind -x``
-  command, or what ``xargs``, ``find -exec``, ``watch`` or ``repeat N`` (N above 1)
-  runs. The wrapper itself runs once. A rate-limited allow rule cannot count its
-  tokens and denies it (``ratelimit``).
+  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer
+  option or ``repeat N`` (N above 1) runs. The wrapper itself runs once. A
+  rate-limited allow rule cannot count its tokens and denies it (``ratelimit``).
 * ``VAR=x`` prefixes are removed; an assignment alone is not a command.
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without

@@ -860,6 +860,12 @@ RUN0 = OptionSpec(
 UNIT_PROPERTIES = frozenset({"p", "property", "path-property", "socket-property"}) | {
     "timer-property"
 }
+# Options that start the command from a timer: ``--on-calendar``, ``--on-unit-active``
+# and the clock events run it again and again (any of them: as often as it fires).
+TIMER_OPTIONS = frozenset(
+    {"on-active", "on-boot", "on-startup", "on-unit-active", "on-unit-inactive"}
+    | {"on-calendar", "on-timezone-change", "on-clock-change", "timer-property"}
+)
 
 
 def _systemd_run(spec: OptionSpec) -> Handler:
@@ -867,7 +873,8 @@ def _systemd_run(spec: OptionSpec) -> Handler:
     unit (a service starts in ``/`` or a home directory, unless ``--scope``,
     ``--same-dir`` or a working directory says otherwise). ``--shell`` (and run0 without
     a command) starts ``$SHELL``. A unit property that runs a program (``ExecStartPre=``
-    ...) or sets its environment is not modelled: unparsed."""
+    ...) or sets its environment is not modelled: unparsed. With a timer option the
+    command runs each time the timer fires: ``repeats``."""
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
         options, index = parse_options(_texts(args), 1, spec)
@@ -892,7 +899,10 @@ def _systemd_run(spec: OptionSpec) -> Handler:
         )
         # systemd >= 254 expands $VAR in a service's command line: the word is a value.
         dynamic = _dynamic(args, index + 1) or any("$" in arg.text for arg in command)
-        return Unwrapped(inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic)
+        repeats = bool(names & TIMER_OPTIONS)
+        return Unwrapped(
+            inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic, repeats=repeats
+        )
 
     return handler
 
