@@ -5,7 +5,10 @@ depend on rule order: any matching ``deny`` wins; else any matching
 ``require_approval``; else any matching ``allow``; else ``defaultAction``. The rule
 reported is the first matching rule of the winning kind in file order. An allow rule
 whose rate limit is spent counts as a matching deny; whether it is spent is the
-caller's state, passed in as ``exhausted``.
+caller's state, passed in as ``exhausted``. So does a rate-limited allow rule matching
+a subject that may happen an unknown number of times (``Subject.repeated``: a command
+in a loop, run by ``xargs`` ...): its tokens cannot be counted. That needs no state,
+so it holds with or without ``exhausted`` (``tollgate policy test`` agrees with the gate).
 """
 
 from __future__ import annotations
@@ -113,6 +116,11 @@ def _reason(
     if rate_limited and rule is not None:
         assert rule.rate_limit is not None
         limit = rule.rate_limit.text
+        if subject.repeated:
+            return (
+                f"rate limit {limit} of rule {rule.id} cannot count {subject.action} of "
+                f"{target}: it may run an unknown number of times ({subject.repeated})"
+            )
         return f"rate limit {limit} of rule {rule.id} is spent for {subject.action} of {target}"
     if rule is None:
         if decision == "allow":
@@ -138,11 +146,12 @@ def evaluate_subject(
         for rule in policy.rules:
             if subject.action in rule.actions:
                 trace.append(f"  {rule.id} [{rule.decision}]: {_explain_rule(rule, fields)}")
-    check_limits = exhausted is not None and policy.has_rate_limits
+    check_limits = policy.has_rate_limits
     approval: CompiledRule | None = None
     allow: CompiledRule | None = None
     # In file order, so the first match of each kind is the one to report. The deny kind
-    # (a deny rule, or an allow rule whose rate limit is spent) wins outright.
+    # (a deny rule, or an allow rule whose rate limit is spent or cannot count a
+    # repeated subject) wins outright.
     for rule in rules.index.candidates(fields):
         if rule.decision == "deny":
             if _rule_matches(rule, fields):
@@ -152,8 +161,7 @@ def evaluate_subject(
                 approval = rule
         elif check_limits and rule.rate_limit is not None:
             if _rule_matches(rule, fields):
-                assert exhausted is not None
-                if exhausted(rule):
+                if subject.repeated or (exhausted is not None and exhausted(rule)):
                     return _decided(policy, subject, "deny", rule, rate_limited=True)
                 if allow is None and _may_allow(rule, subject):
                     allow = rule

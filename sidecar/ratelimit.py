@@ -7,13 +7,24 @@ of a command line is an action of its own, so batching ``curl a; curl b; ...`` i
 check is no way around a budget; the forms of one action (a path and its realPath, a
 URL path's forms) are one. When a bucket has less than one token the rule counts as a
 matching deny (the evaluator sees it); when it has fewer than the check needs, the
-check is denied all the same (``shortfall``, ``over_budget``). Buckets survive a
-policy reload for rules that keep their id, or, for a rule without an id, its content:
-a default id (``rules[3]``) names a position, which adding or moving another rule
-changes. So editing an unrelated rule does not hand an agent a fresh budget, nor move
-one rule's spent budget onto another. A rule whose limit changes keeps what it has
-spent: lowering a limit on an agent that is using it up takes effect at once, instead
-of filling a new bucket.
+check is denied all the same (``shortfall``, ``over_budget``).
+
+A command that may run an unknown number of times for its one token (in a loop body or a
+``while``/``until`` condition, a function, a trap or alias, run by ``xargs``, ``find
+-exec``, ``watch``, ``systemd-run --on-calendar`` or zsh's ``repeat N``:
+``Subject.repeated``, set by the command analysis) cannot be counted: a rate-limited
+allow rule that matches it counts as a matching deny too, whatever its bucket holds,
+with a reason saying why the command repeats. So ``for i in $(seq 1000); do curl x;
+done`` is no way around a budget either; an allow rule without a limit still allows it.
+The evaluator decides this (no state needed, so ``tollgate policy test`` agrees), and it
+costs nothing when the policy has no rate limits.
+
+Buckets survive a policy reload for rules that keep their id, or, for a rule without an
+id, its content: a default id (``rules[3]``) names a position, which adding or moving
+another rule changes. So editing an unrelated rule does not hand an agent a fresh
+budget, nor move one rule's spent budget onto another. A rule whose limit changes keeps
+what it has spent: lowering a limit on an agent that is using it up takes effect at
+once, instead of filling a new bucket.
 """
 
 from __future__ import annotations

@@ -64,3 +64,7 @@ class Subject:
     # sent ("/admin/"), next to the form rules take ("/admin"). Rules written for the
     # path as sent still hold it back; nothing it fails to match counts against it.
     restrictions_only: bool = False
+    # Why the action may happen an unknown number of times (a command in a loop, run by
+    # xargs or find -exec ...); empty: at most once. A rate-limited allow rule cannot
+    # count its tokens, so it denies such a subject (``evaluator``).
+    repeated: str = ""

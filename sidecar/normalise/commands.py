@@ -63,6 +63,13 @@ What is reported
   ``repeat`` and the command it repeats; a count other than digits is ``arithmetic``.
   zsh syntax bash lacks (glob qualifiers, ``=(...)``, anonymous functions, ``always``,
   short loop forms) does not parse and is a ``RequestError``.
+* A command (and a redirection) that may run an unknown number of times is marked
+  ``repeated``, with why: in a loop body or a ``while``/``until`` condition (a ``for``'s
+  words are expanded once; a ``for ((;;))`` header is repeated), a function body, a
+  trap, an alias, a ``mapfile -C`` callback, a ``complete -C/-F`` or ``bind -x``
+  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer
+  option or ``repeat N`` (N above 1) runs. The wrapper itself runs once. A
+  rate-limited allow rule cannot count its tokens and denies it (``ratelimit``).
 * ``VAR=x`` prefixes are removed; an assignment alone is not a command.
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
@@ -149,7 +156,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sidecar.errors import RequestError
@@ -224,11 +231,14 @@ class SimpleCommand:
     ``cwds`` lists every directory it may run in, in order: the request's ``cwd`` until
     ``cd``/``pushd``/``env -C``/``sudo -D`` change it; ``None`` when the request gave
     none; ``UNKNOWN_CWD`` ("?") when it cannot be known (``cd $D``, in a function ...).
+    ``repeated`` says why it may run an unknown number of times (``Context.repeated``);
+    empty when it runs at most once.
     """
 
     argv: tuple[str, ...]
     label: str
     cwds: tuple[str | None, ...] = ()
+    repeated: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +255,10 @@ class CommandAnalysis:
     writes: tuple[str, ...]
     reads: tuple[str, ...]
     constructs: tuple[Construct, ...]
+    # Why a file of ``writes``/``reads`` may be opened an unknown number of times (a
+    # redirection in a loop ...), by path; a path absent is opened at most once.
+    repeated_writes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    repeated_reads: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def analyse_command(
@@ -342,14 +356,20 @@ class _Analyser:
         self._scanned = 0
         self._other_uses: set[str] = set()
         self.commands: list[SimpleCommand] = []
-        self.writes: dict[str, None] = {}
-        self.reads: dict[str, None] = {}
+        # path -> why it may be opened an unknown number of times ("": at most once)
+        self.writes: dict[str, str] = {}
+        self.reads: dict[str, str] = {}
         self.constructs: dict[Construct, None] = {}
-        self.analysed: set[tuple[str, State, bool]] = set()
+        self.analysed: set[tuple[str, State, bool, str]] = set()
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
-            tuple(self.commands), tuple(self.writes), tuple(self.reads), tuple(self.constructs)
+            tuple(self.commands),
+            tuple(self.writes),
+            tuple(self.reads),
+            tuple(self.constructs),
+            {path: why for path, why in self.writes.items() if why},
+            {path: why for path, why in self.reads.items() if why},
         )
 
     def construct(self, name: str, text: str) -> None:
@@ -360,7 +380,7 @@ class _Analyser:
     def script_text(self, text: str, state: State, context: Context, *, posix: bool = True) -> None:
         """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
         sh reads it (a command line or ``sh -c`` script may well run under dash)."""
-        key = (text, state, posix)
+        key = (text, state, posix, context.repeated)
         if key in self.analysed:
             return  # the same text in the same place: its commands are reported already
         self.analysed.add(key)
@@ -377,14 +397,16 @@ class _Analyser:
             )
         except ShellSyntaxError:
             return
-        known = {command.argv for command in self.commands}
+        # A command bash runs once may repeat as dash reads the text: kept then too.
+        known = {(command.argv, command.repeated) for command in self.commands}
         start = len(self.commands)
         self.script(script, state, context.reading("as POSIX sh reads it"))
         added, self.commands[start:] = self.commands[start:], []
         for command in added:
             # Only what bash would not run; "-d b ]]" from "[[ a || -d b ]]" runs nothing.
-            if command.argv not in known and not command.argv[0].startswith("-"):
-                known.add(command.argv)
+            seen = (command.argv, command.repeated)
+            if seen not in known and not command.argv[0].startswith("-"):
+                known.add(seen)
                 self.commands.append(command)
 
     def expanded_text(self, text: str, state: State, context: Context) -> None:
@@ -434,7 +456,9 @@ class _Analyser:
             return self.simple(node, state, context)
         if isinstance(node, sh.FunctionDefinition):
             self.construct("function-definition", node.raw or node.name + "()")
-            self.command(node.body, later(state), context)  # it runs when called, anywhere
+            # It runs when called, anywhere, as often as called (or recursing).
+            body_context = context.repeating(f"in function {node.name}, called any number of times")
+            self.command(node.body, later(state), body_context)
             after = later(state) if _changes_cwd(node.body) else state
             return after, after
         if isinstance(node, sh.Coprocess):
@@ -468,14 +492,18 @@ class _Analyser:
             if _changes_cwd(node):  # a cd repeated any number of times
                 state = later(state)
                 reached.append(state)
-            if isinstance(node, sh.Loop):
-                ok, fail = self.script(node.condition, state, context)
+            looping = context.repeating(f"in {_loop_kind(node)} loop")
+            if isinstance(node, sh.Loop):  # the condition runs on every round too
+                ok, fail = self.script(node.condition, state, looping)
                 reached.extend(
-                    (ok, fail, *self.script(node.body, fail if node.until else ok, context))
+                    (ok, fail, *self.script(node.body, fail if node.until else ok, looping))
                 )
             else:
-                self.loop_header(node, state, context)
-                reached.extend(self.script(node.body, state, context))
+                # A for's words are expanded once; a for (( ))'s tests run every round.
+                self.loop_header(
+                    node, state, looping if isinstance(node, sh.ArithmeticFor) else context
+                )
+                reached.extend(self.script(node.body, state, looping))
         elif isinstance(node, sh.Case):
             for word in (
                 node.subject,
@@ -489,7 +517,9 @@ class _Analyser:
         elif isinstance(node, sh.Conditional):
             texts = ("[[", *(word.text for word in node.words), "]]")
             self.commands.append(
-                SimpleCommand(texts, command_label(texts, context), ordered_cwds(state))
+                SimpleCommand(
+                    texts, command_label(texts, context), ordered_cwds(state), context.repeated
+                )
             )
             for word in node.words:
                 self.expansions(word, state, context)
@@ -556,9 +586,9 @@ class _Analyser:
             self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
                 if redirect.op in WRITE_OPERATORS:
-                    self.writes[path] = None
+                    _opened(self.writes, path, context)
                 if redirect.op in READ_OPERATORS:
-                    self.reads[path] = None
+                    _opened(self.reads, path, context)
 
     def paths(self, text: str, state: State) -> list[str]:
         """``text`` normalised against every possible working directory."""
@@ -628,14 +658,16 @@ class _Analyser:
                 programs.append(program)
         cwds = ordered_cwds(state)
         for resolved in programs:
-            self.commands.append(SimpleCommand((resolved, *texts[1:]), label, cwds))
+            self.commands.append(
+                SimpleCommand((resolved, *texts[1:]), label, cwds, context.repeated)
+            )
 
-    def file_access(self, text: str, state: State, *, write: bool) -> None:
+    def file_access(self, text: str, state: State, context: Context, *, write: bool) -> None:
         """A file a builtin writes or reads by name (``history -w FILE``): decided as
         ``file.write``/``file.read`` like a redirection's target."""
         self.check_dot_dot(text)
         for path in self.paths(text, state):
-            (self.writes if write else self.reads)[path] = None
+            _opened(self.writes if write else self.reads, path, context)
 
     def check_dot_dot(self, path: str) -> None:
         """The kernel resolves ``..`` after symlinks, so ``link/../x`` may not be where
@@ -702,6 +734,8 @@ class _Analyser:
                 self.check_dot_dot(unwrapped.cwd)  # env -C and sudo -D use chdir(2)
                 state = self.changed_directory(unwrapped.cwd, state)
             context = context.via(program)
+            if unwrapped.repeats:  # xargs, find -exec, watch: once per input, file, round
+                context = context.repeating(f"run repeatedly by {program}")
             for command in unwrapped.also:
                 self.run(list(command), state, context)
             if unwrapped.script is not None:
@@ -722,7 +756,10 @@ class _Analyser:
         if not (count.static and count.text.isdigit()):
             self.construct("arithmetic", argv_text(arg.text for arg in args))  # zsh math
         self.count_unwrap()
-        ok, fail = self.run(args[2:], state, context.via("repeat"), stdin)
+        inner = context.via("repeat")
+        if not (count.static and count.text.isdigit() and int(count.text) <= 1):
+            inner = inner.repeating(f"run {count.text} times by repeat")
+        ok, fail = self.run(args[2:], state, inner, stdin)
         if (ok, fail) != (state, state) and count.text != "1":
             ok = fail = later(state)  # a cd repeated any number of times
         return union(ok, state), union(fail, state)  # also "repeat 0", or the program
@@ -820,6 +857,21 @@ class _Analyser:
             else normalise_path(target, cwd, field=self.field)
             for cwd in state
         )
+
+
+def _loop_kind(node: sh.Loop | sh.For | sh.ArithmeticFor) -> str:
+    """The loop's name, for why its commands repeat: "a while", "a for (( ))" ..."""
+    if isinstance(node, sh.Loop):
+        return "an until" if node.until else "a while"
+    if isinstance(node, sh.ArithmeticFor):
+        return "a for (( ))"
+    return "a select" if node.select else "a for"
+
+
+def _opened(files: dict[str, str], path: str, context: Context) -> None:
+    """Record that ``path`` is opened here; a repeated opening is the one remembered."""
+    if not files.get(path):
+        files[path] = context.repeated
 
 
 def _comparisons_as_redirects(node: sh.Conditional) -> list[sh.Redirect]:

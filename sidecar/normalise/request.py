@@ -94,7 +94,12 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 fields["cwd"] = (place,)
             where = f" (in {place})" if len(places) > 1 and place is not None else ""
             subjects.append(
-                Subject(PROCESS_EXEC, _with_agent(fields, identity), label=label + where)
+                Subject(
+                    PROCESS_EXEC,
+                    _with_agent(fields, identity),
+                    label=label + where,
+                    repeated=command.repeated,
+                )
             )
     for target in analysis.writes:
         subjects.append(
@@ -102,6 +107,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 "file.write",
                 _with_agent({"path": (target,)}, identity),
                 label=f"redirection > {target}",
+                repeated=analysis.repeated_writes.get(target, ""),
             )
         )
     for target in analysis.reads:
@@ -110,6 +116,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 "file.read",
                 _with_agent({"path": (target,)}, identity),
                 label=f"redirection < {target}",
+                repeated=analysis.repeated_reads.get(target, ""),
             )
         )
     for construct in analysis.constructs:

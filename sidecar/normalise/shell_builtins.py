@@ -120,7 +120,7 @@ class Analyser(Protocol):
 
     def may_be_array(self, name: str) -> bool: ...
 
-    def file_access(self, text: str, state: State, *, write: bool) -> None: ...
+    def file_access(self, text: str, state: State, context: Context, *, write: bool) -> None: ...
 
 
 def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str], dict[str, str]]:
@@ -220,7 +220,10 @@ def _alias(analyser: Analyser, args: list[Arg], state: State, context: Context) 
             continue
         analyser.construct("alias", arg.text)
         if arg.static and value.strip():
-            analyser.script_text(value, later(state), context.inside(f"alias {name}"))
+            inside = context.inside(f"alias {name}").repeating(
+                f"alias {name}, used any number of times"
+            )
+            analyser.script_text(value, later(state), inside)
     return state, state
 
 
@@ -231,7 +234,8 @@ def _trap(analyser: Analyser, args: list[Arg], state: State, context: Context) -
         analyser.construct("trap", argv_text(arg.text for arg in args))
         action = next(arg for arg in args[1:] if arg.text == operands[0])
         if action.static and action.text.strip():
-            analyser.script_text(action.text, later(state), context.inside("trap"))
+            inside = context.inside("trap").repeating("a trap, run on any number of signals")
+            analyser.script_text(action.text, later(state), inside)
     return state, state
 
 
@@ -274,7 +278,10 @@ def _callback(
     analyser.construct("eval", display)
     analyser.construct("unknown-arguments", display)
     if callback.strip() and static_value(args, callback):
-        analyser.script_text(callback, later(state), context.inside("mapfile -C callback"))
+        inside = context.inside("mapfile -C callback").repeating(
+            "a mapfile -C callback, run per lines read"
+        )
+        analyser.script_text(callback, later(state), inside)
     return later(state), later(state)
 
 
@@ -290,6 +297,8 @@ def _completion(analyser: Analyser, args: list[Arg], state: State, context: Cont
     display = argv_text(texts)
     builtin = texts[0]
     where = state if builtin == "compgen" else later(state)
+    if builtin != "compgen":  # complete: run at every completion
+        context = context.repeating(f"{builtin}, run at every completion")
     for option in "CF":
         code = values.get(option)
         if code is None:
@@ -324,9 +333,9 @@ def _history(analyser: Analyser, args: list[Arg], state: State, context: Context
         analyser.construct("dynamic-redirect", argv_text(texts))
         return state, state
     if modes & {"a", "w"}:
-        analyser.file_access(target.text, state, write=True)
+        analyser.file_access(target.text, state, context, write=True)
     if modes & {"r", "n"}:
-        analyser.file_access(target.text, state, write=False)
+        analyser.file_access(target.text, state, context, write=False)
     return state, state
 
 
@@ -366,7 +375,8 @@ def _bind(analyser: Analyser, args: list[Arg], state: State, context: Context) -
     if command is None:
         analyser.construct("dynamic-command", display)  # not read here: assume anything
     elif command.strip():
-        analyser.script_text(command, later(state), context.inside("bind -x"))
+        inside = context.inside("bind -x").repeating("bind -x, run whenever the keys are typed")
+        analyser.script_text(command, later(state), inside)
     return state, state
 
 

@@ -23,17 +23,28 @@ Flow = tuple[State, State]  # the states after success and after failure
 
 @dataclass(frozen=True)
 class Context:
-    """Where a command was found: script depth, nesting, and words for its label."""
+    """Where a command was found: script depth, nesting, and words for its label.
+
+    ``repeated`` says why the commands here may run an unknown number of times ("in a
+    while loop", "via xargs"; empty: at most once), for rate limits (``ratelimit``).
+    """
 
     depth: int = 0
     nesting: int = 0
     where: tuple[str, ...] = ()
+    repeated: str = ""
 
     def deeper(self) -> Context:
         return dataclasses.replace(self, nesting=self.nesting + 1)
 
     def inside(self, where: str) -> Context:
-        return Context(self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"))
+        return Context(
+            self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"), self.repeated
+        )
+
+    def repeating(self, why: str) -> Context:
+        """Code here may run any number of times; the outermost reason is the one kept."""
+        return self if self.repeated else dataclasses.replace(self, repeated=why)
 
     def reading(self, how: str) -> Context:
         return dataclasses.replace(self, where=(*self.where, how))

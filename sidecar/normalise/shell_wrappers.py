@@ -327,7 +327,8 @@ class Unwrapped:
     cannot be known); ``assigned`` the environment variables it sets for it.
     ``unknown_arguments``: the inner command also gets arguments not visible here
     (``xargs``, ``find -exec ... {}``). ``dynamic``: an argument that decides what runs
-    is not static. ``unparsed``: its options could not be read.
+    is not static. ``unparsed``: its options could not be read. ``repeats``: what it
+    runs may run any number of times (``xargs``, ``find -exec``, ``watch``).
     """
 
     inner: tuple[Arg, ...] = ()
@@ -338,6 +339,7 @@ class Unwrapped:
     unknown_arguments: bool = False
     dynamic: bool = False
     unparsed: bool = False
+    repeats: bool = False
 
 
 UNPARSED = Unwrapped(unparsed=True)
@@ -587,7 +589,8 @@ def _with_cwd(handler: Handler, cwd: str) -> Handler:
 
 def _xargs(args: Sequence[Arg]) -> Unwrapped:
     result = _simple_wrapper(XARGS, default=("echo",))(args)
-    return result if result.unparsed else replace(result, unknown_arguments=True)
+    # Once per batch of input (-n, -L, the size limit): any number of times.
+    return result if result.unparsed else replace(result, unknown_arguments=True, repeats=True)
 
 
 XARGS = OptionSpec(
@@ -722,11 +725,12 @@ def _watch(args: Sequence[Arg]) -> Unwrapped:
     command = args[index:]
     if not command:
         return Unwrapped()
+    # It runs the command every interval until stopped.
     if _names(options) & {"x", "exec"}:
-        return Unwrapped(inner=tuple(command), dynamic=_dynamic(args, index + 1))
+        return Unwrapped(inner=tuple(command), dynamic=_dynamic(args, index + 1), repeats=True)
     # Without -x, watch joins its arguments and hands them to sh -c.
     script = Arg(" ".join(arg.text for arg in command), all(arg.static for arg in command))
-    return Unwrapped(script=script, dynamic=_dynamic(args, index))
+    return Unwrapped(script=script, dynamic=_dynamic(args, index), repeats=True)
 
 
 SCRIPT = OptionSpec(
@@ -890,6 +894,12 @@ RUN0 = OptionSpec(
 UNIT_PROPERTIES = frozenset({"p", "property", "path-property", "socket-property"}) | {
     "timer-property"
 }
+# Options that start the command from a timer: ``--on-calendar``, ``--on-unit-active``
+# and the clock events run it again and again (any of them: as often as it fires).
+TIMER_OPTIONS = frozenset(
+    {"on-active", "on-boot", "on-startup", "on-unit-active", "on-unit-inactive"}
+    | {"on-calendar", "on-timezone-change", "on-clock-change", "timer-property"}
+)
 
 
 def _systemd_run(spec: OptionSpec) -> Handler:
@@ -897,7 +907,8 @@ def _systemd_run(spec: OptionSpec) -> Handler:
     unit (a service starts in ``/`` or a home directory, unless ``--scope``,
     ``--same-dir`` or a working directory says otherwise). ``--shell`` (and run0 without
     a command) starts ``$SHELL``. A unit property that runs a program (``ExecStartPre=``
-    ...) or sets its environment is not modelled: unparsed."""
+    ...) or sets its environment is not modelled: unparsed. With a timer option the
+    command runs each time the timer fires: ``repeats``."""
 
     def handler(args: Sequence[Arg]) -> Unwrapped:
         options, index = parse_options(_texts(args), 1, spec)
@@ -922,7 +933,10 @@ def _systemd_run(spec: OptionSpec) -> Handler:
         )
         # systemd >= 254 expands $VAR in a service's command line: the word is a value.
         dynamic = _dynamic(args, index + 1) or any("$" in arg.text for arg in command)
-        return Unwrapped(inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic)
+        repeats = bool(names & TIMER_OPTIONS)
+        return Unwrapped(
+            inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic, repeats=repeats
+        )
 
     return handler
 
@@ -1005,7 +1019,8 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
         unknown = unknown or any("{}" in arg.text for arg in command)
         commands.append(command)
         index += 1
-    return Unwrapped(also=tuple(commands), unknown_arguments=unknown)
+    # Once per file found (``+``: per batch of files): any number of times.
+    return Unwrapped(also=tuple(commands), unknown_arguments=unknown, repeats=bool(commands))
 
 
 TIME = OptionSpec(
