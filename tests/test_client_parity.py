@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -311,3 +312,42 @@ def test_neither_client_asks_a_gate_off_the_loopback_unless_told_to(
     assert python_refusal(None) == "ValueError"
     js_env = run_js([{"url": None, "timeout": 100}], env={**os.environ})
     assert js_env[0].get("construct") == "TypeError", js_env
+
+
+# -- the shell client: tollgate check --url (CONTRACT 3, 5) ---------------------------------
+
+
+def cli_check(url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "check", "--url", url, "--timeout", "2",
+         '{"action": "file.read", "path": "/app/data/x"}'],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def test_tollgate_check_url_reads_answers_as_strictly_as_the_clients(servers) -> None:  # type: ignore[no-untyped-def]
+    """urlopen alone follows a redirect (a POST to a 302 becomes a GET elsewhere), asks
+    through HTTP_PROXY, and json.loads keeps the last of two "allowed" keys: each of these
+    read as exit 0, an allow."""
+    elsewhere = servers(json_answer(200, ALLOW))
+    for code in (301, 302, 303, 307, 308):
+        moved = f"HTTP/1.1 {code} Moved\r\nLocation: {elsewhere.url}/v1/check\r\nContent-Length: 0\r\n\r\n"
+        result = cli_check(servers(answer(moved.encode())).url)
+        assert result.returncode == 1, (code, result.stdout, result.stderr)
+    assert elsewhere.connections == 0, "tollgate check followed a redirect"
+
+    for body in (b'{"allowed":false,"allowed":true}', b'{"allowed":true,"x":{"a":1,"a":2}}'):
+        result = cli_check(servers(json_answer(200, body)).url)
+        assert result.returncode == 1 and "twice" in result.stderr, (body, result.stderr)
+
+    proxy = servers(json_answer(200, ALLOW))
+    gate = servers(json_answer(200, DENY))
+    env = {
+        **os.environ,
+        **{name: proxy.url for name in PROXY_VARIABLES},
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    result = cli_check(gate.url, env)
+    assert result.returncode == 1 and json.loads(result.stdout)["reason"] == "no", result.stderr
+    assert proxy.connections == 0, "tollgate check asked through a proxy"
