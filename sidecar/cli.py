@@ -251,6 +251,33 @@ def _check_remote(url: str, text: str, timeout: float) -> int:
     return code
 
 
+# The gate is asked directly and only once: no proxy from the environment (HTTP_PROXY ...
+# would let another host answer) and no redirect handler, so a 3xx is an HTTPError, a
+# deny, and the host it names is never asked.
+_GATE_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.ProxyHandler({}),
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+):
+    _GATE_OPENER.add_handler(_handler)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        # json.loads keeps the last of two equal keys: {"allowed":false,"allowed":true}
+        # would read as an allow. An answer that says two things is not trusted.
+        raise ValueError("the answer has a key twice in one object")
+    return value
+
+
+def _strict_json(data: bytes) -> Any:
+    return json.loads(data, object_pairs_hook=_unique_keys)
+
+
 def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
     """(exit code, the answer to print, or else a problem for stderr); never raises."""
     request = urllib.request.Request(
@@ -260,11 +287,11 @@ def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload = json.loads(response.read())
+        with _GATE_OPENER.open(request, timeout=timeout) as response:
+            payload = _strict_json(response.read())
     except urllib.error.HTTPError as exc:
         try:
-            payload = json.loads(exc.read())
+            payload = _strict_json(exc.read())
         except (OSError, ValueError):
             payload = {"error": {"code": "http", "message": f"HTTP {exc.code}"}}
         return (EXIT_ERROR if exc.code in (400, 413) else EXIT_DENY), payload, None

@@ -113,8 +113,13 @@ export declare class DeniedError extends Error {
 }
 
 export interface GateOptions {
-  /** Default: $TOLLGATE_URL, then http://127.0.0.1:9800. */
+  /**
+   * Default: $TOLLGATE_URL, then http://127.0.0.1:9800. Must name the loopback
+   * (127.0.0.0/8, [::1], localhost) unless `allowRemote` is true: TypeError otherwise.
+   */
   url?: string;
+  /** Accept a gate URL off the loopback; default false. */
+  allowRemote?: boolean;
   /** Milliseconds each check may take; default 2000. */
   timeout?: number;
   /** Milliseconds `require` and the guarded helpers wait for a human's approval; default 0. */
@@ -220,7 +225,7 @@ export declare class Gate {
 export declare function waitForApproval(
   approvalId: string,
   timeoutMs?: number,
-  options?: { url?: string },
+  options?: { url?: string; allowRemote?: boolean },
 ): Promise<Approval>;
 
 /** The in-cluster API server, token file and CA file. Throws outside a pod. */

@@ -44,17 +44,18 @@ export function encodeCheck(request) {
 
 export class Gate {
   /**
-   * @param {{url?: string, timeout?: number, approvalTimeout?: number}} [options]
-   * `url` defaults to $TOLLGATE_URL, then http://127.0.0.1:9800. `timeout` (ms, default
+   * @param {{url?: string, timeout?: number, approvalTimeout?: number, allowRemote?: boolean}} [options]
+   * `url` defaults to $TOLLGATE_URL, then http://127.0.0.1:9800; it must name the loopback
+   * (TypeError otherwise) unless `allowRemote` is true. `timeout` (ms, default
    * 2000) bounds each check. With `approvalTimeout` (ms) > 0, `require` and the guarded
    * helpers wait that long for a human to decide an action that needs approval, then
    * re-send the identical check with the approval id.
    */
-  constructor({ url, timeout = 2000, approvalTimeout = 0 } = {}) {
+  constructor({ url, timeout = 2000, approvalTimeout = 0, allowRemote = false } = {}) {
     this.url = (url || process.env.TOLLGATE_URL || DEFAULT_URL).replace(/\/+$/, '');
     this.timeout = timeout;
     this.approvalTimeout = approvalTimeout;
-    this.transport = new Transport(this.url);
+    this.transport = new Transport(this.url, { allowRemote: allowRemote === true });
   }
 
   /** TCP connections opened so far; stays at 1 for sequential checks (keep-alive). */
@@ -195,8 +196,8 @@ function unapprovedReason(first, approval, waitedMs) {
 }
 
 /** `new Gate({url}).waitForApproval(id, timeoutMs)` for a one-off wait. */
-export async function waitForApproval(approvalId, timeoutMs = 300_000, { url } = {}) {
-  const gate = new Gate({ url });
+export async function waitForApproval(approvalId, timeoutMs = 300_000, { url, allowRemote } = {}) {
+  const gate = new Gate({ url, allowRemote });
   try {
     return await gate.waitForApproval(approvalId, timeoutMs);
   } finally {

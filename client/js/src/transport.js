@@ -10,6 +10,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 
 import { BAD_ANSWER, TIMEOUT, UNREACHABLE } from './answers.js';
 import { TransportError } from './errors.js';
@@ -19,8 +20,24 @@ export const MAX_ANSWER_BYTES = 1 << 20;
 const USER_AGENT = 'tollgate-client-js/0.1.0';
 const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
-/** Throws TypeError unless `url` is http(s)://host[:port][/prefix]. */
-export function parseGateUrl(url) {
+/**
+ * Whether `host` (a URL's hostname, brackets allowed, or a socket's address) is
+ * `localhost`, an IPv4 address in 127.0.0.0/8 or `::1` (not `::ffff:127.x`, `0.0.0.0` or
+ * `::`: those are not the loopback interface, or not only it), as in the Python client.
+ */
+export function isLoopbackHost(host) {
+  const bare = String(host).replace(/^\[|\]$/g, '').split('%')[0].toLowerCase();
+  if (bare === 'localhost') return true;
+  if (net.isIPv4(bare)) return bare.startsWith('127.');
+  // The WHATWG URL parser and the socket both give IPv6 addresses compressed.
+  return net.isIPv6(bare) && bare === '::1';
+}
+
+/**
+ * Throws TypeError unless `url` is http(s)://host[:port][/prefix] and, unless
+ * `allowRemote`, its host is on the loopback.
+ */
+export function parseGateUrl(url, allowRemote = false) {
   const parsed = new URL(url);
   if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.hostname) {
     throw new TypeError(`tollgate URL must be http(s)://host[:port], not ${JSON.stringify(url)}`);
@@ -30,12 +47,21 @@ export function parseGateUrl(url) {
       `tollgate URL must not carry userinfo, a query or a fragment: ${JSON.stringify(url)}`,
     );
   }
+  if (!allowRemote && !isLoopbackHost(parsed.hostname)) {
+    // The gate is a sidecar on the pod's loopback. Anything elsewhere, named by whoever
+    // could set TOLLGATE_URL, could answer every check with an allow.
+    throw new TypeError(
+      `tollgate URL must name the loopback (127.0.0.0/8, [::1] or localhost), not ` +
+        `${JSON.stringify(url)}; pass allowRemote: true for a gate on another host`,
+    );
+  }
   return parsed;
 }
 
 export class Transport {
-  constructor(url) {
-    this.endpoint = parseGateUrl(url);
+  constructor(url, { allowRemote = false } = {}) {
+    this.endpoint = parseGateUrl(url, allowRemote);
+    this.allowRemote = allowRemote;
     this.url = url.replace(/\/+$/, '');
     this.basePath = this.endpoint.pathname.replace(/\/+$/, '');
     const module = this.endpoint.protocol === 'https:' ? https : http;
@@ -134,6 +160,17 @@ export class Transport {
         finish(reject, this.explain(error));
       });
       request.on('response', (response) => {
+        if (!this.allowRemote && !isLoopbackHost(response.socket.remoteAddress ?? '')) {
+          // "localhost" is resolved by the system: an answer from off the loopback is not
+          // the gate's.
+          const error = new TransportError(
+            UNREACHABLE,
+            `tollgate at ${this.url} resolved to ${response.socket.remoteAddress}, not the loopback`,
+          );
+          finish(reject, error);
+          request.destroy(error);
+          return;
+        }
         const chunks = [];
         let size = 0;
         response.on('data', (chunk) => {

@@ -44,7 +44,8 @@ POLL_PAUSE = 0.5
 class Gate:
     """A connection to one Tollgate sidecar. Thread-safe; reuses keep-alive connections.
 
-    ``url`` defaults to ``$TOLLGATE_URL``, then ``http://127.0.0.1:9800``. ``timeout``
+    ``url`` defaults to ``$TOLLGATE_URL``, then ``http://127.0.0.1:9800``; it must name
+    the loopback (``ValueError`` otherwise) unless ``allow_remote`` is true. ``timeout``
     (seconds) bounds each wait for the gate. With ``approval_timeout`` > 0, ``require``
     (and so every guarded helper) waits that long for a human to decide an action that
     needs approval, then re-sends the identical check with the approval id.
@@ -61,11 +62,12 @@ class Gate:
         timeout: float = 2.0,
         *,
         approval_timeout: float = 0.0,
+        allow_remote: bool = False,
     ) -> None:
         self.url = (url or os.environ.get("TOLLGATE_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
         self.approval_timeout = approval_timeout
-        self._transport = Transport(self.url)
+        self._transport = Transport(self.url, allow_remote=allow_remote)
 
     def __repr__(self) -> str:
         return f"Gate({self.url!r}, timeout={self.timeout!r})"
@@ -197,8 +199,8 @@ def _unapproved_reason(first: Decision, approval: Approval, waited: float) -> st
 
 
 def wait_for_approval(
-    approval_id: str, timeout: float = 300.0, *, url: str | None = None
+    approval_id: str, timeout: float = 300.0, *, url: str | None = None, allow_remote: bool = False
 ) -> Approval:
     """``Gate(url).wait_for_approval(approval_id, timeout)`` for a one-off wait."""
-    with Gate(url) as gate:
+    with Gate(url, allow_remote=allow_remote) as gate:
         return gate.wait_for_approval(approval_id, timeout)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import http.client
 import io
+import ipaddress
 import os
 import re
 import select
@@ -57,8 +58,9 @@ class Endpoint:
     base_path: str
 
     @classmethod
-    def parse(cls, url: str) -> Endpoint:
-        """Raises ``ValueError`` unless ``url`` is ``http(s)://host[:port][/prefix]``."""
+    def parse(cls, url: str, *, allow_remote: bool = False) -> Endpoint:
+        """Raises ``ValueError`` unless ``url`` is ``http(s)://host[:port][/prefix]`` and,
+        unless ``allow_remote``, its host is on the loopback."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"tollgate URL must be http(s)://host[:port], not {url!r}")
@@ -66,8 +68,33 @@ class Endpoint:
             raise ValueError(
                 f"tollgate URL must not carry userinfo, a query or a fragment: {url!r}"
             )
+        if not allow_remote and not is_loopback_host(parts.hostname):
+            # The gate is a sidecar on the pod's loopback. Anything elsewhere, named by
+            # whoever could set TOLLGATE_URL, could answer every check with an allow.
+            raise ValueError(
+                f"tollgate URL must name the loopback (127.0.0.0/8, [::1] or localhost), "
+                f"not {url!r}; pass allow_remote=True for a gate on another host"
+            )
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, an IPv4 address in 127.0.0.0/8, or ``::1`` (not ``::ffff:127.x``,
+    ``0.0.0.0`` or ``::``: those are not the loopback interface, or not only it)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in _LOOPBACK_V4
+    return address == _LOOPBACK_V6
+
+
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6 = ipaddress.IPv6Address("::1")
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -182,9 +209,16 @@ class _DeadlineResponse(http.client.HTTPResponse):
 
 
 class Transport:
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        allow_remote: bool = False,
+    ) -> None:
         self.url = url.rstrip("/")
-        self.endpoint = Endpoint.parse(url)
+        self.endpoint = Endpoint.parse(url, allow_remote=allow_remote)
+        self._allow_remote = allow_remote
         self._ssl_context = ssl_context
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -297,6 +331,14 @@ class Transport:
             connection.timeout = _remaining(deadline)
             connection.connect()
             sock = connection.sock
+            if not self._allow_remote:
+                # "localhost" is resolved by the system: make sure it named the loopback.
+                peer = str(sock.getpeername()[0]).partition("%")[0]
+                if not is_loopback_host(peer):
+                    raise TransportError(
+                        UNREACHABLE,
+                        f"tollgate at {self.url} resolved to {peer}, not the loopback",
+                    )
             # http.client sends the headers and the body in two writes: without this,
             # Nagle's algorithm could hold the body back until the headers are ACKed.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

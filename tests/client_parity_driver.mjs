@@ -1,0 +1,37 @@
+// Runs the JS client through the cases of tests/test_client_parity.py and prints what it
+// decided, one JSON line: [{allowed, decision, error, status, reason}, ...] in case order,
+// or {construct: "TypeError", message} for a URL the client refused to be made with.
+// Input on stdin: {"client": "<path of client/js/src/index.js>", "cases": [{url, timeout,
+// allowRemote}]}; with a timeout of 100 ms or less only the Gate is made, nothing asked.
+// A case without a url makes the Gate from the environment (TOLLGATE_URL).
+
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+const input = JSON.parse(readFileSync(0, 'utf8'));
+const { Gate } = await import(pathToFileURL(input.client).href);
+
+const results = [];
+for (const { url, timeout, allowRemote } of input.cases) {
+  let gate;
+  try {
+    gate = new Gate({ url: url ?? undefined, timeout, allowRemote });
+  } catch (error) {
+    results.push({ construct: error.constructor.name, message: error.message });
+    continue;
+  }
+  if (timeout <= 100) {
+    // Only whether the Gate could be made is asked.
+    gate.close();
+    results.push({ construct: null });
+    continue;
+  }
+  try {
+    const decision = await gate.check({ action: 'file.read', path: '/app/data/x' });
+    const { allowed, error, status, reason } = decision;
+    results.push({ allowed, decision: decision.decision, error, status, reason });
+  } finally {
+    gate.close();
+  }
+}
+process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -1,0 +1,353 @@
+"""The Python and JS clients give the same answer to the same gate answer (CONTRACT 5).
+
+One table of canned gate answers, each served by a tiny real loopback HTTP server, is
+run through both clients: the Python client in this process, the JS client in one real
+Node process (tests/client_parity_driver.mjs). Both must reach the expected allow/deny
+and name the same kind of failure (``error``), and so each other's. Anything but a 200
+whose JSON has ``"allowed": true`` must be a deny.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon import free_port
+from tests.test_js_client import JS_DIR, node_binary
+
+# Gate as that module imports it: it puts client/python on sys.path first.
+from tests.test_python_client import Gate, RawServer, http_answer, read_request, reset
+
+DRIVER = Path(__file__).with_name("client_parity_driver.mjs")
+TIMEOUT_S = 0.5
+Script = Callable[[socket.socket, int], None]
+
+
+def answer(raw: bytes) -> Script:
+    """Every request on the connection gets ``raw`` (a whole HTTP answer) as it is."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        while read_request(conn) is not None:
+            conn.sendall(raw)
+
+    return script
+
+
+def json_answer(status: int, body: bytes) -> Script:
+    return answer(http_answer(status, body))
+
+
+def once(raw: bytes, then: Callable[[socket.socket], None] | None = None) -> Script:
+    """The first request gets ``raw``; then ``then(conn)`` (default: an orderly close)."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(raw)
+        if then is not None:
+            then(conn)
+
+    return script
+
+
+def drip(raw: bytes, every: float) -> Script:
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        for byte in raw:
+            conn.sendall(bytes([byte]))
+            time.sleep(every)
+
+    return script
+
+
+def sleep_after(seconds: float) -> Callable[[socket.socket], None]:
+    return lambda _conn: time.sleep(seconds)
+
+
+ALLOW = b'{"allowed":true,"decision":"allow","reason":"ok"}'
+DENY = b'{"allowed":false,"decision":"deny","reason":"no"}'
+
+
+@dataclass
+class Case:
+    name: str
+    script: Script | None  # None: nobody listens
+    allowed: bool
+    error: str | None
+    status: int | None = None
+
+
+def cases(elsewhere: str) -> list[Case]:
+    """``elsewhere`` is the URL of a server that allows anything it is asked."""
+    redirect = "HTTP/1.1 {code} Moved\r\nLocation: {url}/v1/check\r\nContent-Length: 0\r\n\r\n"
+    return [
+        Case("allow", json_answer(200, ALLOW), True, None, 200),
+        Case("deny", json_answer(200, DENY), False, None, 200),
+        Case("allowed-string", json_answer(200, b'{"allowed":"true"}'), False, "bad_answer", 200),
+        Case("allowed-1", json_answer(200, b'{"allowed":1}'), False, "bad_answer", 200),
+        Case("allowed-null", json_answer(200, b'{"allowed":null}'), False, "bad_answer", 200),
+        Case("allowed-missing", json_answer(200, b'{"decision":"allow"}'), False, "bad_answer", 200),
+        Case("allowed-in-array", json_answer(200, b'{"allowed":[true]}'), False, "bad_answer", 200),
+        Case("allowed-nested", json_answer(200, b'{"x":{"allowed":true}}'), False, "bad_answer", 200),
+        # JSON.parse and json.loads both keep the last of two keys: either order is a deny.
+        Case("duplicate-false-true", json_answer(200, b'{"allowed":false,"allowed":true}'), False, "bad_answer", 200),
+        Case("duplicate-true-false", json_answer(200, b'{"allowed":true,"allowed":false}'), False, "bad_answer", 200),
+        Case("duplicate-escaped", json_answer(200, b'{"allowed":false,"\\u0061llowed":true}'), False, "bad_answer", 200),
+        Case("not-json", json_answer(200, b"allowed: true"), False, "bad_answer", 200),
+        Case("empty-200", json_answer(200, b""), False, "bad_answer", 200),
+        Case("json-true", json_answer(200, b"true"), False, "bad_answer", 200),
+        Case("trailing-garbage", json_answer(200, ALLOW + b"x"), False, "bad_answer", 200),
+        Case("two-objects", json_answer(200, ALLOW + ALLOW), False, "bad_answer", 200),
+        Case("huge", json_answer(200, b" " * (1 << 20) + ALLOW), False, "bad_answer"),
+        Case("500-with-allow", json_answer(500, ALLOW), False, "bad_answer", 500),
+        Case("204", answer(b"HTTP/1.1 204 No Content\r\n\r\n"), False, "bad_answer", 204),
+        Case("503-unavailable", json_answer(503, b'{"allowed":false,"error":{"code":"unavailable","message":"m"}}'), False, "unavailable", 503),
+        Case("400-invalid", json_answer(400, b'{"allowed":false,"error":{"code":"invalid_request","message":"m"}}'), False, "invalid_request", 400),
+        # A redirect is never followed: the server it names is never asked.
+        *(
+            Case(f"redirect-{code}", answer(redirect.format(code=code, url=elsewhere).encode()), False, "bad_answer", code)
+            for code in (301, 302, 303, 307, 308)
+        ),
+        Case("103-then-allow", answer(b"HTTP/1.1 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW)), True, None, 200),
+        Case("101", once(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + ALLOW, sleep_after(1)), False, "bad_answer", 101),
+        Case("http-1.0-allow", answer(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
+        Case("no-length", once(b"HTTP/1.1 200 OK\r\n\r\n" + ALLOW), False, "bad_answer"),
+        Case("cut-short", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), False, "bad_answer"),
+        Case("reset-mid-answer", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{", lambda conn: (time.sleep(0.1), reset(conn))), False, "bad_answer"),
+        Case("reset-before-answer", lambda conn, _: (read_request(conn), reset(conn)), False, "bad_answer"),
+        Case("closed-before-answer", lambda conn, _: read_request(conn), False, "bad_answer"),
+        Case("not-http", once(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), False, "bad_answer"),
+        Case("two-lengths", once(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nContent-Length: 51\r\n\r\n" + ALLOW), False, "bad_answer"),
+        Case("silent", lambda conn, _: time.sleep(2), False, "timeout"),
+        Case("trickle", drip(http_answer(200, ALLOW), 0.05), False, "timeout"),
+        Case("refused", None, False, "unreachable"),
+    ]  # fmt: skip
+
+
+def run_js(cases: list[dict[str, Any]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    request = {"client": str(JS_DIR / "src" / "index.js"), "cases": cases}
+    result = subprocess.run(
+        [node_binary(), str(DRIVER)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env if env is not None else os.environ.copy(),
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    results: list[dict[str, Any]] = json.loads(result.stdout)
+    return results
+
+
+@pytest.fixture
+def servers() -> Iterator[Callable[[Script], RawServer]]:
+    started: list[RawServer] = []
+
+    def start(script: Script) -> RawServer:
+        started.append(RawServer(script))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_both_clients_read_every_answer_in_the_table_alike(servers) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = servers(json_answer(200, ALLOW))
+    table = cases(elsewhere.url)
+    urls = [
+        servers(case.script).url if case.script else f"http://127.0.0.1:{free_port()}"
+        for case in table
+    ]
+
+    python = []
+    for url in urls:
+        with Gate(url, timeout=TIMEOUT_S) as gate:
+            decision = gate.check("file.read", path="/app/data/x")
+        python.append((decision.allowed, decision.error, decision.status, decision.reason))
+    js = run_js([{"url": url, "timeout": TIMEOUT_S * 1000} for url in urls])
+
+    problems = []
+    for case, (allowed, error, status, reason), theirs in zip(table, python, js, strict=True):
+        expected = (case.allowed, case.error)
+        if (allowed, error) != expected:
+            problems.append(
+                f"{case.name}: Python gave {(allowed, error)} ({reason}), expected {expected}"
+            )
+        if (theirs["allowed"], theirs["error"]) != expected:
+            problems.append(
+                f"{case.name}: JS gave {(theirs['allowed'], theirs['error'])} ({theirs['reason']}), expected {expected}"
+            )
+        if case.status is not None and (status, theirs["status"]) != (case.status, case.status):
+            problems.append(
+                f"{case.name}: status Python {status}, JS {theirs['status']}, expected {case.status}"
+            )
+        if not allowed and theirs["decision"] != "deny" and case.error is not None:
+            problems.append(f"{case.name}: JS decision {theirs['decision']!r} for a failure")
+    assert not problems, "\n".join(problems)
+    assert elsewhere.connections == 0, "a redirect was followed"
+
+
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
+
+
+def test_neither_client_sends_checks_through_a_proxy_from_the_environment(
+    servers, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A proxy could answer in the gate's place: the gate is on loopback, asked directly."""
+    proxy = servers(json_answer(200, ALLOW))  # would allow anything it is sent
+    gate = servers(json_answer(200, DENY))
+    env = {name: proxy.url for name in PROXY_VARIABLES}
+    env |= {"NO_PROXY": "", "no_proxy": "", "NODE_USE_ENV_PROXY": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with Gate(gate.url, timeout=TIMEOUT_S) as client:
+        decision = client.check("file.read", path="/app/data/x")
+    js = run_js([{"url": gate.url, "timeout": TIMEOUT_S * 1000}], env={**os.environ, **env})
+    assert (decision.allowed, decision.error, decision.reason) == (False, None, "no")
+    assert (js[0]["allowed"], js[0]["error"], js[0]["reason"]) == (False, None, "no")
+    assert proxy.connections == 0 and gate.connections == 2
+
+
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here")
+def test_both_clients_ask_a_gate_on_the_ipv6_loopback() -> None:
+    listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                json_answer(200, ALLOW)(conn, 0)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://[::1]:{port}"
+        with Gate(url, timeout=2.0) as client:
+            decision = client.check("file.read", path="/app/data/x")
+        js = run_js([{"url": url, "timeout": 2000}])
+    finally:
+        stop.set()
+        listener.close()
+    assert (decision.allowed, decision.error) == (True, None), decision.reason
+    assert (js[0]["allowed"], js[0]["error"]) == (True, None), js[0]
+
+
+LOOPBACK_URLS = [
+    "http://127.0.0.1:9",
+    "http://127.8.9.10:9",
+    "http://[::1]:9",
+    "http://localhost:9",
+    "https://LOCALHOST:9/prefix",
+]
+REMOTE_URLS = [
+    "http://192.0.2.1:9800",
+    "https://gate.example:9800",
+    "http://0.0.0.0:9800",  # "this host" on Linux, but any interface: not the loopback
+    "http://[::ffff:127.0.0.1]:9800",
+    "http://[::]:9800",
+    "http://localhost.gate.example:9800",
+    "http://127.0.0.1.gate.example:9800",
+]
+
+
+def python_refusal(url: str | None, **options: bool) -> str | None:
+    """The exception's type name if ``Gate`` refuses to be made for ``url``, else None."""
+    try:
+        Gate(url, **options).close()
+    except Exception as exc:  # the type is what is compared
+        return type(exc).__name__
+    return None
+
+
+def test_neither_client_asks_a_gate_off_the_loopback_unless_told_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate is a sidecar on the pod's loopback. A URL elsewhere, whoever set it (say
+    an agent that rewrote its own TOLLGATE_URL), would let another host answer the checks
+    with allows: both clients refuse to be made for it unless the code says so."""
+    for url in LOOPBACK_URLS:
+        assert python_refusal(url) is None, url
+    for url in REMOTE_URLS:
+        assert python_refusal(url) == "ValueError", url
+        assert python_refusal(url, allow_remote=True) is None, url
+    js = run_js([{"url": url, "timeout": 100} for url in LOOPBACK_URLS + REMOTE_URLS])
+    made = [result.get("construct") for result in js]
+    assert made == [None] * len(LOOPBACK_URLS) + ["TypeError"] * len(REMOTE_URLS), js
+    assert all("allowRemote" in result["message"] for result in js[len(LOOPBACK_URLS) :])
+    js_allowed = run_js([{"url": url, "timeout": 100, "allowRemote": True} for url in REMOTE_URLS])
+    assert [result.get("construct") for result in js_allowed] == [None] * len(REMOTE_URLS)
+
+    # The same from the environment: TOLLGATE_URL is not trusted more than an argument.
+    monkeypatch.setenv("TOLLGATE_URL", "http://192.0.2.1:9800")
+    assert python_refusal(None) == "ValueError"
+    js_env = run_js([{"url": None, "timeout": 100}], env={**os.environ})
+    assert js_env[0].get("construct") == "TypeError", js_env
+
+
+# -- the shell client: tollgate check --url (CONTRACT 3, 5) ---------------------------------
+
+
+def cli_check(url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "check", "--url", url, "--timeout", "2",
+         '{"action": "file.read", "path": "/app/data/x"}'],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def test_tollgate_check_url_reads_answers_as_strictly_as_the_clients(servers) -> None:  # type: ignore[no-untyped-def]
+    """urlopen alone follows a redirect (a POST to a 302 becomes a GET elsewhere), asks
+    through HTTP_PROXY, and json.loads keeps the last of two "allowed" keys: each of these
+    read as exit 0, an allow."""
+    elsewhere = servers(json_answer(200, ALLOW))
+    for code in (301, 302, 303, 307, 308):
+        moved = f"HTTP/1.1 {code} Moved\r\nLocation: {elsewhere.url}/v1/check\r\nContent-Length: 0\r\n\r\n"
+        result = cli_check(servers(answer(moved.encode())).url)
+        assert result.returncode == 1, (code, result.stdout, result.stderr)
+    assert elsewhere.connections == 0, "tollgate check followed a redirect"
+
+    for body in (b'{"allowed":false,"allowed":true}', b'{"allowed":true,"x":{"a":1,"a":2}}'):
+        result = cli_check(servers(json_answer(200, body)).url)
+        assert result.returncode == 1 and "twice" in result.stderr, (body, result.stderr)
+
+    proxy = servers(json_answer(200, ALLOW))
+    gate = servers(json_answer(200, DENY))
+    env = {
+        **os.environ,
+        **{name: proxy.url for name in PROXY_VARIABLES},
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    result = cli_check(gate.url, env)
+    assert result.returncode == 1 and json.loads(result.stdout)["reason"] == "no", result.stderr
+    assert proxy.connections == 0, "tollgate check asked through a proxy"
