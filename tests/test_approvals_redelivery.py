@@ -144,3 +144,33 @@ def test_a_notified_record_the_trail_refused_means_the_notice_is_sent_again(
         (first, True),
     ]
     assert view(gate, first)["status"] == "pending"
+
+
+def test_the_replay_takes_notified_and_notify_failed_and_trails_without_them() -> None:
+    from sidecar.approvals.book import ApprovalBook
+
+    def requested(approval_id: str) -> dict[str, Any]:
+        return {
+            "type": "approval", "event": "requested", "approval": approval_id,
+            "ts": "2030-01-01T00:00:00.000000Z", "action": "file.read",
+            "request": {"path": "/x"}, "requestHash": "sha256:" + "0" * 64,
+            "expiresAt": "2030-01-01T00:05:00.000000Z",
+        }  # fmt: skip
+
+    def outcome(event: str, approval_id: str) -> dict[str, Any]:
+        return {
+            "type": "approval", "event": event, "approval": approval_id,
+            "ts": "2030-01-01T00:00:01.000000Z", "attempts": 1,
+        }  # fmt: skip
+
+    book = ApprovalBook()
+    records = [
+        requested("apr_1"), outcome("notified", "apr_1"),
+        requested("apr_2"), outcome("notifyFailed", "apr_2"),
+        requested("apr_3"),  # an older trail, or a notice never delivered
+        outcome("notified", "apr_unknown"),  # opens nothing
+    ]  # fmt: skip
+    assert book.replay(records) == 5
+    notice_recorded = {a.id: a.notice_recorded for a in book.listed(None, 0)}
+    assert notice_recorded == {"apr_1": True, "apr_2": True, "apr_3": False}
+    assert all(a.status == "pending" for a in book.listed(None, 0))
