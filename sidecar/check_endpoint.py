@@ -80,6 +80,17 @@ def listen_url(scope: Scope) -> str | None:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+# A wildcard address is no address to connect to; an agent in the pod shares the loopback.
+_WILDCARD_TO_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def configured_url(host: str, port: int) -> str:
+    """The URL of the address the gate was told to listen on, for approve command lines
+    written before any check arrived (``listen_url`` is better once one has)."""
+    host = _WILDCARD_TO_LOOPBACK.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 async def send_json(
     send: Send, status: int, payload: Any, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:

@@ -166,6 +166,9 @@ class Gate:
             self.policy.loaded_at = _now_rfc3339()
             self.limiter.retain(policy)
             self.metrics.policy_loaded.set(1)
+            # The notices a previous run left undelivered need this policy's webhook;
+            # the approvals were rebuilt in __init__, before any policy (once per run).
+            self.approvals.renotify(policy)
             _logger.info(
                 "policy %s loaded from %s (%d rules)",
                 policy.hash,

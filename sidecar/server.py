@@ -26,6 +26,7 @@ from sidecar import __version__, keys
 from sidecar.app import create_app
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
+from sidecar.check_endpoint import configured_url
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
 from sidecar.http_head import HTTP_PROTOCOL, MAX_HEAD_BYTES
@@ -77,6 +78,8 @@ def make_app(  # type: ignore[no-untyped-def]
 
     async def startup() -> None:
         await gate.audit.start()
+        # For the notices sent again at start (with the first policy), before any check.
+        gate.approvals.configured_url = configured_url(config.host, config.port)
         # Kept and written before the first decision if the trail cannot take it now.
         await gate.record_before_decisions(
             "startup",

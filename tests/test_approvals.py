@@ -681,9 +681,12 @@ def test_an_approval_opened_after_a_step_back_is_not_stretched_by_a_restart(  # 
 
 
 class Hook:
-    """A real HTTP endpoint on 127.0.0.1 that fails its first ``failures`` deliveries."""
+    """A real HTTP endpoint on 127.0.0.1 that fails its first ``failures`` deliveries;
+    on ``port`` (one a policy named while nothing listened there), or any free one."""
 
-    def __init__(self, failures: int = 0, status: int = 500, delay: float = 0.0) -> None:
+    def __init__(
+        self, failures: int = 0, status: int = 500, delay: float = 0.0, port: int = 0
+    ) -> None:
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         hook = self
@@ -703,7 +706,7 @@ class Hook:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -801,7 +804,8 @@ def test_no_secret_reaches_approvers_in_the_policy_reason_or_an_approvers_reason
     for seen in (json.dumps(shown), json.dumps(notice), listed, denied["reason"]):
         assert GITHUB_TOKEN not in seen
     # The trail redacts with its own key, so its tags match across its records.
-    requested, decided = approval_events(gate, approval_id)[:2]
+    by_event = {r["event"]: r for r in approval_events(gate, approval_id)}
+    requested, decided = by_event["requested"], by_event["denied"]
     assert GITHUB_TOKEN not in json.dumps(gate.records())
     decision = next(
         r

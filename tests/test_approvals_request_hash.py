@@ -111,7 +111,8 @@ def test_the_published_hash_covers_the_shown_request_never_the_raw_one(
     assert notice["request"] == shown["request"] and notice["requestHash"] == shown_hash
     assert decide(gate, approval_id, people["alice"]).status_code == 200
 
-    requested, approved = approval_events(gate, approval_id)
+    by_event = {r["event"]: r for r in approval_events(gate, approval_id)}
+    requested, approved = by_event["requested"], by_event["approved"]
     # The trail shows the same redacted request the approvers saw, and its hash.
     assert requested["request"] == shown["request"]
     assert requested["requestHash"] == approved["requestHash"] == shown_hash

@@ -23,6 +23,8 @@ DEFAULT_RETENTION_US = 3600 * 1_000_000
 # Live approvals are bounded: an agent looping over distinct risky requests must not
 # grow the gate's memory (or an approver's queue) without end.
 DEFAULT_MAX_LIVE = 1000
+# The webhook's outcome for an approval: after either, a restart does not notify again.
+NOTICE_EVENTS = frozenset({"notified", "notifyFailed"})
 
 
 class ApprovalBook:
@@ -180,6 +182,10 @@ class ApprovalBook:
             self.expired(approval, at)
         elif event == "redeemed" and approval.status == "approved":
             self.redeemed(approval, record.get("decisionId", ""), at)
+        elif event in NOTICE_EVENTS:
+            # Trails written before ``notified`` existed have only ``notifyFailed``: a
+            # pending approval of theirs is notified again after a restart (at-least-once).
+            approval.notice_recorded = True
         else:
             return False
         return True

@@ -169,6 +169,9 @@ class Approval:
     # True for a keyed binding made under a redaction key this process does not have
     # (an earlier run without a signing key): no check can be matched against it.
     binding_key_lost: bool = False
+    # True once the trail records the webhook's outcome for it (``notified`` or
+    # ``notifyFailed``): a restart does not send its notice again.
+    notice_recorded: bool = False
 
     def due(self, now: int) -> bool:
         return self.status in LIVE_STATUSES and now >= self.expires_us

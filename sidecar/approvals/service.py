@@ -15,7 +15,9 @@ approver's ``decide`` is checked against the current policy's approvers; forged
 attempts are answered 403 and recorded. Expiry is a background duty, but the clock
 decides: a live approval past its expiry is treated as expired before its ``expired``
 record is written. Nothing is kept outside the trail: ``rebuild``
-replays its ``approval`` records at start.
+replays its ``approval`` records at start, and ``renotify`` (once the first policy is
+installed) sends the webhook notice again for every pending approval whose delivery the
+trail does not record as ``notified`` or ``notifyFailed``: at-least-once, across restarts.
 
 For ``dryRun`` checks no approval is created or spent. In ``mode: audit`` (where every
 answer is ``allowed: true``) none is created either, but one the check names is used
@@ -109,13 +111,19 @@ class ApprovalService:
         # Where approvers reach this gate, for the command line in notifications; set
         # from the listening socket by the HTTP app.
         self.gate_url: str | None = None
+        # Where the gate was told to listen, for notices sent before any check arrived
+        # (those sent again at start); set by ``tollgate serve``.
+        self.configured_url: str | None = None
         # What approvers see (the API, the CLI, the webhook) is redacted here: the
         # request, the policy's reason (which may quote it) and approvers' reasons. With
         # the trail's key, so the request shown is the one the trail records, and its
         # hash (the one approvers sign) holds across a restart.
         self._changed: dict[str, asyncio.Event] = {}
         self._wake: asyncio.Event | None = None
-        self.notifier = WebhookNotifier(self._notify_failed)
+        self.notifier = WebhookNotifier(self._notify_failed, on_delivered=self._notified)
+        # Pending approvals whose notice this run must send again (``renotify``): found
+        # by ``rebuild``, sent once the policy that says where to is installed.
+        self._unnotified: list[str] = []
         # Approvals opened by a check whose records are not durable yet, by binding:
         # the book holds only durable ones, and a second identical check arriving
         # meanwhile must find this one (not ask again) and count it against the cap.
@@ -135,7 +143,26 @@ class ApprovalService:
         CLOCK.not_before(self.book.latest_replayed_us)
         self.book.prune(now_us())
         self._refresh_gauge()
+        self._unnotified = [
+            a.id for a in self.book.listed("pending", now_us()) if not a.notice_recorded
+        ]
         return applied
+
+    def renotify(self, policy: CompiledPolicy) -> int:
+        """Queue the notices a previous run did not get delivered (or recorded as given
+        up), under ``policy``'s webhook, for approvals still pending now; once per run,
+        so call it when the first policy is installed (after ``rebuild``). Returns how
+        many were queued."""
+        ids, self._unnotified = self._unnotified, []
+        queued = 0
+        now = now_us()
+        for approval_id in ids:
+            approval = self.book.get(approval_id)
+            # Decided or expired since (the clock, not the expiry record, decides).
+            if approval is None or approval.effective_status(now) != "pending":
+                continue
+            queued += self._notify(approval, policy, redelivery=True)
+        return queued
 
     def duties(self) -> list[Callable[[], Awaitable[None]]]:
         return [self.expire_loop, self.notifier.run]
@@ -496,11 +523,14 @@ class ApprovalService:
             return [await self.audit.append(*record)]
         return await self.audit.append_all([record, then])
 
-    async def _record_quietly(self, body: dict[str, Any]) -> None:
+    async def _record_quietly(self, body: dict[str, Any]) -> bool:
+        """Write an approval record; False (and counted) if the trail cannot take it."""
         try:
             await self._record(body)
         except AuditUnavailable:
             self.metrics.audit_failures.inc()
+            return False
+        return True
 
     async def _transition(
         self,
@@ -533,17 +563,28 @@ class ApprovalService:
     def _refresh_gauge(self) -> None:
         self.metrics.approvals_pending.set(self.book.count("pending", now_us()))
 
-    def _notify(self, approval: Approval, policy: CompiledPolicy) -> None:
+    def _notify(
+        self, approval: Approval, policy: CompiledPolicy, *, redelivery: bool = False
+    ) -> bool:
+        """Queue ``approval``'s notice if ``policy`` has a webhook; True if queued."""
         approvals = policy.approvals
         if approvals is None or approvals.notify is None:
-            return
-        payload = build_payload(
-            approval, self.gate_url or DEFAULT_GATE_URL, [a.name for a in approvals.approvers]
-        )
+            return False
+        gate_url = self.gate_url or self.configured_url or DEFAULT_GATE_URL
+        approvers = [a.name for a in approvals.approvers]
+        payload = build_payload(approval, gate_url, approvers, redelivery=redelivery)
         self.notifier.submit(Notice(approval.id, approvals.notify.webhook, payload))
+        return True
+
+    async def _notified(self, notice: Notice, attempts: int) -> None:
+        # Not written (the trail down, the gate stopping first): the next start sends
+        # the notice again, which receivers are told to expect.
+        await self._notice_outcome(
+            {"event": "notified", "approval": notice.approval_id, "attempts": attempts}
+        )
 
     async def _notify_failed(self, notice: Notice, attempts: int, problem: str) -> None:
-        await self._record_quietly(
+        await self._notice_outcome(
             {
                 "event": "notifyFailed",
                 "approval": notice.approval_id,
@@ -551,6 +592,12 @@ class ApprovalService:
                 "problem": problem[:1024],
             }
         )
+
+    async def _notice_outcome(self, body: dict[str, Any]) -> None:
+        if await self._record_quietly(body):
+            approval = self.book.get(body["approval"])
+            if approval is not None:
+                approval.notice_recorded = True
 
 
 def _deny(verdict: Verdict, reason: str) -> Verdict:

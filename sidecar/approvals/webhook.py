@@ -9,9 +9,11 @@ mention or a link).
 Delivery never delays /check: notices are queued and sent by a background task, each
 attempt with a timeout for the whole attempt (a peer answering a byte at a time is hung
 up on), retried with exponential backoff on a network error, a timeout,
-HTTP 429 or 5xx. Redirects are not followed. When every attempt fails the gate records
-it (``approval`` record, event ``notifyFailed``) and the approval still waits, visible
-in ``GET /v1/approvals?status=pending``.
+HTTP 429 or 5xx. Redirects are not followed. A delivered notice is recorded (``approval``
+record, event ``notified``); when every attempt fails that is recorded instead (event
+``notifyFailed``) and the approval still waits, visible in
+``GET /v1/approvals?status=pending``. A notice still queued when the gate stops has
+neither record, so the next start sends it again (``redelivery``: at-least-once).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import logging
 import shlex
 import socket
 import urllib.error
@@ -38,6 +41,8 @@ MAX_QUEUED = 1000
 CONCURRENT_DELIVERIES = 4
 _SUMMARY_CHARS = 1500
 
+logger = logging.getLogger("tollgate.approvals")
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -47,6 +52,7 @@ class Notice:
 
 
 GiveUp = Callable[[Notice, int, str], Awaitable[None]]
+Delivered = Callable[[Notice, int], Awaitable[None]]
 
 
 def command_line(verb: str, approval_id: str, gate_url: str, approver: str | None) -> str:
@@ -63,7 +69,11 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_payload(approval: Approval, gate_url: str, approvers: list[str]) -> dict[str, Any]:
+def build_payload(
+    approval: Approval, gate_url: str, approvers: list[str], *, redelivery: bool = False
+) -> dict[str, Any]:
+    """The notice for ``approval``; ``redelivery`` marks one sent again after a restart
+    (the receiver may have seen it already: delivery is at-least-once)."""
     only = approvers[0] if len(approvers) == 1 else None
     approve = command_line("approve", approval.id, gate_url, only)
     deny = command_line("deny", approval.id, gate_url, only)
@@ -95,6 +105,7 @@ def build_payload(approval: Approval, gate_url: str, approvers: list[str]) -> di
         "expiresAt": expires,
         "approveCommand": approve,
         "denyCommand": deny,
+        "redelivery": redelivery,
     }
 
 
@@ -185,11 +196,13 @@ class WebhookNotifier:
         self,
         on_give_up: GiveUp,
         *,
+        on_delivered: Delivered | None = None,
         attempts: int = ATTEMPTS,
         first_backoff: float = FIRST_BACKOFF_SECONDS,
         timeout: float = ATTEMPT_TIMEOUT_SECONDS,
     ) -> None:
         self._on_give_up = on_give_up
+        self._on_delivered = on_delivered
         self._attempts = attempts
         self._first_backoff = first_backoff
         self._timeout = timeout
@@ -232,15 +245,27 @@ class WebhookNotifier:
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._attempt(notice.url, body)
-                return
             except _Retryable as exc:
                 problem = str(exc)
             except Exception as exc:  # a permanent failure: retrying cannot help
                 await self._on_give_up(notice, attempt, str(exc))
                 return
+            else:
+                await self._delivered(notice, attempt)
+                return
             if attempt < self._attempts:
                 await asyncio.sleep(self._first_backoff * 2 ** (attempt - 1))
         await self._on_give_up(notice, self._attempts, problem)
+
+    async def _delivered(self, notice: Notice, attempts: int) -> None:
+        """Tell ``on_delivered``; its failure is logged, never retried as a failed
+        delivery (the notice arrived; at worst it is sent again after a restart)."""
+        if self._on_delivered is None:
+            return
+        try:
+            await self._on_delivered(notice, attempts)
+        except Exception:
+            logger.exception("recording the delivery of %s failed", notice.approval_id)
 
     async def _attempt(self, url: str, body: bytes) -> None:
         """One POST, given up (and its connection closed) after the attempt timeout as a
