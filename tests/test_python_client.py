@@ -285,6 +285,37 @@ def test_url_comes_from_tollgate_url_then_the_default(
         Gate("ftp://127.0.0.1:21")
 
 
+@pytest.mark.parametrize(
+    "timeout", [None, 0, -1, float("nan"), float("inf"), -float("inf"), "2", True, 2_147_484]
+)
+def test_a_timeout_that_is_not_a_finite_positive_number_is_refused_at_once(timeout: Any) -> None:
+    """Gate(timeout=None) used to be made and then fail every check with a TypeError;
+    NaN or a negative timeout timed every check out at once. The JS client has the same
+    rule (in ms, RangeError)."""
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+        Gate("http://127.0.0.1:9800", timeout=timeout)
+
+
+@pytest.mark.parametrize("approval_timeout", [None, -1, float("nan"), float("inf"), "10"])
+def test_an_approval_timeout_that_is_not_a_finite_number_is_refused(approval_timeout: Any) -> None:
+    with pytest.raises(ValueError, match="approval_timeout must be a finite number"):
+        Gate("http://127.0.0.1:9800", approval_timeout=approval_timeout)
+
+
+def test_finite_positive_timeouts_are_accepted() -> None:
+    for timeout in (0.001, 1, 2.0, 2_147_483.647):
+        assert Gate("http://127.0.0.1:9800", timeout=timeout, approval_timeout=0).timeout == timeout
+    assert Gate("http://127.0.0.1:9800").timeout == 2.0
+
+
+@pytest.mark.parametrize("timeout", [None, float("nan"), -1, float("inf")])
+def test_wait_for_approval_refuses_a_timeout_that_is_not_a_finite_number(timeout: Any) -> None:
+    """With NaN it used to poll forever (the deadline never passed)."""
+    gate = Gate(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ValueError, match="wait_for_approval timeout"):
+        gate.wait_for_approval("apr_1", timeout)
+
+
 # -- fail closed ------------------------------------------------------------------------------
 
 
