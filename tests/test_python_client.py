@@ -1029,6 +1029,17 @@ def test_kube_refuses_impersonation_headers(gate: Gate, web) -> None:  # type: i
     assert api.hits == []
 
 
+def test_kube_refuses_a_host_header(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    """Host picks the virtual host (behind a shared front end, another cluster); http.client
+    would send the caller's instead of the server's. The JS client refuses it too."""
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    for name in ("Host", "host"):
+        with pytest.raises(ValueError, match="Host header"):
+            gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={name: "x"}, cluster=cluster)
+    assert api.hits == []
+
+
 def test_kube_outside_a_pod_needs_a_cluster(gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ValueError, match="not in a Kubernetes pod"):
