@@ -327,6 +327,50 @@ def test_nobody_listening_is_a_deny(files: Path) -> None:
     assert "unreachable" in decision.reason and "connection refused" in decision.reason
 
 
+@pytest.mark.parametrize(
+    "addresses", [["192.0.2.1"], ["127.0.0.1", "192.0.2.1"], ["::ffff:127.0.0.1"]]
+)
+def test_a_gate_name_resolving_off_the_loopback_is_never_connected_to(
+    raw_server, addresses: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """localhost is resolved by the system; unless every address is on the loopback, no
+    connection is made (the JS client applies the same rule). With 127.0.0.1 first, the
+    client used to connect there and ask."""
+    server = raw_server(lambda conn, _: conn.sendall(http_answer(200, b'{"allowed": true}')))
+    port = int(server.url.rsplit(":", 1)[1])
+    gate = Gate(f"http://localhost:{port}")
+    asked: list[str] = []
+
+    def resolve(host: str, port: int, *_: Any) -> list[Any]:
+        asked.append(host)
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+    gate._transport.getaddrinfo = resolve  # type: ignore[assignment]
+    decision = gate.check("file.read", path="/x")
+    assert (decision.allowed, decision.error) == (False, "unreachable")
+    assert "not only the loopback" in decision.reason
+    assert asked == ["localhost"]
+    assert server.connections == 0
+
+
+def test_a_gate_name_resolving_to_the_loopback_is_asked_there(raw_server) -> None:  # type: ignore[no-untyped-def]
+    def answer(conn: socket.socket, _: int) -> None:
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(200, b'{"allowed": true}'))
+
+    server = raw_server(answer)
+    port = int(server.url.rsplit(":", 1)[1])
+    gate = Gate(f"http://localhost:{port}")
+    gate._transport.getaddrinfo = lambda host, port, *_: [  # type: ignore[assignment]
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+    ]
+    assert [gate.check("file.read", path="/x").allowed for _ in range(3)] == [True] * 3
+    assert server.connections == 1
+
+
 def test_a_gate_that_never_answers_is_a_deny_after_the_timeout(raw_server) -> None:  # type: ignore[no-untyped-def]
     silent = raw_server(lambda conn, _: time.sleep(5))
     started = time.monotonic()
