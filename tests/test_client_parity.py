@@ -226,6 +226,24 @@ def test_neither_client_sends_checks_through_a_proxy_from_the_environment(
     assert proxy.connections == 0 and gate.connections == 2
 
 
+def test_both_clients_refuse_the_same_timeouts_when_made() -> None:
+    """One rule in both (seconds in Python, ms in JS): a finite number above 0. Python
+    used to take None and fail every check with a TypeError; JS took anything."""
+    invalid: list[Any] = [0, -1, None, "2", True, 2**31]
+    python = []
+    for timeout in invalid:
+        try:
+            Gate("http://127.0.0.1:9800", timeout=timeout if timeout != 2**31 else 2**31 / 1000)
+            python.append(None)
+        except Exception as exc:  # the type is what is compared
+            python.append(type(exc).__name__)
+    assert python == ["ValueError"] * len(invalid)
+    js = run_js([{"url": "http://127.0.0.1:9800", "timeout": timeout} for timeout in invalid])
+    assert [result.get("construct") for result in js] == ["RangeError"] * len(invalid), js
+    ok = run_js([{"url": "http://127.0.0.1:9800", "timeout": 1}])
+    assert ok[0].get("construct") is None, ok
+
+
 def ipv6_loopback_available() -> bool:
     try:
         with socket.create_server(("::1", 0), family=socket.AF_INET6):

@@ -285,6 +285,37 @@ def test_url_comes_from_tollgate_url_then_the_default(
         Gate("ftp://127.0.0.1:21")
 
 
+@pytest.mark.parametrize(
+    "timeout", [None, 0, -1, float("nan"), float("inf"), -float("inf"), "2", True, 2_147_484]
+)
+def test_a_timeout_that_is_not_a_finite_positive_number_is_refused_at_once(timeout: Any) -> None:
+    """Gate(timeout=None) used to be made and then fail every check with a TypeError;
+    NaN or a negative timeout timed every check out at once. The JS client has the same
+    rule (in ms, RangeError)."""
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+        Gate("http://127.0.0.1:9800", timeout=timeout)
+
+
+@pytest.mark.parametrize("approval_timeout", [None, -1, float("nan"), float("inf"), "10"])
+def test_an_approval_timeout_that_is_not_a_finite_number_is_refused(approval_timeout: Any) -> None:
+    with pytest.raises(ValueError, match="approval_timeout must be a finite number"):
+        Gate("http://127.0.0.1:9800", approval_timeout=approval_timeout)
+
+
+def test_finite_positive_timeouts_are_accepted() -> None:
+    for timeout in (0.001, 1, 2.0, 2_147_483.647):
+        assert Gate("http://127.0.0.1:9800", timeout=timeout, approval_timeout=0).timeout == timeout
+    assert Gate("http://127.0.0.1:9800").timeout == 2.0
+
+
+@pytest.mark.parametrize("timeout", [None, float("nan"), -1, float("inf")])
+def test_wait_for_approval_refuses_a_timeout_that_is_not_a_finite_number(timeout: Any) -> None:
+    """With NaN it used to poll forever (the deadline never passed)."""
+    gate = Gate(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ValueError, match="wait_for_approval timeout"):
+        gate.wait_for_approval("apr_1", timeout)
+
+
 # -- fail closed ------------------------------------------------------------------------------
 
 
@@ -294,6 +325,50 @@ def test_nobody_listening_is_a_deny(files: Path) -> None:
     )
     assert (decision.allowed, decision.decision, decision.error) == (False, "deny", "unreachable")
     assert "unreachable" in decision.reason and "connection refused" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "addresses", [["192.0.2.1"], ["127.0.0.1", "192.0.2.1"], ["::ffff:127.0.0.1"]]
+)
+def test_a_gate_name_resolving_off_the_loopback_is_never_connected_to(
+    raw_server, addresses: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """localhost is resolved by the system; unless every address is on the loopback, no
+    connection is made (the JS client applies the same rule). With 127.0.0.1 first, the
+    client used to connect there and ask."""
+    server = raw_server(lambda conn, _: conn.sendall(http_answer(200, b'{"allowed": true}')))
+    port = int(server.url.rsplit(":", 1)[1])
+    gate = Gate(f"http://localhost:{port}")
+    asked: list[str] = []
+
+    def resolve(host: str, port: int, *_: Any) -> list[Any]:
+        asked.append(host)
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+    gate._transport.getaddrinfo = resolve  # type: ignore[assignment]
+    decision = gate.check("file.read", path="/x")
+    assert (decision.allowed, decision.error) == (False, "unreachable")
+    assert "not only the loopback" in decision.reason
+    assert asked == ["localhost"]
+    assert server.connections == 0
+
+
+def test_a_gate_name_resolving_to_the_loopback_is_asked_there(raw_server) -> None:  # type: ignore[no-untyped-def]
+    def answer(conn: socket.socket, _: int) -> None:
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(200, b'{"allowed": true}'))
+
+    server = raw_server(answer)
+    port = int(server.url.rsplit(":", 1)[1])
+    gate = Gate(f"http://localhost:{port}")
+    gate._transport.getaddrinfo = lambda host, port, *_: [  # type: ignore[assignment]
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+    ]
+    assert [gate.check("file.read", path="/x").allowed for _ in range(3)] == [True] * 3
+    assert server.connections == 1
 
 
 def test_a_gate_that_never_answers_is_a_deny_after_the_timeout(raw_server) -> None:  # type: ignore[no-untyped-def]
@@ -995,6 +1070,17 @@ def test_kube_refuses_impersonation_headers(gate: Gate, web) -> None:  # type: i
     for header in ("Impersonate-User", "impersonate-group", "Impersonate-Extra-Scopes"):
         with pytest.raises(ValueError, match=header):
             gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={header: "x"}, cluster=cluster)
+    assert api.hits == []
+
+
+def test_kube_refuses_a_host_header(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    """Host picks the virtual host (behind a shared front end, another cluster); http.client
+    would send the caller's instead of the server's. The JS client refuses it too."""
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    for name in ("Host", "host"):
+        with pytest.raises(ValueError, match="Host header"):
+            gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={name: "x"}, cluster=cluster)
     assert api.hits == []
 
 

@@ -120,9 +120,15 @@ export interface GateOptions {
   url?: string;
   /** Accept a gate URL off the loopback; default false. */
   allowRemote?: boolean;
-  /** Milliseconds each check may take; default 2000. */
+  /**
+   * Milliseconds each check may take; default 2000. A finite number above 0 and at most
+   * 2^31 - 1: RangeError otherwise.
+   */
   timeout?: number;
-  /** Milliseconds `require` and the guarded helpers wait for a human's approval; default 0. */
+  /**
+   * Milliseconds `require` and the guarded helpers wait for a human's approval; default 0.
+   * A finite number, 0 or above and at most 2^31 - 1: RangeError otherwise.
+   */
   approvalTimeout?: number;
 }
 
@@ -174,7 +180,10 @@ export interface KubeCluster {
 export interface KubeOptions extends GuardOptions {
   /** A Buffer or string is sent as is; any other value as JSON. */
   body?: unknown;
-  /** `Impersonate-*` headers are refused (the gate could not check who the request acts as). */
+  /**
+   * `Impersonate-*` headers are refused (the gate could not check who the request acts as),
+   * and so is `Host` (another virtual host than the cluster server's).
+   */
   headers?: Record<string, string>;
   /** Default: the in-cluster API server and service-account token. */
   cluster?: KubeCluster;
@@ -200,7 +209,10 @@ export declare class Gate {
   check(request: CheckRequest): Promise<Decision>;
   /** Like check, but rejects with DeniedError unless the action is allowed. */
   require(request: CheckRequest): Promise<Decision>;
-  /** Long-poll an approval until it leaves `pending` or `timeoutMs` (default 300000) passes. */
+  /**
+   * Long-poll an approval until it leaves `pending` or `timeoutMs` (default 300000) passes.
+   * Rejects with RangeError for a `timeoutMs` that is not a finite number >= 0.
+   */
   waitForApproval(approvalId: string, timeoutMs?: number): Promise<Approval>;
   /** Check file.read and/or file.write (by `flags`, default 'r'), then open the checked real path. */
   openFile(path: string, flags?: string | number, options?: OpenFileOptions): Promise<FileHandle>;

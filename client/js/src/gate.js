@@ -28,7 +28,32 @@ const MAX_APPROVAL_WAIT_S = 60;
 // waiting never spins.
 const POLL_PAUSE_MS = 500;
 
+// The longest timer Node can set (2^31 - 1 ms, about 24.8 days); a longer one fires at once.
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `value` if it is a finite number of milliseconds, above zero (or zero when
+ * `zeroAllowed`) and at most MAX_TIMEOUT_MS; RangeError otherwise. A NaN, negative or
+ * infinite timeout would make every check time out at once, or wait forever; the Python
+ * client applies the same rule, in seconds (ValueError).
+ */
+export function validTimeout(name, value, zeroAllowed = false) {
+  const valid =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (zeroAllowed ? value >= 0 : value > 0) &&
+    value <= MAX_TIMEOUT_MS;
+  if (!valid) {
+    const least = zeroAllowed ? '0 or more' : 'more than 0';
+    throw new RangeError(
+      `${name} must be a finite number of milliseconds, ${least} and at most ${MAX_TIMEOUT_MS}, ` +
+        `not ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`,
+    );
+  }
+  return value;
+}
 
 /** The JSON body of one check: fields set to undefined or null are left out. */
 export function encodeCheck(request) {
@@ -49,12 +74,14 @@ export class Gate {
    * (TypeError otherwise) unless `allowRemote` is true. `timeout` (ms, default
    * 2000) bounds each check. With `approvalTimeout` (ms) > 0, `require` and the guarded
    * helpers wait that long for a human to decide an action that needs approval, then
-   * re-send the identical check with the approval id.
+   * re-send the identical check with the approval id. A timeout that is not a finite
+   * number (ms) above 0 (approvalTimeout: 0 or above) and at most MAX_TIMEOUT_MS is a
+   * RangeError.
    */
   constructor({ url, timeout = 2000, approvalTimeout = 0, allowRemote = false } = {}) {
     this.url = (url || process.env.TOLLGATE_URL || DEFAULT_URL).replace(/\/+$/, '');
-    this.timeout = timeout;
-    this.approvalTimeout = approvalTimeout;
+    this.timeout = validTimeout('timeout', timeout);
+    this.approvalTimeout = validTimeout('approvalTimeout', approvalTimeout, true);
     this.transport = new Transport(this.url, { allowRemote: allowRemote === true });
   }
 
@@ -118,9 +145,11 @@ export class Gate {
    * Wait until the approval leaves `pending` or `timeoutMs` passes (long-polls
    * GET /v1/approvals/{id}?wait=N). Resolves to the last state seen: `pending` if nobody
    * decided in time, `unknown` (with a reason) if the gate could not be asked or knows no
-   * such approval. Never rejects; a gate restart during the wait is ridden out.
+   * such approval. Never rejects for the gate's sake (a gate restart during the wait is
+   * ridden out); a `timeoutMs` that is not a finite number >= 0 rejects with RangeError.
    */
   async waitForApproval(approvalId, timeoutMs = 300_000) {
+    validTimeout('waitForApproval timeout', timeoutMs, true);
     const deadline = Date.now() + timeoutMs;
     let lastKnown = null;
     for (;;) {

@@ -5,7 +5,9 @@
 // server, the service-account token (re-read on every call: projected tokens rotate) and
 // the cluster CA come from the standard in-cluster locations; `cluster` points elsewhere
 // (kubectl proxy, a test server). Impersonate-* headers are refused: they make the API
-// server act as another user or group, which the gate never sees.
+// server act as another user or group, which the gate never sees; so is a Host header
+// (another virtual host). The path is sent byte for byte as checked, to the configured
+// server only.
 
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -36,13 +38,24 @@ async function bearerToken(cluster) {
 // A JSON body PATCHed as application/json is refused by the API server (415).
 const contentType = (method) => (method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
 
-function send(url, options, payload) {
+/**
+ * Send `options.path` as it is to `server` (a URL). Not `new URL(path, server)`: the
+ * WHATWG parser would resolve `..` and `%2e%2e`, turn `\\` into `/`, re-encode quotes and
+ * braces, and read `//host/...` as another host, so that what was sent would differ from
+ * the path the gate checked (and `//host` would take the token elsewhere).
+ */
+function send(server, options, payload) {
   return new Promise((resolve, reject) => {
-    const module = url.protocol === 'https:' ? https : http;
+    const module = server.protocol === 'https:' ? https : http;
     // An agent of its own with proxyEnv: null, so that Node's proxy from the environment
     // (NODE_USE_ENV_PROXY, Node >= 24) never sees the request or its token.
     const agent = new module.Agent({ proxyEnv: null });
-    const request = module.request(url, { ...options, agent }, (response) => {
+    const target = {
+      protocol: server.protocol,
+      hostname: server.hostname.replace(/^\[|\]$/g, ''),
+      port: server.port || undefined,
+    };
+    const request = module.request({ ...target, ...options, agent }, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('error', reject);
@@ -81,8 +94,17 @@ export async function kubeChecked(gate, method, path, options = {}) {
     // impersonated identity could hold rights the agent's own account lacks.
     throw new TypeError(`gate.kube does not send ${impersonating.join(', ')}: the gate could not check it`);
   }
+  if (Object.keys(headers).some((name) => name.trim().toLowerCase() === 'host')) {
+    // Host picks the virtual host: behind a shared front end, another cluster than the
+    // one configured. It is always the server's own.
+    throw new TypeError('gate.kube does not take a Host header: it is set from the cluster server');
+  }
   const verb = String(method).toUpperCase();
   const target = cluster ?? inClusterConfig();
+  const server = new URL(target.server);
+  if ((server.protocol !== 'http:' && server.protocol !== 'https:') || !server.hostname) {
+    throw new TypeError(`Kubernetes server must be an http(s) URL, not ${JSON.stringify(target.server)}`);
+  }
   await gate.require({ action: 'k8s.request', k8s: { method: verb, path }, context, approval });
   let payload;
   if (body !== undefined && body !== null) {
@@ -96,8 +118,7 @@ export async function kubeChecked(gate, method, path, options = {}) {
     for (const key of Object.keys(sent)) if (key.toLowerCase() === name.toLowerCase()) delete sent[key];
     sent[name] = value;
   }
-  const server = new URL(target.server);
-  const url = new URL(server.pathname.replace(/\/+$/, '') + path, server);
+  const prefix = server.pathname.replace(/\/+$/, '');
   const ca = target.caFile ? await readFile(target.caFile) : undefined;
-  return send(url, { method: verb, headers: sent, timeout, ca }, payload);
+  return send(server, { method: verb, path: prefix + path, headers: sent, timeout, ca }, payload);
 }

@@ -6,8 +6,11 @@
 // sent once more on a fresh one (after a byte, the gate has read the check). An answer
 // is used only whole: one cut short, or one without a length (whose cut could not be
 // seen), is a failure, as in the Python client. Every failure rejects with TransportError
-// whose kind is unreachable, timeout or bad_answer.
+// whose kind is unreachable, timeout or bad_answer. A gate named by a host name
+// (`localhost`) is resolved before each new connection, and nothing is connected to (so
+// no check leaves the machine) unless every address it resolves to is on the loopback.
 
+import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -58,10 +61,40 @@ export function parseGateUrl(url, allowRemote = false) {
   return parsed;
 }
 
+/**
+ * A `lookup` for net.connect that resolves every address of the name with `resolve` (a
+ * dns.lookup) and fails with an unreachable TransportError unless all are on the
+ * loopback; the socket then connects only to those addresses.
+ */
+function loopbackLookup(resolve, url) {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, found) => {
+      if (error) {
+        callback(new TransportError(UNREACHABLE, `tollgate at ${url} is unreachable (${error.message})`));
+        return;
+      }
+      const addresses = Array.isArray(found) ? found : [];
+      const elsewhere = addresses.filter(({ address }) => !isLoopbackHost(address));
+      if (addresses.length === 0 || elsewhere.length > 0) {
+        // One address off the loopback is enough to refuse: which one a connection
+        // takes is up to the resolver's order and to happy eyeballs.
+        const named = addresses.map(({ address }) => address).join(', ') || 'no address';
+        const reason = `tollgate at ${url} resolved to ${named}, not only the loopback`;
+        callback(new TransportError(UNREACHABLE, reason));
+        return;
+      }
+      if (options.all) callback(null, addresses);
+      else callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
+}
+
 export class Transport {
   constructor(url, { allowRemote = false } = {}) {
     this.endpoint = parseGateUrl(url, allowRemote);
     this.allowRemote = allowRemote;
+    // How a host name is resolved (dns.lookup's signature); replaceable for tests.
+    this.lookup = dns.lookup;
     this.url = url.replace(/\/+$/, '');
     this.basePath = this.endpoint.pathname.replace(/\/+$/, '');
     const module = this.endpoint.protocol === 'https:' ? https : http;
@@ -98,15 +131,19 @@ export class Transport {
         headers['Content-Type'] = 'application/json';
         headers['Content-Length'] = String(body.length);
       }
+      const hostname = this.endpoint.hostname.replace(/^\[|\]$/g, '');
       const request = this.module.request({
         protocol: this.endpoint.protocol,
-        hostname: this.endpoint.hostname.replace(/^\[|\]$/g, ''),
+        hostname,
         port: this.endpoint.port || undefined,
         method,
         path: this.basePath + path,
         headers,
         // A fresh socket for the one retry: the pooled one was just found closed.
         agent: fresh ? false : this.agent,
+        // A name (not an IP literal, which is never looked up) is resolved before the
+        // connection, and refused unless every address is on the loopback.
+        ...(this.allowRemote || net.isIP(hostname) ? {} : { lookup: loopbackLookup(this.lookup, this.url) }),
       });
       let settled = false;
       let timer = null;

@@ -421,3 +421,72 @@ describe('approvals', () => {
     });
   }
 });
+
+describe('a gate named by a host name (localhost)', () => {
+  const allow = '{"allowed": true, "decision": "allow", "reason": "ok"}';
+
+  /** A Gate for localhost:<port> whose name resolves to `addresses` (a stand-in for dns.lookup). */
+  function resolvingTo(port, addresses) {
+    const gate = track(new Gate({ url: `http://localhost:${port}`, timeout: 2000 }));
+    const asked = [];
+    gate.transport.lookup = (hostname, options, callback) => {
+      asked.push(hostname);
+      const found = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+      if (options.all) callback(null, found);
+      else callback(null, found[0].address, found[0].family);
+    };
+    return { gate, asked };
+  }
+
+  for (const addresses of [['192.0.2.1'], ['127.0.0.1', '192.0.2.1'], ['::ffff:127.0.0.1']]) {
+    test(`resolving to ${addresses.join(', ')} is refused before any connection`, async () => {
+      const server = track(await rawServer(answering(200, allow)));
+      const { gate, asked } = resolvingTo(new URL(server.url).port, addresses);
+      const decision = await gate.check({ action: 'file.read', path: '/x' });
+      assert.deepEqual([decision.allowed, decision.error], [false, 'unreachable']);
+      assert.match(decision.reason, /resolved to .*not (only )?the loopback/);
+      assert.deepEqual(asked, ['localhost']);
+      assert.equal(server.accepted, 0, 'the check must not reach any server');
+    });
+  }
+
+  test('resolving to the loopback only connects to the address resolved', async () => {
+    const server = track(await rawServer(answering(200, allow)));
+    const { gate, asked } = resolvingTo(new URL(server.url).port, ['127.0.0.1']);
+    for (let i = 0; i < 3; i += 1) assert.equal((await gate.check({ action: 'file.read', path: '/x' })).allowed, true);
+    assert.deepEqual(asked, ['localhost']); // once per connection, and the connection is kept
+    assert.equal(server.accepted, 1);
+  });
+
+  test('a name that does not resolve is unreachable', async () => {
+    const gate = track(new Gate({ url: 'http://localhost:9', timeout: 2000 }));
+    gate.transport.lookup = (hostname, options, callback) =>
+      callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
+    const decision = await gate.check({ action: 'file.read', path: '/x' });
+    assert.deepEqual([decision.allowed, decision.error], [false, 'unreachable']);
+  });
+});
+
+describe('timeouts are validated when the Gate is made', () => {
+  const invalid = [0, -1, Number.NaN, Infinity, -Infinity, null, '2000', true, 2 ** 31];
+  for (const timeout of invalid) {
+    test(`timeout ${String(timeout)} (${typeof timeout}) is a RangeError`, () => {
+      assert.throws(() => new Gate({ url, timeout }), RangeError);
+    });
+  }
+  for (const approvalTimeout of [-1, Number.NaN, Infinity, null, '10']) {
+    test(`approvalTimeout ${String(approvalTimeout)} is a RangeError`, () => {
+      assert.throws(() => new Gate({ url, approvalTimeout }), RangeError);
+    });
+  }
+  test('a finite positive timeout, and approvalTimeout 0, are fine', () => {
+    for (const timeout of [1, 0.5, 2000, 2 ** 31 - 1]) track(new Gate({ url, timeout, approvalTimeout: 0 }));
+    assert.equal(track(new Gate({ url })).timeout, 2000);
+  });
+  test('waitForApproval refuses a timeout that is not a finite number >= 0', async () => {
+    const gate = track(new Gate({ url: `http://127.0.0.1:${await freePort()}` }));
+    for (const timeoutMs of [Number.NaN, -1, Infinity, null]) {
+      await assert.rejects(gate.waitForApproval('apr_1', timeoutMs), RangeError);
+    }
+  });
+});

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { envProxyProblem } from '../src/fetch.js';
 import { resolveRealPath } from '../src/files.js';
 import { DeniedError, Gate, inClusterConfig } from '../src/index.js';
-import { environment, webServer } from './helpers.js';
+import { answering, environment, rawServer, webServer } from './helpers.js';
 
 const { url, files } = environment();
 const gate = new Gate({ url });
@@ -58,6 +58,15 @@ const changedError = (error) => {
   assert.equal(error.decision.error, 'changed');
   return true;
 };
+
+/** A stand-in gate that allows everything: what a helper then does is all its own. */
+async function allowingEverything() {
+  const stub = await rawServer(answering(200, '{"allowed": true, "decision": "allow", "reason": "stub"}'));
+  servers.push(stub);
+  const allowing = new Gate({ url: stub.url });
+  servers.push(allowing);
+  return allowing;
+}
 
 async function web(redirectTo) {
   const server = await webServer(redirectTo);
@@ -332,6 +341,41 @@ describe('kube', () => {
         new RegExp(header),
       );
     }
+    assert.deepEqual(api.hits, []);
+  });
+
+  test('sends the path byte for byte as checked, and only to the cluster server', async () => {
+    const api = await web();
+    const elsewhere = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    // The real gate refuses the first two paths itself; the client must not depend on it.
+    const paths = [
+      `//127.0.0.1:${elsewhere.port}/api/v1/namespaces/apps/pods`,
+      '/api/v1/namespaces/apps/pods/x/../../../kube-system/secrets',
+      "/api/v1/namespaces/apps/pods?labelSelector=tier='web'",
+    ];
+    const stub = await allowingEverything();
+    for (const path of paths) assert.equal((await stub.kube('GET', path, { cluster })).status, 200);
+    assert.deepEqual(elsewhere.hits, []);
+    assert.deepEqual(api.hits, paths.map((path) => `GET ${path}`));
+    // The real gate allows the last one: it gets exactly that path too.
+    await gate.kube('GET', paths[2], { cluster });
+    assert.equal(api.hits.at(-1), `GET ${paths[2]}`);
+  });
+
+  test('refuses a Host header and a server that is not http(s)', async () => {
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    for (const name of ['Host', 'host', 'HOST ']) {
+      await assert.rejects(
+        gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, headers: { [name]: 'other.example' } }),
+        (error) => error instanceof TypeError && /Host header/.test(error.message),
+      );
+    }
+    await assert.rejects(
+      gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster: { server: `ftp://127.0.0.1:${api.port}` } }),
+      /http\(s\) URL/,
+    );
     assert.deepEqual(api.hits, []);
   });
 

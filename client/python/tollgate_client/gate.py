@@ -8,6 +8,7 @@ JSON or an ``allowed`` that is not literally ``true`` all come back as a deny wh
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -33,12 +34,36 @@ from tollgate_client.transport import Transport, TransportError
 from tollgate_client.wire import check_body, encode
 
 DEFAULT_URL = "http://127.0.0.1:9800"
+# The longest timeout, in seconds: 2^31 - 1 ms, the longest timer the JS client can set
+# (both clients take the same timeouts).
+MAX_TIMEOUT = 2_147_483.647
 CHECK_PATH = "/v1/check"
 # The gate holds a long poll for at most 60 s (CONTRACT 2.4).
 MAX_APPROVAL_WAIT = 60
 # Pause between polls when the gate answered at once (a restart, or an older gate
 # without long polling), so that waiting never spins.
 POLL_PAUSE = 0.5
+
+
+def valid_timeout(name: str, value: object, *, zero_allowed: bool = False) -> float:
+    """``value`` if it is a finite number of seconds above 0 (or 0 when ``zero_allowed``)
+    and at most ``MAX_TIMEOUT``, else ``ValueError``. ``None``, NaN, a negative or an
+    infinite timeout would fail every check, or wait forever; the JS client applies the
+    same rule in milliseconds (``RangeError``)."""
+    valid = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if zero_allowed else value > 0)
+        and value <= MAX_TIMEOUT
+    )
+    if not valid:
+        least = "0 or more" if zero_allowed else "more than 0"
+        raise ValueError(
+            f"{name} must be a finite number of seconds, {least} and at most {MAX_TIMEOUT}, "
+            f"not {value!r}"
+        )
+    return float(value)  # type: ignore[arg-type]
 
 
 class Gate:
@@ -48,7 +73,9 @@ class Gate:
     the loopback (``ValueError`` otherwise) unless ``allow_remote`` is true. ``timeout``
     (seconds) bounds each wait for the gate. With ``approval_timeout`` > 0, ``require``
     (and so every guarded helper) waits that long for a human to decide an action that
-    needs approval, then re-sends the identical check with the approval id.
+    needs approval, then re-sends the identical check with the approval id. A timeout
+    that is not a finite number of seconds above 0 (``approval_timeout``: 0 or above), at
+    most ``MAX_TIMEOUT``, raises ``ValueError``.
     """
 
     open = open_checked
@@ -65,8 +92,10 @@ class Gate:
         allow_remote: bool = False,
     ) -> None:
         self.url = (url or os.environ.get("TOLLGATE_URL") or DEFAULT_URL).rstrip("/")
-        self.timeout = timeout
-        self.approval_timeout = approval_timeout
+        self.timeout = valid_timeout("timeout", timeout)
+        self.approval_timeout = valid_timeout(
+            "approval_timeout", approval_timeout, zero_allowed=True
+        )
         self._transport = Transport(self.url, allow_remote=allow_remote)
 
     def __repr__(self) -> str:
@@ -143,8 +172,10 @@ class Gate:
         Long-polls ``GET /v1/approvals/{id}?wait=N``. Returns the last state seen:
         ``pending`` if nobody decided in time, ``unknown`` (with a ``reason``) if the
         gate could not be asked or knows no such approval. Never raises for gate errors;
-        a gate restart during the wait is ridden out until ``timeout``.
+        a gate restart during the wait is ridden out until ``timeout``. A ``timeout``
+        that is not a finite number >= 0 raises ``ValueError``.
         """
+        timeout = valid_timeout("wait_for_approval timeout", timeout, zero_allowed=True)
         deadline = time.monotonic() + timeout
         last_known: Approval | None = None
         while True:

@@ -5,7 +5,8 @@ so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the
 server, the service-account token (re-read on every call: projected tokens rotate) and
 the cluster CA come from the standard in-cluster locations; ``KubeCluster`` points
 elsewhere (``kubectl proxy``, a test server). ``Impersonate-*`` headers are refused:
-they make the API server act as another user or group, which the gate never sees.
+they make the API server act as another user or group, which the gate never sees; so is
+a ``Host`` header (another virtual host). The path is sent as it is, byte for byte.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def kube_checked(
 
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
-    exception would. ``Impersonate-*`` headers, and header names that are not HTTP
-    tokens, raise ``ValueError``.
+    exception would. ``Impersonate-*`` and ``Host`` headers, and header names that are
+    not HTTP tokens, raise ``ValueError``.
     """
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
@@ -123,6 +124,10 @@ def kube_checked(
         raise ValueError(
             f"Gate.kube does not send {', '.join(impersonating)}: the gate could not check it"
         )
+    if any(name.lower() == "host" for name in headers or {}):
+        # Host picks the virtual host: behind a shared front end, another cluster than the
+        # one configured. It is always the server's own.
+        raise ValueError("Gate.kube does not take a Host header: it is set from the cluster server")
     method = method.upper()
     target = cluster or KubeCluster.in_cluster()
     gate.require(

@@ -97,6 +97,14 @@ _LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
 _LOOPBACK_V6 = ipaddress.IPv6Address("::1")
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _is_timeout(exc: BaseException) -> bool:
     # On Python 3.9 socket.timeout is an OSError but not yet a TimeoutError.
     return isinstance(exc, (TimeoutError, socket.timeout))
@@ -220,6 +228,8 @@ class Transport:
         self.endpoint = Endpoint.parse(url, allow_remote=allow_remote)
         self._allow_remote = allow_remote
         self._ssl_context = ssl_context
+        # How a host name is resolved (socket.getaddrinfo's signature); replaceable for tests.
+        self.getaddrinfo = socket.getaddrinfo
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -289,13 +299,52 @@ class Transport:
         endpoint = self.endpoint
         with self._lock:
             self._opened += 1
+        connection: http.client.HTTPConnection
         if endpoint.scheme == "https":
-            return http.client.HTTPSConnection(
+            connection = http.client.HTTPSConnection(
                 endpoint.host,
                 endpoint.port,
                 context=self._ssl_context or ssl.create_default_context(),
             )
-        return http.client.HTTPConnection(endpoint.host, endpoint.port)
+        else:
+            connection = http.client.HTTPConnection(endpoint.host, endpoint.port)
+        if not self._allow_remote and not _is_ip_literal(endpoint.host):
+            # http.client connects through this hook (not in typeshed, hence setattr).
+            setattr(connection, "_create_connection", self._connect_loopback_only)  # noqa: B010
+        return connection
+
+    def _connect_loopback_only(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        """Resolve the gate's name (``localhost``) and connect only if every address it
+        resolves to is on the loopback, to one of them (as the JS client does): which
+        address a connection takes is up to the resolver's order."""
+        host, port = address
+        infos = self.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        found = [str(info[4][0]) for info in infos]
+        if not found or not all(is_loopback_host(a.partition("%")[0]) for a in found):
+            raise TransportError(
+                UNREACHABLE,
+                f"tollgate at {self.url} resolved to {', '.join(found) or 'no address'}, "
+                "not only the loopback",
+            )
+        last: OSError | None = None
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                if source_address is not None:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        assert last is not None
+        raise last
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
