@@ -32,9 +32,10 @@ What is reported
   allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
   the trusted directories, or started interactive (``-i``: it first runs ~/.bashrc or
   $ENV, which the gate cannot see, and ``+O interactive_comments`` turns ``#`` into a
-  word), is reported as itself as well as unwrapped. A login shell (``-l``) and zsh
-  (unless ``-f``) first run startup files the gate cannot see: the construct
-  ``startup-files``, and their script is unwrapped all the same. Other languages
+  word), is reported as itself as well as unwrapped. A login shell (``-l``; also one
+  started by ``exec -l``, ``sudo -i``, ``su -`` ...: ``Unwrapped.login``) and zsh
+  (unless its rcs option ends up off) first run startup files the gate cannot see: the
+  construct ``startup-files``, and their script is unwrapped all the same. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -67,9 +68,10 @@ What is reported
   ``repeated``, with why: in a loop body or a ``while``/``until`` condition (a ``for``'s
   words are expanded once; a ``for ((;;))`` header is repeated), a function body, a
   trap, an alias, a ``mapfile -C`` callback, a ``complete -C/-F`` or ``bind -x``
-  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer
-  option or ``repeat N`` (N above 1) runs. The wrapper itself runs once. A
-  rate-limited allow rule cannot count its tokens and denies it (``ratelimit``).
+  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer,
+  path or socket unit or a restart policy, or ``repeat N`` (N above 1) runs. The
+  wrapper itself runs once. A rate-limited allow rule cannot count its tokens and
+  denies it (``ratelimit``).
 * ``VAR=x`` prefixes are removed; an assignment alone is not a command.
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
@@ -725,6 +727,8 @@ class _Analyser:
                 return outer, outer
             if unwrapped.dynamic:
                 self.construct("dynamic-command", display)
+            if unwrapped.login:  # sudo -i, su -: the login shell runs its startup files
+                self.construct("startup-files", display)
             if unwrapped.unknown_arguments:
                 self.construct("unknown-arguments", display)
             for variable in unwrapped.assigned:
@@ -785,6 +789,8 @@ class _Analyser:
             return []
         if unwrapped.dynamic:
             self.construct("dynamic-command", argv_text(texts))
+        if unwrapped.login:  # exec -l bash: a login shell runs its startup files
+            self.construct("startup-files", argv_text(texts))
         return list(unwrapped.inner)
 
     def shell(

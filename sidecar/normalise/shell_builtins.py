@@ -28,6 +28,7 @@ from sidecar.normalise.shell_wrappers import (
     UNKNOWN_CWD,
     Arg,
     turned_on_options,
+    zsh_cd_unknowable,
 )
 
 DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
@@ -462,6 +463,24 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     return state, state
 
 
+def _disable(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """zsh's ``disable cd`` is bash's ``enable -n cd``: no later cd moves this shell."""
+    analyser.report(args, state, context)
+    if DIRECTORY_BUILTINS & {arg.text for arg in args[1:]}:
+        return _cd_unknowable(analyser, args)
+    return state, state
+
+
+def _zsh_options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """zsh's ``setopt``/``unsetopt``: chase_links, chase_dots, cdable_vars, auto_cd make
+    where a later cd leads unknown (``unknown-cwd``), as ``set -P`` does in bash."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    if zsh_cd_unknowable(texts, turned_on=texts[0] == "setopt"):
+        return _cd_unknowable(analyser, args)
+    return state, state
+
+
 def _cd_unknowable(analyser: Analyser, args: list[Arg]) -> Flow:
     """From here on no ``cd`` of this shell leads anywhere known, an absolute one included:
     the rest of the command line runs in a directory not known here."""
@@ -487,6 +506,8 @@ def _options(analyser: Analyser, args: list[Arg], state: State, context: Context
             options = set(operands) & set(RISKY_SHELL_OPTIONS.values())
         else:
             options = set(operands) & RISKY_SHOPT_OPTIONS
+    if texts[0] == "set" and zsh_cd_unknowable(texts):
+        options.add("physical")  # zsh's set -o chase_links, set -w
     if "keyword" in options:
         analyser.construct("environment-override", argv_text(texts))
     if "histexpand" in options:
@@ -529,5 +550,8 @@ BUILTINS: dict[str, Builtin] = {
     "history": _history,
     "set": _options,
     "shopt": _options,
+    "setopt": _zsh_options,
+    "unsetopt": _zsh_options,
+    "disable": _disable,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }

@@ -1,0 +1,233 @@
+"""Red-team review of what landed on 2026-12-05 (second pass): ways around the new checks.
+
+* Rate limits: ``systemd-run -p Restart=always`` (and a path or socket unit) starts its
+  command again and again, like a timer; it was counted as one run.
+* Startup files: a login shell is also started by ``exec -l``/``exec -a -NAME``, zsh's
+  ``-`` modifier, ``sudo -i``, ``su -``/``-l``, ``runuser -l`` and ``login``; zsh's rcs
+  option is decided by its last setting (``zsh -f +f``, ``-f -o rcs``) and ``-o login``
+  makes a login shell too. coding-agent kept ~/.bash_logout and ~/.zlogout writable.
+* unknown-cwd: zsh's own spellings (``setopt chase_links``, ``set -o chaselinks``,
+  ``zsh -w``, ``setopt cdable_vars``, ``disable cd`` ...) were not seen.
+* Redaction: a shell word made of several pieces (``$'pw'``, ``''pw``, ``"a"'pw'``)
+  kept all but its first piece; a line continuation before the option; ``SSHPASS=``;
+  docker's global options with values before ``login`` and htpasswd ``-bC 10`` in a list.
+* The head cap: trailer fields after a chunked body were not counted.
+
+The premise of each shell attack is checked against the real bash where one is
+installed, so the tests show what the shell does, not only what the analysis says.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.normalise.commands import CommandAnalysis, analyse_command
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_bytes, load_policy_file
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+BASH = shutil.which("bash")
+needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+URL = "https://example.com/x"
+
+
+def _analyse(line: str) -> CommandAnalysis:
+    return analyse_command(command_line=line, cwd="/tmp")
+
+
+def _constructs(line: str) -> set[str]:
+    return {construct.name for construct in _analyse(line).constructs}
+
+
+def _bash(script: str, home: Path, *flags: str) -> str:
+    """Run ``script`` with the real bash, HOME and cwd ``home``; its stdout."""
+    assert BASH is not None
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    done = subprocess.run(
+        [BASH, *flags, "-c", script],
+        cwd=home,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    return done.stdout
+
+
+# -- rate limits: systemd-run restarting its command ---------------------------------------
+
+RATE_POLICY = """\
+version: 1
+rules:
+  - {id: fetches, action: process.exec, command: curl, decision: allow, rateLimit: {count: 3, per: 1h}}
+  - {id: tools, action: process.exec, command: systemd-run, decision: allow}
+"""
+
+
+@pytest.fixture(scope="module")
+def rate_policy() -> CompiledPolicy:
+    return load_policy_bytes(RATE_POLICY.encode(), "policy.yaml")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"systemd-run -p Restart=always curl {URL}",
+        f"systemd-run -pRestart=on-success curl {URL}",
+        f"systemd-run --property Restart=on-failure curl {URL}",
+        f"systemd-run --property=Restart=always --user curl {URL}",
+        f"systemd-run --path-property=PathChanged=/tmp curl {URL}",
+        f"systemd-run --socket-property=ListenStream=8080 curl {URL}",
+    ],
+)
+def test_systemd_run_restarting_its_command_is_repeated(
+    line: str, rate_policy: CompiledPolicy
+) -> None:
+    verdict = evaluate_request(rate_policy, {"action": "process.exec", "commandLine": line})
+    assert (verdict.decision, verdict.rule) == ("deny", "fetches"), verdict.reason
+    assert "may run an unknown number of times (run repeatedly by systemd-run)" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"systemd-run -p Restart=no curl {URL}",
+        f"systemd-run -p RuntimeMaxSec=10 curl {URL}",
+        f"systemd-run --user curl {URL}",
+    ],
+)
+def test_systemd_run_without_a_restart_runs_once(line: str, rate_policy: CompiledPolicy) -> None:
+    verdict = evaluate_request(rate_policy, {"action": "process.exec", "commandLine": line})
+    assert verdict.decision == "allow", verdict.reason
+
+
+# -- startup files: login shells started other ways ----------------------------------------
+
+
+@needs_bash
+def test_exec_l_really_starts_a_login_shell(tmp_path: Path) -> None:
+    (tmp_path / ".bash_profile").write_text("echo PLANTED-PROFILE\n")
+    assert "PLANTED-PROFILE" in _bash("exec -l bash -c 'echo ran'", tmp_path)
+    assert "PLANTED-PROFILE" in _bash("exec -a -x bash -c 'echo ran'", tmp_path)
+    assert "PLANTED-PROFILE" not in _bash("exec bash -c 'echo ran'", tmp_path)
+
+
+@needs_bash
+def test_a_login_shell_runs_bash_logout_on_exit(tmp_path: Path) -> None:
+    (tmp_path / ".bash_logout").write_text("echo PLANTED-LOGOUT\n")
+    assert "PLANTED-LOGOUT" in _bash("echo ran; exit", tmp_path, "--login", "--noprofile")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exec -l bash -c 'git status'",
+        "exec -cl bash -c 'git status'",
+        "exec -a -bash bash -c 'git status'",
+        "exec -a-sh sh -c 'git status'",
+        "- bash -c 'git status'",  # zsh: argv[0] "-bash"
+        "sudo -i git status",
+        "sudo -iu root git status",
+        "sudo --login git status",
+        "su - -c 'git status'",
+        "su -l root -c 'git status'",
+        "su --login -c 'git status'",
+        "su -c 'git status' -",
+        "runuser -l root -c 'git status'",
+        "login -f root",
+        "zsh -f +f -c 'git status'",
+        "zsh -f -o rcs -c 'git status'",
+        "zsh -o norcs -o rcs -c 'git status'",
+        "zsh --no-rcs --rcs -c 'git status'",
+        "zsh -f -o login -c 'git status'",
+        "bash -c \"exec -l bash -c 'git status'\"",
+    ],
+)
+def test_every_login_shell_reports_startup_files(line: str) -> None:
+    assert "startup-files" in _constructs(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exec bash -c 'git status'",
+        "exec -a mybash bash -c 'git status'",
+        "sudo git status",
+        "sudo -s git status",
+        "su -c 'git status'",
+        "zsh -f -c 'git status'",
+        "zsh +f -f -c 'git status'",
+        "zsh -o rcs -f -c 'git status'",
+        "zsh --rcs --no-rcs -c 'git status'",
+        "zsh -o NO_RCS -c 'git status'",
+        "bash --login --noprofile -c 'git status'",
+    ],
+)
+def test_shells_that_read_no_startup_files_do_not_report_them(line: str) -> None:
+    assert "startup-files" not in _constructs(line)
+
+
+@pytest.fixture(scope="module")
+def coding_agent() -> CompiledPolicy:
+    return load_policy_file(POLICIES / "coding-agent.yaml")
+
+
+@pytest.mark.parametrize("name", [".bash_logout", ".zlogout", "sub/.bash_logout"])
+def test_coding_agent_denies_planting_a_logout_file(
+    name: str, coding_agent: CompiledPolicy
+) -> None:
+    verdict = evaluate_request(coding_agent, {"action": "file.write", "path": f"/workspace/{name}"})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-shell-startup-files")
+
+
+# -- unknown-cwd: zsh's spellings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "setopt chase_links; cd x/..; ls",
+        "setopt CHASE_LINKS; cd x/..; ls",
+        "setopt chasedots; cd x/..; ls",
+        "setopt cdable_vars; cd x; ls",
+        "setopt -w; cd x/..; ls",
+        "setopt -o chase_links; cd x/..; ls",
+        "unsetopt no_chase_links; cd x/..; ls",
+        "set -o chaselinks; cd x/..; ls",
+        "set -w; cd x/..; ls",
+        "disable cd; cd /tmp/a; ls",
+        "zsh -w -c 'cd x/..; ls'",
+        "zsh -T -c 'cd x; ls'",
+        "zsh -o chase_links -c 'cd x/..; ls'",
+        "zsh --chase-links -c 'cd x/..; ls'",
+        "zsh -c 'setopt chase_links; cd x/..; ls'",
+    ],
+)
+def test_zsh_options_that_make_cd_unknowable_are_unknown_cwd(line: str) -> None:
+    analysis = _analyse(line)
+    assert "unknown-cwd" in {construct.name for construct in analysis.constructs}
+    ls = next(command for command in analysis.commands if command.argv[0] == "ls")
+    assert "?" in ls.cwds
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "setopt extended_glob; cd x; ls",
+        "unsetopt chase_links; cd x; ls",
+        "setopt no_chase_links; cd x; ls",
+        "set -e; cd x; ls",
+        "disable echo; cd x; ls",
+    ],
+)
+def test_other_zsh_options_keep_the_directory_known(line: str) -> None:
+    ls = next(command for command in _analyse(line).commands if command.argv[0] == "ls")
+    assert "?" not in ls.cwds and "/tmp/x" in ls.cwds
