@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from sidecar.engine import evaluate_request
 from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from tests.daemon import Daemon
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 BASH = shutil.which("bash")
@@ -231,3 +233,78 @@ def test_zsh_options_that_make_cd_unknowable_are_unknown_cwd(line: str) -> None:
 def test_other_zsh_options_keep_the_directory_known(line: str) -> None:
     ls = next(command for command in _analyse(line).commands if command.argv[0] == "ls")
     assert "?" not in ls.cwds and "/tmp/x" in ls.cwds
+
+
+# -- the head cap: trailer fields after a chunked body --------------------------------------
+
+HEAD_POLICY = """\
+version: 1
+rules:
+  - action: file.read
+    path: {glob: "/app/data/**"}
+    decision: allow
+"""
+CHECK = b'{"action": "file.read", "path": "/app/data/x"}'
+
+
+def _rss_kib(daemon: Daemon) -> int:
+    assert daemon.process is not None
+    status = Path(f"/proc/{daemon.process.pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1])
+
+
+def _send(daemon: Daemon, head: bytes, then: bytes, total: int) -> bytes:
+    """Send ``head``, then ``then`` until about ``total`` bytes; what the server said."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sent = 0
+        try:
+            sock.sendall(head)
+            while sent < total:
+                sock.sendall(then)
+                sent += len(then)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection: what the test expects
+        chunks = []
+        sock.settimeout(5)
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+def test_endless_trailer_fields_get_431_and_a_closed_connection(
+    write_policy, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(write_policy(HEAD_POLICY))
+    before = _rss_kib(gate)
+    head = (
+        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+    )
+    trailers = (b"X-Trailer: " + b"a" * 1000 + b"\r\n") * 64
+    answer = _send(gate, head, trailers, 50 * 1024 * 1024)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    # 50 MiB of trailer fields were offered (they grew the gate by 70 MiB before).
+    assert _rss_kib(gate) - before < 8 * 1024
+    assert gate.check(CHECK).json()["allowed"] is True
+
+
+def test_a_chunked_body_with_a_trailer_is_served(write_policy, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(write_policy(HEAD_POLICY))
+    body = CHECK + b" " * 40_000  # most of the 64 KiB a body may hold, in 1 KiB chunks
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + 1024]), body[i : i + 1024])
+        for i in range(0, len(body), 1024)
+    )
+    request = (
+        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + chunked
+        + b"0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    answer = _send(gate, request, b"", 0)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert b'"allowed":true' in answer.replace(b" ", b"")
