@@ -24,9 +24,11 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sidecar.audit.redact import Redactor
 from sidecar.engine import evaluate_request
 from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
@@ -308,3 +310,123 @@ def test_a_chunked_body_with_a_trailer_is_served(write_policy, daemon_factory) -
     answer = _send(gate, request, b"", 0)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     assert b'"allowed":true' in answer.replace(b" ", b"")
+
+
+# -- redaction: shell words in pieces, line continuations, other spellings -----------------
+
+KEY = b"k" * 32
+PW = "hunter2xyz"
+
+# (command line, text that must stay): the secret is PW, in some shell spelling.
+LEAKING_LINES = [
+    (f"sshpass -p $'{PW}' ssh -p 2222 host", "ssh -p 2222 host"),
+    (f"sshpass -p ''{PW} ssh host", "ssh host"),
+    (f'sshpass -p""{PW} ssh host', "ssh host"),
+    (f'sshpass -p h"{PW}" ssh host', "ssh host"),
+    (f"sshpass -p \"a\"'{PW}' ssh host", "ssh host"),
+    (f"sshpass \\\n -p {PW} ssh host", "ssh host"),
+    (f"sshpass -vp {PW} ssh host", "ssh host"),
+    (f"'sshpass' -p {PW} ssh host", "ssh host"),
+    (f"SSHPASS={PW} sshpass -e ssh host", "sshpass -e ssh host"),
+    (f"redis-cli -a $'{PW}' ping", "ping"),
+    (f"redis-cli \\\n -a {PW} ping", "ping"),
+    (f"docker login -p ''{PW} registry.io", "registry.io"),
+    (f"docker login --password $'{PW}' registry.io", "registry.io"),
+    (f"docker login --password=''{PW} registry.io", "registry.io"),
+    (f"docker login -u bot --password \\\n{PW} registry.io", "registry.io"),
+    (f"htpasswd -b f user ''{PW}", "htpasswd -b f user"),
+    (f"htpasswd -bC 10 f user {PW}", "htpasswd -bC 10 f user"),
+    (f"keytool -storepasswd -new $'{PW}'", "keytool -storepasswd -new"),
+    (f"keytool -list -storepass ''{PW} -v", "-v"),
+    (f"mysql --password ''{PW} db", "db"),
+    (f"curl -dcode={PW} https://idp/token", "https://idp/token"),
+]
+
+
+@pytest.mark.parametrize(("line", "kept"), LEAKING_LINES)
+def test_a_secret_spelled_in_pieces_is_redacted(line: str, kept: str) -> None:
+    redactor = Redactor(KEY)
+    out = redactor.redact({"request": {"commandLine": line}})["request"]["commandLine"]
+    assert PW not in out and PW[2:] not in out, out
+    assert kept in out and "[REDACTED:" in out, out
+    assert redactor.redact_text(line) == out
+    assert redactor.redact_text(out) == out  # idempotent
+
+
+# (argv, index of the item holding PW, text kept before the tag)
+LEAKING_ARGV = [
+    (["sshpass", "-vp", PW, "ssh", "host"], 2, ""),
+    (["sshpass", f"-vp{PW}", "ssh", "host"], 1, "-vp"),
+    (["docker", "--config", "/x", "--debug", "login", "-p", PW], 6, ""),
+    (["docker", "--log-level", "info", "--tls", "login", "-p", PW], 6, ""),
+    (["htpasswd", "-bC", "10", "f", "user", PW], 5, ""),
+    (["curl", "-d", f"code={PW}", "https://idp/token"], 2, "code="),
+]
+
+
+@pytest.mark.parametrize(("argv", "index", "kept"), LEAKING_ARGV)
+def test_a_secret_in_an_argv_list_is_redacted(argv: list[str], index: int, kept: str) -> None:
+    redactor = Redactor(KEY)
+    out = redactor.redact({"request": {"argv": argv}})["request"]["argv"]
+    assert out[index] == kept + redactor.tag("password" if kept != "code=" else "secret", PW)
+    assert out[:index] + out[index + 1 :] == argv[:index] + argv[index + 1 :]
+    assert redactor.redact({"request": {"argv": out}})["request"]["argv"] == out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"argv": ["--user", "sshpass -p pw1 ssh -p 2222 host"]},
+        {"argv": ["-u", "x Bearer abcdefghijklmnop y"]},
+    ],
+)
+def test_a_tag_placed_after_curls_user_option_is_not_redacted_again(body: dict[str, Any]) -> None:
+    redactor = Redactor(KEY)
+    once = redactor.redact(body)
+    assert redactor.redact(once) == once
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ssh -p 2222 host",
+        "docker run -p 8080:80 image",
+        "docker --log-level info run -p 8080:80 image",
+        "ls -a dir",
+        "echo \"a\"'b' $'c'",
+        "curl -d name=value https://x",
+        "date -d tomorrow",
+    ],
+)
+def test_ordinary_command_lines_are_kept(line: str) -> None:
+    assert Redactor(KEY).redact({"commandLine": line}) == {"commandLine": line}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["docker", "--log-level", "info", "run", "-p", "8080:80", "image"],
+        ["curl", "-d", "name=value", "https://x"],
+        ["htpasswd", "-C", "10", "-B", "f", "user"],
+    ],
+)
+def test_ordinary_argv_lists_are_kept(argv: list[str]) -> None:
+    assert Redactor(KEY).redact({"argv": argv}) == {"argv": argv}
+
+
+def test_the_gate_writes_secrets_in_pieces_redacted_to_its_trail(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(HEAD_POLICY)
+    audit = tmp_path / "audit"
+    daemon = Daemon(policy, audit).start()
+    try:
+        for line, _kept in LEAKING_LINES:
+            answer = daemon.check({"action": "process.exec", "commandLine": line})
+            assert answer.status_code == 200, answer.text
+        for argv, _index, _kept in LEAKING_ARGV:
+            answer = daemon.check({"action": "process.exec", "argv": argv})
+            assert answer.status_code == 200, answer.text
+    finally:
+        daemon.stop()
+    everything = b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+    assert everything and PW[2:].encode() not in everything
