@@ -362,7 +362,8 @@ class _Analyser:
         self.writes: dict[str, str] = {}
         self.reads: dict[str, str] = {}
         self.constructs: dict[Construct, None] = {}
-        self.analysed: set[tuple[str, State, bool, str]] = set()
+        # Each script text analysed (in its place) -> the slice of ``commands`` it added.
+        self.analysed: dict[tuple[str, State, bool, str], tuple[int, int]] = {}
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
@@ -383,9 +384,19 @@ class _Analyser:
         """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
         sh reads it (a command line or ``sh -c`` script may well run under dash)."""
         key = (text, state, posix, context.repeated)
-        if key in self.analysed:
-            return  # the same text in the same place: its commands are reported already
-        self.analysed.add(key)
+        done = self.analysed.get(key)
+        if done is not None:
+            # The same text in the same place is not analysed again, but its commands run
+            # again: each is reported once more, so a rate limit counts every run
+            # (``sh -c 'curl x'; sh -c 'curl x'`` spends two tokens).
+            self.commands.extend(self.commands[done[0] : done[1]])
+            return
+        first = len(self.commands)
+        self.analysed[key] = (first, first)  # nothing yet, should the text recur inside
+        self._script_text(text, state, context, posix=posix)
+        self.analysed[key] = (first, len(self.commands))
+
+    def _script_text(self, text: str, state: State, context: Context, *, posix: bool) -> None:
         self.texts.append(text)
         depth, nesting = context.depth, context.nesting
         self.script(

@@ -430,3 +430,44 @@ def test_the_gate_writes_secrets_in_pieces_redacted_to_its_trail(tmp_path: Path)
         daemon.stop()
     everything = b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
     assert everything and PW[2:].encode() not in everything
+
+
+# -- rate limits: the same script text run twice --------------------------------------------
+
+SPEND_POLICY = """\
+version: 1
+rules:
+  - {id: fetches, action: process.exec, command: curl, decision: allow, rateLimit: {count: 3, per: 1h}}
+  - {id: tools, action: process.exec, command: [sh, bash], decision: allow}
+"""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"sh -c 'curl {URL}'; sh -c 'curl {URL}'",
+        f"bash -c 'curl {URL}' & bash -c 'curl {URL}'",
+    ],
+)
+def test_the_same_script_run_twice_spends_two_tokens(
+    line: str, write_policy, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(write_policy(SPEND_POLICY))
+
+    def check(command_line: str) -> dict[str, Any]:
+        body = {"action": "process.exec", "commandLine": command_line, "cwd": "/tmp"}
+        response = gate.check(body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    first = check(line)
+    assert first["allowed"] is True, first  # two of the three tokens
+    third = check(f"curl {URL}")
+    assert third["allowed"] is True, third  # the third
+    spent = check(f"curl {URL}")
+    assert (spent["allowed"], spent["rule"]) == (False, "fetches"), spent
+    # Three runs of the same script need three tokens, more than are left in a new bucket.
+    fresh = daemon_factory(write_policy(SPEND_POLICY))
+    thrice = "; ".join([f"sh -c 'curl {URL}'"] * 4)
+    answer = fresh.check({"action": "process.exec", "commandLine": thrice, "cwd": "/tmp"})
+    assert answer.json()["allowed"] is False
