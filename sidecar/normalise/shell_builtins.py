@@ -149,6 +149,16 @@ def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str
     return operands, values
 
 
+# Characters that make a word expand to names not written in it (a glob, a brace list).
+_EXPANDING = frozenset("*?[{")
+
+
+def names_unknown(args: Sequence[Arg]) -> bool:
+    """Whether an argument of ``args[1:]`` may stand for words not known here: an
+    expansion (``enable -n $x``), a glob or a brace list (``shopt -s cdable_v*``)."""
+    return any(not arg.static or _EXPANDING & set(arg.text) for arg in args[1:])
+
+
 def static_value(args: Sequence[Arg], value: str) -> bool:
     """Whether an option's value is known here: the argument it came from (itself, or the
     option cluster it was attached to) is static. Ambiguous: static only if all are."""
@@ -457,8 +467,11 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     operands, values = split_operands([arg.text for arg in args], "pfd")
     if ("p" in values and args[0].text == "hash") or ("f" in values and args[0].text == "enable"):
         analyser.construct("command-lookup-override", argv_text(arg.text for arg in args))
-    if args[0].text == "enable" and "n" in values and DIRECTORY_BUILTINS & set(operands):
-        # ``enable -n cd``: ``cd`` is now the program of that name, which moves no shell.
+    if args[0].text == "enable" and (
+        ("n" in values and DIRECTORY_BUILTINS & set(operands)) or names_unknown(args)
+    ):
+        # ``enable -n cd``: ``cd`` is now the program of that name, which moves no shell
+        # (``enable -n $x`` may be that too).
         return _cd_unknowable(analyser, args)
     return state, state
 
@@ -466,7 +479,7 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
 def _disable(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """zsh's ``disable cd`` is bash's ``enable -n cd``: no later cd moves this shell."""
     analyser.report(args, state, context)
-    if DIRECTORY_BUILTINS & {arg.text for arg in args[1:]}:
+    if DIRECTORY_BUILTINS & {arg.text for arg in args[1:]} or names_unknown(args):
         return _cd_unknowable(analyser, args)
     return state, state
 
@@ -476,7 +489,7 @@ def _zsh_options(analyser: Analyser, args: list[Arg], state: State, context: Con
     where a later cd leads unknown (``unknown-cwd``), as ``set -P`` does in bash."""
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
-    if zsh_cd_unknowable(texts, turned_on=texts[0] == "setopt"):
+    if zsh_cd_unknowable(texts, turned_on=texts[0] == "setopt") or names_unknown(args):
         return _cd_unknowable(analyser, args)
     return state, state
 
@@ -512,7 +525,10 @@ def _options(analyser: Analyser, args: list[Arg], state: State, context: Context
         analyser.construct("environment-override", argv_text(texts))
     if "histexpand" in options:
         analyser.construct("eval", argv_text(texts))
-    if options & CD_UNKNOWABLE:
+    # An option not known here (set -$f, shopt -s $o) may be one of those: set's
+    # positional parameters after "--" are not options.
+    ends = next((i for i, text in enumerate(texts) if text == "--"), len(texts))
+    if options & CD_UNKNOWABLE or names_unknown(args[:ends] if texts[0] == "set" else args):
         return _cd_unknowable(analyser, args)
     return state, state
 

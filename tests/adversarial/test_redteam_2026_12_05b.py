@@ -471,3 +471,49 @@ def test_the_same_script_run_twice_spends_two_tokens(
     thrice = "; ".join([f"sh -c 'curl {URL}'"] * 4)
     answer = fresh.check({"action": "process.exec", "commandLine": thrice, "cwd": "/tmp"})
     assert answer.json()["allowed"] is False
+
+
+# -- unknown-cwd: the option or builtin named by an expansion -------------------------------
+
+CDABLE_BY_VARIABLE = "o=cdable_vars; shopt -s $o; elsewhere={target}; cd elsewhere && pwd"
+
+
+@needs_bash
+def test_cdable_vars_turned_on_through_a_variable_really_moves_cd(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    out = _bash(CDABLE_BY_VARIABLE.format(target=target), tmp_path)
+    # cd prints where it went, then pwd: not tmp_path/elsewhere, which does not exist.
+    assert out.splitlines()[-1] == str(target)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        CDABLE_BY_VARIABLE.format(target="/etc"),
+        "x=cd; enable -n $x; cd /tmp/a && ls",
+        'enable -n "$x"; cd /tmp/a && ls',
+        "enable -n c*; cd /tmp/a && ls",
+        "enable -n {cd,x}; cd /tmp/a && ls",
+        "shopt -s cdable_v*; cd x && ls",
+        "set -$f; cd x/.. && ls",
+        "set -o $n; cd x/.. && ls",
+        "setopt $n; cd x/.. && ls",
+        "disable $n; cd /tmp/a && ls",
+    ],
+)
+def test_an_option_named_by_an_expansion_makes_cd_unknowable(line: str) -> None:
+    # The construct is reported at once: a later absolute cd does not make it known.
+    assert "unknown-cwd" in _constructs(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "set -- $x; cd /tmp/a && ls",
+        'set -- "$@"; cd /tmp/a && ls',
+        "shopt -s extglob; cd /tmp/a && ls",
+    ],
+)
+def test_positional_parameters_and_other_options_keep_cd_known(line: str) -> None:
+    assert _analyse(line).commands[-1].cwds == ("/tmp/a",)
