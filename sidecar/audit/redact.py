@@ -117,6 +117,12 @@ _ARGUMENT = (
 # A URL query or form parameter's value.
 _PARAMETER = r"""(?:[^\s&#"'<>\\]|\\[^"])+"""
 _AUTH_SCHEMES = r"(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)"
+# The name of an assignment at the start of a quoted word: an option or a variable
+# ("--db-password", "PGPASSWORD"; not "bypass").
+_QUOTED_PASSWORD = (
+    r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:password|passwd|pwd|pass)|[A-Za-z0-9_-]*(?:password|passwd))"
+)
+_QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 # htpasswd's options (-C takes a number) and its positional arguments.
 # Atomic: "-C 10" is never re-read as an option "-C" and a positional "10" (a record
 # redacted again would then lose its user name).
@@ -223,6 +229,20 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
+    # A whole quoted word holding the assignment ('--password=a b', "PGPASSWORD=a b",
+    # as the gate quotes an argument with a space in a reason): up to the closing quote.
+    _pattern(
+        "password",
+        rf"(?<![\w\\])(?:'{_QUOTED_PASSWORD}=([^']*)'|\"{_QUOTED_PASSWORD}=([^\"]*)\")",
+        ("pass", "pwd"),
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"(?<![\w\\])(?:'{_QUOTED_SECRET}=([^']*)'|\"{_QUOTED_SECRET}=([^\"]*)\")",
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
+        ignore_case=True,
+    ),
     _pattern(
         "password",
         rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))\b"
@@ -257,7 +277,11 @@ _PATTERNS: list[SecretPattern] = [
     # Not a URL (redis-cli -u redis://user:pw@host): its password is url-credentials'.
     _pattern(
         "password",
-        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:(?!//)((?:[^\s"'\\]|\\.)+)""",
+        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?"""
+        # The whole argument quoted ('bob:a b'), the password quoted (bob:"a b"), or bare.
+        r"""(?:'[^\s:"'/]*:(?!//)([^']+)'|"[^\s:"'/]*:(?!//)([^"]+)"|[^\s:"'/]*:(?!//)"""
+        r"""(?:"([^"]+)"(?![^\s;&|<>()])|'([^']+)'(?![^\s;&|<>()])"""
+        r"""|((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\.)+)))""",
         ("-u",),
     ),
     # An OAuth authorization code: a query parameter (?code= &code= #code=), the first
@@ -445,6 +469,12 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                     # in this item before (redacted again, "x [REDACTED:kind:...]").
                     if not password.startswith("//") and _TAG_PREFIX not in user + ":":
                         found[index] = ("password", user + ":", password)
+            if item[:1] == "-" and "=" in item and index not in found:
+                # One item is one word: "--password=a b" holds the secret to its end.
+                option, _, value = item.partition("=")
+                kind = option_kind(option)
+                if kind is not None:
+                    found[index] = (kind, option + "=", value)
             name = item.rpartition("/")[2]
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:

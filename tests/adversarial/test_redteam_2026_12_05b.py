@@ -517,3 +517,46 @@ def test_an_option_named_by_an_expansion_makes_cd_unknowable(line: str) -> None:
 )
 def test_positional_parameters_and_other_options_keep_cd_known(line: str) -> None:
     assert _analyse(line).commands[-1].cwds == ("/tmp/a",)
+
+
+# -- redaction: a password with a space, as the gate quotes it in a reason ------------------
+
+SPACED = "hun ter2x"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"no rule allows process.exec of mysql '--password={SPACED}'",
+        f'mysql "--password={SPACED}" db',
+        f"env 'PGPASSWORD={SPACED}' psql",
+        f"tool '--api-token={SPACED}'",
+        f"curl -u 'bob:{SPACED}' https://x",
+        f'curl -u bob:"{SPACED}" https://x',
+        f"curl --user='bob:{SPACED}' https://x",
+    ],
+)
+def test_a_quoted_password_with_a_space_is_redacted_whole(text: str) -> None:
+    redactor = Redactor(KEY)
+    out = redactor.redact_text(text)
+    assert "ter2x" not in out and "[REDACTED:" in out, out
+    assert redactor.redact_text(out) == out
+
+
+def test_the_gates_reason_for_a_password_with_a_space_is_redacted(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(HEAD_POLICY)
+    audit = tmp_path / "audit"
+    daemon = Daemon(policy, audit).start()
+    try:
+        for body in (
+            {"action": "process.exec", "commandLine": f'mysql --password="{SPACED}" db'},
+            {"action": "process.exec", "argv": ["mysql", f"--password={SPACED}", "db"]},
+            {"action": "process.exec", "commandLine": f"curl -u 'bob:{SPACED}' https://x"},
+        ):
+            answer = daemon.check(body)
+            assert answer.status_code == 200, answer.text
+    finally:
+        daemon.stop()
+    everything = b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+    assert everything and b"ter2x" not in everything
