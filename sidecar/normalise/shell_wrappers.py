@@ -1217,7 +1217,9 @@ def _exec(args: Sequence[Arg]) -> Unwrapped:
     unwrapped = _simple_wrapper(EXEC)(args)
     name = _value(options, "a")
     login = "l" in _names(options) or (name is not None and name.startswith("-"))
-    return replace(unwrapped, login=login) if login and not unwrapped.unparsed else unwrapped
+    if login and unwrapped.inner and not unwrapped.unparsed:  # "exec -l" alone runs nothing
+        return replace(unwrapped, login=True)
+    return unwrapped
 
 
 def _login_prefix(args: Sequence[Arg]) -> Unwrapped:
