@@ -8,9 +8,12 @@ kernel kills it. A head over the cap is answered with 431 (RFC 6585 section 5) a
 connection is closed; the application never sees the request, so, like any request
 that is not valid HTTP, it leaves no audit record.
 
-The count is taken per chunk read from the socket while a request's head is incomplete,
-so a client that pipelines requests can be charged for the tail of the previous request
-that shares a chunk with the next head; agents' clients send one request at a time.
+The count is of every byte of a request that is not its body, taken per chunk read from
+the socket until the request is complete: the head, and after a chunked body its trailer
+fields, which httptools hands uvicorn as more header fields to keep (and the chunks'
+framing, a few bytes per chunk). So a client that pipelines requests can be charged for
+the tail of the previous request that shares a chunk with the next head; agents' clients
+send one request at a time.
 """
 
 from __future__ import annotations
@@ -38,29 +41,37 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
         return None
 
     class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol, closing a connection whose head grows too large."""
+        """uvicorn's httptools protocol, closing a connection whose request's head (or
+        its trailer fields) grows too large."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._in_head = False
-            self._head_bytes = 0
+            self._in_message = False
+            self._head_bytes = 0  # bytes of the request so far that are not its body
+            self._body_bytes = 0  # body bytes in the chunk being parsed
 
         def on_message_begin(self) -> None:
-            self._in_head = True
+            self._in_message = True
             self._head_bytes = 0
             super().on_message_begin()
 
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            super().on_headers_complete()
+        def on_body(self, body: bytes) -> None:
+            self._body_bytes += len(body)
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            self._in_message = False
+            super().on_message_complete()
 
         def data_received(self, data: bytes) -> None:
+            self._body_bytes = 0
             super().data_received(data)
-            if not self._in_head:
+            if not self._in_message:
                 return
-            self._head_bytes += len(data)
+            # Trailer fields after a chunked body are kept like header fields: counted too.
+            self._head_bytes += max(len(data) - self._body_bytes, 0)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-                self._in_head = False
+                self._in_message = False
                 self.transport.write(_RESPONSE_431)
                 self.transport.close()
 

@@ -11,8 +11,8 @@ check is denied all the same (``shortfall``, ``over_budget``).
 
 A command that may run an unknown number of times for its one token (in a loop body or a
 ``while``/``until`` condition, a function, a trap or alias, run by ``xargs``, ``find
--exec``, ``watch``, ``systemd-run --on-calendar`` or zsh's ``repeat N``:
-``Subject.repeated``, set by the command analysis) cannot be counted: a rate-limited
+-exec``, ``watch``, ``systemd-run --on-calendar`` or ``-p Restart=always``, or zsh's
+``repeat N``: ``Subject.repeated``, set by the command analysis) cannot be counted: a rate-limited
 allow rule that matches it counts as a matching deny too, whatever its bucket holds,
 with a reason saying why the command repeats. So ``for i in $(seq 1000); do curl x;
 done`` is no way around a budget either; an allow rule without a limit still allows it.

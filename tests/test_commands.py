@@ -393,9 +393,15 @@ def test_wrappers_that_start_a_shell_report_it_as_sh(
 ) -> None:
     analysis = analyse(line)
     assert argvs(analysis) == expected
-    # zsh reads ~/.zshenv first, whoever starts it.
+    # zsh reads ~/.zshenv first, whoever starts it; a login shell its profile.
     started_zsh = expected[-1][0].endswith("zsh")
-    assert names(analysis) == ({"startup-files"} if started_zsh else set())
+    assert names(analysis) == ({"startup-files"} if started_zsh or line in LOGINS else set())
+
+
+# Those of them that start a login shell (argv[0] "-sh"), which runs its profile first.
+LOGINS = frozenset(
+    {"sudo -i", "sudo -u app --login", "su -", "su - app", "su -l app", "login"} | {"login -f root"}
+)
 
 
 def test_xargs_runs_its_command_with_unseen_arguments() -> None:
@@ -840,7 +846,11 @@ CONSTRUCT_CASES = [
     ),
     ("cat <<'E' | bash\nrm x\nE", [("cat",), ("bash",)], set()),
     ("sudo -s <<< 'rm x'", [("sudo", "-s"), ("rm", "x"), ("sh",)], {"heredoc-to-shell"}),
-    ("su - <<'E'\nrm x\nE", [("su", "-"), ("rm", "x"), ("sh",)], {"heredoc-to-shell"}),
+    (  # su - starts a login shell: its profile runs first
+        "su - <<'E'\nrm x\nE",
+        [("su", "-"), ("rm", "x"), ("sh",)],
+        {"heredoc-to-shell", "startup-files"},
+    ),
     (
         "script -q /dev/null <<< 'rm x'",
         [("script", "-q", "/dev/null"), ("rm", "x"), ("sh", "-i")],

@@ -43,9 +43,16 @@ _SECRET_NAMES = (
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
 # invalidRequest record or JSON carried inside a string: then the secret runs to the
 # closing \" (or, in a body cut short, to the end of the string).
+#
+# On a command line a word may be made of several pieces (``''pw``, ``$'pw'``,
+# ``"a"'b'``, ``pw"x"``): a quoted or bare value that does not end the word is not the
+# whole secret, and the whole word is taken instead (possessive, so that a bare value
+# cut short before a quote cannot pass for one that ends there).
 _VALUE = (
-    r"""(?:\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)|"([^"]*)"|'([^']*)'"""
-    r"""|((?:[^\s&;,"'<>}\]\\]|\\[^"])+))"""
+    r"""(?:\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
+    r"""|"([^"]*)"(?![^\s&;,<>}\]\\)|])|'([^']*)'(?![^\s&;,<>}\]\\)|])"""
+    r"""|((?:[^\s&;,"'<>}\]\\]|\\[^"])++)(?!["'])"""
+    r"""|((?:"[^"]*"|'[^']*'|[^\s&;,"'<>}\]\\]|\\[^"])+))"""
 )
 # A header value: up to a quote, a separator, or a JSON-escaped quote (\").
 _TOKEN = r"""(?:[^\s"',;\\]|\\[^"])+"""
@@ -93,18 +100,34 @@ def _pattern(
 # or the '/' of a path), then its arguments up to the option, not crossing a command
 # separator (``redis-cli ping; ls -a dir`` keeps ``dir``).
 _PROGRAM_START = r"""(?:^|(?<=[\s/"'`(]))"""
-_SAME_COMMAND = r"[^\n;&|]*?"
+# White space between words, or a line continuation (a backslash and a newline).
+_BLANK = r"(?:[ \t]|\\\n)"
+_SAME_COMMAND = r"(?:[^\n;&|]|\\\n)*?"
+# A program's name may be quoted ('sshpass' -p pw): the closing quote after it.
+_NAME_END = r"""["']?"""
 # A program's argument: quoted, or up to white space or a quote (so a ',' or '&' in an
 # unquoted password does not end it early).
-_ARGUMENT = r"""\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)|"([^"]*)"|'([^']*)'|((?:[^\s"'\\]|\\[^"])+)"""
+# Several pieces of one word (``''pw``, ``$'pw'``) are taken whole, as in ``_VALUE``.
+_ARGUMENT = (
+    r"""\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
+    r"""|"([^"]*)"(?![^\s;&|<>()])|'([^']*)'(?![^\s;&|<>()])"""
+    r"""|((?:[^\s"'\\]|\\[^"])++)(?!["'])"""
+    r"""|((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\[^"])+)"""
+)
 # A URL query or form parameter's value.
 _PARAMETER = r"""(?:[^\s&#"'<>\\]|\\[^"])+"""
 _AUTH_SCHEMES = r"(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)"
+# The name of an assignment at the start of a quoted word: an option or a variable
+# ("--db-password", "PGPASSWORD"; not "bypass").
+_QUOTED_PASSWORD = (
+    r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:password|passwd|pwd|pass)|[A-Za-z0-9_-]*(?:password|passwd))"
+)
+_QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 # htpasswd's options (-C takes a number) and its positional arguments.
 # Atomic: "-C 10" is never re-read as an option "-C" and a positional "10" (a record
 # redacted again would then lose its user name).
-_HTPASSWD_OPTION = r"[ \t]+(?>-C[ \t]*[0-9]+|-[A-Za-z]+)"
-_HTPASSWD_WORD = r"""[ \t]+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
+_HTPASSWD_OPTION = rf"{_BLANK}+(?>-[A-Za-z]*C{_BLANK}*[0-9]+|-[A-Za-z]+)"
+_HTPASSWD_WORD = rf"""{_BLANK}+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
 
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
@@ -116,46 +139,47 @@ _PATTERNS: list[SecretPattern] = [
     # sshpass -p pw / -ppw, among sshpass's own options (ssh's -p PORT after it is not).
     _pattern(
         "password",
-        rf"{_PROGRAM_START}sshpass(?:[ \t]+-(?:[fdP][ \t]*[^\s-]\S*|[evhV]+))*"
-        rf"[ \t]+-p[ \t]*(?:{_ARGUMENT})",
+        rf"{_PROGRAM_START}sshpass{_NAME_END}(?:{_BLANK}+-(?:[fdP]{_BLANK}*[^\s-]\S*|[evhV]+))*"
+        # -p alone or after flags in one cluster (-vp pw).
+        rf"{_BLANK}+-[evhV]*p{_BLANK}*(?:{_ARGUMENT})",
         ("sshpass",),
     ),
     # redis-cli -a pw (and Valkey's, KeyDB's); --pass is a secret option everywhere.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli(?=[ \t]){_SAME_COMMAND}"
-        rf"[ \t]-a[ \t]+(?:{_ARGUMENT})",
+        rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli{_NAME_END}(?={_BLANK}){_SAME_COMMAND}"
+        rf"{_BLANK}-a{_BLANK}+(?:{_ARGUMENT})",
         ("-cli",),
     ),
     # docker login -p pw (-ppw, -p=pw), and the same for podman, nerdctl, buildah, skopeo.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo)"
-        r"(?:[ \t]+-\S+(?:[ \t]+[^\s-]\S*)?)*?[ \t]+login(?=[ \t])"
+        rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo){_NAME_END}"
+        rf"(?:{_BLANK}+-\S+(?:{_BLANK}+[^\s-]\S*)?)*?{_BLANK}+login(?={_BLANK})"
         # Possessive: in "-p=" before a tag, the '=' is not the value.
-        rf"{_SAME_COMMAND}[ \t]-p(?:[ \t]+|=)?+(?:{_ARGUMENT})",
+        rf"{_SAME_COMMAND}{_BLANK}-p(?:{_BLANK}+|=)?+(?:{_ARGUMENT})",
         ("login",),
     ),
     # htpasswd -b: the password is the last positional argument, the third (file user
     # password), or the second with -n (user password).
     _pattern(
         "password",
-        rf"{_PROGRAM_START}htpasswd(?=(?:{_HTPASSWD_OPTION})*?[ \t]+-[A-Za-z]*b)"
-        rf"(?:(?=(?:{_HTPASSWD_OPTION})*?[ \t]+-[A-Za-z]*n)(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}"
+        rf"{_PROGRAM_START}htpasswd{_NAME_END}(?=(?:{_HTPASSWD_OPTION})*?{_BLANK}+-[A-Za-z]*b)"
+        rf"(?:(?=(?:{_HTPASSWD_OPTION})*?{_BLANK}+-[A-Za-z]*n)(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}"
         rf"|(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}{_HTPASSWD_WORD})"
-        rf"[ \t]+(?:{_ARGUMENT})",
+        rf"{_BLANK}+(?:{_ARGUMENT})",
         ("htpasswd",),
     ),
     # keytool -storepasswd / -keypasswd -new NEWPASSWORD.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}keytool(?=[ \t]){_SAME_COMMAND}[ \t]-new[ \t]+(?:{_ARGUMENT})",
+        rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK}){_SAME_COMMAND}{_BLANK}-new{_BLANK}+(?:{_ARGUMENT})",
         ("keytool",),
     ),
     # openssl enc -k password, -K hex key.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}openssl(?=[ \t]){_SAME_COMMAND}[ \t]-[kK][ \t]+(?:{_ARGUMENT})",
+        rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK}){_SAME_COMMAND}{_BLANK}-[kK]{_BLANK}+(?:{_ARGUMENT})",
         ("openssl",),
     ),
     _pattern(
@@ -205,6 +229,20 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
+    # A whole quoted word holding the assignment ('--password=a b', "PGPASSWORD=a b",
+    # as the gate quotes an argument with a space in a reason): up to the closing quote.
+    _pattern(
+        "password",
+        rf"(?<![\w\\])(?:'{_QUOTED_PASSWORD}=([^']*)'|\"{_QUOTED_PASSWORD}=([^\"]*)\")",
+        ("pass", "pwd"),
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"(?<![\w\\])(?:'{_QUOTED_SECRET}=([^']*)'|\"{_QUOTED_SECRET}=([^\"]*)\")",
+        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
+        ignore_case=True,
+    ),
     _pattern(
         "password",
         rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))\b"
@@ -224,13 +262,13 @@ _PATTERNS: list[SecretPattern] = [
     # handled item by item, see ``option_kind``).
     _pattern(
         "password",
-        rf"(?:^|(?<=\s)){_PASSWORD_OPTION}[ \t]+{_VALUE}",
+        rf"(?:^|(?<=\s)){_PASSWORD_OPTION}{_BLANK}+{_VALUE}",
         ("pass", "pwd"),
         ignore_case=True,
     ),
     _pattern(
         "secret",
-        rf"(?:^|(?<=\s)){_SECRET_OPTION}[ \t]+{_VALUE}",
+        rf"(?:^|(?<=\s)){_SECRET_OPTION}{_BLANK}+{_VALUE}",
         ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
         ignore_case=True,
     ),
@@ -239,7 +277,11 @@ _PATTERNS: list[SecretPattern] = [
     # Not a URL (redis-cli -u redis://user:pw@host): its password is url-credentials'.
     _pattern(
         "password",
-        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?["']?[^\s:"'/]*:(?!//)((?:[^\s"'\\]|\\.)+)""",
+        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?"""
+        # The whole argument quoted ('bob:a b'), the password quoted (bob:"a b"), or bare.
+        r"""(?:'[^\s:"'/]*:(?!//)([^']+)'|"[^\s:"'/]*:(?!//)([^"]+)"|[^\s:"'/]*:(?!//)"""
+        r"""(?:"([^"]+)"(?![^\s;&|<>()])|'([^']+)'(?![^\s;&|<>()])"""
+        r"""|((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\.)+)))""",
         ("-u",),
     ),
     # An OAuth authorization code: a query parameter (?code= &code= #code=), the first
@@ -249,11 +291,14 @@ _PATTERNS: list[SecretPattern] = [
         "secret",
         r"(?:[?&#]code=(" + _PARAMETER + r")"
         r"|(?:^|(?<=[\s\"'=]))code=(" + _PARAMETER + r")(?=&)"
-        r"""|(?:^|(?<=\s))(?:-d|--data(?:-[a-z]+)?|-F|--form(?:-string)?)(?:[ \t]+|=)["']?"""
+        r"""|(?:^|(?<=\s))(?:-[dF](?:[ \t]+|=)?"""
+        r"""|(?:--data(?:-[a-z]+)?|--form(?:-string)?)(?:[ \t]+|=))["']?"""
         r"code=(" + _PARAMETER + r"))",
         ("code=",),
         ignore_case=True,
     ),
+    # sshpass -e reads its password from SSHPASS (the name as the environment has it).
+    _pattern("password", rf"(?<![\w-])SSHPASS{_AFTER_NAME}\s*=\s*{_VALUE}", ("sshpass",)),
     # redis-cli reads its password from REDISCLI_AUTH.
     _pattern(
         "password",
@@ -285,6 +330,12 @@ def option_kind(argument: str) -> str | None:
 
 
 _USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
+# curl's options whose value is a form body: "code=..." there is an OAuth code (with
+# '&' in it, the text pattern finds it).
+_DATA_OPTIONS = frozenset(
+    {"-d", "--data", "--data-raw", "--data-binary", "--data-urlencode", "--data-ascii"}
+    | {"-F", "--form", "--form-string"}
+)
 _MYSQL = re.compile(r"(?:mysql|mariadb)[\w.-]*", _FLAGS)
 
 # (kind, text kept before the tag, secret) for an argv item that is or ends in a secret.
@@ -321,12 +372,15 @@ def _glued(items: Sequence[Any], index: int, option: str, found: dict[int, Found
 
 
 def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
-    # Only sshpass's own options, before the command it runs (ssh -p PORT is a port).
+    # Only sshpass's own options, before the command it runs (ssh -p PORT is a port);
+    # flags may come first in the same cluster (-vp pw, -vppw).
     index = start
-    while _is_str(items, index) and items[index].startswith("-"):
-        if _glued(items, index, "-p", found):
+    while _is_str(items, index) and items[index].startswith("-") and items[index] != "--":
+        flags = re.match(r"-[evhV]*", items[index], _FLAGS)
+        assert flags is not None
+        if _glued(items, index, flags.group() + "p", found):
             return
-        index += 2 if items[index] in ("-f", "-d", "-P") else 1
+        index += 2 if re.fullmatch(r"-[evhV]*[fdP]", items[index], _FLAGS) else 1
 
 
 def _scan_option(*options: str) -> Callable[[Sequence[Any], int, dict[int, Found]], None]:
@@ -354,14 +408,14 @@ def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> No
     while _is_str(items, index) and items[index].startswith("-"):
         argument = index + 1  # perhaps the option's argument (docker --config DIR login)
         if (
-            _is_str(items, argument)
+            "=" not in items[index]
+            and _is_str(items, argument)
             and items[argument][:1] != "-"
             and items[argument] != "login"
-            and _is_word(items, argument + 1, "login")
         ):
-            index = argument + 1
-            break
-        index += 1
+            index = argument + 1  # --config DIR, --log-level info ...
+        else:
+            index += 1
     if not _is_word(items, index, "login"):
         return
     for option in range(index + 1, len(items)):
@@ -373,7 +427,7 @@ def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) ->
     index, flags = start, ""
     while _is_str(items, index) and items[index].startswith("-"):
         flags += items[index]
-        index += 2 if items[index] == "-C" else 1
+        index += 2 if re.fullmatch(r"-[A-Za-z]*C", items[index], _FLAGS) else 1
     if "b" in flags:
         _value_at(items, index + (1 if "n" in flags else 2), found)
 
@@ -407,10 +461,20 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                 kind = option_kind(previous)
                 if kind is not None:
                     found[index] = (kind, "", item)
+                elif previous in _DATA_OPTIONS and item[:5].lower() == "code=" and "&" not in item:
+                    found[index] = ("secret", item[:5], item[5:])  # curl -d code=pw
                 elif previous in _USER_OPTIONS and ":" in item:
                     user, _, password = item.partition(":")
-                    if not password.startswith("//"):  # a URL: url-credentials' part
+                    # Not a URL (url-credentials' part), nor the ':' of a tag placed
+                    # in this item before (redacted again, "x [REDACTED:kind:...]").
+                    if not password.startswith("//") and _TAG_PREFIX not in user + ":":
                         found[index] = ("password", user + ":", password)
+            if item[:1] == "-" and "=" in item and index not in found:
+                # One item is one word: "--password=a b" holds the secret to its end.
+                option, _, value = item.partition("=")
+                kind = option_kind(option)
+                if kind is not None:
+                    found[index] = (kind, option + "=", value)
             name = item.rpartition("/")[2]
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
@@ -516,8 +580,9 @@ _SCREEN_PATTERN = "|".join(
         r"""(?:"|\s|\\[tnrf]|\\u000b)-p[^\s"]""",
         # docker login -p pw ("login","-p","pw" in argv); an OAuth code=.
         r"""(?:"|\s|\\[tnrf]|\\u000b)login(?:"|\s|\\[tnrf]|\\u000b)""",
-        r"(?:[^A-Za-z0-9_]|\\[tnrf]|\\u000b)code=",
-        r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b)""",
+        r"(?:[^A-Za-z0-9_]|\\[tnrf]|\\u000b|-[dF])code=",
+        # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
+        r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
         *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
     ]
 )
@@ -531,10 +596,10 @@ _SCREEN_TEXT_PATTERN = (
     + r"""\\?["']?[\t\n\x0b\f\r ]*[:=]"""
     + r"|(?:^|[\t\n\x0b\f\r ])"
     + _OPTION_WORD
-    + r"[\t ]"
+    + r"(?:[\t ]|\\\n)"
     + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
-    + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_])code="
+    + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False

@@ -32,9 +32,10 @@ What is reported
   allows whatever it reads, as in ``curl ... | sh``). A shell named by a path outside
   the trusted directories, or started interactive (``-i``: it first runs ~/.bashrc or
   $ENV, which the gate cannot see, and ``+O interactive_comments`` turns ``#`` into a
-  word), is reported as itself as well as unwrapped. A login shell (``-l``) and zsh
-  (unless ``-f``) first run startup files the gate cannot see: the construct
-  ``startup-files``, and their script is unwrapped all the same. Other languages
+  word), is reported as itself as well as unwrapped. A login shell (``-l``; also one
+  started by ``exec -l``, ``sudo -i``, ``su -`` ...: ``Unwrapped.login``) and zsh
+  (unless its rcs option ends up off) first run startup files the gate cannot see: the
+  construct ``startup-files``, and their script is unwrapped all the same. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -67,9 +68,10 @@ What is reported
   ``repeated``, with why: in a loop body or a ``while``/``until`` condition (a ``for``'s
   words are expanded once; a ``for ((;;))`` header is repeated), a function body, a
   trap, an alias, a ``mapfile -C`` callback, a ``complete -C/-F`` or ``bind -x``
-  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer
-  option or ``repeat N`` (N above 1) runs. The wrapper itself runs once. A
-  rate-limited allow rule cannot count its tokens and denies it (``ratelimit``).
+  command, or what ``xargs``, ``find -exec``, ``watch``, ``systemd-run`` with a timer,
+  path or socket unit or a restart policy, or ``repeat N`` (N above 1) runs. The
+  wrapper itself runs once. A rate-limited allow rule cannot count its tokens and
+  denies it (``ratelimit``).
 * ``VAR=x`` prefixes are removed; an assignment alone is not a command.
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
@@ -360,7 +362,8 @@ class _Analyser:
         self.writes: dict[str, str] = {}
         self.reads: dict[str, str] = {}
         self.constructs: dict[Construct, None] = {}
-        self.analysed: set[tuple[str, State, bool, str]] = set()
+        # Each script text analysed (in its place) -> the slice of ``commands`` it added.
+        self.analysed: dict[tuple[str, State, bool, str], tuple[int, int]] = {}
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
@@ -381,9 +384,19 @@ class _Analyser:
         """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
         sh reads it (a command line or ``sh -c`` script may well run under dash)."""
         key = (text, state, posix, context.repeated)
-        if key in self.analysed:
-            return  # the same text in the same place: its commands are reported already
-        self.analysed.add(key)
+        done = self.analysed.get(key)
+        if done is not None:
+            # The same text in the same place is not analysed again, but its commands run
+            # again: each is reported once more, so a rate limit counts every run
+            # (``sh -c 'curl x'; sh -c 'curl x'`` spends two tokens).
+            self.commands.extend(self.commands[done[0] : done[1]])
+            return
+        first = len(self.commands)
+        self.analysed[key] = (first, first)  # nothing yet, should the text recur inside
+        self._script_text(text, state, context, posix=posix)
+        self.analysed[key] = (first, len(self.commands))
+
+    def _script_text(self, text: str, state: State, context: Context, *, posix: bool) -> None:
         self.texts.append(text)
         depth, nesting = context.depth, context.nesting
         self.script(
@@ -725,6 +738,8 @@ class _Analyser:
                 return outer, outer
             if unwrapped.dynamic:
                 self.construct("dynamic-command", display)
+            if unwrapped.login:  # sudo -i, su -: the login shell runs its startup files
+                self.construct("startup-files", display)
             if unwrapped.unknown_arguments:
                 self.construct("unknown-arguments", display)
             for variable in unwrapped.assigned:
@@ -785,6 +800,8 @@ class _Analyser:
             return []
         if unwrapped.dynamic:
             self.construct("dynamic-command", argv_text(texts))
+        if unwrapped.login:  # exec -l bash: a login shell runs its startup files
+            self.construct("startup-files", argv_text(texts))
         return list(unwrapped.inner)
 
     def shell(

@@ -28,6 +28,7 @@ from sidecar.normalise.shell_wrappers import (
     UNKNOWN_CWD,
     Arg,
     turned_on_options,
+    zsh_cd_unknowable,
 )
 
 DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
@@ -146,6 +147,16 @@ def split_operands(texts: Sequence[str], with_value: str = "") -> tuple[list[str
             continue
         operands.append(text)
     return operands, values
+
+
+# Characters that make a word expand to names not written in it (a glob, a brace list).
+_EXPANDING = frozenset("*?[{")
+
+
+def names_unknown(args: Sequence[Arg]) -> bool:
+    """Whether an argument of ``args[1:]`` may stand for words not known here: an
+    expansion (``enable -n $x``), a glob or a brace list (``shopt -s cdable_v*``)."""
+    return any(not arg.static or _EXPANDING & set(arg.text) for arg in args[1:])
 
 
 def static_value(args: Sequence[Arg], value: str) -> bool:
@@ -456,8 +467,29 @@ def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context)
     operands, values = split_operands([arg.text for arg in args], "pfd")
     if ("p" in values and args[0].text == "hash") or ("f" in values and args[0].text == "enable"):
         analyser.construct("command-lookup-override", argv_text(arg.text for arg in args))
-    if args[0].text == "enable" and "n" in values and DIRECTORY_BUILTINS & set(operands):
-        # ``enable -n cd``: ``cd`` is now the program of that name, which moves no shell.
+    if args[0].text == "enable" and (
+        ("n" in values and DIRECTORY_BUILTINS & set(operands)) or names_unknown(args)
+    ):
+        # ``enable -n cd``: ``cd`` is now the program of that name, which moves no shell
+        # (``enable -n $x`` may be that too).
+        return _cd_unknowable(analyser, args)
+    return state, state
+
+
+def _disable(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """zsh's ``disable cd`` is bash's ``enable -n cd``: no later cd moves this shell."""
+    analyser.report(args, state, context)
+    if DIRECTORY_BUILTINS & {arg.text for arg in args[1:]} or names_unknown(args):
+        return _cd_unknowable(analyser, args)
+    return state, state
+
+
+def _zsh_options(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
+    """zsh's ``setopt``/``unsetopt``: chase_links, chase_dots, cdable_vars, auto_cd make
+    where a later cd leads unknown (``unknown-cwd``), as ``set -P`` does in bash."""
+    analyser.report(args, state, context)
+    texts = [arg.text for arg in args]
+    if zsh_cd_unknowable(texts, turned_on=texts[0] == "setopt") or names_unknown(args):
         return _cd_unknowable(analyser, args)
     return state, state
 
@@ -487,11 +519,16 @@ def _options(analyser: Analyser, args: list[Arg], state: State, context: Context
             options = set(operands) & set(RISKY_SHELL_OPTIONS.values())
         else:
             options = set(operands) & RISKY_SHOPT_OPTIONS
+    if texts[0] == "set" and zsh_cd_unknowable(texts):
+        options.add("physical")  # zsh's set -o chase_links, set -w
     if "keyword" in options:
         analyser.construct("environment-override", argv_text(texts))
     if "histexpand" in options:
         analyser.construct("eval", argv_text(texts))
-    if options & CD_UNKNOWABLE:
+    # An option not known here (set -$f, shopt -s $o) may be one of those: set's
+    # positional parameters after "--" are not options.
+    ends = next((i for i, text in enumerate(texts) if text == "--"), len(texts))
+    if options & CD_UNKNOWABLE or names_unknown(args[:ends] if texts[0] == "set" else args):
         return _cd_unknowable(analyser, args)
     return state, state
 
@@ -529,5 +566,8 @@ BUILTINS: dict[str, Builtin] = {
     "history": _history,
     "set": _options,
     "shopt": _options,
+    "setopt": _zsh_options,
+    "unsetopt": _zsh_options,
+    "disable": _disable,
     **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
 }

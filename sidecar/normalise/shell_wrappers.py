@@ -189,6 +189,44 @@ RISKY_SHELL_OPTIONS = {"k": "keyword", "H": "histexpand", "P": "physical"}
 RISKY_SHOPT_OPTIONS = frozenset({"cdable_vars"})
 # Options after which the analysis no longer knows where cd leads.
 CD_UNKNOWABLE = frozenset({"physical", "cdable_vars"})
+# zsh's options of that kind, as zsh compares names (lower case, no '_'): chase_links
+# (-w) and chase_dots resolve symlinks like bash's -P, cdable_vars (-T) is bash's, and
+# auto_cd (-J) makes a directory's name a cd.
+ZSH_CD_OPTIONS = frozenset({"chaselinks", "chasedots", "cdablevars", "autocd"})
+ZSH_CD_LETTERS = "wTJ"
+
+
+def zsh_cd_option(turned_on: bool, option: str) -> bool:
+    """Whether ``-o OPTION`` (``+o`` when not ``turned_on``; ``setopt OPTION``) turns on
+    one of ``ZSH_CD_OPTIONS``; ``no`` before a name turns it the other way."""
+    plain = option.lower().replace("_", "").replace("-", "")
+    if plain.startswith("no") and plain[2:] in ZSH_CD_OPTIONS:
+        return not turned_on
+    return turned_on and plain in ZSH_CD_OPTIONS
+
+
+def zsh_cd_unknowable(texts: Sequence[str], turned_on: bool = True) -> bool:
+    """``setopt``/``unsetopt``/``set`` arguments (``texts[1:]``) that turn on one of
+    ``ZSH_CD_OPTIONS``: by name, by ``-o NAME`` or by letter (``-w``); ``turned_on`` is
+    False for ``unsetopt``, which turns its names off."""
+    index = 1
+    while index < len(texts):
+        text = texts[index]
+        index += 1
+        if text in ("-", "--") or text[:1] not in "-+" or text[1:2] == "-":
+            if text not in ("-", "--") and zsh_cd_option(turned_on, text):
+                return True
+            continue
+        on = (text[0] == "-") == turned_on
+        for letter in text[1:]:
+            if letter == "o":
+                value = texts[index] if index < len(texts) else ""
+                index += 1
+                if zsh_cd_option(on, value):
+                    return True
+            elif letter in ZSH_CD_LETTERS and on and letter != "T":
+                return True  # -w, -J (bash has neither); bash's -T is functrace
+    return False
 
 
 def turned_on_options(texts: Sequence[str], valued: str = "o") -> set[str]:
@@ -243,7 +281,7 @@ class ShellInvocation:
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
-    command_mode = stdin_mode = interactive = login = no_profile = False
+    command_mode = stdin_mode = interactive = login = no_profile = zsh_cd = False
     # zsh reads ~/.zshenv unless the rcs option is off (-f, --no-rcs, +o rcs, -o norcs).
     reads_rcs = name in ZSH_NAMES
     short_options = [name]  # the option clusters and their values, read like set's
@@ -260,8 +298,10 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 login = True
             elif option == "noprofile":  # a login shell that reads no profile
                 no_profile = True
-            elif name in ZSH_NAMES and option.replace("-", "").replace("_", "") == "norcs":
-                reads_rcs = False
+            elif name in ZSH_NAMES and (rcs := _zsh_rcs(True, option.replace("-", ""))) is not None:
+                reads_rcs = rcs  # --no-rcs, --rcs: the last one wins
+            elif name in ZSH_NAMES and zsh_cd_option(True, option):
+                zsh_cd = True  # --chase-links
             takes_value = option in BASH_LONG_WITH_ARGUMENT or (
                 name in ZSH_NAMES and option == "emulate"
             )
@@ -284,20 +324,30 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 interactive = True
             elif letter == "l" and turned_on:
                 login = True
-            elif letter == "f" and turned_on and name in ZSH_NAMES:
-                reads_rcs = False
+            elif letter in ZSH_CD_LETTERS and turned_on and name in ZSH_NAMES:
+                zsh_cd = True  # zsh -w: chase_links ...
+            elif letter == "f" and name in ZSH_NAMES:
+                reads_rcs = not turned_on  # -f: no rcs; +f turns them back on
             elif letter in valued_letters:
                 value = texts[index] if index < len(texts) else ""
                 short_options.append(value)
                 index += 1
-                if letter == "o" and name in ZSH_NAMES and _zsh_rcs_off(turned_on, value):
-                    reads_rcs = False
+                # zsh -o login (+o nologin) is -l; other shells refuse the name.
+                if letter == "o" and value.lower().replace("_", "") in ("login", "nologin"):
+                    login = login or turned_on == (value.lower().replace("_", "") == "login")
+                if letter == "o" and name in ZSH_NAMES and zsh_cd_option(turned_on, value):
+                    zsh_cd = True
+                rcs = _zsh_rcs(turned_on, value) if letter == "o" else None
+                if rcs is not None and name in ZSH_NAMES:
+                    reads_rcs = rcs  # the last setting wins: -f -o rcs reads them
             elif not letter.isalnum():
                 return ShellInvocation("unparsed")
     if index > len(texts):
         return ShellInvocation("unparsed")
     dynamic = any(not arg.static for arg in args[: min(index + 1, len(args))])
     options = frozenset(turned_on_options(short_options, valued_letters))
+    if zsh_cd:
+        options |= {"physical"}  # where its cd leads is as unknown as after bash's -P
     startup = (login and not no_profile) or reads_rcs
     if command_mode:
         if index >= len(args):
@@ -308,10 +358,16 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     return ShellInvocation("plain", None, dynamic, options, interactive, startup)
 
 
-def _zsh_rcs_off(turned_on: bool, option: str) -> bool:
-    """``-o norcs`` / ``+o rcs`` (zsh ignores case and underscores in option names)."""
+def _zsh_rcs(turned_on: bool, option: str) -> bool | None:
+    """Whether ``-o OPTION`` (``+o`` when not ``turned_on``) leaves zsh's rcs option on;
+    None when OPTION is another one. zsh ignores case and underscores in option names,
+    and ``no`` before one turns it the other way (``-o norcs`` = ``+o rcs``)."""
     plain = option.lower().replace("_", "")
-    return plain == ("norcs" if turned_on else "rcs")
+    if plain == "rcs":
+        return turned_on
+    if plain == "norcs":
+        return not turned_on
+    return None
 
 
 # -- wrappers ---------------------------------------------------------------------------
@@ -329,6 +385,8 @@ class Unwrapped:
     (``xargs``, ``find -exec ... {}``). ``dynamic``: an argument that decides what runs
     is not static. ``unparsed``: its options could not be read. ``repeats``: what it
     runs may run any number of times (``xargs``, ``find -exec``, ``watch``).
+    ``login``: it starts the command as a login shell (``sudo -i``, ``su -``, ``exec
+    -l``: argv[0] begins with ``-``), which first runs startup files.
     """
 
     inner: tuple[Arg, ...] = ()
@@ -340,6 +398,7 @@ class Unwrapped:
     dynamic: bool = False
     unparsed: bool = False
     repeats: bool = False
+    login: bool = False
 
 
 UNPARSED = Unwrapped(unparsed=True)
@@ -527,6 +586,7 @@ def _sudo(args: Sequence[Arg]) -> Unwrapped:
         cwd=cwd,
         assigned=tuple(assigned),
         dynamic=_dynamic(args, index + 1),
+        login=bool(names & {"i", "login"}),  # the target user's login shell
     )
 
 
@@ -692,14 +752,16 @@ def _su(spec: OptionSpec) -> Handler:
         command = _value(options, "c", "command", "session-command")
         if command is None and "u" in _names(options):
             return Unwrapped(inner=tuple(args[i] for i in operands), dynamic=dynamic)
+        login = bool(_names(options) & {"l", "login"})
         if operands and args[operands[0]].text == "-":  # "su - user": a login shell
             operands = operands[1:]
+            login = True
         shell = _value(options, "s", "shell")
         inner = [_source(args, shell) if shell else Arg(LOGIN_SHELL)]
         if command is not None:
             inner += [Arg("-c"), _source(args, command)]
         inner += [args[i] for i in operands[1:]]  # after the user: the shell's arguments
-        return Unwrapped(inner=tuple(inner), dynamic=dynamic)
+        return Unwrapped(inner=tuple(inner), dynamic=dynamic, login=login)
 
     return handler
 
@@ -865,7 +927,7 @@ def _login(args: Sequence[Arg]) -> Unwrapped:
     options, _operands = parse_permuted(_texts(args), 1, LOGIN)
     if _names(options) & (HELP_VERSION | {"V"}):
         return Unwrapped(dynamic=_dynamic(args, len(args)))
-    return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)))
+    return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, len(args)), login=True)
 
 
 SYSTEMD_RUN = OptionSpec(
@@ -895,11 +957,23 @@ UNIT_PROPERTIES = frozenset({"p", "property", "path-property", "socket-property"
     "timer-property"
 }
 # Options that start the command from a timer: ``--on-calendar``, ``--on-unit-active``
-# and the clock events run it again and again (any of them: as often as it fires).
+# and the clock events run it again and again (any of them: as often as it fires). A
+# path or socket unit (``--path-property``, ``--socket-property``) starts it whenever the
+# path changes or a connection comes.
 TIMER_OPTIONS = frozenset(
     {"on-active", "on-boot", "on-startup", "on-unit-active", "on-unit-inactive"}
     | {"on-calendar", "on-timezone-change", "on-clock-change", "timer-property"}
+    | {"path-property", "socket-property"}
 )
+
+
+def _restarts(name: str, value: str | None) -> bool:
+    """``-p Restart=always`` (any value but ``no``): systemd starts the command again
+    each time it exits, as often as that happens."""
+    if name not in ("p", "property") or value is None:
+        return False
+    field, _equals, setting = value.partition("=")
+    return field.strip() == "Restart" and setting.strip() not in ("no", "")
 
 
 def _systemd_run(spec: OptionSpec) -> Handler:
@@ -933,7 +1007,9 @@ def _systemd_run(spec: OptionSpec) -> Handler:
         )
         # systemd >= 254 expands $VAR in a service's command line: the word is a value.
         dynamic = _dynamic(args, index + 1) or any("$" in arg.text for arg in command)
-        repeats = bool(names & TIMER_OPTIONS)
+        repeats = bool(names & TIMER_OPTIONS) or any(
+            _restarts(name, value) for name, value in options
+        )
         return Unwrapped(
             inner=command, cwd=cwd, assigned=assigned, dynamic=dynamic, repeats=repeats
         )
@@ -1132,12 +1208,31 @@ WRAPPERS: dict[str, Handler] = {
 # Shell builtins and keywords that run the command after them; not programs themselves.
 EXEC = OptionSpec(flags="cl", with_value="a")
 COMMAND = OptionSpec(flags="pvV")
+
+
+def _exec(args: Sequence[Arg]) -> Unwrapped:
+    """``exec [-cl] [-a name] command``: ``-l``, or an ``-a`` name starting with ``-``,
+    puts a ``-`` before argv[0], and a shell started so is a login shell."""
+    options, _index = parse_options(_texts(args), 1, EXEC)
+    unwrapped = _simple_wrapper(EXEC)(args)
+    name = _value(options, "a")
+    login = "l" in _names(options) or (name is not None and name.startswith("-"))
+    if login and unwrapped.inner and not unwrapped.unparsed:  # "exec -l" alone runs nothing
+        return replace(unwrapped, login=True)
+    return unwrapped
+
+
+def _login_prefix(args: Sequence[Arg]) -> Unwrapped:
+    """zsh's ``- command``: argv[0] with a ``-`` before it: a shell runs as a login shell."""
+    return replace(_simple_wrapper(OptionSpec())(args), login=True)
+
+
 BUILTIN_WRAPPERS: dict[str, Handler] = {
-    "exec": _simple_wrapper(EXEC),
+    "exec": _exec,
     "builtin": _simple_wrapper(OptionSpec()),
     "noglob": _simple_wrapper(OptionSpec()),
     "nocorrect": _simple_wrapper(OptionSpec()),
-    "-": _simple_wrapper(OptionSpec()),  # zsh: run the command with "-" before argv[0]
+    "-": _login_prefix,  # zsh: run the command with "-" before argv[0]
 }
 
 # Each handler lets UnknownOption propagate; here every one of them fails closed on it.
