@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import struct
@@ -864,8 +865,16 @@ def test_run_runs_an_allowed_argv_and_refuses_a_denied_one(gate: Gate, tmp_path:
     assert gate.run("echo one && printf two", capture_output=True, text=True).stdout == "one\ntwo"
 
 
+def sent_request(daemon: Daemon, denied: Denied) -> dict[str, Any]:
+    """The request the gate decided (its audit record) for the check ``denied`` came from."""
+    decision_id = denied.decision.decision_id
+    record = next(r for r in daemon.records() if r.get("decisionId") == decision_id)
+    request: dict[str, Any] = record["request"]
+    return request
+
+
 def test_run_checks_the_program_path_resolves_to(
-    gate: Gate, daemon: Daemon, tmp_path: Path
+    gate: Gate, daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -873,10 +882,20 @@ def test_run_checks_the_program_path_resolves_to(
     fake_echo = fake_bin / "echo"
     fake_echo.write_text(f"#!/bin/sh\ntouch {marker}\n")
     fake_echo.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    path = f"{fake_bin}:{os.environ['PATH']}"
+    # A PATH given in env is an environment-override itself; the program it resolves to
+    # is what the check names all the same.
     with pytest.raises(Denied) as raised:
-        gate.run(["echo", "hi"], env=env)
-    assert str(fake_echo) in raised.value.reason
+        gate.run(["echo", "hi"], env={**os.environ, "PATH": path})
+    assert sent_request(daemon, raised.value)["commandLine"] == (
+        f"PATH={shlex.quote(path)} {fake_echo} hi"
+    )
+    # The process's own PATH is the one the child inherits: plain argv, the resolved path.
+    monkeypatch.setenv("PATH", path)
+    with pytest.raises(Denied) as raised:
+        gate.run(["echo", "hi"])
+    assert sent_request(daemon, raised.value)["argv"] == [str(fake_echo), "hi"]
+    assert raised.value.reason == f"no rule allows process.exec of {fake_echo} hi"
     assert not marker.exists()
     with pytest.raises(TypeError):
         gate.run(["echo", "hi"], shell=True)
@@ -884,7 +903,7 @@ def test_run_checks_the_program_path_resolves_to(
 
 @pytest.mark.parametrize("path_entry", ["tools", "", "."])
 def test_run_resolves_relative_path_entries_against_the_runs_cwd(
-    gate: Gate, tmp_path: Path, path_entry: str
+    gate: Gate, daemon: Daemon, tmp_path: Path, path_entry: str
 ) -> None:
     work = tmp_path / "work"
     (work / "tools").mkdir(parents=True)
@@ -895,7 +914,9 @@ def test_run_resolves_relative_path_entries_against_the_runs_cwd(
     run_in = work if path_entry == "tools" else work / "tools"
     with pytest.raises(Denied) as raised:  # the check names the planted file, not "echo"
         gate.run(["echo", "hi"], env={"PATH": path_entry}, cwd=run_in)
-    assert str(planted) in raised.value.reason
+    assert sent_request(daemon, raised.value)["commandLine"] == (
+        f"PATH={shlex.quote(path_entry)} {planted} hi"
+    )
     assert not marker.exists()
 
 
@@ -904,6 +925,108 @@ def test_run_refuses_a_program_found_in_no_path_directory(gate: Gate, tmp_path: 
         gate.run(["echo", "hi"], env={"PATH": str(tmp_path / "nowhere")})
     assert raised.value.decision.error == "not_found"
     assert "'echo' is not an executable file in any PATH directory" in raised.value.reason
+
+
+# -- run with env: what the child's environment adds is checked too ----------------------
+
+ENV_POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: tools, action: process.exec, command: [echo, printenv, touch, export], decision: allow}
+"""
+RISKY_VARIABLES = [
+    ("LD_PRELOAD", "/tmp/x.so"),
+    ("GIT_SSH_COMMAND", "/tmp/x-ssh -o 'a b'"),
+    ("PATH", f"{os.environ['PATH']}:/tmp/tools"),
+]
+
+
+@pytest.fixture(scope="module")
+def env_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    state = tmp_path_factory.mktemp("client-env-daemon")
+    (state / "policy.yaml").write_text(ENV_POLICY)
+    running = Daemon(state / "policy.yaml", state / "audit").start()
+    yield running
+    running.stop()
+
+
+def last_request(daemon: Daemon) -> dict[str, Any]:
+    request: dict[str, Any] = daemon.records()[-1]["request"]
+    return request
+
+
+@pytest.mark.parametrize(("name", "value"), RISKY_VARIABLES)
+def test_run_denies_a_risky_variable_set_in_env_and_runs_nothing(
+    env_daemon: Daemon, tmp_path: Path, name: str, value: str
+) -> None:
+    """``LD_PRELOAD=x touch ...`` is an environment-override; passing it as env= was
+    checked as a plain ``touch`` and ran."""
+    marker = tmp_path / "ran"
+    gate = Gate(env_daemon.url)
+    env = {**os.environ, name: value}
+    with pytest.raises(Denied) as raised:
+        gate.run(["touch", str(marker)], env=env)
+    assert "environment-override" in raised.value.reason
+    touch = shutil.which("touch")
+    assert sent_request(env_daemon, raised.value)["commandLine"] == (
+        f"{name}={shlex.quote(value)} {touch} {marker}"
+    )
+    with pytest.raises(Denied) as raised:
+        gate.run(f"touch {marker}", env=env)  # the whole shell gets it
+    assert "environment-override" in raised.value.reason
+    assert sent_request(env_daemon, raised.value)["commandLine"] == (
+        f"export {name}={shlex.quote(value)}; touch {marker}"
+    )
+    assert not marker.exists()
+    gate.run(["touch", str(marker)])  # the same program without the variable may run
+    assert marker.exists()
+
+
+def test_run_allows_a_harmless_variable_and_the_child_sees_it(env_daemon: Daemon) -> None:
+    gate = Gate(env_daemon.url)
+    value = "it's $(not run) `x`"
+    env = {**os.environ, "FOO": "1", "BAR": value}
+    result = gate.run(["printenv", "BAR", "FOO"], env=env, capture_output=True, text=True)
+    assert result.stdout == f"{value}\n1\n"
+    printenv = shutil.which("printenv")
+    # Sorted by name, each value quoted as a shell word.
+    request = last_request(env_daemon)
+    assert request["commandLine"] == f"BAR={shlex.quote(value)} FOO=1 {printenv} BAR FOO"
+    assert "argv" not in request
+    result = gate.run("printenv FOO", env=env, capture_output=True, text=True)
+    assert result.stdout == "1\n"
+    assert last_request(env_daemon)["commandLine"] == (
+        f"export BAR={shlex.quote(value)} FOO=1; printenv FOO"
+    )
+
+
+def test_run_with_an_unchanged_environment_checks_plain_argv(env_daemon: Daemon) -> None:
+    """A full copy of the environment, or one with variables removed, adds nothing."""
+    gate = Gate(env_daemon.url)
+    echo = shutil.which("echo")
+    fewer = {name: value for name, value in os.environ.items() if name != "HOME"}
+    for env in (dict(os.environ), os.environ, fewer):
+        assert gate.run(["echo", "hi"], env=env, capture_output=True).stdout == b"hi\n"
+        request = last_request(env_daemon)
+        assert request["argv"] == [echo, "hi"]
+        assert "commandLine" not in request
+    gate.run("echo hi", env=dict(os.environ), capture_output=True)
+    assert last_request(env_daemon)["commandLine"] == "echo hi"
+
+
+@pytest.mark.parametrize("name", ["A-B", "1X", "", "A=B", "X Y"])
+def test_run_refuses_an_env_name_no_assignment_can_set(
+    env_daemon: Daemon, tmp_path: Path, name: str
+) -> None:
+    gate = Gate(env_daemon.url)
+    before = len(env_daemon.records())
+    marker = tmp_path / "ran"
+    for command in (["touch", str(marker)], f"touch {marker}"):
+        with pytest.raises(ValueError, match="not a shell variable name"):
+            gate.run(command, env={**os.environ, name: "1"})
+    assert len(env_daemon.records()) == before  # refused before any check
+    assert not marker.exists()
 
 
 class WebServer:

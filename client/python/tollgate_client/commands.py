@@ -8,11 +8,19 @@ is (a rule for ``git`` covers only the trusted directories, CONTRACT section 1).
 found nowhere is refused: run as given, the child would search ``PATH`` again itself,
 unchecked. A string is checked as ``commandLine`` and run with ``/bin/sh -c``; the gate splits and
 unwraps it like a shell would.
+
+An ``env`` that adds or changes variables (``LD_PRELOAD``, ``GIT_SSH_COMMAND``, ``PATH``
+...) is shown to the gate as the shell assignments it amounts to, so the gate decides
+them as it decides ``LD_PRELOAD=x git status`` (``environment-override`` for a risky
+name): an argument list is then checked as the ``commandLine``
+``K='v' /usr/bin/git status``, a string as ``export K='v'; <the string>``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +34,28 @@ if TYPE_CHECKING:
 PROCESS_EXEC = "process.exec"
 # subprocess arguments that would run something other than what was checked.
 _UNCHECKABLE = ("shell", "executable", "preexec_fn")
+# What a shell can assign; any other name could not be shown to the gate as `NAME=value`.
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def environment_changes(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables ``env`` adds to or changes in this process's environment, by name.
+
+    Removed variables are not reported: the gate has no way to express an unset. Raises
+    ``ValueError`` for a changed name that is not a shell identifier, which no
+    assignment the gate could check can set.
+    """
+    changed = {name: value for name, value in env.items() if os.environ.get(name) != value}
+    invalid = sorted(name for name in changed if not _SHELL_NAME.match(name))
+    if invalid:
+        names = ", ".join(repr(name) for name in invalid)
+        raise ValueError(f"Gate.run cannot set {names} in env: not a shell variable name")
+    return dict(sorted(changed.items()))
+
+
+def assignments(changes: Mapping[str, str]) -> str:
+    """``K1=v1 K2='v 2'``: the changes as shell assignments, each value quoted."""
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in changes.items())
 
 
 def resolve_program(
@@ -67,10 +97,18 @@ def run_checked(
     refused = [name for name in _UNCHECKABLE if name in subprocess_args]
     if refused:
         raise TypeError(f"Gate.run does not take {', '.join(refused)}: the gate could not check it")
+    changes: dict[str, str] = {}
+    if env is not None:
+        # Read once, as the text subprocess would send (str, bytes or paths): what is
+        # checked is then what runs, even for a mapping that answers differently twice.
+        env = {os.fsdecode(name): os.fsdecode(value) for name, value in env.items()}
+        changes = environment_changes(env)
     base = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
     if isinstance(command, str):
+        # `export` gives the variables to the whole shell, as env does.
+        command_line = f"export {assignments(changes)}; {command}" if changes else command
         gate.require(
-            PROCESS_EXEC, command_line=command, cwd=base, context=context, approval=approval
+            PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
         )
         return subprocess.run(command, shell=True, cwd=base, env=env, **subprocess_args)
     argv = [os.fspath(arg) for arg in command]
@@ -84,5 +122,11 @@ def run_checked(
         reason = f"{argv[0]!r} is not an executable file in any PATH directory (from {base})"
         raise Denied(failed_closed(reason, NOT_FOUND))
     argv[0] = program
-    gate.require(PROCESS_EXEC, argv=argv, cwd=base, context=context, approval=approval)
+    if changes:
+        command_line = f"{assignments(changes)} {shlex.join(argv)}"
+        gate.require(
+            PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
+        )
+    else:
+        gate.require(PROCESS_EXEC, argv=argv, cwd=base, context=context, approval=approval)
     return subprocess.run(argv, cwd=base, env=env, **subprocess_args)
