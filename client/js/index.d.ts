@@ -146,6 +146,11 @@ export interface OpenFileOptions extends GuardOptions {
 
 export interface RunOptions extends GuardOptions {
   cwd?: string;
+  /**
+   * The child's environment. Variables it adds to or changes in process.env are checked
+   * as shell assignments (a commandLine); a changed name that is not a shell identifier
+   * makes run reject with a TypeError before any check.
+   */
   env?: NodeJS.ProcessEnv;
   input?: string | Buffer;
   /** Milliseconds before the child is killed. */

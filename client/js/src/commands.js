@@ -8,6 +8,12 @@
 // refused: run as given, the child would search PATH again itself, unchecked. A string is
 // checked as `commandLine` and run with /bin/sh -c; the gate splits and unwraps it like a
 // shell.
+//
+// An `env` that adds or changes variables (LD_PRELOAD, GIT_SSH_COMMAND, PATH ...) is shown
+// to the gate as the shell assignments it amounts to, so the gate decides them as it
+// decides `LD_PRELOAD=x git status` (environment-override for a risky name): an argument
+// array is then checked as the commandLine `K='v' /usr/bin/git status`, a string as
+// `export K='v'; <the string>`. The same text as the Python client sends.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -18,6 +24,54 @@ import { NOT_FOUND, failedClosed } from './answers.js';
 import { DeniedError } from './errors.js';
 
 const UNCHECKABLE = ['shell', 'argv0', 'detached'];
+// What a shell can assign; any other name could not be shown to the gate as `NAME=value`.
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Python's shlex.quote leaves these bare; quoting alike keeps both clients' checks equal.
+const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** One word for a POSIX shell, as Python's shlex.quote writes it: `it's` -> `'it'"'"'s'`. */
+export function shellQuote(text) {
+  if (text === '') return "''";
+  if (SHELL_SAFE.test(text)) return text;
+  return `'${text.replaceAll("'", `'"'"'`)}'`;
+}
+
+/**
+ * The child's environment as spawn builds it from `env` (every enumerable key, inherited
+ * ones too, undefined values left out, values made strings), read once so that what is
+ * checked is what runs.
+ */
+function childEnvironment(env) {
+  const copy = {};
+  // for...in, like spawn: it also passes keys an env object inherits.
+  for (const name in env) {
+    const value = env[name];
+    if (value !== undefined) copy[name] = `${value}`;
+  }
+  return copy;
+}
+
+/**
+ * The variables `env` adds to or changes in process.env, sorted by name. Removed ones are
+ * not reported: the gate has no way to express an unset. A changed name that is not a
+ * shell identifier, which no assignment the gate could check can set, is a TypeError.
+ */
+export function environmentChanges(env) {
+  const changed = Object.keys(env)
+    .filter((name) => process.env[name] !== env[name])
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const invalid = changed.filter((name) => !SHELL_NAME.test(name));
+  if (invalid.length > 0) {
+    const names = invalid.map((name) => JSON.stringify(name)).join(', ');
+    throw new TypeError(`gate.run cannot set ${names} in env: not a shell variable name`);
+  }
+  return changed.map((name) => [name, env[name]]);
+}
+
+/** `K1=v1 K2='v 2'`: the changes as shell assignments, each value quoted. */
+function assignments(changes) {
+  return changes.map(([name, value]) => `${name}=${shellQuote(value)}`).join(' ');
+}
 
 /**
  * `git` -> `/usr/bin/git` from the PATH the child will use; a path stays itself. The child
@@ -88,15 +142,19 @@ export async function runChecked(gate, command, options = {}) {
     maxBuffer = 64 * 1024 * 1024,
     encoding = 'utf8',
   } = options;
+  const childEnv = env === undefined || env === null ? undefined : childEnvironment(env);
+  const changes = childEnv === undefined ? [] : environmentChanges(childEnv);
   const base = nodePath.resolve(cwd ?? process.cwd());
-  const spawnOptions = { cwd: base, env: env ?? process.env, timeout, killSignal };
+  const spawnOptions = { cwd: base, env: childEnv ?? process.env, timeout, killSignal };
   if (typeof command === 'string') {
-    await gate.require({ action: 'process.exec', commandLine: command, cwd: base, context, approval });
+    // `export` gives the variables to the whole shell, as env does.
+    const commandLine = changes.length > 0 ? `export ${assignments(changes)}; ${command}` : command;
+    await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
     return collect(spawn('/bin/sh', ['-c', command], spawnOptions), { input, maxBuffer, encoding });
   }
   const argv = Array.from(command, String);
   if (argv.length === 0) throw new TypeError('gate.run needs a program to run');
-  const program = await resolveProgram(argv[0], env ?? process.env, base);
+  const program = await resolveProgram(argv[0], childEnv ?? process.env, base);
   if (program === null) {
     // Refused rather than run as the bare name: the child would search PATH again on its
     // own, and whatever it found there (planted since, or missed here) would run unchecked.
@@ -104,6 +162,11 @@ export async function runChecked(gate, command, options = {}) {
     throw new DeniedError(failedClosed(`${reason} (from ${base})`, NOT_FOUND));
   }
   argv[0] = program;
-  await gate.require({ action: 'process.exec', argv, cwd: base, context, approval });
+  if (changes.length > 0) {
+    const commandLine = `${assignments(changes)} ${argv.map(shellQuote).join(' ')}`;
+    await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
+  } else {
+    await gate.require({ action: 'process.exec', argv, cwd: base, context, approval });
+  }
   return collect(spawn(argv[0], argv.slice(1), spawnOptions), { input, maxBuffer, encoding });
 }

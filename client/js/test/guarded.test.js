@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 
+import { resolveProgram, shellQuote } from '../src/commands.js';
 import { envProxyProblem } from '../src/fetch.js';
 import { resolveRealPath } from '../src/files.js';
 import { DeniedError, Gate, inClusterConfig } from '../src/index.js';
@@ -31,6 +32,16 @@ after(async () => {
   for (const server of servers) server.close();
   await rm(scratch, { recursive: true, force: true });
 });
+
+/** A gate that keeps every request it is asked to require, as sent. */
+class RecordingGate extends Gate {
+  sent = [];
+
+  async require(request) {
+    this.sent.push(request);
+    return super.require(request);
+  }
+}
 
 /** A gate that runs `swap` once, right after the first check it was allowed. */
 class SwapAfterCheck extends Gate {
@@ -213,11 +224,25 @@ describe('run', () => {
     const marker = `${scratch}/fake-ran`;
     await writeFile(`${bin}/echo`, `#!/bin/sh\ntouch ${marker}\n`);
     await chmod(`${bin}/echo`, 0o755);
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
-    await assert.rejects(gate.run(['echo', 'hi'], { env }), (error) => {
-      assert.ok(error.reason.includes(`${bin}/echo`), error.reason);
-      return true;
-    });
+    const path = `${bin}:${process.env.PATH}`;
+    // A PATH given in env is an environment-override itself; the program it resolves to is
+    // what the check names all the same.
+    const recording = new RecordingGate({ url });
+    await assert.rejects(recording.run(['echo', 'hi'], { env: { ...process.env, PATH: path } }), DeniedError);
+    assert.equal(recording.sent.at(-1).commandLine, `PATH=${shellQuote(path)} ${bin}/echo hi`);
+    // The process's own PATH is the one the child inherits: plain argv, the resolved path.
+    const saved = process.env.PATH;
+    process.env.PATH = path;
+    try {
+      await assert.rejects(recording.run(['echo', 'hi']), (error) => {
+        assert.equal(error.reason, `no rule allows process.exec of ${bin}/echo hi`);
+        return true;
+      });
+    } finally {
+      process.env.PATH = saved;
+      recording.close();
+    }
+    assert.deepEqual(recording.sent.at(-1).argv, [`${bin}/echo`, 'hi']);
     assert.equal(existsSync(marker), false);
     await assert.rejects(gate.run(['echo', 'hi'], { shell: true }), TypeError);
   });
@@ -230,10 +255,10 @@ describe('run', () => {
       await writeFile(`${work}/tools/echo`, `#!/bin/sh\ntouch ${marker}\n`);
       await chmod(`${work}/tools/echo`, 0o755);
       const cwd = entry === 'tools' ? work : `${work}/tools`;
-      await assert.rejects(gate.run(['echo', 'hi'], { env: { PATH: entry }, cwd }), (error) => {
-        assert.ok(error.reason.includes(`${work}/tools/echo`), error.reason);
-        return true;
-      });
+      const recording = new RecordingGate({ url });
+      await assert.rejects(recording.run(['echo', 'hi'], { env: { PATH: entry }, cwd }), DeniedError);
+      recording.close();
+      assert.equal(recording.sent.at(-1).commandLine, `PATH=${shellQuote(entry)} ${work}/tools/echo hi`);
       assert.equal(existsSync(marker), false);
     });
   }
@@ -244,6 +269,53 @@ describe('run', () => {
       assert.match(error.reason, /"echo" is not an executable file in any PATH directory/);
       return true;
     });
+  });
+
+  test('checks what env adds as shell assignments', async () => {
+    const recording = new RecordingGate({ url });
+    try {
+      const marker = `${scratch}/env-ran`;
+      const env = { ...process.env, LD_PRELOAD: '/tmp/x.so' };
+      await assert.rejects(recording.run(['echo', 'hi'], { env }), (error) => {
+        assert.match(error.reason, /environment-override/);
+        return true;
+      });
+      await assert.rejects(recording.run(`echo hi > ${marker}`, { env }), DeniedError);
+      assert.equal(recording.sent.at(-1).commandLine, `export LD_PRELOAD=/tmp/x.so; echo hi > ${marker}`);
+      assert.equal(existsSync(marker), false);
+      // Sorted by name, each value quoted as a shell word; the child gets the same env.
+      const value = "it's $(not run)";
+      const result = await recording.run(['printf', 'x y'], { env: { ...process.env, ZED: value, FOO: '1' } });
+      assert.equal(result.stdout, 'x y');
+      const printf = await resolveProgram('printf');
+      assert.equal(recording.sent.at(-1).commandLine, `FOO=1 ZED=${shellQuote(value)} ${printf} 'x y'`);
+      // Nothing added or changed (a full copy, or one with a variable removed): plain argv.
+      const { HOME: _home, ...fewer } = process.env;
+      for (const same of [{ ...process.env }, process.env, fewer]) {
+        assert.equal((await recording.run(['echo', 'hi'], { env: same })).stdout, 'hi\n');
+        assert.equal(recording.sent.at(-1).commandLine, undefined);
+        assert.equal(recording.sent.at(-1).argv[1], 'hi');
+      }
+      // A name no assignment can set is refused before any check.
+      const checks = recording.sent.length;
+      for (const name of ['A-B', '1X', '', 'A=B', 'X Y']) {
+        await assert.rejects(recording.run(['echo', 'hi'], { env: { ...process.env, [name]: '1' } }), TypeError);
+        await assert.rejects(recording.run('echo hi', { env: { ...process.env, [name]: '1' } }), TypeError);
+      }
+      assert.equal(recording.sent.length, checks);
+    } finally {
+      recording.close();
+    }
+  });
+
+  test('shellQuote writes one shell word, as Python shlex.quote does', () => {
+    assert.equal(shellQuote(''), "''");
+    assert.equal(shellQuote('/usr/bin/git'), '/usr/bin/git');
+    assert.equal(shellQuote('a@b%c+d=e:f,g.h/i-j_K9'), 'a@b%c+d=e:f,g.h/i-j_K9');
+    assert.equal(shellQuote('a b'), "'a b'");
+    assert.equal(shellQuote("it's"), `'it'"'"'s'`);
+    assert.equal(shellQuote('$(x) `y` \\ "z"\n'), `'$(x) \`y\` \\ "z"\n'`);
+    assert.equal(shellQuote('é'), "'é'");
   });
 });
 
