@@ -4,6 +4,9 @@
 // Input on stdin: {"client": "<path of client/js/src/index.js>", "cases": [{url, timeout,
 // allowRemote}]}; with a timeout of 100 ms or less only the Gate is made, nothing asked.
 // A case without a url makes the Gate from the environment (TOLLGATE_URL).
+// With "runs": [{url, command, env}] instead of cases, each is a gate.run with env (an
+// object, added over process.env) and prints [{ran, exitCode, stdout} | {ran: false,
+// error, reason}, ...]: error is the class name of what it was refused with.
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -12,7 +15,18 @@ const input = JSON.parse(readFileSync(0, 'utf8'));
 const { Gate } = await import(pathToFileURL(input.client).href);
 
 const results = [];
-for (const { url, timeout, allowRemote } of input.cases) {
+for (const { url, command, env } of input.runs ?? []) {
+  const gate = new Gate({ url });
+  try {
+    const { exitCode, stdout } = await gate.run(command, { env: { ...process.env, ...env } });
+    results.push({ ran: true, exitCode, stdout });
+  } catch (error) {
+    results.push({ ran: false, error: error.constructor.name, reason: error.reason ?? error.message });
+  } finally {
+    gate.close();
+  }
+}
+for (const { url, timeout, allowRemote } of input.cases ?? []) {
   let gate;
   try {
     gate = new Gate({ url: url ?? undefined, timeout, allowRemote });

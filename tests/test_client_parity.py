@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -134,8 +136,12 @@ def cases(elsewhere: str) -> list[Case]:
     ]  # fmt: skip
 
 
-def run_js(cases: list[dict[str, Any]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    request = {"client": str(JS_DIR / "src" / "index.js"), "cases": cases}
+def run_js(
+    cases: list[dict[str, Any]],
+    env: dict[str, str] | None = None,
+    runs: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    request = {"client": str(JS_DIR / "src" / "index.js"), "cases": cases, "runs": runs or []}
     result = subprocess.run(
         [node_binary(), str(DRIVER)],
         input=json.dumps(request),
@@ -330,6 +336,97 @@ def test_neither_client_asks_a_gate_off_the_loopback_unless_told_to(
     assert python_refusal(None) == "ValueError"
     js_env = run_js([{"url": None, "timeout": 100}], env={**os.environ})
     assert js_env[0].get("construct") == "TypeError", js_env
+
+
+# -- gate.run with env: both clients show the gate the same assignments --------------------
+
+RUN_ENV_POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: tools, action: process.exec, command: [printenv, touch, export], decision: allow}
+"""
+
+
+def test_both_clients_check_what_env_adds_to_a_run_alike(
+    tmp_path: Path, daemon_factory: Callable[..., Any]
+) -> None:
+    """An env= that sets LD_PRELOAD, GIT_SSH_COMMAND or PATH is checked as the assignment
+    it is (environment-override, denied, nothing runs); a harmless one is allowed and the
+    child sees it; an unchanged environment is plain argv; a name no shell can assign is
+    refused before any check. Both clients send the same request for each."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(RUN_ENV_POLICY)
+    daemon = daemon_factory(policy)
+    marker = tmp_path / "ran"
+    value = "it's $(not run) `x`"
+    runs: list[tuple[list[str] | str, dict[str, str]]] = [
+        (["touch", str(marker)], {"LD_PRELOAD": "/tmp/x.so"}),
+        (["touch", str(marker)], {"GIT_SSH_COMMAND": "/tmp/x-ssh"}),
+        (["touch", str(marker)], {"PATH": f"{os.environ['PATH']}:/tmp/tools"}),
+        (f"touch {marker}", {"LD_PRELOAD": "/tmp/x.so"}),
+        (["printenv", "FOO", "BAR"], {"FOO": "1", "BAR": value}),
+        ("printenv BAR", {"FOO": "1", "BAR": value}),
+        (["printenv", "HOME"], {}),
+        (["printenv", "HOME"], {"A-B": "1"}),
+        ("printenv HOME", {"": "1"}),
+    ]
+
+    def python_run(command: list[str] | str, add: dict[str, str]) -> dict[str, Any]:
+        with Gate(daemon.url) as gate:
+            try:
+                result = gate.run(
+                    command, env={**os.environ, **add}, capture_output=True, text=True
+                )
+            except Exception as exc:  # the kind of refusal is what is compared
+                return {"ran": False, "error": type(exc).__name__}
+        return {"ran": True, "exitCode": result.returncode, "stdout": result.stdout}
+
+    python, python_requests = [], []
+    for command, add in runs:
+        before = len(daemon.records())
+        python.append(python_run(command, add))
+        python_requests.append([r["request"] for r in daemon.records()[before:]])
+    assert not marker.exists()
+    before = len(daemon.records())
+    js = run_js([], runs=[{"url": daemon.url, "command": c, "env": add} for c, add in runs])
+    js_requests = [r["request"] for r in daemon.records()[before:]]
+    assert not marker.exists()
+
+    home = os.environ["HOME"]
+    expected = [
+        {"ran": False, "error": "Denied"},
+        {"ran": False, "error": "Denied"},
+        {"ran": False, "error": "Denied"},
+        {"ran": False, "error": "Denied"},
+        {"ran": True, "exitCode": 0, "stdout": f"1\n{value}\n"},
+        {"ran": True, "exitCode": 0, "stdout": f"{value}\n"},
+        {"ran": True, "exitCode": 0, "stdout": f"{home}\n"},
+        {"ran": False, "error": "ValueError"},
+        {"ran": False, "error": "ValueError"},
+    ]
+    assert python == expected
+    js_names = {"Denied": "DeniedError", "ValueError": "TypeError"}
+    js_expected = [
+        {**row, "error": js_names[row["error"]]} if "error" in row else row for row in expected
+    ]
+    assert [{k: v for k, v in row.items() if k != "reason"} for row in js] == js_expected
+    assert all("environment-override" in row["reason"] for row in js[:4])
+
+    printenv, touch = shutil.which("printenv"), shutil.which("touch")
+    assert [requests[0].get("commandLine") for requests in python_requests[:6]] == [
+        f"LD_PRELOAD=/tmp/x.so {touch} {marker}",
+        f"GIT_SSH_COMMAND=/tmp/x-ssh {touch} {marker}",
+        f"PATH={os.environ['PATH']}:/tmp/tools {touch} {marker}",
+        f"export LD_PRELOAD=/tmp/x.so; touch {marker}",
+        f"BAR={shlex.quote(value)} FOO=1 {printenv} FOO BAR",
+        f"export BAR={shlex.quote(value)} FOO=1; printenv BAR",
+    ]
+    [plain] = python_requests[6]
+    assert (plain["argv"], "commandLine" in plain) == ([printenv, "HOME"], False)
+    assert python_requests[7:] == [[], []]  # refused before any check
+    # JS sent exactly the same requests, in the same order, and nothing for the refusals.
+    assert js_requests == [request for requests in python_requests for request in requests]
 
 
 # -- the shell client: tollgate check --url (CONTRACT 3, 5) ---------------------------------
