@@ -901,6 +901,19 @@ def test_run_checks_the_program_path_resolves_to(
         gate.run(["echo", "hi"], shell=True)
 
 
+@pytest.mark.parametrize("option", ["user", "group", "extra_groups"])
+def test_run_refuses_to_run_as_someone_the_check_does_not_name(
+    gate: Gate, daemon: Daemon, tmp_path: Path, option: str
+) -> None:
+    marker = tmp_path / "ran-as-other"
+    before = len(daemon.records())
+    value: object = [0] if option == "extra_groups" else 0
+    with pytest.raises(TypeError, match=option):
+        gate.run(["touch", str(marker)], **{option: value})
+    assert not marker.exists()
+    assert len(daemon.records()) == before  # refused before any check was sent
+
+
 @pytest.mark.parametrize("path_entry", ["tools", "", "."])
 def test_run_resolves_relative_path_entries_against_the_runs_cwd(
     gate: Gate, daemon: Daemon, tmp_path: Path, path_entry: str

@@ -23,7 +23,8 @@ import nodePath from 'node:path';
 import { NOT_FOUND, failedClosed } from './answers.js';
 import { DeniedError } from './errors.js';
 
-const UNCHECKABLE = ['shell', 'argv0', 'detached'];
+// What would run something other than what was checked, or as someone it does not name.
+const UNCHECKABLE = ['shell', 'argv0', 'detached', 'uid', 'gid'];
 // What a shell can assign; any other name could not be shown to the gate as `NAME=value`.
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Python's shlex.quote leaves these bare; quoting alike keeps both clients' checks equal.

@@ -245,6 +245,9 @@ describe('run', () => {
     assert.deepEqual(recording.sent.at(-1).argv, [`${bin}/echo`, 'hi']);
     assert.equal(existsSync(marker), false);
     await assert.rejects(gate.run(['echo', 'hi'], { shell: true }), TypeError);
+    // Run as someone the check does not name.
+    await assert.rejects(gate.run(['echo', 'hi'], { uid: 0 }), TypeError);
+    await assert.rejects(gate.run(['echo', 'hi'], { gid: 0 }), TypeError);
   });
 
   for (const entry of ['tools', '', '.']) {

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from tollgate_client.gate import Gate
 
 PROCESS_EXEC = "process.exec"
-# subprocess arguments that would run something other than what was checked.
-_UNCHECKABLE = ("shell", "executable", "preexec_fn")
+# subprocess arguments that would run something other than what was checked, or run
+# it as someone the check does not name.
+_UNCHECKABLE = ("shell", "executable", "preexec_fn", "user", "group", "extra_groups")
 # What a shell can assign; any other name could not be shown to the gate as `NAME=value`.
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -92,7 +93,8 @@ def run_checked(
 
     Other keyword arguments (``capture_output``, ``text``, ``timeout``, ``check`` ...)
     go to ``subprocess.run``; ``shell``, ``executable`` and ``preexec_fn`` are refused
-    because the gate could not see what they would run.
+    because the gate could not see what they would run, and ``user``, ``group`` and
+    ``extra_groups`` because it could not see who would run it.
     """
     refused = [name for name in _UNCHECKABLE if name in subprocess_args]
     if refused:
