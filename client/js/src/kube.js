@@ -83,9 +83,20 @@ function send(server, options, payload) {
  * body, json()} whatever the status (the API server's Status object says more than an
  * exception would). Impersonate-* headers are refused (TypeError).
  */
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
 export async function kubeChecked(gate, method, path, options = {}) {
   const { body, headers = {}, cluster, timeout = 30_000, context, approval } = options;
   if (!String(path).startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
+  if (!isPlainObject(headers)) {
+    // A Headers object or a list of pairs has no own keys to screen (and would be sent
+    // as nothing or as junk): only {name: value} is taken.
+    throw new TypeError('gate.kube takes headers as a plain object of {name: value}');
+  }
   const impersonating = Object.keys(headers).filter((name) =>
     name.trim().toLowerCase().startsWith(IMPERSONATION_PREFIX),
   );

@@ -438,6 +438,26 @@ describe('kube', () => {
     assert.equal(api.hits.at(-1), `GET ${paths[2]}`);
   });
 
+  test('takes headers only as a plain object', async () => {
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const path = '/api/v1/namespaces/apps/pods';
+    for (const headers of [
+      new Headers({ 'Impersonate-User': 'admin' }),
+      [['Impersonate-User', 'admin']],
+      new Map([['Impersonate-User', 'admin']]),
+      'Impersonate-User: admin',
+    ]) {
+      await assert.rejects(
+        gate.kube('GET', path, { cluster, headers }),
+        (error) => error instanceof TypeError && /plain object/.test(error.message),
+      );
+    }
+    assert.deepEqual(api.hits, []);
+    await gate.kube('GET', path, { cluster, headers: { 'X-Trace': '1' } });
+    assert.equal(api.hits.at(-1), `GET ${path}`);
+  });
+
   test('refuses a Host header and a server that is not http(s)', async () => {
     const api = await web();
     const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
