@@ -1080,6 +1080,50 @@ def test_concurrent_checks_open_one_approval_per_request_and_respect_the_cap(
     assert preflight["decision"] == "deny" and "already waiting" in preflight["reason"]
 
 
+def test_approvals_a_keyless_restart_made_unusable_hold_no_place_under_the_cap(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    # A request with a secret is bound with the trail's redaction key; without a signing
+    # key that key is new after a restart, so such an approval can never be used again.
+    def rm(*args: str) -> bytes:
+        return json.dumps({"action": "process.exec", "argv": ["rm", *args]}).encode()
+
+    async def first_run() -> dict[str, Any]:
+        gate = in_process_gate(tmp_path, people)
+        await gate.audit.start()
+        await gate.load_policy()
+        answer = await gate.check(rm("--password=hunter2", "/app/x"))
+        await gate.audit.close()
+        return answer.payload
+
+    opened = asyncio.run(first_run())
+    assert opened["decision"] == "require_approval"
+
+    async def second_run() -> tuple[dict[str, Any], dict[str, Any]]:
+        gate = in_process_gate(tmp_path, people)
+        gate.approvals.book.max_live = 1
+        await gate.audit.start()
+        await gate.load_policy()
+        unusable = await gate.check(
+            json.dumps(
+                {
+                    "action": "process.exec",
+                    "argv": ["rm", "--password=hunter2", "/app/x"],
+                    "approval": opened["approval"]["id"],
+                }
+            ).encode()
+        )
+        fresh = await gate.check(rm("/app/y"))
+        await gate.audit.close()
+        return unusable.payload, fresh.payload
+
+    unusable, fresh = asyncio.run(second_run())
+    assert "restarted since without a signing key" in unusable["reason"]
+    # Still listed as pending, but not one of the 1 approvals the cap allows.
+    assert fresh["decision"] == "require_approval"
+    assert fresh["approval"]["status"] == "pending", fresh["reason"]
+
+
 def test_a_check_refused_for_held_records_opens_no_approval_its_retry_cannot_find(
     tmp_path: Path, people
 ) -> None:  # type: ignore[no-untyped-def]

@@ -63,7 +63,14 @@ class ApprovalBook:
         return sum(1 for a in self._items.values() if a.effective_status(now) == status)
 
     def live_count(self, now: int) -> int:
-        return sum(1 for a in self._items.values() if a.effective_status(now) in LIVE_STATUSES)
+        """Live approvals that hold a place under the cap. One whose binding key was lost
+        in a restart can never be used (it still shows, and expires in time): counting
+        it would let a keyless restart refuse new approvals for its whole lifetime."""
+        return sum(
+            1
+            for a in self._items.values()
+            if a.effective_status(now) in LIVE_STATUSES and not a.binding_key_lost
+        )
 
     def due(self, now: int) -> list[Approval]:
         """Live approvals past their expiry whose expiry is not yet recorded."""
