@@ -156,6 +156,9 @@ _APPROVAL_DISPOSITIONS: dict[str, tuple[int, str, int, str]] = {
     "approved": (1, "Allowed", 8, "Approved"),
     "redeemed": (1, "Allowed", 1, "Allowed"),
     "requested": (2, "Denied", 14, "Delayed"),
+    # Webhook deliveries: the approval is still waiting for a person.
+    "notified": (2, "Denied", 14, "Delayed"),
+    "notifyFailed": (2, "Denied", 14, "Delayed"),
     "forged": (2, "Denied", 25, "Rejected"),
     "refused": (2, "Denied", 25, "Rejected"),
 }

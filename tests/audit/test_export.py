@@ -253,7 +253,7 @@ def _rendered_chunks(directory: Path, fmt: str) -> list[bytes]:
 
 def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
     log = open_log()
-    events = ["requested", "approved", "redeemed", "denied", "expired", "forged"]
+    events = ["requested", "notified", "approved", "redeemed", "denied", "expired", "forged"]
     for event in events:
         log.append_blocking(
             "approval", {"event": event, "approval": "apr_1", "requestHash": "sha256:00"}
@@ -261,7 +261,7 @@ def test_ocsf_maps_approval_records_by_their_event(open_log: OpenLog) -> None:
     log.close_blocking()
     rows = [json.loads(line) for line in _export(log.directory, "ocsf").splitlines()]
     got = [row["disposition"] for row in rows]
-    assert got == ["Delayed", "Approved", "Allowed", "Blocked", "Blocked", "Rejected"]
+    assert got == ["Delayed", "Delayed", "Approved", "Allowed", "Blocked", "Blocked", "Rejected"]
 
 
 # ---------------------------------------------------------------------------------------
