@@ -4,10 +4,12 @@ One bucket per rule: ``count`` tokens, refilled continuously at ``count / per``.
 allowed check spends, of every rate-limited allow rule that matched it, one token per
 action it takes under the rule (``tokens_needed``): each simple command and redirection
 of a command line is an action of its own, so batching ``curl a; curl b; ...`` into one
-check is no way around a budget; the forms of one action (a path and its realPath, a
-URL path's forms) are one. When a bucket has less than one token the rule counts as a
-matching deny (the evaluator sees it); when it has fewer than the check needs, the
-check is denied all the same (``shortfall``, ``over_budget``).
+check is no way around a budget (nor ``echo a > f; echo b > f``: the file is one
+subject, counted once per redirection that opens it); the forms of one action (a
+path and its realPath, a URL path's forms) are one. When a bucket has less than one
+token the rule counts as a matching deny (the evaluator sees it); when it has fewer
+than the check needs, the check is denied all the same (``shortfall``,
+``over_budget``).
 
 A command that may run an unknown number of times for its one token (in a loop body or a
 ``while``/``until`` condition, a function, a trap or alias, run by ``xargs``, ``find
@@ -129,7 +131,8 @@ class RateLimiter:
 def tokens_needed(policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule]:
     """The tokens an allowed ``verdict`` spends: each rate-limited allow rule that
     matched, once per action it covers. Every subject of a ``process.exec`` check is an
-    action (a simple command, a redirection, a construct); the subjects of any other
+    action (a simple command, a redirection, a construct), a file several redirections
+    open as many actions as there are redirections (``Subject.count``); the subjects of any other
     check are forms of one action (a path and its realPath, a URL path and its decoded
     forms, an exec GET that is also a create), one token however many match."""
     each_subject = verdict.action == PROCESS_EXEC
@@ -137,7 +140,9 @@ def tokens_needed(policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule
     seen: set[int] = set()
     for decision in verdict.decisions:
         for rule in matching_allow_rules(policy, decision.subject):
-            if each_subject or rule.index not in seen:
+            if each_subject:  # a file opened by two redirections: two actions
+                needed.extend([rule] * decision.subject.count)
+            elif rule.index not in seen:
                 seen.add(rule.index)
                 needed.append(rule)
     return needed

@@ -68,3 +68,6 @@ class Subject:
     # xargs or find -exec ...); empty: at most once. A rate-limited allow rule cannot
     # count its tokens, so it denies such a subject (``evaluator``).
     repeated: str = ""
+    # How many actions it stands for: a file that several redirections of one command
+    # line open is one subject, and each redirection spends a rate limit's token.
+    count: int = 1

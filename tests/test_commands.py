@@ -1144,3 +1144,185 @@ def test_results_are_tuples_of_frozen_values() -> None:
 )
 def test_a_scalar_local_with_a_dynamic_value_is_not_eval(line: str, is_eval: bool) -> None:
     assert ("eval" in names(analyse(line))) is is_eval
+
+
+# -- tracers, sandboxes and preloaders that run a command -------------------------------------
+
+MORE_WRAPPERS = [
+    ("strace make", [("strace", "make"), ("make",)]),
+    (
+        "strace -f -e trace=file -s 200 make x",
+        [("strace", "-f", "-e", "trace=file", "-s", "200", "make", "x"), ("make", "x")],
+    ),
+    ("strace -fo /tmp/t make", [("strace", "-fo", "/tmp/t", "make"), ("make",)]),
+    ("strace --trace=open -- make", [("strace", "--trace=open", "--", "make"), ("make",)]),
+    ("strace -p 1", [("strace", "-p", "1")]),  # attaches: nothing new runs
+    ("ltrace -S -n 2 make", [("ltrace", "-S", "-n", "2", "make"), ("make",)]),
+    (
+        "setpriv --reuid=1000 --regid=1000 --init-groups make",
+        [("setpriv", "--reuid=1000", "--regid=1000", "--init-groups", "make"), ("make",)],
+    ),
+    ("setpriv --nnp -- make", [("setpriv", "--nnp", "--", "make"), ("make",)]),
+    ("setpriv -d", [("setpriv", "-d")]),
+    ("catchsegv ./a.out x", [("catchsegv", "./a.out", "x"), ("/work/a.out", "x")]),
+    (
+        "eatmydata apt-get install x",
+        [("eatmydata", "apt-get", "install", "x"), ("apt-get", "install", "x")],
+    ),
+    (
+        "faketime '2020-01-01' make",
+        [("faketime", "2020-01-01", "make"), ("date", "-d", "2020-01-01", "+%s"), ("make",)],
+    ),
+    ("faketime -f '+2d' make", [("faketime", "-f", "+2d", "make"), ("make",)]),
+    (
+        "faketime --date-prog gdate -m yesterday make",
+        [
+            ("faketime", "--date-prog", "gdate", "-m", "yesterday", "make"),
+            ("gdate", "-d", "yesterday", "+%s"),
+            ("make",),
+        ],
+    ),
+    ("torsocks curl x", [("torsocks", "curl", "x"), ("curl", "x")]),
+    ("torsocks -i -P 9050 curl x", [("torsocks", "-i", "-P", "9050", "curl", "x"), ("curl", "x")]),
+    ("torsocks on", [("torsocks", "on")]),
+    (
+        "proxychains4 -q -f /etc/p.conf curl x",
+        [("proxychains4", "-q", "-f", "/etc/p.conf", "curl", "x"), ("curl", "x")],
+    ),
+    ("proxychains curl x", [("proxychains", "curl", "x"), ("curl", "x")]),
+    ("unbuffer -p make", [("unbuffer", "-p", "make"), ("make",)]),
+    ("prlimit --nofile=1024 -c0 make", [("prlimit", "--nofile=1024", "-c0", "make"), ("make",)]),
+    ("prlimit -p 1 --nofile=10", [("prlimit", "-p", "1", "--nofile=10")]),
+    ("cpulimit -l 50 -- make", [("cpulimit", "-l", "50", "--", "make"), ("make",)]),
+    ("cpulimit -l 50 -p 12", [("cpulimit", "-l", "50", "-p", "12")]),
+    ("fakeroot -u -- make", [("fakeroot", "-u", "--", "make"), ("make",)]),
+    ("chpst -u app -n 5 make", [("chpst", "-u", "app", "-n", "5", "make"), ("make",)]),
+    (
+        "capsh --drop=cap_net_raw -- -c 'make x'",
+        [("capsh", "--drop=cap_net_raw", "--", "-c", "make x"), ("make", "x")],
+    ),
+    ("capsh --print", [("capsh", "--print")]),
+    (
+        "capsh --caps=x == --print",
+        [("capsh", "--caps=x", "==", "--print"), ("capsh", "--print")],
+    ),
+    (
+        "bwrap --ro-bind / / --dev /dev --setenv A b --unshare-net make x",
+        [
+            (
+                "bwrap",
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--setenv",
+                "A",
+                "b",
+                "--unshare-net",
+                "make",
+                "x",
+            ),
+            ("make", "x"),
+        ],
+    ),
+    (
+        "bwrap --overlay /a /b /c --chdir /src -- ./build",
+        [
+            ("bwrap", "--overlay", "/a", "/b", "/c", "--chdir", "/src", "--", "./build"),
+            ("/src/build",),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), MORE_WRAPPERS)
+def test_more_wrappers_are_reported_and_unwrapped(
+    line: str, expected: list[tuple[str, ...]]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert "unparsed-wrapper" not in names(analysis)
+
+
+MORE_SHELL_STARTERS = [
+    ("fakeroot", [("fakeroot",), ("sh",)]),
+    ("torsocks --shell", [("torsocks", "--shell"), ("sh",)]),
+    ("capsh --", [("capsh", "--"), ("/bin/bash",)]),
+    ("capsh --shell=/bin/zsh --", [("capsh", "--shell=/bin/zsh", "--"), ("/bin/zsh",)]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), MORE_SHELL_STARTERS)
+def test_more_wrappers_that_start_a_shell(line: str, expected: list[tuple[str, ...]]) -> None:
+    assert argvs(analyse(line)) == expected
+
+
+# The files these wrappers open themselves: (line, writes, reads).
+WRAPPER_FILES = [
+    ("strace -o /etc/x make", ["/etc/x"], []),
+    ("strace --output=trace.log make", ["/work/trace.log"], []),
+    ("ltrace -o out make", ["/work/out"], []),
+    ("fakeroot -s /tmp/state -i /tmp/old make", ["/tmp/state"], ["/tmp/old"]),
+    ("cd /x && strace -o t make", ["/x/t"], []),
+]
+
+
+@pytest.mark.parametrize(("line", "writes", "reads"), WRAPPER_FILES)
+def test_wrappers_that_open_files_report_them(
+    line: str, writes: list[str], reads: list[str]
+) -> None:
+    analysis = analyse(line)
+    assert list(analysis.writes) == writes
+    assert list(analysis.reads) == reads
+    assert ("make",) in argvs(analysis)
+
+
+def test_a_wrapper_file_with_dot_dot_is_a_construct() -> None:
+    assert "dot-dot-path" in names(analyse("strace -o /tmp/a/../../etc/x make"))
+
+
+def test_wrappers_change_the_working_directory_and_environment() -> None:
+    analysis = analyse("bwrap --bind / / ./x")  # in the sandbox: unknown
+    assert "unknown-cwd" in names(analysis)
+    analysis = analyse("chpst -/ /srv ./x")
+    assert "unknown-cwd" in names(analysis)
+    assert "environment-override" in names(analyse("bwrap --setenv LD_PRELOAD /x.so make"))
+    assert "environment-override" in names(analyse("strace -E LD_PRELOAD=/x.so make"))
+    assert "startup-files" in names(analyse("chpst -b -bash bash -c x"))
+
+
+MORE_WRAPPER_OPTIONS_NOT_UNDERSTOOD = [
+    "strace --bogus rm x",
+    "strace -o '|sh' rm x",  # the trace goes to a shell command
+    "strace -ff -o /tmp/t rm x",  # writes /tmp/t.PID
+    "ltrace -Z rm x",
+    "setpriv --bogus rm x",
+    "setpriv",
+    "catchsegv -x rm x",
+    "faketime --disable-shm now rm x",
+    "faketime -p",
+    "torsocks -Z rm x",
+    "proxychains4 -q -q -q rm x",  # the third is taken as the program
+    "unbuffer -x rm x",
+    "prlimit --bogus rm x",
+    "cpulimit --bogus rm x",
+    "fakeroot -l /tmp/lib.so rm x",
+    "fakeroot --faked /tmp/faked rm x",
+    "chpst -e /tmp/env rm x",
+    "chpst -Z rm x",
+    "capsh --bogus -- -c 'rm x'",
+    "capsh --user=x rm x",  # an operand is no option
+    "bwrap --args 3 rm x",
+    "bwrap --frobnicate rm x",
+    "bwrap --bind-try=/ / rm x",  # no --name=value forms
+    "bwrap --argv0 -sh bash",
+]
+
+
+@pytest.mark.parametrize("line", MORE_WRAPPER_OPTIONS_NOT_UNDERSTOOD)
+def test_more_wrappers_whose_options_are_not_understood(line: str) -> None:
+    analysis = analyse(line)
+    assert "unparsed-wrapper" in names(analysis)
+    assert argvs(analysis)[0][0] == line.split()[0]
+    assert ("rm", "x") not in argvs(analysis)

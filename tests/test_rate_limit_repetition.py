@@ -133,6 +133,40 @@ def test_a_redirection_in_a_loop_under_a_rate_limited_write_rule_is_denied(gate:
 @pytest.mark.parametrize(
     ("line", "tokens"),
     [
+        ("echo a > /tmp/out", 1),  # read as bash and as POSIX sh: still one
+        ("echo a > /tmp/out; echo b > /tmp/out", 2),
+        ("echo a > /tmp/out 2>/tmp/out", 2),
+        ("echo a >> /tmp/out && echo b >| /tmp/out; echo c &> /tmp/out", 3),
+        ("sh -c 'echo a > /tmp/out'; sh -c 'echo a > /tmp/out'", 2),  # the text again
+    ],
+)
+def test_each_redirection_to_a_file_spends_a_token(
+    line: str, tokens: int, write_policy, daemon_factory
+) -> None:  # type: ignore[no-untyped-def]
+    gate = daemon_factory(write_policy(POLICY))
+    answer = run(gate, line)
+    assert (answer["allowed"], answer["decision"]) == (True, "allow"), answer
+    # The record still lists the file once.
+    record = next(r for r in gate.records() if r.get("decisionId") == answer["decisionId"])
+    assert record["request"]["writes"] == ["/tmp/out"]
+    left = 3 - tokens
+    if left:
+        assert run(gate, "; ".join(["echo x > /tmp/out"] * left))["allowed"] is True
+    spent = run(gate, "echo x > /tmp/out")
+    assert (spent["allowed"], spent["rule"]) == (False, "out"), spent
+
+
+def test_redirections_beyond_the_budget_are_denied_in_one_check(gate: Daemon) -> None:
+    line = "; ".join(f"echo {n} > /tmp/out" for n in range(4))
+    answer = run(gate, line)
+    assert (answer["allowed"], answer["rule"]) == (False, "out"), answer
+    assert "the check runs 4 commands or redirections the rule covers" in answer["reason"]
+    assert run(gate, "echo a > /tmp/out; echo b > /tmp/out; echo c > /tmp/out")["allowed"]
+
+
+@pytest.mark.parametrize(
+    ("line", "tokens"),
+    [
         (f"curl {URL}", 1),
         (f"for i in 1 2 3; do echo hi; done; curl {URL}", 1),
         (f"while false; do echo hi; done && curl {URL}", 1),

@@ -43,7 +43,12 @@ What is reported
   ``taskset``, ``chrt``, ``flock``, ``su``/``runuser``, ``sg``, ``newgrp``, ``watch``,
   ``script``, ``time`` (the program), ``busybox APPLET``, ``tmux``
   (``new-session``/``new-window``/``split-window``/``run-shell``, ``-c``), ``screen``,
-  ``systemd-run``, ``run0``, ``firejail``, and the commands of
+  ``systemd-run``, ``run0``, ``firejail``, ``strace``/``ltrace`` (``-o FILE`` is a
+  write), ``setpriv``, ``capsh`` (``--`` runs ``/bin/bash`` with the arguments after it,
+  ``==`` capsh again), runit's ``chpst``, ``bwrap``, ``faketime`` (without ``-f`` it
+  also runs ``date -d TIMESTAMP +%s``), ``catchsegv``, ``eatmydata``, ``torsocks``,
+  ``proxychains``/``proxychains4``, ``fakeroot`` (``-s FILE`` is a write, ``-i FILE`` a
+  read), ``unbuffer``, ``prlimit``, ``cpulimit``, and the commands of
   ``find -exec/-execdir/-ok/-okdir``. Each of these is a program that runs: it is
   reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
   ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords
@@ -52,8 +57,8 @@ What is reported
 * A wrapper that starts a shell by itself (``sudo -s``/``-i``, ``su [-] [user]``,
   ``doas -s``, ``pkexec``, ``chroot DIR``, ``unshare``/``nsenter`` without a program,
   ``script`` without ``-c``, ``newgrp``, ``login``, and without a command ``tmux``,
-  ``screen``, ``systemd-run --shell``, ``run0``, ``firejail``) runs ``$SHELL`` or the
-  user's login shell,
+  ``screen``, ``systemd-run --shell``, ``run0``, ``firejail``, ``fakeroot``, and
+  ``torsocks --shell``) runs ``$SHELL`` or the user's login shell,
   which the gate cannot know: it is reported as the command ``sh`` (``sh -i`` where the
   wrapper passes ``-i``), so a rule that denies shells denies it, and a here-document or
   here-string it reads is analysed as for ``sudo bash <<< ...``. A command given to it
@@ -84,7 +89,9 @@ What is reported
   ``unknown-cwd`` instead. ``CDPATH`` in the agent's environment is assumed unset.
 * Redirections: ``>`` ``>>`` ``>|`` ``&>`` ``&>>`` ``>&file`` ``<>`` targets are
   writes, ``<`` ``<&file`` ``<>`` targets are reads, all normalised like paths
-  (``/dev/null`` included: the policy decides). Descriptor duplications (``2>&1``) and
+  (``/dev/null`` included: the policy decides); each file once, with how many
+  redirections open it (``write_counts``, ``read_counts``: each is an action for a
+  rate limit). Descriptor duplications (``2>&1``) and
   here-documents are neither. So are the files ``history -w/-a FILE`` writes (any
   text, via ``history -s``) and ``history -r/-n FILE`` reads; without FILE, $HISTFILE
   is a ``dynamic-redirect``.
@@ -158,6 +165,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -261,6 +269,10 @@ class CommandAnalysis:
     # redirection in a loop ...), by path; a path absent is opened at most once.
     repeated_writes: Mapping[str, str] = dataclasses.field(default_factory=dict)
     repeated_reads: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # How many redirections (or wrapper options) open each file of ``writes``/``reads``,
+    # by path, when more than one: each is an action of its own for a rate limit.
+    write_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    read_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 def analyse_command(
@@ -361,9 +373,14 @@ class _Analyser:
         # path -> why it may be opened an unknown number of times ("": at most once)
         self.writes: dict[str, str] = {}
         self.reads: dict[str, str] = {}
+        # path -> how many times it is opened (each redirection of it is an action)
+        self.counts: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
         self.constructs: dict[Construct, None] = {}
-        # Each script text analysed (in its place) -> the slice of ``commands`` it added.
-        self.analysed: dict[tuple[str, State, bool, str], tuple[int, int]] = {}
+        # Each script text analysed (in its place) -> the slice of ``commands`` it added
+        # and the openings of files it counted (write, read).
+        self.analysed: dict[
+            tuple[str, State, bool, str], tuple[int, int, Counter[str], Counter[str]]
+        ] = {}
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
@@ -373,6 +390,8 @@ class _Analyser:
             tuple(self.constructs),
             {path: why for path, why in self.writes.items() if why},
             {path: why for path, why in self.reads.items() if why},
+            {path: n for path, n in self.counts[True].items() if n > 1},
+            {path: n for path, n in self.counts[False].items() if n > 1},
         )
 
     def construct(self, name: str, text: str) -> None:
@@ -389,15 +408,26 @@ class _Analyser:
             # The same text in the same place is not analysed again, but its commands run
             # again: each is reported once more, so a rate limit counts every run
             # (``sh -c 'curl x'; sh -c 'curl x'`` spends two tokens).
+            # So do its redirections: each opening is counted again.
             self.commands.extend(self.commands[done[0] : done[1]])
+            self.counts[True].update(done[2])
+            self.counts[False].update(done[3])
             return
         first = len(self.commands)
-        self.analysed[key] = (first, first)  # nothing yet, should the text recur inside
+        before = {write: counts.copy() for write, counts in self.counts.items()}
+        # nothing yet, should the text recur inside
+        self.analysed[key] = (first, first, Counter(), Counter())
         self._script_text(text, state, context, posix=posix)
-        self.analysed[key] = (first, len(self.commands))
+        self.analysed[key] = (
+            first,
+            len(self.commands),
+            self.counts[True] - before[True],
+            self.counts[False] - before[False],
+        )
 
     def _script_text(self, text: str, state: State, context: Context, *, posix: bool) -> None:
         self.texts.append(text)
+        at_start = {write: counts.copy() for write, counts in self.counts.items()}
         depth, nesting = context.depth, context.nesting
         self.script(
             _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting), state, context
@@ -413,7 +443,14 @@ class _Analyser:
         # A command bash runs once may repeat as dash reads the text: kept then too.
         known = {(command.argv, command.repeated) for command in self.commands}
         start = len(self.commands)
+        # One reading or the other runs: a file is opened as often as the reading that
+        # opens it more often says, not as often as both together.
+        as_bash = {write: counts.copy() for write, counts in self.counts.items()}
         self.script(script, state, context.reading("as POSIX sh reads it"))
+        for write, counts in self.counts.items():
+            by_posix = counts - as_bash[write]
+            by_bash = as_bash[write] - at_start[write]
+            self.counts[write] = at_start[write] + (by_bash | by_posix)
         added, self.commands[start:] = self.commands[start:], []
         for command in added:
             # Only what bash would not run; "-d b ]]" from "[[ a || -d b ]]" runs nothing.
@@ -599,9 +636,9 @@ class _Analyser:
             self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
                 if redirect.op in WRITE_OPERATORS:
-                    _opened(self.writes, path, context)
+                    _opened(self.writes, self.counts[True], path, context)
                 if redirect.op in READ_OPERATORS:
-                    _opened(self.reads, path, context)
+                    _opened(self.reads, self.counts[False], path, context)
 
     def paths(self, text: str, state: State) -> list[str]:
         """``text`` normalised against every possible working directory."""
@@ -680,7 +717,7 @@ class _Analyser:
         ``file.write``/``file.read`` like a redirection's target."""
         self.check_dot_dot(text)
         for path in self.paths(text, state):
-            _opened(self.writes if write else self.reads, path, context)
+            _opened(self.writes if write else self.reads, self.counts[write], path, context)
 
     def check_dot_dot(self, path: str) -> None:
         """The kernel resolves ``..`` after symlinks, so ``link/../x`` may not be where
@@ -745,6 +782,10 @@ class _Analyser:
             for variable in unwrapped.assigned:
                 if risky_variable(variable):
                     self.construct("environment-override", f"{program} {variable}=...")
+            for path in unwrapped.writes:  # strace -o FILE: opened like > FILE
+                self.file_access(path, state, context, write=True)
+            for path in unwrapped.reads:
+                self.file_access(path, state, context, write=False)
             if unwrapped.cwd is not None:
                 self.check_dot_dot(unwrapped.cwd)  # env -C and sudo -D use chdir(2)
                 state = self.changed_directory(unwrapped.cwd, state)
@@ -885,8 +926,10 @@ def _loop_kind(node: sh.Loop | sh.For | sh.ArithmeticFor) -> str:
     return "a select" if node.select else "a for"
 
 
-def _opened(files: dict[str, str], path: str, context: Context) -> None:
-    """Record that ``path`` is opened here; a repeated opening is the one remembered."""
+def _opened(files: dict[str, str], counts: Counter[str], path: str, context: Context) -> None:
+    """Record that ``path`` is opened here (once more); a repeated opening is the one
+    remembered."""
+    counts[path] += 1
     if not files.get(path):
         files[path] = context.repeated
 

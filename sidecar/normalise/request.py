@@ -108,6 +108,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 _with_agent({"path": (target,)}, identity),
                 label=f"redirection > {target}",
                 repeated=analysis.repeated_writes.get(target, ""),
+                count=analysis.write_counts.get(target, 1),
             )
         )
     for target in analysis.reads:
@@ -117,6 +118,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 _with_agent({"path": (target,)}, identity),
                 label=f"redirection < {target}",
                 repeated=analysis.repeated_reads.get(target, ""),
+                count=analysis.read_counts.get(target, 1),
             )
         )
     for construct in analysis.constructs:

@@ -2,7 +2,9 @@
 
 Given a command's arguments, say what it runs: ``sh -c`` style shells give a script to
 analyse; wrappers (``env``, ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``,
-``sudo``, ``doas``, ``busybox`` ...) give the command they run after their own options;
+``sudo``, ``doas``, ``busybox``, ``strace``, ``setpriv``, ``bwrap`` ...) give the
+command they run after their own options, and the files they open themselves
+(``strace -o FILE``);
 ``find -exec`` gives further commands. Options are read the way each program's
 ``getopt`` reads them (clusters, attached values, ``--``, unique prefixes of long
 options, stopping at the first operand, or anywhere before ``--`` for the programs
@@ -386,7 +388,8 @@ class Unwrapped:
     is not static. ``unparsed``: its options could not be read. ``repeats``: what it
     runs may run any number of times (``xargs``, ``find -exec``, ``watch``).
     ``login``: it starts the command as a login shell (``sudo -i``, ``su -``, ``exec
-    -l``: argv[0] begins with ``-``), which first runs startup files.
+    -l``: argv[0] begins with ``-``), which first runs startup files. ``writes`` and
+    ``reads``: files the wrapper opens itself.
     """
 
     inner: tuple[Arg, ...] = ()
@@ -399,6 +402,10 @@ class Unwrapped:
     unparsed: bool = False
     repeats: bool = False
     login: bool = False
+    # Files the wrapper itself opens by name (``strace -o FILE``, ``fakeroot -s FILE``):
+    # decided as ``file.write``/``file.read`` like a redirection's target.
+    writes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
 
 
 UNPARSED = Unwrapped(unparsed=True)
@@ -1099,6 +1106,366 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
     return Unwrapped(also=tuple(commands), unknown_arguments=unknown, repeats=bool(commands))
 
 
+# -- tracers, sandboxes and preloaders ------------------------------------------------------
+
+STRACE = OptionSpec(
+    flags="AcCdDfFhiknqrtTvVwxyYzZ",
+    with_value="abeEIoOpPsSuUX",
+    long_flags=HELP_VERSION
+    | {"summary-only", "summary", "summary-wall-clock", "debug", "daemonize"}
+    | {"follow-forks", "output-separately", "instruction-pointer", "stack-trace"}
+    | {"syscall-number", "relative-timestamps", "syscall-times", "no-abbrev", "seccomp-bpf"}
+    | {"decode-pids", "decode-fds", "quiet", "successful-only", "failed-only", "kill-on-exit"}
+    | {"output-append-mode", "absolute-timestamps", "timestamps", "strings-in-hex"},
+    long_with_value=frozenset(
+        {"columns", "detach-on", "expr", "trace", "trace-fds", "signal", "status", "abbrev"}
+        | {"verbose", "raw", "read", "write", "fault", "inject", "kvm", "env", "output"}
+        | {"summary-sort-by", "summary-columns", "string-limit", "trace-path", "attach"}
+        | {"user", "const-print-style", "tips"}
+    ),
+)
+LTRACE = OptionSpec(
+    flags="bcCfhiLrStTV",
+    with_value="aAD" + "eFln" + "opsuwx",
+    long_flags=HELP_VERSION | {"demangle", "no-signals"},
+    long_with_value=frozenset({"align", "config", "indent", "library", "output"}),
+)
+
+
+def _tracer(spec: OptionSpec) -> Handler:
+    """``strace``/``ltrace [options] [command [args]]``: they run the command under the
+    tracer; ``-o FILE`` (``--output``) is a file they write (``-o '|cmd'`` or ``'!cmd'``
+    pipes the trace to a shell command, and ``-ff`` writes ``FILE.PID``: unparsed);
+    ``-p PID`` attaches to a running process. ``-E VAR=x`` sets the command's
+    environment, ``-u USER`` runs it as that user."""
+
+    def handler(args: Sequence[Arg]) -> Unwrapped:
+        options, index = parse_options(_texts(args), 1, spec)
+        names = [name for name, _value in options]
+        if names.count("f") > 1 or "output-separately" in names:
+            return UNPARSED
+        output = _value(options, "o", "output")
+        writes: tuple[str, ...] = ()
+        if output is not None:
+            if output.startswith(("|", "!")):
+                return UNPARSED
+            writes = (output,)
+        assigned = tuple(
+            (value or "").partition("=")[0]
+            for name, value in options
+            if name in ("E", "env") and spec is STRACE and "=" in (value or "")
+        )
+        return Unwrapped(
+            inner=tuple(args[index:]),
+            assigned=assigned,
+            dynamic=_dynamic(args, index + 1),
+            writes=writes,
+        )
+
+    return handler
+
+
+SETPRIV = OptionSpec(
+    flags="dhV",
+    long_flags=HELP_VERSION
+    | {"dump", "clear-groups", "keep-groups", "init-groups", "nnp", "no-new-privs"}
+    | {"reset-env"},
+    long_with_value=frozenset(
+        {"groups", "inh-caps", "ambient-caps", "bounding-set", "ruid", "euid", "rgid", "egid"}
+        | {"reuid", "regid", "securebits", "pdeathsig", "selinux-label", "apparmor-profile"}
+        | {"landlock-access", "landlock-rule", "ptracer"}
+    ),
+)
+
+
+def _setpriv(args: Sequence[Arg]) -> Unwrapped:
+    """``setpriv [options] program [args]``; ``--dump`` shows the state and runs nothing."""
+    options, index = parse_options(_texts(args), 1, SETPRIV)
+    if _names(options) & (HELP_VERSION | {"h", "V", "d", "dump"}):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    if index >= len(args):
+        return UNPARSED  # setpriv needs a program
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+def _plain(args: Sequence[Arg]) -> Unwrapped:
+    """``catchsegv``/``eatmydata program [args]``: no options of their own; an argument
+    starting with ``-`` would be taken as the program, which this does not follow."""
+    if len(args) > 1 and args[1].text.startswith("-"):
+        return UNPARSED
+    return Unwrapped(inner=tuple(args[1:]), dynamic=_dynamic(args, 2))
+
+
+FAKETIME_FLAGS = frozenset({"-m", "-f", "--exclude-monotonic"})
+FAKETIME_VALUED = frozenset({"-p", "--date-prog"})
+
+
+def _faketime(args: Sequence[Arg]) -> Unwrapped:
+    """``faketime [-m] [-f] [-p PID] [--date-prog PROG] TIMESTAMP program [args]``, each
+    option a whole argument (its own parser). Without ``-f`` it first runs ``date -d
+    TIMESTAMP +%s`` (or ``--date-prog``'s program) to read the timestamp."""
+    texts = _texts(args)
+    index = 1
+    date = Arg("date")
+    direct = False
+    while index < len(args) and texts[index].startswith("-"):
+        text = texts[index]
+        if text in ("-v", "--version", "-h", "-?", "--help"):
+            return Unwrapped(dynamic=_dynamic(args, index + 1))
+        if text in FAKETIME_VALUED:
+            if index + 1 >= len(args):
+                return UNPARSED
+            if text == "--date-prog":
+                date = args[index + 1]
+            index += 2
+            continue
+        if text not in FAKETIME_FLAGS:
+            return UNPARSED  # an option of another version: the timestamp is unknown
+        direct = direct or text == "-f"
+        index += 1
+    if index + 1 >= len(args):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))  # usage: nothing runs
+    also = () if direct else ((date, Arg("-d"), args[index], Arg("+%s")),)
+    return Unwrapped(inner=tuple(args[index + 1 :]), also=also, dynamic=_dynamic(args, index + 2))
+
+
+TORSOCKS_VALUED = frozenset({"-u", "-p", "-a", "-P"})
+TORSOCKS_FLAGS = frozenset({"-i", "-d", "-q", "--quiet"})
+
+
+def _torsocks(args: Sequence[Arg]) -> Unwrapped:
+    """``torsocks [-u user] [-p pass] [-a addr] [-P port] [-i] [-d] [-q] command``;
+    ``--shell`` starts ``$SHELL``; ``on``/``off``/``show`` change or show a shell that
+    sourced it (run as a program: nothing)."""
+    texts = _texts(args)
+    index = 1
+    while index < len(args) and texts[index].startswith("-"):
+        text = texts[index]
+        if text in ("-h", "--help", "--version"):
+            return Unwrapped(dynamic=_dynamic(args, index + 1))
+        if text == "--shell":
+            return Unwrapped(inner=(Arg(LOGIN_SHELL),), dynamic=_dynamic(args, index + 1))
+        if text in TORSOCKS_VALUED:
+            index += 2
+        elif text in TORSOCKS_FLAGS:
+            index += 1
+        else:
+            return UNPARSED
+    if index > len(args):
+        return UNPARSED
+    if index < len(args) and texts[index] in ("on", "off", "show", "sh"):
+        return Unwrapped(dynamic=_dynamic(args, index + 1))
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+def _proxychains(args: Sequence[Arg]) -> Unwrapped:
+    """``proxychains4 [-q] [-f config] program [args]``: proxychains-ng reads at most two
+    options (by their second letter: ``-q``, ``-f FILE``), then the program."""
+    texts = _texts(args)
+    index = 1
+    for _round in range(2):
+        if index >= len(args) or not texts[index].startswith("-"):
+            break
+        letter = texts[index][1:2]
+        if letter == "q":
+            index += 1
+        elif letter == "f":
+            if index + 1 >= len(args):
+                return UNPARSED
+            index += 2
+        else:
+            break
+    if index < len(args) and texts[index].startswith("-"):
+        return UNPARSED
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+def _unbuffer(args: Sequence[Arg]) -> Unwrapped:
+    """``unbuffer [-p] program [args]``: its only option is ``-p`` (read stdin)."""
+    index = 2 if len(args) > 1 and args[1].text == "-p" else 1
+    if index < len(args) and args[index].text.startswith("-"):
+        return UNPARSED
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+PRLIMIT_RESOURCES = "cdefilmnqrstuvxy"
+PRLIMIT = OptionSpec(
+    flags="hV",
+    with_value="op",
+    optional=PRLIMIT_RESOURCES,
+    long_flags=HELP_VERSION | {"noheadings", "raw", "verbose"},
+    long_with_value=frozenset({"output", "pid"}),
+    long_optional=frozenset(
+        {"core", "data", "nice", "fsize", "sigpending", "memlock", "rss", "nofile"}
+        | {"msgqueue", "rtprio", "stack", "cpu", "nproc", "as", "locks", "rttime"}
+    ),
+)
+
+
+CPULIMIT = OptionSpec(
+    flags="vzih",
+    with_value="pel",
+    long_flags=frozenset({"verbose", "lazy", "include-children", "help"}),
+    long_with_value=frozenset({"pid", "exe", "limit"}),
+)
+
+
+def _cpulimit(args: Sequence[Arg]) -> Unwrapped:
+    """``cpulimit -l N [options] (-p PID | -e EXE | [--] command [args])``: with ``-p`` or
+    ``-e`` it limits a running process and runs nothing."""
+    options, index = parse_options(_texts(args), 1, CPULIMIT)
+    if _names(options) & {"p", "pid", "e", "exe", "h", "help"}:
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+FAKEROOT = OptionSpec(
+    flags="uvh",
+    with_value="lsib",
+    long_flags=HELP_VERSION | {"unknown-is-real"},
+    long_with_value=frozenset({"lib", "faked", "fd-base"}),
+)
+
+
+def _fakeroot(args: Sequence[Arg]) -> Unwrapped:
+    """``fakeroot [-s save-file] [-i load-file] [-u] [-b fd] [--] [command]``: no command
+    starts ``$SHELL``. ``-s`` writes its state to a file, ``-i`` reads one; another
+    preload library (``-l``) or ``faked`` program is not followed: unparsed."""
+    options, index = parse_options(_texts(args), 1, FAKEROOT)
+    names = _names(options)
+    if names & {"l", "lib", "faked"}:
+        return UNPARSED
+    if names & (HELP_VERSION | {"v", "h"}):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    save, load = _value(options, "s"), _value(options, "i")
+    return Unwrapped(
+        inner=tuple(args[index:]) or (Arg(LOGIN_SHELL),),
+        dynamic=_dynamic(args, index + 1),
+        writes=(save,) if save is not None else (),
+        reads=(load,) if load is not None else (),
+    )
+
+
+CHPST = OptionSpec(flags="vP012V", with_value="uUbemdofpcrtnlL/C")
+
+
+def _chpst(args: Sequence[Arg]) -> Unwrapped:
+    """runit's ``chpst [options] program [args]``. ``-e DIR`` sets variables from the
+    files of DIR (any variable: unparsed); ``-/ ROOT`` chroots, ``-C DIR`` changes
+    directory; ``-b NAME`` is argv[0] (a ``-`` first makes a shell a login shell)."""
+    options, index = parse_options(_texts(args), 1, CHPST)
+    names = _names(options)
+    if "e" in names:
+        return UNPARSED
+    if "V" in names:
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    if index >= len(args):
+        return UNPARSED
+    cwd = UNKNOWN_CWD if "/" in names else None
+    directory = _value(options, "C")
+    if directory is not None:
+        cwd = directory if directory.startswith("/") and cwd is None else UNKNOWN_CWD
+    name = _value(options, "b")
+    return Unwrapped(
+        inner=tuple(args[index:]),
+        cwd=cwd,
+        dynamic=_dynamic(args, index + 1),
+        login=name is not None and name.startswith("-"),
+    )
+
+
+CAPSH_FLAGS = frozenset(
+    {"--print", "--current", "--noamb", "--has-ambient", "--license", "--strict"}
+    | {"--quiet", "--noenv", "--no-new-privs", "--modes", "--help", "--explain"}
+)
+CAPSH_VALUED = frozenset(
+    {"caps", "drop", "inh", "user", "uid", "gid", "groups", "chroot", "secbits", "keep"}
+    | {"addamb", "delamb", "iab", "mode", "forkfor", "killit", "decode", "supports"}
+    | {"has-p", "has-i", "has-a", "has-b", "is-uid", "is-gid", "explain", "shell"}
+)
+
+
+def _capsh(args: Sequence[Arg]) -> Unwrapped:
+    """``capsh [--option[=value]...] [-- args | == args]``: each option is one argument,
+    taken in order; ``--`` runs ``/bin/bash`` (or ``--shell=``'s) with the arguments
+    after it (``-- -c 'script'``), ``==`` runs capsh again with them."""
+    shell = "/bin/bash"
+    cwd: str | None = None
+    for index in range(1, len(args)):
+        text = args[index].text
+        dynamic = _dynamic(args, index + 1)
+        if text in ("--", "=="):
+            program = Arg(shell) if text == "--" else Arg("capsh")
+            return Unwrapped(inner=(program, *args[index + 1 :]), cwd=cwd, dynamic=dynamic)
+        name, equals, value = text.partition("=")
+        if text in CAPSH_FLAGS:
+            continue
+        if not (equals and name.startswith("--") and name[2:] in CAPSH_VALUED):
+            return UNPARSED
+        if name == "--shell":
+            shell = value
+        elif name == "--chroot":
+            cwd = UNKNOWN_CWD
+    return Unwrapped(dynamic=_dynamic(args, len(args)))  # nothing after -- : nothing runs
+
+
+# bubblewrap's options, by how many values follow each (one argument each, exact names).
+BWRAP_VALUES = {
+    0: {"--unshare-all", "--share-net", "--unshare-user", "--unshare-user-try"}
+    | {"--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"}
+    | {"--unshare-cgroup", "--unshare-cgroup-try", "--clearenv", "--new-session"}
+    | {"--die-with-parent", "--as-pid-1", "--disable-userns", "--assert-userns-disabled"}
+    | {"--level-prefix"},
+    1: {"--argv0", "--userns", "--userns2", "--pidns", "--uid", "--gid", "--hostname"}
+    | {"--chdir", "--unsetenv", "--lock-file", "--sync-fd", "--remount-ro", "--proc"}
+    | {"--dev", "--tmpfs", "--mqueue", "--dir", "--seccomp", "--add-seccomp-fd"}
+    | {"--block-fd", "--userns-block-fd", "--info-fd", "--json-status-fd", "--cap-add"}
+    | {"--cap-drop", "--perms", "--size", "--exec-label", "--file-label", "--overlay-src"}
+    | {"--tmp-overlay", "--ro-overlay"},
+    2: {"--setenv", "--bind", "--bind-try", "--dev-bind", "--dev-bind-try", "--ro-bind"}
+    | {"--ro-bind-try", "--bind-fd", "--ro-bind-fd", "--file", "--bind-data"}
+    | {"--ro-bind-data", "--symlink", "--chmod"},
+    3: {"--overlay"},
+}
+
+
+def _bwrap(args: Sequence[Arg]) -> Unwrapped:
+    """``bwrap [options] [--] command [args]``: each option is a whole argument followed by
+    its 0 to 3 values. The command starts in ``--chdir``'s directory, else in this
+    one if the sandbox has it (unknown). ``--args FD`` reads more options from a
+    descriptor: unparsed."""
+    texts = _texts(args)
+    index = 1
+    cwd = UNKNOWN_CWD
+    assigned: list[str] = []
+    while index < len(args) and texts[index].startswith("-"):
+        text = texts[index]
+        index += 1
+        if text == "--":
+            break
+        if text in ("--help", "--version"):
+            return Unwrapped(dynamic=_dynamic(args, index))
+        count = next((n for n, names in BWRAP_VALUES.items() if text in names), None)
+        if count is None or index + count > len(args):
+            return UNPARSED
+        if text == "--chdir":
+            directory = texts[index]
+            cwd = directory if directory.startswith("/") else UNKNOWN_CWD
+        elif text == "--setenv":
+            assigned.append(texts[index])
+        elif text == "--argv0" and texts[index].startswith("-"):
+            return UNPARSED  # a login shell by another name: not modelled
+        index += count
+    if index >= len(args):
+        return UNPARSED  # bwrap needs a command
+    return Unwrapped(
+        inner=tuple(args[index:]),
+        cwd=cwd,
+        assigned=tuple(assigned),
+        dynamic=_dynamic(args, index + 1),
+    )
+
+
 TIME = OptionSpec(
     flags="apvqV",
     with_value="fo",
@@ -1203,6 +1570,22 @@ WRAPPERS: dict[str, Handler] = {
     "systemd-run": _systemd_run(SYSTEMD_RUN),
     "run0": _systemd_run(RUN0),
     "firejail": _firejail,
+    "strace": _tracer(STRACE),
+    "ltrace": _tracer(LTRACE),
+    "setpriv": _setpriv,
+    "catchsegv": _plain,
+    "eatmydata": _plain,
+    "faketime": _faketime,
+    "torsocks": _torsocks,
+    "proxychains": _proxychains,
+    "proxychains4": _proxychains,
+    "unbuffer": _unbuffer,
+    "prlimit": _not_for_processes(_simple_wrapper(PRLIMIT), PRLIMIT, {"p", "pid"}),
+    "cpulimit": _cpulimit,
+    "fakeroot": _fakeroot,
+    "chpst": _chpst,
+    "capsh": _capsh,
+    "bwrap": _bwrap,
 }
 
 # Shell builtins and keywords that run the command after them; not programs themselves.
