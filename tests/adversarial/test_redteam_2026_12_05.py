@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +30,9 @@ from sidecar.normalise.commands import analyse_command
 from sidecar.normalise.shell_wrappers import POSIX_SHELLS
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from tests.adversarial.real_bash import BASH, needs_bash, run_bash
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-BASH = shutil.which("bash")
-needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +43,6 @@ def coding_agent() -> CompiledPolicy:
 def _exec(policy: CompiledPolicy, **fields: Any) -> tuple[str, str]:
     verdict = evaluate_request(policy, {"action": "process.exec", "cwd": "/workspace", **fields})
     return verdict.decision, verdict.reason
-
-
-def _bash(script: str, cwd: Path, *flags: str) -> str:
-    """Run ``script`` with the real bash, in ``cwd``, with a clean HOME; its stdout."""
-    assert BASH is not None
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
-    done = subprocess.run(
-        [BASH, *flags, "-c", script],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    return done.stdout
 
 
 def _plant_git(root: Path) -> None:
@@ -82,7 +63,7 @@ NAMED_DESCRIPTOR = "{ git status; } {PATH}<README.md; git status"
 @needs_bash
 def test_a_named_descriptor_really_sets_path(tmp_path: Path) -> None:
     _plant_git(tmp_path)
-    assert "PLANTED-GIT" in _bash(NAMED_DESCRIPTOR, tmp_path)
+    assert "PLANTED-GIT" in run_bash(NAMED_DESCRIPTOR, tmp_path)
 
 
 VARIABLES_SET_WITHOUT_EQUALS = [
@@ -142,7 +123,7 @@ def test_a_compound_array_index_really_runs_code(tmp_path: Path) -> None:
 @needs_bash
 def test_bash_cmds_really_rebinds_a_command(tmp_path: Path) -> None:
     _plant_git(tmp_path)
-    out = _bash(f"BASH_CMDS=([git]={tmp_path}/10/git); git status", tmp_path)
+    out = run_bash(f"BASH_CMDS=([git]={tmp_path}/10/git); git status", tmp_path)
     assert "PLANTED-GIT" in out
 
 
@@ -234,8 +215,8 @@ FSMONITOR = "git status GIT_CONFIG_PARAMETERS=\"'core.fsmonitor'='touch /tmp/pwn
 
 @needs_bash
 def test_keyword_mode_really_moves_assignments_into_the_environment(tmp_path: Path) -> None:
-    assert _bash("printenv TG_PROBE TG_PROBE=set", tmp_path, "-k").strip() == "set"
-    assert _bash("set -o keyword; printenv TG_PROBE TG_PROBE=set", tmp_path).strip() == "set"
+    assert run_bash("printenv TG_PROBE TG_PROBE=set", tmp_path, "-k").strip() == "set"
+    assert run_bash("set -o keyword; printenv TG_PROBE TG_PROBE=set", tmp_path).strip() == "set"
 
 
 KEYWORD_ARGV = [
@@ -321,9 +302,9 @@ def test_a_physical_cd_really_lands_beside_the_links_target(tmp_path: Path) -> N
     (tmp_path / "elsewhere" / "inner").mkdir(parents=True)
     (tmp_path / "workspace" / "link").symlink_to(tmp_path / "elsewhere" / "inner")
     workspace = tmp_path / "workspace"
-    assert _bash("cd link/.. && pwd -P", workspace).strip() == str(workspace)
+    assert run_bash("cd link/.. && pwd -P", workspace).strip() == str(workspace)
     for line in ("cd -P link/.. && pwd", "set -P; cd link/.. && pwd", "cd -P link && cd .. && pwd"):
-        assert _bash(line, workspace).strip() == str(tmp_path / "elsewhere"), line
+        assert run_bash(line, workspace).strip() == str(tmp_path / "elsewhere"), line
 
 
 @pytest.mark.parametrize(
@@ -416,7 +397,7 @@ def test_a_shell_started_with_history_expansion_is_eval(coding_agent: CompiledPo
 @needs_bash
 def test_history_really_writes_any_text_to_any_file(tmp_path: Path) -> None:
     target = tmp_path / "config"
-    _bash(f"history -s '[core]'; history -s 'fsmonitor = x'; history -w {target}", tmp_path)
+    run_bash(f"history -s '[core]'; history -s 'fsmonitor = x'; history -w {target}", tmp_path)
     assert target.read_text() == "[core]\nfsmonitor = x\n"
 
 
@@ -462,7 +443,7 @@ def test_history_reading_a_file_is_a_file_read() -> None:
 
 @needs_bash
 def test_an_interactive_shell_really_reads_hash_as_a_word(tmp_path: Path) -> None:
-    out = _bash("echo one #; echo HIDDEN-RAN", tmp_path, "-i", "+O", "interactive_comments")
+    out = run_bash("echo one #; echo HIDDEN-RAN", tmp_path, "-i", "+O", "interactive_comments")
     assert "HIDDEN-RAN" in out
 
 

@@ -19,10 +19,7 @@ installed, so the tests show what the shell does, not only what the analysis say
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +30,10 @@ from sidecar.engine import evaluate_request
 from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from tests.adversarial.real_bash import needs_bash, run_bash
 from tests.daemon import Daemon
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-BASH = shutil.which("bash")
-needs_bash = pytest.mark.skipif(BASH is None, reason="bash is not installed")
 URL = "https://example.com/x"
 
 
@@ -47,23 +43,6 @@ def _analyse(line: str) -> CommandAnalysis:
 
 def _constructs(line: str) -> set[str]:
     return {construct.name for construct in _analyse(line).constructs}
-
-
-def _bash(script: str, home: Path, *flags: str) -> str:
-    """Run ``script`` with the real bash, HOME and cwd ``home``; its stdout."""
-    assert BASH is not None
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-    done = subprocess.run(
-        [BASH, *flags, "-c", script],
-        cwd=home,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    return done.stdout
 
 
 # -- rate limits: systemd-run restarting its command ---------------------------------------
@@ -119,15 +98,15 @@ def test_systemd_run_without_a_restart_runs_once(line: str, rate_policy: Compile
 @needs_bash
 def test_exec_l_really_starts_a_login_shell(tmp_path: Path) -> None:
     (tmp_path / ".bash_profile").write_text("echo PLANTED-PROFILE\n")
-    assert "PLANTED-PROFILE" in _bash("exec -l bash -c 'echo ran'", tmp_path)
-    assert "PLANTED-PROFILE" in _bash("exec -a -x bash -c 'echo ran'", tmp_path)
-    assert "PLANTED-PROFILE" not in _bash("exec bash -c 'echo ran'", tmp_path)
+    assert "PLANTED-PROFILE" in run_bash("exec -l bash -c 'echo ran'", tmp_path)
+    assert "PLANTED-PROFILE" in run_bash("exec -a -x bash -c 'echo ran'", tmp_path)
+    assert "PLANTED-PROFILE" not in run_bash("exec bash -c 'echo ran'", tmp_path)
 
 
 @needs_bash
 def test_a_login_shell_runs_bash_logout_on_exit(tmp_path: Path) -> None:
     (tmp_path / ".bash_logout").write_text("echo PLANTED-LOGOUT\n")
-    assert "PLANTED-LOGOUT" in _bash("echo ran; exit", tmp_path, "--login", "--noprofile")
+    assert "PLANTED-LOGOUT" in run_bash("echo ran; exit", tmp_path, "--login", "--noprofile")
 
 
 @pytest.mark.parametrize(
@@ -482,7 +461,7 @@ CDABLE_BY_VARIABLE = "o=cdable_vars; shopt -s $o; elsewhere={target}; cd elsewhe
 def test_cdable_vars_turned_on_through_a_variable_really_moves_cd(tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.mkdir()
-    out = _bash(CDABLE_BY_VARIABLE.format(target=target), tmp_path)
+    out = run_bash(CDABLE_BY_VARIABLE.format(target=target), tmp_path)
     # cd prints where it went, then pwd: not tmp_path/elsewhere, which does not exist.
     assert out.splitlines()[-1] == str(target)
 
