@@ -1355,3 +1355,41 @@ def test_documented_shell_one_liners_act_only_on_an_allow(daemon: Daemon, marker
             ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30
         )
         assert ("RAN" in result.stdout) is runs, (url, request, result.stdout, result.stderr)
+
+
+# -- the guarded helpers' own timeouts ------------------------------------------------------
+
+BAD_HELPER_TIMEOUTS = [float("nan"), -1, 0, float("inf"), "30", True, 2_147_484]
+
+
+@pytest.mark.parametrize("timeout", BAD_HELPER_TIMEOUTS)
+def test_the_helpers_refuse_a_timeout_the_gate_could_not_have(  # type: ignore[no-untyped-def]
+    gate: Gate, daemon: Daemon, web, tmp_path: Path, timeout: Any
+) -> None:
+    """fetch and kube passed any timeout to the socket and run to subprocess: a NaN one
+    failed only after the check was sent (and its audit record written), an infinite one
+    waited forever. Each is now refused like Gate(timeout=...), before any check."""
+    server = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{server.port}", token="t0ken")
+    marker = tmp_path / "ran"
+    before = len(daemon.records())
+    with pytest.raises(ValueError, match="Gate.fetch timeout must be a finite number"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/ok", timeout=timeout)
+    with pytest.raises(ValueError, match="Gate.kube timeout must be a finite number"):
+        gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=timeout)
+    with pytest.raises(ValueError, match="Gate.run timeout must be a finite number"):
+        gate.run(["touch", str(marker)], timeout=timeout)
+    assert len(daemon.records()) == before  # refused before any check was sent
+    assert server.hits == []
+    assert not marker.exists()
+
+
+def test_the_helpers_take_a_valid_timeout(gate: Gate, web, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok", timeout=5) as response:
+        assert response.status == 200
+    cluster = KubeCluster(f"http://127.0.0.1:{server.port}", token="t0ken")
+    assert gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=5).status == 200
+    # None is subprocess.run's own "no limit"; a number is seconds.
+    assert gate.run(["echo", "hi"], timeout=None, capture_output=True).stdout == b"hi\n"
+    assert gate.run(["echo", "hi"], timeout=5, capture_output=True).stdout == b"hi\n"

@@ -153,8 +153,12 @@ export interface RunOptions extends GuardOptions {
    */
   env?: NodeJS.ProcessEnv;
   input?: string | Buffer;
-  /** Milliseconds before the child is killed. */
-  timeout?: number;
+  /**
+   * Milliseconds before the child is killed; undefined or null: no limit. Otherwise a
+   * finite number above 0 and at most 2^31 - 1: run rejects with RangeError before any
+   * check.
+   */
+  timeout?: number | null;
   killSignal?: NodeJS.Signals | number;
   /** Bytes of stdout + stderr kept at most; default 64 MiB. */
   maxBuffer?: number;
@@ -192,7 +196,10 @@ export interface KubeOptions extends GuardOptions {
   headers?: Record<string, string>;
   /** Default: the in-cluster API server and service-account token. */
   cluster?: KubeCluster;
-  /** Milliseconds; default 30000. */
+  /**
+   * Milliseconds; default 30000. A finite number above 0 and at most 2^31 - 1: kube
+   * rejects with RangeError before any check otherwise.
+   */
   timeout?: number;
 }
 

@@ -22,6 +22,7 @@ import nodePath from 'node:path';
 
 import { NOT_FOUND, failedClosed } from './answers.js';
 import { DeniedError } from './errors.js';
+import { validTimeout } from './timeouts.js';
 
 // What would run something other than what was checked, or as someone it does not name.
 const UNCHECKABLE = ['shell', 'argv0', 'detached', 'uid', 'gid'];
@@ -125,7 +126,8 @@ function collect(child, { input, maxBuffer, encoding }) {
 /**
  * Check, then run the command; rejects with DeniedError if not allowed. Resolves to
  * {exitCode, signal, stdout, stderr} whatever the exit code, like Python's
- * subprocess.run without check.
+ * subprocess.run without check. A `timeout` (ms) other than undefined or null follows the
+ * Gate's rule (validTimeout): RangeError before any check otherwise.
  */
 export async function runChecked(gate, command, options = {}) {
   const refused = UNCHECKABLE.filter((name) => name in options);
@@ -143,6 +145,8 @@ export async function runChecked(gate, command, options = {}) {
     maxBuffer = 64 * 1024 * 1024,
     encoding = 'utf8',
   } = options;
+  // No timeout (undefined or null) is no limit, as for spawn; any other follows the Gate's rule.
+  if (timeout !== undefined && timeout !== null) validTimeout('gate.run timeout', timeout);
   const childEnv = env === undefined || env === null ? undefined : childEnvironment(env);
   const changes = childEnv === undefined ? [] : environmentChanges(childEnv);
   const base = nodePath.resolve(cwd ?? process.cwd());

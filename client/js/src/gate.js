@@ -18,7 +18,11 @@ import { DeniedError, TransportError } from './errors.js';
 import { fetchChecked } from './fetch.js';
 import { openChecked } from './files.js';
 import { kubeChecked } from './kube.js';
+import { validTimeout } from './timeouts.js';
 import { Transport } from './transport.js';
+
+// Still importable from here, where they were first defined.
+export { MAX_TIMEOUT_MS, validTimeout } from './timeouts.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:9800';
 const CHECK_PATH = '/v1/check';
@@ -28,32 +32,7 @@ const MAX_APPROVAL_WAIT_S = 60;
 // waiting never spins.
 const POLL_PAUSE_MS = 500;
 
-// The longest timer Node can set (2^31 - 1 ms, about 24.8 days); a longer one fires at once.
-export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * `value` if it is a finite number of milliseconds, above zero (or zero when
- * `zeroAllowed`) and at most MAX_TIMEOUT_MS; RangeError otherwise. A NaN, negative or
- * infinite timeout would make every check time out at once, or wait forever; the Python
- * client applies the same rule, in seconds (ValueError).
- */
-export function validTimeout(name, value, zeroAllowed = false) {
-  const valid =
-    typeof value === 'number' &&
-    Number.isFinite(value) &&
-    (zeroAllowed ? value >= 0 : value > 0) &&
-    value <= MAX_TIMEOUT_MS;
-  if (!valid) {
-    const least = zeroAllowed ? '0 or more' : 'more than 0';
-    throw new RangeError(
-      `${name} must be a finite number of milliseconds, ${least} and at most ${MAX_TIMEOUT_MS}, ` +
-        `not ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`,
-    );
-  }
-  return value;
-}
 
 /** The JSON body of one check: fields set to undefined or null are left out. */
 export function encodeCheck(request) {

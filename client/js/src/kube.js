@@ -13,6 +13,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 
+import { validTimeout } from './timeouts.js';
+
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 // Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
 const IMPERSONATION_PREFIX = 'impersonate-';
@@ -81,7 +83,8 @@ function send(server, options, payload) {
  * Check, then send `method path` to the API server; rejects with DeniedError if not
  * allowed. `body` is a Buffer/string or any JSON value. Resolves to {status, headers,
  * body, json()} whatever the status (the API server's Status object says more than an
- * exception would). Impersonate-* headers are refused (TypeError).
+ * exception would). Impersonate-* headers are refused (TypeError); a `timeout` (ms,
+ * default 30000) the Gate's own could not be is a RangeError, before any check.
  */
 function isPlainObject(value) {
   if (value === null || typeof value !== 'object') return false;
@@ -91,6 +94,7 @@ function isPlainObject(value) {
 
 export async function kubeChecked(gate, method, path, options = {}) {
   const { body, headers = {}, cluster, timeout = 30_000, context, approval } = options;
+  validTimeout('gate.kube timeout', timeout);
   if (!String(path).startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
   if (!isPlainObject(headers)) {
     // A Headers object or a list of pairs has no own keys to screen (and would be sent

@@ -482,3 +482,42 @@ describe('kube', () => {
     );
   });
 });
+
+describe("the helpers' own timeouts", () => {
+  // kube passed any timeout to the socket and run to spawn: a NaN or negative one failed
+  // only after the check was sent, an infinite one waited forever. Each is now refused
+  // like new Gate({timeout}), before any check.
+  for (const timeout of [Number.NaN, -1, 0, Infinity, '30000', true, 2 ** 31]) {
+    test(`refuses ${String(timeout)} before any check`, async () => {
+      const api = await web();
+      const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+      const marker = `${scratch}/timeout-ran`;
+      const recording = new RecordingGate({ url });
+      try {
+        await assert.rejects(
+          recording.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, timeout }),
+          (error) => error instanceof RangeError && /gate\.kube timeout must be a finite number/.test(error.message),
+        );
+        await assert.rejects(
+          recording.run(['touch', marker], { timeout }),
+          (error) => error instanceof RangeError && /gate\.run timeout must be a finite number/.test(error.message),
+        );
+      } finally {
+        recording.close();
+      }
+      assert.deepEqual(recording.sent, []);
+      assert.deepEqual(api.hits, []);
+      assert.equal(existsSync(marker), false);
+    });
+  }
+
+  test('takes a valid timeout, and none for run', async () => {
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const answer = await gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, timeout: 5000 });
+    assert.equal(answer.status, 200);
+    for (const timeout of [undefined, null, 5000]) {
+      assert.equal((await gate.run(['echo', 'hi'], { timeout })).stdout, 'hi\n');
+    }
+  });
+});

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tollgate_client.answers import NOT_FOUND, failed_closed
 from tollgate_client.errors import Denied
+from tollgate_client.timeouts import valid_timeout
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -94,11 +95,16 @@ def run_checked(
     Other keyword arguments (``capture_output``, ``text``, ``timeout``, ``check`` ...)
     go to ``subprocess.run``; ``shell``, ``executable`` and ``preexec_fn`` are refused
     because the gate could not see what they would run, and ``user``, ``group`` and
-    ``extra_groups`` because it could not see who would run it.
+    ``extra_groups`` because it could not see who would run it. A ``timeout`` other than
+    ``None`` (no limit, as for ``subprocess.run``) follows the Gate's rule
+    (``valid_timeout``): a NaN, negative or infinite one is a ``ValueError`` before
+    anything is checked or run.
     """
     refused = [name for name in _UNCHECKABLE if name in subprocess_args]
     if refused:
         raise TypeError(f"Gate.run does not take {', '.join(refused)}: the gate could not check it")
+    if subprocess_args.get("timeout") is not None:
+        subprocess_args["timeout"] = valid_timeout("Gate.run timeout", subprocess_args["timeout"])
     changes: dict[str, str] = {}
     if env is not None:
         # Read once, as the text subprocess would send (str, bytes or paths): what is

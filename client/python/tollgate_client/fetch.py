@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tollgate_client.errors import Denied
+from tollgate_client.timeouts import valid_timeout
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -132,8 +133,10 @@ def fetch_checked(
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
     directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
-    another host and a header name that is not an HTTP token raise ``ValueError``.
+    another host and a header name that is not an HTTP token raise ``ValueError``, as
+    does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     """
+    timeout = valid_timeout("Gate.fetch timeout", timeout)
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")

@@ -8,7 +8,6 @@ JSON or an ``allowed`` that is not literally ``true`` all come back as a deny wh
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -30,40 +29,18 @@ from tollgate_client.errors import Denied
 from tollgate_client.fetch import fetch_checked
 from tollgate_client.files import open_checked
 from tollgate_client.kube import kube_checked
+from tollgate_client.timeouts import MAX_TIMEOUT as MAX_TIMEOUT  # still importable here
+from tollgate_client.timeouts import valid_timeout
 from tollgate_client.transport import Transport, TransportError
 from tollgate_client.wire import check_body, encode
 
 DEFAULT_URL = "http://127.0.0.1:9800"
-# The longest timeout, in seconds: 2^31 - 1 ms, the longest timer the JS client can set
-# (both clients take the same timeouts).
-MAX_TIMEOUT = 2_147_483.647
 CHECK_PATH = "/v1/check"
 # The gate holds a long poll for at most 60 s (CONTRACT 2.4).
 MAX_APPROVAL_WAIT = 60
 # Pause between polls when the gate answered at once (a restart, or an older gate
 # without long polling), so that waiting never spins.
 POLL_PAUSE = 0.5
-
-
-def valid_timeout(name: str, value: object, *, zero_allowed: bool = False) -> float:
-    """``value`` if it is a finite number of seconds above 0 (or 0 when ``zero_allowed``)
-    and at most ``MAX_TIMEOUT``, else ``ValueError``. ``None``, NaN, a negative or an
-    infinite timeout would fail every check, or wait forever; the JS client applies the
-    same rule in milliseconds (``RangeError``)."""
-    valid = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if zero_allowed else value > 0)
-        and value <= MAX_TIMEOUT
-    )
-    if not valid:
-        least = "0 or more" if zero_allowed else "more than 0"
-        raise ValueError(
-            f"{name} must be a finite number of seconds, {least} and at most {MAX_TIMEOUT}, "
-            f"not {value!r}"
-        )
-    return float(value)  # type: ignore[arg-type]
 
 
 class Gate:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tollgate_client.fetch import refuse_bad_header_names
+from tollgate_client.timeouts import valid_timeout
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -110,8 +111,10 @@ def kube_checked(
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
     exception would. ``Impersonate-*`` and ``Host`` headers, and header names that are
-    not HTTP tokens, raise ``ValueError``.
+    not HTTP tokens, raise ``ValueError``, as does a ``timeout`` the Gate's own
+    ``timeout`` could not be (``valid_timeout``).
     """
+    timeout = valid_timeout("Gate.kube timeout", timeout)
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
     refuse_bad_header_names("Gate.kube", headers)
