@@ -1373,11 +1373,11 @@ def test_the_helpers_refuse_a_timeout_the_gate_could_not_have(  # type: ignore[n
     cluster = KubeCluster(f"http://127.0.0.1:{server.port}", token="t0ken")
     marker = tmp_path / "ran"
     before = len(daemon.records())
-    with pytest.raises(ValueError, match="Gate.fetch timeout must be a finite number"):
+    with pytest.raises(ValueError, match=r"Gate\.fetch timeout must be a finite number"):
         gate.fetch(f"http://127.0.0.1:{server.port}/ok", timeout=timeout)
-    with pytest.raises(ValueError, match="Gate.kube timeout must be a finite number"):
+    with pytest.raises(ValueError, match=r"Gate\.kube timeout must be a finite number"):
         gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=timeout)
-    with pytest.raises(ValueError, match="Gate.run timeout must be a finite number"):
+    with pytest.raises(ValueError, match=r"Gate\.run timeout must be a finite number"):
         gate.run(["touch", str(marker)], timeout=timeout)
     assert len(daemon.records()) == before  # refused before any check was sent
     assert server.hits == []
@@ -1389,7 +1389,9 @@ def test_the_helpers_take_a_valid_timeout(gate: Gate, web, tmp_path: Path) -> No
     with gate.fetch(f"http://127.0.0.1:{server.port}/ok", timeout=5) as response:
         assert response.status == 200
     cluster = KubeCluster(f"http://127.0.0.1:{server.port}", token="t0ken")
-    assert gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=5).status == 200
+    assert (
+        gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=5).status == 200
+    )
     # None is subprocess.run's own "no limit"; a number is seconds.
     assert gate.run(["echo", "hi"], timeout=None, capture_output=True).stdout == b"hi\n"
     assert gate.run(["echo", "hi"], timeout=5, capture_output=True).stdout == b"hi\n"
