@@ -1326,3 +1326,102 @@ def test_more_wrappers_whose_options_are_not_understood(line: str) -> None:
     assert "unparsed-wrapper" in names(analysis)
     assert argvs(analysis)[0][0] == line.split()[0]
     assert ("rm", "x") not in argvs(analysis)
+
+
+# -- numactl, valgrind, ip netns/vrf exec ------------------------------------------------------
+
+LAST_WRAPPERS = [
+    ("numactl --interleave=all make", [("numactl", "--interleave=all", "make"), ("make",)]),
+    (
+        "numactl -N 0 -m 0 -C 1-3 -- make x",
+        [("numactl", "-N", "0", "-m", "0", "-C", "1-3", "--", "make", "x"), ("make", "x")],
+    ),
+    (
+        "numactl --cpunodebind=0 --localalloc make",
+        [("numactl", "--cpunodebind=0", "--localalloc", "make"), ("make",)],
+    ),
+    ("numactl -l make", [("numactl", "-l", "make"), ("make",)]),
+    ("numactl --show", [("numactl", "--show")]),  # prints, runs nothing
+    ("numactl --hardware", [("numactl", "--hardware")]),
+    ("valgrind make x", [("valgrind", "make", "x"), ("make", "x")]),
+    (
+        "valgrind -q --leak-check=full --track-origins=yes -- make",
+        [("valgrind", "-q", "--leak-check=full", "--track-origins=yes", "--", "make"), ("make",)],
+    ),
+    ("valgrind --tool=helgrind make", [("valgrind", "--tool=helgrind", "make"), ("make",)]),
+    ("valgrind --version", [("valgrind", "--version")]),
+    ("ip netns exec blue make x", [("ip", "netns", "exec", "blue", "make", "x"), ("make", "x")]),
+    (
+        "ip -n red -json netns exec blue make",
+        [("ip", "-n", "red", "-json", "netns", "exec", "blue", "make"), ("make",)],
+    ),
+    ("ip vrf exec red make", [("ip", "vrf", "exec", "red", "make"), ("make",)]),
+    ("ip netn e blue make", [("ip", "netn", "e", "blue", "make"), ("make",)]),  # prefixes
+    (
+        "ip --color=always netns exec b make",
+        [("ip", "--color=always", "netns", "exec", "b", "make"), ("make",)],
+    ),
+    ("ip -all netns exec make", [("ip", "-all", "netns", "exec", "make"), ("make",)]),
+    ("ip addr show", [("ip", "addr", "show")]),  # runs nothing
+    ("ip -s -s link", [("ip", "-s", "-s", "link")]),
+    ("ip netns list", [("ip", "netns", "list")]),
+    ("ip -V", [("ip", "-V")]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), LAST_WRAPPERS)
+def test_last_wrappers_are_reported_and_unwrapped(
+    line: str, expected: list[tuple[str, ...]]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert "unparsed-wrapper" not in names(analysis)
+
+
+def test_ip_all_netns_exec_runs_the_command_once_per_namespace() -> None:
+    commands = analyse("ip -all netns exec make").commands
+    assert [c.repeated for c in commands if c.argv == ("make",)] == ["run repeatedly by ip"]
+    commands = analyse("ip netns exec blue make").commands
+    assert [c.repeated for c in commands if c.argv == ("make",)] == [""]
+
+
+# The files valgrind writes (--log-file, --xml-file) and reads (--suppressions).
+VALGRIND_FILES = [
+    ("valgrind --log-file=/etc/x make", ["/etc/x"], []),
+    ("valgrind --xml=yes --xml-file=out.xml make", ["/work/out.xml"], []),
+    ("valgrind --suppressions=/tmp/s.supp make", [], ["/tmp/s.supp"]),
+]
+
+
+@pytest.mark.parametrize(("line", "writes", "reads"), VALGRIND_FILES)
+def test_valgrind_files_are_reported(line: str, writes: list[str], reads: list[str]) -> None:
+    analysis = analyse(line)
+    assert list(analysis.writes) == writes
+    assert list(analysis.reads) == reads
+    assert ("make",) in argvs(analysis)
+
+
+LAST_WRAPPER_OPTIONS_NOT_UNDERSTOOD = [
+    "numactl --bogus rm x",
+    "numactl --shm /tmp/k rm x",  # shared memory: not modelled
+    "numactl --file /dev/shm/f rm x",
+    "numactl",
+    "valgrind --bogus=1 rm x",
+    "valgrind --leak-check rm x",  # valgrind's values are always --name=value
+    "valgrind --log-file=/tmp/v.%p rm x",  # expanded by valgrind
+    "valgrind --db-command=sh rm x",
+    "valgrind --log-socket=10.0.0.1 rm x",
+    "valgrind --tool=callgrind rm x",  # writes callgrind.out.PID in the cwd
+    "ip -batch /tmp/cmds rm x",  # the commands come from a file
+    "ip -r netns exec blue rm x",  # -resolve or -rcvbuf
+    "ip -bogus netns exec blue rm x",
+    "ip netns exec blue -x rm x",
+]
+
+
+@pytest.mark.parametrize("line", LAST_WRAPPER_OPTIONS_NOT_UNDERSTOOD)
+def test_last_wrappers_whose_options_are_not_understood(line: str) -> None:
+    analysis = analyse(line)
+    assert "unparsed-wrapper" in names(analysis)
+    assert argvs(analysis)[0][0] == line.split()[0]
+    assert ("rm", "x") not in argvs(analysis)

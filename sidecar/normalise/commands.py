@@ -48,7 +48,9 @@ What is reported
   ``==`` capsh again), runit's ``chpst``, ``bwrap``, ``faketime`` (without ``-f`` it
   also runs ``date -d TIMESTAMP +%s``), ``catchsegv``, ``eatmydata``, ``torsocks``,
   ``proxychains``/``proxychains4``, ``fakeroot`` (``-s FILE`` is a write, ``-i FILE`` a
-  read), ``unbuffer``, ``prlimit``, ``cpulimit``, and the commands of
+  read), ``unbuffer``, ``prlimit``, ``cpulimit``, ``numactl``, ``valgrind``
+  (``--log-file=FILE``/``--xml-file=FILE`` are writes), ``ip netns exec``/``ip vrf
+  exec`` (other ``ip`` commands run nothing), and the commands of
   ``find -exec/-execdir/-ok/-okdir``. Each of these is a program that runs: it is
   reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
   ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords

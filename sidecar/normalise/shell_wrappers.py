@@ -2,7 +2,8 @@
 
 Given a command's arguments, say what it runs: ``sh -c`` style shells give a script to
 analyse; wrappers (``env``, ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``,
-``sudo``, ``doas``, ``busybox``, ``strace``, ``setpriv``, ``bwrap`` ...) give the
+``sudo``, ``doas``, ``busybox``, ``strace``, ``setpriv``, ``bwrap``, ``numactl``,
+``valgrind``, ``ip netns exec`` ...) give the
 command they run after their own options, and the files they open themselves
 (``strace -o FILE``);
 ``find -exec`` gives further commands. Options are read the way each program's
@@ -1466,6 +1467,189 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
     )
 
 
+# numactl 2.0's options (getopt_long, "+": they end at the first operand). The shared
+# memory ones (--shm, --file ... which create and size a file) run no command and are not
+# modelled: unparsed.
+NUMACTL = OptionSpec(
+    flags="ablsHv",
+    with_value="iwpPcNCm",
+    long_flags=frozenset({"all", "balancing", "localalloc", "show", "hardware", "version"}),
+    long_with_value=frozenset(
+        {"interleave", "weighted-interleave", "preferred", "preferred-many", "cpubind"}
+        | {"cpunodebind", "physcpubind", "membind"}
+    ),
+)
+
+
+def _numactl(args: Sequence[Arg]) -> Unwrapped:
+    """``numactl [policy options] [--] command [args]``; ``--show``, ``--hardware`` and
+    ``--version`` print and run nothing."""
+    options, index = parse_options(_texts(args), 1, NUMACTL)
+    if _names(options) & {"s", "show", "H", "hardware", "v", "version"}:
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    if index >= len(args):
+        return UNPARSED  # numactl needs a command
+    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+
+
+# iproute2's global options, in the order ip.c tries them: an option is matched by any
+# prefix of its name (``-n`` is ``-netns``), ``--name`` as ``-name``. The value says what
+# follows: 0 nothing, 1 one value; "batch" reads commands from a file (unparsed), "exit"
+# prints and runs nothing, "exact" must be written in full.
+IP_OPTIONS: tuple[tuple[str, int | str], ...] = (
+    ("-loops", 1),
+    ("-family", 1),
+    ("-4", "exact"),
+    ("-6", "exact"),
+    ("-0", "exact"),
+    ("-M", "exact"),
+    ("-B", "exact"),
+    ("-human", 0),
+    ("-human-readable", 0),
+    ("-iec", 0),
+    ("-stats", 0),
+    ("-statistics", 0),
+    ("-details", 0),
+    ("-resolve", 0),
+    ("-oneline", 0),
+    ("-timestamp", 0),
+    ("-tshort", 0),
+    ("-Version", "exit"),
+    ("-force", 0),
+    ("-batch", "batch"),
+    ("-brief", 0),
+    ("-json", 0),
+    ("-pretty", 0),
+    ("-rcvbuf", 1),
+    ("-color", 0),
+    ("-help", "exit"),
+    ("-netns", 1),
+    ("-Numeric", 0),
+    ("-all", 0),
+    ("-echo", "exact"),
+)
+
+
+def _ip_option(text: str) -> tuple[str, int | str]:
+    """The option ``text`` names; an abbreviation two options of different kinds share
+    (``-r``: ``-resolve`` or ``-rcvbuf``) raises ``UnknownOption`` rather than trusting
+    one version's order."""
+    option = text[1:] if text.startswith("--") else text
+    if option.startswith("-color=") or option.startswith("-c="):
+        option = option.partition("=")[0]  # -color=always
+    found = [
+        (name, kind)
+        for name, kind in IP_OPTIONS
+        if (option == name if kind == "exact" else len(option) > 1 and name.startswith(option))
+    ]
+    if not found or len({kind for _name, kind in found}) != 1:
+        raise UnknownOption(text)
+    return found[0]
+
+
+def _ip(args: Sequence[Arg]) -> Unwrapped:
+    """iproute2's ``ip [options] netns exec NAME command [args]`` (``ip -all netns exec
+    command`` runs it once in every namespace) and ``ip vrf exec NAME command [args]``;
+    every other ``ip`` command runs nothing. Objects and subcommands are matched by
+    prefix as ip does, and any prefix of ``netns``, ``vrf`` or ``exec`` is taken for
+    them (``ip n`` is ``neigh``, which then fails: reporting the command is safe)."""
+    texts = _texts(args)
+    index = 1
+    every_namespace = False
+    while index < len(args) and texts[index].startswith("-"):
+        text = texts[index]
+        index += 1
+        if text == "--":
+            break
+        name, kind = _ip_option(text)
+        if kind == "batch":
+            return UNPARSED  # the commands come from a file
+        if kind == "exit":
+            return Unwrapped(dynamic=_dynamic(args, index))
+        if kind == 1:
+            if index >= len(args):
+                return UNPARSED
+            index += 1
+        every_namespace = every_namespace or name == "-all"
+    if index + 1 >= len(args):
+        return Unwrapped(dynamic=_dynamic(args, len(args)))
+    obj, command = texts[index], texts[index + 1]
+    netns = obj != "" and "netns".startswith(obj)
+    vrf = obj != "" and "vrf".startswith(obj)
+    if not (netns or vrf) or not (command and "exec".startswith(command)):
+        return Unwrapped(dynamic=_dynamic(args, index + 2))
+    start = index + 2 if netns and every_namespace else index + 3  # after NAME
+    if start >= len(args) or texts[start].startswith("-"):
+        return UNPARSED  # no command, or one this does not follow
+    return Unwrapped(
+        inner=tuple(args[start:]),
+        dynamic=_dynamic(args, start + 1),
+        repeats=netns and every_namespace,
+    )
+
+
+# valgrind's own options: each is -q, -v, -d, -h, a flag below, or --name=value (one
+# argument). Only the names below are known; another (a tool's option not listed here,
+# --log-socket, --db-command, --vgdb-prefix ...) is unparsed.
+VALGRIND_FLAGS = frozenset({"-q", "-v", "-d", "--quiet", "--verbose"})
+VALGRIND_QUIET = frozenset({"-h", "--help", "--help-debug", "--help-dyn-options", "--version"})
+VALGRIND_WRITES = frozenset({"--log-file", "--xml-file"})
+VALGRIND_VALUED = VALGRIND_WRITES | frozenset(
+    {"--tool", "--xml", "--log-fd", "--xml-fd", "--trace-children", "--trace-children-skip"}
+    | {"--child-silent-after-fork", "--track-fds", "--time-stamp", "--error-limit"}
+    | {"--error-exitcode", "--exit-on-first-error", "--show-error-list", "--num-callers"}
+    | {"--suppressions", "--gen-suppressions", "--demangle", "--max-stackframe"}
+    | {"--main-stacksize", "--max-threads", "--smc-check", "--read-inline-info"}
+    | {"--read-var-info", "--keep-debuginfo", "--fair-sched", "--vgdb", "--vgdb-error"}
+    | {"--fullpath-after", "--extra-debuginfo-path", "--leak-check", "--leak-resolution"}
+    | {"--show-leak-kinds", "--errors-for-leak-kinds", "--leak-check-heuristics"}
+    | {"--show-reachable", "--show-possibly-lost", "--undef-value-errors", "--track-origins"}
+    | {"--partial-loads-ok", "--expensive-definedness-checks", "--keep-stacktraces"}
+    | {"--freelist-vol", "--freelist-big-blocks", "--ignore-ranges", "--malloc-fill"}
+    | {"--free-fill", "--show-mismatched-frees", "--redzone-size", "--history-level"}
+    | {"--conflict-cache-size", "--check-stack-var", "--first-race-only"}
+)
+# Tools that write no file of their own (cachegrind, callgrind, massif, dhat write
+# NAME.out.PID in the working directory: unparsed).
+VALGRIND_TOOLS = frozenset({"memcheck", "helgrind", "drd", "none"})
+
+
+def _valgrind(args: Sequence[Arg]) -> Unwrapped:
+    """``valgrind [options] [--] program [args]``: ``--log-file=FILE`` and
+    ``--xml-file=FILE`` are files it writes (a name with ``%p``, ``%q{VAR}`` ... that it
+    expands: unparsed)."""
+    texts = _texts(args)
+    index = 1
+    writes: list[str] = []
+    reads: list[str] = []
+    while index < len(args) and texts[index].startswith("-"):
+        text = texts[index]
+        index += 1
+        if text == "--":
+            break
+        if text in VALGRIND_QUIET:
+            return Unwrapped(dynamic=_dynamic(args, index))
+        if text in VALGRIND_FLAGS:
+            continue
+        name, equals, value = text.partition("=")
+        if not equals or name not in VALGRIND_VALUED:
+            return UNPARSED
+        if name == "--tool" and value not in VALGRIND_TOOLS:
+            return UNPARSED
+        if name in VALGRIND_WRITES or name == "--suppressions":
+            if "%" in value or not value:
+                return UNPARSED
+            (reads if name == "--suppressions" else writes).append(value)
+    if index >= len(args):
+        return UNPARSED  # valgrind needs a program
+    return Unwrapped(
+        inner=tuple(args[index:]),
+        dynamic=_dynamic(args, index + 1),
+        writes=tuple(writes),
+        reads=tuple(reads),
+    )
+
+
 TIME = OptionSpec(
     flags="apvqV",
     with_value="fo",
@@ -1586,6 +1770,9 @@ WRAPPERS: dict[str, Handler] = {
     "chpst": _chpst,
     "capsh": _capsh,
     "bwrap": _bwrap,
+    "numactl": _numactl,
+    "ip": _ip,
+    "valgrind": _valgrind,
 }
 
 # Shell builtins and keywords that run the command after them; not programs themselves.
