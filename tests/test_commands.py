@@ -1245,6 +1245,29 @@ def test_more_wrappers_are_reported_and_unwrapped(
     assert "unparsed-wrapper" not in names(analysis)
 
 
+# strace's long options as its getopt_long reads them: --tips takes its value only after
+# '=' (optional), --decode-pids always takes one (the next argument when not after '=').
+STRACE_LONG_OPTIONS = [
+    ("strace --tips rm x", [("strace", "--tips", "rm", "x"), ("rm", "x")]),
+    ("strace --tips=full rm x", [("strace", "--tips=full", "rm", "x"), ("rm", "x")]),
+    (
+        "strace --decode-pids comm rm x",
+        [("strace", "--decode-pids", "comm", "rm", "x"), ("rm", "x")],
+    ),
+    ("strace --quiet=attach rm x", [("strace", "--quiet=attach", "rm", "x"), ("rm", "x")]),
+    ("strace --stack-trace rm x", [("strace", "--stack-trace", "rm", "x"), ("rm", "x")]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), STRACE_LONG_OPTIONS)
+def test_strace_long_options_take_values_as_strace_reads_them(
+    line: str, expected: list[tuple[str, ...]]
+) -> None:
+    analysis = analyse(line)
+    assert argvs(analysis) == expected
+    assert "unparsed-wrapper" not in names(analysis)
+
+
 MORE_SHELL_STARTERS = [
     ("fakeroot", [("fakeroot",), ("sh",)]),
     ("torsocks --shell", [("torsocks", "--shell"), ("sh",)]),

@@ -102,7 +102,16 @@ def _pattern(
 _PROGRAM_START = r"""(?:^|(?<=[\s/"'`(]))"""
 # White space between words, or a line continuation (a backslash and a newline).
 _BLANK = r"(?:[ \t]|\\\n)"
-_SAME_COMMAND = r"(?:[^\n;&|]|\\\n)*?"
+
+
+def _same_command(start: str) -> str:
+    """A program's arguments up to an option (lazily), not crossing a command separator
+    nor another ``start`` of the same program: from there the pattern matches on its own,
+    and scanning on from every start would take time quadratic in the length of a command
+    that repeats the name (``redis-cli redis-cli ...``)."""
+    return rf"(?:(?!{start})(?:[^\n;&|]|\\\n))*?"
+
+
 # A program's name may be quoted ('sshpass' -p pw): the closing quote after it.
 _NAME_END = r"""["']?"""
 # A program's argument: quoted, or up to white space or a quote (so a ',' or '&' in an
@@ -129,6 +138,19 @@ _QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 _HTPASSWD_OPTION = rf"{_BLANK}+(?>-[A-Za-z]*C{_BLANK}*[0-9]+|-[A-Za-z]+)"
 _HTPASSWD_WORD = rf"""{_BLANK}+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
 
+# Where the arguments of a program that reads a password from its own option start.
+_REDIS_CLI = rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli{_NAME_END}(?={_BLANK})"
+_CONTAINER_TOOL = rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo){_NAME_END}"
+# A character of its global options that starts no other name of such a tool (from there
+# the pattern matches on its own; scanning across it made "docker -a docker -a ..." slow).
+_CONTAINER_OPTION_CHARACTER = rf"(?!{_CONTAINER_TOOL}(?={_BLANK}))\S"
+_CONTAINER_LOGIN = (
+    rf"{_CONTAINER_TOOL}(?:{_BLANK}+-{_CONTAINER_OPTION_CHARACTER}+"
+    rf"(?:{_BLANK}+(?!-){_CONTAINER_OPTION_CHARACTER}+)?)*?{_BLANK}+login(?={_BLANK})"
+)
+_KEYTOOL = rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK})"
+_OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
+
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
 # as "authorization"), and the patterns that read a program's arguments come first,
@@ -147,17 +169,15 @@ _PATTERNS: list[SecretPattern] = [
     # redis-cli -a pw (and Valkey's, KeyDB's); --pass is a secret option everywhere.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli{_NAME_END}(?={_BLANK}){_SAME_COMMAND}"
-        rf"{_BLANK}-a{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_REDIS_CLI}{_same_command(_REDIS_CLI)}{_BLANK}-a{_BLANK}+(?:{_ARGUMENT})",
         ("-cli",),
     ),
     # docker login -p pw (-ppw, -p=pw), and the same for podman, nerdctl, buildah, skopeo.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo){_NAME_END}"
-        rf"(?:{_BLANK}+-\S+(?:{_BLANK}+[^\s-]\S*)?)*?{_BLANK}+login(?={_BLANK})"
+        rf"{_CONTAINER_LOGIN}{_same_command(_CONTAINER_LOGIN)}"
         # Possessive: in "-p=" before a tag, the '=' is not the value.
-        rf"{_SAME_COMMAND}{_BLANK}-p(?:{_BLANK}+|=)?+(?:{_ARGUMENT})",
+        rf"{_BLANK}-p(?:{_BLANK}+|=)?+(?:{_ARGUMENT})",
         ("login",),
     ),
     # htpasswd -b: the password is the last positional argument, the third (file user
@@ -173,13 +193,13 @@ _PATTERNS: list[SecretPattern] = [
     # keytool -storepasswd / -keypasswd -new NEWPASSWORD.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK}){_SAME_COMMAND}{_BLANK}-new{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_KEYTOOL}{_same_command(_KEYTOOL)}{_BLANK}-new{_BLANK}+(?:{_ARGUMENT})",
         ("keytool",),
     ),
     # openssl enc -k password, -K hex key.
     _pattern(
         "password",
-        rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK}){_SAME_COMMAND}{_BLANK}-[kK]{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_OPENSSL}{_same_command(_OPENSSL)}{_BLANK}-[kK]{_BLANK}+(?:{_ARGUMENT})",
         ("openssl",),
     ),
     _pattern(

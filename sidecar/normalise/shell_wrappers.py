@@ -1109,20 +1109,25 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
 
 # -- tracers, sandboxes and preloaders ------------------------------------------------------
 
+# As strace's getopt_long table has them: an option with an optional value takes it only
+# after '=' (--tips, --quiet), so the next argument is the command.
 STRACE = OptionSpec(
     flags="AcCdDfFhiknqrtTvVwxyYzZ",
     with_value="abeEIoOpPsSuUX",
     long_flags=HELP_VERSION
-    | {"summary-only", "summary", "summary-wall-clock", "debug", "daemonize"}
-    | {"follow-forks", "output-separately", "instruction-pointer", "stack-trace"}
-    | {"syscall-number", "relative-timestamps", "syscall-times", "no-abbrev", "seccomp-bpf"}
-    | {"decode-pids", "decode-fds", "quiet", "successful-only", "failed-only", "kill-on-exit"}
-    | {"output-append-mode", "absolute-timestamps", "timestamps", "strings-in-hex"},
+    | {"summary-only", "summary", "summary-wall-clock", "debug"}
+    | {"follow-forks", "output-separately", "instruction-pointer"}
+    | {"syscall-number", "no-abbrev", "seccomp-bpf"}
+    | {"successful-only", "failed-only", "kill-on-exit", "output-append-mode"},
     long_with_value=frozenset(
         {"columns", "detach-on", "expr", "trace", "trace-fds", "signal", "status", "abbrev"}
         | {"verbose", "raw", "read", "write", "fault", "inject", "kvm", "env", "output"}
         | {"summary-sort-by", "summary-columns", "string-limit", "trace-path", "attach"}
-        | {"user", "const-print-style", "tips"}
+        | {"user", "const-print-style", "decode-pids"}
+    ),
+    long_optional=frozenset(
+        {"daemonize", "stack-trace", "relative-timestamps", "syscall-times", "decode-fds"}
+        | {"quiet", "absolute-timestamps", "timestamps", "strings-in-hex", "tips"}
     ),
 )
 LTRACE = OptionSpec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,39 @@ def test_the_gate_writes_these_forms_redacted_to_its_trail(tmp_path: Path) -> No
     argv_written = next(r["argv"] for r in decisions if "argv" in r)
     assert argv_written[:2] == ["sshpass", "-p"] and argv_written[3:] == argv[3:]
     assert argv_written[2].startswith("[REDACTED:password:")
+
+
+# A program's name repeated in one command: each pattern reading a program's arguments
+# scanned from every name to the end of the command, quadratic in its length (a 40 KB
+# command line took seconds per pattern, and the trail's writer waits on it).
+REPEATED_PROGRAMS = [
+    "redis-cli ",
+    "keytool ",
+    "openssl ",
+    "docker login ",
+    "docker -a ",
+    "docker -a /docker ",
+]
+
+
+@pytest.mark.parametrize("word", REPEATED_PROGRAMS)
+def test_a_program_name_repeated_is_redacted_in_linear_time(word: str) -> None:
+    redactor = Redactor(KEY)
+    command = word * (40_000 // len(word))
+    started = time.perf_counter()
+    text = redactor.redact_text(command + "x")  # no option with a secret: none found
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"{elapsed:.2f}s for {len(command)} characters"
+    assert text == command + "x"
+
+
+def test_a_name_repeated_later_in_the_command_still_ends_at_its_secret() -> None:
+    redactor = Redactor(KEY)
+    for line in (
+        f"redis-cli -h redis-cli -a {PW}",
+        f"docker login -u docker -p {PW} registry",
+        f"keytool -alias keytool -new {PW}",
+        f"openssl enc -in openssl -k {PW}",
+        f"docker --config /docker login -p {PW}",
+    ):
+        assert PW not in redactor.redact_text(line), line
