@@ -370,6 +370,11 @@ def _is_word(items: Sequence[Any], index: int, word: str) -> bool:
     return index < len(items) and items[index] == word
 
 
+# A program's scan of the items after its name: records the secrets it finds in
+# ``found`` and says whether it read every item to the end of the list.
+Scan = Callable[[Sequence[Any], int, dict[int, Found]], bool]
+
+
 def _value_at(items: Sequence[Any], index: int, found: dict[int, Found]) -> None:
     """Item ``index``, a string or an integer, is a password (if there is one)."""
     if index < len(items) and type(items[index]) in (str, int):
@@ -391,7 +396,7 @@ def _glued(items: Sequence[Any], index: int, option: str, found: dict[int, Found
     return True
 
 
-def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # Only sshpass's own options, before the command it runs (ssh -p PORT is a port);
     # flags may come first in the same cluster (-vp pw, -vppw).
     index = start
@@ -399,33 +404,44 @@ def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
         flags = re.match(r"-[evhV]*", items[index], _FLAGS)
         assert flags is not None
         if _glued(items, index, flags.group() + "p", found):
-            return
+            return False
         index += 2 if re.fullmatch(r"-[evhV]*[fdP]", items[index], _FLAGS) else 1
+    return False
 
 
-def _scan_option(*options: str) -> Callable[[Sequence[Any], int, dict[int, Found]], None]:
+def _scan_option(*options: str) -> Scan:
     """A scan for a program whose ``options`` take a password as the next item."""
 
-    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
         for index in range(start, len(items)):
             if items[index] in options:
                 _value_at(items, index + 1, found)
+        return True
 
     return scan
 
 
-def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # mysql -ppw; a lone -p prompts, and the next item is the database.
     for index in range(start, len(items)):
         item = items[index]
         if type(item) is str and item.startswith("-p") and len(item) > 2:
             found[index] = ("password", "-p", item[2:])
+    return True
 
 
-def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+# More items of global options than a container CLI has (docker has about a dozen):
+# past this many the rest is searched for -p as if it followed login, which hides too
+# much rather than too little, and keeps a list of thousands of options linear.
+_MOST_GLOBAL_OPTION_ITEMS = 64
+
+
+def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # docker [global options] login ... -p pw: the subcommand must be login.
     index = start
     while _is_str(items, index) and items[index].startswith("-"):
+        if index - start > _MOST_GLOBAL_OPTION_ITEMS:
+            break  # no real command line has this many: read the rest as login's options
         argument = index + 1  # perhaps the option's argument (docker --config DIR login)
         if (
             "=" not in items[index]
@@ -436,13 +452,18 @@ def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> No
             index = argument + 1  # --config DIR, --log-level info ...
         else:
             index += 1
-    if not _is_word(items, index, "login"):
-        return
-    for option in range(index + 1, len(items)):
+    if _is_word(items, index, "login"):
+        index += 1
+    elif index - start <= _MOST_GLOBAL_OPTION_ITEMS:
+        return False
+    # The first "login" after the program, wherever it stands, ends its options: a
+    # later run of the program that reaches one reaches this one and its same tail.
+    for option in range(index, len(items)):
         _glued(items, option, "-p", found)
+    return True
 
 
-def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) -> None:
+def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # htpasswd -b [-c] file user password; with -n, user password.
     index, flags = start, ""
     while _is_str(items, index) and items[index].startswith("-"):
@@ -450,10 +471,11 @@ def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) ->
         index += 2 if re.fullmatch(r"-[A-Za-z]*C", items[index], _FLAGS) else 1
     if "b" in flags:
         _value_at(items, index + (1 if "n" in flags else 2), found)
+    return False
 
 
 # The programs whose own options carry a password, by the name they are run as.
-_PROGRAM_SCANS: dict[str, Callable[[Sequence[Any], int, dict[int, Found]], None]] = {
+_PROGRAM_SCANS: dict[str, Scan] = {
     "sshpass": _scan_sshpass,
     "redis-cli": _scan_option("-a"),
     "valkey-cli": _scan_option("-a"),
@@ -474,6 +496,10 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
     one: an item naming the program (its last path component) starts its arguments.
     """
     found: dict[int, Found] = {}
+    # Scans that read every item to the end of the list: a later run of the same program
+    # would find nothing they did not (and rerunning them made a list that names a
+    # program thousands of times take seconds).
+    read_to_end: set[Scan] = set()
     previous: Any = None
     for index, item in enumerate(items):
         if type(item) is str:
@@ -499,8 +525,8 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
                 scan = _scan_mysql
-            if scan is not None:
-                scan(items, index + 1, found)
+            if scan is not None and scan not in read_to_end and scan(items, index + 1, found):
+                read_to_end.add(scan)
         elif type(item) is int and type(previous) is str:
             kind = option_kind(previous)
             if kind is not None:
