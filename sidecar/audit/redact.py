@@ -39,6 +39,10 @@ _SECRET_NAMES = (
     # OAuth PKCE: the verifier redeems an authorization code, as the client secret does.
     r"|code[_-]?verifier"
 )
+# Literals a string must hold for the password patterns, and for the secret patterns
+# (every name of _SECRET_NAMES holds one of them), before the regex is tried.
+_PASSWORD_LITERALS = ("pass", "pwd")
+_SECRET_LITERALS = ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier")
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
 # invalidRequest record or JSON carried inside a string: then the secret runs to the
@@ -254,27 +258,26 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "password",
         rf"(?<![\w\\])(?:'{_QUOTED_PASSWORD}=([^']*)'|\"{_QUOTED_PASSWORD}=([^\"]*)\")",
-        ("pass", "pwd"),
+        _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
         rf"(?<![\w\\])(?:'{_QUOTED_SECRET}=([^']*)'|\"{_QUOTED_SECRET}=([^\"]*)\")",
-        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
+        _SECRET_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "password",
         rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))\b"
         rf"{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
-        ("pass", "pwd"),
+        _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
         rf"{_NAME_START}(?:{_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
-        # Every name of _SECRET_NAMES holds one of these.
-        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
+        _SECRET_LITERALS,
         ignore_case=True,
     ),
     _pattern("bearer-token", r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", ("bearer",), True),
@@ -283,13 +286,13 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "password",
         rf"(?:^|(?<=\s)){_PASSWORD_OPTION}{_BLANK}+{_VALUE}",
-        ("pass", "pwd"),
+        _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
         rf"(?:^|(?<=\s)){_SECRET_OPTION}{_BLANK}+{_VALUE}",
-        ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier"),
+        _SECRET_LITERALS,
         ignore_case=True,
     ),
     # curl's -u/--user user:password (also -uuser:pw, --user=user:pw): the part after
