@@ -113,6 +113,25 @@ class Daemon:
         return found
 
 
+def checked_through_a_gate(
+    tmp_path: Path, policy_text: str, requests: list[dict[str, Any]]
+) -> tuple[Daemon, bytes]:
+    """Start a real gate on ``policy_text``, send each request to /check (each must be
+    answered 200), stop the gate; the stopped daemon and every byte under its audit
+    directory (segments, checkpoints, anything a secret could leak into)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text)
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    try:
+        for request in requests:
+            answer = daemon.check(request)
+            assert answer.status_code == 200, answer.text
+    finally:
+        daemon.stop()
+    audit = daemon.audit_dir
+    return daemon, b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+
+
 @contextlib.contextmanager
 def refusing_writes(daemon: Daemon | Path) -> Iterator[None]:
     """A byte added to the daemon's current segment behind its back: the gate refuses

@@ -31,7 +31,7 @@ from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes, load_policy_file
 from tests.adversarial.real_bash import needs_bash, run_bash
-from tests.daemon import Daemon
+from tests.daemon import Daemon, checked_through_a_gate
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 URL = "https://example.com/x"
@@ -394,20 +394,9 @@ def test_ordinary_argv_lists_are_kept(argv: list[str]) -> None:
 
 
 def test_the_gate_writes_secrets_in_pieces_redacted_to_its_trail(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(HEAD_POLICY)
-    audit = tmp_path / "audit"
-    daemon = Daemon(policy, audit).start()
-    try:
-        for line, _kept in LEAKING_LINES:
-            answer = daemon.check({"action": "process.exec", "commandLine": line})
-            assert answer.status_code == 200, answer.text
-        for argv, _index, _kept in LEAKING_ARGV:
-            answer = daemon.check({"action": "process.exec", "argv": argv})
-            assert answer.status_code == 200, answer.text
-    finally:
-        daemon.stop()
-    everything = b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+    requests = [{"action": "process.exec", "commandLine": line} for line, _ in LEAKING_LINES]
+    requests += [{"action": "process.exec", "argv": argv} for argv, _, _ in LEAKING_ARGV]
+    _, everything = checked_through_a_gate(tmp_path, HEAD_POLICY, requests)
     assert everything and PW[2:].encode() not in everything
 
 

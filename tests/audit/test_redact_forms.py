@@ -17,7 +17,7 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
-from tests.daemon import Daemon
+from tests.daemon import checked_through_a_gate
 
 KEY = b"k" * 32
 TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
@@ -56,17 +56,7 @@ rules:
 
 
 def test_no_secret_of_these_forms_reaches_the_audit_directory(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    audit = tmp_path / "audit"
-    daemon = Daemon(policy, audit).start()
-    try:
-        for request, _ in LEAKS:
-            answer = daemon.check(request)
-            assert answer.status_code == 200, answer.text
-    finally:
-        daemon.stop()
-    everything = b"".join(p.read_bytes() for p in audit.rglob("*") if p.is_file())
+    _, everything = checked_through_a_gate(tmp_path, POLICY, [request for request, _ in LEAKS])
     leaked = [secret for _, secret in LEAKS if secret.encode() in everything]
     assert leaked == []
     assert everything.count(b"[REDACTED:") >= len(LEAKS)

@@ -8,7 +8,6 @@ changes nothing, for these forms and every form the other redaction tests list.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
 from sidecar.canonical import canonical_bytes
 from tests.audit.test_redact import ESCAPED, PREFIXED, SECRETS
 from tests.audit.test_redact_forms import LEAKS
-from tests.daemon import Daemon
+from tests.daemon import checked_through_a_gate
 
 KEY = b"k" * 32
 TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
@@ -273,9 +272,6 @@ rules:
 
 def test_the_gate_writes_these_forms_redacted_to_its_trail(tmp_path: Path) -> None:
     # Through the real gate: /check with each command line, then the trail on disk.
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    audit = tmp_path / "audit"
     checks = [
         (f"sshpass -p {PW}1 ssh -p 2222 deploy@host", f"{PW}1", "ssh -p 2222 deploy@host"),
         (f"redis-cli -h cache -a {PW}2 ping", f"{PW}2", "redis-cli -h cache -a [REDACTED:"),
@@ -284,25 +280,16 @@ def test_the_gate_writes_these_forms_redacted_to_its_trail(tmp_path: Path) -> No
         (f"docker login -u bot -p {PW}5 registry.io", f"{PW}5", "-u bot -p [REDACTED:"),
         (f"htpasswd -b /etc/nginx/.htpasswd bob {PW}6", f"{PW}6", "/etc/nginx/.htpasswd bob"),
     ]
-    daemon = Daemon(policy, audit).start()
-    try:
-        for command, _, _ in checks:
-            answer = daemon.check({"action": "process.exec", "commandLine": command})
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["allowed"] is False
-        argv = ["sshpass", "-p", f"{PW}7", "ssh", "-p", "2222", "host"]
-        assert daemon.check({"action": "process.exec", "argv": argv}).status_code == 200
-    finally:
-        daemon.stop()
-    everything = b"".join(p.read_bytes() for p in audit.rglob("*") if p.is_file())
+    argv = ["sshpass", "-p", f"{PW}7", "ssh", "-p", "2222", "host"]
+    requests = [{"action": "process.exec", "commandLine": command} for command, _, _ in checks]
+    daemon, everything = checked_through_a_gate(
+        tmp_path, POLICY, [*requests, {"action": "process.exec", "argv": argv}]
+    )
     for index in range(1, 8):
         assert f"{PW}{index}".encode() not in everything
-    lines = [
-        json.loads(line)
-        for segment in sorted((audit / "segments").glob("*.jsonl"))
-        for line in segment.read_bytes().splitlines()
-    ]
-    decisions = [r["request"] for r in lines if r["type"] == "decision"]
+    decisions = [r["request"] for r in daemon.records() if r["type"] == "decision"]
+    # The policy allows none of them (each answer was a deny).
+    assert all(r["type"] != "decision" or r["allowed"] is False for r in daemon.records())
     command_lines = [r["commandLine"] for r in decisions if "commandLine" in r]
     # The gate's redaction key is its own: the tags are not ours to recompute.
     for (_, secret, kept), written in zip(checks, command_lines, strict=True):
