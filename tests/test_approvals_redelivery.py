@@ -68,6 +68,30 @@ def test_a_notice_undelivered_when_the_gate_stops_is_sent_after_the_restart(
     assert record["identity"] == "test/agent/pod-1"
 
 
+def test_no_notice_is_sent_again_for_an_approval_the_restart_made_unusable(
+    start: Callable[..., Daemon], hook_factory: Callable[..., Hook]
+) -> None:
+    # Without a signing key, a request holding a secret is bound with a key the next run
+    # does not have: its approval can never be used, so no approver is asked for it.
+    port = free_port()  # the receiver is down: nothing listens here yet
+    webhook = f"http://127.0.0.1:{port}/hook"
+    gate = start(webhook=webhook)
+    with_secret = ask(
+        gate, {"action": "process.exec", "argv": ["rm", "--password=hunter2", "/app/x"]}
+    )["approval"]["id"]
+    plain = ask(gate)["approval"]["id"]
+    audit_dir = gate.audit_dir
+    gate.stop()
+
+    hook = hook_factory(port=port)
+    gate = start(webhook=webhook, audit_dir=audit_dir)
+    wait_for(lambda: notified(gate, plain), timeout=15)
+    time.sleep(1.0)  # deliveries run side by side: time for a second one to a local hook
+    assert received_for(hook, with_secret) == []
+    assert events(gate, with_secret) == ["requested"]
+    assert view(gate, with_secret)["status"] == "pending"  # listed still, until it expires
+
+
 def test_a_notice_delivered_before_the_restart_is_not_sent_again(
     start: Callable[..., Daemon], hook_factory: Callable[..., Hook]
 ) -> None:

@@ -158,8 +158,13 @@ class ApprovalService:
         now = now_us()
         for approval_id in ids:
             approval = self.book.get(approval_id)
-            # Decided or expired since (the clock, not the expiry record, decides).
-            if approval is None or approval.effective_status(now) != "pending":
+            # Decided or expired since (the clock, not the expiry record, decides), or
+            # unusable since a restart without its binding key: nobody is asked for it.
+            if (
+                approval is None
+                or approval.effective_status(now) != "pending"
+                or approval.binding_key_lost
+            ):
                 continue
             queued += self._notify(approval, policy, redelivery=True)
         return queued
