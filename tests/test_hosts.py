@@ -26,7 +26,7 @@ from sidecar.normalise.hosts import (
     host_forms,
     parse_url,
 )
-from sidecar.normalise.urls import ServerPaths, server_paths
+from sidecar.normalise.urls import server_paths
 
 
 def _fw(text: str) -> str:
@@ -702,7 +702,32 @@ def test_parse_url_rejects(url: str, problem: str) -> None:
     ],
 )
 def test_server_paths(url: str, decoded: str | None, stripped: str | None) -> None:
-    assert server_paths(parse_url(url).path) == ServerPaths(decoded, stripped)
+    forms = server_paths(parse_url(url).path)
+    assert (forms.decoded, forms.stripped) == (decoded, stripped)
+
+
+@pytest.mark.parametrize(
+    ("url", "directories"),
+    [
+        # Each spelling ending in "/", as a server merging "//" reads it, "/" kept.
+        ("http://h//admin/", ("/admin/",)),
+        ("http://h//admin//", ("/admin/",)),
+        ("http://h/a//b/", ("/a/b/",)),
+        ("http://h/admin%2F", ("/admin/",)),  # decoded
+        ("http://h/%2Fadmin/x/", ("/admin/x/",)),
+        ("http://h/admin;x/", ("/admin/",)),  # stripped
+        ("http://h/admin%3Bx/", ("/admin;x/", "/admin/")),  # decoded, then stripped
+        ("http://h/a%2Fb;x/", ("/a/b;x/", "/a/b/")),
+        # The path itself spelt so already is decided as sent; "/" alone is the root.
+        ("http://h/admin/", ()),
+        ("http://h/admin", ()),
+        ("http://h//", ()),
+        ("http://h/%2F", ()),
+        ("http://h//admin", ()),
+    ],
+)
+def test_server_paths_directories(url: str, directories: tuple[str, ...]) -> None:
+    assert server_paths(parse_url(url).path).directories == directories
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,32 @@ CASES: list[
         None,
         "no rule matches network.request of a.com:80; defaultAction is allow",
     ),
+    # "//admin/" is "/admin/" to a server merging slashes (and "/admin%2F" to one that
+    # decodes): decided in that form too, with the same restrictions-only rule.
+    (
+        RESTRICTIVE,
+        "http://a.com//admin/",
+        None,
+        "deny",
+        "admin",
+        "path read as /admin/: rule admin denies network.request of a.com:80",
+    ),
+    (
+        RESTRICTIVE,
+        "http://a.com/private%2F",
+        None,
+        "require_approval",
+        "private",
+        "path read as /private/: rule private requires approval for network.request of a.com:80",
+    ),
+    (
+        EXACT_ALLOW,
+        "http://a.com//admin/",
+        None,
+        "allow",
+        "exact",
+        "rule exact allows network.request of a.com:80",
+    ),
     # The defaultAction (deny) applied to the form as sent does not count against it.
     (
         EXACT_ALLOW,

@@ -200,9 +200,9 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         fields["path"] = (path,)
         record["path"] = path
     subjects = [Subject(NETWORK_REQUEST, _with_agent(fields, identity))]
-    if path is not None and forms is not None and parsed.path != path:
-        subjects.append(_as_sent(NETWORK_REQUEST, fields, parsed.path, identity))
     if path is not None and forms is not None:
+        if parsed.path != path:
+            subjects.append(_as_sent(NETWORK_REQUEST, fields, parsed.path, identity))
         # A server may route the path decoded (nginx decodes %2F) or without ";"
         # parameters (Tomcat, Spring): each such form is decided too, the strictest
         # wins, and the forms that differ from ``path`` are recorded (as realPath is).
@@ -219,18 +219,28 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
                 subjects.append(
                     Subject(NETWORK_REQUEST, {**fields, "path": (form,)}, label=f"{label} {form}")
                 )
+        # "//admin/" is "/admin/" to a server merging slashes, "/admin%2F" to one that
+        # decodes: a deny of "/admin/**" must see that form, which neither the path as
+        # sent nor the form rules take ("/admin") is.
+        subjects.extend(
+            _as_sent(NETWORK_REQUEST, fields, directory, identity, f"path read as {directory}")
+            for directory in forms.directories
+        )
     return Normalised(NETWORK_REQUEST, record, tuple(subjects))
 
 
-def _as_sent(action: str, fields: dict[str, FieldValues], path: str, identity: str) -> Subject:
-    """The path as sent ("/admin/"), for the deny and require_approval rules written for
-    it: the main subject has the form rule paths take ("/admin"), in which a deny of
-    ``startsWith: /admin/`` would not see it. Allow rules see the main form only, so a
-    rule ``/*/x`` does not allow "//x" (which a server merging slashes reads "/x")."""
+def _as_sent(
+    action: str, fields: dict[str, FieldValues], path: str, identity: str, label: str = ""
+) -> Subject:
+    """The path as sent ("/admin/"), or as a server reads it, for the deny and
+    require_approval rules written for it: the main subject has the form rule paths
+    take ("/admin"), in which a deny of ``startsWith: /admin/`` would not see it. Allow
+    rules see the main form only, so a rule ``/*/x`` does not allow "//x" (which a
+    server merging slashes reads "/x")."""
     return Subject(
         action,
         _with_agent({**fields, "path": (path,)}, identity),
-        label=f"path as sent {path}",
+        label=label or f"path as sent {path}",
         restrictions_only=True,
     )
 

@@ -209,6 +209,10 @@ class ServerPaths:
 
     decoded: str | None  # the path had an escape: decoded once, lexical form
     stripped: str | None  # it had a ";" (or "%3B"): parameters removed, decoded, lexical
+    # The forms above, and the path itself, that end in "/", as a server merging "//"
+    # reads them ("//admin/" and "/admin%2F" are "/admin/"): their lexical form drops
+    # the "/", in which a deny of "/admin/**" or ``startsWith: /admin/`` would miss them.
+    directories: tuple[str, ...] = ()
 
 
 def _decode_once(path: str) -> str:
@@ -250,6 +254,10 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
       segment (Tomcat, Spring and Jetty route ``/admin;x/y`` as ``/admin/y``), then
       decoded once, then ``;...`` removed again (for servers that decode first), in
       lexical form.
+    * ``directories``: each of ``path``, its decoded and its stripped spelling that ends
+      in ``/``, with ``//`` merged and that ``/`` kept (``//admin/``, ``/admin%2F`` and
+      ``/admin;x/`` give ``/admin/``), for the deny and require_approval rules; not the
+      path itself when it is spelt so already.
 
     ``path`` is already dot-resolved; ``parse_url`` refused what makes that differ from
     resolving after decoding. Raises ``RequestError`` where the forms are ambiguous: a
@@ -258,8 +266,10 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
     ``/``?).
     """
     decoded = stripped = None
+    spellings = [path]  # each form before ``lexical_path``, for ``directories``
     if "%" in path:
-        decoded = lexical_path(_decode_checked(path, field))
+        spellings.append(_decode_checked(path, field))
+        decoded = lexical_path(spellings[-1])
     if ";" in path or "%3B" in path:
         if any(_ENCODED_SEPARATOR.search(p) for p in _PARAMETERS.findall(path)):
             raise RequestError(
@@ -270,8 +280,22 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
         text = _PARAMETERS.sub("", path)
         if "%" in text:
             text = _PARAMETERS.sub("", _decode_checked(text, field))
+        spellings.append(text)
         stripped = lexical_path(text)
-    return ServerPaths(decoded, stripped)
+    return ServerPaths(decoded, stripped, _directories(spellings))
+
+
+def _directories(spellings: list[str]) -> tuple[str, ...]:
+    """The spellings ending in "/", in lexical form with their trailing "/" kept,
+    except the path itself (``spellings[0]``) spelt so already: it is decided as sent."""
+    found: list[str] = []
+    for spelling in spellings:
+        if not spelling.endswith("/"):
+            continue
+        directory = lexical_path(spelling)
+        if directory != "/" and directory + "/" not in (spellings[0], *found):
+            found.append(directory + "/")
+    return tuple(found)
 
 
 def _split_authority(authority: str, field: str) -> tuple[str, str | None, bool]:

@@ -628,7 +628,15 @@ rules:
         ("http://a.com/admin%5Cx", "admin"),  # a separator to Windows servers
         ("http://a.com/x%2F..%2F/admin/y", None),  # refused: dot segment in disguise
         ("http://a.com/adm%69n%2Fx", "admin"),
-        ("http://a.com/admin%2F", None),  # "/admin" is not below "/admin/**"
+        # A decoding server reads "/admin/", which "/admin/**" covers (as sent it is denied).
+        ("http://a.com/admin%2F", "admin"),
+        ("http://a.com/admin/", "admin"),
+        ("http://a.com//admin/", "admin"),  # "/admin/" to a server merging slashes
+        ("http://a.com//admin//", "admin"),
+        ("http://a.com/admin;x/", "admin"),  # "/admin/" without its parameter
+        ("http://a.com/admin", None),  # "/admin" is not below "/admin/**"
+        ("http://a.com//admin", None),
+        ("http://a.com/admin;x", None),
     ],
 )
 def test_encoded_slashes_and_path_parameters_cannot_dodge_a_deny(url: str, rule: str) -> None:
@@ -687,7 +695,7 @@ def test_allow_rules_see_every_form_a_server_may_route(
 @pytest.mark.parametrize(
     ("url", "path", "forms"),
     [
-        ("http://a.com/admin%2Fx/", "/admin%2Fx", {"decodedPath": "/admin/x"}),
+        ("http://a.com/admin%2Fx", "/admin%2Fx", {"decodedPath": "/admin/x"}),
         ("http://a.com/admin;x/y", "/admin;x/y", {"strippedPath": "/admin/y"}),
         (
             "http://a.com/a%20b;v=1/c",
@@ -708,6 +716,26 @@ def test_the_forms_evaluated_are_recorded(url: str, path: str, forms: dict[str, 
         (path,),
         *((form,) for form in dict.fromkeys(forms.values())),
     ]
+
+
+def test_a_form_ending_in_a_slash_is_decided_as_a_server_reads_it() -> None:
+    """A decoding server reads "/admin%2Fx/" as "/admin/x/": decided after the decoded form
+    (whose reason wins), recorded only in ``url``, for the deny rules alone."""
+    verdict = evaluate_request(
+        _load(SERVER_FORMS_DENY), {"action": "network.request", "url": "http://a.com/admin%2Fx/"}
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", "admin")
+    assert verdict.reason == "decoded path /admin/x: rule admin denies network.request of a.com:80"
+    assert verdict.request["url"] == "http://a.com/admin%2Fx/"
+    assert {k: v for k, v in verdict.request.items() if k.endswith("Path")} == {
+        "decodedPath": "/admin/x"
+    }
+    assert [(d.subject.label, d.subject.fields["path"]) for d in verdict.decisions] == [
+        ("", ("/admin%2Fx",)),
+        ("decoded path /admin/x", ("/admin/x",)),
+        ("path read as /admin/x/", ("/admin/x/",)),
+    ]
+    assert verdict.decisions[2].subject.restrictions_only
 
 
 def test_the_deciding_form_is_named_in_the_reason() -> None:
