@@ -40,18 +40,22 @@ class SegmentPlan:
 def plan_trail(directory: Path, chunk_bytes: int | None = None) -> list[SegmentPlan]:
     """Every segment cut into chunks of about ``chunk_bytes`` (default CHUNK_BYTES)."""
     size = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    return [_plan_segment(segment, size) for segment in list_segments(directory)]
+    return [plan_segment(segment, size) for segment in list_segments(directory)]
 
 
-def _plan_segment(segment: Segment, chunk_bytes: int) -> SegmentPlan:
-    """Byte ranges of about ``chunk_bytes``, cut after newlines.
+def plan_segment(
+    segment: Segment, chunk_bytes: int | None = None, end: int | None = None
+) -> SegmentPlan:
+    """Byte ranges of about ``chunk_bytes`` (default CHUNK_BYTES), cut after newlines.
 
-    Bytes after the last newline are a torn tail and belong to no range.
+    Bytes after the last newline (or after ``end``, a line's start, when given) are a
+    torn tail and belong to no range.
     """
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     size = segment.path.stat().st_size
     ranges: list[tuple[int, int]] = []
     with open(segment.path, "rb") as handle:
-        clean_end = last_line_end(handle, size)
+        clean_end = last_line_end(handle, size if end is None else min(end, size))
         start = 0
         while start < clean_end:
             target = start + chunk_bytes
@@ -73,12 +77,16 @@ def _next_line_end(handle: BinaryIO, offset: int, limit: int) -> int:
     return limit
 
 
-def read_lines(path: str, start: int, end: int) -> list[bytes]:
-    """The complete lines in ``path[start:end]`` (a range from ``plan_trail``)."""
+def read_range(path: str, start: int, end: int) -> bytes:
+    """The bytes ``path[start:end]`` (a range from ``plan_trail``)."""
     with open(path, "rb") as handle:
         handle.seek(start)
-        data = handle.read(end - start)
-    lines = data.split(b"\n")
+        return handle.read(end - start)
+
+
+def read_lines(path: str, start: int, end: int) -> list[bytes]:
+    """The complete lines in ``path[start:end]`` (a range from ``plan_trail``)."""
+    lines = read_range(path, start, end).split(b"\n")
     lines.pop()  # the range ends just after a newline
     return lines
 

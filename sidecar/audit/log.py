@@ -19,10 +19,10 @@ records, at segment rotation and at ``close()``. Each is a ``checkpoint`` record
 trail (in the same fsync as the records it covers), then atomically replaces
 ``DIR/checkpoint``, and is printed as one JSON line on stdout so a copy leaves the volume.
 
-Which records the log writes itself: ``recovery`` (at open, after a torn tail) and
-``checkpoint``. The application writes ``startup``, ``policyLoaded``, ``decision``,
-``shutdown`` and the rest through ``append``; ``close()`` only drains pending appends,
-writes the final checkpoint and releases the files.
+Which records the log writes itself: ``recovery`` (at open, after a torn tail or a
+hole) and ``checkpoint``. The application writes ``startup``, ``policyLoaded``,
+``decision``, ``shutdown`` and the rest through ``append``; ``close()`` only drains
+pending appends, writes the final checkpoint and releases the files.
 """
 
 from __future__ import annotations
@@ -231,8 +231,10 @@ class AuditLog:
 
         ``sync_helper``: once started on an event loop, sync batches in a helper process
         while the loop goes on (``sidecar.audit.syncer``); False syncs on the loop.
-        Raises AuditCorrupt when the trail is damaged anywhere but a torn last line, and
-        AuditUnavailable when it cannot be created, locked or repaired.
+        Raises AuditCorrupt when the trail is damaged anywhere but the end of the newest
+        segment that a crash leaves (a torn last line, or from the line holding its first
+        NUL byte on: blocks a power loss left unwritten), and AuditUnavailable when it
+        cannot be created, locked or repaired.
         """
         if segment_bytes <= 0 or checkpoint_every <= 0:
             raise ValueError("segment_bytes and checkpoint_every must be positive")
@@ -1004,8 +1006,13 @@ def _check_stored_checkpoint(
     if stored.size < state.base:
         return summary  # it covers only pruned records, which are gone: nothing to compare
     if stored.size > state.size:
+        # Signed records are synced: a torn end or a hole among them is not a crash's.
+        torn = state.torn
+        before = (
+            "" if torn is None else f" before the torn end of {SEGMENTS_DIR}/{torn.segment.name}"
+        )
         raise AuditCorrupt(
-            f"{where} signs {stored.size} records but the trail holds {state.size}: "
+            f"{where} signs {stored.size} records but the trail holds {state.size}{before}: "
             "records were removed"
         )
     if state.roots.get(stored.size) != stored.root:

@@ -2,10 +2,12 @@
 
 Reads every segment once and recomputes the record count, the hash of the last record
 and the Merkle frontier. It checks what a crash or a damaged disk could break -- every
-line is a JSON object, carries the ``prev`` that is the hash of the line before,
-segments are named by the seq they continue from -- without parsing every line. Only
-the last record is parsed in full. Proving that nobody rewrote the trail on purpose is
-the job of ``tollgate audit verify``, which parses and checks everything.
+line is a JSON object, carries the ``prev`` that is the hash of the line before, holds
+no NUL byte, segments are named by the seq they continue from -- without parsing every
+line. Only the last record is parsed in full. The newest segment's end after its last
+newline, or from the line holding its first NUL byte (a power loss), is a torn tail.
+Proving that nobody rewrote the trail on purpose is the job of ``tollgate audit
+verify``, which parses and checks everything.
 
 Segments are cut into line-aligned chunks (``sidecar.audit.chunks``); on a long trail
 worker processes hash the lines and check the links inside their chunks, and this
@@ -27,15 +29,18 @@ from sidecar.audit.chunks import (
     SegmentPlan,
     default_workers,
     ordered_map,
+    plan_segment,
     plan_trail,
-    read_lines,
+    read_range,
 )
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.records import RECORD_TYPES, TS_PATTERN, ZERO_HASH
 from sidecar.audit.segments import (
+    HOLE_BEFORE_NEWEST,
     Segment,
     TornTail,
     corrupt,
+    hole_start,
     read_start,
     segment_name,
     torn_tail,
@@ -80,11 +85,17 @@ def scan_chunk(path: str, start: int, end: int) -> ChunkScan:
 
     The first line's link points into the chunk before, which the caller checks.
     """
-    lines = read_lines(path, start, end)
+    data = read_range(path, start, end)
+    lines = data.split(b"\n")
+    lines.pop()  # the range ends just after a newline
     hashes = [sha256(b"\x00" + line).digest() for line in lines]
+    # A NUL is found at C speed here; a line holding one may pass the checks below (its
+    # link can come before the NULs) and must not: it is reported as itself.
+    nul = data.find(b"\0")
+    hole = data.count(b"\n", 0, nul) if nul >= 0 else len(lines)
     fault = None
     previous: bytes | None = None
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines[:hole]):
         if not (line.startswith(b"{") and line.endswith(b"}")):
             fault = (index, _NOT_AN_OBJECT)
             break
@@ -94,6 +105,9 @@ def scan_chunk(path: str, start: int, end: int) -> ChunkScan:
             fault = (index, _BROKEN_LINK)
             break
         previous = hashes[index]
+    if fault is None and hole < len(lines):
+        # Only reached before the newest segment, whose end is cut at its first NUL.
+        fault = (hole, HOLE_BEFORE_NEWEST)
     return ChunkScan(b"".join(hashes), len(lines), lines[0], lines[-1], fault)
 
 
@@ -110,6 +124,8 @@ def rebuild(
     start, never a gate that cannot start.
     """
     plans = plan_trail(directory)
+    if plans:
+        plans[-1] = _cut_at_hole(plans[-1])
     count = default_workers(plans) if workers is None else workers
     if count > 1:
         try:
@@ -117,6 +133,20 @@ def rebuild(
         except (OSError, BrokenExecutor):
             pass  # a read error will come back below, in this process
     return _rebuild(plans, roots_at, 1)
+
+
+def _cut_at_hole(plan: SegmentPlan) -> SegmentPlan:
+    """The newest segment planned up to the line holding its first NUL byte, if any.
+
+    A power loss can leave the end of the newest segment a hole: its size grew, but some
+    blocks of its last batch never reached the disk and read as NUL bytes, possibly
+    followed by lines of the same batch that did. A batch is answered only after its
+    fdatasync, which makes every earlier write to the file durable, and the next batch
+    (or segment) is written only after that: nothing from the hole on was answered.
+    From the start of its line it is a torn tail, moved aside like one.
+    """
+    hole = hole_start(plan.segment)
+    return plan if hole is None else plan_segment(plan.segment, end=hole)
 
 
 def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) -> TrailState:
@@ -169,7 +199,7 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
             if plan.size != plan.clean_end:
                 if index != len(plans) - 1:
                     raise corrupt(segment, number + 1, "segment ends in the middle of a line")
-                state.torn = torn_tail(segment)
+                state.torn = torn_tail(segment, plan.clean_end)
             state.last_segment = segment
             state.last_segment_bytes = plan.clean_end
     finally:

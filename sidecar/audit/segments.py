@@ -4,7 +4,8 @@
 segment but the first has a ``.start`` file (where it takes over); ``DIR/checkpoint``
 holds the latest signed checkpoint. Readers stream each segment in large
 blocks and hand out complete lines; bytes after the last newline of the last segment
-are a torn tail (a write cut short by a crash), reported separately.
+are a torn tail (a write cut short by a crash), reported separately, and so, at start,
+is its end from the line holding its first NUL byte (``hole_start``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ START_SUFFIX = ".start"
 _SEGMENT_NAME = re.compile(r"([0-9]{20})\.jsonl")
 _READ_BLOCK = 8 * 2**20
 _TAIL_WINDOW = 65536
+HOLE_BEFORE_NEWEST = (
+    "holds NUL bytes (disk blocks never written) in a segment before the newest, where "
+    "a power loss cannot leave them: a disk fault, or the trail was changed"
+)
 
 
 def segment_name(first_seq: int) -> str:
@@ -62,7 +67,8 @@ def list_segments(directory: Path) -> list[Segment]:
 
 @dataclass(frozen=True)
 class TornTail:
-    """Bytes after the last newline of the last segment."""
+    """The end of the newest segment that no check was answered on, cut off at start:
+    the bytes after its last newline, or from the line holding its first NUL byte on."""
 
     segment: Segment
     offset: int
@@ -103,15 +109,29 @@ def last_line_end(handle: BinaryIO, size: int) -> int:
     return 0
 
 
-def torn_tail(segment: Segment) -> TornTail | None:
-    """The unterminated bytes at the end of ``segment``, or None if it ends cleanly."""
+def torn_tail(segment: Segment, offset: int) -> TornTail | None:
+    """The bytes of ``segment`` from ``offset`` on, or None if it ends there."""
     with open(segment.path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        offset = last_line_end(handle, size)
-        if offset == size:
-            return None
         handle.seek(offset)
-        return TornTail(segment, offset, handle.read())
+        data = handle.read()
+    return TornTail(segment, offset, data) if data else None
+
+
+def hole_start(segment: Segment) -> int | None:
+    """Where the line holding the first NUL byte of ``segment`` starts; None without one.
+
+    A record never holds a raw NUL (canonical JSON writes U+0000 as ``\\u0000``): NUL
+    bytes are file blocks that were never written, as a power loss leaves at the end of
+    a file whose size had grown before its data reached the disk.
+    """
+    with open(segment.path, "rb", buffering=0) as handle:
+        offset = 0
+        while block := handle.read(_READ_BLOCK):
+            nul = block.find(b"\0")
+            if nul >= 0:
+                return last_line_end(handle, offset + nul)
+            offset += len(block)
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from sidecar.audit.merkle import Frontier
 from sidecar.audit.note import NoteError, SignedNote, Verifier, parse_note, verify_note
 from sidecar.audit.records import ZERO_HASH
 from sidecar.audit.segments import (
+    BROKEN_SUFFIX,
     CHECKPOINT_FILE,
+    HOLE_BEFORE_NEWEST,
     SEGMENTS_DIR,
     Segment,
     SegmentStart,
@@ -31,7 +33,7 @@ from sidecar.audit.segments import (
     segment_name,
     start_path,
 )
-from sidecar.audit.verify_chunks import ChunkResult, check_chunk
+from sidecar.audit.verify_chunks import NUL_FAULT, ChunkResult, check_chunk
 from sidecar.errors import AuditCorrupt
 from sidecar.keys import public_key_from_base64
 
@@ -481,6 +483,8 @@ class _Checker:
                     self.unsigned_starts.append((seq + position, record.get("unsignedAtStart")))
                 if result.count:
                     prev = result.last_hash
+                if result.fault == NUL_FAULT:
+                    raise fault(_hole(segment, newest=index == len(plans) - 1), result.count)
                 if result.fault is not None:
                     raise fault(result.fault, result.count)
                 seq += result.count
@@ -498,3 +502,15 @@ class _Checker:
                 )
             report.records = seq - report.first_seq
         report.records = seq - report.first_seq
+
+
+def _hole(segment: Segment, *, newest: bool) -> str:
+    """What NUL bytes in a line of ``segment`` mean, for the operator who sees them."""
+    if not newest:
+        return HOLE_BEFORE_NEWEST
+    return (
+        f"{NUL_FAULT}: a power loss can leave them at the end of the newest segment, and "
+        "then no check was answered on a record from this line on; the gate moves this "
+        f"line and the rest of the segment to {segment.name}{BROKEN_SUFFIX} at its next "
+        f"start (and refuses to start if {CHECKPOINT_FILE} signs any of those records)"
+    )

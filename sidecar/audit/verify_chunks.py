@@ -30,6 +30,8 @@ def _reject_float(_: str) -> Any:
     raise _FloatSeen
 
 
+# A record never holds a raw NUL byte (canonical JSON writes U+0000 escaped).
+NUL_FAULT = "holds NUL bytes (disk blocks never written)"
 _decode = msgspec.json.Decoder(float_hook=_reject_float).decode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
@@ -101,7 +103,8 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
         if type(record) is not dict or encode(record) != line:
             record = canonical_record(line)
             if record is None:
-                result.fault = "not canonical JSON (or not a JSON object)"
+                bad = NUL_FAULT if b"\0" in line else "not canonical JSON (or not a JSON object)"
+                result.fault = bad
                 break
         get = record.get
         seq = get("seq")
