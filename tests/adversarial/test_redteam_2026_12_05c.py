@@ -1,0 +1,154 @@
+"""Red-team review of 2026-12-05 (third pass): the normalisers other than the shell's.
+
+* URL paths: a ``..;`` or ``.;`` piece after an encoded separator (``x%5C..;``,
+  ``%2F..;``) passed the check for dot segments in disguise, which only knew ``.`` and
+  ``..`` there. Tomcat and Spring read ``..;`` as ``..``; the forms decided here read
+  ``%5C`` as ``/`` and popped a segment that a server keeping ``\\`` as a character, or
+  not merging the ``//`` a decoded ``%2F`` leaves, does not pop:
+  ``/admin;x/%5C..;/secret`` is ``/admin/\\../secret`` to such a server and ``/secret``
+  in every form the gate decided, so a deny of ``/admin/**`` let it through.
+* URL paths: a ``;`` parameter started by an encoded ``%3B`` with an encoded ``\\`` in
+  it (``/%3Bx%5Cy/admin/secret``) was not refused like one started by ``;``. A server
+  that decodes first and keeps ``\\`` as a character drops ``;x\\y`` whole and routes
+  ``/admin/secret``; the gate read ``\\`` as ``/`` and decided ``/y/admin/secret``.
+* baseline: CoreDNS's ``pods insecure`` (the kubeadm and EKS default) answers
+  ``a-b-c-d.<namespace>.pod.cluster.local`` with the address written in the name, so
+  ``169-254-169-254.default.pod.cluster.local`` is the metadata service and
+  ``10-96-0-1.default.pod.cluster.local`` the API server, past the rules that list
+  their names.
+
+Looked at and found holding (no change): k8s.request paths against kube-apiserver's
+RequestInfo (subresources, ``/watch/`` and ``/proxy/`` prefixes, ``watch`` values,
+deletecollection, namespaces as objects and as a resource, escapes, case, HEAD, other
+methods refused) and attributes; IPv4 shorthands, IPv6 and mapped forms, IDNA and
+fullwidth spellings, trailing dots, userinfo and ports in URLs; file paths (lexical,
+with ``realPath`` for symlinks, as documented).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_file
+from tests.adversarial.conftest import load_policy_text
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+DENY_LIST = """
+version: 1
+rules:
+  - {id: admin, action: network.request, path: {glob: "/admin/**"}, decision: deny}
+  - {id: rest, action: network.request, decision: allow}
+"""
+
+
+def _url_outcome(policy: CompiledPolicy, url: str) -> str:
+    try:
+        verdict = evaluate_request(policy, {"action": "network.request", "url": url})
+    except RequestError as error:
+        assert error.field == "url"
+        return "invalid"
+    return verdict.decision
+
+
+# -- URL paths: dot segments after an encoded separator, %3B parameters --------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Tomcat's order (drop ";...", then decode): "/admin/\../secret" when "\" stays a
+        # character; the gate's forms were "/admin;x/..;/secret" and "/secret".
+        "http://a.com/admin;x/%5C..;/secret",
+        # Decoded, the "//" before "..;" is kept by a server that does not merge slashes:
+        # "/admin//../secret" is "/admin/secret" to it.
+        "http://a.com/admin;x/%2F..;/secret",
+        # A decoding server drops ";x\..;" whole: "/admin/secret".
+        "http://a.com/admin%3Bx%5C..;/secret",
+        "http://a.com/admin/x%5C.;/y",
+        # Decoded first, the parameter ";x\y" ends at the next "/": "//admin/secret".
+        "http://a.com/%3Bx%5Cy/admin/secret",
+        "http://a.com/%3bx%5cy/admin/secret",
+    ],
+)
+def test_ambiguous_dot_and_parameter_pieces_are_refused(url: str) -> None:
+    deny_list = load_policy_text(DENY_LIST)
+    assert _url_outcome(deny_list, url) == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("url", "decision"),
+    [
+        # Unchanged: a ";" parameter without encoded separators, "%3B" alone, "..;" as a
+        # name inside a segment, and an escape next to a plain name.
+        ("http://a.com/admin%3Bx/y", "deny"),
+        ("http://a.com/admin;x/y", "deny"),
+        ("http://a.com/files/a%5Cb", "allow"),
+        ("http://a.com/files/a%2F..b", "allow"),
+        ("http://a.com/files/x..;y", "allow"),
+        ("http://a.com/files/v1%3Bx/status", "allow"),
+    ],
+)
+def test_ordinary_escapes_and_parameters_are_still_decided(url: str, decision: str) -> None:
+    assert _url_outcome(load_policy_text(DENY_LIST), url) == decision
+
+
+# -- baseline: names CoreDNS answers with the address written in them -----------------
+
+
+@pytest.fixture(scope="module")
+def baseline_with_broad_network() -> CompiledPolicy:
+    """The shipped baseline after someone added a broad network allow, as its header
+    says its guard rails must survive."""
+    text = (POLICIES / "baseline.yaml").read_text(encoding="utf-8")
+    text += "  - id: broad-network\n    action: network.request\n    decision: allow\n"
+    return load_policy_text(text, "baseline-broad.yaml")
+
+
+def _network(policy: CompiledPolicy, **fields: Any) -> tuple[str, str | None]:
+    verdict = evaluate_request(policy, {"action": "network.request", **fields})
+    return verdict.decision, verdict.rule
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"url": "http://169-254-169-254.default.pod.cluster.local/latest/meta-data/"},
+        {"url": "https://10-96-0-1.default.pod.cluster.local/api/v1/secrets"},
+        {"url": "http://169-254-169-254.kube-system.pod.cluster.local./"},
+        # Short forms the pod's DNS search list completes (ndots:5): "<ip>.<ns>.pod" is
+        # tried as "<ip>.<ns>.pod.cluster.local".
+        {"url": "http://169-254-169-254.default.pod/"},
+        {"host": "fd00-ec2--254.default.pod.cluster.local", "scheme": "http"},
+    ],
+)
+def test_baseline_denies_names_that_spell_an_address(
+    baseline_with_broad_network: CompiledPolicy, fields: dict[str, Any]
+) -> None:
+    decision, rule = _network(baseline_with_broad_network, **fields)
+    assert decision == "deny"
+    assert rule == "no-pod-ip-names"
+
+
+def test_baseline_pod_names_rule_leaves_services_alone(
+    baseline_with_broad_network: CompiledPolicy,
+) -> None:
+    assert _network(baseline_with_broad_network, url="http://web.shop.svc.cluster.local/") == (
+        "allow",
+        "broad-network",
+    )
+
+
+def test_shipped_baseline_has_the_pod_names_rule() -> None:
+    baseline = load_policy_file(POLICIES / "baseline.yaml")
+    verdict = evaluate_request(
+        baseline,
+        {"action": "network.request", "url": "http://169-254-169-254.default.pod.cluster.local/"},
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", "no-pod-ip-names")
