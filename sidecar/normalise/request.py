@@ -31,8 +31,11 @@ from sidecar.subject import (
     Subject,
 )
 
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
-_METHOD = re.compile(r"^[A-Z]{1,32}$")
+# Checked with fullmatch, before case is folded: "$" would let a trailing newline
+# through ("DELETE\n" missed a deny of DELETE), and str.upper() turns some non-ASCII
+# letters into ASCII ones ("po\u017ft" into "POST"), which is not what a client sends.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+_METHOD = re.compile(r"[A-Za-z]{1,32}")
 
 
 class Normalised(NamedTuple):
@@ -155,9 +158,9 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
 def _network(request: CheckRequest, identity: str) -> Normalised:
     method = request.method
     if method is not None:
-        method = method.upper()
-        if not _METHOD.match(method):
+        if not _METHOD.fullmatch(method):
             raise RequestError("is not an HTTP method", "method")
+        method = method.upper()
     record: dict[str, Any] = {}
     forms: ServerPaths | None = None  # how a server may read the URL path besides
     host: str | None
@@ -176,9 +179,11 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         record["url"] = parsed.url
     elif request.host is not None:
         host = canonical_host(request.host)
-        scheme = request.scheme.lower() if request.scheme is not None else None
-        if scheme is not None and not _SCHEME.match(scheme):
-            raise RequestError("is not a URL scheme", "scheme")
+        scheme = request.scheme
+        if scheme is not None:
+            if not _SCHEME.fullmatch(scheme):
+                raise RequestError("is not a URL scheme", "scheme")
+            scheme = scheme.lower()
         port = (
             request.port if request.port is not None else (default_port(scheme) if scheme else None)
         )

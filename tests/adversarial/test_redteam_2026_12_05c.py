@@ -11,6 +11,11 @@
   it (``/%3Bx%5Cy/admin/secret``) was not refused like one started by ``;``. A server
   that decodes first and keeps ``\\`` as a character drops ``;x\\y`` whole and routes
   ``/admin/secret``; the gate read ``\\`` as ``/`` and decided ``/y/admin/secret``.
+* network.request ``method`` and ``scheme`` were checked with ``re.match`` and a
+  ``$``, which also matches before a trailing newline: ``"DELETE\n"`` passed as a method
+  no rule for ``DELETE`` matched (a deny-list of methods or of ``scheme: http`` let it
+  through) and was recorded with its newline; and they were case-folded before the
+  check, so ``"po\u017ft"`` (long s) was recorded and decided as ``POST``.
 * baseline: CoreDNS's ``pods insecure`` (the kubeadm and EKS default) answers
   ``a-b-c-d.<namespace>.pod.cluster.local`` with the address written in the name, so
   ``169-254-169-254.default.pod.cluster.local`` is the metadata service and
@@ -152,3 +157,51 @@ def test_shipped_baseline_has_the_pod_names_rule() -> None:
         {"action": "network.request", "url": "http://169-254-169-254.default.pod.cluster.local/"},
     )
     assert (verdict.decision, verdict.rule) == ("deny", "no-pod-ip-names")
+
+
+# -- network.request method and scheme: exactly what a client can send ---------------------
+
+METHOD_DENY_LIST = """
+version: 1
+rules:
+  - {id: no-delete, action: network.request, method: DELETE, decision: deny}
+  - {id: no-plain-http, action: network.request, scheme: http, decision: deny}
+  - {id: rest, action: network.request, decision: allow}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"url": "https://a.com/x", "method": "DELETE\n"}, "method"),
+        ({"url": "https://a.com/x", "method": "DELETE\r\n"}, "method"),
+        ({"url": "https://a.com/x", "method": "po\u017ft"}, "method"),  # upper(): POST
+        ({"url": "https://a.com/x", "method": "\u0261et"}, "method"),
+        ({"host": "a.com", "scheme": "http\n"}, "scheme"),
+        ({"host": "a.com", "scheme": "\u212aafka"}, "scheme"),  # Kelvin sign: lower() is k
+    ],
+)
+def test_method_and_scheme_with_a_newline_or_non_ascii_are_refused(
+    fields: dict[str, Any], field: str
+) -> None:
+    policy = load_policy_text(METHOD_DENY_LIST)
+    with pytest.raises(RequestError) as error:
+        evaluate_request(policy, {"action": "network.request", **fields})
+    assert error.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule", "recorded"),
+    [
+        ({"url": "https://a.com/x", "method": "delete"}, "no-delete", {"method": "DELETE"}),
+        ({"host": "a.com", "scheme": "HTTP"}, "no-plain-http", {"scheme": "http", "port": 80}),
+    ],
+)
+def test_method_and_scheme_are_still_case_folded(
+    fields: dict[str, Any], rule: str, recorded: dict[str, Any]
+) -> None:
+    verdict = evaluate_request(
+        load_policy_text(METHOD_DENY_LIST), {"action": "network.request", **fields}
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", rule)
+    assert {key: verdict.request[key] for key in recorded} == recorded
