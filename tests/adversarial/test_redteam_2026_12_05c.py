@@ -16,6 +16,9 @@
   no rule for ``DELETE`` matched (a deny-list of methods or of ``scheme: http`` let it
   through) and was recorded with its newline; and they were case-folded before the
   check, so ``"po\u017ft"`` (long s) was recorded and decided as ``POST``.
+* baseline: the EKS Pod Identity agent, which hands out a pod's AWS credentials, also
+  listens on ``fd00:ec2::23``, a unique-local address no rule covered (its IPv4
+  ``169.254.170.23`` is link-local and was denied).
 * baseline: CoreDNS's ``pods insecure`` (the kubeadm and EKS default) answers
   ``a-b-c-d.<namespace>.pod.cluster.local`` with the address written in the name, so
   ``169-254-169-254.default.pod.cluster.local`` is the metadata service and
@@ -139,6 +142,20 @@ def test_baseline_denies_names_that_spell_an_address(
     decision, rule = _network(baseline_with_broad_network, **fields)
     assert decision == "deny"
     assert rule == "no-pod-ip-names"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[fd00:ec2::23]/v1/credentials",
+        "http://[fd00:ec2:0:0:0:0:0:23]/v1/credentials",
+        "http://[FD00:EC2::23]:80/",
+    ],
+)
+def test_baseline_denies_the_pod_identity_agent_over_ipv6(
+    baseline_with_broad_network: CompiledPolicy, url: str
+) -> None:
+    assert _network(baseline_with_broad_network, url=url) == ("deny", "no-cloud-metadata")
 
 
 def test_baseline_pod_names_rule_leaves_services_alone(
