@@ -19,7 +19,7 @@ from sidecar.normalise.k8s import (
     from_attributes,
     resolve_request,
 )
-from sidecar.normalise.paths import lexical_path, normalise_path
+from sidecar.normalise.paths import lexical_path, normalise_path, written_path
 from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
 from sidecar.subject import (
@@ -58,7 +58,16 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     cwd = normalise_path(request.cwd, field="cwd") if request.cwd is not None else None
     path = normalise_path(request.path, cwd, field="path")
     record: dict[str, Any] = {"path": path}
-    subjects = [Subject(request.action, _with_agent({"path": (path,)}, identity))]
+    fields = _with_agent({"path": (path,)}, identity)
+    subjects = [Subject(request.action, fields)]
+    # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
+    # link before "..": a deny of the link's tree must see it as written, not only as
+    # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
+    written = written_path(request.path, request.cwd)
+    if written is not None:
+        subjects.append(
+            _as_sent(request.action, fields, written, identity, f"path as written {written}")
+        )
     if request.realPath is not None:
         real = normalise_path(request.realPath, cwd, field="realPath")
         record["realPath"] = real

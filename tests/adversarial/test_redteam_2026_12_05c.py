@@ -16,6 +16,13 @@
   no rule for ``DELETE`` matched (a deny-list of methods or of ``scheme: http`` let it
   through) and was recorded with its newline; and they were case-folded before the
   check, so ``"po\u017ft"`` (long s) was recorded and decided as ``POST``.
+* file paths: ``..`` is resolved lexically, but the kernel resolves it after following
+  the link before it. ``/proc/self/cwd/../../etc/shadow`` (or ``../../etc/shadow`` in
+  the cwd ``/proc/self/cwd``) is ``/etc/shadow`` to the kernel and ``/proc/etc/shadow``
+  to the gate, which neither baseline's ``/proc/.../cwd`` nor its ``/etc/shadow`` deny
+  matched: with a broad read allowed, as baseline's header says its guard rails
+  survive, it was allowed when the client sent no ``realPath``. The path is now also
+  decided as written, ``..`` kept, for deny and require_approval rules.
 * baseline: the EKS Pod Identity agent, which hands out a pod's AWS credentials, also
   listens on ``fd00:ec2::23``, a unique-local address no rule covered (its IPv4
   ``169.254.170.23`` is link-local and was denied).
@@ -30,7 +37,7 @@ RequestInfo (subresources, ``/watch/`` and ``/proxy/`` prefixes, ``watch`` value
 deletecollection, namespaces as objects and as a resource, escapes, case, HEAD, other
 methods refused) and attributes; IPv4 shorthands, IPv6 and mapped forms, IDNA and
 fullwidth spellings, trailing dots, userinfo and ports in URLs; file paths (lexical,
-with ``realPath`` for symlinks, as documented).
+with ``realPath`` for the symlinks a path does not spell out, as documented).
 """
 
 from __future__ import annotations
@@ -222,3 +229,58 @@ def test_method_and_scheme_are_still_case_folded(
     )
     assert (verdict.decision, verdict.rule) == ("deny", rule)
     assert {key: verdict.request[key] for key in recorded} == recorded
+
+
+# -- file paths: ".." after a magic link ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline_with_broad_read() -> CompiledPolicy:
+    """The shipped baseline after someone allowed reading everything "while debugging",
+    the case its header says the guard rails hold in."""
+    text = (POLICIES / "baseline.yaml").read_text(encoding="utf-8")
+    text += (
+        '  - id: broad-read\n    action: file.read\n    path: {glob: "/**"}\n    decision: allow\n'
+    )
+    return load_policy_text(text, "baseline-broad-read.yaml")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"path": "/proc/self/cwd/../../etc/shadow"},
+        {"path": "../../etc/shadow", "cwd": "/proc/self/cwd"},
+        {"path": "/proc/1/cwd/../../var/run/secrets/kubernetes.io/serviceaccount/token"},
+        {"path": "/proc/self/root/../../etc/shadow"},
+        {"path": "/proc/thread-self/cwd/./../../etc/gshadow"},
+    ],
+)
+def test_dot_dot_after_a_magic_link_is_decided_as_written(
+    baseline_with_broad_read: CompiledPolicy, fields: dict[str, Any]
+) -> None:
+    verdict = evaluate_request(baseline_with_broad_read, {"action": "file.read", **fields})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-credential-files")
+    assert "path as written /proc/" in verdict.reason
+    # The record keeps the lexical form: sent again, it normalises to itself.
+    assert ".." not in verdict.request["path"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "decision", "rule"),
+    [
+        # The form as written only restricts: an allow rule never needs to match it.
+        ({"path": "/app/x/../y"}, "allow", "read-app"),
+        ({"path": "../y", "cwd": "/app/x"}, "allow", "read-app"),
+        # ".." at the root removes nothing, for the kernel either.
+        ({"path": "/../../etc/hostname"}, "allow", "broad-read"),
+        ({"path": "/tmp/a..b"}, "allow", "broad-read"),
+    ],
+)
+def test_dot_dot_elsewhere_is_decided_as_before(
+    baseline_with_broad_read: CompiledPolicy,
+    fields: dict[str, Any],
+    decision: str,
+    rule: str,
+) -> None:
+    verdict = evaluate_request(baseline_with_broad_read, {"action": "file.read", **fields})
+    assert (verdict.decision, verdict.rule) == (decision, rule)
