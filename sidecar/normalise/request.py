@@ -11,7 +11,7 @@ import re
 from typing import Any, NamedTuple
 
 from sidecar.errors import RequestError
-from sidecar.normalise.commands import UNKNOWN_CWD, analyse_command
+from sidecar.normalise.commands import UNKNOWN_CWD, Construct, analyse_command
 from sidecar.normalise.hosts import canonical_host, default_port, host_forms, parse_url
 from sidecar.normalise.k8s import (
     K8sAttributes,
@@ -20,6 +20,7 @@ from sidecar.normalise.k8s import (
     resolve_request,
 )
 from sidecar.normalise.paths import lexical_path, normalise_path, written_path
+from sidecar.normalise.shell_context import shorten
 from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
 from sidecar.subject import (
@@ -85,15 +86,15 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
     if cwd is not None:
         cwd = normalise_path(cwd, field="cwd")
     analysis = analyse_command(argv=request.argv, command_line=request.commandLine, cwd=cwd)
+    constructs = analysis.constructs
+    if request.cwd is not None and ".." in request.cwd.split("/"):
+        # The process is started in the directory the kernel finds, which resolves ".."
+        # after following symlinks: "/workspace/link/.." may be anywhere, though its
+        # lexical form is /workspace. As for a program path, it is a construct.
+        constructs += (Construct("dot-dot-path", shorten(f"cwd {request.cwd}")),)
     cwd_field: dict[str, FieldValues] = {"cwd": (cwd,)} if cwd is not None else {}
     subjects: list[Subject] = []
-    many = (
-        len(analysis.commands)
-        + len(analysis.writes)
-        + len(analysis.reads)
-        + len(analysis.constructs)
-        > 1
-    )
+    many = len(analysis.commands) + len(analysis.writes) + len(analysis.reads) + len(constructs) > 1
     for position, command in enumerate(analysis.commands, 1):
         label = f"command {position}: {command.label}" if many else command.label
         # A command after `cd`/`pushd`/`env -C` runs elsewhere: it is decided once for
@@ -133,7 +134,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 count=analysis.read_counts.get(target, 1),
             )
         )
-    for construct in analysis.constructs:
+    for construct in constructs:
         fields = {"command": (construct.name,), "args": (), **cwd_field}
         subjects.append(
             Subject(
@@ -157,8 +158,8 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
         record["writes"] = list(analysis.writes)
     if analysis.reads:
         record["reads"] = list(analysis.reads)
-    if analysis.constructs:
-        record["constructs"] = [c.name for c in analysis.constructs]
+    if constructs:
+        record["constructs"] = [c.name for c in constructs]
     if cwd is not None:
         record["cwd"] = cwd
     return Normalised(PROCESS_EXEC, record, tuple(subjects))

@@ -23,6 +23,12 @@
   matched: with a broad read allowed, as baseline's header says its guard rails
   survive, it was allowed when the client sent no ``realPath``. The path is now also
   decided as written, ``..`` kept, for deny and require_approval rules.
+* process.exec ``cwd``: resolved lexically too, so ``git status`` with ``cwd:
+  /workspace/s/..`` matched coding-agent's rules pinned to ``cwd: /workspace``; a tool
+  that changes to that directory lands beside the target of ``s``, a symlink a fetched
+  branch can check out, where a planted bare repository's config runs code on
+  ``git status`` (what the pin is there to prevent). A ``cwd`` with ``..`` is now the
+  ``dot-dot-path`` construct, as a program path with ``..`` already was.
 * baseline: the EKS Pod Identity agent, which hands out a pod's AWS credentials, also
   listens on ``fd00:ec2::23``, a unique-local address no rule covered (its IPv4
   ``169.254.170.23`` is link-local and was denied).
@@ -284,3 +290,41 @@ def test_dot_dot_elsewhere_is_decided_as_before(
 ) -> None:
     verdict = evaluate_request(baseline_with_broad_read, {"action": "file.read", **fields})
     assert (verdict.decision, verdict.rule) == (decision, rule)
+
+
+# -- process.exec cwd with ".." -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coding_agent() -> CompiledPolicy:
+    return load_policy_file(POLICIES / "coding-agent.yaml")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"argv": ["git", "status"], "cwd": "/workspace/s/.."},
+        {"commandLine": "git status", "cwd": "/workspace/s/.."},
+        {"argv": ["git", "status"], "cwd": "/workspace/a/b/../.."},
+        {"argv": ["pytest"], "cwd": "/workspace/s/../tests"},
+    ],
+)
+def test_a_cwd_with_dot_dot_is_a_construct(
+    coding_agent: CompiledPolicy, fields: dict[str, Any]
+) -> None:
+    verdict = evaluate_request(coding_agent, {"action": "process.exec", **fields})
+    assert verdict.decision == "deny"
+    assert "dot-dot-path" in verdict.request["constructs"]
+    assert fields["cwd"] in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "cwd",
+    ["/workspace", "/workspace/", "/workspace/.", "//workspace", "/workspace//./"],
+)
+def test_a_cwd_without_dot_dot_is_decided_as_before(coding_agent: CompiledPolicy, cwd: str) -> None:
+    verdict = evaluate_request(
+        coding_agent, {"action": "process.exec", "argv": ["git", "status"], "cwd": cwd}
+    )
+    assert (verdict.decision, verdict.rule) == ("allow", "git-status")
+    assert "constructs" not in verdict.request
