@@ -61,14 +61,6 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     record: dict[str, Any] = {"path": path}
     fields = _with_agent({"path": (path,)}, identity)
     subjects = [Subject(request.action, fields)]
-    # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
-    # link before "..": a deny of the link's tree must see it as written, not only as
-    # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
-    written = written_path(request.path, request.cwd)
-    if written is not None:
-        subjects.append(
-            _as_sent(request.action, fields, written, identity, f"path as written {written}")
-        )
     if request.realPath is not None:
         real = normalise_path(request.realPath, cwd, field="realPath")
         record["realPath"] = real
@@ -76,6 +68,14 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
             subjects.append(
                 Subject(request.action, _with_agent({"path": (real,)}, identity), label="realPath")
             )
+    # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
+    # link before "..": a deny of the link's tree must see it as written, not only as
+    # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
+    for name, given in (("path", request.path), ("realPath", request.realPath)):
+        written = written_path(given, request.cwd) if given is not None else None
+        if written is not None:
+            label = f"{name} as written {written}"
+            subjects.append(_as_sent(request.action, fields, written, identity, label))
     return Normalised(request.action, record, tuple(subjects))
 
 

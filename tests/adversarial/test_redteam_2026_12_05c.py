@@ -271,6 +271,8 @@ def baseline_with_broad_read() -> CompiledPolicy:
         {"path": "/proc/1/cwd/../../var/run/secrets/kubernetes.io/serviceaccount/token"},
         {"path": "/proc/self/root/../../etc/shadow"},
         {"path": "/proc/thread-self/cwd/./../../etc/gshadow"},
+        # realPath is the client's resolved path: one with ".." is taken as written too.
+        {"path": "/tmp/x", "realPath": "/proc/self/cwd/../../etc/shadow"},
     ],
 )
 def test_dot_dot_after_a_magic_link_is_decided_as_written(
@@ -278,7 +280,7 @@ def test_dot_dot_after_a_magic_link_is_decided_as_written(
 ) -> None:
     verdict = evaluate_request(baseline_with_broad_read, {"action": "file.read", **fields})
     assert (verdict.decision, verdict.rule) == ("deny", "no-credential-files")
-    assert "path as written /proc/" in verdict.reason
+    assert " as written /proc/" in verdict.reason
     # The record keeps the lexical form: sent again, it normalises to itself.
     assert ".." not in verdict.request["path"]
 
