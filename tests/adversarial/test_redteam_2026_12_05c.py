@@ -70,6 +70,7 @@ from sidecar.normalise.urls import parse_url
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_file
 from tests.adversarial.conftest import load_policy_text
+from tests.daemon import Daemon
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -406,3 +407,43 @@ def test_no_server_reading_of_a_url_path_dodges_a_deny() -> None:
         if _url_outcome(deny_list, "http://a.com" + path) == "allow":
             dodged.append(path)
     assert dodged == []
+
+
+# -- a sample of each through a real gate ----------------------------------------------------
+
+
+def test_a_sample_through_the_real_gate(tmp_path: Path) -> None:
+    """The shipped baseline with a broad allow for reads and the network, and coding-agent,
+    served by a real gate: the answers and the audit records."""
+    text = (POLICIES / "baseline.yaml").read_text(encoding="utf-8")
+    text += '  - {id: broad-read, action: file.read, path: {glob: "/**"}, decision: allow}\n'
+    text += "  - {id: broad-network, action: network.request, decision: allow}\n"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(text)
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    try:
+        shadow = daemon.check({"action": "file.read", "path": "/proc/self/cwd/../../etc/shadow"})
+        pod_name = daemon.check(
+            {"action": "network.request", "url": "http://169-254-169-254.default.pod/"}
+        )
+        newline = daemon.check(
+            {"action": "network.request", "url": "https://a.com/", "method": "DELETE\n"}
+        )
+        encoded = daemon.check(
+            {"action": "network.request", "url": "http://a.com/admin;x/%5C..;/secret"}
+        )
+    finally:
+        daemon.stop()
+    assert shadow.status_code == 200 and pod_name.status_code == 200
+    assert shadow.json()["allowed"] is False and pod_name.json()["allowed"] is False
+    assert "path as written /proc/self/cwd/../../etc/shadow" in shadow.json()["reason"]
+    assert pod_name.json()["rule"] == "no-pod-ip-names"
+    for refused, field in ((newline, "method"), (encoded, "url")):
+        assert refused.status_code == 400
+        assert refused.json()["allowed"] is False and field in refused.text
+    decided = [r for r in daemon.records() if r.get("type") == "decision"]
+    assert [(r["decision"], r["rule"]) for r in decided] == [
+        ("deny", "no-credential-files"),
+        ("deny", "no-pod-ip-names"),
+    ]
+    assert decided[0]["request"]["path"] == "/proc/etc/shadow"
