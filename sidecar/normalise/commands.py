@@ -152,7 +152,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           segment: the kernel resolves ``..`` after symlinks, so
                           ``link/../../usr/bin/git`` may run another file than the
                           ``/usr/bin/git`` its lexical form names (``cd`` is logical, as
-                          in bash, and needs no such care).
+                          in bash, and needs no such care). ``normalise.request``
+                          reports it too for a ``process.exec`` request's ``cwd`` with
+                          a ``..`` segment.
 
 Text that cannot be parsed, NUL bytes, an empty ``argv``, nesting deeper than
 ``max_depth`` scripts and a command line with nothing to evaluate (only comments or

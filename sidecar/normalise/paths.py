@@ -4,6 +4,10 @@ A path is made absolute (joined to an absolute ``cwd`` when relative), then ``.`
 ``..`` and repeated ``/`` are resolved lexically, and a trailing ``/`` is dropped. It is
 never truncated and never touches the filesystem: symlinks are the client's to resolve
 and send as ``realPath``. ``..`` at the root stays at the root, as the kernel does.
+
+``written_path`` keeps the ``..`` segments the kernel resolves only after following
+symlinks (``/proc/self/cwd/../../etc/shadow`` is ``/etc/shadow`` to the kernel and
+``/proc/etc/shadow`` lexically), so that deny rules naming the link still see it.
 """
 
 from __future__ import annotations
@@ -68,3 +72,29 @@ def lexical_path(path: str) -> str:
             continue
         parts.append(segment)
     return "/" + "/".join(parts)
+
+
+def written_path(path: str, cwd: str | None = None) -> str | None:
+    """``path`` made absolute with ``.`` and ``//`` resolved but its ``..`` kept, or
+    None when it has no ``..`` that removes a segment (it is then its lexical form).
+
+    The kernel resolves ``..`` after following the symlink before it, so
+    ``/proc/self/cwd/../../etc/shadow`` is the file ``/etc/shadow`` however the lexical
+    form reads it; this form is decided besides, for deny and require_approval rules
+    written for the link (``/proc/*/cwd/**``). Call it on a path ``normalise_path``
+    accepted.
+    """
+    if ".." not in path:
+        return None
+    if not path.startswith("/") and cwd is not None:
+        path = cwd + "/" + path
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == ".." and not kept:
+            continue  # at the root, ".." stays there for the kernel too
+        kept.append(segment)
+    if ".." not in kept:
+        return None
+    return "/" + "/".join(kept)

@@ -11,7 +11,7 @@ import re
 from typing import Any, NamedTuple
 
 from sidecar.errors import RequestError
-from sidecar.normalise.commands import UNKNOWN_CWD, analyse_command
+from sidecar.normalise.commands import UNKNOWN_CWD, Construct, analyse_command
 from sidecar.normalise.hosts import canonical_host, default_port, host_forms, parse_url
 from sidecar.normalise.k8s import (
     K8sAttributes,
@@ -19,7 +19,8 @@ from sidecar.normalise.k8s import (
     from_attributes,
     resolve_request,
 )
-from sidecar.normalise.paths import lexical_path, normalise_path
+from sidecar.normalise.paths import lexical_path, normalise_path, written_path
+from sidecar.normalise.shell_context import shorten
 from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
 from sidecar.subject import (
@@ -31,8 +32,11 @@ from sidecar.subject import (
     Subject,
 )
 
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{0,31}$")
-_METHOD = re.compile(r"^[A-Z]{1,32}$")
+# Checked with fullmatch, before case is folded: "$" would let a trailing newline
+# through ("DELETE\n" missed a deny of DELETE), and str.upper() turns some non-ASCII
+# letters into ASCII ones ("po\u017ft" into "POST"), which is not what a client sends.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+_METHOD = re.compile(r"[A-Za-z]{1,32}")
 
 
 class Normalised(NamedTuple):
@@ -55,7 +59,8 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     cwd = normalise_path(request.cwd, field="cwd") if request.cwd is not None else None
     path = normalise_path(request.path, cwd, field="path")
     record: dict[str, Any] = {"path": path}
-    subjects = [Subject(request.action, _with_agent({"path": (path,)}, identity))]
+    fields = _with_agent({"path": (path,)}, identity)
+    subjects = [Subject(request.action, fields)]
     if request.realPath is not None:
         real = normalise_path(request.realPath, cwd, field="realPath")
         record["realPath"] = real
@@ -63,6 +68,14 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
             subjects.append(
                 Subject(request.action, _with_agent({"path": (real,)}, identity), label="realPath")
             )
+    # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
+    # link before "..": a deny of the link's tree must see it as written, not only as
+    # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
+    for name, given in (("path", request.path), ("realPath", request.realPath)):
+        written = written_path(given, request.cwd) if given is not None else None
+        if written is not None:
+            label = f"{name} as written {written}"
+            subjects.append(_as_sent(request.action, fields, written, identity, label))
     return Normalised(request.action, record, tuple(subjects))
 
 
@@ -73,15 +86,15 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
     if cwd is not None:
         cwd = normalise_path(cwd, field="cwd")
     analysis = analyse_command(argv=request.argv, command_line=request.commandLine, cwd=cwd)
+    constructs = analysis.constructs
+    if request.cwd is not None and ".." in request.cwd.split("/"):
+        # The process is started in the directory the kernel finds, which resolves ".."
+        # after following symlinks: "/workspace/link/.." may be anywhere, though its
+        # lexical form is /workspace. As for a program path, it is a construct.
+        constructs += (Construct("dot-dot-path", shorten(f"cwd {request.cwd}")),)
     cwd_field: dict[str, FieldValues] = {"cwd": (cwd,)} if cwd is not None else {}
     subjects: list[Subject] = []
-    many = (
-        len(analysis.commands)
-        + len(analysis.writes)
-        + len(analysis.reads)
-        + len(analysis.constructs)
-        > 1
-    )
+    many = len(analysis.commands) + len(analysis.writes) + len(analysis.reads) + len(constructs) > 1
     for position, command in enumerate(analysis.commands, 1):
         label = f"command {position}: {command.label}" if many else command.label
         # A command after `cd`/`pushd`/`env -C` runs elsewhere: it is decided once for
@@ -121,7 +134,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 count=analysis.read_counts.get(target, 1),
             )
         )
-    for construct in analysis.constructs:
+    for construct in constructs:
         fields = {"command": (construct.name,), "args": (), **cwd_field}
         subjects.append(
             Subject(
@@ -145,8 +158,8 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
         record["writes"] = list(analysis.writes)
     if analysis.reads:
         record["reads"] = list(analysis.reads)
-    if analysis.constructs:
-        record["constructs"] = [c.name for c in analysis.constructs]
+    if constructs:
+        record["constructs"] = [c.name for c in constructs]
     if cwd is not None:
         record["cwd"] = cwd
     return Normalised(PROCESS_EXEC, record, tuple(subjects))
@@ -155,9 +168,9 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
 def _network(request: CheckRequest, identity: str) -> Normalised:
     method = request.method
     if method is not None:
-        method = method.upper()
-        if not _METHOD.match(method):
+        if not _METHOD.fullmatch(method):
             raise RequestError("is not an HTTP method", "method")
+        method = method.upper()
     record: dict[str, Any] = {}
     forms: ServerPaths | None = None  # how a server may read the URL path besides
     host: str | None
@@ -176,9 +189,11 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         record["url"] = parsed.url
     elif request.host is not None:
         host = canonical_host(request.host)
-        scheme = request.scheme.lower() if request.scheme is not None else None
-        if scheme is not None and not _SCHEME.match(scheme):
-            raise RequestError("is not a URL scheme", "scheme")
+        scheme = request.scheme
+        if scheme is not None:
+            if not _SCHEME.fullmatch(scheme):
+                raise RequestError("is not a URL scheme", "scheme")
+            scheme = scheme.lower()
         port = (
             request.port if request.port is not None else (default_port(scheme) if scheme else None)
         )

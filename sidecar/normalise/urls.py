@@ -32,14 +32,14 @@ rejects (``RequestError``) where WHATWG is lenient:
   segments (including ``%2e``) are resolved as WHATWG does; ``..`` at the root stays at
   the root; empty segments (``//``) are kept. Rejected as ambiguous: a ``..`` that would
   remove an empty segment (``/a//../b`` is ``/a/b`` to WHATWG but ``/b`` to a server
-  that merges slashes), a segment that is a dot segment once ``%2F``/``%5C`` are
-  decoded (``..%2F``), double-encoded ``.``, ``/`` and ``\\`` (``%252e``), and
-  ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot segment to Tomcat and
-  Spring), and a ``..`` that would remove a segment holding ``;``, ``%2F``, ``%5C`` or
-  ``%3B`` (``/a/b%2Fc/../x`` is ``/a/x`` here but ``/a/b/x`` to a server that decodes
-  first). After that, resolving dot segments here and decoding (or dropping ``;``
-  parameters) afterwards gives what a server doing it the other way round gives. An
-  empty path is ``/``. The query is kept (normalised the same way) in ``url`` but is
+  that merges slashes), a segment holding a dot segment once ``%2F``/``%5C`` are
+  decoded (``..%2F``, ``x%5C..;``), double-encoded ``.``, ``/`` and ``\\``
+  (``%252e``), and ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot segment
+  to Tomcat and Spring), and a ``..`` that would remove a segment holding ``;``,
+  ``%2F``, ``%5C`` or ``%3B`` (``/a/b%2Fc/../x`` is ``/a/x`` here but ``/a/b/x`` to a
+  server that decodes first). After that, resolving dot segments here and decoding (or
+  dropping ``;`` parameters) afterwards gives what a server doing it the other way round
+  gives. An empty path is ``/``. The query is kept (normalised the same way) in ``url`` but is
   not part of ``path``.
 
 ``server_paths`` gives the other forms a server may route a parsed path as: percent-
@@ -102,6 +102,7 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^\[\]]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
 _USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
 _ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
+_DOT_PARAMETER = ("..;", ".;", "..%3B", ".%3B")
 _RESHAPING = re.compile(r"%2F|%5C|%3B")  # escapes that split or cut a segment once decoded
 _DOUBLE_ENCODED = re.compile(r"%25(?:2[EeFf]|5[Cc])")
 _DELIMITERS = frozenset("/?#@\\[]")
@@ -151,6 +152,11 @@ def _normalise_escapes(text: str, encode: frozenset[str], field: str) -> str:
     return "".join(out)
 
 
+def _is_dot_part(part: str) -> bool:
+    """``part`` is a dot segment to some server: ``.``, ``..``, or either before ``;``."""
+    return part in (".", "..") or part.startswith(_DOT_PARAMETER)
+
+
 def _check_segment(segment: str, field: str) -> None:
     """Reject a segment that some server would read as a dot segment."""
     if _DOUBLE_ENCODED.search(segment):
@@ -158,11 +164,13 @@ def _check_segment(segment: str, field: str) -> None:
             "has a double-encoded '.', '/' or '\\' (a traversal to servers that decode twice)",
             field,
         )
-    if segment.startswith(("..;", ".;", "..%3B", ".%3B")):
+    if segment.startswith(_DOT_PARAMETER):
         raise RequestError(
             "has a '.' or '..' segment followed by ';' (a dot segment to some servers)", field
         )
-    if "%" in segment and any(part in (".", "..") for part in _ENCODED_SEPARATOR.split(segment)):
+    # Once %2F or %5C is decoded, each piece is a segment: "x%5C..;y" holds "..;y", a dot
+    # segment to Tomcat and Spring, which the forms decided here would read as a name.
+    if "%" in segment and any(map(_is_dot_part, _ENCODED_SEPARATOR.split(segment))):
         raise RequestError(
             "has an encoded '/' or '\\' next to a dot segment (path traversal in disguise)",
             field,
@@ -262,8 +270,8 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
     ``path`` is already dot-resolved; ``parse_url`` refused what makes that differ from
     resolving after decoding. Raises ``RequestError`` where the forms are ambiguous: a
     decoded control character (``%00``, ``%0A`` ...), or an encoded ``/`` or ``\\``
-    inside a ``;`` parameter (``/a;x%2Fb``: does the parameter end at the decoded
-    ``/``?).
+    inside a ``;`` or ``%3B`` parameter (``/a;x%2Fb``, ``/a%3Bx%5Cb``: does the
+    parameter end at the decoded ``/`` or ``\\``?).
     """
     decoded = stripped = None
     spellings = [path]  # each form before ``lexical_path``, for ``directories``
@@ -271,7 +279,10 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
         spellings.append(_decode_checked(path, field))
         decoded = lexical_path(spellings[-1])
     if ";" in path or "%3B" in path:
-        if any(_ENCODED_SEPARATOR.search(p) for p in _PARAMETERS.findall(path)):
+        # A parameter may start with "%3B" too, for a server that decodes first: whether
+        # "%3Bx%5C.." ends at the decoded "\\" depends on the server, as for ";x%5C..".
+        parameters = _PARAMETERS.findall(path.replace("%3B", ";"))
+        if any(_ENCODED_SEPARATOR.search(p) for p in parameters):
             raise RequestError(
                 "has an encoded '/' or '\\' in a ';' parameter (servers disagree on where "
                 "the parameter ends)",
