@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from sidecar.deadline import DeadlineExceeded, call_within
+from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
 from sidecar.visible import visible, visible_json
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -94,7 +94,7 @@ def _add_url(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=timeout_seconds,
         default=10.0,
         help="seconds each call to the gate may take, start to finish (default 10)",
     )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sidecar import __version__
-from sidecar.deadline import DeadlineExceeded, call_within
+from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
 from sidecar.errors import PolicyError, RequestError
 from sidecar.visible import printable_json_text, printable_text
 
@@ -174,7 +174,12 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--explain", action="store_true", help="with --policy: list every rule considered"
     )
-    check.add_argument("--timeout", type=float, default=5.0)
+    check.add_argument(
+        "--timeout",
+        type=timeout_seconds,
+        default=5.0,
+        help="with --url: seconds the whole exchange may take (default 5)",
+    )
     check.set_defaults(func=_cmd_check)
 
 

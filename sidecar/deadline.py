@@ -10,17 +10,34 @@ approvals``, one call per run.
 
 from __future__ import annotations
 
+import argparse
+import math
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["DeadlineExceeded", "call_within"]
+__all__ = ["DeadlineExceeded", "call_within", "timeout_seconds"]
 
 T = TypeVar("T")
 
 
 class DeadlineExceeded(Exception):
     """The call did not finish within its deadline (it may still be running)."""
+
+
+def timeout_seconds(text: str) -> float:
+    """A ``--timeout``: a finite number of seconds above 0, else a usage error (exit 2).
+
+    NaN or infinity reached ``Thread.join`` after the request had been sent, and crashed
+    with a traceback; 0 or a negative number sent it and gave up at once.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= threading.TIMEOUT_MAX):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0")
+    return value
 
 
 def call_within(seconds: float, call: Callable[[], T]) -> T:

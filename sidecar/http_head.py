@@ -13,7 +13,10 @@ the socket until the request is complete: the head, and after a chunked body its
 fields, which httptools hands uvicorn as more header fields to keep (and the chunks'
 framing, a few bytes per chunk). So a client that pipelines requests can be charged for
 the tail of the previous request that shares a chunk with the next head; agents' clients
-send one request at a time.
+send one request at a time. A head whose end arrives in the chunk being read is parsed
+before that count is taken, so it is measured again when it is complete, from the
+request line and the header fields uvicorn keeps, before the request is dispatched: a
+head over the cap written in one piece was served.
 """
 
 from __future__ import annotations
@@ -49,29 +52,69 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
             self._in_message = False
             self._head_bytes = 0  # bytes of the request so far that are not its body
             self._body_bytes = 0  # body bytes in the chunk being parsed
+            self._chunk_bytes = 0  # size of the chunk being parsed
+            self._refused = False  # answered 431: nothing more on this connection is parsed
 
         def on_message_begin(self) -> None:
             self._in_message = True
             self._head_bytes = 0
             super().on_message_begin()
 
+        def on_headers_complete(self) -> None:
+            if self._refused:
+                return
+            # Only a head that may be over the cap is measured: one integer test per request.
+            if self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
+                self._complete_head_bytes() > MAX_HEAD_BYTES
+            ):
+                self._refuse()
+                return
+            super().on_headers_complete()
+
         def on_body(self, body: bytes) -> None:
+            if self._refused:
+                return  # no request cycle was made for it
             self._body_bytes += len(body)
             super().on_body(body)
 
         def on_message_complete(self) -> None:
             self._in_message = False
+            if self._refused:
+                return
+            # Trailer fields that arrived whole with the end of a chunked body: the app has
+            # the request, not its end, and sees the connection close instead.
+            if self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
+                self._complete_head_bytes() > MAX_HEAD_BYTES
+            ):
+                self._refuse()
+                return
             super().on_message_complete()
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
             self._body_bytes = 0
+            self._chunk_bytes = len(data)
             super().data_received(data)
-            if not self._in_message:
+            if not self._in_message or self._refused:
                 return
             # Trailer fields after a chunked body are kept like header fields: counted too.
             self._head_bytes += max(len(data) - self._body_bytes, 0)
-            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-                self._in_message = False
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse()
+
+        def _complete_head_bytes(self) -> int:
+            """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
+            field (and trailer field) as ``name: value``, every line ending in CRLF, and
+            the empty line."""
+            method = self.parser.get_method()
+            fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
+            return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+
+        def _refuse(self) -> None:
+            self._refused = True
+            self._in_message = False
+            if not self.transport.is_closing():
                 self.transport.write(_RESPONSE_431)
                 self.transport.close()
 

@@ -172,6 +172,28 @@ def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_request"
 
 
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1", "soon"])
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error_before_any_call(
+    design: Path,
+    daemon_factory,  # type: ignore[no-untyped-def]
+    timeout: str,
+) -> None:
+    # NaN and infinity crashed with a traceback after the check was sent (and recorded);
+    # 0 and -1 sent it and gave up at once.
+    gate = daemon_factory(design)
+    before = len(gate.records())
+    request = '{"action": "file.read", "path": "/app/data/x"}'
+    for args in (
+        ["check", "--url", gate.url, "--timeout", timeout, request],
+        ["approvals", "list", "--url", gate.url, "--timeout", timeout],
+    ):
+        result = tollgate(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "is not a number of seconds" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert len(gate.records()) == before
+
+
 def test_check_url_says_explain_needs_a_policy_file(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
     # A running gate's answer has no trace: --explain must not be dropped in silence.
     gate = daemon_factory(design)

@@ -1,18 +1,24 @@
-"""Relative links between the docs resolve: the file exists and the #anchor names a heading.
+"""Relative links between the docs resolve: the file exists and the #anchor names a heading;
+and every ``tollgate`` command the docs show names options that command has.
 
 Covers README.md, docs/*.md and the clients' READMEs. External links (any URL with a
 scheme) are not fetched. Anchors follow GitHub's rule: the heading's text without
 markup, lower-cased, punctuation other than ``-`` and ``_`` dropped, spaces as ``-``,
-and ``-1``, ``-2`` ... for repeated headings.
+and ``-1``, ``-2`` ... for repeated headings. Commands are read from code blocks and
+code spans, up to the end of the command (a pipe, ``&&``, ``;``, a redirection or a
+comment), and checked against the real argument parser.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from sidecar.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = sorted(
@@ -126,4 +132,74 @@ def test_broken_links_and_anchors_are_reported(tmp_path: Path) -> None:
         "doc.md:4: other.md#nope: no heading with the anchor #nope",
         "doc.md:8: other.md#also-nope: no heading with the anchor #also-nope",
         "doc.md:9: other.md#nope-again: no heading with the anchor #nope-again",
+    ]
+
+
+# -- the tollgate commands the docs show -----------------------------------------------------
+
+_FENCED = re.compile(r"^ {0,3}```[^\n]*\n(.*?)^ {0,3}```", re.S | re.M)
+_COMMAND = re.compile(r"(?<![\w/.-])tollgate((?: [a-z]+)+)(.*)")
+_END_OF_COMMAND = re.compile(r" \| | && |; | > | >> |#|\)")
+
+
+def _code(text: str) -> list[str]:
+    """The lines of fenced blocks (continuations joined) and the code spans of the prose."""
+    found = []
+    for block in _FENCED.findall(text):
+        found += block.replace("\\\n", " ").splitlines()
+    prose = _FENCED.sub("", text)
+    found += [m.group(2).replace("\n", " ") for m in _CODE_SPAN.finditer(prose)]
+    return found
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def unknown_options(path: Path, root: Path = REPO) -> list[str]:
+    """``file: tollgate SUBCOMMAND --option`` for each option the subcommand lacks."""
+    found = []
+    for snippet in _code(path.read_text(encoding="utf-8")):
+        for match in _COMMAND.finditer(snippet):
+            parser, words, used = build_parser(), match.group(1).split(), []
+            for word in words:
+                if word not in _subcommands(parser):
+                    break
+                parser = _subcommands(parser)[word]
+                used.append(word)
+            if not used:
+                continue  # "tollgate" as a word, not a command
+            rest = _END_OF_COMMAND.split(" ".join(words[len(used) :]) + match.group(2))[0]
+            known = {option for action in parser._actions for option in action.option_strings}
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                if option not in known:
+                    found.append(f"{path.relative_to(root)}: tollgate {' '.join(used)} {option}")
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_tollgate_option_the_docs_show_exists(doc: Path) -> None:
+    assert unknown_options(doc) == []
+
+
+def test_the_option_checker_reads_commands_as_written(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Run `tollgate audit verify DIR --public-key K --checkpiont C` and\n"
+        "`tollgate check --url URL '{}' --explain | jq --raw-output .x` (jq's own flag).\n"
+        "```sh\n"
+        "tollgate audit export DIR --format csv \\\n  --sice 2026-01-01 > out.csv\n"
+        "tollgate keygen --out keys   # --not-an-option in a comment\n"
+        "kubectl exec pod -- tollgate approvals list --stat all\n"
+        "```\n"
+        "The origin tollgate/apps/agent --x is not a command.\n",
+        encoding="utf-8",
+    )
+    assert unknown_options(doc, root=tmp_path) == [
+        "doc.md: tollgate audit export --sice",
+        "doc.md: tollgate approvals list --stat",
+        "doc.md: tollgate audit verify --checkpiont",
     ]

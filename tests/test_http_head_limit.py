@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -91,3 +92,60 @@ def test_a_head_just_under_the_cap_is_served(gate: Daemon) -> None:
     response = gate.check(CHECK, headers={"X-Pad": "a" * (MAX_HEAD_BYTES - 2048)})
     assert response.status_code == 200
     assert response.json()["allowed"] is True
+
+
+def _head_of(size: int, target: bytes = b"/health", method: bytes = b"GET") -> bytes:
+    """A complete request head of exactly ``size`` bytes (one padding field)."""
+    start = b"%s %s HTTP/1.1\r\nHost: x\r\nX-Pad: " % (method, target)
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def _send_whole(daemon: Daemon, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize("over", [1, 4096, 100_000])
+def test_a_head_over_the_cap_written_in_one_piece_gets_431(gate: Daemon, over: int) -> None:
+    # The cap was counted only while a request was incomplete after a read: a head that
+    # arrived whole in one read (70 KB did, on the loopback) was served.
+    assert _head_of(1000).endswith(b"a\r\n\r\n") and len(_head_of(1000)) == 1000
+    answer = _send_whole(gate, _head_of(MAX_HEAD_BYTES + over))
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"connection: close" in answer
+
+
+def test_a_check_whose_head_is_over_the_cap_is_not_decided(gate: Daemon) -> None:
+    before = len(gate.records())
+    head = _head_of(MAX_HEAD_BYTES + 1, b"/check", b"POST")
+    request = head[:-2] + b"Content-Length: %d\r\n\r\n%s" % (len(CHECK), CHECK)
+    answer = _send_whole(gate, request)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"allowed"' not in answer
+    assert len(gate.records()) == before  # never reached the gate: nothing decided
+
+
+def test_a_head_of_exactly_the_cap_written_in_one_piece_is_served(gate: Daemon) -> None:
+    answer = _send_whole(gate, _head_of(MAX_HEAD_BYTES))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+def test_trailer_fields_over_the_cap_written_in_one_piece_get_431(gate: Daemon) -> None:
+    before = len(gate.records())
+    trailer = b"X-Pad: " + b"a" * MAX_HEAD_BYTES + b"\r\n"
+    request = (
+        b"POST /check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n" % (len(CHECK), CHECK)
+        + trailer
+        + b"\r\n"
+    )
+    answer = _send_whole(gate, request)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"allowed"' not in answer
+    assert len(gate.records()) == before

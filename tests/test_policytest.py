@@ -7,6 +7,7 @@ and through the CLI; the assertions are on what a user reads and on the exit cod
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 from pathlib import Path
 
@@ -376,3 +377,79 @@ def test_cli_exit_codes(policy_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["policy", "test", str(passing), str(failing)]) == 1
     assert capsys.readouterr().out.endswith("policy test: 1 passed, 1 failed\n")
     assert main(["policy", "test", str(policy_dir / "missing")]) == 2
+
+
+# -- the sample run of docs/policy-tests.md ------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "policy-tests.md"
+APPROVAL_RULE = """\
+    args:
+      prefix: [push]
+    decision: require_approval
+    risk: high
+    reason: "pushing publishes the agent's work; a person reviews it first"
+"""
+# The mistake the page describes: `push` mistyped as `pull` in the approval rule, and a
+# broad rule for any git in /workspace added below it.
+MISTAKE = """\
+    args:
+      prefix: [pull]
+    decision: require_approval
+    risk: high
+    reason: "pushing publishes the agent's work; a person reviews it first"
+  - id: git-any
+    action: process.exec
+    command: git
+    cwd: /workspace
+    decision: allow
+"""
+
+
+def _documented_sample() -> tuple[str, str]:
+    """The page's sample command line and the output it shows under it."""
+    section = DOCS.read_text(encoding="utf-8").split("## Output and exit codes", 1)[1]
+    command, output = re.findall(r"```(?:sh)?\n(.*?)```", section, re.DOTALL)[:2]
+    return command.strip(), output
+
+
+def test_the_sample_run_of_the_docs_is_what_the_tool_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's output was 45 cases old when the test file had 52: any case added to
+    coding-agent.test.yaml changes the counts, so the sample is run here as shown."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("coding-agent", "k8s-readonly"):
+        for suffix in (".yaml", ".test.yaml"):
+            source = REPO / "policies" / f"{name}{suffix}"
+            (policies / source.name).write_text(source.read_text(encoding="utf-8"))
+    policy = policies / "coding-agent.yaml"
+    text = policy.read_text(encoding="utf-8")
+    assert text.count(APPROVAL_RULE) == 1
+    policy.write_text(text.replace(APPROVAL_RULE, MISTAKE))
+
+    command, shown = _documented_sample()
+    assert command.startswith("tollgate policy test ")
+    monkeypatch.chdir(tmp_path)
+    code, printed = _run(*command.split()[3:])
+    assert code == 1
+
+    # What is shown between the cuts (`...` lines) is printed as it stands, in order.
+    lines = printed.splitlines()
+    at = 0
+    chunks = re.split(r"^ *\.\.\.\n", shown, flags=re.MULTILINE)
+    for chunk in filter(None, chunks):
+        wanted = chunk.splitlines()
+        for start in range(at, len(lines) - len(wanted) + 1):
+            if lines[start : start + len(wanted)] == wanted:
+                at = start + len(wanted)
+                break
+        else:
+            pytest.fail(f"not printed in this order:\n{chunk}\n--- printed ---\n{printed}")
+
+    # The prose counts the same cases.
+    failed = sum(line.startswith("FAIL policies/coding-agent.test.yaml: ") for line in lines)
+    total = len(re.findall(r"^  - name:", (policies / "coding-agent.test.yaml").read_text(), re.M))
+    prose = " ".join(DOCS.read_text(encoding="utf-8").split())
+    assert f"That breaks {failed} of the {total} cases" in prose

@@ -6,7 +6,8 @@ mark that Python externally managed, PEP 668, so a bare ``pip install`` is refus
 This test does the same: a copy of the tracked files, the default PATH (no pyenv, no
 virtualenv of the test run), the block run by ``sh``, with packages from the machine's
 configured index. The block ends in ``tollgate serve``; the test waits for ``/ready``
-and asks the README's first question. ``TOLLGATE_PORT`` moves the gate off 9800 without
+and asks the README's first question, whose answer must be the one the README shows
+(the same fields and values, ids and hashes aside). ``TOLLGATE_PORT`` moves the gate off 9800 without
 touching the command line (the README gives no ``--port``, so the variable applies).
 
 Skipped where the preconditions of a fresh machine are missing: no git checkout, no
@@ -28,6 +29,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,16 @@ def _quick_start_block() -> str:
     blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
     assert blocks, "README's Quick start has no sh block"
     return str(blocks[0])
+
+
+def _documented_answer() -> dict[str, Any]:
+    """The answer README's "Asking the gate" shows for its first question."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Asking the gate", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    assert blocks, "README's Asking the gate has no json block"
+    answer: dict[str, Any] = json.loads(blocks[0])
+    return answer
 
 
 def _fresh_python() -> str:
@@ -165,6 +177,13 @@ def test_quick_start_runs_as_written_on_a_fresh_machine(checkout: Path, tmp_path
         with urllib.request.urlopen(request, timeout=5) as answer:
             verdict = json.loads(answer.read())
         assert (verdict["allowed"], verdict["rule"]) == (True, "rules[0]")
+        # ... and the answer the README shows: the same fields, and the same values but for
+        # the ids and hashes it abbreviates.
+        shown = _documented_answer()
+        assert sorted(verdict) == sorted(shown)
+        for key in ("allowed", "decision", "reason", "rule", "risk", "mode"):
+            assert verdict[key] == shown[key], key
+        assert verdict["audit"]["seq"] == shown["audit"]["seq"]
         assert (checkout / "audit" / "segments").is_dir()
     finally:
         if shell.poll() is None:

@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     )
     keygen.set_defaults(func=run_keygen)
 
-    audit = subparsers.add_parser("audit", help="verify or export the audit trail")
+    audit = subparsers.add_parser("audit", help="verify, export or prove the audit trail")
     commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
     commands.required = True
 

@@ -229,10 +229,11 @@ class _Checker:
             )
             report.warnings.append(
                 f"the gate that started at seq {seq} found records ({span}) that no "
-                "checkpoint had signed (the run before ended without its final checkpoint: "
-                "a crash, a kill or a full disk); the checkpoints after it sign them as it "
-                "found them, so a change made to them while no gate ran cannot be detected "
-                "from this directory; compare with a checkpoint kept outside it"
+                "checkpoint had signed (the run before had no --signing-key, or ended "
+                "without its final checkpoint: a crash, a kill or a full disk); the "
+                "checkpoints after it sign them as it found them, so a change made to them "
+                "while no gate ran cannot be detected from this directory; compare with a "
+                "checkpoint kept outside it"
             )
         if report.checkpoints and not stored_checkpoint_present:
             report.warnings.append(

@@ -34,8 +34,9 @@ def key(tmp_path: Path) -> Path:
     return keys / "tollgate.key"
 
 
-def _run(policy: Path, audit: Path, key: Path, checks: int, sig: int) -> None:
-    daemon = Daemon(policy, audit, "--signing-key", str(key)).start()
+def _run(policy: Path, audit: Path, key: Path | None, checks: int, sig: int) -> None:
+    signing = ["--signing-key", str(key)] if key else []
+    daemon = Daemon(policy, audit, *signing).start()
     try:
         for _ in range(checks):
             assert daemon.check(DENIED).status_code == 200
@@ -65,6 +66,27 @@ def test_a_restart_after_a_kill_names_the_unsigned_records(tmp_path: Path, key: 
     assert any(
         f"started at seq {second['seq']}" in w and "seq 0 to 4" in w for w in report.warnings
     ), report.warnings
+
+
+def test_a_first_signed_run_after_an_unsigned_one_names_the_missing_key(
+    tmp_path: Path, key: Path
+) -> None:
+    # The README's order: the quick start runs without a key, "Operating it" adds one on
+    # the same ./audit. The warning said "a crash, a kill or a full disk" only, none of
+    # which had happened.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    audit = tmp_path / "audit"
+    _run(policy, audit, None, checks=2, sig=signal.SIGTERM)
+    _run(policy, audit, key, checks=1, sig=signal.SIGTERM)
+
+    _, second = _starts(audit)
+    # startup, policyLoaded, two decisions, shutdown: nothing signed them.
+    assert second["unsignedAtStart"] == {"from": 0, "to": 4}
+    report = verify_trail(audit)
+    assert report.intact, report.summary()
+    (warning,) = [w for w in report.warnings if "no checkpoint had signed" in w]
+    assert "the run before had no --signing-key, or ended without its final checkpoint" in warning
 
 
 def test_a_restart_after_a_clean_stop_says_nothing(tmp_path: Path, key: Path) -> None:
