@@ -37,10 +37,14 @@ _RESPONSE_431 = (
 ) % (len(_MESSAGE_431), _MESSAGE_431)
 
 
+class HttpParserMissing(RuntimeError):
+    """httptools is not installed, and without it no cap holds a request's head."""
+
+
 def _protocol_class() -> type[asyncio.Protocol] | None:
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # no httptools: uvicorn runs h11, which takes the cap as a setting
+    except ImportError:
         return None
 
     class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -121,4 +125,20 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
     return HeadLimitedHttpToolsProtocol
 
 
-HTTP_PROTOCOL: type[asyncio.Protocol] | str = _protocol_class() or "h11"
+_PROTOCOL = _protocol_class()
+
+
+def http_protocol() -> type[asyncio.Protocol]:
+    """The protocol the gate is served with; raises ``HttpParserMissing`` without httptools.
+
+    uvicorn would fall back to its h11 parser, whose size limit holds only a head that
+    arrives in pieces: a 70 KB head written at once was read whole and served. So the
+    gate does not start without httptools (it comes with ``uvicorn[standard]``, a
+    dependency of the package).
+    """
+    if _PROTOCOL is None:
+        raise HttpParserMissing(
+            "httptools is not installed (pip install httptools; it comes with "
+            "uvicorn[standard]): without it no limit holds a request's head"
+        )
+    return _PROTOCOL

@@ -29,7 +29,7 @@ from sidecar.audit.note import Signer
 from sidecar.check_endpoint import configured_url
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
-from sidecar.http_head import HTTP_PROTOCOL, MAX_HEAD_BYTES
+from sidecar.http_head import HttpParserMissing, http_protocol
 from sidecar.policy.source import PolicySource
 from sidecar.policy.watch import PolicyWatcher
 
@@ -130,11 +130,12 @@ def serve(config: ServeConfig) -> int:
     with contextlib.suppress(ValueError):  # not on the main thread: no signals to set
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
+        http_protocol()  # before the trail is opened: a gate that cannot serve writes nothing
         gate = build_gate(config)
     except AuditCorrupt as exc:
         print(f"tollgate: audit trail is corrupt, refusing to start: {exc}", file=sys.stderr)
         return 1
-    except (TollgateError, OSError, ValueError) as exc:
+    except (TollgateError, OSError, ValueError, HttpParserMissing) as exc:
         print(f"tollgate: cannot start: {exc}", file=sys.stderr)
         return 1
     log_to_stderr(config.log_level, gate.audit.redact_text)
@@ -220,8 +221,7 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
-        http=HTTP_PROTOCOL,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http=http_protocol(),
         # The gate listens on loopback for its own pod: there is no proxy to trust.
         proxy_headers=False,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,3 +151,23 @@ def test_trailer_fields_over_the_cap_written_in_one_piece_get_431(gate: Daemon) 
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert b'"allowed"' not in answer
     assert len(gate.records()) == before
+
+
+def test_the_gate_does_not_start_without_httptools(tmp_path: Path) -> None:
+    """uvicorn's fallback parser (h11) serves a head over any cap when it arrives in one
+    piece, so a gate without httptools refuses to start, before it opens its trail."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    audit = tmp_path / "audit"
+    program = (
+        "import sys; sys.modules['httptools'] = None\n"  # as if it were not installed
+        "from sidecar.cli import main\n"
+        f"sys.exit(main(['serve', '--policy', {str(policy)!r}, '--audit-dir', {str(audit)!r},"
+        " '--port', '9899']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert "tollgate: cannot start: httptools is not installed" in result.stderr
+    assert not audit.exists()  # nothing was written
