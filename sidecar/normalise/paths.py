@@ -75,8 +75,9 @@ def lexical_path(path: str) -> str:
 
 
 def written_path(path: str, cwd: str | None = None) -> str | None:
-    """``path`` made absolute with ``.`` and ``//`` resolved but its ``..`` kept, or
-    None when it has no ``..`` that removes a segment (it is then its lexical form).
+    """``path`` made absolute (joined to ``cwd`` as given) with ``.`` and ``//``
+    resolved but its ``..`` kept, or None when neither has a ``..`` that removes a
+    segment (it is then its lexical form).
 
     The kernel resolves ``..`` after following the symlink before it, so
     ``/proc/self/cwd/../../etc/shadow`` is the file ``/etc/shadow`` however the lexical
@@ -84,10 +85,10 @@ def written_path(path: str, cwd: str | None = None) -> str | None:
     written for the link (``/proc/*/cwd/**``). Call it on a path ``normalise_path``
     accepted.
     """
+    if not path.startswith("/") and cwd is not None:
+        path = cwd + "/" + path  # before the test: "shadow" in "/proc/self/cwd/../../etc"
     if ".." not in path:
         return None
-    if not path.startswith("/") and cwd is not None:
-        path = cwd + "/" + path
     kept: list[str] = []
     for segment in path.split("/"):
         if segment in ("", "."):

@@ -269,6 +269,9 @@ def baseline_with_broad_read() -> CompiledPolicy:
     [
         {"path": "/proc/self/cwd/../../etc/shadow"},
         {"path": "../../etc/shadow", "cwd": "/proc/self/cwd"},
+        # The ".." may be in the cwd alone: the kernel resolves it there just the same.
+        {"path": "shadow", "cwd": "/proc/self/cwd/../../etc"},
+        {"path": "/tmp/x", "realPath": "shadow", "cwd": "/proc/self/cwd/../../etc"},
         {"path": "/proc/1/cwd/../../var/run/secrets/kubernetes.io/serviceaccount/token"},
         {"path": "/proc/self/root/../../etc/shadow"},
         {"path": "/proc/thread-self/cwd/./../../etc/gshadow"},
