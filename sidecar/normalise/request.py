@@ -71,11 +71,12 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
     # link before "..": a deny of the link's tree must see it as written, not only as
     # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
-    for name, given in (("path", request.path), ("realPath", request.realPath)):
-        written = written_path(given, request.cwd) if given is not None else None
-        if written is not None:
-            label = f"{name} as written {written}"
-            subjects.append(_as_sent(request.action, fields, written, identity, label))
+    if ".." in request.path or request.realPath is not None or request.cwd is not None:
+        for name, given in (("path", request.path), ("realPath", request.realPath)):
+            written = written_path(given, request.cwd) if given is not None else None
+            if written is not None:
+                label = f"{name} as written {written}"
+                subjects.append(_as_sent(request.action, fields, written, identity, label))
     return Normalised(request.action, record, tuple(subjects))
 
 
@@ -237,10 +238,9 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         # "//admin/" is "/admin/" to a server merging slashes, "/admin%2F" to one that
         # decodes: a deny of "/admin/**" must see that form, which neither the path as
         # sent nor the form rules take ("/admin") is.
-        subjects.extend(
-            _as_sent(NETWORK_REQUEST, fields, directory, identity, f"path read as {directory}")
-            for directory in forms.directories
-        )
+        for directory in forms.directories:
+            label = f"path read as {directory}"
+            subjects.append(_as_sent(NETWORK_REQUEST, fields, directory, identity, label))
     return Normalised(NETWORK_REQUEST, record, tuple(subjects))
 
 

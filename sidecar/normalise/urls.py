@@ -223,6 +223,9 @@ class ServerPaths:
     directories: tuple[str, ...] = ()
 
 
+_AS_IS = ServerPaths(None, None)
+
+
 def _decode_once(path: str) -> str:
     """``path`` with its escapes decoded once; bytes that are not UTF-8 stay escaped."""
 
@@ -273,6 +276,9 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
     inside a ``;`` or ``%3B`` parameter (``/a;x%2Fb``, ``/a%3Bx%5Cb``: does the
     parameter end at the decoded ``/`` or ``\\``?).
     """
+    if "%" not in path and ";" not in path:
+        # Most paths: nothing to decode or strip, and no trailing "/" to keep.
+        return _AS_IS if not path.endswith("/") else ServerPaths(None, None, _directories([path]))
     decoded = stripped = None
     spellings = [path]  # each form before ``lexical_path``, for ``directories``
     if "%" in path:
