@@ -5,7 +5,7 @@ A path is made absolute (joined to an absolute ``cwd`` when relative), then ``.`
 never truncated and never touches the filesystem: symlinks are the client's to resolve
 and send as ``realPath``. ``..`` at the root stays at the root, as the kernel does.
 
-``written_path`` keeps the ``..`` segments the kernel resolves only after following
+``written_paths`` keeps the ``..`` segments the kernel resolves only after following
 symlinks (``/proc/self/cwd/../../etc/shadow`` is ``/etc/shadow`` to the kernel and
 ``/proc/etc/shadow`` lexically), so that deny rules naming the link still see it.
 """
@@ -74,28 +74,47 @@ def lexical_path(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-def written_path(path: str, cwd: str | None = None) -> str | None:
-    """``path`` made absolute (joined to ``cwd`` as given) with ``.`` and ``//``
-    resolved but its ``..`` kept, or None when neither has a ``..`` that removes a
-    segment (it is then its lexical form).
+MAX_WRITTEN_FORMS = 32
+
+
+def written_paths(path: str, cwd: str | None = None, *, field: str = "path") -> tuple[str, ...]:
+    """The forms of ``path`` (joined to ``cwd`` as given when relative) in which the
+    kernel may still name a symlink that a ``..`` goes back through: one per ``..``
+    that follows a name, with every segment before that ``..`` resolved lexically and
+    the rest kept as written (``.`` and ``//`` dropped); empty without such a ``..``.
 
     The kernel resolves ``..`` after following the symlink before it, so
     ``/proc/self/cwd/../../etc/shadow`` is the file ``/etc/shadow`` however the lexical
-    form reads it; this form is decided besides, for deny and require_approval rules
-    written for the link (``/proc/*/cwd/**``). Call it on a path ``normalise_path``
-    accepted.
+    form reads it; these forms are decided besides, for deny and require_approval rules
+    written for the link (``/proc/*/cwd/**``). Up to the first ``..`` that follows a
+    link the kernel reads the path lexically too, so ``/tmp/../proc/self/cwd/../..``
+    names the link in its second form, not in the first. A ``..`` after a ``..``
+    starts from a real directory and adds no form; a ``..`` at the root neither.
+
+    Raises ``RequestError`` for more than ``MAX_WRITTEN_FORMS`` forms: each is decided,
+    and no real path needs that many. Call it on a path ``normalise_path`` accepted.
     """
     if not path.startswith("/") and cwd is not None:
         path = cwd + "/" + path  # before the test: "shadow" in "/proc/self/cwd/../../etc"
     if ".." not in path:
-        return None
-    kept: list[str] = []
-    for segment in path.split("/"):
-        if segment in ("", "."):
+        return ()
+    segments = [segment for segment in path.split("/") if segment not in ("", ".")]
+    forms: list[str] = []
+    resolved: list[str] = []  # segments[:index], resolved lexically
+    for index, segment in enumerate(segments):
+        if segment != "..":
+            resolved.append(segment)
             continue
-        if segment == ".." and not kept:
-            continue  # at the root, ".." stays there for the kernel too
-        kept.append(segment)
-    if ".." not in kept:
-        return None
-    return "/" + "/".join(kept)
+        if resolved and segments[index - 1] != "..":
+            form = "/" + "/".join(resolved + segments[index:])
+            if form not in forms:
+                if len(forms) == MAX_WRITTEN_FORMS:
+                    raise RequestError(
+                        f"has more than {MAX_WRITTEN_FORMS} '..' segments after a name "
+                        "(each is decided as the kernel may read it)",
+                        field,
+                    )
+                forms.append(form)
+        if resolved:
+            resolved.pop()
+    return tuple(forms)

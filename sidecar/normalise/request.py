@@ -19,7 +19,7 @@ from sidecar.normalise.k8s import (
     from_attributes,
     resolve_request,
 )
-from sidecar.normalise.paths import lexical_path, normalise_path, written_path
+from sidecar.normalise.paths import lexical_path, normalise_path, written_paths
 from sidecar.normalise.shell_context import shorten
 from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
@@ -73,8 +73,9 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
     if ".." in request.path or request.realPath is not None or request.cwd is not None:
         for name, given in (("path", request.path), ("realPath", request.realPath)):
-            written = written_path(given, request.cwd) if given is not None else None
-            if written is not None:
+            if given is None:
+                continue
+            for written in written_paths(given, request.cwd, field=name):
                 label = f"{name} as written {written}"
                 subjects.append(_as_sent(request.action, fields, written, identity, label))
     return Normalised(request.action, record, tuple(subjects))

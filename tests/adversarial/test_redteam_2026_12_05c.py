@@ -272,6 +272,12 @@ def baseline_with_broad_read() -> CompiledPolicy:
         # The ".." may be in the cwd alone: the kernel resolves it there just the same.
         {"path": "shadow", "cwd": "/proc/self/cwd/../../etc"},
         {"path": "/tmp/x", "realPath": "shadow", "cwd": "/proc/self/cwd/../../etc"},
+        # A ".." before the link is resolved by the kernel as lexically as here: the link
+        # is named once the ".." before it are resolved, not with them kept.
+        {"path": "/tmp/../proc/self/cwd/../../etc/shadow"},
+        {"path": "/tmp/../../proc/self/cwd/../../etc/shadow"},
+        {"path": "../proc/self/cwd/../../etc/shadow", "cwd": "/tmp"},
+        {"path": "/app/x/../../proc/self/cwd/./../../etc/shadow"},
         {"path": "/proc/1/cwd/../../var/run/secrets/kubernetes.io/serviceaccount/token"},
         {"path": "/proc/self/root/../../etc/shadow"},
         {"path": "/proc/thread-self/cwd/./../../etc/gshadow"},
@@ -308,6 +314,25 @@ def test_dot_dot_elsewhere_is_decided_as_before(
 ) -> None:
     verdict = evaluate_request(baseline_with_broad_read, {"action": "file.read", **fields})
     assert (verdict.decision, verdict.rule) == (decision, rule)
+
+
+def test_a_path_with_too_many_dot_dots_after_names_is_refused(
+    baseline_with_broad_read: CompiledPolicy,
+) -> None:
+    """Each ``..`` after a name is one more form to decide; no real path needs 33."""
+    fine = {"action": "file.read", "path": "/tmp" + "/a/.." * 32 + "/x"}
+    assert evaluate_request(baseline_with_broad_read, fine).decision == "allow"
+    for field in ("path", "realPath"):
+        body = {"action": "file.read", "path": "/tmp/x", field: "/tmp" + "/a/.." * 33 + "/x"}
+        with pytest.raises(RequestError) as refused:
+            evaluate_request(baseline_with_broad_read, body)
+        assert str(refused.value) == (
+            f"{field}: has more than 32 '..' segments after a name "
+            "(each is decided as the kernel may read it)"
+        )
+    # ".." after ".." or at the root adds nothing to decide.
+    deep = {"action": "file.read", "path": "/tmp/" + "a/" * 40 + "../" * 40 + "x"}
+    assert evaluate_request(baseline_with_broad_read, deep).decision == "allow"
 
 
 # -- process.exec cwd with ".." -----------------------------------------------------------
