@@ -35,8 +35,12 @@ def timeout_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and 0 < value <= threading.TIMEOUT_MAX):
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0")
+    if value > threading.TIMEOUT_MAX:  # Thread.join's limit (about 292 years)
+        raise argparse.ArgumentTypeError(
+            f"{text} is more seconds than a wait can take (at most {threading.TIMEOUT_MAX:.0f})"
+        )
     return value
 
 

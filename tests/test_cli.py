@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -192,6 +193,17 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error_before_any_cal
         assert "is not a number of seconds" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and result.stdout == ""
     assert len(gate.records()) == before
+
+
+def test_a_timeout_too_long_to_wait_for_says_so() -> None:
+    # It was called "not a number of seconds above 0", which 1e10 is.
+    for args in (["check", "--policy", "p.yaml"], ["approvals", "list"]):
+        result = tollgate(*args, "--timeout", "1e10", *(["{}"] if args[0] == "check" else []))
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.rstrip().endswith(
+            "argument --timeout: 1e10 is more seconds than a wait can take "
+            f"(at most {threading.TIMEOUT_MAX:.0f})"
+        ), result.stderr
 
 
 def test_check_url_says_explain_needs_a_policy_file(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
