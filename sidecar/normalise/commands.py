@@ -127,7 +127,10 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           input (its static text is analysed too).
 ``dynamic-command``       what runs depends on a value: ``$CMD args``, ``$(...) args``,
                           ``{rm,-rf,/}``, a glob or ``~`` in command position, ``sh -c
-                          "$x"``, a wrapper option or ``env -S`` text with ``$``.
+                          "$x"``, a wrapper option or ``env -S`` text with ``$``; or on
+                          an argv[0] naming another program than the one run (``exec -a
+                          git-push git status``: git runs ``git-push`` as ``git push``;
+                          ``chpst -b``, ``bwrap --argv0``).
 ``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
 ``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
 ``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``).
@@ -140,7 +143,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           PATH to its number), ``coproc NAME``, and namerefs
                           (``declare -n``); also keyword mode (``set -k``, ``set -o
                           keyword``, ``bash -k``), where ``NAME=value`` anywhere in a
-                          command is an environment assignment, not an argument.
+                          command is an environment assignment, not an argument. Also
+                          zsh's ``ARGV0`` (argv[0], as ``exec -a``) and ``HISTFILE``
+                          (written at exit by a shell with history on).
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
@@ -162,7 +167,8 @@ assignments) are ``RequestError`` (400), never a partial analysis. So are the pl
 where bash itself would guess: ``((`` or ``$((`` that bash would re-read as subshells,
 here-document delimiters other than plain words (``EOF``, ``'EOF'``, ``"EOF"``,
 ``\EOF``), a here-document not ended before the end of the text, a descriptor
-assigned to an array element (``{a[1]}>f``).
+assigned to an array element (``{a[1]}>f``), and ``!(`` (a negated subshell, or with
+extglob on a pattern in command position, whose first match bash runs).
 """
 
 from __future__ import annotations

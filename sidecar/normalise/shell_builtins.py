@@ -74,6 +74,12 @@ RISKY_VARIABLES = frozenset(
     # and $READNULLCMD for a redirection without a command.
     | {"path", "fpath", "cdpath", "module_path", "MODULE_PATH", "commands", "aliases"}
     | {"galiases", "saliases", "functions", "NULLCMD", "READNULLCMD"}
+    # zsh runs an external command with $ARGV0 as its argv[0], and multi-call programs do
+    # what argv[0] says (ARGV0=git-push git status pushes): like exec -a.
+    | {"ARGV0"}
+    # A shell with history on (set -o history, bash -o history) writes the lines it ran
+    # to $HISTFILE when it exits: a file write no redirection shows.
+    | {"HISTFILE"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),

@@ -1,0 +1,364 @@
+"""Red-team review of 2026-12-05 (fourth pass): the shell analysis, walked through the
+bash manual feature by feature (quoting, expansions, redirections, builtins, shell
+variables and options, invocation).
+
+* ``$'...'``: the lexer decoded escapes while looking for the closing quote, but bash
+  first finds the closing quote (a backslash escapes the one character after it) and
+  only then decodes. ``\\c`` takes the next character, and in ``$'\\c\\\\'`` both
+  backslashes (POSIX's control-backslash), so the lexer read the quote after them as
+  escaped and the rest of the line as part of the word: ``git status $'\\c\\\\' ; rm -rf
+  / # '`` was one ``git status`` to the gate, and ``bash -lc`` with it (a login shell,
+  which coding-agent allows) ran ``rm``. ``$'a\\c'`` (``\\c`` before the quote) did the
+  same. bash's ``\\x{HHH}`` was not decoded either: ``$'\\x{72}m' -rf /`` was a program
+  named ``\\x{72}m``, not ``rm``, and ``> $'/etc/shadow\\x{'`` (``\\x{`` with no digit is a
+  NUL, which ends the name) a write of ``/etc/shadow\\x{``: a deny-list let both through.
+  A differential test against the real bash is kept below (ASCII results; bytes above
+  0x7f are left, see the end).
+* ``!(cmd)``: a negated subshell, but with extglob on (``bash -O extglob -lc``, which
+  coding-agent allows as a login shell, or ``shopt -s extglob`` on an earlier line) bash
+  reads ``!(git status)`` as a pattern in command position and runs the first file of
+  the directory with the others as its arguments. It is now refused (400); ``! (cmd)``
+  is the same subshell and still analysed.
+* ``exec -a git-push git status``: git runs a ``git-NAME`` argv[0] as ``git NAME`` (and
+  busybox the applet argv[0] names), so this pushes; coding-agent allowed it as ``git
+  status``, since ``exec`` is stripped. An argv[0] naming another program (``exec -a``,
+  runit's ``chpst -b``, ``bwrap --argv0``) is now ``dynamic-command``, and zsh's
+  ``ARGV0=...``, which does the same for the next command, ``environment-override``.
+* ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
+  to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
+  history`` then any command). ``HISTFILE`` is now an ``environment-override``.
+
+Looked at and found holding (no change): the places bash reads a number without
+arithmetic (``test``/``[ -eq``, ``shift``, ``return``, ``break``, ``exit``, ``ulimit``,
+``printf %d``/``%*d``/``%(...)T``, ``read -t/-n/-u``, ``mapfile -n/-O``, ``kill -l/-s``,
+``trap -p``, ``wait -n``, ``umask``, ``pushd +N``, ``history N``, ``jobs``: bash answers
+"invalid number" and runs nothing) and the arithmetic ones, all reported (``[[ -eq ]]``,
+``[[ -v ]]``, ``test -v``, ``printf -v``, ``read``, ``mapfile``, ``unset``, ``getopts``,
+``wait -p``, ``declare``/``local``/``export``/``readonly`` with a subscript, ``declare
+-i``, ``let``, ``(( ))``, ``for (( ))``, ``a[i]=``, ``${a[i]}``, ``${x:n}``, ``${!x}``);
+namerefs, ``mapfile -C``, ``trap``, ``complete``/``compgen -C``, ``fc``, ``history``,
+``bind -x``, ``enable -f``, ``hash -p``, ``alias``, each also quoted (``\\eval``,
+``'eval'``) and behind ``builtin``/``command``/``exec``/``time``/``coproc``; risky
+variables set by ``for``, ``select``, ``read``, ``getopts``, ``mapfile``, ``printf
+-v``, ``wait -p``, ``unset``, ``export -n``, ``{NAME}>&-`` and ``coproc NAME``;
+``>|``, ``&>``, ``&>>``, ``<>``, ``>&FILE``, ``{fd}>``, here-documents and here-strings
+with expansions, process substitution, brace expansion in words and redirection
+targets, globs in redirection targets; ``PS3`` (select does not expand it);
+``shopt -u interactive_comments`` (a non-interactive bash takes comments regardless);
+``POSIXLY_CORRECT``/``set -o posix`` (nothing the analysis relies on changes);
+``shopt -s execfail`` (the commands after ``exec`` are reported anyway); extglob
+patterns anywhere else (``@(...)`` and the rest do not parse here: 400).
+
+Left as they are (in the report): ``$"..."`` is translated by gettext with the
+catalogue ``$TEXTDOMAIN`` in ``$TEXTDOMAINDIR``, so a planted catalogue could make
+``$"status"`` another word; this image has only C locales, where bash translates
+nothing, so it was not confirmed. bash 5.3's ``enable NAME`` loads a builtin from
+``$BASH_LOADABLES_PATH`` (which ends in ``.``) when NAME is not one; bash 5.2 here does
+not. A redirection to ``/dev/tcp/HOST/PORT`` is decided as a file write, not as a
+``network.request``. ``$'...'`` escapes above 0x7f (``\\xe9``, ``\\u00e9`` in a C
+locale, ``\\c`` before a non-ASCII character) decode to other text than bash's bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
+from sidecar.normalise.commands import CommandAnalysis, analyse_command
+from sidecar.normalise.shell_parser import ShellSyntaxError, parse_script
+from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_file
+from tests.adversarial.real_bash import BASH, needs_bash, run_bash
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+ALLOW_LIST = """
+    version: 1
+    defaultAction: deny
+    rules:
+      - {id: git-status, action: process.exec, command: git, args: {prefix: [status]}, decision: allow}
+"""
+
+DENY_LIST = """
+    version: 1
+    defaultAction: allow
+    rules:
+      - {id: no-rm, action: process.exec, command: rm, decision: deny}
+      - {id: no-shadow, action: "file.*", path: /etc/shadow, decision: deny}
+"""
+
+
+@pytest.fixture(scope="module")
+def coding_agent() -> CompiledPolicy:
+    return load_policy_file(POLICIES / "coding-agent.yaml")
+
+
+def _analyse(line: str) -> CommandAnalysis:
+    return analyse_command(command_line=line, cwd="/workspace")
+
+
+def _constructs(line: str) -> set[str]:
+    return {construct.name for construct in _analyse(line).constructs}
+
+
+def _exec(policy: CompiledPolicy, line: str) -> tuple[str, str]:
+    request: dict[str, Any] = {"action": "process.exec", "cwd": "/workspace", "commandLine": line}
+    verdict = evaluate_request(policy, request)
+    return verdict.decision, verdict.reason
+
+
+# -- $'...': where the quote ends, then what it decodes to --------------------------------
+
+DESYNC = "echo A $'\\c\\\\' ; echo DESYNC-RAN # '"
+DESYNC_AT_THE_QUOTE = "echo A $'a\\c' ; echo DESYNC-RAN # '"
+
+
+@needs_bash
+@pytest.mark.parametrize("line", [DESYNC, DESYNC_AT_THE_QUOTE])
+def test_bash_ends_the_quote_before_decoding_it(tmp_path: Path, line: str) -> None:
+    assert "DESYNC-RAN" in run_bash(line, tmp_path)
+
+
+@needs_bash
+def test_bash_decodes_a_braced_hex_escape(tmp_path: Path) -> None:
+    assert run_bash("$'\\x{65}cho' BRACE-HEX-RAN", tmp_path) == "BRACE-HEX-RAN\n"
+    # \x{ without a digit is a NUL, which ends the file name: this writes "out".
+    run_bash("echo x > $'out\\x{'", tmp_path)
+    assert (tmp_path / "out").read_text() == "x\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "git status $'\\c\\\\' ; rm -rf / # '",
+        "git status $'a\\c' ; rm -rf / # '",
+        "git status $'\\c\\'' ; rm -rf / # '",
+    ],
+)
+def test_a_quote_after_a_control_escape_ends_the_word(line: str) -> None:
+    # As bash reads it (dash, which has no $'...', found rm before too).
+    as_bash = [c.argv for c in _analyse(line).commands if "POSIX" not in c.label]
+    assert ("rm", "-rf", "/") in as_bash
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "bash -lc \"git status \\$'\\\\c\\\\\\\\' ; rm -rf / # '\"",
+        "bash -lc \"git status \\$'a\\\\c' ; rm -rf / # '\"",
+    ],
+)
+def test_coding_agent_denies_a_login_shell_hiding_a_command_after_a_control_escape(
+    coding_agent: CompiledPolicy, line: str
+) -> None:
+    decision, reason = _exec(coding_agent, line)
+    assert decision == "deny"
+    assert "rm -rf /" in reason
+
+
+@pytest.mark.parametrize(
+    ("line", "decoded"),
+    [
+        ("$'\\x{72}m' -rf /", "rm"),
+        ("$'\\x{0072}m' -rf /", "rm"),
+        ("$'\\x{172}m' -rf /", "rm"),  # the low byte
+        ("$'\\x{72m' -rf /", "rm"),  # the closing brace is optional
+        ("$'\\cA'", "\x01"),
+        ("$'\\c?'", "\x7f"),
+        ("$'\\c'", "\\c"),
+    ],
+)
+def test_ansi_c_escapes_decode_as_bash_decodes_them(line: str, decoded: str) -> None:
+    assert _analyse(line).commands[0].argv[0] == decoded
+
+
+def test_a_deny_list_sees_a_braced_hex_escape(deny_list: CompiledPolicy) -> None:
+    assert _exec(deny_list, "$'\\x{72}m' -rf /")[0] == "deny"
+    verdict = evaluate_request(
+        deny_list,
+        {"action": "process.exec", "cwd": "/workspace", "commandLine": "true > $'/etc/shadow\\x{'"},
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", "no-shadow")
+
+
+# A differential test: words of escapes and characters, decoded by the real bash (printf
+# '%s\0' puts each argument out whole) and by the lexer. ASCII results must agree; bytes
+# above 0x7f and \u in a C locale are left (see the module docstring).
+PIECES = [
+    *("\\x", "\\u", "\\U", "\\c", "\\0", "\\1", "\\7", "\\8", "\\e", "\\E", "\\?", '\\"'),
+    *("\\\\", "\\z", "\\n", "\\\n", "\\a", "{", "}", "\\'"),
+    *("6", "7", "A", "f", "G", "0", "1", "9", "@", "[", "?", "\\", "g", "i", "t", " ", "$"),
+    *('"', "`", "~"),
+]
+
+
+def _random_words(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    words: list[str] = []
+    while len(words) < count:
+        body = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 8)))
+        word = "$'" + body + "'"
+        try:
+            parse_script("printf %s " + word, max_depth=8)
+        except ShellSyntaxError:  # an unbalanced quote: not a case
+            continue
+        words.append(word)
+    return words
+
+
+@needs_bash
+def test_ansi_c_quoting_matches_the_real_bash() -> None:
+    assert BASH is not None
+    words = _random_words(seed=20261205, count=1500)
+    for start in range(0, len(words), 250):
+        batch = words[start : start + 250]
+        line = "printf '%s\\0' " + " ".join(batch)
+        done = subprocess.run(
+            [BASH, "-c", line],
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            capture_output=True,
+            timeout=20,
+            check=True,
+        )
+        real = done.stdout.split(b"\0")[:-1]
+        ours = [word.text for word in _printf_words(line)]
+        assert len(ours) == len(real), "a word boundary differs"
+        for word, mine, theirs in zip(batch, ours, real, strict=True):
+            if any(byte > 0x7E for byte in theirs) or b"\\u" in theirs or not mine.isascii():
+                continue
+            assert mine.encode() == theirs, word
+
+
+def _printf_words(line: str) -> list[Any]:
+    script = parse_script(line, max_depth=8)
+    command = script.items[0].and_or.first.commands[0]
+    return list(command.words[2:])  # type: ignore[union-attr]
+
+
+# -- !(cmd): a pattern with extglob on ---------------------------------------------------
+
+
+@needs_bash
+def test_with_extglob_a_negated_subshell_runs_the_first_file(tmp_path: Path) -> None:
+    (tmp_path / "echo").write_text("")
+    (tmp_path / "zz-GLOB-RAN").write_text("")
+    assert run_bash("!(echo SUBSHELL-RAN)", tmp_path) == "SUBSHELL-RAN\n"
+    assert run_bash("!(echo SUBSHELL-RAN)", tmp_path, "-O", "extglob") == "zz-GLOB-RAN\n"
+    assert run_bash("shopt -s extglob\n!(echo SUBSHELL-RAN)", tmp_path) == "zz-GLOB-RAN\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "!(git status)",
+        "bash -O extglob -lc '!(git status)'",
+        "bash -lc 'shopt -s extglob\n!(git status)'",
+        "git diff && !(git status)",
+        "if !(git status); then git diff; fi",
+        "! !(git status)",
+        "!((1))",
+    ],
+)
+def test_bang_right_before_a_parenthesis_is_refused(line: str) -> None:
+    with pytest.raises(RequestError, match="extglob"):
+        _analyse(line)
+
+
+def test_a_spaced_negated_subshell_is_still_analysed(coding_agent: CompiledPolicy) -> None:
+    assert _exec(coding_agent, "! (git status)")[0] == "allow"
+    assert _exec(coding_agent, "bash -lc '! (git status)'")[0] == "allow"
+
+
+# -- argv[0] naming another program ------------------------------------------------------
+
+
+@needs_bash
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_runs_the_subcommand_its_argv0_names(tmp_path: Path) -> None:
+    assert run_bash("exec -a git-version git status", tmp_path).startswith("git version ")
+
+
+@pytest.mark.parametrize(
+    ("line", "construct"),
+    [
+        ("exec -a git-push git status", "dynamic-command"),
+        ("exec -a /usr/libexec/git-core/git-push git status", "dynamic-command"),
+        ("exec -ca git-push git status", "dynamic-command"),
+        ("bash -lc 'exec -a git-push git status'", "dynamic-command"),
+        ("zsh -f -c 'ARGV0=git-push git status'", "environment-override"),
+        ("zsh -c 'ARGV0=git-push git status'", "environment-override"),
+    ],
+)
+def test_coding_agent_denies_an_argv0_that_names_another_program(
+    coding_agent: CompiledPolicy, line: str, construct: str
+) -> None:
+    assert construct in _constructs(line)
+    decision, reason = _exec(coding_agent, line)
+    assert decision == "deny"
+    assert construct in reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "chpst -b git-push git status",
+        "bwrap --argv0 git-push git status",
+        "exec -a sh busybox status",
+    ],
+)
+def test_wrappers_that_set_argv0_report_a_rename(line: str) -> None:
+    assert "dynamic-command" in _constructs(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exec -a git git status",
+        "exec -a /usr/bin/git git status",
+        "exec git status",
+        "chpst -b git git status",
+        "bwrap --argv0 git git status",
+    ],
+)
+def test_an_argv0_naming_the_same_program_is_no_rename(line: str) -> None:
+    assert "dynamic-command" not in _constructs(line)
+
+
+def test_coding_agent_still_allows_exec_of_git_by_its_own_name(
+    coding_agent: CompiledPolicy,
+) -> None:
+    assert _exec(coding_agent, "exec -a git git status")[0] == "allow"
+
+
+# -- HISTFILE: written when a shell with history on exits --------------------------------
+
+
+@needs_bash
+def test_a_shell_with_history_on_writes_histfile_when_it_exits(tmp_path: Path) -> None:
+    run_bash("HISTFILE=planted; set -o history\necho HIST-PAYLOAD", tmp_path)
+    assert "echo HIST-PAYLOAD" in (tmp_path / "planted").read_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "HISTFILE=/etc/shadow; set -o history\necho x",
+        "export HISTFILE=/etc/shadow; set -o history\necho x",
+        "read HISTFILE; set -o history\necho x",
+    ],
+)
+def test_a_deny_list_does_not_let_histfile_be_set(deny_list: CompiledPolicy, line: str) -> None:
+    decision, reason = _exec(deny_list, line)
+    assert decision == "deny"
+    assert "environment-override" in reason
+
+
+def test_an_allow_list_still_allows_plain_commands(allow_list: CompiledPolicy) -> None:
+    assert _exec(allow_list, "git status $'--short'")[0] == "allow"
