@@ -83,7 +83,8 @@ What is reported
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
   ``cwd`` is a ``RequestError``. The working directory is followed through ``cd``,
-  ``pushd``/``popd``, ``env -C`` and ``sudo -D``: after ``cd /x; ./y`` both
+  ``pushd``/``popd`` (not ``-n``, which moves no shell), ``env -C`` and ``sudo -D``:
+  after ``cd /x; ./y`` both
   ``<cwd>/y`` and ``/x/y`` are reported (the ``cd`` may fail); ``cd /x && ./y``
   reports ``/x/y`` only. When it cannot be known (``cd $D``, ``cd -``, a ``cd`` in a
   loop or a function, after ``eval``/``source``, a physical ``cd -P`` or ``set -P``,
@@ -145,7 +146,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           keyword``, ``bash -k``), where ``NAME=value`` anywhere in a
                           command is an environment assignment, not an argument. Also
                           zsh's ``ARGV0`` (argv[0], as ``exec -a``) and ``HISTFILE``
-                          (written at exit by a shell with history on).
+                          (written at exit by a shell with history on), and an expansion
+                          that assigns a risky name when it is unset (``${CDPATH:=/x}``;
+                          any name for ``${!ref:=x}``).
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
@@ -607,6 +610,11 @@ class _Analyser:
                     self.construct("arithmetic", expansion.text)
                 if expansion.prompt:
                     self.construct("eval", expansion.text)
+                # ${CDPATH:=/tmp} sets CDPATH when it is unset: an assignment too.
+                if expansion.assigns is not None and (
+                    expansion.assigns == "" or risky_variable(expansion.assigns)
+                ):
+                    self.construct("environment-override", expansion.text)
                 continue
             self.construct(expansion.kind, expansion.text)
             if expansion.script is not None:

@@ -179,6 +179,8 @@ def _directory(analyser: Analyser, args: list[Arg], state: State, context: Conte
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
     operands, values = split_operands(texts)
+    if texts[0] in ("pushd", "popd") and "n" in values:
+        return state, state  # -n: only the directory stack changes, not the directory
     known = (
         texts[0] != "popd"
         and "P" not in values  # physical: symlinks resolved, so where it lands is unknown

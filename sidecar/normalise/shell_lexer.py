@@ -528,6 +528,7 @@ class Lexer:
             return
         match = BRACED_PARAMETER.fullmatch(content)
         arithmetic = prompt = False
+        assigns: str | None = None
         if match:
             rest = match["rest"]
             subscript = match["subscript"]
@@ -537,8 +538,12 @@ class Lexer:
                 or (rest.startswith(":") and rest[1:2] not in ("-", "=", "?", "+"))
             )
             prompt = rest == "@P"
+            if rest.startswith(("=", ":=")) and not match["length"]:
+                assigns = "" if match["indirect"] else match["name"]
         prompt = prompt or content.startswith("(")  # zsh flags: (e) re-expands the value
-        expansion = Expansion("parameter", raw, arithmetic=arithmetic, prompt=prompt)
+        expansion = Expansion(
+            "parameter", raw, arithmetic=arithmetic, prompt=prompt, assigns=assigns
+        )
         builder.expansion(expansion, inner.expansions)
 
     def _arithmetic(self, builder: _WordBuilder, start: int, *, opening: str) -> None:

@@ -24,6 +24,14 @@ variables and options, invocation).
   status``, since ``exec`` is stripped. An argv[0] naming another program (``exec -a``,
   runit's ``chpst -b``, ``bwrap --argv0``) is now ``dynamic-command``, and zsh's
   ``ARGV0=...``, which does the same for the next command, ``environment-override``.
+* ``${NAME:=value}`` and ``${NAME=value}`` assign NAME when it is unset: ``: ${CDPATH:=
+  /tmp/planted}; cd workspace && git status`` changes into ``/tmp/planted/workspace``.
+  A policy that allows the ``parameter-expansion`` construct (values it cannot see)
+  allowed this assignment of a risky variable with it; it is now ``environment-override``
+  (any name for ``${!ref:=value}``).
+* ``pushd -n DIR`` only adds DIR to the stack; the analysis moved the shell there, so
+  ``pushd -n /workspace && git status`` from ``/workspace/sub`` matched a rule pinned to
+  ``cwd: /workspace``.
 * ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
   to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
   history`` then any command). ``HISTFILE`` is now an ``environment-override``.
@@ -83,7 +91,14 @@ ALLOW_LIST = """
     version: 1
     defaultAction: deny
     rules:
-      - {id: git-status, action: process.exec, command: git, args: {prefix: [status]}, decision: allow}
+      - id: git-status
+        action: process.exec
+        command: git
+        cwd: /workspace
+        args: {prefix: [status]}
+        decision: allow
+      - {id: builtins, action: process.exec, command: [":", cd, pushd], decision: allow}
+      - {id: values, action: process.exec, command: parameter-expansion, decision: allow}
 """
 
 DENY_LIST = """
@@ -108,8 +123,8 @@ def _constructs(line: str) -> set[str]:
     return {construct.name for construct in _analyse(line).constructs}
 
 
-def _exec(policy: CompiledPolicy, line: str) -> tuple[str, str]:
-    request: dict[str, Any] = {"action": "process.exec", "cwd": "/workspace", "commandLine": line}
+def _exec(policy: CompiledPolicy, line: str, cwd: str = "/workspace") -> tuple[str, str]:
+    request: dict[str, Any] = {"action": "process.exec", "cwd": cwd, "commandLine": line}
     verdict = evaluate_request(policy, request)
     return verdict.decision, verdict.reason
 
@@ -362,3 +377,55 @@ def test_a_deny_list_does_not_let_histfile_be_set(deny_list: CompiledPolicy, lin
 
 def test_an_allow_list_still_allows_plain_commands(allow_list: CompiledPolicy) -> None:
     assert _exec(allow_list, "git status $'--short'")[0] == "allow"
+
+
+# -- directories: pushd -n, and ${CDPATH:=...} -------------------------------------------
+
+
+@needs_bash
+def test_pushd_n_does_not_change_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    assert run_bash("pushd -n sub >/dev/null && pwd -P", tmp_path) == f"{tmp_path}\n"
+
+
+def test_after_pushd_n_a_command_runs_where_it_did(allow_list: CompiledPolicy) -> None:
+    # git status from /workspace/sub, where a planted bare repository's config runs code:
+    # the rule pins /workspace, and pushd -n goes nowhere.
+    decision, _reason = _exec(allow_list, "pushd -n /workspace && git status", "/workspace/sub")
+    assert decision == "deny"
+    git = next(c for c in _analyse("pushd -n /tmp && git status").commands if c.argv[0] == "git")
+    assert git.cwds == ("/workspace",)
+    assert _exec(allow_list, "pushd /workspace && git status", "/workspace/sub")[0] == "allow"
+
+
+@needs_bash
+def test_a_default_value_expansion_assigns_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "planted" / "sub").mkdir(parents=True)
+    (tmp_path / "sub").mkdir()
+    line = f": ${{CDPATH:={tmp_path}/planted}}; cd sub >/dev/null; pwd -P"
+    assert run_bash(line, tmp_path) == f"{tmp_path}/planted/sub\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ": ${CDPATH:=/tmp/planted}; cd workspace && git status",
+        ': "${CDPATH=/tmp/planted}"; cd workspace && git status',
+    ],
+)
+def test_a_policy_allowing_expansions_does_not_allow_assigning_a_risky_one(
+    allow_list: CompiledPolicy, line: str
+) -> None:
+    decision, reason = _exec(allow_list, line, "/")
+    assert decision == "deny"
+    assert "environment-override" in reason
+
+
+def test_an_indirect_default_value_may_assign_any_variable() -> None:
+    assert "environment-override" in _constructs(": ${!ref:=/tmp/planted}")
+
+
+def test_a_default_value_for_another_variable_is_only_an_expansion(
+    allow_list: CompiledPolicy,
+) -> None:
+    assert _exec(allow_list, ": ${x:=1}; cd workspace && git status", "/")[0] == "allow"
