@@ -77,9 +77,12 @@ RISKY_VARIABLES = frozenset(
     # zsh runs an external command with $ARGV0 as its argv[0], and multi-call programs do
     # what argv[0] says (ARGV0=git-push git status pushes): like exec -a.
     | {"ARGV0"}
-    # A shell with history on (set -o history, bash -o history) writes the lines it ran
-    # to $HISTFILE when it exits: a file write no redirection shows.
+    # A shell with history on (set -o history) writes the lines it ran to $HISTFILE when
+    # it exits: a file write no redirection shows.
     | {"HISTFILE"}
+    # A bash -c that sees either (Debian builds bash with SSH_SOURCE_BASHRC) takes itself
+    # for a command run by sshd and first runs ~/.bashrc: startup files, unseen.
+    | {"SSH_CLIENT", "SSH2_CLIENT"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),

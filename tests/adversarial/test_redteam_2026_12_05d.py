@@ -32,6 +32,10 @@ variables and options, invocation).
 * ``pushd -n DIR`` only adds DIR to the stack; the analysis moved the shell there, so
   ``pushd -n /workspace && git status`` from ``/workspace/sub`` matched a rule pinned to
   ``cwd: /workspace``.
+* ``SSH_CLIENT=x bash -c '...'`` (or ``SSH2_CLIENT``): Debian's bash takes itself for a
+  command run by sshd and first runs ~/.bashrc, a startup file the ``startup-files``
+  construct exists to show; it was not reported. Both names are now
+  ``environment-override``.
 * ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
   to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
   history`` then any command). ``HISTFILE`` is now an ``environment-override``.
@@ -429,3 +433,29 @@ def test_a_default_value_for_another_variable_is_only_an_expansion(
     allow_list: CompiledPolicy,
 ) -> None:
     assert _exec(allow_list, ": ${x:=1}; cd workspace && git status", "/")[0] == "allow"
+
+
+# -- SSH_CLIENT: bash -c runs ~/.bashrc ---------------------------------------------------
+
+
+@needs_bash
+def test_ssh_client_makes_bash_c_run_bashrc(tmp_path: Path) -> None:
+    (tmp_path / ".bashrc").write_text("echo BASHRC-RAN\n")
+    assert run_bash("bash -c 'echo INNER'", tmp_path) == "INNER\n"
+    assert run_bash("SSH_CLIENT=1 bash -c 'echo INNER'", tmp_path) == "BASHRC-RAN\nINNER\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "SSH_CLIENT=1 bash -c 'git status'",
+        "export SSH2_CLIENT=1; bash -c 'git status'",
+        "env SSH_CLIENT=1 bash -c 'git status'",
+    ],
+)
+def test_a_deny_list_sees_bash_told_it_runs_under_sshd(
+    deny_list: CompiledPolicy, line: str
+) -> None:
+    decision, reason = _exec(deny_list, line)
+    assert decision == "deny"
+    assert "environment-override" in reason
