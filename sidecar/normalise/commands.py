@@ -157,6 +157,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           what it runs is unknown (also tmux commands other than those
                           unwrapped, a tmux ``#(...)`` format or ``;`` chain, ``screen``
                           with options, a ``systemd-run -p Exec...=`` property).
+``network-redirect``      a redirection to ``/dev/tcp/HOST/PORT`` or ``/dev/udp/...``:
+                          bash connects to HOST, which no ``network.request`` rule
+                          sees (the target is a ``file.write``/``file.read`` too).
 ``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
                           segment: the kernel resolves ``..`` after symlinks, so
                           ``link/../../usr/bin/git`` may run another file than the
@@ -231,7 +234,10 @@ CONSTRUCTS = frozenset(
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
     | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path", "startup-files"}
+    | {"network-redirect"}
 )
+# bash opens a connection for these names instead of a file (redirections only).
+NETWORK_DEVICES = ("/dev/tcp/", "/dev/udp/")
 WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 READ_OPERATORS = frozenset({"<", "<&", "<>"})
 ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"})
@@ -654,6 +660,10 @@ class _Analyser:
                 continue
             self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
+                if path.startswith(NETWORK_DEVICES):
+                    # > /dev/tcp/HOST/PORT: a connection the network.request rules never
+                    # see (the file.write of the name is decided too).
+                    self.construct("network-redirect", f"{redirect.fd or ''}{redirect.op} {path}")
                 if redirect.op in WRITE_OPERATORS:
                     _opened(self.writes, self.counts[True], path, context)
                 if redirect.op in READ_OPERATORS:
