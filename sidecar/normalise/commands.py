@@ -134,7 +134,8 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``chpst -b``, ``bwrap --argv0``).
 ``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
 ``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
-``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``).
+``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``),
+                          or that zsh reads otherwise (``>!file`` is zsh's ``>| file``).
 ``unknown-cwd``           a relative path when the working directory is unknowable.
 ``environment-override``  setting a variable that changes what programs run or load
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
@@ -655,9 +656,14 @@ class _Analyser:
                 continue
             if _is_process_substitution(target):
                 continue  # > >(cmd): a pipe to cmd, whose commands are reported
+            shown = f"{redirect.fd or ''}{redirect.op} {target.raw}"
             if not target.static:
-                self.construct("dynamic-redirect", f"{redirect.fd or ''}{redirect.op} {target.raw}")
+                self.construct("dynamic-redirect", shown)
                 continue
+            if redirect.op in WRITE_OPERATORS and target.raw.startswith("!"):
+                # zsh reads ">!FILE" (">>!", "&>!" ...) as ">|" and writes FILE, where bash
+                # writes "!FILE" (zsh scripts are read as bash here): FILE is not known.
+                self.construct("dynamic-redirect", shown)
             self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
                 if path.startswith(NETWORK_DEVICES):

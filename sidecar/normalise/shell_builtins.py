@@ -77,6 +77,9 @@ RISKY_VARIABLES = frozenset(
     # zsh runs an external command with $ARGV0 as its argv[0], and multi-call programs do
     # what argv[0] says (ARGV0=git-push git status pushes): like exec -a.
     | {"ARGV0"}
+    # zsh's lexer takes the third character of $histchars as its comment character: set
+    # to another one, "#" no longer hides what follows it from a later parse.
+    | {"histchars", "HISTCHARS"}
     # A shell with history on (set -o history) writes the lines it ran to $HISTFILE when
     # it exits: a file write no redirection shows.
     | {"HISTFILE"}

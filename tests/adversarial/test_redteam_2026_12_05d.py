@@ -42,6 +42,14 @@ variables and options, invocation).
   its header says keep holding under broad allow rules: with ``file.*`` of ``/**``
   allowed, the redirection reached the metadata service. It is now also the construct
   ``network-redirect``.
+* zsh scripts are read as bash, and zsh reads ``>!FILE`` (``>>!``, ``&>!``) as ``>|``,
+  "write FILE even with noclobber", where bash writes a file named ``!FILE``:
+  ``zsh -c 'git diff --name-only >!.git/config'`` (coding-agent allows zsh as a shell
+  with startup files) was a write of ``/workspace/!.git/config``, past the rule that
+  keeps the agent out of ``.git``, while zsh wrote ``.git/config`` with file names the
+  agent chose. A write target starting with ``!`` is now ``dynamic-redirect``. zsh also
+  takes its comment character from ``$histchars``: ``histchars`` is now an override.
+  (zsh is not installed where this was written; both are from the zsh manual.)
 * ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
   to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
   history`` then any command). ``HISTFILE`` is now an ``environment-override``.
@@ -522,3 +530,35 @@ def test_the_broad_allows_still_allow_plain_files(
     baseline_with_broad_allows: CompiledPolicy,
 ) -> None:
     assert _exec(baseline_with_broad_allows, "cat /app/config > /tmp/out")[0] == "allow"
+
+
+# -- zsh: >! and histchars -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "zsh -c 'git diff --name-only >!.git/config'",
+        "zsh -c 'git diff --name-only >! .git/config'",
+        "zsh -c 'git diff --name-only >>!.git/config'",
+        "zsh -c 'git diff --name-only &>!.git/config'",
+    ],
+)
+def test_coding_agent_denies_zsh_clobbering_a_file_it_did_not_see(
+    coding_agent: CompiledPolicy, line: str
+) -> None:
+    assert "dynamic-redirect" in _constructs(line)
+    decision, reason = _exec(coding_agent, line)
+    assert decision == "deny"
+    assert "dynamic-redirect" in reason
+
+
+def test_a_file_named_bang_quoted_is_still_a_plain_write() -> None:
+    assert _analyse("git status > '!x'").writes == ("/workspace/!x",)
+
+
+def test_zsh_comment_character_is_an_override(coding_agent: CompiledPolicy) -> None:
+    line = "zsh -c 'histchars=\"!^%\"; git status'"
+    decision, reason = _exec(coding_agent, line)
+    assert decision == "deny"
+    assert "environment-override" in reason
