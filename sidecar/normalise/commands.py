@@ -108,16 +108,18 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``arithmetic``            ``$((...))``, ``((...))``, ``$[...]``, ``let``, ``for ((``,
                           ``[[ -eq/-v ]]``, ``test -v``, array subscripts (also
                           ``a=([i]=v)``), ``${x:n}``,
-                          ``${!x}``, ``declare -i``: bash evaluates variable values as
-                          arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
+                          ``${!x}``, ``declare -i``, zsh's ``integer``/``float``: bash
+                          evaluates variable values as arithmetic there, and
+                          ``a[$(cmd)]`` in a value runs ``cmd``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
                           callback of ``mapfile -C`` (analysed too; also
                           ``unknown-arguments``: bash adds the line read), zsh's
                           ``emulate ... -c CODE`` (analysed too), ``compgen``/
                           ``complete -C/-F`` (analysed; ``unknown-arguments``) and a
                           ``-W`` word list with ``$`` or a backquote (its expansions
-                          analysed), ``fc`` but ``fc -l`` (also ``dynamic-command``:
-                          the history; an ``-e`` editor is analysed), ``bind -x``
+                          analysed), ``fc`` but ``fc -l``, and zsh's/ksh's ``r`` (also
+                          ``dynamic-command``: the history; an ``-e`` editor is
+                          analysed), ``bind -x``
                           (analysed), and a declared array value: ``declare -a
                           'a=(...)'`` (analysed) or a value not known here.
 ``source`` / ``.``        reading a script file into the shell.

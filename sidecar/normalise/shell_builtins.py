@@ -271,10 +271,10 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
     builtin = texts[0]
     operands, values = split_operands(texts, VALUE_OPTIONS.get(builtin, ""))
     display = argv_text(texts)
-    if builtin in DECLARATIONS:
+    if builtin in DECLARATIONS | ZSH_NUMERIC:
         if "n" in values:
             analyser.construct("environment-override", display)  # a nameref: any later name
-        if "i" in values:
+        if "i" in values or builtin in ZSH_NUMERIC:
             analyser.construct("arithmetic", display)
         _array_values(analyser, args, values, state, context)
         assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
@@ -555,6 +555,8 @@ VALUE_OPTIONS = {
     "wait": "p",
 }
 DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
+# zsh's typeset -i and -F: every value assigned to the variable is evaluated as arithmetic.
+ZSH_NUMERIC = frozenset({"integer", "float"})
 VARIABLE_SETTERS = frozenset(
     {"unset", "read", "mapfile", "readarray", "printf", "getopts", "wait", "let"}
 )
@@ -583,5 +585,7 @@ BUILTINS: dict[str, Builtin] = {
     "setopt": _zsh_options,
     "unsetopt": _zsh_options,
     "disable": _disable,
-    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
+    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS | ZSH_NUMERIC, _variables),
+    # zsh's (and ksh's) r is fc -e -: it runs the last command of the history again.
+    "r": _fc,
 }

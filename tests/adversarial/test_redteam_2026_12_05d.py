@@ -49,6 +49,10 @@ variables and options, invocation).
   keeps the agent out of ``.git``, while zsh wrote ``.git/config`` with file names the
   agent chose. A write target starting with ``!`` is now ``dynamic-redirect``. zsh also
   takes its comment character from ``$histchars``: ``histchars`` is now an override.
+  zsh's (and ksh's) ``r`` is ``fc -e -``, which runs the last history entry again
+  (``print -s 'rm -rf /'; r``): now ``eval`` like ``fc``; zsh's ``integer`` and
+  ``float`` (``typeset -i``/``-F``) evaluate every value as arithmetic, like ``declare
+  -i``: now ``arithmetic``.
   (zsh is not installed where this was written; both are from the zsh manual.)
 * ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
   to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
@@ -562,3 +566,20 @@ def test_zsh_comment_character_is_an_override(coding_agent: CompiledPolicy) -> N
     decision, reason = _exec(coding_agent, line)
     assert decision == "deny"
     assert "environment-override" in reason
+
+
+@pytest.mark.parametrize(
+    ("line", "construct"),
+    [
+        ("zsh -f -c 'print -s \"rm -rf /\"; r'", "eval"),
+        ("ksh -c 'r'", "eval"),
+        ("zsh -f -c 'integer n; n=$1'", "arithmetic"),
+        ("zsh -f -c 'float x=1'", "arithmetic"),
+    ],
+)
+def test_a_deny_list_sees_zsh_builtins_that_run_code(
+    deny_list: CompiledPolicy, line: str, construct: str
+) -> None:
+    decision, reason = _exec(deny_list, line)
+    assert decision == "deny"
+    assert construct in reason
