@@ -150,7 +150,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           command is an environment assignment, not an argument. Also
                           zsh's ``ARGV0`` (argv[0], as ``exec -a``), ``HISTFILE``
                           (written at exit by a shell with history on), ``SSH_CLIENT``
-                          (Debian's ``bash -c`` then runs ~/.bashrc), and an expansion
+                          (Debian's ``bash -c`` then runs ~/.bashrc), ``TEXTDOMAIN``
+                          and ``TEXTDOMAINDIR`` (the catalogue ``$"word"`` is translated
+                          through), and an expansion
                           that assigns a risky name when it is unset (``${CDPATH:=/x}``;
                           any name for ``${!ref:=x}``).
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.

@@ -86,6 +86,9 @@ RISKY_VARIABLES = frozenset(
     # A bash -c that sees either (Debian builds bash with SSH_SOURCE_BASHRC) takes itself
     # for a command run by sshd and first runs ~/.bashrc: startup files, unseen.
     | {"SSH_CLIENT", "SSH2_CLIENT"}
+    # bash translates $"word" through the catalogue $TEXTDOMAIN in $TEXTDOMAINDIR (in
+    # any locale but C and POSIX, C.UTF-8 included): a planted one makes $"status" "push".
+    | {"TEXTDOMAIN", "TEXTDOMAINDIR"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),

@@ -54,6 +54,11 @@ variables and options, invocation).
   ``float`` (``typeset -i``/``-F``) evaluate every value as arithmetic, like ``declare
   -i``: now ``arithmetic``.
   (zsh is not installed where this was written; both are from the zsh manual.)
+* ``$"word"`` is translated when bash reads the line, through the catalogue
+  ``$TEXTDOMAIN`` in ``$TEXTDOMAINDIR``, in any locale but C and POSIX (``C.UTF-8``, the
+  usual default of images, included): ``TEXTDOMAINDIR=/workspace/loc TEXTDOMAIN=x`` on
+  one line and ``git $"status"`` on the next runs whatever word the agent's catalogue
+  gives. Both names are now ``environment-override``.
 * ``HISTFILE=FILE``: with history on (``set -o history``), bash writes the lines it ran
   to $HISTFILE when it exits, a file write the gate never saw (``HISTFILE=/etc/x; set -o
   history`` then any command). ``HISTFILE`` is now an ``environment-override``.
@@ -79,10 +84,7 @@ targets, globs in redirection targets; ``PS3`` (select does not expand it);
 ``shopt -s execfail`` (the commands after ``exec`` are reported anyway); extglob
 patterns anywhere else (``@(...)`` and the rest do not parse here: 400).
 
-Left as they are (in the report): ``$"..."`` is translated by gettext with the
-catalogue ``$TEXTDOMAIN`` in ``$TEXTDOMAINDIR``, so a planted catalogue could make
-``$"status"`` another word; this image has only C locales, where bash translates
-nothing, so it was not confirmed. bash 5.3's ``enable NAME`` loads a builtin from
+Left as they are (in the report): bash 5.3's ``enable NAME`` loads a builtin from
 ``$BASH_LOADABLES_PATH`` (which ends in ``.``) when NAME is not one; bash 5.2 here does
 not. ``$'...'`` escapes above 0x7f (``\\xe9``, ``\\u00e9`` in a C
 locale, ``\\c`` before a non-ASCII character) decode to other text than bash's bytes.
@@ -93,6 +95,7 @@ from __future__ import annotations
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -583,3 +586,64 @@ def test_a_deny_list_sees_zsh_builtins_that_run_code(
     decision, reason = _exec(deny_list, line)
     assert decision == "deny"
     assert construct in reason
+
+
+# -- $"...": translated through a catalogue the script may name -----------------------------
+
+
+def _catalogue(translations: dict[str, str]) -> bytes:
+    """A GNU .mo file (little-endian, no hash table) with these translations."""
+    entries = sorted({"": "Content-Type: text/plain; charset=UTF-8\n", **translations}.items())
+    originals = [key.encode() for key, _value in entries]
+    targets = [value.encode() for _key, value in entries]
+    count = len(entries)
+    data = 28 + 16 * count
+    table: list[bytes] = []
+    blobs = b""
+    for strings in (originals, targets):
+        for text in strings:
+            table.append(struct.pack("<2I", len(text), data + len(blobs)))
+            blobs += text + b"\0"
+    header = struct.pack("<7I", 0x950412DE, 0, count, 28, 28 + 8 * count, 0, 0)
+    return header + b"".join(table) + blobs
+
+
+@needs_bash
+def test_bash_translates_a_locale_string_through_a_named_catalogue(tmp_path: Path) -> None:
+    assert BASH is not None
+    messages = tmp_path / "loc" / "C.UTF-8" / "LC_MESSAGES"
+    messages.mkdir(parents=True)
+    (messages / "planted.mo").write_bytes(_catalogue({"status": "TRANSLATED"}))
+    line = f'TEXTDOMAINDIR={tmp_path}/loc TEXTDOMAIN=planted\necho $"status"'
+    done = subprocess.run(
+        [BASH, "-c", line],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.stdout == "TRANSLATED\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # A script of bash -c is read as bash only (dash, which reads $"status" as
+        # "$status", denied the command line itself).
+        "bash -lc 'TEXTDOMAINDIR=/workspace/loc TEXTDOMAIN=planted\ngit $\"status\"'",
+        "bash -lc 'TEXTDOMAIN=planted\ngit $\"status\"'",
+    ],
+)
+def test_coding_agent_denies_naming_a_translation_catalogue(
+    coding_agent: CompiledPolicy, line: str
+) -> None:
+    decision, reason = _exec(coding_agent, line)
+    assert decision == "deny"
+    assert "environment-override" in reason
+
+
+def test_naming_a_catalogue_is_an_override_however_it_is_set() -> None:
+    assert "environment-override" in _constructs('export TEXTDOMAINDIR=/x\ngit $"status"')
+    assert "environment-override" in _constructs("read TEXTDOMAIN")
