@@ -52,8 +52,8 @@ variables and options, invocation).
   zsh's (and ksh's) ``r`` is ``fc -e -``, which runs the last history entry again
   (``print -s 'rm -rf /'; r``): now ``eval`` like ``fc``; zsh's ``integer`` and
   ``float`` (``typeset -i``/``-F``) evaluate every value as arithmetic, like ``declare
-  -i``: now ``arithmetic``.
-  (zsh is not installed where this was written; both are from the zsh manual.)
+  -i``: now ``arithmetic``. (zsh is not installed where this was written: these are
+  from the zsh manual, and their tests check the analysis only.)
 * ``$"word"`` is translated when bash reads the line, through the catalogue
   ``$TEXTDOMAIN`` in ``$TEXTDOMAINDIR``, in any locale but C and POSIX (``C.UTF-8``, the
   usual default of images, included): ``TEXTDOMAINDIR=/workspace/loc TEXTDOMAIN=x`` on
@@ -82,12 +82,19 @@ targets, globs in redirection targets; ``PS3`` (select does not expand it);
 ``shopt -u interactive_comments`` (a non-interactive bash takes comments regardless);
 ``POSIXLY_CORRECT``/``set -o posix`` (nothing the analysis relies on changes);
 ``shopt -s execfail`` (the commands after ``exec`` are reported anyway); extglob
-patterns anywhere else (``@(...)`` and the rest do not parse here: 400).
+patterns anywhere else (``@(...)`` and the rest do not parse here: 400); ``PWD=...``
+(``cd`` keeps its own idea of the directory), ``OLDPWD``/``cd -``, ``DIRSTACK`` and
+``~N`` (unknown directories); ``exec -a`` behind ``command``/``builtin``; a NUL from
+``$'\\0'``/``$'\\x{}'`` ends only its own piece of the word (``$'a\\0b'c`` is ``ac``),
+as here. A generated differential of command lines built from quoting, expansion,
+redirection and keyword pieces (marker functions, an empty PATH) found no command bash
+ran that the analysis neither reported nor covered with a construct.
 
 Left as they are (in the report): bash 5.3's ``enable NAME`` loads a builtin from
 ``$BASH_LOADABLES_PATH`` (which ends in ``.``) when NAME is not one; bash 5.2 here does
-not. ``$'...'`` escapes above 0x7f (``\\xe9``, ``\\u00e9`` in a C
-locale, ``\\c`` before a non-ASCII character) decode to other text than bash's bytes.
+not. ``$'...'`` escapes above 0x7f (``\\xe9``, ``\\u00e9`` in a C locale, ``\\c`` before a
+non-ASCII character) decode to other text than bash's bytes. zsh scripts are still read
+as bash: the zsh findings above are spot checks, not a model of zsh.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -647,3 +655,54 @@ def test_coding_agent_denies_naming_a_translation_catalogue(
 def test_naming_a_catalogue_is_an_override_however_it_is_set() -> None:
     assert "environment-override" in _constructs('export TEXTDOMAINDIR=/x\ngit $"status"')
     assert "environment-override" in _constructs("read TEXTDOMAIN")
+
+
+# -- a differential of command structure against the real bash ----------------------------
+
+# Lines built from quoting, expansion, redirection and keyword pieces, around three marker
+# functions. bash runs each with an empty PATH (nothing but the markers and builtins can
+# run; no piece names a path outside the scratch directory); every marker it runs must be
+# reported, or the analysis must say that what runs depends on a value (dynamic-command).
+STRUCTURE_PIECES = [
+    *("m1", "m2", "m3", " m1", " m2", " m3", " ", " ", " ", "a", "x", "'", '"', "$'", '$"'),
+    *("\\", "\\\\", "${", "}", "$(", ")", "`", ";", " ; ", "&&", "||", "|", "#", "\n", "<<"),
+    *("<<-", "EOF", "\nEOF\n", "{ ", " }", "(", "[[ ", " ]]", "=", "$((", "<(", "$[", "]"),
+    *("\\\n", "$", "x=", "case ", " in ", "esac", "if ", " then ", " fi", "\t", "!", "&", ">"),
+    *("<", "2>&1", "<<<", "{a,b}", "\\'", '\\"', "$'\\''", "'\\''", '"$("', "\\c", "\\x"),
+    *("~", "*", "?", "["),
+]
+MARKERS = ("m1", "m2", "m3")
+
+
+@needs_bash
+def test_bash_runs_no_command_the_analysis_did_not_see(tmp_path: Path) -> None:
+    assert BASH is not None
+    rng = random.Random(20261205)
+    prelude = "".join(f"{marker}() {{ echo '<{marker}>'; }}\n" for marker in MARKERS)
+    compared = 0
+    while compared < 300:
+        pieces = rng.randint(2, 14)
+        line = "".join(rng.choice(STRUCTURE_PIECES) for _ in range(pieces))
+        try:
+            analysis = analyse_command(command_line=line, cwd=str(tmp_path))
+        except RequestError:
+            continue
+        scratch = Path(tempfile.mkdtemp(dir=tmp_path))
+        try:
+            done = subprocess.run(
+                [BASH, "-c", prelude + line],
+                cwd=scratch,
+                env={"PATH": "/nonexistent", "HOME": str(scratch)},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            continue
+        compared += 1
+        reported = {command.argv[0] for command in analysis.commands}
+        ran = {marker for marker in MARKERS if f"<{marker}>" in done.stdout}
+        constructs = {construct.name for construct in analysis.constructs}
+        assert ran <= reported or "dynamic-command" in constructs, line
