@@ -917,6 +917,8 @@ CONSTRUCT_CASES = [
     ("echo x > $f", [("echo", "x")], {"dynamic-redirect", "parameter-expansion"}),
     ("echo x > ~/f", [("echo", "x")], {"dynamic-redirect"}),
     ("echo x > *.txt", [("echo", "x")], {"dynamic-redirect"}),
+    ("echo x > /dev/tcp/a.example/80", [("echo", "x")], {"network-redirect"}),
+    ("exec 3<>/dev/udp/a.example/53", [], {"network-redirect"}),
     ("PATH=/tmp git", [("git",)], {"environment-override"}),
     ("LD_PRELOAD=/x.so git", [("git",)], {"environment-override"}),
     ("export PATH=/x; git", [("export", "PATH=/x"), ("git",)], {"environment-override"}),

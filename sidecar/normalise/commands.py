@@ -83,7 +83,8 @@ What is reported
 * ``argv[0]`` is kept as written when it has no ``/``; otherwise it is normalised
   (``paths.normalise_path``) against the working directory; a relative one without
   ``cwd`` is a ``RequestError``. The working directory is followed through ``cd``,
-  ``pushd``/``popd``, ``env -C`` and ``sudo -D``: after ``cd /x; ./y`` both
+  ``pushd``/``popd`` (not ``-n``, which moves no shell), ``env -C`` and ``sudo -D``:
+  after ``cd /x; ./y`` both
   ``<cwd>/y`` and ``/x/y`` are reported (the ``cd`` may fail); ``cd /x && ./y``
   reports ``/x/y`` only. When it cannot be known (``cd $D``, ``cd -``, a ``cd`` in a
   loop or a function, after ``eval``/``source``, a physical ``cd -P`` or ``set -P``,
@@ -107,16 +108,18 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``arithmetic``            ``$((...))``, ``((...))``, ``$[...]``, ``let``, ``for ((``,
                           ``[[ -eq/-v ]]``, ``test -v``, array subscripts (also
                           ``a=([i]=v)``), ``${x:n}``,
-                          ``${!x}``, ``declare -i``: bash evaluates variable values as
-                          arithmetic there, and ``a[$(cmd)]`` in a value runs ``cmd``.
+                          ``${!x}``, ``declare -i``, zsh's ``integer``/``float``: bash
+                          evaluates variable values as arithmetic there, and
+                          ``a[$(cmd)]`` in a value runs ``cmd``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
                           callback of ``mapfile -C`` (analysed too; also
                           ``unknown-arguments``: bash adds the line read), zsh's
                           ``emulate ... -c CODE`` (analysed too), ``compgen``/
                           ``complete -C/-F`` (analysed; ``unknown-arguments``) and a
                           ``-W`` word list with ``$`` or a backquote (its expansions
-                          analysed), ``fc`` but ``fc -l`` (also ``dynamic-command``:
-                          the history; an ``-e`` editor is analysed), ``bind -x``
+                          analysed), ``fc`` but ``fc -l``, and zsh's/ksh's ``r`` (also
+                          ``dynamic-command``: the history; an ``-e`` editor is
+                          analysed), ``bind -x``
                           (analysed), and a declared array value: ``declare -a
                           'a=(...)'`` (analysed) or a value not known here.
 ``source`` / ``.``        reading a script file into the shell.
@@ -127,10 +130,14 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           input (its static text is analysed too).
 ``dynamic-command``       what runs depends on a value: ``$CMD args``, ``$(...) args``,
                           ``{rm,-rf,/}``, a glob or ``~`` in command position, ``sh -c
-                          "$x"``, a wrapper option or ``env -S`` text with ``$``.
+                          "$x"``, a wrapper option or ``env -S`` text with ``$``; or on
+                          an argv[0] naming another program than the one run (``exec -a
+                          git-push git status``: git runs ``git-push`` as ``git push``;
+                          ``chpst -b``, ``bwrap --argv0``).
 ``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
 ``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
-``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``).
+``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``),
+                          or that zsh reads otherwise (``>!file`` is zsh's ``>| file``).
 ``unknown-cwd``           a relative path when the working directory is unknowable.
 ``environment-override``  setting a variable that changes what programs run or load
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
@@ -140,7 +147,14 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           PATH to its number), ``coproc NAME``, and namerefs
                           (``declare -n``); also keyword mode (``set -k``, ``set -o
                           keyword``, ``bash -k``), where ``NAME=value`` anywhere in a
-                          command is an environment assignment, not an argument.
+                          command is an environment assignment, not an argument. Also
+                          zsh's ``ARGV0`` (argv[0], as ``exec -a``), ``HISTFILE``
+                          (written at exit by a shell with history on), ``SSH_CLIENT``
+                          (Debian's ``bash -c`` then runs ~/.bashrc), ``TEXTDOMAIN``
+                          and ``TEXTDOMAINDIR`` (the catalogue ``$"word"`` is translated
+                          through), and an expansion
+                          that assigns a risky name when it is unset (``${CDPATH:=/x}``;
+                          any name for ``${!ref:=x}``).
 ``command-lookup-override`` ``hash -p`` and ``enable -f``.
 ``unknown-arguments``     the command gets arguments not visible here (``xargs``,
                           ``find -exec ... {}``, ``mapfile -C``).
@@ -148,6 +162,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           what it runs is unknown (also tmux commands other than those
                           unwrapped, a tmux ``#(...)`` format or ``;`` chain, ``screen``
                           with options, a ``systemd-run -p Exec...=`` property).
+``network-redirect``      a redirection to ``/dev/tcp/HOST/PORT`` or ``/dev/udp/...``:
+                          bash connects to HOST, which no ``network.request`` rule
+                          sees (the target is a ``file.write``/``file.read`` too).
 ``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
                           segment: the kernel resolves ``..`` after symlinks, so
                           ``link/../../usr/bin/git`` may run another file than the
@@ -162,7 +179,8 @@ assignments) are ``RequestError`` (400), never a partial analysis. So are the pl
 where bash itself would guess: ``((`` or ``$((`` that bash would re-read as subshells,
 here-document delimiters other than plain words (``EOF``, ``'EOF'``, ``"EOF"``,
 ``\EOF``), a here-document not ended before the end of the text, a descriptor
-assigned to an array element (``{a[1]}>f``).
+assigned to an array element (``{a[1]}>f``), and ``!(`` (a negated subshell, or with
+extglob on a pattern in command position, whose first match bash runs).
 """
 
 from __future__ import annotations
@@ -221,7 +239,10 @@ CONSTRUCTS = frozenset(
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
     | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path", "startup-files"}
+    | {"network-redirect"}
 )
+# bash opens a connection for these names instead of a file (redirections only).
+NETWORK_DEVICES = ("/dev/tcp/", "/dev/udp/")
 WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
 READ_OPERATORS = frozenset({"<", "<&", "<>"})
 ARITHMETIC_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"})
@@ -601,6 +622,11 @@ class _Analyser:
                     self.construct("arithmetic", expansion.text)
                 if expansion.prompt:
                     self.construct("eval", expansion.text)
+                # ${CDPATH:=/tmp} sets CDPATH when it is unset: an assignment too.
+                if expansion.assigns is not None and (
+                    expansion.assigns == "" or risky_variable(expansion.assigns)
+                ):
+                    self.construct("environment-override", expansion.text)
                 continue
             self.construct(expansion.kind, expansion.text)
             if expansion.script is not None:
@@ -634,11 +660,20 @@ class _Analyser:
                 continue
             if _is_process_substitution(target):
                 continue  # > >(cmd): a pipe to cmd, whose commands are reported
+            shown = f"{redirect.fd or ''}{redirect.op} {target.raw}"
             if not target.static:
-                self.construct("dynamic-redirect", f"{redirect.fd or ''}{redirect.op} {target.raw}")
+                self.construct("dynamic-redirect", shown)
                 continue
+            if redirect.op in WRITE_OPERATORS and target.raw.startswith("!"):
+                # zsh reads ">!FILE" (">>!", "&>!" ...) as ">|" and writes FILE, where bash
+                # writes "!FILE" (zsh scripts are read as bash here): FILE is not known.
+                self.construct("dynamic-redirect", shown)
             self.check_dot_dot(target.text)
             for path in self.paths(target.text, state):
+                if path.startswith(NETWORK_DEVICES):
+                    # > /dev/tcp/HOST/PORT: a connection the network.request rules never
+                    # see (the file.write of the name is decided too).
+                    self.construct("network-redirect", f"{redirect.fd or ''}{redirect.op} {path}")
                 if redirect.op in WRITE_OPERATORS:
                     _opened(self.writes, self.counts[True], path, context)
                 if redirect.op in READ_OPERATORS:

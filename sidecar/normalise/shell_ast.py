@@ -28,6 +28,8 @@ class Expansion:
     ``arithmetic`` marks a parameter expansion that evaluates arithmetic (an array
     subscript, a substring offset, an indirect ``${!name}`` reference); ``prompt`` marks
     ``${name@P}``, which expands command substitutions found in the variable's value.
+    ``assigns`` names the variable ``${name=value}``/``${name:=value}`` sets when it is
+    unset (or empty): ``""`` when the name is not known here (``${!ref:=value}``).
     """
 
     kind: ExpansionKind
@@ -35,6 +37,7 @@ class Expansion:
     script: Script | None = None
     arithmetic: bool = False
     prompt: bool = False
+    assigns: str | None = None
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,21 @@ RISKY_VARIABLES = frozenset(
     # and $READNULLCMD for a redirection without a command.
     | {"path", "fpath", "cdpath", "module_path", "MODULE_PATH", "commands", "aliases"}
     | {"galiases", "saliases", "functions", "NULLCMD", "READNULLCMD"}
+    # zsh runs an external command with $ARGV0 as its argv[0], and multi-call programs do
+    # what argv[0] says (ARGV0=git-push git status pushes): like exec -a.
+    | {"ARGV0"}
+    # zsh's lexer takes the third character of $histchars as its comment character: set
+    # to another one, "#" no longer hides what follows it from a later parse.
+    | {"histchars", "HISTCHARS"}
+    # A shell with history on (set -o history) writes the lines it ran to $HISTFILE when
+    # it exits: a file write no redirection shows.
+    | {"HISTFILE"}
+    # A bash -c that sees either (Debian builds bash with SSH_SOURCE_BASHRC) takes itself
+    # for a command run by sshd and first runs ~/.bashrc: startup files, unseen.
+    | {"SSH_CLIENT", "SSH2_CLIENT"}
+    # bash translates $"word" through the catalogue $TEXTDOMAIN in $TEXTDOMAINDIR (in
+    # any locale but C and POSIX, C.UTF-8 included): a planted one makes $"status" "push".
+    | {"TEXTDOMAIN", "TEXTDOMAINDIR"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),
@@ -173,6 +188,8 @@ def _directory(analyser: Analyser, args: list[Arg], state: State, context: Conte
     analyser.report(args, state, context)
     texts = [arg.text for arg in args]
     operands, values = split_operands(texts)
+    if texts[0] in ("pushd", "popd") and "n" in values:
+        return state, state  # -n: only the directory stack changes, not the directory
     known = (
         texts[0] != "popd"
         and "P" not in values  # physical: symlinks resolved, so where it lands is unknown
@@ -257,10 +274,10 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
     builtin = texts[0]
     operands, values = split_operands(texts, VALUE_OPTIONS.get(builtin, ""))
     display = argv_text(texts)
-    if builtin in DECLARATIONS:
+    if builtin in DECLARATIONS | ZSH_NUMERIC:
         if "n" in values:
             analyser.construct("environment-override", display)  # a nameref: any later name
-        if "i" in values:
+        if "i" in values or builtin in ZSH_NUMERIC:
             analyser.construct("arithmetic", display)
         _array_values(analyser, args, values, state, context)
         assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
@@ -541,6 +558,8 @@ VALUE_OPTIONS = {
     "wait": "p",
 }
 DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
+# zsh's typeset -i and -F: every value assigned to the variable is evaluated as arithmetic.
+ZSH_NUMERIC = frozenset({"integer", "float"})
 VARIABLE_SETTERS = frozenset(
     {"unset", "read", "mapfile", "readarray", "printf", "getopts", "wait", "let"}
 )
@@ -569,5 +588,7 @@ BUILTINS: dict[str, Builtin] = {
     "setopt": _zsh_options,
     "unsetopt": _zsh_options,
     "disable": _disable,
-    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS, _variables),
+    **dict.fromkeys(DECLARATIONS | VARIABLE_SETTERS | ZSH_NUMERIC, _variables),
+    # zsh's (and ksh's) r is fc -e -: it runs the last command of the history again.
+    "r": _fc,
 }

@@ -3,10 +3,12 @@
 It follows bash's reading of a script (a superset of POSIX sh): backslash-newline is
 removed everywhere except inside single quotes, comments and quoted here-documents;
 words are quote-removed (``'...'``, ``"..."``, ``$'...'``, ``$"..."``, backslash) and
-the expansions they hold are recorded; ``$(...)`` and ``<(...)`` are read by the parser
-itself, recursively, so the words and here-documents inside them are read exactly as
-the shell would read them. Anything it is not sure about raises ``ShellSyntaxError``:
-the caller turns that into a rejected request, never a guess.
+the expansions they hold are recorded (``$'...'`` is delimited first and then decoded,
+as bash does: an escape never reaches past its closing quote); ``$(...)`` and
+``<(...)`` are read by the parser itself, recursively, so the words and here-documents
+inside them are read exactly as the shell would read them. Anything it is not sure
+about raises ``ShellSyntaxError``: the caller turns that into a rejected request, never
+a guess.
 """
 
 from __future__ import annotations
@@ -413,49 +415,23 @@ class Lexer:
             builder.literal(char, quoted=True)
 
     def _ansi_c_quoted(self, builder: _WordBuilder) -> None:
+        """``$'...'``. bash first finds where the quote ends (a backslash escapes the
+        character after it) and only then decodes the text between: an escape that takes
+        more than one character (``\\c\\\\``, ``\\c`` before the quote) never reaches
+        past the closing quote, so decoding as it reads would end the word elsewhere."""
         self.pos += 1  # the opening quote of $'...'
-        out: list[str] = []
         src = self.src
+        end = self.pos
         while True:
-            if self.pos >= len(src):
+            if end >= len(src):
                 raise self._error("unterminated $'...' quote")
-            char = src[self.pos]
-            if char == "'":
-                self.pos += 1
+            if src[end] == "'":
                 break
-            if char != "\\" or self.pos + 1 >= len(src):
-                out.append(char)
-                self.pos += 1
-                continue
-            self.pos += 1
-            out.append(self._ansi_c_escape())
-        text = "".join(out)
+            end += 2 if src[end] == "\\" else 1
+        text = _ansi_c_decode(src[self.pos : end])
+        self.pos = end + 1
         # A NUL ends the argument, as it does when bash hands it to a program.
         builder.literal(text.split("\x00", 1)[0], quoted=True)
-
-    def _ansi_c_escape(self) -> str:
-        src = self.src
-        char = src[self.pos]
-        self.pos += 1
-        if char in ANSI_C_SIMPLE:
-            return ANSI_C_SIMPLE[char]
-        if char in "01234567":
-            digits = re.match(r"[0-7]{0,2}", src[self.pos :])
-            more = digits.group() if digits else ""
-            self.pos += len(more)
-            return chr(int(char + more, 8) & 0xFF)
-        limits = {"x": 2, "u": 4, "U": 8}
-        if char in limits:
-            digits = re.match(f"[0-9A-Fa-f]{{1,{limits[char]}}}", src[self.pos :])
-            if not digits:
-                return "\\" + char
-            self.pos += digits.end()
-            return _code_point(int(digits.group(), 16))
-        if char == "c" and self.pos < len(src):
-            control = src[self.pos]
-            self.pos += 1
-            return chr(ord(control) & 0x1F) if ord(control) < 0x80 else "\\c" + control
-        return "\\" + char
 
     def _backticks(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
         start = self.pos
@@ -552,6 +528,7 @@ class Lexer:
             return
         match = BRACED_PARAMETER.fullmatch(content)
         arithmetic = prompt = False
+        assigns: str | None = None
         if match:
             rest = match["rest"]
             subscript = match["subscript"]
@@ -561,8 +538,12 @@ class Lexer:
                 or (rest.startswith(":") and rest[1:2] not in ("-", "=", "?", "+"))
             )
             prompt = rest == "@P"
+            if rest.startswith(("=", ":=")) and not match["length"]:
+                assigns = "" if match["indirect"] else match["name"]
         prompt = prompt or content.startswith("(")  # zsh flags: (e) re-expands the value
-        expansion = Expansion("parameter", raw, arithmetic=arithmetic, prompt=prompt)
+        expansion = Expansion(
+            "parameter", raw, arithmetic=arithmetic, prompt=prompt, assigns=assigns
+        )
         builder.expansion(expansion, inner.expansions)
 
     def _arithmetic(self, builder: _WordBuilder, start: int, *, opening: str) -> None:
@@ -651,6 +632,66 @@ class Lexer:
 def _ends_with_continuation(line: str) -> bool:
     backslashes = len(line) - len(line.rstrip("\\"))
     return backslashes % 2 == 1
+
+
+OCTAL_DIGITS = re.compile(r"[0-7]{0,2}")
+HEX_DIGITS = {
+    "x": re.compile(r"[0-9A-Fa-f]{1,2}"),
+    "u": re.compile(r"[0-9A-Fa-f]{1,4}"),
+    "U": re.compile(r"[0-9A-Fa-f]{1,8}"),
+}
+HEX_RUN = re.compile(r"[0-9A-Fa-f]*")
+
+
+def _ansi_c_decode(body: str) -> str:
+    """The text of ``$'body'`` as bash's ``ansicstr`` decodes it (bash 5.2)."""
+    out: list[str] = []
+    index, size = 0, len(body)
+    while index < size:
+        char = body[index]
+        if char != "\\" or index + 1 >= size:
+            out.append(char)
+            index += 1
+            continue
+        char = body[index + 1]
+        index += 2
+        if char in ANSI_C_SIMPLE:
+            out.append(ANSI_C_SIMPLE[char])
+        elif char in "01234567":
+            more = OCTAL_DIGITS.match(body, index)
+            digits = more.group() if more else ""
+            index += len(digits)
+            out.append(chr(int(char + digits, 8) & 0xFF))
+        elif char == "x" and body.startswith("{", index):
+            # \x{HHH...}: any number of hex digits, then an optional "}"; the value's low
+            # byte (\x{165} is "e"), and no digit at all is a NUL, which ends the word.
+            run = HEX_RUN.match(body, index + 1)
+            digits = run.group() if run else ""
+            index += 1 + len(digits)
+            if body.startswith("}", index):
+                index += 1
+            out.append(_code_point(int(digits[-2:] or "0", 16)))
+        elif char in HEX_DIGITS:
+            found = HEX_DIGITS[char].match(body, index)
+            if not found:
+                out.append("\\" + char)
+                continue
+            index = found.end()
+            out.append(_code_point(int(found.group(), 16)))
+        elif char == "c" and index < size:
+            control = body[index]
+            index += 1
+            if control == "\\" and body.startswith("\\", index):
+                index += 1  # POSIX: $'\c\\' is control-backslash, both backslashes taken
+            if control == "?":
+                out.append("\x7f")
+            elif ord(control) < 0x80:
+                out.append(chr(ord(control.upper()) & 0x1F))
+            else:
+                out.append("\\c" + control)
+        else:
+            out.append("\\" + char)  # also \c at the end: passed through
+    return "".join(out)
 
 
 def _code_point(value: int) -> str:

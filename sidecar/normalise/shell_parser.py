@@ -145,6 +145,19 @@ class Parser:
         self._lookahead = None
         return token
 
+    def _refuse_extglob_negation(self, bang: Token) -> None:
+        """``!(cmd)``, ``(`` right after ``!``: a negated subshell, but with extglob on
+        (``bash -O extglob``, ``shopt -s extglob`` on an earlier line) bash reads ``!(...)``
+        as a pattern in command position, whose first match in the directory is run. Which
+        one bash reads is not known here: refused (``! (cmd)`` is the same subshell)."""
+        following = self._peek()
+        if self.posix or following.kind != "op" or following.text not in ("(", "(("):
+            return
+        if not self.lexer.src[bang.end : following.start].replace("\\\n", ""):
+            raise ShellSyntaxError(
+                f"'!(' is a pattern with extglob on; write '! (' (at offset {bang.start})"
+            )
+
     def _unexpected(self, token: Token) -> ShellSyntaxError:
         shown = "end of input" if token.kind == "eof" else repr(token.text)
         return ShellSyntaxError(f"syntax error near {shown} (at offset {token.start})")
@@ -249,6 +262,7 @@ class Parser:
             if self._reserved(token, "!"):
                 self._take()
                 negated = not negated
+                self._refuse_extglob_negation(token)
             elif self._reserved(token, "time"):
                 self._take()
                 following = self._peek()

@@ -1375,7 +1375,7 @@ def _chpst(args: Sequence[Arg]) -> Unwrapped:
     return Unwrapped(
         inner=tuple(args[index:]),
         cwd=cwd,
-        dynamic=_dynamic(args, index + 1),
+        dynamic=_dynamic(args, index + 1) or renamed(name, args[index:]),
         login=name is not None and name.startswith("-"),
     )
 
@@ -1444,6 +1444,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
     index = 1
     cwd = UNKNOWN_CWD
     assigned: list[str] = []
+    argv0: str | None = None
     while index < len(args) and texts[index].startswith("-"):
         text = texts[index]
         index += 1
@@ -1459,8 +1460,10 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
             cwd = directory if directory.startswith("/") else UNKNOWN_CWD
         elif text == "--setenv":
             assigned.append(texts[index])
-        elif text == "--argv0" and texts[index].startswith("-"):
-            return UNPARSED  # a login shell by another name: not modelled
+        elif text == "--argv0":
+            if texts[index].startswith("-"):
+                return UNPARSED  # a login shell by another name: not modelled
+            argv0 = texts[index]
         index += count
     if index >= len(args):
         return UNPARSED  # bwrap needs a command
@@ -1468,7 +1471,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
         inner=tuple(args[index:]),
         cwd=cwd,
         assigned=tuple(assigned),
-        dynamic=_dynamic(args, index + 1),
+        dynamic=_dynamic(args, index + 1) or renamed(argv0, args[index:]),
     )
 
 
@@ -1787,14 +1790,29 @@ COMMAND = OptionSpec(flags="pvV")
 
 def _exec(args: Sequence[Arg]) -> Unwrapped:
     """``exec [-cl] [-a name] command``: ``-l``, or an ``-a`` name starting with ``-``,
-    puts a ``-`` before argv[0], and a shell started so is a login shell."""
+    puts a ``-`` before argv[0], and a shell started so is a login shell. Another ``-a``
+    name is ``dynamic``: see ``renamed``."""
     options, _index = parse_options(_texts(args), 1, EXEC)
     unwrapped = _simple_wrapper(EXEC)(args)
     name = _value(options, "a")
+    if renamed(name, unwrapped.inner):
+        unwrapped = replace(unwrapped, dynamic=True)
     login = "l" in _names(options) or (name is not None and name.startswith("-"))
     if login and unwrapped.inner and not unwrapped.unparsed:  # "exec -l" alone runs nothing
         return replace(unwrapped, login=True)
     return unwrapped
+
+
+def renamed(argv0: str | None, inner: Sequence[Arg]) -> bool:
+    """Whether a wrapper runs ``inner`` with an argv[0] (``exec -a NAME``, ``chpst -b``,
+    ``bwrap --argv0``) that names another program than the one run. Multi-call programs
+    do what argv[0] says: git runs ``git-push`` as ``git push`` (``exec -a git-push git
+    status`` pushes), busybox runs the applet named. A ``-`` before the name (a login
+    shell) is not a rename."""
+    if argv0 is None or not inner:
+        return False
+    name = argv0.removeprefix("-").rsplit("/", 1)[-1]
+    return not inner[0].static or name != inner[0].text.rsplit("/", 1)[-1]
 
 
 def _login_prefix(args: Sequence[Arg]) -> Unwrapped:
