@@ -25,6 +25,7 @@ import asyncio
 from typing import Any
 
 MAX_HEAD_BYTES = 64 * 1024
+_LINGER_SECONDS = 2.0  # how long a refused connection's input is read and dropped
 
 _MESSAGE_431 = b"request line and headers exceed 64 KiB\n"
 _RESPONSE_431 = (
@@ -118,9 +119,19 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
         def _refuse(self) -> None:
             self._refused = True
             self._in_message = False
-            if not self.transport.is_closing():
-                self.transport.write(_RESPONSE_431)
+            if self.transport.is_closing():
+                return
+            self.transport.write(_RESPONSE_431)
+            if not self.transport.can_write_eof():
                 self.transport.close()
+                return
+            # A lingering close (RFC 9112 section 9.6): closed at once with the rest of
+            # the head unread, the kernel would answer it with a reset that can discard
+            # the 431 before the client reads it. So the gate stops writing, reads on
+            # (discarding, see data_received) and closes at the client's end of input
+            # (uvicorn's eof_received lets asyncio close the transport), or after a moment.
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
     return HeadLimitedHttpToolsProtocol
 

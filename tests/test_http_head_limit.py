@@ -6,6 +6,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,10 +114,12 @@ def _send_whole(daemon: Daemon, request: bytes) -> bytes:
         return b"".join(chunks)
 
 
-@pytest.mark.parametrize("over", [1, 4096, 100_000])
+@pytest.mark.parametrize("over", [1, 4096, 100_000, 1_000_000])
 def test_a_head_over_the_cap_written_in_one_piece_gets_431(gate: Daemon, over: int) -> None:
     # The cap was counted only while a request was incomplete after a read: a head that
-    # arrived whole in one read (70 KB did, on the loopback) was served.
+    # arrived whole in one read (70 KB did, on the loopback) was served. A head far over
+    # the cap is still being sent when the 431 is written: the gate reads the rest and
+    # drops it, since closing with it unread would reset the connection under the client.
     assert _head_of(1000).endswith(b"a\r\n\r\n") and len(_head_of(1000)) == 1000
     answer = _send_whole(gate, _head_of(MAX_HEAD_BYTES + over))
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
@@ -171,3 +174,22 @@ def test_the_gate_does_not_start_without_httptools(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "tollgate: cannot start: httptools is not installed" in result.stderr
     assert not audit.exists()  # nothing was written
+
+
+def test_after_a_431_the_rest_of_the_request_is_read_not_reset(gate: Daemon) -> None:
+    """A client still sending its oversized head when the 431 comes must be able to
+    finish and read the answer: the gate half-closes and drops what follows (a lingering
+    close), rather than closing with input unread, which resets the connection."""
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as sock:
+        sock.sendall(_head_of(MAX_HEAD_BYTES + 100)[:-4])  # over the cap, and not finished
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        time.sleep(0.2)  # the gate has answered; a reset would have come by now
+        for _ in range(4):
+            sock.sendall(b"X-More: " + b"a" * 16_000 + b"\r\n")
+            time.sleep(0.05)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):  # then the gate closes: end of input, no reset
+            pass
