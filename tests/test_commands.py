@@ -881,7 +881,7 @@ CONSTRUCT_CASES = [
     (
         "zsh -f -c 'emulate sh -c \"rm x\"'",
         [("emulate", "sh", "-c", "rm x"), ("rm", "x")],
-        {"eval"},
+        {"eval", "unmodelled-shell"},
     ),
     ("emulate -L zsh", [("emulate", "-L", "zsh")], set()),
     (
@@ -955,20 +955,67 @@ CONSTRUCT_CASES = [
     ("bash --login -c 'npm test'", [("npm", "test")], {"startup-files"}),
     ("sh -l -c a", [("a",)], {"startup-files"}),
     ("bash -xlc a", [("a",)], {"startup-files"}),
-    ("zsh -c a", [("a",)], {"startup-files"}),
-    ("/usr/bin/zsh -ec a", [("a",)], {"startup-files"}),
-    ("zsh -o norcs -c a", [("a",)], set()),  # only /etc/zshenv, the image's own
-    ("zsh -o rcs -c a", [("a",)], {"startup-files"}),
-    ("zsh -f -c a", [("a",)], set()),
-    ("zsh -fc a", [("a",)], set()),
-    ("zsh --no-rcs -c a", [("a",)], set()),
-    ("zsh +o rcs -c a", [("a",)], set()),
-    ("zsh +o RCS -c a", [("a",)], set()),
+    # (zsh's scripts are also unmodelled-shell: the gate reads them as bash.)
+    ("zsh -c a", [("a",)], {"startup-files", "unmodelled-shell"}),
+    ("/usr/bin/zsh -ec a", [("a",)], {"startup-files", "unmodelled-shell"}),
+    ("zsh -o norcs -c a", [("a",)], {"unmodelled-shell"}),  # only /etc/zshenv, the image's
+    ("zsh -o rcs -c a", [("a",)], {"startup-files", "unmodelled-shell"}),
+    ("zsh -f -c a", [("a",)], {"unmodelled-shell"}),
+    ("zsh -fc a", [("a",)], {"unmodelled-shell"}),
+    ("zsh --no-rcs -c a", [("a",)], {"unmodelled-shell"}),
+    ("zsh +o rcs -c a", [("a",)], {"unmodelled-shell"}),
+    ("zsh +o RCS -c a", [("a",)], {"unmodelled-shell"}),
     ("bash -c a", [("a",)], set()),
     ("bash +l -c a", [("a",)], set()),
     ("bash --noprofile --norc -c a", [("a",)], set()),
     ("bash --login --noprofile -c a", [("a",)], set()),
     ("bash -l script.sh", [("bash", "-l", "script.sh")], {"startup-files"}),
+    # Shells the analysis does not model: their scripts are read as bash (and dash) read
+    # them, and are unmodelled-shell too; bash, sh, dash, ash are modelled.
+    ("ksh -c 'git status'", [("git", "status")], {"unmodelled-shell"}),
+    ("/bin/mksh -c 'git status'", [("git", "status")], {"unmodelled-shell"}),
+    ("ksh93 -c 'git status'", [("git", "status")], {"unmodelled-shell"}),
+    ("yash -c 'git status'", [("git", "status")], {"unmodelled-shell"}),
+    (
+        "busybox hush -c 'git status'",
+        [("busybox", "hush", "-c", "git status"), ("git", "status")],
+        {"unmodelled-shell"},
+    ),
+    (
+        "env zsh -f -c 'git status'",
+        [("env", "zsh", "-f", "-c", "git status"), ("git", "status")],
+        {"unmodelled-shell"},
+    ),
+    (
+        'zsh -f -c "$x"',
+        [("zsh", "-f", "-c", "$x")],
+        {"dynamic-command", "parameter-expansion", "unmodelled-shell"},
+    ),
+    (
+        "zsh -f <<< 'git status'",
+        [("git", "status"), ("zsh", "-f")],
+        {"heredoc-to-shell", "unmodelled-shell"},
+    ),
+    (
+        "mksh -s <<< 'git status'",
+        [("git", "status"), ("mksh", "-s")],
+        {"heredoc-to-shell", "unmodelled-shell"},
+    ),
+    ("sh -c 'git status'", [("git", "status")], set()),
+    ("dash -c 'git status'", [("git", "status")], set()),
+    ("ash -c 'git status'", [("git", "status")], set()),
+    ("rbash -c 'git status'", [("git", "status")], set()),
+    ("bash-static -c 'git status'", [("git", "status")], set()),
+    (
+        "busybox sh -c 'git status'",
+        [("busybox", "sh", "-c", "git status"), ("git", "status")],
+        set(),
+    ),
+    # No script the gate reads: the shell is decided as itself, like bash.
+    ("zsh -f", [("zsh", "-f")], set()),
+    ("ksh", [("ksh",)], set()),
+    ("ksh script.sh", [("ksh", "script.sh")], set()),
+    ("echo x | zsh -f", [("echo", "x"), ("zsh", "-f")], set()),
 ]
 
 

@@ -35,7 +35,11 @@ What is reported
   word), is reported as itself as well as unwrapped. A login shell (``-l``; also one
   started by ``exec -l``, ``sudo -i``, ``su -`` ...: ``Unwrapped.login``) and zsh
   (unless its rcs option ends up off) first run startup files the gate cannot see: the
-  construct ``startup-files``, and their script is unwrapped all the same. Other languages
+  construct ``startup-files``, and their script is unwrapped all the same. A script
+  (``-c``, or a here-document or here-string on standard input) run by a shell other
+  than those modelled (``MODELLED_SHELLS``: ``sh bash rbash dash ash bash-static``) is
+  the construct ``unmodelled-shell`` as well: it is read as bash reads it, which zsh,
+  ksh and the others do not always do. Other languages
   (``fish``, ``python -c``, ``awk``, ``git -c alias...``) are programs like any other.
 * Wrappers are unwrapped (``shell_wrappers``): ``env`` (``VAR=x``, ``-i``, ``-u``,
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
@@ -70,7 +74,8 @@ What is reported
 * zsh's ``repeat COUNT command`` (zsh scripts are parsed as bash) reports both
   ``repeat`` and the command it repeats; a count other than digits is ``arithmetic``.
   zsh syntax bash lacks (glob qualifiers, ``=(...)``, anonymous functions, ``always``,
-  short loop forms) does not parse and is a ``RequestError``.
+  short loop forms) does not parse and is a ``RequestError``; zsh syntax that bash
+  parses otherwise is why a zsh script is ``unmodelled-shell``.
 * A command (and a redirection) that may run an unknown number of times is marked
   ``repeated``, with why: in a loop body or a ``while``/``until`` condition (a ``for``'s
   words are expanded once; a ``for ((;;))`` header is repeated), a function body, a
@@ -165,6 +170,12 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``network-redirect``      a redirection to ``/dev/tcp/HOST/PORT`` or ``/dev/udp/...``:
                           bash connects to HOST, which no ``network.request`` rule
                           sees (the target is a ``file.write``/``file.read`` too).
+``unmodelled-shell``      a script run by a shell this analysis does not model (zsh,
+                          ksh, ksh93, mksh, yash, posh, hush ...: not in
+                          ``MODELLED_SHELLS``): its ``-c`` script or the here-document
+                          it reads is analysed as bash (and dash) read it, but that
+                          shell reads some of it otherwise (zsh's ``=cmd``,
+                          ``${(e)x}``, option names; ksh93's ``.sh`` disciplines).
 ``dot-dot-path``          a program, redirection or ``env -C`` path with a ``..``
                           segment: the kernel resolves ``..`` after symlinks, so
                           ``link/../../usr/bin/git`` may run another file than the
@@ -239,7 +250,7 @@ CONSTRUCTS = frozenset(
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
     | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path", "startup-files"}
-    | {"network-redirect"}
+    | {"network-redirect", "unmodelled-shell"}
 )
 # bash opens a connection for these names instead of a file (redirections only).
 NETWORK_DEVICES = ("/dev/tcp/", "/dev/udp/")
@@ -257,6 +268,11 @@ BASH_DIALECTS = frozenset(
     {"bash", "rbash", "zsh", "ksh", "ksh93", "mksh", "lksh", "pdksh"}
     | {"bash-static", "zsh-static", "mksh-static"}
 )
+# The shells this analysis models (bash, and dash as POSIX sh; ash is busybox's sh and
+# dash's ancestor). A script any other shell runs (zsh, ksh, mksh, yash ...) is still
+# read as bash or dash read it, but that shell reads some text otherwise (zsh's glob
+# qualifiers and ``=cmd``, ksh93's disciplines ...): it is ``unmodelled-shell`` too.
+MODELLED_SHELLS = frozenset({"sh", "bash", "rbash", "dash", "ash", "bash-static"})
 
 
 @dataclass(frozen=True)
@@ -910,6 +926,12 @@ class _Analyser:
         if CD_UNKNOWABLE & invocation.options:
             self.construct("unknown-cwd", display)
             inside_state = frozenset({UNKNOWN_CWD})
+        # A script given to it (the -c one, or what it reads from a here-document): a
+        # shell reading the agent's stdin or a script file is decided as itself anyway.
+        if program not in MODELLED_SHELLS and (
+            invocation.kind == "script" or (invocation.kind == "stdin" and stdin)
+        ):
+            self.construct("unmodelled-shell", display)
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted or invocation.interactive:
                 self.report(args, state, context)

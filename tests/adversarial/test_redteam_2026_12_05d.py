@@ -105,6 +105,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,25 @@ DENY_LIST = """
 @pytest.fixture(scope="module")
 def coding_agent() -> CompiledPolicy:
     return load_policy_file(POLICIES / "coding-agent.yaml")
+
+
+# A rule that allows the scripts of shells the analysis reads as bash (zsh, ksh ...): a
+# policy taking that reading still denies what the gate finds inside the script.
+ALLOW_UNMODELLED_SHELLS = (
+    "  - {id: other-shells, action: process.exec, command: unmodelled-shell, decision: allow}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def coding_agent_with_zsh() -> CompiledPolicy:
+    text = (POLICIES / "coding-agent.yaml").read_text(encoding="utf-8") + ALLOW_UNMODELLED_SHELLS
+    return load_policy_bytes(text.encode(), "coding-agent-with-zsh.yaml")
+
+
+@pytest.fixture(scope="module")
+def deny_list_with_zsh() -> CompiledPolicy:
+    text = textwrap.dedent(DENY_LIST) + ALLOW_UNMODELLED_SHELLS
+    return load_policy_bytes(text.encode(), "deny-list-with-zsh.yaml")
 
 
 def _analyse(line: str) -> CommandAnalysis:
@@ -346,10 +366,11 @@ def test_git_runs_the_subcommand_its_argv0_names(tmp_path: Path) -> None:
     ],
 )
 def test_coding_agent_denies_an_argv0_that_names_another_program(
-    coding_agent: CompiledPolicy, line: str, construct: str
+    coding_agent: CompiledPolicy, coding_agent_with_zsh: CompiledPolicy, line: str, construct: str
 ) -> None:
     assert construct in _constructs(line)
-    decision, reason = _exec(coding_agent, line)
+    assert _exec(coding_agent, line)[0] == "deny"
+    decision, reason = _exec(coding_agent_with_zsh, line)
     assert decision == "deny"
     assert construct in reason
 
@@ -560,10 +581,11 @@ def test_the_broad_allows_still_allow_plain_files(
     ],
 )
 def test_coding_agent_denies_zsh_clobbering_a_file_it_did_not_see(
-    coding_agent: CompiledPolicy, line: str
+    coding_agent: CompiledPolicy, coding_agent_with_zsh: CompiledPolicy, line: str
 ) -> None:
     assert "dynamic-redirect" in _constructs(line)
-    decision, reason = _exec(coding_agent, line)
+    assert _exec(coding_agent, line)[0] == "deny"
+    decision, reason = _exec(coding_agent_with_zsh, line)
     assert decision == "deny"
     assert "dynamic-redirect" in reason
 
@@ -572,9 +594,12 @@ def test_a_file_named_bang_quoted_is_still_a_plain_write() -> None:
     assert _analyse("git status > '!x'").writes == ("/workspace/!x",)
 
 
-def test_zsh_comment_character_is_an_override(coding_agent: CompiledPolicy) -> None:
+def test_zsh_comment_character_is_an_override(
+    coding_agent: CompiledPolicy, coding_agent_with_zsh: CompiledPolicy
+) -> None:
     line = "zsh -c 'histchars=\"!^%\"; git status'"
-    decision, reason = _exec(coding_agent, line)
+    assert _exec(coding_agent, line)[0] == "deny"
+    decision, reason = _exec(coding_agent_with_zsh, line)
     assert decision == "deny"
     assert "environment-override" in reason
 
@@ -589,9 +614,10 @@ def test_zsh_comment_character_is_an_override(coding_agent: CompiledPolicy) -> N
     ],
 )
 def test_a_deny_list_sees_zsh_builtins_that_run_code(
-    deny_list: CompiledPolicy, line: str, construct: str
+    deny_list: CompiledPolicy, deny_list_with_zsh: CompiledPolicy, line: str, construct: str
 ) -> None:
-    decision, reason = _exec(deny_list, line)
+    assert _exec(deny_list, line)[0] == "deny"
+    decision, reason = _exec(deny_list_with_zsh, line)
     assert decision == "deny"
     assert construct in reason
 
