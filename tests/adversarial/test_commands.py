@@ -430,6 +430,9 @@ ENVIRONMENT = [
     "GIT_EXTERNAL_DIFF=/tmp/x git diff",
     "GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.pager GIT_CONFIG_VALUE_0=x git log",
     "PAGER='rm -rf /' git log",
+    "LESS='+!rm -rf /' git log",  # less runs its start-up command when git pages
+    "LESSKEY=/workspace/keys git log",
+    "LESSKEY_CONTENT='#env\nLESS=+!rm -rf /' git log",
     "PROMPT_COMMAND='rm -rf /' bash -i",
     "SHELLOPTS=xtrace PS4='$(rm -rf /)' bash -c 'git status'",
     "NODE_OPTIONS='--require /tmp/x.js' node app.js",
