@@ -13,10 +13,11 @@ the socket until the request is complete: the head, and after a chunked body its
 fields, which httptools hands uvicorn as more header fields to keep (and the chunks'
 framing, a few bytes per chunk). So a client that pipelines requests can be charged for
 the tail of the previous request that shares a chunk with the next head; agents' clients
-send one request at a time. A head whose end arrives in the chunk being read is parsed
-before that count is taken, so it is measured again when it is complete, from the
-request line and the header fields uvicorn keeps, before the request is dispatched: a
-head over the cap written in one piece was served.
+send one request at a time. Such a client still gets its answers in order: the 431 is
+written after the responses to the requests before it. A head whose end arrives in the
+chunk being read is parsed before that count is taken, so it is measured again when it
+is complete, from the request line and the header fields uvicorn keeps, before the
+request is dispatched: a head over the cap written in one piece was served.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
             self._head_bytes = 0  # bytes of the request so far that are not its body
             self._body_bytes = 0  # body bytes in the chunk being parsed
             self._chunk_bytes = 0  # size of the chunk being parsed
-            self._refused = False  # answered 431: nothing more on this connection is parsed
+            self._refused = False  # over the cap: nothing more on this connection is parsed
+            self._answered = False  # the 431 is written
+            self._head_done = False  # the request being parsed has its cycle
 
         def on_message_begin(self) -> None:
             self._in_message = True
+            self._head_done = False
             self._head_bytes = 0
             super().on_message_begin()
 
@@ -75,6 +79,7 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
                 self._refuse()
                 return
             super().on_headers_complete()
+            self._head_done = True
 
         def on_body(self, body: bytes) -> None:
             if self._refused:
@@ -116,11 +121,26 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
             fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
             return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._refused and self.cycle.response_complete:
+                self._answer_431()  # the last response before the refused request is out
+
         def _refuse(self) -> None:
             self._refused = True
             self._in_message = False
-            if self.transport.is_closing():
+            # A client that pipelines reads answers in order: the 431 to a head waits for
+            # the responses to the requests before it (on_response_complete), or it would
+            # be read as the answer to a check the gate decided and recorded otherwise.
+            # Trailer fields over the cap come after their request's own head: its cycle
+            # runs, and is answered 431 now, its application seeing a disconnect.
+            if self._head_done or self.cycle is None or self.cycle.response_complete:
+                self._answer_431()
+
+        def _answer_431(self) -> None:
+            if self._answered or self.transport.is_closing():
                 return
+            self._answered = True
             self.transport.write(_RESPONSE_431)
             if not self.transport.can_write_eof():
                 self.transport.close()

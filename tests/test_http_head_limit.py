@@ -193,3 +193,27 @@ def test_after_a_431_the_rest_of_the_request_is_read_not_reset(gate: Daemon) -> 
         sock.shutdown(socket.SHUT_WR)
         while sock.recv(65536):  # then the gate closes: end of input, no reset
             pass
+
+
+def test_a_pipelined_check_is_answered_before_the_431_of_the_head_after_it(
+    gate: Daemon,
+) -> None:
+    """Answers come in request order: a check sent ahead of an oversized head in the same
+    write gets its own answer (the one its audit record holds), and only then the 431."""
+    check = (
+        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(CHECK), CHECK)
+    )
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as sock:
+        # No half-close after it: uvicorn takes the end of a client's input as a
+        # disconnect, and drops the answer in flight.
+        sock.sendall(check + _head_of(MAX_HEAD_BYTES + 100))
+        answer = b""
+        while not answer.endswith(b"exceed 64 KiB\n"):
+            chunk = sock.recv(65536)
+            assert chunk, answer[:300]
+            answer += chunk
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert b'"allowed":true' in rest.replace(b" ", b"")
+    assert rest.count(b"HTTP/1.1 ") == 1 and b"HTTP/1.1 431 " in rest, rest[:300]
