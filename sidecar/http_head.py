@@ -72,10 +72,7 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
         def on_headers_complete(self) -> None:
             if self._refused:
                 return
-            # Only a head that may be over the cap is measured: one integer test per request.
-            if self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
-                self._complete_head_bytes() > MAX_HEAD_BYTES
-            ):
+            if self._over_the_cap():
                 self._refuse()
                 return
             super().on_headers_complete()
@@ -93,9 +90,7 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
                 return
             # Trailer fields that arrived whole with the end of a chunked body: the app has
             # the request, not its end, and sees the connection close instead.
-            if self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
-                self._complete_head_bytes() > MAX_HEAD_BYTES
-            ):
+            if self._over_the_cap():
                 self._refuse()
                 return
             super().on_message_complete()
@@ -112,6 +107,13 @@ def _protocol_class() -> type[asyncio.Protocol] | None:
             self._head_bytes += max(len(data) - self._body_bytes, 0)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse()
+
+        def _over_the_cap(self) -> bool:
+            """Whether the complete head (or trailer block) parsed just now is over the cap;
+            only one that may be is measured: one integer test per request."""
+            return self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
+                self._complete_head_bytes() > MAX_HEAD_BYTES
+            )
 
         def _complete_head_bytes(self) -> int:
             """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
