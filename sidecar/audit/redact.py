@@ -36,13 +36,16 @@ _SECRET_NAMES = (
     # The signature of a pre-signed URL (S3 X-Amz-Signature, GCS X-Goog-Signature, Azure
     # SAS sig) grants access until it expires, like a token.
     r"|signature|sig"
-    # OAuth PKCE: the verifier redeems an authorization code, as the client secret does.
-    r"|code[_-]?verifier"
+    # OAuth PKCE: the verifier redeems an authorization code, as the client secret does;
+    # the device flow's device code is polled for the tokens (RFC 8628).
+    r"|code[_-]?verifier|device[_-]?code"
 )
 # Literals a string must hold for the password patterns, and for the secret patterns
 # (every name of _SECRET_NAMES holds one of them), before the regex is tried.
 _PASSWORD_LITERALS = ("pass", "pwd")
-_SECRET_LITERALS = ("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier")
+_SECRET_LITERALS = (
+    *("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier", "device"),
+)
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
 # invalidRequest record or JSON carried inside a string: then the secret runs to the
@@ -570,6 +573,7 @@ _SECRET_KEY_SUFFIXES = (
     ("credential", "secret"),
     ("credentials", "secret"),
     ("codeverifier", "secret"),
+    ("devicecode", "secret"),
 )
 
 
@@ -602,7 +606,7 @@ _TRIGGERS = (
 # A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
 _NAME_CORE = (
     r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credential|sig|code[-_]?verifier)"
+    r"|credential|sig|code[-_]?verifier|device[-_]?code)"
 )
 _NAME_WORDS = _NAME_CORE + r"[A-Za-z0-9_-]*"
 # An option word naming a secret ("--password", "-db_token"), at the start of a string

@@ -57,6 +57,9 @@ FORMS: list[tuple[str, tuple[str, ...], str, str]] = [
     (f"curl -d 'code={PW}&grant_type=authorization_code' https://idp", (PW,), "secret", "&grant_type="),
     (f"curl --data-urlencode code={PW} https://idp/token", (PW,), "secret", "https://idp/token"),
     (f"curl -d code_verifier={PW} https://idp/token", (PW,), "secret", "code_verifier=["),
+    # The device flow (RFC 8628): the device code is polled for the tokens.
+    (f"curl -d device_code={PW} https://idp/token", (PW,), "secret", "device_code=["),
+    (f"curl 'https://idp/token?device_code={PW}&x=1'", (PW,), "secret", "&x=1"),
     (f"curl -d client_secret={PW} -d refresh_token={PW2} https://idp", (PW, PW2), "secret", "https://idp"),
     (f"curl -d id_token={PW} https://idp", (PW,), "secret", "https://idp"),
     (f"docker login -u bot -p {PW} registry.io", (PW,), "password", "registry.io"),
@@ -195,6 +198,15 @@ def test_a_json_body_carrying_an_oauth_code_verifier() -> None:
     assert out["code_verifier"] == Redactor(KEY).tag("secret", PW)
     assert out["codeVerifier"] == Redactor(KEY).tag("secret", PW2)
     assert out["code"] == 200  # a status code is no secret
+
+
+def test_a_json_body_carrying_an_oauth_device_code() -> None:
+    body = {"request": {"context": {"device_code": PW, "deviceCode": PW2, "user_code": "WDJB"}}}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = Redactor(KEY).redact(body)["request"]["context"]
+    assert out["device_code"] == Redactor(KEY).tag("secret", PW)
+    assert out["deviceCode"] == Redactor(KEY).tag("secret", PW2)
+    assert out["user_code"] == "WDJB"  # shown to the person who approves: no secret
 
 
 _filler = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
