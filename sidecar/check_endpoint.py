@@ -4,7 +4,9 @@ The agent calls /check before every action, so this one route skips Starlette's
 request and response objects, routing and middleware: it reads the body straight from
 the ASGI ``receive`` channel (with the body limit), hands it to ``Gate.check`` and sends
 one JSON answer with its length. /check with another method is answered 405 here;
-every other request goes to the Starlette app unchanged.
+every other request goes to the Starlette app unchanged. The usual shape of a check
+does not even reach ASGI: the server's protocol answers it (sidecar/check_protocol.py),
+through ``check_body`` as this handler does.
 
 The answers are the ones the Starlette route gave: the same JSON error shape with
 ``allowed: false``, 413 for a body over the limit, 400 for a client that left, and 500
@@ -33,6 +35,7 @@ _logger = logging.getLogger("tollgate.check")
 CHECK_PATHS = frozenset({"/check", "/v1/check"})
 # JSON answers: compact, UTF-8 (not \u-escaped), as every answer of the gate is.
 encode_json = msgspec.json.Encoder().encode
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 class BodyTooLarge(Exception):
@@ -70,10 +73,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES)
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def listen_url(scope: Scope) -> str | None:
-    """The URL of the socket this request arrived on (not the Host header, which the
-    client chooses), for the approve command line in notifications."""
-    server = scope.get("server")
+def listen_url(server: tuple[str, int | None] | None) -> str | None:
+    """The URL of the socket a request arrived on (ASGI's ``server``: not the Host
+    header, which the client chooses), for the approve command line in notifications."""
     if not server or server[1] is None:
         return None
     host, port = server
@@ -91,11 +93,29 @@ def configured_url(host: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+async def check_body(gate: Gate, body: bytes, server: tuple[str, int | None] | None) -> Answer:
+    """``Gate.check`` of a body read whole, as both ways of serving /check run it (this
+    ASGI handler and sidecar/check_protocol.py)."""
+    if gate.approvals.gate_url is None:
+        gate.approvals.gate_url = listen_url(server)
+    try:
+        return await gate.check(body)
+    except Exception as exc:
+        return internal_error(exc)
+
+
+def internal_error(exc: Exception) -> Answer:
+    """The Starlette app's server_error answer, fail closed. A bug, not a decision: no
+    record says why, so the log must."""
+    _logger.error("check failed with an internal error (answered 500, deny)", exc_info=exc)
+    return Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
+
+
 async def send_json(
     send: Send, status: int, payload: Any, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     body = encode_json(payload)
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(body))]
     headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -122,10 +142,8 @@ class CheckEndpoint:
             return
         try:
             answer = await self._check(scope, receive)
-        except Exception as exc:  # the Starlette app's server_error answer, fail closed
-            # A bug, not a decision: no record says why, so the log must.
-            _logger.exception("check failed with an internal error (answered 500, deny)")
-            answer = Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
+        except Exception as exc:
+            answer = internal_error(exc)
         await send_json(send, answer.status, answer.payload)
 
     async def _check(self, scope: Scope, receive: Receive) -> Answer:
@@ -135,6 +153,4 @@ class CheckEndpoint:
             return await self.gate.too_large()
         except ClientGone:
             return Answer(400, error_payload("invalid_request", "client disconnected"))
-        if self.gate.approvals.gate_url is None:
-            self.gate.approvals.gate_url = listen_url(scope)
-        return await self.gate.check(body)
+        return await check_body(self.gate, body, scope.get("server"))

@@ -18,12 +18,16 @@ written after the responses to the requests before it. A head whose end arrives 
 chunk being read is parsed before that count is taken, so it is measured again when it
 is complete, from the request line and the header fields uvicorn keeps, before the
 request is dispatched: a head over the cap written in one piece was served.
+
+Importing this module needs httptools; ``sidecar.server.http_protocol`` imports it, and
+says so when httptools is missing.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 _LINGER_SECONDS = 2.0  # how long a refused connection's input is read and dropped
@@ -39,139 +43,120 @@ _RESPONSE_431 = (
 ) % (len(_MESSAGE_431), _MESSAGE_431)
 
 
-class HttpParserMissing(RuntimeError):
-    """httptools is not installed, and without it no cap holds a request's head."""
+class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection whose request's head (or
+    its trailer fields) grows too large."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_message = False
+        self._head_bytes = 0  # bytes of the request so far that are not its body
+        self._body_bytes = 0  # body bytes in the chunk being parsed
+        self._chunk_bytes = 0  # size of the chunk being parsed
+        self._refused = False  # over the cap: nothing more on this connection is parsed
+        self._answered = False  # the 431 is written
+        self._head_done = False  # the request being parsed has its cycle
 
-def _protocol_class() -> type[asyncio.Protocol] | None:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        return None
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._head_done = False
+        self._head_bytes = 0
+        super().on_message_begin()
 
-    class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol, closing a connection whose request's head (or
-        its trailer fields) grows too large."""
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        if self._over_the_cap():
+            self._refuse()
+            return
+        self.head_received()
+        self._head_done = True
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._in_message = False
-            self._head_bytes = 0  # bytes of the request so far that are not its body
-            self._body_bytes = 0  # body bytes in the chunk being parsed
-            self._chunk_bytes = 0  # size of the chunk being parsed
-            self._refused = False  # over the cap: nothing more on this connection is parsed
-            self._answered = False  # the 431 is written
-            self._head_done = False  # the request being parsed has its cycle
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return  # no request cycle was made for it
+        self._body_bytes += len(body)
+        self.body_received(body)
 
-        def on_message_begin(self) -> None:
-            self._in_message = True
-            self._head_done = False
-            self._head_bytes = 0
-            super().on_message_begin()
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        if self._refused:
+            return
+        # Trailer fields that arrived whole with the end of a chunked body: the app has
+        # the request, not its end, and sees the connection close instead.
+        if self._over_the_cap():
+            self._refuse()
+            return
+        self.message_received()
 
-        def on_headers_complete(self) -> None:
-            if self._refused:
-                return
-            if self._over_the_cap():
-                self._refuse()
-                return
-            super().on_headers_complete()
-            self._head_done = True
+    # What is done with a request the cap let through: uvicorn's request cycle, unless
+    # a subclass answers it itself (sidecar/check_protocol.py).
 
-        def on_body(self, body: bytes) -> None:
-            if self._refused:
-                return  # no request cycle was made for it
-            self._body_bytes += len(body)
-            super().on_body(body)
+    def head_received(self) -> None:
+        super().on_headers_complete()
 
-        def on_message_complete(self) -> None:
-            self._in_message = False
-            if self._refused:
-                return
-            # Trailer fields that arrived whole with the end of a chunked body: the app has
-            # the request, not its end, and sees the connection close instead.
-            if self._over_the_cap():
-                self._refuse()
-                return
-            super().on_message_complete()
+    def body_received(self, body: bytes) -> None:
+        super().on_body(body)
 
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            self._body_bytes = 0
-            self._chunk_bytes = len(data)
-            super().data_received(data)
-            if not self._in_message or self._refused:
-                return
-            # Trailer fields after a chunked body are kept like header fields: counted too.
-            self._head_bytes += max(len(data) - self._body_bytes, 0)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse()
+    def message_received(self) -> None:
+        super().on_message_complete()
 
-        def _over_the_cap(self) -> bool:
-            """Whether the complete head (or trailer block) parsed just now is over the cap;
-            only one that may be is measured: one integer test per request."""
-            return self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
-                self._complete_head_bytes() > MAX_HEAD_BYTES
-            )
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes = 0
+        self._chunk_bytes = len(data)
+        super().data_received(data)
+        if not self._in_message or self._refused:
+            return
+        # Trailer fields after a chunked body are kept like header fields: counted too.
+        self._head_bytes += max(len(data) - self._body_bytes, 0)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse()
 
-        def _complete_head_bytes(self) -> int:
-            """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
-            field (and trailer field) as ``name: value``, every line ending in CRLF, and
-            the empty line."""
-            method = self.parser.get_method()
-            fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
-            return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self._refused and self.cycle.response_complete:
-                self._answer_431()  # the last response before the refused request is out
-
-        def _refuse(self) -> None:
-            self._refused = True
-            self._in_message = False
-            # A client that pipelines reads answers in order: the 431 to a head waits for
-            # the responses to the requests before it (on_response_complete), or it would
-            # be read as the answer to a check the gate decided and recorded otherwise.
-            # Trailer fields over the cap come after their request's own head: its cycle
-            # runs, and is answered 431 now, its application seeing a disconnect.
-            if self._head_done or self.cycle is None or self.cycle.response_complete:
-                self._answer_431()
-
-        def _answer_431(self) -> None:
-            if self._answered or self.transport.is_closing():
-                return
-            self._answered = True
-            self.transport.write(_RESPONSE_431)
-            if not self.transport.can_write_eof():
-                self.transport.close()
-                return
-            # A lingering close (RFC 9112 section 9.6): closed at once with the rest of
-            # the head unread, the kernel would answer it with a reset that can discard
-            # the 431 before the client reads it. So the gate stops writing, reads on
-            # (discarding, see data_received) and closes at the client's end of input
-            # (uvicorn's eof_received lets asyncio close the transport), or after a moment.
-            self.transport.write_eof()
-            self.loop.call_later(_LINGER_SECONDS, self.transport.close)
-
-    return HeadLimitedHttpToolsProtocol
-
-
-_PROTOCOL = _protocol_class()
-
-
-def http_protocol() -> type[asyncio.Protocol]:
-    """The protocol the gate is served with; raises ``HttpParserMissing`` without httptools.
-
-    uvicorn would fall back to its h11 parser, whose size limit holds only a head that
-    arrives in pieces: a 70 KB head written at once was read whole and served. So the
-    gate does not start without httptools (it comes with ``uvicorn[standard]``, a
-    dependency of the package).
-    """
-    if _PROTOCOL is None:
-        raise HttpParserMissing(
-            "httptools is not installed (pip install httptools; it comes with "
-            "uvicorn[standard]): without it no limit holds a request's head"
+    def _over_the_cap(self) -> bool:
+        """Whether the complete head (or trailer block) parsed just now is over the cap;
+        only one that may be is measured: one integer test per request."""
+        return self._head_bytes + self._chunk_bytes > MAX_HEAD_BYTES and (
+            self._complete_head_bytes() > MAX_HEAD_BYTES
         )
-    return _PROTOCOL
+
+    def _complete_head_bytes(self) -> int:
+        """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
+        field (and trailer field) as ``name: value``, every line ending in CRLF, and
+        the empty line."""
+        method = self.parser.get_method()
+        fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
+        return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refused and self.cycle.response_complete:
+            self._answer_431()  # the last response before the refused request is out
+
+    def _refuse(self) -> None:
+        self._refused = True
+        self._in_message = False
+        # A client that pipelines reads answers in order: the 431 to a head waits for
+        # the responses to the requests before it (on_response_complete), or it would
+        # be read as the answer to a check the gate decided and recorded otherwise.
+        # Trailer fields over the cap come after their request's own head: its cycle
+        # runs, and is answered 431 now, its application seeing a disconnect.
+        if self._head_done or self.cycle is None or self.cycle.response_complete:
+            self._answer_431()
+
+    def _answer_431(self) -> None:
+        if self._answered or self.transport.is_closing():
+            return
+        self._answered = True
+        self.transport.write(_RESPONSE_431)
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        # A lingering close (RFC 9112 section 9.6): closed at once with the rest of
+        # the head unread, the kernel would answer it with a reset that can discard
+        # the 431 before the client reads it. So the gate stops writing, reads on
+        # (discarding, see data_received) and closes at the client's end of input
+        # (uvicorn's eof_received lets asyncio close the transport), or after a moment.
+        self.transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)

@@ -29,7 +29,6 @@ from sidecar.audit.note import Signer
 from sidecar.check_endpoint import configured_url
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
 from sidecar.gate import Gate
-from sidecar.http_head import HttpParserMissing, http_protocol
 from sidecar.policy.source import PolicySource
 from sidecar.policy.watch import PolicyWatcher
 
@@ -208,6 +207,31 @@ def redact_uvicorn_logs(redact: Callable[[str], str]) -> None:
             if isinstance(inner, RedactingFormatter):
                 continue
             handler.setFormatter(RedactingFormatter(None, redact, inner or logging.Formatter()))
+
+
+class HttpParserMissing(RuntimeError):
+    """httptools is not installed, and without it no cap holds a request's head."""
+
+
+def http_protocol() -> type[asyncio.Protocol]:
+    """The protocol the gate is served with (sidecar/check_protocol.py, on top of the
+    head cap of sidecar/http_head.py); raises ``HttpParserMissing`` without httptools.
+
+    uvicorn would fall back to its h11 parser, whose size limit holds only a head that
+    arrives in pieces: a 70 KB head written at once was read whole and served. So the
+    gate does not start without httptools (it comes with ``uvicorn[standard]``, a
+    dependency of the package).
+    """
+    try:
+        from sidecar.check_protocol import CheckAnsweringProtocol
+    except ImportError as exc:
+        if exc.name != "httptools":
+            raise
+        raise HttpParserMissing(
+            "httptools is not installed (pip install httptools; it comes with "
+            "uvicorn[standard]): without it no limit holds a request's head"
+        ) from None
+    return CheckAnsweringProtocol
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:

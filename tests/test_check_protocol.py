@@ -1,0 +1,311 @@
+"""/check answered by the server's protocol (sidecar/check_protocol.py) against the same
+checks answered through ASGI by ``CheckEndpoint``: the real uvicorn server on a real
+port, a real gate and audit trail, requests written byte by byte on a socket.
+
+The protocol takes the usual shape of a check (POST /check, HTTP/1.1, a Content-Length);
+every other shape goes to ASGI. Both must give the same answer, record the check the
+same way, keep or close the connection as asked, answer pipelined requests in order,
+and finish a check that is under way when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from sidecar.audit.verify import verify_trail
+from sidecar.check_endpoint import CheckEndpoint, Receive, Scope, Send
+from sidecar.gate import Gate
+from sidecar.server import ServeConfig, build_gate, make_app, uvicorn_config
+from tests.daemon import free_port
+
+POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: read-data, action: file.read, path: {glob: "/app/data/**"}, decision: allow}
+  - {id: ask-delete, action: file.delete, path: {glob: "/app/data/**"}, decision: require_approval}
+"""
+
+ALLOWED = b'{"action": "file.read", "path": "/app/data/x"}'
+DENIED = b'{"action": "file.read", "path": "/etc/shadow"}'
+# Each check twice, once each way, on paths that differ only in their last letter (A, then
+# B): a second request for the same approval would find the first one pending.
+BODIES = {
+    "allowed": b'{"action": "file.read", "path": "/app/data/A"}',
+    "denied": b'{"action": "file.read", "path": "/etc/A"}',
+    "approval": b'{"action": "file.delete", "path": "/app/data/A"}',
+    "not json": b"{not json A",
+    "unknown field": b'{"action": "file.read", "path": "/app/data/A", "color": "red"}',
+    "unknown action": b'{"action": "file.burn", "path": "/app/data/A"}',
+    "empty": b"",
+}
+
+
+class CountingEndpoint(CheckEndpoint):
+    """The gate's ASGI app, counting the /check requests that reach it through ASGI."""
+
+    def __init__(self, gate: Gate, fallback: Any) -> None:
+        super().__init__(gate, fallback)
+        self.asgi_checks = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in ("/check", "/v1/check"):
+            self.asgi_checks += 1
+        await super().__call__(scope, receive, send)
+
+
+class Served:
+    """The gate's app under ``tollgate serve``'s uvicorn configuration, in a thread."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(POLICY)
+        self.audit_dir = tmp_path / "audit"
+        self.port = free_port()
+        config = ServeConfig(str(policy), str(self.audit_dir), port=self.port)
+        self.gate = build_gate(config)
+        app = make_app(self.gate, config)  # with the daemon's start-up and shutdown
+        self.app = CountingEndpoint(app.gate, app.fallback)
+        self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", self.port))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()))
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+    def records(self) -> list[dict[str, Any]]:
+        lines = []
+        for segment in sorted((self.audit_dir / "segments").glob("*.jsonl")):
+            lines += [json.loads(line) for line in segment.read_text().splitlines()]
+        return lines
+
+    def decisions(self) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["type"] in ("decision", "invalidRequest")]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def usual(body: bytes, *fields: str, target: str = "/check") -> bytes:
+    """A check as agents' clients send it: the shape the protocol answers itself."""
+    head = [f"POST {target} HTTP/1.1", "Host: gate", "Content-Type: application/json"]
+    head += [*fields, f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def chunked(body: bytes, *fields: str) -> bytes:
+    """The same check with a chunked body: a shape left to uvicorn and ASGI."""
+    head = ["POST /check HTTP/1.1", "Host: gate", "Content-Type: application/json"]
+    head += [*fields, "Transfer-Encoding: chunked"]
+    chunks = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks
+
+
+OTHER_SHAPES: dict[str, Callable[[bytes], bytes]] = {
+    "chunked body": chunked,
+    "query string": lambda body: usual(body, target="/check?from=test"),
+    "escaped path": lambda body: usual(body, target="/ch%65ck"),
+    "HTTP/1.0": lambda body: usual(body).replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+    "expect 100-continue": lambda body: usual(body, "Expect: 100-continue"),
+}
+
+
+class Response:
+    def __init__(self, status_line: bytes, fields: list[tuple[bytes, bytes]], body: bytes):
+        self.status_line = status_line
+        self.fields = fields
+        self.body = body
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def field(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.fields if key == name), None)
+
+
+class Reader:
+    """HTTP/1.1 responses read off a socket one at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self) -> bytes:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return data
+
+    def response(self) -> Response:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._more(), f"connection closed mid-head: {self.buffer!r}"
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.split(b"\r\n")
+        if status_line == b"HTTP/1.1 100 Continue":  # the interim answer to Expect
+            return self.response()
+        fields = [tuple(line.split(b": ", 1)) for line in lines]
+        length = int(dict(fields)[b"content-length"])  # type: ignore[arg-type]
+        while len(self.buffer) < length:
+            assert self._more(), "connection closed mid-body"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return Response(status_line, fields, body)  # type: ignore[arg-type]
+
+    def closed(self) -> bool:
+        return not self.buffer and not self._more()
+
+
+def exchange(served: Served, request: bytes) -> Response:
+    with served.connect() as sock:
+        sock.sendall(request)
+        return Reader(sock).response()
+
+
+def comparable(response: Response) -> tuple[Any, ...]:
+    """The answer less what differs from one check to the next: the date, the decision's
+    id, its place in the trail, an approval's id and times, the path's last letter."""
+    fields = [(k, v) for k, v in response.fields if k not in (b"date", b"content-length")]
+    payload = response.json
+    for varies in ("decisionId", "audit", "approval"):
+        payload.pop(varies, None)
+    return response.status_line, fields, json.dumps(payload).replace("/B", "/A")
+
+
+def same_record(record: dict[str, Any]) -> str:
+    for varies in ("decisionId", "approval", "seq", "prev", "ts"):
+        record.pop(varies, None)
+    return json.dumps(record, sort_keys=True).replace("/B", "/A").replace(" B", " A")
+
+
+def test_the_usual_check_never_reaches_asgi_and_other_shapes_do(served: Served) -> None:
+    answer = exchange(served, usual(ALLOWED))
+    assert answer.status_line == b"HTTP/1.1 200 OK"
+    assert answer.json["decision"] == "allow"
+    assert exchange(served, usual(DENIED, target="/v1/check")).json["decision"] == "deny"
+    assert served.app.asgi_checks == 0
+    for name, shape in OTHER_SHAPES.items():
+        before = served.app.asgi_checks
+        answer = exchange(served, shape(ALLOWED))
+        assert answer.status_line.endswith(b"200 OK"), name
+        assert answer.json["decision"] == "allow", name
+        assert served.app.asgi_checks == before + 1, f"{name} was not left to ASGI"
+
+
+@pytest.mark.parametrize("name", list(BODIES))
+def test_both_ways_give_the_same_answer_and_record(served: Served, name: str) -> None:
+    fast = exchange(served, usual(BODIES[name]))
+    slow = exchange(served, chunked(BODIES[name].replace(b"A", b"B")))
+    assert served.app.asgi_checks == 1
+    assert comparable(fast) == comparable(slow)
+    assert fast.field(b"content-length") == str(len(fast.body)).encode()
+    assert fast.field(b"date") is not None  # uvicorn's default field, on both
+    assert [name for name, _ in fast.fields] == [name for name, _ in slow.fields]
+    first, second = served.decisions()[-2:]
+    assert same_record(first) == same_record(second)
+
+
+def test_a_connection_is_kept_until_the_client_asks_to_close(served: Served) -> None:
+    with served.connect() as sock:
+        reader = Reader(sock)
+        for _ in range(3):
+            sock.sendall(usual(ALLOWED))
+            answer = reader.response()
+            assert answer.json["allowed"] is True
+            assert answer.field(b"connection") is None
+        sock.sendall(usual(DENIED, "Connection: close"))
+        answer = reader.response()
+        assert answer.json["decision"] == "deny"
+        assert answer.field(b"connection") == b"close"
+        assert reader.closed()
+    assert served.app.asgi_checks == 0
+
+
+def test_pipelined_checks_are_answered_in_order(served: Served) -> None:
+    paths = [f"/app/data/{i}" if i % 2 else f"/etc/{i}" for i in range(6)]
+    bodies = [json.dumps({"action": "file.read", "path": p}).encode() for p in paths]
+    # One write: the second request arrives while the first is being decided.
+    stream = b"".join(usual(b) if i != 3 else chunked(b) for i, b in enumerate(bodies))
+    with served.connect() as sock:
+        sock.sendall(stream)
+        reader = Reader(sock)
+        answers = [reader.response().json for _ in bodies]
+    assert [a["allowed"] for a in answers] == [i % 2 == 1 for i in range(6)]
+    assert [a["audit"]["seq"] for a in answers] == sorted(a["audit"]["seq"] for a in answers)
+    assert [d["request"]["path"] for d in served.decisions()[-6:]] == paths
+
+
+def test_a_check_whose_client_left_is_still_decided_and_recorded(served: Served) -> None:
+    before = len(served.decisions())
+    with served.connect() as sock:
+        sock.sendall(usual(DENIED))
+        sock.shutdown(socket.SHUT_RDWR)
+    deadline = time.monotonic() + 10
+    while len(served.decisions()) == before:
+        assert time.monotonic() < deadline, "the check was not recorded"
+        time.sleep(0.02)
+    assert served.decisions()[-1]["decision"] == "deny"
+    assert exchange(served, usual(ALLOWED)).json["allowed"] is True  # still serving
+    assert verify_trail(served.audit_dir).intact
+
+
+def test_an_internal_error_is_the_same_500_either_way(served: Served) -> None:
+    async def broken(body: bytes) -> Any:
+        raise RuntimeError("a bug")
+
+    served.gate.check = broken  # type: ignore[method-assign]
+    fast = exchange(served, usual(ALLOWED))
+    slow = exchange(served, chunked(ALLOWED))
+    assert comparable(fast) == comparable(slow)
+    assert fast.status_line == b"HTTP/1.1 500 Internal Server Error"
+    assert fast.json == {
+        "allowed": False,
+        "error": {"code": "internal", "message": "internal error: RuntimeError", "details": []},
+    }
+
+
+def test_a_check_under_way_at_shutdown_is_answered_and_closes_the_connection(
+    served: Served,
+) -> None:
+    real_check = served.gate.check
+
+    async def slow_check(body: bytes) -> Any:
+        await asyncio.sleep(0.5)
+        return await real_check(body)
+
+    served.gate.check = slow_check  # type: ignore[method-assign]
+    with served.connect() as sock:
+        sock.sendall(usual(ALLOWED))
+        time.sleep(0.2)  # the check is being decided
+        served.server.should_exit = True
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.json["allowed"] is True
+        assert answer.field(b"connection") == b"close"
+        assert reader.closed()
+    served.thread.join(30)
+    assert served.decisions()[-1]["decision"] == "allow"
+    assert served.app.asgi_checks == 0
