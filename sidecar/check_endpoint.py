@@ -111,10 +111,25 @@ def internal_error(exc: Exception) -> Answer:
     return Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
 
 
+def encode_answer(answer: Answer) -> tuple[int, bytes]:
+    """The answer's status and JSON body. A payload that cannot be encoded (a bug) is
+    answered as any internal error is: 500, deny, never a client left waiting."""
+    try:
+        return answer.status, encode_json(answer.payload)
+    except Exception as exc:
+        failed = internal_error(exc)
+        return failed.status, encode_json(failed.payload)
+
+
 async def send_json(
     send: Send, status: int, payload: Any, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
-    body = encode_json(payload)
+    await send_body(send, status, encode_json(payload), extra_headers)
+
+
+async def send_body(
+    send: Send, status: int, body: bytes, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     headers = [JSON_CONTENT_TYPE, (b"content-length", b"%d" % len(body))]
     headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -144,7 +159,7 @@ class CheckEndpoint:
             answer = await self._check(scope, receive)
         except Exception as exc:
             answer = internal_error(exc)
-        await send_json(send, answer.status, answer.payload)
+        await send_body(send, *encode_answer(answer))
 
     async def _check(self, scope: Scope, receive: Receive) -> Answer:
         try:

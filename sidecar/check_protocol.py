@@ -37,7 +37,7 @@ from sidecar.check_endpoint import (
     JSON_CONTENT_TYPE,
     CheckEndpoint,
     check_body,
-    encode_json,
+    encode_answer,
 )
 from sidecar.gate import Answer, Gate
 from sidecar.http_head import HeadLimitedHttpToolsProtocol
@@ -74,8 +74,8 @@ def answer_bytes(
 ) -> bytes:
     """The whole HTTP/1.1 response, as uvicorn writes ``CheckEndpoint``'s: status line,
     the server's default fields, the JSON's type and length, close if not kept alive."""
-    body = encode_json(answer.payload)
-    lines = [STATUS_LINE[answer.status]]
+    status, body = encode_answer(answer)
+    lines = [STATUS_LINE[status]]
     lines.extend(b"%s: %s\r\n" % field for field in default_headers)
     lines.append(b"%s: %s\r\ncontent-length: %d\r\n" % (*JSON_CONTENT_TYPE, len(body)))
     if not keep_alive:

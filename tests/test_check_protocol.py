@@ -24,7 +24,7 @@ import uvicorn
 
 from sidecar.audit.verify import verify_trail
 from sidecar.check_endpoint import CheckEndpoint, Receive, Scope, Send
-from sidecar.gate import Gate
+from sidecar.gate import Answer, Gate
 from sidecar.server import ServeConfig, build_gate, make_app, uvicorn_config
 from tests.daemon import free_port
 
@@ -285,6 +285,19 @@ def test_an_internal_error_is_the_same_500_either_way(served: Served) -> None:
         "allowed": False,
         "error": {"code": "internal", "message": "internal error: RuntimeError", "details": []},
     }
+
+
+def test_an_answer_that_cannot_be_encoded_is_the_same_500_either_way(served: Served) -> None:
+    async def unencodable(body: bytes) -> Answer:
+        return Answer(200, {"allowed": True, "reason": "\ud800"})  # a lone surrogate
+
+    served.gate.check = unencodable  # type: ignore[method-assign]
+    fast = exchange(served, usual(ALLOWED))
+    slow = exchange(served, chunked(ALLOWED))
+    assert comparable(fast) == comparable(slow)
+    assert fast.status_line == b"HTTP/1.1 500 Internal Server Error"
+    assert fast.json["allowed"] is False
+    assert fast.json["error"]["message"] == "internal error: UnicodeEncodeError"
 
 
 def test_a_check_under_way_at_shutdown_is_answered_and_closes_the_connection(
