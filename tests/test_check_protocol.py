@@ -304,15 +304,17 @@ def test_a_check_under_way_at_shutdown_is_answered_and_closes_the_connection(
     served: Served,
 ) -> None:
     real_check = served.gate.check
+    deciding = threading.Event()
 
     async def slow_check(body: bytes) -> Any:
+        deciding.set()
         await asyncio.sleep(0.5)
         return await real_check(body)
 
     served.gate.check = slow_check  # type: ignore[method-assign]
     with served.connect() as sock:
         sock.sendall(usual(ALLOWED))
-        time.sleep(0.2)  # the check is being decided
+        assert deciding.wait(10), "the check did not start"
         served.server.should_exit = True
         reader = Reader(sock)
         answer = reader.response()
