@@ -3,8 +3,8 @@
 The agent calls /check before every action. uvicorn serves a request by building an
 ASGI scope, a request-response cycle with its event and a task running the app, which
 reads the body through ``receive`` and answers through two ``send`` messages that
-uvicorn checks and writes one by one. Under load that costs the event loop about 20 µs
-of CPU per request, as much as parsing and normalising the check itself
+uvicorn checks and writes one by one. Under load that cost the gate about 18 µs of CPU
+per check, about what normalising the check costs in the same loaded server
 (docs/performance.md, "Where the time goes"). So for the usual shape of a check this
 protocol does the work: it keeps the body as httptools parses it, and once the request
 is complete runs ``Gate.check`` (through ``check_body``, as the ASGI handler does) and

@@ -17,10 +17,15 @@ send one request at a time. Such a client still gets its answers in order: the 4
 written after the responses to the requests before it. A head whose end arrives in the
 chunk being read is parsed before that count is taken, so it is measured again when it
 is complete, from the request line and the header fields uvicorn keeps, before the
-request is dispatched: a head over the cap written in one piece was served.
+request is dispatched (counted only per chunk, a head over the cap written in one piece
+would be served).
 
-Importing this module needs httptools; ``sidecar.server.http_protocol`` imports it, and
-says so when httptools is missing.
+The gate's protocol, sidecar/check_protocol.py, builds on this one: what is done with a
+request the cap lets through is left to ``head_received``, ``body_received`` and
+``message_received``, which here hand it to uvicorn's request cycle.
+
+Importing this module needs httptools; ``sidecar.server.http_protocol`` imports it
+(through sidecar/check_protocol.py), and says so when httptools is missing.
 """
 
 from __future__ import annotations

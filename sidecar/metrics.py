@@ -123,9 +123,12 @@ class LoopCounter:
     histogram checks that it may be observed and updates its sum and its bucket each
     under a lock of its own: about 5 µs of the gate's CPU per check for its three
     per-check updates, a tenth of its own work per check (docs/performance.md). Only
-    the event loop updates these, so no lock is needed; a scrape reads them whole
-    (copying a list or dict is one step under the GIL) and hands them to the registry
-    as metric families (``_LoopMetrics``). The exposition is the same as the library's.
+    the event loop updates these, so no lock is needed. The gate's ``/metrics`` route
+    scrapes on the loop too, between updates; a scrape from another thread still reads
+    each dict or list whole (copying one is one step under the GIL), though a
+    histogram's sum may then be one observation apart from its counts. The scrape hands
+    them to the registry as metric families (``_LoopMetrics``), in the same exposition
+    as the library's.
     """
 
     def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
