@@ -2,9 +2,12 @@
 
 Served exactly like ``tollgate serve`` serves the gate (``uvicorn_config`` of
 sidecar/server.py: the same uvicorn settings, no access log, no server header, and
-``asyncio.run(server.serve())``, so the same event loop and HTTP parser), so the
-difference between the two is what the gate does per request: validation,
-normalisation, the decision, the audit record and its fsync.
+``asyncio.run(server.serve())``, so the same event loop, HTTP parser and protocol
+class). The ceiling's requests go through uvicorn's ASGI cycle and Starlette, as the
+issue defines it; the gate's usual ``/check`` skips both (sidecar/check_protocol.py), so
+the difference between the two is what the gate does per request (validation,
+normalisation, the decision, the audit record and its fsync) less what its protocol
+saves over uvicorn's cycle (docs/performance.md, "What uvicorn's request cycle costs").
 
     python -m bench.ceiling_app --port N [--sync-dir DIR]
 

@@ -37,7 +37,10 @@ PARTS: list[tuple[str, Callable[[list[str]], bool]]] = [
     ("decision (evaluate every subject)", _any("decide (sidecar/engine.py")),
     ("approvals", _any("ApprovalService")),
     ("gate: ids, record, metrics", _any("sidecar/gate.py")),
-    ("/check endpoint: body read, JSON answer", _any("sidecar/check_endpoint.py")),
+    (
+        "/check answering: body, JSON answer (protocol or ASGI handler)",
+        _any("sidecar/check_protocol.py", "sidecar/check_endpoint.py"),
+    ),
     (
         "HTTP: uvicorn, Starlette, asyncio transports",
         _any("uvicorn", "starlette", "selector_events"),

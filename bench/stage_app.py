@@ -11,7 +11,10 @@ body once its steps are done:
 It is served exactly like ``tollgate serve`` serves the gate (``uvicorn_config`` of
 sidecar/server.py), so the difference between two stages under the same load is what
 that step costs in a loaded server, caches shared with uvicorn and asyncio, which is
-more than the same step timed alone in a loop.
+more than the same step timed alone in a loop. Every stage answers through uvicorn's
+ASGI cycle, where the gate's usual ``/check`` does not (sidecar/check_protocol.py): the
+gap between the last stage and ``tollgate serve`` is the rest of ``Gate.check`` less
+what that saves.
 
     python -m bench.stage_app --stage parse --port N
 """
