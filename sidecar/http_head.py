@@ -11,10 +11,12 @@ that is not valid HTTP, it leaves no audit record.
 The count is of every byte of a request that is not its body, taken per chunk read from
 the socket until the request is complete: the head, and after a chunked body its trailer
 fields, which httptools hands uvicorn as more header fields to keep (and the chunks'
-framing, a few bytes per chunk). So a client that pipelines requests can be charged for
-the tail of the previous request that shares a chunk with the next head; agents' clients
-send one request at a time. Such a client still gets its answers in order: the 431 is
-written after the responses to the requests before it. A head whose end arrives in the
+framing, a few bytes per chunk). A request that begins in a chunk after others that end
+in it (a client that pipelines) is not charged for their heads, measured as they were
+parsed; a read holds up to 256 KiB, hundreds of small checks. A pipelining client gets
+its answers in order: a 431 is written after the responses to the requests before it,
+also when the refused request's head was taken and only its trailer fields are over the
+cap (it leaves uvicorn's queue: it will never get its body). A head whose end arrives in the
 chunk being read is parsed before that count is taken, so it is measured again when it
 is complete, from the request line and the header fields uvicorn keeps, before the
 request is dispatched: a head over the cap written in one piece was served.
@@ -43,6 +45,14 @@ _RESPONSE_431 = (
 ) % (len(_MESSAGE_431), _MESSAGE_431)
 
 
+def head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """A complete head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
+    field (and trailer field) as ``name: value``, every line ending in CRLF, and the
+    empty line."""
+    fields = sum(len(name) + len(value) + 4 for name, value in headers)
+    return len(method) + len(url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+
+
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing a connection whose request's head (or
     its trailer fields) grows too large."""
@@ -56,6 +66,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # over the cap: nothing more on this connection is parsed
         self._answered = False  # the 431 is written
         self._head_done = False  # the request being parsed has its cycle
+        self._before: Any = None  # the cycle of the request before the one being parsed
+        self._owed: Any = None  # once refused: the last cycle to answer before the 431
+        # The requests completed in the chunk being parsed: method, target, header fields,
+        # and what the chunks before were charged for them.
+        self._completed: list[tuple[bytes, bytes, list[tuple[bytes, bytes]], int]] = []
 
     def on_message_begin(self) -> None:
         self._in_message = True
@@ -69,6 +84,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_the_cap():
             self._refuse()
             return
+        self._before = self.cycle
         self.head_received()
         self._head_done = True
 
@@ -87,6 +103,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_the_cap():
             self._refuse()
             return
+        self._completed.append((self.parser.get_method(), self.url, self.headers, self._head_bytes))
         self.message_received()
 
     # What is done with a request the cap let through: uvicorn's request cycle, unless
@@ -106,11 +123,21 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._body_bytes = 0
         self._chunk_bytes = len(data)
+        self._completed.clear()
         super().data_received(data)
         if not self._in_message or self._refused:
             return
         # Trailer fields after a chunked body are kept like header fields: counted too.
-        self._head_bytes += max(len(data) - self._body_bytes, 0)
+        charged = len(data) - self._body_bytes
+        if self._completed:
+            # The request being read began in this chunk, after requests that ended in
+            # it (a pipelining client): their heads are not its own (less what earlier
+            # chunks were charged for the first, which may have begun in one).
+            charged -= sum(
+                max(head_size(method, url, headers) - before, 0)
+                for method, url, headers, before in self._completed
+            )
+        self._head_bytes += max(charged, 0)
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse()
 
@@ -122,28 +149,32 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _complete_head_bytes(self) -> int:
-        """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
-        field (and trailer field) as ``name: value``, every line ending in CRLF, and
-        the empty line."""
-        method = self.parser.get_method()
-        fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
-        return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+        return head_size(self.parser.get_method(), self.url, self.headers)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._refused and self.cycle.response_complete:
+        if self._refused and self._owed is not None and self._owed.response_complete:
             self._answer_431()  # the last response before the refused request is out
 
     def _refuse(self) -> None:
         self._refused = True
         self._in_message = False
-        # A client that pipelines reads answers in order: the 431 to a head waits for
+        # A client that pipelines reads answers in order: the 431 to a request waits for
         # the responses to the requests before it (on_response_complete), or it would
         # be read as the answer to a check the gate decided and recorded otherwise.
-        # Trailer fields over the cap come after their request's own head: its cycle
-        # runs, and is answered 431 now, its application seeing a disconnect.
-        if self._head_done or self.cycle is None or self.cycle.response_complete:
+        owed = self.cycle
+        if self._head_done:
+            # Refused after its head (trailer fields over the cap): the request has a
+            # cycle. Running, it is answered 431 now, its application seeing a
+            # disconnect; queued behind others, it never gets its body, so it leaves
+            # the queue and the 431 waits for the request before it.
+            owed = self._before
+            if self.pipeline and self.pipeline[0][0] is self.cycle:
+                self.pipeline.popleft()  # the newest is on the left
+        if owed is None or owed.response_complete:
             self._answer_431()
+        else:
+            self._owed = owed
 
     def _answer_431(self) -> None:
         if self._answered or self.transport.is_closing():

@@ -25,6 +25,7 @@ import uvicorn
 from sidecar.audit.verify import verify_trail
 from sidecar.check_endpoint import CheckEndpoint, Receive, Scope, Send
 from sidecar.gate import Answer, Gate
+from sidecar.http_head import MAX_HEAD_BYTES
 from sidecar.server import ServeConfig, build_gate, make_app, uvicorn_config
 from tests.daemon import free_port
 
@@ -322,3 +323,61 @@ def test_a_check_under_way_at_shutdown_is_answered_and_closes_the_connection(
     served.thread.join(30)
     assert served.decisions()[-1]["decision"] == "allow"
     assert served.app.asgi_checks == 0
+
+
+def slow_checks(served: Served, seconds: float) -> None:
+    real_check = served.gate.check
+
+    async def slow_check(body: bytes) -> Any:
+        await asyncio.sleep(seconds)
+        return await real_check(body)
+
+    served.gate.check = slow_check  # type: ignore[method-assign]
+
+
+def trailers_over_the_cap() -> bytes:
+    """A chunked check whose head is small and whose trailer fields are over the cap:
+    refused once its head has been taken, while its body is being read."""
+    head = b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"%x\r\n%s\r\n0\r\n" % (len(DENIED), DENIED)
+    return head + body + b"X-Pad: " + b"a" * (MAX_HEAD_BYTES + 100) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
+def test_a_431_after_its_head_waits_for_the_answer_owed_before_it(
+    served: Served, first: Callable[[bytes], bytes]
+) -> None:
+    """A request refused after its head was taken (its trailer fields over the cap) but
+    pipelined behind a check still being decided: the check's answer comes first, as the
+    trail records it, then the 431; never the 431 read as the check's answer."""
+    slow_checks(served, 0.3)
+    with served.connect() as sock:
+        sock.sendall(first(ALLOWED) + trailers_over_the_cap())
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
+        assert answer.json["allowed"] is True
+        refused = reader.response()
+        assert refused.status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
+        assert refused.field(b"connection") == b"close"
+    assert [d["decision"] for d in served.decisions()] == ["allow"]
+    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+
+
+def test_many_pipelined_checks_are_each_answered_in_order_and_recorded_once(
+    served: Served,
+) -> None:
+    """A client writing many small checks at once: reads of up to 256 KiB hold hundreds
+    of them, none with a head near the cap. Each is answered, in order, and recorded
+    once; the heads of the requests before the one being read are not charged to it."""
+    paths = [f"/app/data/{i}" for i in range(3000)]
+    stream = b"".join(usual(json.dumps({"action": "file.read", "path": p}).encode()) for p in paths)
+    assert len(stream) > 4 * MAX_HEAD_BYTES
+    with served.connect() as sock:
+        sock.sendall(stream)
+        reader = Reader(sock)
+        answers = [reader.response() for _ in paths]
+    assert {a.status_line for a in answers} == {b"HTTP/1.1 200 OK"}
+    seqs = [a.json["audit"]["seq"] for a in answers]
+    assert seqs == sorted(seqs)
+    assert [d["request"]["path"] for d in served.decisions()] == paths
