@@ -21,14 +21,19 @@ chunk being read is parsed before that count is taken, so it is measured again w
 is complete, from the request line and the header fields uvicorn keeps, before the
 request is dispatched: a head over the cap written in one piece was served.
 
+The same protocol bounds what a pipelining client has queued (``QueueBoundFlow``).
+
 Importing this module needs httptools; ``sidecar.server.http_protocol`` imports it, and
 says so when httptools is missing.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sized
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -53,6 +58,24 @@ def head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> 
     return len(method) + len(url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
 
 
+class QueueBoundFlow(FlowControl):
+    """uvicorn's flow control, reading again only once no request waits in the queue.
+
+    uvicorn stops reading when a pipelined request has to wait, but reads again after
+    every answer, and whenever a request's application reads its body, with requests
+    still queued. A client that writes checks without reading the answers then had up
+    to 256 KiB more read and queued per answer: a gigabyte of queued requests in
+    seconds. Held to an empty queue, what one connection queues is one read's worth."""
+
+    def __init__(self, transport: asyncio.Transport, queue: Sized) -> None:
+        super().__init__(transport)
+        self._queue = queue
+
+    def resume_reading(self) -> None:
+        if not self._queue:
+            super().resume_reading()
+
+
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing a connection whose request's head (or
     its trailer fields) grows too large."""
@@ -71,6 +94,10 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         # The requests completed in the chunk being parsed: method, target, header fields,
         # and what the chunks before were charged for them.
         self._completed: list[tuple[bytes, bytes, list[tuple[bytes, bytes]], int]] = []
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = QueueBoundFlow(transport, self.pipeline)
 
     def on_message_begin(self) -> None:
         self._in_message = True

@@ -381,3 +381,32 @@ def test_many_pipelined_checks_are_each_answered_in_order_and_recorded_once(
     seqs = [a.json["audit"]["seq"] for a in answers]
     assert seqs == sorted(seqs)
     assert [d["request"]["path"] for d in served.decisions()] == paths
+
+
+def test_a_client_that_never_reads_its_answers_cannot_queue_requests_without_end(
+    served: Served,
+) -> None:
+    """A client writing checks as fast as it can and reading nothing: the gate stops
+    reading it once its answers back up, and never holds more than one read (256 KiB)
+    of its requests waiting in the queue. uvicorn read again after every answer with
+    requests still queued: a gigabyte of queued requests within seconds."""
+    request = usual(ALLOWED)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", served.port))
+        sock.setblocking(False)
+        sent, pending, most_queued = 0, b"", 0
+        started = last_progress = time.monotonic()
+        while time.monotonic() - last_progress < 2:  # until the gate stops reading
+            assert sent < 64 * 2**20, "the gate kept reading requests it could not answer"
+            assert time.monotonic() - started < 60
+            pending = pending or request * 64
+            try:
+                written = sock.send(pending)
+            except BlockingIOError:
+                time.sleep(0.01)
+            else:
+                pending, sent, last_progress = pending[written:], sent + written, time.monotonic()
+            for connection in list(served.server.server_state.connections):
+                most_queued = max(most_queued, len(connection.pipeline))
+    assert most_queued <= 256 * 1024 // len(request) + 1
