@@ -30,7 +30,7 @@ says so when httptools is missing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -90,7 +90,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._answered = False  # the 431 is written
         self._head_done = False  # the request being parsed has its cycle
         self._before: Any = None  # the cycle of the request before the one being parsed
-        self._owed: Any = None  # once refused: the last cycle to answer before the 431
+        self._owed: Any = None  # once refused: the last cycle to answer before the refusal
+        self._refusal: Callable[[], None] = self._answer_431  # the 431, or uvicorn's 400
         # The requests completed in the chunk being parsed: method, target, header fields,
         # and what the chunks before were charged for them.
         self._completed: list[tuple[bytes, bytes, list[tuple[bytes, bytes]], int]] = []
@@ -130,6 +131,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_the_cap():
             self._refuse()
             return
+        self._head_done = False  # between requests until the next one begins
         self._completed.append((self.parser.get_method(), self.url, self.headers, self._head_bytes))
         self.message_received()
 
@@ -181,14 +183,23 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self._refused and self._owed is not None and self._owed.response_complete:
-            self._answer_431()  # the last response before the refused request is out
+            self._refusal()  # the last response before the refused request is out
+
+    def send_400_response(self, msg: str) -> None:
+        # Bytes that are not HTTP: uvicorn's 400 (which closes), after the answers owed.
+        def answer_400() -> None:
+            if not self.transport.is_closing():
+                super(HeadLimitedHttpToolsProtocol, self).send_400_response(msg)
+
+        self._refusal = answer_400
+        self._refuse()
 
     def _refuse(self) -> None:
         self._refused = True
         self._in_message = False
-        # A client that pipelines reads answers in order: the 431 to a request waits for
-        # the responses to the requests before it (on_response_complete), or it would
-        # be read as the answer to a check the gate decided and recorded otherwise.
+        # A client that pipelines reads answers in order: the 431 (or 400) to a request
+        # waits for the responses to the requests before it (on_response_complete), or
+        # it would be read as the answer to a check the gate decided and recorded.
         owed = self.cycle
         if self._head_done:
             # Refused after its head (trailer fields over the cap): the request has a
@@ -199,7 +210,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             if self.pipeline and self.pipeline[0][0] is self.cycle:
                 self.pipeline.popleft()  # the newest is on the left
         if owed is None or owed.response_complete:
-            self._answer_431()
+            self._refusal()
         else:
             self._owed = owed
 

@@ -410,3 +410,25 @@ def test_a_client_that_never_reads_its_answers_cannot_queue_requests_without_end
             for connection in list(served.server.server_state.connections):
                 most_queued = max(most_queued, len(connection.pipeline))
     assert most_queued <= 256 * 1024 // len(request) + 1
+
+
+@pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
+def test_a_400_to_invalid_http_waits_for_the_answer_owed_before_it(
+    served: Served, first: Callable[[bytes], bytes]
+) -> None:
+    """Bytes that are not HTTP after a check still being decided: the check's answer
+    comes first, as the trail records it, then uvicorn's plain-text 400; never the 400
+    read as the check's answer."""
+    slow_checks(served, 0.3)
+    with served.connect() as sock:
+        sock.sendall(first(ALLOWED) + b"\x01\x02 not HTTP\r\n\r\n")
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
+        assert answer.json["allowed"] is True
+        invalid = reader.response()
+        assert invalid.status_line == b"HTTP/1.1 400 Bad Request"
+        assert invalid.body == b"Invalid HTTP request received."
+        assert reader.closed()
+    assert [d["decision"] for d in served.decisions()] == ["allow"]
+    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
