@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from sidecar.check_endpoint import CheckEndpoint, Receive, Scope, Send
 from sidecar.gate import Answer, Gate
 from sidecar.http_head import MAX_HEAD_BYTES
 from sidecar.server import ServeConfig, build_gate, make_app, uvicorn_config
-from tests.daemon import free_port
+from tests.daemon import Daemon, free_port
 
 POLICY = """\
 version: 1
@@ -432,3 +433,58 @@ def test_a_400_to_invalid_http_waits_for_the_answer_owed_before_it(
         assert reader.closed()
     assert [d["decision"] for d in served.decisions()] == ["allow"]
     assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+
+
+def test_an_idle_connection_is_closed_after_uvicorns_keep_alive_timeout(served: Served) -> None:
+    """After an answer the protocol wrote itself, uvicorn's keep-alive timer (5 s) is
+    armed as after any other: an agent's idle connection is not held open for ever."""
+    with served.connect() as sock:
+        sock.sendall(usual(ALLOWED))
+        reader = Reader(sock)
+        assert reader.response().json["allowed"] is True
+        answered = time.monotonic()
+        sock.settimeout(15)
+        assert sock.recv(1) == b""
+        assert 4.5 < time.monotonic() - answered < 10
+    assert served.app.asgi_checks == 0
+
+
+def test_sigterm_with_checks_in_flight_answers_and_records_each_once(
+    write_policy: Callable[[str], Path], daemon_factory: Callable[..., Daemon]
+) -> None:
+    """SIGTERM to the real daemon with hundreds of pipelined checks on one connection
+    and a check whose body is half sent on another: the body finished after the signal
+    is answered (connection: close); every answer given has its record, no record is
+    written twice, the trail ends with the shutdown record and verifies."""
+    gate = daemon_factory(write_policy(POLICY))
+    request = usual(ALLOWED)
+    half = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+    half.sendall(request[:-10])
+    paths = [f"/app/data/{i}" for i in range(300)]
+    pipelined = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+    pipelined.sendall(
+        b"".join(usual(json.dumps({"action": "file.read", "path": p}).encode()) for p in paths)
+    )
+    assert gate.process is not None
+    time.sleep(0.1)  # read, and being decided one after the other (an fsync each)
+    gate.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    half.sendall(request[-10:])
+    with half, pipelined:
+        late = Reader(half).response()
+        assert late.json["allowed"] is True
+        assert late.field(b"connection") == b"close"
+        reader, answers = Reader(pipelined), []
+        while not reader.closed():
+            answers.append(reader.response())
+    gate.process.wait(30)
+    records = gate.records()
+    assert records[-1]["type"] == "shutdown"
+    recorded = [r["decisionId"] for r in records if r["type"] == "decision"]
+    assert len(recorded) == len(set(recorded))
+    answered = [a.json["decisionId"] for a in [late, *answers]]
+    assert set(answered) <= set(recorded)
+    assert [a.json["audit"]["seq"] for a in answers] == sorted(
+        a.json["audit"]["seq"] for a in answers
+    )
+    assert verify_trail(gate.audit_dir).intact
