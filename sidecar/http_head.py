@@ -202,10 +202,10 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         # it would be read as the answer to a check the gate decided and recorded.
         owed = self.cycle
         if self._head_done:
-            # Refused after its head (trailer fields over the cap): the request has a
-            # cycle. Running, it is answered 431 now, its application seeing a
-            # disconnect; queued behind others, it never gets its body, so it leaves
-            # the queue and the 431 waits for the request before it.
+            # Refused after its head (trailer fields over the cap, or a chunked body
+            # that is not HTTP): the request has a cycle. Running, it is answered now,
+            # its application seeing a disconnect; queued behind others, it never gets
+            # its body, so it leaves the queue and the answer waits for the one before.
             owed = self._before
             if self.pipeline and self.pipeline[0][0] is self.cycle:
                 self.pipeline.popleft()  # the newest is on the left

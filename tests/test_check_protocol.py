@@ -413,16 +413,23 @@ def test_a_client_that_never_reads_its_answers_cannot_queue_requests_without_end
     assert most_queued <= 256 * 1024 // len(request) + 1
 
 
+NOT_HTTP = {
+    "a head": b"\x01\x02 not HTTP\r\n\r\n",
+    "a chunked body": b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+}
+
+
+@pytest.mark.parametrize("invalid", list(NOT_HTTP))
 @pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
 def test_a_400_to_invalid_http_waits_for_the_answer_owed_before_it(
-    served: Served, first: Callable[[bytes], bytes]
+    served: Served, first: Callable[[bytes], bytes], invalid: str
 ) -> None:
     """Bytes that are not HTTP after a check still being decided: the check's answer
     comes first, as the trail records it, then uvicorn's plain-text 400; never the 400
     read as the check's answer."""
     slow_checks(served, 0.3)
     with served.connect() as sock:
-        sock.sendall(first(ALLOWED) + b"\x01\x02 not HTTP\r\n\r\n")
+        sock.sendall(first(ALLOWED) + NOT_HTTP[invalid])
         reader = Reader(sock)
         answer = reader.response()
         assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
