@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -495,3 +496,34 @@ def test_sigterm_with_checks_in_flight_answers_and_records_each_once(
         a.json["audit"]["seq"] for a in answers
     )
     assert verify_trail(gate.audit_dir).intact
+
+
+def test_a_body_sent_two_bytes_at_a_time_is_held_once(served: Served) -> None:
+    """A client trickling its check's body: the protocol holds it in one buffer, as
+    uvicorn's cycle does, not an object per piece (some 20 bytes held per byte sent);
+    the check, once whole, is decided as any other."""
+    body = ALLOWED + b" " * 8000  # white space after the JSON: still the same check
+    socks = [served.connect() for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(usual(body)[: -len(body)])
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for offset in range(0, len(body) - 2, 2):
+                for sock in socks:
+                    sock.sendall(body[offset : offset + 2])
+                time.sleep(0.0002)  # each piece read on its own
+            time.sleep(0.3)
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert held < 6 * len(body) * len(socks)
+        for sock in socks:
+            sock.sendall(body[-2:])
+            assert Reader(sock).response().json["allowed"] is True
+    finally:
+        for sock in socks:
+            sock.close()
+    assert served.app.asgi_checks == 0
