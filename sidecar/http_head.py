@@ -11,18 +11,21 @@ that is not valid HTTP, it leaves no audit record.
 The count is of every byte of a request that is not its body, taken per chunk read from
 the socket until the request is complete: the head, and after a chunked body its trailer
 fields, which httptools hands uvicorn as more header fields to keep (and the chunks'
-framing, a few bytes per chunk). So a client that pipelines requests can be charged for
-the tail of the previous request that shares a chunk with the next head; agents' clients
-send one request at a time. Such a client still gets its answers in order: the 431 is
-written after the responses to the requests before it. A head whose end arrives in the
-chunk being read is parsed before that count is taken, so it is measured again when it
+framing, a few bytes per chunk). A request that begins in a chunk after others that end
+in it (a client that pipelines) is not charged for their heads, measured as they were
+parsed; a read holds up to 256 KiB, hundreds of small checks. A pipelining client gets
+its answers in order: a 431 is written after the responses to the requests before it,
+also when the refused request's head was taken and only its trailer fields are over the
+cap (it leaves uvicorn's queue: it will never get its body). A head whose end arrives
+in the chunk being read is parsed before that count is taken, so it is measured again when it
 is complete, from the request line and the header fields uvicorn keeps, before the
 request is dispatched (counted only per chunk, a head over the cap written in one piece
 would be served).
 
 The gate's protocol, sidecar/check_protocol.py, builds on this one: what is done with a
 request the cap lets through is left to ``head_received``, ``body_received`` and
-``message_received``, which here hand it to uvicorn's request cycle.
+``message_received``, which here hand it to uvicorn's request cycle. The same protocol
+bounds what a pipelining client has queued (``QueueBoundFlow``).
 
 Importing this module needs httptools; ``sidecar.server.http_protocol`` imports it
 (through sidecar/check_protocol.py), and says so when httptools is missing.
@@ -30,8 +33,11 @@ Importing this module needs httptools; ``sidecar.server.http_protocol`` imports 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Sized
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -48,6 +54,32 @@ _RESPONSE_431 = (
 ) % (len(_MESSAGE_431), _MESSAGE_431)
 
 
+def head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """A complete head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
+    field (and trailer field) as ``name: value``, every line ending in CRLF, and the
+    empty line."""
+    fields = sum(len(name) + len(value) + 4 for name, value in headers)
+    return len(method) + len(url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+
+
+class QueueBoundFlow(FlowControl):
+    """uvicorn's flow control, reading again only once no request waits in the queue.
+
+    uvicorn stops reading when a pipelined request has to wait, but reads again after
+    every answer, and whenever a request's application reads its body, with requests
+    still queued. A client that writes checks without reading the answers then had up
+    to 256 KiB more read and queued per answer: a gigabyte of queued requests in
+    seconds. Held to an empty queue, what one connection queues is one read's worth."""
+
+    def __init__(self, transport: asyncio.Transport, queue: Sized) -> None:
+        super().__init__(transport)
+        self._queue = queue
+
+    def resume_reading(self) -> None:
+        if not self._queue:
+            super().resume_reading()
+
+
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing a connection whose request's head (or
     its trailer fields) grows too large."""
@@ -61,6 +93,16 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # over the cap: nothing more on this connection is parsed
         self._answered = False  # the 431 is written
         self._head_done = False  # the request being parsed has its cycle
+        self._before: Any = None  # the cycle of the request before the one being parsed
+        self._owed: Any = None  # once refused: the last cycle to answer before the refusal
+        self._refusal: Callable[[], None] = self._answer_431  # the 431, or uvicorn's 400
+        # The requests completed in the chunk being parsed: method, target, header fields,
+        # and what the chunks before were charged for them.
+        self._completed: list[tuple[bytes, bytes, list[tuple[bytes, bytes]], int]] = []
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = QueueBoundFlow(transport, self.pipeline)
 
     def on_message_begin(self) -> None:
         self._in_message = True
@@ -74,6 +116,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_the_cap():
             self._refuse()
             return
+        self._before = self.cycle
         self.head_received()
         self._head_done = True
 
@@ -92,6 +135,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_the_cap():
             self._refuse()
             return
+        self._head_done = False  # between requests until the next one begins
+        self._completed.append((self.parser.get_method(), self.url, self.headers, self._head_bytes))
         self.message_received()
 
     # What is done with a request the cap let through: uvicorn's request cycle, unless
@@ -111,11 +156,21 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._body_bytes = 0
         self._chunk_bytes = len(data)
+        self._completed.clear()
         super().data_received(data)
         if not self._in_message or self._refused:
             return
         # Trailer fields after a chunked body are kept like header fields: counted too.
-        self._head_bytes += max(len(data) - self._body_bytes, 0)
+        charged = len(data) - self._body_bytes
+        if self._completed:
+            # The request being read began in this chunk, after requests that ended in
+            # it (a pipelining client): their heads are not its own (less what earlier
+            # chunks were charged for the first, which may have begun in one).
+            charged -= sum(
+                max(head_size(method, url, headers) - before, 0)
+                for method, url, headers, before in self._completed
+            )
+        self._head_bytes += max(charged, 0)
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse()
 
@@ -127,28 +182,41 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _complete_head_bytes(self) -> int:
-        """The head as sent, less optional white space: ``METHOD URL HTTP/1.1``, each
-        field (and trailer field) as ``name: value``, every line ending in CRLF, and
-        the empty line."""
-        method = self.parser.get_method()
-        fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
-        return len(method) + len(self.url) + len(" HTTP/1.1\r\n") + 1 + fields + 2
+        return head_size(self.parser.get_method(), self.url, self.headers)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._refused and self.cycle.response_complete:
-            self._answer_431()  # the last response before the refused request is out
+        if self._refused and self._owed is not None and self._owed.response_complete:
+            self._refusal()  # the last response before the refused request is out
+
+    def send_400_response(self, msg: str) -> None:
+        # Bytes that are not HTTP: uvicorn's 400 (which closes), after the answers owed.
+        def answer_400() -> None:
+            if not self.transport.is_closing():
+                super(HeadLimitedHttpToolsProtocol, self).send_400_response(msg)
+
+        self._refusal = answer_400
+        self._refuse()
 
     def _refuse(self) -> None:
         self._refused = True
         self._in_message = False
-        # A client that pipelines reads answers in order: the 431 to a head waits for
-        # the responses to the requests before it (on_response_complete), or it would
-        # be read as the answer to a check the gate decided and recorded otherwise.
-        # Trailer fields over the cap come after their request's own head: its cycle
-        # runs, and is answered 431 now, its application seeing a disconnect.
-        if self._head_done or self.cycle is None or self.cycle.response_complete:
-            self._answer_431()
+        # A client that pipelines reads answers in order: the 431 (or 400) to a request
+        # waits for the responses to the requests before it (on_response_complete), or
+        # it would be read as the answer to a check the gate decided and recorded.
+        owed = self.cycle
+        if self._head_done:
+            # Refused after its head (trailer fields over the cap, or a chunked body
+            # that is not HTTP): the request has a cycle. Running, it is answered now,
+            # its application seeing a disconnect; queued behind others, it never gets
+            # its body, so it leaves the queue and the answer waits for the one before.
+            owed = self._before
+            if self.pipeline and self.pipeline[0][0] is self.cycle:
+                self.pipeline.popleft()  # the newest is on the left
+        if owed is None or owed.response_complete:
+            self._refusal()
+        else:
+            self._owed = owed
 
     def _answer_431(self) -> None:
         if self._answered or self.transport.is_closing():

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ import uvicorn
 from sidecar.audit.verify import verify_trail
 from sidecar.check_endpoint import CheckEndpoint, Receive, Scope, Send
 from sidecar.gate import Answer, Gate
+from sidecar.http_head import MAX_HEAD_BYTES
 from sidecar.server import ServeConfig, build_gate, make_app, uvicorn_config
-from tests.daemon import free_port
+from tests.daemon import Daemon, free_port
 
 POLICY = """\
 version: 1
@@ -323,4 +326,206 @@ def test_a_check_under_way_at_shutdown_is_answered_and_closes_the_connection(
         assert reader.closed()
     served.thread.join(30)
     assert served.decisions()[-1]["decision"] == "allow"
+    assert served.app.asgi_checks == 0
+
+
+def slow_checks(served: Served, seconds: float) -> None:
+    real_check = served.gate.check
+
+    async def slow_check(body: bytes) -> Any:
+        await asyncio.sleep(seconds)
+        return await real_check(body)
+
+    served.gate.check = slow_check  # type: ignore[method-assign]
+
+
+def trailers_over_the_cap() -> bytes:
+    """A chunked check whose head is small and whose trailer fields are over the cap:
+    refused once its head has been taken, while its body is being read."""
+    head = b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"%x\r\n%s\r\n0\r\n" % (len(DENIED), DENIED)
+    return head + body + b"X-Pad: " + b"a" * (MAX_HEAD_BYTES + 100) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
+def test_a_431_after_its_head_waits_for_the_answer_owed_before_it(
+    served: Served, first: Callable[[bytes], bytes]
+) -> None:
+    """A request refused after its head was taken (its trailer fields over the cap) but
+    pipelined behind a check still being decided: the check's answer comes first, as the
+    trail records it, then the 431; never the 431 read as the check's answer."""
+    slow_checks(served, 0.3)
+    with served.connect() as sock:
+        sock.sendall(first(ALLOWED) + trailers_over_the_cap())
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
+        assert answer.json["allowed"] is True
+        refused = reader.response()
+        assert refused.status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
+        assert refused.field(b"connection") == b"close"
+    assert [d["decision"] for d in served.decisions()] == ["allow"]
+    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+
+
+def test_many_pipelined_checks_are_each_answered_in_order_and_recorded_once(
+    served: Served,
+) -> None:
+    """A client writing many small checks at once: reads of up to 256 KiB hold hundreds
+    of them, none with a head near the cap. Each is answered, in order, and recorded
+    once; the heads of the requests before the one being read are not charged to it."""
+    paths = [f"/app/data/{i}" for i in range(3000)]
+    stream = b"".join(usual(json.dumps({"action": "file.read", "path": p}).encode()) for p in paths)
+    assert len(stream) > 4 * MAX_HEAD_BYTES
+    with served.connect() as sock:
+        sock.sendall(stream)
+        reader = Reader(sock)
+        answers = [reader.response() for _ in paths]
+    assert {a.status_line for a in answers} == {b"HTTP/1.1 200 OK"}
+    seqs = [a.json["audit"]["seq"] for a in answers]
+    assert seqs == sorted(seqs)
+    assert [d["request"]["path"] for d in served.decisions()] == paths
+
+
+def test_a_client_that_never_reads_its_answers_cannot_queue_requests_without_end(
+    served: Served,
+) -> None:
+    """A client writing checks as fast as it can and reading nothing: the gate stops
+    reading it once its answers back up, and never holds more than one read (256 KiB)
+    of its requests waiting in the queue. uvicorn read again after every answer with
+    requests still queued: a gigabyte of queued requests within seconds."""
+    request = usual(ALLOWED)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", served.port))
+        sock.setblocking(False)
+        sent, pending, most_queued = 0, b"", 0
+        started = last_progress = time.monotonic()
+        while time.monotonic() - last_progress < 2:  # until the gate stops reading
+            assert sent < 64 * 2**20, "the gate kept reading requests it could not answer"
+            assert time.monotonic() - started < 60
+            pending = pending or request * 64
+            try:
+                written = sock.send(pending)
+            except BlockingIOError:
+                time.sleep(0.01)
+            else:
+                pending, sent, last_progress = pending[written:], sent + written, time.monotonic()
+            for connection in list(served.server.server_state.connections):
+                most_queued = max(most_queued, len(connection.pipeline))
+    assert most_queued <= 256 * 1024 // len(request) + 1
+
+
+NOT_HTTP = {
+    "a head": b"\x01\x02 not HTTP\r\n\r\n",
+    "a chunked body": b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+}
+
+
+@pytest.mark.parametrize("invalid", list(NOT_HTTP))
+@pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
+def test_a_400_to_invalid_http_waits_for_the_answer_owed_before_it(
+    served: Served, first: Callable[[bytes], bytes], invalid: str
+) -> None:
+    """Bytes that are not HTTP after a check still being decided: the check's answer
+    comes first, as the trail records it, then uvicorn's plain-text 400; never the 400
+    read as the check's answer."""
+    slow_checks(served, 0.3)
+    with served.connect() as sock:
+        sock.sendall(first(ALLOWED) + NOT_HTTP[invalid])
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
+        assert answer.json["allowed"] is True
+        invalid = reader.response()
+        assert invalid.status_line == b"HTTP/1.1 400 Bad Request"
+        assert invalid.body == b"Invalid HTTP request received."
+        assert reader.closed()
+    assert [d["decision"] for d in served.decisions()] == ["allow"]
+    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+
+
+def test_an_idle_connection_is_closed_after_uvicorns_keep_alive_timeout(served: Served) -> None:
+    """After an answer the protocol wrote itself, uvicorn's keep-alive timer (5 s) is
+    armed as after any other: an agent's idle connection is not held open for ever."""
+    with served.connect() as sock:
+        sock.sendall(usual(ALLOWED))
+        reader = Reader(sock)
+        assert reader.response().json["allowed"] is True
+        answered = time.monotonic()
+        sock.settimeout(15)
+        assert sock.recv(1) == b""
+        assert 4.5 < time.monotonic() - answered < 10
+    assert served.app.asgi_checks == 0
+
+
+def test_sigterm_with_checks_in_flight_answers_and_records_each_once(
+    write_policy: Callable[[str], Path], daemon_factory: Callable[..., Daemon]
+) -> None:
+    """SIGTERM to the real daemon with hundreds of pipelined checks on one connection
+    and a check whose body is half sent on another: the body finished after the signal
+    is answered (connection: close); every answer given has its record, no record is
+    written twice, the trail ends with the shutdown record and verifies."""
+    gate = daemon_factory(write_policy(POLICY))
+    request = usual(ALLOWED)
+    half = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+    half.sendall(request[:-10])
+    paths = [f"/app/data/{i}" for i in range(300)]
+    pipelined = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+    pipelined.sendall(
+        b"".join(usual(json.dumps({"action": "file.read", "path": p}).encode()) for p in paths)
+    )
+    assert gate.process is not None
+    time.sleep(0.1)  # read, and being decided one after the other (an fsync each)
+    gate.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    half.sendall(request[-10:])
+    with half, pipelined:
+        late = Reader(half).response()
+        assert late.json["allowed"] is True
+        assert late.field(b"connection") == b"close"
+        reader, answers = Reader(pipelined), []
+        while not reader.closed():
+            answers.append(reader.response())
+    gate.process.wait(30)
+    records = gate.records()
+    assert records[-1]["type"] == "shutdown"
+    recorded = [r["decisionId"] for r in records if r["type"] == "decision"]
+    assert len(recorded) == len(set(recorded))
+    answered = [a.json["decisionId"] for a in [late, *answers]]
+    assert set(answered) <= set(recorded)
+    assert [a.json["audit"]["seq"] for a in answers] == sorted(
+        a.json["audit"]["seq"] for a in answers
+    )
+    assert verify_trail(gate.audit_dir).intact
+
+
+def test_a_body_sent_two_bytes_at_a_time_is_held_once(served: Served) -> None:
+    """A client trickling its check's body: the protocol holds it in one buffer, as
+    uvicorn's cycle does, not an object per piece (some 20 bytes held per byte sent);
+    the check, once whole, is decided as any other."""
+    body = ALLOWED + b" " * 8000  # white space after the JSON: still the same check
+    socks = [served.connect() for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(usual(body)[: -len(body)])
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for offset in range(0, len(body) - 2, 2):
+                for sock in socks:
+                    sock.sendall(body[offset : offset + 2])
+                time.sleep(0.0002)  # each piece read on its own
+            time.sleep(0.3)
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert held < 6 * len(body) * len(socks)
+        for sock in socks:
+            sock.sendall(body[-2:])
+            assert Reader(sock).response().json["allowed"] is True
+    finally:
+        for sock in socks:
+            sock.close()
     assert served.app.asgi_checks == 0
