@@ -46,7 +46,7 @@ from sidecar.engine import decide
 from sidecar.gate import Gate
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.source import PolicySource
-from sidecar.request import parse_json_body, parse_request
+from sidecar.request import parse_body
 
 POLICY_RULES = 1_000
 IN_FLIGHT = 16
@@ -180,7 +180,7 @@ async def _pure_pipeline(directory: Path, checks: int, bodies: list[bytes]) -> f
 
     async def run_once() -> None:
         for index in range(checks):
-            request = parse_request(parse_json_body(bodies[index % len(bodies)]))
+            request = parse_body(bodies[index % len(bodies)])
             decide(policy, normalise_request(request, IDENTITY), request)
 
     return await _cpu_per_check(run_once, checks)

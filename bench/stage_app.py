@@ -4,7 +4,7 @@ Each stage adds one step of ``Gate.check`` to the one before, and answers a fixe
 body once its steps are done:
 
 - ``http``: read the body (``sidecar.check_endpoint.read_body``) and answer;
-- ``parse``: + strict JSON and schema (``parse_json_body``, ``parse_request``);
+- ``parse``: + strict JSON and schema (``parse_body``, as the gate parses a body);
 - ``normalise``: + ``normalise_request``;
 - ``decide``: + ``decide`` on the 1,000-rule bench policy.
 
@@ -32,7 +32,7 @@ from sidecar.check_endpoint import Receive, Scope, Send, read_body, send_json
 from sidecar.engine import decide
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.loader import load_policy_bytes
-from sidecar.request import parse_json_body, parse_request
+from sidecar.request import parse_body
 from sidecar.server import uvicorn_config
 
 STAGES = ("http", "parse", "normalise", "decide")
@@ -53,7 +53,7 @@ def make_app(stage: str) -> Any:
             return
         body = await read_body(scope, receive)
         if depth >= 1:
-            parsed = parse_request(parse_json_body(body))
+            parsed = parse_body(body)
             if depth >= 2:
                 normalised = normalise_request(parsed, IDENTITY)
                 if depth >= 3:

@@ -69,20 +69,25 @@ class PendingCheck:
         self.body: bytes | bytearray = b""
 
 
-def answer_bytes(
-    answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive: bool
-) -> bytes:
+def default_fields(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The server's default header fields (``date``) as they go on the wire."""
+    return b"".join(b"%s: %s\r\n" % field for field in default_headers)
+
+
+def answer_bytes(answer: Answer, fields: bytes, keep_alive: bool) -> bytes:
     """The whole HTTP/1.1 response, as uvicorn writes ``CheckEndpoint``'s: status line,
-    the server's default fields, the JSON's type and length, close if not kept alive."""
+    the server's default ``fields``, the JSON's type and length, close if not kept
+    alive, the JSON."""
     status, body = encode_answer(answer)
-    lines = [STATUS_LINE[status]]
-    lines.extend(b"%s: %s\r\n" % field for field in default_headers)
-    lines.append(b"%s: %s\r\ncontent-length: %d\r\n" % (*JSON_CONTENT_TYPE, len(body)))
-    if not keep_alive:
-        lines.append(b"connection: close\r\n")
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
+    close = b"" if keep_alive else b"connection: close\r\n"
+    return b"%s%s%s: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
+        STATUS_LINE[status],
+        fields,
+        *JSON_CONTENT_TYPE,
+        len(body),
+        close,
+        body,
+    )
 
 
 class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
@@ -94,6 +99,9 @@ class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
         app = self.app
         self._gate: Gate | None = app.gate if isinstance(app, CheckEndpoint) else None
         self._check: PendingCheck | None = None  # the check whose body is being read
+        # uvicorn replaces its default headers once a second (the date): encoded once each.
+        self._default_headers: list[tuple[bytes, bytes]] | None = None
+        self._default_fields = b""
 
     def head_received(self) -> None:
         if self._gate is not None and self._is_usual_check():
@@ -152,9 +160,10 @@ class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
             await self.flow.drain()
         if check.disconnected or self.transport.is_closing():
             return  # decided and recorded; there is nobody to tell
-        self.transport.write(
-            answer_bytes(answer, self.server_state.default_headers, check.keep_alive)
-        )
+        headers = self.server_state.default_headers
+        if headers is not self._default_headers:
+            self._default_headers, self._default_fields = headers, default_fields(headers)
+        self.transport.write(answer_bytes(answer, self._default_fields, check.keep_alive))
         check.response_complete = True
         if not check.keep_alive:
             self.transport.close()

@@ -31,7 +31,7 @@ from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
 from sidecar.ratelimit import RateLimiter, over_budget, tokens_needed
-from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
+from sidecar.request import MAX_BODY_BYTES, parse_body
 
 _logger = logging.getLogger("tollgate.policy")
 
@@ -294,7 +294,7 @@ class Gate:
         if len(body) > MAX_BODY_BYTES:
             return await self.too_large(body[:INVALID_BODY_KEEP])
         try:
-            parsed = parse_request(parse_json_body(body))
+            parsed = parse_body(body)
             policy = self.policy.active
             if policy is None:
                 return await self._unavailable_policy(parsed.action)

@@ -18,6 +18,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +246,20 @@ def test_a_connection_is_kept_until_the_client_asks_to_close(served: Served) -> 
         assert answer.field(b"connection") == b"close"
         assert reader.closed()
     assert served.app.asgi_checks == 0
+
+
+def test_each_answer_carries_the_current_date(served: Served) -> None:
+    with served.connect() as sock:
+        reader = Reader(sock)
+        dates = []
+        for _ in range(2):
+            sock.sendall(usual(ALLOWED))
+            dates.append(reader.response().field(b"date"))
+            time.sleep(1.1)  # uvicorn renews its date field once a second
+    assert dates[0] != dates[1]
+    for date in dates:
+        assert date is not None
+        assert abs(parsedate_to_datetime(date.decode()).timestamp() - time.time()) < 10
 
 
 def test_pipelined_checks_are_answered_in_order(served: Served) -> None:

@@ -34,7 +34,7 @@ from sidecar.errors import RequestError
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes
-from sidecar.request import MAX_BODY_BYTES, parse_json_body, parse_request
+from sidecar.request import MAX_BODY_BYTES, parse_body, parse_json_body, parse_request
 
 POLICY = """
 version: 1
@@ -286,6 +286,36 @@ def test_the_pipeline_raises_only_request_errors(policy: CompiledPolicy, body: b
     assert verdict.decision in ("allow", "deny", "require_approval")
     assert verdict.allowed == (verdict.decision == "allow")
     json.dumps(verdict.request, allow_nan=False)  # what is recorded is plain JSON
+
+
+def _outcome(parse: Any) -> Any:
+    try:
+        return parse().model_dump()
+    except RequestError as exc:
+        return ("refused", str(exc), exc.field)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_BODIES)
+def test_the_gates_body_parse_skips_no_check(body: bytes) -> None:
+    """``parse_body`` (which skips the lone-surrogate walk for a body without a ``\\u``
+    escape) accepts and refuses exactly what the full parse does, with the same error."""
+    assert _outcome(lambda: parse_body(body)) == _outcome(
+        lambda: parse_request(parse_json_body(body))
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "process.exec", "argv": ["ls", "\\ud800"]}',
+        b'{"action": "file.read", "path": "/x", "context": {"k": ["a", {"\\udc00": 1}]}}',
+        b'{"action": "file.read", "path": "/x", "context": {"\\ud83d": 1}}',
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_body_is_refused(body: bytes) -> None:
+    with pytest.raises(RequestError, match="invalid Unicode escape"):
+        parse_body(body)
 
 
 @pytest.mark.parametrize(
