@@ -14,13 +14,13 @@ fields, which httptools hands uvicorn as more header fields to keep (and the chu
 framing, a few bytes per chunk). A request that begins in a chunk after others that end
 in it (a client that pipelines) is not charged for their heads, measured as they were
 parsed; a read holds up to 256 KiB, hundreds of small checks. A pipelining client gets
-its answers in order: a 431 is written after the responses to the requests before it,
-also when the refused request's head was taken and only its trailer fields are over the
-cap (it leaves uvicorn's queue: it will never get its body). A head whose end arrives
-in the chunk being read is parsed before that count is taken, so it is measured again when it
-is complete, from the request line and the header fields uvicorn keeps, before the
-request is dispatched (counted only per chunk, a head over the cap written in one piece
-would be served).
+its answers in order: a 431 (or uvicorn's 400 to bytes that are not HTTP) is written
+after the responses to the requests before it, also when the refused request's head was
+taken and only its trailer fields are over the cap (it leaves uvicorn's queue: it will
+never get its body). A head whose end arrives in the chunk being read is parsed before
+that count is taken, so it is measured again when it is complete, from the request line
+and the header fields uvicorn keeps, before the request is dispatched (counted only per
+chunk, a head over the cap written in one piece would be served).
 
 The gate's protocol, sidecar/check_protocol.py, builds on this one: what is done with a
 request the cap lets through is left to ``head_received``, ``body_received`` and

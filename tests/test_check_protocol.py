@@ -362,6 +362,25 @@ def trailers_over_the_cap() -> bytes:
     return head + body + b"X-Pad: " + b"a" * (MAX_HEAD_BYTES + 100) + b"\r\n\r\n"
 
 
+def refusal_after_the_answer_owed(served: Served, stream: bytes) -> tuple[Response, bool]:
+    """Send ``stream``: a check (decided slowly) and a request the server refuses. The
+    check's answer must come first, as the trail records it, never the refusal read in
+    its place; returns the refusal and whether the connection then closed. The gate
+    must still serve afterwards."""
+    slow_checks(served, 0.3)
+    with served.connect() as sock:
+        sock.sendall(stream)
+        reader = Reader(sock)
+        answer = reader.response()
+        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
+        assert answer.json["allowed"] is True
+        refused = reader.response()
+        closed = reader.closed()
+    assert [d["decision"] for d in served.decisions()] == ["allow"]
+    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+    return refused, closed
+
+
 @pytest.mark.parametrize("first", [usual, chunked], ids=["fast", "asgi"])
 def test_a_431_after_its_head_waits_for_the_answer_owed_before_it(
     served: Served, first: Callable[[bytes], bytes]
@@ -369,18 +388,12 @@ def test_a_431_after_its_head_waits_for_the_answer_owed_before_it(
     """A request refused after its head was taken (its trailer fields over the cap) but
     pipelined behind a check still being decided: the check's answer comes first, as the
     trail records it, then the 431; never the 431 read as the check's answer."""
-    slow_checks(served, 0.3)
-    with served.connect() as sock:
-        sock.sendall(first(ALLOWED) + trailers_over_the_cap())
-        reader = Reader(sock)
-        answer = reader.response()
-        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
-        assert answer.json["allowed"] is True
-        refused = reader.response()
-        assert refused.status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
-        assert refused.field(b"connection") == b"close"
-    assert [d["decision"] for d in served.decisions()] == ["allow"]
-    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+    refused, closed = refusal_after_the_answer_owed(
+        served, first(ALLOWED) + trailers_over_the_cap()
+    )
+    assert refused.status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert refused.field(b"connection") == b"close"
+    assert closed  # the gate stops writing after it (a lingering close)
 
 
 def test_many_pipelined_checks_are_each_answered_in_order_and_recorded_once(
@@ -445,19 +458,10 @@ def test_a_400_to_invalid_http_waits_for_the_answer_owed_before_it(
     """Bytes that are not HTTP after a check still being decided: the check's answer
     comes first, as the trail records it, then uvicorn's plain-text 400; never the 400
     read as the check's answer."""
-    slow_checks(served, 0.3)
-    with served.connect() as sock:
-        sock.sendall(first(ALLOWED) + NOT_HTTP[invalid])
-        reader = Reader(sock)
-        answer = reader.response()
-        assert answer.status_line == b"HTTP/1.1 200 OK", answer.body
-        assert answer.json["allowed"] is True
-        invalid = reader.response()
-        assert invalid.status_line == b"HTTP/1.1 400 Bad Request"
-        assert invalid.body == b"Invalid HTTP request received."
-        assert reader.closed()
-    assert [d["decision"] for d in served.decisions()] == ["allow"]
-    assert exchange(served, usual(DENIED)).json["decision"] == "deny"  # still serving
+    refused, closed = refusal_after_the_answer_owed(served, first(ALLOWED) + NOT_HTTP[invalid])
+    assert refused.status_line == b"HTTP/1.1 400 Bad Request"
+    assert refused.body == b"Invalid HTTP request received."
+    assert closed
 
 
 def test_an_idle_connection_is_closed_after_uvicorns_keep_alive_timeout(served: Served) -> None:
