@@ -131,7 +131,9 @@ def main() -> int:
         elif name == "startup":
             section = startup.run(audit_parent=args.dir)
         elif name == "http":
-            section = http_load.run(seconds=3 if args.quick else 8, audit_parent=args.dir)
+            section = http_load.run(
+                seconds=2 if args.quick else 5, rounds=2 if args.quick else 3, audit_parent=args.dir
+            )
         elif name == "parts":
             section = parts.run(checks=10_000 if args.quick else 40_000)
         elif name == "stages":

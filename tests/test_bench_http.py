@@ -8,7 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from bench.http_load import Server, sync_totals
+from bench.http_load import Runs, Server, SyncWait, WrkResult, _section, sync_totals
+from bench.results import Target
 from tests.test_reload import ALLOW_READS, READ
 
 
@@ -41,3 +42,52 @@ def test_the_syncing_ceiling_makes_each_body_durable_before_answering(tmp_path: 
     finally:
         server.stop()
     assert (sync_dir / "bodies.log").read_bytes() == b"".join(b + b"\n" for b in bodies)
+
+
+def _runs(rates: list[float], p50s: list[float]) -> Runs:
+    return Runs(
+        tuple(
+            WrkResult(requests=int(rate * 5), seconds=5.0, errors=0, p50_us=p50, p99_us=p50 * 2)
+            for rate, p50 in zip(rates, p50s, strict=True)
+        )
+    )
+
+
+def _judged(gate16: Runs, gate1: Runs) -> dict[str, Target]:
+    flat = _runs([10_000.0] * 3, [100.0] * 3)
+    runs = {
+        ("ceiling", 1): _runs([9_000.0, 9_000.0, 9_000.0], [100.0, 110.0, 100.0]),
+        ("gate", 1): gate1,
+        ("ceiling", 16): _runs([16_000.0, 20_000.0, 16_000.0], [900.0] * 3),
+        ("gate", 16): gate16,
+        ("ceiling", 64): flat,
+        ("gate", 64): flat,
+    }
+    section = _section(runs, 150.0, SyncWait(100.0, 0.0165), True, 10, 10, 5.0, 3)
+    return {target.name.split(",")[0]: target for target in section.targets}
+
+
+def test_each_round_is_judged_against_its_own_ceiling_and_the_median_decides() -> None:
+    # Round 2's ceiling ran at a quiet moment (20,000/s): the gate's 9,000 that round is
+    # 0.45 of it, but 0.5625 and 0.55 of the other rounds' ceilings. One round moves one
+    # ratio, not the verdict.
+    gate16 = _runs([9_000.0, 9_000.0, 8_800.0], [1_800.0] * 3)
+    gate1 = _runs([2_500.0] * 3, [290.0, 400.0, 310.0])
+    targets = _judged(gate16, gate1)
+    throughput = targets["throughput at concurrency 16"]
+    assert throughput.holds
+    assert throughput.measured.startswith(
+        "0.55 (9,000 vs 16,000 requests/s; rounds: 0.56, 0.45, 0.55)"
+    )
+    latency = targets["p50 at concurrency 1"]
+    # 2.90x, 3.64x, 3.10x: the median round is over the limit.
+    assert not latency.holds
+    assert "rounds: 2.90, 3.64, 3.10" in latency.measured
+
+
+def test_a_gate_below_the_share_in_most_rounds_misses_the_target() -> None:
+    gate16 = _runs([7_900.0, 11_000.0, 7_800.0], [1_800.0] * 3)
+    gate1 = _runs([2_500.0] * 3, [250.0, 260.0, 400.0])
+    targets = _judged(gate16, gate1)
+    assert not targets["throughput at concurrency 16"].holds  # 0.49, 0.55, 0.49
+    assert targets["p50 at concurrency 1"].holds  # 2.50, 2.36, 4.00
