@@ -32,7 +32,7 @@ def _any(*needles: str) -> Callable[[list[str]], bool]:
 PARTS: list[tuple[str, Callable[[list[str]], bool]]] = [
     ("audit record: encode, redaction, leaf hash", _any("AuditLog._stage")),
     ("audit batch: write + fdatasync, settle the waiting checks", _any("AuditLog._flush")),
-    ("request parse (JSON, pydantic)", _any("parse_json_body", "parse_request")),
+    ("request parse (JSON, pydantic)", _any("parse_body", "parse_request")),
     ("normalisation", _any("normalise_request")),
     ("decision (evaluate every subject)", _any("decide (sidecar/engine.py")),
     ("approvals", _any("ApprovalService")),
