@@ -317,7 +317,7 @@ def run(
         raise RuntimeError("the gate's syncs were not read during the concurrency-1 runs")
     runs = {key: Runs(tuple(value)) for key, value in results.items()}
     sync_wait = SyncWait(sync_batches, sync_seconds)
-    return _section(
+    return judged_section(
         runs, fsync_us, sync_wait, report.intact, report.records, answered, seconds, rounds
     )
 
@@ -326,7 +326,7 @@ def _rounds(values: list[float], fmt: str) -> str:
     return ", ".join(format(v, fmt) for v in values)
 
 
-def _section(
+def judged_section(
     runs: dict[tuple[str, int], Runs],
     fsync_us: float,
     sync_wait: SyncWait,
@@ -336,6 +336,7 @@ def _section(
     seconds: float,
     rounds: int,
 ) -> Section:
+    """The HTTP table, its targets judged on each round's ratios, and the notes."""
     section = Section(
         "/check over HTTP under wrk (requests/s; latency µs p50 / p99; medians of the rounds)",
         ("concurrency", "server", "requests/s", "latency p50 / p99", "errors", "vs ceiling"),

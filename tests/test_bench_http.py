@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from bench.http_load import Runs, Server, SyncWait, WrkResult, _section, sync_totals
+from bench.http_load import Runs, Server, SyncWait, WrkResult, judged_section, sync_totals
 from bench.results import Target
 from tests.test_reload import ALLOW_READS, READ
 
@@ -63,7 +63,7 @@ def _judged(gate16: Runs, gate1: Runs) -> dict[str, Target]:
         ("ceiling", 64): flat,
         ("gate", 64): flat,
     }
-    section = _section(runs, 150.0, SyncWait(100.0, 0.0165), True, 10, 10, 5.0, 3)
+    section = judged_section(runs, 150.0, SyncWait(100.0, 0.0165), True, 10, 10, 5.0, 3)
     return {target.name.split(",")[0]: target for target in section.targets}
 
 
