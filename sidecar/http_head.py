@@ -22,6 +22,10 @@ that count is taken, so it is measured again when it is complete, from the reque
 and the header fields uvicorn keeps, before the request is dispatched (counted only per
 chunk, a head over the cap written in one piece would be served).
 
+A client that half-closes after its requests (its end of input, ``nc -N``) still gets
+the answers to the requests it sent whole, in order, and then the connection closes
+(``eof_received``); uvicorn alone would close at once and drop them.
+
 The gate's protocol, sidecar/check_protocol.py, builds on this one: what is done with a
 request the cap lets through is left to ``head_received``, ``body_received`` and
 ``message_received``, which here hand it to uvicorn's request cycle. The same protocol
@@ -173,6 +177,29 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes += max(charged, 0)
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse()
+
+    # asyncio's Protocol lets it return True (keep the transport open to write).
+    def eof_received(self) -> bool | None:  # type: ignore[override]
+        """The client's end of input: a half-close (``shutdown(SHUT_WR)``), as ``nc -N``
+        and clients that read to end of file send after their request.
+
+        uvicorn takes it for a disconnect and closes at once, dropping the answers to
+        requests already read, whose checks the gate may have decided and recorded.
+        Here every request read whole is still answered, in order; the last answer says
+        ``connection: close`` and the connection closes after it. A request that the
+        end of input cuts short can never complete and is not answered. Nothing owed (or
+        a refused connection, whose lingering close waits for this): closed at once.
+        """
+        # A request whose body is being read when the input ends is running (uvicorn
+        # stops reading while a request waits in its queue) or on the gate's own path
+        # (taken only when nothing is owed): nothing before it is owed.
+        if self._refused or (self._in_message and self._head_done):
+            return None
+        last = self.pipeline[0][0] if self.pipeline else self.cycle  # the newest, on the left
+        if last is None or last.response_complete:
+            return None
+        last.keep_alive = False
+        return True
 
     def _over_the_cap(self) -> bool:
         """Whether the complete head (or trailer block) parsed just now is over the cap;

@@ -548,3 +548,95 @@ def test_a_body_sent_two_bytes_at_a_time_is_held_once(served: Served) -> None:
         for sock in socks:
             sock.close()
     assert served.app.asgi_checks == 0
+
+
+def half_closed(served: Served, stream: bytes) -> tuple[list[Response], bool]:
+    """Send ``stream``, then the end of input (``shutdown(SHUT_WR)``, as ``nc -N``
+    does); read the answers until the gate closes. Whether it closed cleanly, too.
+
+    Each check takes 0.2 s more, so that the end of input reaches the gate while the
+    checks are under way, as it does for a client on a slower disk; otherwise a lone
+    check could be answered before the gate reads it, and the test would show nothing.
+    """
+    check = served.gate.check
+
+    async def slower(body: bytes) -> Answer:
+        await asyncio.sleep(0.2)
+        return await check(body)
+
+    served.gate.check = slower  # type: ignore[method-assign]
+    try:
+        return _half_closed(served, stream)
+    finally:
+        served.gate.check = check  # type: ignore[method-assign]
+
+
+def _half_closed(served: Served, stream: bytes) -> tuple[list[Response], bool]:
+    with served.connect() as sock:
+        sock.sendall(stream)
+        sock.shutdown(socket.SHUT_WR)
+        reader = Reader(sock)
+        answers = []
+        while True:
+            try:
+                if reader.closed():
+                    return answers, True
+            except ConnectionResetError:
+                return answers, False
+            answers.append(reader.response())
+
+
+@pytest.mark.parametrize("shape", ["usual", *OTHER_SHAPES])
+def test_a_check_followed_by_the_end_of_input_is_answered_then_closed(
+    served: Served, shape: str
+) -> None:
+    """A half-close after the request: uvicorn alone took it for a disconnect and
+    dropped the answer, although the gate had decided (and, on its own path, recorded)
+    the check. The answer comes, says the connection closes, and it does."""
+    before = len(served.decisions())
+    request = usual(ALLOWED) if shape == "usual" else OTHER_SHAPES[shape](ALLOWED)
+    answers, clean = half_closed(served, request)
+    assert clean
+    assert [a.json["allowed"] for a in answers] == [True]
+    assert answers[0].field(b"connection") == b"close"
+    assert answers[0].json["audit"]["seq"] == served.decisions()[-1]["seq"]
+    assert len(served.decisions()) == before + 1
+
+
+def test_pipelined_checks_then_the_end_of_input_are_each_answered_in_order(
+    served: Served,
+) -> None:
+    """The second and third wait in uvicorn's queue when the end of input comes: they
+    are still answered, and only the last answer closes the connection."""
+    bodies = [ALLOWED, DENIED, ALLOWED]
+    answers, clean = half_closed(served, b"".join(usual(body) for body in bodies))
+    assert clean
+    assert [a.json["allowed"] for a in answers] == [True, False, True]
+    assert [a.field(b"connection") for a in answers] == [None, None, b"close"]
+    seqs = [a.json["audit"]["seq"] for a in answers]
+    assert seqs == sorted(seqs)
+    assert [d["seq"] for d in served.decisions()[-3:]] == seqs
+
+
+@pytest.mark.parametrize(
+    ("cut", "closing"),
+    [(lambda r: r[: r.index(b"\r\n") + 2], b"close"), (lambda r: r[:-5], None)],
+    ids=["mid-head", "mid-body"],
+)
+def test_a_request_cut_short_by_the_end_of_input_is_not_answered_the_one_before_is(
+    served: Served, cut: Callable[[bytes], bytes], closing: bytes | None
+) -> None:
+    """Cut short in its head, the second request is not yet a request: the first is the
+    last answer owed, and says so. Cut short in its body, it waits in uvicorn's queue,
+    which stops reading the connection: the gate sees the end of input only once the
+    first is answered (as kept alive) and the second has started, and then closes."""
+    before = len(served.decisions())
+    answers, clean = half_closed(served, usual(DENIED) + cut(usual(ALLOWED)))
+    assert clean
+    assert [a.json["allowed"] for a in answers] == [False]
+    assert answers[0].field(b"connection") == closing
+    assert len(served.decisions()) == before + 1  # the cut request was never decided
+    # Alone, a request cut short gets nothing and the connection closes at once.
+    assert half_closed(served, cut(usual(ALLOWED))) == ([], True)
+    assert len(served.decisions()) == before + 1
+    assert verify_trail(served.audit_dir).intact
