@@ -110,6 +110,47 @@ async def _append_many(log: AuditLog, first: int, count: int) -> list[Any]:
     )
 
 
+def test_checks_started_as_a_sync_ends_join_the_batch_gathered_during_it(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    """Under load the batch gathered during the helper's sync is written two loop
+    iterations after that sync ends, not at once: checks whose requests were read while
+    the sync was settled join it, instead of waiting for a sync of their own."""
+    log = open_log(signer=None)
+    joining: list[asyncio.Future[list[Any]]] = []
+
+    def as_the_sync_ends(_seconds: float) -> None:
+        # Called on the loop as the helper's answer is read, before anything is settled:
+        # appends made now start in the next loop iteration, like requests read now.
+        if not joining and log._pending is not None:
+            joining.append(asyncio.ensure_future(_append_many(log, 10, 3)))
+
+    log.on_sync(as_the_sync_ends)
+
+    async def run() -> int:
+        await log.start()
+        helper = log._syncer
+        assert helper is not None and helper.pid is not None
+        os.kill(helper.pid, signal.SIGSTOP)
+        try:
+            first = asyncio.ensure_future(_append_many(log, 0, 5))  # handed to the helper
+            await asyncio.sleep(0.2)
+            gathered = asyncio.ensure_future(_append_many(log, 5, 5))  # during its sync
+            await asyncio.sleep(0.1)
+        finally:
+            os.kill(helper.pid, signal.SIGCONT)
+        await asyncio.wait_for(asyncio.gather(first, gathered), 10)
+        assert joining, "the helper's sync never ended with a batch gathered"
+        await asyncio.wait_for(joining[0], 10)
+        syncs = log.syncs
+        await log.close()
+        return syncs
+
+    assert asyncio.run(run()) == 2  # the first five; then the other eight together
+    assert [r["seq"] for r in records(tmp_path / "audit")] == list(range(13))
+    assert verify_trail(tmp_path / "audit").intact
+
+
 def test_batches_are_synced_by_the_helper_and_a_lone_append_on_the_loop(
     open_log: OpenLog, tmp_path: Path
 ) -> None:
