@@ -241,12 +241,28 @@ _PATTERNS: list[SecretPattern] = [
         ignore_case=True,
     ),
     _pattern("url-credentials", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@", ("://",)),
+    # A token as the user of a URL with no password (https://TOKEN@github.com/o/r, as
+    # git and the forges accept): a user name of 20 or more letters, digits, '_' or '-'.
+    # Shorter names and names with a '.' (git@, first.last@) are kept.
+    _pattern("url-credentials", r"\b[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9_-]{20,})@", ("://",)),
     _pattern("jwt", r"\b(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)", ("eyj",)),
     _pattern(
         "github-token",
         r"\b(gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_\w{20,255})",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
+    # GitLab's personal, deploy, runner and pipeline-trigger tokens.
+    _pattern(
+        "gitlab-token",
+        r"\b((?:glpat|gldt|glrt|glptt)-[A-Za-z0-9_-]{20,})",
+        ("glpat-", "gldt-", "glrt-", "glptt-"),
+    ),
+    _pattern("npm-token", r"\b(npm_[A-Za-z0-9]{36})(?![A-Za-z0-9])", ("npm_",)),
+    _pattern("huggingface-token", r"\b(hf_[A-Za-z0-9]{30,})", ("hf_",)),
+    _pattern("pypi-token", r"\b(pypi-AgE[A-Za-z0-9_-]{50,})", ("pypi-age",)),
+    _pattern("docker-token", r"\b(dckr_pat_[A-Za-z0-9_-]{20,})", ("dckr_pat_",)),
+    # HashiCorp Vault's service, batch and recovery tokens.
+    _pattern("vault-token", r"\b(hv[sbr]\.[A-Za-z0-9_-]{24,})", ("hvs.", "hvb.", "hvr.")),
     _pattern(
         "aws-access-key",
         r"\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b",
@@ -598,6 +614,7 @@ def secret_key_kind(key: str) -> str | None:
 _TRIGGERS = (
     r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
+    r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
 )

@@ -58,6 +58,21 @@ SECRETS = [
     ("https://b.s3.amazonaws.com/k?X-Amz-Signature=5ec7e7a1b2", "5ec7e7a1b2", "secret"),
     ("curl -u admin:cu-33221100 https://x", "cu-33221100", "password"),
     ("mysql -uroot -pmy-55664433 app", "my-55664433", "password"),
+    (
+        "git clone https://a1B2c3D4e5f6G7h8i9J0k1@github.com/o/r",
+        "a1B2c3D4e5f6G7h8i9J0k1",
+        "url-credentials",
+    ),
+    ("GITLAB glpat-AbCdEfGhIj0123456789", "glpat-AbCdEfGhIj0123456789", "gitlab-token"),
+    ("npm npm_" + "a1B2c3D4e5f6" * 3, "npm_" + "a1B2c3D4e5f6" * 3, "npm-token"),
+    (
+        "hub hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123",
+        "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123",
+        "huggingface-token",
+    ),
+    ("twine pypi-AgE" + "Ab1_-" * 11, "pypi-AgE" + "Ab1_-" * 11, "pypi-token"),
+    ("login dckr_pat_AbCdEfGhIj0123456789xy", "dckr_pat_AbCdEfGhIj0123456789xy", "docker-token"),
+    ("VAULT hvs.CAESIAbCdEfGhIj0123456789xy", "hvs.CAESIAbCdEfGhIj0123456789xy", "vault-token"),
 ]
 
 
@@ -126,6 +141,27 @@ def test_clean_bodies_are_returned_unchanged_and_pass_the_screen() -> None:
     }
     assert not Redactor.may_hold_secret(canonical_bytes(body))
     assert redactor.redact(body) is body
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git clone ssh://git@github.com/o/r",  # a user name, not a token
+        "https://first.last@example.com/x",  # a '.' in it: a person's name
+        "https://deploy-bot-2026@example.com/x",  # under 20 characters
+        "npm_config_registry=https://registry.npmjs.org",  # npm's own settings
+        "hf_hub_download(repo_id)",  # too short for a Hugging Face token
+    ],
+)
+def test_look_alikes_of_the_token_forms_are_kept(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
+def test_a_url_token_redacted_once_is_left_alone() -> None:
+    redactor = Redactor(KEY)
+    once = redactor.redact_text("https://a1B2c3D4e5f6G7h8i9J0k1@github.com/o/r")
+    assert "[REDACTED:url-credentials:" in once
+    assert redactor.redact_text(once) == once
 
 
 def test_already_redacted_text_is_left_alone() -> None:
