@@ -509,9 +509,9 @@ class AuditLog:
 
         While a batch is being synced by the helper, the next one keeps gathering and is
         written two loop iterations after that sync ends (``_synced``), so under load one
-        batch is nearly always in the disk's hands and the loop never waits for it. A batch written
-        while nothing else is going on is synced right here: handing it over would only
-        add two process wake-ups to its check's answer (``_hand_over``).
+        batch is nearly always in the disk's hands and the loop never waits for it. A
+        batch written while nothing else is going on is synced right here: handing it
+        over would only add two process wake-ups to its check's answer (``_hand_over``).
         """
         if self._in_flight is not None:
             return  # written as soon as the sync in flight ends
