@@ -42,7 +42,8 @@ from collections.abc import Callable, Sized
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from sidecar.keep_alive import KeepAliveHttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 _LINGER_SECONDS = 2.0  # how long a refused connection's input is read and dropped
@@ -84,9 +85,9 @@ class QueueBoundFlow(FlowControl):
             super().resume_reading()
 
 
-class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing a connection whose request's head (or
-    its trailer fields) grows too large."""
+class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
+    """uvicorn's httptools protocol (with sidecar/keep_alive.py's timer), closing a
+    connection whose request's head (or its trailer fields) grows too large."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -478,6 +478,40 @@ def test_an_idle_connection_is_closed_after_uvicorns_keep_alive_timeout(served: 
     assert served.app.asgi_checks == 0
 
 
+def test_a_connection_used_again_is_closed_a_keep_alive_timeout_after_its_last_answer(
+    served: Served,
+) -> None:
+    """The keep-alive timer armed after the first answer (sidecar/keep_alive.py) fires
+    while the connection is idle again after a second: it closes the connection 5 s
+    after the second answer, not 5 s after the first."""
+    with served.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(usual(ALLOWED))
+        assert reader.response().json["allowed"] is True
+        time.sleep(3)
+        sock.sendall(usual(ALLOWED))
+        assert reader.response().json["allowed"] is True
+        answered = time.monotonic()
+        sock.settimeout(15)
+        assert sock.recv(1) == b""
+        assert 4.5 < time.monotonic() - answered < 10
+
+
+def test_a_request_arriving_when_the_keep_alive_timer_fires_is_answered(served: Served) -> None:
+    """A request whose first half was sent before the keep-alive timeout and whose rest
+    comes after it: the connection is busy, not idle, and the check is answered."""
+    request = usual(ALLOWED)
+    with served.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(request)
+        assert reader.response().json["allowed"] is True
+        time.sleep(3)
+        sock.sendall(request[:-10])
+        time.sleep(4)  # the timer armed after the first answer has fired meanwhile
+        sock.sendall(request[-10:])
+        assert reader.response().json["allowed"] is True
+
+
 def test_sigterm_with_checks_in_flight_answers_and_records_each_once(
     write_policy: Callable[[str], Path], daemon_factory: Callable[..., Daemon]
 ) -> None:
