@@ -28,15 +28,15 @@ class KeepAliveHttpToolsProtocol(HttpToolsProtocol):
         self._idle_since = None
 
     def on_response_complete(self) -> None:
+        if self.pipeline:
+            # A request is waiting: uvicorn starts it, and arms no timer.
+            super().on_response_complete()
+            return
         # uvicorn's, but for the timer: arm it only if it is not armed already.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
         self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(

@@ -497,6 +497,23 @@ def test_a_connection_used_again_is_closed_a_keep_alive_timeout_after_its_last_a
         assert 4.5 < time.monotonic() - answered < 10
 
 
+def test_a_connection_that_pipelined_is_closed_a_keep_alive_timeout_after_its_last_answer(
+    served: Served,
+) -> None:
+    """Two checks written at once: the second waits in uvicorn's queue and is started by
+    uvicorn when the first is answered (no timer then); the timer is armed after the
+    second's answer, and closes the idle connection 5 s later."""
+    with served.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(usual(ALLOWED) + usual(ALLOWED))
+        first, second = reader.response(), reader.response()
+        assert first.json["allowed"] is True and second.json["allowed"] is True
+        answered = time.monotonic()
+        sock.settimeout(15)
+        assert sock.recv(1) == b""
+        assert 4.5 < time.monotonic() - answered < 10
+
+
 def test_a_request_arriving_when_the_keep_alive_timer_fires_is_answered(served: Served) -> None:
     """A request whose first half was sent before the keep-alive timeout and whose rest
     comes after it: the connection is busy, not idle, and the check is answered."""
