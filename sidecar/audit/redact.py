@@ -88,18 +88,25 @@ _SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
 
 
 class SecretPattern(NamedTuple):
-    """A precise pattern, and literals one of which every match contains (lower-cased)."""
+    """A precise pattern, and literals (lower-cased) one of which every match contains;
+    or, when ``named_program``, one of which the string must contain for the pattern to
+    apply at all (the program whose option it reads, named anywhere in the string)."""
 
     kind: str
     regex: re.Pattern[str]
     literals: tuple[str, ...]
+    named_program: bool = False
 
 
 def _pattern(
-    kind: str, regex: str, literals: tuple[str, ...], ignore_case: bool = False
+    kind: str,
+    regex: str,
+    literals: tuple[str, ...],
+    ignore_case: bool = False,
+    named_program: bool = False,
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
-    return SecretPattern(kind, re.compile(regex, flags), literals)
+    return SecretPattern(kind, re.compile(regex, flags), literals, named_program)
 
 
 # Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
@@ -353,11 +360,13 @@ _PATTERNS: list[SecretPattern] = [
         ("rediscli_auth",),
         ignore_case=True,
     ),
-    # mysql's (and mariadb's) -pPASSWORD, glued; elsewhere -p is a port or a path.
+    # mysql's (and mariadb's) -pPASSWORD, glued; elsewhere -p is a port or a path, so
+    # it applies only to a string that names one of them.
     _pattern(
         "password",
         r"(?:^|(?<=\s))-p((?:[^\s\\]|\\.)+)",
         ("mysql", "mariadb"),
+        named_program=True,
     ),
 ]
 
@@ -684,6 +693,10 @@ _SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 _TAG_PREFIX = "[REDACTED:"
 _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
+# A secret found anywhere in a record is also replaced wherever else its text occurs in
+# that record, if it is at least this long: shorter ones would take ordinary words and
+# numbers with them.
+MIN_SPREAD_CHARACTERS = 4
 
 
 class Redactor:
@@ -718,24 +731,31 @@ class Redactor:
         the precise patterns. Values under secret-named keys are replaced whole. When
         neither finds anything (a screen hit on a harmless word), ``body`` is returned
         without being rebuilt.
+
+        A secret found in one place is then replaced wherever else its text occurs in
+        the record (``_everywhere``): a command line's analysed commands show a
+        password that its raw text hides from the patterns (``sh -c "curl -u
+        \\"bob:hunter22\\" …"``, ``s\\shpass -p hunter22``), and the raw text must not
+        keep it.
         """
         texts: list[str] = []
         secret_keys = _collect_strings(body, texts)
         rewritten: dict[int, str] = {}
+        found: dict[str, str] = {}  # every secret tagged, and its kind
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
             flagged = {bisect.bisect_right(ends, m.start()) for m in _SCREEN_TEXT.finditer(joined)}
             for index in flagged:
                 text = texts[index]
-                new = self._rewrite(text)
+                new = self._rewrite(text, found)
                 if new is not text:
                     rewritten[index] = new
         if not rewritten and not secret_keys:
             return body
-        result = self._value(body, None, rewritten, itertools.count())
+        result = self._value(body, None, rewritten, itertools.count(), found)
         assert isinstance(result, dict)
-        return result
+        return self._everywhere(result, found)
 
     def redact_text(self, text: str) -> str:
         """Replace every secret found in one string."""
@@ -743,8 +763,9 @@ class Redactor:
             return text
         return self._rewrite(text)
 
-    def _rewrite(self, text: str) -> str:
-        """``text`` with every secret replaced; ``text`` itself when nothing was."""
+    def _rewrite(self, text: str, found: dict[str, str] | None = None) -> str:
+        """``text`` with every secret replaced; ``text`` itself when nothing was. The
+        secrets replaced go into ``found``, with their kinds."""
         redacted = text
         lowered = text.lower()
         for secret in _PATTERNS:
@@ -755,11 +776,18 @@ class Redactor:
                 continue  # none of its literals: the pattern cannot match
             if secret.regex.search(redacted) is None:
                 continue
-            redacted = self._substitute(secret, redacted)
+            redacted = self._substitute(secret.regex, secret.kind, redacted, found)
         return text if redacted == text else redacted
 
-    def _substitute(self, secret: SecretPattern, text: str) -> str:
-        """``text`` with every match of ``secret`` replaced by the tag of its secret.
+    def _substitute(
+        self,
+        regex: re.Pattern[str],
+        kind: str | dict[str, str],
+        text: str,
+        found: dict[str, str] | None = None,
+    ) -> str:
+        """``text`` with every match of ``regex`` replaced by the tag of its secret (its
+        last group, or the whole match), of ``kind`` (or of its kind in ``kind``).
 
         The pattern is run between the tags already placed, so that none matches inside
         one (a tag's "api-key:1a2b3c4d" must not read as a key=value secret). It is run on
@@ -772,13 +800,16 @@ class Redactor:
         start = 0
         tags = [(tag.start(), tag.end()) for tag in _TAG.finditer(text)]
         for tag_start, tag_end in [*tags, (len(text), len(text))]:
-            for match in secret.regex.finditer(text, start, tag_start):
+            for match in regex.finditer(text, start, tag_start):
                 group = match.lastindex or 0
                 value = match.group(group)
                 if not value or value.startswith(_TAG_PREFIX):
                     continue
                 begin, end = match.span(group)
-                pieces += (text[done:begin], self.tag(secret.kind, value))
+                value_kind = kind if isinstance(kind, str) else kind[value]
+                pieces += (text[done:begin], self.tag(value_kind, value))
+                if found is not None:
+                    found.setdefault(value, value_kind)
                 done = end
             start = tag_end
         if not pieces:
@@ -786,20 +817,29 @@ class Redactor:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _value(self, value: Any, kind: str | None, rewritten: dict[int, str], counter: Any) -> Any:
+    def _value(
+        self,
+        value: Any,
+        kind: str | None,
+        rewritten: dict[int, str],
+        counter: Any,
+        found: dict[str, str],
+    ) -> Any:
         """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them.
 
         ``rewritten`` holds the redacted form of the strings, by that order, in which the
-        precise patterns found a secret.
+        precise patterns found a secret. The secrets replaced here go into ``found``.
         """
         if isinstance(value, str):
             index = next(counter)
             if kind is not None and value and not value.startswith(_TAG_PREFIX):
+                found.setdefault(value, kind)
                 return self.tag(kind, value)
             return rewritten.get(index, value)
         if kind is not None and type(value) is int:
             # A PIN or a one-time code under a secret-named key is a secret as a number
             # too; true, false and null say nothing.
+            found.setdefault(str(value), kind)
             return self.tag(kind, str(value))
         if isinstance(value, dict):
             changed = False
@@ -811,24 +851,58 @@ class Redactor:
                     new_key = rewritten.get(next(counter), key)
                     if item_kind is None:
                         item_kind = secret_key_kind(key)
-                new_item = self._value(item, item_kind, rewritten, counter)
+                new_item = self._value(item, item_kind, rewritten, counter, found)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
             return out if changed else value
         if isinstance(value, list | tuple):
             items = []
             # An argv list: the value after --password, curl's -u user:pw, sshpass -p pw ...
-            found = _argv_secrets(value) if kind is None else {}
+            in_argv = _argv_secrets(value) if kind is None else {}
             for index, item in enumerate(value):
-                new = self._value(item, kind, rewritten, counter)
-                if index in found:
-                    found_kind, kept, secret = found[index]
-                    new = kept + self.tag(found_kind, secret)
+                new = self._value(item, kind, rewritten, counter, found)
+                if index in in_argv:
+                    argv_kind, kept, secret = in_argv[index]
+                    found.setdefault(secret, argv_kind)
+                    new = kept + self.tag(argv_kind, secret)
                 items.append(new)
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
             return value
         return value
+
+    def _everywhere(self, value: Any, found: dict[str, str]) -> Any:
+        """``value`` with the text of every secret in ``found`` (of at least
+        ``MIN_SPREAD_CHARACTERS``) replaced by its tag wherever it still occurs in a
+        string value, outside the tags already placed. Keys are names, not values: one
+        that happens to hold a secret's text (a PIN ``0000`` and a key ``0000apikey``)
+        is kept, so that the record keeps its shape."""
+        kinds = {
+            secret: kind for secret, kind in found.items() if len(secret) >= MIN_SPREAD_CHARACTERS
+        }
+        if not kinds:
+            return value
+        # Longest first: a secret that holds another is replaced whole.
+        regex = re.compile("|".join(re.escape(s) for s in sorted(kinds, key=len, reverse=True)))
+
+        def rebuild(item: Any) -> Any:
+            if isinstance(item, str):
+                if regex.search(item) is None:
+                    return item
+                return self._substitute(regex, kinds, item)
+            if isinstance(item, dict):
+                out = {key: rebuild(sub) for key, sub in item.items()}
+                if all(out[key] is sub for key, sub in item.items()):
+                    return item
+                return out
+            if isinstance(item, list | tuple):
+                items = [rebuild(sub) for sub in item]
+                if all(new is sub for new, sub in zip(items, item, strict=True)):
+                    return item
+                return items
+            return item
+
+        return rebuild(value)
 
 
 def _collect_strings(value: Any, texts: list[str]) -> bool:

@@ -214,9 +214,10 @@ def test_the_screen_and_the_literals_never_miss_what_a_pattern_would_redact(
 
 def _assert_matches_hold_a_literal(value: str) -> None:
     # _rewrite skips a pattern on a string without its literals: that must never skip
-    # a secret.
+    # a secret. (A pattern for one program's option, mysql's glued -p, matches anywhere
+    # and applies only where the program is named: "-pAuthorization: …" is no password.)
     for secret in _PATTERNS:
-        if secret.regex.search(value):
+        if secret.regex.search(value) and not secret.named_program:
             assert any(literal in value.lower() for literal in secret.literals), secret.kind
 
 
