@@ -129,7 +129,9 @@ def bind_request(
     raw = bound_request(request)
     raw_body = canonical_bytes({"action": action, "request": raw})
     # The trail's fast path (a few microseconds): no screen hit, nothing to redact.
-    shown = redact(raw) if Redactor.may_hold_secret(raw_body) else raw
+    # Redacted as the trail redacts a record's request (a secret its analysis shows is
+    # also replaced in its raw text), so that approvers see what the trail records.
+    shown = redact({"request": raw})["request"] if Redactor.may_hold_secret(raw_body) else raw
     if shown is raw or shown == raw:
         # Nothing secret: the plain hash binds, and needs no key to survive a restart.
         published = "sha256:" + hashlib.sha256(raw_body).hexdigest()

@@ -694,8 +694,8 @@ _SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 _TAG_PREFIX = "[REDACTED:"
 _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 # A secret found anywhere in a record is also replaced wherever else its text occurs in
-# that record, if it is at least this long: shorter ones would take ordinary words and
-# numbers with them.
+# the record's request, if it is at least this long: shorter ones would take ordinary
+# words and numbers with them.
 MIN_SPREAD_CHARACTERS = 4
 
 
@@ -733,10 +733,12 @@ class Redactor:
         without being rebuilt.
 
         A secret found in one place is then replaced wherever else its text occurs in
-        the record (``_everywhere``): a command line's analysed commands show a
-        password that its raw text hides from the patterns (``sh -c "curl -u
-        \\"bob:hunter22\\" …"``, ``s\\shpass -p hunter22``), and the raw text must not
-        keep it.
+        ``body["request"]``, the request as the agent sent it and as the gate analysed
+        it (``_everywhere``): a command line's analysed commands show a password that
+        its raw text hides from the patterns (``sh -c "curl -u \\"bob:hunter22\\" …"``,
+        ``s\\shpass -p hunter22``), and the raw text must not keep it. The record's other
+        fields are the gate's own (ids, hashes, rule names, mode): a secret's text
+        inside one of them is a coincidence, and rewriting it would break the record.
         """
         texts: list[str] = []
         secret_keys = _collect_strings(body, texts)
@@ -755,7 +757,11 @@ class Redactor:
             return body
         result = self._value(body, None, rewritten, itertools.count(), found)
         assert isinstance(result, dict)
-        return self._everywhere(result, found)
+        request = result.get("request")
+        spread = self._everywhere(request, found)
+        if spread is not request:
+            result = {**result, "request": spread}
+        return result
 
     def redact_text(self, text: str) -> str:
         """Replace every secret found in one string."""
@@ -876,7 +882,7 @@ class Redactor:
         ``MIN_SPREAD_CHARACTERS``) replaced by its tag wherever it still occurs in a
         string value, outside the tags already placed. Keys are names, not values: one
         that happens to hold a secret's text (a PIN ``0000`` and a key ``0000apikey``)
-        is kept, so that the record keeps its shape."""
+        is kept, so that the request keeps its shape."""
         kinds = {
             secret: kind for secret, kind in found.items() if len(secret) >= MIN_SPREAD_CHARACTERS
         }

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sidecar.approvals.model import bind_request
 from sidecar.audit.redact import MIN_SPREAD_CHARACTERS, Redactor
 from sidecar.normalise.request import normalise_request
 from sidecar.request import parse_body
@@ -60,37 +61,56 @@ def test_a_password_after_a_program_name_holding_a_backslash_is_replaced_in_the_
 
 
 def test_a_value_under_a_secret_named_key_is_replaced_in_free_text_too() -> None:
-    body = {"context": {"dbPassword": PW, "note": f"connect with {PW} then query"}}
-    redacted = Redactor(KEY).redact(body)
+    context = {"dbPassword": PW, "note": f"connect with {PW} then query"}
+    redacted = Redactor(KEY).redact({"request": {"context": context}})["request"]
     tag = redacted["context"]["dbPassword"]
     assert TAG.fullmatch(tag)
     assert redacted["context"]["note"] == f"connect with {tag} then query"
 
 
 def test_a_secret_holding_another_is_replaced_whole() -> None:
-    body = {"context": {"password": "abcd", "token": "abcdefgh", "note": "x abcdefgh y abcd z"}}
-    redacted = Redactor(KEY).redact(body)
+    context = {"password": "abcd", "token": "abcdefgh", "note": "x abcdefgh y abcd z"}
+    redacted = Redactor(KEY).redact({"request": {"context": context}})["request"]
     long_tag, short_tag = redacted["context"]["token"], redacted["context"]["password"]
     assert redacted["context"]["note"] == f"x {long_tag} y {short_tag} z"
 
 
 def test_a_secret_shorter_than_the_minimum_is_replaced_only_where_it_was_found() -> None:
     short = "a" * (MIN_SPREAD_CHARACTERS - 1)
-    body = {"context": {"password": short}, "path": f"/srv/{short}/x"}
-    redacted = Redactor(KEY).redact(body)
+    request = {"context": {"password": short}, "path": f"/srv/{short}/x"}
+    redacted = Redactor(KEY).redact({"request": request})["request"]
     assert TAG.fullmatch(redacted["context"]["password"])
     assert redacted["path"] == f"/srv/{short}/x"
 
 
+def test_the_gates_own_fields_are_never_rewritten() -> None:
+    """Ids, hashes, rule names and the mode are the gate's, not the agent's: a secret
+    whose text they happen to hold leaves them as they are (a decisionId or a policy
+    hash rewritten would no longer match the answer or the policy)."""
+    secret = "ABCD1234"
+    record = {
+        "decisionId": f"01JDEF{secret}XYZ0123456789",
+        "policy": f"sha256:00{secret.lower()}ff",
+        "rule": f"allow-{secret}",
+        "mode": "enforce",
+        "request": {"context": {"password": secret}, "path": f"/srv/{secret}/x"},
+    }
+    redacted = Redactor(KEY).redact(record)
+    assert {key: redacted[key] for key in ("decisionId", "policy", "rule", "mode")} == {
+        key: record[key] for key in ("decisionId", "policy", "rule", "mode")
+    }
+    assert secret not in json.dumps(redacted["request"])
+
+
 def test_keys_keep_their_names_and_a_record_redacted_twice_reads_the_same() -> None:
-    body = {
+    request = {
         "context": {"password": PW, "note": f"pw {PW}", f"{PW}Count": 1},
         "argv": ["curl", "-u", f"bob:{PW}"],
     }
     redactor = Redactor(KEY)
-    once = redactor.redact(body)
-    assert list(once["context"]) == ["password", "note", f"{PW}Count"]
-    assert PW not in json.dumps([once["context"]["note"], once["argv"]])
+    once = redactor.redact({"request": request})
+    assert list(once["request"]["context"]) == ["password", "note", f"{PW}Count"]
+    assert PW not in json.dumps([once["request"]["context"]["note"], once["request"]["argv"]])
     assert redactor.redact(once) == once
 
 
@@ -131,3 +151,14 @@ def test_thousands_of_secrets_sharing_a_prefix_are_spread_in_bounded_time() -> N
     redacted = Redactor(KEY).redact(record)
     assert time.perf_counter() - started < 2.0
     assert f"{'a' * 24}00042" not in json.dumps(redacted)
+
+
+def test_approvers_are_shown_the_request_as_the_trail_records_it() -> None:
+    """An approval's view of the request (``bind_request``) is redacted as a record's
+    request is: the raw command line does not show approvers the password either."""
+    line = f'sh -c "curl -u \\"bob:{PW}\\" https://example.com/"'
+    request = recorded_request({"action": "process.exec", "commandLine": line})
+    redactor = Redactor(KEY)
+    bound = bind_request("process.exec", request, redactor.redact, redactor.keyed_digest)
+    assert PW not in json.dumps(bound.shown)
+    assert bound.shown == redactor.redact({"request": request, "reason": "r"})["request"]
