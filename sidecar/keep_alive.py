@@ -10,10 +10,14 @@ Here a connection notes when it went idle. Its timer is armed only when none is,
 when it fires it closes the connection if it has been idle for the whole timeout since,
 or waits out the rest if a request came and went meanwhile; while a request is being
 served, nothing is armed. A connection idle for the timeout is closed at the same moment
-as with uvicorn's timer, and one that is busy is never closed by it.
+as with uvicorn's timer, and one that is busy is never closed by it. The check is in
+uvicorn's own ``timeout_keep_alive_handler``, so that a timer uvicorn arms itself (a
+response with a request waiting is left to uvicorn) goes through it too.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -21,7 +25,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 class KeepAliveHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a lazily re-armed keep-alive timer."""
 
-    _idle_since: float | None = None  # loop time of the last response, while idle
+    _idle_since: float | None = None  # loop time it went idle; None while busy
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._idle_since = self.loop.time()  # idle until its first bytes arrive
 
     def _unset_keepalive_if_required(self) -> None:
         # Called by uvicorn when bytes arrive: the connection is busy, its timer stays.
@@ -40,19 +48,22 @@ class KeepAliveHttpToolsProtocol(HttpToolsProtocol):
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self._keep_alive_lapsed
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
 
-    def _keep_alive_lapsed(self) -> None:
+    def timeout_keep_alive_handler(self) -> None:
+        """The timer fired: close if idle for the whole timeout, else wait out the rest."""
         self.timeout_keep_alive_task = None
         idle_since = self._idle_since
         if idle_since is None:
             return  # serving a request; its response arms the timer again
         left = idle_since + self.timeout_keep_alive - self.loop.time()
         if left > 0:
-            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_lapsed)
+            self.timeout_keep_alive_task = self.loop.call_later(
+                left, self.timeout_keep_alive_handler
+            )
         else:
-            self.timeout_keep_alive_handler()
+            super().timeout_keep_alive_handler()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
