@@ -130,7 +130,9 @@ def main() -> int:
         if name == "decision":
             section = decision.run(budget_s=0.5 if args.quick else 2.0)
         elif name == "startup":
-            section = startup.run(audit_parent=args.dir)
+            section = startup.run(
+                audit_parent=args.dir, kept_records=100_000 if args.quick else 300_000
+            )
         elif name == "http":
             section = http_load.run(
                 seconds=2 if args.quick else 5, rounds=2 if args.quick else 3, audit_parent=args.dir

@@ -91,7 +91,9 @@ class Server:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 30.0, poll: float = 0.05) -> Server:
+        """Spawn the server and wait for ``GET /ready`` to answer 200, asking every
+        ``poll`` seconds."""
         env = {**os.environ, "TOLLGATE_IDENTITY": IDENTITY}
         with open(self.log, "wb") as log:
             # stdout carries the audit checkpoint lines; only errors are kept.
@@ -107,7 +109,7 @@ class Server:
                     if answer.status == 200:
                         return self
             except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
+                time.sleep(poll)
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready")
 

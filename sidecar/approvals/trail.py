@@ -3,7 +3,9 @@
 Pending approvals survive a restart because the trail is their only store: this reads
 ``DIR/segments/*.jsonl`` (CONTRACT section 4) in seq order and yields the top-level
 records of type ``approval``. Approval records are rare, so each line is screened for
-the bytes ``"type":"approval"`` (canonical JSON has no whitespace) before it is parsed;
+the bytes ``"type":"approval"`` (canonical JSON has no whitespace) before it is parsed,
+a block of the segment at a time (``iter_lines_holding``), so that a long trail of
+other records is read at about the disk's speed;
 the screen can only let through too much (the same bytes inside a nested object), and
 the parsed record's own ``type`` decides. The trail's integrity is checked by
 ``AuditLog.open`` before this runs; a line that does not parse here is skipped.
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sidecar.audit.segments import SEGMENTS_DIR, iter_line_blocks, list_segments
+from sidecar.audit.segments import SEGMENTS_DIR, iter_lines_holding, list_segments
 
 RECORD_TYPE = "approval"
 _SCREEN = b'"type":"approval"'
@@ -28,13 +30,10 @@ def approval_records(directory: str | Path) -> Iterator[dict[str, Any]]:
     if not (path / SEGMENTS_DIR).is_dir():
         return
     for segment in list_segments(path):
-        for lines in iter_line_blocks(segment.path):
-            for line in lines:
-                if _SCREEN not in line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and record.get("type") == RECORD_TYPE:
-                    yield record
+        for line in iter_lines_holding(segment.path, _SCREEN):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("type") == RECORD_TYPE:
+                yield record

@@ -94,6 +94,39 @@ def iter_line_blocks(path: Path) -> Iterator[list[bytes]]:
                 yield lines
 
 
+def iter_lines_holding(path: Path, needle: bytes, block_size: int = _READ_BLOCK) -> Iterator[bytes]:
+    """Yield the complete lines of ``path`` (without newlines) that hold ``needle``.
+
+    The lines are those ``iter_line_blocks`` yields, in the same order, less those
+    without ``needle`` (which must not hold a newline). A block is searched for it as
+    a whole (``bytes.find``) and cut into lines only around a hit: screening a long
+    trail for rare records costs about a read of it, not a Python step per line.
+    """
+    if b"\n" in needle or not needle:
+        raise ValueError("needle must be non-empty and hold no newline")
+    pending = b""  # the start of a line that continues in the next block
+    with open(path, "rb", buffering=0) as handle:
+        while block := handle.read(block_size):
+            complete = block.rfind(b"\n") + 1  # this block's complete lines end here
+            if complete == 0:
+                pending += block
+                continue
+            start = 0
+            if pending:
+                # The line across the boundary, joined alone: the block is not copied.
+                start = block.index(b"\n") + 1
+                line = pending + block[: start - 1]
+                if needle in line:
+                    yield line
+            found = block.find(needle, start, complete)
+            while found >= 0:
+                # Its line starts after the newline before it (block[start - 1] is one).
+                end = block.index(b"\n", found)
+                yield block[block.rfind(b"\n", 0, found) + 1 : end]
+                found = block.find(needle, end + 1, complete)
+            pending = block[complete:]
+
+
 def last_line_end(handle: BinaryIO, size: int) -> int:
     """Offset just after the last newline in the first ``size`` bytes of ``handle``."""
     end = size
