@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +82,18 @@ def require_wrk() -> str:
 class Server:
     """A server process on a loopback port, started and stopped by the benchmark."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        cwd: Path | None = None,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         # ``python -m`` imports from the working directory first: it decides the build.
         self.cwd = cwd
+        self.preexec = preexec  # run in the child before the server (a cgroup to join)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.argv = [arg.replace("{port}", str(self.port)) for arg in argv]
@@ -98,7 +107,12 @@ class Server:
         with open(self.log, "wb") as log:
             # stdout carries the audit checkpoint lines; only errors are kept.
             self.process = subprocess.Popen(
-                self.argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=self.cwd
+                self.argv,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                cwd=self.cwd,
+                preexec_fn=self.preexec,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

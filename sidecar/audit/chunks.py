@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from sidecar.audit.segments import Segment, last_line_end, list_segments
+from sidecar.cpus import usable_cpus
 
 CHUNK_BYTES = 4 * 2**20
 _SCAN_WINDOW = 65536
@@ -92,11 +92,13 @@ def read_lines(path: str, start: int, end: int) -> list[bytes]:
 
 
 def default_workers(plans: Sequence[SegmentPlan]) -> int:
-    """Up to 4 processes, one per CPU, and only when there are several chunks to share."""
+    """Up to 4 processes, one per CPU this process can keep busy (its affinity, and its
+    cgroup's CPU quota: under a container's limit of 500m, one), and only when there
+    are several chunks to share."""
     total = sum(plan.clean_end for plan in plans)
     if total < 2 * CHUNK_BYTES:
         return 1
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return min(4, usable_cpus())
 
 
 def in_flight(workers: int) -> int:
