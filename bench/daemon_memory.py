@@ -1,0 +1,122 @@
+"""Memory of the daemon itself over many checks: ``tollgate serve`` under wrk.
+
+``bench.memory`` counts the checks of ``Gate.check`` in one process; this counts what a
+pod runs: the daemon answering ``/check`` over HTTP (uvicorn, the protocol, the policy
+watcher, metrics) and its sync helper process, with the trail on disk. wrk drives it at
+concurrency 16 with the request mix until the daemon's own ``tollgate_checks_total``
+passes each mark; the RSS (``VmRSS``, current) of the daemon and of the helper is read
+from ``/proc`` as it does, and the daemon's peak (``VmHWM``) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.http_load import LUA_SCRIPT, Server, require_wrk
+from bench.policies import policy_yaml, request_mix
+
+POLICY_RULES = 1_000
+CONNECTIONS = 16
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class DaemonMemory:
+    marks: list[int]  # checks answered when each sample was taken (a mark or just past)
+    daemon_mib: list[float]
+    helper_mib: list[float]  # the sync helper's RSS (0 where it was not running)
+    daemon_peak_mib: float
+    seconds: float
+
+
+def _status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:
+            pass  # the thread ended meanwhile
+    return found
+
+
+def _checks_answered(url: str) -> int:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("tollgate_checks_total")
+    )
+
+
+def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonMemory:
+    """Drive a real daemon past ``checks`` checks, sampling every ``every``."""
+    wrk = require_wrk()
+    work = Path(tempfile.mkdtemp(prefix="tollgate-daemon-memory-", dir=audit_parent))
+    try:
+        policy = work / "policy.yaml"
+        policy.write_bytes(policy_yaml(POLICY_RULES))
+        bodies = work / "bodies.jsonl"
+        bodies.write_text("".join(json.dumps(b) + "\n" for b in request_mix(POLICY_RULES)))
+        gate = Server(
+            "gate",
+            [
+                sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+                "--audit-dir", str(work / "audit"), "--port", "{port}",
+            ],
+            work / "gate.log",
+        )  # fmt: skip
+        gate.start()
+        assert gate.process is not None
+        pid = gate.process.pid
+        # Long enough for any machine this runs on; stopped once the last mark is past.
+        load = subprocess.Popen(
+            [
+                wrk, "-t2", f"-c{CONNECTIONS}", "-d3600s", "--timeout", "5s",
+                "-s", str(LUA_SCRIPT), gate.url + "/check", "--", str(bodies),
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        marks: list[int] = []
+        daemon: list[float] = []
+        helper: list[float] = []
+        started = time.perf_counter()
+        try:
+            mark = every
+            while mark <= checks:
+                answered = _checks_answered(gate.url)
+                if answered >= mark:
+                    marks.append(answered)
+                    daemon.append(_status_kib(pid, "VmRSS") / 1024)
+                    helper.append(sum(_status_kib(c, "VmRSS") for c in _children(pid)) / 1024)
+                    mark += every
+                elif load.poll() is not None:
+                    raise RuntimeError("wrk stopped before the last mark")
+                time.sleep(POLL_S)
+            seconds = time.perf_counter() - started
+            peak = _status_kib(pid, "VmHWM") / 1024
+        finally:
+            load.terminate()
+            load.wait()
+            gate.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return DaemonMemory(marks, daemon, helper, peak, seconds)
