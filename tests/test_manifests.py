@@ -418,7 +418,7 @@ def _baseline_denied_addresses() -> list[str]:
 
 def test_egress_floor_blocks_what_the_shipped_policy_denies_by_address() -> None:
     addresses = _baseline_denied_addresses()
-    assert {"169.254.169.254", "100.100.100.200", "168.63.129.16"} <= set(addresses)
+    assert {"169.254.169.254", "100.100.100.200", "168.63.129.16", "192.0.0.192"} <= set(addresses)
     leaks = [
         f"{address}:{port}"
         for address in addresses
