@@ -12,7 +12,10 @@ verify``, which parses and checks everything.
 Segments are cut into line-aligned chunks (``sidecar.audit.chunks``); on a long trail
 worker processes hash the lines and check the links inside their chunks, and this
 process checks the link across each chunk boundary and grows the Merkle frontier,
-taking the chunks strictly in trail order.
+taking the chunks strictly in trail order. With a stored checkpoint, the frontier is
+grown only from the segment its tree size falls in, from the frontier that segment's
+``.start`` holds; the checkpoint's root (RFC 6962, recomputed at its size and compared
+by ``AuditLog.open``) vouches for that frontier.
 """
 
 from __future__ import annotations
@@ -38,14 +41,17 @@ from sidecar.audit.records import RECORD_TYPES, TS_PATTERN, ZERO_HASH
 from sidecar.audit.segments import (
     HOLE_BEFORE_NEWEST,
     Segment,
+    SegmentStart,
     TornTail,
     corrupt,
     hole_start,
     read_start,
     segment_name,
+    start_path,
     torn_tail,
 )
 from sidecar.audit.verify_chunks import canonical_record
+from sidecar.errors import AuditCorrupt
 
 _HASH_SIZE = 32
 _NOT_AN_OBJECT = "not a JSON object"
@@ -165,6 +171,7 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
     if size in wanted:
         state.roots[size] = state.frontier.root()
     frontier = state.frontier
+    grow_from, grow_start = _frontier_start(plans, wanted)
     last_line = b""
     last_where: tuple[Segment, int] | None = None
     jobs = [(str(plan.segment.path), a, b) for plan in plans for a, b in plan.ranges]
@@ -179,6 +186,10 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
                     f"segment should start at seq {size} ({segment_name(size)}); "
                     "records are missing",
                 )
+            if index == grow_from and grow_start is not None:
+                frontier = state.frontier = _continued(segment, grow_start, size, prev_hex)
+                if size in wanted:
+                    state.roots[size] = frontier.root()
             number = 0  # lines of this segment taken so far
             for _ in plan.ranges:
                 scan = next(scans)
@@ -189,9 +200,10 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
                 if scan.fault is not None:
                     raise corrupt(segment, number + scan.fault[0] + 1, scan.fault[1])
                 hashes = scan.leaf_hashes
-                leaves = [hashes[i : i + _HASH_SIZE] for i in range(0, len(hashes), _HASH_SIZE)]
-                _extend(frontier, leaves, wanted, state.roots)
-                prev_hex = leaves[-1].hex().encode("ascii")
+                if index >= grow_from:
+                    leaves = [hashes[i : i + _HASH_SIZE] for i in range(0, len(hashes), _HASH_SIZE)]
+                    _extend(frontier, leaves, wanted, state.roots)
+                prev_hex = hashes[-_HASH_SIZE:].hex().encode("ascii")
                 size += scan.lines
                 number += scan.lines
                 last_line = scan.last_line
@@ -209,6 +221,37 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
     if last_where is not None:
         state.last_record = _check_last(last_line, size - 1, last_where)
     return state
+
+
+def _frontier_start(plans: list[SegmentPlan], wanted: list[int]) -> tuple[int, SegmentStart | None]:
+    """From which segment the Merkle frontier must be grown, and that segment's start.
+
+    A stored checkpoint signs the root at its tree size, so the frontier is grown only
+    from the newest segment starting at or before the smallest size wanted: its
+    ``.start`` holds the frontier there, and the checkpoint's root, computed from it and
+    the leaves after it, vouches for it. The segments before are still read, hashed and
+    their links checked, but not folded into the tree (about a quarter of a long
+    trail's start-up). With no root wanted (no checkpoint to vouch) or no usable
+    ``.start``, the frontier is grown from the oldest segment kept, as before.
+    """
+    if not wanted:
+        return 0, None
+    for index in range(len(plans) - 1, 0, -1):
+        segment = plans[index].segment
+        if segment.first_seq <= wanted[0]:
+            try:
+                return index, read_start(segment)
+            except AuditCorrupt:
+                continue  # read on from a segment further back
+    return 0, None
+
+
+def _continued(segment: Segment, start: SegmentStart, size: int, prev_hex: bytes) -> Frontier:
+    """The frontier ``segment``'s ``.start`` holds, once it continues the records read."""
+    if start.seq != size or start.prev.hex().encode("ascii") != prev_hex:
+        name = start_path(segment.path).name
+        raise corrupt(segment, None, f"{name} does not continue the segment before it")
+    return Frontier.from_nodes(start.seq, start.frontier)
 
 
 def _extend(
