@@ -230,7 +230,7 @@ def _frontier_start(plans: list[SegmentPlan], wanted: list[int]) -> tuple[int, S
     from the newest segment starting at or before the smallest size wanted: its
     ``.start`` holds the frontier there, and the checkpoint's root, computed from it and
     the leaves after it, vouches for it. The segments before are still read, hashed and
-    their links checked, but not folded into the tree (about a quarter of a long
+    their links checked, but not folded into the tree (a seventh to a fifth of a long
     trail's start-up). With no root wanted (no checkpoint to vouch) or no usable
     ``.start``, the frontier is grown from the oldest segment kept, as before.
     """
