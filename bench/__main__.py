@@ -54,6 +54,30 @@ def machine() -> str:
     )
 
 
+def _memory_targets(
+    what: str, marks: list[int], rss: list[float], measured: str | None = None
+) -> list[Target]:
+    """The issue's two memory targets for one series: RSS after the last mark, and its
+    growth from the second sample on (the first holds the start-up's own allocations;
+    in a run too short for three samples, --quick, from the first)."""
+    base = 1 if len(marks) > 2 else 0
+    growth = rss[-1] - rss[base]
+    return [
+        Target(
+            f"RSS {what}after {marks[-1]:,} checks",
+            measured or f"{rss[-1]:.1f} MiB",
+            f"≤ {MEMORY_LIMIT_MIB:g} MiB",
+            rss[-1] <= MEMORY_LIMIT_MIB,
+        ),
+        Target(
+            f"RSS {what}growth from {marks[base]:,} to {marks[-1]:,} checks",
+            f"{growth:+.2f} MiB",
+            f"≤ {MEMORY_GROWTH_MIB:g} MiB",
+            growth <= MEMORY_GROWTH_MIB,
+        ),
+    ]
+
+
 def memory_section(checks: int, audit_parent: str | None) -> Section:
     command = [sys.executable, "-m", "bench.memory", "--checks", str(checks)]
     if audit_parent:
@@ -66,24 +90,7 @@ def memory_section(checks: int, audit_parent: str | None) -> Section:
         ("checks", *(f"{m // 1000:,}k" for m in marks)),
         rows=[("in process, through Gate.check, RSS MiB", *(f"{r:.1f}" for r in rss))],
     )
-    # From the second sample on (the first holds the start-up's own allocations), but in
-    # a run too short for three samples (--quick) from the first.
-    base = 1 if len(marks) > 2 else 0
-    growth = rss[-1] - rss[base]
-    section.targets += [
-        Target(
-            f"RSS after {marks[-1]:,} checks",
-            f"{rss[-1]:.1f} MiB",
-            f"≤ {MEMORY_LIMIT_MIB:g} MiB",
-            rss[-1] <= MEMORY_LIMIT_MIB,
-        ),
-        Target(
-            f"RSS growth from {marks[base]:,} to {marks[-1]:,} checks",
-            f"{growth:+.2f} MiB",
-            f"≤ {MEMORY_GROWTH_MIB:g} MiB",
-            growth <= MEMORY_GROWTH_MIB,
-        ),
-    ]
+    section.targets += _memory_targets("", marks, rss)
     section.notes.append(
         f"In process, not over HTTP: Gate.check from request bytes to durable record, a "
         f"real AuditLog (group commit, fsync) on disk, {1_000:,}-rule policy, 64 checks in "
@@ -96,21 +103,8 @@ def memory_section(checks: int, audit_parent: str | None) -> Section:
         ("its sync helper process, RSS MiB", *(f"{r:.1f}" for r in served.helper_mib)),
     ]
     daemon = served.daemon_mib
-    daemon_growth = daemon[-1] - daemon[base]
-    section.targets += [
-        Target(
-            f"RSS of the daemon after {marks[-1]:,} checks over HTTP",
-            f"{daemon[-1]:.1f} MiB (peak {served.daemon_peak_mib:.1f})",
-            f"≤ {MEMORY_LIMIT_MIB:g} MiB",
-            daemon[-1] <= MEMORY_LIMIT_MIB,
-        ),
-        Target(
-            f"its growth from {marks[base]:,} to {marks[-1]:,} checks",
-            f"{daemon_growth:+.2f} MiB",
-            f"≤ {MEMORY_GROWTH_MIB:g} MiB",
-            daemon_growth <= MEMORY_GROWTH_MIB,
-        ),
-    ]
+    peak = f"{daemon[-1]:.1f} MiB (peak {served.daemon_peak_mib:.1f})"
+    section.targets += _memory_targets("of the daemon over HTTP, ", marks, daemon, peak)
     section.notes.append(
         f"The daemon rows: `tollgate serve` (trail on disk, {1_000:,}-rule policy) under wrk "
         f"at concurrency {daemon_memory.CONNECTIONS} with the same mix, sampled as its own "
