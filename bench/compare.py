@@ -32,8 +32,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.http_load import POLICY_RULES, Server, WrkMissing, require_wrk, run_wrk
-from bench.policies import policy_yaml, request_mix
+from bench.http_load import (
+    POLICY_RULES,
+    Server,
+    WrkMissing,
+    require_wrk,
+    run_wrk,
+    write_inputs,
+)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -112,10 +118,7 @@ def measure(wrk: str, server: Server, bodies: Path, concurrency: int, seconds: i
 def compare(trees: list[Path], *, concurrency: int, seconds: int, rounds: int, work: Path) -> str:
     """Run the rounds and return the Markdown report."""
     wrk = require_wrk()
-    policy = work / "policy.yaml"
-    policy.write_bytes(policy_yaml(POLICY_RULES))
-    bodies = work / "bodies.jsonl"
-    bodies.write_text("".join(json.dumps(b) + "\n" for b in request_mix(POLICY_RULES)))
+    policy, bodies = write_inputs(work, POLICY_RULES)
     ceiling = Server(
         "ceiling",
         [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"],

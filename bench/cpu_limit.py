@@ -37,6 +37,8 @@ class CpuLimit:
                 if "cpu" not in (root / "cgroup.controllers").read_text().split():
                     return "the cgroup v2 hierarchy has no cpu controller"
                 if "cpu" not in (root / "cgroup.subtree_control").read_text().split():
+                    # Enables the controller for the root's children; it stays enabled,
+                    # as systemd hosts have it anyway.
                     (root / "cgroup.subtree_control").write_text("+cpu")
                 directory = root / name
                 directory.mkdir()

@@ -10,19 +10,16 @@ from ``/proc`` as it does, and the daemon's peak (``VmHWM``) at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.http_load import LUA_SCRIPT, Server, require_wrk
-from bench.policies import policy_yaml, request_mix
+from bench.http_load import LUA_SCRIPT, Server, require_wrk, serve_argv, write_inputs
 
 POLICY_RULES = 1_000
 CONNECTIONS = 16
@@ -72,18 +69,8 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
     wrk = require_wrk()
     work = Path(tempfile.mkdtemp(prefix="tollgate-daemon-memory-", dir=audit_parent))
     try:
-        policy = work / "policy.yaml"
-        policy.write_bytes(policy_yaml(POLICY_RULES))
-        bodies = work / "bodies.jsonl"
-        bodies.write_text("".join(json.dumps(b) + "\n" for b in request_mix(POLICY_RULES)))
-        gate = Server(
-            "gate",
-            [
-                sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
-                "--audit-dir", str(work / "audit"), "--port", "{port}",
-            ],
-            work / "gate.log",
-        )  # fmt: skip
+        policy, bodies = write_inputs(work, POLICY_RULES)
+        gate = Server("gate", serve_argv(policy, work / "audit"), work / "gate.log")
         gate.start()
         assert gate.process is not None
         pid = gate.process.pid

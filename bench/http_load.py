@@ -137,6 +137,23 @@ class Server:
                 self.process.wait()
 
 
+def serve_argv(policy: Path, audit_dir: Path, *extra: str) -> list[str]:
+    """``tollgate serve`` of the working directory's build on a free port ({port})."""
+    return [
+        sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+        "--audit-dir", str(audit_dir), "--port", "{port}", *extra,
+    ]  # fmt: skip
+
+
+def write_inputs(work: Path, rules: int = POLICY_RULES) -> tuple[Path, Path]:
+    """The benchmark policy of ``rules`` rules and the request mix for wrk, in ``work``."""
+    policy = work / "policy.yaml"
+    policy.write_bytes(policy_yaml(rules))
+    bodies = work / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps(b) + "\n" for b in request_mix(rules)))
+    return policy, bodies
+
+
 def run_wrk(wrk: str, url: str, bodies: Path, connections: int, seconds: float) -> WrkResult:
     threads = min(2, connections)
     command = [
@@ -257,20 +274,7 @@ def run(
         if with_tmpfs and tmpfs.is_dir()
         else None
     )
-    policy = work / "policy.yaml"
-    policy.write_bytes(policy_yaml(POLICY_RULES))
-    bodies = work / "bodies.jsonl"
-    bodies.write_text("".join(json.dumps(b) + "\n" for b in request_mix(POLICY_RULES)))
-    serve = [
-        sys.executable,
-        "-m",
-        "sidecar.cli",
-        "serve",
-        "--policy",
-        str(policy),
-        "--port",
-        "{port}",
-    ]
+    policy, bodies = write_inputs(work)
     ceiling = Server(
         "ceiling",
         [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"],
@@ -286,13 +290,13 @@ def run(
         ],
         work / "ceiling-sync.log",
     )
-    gate = Server("gate", [*serve, "--audit-dir", str(work / "audit")], work / "gate.log")
+    gate = Server("gate", serve_argv(policy, work / "audit"), work / "gate.log")
     servers = [ceiling, ceiling_sync, gate]
     gate_tmpfs = None
     if tmpfs_work is not None:
         gate_tmpfs = Server(
             "gate-tmpfs",
-            [*serve, "--audit-dir", str(tmpfs_work / "audit")],
+            serve_argv(policy, tmpfs_work / "audit"),
             work / "gate-tmpfs.log",
         )
         servers.append(gate_tmpfs)

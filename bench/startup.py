@@ -38,7 +38,7 @@ from typing import Any
 import sidecar
 from bench.audit_bench import decision_body
 from bench.cpu_limit import CpuLimit
-from bench.http_load import Server
+from bench.http_load import Server, serve_argv
 from bench.policies import IDENTITY, policy_yaml
 from bench.results import Section, Target
 from sidecar.audit.log import AuditLog
@@ -80,14 +80,11 @@ def time_startup(
     key_args = ["--signing-key", str(signing_key)] if signing_key is not None else []
     server = Server(
         "gate",
-        [
-            sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
-            "--audit-dir", str(audit_dir), "--port", "{port}", *key_args,
-        ],
+        serve_argv(policy, audit_dir, *key_args),
         log,
         cwd=cwd,
         preexec=limit.join if limit is not None else None,
-    )  # fmt: skip
+    )
     started = time.perf_counter()
     server.start(timeout=120, poll=POLL_S)
     elapsed = time.perf_counter() - started
@@ -146,14 +143,7 @@ def _variant(base: bytes, number: int) -> bytes:
 
 
 def time_reloads(work: Path, policy: Path, count: int = 5) -> list[float]:
-    server = Server(
-        "gate",
-        [
-            sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
-            "--audit-dir", str(work / "audit-reload"), "--port", "{port}",
-        ],
-        work / "reload.log",
-    )  # fmt: skip
+    server = Server("gate", serve_argv(policy, work / "audit-reload"), work / "reload.log")
     base = policy.read_bytes()
     durations: list[float] = []
     server.start(timeout=30)

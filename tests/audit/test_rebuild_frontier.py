@@ -50,36 +50,36 @@ def _rewrite_start(path: Path, change: Callable[[dict[str, object]], None]) -> N
     path.write_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
 
 
-def test_a_start_frontier_the_checkpoint_does_not_vouch_for_refuses_to_start(
-    tmp_path: Path, open_log: Callable[..., AuditLog]
+def _flip_a_frontier_node(data: dict[str, object]) -> None:
+    nodes = data["frontier"]
+    assert isinstance(nodes, list) and nodes
+    nodes[0] = ("0" if nodes[0][0] != "0" else "1") + nodes[0][1:]
+
+
+def _another_prev(data: dict[str, object]) -> None:
+    data["prev"] = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        # The checkpoint does not vouch for the frontier: its root comes out different.
+        (_flip_a_frontier_node, "root does not match"),
+        # The .start does not continue the chain the segments before it end in.
+        (_another_prev, "does not continue the segment before it"),
+    ],
+)
+def test_a_newest_start_that_does_not_fit_refuses_to_start(
+    tmp_path: Path,
+    open_log: Callable[..., AuditLog],
+    change: Callable[[dict[str, object]], None],
+    refusal: str,
 ) -> None:
     directory = tmp_path / "audit"
     _signed_trail(open_log, directory)
+    _rewrite_start(_starts(directory)[-1], change)
 
-    def flip(data: dict[str, object]) -> None:
-        nodes = data["frontier"]
-        assert isinstance(nodes, list) and nodes
-        nodes[0] = ("0" if nodes[0][0] != "0" else "1") + nodes[0][1:]
-
-    _rewrite_start(_starts(directory)[-1], flip)
-
-    with pytest.raises(AuditCorrupt, match="root does not match"):
-        open_log(directory)
-
-
-def test_a_start_that_does_not_continue_the_chain_refuses_to_start(
-    tmp_path: Path, open_log: Callable[..., AuditLog]
-) -> None:
-    directory = tmp_path / "audit"
-    _signed_trail(open_log, directory)
-
-    def other_prev(data: dict[str, object]) -> None:
-        data["prev"] = "ab" * 32
-
-    newest_start = _starts(directory)[-1]
-    _rewrite_start(newest_start, other_prev)
-
-    with pytest.raises(AuditCorrupt, match="does not continue the segment before it"):
+    with pytest.raises(AuditCorrupt, match=refusal):
         open_log(directory)
 
 
