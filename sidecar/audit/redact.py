@@ -8,7 +8,8 @@ nothing without the key (and a low-entropy password cannot be brute-forced from 
 Redaction runs on every decision record, so it has a fast path: one RE2 scan of the
 record's canonical JSON for anything a secret needs: the start of a token or a header,
 or a word naming a secret with something assigned to it or ending an object key (not
-"secrets" in a path). Only when that screen hits are the body's strings looked at with
+"secrets" in a path), or a shell brace list, whose words are read as bash expands
+them (``{sshpass,-p,pw}``). Only when that screen hits are the body's strings looked at with
 the precise patterns, each pattern only on a string holding one of its literals; a body
 in which they find nothing is returned as it is, without being rebuilt. The screens and
 the literals are deliberately supersets of the precise patterns; ``tests/audit`` checks
@@ -578,6 +579,115 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
     }
 
 
+# A brace list on a command line (bash's ``{sshpass,-p,pw}``, ``x{a,b}y``) is one word as
+# written and several once the shell expands it: an option and its secret can hide in
+# one. The expansion is only a view for the argv scans (``_brace_secrets``), and a
+# bounded one: bash's grows as a product of the lists (``{a,b}{c,d}...``), and a record
+# is redacted on the event loop.
+_BRACE_WORDS_LIMIT = 256
+_BRACE_SCAN_BUDGET = 1 << 16  # characters read, over all the lists of one record
+
+
+def _brace_split(word: str) -> tuple[str, list[str], str] | None:
+    """The first brace list of ``word`` that bash would expand: the text before it, its
+    comma-separated items and the text after it; None when there is none.
+
+    One pass, as bash reads a word: a backslash escapes the next character, quotes hide
+    what they hold, ``${`` opens a parameter, not a list, and a list needs an unquoted
+    comma at its own level (``{a}`` and ``{}`` stay as written). Sequences
+    (``{1..3}``) make no text that was not written, so they are left as written too.
+    """
+    # Open braces not yet closed: (index of the "{", indexes of its commas, a parameter).
+    open_braces: list[tuple[int, list[int], bool]] = []
+    first: tuple[int, list[int], int] | None = None
+    index, length = 0, len(word)
+    while index < length:
+        char = word[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in "'\"":
+            close = word.find(char, index + 1)
+            index = length if close < 0 else close + 1
+            continue
+        if char == "{":
+            open_braces.append((index, [], index > 0 and word[index - 1] == "$"))
+        elif char == "," and open_braces:
+            open_braces[-1][1].append(index)
+        elif char == "}" and open_braces:
+            opened, commas, parameter = open_braces.pop()
+            if commas and not parameter and (first is None or opened < first[0]):
+                first = (opened, commas, index)
+        index += 1
+    if first is None:
+        return None
+    opened, commas, closed = first
+    bounds = [opened, *commas, closed]
+    items = [word[bounds[i] + 1 : bounds[i + 1]] for i in range(len(bounds) - 1)]
+    return word[:opened], items, word[closed + 1 :]
+
+
+class _Budget:
+    """Characters the brace expansion of one record may still read."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = _BRACE_SCAN_BUDGET) -> None:
+        self.left = left
+
+
+def brace_words(
+    word: str, limit: int = _BRACE_WORDS_LIMIT, budget: _Budget | None = None
+) -> list[str]:
+    """The words bash's brace expansion makes of ``word`` (quotes kept as written), at
+    most ``limit`` of them: ``{sshpass,-p,pw}`` is ``["sshpass", "-p", "pw"]``.
+
+    Expanding stops where ``budget`` (by default ``_BRACE_SCAN_BUDGET`` characters) runs
+    out: the words not yet expanded are kept as written.
+    """
+    budget = budget if budget is not None else _Budget()
+    words: list[str] = []
+    pending = [word]
+    while pending and len(words) < limit:
+        current = pending.pop()
+        budget.left -= len(current)
+        split = _brace_split(current) if budget.left >= 0 else None
+        if split is None:
+            words.append(current)
+            continue
+        before, items, after = split
+        # Pushed in reverse so that the words come out in bash's order.
+        pending.extend(before + item + after for item in reversed(items))
+    return words
+
+
+def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
+    """The secrets the argv scans find in ``items`` once their brace lists are expanded
+    as bash would (``{sshpass,-p,pw}`` runs ``sshpass -p pw``); none without a list.
+
+    A secret the expansion assembles from pieces (``{hun,}ter22`` makes ``hunter22``) is
+    written nowhere: the whole item that makes it is given as the secret instead.
+    """
+    if not any(type(item) is str and "{" in item and "," in item for item in items):
+        return []
+    expanded: list[Any] = []
+    origins: list[int] = []  # the index in items of each expanded word
+    for index, item in enumerate(items):
+        if type(item) is str and "{" in item and "," in item and budget.left > 0:
+            words = brace_words(item, budget=budget)
+        else:
+            words = [item]
+        expanded += words
+        origins += [index] * len(words)
+    secrets = []
+    for index, (kind, kept, secret) in _argv_secrets(expanded).items():
+        written = items[origins[index]]
+        if type(written) is str and secret not in written:
+            secret = written
+        secrets.append((kind, kept, secret))
+    return secrets
+
+
 # Object keys whose string values are secrets whatever they look like, compared after
 # lower-casing ASCII letters and dropping '-' and '_': the exact names, then any name
 # ending in one of the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
@@ -657,6 +767,11 @@ def _key_ending(name: str) -> str:
 _SCREEN_PATTERN = "|".join(
     [
         _TRIGGERS,
+        # A brace list inside a string ("{sshpass,-p,pw}"): its words are only seen once
+        # expanded (_brace_secrets), and a list can split any word the screen looks for
+        # ("--pass{word=pw,}"). Not an object: in canonical JSON a "{" that opens one is
+        # followed by a bare quote or, empty, by "}".
+        r"""\{(?:(?:[^"\\}]|\\.)(?:[^"\\]|\\.)*)?,""",
         _NAME_WORDS + r"""(?:\\\\|\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
         # An option whose value is the next word or argv item: "--password","pw".
         # curl's -u user:pw (in argv "-u","user:pw"), mysql's -ppw.
@@ -697,6 +812,8 @@ _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 # the record's request, if it is at least this long: shorter ones would take ordinary
 # words and numbers with them.
 MIN_SPREAD_CHARACTERS = 4
+# The fields of a record that quote the request: the request itself and the reason.
+_SPREAD_FIELDS = ("request", "reason")
 
 
 class Redactor:
@@ -734,16 +851,21 @@ class Redactor:
 
         A secret found in one place is then replaced wherever else its text occurs in
         ``body["request"]``, the request as the agent sent it and as the gate analysed
-        it (``_everywhere``): a command line's analysed commands show a password that
-        its raw text hides from the patterns (``sh -c "curl -u \\"bob:hunter22\\" …"``,
-        ``s\\shpass -p hunter22``), and the raw text must not keep it. The record's other
-        fields are the gate's own (ids, hashes, rule names, mode): a secret's text
-        inside one of them is a coincidence, and rewriting it would break the record.
+        it, and in ``body["reason"]``, which quotes it (``_everywhere``): a command
+        line's analysed commands show a password that its raw text hides from the
+        patterns (``sh -c "curl -u \\"bob:hunter22\\" …"``, ``s\\shpass -p hunter22``),
+        and the raw text must not keep it; nor must a brace list that bash expands into
+        an option and its secret (``{sshpass,-p,hunter22}``). The record's other fields
+        are the gate's own (ids, hashes, rule names, mode): a secret's text inside one of
+        them is a coincidence, and rewriting it would break the record.
         """
         texts: list[str] = []
-        secret_keys = _collect_strings(body, texts)
+        braces: list[Found] = []
+        secret_keys = _collect_strings(body, texts, braces, _Budget())
         rewritten: dict[int, str] = {}
-        found: dict[str, str] = {}  # every secret tagged, and its kind
+        # Every secret tagged, and its kind; those behind a brace list are tagged by the
+        # spread alone, as their text is not an item of their list.
+        found: dict[str, str] = {secret: kind for kind, _, secret in braces}
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
@@ -753,14 +875,17 @@ class Redactor:
                 new = self._rewrite(text, found)
                 if new is not text:
                     rewritten[index] = new
-        if not rewritten and not secret_keys:
+        if not rewritten and not secret_keys and not found:
             return body
         result = self._value(body, None, rewritten, itertools.count(), found)
         assert isinstance(result, dict)
-        request = result.get("request")
-        spread = self._everywhere(request, found)
-        if spread is not request:
-            result = {**result, "request": spread}
+        spread = self._everywhere(found)
+        if spread is not None:
+            for field in _SPREAD_FIELDS:
+                value = result.get(field)
+                new_value = spread(value)
+                if new_value is not value:
+                    result = {**result, field: new_value}
         return result
 
     def redact_text(self, text: str) -> str:
@@ -877,17 +1002,18 @@ class Redactor:
             return value
         return value
 
-    def _everywhere(self, value: Any, found: dict[str, str]) -> Any:
-        """``value`` with the text of every secret in ``found`` (of at least
-        ``MIN_SPREAD_CHARACTERS``) replaced by its tag wherever it still occurs in a
-        string value, outside the tags already placed. Keys are names, not values: one
-        that happens to hold a secret's text (a PIN ``0000`` and a key ``0000apikey``)
-        is kept, so that the request keeps its shape."""
+    def _everywhere(self, found: dict[str, str]) -> Callable[[Any], Any] | None:
+        """A function giving a value with the text of every secret in ``found`` (of at
+        least ``MIN_SPREAD_CHARACTERS``) replaced by its tag wherever it still occurs in
+        a string value, outside the tags already placed; None when there is none to
+        spread. Keys are names, not values: one that happens to hold a secret's text (a
+        PIN ``0000`` and a key ``0000apikey``) is kept, so that the request keeps its
+        shape."""
         kinds = {
             secret: kind for secret, kind in found.items() if len(secret) >= MIN_SPREAD_CHARACTERS
         }
         if not kinds:
-            return value
+            return None
         # Longest first: a secret that holds another is replaced whole.
         regex = re.compile("|".join(re.escape(s) for s in sorted(kinds, key=len, reverse=True)))
 
@@ -908,14 +1034,15 @@ class Redactor:
                 return items
             return item
 
-        return rebuild(value)
+        return rebuild
 
 
-def _collect_strings(value: Any, texts: list[str]) -> bool:
+def _collect_strings(value: Any, texts: list[str], braces: list[Found], budget: _Budget) -> bool:
     """Every string value and string key, depth first, in ``Redactor._value`` order.
 
     Returns whether a key names a secret, or an option in a list is followed by its
-    value: those values are replaced whatever they hold.
+    value: those values are replaced whatever they hold. The secrets that a list shows
+    only once its brace lists are expanded go into ``braces``.
     """
     if isinstance(value, str):
         texts.append(value)
@@ -926,9 +1053,10 @@ def _collect_strings(value: Any, texts: list[str]) -> bool:
             if isinstance(key, str):
                 texts.append(key)
                 secret_key = secret_key or secret_key_kind(key) is not None
-            secret_key = _collect_strings(item, texts) or secret_key
+            secret_key = _collect_strings(item, texts, braces, budget) or secret_key
     elif isinstance(value, list | tuple):
         for item in value:
-            secret_key = _collect_strings(item, texts) or secret_key
+            secret_key = _collect_strings(item, texts, braces, budget) or secret_key
         secret_key = secret_key or bool(_argv_secrets(value))
+        braces += _brace_secrets(value, budget)
     return secret_key

@@ -38,6 +38,17 @@ def recorded_request(body: dict[str, Any]) -> dict[str, Any]:
     return normalise_request(parse_body(json.dumps(body).encode()), "agent").record
 
 
+def decided_without_the_password(tmp_path: Path, policy: str, line: str) -> dict[str, Any]:
+    """The decision record a real gate running ``policy`` writes for a command line,
+    after checking that no byte under its audit directory holds ``PW``."""
+    daemon, everything = checked_through_a_gate(
+        tmp_path, policy, [{"action": "process.exec", "commandLine": line}]
+    )
+    assert PW.encode() not in everything
+    (decision,) = [r for r in daemon.records() if r["type"] == "decision"]
+    return decision
+
+
 def test_a_password_in_an_escaped_quote_of_an_sh_script_is_replaced_in_the_raw_line() -> None:
     line = f'sh -c "curl -u \\"bob:{PW}\\" https://example.com/"'
     request = recorded_request({"action": "process.exec", "commandLine": line})
@@ -124,11 +135,7 @@ def test_the_gate_writes_no_password_that_its_analysis_found(tmp_path: Path) -> 
     of the decision record all carry the tag, and no byte under the audit directory
     holds the password."""
     line = f'sh -c "curl -u \\"bob:{PW}\\" https://example.com/"'
-    daemon, everything = checked_through_a_gate(
-        tmp_path, POLICY, [{"action": "process.exec", "commandLine": line}]
-    )
-    assert PW.encode() not in everything
-    (decision,) = [r for r in daemon.records() if r["type"] == "decision"]
+    decision = decided_without_the_password(tmp_path, POLICY, line)
     assert decision["allowed"] is True
     tags = {
         *TAG.findall(decision["request"]["commandLine"]),

@@ -1,0 +1,142 @@
+"""A secret hidden in a brace list of a command line is redacted like a plain one.
+
+bash expands ``{sshpass,-p,pw}`` into the three words ``sshpass -p pw`` before it runs
+anything, so an agent's command line can carry an option and its secret inside one word,
+where the argv scans, which read word by word, do not see them. The redactor expands
+brace lists (a view only, bounded) and replaces what it finds there everywhere in the
+record's request and reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.redact import Redactor, brace_words
+from sidecar.canonical import canonical_bytes
+from tests.audit.test_redact_spread import PW, decided_without_the_password, recorded_request
+
+KEY = b"k" * 32
+TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
+
+# Words without quotes, escapes or glob characters: bash expands them to exactly what
+# brace_words gives (bash also drops the empty words of "{,x}", so none are here).
+BASH_WORDS = [
+    "{sshpass,-p,pw}",
+    "x{a,b}y",
+    "{a,{b,c}}d",
+    "{a,b}{c,d}",
+    "{a}",
+    "{}",
+    "{a}{b,c}",
+    "{a{b,c}",
+    "a}{b,c}",
+    "{a,b",
+    "${x,y}",
+    "pre{a,b{c,d}e,f}post",
+    "{curl,-u,bob:pw}",
+    "{mysql,--password=pw,db}",
+]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+@pytest.mark.parametrize("word", BASH_WORDS)
+def test_brace_words_are_the_words_bash_makes(word: str) -> None:
+    script = f"set -f; x=unset; printf '%s\\n' {word}"
+    bash = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    expected = bash.stdout.splitlines()
+    if word == "${x,y}":
+        # bash expands the parameter (lower-casing x's value); the point is that it is
+        # not a brace list, which brace_words keeps as written.
+        assert expected == ["unset"]
+        expected = [word]
+    assert brace_words(word) == expected
+
+
+def test_a_sequence_is_kept_as_written() -> None:
+    """bash makes "1 2 3" of {1..3}: text that was not written cannot be a secret that
+    was, so the redactor's view leaves sequences alone."""
+    assert brace_words("{1..3}") == ["{1..3}"]
+    assert brace_words("{a,{1..3}}") == ["a", "{1..3}"]
+
+
+def test_quotes_and_escapes_hide_commas_and_braces_as_in_bash() -> None:
+    assert brace_words("'{a,b}'") == ["'{a,b}'"]
+    assert brace_words('"{a,b}"') == ['"{a,b}"']
+    assert brace_words("a\\{b,c}") == ["a\\{b,c}"]
+    assert brace_words("{a\\,b}") == ["{a\\,b}"]
+    # A quoted comma or brace inside a list is part of its item (quotes kept as written).
+    assert brace_words("{a,'b}c'}") == ["a", "'b}c'"]
+    assert brace_words("{'a,b',c}") == ["'a,b'", "c"]
+
+
+def test_the_expansion_is_bounded_in_words_and_work() -> None:
+    assert len(brace_words("{a,b}" * 20)) == 256
+    started = time.perf_counter()
+    words = brace_words("{a,b}" * 13_000)  # a whole body's worth: 65,000 characters
+    assert time.perf_counter() - started < 2.0
+    assert 1 <= len(words) <= 256
+
+
+HIDDEN = [
+    pytest.param(f"{{sshpass,-p,{PW}}} ssh host", id="sshpass -p"),
+    pytest.param(f"{{curl,-u,bob:{PW}}} https://example.com/", id="curl -u"),
+    pytest.param(f"curl {{-u,bob:{PW}}} https://example.com/", id="curl option list"),
+    pytest.param(f"{{mysql,--password,{PW}}} db", id="--password word"),
+    pytest.param(f"{{mysql,-p{PW}}} db", id="mysql -ppw"),
+    pytest.param(f"docker {{login,-u,bob,-p,{PW}}} registry", id="docker login -p"),
+    pytest.param(f"sh -c '{{sshpass,-p,{PW}}} ssh host'", id="in sh -c"),
+    pytest.param(f"{{sshpass,-p}} {PW} ssh host", id="option in the list"),
+    pytest.param(f"mysql --pass{{word={PW},}} db", id="option name split by a list"),
+    pytest.param(f"{{sshpass,-p}} {{{PW[:4]},}}{PW[4:]} ssh host", id="secret made of pieces"),
+]
+
+
+@pytest.mark.parametrize("line", HIDDEN)
+def test_a_secret_hidden_in_a_brace_list_is_redacted_in_request_and_reason(line: str) -> None:
+    request = recorded_request({"action": "process.exec", "commandLine": line})
+    record = {"request": request, "reason": f"no rule allows process.exec of {line}"}
+    # The trail's fast screen must let the record through to the patterns.
+    assert Redactor.may_hold_secret(canonical_bytes(record))
+    redacted = Redactor(KEY).redact(record)
+    assert PW not in json.dumps(redacted)
+    assert {kind for kind, _ in TAG.findall(json.dumps(redacted))} == {"password"}
+    assert TAG.search(redacted["reason"])
+    assert Redactor(KEY).redact(redacted) == redacted  # idempotent, as every form is
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"context": {}, "argv": ["ls", "-la"], "labels": [{}, {"a": 1}]},
+        {"commandLine": "echo {} done, ok"},
+    ],
+)
+def test_objects_and_empty_braces_do_not_pass_the_screen(value: object) -> None:
+    """The screen's brace trigger stays off the records with no brace list, so they
+    keep the fast path: "{" opening a JSON object, or a lone "{}" in a string."""
+    assert not Redactor.may_hold_secret(canonical_bytes({"request": value}))
+
+
+def test_a_brace_list_without_a_secret_leaves_the_record_itself() -> None:
+    request = recorded_request({"action": "process.exec", "commandLine": "cp x{,.bak} {a,b}/"})
+    record = {"request": request, "reason": "no rule allows it"}
+    assert Redactor(KEY).redact(record) is record
+
+
+def test_the_gate_writes_no_password_hidden_in_a_brace_list(tmp_path: Path) -> None:
+    """Through a real gate: the check is denied (a command spelled by a brace list is a
+    dynamic command), and no byte under the audit directory holds the password, while
+    the record still shows where it was."""
+    policy = "version: 1\ndefaultAction: deny\nrules: []\n"
+    line = f"{{sshpass,-p,{PW}}} ssh host"
+    decision = decided_without_the_password(tmp_path, policy, line)
+    assert decision["allowed"] is False
+    assert decision["request"]["commandLine"].startswith("{sshpass,-p,[REDACTED:password:")
+    assert TAG.search(decision["reason"])
