@@ -585,46 +585,8 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
 # bounded one: bash's grows as a product of the lists (``{a,b}{c,d}...``), and a record
 # is redacted on the event loop.
 _BRACE_WORDS_LIMIT = 256
-_BRACE_SCAN_BUDGET = 1 << 16  # characters read, over all the lists of one record
-
-
-def _brace_split(word: str) -> tuple[str, list[str], str] | None:
-    """The first brace list of ``word`` that bash would expand: the text before it, its
-    comma-separated items and the text after it; None when there is none.
-
-    One pass, as bash reads a word: a backslash escapes the next character, quotes hide
-    what they hold, ``${`` opens a parameter, not a list, and a list needs an unquoted
-    comma at its own level (``{a}`` and ``{}`` stay as written). Sequences
-    (``{1..3}``) make no text that was not written, so they are left as written too.
-    """
-    # Open braces not yet closed: (index of the "{", indexes of its commas, a parameter).
-    open_braces: list[tuple[int, list[int], bool]] = []
-    first: tuple[int, list[int], int] | None = None
-    index, length = 0, len(word)
-    while index < length:
-        char = word[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char in "'\"":
-            close = word.find(char, index + 1)
-            index = length if close < 0 else close + 1
-            continue
-        if char == "{":
-            open_braces.append((index, [], index > 0 and word[index - 1] == "$"))
-        elif char == "," and open_braces:
-            open_braces[-1][1].append(index)
-        elif char == "}" and open_braces:
-            opened, commas, parameter = open_braces.pop()
-            if commas and not parameter and (first is None or opened < first[0]):
-                first = (opened, commas, index)
-        index += 1
-    if first is None:
-        return None
-    opened, commas, closed = first
-    bounds = [opened, *commas, closed]
-    items = [word[bounds[i] + 1 : bounds[i + 1]] for i in range(len(bounds) - 1)]
-    return word[:opened], items, word[closed + 1 :]
+_BRACE_SCAN_BUDGET = 1 << 16  # characters read or made, over all the lists of one record
+_BRACE_DEPTH_LIMIT = 32  # lists nested, or following one another in one word
 
 
 class _Budget:
@@ -636,29 +598,126 @@ class _Budget:
         self.left = left
 
 
-def brace_words(
-    word: str, limit: int = _BRACE_WORDS_LIMIT, budget: _Budget | None = None
-) -> list[str]:
-    """The words bash's brace expansion makes of ``word`` (quotes kept as written), at
-    most ``limit`` of them: ``{sshpass,-p,pw}`` is ``["sshpass", "-p", "pw"]``.
+def _skip_quoted(word: str, index: int) -> int:
+    """The index after the backslash escape or the quoted text starting at ``index``,
+    or ``index`` itself when neither starts there."""
+    char = word[index]
+    if char == "\\":
+        return index + 2
+    if char in "'\"":
+        close = word.find(char, index + 1)
+        return len(word) if close < 0 else close + 1
+    return index
 
-    Expanding stops where ``budget`` (by default ``_BRACE_SCAN_BUDGET`` characters) runs
-    out: the words not yet expanded are kept as written.
+
+def _may_open_list(word: str, index: int) -> bool:
+    """Whether the ``{`` at ``index`` may open a brace expression: not a parameter's
+    ``${``, nor a ``{`` that starts the word with a ``}`` right after it (``{}``)."""
+    if index > 0:
+        return word[index - 1] != "$"
+    return word[1:2] != "}"
+
+
+def _first_brace_list(word: str, budget: _Budget) -> tuple[int, list[int] | None, int] | None:
+    """Where bash finds the first brace expression of ``word``: the index of its
+    ``{``, of its top-level commas (None for a sequence such as ``{1..3}``) and of its
+    ``}``; None when there is none, or when ``budget`` runs out.
+
+    As bash's brace_gobbler reads a word: a backslash escapes the next character,
+    quotes hide what they hold, ``${`` opens a parameter, not a list, a ``{`` that
+    starts the word and is followed by ``}`` is not one either, and a ``}`` closes the
+    expression only once a comma (or a sequence's ``..``) was seen at its level, so
+    ``{a}b,c}`` is the list ``a}b`` and ``c``. A ``{`` never closed is literal, and the
+    search goes on from the character after it.
     """
-    budget = budget if budget is not None else _Budget()
-    words: list[str] = []
-    pending = [word]
-    while pending and len(words) < limit:
-        current = pending.pop()
-        budget.left -= len(current)
-        split = _brace_split(current) if budget.left >= 0 else None
-        if split is None:
-            words.append(current)
-            continue
-        before, items, after = split
-        # Pushed in reverse so that the words come out in bash's order.
-        pending.extend(before + item + after for item in reversed(items))
+    length = len(word)
+    search = 0
+    while True:
+        opened = search
+        while opened < length:
+            skipped = _skip_quoted(word, opened)
+            if skipped != opened:
+                opened = skipped
+                continue
+            if word[opened] == "{" and _may_open_list(word, opened):
+                break
+            opened += 1
+        if opened >= length:
+            return None
+        depth, sequence = 0, False
+        commas: list[int] = []
+        index = opened + 1
+        while index < length:
+            skipped = _skip_quoted(word, index)
+            if skipped != index:
+                index = skipped
+                continue
+            char = word[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                if depth:
+                    depth -= 1
+                elif commas or sequence:
+                    break
+            elif depth == 0:
+                if char == ",":
+                    commas.append(index)
+                elif word.startswith("..", index) and word[index + 2 : index + 3] != "}":
+                    sequence = True
+            index += 1
+        budget.left -= index - opened
+        if budget.left < 0:
+            return None
+        if index < length:
+            return opened, (commas or None), index
+        search = opened + 1
+
+
+def _expand_braces(word: str, budget: _Budget, depth: int) -> list[str]:
+    """``brace_words`` of ``word``, ``depth`` lists deep into the expansion."""
+    if depth > _BRACE_DEPTH_LIMIT:
+        return [word]
+    found = _first_brace_list(word, budget)
+    if found is None:
+        return [word]
+    opened, commas, closed = found
+    before = word[:opened]
+    if commas is None:
+        middles = [word[opened : closed + 1]]  # a sequence makes no text not written
+    else:
+        bounds = [opened, *commas, closed]
+        middles = []
+        for start, end in itertools.pairwise(bounds):
+            middles += _expand_braces(word[start + 1 : end], budget, depth + 1)
+            if len(middles) >= _BRACE_WORDS_LIMIT:
+                break
+    # As bash: the text after the list is expanded on its own, then joined to each item.
+    afters = _expand_braces(word[closed + 1 :], budget, depth + 1)
+    words = []
+    for middle in middles:
+        for after in afters:
+            joined = before + middle + after
+            words.append(joined)
+            budget.left -= len(joined)  # the words made count too: they are copies
+            if len(words) >= _BRACE_WORDS_LIMIT or budget.left < 0:
+                return words
     return words
+
+
+def brace_words(word: str, budget: _Budget | None = None) -> list[str]:
+    """The words bash's brace expansion makes of ``word`` (quotes kept as written), at
+    most ``_BRACE_WORDS_LIMIT`` of them: ``{sshpass,-p,pw}`` is ``["sshpass", "-p",
+    "pw"]``. Sequences (``{1..3}``) are kept as written: they make no text that was not.
+
+    Expanding stops where ``budget`` (by default ``_BRACE_SCAN_BUDGET`` characters read
+    or made) runs out, or ``_BRACE_DEPTH_LIMIT`` lists deep: what is left is kept as
+    written.
+    """
+    words = _expand_braces(word, budget if budget is not None else _Budget(), 0)
+    # bash drops the words that expand to nothing ("{,x}" is "x"); a quoted empty word
+    # ("''") is not empty here, quotes being kept.
+    return [word for word in words if word]
 
 
 def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:

@@ -10,6 +10,7 @@ record's request and reason.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -42,6 +43,14 @@ BASH_WORDS = [
     "pre{a,b{c,d}e,f}post",
     "{curl,-u,bob:pw}",
     "{mysql,--password=pw,db}",
+    # A "}" closes a list only after a comma at its level; "{}" starting a word opens
+    # nothing; words that expand to nothing are dropped.
+    "{a}b,c}",
+    "{a}b{c,d}e,f}",
+    "{},a}",
+    "x{},a}",
+    "{a,}",
+    "{,b,,c}",
 ]
 
 
@@ -57,6 +66,24 @@ def test_brace_words_are_the_words_bash_makes(word: str) -> None:
         assert expected == ["unset"]
         expected = [word]
     assert brace_words(word) == expected
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_random_words_expand_as_bash_expands_them() -> None:
+    """2,000 random words of braces, commas, quotes and letters, through one bash: the
+    same words, once bash's quote removal is applied to ours."""
+    rng = random.Random(20261206)
+    words = []
+    while len(words) < 2000:
+        word = "".join(rng.choice("ab,{}-'") for _ in range(rng.randint(1, 14)))
+        if word.count("'") % 2 == 0 and ".." not in word:
+            words.append(word)
+    # A prefix keeps printf from reading a word as its format or an option.
+    script = "set -f\n" + "".join(f"printf '[%s]\\n' x{w}; echo @@\n" for w in words)
+    bash = subprocess.run(["bash"], input=script, capture_output=True, text=True, check=True)
+    for word, printed in zip(words, bash.stdout.split("@@\n"), strict=False):
+        expected = [line[2:-1] for line in printed.splitlines()]
+        assert [w[1:].replace("'", "") for w in brace_words("x" + word)] == expected, word
 
 
 def test_a_sequence_is_kept_as_written() -> None:
@@ -76,12 +103,30 @@ def test_quotes_and_escapes_hide_commas_and_braces_as_in_bash() -> None:
     assert brace_words("{'a,b',c}") == ["'a,b'", "c"]
 
 
-def test_the_expansion_is_bounded_in_words_and_work() -> None:
-    assert len(brace_words("{a,b}" * 20)) == 256
+@pytest.mark.parametrize(
+    "word",
+    [
+        "{a,b}" * 13_000,  # a whole body's worth of lists one after another: 2 ** 13,000
+        "{" * 60_000,  # never closed: each "{" is searched from in turn
+        "{a," * 10_000 + "}" * 10_000,  # nested 10,000 deep
+        ("{" * 30 + "a,b" + "}" * 30) * 2_000,
+    ],
+    ids=["lists in a row", "never closed", "nested", "nested lists in a row"],
+)
+def test_the_expansion_is_bounded_in_words_and_work(word: str) -> None:
+    """A record is redacted on the event loop: whatever the word, the view is made of at
+    most 256 words within a fixed budget of characters read and made (a guard against
+    a pathological agent, not a speed target: a few milliseconds here)."""
     started = time.perf_counter()
-    words = brace_words("{a,b}" * 13_000)  # a whole body's worth: 65,000 characters
-    assert time.perf_counter() - started < 2.0
+    words = brace_words(word)
+    assert time.perf_counter() - started < 1.0
     assert 1 <= len(words) <= 256
+
+
+def test_within_the_bounds_every_word_is_made() -> None:
+    assert len(brace_words("{a,b}" * 8)) == 256
+    assert brace_words("{a,b}" * 8)[-1] == "b" * 8
+    assert len(brace_words("{a,b}" * 12)) == 256  # the first 256 of 4,096
 
 
 HIDDEN = [
@@ -94,6 +139,7 @@ HIDDEN = [
     pytest.param(f"sh -c '{{sshpass,-p,{PW}}} ssh host'", id="in sh -c"),
     pytest.param(f"{{sshpass,-p}} {PW} ssh host", id="option in the list"),
     pytest.param(f"mysql --pass{{word={PW},}} db", id="option name split by a list"),
+    pytest.param(f"sshpass {{-p,}} {PW} ssh host", id="with an empty item, which bash drops"),
     pytest.param(f"{{sshpass,-p}} {{{PW[:4]},}}{PW[4:]} ssh host", id="secret made of pieces"),
 ]
 
