@@ -26,8 +26,8 @@ from tests.audit.test_redact_spread import PW, decided_without_the_password, rec
 KEY = b"k" * 32
 TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
 
-# Words without quotes, escapes or glob characters: bash expands them to exactly what
-# brace_words gives (bash also drops the empty words of "{,x}", so none are here).
+# Words without quotes, escapes or glob characters, handed to bash as they are: the words
+# it prints and brace_words' must be the same.
 BASH_WORDS = [
     "{sshpass,-p,pw}",
     "x{a,b}y",
