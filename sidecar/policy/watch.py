@@ -52,6 +52,9 @@ DEFAULT_POLL_INTERVAL = 2.0
 EVENT_STEP_MS = 20
 EVENT_DEBOUNCE_MS = 300
 EVENT_RETRY_SECONDS = 30.0
+# A directory replaced (deleted and created again) may be missing for an instant when
+# the watch is armed on it: look again this soon, then twice as late each time in a row.
+REARM_PAUSE_SECONDS = 0.05
 _SIGNATURE_READ_LIMIT = 4096
 
 
@@ -157,6 +160,7 @@ class PolicyWatcher:
             return False
 
     async def _follow_events(self) -> None:
+        pause = REARM_PAUSE_SECONDS
         while True:
             self._rearm.clear()
             self._watched = _directory_identity(self.directory)
@@ -176,6 +180,7 @@ class PolicyWatcher:
                     debounce=EVENT_DEBOUNCE_MS,
                     stop_event=self._rearm,
                 ):
+                    pause = REARM_PAUSE_SECONDS
                     await self.refresh()
                     if any(os.path.normpath(path) == self.directory for _, path in changes):
                         # The directory itself was deleted or moved: its watch sees
@@ -183,6 +188,13 @@ class PolicyWatcher:
                         # (one created again at once may get the old inode number back,
                         # which the poll could not tell from the old directory).
                         break
+            except FileNotFoundError:
+                # The directory went away between the look above and the arming of the
+                # watch: replaced, most likely. Look again soon rather than in 30 s,
+                # since one created again with the old inode number gives the poll no
+                # reason to re-arm the watch.
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, EVENT_RETRY_SECONDS)
             except Exception:
                 # e.g. the inotify watch limit: the poll still follows the file meanwhile.
                 logger.exception("policy file events failed; polling, retrying events later")
@@ -196,6 +208,12 @@ class PolicyWatcher:
             try:
                 if _directory_identity(self.directory) != self._watched:
                     self._rearm.set()  # the directory appeared, vanished or was replaced
+                seen = self._loaded
                 await self.refresh()
+                if self._loaded is not seen:
+                    # The poll found a change before the events did: the event watch
+                    # may be dead (its directory replaced under it by one with the same
+                    # inode number). Arm it again; at worst that costs one re-arm.
+                    self._rearm.set()
             except Exception:
                 logger.exception("policy poll failed; trying again")

@@ -1,0 +1,175 @@
+"""The policy watcher keeps its event watch alive when the watched directory is replaced.
+
+In process: a real ``Gate`` on a real audit trail, the real ``PolicyWatcher`` and real
+inotify watches (watchfiles). The poll is slowed to 30 s where a test must show that a
+change was seen by events, since the poll would find any change by itself in the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import watchfiles
+
+from sidecar.audit.log import AuditLog
+from sidecar.gate import Gate
+from sidecar.policy.source import PolicySource
+from sidecar.policy.watch import PolicyWatcher
+
+ALLOW = b"version: 1\nrules:\n  - {action: file.read, path: {glob: '/app/**'}, decision: allow}\n"
+DENY = b"version: 1\nrules:\n  - {action: file.read, path: {glob: '/app/**'}, decision: deny}\n"
+SLOW_POLL = 30.0
+EVENT_DEADLINE = 2.0  # far below the slow poll: a change seen by then came by events
+
+
+def policy_hash(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not so within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+class Watched:
+    """A gate following ``policy`` with its watcher running as a task."""
+
+    def __init__(self, tmp_path: Path, poll_interval: float) -> None:
+        self.directory = tmp_path / "config"
+        self.directory.mkdir()
+        self.policy = self.directory / "policy.yaml"
+        self.policy.write_bytes(ALLOW)
+        audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
+        self.gate = Gate(audit=audit, source=PolicySource(str(self.policy)), identity="test")
+        self.watcher = PolicyWatcher(self.gate, poll_interval=poll_interval)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        assert await self.watcher.load()
+        self.task = asyncio.create_task(self.watcher.run())
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+        await self.gate.audit.close()
+
+    def active(self) -> str | None:
+        active = self.gate.policy.active
+        return active.hash if active else None
+
+    async def wait_for(self, data: bytes, timeout: float) -> float:
+        """Seconds until ``data`` is the active policy; fails after ``timeout``."""
+        started = time.monotonic()
+        while self.active() != policy_hash(data):
+            assert time.monotonic() - started < timeout, f"not loaded within {timeout} s"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - started
+
+    def write(self, data: bytes) -> None:
+        # Replaced by rename, as editors and kubelet replace files.
+        staged = self.directory / ".policy.tmp"
+        staged.write_bytes(data)
+        os.rename(staged, self.policy)
+
+
+class Arming:
+    """The paths the watcher arms its event watches on, in order, and stand-ins for the
+    next armings (each called with the real ``awatch`` and its arguments)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.stand_ins: list[Callable[..., AsyncIterator[Any]]] = []
+
+
+@pytest.fixture
+def arming(monkeypatch: pytest.MonkeyPatch) -> Iterator[Arming]:
+    real = watchfiles.awatch
+    record = Arming()
+
+    def awatch(path: Any, **options: Any) -> AsyncIterator[Any]:
+        record.paths.append(str(path))
+        if record.stand_ins:
+            return record.stand_ins.pop(0)(real, path, **options)
+        return real(path, **options)
+
+    monkeypatch.setattr(watchfiles, "awatch", awatch)
+    yield record
+
+
+def test_a_directory_missing_as_the_watch_is_armed_is_watched_again_at_once(
+    tmp_path: Path, arming: Arming
+) -> None:
+    """The directory is away (moved aside and back: the same inode number) just as the
+    watch is armed, the way a ConfigMap directory deleted and created again can be. The
+    arming fails with FileNotFoundError; the watcher must look again at once, not wait
+    30 s, since the poll sees the same directory identity and re-arms nothing."""
+    watched = Watched(tmp_path, poll_interval=SLOW_POLL)
+    aside = tmp_path / "config.aside"
+
+    async def away_while_armed(real: Any, path: Any, **options: Any) -> AsyncIterator[Any]:
+        os.rename(watched.directory, aside)
+        try:
+            async for changes in real(path, **options):
+                yield changes
+        finally:
+            os.rename(aside, watched.directory)
+
+    async def scenario() -> None:
+        await watched.start()
+        try:
+            await until(lambda: len(arming.paths) == 2)  # armed again after the failure
+            await asyncio.sleep(0.1)  # let the new watch settle
+            watched.write(DENY)
+            took = await watched.wait_for(DENY, EVENT_DEADLINE)
+            assert took < 1.0
+        finally:
+            await watched.stop()
+
+    arming.stand_ins.append(away_while_armed)
+    asyncio.run(scenario())
+
+
+def test_a_change_the_poll_finds_first_arms_the_event_watch_again(
+    tmp_path: Path, arming: Arming
+) -> None:
+    """An event watch that has gone dead (here: a real watch on another directory, as
+    a watch on a replaced directory whose deletion event was lost would be) misses a
+    change; the poll finds it, and must arm the event watch again, so that the next
+    change is seen by events."""
+    watched = Watched(tmp_path, poll_interval=0.3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def dead_watch(real: Any, path: Any, **options: Any) -> AsyncIterator[Any]:
+        return real(elsewhere, **options)
+
+    async def scenario() -> None:
+        await watched.start()
+        try:
+            await until(lambda: len(arming.paths) == 1)
+            await asyncio.sleep(0.1)  # the dead watch armed, its first look taken
+            watched.write(DENY)
+            await watched.wait_for(DENY, timeout=5.0)  # by the poll: no event comes
+            await until(lambda: len(arming.paths) == 2)
+            assert arming.paths[1] == str(watched.directory)
+            watched.watcher.poll_interval = SLOW_POLL  # from its next sleep on
+            await asyncio.sleep(0.5)
+            watched.write(ALLOW)
+            took = await watched.wait_for(ALLOW, EVENT_DEADLINE)
+            assert took < 1.0
+        finally:
+            await watched.stop()
+
+    arming.stand_ins.append(dead_watch)
+    asyncio.run(scenario())
