@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,22 @@ class Watched:
         audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
         self.gate = Gate(audit=audit, source=PolicySource(str(self.policy)), identity="test")
         self.watcher = PolicyWatcher(self.gate, poll_interval=poll_interval)
-        self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        assert await self.watcher.load()
-        self.task = asyncio.create_task(self.watcher.run())
+    def run(self, steps: Callable[[], Awaitable[None]]) -> None:
+        """Load the policy, follow it while ``steps`` runs, then stop."""
 
-    async def stop(self) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
-        await self.gate.audit.close()
+        async def following() -> None:
+            assert await self.watcher.load()
+            task = asyncio.create_task(self.watcher.run())
+            try:
+                await steps()
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await self.gate.audit.close()
+
+        asyncio.run(following())
 
     def active(self) -> str | None:
         active = self.gate.policy.active
@@ -125,19 +129,14 @@ def test_a_directory_missing_as_the_watch_is_armed_is_watched_again_at_once(
         finally:
             os.rename(aside, watched.directory)
 
-    async def scenario() -> None:
-        await watched.start()
-        try:
-            await until(lambda: len(arming.paths) == 2)  # armed again after the failure
-            await asyncio.sleep(0.1)  # let the new watch settle
-            watched.write(DENY)
-            took = await watched.wait_for(DENY, EVENT_DEADLINE)
-            assert took < 1.0
-        finally:
-            await watched.stop()
+    async def steps() -> None:
+        await until(lambda: len(arming.paths) == 2)  # armed again after the failure
+        await asyncio.sleep(0.1)  # let the new watch settle
+        watched.write(DENY)
+        assert await watched.wait_for(DENY, EVENT_DEADLINE) < 1.0
 
     arming.stand_ins.append(away_while_armed)
-    asyncio.run(scenario())
+    watched.run(steps)
 
 
 def test_a_change_the_poll_finds_first_arms_the_event_watch_again(
@@ -154,22 +153,17 @@ def test_a_change_the_poll_finds_first_arms_the_event_watch_again(
     def dead_watch(real: Any, path: Any, **options: Any) -> AsyncIterator[Any]:
         return real(elsewhere, **options)
 
-    async def scenario() -> None:
-        await watched.start()
-        try:
-            await until(lambda: len(arming.paths) == 1)
-            await asyncio.sleep(0.1)  # the dead watch armed, its first look taken
-            watched.write(DENY)
-            await watched.wait_for(DENY, timeout=5.0)  # by the poll: no event comes
-            await until(lambda: len(arming.paths) == 2)
-            assert arming.paths[1] == str(watched.directory)
-            watched.watcher.poll_interval = SLOW_POLL  # from its next sleep on
-            await asyncio.sleep(0.5)
-            watched.write(ALLOW)
-            took = await watched.wait_for(ALLOW, EVENT_DEADLINE)
-            assert took < 1.0
-        finally:
-            await watched.stop()
+    async def steps() -> None:
+        await until(lambda: len(arming.paths) == 1)
+        await asyncio.sleep(0.1)  # the dead watch armed, its first look taken
+        watched.write(DENY)
+        await watched.wait_for(DENY, timeout=5.0)  # by the poll: no event comes
+        await until(lambda: len(arming.paths) == 2)
+        assert arming.paths[1] == str(watched.directory)
+        watched.watcher.poll_interval = SLOW_POLL  # from its next sleep on
+        await asyncio.sleep(0.5)
+        watched.write(ALLOW)
+        assert await watched.wait_for(ALLOW, EVENT_DEADLINE) < 1.0
 
     arming.stand_ins.append(dead_watch)
-    asyncio.run(scenario())
+    watched.run(steps)
