@@ -349,8 +349,12 @@ class ApprovalService:
             rule=verdict.rule,
             risk=verdict.risk,
             # The default reason quotes the request ("... of rm --token=ghp_..."), so
-            # it is redacted like the request itself.
-            policy_reason=self.audit.redact_text(verdict.reason),
+            # it is redacted with it, as the trail redacts the two in the approval's
+            # record: a secret the request's analysis shows (a brace list's words) is
+            # replaced in the reason too.
+            policy_reason=self.audit.redact(
+                {"request": bound_request(verdict.request), "policyReason": verdict.reason}
+            )["policyReason"],
             policy=verdict.policy_hash,
             identity=self.identity,
             decision_id="",

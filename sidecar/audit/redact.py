@@ -871,8 +871,9 @@ _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 # the record's request, if it is at least this long: shorter ones would take ordinary
 # words and numbers with them.
 MIN_SPREAD_CHARACTERS = 4
-# The fields of a record that quote the request: the request itself and the reason.
-_SPREAD_FIELDS = ("request", "reason")
+# The fields of a record that quote the request: the request itself, a decision's
+# reason, and an approval's ``policyReason`` (the reason its check was answered with).
+_SPREAD_FIELDS = ("request", "reason", "policyReason")
 
 
 class Redactor:
@@ -910,7 +911,8 @@ class Redactor:
 
         A secret found in one place is then replaced wherever else its text occurs in
         ``body["request"]``, the request as the agent sent it and as the gate analysed
-        it, and in ``body["reason"]``, which quotes it (``_everywhere``): a command
+        it, and in ``body["reason"]`` and ``body["policyReason"]``, which quote it
+        (``_everywhere``): a command
         line's analysed commands show a password that its raw text hides from the
         patterns (``sh -c "curl -u \\"bob:hunter22\\" …"``, ``s\\shpass -p hunter22``),
         and the raw text must not keep it; nor must a brace list that bash expands into

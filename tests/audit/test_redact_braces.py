@@ -16,12 +16,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sidecar.audit.redact import Redactor, brace_words
 from sidecar.canonical import canonical_bytes
+from sidecar.keys import generate_keypair
 from tests.audit.test_redact_spread import PW, decided_without_the_password, recorded_request
+from tests.test_approvals import Approver
 
 KEY = b"k" * 32
 TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
@@ -73,7 +76,7 @@ def test_random_words_expand_as_bash_expands_them() -> None:
     """2,000 random words of braces, commas, quotes and letters, through one bash: the
     same words, once bash's quote removal is applied to ours."""
     rng = random.Random(20261206)
-    words = []
+    words: list[str] = []
     while len(words) < 2000:
         word = "".join(rng.choice("ab,{}-'") for _ in range(rng.randint(1, 14)))
         if word.count("'") % 2 == 0 and ".." not in word:
@@ -186,3 +189,37 @@ def test_the_gate_writes_no_password_hidden_in_a_brace_list(tmp_path: Path) -> N
     assert decision["allowed"] is False
     assert decision["request"]["commandLine"].startswith("{sshpass,-p,[REDACTED:password:")
     assert TAG.search(decision["reason"])
+
+
+def test_approvers_and_the_trail_never_see_a_password_hidden_in_a_brace_list(
+    tmp_path: Path,
+    daemon_factory: Any,
+) -> None:
+    """A policy that asks a human about ``sshpass`` run with a brace list: the reason
+    the approval shows (the API, the trail's ``requested`` record) quotes the command,
+    and must carry the tag where the password was, the one the trail gives it."""
+    key_file, _ = generate_keypair(tmp_path / "keys", "alice")
+    alice = Approver("alice", key_file)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\n"
+        "rules:\n"
+        "  - {id: ask, action: process.exec, command: [sshpass, brace-expansion],"
+        " decision: require_approval}\n"
+        "approvals:\n"
+        f"  approvers:\n    - {{name: alice, publicKey: '{alice.public_base64}'}}\n"
+    )
+    gate = daemon_factory(policy)
+    line = f"sshpass {{-p,}} {PW} ssh host"
+    answer = gate.check({"action": "process.exec", "commandLine": line}).json()
+    assert answer["decision"] == "require_approval"
+    shown = gate.get(f"/v1/approvals/{answer['approval']['id']}").json()
+    assert PW not in json.dumps(shown)
+    (requested,) = [r for r in gate.records() if r.get("event") == "requested"]
+    assert PW not in json.dumps(requested)
+    (tag,) = set(TAG.findall(requested["request"]["commandLine"]))
+    assert "[REDACTED:{}:{}]".format(*tag) in shown["policyReason"]
+    assert "[REDACTED:{}:{}]".format(*tag) in requested["policyReason"]
+    gate.stop()
+    audit = b"".join(p.read_bytes() for p in gate.audit_dir.rglob("*") if p.is_file())
+    assert PW.encode() not in audit
