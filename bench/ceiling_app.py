@@ -7,7 +7,7 @@ class). The ceiling's requests go through uvicorn's ASGI cycle and Starlette, as
 issue defines it; the gate's usual ``/check`` skips both (sidecar/check_protocol.py), so
 the difference between the two is what the gate does per request (validation,
 normalisation, the decision, the audit record and its fsync) less what its protocol
-saves over uvicorn's cycle (docs/performance.md, "What uvicorn's request cycle costs").
+saves over uvicorn's cycle (docs/performance-investigations.md, "What uvicorn's request cycle costs").
 
     python -m bench.ceiling_app --port N [--sync-dir DIR]
 

@@ -17,7 +17,7 @@ the other tables), one call at a time, each right after one of these pauses:
 Wall time per call, median and p90, in rounds interleaving the pauses; the ratio is each
 median to the warm one. The notes name the kernel's CPU idle driver and, where it is
 ``haltpoll``, how long an idle CPU polls before it halts. Reported, never judged, and
-only with ``--only cold`` (docs/performance.md, "A lone check, step by step").
+only with ``--only cold`` (docs/performance-investigations.md, "A lone check, step by step").
 """
 
 from __future__ import annotations

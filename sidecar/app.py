@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 from starlette.applications import Starlette
@@ -84,10 +85,14 @@ def create_app(
     async def metrics(_: Request) -> Response:
         return Response(gate.metrics.render(), media_type=gate.metrics.content_type)
 
-    openapi_document = json.dumps(build_openapi(approval_paths(), APPROVAL_MODELS)).encode("utf-8")
+    @cache
+    def openapi_document() -> bytes:
+        # Built when first asked for, not at start: generating the schemas takes about
+        # 12 ms, which a pod's CPU limit doubles before the gate is ready.
+        return json.dumps(build_openapi(approval_paths(), APPROVAL_MODELS)).encode("utf-8")
 
     async def openapi(_: Request) -> Response:
-        return Response(openapi_document, media_type=JSON_TYPE)
+        return Response(openapi_document(), media_type=JSON_TYPE)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -5,10 +5,10 @@ ASGI scope, a request-response cycle with its event and a task running the app, 
 reads the body through ``receive`` and answers through two ``send`` messages that
 uvicorn checks and writes one by one. Under load that cost the gate about 18 µs of CPU
 per check, about what normalising the check costs in the same loaded server
-(docs/performance.md, "Where the time goes"). So for the usual shape of a check this
-protocol does the work: it keeps the body as httptools parses it, and once the request
-is complete runs ``Gate.check`` (through ``check_body``, as the ASGI handler does) and
-writes the answer in one piece.
+(docs/performance-investigations.md, "What uvicorn's request cycle costs"). So for
+the usual shape of a check this protocol does the work: it keeps the body as httptools
+parses it, and once the request is complete runs ``Gate.check`` (through
+``check_body``, as the ASGI handler does) and writes the answer in one piece.
 
 The usual shape: ``POST /check`` or ``POST /v1/check`` as the request target, exactly;
 HTTP/1.1; one ``Content-Length`` within the body limit; no ``Transfer-Encoding``, no
