@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -372,6 +373,31 @@ def test_probe_commands_follow_the_gate_status() -> None:
         server.server_close()
     # Nothing listening at all fails every probe.
     assert all(_run_probe(cmd, port) != 0 for cmd in _probe_commands().values())
+
+
+def test_probe_commands_against_a_real_gate(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # The gate itself, not a stand-in: its /ready turns 200 only once a valid policy is
+    # loaded, and the probes read its status line as uvicorn writes it.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefaultAction: allow\nrules: [\n")  # a YAML error
+    gate = daemon_factory(policy, wait_ready=False)
+    probes = _probe_commands()
+    deadline = time.monotonic() + 20
+    while gate.get("/health").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gate.get("/ready").status_code == 503
+    assert _run_probe(probes["startupProbe"], gate.port) != 0
+    assert _run_probe(probes["readinessProbe"], gate.port) != 0
+    assert _run_probe(probes["livenessProbe"], gate.port) == 0
+    # A valid policy arrives (hot reload): every probe passes.
+    policy.write_text("version: 1\ndefaultAction: deny\nrules: []\n")
+    while gate.get("/ready").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {name: _run_probe(cmd, gate.port) for name, cmd in probes.items()} == {
+        "startupProbe": 0,
+        "readinessProbe": 0,
+        "livenessProbe": 0,
+    }
 
 
 # --- what the NetworkPolicy lets out ------------------------------------------------------
