@@ -725,7 +725,11 @@ def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
     as bash would (``{sshpass,-p,pw}`` runs ``sshpass -p pw``); none without a list.
 
     A secret the expansion assembles from pieces (``{hun,}ter22`` makes ``hunter22``) is
-    written nowhere: the whole item that makes it is given as the secret instead.
+    written nowhere: the whole item that makes it is given as the secret instead. So is
+    a secret too short to be spread by its text (``MIN_SPREAD_CHARACTERS``) inside an
+    item with a brace list (``{sshpass,-p,pw}``): the item, never shorter than a list,
+    can be. A short secret that is an item of its own (``{sshpass,-p} pw``) is given as
+    it is, and spread as a whole word only (``Redactor.redact``).
     """
     if not any(type(item) is str and "{" in item and "," in item for item in items):
         return []
@@ -741,7 +745,8 @@ def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
     secrets = []
     for index, (kind, kept, secret) in _argv_secrets(expanded).items():
         written = items[origins[index]]
-        if type(written) is str and secret not in written:
+        too_short = len(secret) < MIN_SPREAD_CHARACTERS
+        if type(written) is str and written != secret and (secret not in written or too_short):
             secret = written
         secrets.append((kind, kept, secret))
     return secrets
@@ -925,8 +930,10 @@ class Redactor:
         secret_keys = _collect_strings(body, texts, braces, _Budget())
         rewritten: dict[int, str] = {}
         # Every secret tagged, and its kind; those behind a brace list are tagged by the
-        # spread alone, as their text is not an item of their list.
+        # spread alone, as their text is not an item of their list. A short one of them
+        # is an item of its own, and spread only where it is a whole shell word.
         found: dict[str, str] = {secret: kind for kind, _, secret in braces}
+        words = {s: kind for s, kind in found.items() if len(s) < MIN_SPREAD_CHARACTERS}
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
@@ -940,7 +947,7 @@ class Redactor:
             return body
         result = self._value(body, None, rewritten, itertools.count(), found)
         assert isinstance(result, dict)
-        spread = self._everywhere(found)
+        spread = self._everywhere(found, words)
         if spread is not None:
             for field in _SPREAD_FIELDS:
                 value = result.get(field)
@@ -1063,20 +1070,31 @@ class Redactor:
             return value
         return value
 
-    def _everywhere(self, found: dict[str, str]) -> Callable[[Any], Any] | None:
+    def _everywhere(
+        self, found: dict[str, str], words: dict[str, str] | None = None
+    ) -> Callable[[Any], Any] | None:
         """A function giving a value with the text of every secret in ``found`` (of at
         least ``MIN_SPREAD_CHARACTERS``) replaced by its tag wherever it still occurs in
-        a string value, outside the tags already placed; None when there is none to
-        spread. Keys are names, not values: one that happens to hold a secret's text (a
-        PIN ``0000`` and a key ``0000apikey``) is kept, so that the request keeps its
+        a string value, outside the tags already placed, and every secret in ``words``
+        (however short) where it is a whole shell word: the whole string, or between
+        white space, quotes and the start or end; None when there is none to spread.
+        Keys are names, not values: one that happens to hold a secret's text (a PIN
+        ``0000`` and a key ``0000apikey``) is kept, so that the request keeps its
         shape."""
         kinds = {
             secret: kind for secret, kind in found.items() if len(secret) >= MIN_SPREAD_CHARACTERS
         }
+        kinds.update(words or {})
         if not kinds:
             return None
+
+        def alternative(secret: str) -> str:
+            if words and secret in words:
+                return rf"""(?<![^\s'"]){re.escape(secret)}(?![^\s'"])"""
+            return re.escape(secret)
+
         # Longest first: a secret that holds another is replaced whole.
-        regex = re.compile("|".join(re.escape(s) for s in sorted(kinds, key=len, reverse=True)))
+        regex = re.compile("|".join(alternative(s) for s in sorted(kinds, key=len, reverse=True)))
 
         def rebuild(item: Any) -> Any:
             if isinstance(item, str):

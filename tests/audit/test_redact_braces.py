@@ -24,6 +24,7 @@ from sidecar.audit.redact import Redactor, brace_words
 from sidecar.canonical import canonical_bytes
 from sidecar.keys import generate_keypair
 from tests.audit.test_redact_spread import PW, decided_without_the_password, recorded_request
+from tests.daemon import checked_through_a_gate
 from tests.test_approvals import Approver
 
 KEY = b"k" * 32
@@ -158,6 +159,55 @@ def test_a_secret_hidden_in_a_brace_list_is_redacted_in_request_and_reason(line:
     assert {kind for kind, _ in TAG.findall(json.dumps(redacted))} == {"password"}
     assert TAG.search(redacted["reason"])
     assert Redactor(KEY).redact(redacted) == redacted  # idempotent, as every form is
+
+
+# Secrets shorter than the spread's minimum (MIN_SPREAD_CHARACTERS): their text alone
+# would take ordinary words with it, so the word holding the list is replaced, or the
+# secret where it is a whole word of its own.
+SHORT = "Q7z"
+SHORT_HIDDEN = [
+    pytest.param(f"{{sshpass,-p,{SHORT}}} ssh host", id="inside the list"),
+    pytest.param(f"{{mysql,-p{SHORT}}} db", id="glued inside the list"),
+    pytest.param(f"{{sshpass,-p}} {SHORT} ssh host", id="a word after the list"),
+    pytest.param(f"sshpass {{-p,}} '{SHORT}' ssh host", id="a quoted word after the list"),
+    pytest.param(f"sh -c '{{sshpass,-p,{SHORT}}} ssh host'", id="in sh -c"),
+]
+
+
+@pytest.mark.parametrize("line", SHORT_HIDDEN)
+def test_a_short_secret_hidden_in_a_brace_list_is_redacted_too(line: str) -> None:
+    request = recorded_request({"action": "process.exec", "commandLine": line})
+    record = {"request": request, "reason": f"no rule allows process.exec of {line}"}
+    redacted = Redactor(KEY).redact(record)
+    assert SHORT not in json.dumps(redacted)
+    assert {kind for kind, _ in TAG.findall(json.dumps(redacted))} == {"password"}
+    assert TAG.search(redacted["reason"])
+    assert Redactor(KEY).redact(redacted) == redacted
+
+
+def test_a_short_secret_is_spread_only_where_it_is_a_whole_word() -> None:
+    """Its text inside another word is that word's own: ``Q7zx`` and ``aQ7z`` are kept,
+    while the secret standing alone, quoted or not, gets the tag the plain form gives."""
+    line = f"{{sshpass,-p}} {SHORT} ssh {SHORT}x a{SHORT} '{SHORT}'"
+    request = recorded_request({"action": "process.exec", "commandLine": line})
+    redacted = Redactor(KEY).redact({"request": request})
+    written = redacted["request"]["commandLine"]
+    assert f" {SHORT}x a{SHORT} " in written
+    assert written.count("[REDACTED:password:") == 2
+    plain = recorded_request({"action": "process.exec", "commandLine": f"sshpass -p {SHORT}"})
+    assert TAG.findall(json.dumps(Redactor(KEY).redact({"request": plain})))[0] in (
+        TAG.findall(written)
+    )
+
+
+def test_the_gate_writes_no_short_password_hidden_in_a_brace_list(tmp_path: Path) -> None:
+    policy = "version: 1\ndefaultAction: deny\nrules: []\n"
+    requests = [{"action": "process.exec", "commandLine": line.values[0]} for line in SHORT_HIDDEN]
+    daemon, everything = checked_through_a_gate(tmp_path, policy, requests)
+    assert SHORT.encode() not in everything
+    decisions = [r for r in daemon.records() if r["type"] == "decision"]
+    assert len(decisions) == len(SHORT_HIDDEN)
+    assert all(TAG.search(r["request"]["commandLine"]) for r in decisions)
 
 
 @pytest.mark.parametrize(
