@@ -242,3 +242,158 @@ def test_an_allow_on_a_host_prefix_is_warned_of_and_a_deny_is_not() -> None:
     ) in allow.warnings
     deny = _load("{action: network.request, decision: deny, host: {startsWith: '10.'}}")
     assert not any("startsWith" in warning for warning in deny.warnings)
+
+
+# Found in review (2026-12-06): only bare, list, equals and in values were brought to
+# the field's case, so these deny rules loaded as valid and denied nothing, and the
+# allow rule's `not startsWith "del"` allowed DELETE.
+@pytest.mark.parametrize(
+    ("deny", "body"),
+    [
+        (
+            "method: {regex: 'delete|put'}",
+            {"action": "network.request", "url": "https://a.com/x", "method": "DELETE"},
+        ),
+        (
+            "method: {glob: 'del*'}",
+            {"action": "network.request", "url": "https://a.com/x", "method": "delete"},
+        ),
+        (
+            "method: {startsWith: Del}",
+            {"action": "network.request", "url": "https://a.com/x", "method": "DELETE"},
+        ),
+        (
+            "method: {endsWith: te}",
+            {"action": "network.request", "url": "https://a.com/", "method": "DELETE"},
+        ),
+        ("scheme: {regex: HTTP}", {"action": "network.request", "url": "http://a.com/"}),
+        ("scheme: {glob: 'HTTP?'}", {"action": "network.request", "url": "https://a.com/"}),
+        ("host: {regex: 'Evil\\.com'}", {"action": "network.request", "url": "https://EVIL.com/"}),
+        (
+            "verb: {glob: 'DELETE*'}",
+            {
+                "action": "k8s.request",
+                "k8s": {"method": "DELETE", "path": "/api/v1/namespaces/d/pods/p"},
+            },
+        ),
+        (
+            "verb: {regex: 'Delete(collection)?'}",
+            {
+                "action": "k8s.request",
+                "k8s": {"method": "DELETE", "path": "/api/v1/namespaces/d/pods"},
+            },
+        ),
+    ],
+)
+def test_operator_values_on_one_case_fields_match_in_that_case(
+    deny: str, body: dict[str, Any]
+) -> None:
+    action = body["action"]
+    policy = load_policy_bytes(
+        f"version: 1\nrules:\n"
+        f"  - {{id: d, action: {action}, decision: deny, {deny}}}\n"
+        f"  - {{id: a, action: {action}, decision: allow}}\n".encode(),
+        "case.yaml",
+    )
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.rule) == ("deny", "d")
+
+
+def test_a_negated_method_prefix_does_not_allow_the_method_in_another_case() -> None:
+    policy = _load(
+        "{id: reads, action: network.request, decision: allow, host: api.example.com,"
+        " method: {not: {startsWith: del}}}"
+    )
+    for method in ("DELETE", "delete", "Delete"):
+        body = {"action": "network.request", "url": "https://api.example.com/u/1", "method": method}
+        assert evaluate_request(policy, body).decision == "deny"
+    get = {"action": "network.request", "url": "https://api.example.com/u/1", "method": "GET"}
+    assert evaluate_request(policy, get).decision == "allow"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "{action: k8s.request, decision: deny, verb: [delete], resource: '*'}",
+            "values.yaml: rules[0]: resource: equals: '*' is compared as written and no "
+            "resource contains '*', '?' or '['; for a pattern write {glob: '*'}",
+        ),
+        (
+            "{action: k8s.request, decision: deny, namespace: [kube-system, 'prod-*']}",
+            "values.yaml: rules[0]: namespace: in: 'prod-*' is compared as written and no "
+            "namespace contains '*', '?' or '['; for a pattern write {glob: 'prod-*'}",
+        ),
+        (
+            "{action: k8s.request, decision: deny, verb: {not: {equals: 'get*'}}}",
+            "values.yaml: rules[0]: verb: equals: 'get*' is compared as written and no "
+            "verb contains '*', '?' or '['; for a pattern write {glob: 'get*'}",
+        ),
+        (
+            "{action: network.request, decision: deny, method: 'P[OU]T'}",
+            "values.yaml: rules[0]: method: equals: 'P[OU]T' is compared as written and no "
+            "method contains '*', '?' or '['; for a pattern write {glob: 'P[OU]T'}",
+        ),
+        (
+            "{action: process.exec, decision: deny, command: {startsWith: /opt/./bin/}}",
+            "values.yaml: rules[0]: command: startsWith: '/opt/./bin/' is not a normalised "
+            "path, so it never matches",
+        ),
+        (
+            "{action: process.exec, decision: deny, command: {endsWith: /bin//rm}}",
+            "values.yaml: rules[0]: command: endsWith: '/bin//rm' is not the end of a "
+            "normalised path (no '//', '.' or '..' segment, no trailing '/'), so it never "
+            "matches",
+        ),
+    ],
+)
+def test_a_pattern_written_as_a_literal_kubernetes_or_http_value_is_an_error(
+    rule: str, message: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == message
+
+
+def test_the_glob_the_error_points_to_does_what_rbac_star_means() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: no-deletes, action: k8s.request, decision: deny, verb: delete,"
+        b" resource: {glob: '*'}}\n"
+        b"  - {id: ops, action: k8s.request, decision: allow}\n",
+        "rbac.yaml",
+    )
+    delete = {"method": "DELETE", "path": "/apis/apps/v1/namespaces/prod/deployments/web"}
+    verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": delete})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-deletes")
+
+
+def test_a_path_written_like_a_glob_loads_with_a_warning() -> None:
+    # A file name can hold "*", so this is not an error; but it is almost surely a
+    # glob written where a literal goes, and as written denies nothing below /etc.
+    policy = _load("{id: etc, action: file.read, decision: deny, path: [/etc/**, /srv/a]}")
+    assert policy.warnings == (
+        "rules[0] (id 'etc'): path: '/etc/**' is compared as written, '*', '?' and '[' "
+        "included; for a pattern write {glob: '/etc/**'}",
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/etc/**"})
+    assert (verdict.decision, verdict.rule) == ("deny", "etc")
+    assert not _load("{action: file.read, decision: deny, path: {glob: /etc/**}}").warnings
+
+
+def test_a_command_glob_with_a_path_is_resolved_like_argv0() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: tmp, action: process.exec, decision: deny, command: {glob: '/tmp//**'}}\n"
+        b"  - {id: any, action: process.exec, decision: allow}\n",
+        "cmd.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["/tmp/x/evil"]})
+    assert (verdict.decision, verdict.rule) == ("deny", "tmp")
+
+
+@pytest.mark.parametrize("version", ["true", "1.0", "'1'"])
+def test_version_must_be_the_integer_one(version: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_bytes(f"version: {version}\nrules: []\n".encode(), "v.yaml")
+    assert str(caught.value) == "v.yaml: version: Input should be 1 (an integer)"

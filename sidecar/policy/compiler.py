@@ -152,6 +152,41 @@ def _any_argument(matcher: Matcher) -> bool:
     return any(op is not None for op in (*positive, matcher.endsWith, matcher.regex))
 
 
+def _literal_wildcards(matcher: Matcher) -> list[str]:
+    """Values of ``matcher`` compared as written (bare, list, equals, in) that hold a
+    glob character, in ``not`` too."""
+    if isinstance(matcher, list):
+        written: list[object] = list(matcher)
+    elif not isinstance(matcher, MatcherSpec):
+        written = [matcher]
+    else:
+        written = [*(matcher.in_ or [])]
+        if matcher.equals is not None and not isinstance(matcher.equals, list):
+            written.append(matcher.equals)
+        if matcher.not_ is not None:
+            written.extend(_literal_wildcards(matcher.not_))
+    return [v for v in written if isinstance(v, str) and any(c in v for c in "*?[")]
+
+
+def _literal_wildcard_warnings(rule: Rule) -> list[str]:
+    """A path or command written like a glob but compared as written.
+
+    A file name can hold "*", so this is valid; but ``path: "/etc/**"`` in a deny rule
+    most likely meant the glob, and as written denies nothing below /etc.
+    """
+    warnings = []
+    for name in ("path", "cwd", "command"):
+        matcher = getattr(rule, name)
+        if matcher is None:
+            continue
+        for value in _literal_wildcards(matcher):
+            warnings.append(
+                f"{name}: {value!r} is compared as written, '*', '?' and '[' included; "
+                f"for a pattern write {{glob: {value!r}}}"
+            )
+    return warnings
+
+
 def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     """Valid allow rules that probably allow more than their author meant."""
     warnings = []
@@ -244,6 +279,7 @@ def compile_policy(
             )
         if rule.decision == "allow":
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
+        warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
         if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
             warnings.append(
                 f"{label}: args: holds when any one argument matches, wherever it is "

@@ -34,6 +34,12 @@ PATH_FIELDS = frozenset({"path", "cwd"})
 # Fields compared after lower-casing, and the one upper-cased (HTTP methods).
 LOWER_FIELDS = frozenset({"scheme", "verb"})
 UPPER_FIELDS = frozenset({"method"})
+# Fields whose request values never hold "*", "?" or "[" (hosts are checked apart): a
+# rule value with one is a pattern written where a literal goes, and would never match.
+NO_WILDCARD_FIELDS = frozenset(
+    {"scheme", "method", "verb", "group", "version", "resource", "namespace", "name"}
+)
+WILDCARDS = "*?["
 
 
 class MatcherError(ValueError):
@@ -85,6 +91,13 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
         if not value.isdigit() or not 1 <= int(value) <= 65535:
             raise MatcherError(f"{operator}: {value!r} is not a port number 1-65535")
         return str(int(value))
+    if field in NO_WILDCARD_FIELDS and operator != "glob" and any(c in value for c in WILDCARDS):
+        # RBAC's resources: ["*"] means every resource; here it would match none (a deny
+        # with a hole), so say how to write the pattern.
+        raise MatcherError(
+            f"{operator}: {value!r} is compared as written and no {field} contains "
+            f"'*', '?' or '['; for a pattern write {{glob: {value!r}}}"
+        )
     if field in LOWER_FIELDS:
         return value.lower()
     if field in UPPER_FIELDS:
@@ -196,11 +209,27 @@ def _suffix_anchor(end: str) -> Anchor | None:
     return Anchor("suffix", frozenset({end[cut:]})) if cut >= 0 else None
 
 
+def _fold_case(field: str, value: str) -> str:
+    """A method, scheme or verb pattern in the case of the request values it is matched on."""
+    if field in LOWER_FIELDS:
+        return value.lower()
+    if field in UPPER_FIELDS:
+        return value.upper()
+    return value
+
+
+def _is_path_like(field: str, value: str) -> bool:
+    """Paths, and a command given as a path (a bare name has no "/")."""
+    return field in PATH_FIELDS or (field == "command" and value.startswith("/"))
+
+
 def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
-    elif field in PATH_FIELDS:
+    elif _is_path_like(field, pattern):
         pattern = _canonical_path_glob(pattern)
+    else:
+        pattern = _fold_case(field, pattern)
     try:
         test = _any(compile_glob(pattern, "." if field == "host" else "/"))
     except GlobError as exc:
@@ -222,11 +251,19 @@ _REGEX_OPTIONS = re2.Options()
 _REGEX_OPTIONS.dot_nl = True
 # The error is reported in the policy error; RE2's own log line on stderr is only noise.
 _REGEX_OPTIONS.log_errors = False
+# Hosts, methods, schemes and verbs are matched in one case (their canonical form), so
+# a regex on them ignores case: "Evil\\.com" or "delete|put" must not miss.
+_FOLDED_REGEX_OPTIONS = re2.Options()
+_FOLDED_REGEX_OPTIONS.dot_nl = True
+_FOLDED_REGEX_OPTIONS.log_errors = False
+_FOLDED_REGEX_OPTIONS.case_sensitive = False
+CASE_FOLDED_FIELDS = LOWER_FIELDS | UPPER_FIELDS | {"host"}
 
 
-def _regex(pattern: str) -> Test:
+def _regex(field: str, pattern: str) -> Test:
+    options = _FOLDED_REGEX_OPTIONS if field in CASE_FOLDED_FIELDS else _REGEX_OPTIONS
     try:
-        compiled = re2.compile(pattern, options=_REGEX_OPTIONS)
+        compiled = re2.compile(pattern, options=options)
     except re2.error as exc:
         # RE2 reports its message as bytes: show the text, not a b'...' repr.
         detail = exc.args[0] if exc.args else exc
@@ -315,7 +352,11 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         parts.append((test, f"glob {_quote(spec.glob)}"))
         anchors.append(anchor)
     if spec.startsWith is not None:
-        start = _host_affix(spec.startsWith, "startsWith") if field == "host" else spec.startsWith
+        start = (
+            _host_affix(spec.startsWith, "startsWith")
+            if field == "host"
+            else _fold_case(field, spec.startsWith)
+        )
         # Every path value is absolute: a prefix without the leading "/" (``etc/``,
         # ``~/.ssh``) would never match, a deny rule with a hole.
         if field in PATH_FIELDS and start and not start.startswith("/"):
@@ -324,7 +365,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
                 "absolute, so it never matches"
             )
         # Whole segments before the last (which may be cut) must be normal ones.
-        if field in PATH_FIELDS and {"", ".", ".."} & set(start.split("/")[1:-1]):
+        if _is_path_like(field, start) and {"", ".", ".."} & set(start.split("/")[1:-1]):
             raise MatcherError(
                 f"startsWith: {start!r} is not a normalised path, so it never matches"
             )
@@ -332,10 +373,16 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field in PATH_FIELDS:
             anchors.append(_prefix_anchor(start))
     if spec.endsWith is not None:
-        end = _host_affix(spec.endsWith, "endsWith") if field == "host" else spec.endsWith
+        end = (
+            _host_affix(spec.endsWith, "endsWith")
+            if field == "host"
+            else _fold_case(field, spec.endsWith)
+        )
         # Whole segments after the first "/" (the one before may be cut) must be normal
         # ones: paths, URL paths included, are matched without "//" or a trailing "/".
-        if field in PATH_FIELDS and {"", ".", ".."} & set(end.split("/")[1:]):
+        # A command with a "/" is a normalised path too.
+        path_like = field in PATH_FIELDS or (field == "command" and "/" in end)
+        if path_like and {"", ".", ".."} & set(end.split("/")[1:]):
             raise MatcherError(
                 f"endsWith: {end!r} is not the end of a normalised path (no '//', '.' or "
                 "'..' segment, no trailing '/'), so it never matches"
@@ -344,7 +391,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field == "host":
             anchors.append(_suffix_anchor(end))
     if spec.regex is not None:
-        parts.append((_regex(spec.regex), f"regex {_quote(spec.regex)}"))
+        parts.append((_regex(field, spec.regex), f"regex {_quote(spec.regex)}"))
     if spec.cidr is not None:
         parts.append((_cidr(field, spec.cidr), f"cidr {_quote(spec.cidr)}"))
     if spec.prefix is not None:

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 Scalar = StrictStr | StrictInt
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
@@ -156,3 +157,11 @@ class PolicyDocument(_Strict):
     trustedPaths: list[StrictStr] | None = None
     rules: list[Rule] = []
     approvals: Approvals | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Literal[1] compares by equality, so True and 1.0 would pass as 1 even strictly.
+        if type(value) is not int:
+            raise PydanticCustomError("literal_error", "Input should be 1 (an integer)")
+        return value
