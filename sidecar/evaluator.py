@@ -147,6 +147,11 @@ def evaluate_subject(
             if subject.action in rule.actions:
                 trace.append(f"  {rule.id} [{rule.decision}]: {_explain_rule(rule, fields)}")
     check_limits = policy.has_rate_limits
+    # A subject that only restricts (a path as written, a URL path as sent) is decided
+    # by deny and require_approval rules alone. An allow rule's spent budget must not
+    # stop the scan there: it would hide a later deny and drop a matched approval, and
+    # the engine then discards the subject as not restricting.
+    restrictions_only = subject.restrictions_only
     approval: CompiledRule | None = None
     allow: CompiledRule | None = None
     # In file order, so the first match of each kind is the one to report. The deny kind
@@ -159,6 +164,8 @@ def evaluate_subject(
         elif rule.decision == "require_approval":
             if approval is None and _rule_matches(rule, fields):
                 approval = rule
+        elif restrictions_only:
+            continue
         elif check_limits and rule.rate_limit is not None:
             if _rule_matches(rule, fields):
                 if subject.repeated or (exhausted is not None and exhausted(rule)):
