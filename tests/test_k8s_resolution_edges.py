@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.normalise.k8s import resolve_request
+from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
+from sidecar.normalise.k8s import from_attributes, resolve_request
+from sidecar.policy.loader import load_policy_bytes
 
 BASE = "/api/v1/namespaces/o/secrets?fieldSelector=metadata.name=db&"
 
@@ -64,3 +67,51 @@ def test_only_api_and_apis_prefixes_make_a_resource_request(path: str) -> None:
 def test_label_selector_bounds_decide_whether_the_name_holds(selector: str, name: str) -> None:
     attributes = resolve_request("GET", BASE + "labelSelector=" + selector)
     assert (attributes.verb, attributes.name) == ("list", name)
+
+
+# Found in review (2026-12-06): the attribute form kept the namespace the client gave
+# for a namespace object, "" for a cluster-scoped Namespace, so deleting kube-system
+# described by attributes escaped a deny the path form hit.
+PROTECT = (
+    b"version: 1\ndefaultAction: allow\nrules:\n"
+    b"  - {id: protect, action: k8s.request, namespace: kube-system,"
+    b" verb: [delete, update, patch], decision: deny}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "k8s",
+    [
+        {"method": "DELETE", "path": "/api/v1/namespaces/kube-system"},
+        {"verb": "delete", "version": "v1", "resource": "namespaces", "name": "kube-system"},
+        {
+            "verb": "delete",
+            "version": "v1",
+            "resource": "namespaces",
+            "namespace": "kube-system",
+            "name": "kube-system",
+        },
+        {"verb": "update", "resource": "namespaces/finalize", "name": "kube-system"},
+        {"verb": "patch", "resource": "namespaces", "subresource": "status", "name": "kube-system"},
+    ],
+)
+def test_a_namespace_object_is_in_its_own_namespace_however_described(
+    k8s: dict[str, str],
+) -> None:
+    policy = load_policy_bytes(PROTECT, "ns.yaml")
+    verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": k8s})
+    assert (verdict.decision, verdict.rule) == ("deny", "protect")
+    assert verdict.request["k8s"]["namespace"] == "kube-system"
+
+
+def test_a_namespace_object_described_in_another_namespace_is_refused() -> None:
+    with pytest.raises(RequestError) as caught:
+        from_attributes("delete", resource="namespaces", namespace="default", name="kube-system")
+    assert (caught.value.field, caught.value.message) == (
+        "k8s.namespace",
+        "a request on namespace 'kube-system' is in that namespace, not 'default'",
+    )
+
+
+def test_listing_namespaces_stays_cluster_wide() -> None:
+    assert from_attributes("list", version="v1", resource="namespaces").namespace == ""

@@ -232,8 +232,10 @@ def from_attributes(
     The verb is lower-cased and must be in ``KNOWN_VERBS``. The resource is given as
     ``pods/exec`` or as ``resource="pods", subresource="exec"`` (not both). Every other
     value is kept as written but must be a single path segment: no ``/``, ``%``, ``\\``,
-    ``#``, ``?``, whitespace or control characters, not ``.`` or ``..``. Raises
-    ``RequestError`` naming ``k8s.<field>``.
+    ``#``, ``?``, whitespace or control characters, not ``.`` or ``..``. A request on a
+    namespace object (``namespaces`` with a name, its subresources too) is in that
+    namespace, as the path form resolves it; another namespace given is an error.
+    Raises ``RequestError`` naming ``k8s.<field>``.
     """
     values = {
         "verb": verb,
@@ -273,6 +275,17 @@ def from_attributes(
     for field in ("group", "version", "namespace", "name"):
         if values[field]:
             _check_segment(values[field], f"k8s.{field}")
+    if base == "namespaces" and name:
+        # As resolve_request (and RequestInfo) read /api/v1/namespaces/{name}: a
+        # namespace object's requests are in that namespace, however they are described.
+        # Otherwise "delete namespace kube-system" described with no namespace (it is
+        # cluster-scoped) escaped a deny rule scoped to namespace kube-system.
+        if namespace and namespace != name:
+            raise RequestError(
+                f"a request on namespace {name!r} is in that namespace, not {namespace!r}",
+                "k8s.namespace",
+            )
+        namespace = name
     return K8sAttributes(
         True,
         canonical_verb,
