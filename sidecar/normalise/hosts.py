@@ -39,9 +39,9 @@ whitespace and control characters, ``@`` (userinfo), ``/ ? #`` (a URL, not a hos
 ``\\`` (a ``/`` to some parsers), ``%`` (percent-encoded hosts: some clients decode them,
 others do not), ``:`` outside an IPv6 address (a port belongs in ``port``), brackets
 around anything but IPv6, IPv6 zone ids (``fe80::1%eth0`` names a local interface),
-IPv4-compatible IPv6 addresses (see ``host_forms``), invalid IDNA and any other
-character. Unicode that UTS-46 maps onto one of these (FULLWIDTH COMMERCIAL AT) is
-rejected the same way.
+IPv4-compatible IPv6 addresses (see ``host_forms``), invalid IDNA, UTS-46's deviation
+characters (``_DEVIATIONS``) and any other character. Unicode that UTS-46 maps onto
+one of these (FULLWIDTH COMMERCIAL AT) is rejected the same way.
 
 ``parse_url``, ``ParsedUrl`` and ``default_port`` live in ``sidecar.normalise.urls`` and
 are re-exported here, the one import for everything host-shaped.
@@ -140,14 +140,33 @@ def _char_priority(char: str) -> int:
     return index if index >= 0 else len(_TELLING_CHARS)
 
 
+# UTS-46's deviation characters: IDNA 2008 (non-transitional, as WHATWG URL and the
+# gate map) keeps them, IDNA 2003 and transitional processing (Python's "idna" codec and
+# so urllib, curl with libidn2 in transitional mode, Node) turn them into "ss", sigma or
+# nothing. The two readings name different hosts: "ẞm.example.com" is decided as
+# xn--m-pfa.example.com while curl connects to ssm.example.com. Rejected, never guessed.
+_DEVIATIONS = {
+    "\u00df": "'ß' (U+00DF, also the mapping of 'ẞ' U+1E9E), which some clients turn into 'ss'",
+    "\u03c2": "'ς' (U+03C2), which some clients turn into U+03C3",
+    "\u200c": "ZERO WIDTH NON-JOINER (U+200C), which some clients drop",
+    "\u200d": "ZERO WIDTH JOINER (U+200D), which some clients drop",
+}
+
+
 def _uts46(text: str) -> str:
     """UTS-46 map (non-transitional, STD3 rules off: our own ASCII check is stricter)."""
     if text.isascii():
         return text.lower()
     try:
-        return idna.uts46_remap(text, std3_rules=False, transitional=False)
+        mapped = idna.uts46_remap(text, std3_rules=False, transitional=False)
     except idna.IDNAError as exc:
         raise InvalidHost(f"is not a valid internationalised host name: {exc}") from exc
+    for char, problem in _DEVIATIONS.items():
+        if char in mapped:
+            raise InvalidHost(
+                f"must not contain {problem}: HTTP clients disagree on which host it names"
+            )
+    return mapped
 
 
 def _format_ipv6(value: int) -> str:

@@ -167,6 +167,9 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
     return Normalised(PROCESS_EXEC, record, tuple(subjects))
 
 
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+
+
 def _network(request: CheckRequest, identity: str) -> Normalised:
     method = request.method
     if method is not None:
@@ -217,6 +220,20 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         fields["path"] = (path,)
         record["path"] = path
     subjects = [Subject(NETWORK_REQUEST, _with_agent(fields, identity))]
+    if host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761 reserves these names for the loopback, and curl, browsers and
+        # systemd-resolved connect them there without DNS, so a deny of 127.0.0.0/8
+        # must see them; other resolvers may ask DNS (a cluster's search path too), so
+        # an allow of 127.0.0.1 does not cover them: only deny and approval rules see
+        # this form.
+        subjects.append(
+            Subject(
+                NETWORK_REQUEST,
+                _with_agent({**fields, "host": LOOPBACK_ADDRESSES}, identity),
+                label=f"{host} as the loopback",
+                restrictions_only=True,
+            )
+        )
     if path is not None and forms is not None:
         if parsed.path != path:
             subjects.append(_as_sent(NETWORK_REQUEST, fields, parsed.path, identity))

@@ -1,0 +1,134 @@
+"""Host findings of the review of 2026-12-06.
+
+* UTS-46's deviation characters (ß, and ẞ which maps to it; ς; ZWJ, ZWNJ) name one
+  host to the gate (IDNA 2008 keeps them: ``ẞm.example.com`` is xn--m-pfa...) and
+  another to curl, Node and urllib (``ssm.example.com``). A deny of the second was
+  escaped through an allow of its parent domain. They are now refused, in requests and
+  in rules; the A-label spelling stays valid.
+* ``localhost`` and every name under it reach the loopback in curl and browsers without
+  DNS (RFC 6761), so a deny of 127.0.0.0/8 or ::1 now sees them; an allow of 127.0.0.1
+  does not cover them, since other resolvers may ask DNS.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
+from sidecar.policy.loader import PolicyError, load_policy_bytes
+
+AWS = load_policy_bytes(
+    b"version: 1\nrules:\n"
+    b"  - {id: aws, action: network.request, host: {glob: '*.us-east-1.amazonaws.com'},"
+    b" decision: allow}\n"
+    b"  - {id: no-ssm, action: network.request, host: ssm.us-east-1.amazonaws.com,"
+    b" decision: deny}\n",
+    "aws.yaml",
+)
+DEVIATING = [
+    "\u1e9em.us-east-1.amazonaws.com",  # ẞ: ssm to curl and Node
+    "\u00dfm.us-east-1.amazonaws.com",  # ß: ssm to urllib
+    "\u03c2.us-east-1.amazonaws.com",
+    "a\u200db.us-east-1.amazonaws.com",
+    "\u0915\u094d\u200c.us-east-1.amazonaws.com",
+]
+
+
+@pytest.mark.parametrize("host", DEVIATING)
+def test_a_host_clients_read_differently_is_refused_not_allowed(host: str) -> None:
+    for body in (
+        {"action": "network.request", "url": f"https://{host}/"},
+        {"action": "network.request", "host": host, "port": 443},
+    ):
+        with pytest.raises(RequestError, match="HTTP clients disagree"):
+            evaluate_request(AWS, body)
+
+
+def test_the_a_label_spelling_is_still_a_host() -> None:
+    verdict = evaluate_request(
+        AWS, {"action": "network.request", "url": "https://xn--m-pfa.us-east-1.amazonaws.com/"}
+    )
+    assert (verdict.decision, verdict.rule, verdict.request["host"]) == (
+        "allow",
+        "aws",
+        "xn--m-pfa.us-east-1.amazonaws.com",
+    )
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_node_reads_the_capital_sharp_s_as_the_denied_host() -> None:
+    # Why refusing is right: what the gate would have decided is not what Node reaches.
+    result = subprocess.run(
+        [
+            "node",
+            "-e",
+            "process.stdout.write(JSON.stringify(new URL(process.argv[1]).hostname))",
+            f"https://{DEVIATING[0]}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(result.stdout) == "ssm.us-east-1.amazonaws.com"
+    assert DEVIATING[1].encode("idna") == b"ssm.us-east-1.amazonaws.com"  # urllib's codec
+
+
+@pytest.mark.parametrize(
+    "value", ["stra\u00dfe.de", "{glob: '*.stra\u00dfe.de'}", "{endsWith: .\u03c2.gr}"]
+)
+def test_a_rule_value_with_a_deviation_character_is_refused(value: str) -> None:
+    with pytest.raises(PolicyError, match="HTTP clients disagree"):
+        load_policy_bytes(
+            f"version: 1\nrules:\n  - {{action: network.request, decision: deny, host: {value}}}\n".encode(),
+            "rule.yaml",
+        )
+
+
+LOOPBACK_DENY = load_policy_bytes(
+    b"version: 1\ndefaultAction: allow\nrules:\n"
+    b"  - {id: no-loopback, action: network.request, host: {cidr: [127.0.0.0/8, '::1/128']},"
+    b" decision: deny}\n",
+    "loopback.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/",
+        "http://LOCALHOST.:8080/x",
+        "http://app.localhost/",
+        "ws://a.b.localhost/",
+    ],
+)
+def test_a_loopback_deny_sees_localhost_names(url: str) -> None:
+    verdict = evaluate_request(LOOPBACK_DENY, {"action": "network.request", "url": url})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-loopback")
+    assert "as the loopback" in verdict.reason
+
+
+@pytest.mark.parametrize("url", ["http://localhost.example.com/", "http://notlocalhost/"])
+def test_names_that_only_look_local_are_not_the_loopback(url: str) -> None:
+    verdict = evaluate_request(LOOPBACK_DENY, {"action": "network.request", "url": url})
+    assert verdict.decision == "allow"
+
+
+def test_an_allow_of_the_loopback_address_does_not_cover_localhost_names() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: local, action: network.request, host: 127.0.0.1, decision: allow}\n",
+        "local.yaml",
+    )
+    for url in ("http://localhost/", "http://x.localhost/"):
+        assert (
+            evaluate_request(policy, {"action": "network.request", "url": url}).decision == "deny"
+        )
+    assert evaluate_request(
+        policy, {"action": "network.request", "url": "http://127.0.0.1/"}
+    ).allowed
