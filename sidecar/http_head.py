@@ -118,6 +118,13 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._refused:
             return
+        if self.parser.should_upgrade() and not self._should_upgrade():
+            # An upgrade uvicorn does not take (anything but a WebSocket): llhttp ends
+            # the request at its head, so uvicorn would dispatch it without its body
+            # and read that body, once it arrives, as a request of its own: one request,
+            # two answers, the record naming an empty body. Refused as not HTTP is.
+            self.send_400_response("Unsupported upgrade request.")
+            return
         if self._over_the_cap():
             self._refuse()
             return
