@@ -293,6 +293,14 @@ def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
     )
     try:
         with _GATE_OPENER.open(request, timeout=timeout) as response:
+            # A gate answers 200 with a length; another 2xx, or an answer that ends only
+            # when the connection does (a cut cannot be told from the end), is not one.
+            if response.status != 200:
+                problem = f"tollgate check: the gate answered HTTP {response.status}, not 200"
+                return EXIT_DENY, None, problem + "; treating as deny"
+            if response.getheader("Content-Length") is None:
+                problem = "tollgate check: the answer has no Content-Length; treating as deny"
+                return EXIT_DENY, None, problem
             payload = _strict_json(response.read())
     except urllib.error.HTTPError as exc:
         try:

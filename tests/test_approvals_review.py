@@ -226,3 +226,22 @@ def test_cli_list_with_nothing_to_show_says_so_once(start) -> None:  # type: ign
     assert (everything.returncode, everything.stdout) == (0, "no approvals\n")
     bad = tollgate("approvals", "list", "--status", "later", "--url", gate.url)
     assert bad.returncode == 2 and "status must be one of" in bad.stderr
+
+
+def test_a_decision_body_with_a_key_twice_is_refused(start, people) -> None:  # type: ignore[no-untyped-def]
+    # Found in review (2026-12-06): json.loads kept the last of two equal keys, so a body
+    # saying "deny" and then "approve" (signed for approve) was applied as approved, and
+    # its record could read as either. Parsed as strictly as a /check body now.
+    gate = start()
+    approval_id = ask(gate)["approval"]["id"]
+    request_hash = view(gate, approval_id)["requestHash"]
+    signature = people["alice"].sign(approval_id, "approve", request_hash)
+    body = (
+        '{"decision":"deny","approver":"mallory","decision":"approve","approver":"alice",'
+        f'"signature":"{signature}"}}'
+    ).encode()
+    refused = test_approvals.post(gate, approval_id, body)
+    assert refused.status_code == 403
+    assert "duplicate key 'decision'" in refused.json()["error"]["message"]
+    assert view(gate, approval_id)["status"] == "pending"
+    assert decide(gate, approval_id, people["alice"]).status_code == 200

@@ -163,6 +163,30 @@ def test_check_url_against_something_that_is_not_http_is_a_deny() -> None:
     assert "Traceback" not in result.stderr
 
 
+ALLOWED = b'{"allowed": true, "decision": "allow"}'
+
+
+# Found in review (2026-12-06): any 2xx with "allowed": true, and an answer delimited
+# only by the connection's end, exited 0 (allow). CONTRACT 2.1: anything but a 200 with
+# allowed: true is a deny, and a cut answer cannot be told from a whole one without a length.
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (b"HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\n\r\n%s", "answered HTTP 202, not 200"),
+        (b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s", "answered HTTP 201, not 200"),
+        (b"HTTP/1.1 299 Whatever\r\nContent-Length: %d\r\n\r\n%s", "answered HTTP 299, not 200"),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Length: %d\r\n\r\n%s", "no Content-Length"),
+    ],
+)
+def test_check_url_denies_an_allow_that_is_not_a_200_with_a_length(
+    answer: bytes, problem: str
+) -> None:
+    with answering_peer(answer % (len(ALLOWED), ALLOWED)) as url:
+        result = tollgate("check", "--url", url, '{"action": "file.read", "path": "/x"}')
+    assert result.returncode == 1 and result.stdout == ""
+    assert problem in result.stderr and "treating as deny" in result.stderr
+
+
 def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
     gate = daemon_factory(design)
     allow = tollgate("check", "--url", gate.url, '{"action": "file.read", "path": "/app/data/x"}')

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -26,8 +25,10 @@ from pydantic import ValidationError
 
 from sidecar.approvals.wire import DecisionBody
 from sidecar.canonical import canonical_bytes
+from sidecar.errors import RequestError
 from sidecar.keys import public_key_from_base64
 from sidecar.policy.schema import Approvals
+from sidecar.request import parse_json_body
 
 Decision = Literal["approve", "deny"]
 SIGNATURE_BYTES = 64
@@ -74,9 +75,11 @@ def _claimed(data: Any) -> dict[str, Any]:
 def parse_decision_body(body: bytes) -> DecisionBody:
     """Parse a POST body; anything malformed is unsigned, hence forged."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ForgedDecision("the body is not a JSON object") from None
+        # Strict as /check bodies are: with a key twice, json.loads keeps the last, and
+        # the record of a refused body could read as another decision than it signs.
+        data = parse_json_body(body)
+    except RequestError as exc:
+        raise ForgedDecision(f"the body is not a JSON object ({exc.message})") from None
     claimed = _claimed(data)
     if isinstance(data, dict) and "signature" not in data:
         raise ForgedDecision("unsigned: the body has no signature", claimed)
