@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 
 from sidecar.engine import evaluate_request
-from sidecar.errors import RequestError
 from sidecar.normalise.k8s import from_attributes, resolve_request
 from sidecar.policy.loader import load_policy_bytes
 
@@ -104,14 +103,22 @@ def test_a_namespace_object_is_in_its_own_namespace_however_described(
     assert verdict.request["k8s"]["namespace"] == "kube-system"
 
 
-def test_a_namespace_object_described_in_another_namespace_is_refused() -> None:
-    with pytest.raises(RequestError) as caught:
-        from_attributes("delete", resource="namespaces", namespace="default", name="kube-system")
-    assert (caught.value.field, caught.value.message) == (
-        "k8s.namespace",
-        "a request on namespace 'kube-system' is in that namespace, not 'default'",
+def test_another_namespace_given_is_kept_as_the_path_form_reads_it() -> None:
+    # /api/v1/namespaces/default/namespaces/kube-system: resolved in namespace default.
+    path_form = resolve_request("DELETE", "/api/v1/namespaces/default/namespaces/kube-system")
+    described = from_attributes(
+        "delete", version="v1", resource="namespaces", namespace="default", name="kube-system"
     )
+    assert described == path_form and described.namespace == "default"
 
 
-def test_listing_namespaces_stays_cluster_wide() -> None:
-    assert from_attributes("list", version="v1", resource="namespaces").namespace == ""
+@pytest.mark.parametrize("verb", ["list", "watch"])
+def test_listing_namespaces_stays_cluster_wide(verb: str) -> None:
+    # A list or watch named by fieldSelector=metadata.name=web: RequestInfo gives it
+    # name web and no namespace.
+    path_form = resolve_request(
+        "GET",
+        f"/api/v1/namespaces?fieldSelector=metadata.name%3Dweb{'&watch=1' * (verb == 'watch')}",
+    )
+    described = from_attributes(verb, version="v1", resource="namespaces", name="web")
+    assert described == path_form and described.namespace == ""

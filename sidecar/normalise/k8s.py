@@ -218,6 +218,9 @@ def resolve_request(method: str, path: str, query: str | None = None) -> K8sAttr
     return K8sAttributes(True, verb, group, version, resource, namespace, name)
 
 
+_LISTING = frozenset({"list", "watch"})
+
+
 def from_attributes(
     verb: str,
     group: str = "",
@@ -233,8 +236,8 @@ def from_attributes(
     ``pods/exec`` or as ``resource="pods", subresource="exec"`` (not both). Every other
     value is kept as written but must be a single path segment: no ``/``, ``%``, ``\\``,
     ``#``, ``?``, whitespace or control characters, not ``.`` or ``..``. A request on a
-    namespace object (``namespaces`` with a name, its subresources too) is in that
-    namespace, as the path form resolves it; another namespace given is an error.
+    namespace object (``namespaces`` with a name, its subresources too; not a list or
+    watch) given without a namespace is in its own, as the path form resolves it.
     Raises ``RequestError`` naming ``k8s.<field>``.
     """
     values = {
@@ -275,16 +278,13 @@ def from_attributes(
     for field in ("group", "version", "namespace", "name"):
         if values[field]:
             _check_segment(values[field], f"k8s.{field}")
-    if base == "namespaces" and name:
+    if base == "namespaces" and name and not namespace and canonical_verb not in _LISTING:
         # As resolve_request (and RequestInfo) read /api/v1/namespaces/{name}: a
-        # namespace object's requests are in that namespace, however they are described.
-        # Otherwise "delete namespace kube-system" described with no namespace (it is
-        # cluster-scoped) escaped a deny rule scoped to namespace kube-system.
-        if namespace and namespace != name:
-            raise RequestError(
-                f"a request on namespace {name!r} is in that namespace, not {namespace!r}",
-                "k8s.namespace",
-            )
+        # namespace object's requests are in that namespace. Described without one (a
+        # Namespace is cluster-scoped), "delete namespace kube-system" escaped a deny
+        # rule scoped to namespace kube-system. Another namespace given describes
+        # /api/v1/namespaces/{namespace}/namespaces/{name}, which the path form reads so;
+        # a list or watch named by a field selector has none, as RequestInfo gives it.
         namespace = name
     return K8sAttributes(
         True,
