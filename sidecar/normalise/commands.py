@@ -45,7 +45,8 @@ What is reported
   ``-C``, ``-S``), ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``, ``sudo``,
   ``doas``, ``pkexec``, ``chroot``, ``ionice``, ``setsid``, ``nsenter``, ``unshare``,
   ``taskset``, ``chrt``, ``flock``, ``su``/``runuser``, ``sg``, ``newgrp``, ``watch``,
-  ``script``, ``time`` (the program), ``busybox APPLET``, ``tmux``
+  ``script`` (its typescript and ``-O/-I/-B/-T/-t`` logs are writes), ``time`` (the
+  program; ``-o FILE`` is a write), ``busybox APPLET``, ``toybox APPLET``, ``tmux``
   (``new-session``/``new-window``/``split-window``/``run-shell``, ``-c``), ``screen``,
   ``systemd-run``, ``run0``, ``firejail``, ``strace``/``ltrace`` (``-o FILE`` is a
   write), ``setpriv``, ``capsh`` (``--`` runs ``/bin/bash`` with the arguments after it,
@@ -59,7 +60,10 @@ What is reported
   reported itself (so a policy can deny ``sudo``, and must allow ``timeout`` to allow
   ``timeout 60 make``), followed by the command it runs. The shell builtins and keywords
   ``exec``, ``command``, ``builtin``, ``time``, ``noglob``, ``nocorrect`` are stripped
-  without being reported (``command -v x`` runs nothing and is reported as ``command``).
+  without being reported (``command -v x`` runs nothing and is reported as ``command``);
+  bash's ``time`` keyword skips one plain ``--`` after it (and after ``-p``). bash's
+  ``jobs -x command`` runs the command in this shell: ``jobs`` is reported, then the
+  command (a ``%`` job spec in it is replaced by a process group id: not known here).
 * A wrapper that starts a shell by itself (``sudo -s``/``-i``, ``su [-] [user]``,
   ``doas -s``, ``pkexec``, ``chroot DIR``, ``unshare``/``nsenter`` without a program,
   ``script`` without ``-c``, ``newgrp``, ``login``, and without a command ``tmux``,
@@ -132,7 +136,9 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``trap``                  a trap action (its static text is analysed too).
 ``function-definition``   ``f() {...}``: a name may no longer mean a program.
 ``heredoc-to-shell``      a here-document or here-string feeding a shell's standard
-                          input (its static text is analysed too).
+                          input, or the descriptor its script operand names
+                          (``bash /dev/fd/3 3<<<...``, ``bash 3<<<... <&3``: see
+                          ``shell_descriptors``; its static text is analysed too).
 ``dynamic-command``       what runs depends on a value: ``$CMD args``, ``$(...) args``,
                           ``{rm,-rf,/}``, a glob or ``~`` in command position, ``sh -c
                           "$x"``, a wrapper option or ``env -S`` text with ``$``; or on
@@ -146,7 +152,8 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``unknown-cwd``           a relative path when the working directory is unknowable.
 ``environment-override``  setting a variable that changes what programs run or load
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
-                          ``IFS``, ``GIT_SSH_COMMAND`` ...; see ``RISKY_VARIABLES``), by
+                          ``IFS``, every ``GIT_*`` but a few harmless ones ...; see
+                          ``RISKY_VARIABLES``, ``RISKY_PREFIXES``), by
                           assignment, ``env``, ``sudo``, ``export``/``declare``,
                           ``read``, ``for`` ..., a named descriptor (``{PATH}<f`` sets
                           PATH to its number), ``coproc NAME``, and namerefs
@@ -218,15 +225,24 @@ from sidecar.normalise.shell_context import (
     shorten,
     union,
 )
+from sidecar.normalise.shell_descriptors import (
+    NO_HERE_DOCUMENTS,
+    Descriptors,
+    descriptor_named,
+    descriptors,
+    may_name_descriptor,
+)
 from sidecar.normalise.shell_parser import ShellSyntaxError, parse_expansions, parse_script
 from sidecar.normalise.shell_wrappers import (
     BUILTIN_WRAPPERS,
     CD_UNKNOWABLE,
     COMMAND,
     POSIX_SHELLS,
+    REPORTED_BUILTIN_WRAPPERS,
     UNKNOWN_CWD,
     WRAPPERS,
     Arg,
+    ShellInvocation,
     UnknownOption,
     parse_options,
     parse_shell,
@@ -734,7 +750,7 @@ class _Analyser:
         if not node.words:
             return state, state
         args = [Arg(word.text, word.static) for word in node.words]
-        return self.run(args, state, context, _stdin_feeds(node.redirects))
+        return self.run(args, state, context, descriptors(node.redirects))
 
     def may_be_array(self, name: str) -> bool:
         """Whether any script text read uses ``name`` other than as ``$name``,
@@ -785,7 +801,7 @@ class _Analyser:
         args: list[Arg],
         state: State,
         context: Context,
-        stdin: Sequence[Arg] = (),
+        held: Descriptors = NO_HERE_DOCUMENTS,
     ) -> Flow:
         """Report what ``args`` runs, unwrapping shells and wrappers; return the flow."""
         outer = state
@@ -802,7 +818,7 @@ class _Analyser:
             name = head.text
             if "/" not in name and not in_child:
                 if name == "repeat" and len(args) > 2:
-                    return self.repeat(args, state, context, stdin)
+                    return self.repeat(args, state, context, held)
                 if name in BUILTIN_WRAPPERS or name == "command":
                     inner = self.builtin_wrapper(name, args, state, context)
                     if not inner:
@@ -814,7 +830,7 @@ class _Analyser:
                     return builtin(self, args, state, context)
             program = name.rsplit("/", 1)[-1]
             if program in POSIX_SHELLS:
-                self.shell(program, args, state, context, stdin)
+                self.shell(program, args, state, context, held)
                 return outer, outer
             handler = WRAPPERS.get(program)
             if "/" not in name and name in BUILTINS:
@@ -856,7 +872,7 @@ class _Analyser:
             args = list(unwrapped.inner)
             in_child = True
 
-    def repeat(self, args: list[Arg], state: State, context: Context, stdin: Sequence[Arg]) -> Flow:
+    def repeat(self, args: list[Arg], state: State, context: Context, held: Descriptors) -> Flow:
         """zsh's ``repeat COUNT command`` runs the command COUNT times in this shell.
 
         zsh scripts are parsed as bash, where ``repeat`` would be a program: both readings
@@ -870,7 +886,7 @@ class _Analyser:
         inner = context.via("repeat")
         if not (count.static and count.text.isdigit() and int(count.text) <= 1):
             inner = inner.repeating(f"run {count.text} times by repeat")
-        ok, fail = self.run(args[2:], state, inner, stdin)
+        ok, fail = self.run(args[2:], state, inner, held)
         if (ok, fail) != (state, state) and count.text != "1":
             ok = fail = later(state)  # a cd repeated any number of times
         return union(ok, state), union(fail, state)  # also "repeat 0", or the program
@@ -891,17 +907,21 @@ class _Analyser:
                 return []
             return args[index:]
         unwrapped = BUILTIN_WRAPPERS[name](args)
+        if name in REPORTED_BUILTIN_WRAPPERS:
+            self.report(args, state, context)
         if unwrapped.unparsed:
             self.construct("unparsed-wrapper", argv_text(texts))
             return []
         if unwrapped.dynamic:
             self.construct("dynamic-command", argv_text(texts))
+        if unwrapped.unknown_arguments:  # jobs -x cmd %1: a job's process group id
+            self.construct("unknown-arguments", argv_text(texts))
         if unwrapped.login:  # exec -l bash: a login shell runs its startup files
             self.construct("startup-files", argv_text(texts))
         return list(unwrapped.inner)
 
     def shell(
-        self, program: str, args: list[Arg], state: State, context: Context, stdin: Sequence[Arg]
+        self, program: str, args: list[Arg], state: State, context: Context, held: Descriptors
     ) -> None:
         invocation = parse_shell(program, args)
         display = argv_text(arg.text for arg in args)
@@ -928,9 +948,8 @@ class _Analyser:
             inside_state = frozenset({UNKNOWN_CWD})
         # A script given to it (the -c one, or what it reads from a here-document): a
         # shell reading the agent's stdin or a script file is decided as itself anyway.
-        if program not in MODELLED_SHELLS and (
-            invocation.kind == "script" or (invocation.kind == "stdin" and stdin)
-        ):
+        feeds = self.shell_input(invocation, state, held)
+        if program not in MODELLED_SHELLS and (invocation.kind == "script" or feeds):
             self.construct("unmodelled-shell", display)
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted or invocation.interactive:
@@ -939,14 +958,43 @@ class _Analyser:
             where = f"{program} -c script"
             self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
             return
-        if invocation.kind == "stdin" and stdin:
+        if feeds:
             self.construct("heredoc-to-shell", display)
             inside = context.inside(f"{program} standard input")
             posix = program not in BASH_DIALECTS
-            for feed in stdin:
+            for feed in feeds:
                 if feed.static:
                     self.script_text(feed.text, inside_state, inside, posix=posix)
         self.report(args, state, context)
+
+    def shell_input(
+        self, invocation: ShellInvocation, state: State, held: Descriptors
+    ) -> tuple[Arg, ...]:
+        """The here-documents a shell reads as its script: its standard input's, or those
+        of the descriptor its script operand names (``bash /dev/fd/3 3<<<...``). An
+        operand that may name a descriptor in a way not followed here (``/proc/PID/fd/0``,
+        a value, a relative path in an unknown directory) reads any of them."""
+        if invocation.kind == "stdin":
+            return held.on(0)
+        operand = invocation.operand
+        if invocation.kind != "plain" or operand is None or not held.every():
+            return ()
+        if not operand.static:
+            return held.every()
+        if operand.text.startswith("/"):
+            paths = [normalise_path(operand.text, None, field=self.field)]
+        elif None in state or UNKNOWN_CWD in state:
+            return held.every()  # cd /dev; bash stdin: where it is may be anywhere
+        else:
+            paths = [normalise_path(operand.text, cwd, field=self.field) for cwd in ordered(state)]
+        found: dict[Arg, None] = {}
+        for path in paths:
+            fd = descriptor_named(path)
+            if fd is not None:
+                found.update(dict.fromkeys(held.on(fd)))
+            elif may_name_descriptor(path):
+                return held.every()
+        return tuple(found)
 
     def shell_script(
         self,
@@ -1022,25 +1070,19 @@ def _is_process_substitution(word: sh.Word) -> bool:
     )
 
 
-def _stdin_feeds(redirects: Sequence[sh.Redirect]) -> list[Arg]:
-    """Text that here-documents and here-strings put on standard input."""
-    feeds: list[Arg] = []
-    for redirect in redirects:
-        if redirect.fd not in (None, "0"):
-            continue
-        if redirect.heredoc is not None and redirect.heredoc.body is not None:
-            feeds.append(Arg(redirect.heredoc.body.text, redirect.heredoc.body.static))
-        elif redirect.op == "<<<" and redirect.target is not None:
-            feeds.append(Arg(redirect.target.text + "\n", redirect.target.static))
-    return feeds
+# Builtins that run the command in the words after them (and their options) in this
+# shell, where a ``cd`` moves it.
+RUNS_NEXT_WORDS = frozenset({"builtin", "command", "exec", "jobs"})
 
 
 def _changes_cwd(node: object) -> bool:
     """Whether running ``node`` may change this shell's directory (syntactically)."""
     if isinstance(node, sh.SimpleCommand):
         words = list(node.words)
-        while words and words[0].text in ("builtin", "command", "exec") and words[0].static:
+        while words and words[0].text in RUNS_NEXT_WORDS and words[0].static:
             words = words[1:]
+            while words and words[0].text.startswith("-") and words[0].static:
+                words = words[1:]  # its options: ``command -p cd``, ``jobs -x cd``
         if not words:
             return False
         head = words[0]

@@ -42,14 +42,7 @@ RISKY_VARIABLES = frozenset(
     # less (git's pager) runs its options' start-up commands (LESS='+!cmd') and reads
     # key bindings and more settings from a lesskey file.
     | {"LESS", "LESSKEY", "LESSKEYIN", "LESSKEY_CONTENT", "LESSEDIT"}
-    | {"SUDO_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_EDITOR"}
-    | {"GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "GIT_PROXY_COMMAND"}
-    | {"GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
-    | {"GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_TEMPLATE_DIR"}
-    # Where git keeps the repository (the variables of --work-tree, --git-dir ...): a
-    # checkout, an index or objects written elsewhere, a common dir's config and hooks.
-    | {"GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"}
-    | {"GIT_ALTERNATE_OBJECT_DIRECTORIES"}
+    | {"SUDO_ASKPASS"}
     # An interactive bash expands its prompts, $(...) included; fc runs $FCEDIT; sudo -s,
     # script, tmux, screen ... start $SHELL (reported as sh: the value is not seen).
     | {"PS0", "PS1", "PS2", "FCEDIT", "SHELL"}
@@ -69,7 +62,36 @@ RISKY_VARIABLES = frozenset(
     | {"PYTHONUSERBASE", "PYTHONPYCACHEPREFIX", "JDK_JAVA_OPTIONS", "JAVA_OPTS"}
     | {"MAVEN_OPTS", "GRADLE_OPTS", "GRADLE_USER_HOME", "MAKEFILES", "GOENV"}
     | {"RUSTC_WORKSPACE_WRAPPER", "KUBECONFIG", "AWS_CONFIG_FILE", "VIMINIT", "EXINIT"}
-    | {"LUA_INIT", "PHPRC", "PHP_INI_SCAN_DIR", "GIT_ALLOW_PROTOCOL"}
+    | {"LUA_INIT", "PHPRC", "PHP_INI_SCAN_DIR"}
+    # Python imports what these name: the category of a warnings filter
+    # (PYTHONWARNINGS='ignore::mod.W' imports mod from the working directory), the hook
+    # breakpoint() calls, the directory of its standard library (a relative
+    # PYTHONPLATLIBDIR leaves the prefix: '../../../workspace/lib'); and keyring, which
+    # pip consults, imports the backend PYTHON_KEYRING_BACKEND names.
+    | {"PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONPLATLIBDIR", "PYTHON_KEYRING_BACKEND"}
+    # npm reads its global configuration (script-shell ...) from $PREFIX/etc/npmrc; node
+    # loads NODE_REPL_EXTERNAL_MODULE in place of its REPL.
+    | {"PREFIX", "NODE_REPL_EXTERNAL_MODULE"}
+    # GNU make reads GNUMAKEFLAGS like MAKEFLAGS (SHELL=..., --eval=$(shell ...)).
+    | {"GNUMAKEFLAGS"}
+    # go: where modules, toolchains and the build cache come from or go (a module proxy,
+    # no checksum database, another toolchain, a planted module or build cache, a
+    # go.work naming other directories, GOBIN a directory go install writes programs
+    # to), the programs it runs for cgo, and GOAUTH, a command it runs for credentials.
+    | {"GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOINSECURE", "GOVCS"}
+    | {"GOTOOLCHAIN", "GOROOT", "GOPATH", "GOMODCACHE", "GOCACHE", "GOWORK", "GOBIN"}
+    | {"GOAUTH", "GCCGO", "AR", "FC", "PKG_CONFIG"}
+    # cargo runs $RUSTDOC for doctests, with RUSTDOCFLAGS (-C linker=...).
+    | {"RUSTDOC", "RUSTDOCFLAGS"}
+    # kubectl runs KUBECTL_EXTERNAL_DIFF (kubectl diff) and KUBE_EDITOR (kubectl edit),
+    # and KUBERC names a preferences file whose defaults and aliases change a command.
+    | {"KUBECTL_EXTERNAL_DIFF", "KUBE_EDITOR", "KUBERC"}
+    # gpg (git commit -S) reads gpg.conf and gpg-agent.conf from GNUPGHOME, which name
+    # programs it starts (agent-program, pinentry-program).
+    | {"GNUPGHOME"}
+    # OpenSSL's configuration (read by Python's ssl, curl, git) loads engines and
+    # providers: shared libraries, from where these say.
+    | {"OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES"}
     # bash's command hash table and aliases as arrays: BASH_CMDS=([git]=/tmp/x) is hash -p.
     | {"BASH_CMDS", "BASH_ALIASES"}
     # zsh (whose scripts are read as bash here) ties path to PATH and exposes its hash
@@ -94,24 +116,42 @@ RISKY_VARIABLES = frozenset(
     | {"TEXTDOMAIN", "TEXTDOMAINDIR"}
 )
 RISKY_PREFIXES = (
-    *("LD_", "DYLD_", "BASH_FUNC_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"),
+    *("LD_", "DYLD_", "BASH_FUNC_"),
+    # Every variable git reads is GIT_*, and they are many: some run a program
+    # (GIT_SSH_COMMAND, GIT_EXTERNAL_DIFF, GIT_PAGER, GIT_EDITOR, GIT_ASKPASS, and
+    # GIT_TEST_FSMONITOR, run through the shell on every index refresh: git status),
+    # some move where git finds its configuration, hooks and objects (GIT_DIR,
+    # GIT_CONFIG_*, GIT_WORK_TREE, GIT_INDEX_FILE ...), GIT_TRACE* append to any file,
+    # and each release adds more. So all of them are overrides, but the few known
+    # harmless (HARMLESS_GIT_VARIABLES): a name missing from a list must not be an allow.
+    "GIT_",
     # Package managers' configuration: an index or a config file elsewhere installs
     # (and runs the setup code of) whatever it serves.
     *("NPM_CONFIG_", "npm_config_", "PIP_", "UV_", "CARGO_"),
-    # GIT_TRACE=<path> and its kin append to any file the agent's user can write.
-    "GIT_TRACE",
+    # cgo's compiler and linker flags (CGO_CFLAGS=-fplugin=...), and which flags the
+    # #cgo lines of a package may pass (CGO_*_ALLOW); rustup's toolchain (a directory:
+    # RUSTUP_TOOLCHAIN=/workspace/tc runs its bin/cargo), home and download server.
+    *("CGO_", "RUSTUP_"),
 )
 
 
+# git's variables that change only what a commit records, or git's output and prompts
+# (git(1), ENVIRONMENT VARIABLES): not GIT_PAGER or GIT_EDITOR, which run a program, and
+# not the pathspec, discovery or protocol ones, which change what a command touches.
+HARMLESS_GIT_VARIABLES = frozenset(
+    {"GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE", "GIT_COMMITTER_NAME"}
+    | {"GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE", "GIT_TERMINAL_PROMPT", "GIT_FLUSH"}
+    | {"GIT_OPTIONAL_LOCKS", "GIT_PROGRESS_DELAY", "GIT_MERGE_VERBOSITY"}
+)
 # Names under a risky prefix known to change only output, caching or parallelism: a
 # short allowlist, so that an unknown name under the prefix stays an override.
-HARMLESS_VARIABLES = frozenset(
+HARMLESS_VARIABLES = HARMLESS_GIT_VARIABLES | frozenset(
     {"PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_QUIET"}
     | {"PIP_PROGRESS_BAR", "PIP_ROOT_USER_ACTION", "PIP_DEFAULT_TIMEOUT", "PIP_NO_COLOR"}
     | {"CARGO_TERM_COLOR", "CARGO_TERM_VERBOSE", "CARGO_TERM_QUIET", "CARGO_INCREMENTAL"}
     | {"CARGO_TERM_PROGRESS_WHEN", "CARGO_BUILD_JOBS", "UV_NO_PROGRESS"}
-    # libuv's (Node's) thread pool, not the uv package manager.
-    | {"UV_THREADPOOL_SIZE"}
+    # libuv's (Node's) thread pool, not the uv package manager; cgo on or off.
+    | {"UV_THREADPOOL_SIZE", "CGO_ENABLED"}
 )
 
 

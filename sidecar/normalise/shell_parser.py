@@ -265,9 +265,12 @@ class Parser:
                 self._refuse_extglob_negation(token)
             elif self._reserved(token, "time"):
                 self._take()
-                following = self._peek()
-                if following.kind == "word" and following.word and following.word.raw == "-p":
-                    self._take()
+                # bash's timespec: ``time [-p] [--]``, each written plainly (the raw
+                # token: ``'--'`` or ``\--`` is a command); ``--`` is skipped, not run.
+                for option in ("-p", "--"):
+                    following = self._peek()
+                    if following.kind == "word" and following.word and following.word.raw == option:
+                        self._take()
             else:
                 break
         commands = [self._command()]

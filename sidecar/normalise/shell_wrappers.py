@@ -2,10 +2,10 @@
 
 Given a command's arguments, say what it runs: ``sh -c`` style shells give a script to
 analyse; wrappers (``env``, ``nice``, ``timeout``, ``nohup``, ``stdbuf``, ``xargs``,
-``sudo``, ``doas``, ``busybox``, ``strace``, ``setpriv``, ``bwrap``, ``numactl``,
-``valgrind``, ``ip netns exec`` ...) give the
+``sudo``, ``doas``, ``busybox``, ``toybox``, ``strace``, ``setpriv``, ``bwrap``,
+``numactl``, ``valgrind``, ``ip netns exec`` ...) give the
 command they run after their own options, and the files they open themselves
-(``strace -o FILE``);
+(``strace -o FILE``, ``time -o FILE``, ``script``'s typescript);
 ``find -exec`` gives further commands. Options are read the way each program's
 ``getopt`` reads them (clusters, attached values, ``--``, unique prefixes of long
 options, stopping at the first operand, or anywhere before ``--`` for the programs
@@ -45,7 +45,9 @@ BASH_LONG_FLAGS = frozenset(
     | {"version", "wordexp"}
 )
 BASH_LONG_WITH_ARGUMENT = frozenset({"init-file", "rcfile"})
-STDIN_SCRIPTS = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+# A script operand that means standard input; the paths that name a descriptor
+# (/dev/stdin, /dev/fd/N ...) are ``shell_descriptors``'.
+STDIN_SCRIPTS = frozenset({"-"})
 # The shell a wrapper starts by itself is $SHELL or the target user's login shell: not
 # knowable here, so it is reported as "sh" (a policy that denies shells names sh).
 LOGIN_SHELL = "sh"
@@ -279,6 +281,8 @@ class ShellInvocation:
     # ~/.bash_profile, ~/.zprofile ...) or zsh, which reads /etc/zshenv and ~/.zshenv
     # for every script unless its rcs option is off (``-f``, ``+o rcs``).
     startup_files: bool = False
+    # ``plain``: the script file it runs, if any (``bash /dev/fd/3`` reads a descriptor).
+    operand: Arg | None = None
 
 
 def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
@@ -358,7 +362,8 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
         return ShellInvocation("script", args[index], dynamic, options, interactive, startup)
     if stdin_mode or index >= len(args) or texts[index] in STDIN_SCRIPTS:
         return ShellInvocation("stdin", None, dynamic, options, interactive, startup)
-    return ShellInvocation("plain", None, dynamic, options, interactive, startup)
+    operand = args[index]
+    return ShellInvocation("plain", None, dynamic, options, interactive, startup, operand)
 
 
 def _zsh_rcs(turned_on: bool, option: str) -> bool | None:
@@ -816,17 +821,32 @@ SCRIPT = OptionSpec(
 )
 
 
+# script's options that name a file it writes: the logs of output, input, both, and the
+# timing (-t only with an attached value: without one the timing goes to stderr).
+SCRIPT_LOGS = frozenset({"O", "log-out", "I", "log-in", "B", "log-io", "T", "log-timing"})
+SCRIPT_WRITES = SCRIPT_LOGS | {"t", "timing"}
+# Without a file operand or one of these, script writes ./typescript.
+SCRIPT_NAMED_LOGS = frozenset({"O", "log-out", "I", "log-in", "B", "log-io"})
+
+
 def _script(args: Sequence[Arg]) -> Unwrapped:
     """``script [options] [file]``: util-linux getopt permutes, so options may follow the
-    file. With ``-c`` the shell runs that command; without, ``$SHELL -i`` is started."""
-    options, _operands = parse_permuted(_texts(args), 1, SCRIPT)
+    file. With ``-c`` the shell runs that command; without, ``$SHELL -i`` is started. The
+    typescript (the file operand, or ``typescript`` in the working directory unless a
+    log option names the output) and the logs are files it writes."""
+    options, operands = parse_permuted(_texts(args), 1, SCRIPT)
     dynamic = _dynamic(args, len(args))  # any argument may turn out to be an option
     if _names(options) & (HELP_VERSION | {"h", "V"}):
         return Unwrapped(dynamic=dynamic)
+    writes = [value for name, value in options if name in SCRIPT_WRITES and value]
+    writes += [args[index].text for index in operands]
+    if not operands and not _names(options) & SCRIPT_NAMED_LOGS:
+        writes.append("typescript")
     command = _value(options, "c", "command")
     if command is None:
-        return Unwrapped(inner=(Arg(LOGIN_SHELL), Arg("-i")), dynamic=dynamic)
-    return Unwrapped(script=_source(args, command), dynamic=dynamic)
+        shell = (Arg(LOGIN_SHELL), Arg("-i"))
+        return Unwrapped(inner=shell, dynamic=dynamic, writes=tuple(writes))
+    return Unwrapped(script=_source(args, command), dynamic=dynamic, writes=tuple(writes))
 
 
 def _newgrp(args: Sequence[Arg]) -> Unwrapped:
@@ -1072,6 +1092,8 @@ def _sg(args: Sequence[Arg]) -> Unwrapped:
 
 
 def _busybox(args: Sequence[Arg]) -> Unwrapped:
+    """``busybox APPLET [args]`` and ``toybox APPLET [args]``, multi-call programs: the
+    applet runs (``busybox sh``, ``toybox sh`` are shells); options list or install."""
     if len(args) < 2 or args[1].text.startswith("-"):
         return Unwrapped(dynamic=_dynamic(args, len(args)))  # --list, --install, --help
     return Unwrapped(inner=tuple(args[1:]), dynamic=not args[1].static)
@@ -1665,6 +1687,16 @@ TIME = OptionSpec(
     long_with_value=frozenset({"format", "output"}),
 )
 
+
+def _time(args: Sequence[Arg]) -> Unwrapped:
+    """GNU ``time [options] command [args]``: ``-o FILE``/``--output=FILE`` is a file it
+    writes itself (``-a`` appends to it), with text ``-f`` makes anything."""
+    options, _index = parse_options(_texts(args), 1, TIME)
+    unwrapped = _simple_wrapper(TIME)(args)
+    writes = tuple(value for name, value in options if name in ("o", "output") and value)
+    return replace(unwrapped, writes=writes)
+
+
 # External programs that run a command: each is reported itself, then what it runs.
 WRAPPERS: dict[str, Handler] = {
     "env": _env,
@@ -1753,8 +1785,9 @@ WRAPPERS: dict[str, Handler] = {
     "script": _script,
     "sg": _sg,
     "newgrp": _newgrp,
-    "time": _simple_wrapper(TIME),
+    "time": _time,
     "busybox": _busybox,
+    "toybox": _busybox,
     "find": _find,
     "tmux": _tmux,
     "screen": _screen,
@@ -1815,6 +1848,29 @@ def renamed(argv0: str | None, inner: Sequence[Arg]) -> bool:
     return not inner[0].static or name != inner[0].text.rsplit("/", 1)[-1]
 
 
+# bash's jobs: -x runs a command; -l, -n, -p, -r, -s only list jobs.
+JOBS = OptionSpec(flags="lnprsx")
+
+
+def _jobs(args: Sequence[Arg]) -> Unwrapped:
+    """bash's ``jobs -x command [args]`` runs the command in this shell (a builtin, a
+    function or a program: ``jobs -x cd /`` moves the shell), its words not expanded
+    again, after replacing each job spec in them (a word starting with ``%``) by the
+    job's process group id: such a word is not known here. Without ``-x`` it lists
+    jobs and runs nothing."""
+    options, index = parse_options(_texts(args), 1, JOBS)
+    if "x" not in _names(options) or index >= len(args):
+        return Unwrapped(dynamic=_dynamic(args, index))
+    inner = tuple(
+        Arg(arg.text, arg.static and not arg.text.startswith("%")) for arg in args[index:]
+    )
+    return Unwrapped(
+        inner=inner,
+        dynamic=_dynamic(args, index),
+        unknown_arguments=any(arg.text.startswith("%") for arg in inner[1:]),
+    )
+
+
 def _login_prefix(args: Sequence[Arg]) -> Unwrapped:
     """zsh's ``- command``: argv[0] with a ``-`` before it: a shell runs as a login shell."""
     return replace(_simple_wrapper(OptionSpec())(args), login=True)
@@ -1826,7 +1882,11 @@ BUILTIN_WRAPPERS: dict[str, Handler] = {
     "noglob": _simple_wrapper(OptionSpec()),
     "nocorrect": _simple_wrapper(OptionSpec()),
     "-": _login_prefix,  # zsh: run the command with "-" before argv[0]
+    "jobs": _jobs,
 }
+# Those of them that are commands of their own, reported before what they run: a
+# policy names ``jobs`` (it lists jobs), not the keyword-like ``exec`` or ``builtin``.
+REPORTED_BUILTIN_WRAPPERS = frozenset({"jobs"})
 
 # Each handler lets UnknownOption propagate; here every one of them fails closed on it.
 WRAPPERS = _fail_closed(WRAPPERS)

@@ -1,0 +1,125 @@
+"""Here-documents on a command's descriptors, and the paths that name a descriptor.
+
+Part of CONTRACT 2.2 "Commands" (the ``heredoc-to-shell`` construct, see ``commands``).
+A here-document or here-string puts text on a descriptor: standard input, or the one
+written before the operator (``3<<<text``). bash applies a command's redirections left
+to right, so a duplication (``<&3``, ``0>&3``, ``4<&3-``) hands that text to another
+descriptor, and a later redirection of the same descriptor replaces it
+(``<<<text 0</dev/null``). A shell reads the text as its script when its standard input
+holds it (``bash <<<text``, ``bash 3<<<text <&3``) or when its script operand names the
+descriptor: ``/dev/stdin`` (``/dev/stdout``, ``/dev/stderr``), ``/dev/fd/N``,
+``/proc/self/fd/N``, ``/proc/thread-self/fd/N``, in any spelling that normalises to one
+of those (``/dev//stdin``, ``/dev/./fd/3``). Another path under ``/proc`` or
+``/dev/fd`` (``/proc/1234/fd/0``, where 1234 may be the shell itself;
+``/proc/self/root/dev/stdin``) may name one as well: the caller fails closed on it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sidecar.normalise import shell_ast as sh
+from sidecar.normalise.shell_wrappers import Arg
+
+Feeds = tuple[Arg, ...]
+
+# The descriptor a redirection operator acts on when none is written before it.
+_INPUT_OPERATORS = frozenset({"<", "<<", "<<-", "<<<", "<&", "<>"})
+# ``&>file``, ``&>>file`` and ``>&file`` (a file, not a number) redirect 1 and 2.
+_BOTH_OUTPUTS = frozenset({"&>", "&>>"})
+_DUPLICATION = re.compile(r"(?P<source>[0-9]+)(?P<move>-?)|-")
+_DESCRIPTOR_PATH = re.compile(r"/(?:dev/fd|proc/self/fd|proc/thread-self/fd)/(?P<fd>[0-9]+)")
+_STANDARD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+# Paths that may name a descriptor in a way not read here.
+_DESCRIPTOR_TREES = ("/proc/", "/dev/fd/")
+# bash gives a named descriptor (``{v}<<<text``) a number from 10 up.
+_FIRST_NAMED = 10
+
+
+@dataclass(frozen=True)
+class Descriptors:
+    """The here-document texts each descriptor holds once a command's redirections are
+    applied: by number, and those of named descriptors (``{v}<<<text``), whose number
+    is not known here."""
+
+    held: Mapping[int, Feeds] = field(default_factory=dict)
+    named: Feeds = ()
+
+    def on(self, fd: int) -> Feeds:
+        """What descriptor ``fd`` holds (a named one may have any number from 10 up)."""
+        return self.held.get(fd, ()) + (self.named if fd >= _FIRST_NAMED else ())
+
+    def every(self) -> Feeds:
+        """Every text any descriptor holds, each once."""
+        found = [feed for feeds in self.held.values() for feed in feeds] + list(self.named)
+        return tuple(dict.fromkeys(found))
+
+
+NO_HERE_DOCUMENTS = Descriptors()
+
+
+def _feed(redirect: sh.Redirect) -> Arg | None:
+    """The text a here-document or here-string puts on its descriptor."""
+    if redirect.heredoc is not None and redirect.heredoc.body is not None:
+        return Arg(redirect.heredoc.body.text, redirect.heredoc.body.static)
+    if redirect.op == "<<<" and redirect.target is not None:
+        return Arg(redirect.target.text + "\n", redirect.target.static)
+    return None
+
+
+def descriptors(redirects: Sequence[sh.Redirect]) -> Descriptors:
+    """What each descriptor holds after ``redirects``, applied in order as bash does."""
+    held: dict[int, Feeds] = {}
+    named: list[Arg] = []
+    for redirect in redirects:
+        feed = _feed(redirect)
+        if redirect.fd is not None and redirect.fd.startswith("{"):
+            if feed is not None:
+                named.append(feed)
+            continue  # {v}>file opens a new descriptor: no numbered one changes
+        target = redirect.target
+        duplication = (
+            _DUPLICATION.fullmatch(target.text)
+            if redirect.op in ("<&", ">&") and target is not None and target.static
+            else None
+        )
+        if redirect.fd is None and (
+            redirect.op in _BOTH_OUTPUTS or (redirect.op == ">&" and duplication is None)
+        ):
+            held.pop(1, None)
+            held.pop(2, None)
+            continue
+        fd = int(redirect.fd) if redirect.fd is not None else 0
+        if redirect.fd is None and redirect.op not in _INPUT_OPERATORS:
+            fd = 1
+        if feed is not None:
+            held[fd] = (feed,)
+        elif redirect.op in ("<&", ">&") and target is not None and not target.static:
+            # <&$n: any descriptor, a here-document's too (a dynamic-redirect besides).
+            held[fd] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
+        elif duplication is not None and duplication.group("source") is not None:
+            source = int(duplication.group("source"))
+            copied = held.get(source, ())
+            if duplication.group("move"):  # 4<&3-: 3 is closed after the copy
+                held.pop(source, None)
+            held[fd] = copied
+        else:
+            held.pop(fd, None)  # a file, or closed (<&-)
+    return Descriptors({fd: feeds for fd, feeds in held.items() if feeds}, tuple(named))
+
+
+def descriptor_named(path: str) -> int | None:
+    """The descriptor a normalised absolute ``path`` names, if it is one of the names
+    for the running process's own descriptors."""
+    if path in _STANDARD_PATHS:
+        return _STANDARD_PATHS[path]
+    found = _DESCRIPTOR_PATH.fullmatch(path)
+    return int(found.group("fd")) if found else None
+
+
+def may_name_descriptor(path: str) -> bool:
+    """Whether a normalised absolute ``path`` that is not ``descriptor_named`` may
+    still lead to one of the process's descriptors (another pid, ``root``, ``task``)."""
+    return path.startswith(_DESCRIPTOR_TREES)
