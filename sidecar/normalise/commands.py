@@ -138,7 +138,13 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``heredoc-to-shell``      a here-document or here-string feeding a shell's standard
                           input, or the descriptor its script operand names
                           (``bash /dev/fd/3 3<<<...``, ``bash 3<<<... <&3``: see
-                          ``shell_descriptors``; its static text is analysed too).
+                          ``shell_descriptors``; its static text is analysed too),
+                          given to it or inherited (``Context.held``) from a compound
+                          command around it (``{ bash; } <<<...``) or the command that
+                          started the shell running it (``bash -c bash <<<...``). Also,
+                          failing closed: any here-document ``exec`` keeps open without
+                          a command (``exec 3<<<...``), and one on the descriptors of a
+                          call of a function the request defines (``f <<<...``).
 ``dynamic-command``       what runs depends on a value: ``$CMD args``, ``$(...) args``,
                           ``{rm,-rf,/}``, a glob or ``~`` in command position, ``sh -c
                           "$x"``, a wrapper option or ``env -S`` text with ``$``; or on
@@ -228,6 +234,7 @@ from sidecar.normalise.shell_context import (
 from sidecar.normalise.shell_descriptors import (
     NO_HERE_DOCUMENTS,
     Descriptors,
+    Feeds,
     descriptor_named,
     descriptors,
     may_name_descriptor,
@@ -436,8 +443,12 @@ class _Analyser:
         # Each script text analysed (in its place) -> the slice of ``commands`` it added
         # and the openings of files it counted (write, read).
         self.analysed: dict[
-            tuple[str, State, bool, str], tuple[int, int, Counter[str], Counter[str]]
+            tuple[str, State, bool, str, Descriptors],
+            tuple[int, int, Counter[str], Counter[str]],
         ] = {}
+        # The name of every function any script text read defines, wherever: a call of
+        # one with a here-document fails closed (``fed_to_function``).
+        self.functions: set[str] = set()
 
     def result(self) -> CommandAnalysis:
         return CommandAnalysis(
@@ -459,7 +470,9 @@ class _Analyser:
     def script_text(self, text: str, state: State, context: Context, *, posix: bool = True) -> None:
         """Analyse a script given as text: as bash reads it and, with ``posix``, as POSIX
         sh reads it (a command line or ``sh -c`` script may well run under dash)."""
-        key = (text, state, posix, context.repeated)
+        # The descriptors are part of the place: ``bash -c bash`` reads a here-string
+        # given to the outer shell.
+        key = (text, state, posix, context.repeated, context.held)
         done = self.analysed.get(key)
         if done is not None:
             # The same text in the same place is not analysed again, but its commands run
@@ -486,9 +499,10 @@ class _Analyser:
         self.texts.append(text)
         at_start = {write: counts.copy() for write, counts in self.counts.items()}
         depth, nesting = context.depth, context.nesting
-        self.script(
-            _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting), state, context
-        )
+        parsed = _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting)
+        # Before any command: a loop may call a function defined after the call.
+        self.functions |= _function_names(parsed)
+        self.script(parsed, state, context)
         if not posix:
             return
         try:
@@ -497,6 +511,7 @@ class _Analyser:
             )
         except ShellSyntaxError:
             return
+        self.functions |= _function_names(script)
         # A command bash runs once may repeat as dash reads the text: kept then too.
         known = {(command.argv, command.repeated) for command in self.commands}
         start = len(self.commands)
@@ -550,9 +565,16 @@ class _Analyser:
         return ok, fail
 
     def pipeline(self, node: sh.Pipeline, state: State, context: Context) -> Flow:
-        for command in node.commands[:-1]:
-            self.command(command, state, context)
-        ok, fail = self.command(node.commands[-1], state, context)
+        # A pipe replaces standard input after the first command and standard output
+        # before the last: ``{ cat | bash; } <<<text`` is ``cat <<<text | bash``, where
+        # bash reads a pipe and is decided as itself.
+        last = len(node.commands) - 1
+        flow: Flow = (state, state)
+        for index, command in enumerate(node.commands):
+            piped: tuple[int, ...] = (0,) if index else ()
+            piped += (1,) if index < last else ()
+            flow = self.command(command, state, context.holding(context.held.without(*piped)))
+        ok, fail = flow
         if len(node.commands) > 1:  # the last part runs in this shell only with lastpipe/zsh
             ok, fail = union(state, ok), union(state, fail)
         return (fail, ok) if node.negated else (ok, fail)
@@ -565,6 +587,9 @@ class _Analyser:
             self.construct("function-definition", node.raw or node.name + "()")
             # It runs when called, anywhere, as often as called (or recursing).
             body_context = context.repeating(f"in function {node.name}, called any number of times")
+            # It runs with its caller's descriptors, not those around its definition: a
+            # call given a here-document fails closed (``fed_to_function``).
+            body_context = body_context.holding(NO_HERE_DOCUMENTS)
             self.command(node.body, later(state), body_context)
             after = later(state) if _changes_cwd(node.body) else state
             return after, after
@@ -577,6 +602,9 @@ class _Analyser:
             self.command(node.command, state, context)
             return state, state
         self.redirects(node.redirects, state, context)
+        # Every command inside (and the substitutions of a for's words, a case's
+        # subject) inherits the descriptors its redirections set: ``{ bash; } <<<text``.
+        context = context.holding(descriptors(node.redirects, context.held))
         if isinstance(node, sh.Group):
             return self.script(node.body, state, context)
         if isinstance(node, sh.Subshell):
@@ -750,7 +778,7 @@ class _Analyser:
         if not node.words:
             return state, state
         args = [Arg(word.text, word.static) for word in node.words]
-        return self.run(args, state, context, descriptors(node.redirects))
+        return self.run(args, state, context, descriptors(node.redirects, context.held))
 
     def may_be_array(self, name: str) -> bool:
         """Whether any script text read uses ``name`` other than as ``$name``,
@@ -801,9 +829,18 @@ class _Analyser:
         args: list[Arg],
         state: State,
         context: Context,
-        held: Descriptors = NO_HERE_DOCUMENTS,
+        held: Descriptors | None = None,
     ) -> Flow:
-        """Report what ``args`` runs, unwrapping shells and wrappers; return the flow."""
+        """Report what ``args`` runs, unwrapping shells and wrappers; return the flow.
+
+        ``held``: what its descriptors hold once its own redirections are applied (by
+        default, those it inherits): the shells, wrappers and builtins it runs inherit
+        them, and so do the scripts they run (``bash -c bash <<<text``, ``eval``).
+        """
+        inherited = context.held
+        if held is not None:
+            context = context.holding(held)
+        held = context.held
         outer = state
         outer_args = args
         in_child = False  # once a wrapper runs, builtins no longer touch this shell
@@ -817,11 +854,15 @@ class _Analyser:
                 return outer, outer
             name = head.text
             if "/" not in name and not in_child:
+                if name in self.functions and held.every():
+                    self.fed_to_function(name, held, state, context)
                 if name == "repeat" and len(args) > 2:
                     return self.repeat(args, state, context, held)
                 if name in BUILTIN_WRAPPERS or name == "command":
                     inner = self.builtin_wrapper(name, args, state, context)
                     if not inner:
+                        if name == "exec":
+                            self.kept_by_exec(args, held.gained(inherited), state, context)
                         return outer, outer
                     args = inner
                     continue
@@ -871,6 +912,34 @@ class _Analyser:
                 return outer, outer
             args = list(unwrapped.inner)
             in_child = True
+
+    def fed_to_function(self, name: str, held: Descriptors, state: State, context: Context) -> None:
+        """A function called with here-documents on its descriptors (its own, or those of
+        a compound command around the call): its body, analysed where it is defined, may
+        start a shell that reads them (``f() { bash; }; f <<<text``). Following each call
+        into the body is not done: fail closed, as if a shell read every text."""
+        self.here_documents_read(held.every(), f"{name} (a function)", state, context)
+
+    def kept_by_exec(self, args: list[Arg], kept: Feeds, state: State, context: Context) -> None:
+        """``exec`` without a command keeps its redirections for the rest of the shell:
+        ``exec <<<text; bash``, ``exec 3<<<text; bash <&3``, also ``{ exec 3<&0; } <<<
+        text`` (the copy outlives the group). Whatever runs later may read the text, in
+        this script or one it starts, a function, ``eval``, a trap: following the
+        descriptors through every later command is not done. Fail closed: the
+        ``heredoc-to-shell`` construct, and the text is analysed as a script."""
+        if kept:
+            self.here_documents_read(kept, argv_text(arg.text for arg in args), state, context)
+
+    def here_documents_read(
+        self, feeds: Feeds, display: str, state: State, context: Context
+    ) -> None:
+        """Here-documents some shell may read as its script, which one not known here
+        (so both bash's and POSIX sh's readings): the construct, and each text analysed."""
+        self.construct("heredoc-to-shell", display)
+        inside = context.inside(f"a here-document read by {display}")
+        for feed in feeds:
+            if feed.static:
+                self.script_text(feed.text, state, inside)
 
     def repeat(self, args: list[Arg], state: State, context: Context, held: Descriptors) -> Flow:
         """zsh's ``repeat COUNT command`` runs the command COUNT times in this shell.
@@ -960,7 +1029,9 @@ class _Analyser:
             return
         if feeds:
             self.construct("heredoc-to-shell", display)
-            inside = context.inside(f"{program} standard input")
+            # Its commands inherit its descriptors, but standard input holds the rest of
+            # the script being analysed here: not analysed twice.
+            inside = context.holding(held.without(0)).inside(f"{program} standard input")
             posix = program not in BASH_DIALECTS
             for feed in feeds:
                 if feed.static:
@@ -1052,6 +1123,21 @@ def _comparisons_as_redirects(node: sh.Conditional) -> list[sh.Redirect]:
         for index, word in enumerate(words[:-1])
         if word.raw in ("<", ">") and not word.quoted and word.raw == word.text
     ]
+
+
+def _function_names(node: object) -> set[str]:
+    """The name of every function ``node`` defines, at any depth."""
+    if isinstance(node, sh.FunctionDefinition):
+        return {node.name} | _function_names(node.body)
+    if isinstance(node, str | sh.Redirect):
+        return set()
+    if isinstance(node, tuple):
+        return set().union(*(_function_names(item) for item in node))
+    if dataclasses.is_dataclass(node):
+        return set().union(
+            *(_function_names(getattr(node, field.name)) for field in dataclasses.fields(node))
+        )
+    return set()
 
 
 def _is_descriptor(redirect: sh.Redirect, target: sh.Word) -> bool:

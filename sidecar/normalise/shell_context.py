@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sidecar.normalise.shell_descriptors import NO_HERE_DOCUMENTS, Descriptors
 from sidecar.normalise.shell_wrappers import UNKNOWN_CWD
 
 MAX_CWDS = 8
@@ -27,24 +28,32 @@ class Context:
 
     ``repeated`` says why the commands here may run an unknown number of times ("in a
     while loop", "via xargs"; empty: at most once), for rate limits (``ratelimit``).
+    ``held`` is what the descriptors the commands here inherit hold: the here-documents
+    of the compound commands around them (``{ ...; } <<<text``) and of the command that
+    started the shell whose script they are in (``bash -c '...' <<<text``).
     """
 
     depth: int = 0
     nesting: int = 0
     where: tuple[str, ...] = ()
     repeated: str = ""
+    held: Descriptors = NO_HERE_DOCUMENTS
 
     def deeper(self) -> Context:
         return dataclasses.replace(self, nesting=self.nesting + 1)
 
     def inside(self, where: str) -> Context:
-        return Context(
-            self.depth + 1, self.nesting + 1, (*self.where, f"in {where}"), self.repeated
+        return dataclasses.replace(
+            self, depth=self.depth + 1, nesting=self.nesting + 1, where=(*self.where, f"in {where}")
         )
 
     def repeating(self, why: str) -> Context:
         """Code here may run any number of times; the outermost reason is the one kept."""
         return self if self.repeated else dataclasses.replace(self, repeated=why)
+
+    def holding(self, held: Descriptors) -> Context:
+        """The commands here inherit descriptors that hold ``held``."""
+        return dataclasses.replace(self, held=held)
 
     def reading(self, how: str) -> Context:
         return dataclasses.replace(self, where=(*self.where, how))

@@ -12,6 +12,12 @@ descriptor: ``/dev/stdin`` (``/dev/stdout``, ``/dev/stderr``), ``/dev/fd/N``,
 of those (``/dev//stdin``, ``/dev/./fd/3``). Another path under ``/proc`` or
 ``/dev/fd`` (``/proc/1234/fd/0``, where 1234 may be the shell itself;
 ``/proc/self/root/dev/stdin``) may name one as well: the caller fails closed on it.
+
+A command inherits the descriptors of the compound commands around it
+(``{ bash; } <<<text``, ``while ...; done <<<text``) and of the shell that runs its
+script (``bash -c bash <<<text``): ``descriptors`` applies its redirections on top of
+those ``inherited``. A pipe replaces standard input after the first command of a
+pipeline and standard output before the last (``without``).
 """
 
 from __future__ import annotations
@@ -56,6 +62,25 @@ class Descriptors:
         found = [feed for feeds in self.held.values() for feed in feeds] + list(self.named)
         return tuple(dict.fromkeys(found))
 
+    def without(self, *fds: int) -> Descriptors:
+        """These descriptors, but ``fds`` replaced by something else (a pipe)."""
+        return Descriptors({fd: f for fd, f in self.held.items() if fd not in fds}, self.named)
+
+    def gained(self, before: Descriptors) -> Feeds:
+        """The texts a descriptor holds here and did not hold in ``before``: what
+        ``exec 3<<<text`` or ``exec 3<&0`` leaves open for the rest of the shell."""
+        found = [
+            feed
+            for fd, feeds in self.held.items()
+            for feed in feeds
+            if feed not in before.held.get(fd, ())
+        ]
+        found += [feed for feed in self.named if feed not in before.named]
+        return tuple(dict.fromkeys(found))
+
+    def __hash__(self) -> int:  # a part of ``Context``, which keys analysed scripts
+        return hash((tuple(sorted(self.held.items())), self.named))
+
 
 NO_HERE_DOCUMENTS = Descriptors()
 
@@ -69,22 +94,31 @@ def _feed(redirect: sh.Redirect) -> Arg | None:
     return None
 
 
-def descriptors(redirects: Sequence[sh.Redirect]) -> Descriptors:
-    """What each descriptor holds after ``redirects``, applied in order as bash does."""
-    held: dict[int, Feeds] = {}
-    named: list[Arg] = []
+def descriptors(
+    redirects: Sequence[sh.Redirect], inherited: Descriptors = NO_HERE_DOCUMENTS
+) -> Descriptors:
+    """What each descriptor holds after ``redirects``, applied in order as bash does to
+    the descriptors ``inherited`` from the enclosing commands."""
+    held: dict[int, Feeds] = dict(inherited.held)
+    named: list[Arg] = list(inherited.named)
     for redirect in redirects:
         feed = _feed(redirect)
-        if redirect.fd is not None and redirect.fd.startswith("{"):
-            if feed is not None:
-                named.append(feed)
-            continue  # {v}>file opens a new descriptor: no numbered one changes
         target = redirect.target
         duplication = (
             _DUPLICATION.fullmatch(target.text)
             if redirect.op in ("<&", ">&") and target is not None and target.static
             else None
         )
+        if redirect.fd is not None and redirect.fd.startswith("{"):
+            # {v}>file opens a new descriptor: no numbered one changes. {v}<<<text and
+            # {v}<&0 (a copy) give it a text; {v}<&$n any text.
+            if feed is not None:
+                named.append(feed)
+            elif redirect.op in ("<&", ">&") and target is not None and not target.static:
+                named.extend(f for feeds in held.values() for f in feeds)
+            elif duplication is not None and duplication.group("source") is not None:
+                named.extend(held.get(int(duplication.group("source")), ()))
+            continue
         if redirect.fd is None and (
             redirect.op in _BOTH_OUTPUTS or (redirect.op == ">&" and duplication is None)
         ):
@@ -107,7 +141,9 @@ def descriptors(redirects: Sequence[sh.Redirect]) -> Descriptors:
             held[fd] = copied
         else:
             held.pop(fd, None)  # a file, or closed (<&-)
-    return Descriptors({fd: feeds for fd, feeds in held.items() if feeds}, tuple(named))
+    return Descriptors(
+        {fd: feeds for fd, feeds in held.items() if feeds}, tuple(dict.fromkeys(named))
+    )
 
 
 def descriptor_named(path: str) -> int | None:

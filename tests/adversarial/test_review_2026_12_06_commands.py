@@ -12,6 +12,10 @@
   a duplication (``3<<<... <&3``) was neither analysed nor ``heredoc-to-shell``.
 * F5: the files ``/usr/bin/time -o`` and ``script`` write were not ``file.write``.
 * F6: ``toybox APPLET`` was not unwrapped like ``busybox APPLET``.
+* F7: a here-document on a compound command around a shell (``{ bash; } <<<...``), on
+  the command that starts the shell whose script runs it (``bash -c bash <<<...``), kept
+  by ``exec <<<...`` or given to a function that starts a shell reached the shell
+  without ``heredoc-to-shell`` and without its text being analysed.
 
 Each shell premise is checked against the real bash (harmless ``echo`` stand-ins).
 """
@@ -48,6 +52,15 @@ rules:
   - {id: scripts, action: process.exec, command: [bash, echo], decision: allow}
 """
 
+# Functions allowed, and the program f, for calls of an inline-defined function.
+FUNCTIONS = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: tools, action: process.exec, command: [bash, echo, f], decision: allow}
+  - {id: functions, action: process.exec, command: function-definition, decision: allow}
+"""
+
 
 @pytest.fixture(scope="module")
 def coding_agent() -> CompiledPolicy:
@@ -70,6 +83,11 @@ def deny_list() -> CompiledPolicy:
 @pytest.fixture(scope="module")
 def bash_by_name() -> CompiledPolicy:
     return load_policy_bytes(BASH_BY_NAME.encode(), "bash-by-name.yaml")
+
+
+@pytest.fixture(scope="module")
+def functions() -> CompiledPolicy:
+    return load_policy_bytes(FUNCTIONS.encode(), "functions.yaml")
 
 
 def _check(policy: CompiledPolicy, line: str, cwd: str = "/workspace") -> Any:
@@ -346,6 +364,112 @@ def test_only_a_here_string_the_shell_reads_is_its_script(
     if BASH is not None and "configure" not in not_read:  # the premise
         assert run_bash(read.format("echo RAN"), tmp_path) == "RAN\n"
         assert run_bash(not_read.format("echo RAN"), tmp_path) == ""
+
+
+# -- F7: here-documents a shell inherits: compound commands, its parent shell, exec -------
+# SCRIPT stands for the here-string's text (the forms have braces of their own).
+
+INHERITED_BY_BASH = [
+    "{ bash; } <<< 'SCRIPT'",
+    "( bash ) <<< 'SCRIPT'",
+    "{ { bash; }; } <<< 'SCRIPT'",
+    "while true; do bash; break; done <<< 'SCRIPT'",
+    "until false; do bash; break; done <<< 'SCRIPT'",
+    "for i in 1; do bash; done <<< 'SCRIPT'",
+    "if true; then bash; fi <<< 'SCRIPT'",
+    "case x in x) bash;; esac <<< 'SCRIPT'",
+    "{ if true; then bash | cat; fi; } <<< 'SCRIPT'",  # the first command's stdin
+    "{ true && bash; } <<< 'SCRIPT'",
+    "{ bash /dev/fd/3; } 3<<< 'SCRIPT'",
+    "{ bash <&3; } 3<<< 'SCRIPT'",
+    "{ bash; } 3<<< 'SCRIPT' 0<&3",
+    "{ echo $(bash); } <<< 'SCRIPT'",  # a substitution inherits them too
+    "bash -c bash <<< 'SCRIPT'",  # the -c script's commands inherit the outer shell's
+    "bash -c 'bash /dev/fd/3' 3<<< 'SCRIPT'",
+    "bash 3<<< 'SCRIPT' <<< 'bash <&3'",  # the script read from stdin: its fd 3
+    "exec <<< 'SCRIPT'; bash",
+    "exec 0<<< 'SCRIPT'; bash",
+    "exec 3<<< 'SCRIPT'; bash <&3",
+    "exec 3<<< 'SCRIPT'; bash /dev/fd/3",
+    "{ exec 3<&0; } <<< 'SCRIPT'; bash <&3",  # the copy outlives the group
+    "{ exec {v}<&0; } <<< 'SCRIPT'; bash <&$v",
+    "bash -c 'exec <<< \"SCRIPT\"; bash'",
+    "bash -c 'exec 3<<< \"SCRIPT\"; bash <&3'",
+]
+
+
+@pytest.mark.parametrize("form", INHERITED_BY_BASH)
+def test_a_deny_list_sees_a_here_string_a_shell_inherits(
+    tmp_path: Path, deny_list: CompiledPolicy, form: str
+) -> None:
+    verdict = _check(deny_list, form.replace("SCRIPT", "rm -rf /"))
+    assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["rm", "-rf", "/"] in verdict.request["commands"]
+    if BASH is not None:  # the premise: the inner bash reads it as its script
+        assert run_bash(form.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
+
+
+@pytest.mark.parametrize("form", INHERITED_BY_BASH)
+def test_bash_allowed_by_name_does_not_allow_a_here_string_it_inherits(
+    bash_by_name: CompiledPolicy, form: str
+) -> None:
+    verdict = _check(bash_by_name, form.replace("SCRIPT", "echo x"))
+    assert verdict.decision == "deny", verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["echo", "x"] in verdict.request["commands"]  # its text is decided too
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "f() { bash; }; f <<< 'SCRIPT'",
+        "f() { bash; }; { f; } <<< 'SCRIPT'",
+        "f() { if true; then bash; fi; }; f 3<<< 'SCRIPT' <&3",
+        "for i in 1 2; do f <<< 'SCRIPT'; f() { bash; }; done",  # defined after the call
+    ],
+)
+def test_a_function_given_a_here_string_fails_closed(
+    tmp_path: Path, functions: CompiledPolicy, line: str
+) -> None:
+    verdict = _check(functions, line.replace("SCRIPT", "rm -rf /"))
+    assert verdict.decision == "deny", verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["rm", "-rf", "/"] in verdict.request["commands"]
+    if BASH is not None:  # the premise: its bash reads it
+        assert run_bash(line.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
+
+
+@pytest.mark.parametrize(
+    ("read", "not_read"),
+    [
+        ("{ bash; } <<< 'SCRIPT'", "{ cat; } <<< 'SCRIPT'"),
+        (
+            "while true; do bash; break; done <<< 'SCRIPT'",
+            "while read l; do echo \"$l\"; done <<< 'SCRIPT'",
+        ),
+        ("{ bash; } <<< 'SCRIPT'", "{ bash; } <<< 'SCRIPT' 0</dev/null"),  # replaced
+        ("{ bash; } <<< 'SCRIPT'", "{ true; } <<< 'SCRIPT'; bash"),  # undone after the group
+        ("{ bash | cat; } <<< 'SCRIPT'", "{ true | bash; } <<< 'SCRIPT'"),  # bash reads a pipe
+        ("{ f() { bash; }; f; } <<< 'SCRIPT'", "{ f() { bash; }; } <<< 'SCRIPT'; f"),
+        ("exec <<< 'SCRIPT'; bash", "exec 2>/dev/null; cat <<< 'SCRIPT'"),
+        ("bash -c bash <<< 'SCRIPT'", "bash -c 'git commit -F -' <<< 'SCRIPT'"),
+        ("bash -c bash <<< 'SCRIPT'", "bash -c 'cat <<EOF\nSCRIPT\nEOF'"),
+    ],
+)
+def test_only_a_here_string_an_inner_shell_reads_is_its_script(
+    tmp_path: Path, functions: CompiledPolicy, read: str, not_read: str
+) -> None:
+    verdict = _check(functions, read.replace("SCRIPT", "echo RAN"))
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["echo", "RAN"] in verdict.request["commands"]
+    verdict = _check(functions, not_read.replace("SCRIPT", "echo RAN"))
+    assert "heredoc-to-shell" not in verdict.request.get("constructs", [])
+    assert ["echo", "RAN"] not in verdict.request["commands"]
+    if BASH is not None and "git" not in not_read:  # the premise
+        assert run_bash(read.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
+        output = run_bash(not_read.replace("SCRIPT", "echo RAN"), tmp_path)
+        assert "RAN" not in output.splitlines()  # the text is read as data, or not at all
 
 
 # -- F5: files that time and script write ------------------------------------------------
