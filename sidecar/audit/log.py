@@ -32,6 +32,7 @@ import base64
 import fcntl
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -46,7 +47,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.audit.checkpoint import Checkpoint
 from sidecar.audit.merkle import Frontier
-from sidecar.audit.note import NoteError, Signer, check_key_name, parse_note
+from sidecar.audit.note import (
+    NoteError,
+    SignedNote,
+    Signer,
+    Verifier,
+    check_key_name,
+    parse_note,
+    verify_note,
+)
 from sidecar.audit.rebuild import TrailState, rebuild
 from sidecar.audit.records import ENVELOPE_KEYS, RECORD_TYPES, format_ts
 from sidecar.audit.redact import Redactor
@@ -77,6 +86,8 @@ SYNC_STALL_SECONDS = 5.0
 # few records and a checkpoint, so readiness fails before the next write would.
 VOLUME_MIN_FREE_BYTES = 64 * 1024
 _REDACTION_INFO = b"tollgate audit redaction key v1"
+# C0 controls and DEL: no identity holds one (it is written into records and the origin).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _logger = logging.getLogger("tollgate.audit")
 _BatchItem = tuple[str, dict[str, Any]]
 
@@ -238,7 +249,20 @@ class AuditLog:
         """
         if segment_bytes <= 0 or checkpoint_every <= 0:
             raise ValueError("segment_bytes and checkpoint_every must be positive")
-        origin = origin if origin is not None else default_origin(identity)
+        if _CONTROL.search(identity):
+            raise ValueError(
+                f"identity {identity!r} contains a control character; set a TOLLGATE_IDENTITY "
+                "(or POD_NAMESPACE, SERVICE_ACCOUNT, POD_NAME) without one"
+            )
+        if origin is None:
+            origin = default_origin(identity)
+            try:
+                check_key_name(origin)
+            except NoteError as exc:
+                raise NoteError(
+                    f"the checkpoint origin made from the identity {identity!r} is not valid "
+                    f"({exc}); set a valid TOLLGATE_IDENTITY or --audit-origin"
+                ) from exc
         check_key_name(origin)
         path = Path(directory)
         try:
@@ -252,8 +276,8 @@ class AuditLog:
             os.close(lock_fd)
             raise AuditUnavailable(f"{path} is in use by another Tollgate process") from exc
         try:
-            stored = _read_checkpoint_file(path)
-            state = rebuild(path, roots_at=[stored.size] if stored else [])
+            stored, vouched = _read_checkpoint_file(path, signer)
+            state = rebuild(path, roots_at=[stored.size] if stored else [], trust_starts=vouched)
             last_checkpoint = _check_stored_checkpoint(stored, state, path)
             broken_offset = _move_torn_tail(state.torn) if state.torn is not None else 0
             log = cls(
@@ -984,16 +1008,74 @@ def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> Non
         pass  # a closed stdout must not fail the audit write
 
 
-def _read_checkpoint_file(directory: Path) -> Checkpoint | None:
+def _read_checkpoint_file(
+    directory: Path, signer: Signer | None = None
+) -> tuple[Checkpoint | None, bool]:
+    """``DIR/checkpoint``, and whether it vouches for the trail: signed by this gate's key.
+
+    A vouching checkpoint lets the start grow the Merkle tree from the ``.start``
+    frontier of the segment its size falls in (its root, compared with the records,
+    proves that frontier). One the gate cannot authenticate (no signing key, or another
+    key: a rotation, or someone who can write the volume and forged both) vouches for
+    nothing: the tree is grown from the oldest segment kept, and its root is still
+    compared with the records. One this gate's key signed that does not verify was
+    changed after signing, and refuses the start.
+    """
     path = directory / CHECKPOINT_FILE
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return None
+        return None, False
     try:
-        return Checkpoint.parse(parse_note(data).text)
+        note = parse_note(data)
+        checkpoint = Checkpoint.parse(note.text)
     except NoteError as exc:
         raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+    if signer is None:
+        return checkpoint, False
+    return checkpoint, _signed_by_this_gate(path, note, checkpoint, signer)
+
+
+def _signed_by_this_gate(
+    path: Path, note: SignedNote, checkpoint: Checkpoint, signer: Signer
+) -> bool:
+    """Whether this gate's key signed ``DIR/checkpoint`` under its origin; refuse a
+    signature by that key that does not verify."""
+    try:
+        ours = Verifier(checkpoint.origin, signer.public_key)
+    except NoteError as exc:  # an origin no gate signs under
+        raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+    try:
+        verify_note(note, [ours])
+        return True
+    except NoteError:
+        pass
+    our_id = ours.key_id.hex()
+    if any((s.name, s.key_id) == (ours.name, ours.key_id) for s in note.signatures):
+        raise AuditCorrupt(
+            f"{path}: its signature by this gate's key ({ours.name} {our_id}) does not "
+            "verify: the checkpoint was changed after it was signed, and cannot vouch for "
+            "the trail; investigate with tollgate audit verify"
+        )
+    names = ", ".join(f"{s.name} {s.key_id.hex()}" for s in note.signatures)
+    if any(s.key_id == signer.key_id(s.name) for s in note.signatures):
+        raise AuditCorrupt(
+            f"{path}: signed by this gate's key under the name {names}, not under its "
+            f"origin {checkpoint.origin!r}, as the gate signs: it was not written by a gate; "
+            "investigate with tollgate audit verify"
+        )
+    _logger.warning(
+        "%s is signed by key %s, not by this gate's signing key (%s %s): after a key "
+        "rotation this is expected. It vouches for nothing: the Merkle tree is rebuilt "
+        "from the oldest segment kept (a slower start), and its root still has to match "
+        "the records. The next checkpoint is signed with this gate's key; verify the trail "
+        "with every key it was signed with (tollgate audit verify --public-key ...)",
+        path,
+        names,
+        ours.name,
+        our_id,
+    )
+    return False
 
 
 def _check_stored_checkpoint(

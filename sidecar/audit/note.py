@@ -30,9 +30,18 @@ class NoteError(ValueError):
 
 
 def check_key_name(name: str) -> None:
-    """Key names are non-empty and contain neither Unicode spaces nor '+'."""
-    if not name or "+" in name or any(char.isspace() for char in name):
-        raise NoteError(f"invalid note key name {name!r}: must be non-empty, no spaces, no '+'")
+    """Key names are non-empty and contain neither Unicode spaces nor '+', nor a control
+    character that note text may not hold (the name is the checkpoint's first line)."""
+    if (
+        not name
+        or "+" in name
+        or any(char.isspace() for char in name)
+        or _FORBIDDEN_CONTROL.search(name)
+    ):
+        raise NoteError(
+            f"invalid note key name {name!r}: must be non-empty, "
+            "no spaces, no '+', no control characters"
+        )
 
 
 def key_id(name: str, public_key: Ed25519PublicKey) -> bytes:

@@ -72,6 +72,7 @@ class OcsfRequest(msgspec.Struct, rename="camel"):
     port: Any = None
     scheme: Any = None
     method: Any = None
+    url: Any = None
 
 
 _NO_REQUEST = OcsfRequest()
@@ -97,6 +98,7 @@ class OcsfRecord(msgspec.Struct, rename="camel"):
     mode: Any = None
     rule: Any = None
     reason: Any = None
+    dry_run: Any = None
 
 
 class NotAnEvent(ValueError):
@@ -164,11 +166,17 @@ _APPROVAL_DISPOSITIONS: dict[str, tuple[int, str, int, str]] = {
 }
 
 
-def _disposition(record_type: str, outcome: Any, allowed: Any) -> tuple[int, str, int, str]:
+def _disposition(
+    record_type: str, outcome: Any, allowed: Any, dry_run: bool = False
+) -> tuple[int, str, int, str]:
     """(action_id, action, disposition_id, disposition) of the Security Control profile.
 
-    ``outcome`` is a decision's ``decision`` and an approval record's ``event``.
+    ``outcome`` is a decision's ``decision`` and an approval record's ``event``. A
+    preflight (``dryRun``) was only asked about: nothing was allowed or stopped, which
+    OCSF writes as Allowed / No Action ("no action would equate to 1 Allowed").
     """
+    if dry_run and record_type == "decision":
+        return 1, "Allowed", 16, "No Action"
     if record_type == "invalidRequest":
         return 2, "Denied", 25, "Rejected"
     if record_type == "approval":
@@ -204,11 +212,11 @@ def _resources(action: Any, request: OcsfRequest) -> list[dict[str, Any]]:
 # typed: True, 1 and 1.0 are equal keys but not the same outcome (``allowed is True``).
 @functools.lru_cache(maxsize=1024, typed=True)
 def _classification(
-    record_type: str, activity_id: int, outcome: Any, allowed: Any, risk: Any
+    record_type: str, activity_id: int, outcome: Any, allowed: Any, risk: Any, dry_run: bool
 ) -> dict[str, Any]:
     """The event fields that depend only on what kind of outcome this was (cached)."""
     action_id, action_name, disposition_id, disposition = _disposition(
-        record_type, outcome, allowed
+        record_type, outcome, allowed, dry_run
     )
     severity_id, severity = (
         (1, "Informational") if action_id == 1 else _SEVERITY.get(risk, (2, "Low"))
@@ -235,6 +243,9 @@ def _classification(
     }
     if risk in _RISK_LEVEL:
         fields["risk_level_id"], fields["risk_level"] = _RISK_LEVEL[risk]
+    if dry_run and record_type == "decision":
+        # What the check would have been answered, kept where a SIEM does not count it.
+        fields["unmapped"] = {"dryRun": True, "decision": outcome, "allowed": allowed}
     return fields
 
 
@@ -263,13 +274,14 @@ def _static_fields(
     mode: Any,
     rule: Any,
     reason: Any,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Event fields that repeat from record to record (who, what outcome, which rule)."""
     try:
-        classification = _classification(record_type, activity_id, outcome, allowed, risk)
+        classification = _classification(record_type, activity_id, outcome, allowed, risk, dry_run)
     except TypeError:  # an unhashable decision or allowed value: not worth caching
         classification = _classification.__wrapped__(
-            record_type, activity_id, outcome, allowed, risk
+            record_type, activity_id, outcome, allowed, risk, dry_run
         )
     fields = dict(classification)
     fields["actor"], fields["src_endpoint"] = _actor(identity)
@@ -308,8 +320,19 @@ def _target_fields(action: Any, request: OcsfRequest) -> dict[str, Any]:
             url["scheme"] = request.scheme
         if isinstance(port, int):
             url["port"] = port
+        full = request.url
+        if type(full) is str and full:
+            url["url_string"] = full
+            query = _query(full)
+            if query:
+                url["query_string"] = query
         fields["http_request"] = {"http_method": str(request.method or "GET"), "url": url}
     return fields
+
+
+def _query(url: str) -> str:
+    """The query of ``url``, without its '?' (and without a fragment)."""
+    return url.partition("#")[0].partition("?")[2]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -374,6 +397,7 @@ def _parts(record: OcsfRecord) -> tuple[tuple[Any, ...], Any, OcsfRequest] | Non
         record.mode,
         record.rule,
         record.reason,
+        record.dry_run is True,
     )
     return key, action, request
 
@@ -497,7 +521,11 @@ def _path_target_template(
 def _target_members(action: Any, request: OcsfRequest) -> bytes:
     """``_target_fields`` encoded as members with a leading comma (b"" when empty)."""
     path = request.path
-    if path and type(action) is str and (action == "network.request" or action in _FILE_ACTIONS):
+    if (
+        path
+        and type(action) is str
+        and (action in _FILE_ACTIONS or (action == "network.request" and not request.url))
+    ):
         try:
             template = _path_target_template(
                 action, request.host, request.port, request.scheme, request.method

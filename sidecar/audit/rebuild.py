@@ -12,10 +12,12 @@ verify``, which parses and checks everything.
 Segments are cut into line-aligned chunks (``sidecar.audit.chunks``); on a long trail
 worker processes hash the lines and check the links inside their chunks, and this
 process checks the link across each chunk boundary and grows the Merkle frontier,
-taking the chunks strictly in trail order. With a stored checkpoint, the frontier is
-grown only from the segment its tree size falls in, from the frontier that segment's
-``.start`` holds; the checkpoint's root (RFC 6962, recomputed at its size and compared
-by ``AuditLog.open``) vouches for that frontier.
+taking the chunks strictly in trail order. With a stored checkpoint the gate's own key
+signed, the frontier is grown only from the segment its tree size falls in, from the
+frontier that segment's ``.start`` holds; the checkpoint's root (RFC 6962, recomputed
+at its size and compared by ``AuditLog.open``) vouches for that frontier. A checkpoint
+the gate cannot authenticate vouches for nothing: the frontier is grown from the
+oldest segment kept.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def scan_chunk(path: str, start: int, end: int) -> ChunkScan:
 
 
 def rebuild(
-    directory: Path, roots_at: Collection[int] = (), workers: int | None = None
+    directory: Path,
+    roots_at: Collection[int] = (),
+    workers: int | None = None,
+    *,
+    trust_starts: bool = True,
 ) -> TrailState:
     """Scan the trail under ``directory``; raise AuditCorrupt naming segment and line.
 
@@ -127,7 +133,9 @@ def rebuild(
     ``workers`` defaults to one process per CPU (up to four) on a trail of several
     chunks, and this process alone otherwise. Where worker processes cannot run (a
     pid limit, no shared memory, a worker killed), this process does it all: a slower
-    start, never a gate that cannot start.
+    start, never a gate that cannot start. ``trust_starts=False`` (a stored checkpoint
+    this gate cannot authenticate) grows the frontier from the oldest segment kept, as
+    without a checkpoint, and still returns the roots at ``roots_at``.
     """
     plans = plan_trail(directory)
     if plans:
@@ -135,10 +143,10 @@ def rebuild(
     count = default_workers(plans) if workers is None else workers
     if count > 1:
         try:
-            return _rebuild(plans, roots_at, count)
+            return _rebuild(plans, roots_at, count, trust_starts)
         except (OSError, BrokenExecutor):
             pass  # a read error will come back below, in this process
-    return _rebuild(plans, roots_at, 1)
+    return _rebuild(plans, roots_at, 1, trust_starts)
 
 
 def _cut_at_hole(plan: SegmentPlan) -> SegmentPlan:
@@ -155,7 +163,9 @@ def _cut_at_hole(plan: SegmentPlan) -> SegmentPlan:
     return plan if hole is None else plan_segment(plan.segment, end=hole)
 
 
-def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) -> TrailState:
+def _rebuild(
+    plans: list[SegmentPlan], roots_at: Collection[int], workers: int, trust_starts: bool
+) -> TrailState:
     state = TrailState()
     if plans and plans[0].segment.first_seq > 0:
         # Older segments were shipped off and deleted: resume where the oldest left starts.
@@ -171,7 +181,7 @@ def _rebuild(plans: list[SegmentPlan], roots_at: Collection[int], workers: int) 
     if size in wanted:
         state.roots[size] = state.frontier.root()
     frontier = state.frontier
-    grow_from, grow_start = _frontier_start(plans, wanted)
+    grow_from, grow_start = _frontier_start(plans, wanted) if trust_starts else (0, None)
     last_line = b""
     last_where: tuple[Segment, int] | None = None
     jobs = [(str(plan.segment.path), a, b) for plan in plans for a, b in plan.ranges]

@@ -41,6 +41,11 @@ _SECRET_NAMES = (
     # the device flow's device code is polled for the tokens (RFC 8628).
     r"|code[_-]?verifier|device[_-]?code"
 )
+# Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
+# request counts them ("max_tokens=100").
+_PLURAL_SECRET_NAMES = (
+    r"(?:client[_-]?)?secrets|api[_-]?keys|(?:secret|access|private)[_-]?keys|credentials"
+)
 # Literals a string must hold for the password patterns, and for the secret patterns
 # (every name of _SECRET_NAMES holds one of them), before the regex is tried.
 _PASSWORD_LITERALS = ("pass", "pwd")
@@ -50,7 +55,8 @@ _SECRET_LITERALS = (
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
 # invalidRequest record or JSON carried inside a string: then the secret runs to the
-# closing \" (or, in a body cut short, to the end of the string).
+# closing \" (or, in a body cut short, to the end of the string). A plain quote that is
+# never closed (malformed JSON, or a body cut at its 2048th byte) also runs to the end.
 #
 # On a command line a word may be made of several pieces (``''pw``, ``$'pw'``,
 # ``"a"'b'``, ``pw"x"``): a quoted or bare value that does not end the word is not the
@@ -59,6 +65,8 @@ _SECRET_LITERALS = (
 _VALUE = (
     r"""(?:\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
     r"""|"([^"]*)"(?![^\s&;,<>}\]\\)|])|'([^']*)'(?![^\s&;,<>}\]\\)|])"""
+    # A quote never closed (a body cut short, malformed JSON): to the end of the text.
+    r"""|"([^"]*)\Z|'([^']*)\Z"""
     r"""|((?:[^\s&;,"'<>}\]\\]|\\[^"])++)(?!["'])"""
     r"""|((?:"[^"]*"|'[^']*'|[^\s&;,"'<>}\]\\]|\\[^"])+))"""
 )
@@ -97,6 +105,9 @@ class SecretPattern(NamedTuple):
     regex: re.Pattern[str]
     literals: tuple[str, ...]
     named_program: bool = False
+    # Quotes, backslashes and white space at either end of a match are not the secret's:
+    # the same credential gets the same tag however it was quoted or escaped.
+    trim: bool = False
 
 
 def _pattern(
@@ -105,9 +116,10 @@ def _pattern(
     literals: tuple[str, ...],
     ignore_case: bool = False,
     named_program: bool = False,
+    trim: bool = False,
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
-    return SecretPattern(kind, re.compile(regex, flags), literals, named_program)
+    return SecretPattern(kind, re.compile(regex, flags), literals, named_program, trim)
 
 
 # Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
@@ -135,6 +147,7 @@ _NAME_END = r"""["']?"""
 _ARGUMENT = (
     r"""\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
     r"""|"([^"]*)"(?![^\s;&|<>()])|'([^']*)'(?![^\s;&|<>()])"""
+    r"""|"([^"]*)\Z|'([^']*)\Z"""
     r"""|((?:[^\s"'\\]|\\[^"])++)(?!["'])"""
     r"""|((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\[^"])+)"""
 )
@@ -145,7 +158,39 @@ _ARGUMENT = (
 _URL_AUTHORITY = r"(?<=[A-Za-z0-9+.-])://"
 # A URL query or form parameter's value.
 _PARAMETER = r"""(?:[^\s&#"'<>\\]|\\[^"])+"""
-_AUTH_SCHEMES = r"(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256)"
+# An Authorization header's value is "<scheme> <credentials>" (RFC 9110 section 11.4), and
+# everything after the scheme is the secret, whatever the scheme (Bearer, Bot, SSWS,
+# ApiKey, NTLM, AWS, DPoP ...) and however the credentials are written: a token68,
+# parameters with quoted values (Digest's response="...", Rails' token="..."), a quoted
+# token. The scheme is an RFC 9110 token starting with a letter (not a quote, which
+# could close the header's own quotes), followed by white space; it is kept, possessively:
+# "Bot " before a tag, redacted again, is not then taken for the credential.
+_AUTH_NAME = r"(?:proxy-)?authori[sz]ation"
+_AUTH_SCHEME = r"(?:[A-Za-z][!#$%&*+.^_`|~0-9A-Za-z-]{0,63}[ \t]+)?+"
+# Where the header's value is known to end, it is taken to that end: the quote that
+# opened it (before the name, as in curl -H 'Authorization: ...', or after the ':'),
+# the end of the line for a header that starts its line or string (an argv item
+# "Authorization: ..."), or the end of the text when that quote is missing (a body cut
+# short). Inside double quotes a backslash escapes the next character (shell, JSON);
+# inside JSON-escaped quotes (\"...\"), the next \" ends it. A JSON-escaped \n or \r
+# ends a header line too.
+_AUTH_IN_DOUBLE = r"""((?:[^"\\\r\n]|\\[^rn\r\n])+)"""
+_AUTH_IN_ESCAPED = r"""((?:[^"\\\r\n]|\\[^"rn\r\n])+)"""
+_AUTH_IN_SINGLE = r"""([^'\r\n]+)"""
+_AUTH_TO_LINE_END = r"""([^\r\n]+)"""
+# Elsewhere (free text, a header after white space), the credentials as RFC 9110 writes
+# them: items separated by commas, each made of bare text and quoted pieces
+# (token="...", "tok"); a quoted piece ends where a word can end, or runs to the end
+# of the text when its closing quote is missing.
+_AUTH_PIECE = (
+    r"""(?:"(?:[^"\\\r\n]|\\[^\r\n])*(?:"(?=[\s,;'\\)\]}]|$)|$)"""
+    r"""|'[^'\r\n]*(?:'(?=[\s,;"\\)\]}]|$)|$)"""
+    r"""|\\"(?:[^"\\]|\\[^"])*(?:\\"|$)"""
+    r"""|(?:[^\s"',;\\]|\\[^"])+)"""
+)
+# The name, its ':' or '=', the scheme; no quote opening the value.
+_AUTH_HEAD = rf"{_AUTH_NAME}[ \t]*[:=][ \t]*(?![\\\"'])(?=\S){_AUTH_SCHEME}"
+_AUTH_CREDENTIALS = rf"({_AUTH_PIECE}++(?:[ \t]*,[ \t]*{_AUTH_PIECE}++)*+)"
 # The name of an assignment at the start of a quoted word: an option or a variable
 # ("--db-password", "PGPASSWORD"; not "bypass").
 _QUOTED_PASSWORD = (
@@ -155,6 +200,10 @@ _QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 # htpasswd's options (-C takes a number) and its positional arguments.
 # Atomic: "-C 10" is never re-read as an option "-C" and a positional "10" (a record
 # redacted again would then lose its user name).
+# The names of a name/value pair whose value is a secret (see ``pair_kind``).
+_PAIR_NAMES = (
+    rf"(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}|passwords|passphrases?|authori[sz]ation|cookie)"
+)
 _HTPASSWD_OPTION = rf"{_BLANK}+(?>-[A-Za-z]*C{_BLANK}*[0-9]+|-[A-Za-z]+)"
 _HTPASSWD_WORD = rf"""{_BLANK}+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
 
@@ -224,19 +273,28 @@ _PATTERNS: list[SecretPattern] = [
     ),
     _pattern(
         "private-key",
-        r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?"
-        r"(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$))",
+        # PEM blocks, and OpenPGP's armored private keys (RFC 9580: "PRIVATE KEY BLOCK").
+        r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$))",
         ("-----begin ",),
     ),
     _pattern(
         "authorization",
-        rf"\b(?:proxy-)?authori[sz]ation{_QUOTE}\s*[:=]\s*{_QUOTE}"
-        rf"(?:{_AUTH_SCHEMES}\s+)?"
-        # The scheme itself is not the token: "Bearer " before a tag, redacted again, is
-        # left as it is.
-        rf"(?!{_AUTH_SCHEMES}(?:\s|$))({_TOKEN}(?:[ \t]*,[ \t]*[A-Za-z]+={_TOKEN})*)",
+        r"\b(?:"
+        # The name inside a quoted word or string ('Authorization: ...'): to its end.
+        rf"(?<=\\\"){_AUTH_HEAD}{_AUTH_IN_ESCAPED}"
+        rf"|(?<=\"){_AUTH_HEAD}{_AUTH_IN_DOUBLE}"
+        rf"|(?<='){_AUTH_HEAD}{_AUTH_IN_SINGLE}"
+        # A header line: to the end of the line.
+        rf"|(?:^|(?<=\n)){_AUTH_HEAD}{_AUTH_TO_LINE_END}"
+        # The value quoted after the name ("Authorization": "Bot ..."): to its closing quote.
+        rf"|{_AUTH_NAME}{_QUOTE}\s*[:=]\s*(?:\\\"{_AUTH_SCHEME}{_AUTH_IN_ESCAPED}"
+        rf"|\"{_AUTH_SCHEME}{_AUTH_IN_DOUBLE}|'{_AUTH_SCHEME}{_AUTH_IN_SINGLE}"
+        # Anywhere else: the scheme, then the credentials as RFC 9110 writes them.
+        rf"|(?![\\\"']){_AUTH_SCHEME}{_AUTH_CREDENTIALS}))",
         ("authorization", "authorisation"),
         ignore_case=True,
+        trim=True,
     ),
     _pattern(
         "cookie",
@@ -301,15 +359,25 @@ _PATTERNS: list[SecretPattern] = [
     ),
     _pattern(
         "password",
-        rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))\b"
+        rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?\b"
         rf"{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
-        rf"{_NAME_START}(?:{_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
+        rf"{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES})\b{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         _SECRET_LITERALS,
+        ignore_case=True,
+    ),
+    # A value named by a secret's name in a name/value pair, written as JSON text (a body
+    # kept in an invalidRequest record, JSON in a string): {"name": "API_TOKEN", "value":
+    # "..."}, as HAR files and Kubernetes env lists write them.
+    _pattern(
+        "secret",
+        rf"""\\?"(?:name|key)\\?"\s*:\s*\\?"[A-Za-z0-9_.-]*?{_PAIR_NAMES}\\?"\s*,\s*"""
+        rf"""\\?"value\\?"\s*:\s*{_VALUE}""",
+        ("value",),
         ignore_case=True,
     ),
     _pattern("bearer-token", r"\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", ("bearer",), True),
@@ -778,7 +846,38 @@ _SECRET_KEY_SUFFIXES = (
     ("credentials", "secret"),
     ("codeverifier", "secret"),
     ("devicecode", "secret"),
+    # Plurals: a list or an object of them ("secrets", "apiKeys" ...). Not "tokens": an
+    # LLM request's "maxTokens": 100 and "usage": {"tokens": ...} count, they hold none.
+    ("passwords", "password"),
+    ("passwds", "password"),
+    ("passphrases", "password"),
+    ("secrets", "secret"),
+    ("apikeys", "api-key"),
+    ("privatekeys", "private-key"),
+    ("secretkeys", "secret"),
+    ("secretaccesskeys", "secret"),
+    ("codeverifiers", "secret"),
+    ("devicecodes", "secret"),
 )
+# An object naming a value by its "name" (or "key"), as HAR files list headers, a
+# Kubernetes container its env, Postman its headers: {"name": "Authorization", "value":
+# "..."}. The "value" is a secret when the name is one a key could have.
+_PAIR_NAME_KEYS = ("name", "key")
+_PAIR_VALUE_KEY = "value"
+
+
+def pair_kind(item: dict[Any, Any]) -> str | None:
+    """The redaction kind of ``item["value"]`` when ``item`` names it by a secret's name
+    (``{"name": "API_TOKEN", "value": "..."}``), or None."""
+    if _PAIR_VALUE_KEY not in item:
+        return None
+    for key in _PAIR_NAME_KEYS:
+        name = item.get(key)
+        if type(name) is str:
+            kind = secret_key_kind(name)
+            if kind is not None:
+                return kind
+    return None
 
 
 _KEY_NAME_FORM = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, "-_")
@@ -821,7 +920,21 @@ _OPTION_WORD = r"--?[A-Za-z0-9_-]*" + _NAME_WORDS
 
 def _key_ending(name: str) -> str:
     """An object key whose name, as ``secret_key_kind`` reads it, ends with ``name``."""
-    return "[-_]*".join(re.escape(letter) for letter in name) + '[-_]*":'
+    return _spread(name) + '":'
+
+
+def _spread(name: str) -> str:
+    """``name`` with '-' and '_' anywhere, as ``secret_key_kind`` ignores them."""
+    return "[-_]*".join(re.escape(letter) for letter in name) + "[-_]*"
+
+
+_ALL_KEY_NAMES = sorted({*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES)})
+# A name/value pair ({"name":"API_TOKEN","value":...}, see ``pair_kind``): its name, in
+# canonical JSON (as an object), or written as JSON text in a string (escaped or not).
+_PAIR_SCREEN = (
+    r'"(?:name|key)":"(?:[^"\\]|\\.)*(?:' + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + ')"'
+)
+_PAIR_TEXT_SCREEN = r"""(?:name|key)[\\"' ]*:(?:[\\"' ]|\\[tnrf]|\\u000b)*[A-Za-z0-9_.-]*"""
 
 
 # Over canonical JSON bytes. A key ends with '":', and every key that secret_key_kind
@@ -846,7 +959,9 @@ _SCREEN_PATTERN = "|".join(
         r"(?:[^A-Za-z0-9_]|\\[tnrf]|\\u000b|-[dF])code=",
         # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
-        *sorted({_key_ending(name) for name in (*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES))}),
+        *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
+        _PAIR_SCREEN,
+        _PAIR_TEXT_SCREEN + _NAME_CORE,
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
@@ -863,6 +978,8 @@ _SCREEN_TEXT_PATTERN = (
     + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
+    + r"""|(?:name|key)\\?["']?[\t\n\x0b\f\r ]*:[\t\n\x0b\f\r ]*\\?["'][A-Za-z0-9_.-]*"""
+    + _NAME_CORE
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
@@ -871,6 +988,7 @@ _SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 
 _TAG_PREFIX = "[REDACTED:"
+_TRIMMED = "\"'\\ \t"
 _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 # A secret found anywhere in a record is also replaced wherever else its text occurs in
 # the record's request, if it is at least this long: shorter ones would take ordinary
@@ -975,7 +1093,7 @@ class Redactor:
                 continue  # none of its literals: the pattern cannot match
             if secret.regex.search(redacted) is None:
                 continue
-            redacted = self._substitute(secret.regex, secret.kind, redacted, found)
+            redacted = self._substitute(secret.regex, secret.kind, redacted, found, secret.trim)
         return text if redacted == text else redacted
 
     def _substitute(
@@ -984,9 +1102,11 @@ class Redactor:
         kind: str | dict[str, str],
         text: str,
         found: dict[str, str] | None = None,
+        trim: bool = False,
     ) -> str:
         """``text`` with every match of ``regex`` replaced by the tag of its secret (its
-        last group, or the whole match), of ``kind`` (or of its kind in ``kind``).
+        last group, or the whole match), of ``kind`` (or of its kind in ``kind``); with
+        ``trim``, without the quotes, backslashes and white space at its ends.
 
         The pattern is run between the tags already placed, so that none matches inside
         one (a tag's "api-key:1a2b3c4d" must not read as a key=value secret). It is run on
@@ -1005,6 +1125,12 @@ class Redactor:
                 if not value or value.startswith(_TAG_PREFIX):
                     continue
                 begin, end = match.span(group)
+                if trim:
+                    value = value.strip(_TRIMMED)
+                    if not value:
+                        continue
+                    begin = text.index(value, begin)
+                    end = begin + len(value)
                 value_kind = kind if isinstance(kind, str) else kind[value]
                 pieces += (text[done:begin], self.tag(value_kind, value))
                 if found is not None:
@@ -1043,6 +1169,7 @@ class Redactor:
         if isinstance(value, dict):
             changed = False
             out: dict[Any, Any] = {}
+            paired = pair_kind(value) if kind is None else None
             for key, item in value.items():
                 new_key = key
                 item_kind = kind
@@ -1050,6 +1177,8 @@ class Redactor:
                     new_key = rewritten.get(next(counter), key)
                     if item_kind is None:
                         item_kind = secret_key_kind(key)
+                        if item_kind is None and key == _PAIR_VALUE_KEY:
+                            item_kind = paired
                 new_item = self._value(item, item_kind, rewritten, counter, found)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
@@ -1128,6 +1257,7 @@ def _collect_strings(value: Any, texts: list[str], braces: list[Found], budget: 
         return False
     secret_key = False
     if isinstance(value, dict):
+        secret_key = pair_kind(value) is not None
         for key, item in value.items():
             if isinstance(key, str):
                 texts.append(key)

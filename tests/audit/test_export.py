@@ -561,8 +561,9 @@ _BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03
         ("jsonl", True, 33, "0de34ff2b34757041b93cbdef0af5a02609ab19f2b498087d93c3f359181b169"),
         ("csv", False, 41, "92a04abb0f0dad3eaff808fc506a4644e784bf0ba9b6dd5b626a36b481dcbdb2"),
         ("csv", True, 33, "b6e0b3b937852c45ec8000496f0710f68832e03dc6b0fe34966873f88b28954a"),
-        ("ocsf", False, 34, "59d6abb7d9c245bb79332181f3cf4d113599aa97fdcb6059b723a60b2f9e7171"),
-        ("ocsf", True, 29, "f5b641ff2910436160df728add4ef3d19c777f3d87ef972509c543d2743d846f"),
+        # ocsf: a preflight is Allowed / No Action with unmapped.dryRun (2026-12-06 review)
+        ("ocsf", False, 34, "95df4617205b678e265fbe319bb9895a6e2bdcffc5e799cd96400cf93acbf40b"),
+        ("ocsf", True, 29, "6f8b4b27f6ebca1ae6dba581d699895b0f4e60061b64cef080be5894a9a47cd7"),
     ],
 )
 def test_export_bytes_are_unchanged(

@@ -319,6 +319,8 @@ def ocsf_expected(record: dict[str, Any]) -> tuple[int, int, int]:
         activity = K8S_ACTIVITY.get(str(request["k8s"].get("verb", "")).lower(), 99)
     else:
         activity = FILE_ACTIVITY.get(action, 99)
+    if record.get("dryRun") is True:  # a preflight: Allowed / No Action
+        return activity, 1, 16
     if record["mode"] == "audit" and record["decision"] != "allow":
         return activity, 1, 15
     return activity, *{"allow": (1, 1), "deny": (2, 2), "require_approval": (2, 14)}[

@@ -33,7 +33,7 @@ def test_the_state_is_the_one_a_full_rebuild_finds(
 ) -> None:
     directory = tmp_path / "audit"
     _signed_trail(open_log, directory)
-    stored = _read_checkpoint_file(directory)
+    stored, _ = _read_checkpoint_file(directory)
     assert stored is not None and len(_starts(directory)) >= 4
 
     vouched = rebuild(directory, roots_at=[stored.size], workers=1)
@@ -94,7 +94,7 @@ def test_without_the_newest_start_the_frontier_is_grown_from_further_back(
     log = open_log(directory)
 
     assert log.status()["seq"] >= full.size  # opened: its own records follow
-    stored = _read_checkpoint_file(directory)
+    stored, _ = _read_checkpoint_file(directory)
     assert stored is not None
     assert rebuild(directory, roots_at=[stored.size], workers=1).roots[stored.size] == stored.root
 
