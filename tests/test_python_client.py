@@ -1045,11 +1045,13 @@ def test_run_refuses_an_env_name_no_assignment_can_set(
 class WebServer:
     """A loopback web server: /ok answers, /away redirects to ``redirect_to``.
 
-    ``hits`` are the request targets, ``headers`` the headers of each request.
+    ``hits`` are the request targets, ``methods`` and ``headers`` the methods and headers
+    of each request.
     """
 
     def __init__(self, redirect_to: str = "") -> None:
         self.hits: list[str] = []
+        self.methods: list[str] = []
         self.headers: list[dict[str, str]] = []
         outer = self
 
@@ -1059,6 +1061,7 @@ class WebServer:
 
             def do_GET(self) -> None:
                 outer.hits.append(self.path)
+                outer.methods.append(self.command)
                 outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if self.path == "/away":
                     self.send_response(302)
@@ -1074,7 +1077,7 @@ class WebServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_DELETE = do_GET
+            do_DELETE = do_PATCH = do_GET
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -1114,6 +1117,35 @@ def test_fetch_checks_every_redirect_before_following_it(gate: Gate, web) -> Non
     inside = web(f"http://127.0.0.1:{elsewhere.port}/fine")
     with gate.fetch(f"http://127.0.0.1:{inside.port}/away") as response:
         assert json.load(response)["path"] == "/fine"
+
+
+# Found in review (2026-12-06): urllib cuts a fragment at the last "#", the gate at the
+# first; "/ok#/../../secret#" was checked as /ok and sent as "/ok#/../../secret", which
+# a server keeping "#" in the path resolves to /secret. And a method was sent as written
+# while the gate decided it upper-cased.
+def test_fetch_sends_the_path_it_checked_whatever_the_fragment(
+    gate: Gate, web, daemon: Daemon
+) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok#/../../secret#") as response:
+        assert json.load(response)["path"] == "/ok"
+    assert server.hits == ["/ok"]
+    recorded = [r["request"] for r in daemon.records() if r.get("type") == "decision"][-1]
+    assert recorded["path"] == "/ok"
+    target = web()
+    hop = web(f"http://127.0.0.1:{target.port}/ok#/../../secret#")
+    with gate.fetch(f"http://127.0.0.1:{hop.port}/away") as response:
+        assert json.load(response)["path"] == "/ok"
+    assert target.hits == ["/ok"]
+
+
+def test_fetch_sends_the_method_as_the_gate_decided_it(gate: Gate, web, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok", method="patch") as response:
+        assert response.status == 200
+    assert server.methods == ["PATCH"]
+    recorded = [r["request"] for r in daemon.records() if r.get("type") == "decision"][-1]
+    assert recorded["method"] == "PATCH"
 
 
 def test_fetch_refuses_other_schemes_and_denied_hosts(gate: Gate, files: Path) -> None:

@@ -60,6 +60,16 @@ def _ascii_host_problem(request: urllib.request.Request) -> str | None:
     )
 
 
+def _without_fragment(url: str) -> str:
+    """``url`` up to its first ``#``, as the gate reads it (the fragment is never sent).
+
+    urllib cuts the fragment at the last ``#``: ``/public/x#/../../secret#`` was checked
+    as ``/public/x`` and sent as ``/public/x#/../../secret``, which a server keeping the
+    ``#`` in the path resolves to ``/secret``.
+    """
+    return url.split("#", 1)[0]
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -91,6 +101,7 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
             raise urllib.error.HTTPError(
                 newurl, code, f"redirect to a non-http(s) URL refused: {newurl}", headers, None
             )
+        newurl = _without_fragment(newurl)
         follow = super().redirect_request(req, fp, code, msg, headers, newurl)
         if follow is not None:
             problem = _ascii_host_problem(follow)
@@ -141,6 +152,9 @@ def fetch_checked(
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
     refuse_bad_header_names("Gate.fetch", headers)
+    url = _without_fragment(url)
+    if method is not None:
+        method = method.upper()  # as the gate decides and records it
     request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
     problem = _ascii_host_problem(request)
     if problem is not None:
