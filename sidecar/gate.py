@@ -110,6 +110,10 @@ class Gate:
         self.identity = identity
         self.metrics = GateMetrics()
         audit.on_sync(self.metrics.audit_sync_seconds.observe)
+        self.metrics.track_checkpoint_file(
+            lambda: audit.checkpoint_file_failures,
+            lambda: audit.checkpoint_file_error is not None,
+        )
         self.limiter = RateLimiter()
         self.policy = PolicyState()
         self.started = time.monotonic()

@@ -112,6 +112,11 @@ class GateMetrics:
         """Expose the active policy's hash and whether the last load succeeded."""
         self.registry.register(_PolicyCollector(active_hash, last_load_ok))
 
+    def track_checkpoint_file(self, failures: Callable[[], int], stale: Callable[[], bool]) -> None:
+        """Expose failed replaces of the audit trail's ``DIR/checkpoint`` (a counter)
+        and whether the file is behind the newest checkpoint record now (a gauge)."""
+        self.registry.register(_CheckpointFileCollector(failures, stale))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -204,4 +209,26 @@ class _PolicyCollector(Collector):
             "tollgate_policy_last_reload_successful",
             "1 if the last policy load was accepted, 0 if it was rejected.",
             value=1 if self._last_load_ok() else 0,
+        )
+
+
+class _CheckpointFileCollector(Collector):
+    """Read from the audit log at scrape time: nothing is counted on the write path."""
+
+    def __init__(self, failures: Callable[[], int], stale: Callable[[], bool]) -> None:
+        self._failures = failures
+        self._stale = stale
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "tollgate_audit_checkpoint_file_failures",
+            "Failed replaces of the audit directory's checkpoint file (the checkpoint "
+            "record in the trail was written; the file is stale until a replace succeeds).",
+            value=self._failures(),
+        )
+        yield GaugeMetricFamily(
+            "tollgate_audit_checkpoint_file_stale",
+            "1 while the audit directory's checkpoint file is older than the newest "
+            "checkpoint record, else 0.",
+            value=1 if self._stale() else 0,
         )

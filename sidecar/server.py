@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from uvicorn.config import LOG_LEVELS
 
 from sidecar import __version__, keys
 from sidecar.app import create_app
-from sidecar.audit.log import AuditLog
+from sidecar.audit.log import CLOSE_TIMEOUT_SECONDS, AuditLog
 from sidecar.audit.note import Signer
 from sidecar.check_endpoint import configured_url
 from sidecar.errors import AuditCorrupt, AuditUnavailable, TollgateError
@@ -104,14 +105,25 @@ def make_app(  # type: ignore[no-untyped-def]
 
     async def shutdown() -> None:
         await gate.stop_background()
+        # Bounded as a whole (docs/api.md, "Shutdown"): a sync in flight is waited for
+        # first (a stalled helper's is taken over), so a disk that recovers in time
+        # still gets the shutdown record; one that does not cannot keep the gate up.
+        audit = gate.audit
+        deadline = time.monotonic() + CLOSE_TIMEOUT_SECONDS
+        await audit.drain(CLOSE_TIMEOUT_SECONDS)
         try:
             reason = "signal" if started() else "startFailed"
-            await gate.catch_up()
-            await gate.audit.append("shutdown", {"reason": reason, "identity": gate.identity})
-        except AuditUnavailable as exc:
+
+            async def last_records() -> None:
+                await gate.catch_up()
+                await audit.append("shutdown", {"reason": reason, "identity": gate.identity})
+
+            await asyncio.wait_for(last_records(), max(0.0, deadline - time.monotonic()))
+        except (AuditUnavailable, TimeoutError) as exc:
             gate.metrics.audit_failures.inc()
-            logging.getLogger("tollgate.audit").error("shutdown record not written: %s", exc)
-        await gate.audit.close()
+            problem = exc if isinstance(exc, AuditUnavailable) else "the audit disk did not answer"
+            logging.getLogger("tollgate.audit").error("shutdown record not written: %s", problem)
+        await audit.close(max(0.0, deadline - time.monotonic()))
 
     return create_app(gate, on_startup=startup, on_shutdown=shutdown)
 

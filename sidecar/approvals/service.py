@@ -185,7 +185,14 @@ class ApprovalService:
                         functools.partial(self.book.expired, at=now),
                     )
                 except AuditUnavailable:
-                    failed = True  # still expired for every caller; recorded on a retry
+                    # Still expired for every caller (the clock decides); recorded on a
+                    # retry. Counted like every record the trail could not take (the
+                    # audit log said why, once per outage). One failure is enough: the
+                    # rest would fail the same way, a write and a sync each, so the pass
+                    # stops here and the retry starts again from the first still due.
+                    self.metrics.audit_failures.inc()
+                    failed = True
+                    break
                 except Exception:  # a bug must not stop later expiries from being recorded
                     logger.exception("recording the expiry of %s failed", approval.id)
                     failed = True

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fcntl
 import logging
 import os
@@ -82,6 +83,13 @@ DEFAULT_SEGMENT_BYTES = 64 * 2**20
 # A sync in the helper taking longer than this is a stalled disk: the trail reports
 # itself unwritable (so /ready fails) and new appends fail at once instead of piling up.
 SYNC_STALL_SECONDS = 5.0
+# ``close()`` waits at most this long for the sync in flight (first the helper's, then,
+# past the stall threshold, the gate's own): a disk that never finishes must not keep
+# the gate from exiting. Two stall thresholds: the gate's own sync gets as long as the
+# helper had.
+CLOSE_TIMEOUT_SECONDS = 2 * SYNC_STALL_SECONDS
+# How often the stall watch looks at the helper's sync in flight.
+_STALL_WATCH_SECONDS = 1.0
 # Less free space than this on the audit volume and /ready reports it full: room for a
 # few records and a checkpoint, so readiness fails before the next write would.
 VOLUME_MIN_FREE_BYTES = 64 * 1024
@@ -204,6 +212,13 @@ class AuditLog:
         self._last_checkpoint_time = time.monotonic()
         self._writable = True
         self._last_error: str | None = None
+        # DIR/checkpoint behind the newest checkpoint record: the note it should hold,
+        # why the last replace failed, when, and how many replaces failed in this run.
+        # Reported apart from the segment writer's error, which the next batch clears.
+        self._checkpoint_file_note: str | None = None
+        self._checkpoint_file_error: str | None = None
+        self._checkpoint_file_tried = 0.0
+        self._checkpoint_file_failures = 0
         self._closed = False
         # Event-loop side, set by start().
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -335,10 +350,26 @@ class AuditLog:
 
     @property
     def last_error(self) -> str | None:
+        """Why the trail cannot be written; else why ``DIR/checkpoint`` is stale; else None."""
         stalled = self._stalled_for()
         if stalled is not None:
             return f"the audit disk has not finished a sync for {stalled:.1f} s"
-        return self._last_error
+        return self._last_error or self._checkpoint_file_error
+
+    @property
+    def checkpoint_file_error(self) -> str | None:
+        """Why ``DIR/checkpoint`` is older than the newest checkpoint record, while it is.
+
+        Set by a failed replace, cleared only by one that succeeds (the next checkpoint,
+        or the retry every ``checkpoint_interval``). The trail itself is intact and its
+        checkpoint records signed, so this does not make the trail unwritable.
+        """
+        return self._checkpoint_file_error
+
+    @property
+    def checkpoint_file_failures(self) -> int:
+        """Replaces of ``DIR/checkpoint`` that failed in this process."""
+        return self._checkpoint_file_failures
 
     def _stalled_for(self) -> float | None:
         if self._in_flight is None:
@@ -403,6 +434,7 @@ class AuditLog:
             "lastCheckpoint": dict(self._last_checkpoint) if self._last_checkpoint else None,
             "writable": self.writable,
             "lastError": self.last_error,
+            "checkpointFileError": self._checkpoint_file_error,
         }
 
     async def start(self) -> None:
@@ -412,6 +444,8 @@ class AuditLog:
         self._loop = asyncio.get_running_loop()
         if self._use_helper:
             self._syncer = SyncHelper.start(self._loop)
+            if self._syncer is not None:
+                self._tasks.append(self._loop.create_task(self._stall_watch()))
         if self._signer is not None and self._checkpoint_interval > 0:
             self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
 
@@ -503,22 +537,76 @@ class AuditLog:
             raise result
         return result
 
-    async def close(self) -> None:
-        """Write pending appends and the final checkpoint, release the files."""
+    async def drain(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> bool:
+        """Wait until no sync is in flight, for at most ``timeout`` seconds; whether none is.
+
+        A helper that has not answered for ``SYNC_STALL_SECONDS`` is given up on here as
+        well as by the stall watch (``_take_over_stalled_sync``), so a stopped helper
+        costs a shutdown that much, not forever. The records of the batch in flight are
+        answered only once their sync succeeded, whoever ran it.
+        """
+        deadline = time.monotonic() + timeout
+        while (done := self._in_flight_done) is not None:
+            self._take_over_stalled_sync()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), min(remaining, _STALL_WATCH_SECONDS))
+        return True
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Write pending appends and the final checkpoint, release the files.
+
+        Waits at most ``timeout`` seconds for the sync in flight (``drain``). If it has
+        not ended by then, the disk is stuck: the appends waiting on it and those
+        gathered after it fail (AuditUnavailable: never answered as written), no final
+        checkpoint is written, and the files are released, as after a crash.
+        """
         if self._closed:
             return
         self._closing = True
         if self._loop is not None:
+            drained = await self.drain(timeout)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            while self._in_flight_done is not None:
-                await asyncio.shield(self._in_flight_done)
+            if not drained:
+                self._give_up_in_flight(timeout)
+                return
             if self._syncer is not None:
                 self._syncer.stop()
                 self._syncer = None
             self._flush()
         self._close_now()
+
+    def _give_up_in_flight(self, timeout: float) -> None:
+        """Close without the sync in flight: it did not end within ``timeout`` s."""
+        batch = self._in_flight
+        assert batch is not None
+        failure = AuditUnavailable(
+            f"audit trail cannot be written: the audit disk did not finish a sync within "
+            f"{timeout:g} s of shutting down"
+        )
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._settle(pending, [failure] * len(pending.futures))
+        self._settle(batch, [failure] * len(batch.futures))
+        syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.abandon()
+        _logger.error(
+            "audit sync still not finished after %g s, closing without it: records %d to %d "
+            "may or may not be on disk and none of them was answered; no final checkpoint "
+            "is written (the next start reports what it finds, as after a crash)",
+            timeout,
+            self._size,
+            batch.size - 1,
+        )
+        with self._lock:
+            self._closed = True
+            os.close(self._lock_fd)
+        # The descriptor stays open: a sync may still be running on it.
 
     def close_blocking(self) -> None:
         """``close`` for callers that never started the event-loop side."""
@@ -560,6 +648,47 @@ class AuditLog:
         if syncer is None or not syncer.alive or self._closing:
             return False
         return batch.callers > 1 or self._overlapped
+
+    async def _stall_watch(self) -> None:
+        while True:
+            await asyncio.sleep(_STALL_WATCH_SECONDS)
+            self._take_over_stalled_sync()
+
+    def _take_over_stalled_sync(self) -> None:
+        """Give up on a helper that has not answered for ``SYNC_STALL_SECONDS``.
+
+        A helper that is stopped (SIGSTOP) or stuck would otherwise hold the trail
+        unwritable for as long as it stays so, although the gate holds the descriptor
+        and can sync the batch itself, as when the helper dies. The helper is killed,
+        the batch is synced in a thread (a disk that is really stuck then blocks that
+        thread, not the loop: the trail keeps reporting the stall, and new appends keep
+        failing at once, until the sync ends), and every later batch is synced on the
+        loop. Its records are answered only after that sync, as always.
+        """
+        syncer = self._syncer
+        if syncer is None or self._in_flight is None or self._stalled_for() is None:
+            return
+        self._syncer = None
+        _logger.warning(
+            "the sync helper (pid %s) has not answered for %.1f s: stopping it; the gate "
+            "syncs the audit trail itself from now on",
+            syncer.pid,
+            time.monotonic() - self._in_flight_since,
+        )
+        syncer.abandon()
+        loop, batch, fd = self._loop, self._in_flight, self._in_flight_fd
+        assert loop is not None
+
+        def sync_aside() -> None:
+            error = _fdatasync(fd)
+            with contextlib.suppress(RuntimeError):  # the loop closed: the gate gave up
+                loop.call_soon_threadsafe(self._synced_aside, batch, error)
+
+        threading.Thread(target=sync_aside, name="tollgate-audit-sync", daemon=True).start()
+
+    def _synced_aside(self, batch: _Batch, error: BaseException | None) -> None:
+        if self._in_flight is batch and not self._closed:  # not given up on at close
+            self._synced(error)
 
     def _synced(self, error: BaseException | None) -> None:
         """The helper's answer for the batch in flight: settle it, write the next one."""
@@ -627,6 +756,19 @@ class AuditLog:
             idle = self._pending is None and self._in_flight is None
             if idle and not self._closing and self._checkpoint_due_by_time():
                 self._commit([], checkpoint_reason="interval")
+            elif self._checkpoint_file_retry_due():
+                with self._lock:
+                    if not self._closed:
+                        self._write_checkpoint_file()
+
+    def _checkpoint_file_retry_due(self) -> bool:
+        """A failed ``DIR/checkpoint`` replace is retried every ``checkpoint_interval``
+        even when no checkpoint is due (an idle gate), so the file catches up, and the
+        error clears, as soon as the volume takes it."""
+        return (
+            self._checkpoint_file_note is not None
+            and time.monotonic() - self._checkpoint_file_tried >= self._checkpoint_interval
+        )
 
     def _checkpoint_due_by_time(self) -> bool:
         return (
@@ -652,6 +794,14 @@ class AuditLog:
                     self._last_error,
                 )
         with self._lock:
+            if self._checkpoint_file_note is not None:
+                self._write_checkpoint_file()  # a last try
+                if self._checkpoint_file_error is not None:
+                    _logger.error(
+                        "%s at exit: the next start compares the trail with an older "
+                        "checkpoint (docs/audit.md)",
+                        self._checkpoint_file_error,
+                    )
             self._closed = True
             os.close(self._lock_fd)
 
@@ -946,11 +1096,41 @@ class AuditLog:
             "seq": record_seq,
         }
         _print_checkpoint(checkpoint, note, record_seq)
+        self._checkpoint_file_note = note
+        self._write_checkpoint_file()
+
+    def _write_checkpoint_file(self) -> None:
+        """Replace ``DIR/checkpoint`` with the newest checkpoint's note (under _lock).
+
+        A failure leaves the trail durable and its checkpoint record signed (it is also
+        on stdout), so the trail stays writable; but the file is what the next start
+        compares the trail with, so the failure is logged, counted
+        (``tollgate_audit_checkpoint_file_failures_total``) and kept in the status
+        until a replace succeeds.
+        """
+        note = self._checkpoint_file_note
+        if note is None:
+            return
+        path = self._directory / CHECKPOINT_FILE
+        self._checkpoint_file_tried = time.monotonic()
         try:
-            replace_file(self._directory / CHECKPOINT_FILE, note.encode("utf-8"))
+            replace_file(path, note.encode("utf-8"))
         except OSError as exc:
-            # The checkpoint is safe in the trail and on stdout; report, retry next time.
-            self._last_error = f"{self._directory / CHECKPOINT_FILE}: {_describe(exc)}"
+            self._checkpoint_file_failures += 1
+            error = f"{path} cannot be replaced, it is older than the trail: {_describe(exc)}"
+            if error != self._checkpoint_file_error:
+                _logger.warning(
+                    "%s; the checkpoint records in the trail still sign it, retrying every "
+                    "%g s (see docs/audit.md)",
+                    error,
+                    self._checkpoint_interval,
+                )
+            self._checkpoint_file_error = error
+            return
+        self._checkpoint_file_note = None
+        if self._checkpoint_file_error is not None:
+            _logger.warning("%s is up to date again (was: %s)", path, self._checkpoint_file_error)
+            self._checkpoint_file_error = None
 
 
 # ---------------------------------------------------------------------- helpers

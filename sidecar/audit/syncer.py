@@ -121,6 +121,23 @@ class SyncHelper:
             process.kill()
             process.wait()
 
+    def abandon(self) -> None:
+        """Give up on a helper that does not answer (stopped, or stuck in the kernel):
+        stop listening, close our end and SIGKILL it, without waiting on the loop (a
+        process in uninterruptible sleep dies only when it leaves it). A thread reaps
+        it. An answer it still sends is never read: the caller syncs the descriptor
+        itself and calls ``done`` no more."""
+        process, self._process = self._process, None
+        self._waiting = None
+        if process is None:
+            return
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        process.kill()  # SIGKILL ends a SIGSTOPped process too; a reaped one is skipped
+        import threading  # the gate's side only: the helper process never needs it
+
+        threading.Thread(target=process.wait, name="tollgate-syncer-reaper", daemon=True).start()
+
     def _on_reply(self) -> None:
         try:
             reply = self._sock.recv(32)
