@@ -38,9 +38,15 @@ URL_SEGMENTS = ["a", "b", "ab", "a%2Fb", "%2Fa", "a;x", ";v=1", "x%20y", "c%3Bd"
 def scan(
     policy: CompiledPolicy, subject: Subject, exhausted: Callable[[CompiledRule], bool] | None
 ) -> tuple[str, str | None]:
-    """CONTRACT section 1 precedence, read literally, over every rule of the action."""
+    """CONTRACT section 1 precedence, read literally, over every rule of the action.
+
+    A subject that only restricts (a path as written, a URL path as sent) is decided by
+    deny and require_approval rules alone: allow rules, spent or not, do not see it.
+    """
     fields = _fields_for(policy, subject)
     rules = [r for r in policy.rules if subject.action in r.actions]
+    if subject.restrictions_only:
+        rules = [r for r in rules if r.decision != "allow"]
     for rule in rules:
         spent = rule.decision == "allow" and rule.rate_limit and exhausted and exhausted(rule)
         if (rule.decision == "deny" or spent) and _rule_matches(rule, fields):
