@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from sidecar.gate import Answer, Gate, error_payload
+from sidecar.gate import INVALID_BODY_READ, Answer, Gate, error_payload
 from sidecar.request import MAX_BODY_BYTES
 
 Scope = MutableMapping[str, Any]
@@ -39,7 +39,16 @@ JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 class BodyTooLarge(Exception):
-    """The body is larger than the limit (declared or as read)."""
+    """The body is larger than the limit (declared or as read).
+
+    ``size`` is the length declared, or the bytes read when reading stopped; ``head``
+    the first bytes read (none when the declared length alone was over), for the record.
+    """
+
+    def __init__(self, size: int, head: bytes = b"") -> None:
+        super().__init__(size)
+        self.size = size
+        self.head = head
 
 
 class ClientGone(Exception):
@@ -57,7 +66,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES)
     """Read at most ``limit`` bytes; stop early (without buffering more) beyond that."""
     declared = declared_length(scope)
     if declared is not None and declared > limit:
-        raise BodyTooLarge
+        raise BodyTooLarge(declared)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -67,7 +76,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            raise BodyTooLarge(size, b"".join([*chunks, chunk])[:INVALID_BODY_READ])
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -164,8 +173,8 @@ class CheckEndpoint:
     async def _check(self, scope: Scope, receive: Receive) -> Answer:
         try:
             body = await read_body(scope, receive)
-        except BodyTooLarge:
-            return await self.gate.too_large()
+        except BodyTooLarge as too_large:
+            return await self.gate.too_large(too_large.head, too_large.size)
         except ClientGone:
             return Answer(400, error_payload("invalid_request", "client disconnected"))
         return await check_body(self.gate, body, scope.get("server"))

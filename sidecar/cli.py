@@ -61,6 +61,17 @@ def _positive_bytes(text: str) -> int:
     return value
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _log_level(value: str) -> str:
+    """One of uvicorn's level names, in any case: checked before the trail is opened."""
+    level = value.strip().lower()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
@@ -96,7 +107,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "checkpoint origin, the signed-note key name (default tollgate/<identity>); "
         "set a stable one when the pod name changes with every restart",
     )
-    flag("log-level", "debug, info, warning or error", "warning")
+    flag(
+        "log-level",
+        "critical, error, warning, info, debug or trace (trace also logs every request)",
+        "warning",
+        type=_log_level,
+    )
     serve.set_defaults(func=_cmd_serve)
 
 
@@ -119,6 +135,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Set but empty (`--require-policy-hash "$(HASH)"` with HASH unset, a template's
     # `value: ""`) meant "check this": running without the check would accept any policy.
     for flag, variable, check in (
+        ("--signing-key", "TOLLGATE_SIGNING_KEY", "signed checkpoints"),
         ("--policy-public-key", "TOLLGATE_POLICY_PUBLIC_KEY", "signed policies"),
         ("--require-policy-hash", "TOLLGATE_REQUIRE_POLICY_HASH", "a pinned policy hash"),
     ):

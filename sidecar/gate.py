@@ -37,6 +37,10 @@ _logger = logging.getLogger("tollgate.policy")
 
 # How much of a bad request body is kept in its invalidRequest record.
 INVALID_BODY_KEEP = 2048
+# Read past the cut so that a secret straddling it is still recognised and redacted,
+# before the cut, as a whole: cut first, its first part (ghp_ and 23 of 40 characters)
+# was too short for any pattern and stayed in clear.
+INVALID_BODY_READ = INVALID_BODY_KEEP + 8192
 # /v1/status, /ready and every 503 answer quote the last policy error: all the problems
 # of a 10,000-rule policy would make each of them megabytes. The first ones say what is
 # wrong; the policyRejected record keeps 50, `tollgate policy validate` lists them all.
@@ -288,15 +292,17 @@ class Gate:
             b"", "method_not_allowed", f"{method[:32]} /check: only POST is accepted", 405
         )
 
-    async def too_large(self, head: bytes = b"") -> Answer:
-        """Answer (and record) a body over the limit; only its head was read."""
+    async def too_large(self, head: bytes = b"", size: int | None = None) -> Answer:
+        """Answer (and record) a body over the limit: ``size`` bytes declared or read
+        when reading stopped, of which ``head`` is the start (none when the declared
+        length alone was over)."""
         return await self._invalid(
-            head, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes", 413
+            head, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes", 413, size=size
         )
 
     async def _check(self, body: bytes) -> Answer:
         if len(body) > MAX_BODY_BYTES:
-            return await self.too_large(body[:INVALID_BODY_KEEP])
+            return await self.too_large(body[:INVALID_BODY_READ], len(body))
         try:
             parsed = parse_body(body)
             policy = self.policy.active
@@ -405,18 +411,31 @@ class Gate:
         return Answer(503, error_payload("unavailable", reason))
 
     async def _invalid(
-        self, body: bytes, code: str, message: str, status: int, details: list[Any] | None = None
+        self,
+        body: bytes,
+        code: str,
+        message: str,
+        status: int,
+        details: list[Any] | None = None,
+        *,
+        size: int | None = None,
     ) -> Answer:
         self.metrics.count_check("invalid", "invalid")
+        size = len(body) if size is None else size
         kept = body[:INVALID_BODY_KEEP].decode("utf-8", "replace")
+        if size > INVALID_BODY_KEEP:
+            # Redacted before the cut (the record is redacted again, to the same tags).
+            window = body[:INVALID_BODY_READ].decode("utf-8", "replace")
+            redacted = self.audit.redact_text(window).encode("utf-8")[:INVALID_BODY_KEEP]
+            kept = redacted.decode("utf-8", "ignore")
         await self._record_quietly(
             "invalidRequest",
             {
                 "code": code,
                 "message": message[:1024],
-                "bytes": len(body),
+                "bytes": size,
                 "body": kept,
-                "truncated": len(body) > INVALID_BODY_KEEP,
+                "truncated": size > INVALID_BODY_KEEP,
                 "identity": self.identity,
             },
         )

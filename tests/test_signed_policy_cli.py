@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sidecar.keys import load_private_key
 from tests.daemon import free_port
 from tests.test_policy_signing import keys  # noqa: F401  (fixture)
@@ -110,6 +112,10 @@ def test_an_empty_signing_or_pinning_setting_is_refused(tmp_path: Path) -> None:
         (["--policy-public-key", ""], {}, "--policy-public-key"),
         ([], {"TOLLGATE_REQUIRE_POLICY_HASH": ""}, "TOLLGATE_REQUIRE_POLICY_HASH"),
         ([], {"TOLLGATE_POLICY_PUBLIC_KEY": " "}, "TOLLGATE_POLICY_PUBLIC_KEY"),
+        # Found in the conformance review (2026-12-06): an empty signing key ran the gate
+        # without checkpoints, silently: an unsigned trail by accident.
+        (["--signing-key", ""], {}, "--signing-key"),
+        ([], {"TOLLGATE_SIGNING_KEY": ""}, "TOLLGATE_SIGNING_KEY"),
     ]
     for number, (args, env, named) in enumerate(cases):
         case_dir = tmp_path / str(number)
@@ -118,6 +124,19 @@ def test_an_empty_signing_or_pinning_setting_is_refused(tmp_path: Path) -> None:
         assert code == 2, (args, env, "the gate started")
         assert named in err and "empty" in err, err
         assert not (case_dir / "audit").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--log-level", "loud"], {}), ([], {"TOLLGATE_LOG_LEVEL": "verbose"})]
+)
+def test_an_unknown_log_level_is_a_usage_error_before_the_trail_is_opened(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    # It was a KeyError traceback from uvicorn, exit 1, with the audit directory made.
+    code, err = serve_exit(args, env, tmp_path)
+    assert code == 2 and "is not one of critical, error, warning, info, debug, trace" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "audit").exists()
 
 
 def validate(*args: str) -> subprocess.CompletedProcess[str]:

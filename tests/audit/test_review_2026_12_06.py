@@ -369,3 +369,64 @@ def test_a_control_character_in_the_origin_or_identity_stops_the_start(
     daemon = Daemon(policy, tmp_path / "audit", "--signing-key", str(key_file), *args, env=env)
     with pytest.raises(RuntimeError, match=r"cannot start: .*control character"):
         _start_expecting_refusal(daemon)
+
+
+# Found in the conformance review (2026-12-06): the body was cut at 2 KiB before it was
+# redacted, so a token straddling the cut left its first part (ghp_ and 23 of 40
+# characters, a JWT's header and payload) too short to be recognised, in clear; and a
+# 413 record said the body was empty.
+STRADDLING = [
+    "ghp_" + "Zq8" * 12,
+    "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" * 2,
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCIsImlhdCI6MTcwMDAwMDAwMH0."
+    "c2lnbmF0dXJlLW9mLXRoZS10b2tlbi1pcy1oZXJl",
+]
+
+
+def test_a_token_straddling_the_cut_of_an_invalid_body_is_redacted_whole(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    bodies, fragments = [], []
+    for token in STRADDLING:
+        head = '{"action":"file.read","path":"/app/data/x","bogus":"'
+        pad = "x" * (2048 - len(head) - 12)  # the cut falls 11 characters into the token
+        bodies.append(head + pad + " " + token + '"}')
+        fragments.append(bodies[-1][bodies[-1].index(token) : 2048])
+        assert 10 <= len(fragments[-1]) < len(token)
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    try:
+        for body in bodies:
+            assert daemon.check(body.encode()).status_code == 400
+    finally:
+        daemon.stop()
+    kept = [r for r in daemon.records() if r["type"] == "invalidRequest"]
+    assert [r["truncated"] for r in kept] == [True] * len(bodies)
+    everything = b"".join(p.read_bytes() for p in daemon.audit_dir.rglob("*") if p.is_file())
+    for fragment in fragments:
+        assert fragment.encode() not in everything, fragment
+
+
+def test_a_413_record_says_how_much_was_sent_and_keeps_its_start(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    body = b'{"action":"file.read","path":"/app/data/x","context":{"pad":"' + b"p" * 70_000
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    try:
+        assert daemon.client is not None
+
+        def chunks() -> Any:
+            for start in range(0, len(body), 8192):
+                yield body[start : start + 8192]
+
+        chunked = daemon.client.post("/check", content=chunks())  # no Content-Length
+        declared = daemon.check(body)
+    finally:
+        daemon.stop()
+    assert (chunked.status_code, declared.status_code) == (413, 413)
+    streamed, whole = [r for r in daemon.records() if r["type"] == "invalidRequest"]
+    assert streamed["code"] == "too_large" and streamed["bytes"] > 64 * 1024
+    assert streamed["body"].startswith('{"action":"file.read"') and streamed["truncated"]
+    # A declared length over the limit is refused before the body is read.
+    assert (whole["bytes"], whole["body"]) == (len(body), "")
