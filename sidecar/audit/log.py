@@ -571,7 +571,9 @@ class AuditLog:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            if not drained:
+            # The sync taken over from the helper may have ended while the tasks were
+            # cancelled: only a sync still in flight is given up on.
+            if not drained and self._in_flight is not None:
                 self._give_up_in_flight(timeout)
                 return
             if self._syncer is not None:
@@ -583,7 +585,8 @@ class AuditLog:
     def _give_up_in_flight(self, timeout: float) -> None:
         """Close without the sync in flight: it did not end within ``timeout`` s."""
         batch = self._in_flight
-        assert batch is not None
+        if batch is None:
+            return
         failure = AuditUnavailable(
             f"audit trail cannot be written: the audit disk did not finish a sync within "
             f"{timeout:g} s of shutting down"
@@ -756,7 +759,9 @@ class AuditLog:
             idle = self._pending is None and self._in_flight is None
             if idle and not self._closing and self._checkpoint_due_by_time():
                 self._commit([], checkpoint_reason="interval")
-            elif self._checkpoint_file_retry_due():
+            elif idle and not self._closing and self._checkpoint_file_retry_due():
+                # Only when idle: the replace fsyncs on the loop, and with a batch in
+                # flight the disk may be the one stalling, which must not freeze the loop.
                 with self._lock:
                     if not self._closed:
                         self._write_checkpoint_file()

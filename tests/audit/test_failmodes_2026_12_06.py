@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit.log import SYNC_STALL_SECONDS, AuditLog
+from sidecar.audit.note import Signer
 from sidecar.audit.verify import verify_trail
 from sidecar.errors import AuditUnavailable
 from sidecar.keys import generate_keypair
@@ -285,3 +287,83 @@ def test_close_gives_up_on_a_sync_that_never_ends_within_its_timeout(
     assert all(isinstance(o, AuditUnavailable) for o in outcomes), outcomes
     assert "within" in str(outcomes[0])
     assert not [r for r in records(tmp_path / "audit") if r["type"] == "checkpoint"]
+
+
+SIGNER = Signer(Ed25519PrivateKey.generate())
+
+
+# Found in code review (2026-12-06): the sync taken over from a stopped helper could end
+# while close() cancelled its tasks, after drain() had timed out; close then asserted a
+# batch in flight that was gone and raised, without the final checkpoint or the lock's
+# release. And the DIR/checkpoint retry ran its fsync on the loop with a batch in flight,
+# where the disk may be the one stalling.
+def test_close_survives_the_taken_over_sync_ending_while_its_tasks_are_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sidecar.audit.log as log_module
+
+    monkeypatch.setattr(log_module, "SYNC_STALL_SECONDS", 0.3)
+    monkeypatch.setattr(log_module, "_STALL_WATCH_SECONDS", 0.1)
+    release = threading.Event()
+    real_sync = log_module._fdatasync
+
+    def held_in_the_takeover_thread(fd: int) -> BaseException | None:
+        if threading.current_thread().name == "tollgate-audit-sync":
+            release.wait()
+        return real_sync(fd)
+
+    monkeypatch.setattr(log_module, "_fdatasync", held_in_the_takeover_thread)
+
+    async def scenario() -> list[BaseException | None]:
+        log = AuditLog.open(tmp_path / "audit", identity="t", signer=SIGNER)
+        await log.start()
+
+        async def slow_to_cancel() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                release.set()  # the takeover's sync ends during the cancellation
+                time.sleep(0.2)
+                raise
+
+        log._tasks.append(asyncio.get_running_loop().create_task(slow_to_cancel()))
+        assert log._syncer is not None
+        os.kill(log._syncer.pid, signal.SIGSTOP)
+        appends = [asyncio.ensure_future(log.append("decision", decision(i))) for i in range(3)]
+        await asyncio.sleep(0.05)
+        await log.close(timeout=1.0)  # raised AssertionError
+        return [a.exception() for a in appends]
+
+    assert asyncio.run(scenario()) == [None, None, None]
+    kept = records(tmp_path / "audit")
+    assert [r["type"] for r in kept][-1] == "checkpoint"  # the final checkpoint was written
+    reopened = AuditLog.open(tmp_path / "audit", identity="t", signer=SIGNER)  # lock released
+    reopened.close_blocking()
+
+
+def test_the_checkpoint_file_retry_waits_for_an_idle_trail(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int]:
+        log = AuditLog.open(
+            tmp_path / "audit", identity="t", signer=SIGNER, checkpoint_interval=0.05
+        )
+        await log.start()
+        tries: list[bool] = []
+        log._write_checkpoint_file = lambda: tries.append(log._in_flight is None)  # type: ignore[method-assign]
+        log._checkpoint_file_note = "a note whose replace failed"
+        assert log._syncer is not None
+        with stopped(log._syncer.pid):
+            # Checks that arrive together go to the helper, which is stopped: a batch
+            # stays in flight (the disk, for all the gate can tell, is stalling).
+            pending = [asyncio.ensure_future(log.append("decision", decision(i))) for i in range(3)]
+            await asyncio.sleep(0.4)
+            assert log._in_flight is not None
+            while_busy = len(tries)
+        await asyncio.gather(*pending)
+        await asyncio.sleep(0.3)
+        idle = len(tries) - while_busy
+        log._checkpoint_file_note = None
+        await log.close()
+        return while_busy, idle
+
+    while_busy, idle = asyncio.run(scenario())
+    assert while_busy == 0 and idle >= 1
