@@ -136,8 +136,10 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``trap``                  a trap action (its static text is analysed too).
 ``function-definition``   ``f() {...}``: a name may no longer mean a program.
 ``heredoc-to-shell``      a here-document or here-string feeding a shell's standard
-                          input, or the descriptor its script operand names
-                          (``bash /dev/fd/3 3<<<...``, ``bash 3<<<... <&3``: see
+                          input, or the descriptor its script operand, its
+                          ``--rcfile``/``--init-file`` file or what ``source`` reads
+                          names (``bash /dev/fd/3 3<<<...``, ``bash 3<<<... <&3``,
+                          ``bash 3<<<... </dev/fd/3``, ``source /dev/stdin <<<...``: see
                           ``shell_descriptors``; its static text is analysed too),
                           given to it or inherited (``Context.held``) from a compound
                           command around it (``{ bash; } <<<...``) or the command that
@@ -235,9 +237,8 @@ from sidecar.normalise.shell_descriptors import (
     NO_HERE_DOCUMENTS,
     Descriptors,
     Feeds,
-    descriptor_named,
     descriptors,
-    may_name_descriptor,
+    reached,
 )
 from sidecar.normalise.shell_parser import ShellSyntaxError, parse_expansions, parse_script
 from sidecar.normalise.shell_wrappers import (
@@ -604,7 +605,9 @@ class _Analyser:
         self.redirects(node.redirects, state, context)
         # Every command inside (and the substitutions of a for's words, a case's
         # subject) inherits the descriptors its redirections set: ``{ bash; } <<<text``.
-        context = context.holding(descriptors(node.redirects, context.held))
+        context = context.holding(
+            descriptors(node.redirects, context.held, lambda text: self.named_paths(text, state))
+        )
         if isinstance(node, sh.Group):
             return self.script(node.body, state, context)
         if isinstance(node, sh.Subshell):
@@ -778,7 +781,8 @@ class _Analyser:
         if not node.words:
             return state, state
         args = [Arg(word.text, word.static) for word in node.words]
-        return self.run(args, state, context, descriptors(node.redirects, context.held))
+        held = descriptors(node.redirects, context.held, lambda text: self.named_paths(text, state))
+        return self.run(args, state, context, held)
 
     def may_be_array(self, name: str) -> bool:
         """Whether any script text read uses ``name`` other than as ``$name``,
@@ -866,6 +870,11 @@ class _Analyser:
                         return outer, outer
                     args = inner
                     continue
+                if name in SOURCE_BUILTINS and held.every():
+                    sourced = self.sourced_input(args, state, held)
+                    if sourced:
+                        display = argv_text(arg.text for arg in args)
+                        self.here_documents_read(sourced, display, state, context)
                 builtin = BUILTINS.get(name)
                 if builtin is not None:
                     return builtin(self, args, state, context)
@@ -1017,16 +1026,14 @@ class _Analyser:
             inside_state = frozenset({UNKNOWN_CWD})
         # A script given to it (the -c one, or what it reads from a here-document): a
         # shell reading the agent's stdin or a script file is decided as itself anyway.
+        # So is a startup file it is given (``--rcfile /dev/fd/3``), read before either.
         feeds = self.shell_input(invocation, state, held)
+        if held.every():
+            for operand in _startup_file_operands(args):
+                feeds += self.named_input(operand, state, held)
+            feeds = tuple(dict.fromkeys(feeds))
         if program not in MODELLED_SHELLS and (invocation.kind == "script" or feeds):
             self.construct("unmodelled-shell", display)
-        if invocation.kind == "script" and invocation.script is not None:
-            if not trusted or invocation.interactive:
-                self.report(args, state, context)
-            posix = program not in BASH_DIALECTS
-            where = f"{program} -c script"
-            self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
-            return
         if feeds:
             self.construct("heredoc-to-shell", display)
             # Its commands inherit its descriptors, but standard input holds the rest of
@@ -1036,6 +1043,13 @@ class _Analyser:
             for feed in feeds:
                 if feed.static:
                     self.script_text(feed.text, inside_state, inside, posix=posix)
+        if invocation.kind == "script" and invocation.script is not None:
+            if not trusted or invocation.interactive:
+                self.report(args, state, context)
+            posix = program not in BASH_DIALECTS
+            where = f"{program} -c script"
+            self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
+            return
         self.report(args, state, context)
 
     def shell_input(
@@ -1050,22 +1064,51 @@ class _Analyser:
         operand = invocation.operand
         if invocation.kind != "plain" or operand is None or not held.every():
             return ()
+        return self.named_input(operand, state, held)
+
+    def named_input(self, operand: Arg, state: State, held: Descriptors) -> Feeds:
+        """The here-documents a file a shell reads by name (its script operand, a startup
+        file, what ``source`` reads) may hold: those of a descriptor it names. One that
+        may name a descriptor in a way not followed here (``/proc/PID/fd/0``, a value, a
+        relative path in an unknown directory) may hold any of them."""
+        if not held.every():
+            return ()
         if not operand.static:
             return held.every()
-        if operand.text.startswith("/"):
-            paths = [normalise_path(operand.text, None, field=self.field)]
-        elif None in state or UNKNOWN_CWD in state:
-            return held.every()  # cd /dev; bash stdin: where it is may be anywhere
-        else:
-            paths = [normalise_path(operand.text, cwd, field=self.field) for cwd in ordered(state)]
-        found: dict[Arg, None] = {}
-        for path in paths:
-            fd = descriptor_named(path)
-            if fd is not None:
-                found.update(dict.fromkeys(held.on(fd)))
-            elif may_name_descriptor(path):
-                return held.every()
-        return tuple(found)
+        return reached(self.named_paths(operand.text, state), held)
+
+    def sourced_input(self, args: list[Arg], state: State, held: Descriptors) -> Feeds:
+        """The here-documents ``source FILE`` / ``. FILE`` reads as script text in this
+        shell (``source /dev/stdin <<<text``). A FILE without a slash is looked up in
+        PATH first (``PATH=/dev:$PATH; source stdin``): any of them. Options (bash 5.3's
+        ``-p PATH``) are skipped; an unknown one fails closed."""
+        index = 1
+        while index < len(args):
+            text = args[index].text
+            if text == "--":
+                index += 1
+                break
+            if text == "-p":
+                return held.every()  # FILE is looked up in a path given by value
+            if not text.startswith("-") or text == "-" or not args[index].static:
+                break
+            index += 1
+        if index >= len(args):
+            return ()
+        operand = args[index]
+        if operand.static and "/" not in operand.text:
+            return held.every()
+        return self.named_input(operand, state, held)
+
+    def named_paths(self, text: str, state: State) -> list[str] | None:
+        """The normalised absolute paths ``text`` may be, one for each working directory
+        it may be read in; None where that is not known (a relative path in an unknown
+        directory: ``cd /dev; bash stdin``)."""
+        if text.startswith("/"):
+            return [normalise_path(text, None, field=self.field)]
+        if None in state or UNKNOWN_CWD in state:
+            return None
+        return [normalise_path(text, cwd, field=self.field) for cwd in ordered(state)]
 
     def shell_script(
         self,
@@ -1095,6 +1138,35 @@ class _Analyser:
             else normalise_path(target, cwd, field=self.field)
             for cwd in state
         )
+
+
+# The builtins that read a file's text as script in this shell.
+SOURCE_BUILTINS = frozenset({"source", "."})
+# bash's options naming a startup file an interactive shell reads first.
+_STARTUP_FILE_OPTIONS = ("--rcfile", "--init-file")
+
+
+def _startup_file_operands(args: Sequence[Arg]) -> list[Arg]:
+    """The files a shell's ``--rcfile FILE`` / ``--init-file FILE`` (``=FILE``) name,
+    among its options (read before its script; without ``-i`` they are not read, but
+    fail closed on them all the same)."""
+    found: list[Arg] = []
+    index = 1
+    while index < len(args):
+        text = args[index].text
+        if text in ("--", "-") or not text.startswith(("-", "+")):
+            break
+        option, has_value, value = text.partition("=")
+        if option in _STARTUP_FILE_OPTIONS:
+            if has_value:
+                found.append(Arg(value, args[index].static))
+            elif index + 1 < len(args):
+                found.append(args[index + 1])
+                index += 1
+        elif not text.startswith("--"):
+            index += text.count("o") + text.count("O")  # -o NAME, -O NAME: values
+        index += 1
+    return found
 
 
 def _loop_kind(node: sh.Loop | sh.For | sh.ArithmeticFor) -> str:

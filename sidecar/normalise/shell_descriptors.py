@@ -13,6 +13,11 @@ of those (``/dev//stdin``, ``/dev/./fd/3``). Another path under ``/proc`` or
 ``/dev/fd`` (``/proc/1234/fd/0``, where 1234 may be the shell itself;
 ``/proc/self/root/dev/stdin``) may name one as well: the caller fails closed on it.
 
+The same names read as a redirection's target reopen the descriptor: ``< /dev/stdin``,
+``< /dev/fd/3``, ``0</proc/self/fd/3``, ``<> /dev/stdin`` are copies like ``<&3``. A
+target that may name one otherwise (another path under ``/proc`` or ``/dev/fd``, a
+relative path where the directory is not known, a value) may hold any of the texts.
+
 A command inherits the descriptors of the compound commands around it
 (``{ bash; } <<<text``, ``while ...; done <<<text``) and of the shell that runs its
 script (``bash -c bash <<<text``): ``descriptors`` applies its redirections on top of
@@ -23,16 +28,19 @@ pipeline and standard output before the last (``without``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sidecar.normalise import shell_ast as sh
+from sidecar.normalise.paths import normalise_path
 from sidecar.normalise.shell_wrappers import Arg
 
 Feeds = tuple[Arg, ...]
 
 # The descriptor a redirection operator acts on when none is written before it.
 _INPUT_OPERATORS = frozenset({"<", "<<", "<<-", "<<<", "<&", "<>"})
+# Redirections that open their target for reading: a descriptor's name reopens it.
+_OPENED_FOR_READING = frozenset({"<", "<>"})
 # ``&>file``, ``&>>file`` and ``>&file`` (a file, not a number) redirect 1 and 2.
 _BOTH_OUTPUTS = frozenset({"&>", "&>>"})
 _DUPLICATION = re.compile(r"(?P<source>[0-9]+)(?P<move>-?)|-")
@@ -94,16 +102,64 @@ def _feed(redirect: sh.Redirect) -> Arg | None:
     return None
 
 
+# The normalised absolute paths a redirection's static target may be (one for each
+# working directory the command may run in), None when that is not known.
+Where = Callable[[str], Sequence[str] | None]
+
+
+def _absolute_only(text: str) -> Sequence[str] | None:
+    return [normalise_path(text)] if text.startswith("/") else None
+
+
+def reached(paths: Sequence[str] | None, held: Descriptors) -> Feeds:
+    """The texts a file opened by one of ``paths`` may read: those of the descriptor a
+    path names; every one when a path may name a descriptor in a way not followed here
+    (``/proc/1234/fd/0``) or the paths are not known (None)."""
+    if paths is None:
+        return held.every()
+    found: dict[Arg, None] = {}
+    for path in paths:
+        fd = descriptor_named(path)
+        if fd is not None:
+            found.update(dict.fromkeys(held.on(fd)))
+        elif may_name_descriptor(path):
+            return held.every()
+    return tuple(found)
+
+
 def descriptors(
-    redirects: Sequence[sh.Redirect], inherited: Descriptors = NO_HERE_DOCUMENTS
+    redirects: Sequence[sh.Redirect],
+    inherited: Descriptors = NO_HERE_DOCUMENTS,
+    where: Where = _absolute_only,
 ) -> Descriptors:
     """What each descriptor holds after ``redirects``, applied in order as bash does to
-    the descriptors ``inherited`` from the enclosing commands."""
+    the descriptors ``inherited`` from the enclosing commands. ``where`` says which
+    paths a relative target is (a target naming a descriptor reopens it)."""
     held: dict[int, Feeds] = dict(inherited.held)
     named: list[Arg] = list(inherited.named)
+
+    def on(fd: int) -> Feeds:  # a named descriptor may have any number from 10 up
+        return held.get(fd, ()) + (tuple(named) if fd >= _FIRST_NAMED else ())
+
     for redirect in redirects:
         feed = _feed(redirect)
         target = redirect.target
+        if (
+            feed is None
+            and redirect.op in _OPENED_FOR_READING
+            and target is not None
+            and (held or named)
+        ):
+            # < /dev/stdin, 3< /dev/fd/4, <> /proc/self/fd/0: a copy of the descriptor
+            # named; a name not followed, or a value, may be any of them.
+            now = Descriptors(dict(held), tuple(named))
+            reopened = reached(where(target.text) if target.static else None, now)
+            if redirect.fd is not None and redirect.fd.startswith("{"):
+                named.extend(reopened)
+            else:
+                fd = int(redirect.fd) if redirect.fd is not None else 0
+                held[fd] = reopened
+            continue
         duplication = (
             _DUPLICATION.fullmatch(target.text)
             if redirect.op in ("<&", ">&") and target is not None and target.static
@@ -117,7 +173,7 @@ def descriptors(
             elif redirect.op in ("<&", ">&") and target is not None and not target.static:
                 named.extend(f for feeds in held.values() for f in feeds)
             elif duplication is not None and duplication.group("source") is not None:
-                named.extend(held.get(int(duplication.group("source")), ()))
+                named.extend(on(int(duplication.group("source"))))
             continue
         if redirect.fd is None and (
             redirect.op in _BOTH_OUTPUTS or (redirect.op == ">&" and duplication is None)
@@ -135,7 +191,7 @@ def descriptors(
             held[fd] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
         elif duplication is not None and duplication.group("source") is not None:
             source = int(duplication.group("source"))
-            copied = held.get(source, ())
+            copied = on(source)
             if duplication.group("move"):  # 4<&3-: 3 is closed after the copy
                 held.pop(source, None)
             held[fd] = copied

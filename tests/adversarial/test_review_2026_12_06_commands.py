@@ -16,6 +16,11 @@
   the command that starts the shell whose script runs it (``bash -c bash <<<...``), kept
   by ``exec <<<...`` or given to a function that starts a shell reached the shell
   without ``heredoc-to-shell`` and without its text being analysed.
+* Code review 2026-12-06 (/tmp/review/codereview.md) F1: a redirection whose target
+  names a descriptor reopens it (``bash <<<... < /dev/stdin``, ``bash 3<<<... <
+  /dev/fd/3``, ``0</proc/self/fd/3``, ``<> /dev/stdin``), and ``--rcfile FILE`` /
+  ``--init-file FILE`` may name one: the text reached bash unseen. F2: ``source FILE``
+  / ``. FILE`` naming a descriptor that holds a here-document was only ``source``.
 
 Each shell premise is checked against the real bash (harmless ``echo`` stand-ins).
 """
@@ -52,6 +57,15 @@ rules:
   - {id: scripts, action: process.exec, command: [bash, echo], decision: allow}
 """
 
+# source allowed by name (for `source venv/bin/activate`), heredoc-to-shell not.
+SOURCE_BY_NAME = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: scripts, action: process.exec, command: [bash, echo, source, "."], decision: allow}
+  - {id: reads, action: file.read, decision: allow}
+"""
+
 # Functions allowed, and the program f, for calls of an inline-defined function.
 FUNCTIONS = """\
 version: 1
@@ -83,6 +97,11 @@ def deny_list() -> CompiledPolicy:
 @pytest.fixture(scope="module")
 def bash_by_name() -> CompiledPolicy:
     return load_policy_bytes(BASH_BY_NAME.encode(), "bash-by-name.yaml")
+
+
+@pytest.fixture(scope="module")
+def source_by_name() -> CompiledPolicy:
+    return load_policy_bytes(SOURCE_BY_NAME.encode(), "source-by-name.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -470,6 +489,119 @@ def test_only_a_here_string_an_inner_shell_reads_is_its_script(
         assert run_bash(read.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
         output = run_bash(not_read.replace("SCRIPT", "echo RAN"), tmp_path)
         assert "RAN" not in output.splitlines()  # the text is read as data, or not at all
+
+
+# -- code review F1/F2: a descriptor reopened by name, startup files, source ------------
+
+REOPENED_BY_NAME = [
+    "bash <<< 'SCRIPT' < /dev/stdin",
+    "bash <<< 'SCRIPT' < /dev//stdin",
+    "bash <<< 'SCRIPT' < /dev/fd/0",
+    "bash 3<<< 'SCRIPT' < /dev/fd/3",
+    "bash 3<<< 'SCRIPT' 0</proc/self/fd/3",
+    "bash 3<<< 'SCRIPT' < /proc/thread-self/fd/3",
+    "bash <<< 'SCRIPT; exit' <> /dev/stdin",  # read-write: no end of file, so exit
+    "bash <<< 'SCRIPT; exit' 0<> /dev/./stdin",
+    "{ bash < /dev/stdin; } <<< 'SCRIPT'",
+    "{ bash 0</dev/fd/3; } 3<<< 'SCRIPT'",
+    "cd /dev && bash <<< 'SCRIPT' < stdin",
+    "bash 3<<< 'SCRIPT' 4</dev/fd/3 /dev/fd/4",
+    "bash --rcfile /dev/fd/3 -i 3<<< 'SCRIPT'",
+    "bash --init-file /dev//fd/3 -i 3<<< 'SCRIPT'",
+    "bash --rcfile /proc/self/fd/3 -ic true 3<<< 'SCRIPT'",
+    "source /dev/stdin <<< 'SCRIPT'",
+    ". /dev/fd/3 3<<< 'SCRIPT'",
+    "source /proc/self/fd/0 <<< 'SCRIPT'",
+    "source -- /dev//stdin <<< 'SCRIPT'",
+    "{ source /dev/stdin; } <<< 'SCRIPT'",
+    "{ . /dev/fd/3; } 3<<< 'SCRIPT'",
+    "command . /dev/stdin <<< 'SCRIPT'",
+    "source /dev/stdin 3<<< 'SCRIPT' < /dev/fd/3",
+]
+
+
+@pytest.mark.parametrize("form", REOPENED_BY_NAME)
+def test_a_deny_list_sees_a_here_string_reopened_by_name(
+    tmp_path: Path, deny_list: CompiledPolicy, form: str
+) -> None:
+    verdict = _check(deny_list, form.replace("SCRIPT", "rm -rf /"))
+    assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["rm", "-rf", "/"] in verdict.request["commands"]
+    if BASH is not None:  # the premise: bash (or source) reads it as script
+        assert "RAN" in run_bash(form.replace("SCRIPT", "echo RAN"), tmp_path).splitlines()
+
+
+@pytest.mark.parametrize("form", REOPENED_BY_NAME)
+def test_bash_or_source_allowed_by_name_does_not_allow_a_here_string_reopened(
+    source_by_name: CompiledPolicy, form: str
+) -> None:
+    verdict = _check(source_by_name, form.replace("SCRIPT", "echo x"))
+    assert verdict.decision == "deny", verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["echo", "x"] in verdict.request["commands"]  # its text is decided too
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "bash 3<<< 'rm -rf /' 0</proc/1234/fd/3",  # 1234 may be the shell itself
+        "bash <<< 'rm -rf /' < /proc/self/root/dev/stdin",
+        "bash <<< 'rm -rf /' < $file",
+        "bash {v}<<< 'rm -rf /' < /dev/fd/10",  # a named descriptor: 10 or above
+        "bash --rcfile /proc/1234/fd/3 -i 3<<< 'rm -rf /'",
+        "source /proc/1234/fd/0 <<< 'rm -rf /'",
+        "source $file <<< 'rm -rf /'",
+        "source stdin <<< 'rm -rf /'",  # looked up in PATH first: PATH=/dev:$PATH
+    ],
+)
+def test_a_descriptor_reopened_in_a_way_not_followed_fails_closed(
+    deny_list: CompiledPolicy, line: str
+) -> None:
+    verdict = _check(deny_list, line)
+    assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+
+
+@pytest.mark.parametrize(
+    ("read", "not_read"),
+    [
+        ("bash <<< 'SCRIPT' < /dev/stdin", "cat <<< 'SCRIPT' < /dev/stdin"),  # no shell
+        ("bash <<< 'SCRIPT' < /dev/stdin", "bash <<< 'SCRIPT' < input.txt"),  # a file
+        ("bash 3<<< 'SCRIPT' < /dev/fd/3", "bash 3<<< 'SCRIPT' < /dev/fd/4"),  # another fd
+        ("bash 3<<< 'SCRIPT' < /dev/fd/3", "bash < /dev/fd/3 3<<< 'SCRIPT'"),  # before it
+        ("bash <<< 'SCRIPT' < /dev/stdin", "bash <<< 'SCRIPT' 0>/dev/stdin"),  # written
+        ("source /dev/stdin <<< 'SCRIPT'", "source ./env.sh <<< 'SCRIPT'"),  # a file
+        ("source /dev/stdin <<< 'SCRIPT'", "source /dev/stdin <<< 'SCRIPT' 0</dev/null"),
+    ],
+)
+def test_only_a_descriptor_reopened_by_name_is_read(
+    tmp_path: Path, source_by_name: CompiledPolicy, read: str, not_read: str
+) -> None:
+    (tmp_path / "env.sh").write_text("true\n")
+    (tmp_path / "input.txt").write_text("true\n")
+    cwd = str(tmp_path)
+    verdict = _check(source_by_name, read.replace("SCRIPT", "echo RAN"), cwd)
+    assert "heredoc-to-shell" in verdict.request["constructs"]
+    assert ["echo", "RAN"] in verdict.request["commands"]
+    verdict = _check(source_by_name, not_read.replace("SCRIPT", "echo RAN"), cwd)
+    assert "heredoc-to-shell" not in verdict.request.get("constructs", [])
+    assert ["echo", "RAN"] not in verdict.request["commands"]
+    if BASH is not None:  # the premise
+        assert run_bash(read.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
+        output = run_bash(not_read.replace("SCRIPT", "echo RAN"), tmp_path)
+        assert "RAN" not in output.splitlines()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["cat < /dev/stdin", "bash script.sh < input.txt", "source ./env.sh", ". venv/bin/activate"],
+)
+def test_ordinary_reads_of_stdin_and_scripts_are_unchanged(
+    source_by_name: CompiledPolicy, line: str
+) -> None:
+    verdict = _check(source_by_name, line)
+    assert "heredoc-to-shell" not in verdict.request.get("constructs", [])
 
 
 # -- F5: files that time and script write ------------------------------------------------
