@@ -417,28 +417,6 @@ INHERITED_BY_BASH = [
 ]
 
 
-@pytest.mark.parametrize("form", INHERITED_BY_BASH)
-def test_a_deny_list_sees_a_here_string_a_shell_inherits(
-    tmp_path: Path, deny_list: CompiledPolicy, form: str
-) -> None:
-    verdict = _check(deny_list, form.replace("SCRIPT", "rm -rf /"))
-    assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
-    assert "heredoc-to-shell" in verdict.request["constructs"]
-    assert ["rm", "-rf", "/"] in verdict.request["commands"]
-    if BASH is not None:  # the premise: the inner bash reads it as its script
-        assert run_bash(form.replace("SCRIPT", "echo RAN"), tmp_path) == "RAN\n"
-
-
-@pytest.mark.parametrize("form", INHERITED_BY_BASH)
-def test_bash_allowed_by_name_does_not_allow_a_here_string_it_inherits(
-    bash_by_name: CompiledPolicy, form: str
-) -> None:
-    verdict = _check(bash_by_name, form.replace("SCRIPT", "echo x"))
-    assert verdict.decision == "deny", verdict.reason
-    assert "heredoc-to-shell" in verdict.request["constructs"]
-    assert ["echo", "x"] in verdict.request["commands"]  # its text is decided too
-
-
 @pytest.mark.parametrize(
     "line",
     [
@@ -520,20 +498,20 @@ REOPENED_BY_NAME = [
 ]
 
 
-@pytest.mark.parametrize("form", REOPENED_BY_NAME)
-def test_a_deny_list_sees_a_here_string_reopened_by_name(
+@pytest.mark.parametrize("form", INHERITED_BY_BASH + REOPENED_BY_NAME)
+def test_a_deny_list_sees_a_here_string_a_shell_inherits_or_reopens(
     tmp_path: Path, deny_list: CompiledPolicy, form: str
 ) -> None:
     verdict = _check(deny_list, form.replace("SCRIPT", "rm -rf /"))
     assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
     assert "heredoc-to-shell" in verdict.request["constructs"]
     assert ["rm", "-rf", "/"] in verdict.request["commands"]
-    if BASH is not None:  # the premise: bash (or source) reads it as script
+    if BASH is not None:  # the premise: the inner bash (or source) reads it as script
         assert "RAN" in run_bash(form.replace("SCRIPT", "echo RAN"), tmp_path).splitlines()
 
 
-@pytest.mark.parametrize("form", REOPENED_BY_NAME)
-def test_bash_or_source_allowed_by_name_does_not_allow_a_here_string_reopened(
+@pytest.mark.parametrize("form", INHERITED_BY_BASH + REOPENED_BY_NAME)
+def test_bash_or_source_allowed_by_name_does_not_allow_a_here_string_it_reads(
     source_by_name: CompiledPolicy, form: str
 ) -> None:
     verdict = _check(source_by_name, form.replace("SCRIPT", "echo x"))
