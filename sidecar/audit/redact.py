@@ -83,6 +83,8 @@ _GLUED = r"(?<=[A-Za-z0-9])"
 # Between the name and the '=' or ':', a closing quote, JSON-escaped or not.
 _AFTER_NAME = r"""(?:\\?["'])?"""
 _QUOTE = _AFTER_NAME
+# The quote closing a quoted key ("Authorization": ...), JSON-escaped or not.
+_KEY_QUOTE = r"""\\?["']"""
 _FLAGS = re.ASCII
 # A command-line option naming a secret whose value is the next word (``--password pw``,
 # ``vault login --token t``): one or two dashes, words joined by '-' or '_', the last
@@ -287,11 +289,18 @@ _PATTERNS: list[SecretPattern] = [
         rf"|(?<='){_AUTH_HEAD}{_AUTH_IN_SINGLE}"
         # A header line: to the end of the line.
         rf"|(?:^|(?<=\n)){_AUTH_HEAD}{_AUTH_TO_LINE_END}"
-        # The value quoted after the name ("Authorization": "Bot ..."): to its closing quote.
-        rf"|{_AUTH_NAME}{_QUOTE}\s*[:=]\s*(?:\\\"{_AUTH_SCHEME}{_AUTH_IN_ESCAPED}"
-        rf"|\"{_AUTH_SCHEME}{_AUTH_IN_DOUBLE}|'{_AUTH_SCHEME}{_AUTH_IN_SINGLE}"
+        # The value quoted after the name ("Authorization": "Bot ..."): to its closing
+        # quote. Not when that quote is the one that opened a string just before the
+        # name: in grep "Authorization: " && rm -rf /srv it closes the string, and the
+        # header's value is empty (taken for an opening quote, it hid the rm).
+        rf"|(?:{_AUTH_NAME}{_KEY_QUOTE}|(?<!\\\")(?<!\\\"proxy-){_AUTH_NAME})\s*[:=]\s*"
+        rf"\\\"{_AUTH_SCHEME}{_AUTH_IN_ESCAPED}"
+        rf"|(?:{_AUTH_NAME}{_KEY_QUOTE}|(?<!\")(?<!\"proxy-){_AUTH_NAME})\s*[:=]\s*"
+        rf"\"{_AUTH_SCHEME}{_AUTH_IN_DOUBLE}"
+        rf"|(?:{_AUTH_NAME}{_KEY_QUOTE}|(?<!')(?<!'proxy-){_AUTH_NAME})\s*[:=]\s*"
+        rf"'{_AUTH_SCHEME}{_AUTH_IN_SINGLE}"
         # Anywhere else: the scheme, then the credentials as RFC 9110 writes them.
-        rf"|(?![\\\"']){_AUTH_SCHEME}{_AUTH_CREDENTIALS}))",
+        rf"|{_AUTH_NAME}{_QUOTE}\s*[:=]\s*(?![\\\"']){_AUTH_SCHEME}{_AUTH_CREDENTIALS})",
         ("authorization", "authorisation"),
         ignore_case=True,
         trim=True,

@@ -430,3 +430,28 @@ def test_a_413_record_says_how_much_was_sent_and_keeps_its_start(tmp_path: Path)
     assert streamed["body"].startswith('{"action":"file.read"') and streamed["truncated"]
     # A declared length over the limit is refused before the body is read.
     assert (whole["bytes"], whole["body"]) == (len(body), "")
+
+
+# Found in code review (2026-12-06): the quote closing a string that holds an empty
+# header name was taken for the opening quote of its value, and everything after it in
+# a recorded command line was tagged, hiding the commands that followed.
+@pytest.mark.parametrize(
+    "line",
+    [
+        'grep -n "Authorization: " -r . && rm -rf /srv',
+        "echo 'Authorization: ' && rm -rf /srv",
+        'printf "Proxy-Authorization:" ; rm -rf /srv',
+    ],
+)
+def test_an_empty_header_in_a_quoted_string_hides_nothing_after_it(line: str) -> None:
+    assert Redactor(b"k" * 32).redact_text(line) == line
+
+
+def test_a_quoted_value_after_the_header_is_still_redacted() -> None:
+    redactor = Redactor(b"k" * 32)
+    for line in (
+        "curl -H 'Authorization: \"Bearer tok123456\"' x",
+        '{"Authorization": "Bot tok123456"}',
+        "Authorization: 'SSWS tok123456'",
+    ):
+        assert "tok123456" not in redactor.redact_text(line), line
