@@ -1,7 +1,7 @@
 """The /check request body (CONTRACT section 2.1), parsed strictly.
 
 Unknown fields, wrong types, fields that do not belong to the action, duplicate JSON
-keys, NaN and lone surrogates are all ``RequestError`` (answered 400). The pydantic
+keys, NaN, NUL bytes and lone surrogates are all ``RequestError`` (answered 400). The pydantic
 models here are the single source of the request schema: the HTTP app validates with
 them and /openapi.json is generated from them.
 """
@@ -138,33 +138,36 @@ def _plain(value: Any, depth: int = 1) -> Any:
 
 
 def _check_text(value: Any, where: str) -> None:
-    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800``).
+    """Refuse NUL bytes and strings that are not valid Unicode (lone surrogates).
 
-    Only a non-ASCII string can hold one; ASCII ones (nearly all) are passed over.
+    Both can only come from a ``\\u`` escape (the body is valid UTF-8 and JSON forbids a
+    raw control character). A NUL is refused in every string, ``context`` and keys
+    included: C code cuts a string at it, so what one reader records another would see
+    shortened. A lone surrogate can only be in a non-ASCII string.
     """
     if isinstance(value, str):
+        if "\x00" in value:
+            raise RequestError("must not contain NUL bytes", where or None)
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise RequestError("contains an invalid Unicode escape", where) from None
+                raise RequestError("contains an invalid Unicode escape", where or None) from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            if not (isinstance(key, str) and key.isascii()):
-                _check_text(key, where)
-            if not (isinstance(item, str) and item.isascii()):
-                _check_text(item, f"{where}.{key}" if where else key)
+            _check_text(key, where)
+            _check_text(item, f"{where}.{key}" if where else key)
     elif isinstance(value, list):
         for item in value:
-            if not (isinstance(item, str) and item.isascii()):
-                _check_text(item, where)
+            _check_text(item, where)
 
 
 def parse_body(body: bytes) -> CheckRequest:
     """``parse_request(parse_json_body(body))``: a /check body as the gate parses it.
 
-    The body is valid UTF-8 once decoded, so a lone surrogate can only come from a
-    ``\\u`` escape: without one in the body, no string needs the walk that looks for it.
+    The body is valid UTF-8 once decoded, so a lone surrogate or a NUL can only come from
+    a ``\\u`` escape: without one in the body, no string needs the walk that looks for
+    them.
     """
     return parse_request(parse_json_body(body), check_text=b"\\u" in body)
 
@@ -172,7 +175,7 @@ def parse_body(body: bytes) -> CheckRequest:
 def parse_request(data: Any, *, check_text: bool = True) -> CheckRequest:
     """Validate a decoded body. Raises ``RequestError`` naming the offending field.
 
-    ``check_text=False`` skips the search for lone surrogates, for a caller that knows
+    ``check_text=False`` skips the search for NULs and lone surrogates, for a caller that knows
     none can be there (``parse_body``)."""
     if not isinstance(data, dict):
         raise RequestError("the body must be a JSON object")

@@ -165,6 +165,11 @@ BAD_BODIES = [
         "invalid_request",
     ),
     (
+        json.dumps({"action": "file.read", "path": "/x", "context": {"t": "a\u0000"}}).encode(),
+        400,
+        "invalid_request",
+    ),
+    (
         json.dumps({"action": "network.request", "host": "a.com", "port": 99999}).encode(),
         400,
         "invalid_request",

@@ -319,6 +319,28 @@ def test_a_lone_surrogate_anywhere_in_a_body_is_refused(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            b'{"action": "file.read", "path": "/x", "context": {"task": "a\\u0000b"}}',
+            "context.task",
+        ),
+        (b'{"action": "file.read", "path": "/x", "context": {"k": [{"\\u0000": 1}]}}', "context.k"),
+        (b'{"action": "file.read", "path": "/x", "approval": "apr_1\\u0000"}', "approval"),
+        (b'{"action": "process.exec", "argv": ["ls", "\\u0000"]}', "argv"),
+        (b'{"action": "k8s.request", "k8s": {"method": "GET", "path": "/api\\u0000"}}', "k8s.path"),
+    ],
+)
+def test_a_nul_anywhere_in_a_body_is_refused(body: bytes, field: str) -> None:
+    """CONTRACT 2.1 lists NUL bytes among the 400s; a field that is only recorded
+    (``context``) or looked up (``approval``) is no exception: C code reading the
+    record or the id would see it cut short."""
+    with pytest.raises(RequestError, match="must not contain NUL bytes") as raised:
+        parse_body(body)
+    assert raised.value.field == field
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b'{"action": "network.request", "host": "example.com", "port": 1' + b"0" * 5000 + b"}",
