@@ -321,6 +321,15 @@ _PATTERNS: list[SecretPattern] = [
         ignore_case=True,
     ),
     _pattern("url-credentials", _URL_AUTHORITY + r"[^/\s:@]*:([^/\s@]+)@", ("://",)),
+    # A password holding a '/' unencoded: such a URL is invalid (the authority ends at the
+    # '/'), but it is still recorded (a 400's body, a command line). Not a port's digits
+    # ("host:8443/users/@me" keeps its path). Bounded: tried from every "://", an
+    # unbounded run would make a long line without '@' quadratic.
+    _pattern(
+        "url-credentials",
+        _URL_AUTHORITY + r"[^/\s:@]*:((?![0-9]*/)[^/\s@]{0,256}/[^\s@]{0,256})@",
+        ("://",),
+    ),
     # A token as the user of a URL with no password (https://TOKEN@github.com/o/r, as
     # git and the forges accept): a user name of 20 or more letters, digits, '_' or '-'.
     # Shorter names and names with a '.' (git@, first.last@) are kept.
@@ -909,6 +918,7 @@ def secret_key_kind(key: str) -> str | None:
 # Words that start a token or a header are enough on their own.
 _TRIGGERS = (
     r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
+    r"|://[^\s/:@]*:[^\s@]*/[^\s@]*@"  # a URL password holding a '/'
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).

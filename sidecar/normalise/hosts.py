@@ -40,7 +40,8 @@ whitespace and control characters, ``@`` (userinfo), ``/ ? #`` (a URL, not a hos
 others do not), ``:`` outside an IPv6 address (a port belongs in ``port``), brackets
 around anything but IPv6, IPv6 zone ids (``fe80::1%eth0`` names a local interface),
 IPv4-compatible IPv6 addresses (see ``host_forms``), invalid IDNA, UTS-46's deviation
-characters (``_DEVIATIONS``) and any other character. Unicode that UTS-46 maps onto
+characters (``_DEVIATIONS``), Unicode that IDNA 2003 (Python's codec) reads as another
+host (``_check_idna2003``) and any other character. Unicode that UTS-46 maps onto
 one of these (FULLWIDTH COMMERCIAL AT) is rejected the same way.
 
 ``parse_url``, ``ParsedUrl`` and ``default_port`` live in ``sidecar.normalise.urls`` and
@@ -300,8 +301,35 @@ def _canonical(raw: str) -> str:
     _check_chars(mapped)  # UTS-46 maps some Unicode onto forbidden ASCII (fullwidth '@')
     labels = _split_labels(mapped)
     if _NUMBER_LABEL.fullmatch(labels[-1]):
-        return _ipv4(labels)
-    return _join([_label(label) for label in labels])
+        canonical = _ipv4(labels)
+    else:
+        canonical = _join([_label(label) for label in labels])
+    if not raw.isascii():
+        _check_idna2003(raw, canonical)
+    return canonical
+
+
+def _check_idna2003(raw: str, canonical: str) -> None:
+    """Refuse a host that IDNA 2003 turns into another host than UTS-46 does.
+
+    Python's "idna" codec (``http.client``, ``socket.getaddrinfo``) implements IDNA 2003
+    on Unicode 3.2: it passes newer characters through unmapped, so ``ex\u1d2cmple.com``
+    (MODIFIER LETTER CAPITAL A) is ``example.com`` here and ``xn--exmple-c75b.com`` there.
+    A host the codec cannot encode at all is not reached by those clients: no conflict.
+    """
+    try:
+        reading = raw.encode("idna").decode("ascii")
+    except UnicodeError:
+        return
+    try:
+        other = _canonical(reading)
+    except InvalidHost:
+        other = reading
+    if other != canonical:
+        raise InvalidHost(
+            f"is {other!r} to IDNA 2003 clients (Python's http.client and sockets) but "
+            f"{canonical!r} to UTS-46 ones: HTTP clients disagree on which host it names"
+        )
 
 
 def canonical_host(raw: str, field: str = "host") -> str:

@@ -25,7 +25,9 @@ rejects (``RequestError``) where WHATWG is lenient:
   decoding them. IPv6 zone ids are rejected.
 * Port: ASCII digits, 1-65535 (leading zeros allowed, ``:0080`` is 80). An empty port
   (``http://a.com:/``) is rejected. Absent, it is the scheme's default.
-* Fragment: dropped (never sent to the server).
+* Fragment: dropped (never sent to the server). A second ``#`` is rejected: a fragment
+  may not hold one (RFC 3986 3.5), and Python's ``urllib.request`` cuts at the last
+  ``#``, sending what lies between the two as path (``/v1/x#/../admin#``).
 * Path: percent-encoding normalised (RFC 3986 6.2.2): encoded unreserved characters
   (``%61`` ``%2e``) are decoded, other escapes get upper-case hex, non-ASCII and
   ``" < > ` { }`` are encoded; a ``%`` not followed by two hex digits is rejected. Dot
@@ -397,7 +399,13 @@ def parse_url(url: str, field: str = "url") -> ParsedUrl:
         raise RequestError("has no host", field)
     host = canonical_host(host_text, field)
     port = _port(port_text, scheme, field)
-    tail = tail.partition("#")[0]
+    tail, _, fragment = tail.partition("#")
+    if "#" in fragment:
+        raise RequestError(
+            "has more than one '#' (ambiguous URL: some clients send what lies between "
+            "them as part of the path)",
+            field,
+        )
     raw_path, question, raw_query = tail.partition("?")
     path = _normalise_path(raw_path, field)
     query = ""

@@ -132,3 +132,59 @@ def test_an_allow_of_the_loopback_address_does_not_cover_localhost_names() -> No
     assert evaluate_request(
         policy, {"action": "network.request", "url": "http://127.0.0.1/"}
     ).allowed
+
+
+# Found by the differential review of 2026-12-06 (URLs sent through Node, urllib,
+# requests, urllib3, httpx and curl to a recording server).
+API = load_policy_bytes(
+    b"version: 1\nrules:\n"
+    b"  - {id: api, action: network.request, host: api.example.com,"
+    b" path: {glob: '/v1/**'}, decision: allow}\n",
+    "api.yaml",
+)
+
+
+def test_a_second_hash_in_a_url_is_refused_not_read_as_a_fragment() -> None:
+    # urllib.request cuts a URL at its last '#': it sent "GET /v1/x#/../admin/secret",
+    # which a Go file server cleaned to /v1/../admin/secret and served, while the gate
+    # had decided /v1/x (allowed).
+    url = "http://api.example.com/v1/x#/../admin/secret#"
+    with pytest.raises(RequestError, match="more than one '#'"):
+        evaluate_request(API, {"action": "network.request", "url": url})
+    one = evaluate_request(
+        API, {"action": "network.request", "url": "http://api.example.com/v1/x#f"}
+    )
+    assert (one.decision, one.request["url"]) == ("allow", "http://api.example.com/v1/x")
+
+
+def test_a_host_idna_2003_reads_as_another_host_is_refused() -> None:
+    # U+1D2C (MODIFIER LETTER CAPITAL A) is 'a' to UTS-46 but unassigned in Unicode 3.2:
+    # Python's "idna" codec (http.client, sockets) keeps it, and connects to
+    # api.xn--exmple-c75b.com while the gate would decide and record api.example.com.
+    host = "api.ex\u1d2cmple.com"
+    assert host.encode("idna") == b"api.xn--exmple-c75b.com"
+    for body in (
+        {"action": "network.request", "url": f"http://{host}/v1/x"},
+        {"action": "network.request", "host": host, "port": 443},
+    ):
+        with pytest.raises(RequestError, match="IDNA 2003"):
+            evaluate_request(API, body)
+    with pytest.raises(PolicyError):
+        load_policy_bytes(
+            f"version: 1\nrules:\n  - {{action: network.request, host: '{host}', decision: allow}}\n".encode(),
+            "rule.yaml",
+        )
+
+
+@pytest.mark.parametrize(
+    ("host", "canonical"),
+    [
+        ("b\u00fccher.example", "xn--bcher-kva.example"),  # both readings agree
+        ("\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com", "example.com"),  # fullwidth
+        ("\uff11\uff12\uff17.\uff11", "127.0.0.1"),  # an address, however spelt
+        ("m\u00fcnchen\u3002example", "xn--mnchen-3ya.example"),  # ideographic full stop
+    ],
+)
+def test_hosts_both_idna_readings_agree_on_are_kept(host: str, canonical: str) -> None:
+    verdict = evaluate_request(API, {"action": "network.request", "host": host, "port": 443})
+    assert verdict.request["host"] == canonical

@@ -44,6 +44,8 @@ SECRETS = [
     ("https://api.example/?user=a&passwd=s3cr3tvalue", "s3cr3tvalue", "password"),
     ('{"password": "correct horse"}', "correct horse", "password"),
     ("psql postgres://admin:pa55w0rdXYZ@db:5432/x", "pa55w0rdXYZ", "url-credentials"),
+    # A '/' in the password: an invalid URL (answered 400), still recorded.
+    ("http://alice:Sup3rSecret/x@api.example.com/v1/x", "Sup3rSecret/x", "url-credentials"),
     ("client_secret=abcdef0123456789", "abcdef0123456789", "secret"),
     ("x-api-key: 0123456789abcdefXYZ", "0123456789abcdefXYZ", "api-key"),
     ("Cookie: session=abcdef123456", "session=abcdef123456", "cookie"),
@@ -152,10 +154,23 @@ def test_clean_bodies_are_returned_unchanged_and_pass_the_screen() -> None:
         "https://deploy-bot-2026@example.com/x",  # under 20 characters
         "npm_config_registry=https://registry.npmjs.org",  # npm's own settings
         "hf_hub_download(repo_id)",  # too short for a Hugging Face token
+        "https://example.com:443/users/@me",  # a port, then a path holding '@'
+        "https://registry.npmjs.org/@scope/pkg",
     ],
 )
 def test_look_alikes_of_the_token_forms_are_kept(text: str) -> None:
     assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
+def test_urls_holding_a_password_with_a_slash_are_redacted_in_linear_time() -> None:
+    # Tried from every "://": unbounded, a long line of them without an '@' would be
+    # quadratic.
+    redactor = Redactor(KEY)
+    for text in ("x://u:p/" * 8000, "x://u:p/" * 8000 + "@", "a://b:c" + "/d" * 30_000 + "@"):
+        started = time.perf_counter()
+        redactor.redact({"v": text})
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters"
 
 
 def test_a_url_token_redacted_once_is_left_alone() -> None:
@@ -167,8 +182,13 @@ def test_a_url_token_redacted_once_is_left_alone() -> None:
 
 @pytest.mark.parametrize(
     ("tail", "redacted"),
-    [("://x@", False), ("://x:pw-9911@", True), ("://" + "T" * 24 + "@", True)],
-    ids=["user", "password", "token"],
+    [
+        ("://x@", False),
+        ("://x:pw-9911@", True),
+        ("://" + "T" * 24 + "@", True),
+        ("://x:p/w@", True),
+    ],
+    ids=["user", "password", "token", "password-with-slash"],
 )
 def test_a_url_after_a_long_dotted_run_is_redacted_in_linear_time(
     tail: str, redacted: bool
