@@ -317,7 +317,14 @@ def test_a_negated_method_prefix_does_not_allow_the_method_in_another_case() -> 
         (
             "{action: k8s.request, decision: deny, verb: [delete], resource: '*'}",
             "values.yaml: rules[0]: resource: equals: '*' is compared as written and no "
-            "resource contains '*', '?' or '['; for a pattern write {glob: '*'}",
+            "resource contains '*', '?' or '['; for a pattern write {glob: '**'} (every "
+            "resource and subresource, as RBAC's '*')",
+        ),
+        (
+            "{action: k8s.request, decision: deny, resource: [pods, 'deploy*']}",
+            "values.yaml: rules[0]: resource: in: 'deploy*' is compared as written and no "
+            "resource contains '*', '?' or '['; for a pattern write {glob: 'deploy*'} ('*' "
+            "does not cross the '/' of a subresource; '**' does)",
         ),
         (
             "{action: k8s.request, decision: deny, namespace: [kube-system, 'prod-*']}",
@@ -356,16 +363,32 @@ def test_a_pattern_written_as_a_literal_kubernetes_or_http_value_is_an_error(
 
 
 def test_the_glob_the_error_points_to_does_what_rbac_star_means() -> None:
-    policy = load_policy_bytes(
-        b"version: 1\nrules:\n"
-        b"  - {id: no-deletes, action: k8s.request, decision: deny, verb: delete,"
-        b" resource: {glob: '*'}}\n"
-        b"  - {id: ops, action: k8s.request, decision: allow}\n",
-        "rbac.yaml",
-    )
-    delete = {"method": "DELETE", "path": "/apis/apps/v1/namespaces/prod/deployments/web"}
-    verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": delete})
-    assert (verdict.decision, verdict.rule) == ("deny", "no-deletes")
+    # RBAC's resources: ["*"] covers subresources too; the error points to "**", since a
+    # glob's "*" stops at the "/" of pods/exec (a reviewer found kubectl logs, services
+    # proxy and deployments/scale allowed in kube-system past a deny of {glob: "*"}).
+    def deny_all_of(resource: str) -> CompiledPolicy:
+        return load_policy_bytes(
+            b"version: 1\nrules:\n"
+            b"  - {id: no-kube-system, action: k8s.request, decision: deny,"
+            b" namespace: kube-system, resource: {glob: '" + resource.encode() + b"'}}\n"
+            b"  - {id: ops, action: k8s.request, decision: allow}\n",
+            "rbac.yaml",
+        )
+
+    paths = [
+        ("DELETE", "/apis/apps/v1/namespaces/kube-system/deployments/coredns"),
+        ("GET", "/api/v1/namespaces/kube-system/pods/etcd-0/log"),
+        ("POST", "/api/v1/namespaces/kube-system/pods/etcd-0/exec"),
+        ("PUT", "/apis/apps/v1/namespaces/kube-system/deployments/coredns/scale"),
+        ("GET", "/api/v1/namespaces/kube-system/services/dns:53/proxy/x"),
+    ]
+    star_star, star = deny_all_of("**"), deny_all_of("*")
+    for method, path in paths:
+        body = {"action": "k8s.request", "k8s": {"method": method, "path": path}}
+        verdict = evaluate_request(star_star, body)
+        assert (verdict.decision, verdict.rule) == ("deny", "no-kube-system"), path
+        subresource = evaluate_request(star, body).request["k8s"]["resource"].count("/")
+        assert (evaluate_request(star, body).decision == "deny") is (subresource == 0), path
 
 
 def test_a_path_written_like_a_glob_loads_with_a_warning() -> None:

@@ -94,9 +94,18 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
     if field in NO_WILDCARD_FIELDS and operator != "glob" and any(c in value for c in WILDCARDS):
         # RBAC's resources: ["*"] means every resource; here it would match none (a deny
         # with a hole), so say how to write the pattern.
+        suggestion = f"{{glob: {value!r}}}"
+        if field == "resource":
+            # A glob's '*' stays inside one '/'-separated part: "*" is every resource but
+            # no subresource (pods/exec), which RBAC's "*" includes.
+            suggestion = (
+                "{glob: '**'} (every resource and subresource, as RBAC's '*')"
+                if value == "*"
+                else f"{{glob: {value!r}}} ('*' does not cross the '/' of a subresource; '**' does)"
+            )
         raise MatcherError(
             f"{operator}: {value!r} is compared as written and no {field} contains "
-            f"'*', '?' or '['; for a pattern write {{glob: {value!r}}}"
+            f"'*', '?' or '['; for a pattern write {suggestion}"
         )
     if field in LOWER_FIELDS:
         return value.lower()
