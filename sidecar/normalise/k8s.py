@@ -158,6 +158,28 @@ def also_evaluated_as(attributes: K8sAttributes) -> tuple[K8sAttributes, ...]:
     return ()
 
 
+def may_create(attributes: K8sAttributes) -> K8sAttributes | None:
+    """The ``create`` a ``patch`` or ``update`` of a named object may be, else None.
+
+    A server-side apply (``PATCH`` with ``application/apply-patch+yaml``, what ``kubectl
+    apply --server-side`` sends) creates the object when it does not exist, and so does
+    a ``PUT`` of a resource that allows create on update; kube-apiserver then also asks
+    the authorizer for ``create``. The gate sees neither the content type nor whether
+    the object exists, so the request is also decided as a ``create`` by deny and
+    require_approval rules (``Subject.restrictions_only``): a deny of creating
+    namespaces holds against an apply, while an allow of ``patch`` still needs no allow
+    of ``create``. A subresource (``deployments/scale``) never creates its object.
+    """
+    if (
+        attributes.is_resource_request
+        and attributes.verb in ("patch", "update")
+        and attributes.name
+        and "/" not in attributes.resource
+    ):
+        return replace(attributes, verb="create")
+    return None
+
+
 def resolve_request(method: str, path: str, query: str | None = None) -> K8sAttributes:
     """Resolve an HTTP request to its Kubernetes attributes, like RequestInfo does.
 

@@ -17,6 +17,7 @@ from sidecar.normalise.k8s import (
     K8sAttributes,
     also_evaluated_as,
     from_attributes,
+    may_create,
     resolve_request,
 )
 from sidecar.normalise.paths import lexical_path, normalise_path, written_paths
@@ -318,6 +319,16 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
         label = f"{attributes.verb} {attributes.resource} (evaluated as {extra.verb})"
         subjects.append(
             Subject(K8S_REQUEST, _with_agent(_k8s_fields(extra), identity), label=label)
+        )
+    creating = may_create(attributes)
+    if creating is not None:
+        subjects.append(
+            Subject(
+                K8S_REQUEST,
+                _with_agent(_k8s_fields(creating), identity),
+                label=f"{attributes.verb} {attributes.resource} (may create it: create)",
+                restrictions_only=True,
+            )
         )
     return Normalised(K8S_REQUEST, {"k8s": attributes.record()}, tuple(subjects))
 
