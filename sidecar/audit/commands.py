@@ -213,6 +213,11 @@ def run_verify(args: argparse.Namespace) -> int:
     except OSError as exc:  # a part of the trail that cannot be read proves nothing
         print(f"tampered: cannot read the trail: {exc}")
         return EXIT_FAILED
+    if report.intact and not report.records:
+        report.warnings.append(
+            "the trail holds no records: a gate records its start, so it was wiped or "
+            "never used (pass --public-key to make that a failure)"
+        )
     if report.intact and report.last_signed_size == 0 and report.records:
         report.warnings.append(
             "no signed checkpoint: records removed from the end cannot be detected"

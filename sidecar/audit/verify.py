@@ -161,9 +161,16 @@ def verify_trail(
     Raises FileNotFoundError when ``directory`` is not an audit trail.
     """
     path = Path(directory)
-    if not (path / SEGMENTS_DIR).is_dir():
-        raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
     report = VerifyReport()
+    if not (path / SEGMENTS_DIR).is_dir():
+        if (path / CHECKPOINT_FILE).is_file():
+            # A checkpoint says records were written: their segments were removed.
+            report.fault = Fault(
+                f"{SEGMENTS_DIR}/ is missing but {CHECKPOINT_FILE} is there: the records "
+                "it vouches for were removed"
+            )
+            return report
+        raise FileNotFoundError(f"{path} is not an audit directory (no {SEGMENTS_DIR}/)")
     checker = _Checker(path, list(public_keys), report)
     try:
         externals = checker.load_external(checkpoint_notes)
@@ -173,10 +180,11 @@ def verify_trail(
     except _Tampered as exc:
         report.fault = exc.fault
         return report
-    if public_keys and report.records and not checker.verified:
+    if public_keys and not checker.verified:
         # Whoever can write the volume can rewrite every record and drop the checkpoint
         # records and DIR/checkpoint: given a key to check, a trail it signed none of
-        # proves nothing about who wrote it.
+        # proves nothing about who wrote it. An empty one neither: every start of the
+        # gate records something, so a trail without records was wiped or never used.
         report.fault = Fault(
             f"nothing in the trail is signed by the given key: {report.records} records, "
             f"and neither a checkpoint record nor {CHECKPOINT_FILE} verifies with it "

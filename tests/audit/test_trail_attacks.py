@@ -237,3 +237,43 @@ def test_without_a_key_such_a_trail_is_only_a_warning(trail: Path) -> None:
     _rewrite_without_checkpoints(trail, _deny_everything)
     report = verify_trail(trail)
     assert report.intact and report.last_signed_size == 0
+
+
+def _wipe_segments(trail: Path) -> None:
+    for segment in (trail / "segments").iterdir():
+        segment.unlink()
+
+
+def test_a_wiped_trail_fails_against_the_trusted_key(
+    trail: Path, signer: Signer, tmp_path: Path
+) -> None:
+    # Every segment and DIR/checkpoint deleted: "intact: 0 records" passed before.
+    _wipe_segments(trail)
+    (trail / "checkpoint").unlink()
+    result = _verify_cli(trail, signer, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nothing in the trail is signed by the given key: 0 records" in result.stdout
+
+
+def test_a_wiped_trail_without_a_key_is_named_in_a_warning(trail: Path) -> None:
+    _wipe_segments(trail)
+    (trail / "checkpoint").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "audit", "verify", str(trail)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("intact: 0 records")
+    assert "warning: the trail holds no records" in result.stderr
+
+
+def test_segments_removed_under_a_checkpoint_are_tampering_not_a_usage_error(
+    trail: Path, signer: Signer, tmp_path: Path
+) -> None:
+    # Exit 2 (usage) before: a script testing for exit 1 (tampered) missed the wipe.
+    shutil.rmtree(trail / "segments")
+    result = _verify_cli(trail, signer, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "segments/ is missing but checkpoint is there" in result.stdout
