@@ -134,10 +134,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     # Set but empty (`--require-policy-hash "$(HASH)"` with HASH unset, a template's
     # `value: ""`) meant "check this": running without the check would accept any policy.
-    for flag, variable, check in (
-        ("--signing-key", "TOLLGATE_SIGNING_KEY", "signed checkpoints"),
-        ("--policy-public-key", "TOLLGATE_POLICY_PUBLIC_KEY", "signed policies"),
-        ("--require-policy-hash", "TOLLGATE_REQUIRE_POLICY_HASH", "a pinned policy hash"),
+    # An empty origin would silently fall back to tollgate/<identity>, which changes with
+    # the pod's name, and no verifier key bound to the chosen origin would match.
+    for flag, variable, otherwise in (
+        ("--signing-key", "TOLLGATE_SIGNING_KEY", "run without signed checkpoints"),
+        ("--policy-public-key", "TOLLGATE_POLICY_PUBLIC_KEY", "run without signed policies"),
+        (
+            "--require-policy-hash",
+            "TOLLGATE_REQUIRE_POLICY_HASH",
+            "run without a pinned policy hash",
+        ),
+        ("--audit-origin", "TOLLGATE_AUDIT_ORIGIN", "use the default origin tollgate/<identity>"),
     ):
         given = getattr(args, flag[2:].replace("-", "_"))
         from_env = os.environ.get(variable)
@@ -146,7 +153,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ):
             print(
                 f"tollgate serve: {flag} / ${variable} is set but empty; give a value, "
-                f"or leave it out entirely to run without {check}",
+                f"or leave it out entirely to {otherwise}",
                 file=sys.stderr,
             )
             return EXIT_ERROR

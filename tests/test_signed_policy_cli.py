@@ -116,6 +116,10 @@ def test_an_empty_signing_or_pinning_setting_is_refused(tmp_path: Path) -> None:
         # without checkpoints, silently: an unsigned trail by accident.
         (["--signing-key", ""], {}, "--signing-key"),
         ([], {"TOLLGATE_SIGNING_KEY": ""}, "TOLLGATE_SIGNING_KEY"),
+        # Found in a newcomer's walkthrough (2026-12-06): an empty origin fell back to
+        # tollgate/<identity>, whose pod name no verifier key bound to the origin matches.
+        (["--audit-origin", ""], {}, "--audit-origin"),
+        ([], {"TOLLGATE_AUDIT_ORIGIN": ""}, "TOLLGATE_AUDIT_ORIGIN"),
     ]
     for number, (args, env, named) in enumerate(cases):
         case_dir = tmp_path / str(number)
