@@ -420,3 +420,19 @@ def test_version_must_be_the_integer_one(version: str) -> None:
     with pytest.raises(PolicyError) as caught:
         load_policy_bytes(f"version: {version}\nrules: []\n".encode(), "v.yaml")
     assert str(caught.value) == "v.yaml: version: Input should be 1 (an integer)"
+
+
+def test_a_glob_with_a_brace_list_loads_with_a_warning() -> None:
+    # Found in the path review of 2026-12-06: gitignore and minimatch expand braces, the
+    # contract's glob does not, so this deny matched only a directory named
+    # "{root,cwd}" and /proc/self/root/etc/x went through, without a word from validate.
+    policy = _load(
+        "{id: proc, action: file.read, decision: deny, path: {glob: '/proc/*/{root,cwd}/**'}}"
+    )
+    assert policy.warnings == (
+        "rules[0] (id 'proc'): path: glob '/proc/*/{root,cwd}/**' holds a brace list, which "
+        "a glob matches as written (no alternation); write a rule per alternative or a regex",
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/proc/self/root/etc/x"})
+    assert verdict.decision == "deny" and verdict.rule is None  # no rule: denied by default
+    assert not _load("{action: file.read, decision: deny, path: {glob: '/x/{a}/**'}}").warnings

@@ -11,6 +11,7 @@ match it, not every rule.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -187,6 +188,37 @@ def _literal_wildcard_warnings(rule: Rule) -> list[str]:
     return warnings
 
 
+# A brace list as gitignore, minimatch and the shells expand it: "/proc/*/{root,cwd}/**".
+_BRACE_LIST = re.compile(r"\{[^{}]*,[^{}]*\}")
+
+
+def _globs(matcher: Matcher) -> list[str]:
+    """The ``glob`` values of ``matcher``, in ``not`` too."""
+    if not isinstance(matcher, MatcherSpec):
+        return []
+    found = [matcher.glob] if matcher.glob is not None else []
+    if matcher.not_ is not None:
+        found.extend(_globs(matcher.not_))
+    return found
+
+
+def _brace_glob_warnings(matchers: list[tuple[str, Matcher]]) -> list[str]:
+    """Globs holding a brace list, which the contract's glob matches as written.
+
+    A deny of ``/proc/*/{root,cwd}/**`` matches only a directory named "{root,cwd}":
+    valid, but almost surely meant as two patterns.
+    """
+    warnings = []
+    for name, matcher in matchers:
+        for value in _globs(matcher):
+            if _BRACE_LIST.search(value):
+                warnings.append(
+                    f"{name}: glob {value!r} holds a brace list, which a glob matches as "
+                    "written (no alternation); write a rule per alternative or a regex"
+                )
+    return warnings
+
+
 def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     """Valid allow rules that probably allow more than their author meant."""
     warnings = []
@@ -280,6 +312,7 @@ def compile_policy(
         if rule.decision == "allow":
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
         warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
+        warnings.extend(f"{label}: {w}" for w in _brace_glob_warnings(matchers))
         if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
             warnings.append(
                 f"{label}: args: holds when any one argument matches, wherever it is "
