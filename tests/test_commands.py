@@ -966,7 +966,9 @@ CONSTRUCT_CASES = [
     ("zsh +o rcs -c a", [("a",)], {"unmodelled-shell"}),
     ("zsh +o RCS -c a", [("a",)], {"unmodelled-shell"}),
     ("bash -c a", [("a",)], set()),
-    ("bash +l -c a", [("a",)], set()),
+    # bash and dash read "l" as a login shell whatever its sign (cmdfuzz review,
+    # 2026-12-06: the real bash +l -c read ~/.bash_profile).
+    ("bash +l -c a", [("a",)], {"startup-files"}),
     ("bash --noprofile --norc -c a", [("a",)], set()),
     ("bash --login --noprofile -c a", [("a",)], set()),
     ("bash -l script.sh", [("bash", "-l", "script.sh")], {"startup-files"}),

@@ -25,7 +25,7 @@ shells denies it, and what it reads from a here-document or here-string is analy
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -40,11 +40,14 @@ POSIX_SHELLS = frozenset(
 ZSH_NAMES = frozenset({"zsh", "zsh-static"})
 KSH_LIKE = frozenset({"ksh", "ksh93", "mksh", "mksh-static", "lksh", "pdksh", "oksh", "loksh"})
 BASH_LONG_FLAGS = frozenset(
-    {"debugger", "dump-po-strings", "dump-strings", "help", "login", "noediting"}
+    {"debug", "debugger", "dump-po-strings", "dump-strings", "help", "login", "noediting"}
     | {"noprofile", "norc", "posix", "pretty-print", "protected", "restricted", "verbose"}
     | {"version", "wordexp"}
 )
 BASH_LONG_WITH_ARGUMENT = frozenset({"init-file", "rcfile"})
+# bash reads its long options before any other, with one dash as with two (``-login`` is
+# ``--login``, ``-posix -c 'rm x'`` runs rm); other shells read ``-login`` as letters.
+BASH_NAMES = frozenset({"bash", "rbash", "bash-static"})
 # A script operand that means standard input; the paths that name a descriptor
 # (/dev/stdin, /dev/fd/N ...) are ``shell_descriptors``'.
 STDIN_SCRIPTS = frozenset({"-"})
@@ -277,9 +280,10 @@ class ShellInvocation:
     # ``+O interactive_comments`` makes ``#`` an ordinary word).
     interactive: bool = False
     # It first runs startup files the gate cannot see, which the agent may have
-    # written: a login shell (``-l``, ``--login``: /etc/profile, ~/.profile,
-    # ~/.bash_profile, ~/.zprofile ...) or zsh, which reads /etc/zshenv and ~/.zshenv
-    # for every script unless its rcs option is off (``-f``, ``+o rcs``).
+    # written: a login shell (``-l``, ``+l`` too in bash and dash, ``--login``, bash's
+    # ``-login``: /etc/profile, ~/.profile, ~/.bash_profile, ~/.zprofile ...) or zsh,
+    # which reads /etc/zshenv and ~/.zshenv for every script unless its rcs option is
+    # off (``-f``, ``+o rcs``).
     startup_files: bool = False
     # ``plain``: the script file it runs, if any (``bash /dev/fd/3`` reads a descriptor).
     operand: Arg | None = None
@@ -293,11 +297,21 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     reads_rcs = name in ZSH_NAMES
     short_options = [name]  # the option clusters and their values, read like set's
     index = 1
+    long_first = True  # no short option read yet: bash still reads -NAME as --NAME
     while index < len(texts):
         arg = texts[index]
         if arg in ("--", "-"):
             index += 1
             break
+        single = long_first and arg[:1] == "-" and arg[1:2] != "-"
+        if single and arg[1:] in BASH_LONG_FLAGS | BASH_LONG_WITH_ARGUMENT:
+            if name not in BASH_NAMES:
+                if name == "sh":  # bash as sh reads a long option, dash letters
+                    return ShellInvocation("unparsed")
+            elif arg[1:] in BASH_LONG_WITH_ARGUMENT:
+                return ShellInvocation("unparsed")  # -rcfile FILE: not followed (--rcfile is)
+            else:
+                arg = "-" + arg
         if arg.startswith("--"):
             option = arg[2:].partition("=")[0]
             index += 1
@@ -320,6 +334,7 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
         if len(arg) < 2 or arg[0] not in "-+":
             break
         index += 1
+        long_first = False
         short_options.append(arg)
         turned_on = arg[0] == "-"
         for letter in arg[1:]:
@@ -329,7 +344,7 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 stdin_mode = True
             elif letter == "i" and turned_on:
                 interactive = True
-            elif letter == "l" and turned_on:
+            elif letter == "l":  # bash and dash: +l is a login shell too
                 login = True
             elif letter in ZSH_CD_LETTERS and turned_on and name in ZSH_NAMES:
                 zsh_cd = True  # zsh -w: chase_links ...
@@ -493,7 +508,9 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
         if words is None:
             return UNPARSED
         dynamic = dynamic or "$" in split or "\\c" in split
-        rest = [Arg(word) for word in words] + rest[index - 1 :]
+        if not rest[index - 2].static:  # the argument the text came from (-S TEXT, -STEXT)
+            words = [Arg(word.text, False) for word in words]
+        rest = words + rest[index - 1 :]
     rest = rest[index - 1 :]
     if rest and rest[0].text == "-":  # a lone "-" is -i
         rest = rest[1:]
@@ -506,46 +523,96 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
     return Unwrapped(inner=tuple(rest), cwd=cwd, assigned=tuple(assigned), dynamic=dynamic)
 
 
-ENV_STRING_ESCAPES = {"_": " ", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r"}
+# GNU env's -S escapes (coreutils' build_argv): a backslash before one of these stands for
+# the character; ``\_`` is a separator outside double quotes and a space inside them;
+# ``\c`` ends the text (outside quotes; env refuses it inside double quotes). Any other
+# backslash is refused by env (``invalid sequence``), and so here.
+ENV_STRING_ESCAPES = {"f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"} | {
+    char: char for char in "\"#$'\\"
+}
+ENV_STRING_SPACES = " \t\n\v\f\r"  # C's isspace, as env splits on it
+ENV_STRING_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def split_env_string(text: str) -> list[str] | None:
-    """Split ``env -S`` text like GNU env does; None when it is malformed."""
-    words: list[str] = []
-    current: list[str] | None = None
-    quote = ""
+def split_env_string(text: str, environ: Mapping[str, str] | None = None) -> list[Arg] | None:
+    """Split ``env -S`` text as GNU env's ``build_argv`` does; None where env refuses it.
+
+    Outside quotes whitespace and ``\\_`` separate words, ``#`` at the start of a word
+    starts a comment, and ``\\c`` ends the text. Inside ``'...'`` only ``\\\\`` and
+    ``\\'`` are escapes (any other backslash is itself); outside them the escapes are
+    ``ENV_STRING_ESCAPES``, and another one, an unterminated quote, a backslash at the
+    end, ``\\c`` inside ``"..."`` make env fail (None). ``''`` or ``""`` alone is an
+    empty word.
+
+    ``${NAME}`` (outside single quotes) is replaced by NAME's value, unsplit; an unset
+    NAME adds nothing, not even an empty word. Without ``environ`` the value is not
+    known: the word it is in is not static (and may vanish: env's words may be fewer).
+    Any other ``$`` makes env fail: that ``$`` is kept, in a word that is not static, so
+    the caller reports the text as dynamic (nothing runs).
+    """
+    words: list[list[str]] = []
+    unknown: set[int] = set()  # indexes of the words holding a value not known here
+    separated = True  # the last character ended a word (or none was read yet)
+    single = double = False
     index = 0
+
+    def add(piece: str, known: bool = True) -> None:
+        nonlocal separated
+        if separated:
+            words.append([])
+            separated = False
+        words[-1].append(piece)
+        if not known:
+            unknown.add(len(words) - 1)
+
     while index < len(text):
         char = text[index]
         index += 1
-        if quote == "'":
-            if char == "'":
-                quote = ""
-            else:
-                current = (current or []) + [char]
-            continue
-        if char == "\\" and index < len(text):
+        if char == "'" and not double:
+            single = not single
+            add("")
+        elif char == '"' and not single:
+            double = not double
+            add("")
+        elif char in ENV_STRING_SPACES and not (single or double):
+            separated = True
+        elif char == "#" and separated:
+            break  # a comment, to the end (never inside quotes: a quote starts a word)
+        elif char == "\\" and not (single and text[index : index + 1] not in ("\\", "'")):
+            if index >= len(text):
+                return None  # "invalid backslash at end of string"
             escaped = text[index]
             index += 1
-            if escaped == "c" and not quote:
+            if escaped == "_" and not double:
+                separated = True
+            elif escaped == "_":
+                add(" ")
+            elif escaped == "c":
+                if double:
+                    return None  # "'\c' must not appear in double-quoted -S string"
                 break
-            current = (current or []) + [ENV_STRING_ESCAPES.get(escaped, escaped)]
-        elif char in ("'", '"') and (not quote or char == quote):
-            quote = "" if quote else char
-            current = current or []
-        elif char in " \t\n\v\f\r" and not quote:
-            if current is not None:
-                words.append("".join(current))
-            current = None
-        elif char == "#" and current is None and not quote:
-            break
+            elif escaped in ENV_STRING_ESCAPES:
+                add(ENV_STRING_ESCAPES[escaped])
+            else:
+                return None  # "invalid sequence '\x' in -S"
+        elif char == "$" and not single:
+            match = ENV_STRING_VARIABLE.match(text, index - 1)
+            if match is None:
+                add("$", known=False)  # env fails: "only ${VARNAME} expansion is supported"
+            elif environ is None:
+                add(match.group(), known=False)
+                index = match.end()
+            else:
+                value = environ.get(match.group(1))
+                if value is not None:
+                    add(value)
+                index = match.end()
         else:
-            current = (current or []) + [char]
-    if quote:
-        return None
-    if current is not None:
-        words.append("".join(current))
-    return words
+            add(char)
+    else:  # the end of the text (a comment and \c end it with quotes closed)
+        if single or double:
+            return None  # "no terminating quote in -S string"
+    return [Arg("".join(word), number not in unknown) for number, word in enumerate(words)]
 
 
 NICE = OptionSpec(
@@ -1100,16 +1167,30 @@ def _busybox(args: Sequence[Arg]) -> Unwrapped:
 
 
 FIND_ACTIONS = {"-exec": (";", "+"), "-execdir": (";", "+"), "-ok": (";",), "-okdir": (";",)}
+# GNU find's actions that write a file they name, and how many arguments they take: find
+# opens (truncates) it as it reads its arguments, even when nothing matches.
+FIND_WRITES = {"-fprint": 1, "-fprint0": 1, "-fls": 1, "-fprintf": 2}
 
 
 def _find(args: Sequence[Arg]) -> Unwrapped:
-    """``find ... -exec command ... ;``: find itself runs; so does every -exec command."""
+    """``find ... -exec command ... ;``: find itself runs; so does every -exec command.
+
+    An argument that is not static is ``dynamic``, wherever it is: its value may be
+    (or split into) ``-exec CMD ;`` (``find . $x``; a glob ``-e*`` matching a file
+    named ``-exec``), and a starting point that is one (``find "$dir"``) is read as
+    an expression when it starts with ``-`` (``-delete``). The files ``-fprint FILE``,
+    ``-fprint0``, ``-fls`` and ``-fprintf FILE FORMAT`` write are ``writes``."""
     commands: list[tuple[Arg, ...]] = []
+    writes: list[str] = []
     unknown = False
     index = 1
     while index < len(args):
         ends = FIND_ACTIONS.get(args[index].text)
+        count = FIND_WRITES.get(args[index].text)
         index += 1
+        if count is not None and index < len(args):
+            writes.append(args[index].text)
+            index += count
         if ends is None:
             continue
         start = index
@@ -1126,7 +1207,13 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
         commands.append(command)
         index += 1
     # Once per file found (``+``: per batch of files): any number of times.
-    return Unwrapped(also=tuple(commands), unknown_arguments=unknown, repeats=bool(commands))
+    return Unwrapped(
+        also=tuple(commands),
+        unknown_arguments=unknown,
+        dynamic=_dynamic(args, len(args)),
+        repeats=bool(commands),
+        writes=tuple(writes),
+    )
 
 
 # -- tracers, sandboxes and preloaders ------------------------------------------------------
