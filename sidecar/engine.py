@@ -54,18 +54,32 @@ def decide(
         if trace is not None:
             trace.append(f"{subject.label or subject.action} ({subject.action}):")
         decided = evaluate_subject(policy, subject, exhausted=exhausted, trace=trace)
-        if subject.restrictions_only and not _restricts(decided):
+        if subject.restrictions_only:
+            # Another view of the request's first subject (the path as written, the
+            # URL path as sent, localhost as the loopback, a patch as the create it may
+            # be): its deny and approval rules count as matches of that subject.
+            if _restricts(decided):
+                decisions[0] = _with_view(decisions[0], decided)
             continue
         decisions.append(decided)
-    # Strictest first; among equals, one decided by a rule explains more than the default.
+    # Strictest first; among equals, one decided by a rule explains more than the default,
+    # and a form of its own (realPath, a decoded path) more than another view of the first.
     winner = (
         decisions[0]
         if len(decisions) == 1
-        else max(decisions, key=lambda d: (STRICTNESS[d.decision], d.rule is not None))
+        else max(
+            decisions,
+            key=lambda d: (
+                STRICTNESS[d.decision],
+                d.rule is not None,
+                not d.subject.restrictions_only,
+            ),
+        )
     )
     reason = winner.reason
     # Say which part of the request decided, unless the reason already names it.
-    if len(decisions) > 1 and winner.subject.label and winner.subject.label not in reason:
+    several = len(decisions) > 1 or winner.subject.restrictions_only
+    if several and winner.subject.label and winner.subject.label not in reason:
         reason = f"{winner.subject.label}: {reason}"
     if trace is not None:
         trace.append(
@@ -86,6 +100,28 @@ def decide(
         decisions=tuple(decisions),
         trace=tuple(trace or ()),
     )
+
+
+def _with_view(main: SubjectDecision, view: SubjectDecision) -> SubjectDecision:
+    """``main`` decided with the deny or approval rule another view of it matched.
+
+    The precedence of one subject: a deny rule over an approval rule over the rest (an
+    allow rule, or the defaultAction: a rule that matched the request, in any view,
+    decides rather than the default), and among rules of one kind the first in the
+    file.
+    """
+    main_rank, view_rank = _rank(main), _rank(view)
+    if view_rank > main_rank:
+        return view
+    if view_rank == main_rank and main.rule is not None and view.rule is not None:
+        return view if view.rule.index < main.rule.index else main
+    return main
+
+
+def _rank(decided: SubjectDecision) -> int:
+    if decided.rule is None or decided.decision == "allow":
+        return 0
+    return 2 if decided.decision == "deny" else 1
 
 
 def _restricts(decided: SubjectDecision) -> bool:
