@@ -106,7 +106,13 @@ What is reported
   rate limit). Descriptor duplications (``2>&1``) and
   here-documents are neither. So are the files ``history -w/-a FILE`` writes (any
   text, via ``history -s``) and ``history -r/-n FILE`` reads; without FILE, $HISTFILE
-  is a ``dynamic-redirect``.
+  is a ``dynamic-redirect``. bash expands the target of ``>&WORD`` on standard output
+  (``1>&``, ``01>&``, ``exec >&``) twice when it is not a number or ``-``
+  (``shell_descriptors.reexpanded``), so quotes protect nothing there: a target that
+  holds anything but ``A-Z a-z 0-9 _ . / , : @ % + = -`` once expanded is read again as
+  bash reads it (``>&'$(cmd)'`` is ``command-substitution``, ``cmd`` reported) and is a
+  ``dynamic-redirect``, not a file; a target not known here is ``eval`` too. bash looks
+  for the ``-`` of a move (``>&4-``) before quote removal: ``>&"4-"`` is the file ``4-``.
 
 Constructs (``Construct.name``), each denied unless a rule allows it by name
 ------------------------------------------------------------------------------
@@ -129,8 +135,10 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           analysed), ``fc`` but ``fc -l``, and zsh's/ksh's ``r`` (also
                           ``dynamic-command``: the history; an ``-e`` editor is
                           analysed), ``bind -x``
-                          (analysed), and a declared array value: ``declare -a
-                          'a=(...)'`` (analysed) or a value not known here.
+                          (analysed), a declared array value: ``declare -a
+                          'a=(...)'`` (analysed) or a value not known here, and a
+                          ``>&`` target not known here (``>&"$x"``: bash expands
+                          the value again, and runs a ``$(...)`` in it).
 ``source`` / ``.``        reading a script file into the shell.
 ``alias``                 defining an alias (its static text is analysed too).
 ``trap``                  a trap action (its static text is analysed too).
@@ -156,7 +164,8 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
 ``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
 ``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
 ``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``),
-                          or that zsh reads otherwise (``>!file`` is zsh's ``>| file``).
+                          a ``>&`` target bash expands again (``>&'~/x'``), or one
+                          that zsh reads otherwise (``>!file`` is zsh's ``>| file``).
 ``unknown-cwd``           a relative path when the working directory is unknowable.
 ``environment-override``  setting a variable that changes what programs run or load
                           (``PATH``, ``LD_*``, ``BASH_ENV``, ``ENV``, ``BASH_FUNC_*``,
@@ -235,12 +244,20 @@ from sidecar.normalise.shell_context import (
 )
 from sidecar.normalise.shell_descriptors import (
     NO_HERE_DOCUMENTS,
+    PLAIN_TARGET,
     Descriptors,
     Feeds,
     descriptors,
+    duplication,
     reached,
+    reexpanded,
 )
-from sidecar.normalise.shell_parser import ShellSyntaxError, parse_expansions, parse_script
+from sidecar.normalise.shell_parser import (
+    ShellSyntaxError,
+    parse_expanded_word,
+    parse_expansions,
+    parse_script,
+)
 from sidecar.normalise.shell_wrappers import (
     BUILTIN_WRAPPERS,
     CD_UNKNOWABLE,
@@ -719,12 +736,20 @@ class _Analyser:
             if target is None:
                 continue
             self.expansions(target, state, context)
-            if redirect.op == "<<<" or _is_descriptor(redirect, target):
+            if redirect.op == "<<<" or _is_descriptor(redirect):
                 continue
             if _is_process_substitution(target):
                 continue  # > >(cmd): a pipe to cmd, whose commands are reported
             shown = f"{redirect.fd or ''}{redirect.op} {target.raw}"
+            again = reexpanded(redirect)
             if not target.static:
+                self.construct("dynamic-redirect", shown)
+                if again:  # >&"$x": bash expands the value again, and runs a $(...) in it
+                    self.construct("eval", shown)
+                continue
+            if again and target.text and not PLAIN_TARGET.fullmatch(target.text):
+                # >&'$(cmd)', >&'~/.bashr?': quotes removed, bash expands the text again.
+                self.expanded_again(target.text, state, context)
                 self.construct("dynamic-redirect", shown)
                 continue
             if redirect.op in WRITE_OPERATORS and target.raw.startswith("!"):
@@ -741,6 +766,19 @@ class _Analyser:
                     _opened(self.writes, self.counts[True], path, context)
                 if redirect.op in READ_OPERATORS:
                     _opened(self.reads, self.counts[False], path, context)
+
+    def expanded_again(self, text: str, state: State, context: Context) -> None:
+        """Report what bash's second expansion of a ``>&`` target runs: ``text`` (the
+        target once expanded) read as one word whose blanks and operators are literal
+        (``reexpanded``); its substitutions and parameters are constructs as anywhere."""
+        try:
+            word = parse_expanded_word(
+                text, max_depth=self.max_depth, depth=context.depth, nesting=context.nesting
+            )
+        except ShellSyntaxError as error:
+            message = f"cannot be parsed as a shell command: {error} (a >& target, expanded again)"
+            raise RequestError(message, self.field) from None
+        self.expansions(word, state, context.inside("a >& target, expanded again"))
 
     def paths(self, text: str, state: State) -> list[str]:
         """``text`` normalised against every possible working directory."""
@@ -1060,7 +1098,7 @@ class _Analyser:
         operand that may name a descriptor in a way not followed here (``/proc/PID/fd/0``,
         a value, a relative path in an unknown directory) reads any of them."""
         if invocation.kind == "stdin":
-            return held.on(0)
+            return held.readable(0)
         operand = invocation.operand
         if invocation.kind != "plain" or operand is None or not held.every():
             return ()
@@ -1212,11 +1250,10 @@ def _function_names(node: object) -> set[str]:
     return set()
 
 
-def _is_descriptor(redirect: sh.Redirect, target: sh.Word) -> bool:
-    """``2>&1``, ``<&3``, ``>&-``, ``3>&4-``: descriptors, not files."""
-    if redirect.op not in ("<&", ">&") or not target.static:
-        return False
-    return re.fullmatch(r"[0-9]*-?", target.text) is not None and target.text != ""
+def _is_descriptor(redirect: sh.Redirect) -> bool:
+    """``2>&1``, ``<&3``, ``>&-``, ``3>&4-``: descriptors, not files (``>&"4-"`` is the
+    file ``4-``: see ``shell_descriptors.duplication``)."""
+    return duplication(redirect) is not None
 
 
 def _is_process_substitution(word: sh.Word) -> bool:

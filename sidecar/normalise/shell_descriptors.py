@@ -14,9 +14,13 @@ of those (``/dev//stdin``, ``/dev/./fd/3``). Another path under ``/proc`` or
 ``/proc/self/root/dev/stdin``) may name one as well: the caller fails closed on it.
 
 The same names read as a redirection's target reopen the descriptor: ``< /dev/stdin``,
-``< /dev/fd/3``, ``0</proc/self/fd/3``, ``<> /dev/stdin`` are copies like ``<&3``. A
-target that may name one otherwise (another path under ``/proc`` or ``/dev/fd``, a
-relative path where the directory is not known, a value) may hold any of the texts.
+``< /dev/fd/3``, ``0</proc/self/fd/3``, ``<> /dev/stdin`` are copies like ``<&3``, and
+so are the output ones (``> /dev/fd/3``, ``>> /dev/stdin``, ``&> /dev/fd/3`` on 1 and
+2): opened again through ``/proc``, the pipe or file holding a here-document is
+readable from the new descriptor (``bash /dev/stdout 3<<<text >/dev/fd/3`` reads text).
+A target that may name one otherwise (another path under ``/proc`` or ``/dev/fd``, a
+relative path where the directory is not known, a value, a ``>&`` target bash expands
+again) may hold any of the texts.
 
 A command inherits the descriptors of the compound commands around it
 (``{ bash; } <<<text``, ``while ...; done <<<text``) and of the shell that runs its
@@ -39,11 +43,16 @@ Feeds = tuple[Arg, ...]
 
 # The descriptor a redirection operator acts on when none is written before it.
 _INPUT_OPERATORS = frozenset({"<", "<<", "<<-", "<<<", "<&", "<>"})
-# Redirections that open their target for reading: a descriptor's name reopens it.
-_OPENED_FOR_READING = frozenset({"<", "<>"})
+# Redirections that open their target as a file: a descriptor's name reopens it.
+_OPENING_A_FILE = frozenset({"<", "<>", ">", ">>", ">|"})
 # ``&>file``, ``&>>file`` and ``>&file`` (a file, not a number) redirect 1 and 2.
 _BOTH_OUTPUTS = frozenset({"&>", "&>>"})
 _DUPLICATION = re.compile(r"(?P<source>[0-9]+)(?P<move>-?)|-")
+# The descriptor bash turns ``>&file`` into ``&>file`` for: 1, however written (``01``).
+_STANDARD_OUTPUT = re.compile(r"0*1")
+# A ``>&`` target bash expands a second time (``reexpanded``) names the file its text
+# does only when it holds none but these characters, on which no expansion acts.
+PLAIN_TARGET = re.compile(r"[A-Za-z0-9_./,:@%+=-]+")
 _DESCRIPTOR_PATH = re.compile(r"/(?:dev/fd|proc/self/fd|proc/thread-self/fd)/(?P<fd>[0-9]+)")
 _STANDARD_PATHS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 # Paths that may name a descriptor in a way not read here.
@@ -56,14 +65,22 @@ _FIRST_NAMED = 10
 class Descriptors:
     """The here-document texts each descriptor holds once a command's redirections are
     applied: by number, and those of named descriptors (``{v}<<<text``), whose number
-    is not known here."""
+    is not known here. ``write_only`` are the numbers of those that hold a text through
+    a name opened for writing (``0>/dev/stdin``, ``>/dev/fd/3``): reading the
+    descriptor itself fails, but opening its name again for reading reads the text."""
 
     held: Mapping[int, Feeds] = field(default_factory=dict)
     named: Feeds = ()
+    write_only: frozenset[int] = frozenset()
 
     def on(self, fd: int) -> Feeds:
-        """What descriptor ``fd`` holds (a named one may have any number from 10 up)."""
+        """What descriptor ``fd`` holds (a named one may have any number from 10 up):
+        what opening one of its names reads."""
         return self.held.get(fd, ()) + (self.named if fd >= _FIRST_NAMED else ())
+
+    def readable(self, fd: int) -> Feeds:
+        """What reading descriptor ``fd`` itself reads (a shell's standard input)."""
+        return () if fd in self.write_only else self.on(fd)
 
     def every(self) -> Feeds:
         """Every text any descriptor holds, each once."""
@@ -72,7 +89,11 @@ class Descriptors:
 
     def without(self, *fds: int) -> Descriptors:
         """These descriptors, but ``fds`` replaced by something else (a pipe)."""
-        return Descriptors({fd: f for fd, f in self.held.items() if fd not in fds}, self.named)
+        return Descriptors(
+            {fd: f for fd, f in self.held.items() if fd not in fds},
+            self.named,
+            self.write_only - frozenset(fds),
+        )
 
     def gained(self, before: Descriptors) -> Feeds:
         """The texts a descriptor holds here and did not hold in ``before``: what
@@ -87,7 +108,7 @@ class Descriptors:
         return tuple(dict.fromkeys(found))
 
     def __hash__(self) -> int:  # a part of ``Context``, which keys analysed scripts
-        return hash((tuple(sorted(self.held.items())), self.named))
+        return hash((tuple(sorted(self.held.items())), self.named, self.write_only))
 
 
 NO_HERE_DOCUMENTS = Descriptors()
@@ -105,6 +126,64 @@ def _feed(redirect: sh.Redirect) -> Arg | None:
 # The normalised absolute paths a redirection's static target may be (one for each
 # working directory the command may run in), None when that is not known.
 Where = Callable[[str], Sequence[str] | None]
+
+
+def duplication(redirect: sh.Redirect) -> re.Match[str] | None:
+    """What ``<&WORD`` / ``>&WORD`` copies, moves or closes, as bash reads a static
+    WORD: a number (``2>&1``, ``>&"2"``), ``-`` (closed), or a number and a ``-`` that
+    ends the word as written (``3>&4-``, ``>&"4"-``: moved). bash looks for that last
+    ``-`` before quote removal, so ``>&"4-"`` and ``>&4'-'`` are the file ``4-``.
+    None for every other WORD (a file, see ``reexpanded``; an error on another
+    descriptor than 1) and for a WORD not known here."""
+    target = redirect.target
+    if redirect.op not in ("<&", ">&") or target is None or not target.static:
+        return None
+    found = _DUPLICATION.fullmatch(target.text)
+    if found is not None and found.group("move") and not _moves(target):
+        return None
+    return found
+
+
+def _moves(target: sh.Word) -> bool:
+    """Whether ``target`` ends with ``-`` as written (line continuations removed)."""
+    return target.raw.replace("\\\n", "").endswith("-")
+
+
+def reexpanded(redirect: sh.Redirect) -> bool:
+    """Whether bash may expand this redirection's target twice.
+
+    For ``>&WORD`` on standard output (also ``1>&WORD``, ``01>&WORD``, ``exec >&WORD``)
+    bash expands WORD once to see whether it is a number or ``-``; when it is neither,
+    it builds the redirection ``&>TEXT`` from the expanded text (redir.c:
+    ``make_bare_word``) and expands that again. Quotes therefore protect nothing:
+    ``>&'$(cmd)'`` runs ``cmd``, ``>&'~/.bashr?'`` writes ``$HOME/.bashrc``. On another
+    descriptor (``2>&WORD``, ``<&WORD``, ``{v}>&WORD``), or when WORD ends with ``-``
+    as written (``>&WORD-``, a move), such a WORD is an "ambiguous redirect" instead."""
+    target = redirect.target
+    if redirect.op != ">&" or target is None or _moves(target):
+        return False
+    if redirect.fd is not None and not _STANDARD_OUTPUT.fullmatch(redirect.fd):
+        return False
+    return duplication(redirect) is None
+
+
+def _opened_on(redirect: sh.Redirect) -> tuple[int, ...] | None:
+    """The descriptors on which ``redirect`` opens its target as a file (none written
+    for a named one, ``{v}>file``); None when it opens no file (a here-document, a
+    duplication, an ambiguous ``2>&file``, a ``>&$n`` that may be either)."""
+    op, fd = redirect.op, redirect.fd
+    if op in _BOTH_OUTPUTS or (
+        op == ">&"
+        and redirect.target is not None
+        and redirect.target.static
+        and reexpanded(redirect)
+    ):
+        return (1, 2)
+    if op not in _OPENING_A_FILE:
+        return None
+    if fd is not None:
+        return () if fd.startswith("{") else (int(fd),)
+    return (0,) if op in _INPUT_OPERATORS else (1,)
 
 
 def _absolute_only(text: str) -> Sequence[str] | None:
@@ -137,6 +216,7 @@ def descriptors(
     paths a relative target is (a target naming a descriptor reopens it)."""
     held: dict[int, Feeds] = dict(inherited.held)
     named: list[Arg] = list(inherited.named)
+    write_only: set[int] = set(inherited.write_only)
 
     def on(fd: int) -> Feeds:  # a named descriptor may have any number from 10 up
         return held.get(fd, ()) + (tuple(named) if fd >= _FIRST_NAMED else ())
@@ -144,27 +224,25 @@ def descriptors(
     for redirect in redirects:
         feed = _feed(redirect)
         target = redirect.target
-        if (
-            feed is None
-            and redirect.op in _OPENED_FOR_READING
-            and target is not None
-            and (held or named)
-        ):
-            # < /dev/stdin, 3< /dev/fd/4, <> /proc/self/fd/0: a copy of the descriptor
-            # named; a name not followed, or a value, may be any of them.
+        opened_on = _opened_on(redirect)
+        if feed is None and opened_on is not None and target is not None and (held or named):
+            # < /dev/stdin, 3< /dev/fd/4, <> /proc/self/fd/0, > /dev/fd/3: a copy of the
+            # descriptor named; a name not followed, or a value, may be any of them.
             now = Descriptors(dict(held), tuple(named))
-            reopened = reached(where(target.text) if target.static else None, now)
+            known = target.static and (
+                redirect.op != ">&" or PLAIN_TARGET.fullmatch(target.text) is not None
+            )
+            reopened = reached(where(target.text) if known else None, now)
             if redirect.fd is not None and redirect.fd.startswith("{"):
                 named.extend(reopened)
+                continue
+            held.update(dict.fromkeys(opened_on, reopened))
+            if redirect.op in _INPUT_OPERATORS:
+                write_only.difference_update(opened_on)
             else:
-                fd = int(redirect.fd) if redirect.fd is not None else 0
-                held[fd] = reopened
+                write_only.update(opened_on)
             continue
-        duplication = (
-            _DUPLICATION.fullmatch(target.text)
-            if redirect.op in ("<&", ">&") and target is not None and target.static
-            else None
-        )
+        copied_from = duplication(redirect)
         if redirect.fd is not None and redirect.fd.startswith("{"):
             # {v}>file opens a new descriptor: no numbered one changes. {v}<<<text and
             # {v}<&0 (a copy) give it a text; {v}<&$n any text.
@@ -172,33 +250,49 @@ def descriptors(
                 named.append(feed)
             elif redirect.op in ("<&", ">&") and target is not None and not target.static:
                 named.extend(f for feeds in held.values() for f in feeds)
-            elif duplication is not None and duplication.group("source") is not None:
-                named.extend(on(int(duplication.group("source"))))
+            elif copied_from is not None and copied_from.group("source") is not None:
+                named.extend(on(int(copied_from.group("source"))))
             continue
-        if redirect.fd is None and (
-            redirect.op in _BOTH_OUTPUTS or (redirect.op == ">&" and duplication is None)
-        ):
+        if redirect.fd is None and redirect.op in _BOTH_OUTPUTS:
             held.pop(1, None)
             held.pop(2, None)
+            write_only.difference_update((1, 2))
+            continue
+        if reexpanded(redirect) and target is not None:
+            if target.static:  # >&file, 1>&"4-": the file on both 1 and 2
+                held.pop(1, None)
+                held.pop(2, None)
+                write_only.discard(2)
+            else:  # >&$n: a copy of any descriptor on 1, or a file on 1 and 2
+                held[1] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
+            write_only.discard(1)
             continue
         fd = int(redirect.fd) if redirect.fd is not None else 0
         if redirect.fd is None and redirect.op not in _INPUT_OPERATORS:
             fd = 1
+        copies_write_only = False
         if feed is not None:
             held[fd] = (feed,)
         elif redirect.op in ("<&", ">&") and target is not None and not target.static:
             # <&$n: any descriptor, a here-document's too (a dynamic-redirect besides).
             held[fd] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
-        elif duplication is not None and duplication.group("source") is not None:
-            source = int(duplication.group("source"))
+        elif copied_from is not None and copied_from.group("source") is not None:
+            source = int(copied_from.group("source"))
             copied = on(source)
-            if duplication.group("move"):  # 4<&3-: 3 is closed after the copy
+            copies_write_only = source in write_only
+            if copied_from.group("move"):  # 4<&3-: 3 is closed after the copy
                 held.pop(source, None)
+                write_only.discard(source)
             held[fd] = copied
         else:
             held.pop(fd, None)  # a file, or closed (<&-)
+        if copies_write_only:
+            write_only.add(fd)
+        else:
+            write_only.discard(fd)
+    found = {fd: feeds for fd, feeds in held.items() if feeds}
     return Descriptors(
-        {fd: feeds for fd, feeds in held.items() if feeds}, tuple(dict.fromkeys(named))
+        found, tuple(dict.fromkeys(named)), frozenset(fd for fd in write_only if fd in found)
     )
 
 

@@ -312,6 +312,30 @@ class Lexer:
 
     # -- words ---------------------------------------------------------------------------
 
+    def read_expanded_word(self) -> Word:
+        """Read this whole text as one word that bash expands without parsing it first:
+        blanks and operators in it are literal characters, while quotes, ``$``,
+        backquotes and a process substitution (``<(`` ``>(``) act as in any word. bash
+        reads the target of ``>&WORD`` so a second time, once it has expanded it."""
+        builder = _WordBuilder()
+        while True:
+            char = self._peek()
+            if not char:
+                break
+            if char in "<>" and self._peek(1) == "(":
+                self._process_substitution(builder)
+            elif char in METACHARACTERS:
+                self.pos += 1
+                builder.literal(char, quoted=False)
+            else:
+                plain = PLAIN_RUN.match(self.src, self.pos)
+                if plain:
+                    builder.literal(plain.group(), quoted=False)
+                    self.pos = plain.end()
+                else:
+                    self._word_character(builder, char)
+        return builder.build(self.src)
+
     def read_word(self) -> Word:
         start = self.pos
         builder = _WordBuilder()

@@ -58,7 +58,14 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CASE_ENDS = frozenset({";;", ";&", ";;&"})
 CONDITIONAL_OPERATORS = frozenset({"(", ")", "<", ">", "&&", "||"})
 
-__all__ = ["MAX_NESTING", "Parser", "ShellSyntaxError", "parse_expansions", "parse_script"]
+__all__ = [
+    "MAX_NESTING",
+    "Parser",
+    "ShellSyntaxError",
+    "parse_expanded_word",
+    "parse_expansions",
+    "parse_script",
+]
 
 
 def parse_script(
@@ -78,6 +85,13 @@ def parse_expansions(text: str, *, max_depth: int, depth: int = 0, nesting: int 
     backquote expansion in it (quotes in it hide nothing, a backslash escapes ``$``)."""
     parser = Parser(text, depth=depth, max_depth=max_depth, nesting=nesting)
     return parser.lexer.read_heredoc_body()
+
+
+def parse_expanded_word(text: str, *, max_depth: int, depth: int = 0, nesting: int = 0) -> sh.Word:
+    """Read ``text`` as one word bash expands without parsing it (blanks and operators
+    are literal in it): how bash reads the target of ``>&WORD`` a second time."""
+    parser = Parser(text, depth=depth, max_depth=max_depth, nesting=nesting)
+    return parser.lexer.read_expanded_word()
 
 
 class Parser:
