@@ -58,8 +58,27 @@ class ClientGone(Exception):
 def declared_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
+            return content_length(value)
     return None
+
+
+# Any length of more digits than this is over every limit (2**64 has 20).
+_LENGTH_DIGITS = 20
+
+
+def content_length(value: bytes) -> int | None:
+    """A Content-Length header's value (RFC 9112 8.6: ASCII digits), None if it is not one.
+
+    Leading zeros are valid and llhttp accepts any number of them, while ``int`` refuses
+    a string of more than 4300 digits: "0" * 5000 + "43" is 43, and a longer number
+    than 20 digits is a length over every limit, not an error.
+    """
+    if not value.isdigit():
+        return None
+    digits = value.lstrip(b"0")
+    if len(digits) > _LENGTH_DIGITS:
+        return 10**_LENGTH_DIGITS
+    return int(digits or b"0")
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:

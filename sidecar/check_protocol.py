@@ -37,6 +37,7 @@ from sidecar.check_endpoint import (
     JSON_CONTENT_TYPE,
     CheckEndpoint,
     check_body,
+    content_length,
     encode_answer,
 )
 from sidecar.gate import Answer, Gate
@@ -151,7 +152,10 @@ class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
                 length = value
             elif name == b"transfer-encoding":
                 return False
-        return length is not None and length.isdigit() and int(length) <= MAX_BODY_BYTES
+        if length is None:
+            return False
+        declared = content_length(length)
+        return declared is not None and declared <= MAX_BODY_BYTES
 
     async def _answer(self, check: PendingCheck) -> None:
         assert self._gate is not None  # a PendingCheck is only made for a gate
