@@ -436,3 +436,24 @@ def test_a_glob_with_a_brace_list_loads_with_a_warning() -> None:
     verdict = evaluate_request(policy, {"action": "file.read", "path": "/proc/self/root/etc/x"})
     assert verdict.decision == "deny" and verdict.rule is None  # no rule: denied by default
     assert not _load("{action: file.read, decision: deny, path: {glob: '/x/{a}/**'}}").warnings
+
+
+def test_an_allow_rule_whose_command_operator_also_matches_any_directory_warns() -> None:
+    # Found by the evaluator's differential review of 2026-12-06: a bare name never
+    # matches /tmp/x/git, but endsWith and regex see an untrusted program's absolute
+    # path too, so "-lint" allowed /tmp/x/evil-lint, with no word from validate.
+    policy = _load("{id: lint, action: process.exec, decision: allow, command: {endsWith: -lint}}")
+    assert policy.warnings == (
+        "rules[0] (id 'lint'): command: endsWith '-lint' also matches '/tmp/x/evil-lint' (a "
+        "program in any directory); write {glob: '*-lint'} for names in trusted directories",
+    )
+    evil = {"action": "process.exec", "argv": ["/tmp/x/evil-lint"]}
+    assert evaluate_request(policy, evil).decision == "allow"
+    suggested = _load("{action: process.exec, decision: allow, command: {glob: '*-lint'}}")
+    assert not suggested.warnings
+    assert evaluate_request(suggested, evil).decision == "deny"
+    assert evaluate_request(suggested, {**evil, "argv": ["go-lint"]}).decision == "allow"
+    regex = _load("{id: fmt, action: process.exec, decision: allow, command: {regex: '.*-fmt'}}")
+    assert len(regex.warnings) == 1 and "regex '.*-fmt'" in regex.warnings[0]
+    denying = "{action: process.exec, decision: deny, command: {endsWith: rm}}"
+    assert not _load(denying).warnings  # a deny that sees more paths is stricter

@@ -232,6 +232,23 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
                 f"{name}: startsWith {prefix!r} also matches {prefix + 'x'!r}; end it with "
                 f"'/' or write {{glob: {prefix.rstrip('/') + '/**'!r}}}"
             )
+    command = rule.command
+    if isinstance(command, MatcherSpec):
+        # A bare name matches only argv[0] as a name or in a trusted directory, but an
+        # operator sees an untrusted program's absolute path too, and only a glob's "*"
+        # stops at its "/".
+        if command.endsWith and "/" not in command.endsWith:
+            warnings.append(
+                f"command: endsWith {command.endsWith!r} also matches "
+                f"{'/tmp/x/evil' + command.endsWith!r} (a program in any directory); "
+                f"write {{glob: {'*' + command.endsWith!r}}} for names in trusted directories"
+            )
+        if command.regex:
+            warnings.append(
+                f"command: regex {command.regex!r} is also tried on the absolute path of a "
+                "program in any directory (/tmp/x/...), not only on names in trusted "
+                "directories; a glob without '/' matches names only"
+            )
     host = rule.host
     if isinstance(host, MatcherSpec) and host.endsWith and not host.endsWith.startswith("."):
         suffix = host.endsWith
