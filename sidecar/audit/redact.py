@@ -24,7 +24,7 @@ import hmac
 import itertools
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
 from typing import Any, NamedTuple
 
@@ -110,6 +110,12 @@ class SecretPattern(NamedTuple):
     # Quotes, backslashes and white space at either end of a match are not the secret's:
     # the same credential gets the same tag however it was quoted or escaped.
     trim: bool = False
+    # For a program whose arguments may carry several secrets in one command (kubectl
+    # set env A=1 B=2): ``regex`` then matches the command, from the program's name to
+    # the end of the command, and the secrets are the last group of each match of
+    # ``values`` in it after ``regex``'s group 1 (a regex cannot go on matching from
+    # where its last match ended, as each value would need).
+    values: re.Pattern[str] | None = None
 
 
 def _pattern(
@@ -119,9 +125,17 @@ def _pattern(
     ignore_case: bool = False,
     named_program: bool = False,
     trim: bool = False,
+    values: str | None = None,
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
-    return SecretPattern(kind, re.compile(regex, flags), literals, named_program, trim)
+    return SecretPattern(
+        kind,
+        re.compile(regex, flags),
+        literals,
+        named_program,
+        trim,
+        None if values is None else re.compile(values, flags),
+    )
 
 
 # Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
@@ -221,6 +235,53 @@ _CONTAINER_LOGIN = (
 )
 _KEYTOOL = rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK})"
 _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
+# kubectl, and OpenShift's oc. Their options that set an environment variable take
+# NAME=VALUE (kubectl run --env, kubectl set env -e, oc new-app -e), and so do the
+# arguments of ``set env``: the VALUE is the secret, however the variable is named.
+_KUBECTL = rf"{_PROGRAM_START}(?:kubectl|oc){_NAME_END}(?={_BLANK})"
+_KUBECTL_ENV_OPTION = r"--env|-e"
+# The rest of its command, to a command separator or the next start of the program;
+# quoted text and a backslash's escape are taken whole (a ';' inside quotes or after a
+# backslash does not end the command, and a backslash and a newline continue it). A
+# quote never closed is one character: scanning on from it for its end is done once.
+_KUBECTL_REST = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|(?!{_KUBECTL})[^\n;&|])*"""
+# The key of a KEY=VALUE, and the name of a variable set by ``kubectl set env``.
+_ASSIGNED_KEY = r"""[^\s='"\\]+"""
+_ENV_NAME = r"[._A-Za-z][-._A-Za-z0-9]*"
+# A PEM private key is left to its own pattern, which takes it to its END line: a bare
+# value ends at white space, and its first word would hide the start of the block.
+_NOT_PRIVATE_KEY = r"(?!-----BEGIN [A-Z0-9 ]*PRIVATE KEY)"
+# The pieces of a word before its first '=', bare or quoted.
+_BEFORE_ASSIGNED = r"""(?:[^\s"'=\\]|\\[^"]|"[^"=]*"|'[^'=]*')*"""
+
+
+def _assignment(key: str) -> str:
+    """A word ``KEY=VALUE``, quoted whole or in part; VALUE is the last group taking part
+    (as in ``_ARGUMENT``). A word with a quoted piece before its '=' (``"KEY"=VALUE``,
+    ``"KEY=VALUE"x``, ``'k=a b'-x``) is taken whole, if something of the word follows its
+    '=' (redacted again, an argv item ``$'k'=`` before its tag keeps the key that its
+    list scan kept)."""
+    return (
+        rf"""(?:\\"{key}=((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
+        rf"""|"{key}=([^"]*)"(?![^\s;&|<>()])|'{key}=([^']*)'(?![^\s;&|<>()])"""
+        rf"""|"{key}=([^"]*)\Z|'{key}=([^']*)\Z"""
+        rf"""|{key}={_NOT_PRIVATE_KEY}(?:{_ARGUMENT})"""
+        rf"""|(?=[^\s=]*["'])(?={_BEFORE_ASSIGNED}(?:=\S|"[^"=]*=[^"]|'[^'=]*=[^']))"""
+        rf"""((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\[^"])+))"""
+    )
+
+
+def _option_assignment(option: str) -> str:
+    """``option`` and its value ``KEY=VALUE``, as one word or two (``--env=A=b``,
+    ``--env A=b``), or the whole word quoted (``'--env=A=b c'``, as the gate quotes an
+    argument with a space in a reason): VALUE is the last group taking part."""
+    head = rf"(?:{option})=(?:{_ASSIGNED_KEY})="
+    return (
+        rf"""(?<![^\s])(?:'{head}([^']*)(?:'|\Z)|"{head}([^"]*)(?:"|\Z)"""
+        rf"""|\\"{head}((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
+        rf"""|(?:{option})(?:=|{_BLANK}+){_assignment(_ASSIGNED_KEY)})"""
+    )
+
 
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
@@ -273,6 +334,26 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_OPENSSL}{_same_command(_OPENSSL)}{_BLANK}-[kK]{_BLANK}+(?:{_ARGUMENT})",
         ("openssl",),
     ),
+    # kubectl set env NAME=VALUE ... (and its -e/--env options), several in one command:
+    # the values after "set env" (not a selector's, -l app=web, or an output's).
+    _pattern(
+        "secret",
+        rf"({_KUBECTL}{_same_command(_KUBECTL)}{_BLANK}set{_BLANK}+env)(?={_BLANK}){_KUBECTL_REST}",
+        ("kubectl", "oc"),
+        values=rf"{_option_assignment(_KUBECTL_ENV_OPTION)}"
+        rf"|(?<![^\s])(?<!-l )(?<!-o )(?<!--selector )(?<!--output ){_assignment(_ENV_NAME)}",
+    ),
+    # kubectl run --env=NAME=VALUE, oc new-app -e NAME=VALUE ..., several in one command.
+    _pattern(
+        "secret",
+        rf"({_KUBECTL}){_same_command(_KUBECTL)}{_BLANK}"
+        rf"""(?=(?:['"]|\\")?(?:{_KUBECTL_ENV_OPTION})(?:=|{_BLANK})){_KUBECTL_REST}""",
+        ("kubectl", "oc"),
+        values=_option_assignment(_KUBECTL_ENV_OPTION),
+    ),
+    # --from-literal=KEY=VALUE (kubectl create secret generic, and create configmap,
+    # kustomize edit add secret): no other program has the option, so it needs no name.
+    _pattern("secret", _option_assignment("--from-literal"), ("from-literal",)),
     _pattern(
         "private-key",
         # PEM blocks, and OpenPGP's armored private keys (RFC 9580: "PRIVATE KEY BLOCK").
@@ -480,6 +561,8 @@ _DATA_OPTIONS = frozenset(
     | {"-F", "--form", "--form-string"}
 )
 _MYSQL = re.compile(r"(?:mysql|mariadb)[\w.-]*", _FLAGS)
+# Its value is KEY=VALUE, VALUE a secret, in any list (only kubectl, oc, kustomize have it).
+_FROM_LITERAL = "--from-literal"
 
 # (kind, text kept before the tag, secret) for an argv item that is or ends in a secret.
 Found = tuple[str, str, str]
@@ -597,6 +680,59 @@ def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) ->
     return False
 
 
+def _assigned(item: str, kept: str) -> Found | None:
+    """``item`` as KEY=VALUE: its VALUE is a secret, ``kept`` and KEY= are kept. A KEY
+    that is no plain name (Kubernetes' keys and variables are letters, digits and
+    ``-._``) goes with the value: the item is replaced whole, and a secret in its KEY
+    (``$'k'``, ``https://u:pw@h``) would be kept in clear."""
+    if "=" not in item:
+        return None
+    key = _PLAIN_KEY.match(item)
+    if key is None:
+        return ("secret", kept, item)
+    return ("secret", kept + key.group(), item[key.end() :])
+
+
+# kubectl's options whose value is NAME=VALUE, and the items after which a NAME=VALUE is
+# no variable of set env: such an option's value, a selector (app=web), an output
+# (jsonpath=...).
+_KUBECTL_ENV_OPTIONS = frozenset(_KUBECTL_ENV_OPTION.split("|"))
+_KUBECTL_NO_VARIABLE = _KUBECTL_ENV_OPTIONS | {"-l", "--selector", "-o", "--output"}
+_ENV_ASSIGNMENT = re.compile(rf"{_ENV_NAME}=", _FLAGS)
+# A plain key; a tag in it is one placed before (a record redacted again).
+_PLAIN_KEY = re.compile(r"(?:[-._A-Za-z0-9]|\[REDACTED:[a-z-]+:[0-9a-f]{8}\])+=", _FLAGS)
+
+
+def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # kubectl run --env NAME=VALUE (--env=NAME=VALUE), set env -e NAME=VALUE, and every
+    # NAME=VALUE after set env; oc's the same.
+    set_env = False
+    previous: Any = None
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is str:
+            option, sign, value = item.partition("=")
+            assigned = None
+            if item in _KUBECTL_ENV_OPTIONS and _is_str(items, index + 1):
+                assigned = _assigned(items[index + 1], "")
+                if assigned is not None:
+                    found[index + 1] = assigned
+            elif sign and option in _KUBECTL_ENV_OPTIONS:
+                assigned = _assigned(value, option + "=")
+                if assigned is not None:
+                    found[index] = assigned
+            elif (
+                set_env
+                and _ENV_ASSIGNMENT.match(item) is not None
+                and not (type(previous) is str and previous in _KUBECTL_NO_VARIABLE)
+            ):
+                found[index] = ("secret", option + "=", value)
+            elif item == "set" and _is_word(items, index + 1, "env"):
+                set_env = True
+        previous = item
+    return True
+
+
 # The programs whose own options carry a password, by the name they are run as.
 _PROGRAM_SCANS: dict[str, Scan] = {
     "sshpass": _scan_sshpass,
@@ -607,6 +743,7 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
     **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
+    **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
 }
 
 
@@ -638,12 +775,16 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                     # in this item before (redacted again, "x [REDACTED:kind:...]").
                     if not password.startswith("//") and _TAG_PREFIX not in user + ":":
                         found[index] = ("password", user + ":", password)
+                elif previous == _FROM_LITERAL and (assigned := _assigned(item, "")):
+                    found[index] = assigned  # kubectl create secret ... --from-literal k=v
             if item[:1] == "-" and "=" in item and index not in found:
                 # One item is one word: "--password=a b" holds the secret to its end.
                 option, _, value = item.partition("=")
                 kind = option_kind(option)
                 if kind is not None:
                     found[index] = (kind, option + "=", value)
+                elif option == _FROM_LITERAL and (assigned := _assigned(value, option + "=")):
+                    found[index] = assigned
             name = item.rpartition("/")[2]
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
@@ -923,6 +1064,8 @@ _TRIGGERS = (
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
+    # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
+    r"|from-literal|--env"
 )
 # Words that only name a secret ("password", "token" ...) matter when something is
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).
@@ -976,6 +1119,9 @@ _SCREEN_PATTERN = "|".join(
         # docker login -p pw ("login","-p","pw" in argv); an OAuth code=.
         r"""(?:"|\s|\\[tnrf]|\\u000b)login(?:"|\s|\\[tnrf]|\\u000b)""",
         r"(?:[^A-Za-z0-9_]|\\[tnrf]|\\u000b|-[dF])code=",
+        # kubectl's -e NAME=VALUE and set env NAME=VALUE, in a command line or a list.
+        r"""(?:"|'|\s|\\[tnrf]|\\u000b|\\)-e(?:=|"|'|\s|\\)""",
+        r'set(?:\s|\\t|\\\\\\n)+env|"set","env"',
         # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
         *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
@@ -997,6 +1143,7 @@ _SCREEN_TEXT_PATTERN = (
     + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
+    + r"""|(?:^|[\t\n\x0b\f\r "'\\])-e[=\t\n\x0b\f\r "'\\]|set(?:[\t ]|\\\n)+env"""
     + r"""|(?:name|key)\\?["']?[\t\n\x0b\f\r ]*:[\t\n\x0b\f\r ]*\\?["'][A-Za-z0-9_.-]*"""
     + _NAME_CORE
 )
@@ -1112,7 +1259,9 @@ class Redactor:
                 continue  # none of its literals: the pattern cannot match
             if secret.regex.search(redacted) is None:
                 continue
-            redacted = self._substitute(secret.regex, secret.kind, redacted, found, secret.trim)
+            redacted = self._substitute(
+                secret.regex, secret.kind, redacted, found, secret.trim, secret.values
+            )
         return text if redacted == text else redacted
 
     def _substitute(
@@ -1122,10 +1271,13 @@ class Redactor:
         text: str,
         found: dict[str, str] | None = None,
         trim: bool = False,
+        values: re.Pattern[str] | None = None,
     ) -> str:
         """``text`` with every match of ``regex`` replaced by the tag of its secret (its
         last group, or the whole match), of ``kind`` (or of its kind in ``kind``); with
-        ``trim``, without the quotes, backslashes and white space at its ends.
+        ``trim``, without the quotes, backslashes and white space at its ends. With
+        ``values``, every match of ``values`` in each match of ``regex`` (after its
+        group 1) instead (``SecretPattern.values``).
 
         The pattern is run between the tags already placed, so that none matches inside
         one (a tag's "api-key:1a2b3c4d" must not read as a key=value secret). It is run on
@@ -1138,7 +1290,7 @@ class Redactor:
         start = 0
         tags = [(tag.start(), tag.end()) for tag in _TAG.finditer(text)]
         for tag_start, tag_end in [*tags, (len(text), len(text))]:
-            for match in regex.finditer(text, start, tag_start):
+            for match in _matches(regex, values, text, start, tag_start):
                 group = match.lastindex or 0
                 value = match.group(group)
                 if not value or value.startswith(_TAG_PREFIX):
@@ -1262,6 +1414,31 @@ class Redactor:
             return item
 
         return rebuild
+
+
+def _matches(
+    regex: re.Pattern[str], values: re.Pattern[str] | None, text: str, start: int, end: int
+) -> Iterator[re.Match[str]]:
+    """The matches of ``regex`` in ``text[start:end]``; with ``values``, the matches of
+    ``values`` inside each of them, after its group 1. Each match of ``regex`` is read
+    once, so a command holding thousands of values is read in linear time.
+
+    A value that the end of its command cuts (an unquoted ';', '&' or '|' in it: ``A=a;b``)
+    is taken to the end of its word, as ``_ARGUMENT`` takes a program's argument, and
+    the next command is looked for after it."""
+    if values is None:
+        yield from regex.finditer(text, start, end)
+        return
+    position = start
+    while (command := regex.search(text, position, end)) is not None:
+        position = command.end()
+        for value in values.finditer(text, command.end(1), command.end()):
+            if value.end() == command.end() < end:
+                word = values.match(text, value.start(), end)
+                if word is not None and word.end() > value.end():
+                    value = word
+            yield value
+            position = max(position, value.end())
 
 
 def _collect_strings(value: Any, texts: list[str], braces: list[Found], budget: _Budget) -> bool:
