@@ -317,15 +317,7 @@ class Gate:
         verdict = decide(policy, normalised, parsed, exhausted=self.limiter.exhausted)
         spent: list[CompiledRule] = []
         if verdict.decision == "allow" and policy.has_rate_limits:
-            needed = tokens_needed(policy, verdict)
-            # The evaluator denies a bucket under one token; a command line running
-            # more of a rule's commands than its bucket holds is denied here.
-            short = self.limiter.shortfall(needed)
-            if short is not None:
-                verdict = over_budget(verdict, *short)
-            elif not dry_run:
-                self.limiter.take(needed)
-                spent = needed
+            verdict, spent = self._spend(policy, verdict, dry_run)
         step = None
         # Only a policy that still says require_approval lets an approval be opened or
         # used. In audit mode every answer is allowed anyway, so no human is asked (no
@@ -335,9 +327,38 @@ class Gate:
             audit = policy.mode == "audit"
             step = self.approvals.resolve(verdict, policy, dry_run=dry_run, open_new=not audit)
             verdict = step.verdict
+            if verdict.decision == "allow" and policy.has_rate_limits:
+                # The approval used (or in a dry run, the one that would be) makes this
+                # an allowed check: it spends what any allowed check spends of the
+                # rate-limited allow rules that matched it. Too few tokens left (the
+                # evaluator already denied a bucket under one): denied, and the approval
+                # is not used, it stays approved for when the budget allows.
+                verdict, spent = self._spend(policy, verdict, dry_run)
+                if verdict.decision != "allow":
+                    self.approvals.abandon(step)
+                    if step.approval is not None:
+                        reason = f"{verdict.reason}; approval {step.approval.id} is not used"
+                        verdict = dataclasses.replace(verdict, reason=reason)
+                    step = dataclasses.replace(step, kind="refuse", verdict=verdict)
             if audit:
                 verdict = dataclasses.replace(verdict, allowed=True)
         return await self._answer(verdict, dry_run, step, spent)
+
+    def _spend(
+        self, policy: CompiledPolicy, verdict: Verdict, dry_run: bool
+    ) -> tuple[Verdict, list[CompiledRule]]:
+        """Take the tokens the allowed ``verdict`` needs (``tokens_needed``; none for a
+        dry run): the verdict, denied if a bucket holds fewer than it needs (the
+        evaluator denies a bucket under one token; a command line running more of a
+        rule's commands than its bucket holds is denied here), and what was taken."""
+        needed = tokens_needed(policy, verdict)
+        short = self.limiter.shortfall(needed)
+        if short is not None:
+            return over_budget(verdict, *short), []
+        if dry_run:
+            return verdict, []
+        self.limiter.take(needed)
+        return verdict, needed
 
     async def _answer(
         self,

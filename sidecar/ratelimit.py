@@ -27,6 +27,15 @@ another rule changes. So editing an unrelated rule does not hand an agent a fres
 budget, nor move one rule's spent budget onto another. A rule whose limit changes keeps
 what it has spent: lowering a limit on an agent that is using it up takes effect at
 once, instead of filling a new bucket.
+
+What was spent is kept whole, even when a lower limit leaves less than none: the
+bucket then owes tokens (``tokens`` below zero), refilled at the new rate, so lowering a
+limit and restoring it hands nothing back (100 of 100/1h spent, lowered to 10/1h:
+-90, back to 100/1h: 0, as if the limit had never moved). A reload applies at its
+moment (``retain``): every kept bucket is refilled at the old rate up to then and at the
+new one after, whether or not a check touched it in between. Only ``retain`` changes a
+bucket's limit; a rule of an older policy (a refund after a reload) spends or gives
+back a token of the bucket as it is now.
 """
 
 from __future__ import annotations
@@ -44,20 +53,23 @@ from sidecar.subject import PROCESS_EXEC
 
 @dataclass
 class _Bucket:
+    # Below zero when a reload lowered the limit under what was spent: tokens owed.
     tokens: float
     updated: float
     count: int  # the limit it is filled to and refilled at, until a reload changes it
     per_seconds: float
 
     def refill(self, now: float) -> None:
-        rate = self.count / self.per_seconds
-        self.tokens = min(float(self.count), self.tokens + (now - self.updated) * rate)
-        self.updated = now
+        if now > self.updated:
+            rate = self.count / self.per_seconds
+            self.tokens = min(float(self.count), self.tokens + (now - self.updated) * rate)
+            self.updated = now
 
     def change_limit(self, count: int, per_seconds: float) -> None:
-        """Take a reloaded limit: what was spent of the old one stays spent."""
+        """Take a reloaded limit (refilled up to the reload first): what was spent of
+        the old one stays spent, all of it, so the tokens may go below zero."""
         spent = self.count - self.tokens
-        self.tokens = max(0.0, count - spent)
+        self.tokens = count - spent
         self.count, self.per_seconds = count, per_seconds
 
 
@@ -75,9 +87,8 @@ class RateLimiter:
             bucket = _Bucket(float(limit.count), now, limit.count, limit.per_seconds)
             self._buckets[limit.owner] = bucket
             return bucket
-        bucket.refill(now)  # at the limit it was spent under
-        if (bucket.count, bucket.per_seconds) != (limit.count, limit.per_seconds):
-            bucket.change_limit(limit.count, limit.per_seconds)
+        # At the limit the bucket holds: the one ``retain`` gave it at the last reload.
+        bucket.refill(now)
         return bucket
 
     def exhausted(self, rule: CompiledRule) -> bool:
@@ -99,7 +110,7 @@ class RateLimiter:
         for rule, count in counts.values():
             left = self._refilled(rule).tokens
             if left < count:
-                return rule, count, left
+                return rule, count, max(0.0, left)  # tokens owed: none left
         return None
 
     def take(self, needed: list[CompiledRule]) -> None:
@@ -118,14 +129,24 @@ class RateLimiter:
                 bucket.tokens = min(float(bucket.count), bucket.tokens + 1.0)
 
     def retain(self, policy: CompiledPolicy) -> None:
-        """Drop the buckets of rules the new policy no longer has."""
-        keep = {r.rate_limit.owner for r in policy.rules if r.rate_limit is not None}
-        for owner in list(self._buckets):
-            if owner not in keep:
+        """What a reload does, at its moment: drop the buckets of rules the new policy
+        no longer has, and give every kept bucket whose limit changed its new limit,
+        refilled at the old rate up to now (the new rate applies from now on)."""
+        limits = {
+            r.rate_limit.owner: r.rate_limit for r in policy.rules if r.rate_limit is not None
+        }
+        now = self._clock()
+        for owner, bucket in list(self._buckets.items()):
+            limit = limits.get(owner)
+            if limit is None:
                 del self._buckets[owner]
+            elif (bucket.count, bucket.per_seconds) != (limit.count, limit.per_seconds):
+                bucket.refill(now)
+                bucket.change_limit(limit.count, limit.per_seconds)
 
     def remaining(self, rule: CompiledRule) -> float:
-        return self._refilled(rule).tokens
+        """Whole and partial tokens left (none while tokens are owed)."""
+        return max(0.0, self._refilled(rule).tokens)
 
 
 def tokens_needed(policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule]:

@@ -331,8 +331,12 @@ class ApprovalService:
             return f"approval {approval.id} expired at {format_us(approval.expires_us)}"
         if status == "redeemed":
             return f"approval {approval.id} was already used"
-        if approval.settling:
-            return f"approval {approval.id} is being used or decided by another request"
+        # ``settling`` on a pending approval is an approver's decision being written:
+        # until it is durable nobody has decided, so the check is answered as pending
+        # (require_approval again). On an approved one it is a concurrent identical
+        # check using it: the claim is what lets exactly one of them be allowed.
+        if approval.settling and status == "approved":
+            return f"approval {approval.id} is being used by another request"
         return None
 
     @staticmethod
