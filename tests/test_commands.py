@@ -724,7 +724,12 @@ CONSTRUCT_CASES = [
     ("for ((i=0;i<2;i++)); do a; done", [("a",)], {"arithmetic"}),
     ("let i=1", [("let", "i=1")], {"arithmetic"}),
     ("[[ $a -eq 1 ]]", [("[[", "$a", "-eq", "1", "]]")], {"arithmetic", "parameter-expansion"}),
-    ("test -v 'a[$(id)]'", [("test", "-v", "a[$(id)]")], {"arithmetic"}),
+    # bash expands the subscript as test -v evaluates it: id runs (review 2026-12-06).
+    (
+        "test -v 'a[$(id)]'",
+        [("test", "-v", "a[$(id)]"), ("id",)],
+        {"arithmetic", "command-substitution"},
+    ),
     ("a[1]=x", [], {"arithmetic"}),
     (
         "echo ${!x} ${a[i]} ${s:1}",

@@ -125,7 +125,12 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``a=([i]=v)``), ``${x:n}``,
                           ``${!x}``, ``declare -i``, zsh's ``integer``/``float``: bash
                           evaluates variable values as arithmetic there, and
-                          ``a[$(cmd)]`` in a value runs ``cmd``.
+                          ``a[$(cmd)]`` in a value runs ``cmd``. Such text known here
+                          is read as bash expands it, quotes protecting nothing, its
+                          substitutions reported (``test -v 'a[$(cmd)]'``, ``read``,
+                          ``printf -v``, ``declare 'a[...]=v'``, ``let``,
+                          ``${a['...']}``, ``${x:'...'}``, ``a['...']=v``); a name not
+                          known here (``read "$n"``) is ``arithmetic``.
 ``eval``                  ``eval`` (its static text is analysed too), ``${x@P}``, the
                           callback of ``mapfile -C`` (analysed too; also
                           ``unknown-arguments``: bash adds the line read), zsh's
@@ -229,7 +234,13 @@ from dataclasses import dataclass
 from sidecar.errors import RequestError
 from sidecar.normalise import shell_ast as sh
 from sidecar.normalise.paths import normalise_path
-from sidecar.normalise.shell_builtins import BUILTINS, DIRECTORY_BUILTINS, risky_variable
+from sidecar.normalise.shell_builtins import (
+    BUILTINS,
+    DIRECTORY_BUILTINS,
+    arithmetic_text,
+    risky_variable,
+    subscript_text,
+)
 from sidecar.normalise.shell_context import (
     Context,
     Flow,
@@ -515,6 +526,8 @@ class _Analyser:
 
     def _script_text(self, text: str, state: State, context: Context, *, posix: bool) -> None:
         self.texts.append(text)
+        if "\\\n" in text:  # l\<newline>ocal x=\<newline>(...) is local x=(...) to bash
+            self.texts.append(text.replace("\\\n", ""))
         at_start = {write: counts.copy() for write, counts in self.counts.items()}
         depth, nesting = context.depth, context.nesting
         parsed = _parse(text, self.max_depth, self.field, depth=depth, nesting=nesting)
@@ -680,8 +693,28 @@ class _Analyser:
                 self.expansions(word, state, context)
                 if word.text in ARITHMETIC_TESTS and not word.quoted:
                     self.construct("arithmetic", " ".join(w.raw for w in node.words))
+            self.conditional_arithmetic(node.words, state, context)
             self.redirects(_comparisons_as_redirects(node), state, context)
         return union(*reached)
+
+    def conditional_arithmetic(
+        self, words: Sequence[sh.Word], state: State, context: Context
+    ) -> None:
+        """``[[ -v 'a[$(cmd)]' ]]``, ``[[ 'a[$(cmd)]' -eq 1 ]]``: bash evaluates the
+        subscript of a ``-v`` name, and both sides of ``-eq`` ``-lt`` ..., as arithmetic,
+        expanding what quotes hid on the command line. A word without expansions is known
+        here (``[[ ]]`` expands no pathnames): its text is read as bash expands it."""
+        for index, word in enumerate(words):
+            if word.text not in ARITHMETIC_TESTS or word.quoted:
+                continue
+            if word.text == "-v":
+                for name in words[index + 1 : index + 2]:
+                    if not name.expansions:
+                        subscript_text(self, name.text, state, context)
+                continue
+            for side in (*words[max(index - 1, 0) : index], *words[index + 1 : index + 2]):
+                if not side.expansions:
+                    arithmetic_text(self, side.text, state, context, "[[ arithmetic ]]")
 
     def loop_header(self, node: sh.For | sh.ArithmeticFor, state: State, context: Context) -> None:
         if isinstance(node, sh.ArithmeticFor):
@@ -695,7 +728,11 @@ class _Analyser:
     # -- words and redirections ----------------------------------------------------------
 
     def expansions(self, word: sh.Word, state: State, context: Context) -> None:
-        for expansion in word.expansions:
+        self.expanded(word.expansions, state, context)
+
+    def expanded(self, expansions: Sequence[sh.Expansion], state: State, context: Context) -> None:
+        """Report ``expansions``: each a construct, the commands of a substitution too."""
+        for expansion in expansions:
             if expansion.kind == "parameter":
                 self.construct("parameter-expansion", expansion.text)
                 if expansion.arithmetic:
@@ -799,12 +836,17 @@ class _Analyser:
             self.construct("environment-override", assignment.word.raw)
         if assignment.subscript is not None:
             self.construct("arithmetic", assignment.word.raw)
+            # a['$(cmd)']=v: bash expands the subscript as it evaluates it, quotes and all.
+            self.expanded(assignment.word.subscript, state, context)
         elements = assignment.values[1:]  # a=(...): the words between the parentheses
         if any(element.raw.startswith("[") for element in elements):
             # a=([i]=v): like a[i]=v, bash evaluates the index as arithmetic, and
             # i='x[$(cmd)]' set before makes that run cmd.
             shown = " ".join(element.raw for element in elements)
             self.construct("arithmetic", f"{assignment.word.raw}({shown})")
+            for element in elements:
+                if element.raw.startswith("["):
+                    self.expanded(element.subscript, state, context)
 
     # -- simple commands -----------------------------------------------------------------
 
@@ -815,6 +857,12 @@ class _Analyser:
             self.expansions(node.words[0], state, context)
         for word in node.words[1:]:
             self.argument(word, state, context)
+        for word in node.words:
+            if not word.static:
+                # declare a['$(cmd)']=v, read a[$'\x24(cmd)']: bash expands the subscript
+                # of a name it is given, quotes and all; a glob there (a[...]) matches no
+                # file named so. A static word's text is read by the builtin's handler.
+                self.expanded(word.subscript, state, context)
         self.redirects(node.redirects, state, context)
         if not node.words:
             return state, state

@@ -44,11 +44,17 @@ class Expansion:
 class Word:
     """One shell word.
 
-    ``text`` is the word after quote removal, with expansions left as written (so a
-    static word's ``text`` is exactly the argument the program receives). ``quoted`` says
-    whether any quoting or escaping was used (a quoted word is never a reserved word).
-    ``glob``, ``brace`` and ``tilde`` flag unquoted pathname, brace and tilde expansion.
-    ``expansions`` lists every expansion in the word, nested ones included.
+    ``raw`` is the word as written, less the line continuations (backslash-newline)
+    the shell removes before it splits words: what decides whether it is a reserved
+    word, an assignment (``X\\<newline>=1`` is ``X=1``), a function name or a
+    descriptor number. ``text`` is the word after quote removal, with expansions left as
+    written (so a static word's ``text`` is exactly the argument the program receives).
+    ``quoted`` says whether any quoting or escaping was used (a quoted word is never a
+    reserved word). ``glob``, ``brace`` and ``tilde`` flag unquoted pathname, brace and
+    tilde expansion. ``expansions`` lists every expansion in the word, nested ones
+    included. ``subscript`` lists those bash also runs when the word is an assignment
+    to an array element (``a['$(cmd)']=v``, ``[$'\\x24(cmd)']=v`` in ``a=(...)``): it
+    expands the subscript as it evaluates it, and quotes protect nothing there.
     """
 
     raw: str
@@ -58,6 +64,7 @@ class Word:
     glob: bool = False
     brace: bool = False
     tilde: bool = False
+    subscript: tuple[Expansion, ...] = ()
 
     @property
     def static(self) -> bool:

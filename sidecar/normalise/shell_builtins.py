@@ -16,6 +16,7 @@ directories it may leave.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -320,16 +321,30 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
     if builtin in DECLARATIONS | ZSH_NUMERIC:
         if "n" in values:
             analyser.construct("environment-override", display)  # a nameref: any later name
-        if "i" in values or builtin in ZSH_NUMERIC:
+        flags = values.keys() & {"i", "n"} | ({"i"} if builtin in ZSH_NUMERIC else set())
+        if "i" in flags:
             analyser.construct("arithmetic", display)
         _array_values(analyser, args, values, state, context)
+        _declared_subscripts(analyser, args, flags, state, context)
         assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":
         analyser.construct("arithmetic", display)
+        for arg in args[1:]:
+            if arg.static:  # let 'x=a[$(cmd)]'
+                arithmetic_text(analyser, arg.text, state, context, "let")
         assigned = named = [operand.partition("=")[0] for operand in operands]
     else:
         assigned = named = _named_variables(builtin, operands, values)
+        # read "$n", printf -v "$n", wait -p "$n": a name not known here may hold a
+        # subscript, which bash evaluates (n='a[$(cmd)]' runs cmd); mapfile, getopts and
+        # read -a refuse one, and unset does not expand one that came from a value.
+        evaluated = {"read": operands, "printf": named, "wait": named}.get(builtin, [])
+        if not all(_known_name(args, name) for name in evaluated):
+            analyser.construct("arithmetic", display)
+        for name in named:
+            if _known_name(args, name):  # read 'a[$(cmd)]'
+                subscript_text(analyser, name, state, context)
     if any(risky_variable(variable.removesuffix("+")) for variable in assigned):
         analyser.construct("environment-override", display)
     if any("[" in variable for variable in named):
@@ -519,7 +534,64 @@ def _test(analyser: Analyser, args: list[Arg], state: State, context: Context) -
     analyser.report(args, state, context)
     if any(arg.text == "-v" for arg in args[1:]):
         analyser.construct("arithmetic", argv_text(arg.text for arg in args))
+        for option, name in itertools.pairwise(args[1:]):
+            if option.text == "-v" and name.static:  # test -v 'a[$(cmd)]'
+                subscript_text(analyser, name.text, state, context)
     return state, state
+
+
+def subscript_text(analyser: Analyser, name: str, state: State, context: Context) -> None:
+    """A variable name bash is given, as text known here (``test -v NAME``, ``read
+    NAME``, ``printf -v NAME``, ``unset NAME`` ...): with a subscript, bash expands it as
+    it evaluates it, whatever quoted it on the command line (``test -v 'a[$(cmd)]'``
+    runs cmd). Everything after the ``[`` is read so (never less than bash reads)."""
+    start = name.find("[")
+    if start >= 0:
+        arithmetic_text(analyser, name[start + 1 :], state, context, "an array subscript")
+
+
+def arithmetic_text(
+    analyser: Analyser, text: str, state: State, context: Context, where: str
+) -> None:
+    """Text bash evaluates as arithmetic, known here (a ``let`` expression, a subscript):
+    it expands the subscripts in it, so their ``$(...)``, backquotes and ``$x`` run
+    whatever quoted them on the command line (``let 'x=a[$(cmd)]'``). The whole text is
+    read as bash expands a subscript (as a here-document body: quotes hide nothing, a
+    backslash escapes ``$``): each expansion is a construct, the commands decided."""
+    if "$" in text or "`" in text:
+        analyser.expanded_text(text, state, context.inside(where))
+
+
+def _known_name(args: Sequence[Arg], name: str) -> bool:
+    """Whether the variable name ``name`` is known here: the argument (or the option
+    cluster, ``-vNAME``) it came from is static, or it is a default (``MAPFILE``)."""
+    given = any(
+        arg.text == name or (arg.text.startswith("-") and arg.text.endswith(name))
+        for arg in args[1:]
+    )
+    return not given or static_value(args, name)
+
+
+def _declared_subscripts(
+    analyser: Analyser, args: list[Arg], flags: set[str], state: State, context: Context
+) -> None:
+    """``declare 'a[$(cmd)]=v'``: bash evaluates the subscript of a declared name as
+    arithmetic, expanding it (``subscript_text``); with ``-i`` the value too, and with
+    ``-n`` the value is a name whose subscript is evaluated wherever it is used. The
+    subscript is read up to the last ``]=`` (``]+=``), never less than bash reads."""
+    for arg in args[1:]:
+        if not arg.static or arg.text.startswith(("-", "+")):
+            continue  # not known here: eval (``_array_values``)
+        text = arg.text
+        name, _equals, value = text.partition("=")
+        ends = max(text.rfind("]="), text.rfind("]+="))
+        if "[" in name and ends >= 0:  # a[x=1]=v: the subscript may hold "="
+            name, value = text[:ends], text[ends:].partition("=")[2]
+        subscript_text(analyser, name, state, context)
+        if "i" in flags and value:
+            arithmetic_text(analyser, value, state, context, "an integer value")
+        if "n" in flags and value:
+            subscript_text(analyser, value, state, context)
 
 
 def _lookup(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:

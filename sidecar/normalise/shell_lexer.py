@@ -14,6 +14,7 @@ a guess.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -82,6 +83,72 @@ class Token:
     redirect: Redirect | None = None
 
 
+# What may precede the subscript of a name: ``a[``, ``${#a[``, ``${!a[`` (and ``[`` alone
+# for an element ``[i]=v`` of an array assignment), and a parameter a substring's ``:``
+# may follow (``${x:1}``, ``${@:2}``, ``${a[@]:1}``).
+SUBSCRIPTED_WORD = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
+SUBSCRIPTED_PARAMETER = re.compile(r"#?!?[A-Za-z_][A-Za-z0-9_]*")
+SUBSTRING_PARAMETER = re.compile(r"#?!?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+
+
+class _Region:
+    """Where a reading is in a word or a ``${...}``: whether in text bash evaluates as
+    arithmetic, an array subscript (``a[...]=v``, ``${a[...]}``) or a substring's offset
+    and length (``${x:...}``). bash expands that text as it evaluates it, and quotes
+    protect nothing there: it reads ``$'...'`` at parse time as a single-quoted string,
+    whose ``$(...)`` then runs (``a['$(cmd)']=v``, ``${a[$'\\x24(cmd)']}``,
+    ``${x:'$(cmd)'}``). Only characters read as themselves move it (``plain``); a quote
+    or an expansion before the name is complete ends the search (``other``)."""
+
+    def __init__(self, *, braced: bool) -> None:
+        self.braced = braced
+        self.mode = "head"  # head, subscript, after (the subscript), offset, other
+        self.head: list[str] = []  # the name read so far
+        self.depth = 0
+
+    @property
+    def arithmetic(self) -> bool:
+        return self.mode in ("subscript", "offset")
+
+    @property
+    def done(self) -> bool:
+        return self.mode in ("other", "offset")
+
+    def plain(self, char: str, follow: str = "") -> None:
+        """``char`` was read as itself; ``follow`` is the character after it."""
+        if self.mode == "head":
+            names = SUBSCRIPTED_PARAMETER if self.braced else SUBSCRIPTED_WORD
+            if char == "[" and names.fullmatch("".join(self.head)):
+                self.mode, self.depth = "subscript", 1
+            elif char == ":" and self.braced and SUBSTRING_PARAMETER.fullmatch("".join(self.head)):
+                self._colon(follow)
+            elif NAME_CHAR.match(char) or (self.braced and char in "#!@*?$-"):
+                self.head.append(char)
+            else:
+                self.mode = "other"
+        elif self.mode == "subscript":
+            if char == "[":
+                self.depth += 1
+            elif char == "]":
+                self.depth -= 1
+                if not self.depth:
+                    self.mode = "after"
+        elif self.mode == "after":
+            if char == ":" and self.braced:
+                self._colon(follow)
+            else:
+                self.mode = "other"
+
+    def _colon(self, follow: str) -> None:
+        # ${x:-w} ${x:=w} ${x:?w} ${x:+w} take a word; any other ${x:...} is a substring.
+        self.mode = "other" if follow in ("-", "=", "?", "+") and follow else "offset"
+
+    def other(self) -> None:
+        """A quote or an expansion was read."""
+        if self.mode in ("head", "after"):
+            self.mode = "other"
+
+
 class _WordBuilder:
     """Collects a word's text, its quoting and its expansions while it is read."""
 
@@ -90,6 +157,7 @@ class _WordBuilder:
         self.shape: list[str] = []
         self.quoted = False
         self.expansions: list[Expansion] = []
+        self.subscript: list[Expansion] = []  # see ``Word.subscript``
 
     def literal(self, text: str, *, quoted: bool) -> None:
         self.text.append(text)
@@ -112,6 +180,7 @@ class _WordBuilder:
             glob=bool(GLOB.search(shape)),
             brace=bool(BRACE.search(shape)),
             tilde=shape.startswith(("~", "=")),  # "=cmd" is zsh's path expansion
+            subscript=tuple(self.subscript),
         )
 
 
@@ -126,12 +195,37 @@ class Lexer:
         self.conditional = False  # inside [[ ]]: < > ( ) are operators, not redirections
         self.posix = parser.posix  # no bash-only operators, redirections or quoting
         self._pending: list[tuple[HereDoc, int]] = []
+        # Where each backslash-newline this reading removed starts, in order: the text
+        # the shell tokenises has none of them (``logical``).
+        self._continuations: list[int] = []
 
     # -- characters ------------------------------------------------------------------
 
     def _skip_continuations(self) -> None:
         while self.src.startswith("\\\n", self.pos):
+            self._continuations.append(self.pos)
             self.pos += 2
+
+    def logical(self, start: int, end: int | None = None) -> str:
+        """The source from ``start`` to ``end`` (the current position) as the shell reads
+        it: less the line continuations this reading removed there. bash and dash remove a
+        backslash-newline before they split words, so ``X\\<newline>=1`` is an
+        assignment and ``co\\<newline>proc`` the keyword; one inside single quotes,
+        ``$'...'``, a comment or a quoted here-document stays."""
+        end = self.pos if end is None else end
+        text = self.src[start:end]
+        if "\\\n" not in text:
+            return text
+        parts: list[str] = []
+        at = start
+        index = bisect_left(self._continuations, start)
+        while index < len(self._continuations) and self._continuations[index] + 2 <= end:
+            removed = self._continuations[index]
+            parts.append(self.src[at:removed])
+            at = removed + 2
+            index += 1
+        parts.append(self.src[at:end])
+        return "".join(parts)
 
     def _peek(self, ahead: int = 0) -> str:
         """The character ``ahead`` logical characters on, backslash-newlines removed."""
@@ -339,12 +433,17 @@ class Lexer:
     def read_word(self) -> Word:
         start = self.pos
         builder = _WordBuilder()
+        # A word that starts with a subscript (a[...]=v, [i]=v in a=(...)): quotes in it
+        # may hide what bash runs should the word be an assignment (``Word.subscript``).
+        region = None if self.posix else _Region(braced=False)
         while True:
             char = self._peek()
             if not char:
                 break
             if char in "<>" and self._peek(1) == "(" and not self.posix:
                 self._process_substitution(builder)
+                if region is not None:
+                    region.other()
                 continue
             if char in METACHARACTERS:
                 break
@@ -352,11 +451,36 @@ class Lexer:
             if plain:
                 builder.literal(plain.group(), quoted=False)
                 self.pos = plain.end()
+                if region is not None and not region.done:
+                    for letter in plain.group():
+                        region.plain(letter)
                 continue
+            if region is not None and region.arithmetic:
+                if self._arithmetic_quote(builder, builder.subscript, char):
+                    continue
+            elif region is not None:
+                region.other()
             self._word_character(builder, char)
         if self.pos == start:
             raise self._error("expected a word")
-        return builder.build(self.src[start : self.pos])
+        return builder.build(self.logical(start))
+
+    def _arithmetic_quote(self, builder: _WordBuilder, found: list[Expansion], char: str) -> bool:
+        """In text bash evaluates as arithmetic (``_Region``), read a ``'...'`` or
+        ``$'...'`` at ``char`` into ``builder`` as usual, and add the expansions bash
+        finds in its text to ``found``. False: ``char`` starts neither."""
+        if char == "'":
+            text = self._single_quoted()
+        elif char == "$" and self._peek(1) == "'" and not self.posix:
+            self._take()
+            self._skip_continuations()
+            text = self._ansi_c_quoted()
+        else:
+            return False
+        builder.literal(text, quoted=True)
+        if "$" in text or "`" in text:
+            found.extend(self.parser.child(text, scripts=0).lexer.read_heredoc_body().expansions)
+        return True
 
     def _word_character(self, builder: _WordBuilder, char: str) -> None:
         if char == "\\":
@@ -396,7 +520,7 @@ class Lexer:
                 self._word_character(builder, char)
         if self.pos == start:
             raise self._error("=~ has no operand")
-        return builder.build(self.src[start : self.pos])
+        return builder.build(self.logical(start))
 
     def _single_quoted(self) -> str:
         self.pos += 1  # the opening quote; no continuation handling inside
@@ -438,7 +562,7 @@ class Lexer:
             self.pos += 1
             builder.literal(char, quoted=True)
 
-    def _ansi_c_quoted(self, builder: _WordBuilder) -> None:
+    def _ansi_c_quoted(self) -> str:
         """``$'...'``. bash first finds where the quote ends (a backslash escapes the
         character after it) and only then decodes the text between: an escape that takes
         more than one character (``\\c\\\\``, ``\\c`` before the quote) never reaches
@@ -455,7 +579,7 @@ class Lexer:
         text = _ansi_c_decode(src[self.pos : end])
         self.pos = end + 1
         # A NUL ends the argument, as it does when bash hands it to a program.
-        builder.literal(text.split("\x00", 1)[0], quoted=True)
+        return text.split("\x00", 1)[0]
 
     def _backticks(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
         start = self.pos
@@ -478,7 +602,7 @@ class Lexer:
             out.append(char)
             self.pos += 1
         script = self.parser.parse_text("".join(out))
-        expansion = Expansion("backticks", src[start : self.pos], script=script)
+        expansion = Expansion("backticks", self.logical(start), script=script)
         builder.expansion(expansion, [])
 
     def _process_substitution(self, builder: _WordBuilder) -> None:
@@ -486,7 +610,7 @@ class Lexer:
         self._take()
         self._take()
         script = self.parser.parse_substitution()
-        expansion = Expansion("process-substitution", self.src[start : self.pos], script=script)
+        expansion = Expansion("process-substitution", self.logical(start), script=script)
         builder.expansion(expansion, [])
 
     def _dollar(self, builder: _WordBuilder, *, in_double_quotes: bool) -> None:
@@ -498,7 +622,7 @@ class Lexer:
         elif follow == "'" and not in_double_quotes:
             self._take()
             self._skip_continuations()
-            self._ansi_c_quoted(builder)
+            builder.literal(self._ansi_c_quoted(), quoted=True)
         elif follow == '"' and not in_double_quotes:
             self._take()
             self._double_quoted(builder)
@@ -509,7 +633,7 @@ class Lexer:
                 self._take()
                 self._take()
                 script = self.parser.parse_substitution()
-                expansion = Expansion("command-substitution", self.src[start : self.pos], script)
+                expansion = Expansion("command-substitution", self.logical(start), script)
                 builder.expansion(expansion, [])
         elif follow == "[":
             self._arithmetic(builder, start, opening="$[")
@@ -523,7 +647,7 @@ class Lexer:
             if self._take() not in SPECIAL_PARAMETERS:
                 while self._peek() and NAME_CHAR.match(self._peek()):
                     self._take()
-            builder.expansion(Expansion("parameter", self.src[start : self.pos]), [])
+            builder.expansion(Expansion("parameter", self.logical(start)), [])
         else:
             self._take()
             builder.literal("$", quoted=in_double_quotes)
@@ -534,6 +658,7 @@ class Lexer:
         self._take()
         self._take()
         inner = _WordBuilder()
+        region = _Region(braced=True)
         with self.parser.nested():
             while True:
                 char = self._peek()
@@ -542,8 +667,18 @@ class Lexer:
                 if char == "}":
                     self.pos += 1
                     break
+                # ${a['$(cmd)']}, ${x:'$(cmd)'}, "${a[$'\\x24(cmd)']}": quotes protect
+                # nothing in a subscript or an offset (``_Region``).
+                arithmetic = region.arithmetic and (char == "$" or not in_double_quotes)
+                if arithmetic and self._arithmetic_quote(inner, inner.expansions, char):
+                    continue
+                before = self.pos
                 self._scan_character(inner, char, in_double_quotes=in_double_quotes)
-        raw = self.src[start : self.pos]
+                if self.pos == before + 1 and char not in "\\'\"$`":
+                    region.plain(char, self._peek())
+                else:
+                    region.other()
+        raw = self.logical(start)
         content = raw[2:-1]
         if content[:1] in (" ", "\t", "\n", "|") and content:
             # ksh93/mksh/bash 5.3 "${ command; }": a command substitution in this shell.
@@ -576,14 +711,14 @@ class Lexer:
         inner = _WordBuilder()
         closing = "]" if opening == "$[" else "))"
         self._scan_arithmetic(inner, closing)
-        expansion = Expansion("arithmetic", self.src[start : self.pos])
+        expansion = Expansion("arithmetic", self.logical(start))
         builder.expansion(expansion, inner.expansions)
 
     def read_arithmetic_command(self, start: int) -> Word:
         """The body of ``(( ... ))`` after its opening ``((``, up to the closing ``))``."""
         inner = _WordBuilder()
         self._scan_arithmetic(inner, "))")
-        raw = self.src[start : self.pos]
+        raw = self.logical(start)
         return Word(raw=raw, text=raw, expansions=(Expansion("arithmetic", raw), *inner.expansions))
 
     def _scan_arithmetic(self, inner: _WordBuilder, closing: str) -> None:

@@ -407,7 +407,7 @@ class Parser:
         return sh.FunctionDefinition(name, body, raw=self._text_since(start))
 
     def _text_since(self, start: int) -> str:
-        return self.lexer.src[start : self.lexer.pos].rstrip(" \t\n;&|")
+        return self.lexer.logical(start).rstrip(" \t\n;&|")
 
     def _function_keyword(self) -> sh.FunctionDefinition:
         start = self._take().start
