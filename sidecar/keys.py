@@ -23,6 +23,46 @@ class KeyFileError(ValueError):
     """A key file or key string is not a usable Ed25519 key."""
 
 
+# Public keys no one holds a private key for. For a point of small order (the curve's
+# 8-torsion) a signature that verifies can be computed without any private key: with the
+# identity as key, R = identity and S = 0 verify for every message. OpenSSL accepts them,
+# so they are refused here, as libsodium does: by their y coordinate (the sign bit
+# cleared), and any y that is not reduced below p (a non-canonical encoding, RFC 8032
+# 5.1.3). `tollgate keygen` never makes such a key; a placeholder ("AAAA...=") is one.
+_FIELD_PRIME = 2**255 - 19
+_SMALL_ORDER_Y = frozenset(
+    int.from_bytes(bytes.fromhex(encoded), "little")
+    for encoded in (
+        "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+        "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    )
+)
+
+
+def weak_key_problem(raw: bytes) -> str | None:
+    """Why the raw 32-byte Ed25519 public key ``raw`` must not be trusted, or None."""
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _FIELD_PRIME:
+        return "a non-canonical encoding (its y coordinate is not below 2^255 - 19)"
+    if y in _SMALL_ORDER_Y:
+        return (
+            "a point of small order: signatures for it can be made without a private key "
+            "(a placeholder such as all zeros?)"
+        )
+    return None
+
+
+def checked_public_key(key: Ed25519PublicKey, source: str = "public key") -> Ed25519PublicKey:
+    """``key``, unless it is one no one holds a private key for (``weak_key_problem``)."""
+    problem = weak_key_problem(key.public_bytes_raw())
+    if problem is not None:
+        raise KeyFileError(f"{source}: not a usable Ed25519 public key: {problem}")
+    return key
+
+
 def _check_name(name: str) -> None:
     if not name or name in {".", ".."} or "/" in name or "\\" in name or "\x00" in name:
         raise KeyFileError(f"invalid key name {name!r}: use a plain file name without '/'")
@@ -84,18 +124,21 @@ def public_key_from_pem(data: bytes, source: str = "public key") -> Ed25519Publi
         raise KeyFileError(f"{source}: not a SubjectPublicKeyInfo PEM public key ({exc})") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{source}: not an Ed25519 public key")
-    return key
+    return checked_public_key(key, source)
 
 
 def public_key_from_base64(text: str) -> Ed25519PublicKey | None:
-    """Decode the base64 of a raw 32-byte key, or None when ``text`` is not one."""
+    """Decode the base64 of a raw 32-byte key, or None when ``text`` is not one.
+
+    Raises ``KeyFileError`` for 32 bytes that are no usable key (``weak_key_problem``).
+    """
     try:
         raw = base64.b64decode(text.strip().encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         return None
     if len(raw) != _RAW_KEY_SIZE:
         return None
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return checked_public_key(Ed25519PublicKey.from_public_bytes(raw))
 
 
 def load_public_key(source: str | bytes | os.PathLike[str]) -> Ed25519PublicKey:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sidecar.approvals.wire import DecisionBody
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import RequestError
-from sidecar.keys import public_key_from_base64
+from sidecar.keys import KeyFileError, public_key_from_base64
 from sidecar.policy.schema import Approvals
 from sidecar.request import parse_json_body
 
@@ -116,7 +116,10 @@ def signature_problem(
     listed = {a.name: a.publicKey for a in approvals.approvers} if approvals else {}
     if approver not in listed:
         return f"{approver!r} is not an approver in the policy"
-    key = public_key_from_base64(listed[approver])
+    try:
+        key = public_key_from_base64(listed[approver])
+    except KeyFileError:
+        key = None
     if key is None:  # the compiler refuses such policies; never trust one that slipped by
         return f"approver {approver!r} has no usable key"
     if signature is None:

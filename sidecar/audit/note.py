@@ -18,6 +18,8 @@ from hashlib import sha256
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sidecar.keys import weak_key_problem
+
 ED25519_TYPE = 0x01
 _SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 _PRIVATE_KEY_PREFIX = "PRIVATE+KEY+"
@@ -149,6 +151,9 @@ class Verifier:
         key = _b64decode(key_b64, "verifier key")
         if len(key) != 33 or key[0] != ED25519_TYPE:
             raise NoteError("verifier key is not an Ed25519 key")
+        problem = weak_key_problem(key[1:])
+        if problem is not None:
+            raise NoteError(f"verifier key is not a usable Ed25519 key: {problem}")
         verifier = cls(name, Ed25519PublicKey.from_public_bytes(key[1:]))
         if verifier.key_id.hex() != id_hex:
             raise NoteError("verifier key ID does not match the key")

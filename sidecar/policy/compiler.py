@@ -19,7 +19,7 @@ from operator import attrgetter
 from urllib.parse import urlsplit
 
 from sidecar.canonical import canonical_bytes
-from sidecar.keys import public_key_from_base64
+from sidecar.keys import KeyFileError, public_key_from_base64
 from sidecar.normalise.paths import normalise_path
 from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
@@ -394,9 +394,11 @@ def compile_policy(
 
 
 def _approvals_problems(approvals: Approvals) -> list[str]:
-    """Approver keys must be usable and names unique; the webhook must be an http(s) URL."""
+    """Approver keys must be usable and their own, names unique; the webhook must be an
+    http(s) URL."""
     problems: list[str] = []
     seen: set[str] = set()
+    keys_seen: dict[bytes, str] = {}
     for position, approver in enumerate(approvals.approvers):
         where = f"approvals.approvers[{position}]"
         if not approver.name.strip():
@@ -404,11 +406,26 @@ def _approvals_problems(approvals: Approvals) -> list[str]:
         elif approver.name in seen:
             problems.append(f"{where}.name: duplicate approver {approver.name!r}")
         seen.add(approver.name)
-        if public_key_from_base64(approver.publicKey) is None:
+        try:
+            key = public_key_from_base64(approver.publicKey)
+        except KeyFileError as exc:
+            problems.append(f"{where}.publicKey: {exc} (tollgate keygen makes a key)")
+            continue
+        if key is None:
             problems.append(
                 f"{where}.publicKey: not the base64 of a raw 32-byte Ed25519 public key "
                 "(tollgate keygen prints it)"
             )
+            continue
+        # One key under two names lets its holder sign as either, and the trail would
+        # name the wrong person as approver.
+        raw = key.public_bytes_raw()
+        if raw in keys_seen:
+            problems.append(
+                f"{where}.publicKey: the same key as {keys_seen[raw]!r}; each approver "
+                "needs a key of their own"
+            )
+        keys_seen.setdefault(raw, approver.name)
     if approvals.notify is not None:
         url = urlsplit(approvals.notify.webhook)
         if url.scheme not in ("http", "https") or not url.hostname:
