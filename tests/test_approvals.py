@@ -1170,3 +1170,20 @@ def test_an_approval_whose_check_never_settled_does_not_block_its_request(
     fresh = gate.approvals.resolve(evaluate_request(policy, rm), policy, dry_run=False)
     assert fresh.kind == "new" and fresh.approval is not lost.approval  # and under the cap
     gate.audit.close_blocking()
+
+
+def test_webhook_text_shows_the_action_before_a_long_context(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    # Found in the approvals review of 2026-12-06: the request was shown as key-sorted
+    # JSON cut at 1,500 characters, "context" first, so a padded context with a decoy
+    # request in it pushed the real action out of the message.
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    decoy = '{"k8s": {"verb": "patch", "namespace": "staging", "name": "canary"}} ```'
+    ask(gate, {**DELETE_WEB, "context": {"a": "x" * 3000, "b": decoy}})
+    wait_for(lambda: len(hook.received) == 1)
+    lines = hook.received[0]["text"].split("\n")
+    assert '"k8s":{' in lines[1] and '"verb":"delete"' in lines[1] and '"name":"web"' in lines[1]
+    assert "context" not in lines[1] and "canary" not in lines[1]
+    context = next(line for line in lines if line.startswith("Context from the agent"))
+    assert context.endswith("more characters: the CLI shows all)```")
+    assert context.count("```") == 2  # the agent's backticks cannot close the block

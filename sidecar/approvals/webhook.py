@@ -40,6 +40,7 @@ ATTEMPT_TIMEOUT_SECONDS = 5.0
 MAX_QUEUED = 1000
 CONCURRENT_DELIVERIES = 4
 _SUMMARY_CHARS = 1500
+_CONTEXT_CHARS = 300
 
 logger = logging.getLogger("tollgate.approvals")
 
@@ -65,6 +66,17 @@ def command_line(verb: str, approval_id: str, gate_url: str, approver: str | Non
     )  # fmt: skip
 
 
+def _code_text(value: Any, limit: int) -> str:
+    """``value`` as printable canonical JSON for a code block, cut at ``limit``.
+
+    A backtick is written as its JSON escape (the same JSON), so the text cannot close
+    the block around it."""
+    text = printable_json_text(canonical_bytes(value).decode("utf-8")).replace("`", "\\u0060")
+    if len(text) > limit:
+        return f"{text[:limit]} ... ({len(text) - limit} more characters: the CLI shows all)"
+    return text
+
+
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -77,10 +89,17 @@ def build_payload(
     only = approvers[0] if len(approvers) == 1 else None
     approve = command_line("approve", approval.id, gate_url, only)
     deny = command_line("deny", approval.id, gate_url, only)
-    # Shown to a person in a chat client: nothing in it may reorder or hide text.
-    summary = printable_json_text(canonical_bytes(approval.request).decode("utf-8"))
-    if len(summary) > _SUMMARY_CHARS:
-        summary = summary[:_SUMMARY_CHARS] + " ..."
+    # Shown to a person in a chat client: nothing in it may reorder or hide text. The
+    # action comes first and the agent's free-form context after it, each cut on its
+    # own: a long context must not push the action out of the message (a padded one
+    # did, leaving only a decoy request in view).
+    request = {k: v for k, v in approval.request.items() if k != "context"}
+    summary = _code_text(request, _SUMMARY_CHARS)
+    context = approval.request.get("context")
+    shown_context = ""
+    if context is not None:
+        shown = _code_text(context, _CONTEXT_CHARS)
+        shown_context = f"Context from the agent (recorded, never matched): ```{shown}```\n"
     expires = format_us(approval.expires_us)
     rule = approval.rule or "defaultAction"
     text = (
@@ -88,6 +107,7 @@ def build_payload(
         f"(risk: {approval.risk or 'not set'}, rule: {rule})\n"
         f"```{summary}```\n"
         f"Reason: {visible(approval.policy_reason)}\n"
+        f"{shown_context}"
         f"Expires {expires}; until then it is denied. Approve with:\n`{approve}`\n"
         f"or deny with:\n`{deny}`"
     )
