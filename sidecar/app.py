@@ -126,4 +126,8 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    # A path with a trailing "/" is not one of ours: a 404, never a 307 to a Location
+    # built from the client's Host header (a decision POSTed to /v1/approvals/ID/ went
+    # unrecorded that way).
+    app.router.redirect_slashes = False
     return CheckEndpoint(gate, app)

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
-from sidecar.visible import visible, visible_json
+from sidecar.visible import printable_json_text, visible, visible_json
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9800"
@@ -153,7 +153,13 @@ def _expect_ok(status: int, payload: dict[str, Any], exit_code: int, prefix: str
 def _describe(view: dict[str, Any]) -> str:
     shown = {key: visible(value) for key, value in view.items() if value is not None}
     rule = shown.get("rule") or "defaultAction"
-    request = visible_json(view.get("request"), sort_keys=True)
+    # The agent's free-form context is shown after its action, on lines of its own: a
+    # long one printed within the request (sorted first) scrolled the action away.
+    raw_request = view.get("request")
+    context = raw_request.get("context") if isinstance(raw_request, dict) else None
+    if isinstance(raw_request, dict):
+        raw_request = {k: v for k, v in raw_request.items() if k != "context"}
+    request = visible_json(raw_request, sort_keys=True)
     lines = [
         f"approval   {shown.get('id')}  ({shown.get('status')}, expires {shown.get('expiresAt')})",
         f"agent      {shown.get('identity')}",
@@ -163,6 +169,9 @@ def _describe(view: dict[str, Any]) -> str:
         f"hash       {shown.get('requestHash')}",
         "request    " + request.replace("\n", "\n           "),
     ]
+    if context is not None:
+        shown_context = visible_json(context, sort_keys=True)
+        lines.append("context    " + shown_context.replace("\n", "\n           "))
     if shown.get("approver"):
         lines.append(f"decided    by {shown['approver']} at {shown.get('decidedAt')}")
     if shown.get("reason"):
@@ -207,6 +216,33 @@ def _hash_problem(view: dict[str, Any]) -> str | None:
     return problem
 
 
+# What a request acts on, by action: the line shown right above the prompt.
+_TARGETS = {
+    "process.exec": ("commandLine", "argv"),
+    "network.request": ("method", "url", "host", "port"),
+    "k8s.request": ("k8s",),
+}
+_SUMMARY_CHARS = 300
+
+
+def _summary(view: dict[str, Any]) -> str:
+    """One line naming the action and what it acts on, cut at ``_SUMMARY_CHARS``."""
+    request = view.get("request")
+    action = view.get("action")
+    if not isinstance(request, dict):
+        return visible(action)
+    names = _TARGETS.get(action, ("path", "realPath")) if isinstance(action, str) else ()
+    parts = [
+        printable_json_text(json.dumps(request[name], ensure_ascii=False, sort_keys=True))
+        for name in names
+        if name in request
+    ]
+    text = f"{visible(action)} {' '.join(parts)}"
+    if len(text) > _SUMMARY_CHARS:
+        text = f"{text[:_SUMMARY_CHARS]} ... ({len(text) - _SUMMARY_CHARS} more characters above)"
+    return text
+
+
 def _confirm(verb: str) -> bool:
     try:
         answer = input(f"{verb} this request? [y/N] ")
@@ -233,6 +269,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     if view.get("status") != "pending":
         status_shown = visible(view.get("status"))
         raise CommandFailed(f"{args.id} is {status_shown}, not pending", EXIT_REFUSED)
+    print(f"\n{args.decision} {_summary(view)}")
     if not args.yes and sys.stdin.isatty() and not _confirm(args.decision.capitalize()):
         print("nothing sent")
         return EXIT_REFUSED

@@ -8,12 +8,34 @@ and bidi overrides reorder it, so an agent could show the approver a harmless re
 while another one is signed. Every character that is not printable (``str.isprintable``:
 C0, DEL, C1, format characters such as bidi overrides, isolates and zero-width ones,
 line and paragraph separators, surrogates, unassigned code points, spaces other than
-' ') is therefore shown as an escape, newlines inside a value included.
+' ') is therefore shown as an escape, newlines inside a value included. So is every
+character Python counts as printable that shows nothing (``_HIDDEN``): Unicode's
+default-ignorable code points (the combining grapheme joiner, variation selectors,
+Hangul fillers ...) and the blank braille pattern, which would let two different
+requests print alike.
 """
 
 from __future__ import annotations
 
 import json
+import re
+
+# Printable to Python, invisible on screen: the Default_Ignorable_Code_Point ranges of
+# Unicode's DerivedCoreProperties.txt that isprintable() lets through, and U+2800.
+_HIDDEN = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f"
+    "\uffa0\U000e0100-\U000e01ef]"
+)
+
+
+def _shown(char: str) -> bool:
+    """Whether ``char`` is shown as itself: printable, and not invisible."""
+    return char.isprintable() and _HIDDEN.match(char) is None
+
+
+def _plain(text: str) -> bool:
+    return text.isprintable() and _HIDDEN.search(text) is None
+
 
 _NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -36,20 +58,18 @@ def visible(value: object) -> str:
     was escaped, not from a backslash the agent wrote.
     """
     text = str(value)
-    if text.isprintable() and "\\" not in text:
+    if _plain(text) and "\\" not in text:
         return text
-    return "".join(
-        _escape(char) if char == "\\" or not char.isprintable() else char for char in text
-    )
+    return "".join(_escape(char) if char == "\\" or not _shown(char) else char for char in text)
 
 
 def printable_text(text: str) -> str:
     """``text`` with its unprintable characters escaped, backslashes left as they are:
     for a person's own tools (``tollgate check --explain``), where policy text full of
     regex backslashes must stay readable and no approval hangs on the reading."""
-    if text.isprintable():
+    if _plain(text):
         return text
-    return "".join(char if char.isprintable() else _escape(char) for char in text)
+    return "".join(char if _shown(char) else _escape(char) for char in text)
 
 
 def _json_escape(char: str) -> str:
@@ -64,11 +84,9 @@ def printable_json_text(text: str) -> str:
     """JSON text with every character a terminal could act on as a ``\\uXXXX`` escape:
     the same JSON value. Newlines are kept: in JSON text they can only be whitespace
     between items (inside strings they are already escaped)."""
-    if text.isprintable():
+    if _plain(text):
         return text
-    return "".join(
-        char if char.isprintable() or char == "\n" else _json_escape(char) for char in text
-    )
+    return "".join(char if _shown(char) or char == "\n" else _json_escape(char) for char in text)
 
 
 def visible_json(value: object, *, sort_keys: bool = False) -> str:

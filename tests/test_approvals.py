@@ -1187,3 +1187,31 @@ def test_webhook_text_shows_the_action_before_a_long_context(start, hook_factory
     context = next(line for line in lines if line.startswith("Context from the agent"))
     assert context.endswith("more characters: the CLI shows all)```")
     assert context.count("```") == 2  # the agent's backticks cannot close the block
+
+
+def test_cli_shows_the_action_last_above_the_prompt_and_invisible_characters_escaped(
+    start, people
+) -> None:  # type: ignore[no-untyped-def]
+    # Found in the approvals review of 2026-12-06: the request was printed key-sorted,
+    # context first, so hundreds of context lines ending in a decoy left only the decoy
+    # on screen at the prompt; and characters Python counts as printable but that show
+    # nothing (U+034F, variation selectors, Hangul fillers, U+2800) printed as they are.
+    gate = start()
+    decoy = '{"commandLine": "ls /app/reports"}'
+    evil = {
+        "action": "process.exec",
+        "argv": ["rm", "-rf", "/app/prod-data", "/app/reports\u034f\ufe0f\u3164\u2800"],
+        "context": {"note": "\n" * 300 + decoy},
+    }
+    approval_id = ask(gate, evil)["approval"]["id"]
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == f"{approval_id}: approved by alice"
+    summary = lines[-2]
+    assert summary.startswith("approve process.exec ") and "/app/prod-data" in summary
+    request_at = next(i for i, line in enumerate(lines) if line.startswith("request "))
+    context_at = next(i for i, line in enumerate(lines) if line.startswith("context "))
+    assert request_at < context_at
+    assert "/app/reports\\u034f\\ufe0f\\u3164\\u2800" in summary
+    assert "\u034f" not in done.stdout and "\u2800" not in done.stdout

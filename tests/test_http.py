@@ -219,6 +219,18 @@ def test_unknown_routes_and_methods_are_json_errors(gate: Daemon) -> None:
     assert wrong.status_code == 405 and wrong.json()["allowed"] is False
 
 
+def test_a_trailing_slash_is_a_404_not_a_redirect(gate: Daemon) -> None:
+    # Found in the approvals review of 2026-12-06: Starlette answered a decision POSTed
+    # to /v1/approvals/ID/ with a 307 whose Location it built from the Host header, and
+    # the attempt went unrecorded.
+    for method, path in (("POST", "/v1/approvals/apr_x/"), ("GET", "/health/")):
+        assert gate.client is not None
+        response = gate.client.request(method, path, json={"decision": "approve"})
+        assert response.status_code == 404, (method, path)
+        assert "location" not in response.headers
+        assert response.json()["error"]["code"] == "not_found"
+
+
 def test_operations_endpoints(gate: Daemon) -> None:
     assert gate.get("/health").json() == {"status": "ok"}
     assert gate.get("/ready").status_code == 200
