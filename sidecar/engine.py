@@ -50,6 +50,7 @@ def decide(
     """Evaluate every subject of a normalised request and combine, strictest first."""
     trace: list[str] | None = [] if explain else None
     decisions: list[SubjectDecision] = []
+    first: SubjectDecision | None = None  # the first subject, with its views' rules
     for subject in normalised.subjects:
         if trace is not None:
             trace.append(f"{subject.label or subject.action} ({subject.action}):")
@@ -57,18 +58,25 @@ def decide(
         if subject.restrictions_only:
             # Another view of the request's first subject (the path as written, the
             # URL path as sent, localhost as the loopback, a patch as the create it may
-            # be): its deny and approval rules count as matches of that subject.
+            # be): its deny and approval rules count as matches of that subject. The
+            # subject's own decision stays in ``decisions``: the allow rules it matched
+            # spend their tokens when an approval allows the request.
             if _restricts(decided):
-                decisions[0] = _with_view(decisions[0], decided)
+                assert first is not None  # views always follow the subject they view
+                first = _with_view(first, decided)
             continue
+        if first is None:
+            first = decided
         decisions.append(decided)
+    assert first is not None
+    candidates = [first, *decisions[1:]]
     # Strictest first; among equals, one decided by a rule explains more than the default,
     # and a form of its own (realPath, a decoded path) more than another view of the first.
     winner = (
-        decisions[0]
-        if len(decisions) == 1
+        first
+        if len(candidates) == 1
         else max(
-            decisions,
+            candidates,
             key=lambda d: (
                 STRICTNESS[d.decision],
                 d.rule is not None,
@@ -78,7 +86,7 @@ def decide(
     )
     reason = winner.reason
     # Say which part of the request decided, unless the reason already names it.
-    several = len(decisions) > 1 or winner.subject.restrictions_only
+    several = len(candidates) > 1 or winner.subject.restrictions_only
     if several and winner.subject.label and winner.subject.label not in reason:
         reason = f"{winner.subject.label}: {reason}"
     if trace is not None:

@@ -455,5 +455,8 @@ def test_an_allow_rule_whose_command_operator_also_matches_any_directory_warns()
     assert evaluate_request(suggested, {**evil, "argv": ["go-lint"]}).decision == "allow"
     regex = _load("{id: fmt, action: process.exec, decision: allow, command: {regex: '.*-fmt'}}")
     assert len(regex.warnings) == 1 and "regex '.*-fmt'" in regex.warnings[0]
+    star_star = _load("{id: l, action: process.exec, decision: allow, command: {glob: '**-lint'}}")
+    assert len(star_star.warnings) == 1 and "'**' crosses '/'" in star_star.warnings[0]
+    assert evaluate_request(star_star, evil).decision == "allow"  # what it warns of
     denying = "{action: process.exec, decision: deny, command: {endsWith: rm}}"
     assert not _load(denying).warnings  # a deny that sees more paths is stricter

@@ -1044,11 +1044,13 @@ class _Analyser:
         """
         self.report(args, state, context)
         count = args[1]
-        if not (count.static and count.text.isdigit()):
+        # ASCII digits only: "²" is a digit to str.isdigit and no number to int().
+        number = count.static and count.text.isascii() and count.text.isdigit()
+        if not number:
             self.construct("arithmetic", argv_text(arg.text for arg in args))  # zsh math
         self.count_unwrap()
         inner = context.via("repeat")
-        if not (count.static and count.text.isdigit() and int(count.text) <= 1):
+        if not (number and count.text.lstrip("0") in ("", "1")):
             inner = inner.repeating(f"run {count.text} times by repeat")
         ok, fail = self.run(args[2:], state, inner, held)
         if (ok, fail) != (state, state) and count.text != "1":

@@ -340,10 +340,11 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         # subscript, which bash evaluates (n='a[$(cmd)]' runs cmd); mapfile, getopts and
         # read -a refuse one, and unset does not expand one that came from a value.
         evaluated = {"read": operands, "printf": named, "wait": named}.get(builtin, [])
-        if not all(_known_name(args, name) for name in evaluated):
+        known = _known_names(args)
+        if not all(known(name) for name in evaluated):
             analyser.construct("arithmetic", display)
         for name in named:
-            if _known_name(args, name):  # read 'a[$(cmd)]'
+            if known(name):  # read 'a[$(cmd)]'
                 subscript_text(analyser, name, state, context)
     if any(risky_variable(variable.removesuffix("+")) for variable in assigned):
         analyser.construct("environment-override", display)
@@ -562,14 +563,27 @@ def arithmetic_text(
         analyser.expanded_text(text, state, context.inside(where))
 
 
-def _known_name(args: Sequence[Arg], name: str) -> bool:
-    """Whether the variable name ``name`` is known here: the argument (or the option
-    cluster, ``-vNAME``) it came from is static, or it is a default (``MAPFILE``)."""
-    given = any(
-        arg.text == name or (arg.text.startswith("-") and arg.text.endswith(name))
-        for arg in args[1:]
-    )
-    return not given or static_value(args, name)
+def _known_names(args: Sequence[Arg]) -> Callable[[str], bool]:
+    """Whether a variable name is known here: the argument (or the option cluster,
+    ``-vNAME``) it came from is static, or it is a default (``MAPFILE``).
+
+    ``static_value`` for each of many names, with the arguments indexed once: a name
+    is nearly always an argument of its own, so asking for every operand of ``read a a
+    a ...`` stays linear in the command's length (scanning the arguments per name took
+    minutes for 64 KiB, on the loop every check waits for).
+    """
+    exact: dict[str, bool] = {}
+    for arg in args[1:]:
+        exact[arg.text] = exact.get(arg.text, True) and arg.static
+    clusters = [arg for arg in args[1:] if arg.text.startswith("-")]
+
+    def known(name: str) -> bool:
+        if name in exact:
+            return exact[name]
+        holders = [arg for arg in clusters if arg.text.endswith(name)]
+        return all(arg.static for arg in holders)
+
+    return known
 
 
 def _declared_subscripts(

@@ -47,6 +47,21 @@ _INPUT_OPERATORS = frozenset({"<", "<<", "<<-", "<<<", "<&", "<>"})
 _OPENING_A_FILE = frozenset({"<", "<>", ">", ">>", ">|"})
 # ``&>file``, ``&>>file`` and ``>&file`` (a file, not a number) redirect 1 and 2.
 _BOTH_OUTPUTS = frozenset({"&>", "&>>"})
+# No descriptor has more digits; bash refuses a larger one ("file descriptor out of
+# range"), and int() refuses more than 4300 digits: one the gate cannot know, never 0-2.
+_MAX_DESCRIPTOR_DIGITS = 10
+OUT_OF_RANGE = 1 << 40
+
+
+def descriptor(digits: str) -> int:
+    """The descriptor a redirection's ASCII digits name (``2``, ``003``); any number too
+    large for one is ``OUT_OF_RANGE``, which matches no descriptor held."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DESCRIPTOR_DIGITS:
+        return OUT_OF_RANGE
+    return int(significant or "0")
+
+
 _DUPLICATION = re.compile(r"(?P<source>[0-9]+)(?P<move>-?)|-")
 # The descriptor bash turns ``>&file`` into ``&>file`` for: 1, however written (``01``).
 _STANDARD_OUTPUT = re.compile(r"0*1")
@@ -182,7 +197,7 @@ def _opened_on(redirect: sh.Redirect) -> tuple[int, ...] | None:
     if op not in _OPENING_A_FILE:
         return None
     if fd is not None:
-        return () if fd.startswith("{") else (int(fd),)
+        return () if fd.startswith("{") else (descriptor(fd),)
     return (0,) if op in _INPUT_OPERATORS else (1,)
 
 
@@ -251,7 +266,7 @@ def descriptors(
             elif redirect.op in ("<&", ">&") and target is not None and not target.static:
                 named.extend(f for feeds in held.values() for f in feeds)
             elif copied_from is not None and copied_from.group("source") is not None:
-                named.extend(on(int(copied_from.group("source"))))
+                named.extend(on(descriptor(copied_from.group("source"))))
             continue
         if redirect.fd is None and redirect.op in _BOTH_OUTPUTS:
             held.pop(1, None)
@@ -267,7 +282,7 @@ def descriptors(
                 held[1] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
             write_only.discard(1)
             continue
-        fd = int(redirect.fd) if redirect.fd is not None else 0
+        fd = descriptor(redirect.fd) if redirect.fd is not None else 0
         if redirect.fd is None and redirect.op not in _INPUT_OPERATORS:
             fd = 1
         copies_write_only = False
@@ -277,7 +292,7 @@ def descriptors(
             # <&$n: any descriptor, a here-document's too (a dynamic-redirect besides).
             held[fd] = tuple(dict.fromkeys(f for feeds in held.values() for f in feeds))
         elif copied_from is not None and copied_from.group("source") is not None:
-            source = int(copied_from.group("source"))
+            source = descriptor(copied_from.group("source"))
             copied = on(source)
             copies_write_only = source in write_only
             if copied_from.group("move"):  # 4<&3-: 3 is closed after the copy
@@ -302,7 +317,7 @@ def descriptor_named(path: str) -> int | None:
     if path in _STANDARD_PATHS:
         return _STANDARD_PATHS[path]
     found = _DESCRIPTOR_PATH.fullmatch(path)
-    return int(found.group("fd")) if found else None
+    return descriptor(found.group("fd")) if found else None
 
 
 def may_name_descriptor(path: str) -> bool:

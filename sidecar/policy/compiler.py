@@ -243,6 +243,12 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
                 f"{'/tmp/x/evil' + command.endsWith!r} (a program in any directory); "
                 f"write {{glob: {'*' + command.endsWith!r}}} for names in trusted directories"
             )
+        if command.glob and "**" in command.glob and "/" not in command.glob:
+            warnings.append(
+                f"command: glob {command.glob!r} also matches a program's path in any "
+                f"directory ('**' crosses '/'); write {command.glob.replace('**', '*')!r} "
+                "for names in trusted directories"
+            )
         if command.regex:
             warnings.append(
                 f"command: regex {command.regex!r} is also tried on the absolute path of a "
