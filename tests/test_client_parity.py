@@ -288,10 +288,10 @@ def test_both_clients_ask_a_gate_on_the_ipv6_loopback() -> None:
 
 LOOPBACK_URLS = [
     "http://127.0.0.1:9",
-    "http://127.8.9.10:9",
     "http://[::1]:9",
     "http://localhost:9",
     "https://LOCALHOST:9/prefix",
+    "http://localhost.:9",
 ]
 REMOTE_URLS = [
     "http://192.0.2.1:9800",
@@ -301,6 +301,13 @@ REMOTE_URLS = [
     "http://[::]:9800",
     "http://localhost.gate.example:9800",
     "http://127.0.0.1.gate.example:9800",
+    # Loopback, but not an address the gate listens on: anyone in the pod can bind it
+    # (review 2026-12-06).
+    "http://127.8.9.10:9",
+    "http://127.0.0.2:9800",
+    "http://127.0.1.1:9800",
+    "http://app.localhost:9800",
+    "http://localhost..:9800",
 ]
 
 
@@ -316,9 +323,10 @@ def python_refusal(url: str | None, **options: bool) -> str | None:
 def test_neither_client_asks_a_gate_off_the_loopback_unless_told_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The gate is a sidecar on the pod's loopback. A URL elsewhere, whoever set it (say
-    an agent that rewrote its own TOLLGATE_URL), would let another host answer the checks
-    with allows: both clients refuse to be made for it unless the code says so."""
+    """The gate is a sidecar on the pod's loopback, on one address. A URL elsewhere,
+    whoever set it (say an agent that rewrote its own TOLLGATE_URL), would let another
+    host answer the checks with allows, and another loopback address anything in the pod
+    that listens there: both clients refuse to be made for it unless the code says so."""
     for url in LOOPBACK_URLS:
         assert python_refusal(url) is None, url
     for url in REMOTE_URLS:

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -131,6 +132,28 @@ def test_the_agent_runs_as_another_user_than_the_gate() -> None:
     agent, gate = _agent()["securityContext"], _sidecar()["securityContext"]
     assert agent["runAsNonRoot"] is True
     assert agent["runAsUser"] != gate["runAsUser"] and agent["runAsGroup"] != gate["runAsGroup"]
+
+
+def test_no_container_is_given_the_gates_uid_by_the_pod() -> None:
+    """Review 2026-12-06: a pod-level runAsUser 65532 made every container without its
+    own (an existing agent copied into the pod) run as the gate's uid, which with a shared
+    process namespace reads the signing key and writes the trail via /proc/<pid>/root."""
+    pod = _pod_spec()
+    assert "runAsUser" not in pod["securityContext"]
+    assert "runAsGroup" not in pod["securityContext"]
+    containers = pod["initContainers"] + pod["containers"]
+    uids = {c["name"]: c["securityContext"]["runAsUser"] for c in containers}
+    gids = {c["name"]: c["securityContext"]["runAsGroup"] for c in containers}
+    assert [name for name, uid in uids.items() if uid == uids["tollgate"]] == ["tollgate"]
+    assert [name for name, gid in gids.items() if gid == gids["tollgate"]] == ["tollgate"]
+
+
+def test_the_pod_shares_no_process_namespace() -> None:
+    pod = _pod_spec()
+    # Explicit, so that a copy into an existing Deployment carries the decision along.
+    assert pod["shareProcessNamespace"] is False
+    for host in ("hostPID", "hostIPC", "hostNetwork"):
+        assert not pod.get(host, False), host
 
 
 def test_sidecar_resources() -> None:
@@ -345,7 +368,7 @@ def _run_probe(command: list[str], port: int, extra_env: dict[str, str] | None =
     assert command[0] == "python"
     env = {"TOLLGATE_PORT": str(port), "PATH": os.environ.get("PATH", "")} | (extra_env or {})
     result = subprocess.run(
-        [sys.executable, *command[1:]], env=env, capture_output=True, timeout=10, check=False
+        [sys.executable, *command[1:]], env=env, capture_output=True, timeout=30, check=False
     )
     return result.returncode
 
@@ -373,6 +396,70 @@ def test_probe_commands_follow_the_gate_status() -> None:
         server.server_close()
     # Nothing listening at all fails every probe.
     assert all(_run_probe(cmd, port) != 0 for cmd in _probe_commands().values())
+
+
+def _socket_timeout(command: list[str]) -> float:
+    (found,) = re.findall(r"create_connection\(.*?timeout=([0-9.]+)\)", " ".join(command))
+    return float(found)
+
+
+def test_liveness_tolerates_a_busy_gate_and_still_restarts_a_silent_one() -> None:
+    """Review 2026-12-06: checks and /health share the gate's event loop, and under the
+    500m limit each concurrent 64 KiB command line delays /health by about 2 s (3.9 s with
+    two, 5.7 s with three, 7.0 s with four). With a 2 s wait and 3 failures, two such
+    checks got the gate restarted, which refills every rate limit and frees its port."""
+    gate = _sidecar()
+    liveness = gate["livenessProbe"]
+    waits = _socket_timeout(liveness["exec"]["command"])
+    assert waits >= 10
+    # The kubelet's own timeout must not cut the probe's wait short.
+    assert liveness["timeoutSeconds"] > waits
+    assert liveness["failureThreshold"] >= 6
+    # A gate that stops answering is still restarted, after about 70 s (docs/deploy.md):
+    # one period before the first failing probe, then each failing probe waits in full.
+    worst = liveness["periodSeconds"] + liveness["failureThreshold"] * max(
+        liveness["periodSeconds"], liveness["timeoutSeconds"]
+    )
+    assert worst <= 90
+    readiness = gate["readinessProbe"]
+    assert _socket_timeout(readiness["exec"]["command"]) == waits
+    assert readiness["timeoutSeconds"] > waits
+
+
+class _SlowStatusHandler(_StatusHandler):
+    """Answers like _StatusHandler, after ``delay`` seconds (a gate busy with checks)."""
+
+    delay = 0.0
+    ready_status = 200
+
+    def do_GET(self) -> None:
+        time.sleep(type(self).delay)
+        super().do_GET()
+
+
+def test_probes_pass_on_a_slow_answer_and_fail_on_none() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowStatusHandler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probes = _probe_commands()
+    try:
+        # Five seconds of busy loop (two or three heavy checks) used to fail liveness.
+        _SlowStatusHandler.delay = 5.0
+        for name in ("livenessProbe", "readinessProbe"):
+            started = time.monotonic()
+            assert _run_probe(probes[name], port) == 0, name
+            assert time.monotonic() - started >= 5.0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # A gate that accepts and never answers fails liveness once the wait is over.
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        started = time.monotonic()
+        assert _run_probe(probes["livenessProbe"], silent.getsockname()[1]) != 0
+        assert 9.5 <= time.monotonic() - started < 20
+    finally:
+        silent.close()
 
 
 def test_probe_commands_against_a_real_gate(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
@@ -475,12 +562,22 @@ def test_egress_floor_blocks_what_the_shipped_policy_denies_by_address() -> None
         "169.254.170.2",  # ECS/EKS container credentials
         "2606:4700:4700::1111",  # IPv6: not needed by the agent, so not let out
         "fd00:ec2::254",
+        # Reserved ranges clusters use for pods and services (review 2026-12-06: GKE's
+        # non-RFC 1918 ranges were let out on 443).
+        "240.10.0.5",  # class E
+        "198.18.3.4",  # benchmarking, 198.18.0.0/15
+        "198.19.255.254",
+        "192.0.2.10",  # TEST-NET-1, -2, -3
+        "198.51.100.7",
+        "203.0.113.200",
+        "192.88.99.1",  # the retired 6to4 relay anycast
     ],
 )
 def test_egress_floor_keeps_in_cluster_and_private_addresses_out(destination: str) -> None:
     # Child processes that never ask the gate (pip, git, a test suite) and code that
-    # skips the check meet this floor: the API server, other pods and services, nodes
-    # and metadata services are not reachable on any port.
+    # skips the check meet this floor: what sits in private and reserved ranges (on most
+    # clusters the API service, other pods and services, nodes) and the metadata services
+    # are not reachable on any port. A public address is (docs/deploy.md, "Egress").
     assert [port for port in _PROBED_PORTS if _egress_allows(destination, port)] == []
 
 

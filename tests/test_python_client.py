@@ -329,17 +329,21 @@ def test_nobody_listening_is_a_deny(files: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "addresses", [["192.0.2.1"], ["127.0.0.1", "192.0.2.1"], ["::ffff:127.0.0.1"]]
+    "addresses", [["192.0.2.1"], ["::1", "127.0.0.1"], ["::ffff:127.0.0.1"], ["127.0.0.2"]]
 )
-def test_a_gate_name_resolving_off_the_loopback_is_never_connected_to(
-    raw_server, addresses: list[str]
+def test_localhost_is_127_0_0_1_whatever_the_resolver_says(
+    raw_server, monkeypatch: pytest.MonkeyPatch, addresses: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
-    """localhost is resolved by the system; unless every address is on the loopback, no
-    connection is made (the JS client applies the same rule). With 127.0.0.1 first, the
-    client used to connect there and ask."""
-    server = raw_server(lambda conn, _: conn.sendall(http_answer(200, b'{"allowed": true}')))
+    """localhost is the gate's address 127.0.0.1, never looked up (the JS client does
+    the same): in a pod the kubelet's /etc/hosts lists ``::1 localhost`` first, and a
+    process listening on [::1] at the gate's port took every check (review 2026-12-06)."""
+
+    def answer(conn: socket.socket, _: int) -> None:
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(200, b'{"allowed": true}'))
+
+    server = raw_server(answer)  # listens on 127.0.0.1 only
     port = int(server.url.rsplit(":", 1)[1])
-    gate = Gate(f"http://localhost:{port}")
     asked: list[str] = []
 
     def resolve(host: str, port: int, *_: Any) -> list[Any]:
@@ -349,26 +353,10 @@ def test_a_gate_name_resolving_off_the_loopback_is_never_connected_to(
             for a in addresses
         ]
 
-    gate._transport.getaddrinfo = resolve  # type: ignore[assignment]
-    decision = gate.check("file.read", path="/x")
-    assert (decision.allowed, decision.error) == (False, "unreachable")
-    assert "not only the loopback" in decision.reason
-    assert asked == ["localhost"]
-    assert server.connections == 0
-
-
-def test_a_gate_name_resolving_to_the_loopback_is_asked_there(raw_server) -> None:  # type: ignore[no-untyped-def]
-    def answer(conn: socket.socket, _: int) -> None:
-        while read_request(conn) is not None:
-            conn.sendall(http_answer(200, b'{"allowed": true}'))
-
-    server = raw_server(answer)
-    port = int(server.url.rsplit(":", 1)[1])
-    gate = Gate(f"http://localhost:{port}")
-    gate._transport.getaddrinfo = lambda host, port, *_: [  # type: ignore[assignment]
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
-    ]
-    assert [gate.check("file.read", path="/x").allowed for _ in range(3)] == [True] * 3
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    with Gate(f"http://localhost:{port}") as gate:
+        assert [gate.check("file.read", path="/x").allowed for _ in range(3)] == [True] * 3
+    assert asked == []
     assert server.connections == 1
 
 

@@ -114,11 +114,12 @@ export declare class DeniedError extends Error {
 
 export interface GateOptions {
   /**
-   * Default: $TOLLGATE_URL, then http://127.0.0.1:9800. Must name the loopback
-   * (127.0.0.0/8, [::1], localhost) unless `allowRemote` is true: TypeError otherwise.
+   * Default: $TOLLGATE_URL, then http://127.0.0.1:9800. Must name the gate's loopback
+   * address (127.0.0.1; `localhost`, which is 127.0.0.1 and never looked up; [::1]) unless
+   * `allowRemote` is true: TypeError otherwise.
    */
   url?: string;
-  /** Accept a gate URL off the loopback; default false. */
+  /** Accept a gate URL at any other address; default false. */
   allowRemote?: boolean;
   /**
    * Milliseconds each check may take; default 2000. A finite number above 0 and at most

@@ -49,7 +49,8 @@ export function encodeCheck(request) {
 export class Gate {
   /**
    * @param {{url?: string, timeout?: number, approvalTimeout?: number, allowRemote?: boolean}} [options]
-   * `url` defaults to $TOLLGATE_URL, then http://127.0.0.1:9800; it must name the loopback
+   * `url` defaults to $TOLLGATE_URL, then http://127.0.0.1:9800; it must name the gate's
+   * loopback address, 127.0.0.1 (also as `localhost`, never looked up) or [::1]
    * (TypeError otherwise) unless `allowRemote` is true. `timeout` (ms, default
    * 2000) bounds each check. With `approvalTimeout` (ms) > 0, `require` and the guarded
    * helpers wait that long for a human to decide an action that needs approval, then

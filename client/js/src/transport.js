@@ -6,11 +6,10 @@
 // sent once more on a fresh one (after a byte, the gate has read the check). An answer
 // is used only whole: one cut short, or one without a length (whose cut could not be
 // seen), is a failure, as in the Python client. Every failure rejects with TransportError
-// whose kind is unreachable, timeout or bad_answer. A gate named by a host name
-// (`localhost`) is resolved before each new connection, and nothing is connected to (so
-// no check leaves the machine) unless every address it resolves to is on the loopback.
+// whose kind is unreachable, timeout or bad_answer. The gate is connected to at the one
+// address its URL names, never at a resolver's choice: `localhost` is 127.0.0.1, as in
+// the Python client.
 
-import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -23,22 +22,31 @@ export const MAX_ANSWER_BYTES = 1 << 20;
 const USER_AGENT = 'tollgate-client-js/0.1.0';
 const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
+// The gate's default --host (the one address it binds for `localhost`), and the IPv6
+// loopback for a gate told `--host ::1`.
+const GATE_V4 = '127.0.0.1';
+const GATE_V6 = '::1';
+
 /**
- * Whether `host` (a URL's hostname, brackets allowed, or a socket's address) is
- * `localhost`, an IPv4 address in 127.0.0.0/8 or `::1` (not `::ffff:127.x`, `0.0.0.0` or
- * `::`: those are not the loopback interface, or not only it), as in the Python client.
+ * The one address a gate URL's host (brackets allowed) or a socket's address names, or
+ * null if it names no gate address, as in the Python client: `localhost` (any case, a
+ * trailing dot allowed) is 127.0.0.1, never looked up, since in a pod /etc/hosts lists
+ * `::1 localhost` first and anything in the pod may listen on [::1] at the gate's port;
+ * besides, 127.0.0.1 and ::1 (a gate told `--host ::1`). Other loopback addresses
+ * (127.0.0.2), `::ffff:127.x`, `0.0.0.0` and `::` name none: the gate listens on one
+ * address, and any other port on the loopback can be taken by anyone in the pod.
  */
-export function isLoopbackHost(host) {
-  const bare = String(host).replace(/^\[|\]$/g, '').split('%')[0].toLowerCase();
-  if (bare === 'localhost') return true;
-  if (net.isIPv4(bare)) return bare.startsWith('127.');
+export function gateAddress(host) {
+  const bare = String(host).replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === 'localhost.') return GATE_V4;
+  if (net.isIPv4(bare)) return bare === GATE_V4 ? GATE_V4 : null;
   // The WHATWG URL parser and the socket both give IPv6 addresses compressed.
-  return net.isIPv6(bare) && bare === '::1';
+  return net.isIPv6(bare) && bare === GATE_V6 ? GATE_V6 : null;
 }
 
 /**
  * Throws TypeError unless `url` is http(s)://host[:port][/prefix] and, unless
- * `allowRemote`, its host is on the loopback.
+ * `allowRemote`, its host names the gate's loopback address (see gateAddress).
  */
 export function parseGateUrl(url, allowRemote = false) {
   const parsed = new URL(url);
@@ -50,51 +58,37 @@ export function parseGateUrl(url, allowRemote = false) {
       `tollgate URL must not carry userinfo, a query or a fragment: ${JSON.stringify(url)}`,
     );
   }
-  if (!allowRemote && !isLoopbackHost(parsed.hostname)) {
-    // The gate is a sidecar on the pod's loopback. Anything elsewhere, named by whoever
-    // could set TOLLGATE_URL, could answer every check with an allow.
+  if (!allowRemote && gateAddress(parsed.hostname) === null) {
+    // The gate is a sidecar on the pod's loopback, listening on one address. Anything
+    // elsewhere, named by whoever could set TOLLGATE_URL, could answer every check with an
+    // allow; so could anything in the pod listening on another loopback address
+    // (127.0.0.2, or [::1] while the gate holds 127.0.0.1).
     throw new TypeError(
-      `tollgate URL must name the loopback (127.0.0.0/8, [::1] or localhost), not ` +
-        `${JSON.stringify(url)}; pass allowRemote: true for a gate on another host`,
+      `tollgate URL must name the gate's loopback address (127.0.0.1, localhost or [::1]), ` +
+        `not ${JSON.stringify(url)}; pass allowRemote: true for a gate at any other address`,
     );
   }
   return parsed;
 }
 
 /**
- * A `lookup` for net.connect that resolves every address of the name with `resolve` (a
- * dns.lookup) and fails with an unreachable TransportError unless all are on the
- * loopback; the socket then connects only to those addresses.
+ * A `lookup` for net.connect that answers the gate's one address and asks no resolver
+ * (dns.lookup would put ::1 first where /etc/hosts lists it first, as the kubelet's does).
  */
-function loopbackLookup(resolve, url) {
+function fixedLookup(address) {
+  const family = net.isIPv6(address) ? 6 : 4;
   return (hostname, options, callback) => {
-    resolve(hostname, { ...options, all: true }, (error, found) => {
-      if (error) {
-        callback(new TransportError(UNREACHABLE, `tollgate at ${url} is unreachable (${error.message})`));
-        return;
-      }
-      const addresses = Array.isArray(found) ? found : [];
-      const elsewhere = addresses.filter(({ address }) => !isLoopbackHost(address));
-      if (addresses.length === 0 || elsewhere.length > 0) {
-        // One address off the loopback is enough to refuse: which one a connection
-        // takes is up to the resolver's order and to happy eyeballs.
-        const named = addresses.map(({ address }) => address).join(', ') || 'no address';
-        const reason = `tollgate at ${url} resolved to ${named}, not only the loopback`;
-        callback(new TransportError(UNREACHABLE, reason));
-        return;
-      }
-      if (options.all) callback(null, addresses);
-      else callback(null, addresses[0].address, addresses[0].family);
-    });
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
   };
 }
 
 export class Transport {
   constructor(url, { allowRemote = false } = {}) {
     this.endpoint = parseGateUrl(url, allowRemote);
-    this.allowRemote = allowRemote;
-    // How a host name is resolved (dns.lookup's signature); replaceable for tests.
-    this.lookup = dns.lookup;
+    // The one address connected to, never a resolver's answer: localhost is 127.0.0.1.
+    // null only for a host allowed by allowRemote, connected to as Node does.
+    this.address = gateAddress(this.endpoint.hostname);
     this.url = url.replace(/\/+$/, '');
     this.basePath = this.endpoint.pathname.replace(/\/+$/, '');
     const module = this.endpoint.protocol === 'https:' ? https : http;
@@ -141,9 +135,9 @@ export class Transport {
         headers,
         // A fresh socket for the one retry: the pooled one was just found closed.
         agent: fresh ? false : this.agent,
-        // A name (not an IP literal, which is never looked up) is resolved before the
-        // connection, and refused unless every address is on the loopback.
-        ...(this.allowRemote || net.isIP(hostname) ? {} : { lookup: loopbackLookup(this.lookup, this.url) }),
+        // localhost is connected to at 127.0.0.1, never looked up (an IP literal never
+        // is); the Host header and a TLS server name stay the URL's.
+        ...(this.address !== null && !net.isIP(hostname) ? { lookup: fixedLookup(this.address) } : {}),
       });
       let settled = false;
       let timer = null;
@@ -197,12 +191,12 @@ export class Transport {
         finish(reject, this.explain(error));
       });
       request.on('response', (response) => {
-        if (!this.allowRemote && !isLoopbackHost(response.socket.remoteAddress ?? '')) {
-          // "localhost" is resolved by the system: an answer from off the loopback is not
-          // the gate's.
+        const peer = response.socket.remoteAddress ?? '';
+        if (this.address !== null && gateAddress(peer) !== this.address) {
+          // A second look: an answer from any other address is not the gate's.
           const error = new TransportError(
             UNREACHABLE,
-            `tollgate at ${this.url} resolved to ${response.socket.remoteAddress}, not the loopback`,
+            `tollgate at ${this.url} connected to ${peer}, not ${this.address}`,
           );
           finish(reject, error);
           request.destroy(error);

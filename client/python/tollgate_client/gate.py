@@ -47,7 +47,8 @@ class Gate:
     """A connection to one Tollgate sidecar. Thread-safe; reuses keep-alive connections.
 
     ``url`` defaults to ``$TOLLGATE_URL``, then ``http://127.0.0.1:9800``; it must name
-    the loopback (``ValueError`` otherwise) unless ``allow_remote`` is true. ``timeout``
+    the gate's loopback address, ``127.0.0.1`` (also as ``localhost``, never looked up)
+    or ``[::1]`` (``ValueError`` otherwise) unless ``allow_remote`` is true. ``timeout``
     (seconds) bounds each wait for the gate. With ``approval_timeout`` > 0, ``require``
     (and so every guarded helper) waits that long for a human to decide an action that
     needs approval, then re-sends the identical check with the approval id. A timeout

@@ -10,7 +10,8 @@ second send. The timeout is a deadline for
 the whole exchange, every read of the answer included. An answer is used only whole:
 one cut short, or one without a length (whose cut could not be seen), is a failure.
 Every failure is raised as ``TransportError`` with a kind (``unreachable``, ``timeout``,
-``bad_answer``) and a message fit for a deny reason.
+``bad_answer``) and a message fit for a deny reason. The gate is connected to at the one
+address its URL names, never at a resolver's choice: ``localhost`` is ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class Endpoint:
     @classmethod
     def parse(cls, url: str, *, allow_remote: bool = False) -> Endpoint:
         """Raises ``ValueError`` unless ``url`` is ``http(s)://host[:port][/prefix]`` and,
-        unless ``allow_remote``, its host is on the loopback."""
+        unless ``allow_remote``, its host names the gate's loopback address (see
+        ``gate_address``)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"tollgate URL must be http(s)://host[:port], not {url!r}")
@@ -68,41 +70,43 @@ class Endpoint:
             raise ValueError(
                 f"tollgate URL must not carry userinfo, a query or a fragment: {url!r}"
             )
-        if not allow_remote and not is_loopback_host(parts.hostname):
-            # The gate is a sidecar on the pod's loopback. Anything elsewhere, named by
-            # whoever could set TOLLGATE_URL, could answer every check with an allow.
+        if not allow_remote and gate_address(parts.hostname) is None:
+            # The gate is a sidecar on the pod's loopback, listening on one address.
+            # Anything elsewhere, named by whoever could set TOLLGATE_URL, could answer
+            # every check with an allow; so could anything in the pod listening on another
+            # loopback address (127.0.0.2, or [::1] while the gate holds 127.0.0.1).
             raise ValueError(
-                f"tollgate URL must name the loopback (127.0.0.0/8, [::1] or localhost), "
-                f"not {url!r}; pass allow_remote=True for a gate on another host"
+                f"tollgate URL must name the gate's loopback address (127.0.0.1, localhost "
+                f"or [::1]), not {url!r}; pass allow_remote=True for a gate at any other "
+                "address"
             )
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, an IPv4 address in 127.0.0.0/8, or ``::1`` (not ``::ffff:127.x``,
-    ``0.0.0.0`` or ``::``: those are not the loopback interface, or not only it)."""
-    if host.lower() == "localhost":
-        return True
+def gate_address(host: str) -> str | None:
+    """The one address a gate URL's host names, or None if it names no gate address.
+
+    ``localhost`` (any case, a trailing dot allowed) is ``127.0.0.1``, the gate's default
+    ``--host`` and the only address it binds for ``localhost``: never looked up, since in
+    a pod /etc/hosts lists ``::1 localhost`` first and anything in the pod may listen on
+    ``[::1]`` at the gate's port. Besides, ``127.0.0.1`` and ``::1`` (a gate told
+    ``--host ::1``). Other loopback addresses (``127.0.0.2``), ``::ffff:127.x``,
+    ``0.0.0.0`` and ``::`` name none: the gate listens on one address, and any other
+    port on the loopback can be taken by anyone in the pod."""
+    if host.lower() in ("localhost", "localhost."):
+        return _GATE_V4
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv4Address):
-        return address in _LOOPBACK_V4
-    return address == _LOOPBACK_V6
+        return None
+    if address in (ipaddress.IPv4Address(_GATE_V4), ipaddress.IPv6Address(_GATE_V6)):
+        return str(address)
+    return None
 
 
-_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
-_LOOPBACK_V6 = ipaddress.IPv6Address("::1")
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return False
-    return True
+_GATE_V4 = "127.0.0.1"
+_GATE_V6 = "::1"
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -226,10 +230,10 @@ class Transport:
     ) -> None:
         self.url = url.rstrip("/")
         self.endpoint = Endpoint.parse(url, allow_remote=allow_remote)
-        self._allow_remote = allow_remote
         self._ssl_context = ssl_context
-        # How a host name is resolved (socket.getaddrinfo's signature); replaceable for tests.
-        self.getaddrinfo = socket.getaddrinfo
+        # The one address connected to, never a resolver's answer: localhost is 127.0.0.1.
+        # None only for a host allowed by allow_remote, connected to as http.client does.
+        self._address = gate_address(self.endpoint.host)
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -308,43 +312,35 @@ class Transport:
             )
         else:
             connection = http.client.HTTPConnection(endpoint.host, endpoint.port)
-        if not self._allow_remote and not _is_ip_literal(endpoint.host):
-            # http.client connects through this hook (not in typeshed, hence setattr).
-            setattr(connection, "_create_connection", self._connect_loopback_only)  # noqa: B010
+        if self._address is not None:
+            # http.client connects through this hook (not in typeshed, hence setattr); the
+            # Host header and a TLS server name stay the URL's.
+            setattr(connection, "_create_connection", self._connect_to_gate)  # noqa: B010
         return connection
 
-    def _connect_loopback_only(
+    def _connect_to_gate(
         self,
         address: tuple[str, int],
-        timeout: float | None = None,
+        timeout: object = None,
         source_address: tuple[str, int] | None = None,
     ) -> socket.socket:
-        """Resolve the gate's name (``localhost``) and connect only if every address it
-        resolves to is on the loopback, to one of them (as the JS client does): which
-        address a connection takes is up to the resolver's order."""
-        host, port = address
-        infos = self.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        found = [str(info[4][0]) for info in infos]
-        if not found or not all(is_loopback_host(a.partition("%")[0]) for a in found):
-            raise TransportError(
-                UNREACHABLE,
-                f"tollgate at {self.url} resolved to {', '.join(found) or 'no address'}, "
-                "not only the loopback",
-            )
-        last: OSError | None = None
-        for family, kind, proto, _, sockaddr in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
+        """Connect to the gate's one address (``localhost`` is ``127.0.0.1``), with no
+        name lookup: a resolver would put ``::1`` first in a pod (the kubelet's
+        /etc/hosts), where anything may listen while the gate holds 127.0.0.1 only."""
+        target = self._address
+        assert target is not None
+        family = socket.AF_INET6 if ":" in target else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if isinstance(timeout, (int, float)):  # not http.client's "default" sentinel
                 sock.settimeout(timeout)
-                if source_address is not None:
-                    sock.bind(source_address)
-                sock.connect(sockaddr)
-                return sock
-            except OSError as exc:
-                sock.close()
-                last = exc
-        assert last is not None
-        raise last
+            if source_address is not None:
+                sock.bind(source_address)
+            sock.connect((target, address[1]))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
@@ -380,13 +376,13 @@ class Transport:
             connection.timeout = _remaining(deadline)
             connection.connect()
             sock = connection.sock
-            if not self._allow_remote:
-                # "localhost" is resolved by the system: make sure it named the loopback.
-                peer = str(sock.getpeername()[0]).partition("%")[0]
-                if not is_loopback_host(peer):
+            if self._address is not None:
+                # A second look: the connection reached the gate's address and no other.
+                peer = str(sock.getpeername()[0])
+                if gate_address(peer) != self._address:
                     raise TransportError(
                         UNREACHABLE,
-                        f"tollgate at {self.url} resolved to {peer}, not the loopback",
+                        f"tollgate at {self.url} connected to {peer}, not {self._address}",
                     )
             # http.client sends the headers and the body in two writes: without this,
             # Nagle's algorithm could hold the body back until the headers are ACKed.
