@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -307,8 +308,25 @@ def _strict_json(data: bytes) -> Any:
     return json.loads(data, object_pairs_hook=_unique_keys)
 
 
+def _loopback_address(url: str) -> str:
+    """``url`` with a ``localhost`` host written as 127.0.0.1, where the gate listens.
+
+    Looked up, ``localhost`` is ``::1`` first in a pod (the kubelet's /etc/hosts), an
+    address any process in the pod may take at the gate's port (as the clients do).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if (parts.hostname or "").rstrip(".").lower() != "localhost":
+        return url
+    netloc = "127.0.0.1" + (f":{parts.port}" if parts.port is not None else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
     """(exit code, the answer to print, or else a problem for stderr); never raises."""
+    try:
+        url = _loopback_address(url)
+    except ValueError as exc:  # a port that is not a number
+        return EXIT_DENY, None, f"tollgate check: bad --url ({exc}); treating as deny"
     request = urllib.request.Request(
         url.rstrip("/") + "/v1/check",
         data=text.encode("utf-8"),

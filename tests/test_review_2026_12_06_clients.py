@@ -400,3 +400,44 @@ def test_the_environment_variable_is_read_the_same_way(kubelet_hosts: Path, list
     assert python.stdout.strip() == "the gate"
     assert json.loads(js.stdout)[0]["reason"] == "the gate"
     assert squatter.connections == 0 and gate.connections == 2
+
+
+def test_the_cli_check_connects_to_localhost_as_127_0_0_1(kubelet_hosts: Path) -> None:
+    # The review found `tollgate check --url http://localhost:P` answered by a stand-in
+    # on [::1]:P in a pod (urllib resolves the name, ::1 first there).
+    import http.server
+    import threading
+
+    if not ipv6_loopback_available():
+        pytest.skip(NO_IPV6)
+
+    class Allow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"allowed": true, "decision": "allow", "reason": "FAKE GATE"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class V6Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    fake = V6Server(("::1", 0), Allow)
+    port = fake.server_address[1]
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    check = [sys.executable, "-m", "sidecar.cli", "check", "--url", f"http://localhost:{port}",
+             '{"action": "file.read", "path": "/etc/shadow"}']  # fmt: skip
+    try:
+        # Nothing listens on 127.0.0.1 at this port: the real gate is down.
+        done = subprocess.run(
+            in_kubelet_hosts(kubelet_hosts, check),
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    finally:
+        fake.shutdown()
+    assert "FAKE GATE" not in done.stdout + done.stderr
+    assert done.returncode != 0 and "unreachable" in done.stderr, done.stderr
