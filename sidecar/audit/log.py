@@ -57,7 +57,7 @@ from sidecar.audit.note import (
     parse_note,
     verify_note,
 )
-from sidecar.audit.rebuild import TrailState, rebuild
+from sidecar.audit.rebuild import TrailState, rebuild, record_at
 from sidecar.audit.records import ENVELOPE_KEYS, RECORD_TYPES, format_ts
 from sidecar.audit.redact import Redactor
 from sidecar.audit.segments import (
@@ -167,6 +167,7 @@ class AuditLog:
         checkpoint_interval: float,
         last_checkpoint: dict[str, Any] | None,
         sync_helper: bool = True,
+        first_unsigned: int | None = None,
     ) -> None:
         self._directory = directory
         self._segments_dir = directory / SEGMENTS_DIR
@@ -196,11 +197,12 @@ class AuditLog:
         self._dirty_tail = False
         self._last_checkpoint = last_checkpoint
         # Records not yet covered by a checkpoint; the checkpoint record that follows the
-        # records it covers does not count, or every restart would sign again.
-        if last_checkpoint is None:
-            self._uncheckpointed = self._size
-        else:
-            self._uncheckpointed = max(0, self._size - last_checkpoint["treeSize"] - 1)
+        # records it covers does not count, or every restart would sign again, but only
+        # once it is seen to be that record (``open`` says from which seq on, see
+        # ``_first_unsigned``): another record in its place is one no checkpoint signed.
+        if first_unsigned is None:
+            first_unsigned = 0 if last_checkpoint is None else last_checkpoint["treeSize"] + 1
+        self._uncheckpointed = max(0, self._size - first_unsigned)
         # Records found at start that no checkpoint signed (the last run ended without
         # its final checkpoint): the next checkpoint signs them as found, so the startup
         # record names them for an auditor (docs/audit.md, "startup").
@@ -291,9 +293,11 @@ class AuditLog:
             os.close(lock_fd)
             raise AuditUnavailable(f"{path} is in use by another Tollgate process") from exc
         try:
-            stored, vouched = _read_checkpoint_file(path, signer)
-            state = rebuild(path, roots_at=[stored.size] if stored else [], trust_starts=vouched)
+            stored, vouched, stored_note = _load_checkpoint_file(path, signer)
+            sizes = [stored.size] if stored else []
+            state = rebuild(path, roots_at=sizes, trust_starts=vouched, lines_at=sizes)
             last_checkpoint = _check_stored_checkpoint(stored, state, path)
+            first_unsigned = _first_unsigned(stored, stored_note, state, path)
             broken_offset = _move_torn_tail(state.torn) if state.torn is not None else 0
             log = cls(
                 path,
@@ -306,6 +310,7 @@ class AuditLog:
                 checkpoint_interval=checkpoint_interval,
                 last_checkpoint=last_checkpoint,
                 sync_helper=sync_helper,
+                first_unsigned=first_unsigned,
             )
             if state.torn is not None:
                 torn = state.torn
@@ -1196,7 +1201,16 @@ def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> Non
 def _read_checkpoint_file(
     directory: Path, signer: Signer | None = None
 ) -> tuple[Checkpoint | None, bool]:
-    """``DIR/checkpoint``, and whether it vouches for the trail: signed by this gate's key.
+    """``DIR/checkpoint``, and whether it vouches for the trail (``_load_checkpoint_file``)."""
+    checkpoint, vouched, _ = _load_checkpoint_file(directory, signer)
+    return checkpoint, vouched
+
+
+def _load_checkpoint_file(
+    directory: Path, signer: Signer | None = None
+) -> tuple[Checkpoint | None, bool, str | None]:
+    """``DIR/checkpoint``, whether it vouches for the trail (signed by this gate's key),
+    and the signed note it holds.
 
     A vouching checkpoint lets the start grow the Merkle tree from the ``.start``
     frontier of the segment its size falls in (its root, compared with the records,
@@ -1210,15 +1224,16 @@ def _read_checkpoint_file(
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return None, False
+        return None, False, None
     try:
         note = parse_note(data)
         checkpoint = Checkpoint.parse(note.text)
     except NoteError as exc:
         raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+    text = data.decode("utf-8")  # parse_note took it as UTF-8
     if signer is None:
-        return checkpoint, False
-    return checkpoint, _signed_by_this_gate(path, note, checkpoint, signer)
+        return checkpoint, False, text
+    return checkpoint, _signed_by_this_gate(path, note, checkpoint, signer), text
 
 
 def _signed_by_this_gate(
@@ -1293,6 +1308,44 @@ def _check_stored_checkpoint(
             f"{where} root does not match the first {stored.size} records: the trail was rewritten"
         )
     return summary
+
+
+def _first_unsigned(
+    stored: Checkpoint | None, note: str | None, state: TrailState, directory: Path
+) -> int:
+    """The first seq no checkpoint signed, as far as this start can tell.
+
+    ``DIR/checkpoint`` of size n signs records 0 ... n-1; record n is the checkpoint
+    record the gate wrote with it, in the same fsync, before the file was replaced, and
+    nothing signs it until the next checkpoint. So record n is taken as covered only
+    when it is a checkpoint record carrying exactly the note of ``DIR/checkpoint``; any
+    other record there was put in its place while no gate ran, and counts among the
+    records this start found unsigned (``unsignedAtStart``). A checkpoint record there
+    whose fields disagree with its note or the records before it refuses the start.
+    """
+    if stored is None:
+        return 0
+    size = stored.size
+    if size < state.base or size >= state.size:
+        return size + 1  # pruned, or not written: nothing left to look at
+    record = record_at(state, size, stored.root)
+    if record is not None and record.get("type") == "checkpoint" and record.get("note") == note:
+        return size + 1
+    kind = record.get("type") if record is not None else None
+    what = (
+        "a checkpoint record carrying another note" if kind == "checkpoint" else f"a {kind} record"
+    )
+    _logger.warning(
+        "%s signs %d records, so record %d should be the checkpoint record written with "
+        "it, but it is %s: it was replaced while no gate ran. Nothing signed it; it is "
+        "named in this start's unsignedAtStart, and the next checkpoint signs it as found "
+        "(see docs/audit.md, startup)",
+        directory / CHECKPOINT_FILE,
+        size,
+        size,
+        what,
+    )
+    return size
 
 
 def _broken_name(torn: TornTail) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +32,9 @@ START_SUFFIX = ".start"
 # make a stray file a second segment of the same seq.
 _SEGMENT_NAME = re.compile(r"([0-9]{20})\.jsonl")
 _READ_BLOCK = 8 * 2**20
+# A .start holds at most 64 hashes (one per bit of a seq): about 4.4 KiB.
+_START_MAX_BYTES = 8192
+_START_KEYS = frozenset({"frontier", "prev", "seq"})
 _TAIL_WINDOW = 65536
 HOLE_BEFORE_NEWEST = (
     "holds NUL bytes (disk blocks never written) in a segment before the newest, where "
@@ -179,6 +183,9 @@ class SegmentStart:
     seq: int
     prev: bytes
     frontier: tuple[bytes, ...]
+    # Read from a file that held exactly ``encode()``, as the writer writes it; see
+    # ``check_start_form`` (a reader compares the values first: the graver fault).
+    canonical: bool = field(default=True, compare=False)
 
     def encode(self) -> bytes:
         return canonical_bytes(
@@ -196,22 +203,49 @@ def start_path(segment_path: Path) -> Path:
 
 def read_start(segment: Segment) -> SegmentStart:
     """The ``.start`` file of ``segment``; AuditCorrupt if it is missing or malformed."""
-    path = start_path(segment.path)
-    try:
-        data = json.loads(path.read_bytes())
-        start = SegmentStart(
-            data["seq"],
-            bytes.fromhex(data["prev"]),
-            tuple(bytes.fromhex(n) for n in data["frontier"]),
-        )
-    except FileNotFoundError as exc:
+    start = load_start(segment)
+    if start is None:
+        name = start_path(segment.path).name
         raise corrupt(
             segment,
             None,
-            f"records before seq {segment.first_seq} are missing and there is no {path.name}",
-        ) from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise corrupt(segment, None, f"{path.name} is malformed ({exc})") from exc
+            f"records before seq {segment.first_seq} are missing and there is no {name}",
+        )
+    return start
+
+
+def load_start(segment: Segment) -> SegmentStart | None:
+    """The ``.start`` file of ``segment``, None if there is none; AuditCorrupt if it is
+    not what the writer writes.
+
+    That is a regular file holding canonical JSON with no newline after it, the keys
+    ``frontier`` (hex hashes, one per set bit of ``seq``), ``prev`` (a hex hash) and
+    ``seq`` (the segment's first seq), and nothing else (docs/audit.md, "On disk"). The
+    form alone is left to ``check_start_form``, once the values have been compared.
+    """
+    path = start_path(segment.path)
+    try:
+        # O_NONBLOCK: a FIFO put in its place must not hang the reader.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise corrupt(segment, None, f"{path.name} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise corrupt(segment, None, f"{path.name} is not a regular file")
+        data = b""
+        while len(data) <= _START_MAX_BYTES and (block := os.read(fd, _START_MAX_BYTES)):
+            data += block
+    except OSError as exc:
+        raise corrupt(segment, None, f"{path.name} cannot be read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    if len(data) > _START_MAX_BYTES:
+        raise corrupt(segment, None, f"{path.name} is malformed (over {_START_MAX_BYTES} bytes)")
+    start = _parse_start(data, segment, path.name)
+    if start.encode() != data:
+        start = replace(start, canonical=False)
     if (
         start.seq != segment.first_seq
         or len(start.prev) != 32
@@ -220,6 +254,37 @@ def read_start(segment: Segment) -> SegmentStart:
     ):
         raise corrupt(segment, None, f"{path.name} does not describe seq {segment.first_seq}")
     return start
+
+
+def check_start_form(segment: Segment, start: SegmentStart) -> None:
+    """AuditCorrupt unless ``start`` was read as written: canonical JSON, no newline."""
+    if not start.canonical:
+        name = start_path(segment.path).name
+        raise corrupt(
+            segment,
+            None,
+            f"{name} is not in the form the gate writes (canonical JSON with no newline "
+            "after it): changed after it was written",
+        )
+
+
+def _parse_start(data: bytes, segment: Segment, name: str) -> SegmentStart:
+    try:
+        fields = json.loads(data)
+        if not isinstance(fields, dict) or set(fields) != _START_KEYS:
+            raise ValueError(f"its keys must be {', '.join(sorted(_START_KEYS))}")
+        seq, prev, frontier = fields["seq"], fields["prev"], fields["frontier"]
+        if type(seq) is not int or seq < 0:
+            raise ValueError("seq is not a non-negative integer")
+        if not isinstance(prev, str) or not isinstance(frontier, list):
+            raise ValueError("prev must be a string and frontier a list")
+        if not all(isinstance(node, str) for node in frontier):
+            raise ValueError("frontier must hold strings")
+        return SegmentStart(
+            seq, bytes.fromhex(prev), tuple(bytes.fromhex(node) for node in frontier)
+        )
+    except (ValueError, RecursionError) as exc:
+        raise corrupt(segment, None, f"{name} is malformed ({exc})") from exc
 
 
 def replace_file(path: Path, data: bytes) -> None:

@@ -29,13 +29,15 @@ from sidecar.audit.segments import (
     SEGMENTS_DIR,
     Segment,
     SegmentStart,
+    check_start_form,
+    load_start,
     read_start,
     segment_name,
     start_path,
 )
 from sidecar.audit.verify_chunks import NUL_FAULT, ChunkResult, check_chunk
 from sidecar.errors import AuditCorrupt
-from sidecar.keys import public_key_from_base64
+from sidecar.keys import KeyFileError, public_key_from_base64
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ def verify_trail(
         checker.scan({external.checkpoint.size for external in externals}, workers)
         for external in externals:
             checker.check_external(external)
+        checker.check_start_forms()
     except _Tampered as exc:
         report.fault = exc.fault
         return report
@@ -208,6 +211,10 @@ class _Checker:
         self.roots: dict[int, bytes] = {}
         self.embedded_keys: dict[str, list[Ed25519PublicKey]] = {}
         self.last_checkpoint_record: int | None = None  # its seq
+        # (type, note) of the records at the sizes of DIR/checkpoint and the copies given
+        self.records_at: dict[int, tuple[Any, Any]] = {}
+        self.replaced: set[int] = set()  # of those, the ones that are not that record
+        self.start_forms: list[tuple[Segment, SegmentStart]] = []  # the .start files read
         self.stored_checkpoint_size: int | None = None  # of DIR/checkpoint
         self.verified = 0  # signed notes (records and copies) whose signature verified
         # (seq of a startup record, its unsignedAtStart): records a restart signed as found
@@ -238,7 +245,9 @@ class _Checker:
             report.warnings.append(
                 f"the gate that started at seq {seq} found records ({span}) that no "
                 "checkpoint had signed (the run before had no --signing-key, or ended "
-                "without its final checkpoint: a crash, a kill or a full disk); the "
+                "without its final checkpoint: a crash, a kill or a full disk; or the "
+                "record at its checkpoint's size was not the checkpoint record written "
+                "with it, but one put in its place); the "
                 "checkpoints after it sign them as it found them, so a change made to them "
                 "while no gate ran cannot be detected from this directory; compare with a "
                 "checkpoint kept outside it"
@@ -362,6 +371,36 @@ class _Checker:
             raise _Tampered(Fault(f"{external.label}: {problem}"))
         self.verified += 1
         self.report.last_signed_size = max(self.report.last_signed_size, checkpoint.size)
+        self._check_written_with(external)
+
+    def _check_written_with(self, external: _ExternalCheckpoint) -> None:
+        """The record at a checkpoint's size n is the checkpoint record the gate wrote
+        with it, in the same fsync, before the note left the trail (DIR/checkpoint,
+        stdout). Nothing signs that record until the next checkpoint: anything else
+        in its place was put there later, and no signature vouches for it, even where
+        a later checkpoint signs it (a gate that started on it signed it as found)."""
+        size = external.checkpoint.size
+        if not self.report.first_seq <= size < self.report.tree_size:
+            return  # pruned, or not written (the newest checkpoint record was removed)
+        if size in self.replaced:
+            return  # said once for the record, not once per copy of the note
+        kind, note = self.records_at.get(size, (None, None))
+        if kind == "checkpoint" and isinstance(note, str):
+            try:
+                if parse_note(note).text == external.note.text:
+                    return
+            except NoteError:
+                pass  # the scan faults such a record before this
+        what = (
+            f"a {kind} record" if kind != "checkpoint" else "the checkpoint record of another note"
+        )
+        self.replaced.add(size)
+        self.report.warnings.append(
+            f"{external.label} signs {size} records, so the record at seq {size} should be "
+            f"the checkpoint record written with it, but it is {what}: it was put in that "
+            "record's place later, and no signature vouches for what it holds (a gate that "
+            "started on it names it in unsignedAtStart)"
+        )
 
     def _check_checkpoint_record(self, record: dict[str, Any], seq: int, root: bytes) -> None:
         note_text = record.get("note")
@@ -382,7 +421,11 @@ class _Checker:
         embedded: list[Ed25519PublicKey] = []
         key_text = record.get("publicKey")
         if isinstance(key_text, str):
-            key = public_key_from_base64(key_text)
+            try:
+                key = public_key_from_base64(key_text)
+            except KeyFileError as exc:
+                # A key anyone can sign for proves nothing: a forged checkpoint's.
+                raise _Bad(f"checkpoint record's key is unusable: {exc}") from None
             if key is not None:
                 embedded.append(key)
                 known = self.embedded_keys.setdefault(checkpoint.origin, [])
@@ -403,11 +446,24 @@ class _Checker:
     # -------------------------------------------------------------- records
 
     @staticmethod
-    def _start_of(segment: Segment) -> SegmentStart:
+    def _start_of(segment: Segment, *, required: bool = True) -> SegmentStart | None:
         try:
-            return read_start(segment)
+            return read_start(segment) if required else load_start(segment)
         except AuditCorrupt as exc:
             raise _Tampered(Fault(str(exc), segment=f"{SEGMENTS_DIR}/{segment.name}")) from None
+
+    def check_start_forms(self) -> None:
+        """A ``.start`` is written in one exact form, as records are (docs/audit.md).
+
+        Checked once everything else passed: a ``.start`` whose values are wrong is
+        reported as such (by the records before it, or the signed roots after it).
+        """
+        for segment, start in self.start_forms:
+            try:
+                check_start_form(segment, start)
+            except AuditCorrupt as exc:
+                where = f"{SEGMENTS_DIR}/{segment.name}"
+                raise _Tampered(Fault(str(exc), segment=where)) from None
 
     def scan(self, wanted: set[int], workers: int | None) -> None:
         plans = plan_trail(self.directory)
@@ -435,6 +491,8 @@ class _Checker:
         prev = ZERO_HASH
         if plans and plans[0].segment.first_seq > 0:
             start = self._start_of(plans[0].segment)
+            assert start is not None
+            self.start_forms.append((plans[0].segment, start))
             frontier = Frontier.from_nodes(start.seq, start.frontier)
             seq, prev = start.seq, start.prev.hex()
             report.first_seq = seq
@@ -447,13 +505,15 @@ class _Checker:
         for index, plan in enumerate(plans):
             segment, ranges, clean_end, size = plan.segment, plan.ranges, plan.clean_end, plan.size
             name = f"{SEGMENTS_DIR}/{segment.name}"
-            if index > 0 and segment.first_seq == seq and start_path(segment.path).exists():
-                start = self._start_of(segment)
-                if (start.prev.hex(), start.frontier) != (prev, frontier.nodes):
+            continues = index > 0 and segment.first_seq == seq
+            later = self._start_of(segment, required=False) if continues else None
+            if later is not None:
+                if (later.prev.hex(), later.frontier) != (prev, frontier.nodes):
                     message = (
                         f"{start_path(segment.path).name} does not match the records before it"
                     )
                     raise _Tampered(Fault(message, segment=name, seq=seq))
+                self.start_forms.append((segment, later))
             if segment.first_seq != seq:
                 message = (
                     f"segment should start at seq {seq} ({segment_name(seq)}): records are missing"
@@ -490,6 +550,8 @@ class _Checker:
                         self.roots[seq + position] = frontier.root()
                 for position, record in result.unsigned_starts.items():
                     self.unsigned_starts.append((seq + position, record.get("unsignedAtStart")))
+                for position, found in result.at_sizes.items():
+                    self.records_at[seq + position] = found
                 if result.count:
                     prev = result.last_hash
                 if result.fault == NUL_FAULT:

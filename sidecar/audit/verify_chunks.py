@@ -75,6 +75,9 @@ class ChunkResult:
     checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)
     # startup records that name records found unsigned at that start, by line
     unsigned_starts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # (type, note) of the records at the wanted sizes, by line: the record at a
+    # checkpoint's size must be the checkpoint record written with it
+    at_sizes: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     fault: str | None = None
 
 
@@ -153,4 +156,9 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
         for low, high in itertools.pairwise(bounds):
             subtrees = perfect_subtrees(digests[low:high], first + low)
             result.pieces.append((high - low, subtrees))
+        for size in wanted:
+            if first <= size < first + len(digests):
+                # Checked above, so canonical; decoded again only for these few lines.
+                found = canonical_record(lines[size - first]) or {}
+                result.at_sizes[size - first] = (found.get("type"), found.get("note"))
     return result
