@@ -129,12 +129,14 @@ async def check_body(gate: Gate, body: bytes, server: tuple[str, int | None] | N
     try:
         return await gate.check(body)
     except Exception as exc:
-        return internal_error(exc)
+        answer = internal_error(exc)
+        await gate.record_failure(body, exc)
+        return answer
 
 
 def internal_error(exc: Exception) -> Answer:
-    """The Starlette app's server_error answer, fail closed. A bug, not a decision: no
-    record says why, so the log must."""
+    """The Starlette app's server_error answer, fail closed. A bug, not a decision: the
+    log says why (with the traceback), and a check's record only that it failed."""
     _logger.error("check failed with an internal error (answered 500, deny)", exc_info=exc)
     return Answer(500, error_payload("internal", f"internal error: {type(exc).__name__}"))
 

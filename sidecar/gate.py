@@ -300,6 +300,21 @@ class Gate:
             head, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes", 413, size=size
         )
 
+    async def record_failure(self, body: bytes, exc: Exception) -> None:
+        """Record a check that failed with an internal error (a bug, answered 500: a
+        deny) as an ``invalidRequest`` of code ``internal``, so the trail still holds
+        every request. Best effort: it never raises, whatever the failure was."""
+        try:
+            await self._invalid(
+                body[:INVALID_BODY_READ],
+                "internal",
+                f"internal error: {type(exc).__name__}",
+                500,
+                size=len(body),
+            )
+        except Exception:  # the failure may be in recording itself: the log has it
+            _logger.exception("the internal error of a check could not be recorded")
+
     async def _check(self, body: bytes) -> Answer:
         if len(body) > MAX_BODY_BYTES:
             return await self.too_large(body[:INVALID_BODY_READ], len(body))

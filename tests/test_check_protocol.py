@@ -303,6 +303,11 @@ def test_an_internal_error_is_the_same_500_either_way(served: Served) -> None:
         "allowed": False,
         "error": {"code": "internal", "message": "internal error: RuntimeError", "details": []},
     }
+    # Both are in the trail: a failed check is still a request the trail holds.
+    failed = [r for r in served.decisions() if r["type"] == "invalidRequest"]
+    assert [(r["code"], r["message"], r["body"]) for r in failed] == [
+        ("internal", "internal error: RuntimeError", ALLOWED.decode())
+    ] * 2
 
 
 def test_an_answer_that_cannot_be_encoded_is_the_same_500_either_way(served: Served) -> None:
