@@ -371,6 +371,18 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     if zsh_cd:
         options |= {"physical"}  # where its cd leads is as unknown as after bash's -P
     startup = (login and not no_profile) or reads_rcs
+    if login and no_profile:
+        # A login shell that reads no profile still runs ~/.bash_logout when it runs the
+        # exit builtin: a script read from a file, one the gate cannot see, or one that
+        # may name exit or logout (anywhere, or spelt with quotes, escapes or expansions
+        # the word only becomes once bash has read it: ex""it, e\xit, $x).
+        shown = args[index] if command_mode and index < len(args) else None
+        startup = (
+            shown is None
+            or not shown.static
+            or any(word in shown.text for word in ("exit", "logout"))
+            or any(char in shown.text for char in "'\"\\$`")
+        )
     if command_mode:
         if index >= len(args):
             return ShellInvocation("plain", None, False, options, interactive, startup)

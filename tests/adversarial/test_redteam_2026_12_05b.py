@@ -19,6 +19,7 @@ installed, so the tests show what the shell does, not only what the analysis say
 
 from __future__ import annotations
 
+import shlex
 import socket
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,21 @@ def test_exec_l_really_starts_a_login_shell(tmp_path: Path) -> None:
 def test_a_login_shell_runs_bash_logout_on_exit(tmp_path: Path) -> None:
     (tmp_path / ".bash_logout").write_text("echo PLANTED-LOGOUT\n")
     assert "PLANTED-LOGOUT" in run_bash("echo ran; exit", tmp_path, "--login", "--noprofile")
+
+
+@needs_bash
+@pytest.mark.parametrize("script", ["echo ran; exit", 'echo ran; ex""it', "echo ran; logout"])
+def test_a_login_shell_without_profiles_that_may_exit_reports_startup_files(
+    tmp_path: Path, script: str
+) -> None:
+    # Found in the wrappers fix of 2026-12-06: --noprofile keeps the profiles out, not
+    # ~/.bash_logout, which bash runs when a login shell runs the exit builtin.
+    (tmp_path / ".bash_logout").write_text("echo PLANTED-LOGOUT\n")
+    assert "PLANTED-LOGOUT" in run_bash(script, tmp_path, "--login", "--noprofile")
+    line = f"bash --login --noprofile -c {shlex.quote(script)}"
+    assert "startup-files" in _constructs(line)
+    # A script file may exit too: the gate cannot see it.
+    assert "startup-files" in _constructs("bash --login --noprofile script.sh")
 
 
 @pytest.mark.parametrize(
