@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -458,10 +459,11 @@ class Gate:
     ) -> Answer:
         self.metrics.count_check("invalid", "invalid")
         size = len(body) if size is None else size
-        kept = body[:INVALID_BODY_KEEP].decode("utf-8", "replace")
+        kept = self._with_parsed_secrets(body, body[:INVALID_BODY_KEEP].decode("utf-8", "replace"))
         if size > INVALID_BODY_KEEP:
             # Redacted before the cut (the record is redacted again, to the same tags).
             window = body[:INVALID_BODY_READ].decode("utf-8", "replace")
+            window = self._with_parsed_secrets(body, window)
             redacted = self.audit.redact_text(window).encode("utf-8")[:INVALID_BODY_KEEP]
             kept = redacted.decode("utf-8", "ignore")
         await self._record_quietly(
@@ -476,6 +478,23 @@ class Gate:
             },
         )
         return Answer(status, error_payload(code, message, details))
+
+    def _with_parsed_secrets(self, body: bytes, text: str) -> str:
+        """``text`` (the start of a refused ``body``) with the secrets that only the parsed
+        body shows replaced: an ``argv`` list's ``"--password","pw"`` is read by the list
+        checks, which the body kept as text never meets (a refused request's argv kept
+        its passwords in clear). Bodies that are not JSON are left to the text patterns.
+        """
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return text
+        if not isinstance(parsed, dict | list):
+            return text
+        # Secrets found in "request" are replaced wherever else their text occurs in it.
+        redacted = self.audit.redact({"request": {"parsed": parsed, "text": text}})
+        shown = redacted["request"]["text"]
+        return shown if isinstance(shown, str) else text
 
     # -- operations ---------------------------------------------------------------------
 

@@ -207,6 +207,29 @@ def test_bad_requests_are_recorded_truncated(gate: Daemon) -> None:
     assert invalid[0]["truncated"] is True and len(invalid[0]["body"]) <= 2048
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mysql", "--password", "QargvLeak0001"],
+        ["sshpass", "-p", "QargvLeak0001", "ssh", "host"],
+        ["curl", "-u", "bob:QargvLeak0001", "https://x"],
+    ],
+    ids=["option", "sshpass", "curl"],
+)
+def test_a_refused_requests_argv_secrets_are_redacted_as_an_accepted_ones(
+    gate: Daemon, argv: list[str]
+) -> None:
+    # Found by the redaction fuzz of 2026-12-06: a refused body is kept as text, which
+    # only the text patterns read, and an argv list's '"--password","pw"' was kept in
+    # clear (the same argv in a valid request is tagged).
+    response = gate.check({"action": "process.exec", "argv": argv, "cwd": "rel"})
+    assert response.status_code == 400
+    everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
+    assert b"QargvLeak0001" not in everything
+    invalid = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "invalidRequest"]
+    assert "[REDACTED:password:" in invalid[-1]["body"]
+
+
 def test_error_details_name_the_field(gate: Daemon) -> None:
     error = gate.check({"action": "file.read", "path": "rel"}).json()["error"]
     assert error["details"] == [{"field": "path", "message": "is relative and no cwd was given"}]
