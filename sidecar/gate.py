@@ -492,7 +492,10 @@ class Gate:
         if not isinstance(parsed, dict | list):
             return text
         # Secrets found in "request" are replaced wherever else their text occurs in it.
-        redacted = self.audit.redact({"request": {"parsed": parsed, "text": text}})
+        try:
+            redacted = self.audit.redact({"request": {"parsed": parsed, "text": text}})
+        except (ValueError, RecursionError):  # a lone surrogate (\ud800): the text alone
+            return text
         shown = redacted["request"]["text"]
         return shown if isinstance(shown, str) else text
 
