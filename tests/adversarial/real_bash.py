@@ -17,9 +17,14 @@ def run_bash(script: str, home: Path, *flags: str) -> str:
     """Run ``script`` with the real bash, HOME and cwd ``home`` (a clean one); its stdout."""
     assert BASH is not None
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    return run_program([BASH, *flags, "-c", script], home, env)
+
+
+def run_program(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run ``argv`` in ``cwd`` with exactly ``env``, no input, 20 s at most; its stdout."""
     done = subprocess.run(
-        [BASH, *flags, "-c", script],
-        cwd=home,
+        argv,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

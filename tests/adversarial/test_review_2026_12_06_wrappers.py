@@ -50,7 +50,7 @@ from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.normalise.shell_wrappers import Arg, split_env_string
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes
-from tests.adversarial.real_bash import BASH, needs_bash
+from tests.adversarial.real_bash import BASH, needs_bash, run_program
 
 DASH = shutil.which("dash")
 FIND = shutil.which("find")
@@ -167,17 +167,7 @@ def _run(argv: list[str], cwd: Path, stubs: Path, home: Path | None = None) -> s
         "PATH": f"{stubs}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home or cwd),
     }
-    done = subprocess.run(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    return done.stdout
+    return run_program(argv, cwd, env)
 
 
 # -- finding 1: env -S is split as GNU env splits it ----------------------------------------
