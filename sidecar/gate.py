@@ -491,13 +491,10 @@ class Gate:
             return text
         if not isinstance(parsed, dict | list):
             return text
-        # Secrets found in "request" are replaced wherever else their text occurs in it.
         try:
-            redacted = self.audit.redact({"request": {"parsed": parsed, "text": text}})
+            return self.audit.redact_quoting(text, parsed)
         except (ValueError, RecursionError):  # a lone surrogate (\ud800): the text alone
             return text
-        shown = redacted["request"]["text"]
-        return shown if isinstance(shown, str) else text
 
     # -- operations ---------------------------------------------------------------------
 

@@ -213,8 +213,11 @@ def test_bad_requests_are_recorded_truncated(gate: Daemon) -> None:
         ["mysql", "--password", "QargvLeak0001"],
         ["sshpass", "-p", "QargvLeak0001", "ssh", "host"],
         ["curl", "-u", "bob:QargvLeak0001", "https://x"],
+        # JSON text writes a '"' in the password as \": the secret the list showed, found
+        # there only as it is written (fuzz of 2026-12-06, left open that day).
+        ["mysql", "--password", 'QargvLeak0001"QargvLeak0001'],
     ],
-    ids=["option", "sshpass", "curl"],
+    ids=["option", "sshpass", "curl", "quote"],
 )
 def test_a_refused_requests_argv_secrets_are_redacted_as_an_accepted_ones(
     gate: Daemon, argv: list[str]
@@ -228,6 +231,27 @@ def test_a_refused_requests_argv_secrets_are_redacted_as_an_accepted_ones(
     assert b"QargvLeak0001" not in everything
     invalid = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "invalidRequest"]
     assert "[REDACTED:password:" in invalid[-1]["body"]
+
+
+def test_a_reason_quoting_a_secret_keeps_none_of_it(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # The reason shell-quotes and cuts the command it quotes: a password holding a
+    # quote, and a long token cut short, were left in part in the trail (fuzz of
+    # 2026-12-06); the request's fields were tagged.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefaultAction: deny\nrules: []\n")
+    gate = daemon_factory(policy)
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJRbGVha1BheWxvYWQwMDAxMjM0NTY3ODkwIn0." + "Q" * 43
+    for argv in (
+        ["env", "PGPASSWORD=QreasonLeak01'QreasonLeak02", "psql"],
+        ["aws", "configure", "set", "aws_session_token", "x" * 30 + token],
+    ):
+        answer = gate.check({"action": "process.exec", "argv": argv}).json()
+        assert answer["allowed"] is False
+    records = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "decision"]
+    assert "…" in records[-1]["reason"]  # the reason cut the token short
+    everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
+    for piece in (b"QreasonLeak0", b"eyJ", b"RbGVha1BheWxvYWQ"):
+        assert piece not in everything, piece
 
 
 def test_error_details_name_the_field(gate: Daemon) -> None:

@@ -404,6 +404,11 @@ class AuditLog:
         records."""
         return self._redactor.redact(body)
 
+    def redact_quoting(self, text: str, quoted: Any) -> str:
+        """``text``, which writes ``quoted`` out (a refused body and its parse), with the
+        secrets ``quoted`` shows and those in ``text`` replaced by the trail's tags."""
+        return self._redactor.redact_quoting(text, quoted)
+
     def keyed_digest(self, data: bytes) -> str:
         """Hex HMAC-SHA256 of ``data`` under the redaction key (see ``redaction_key``)."""
         return self._redactor.keyed_digest(data)

@@ -22,6 +22,7 @@ import bisect
 import functools
 import hmac
 import itertools
+import json
 import re
 import string
 from collections.abc import Callable, Iterator, Sequence
@@ -62,21 +63,37 @@ _SECRET_LITERALS = (
 # ``"a"'b'``, ``pw"x"``): a quoted or bare value that does not end the word is not the
 # whole secret, and the whole word is taken instead (possessive, so that a bare value
 # cut short before a quote cannot pass for one that ends there).
+# Inside double quotes a backslash escapes the next character, in JSON as in a shell
+# ("a\"b" is a"b): possessive, so that a value never ends at an escaped quote.
+_IN_DOUBLE = r"""(?:[^"\\]|\\[\s\S])*+"""
+# A character of a bare value: not white space, a quote, or what ends a value in a
+# query, on a command line or in a structure (& ; < > , ] }).
+_BARE = r"""(?:[^\s&;,"'<>}\]\\]|\\[^"])"""
+# ',', ']' and '}' inside a bare value are the value's (bash reads a,b and a}b as one
+# word: --password=pw1,pw2); only a run of them ending it is not ("{password=x}",
+# "password=x, user=y").
+_INNER_CLOSERS = r"""[,}\]]++"""
 _VALUE = (
     r"""(?:\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
-    r"""|"([^"]*)"(?![^\s&;,<>}\]\\)|])|'([^']*)'(?![^\s&;,<>}\]\\)|])"""
+    # A closing single quote ends the value unless the word goes on: '\'' (the shell's
+    # way of writing a quote inside single quotes) goes on, a JSON-escaped \" does not.
+    rf"""|"({_IN_DOUBLE})"(?![^\s&;,<>}}\]\\)|])|'([^']*)'(?!(?!\\")[^\s&;,<>}}\])|])"""
     # A quote never closed (a body cut short, malformed JSON): to the end of the text.
-    r"""|"([^"]*)\Z|'([^']*)\Z"""
-    r"""|((?:[^\s&;,"'<>}\]\\]|\\[^"])++)(?!["'])"""
-    r"""|((?:"[^"]*"|'[^']*'|[^\s&;,"'<>}\]\\]|\\[^"])+))"""
+    rf"""|"({_IN_DOUBLE}\\?)\Z|'([^']*)\Z"""
+    rf"""|((?:{_BARE}|{_INNER_CLOSERS}(?={_BARE}))++)(?!["'])"""
+    rf"""|((?:"{_IN_DOUBLE}"|'[^']*'|{_BARE}|{_INNER_CLOSERS}(?=["']|{_BARE}))+))"""
 )
-# A header value: up to a quote, a separator, or a JSON-escaped quote (\").
-_TOKEN = r"""(?:[^\s"',;\\]|\\[^"])+"""
+# A header value: up to a quote, a ';', or a JSON-escaped quote (\"); a ',' only where it
+# ends the value (a key holding one, "a,b", is the key's).
+_TOKEN_CHARACTER = r"""(?:[^\s"',;\\]|\\[^"])"""
+_TOKEN = rf"""(?:{_TOKEN_CHARACTER}|,++(?={_TOKEN_CHARACTER}))+"""
 # A name may end in the secret word after '_' or '-': DB_PASSWORD=, GITHUB_TOKEN=,
 # MYSQL_PWD= (environment variables on a command line), db-password: ... Not "bypass=".
+# Or at a camelCase hump, as JSON and YAML keys are written (githubToken:, dbPassword=),
+# matched case-sensitively in these case-blind patterns.
 # A lookbehind rather than a repeated prefix: Python's re backtracks, and a string of
 # many "a-a-a-..." must not cost quadratic time on the event loop.
-_NAME_START = r"(?:\b|(?<=[_-]))"
+_NAME_START = r"(?:\b|(?<=[_-])|(?-i:(?<=[a-z0-9])(?=[A-Z])))"
 # "password" and "passwd" also end a name glued to its prefix: PGPASSWORD= (libpq's),
 # DBPASSWORD=. The short words do not ("bypass=", "compass=").
 _GLUED = r"(?<=[A-Za-z0-9])"
@@ -162,10 +179,10 @@ _NAME_END = r"""["']?"""
 # Several pieces of one word (``''pw``, ``$'pw'``) are taken whole, as in ``_VALUE``.
 _ARGUMENT = (
     r"""\\"((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
-    r"""|"([^"]*)"(?![^\s;&|<>()])|'([^']*)'(?![^\s;&|<>()])"""
-    r"""|"([^"]*)\Z|'([^']*)\Z"""
+    rf"""|"({_IN_DOUBLE})"(?![^\s;&|<>()])|'([^']*)'(?![^\s;&|<>()])"""
+    rf"""|"({_IN_DOUBLE}\\?)\Z|'([^']*)\Z"""
     r"""|((?:[^\s"'\\]|\\[^"])++)(?!["'])"""
-    r"""|((?:"[^"]*"|'[^']*'|[^\s"'\\]|\\[^"])+)"""
+    rf"""|((?:"{_IN_DOUBLE}"|'[^']*'|[^\s"'\\]|\\[^"])+)"""
 )
 # Where a URL's user information starts: "://" after a scheme's character. The scheme
 # is not matched from its first letter: tried from every word boundary of a long run
@@ -240,6 +257,8 @@ _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
 # arguments of ``set env``: the VALUE is the secret, however the variable is named.
 _KUBECTL = rf"{_PROGRAM_START}(?:kubectl|oc){_NAME_END}(?={_BLANK})"
 _KUBECTL_ENV_OPTION = r"--env|-e"
+# The name of a setting that holds a secret, as ``aws configure set`` takes it.
+_SETTING_NAME = r"[A-Za-z0-9_.-]*(?:secret|token|passw(?:or)?d)[A-Za-z0-9_.-]*"
 # The rest of its command, to a command separator or the next start of the program;
 # quoted text and a backslash's escape are taken whole (a ';' inside quotes or after a
 # backslash does not end the command, and a backslash and a newline continue it). A
@@ -395,9 +414,11 @@ _PATTERNS: list[SecretPattern] = [
         ("cookie",),
         True,
     ),
+    # A header (X-Api-Key: ..., "api-key": ...); not an option (--api-key=$'k' is a
+    # shell word, read whole by the secret pattern).
     _pattern(
         "api-key",
-        rf"\b(?:x-)?(?:api-key|auth-token){_QUOTE}\s*[:=]\s*{_QUOTE}({_TOKEN})",
+        rf"(?<![\w-])(?:x-)?(?:api-key|auth-token){_QUOTE}\s*[:=]\s*{_QUOTE}({_TOKEN})",
         ("api-key", "auth-token"),
         ignore_case=True,
     ),
@@ -519,6 +540,18 @@ _PATTERNS: list[SecretPattern] = [
         ("code=",),
         ignore_case=True,
     ),
+    # aws configure set NAME VALUE: a setting named as a secret (aws_secret_access_key,
+    # aws_session_token, profile.dev.aws_secret_access_key), after set's options.
+    _pattern(
+        "secret",
+        # An option's name starts with a letter or digit: "--a" is read one way only (as
+        # "-" and "-a" too, a run of options took exponential time).
+        rf"(?:^|(?<=\s))configure{_BLANK}+set"
+        rf"(?:{_BLANK}+--?[A-Za-z0-9][A-Za-z0-9-]*+(?:{_BLANK}+[^\s-]\S*+)?)*?"
+        rf"""{_BLANK}+(?!-)(?:{_SETTING_NAME}|"{_SETTING_NAME}"|'{_SETTING_NAME}'){_BLANK}+{_VALUE}""",
+        ("configure",),
+        ignore_case=True,
+    ),
     # sshpass -e reads its password from SSHPASS (the name as the environment has it).
     _pattern("password", rf"(?<![\w-])SSHPASS{_AFTER_NAME}\s*=\s*{_VALUE}", ("sshpass",)),
     # redis-cli reads its password from REDISCLI_AUTH.
@@ -551,6 +584,34 @@ def option_kind(argument: str) -> str | None:
     if match is None:
         return None
     return "password" if match.group(1) is not None else "secret"
+
+
+# A plain name before an argv item's first '=' (PGPASSWORD, db.password, api_token).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+", _FLAGS)
+
+
+@functools.lru_cache(maxsize=4096)
+def assignment_kind(name: str) -> str | None:
+    """The redaction kind of ``VALUE`` in an argv item ``name=VALUE``, or None.
+
+    The item is one shell word, so its whole ``VALUE`` is the secret, whatever it holds
+    (``PGPASSWORD=a;b"c``, ``password=pw1,pw2``): the text patterns, which cannot tell
+    where a word ends in free text, stop a bare value at such characters. ``name`` names
+    a secret when a text pattern reads ``name=x`` as assigning one.
+    """
+    if _PLAIN_NAME.fullmatch(name) is None:
+        return None
+    probe = name + "=x"
+    lowered = probe.lower()
+    for secret in _PATTERNS:
+        if secret.named_program or secret.values is not None:
+            continue
+        if not any(literal in lowered for literal in secret.literals):
+            continue
+        match = secret.regex.search(probe)
+        if match is not None and match.lastindex and match.start(match.lastindex) == len(probe) - 1:
+            return secret.kind
+    return None
 
 
 _USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
@@ -733,6 +794,33 @@ def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
     return True
 
 
+_SETTING = re.compile(_SETTING_NAME, _FLAGS | re.IGNORECASE)
+# aws's options that take no value (besides every --no-...).
+_AWS_FLAGS = frozenset({"--debug", "--cli-auto-prompt"})
+
+
+def _scan_configure_set(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # aws configure set [options] NAME VALUE: VALUE is a secret when NAME names one.
+    if not _is_word(items, start, "set"):
+        return False
+    index = start + 1
+    while _is_str(items, index) and items[index].startswith("-"):
+        if index - start > _MOST_GLOBAL_OPTION_ITEMS:
+            return False
+        option = items[index]
+        takes_value = "=" not in option and option not in _AWS_FLAGS
+        index += 2 if takes_value and not option.startswith("--no-") else 1
+    value = index + 1
+    if (
+        _is_str(items, index)
+        and _SETTING.fullmatch(items[index]) is not None
+        and value < len(items)
+        and type(items[value]) in (str, int)
+    ):
+        found[value] = ("secret", "", str(items[value]))
+    return False
+
+
 # The programs whose own options carry a password, by the name they are run as.
 _PROGRAM_SCANS: dict[str, Scan] = {
     "sshpass": _scan_sshpass,
@@ -744,6 +832,8 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     "openssl": _scan_option("-k", "-K"),
     **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
     **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
+    # Not a program: aws's subcommand (aws configure set NAME VALUE).
+    "configure": _scan_configure_set,
 }
 
 
@@ -777,14 +867,25 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                         found[index] = ("password", user + ":", password)
                 elif previous == _FROM_LITERAL and (assigned := _assigned(item, "")):
                     found[index] = assigned  # kubectl create secret ... --from-literal k=v
-            if item[:1] == "-" and "=" in item and index not in found:
-                # One item is one word: "--password=a b" holds the secret to its end.
+            if "=" in item and index not in found:
+                # One item is one word: "--password=a b" and "PGPASSWORD=a;b" hold the
+                # secret to its end.
                 option, _, value = item.partition("=")
-                kind = option_kind(option)
-                if kind is not None:
+                if item[:1] != "-":
+                    kind = assignment_kind(option)
+                    if kind is not None:
+                        found[index] = (kind, option + "=", value)
+                elif (kind := option_kind(option)) is not None:
                     found[index] = (kind, option + "=", value)
                 elif option == _FROM_LITERAL and (assigned := _assigned(value, option + "=")):
                     found[index] = assigned
+                elif "=" in value:
+                    # An option whose value assigns one: psql --set=passwd=...,
+                    # docker run --env=DB_PASSWORD=...
+                    name, _, assigned_value = value.partition("=")
+                    kind = assignment_kind(name)
+                    if kind is not None:
+                        found[index] = (kind, f"{option}={name}=", assigned_value)
             name = item.rpartition("/")[2]
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
@@ -1122,6 +1223,8 @@ _SCREEN_PATTERN = "|".join(
         # kubectl's -e NAME=VALUE and set env NAME=VALUE, in a command line or a list.
         r"""(?:"|'|\s|\\[tnrf]|\\u000b|\\)-e(?:=|"|'|\s|\\)""",
         r'set(?:\s|\\t|\\\\\\n)+env|"set","env"',
+        # aws configure set NAME VALUE, in a command line or a list.
+        r'configure(?:\s|\\t|\\\\\\n)+set|"configure","set"',
         # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
         *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
@@ -1144,6 +1247,7 @@ _SCREEN_TEXT_PATTERN = (
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
     + r"""|(?:^|[\t\n\x0b\f\r "'\\])-e[=\t\n\x0b\f\r "'\\]|set(?:[\t ]|\\\n)+env"""
+    + r"|configure(?:[\t ]|\\\n)+set"
     + r"""|(?:name|key)\\?["']?[\t\n\x0b\f\r ]*:[\t\n\x0b\f\r ]*\\?["'][A-Za-z0-9_.-]*"""
     + _NAME_CORE
 )
@@ -1163,6 +1267,14 @@ MIN_SPREAD_CHARACTERS = 4
 # The fields of a record that quote the request: the request itself, a decision's
 # reason, and an approval's ``policyReason`` (the reason its check was answered with).
 _SPREAD_FIELDS = ("request", "reason", "policyReason")
+# The fields whose text quotes the request in labels, which cut a long text short with
+# '…' (``shorten`` in ``sidecar.normalise.shell_context``); the longest part of a secret
+# such a label can hold (its LABEL_LENGTH, with room); the labels looked at in one text.
+_LABELLED_FIELDS = frozenset({"reason", "policyReason"})
+_ELLIPSIS = "…"
+_ELLIPSIS_AT = re.compile(_ELLIPSIS)
+_LONGEST_CUT = 160
+_MOST_CUTS = 16
 
 
 class Redactor:
@@ -1209,6 +1321,54 @@ class Redactor:
         are the gate's own (ids, hashes, rule names, mode): a secret's text inside one of
         them is a coincidence, and rewriting it would break the record.
         """
+        # The labels (a reason) quote the request as the gate wrote it: shell-quoted,
+        # cut short. They are read last, once the secrets found elsewhere have been
+        # replaced in them as written there: read first, a pattern stopping inside a
+        # quoted password ('PGPASSWORD=a'"'"'b') left its rest where no spread found it.
+        labels = {f: body[f] for f in _LABELLED_FIELDS if type(body.get(f)) is str}
+        rest = {k: v for k, v in body.items() if k not in labels} if labels else body
+        found: dict[str, str] = {}
+        words: dict[str, str] = {}
+        result = self._redact_fields(rest, found, words)
+        known = len(found)
+        spread = self._everywhere(found, words)
+        new_labels: dict[str, str] = {}
+        for field, text in labels.items():
+            if spread is not None:
+                text = self._cut_short(spread(text), found)
+            if _SCREEN_TEXT.search(text) is not None:
+                text = self._rewrite(text, found)
+            new_labels[field] = text
+        if len(found) > known:
+            # A secret that only a label showed: replaced in the request too.
+            spread = self._everywhere(found, words)
+        if spread is not None:
+            spread_into = {
+                field: spread(result[field]) for field in _SPREAD_FIELDS if field in result
+            }
+            if any(spread_into[field] is not result[field] for field in spread_into):
+                result = {**result, **spread_into}
+            for field, text in new_labels.items():
+                new_labels[field] = self._cut_short(spread(text), found)
+        if result is rest and all(new_labels[f] is labels[f] for f in labels):
+            return body
+        # In the body's order; a key of the rest may have been redacted (same order).
+        rest_items = iter(result.items())
+        out: dict[str, Any] = {}
+        for key in body:
+            if key in new_labels:
+                out[key] = new_labels[key]
+            else:
+                new_key, value = next(rest_items)
+                out[new_key] = value
+        return out
+
+    def _redact_fields(
+        self, body: dict[str, Any], found: dict[str, str], words: dict[str, str]
+    ) -> dict[str, Any]:
+        """``body`` with the secrets its patterns, keys and lists show replaced (a copy,
+        or ``body`` itself when there is none); the secrets go into ``found``, and those
+        of a brace list too short to spread but as a whole word into ``words``."""
         texts: list[str] = []
         braces: list[Found] = []
         secret_keys = _collect_strings(body, texts, braces, _Budget())
@@ -1216,8 +1376,8 @@ class Redactor:
         # Every secret tagged, and its kind; those behind a brace list are tagged by the
         # spread alone, as their text is not an item of their list. A short one of them
         # is an item of its own, and spread only where it is a whole shell word.
-        found: dict[str, str] = {secret: kind for kind, _, secret in braces}
-        words = {s: kind for s, kind in found.items() if len(s) < MIN_SPREAD_CHARACTERS}
+        found.update({secret: kind for kind, _, secret in braces})
+        words.update({s: kind for s, kind in found.items() if len(s) < MIN_SPREAD_CHARACTERS})
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
@@ -1231,14 +1391,22 @@ class Redactor:
             return body
         result = self._value(body, None, rewritten, itertools.count(), found)
         assert isinstance(result, dict)
+        return result
+
+    def redact_quoting(self, text: str, quoted: Any) -> str:
+        """``text``, which writes ``quoted`` out (a refused body kept as text, and its
+        parse), with every secret replaced: first those that ``quoted`` shows (its lists
+        and keys: an argv's ``"--password","pw"``), wherever ``text`` writes them, then
+        those the patterns find in ``text``. In that order, as for a reason: a pattern
+        stopping inside a password (``"PGPASSWORD=a>b"``) would leave its rest where
+        the whole secret is no longer found."""
+        found: dict[str, str] = {}
+        words: dict[str, str] = {}
+        self._redact_fields({"quoted": quoted}, found, words)
         spread = self._everywhere(found, words)
         if spread is not None:
-            for field in _SPREAD_FIELDS:
-                value = result.get(field)
-                new_value = spread(value)
-                if new_value is not value:
-                    result = {**result, field: new_value}
-        return result
+            text = spread(text)
+        return self._rewrite(text, found) if _SCREEN_TEXT.search(text) is not None else text
 
     def redact_text(self, text: str) -> str:
         """Replace every secret found in one string."""
@@ -1272,9 +1440,11 @@ class Redactor:
         found: dict[str, str] | None = None,
         trim: bool = False,
         values: re.Pattern[str] | None = None,
+        aliases: dict[str, str] | None = None,
     ) -> str:
         """``text`` with every match of ``regex`` replaced by the tag of its secret (its
-        last group, or the whole match), of ``kind`` (or of its kind in ``kind``); with
+        last group, or the whole match, or the secret that ``aliases`` says it writes
+        otherwise), of ``kind`` (or of its kind in ``kind``); with
         ``trim``, without the quotes, backslashes and white space at its ends. With
         ``values``, every match of ``values`` in each match of ``regex`` (after its
         group 1) instead (``SecretPattern.values``).
@@ -1303,6 +1473,8 @@ class Redactor:
                     begin = text.index(value, begin)
                     end = begin + len(value)
                 value_kind = kind if isinstance(kind, str) else kind[value]
+                if aliases is not None:
+                    value = aliases.get(value, value)
                 pieces += (text[done:begin], self.tag(value_kind, value))
                 if found is not None:
                     found.setdefault(value, value_kind)
@@ -1387,6 +1559,19 @@ class Redactor:
         kinds.update(words or {})
         if not kinds:
             return None
+        # A secret is also written otherwise, and tagged as itself there: JSON-escaped
+        # where a string holds JSON text (a refused body kept as text, JSON in a context
+        # value: a\"b for a"b), and inside the single quotes a reason puts around an
+        # argument (shlex.join: a'"'"'b for a'b).
+        aliases: dict[str, str] = {}
+        for secret, kind in list(kinds.items()):
+            for written in (
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                secret.replace("'", "'\"'\"'"),
+            ):
+                if written != secret and written not in kinds:
+                    kinds[written] = kind
+                    aliases[written] = secret
 
         def alternative(secret: str) -> str:
             if words and secret in words:
@@ -1400,7 +1585,7 @@ class Redactor:
             if isinstance(item, str):
                 if regex.search(item) is None:
                     return item
-                return self._substitute(regex, kinds, item)
+                return self._substitute(regex, kinds, item, aliases=aliases)
             if isinstance(item, dict):
                 out = {key: rebuild(sub) for key, sub in item.items()}
                 if all(out[key] is sub for key, sub in item.items()):
@@ -1414,6 +1599,40 @@ class Redactor:
             return item
 
         return rebuild
+
+    def _cut_short(self, text: str, found: dict[str, str]) -> str:
+        """``text`` with the start of a secret in ``found`` tagged where a label cut it
+        short (``shorten`` in ``sidecar.normalise.shell_context``: its first characters,
+        then '…'), as a reason quotes a long command; ``text`` itself when there is none.
+        Only a label's length of text before each of the first few '…' is looked at."""
+        if _ELLIPSIS not in text:
+            return text
+        # Longest first; one cut short needs a character more than the shortest spread.
+        secrets = sorted(
+            (s for s in found if len(s) > MIN_SPREAD_CHARACTERS), key=len, reverse=True
+        )
+        pieces: list[str] = []
+        done = 0
+        for ellipsis in itertools.islice(_ELLIPSIS_AT.finditer(text), _MOST_CUTS):
+            end = ellipsis.start()
+            for secret in secrets:
+                longest = min(len(secret) - 1, end - done, _LONGEST_CUT)
+                cut = next(
+                    (
+                        length
+                        for length in range(longest, MIN_SPREAD_CHARACTERS - 1, -1)
+                        if text.startswith(secret[:length], end - length)
+                    ),
+                    None,
+                )
+                if cut is not None:
+                    pieces += (text[done : end - cut], self.tag(found[secret], secret))
+                    done = end
+                    break
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
 
 def _matches(
