@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -252,6 +253,28 @@ def test_a_reason_quoting_a_secret_keeps_none_of_it(tmp_path: Path, daemon_facto
     everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
     for piece in (b"QreasonLeak0", b"eyJ", b"RbGVha1BheWxvYWQ"):
         assert piece not in everything, piece
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'sshpass -p QlineLeak01\\"QlineLeak02 ssh host',
+        "redis-cli -a QlineLeak01\\&QlineLeak02 ping",
+        'app --db-password "QlineLeak01\\"QlineLeak02 \\$x"',
+    ],
+    ids=["escaped-quote", "escaped-ampersand", "double-quoted"],
+)
+def test_a_command_lines_escaped_password_keeps_none_of_it(gate: Daemon, command: str) -> None:
+    # A backslash before a quote or '&' stopped the pattern reading the raw command line
+    # there, and the rest stayed in clear; its analysed words were tagged whole (fuzz of
+    # 2026-12-06). The line is now read after them, and their secrets found as written.
+    answer = gate.check({"action": "process.exec", "commandLine": command}).json()
+    assert answer["allowed"] is False
+    everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
+    assert b"QlineLeak0" not in everything
+    decision = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "decision"][-1]
+    tags = set(re.findall(r"\[REDACTED:password:[0-9a-f]{8}\]", json.dumps(decision["request"])))
+    assert len(tags) == 1, decision["request"]  # the line and its words: one secret, one tag
 
 
 def test_error_details_name_the_field(gate: Daemon) -> None:

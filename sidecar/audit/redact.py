@@ -1271,6 +1271,12 @@ _SPREAD_FIELDS = ("request", "reason", "policyReason")
 # '…' (``shorten`` in ``sidecar.normalise.shell_context``); the longest part of a secret
 # such a label can hold (its LABEL_LENGTH, with room); the labels looked at in one text.
 _LABELLED_FIELDS = frozenset({"reason", "policyReason"})
+# The characters a shell reads as more than themselves in a bare word, and inside
+# double quotes: a command line escapes them with a backslash to pass them on.
+_SHELL_SPECIAL = re.compile(r"""[^A-Za-z0-9_@%+=:,./-]""")
+_DOUBLE_QUOTED_SPECIAL = re.compile(r"""[\\"$`]""")
+# A request's command line, written as the shell reads it (``request.commandLine``).
+_COMMAND_LINE = "commandLine"
 _ELLIPSIS = "…"
 _ELLIPSIS_AT = re.compile(_ELLIPSIS)
 _LONGEST_CUT = 160
@@ -1321,26 +1327,38 @@ class Redactor:
         are the gate's own (ids, hashes, rule names, mode): a secret's text inside one of
         them is a coincidence, and rewriting it would break the record.
         """
-        # The labels (a reason) quote the request as the gate wrote it: shell-quoted,
-        # cut short. They are read last, once the secrets found elsewhere have been
-        # replaced in them as written there: read first, a pattern stopping inside a
-        # quoted password ('PGPASSWORD=a'"'"'b') left its rest where no spread found it.
+        # Text that writes out what the rest of the record holds is read last, once the
+        # secrets found elsewhere have been replaced in it as written there: the reason
+        # (shell-quoted, cut short) and a command line (its analysed words show each
+        # secret whole, unescaped). Read first, a pattern stopping inside a password
+        # ('PGPASSWORD=a'"'"'b', a\"b) left its rest where no spread found it.
         labels = {f: body[f] for f in _LABELLED_FIELDS if type(body.get(f)) is str}
-        rest = {k: v for k, v in body.items() if k not in labels} if labels else body
+        request = body.get("request")
+        if not isinstance(request, dict):
+            request = {}
+        line = request.get(_COMMAND_LINE)
+        if type(line) is not str:
+            line = None
+        rest = body
+        if labels or line is not None:
+            rest = {k: v for k, v in body.items() if k not in labels}
+            if line is not None:
+                rest["request"] = {k: v for k, v in request.items() if k != _COMMAND_LINE}
         found: dict[str, str] = {}
         words: dict[str, str] = {}
         result = self._redact_fields(rest, found, words)
         known = len(found)
         spread = self._everywhere(found, words)
-        new_labels: dict[str, str] = {}
-        for field, text in labels.items():
+        late = {**labels, _COMMAND_LINE: line} if line is not None else dict(labels)
+        new_late: dict[str, str] = {}
+        for field, text in late.items():
             if spread is not None:
-                text = self._cut_short(spread(text), found)
+                text = self._cut_short(spread(text), found) if field in labels else spread(text)
             if _SCREEN_TEXT.search(text) is not None:
                 text = self._rewrite(text, found)
-            new_labels[field] = text
+            new_late[field] = text
         if len(found) > known:
-            # A secret that only a label showed: replaced in the request too.
+            # A secret that only a late text showed: replaced in the others too.
             spread = self._everywhere(found, words)
         if spread is not None:
             spread_into = {
@@ -1348,19 +1366,15 @@ class Redactor:
             }
             if any(spread_into[field] is not result[field] for field in spread_into):
                 result = {**result, **spread_into}
-            for field, text in new_labels.items():
-                new_labels[field] = self._cut_short(spread(text), found)
-        if result is rest and all(new_labels[f] is labels[f] for f in labels):
+            for field, text in new_late.items():
+                text = spread(text)
+                new_late[field] = self._cut_short(text, found) if field in labels else text
+        if result is rest and all(new_late[f] is late[f] for f in late):
             return body
-        # In the body's order; a key of the rest may have been redacted (same order).
-        rest_items = iter(result.items())
-        out: dict[str, Any] = {}
-        for key in body:
-            if key in new_labels:
-                out[key] = new_labels[key]
-            else:
-                new_key, value = next(rest_items)
-                out[new_key] = value
+        new_line = new_late.pop(_COMMAND_LINE, None)
+        out = _put_back(body, result, new_late)
+        if new_line is not None:
+            out["request"] = _put_back(request, out["request"], {_COMMAND_LINE: new_line})
         return out
 
     def _redact_fields(
@@ -1568,6 +1582,10 @@ class Redactor:
             for written in (
                 json.dumps(secret, ensure_ascii=False)[1:-1],
                 secret.replace("'", "'\"'\"'"),
+                # As a command line writes it: a backslash before each character the
+                # shell would read otherwise, bare (a\&b) or inside double quotes.
+                _SHELL_SPECIAL.sub(r"\\\g<0>", secret),
+                _DOUBLE_QUOTED_SPECIAL.sub(r"\\\g<0>", secret),
             ):
                 if written != secret and written not in kinds:
                     kinds[written] = kind
@@ -1633,6 +1651,21 @@ class Redactor:
             return text
         pieces.append(text[done:])
         return "".join(pieces)
+
+
+def _put_back(original: dict[Any, Any], redacted: dict[Any, Any], late: dict[str, str]) -> dict:
+    """``original``'s fields in its order: those of ``late`` from it, the others from
+    ``redacted`` (``original`` without them, redacted; a key of it may itself have been
+    redacted, so they are taken in order rather than by name)."""
+    others = iter(redacted.items())
+    out: dict[Any, Any] = {}
+    for key in original:
+        if key in late:
+            out[key] = late[key]
+        else:
+            new_key, value = next(others)
+            out[new_key] = value
+    return out
 
 
 def _matches(

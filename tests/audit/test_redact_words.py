@@ -276,3 +276,24 @@ def test_the_new_value_forms_are_redacted_in_linear_time(text: str) -> None:
     Redactor(KEY).redact({"request": {"commandLine": text}, "reason": text[:120] + "…"})
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters"
+
+
+def test_a_command_line_is_read_after_its_analysed_words() -> None:
+    # The words show the secret unescaped; the line writes it escaped. Read first, the
+    # line's pattern stopped at the backslash and kept the rest.
+    secret = 'a1"b2&c3'
+    body = {
+        "request": {
+            "action": "process.exec",
+            "commandLine": 'sshpass -p a1\\"b2\\&c3 ssh host',
+            "commands": [["sshpass", "-p", secret, "ssh", "host"]],
+            "cwd": "/w",
+        },
+        "type": "decision",
+    }
+    out = redacted(body)
+    tag = tag_of("password", secret)
+    assert out["request"]["commandLine"] == f"sshpass -p {tag} ssh host"
+    assert out["request"]["commands"] == [["sshpass", "-p", tag, "ssh", "host"]]
+    assert list(out["request"]) == list(body["request"]) and list(out) == list(body)
+    assert Redactor(KEY).redact(out) == out
