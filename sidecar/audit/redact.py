@@ -627,6 +627,8 @@ _FROM_LITERAL = "--from-literal"
 
 # (kind, text kept before the tag, secret) for an argv item that is or ends in a secret.
 Found = tuple[str, str, str]
+# A string's redacted form, and the secrets replaced in it, with their kinds.
+Rewritten = tuple[str, dict[str, str]]
 
 
 def _is_str(items: Sequence[Any], index: int) -> bool:
@@ -1386,7 +1388,7 @@ class Redactor:
         texts: list[str] = []
         braces: list[Found] = []
         secret_keys = _collect_strings(body, texts, braces, _Budget())
-        rewritten: dict[int, str] = {}
+        rewritten: dict[int, Rewritten] = {}
         # Every secret tagged, and its kind; those behind a brace list are tagged by the
         # spread alone, as their text is not an item of their list. A short one of them
         # is an item of its own, and spread only where it is a whole shell word.
@@ -1398,9 +1400,10 @@ class Redactor:
             flagged = {bisect.bisect_right(ends, m.start()) for m in _SCREEN_TEXT.finditer(joined)}
             for index in flagged:
                 text = texts[index]
-                new = self._rewrite(text, found)
+                secrets: dict[str, str] = {}
+                new = self._rewrite(text, secrets)
                 if new is not text:
-                    rewritten[index] = new
+                    rewritten[index] = (new, secrets)
         if not rewritten and not secret_keys and not found:
             return body
         result = self._value(body, None, rewritten, itertools.count(), found)
@@ -1503,21 +1506,24 @@ class Redactor:
         self,
         value: Any,
         kind: str | None,
-        rewritten: dict[int, str],
+        rewritten: dict[int, Rewritten],
         counter: Any,
         found: dict[str, str],
     ) -> Any:
         """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them.
 
         ``rewritten`` holds the redacted form of the strings, by that order, in which the
-        precise patterns found a secret. The secrets replaced here go into ``found``.
+        precise patterns found a secret, with those secrets. The secrets replaced here go
+        into ``found``: not those of a rewritten item that an argv scan replaces whole
+        (the patterns may have read a part of it, ``--password=a\\b"c`` as ``a\\b``, and a
+        part spread elsewhere would split the whole secret there).
         """
         if isinstance(value, str):
             index = next(counter)
             if kind is not None and value and not value.startswith(_TAG_PREFIX):
                 found.setdefault(value, kind)
                 return self.tag(kind, value)
-            return rewritten.get(index, value)
+            return self._rewritten(rewritten, index, value, found)
         if kind is not None and type(value) is int:
             # A PIN or a one-time code under a secret-named key is a secret as a number
             # too; true, false and null say nothing.
@@ -1531,7 +1537,7 @@ class Redactor:
                 new_key = key
                 item_kind = kind
                 if isinstance(key, str):
-                    new_key = rewritten.get(next(counter), key)
+                    new_key = self._rewritten(rewritten, next(counter), key, found)
                     if item_kind is None:
                         item_kind = secret_key_kind(key)
                         if item_kind is None and key == _PAIR_VALUE_KEY:
@@ -1545,7 +1551,8 @@ class Redactor:
             # An argv list: the value after --password, curl's -u user:pw, sshpass -p pw ...
             in_argv = _argv_secrets(value) if kind is None else {}
             for index, item in enumerate(value):
-                new = self._value(item, kind, rewritten, counter, found)
+                item_found = {} if index in in_argv else found
+                new = self._value(item, kind, rewritten, counter, item_found)
                 if index in in_argv:
                     argv_kind, kept, secret = in_argv[index]
                     found.setdefault(secret, argv_kind)
@@ -1555,6 +1562,19 @@ class Redactor:
                 return items
             return value
         return value
+
+    @staticmethod
+    def _rewritten(
+        rewritten: dict[int, Rewritten], index: int, text: str, found: dict[str, str]
+    ) -> str:
+        """String ``index``'s redacted form (``text`` when none), its secrets into ``found``."""
+        entry = rewritten.get(index)
+        if entry is None:
+            return text
+        new, secrets = entry
+        for secret, kind in secrets.items():
+            found.setdefault(secret, kind)
+        return new
 
     def _everywhere(
         self, found: dict[str, str], words: dict[str, str] | None = None

@@ -14,7 +14,9 @@ import pytest
 
 from sidecar.audit.redact import Redactor, assignment_kind
 from sidecar.canonical import canonical_bytes
+from sidecar.normalise.request import normalise_request
 from sidecar.normalise.shell_context import LABEL_LENGTH, shorten
+from sidecar.request import CheckRequest
 
 KEY = b"k" * 32
 TAG = re.compile(r"\[REDACTED:([a-z-]+):([0-9a-f]{8})\]")
@@ -297,3 +299,15 @@ def test_a_command_line_is_read_after_its_analysed_words() -> None:
     assert out["request"]["commands"] == [["sshpass", "-p", tag, "ssh", "host"]]
     assert list(out["request"]) == list(body["request"]) and list(out) == list(body)
     assert Redactor(KEY).redact(out) == out
+
+
+def test_a_part_of_an_argv_secret_read_by_a_pattern_is_not_spread() -> None:
+    # The patterns read the word --password=a\b"c only to its quote; the argv scan takes
+    # it whole. The part, spread into the raw line first, split the secret there and
+    # left its end in clear (the redaction corpus found it).
+    line = "mysql -h db --password=$'Qa1b2c3\\\\Qd4e5f6\"Qg7h8i9' -e 'select 1'"
+    record = normalise_request(
+        CheckRequest.model_validate({"action": "process.exec", "commandLine": line})
+    ).record
+    out = redacted({"request": record, "reason": "x"})
+    assert "Qg7h8i9" not in canonical_bytes(out).decode(), out
