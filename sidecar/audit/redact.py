@@ -1551,10 +1551,14 @@ class Redactor:
             # An argv list: the value after --password, curl's -u user:pw, sshpass -p pw ...
             in_argv = _argv_secrets(value) if kind is None else {}
             for index, item in enumerate(value):
-                item_found = {} if index in in_argv else found
+                item_found: dict[str, str] = {} if index in in_argv else found
                 new = self._value(item, kind, rewritten, counter, item_found)
                 if index in in_argv:
                     argv_kind, kept, secret = in_argv[index]
+                    # A pattern that read the whole secret by its form (github-token)
+                    # names its kind where it is spread; the item keeps its list's kind.
+                    if secret in item_found:
+                        found.setdefault(secret, item_found[secret])
                     found.setdefault(secret, argv_kind)
                     new = kept + self.tag(argv_kind, secret)
                 items.append(new)
