@@ -21,6 +21,7 @@ from sidecar.audit.checkpoint import Checkpoint
 from sidecar.audit.chunks import SegmentPlan, default_workers, ordered_map, plan_trail
 from sidecar.audit.merkle import Frontier
 from sidecar.audit.note import NoteError, SignedNote, Verifier, parse_note, verify_note
+from sidecar.audit.rebuild import checkpoint_fields
 from sidecar.audit.records import ZERO_HASH
 from sidecar.audit.segments import (
     BROKEN_SUFFIX,
@@ -403,21 +404,12 @@ class _Checker:
         )
 
     def _check_checkpoint_record(self, record: dict[str, Any], seq: int, root: bytes) -> None:
-        note_text = record.get("note")
-        if record.get("treeSize") != seq or not isinstance(note_text, str):
-            raise _Bad("checkpoint record must carry treeSize equal to its seq and a note")
         try:
-            note = parse_note(note_text)
-            checkpoint = Checkpoint.parse(note.text)
-        except NoteError as exc:
-            raise _Bad(f"checkpoint note is malformed: {exc}") from exc
-        if checkpoint.size != seq or checkpoint.root != root:
+            note, checkpoint = checkpoint_fields(record, seq)
+        except ValueError as exc:
+            raise _Bad(str(exc)) from exc
+        if checkpoint.root != root:
             raise _Bad(f"checkpoint root does not match the first {seq} records")
-        if (
-            record.get("rootHash") != checkpoint.root_b64
-            or record.get("origin") != checkpoint.origin
-        ):
-            raise _Bad("checkpoint record fields disagree with its signed note")
         embedded: list[Ed25519PublicKey] = []
         key_text = record.get("publicKey")
         if isinstance(key_text, str):
