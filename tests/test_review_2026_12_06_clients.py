@@ -26,7 +26,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,22 +107,34 @@ def listen() -> Iterator[Any]:
         listener.close()
 
 
-def python_checks(urls: list[str]) -> list[dict[str, Any]]:
+PYTHON_CLIENT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tollgate_client import Gate
+found = []
+for url in json.loads(sys.argv[2]):
+    try:
+        gate = Gate(url, timeout=2.0)
+    except ValueError as exc:
+        found.append({"construct": "ValueError", "message": str(exc)})
+        continue
+    with gate:
+        d = gate.check("file.read", path="/app/data/x")
+    found.append({"allowed": d.allowed, "error": d.error, "reason": d.reason})
+print(json.dumps(found))
+"""
+
+
+def python_checks(
+    urls: list[str], wrap: Callable[[list[str]], list[str]] = list
+) -> list[dict[str, Any]]:
     """What the Python client decides for each URL, or ``construct``: the error it
-    refused to be made with (as the JS driver reports it)."""
-    found: list[dict[str, Any]] = []
-    for url in urls:
-        try:
-            gate = Gate(url, timeout=2.0)
-        except ValueError as exc:
-            found.append({"construct": "ValueError", "message": str(exc)})
-            continue
-        with gate:
-            decision = gate.check("file.read", path="/app/data/x")
-        found.append(
-            {"allowed": decision.allowed, "error": decision.error, "reason": decision.reason}
-        )
-    return found
+    refused to be made with (as the JS driver reports it). Run in a Python process of
+    its own, as the agent runs it (``wrap`` may put it in a namespace)."""
+    command = [sys.executable, "-c", PYTHON_CLIENT, str(CLIENT_DIR), json.dumps(urls)]
+    python = subprocess.run(wrap(command), capture_output=True, text=True, timeout=60, check=False)
+    assert python.returncode == 0, python.stderr[-4000:]
+    return list(json.loads(python.stdout))
 
 
 # -- without any namespace: localhost is 127.0.0.1, whatever a resolver says --------------
@@ -279,32 +291,12 @@ RESOLVE = (
     "import json, socket; print(json.dumps([a[4][0] for a in "
     "socket.getaddrinfo('localhost', 1, 0, socket.SOCK_STREAM)]))"
 )
-PYTHON_CLIENT = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from tollgate_client import Gate
-found = []
-for url in json.loads(sys.argv[2]):
-    try:
-        gate = Gate(url, timeout=2.0)
-    except ValueError as exc:
-        found.append({"construct": "ValueError", "message": str(exc)})
-        continue
-    with gate:
-        d = gate.check("file.read", path="/app/data/x")
-    found.append({"allowed": d.allowed, "error": d.error, "reason": d.reason})
-print(json.dumps(found))
-"""
 
 
 def clients_in_the_pod(hosts: Path, urls: list[str]) -> list[dict[str, Any]]:
     """Both clients, as the agent container runs them: the Python client in a Python
     process and the JS client in Node, both with the kubelet's /etc/hosts."""
-    python = subprocess.run(
-        in_kubelet_hosts(hosts, [sys.executable, "-c", PYTHON_CLIENT, str(CLIENT_DIR), json.dumps(urls)]),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert python.returncode == 0, python.stderr[-4000:]
+    python = python_checks(urls, lambda command: in_kubelet_hosts(hosts, command))
     request = {
         "client": str(JS_DIR / "src" / "index.js"),
         "cases": [{"url": url, "timeout": 2000} for url in urls],
@@ -320,7 +312,7 @@ def clients_in_the_pod(hosts: Path, urls: list[str]) -> list[dict[str, Any]]:
     )  # fmt: skip
     # Node resolves localhost ::1 first there too: the JS client would have gone there.
     assert json.loads(node_lookup.stdout)[0] == "::1", node_lookup.stdout + node_lookup.stderr
-    return [*json.loads(python.stdout), *json.loads(js.stdout)]
+    return [*python, *json.loads(js.stdout)]
 
 
 NODE_RESOLVE = (
