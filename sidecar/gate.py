@@ -459,13 +459,15 @@ class Gate:
     ) -> Answer:
         self.metrics.count_check("invalid", "invalid")
         size = len(body) if size is None else size
-        kept = self._with_parsed_secrets(body, body[:INVALID_BODY_KEEP].decode("utf-8", "replace"))
         if size > INVALID_BODY_KEEP:
             # Redacted before the cut (the record is redacted again, to the same tags).
             window = body[:INVALID_BODY_READ].decode("utf-8", "replace")
             window = self._with_parsed_secrets(body, window)
             redacted = self.audit.redact_text(window).encode("utf-8")[:INVALID_BODY_KEEP]
             kept = redacted.decode("utf-8", "ignore")
+        else:
+            kept = body[:INVALID_BODY_KEEP].decode("utf-8", "replace")
+            kept = self._with_parsed_secrets(body, kept)
         await self._record_quietly(
             "invalidRequest",
             {
