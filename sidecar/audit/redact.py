@@ -230,6 +230,7 @@ _QUOTED_PASSWORD = (
     r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:password|passwd|pwd|pass)|[A-Za-z0-9_-]*(?:password|passwd))"
 )
 _QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
+_QUOTED_SIGN = r"(?:=|[ \t]*:[ \t]*)"
 # htpasswd's options (-C takes a number) and its positional arguments.
 # Atomic: "-C 10" is never re-read as an option "-C" and a positional "10" (a record
 # redacted again would then lose its user name).
@@ -300,6 +301,81 @@ def _option_assignment(option: str) -> str:
         rf"""|\\"{head}((?:[^"\\]|\\[^"])*)(?:\\?"|$)"""
         rf"""|(?:{option})(?:=|{_BLANK}+){_assignment(_ASSIGNED_KEY)})"""
     )
+
+
+# Object keys whose string values are secrets whatever they look like, compared after
+# lower-casing ASCII letters and dropping '-' and '_': the exact names, then any name
+# ending in one of the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
+# Only ASCII letters are lowered, as the screen (RE2, case-insensitive over bytes) does:
+# a Kelvin sign does not make "\u212aey" a "key".
+_SECRET_KEYS = {
+    "pwd": "password",
+    "authorization": "authorization",
+    "proxyauthorization": "authorization",
+    "cookie": "cookie",
+    "setcookie": "cookie",
+}
+_SECRET_KEY_SUFFIXES = (
+    ("password", "password"),
+    ("passwd", "password"),
+    ("passphrase", "password"),
+    ("secret", "secret"),
+    ("token", "secret"),
+    ("apikey", "api-key"),
+    ("privatekey", "private-key"),
+    ("secretkey", "secret"),
+    ("secretaccesskey", "secret"),
+    ("credential", "secret"),
+    ("credentials", "secret"),
+    ("codeverifier", "secret"),
+    ("devicecode", "secret"),
+    # Plurals: a list or an object of them ("secrets", "apiKeys" ...). Not "tokens": an
+    # LLM request's "maxTokens": 100 and "usage": {"tokens": ...} count, they hold none.
+    ("passwords", "password"),
+    ("passwds", "password"),
+    ("passphrases", "password"),
+    ("secrets", "secret"),
+    ("apikeys", "api-key"),
+    ("privatekeys", "private-key"),
+    ("secretkeys", "secret"),
+    ("secretaccesskeys", "secret"),
+    ("codeverifiers", "secret"),
+    ("devicecodes", "secret"),
+)
+_ALL_KEY_NAMES = sorted({*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES)})
+_KEY_KINDS = sorted({*_SECRET_KEYS.values(), *dict(_SECRET_KEY_SUFFIXES).values()})
+
+
+def _spread(name: str) -> str:
+    """``name`` with '-' and '_' anywhere, as ``secret_key_kind`` ignores them."""
+    return "[-_]*".join(re.escape(letter) for letter in name) + "[-_]*"
+
+
+# An XML element named as an object key holding a secret would be (``secret_key_kind``):
+# ``<password>…</password>``, ``<ns:apiToken>…</ns:apiToken>``, ``<db_password
+# encrypted="no">…</db_password>``. The secret is its text, without the white space
+# around it, or its one CDATA section's text, up to the next tag (or to the end of a text
+# cut short). An element holding other elements holds no text of its own: those are
+# read on their own. A CDATA section ends at the next one's start as well, so that many
+# unclosed sections cost linear time.
+_XML_PREFIX = r"<(?:[A-Za-z_][\w.-]*:)?"
+_XML_SPACE = r"[ \t\r\n]"  # XML's white space (its S production)
+_XML_VALUE = (
+    rf"(?:{_XML_SPACE}[^<>]*)?(?<!/)>{_XML_SPACE}*+"
+    r"(?:<!\[CDATA\[((?:[^\]<]|\](?!\]>)|<(?!!\[CDATA\[))*+)"
+    rf"(?:\]\]>{_XML_SPACE}*+(?=</)|\Z)"
+    rf"|((?:[^<\t\r\n ]|{_XML_SPACE}++(?=[^<\t\r\n ]))++){_XML_SPACE}*+(?=</|\Z))"
+)
+
+
+def _xml_element(kind: str) -> SecretPattern:
+    """The elements whose name ``secret_key_kind`` gives ``kind``; their text is the secret."""
+    names = [_spread(name) for name, named in _SECRET_KEYS.items() if named == kind]
+    endings = [_spread(name) for name, named in _SECRET_KEY_SUFFIXES if named == kind]
+    if endings:
+        names.append(rf"[\w.-]*?(?:{'|'.join(endings)})")
+    regex = rf"{_XML_PREFIX}(?:{'|'.join(names)}){_XML_VALUE}"
+    return _pattern(kind, regex, ("<",), ignore_case=True)
 
 
 # The secret is the last group that took part in the match. Order matters: earlier
@@ -463,17 +539,21 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
+    *(_xml_element(kind) for kind in _KEY_KINDS),
     # A whole quoted word holding the assignment ('--password=a b', "PGPASSWORD=a b",
-    # as the gate quotes an argument with a space in a reason): up to the closing quote.
+    # as the gate quotes an argument with a space in a reason), or a line of YAML
+    # ('password: a<b c', as echo writes one into a file): up to the closing quote.
     _pattern(
         "password",
-        rf"(?<![\w\\])(?:'{_QUOTED_PASSWORD}=([^']*)'|\"{_QUOTED_PASSWORD}=([^\"]*)\")",
+        rf"(?<![\w\\])(?:'{_QUOTED_PASSWORD}{_QUOTED_SIGN}([^']*)'"
+        rf"|\"{_QUOTED_PASSWORD}{_QUOTED_SIGN}([^\"]*)\")",
         _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
-        rf"(?<![\w\\])(?:'{_QUOTED_SECRET}=([^']*)'|\"{_QUOTED_SECRET}=([^\"]*)\")",
+        rf"(?<![\w\\])(?:'{_QUOTED_SECRET}{_QUOTED_SIGN}([^']*)'"
+        rf"|\"{_QUOTED_SECRET}{_QUOTED_SIGN}([^\"]*)\")",
         _SECRET_LITERALS,
         ignore_case=True,
     ),
@@ -614,6 +694,9 @@ def assignment_kind(name: str) -> str | None:
     return None
 
 
+# An argv item "name: value" on one line: YAML's form of an assignment.
+_YAML_LINE = re.compile(r"(?P<head>(?P<name>[^\s:=]+)[ \t]*:[ \t]*)(?P<value>[^\r\n]*\S)", _FLAGS)
+_YAML_KINDS = frozenset({"password", "secret"})
 _USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
 # curl's options whose value is a form body: "code=..." there is an OAuth code (with
 # '&' in it, the text pattern finds it).
@@ -888,6 +971,13 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                     kind = assignment_kind(name)
                     if kind is not None:
                         found[index] = (kind, f"{option}={name}=", assigned_value)
+            if ":" in item and index not in found and (line := _YAML_LINE.fullmatch(item)):
+                # A line of YAML as one word (echo 'password: a<b c'): to its end. Not
+                # a header (Authorization: Bot tok), read by its own pattern, which
+                # keeps the scheme.
+                kind = assignment_kind(line["name"])
+                if kind in _YAML_KINDS:
+                    found[index] = (kind, line["head"], line["value"])
             name = item.rpartition("/")[2]
             scan = _PROGRAM_SCANS.get(name)
             if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
@@ -1082,45 +1172,6 @@ def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
     return secrets
 
 
-# Object keys whose string values are secrets whatever they look like, compared after
-# lower-casing ASCII letters and dropping '-' and '_': the exact names, then any name
-# ending in one of the suffixes ("apiToken", "dbPassword", "awsSecretAccessKey" ...).
-# Only ASCII letters are lowered, as the screen (RE2, case-insensitive over bytes) does:
-# a Kelvin sign does not make "\u212aey" a "key".
-_SECRET_KEYS = {
-    "pwd": "password",
-    "authorization": "authorization",
-    "proxyauthorization": "authorization",
-    "cookie": "cookie",
-    "setcookie": "cookie",
-}
-_SECRET_KEY_SUFFIXES = (
-    ("password", "password"),
-    ("passwd", "password"),
-    ("passphrase", "password"),
-    ("secret", "secret"),
-    ("token", "secret"),
-    ("apikey", "api-key"),
-    ("privatekey", "private-key"),
-    ("secretkey", "secret"),
-    ("secretaccesskey", "secret"),
-    ("credential", "secret"),
-    ("credentials", "secret"),
-    ("codeverifier", "secret"),
-    ("devicecode", "secret"),
-    # Plurals: a list or an object of them ("secrets", "apiKeys" ...). Not "tokens": an
-    # LLM request's "maxTokens": 100 and "usage": {"tokens": ...} count, they hold none.
-    ("passwords", "password"),
-    ("passwds", "password"),
-    ("passphrases", "password"),
-    ("secrets", "secret"),
-    ("apikeys", "api-key"),
-    ("privatekeys", "private-key"),
-    ("secretkeys", "secret"),
-    ("secretaccesskeys", "secret"),
-    ("codeverifiers", "secret"),
-    ("devicecodes", "secret"),
-)
 # An object naming a value by its "name" (or "key"), as HAR files list headers, a
 # Kubernetes container its env, Postman its headers: {"name": "Authorization", "value":
 # "..."}. The "value" is a secret when the name is one a key could have.
@@ -1188,17 +1239,13 @@ def _key_ending(name: str) -> str:
     return _spread(name) + '":'
 
 
-def _spread(name: str) -> str:
-    """``name`` with '-' and '_' anywhere, as ``secret_key_kind`` ignores them."""
-    return "[-_]*".join(re.escape(letter) for letter in name) + "[-_]*"
-
-
-_ALL_KEY_NAMES = sorted({*_SECRET_KEYS, *dict(_SECRET_KEY_SUFFIXES)})
 # A name/value pair ({"name":"API_TOKEN","value":...}, see ``pair_kind``): its name, in
 # canonical JSON (as an object), or written as JSON text in a string (escaped or not).
 _PAIR_SCREEN = (
     r'"(?:name|key)":"(?:[^"\\]|\\.)*(?:' + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + ')"'
 )
+# An XML element named as a secret-holding key (see ``_xml_element``), in either screen.
+_XML_SCREEN = r"<[^<>\s]*(?:" + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + r")[^<>]*>"
 _PAIR_TEXT_SCREEN = r"""(?:name|key)[\\"' ]*:(?:[\\"' ]|\\[tnrf]|\\u000b)*[A-Za-z0-9_.-]*"""
 
 
@@ -1232,6 +1279,7 @@ _SCREEN_PATTERN = "|".join(
         *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
         _PAIR_SCREEN,
         _PAIR_TEXT_SCREEN + _NAME_CORE,
+        _XML_SCREEN,
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
@@ -1252,6 +1300,8 @@ _SCREEN_TEXT_PATTERN = (
     + r"|configure(?:[\t ]|\\\n)+set"
     + r"""|(?:name|key)\\?["']?[\t\n\x0b\f\r ]*:[\t\n\x0b\f\r ]*\\?["'][A-Za-z0-9_.-]*"""
     + _NAME_CORE
+    + "|"
+    + _XML_SCREEN
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False

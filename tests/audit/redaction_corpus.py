@@ -21,6 +21,7 @@ import re
 import shlex
 import string
 import urllib.parse
+import xml.sax.saxutils
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -107,6 +108,7 @@ TEXTS = [
     ("python -c \"import pymysql; pymysql.connect(host='h', password='{V}')\"", "'\"\\$`"),
     ('curl -d \'{{"username":"a","password":"{V}"}}\' https://h/login', "'\"\\"),
     ("cat <<EOF > config.yaml\ndb:\n  password: {V}\nEOF", "\n"),
+    ("cat > settings.xml <<'EOF'\n<server><password>{V}</password></server>\nEOF", "\n<"),
     ("cat > .env <<'EOF'\nDB_PASSWORD={V}\nAPI_TOKEN={V}\nEOF", "\n"),
     ("echo 'password: {V}' >> app.yaml", "'\n"),
     ('echo "DB_PASSWORD={V}" >> .env', '"\\$`\n'),
@@ -168,7 +170,9 @@ class Corpus:
                     continue
                 line = text.replace("{V}", value)
                 line = line.replace("{U}", urllib.parse.quote(value, safe=""))
-                heredoc = "<<" in text and re.search(r"[<>&;'\"]", value)
+                # Free text in a here-document, but an XML element's, which runs to
+                # its closing tag.
+                heredoc = "<<" in text and "</" not in text and re.search(r"[<>&;'\"]", value)
                 request = {"action": "process.exec", "commandLine": line}
                 if refused:
                     request["bogus"] = True
@@ -243,6 +247,10 @@ def _json(value: object) -> str:
     return json.dumps(value)
 
 
+def _xml(value: str) -> str:
+    return xml.sax.saxutils.escape(value)
+
+
 CONTEXTS: list[Callable[[str], object]] = [
     lambda v: {"env": {"DB_PASSWORD": v}},
     lambda v: {"config": f"db:\n  host: x\n  password: {v}\n"},
@@ -256,6 +264,9 @@ CONTEXTS: list[Callable[[str], object]] = [
     lambda v: {"env": [{"name": "DB_PASSWORD", "value": v}]},
     lambda v: {"yaml": f"apiToken: {v}\n" if not re.search(r"[\s'\"#]", v) else "x"},
     lambda v: {"ini": f"[db]\npassword = {v}\n" if not re.search(r"[\s;'\"]", v) else "x"},
+    lambda v: {"xml": f"<settings>\n  <server>\n    <password>{_xml(v)}</password>\n  </server>"},
+    lambda v: {"xml": f'<cfg><ns:apiToken a="1">{_xml(v)}</ns:apiToken></cfg>'},
+    lambda v: {"xml": f"<db><db_password><![CDATA[{v}]]></db_password></db>"},
 ]
 YAML_CONTEXT = 10
 URLS: list[Callable[[str], str]] = [

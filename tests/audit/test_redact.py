@@ -282,6 +282,7 @@ _piece = st.sampled_from(
         *("t_o-ken", "Pass-Phrase_", "sEcReT", "\u212aey"),
         *("=", ":", " ", "\t", "\n", "\x0b", "\f", '"', "'", "x", "/srv/a", "-", "_", "@"),
         *("Bearer abcdefgh123", "://u:p@h", "abc123def456"),
+        *("<", ">", "</", "<password>", "<ns:Api_Token a='1'>", "<![CDATA[", "]]>", "/>"),
         *(text for text, _, _ in SECRETS),
     ]
 )
