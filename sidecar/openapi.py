@@ -64,14 +64,56 @@ class ReadyAnswer(BaseModel):
     reasons: list[str] | None = None
 
 
+class PolicyStatus(BaseModel):
+    hash: str | None = Field(description="sha256:<hex> of the active policy; null before one loads")
+    source: str = Field(description="The policy file the gate follows")
+    loadedAt: str | None = Field(description="RFC 3339 UTC time the active policy was loaded")
+    rules: int
+    defaultAction: Literal["allow", "deny"] | None
+    warnings: list[str] = Field(description="What `tollgate policy validate` warns of")
+    lastError: str | None = Field(
+        description="Why the last load failed (the active policy, if any, stays); null "
+        "once a load succeeds"
+    )
+    lastErrorAt: str | None
+    lastErrorHash: str | None = Field(description="sha256:<hex> of the file that failed")
+    pinnedHash: str | None = Field(description="--require-policy-hash, when given")
+    signatureRequired: bool = Field(description="Whether --policy-public-key is set")
+
+
+class CheckpointRef(BaseModel):
+    origin: str
+    treeSize: int
+    rootHash: str = Field(description="Base64 RFC 6962 root of the first treeSize records")
+    seq: int = Field(description="Sequence number of the checkpoint record")
+
+
+class AuditStatus(BaseModel):
+    dir: str
+    seq: int = Field(description="Records written: the next record's sequence number")
+    head: str = Field(description="Hex RFC 6962 leaf hash of the last record (seq - 1)")
+    lastCheckpoint: CheckpointRef | None
+    writable: bool = Field(
+        description="False after a write or sync failed, until one succeeds (checks answer 503)"
+    )
+    lastError: str | None = Field(
+        description="Why the trail cannot be written, else why checkpointFileError is set"
+    )
+    checkpointFileError: str | None = Field(
+        description="Set while DIR/checkpoint cannot be replaced and is older than the "
+        "trail's newest checkpoint record"
+    )
+
+
 class StatusAnswer(BaseModel):
     model_config = ConfigDict(extra="allow")
-    policy: dict[str, Any]
-    audit: dict[str, Any]
-    mode: str | None
+    policy: PolicyStatus
+    audit: AuditStatus
+    mode: Literal["enforce", "audit"] | None
     identity: str
     version: str
-    uptime: float
+    uptime: float = Field(description="Seconds since the gate started")
+    ready: bool = Field(description="What GET /ready answers")
 
 
 MODELS: list[type[BaseModel]] = [

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from sidecar.openapi import AuditStatus, CheckpointRef, PolicyStatus, StatusAnswer
 from sidecar.request import CheckRequest
 from tests.test_policy_loader import DESIGN_NOTES
 
@@ -54,3 +55,28 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout.split("SUMMARY")[-1]
     assert gate.get("/health").json() == {"status": "ok"}
+
+
+def test_the_status_answer_is_described_field_by_field(tmp_path: Path, daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    # /v1/status's policy and audit objects are typed in the document, and the live
+    # answer has exactly the fields described, at every level: a field added to one and
+    # not the other fails here.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DESIGN_NOTES)
+    keys = tmp_path / "keys"
+    subprocess.run(["tollgate", "keygen", "--out", str(keys)], check=True, capture_output=True)
+    audit = tmp_path / "audit"
+    daemon_factory(policy, "--signing-key", str(keys / "tollgate.key"), audit_dir=audit).stop()
+    gate = daemon_factory(policy, "--signing-key", str(keys / "tollgate.key"), audit_dir=audit)
+    answer = gate.get("/v1/status").json()
+    assert answer["audit"]["lastCheckpoint"] is not None  # the first run's, at its stop
+    StatusAnswer.model_validate(answer)
+    assert set(answer) == set(StatusAnswer.model_fields)
+    assert set(answer["policy"]) == set(PolicyStatus.model_fields)
+    assert set(answer["audit"]) == set(AuditStatus.model_fields)
+    assert set(answer["audit"]["lastCheckpoint"]) == set(CheckpointRef.model_fields)
+    schemas = gate.get("/openapi.json").json()["components"]["schemas"]
+    status = schemas["StatusAnswer"]["properties"]
+    assert status["policy"] == {"$ref": "#/components/schemas/PolicyStatus"}
+    assert status["audit"] == {"$ref": "#/components/schemas/AuditStatus"}
+    assert set(schemas["AuditStatus"]["required"]) == set(AuditStatus.model_fields)
