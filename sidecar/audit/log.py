@@ -90,6 +90,12 @@ SYNC_STALL_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 2 * SYNC_STALL_SECONDS
 # How often the stall watch looks at the helper's sync in flight.
 _STALL_WATCH_SECONDS = 1.0
+# A lost sync helper (killed, stalled and given up on, or never started) is started
+# again this long after the loss was seen, and after twice as long each time a new one
+# is lost before it has synced a batch, up to the maximum: a helper that keeps dying
+# costs a process start every few minutes, not a loop of them.
+HELPER_RESTART_SECONDS = 5.0
+HELPER_RESTART_MAX_SECONDS = 300.0
 # Less free space than this on the audit volume and /ready reports it full: room for a
 # few records and a checkpoint, so readiness fails before the next write would.
 VOLUME_MIN_FREE_BYTES = 64 * 1024
@@ -232,6 +238,8 @@ class AuditLog:
         self._in_flight_since = 0.0
         self._syncer: SyncHelper | None = None
         self._use_helper = sync_helper
+        self._helper_lost_at: float | None = None  # when the watch saw no helper running
+        self._helper_restarts = 0  # helpers started since one last synced a batch
         # Whether appends arrived while the last helper sync was in flight: the sign that
         # handing batches over pays (see _hand_over).
         self._overlapped = False
@@ -454,8 +462,7 @@ class AuditLog:
         self._loop = asyncio.get_running_loop()
         if self._use_helper:
             self._syncer = SyncHelper.start(self._loop)
-            if self._syncer is not None:
-                self._tasks.append(self._loop.create_task(self._stall_watch()))
+            self._tasks.append(self._loop.create_task(self._helper_watch()))
         if self._signer is not None and self._checkpoint_interval > 0:
             self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
 
@@ -662,10 +669,47 @@ class AuditLog:
             return False
         return batch.callers > 1 or self._overlapped
 
-    async def _stall_watch(self) -> None:
+    async def _helper_watch(self) -> None:
         while True:
             await asyncio.sleep(_STALL_WATCH_SECONDS)
             self._take_over_stalled_sync()
+            self._restart_lost_helper()
+
+    def _restart_lost_helper(self) -> None:
+        """Start a new sync helper once the one before has been gone for
+        ``HELPER_RESTART_SECONDS`` (doubled for each restart that did not last).
+
+        Meanwhile every batch is synced on the loop: correct, but each sync blocks the
+        loop, so a helper lost once (the OOM killer, a stray ``kill``, a stall) would
+        otherwise slow every check for the rest of the pod's life. Not while a sync is
+        in flight: one taken over from a stalled helper runs until the disk ends it.
+        """
+        syncer = self._syncer
+        if (syncer is not None and syncer.alive) or self._closing or self._in_flight is not None:
+            return
+        now = time.monotonic()
+        if self._helper_lost_at is None:
+            self._helper_lost_at = now
+            return
+        without = now - self._helper_lost_at
+        delay = HELPER_RESTART_SECONDS * 2 ** min(self._helper_restarts, 16)
+        if without < min(delay, HELPER_RESTART_MAX_SECONDS):
+            return
+        if syncer is not None:
+            syncer.stop()  # one that died while idle: close our end of its socket
+        assert self._loop is not None
+        self._syncer = SyncHelper.start(self._loop)
+        self._helper_restarts += 1
+        if self._syncer is None:
+            self._helper_lost_at = now
+            _logger.warning("the sync helper could not be started again; the gate syncs itself")
+            return
+        self._helper_lost_at = None
+        _logger.warning(
+            "the sync helper was started again (pid %s) after %.0f s without one",
+            self._syncer.pid,
+            without,
+        )
 
     def _take_over_stalled_sync(self) -> None:
         """Give up on a helper that has not answered for ``SYNC_STALL_SECONDS``.
@@ -675,8 +719,9 @@ class AuditLog:
         and can sync the batch itself, as when the helper dies. The helper is killed,
         the batch is synced in a thread (a disk that is really stuck then blocks that
         thread, not the loop: the trail keeps reporting the stall, and new appends keep
-        failing at once, until the sync ends), and every later batch is synced on the
-        loop. Its records are answered only after that sync, as always.
+        failing at once, until the sync ends), and later batches are synced on the loop
+        until a new helper starts. Its records are answered only after that sync, as
+        always.
         """
         syncer = self._syncer
         if syncer is None or self._in_flight is None or self._stalled_for() is None:
@@ -684,7 +729,7 @@ class AuditLog:
         self._syncer = None
         _logger.warning(
             "the sync helper (pid %s) has not answered for %.1f s: stopping it; the gate "
-            "syncs the audit trail itself from now on",
+            "syncs the audit trail itself until a new helper starts",
             syncer.pid,
             time.monotonic() - self._in_flight_since,
         )
@@ -712,10 +757,13 @@ class AuditLog:
         try:
             if isinstance(error, HelperGone):
                 # The helper died with the sync in flight: we still hold the descriptor,
-                # so sync here; from now on every batch is synced on the loop.
+                # so sync here; every batch is synced on the loop until a new helper
+                # starts (_restart_lost_helper).
                 self._syncer = None
                 error = _fdatasync(fd)
                 waited = time.monotonic() - self._in_flight_since
+            elif error is None and self._syncer is not None:
+                self._helper_restarts = 0  # the helper synced: a next loss waits the least
             with self._lock:
                 results = self._finish_sealed(batch, fd, error)
         except Exception as exc:  # a bug, not the disk

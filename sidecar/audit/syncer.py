@@ -17,7 +17,8 @@ The helper imports nothing but the standard library and runs as ``python -I -S``
 starts in milliseconds and holds a few MiB. It ignores SIGINT and SIGTERM (the gate
 drains and closes the trail on those) and exits when the gate's end of the socket
 closes, which includes the gate dying. When the helper is gone the gate syncs on the
-loop itself (``HelperGone``), so a lost helper costs speed, never durability.
+loop itself (``HelperGone``), so a lost helper costs speed, never durability, and only
+until the audit log starts a new one (``AuditLog._restart_lost_helper``).
 
     python -I -S sidecar/audit/syncer.py FD      (started by ``SyncHelper.start``)
 """

@@ -330,3 +330,118 @@ def test_a_failing_sync_listener_loses_no_record(open_log: OpenLog, tmp_path: Pa
     assert [r.seq for r in results] == list(range(6))
     assert log.syncs == 2
     assert verify_trail(tmp_path / "audit").intact
+
+
+def _fast_restarts(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.2) -> None:
+    monkeypatch.setattr(log_module, "_STALL_WATCH_SECONDS", 0.05)
+    monkeypatch.setattr(log_module, "HELPER_RESTART_SECONDS", seconds)
+
+
+async def _new_helper(log: AuditLog, old_pid: int | None, timeout: float = 10) -> int:
+    """The pid of the helper started after ``old_pid``'s, once one is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        helper = log._syncer
+        if helper is not None and helper.alive and helper.pid != old_pid:
+            assert helper.pid is not None
+            return helper.pid
+        await asyncio.sleep(0.02)
+    raise AssertionError("no new sync helper was started")
+
+
+async def _handed_over(log: AuditLog, pid: int, first: int) -> list[Any]:
+    """Append a batch while helper ``pid`` is stopped: it is the helper's to sync."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        batch = asyncio.ensure_future(_append_many(log, first, 5))
+        await asyncio.sleep(0.2)
+        assert not batch.done() and log._in_flight is not None
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return await asyncio.wait_for(batch, 10)
+
+
+def test_a_helper_killed_while_idle_is_started_again_and_used(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fast_restarts(monkeypatch)
+    log = open_log(signer=None)
+
+    async def run() -> list[Any]:
+        await log.start()
+        first = log._syncer
+        assert first is not None and first.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        await asyncio.sleep(0.1)
+        assert not first.alive
+        # Meanwhile the loop syncs: appends go on.
+        results = await _append_many(log, 0, 5)
+        pid = await _new_helper(log, first.pid)
+        results += await _handed_over(log, pid, 5)
+        await log.close()
+        assert log._syncer is None
+        return results
+
+    results = asyncio.run(run())
+    assert [r.seq for r in results] == list(range(10))
+    assert [r["seq"] for r in records(tmp_path / "audit")] == list(range(10))
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_a_stalled_helper_given_up_on_is_replaced_once_its_sync_ends(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_module, "SYNC_STALL_SECONDS", 0.3)
+    _fast_restarts(monkeypatch)
+    log = open_log(signer=None)
+
+    async def run() -> list[Any]:
+        await log.start()
+        first = log._syncer
+        assert first is not None and first.pid is not None
+        os.kill(first.pid, signal.SIGSTOP)  # stuck: killed after 0.3 s, its sync taken over
+        results = await asyncio.wait_for(_append_many(log, 0, 4), 10)
+        assert log._syncer is None
+        pid = await _new_helper(log, first.pid)
+        results += await _handed_over(log, pid, 4)
+        await log.close()
+        return results
+
+    results = asyncio.run(run())
+    assert [r.seq for r in results] == list(range(9))
+    assert verify_trail(tmp_path / "audit").intact
+
+
+def test_a_helper_that_keeps_dying_is_restarted_less_and_less_often(
+    open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fast_restarts(monkeypatch, seconds=0.15)
+    log = open_log(signer=None)
+
+    async def run() -> list[float]:
+        await log.start()
+        helper = log._syncer
+        assert helper is not None and helper.pid is not None
+        pid = helper.pid
+        started: list[float] = []
+        for _ in range(4):
+            os.kill(pid, signal.SIGKILL)  # dies before it synced anything
+            lost = time.monotonic()
+            pid = await _new_helper(log, pid)
+            started.append(time.monotonic() - lost)
+        # One that syncs a batch has lasted: the next loss waits the least again.
+        await _handed_over(log, pid, 0)
+        os.kill(pid, signal.SIGKILL)
+        lost = time.monotonic()
+        await _new_helper(log, pid)
+        started.append(time.monotonic() - lost)
+        await log.close()
+        return started
+
+    waits = asyncio.run(run())
+    # At least 0.15, 0.3, 0.6, 1.2 s (the watch sees a loss up to 0.05 s late), then
+    # after a helper that synced, 0.15 s again rather than 2.4.
+    for wait, delay in zip(waits, [0.15, 0.3, 0.6, 1.2, 0.15], strict=True):
+        assert wait >= delay, waits
+    assert waits[4] < 1.2, waits
+    assert verify_trail(tmp_path / "audit").intact
