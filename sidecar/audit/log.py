@@ -292,14 +292,23 @@ class AuditLog:
         path = Path(directory)
         try:
             (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            # Open for writing: over NFS, Linux takes flock() as a POSIX lock on the whole
+            # file, and an exclusive one needs a descriptor open for writing (flock(2)).
+            lock_fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             raise AuditUnavailable(f"cannot open audit directory {path}: {exc}") from exc
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        except BlockingIOError as exc:
             os.close(lock_fd)
             raise AuditUnavailable(f"{path} is in use by another Tollgate process") from exc
+        except OSError as exc:
+            os.close(lock_fd)
+            raise AuditUnavailable(
+                f"cannot lock {path / LOCK_FILE}: {exc.strerror or exc}; the audit volume "
+                "must support file locks (on NFS, the server's lock service), which keep a "
+                "second gate from writing the same trail"
+            ) from exc
         try:
             stored, vouched, stored_note = _load_checkpoint_file(path, signer)
             sizes = [stored.size] if stored else []

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -376,6 +377,20 @@ def test_a_second_writer_on_the_same_directory_is_refused(open_log: OpenLog) -> 
     open_log()
     with pytest.raises(AuditUnavailable, match="in use"):
         open_log()
+
+
+def test_the_directory_lock_is_held_on_a_descriptor_open_for_writing(open_log: OpenLog) -> None:
+    # Over NFS, Linux takes flock() as a POSIX lock on the whole file, and an exclusive
+    # one needs a descriptor open for writing: read-only, every start failed there,
+    # reported as "in use by another Tollgate process".
+    log = open_log()
+    fdinfo = Path(f"/proc/self/fdinfo/{log._lock_fd}").read_text()
+    flags = int(
+        next(line for line in fdinfo.splitlines() if line.startswith("flags:")).split()[1], 8
+    )
+    assert flags & os.O_ACCMODE == os.O_RDWR
+    lock_path = os.readlink(f"/proc/self/fd/{log._lock_fd}")
+    assert lock_path == str(log.directory / "lock")
 
 
 def test_default_origin_is_a_valid_key_name() -> None:
