@@ -79,8 +79,8 @@ async function allowingEverything() {
   return allowing;
 }
 
-async function web(redirectTo) {
-  const server = await webServer(redirectTo);
+async function web(redirectTo, code) {
+  const server = await webServer(redirectTo, code);
   servers.push(server);
   return server;
 }
@@ -343,6 +343,38 @@ describe('fetch', () => {
     const response = await gate.fetch(`http://127.0.0.1:${inside.port}/away`);
     assert.equal((await response.json()).path, '/fine');
   });
+
+  // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
+  for (const [code, method, sent] of [
+    [307, 'POST', 'POST'],
+    [308, 'PUT', 'PUT'],
+    [301, 'PATCH', 'PATCH'],
+    [302, 'DELETE', 'DELETE'],
+    [301, 'POST', 'GET'],
+    [302, 'POST', 'GET'],
+    [303, 'POST', 'GET'],
+    [303, 'PUT', 'GET'],
+  ]) {
+    test(`follows a ${code} after a ${method} with a ${sent}, as the Fetch standard does`, async () => {
+      const target = await web();
+      const hop = await web(`http://127.0.0.1:${target.port}/ok`, code);
+      const body = '{"n": 1}';
+      const headers = { 'Content-Type': 'application/json', 'X-Trace': 't1' };
+      const response = await gate.fetch(`http://127.0.0.1:${hop.port}/away`, { method, body, headers });
+      assert.equal(response.status, 200);
+      await response.arrayBuffer();
+      assert.deepEqual([hop.hits, hop.bodies], [[`${method} /away`], [body]]);
+      assert.deepEqual(target.hits, [`${sent} /ok`]);
+      assert.equal(target.headers[0]['x-trace'], 't1');
+      if (sent === method) {
+        assert.deepEqual(target.bodies, [body]);
+        assert.equal(target.headers[0]['content-type'], 'application/json');
+      } else {
+        assert.deepEqual(target.bodies, ['']);
+        assert.equal(target.headers[0]['content-type'], undefined);
+      }
+    });
+  }
 
   test('never goes through a proxy the gate did not check', async () => {
     assert.equal(envProxyProblem({ HTTPS_PROXY: 'http://proxy:3128' }, []), null);

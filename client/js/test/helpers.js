@@ -195,13 +195,20 @@ export async function scriptedApprovals(states, hold = 200) {
   };
 }
 
-/** A web server: /away redirects to `redirectTo`, anything else echoes path and auth. */
-export async function webServer(redirectTo = '') {
+/**
+ * A web server: /away redirects to `redirectTo` with status `code`, anything else echoes
+ * path and auth. `hits`, `headers` and `bodies` are what each request sent.
+ */
+export async function webServer(redirectTo = '', code = 302) {
   const hits = [];
-  const server = await listen((request, response) => {
+  const headers = [];
+  const bodies = [];
+  const server = await listen(async (request, response) => {
     hits.push(`${request.method} ${request.url}`);
+    headers.push(request.headers);
+    bodies.push(await readBody(request));
     if (request.url === '/away') {
-      response.writeHead(302, { Location: redirectTo, 'Content-Length': 0 });
+      response.writeHead(code, { Location: redirectTo, 'Content-Length': 0 });
       response.end();
       return;
     }
@@ -210,6 +217,8 @@ export async function webServer(redirectTo = '') {
   return {
     port: server.address().port,
     hits,
+    headers,
+    bodies,
     close: () => {
       server.closeAllConnections?.();
       server.close();

@@ -1,5 +1,6 @@
 """``Gate.fetch``: check ``network.request``, then send it with ``urllib``; every redirect
-is checked too before it is followed.
+is checked too before it is followed, and followed as the Fetch standard says (a 307 or
+308 repeats the method and body; a 303, or a 301/302 after a POST, becomes a GET).
 
 Only ``http`` and ``https`` are fetched (urllib's ``file:``, ``ftp:`` and ``data:``
 handlers are left out, so a URL cannot turn into an unchecked file read). The request
@@ -80,6 +81,46 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, parts.hostname or "", port or DEFAULT_PORTS.get(scheme)
 
 
+# A redirect that turns the request into a GET without its body (the Fetch standard's
+# rule, which Node's fetch and browsers follow); every other one repeats the request,
+# method, body and headers, at the new URL (a 307 or 308 after a POST, a 301 after a
+# PUT). urllib alone refused those with an HTTPError.
+def _becomes_get(code: int, method: str) -> bool:
+    return (code in (301, 302) and method == "POST") or (
+        code == 303 and method not in ("GET", "HEAD")
+    )
+
+
+# The headers about a body (the Fetch standard's request-body-header names): not sent
+# once the body is dropped.
+_CONTENT_HEADERS = ("content-type", "content-length", "content-encoding", "content-language")
+
+
+def _redirected(
+    request: urllib.request.Request, code: int, url: str
+) -> urllib.request.Request | None:
+    """The request to send to ``url`` after a ``code`` redirect; None when its body
+    cannot be sent again (not bytes: a file or an iterator was read once)."""
+    method = request.get_method()
+    url = url.replace(" ", "%20")  # as urllib does
+    headers = dict(request.headers)
+    if _becomes_get(code, method):
+        headers = {k: v for k, v in headers.items() if k.lower() not in _CONTENT_HEADERS}
+        method, data = "GET", None
+    else:
+        data = request.data
+        if data is not None and not isinstance(data, bytes | bytearray):
+            return None
+    return urllib.request.Request(
+        url,
+        data=data,
+        headers=headers,
+        origin_req_host=request.origin_req_host,
+        unverifiable=True,
+        method=method,
+    )
+
+
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     """Follow a redirect only if the gate allows a request to where it leads."""
 
@@ -102,28 +143,32 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
                 newurl, code, f"redirect to a non-http(s) URL refused: {newurl}", headers, None
             )
         newurl = _without_fragment(newurl)
-        follow = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if follow is not None:
-            problem = _ascii_host_problem(follow)
-            if problem is not None:
-                fp.close()
-                raise urllib.error.HTTPError(
-                    newurl, code, f"redirect refused: {problem}", headers, None
-                )
-            if _origin(follow.full_url) != _origin(req.full_url):
-                # Credentials meant for one origin are not sent to another.
-                for name in CROSS_ORIGIN_DROPPED:
-                    follow.remove_header(name)
-            try:
-                self.gate.require(
-                    NETWORK_REQUEST,
-                    url=follow.full_url,
-                    method=follow.get_method(),
-                    context=self.context,
-                )
-            except Denied:
-                fp.close()
-                raise
+        follow = _redirected(req, code, newurl)
+        if follow is None:
+            fp.close()
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"{msg}: its body cannot be sent again", headers, None
+            )
+        problem = _ascii_host_problem(follow)
+        if problem is not None:
+            fp.close()
+            raise urllib.error.HTTPError(
+                newurl, code, f"redirect refused: {problem}", headers, None
+            )
+        if _origin(follow.full_url) != _origin(req.full_url):
+            # Credentials meant for one origin are not sent to another.
+            for name in CROSS_ORIGIN_DROPPED:
+                follow.remove_header(name)
+        try:
+            self.gate.require(
+                NETWORK_REQUEST,
+                url=follow.full_url,
+                method=follow.get_method(),
+                context=self.context,
+            )
+        except Denied:
+            fp.close()
+            raise
         return follow
 
 
