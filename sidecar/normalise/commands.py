@@ -226,6 +226,7 @@ extglob on a pattern in command position, whose first match bash runs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -1286,18 +1287,38 @@ def _comparisons_as_redirects(node: sh.Conditional) -> list[sh.Redirect]:
 
 
 def _function_names(node: object) -> set[str]:
-    """The name of every function ``node`` defines, at any depth."""
-    if isinstance(node, sh.FunctionDefinition):
-        return {node.name} | _function_names(node.body)
-    if isinstance(node, str | sh.Redirect):
-        return set()
-    if isinstance(node, tuple):
-        return set().union(*(_function_names(item) for item in node))
-    if dataclasses.is_dataclass(node):
-        return set().union(
-            *(_function_names(getattr(node, field.name)) for field in dataclasses.fields(node))
-        )
-    return set()
+    """The name of every function ``node`` defines, at any depth.
+
+    A walk with a stack, not recursion building a set per node: a 60 KB command line of
+    2,500 short commands has some 130,000 nodes, and that took 75 ms per reading.
+    """
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, sh.FunctionDefinition):
+            names.add(item.name)
+            stack.append(item.body)
+        elif isinstance(item, tuple):
+            stack.extend(item)
+        elif not isinstance(item, str | sh.Redirect):
+            stack.extend([getattr(item, name) for name in _node_fields(type(item))])
+    return names
+
+
+# Field types of the syntax tree that hold no node (the annotations as written): a word's
+# flags and texts are most of a tree.
+_LEAF_FIELD_TYPES = frozenset({"bool", "str", "str | None", "int", "ExpansionKind"})
+
+
+@functools.cache
+def _node_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a syntax node's class that may hold nodes; none for anything else."""
+    if not dataclasses.is_dataclass(cls):
+        return ()
+    return tuple(
+        field.name for field in dataclasses.fields(cls) if field.type not in _LEAF_FIELD_TYPES
+    )
 
 
 def _is_descriptor(redirect: sh.Redirect) -> bool:
