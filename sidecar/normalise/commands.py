@@ -231,6 +231,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sidecar.errors import RequestError
 from sidecar.normalise import shell_ast as sh
@@ -1293,7 +1294,7 @@ def _function_names(node: object) -> set[str]:
     2,500 short commands has some 130,000 nodes, and that took 75 ms per reading.
     """
     names: set[str] = set()
-    stack = [node]
+    stack: list[Any] = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, sh.FunctionDefinition):
