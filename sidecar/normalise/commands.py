@@ -226,7 +226,6 @@ extglob on a pattern in command position, whose first match bash runs).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -1312,14 +1311,22 @@ def _function_names(node: object) -> set[str]:
 _LEAF_FIELD_TYPES = frozenset({"bool", "str", "str | None", "int", "ExpansionKind"})
 
 
-@functools.cache
+_NODE_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _node_fields(cls: type) -> tuple[str, ...]:
     """The fields of a syntax node's class that may hold nodes; none for anything else."""
-    if not dataclasses.is_dataclass(cls):
-        return ()
-    return tuple(
-        field.name for field in dataclasses.fields(cls) if field.type not in _LEAF_FIELD_TYPES
-    )
+    fields = _NODE_FIELDS.get(cls)
+    if fields is None:
+        fields = ()
+        if dataclasses.is_dataclass(cls):
+            fields = tuple(
+                field.name
+                for field in dataclasses.fields(cls)
+                if field.type not in _LEAF_FIELD_TYPES
+            )
+        _NODE_FIELDS[cls] = fields
+    return fields
 
 
 def _is_descriptor(redirect: sh.Redirect) -> bool:
