@@ -3,8 +3,9 @@
 Sections: in-process decision time against cedarpy; /check over HTTP under wrk against
 a bare Starlette + uvicorn endpoint; RSS over 1,000,000 checks; startup and reload; and,
 only when asked for, the server time per check stage by stage (``--only stages``),
-the gate's own CPU per check with parts taken away (``--only parts``) and a lone
-check's code timed after the pauses a process takes between checks (``--only cold``).
+the gate's own CPU per check with parts taken away (``--only parts``), a lone
+check's code timed after the pauses a process takes between checks (``--only cold``)
+and checks of bodies near the 64 KiB limit (``--only large``).
 Baselines are measured in the same run and the targets are judged by ratios where the
 issue states ratios, so a busy machine moves both sides. Prints Markdown tables and
 exits 1 when a target is missed (0 with ``--report-only``), 2 when a tool is missing.
@@ -21,12 +22,12 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import cold, daemon_memory, decision, http_load, parts, stages, startup
+from bench import cold, daemon_memory, decision, http_load, large, parts, stages, startup
 from bench.results import Section, Target, render
 
 SECTIONS = ("decision", "startup", "http", "memory")
 # Explanatory, judged by no target: run only when named.
-EXTRA_SECTIONS = ("stages", "parts", "cold")
+EXTRA_SECTIONS = ("stages", "parts", "cold", "large")
 MEMORY_LIMIT_MIB = 80.0
 MEMORY_GROWTH_MIB = 1.0
 
@@ -166,6 +167,8 @@ def main() -> int:
             section = parts.run(checks=10_000 if args.quick else 40_000)
         elif name == "cold":
             section = cold.run(calls=500 if args.quick else 3_000, audit_parent=args.dir)
+        elif name == "large":
+            section = large.run(rounds=3 if args.quick else 5, audit_parent=args.dir)
         elif name == "stages":
             section = stages.run(
                 seconds=2 if args.quick else 5, rounds=2 if args.quick else 3, audit_parent=args.dir
