@@ -390,13 +390,13 @@ _PATTERNS: list[SecretPattern] = [
         "password",
         rf"{_PROGRAM_START}sshpass{_NAME_END}(?:{_BLANK}+-(?:[fdP]{_BLANK}*[^\s-]\S*|[evhV]+))*"
         # -p alone or after flags in one cluster (-vp pw).
-        rf"{_BLANK}+-[evhV]*p{_BLANK}*(?:{_ARGUMENT})",
+        rf"{_BLANK}+-[evhV]*p{_BLANK}*+(?:{_ARGUMENT})",
         ("sshpass",),
     ),
     # redis-cli -a pw (and Valkey's, KeyDB's); --pass is a secret option everywhere.
     _pattern(
         "password",
-        rf"{_REDIS_CLI}{_same_command(_REDIS_CLI)}{_BLANK}-a{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_REDIS_CLI}{_same_command(_REDIS_CLI)}{_BLANK}-a{_BLANK}++(?:{_ARGUMENT})",
         ("-cli",),
     ),
     # docker login -p pw (-ppw, -p=pw), and the same for podman, nerdctl, buildah, skopeo.
@@ -414,19 +414,19 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_PROGRAM_START}htpasswd{_NAME_END}(?=(?:{_HTPASSWD_OPTION})*?{_BLANK}+-[A-Za-z]*b)"
         rf"(?:(?=(?:{_HTPASSWD_OPTION})*?{_BLANK}+-[A-Za-z]*n)(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}"
         rf"|(?:{_HTPASSWD_OPTION})*{_HTPASSWD_WORD}{_HTPASSWD_WORD})"
-        rf"{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_BLANK}++(?:{_ARGUMENT})",
         ("htpasswd",),
     ),
     # keytool -storepasswd / -keypasswd -new NEWPASSWORD.
     _pattern(
         "password",
-        rf"{_KEYTOOL}{_same_command(_KEYTOOL)}{_BLANK}-new{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_KEYTOOL}{_same_command(_KEYTOOL)}{_BLANK}-new{_BLANK}++(?:{_ARGUMENT})",
         ("keytool",),
     ),
     # openssl enc -k password, -K hex key.
     _pattern(
         "password",
-        rf"{_OPENSSL}{_same_command(_OPENSSL)}{_BLANK}-[kK]{_BLANK}+(?:{_ARGUMENT})",
+        rf"{_OPENSSL}{_same_command(_OPENSSL)}{_BLANK}-[kK]{_BLANK}++(?:{_ARGUMENT})",
         ("openssl",),
     ),
     # kubectl set env NAME=VALUE ... (and its -e/--env options), several in one command:
@@ -585,13 +585,13 @@ _PATTERNS: list[SecretPattern] = [
     # handled item by item, see ``option_kind``).
     _pattern(
         "password",
-        rf"(?:^|(?<=\s)){_PASSWORD_OPTION}{_BLANK}+{_VALUE}",
+        rf"(?:^|(?<=\s)){_PASSWORD_OPTION}{_BLANK}++{_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
     ),
     _pattern(
         "secret",
-        rf"(?:^|(?<=\s)){_SECRET_OPTION}{_BLANK}+{_VALUE}",
+        rf"(?:^|(?<=\s)){_SECRET_OPTION}{_BLANK}++{_VALUE}",
         _SECRET_LITERALS,
         ignore_case=True,
     ),
@@ -600,7 +600,7 @@ _PATTERNS: list[SecretPattern] = [
     # Not a URL (redis-cli -u redis://user:pw@host): its password is url-credentials'.
     _pattern(
         "password",
-        r"""(?:^|(?<=\s))(?:-u|--user)(?:[ \t]+|=)?"""
+        rf"""(?:^|(?<=\s))(?:-u|--user)(?:{_BLANK}++|=)?+"""
         # The whole argument quoted ('bob:a b'), the password quoted (bob:"a b"), or bare.
         r"""(?:'[^\s:"'/]*:(?!//)([^']+)'|"[^\s:"'/]*:(?!//)([^"]+)"|[^\s:"'/]*:(?!//)"""
         r"""(?:"([^"]+)"(?![^\s;&|<>()])|'([^']+)'(?![^\s;&|<>()])"""
@@ -628,7 +628,7 @@ _PATTERNS: list[SecretPattern] = [
         # "-" and "-a" too, a run of options took exponential time).
         rf"(?:^|(?<=\s))configure{_BLANK}+set"
         rf"(?:{_BLANK}+--?[A-Za-z0-9][A-Za-z0-9-]*+(?:{_BLANK}+[^\s-]\S*+)?)*?"
-        rf"""{_BLANK}+(?!-)(?:{_SETTING_NAME}|"{_SETTING_NAME}"|'{_SETTING_NAME}'){_BLANK}+{_VALUE}""",
+        rf"""{_BLANK}+(?!-)(?:{_SETTING_NAME}|"{_SETTING_NAME}"|'{_SETTING_NAME}'){_BLANK}++{_VALUE}""",
         ("configure",),
         ignore_case=True,
     ),
@@ -1293,7 +1293,7 @@ _SCREEN_TEXT_PATTERN = (
     + r"|(?:^|[\t\n\x0b\f\r ])"
     + _OPTION_WORD
     + r"(?:[\t ]|\\\n)"
-    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)[\t =]*["']?[^\t\n\x0b\f\r :"'/]*:"""
+    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)(?:[\t =]|\\\n)*["']?[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
     + r"""|(?:^|[\t\n\x0b\f\r "'\\])-e[=\t\n\x0b\f\r "'\\]|set(?:[\t ]|\\\n)+env"""

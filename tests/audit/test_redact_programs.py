@@ -272,6 +272,37 @@ def test_redaction_is_idempotent_on_forms_joined_with_anything(
     assert redactor.redact_text(redactor.redact_text(value)) == redactor.redact_text(value)
 
 
+# A line continuation (backslash, newline) between an option and its value, as a script
+# wrapped for reading writes one: the shell removes it. Redacted again, the first
+# pass's "\\<newline>" before the tag was taken for a value of its own, and curl's
+# "-u \\<newline>user:pw" was not read at all.
+CONTINUED = [
+    ("sshpass -p \\\n{pw} ssh h", "password"),
+    ("sshpass -p\\\n {pw} ssh h", "password"),
+    ("sshpass -p\\\n{pw} ssh h", "password"),
+    ("redis-cli -a \\\n{pw} ping", "password"),
+    ("docker login -p \\\n{pw} r.io", "password"),
+    ("keytool -new \\\n{pw} -keystore ks", "password"),
+    ("openssl enc -k \\\n{pw} -in f", "password"),
+    ("htpasswd -b f u \\\n{pw}", "password"),
+    ("mysql --password \\\n{pw} db", "password"),
+    ("app --api-key \\\n{pw}", "secret"),
+    ("curl -u \\\nbob:{pw} https://x", "password"),
+    ("curl -u\\\nbob:{pw} https://x", "password"),
+    ("aws configure set aws_secret_access_key \\\n{pw}", "secret"),
+]
+
+
+@pytest.mark.parametrize(("form", "kind"), CONTINUED)
+def test_a_value_after_a_line_continuation_is_redacted_once(form: str, kind: str) -> None:
+    redactor = Redactor(KEY)
+    text = form.format(pw=PW)
+    for once in (redactor.redact({"commandLine": text})["commandLine"], redactor.redact_text(text)):
+        assert once == text.replace(PW, redactor.tag(kind, PW))
+        assert redactor.redact_text(once) == once
+        assert redactor.redact({"commandLine": once})["commandLine"] == once
+
+
 POLICY = """\
 version: 1
 defaultAction: deny
