@@ -258,6 +258,16 @@ _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
 # arguments of ``set env``: the VALUE is the secret, however the variable is named.
 _KUBECTL = rf"{_PROGRAM_START}(?:kubectl|oc){_NAME_END}(?={_BLANK})"
 _KUBECTL_ENV_OPTION = r"--env|-e"
+# git's http.extraheader (also http.<url>.extraheader): a header git adds to every
+# request, in practice a credential whatever the header is called (X-Auth: tok). The
+# setting as a word of its own (after white space, a quote or the start), so that a
+# scan for it starts once per word; then the header's name, kept when it is written as
+# one ("X-Auth: tok": a name starting with a letter, a colon, white space). Without the
+# white space it could be part of the secret ("a1:b2"), which is then tagged whole.
+_EXTRA_HEADER = r"""(?:^|(?<=[\s'"]))http\.(?:[^\s=]*?\.)?extraheader"""
+_HEADER_NAME = r"(?:[A-Za-z][A-Za-z0-9_.!#$%&*+^`|~-]*:[ \t]+)?+"
+# After a closing quote: the shell word ends there (else it goes on in another piece).
+_WORD_ENDS = r"(?![^\s;&|<>()])"
 # The name of a setting that holds a secret, as ``aws configure set`` takes it.
 _SETTING_NAME = r"[A-Za-z0-9_.-]*(?:secret|token|passw(?:or)?d)[A-Za-z0-9_.-]*"
 # The rest of its command, to a command separator or the next start of the program;
@@ -632,6 +642,21 @@ _PATTERNS: list[SecretPattern] = [
         ("configure",),
         ignore_case=True,
     ),
+    # git -c http.extraheader="X-Auth: tok", git config http.extraheader 'X-Auth: tok':
+    # the header's value, to the end of the quoted word or to the end of a bare one. A
+    # quote never closed runs to the end of the text (so each opener is scanned once).
+    _pattern(
+        "secret",
+        rf"""'{_EXTRA_HEADER}={_HEADER_NAME}([^']+)(?:'{_WORD_ENDS}|\Z)"""
+        rf"""|"{_EXTRA_HEADER}={_HEADER_NAME}({_IN_DOUBLE})(?:"{_WORD_ENDS}|\Z)"""
+        rf"""|{_EXTRA_HEADER}(?:=|{_BLANK}++)(?:'{_HEADER_NAME}([^']+)(?:'{_WORD_ENDS}|\Z)"""
+        rf"""|"{_HEADER_NAME}({_IN_DOUBLE})(?:"{_WORD_ENDS}|\Z)"""
+        rf"""|\\"{_HEADER_NAME}((?:[^"\\]|\\[^"])+)(?:\\"|\Z)"""
+        # A word of several pieces ('a'\''b', $'...', a\ b): whole.
+        rf"""|{_HEADER_NAME}((?:'[^']*'|"{_IN_DOUBLE}"|[^\s"'\\;&|<>]|\\[^"])+))""",
+        ("extraheader",),
+        ignore_case=True,
+    ),
     # sshpass -e reads its password from SSHPASS (the name as the environment has it).
     _pattern("password", rf"(?<![\w-])SSHPASS{_AFTER_NAME}\s*=\s*{_VALUE}", ("sshpass",)),
     # redis-cli reads its password from REDISCLI_AUTH.
@@ -645,7 +670,10 @@ _PATTERNS: list[SecretPattern] = [
     # it applies only to a string that names one of them.
     _pattern(
         "password",
-        r"(?:^|(?<=\s))-p((?:[^\s\\]|\\.)+)",
+        # One quoted piece (-p'a b': the tag of what is inside), or a word of several
+        # (-p$'a b;c', -pa"b c"), as the shell reads it.
+        rf"""(?:^|(?<=\s))-p(?:'([^']*)'{_WORD_ENDS}|"({_IN_DOUBLE})"{_WORD_ENDS}"""
+        rf"""|((?:'[^']*'|"{_IN_DOUBLE}"|[^\s\\]|\\.)++))""",
         ("mysql", "mariadb"),
         named_program=True,
     ),
@@ -694,6 +722,10 @@ def assignment_kind(name: str) -> str | None:
     return None
 
 
+# git's http.extraheader setting as a list item, and a header as its value: the name
+# (kept, with its colon and blanks) and the rest.
+_EXTRA_HEADER_SETTING = re.compile(r"http\.(?:[^\s=]*?\.)?extraheader", _FLAGS | re.IGNORECASE)
+_HEADER_VALUE = re.compile(rf"(?P<name>{_HEADER_NAME})(?P<value>[\s\S]*\S[\s\S]*)", _FLAGS)
 # An argv item "name: value" on one line: YAML's form of an assignment.
 _YAML_LINE = re.compile(r"(?P<head>(?P<name>[^\s:=]+)[ \t]*:[ \t]*)(?P<value>[^\r\n]*\S)", _FLAGS)
 _YAML_KINDS = frozenset({"password", "secret"})
@@ -952,6 +984,20 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                         found[index] = ("password", user + ":", password)
                 elif previous == _FROM_LITERAL and (assigned := _assigned(item, "")):
                     found[index] = assigned  # kubectl create secret ... --from-literal k=v
+                elif "extraheader" in previous.lower() and _EXTRA_HEADER_SETTING.fullmatch(
+                    previous
+                ):
+                    # git config http.extraheader "X-Auth: tok"
+                    header_value = _HEADER_VALUE.fullmatch(item)
+                    if header_value is not None:
+                        found[index] = ("secret", header_value["name"], header_value["value"])
+            if index not in found and "extraheader" in item.lower():
+                # git -c "http.extraheader=X-Auth: tok" as one item: the header's name kept
+                setting, equals, header = item.partition("=")
+                header_value = _HEADER_VALUE.fullmatch(header)
+                if equals and header_value and _EXTRA_HEADER_SETTING.fullmatch(setting):
+                    kept = f"{setting}={header_value['name']}"
+                    found[index] = ("secret", kept, header_value["value"])
             if "=" in item and index not in found:
                 # One item is one word: "--password=a b" and "PGPASSWORD=a;b" hold the
                 # secret to its end.
@@ -1220,6 +1266,8 @@ _TRIGGERS = (
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
     r"|from-literal|--env"
+    # git's http.extraheader, whatever the header is called.
+    r"|extraheader"
 )
 # Words that only name a secret ("password", "token" ...) matter when something is
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).

@@ -101,6 +101,8 @@ COMMANDS = [
     "keytool -genkey -storepass {P} -keypass {P} -alias a",
     "docker --config /tmp/d login -p {P} r",
     "podman login --password {P} quay.io",
+    "git -c http.extraheader={P} clone https://h/r.git",
+    "git config --global http.https://h/.extraheader {P}",
 ]
 # Text that is not split into shell words: a here-document, a program's own source.
 # ({V}: the password as is, when it holds none of the characters after the template.)

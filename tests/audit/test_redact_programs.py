@@ -303,6 +303,57 @@ def test_a_value_after_a_line_continuation_is_redacted_once(form: str, kind: str
         assert redactor.redact({"commandLine": once})["commandLine"] == once
 
 
+# git's http.extraheader, whatever the header is called: its value, the name kept when
+# written as one ("X-Auth: "), the whole value otherwise.
+EXTRA_HEADERS = [
+    ('git -c http.extraheader="X-Auth: {pw}" clone https://h/r', "X-Auth: "),
+    ("git -c 'http.https://h/.extraheader=X-Auth: {pw}' fetch", "X-Auth: "),
+    ('git config --global http.extraheader "X-Auth: {pw}"', "X-Auth: "),
+    ("git config --global http.https://h/.extraheader 'X-Auth: {pw}'", "X-Auth: "),
+    ("git -c http.extraheader={pw} clone https://h/r", ""),
+    ("git -c HTTP.ExtraHeader={pw} clone https://h/r", ""),
+]
+
+
+@pytest.mark.parametrize(("form", "kept"), EXTRA_HEADERS)
+def test_a_git_extra_header_is_redacted_whatever_its_name(form: str, kept: str) -> None:
+    redactor = Redactor(KEY)
+    text = form.format(pw=PW)
+    once = redactor.redact_text(text)
+    assert once == text.replace(PW, redactor.tag("secret", PW))
+    assert kept + "[REDACTED:" in once
+    assert redactor.redact_text(once) == once
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("X-Auth: a b;c", "a b;c"),  # one list item is one word, to its end
+        ("a1:b2", "a1:b2"),  # no white space after the colon: maybe the secret's own
+        ("$'a b'", "$'a b'"),
+    ],
+)
+def test_a_git_extra_header_in_a_list_is_redacted_to_its_end(value: str, secret: str) -> None:
+    redactor = Redactor(KEY)
+    head = value[: len(value) - len(secret)]
+    joined = redactor.redact({"argv": ["git", "-c", f"http.extraheader={value}", "clone"]})
+    assert joined["argv"][2] == f"http.extraheader={head}" + redactor.tag("secret", secret)
+    apart = redactor.redact({"argv": ["git", "config", "http.https://h/.extraheader", value]})
+    assert apart["argv"][3] == head + redactor.tag("secret", secret)
+    assert redactor.redact(joined) == joined and redactor.redact(apart) == apart
+
+
+def test_extra_headers_are_read_in_linear_time() -> None:
+    # Every opening quote is scanned once: one never closed runs to the end of the text.
+    redactor = Redactor(KEY)
+    for unit in ('"http.extraheader=x\\', "http.", "'http.extraheader=", "http.extraheader=X:"):
+        text = unit * (60_000 // len(unit)) + "extraheader"
+        started = time.perf_counter()
+        redactor.redact({"v": text})
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
+
+
 POLICY = """\
 version: 1
 defaultAction: deny
