@@ -28,6 +28,7 @@ from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
 from sidecar.keys import public_key_base64
 from sidecar.metrics import GateMetrics
+from sidecar.normalise.commands import analyse_command
 from sidecar.normalise.request import normalise_request
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.policy.source import PolicySource
@@ -69,6 +70,18 @@ def brief_list(items: tuple[str, ...] | list[str]) -> list[str]:
     if len(items) > len(shown):
         shown.append(f"... and {len(items) - len(shown)} more")
     return shown
+
+
+def _commands_of(command_line: str) -> list[list[str]]:
+    """The argv of each command ``command_line`` runs, as the gate's shell analysis
+    splits it; none when it cannot be read. A redaction view for a refused body, whose
+    command line is otherwise never analysed: a password holding an escaped quote
+    (``sshpass -p a\\"b``) is one word to the shell and stops the text patterns."""
+    try:
+        analysis = analyse_command(command_line=command_line, cwd="/")
+    except (RequestError, RecursionError):
+        return []
+    return [list(command.argv) for command in analysis.commands]
 
 
 def brief_warnings(policy: CompiledPolicy) -> list[str]:
@@ -493,8 +506,12 @@ class Gate:
             return text
         if not isinstance(parsed, dict | list):
             return text
+        quoted: Any = parsed
+        command_line = parsed.get("commandLine") if isinstance(parsed, dict) else None
+        if isinstance(command_line, str):
+            quoted = {"body": parsed, "commands": _commands_of(command_line)}
         try:
-            return self.audit.redact_quoting(text, parsed)
+            return self.audit.redact_quoting(text, quoted)
         except (ValueError, RecursionError):  # a lone surrogate (\ud800): the text alone
             return text
 

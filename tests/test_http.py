@@ -277,6 +277,32 @@ def test_a_command_lines_escaped_password_keeps_none_of_it(gate: Daemon, command
     assert len(tags) == 1, decision["request"]  # the line and its words: one secret, one tag
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        'sshpass -p QlineLeak01\\"QlineLeak02 ssh host',
+        'redis-cli -a QlineLeak01\\"QlineLeak02\\&x ping',
+        'app --db-password QlineLeak01\\\\QlineLeak02\\"QlineLeak03',
+        'docker login -u bot -p QlineLeak01\\"\\;QlineLeak02 r.io',
+    ],
+    ids=["sshpass", "redis-cli", "option", "docker"],
+)
+def test_a_refused_command_lines_escaped_password_keeps_none_of_it(
+    gate: Daemon, command: str
+) -> None:
+    # A refused body is kept as text and its command line is never analysed: the text
+    # patterns stopped at the backslash, and the rest stayed in clear (fuzz of
+    # 2026-12-06, a documented miss until the sixteenth session). The line is now split
+    # into words as the shell would, for redaction only, and their secrets found in the
+    # text as it writes them (JSON-escaped shell escapes).
+    response = gate.check({"action": "process.exec", "commandLine": command, "cwd": "rel"})
+    assert response.status_code == 400
+    everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
+    assert b"QlineLeak0" not in everything
+    invalid = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "invalidRequest"]
+    assert "[REDACTED:password:" in invalid[-1]["body"]
+
+
 def test_error_details_name_the_field(gate: Daemon) -> None:
     error = gate.check({"action": "file.read", "path": "rel"}).json()["error"]
     assert error["details"] == [{"field": "path", "message": "is relative and no cwd was given"}]

@@ -1701,13 +1701,18 @@ class Redactor:
         # argument (shlex.join: a'"'"'b for a'b).
         aliases: dict[str, str] = {}
         for secret, kind in list(kinds.items()):
+            # As a command line writes it: a backslash before each character the shell
+            # would read otherwise, bare (a\&b) or inside double quotes; and that
+            # JSON-escaped again, as a refused body kept as text holds a command line.
+            bare = _SHELL_SPECIAL.sub(r"\\\g<0>", secret)
+            double = _DOUBLE_QUOTED_SPECIAL.sub(r"\\\g<0>", secret)
             for written in (
                 json.dumps(secret, ensure_ascii=False)[1:-1],
                 secret.replace("'", "'\"'\"'"),
-                # As a command line writes it: a backslash before each character the
-                # shell would read otherwise, bare (a\&b) or inside double quotes.
-                _SHELL_SPECIAL.sub(r"\\\g<0>", secret),
-                _DOUBLE_QUOTED_SPECIAL.sub(r"\\\g<0>", secret),
+                bare,
+                double,
+                json.dumps(bare, ensure_ascii=False)[1:-1],
+                json.dumps(double, ensure_ascii=False)[1:-1],
             ):
                 if written != secret and written not in kinds:
                     kinds[written] = kind

@@ -160,10 +160,8 @@ class Corpus:
                     else:
                         request["commandLine"] = line
                     if variant.endswith("refused"):
-                        # Kept as text; a refused command line is never analysed.
+                        # Kept as text, its command line split into words for redaction.
                         request["cwd"] = "rel"
-                        if variant == "refused":
-                            miss = miss or _refused_line_miss(quoting, value)
                     self.add(f"{label}-c{index}-{quoting}-{variant}", request, cores, miss)
         for index, (text, excluded) in enumerate(TEXTS):
             for refused in (False, True):
@@ -236,12 +234,6 @@ class Corpus:
 def _line_miss(command: str, value: str) -> str:
     if command.startswith("sh -c") and re.search(r"\$[A-Za-z_]", value):
         return "a password holding $NAME is expanded by the shell"
-    return ""
-
-
-def _refused_line_miss(quoting: str, value: str) -> str:
-    if quoting == "escaped" and re.search(r"[\"'&;<>|()]", value):
-        return "a refused command line's backslash-escaped value"
     return ""
 
 
