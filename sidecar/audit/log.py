@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -292,23 +293,10 @@ class AuditLog:
         path = Path(directory)
         try:
             (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-            # Open for writing: over NFS, Linux takes flock() as a POSIX lock on the whole
-            # file, and an exclusive one needs a descriptor open for writing (flock(2)).
-            lock_fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             raise AuditUnavailable(f"cannot open audit directory {path}: {exc}") from exc
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(lock_fd)
-            raise AuditUnavailable(f"{path} is in use by another Tollgate process") from exc
-        except OSError as exc:
-            os.close(lock_fd)
-            raise AuditUnavailable(
-                f"cannot lock {path / LOCK_FILE}: {exc.strerror or exc}; the audit volume "
-                "must support file locks (on NFS, the server's lock service), which keep a "
-                "second gate from writing the same trail"
-            ) from exc
+        lock_fd = _lock_directory(path, lock_fd)
         try:
             stored, vouched, stored_note = _load_checkpoint_file(path, signer)
             sizes = [stored.size] if stored else []
@@ -1258,6 +1246,46 @@ def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> Non
         stream.flush()
     except (OSError, ValueError):
         pass  # a closed stdout must not fail the audit write
+
+
+def _lock_directory(directory: Path, lock_fd: int) -> int:
+    """Take ``DIR/lock`` exclusively, without waiting; the descriptor that holds it.
+
+    Held on a read-only descriptor where the file system allows it: a descriptor open
+    for writing would keep the volume from being remounted read-only under the gate.
+    Over NFS, Linux takes flock() as a POSIX lock on the whole file, and an exclusive
+    one needs a descriptor open for writing (EBADF otherwise, flock(2)): the lock is
+    then taken on one. Raises AuditUnavailable when another process holds it, or when
+    the file system takes no locks.
+    """
+    path = directory / LOCK_FILE
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            os.close(lock_fd)
+            lock_fd = -1
+            lock_fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        _close_quietly(lock_fd)
+        raise AuditUnavailable(f"{directory} is in use by another Tollgate process") from exc
+    except OSError as exc:
+        _close_quietly(lock_fd)
+        raise AuditUnavailable(
+            f"cannot lock {path}: {exc.strerror or exc}; the audit volume must support file "
+            "locks (on NFS, the server's lock service), which keep a second gate from "
+            "writing the same trail"
+        ) from exc
+    return lock_fd
+
+
+def _close_quietly(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _read_checkpoint_file(

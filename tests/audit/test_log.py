@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -379,18 +381,54 @@ def test_a_second_writer_on_the_same_directory_is_refused(open_log: OpenLog) -> 
         open_log()
 
 
-def test_the_directory_lock_is_held_on_a_descriptor_open_for_writing(open_log: OpenLog) -> None:
-    # Over NFS, Linux takes flock() as a POSIX lock on the whole file, and an exclusive
-    # one needs a descriptor open for writing: read-only, every start failed there,
-    # reported as "in use by another Tollgate process".
+def _access_mode(fd: int) -> int:
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+
+def test_the_directory_lock_is_held_on_a_read_only_descriptor(open_log: OpenLog) -> None:
+    # One open for writing keeps the volume from being remounted read-only under the
+    # gate (the read-only volume tests in test_faults.py remount it so).
     log = open_log()
-    fdinfo = Path(f"/proc/self/fdinfo/{log._lock_fd}").read_text()
-    flags = int(
-        next(line for line in fdinfo.splitlines() if line.startswith("flags:")).split()[1], 8
-    )
-    assert flags & os.O_ACCMODE == os.O_RDWR
-    lock_path = os.readlink(f"/proc/self/fd/{log._lock_fd}")
-    assert lock_path == str(log.directory / "lock")
+    assert _access_mode(log._lock_fd) == os.O_RDONLY
+    assert os.readlink(f"/proc/self/fd/{log._lock_fd}") == str(log.directory / "lock")
+
+
+def _nfs_like_flock(monkeypatch: pytest.MonkeyPatch, error: int | None = None) -> None:
+    """flock as Linux gives it over NFS: an exclusive lock on a descriptor not open for
+    writing fails with EBADF (flock(2)); with ``error``, every lock fails so. Injected at
+    the boundary: no NFS server runs here."""
+    real = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if error is not None:
+            raise OSError(error, os.strerror(error))
+        if operation & fcntl.LOCK_EX and _access_mode(fd) == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+def test_where_a_lock_needs_a_writable_descriptor_it_is_taken_on_one(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read-only, every start over NFS failed, reported as "in use by another process".
+    _nfs_like_flock(monkeypatch)
+    log = open_log()
+    assert _access_mode(log._lock_fd) == os.O_RDWR
+    with pytest.raises(AuditUnavailable, match="in use by another Tollgate process"):
+        open_log()
+
+
+def test_a_file_system_that_takes_no_locks_is_named_as_the_cause(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _nfs_like_flock(monkeypatch, errno.ENOLCK)
+    open_fds = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(AuditUnavailable, match="must support file locks") as raised:
+        open_log()
+    assert "No locks available" in str(raised.value) and "in use" not in str(raised.value)
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # the lock file is not left open
 
 
 def test_default_origin_is_a_valid_key_name() -> None:
