@@ -266,6 +266,10 @@ _KUBECTL_ENV_OPTION = r"--env|-e"
 # white space it could be part of the secret ("a1:b2"), which is then tagged whole.
 _EXTRA_HEADER = r"""(?:^|(?<=[\s'"]))http\.(?:[^\s=]*?\.)?extraheader"""
 _HEADER_NAME = r"(?:[A-Za-z][A-Za-z0-9_.!#$%&*+^`|~-]*:[ \t]+)?+"
+# A YAML mapping key at the start of a line (indented, or after a list's "- "), and
+# the plain scalar after its ": ", to the end of the line less a " #" comment.
+_YAML_KEY = r"(?m:^)[ \t]*(?:-[ \t]+)?[A-Za-z0-9_.-]*?"
+_YAML_PLAIN_VALUE = r"[ \t]*:[ \t]+((?![\s\"'&*!|>{\[#%@`])[^\r\n]*?)(?=[ \t]+#|[ \t]*(?m:$))"
 # After a closing quote: the shell word ends there (else it goes on in another piece).
 _WORD_ENDS = r"(?![^\s;&|<>()])"
 # The name of a setting that holds a secret, as ``aws configure set`` takes it.
@@ -550,6 +554,23 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
     *(_xml_element(kind) for kind in _KEY_KINDS),
+    # A line of YAML, "name: value" at the start of a line (a config in a context value,
+    # a here-document's text): YAML reads a&b and a<b as one plain scalar, to the end of
+    # the line less a comment. Not a value that starts as YAML's other forms do (quoted,
+    # an anchor, alias, tag, block or flow): the patterns below read those.
+    _pattern(
+        "password",
+        rf"{_YAML_KEY}(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_YAML_PLAIN_VALUE}",
+        _PASSWORD_LITERALS,
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"{_YAML_KEY}{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}){_YAML_PLAIN_VALUE}",
+        _SECRET_LITERALS,
+        ignore_case=True,
+    ),
     # A whole quoted word holding the assignment ('--password=a b', "PGPASSWORD=a b",
     # as the gate quotes an argument with a space in a reason), or a line of YAML
     # ('password: a<b c', as echo writes one into a file): up to the closing quote.

@@ -171,8 +171,9 @@ class Corpus:
                 line = text.replace("{V}", value)
                 line = line.replace("{U}", urllib.parse.quote(value, safe=""))
                 # Free text in a here-document, but an XML element's, which runs to
-                # its closing tag.
-                heredoc = "<<" in text and "</" not in text and re.search(r"[<>&;'\"]", value)
+                # its closing tag, and a YAML line's, which runs to the line's end.
+                free = "</" not in text and not YAML_LINE.search(text)
+                heredoc = "<<" in text and free and re.search(r"[<>&;'\"]", value)
                 request = {"action": "process.exec", "commandLine": line}
                 if refused:
                     request["bogus"] = True
@@ -183,10 +184,8 @@ class Corpus:
         for index, make in enumerate(CONTEXTS):
             for path in ("/app/data/x", "x"):  # accepted, and refused (relative)
                 value, cores = self.password(specials)
-                yaml_and = index == YAML_CONTEXT and "&" in value
-                miss = "a bare YAML value stops at '&'" if yaml_and else ""
                 request = {"action": "file.read", "path": path, "context": make(value)}
-                self.add(f"{label}-x{index}-{path}", request, cores, miss)
+                self.add(f"{label}-x{index}-{path}", request, cores)
 
     def urls(self, label: str, specials: str) -> None:
         for index, make in enumerate(URLS):
@@ -262,7 +261,8 @@ CONTEXTS: list[Callable[[str], object]] = [
     lambda v: {"xml": f'<cfg><ns:apiToken a="1">{_xml(v)}</ns:apiToken></cfg>'},
     lambda v: {"xml": f"<db><db_password><![CDATA[{v}]]></db_password></db>"},
 ]
-YAML_CONTEXT = 10
+# A here-document text whose secret is a YAML line's value ("  password: {V}").
+YAML_LINE = re.compile(r"(?m)^[ \t]*[A-Za-z_]+: \{V\}$")
 URLS: list[Callable[[str], str]] = [
     lambda u: f"https://bot:{u}@api.example.com/v1",
     lambda u: f"https://api.example.com/v1?password={u}&x=1",

@@ -1,4 +1,4 @@
-"""Secrets in XML elements and in one-line YAML quoted as a shell word.
+"""Secrets in XML elements and in YAML: documents, and one line quoted as a shell word.
 
 An element is read as an object key is: ``<password>`` and ``<ns:apiToken>`` hold a
 secret, ``<maxTokens>`` does not, and the tag's kind is the one ``secret_key_kind``
@@ -143,6 +143,66 @@ def test_a_yaml_line_as_one_argv_item_is_a_secret_to_its_end() -> None:
         "password: " + Redactor(KEY).tag("password", "a<b c;d"),
         "url: https://x",
     ]
+
+
+YAML_DOCUMENT = """\
+db:
+  host: db.internal
+  password: {pw}  # rotated monthly
+  apiToken: {pw}2
+  maxTokens: 5&6
+  bypass: x&y
+servers:
+  - password: {pw}3
+"""
+
+
+def test_a_yaml_lines_value_runs_to_the_end_of_the_line() -> None:
+    # A bare value stopped at '&' or '<' as in a query string; YAML reads a&b<c d as one
+    # plain scalar (a context holding a config, a here-document writing one).
+    redactor = Redactor(KEY)
+    secret = "a&b<c;d e"
+    out = redactor.redact({"context": {"config": YAML_DOCUMENT.format(pw=secret)}})
+    text = out["context"]["config"]
+    assert text == YAML_DOCUMENT.format(pw="{pw}").replace(
+        "{pw}2", redactor.tag("secret", secret + "2")
+    ).replace("{pw}3", redactor.tag("password", secret + "3")).replace(
+        "{pw}", redactor.tag("password", secret)
+    )
+    assert redactor.redact(out) == out
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        # Quoted: the quoted-value patterns take what is inside the quotes.
+        ("password: 'quoted&x'", "quoted&x"),
+        ('password: "quoted&x"', "quoted&x"),
+        # Not at the start of a line: a shell's '&' ends the value.
+        ("echo password: a&b", "a"),
+        # An anchor is not a plain scalar, and no pattern claims to read what follows.
+        ("password: &anchor x", None),
+    ],
+)
+def test_a_yaml_value_that_is_not_a_plain_scalar_is_left_to_the_other_patterns(
+    line: str, secret: str | None
+) -> None:
+    redactor = Redactor(KEY)
+    expected = line
+    if secret is not None:
+        head, colon, value = line.partition(": ")
+        expected = head + colon + value.replace(secret, redactor.tag("password", secret), 1)
+    assert redactor.redact_text(line) == expected
+
+
+def test_yaml_lines_are_read_in_linear_time() -> None:
+    redactor = Redactor(KEY)
+    for unit in ("password: x\n", "  - " + "a" * 40 + "\n", "password:" + " " * 50 + "\n"):
+        text = unit * (60_000 // len(unit))
+        started = time.perf_counter()
+        redactor.redact({"v": text})
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
 
 
 def test_xml_is_read_in_linear_time() -> None:
