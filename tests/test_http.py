@@ -226,10 +226,20 @@ def test_a_refused_requests_argv_secrets_are_redacted_as_an_accepted_ones(
     # Found by the redaction fuzz of 2026-12-06: a refused body is kept as text, which
     # only the text patterns read, and an argv list's '"--password","pw"' was kept in
     # clear (the same argv in a valid request is tagged).
-    response = gate.check({"action": "process.exec", "argv": argv, "cwd": "rel"})
+    _assert_refused_and_kept_redacted(
+        gate, {"action": "process.exec", "argv": argv, "cwd": "rel"}, b"QargvLeak0001"
+    )
+
+
+def _assert_refused_and_kept_redacted(
+    gate: Daemon, request: dict[str, object], secret: bytes
+) -> None:
+    """``request`` is refused (400) and recorded as an invalidRequest whose kept body
+    holds a password tag, and no byte of the audit directory holds ``secret``."""
+    response = gate.check(request)
     assert response.status_code == 400
     everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
-    assert b"QargvLeak0001" not in everything
+    assert secret not in everything
     invalid = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "invalidRequest"]
     assert "[REDACTED:password:" in invalid[-1]["body"]
 
@@ -295,12 +305,9 @@ def test_a_refused_command_lines_escaped_password_keeps_none_of_it(
     # 2026-12-06, a documented miss until the sixteenth session). The line is now split
     # into words as the shell would, for redaction only, and their secrets found in the
     # text as it writes them (JSON-escaped shell escapes).
-    response = gate.check({"action": "process.exec", "commandLine": command, "cwd": "rel"})
-    assert response.status_code == 400
-    everything = b"".join(f.read_bytes() for f in gate.audit_dir.rglob("*") if f.is_file())
-    assert b"QlineLeak0" not in everything
-    invalid = [r for r in assert_chain_intact(gate.audit_dir) if r["type"] == "invalidRequest"]
-    assert "[REDACTED:password:" in invalid[-1]["body"]
+    _assert_refused_and_kept_redacted(
+        gate, {"action": "process.exec", "commandLine": command, "cwd": "rel"}, b"QlineLeak0"
+    )
 
 
 def test_error_details_name_the_field(gate: Daemon) -> None:

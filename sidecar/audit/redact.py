@@ -8,9 +8,10 @@ nothing without the key (and a low-entropy password cannot be brute-forced from 
 Redaction runs on every decision record, so it has a fast path: one RE2 scan of the
 record's canonical JSON for anything a secret needs: the start of a token or a header,
 or a word naming a secret with something assigned to it or ending an object key (not
-"secrets" in a path), or a shell brace list, whose words are read as bash expands them
-(``{sshpass,-p,pw}``). Only when that screen hits are the body's strings looked at with
-the precise patterns, each pattern only on a string holding one of its literals; a body
+"secrets" in a path), or an XML element so named (``<password>``), or a shell brace
+list, whose words are read as bash expands them (``{sshpass,-p,pw}``). Only when that
+screen hits are the body's strings looked at with the precise patterns, each pattern
+only on a string holding one of its literals; a body
 in which they find nothing is returned as it is, without being rebuilt. The screens and
 the literals are deliberately supersets of the precise patterns; ``tests/audit`` checks
 them, the screens against every form of assignment the patterns accept.

@@ -6,7 +6,8 @@ import errno
 import json
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
+from sidecar.audit.redact import Redactor
 
 
 @pytest.fixture
@@ -107,3 +109,32 @@ def fill_volume(mount: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+# A record is redacted on the event loop: a pattern tried from every repetition of a
+# unit, scanning to the end of the text each time, would take seconds on 60 KB.
+LINEAR_TIME_CHARACTERS = 60_000
+LINEAR_TIME_BOUND_S = 0.5
+
+
+def assert_redacted_in_linear_time(units: Sequence[str], tail: str = "") -> None:
+    """Each unit repeated to about 60 KB (then ``tail``) is redacted within 0.5 s."""
+    redactor = Redactor(b"k" * 32)
+    for unit in units:
+        text = unit * (LINEAR_TIME_CHARACTERS // len(unit)) + tail
+        started = time.perf_counter()
+        redactor.redact({"v": text})
+        elapsed = time.perf_counter() - started
+        assert elapsed < LINEAR_TIME_BOUND_S, (
+            f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
+        )
+
+
+def assert_idempotent_when_joined(before: str, texts: Sequence[str], after: str) -> None:
+    """``texts`` joined between ``before`` and ``after``, as a string and as a list,
+    redact to a record that a second redaction leaves as it is."""
+    redactor = Redactor(b"k" * 32)
+    value = before + " ".join(texts) + after
+    once = redactor.redact({"v": value, "argv": [before, *texts, after]})
+    assert redactor.redact(once) == once
+    assert redactor.redact_text(redactor.redact_text(value)) == redactor.redact_text(value)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
 from sidecar.canonical import canonical_bytes
+from tests.audit.conftest import assert_idempotent_when_joined, assert_redacted_in_linear_time
 from tests.audit.test_redact import ESCAPED, PREFIXED, SECRETS
 from tests.audit.test_redact_forms import LEAKS
 from tests.daemon import checked_through_a_gate
@@ -265,11 +266,7 @@ def test_redacting_a_redacted_body_changes_nothing(body: dict[str, Any]) -> None
 def test_redaction_is_idempotent_on_forms_joined_with_anything(
     before: str, texts: list[str], after: str
 ) -> None:
-    redactor = Redactor(KEY)
-    value = before + " ".join(texts) + after
-    once = redactor.redact({"v": value, "argv": [before, *texts, after]})
-    assert redactor.redact(once) == once
-    assert redactor.redact_text(redactor.redact_text(value)) == redactor.redact_text(value)
+    assert_idempotent_when_joined(before, texts, after)
 
 
 # A line continuation (backslash, newline) between an option and its value, as a script
@@ -345,13 +342,26 @@ def test_a_git_extra_header_in_a_list_is_redacted_to_its_end(value: str, secret:
 
 def test_extra_headers_are_read_in_linear_time() -> None:
     # Every opening quote is scanned once: one never closed runs to the end of the text.
-    redactor = Redactor(KEY)
-    for unit in ('"http.extraheader=x\\', "http.", "'http.extraheader=", "http.extraheader=X:"):
-        text = unit * (60_000 // len(unit)) + "extraheader"
-        started = time.perf_counter()
-        redactor.redact({"v": text})
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
+    assert_redacted_in_linear_time(
+        ['"http.extraheader=x\\', "http.", "'http.extraheader=", "http.extraheader=X:"],
+        tail="extraheader",
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _filler,
+    st.lists(
+        st.sampled_from([form.format(pw=PW) for form, _ in CONTINUED + EXTRA_HEADERS]),
+        min_size=1,
+        max_size=3,
+    ),
+    _filler,
+)
+def test_continued_and_extra_header_forms_joined_with_anything_redact_idempotently(
+    before: str, texts: list[str], after: str
+) -> None:
+    assert_idempotent_when_joined(before, texts, after)
 
 
 POLICY = """\

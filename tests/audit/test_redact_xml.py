@@ -9,7 +9,6 @@ standing as one argv item is a secret to its end, whatever it holds.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from sidecar.audit.redact import Redactor, secret_key_kind
 from sidecar.canonical import canonical_bytes
+from tests.audit.conftest import assert_idempotent_when_joined, assert_redacted_in_linear_time
 from tests.daemon import checked_through_a_gate
 
 KEY = b"k" * 32
@@ -196,25 +196,40 @@ def test_a_yaml_value_that_is_not_a_plain_scalar_is_left_to_the_other_patterns(
 
 
 def test_yaml_lines_are_read_in_linear_time() -> None:
-    redactor = Redactor(KEY)
-    for unit in ("password: x\n", "  - " + "a" * 40 + "\n", "password:" + " " * 50 + "\n"):
-        text = unit * (60_000 // len(unit))
-        started = time.perf_counter()
-        redactor.redact({"v": text})
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
+    assert_redacted_in_linear_time(
+        ["password: x\n", "  - " + "a" * 40 + "\n", "password:" + " " * 50 + "\n"]
+    )
 
 
 def test_xml_is_read_in_linear_time() -> None:
     # Many unclosed CDATA sections, or openers with no closing tag, must not make the
-    # scan from each of them run to the end of the text (on the record path).
-    redactor = Redactor(KEY)
-    for unit in ("<password><![CDATA[", "<password>", "<password> \n ", "<![CDATA[<password>"):
-        text = unit * (60_000 // len(unit))
-        started = time.perf_counter()
-        redactor.redact({"v": text})
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5, f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
+    # scan from each of them run to the end of the text.
+    assert_redacted_in_linear_time(
+        ["<password><![CDATA[", "<password>", "<password> \n ", "<![CDATA[<password>"]
+    )
+
+
+# The forms above, for the idempotence check below.
+FORMS = [
+    "<password>hunter22</password>",
+    "<ns:apiToken a='1'>\n  tok en\n</ns:apiToken>",
+    "<password><![CDATA[a<b]]></password>",
+    YAML_DOCUMENT.format(pw="a&b<c d"),
+    "echo 'password: a<b c' >> app.yaml",
+    "- password: x&y  # c",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=20),
+    st.lists(st.sampled_from(FORMS), min_size=1, max_size=3),
+    st.text(max_size=20),
+)
+def test_these_forms_joined_with_anything_redact_idempotently(
+    before: str, texts: list[str], after: str
+) -> None:
+    assert_idempotent_when_joined(before, texts, after)
 
 
 def test_no_secret_in_xml_or_a_yaml_line_reaches_the_audit_directory(tmp_path: Path) -> None:
