@@ -1,6 +1,7 @@
-"""Red-team review of 2026-12-05 (fourth pass): the shell analysis, walked through the
-bash manual feature by feature (quoting, expansions, redirections, builtins, shell
-variables and options, invocation).
+"""Bypasses of the shell analysis found by walking through the bash manual feature by
+feature (quoting, expansions, redirections, builtins, shell variables and options,
+invocation), with spot checks of zsh. Found in the fourth pass of the red-team review of
+2026-12-05.
 
 * ``$'...'``: the lexer decoded escapes while looking for the closing quote, but bash
   first finds the closing quote (a backslash escapes the one character after it) and

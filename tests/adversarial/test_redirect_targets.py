@@ -1,4 +1,6 @@
-"""Review of the file-path normalisation, 2026-12-06 (/tmp/review2/pathdiff.md, finding 1).
+"""Redirection targets bash expands twice (``>&WORD``) or reads before quote removal
+(``>&"3-"``), and output redirections to a descriptor's name. Found in the review of the
+file-path normalisation of 2026-12-06.
 
 bash expands the target of ``>&WORD`` twice when WORD, once expanded, is neither a
 number nor ``-``: it builds the redirection ``&>TEXT`` from the expanded text (redir.c,

@@ -1,5 +1,5 @@
-"""The failure-mode review of 2026-12-06 (F1, F2): a DIR/checkpoint that cannot be
-replaced, and a sync helper that stops answering.
+"""A DIR/checkpoint that cannot be replaced (F1) and a sync helper that stops answering
+(F2), as the sections below name them. Found in the failure-mode review of 2026-12-06.
 
 Everything is real: the daemon (tests/daemon.py), its files, fsync, its sync helper
 process and the signals sent to it. A checkpoint file that cannot be replaced is made

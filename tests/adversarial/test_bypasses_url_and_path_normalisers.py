@@ -1,4 +1,7 @@
-"""Red-team review of 2026-12-05 (third pass): the normalisers other than the shell's.
+"""Bypasses of the normalisers other than the shell's: URL paths (dot segments and ``;``
+parameters behind encoded separators), a request's method and scheme, ``..`` in file
+paths and in a ``cwd``, and names and addresses past the baseline's guard rails. Found
+in the third pass of the red-team review of 2026-12-05.
 
 * URL paths: a ``..;`` or ``.;`` piece after an encoded separator (``x%5C..;``,
   ``%2F..;``) passed the check for dot segments in disguise, which only knew ``.`` and

@@ -1,5 +1,7 @@
-"""Review of the command analysis, 2026-12-06: wrappers (/tmp/review2/cmdfuzz.md, findings
-1, 3 and 4), each checked against the real GNU env, bash, dash and find.
+"""Wrappers and login shells, each checked against the real GNU env, bash, dash and find:
+how ``env -S`` splits its text, every option form that makes a login shell, and
+``find``'s arguments that are not static. Found in the review of the command analysis of
+2026-12-06 (findings 1, 3 and 4, as the sections below name them).
 
 * Finding 1: ``env -S TEXT`` was split differently from GNU env. Outside quotes ``\\_``
   separates words (the gate put a space in the word: ``env -S'rm\\_victim'`` was a

@@ -1,5 +1,6 @@
-"""Review of the command analysis, 2026-12-06: line continuations and array subscripts
-(/tmp/review2/cmdfuzz.md, findings 2 and 5), each checked against the real bash and dash.
+"""Line continuations and array subscripts, each checked against the real bash and dash.
+Found in the review of the command analysis of 2026-12-06 (findings 2 and 5, as the
+sections below name them).
 
 * Finding 2: bash and dash remove a backslash-newline before they split words, but the
   parser classified a word by its raw text, continuation and all. ``X\\<nl>=1 rm victim``

@@ -1,5 +1,5 @@
-"""The start-up checks against a trail someone changed while no gate ran (review of
-2026-12-06, /tmp/review2/auditmut.md, findings 1 to 3).
+"""The start-up checks against a trail someone changed while no gate ran. Found in the
+review of 2026-12-06 (findings 1 to 3, as the sections below name them).
 
 1. ``DIR/checkpoint`` of size n signs records 0 ... n-1; record n is the checkpoint
    record written with it, which nothing signs yet. A start took it for that record

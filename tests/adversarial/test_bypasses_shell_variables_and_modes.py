@@ -1,5 +1,9 @@
-"""Red-team review of 2026-12-05: bypasses found in the normalisers and the example
-policies, each shown against the shipped policy it got past.
+"""Bypasses of the shipped policies through shell state the analysis did not see:
+variables set without ``=`` or that make tools load code, keyword mode, a physical
+``cd``, history expansion and the files ``history`` writes, interactive shells; and the
+shells and credential stores the baseline denies. Found in the red-team review of
+2026-12-05 (the normalisers and the example policies), each shown against the shipped
+policy it got past.
 
 * bash sets variables in ways that have no ``=`` in them: a named descriptor
   (``{PATH}<file`` makes PATH the descriptor's number, ``10``, a directory relative to

@@ -1,4 +1,6 @@
-"""Host findings of the review of 2026-12-06.
+"""Hosts and URLs the gate and HTTP clients read differently: UTS-46's deviation
+characters, ``localhost`` names, a second ``#`` and hosts IDNA 2003 reads as other hosts.
+Found in the review of 2026-12-06.
 
 * UTS-46's deviation characters (ß, and ẞ which maps to it; ς; ZWJ, ZWNJ) name one
   host to the gate (IDNA 2008 keeps them: ``ẞm.example.com`` is xn--m-pfa...) and

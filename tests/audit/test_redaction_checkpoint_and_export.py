@@ -1,4 +1,6 @@
-"""The audit-trail review of 2026-12-06: each finding, reproduced as a user meets it.
+"""Redaction, the checkpoint at start, OCSF export and the origin's characters, each
+reproduced as a user meets it. Found in the audit-trail review of 2026-12-06, whose
+findings number the list below and the sections of the file.
 
 1. Authorization header credentials of any scheme, quoted or not, are redacted.
 2. A secret whose closing quote is missing (an invalidRequest body cut short or

@@ -1,4 +1,7 @@
-"""Red-team review of what landed on 2026-12-05 (second pass): ways around the new checks.
+"""Ways around the checks added on 2026-12-05: repeated runs under a rate limit, login
+shells and their startup files, zsh's ways to make the working directory unknown,
+secrets spelled in pieces past redaction, and trailer fields past the head cap. Found in
+the second pass of the red-team review of 2026-12-05.
 
 * Rate limits: ``systemd-run -p Restart=always`` (and a path or socket unit) starts its
   command again and again, like a timer; it was counted as one run.

@@ -1,4 +1,6 @@
-"""Findings of the code review of this session's own changes (2026-12-06)."""
+"""An approval asked for by a view still spends the subject's rate-limited allow rule,
+and inputs that were slow or a 500: many variable names (analysed in quadratic time) and
+numbers ``int()`` refuses. Found in the code review of the changes of 2026-12-06."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Review 2026-12-06 (threat model of the Kubernetes deployment), F1: both clients
-connect to the one address the gate listens on.
+"""Both clients connect to the one address the gate listens on, never to another
+process on another loopback address. Found in the review of 2026-12-06 (threat model of
+the Kubernetes deployment).
 
 The gate binds what ``--host`` says (127.0.0.1 in the manifests) and nothing else. The
 clients resolved ``localhost`` through the system, and in a pod the kubelet's /etc/hosts

@@ -1,4 +1,8 @@
-"""Review of the command analysis, 2026-12-06 (/tmp/review/cmd.md, findings F1-F6).
+"""Here-documents that reach a shell through other names and descriptors, variables that
+make git and other tools run code, and commands the analysis did not unwrap or did not
+see write (bash's ``time --`` and ``jobs -x``, ``toybox``, ``time -o``, ``script``).
+Found in the review of the command analysis of 2026-12-06 (F1 to F7, as the sections
+below name them) and in the code review of the same day (its F1 and F2).
 
 * F1: ``GIT_TEST_FSMONITOR='<code>' git status`` was allowed by coding-agent: git runs
   the value as its fsmonitor hook, through the shell. Every ``GIT_*`` variable is now
@@ -16,11 +20,11 @@
   the command that starts the shell whose script runs it (``bash -c bash <<<...``), kept
   by ``exec <<<...`` or given to a function that starts a shell reached the shell
   without ``heredoc-to-shell`` and without its text being analysed.
-* Code review 2026-12-06 (/tmp/review/codereview.md) F1: a redirection whose target
-  names a descriptor reopens it (``bash <<<... < /dev/stdin``, ``bash 3<<<... <
-  /dev/fd/3``, ``0</proc/self/fd/3``, ``<> /dev/stdin``), and ``--rcfile FILE`` /
-  ``--init-file FILE`` may name one: the text reached bash unseen. F2: ``source FILE``
-  / ``. FILE`` naming a descriptor that holds a here-document was only ``source``.
+* Code review of 2026-12-06, F1: a redirection whose target names a descriptor reopens
+  it (``bash <<<... < /dev/stdin``, ``bash 3<<<... < /dev/fd/3``, ``0</proc/self/fd/3``,
+  ``<> /dev/stdin``), and ``--rcfile FILE`` / ``--init-file FILE`` may name one: the
+  text reached bash unseen. F2: ``source FILE`` / ``. FILE`` naming a descriptor that
+  holds a here-document was only ``source``.
 
 Each shell premise is checked against the real bash (harmless ``echo`` stand-ins).
 """

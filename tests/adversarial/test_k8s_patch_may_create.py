@@ -1,5 +1,6 @@
-"""Kubernetes findings of the differential review of 2026-12-06 (kubectl 1.32 run
-against a recording API server; every request it sent resolved as RequestInfo does).
+"""A ``PATCH`` or ``PUT`` of a named object may create it, so it is also decided as a
+``create``. Found in the differential review of 2026-12-06 (kubectl 1.32 run against a
+recording API server; every request it sent resolved as RequestInfo does).
 
 * ``kubectl apply --server-side`` of an object that does not exist sends one ``PATCH``
   (``application/apply-patch+yaml``), and kube-apiserver creates the object from it,
