@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
@@ -128,6 +130,27 @@ def assert_redacted_in_linear_time(units: Sequence[str], tail: str = "") -> None
         assert elapsed < LINEAR_TIME_BOUND_S, (
             f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
         )
+
+
+# What the property tests join the forms with, before and after.
+ANY_SHORT_TEXT = st.text(max_size=20)
+
+
+def idempotent_when_joined_test(
+    forms: Sequence[str],
+    filler: st.SearchStrategy[str] = ANY_SHORT_TEXT,
+    examples: int = 300,
+) -> Callable[..., None]:
+    """A property test, bound to a ``test_*`` name by the module that uses it: one to three
+    of ``forms`` joined between any ``filler`` redact idempotently
+    (``assert_idempotent_when_joined``)."""
+
+    @settings(max_examples=examples, deadline=None)
+    @given(filler, st.lists(st.sampled_from(list(forms)), min_size=1, max_size=3), filler)
+    def test(before: str, texts: list[str], after: str) -> None:
+        assert_idempotent_when_joined(before, texts, after)
+
+    return test
 
 
 def assert_idempotent_when_joined(before: str, texts: Sequence[str], after: str) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from sidecar.audit.redact import _PATTERNS, _SCREEN_TEXT, Redactor
 from sidecar.canonical import canonical_bytes
-from tests.audit.conftest import assert_idempotent_when_joined, assert_redacted_in_linear_time
+from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
 from tests.audit.test_redact import ESCAPED, PREFIXED, SECRETS
 from tests.audit.test_redact_forms import LEAKS
 from tests.daemon import checked_through_a_gate
@@ -261,12 +261,9 @@ def test_redacting_a_redacted_body_changes_nothing(body: dict[str, Any]) -> None
     assert redactor.redact(once) == once
 
 
-@settings(max_examples=500, deadline=None)
-@given(_filler, st.lists(st.sampled_from(_ALL_TEXTS), min_size=1, max_size=3), _filler)
-def test_redaction_is_idempotent_on_forms_joined_with_anything(
-    before: str, texts: list[str], after: str
-) -> None:
-    assert_idempotent_when_joined(before, texts, after)
+test_redaction_is_idempotent_on_forms_joined_with_anything = idempotent_when_joined_test(
+    _ALL_TEXTS, _filler, examples=500
+)
 
 
 # A line continuation (backslash, newline) between an option and its value, as a script
@@ -348,20 +345,11 @@ def test_extra_headers_are_read_in_linear_time() -> None:
     )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    _filler,
-    st.lists(
-        st.sampled_from([form.format(pw=PW) for form, _ in CONTINUED + EXTRA_HEADERS]),
-        min_size=1,
-        max_size=3,
-    ),
-    _filler,
+test_continued_and_extra_header_forms_joined_with_anything_redact_idempotently = (
+    idempotent_when_joined_test(
+        [form.format(pw=PW) for form, _ in CONTINUED + EXTRA_HEADERS], _filler
+    )
 )
-def test_continued_and_extra_header_forms_joined_with_anything_redact_idempotently(
-    before: str, texts: list[str], after: str
-) -> None:
-    assert_idempotent_when_joined(before, texts, after)
 
 
 POLICY = """\
