@@ -271,6 +271,13 @@ _HEADER_NAME = r"(?:[A-Za-z][A-Za-z0-9_.!#$%&*+^`|~-]*:[ \t]+)?+"
 # the plain scalar after its ": ", to the end of the line less a " #" comment.
 _YAML_KEY = r"(?m:^)[ \t]*(?:-[ \t]+)?[A-Za-z0-9_.-]*?"
 _YAML_PLAIN_VALUE = r"[ \t]*:[ \t]+((?![\s\"'&*!|>{\[#%@`])[^\r\n]*?)(?=[ \t]+#|[ \t]*(?m:$))"
+# A line of a dotenv or properties file, NAME=value alone on its line (a here-document
+# writing .env): its reader takes the value to the end of the line (less a ' #' comment),
+# '<', '&', ';' and quotes included. Only a value of one unbroken run: white space, a
+# backslash, a backquote, a '$(' or an opening quote leave the line to the patterns
+# below, so a shell line keeps what it runs readable (PASSWORD=x; reboot).
+_ENV_LINE_KEY = r"(?m:^)[ \t]*(?:export[ \t]+)?[A-Za-z0-9_.-]*?"
+_ENV_LINE_VALUE = r"=((?![\"'])(?:(?!\$\(|`)[^\s\\])++)(?=[ \t]+#|[ \t]*(?m:$))"
 # After a closing quote: the shell word ends there (else it goes on in another piece).
 _WORD_ENDS = r"(?![^\s;&|<>()])"
 # The name of a setting that holds a secret, as ``aws configure set`` takes it.
@@ -569,6 +576,20 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "secret",
         rf"{_YAML_KEY}{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}){_YAML_PLAIN_VALUE}",
+        _SECRET_LITERALS,
+        ignore_case=True,
+    ),
+    # A dotenv line, NAME=value to the end of its line (above, _ENV_LINE_VALUE).
+    _pattern(
+        "password",
+        rf"{_ENV_LINE_KEY}(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_ENV_LINE_VALUE}",
+        _PASSWORD_LITERALS,
+        ignore_case=True,
+    ),
+    _pattern(
+        "secret",
+        rf"{_ENV_LINE_KEY}{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}){_ENV_LINE_VALUE}",
         _SECRET_LITERALS,
         ignore_case=True,
     ),

@@ -171,9 +171,13 @@ class Corpus:
                 line = text.replace("{V}", value)
                 line = line.replace("{U}", urllib.parse.quote(value, safe=""))
                 # Free text in a here-document, but an XML element's, which runs to
-                # its closing tag, and a YAML line's, which runs to the line's end.
+                # its closing tag, a YAML line's, which runs to the line's end, and a
+                # NAME=value line's, which does too unless white space, a backslash or
+                # a backquote breaks it: then it is tagged up to the first of those or
+                # of the characters that end a shell word.
                 free = "</" not in text and not YAML_LINE.search(text)
-                heredoc = "<<" in text and free and re.search(r"[<>&;'\"]", value)
+                broken = re.search(r"[\s\\`]", value)
+                heredoc = "<<" in text and free and broken and re.search(r"[\s<>&;'\"]", value)
                 request = {"action": "process.exec", "commandLine": line}
                 if refused:
                     request["bogus"] = True
