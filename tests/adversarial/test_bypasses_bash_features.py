@@ -115,10 +115,11 @@ import pytest
 
 from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
-from sidecar.normalise.commands import CommandAnalysis, analyse_command
+from sidecar.normalise.commands import analyse_command
 from sidecar.normalise.shell_parser import ShellSyntaxError, parse_script
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.command_lines import analyse, construct_names
 from tests.adversarial.real_bash import BASH, needs_bash, run_bash
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -146,11 +147,6 @@ DENY_LIST = """
 """
 
 
-@pytest.fixture(scope="module")
-def coding_agent() -> CompiledPolicy:
-    return load_policy_file(POLICIES / "coding-agent.yaml")
-
-
 # A rule that allows the scripts of shells the analysis reads as bash (zsh, ksh ...): a
 # policy taking that reading still denies what the gate finds inside the script.
 ALLOW_UNMODELLED_SHELLS = (
@@ -168,14 +164,6 @@ def coding_agent_with_zsh() -> CompiledPolicy:
 def deny_list_with_zsh() -> CompiledPolicy:
     text = textwrap.dedent(DENY_LIST) + ALLOW_UNMODELLED_SHELLS
     return load_policy_bytes(text.encode(), "deny-list-with-zsh.yaml")
-
-
-def _analyse(line: str) -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd="/workspace")
-
-
-def _constructs(line: str) -> set[str]:
-    return {construct.name for construct in _analyse(line).constructs}
 
 
 def _exec(policy: CompiledPolicy, line: str, cwd: str = "/workspace") -> tuple[str, str]:
@@ -214,7 +202,7 @@ def test_bash_decodes_a_braced_hex_escape(tmp_path: Path) -> None:
 )
 def test_a_quote_after_a_control_escape_ends_the_word(line: str) -> None:
     # As bash reads it (dash, which has no $'...', found rm before too).
-    as_bash = [c.argv for c in _analyse(line).commands if "POSIX" not in c.label]
+    as_bash = [c.argv for c in analyse(line).commands if "POSIX" not in c.label]
     assert ("rm", "-rf", "/") in as_bash
 
 
@@ -246,7 +234,7 @@ def test_coding_agent_denies_a_login_shell_hiding_a_command_after_a_control_esca
     ],
 )
 def test_ansi_c_escapes_decode_as_bash_decodes_them(line: str, decoded: str) -> None:
-    assert _analyse(line).commands[0].argv[0] == decoded
+    assert analyse(line).commands[0].argv[0] == decoded
 
 
 def test_a_deny_list_sees_a_braced_hex_escape(deny_list: CompiledPolicy) -> None:
@@ -338,7 +326,7 @@ def test_with_extglob_a_negated_subshell_runs_the_first_file(tmp_path: Path) -> 
 )
 def test_bang_right_before_a_parenthesis_is_refused(line: str) -> None:
     with pytest.raises(RequestError, match="extglob"):
-        _analyse(line)
+        analyse(line)
 
 
 def test_a_spaced_negated_subshell_is_still_analysed(coding_agent: CompiledPolicy) -> None:
@@ -369,7 +357,7 @@ def test_git_runs_the_subcommand_its_argv0_names(tmp_path: Path) -> None:
 def test_coding_agent_denies_an_argv0_that_names_another_program(
     coding_agent: CompiledPolicy, coding_agent_with_zsh: CompiledPolicy, line: str, construct: str
 ) -> None:
-    assert construct in _constructs(line)
+    assert construct in construct_names(line)
     assert _exec(coding_agent, line)[0] == "deny"
     decision, reason = _exec(coding_agent_with_zsh, line)
     assert decision == "deny"
@@ -385,7 +373,7 @@ def test_coding_agent_denies_an_argv0_that_names_another_program(
     ],
 )
 def test_wrappers_that_set_argv0_report_a_rename(line: str) -> None:
-    assert "dynamic-command" in _constructs(line)
+    assert "dynamic-command" in construct_names(line)
 
 
 @pytest.mark.parametrize(
@@ -399,7 +387,7 @@ def test_wrappers_that_set_argv0_report_a_rename(line: str) -> None:
     ],
 )
 def test_an_argv0_naming_the_same_program_is_no_rename(line: str) -> None:
-    assert "dynamic-command" not in _constructs(line)
+    assert "dynamic-command" not in construct_names(line)
 
 
 def test_coding_agent_still_allows_exec_of_git_by_its_own_name(
@@ -449,7 +437,7 @@ def test_after_pushd_n_a_command_runs_where_it_did(allow_list: CompiledPolicy) -
     # the rule pins /workspace, and pushd -n goes nowhere.
     decision, _reason = _exec(allow_list, "pushd -n /workspace && git status", "/workspace/sub")
     assert decision == "deny"
-    git = next(c for c in _analyse("pushd -n /tmp && git status").commands if c.argv[0] == "git")
+    git = next(c for c in analyse("pushd -n /tmp && git status").commands if c.argv[0] == "git")
     assert git.cwds == ("/workspace",)
     assert _exec(allow_list, "pushd /workspace && git status", "/workspace/sub")[0] == "allow"
 
@@ -478,7 +466,7 @@ def test_a_policy_allowing_expansions_does_not_allow_assigning_a_risky_one(
 
 
 def test_an_indirect_default_value_may_assign_any_variable() -> None:
-    assert "environment-override" in _constructs(": ${!ref:=/tmp/planted}")
+    assert "environment-override" in construct_names(": ${!ref:=/tmp/planted}")
 
 
 def test_a_default_value_for_another_variable_is_only_an_expansion(
@@ -557,7 +545,7 @@ def test_bash_connects_for_a_redirection_to_dev_tcp(tmp_path: Path) -> None:
 def test_a_redirection_to_a_network_device_is_a_construct(
     baseline_with_broad_allows: CompiledPolicy, line: str
 ) -> None:
-    assert "network-redirect" in _constructs(line)
+    assert "network-redirect" in construct_names(line)
     decision, reason = _exec(baseline_with_broad_allows, line)
     assert decision == "deny"
     assert "network-redirect" in reason
@@ -584,7 +572,7 @@ def test_the_broad_allows_still_allow_plain_files(
 def test_coding_agent_denies_zsh_clobbering_a_file_it_did_not_see(
     coding_agent: CompiledPolicy, coding_agent_with_zsh: CompiledPolicy, line: str
 ) -> None:
-    assert "dynamic-redirect" in _constructs(line)
+    assert "dynamic-redirect" in construct_names(line)
     assert _exec(coding_agent, line)[0] == "deny"
     decision, reason = _exec(coding_agent_with_zsh, line)
     assert decision == "deny"
@@ -592,7 +580,7 @@ def test_coding_agent_denies_zsh_clobbering_a_file_it_did_not_see(
 
 
 def test_a_file_named_bang_quoted_is_still_a_plain_write() -> None:
-    assert _analyse("git status > '!x'").writes == ("/workspace/!x",)
+    assert analyse("git status > '!x'").writes == ("/workspace/!x",)
 
 
 def test_zsh_comment_character_is_an_override(
@@ -680,8 +668,8 @@ def test_coding_agent_denies_naming_a_translation_catalogue(
 
 
 def test_naming_a_catalogue_is_an_override_however_it_is_set() -> None:
-    assert "environment-override" in _constructs('export TEXTDOMAINDIR=/x\ngit $"status"')
-    assert "environment-override" in _constructs("read TEXTDOMAIN")
+    assert "environment-override" in construct_names('export TEXTDOMAINDIR=/x\ngit $"status"')
+    assert "environment-override" in construct_names("read TEXTDOMAIN")
 
 
 # -- a differential of command structure against the real bash ----------------------------

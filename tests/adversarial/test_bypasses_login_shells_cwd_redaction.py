@@ -31,22 +31,13 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from sidecar.engine import evaluate_request
-from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.command_lines import analyse, construct_names
 from tests.adversarial.real_bash import needs_bash, run_bash
 from tests.daemon import Daemon, checked_through_a_gate
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
 URL = "https://example.com/x"
-
-
-def _analyse(line: str) -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd="/tmp")
-
-
-def _constructs(line: str) -> set[str]:
-    return {construct.name for construct in _analyse(line).constructs}
 
 
 # -- rate limits: systemd-run restarting its command ---------------------------------------
@@ -123,9 +114,9 @@ def test_a_login_shell_without_profiles_that_may_exit_reports_startup_files(
     (tmp_path / ".bash_logout").write_text("echo PLANTED-LOGOUT\n")
     assert "PLANTED-LOGOUT" in run_bash(script, tmp_path, "--login", "--noprofile")
     line = f"bash --login --noprofile -c {shlex.quote(script)}"
-    assert "startup-files" in _constructs(line)
+    assert "startup-files" in construct_names(line, cwd="/tmp")
     # A script file may exit too: the gate cannot see it.
-    assert "startup-files" in _constructs("bash --login --noprofile script.sh")
+    assert "startup-files" in construct_names("bash --login --noprofile script.sh", cwd="/tmp")
 
 
 @pytest.mark.parametrize(
@@ -154,7 +145,7 @@ def test_a_login_shell_without_profiles_that_may_exit_reports_startup_files(
     ],
 )
 def test_every_login_shell_reports_startup_files(line: str) -> None:
-    assert "startup-files" in _constructs(line)
+    assert "startup-files" in construct_names(line, cwd="/tmp")
 
 
 @pytest.mark.parametrize(
@@ -174,12 +165,7 @@ def test_every_login_shell_reports_startup_files(line: str) -> None:
     ],
 )
 def test_shells_that_read_no_startup_files_do_not_report_them(line: str) -> None:
-    assert "startup-files" not in _constructs(line)
-
-
-@pytest.fixture(scope="module")
-def coding_agent() -> CompiledPolicy:
-    return load_policy_file(POLICIES / "coding-agent.yaml")
+    assert "startup-files" not in construct_names(line, cwd="/tmp")
 
 
 @pytest.mark.parametrize("name", [".bash_logout", ".zlogout", "sub/.bash_logout"])
@@ -214,7 +200,7 @@ def test_coding_agent_denies_planting_a_logout_file(
     ],
 )
 def test_zsh_options_that_make_cd_unknowable_are_unknown_cwd(line: str) -> None:
-    analysis = _analyse(line)
+    analysis = analyse(line, cwd="/tmp")
     assert "unknown-cwd" in {construct.name for construct in analysis.constructs}
     ls = next(command for command in analysis.commands if command.argv[0] == "ls")
     assert "?" in ls.cwds
@@ -231,7 +217,7 @@ def test_zsh_options_that_make_cd_unknowable_are_unknown_cwd(line: str) -> None:
     ],
 )
 def test_other_zsh_options_keep_the_directory_known(line: str) -> None:
-    ls = next(command for command in _analyse(line).commands if command.argv[0] == "ls")
+    ls = next(command for command in analyse(line, cwd="/tmp").commands if command.argv[0] == "ls")
     assert "?" not in ls.cwds and "/tmp/x" in ls.cwds
 
 
@@ -491,7 +477,7 @@ def test_cdable_vars_turned_on_through_a_variable_really_moves_cd(tmp_path: Path
 )
 def test_an_option_named_by_an_expansion_makes_cd_unknowable(line: str) -> None:
     # The construct is reported at once: a later absolute cd does not make it known.
-    assert "unknown-cwd" in _constructs(line)
+    assert "unknown-cwd" in construct_names(line, cwd="/tmp")
 
 
 @pytest.mark.parametrize(
@@ -503,7 +489,7 @@ def test_an_option_named_by_an_expansion_makes_cd_unknowable(line: str) -> None:
     ],
 )
 def test_positional_parameters_and_other_options_keep_cd_known(line: str) -> None:
-    assert _analyse(line).commands[-1].cwds == ("/tmp/a",)
+    assert analyse(line, cwd="/tmp").commands[-1].cwds == ("/tmp/a",)
 
 
 # -- redaction: a password with a space, as the gate quotes it in a reason ------------------

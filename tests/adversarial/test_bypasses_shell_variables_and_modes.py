@@ -33,15 +33,10 @@ from sidecar.errors import RequestError
 from sidecar.normalise.commands import analyse_command
 from sidecar.normalise.shell_wrappers import POSIX_SHELLS
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from sidecar.policy.loader import load_policy_bytes
 from tests.adversarial.real_bash import BASH, needs_bash, run_bash
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-
-
-@pytest.fixture(scope="module")
-def coding_agent() -> CompiledPolicy:
-    return load_policy_file(POLICIES / "coding-agent.yaml")
 
 
 def _exec(policy: CompiledPolicy, **fields: Any) -> tuple[str, str]:

@@ -341,11 +341,6 @@ def test_a_path_with_too_many_dot_dots_after_names_is_refused(
 # -- process.exec cwd with ".." -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def coding_agent() -> CompiledPolicy:
-    return load_policy_file(POLICIES / "coding-agent.yaml")
-
-
 @pytest.mark.parametrize(
     "fields",
     [

@@ -36,15 +36,13 @@ once. Each shell premise is shown with the real bash (``touch`` and ``echo`` sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
-from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes, load_policy_file
+from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.command_lines import analyse, check_line, construct_names
 from tests.adversarial.real_bash import needs_bash, run_bash
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -71,11 +69,6 @@ rules:
 
 
 @pytest.fixture(scope="module")
-def coding_agent() -> CompiledPolicy:
-    return load_policy_file(POLICIES / "coding-agent.yaml")
-
-
-@pytest.fixture(scope="module")
 def guard_rails() -> CompiledPolicy:
     """baseline.yaml plus the broad allows its header says the guard rails survive."""
     text = (POLICIES / "baseline.yaml").read_text()
@@ -88,26 +81,8 @@ def guard_rails() -> CompiledPolicy:
 
 
 @pytest.fixture(scope="module")
-def deny_list() -> CompiledPolicy:
-    return load_policy_bytes(DENY_LIST.encode(), "deny-list.yaml")
-
-
-@pytest.fixture(scope="module")
 def bash_by_name() -> CompiledPolicy:
     return load_policy_bytes(BASH_BY_NAME.encode(), "bash-by-name.yaml")
-
-
-def _check(policy: CompiledPolicy, line: str, cwd: str = "/workspace") -> Any:
-    request = {"action": "process.exec", "commandLine": line, "cwd": cwd}
-    return evaluate_request(policy, request)
-
-
-def _analyse(line: str, cwd: str = "/workspace") -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd=cwd)
-
-
-def _names(analysis: CommandAnalysis) -> set[str]:
-    return {construct.name for construct in analysis.constructs}
 
 
 # -- the hidden command -------------------------------------------------------------------
@@ -143,7 +118,7 @@ def test_coding_agent_denies_a_quoted_substitution_in_a_dup_target(
     coding_agent: CompiledPolicy, form: str, kind: str
 ) -> None:
     line = "git status " + form.format(SUBSTITUTIONS[kind].format(marker="/tmp/x"))
-    verdict = _check(coding_agent, line)
+    verdict = check_line(coding_agent, line)
     assert verdict.decision == "deny", verdict.reason
     # (01>&: POSIX sh reads the word 01 and >&, a second dynamic-redirect)
     assert list(dict.fromkeys(verdict.request["constructs"])) == [kind, "dynamic-redirect"]
@@ -165,7 +140,7 @@ def test_backticks_and_process_substitutions_in_a_dup_target_are_seen(
     coding_agent: CompiledPolicy, kind: str
 ) -> None:
     line = f"git status >&'{SUBSTITUTIONS[kind].format(marker='/tmp/x')}'"
-    verdict = _check(coding_agent, line)
+    verdict = check_line(coding_agent, line)
     assert verdict.decision == "deny", verdict.reason
     assert verdict.request["constructs"] == [kind, "dynamic-redirect"]
     assert ["touch", "/tmp/x"] in verdict.request["commands"]
@@ -200,7 +175,7 @@ def test_bash_runs_it_behind_exec_quoting_groups_and_scripts(tmp_path: Path, lin
     ],
 )
 def test_a_deny_list_sees_the_hidden_command(deny_list: CompiledPolicy, line: str) -> None:
-    verdict = _check(deny_list, line)
+    verdict = check_line(deny_list, line)
     assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason
     assert "command-substitution" in verdict.request["constructs"]
     assert ["rm", "-rf", "~"] in verdict.request["commands"]
@@ -234,7 +209,7 @@ def test_bash_writes_the_file_the_second_expansion_names(tmp_path: Path, target:
 def test_coding_agent_denies_a_write_it_cannot_name(
     coding_agent: CompiledPolicy, target: str, constructs: list[str]
 ) -> None:
-    verdict = _check(coding_agent, f"git status >&'{target}'")
+    verdict = check_line(coding_agent, f"git status >&'{target}'")
     assert verdict.decision == "deny", verdict.reason
     assert verdict.request["constructs"] == constructs
     assert "writes" not in verdict.request  # not "/workspace/~/.bashr?"
@@ -250,7 +225,7 @@ def test_coding_agent_denies_a_write_it_cannot_name(
     ],
 )
 def test_the_guard_rails_under_broad_allows_deny_it(guard_rails: CompiledPolicy, line: str) -> None:
-    verdict = _check(guard_rails, line, "/app")
+    verdict = check_line(guard_rails, line, "/app")
     assert verdict.decision == "deny", verdict.reason
     assert "dynamic-redirect" in verdict.request["constructs"]
 
@@ -266,14 +241,14 @@ def test_bash_runs_a_substitution_in_a_dup_targets_value(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("line", ['git status >&"$x"', "git status >&$x", 'git status 1>&"$x"'])
 def test_a_dup_target_not_known_here_is_eval(deny_list: CompiledPolicy, line: str) -> None:
-    verdict = _check(deny_list, line)
+    verdict = check_line(deny_list, line)
     assert verdict.decision == "deny", verdict.reason
     assert verdict.request["constructs"] == ["parameter-expansion", "dynamic-redirect", "eval"]
 
 
 def test_a_target_not_known_here_elsewhere_is_no_eval(deny_list: CompiledPolicy) -> None:
     for line in ('git status > "$LOG"', 'git status 2>&"$fd"', 'git status >&"$x"-'):
-        verdict = _check(deny_list, line)
+        verdict = check_line(deny_list, line)
         assert verdict.decision == "allow", (line, verdict.reason)
         assert "eval" not in verdict.request["constructs"]
 
@@ -291,7 +266,7 @@ def test_other_operators_expand_their_target_once(tmp_path: Path, operator: str)
 
 @pytest.mark.parametrize("operator", ["&>", "&>>", ">|", "<>", ">", ">>"])
 def test_their_target_is_still_the_file_it_names(operator: str) -> None:
-    analysis = _analyse(f"git status {operator}'$(touch /tmp/x)x'")
+    analysis = analyse(f"git status {operator}'$(touch /tmp/x)x'")
     assert analysis.writes == ("/workspace/$(touch /tmp/x)x",)
     assert analysis.constructs == ()
     assert [command.argv for command in analysis.commands] == [("git", "status")]
@@ -311,10 +286,10 @@ def test_other_dup_forms_are_an_ambiguous_redirect(tmp_path: Path, redirect: str
 
 def test_the_gate_reads_no_second_expansion_into_them() -> None:
     # bash runs nothing; the gate decides a file of the literal name (the stricter side).
-    analysis = _analyse("echo hi 2>&'$(touch /tmp/x)x'")
+    analysis = analyse("echo hi 2>&'$(touch /tmp/x)x'")
     assert analysis.writes == ("/workspace/$(touch /tmp/x)x",)
     assert [command.argv for command in analysis.commands] == [("echo", "hi")]
-    assert _analyse("echo hi >&'$(touch /tmp/x)x'-").constructs == ()
+    assert analyse("echo hi >&'$(touch /tmp/x)x'-").constructs == ()
 
 
 @needs_bash
@@ -323,17 +298,17 @@ def test_a_plain_dup_target_is_a_file(tmp_path: Path, coding_agent: CompiledPoli
     assert (tmp_path / "out.log").read_text() == "hi\n"
     assert (tmp_path / "out2.log").read_text() == "there\n"
     for line in ("git status >&out.log", "git status >& 'out.log'", "git status 1>&out.log"):
-        verdict = _check(coding_agent, line)
+        verdict = check_line(coding_agent, line)
         assert (verdict.decision, verdict.rule) == ("allow", "git-status"), verdict.reason
         assert verdict.request["writes"] == ["/workspace/out.log"]
         assert "constructs" not in verdict.request
-    verdict = _check(coding_agent, "git status >&'.git/hooks/pre-commit'")
+    verdict = check_line(coding_agent, "git status >&'.git/hooks/pre-commit'")
     assert (verdict.decision, verdict.rule) == ("deny", "no-git-hooks-or-config")
 
 
 def test_descriptors_are_still_descriptors(coding_agent: CompiledPolicy) -> None:
     for line in ("git status 2>&1", "git status >&2", "git status >&-", "git status 3>&1-"):
-        verdict = _check(coding_agent, line)
+        verdict = check_line(coding_agent, line)
         assert (verdict.decision, verdict.rule) == ("allow", "git-status"), line
         assert "writes" not in verdict.request
 
@@ -343,7 +318,7 @@ def test_a_target_with_spaces_is_a_file_to_bash_and_fails_closed_here(tmp_path: 
     run_bash("echo hi >&'a b;c'", tmp_path)
     assert (tmp_path / "a b;c").read_text() == "hi\n"
     # Conservative: anything but plain path characters is not taken for a file name.
-    assert _names(_analyse("echo hi >&'a b;c'")) == {"dynamic-redirect"}
+    assert construct_names("echo hi >&'a b;c'") == {"dynamic-redirect"}
 
 
 @needs_bash
@@ -351,7 +326,7 @@ def test_a_target_bash_reads_with_an_open_quote_is_refused(tmp_path: Path) -> No
     run_bash("echo hi >&'it'\"'\"'s.log'", tmp_path)  # the second pass: it's.log
     assert (tmp_path / "its.log").read_text() == "hi\n"
     with pytest.raises(RequestError, match="expanded again"):
-        _analyse("echo hi >&'it'\"'\"'s.log'")
+        analyse("echo hi >&'it'\"'\"'s.log'")
 
 
 # -- the `-` of a move is looked for before quote removal --------------------------------
@@ -373,13 +348,13 @@ def test_bash_moves_a_descriptor_for_a_trailing_dash(tmp_path: Path, target: str
 
 def test_a_quoted_dash_is_a_file_write(deny_list: CompiledPolicy) -> None:
     line = "cd /etc/cron.d && echo '* * * * * root sh /tmp/p' >&\"1-\""
-    verdict = _check(deny_list, line)
+    verdict = check_line(deny_list, line)
     assert (verdict.decision, verdict.rule) == ("deny", "no-etc-writes"), verdict.reason
     assert verdict.request["writes"] == ["/etc/cron.d/1-"]
     for target in ("1'-'", "$'1-'", "'1-'"):
-        assert _analyse(f"echo >&{target}").writes == ("/workspace/1-",)
+        assert analyse(f"echo >&{target}").writes == ("/workspace/1-",)
     for target in ("1-", '"1"-', "1\\-"):
-        assert _analyse(f"echo >&{target}").writes == ()
+        assert analyse(f"echo >&{target}").writes == ()
 
 
 @needs_bash
@@ -404,7 +379,7 @@ def test_bash_keeps_the_here_string_on_the_descriptor_a_quoted_dash_names(
 def test_a_shell_reading_that_here_string_is_heredoc_to_shell(
     bash_by_name: CompiledPolicy, line: str
 ) -> None:
-    verdict = _check(bash_by_name, line)
+    verdict = check_line(bash_by_name, line)
     assert verdict.decision == "deny", verdict.reason
     assert "heredoc-to-shell" in verdict.request["constructs"]
     assert ["rm", "-rf", "~"] in verdict.request["commands"]
@@ -412,7 +387,7 @@ def test_a_shell_reading_that_here_string_is_heredoc_to_shell(
 
 def test_a_real_move_still_closes_the_descriptor(bash_by_name: CompiledPolicy) -> None:
     # 3>&4- and >&3- move: bash /dev/fd/3 then reads a closed descriptor, not the text.
-    verdict = _check(bash_by_name, "bash /dev/fd/3 3<<< 'echo x' 4>&3-")
+    verdict = check_line(bash_by_name, "bash /dev/fd/3 3<<< 'echo x' 4>&3-")
     assert (verdict.decision, verdict.rule) == ("allow", "scripts"), verdict.reason
     assert "constructs" not in verdict.request
 
@@ -452,12 +427,12 @@ def test_bash_reads_a_here_string_through_a_name_opened_for_writing(
 def test_a_shell_reading_it_is_heredoc_to_shell(
     bash_by_name: CompiledPolicy, line: str, runs: bool
 ) -> None:
-    verdict = _check(bash_by_name, line.replace("SCRIPT", "rm -rf ~"))
+    verdict = check_line(bash_by_name, line.replace("SCRIPT", "rm -rf ~"))
     assert verdict.decision == "deny", verdict.reason  # bash_by_name allows no /dev writes
     assert ("heredoc-to-shell" in verdict.request.get("constructs", [])) is runs
     assert (["rm", "-rf", "~"] in verdict.request["commands"]) is runs
 
 
 def test_a_deny_list_sees_what_it_runs(deny_list: CompiledPolicy) -> None:
-    verdict = _check(deny_list, "bash /dev/stdout <<< 'rm -rf ~' >/dev/stdin")
+    verdict = check_line(deny_list, "bash /dev/stdout <<< 'rm -rf ~' >/dev/stdin")
     assert (verdict.decision, verdict.rule) == ("deny", "no-rm"), verdict.reason

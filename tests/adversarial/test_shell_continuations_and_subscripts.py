@@ -41,16 +41,14 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise import shell_ast as sh
-from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.normalise.shell_parser import parse_script
 from sidecar.policy.compiler import CompiledPolicy
+from tests.adversarial.command_lines import analyse, check_line, command_argvs, construct_names
 from tests.adversarial.conftest import load_policy_text
 
 BASH = shutil.which("bash")
@@ -98,23 +96,6 @@ SUBSTITUTIONS_ALLOWED = """
 @pytest.fixture(scope="module")
 def substitutions_allowed() -> CompiledPolicy:
     return load_policy_text(SUBSTITUTIONS_ALLOWED, "substitutions-allowed.yaml")
-
-
-def _analyse(line: str) -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd="/workspace")
-
-
-def _argvs(line: str) -> list[tuple[str, ...]]:
-    return [command.argv for command in _analyse(line).commands]
-
-
-def _constructs(line: str) -> set[str]:
-    return {construct.name for construct in _analyse(line).constructs}
-
-
-def _check(policy: CompiledPolicy, line: str) -> Any:
-    request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
-    return evaluate_request(policy, request)
 
 
 # -- the real shells, with stand-ins --------------------------------------------------------
@@ -203,10 +184,10 @@ def test_the_shells_remove_the_continuation_first(
 def test_the_gate_reads_the_word_the_shells_read(
     line: str, in_dash: bool, deny_list: CompiledPolicy
 ) -> None:
-    argvs = _argvs(line)
+    argvs = command_argvs(line)
     assert ("rm", "victim") in argvs, argvs
     assert not any(argv[0] in ("X=1", "coproc", "!") for argv in argvs[:1]), argvs
-    verdict = _check(deny_list, line)
+    verdict = check_line(deny_list, line)
     assert verdict.decision == "deny", verdict.reason
     assert "rm victim" in verdict.reason
 
@@ -232,8 +213,8 @@ def test_bash_sets_a_continued_assignment_for_the_command(sandbox: Sandbox) -> N
 def test_a_continued_risky_name_is_an_environment_override(
     line: str, deny_list: CompiledPolicy
 ) -> None:
-    assert "environment-override" in _constructs(line)
-    assert _check(deny_list, line).decision == "deny"
+    assert "environment-override" in construct_names(line)
+    assert check_line(deny_list, line).decision == "deny"
 
 
 def _first_command(text: str, *, posix: bool = False) -> sh.Command:
@@ -272,16 +253,16 @@ def test_the_parser_sees_the_keyword(text: str, kind: type) -> None:
 def test_a_continued_bang_and_time_are_keywords() -> None:
     pipeline = parse_script("!\\\n rm x", max_depth=4).items[0].and_or.first
     assert pipeline.negated
-    assert _argvs("!\\\n rm x") == [("rm", "x")]
+    assert command_argvs("!\\\n rm x") == [("rm", "x")]
     # bash's reading first (dash runs /usr/bin/time -p -- rm x)
-    assert _argvs("ti\\\nme -\\\np -\\\n- rm x")[0] == ("rm", "x")
+    assert command_argvs("ti\\\nme -\\\np -\\\n- rm x")[0] == ("rm", "x")
 
 
 def test_the_function_is_named_without_the_continuation() -> None:
     command = _first_command("f\\\nn() { rm x; }")
     assert isinstance(command, sh.FunctionDefinition)
     assert command.name == "fn"
-    assert "function-definition" in _constructs("f\\\nn() { rm x; }")
+    assert "function-definition" in construct_names("f\\\nn() { rm x; }")
 
 
 @needs_bash
@@ -297,7 +278,7 @@ def test_the_gate_reads_the_descriptor_and_the_delimiter_without_it() -> None:
     assert isinstance(command, sh.SimpleCommand)
     assert [word.text for word in command.words] == ["rm", "x"]
     assert [redirect.fd for redirect in command.redirects] == ["2"]
-    analysis = _analyse("bash <<E\\\nOF\nrm $((1+1))\nEOF\nrm after")
+    analysis = analyse("bash <<E\\\nOF\nrm $((1+1))\nEOF\nrm after")
     assert ("rm", "after") in [command.argv for command in analysis.commands]
     assert {"heredoc-to-shell", "arithmetic"} <= {c.name for c in analysis.constructs}
 
@@ -309,9 +290,9 @@ def test_bash_runs_a_prompt_expansion_split_by_a_continuation(sandbox: Sandbox) 
 
 
 def test_a_continued_prompt_expansion_is_eval() -> None:
-    assert "eval" in _constructs("echo ${x\\\n@P}")
-    assert "eval" in _constructs("echo ${x@\\\nP}")
-    assert "arithmetic" in _constructs("echo ${a\\\n[1]}")
+    assert "eval" in construct_names("echo ${x\\\n@P}")
+    assert "eval" in construct_names("echo ${x@\\\nP}")
+    assert "arithmetic" in construct_names("echo ${a\\\n[1]}")
 
 
 # x=\<newline>(1) makes x an array, so `local x=$1` then expands a (...) value: eval.
@@ -325,17 +306,17 @@ def test_bash_takes_a_continued_array_local_for_an_array(sandbox: Sandbox) -> No
 
 
 def test_a_continued_array_local_makes_the_later_one_eval() -> None:
-    assert "eval" in _constructs(ARRAY_LOCAL)
-    assert "eval" in _constructs(ARRAY_LOCAL.replace("\\\n", ""))
+    assert "eval" in construct_names(ARRAY_LOCAL)
+    assert "eval" in construct_names(ARRAY_LOCAL.replace("\\\n", ""))
 
 
 @needs_bash
 def test_a_continuation_in_single_quotes_stays(sandbox: Sandbox) -> None:
     assert BASH is not None
     assert "\n".join(sandbox.run(BASH, "rm 'a\\\nb' $'c\\\nd'")) == "rm a\\\nb c\\\nd"
-    assert _argvs("rm 'a\\\nb' $'c\\\nd'")[0] == ("rm", "a\\\nb", "c\\\nd")  # dash: $c...
+    assert command_argvs("rm 'a\\\nb' $'c\\\nd'")[0] == ("rm", "a\\\nb", "c\\\nd")  # dash: $c...
     # and a quoted word, continued or not, is no keyword
-    assert _argvs("'co\\\nproc' x") == [("co\\\nproc", "x")]
+    assert command_argvs("'co\\\nproc' x") == [("co\\\nproc", "x")]
 
 
 # A continuation at every position of these: the gate must report every program the
@@ -386,7 +367,7 @@ def _continued(line: str) -> list[str]:
 
 def _gate_misses(variant: str, ran: list[str], constructs: set[str]) -> list[str]:
     try:
-        analysis = _analyse(variant)
+        analysis = analyse(variant)
     except RequestError:
         return []  # refused: denied whatever the policy
     reported = {" ".join(command.argv) for command in analysis.commands}
@@ -404,7 +385,7 @@ Reading = tuple[list[tuple[str, ...]], list[str], tuple[str, ...], tuple[str, ..
 
 
 def _reading(line: str) -> Reading:
-    analysis = _analyse(line)
+    analysis = analyse(line)
     names = sorted({construct.name for construct in analysis.constructs})
     return [c.argv for c in analysis.commands], names, analysis.writes, analysis.reads
 
@@ -499,10 +480,10 @@ def test_the_gate_decides_what_the_subscript_holds(
     allow_list: CompiledPolicy,
     substitutions_allowed: CompiledPolicy,
 ) -> None:
-    assert ("rm", "victim") in _argvs(line), _argvs(line)
-    assert _constructs(line) & {"command-substitution", "backticks"}
-    assert _check(allow_list, line).decision == "deny"
-    verdict = _check(substitutions_allowed, line)
+    assert ("rm", "victim") in command_argvs(line), command_argvs(line)
+    assert construct_names(line) & {"command-substitution", "backticks"}
+    assert check_line(allow_list, line).decision == "deny"
+    verdict = check_line(substitutions_allowed, line)
     assert verdict.decision == "deny", verdict.reason
     assert "rm victim" in verdict.reason
 
@@ -527,7 +508,7 @@ def test_bash_runs_nothing_from_these(sandbox: Sandbox, line: str) -> None:
 
 @pytest.mark.parametrize("line", NOT_EVALUATED)
 def test_the_gate_reports_nothing_from_these(line: str) -> None:
-    assert ("rm", "victim") not in _argvs(line)
+    assert ("rm", "victim") not in command_argvs(line)
 
 
 NAMES_NOT_KNOWN = [
@@ -546,10 +527,10 @@ def test_bash_evaluates_a_subscript_a_value_names(sandbox: Sandbox, line: str) -
 
 @pytest.mark.parametrize("line", NAMES_NOT_KNOWN)
 def test_a_name_not_known_here_is_arithmetic(line: str) -> None:
-    assert {"arithmetic", "parameter-expansion"} <= _constructs(line)
+    assert {"arithmetic", "parameter-expansion"} <= construct_names(line)
 
 
 def test_a_plain_name_is_no_arithmetic() -> None:
-    assert "arithmetic" not in _constructs("read -r line <<<x")
-    assert "arithmetic" not in _constructs("printf -v out %s x")
-    assert "arithmetic" not in _constructs('mapfile -t lines < "$f"')
+    assert "arithmetic" not in construct_names("read -r line <<<x")
+    assert "arithmetic" not in construct_names("printf -v out %s x")
+    assert "arithmetic" not in construct_names('mapfile -t lines < "$f"')

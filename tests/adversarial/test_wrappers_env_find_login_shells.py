@@ -41,17 +41,14 @@ import re
 import shlex
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sidecar.engine import evaluate_request
-from sidecar.normalise.commands import CommandAnalysis, analyse_command
 from sidecar.normalise.shell_wrappers import Arg, split_env_string
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_bytes
+from tests.adversarial.command_lines import check_line, command_argvs, construct_names
+from tests.adversarial.conftest import load_policy_text
 from tests.adversarial.real_bash import BASH, needs_bash, run_program
 
 DASH = shutil.which("dash")
@@ -106,45 +103,14 @@ DENY_LIST = """
 """
 
 
-def _policy(text: str, name: str) -> CompiledPolicy:
-    return load_policy_bytes(textwrap.dedent(text).encode(), name)
-
-
-@pytest.fixture(scope="module")
-def allow_list() -> CompiledPolicy:
-    return _policy(ALLOW_LIST, "allow-list.yaml")
-
-
 @pytest.fixture(scope="module")
 def allow_expansions() -> CompiledPolicy:
-    return _policy(ALLOW_EXPANSIONS, "allow-expansions.yaml")
+    return load_policy_text(ALLOW_EXPANSIONS, "allow-expansions.yaml")
 
 
 @pytest.fixture(scope="module")
 def bash_by_name() -> CompiledPolicy:
-    return _policy(BASH_BY_NAME, "bash-by-name.yaml")
-
-
-@pytest.fixture(scope="module")
-def deny_list() -> CompiledPolicy:
-    return _policy(DENY_LIST, "deny-list.yaml")
-
-
-def _analyse(line: str) -> CommandAnalysis:
-    return analyse_command(command_line=line, cwd="/workspace")
-
-
-def _constructs(line: str) -> set[str]:
-    return {construct.name for construct in _analyse(line).constructs}
-
-
-def _argvs(line: str) -> list[tuple[str, ...]]:
-    return [command.argv for command in _analyse(line).commands]
-
-
-def _check(policy: CompiledPolicy, line: str) -> Any:
-    request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
-    return evaluate_request(policy, request)
+    return load_policy_text(BASH_BY_NAME, "bash-by-name.yaml")
 
 
 def _stubs(directory: Path) -> Path:
@@ -191,9 +157,9 @@ def test_env_split_string_runs_a_hidden_rm(tmp_path: Path, line: str) -> None:
 def test_the_gate_finds_the_rm_env_runs(
     line: str, allow_list: CompiledPolicy, deny_list: CompiledPolicy
 ) -> None:
-    assert any(argv[:2] == ("rm", "victim") for argv in _argvs(line)), _argvs(line)
+    assert any(argv[:2] == ("rm", "victim") for argv in command_argvs(line)), command_argvs(line)
     for policy in (allow_list, deny_list):
-        verdict = _check(policy, line)
+        verdict = check_line(policy, line)
         assert verdict.decision == "deny", verdict.reason
         assert "rm victim" in verdict.reason
 
@@ -286,8 +252,8 @@ def test_gnu_env_expands_braced_variables(
 def test_a_variable_makes_its_word_not_static() -> None:
     assert split_env_string("${X} b") == [Arg("${X}", False), Arg("b")]
     assert split_env_string("a$X") == [Arg("a$X", False)]  # env refuses it: nothing runs
-    assert "dynamic-command" in _constructs("env -S '${CMD} victim'")
-    assert "dynamic-command" in _constructs('env -S "$OPTS" rm victim')
+    assert "dynamic-command" in construct_names("env -S '${CMD} victim'")
+    assert "dynamic-command" in construct_names('env -S "$OPTS" rm victim')
 
 
 ENV_ALPHABET = [*"abtnc_ \\'\"#${}", "\\_", "\\\\", "\\'", '\\"', "\\t", "\\c", "\\#"]
@@ -320,7 +286,7 @@ def test_env_split_string_matches_gnu_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("line", ["env -S 'a\\qb' rm", 'env -S "\'rm" victim', "env -S 'a\\'"])
 def test_env_text_env_refuses_is_unparsed(line: str) -> None:
-    assert "unparsed-wrapper" in _constructs(line)
+    assert "unparsed-wrapper" in construct_names(line)
 
 
 # -- finding 3: every option form that makes a login shell ---------------------------------
@@ -384,19 +350,19 @@ def test_dash_runs_the_profile_for_these_forms(tmp_path: Path, line: str) -> Non
 
 @pytest.mark.parametrize("line", BASH_LOGIN_FORMS + DASH_LOGIN_FORMS)
 def test_every_login_form_is_startup_files(line: str, allow_list: CompiledPolicy) -> None:
-    assert "startup-files" in _constructs(line)
-    assert ("echo", "CMD") in _argvs(line)  # and its script is still analysed
-    verdict = _check(allow_list, line)
+    assert "startup-files" in construct_names(line)
+    assert ("echo", "CMD") in command_argvs(line)  # and its script is still analysed
+    verdict = check_line(allow_list, line)
     assert verdict.decision == "deny", verdict.reason
 
 
 def test_a_shell_that_is_no_login_shell_is_still_allowed(allow_list: CompiledPolicy) -> None:
     for line in ("bash -c 'echo CMD'", "bash +i -c 'echo CMD'", "dash -x -c 'echo CMD'"):
-        verdict = _check(allow_list, line)
+        verdict = check_line(allow_list, line)
         assert verdict.decision == "allow", verdict.reason
         assert "constructs" not in verdict.request
     for line in ("bash --noprofile -l -c 'echo CMD'", "bash -noprofile +l -c 'echo CMD'"):
-        assert "startup-files" not in _constructs(line)  # a login shell reading no profile
+        assert "startup-files" not in construct_names(line)  # a login shell reading no profile
 
 
 @needs_bash
@@ -411,10 +377,10 @@ def test_a_bash_long_option_with_one_dash_hides_no_script(
     option: str, bash_by_name: CompiledPolicy
 ) -> None:
     line = f"bash {option} -c 'rm -rf /'"
-    assert ("rm", "-rf", "/") in _argvs(line)
-    verdict = _check(bash_by_name, line)
+    assert ("rm", "-rf", "/") in command_argvs(line)
+    verdict = check_line(bash_by_name, line)
     assert verdict.decision == "deny", verdict.reason
-    assert _check(bash_by_name, f"bash {option} script.sh").decision == "allow"
+    assert check_line(bash_by_name, f"bash {option} script.sh").decision == "allow"
 
 
 @pytest.mark.parametrize(
@@ -427,7 +393,7 @@ def test_a_bash_long_option_with_one_dash_hides_no_script(
     ],
 )
 def test_long_options_with_one_dash_that_are_not_followed_are_unparsed(line: str) -> None:
-    assert "unparsed-wrapper" in _constructs(line)
+    assert "unparsed-wrapper" in construct_names(line)
 
 
 SHELL_OPTIONS = [
@@ -454,14 +420,14 @@ def test_shell_options_match_the_real_shells(tmp_path: Path) -> None:
         tail = rng.choice([["-c", "echo SCRIPT-RAN"], ["echo SCRIPT-RAN"]])
         words = [shell, *options.split(), *tail]
         line = shlex.join(words)
-        constructs = _constructs(line)
+        constructs = construct_names(line)
         if "unparsed-wrapper" in constructs:
             continue
         checked += 1
         output = _run(["env", "-i", f"HOME={home}", f"PATH={stubs}:/usr/bin:/bin", *words],
                       tmp_path, stubs)  # fmt: skip
         if "SCRIPT-RAN" in output:
-            assert ("echo", "SCRIPT-RAN") in _argvs(line), line
+            assert ("echo", "SCRIPT-RAN") in command_argvs(line), line
         if "PROFILE-RAN" in output:
             assert "startup-files" in constructs, line
     assert checked > 100
@@ -494,16 +460,16 @@ def test_find_with_an_argument_not_static_is_dynamic_command(
     setup: str, line: str, allow_expansions: CompiledPolicy
 ) -> None:
     del setup
-    assert "dynamic-command" in _constructs(line)
-    verdict = _check(allow_expansions, line)
+    assert "dynamic-command" in construct_names(line)
+    verdict = check_line(allow_expansions, line)
     assert verdict.decision == "deny", verdict.reason
     assert "dynamic-command" in verdict.request["constructs"]
 
 
 def test_find_is_decided_like_the_other_wrappers(allow_expansions: CompiledPolicy) -> None:
-    assert _check(allow_expansions, "timeout 5 $x").decision == "deny"
+    assert check_line(allow_expansions, "timeout 5 $x").decision == "deny"
     for line in ("find . -name '*.py' -type f", "find src -maxdepth 2 -name \\*.txt"):
-        verdict = _check(allow_expansions, line)
+        verdict = check_line(allow_expansions, line)
         assert verdict.decision == "allow", verdict.reason
         assert "constructs" not in verdict.request
 
@@ -535,11 +501,11 @@ def test_find_truncates_the_file_it_prints_to(tmp_path: Path, line: str) -> None
 
 @pytest.mark.parametrize("line", FIND_WRITES)
 def test_the_file_find_prints_to_is_a_file_write(line: str) -> None:
-    policy = _policy(NO_ETC_WRITES, "no-etc-writes.yaml")
-    verdict = _check(policy, line.replace(" out", " /etc/passwd"))
+    policy = load_policy_text(NO_ETC_WRITES, "no-etc-writes.yaml")
+    verdict = check_line(policy, line.replace(" out", " /etc/passwd"))
     assert (verdict.decision, verdict.rule) == ("deny", "no-etc"), verdict.reason
-    verdict = _check(policy, "cd /etc && " + line.replace(" out", " passwd"))
+    verdict = check_line(policy, "cd /etc && " + line.replace(" out", " passwd"))
     assert (verdict.decision, verdict.rule) == ("deny", "no-etc"), verdict.reason
-    assert _check(policy, line).decision == "allow"
+    assert check_line(policy, line).decision == "allow"
     # An argument of a command find runs is not find's.
-    assert _check(policy, "find . -exec echo -fprint /etc/passwd \\;").decision == "allow"
+    assert check_line(policy, "find . -exec echo -fprint /etc/passwd \\;").decision == "allow"
