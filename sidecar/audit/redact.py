@@ -400,6 +400,51 @@ def _xml_element(kind: str) -> SecretPattern:
     return _pattern(kind, regex, ("<",), ignore_case=True)
 
 
+# What a program reads from its standard input as a secret: docker's, podman's, helm's,
+# oras's ... --password-stdin, gh's --with-token, RHEL's passwd --stdin, and chpasswd
+# (user:password lines). The secret is a here-string's word in the same command
+# (--password-stdin <<< pw), or what echo or printf writes into the pipe to it.
+_STDIN_PASSWORD = r"(?:--(?:password|pass)-stdin|passwd[ \t]+--stdin|chpasswd)(?![\w-])"
+_STDIN_SECRET = r"(?:--(?:token|secret)-stdin|--with-token)(?![\w-])"
+# The rest of a simple command, lazily: not past a separator, a pipe, or the word that
+# starts the scan again (so that each start is scanned from once: linear time).
+_REST_OF_COMMAND = r"(?:(?!<<<|{stop})(?:[^\n;&|]|\\\n))*?"
+
+
+def _stdin_patterns(kind: str, option: str, literals: tuple[str, ...]) -> list[SecretPattern]:
+    """The three ways a secret reaches ``option``'s standard input on a command line."""
+    rest = _REST_OF_COMMAND.format(stop=option)
+    # printf's format, when it only writes its argument ('%s', '%s\n').
+    printf_format = rf"""(?:{_BLANK}+(?:'%s(?:\\n)?'|"%s(?:\\n)?"|%s))?"""
+    return [
+        _pattern(kind, rf"{option}{rest}<<<{_BLANK}*{_VALUE}", literals, ignore_case=True),
+        _pattern(kind, rf"<<<{_BLANK}*{_VALUE}(?={rest}{option})", literals, ignore_case=True),
+        _pattern(
+            kind,
+            rf"(?:^|(?<=[\s;&|(]))(?:echo|printf)(?:{_BLANK}+-[neE]+)*{printf_format}"
+            rf"{_BLANK}+{_VALUE}(?={_BLANK}*\|(?!\|){rest}{option})",
+            literals,
+            ignore_case=True,
+        ),
+    ]
+
+
+# SQL that sets a password, as psql -c, mysql -e or a script carries it: PASSWORD 'pw'
+# (PostgreSQL's CREATE and ALTER ROLE ... [ENCRYPTED] PASSWORD, MySQL's PASSWORD('pw')),
+# SET PASSWORD [FOR user] = 'pw', and IDENTIFIED [WITH plugin] BY 'pw' (MySQL, MariaDB;
+# Oracle's, also unquoted: CREATE or ALTER USER name IDENTIFIED BY pw). SQL doubles a
+# quote inside a literal ('it''s').
+_SQL_LITERAL = r"'((?:[^']|'')*)'"
+_SQL_PASSWORD = (
+    rf"\bpassword[ \t]*(?:\([ \t]*)?{_SQL_LITERAL}"
+    rf"|\bset\s+password\s+(?:for\s+[^=;\n]{{1,200}}?)?=\s*{_SQL_LITERAL}"
+    rf"""|\bidentified\s+(?:with\s+[^\s;]+\s+)?by\s+(?:{_SQL_LITERAL}|"([^"\n]*)")"""
+    # Oracle's unquoted password, only in the statement that sets it (not "identified by"
+    # in prose).
+    rf"""|\b(?:create|alter)\s+user\s+[^\s;]+\s+identified\s+by\s+([^\s'";]+)"""
+)
+
+
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
 # as "authorization"), and the patterns that read a program's arguments come first,
@@ -720,6 +765,9 @@ _PATTERNS: list[SecretPattern] = [
         ("mysql", "mariadb"),
         named_program=True,
     ),
+    *_stdin_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
+    *_stdin_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
+    _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
 ]
 
 _OPTION = re.compile(rf"(?:({_PASSWORD_OPTION})|{_SECRET_OPTION})", _FLAGS | re.IGNORECASE)
@@ -1311,6 +1359,10 @@ _TRIGGERS = (
     r"|from-literal|--env"
     # git's http.extraheader, whatever the header is called.
     r"|extraheader"
+    # A secret a program reads from its standard input (--password-stdin <<< pw, echo pw
+    # | chpasswd), and SQL that sets one (PASSWORD 'pw', IDENTIFIED BY pw).
+    r"|(?:password|pass|token|secret)-stdin|--with-token|passwd(?:\s|\\t)+--stdin|chpasswd"
+    r"|password(?:\s|\\[tnrf]|\()*'|identified|set(?:\s|\\[tnrf])+password"
 )
 # Words that only name a secret ("password", "token" ...) matter when something is
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).

@@ -117,6 +117,10 @@ TEXTS = [
     ('psql "postgresql://app:{U}@db:5432/app"', ""),
     ("curl 'https://h/cb?code={U}&state=x'", ""),
     ("curl 'https://b.s3.amazonaws.com/k?X-Amz-Signature={U}&X-Amz-Date=1'", ""),
+    # A secret read from standard input, and SQL that sets one.
+    ("docker login -u bot --password-stdin <<< '{V}'", "'\n"),
+    ('echo "{V}" | gh auth login --with-token', '"\\$`\n'),
+    ("psql -c \"ALTER USER app WITH PASSWORD '{V}'\"", "'\"\\$`\n"),
 ]
 
 
@@ -155,7 +159,11 @@ class Corpus:
                             request["argv"] = shlex.split(line) if "\n" not in line else None
                         except ValueError:  # shlex does not read $'...'
                             request["argv"] = None
-                        if request["argv"] is None:
+                        # A quoting that splits the template into other words (a double
+                        # quote closing the template's own: sh -c "mysql -p"a b" db")
+                        # makes a list in which part of the value is no longer one.
+                        words = len(shlex.split(command.replace("{P}", "pw")))
+                        if request["argv"] is None or len(request["argv"]) != words:
                             continue
                     else:
                         request["commandLine"] = line
@@ -177,7 +185,8 @@ class Corpus:
                 # of the characters that end a shell word.
                 free = "</" not in text and not YAML_LINE.search(text)
                 broken = re.search(r"[\s\\`]", value)
-                heredoc = "<<" in text and free and broken and re.search(r"[\s<>&;'\"]", value)
+                heredoc = "<<" in text and "<<<" not in text and free and broken
+                heredoc = heredoc and re.search(r"[\s<>&;'\"]", value)
                 request = {"action": "process.exec", "commandLine": line}
                 if refused:
                     request["bogus"] = True

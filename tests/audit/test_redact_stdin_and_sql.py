@@ -1,0 +1,148 @@
+"""Secrets a program reads from its standard input, and SQL that sets a password.
+
+``docker login --password-stdin <<< pw``, ``echo pw | gh auth login --with-token`` and
+``echo 'root:pw' | chpasswd`` hand the secret over as input; ``psql -c "ALTER USER app
+PASSWORD 'pw'"`` and ``mysql -e "CREATE USER x IDENTIFIED BY 'pw'"`` write it as an SQL
+literal. None of these assigns it to a name, so the name patterns miss them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.audit.redact import Redactor
+from sidecar.canonical import canonical_bytes
+from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
+from tests.daemon import Daemon
+
+KEY = b"k" * 32
+PW = "hunter2&x;y"  # a password with characters that end a bare shell word
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kind"),
+    [
+        # A here-string in the same command, after the option or before it.
+        ("docker login -u bot --password-stdin <<< 'PW'", "PW", "password"),
+        ('podman login --password-stdin quay.io <<<"PW"', "PW", "password"),
+        ("docker login <<< 'PW' -u bot --password-stdin", "PW", "password"),
+        ("passwd --stdin app <<< 'PW'", "PW", "password"),
+        ("chpasswd <<< 'root:PW'", "root:PW", "password"),
+        ("gh auth login --with-token <<< tok_1234abcd", "tok_1234abcd", "secret"),
+        # What echo or printf writes into the pipe to it.
+        ("echo 'PW' | docker login -u bot --password-stdin", "PW", "password"),
+        ("echo -n 'PW' | helm registry login r.io --password-stdin", "PW", "password"),
+        ("printf '%s\\n' 'PW' | oras login r.io --password-stdin", "PW", "password"),
+        ("printf %s tok_1234abcd | crane auth login r.io --token-stdin", "tok_1234abcd", "secret"),
+        ("echo 'root:PW' | chpasswd", "root:PW", "password"),
+        # SQL.
+        ("psql -c \"ALTER USER app WITH PASSWORD 'PW'\"", "PW", "password"),
+        ("psql -c \"CREATE ROLE app LOGIN ENCRYPTED PASSWORD 'it''s PW'\"", "it''s PW", "password"),
+        ("mysql -e \"CREATE USER 'x'@'%' IDENTIFIED BY 'PW'\"", "PW", "password"),
+        (
+            "mysql -e \"ALTER USER x IDENTIFIED WITH mysql_native_password BY 'PW'\"",
+            "PW",
+            "password",
+        ),
+        ("mysql -e \"SET PASSWORD FOR 'bob'@'%' = 'PW'\"", "PW", "password"),
+        ("SELECT PASSWORD('PW')", "PW", "password"),
+        ("ALTER USER scott IDENTIFIED BY tiger_2024;", "tiger_2024", "password"),
+    ],
+)
+def test_the_secret_is_tagged(text: str, secret: str, kind: str) -> None:
+    text, secret = text.replace("PW", PW), secret.replace("PW", PW)
+    body = {"commandLine": text}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    redactor = Redactor(KEY)
+    out = redactor.redact(body)["commandLine"]
+    assert out == text.replace(secret, redactor.tag(kind, secret), 1)
+    assert redactor.redact_text(out) == out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # stdin that is not a secret's.
+        "git hash-object --stdin <<< data",
+        "echo hi | grep x; docker login --password-stdin",
+        "echo hi; docker login --password-stdin",
+        "echo hi || docker login --password-stdin",
+        # SQL that names the column, or sets no literal.
+        'psql -c "SELECT password FROM users"',
+        'psql -c "ALTER USER app PASSWORD NULL"',
+        "the user was identified by the badge reader",
+    ],
+)
+def test_other_input_and_sql_are_left_alone(text: str) -> None:
+    assert Redactor(KEY).redact_text(text) == text
+
+
+def test_only_the_word_fed_to_the_program_is_tagged() -> None:
+    redactor = Redactor(KEY)
+    text = "echo start; echo 'pw1' | docker login --password-stdin && echo done"
+    assert redactor.redact_text(text) == (
+        f"echo start; echo '{redactor.tag('password', 'pw1')}' | docker login "
+        "--password-stdin && echo done"
+    )
+
+
+def test_these_forms_are_read_in_linear_time() -> None:
+    assert_redacted_in_linear_time(
+        [
+            "--password-stdin ",
+            "<<< x ",
+            "<<< x --password-stdi ",
+            "echo x | ",
+            "echo x | y --password-std ",
+            "password '",
+            "password ''",
+            "identified by ",
+            "set password for x ",
+        ]
+    )
+
+
+test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
+    [
+        "docker login --password-stdin <<< 'a&b'",
+        "echo pw1 | chpasswd",
+        "psql -c \"ALTER ROLE x PASSWORD 'a''b'\"",
+        "IDENTIFIED BY x;",
+    ]
+)
+
+
+def test_no_such_secret_reaches_the_audit_directory(tmp_path: Path) -> None:
+    policy = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: login, action: process.exec, command: docker, cwd: /app, decision: allow}
+"""
+    requests = [
+        {
+            "action": "process.exec",
+            "commandLine": "docker login -u bot --password-stdin <<< 'Qa1&Qb2'",
+            "cwd": "/app",
+        },
+        {"action": "process.exec", "argv": ["psql", "-c", "ALTER USER app PASSWORD 'Qc3 Qd4'"]},
+        # Refused (a relative cwd): the body is kept as text.
+        {
+            "action": "process.exec",
+            "commandLine": "echo 'Qe5;Qf6' | gh auth login --with-token",
+            "cwd": "rel",
+        },
+    ]
+    (tmp_path / "policy.yaml").write_text(policy)
+    daemon = Daemon(tmp_path / "policy.yaml", tmp_path / "audit").start()
+    try:
+        statuses = [daemon.check(request).status_code for request in requests]
+    finally:
+        daemon.stop()
+    assert statuses == [200, 200, 400]
+    everything = b"".join(p.read_bytes() for p in daemon.audit_dir.rglob("*") if p.is_file())
+    assert everything.count(b'"type":"invalidRequest"') == 1
+    for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
+        assert core.encode() not in everything, core
