@@ -119,17 +119,26 @@ def checked_through_a_gate(
     """Start a real gate on ``policy_text``, send each request to /check (each must be
     answered 200), stop the gate; the stopped daemon and every byte under its audit
     directory (segments, checkpoints, anything a secret could leak into)."""
+    daemon, statuses, everything = answered_through_a_gate(tmp_path, policy_text, requests)
+    assert statuses == [200] * len(requests), statuses
+    return daemon, everything
+
+
+def answered_through_a_gate(
+    tmp_path: Path, policy_text: str, requests: list[dict[str, Any]]
+) -> tuple[Daemon, list[int], bytes]:
+    """As ``checked_through_a_gate``, for requests a gate may also refuse: the stopped
+    daemon, the status of each answer, and every byte under its audit directory."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(policy_text)
     daemon = Daemon(policy, tmp_path / "audit").start()
     try:
-        for request in requests:
-            answer = daemon.check(request)
-            assert answer.status_code == 200, answer.text
+        statuses = [daemon.check(request).status_code for request in requests]
     finally:
         daemon.stop()
     audit = daemon.audit_dir
-    return daemon, b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+    everything = b"".join(path.read_bytes() for path in audit.rglob("*") if path.is_file())
+    return daemon, statuses, everything
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
-from tests.daemon import Daemon
+from tests.daemon import answered_through_a_gate
 
 KEY = b"k" * 32
 ENV_FILE = "cat > .env <<'EOF'\nDB_HOST=db.internal\n{line}\nLOG_LEVEL=info\nEOF"
@@ -97,14 +97,8 @@ rules:
         {"action": "process.exec", "commandLine": ENV_FILE.format(line=lines[1]), "cwd": "/"},
         {"action": "process.exec", "commandLine": ENV_FILE.format(line=lines[0]), "cwd": "rel"},
     ]
-    (tmp_path / "policy.yaml").write_text(policy)
-    daemon = Daemon(tmp_path / "policy.yaml", tmp_path / "audit").start()
-    try:
-        statuses = [daemon.check(request).status_code for request in requests]
-    finally:
-        daemon.stop()
+    _, statuses, everything = answered_through_a_gate(tmp_path, policy, requests)
     assert statuses == [200, 200, 400]
-    everything = b"".join(p.read_bytes() for p in daemon.audit_dir.rglob("*") if p.is_file())
     assert everything.count(b'"type":"decision"') == 2
     assert everything.count(b'"type":"invalidRequest"') == 1
     for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):

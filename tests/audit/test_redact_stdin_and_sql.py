@@ -15,7 +15,7 @@ import pytest
 from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
 from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
-from tests.daemon import Daemon
+from tests.daemon import answered_through_a_gate
 
 KEY = b"k" * 32
 PW = "hunter2&x;y"  # a password with characters that end a bare shell word
@@ -135,14 +135,8 @@ rules:
             "cwd": "rel",
         },
     ]
-    (tmp_path / "policy.yaml").write_text(policy)
-    daemon = Daemon(tmp_path / "policy.yaml", tmp_path / "audit").start()
-    try:
-        statuses = [daemon.check(request).status_code for request in requests]
-    finally:
-        daemon.stop()
+    _, statuses, everything = answered_through_a_gate(tmp_path, policy, requests)
     assert statuses == [200, 200, 400]
-    everything = b"".join(p.read_bytes() for p in daemon.audit_dir.rglob("*") if p.is_file())
     assert everything.count(b'"type":"invalidRequest"') == 1
     for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
         assert core.encode() not in everything, core
