@@ -23,6 +23,7 @@ from sidecar import __version__
 from sidecar.approvals.model import now_us
 from sidecar.approvals.service import ApprovalService, ApprovalStep
 from sidecar.audit.log import AuditLog
+from sidecar.audit.redact import shell_assignments
 from sidecar.engine import Verdict, decide
 from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
@@ -509,7 +510,11 @@ class Gate:
         quoted: Any = parsed
         command_line = parsed.get("commandLine") if isinstance(parsed, dict) else None
         if isinstance(command_line, str):
-            quoted = {"body": parsed, "commands": _commands_of(command_line)}
+            quoted = {
+                "body": parsed,
+                "commands": _commands_of(command_line),
+                "assignments": shell_assignments(command_line),
+            }
         try:
             return self.audit.redact_quoting(text, quoted)
         except (ValueError, RecursionError):  # a lone surrogate (\ud800): the text alone

@@ -25,6 +25,7 @@ import hmac
 import itertools
 import json
 import re
+import shlex
 import string
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
@@ -110,7 +111,7 @@ _FLAGS = re.ASCII
 # Java's keytool and jarsigner glue the word on: -storepass, -keypass, -srcstorepass,
 # -destkeypass ... (-storepass:env NAME and -storepass:file PATH name no secret: the
 # value must follow after white space).
-_PASSWORD_WORDS = r"password|passwd|pwd|pass|(?:src|dest)?(?:store|key)pass"
+_PASSWORD_WORDS = r"passphrase|password|passwd|pwd|pass|(?:src|dest)?(?:store|key)pass"
 _OPTION_HEAD = r"--?(?:[A-Za-z0-9]+[-_])*"
 _PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS})"
 _SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
@@ -228,7 +229,8 @@ _AUTH_CREDENTIALS = rf"({_AUTH_PIECE}++(?:[ \t]*,[ \t]*{_AUTH_PIECE}++)*+)"
 # The name of an assignment at the start of a quoted word: an option or a variable
 # ("--db-password", "PGPASSWORD"; not "bypass").
 _QUOTED_PASSWORD = (
-    r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:password|passwd|pwd|pass)|[A-Za-z0-9_-]*(?:password|passwd))"
+    r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:passphrase|password|passwd|pwd|pass)"
+    r"|[A-Za-z0-9_-]*(?:password|passwd))"
 )
 _QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 _QUOTED_SIGN = r"(?:=|[ \t]*:[ \t]*)"
@@ -254,6 +256,51 @@ _CONTAINER_LOGIN = (
 )
 _KEYTOOL = rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK})"
 _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
+# Programs whose own short option takes a password as the next word, where elsewhere the
+# letter means something else: the OpenLDAP clients' -w (ldappasswd's -a and -s: the old
+# and new password), sqlcmd's and bcp's -P, the MongoDB tools' -p, zip's -P (its
+# encryption password), ssh-keygen's -N and -P (new and old passphrase).
+_OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapwhoami", "ldapcompare"),
+        ("-w",),
+    ),
+    **dict.fromkeys(("ldapmodrdn", "ldapexop", "ldapurl"), ("-w",)),
+    "ldappasswd": ("-w", "-a", "-s"),
+    **dict.fromkeys(("sqlcmd", "bcp"), ("-P",)),
+    **dict.fromkeys(
+        ("mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"), ("-p",)
+    ),
+    **dict.fromkeys(("mongostat", "mongotop", "mongofiles"), ("-p",)),
+    "zip": ("-P",),
+    "ssh-keygen": ("-N", "-P"),
+}
+
+
+def _own_option_patterns() -> list[SecretPattern]:
+    """A pattern per set of options, for the programs of ``_OWN_PASSWORD_OPTIONS`` that
+    share it: each such option's next word, among the program's arguments."""
+    by_options: dict[tuple[str, ...], list[str]] = {}
+    for program, options in _OWN_PASSWORD_OPTIONS.items():
+        by_options.setdefault(options, []).append(program)
+    patterns = []
+    for options, programs in by_options.items():
+        start = rf"{_PROGRAM_START}(?:{'|'.join(map(re.escape, programs))}){_NAME_END}(?={_BLANK})"
+        # The command, to its end (quoted text whole); each option in it, with its value.
+        rest = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|(?!{start})[^\n;&|])*"""
+        option = "|".join(map(re.escape, options))
+        literals = tuple(sorted({program[:4] for program in programs}))
+        patterns.append(
+            _pattern(
+                "password",
+                rf"({start}){rest}",
+                literals,
+                values=rf"{_BLANK}(?:{option}){_BLANK}++(?:{_ARGUMENT})",
+            )
+        )
+    return patterns
+
+
 # kubectl, and OpenShift's oc. Their options that set an environment variable take
 # NAME=VALUE (kubectl run --env, kubectl set env -e, oc new-app -e), and so do the
 # arguments of ``set env``: the VALUE is the secret, however the variable is named.
@@ -280,8 +327,9 @@ _ENV_LINE_KEY = r"(?m:^)[ \t]*(?:export[ \t]+)?[A-Za-z0-9_.-]*?"
 _ENV_LINE_VALUE = r"=((?![\"'])(?:(?!\$\(|`)[^\s\\])++)(?=[ \t]+#|[ \t]*(?m:$))"
 # After a closing quote: the shell word ends there (else it goes on in another piece).
 _WORD_ENDS = r"(?![^\s;&|<>()])"
-# The name of a setting that holds a secret, as ``aws configure set`` takes it.
-_SETTING_NAME = r"[A-Za-z0-9_.-]*(?:secret|token|passw(?:or)?d)[A-Za-z0-9_.-]*"
+# The name of a setting that holds a secret, as ``aws configure set`` takes it, and
+# ``npm config set`` (//registry.npmjs.org/:_authToken), yarn's, pnpm's, kubectl's.
+_SETTING_NAME = r"[A-Za-z0-9_.:/@-]*(?:secret|token|passw(?:or)?d|passphrase)[A-Za-z0-9_.:/@-]*"
 # The rest of its command, to a command separator or the next start of the program;
 # quoted text and a backslash's escape are taken whole (a ';' inside quotes or after a
 # backslash does not end the command, and a backslash and a newline continue it). A
@@ -496,6 +544,8 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_OPENSSL}{_same_command(_OPENSSL)}{_BLANK}-[kK]{_BLANK}++(?:{_ARGUMENT})",
         ("openssl",),
     ),
+    # ldapsearch -w pw, sqlcmd -P pw, mongodump -p pw, zip -P pw, ssh-keygen -N pw ...
+    *_own_option_patterns(),
     # kubectl set env NAME=VALUE ... (and its -e/--env options), several in one command:
     # the values after "set env" (not a selector's, -l app=web, or an output's).
     _pattern(
@@ -613,7 +663,7 @@ _PATTERNS: list[SecretPattern] = [
     # an anchor, alias, tag, block or flow): the patterns below read those.
     _pattern(
         "password",
-        rf"{_YAML_KEY}(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_YAML_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
         rf"{_YAML_PLAIN_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -627,7 +677,7 @@ _PATTERNS: list[SecretPattern] = [
     # A dotenv line, NAME=value to the end of its line (above, _ENV_LINE_VALUE).
     _pattern(
         "password",
-        rf"{_ENV_LINE_KEY}(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_ENV_LINE_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
         rf"{_ENV_LINE_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -657,7 +707,7 @@ _PATTERNS: list[SecretPattern] = [
     ),
     _pattern(
         "password",
-        rf"(?:{_NAME_START}(?:password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?\b"
+        rf"(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?\b"
         rf"{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -718,16 +768,17 @@ _PATTERNS: list[SecretPattern] = [
         ("code=",),
         ignore_case=True,
     ),
-    # aws configure set NAME VALUE: a setting named as a secret (aws_secret_access_key,
+    # aws configure set NAME VALUE (and npm's, yarn's, pnpm's, kubectl's config set): a
+    # setting named as a secret (aws_secret_access_key, //registry.npmjs.org/:_authToken,
     # aws_session_token, profile.dev.aws_secret_access_key), after set's options.
     _pattern(
         "secret",
         # An option's name starts with a letter or digit: "--a" is read one way only (as
         # "-" and "-a" too, a run of options took exponential time).
-        rf"(?:^|(?<=\s))configure{_BLANK}+set"
+        rf"(?:^|(?<=\s))config(?:ure)?{_BLANK}+set"
         rf"(?:{_BLANK}+--?[A-Za-z0-9][A-Za-z0-9-]*+(?:{_BLANK}+[^\s-]\S*+)?)*?"
         rf"""{_BLANK}+(?!-)(?:{_SETTING_NAME}|"{_SETTING_NAME}"|'{_SETTING_NAME}'){_BLANK}++{_VALUE}""",
-        ("configure",),
+        ("config",),
         ignore_case=True,
     ),
     # git -c http.extraheader="X-Auth: tok", git config http.extraheader 'X-Auth: tok':
@@ -1038,10 +1089,12 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
+    **{program: _scan_option(*options) for program, options in _OWN_PASSWORD_OPTIONS.items()},
     **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
     **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
-    # Not a program: aws's subcommand (aws configure set NAME VALUE).
+    # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
     "configure": _scan_configure_set,
+    "config": _scan_configure_set,
 }
 
 
@@ -1355,6 +1408,7 @@ _TRIGGERS = (
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
+    r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|\bzip(?:\s|\\[tnrf]|\",\")"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
     r"|from-literal|--env"
     # git's http.extraheader, whatever the header is called.
@@ -1416,7 +1470,7 @@ _SCREEN_PATTERN = "|".join(
         r"""(?:"|'|\s|\\[tnrf]|\\u000b|\\)-e(?:=|"|'|\s|\\)""",
         r'set(?:\s|\\t|\\\\\\n)+env|"set","env"',
         # aws configure set NAME VALUE, in a command line or a list.
-        r'configure(?:\s|\\t|\\\\\\n)+set|"configure","set"',
+        r'config(?:ure)?(?:\s|\\t|\\\\\\n)+set|"config(?:ure)?","set"',
         # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
         *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
@@ -1440,7 +1494,7 @@ _SCREEN_TEXT_PATTERN = (
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
     + r"""|(?:^|[\t\n\x0b\f\r "'\\])-e[=\t\n\x0b\f\r "'\\]|set(?:[\t ]|\\\n)+env"""
-    + r"|configure(?:[\t ]|\\\n)+set"
+    + r"|config(?:ure)?(?:[\t ]|\\\n)+set"
     + r"""|(?:name|key)\\?["']?[\t\n\x0b\f\r ]*:[\t\n\x0b\f\r ]*\\?["'][A-Za-z0-9_.-]*"""
     + _NAME_CORE
     + "|"
@@ -1478,6 +1532,38 @@ _ELLIPSIS = "…"
 _ELLIPSIS_AT = re.compile(_ELLIPSIS)
 _LONGEST_CUT = 160
 _MOST_CUTS = 16
+
+
+# A NAME=VALUE word of a shell command line, quoted pieces and backslash escapes taken
+# whole; not one holding an expansion ($, `), whose value the line does not show.
+_ASSIGNMENT_WORD = re.compile(
+    r"""(?:^|(?<=[\s;&|(]))([A-Za-z_][A-Za-z0-9_]*)="""
+    r"""((?:[^\s"'\\;&|<>()`$]++|\\[^\n]|"(?:[^"\\$`]|\\[^\n])*+"|'[^']*+')++)"""
+    r"""(?![^\s;&|<>()])""",
+    _FLAGS,
+)
+
+
+def shell_assignments(command_line: str) -> list[str]:
+    """The ``NAME=VALUE`` words of ``command_line`` whose VALUE holds a backslash
+    escape, with the quotes and escapes removed as the shell removes them
+    (``PGPASSWORD=a\"b`` gives ``PGPASSWORD=a"b``). A redaction view: the text patterns,
+    which also read JSON text, end a bare value at an escaped quote, where the shell
+    does not; the analysed commands show no assignment."""
+    if "\\" not in command_line:
+        return []
+    words = []
+    for match in _ASSIGNMENT_WORD.finditer(command_line):
+        value = match[2]
+        if "\\" not in value:
+            continue
+        try:
+            pieces = shlex.split(value)
+        except ValueError:
+            continue
+        if len(pieces) == 1:
+            words.append(f"{match[1]}={pieces[0]}")
+    return words
 
 
 class Redactor:
@@ -1544,6 +1630,9 @@ class Redactor:
         found: dict[str, str] = {}
         words: dict[str, str] = {}
         result = self._redact_fields(rest, found, words)
+        if line is not None and (assigned := shell_assignments(line)):
+            # Found here, spread into the line below, as its own words would be.
+            self._redact_fields({"assignments": assigned}, found, words)
         known = len(found)
         spread = self._everywhere(found, words)
         late = {**labels, _COMMAND_LINE: line} if line is not None else dict(labels)

@@ -103,6 +103,10 @@ COMMANDS = [
     "podman login --password {P} quay.io",
     "git -c http.extraheader={P} clone https://h/r.git",
     "git config --global http.https://h/.extraheader {P}",
+    "ldapsearch -x -D cn=admin -w {P} -b dc=x",
+    "zip -r -P {P} out.zip dir",
+    "gpg --batch --passphrase {P} -c notes.txt",
+    "npm config set //registry.npmjs.org/:_authToken {P}",
 ]
 # Text that is not split into shell words: a here-document, a program's own source.
 # ({V}: the password as is, when it holds none of the characters after the template.)
