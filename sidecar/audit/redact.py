@@ -259,7 +259,7 @@ _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
 # Programs whose own short option takes a password as the next word, where elsewhere the
 # letter means something else: the OpenLDAP clients' -w (ldappasswd's -a and -s: the old
 # and new password), sqlcmd's and bcp's -P, the MongoDB tools' -p, zip's -P (its
-# encryption password), ssh-keygen's -N and -P (new and old passphrase).
+# encryption password) and unzip's, ssh-keygen's -N and -P (new and old passphrase).
 _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         ("ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapwhoami", "ldapcompare"),
@@ -272,7 +272,7 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
         ("mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"), ("-p",)
     ),
     **dict.fromkeys(("mongostat", "mongotop", "mongofiles"), ("-p",)),
-    "zip": ("-P",),
+    **dict.fromkeys(("zip", "unzip"), ("-P",)),
     "ssh-keygen": ("-N", "-P"),
 }
 
@@ -1408,7 +1408,7 @@ _TRIGGERS = (
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
-    r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|\bzip(?:\s|\\[tnrf]|\",\")"
+    r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
     r"|from-literal|--env"
     # git's http.extraheader, whatever the header is called.

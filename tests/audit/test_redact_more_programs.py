@@ -34,6 +34,7 @@ KEY = b"k" * 32
         ("mongodump --uri mongodb://h -u root -p pw1", ["pw1"], "password"),
         ('/usr/bin/mongosh -u root -p "a&b" --quiet', ["a&b"], "password"),
         ("zip -r -P pw1 out.zip dir", ["pw1"], "password"),
+        ("unzip -o -P pw1 in.zip", ["pw1"], "password"),
         ("ssh-keygen -t ed25519 -N pw1 -f key", ["pw1"], "password"),
         ("ssh-keygen -p -P old1 -N new1 -f key", ["old1", "new1"], "password"),
         ("gpg --batch --passphrase pw1 -c file", ["pw1"], "password"),
