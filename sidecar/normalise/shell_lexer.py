@@ -60,7 +60,7 @@ GLOB = re.compile(r"[*?]|\[.*\]")
 BRACE = re.compile(r"\{[^}]*(,|\.\.).*\}")
 # Delimiters whose quote removal is beyond doubt: a misread one could hide commands.
 HEREDOC_DELIMITER = re.compile(
-    r"(?:[A-Za-z0-9_.,:@%+=/!-]+|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
+    r"(?:[A-Za-z0-9_.,:@%+=/!-]++|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
 )
 PLAIN_RUN = re.compile(r"[^ \t\n;&|()<>\\'\"`$]+")  # word characters with no special meaning
 OPERATORS = (";;&", ";;", ";&", ";", "&&", "&", "||", "|&", "|", "((", "(", ")")

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from sidecar.engine import evaluate_request
+from sidecar.errors import RequestError
 from sidecar.policy.loader import load_policy_bytes
 from sidecar.ratelimit import tokens_needed
 
@@ -50,6 +51,19 @@ def test_many_variable_names_are_analysed_in_linear_time(builtin: str) -> None:
     elapsed = time.perf_counter() - started
     assert verdict.decision == "allow"
     assert elapsed < 10, f"{elapsed:.1f}s"  # quadratic took minutes; linear under 1 s here
+
+
+@pytest.mark.parametrize("length", [28, 60_000])
+def test_a_here_document_delimiter_is_read_in_linear_time(length: int) -> None:
+    # A delimiter that is not one of the forms read for sure (a quote after a run of
+    # word characters) made the delimiter's regex backtrack exponentially: 28 characters
+    # took 6 s on the event loop every check waits for, 30 about 25 s.
+    command = "cat <<" + "a" * length + '\\"b'
+    started = time.perf_counter()
+    with pytest.raises(RequestError, match="unsupported here-document delimiter"):
+        evaluate_request(READ_ALLOWED, {"action": "process.exec", "commandLine": command})
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1, f"{elapsed:.1f}s"
 
 
 @pytest.mark.parametrize(
