@@ -1681,7 +1681,17 @@ class Redactor:
         if texts:
             joined = "\n".join(texts)
             ends = list(itertools.accumulate(len(text) + 1 for text in texts))
-            flagged = {bisect.bisect_right(ends, m.start()) for m in _SCREEN_TEXT.finditer(joined)}
+            # A match may start at the newline before its string ("\n--password pw": the
+            # screen's option word follows white space), which belongs to the string
+            # before: each string it reaches into is flagged.
+            flagged = {
+                index
+                for m in _SCREEN_TEXT.finditer(joined)
+                for index in (
+                    bisect.bisect_right(ends, m.start()),
+                    bisect.bisect_right(ends, max(m.end() - 1, m.start())),
+                )
+            }
             for index in flagged:
                 text = texts[index]
                 secrets: dict[str, str] = {}

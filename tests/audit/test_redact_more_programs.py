@@ -118,3 +118,19 @@ rules:
     assert statuses == [200, 200, 400]
     for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5"):
         assert core.encode() not in everything, core
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"request": {"argv": ["cmd", "--password pw123456"]}},
+        {"context": {"note": "x", "cmd": "--token pw123456"}},
+        {"context": {"cmd": "mysql --password pw123456"}},
+    ],
+)
+def test_a_string_that_starts_with_an_option_word_is_redacted(body: dict[str, Any]) -> None:
+    # The screen's match for an option word starts at the white space before it: here the
+    # newline that joins the string to the one before, which it was credited to.
+    out = Redactor(KEY).redact(body)
+    assert "pw123456" not in str(out)
+    assert "[REDACTED:" in str(out)
