@@ -135,6 +135,10 @@ class SecretPattern(NamedTuple):
     # ``values`` in it after ``regex``'s group 1 (a regex cannot go on matching from
     # where its last match ended, as each value would need).
     values: re.Pattern[str] | None = None
+    # The value runs to the end of its line: a match that ends where a tag placed before
+    # starts is not taken (the pattern, run on the text up to the tag, reads the tag's
+    # start as the line's end; a record redacted twice would change).
+    to_line_end: bool = False
 
 
 def _pattern(
@@ -145,6 +149,7 @@ def _pattern(
     named_program: bool = False,
     trim: bool = False,
     values: str | None = None,
+    to_line_end: bool = False,
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
     return SecretPattern(
@@ -154,6 +159,7 @@ def _pattern(
         named_program,
         trim,
         None if values is None else re.compile(values, flags),
+        to_line_end,
     )
 
 
@@ -260,6 +266,8 @@ _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
 # letter means something else: the OpenLDAP clients' -w (ldappasswd's -a and -s: the old
 # and new password), sqlcmd's and bcp's -P, the MongoDB tools' -p, zip's -P (its
 # encryption password) and unzip's, ssh-keygen's -N and -P (new and old passphrase).
+# Not the legacy shell's "mongo": as often a container's, an image's or a host's name.
+# An option after the option is no password: a lone -p prompts for one.
 _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         ("ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapwhoami", "ldapcompare"),
@@ -269,7 +277,7 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
     "ldappasswd": ("-w", "-a", "-s"),
     **dict.fromkeys(("sqlcmd", "bcp"), ("-P",)),
     **dict.fromkeys(
-        ("mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"), ("-p",)
+        ("mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"), ("-p",)
     ),
     **dict.fromkeys(("mongostat", "mongotop", "mongofiles"), ("-p",)),
     **dict.fromkeys(("zip", "unzip"), ("-P",)),
@@ -295,7 +303,7 @@ def _own_option_patterns() -> list[SecretPattern]:
                 "password",
                 rf"({start}){rest}",
                 literals,
-                values=rf"{_BLANK}(?:{option}){_BLANK}++(?:{_ARGUMENT})",
+                values=rf"{_BLANK}(?:{option}){_BLANK}++(?!-)(?:{_ARGUMENT})",
             )
         )
     return patterns
@@ -329,7 +337,11 @@ _ENV_LINE_VALUE = r"=((?![\"'])(?:(?!\$\(|`)[^\s\\])++)(?=[ \t]+#|[ \t]*(?m:$))"
 _WORD_ENDS = r"(?![^\s;&|<>()])"
 # The name of a setting that holds a secret, as ``aws configure set`` takes it, and
 # ``npm config set`` (//registry.npmjs.org/:_authToken), yarn's, pnpm's, kubectl's.
-_SETTING_NAME = r"[A-Za-z0-9_.:/@-]*(?:secret|token|passw(?:or)?d|passphrase)[A-Za-z0-9_.:/@-]*"
+# A lookahead, then a possessive run: a repeated run would backtrack quadratically on a
+# long word that names no setting. Not "tokens" (max_tokens counts them).
+_SETTING_NAME = (
+    r"(?=[A-Za-z0-9_.:/@-]*?(?:secret|token(?!s)|passw(?:or)?d|passphrase))[A-Za-z0-9_.:/@-]++"
+)
 # The rest of its command, to a command separator or the next start of the program;
 # quoted text and a backslash's escape are taken whole (a ';' inside quotes or after a
 # backslash does not end the command, and a backslash and a newline continue it). A
@@ -469,7 +481,7 @@ def _stdin_patterns(kind: str, option: str, literals: tuple[str, ...]) -> list[S
         _pattern(kind, rf"<<<{_BLANK}*{_VALUE}(?={rest}{option})", literals, ignore_case=True),
         _pattern(
             kind,
-            rf"(?:^|(?<=[\s;&|(]))(?:echo|printf)(?:{_BLANK}+-[neE]+)*{printf_format}"
+            rf"""(?:^|(?<=[\s;&|("'`]))(?:echo|printf)(?:{_BLANK}+-[neE]+)*{printf_format}"""
             rf"{_BLANK}+{_VALUE}(?={_BLANK}*\|(?!\|){rest}{option})",
             literals,
             ignore_case=True,
@@ -477,19 +489,22 @@ def _stdin_patterns(kind: str, option: str, literals: tuple[str, ...]) -> list[S
     ]
 
 
-# SQL that sets a password, as psql -c, mysql -e or a script carries it: PASSWORD 'pw'
-# (PostgreSQL's CREATE and ALTER ROLE ... [ENCRYPTED] PASSWORD, MySQL's PASSWORD('pw')),
+# SQL that sets a password, as psql -c, mysql -e or a script carries it: PostgreSQL's
+# CREATE and ALTER ROLE ... [ENCRYPTED] PASSWORD 'pw', MySQL's PASSWORD('pw'),
 # SET PASSWORD [FOR user] = 'pw', and IDENTIFIED [WITH plugin] BY 'pw' (MySQL, MariaDB;
 # Oracle's, also unquoted: CREATE or ALTER USER name IDENTIFIED BY pw). SQL doubles a
 # quote inside a literal ('it''s').
 _SQL_LITERAL = r"'((?:[^']|'')*)'"
 _SQL_PASSWORD = (
-    rf"\bpassword[ \t]*(?:\([ \t]*)?{_SQL_LITERAL}"
+    # PostgreSQL's CREATE and ALTER ROLE (or USER) name ... PASSWORD 'pw': not a quoted
+    # 'password' anywhere (grep 'password' file | grep -v 'x').
+    rf"\b(?:create|alter)\s+(?:role|user)\s[^;\n]{{0,200}}?\bpassword\s+{_SQL_LITERAL}"
+    rf"|\bpassword\s*\(\s*{_SQL_LITERAL}\s*\)"
     rf"|\bset\s+password\s+(?:for\s+[^=;\n]{{1,200}}?)?=\s*{_SQL_LITERAL}"
     rf"""|\bidentified\s+(?:with\s+[^\s;]+\s+)?by\s+(?:{_SQL_LITERAL}|"([^"\n]*)")"""
     # Oracle's unquoted password, only in the statement that sets it (not "identified by"
     # in prose).
-    rf"""|\b(?:create|alter)\s+user\s+[^\s;]+\s+identified\s+by\s+([^\s'";]+)"""
+    rf"""|\b(?:create|alter)\s+user\s+[^\s;]+\s+identified\s+by\s+([^\s'";\\]+)"""
 )
 
 
@@ -667,12 +682,14 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_YAML_PLAIN_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
+        to_line_end=True,
     ),
     _pattern(
         "secret",
         rf"{_YAML_KEY}{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}){_YAML_PLAIN_VALUE}",
         _SECRET_LITERALS,
         ignore_case=True,
+        to_line_end=True,
     ),
     # A dotenv line, NAME=value to the end of its line (above, _ENV_LINE_VALUE).
     _pattern(
@@ -681,12 +698,14 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_ENV_LINE_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
+        to_line_end=True,
     ),
     _pattern(
         "secret",
         rf"{_ENV_LINE_KEY}{_NAME_START}(?:{_SECRET_NAMES}|{_PLURAL_SECRET_NAMES}){_ENV_LINE_VALUE}",
         _SECRET_LITERALS,
         ignore_case=True,
+        to_line_end=True,
     ),
     # A whole quoted word holding the assignment ('--password=a b', "PGPASSWORD=a b",
     # as the gate quotes an argument with a space in a reason), or a line of YAML
@@ -935,12 +954,16 @@ def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
     return False
 
 
-def _scan_option(*options: str) -> Scan:
-    """A scan for a program whose ``options`` take a password as the next item."""
+def _scan_option(*options: str, prompts: bool = False) -> Scan:
+    """A scan for a program whose ``options`` take a password as the next item; with
+    ``prompts``, one followed by another option takes none (it asks for it)."""
 
     def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
         for index in range(start, len(items)):
             if items[index] in options:
+                following = items[index + 1] if index + 1 < len(items) else None
+                if prompts and type(following) is str and following.startswith("-"):
+                    continue
                 _value_at(items, index + 1, found)
         return True
 
@@ -1089,7 +1112,10 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
-    **{program: _scan_option(*options) for program, options in _OWN_PASSWORD_OPTIONS.items()},
+    **{
+        program: _scan_option(*options, prompts=True)
+        for program, options in _OWN_PASSWORD_OPTIONS.items()
+    },
     **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
     **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
@@ -1739,7 +1765,13 @@ class Redactor:
             if secret.regex.search(redacted) is None:
                 continue
             redacted = self._substitute(
-                secret.regex, secret.kind, redacted, found, secret.trim, secret.values
+                secret.regex,
+                secret.kind,
+                redacted,
+                found,
+                secret.trim,
+                secret.values,
+                to_line_end=secret.to_line_end,
             )
         return text if redacted == text else redacted
 
@@ -1752,6 +1784,7 @@ class Redactor:
         trim: bool = False,
         values: re.Pattern[str] | None = None,
         aliases: dict[str, str] | None = None,
+        to_line_end: bool = False,
     ) -> str:
         """``text`` with every match of ``regex`` replaced by the tag of its secret (its
         last group, or the whole match, or the secret that ``aliases`` says it writes
@@ -1776,6 +1809,12 @@ class Redactor:
                 value = match.group(group)
                 if not value or value.startswith(_TAG_PREFIX):
                     continue
+                if (
+                    to_line_end
+                    and tag_start < len(text)
+                    and not text[match.end() : tag_start].strip(" \t")
+                ):
+                    continue  # the line goes on past the tag (SecretPattern.to_line_end)
                 begin, end = match.span(group)
                 if trim:
                     value = value.strip(_TRIMMED)

@@ -104,3 +104,14 @@ rules:
     for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
         assert core.encode() not in everything, core
     assert len(re.findall(rb"\[REDACTED:(?:password|secret):", everything)) >= len(requests)
+
+
+@pytest.mark.parametrize(
+    "text", ['API_TOKEN=<tok>&PASSWORD="a b"', "x\nPASSWORD=<p>&TOKEN='c d'\ny"]
+)
+def test_a_line_cut_by_a_tag_is_not_read_to_the_tag(text: str) -> None:
+    # The pattern runs on the text up to each tag placed before; there the tag's start
+    # looked like the end of the line, and a second redaction tagged what the first kept.
+    redactor = Redactor(KEY)
+    once = redactor.redact_text(text)
+    assert redactor.redact_text(once) == once

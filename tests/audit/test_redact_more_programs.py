@@ -7,6 +7,7 @@ secret-named setting given to ``config set`` (npm, yarn, pnpm, kubectl) as to aw
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,11 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
-from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
+from tests.audit.conftest import (
+    LINEAR_TIME_BOUND_S,
+    assert_redacted_in_linear_time,
+    idempotent_when_joined_test,
+)
 from tests.daemon import answered_through_a_gate
 
 KEY = b"k" * 32
@@ -65,6 +70,13 @@ def test_the_password_is_tagged(text: str, secrets: list[str], kind: str) -> Non
         "ls -w 80",
         # A lone -p at the end prompts for the password.
         "mongosh --port 27017 -p",
+        # ... and so does one followed by another option.
+        "mongodump -u a -p --out /backup",
+        # "mongo" is as often a container's, an image's or a host's name.
+        "docker run -d --name mongo -p 27017:27017 mongo:7",
+        "ssh mongo -p 2222",
+        # Token counts.
+        "npm config set max_tokens 100",
         "npm config set registry https://registry.npmjs.org/",
         "git config user.name bob",
     ],
@@ -134,3 +146,29 @@ def test_a_string_that_starts_with_an_option_word_is_redacted(body: dict[str, An
     out = Redactor(KEY).redact(body)
     assert "pw123456" not in str(out)
     assert "[REDACTED:" in str(out)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mongodump", "-u", "a", "-p", "--out", "/backup"],
+        ["docker", "run", "--name", "mongo", "-p", "27017:27017", "mongo:7"],
+    ],
+)
+def test_an_argv_option_that_prompts_or_means_something_else_is_kept(argv: list[str]) -> None:
+    assert Redactor(KEY).redact({"argv": argv}) == {"argv": argv}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "config set " + "token" * 12_000 + '"',
+        "config set '" + "token" * 12_000,
+        ["npm", "config", "set", "token" * 12_000 + '"'],
+    ],
+)
+def test_a_long_setting_name_is_read_in_linear_time(value: str | list[str]) -> None:
+    started = time.perf_counter()
+    Redactor(KEY).redact({"v": value})
+    elapsed = time.perf_counter() - started
+    assert elapsed < LINEAR_TIME_BOUND_S, f"{elapsed:.2f}s"  # quadratic took 2 - 5 s

@@ -37,6 +37,9 @@ PW = "hunter2&x;y"  # a password with characters that end a bare shell word
         ("printf '%s\\n' 'PW' | oras login r.io --password-stdin", "PW", "password"),
         ("printf %s tok_1234abcd | crane auth login r.io --token-stdin", "tok_1234abcd", "secret"),
         ("echo 'root:PW' | chpasswd", "root:PW", "password"),
+        # After a quote or a backquote: a script given to a shell, a substitution.
+        ("bash -c \"echo 'PW' | docker login --password-stdin\"", "PW", "password"),
+        ("x=`echo 'PW' | gh auth login --with-token`", "PW", "secret"),
         # SQL.
         ("psql -c \"ALTER USER app WITH PASSWORD 'PW'\"", "PW", "password"),
         ("psql -c \"CREATE ROLE app LOGIN ENCRYPTED PASSWORD 'it''s PW'\"", "it''s PW", "password"),
@@ -71,6 +74,12 @@ def test_the_secret_is_tagged(text: str, secret: str, kind: str) -> None:
         "echo hi || docker login --password-stdin",
         # SQL that names the column, or sets no literal.
         'psql -c "SELECT password FROM users"',
+        # A quoted 'password' that is no SQL setting one: the next quote is no literal's.
+        "grep -rn 'password' . | grep -v 'node_modules'",
+        "jq -r '.password' creds.json | tr -d '\\n'",
+        "psql -c \"SELECT 1 WHERE col = 'password' OR x = 'y'\"",
+        # Oracle's unquoted form takes no backslash (JSON-escaped quotes around the word).
+        'CREATE USER a IDENTIFIED BY \\"pw1\\"',
         'psql -c "ALTER USER app PASSWORD NULL"',
         "the user was identified by the badge reader",
     ],
