@@ -303,7 +303,8 @@ def _own_option_patterns() -> list[SecretPattern]:
                 "password",
                 rf"({start}){rest}",
                 literals,
-                values=rf"{_BLANK}(?:{option}){_BLANK}++(?!-)(?:{_ARGUMENT})",
+                # The option, then its value as the next word or glued on (-Ppw).
+                values=rf"{_BLANK}(?:{option})(?:{_BLANK}++(?!-)|(?=\S))(?:{_ARGUMENT})",
             )
         )
     return patterns
@@ -476,13 +477,16 @@ def _stdin_patterns(kind: str, option: str, literals: tuple[str, ...]) -> list[S
     rest = _REST_OF_COMMAND.format(stop=option)
     # printf's format, when it only writes its argument ('%s', '%s\n').
     printf_format = rf"""(?:{_BLANK}+(?:'%s(?:\\n)?'|"%s(?:\\n)?"|%s))?"""
+    # Not an expansion ($TOKEN, $(cat f), `cat f`), whose value the line does not show
+    # (tagging its first word would hide a command); $'...' is a quoted word.
+    word = rf"(?!\$[^']|`){_VALUE}"
     return [
-        _pattern(kind, rf"{option}{rest}<<<{_BLANK}*{_VALUE}", literals, ignore_case=True),
-        _pattern(kind, rf"<<<{_BLANK}*{_VALUE}(?={rest}{option})", literals, ignore_case=True),
+        _pattern(kind, rf"{option}{rest}<<<{_BLANK}*{word}", literals, ignore_case=True),
+        _pattern(kind, rf"<<<{_BLANK}*{word}(?={rest}{option})", literals, ignore_case=True),
         _pattern(
             kind,
             rf"""(?:^|(?<=[\s;&|("'`]))(?:echo|printf)(?:{_BLANK}+-[neE]+)*{printf_format}"""
-            rf"{_BLANK}+{_VALUE}(?={_BLANK}*\|(?!\|){rest}{option})",
+            rf"{_BLANK}+{word}(?={_BLANK}*\|(?!\|){rest}{option})",
             literals,
             ignore_case=True,
         ),
@@ -956,15 +960,19 @@ def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
 
 def _scan_option(*options: str, prompts: bool = False) -> Scan:
     """A scan for a program whose ``options`` take a password as the next item; with
-    ``prompts``, one followed by another option takes none (it asks for it)."""
+    ``prompts`` (the programs of ``_OWN_PASSWORD_OPTIONS``), one followed by another
+    option takes none (it asks for it), and a short option's value may be glued on."""
 
     def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
         for index in range(start, len(items)):
-            if items[index] in options:
+            item = items[index]
+            if item in options:
                 following = items[index + 1] if index + 1 < len(items) else None
                 if prompts and type(following) is str and following.startswith("-"):
                     continue
                 _value_at(items, index + 1, found)
+            elif prompts and type(item) is str and len(item) > 2 and item[:2] in options:
+                found[index] = ("password", item[:2], item[2:])  # glued: -Ppw
         return True
 
     return scan

@@ -40,6 +40,10 @@ KEY = b"k" * 32
         ('/usr/bin/mongosh -u root -p "a&b" --quiet', ["a&b"], "password"),
         ("zip -r -P pw1 out.zip dir", ["pw1"], "password"),
         ("unzip -o -P pw1 in.zip", ["pw1"], "password"),
+        # Glued on.
+        ("sqlcmd -Ppw1 -S db", ["pw1"], "password"),
+        ("ldapsearch -x -wpw1 -b dc=x", ["pw1"], "password"),
+        ("ssh-keygen -N'p w1' -f key", ["p w1"], "password"),
         ("ssh-keygen -t ed25519 -N pw1 -f key", ["pw1"], "password"),
         ("ssh-keygen -p -P old1 -N new1 -f key", ["old1", "new1"], "password"),
         ("gpg --batch --passphrase pw1 -c file", ["pw1"], "password"),
@@ -91,6 +95,7 @@ def test_other_options_are_left_alone(text: str) -> None:
         (["ldapsearch", "-x", "-w", "pw1", "-b", "dc=x"], 3, "password"),
         (["/usr/bin/zip", "-P", "pw1", "out.zip", "f"], 2, "password"),
         (["ssh-keygen", "-N", "pw1", "-f", "k"], 2, "password"),
+        (["mongodump", "-ppw1", "--out", "/b"], 1, "password"),
         (["gpg", "--passphrase", "pw1", "-c", "f"], 2, "password"),
         (["npm", "config", "set", "//registry.npmjs.org/:_authToken", "tok1"], 4, "secret"),
     ],
@@ -99,7 +104,9 @@ def test_an_argv_item_is_tagged(argv: list[str], index: int, kind: str) -> None:
     redactor = Redactor(KEY)
     out: dict[str, Any] = redactor.redact({"argv": argv})
     expected = list(argv)
-    expected[index] = redactor.tag(kind, argv[index])
+    glued = argv[index].startswith("-")  # -ppw: the option is kept
+    head, secret = (argv[index][:2], argv[index][2:]) if glued else ("", argv[index])
+    expected[index] = head + redactor.tag(kind, secret)
     assert out["argv"] == expected
 
 

@@ -72,6 +72,10 @@ def test_the_secret_is_tagged(text: str, secret: str, kind: str) -> None:
         "echo hi | grep x; docker login --password-stdin",
         "echo hi; docker login --password-stdin",
         "echo hi || docker login --password-stdin",
+        # An expansion: the line does not show the value, and its first word is a command.
+        "docker login --password-stdin <<< $(cat token)",
+        "echo $GITHUB_TOKEN | gh auth login --with-token",
+        "docker login --password-stdin <<< `cat token`",
         # SQL that names the column, or sets no literal.
         'psql -c "SELECT password FROM users"',
         # A quoted 'password' that is no SQL setting one: the next quote is no literal's.
