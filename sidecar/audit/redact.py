@@ -252,7 +252,8 @@ _HTPASSWD_WORD = rf"""{_BLANK}+(?!-)(?:"[^"]*"|'[^']*'|[^\s"']+)"""
 
 # Where the arguments of a program that reads a password from its own option start.
 _REDIS_CLI = rf"{_PROGRAM_START}(?:redis|valkey|keydb)-cli{_NAME_END}(?={_BLANK})"
-_CONTAINER_TOOL = rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo){_NAME_END}"
+# (The Azure CLI's "az login -p pw" reads the same way: a service principal's secret.)
+_CONTAINER_TOOL = rf"{_PROGRAM_START}(?:docker|podman|nerdctl|buildah|skopeo|az){_NAME_END}"
 # A character of its global options that starts no other name of such a tool (from there
 # the pattern matches on its own; scanning across it made "docker -a docker -a ..." slow).
 _CONTAINER_OPTION_CHARACTER = rf"(?!{_CONTAINER_TOOL}(?={_BLANK}))\S"
@@ -281,6 +282,8 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
     ),
     **dict.fromkeys(("mongostat", "mongotop", "mongofiles"), ("-p",)),
     **dict.fromkeys(("zip", "unzip"), ("-P",)),
+    # mysqladmin's command "password NEW" sets the account's password.
+    "mysqladmin": ("password",),
     "ssh-keygen": ("-N", "-P"),
 }
 
@@ -1124,7 +1127,7 @@ _PROGRAM_SCANS: dict[str, Scan] = {
         program: _scan_option(*options, prompts=True)
         for program, options in _OWN_PASSWORD_OPTIONS.items()
     },
-    **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo"), _scan_login),
+    **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo", "az"), _scan_login),
     **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
     "configure": _scan_configure_set,
@@ -1442,7 +1445,7 @@ _TRIGGERS = (
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
-    r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
+    r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
     r"|from-literal|--env"
     # git's http.extraheader, whatever the header is called.

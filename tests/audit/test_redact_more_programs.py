@@ -47,6 +47,8 @@ KEY = b"k" * 32
         ("ssh-keygen -t ed25519 -N pw1 -f key", ["pw1"], "password"),
         ("ssh-keygen -p -P old1 -N new1 -f key", ["old1", "new1"], "password"),
         ("gpg --batch --passphrase pw1 -c file", ["pw1"], "password"),
+        ("az login --service-principal -u app -p pw1 --tenant t", ["pw1"], "password"),
+        ("mysqladmin -u root password pw1", ["pw1"], "password"),
         ("PASSPHRASE=pw1 duplicity /src file:///dst", ["pw1"], "password"),
         ("npm config set //registry.npmjs.org/:_authToken tok1", ["tok1"], "secret"),
         ("yarn config set npmAuthToken tok1", ["tok1"], "secret"),
@@ -81,6 +83,9 @@ def test_the_password_is_tagged(text: str, secrets: list[str], kind: str) -> Non
         "ssh mongo -p 2222",
         # Token counts.
         "npm config set max_tokens 100",
+        # -p of another az command; mysqladmin's -p before a command prompts.
+        "az vm open-port -n vm -g rg -p 22",
+        "mysqladmin -u root -p status",
         "npm config set registry https://registry.npmjs.org/",
         "git config user.name bob",
     ],
@@ -97,6 +102,8 @@ def test_other_options_are_left_alone(text: str) -> None:
         (["ssh-keygen", "-N", "pw1", "-f", "k"], 2, "password"),
         (["mongodump", "-ppw1", "--out", "/b"], 1, "password"),
         (["gpg", "--passphrase", "pw1", "-c", "f"], 2, "password"),
+        (["az", "login", "--service-principal", "-u", "app", "-p", "pw1"], 6, "password"),
+        (["mysqladmin", "-u", "root", "password", "pw1"], 4, "password"),
         (["npm", "config", "set", "//registry.npmjs.org/:_authToken", "tok1"], 4, "secret"),
     ],
 )
