@@ -135,9 +135,10 @@ class SecretPattern(NamedTuple):
     # ``values`` in it after ``regex``'s group 1 (a regex cannot go on matching from
     # where its last match ended, as each value would need).
     values: re.Pattern[str] | None = None
-    # The value runs to the end of its line: a match that ends where a tag placed before
-    # starts is not taken (the pattern, run on the text up to the tag, reads the tag's
-    # start as the line's end; a record redacted twice would change).
+    # The value runs to the end of its line, or is the last of the words it may be: a
+    # match that ends where a tag placed before starts is not taken (the pattern, run on
+    # the text up to the tag, reads the tag's start as the line's end, or the word before
+    # it as the last; a record redacted twice would change).
     to_line_end: bool = False
 
 
@@ -288,6 +289,13 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _program_command(programs: Sequence[str]) -> str:
+    """One of ``programs`` run, as group 1, then its arguments to the end of its command
+    (quoted text whole), for a pattern that reads its secrets with ``values``."""
+    start = rf"{_PROGRAM_START}(?:{'|'.join(map(re.escape, programs))}){_NAME_END}(?={_BLANK})"
+    return rf"""({start})(?:"[^"]*"|'[^']*'|\\[\s\S]|(?!{start})[^\n;&|])*"""
+
+
 def _own_option_patterns() -> list[SecretPattern]:
     """A pattern per set of options, for the programs of ``_OWN_PASSWORD_OPTIONS`` that
     share it: each such option's next word, among the program's arguments."""
@@ -296,21 +304,108 @@ def _own_option_patterns() -> list[SecretPattern]:
         by_options.setdefault(options, []).append(program)
     patterns = []
     for options, programs in by_options.items():
-        start = rf"{_PROGRAM_START}(?:{'|'.join(map(re.escape, programs))}){_NAME_END}(?={_BLANK})"
-        # The command, to its end (quoted text whole); each option in it, with its value.
-        rest = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|(?!{start})[^\n;&|])*"""
         option = "|".join(map(re.escape, options))
         literals = tuple(sorted({program[:4] for program in programs}))
         patterns.append(
             _pattern(
                 "password",
-                rf"({start}){rest}",
+                _program_command(programs),
                 literals,
                 # The option, then its value as the next word or glued on (-Ppw).
                 values=rf"{_BLANK}(?:{option})(?:{_BLANK}++(?!-)|(?=\S))(?:{_ARGUMENT})",
             )
         )
     return patterns
+
+
+# A word skipped on the way to a positional secret: quoted pieces whole, possessive.
+_WORD = r"""(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^']*'|[^\s"'\\;&|<>()]|\\[^\n])++"""
+# The positional arguments before a secret: the next word, and not an option.
+_NEXT = rf"{_BLANK}++(?!-)"
+# Samba's clients take a password after the user and a '%' (-U user%pw, --user=user%pw,
+# -Uuser%pw; a domain may come first, 'DOM\\user%pw'), and smbclient a service's password
+# as the word after the service (smbclient //host/share pw).
+_SAMBA_CLIENTS: tuple[str, ...] = (
+    *("smbclient", "rpcclient", "smbcacls", "smbcquotas", "smbget", "smbtree", "net"),
+    "samba-tool",
+)
+_SAMBA_USER = (
+    rf"{_BLANK}(?:-U|--user(?:name)?)(?:{_BLANK}++|=)?+"
+    rf'''(?:'[^'%]*%([^']*)'|"(?:[^"\\%]|\\.)*+%({_IN_DOUBLE})"'''
+    rf"""|(?:[^\s"'\\%;&|]|\\[^%])*+%(?:{_ARGUMENT}))"""
+)
+_SMBCLIENT_SERVICE = rf"{_BLANK}//[^\s;&|]+{_NEXT}(?:{_ARGUMENT})"
+# redis-cli's commands that carry a password: AUTH [user] pw (HELLO 3 AUTH user pw too),
+# and CONFIG SET requirepass / masterauth pw. Of two words after AUTH, the second.
+_REDIS_COMMAND_SECRET = (
+    rf"{_BLANK}(?i:auth){_BLANK}++(?:{_WORD}{_BLANK}++(?![0-9]*[<>]))?(?:{_ARGUMENT})"
+    rf"|{_BLANK}(?i:config){_BLANK}++(?i:set){_BLANK}++(?i:requirepass|masterauth){_BLANK}++"
+    rf"(?:{_ARGUMENT})"
+)
+# RabbitMQ's rabbitmqctl add_user USER PW (change_password, authenticate_user), its
+# options anywhere before the password.
+_RABBITMQ_OPTIONS = rf"(?:{_BLANK}++-[^\s;&|]*)*+"
+_RABBITMQ_SECRET = (
+    rf"{_BLANK}(?:add_user|change_password|authenticate_user){_RABBITMQ_OPTIONS}"
+    rf"{_NEXT}{_WORD}{_RABBITMQ_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
+)
+# MinIO's client: mc alias set NAME URL ACCESS-KEY SECRET-KEY (mc config host add, the
+# older spelling), flags among them (--api takes a value, --path and --lookup too).
+_MC_OPTIONS = rf"(?:{_BLANK}++(?:--?(?:api|path|lookup)(?:=|{_BLANK}++)(?!-)|-){_WORD})*+"
+_MC_SECRET = (
+    rf"{_BLANK}(?:alias{_BLANK}++set|config{_BLANK}++host{_BLANK}++add)"
+    rf"(?:{_MC_OPTIONS}{_NEXT}{_WORD}){{3}}{_MC_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
+)
+# vault login TOKEN (and OpenBao's bao): the first word after login's flags that is no
+# flag and assigns nothing (a KEY=VALUE is an auth method's: its value is a secret when
+# the key names one, by the assignment patterns). A flag's value may be the next word:
+# login's flags that take one (any other, "-no-print", takes none).
+_VAULT_VALUE_FLAGS = (
+    "method|path|address|namespace|ns|field|format|ca-cert|ca-path|client-cert|client-key"
+    "|tls-server-name|wrap-ttl|mfa|header|policy-override|agent-address|log-level"
+)
+_VAULT_TOKEN = (
+    rf"{_BLANK}login(?:{_BLANK}++--?(?:(?:{_VAULT_VALUE_FLAGS}){_BLANK}++(?!-){_WORD}"
+    rf"|[^\s;&|]+))*+{_NEXT}(?![^\s=;&|]*=)(?:{_ARGUMENT})"
+)
+# 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
+_ARCHIVERS = ("7z", "7za", "7zr", "7zz", "rar", "unrar")
+_ARCHIVE_PASSWORD = rf"{_BLANK}-p(?!-(?:{_BLANK}|$))(?=\S)(?:{_ARGUMENT})"
+
+
+def _positional_patterns() -> list[SecretPattern]:
+    """The programs whose secret is a word in their arguments, found by where it stands."""
+    return [
+        _pattern(
+            "password",
+            _program_command(_SAMBA_CLIENTS),
+            ("smb", "rpcclient", "net", "samba", "cifs"),
+            values=_SAMBA_USER,
+        ),
+        _pattern(
+            "password",
+            _program_command(("smbclient",)),
+            ("smbclient",),
+            values=_SMBCLIENT_SERVICE,
+        ),
+        _pattern(
+            "password",
+            _program_command(("redis-cli", "valkey-cli", "keydb-cli")),
+            ("-cli",),
+            values=_REDIS_COMMAND_SECRET,
+            # AUTH user [TAG], redacted again: the tag is the password, not the user.
+            to_line_end=True,
+        ),
+        _pattern(
+            "password",
+            _program_command(("rabbitmqctl",)),
+            ("rabbitmqctl",),
+            values=_RABBITMQ_SECRET,
+        ),
+        _pattern("secret", _program_command(("mc", "mcli")), ("mc",), values=_MC_SECRET),
+        _pattern("secret", _program_command(("vault", "bao")), ("login",), values=_VAULT_TOKEN),
+        _pattern("password", _program_command(_ARCHIVERS), ("7z", "rar"), values=_ARCHIVE_PASSWORD),
+    ]
 
 
 # kubectl, and OpenShift's oc. Their options that set an environment variable take
@@ -568,6 +663,8 @@ _PATTERNS: list[SecretPattern] = [
     ),
     # ldapsearch -w pw, sqlcmd -P pw, mongodump -p pw, zip -P pw, ssh-keygen -N pw ...
     *_own_option_patterns(),
+    # smbclient -U user%pw, redis-cli AUTH pw, rabbitmqctl add_user u pw, vault login tok ...
+    *_positional_patterns(),
     # kubectl set env NAME=VALUE ... (and its -e/--env options), several in one command:
     # the values after "set env" (not a selector's, -l app=web, or an output's).
     _pattern(
@@ -1114,12 +1211,148 @@ def _scan_configure_set(items: Sequence[Any], start: int, found: dict[int, Found
     return False
 
 
+_SAMBA_USER_OPTIONS = frozenset({"-U", "--user", "--username"})
+
+
+def _scan_samba(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # -U user%pw (-Uuser%pw, --user=user%pw, --username user%pw): the part after the '%'.
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is not str:
+            continue
+        at, user = index, ""
+        if item in _SAMBA_USER_OPTIONS and _is_str(items, index + 1):
+            at, user = index + 1, items[index + 1]
+        elif item.startswith("-U") or item.partition("=")[0] in _SAMBA_USER_OPTIONS:
+            user = item
+        name, percent, password = user.partition("%")
+        if percent and password:
+            found[at] = ("password", name + "%", password)
+    return True
+
+
+def _scan_smbclient(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # smbclient //host/share pw: the word after the service, when no option.
+    for index in range(start, len(items) - 1):
+        item, following = items[index], items[index + 1]
+        if type(item) is str and item.startswith("//") and type(following) in (str, int):
+            if not str(following).startswith("-"):
+                _value_at(items, index + 1, found)
+            break
+    return _scan_samba(items, start, found)
+
+
+def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # -a pw; AUTH [user] pw (of two words, the second); CONFIG SET requirepass pw.
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is not str:
+            continue
+        if item == "-a":
+            _value_at(items, index + 1, found)
+        elif item.lower() == "auth" and index + 1 < len(items):
+            second = index + 2 < len(items) and not _is_redirection(items[index + 2])
+            _value_at(items, index + 2 if second else index + 1, found)
+        elif (
+            item.lower() == "config"
+            and _is_str(items, index + 2)
+            and str(items[index + 1]).lower() == "set"
+            and items[index + 2].lower() in ("requirepass", "masterauth")
+        ):
+            _value_at(items, index + 3, found)
+    return True
+
+
+def _is_redirection(item: Any) -> bool:
+    return type(item) is str and re.match(r"[0-9]*[<>]", item) is not None
+
+
+def _positionals(items: Sequence[Any], start: int, value_options: frozenset[str]) -> list[int]:
+    """The indexes of the items from ``start`` that are no option nor an option's value
+    (``value_options`` take the next item unless written ``--option=value``)."""
+    indexes = []
+    index = start
+    while index < len(items):
+        item = items[index]
+        if type(item) is str and item.startswith("-") and item != "-":
+            index += 2 if item in value_options else 1
+            continue
+        indexes.append(index)
+        index += 1
+    return indexes
+
+
+_RABBITMQ_COMMANDS = frozenset({"add_user", "change_password", "authenticate_user"})
+
+
+def _scan_rabbitmqctl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # rabbitmqctl add_user USER PW: the second positional after the command.
+    for index in range(start, len(items)):
+        if items[index] in _RABBITMQ_COMMANDS:
+            positionals = _positionals(items, index + 1, frozenset())
+            if len(positionals) > 1:
+                _value_at(items, positionals[1], found)
+            return False
+    return False
+
+
+_MC_VALUE_OPTIONS = frozenset({"--api", "-api", "--path", "-path", "--lookup", "-lookup"})
+
+
+def _scan_mc(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # mc alias set NAME URL ACCESS SECRET (mc config host add ...): the fourth positional.
+    for index in range(start, len(items)):
+        if _is_word(items, index, "alias") and _is_word(items, index + 1, "set"):
+            first = index + 2
+        elif _is_word(items, index, "config") and items[index + 1 : index + 3] == ["host", "add"]:
+            first = index + 3
+        else:
+            continue
+        positionals = _positionals(items, first, _MC_VALUE_OPTIONS)
+        if len(positionals) > 3:
+            found[positionals[3]] = ("secret", "", str(items[positionals[3]]))
+        return False
+    return False
+
+
+_VAULT_VALUE_OPTIONS = frozenset(
+    f"{dashes}{flag}" for flag in _VAULT_VALUE_FLAGS.split("|") for dashes in ("-", "--")
+)
+
+
+def _scan_vault(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # vault login [flags] TOKEN: the first positional, unless it assigns (KEY=VALUE).
+    for index in range(start, len(items)):
+        if _is_word(items, index, "login"):
+            positionals = _positionals(items, index + 1, _VAULT_VALUE_OPTIONS)
+            if positionals:
+                token = items[positionals[0]]
+                # "-" reads the token from standard input.
+                if type(token) is int or (type(token) is str and token != "-" and "=" not in token):
+                    found[positionals[0]] = ("secret", "", str(token))
+            return False
+    return False
+
+
+def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # 7z's and rar's -pPASSWORD, glued; a lone -p asks for it, rar's -p- for none.
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is str and item.startswith("-p") and item not in ("-p", "-p-"):
+            found[index] = ("password", "-p", item[2:])
+    return True
+
+
 # The programs whose own options carry a password, by the name they are run as.
 _PROGRAM_SCANS: dict[str, Scan] = {
     "sshpass": _scan_sshpass,
-    "redis-cli": _scan_option("-a"),
-    "valkey-cli": _scan_option("-a"),
-    "keydb-cli": _scan_option("-a"),
+    **dict.fromkeys(("redis-cli", "valkey-cli", "keydb-cli"), _scan_redis),
+    **dict.fromkeys(_SAMBA_CLIENTS, _scan_samba),
+    "smbclient": _scan_smbclient,
+    "rabbitmqctl": _scan_rabbitmqctl,
+    **dict.fromkeys(("mc", "mcli"), _scan_mc),
+    **dict.fromkeys(("vault", "bao"), _scan_vault),
+    **dict.fromkeys(_ARCHIVERS, _scan_archiver),
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
@@ -1446,6 +1679,11 @@ _TRIGGERS = (
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
+    # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
+    # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
+    r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl"
+    r"|(?:-U|--user(?:name)?)(?:\s|\\t|=|\",\")*[^\s\"%]*%"
+    r"|alias(?:\s|\\[tn]|\",\")+set|host(?:\s|\\[tn]|\",\")+add"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
     r"|from-literal|--env"
     # git's http.extraheader, whatever the header is called.

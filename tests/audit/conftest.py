@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
 from sidecar.audit.redact import Redactor
+from sidecar.canonical import canonical_bytes
 
 
 @pytest.fixture
@@ -130,6 +131,21 @@ def assert_redacted_in_linear_time(units: Sequence[str], tail: str = "") -> None
         assert elapsed < LINEAR_TIME_BOUND_S, (
             f"{elapsed:.2f}s for {len(text)} characters of {unit!r}"
         )
+
+
+def assert_tagged_in_place(text: str, secrets: Sequence[str], kind: str) -> None:
+    """``text`` as a command line passes the screen and redacts to itself with each of
+    ``secrets`` (first occurrence) replaced by its tag of ``kind``, and no more; the
+    result redacts to itself again."""
+    body = {"commandLine": text}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    redactor = Redactor(b"k" * 32)
+    out = redactor.redact(body)["commandLine"]
+    expected = text
+    for secret in secrets:
+        expected = expected.replace(secret, redactor.tag(kind, secret), 1)
+    assert out == expected
+    assert redactor.redact_text(out) == out
 
 
 # What the property tests join the forms with, before and after.

@@ -107,6 +107,15 @@ COMMANDS = [
     "zip -r -P {P} out.zip dir",
     "gpg --batch --passphrase {P} -c notes.txt",
     "npm config set //registry.npmjs.org/:_authToken {P}",
+    # Secrets that stand where a program expects them, with no option naming them.
+    "smbclient //fs/share -U admin%{P} -c ls",
+    "net rpc user info bob -U admin%{P} -S dc1",
+    "redis-cli -h cache AUTH default {P}",
+    "redis-cli CONFIG SET requirepass {P}",
+    "rabbitmqctl add_user app {P}",
+    "mc alias set minio https://s3.example.com minioadmin {P}",
+    "vault login -no-print {P}",
+    "7z a -p{P} backup.7z /data",
 ]
 # Text that is not split into shell words: a here-document, a program's own source.
 # ({V}: the password as is, when it holds none of the characters after the template.)
@@ -250,6 +259,8 @@ class Corpus:
 def _line_miss(command: str, value: str) -> str:
     if command.startswith("sh -c") and re.search(r"\$[A-Za-z_]", value):
         return "a password holding $NAME is expanded by the shell"
+    if command.startswith("vault login") and "=" in value:
+        return "vault reads a word holding '=' as an auth method's KEY=VALUE"
     return ""
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from sidecar.audit.redact import Redactor
-from sidecar.canonical import canonical_bytes
 from tests.audit.conftest import (
     LINEAR_TIME_BOUND_S,
     assert_redacted_in_linear_time,
+    assert_tagged_in_place,
     idempotent_when_joined_test,
 )
 from tests.daemon import answered_through_a_gate
@@ -56,15 +56,7 @@ KEY = b"k" * 32
     ],
 )
 def test_the_password_is_tagged(text: str, secrets: list[str], kind: str) -> None:
-    body = {"commandLine": text}
-    assert Redactor.may_hold_secret(canonical_bytes(body))
-    redactor = Redactor(KEY)
-    out = redactor.redact(body)["commandLine"]
-    expected = text
-    for secret in secrets:
-        expected = expected.replace(secret, redactor.tag(kind, secret), 1)
-    assert out == expected
-    assert redactor.redact_text(out) == out
+    assert_tagged_in_place(text, secrets, kind)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,190 @@
+"""Secrets that stand where a program expects them, with no option word naming them:
+Samba's ``-U user%password`` and smbclient's service password, redis-cli's ``AUTH`` and
+``CONFIG SET requirepass``, ``rabbitmqctl add_user USER PASSWORD``, MinIO's ``mc alias
+set NAME URL ACCESS SECRET``, ``vault login TOKEN`` and 7-Zip's and RAR's glued
+``-pPASSWORD``. The same words stay readable where they hold none (a prompt, a user
+alone, ``rar -p-``, another program's ``-p``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.audit.redact import Redactor
+from tests.audit.conftest import (
+    assert_redacted_in_linear_time,
+    assert_tagged_in_place,
+    idempotent_when_joined_test,
+)
+from tests.daemon import answered_through_a_gate
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "kind"),
+    [
+        ("smbclient //fs/share -U admin%pw1 -c ls", ["pw1"], "password"),
+        ("smbclient //fs/share -U 'DOM\\admin%p w1'", ["p w1"], "password"),
+        ('smbclient //fs/share -U "admin%p;w1"', ["p;w1"], "password"),
+        ("smbclient -Uadmin%pw1 //fs/share", ["pw1"], "password"),
+        ("smbget --user=admin%pw1 smb://fs/share/f", ["pw1"], "password"),
+        ("net rpc user info bob -U admin%pw1 -S dc1", ["pw1"], "password"),
+        ("samba-tool user list -U admin%pw1%x", ["pw1%x"], "password"),
+        # The service's password, as the word after the service.
+        ("smbclient //fs/share pw1 -U admin", ["pw1"], "password"),
+        ("redis-cli AUTH pw1", ["pw1"], "password"),
+        ("redis-cli -h cache auth default pw1", ["pw1"], "password"),
+        ("redis-cli HELLO 3 AUTH default pw1 SETNAME agent", ["pw1"], "password"),
+        ("valkey-cli CONFIG SET requirepass 'p w1'", ["p w1"], "password"),
+        ("redis-cli config set masterauth pw1", ["pw1"], "password"),
+        ("rabbitmqctl add_user app pw1", ["pw1"], "password"),
+        ('rabbitmqctl -n rabbit@h change_password app "p w1"', ["p w1"], "password"),
+        ("rabbitmqctl authenticate_user app pw1 --silent", ["pw1"], "password"),
+        ("mc alias set minio https://s3.example.com minioadmin sk1", ["sk1"], "secret"),
+        ("mc alias set --api S3v4 minio https://h ak sk1", ["sk1"], "secret"),
+        ("mcli config host add minio https://h ak sk1 --api s3v4", ["sk1"], "secret"),
+        ("vault login tok1", ["tok1"], "secret"),
+        ("vault login -no-print -address https://v:8200 tok1", ["tok1"], "secret"),
+        ("bao login -method token tok1", ["tok1"], "secret"),
+        ("7z a -ppw1 backup.7z /data", ["pw1"], "password"),
+        ("7z x -p'p w1' backup.7z", ["p w1"], "password"),
+        ("unrar x -ppw1 archive.rar", ["pw1"], "password"),
+    ],
+)
+def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
+    assert_tagged_in_place(text, secrets, kind)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # No password given: the program asks for it.
+        "smbclient //fs/share -U admin",
+        "smbclient -L //fs -N",
+        "smbclient //fs/share -U admin -c ls",
+        "rabbitmqctl add_user app",
+        "rabbitmqctl list_users",
+        "mc alias set minio https://s3.example.com",
+        "mc ls minio/bucket",
+        "vault login",
+        "vault login -",
+        "vault login -method=oidc role=dev",
+        "vault kv get secret/app",
+        "7z a -p backup.7z /data",
+        "unrar x -p- archive.rar",
+        # The same words elsewhere.
+        "redis-cli GET auth",
+        "redis-cli SET k v",
+        "ssh -p 2222 host",
+        "echo 100%done",
+        "curl -U proxyuser https://h",
+    ],
+)
+def test_where_no_secret_stands_the_text_is_kept(text: str) -> None:
+    assert Redactor(KEY).redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("argv", "index", "head", "kind"),
+    [
+        (["smbclient", "//fs/share", "-U", "DOM\\admin%pw1"], 3, "DOM\\admin%", "password"),
+        (["smbclient", "-Uadmin%pw1", "//fs/share"], 1, "-Uadmin%", "password"),
+        (["smbget", "--user=admin%pw1", "smb://fs/f"], 1, "--user=admin%", "password"),
+        (["smbclient", "//fs/share", "pw1", "-U", "admin"], 2, "", "password"),
+        (["redis-cli", "AUTH", "pw1"], 2, "", "password"),
+        (["redis-cli", "-h", "c", "AUTH", "default", "pw1"], 5, "", "password"),
+        (["redis-cli", "CONFIG", "SET", "requirepass", "pw1"], 4, "", "password"),
+        (["rabbitmqctl", "add_user", "app", "pw1"], 3, "", "password"),
+        (["mc", "alias", "set", "--api", "S3v4", "m", "https://h", "ak", "sk1"], 8, "", "secret"),
+        (["mc", "config", "host", "add", "m", "https://h", "ak", "sk1"], 7, "", "secret"),
+        (["vault", "login", "-method", "token", "tok1"], 4, "", "secret"),
+        (["/usr/bin/7z", "a", "-ppw1", "x.7z"], 2, "-p", "password"),
+    ],
+)
+def test_an_argv_item_is_tagged(argv: list[str], index: int, head: str, kind: str) -> None:
+    redactor = Redactor(KEY)
+    out: dict[str, Any] = redactor.redact({"argv": argv})
+    expected = list(argv)
+    expected[index] = head + redactor.tag(kind, argv[index][len(head) :])
+    assert out["argv"] == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["smbclient", "//fs/share", "-U", "admin", "-c", "ls"],
+        ["redis-cli", "SET", "k", "v"],
+        ["rabbitmqctl", "add_user", "app"],
+        ["mc", "alias", "set", "minio", "https://h"],
+        ["vault", "login", "-"],
+        ["vault", "login", "-method=userpass", "username=bob"],
+        ["7z", "a", "-p", "x.7z"],
+        ["unrar", "x", "-p-", "a.rar"],
+    ],
+)
+def test_an_argv_without_a_secret_is_kept(argv: list[str]) -> None:
+    assert Redactor(KEY).redact({"argv": argv}) == {"argv": argv}
+
+
+def test_the_line_and_the_list_give_one_tag() -> None:
+    # An investigator correlates the same password across both forms of a request.
+    redactor = Redactor(KEY)
+    line = redactor.redact_text("redis-cli AUTH default pw1")
+    argv = redactor.redact({"argv": ["redis-cli", "AUTH", "default", "pw1"]})["argv"]
+    assert line.split()[-1] == argv[-1] == redactor.tag("password", "pw1")
+
+
+def test_these_forms_are_read_in_linear_time() -> None:
+    assert_redacted_in_linear_time(
+        [
+            "smbclient -U a",
+            "smbclient -U a%",
+            "net ",
+            "redis-cli AUTH ",
+            "redis-cli AUTH a ",
+            "rabbitmqctl add_user ",
+            "rabbitmqctl add_user -x ",
+            "mc alias set a ",
+            "mc alias set --api ",
+            "vault login -method ",
+            "vault login -a ",
+            "7z -p",
+            "smbclient //a ",
+        ]
+    )
+
+
+test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
+    [
+        "smbclient //h/s -U 'u%a b'",
+        "net -U u%pw1",
+        "redis-cli AUTH u pw1",
+        "rabbitmqctl add_user u pw1",
+        "mc alias set m u ak sk",
+        "vault login tok1",
+        "7z a -ppw1 x",
+    ]
+)
+
+
+def test_no_such_secret_reaches_the_audit_directory(tmp_path: Path) -> None:
+    policy = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: tools, action: process.exec, command: "*", cwd: /app, decision: allow}
+"""
+    requests = [
+        {"action": "process.exec", "commandLine": "smbclient //h/s -U 'a%Qa1&Qb2'", "cwd": "/app"},
+        {"action": "process.exec", "argv": ["redis-cli", "AUTH", "u", "Qc3;Qd4"], "cwd": "/app"},
+        {"action": "process.exec", "commandLine": "vault login Qe5", "cwd": "rel"},
+        {"action": "process.exec", "argv": ["mc", "alias", "set", "m", "u", "a", "Qf6"]},
+    ]
+    _, statuses, everything = answered_through_a_gate(tmp_path, policy, requests)
+    assert statuses == [200, 200, 400, 200]
+    for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
+        assert core.encode() not in everything, core
