@@ -570,6 +570,35 @@ _STDIN_SECRET = r"(?:--(?:token|secret)-stdin|--with-token)(?![\w-])"
 _REST_OF_COMMAND = r"(?:(?!<<<|{stop})(?:[^\n;&|]|\\\n))*?"
 
 
+# A here-document's operator and delimiter (<<EOF, <<-'EOF', << "EOF", <<\EOF), and its
+# text, line by line, to the delimiter's line or the end.
+_HEREDOC_HEAD = r"""<<-?[ \t]*\\?(?P<quote>["']?)(?P<delimiter>[A-Za-z0-9_.-]+)(?P=quote)"""
+_HEREDOC_BODY = r"(?:(?![ \t]*(?P=delimiter)[ \t]*(?:\n|\Z))[^\n]*+(?:\n|\Z))*+"
+
+
+def _stdin_heredoc_patterns(
+    kind: str, option: str, literals: tuple[str, ...]
+) -> list[SecretPattern]:
+    """A here-document on a line that names ``option`` (chpasswd <<EOF, cat <<EOF |
+    chpasswd, docker login --password-stdin <<EOF): each line of its text is a secret."""
+    line = r"(?m:^)(?:[^\n<]|<(?!<))*?"
+    return [
+        _pattern(
+            kind,
+            rf"({head}[^\n]*\n){_HEREDOC_BODY}",
+            literals,
+            ignore_case=True,
+            values=r"(?m:^)[ \t]*([^\n]*[^\s])",
+            # A line that goes on in a tag placed before: the tag holds its secret.
+            to_line_end=True,
+        )
+        for head in (
+            rf"{line}{option}{_REST_OF_COMMAND.format(stop=option)}{_HEREDOC_HEAD}",
+            rf"{line}{_HEREDOC_HEAD}[^\n]*?{option}",
+        )
+    ]
+
+
 def _stdin_patterns(kind: str, option: str, literals: tuple[str, ...]) -> list[SecretPattern]:
     """The three ways a secret reaches ``option``'s standard input on a command line."""
     rest = _REST_OF_COMMAND.format(stop=option)
@@ -617,6 +646,11 @@ _SQL_PASSWORD = (
 # run on the text between tags). The literals only spare a search: a string that holds
 # none of them (after str.lower, which lowers every ASCII letter) cannot match.
 _PATTERNS: list[SecretPattern] = [
+    # A here-document fed to chpasswd or to --password-stdin: each line whole. First, so
+    # that a token on one of its lines (tagged on its own, it would end the text the
+    # pattern is run on) does not hide the lines after it.
+    *_stdin_heredoc_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
+    *_stdin_heredoc_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
     # sshpass -p pw / -ppw, among sshpass's own options (ssh's -p PORT after it is not).
     _pattern(
         "password",

@@ -134,6 +134,8 @@ TEXTS = [
     ("docker login -u bot --password-stdin <<< '{V}'", "'\n"),
     ('echo "{V}" | gh auth login --with-token', '"\\$`\n'),
     ("psql -c \"ALTER USER app WITH PASSWORD '{V}'\"", "'\"\\$`\n"),
+    ("chpasswd <<'EOF'\nroot:{V}\nEOF", "\n"),
+    ("docker login -u bot --password-stdin r.io <<EOF\n{V}\nEOF", "\n"),
 ]
 
 
@@ -199,6 +201,8 @@ class Corpus:
                 free = "</" not in text and not YAML_LINE.search(text)
                 broken = re.search(r"[\s\\`]", value)
                 heredoc = "<<" in text and "<<<" not in text and free and broken
+                # ... unless it is fed to a program that reads a secret from its input.
+                heredoc = heredoc and not re.search(r"chpasswd|-stdin", text.split("\n")[0])
                 heredoc = heredoc and re.search(r"[\s<>&;'\"]", value)
                 request = {"action": "process.exec", "commandLine": line}
                 if refused:

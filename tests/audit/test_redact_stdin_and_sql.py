@@ -101,9 +101,63 @@ def test_only_the_word_fed_to_the_program_is_tagged() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "secrets", "kind"),
+    [
+        ("chpasswd <<EOF\nroot:PW\nbob:pw2\nEOF\nls", ["root:PW", "bob:pw2"], "password"),
+        ("cat <<'EOF' | chpasswd\nroot:PW\nEOF", ["root:PW"], "password"),
+        (
+            "docker login -u bot --password-stdin r.io <<-EOF\n\tPW\n\tEOF\necho done",
+            ["PW"],
+            "password",
+        ),
+        ('gh auth login --with-token << "END"\ntok_1234abcd\nEND', ["tok_1234abcd"], "secret"),
+        # A token on a line is tagged with its line, and the lines after it too.
+        (
+            "chpasswd <<EOF\nbob:ghp_abcdefghijklmnopqrstuvwxyz0123456789\ncarol:pw3\nEOF",
+            ["bob:ghp_abcdefghijklmnopqrstuvwxyz0123456789", "carol:pw3"],
+            "password",
+        ),
+        # A here-document cut short ends where the text does, as bash reads it.
+        ("chpasswd <<\\EOF\nroot:PW", ["root:PW"], "password"),
+    ],
+)
+def test_a_here_document_fed_to_the_program_is_tagged_line_by_line(
+    text: str, secrets: list[str], kind: str
+) -> None:
+    text = text.replace("PW", PW)
+    body = {"commandLine": text}
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    redactor = Redactor(KEY)
+    out = redactor.redact(body)["commandLine"]
+    expected = text
+    for secret in secrets:
+        secret = secret.replace("PW", PW)
+        expected = expected.replace(secret, redactor.tag(kind, secret), 1)
+    assert out == expected
+    assert redactor.redact_text(out) == out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A here-document to another program, on a line that does not name one.
+        "cat <<EOF > notes.txt\nroot:pw1\nEOF\nchpasswd < users.txt",
+        "chpasswd < users.txt\ncat <<EOF > notes.txt\nroot:pw1\nEOF",
+    ],
+)
+def test_a_here_document_to_another_program_is_left_alone(text: str) -> None:
+    assert Redactor(KEY).redact_text(text) == text
+
+
 def test_these_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
+            "chpasswd <<EOF\n",
+            "chpasswd ",
+            "<<EOF chpasswd\n",
+            "<<E ",
+            "chpasswd <<EOF\nx\n",
             "--password-stdin ",
             "<<< x ",
             "<<< x --password-stdi ",
@@ -123,6 +177,8 @@ test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_join
         "echo pw1 | chpasswd",
         "psql -c \"ALTER ROLE x PASSWORD 'a''b'\"",
         "IDENTIFIED BY x;",
+        "chpasswd <<EOF\nroot:a b\nEOF\n",
+        "cat <<'E' | chpasswd\nx\n",
     ]
 )
 
