@@ -43,6 +43,9 @@ _SECRET_NAMES = (
     # OAuth PKCE: the verifier redeems an authorization code, as the client secret does;
     # the device flow's device code is polled for the tokens (RFC 8628).
     r"|code[_-]?verifier|device[_-]?code"
+    # Vault's AppRole SecretID, written as such (secret_id=, VAULT_SECRET_ID=); not AWS's
+    # --secret-id or SecretId, which name a secret to read.
+    r"|secret_id"
 )
 # Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
 # request counts them ("max_tokens=100").
@@ -1690,6 +1693,12 @@ def pair_kind(item: dict[Any, Any]) -> str | None:
 _KEY_NAME_FORM = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, "-_")
 
 
+# Vault's AppRole SecretID as its API spells the key: the '_' tells it from AWS's SecretId,
+# which names a secret to read (the other names are read without their '-' and '_').
+_SNAKE_KEY_SUFFIXES = (("secret_id", "secret"),)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 @functools.lru_cache(maxsize=4096)
 def secret_key_kind(key: str) -> str | None:
     """The redaction kind for values under object key ``key``, or None."""
@@ -1697,6 +1706,9 @@ def secret_key_kind(key: str) -> str | None:
     kind = _SECRET_KEYS.get(name)
     if kind is not None:
         return kind
+    for suffix, suffix_kind in _SNAKE_KEY_SUFFIXES:
+        if key.translate(_ASCII_LOWER).endswith(suffix):
+            return suffix_kind
     for suffix, suffix_kind in _SECRET_KEY_SUFFIXES:
         if name.endswith(suffix):
             return suffix_kind
@@ -1748,7 +1760,9 @@ def _key_ending(name: str) -> str:
 # A name/value pair ({"name":"API_TOKEN","value":...}, see ``pair_kind``): its name, in
 # canonical JSON (as an object), or written as JSON text in a string (escaped or not).
 _PAIR_SCREEN = (
-    r'"(?:name|key)":"(?:[^"\\]|\\.)*(?:' + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + ')"'
+    r'"(?:name|key)":"(?:[^"\\]|\\.)*(?:'
+    + "|".join([*(_spread(n) for n in _ALL_KEY_NAMES), *dict(_SNAKE_KEY_SUFFIXES)])
+    + ')"'
 )
 # An XML element named as a secret-holding key (see ``_xml_element``), in either screen.
 _XML_SCREEN = r"<[^<>\s]*(?:" + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + r")[^<>]*>"
@@ -1783,6 +1797,7 @@ _SCREEN_PATTERN = "|".join(
         # (or a line continuation: a backslash, "\\\\" in JSON, and a newline)
         r"""(?:"|\s|\\[tnrf]|\\u000b)""" + _OPTION_WORD + r"""(?:"|\s|\\[tnrf]|\\u000b|\\\\\\n)""",
         *sorted({_key_ending(name) for name in _ALL_KEY_NAMES}),
+        *(name + '":' for name in dict(_SNAKE_KEY_SUFFIXES)),
         _PAIR_SCREEN,
         _PAIR_TEXT_SCREEN + _NAME_CORE,
         _XML_SCREEN,

@@ -188,3 +188,49 @@ rules:
     assert statuses == [200, 200, 400, 200]
     for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
         assert core.encode() not in everything, core
+
+
+@pytest.mark.parametrize(
+    ("body", "redacted"),
+    [
+        (
+            {"commandLine": "vault write auth/approle/login role_id=r1 secret_id=s1"},
+            {"commandLine": "vault write auth/approle/login role_id=r1 secret_id=S1"},
+        ),
+        (
+            {"commandLine": "VAULT_SECRET_ID=s1 ./agent"},
+            {"commandLine": "VAULT_SECRET_ID=S1 ./agent"},
+        ),
+        (
+            {"context": {"role_id": "r1", "secret_id": "s1"}},
+            {"context": {"role_id": "r1", "secret_id": "S1"}},
+        ),
+        (
+            {"context": {"env": [{"name": "VAULT_SECRET_ID", "value": "s1"}]}},
+            {"context": {"env": [{"name": "VAULT_SECRET_ID", "value": "S1"}]}},
+        ),
+        # AWS's secret id names the secret read: an investigator needs to see which.
+        (
+            {"argv": ["aws", "secretsmanager", "get-secret-value", "--secret-id", "prod/db"]},
+            None,
+        ),
+        ({"context": {"SecretId": "prod/db"}}, None),
+    ],
+)
+def test_vaults_secret_id_is_tagged_and_aws_secret_id_is_kept(
+    body: dict[str, Any], redacted: dict[str, Any] | None
+) -> None:
+    redactor = Redactor(KEY)
+    expected = body if redacted is None else _with_tag(redacted, redactor.tag("secret", "s1"))
+    assert redactor.redact(body) == expected
+
+
+def _with_tag(value: Any, tag: str) -> Any:
+    """``value`` with every "S1" in its strings replaced by ``tag``."""
+    if isinstance(value, str):
+        return value.replace("S1", tag)
+    if isinstance(value, dict):
+        return {key: _with_tag(item, tag) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_tag(item, tag) for item in value]
+    return value
