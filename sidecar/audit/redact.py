@@ -296,7 +296,8 @@ def _program_command(programs: Sequence[str]) -> str:
     """One of ``programs`` run, as group 1, then its arguments to the end of its command
     (quoted text whole), for a pattern that reads its secrets with ``values``."""
     start = rf"{_PROGRAM_START}(?:{'|'.join(map(re.escape, programs))}){_NAME_END}(?={_BLANK})"
-    return rf"""({start})(?:"[^"]*"|'[^']*'|\\[\s\S]|(?!{start})[^\n;&|])*"""
+    # A redirection's '&' or '|' (2>&1, &>f, >|f) does not end the command.
+    return rf"""({start})(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{start})[^\n;&|])*"""
 
 
 def _own_option_patterns() -> list[SecretPattern]:
@@ -323,8 +324,12 @@ def _own_option_patterns() -> list[SecretPattern]:
 
 # A word skipped on the way to a positional secret: quoted pieces whole, possessive.
 _WORD = r"""(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^']*'|[^\s"'\\;&|<>()]|\\[^\n])++"""
-# The positional arguments before a secret: the next word, and not an option.
-_NEXT = rf"{_BLANK}++(?!-)"
+# A redirection and its word (2>&1, > /dev/null, <in): no argument of the program's.
+_REDIRECTION = rf"[0-9]*+(?:[<>]|&>)[<>&|]*+{_BLANK}*+{_WORD}"
+_NOT_REDIRECTION = r"(?![0-9]*[<>]|&>)"
+# The positional arguments before a secret: the next word, not an option nor a
+# redirection (skipped where a program's options are).
+_NEXT = rf"{_BLANK}++(?!-){_NOT_REDIRECTION}"
 # Samba's clients take a password after the user and a '%' (-U user%pw, --user=user%pw,
 # -Uuser%pw; a domain may come first, 'DOM\\user%pw'), and smbclient a service's password
 # as the word after the service (smbclient //host/share pw).
@@ -341,20 +346,23 @@ _SMBCLIENT_SERVICE = rf"{_BLANK}//[^\s;&|]+{_NEXT}(?:{_ARGUMENT})"
 # redis-cli's commands that carry a password: AUTH [user] pw (HELLO 3 AUTH user pw too),
 # and CONFIG SET requirepass / masterauth pw. Of two words after AUTH, the second.
 _REDIS_COMMAND_SECRET = (
-    rf"{_BLANK}(?i:auth){_BLANK}++(?:{_WORD}{_BLANK}++(?![0-9]*[<>]))?(?:{_ARGUMENT})"
+    rf"{_BLANK}(?i:auth){_BLANK}++{_NOT_REDIRECTION}(?:{_WORD}{_BLANK}++{_NOT_REDIRECTION})?"
+    rf"(?:{_ARGUMENT})"
     rf"|{_BLANK}(?i:config){_BLANK}++(?i:set){_BLANK}++(?i:requirepass|masterauth){_BLANK}++"
     rf"(?:{_ARGUMENT})"
 )
 # RabbitMQ's rabbitmqctl add_user USER PW (change_password, authenticate_user), its
 # options anywhere before the password.
-_RABBITMQ_OPTIONS = rf"(?:{_BLANK}++-[^\s;&|]*)*+"
+_RABBITMQ_OPTIONS = rf"(?:{_BLANK}++(?:-[^\s;&|]*|{_REDIRECTION}))*+"
 _RABBITMQ_SECRET = (
     rf"{_BLANK}(?:add_user|change_password|authenticate_user){_RABBITMQ_OPTIONS}"
     rf"{_NEXT}{_WORD}{_RABBITMQ_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
 )
 # MinIO's client: mc alias set NAME URL ACCESS-KEY SECRET-KEY (mc config host add, the
 # older spelling), flags among them (--api takes a value, --path and --lookup too).
-_MC_OPTIONS = rf"(?:{_BLANK}++(?:--?(?:api|path|lookup)(?:=|{_BLANK}++)(?!-)|-){_WORD})*+"
+_MC_OPTIONS = (
+    rf"(?:{_BLANK}++(?:(?:--?(?:api|path|lookup)(?:=|{_BLANK}++)(?!-)|-){_WORD}|{_REDIRECTION}))*+"
+)
 _MC_SECRET = (
     rf"{_BLANK}(?:alias{_BLANK}++set|config{_BLANK}++host{_BLANK}++add)"
     rf"(?:{_MC_OPTIONS}{_NEXT}{_WORD}){{3}}{_MC_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
@@ -369,7 +377,7 @@ _VAULT_VALUE_FLAGS = (
 )
 _VAULT_TOKEN = (
     rf"{_BLANK}login(?:{_BLANK}++--?(?:(?:{_VAULT_VALUE_FLAGS}){_BLANK}++(?!-){_WORD}"
-    rf"|[^\s;&|]+))*+{_NEXT}(?![^\s=;&|]*=)(?:{_ARGUMENT})"
+    rf"|[^\s;&|]+)|{_BLANK}++{_REDIRECTION})*+{_NEXT}(?![^\s=;&|]*=)(?:{_ARGUMENT})"
 )
 # 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
 _ARCHIVERS = ("7z", "7za", "7zr", "7zz", "rar", "unrar")

@@ -53,6 +53,11 @@ KEY = b"k" * 32
         ("7z a -ppw1 backup.7z /data", ["pw1"], "password"),
         ("7z x -p'p w1' backup.7z", ["p w1"], "password"),
         ("unrar x -ppw1 archive.rar", ["pw1"], "password"),
+        # A redirection is no argument, and its '&' ends no command.
+        ("vault login 2>&1 tok1", ["tok1"], "secret"),
+        ("rabbitmqctl add_user app >/dev/null pw1", ["pw1"], "password"),
+        ("redis-cli AUTH default pw1 2>&1 | grep OK", ["pw1"], "password"),
+        ("sqlcmd -S db &> log -P pw1", ["pw1"], "password"),
     ],
 )
 def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
@@ -76,6 +81,12 @@ def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
         "vault kv get secret/app",
         "7z a -p backup.7z /data",
         "unrar x -p- archive.rar",
+        # A redirection where a secret could stand.
+        "smbclient //fs/share < commands.txt",
+        "smbclient //fs/share 2>/dev/null",
+        "vault login > /dev/null",
+        "redis-cli AUTH > out.txt",
+        "rabbitmqctl add_user app >out",
         # The same words elsewhere.
         "redis-cli GET auth",
         "redis-cli SET k v",
@@ -154,6 +165,10 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "vault login -a ",
             "7z -p",
             "smbclient //a ",
+            "vault login 2>&1 ",
+            "rabbitmqctl add_user >",
+            "mc alias set > a ",
+            "zip -P &>",
         ]
     )
 
