@@ -1130,6 +1130,18 @@ def test_fetch_sends_the_path_it_checked_whatever_the_fragment(
     assert target.hits == ["/ok"]
 
 
+# Found in review (2026-12-06, eighteenth session): urllib sends "/admin/../ok" as
+# written, and Flask and Starlette route it to their /admin/ handler, while the gate
+# decided /ok. The gate refuses a URL path with a dot segment, so nothing is sent.
+@pytest.mark.parametrize("path", ["/admin/../ok", "/admin/%2e%2e/ok", "/./ok"])
+def test_fetch_sends_nothing_for_a_path_with_a_dot_segment(gate: Gate, web, path: str) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with pytest.raises(Denied) as raised:
+        gate.fetch(f"http://127.0.0.1:{server.port}{path}")
+    assert "'.' or '..' segment" in raised.value.reason
+    assert server.hits == []
+
+
 def test_fetch_sends_the_method_as_the_gate_decided_it(gate: Gate, web, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
     server = web()
     with gate.fetch(f"http://127.0.0.1:{server.port}/ok", method="patch") as response:

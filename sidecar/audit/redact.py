@@ -344,12 +344,16 @@ _SAMBA_USER = (
 )
 _SMBCLIENT_SERVICE = rf"{_BLANK}//[^\s;&|]+{_NEXT}(?:{_ARGUMENT})"
 # redis-cli's commands that carry a password: AUTH [user] pw (HELLO 3 AUTH user pw too),
-# and CONFIG SET requirepass / masterauth pw. Of two words after AUTH, the second.
+# CONFIG SET requirepass / masterauth pw, and ACL SETUSER's '>pw' rules. Of two words
+# after AUTH, the second.
 _REDIS_COMMAND_SECRET = (
     rf"{_BLANK}(?i:auth){_BLANK}++{_NOT_REDIRECTION}(?:{_WORD}{_BLANK}++{_NOT_REDIRECTION})?"
     rf"(?:{_ARGUMENT})"
     rf"|{_BLANK}(?i:config){_BLANK}++(?i:set){_BLANK}++(?i:requirepass|masterauth){_BLANK}++"
     rf"(?:{_ARGUMENT})"
+    # ACL SETUSER's rule >pw (adds a password), quoted or escaped: unquoted, the shell
+    # reads '>' as a redirection.
+    rf"""|{_BLANK}(?:'>([^']+)'|">({_IN_DOUBLE})"|\\>((?:[^\s"'\\;&|<>()]|\\.)+))"""
 )
 # RabbitMQ's rabbitmqctl add_user USER PW (change_password, authenticate_user), its
 # options anywhere before the password.
@@ -1288,7 +1292,8 @@ def _scan_smbclient(items: Sequence[Any], start: int, found: dict[int, Found]) -
 
 
 def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
-    # -a pw; AUTH [user] pw (of two words, the second); CONFIG SET requirepass pw.
+    # -a pw; AUTH [user] pw (of two words, the second); CONFIG SET requirepass pw; ACL
+    # SETUSER's >pw.
     for index in range(start, len(items)):
         item = items[index]
         if type(item) is not str:
@@ -1298,6 +1303,8 @@ def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
         elif item.lower() == "auth" and index + 1 < len(items):
             second = index + 2 < len(items) and not _is_redirection(items[index + 2])
             _value_at(items, index + 2 if second else index + 1, found)
+        elif item[:1] == ">" and len(item) > 1:
+            found[index] = ("password", ">", item[1:])  # ACL SETUSER bob on >pw
         elif (
             item.lower() == "config"
             and _is_str(items, index + 2)

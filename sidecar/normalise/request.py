@@ -169,6 +169,9 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
 
 
 LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+# The kubelet writes every pod's /etc/hosts with "::1 localhost ip6-localhost
+# ip6-loopback", so those names reach the loopback without DNS (Debian's does too).
+KUBELET_LOOPBACK_NAMES = frozenset({"ip6-localhost", "ip6-loopback"})
 
 
 def _network(request: CheckRequest, identity: str) -> Normalised:
@@ -221,12 +224,12 @@ def _network(request: CheckRequest, identity: str) -> Normalised:
         fields["path"] = (path,)
         record["path"] = path
     subjects = [Subject(NETWORK_REQUEST, _with_agent(fields, identity))]
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost" or host.endswith(".localhost") or host in KUBELET_LOOPBACK_NAMES:
         # RFC 6761 reserves these names for the loopback, and curl, browsers and
         # systemd-resolved connect them there without DNS, so a deny of 127.0.0.0/8
         # must see them; other resolvers may ask DNS (a cluster's search path too), so
         # an allow of 127.0.0.1 does not cover them: only deny and approval rules see
-        # this form.
+        # this form. The same for the names of ::1 in every pod's /etc/hosts.
         subjects.append(
             Subject(
                 NETWORK_REQUEST,

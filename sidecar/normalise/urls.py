@@ -30,19 +30,17 @@ rejects (``RequestError``) where WHATWG is lenient:
   ``#``, sending what lies between the two as path (``/v1/x#/../admin#``).
 * Path: percent-encoding normalised (RFC 3986 6.2.2): encoded unreserved characters
   (``%61`` ``%2e``) are decoded, other escapes get upper-case hex, non-ASCII and
-  ``" < > ` { }`` are encoded; a ``%`` not followed by two hex digits is rejected. Dot
-  segments (including ``%2e``) are resolved as WHATWG does; ``..`` at the root stays at
-  the root; empty segments (``//``) are kept. Rejected as ambiguous: a ``..`` that would
-  remove an empty segment (``/a//../b`` is ``/a/b`` to WHATWG but ``/b`` to a server
-  that merges slashes), a segment holding a dot segment once ``%2F``/``%5C`` are
-  decoded (``..%2F``, ``x%5C..;``), double-encoded ``.``, ``/`` and ``\\``
-  (``%252e``), and ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot segment
-  to Tomcat and Spring), and a ``..`` that would remove a segment holding ``;``,
-  ``%2F``, ``%5C`` or ``%3B`` (``/a/b%2Fc/../x`` is ``/a/x`` here but ``/a/b/x`` to a
-  server that decodes first). After that, resolving dot segments here and decoding (or
-  dropping ``;`` parameters) afterwards gives what a server doing it the other way round
-  gives. An empty path is ``/``. The query is kept (normalised the same way) in ``url`` but is
-  not part of ``path``.
+  ``" < > ` { }`` are encoded; a ``%`` not followed by two hex digits is rejected.
+  Empty segments (``//``) are kept. Rejected as ambiguous: a dot segment, ``.`` or
+  ``..`` (``%2e`` included), which WHATWG parsers (browsers, Node's fetch) and curl
+  resolve but Python's urllib sends as written and servers such as Flask and Starlette
+  route as written (``/admin/../public/x`` reaches their ``/admin/`` handler), so no
+  one reading of it is safe to decide; a segment holding a dot segment once
+  ``%2F``/``%5C`` are decoded (``..%2F``, ``x%5C..;``); double-encoded ``.``, ``/`` and
+  ``\\`` (``%252e``); and ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot
+  segment to Tomcat and Spring). So the path has no dot segment, and decoding it (or
+  dropping ``;`` parameters) cannot make one. An empty path is ``/``. The query is kept
+  (normalised the same way) in ``url`` but is not part of ``path``.
 
 ``server_paths`` gives the other forms a server may route a parsed path as: percent-
 decoded once (nginx and many frameworks decode ``%2F`` too before matching), and with
@@ -105,7 +103,6 @@ _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
 _USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
 _ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
 _DOT_PARAMETER = ("..;", ".;", "..%3B", ".%3B")
-_RESHAPING = re.compile(r"%2F|%5C|%3B")  # escapes that split or cut a segment once decoded
 _DOUBLE_ENCODED = re.compile(r"%25(?:2[EeFf]|5[Cc])")
 _DELIMITERS = frozenset("/?#@\\[]")
 _ESCAPE_RUN = re.compile(r"(?:%[0-9A-F]{2})+")
@@ -180,37 +177,21 @@ def _check_segment(segment: str, field: str) -> None:
 
 
 def _normalise_path(raw: str, field: str) -> str:
-    """Normalised path: escapes normalised, dot segments resolved like WHATWG."""
+    """Normalised path: escapes normalised; a dot segment refused (see the module)."""
     if not raw:
         return "/"
     text = raw if _PLAIN_PATH.fullmatch(raw) else _normalise_escapes(raw, _PATH_ENCODE, field)
     segments = text.split("/")[1:]  # raw starts with "/": the first item is empty
-    out: list[str] = []
-    for index, segment in enumerate(segments):
-        is_last = index == len(segments) - 1
-        if segment == "..":
-            removed = out.pop() if out else None
-            if removed == "":
-                raise RequestError(
-                    "has '..' after '//' (servers that merge slashes read it differently)",
-                    field,
-                )
-            if removed and (";" in removed or _RESHAPING.search(removed)):
-                raise RequestError(
-                    "has '..' after a segment with ';' or an encoded '/', '\\' or ';' "
-                    "(servers that decode or drop path parameters first count segments "
-                    "differently)",
-                    field,
-                )
-            if is_last:
-                out.append("")
-        elif segment == ".":
-            if is_last:
-                out.append("")
-        else:
-            _check_segment(segment, field)
-            out.append(segment)
-    return "/" + "/".join(out)
+    for segment in segments:
+        if segment in (".", ".."):
+            raise RequestError(
+                "has a '.' or '..' segment (also spelt %2e): clients and servers disagree "
+                "on resolving it (curl and browsers do; Python's urllib, Flask and "
+                "Starlette do not); send the path resolved",
+                field,
+            )
+        _check_segment(segment, field)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +253,8 @@ def server_paths(path: str, field: str = "url") -> ServerPaths:
       ``/admin;x/`` give ``/admin/``), for the deny and require_approval rules; not the
       path itself when it is spelt so already.
 
-    ``path`` is already dot-resolved; ``parse_url`` refused what makes that differ from
-    resolving after decoding. Raises ``RequestError`` where the forms are ambiguous: a
+    ``path`` has no dot segment, and ``parse_url`` refused what would make one once
+    decoded. Raises ``RequestError`` where the forms are ambiguous: a
     decoded control character (``%00``, ``%0A`` ...), or an encoded ``/`` or ``\\``
     inside a ``;`` or ``%3B`` parameter (``/a;x%2Fb``, ``/a%3Bx%5Cb``: does the
     parameter end at the decoded ``/`` or ``\\``?).

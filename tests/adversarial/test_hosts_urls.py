@@ -452,7 +452,7 @@ def test_dot_segments_cannot_escape_an_allowed_path_prefix() -> None:
             decision: allow
         """
     )
-    allowed = ["https://api.example.com/public/x", "https://api.example.com/public/a/../b"]
+    allowed = ["https://api.example.com/public/x", "https://api.example.com/public/a.b/..c"]
     refused = [
         "https://api.example.com/public/../admin",
         "https://api.example.com/public/%2e%2e/admin",
@@ -475,6 +475,40 @@ def test_dot_segments_cannot_escape_an_allowed_path_prefix() -> None:
         assert _outcome(policy, _url(url)) in ("deny", "invalid"), url
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/admin/../public/x",
+        "https://api.example.com/admin/%2e%2e/public/x",
+        "https://api.example.com/admin/.%2E/public/x",
+        "https://api.example.com/admin/%2E./public/x",
+        "https://api.example.com/admin/./../public/x",
+        "https://api.example.com/public/./x",
+    ],
+)
+def test_dot_segments_cannot_enter_an_allowed_path_from_a_denied_one(url: str) -> None:
+    # Python's urllib (the Python client's fetch) sends "/admin/../public/x" as written,
+    # and Flask and Starlette route it to their /admin/ handler, while curl and browsers
+    # resolve it to /public/x: no one reading is safe to decide, so the URL is refused.
+    allow_list = _load(
+        """
+        version: 1
+        rules:
+          - {action: network.request, host: api.example.com, path: {glob: "/public/**"}, decision: allow}
+        """
+    )
+    deny_list = _load(
+        """
+        version: 1
+        defaultAction: allow
+        rules:
+          - {action: network.request, path: {glob: "/admin/**"}, decision: deny}
+        """
+    )
+    assert _outcome(allow_list, _url(url)) == "invalid"
+    assert _outcome(deny_list, _url(url)) == "invalid"
+
+
 def test_encoded_unreserved_characters_cannot_dodge_a_deny() -> None:
     policy = _load(
         """
@@ -493,11 +527,14 @@ def test_encoded_unreserved_characters_cannot_dodge_a_deny() -> None:
         "https://api.example.com/admin/users",
         "https://api.example.com/%61dmin/users",
         "https://api.example.com/%61%64%6D%69%6E/users",
+    ):
+        assert _outcome(policy, _url(url)) == "deny", url
+    for url in (
         "https://api.example.com/x/../admin/users",
         "https://api.example.com/./admin/users",
         "https://api.example.com/admin/./users",
     ):
-        assert _outcome(policy, _url(url)) == "deny", url
+        assert _outcome(policy, _url(url)) == "invalid", url
 
 
 # Rule paths and URL paths are compared in one form, that of file paths: "//" merged
@@ -529,7 +566,6 @@ rules:
         ("deny-rules", "http://a.com//admin/x", "deny", "admin-tree"),
         ("deny-rules", "http://a.com/admin//x", "deny", "admin-tree"),
         ("deny-rules", "http://a.com/admin/x/", "deny", "admin-tree"),
-        ("deny-rules", "http://a.com/x/%2e%2E//admin/x", "deny", "admin-tree"),
         ("deny-rules", "http://a.com/upload/x/", "deny", "upload"),
         ("deny-rules", "http://a.com/upload//x", "deny", "upload"),
         ("deny-rules", "http://a.com/internal/", "deny", "listed"),
@@ -784,7 +820,7 @@ def _differential_corpus() -> list[str]:
         hosts.append(".".join(spelt) + rng.choice(["", "."]))
     for _ in range(100):
         hosts.append(f"[{ipaddress.IPv6Address(rng.getrandbits(128)).exploded}]")
-    paths = ["", "/", "/a/b", "/a/../b", "/a/./b/.", "/a/b/..", "/../x", "/a//b", "/ü/x?q=1"]
+    paths = ["", "/", "/a/b", "/a/...", "/.a/..b/.c", "/a//b", "/ü/x?q=1"]
     prefixes = ["", "user@", "user:pw@", "example.com:80@"]
     corpus = []
     for host in hosts:

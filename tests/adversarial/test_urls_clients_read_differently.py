@@ -107,6 +107,9 @@ LOOPBACK_DENY = load_policy_bytes(
         "http://LOCALHOST.:8080/x",
         "http://app.localhost/",
         "ws://a.b.localhost/",
+        # Every pod's /etc/hosts (the kubelet's) names ::1 so (review, 2026-12-06).
+        "http://ip6-localhost:8080/",
+        "http://IP6-Loopback./",
     ],
 )
 def test_a_loopback_deny_sees_localhost_names(url: str) -> None:
@@ -115,7 +118,9 @@ def test_a_loopback_deny_sees_localhost_names(url: str) -> None:
     assert "as the loopback" in verdict.reason
 
 
-@pytest.mark.parametrize("url", ["http://localhost.example.com/", "http://notlocalhost/"])
+@pytest.mark.parametrize(
+    "url", ["http://localhost.example.com/", "http://notlocalhost/", "http://ip6-localnet/"]
+)
 def test_names_that_only_look_local_are_not_the_loopback(url: str) -> None:
     verdict = evaluate_request(LOOPBACK_DENY, {"action": "network.request", "url": url})
     assert verdict.decision == "allow"

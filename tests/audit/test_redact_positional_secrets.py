@@ -41,6 +41,8 @@ KEY = b"k" * 32
         ("redis-cli HELLO 3 AUTH default pw1 SETNAME agent", ["pw1"], "password"),
         ("valkey-cli CONFIG SET requirepass 'p w1'", ["p w1"], "password"),
         ("redis-cli config set masterauth pw1", ["pw1"], "password"),
+        ("redis-cli ACL SETUSER bob on '>pw1' '~*' '+@all'", ["pw1"], "password"),
+        ('redis-cli ACL SETUSER bob on ">p w1" \\>pw2 resetkeys', ["p w1", "pw2"], "password"),
         ("rabbitmqctl add_user app pw1", ["pw1"], "password"),
         ('rabbitmqctl -n rabbit@h change_password app "p w1"', ["p w1"], "password"),
         ("rabbitmqctl authenticate_user app pw1 --silent", ["pw1"], "password"),
@@ -90,6 +92,7 @@ def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
         # The same words elsewhere.
         "redis-cli GET auth",
         "redis-cli SET k v",
+        "redis-cli GET k > out.txt",
         "ssh -p 2222 host",
         "echo 100%done",
         "curl -U proxyuser https://h",
@@ -109,6 +112,7 @@ def test_where_no_secret_stands_the_text_is_kept(text: str) -> None:
         (["redis-cli", "AUTH", "pw1"], 2, "", "password"),
         (["redis-cli", "-h", "c", "AUTH", "default", "pw1"], 5, "", "password"),
         (["redis-cli", "CONFIG", "SET", "requirepass", "pw1"], 4, "", "password"),
+        (["redis-cli", "ACL", "SETUSER", "bob", "on", ">pw1", "~*"], 5, ">", "password"),
         (["rabbitmqctl", "add_user", "app", "pw1"], 3, "", "password"),
         (["mc", "alias", "set", "--api", "S3v4", "m", "https://h", "ak", "sk1"], 8, "", "secret"),
         (["mc", "config", "host", "add", "m", "https://h", "ak", "sk1"], 7, "", "secret"),
@@ -169,6 +173,8 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "rabbitmqctl add_user >",
             "mc alias set > a ",
             "zip -P &>",
+            "redis-cli ACL SETUSER b '>",
+            "redis-cli \\>",
         ]
     )
 
@@ -178,6 +184,7 @@ test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_join
         "smbclient //h/s -U 'u%a b'",
         "net -U u%pw1",
         "redis-cli AUTH u pw1",
+        "redis-cli ACL SETUSER b on '>p w' \\>x",
         "rabbitmqctl add_user u pw1",
         "mc alias set m u ak sk",
         "vault login tok1",
