@@ -538,11 +538,15 @@ class _Analyser:
         if not posix:
             return
         try:
+            # The complete commands before dash's own syntax error (it runs those, one
+            # line at a time); what is raised is text this reader will not guess about,
+            # where dash may run more: refused, as bash's reading refuses it.
             script = parse_script(
                 text, max_depth=self.max_depth, depth=depth, nesting=nesting, posix=True
             )
-        except ShellSyntaxError:
-            return
+        except ShellSyntaxError as error:
+            message = f"cannot be parsed as POSIX sh reads it: {error}"
+            raise RequestError(message, self.field) from None
         self.functions |= _function_names(script)
         # A command bash runs once may repeat as dash reads the text: kept then too.
         known = {(command.argv, command.repeated) for command in self.commands}

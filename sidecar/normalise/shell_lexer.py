@@ -73,6 +73,12 @@ class ShellSyntaxError(Exception):
     """Text that sh would refuse, or that this reader will not guess about."""
 
 
+class ShellReaderLimit(ShellSyntaxError):
+    """Text this reader will not guess about, where the shell may well run something (an
+    unusual here-document delimiter, nesting past the limits): never taken for the
+    shell's own syntax error, after which POSIX sh runs nothing more."""
+
+
 @dataclass(frozen=True)
 class Token:
     kind: Literal["word", "op", "redirect", "newline", "eof"]
@@ -248,6 +254,9 @@ class Lexer:
     def _error(self, message: str) -> ShellSyntaxError:
         return ShellSyntaxError(f"{message} (at offset {self.pos})")
 
+    def _limit(self, message: str) -> ShellReaderLimit:
+        return ShellReaderLimit(f"{message} (at offset {self.pos})")
+
     # -- tokens ----------------------------------------------------------------------
 
     def skip_blanks(self) -> None:
@@ -343,7 +352,7 @@ class Lexer:
         heredoc = None
         if op in ("<<", "<<-"):
             if not HEREDOC_DELIMITER.fullmatch(target.raw):
-                raise self._error(f"unsupported here-document delimiter {target.raw!r}")
+                raise self._limit(f"unsupported here-document delimiter {target.raw!r}")
             heredoc = HereDoc(delimiter=target.text, quoted=target.quoted, strip_tabs=op == "<<-")
             self._pending.append((heredoc, self.level))
         redirect = Redirect(op=op, fd=fd, target=target, heredoc=heredoc)
@@ -359,10 +368,12 @@ class Lexer:
         pending, self._pending = self._pending, []
         for heredoc, level in pending:
             if level != self.level:
-                raise self._error("a here-document may not span a multi-line substitution")
+                raise self._limit("a here-document may not span a multi-line substitution")
             lines: list[str] = []
             while True:
                 if self.pos >= len(self.src):
+                    if self.posix:
+                        break  # dash ends it at the end of the text, and runs the command
                     raise self._error(f"here-document not ended by {heredoc.delimiter!r}")
                 line = self._next_line()
                 while not heredoc.quoted and _ends_with_continuation(line):
@@ -385,7 +396,10 @@ class Lexer:
         return line
 
     def _finish_heredocs_at_end(self) -> None:
-        # bash would end it at the end of the script, with a warning; refuse instead.
+        # bash would end it at the end of the script, with a warning; refuse instead. dash
+        # ends it there without one, and runs the command: its reading must see that.
+        if self._pending and self.posix:
+            self._read_heredoc_bodies()
         if self._pending:
             raise self._error(f"here-document not ended by {self._pending[0][0].delimiter!r}")
 
@@ -735,7 +749,7 @@ class Lexer:
                     self.pos += 1
                     return
                 if self._peek(1) != ")":
-                    raise self._error(
+                    raise self._limit(
                         "'$((' or '((' not closed by '))'; write '( (' for a subshell"
                     )
                 self._take()

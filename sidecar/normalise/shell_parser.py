@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sidecar.normalise import shell_ast as sh
-from sidecar.normalise.shell_lexer import Lexer, ShellSyntaxError, Token
+from sidecar.normalise.shell_lexer import Lexer, ShellReaderLimit, ShellSyntaxError, Token
 
 MAX_NESTING = 48
 RESERVED = frozenset(
@@ -61,6 +61,7 @@ CONDITIONAL_OPERATORS = frozenset({"(", ")", "<", ">", "&&", "||"})
 __all__ = [
     "MAX_NESTING",
     "Parser",
+    "ShellReaderLimit",
     "ShellSyntaxError",
     "parse_expanded_word",
     "parse_expansions",
@@ -117,9 +118,9 @@ class Parser:
 
     def _check_limits(self) -> None:
         if self.depth > self.max_depth:
-            raise ShellSyntaxError(f"scripts are nested deeper than {self.max_depth}")
+            raise ShellReaderLimit(f"scripts are nested deeper than {self.max_depth}")
         if self.nesting > MAX_NESTING:
-            raise ShellSyntaxError(f"commands are nested deeper than {MAX_NESTING}")
+            raise ShellReaderLimit(f"commands are nested deeper than {MAX_NESTING}")
 
     @contextmanager
     def nested(self, scripts: int = 0) -> Iterator[None]:
@@ -208,6 +209,8 @@ class Parser:
                     raise self._unexpected(self._peek())
                 self._skip_newlines()  # reads the line's here-documents
                 items.extend(line.items)
+        except ShellReaderLimit:
+            raise  # not dash's error: it may run what follows
         except ShellSyntaxError:
             pass
         return sh.Script(tuple(items))
@@ -215,7 +218,7 @@ class Parser:
     def parse_substitution(self) -> sh.Script:
         """Read ``$(...)`` or ``<(...)`` from after its ``(`` through its ``)``."""
         if self._lookahead is not None:
-            raise ShellSyntaxError("substitution read out of order")
+            raise ShellReaderLimit("substitution read out of order")
         saved_conditional = self.lexer.conditional
         self.lexer.conditional = False
         self.lexer.level += 1
@@ -565,7 +568,7 @@ class Parser:
     def _conditional(self) -> sh.Conditional:
         self._take()
         if self._lookahead is not None:
-            raise ShellSyntaxError("[[ read out of order")
+            raise ShellReaderLimit("[[ read out of order")
         words: list[sh.Word] = []
         self.lexer.conditional = True
         try:
