@@ -115,6 +115,29 @@ RISKY_VARIABLES = frozenset(
     # bash translates $"word" through the catalogue $TEXTDOMAIN in $TEXTDOMAINDIR (in
     # any locale but C and POSIX, C.UTF-8 included): a planted one makes $"status" "push".
     | {"TEXTDOMAIN", "TEXTDOMAINDIR"}
+    # More tools' defaults and configuration that run a program or load code (a red-team
+    # review of 2026-12-06): GNU tar's default options (--checkpoint-action=exec=,
+    # --to-command=), the AWS CLI's credentials file (credential_process), .NET's
+    # start-up hooks and CoreCLR's profilers, the JVM's class path (javac runs the
+    # annotation processors it finds there), and the password commands, remote shells
+    # and compiler prefix of restic, borg, rclone, rsync, svn, cvs and ccache.
+    | {"TAR_OPTIONS", "AWS_SHARED_CREDENTIALS_FILE", "DOTNET_STARTUP_HOOKS", "CLASSPATH"}
+    | {"CORECLR_ENABLE_PROFILING", "CORECLR_PROFILER", "CORECLR_PROFILER_PATH"}
+    | {"CORECLR_PROFILER_PATH_32", "CORECLR_PROFILER_PATH_64", "CCACHE_PREFIX"}
+    | {"RESTIC_PASSWORD_COMMAND", "BORG_PASSCOMMAND", "BORG_RSH", "RCLONE_PASSWORD_COMMAND"}
+    | {"RSYNC_RSH", "RSYNC_CONNECT_PROG", "SVN_SSH", "CVS_RSH"}
+    # Pagers and editors that systemd's tools, the AWS CLI, gh, psql, svn, hg and
+    # sudoedit start, and psql's start-up file (\! runs a command).
+    | {"SYSTEMD_PAGER", "SYSTEMD_EDITOR", "AWS_PAGER", "GH_PAGER", "GH_EDITOR"}
+    | {"PSQL_PAGER", "PSQL_EDITOR", "PSQLRC", "SVN_EDITOR", "HGEDITOR", "SUDO_EDITOR"}
+    # Where tools find configuration or plugins that run code: Mercurial's hooks, the
+    # Docker CLI's plugins, RubyGems' gems, Azure CLI extensions, Helm plugins,
+    # Terraform's CLI configuration, Google's credential file (an executable-sourced
+    # credential), the environment uv and poetry take the interpreter from, curl's and
+    # wget's configuration.
+    | {"HGRCPATH", "DOCKER_CONFIG", "GEM_HOME", "GEM_PATH", "AZURE_EXTENSION_DIR"}
+    | {"HELM_PLUGINS", "TF_CLI_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS"}
+    | {"GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "VIRTUAL_ENV", "CURL_HOME", "WGETRC"}
 )
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_"),
@@ -133,6 +156,8 @@ RISKY_PREFIXES = (
     # #cgo lines of a package may pass (CGO_*_ALLOW); rustup's toolchain (a directory:
     # RUSTUP_TOOLCHAIN=/workspace/tc runs its bin/cargo), home and download server.
     *("CGO_", "RUSTUP_"),
+    # Terraform adds TF_CLI_ARGS (and TF_CLI_ARGS_<command>) to its command line.
+    "TF_CLI_ARGS",
 )
 
 

@@ -202,6 +202,19 @@ def test_python_imports_the_module_a_warnings_filter_names(
         "KUBERC=/workspace/kuberc kubectl get pods",
         "GNUPGHOME=/workspace/g git commit -S -m x",
         "OPENSSL_CONF=/workspace/openssl.cnf pip install x",
+        # Found by a red-team review of 2026-12-06 (eighteenth session).
+        "TAR_OPTIONS='--checkpoint=1 --checkpoint-action=exec=id' tar -tf t.tar",
+        "AWS_SHARED_CREDENTIALS_FILE=/workspace/creds aws sts get-caller-identity",
+        "DOTNET_STARTUP_HOOKS=/workspace/h.dll dotnet test",
+        "CLASSPATH=/workspace/proc javac X.java",
+        "RESTIC_PASSWORD_COMMAND='sh -c id' restic snapshots",
+        "RSYNC_RSH='sh -c id' rsync a b:c",
+        "PSQLRC=/workspace/psqlrc psql -c 'select 1'",
+        "GH_PAGER=/workspace/p gh pr list",
+        "DOCKER_CONFIG=/workspace/d docker ps",
+        "HELM_PLUGINS=/workspace/p helm x",
+        "TF_CLI_ARGS_plan=-out=/etc/x terraform plan",
+        "VIRTUAL_ENV=/workspace/venv uv run pytest",
     ],
 )
 def test_tools_variables_that_run_or_load_code_are_overrides(
@@ -210,6 +223,25 @@ def test_tools_variables_that_run_or_load_code_are_overrides(
     verdict = check_line(deny_list, line)
     assert verdict.decision == "deny", verdict.reason
     assert verdict.request["constructs"] == ["environment-override"]
+
+
+def test_tar_runs_the_checkpoint_action_its_default_options_name(tmp_path: Path) -> None:
+    # The premise of TAR_OPTIONS above, with GNU tar: the variable's options apply to
+    # every tar command, and --checkpoint-action=exec runs a command.
+    tar = shutil.which("tar")
+    assert tar is not None
+    (tmp_path / "f").write_text("x")
+    subprocess.run([tar, "-cf", "t.tar", "f"], cwd=tmp_path, check=True)
+    options = "--checkpoint=1 --checkpoint-action=exec='touch ran'"
+    subprocess.run(
+        [tar, "-tf", "t.tar"],
+        cwd=tmp_path,
+        env={**os.environ, "TAR_OPTIONS": options},
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    assert (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize(
