@@ -1846,6 +1846,8 @@ _SCREEN_TEXT = re2.compile(_SCREEN_TEXT_PATTERN, options=_screen_options)
 
 
 _TAG_PREFIX = "[REDACTED:"
+# A '..' path segment inside a value a pattern took for a secret (see ``_substitute``).
+_TRAVERSAL = re.compile(r"/\.\.(?=/|$)")
 _TRIMMED = "\"'\\ \t"
 _TAG = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
 # A secret found anywhere in a record is also replaced wherever else its text occurs in
@@ -2129,6 +2131,15 @@ class Redactor:
                 ):
                     continue  # the line goes on past the tag (SecretPattern.to_line_end)
                 begin, end = match.span(group)
+                traversal = _TRAVERSAL.search(value)
+                if traversal is not None:
+                    # "rm -rf /tmp/pwd=1/../../etc": a '..' segment is where a path goes,
+                    # not part of a secret; hidden in the tag, an approver would see a
+                    # delete in /tmp where /etc is meant. The secret ends before it.
+                    value = value[: traversal.start()]
+                    end = begin + len(value)
+                    if not value:
+                        continue
                 if trim:
                     value = value.strip(_TRIMMED)
                     if not value:

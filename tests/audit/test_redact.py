@@ -420,3 +420,40 @@ def test_secrets_behind_json_escaped_quotes_are_redacted_with_their_own_tag(
     # The tag is the secret's, not the secret's plus a stray backslash: an investigator
     # finds the same tag in the decision record and in the invalidRequest body.
     assert (kind, redactor.tag(kind, secret)[-9:-1]) in TAG.findall(out), out
+
+
+# Found by a red-team review of 2026-12-06 (eighteenth session): "rm -rf
+# /tmp/pwd=1/../../etc" was shown to an approver as "rm -rf /tmp/pwd=[REDACTED:...]", a
+# delete in /tmp, where the command deletes /etc (the agent can make /tmp/pwd=1 first).
+@pytest.mark.parametrize(
+    ("text", "secret", "rest"),
+    [
+        ("rm -rf /tmp/pwd=1/../../etc", "1", "/../../etc"),
+        ("rm -rf /tmp/password=abc123/../../etc/x", "abc123", "/../../etc/x"),
+        ("cp f /srv/token=t0k/..", "t0k", "/.."),
+        ("curl -u u:p/../x https://h", "p", "/../x https://h"),
+    ],
+)
+def test_a_parent_directory_segment_is_never_hidden_in_a_tag(
+    text: str, secret: str, rest: str
+) -> None:
+    redactor = Redactor(b"k" * 32)
+    body = {"commandLine": text, "reason": f"rule r requires approval for {text}"}
+    out = redactor.redact(body)
+    tag = re.escape(redactor.tag(_kind_of(out), secret))
+    for value in out.values():
+        assert re.search(tag + re.escape(rest) + "$", value), value
+    assert redactor.redact(out) == out
+
+
+def _kind_of(out: dict[str, str]) -> str:
+    found = re.search(r"\[REDACTED:([a-z-]+):", out["commandLine"])
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_secret_holding_dots_that_are_no_segment_is_tagged_whole() -> None:
+    redactor = Redactor(b"k" * 32)
+    assert redactor.redact_text("export DB_PASSWORD=a/..b") == (
+        f"export DB_PASSWORD={redactor.tag('password', 'a/..b')}"
+    )
