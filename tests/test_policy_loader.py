@@ -146,6 +146,11 @@ def test_schema_errors_name_rule_and_key(text: str, expected: str) -> None:
         ("{action: file.read, decision: allow, path: relative/x}", "must be an absolute path"),
         ("{action: file.read, decision: allow, path: {in: []}}", "the list is empty"),
         ("{action: file.read, decision: allow, path: {}}", "empty matcher"),
+        # Found by a red-team review of 2026-12-06: it allowed git push --force.
+        (
+            "{action: process.exec, decision: allow, command: git, args: {prefix: []}}",
+            "prefix: the list is empty, so every argument list matches",
+        ),
         ("{action: file.raed, decision: allow}", "rules[0]: action: unknown action 'file.raed'"),
         ("{action: 'net.*', decision: allow}", "wildcard 'net.*' matches no action"),
         ("{action: 'file.*', decision: allow, verb: get}", "no action matched by the wildcard"),
@@ -359,7 +364,7 @@ LOADERS = [pytest.param(loader, id=name) for name, loader in YAML_LOADERS.items(
         pytest.param("a:\n  b:\n    - c:\n        d: 1\n        d: 2\n", id="deep"),
         pytest.param("rules: [{action: file.read, action: file.write}]\n", id="flow-mapping"),
         pytest.param("'rules': []\nrules: []\n", id="quoted-and-plain"),
-        pytest.param("1: a\n0x1: b\n", id="two-spellings-of-one-int"),
+        pytest.param("1: a\n+1: b\n", id="two-spellings-of-one-int"),
         pytest.param("base: &b {glob: /x/**}\nm: {<<: *b, glob: /y/**}\n", id="merge-and-key"),
         pytest.param("a: &a {k: 1}\nb: &b {k: 2}\nm: {<<: [*a, *b]}\n", id="two-merges"),
     ],
@@ -367,6 +372,27 @@ LOADERS = [pytest.param(loader, id=name) for name, loader in YAML_LOADERS.items(
 def test_duplicate_keys_are_refused_at_any_depth(loader: type, text: str) -> None:
     with pytest.raises(yaml.YAMLError, match="duplicate key"):
         load_yaml_strict(text, loader)
+
+
+# Found by a red-team review of 2026-12-06 (eighteenth session): YAML 1.1 read
+# "port: [0022, 2222]" as ports 18 and 2222, so a deny of ssh missed port 22, and a
+# policy test written the same way agreed with the mistake.
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("number", ["0022", "0x1bb", "1:20", "8_080", "0b1", "-0022"])
+def test_a_number_not_written_in_decimal_is_refused(loader: type, number: str) -> None:
+    with pytest.raises(yaml.YAMLError, match="decimal"):
+        load_yaml_strict(f"port: [{number}, 2222]\n", loader)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_decimal_numbers_and_quoted_ones_load_as_written(loader: type) -> None:
+    assert load_yaml_strict("a: [0, 22, +5, -1, '0022']\n", loader) == {"a": [0, 22, 5, -1, "0022"]}
+
+
+def test_a_policy_denying_port_0022_is_refused_not_read_as_port_18() -> None:
+    text = b"version: 1\nrules:\n  - {id: no-ssh, action: network.request, port: [0022], decision: deny}\n"
+    with pytest.raises(PolicyError, match="decimal"):
+        load_policy_bytes(text, "p.yaml")
 
 
 def _first_key_wins_flatten(self: SafeConstructor, node: yaml.MappingNode) -> None:
@@ -418,9 +444,7 @@ def test_duplicates_through_merges_are_refused_whatever_pyyaml_flattens(
             {"a": [True, False, True, False, True, False, "y"]},
             id="yaml-1.1-booleans",
         ),
-        pytest.param(
-            "a: [~, null, 017, 0x1f, 1_000]\n", {"a": [None, None, 15, 31, 1000]}, id="scalars"
-        ),
+        pytest.param("a: [~, null, 17, -3, +4]\n", {"a": [None, None, 17, -3, 4]}, id="scalars"),
         pytest.param("a: 2024-01-02\n", {"a": date(2024, 1, 2)}, id="timestamp"),
         pytest.param("a: !!str 1\nb: '1'\n", {"a": "1", "b": "1"}, id="strings"),
         pytest.param("", None, id="empty"),

@@ -107,6 +107,26 @@ def _merged_pairs(
     return merged + own
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+
+def _construct_decimal_int(loader: SafeConstructor, node: yaml.ScalarNode) -> int:
+    """An integer written in decimal. YAML 1.1, which PyYAML reads, also takes ``0022``
+    for octal 18, ``0x1bb`` for 443, ``1:20`` for 80 and ``8_080`` for 8080: a port
+    list ``[0022, 2222]`` would deny port 18, not 22. Refused, with how to write it."""
+    text = str(node.value)
+    if not _DECIMAL.fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"found the number {text!r}, which YAML reads other than as a decimal "
+            "(a leading 0 is octal); write it in decimal without leading zeros",
+            node.start_mark,
+        )
+    return int(text)
+
+
 # A SafeLoader on either parser; typed as PyYAML's stubs name the classes load() takes.
 LoaderClass = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
 
@@ -131,6 +151,7 @@ def _strict_loader(base: LoaderClass) -> LoaderClass:
 
     StrictLoader.__name__ = StrictLoader.__qualname__ = f"Strict{base.__name__}"
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    StrictLoader.add_constructor(_INT_TAG, _construct_decimal_int)
     return StrictLoader
 
 

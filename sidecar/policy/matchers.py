@@ -317,6 +317,13 @@ def _cidr(field: str, ranges: str | list[str]) -> Test:
 def _prefix(field: str, tokens: list[str]) -> Test:
     if field != "args":
         raise MatcherError("prefix applies to args only")
+    if not tokens:
+        # Every argument list starts with nothing: read as "no arguments", it would
+        # allow any. (An empty in list or matcher object is refused the same way.)
+        raise MatcherError(
+            "prefix: the list is empty, so every argument list matches; leave args out "
+            "for any arguments, or write args: {not: {glob: '**'}} for none"
+        )
     wanted = tuple(tokens)
     size = len(wanted)
     return lambda values: values[:size] == wanted
