@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from sidecar.audit.merkle import HASH_SIZE
 from sidecar.audit.note import NoteError, check_key_name
 
-_SIZE = re.compile(r"0|[1-9][0-9]*")
+# A tree size is a uint64 (C2SP tlog-checkpoint): at most 20 digits, which also keeps
+# int() clear of Python's limit on the digits it converts.
+_SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,10 @@ class Checkpoint:
         if not origin:
             raise NoteError("checkpoint origin is empty")
         if not _SIZE.fullmatch(size_text):
-            raise NoteError(f"checkpoint tree size {size_text!r} is not a decimal number")
+            shown = size_text if len(size_text) <= 40 else size_text[:40] + "..."
+            raise NoteError(
+                f"checkpoint tree size {shown!r} is not a decimal number of at most 20 digits"
+            )
         try:
             root = base64.b64decode(root_b64.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from sidecar.audit.segments import Segment, last_line_end, list_segments
+from sidecar.audit.segments import Segment, last_line_end, list_segments, open_segment
 from sidecar.cpus import usable_cpus
 
 CHUNK_BYTES = 4 * 2**20
@@ -52,9 +53,9 @@ def plan_segment(
     torn tail and belong to no range.
     """
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    size = segment.path.stat().st_size
     ranges: list[tuple[int, int]] = []
-    with open(segment.path, "rb") as handle:
+    with open_segment(segment.path) as handle:
+        size = os.fstat(handle.fileno()).st_size
         clean_end = last_line_end(handle, size if end is None else min(end, size))
         start = 0
         while start < clean_end:
@@ -79,7 +80,7 @@ def _next_line_end(handle: BinaryIO, offset: int, limit: int) -> int:
 
 def read_range(path: str, start: int, end: int) -> bytes:
     """The bytes ``path[start:end]`` (a range from ``plan_trail``)."""
-    with open(path, "rb") as handle:
+    with open_segment(path) as handle:
         handle.seek(start)
         return handle.read(end - start)
 

@@ -246,7 +246,7 @@ def run_prove(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except ProveError as exc:
+    except (ProveError, AuditCorrupt) as exc:
         _error(str(exc))
         return EXIT_FAILED
     except OSError as exc:

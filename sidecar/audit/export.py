@@ -156,7 +156,7 @@ def _rows(
     for index, line in enumerate(lines):
         try:
             record = decode(line)
-        except msgspec.DecodeError as exc:  # ValidationError included
+        except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError included
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if type(record) is dict:
             seq, ts, prev = record.get("seq"), record.get("ts"), record.get("prev")
@@ -181,7 +181,7 @@ def _rows(
                 continue
         try:
             row = render(seq, leaf_hash, line, record)
-        except NotAnEvent as exc:
+        except (NotAnEvent, RecursionError) as exc:
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if row is not None:
             yield row

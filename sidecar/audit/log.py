@@ -64,12 +64,15 @@ from sidecar.audit.redact import Redactor
 from sidecar.audit.segments import (
     BROKEN_SUFFIX,
     CHECKPOINT_FILE,
+    CHECKPOINT_MAX_BYTES,
     LOCK_FILE,
     SEGMENTS_DIR,
+    NotASmallFile,
     Segment,
     SegmentStart,
     TornTail,
     fsync_directory,
+    read_small_file,
     replace_file,
     segment_name,
     start_path,
@@ -1312,8 +1315,10 @@ def _load_checkpoint_file(
     """
     path = directory / CHECKPOINT_FILE
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = read_small_file(path, CHECKPOINT_MAX_BYTES)
+    except NotASmallFile as exc:
+        raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+    if data is None:
         return None, False, None
     try:
         note = parse_note(data)

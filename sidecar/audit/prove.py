@@ -15,7 +15,13 @@ from sidecar.audit.checkpoint import Checkpoint
 from sidecar.audit.chunks import plan_trail, read_lines
 from sidecar.audit.merkle import Frontier, consistency_proof, leaf_hash
 from sidecar.audit.note import NoteError, parse_note
-from sidecar.audit.segments import CHECKPOINT_FILE, SEGMENTS_DIR
+from sidecar.audit.segments import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_MAX_BYTES,
+    SEGMENTS_DIR,
+    NotASmallFile,
+    read_small_file,
+)
 
 
 class ProveError(Exception):
@@ -58,9 +64,11 @@ def witness_request(directory: str | Path, old_size: int, note: bytes | None = N
     path = Path(directory)
     if note is None:
         try:
-            note = (path / CHECKPOINT_FILE).read_bytes()
-        except FileNotFoundError:
-            raise ProveError(f"{path / CHECKPOINT_FILE} does not exist") from None
+            note = read_small_file(path / CHECKPOINT_FILE, CHECKPOINT_MAX_BYTES)
+        except NotASmallFile as exc:
+            raise ProveError(f"not a signed checkpoint: {exc}") from exc
+        if note is None:
+            raise ProveError(f"{path / CHECKPOINT_FILE} does not exist")
     note = note.rstrip(b"\n") + b"\n"  # a copy from a log line may lack or add one
     try:
         checkpoint = Checkpoint.parse(parse_note(note).text)

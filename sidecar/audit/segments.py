@@ -64,6 +64,10 @@ def list_segments(directory: Path) -> list[Segment]:
         for entry in entries:
             match = _SEGMENT_NAME.fullmatch(entry.name)
             if match is not None:
+                # A gate writes regular files only: a FIFO would hang every reader, a
+                # link could stand for anything (a dangling one, /dev/zero).
+                if not entry.is_file(follow_symlinks=False):
+                    raise corrupt(entry.name, None, "it is not a regular file")
                 segments.append(Segment(int(match.group(1)), Path(entry.path)))
     segments.sort(key=lambda segment: segment.first_seq)
     return segments
@@ -225,24 +229,13 @@ def load_start(segment: Segment) -> SegmentStart | None:
     """
     path = start_path(segment.path)
     try:
-        # O_NONBLOCK: a FIFO put in its place must not hang the reader.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
+        data = read_small_file(path, _START_MAX_BYTES)
+    except NotASmallFile as exc:
+        raise corrupt(segment, None, str(exc)) from exc
+    except OSError as exc:
+        raise corrupt(segment, None, f"{path.name} cannot be read ({exc.strerror or exc})") from exc
+    if data is None:
         return None
-    except OSError as exc:
-        raise corrupt(segment, None, f"{path.name} cannot be read ({exc.strerror or exc})") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise corrupt(segment, None, f"{path.name} is not a regular file")
-        data = b""
-        while len(data) <= _START_MAX_BYTES and (block := os.read(fd, _START_MAX_BYTES)):
-            data += block
-    except OSError as exc:
-        raise corrupt(segment, None, f"{path.name} cannot be read ({exc.strerror or exc})") from exc
-    finally:
-        os.close(fd)
-    if len(data) > _START_MAX_BYTES:
-        raise corrupt(segment, None, f"{path.name} is malformed (over {_START_MAX_BYTES} bytes)")
     start = _parse_start(data, segment, path.name)
     if start.encode() != data:
         start = replace(start, canonical=False)
@@ -300,6 +293,50 @@ def replace_file(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(temporary, path)
     fsync_directory(path.parent)
+
+
+class NotASmallFile(ValueError):
+    """A file of the audit directory that is no regular file, or too large to be one the
+    gate wrote there."""
+
+
+def read_small_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None when there is none. Raises ``NotASmallFile`` when it
+    is not a regular file or holds more than ``limit`` bytes, and ``OSError`` when it
+    cannot be read: anyone who can write the volume could put a FIFO there (it would hang
+    the reader) or a link to /dev/zero (it would fill memory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotASmallFile(f"{path.name} is not a regular file")
+        data = b""
+        while len(data) <= limit and (block := os.read(fd, limit + 1)):
+            data += block
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise NotASmallFile(f"{path.name} is malformed (over {limit} bytes)")
+    return data
+
+
+# DIR/checkpoint holds one signed note: a few hundred bytes (64 signatures at most).
+CHECKPOINT_MAX_BYTES = 64 * 1024
+
+
+def open_segment(path: Path | str) -> BinaryIO:
+    """A segment opened for reading, which must be a regular file (see ``list_segments``:
+    it could have been replaced since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise corrupt(Path(path).name, None, "it is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def corrupt(segment: Segment | str, line: int | None, message: str) -> AuditCorrupt:

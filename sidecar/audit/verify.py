@@ -26,12 +26,15 @@ from sidecar.audit.records import ZERO_HASH
 from sidecar.audit.segments import (
     BROKEN_SUFFIX,
     CHECKPOINT_FILE,
+    CHECKPOINT_MAX_BYTES,
     HOLE_BEFORE_NEWEST,
     SEGMENTS_DIR,
+    NotASmallFile,
     Segment,
     SegmentStart,
     check_start_form,
     load_start,
+    read_small_file,
     read_start,
     segment_name,
     start_path,
@@ -291,8 +294,12 @@ class _Checker:
     def load_external(self, notes: Sequence[tuple[str, bytes]]) -> list[_ExternalCheckpoint]:
         sources = list(notes)
         stored = self.directory / CHECKPOINT_FILE
-        if stored.exists():
-            sources.insert(0, (f"{CHECKPOINT_FILE}", stored.read_bytes()))
+        try:
+            data = read_small_file(stored, CHECKPOINT_MAX_BYTES)
+        except NotASmallFile as exc:
+            raise _Tampered(Fault(f"{CHECKPOINT_FILE} is not a signed checkpoint: {exc}")) from exc
+        if data is not None:
+            sources.insert(0, (f"{CHECKPOINT_FILE}", data))
         loaded = []
         for label, data in sources:
             try:
@@ -301,7 +308,7 @@ class _Checker:
             except NoteError as exc:
                 raise _Tampered(Fault(f"{label} is not a signed checkpoint: {exc}")) from exc
             loaded.append(_ExternalCheckpoint(label, note, checkpoint))
-        if stored.exists():
+        if data is not None:
             self.stored_checkpoint_size = loaded[0].checkpoint.size
         return loaded
 
@@ -458,7 +465,10 @@ class _Checker:
                 raise _Tampered(Fault(str(exc), segment=where)) from None
 
     def scan(self, wanted: set[int], workers: int | None) -> None:
-        plans = plan_trail(self.directory)
+        try:
+            plans = plan_trail(self.directory)
+        except AuditCorrupt as exc:  # a segment that is no regular file
+            raise _Tampered(Fault(str(exc))) from None
         wanted_sizes = tuple(sorted(wanted))
         jobs = [
             (str(plan.segment.path), start, end, wanted_sizes)

@@ -45,7 +45,7 @@ def canonical_record(line: bytes) -> dict[str, Any] | None:
     """
     try:
         record = _decode(line)
-    except (msgspec.DecodeError, _FloatSeen):
+    except (msgspec.DecodeError, _FloatSeen, RecursionError):
         record = None
     if type(record) is dict and _encode_sorted(record) == line:
         return record
@@ -101,7 +101,7 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
     for line in lines:
         try:
             record = decode(line)
-        except (msgspec.DecodeError, _FloatSeen):
+        except (msgspec.DecodeError, _FloatSeen, RecursionError):
             record = None
         if type(record) is not dict or encode(record) != line:
             record = canonical_record(line)
