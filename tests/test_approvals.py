@@ -111,6 +111,7 @@ rules:
   - {{id: read-data, action: file.read, path: {{glob: "/app/data/**"}}, decision: allow, risk: low}}
   - {{id: deploy-writes, action: k8s.request, verb: [delete, patch], resource: deployments, decision: require_approval, risk: high, reason: "deployment changes need a human"}}
   - {{id: removals, action: process.exec, command: rm, decision: require_approval, risk: high}}
+  - {{id: file-removals, action: file.delete, path: {{glob: "/app/**"}}, decision: require_approval}}
 approvals:
   timeout: {timeout}
   approvers:
@@ -424,6 +425,22 @@ def test_an_approval_only_covers_the_identical_request(start, people) -> None:  
         },
     }
     assert redeem(gate, approval_id, same)["allowed"] is True
+
+
+# Found by a red-team review of 2026-12-06 (eighteenth session): the approver was shown
+# "/app/config.yaml" for "/app/cache/../config.yaml" (elsewhere when /app/cache is a
+# link), and another spelling of the same lexical path redeemed the approval.
+def test_an_approval_shows_and_binds_a_file_path_as_written(start, people) -> None:  # type: ignore[no-untyped-def]
+    gate = start()
+    body = {"action": "file.delete", "path": "/app/cache/../config.yaml"}
+    approval_id = ask(gate, body)["approval"]["id"]
+    shown = view(gate, approval_id)["request"]
+    assert shown == {"path": "/app/config.yaml", "writtenPath": "/app/cache/../config.yaml"}
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    for other in ("/app/tmp/x/../../config.yaml", "/app/config.yaml"):
+        answer = redeem(gate, approval_id, {"action": "file.delete", "path": other})
+        assert answer["allowed"] is False and "different request" in answer["reason"], other
+    assert redeem(gate, approval_id, body)["allowed"] is True
 
 
 def test_an_approval_is_not_used_when_the_policy_no_longer_requires_one(

@@ -212,7 +212,11 @@ def test_normalised_request_is_what_is_recorded(mixed: CompiledPolicy) -> None:
             "context": {"task": "t", "score": 0.5},
         },
     )
-    assert verdict.request == {"path": "/app/y/z", "context": {"task": "t", "score": "0.5"}}
+    assert verdict.request == {
+        "path": "/app/y/z",
+        "writtenPath": "/app/x/../y//z/",
+        "context": {"task": "t", "score": "0.5"},
+    }
     verdict = evaluate_request(
         mixed,
         {

@@ -72,6 +72,12 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     # "/proc/self/cwd/../../etc/shadow" is /etc/shadow to the kernel, which follows the
     # link before "..": a deny of the link's tree must see it as written, not only as
     # "/proc/etc/shadow". The cwd is taken as given: it may be such a link itself.
+    # Recorded as well (as decodedPath is for a URL): an approver shown only the lexical
+    # form would approve "/app/config.yaml" for "/app/cache/../config.yaml", which is
+    # elsewhere when /app/cache is a link, and one spelling would redeem the other.
+    written_path = _as_written(request.path, request.cwd)
+    if ".." in written_path.split("/"):
+        record["writtenPath"] = written_path
     if ".." in request.path or request.realPath is not None or request.cwd is not None:
         for name, given in (("path", request.path), ("realPath", request.realPath)):
             if given is None:
@@ -80,6 +86,11 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
                 label = f"{name} as written {written}"
                 subjects.append(_as_sent(request.action, fields, written, identity, label))
     return Normalised(request.action, record, tuple(subjects))
+
+
+def _as_written(path: str, cwd: str | None) -> str:
+    """``path`` joined to ``cwd`` as both were given, nothing resolved."""
+    return path if path.startswith("/") or cwd is None else f"{cwd.rstrip('/')}/{path}"
 
 
 def _process(request: CheckRequest, identity: str) -> Normalised:

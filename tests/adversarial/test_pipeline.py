@@ -900,8 +900,9 @@ def test_the_daemon_denies_and_records_the_normalised_request(
     assert recorded[0]["host"] == "169.254.169.254"
     assert recorded[1]["host"] == "::ffff:7f00:1"
     assert recorded[2] == {"host": "169.254.169.254", "port": 80}
-    assert recorded[3] == {"path": "/etc/passwd"}
-    assert recorded[4] == {"path": "/etc/shadow"}
+    # The lexical path rules match, and the path as written (an approver must see it).
+    assert recorded[3] == {"path": "/etc/passwd", "writtenPath": "/workspace/../etc/passwd"}
+    assert recorded[4] == {"path": "/etc/shadow", "writtenPath": "/etc/ssl/../shadow"}
     assert recorded[5]["commands"] == [["git", "status"], ["rm", "-rf", "/"]]
     assert ["rm", "-rf", "/"] in recorded[6]["commands"]
     assert recorded[7]["writes"] == ["/etc/passwd"]
