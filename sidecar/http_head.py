@@ -196,12 +196,20 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
         Here every request read whole is still answered, in order; the last answer says
         ``connection: close`` and the connection closes after it. A request that the
         end of input cuts short can never complete and is not answered. Nothing owed (or
-        a refused connection, whose lingering close waits for this): closed at once.
+        a refused connection whose refusal is out, whose lingering close waits for
+        this): closed at once.
         """
+        if self._refused:
+            # Bytes that were not HTTP, after checks still being answered (a pipelining
+            # client that then half-closes): kept open for those answers, then the
+            # refusal, which closes. Closing now dropped the answers to checks the gate
+            # had decided and recorded (found by a red-team review of 2026-12-06).
+            owed = self._owed
+            return True if owed is not None and not owed.response_complete else None
         # A request whose body is being read when the input ends is running (uvicorn
         # stops reading while a request waits in its queue) or on the gate's own path
         # (taken only when nothing is owed): nothing before it is owed.
-        if self._refused or (self._in_message and self._head_done):
+        if self._in_message and self._head_done:
             return None
         last = self.pipeline[0][0] if self.pipeline else self.cycle  # the newest, on the left
         if last is None or last.response_complete:

@@ -674,6 +674,25 @@ def test_pipelined_checks_then_the_end_of_input_are_each_answered_in_order(
     assert [d["seq"] for d in served.decisions()[-3:]] == seqs
 
 
+def test_pipelined_checks_then_bytes_that_are_not_http_then_the_end_of_input(
+    served: Served,
+) -> None:
+    """Found by a red-team review of 2026-12-06 (eighteenth session): the end of input
+    after a refused request closed the connection at once, dropping the answers to the
+    checks before it, which the gate had decided and recorded. They come, in order, then
+    the 400, as docs/api.md says."""
+    bodies = [ALLOWED, DENIED]
+    answers, clean = half_closed(
+        served, b"".join(usual(body) for body in bodies) + b"GARBAGE\r\n\r\n"
+    )
+    assert [a.status_line.split(b" ")[1] for a in answers] == [b"200", b"200", b"400"]
+    assert [a.json["allowed"] for a in answers[:2]] == [True, False]
+    assert [d["seq"] for d in served.decisions()[-2:]] == [
+        a.json["audit"]["seq"] for a in answers[:2]
+    ]
+    assert clean
+
+
 @pytest.mark.parametrize(
     ("cut", "closing"),
     [(lambda r: r[: r.index(b"\r\n") + 2], b"close"), (lambda r: r[:-5], None)],
