@@ -352,6 +352,13 @@ class _Checker:
 
     def check_external(self, external: _ExternalCheckpoint) -> None:
         checkpoint = external.checkpoint
+        # The signature first, when there is a key to check it with: a note nobody given
+        # signed is a forgery whatever it says, not a sign that the trail was cut short
+        # (or changed) to its size. (With no key at all, the size and root say more.)
+        embedded = self.embedded_keys.get(checkpoint.origin, [])
+        problem = self._check_signature(external.note, checkpoint.origin, embedded)
+        if problem is not None and (self.public_keys or embedded):
+            raise _Tampered(Fault(f"{external.label}: {problem}"))
         tree_size = self.report.tree_size
         if checkpoint.size > tree_size:
             raise _Tampered(
@@ -372,9 +379,6 @@ class _Checker:
                     seq=checkpoint.size,
                 )
             )
-        problem = self._check_signature(
-            external.note, checkpoint.origin, self.embedded_keys.get(checkpoint.origin, [])
-        )
         if problem is not None:
             raise _Tampered(Fault(f"{external.label}: {problem}"))
         self.verified += 1

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit.commands import register
 from sidecar.audit.log import AuditLog
@@ -259,6 +260,21 @@ def test_an_unsigned_trail_is_summed_up_without_a_signed_size_to_count_from(
     out, err = capsys.readouterr()
     assert out.strip() == "intact: 3 records, 0 checkpoints, last signed size 0"
     assert "no signed checkpoint" in err
+
+
+def test_a_forged_note_beyond_the_trail_is_reported_as_forged_not_as_a_cut(
+    signed_trail: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by a red-team review of 2026-12-06 (eighteenth session): a note signed by
+    # someone else's key, of a size beyond the trail, was reported as a truncation.
+    directory, public = signed_trail
+    stored = (directory / "checkpoint").read_text()
+    origin, _size, root = stored.split("\n")[:3]
+    intruder = Signer(Ed25519PrivateKey.generate())
+    (directory / "checkpoint").write_text(intruder.sign(f"{origin}\n99\n{root}\n", origin))
+    assert run("audit", "verify", str(directory), "--public-key", str(public)) == 1
+    out = capsys.readouterr().out
+    assert "not among the keys given" in out and "truncated" not in out
 
 
 def test_verify_reports_an_unreadable_trail_as_not_intact(
