@@ -77,7 +77,9 @@ def helper_pid(daemon: Daemon) -> int:
 def running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        # Gone: before the open, or (ESRCH) between the open and the read, as a clean
+        # CI run of 2026-12-06 caught when the gate reaped its stopped helper.
         return False
     return state != "Z"
 
