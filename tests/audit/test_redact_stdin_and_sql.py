@@ -14,7 +14,11 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
-from tests.audit.conftest import assert_redacted_in_linear_time, idempotent_when_joined_test
+from tests.audit.conftest import (
+    assert_redacted_in_linear_time,
+    assert_tagged_in_place,
+    idempotent_when_joined_test,
+)
 from tests.daemon import answered_through_a_gate
 
 KEY = b"k" * 32
@@ -125,17 +129,9 @@ def test_only_the_word_fed_to_the_program_is_tagged() -> None:
 def test_a_here_document_fed_to_the_program_is_tagged_line_by_line(
     text: str, secrets: list[str], kind: str
 ) -> None:
-    text = text.replace("PW", PW)
-    body = {"commandLine": text}
-    assert Redactor.may_hold_secret(canonical_bytes(body))
-    redactor = Redactor(KEY)
-    out = redactor.redact(body)["commandLine"]
-    expected = text
-    for secret in secrets:
-        secret = secret.replace("PW", PW)
-        expected = expected.replace(secret, redactor.tag(kind, secret), 1)
-    assert out == expected
-    assert redactor.redact_text(out) == out
+    assert_tagged_in_place(
+        text.replace("PW", PW), [secret.replace("PW", PW) for secret in secrets], kind
+    )
 
 
 @pytest.mark.parametrize(
