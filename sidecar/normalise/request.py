@@ -75,9 +75,10 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     # Recorded as well (as decodedPath is for a URL): an approver shown only the lexical
     # form would approve "/app/config.yaml" for "/app/cache/../config.yaml", which is
     # elsewhere when /app/cache is a link, and one spelling would redeem the other.
-    written_path = _as_written(request.path, request.cwd)
-    if ".." in written_path.split("/"):
-        record["writtenPath"] = written_path
+    if ".." in request.path or (request.cwd is not None and ".." in request.cwd):
+        written_path = _as_written(request.path, request.cwd)
+        if ".." in written_path.split("/"):
+            record["writtenPath"] = written_path
     if ".." in request.path or request.realPath is not None or request.cwd is not None:
         for name, given in (("path", request.path), ("realPath", request.realPath)):
             if given is None:
