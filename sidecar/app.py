@@ -30,7 +30,6 @@ from sidecar.check_endpoint import (
     read_body,
 )
 from sidecar.gate import Gate, error_payload
-from sidecar.openapi import build_openapi
 
 JSON_TYPE = "application/json"
 
@@ -88,7 +87,10 @@ def create_app(
     @cache
     def openapi_document() -> bytes:
         # Built when first asked for, not at start: generating the schemas takes about
-        # 12 ms, which a pod's CPU limit doubles before the gate is ready.
+        # 12 ms, which a pod's CPU limit doubles before the gate is ready; defining the
+        # answer models (sidecar.openapi) is left to then too.
+        from sidecar.openapi import build_openapi
+
         return json.dumps(build_openapi(approval_paths(), APPROVAL_MODELS)).encode("utf-8")
 
     async def openapi(_: Request) -> Response:

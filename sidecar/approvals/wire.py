@@ -12,7 +12,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from sidecar.approvals.model import STATUSES, Status
-from sidecar.openapi import ErrorAnswer
 
 MAX_REASON_CHARS = 1024
 MAX_WAIT_SECONDS = 60
@@ -85,6 +84,10 @@ _ID_PARAMETER = {
 
 def openapi_paths() -> dict[str, Any]:
     """The approval endpoints, for ``sidecar.openapi.build_openapi(extra_paths=...)``."""
+    # Imported when the document is first built: the answer models exist only for it,
+    # and defining them is part of the gate's start otherwise.
+    from sidecar.openapi import ErrorAnswer
+
     return {
         "/v1/approvals": {
             "get": {

@@ -29,7 +29,7 @@ import shlex
 import string
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
-from typing import Any, NamedTuple
+from typing import Any
 
 import re2
 
@@ -120,29 +120,83 @@ _PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS})"
 _SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
 
 
-class SecretPattern(NamedTuple):
+class SecretPattern:
     """A precise pattern, and literals (lower-cased) one of which every match contains;
     or, when ``named_program``, one of which the string must contain for the pattern to
-    apply at all (the program whose option it reads, named anywhere in the string)."""
+    apply at all (the program whose option it reads, named anywhere in the string).
 
-    kind: str
-    regex: re.Pattern[str]
-    literals: tuple[str, ...]
-    named_program: bool = False
-    # Quotes, backslashes and white space at either end of a match are not the secret's:
-    # the same credential gets the same tag however it was quoted or escaped.
-    trim: bool = False
-    # For a program whose arguments may carry several secrets in one command (kubectl
-    # set env A=1 B=2): ``regex`` then matches the command, from the program's name to
-    # the end of the command, and the secrets are the last group of each match of
-    # ``values`` in it after ``regex``'s group 1 (a regex cannot go on matching from
-    # where its last match ended, as each value would need).
-    values: re.Pattern[str] | None = None
-    # The value runs to the end of its line, or is the last of the words it may be: a
-    # match that ends where a tag placed before starts is not taken (the pattern, run on
-    # the text up to the tag, reads the tag's start as the line's end, or the word before
-    # it as the last; a record redacted twice would change).
-    to_line_end: bool = False
+    Its regexes are compiled the first time a string needs them, not at import: Python's
+    ``re`` takes 1 - 5 ms to compile each of the larger ones, about 100 ms for all of
+    them, a fifth of the gate's imports, and most records never reach them (the screen
+    before them is one RE2 scan). ``compile_all`` compiles every one, for the tests.
+    """
+
+    __slots__ = (
+        "_flags",
+        "_regex",
+        "_source",
+        "_values",
+        "_values_source",
+        "kind",
+        "literals",
+        "named_program",
+        "to_line_end",
+        "trim",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        regex: str,
+        literals: tuple[str, ...],
+        flags: int,
+        named_program: bool = False,
+        trim: bool = False,
+        values: str | None = None,
+        to_line_end: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.literals = literals
+        self.named_program = named_program
+        # Quotes, backslashes and white space at either end of a match are not the
+        # secret's: the same credential gets the same tag however it was quoted or
+        # escaped.
+        self.trim = trim
+        # The value runs to the end of its line, or is the last of the words it may be:
+        # a match that ends where a tag placed before starts is not taken (the pattern,
+        # run on the text up to the tag, reads the tag's start as the line's end, or the
+        # word before it as the last; a record redacted twice would change).
+        self.to_line_end = to_line_end
+        self._source = regex
+        self._values_source = values
+        self._flags = flags
+        self._regex: re.Pattern[str] | None = None
+        self._values: re.Pattern[str] | None = None
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        regex = self._regex
+        if regex is None:
+            regex = self._regex = re.compile(self._source, self._flags)
+        return regex
+
+    @property
+    def values(self) -> re.Pattern[str] | None:
+        """For a program whose arguments may carry several secrets in one command
+        (kubectl set env A=1 B=2): ``regex`` then matches the command, from the
+        program's name to the end of the command, and the secrets are the last group of
+        each match of ``values`` in it after ``regex``'s group 1 (a regex cannot go on
+        matching from where its last match ended, as each value would need)."""
+        if self._values_source is None:
+            return None
+        values = self._values
+        if values is None:
+            values = self._values = re.compile(self._values_source, self._flags)
+        return values
+
+    @property
+    def has_values(self) -> bool:
+        return self._values_source is not None
 
 
 def _pattern(
@@ -156,15 +210,7 @@ def _pattern(
     to_line_end: bool = False,
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
-    return SecretPattern(
-        kind,
-        re.compile(regex, flags),
-        literals,
-        named_program,
-        trim,
-        None if values is None else re.compile(values, flags),
-        to_line_end,
-    )
+    return SecretPattern(kind, regex, literals, flags, named_program, trim, values, to_line_end)
 
 
 # Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
@@ -993,6 +1039,14 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
 ]
 
+
+def compile_all() -> int:
+    """Compile every precise pattern now (they compile on first use); return how many
+    regexes that is. A pattern that does not compile raises ``re.error`` here."""
+    compiled = [pattern for secret in _PATTERNS for pattern in (secret.regex, secret.values)]
+    return sum(pattern is not None for pattern in compiled)
+
+
 _OPTION = re.compile(rf"(?:({_PASSWORD_OPTION})|{_SECRET_OPTION})", _FLAGS | re.IGNORECASE)
 
 
@@ -1026,7 +1080,7 @@ def assignment_kind(name: str) -> str | None:
     probe = name + "=x"
     lowered = probe.lower()
     for secret in _PATTERNS:
-        if secret.named_program or secret.values is not None:
+        if secret.named_program or secret.has_values:
             continue
         if not any(literal in lowered for literal in secret.literals):
             continue
