@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from sidecar.browsers import FORBIDDEN_CODE, refusal
 from sidecar.gate import INVALID_BODY_READ, Answer, Gate, error_payload
 from sidecar.request import MAX_BODY_BYTES
 
@@ -174,6 +175,9 @@ class CheckEndpoint:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (reason := refusal(scope["headers"])) is not None:
+            await self._refuse(scope, reason, send)
+            return
         if scope["type"] != "http" or scope["path"] not in CHECK_PATHS:
             await self.fallback(scope, receive, send)
             return
@@ -189,6 +193,18 @@ class CheckEndpoint:
             answer = await self._check(scope, receive)
         except Exception as exc:
             answer = internal_error(exc)
+        await send_body(send, *encode_answer(answer))
+
+    async def _refuse(self, scope: Scope, reason: str, send: Send) -> None:
+        """403 for a web page's request: recorded when it is a check, logged otherwise."""
+        if scope["path"] in CHECK_PATHS:
+            try:
+                answer = await self.gate.from_a_web_page(reason)
+            except Exception as exc:
+                answer = internal_error(exc)
+        else:
+            _logger.warning("refused %s %s: %s", scope["method"], scope["path"][:256], reason)
+            answer = Answer(403, error_payload(FORBIDDEN_CODE, reason))
         await send_body(send, *encode_answer(answer))
 
     async def _check(self, scope: Scope, receive: Receive) -> Answer:

@@ -24,6 +24,7 @@ from sidecar.approvals.model import now_us
 from sidecar.approvals.service import ApprovalService, ApprovalStep
 from sidecar.audit.log import AuditLog
 from sidecar.audit.redact import shell_assignments
+from sidecar.browsers import FORBIDDEN_CODE
 from sidecar.engine import Verdict, decide
 from sidecar.errors import AuditUnavailable, PolicyError, RequestError
 from sidecar.ids import new_ulid
@@ -306,6 +307,10 @@ class Gate:
         return await self._invalid(
             b"", "method_not_allowed", f"{method[:32]} /check: only POST is accepted", 405
         )
+
+    async def from_a_web_page(self, reason: str) -> Answer:
+        """Answer (and record) a /check refused as a web page's (``sidecar.browsers``)."""
+        return await self._invalid(b"", FORBIDDEN_CODE, reason, 403)
 
     async def too_large(self, head: bytes = b"", size: int | None = None) -> Answer:
         """Answer (and record) a body over the limit: ``size`` bytes declared or read

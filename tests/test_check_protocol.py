@@ -117,14 +117,14 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 def usual(body: bytes, *fields: str, target: str = "/check") -> bytes:
     """A check as agents' clients send it: the shape the protocol answers itself."""
-    head = [f"POST {target} HTTP/1.1", "Host: gate", "Content-Type: application/json"]
+    head = [f"POST {target} HTTP/1.1", "Host: localhost", "Content-Type: application/json"]
     head += [*fields, f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
 def chunked(body: bytes, *fields: str) -> bytes:
     """The same check with a chunked body: a shape left to uvicorn and ASGI."""
-    head = ["POST /check HTTP/1.1", "Host: gate", "Content-Type: application/json"]
+    head = ["POST /check HTTP/1.1", "Host: localhost", "Content-Type: application/json"]
     head += [*fields, "Transfer-Encoding: chunked"]
     chunks = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
     return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks
@@ -362,7 +362,7 @@ def slow_checks(served: Served, seconds: float) -> None:
 def trailers_over_the_cap() -> bytes:
     """A chunked check whose head is small and whose trailer fields are over the cap:
     refused once its head has been taken, while its body is being read."""
-    head = b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /check HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
     body = b"%x\r\n%s\r\n0\r\n" % (len(DENIED), DENIED)
     return head + body + b"X-Pad: " + b"a" * (MAX_HEAD_BYTES + 100) + b"\r\n\r\n"
 
@@ -451,7 +451,7 @@ def test_a_client_that_never_reads_its_answers_cannot_queue_requests_without_end
 
 NOT_HTTP = {
     "a head": b"\x01\x02 not HTTP\r\n\r\n",
-    "a chunked body": b"POST /check HTTP/1.1\r\nHost: gate\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "a chunked body": b"POST /check HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 }
 
 

@@ -64,9 +64,9 @@ def send_head(daemon: Daemon, head_parts: list[bytes], total: int) -> bytes:
     "start",
     [
         # many header fields, each complete
-        [b"POST /check HTTP/1.1\r\nHost: x\r\nX-Pad-0: "],
+        [b"POST /check HTTP/1.1\r\nHost: localhost\r\nX-Pad-0: "],
         # one header value that never ends (httptools buffers it out of uvicorn's sight)
-        [b"POST /check HTTP/1.1\r\nHost: x\r\nX-Pad: "],
+        [b"POST /check HTTP/1.1\r\nHost: localhost\r\nX-Pad: "],
         # a request target that never ends
         [b"POST /check?"],
     ],
@@ -99,7 +99,7 @@ def test_a_head_just_under_the_cap_is_served(gate: Daemon) -> None:
 
 def _head_of(size: int, target: bytes = b"/health", method: bytes = b"GET") -> bytes:
     """A complete request head of exactly ``size`` bytes (one padding field)."""
-    start = b"%s %s HTTP/1.1\r\nHost: x\r\nX-Pad: " % (method, target)
+    start = b"%s %s HTTP/1.1\r\nHost: localhost\r\nX-Pad: " % (method, target)
     return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
 
 
@@ -145,7 +145,7 @@ def test_trailer_fields_over_the_cap_written_in_one_piece_get_431(gate: Daemon) 
     before = len(gate.records())
     trailer = b"X-Pad: " + b"a" * MAX_HEAD_BYTES + b"\r\n"
     request = (
-        b"POST /check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST /check HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
         + b"%x\r\n%s\r\n0\r\n" % (len(CHECK), CHECK)
         + trailer
         + b"\r\n"
@@ -201,7 +201,7 @@ def test_a_pipelined_check_is_answered_before_the_431_of_the_head_after_it(
     """Answers come in request order: a check sent ahead of an oversized head in the same
     write gets its own answer (the one its audit record holds), and only then the 431."""
     check = (
-        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(CHECK), CHECK)
     )
     with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as sock:

@@ -33,7 +33,7 @@ def gate(write_policy: Callable[[str], Path], daemon_factory) -> Daemon:  # type
 
 def _check(path: str, *fields: bytes) -> bytes:
     body = b'{"action":"file.read","path":"%s"}' % path.encode()
-    head = b"POST /check HTTP/1.1\r\nHost: gate\r\n" + b"".join(f + b"\r\n" for f in fields)
+    head = b"POST /check HTTP/1.1\r\nHost: localhost\r\n" + b"".join(f + b"\r\n" for f in fields)
     return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 

@@ -267,7 +267,7 @@ def test_endless_trailer_fields_get_431_and_a_closed_connection(
     gate = daemon_factory(write_policy(HEAD_POLICY))
     before = _rss_kib(gate)
     head = (
-        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
     )
     trailers = (b"X-Trailer: " + b"a" * 1000 + b"\r\n") * 64
@@ -286,7 +286,7 @@ def test_a_chunked_body_with_a_trailer_is_served(write_policy, daemon_factory) -
         for i in range(0, len(body), 1024)
     )
     request = (
-        b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         + chunked
         + b"0\r\nX-Trailer: yes\r\n\r\n"
