@@ -23,6 +23,7 @@ from sidecar.approvals import endpoints as approvals
 from sidecar.approvals.wire import MODELS as APPROVAL_MODELS
 from sidecar.approvals.wire import openapi_paths as approval_paths
 from sidecar.check_endpoint import (
+    CLOSE_AFTER,
     BodyTooLarge,
     CheckEndpoint,
     ClientGone,
@@ -34,8 +35,12 @@ from sidecar.gate import Gate, error_payload
 JSON_TYPE = "application/json"
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(encode_json(payload), status_code=status, media_type=JSON_TYPE)
+def json_response(
+    payload: Any, status: int = 200, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> Response:
+    response = Response(encode_json(payload), status_code=status, media_type=JSON_TYPE)
+    response.raw_headers.extend(headers)
+    return response
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -63,7 +68,7 @@ def create_app(
                 body = await read_limited_body(request, approvals.MAX_DECISION_BYTES)
             except BodyTooLarge:
                 answer = await approvals.decision_too_large(gate, approval_id)
-                return json_response(answer.payload, answer.status)
+                return json_response(answer.payload, answer.status, CLOSE_AFTER)
             except ClientGone:
                 return json_response(error_payload("invalid_request", "client disconnected"), 400)
             answer = await approvals.decide_approval(gate, approval_id, body)

@@ -37,6 +37,10 @@ CHECK_PATHS = frozenset({"/check", "/v1/check"})
 # JSON answers: compact, UTF-8 (not \u-escaped), as every answer of the gate is.
 encode_json = msgspec.json.Encoder().encode
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+# After a body over the limit, the connection is closed with the answer (uvicorn closes
+# on this field), as after a head over it: otherwise the server would go on reading, and
+# dropping, whatever length the client declared (gigabytes, at full CPU).
+CLOSE_AFTER = ((b"connection", b"close"),)
 
 
 class BodyTooLarge(Exception):
@@ -193,7 +197,8 @@ class CheckEndpoint:
             answer = await self._check(scope, receive)
         except Exception as exc:
             answer = internal_error(exc)
-        await send_body(send, *encode_answer(answer))
+        extra = CLOSE_AFTER if answer.status == 413 else ()
+        await send_body(send, *encode_answer(answer), extra)
 
     async def _refuse(self, scope: Scope, reason: str, send: Send) -> None:
         """403 for a web page's request: recorded when it is a check, logged otherwise."""

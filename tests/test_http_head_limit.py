@@ -217,3 +217,31 @@ def test_a_pipelined_check_is_answered_before_the_431_of_the_head_after_it(
     assert first.startswith(b"HTTP/1.1 200 "), answer[:300]
     assert b'"allowed":true' in rest.replace(b" ", b"")
     assert rest.count(b"HTTP/1.1 ") == 1 and b"HTTP/1.1 431 " in rest, rest[:300]
+
+
+@pytest.mark.parametrize(
+    ("target", "limit"), [(b"/check", 64 * 1024), (b"/v1/approvals/apr_x", 16 * 1024)]
+)
+def test_a_body_over_the_limit_gets_413_and_a_closed_connection(
+    gate: Daemon, target: bytes, limit: int
+) -> None:
+    """The gate stops reading at the limit (docs/api.md): before, it answered 413 and
+    went on reading, and dropping, the body's declared length (gigabytes, at full CPU).
+    The client keeps sending; the gate closes after its answer."""
+    head = b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999999\r\n\r\n" % target
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as sock:
+        sock.sendall(head + b"a" * (limit + 1))
+        answer = b""
+        deadline = time.monotonic() + 10
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while time.monotonic() < deadline:
+                sock.sendall(b"a" * 65536)  # what a client streaming its body would do
+                sock.settimeout(0.05)
+                with contextlib.suppress(TimeoutError):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+        assert time.monotonic() < deadline, "the gate kept the connection open"
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"connection: close" in answer
