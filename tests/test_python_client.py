@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -1293,6 +1293,63 @@ def test_kube_refuses_a_host_header(gate: Gate, web) -> None:  # type: ignore[no
         with pytest.raises(ValueError, match="Host header"):
             gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={name: "x"}, cluster=cluster)
     assert api.hits == []
+
+
+FRAMING = [
+    {"Content-Length": "0"},
+    {"transfer-encoding": "chunked"},
+    {"Connection": "keep-alive"},
+    {"Keep-Alive": "timeout=5"},
+    {"TE": "trailers"},
+    {"Expect": "100-continue"},
+    {"Proxy-Authorization": "Basic eA=="},
+]
+
+
+@pytest.mark.parametrize("headers", FRAMING, ids=[next(iter(h)) for h in FRAMING])
+def test_kube_and_fetch_refuse_headers_that_frame_the_message(
+    gate: Gate, web, headers: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    """With Content-Length: 0 (or Transfer-Encoding: chunked and a body starting with the
+    last chunk), http.client sent the body as a second request on the same keep-alive
+    connection, a DELETE the gate never saw, which a Go server (the API server's stack)
+    served (review of 2026-12-07). The HTTP library sets these fields itself."""
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    second = b"DELETE /api/v1/namespaces/prod/secrets/db HTTP/1.1\r\nHost: x\r\n\r\n"
+    with pytest.raises(ValueError, match="frame a second request"):
+        gate.kube("GET", "/api/v1/namespaces/apps/configmaps", body=b"0\r\n\r\n" + second,
+                  headers=headers, cluster=cluster)  # fmt: skip
+    with pytest.raises(ValueError, match="frame a second request"):
+        gate.fetch(f"http://127.0.0.1:{api.port}/x", data=second, headers=headers)
+    assert api.hits == []
+
+
+def test_kube_reads_the_callers_headers_once(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    """A mapping that answers differently on a second read got Impersonate-User past
+    the screen (review of 2026-12-07): the headers screened are the headers sent."""
+
+    class Shifty(Mapping[str, str]):
+        """Benign on the first read, impersonating on every later one."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def __getitem__(self, name: str) -> str:
+            return "system:admin"
+
+        def __len__(self) -> int:
+            return 1
+
+        def __iter__(self) -> Iterator[str]:
+            self.reads += 1
+            return iter(["X-Trace"] if self.reads == 1 else ["Impersonate-User"])
+
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    gate.kube("GET", "/api/v1/namespaces/apps/pods", headers=Shifty(), cluster=cluster)
+    assert api.hits, "the request was sent"
+    assert all("impersonate" not in str(hit).lower() for hit in api.headers)
 
 
 def test_kube_outside_a_pod_needs_a_cluster(gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:

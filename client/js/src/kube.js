@@ -18,6 +18,10 @@ import { validTimeout } from './timeouts.js';
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 // Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
 const IMPERSONATION_PREFIX = 'impersonate-';
+// Header fields that frame the message or manage the connection: Node sets them.
+const FRAMING_HEADERS = new Set([
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
+]);
 
 /** The API server of the pod this runs in. Throws outside a pod. */
 export function inClusterConfig(env = process.env) {
@@ -83,7 +87,8 @@ function send(server, options, payload) {
  * Check, then send `method path` to the API server; rejects with DeniedError if not
  * allowed. `body` is a Buffer/string or any JSON value. Resolves to {status, headers,
  * body, json()} whatever the status (the API server's Status object says more than an
- * exception would). Impersonate-* headers are refused (TypeError); a `timeout` (ms,
+ * exception would). Impersonate-*, Host and message-framing headers (Content-Length,
+ * Transfer-Encoding, Connection ...) are refused (TypeError); a `timeout` (ms,
  * default 30000) the Gate's own could not be is a RangeError, before any check.
  */
 function isPlainObject(value) {
@@ -101,7 +106,22 @@ export async function kubeChecked(gate, method, path, options = {}) {
     // as nothing or as junk): only {name: value} is taken.
     throw new TypeError('gate.kube takes headers as a plain object of {name: value}');
   }
-  const impersonating = Object.keys(headers).filter((name) =>
+  // Read once: what is screened is what is sent (a getter could answer differently).
+  const taken = Object.fromEntries(Object.entries(headers));
+  const framing = Object.keys(taken).filter((name) => {
+    const lowered = name.trim().toLowerCase();
+    return FRAMING_HEADERS.has(lowered) || lowered.startsWith('proxy-');
+  });
+  if (framing.length > 0) {
+    // From the caller, Content-Length: 0 with Connection: keep-alive turns the body into a
+    // second request on the same connection, which the server serves and the gate never
+    // saw (review of 2026-12-07). Node's fetch refuses the same names.
+    throw new TypeError(
+      `gate.kube does not take a ${framing.join(', ')} header: the HTTP library sets it, ` +
+        'and from the caller it could frame a second request the gate never checked',
+    );
+  }
+  const impersonating = Object.keys(taken).filter((name) =>
     name.trim().toLowerCase().startsWith(IMPERSONATION_PREFIX),
   );
   if (impersonating.length > 0) {
@@ -109,7 +129,7 @@ export async function kubeChecked(gate, method, path, options = {}) {
     // impersonated identity could hold rights the agent's own account lacks.
     throw new TypeError(`gate.kube does not send ${impersonating.join(', ')}: the gate could not check it`);
   }
-  if (Object.keys(headers).some((name) => name.trim().toLowerCase() === 'host')) {
+  if (Object.keys(taken).some((name) => name.trim().toLowerCase() === 'host')) {
     // Host picks the virtual host: behind a shared front end, another cluster than the
     // one configured. It is always the server's own.
     throw new TypeError('gate.kube does not take a Host header: it is set from the cluster server');
@@ -129,7 +149,7 @@ export async function kubeChecked(gate, method, path, options = {}) {
   if (payload !== undefined) sent['Content-Type'] = contentType(verb);
   const token = await bearerToken(target);
   if (token) sent.Authorization = `Bearer ${token}`;
-  for (const [name, value] of Object.entries(headers)) {
+  for (const [name, value] of Object.entries(taken)) {
     for (const key of Object.keys(sent)) if (key.toLowerCase() === name.toLowerCase()) delete sent[key];
     sent[name] = value;
   }

@@ -506,6 +506,28 @@ describe('kube', () => {
     assert.deepEqual(api.hits, []);
   });
 
+  test('refuses headers that frame the message: they could smuggle a second request', async () => {
+    // Content-Length: 0 and Connection: keep-alive made the body a second request (a
+    // DELETE the gate never saw) that a Go server served (review of 2026-12-07).
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const second = 'DELETE /api/v1/namespaces/prod/secrets/db HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (const headers of [
+      { 'Content-Length': '0', Connection: 'keep-alive' },
+      { 'content-length': '0' },
+      { 'Transfer-Encoding': 'chunked' },
+      { Connection: 'keep-alive' },
+      { Expect: '100-continue' },
+      { 'Proxy-Authorization': 'Basic eA==' },
+    ]) {
+      await assert.rejects(
+        gate.kube('GET', '/api/v1/namespaces/apps/configmaps', { cluster, headers, body: second }),
+        (error) => error instanceof TypeError && /frame a second request/.test(error.message),
+      );
+    }
+    assert.deepEqual(api.hits, []);
+  });
+
   test('outside a pod the in-cluster configuration is refused', () => {
     assert.throws(() => inClusterConfig({}), /not in a Kubernetes pod/);
     assert.deepEqual(

@@ -41,14 +41,36 @@ CROSS_ORIGIN_DROPPED = ("Authorization", "Cookie", "Proxy-authorization")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def refuse_bad_header_names(helper: str, headers: Mapping[str, str] | None) -> None:
-    """Raise ``ValueError`` for a header name that is not an HTTP token, as Node does."""
-    for name in headers or {}:
+# Header fields that frame the message or manage the connection: the HTTP library sets
+# them. From the caller, Content-Length: 0 (or Transfer-Encoding: chunked and a body
+# starting "0\r\n\r\n") turns the body into a second request on the same connection,
+# which the server serves and the gate never saw (review of 2026-12-07); Node's fetch
+# refuses the same names.
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+     "trailer", "expect"}
+)  # fmt: skip
+
+
+def checked_headers(helper: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's header fields, read once (what is screened is what is sent).
+
+    Raises ``ValueError`` for a name that is not an HTTP token, as Node does, and for a
+    field that frames the message or manages the connection (``Proxy-*`` too)."""
+    taken = dict(headers or {})
+    for name in taken:
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise ValueError(
                 f"{helper}: header name {name!r} is not an HTTP token (no spaces, tabs or "
                 "separators); a server could read it as another header than the one checked"
             )
+        lowered = name.lower()
+        if lowered in _FRAMING_HEADERS or lowered.startswith("proxy-"):
+            raise ValueError(
+                f"{helper} does not take a {name} header: the HTTP library sets it, and from "
+                "the caller it could frame a second request the gate never checked"
+            )
+    return taken
 
 
 def _ascii_host_problem(request: urllib.request.Request) -> str | None:
@@ -189,18 +211,19 @@ def fetch_checked(
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
     directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
-    another host and a header name that is not an HTTP token raise ``ValueError``, as
+    another host, a header name that is not an HTTP token and a header that frames the
+    message or manages the connection (``checked_headers``) raise ``ValueError``, as
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     """
     timeout = valid_timeout("Gate.fetch timeout", timeout)
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
-    refuse_bad_header_names("Gate.fetch", headers)
+    headers = checked_headers("Gate.fetch", headers)
     url = _without_fragment(url)
     if method is not None:
         method = method.upper()  # as the gate decides and records it
-    request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     problem = _ascii_host_problem(request)
     if problem is not None:
         raise ValueError(f"Gate.fetch: {problem}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tollgate_client.fetch import refuse_bad_header_names
+from tollgate_client.fetch import checked_headers
 from tollgate_client.timeouts import valid_timeout
 
 if TYPE_CHECKING:
@@ -110,16 +110,18 @@ def kube_checked(
 
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
-    exception would. ``Impersonate-*`` and ``Host`` headers, and header names that are
-    not HTTP tokens, raise ``ValueError``, as does a ``timeout`` the Gate's own
-    ``timeout`` could not be (``valid_timeout``).
+    exception would. ``Impersonate-*`` and ``Host`` headers, header names that are not
+    HTTP tokens and headers that frame the message or manage the connection
+    (``Content-Length``, ``Transfer-Encoding``, ``Connection`` ...: ``checked_headers``)
+    raise ``ValueError``, as does a ``timeout`` the Gate's own ``timeout`` could not be
+    (``valid_timeout``).
     """
     timeout = valid_timeout("Gate.kube timeout", timeout)
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
-    refuse_bad_header_names("Gate.kube", headers)
+    headers = checked_headers("Gate.kube", headers)
     impersonating = [
-        name for name in headers or {} if name.strip().lower().startswith(IMPERSONATION_PREFIX)
+        name for name in headers if name.strip().lower().startswith(IMPERSONATION_PREFIX)
     ]
     if impersonating:
         # The gate decides on the method and path, not on who the request acts as; an
@@ -127,7 +129,7 @@ def kube_checked(
         raise ValueError(
             f"Gate.kube does not send {', '.join(impersonating)}: the gate could not check it"
         )
-    if any(name.lower() == "host" for name in headers or {}):
+    if any(name.lower() == "host" for name in headers):
         # Host picks the virtual host: behind a shared front end, another cluster than the
         # one configured. It is always the server's own.
         raise ValueError("Gate.kube does not take a Host header: it is set from the cluster server")
@@ -143,7 +145,7 @@ def kube_checked(
     token = target.bearer_token()
     if token:
         sent_headers["Authorization"] = f"Bearer {token}"
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         for default in [key for key in sent_headers if key.lower() == name.lower()]:
             del sent_headers[default]
         sent_headers[name] = value
