@@ -76,12 +76,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         command.add_argument("--name", required=True, help="your name in the policy's approvers")
         command.add_argument("--reason", help="why (recorded; not covered by the signature)")
         command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        # Accepted so that scripts written for older gates keep working: the request
-        # hash now covers the request as shown, so it is always checked.
         command.add_argument(
             "--accept-redacted",
             action="store_true",
-            help="no longer needed and ignored: the hash is checked for redacted requests too",
+            help="approve although values of the request are hidden as secrets "
+            "([REDACTED:...]), which you cannot see; without it such a request is not signed",
         )
         command.set_defaults(func=_reporting(_cmd_decide), decision=verb)
 
@@ -216,6 +215,28 @@ def _hash_problem(view: dict[str, Any]) -> str | None:
     return problem
 
 
+def hidden_values(request: Any) -> list[str]:
+    """Where the request (its ``context`` aside) holds a redaction tag: ``argv[4]``,
+    ``path``, ``k8s.name``. The approver cannot see those values (review of 2026-12-07:
+    an operand placed after ``--token`` is redacted as the token's value)."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            if _REDACTION_MARK in value:
+                found.append(where)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    if isinstance(request, dict):
+        walk({key: item for key, item in request.items() if key != "context"}, "")
+    return [visible(place) for place in found]
+
+
 # What a request acts on, by action: the line shown right above the prompt.
 _TARGETS = {
     "process.exec": ("commandLine", "argv"),
@@ -269,6 +290,21 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     if view.get("status") != "pending":
         status_shown = visible(view.get("status"))
         raise CommandFailed(f"{args.id} is {status_shown}, not pending", EXIT_REFUSED)
+    hidden = hidden_values(view.get("request"))
+    if hidden:
+        print(
+            f"\nWARNING: {len(hidden)} value(s) of this request are hidden as secrets: "
+            f"{', '.join(hidden[:8])}{' ...' if len(hidden) > 8 else ''}. The agent chose "
+            "them and you cannot see them; one may be what the action acts on "
+            "(rm -- --token /home shows /home as a secret)."
+        )
+        if args.decision == "approve" and not args.accept_redacted:
+            raise CommandFailed(
+                "not signing: values of the request are hidden (above); deny it and ask "
+                "the agent for the request without them, or pass --accept-redacted to "
+                "approve what you cannot see",
+                EXIT_REFUSED,
+            )
     print(f"\n{args.decision} {_summary(view)}")
     if not args.yes and sys.stdin.isatty() and not _confirm(args.decision.capitalize()):
         print("nothing sent")

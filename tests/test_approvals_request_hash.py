@@ -246,10 +246,37 @@ def test_cli_signs_a_redacted_request_after_checking_its_hash(
 ) -> None:  # type: ignore[no-untyped-def]
     gate = make_starter(tmp_path, daemon_factory, people, signing_key=False)()
     approval_id = ask(gate, RM_WITH_PASSWORD)["approval"]["id"]
-    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    done = cli_decide(
+        gate.url, "approve", approval_id, people["alice"], "--yes", "--accept-redacted"
+    )
     assert done.returncode == 0, done.stderr
     assert PASSWORD_TAG in done.stdout and WEAK_SECRET not in done.stdout
+    assert "value(s) of this request are hidden as secrets: argv[3]" in done.stdout
     assert redeem(gate, approval_id, RM_WITH_PASSWORD)["allowed"] is True
+
+
+HIDDEN_TARGET = {"action": "process.exec", "argv": ["rm", "-rf", "--", "--token", "/home"]}
+
+
+def test_cli_does_not_approve_what_the_approver_cannot_see_unless_told_to(
+    tmp_path: Path, daemon_factory, people
+) -> None:  # type: ignore[no-untyped-def]
+    """The agent can place the operand that matters where a secret's value goes: rm -rf
+    -- --token /home showed /home as [REDACTED:secret:...], and was signed (review of
+    2026-12-07). The command now names what is hidden and signs an approval of it only
+    with --accept-redacted; denying needs nothing."""
+    gate = make_starter(tmp_path, daemon_factory, people, signing_key=False)()
+    approval_id = ask(gate, HIDDEN_TARGET)["approval"]["id"]
+    refused = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    assert refused.returncode == 1
+    assert "hidden as secrets: argv[4]" in refused.stdout
+    assert "not signing" in refused.stderr and "--accept-redacted" in refused.stderr
+    assert '"[REDACTED:secret:' in refused.stdout
+    assert view(gate, approval_id)["status"] == "pending"
+    assert redeem(gate, approval_id, HIDDEN_TARGET)["allowed"] is False
+    denied = cli_decide(gate.url, "deny", approval_id, people["alice"], "--yes")
+    assert denied.returncode == 0, denied.stderr
+    assert view(gate, approval_id)["status"] == "denied"
 
 
 def test_cli_refuses_a_redacted_request_that_does_not_match_the_hash(people) -> None:  # type: ignore[no-untyped-def]
