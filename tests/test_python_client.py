@@ -286,6 +286,19 @@ def test_url_comes_from_tollgate_url_then_the_default(
         Gate("ftp://127.0.0.1:21")
 
 
+@pytest.mark.parametrize("path", ["/é", "/a b", "/a\x7fb"])
+def test_a_url_path_that_cannot_be_sent_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Gate("http://127.0.0.1:9800/é") was made, and every check then raised
+    UnicodeEncodeError instead of answering a deny (review of 2026-12-07)."""
+    with pytest.raises(ValueError, match="path must be ASCII"):
+        Gate("http://127.0.0.1:9800" + path)
+    monkeypatch.setenv("TOLLGATE_URL", "http://127.0.0.1:9800" + path)
+    with pytest.raises(ValueError, match="path must be ASCII"):
+        Gate()
+
+
 @pytest.mark.parametrize(
     "timeout", [None, 0, -1, float("nan"), float("inf"), -float("inf"), "2", True, 2_147_484]
 )

@@ -70,6 +70,10 @@ class Endpoint:
             raise ValueError(
                 f"tollgate URL must not carry userinfo, a query or a fragment: {url!r}"
             )
+        if not parts.path.isascii() or any(c.isspace() or not c.isprintable() for c in parts.path):
+            # http.client cannot write it in a request line (UnicodeEncodeError, or a
+            # refused control character): every check would raise, not deny.
+            raise ValueError(f"tollgate URL path must be ASCII without spaces: {url!r}")
         if not allow_remote and gate_address(parts.hostname) is None:
             # The gate is a sidecar on the pod's loopback, listening on one address.
             # Anything elsewhere, named by whoever could set TOLLGATE_URL, could answer
