@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import http.server
 import json
 import os
@@ -1222,6 +1223,56 @@ def test_fetch_follows_a_redirect_as_the_fetch_standard_does(
     # The hop was checked with the method it was sent with.
     checked = [r["request"] for r in daemon.records() if r.get("type") == "decision"][-1]
     assert (checked["path"], checked["method"]) == ("/ok", sent)
+
+
+def older_pythons() -> list[str]:
+    """Interpreters of the client's oldest supported versions (3.9, 3.10) found here."""
+    found = []
+    for minor in ("3.9", "3.10"):
+        candidates = [shutil.which(f"python{minor}")]
+        candidates += sorted(
+            glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}.*/bin/python{minor}"))
+        )
+        for candidate in candidates:
+            if (
+                candidate
+                and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0
+            ):
+                found.append(candidate)
+                break
+    return found
+
+
+REDIRECTS_IN_A_CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tollgate_client import Gate
+gate, hops = Gate(sys.argv[2]), json.loads(sys.argv[3])
+for url, method in hops:
+    with gate.fetch(url, method=method, data=b"{}") as response:
+        print(method, response.status)
+"""
+
+
+def test_fetch_follows_307_and_308_alike_on_every_supported_python(daemon: Daemon, web) -> None:  # type: ignore[no-untyped-def]
+    """On Python 3.9 a 307 after a POST raised TypeError (an isinstance with ``X | Y``),
+    and before 3.11 urllib raised HTTPError for every 308 (review of 2026-12-07)."""
+    pythons = older_pythons()
+    if not pythons:
+        pytest.skip("no Python 3.9 or 3.10 here to run the client with")
+    target = web()
+    temporary = web(f"http://127.0.0.1:{target.port}/ok", 307)
+    permanent = web(f"http://127.0.0.1:{target.port}/ok", 308)
+    hops = [[f"http://127.0.0.1:{temporary.port}/away", "POST"],
+            [f"http://127.0.0.1:{permanent.port}/away", "PUT"]]  # fmt: skip
+    for python in pythons:
+        done = subprocess.run(
+            [python, "-c", REDIRECTS_IN_A_CHILD, str(CLIENT_DIR), daemon.url, json.dumps(hops)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{python}: {done.stderr}"
+        assert done.stdout.split("\n")[:2] == ["POST 200", "PUT 200"], python
+    assert target.methods == ["POST", "PUT"] * len(pythons)
 
 
 def test_fetch_drops_credentials_on_a_redirect_to_another_origin(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]

@@ -131,7 +131,8 @@ def _redirected(
         method, data = "GET", None
     else:
         data = request.data
-        if data is not None and not isinstance(data, bytes | bytearray):
+        # A tuple: isinstance(data, bytes | bytearray) needs Python 3.10, the client 3.9.
+        if data is not None and not isinstance(data, (bytes, bytearray)):
             return None
     return urllib.request.Request(
         url,
@@ -145,6 +146,10 @@ def _redirected(
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     """Follow a redirect only if the gate allows a request to where it leads."""
+
+    # urllib hands this handler a 308 from Python 3.11 on only; before, it raised
+    # HTTPError for it: the same redirects are followed on every version.
+    http_error_308 = urllib.request.HTTPRedirectHandler.http_error_302
 
     def __init__(self, gate: Gate, context: dict[str, Any] | None) -> None:
         self.gate = gate
