@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import sidecar
 from bench.audit_bench import decision_body
 from bench.cpu_limit import CpuLimit
@@ -170,6 +172,27 @@ def time_reloads(work: Path, policy: Path, count: int = 5) -> list[float]:
     return durations
 
 
+def time_bare_start(log: Path) -> float:
+    """Seconds from spawning the bare Starlette + uvicorn app to its first ready."""
+    server = Server("bare app", [sys.executable, "-m", "bench.bare_start", "--port", "{port}"], log)
+    started = time.perf_counter()
+    server.start(timeout=60, poll=POLL_S)
+    elapsed = time.perf_counter() - started
+    server.stop()
+    return elapsed
+
+
+def time_yaml_parse(data: bytes, count: int = 5) -> list[float]:
+    """Seconds to parse ``data`` with PyYAML's libyaml loader (or its Python one) alone."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter()
+        yaml.load(data, Loader=loader)
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
 def time_compile(data: bytes, count: int = 5) -> list[float]:
     durations = []
     for _ in range(count):
@@ -184,10 +207,11 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
     try:
         policy = work / "policy.yaml"
         policy.write_bytes(policy_yaml(POLICY_RULES))
-        starts = [
-            time_startup(policy, work / f"audit-start-{n}", work / f"start-{n}.log")
-            for n in range(3)
-        ]
+        starts: list[float] = []
+        bare_starts: list[float] = []
+        for n in range(3):  # interleaved: the baseline in the same minutes
+            starts.append(time_startup(policy, work / f"audit-start-{n}", work / f"start-{n}.log"))
+            bare_starts.append(time_bare_start(work / f"bare-{n}.log"))
         compiled = compiled_copy(work / "compiled")
         compiled_starts = [
             time_startup(policy, work / f"audit-pyc-{n}", work / f"pyc-{n}.log", cwd=compiled)
@@ -216,11 +240,13 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
             finally:
                 limit.remove()
         compiles = time_compile(policy.read_bytes())
+        parses = time_yaml_parse(policy.read_bytes())
         reloads = time_reloads(work, policy)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     start_s, reload_s = statistics.median(starts), statistics.median(reloads)
     compile_s = statistics.median(compiles)
+    bare_s, parse_s = statistics.median(bare_starts), statistics.median(parses)
 
     def per_100k(restarted: list[float], started: list[float]) -> str:
         added = statistics.median(restarted) - statistics.median(started)
@@ -238,15 +264,27 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
     )
     for label, values in (
         ("startup to ready (spawn → GET /ready 200)", starts),
+        ("baseline: a bare Starlette + uvicorn app, the same (interleaved)", bare_starts),
         ("the same, bytecode compiled beforehand (as in the image)", compiled_starts),
         *([(pod_label, limited_starts)] if limited_starts else []),
         (kept_label, restarts),
         *([(f"the same, bytecode compiled, {pod}", limited_restarts)] if limited_restarts else []),
         ("reload in the daemon (rename → new hash in /v1/status)", reloads),
         ("reload in process (load_policy_bytes)", compiles),
+        ("baseline: the same file parsed by PyYAML's libyaml loader alone", parses),
     ):
         runs = ", ".join(f"{v * 1000:.0f}" for v in values)
         section.rows.append((label, f"{statistics.median(values) * 1000:.0f}", runs))
+    section.rows.append(
+        ("startup to ready, times the bare app's (reported)", f"{start_s / bare_s:.2f}x", "")
+    )
+    section.rows.append(
+        (
+            "reload in process, times the YAML parse alone (reported)",
+            f"{compile_s / parse_s:.2f}x",
+            "",
+        )
+    )
     added = "what the kept trail adds to a start, per 100,000 records"
     section.rows.append((added, per_100k(restarts, starts), ""))
     if limited_starts:
@@ -278,6 +316,14 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
         "set, or a first start). The image ships compiled bytecode (second row). In the pod, "
         "the container's CPU limit is a CFS quota: the start's CPU time counts, not the idle "
         "CPUs (third row, reported, not judged)."
+    )
+    section.notes.append(
+        "The baselines say how fast this machine is in the same minutes (the targets are "
+        "absolute, and a shared VM's speed moves by a factor of two or more from one hour "
+        "to the next): a bare Starlette + uvicorn app that imports nothing of the gate "
+        "(bench/bare_start.py), started alternately with the gate, and the policy file "
+        "parsed by PyYAML's C loader with nothing else done. Their ratios are reported, "
+        "not judged."
     )
     section.notes.append(
         "The restart is not a target. A start reads the whole trail kept on the volume "

@@ -4,10 +4,12 @@ directory or a trail it refused."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.policies import policy_yaml
-from bench.startup import build_kept_trail, time_startup
+from bench.startup import build_kept_trail, time_bare_start, time_startup, time_yaml_parse
 from sidecar.audit.rebuild import rebuild
 from sidecar.keys import generate_keypair
 from tests.audit.conftest import records
@@ -34,3 +36,18 @@ def test_the_gate_starts_on_the_kept_trail_and_continues_it(tmp_path: Path) -> N
     last_decision = len(types) - 1 - types[::-1].index("decision")
     assert {"startup", "policyLoaded", "shutdown"} <= set(types[last_decision:])
     assert rebuild(kept).size == len(written)
+
+
+def test_the_start_up_baseline_is_a_bare_app_that_imports_nothing_of_the_gate(
+    tmp_path: Path,
+) -> None:
+    """The baseline row says how fast this machine starts a Starlette + uvicorn server at
+    all: it must serve /ready, and carry none of the gate's imports."""
+    seconds = time_bare_start(tmp_path / "bare.log")
+    assert 0 < seconds < 60
+    probe = "import sys, bench.bare_start; print(sorted(m for m in sys.modules if m.startswith('sidecar')))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+    assert time_yaml_parse(b"version: 1\nrules: []\n", count=2)[0] > 0
