@@ -266,6 +266,7 @@ from sidecar.normalise.shell_descriptors import (
 )
 from sidecar.normalise.shell_parser import (
     ShellSyntaxError,
+    parse_budget,
     parse_expanded_word,
     parse_expansions,
     parse_script,
@@ -385,10 +386,11 @@ def analyse_command(
     start: State = frozenset({normalise_path(cwd, field="cwd") if cwd is not None else None})
     analyser = _Analyser(field, max_depth)
     try:
-        if argv is not None:
-            analyser.run(_checked_argv(argv), start, Context())
-        else:
-            analyser.script_text(_checked_text(command_line), start, Context())
+        with parse_budget():
+            if argv is not None:
+                analyser.run(_checked_argv(argv), start, Context())
+            else:
+                analyser.script_text(_checked_text(command_line), start, Context())
     except RecursionError:
         raise RequestError("is nested too deeply", field) from None
     analysis = analyser.result()

@@ -16,11 +16,31 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sidecar.normalise import shell_ast as sh
 from sidecar.normalise.shell_lexer import Lexer, ShellReaderLimit, ShellSyntaxError, Token
 
 MAX_NESTING = 48
+# Simple commands parsed for one request, every reading (bash's and dash's) and every
+# nested script together, within ``parse_budget``. Without a bound a 64 KiB line of
+# `a;a;a;...` (32,000 commands, each read twice) held the event loop 4 - 6 s, and the
+# probes behind it (review of 2026-12-07); a script of 5,000 commands is still read.
+MAX_PARSED_COMMANDS = 10_000
+_parsed_commands: ContextVar[list[int] | None] = ContextVar("parsed_commands", default=None)
+
+
+@contextmanager
+def parse_budget() -> Iterator[None]:
+    """Count the simple commands parsed meanwhile (in this context) against
+    ``MAX_PARSED_COMMANDS``; past it, parsing raises ``ShellReaderLimit``."""
+    token = _parsed_commands.set([0])
+    try:
+        yield
+    finally:
+        _parsed_commands.reset(token)
+
+
 RESERVED = frozenset(
     [
         "!",
@@ -60,9 +80,11 @@ CONDITIONAL_OPERATORS = frozenset({"(", ")", "<", ">", "&&", "||"})
 
 __all__ = [
     "MAX_NESTING",
+    "MAX_PARSED_COMMANDS",
     "Parser",
     "ShellReaderLimit",
     "ShellSyntaxError",
+    "parse_budget",
     "parse_expanded_word",
     "parse_expansions",
     "parse_script",
@@ -341,6 +363,14 @@ class Parser:
         return tuple(redirects)
 
     def _simple(self, first: Token | None = None) -> sh.Command:
+        parsed = _parsed_commands.get()
+        if parsed is not None:
+            parsed[0] += 1
+            if parsed[0] > MAX_PARSED_COMMANDS:
+                raise ShellReaderLimit(
+                    f"more than {MAX_PARSED_COMMANDS:,} commands to read (by bash's and "
+                    "dash's rules together): split the script, or run it from a file"
+                )
         assignments: list[sh.Assignment] = []
         words: list[sh.Word] = []
         redirects: list[sh.Redirect] = []
