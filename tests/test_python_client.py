@@ -1580,6 +1580,42 @@ def test_the_helpers_refuse_a_timeout_the_gate_could_not_have(  # type: ignore[n
     assert not marker.exists()
 
 
+@contextlib.contextmanager
+def dripping_server(pause: float = 0.2) -> Iterator[int]:
+    """A server that answers a 40-byte body one byte every ``pause`` seconds (8 s)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+            with contextlib.suppress(OSError):
+                for _ in range(40):
+                    if stop.wait(pause):
+                        break
+                    conn.sendall(b"x")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_kube_s_timeout_bounds_the_whole_call(gate: Gate) -> None:
+    """The socket's timeout was per read: a server sending a byte every 0.4 s kept a
+    call with a 1 s timeout going for 24.8 s (review of 2026-12-07)."""
+    with dripping_server() as port:
+        cluster = KubeCluster(f"http://127.0.0.1:{port}", token="t0ken")
+        # The whole body arrives after 8 s, each byte within 0.2 s of the last: the
+        # call used to succeed; a 1 s timeout now ends it.
+        with pytest.raises(TimeoutError):
+            gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster, timeout=1)
+
+
 def test_the_helpers_take_a_valid_timeout(gate: Gate, web, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = web()
     with gate.fetch(f"http://127.0.0.1:{server.port}/ok", timeout=5) as response:

@@ -75,10 +75,17 @@ function send(server, options, payload) {
         });
       });
     });
-    request.on('timeout', () =>
-      request.destroy(new Error(`Kubernetes API did not answer within ${options.timeout} ms`)),
-    );
-    request.on('error', reject);
+    const late = () =>
+      request.destroy(new Error(`Kubernetes API did not answer within ${options.timeout} ms`));
+    // The socket's timeout is per idle spell: a server sending a byte now and then kept a
+    // call going far past it (review of 2026-12-07). This one is for the whole call.
+    const deadline = setTimeout(late, options.timeout);
+    request.on('timeout', late);
+    request.on('error', (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
+    request.on('close', () => clearTimeout(deadline));
     request.end(payload);
   });
 }

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 
@@ -564,6 +565,29 @@ describe("the helpers' own timeouts", () => {
       assert.equal(existsSync(marker), false);
     });
   }
+
+  test("kube's timeout bounds the whole call, not each read", async () => {
+    // A server sending a byte every 0.4 s kept a call with a 1 s timeout going for
+    // 24.8 s (review of 2026-12-07): the socket's timeout is per idle spell.
+    const server = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n'); // 8 s of drip
+        const drip = setInterval(() => socket.write('x'), 200);
+        socket.on('close', () => clearInterval(drip));
+        socket.on('error', () => clearInterval(drip));
+      });
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const cluster = { server: `http://127.0.0.1:${server.address().port}`, token: 't0ken' };
+      await assert.rejects(
+        gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, timeout: 1000 }),
+        /did not answer within 1000 ms/,
+      );
+    } finally {
+      server.close();
+    }
+  });
 
   test('takes a valid timeout, and none for run', async () => {
     const api = await web();

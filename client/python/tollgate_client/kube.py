@@ -11,10 +11,12 @@ a ``Host`` header (another virtual host). The path is sent as it is, byte for by
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit
 
 from tollgate_client.fetch import checked_headers
 from tollgate_client.timeouts import valid_timeout
+from tollgate_client.transport import DeadlineResponse, Progress, remaining
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -149,8 +152,17 @@ def kube_checked(
         for default in [key for key in sent_headers if key.lower() == name.lower()]:
             del sent_headers[default]
         sent_headers[name] = value
+    # A deadline for the whole call, not for each read: a server sending a byte now and
+    # then kept a call with a 1 s timeout going for 25 s (review of 2026-12-07).
+    deadline = time.monotonic() + timeout
     connection, prefix = target.connection(timeout)
+    connection.response_class = functools.partial(  # type: ignore[assignment]
+        DeadlineResponse, deadline=deadline, progress=Progress()
+    )
     try:
+        connection.connect()
+        if connection.sock is not None:
+            connection.sock.settimeout(remaining(deadline))
         connection.request(method, prefix + path, body=payload, headers=sent_headers)
         response = connection.getresponse()
         return KubeResponse(response.status, dict(response.getheaders()), response.read())

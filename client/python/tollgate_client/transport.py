@@ -130,14 +130,14 @@ def _closed_while_idle(connection: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def _remaining(deadline: float) -> float:
+def remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("deadline passed")
     return left
 
 
-class _Progress:
+class Progress:
     """What one exchange has received so far (shared by its reader and the transport)."""
 
     def __init__(self) -> None:
@@ -167,7 +167,7 @@ class _DeadlineReader(io.RawIOBase):
         sock: socket.socket,
         deadline: float,
         socket_file: io.BufferedIOBase,
-        progress: _Progress,
+        progress: Progress,
     ) -> None:
         super().__init__()
         self._sock = sock
@@ -179,7 +179,7 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        self._sock.settimeout(_remaining(self._deadline))
+        self._sock.settimeout(remaining(self._deadline))
         count = self._sock.recv_into(buffer)
         self._progress.received += count
         return count
@@ -190,13 +190,13 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-class _DeadlineResponse(http.client.HTTPResponse):
+class DeadlineResponse(http.client.HTTPResponse):
     def __init__(
         self,
         sock: socket.socket,
         *args: object,
         deadline: float,
-        progress: _Progress,
+        progress: Progress,
         **kwargs: object,
     ) -> None:
         super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
@@ -377,7 +377,7 @@ class Transport:
     ) -> tuple[int, bytes]:
         sock: socket.socket | None = connection.sock
         if sock is None:
-            connection.timeout = _remaining(deadline)
+            connection.timeout = remaining(deadline)
             connection.connect()
             sock = connection.sock
             if self._address is not None:
@@ -394,12 +394,12 @@ class Transport:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        sock.settimeout(_remaining(deadline))
-        progress = _Progress()
+        sock.settimeout(remaining(deadline))
+        progress = Progress()
         try:
             connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
             connection.response_class = functools.partial(  # type: ignore[assignment]
-                _DeadlineResponse, deadline=deadline, progress=progress
+                DeadlineResponse, deadline=deadline, progress=progress
             )
             response = connection.getresponse()
             if response.status == http.client.SWITCHING_PROTOCOLS:
