@@ -26,6 +26,10 @@ import ipaddress
 from collections.abc import Iterable
 
 FORBIDDEN_CODE = "forbidden"
+# Header fields that only browsers send. The server's fast path for /check leaves any
+# request carrying one to ``refusal`` (sidecar/check_protocol.py), so the two cannot
+# disagree on which fields count.
+BROWSER_FIELDS = frozenset({b"origin", b"sec-fetch-site"})
 
 # Browsers send Sec-Fetch-Site: none for a request the user made (a typed URL, a
 # bookmark); same-origin needs a page served by the gate, which serves none.

@@ -210,7 +210,9 @@ class CheckEndpoint:
         else:
             _logger.warning("refused %s %s: %s", scope["method"], scope["path"][:256], reason)
             answer = Answer(403, error_payload(FORBIDDEN_CODE, reason))
-        await send_body(send, *encode_answer(answer))
+        # Its body is never read: closing is what keeps the server from reading, and
+        # dropping, whatever length the page declared (as after a 413).
+        await send_body(send, *encode_answer(answer), CLOSE_AFTER)
 
     async def _check(self, scope: Scope, receive: Receive) -> Answer:
         try:

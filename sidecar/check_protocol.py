@@ -32,7 +32,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from sidecar.browsers import loopback_host
+from sidecar.browsers import BROWSER_FIELDS, loopback_host
 from sidecar.check_endpoint import (
     CHECK_PATHS,
     JSON_CONTENT_TYPE,
@@ -46,9 +46,6 @@ from sidecar.http_head import HeadLimitedHttpToolsProtocol
 from sidecar.request import MAX_BODY_BYTES
 
 CHECK_TARGETS = frozenset(path.encode("ascii") for path in CHECK_PATHS)
-# Header fields only browsers send: such a request is left to CheckEndpoint to refuse
-# (or serve: a Sec-Fetch-Site of "none" is served there), never answered here.
-_FROM_BROWSERS = frozenset({b"origin", b"sec-fetch-site"})
 
 
 class _NobodyWaits:
@@ -159,8 +156,10 @@ class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
             elif name == b"host":
                 if not loopback_host(value):
                     return False  # refused by CheckEndpoint (sidecar/browsers.py)
-            elif name in _FROM_BROWSERS:
-                return False  # the same
+            elif name in BROWSER_FIELDS:
+                # Left to CheckEndpoint, which refuses it (or serves a Sec-Fetch-Site of
+                # "none"): never answered here.
+                return False
         if length is None:
             return False
         declared = content_length(length)

@@ -12,8 +12,10 @@ is recorded, and spends and redeems nothing. Real daemons on real ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -133,3 +135,30 @@ def test_a_request_without_browser_fields_is_served() -> None:
     assert refusal([]) is None  # HTTP/1.0 without Host: no browser sends that
     reason: Any = refusal([*fields, (b"origin", b"http://a.example")])
     assert "Origin" in reason
+
+
+@pytest.mark.parametrize("target", [b"/check", b"/v1/approvals/apr_x"])
+def test_a_refused_request_closes_its_connection_unread(start, target: bytes) -> None:  # type: ignore[no-untyped-def]
+    """The refusal reads no body, so the connection is closed with the answer: kept open,
+    the server went on reading, and dropping, the length the page declared."""
+    gate: Daemon = start()
+    head = (
+        b"POST %s HTTP/1.1\r\nHost: localhost\r\nOrigin: http://attacker.example\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 999999999999\r\n\r\n" % target
+    )
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        deadline = time.monotonic() + 10
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while time.monotonic() < deadline:
+                sock.sendall(b"a" * 65536)  # the page goes on sending its body
+                sock.settimeout(0.05)
+                with contextlib.suppress(TimeoutError):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+        assert time.monotonic() < deadline, "the gate kept the connection open"
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+    assert b"connection: close" in answer
