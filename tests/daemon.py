@@ -182,3 +182,24 @@ def answering_peer(answer: bytes, byte_every: float | None = None) -> Iterator[s
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         listener.close()
+
+
+def answer_to_a_streaming_body(port: int, head: bytes, seconds: float = 10.0) -> bytes | None:
+    """Send ``head`` and then keep sending body bytes, as a client streaming a large body
+    does, reading what the server answers meanwhile. The answer once the server closed
+    the connection; None when it was still open after ``seconds``."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while time.monotonic() < deadline:
+                sock.sendall(b"a" * 65536)
+                sock.settimeout(0.05)
+                with contextlib.suppress(TimeoutError):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return answer
+                    answer += chunk
+            return None
+    return answer  # reset by the server: closed
