@@ -72,6 +72,18 @@ def drip(raw: bytes, every: float) -> Script:
     return script
 
 
+def in_pieces(raw: bytes, *cuts: int) -> Script:
+    """``raw`` sent in pieces, cut at ``cuts``, with a short pause between them."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        for start, end in zip((0, *cuts), (*cuts, len(raw)), strict=True):
+            conn.sendall(raw[start:end])
+            time.sleep(0.02)
+
+    return script
+
+
 def sleep_after(seconds: float) -> Callable[[socket.socket], None]:
     return lambda _conn: time.sleep(seconds)
 
@@ -123,6 +135,30 @@ def cases(elsewhere: str) -> list[Case]:
         Case("103-then-allow", answer(b"HTTP/1.1 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW)), True, None, 200),
         Case("101", once(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + ALLOW, sleep_after(1)), False, "bad_answer", 101),
         Case("http-1.0-allow", answer(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
+        *(
+            Case(f"status-line-{name}", answer(head + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer")
+            for name, head in (
+                ("plus-200", b"HTTP/1.1 +200 OK"),
+                ("0200", b"HTTP/1.1 0200 OK"),
+                ("http-1.2", b"HTTP/1.2 200 OK"),
+                ("http-2", b"HTTP/2.0 200 OK"),
+                ("lowercase", b"http/1.1 200 OK"),
+                ("two-spaces", b"HTTP/1.1  200 OK"),
+                ("tab", b"HTTP/1.1\t200 OK"),
+                ("no-reason-space", b"HTTP/1.1 200OK"),
+                ("control-in-reason", b"HTTP/1.1 200 O\x00K"),
+                ("leading-space", b" HTTP/1.1 200 OK"),
+                ("1000", b"HTTP/1.1 1000 OK"),
+            )
+        ),
+        Case("status-line-no-reason", answer(b"HTTP/1.1 200\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
+        Case("status-line-empty-reason", answer(b"HTTP/1.1 200 \r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
+        # The head checked before http.client parses it arrives in pieces like any other.
+        Case("head-in-pieces", in_pieces(b"HTTP/1.1 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW), 5, 30, 40, 60), True, None, 200),
+        Case("header-with-nul", answer(b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
+        Case("header-space-before-colon", answer(b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
+        Case("header-obs-fold", answer(b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
+        Case("bare-lf", answer(b"HTTP/1.1 200 OK\nContent-Length: %d\n\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
         Case("no-length", once(b"HTTP/1.1 200 OK\r\n\r\n" + ALLOW), False, "bad_answer"),
         Case("cut-short", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), False, "bad_answer"),
         Case("reset-mid-answer", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{", lambda conn: (time.sleep(0.1), reset(conn))), False, "bad_answer"),

@@ -202,6 +202,13 @@ export class Transport {
           request.destroy(error);
           return;
         }
+        const fault = statusLineFault(response);
+        if (fault !== null) {
+          const error = new TransportError(BAD_ANSWER, `tollgate at ${this.url} sent no valid HTTP answer (${fault})`);
+          finish(reject, error);
+          request.destroy(error);
+          return;
+        }
         const chunks = [];
         let size = 0;
         response.on('data', (chunk) => {
@@ -253,6 +260,21 @@ export class Transport {
 }
 
 class RetryOnFreshSocket extends Error {}
+
+/**
+ * What is wrong with the answer's status line, or null. Node's parser takes any
+ * "HTTP/d.d" and control characters in the reason phrase; RFC 9112 allows neither, and
+ * the Python client refuses both.
+ */
+function statusLineFault(response) {
+  if (response.httpVersion !== '1.1' && response.httpVersion !== '1.0') {
+    return `version HTTP/${response.httpVersion}`;
+  }
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(response.statusMessage ?? '')) {
+    return 'a control character in its status line';
+  }
+  return null;
+}
 
 /** Whether the answer's end can be told from a cut: a Content-Length, chunks, or no body. */
 function hasLength(response) {

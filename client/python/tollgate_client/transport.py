@@ -42,6 +42,13 @@ _CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError
 _DECIMAL = re.compile(r"[0-9]+")
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
 _MAX_LINE = 65536
+# RFC 9112 sections 4 and 5: the status line and the field lines of a gate's answer, as
+# Node's parser reads them. http.client reads both leniently: "HTTP/1.2", "+200" and
+# "0200" as a 200, words split on any run of whitespace, bare LFs, folded lines and
+# control characters in a field; any of these is a deny here, as in the JS client.
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
+_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n")
+_MAX_HEAD_LINES = 100  # http.client's limit on header lines
 
 
 class TransportError(Exception):
@@ -224,6 +231,72 @@ class DeadlineResponse(http.client.HTTPResponse):
         return int(match.group(1), 16)
 
 
+class GateResponse(DeadlineResponse):
+    """A gate's answer: ``DeadlineResponse`` whose head must follow RFC 9112 to the letter.
+
+    The head (with any interim 1xx heads before it) is read and checked line by line
+    first, then handed on to http.client's parser unchanged."""
+
+    def begin(self) -> None:
+        if self.headers is not None:  # type: ignore[has-type]
+            return  # http.client calls begin() once more on a response it has begun
+        head = _read_strict_head(self.fp)
+        self.fp = io.BufferedReader(_Replayed(head, self.fp))
+        super().begin()
+
+
+def _read_strict_head(fp: io.BufferedReader) -> bytes:
+    """The answer's head bytes, interim 1xx heads included; raises ``HTTPException``."""
+    lines: list[bytes] = []
+    while True:
+        status_line = fp.readline(_MAX_LINE + 1)
+        if not status_line and not lines:
+            # What http.client raises for the same close: a reused connection's request
+            # is then sent again on a fresh one.
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        status = _STATUS_LINE.fullmatch(status_line)
+        if status is None:
+            raise http.client.BadStatusLine(repr(status_line[:80]))
+        lines.append(status_line)
+        for _ in range(_MAX_HEAD_LINES + 1):
+            line = fp.readline(_MAX_LINE + 1)
+            lines.append(line)
+            if line == b"\r\n":
+                break
+            if _FIELD_LINE.fullmatch(line) is None:
+                raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
+        else:
+            raise http.client.HTTPException(f"more than {_MAX_HEAD_LINES} header lines")
+        code = int(status.group(1))
+        if not 100 < code < 200 or code == 101:
+            return b"".join(lines)
+
+
+class _Replayed(io.RawIOBase):
+    """``head`` again, then the rest of ``fp``: what http.client parses after the check."""
+
+    def __init__(self, head: bytes, fp: io.BufferedReader) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._fp = fp
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        return self._fp.readinto1(buffer)  # at most one read of the socket
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fp.close()
+        super().close()
+
+
 class Transport:
     def __init__(
         self,
@@ -399,7 +472,7 @@ class Transport:
         try:
             connection.request(method, self.endpoint.base_path + path, body=body, headers=headers)
             connection.response_class = functools.partial(  # type: ignore[assignment]
-                DeadlineResponse, deadline=deadline, progress=progress
+                GateResponse, deadline=deadline, progress=progress
             )
             response = connection.getresponse()
             if response.status == http.client.SWITCHING_PROTOCOLS:
