@@ -32,6 +32,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sidecar.approvals.service import NotPending
 from sidecar.errors import PolicyError
 from sidecar.keys import generate_keypair
 from sidecar.policy.loader import load_policy_file
@@ -1139,6 +1140,47 @@ def test_approvals_a_keyless_restart_made_unusable_hold_no_place_under_the_cap(
     # Still listed as pending, but not one of the 1 approvals the cap allows.
     assert fresh["decision"] == "require_approval"
     assert fresh["approval"]["status"] == "pending", fresh["reason"]
+
+
+def test_an_approval_a_keyless_restart_made_unusable_cannot_be_approved_only_denied(
+    tmp_path: Path, people
+) -> None:  # type: ignore[no-untyped-def]
+    async def first_run() -> dict[str, Any]:
+        gate = in_process_gate(tmp_path, people)
+        await gate.audit.start()
+        await gate.load_policy()
+        check = {"action": "process.exec", "argv": ["rm", "--password=hunter2", "/app/x"]}
+        answer = await gate.check(json.dumps(check).encode())
+        await gate.audit.close()
+        return answer.payload["approval"]
+
+    opened = asyncio.run(first_run())
+
+    async def second_run() -> tuple[str, str, str]:
+        gate = in_process_gate(tmp_path, people)
+        await gate.audit.start()
+        await gate.load_policy()
+        policy = gate.policy.active
+        shown_hash = gate.approvals.get(opened["id"]).request_hash
+
+        def body(decision: str) -> bytes:
+            signature = people["alice"].sign(opened["id"], decision, shown_hash)
+            return json.dumps(decision_body(signature, "alice", decision)).encode()
+
+        with pytest.raises(NotPending) as refused:
+            await gate.approvals.decide(opened["id"], body("approve"), policy)
+        still = gate.approvals.get(opened["id"]).status
+        denied = await gate.approvals.decide(opened["id"], body("deny"), policy)
+        await gate.audit.close()
+        return str(refused.value), still, denied.status
+
+    refused, still, denied = asyncio.run(second_run())
+    assert "cannot be used by any check" in refused and "signing key" in refused
+    assert (still, denied) == ("pending", "denied")
+    segments = sorted((tmp_path / "audit" / "segments").glob("*.jsonl"))
+    trail = [json.loads(line) for path in segments for line in path.read_text().splitlines()]
+    refusals = [r for r in trail if r["type"] == "approval" and r["event"] == "refused"]
+    assert [r["decision"] for r in refusals] == ["approve"], refusals
 
 
 def test_a_check_refused_for_held_records_opens_no_approval_its_retry_cannot_find(

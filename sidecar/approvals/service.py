@@ -477,6 +477,14 @@ class ApprovalService:
             problem = f"approval {approval.id} is {status}, not pending"
         elif approval.settling:
             problem = f"approval {approval.id} is being decided by another request"
+        elif approval.binding_key_lost and decision.decision == "approve":
+            # Approved, it would still be refused to every check (_redeem_problem): the
+            # approver is told now, not the agent later. A deny still closes it.
+            problem = (
+                f"approval {approval.id} cannot be used by any check: its request holds "
+                "secrets, and this gate restarted since without a signing key, so it "
+                "cannot tell the identical request; deny it, and let the agent ask again"
+            )
         if problem is not None:
             await self._record_quietly(
                 {
