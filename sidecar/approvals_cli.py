@@ -28,11 +28,16 @@ from typing import Any
 from urllib.parse import quote
 
 from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
-from sidecar.visible import printable_json_text, visible, visible_json
+from sidecar.visible import (
+    REDACTION_MARK,
+    hidden_values,
+    printable_json_text,
+    visible,
+    visible_json,
+)
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:9800"
-_REDACTION_MARK = "[REDACTED:"
 
 
 class CommandFailed(Exception):
@@ -207,34 +212,12 @@ def _hash_problem(view: dict[str, Any]) -> str | None:
     if request_hash(action, request) == claimed:
         return None
     problem = "the request shown does not match the gate's request hash; not signing"
-    if _REDACTION_MARK in json.dumps(request, ensure_ascii=False):
+    if REDACTION_MARK in json.dumps(request, ensure_ascii=False):
         problem += (
             " (an older gate hashes the raw request, secrets included, which the request "
             "shown cannot match: upgrade the gate and ask for a new approval)"
         )
     return problem
-
-
-def hidden_values(request: Any) -> list[str]:
-    """Where the request (its ``context`` aside) holds a redaction tag: ``argv[4]``,
-    ``path``, ``k8s.name``. The approver cannot see those values (review of 2026-12-07:
-    an operand placed after ``--token`` is redacted as the token's value)."""
-    found: list[str] = []
-
-    def walk(value: Any, where: str) -> None:
-        if isinstance(value, str):
-            if _REDACTION_MARK in value:
-                found.append(where)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{where}.{key}" if where else str(key))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{where}[{index}]")
-
-    if isinstance(request, dict):
-        walk({key: item for key, item in request.items() if key != "context"}, "")
-    return [visible(place) for place in found]
 
 
 # What a request acts on, by action: the line shown right above the prompt.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 # Printable to Python, invisible on screen: the Default_Ignorable_Code_Point ranges of
 # Unicode's DerivedCoreProperties.txt that isprintable() lets through, and U+2800.
@@ -93,3 +94,30 @@ def visible_json(value: object, *, sort_keys: bool = False) -> str:
     """``value`` as indented JSON a terminal shows as it is (``--json`` output stays
     exact: ``json.dumps`` escapes only C0 characters, the rest is escaped here)."""
     return printable_json_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys))
+
+
+# How a redacted value begins (sidecar/audit/redact.py): ``[REDACTED:<kind>:<8 hex>]``.
+REDACTION_MARK = "[REDACTED:"
+
+
+def hidden_values(request: Any) -> list[str]:
+    """Where the request (its ``context`` aside) holds a redaction tag: ``argv[4]``,
+    ``path``, ``k8s.name``. The approver cannot see those values (review of 2026-12-07:
+    an operand placed after ``--token`` is redacted as the token's value), and the
+    agent chose them. Shown by ``tollgate approvals`` and in the webhook's notice."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            if REDACTION_MARK in value:
+                found.append(where)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    if isinstance(request, dict):
+        walk({key: item for key, item in request.items() if key != "context"}, "")
+    return [visible(place) for place in found]

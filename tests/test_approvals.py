@@ -764,8 +764,28 @@ def test_webhook_is_retried_and_never_delays_the_check(start, hook_factory) -> N
         f"tollgate approvals approve {approval_id} --url {gate.url} --key KEY_FILE --name NAME"
     )
     assert approval_id in notice["text"] and notice["approveCommand"] in notice["text"]
+    assert notice["hiddenValues"] == [] and "Hidden as secrets" not in notice["text"]
     assert hook.headers[0]["Content-Type"] == "application/json"
     assert "notifyFailed" not in events(gate)
+
+
+def test_webhook_names_the_values_hidden_as_secrets_as_the_cli_does(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    # The approver in the channel cannot see a redacted value, which the agent chose: in
+    # `rm -rf -- --token /home` the operand after --token is redacted as its value.
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    hiding = {"action": "process.exec", "argv": ["rm", "-rf", "--", "--token", "/home"]}
+    ask(gate, {**hiding, "context": {"note": f"token {GITHUB_TOKEN}"}})
+    wait_for(lambda: len(hook.received) == 1)
+    notice = hook.received[0]
+    assert "/home" not in json.dumps(notice["request"])
+    # The context's secret is redacted too, but the context is the agent's words, not
+    # the action: it is not named. The same operand in the parsed commands is.
+    assert notice["hiddenValues"] == ["argv[4]", "commands[0][4]"]
+    assert "Hidden as secrets, chosen by the agent: argv[4], commands[0][4]." in notice["text"]
+    assert "--accept-redacted" in notice["text"]
+    assert notice["approveCommand"] in notice["text"]
+    assert "--accept-redacted" not in notice["approveCommand"], "the approver chooses it"
 
 
 def test_webhook_text_cannot_ping_a_channel_or_leak_a_secret(start, hook_factory) -> None:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from typing import Any
 
 from sidecar.approvals.model import Approval, format_us
 from sidecar.canonical import canonical_bytes
-from sidecar.visible import printable_json_text, visible
+from sidecar.visible import hidden_values, printable_json_text, visible
 
 ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.5
@@ -100,12 +100,24 @@ def build_payload(
     if context is not None:
         shown = _code_text(context, _CONTEXT_CHARS)
         shown_context = f"Context from the agent (recorded, never matched): ```{shown}```\n"
+    # Values redacted as secrets are values the agent chose and the approver cannot
+    # see; one may be what the action acts on. Named here as the CLI names them, whose
+    # approve refuses to sign them without --accept-redacted.
+    hidden = hidden_values(approval.request)
+    shown_hidden = ""
+    if hidden:
+        places = ", ".join(hidden[:8]) + (" ..." if len(hidden) > 8 else "")
+        shown_hidden = (
+            f"Hidden as secrets, chosen by the agent: {places}. Deny unless each is a "
+            "credential you need not see (approve needs --accept-redacted).\n"
+        )
     expires = format_us(approval.expires_us)
     rule = approval.rule or "defaultAction"
     text = (
         f"Tollgate: approval needed for {approval.action} by {approval.identity} "
         f"(risk: {approval.risk or 'not set'}, rule: {rule})\n"
         f"```{summary}```\n"
+        f"{shown_hidden}"
         f"Reason: {visible(approval.policy_reason)}\n"
         f"{shown_context}"
         f"Expires {expires}; until then it is denied. Approve with:\n`{approve}`\n"
@@ -117,6 +129,7 @@ def build_payload(
         "status": approval.status,
         "action": approval.action,
         "request": approval.request,
+        "hiddenValues": hidden,
         "requestHash": approval.request_hash,
         "risk": approval.risk,
         "rule": approval.rule,
