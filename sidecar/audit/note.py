@@ -199,6 +199,12 @@ def parse_note(note: str | bytes) -> SignedNote:
             note = note.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NoteError("note is not valid UTF-8") from exc
+    # Left by editors and Windows tools: both would otherwise surface as a wrong key or
+    # a missing blank line, far from the cause.
+    if note.startswith("\ufeff"):
+        raise NoteError("note begins with a byte order mark (U+FEFF): save it as UTF-8 without one")
+    if "\r\n" in note:
+        raise NoteError("note has CRLF line endings: a signed note's lines end in LF alone")
     separator = note.rfind("\n\n")
     if separator < 0 or not note.endswith("\n"):
         raise NoteError("note has no blank line before its signatures")

@@ -131,6 +131,32 @@ def test_verify_against_a_shipped_checkpoint(
     assert run(*args) == 1
 
 
+@pytest.mark.parametrize(
+    ("saved_as", "named"),
+    [
+        (lambda note: b"\xef\xbb\xbf" + note, "byte order mark"),
+        (lambda note: note.replace(b"\n", b"\r\n"), "CRLF line endings"),
+    ],
+    ids=["bom", "crlf"],
+)
+def test_a_checkpoint_saved_by_a_windows_tool_is_refused_for_what_it_is(
+    signed_trail: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    saved_as: Callable[[bytes], bytes],
+    named: str,
+) -> None:
+    # Once read as a wrong signing key, which sent the user looking for another key.
+    directory, public = signed_trail
+    shipped = tmp_path / "shipped"
+    shipped.write_bytes(saved_as((directory / "checkpoint").read_bytes()))
+    verify = ("audit", "verify", str(directory), "--public-key", str(public))
+    assert run(*verify, "--checkpoint", str(shipped)) == 1
+    out = capsys.readouterr().out
+    assert "is not a signed checkpoint" in out and named in out, out
+    assert "not among the keys given" not in out
+
+
 def test_export_to_file_and_stdout(
     signed_trail: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
