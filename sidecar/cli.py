@@ -22,6 +22,7 @@ from typing import Any
 from sidecar import __version__
 from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
 from sidecar.errors import PolicyError, RequestError
+from sidecar.gate_answer import gate_opener
 from sidecar.visible import printable_json_text, printable_text
 
 EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
@@ -281,18 +282,11 @@ def _check_remote(url: str, text: str, timeout: float) -> int:
     return code
 
 
-# The gate is asked directly and only once: no proxy from the environment (HTTP_PROXY ...
-# would let another host answer) and no redirect handler, so a 3xx is an HTTPError, a
-# deny, and the host it names is never asked.
-_GATE_OPENER = urllib.request.OpenerDirector()
-for _handler in (
-    urllib.request.ProxyHandler({}),
-    urllib.request.HTTPHandler(),
-    urllib.request.HTTPSHandler(),
-    urllib.request.HTTPDefaultErrorHandler(),
-    urllib.request.HTTPErrorProcessor(),
-):
-    _GATE_OPENER.add_handler(_handler)
+# The gate is asked directly and only once, and its answer read as the clients read it
+# (sidecar/gate_answer.py): no proxy from the environment, no redirect followed (a 3xx
+# is an HTTPError, a deny, and the host it names is never asked), a head that breaks
+# RFC 9112 refused.
+_GATE_OPENER = gate_opener()
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

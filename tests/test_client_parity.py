@@ -92,6 +92,36 @@ ALLOW = b'{"allowed":true,"decision":"allow","reason":"ok"}'
 DENY = b'{"allowed":false,"decision":"deny","reason":"no"}'
 
 
+def _allow_after(head: bytes, eol: bytes = b"\r\n") -> bytes:
+    return head + b"%sContent-Length: %d%s%s%s" % (eol, len(ALLOW), eol, eol, ALLOW)
+
+
+# Heads that break RFC 9112, each followed by an allow: Python's http.client reads every
+# one as a 200 and Node's parser some of them. Every client must deny them.
+BAD_HEADS = {
+    **{
+        f"status-line-{name}": _allow_after(head)
+        for name, head in (
+            ("plus-200", b"HTTP/1.1 +200 OK"),
+            ("0200", b"HTTP/1.1 0200 OK"),
+            ("http-1.2", b"HTTP/1.2 200 OK"),
+            ("http-2", b"HTTP/2.0 200 OK"),
+            ("lowercase", b"http/1.1 200 OK"),
+            ("two-spaces", b"HTTP/1.1  200 OK"),
+            ("tab", b"HTTP/1.1\t200 OK"),
+            ("no-reason-space", b"HTTP/1.1 200OK"),
+            ("control-in-reason", b"HTTP/1.1 200 O\x00K"),
+            ("leading-space", b" HTTP/1.1 200 OK"),
+            ("1000", b"HTTP/1.1 1000 OK"),
+        )
+    },
+    "header-with-nul": _allow_after(b"HTTP/1.1 200 OK\r\nX-A: a\x00b"),
+    "header-space-before-colon": _allow_after(b"HTTP/1.1 200 OK\r\nX-A : b"),
+    "header-obs-fold": _allow_after(b"HTTP/1.1 200 OK\r\nX-A: b\r\n c"),
+    "bare-lf": _allow_after(b"HTTP/1.1 200 OK", b"\n"),
+}
+
+
 @dataclass
 class Case:
     name: str
@@ -135,30 +165,11 @@ def cases(elsewhere: str) -> list[Case]:
         Case("103-then-allow", answer(b"HTTP/1.1 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW)), True, None, 200),
         Case("101", once(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + ALLOW, sleep_after(1)), False, "bad_answer", 101),
         Case("http-1.0-allow", answer(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
-        *(
-            Case(f"status-line-{name}", answer(head + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer")
-            for name, head in (
-                ("plus-200", b"HTTP/1.1 +200 OK"),
-                ("0200", b"HTTP/1.1 0200 OK"),
-                ("http-1.2", b"HTTP/1.2 200 OK"),
-                ("http-2", b"HTTP/2.0 200 OK"),
-                ("lowercase", b"http/1.1 200 OK"),
-                ("two-spaces", b"HTTP/1.1  200 OK"),
-                ("tab", b"HTTP/1.1\t200 OK"),
-                ("no-reason-space", b"HTTP/1.1 200OK"),
-                ("control-in-reason", b"HTTP/1.1 200 O\x00K"),
-                ("leading-space", b" HTTP/1.1 200 OK"),
-                ("1000", b"HTTP/1.1 1000 OK"),
-            )
-        ),
+        *(Case(name, answer(raw), False, "bad_answer") for name, raw in BAD_HEADS.items()),
         Case("status-line-no-reason", answer(b"HTTP/1.1 200\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
         Case("status-line-empty-reason", answer(b"HTTP/1.1 200 \r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), True, None, 200),
         # The head checked before http.client parses it arrives in pieces like any other.
         Case("head-in-pieces", in_pieces(b"HTTP/1.1 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW), 5, 30, 40, 60), True, None, 200),
-        Case("header-with-nul", answer(b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
-        Case("header-space-before-colon", answer(b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
-        Case("header-obs-fold", answer(b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: %d\r\n\r\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
-        Case("bare-lf", answer(b"HTTP/1.1 200 OK\nContent-Length: %d\n\n%s" % (len(ALLOW), ALLOW)), False, "bad_answer"),
         Case("no-length", once(b"HTTP/1.1 200 OK\r\n\r\n" + ALLOW), False, "bad_answer"),
         Case("cut-short", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + ALLOW), False, "bad_answer"),
         Case("reset-mid-answer", once(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{", lambda conn: (time.sleep(0.1), reset(conn))), False, "bad_answer"),
@@ -494,6 +505,13 @@ def test_tollgate_check_url_reads_answers_as_strictly_as_the_clients(servers) ->
         result = cli_check(servers(answer(moved.encode())).url)
         assert result.returncode == 1, (code, result.stdout, result.stderr)
     assert elsewhere.connections == 0, "tollgate check followed a redirect"
+
+    for name, raw in BAD_HEADS.items():
+        result = cli_check(servers(answer(raw)).url)
+        assert result.returncode == 1, (name, result.stdout, result.stderr)
+        assert "treating as deny" in result.stderr, (name, result.stderr)
+    fine = cli_check(servers(answer(_allow_after(b"HTTP/1.1 200 OK"))).url)
+    assert fine.returncode == 0, (fine.stdout, fine.stderr)
 
     for body in (b'{"allowed":false,"allowed":true}', b'{"allowed":true,"x":{"a":1,"a":2}}'):
         result = cli_check(servers(json_answer(200, body)).url)
