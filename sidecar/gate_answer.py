@@ -25,14 +25,17 @@ from typing import Any
 # RFC 9112 sections 4 and 5: HTTP/1.0 or 1.1, one space, three digits, an optional
 # reason of visible characters, spaces and tabs; a field name that is a token, a colon,
 # a value without control characters; CRLF after each.
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
 _FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n")
+_DECIMAL = re.compile(r"[0-9]+")
 _MAX_LINE = 65536
 _MAX_FIELDS = 100  # http.client's own limit
+_MAX_HEAD_BYTES = 16384  # Node's default
 
 
 class StrictHeadResponse(http.client.HTTPResponse):
-    """``HTTPResponse`` that raises ``HTTPException`` for a head breaking RFC 9112."""
+    """``HTTPResponse`` that raises ``HTTPException`` for a head breaking RFC 9112, or a
+    length that could be read two ways."""
 
     def begin(self) -> None:
         if self.headers is not None:  # type: ignore[has-type]
@@ -40,24 +43,34 @@ class StrictHeadResponse(http.client.HTTPResponse):
         head = _strict_head(self.fp)
         self.fp = io.BufferedReader(_HeadThenRest(head, self.fp))
         super().begin()
+        # http.client would use the first of two lengths, ignore one sent with chunks, and
+        # read "+49" as 49: the clients refuse each. The gate frames every answer with one
+        # Content-Length, and ``tollgate check`` takes no other (no length is refused later).
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.get_all("Transfer-Encoding") or len(lengths) > 1:
+            raise http.client.HTTPException("the answer is not framed by one Content-Length")
+        if lengths and not _DECIMAL.fullmatch(lengths[0].strip(" \t")):
+            raise http.client.HTTPException(f"Content-Length {lengths[0][:20]!r} is not a number")
 
 
 def _strict_head(fp: io.BufferedReader) -> bytes:
-    """The head's bytes (one head: ``tollgate check`` sends no ``Expect``)."""
+    """The answer's head bytes, each line checked. ``tollgate check`` sends no ``Expect``
+    and the gate sends no interim answer, so a 1xx head (which http.client would skip
+    if a 100, and read what follows unchecked) is refused rather than read past."""
     status_line = fp.readline(_MAX_LINE + 1)
     if not status_line:
         raise http.client.RemoteDisconnected("Remote end closed connection without response")
-    if _STATUS_LINE.fullmatch(status_line) is None:
+    status = _STATUS_LINE.fullmatch(status_line)
+    if status is None or status.group(1).startswith(b"1"):
         raise http.client.BadStatusLine(repr(status_line[:80]))
-    lines = [status_line]
-    while len(lines) <= _MAX_FIELDS + 1:
-        line = fp.readline(_MAX_LINE + 1)
-        lines.append(line)
-        if line == b"\r\n":
-            return b"".join(lines)
-        if _FIELD_LINE.fullmatch(line) is None:
-            raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
-    raise http.client.HTTPException(f"more than {_MAX_FIELDS} header lines")
+    head = [status_line]
+    size = len(status_line)
+    while (line := fp.readline(_MAX_LINE + 1)) != b"\r\n":
+        size += len(line)
+        if _FIELD_LINE.fullmatch(line) is None or size > _MAX_HEAD_BYTES or len(head) > _MAX_FIELDS:
+            raise http.client.HTTPException(f"the answer's head breaks RFC 9112 at {line[:80]!r}")
+        head.append(line)
+    return b"".join(head) + line
 
 
 class _HeadThenRest(io.RawIOBase):

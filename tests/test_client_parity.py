@@ -176,6 +176,12 @@ def cases(elsewhere: str) -> list[Case]:
         Case("reset-before-answer", lambda conn, _: (read_request(conn), reset(conn)), False, "bad_answer"),
         Case("closed-before-answer", lambda conn, _: read_request(conn), False, "bad_answer"),
         Case("not-http", once(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), False, "bad_answer"),
+        Case("gzip-then-chunks", answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(ALLOW), ALLOW)), False, "bad_answer"),
+        Case("chunks-allow", answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(ALLOW), ALLOW)), True, None, 200),
+        # Every head of the answer is checked: a 100 Continue first changes nothing.
+        *(Case(f"continue-then-{name}", answer(b"HTTP/1.1 100 Continue\r\n\r\n" + raw), False, "bad_answer") for name, raw in BAD_HEADS.items()),
+        Case("continue-then-allow", answer(b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(200, ALLOW)), True, None, 200),
+        Case("interim-heads-without-end", once(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 2000), False, "bad_answer"),
         Case("two-lengths", once(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nContent-Length: 51\r\n\r\n" + ALLOW), False, "bad_answer"),
         Case("silent", lambda conn, _: time.sleep(2), False, "timeout"),
         Case("trickle", drip(http_answer(200, ALLOW), 0.05), False, "timeout"),
@@ -506,7 +512,18 @@ def test_tollgate_check_url_reads_answers_as_strictly_as_the_clients(servers) ->
         assert result.returncode == 1, (code, result.stdout, result.stderr)
     assert elsewhere.connections == 0, "tollgate check followed a redirect"
 
-    for name, raw in BAD_HEADS.items():
+    length = len(ALLOW)
+    ambiguous = {
+        "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n%s"
+        % (length, length, ALLOW),
+        "plus-length": b"HTTP/1.1 200 OK\r\nContent-Length: +%d\r\n\r\n%s" % (length, ALLOW),
+        "length-and-chunks": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (length, length, ALLOW),
+    }
+    continued = {
+        f"continue-then-{n}": b"HTTP/1.1 100 Continue\r\n\r\n" + r for n, r in BAD_HEADS.items()
+    }
+    for name, raw in {**BAD_HEADS, **continued, **ambiguous}.items():
         result = cli_check(servers(answer(raw)).url)
         assert result.returncode == 1, (name, result.stdout, result.stderr)
         assert "treating as deny" in result.stderr, (name, result.stderr)

@@ -199,10 +199,9 @@ def parse_note(note: str | bytes) -> SignedNote:
             note = note.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NoteError("note is not valid UTF-8") from exc
-    # Left by editors and Windows tools: both would otherwise surface as a wrong key or
-    # a missing blank line, far from the cause.
-    if note.startswith("\ufeff"):
-        raise NoteError("note begins with a byte order mark (U+FEFF): save it as UTF-8 without one")
+    # Left by Windows tools; it would otherwise read as a missing blank line. (A byte
+    # order mark is left alone: the signed-note format allows U+FEFF in a key name, as Go's
+    # implementation does; verify names it when a checkpoint's origin starts with one.)
     if "\r\n" in note:
         raise NoteError("note has CRLF line endings: a signed note's lines end in LF alone")
     separator = note.rfind("\n\n")

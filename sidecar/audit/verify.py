@@ -357,6 +357,13 @@ class _Checker:
         # (or changed) to its size. (With no key at all, the size and root say more.)
         embedded = self.embedded_keys.get(checkpoint.origin, [])
         problem = self._check_signature(external.note, checkpoint.origin, embedded)
+        if problem is not None and checkpoint.origin.startswith("\ufeff"):
+            # An editor's byte order mark, read as the origin's first character (the
+            # format allows it): otherwise it would send the user looking for a key.
+            problem += (
+                "; the note begins with a byte order mark (U+FEFF), read as part of its "
+                "origin: if an editor added it, save the file as UTF-8 without one"
+            )
         if problem is not None and (self.public_keys or embedded):
             raise _Tampered(Fault(f"{external.label}: {problem}"))
         tree_size = self.report.tree_size

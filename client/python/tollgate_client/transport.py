@@ -49,6 +49,9 @@ _MAX_LINE = 65536
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n")
 _FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n")
 _MAX_HEAD_LINES = 100  # http.client's limit on header lines
+# Node's default limit on a head (--max-http-header-size); here on all the heads of one
+# answer together, interim 1xx ones included, which are kept until the answer's own.
+_MAX_HEAD_BYTES = 16384
 
 
 class TransportError(Exception):
@@ -246,29 +249,42 @@ class GateResponse(DeadlineResponse):
 
 
 def _read_strict_head(fp: io.BufferedReader) -> bytes:
-    """The answer's head bytes, interim 1xx heads included; raises ``HTTPException``."""
+    """The answer's head bytes, interim 1xx heads (100 Continue included) before it;
+    raises ``HTTPException``."""
     lines: list[bytes] = []
+    size = 0
+
+    def next_line() -> bytes:
+        nonlocal size
+        line = fp.readline(_MAX_LINE + 1)
+        size += len(line)
+        if size > _MAX_HEAD_BYTES:
+            raise http.client.HTTPException(f"the answer's head is over {_MAX_HEAD_BYTES} bytes")
+        lines.append(line)
+        return line
+
     while True:
-        status_line = fp.readline(_MAX_LINE + 1)
-        if not status_line and not lines:
+        status_line = next_line()
+        if not status_line and len(lines) == 1:
             # What http.client raises for the same close: a reused connection's request
             # is then sent again on a fresh one.
             raise http.client.RemoteDisconnected("Remote end closed connection without response")
         status = _STATUS_LINE.fullmatch(status_line)
         if status is None:
             raise http.client.BadStatusLine(repr(status_line[:80]))
-        lines.append(status_line)
         for _ in range(_MAX_HEAD_LINES + 1):
-            line = fp.readline(_MAX_LINE + 1)
-            lines.append(line)
+            line = next_line()
             if line == b"\r\n":
                 break
             if _FIELD_LINE.fullmatch(line) is None:
                 raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
         else:
             raise http.client.HTTPException(f"more than {_MAX_HEAD_LINES} header lines")
+        # Every head up to the answer's own is checked: http.client skips a 100 Continue
+        # itself (and _read_status the other 1xx), and would read what follows it as leniently
+        # as ever.
         code = int(status.group(1))
-        if not 100 < code < 200 or code == 101:
+        if not 100 <= code < 200 or code == 101:
             return b"".join(lines)
 
 
@@ -541,6 +557,9 @@ def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
         return "more than one Content-Length"
     if lengths and headers.get_all("Transfer-Encoding"):
         return "both a Content-Length and a Transfer-Encoding"
-    if lengths and not _DECIMAL.fullmatch(lengths[0].strip()):
-        return f"a Content-Length that is not a number ({lengths[0].strip()[:20]!r})"
+    # Optional whitespace around a field value is spaces and tabs (RFC 9110 5.5); strip()
+    # alone would also take U+00A0 and U+0085 off a length Node refuses.
+    length = lengths[0].strip(" \t") if lengths else None
+    if length is not None and not _DECIMAL.fullmatch(length):
+        return f"a Content-Length that is not a number ({length[:20]!r})"
     return None
