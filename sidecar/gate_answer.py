@@ -113,7 +113,9 @@ class _StrictHTTPHandler(urllib.request.HTTPHandler):
 
 class _StrictHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_StrictHTTPSConnection, req)
+        # As urllib's own handler opens it: with the handler's TLS context (none given
+        # here, so the default one, which checks the certificate and the host name).
+        return self.do_open(_StrictHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
 
 
 def gate_opener() -> urllib.request.OpenerDirector:

@@ -9,11 +9,14 @@ whose JSON has ``"allowed": true`` must be a deny.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import shlex
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -24,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.daemon import free_port
 from tests.test_js_client import JS_DIR, node_binary
@@ -545,3 +552,77 @@ def test_tollgate_check_url_reads_answers_as_strictly_as_the_clients(servers) ->
     result = cli_check(gate.url, env)
     assert result.returncode == 1 and json.loads(result.stdout)["reason"] == "no", result.stderr
     assert proxy.connections == 0, "tollgate check asked through a proxy"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tollgate test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _tls_gate(cert: Path, key: Path, raw: bytes) -> tuple[str, socket.socket]:
+    """An HTTPS server on 127.0.0.1 answering every connection's request with ``raw``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed by the test
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    read_request(tls)
+                    tls.sendall(raw)
+            except (OSError, ssl.SSLError):
+                conn.close()  # the client refused the certificate
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"https://127.0.0.1:{listener.getsockname()[1]}", listener
+
+
+def test_tollgate_check_url_reads_an_https_gate_as_strictly(tmp_path: Path) -> None:
+    """The HTTPS handler of the strict opener verifies the certificate as urllib's does,
+    and checks the head as over plain HTTP."""
+    cert, key = _self_signed(tmp_path)
+    trusting = {**os.environ, "SSL_CERT_FILE": str(cert)}
+    url, listener = _tls_gate(cert, key, _allow_after(b"HTTP/1.1 200 OK"))
+    bad_url, bad_listener = _tls_gate(cert, key, BAD_HEADS["status-line-http-1.2"])
+    try:
+        allowed = cli_check(url, trusting)
+        assert allowed.returncode == 0, (allowed.stdout, allowed.stderr)
+        untrusted = cli_check(url)
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        lenient = cli_check(bad_url, trusting)
+        assert lenient.returncode == 1 and "treating as deny" in lenient.stderr, lenient.stderr
+    finally:
+        listener.close()
+        bad_listener.close()
