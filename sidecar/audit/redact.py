@@ -429,6 +429,32 @@ _VAULT_TOKEN = (
     rf"{_BLANK}login(?:{_BLANK}++--?(?:(?:{_VAULT_VALUE_FLAGS}){_BLANK}++(?!-){_WORD}"
     rf"|[^\s;&|]+)|{_BLANK}++{_REDIRECTION})*+{_NEXT}(?![^\s=;&|]*=)(?:{_ARGUMENT})"
 )
+# rclone config create NAME TYPE [KEY VALUE]... (update NAME ..., password NAME ...):
+# the VALUE of each pair whose KEY names a secret (or of a KEY=VALUE word). KEY is a
+# backend option: pass, password2, secret_access_key, client_secret, token, b2's and
+# Azure's key, sas_url, service_account_credentials ... (not access_key_id, token_url).
+_RCLONE_SECRET_KEYS = (
+    r"(?:[A-Za-z0-9]+_)*(?:pass|passwd|password2?|secret|token|key|credentials)"
+    r"|sas_url|sse_customer_key_base64"
+)
+_RCLONE_SECRET_KEY = re.compile(_RCLONE_SECRET_KEYS, _FLAGS | re.IGNORECASE)
+_RCLONE_VALUE_FLAGS = "config|state|result|log-file|log-level|cache-dir|password-command"
+_RCLONE_OPTIONS = (
+    rf"(?:{_BLANK}++(?:--?(?:{_RCLONE_VALUE_FLAGS})(?:=|{_BLANK}++)(?!-){_WORD}"
+    rf"|-[^\s;&|]*|{_REDIRECTION}))*+"
+)
+_RCLONE_CONFIG = (
+    rf"{_BLANK}config{_RCLONE_OPTIONS}{_NEXT}"
+    rf"(?:create{_RCLONE_OPTIONS}{_NEXT}{_WORD}{_RCLONE_OPTIONS}{_NEXT}{_WORD}"
+    rf"|(?:update|password){_RCLONE_OPTIONS}{_NEXT}{_WORD})"
+)
+# One pair, or one KEY=VALUE word, from where the last one ended: a pair or word that
+# holds no secret matches with an empty last group, so that the pairs stay in step.
+_RCLONE_PAIR = (
+    rf"{_RCLONE_OPTIONS}{_NEXT}(?:(?i:{_RCLONE_SECRET_KEYS}){_RCLONE_OPTIONS}{_NEXT}"
+    rf"(?:{_ARGUMENT})|(?i:{_RCLONE_SECRET_KEYS})=(?:{_ARGUMENT})|(?=[^\s=]*=){_WORD}()"
+    rf"|{_WORD}{_RCLONE_OPTIONS}{_NEXT}{_WORD}())"
+)
 # 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
 _ARCHIVERS = ("7z", "7za", "7zr", "7zz", "rar", "unrar")
 _ARCHIVE_PASSWORD = rf"{_BLANK}-p(?!-(?:{_BLANK}|$))(?=\S)(?:{_ARGUMENT})"
@@ -466,7 +492,17 @@ def _positional_patterns() -> list[SecretPattern]:
         _pattern("secret", _program_command(("mc", "mcli")), ("mc",), values=_MC_SECRET),
         _pattern("secret", _program_command(("vault", "bao")), ("login",), values=_VAULT_TOKEN),
         _pattern("password", _program_command(_ARCHIVERS), ("7z", "rar"), values=_ARCHIVE_PASSWORD),
+        # Before the assignments: a tag they placed (pass=pw) would end the pairs' reading.
+        _pattern("secret", _rclone_config_command(), ("rclone",), values=_RCLONE_PAIR),
     ]
+
+
+def _rclone_config_command() -> str:
+    """``rclone [flags] config create NAME TYPE`` (or ``update NAME``, ``password
+    NAME``) as group 1, then the rest of its command, where ``_RCLONE_PAIR`` reads."""
+    start = rf"{_PROGRAM_START}rclone{_NAME_END}(?={_BLANK})"
+    rest = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{start})[^\n;&|])*"""
+    return rf"({start}{_same_command(start)}{_RCLONE_CONFIG}){rest}"
 
 
 # kubectl, and OpenShift's oc. Their options that set an environment variable take
@@ -1440,6 +1476,39 @@ def _scan_vault(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
     return False
 
 
+_RCLONE_VALUE_OPTIONS = frozenset(
+    f"{dashes}{flag}" for flag in _RCLONE_VALUE_FLAGS.split("|") for dashes in ("-", "--")
+)
+
+
+def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # rclone config create NAME TYPE [KEY VALUE]...: the VALUE of a KEY naming a secret.
+    for index in range(start, len(items)):
+        if not _is_word(items, index, "config"):
+            continue
+        positionals = _positionals(items, index + 1, _RCLONE_VALUE_OPTIONS)
+        if not positionals or items[positionals[0]] not in ("create", "update", "password"):
+            return False
+        named = 3 if items[positionals[0]] == "create" else 2
+        rest = positionals[named:]
+        while rest:
+            key = items[rest[0]]
+            if type(key) is str and "=" in key:
+                # A word KEY=VALUE, tagged as the command line's pattern tags it.
+                name, _, value = key.partition("=")
+                if _RCLONE_SECRET_KEY.fullmatch(name) and value:
+                    found[rest[0]] = ("secret", name + "=", value)
+                rest = rest[1:]
+                continue
+            if len(rest) > 1 and type(key) is str and _RCLONE_SECRET_KEY.fullmatch(key):
+                value_item = items[rest[1]]
+                if type(value_item) in (str, int):
+                    found[rest[1]] = ("secret", "", str(value_item))
+            rest = rest[2:]
+        return False
+    return False
+
+
 def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # 7z's and rar's -pPASSWORD, glued; a lone -p asks for it, rar's -p- for none.
     for index in range(start, len(items)):
@@ -1459,6 +1528,7 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     **dict.fromkeys(("mc", "mcli"), _scan_mc),
     **dict.fromkeys(("vault", "bao"), _scan_vault),
     **dict.fromkeys(_ARCHIVERS, _scan_archiver),
+    "rclone": _scan_rclone,
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
@@ -1796,7 +1866,7 @@ _TRIGGERS = (
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
-    r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl"
+    r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"
     r"|(?:-U|--user(?:name)?)(?:\s|\\t|=|\",\")*[^\s\"%]*%"
     r"|alias(?:\s|\\[tn]|\",\")+set|host(?:\s|\\[tn]|\",\")+add"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).

@@ -1,8 +1,8 @@
 """Secrets that stand where a program expects them, with no option word naming them:
 Samba's ``-U user%password`` and smbclient's service password, redis-cli's ``AUTH`` and
 ``CONFIG SET requirepass``, ``rabbitmqctl add_user USER PASSWORD``, MinIO's ``mc alias
-set NAME URL ACCESS SECRET``, ``vault login TOKEN`` and 7-Zip's and RAR's glued
-``-pPASSWORD``. The same words stay readable where they hold none (a prompt, a user
+set NAME URL ACCESS SECRET``, ``vault login TOKEN``, 7-Zip's and RAR's glued
+``-pPASSWORD`` and the secret options of ``rclone config create NAME TYPE KEY VALUE``. The same words stay readable where they hold none (a prompt, a user
 alone, ``rar -p-``, another program's ``-p``).
 """
 
@@ -60,6 +60,29 @@ KEY = b"k" * 32
         ("rabbitmqctl add_user app >/dev/null pw1", ["pw1"], "password"),
         ("redis-cli AUTH default pw1 2>&1 | grep OK", ["pw1"], "password"),
         ("sqlcmd -S db &> log -P pw1", ["pw1"], "password"),
+        # rclone's backend options, in KEY VALUE pairs (or KEY=VALUE words) after the
+        # remote's name (and type): the values of the keys that name a secret.
+        (
+            "rclone config create s3a s3 access_key_id AK1 secret_access_key sk1 region r1",
+            ["sk1"],
+            "secret",
+        ),
+        ("rclone config create dav webdav url https://h pass pw1 --obscure", ["pw1"], "secret"),
+        ("rclone --config c.conf config update b2a key k1 account a1", ["k1"], "secret"),
+        ("rclone config password crypt1 password pw1 password2 pw2", ["pw1", "pw2"], "secret"),
+        (
+            "rclone config create az azureblob sas_url=u1 key='k 1' account=a1",
+            ["u1", "k 1"],
+            "secret",
+        ),
+        (
+            "rclone config create g drive client_secret cs1 token 'tok 1'",
+            ["cs1", "tok 1"],
+            "secret",
+        ),
+        # The pairs are counted: a secret's name as another key's value is a value.
+        ("rclone config create r s3 region pass key k1", ["k1"], "secret"),
+        ("rclone config create r s3 2>&1 key k1", ["k1"], "secret"),
     ],
 )
 def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
@@ -96,6 +119,12 @@ def test_the_secret_is_tagged(text: str, secrets: list[str], kind: str) -> None:
         "ssh -p 2222 host",
         "echo 100%done",
         "curl -U proxyuser https://h",
+        # rclone: no secret key, a key with no value, not config create/update/password.
+        "rclone config create r s3 access_key_id AK1 region r1 token_url https://t",
+        "rclone config create pass s3 region key",
+        "rclone config show pass",
+        "rclone copy pass key",
+        "rclone config update r key",
     ],
 )
 def test_where_no_secret_stands_the_text_is_kept(text: str) -> None:
@@ -118,6 +147,9 @@ def test_where_no_secret_stands_the_text_is_kept(text: str) -> None:
         (["mc", "config", "host", "add", "m", "https://h", "ak", "sk1"], 7, "", "secret"),
         (["vault", "login", "-method", "token", "tok1"], 4, "", "secret"),
         (["/usr/bin/7z", "a", "-ppw1", "x.7z"], 2, "-p", "password"),
+        (["rclone", "config", "create", "r", "s3", "secret_access_key", "sk1"], 6, "", "secret"),
+        (["rclone", "config", "update", "r", "region", "pass", "key", "k1"], 7, "", "secret"),
+        (["rclone", "config", "create", "r", "s3", "--all", "pass=pw1"], 6, "pass=", "secret"),
     ],
 )
 def test_an_argv_item_is_tagged(argv: list[str], index: int, head: str, kind: str) -> None:
@@ -133,6 +165,9 @@ def test_an_argv_item_is_tagged(argv: list[str], index: int, head: str, kind: st
     [
         ["smbclient", "//fs/share", "-U", "admin", "-c", "ls"],
         ["redis-cli", "SET", "k", "v"],
+        ["rclone", "config", "create", "r", "s3", "region", "r1", "token_url", "https://t"],
+        ["rclone", "copy", "pass", "key"],
+        ["rclone", "config", "create", "r", "s3", "2>&1", "key", "k1"],
         ["rabbitmqctl", "add_user", "app"],
         ["mc", "alias", "set", "minio", "https://h"],
         ["vault", "login", "-"],
@@ -175,6 +210,11 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "zip -P &>",
             "redis-cli ACL SETUSER b '>",
             "redis-cli \\>",
+            "rclone config create a b ",
+            "rclone config create a b key ",
+            "rclone config update a -x ",
+            "rclone config password a key=",
+            "rclone config create a b --config ",
         ]
     )
 
@@ -189,6 +229,7 @@ test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_join
         "mc alias set m u ak sk",
         "vault login tok1",
         "7z a -ppw1 x",
+        "rclone config create r s3 key k1 pass=p1",
     ]
 )
 
@@ -205,10 +246,16 @@ rules:
         {"action": "process.exec", "argv": ["redis-cli", "AUTH", "u", "Qc3;Qd4"], "cwd": "/app"},
         {"action": "process.exec", "commandLine": "vault login Qe5", "cwd": "rel"},
         {"action": "process.exec", "argv": ["mc", "alias", "set", "m", "u", "a", "Qf6"]},
+        {
+            "action": "process.exec",
+            "commandLine": "rclone config create r s3 secret_access_key Qg7 && rclone ls r:",
+            "cwd": "/app",
+        },
+        {"action": "process.exec", "argv": ["rclone", "config", "update", "r", "key", "Qh8"]},
     ]
     _, statuses, everything = answered_through_a_gate(tmp_path, policy, requests)
-    assert statuses == [200, 200, 400, 200]
-    for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6"):
+    assert statuses == [200, 200, 400, 200, 200, 200]
+    for core in ("Qa1", "Qb2", "Qc3", "Qd4", "Qe5", "Qf6", "Qg7", "Qh8"):
         assert core.encode() not in everything, core
 
 
