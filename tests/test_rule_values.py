@@ -460,3 +460,69 @@ def test_an_allow_rule_whose_command_operator_also_matches_any_directory_warns()
     assert evaluate_request(star_star, evil).decision == "allow"  # what it warns of
     denying = "{action: process.exec, decision: deny, command: {endsWith: rm}}"
     assert not _load(denying).warnings  # a deny that sees more paths is stricter
+
+
+@pytest.mark.parametrize(
+    ("matcher", "written", "canonical", "urls"),
+    [
+        (
+            "{glob: '/api/v4/projects/group%2fsecret/**'}",
+            "/api/v4/projects/group%2fsecret/**",
+            "/api/v4/projects/group%2Fsecret/**",
+            ["/api/v4/projects/group%2fsecret/f", "/api/v4/projects/group%2Fsecret/f"],
+        ),
+        ("{startsWith: '/%7Eroot/'}", "/%7Eroot/", "/~root/", ["/%7Eroot/x", "/~root/x"]),
+        ("[/public, '/caf%c3%a9']", "/caf%c3%a9", "/caf%C3%A9", ["/caf%c3%a9", "/caf%C3%A9"]),
+    ],
+)
+def test_a_url_path_value_with_an_escape_no_request_holds_is_refused(
+    matcher: str, written: str, canonical: str, urls: list[str]
+) -> None:
+    # Found in the red-team review of 2026-12-07: requests' escapes are brought to
+    # upper-case hex, and escaped letters, digits and "-._~" decoded, but a rule's were
+    # not, so a deny of "group%2fsecret" let https://h/api/v4/projects/group%2fsecret/f
+    # (and %2F) through, and validate said nothing.
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{id: p, action: network.request, decision: deny, path: {matcher}}}")
+    assert str(caught.value) == (
+        f"values.yaml: rules[0] (id 'p'): path: {written!r} never matches a URL's path, "
+        "whose escapes are matched in upper-case hex and with letters, digits and '-._~' "
+        f"unescaped; write {canonical!r}"
+    )
+    # Written as the message says, the deny holds for every spelling of the path.
+    policy = _load(
+        f"{{id: p, action: network.request, decision: deny, path: "
+        f"{matcher.replace(written, canonical)}}}\n"
+        "  - {id: all, action: network.request, decision: allow}"
+    )
+    for path in urls:
+        body = {"action": "network.request", "url": "https://h.example" + path}
+        assert evaluate_request(policy, body).rule == "p", path
+
+
+def test_a_negated_url_path_value_is_checked_too() -> None:
+    with pytest.raises(PolicyError, match="write '/Admin'"):
+        _load("{id: p, action: network.request, decision: allow, path: {not: {equals: /%41dmin}}}")
+
+
+def test_a_url_path_escape_no_request_holds_is_only_warned_of_for_file_names_too() -> None:
+    # A file's name may hold "%2f" as such: the rule stays, and validate says why it
+    # cannot match a URL's path.
+    policy = _load("{id: p, action: [network.request, file.read], decision: deny, path: '/a%2f'}")
+    assert policy.warnings == (
+        "rules[0] (id 'p'): path: '/a%2f' never matches a URL's path, whose escapes are "
+        "matched in upper-case hex and with letters, digits and '-._~' unescaped; write "
+        "'/a%2F' (as the path of a network.request)",
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/a%2f"})
+    assert (verdict.decision, verdict.rule) == ("deny", "p")
+    assert not _load("{action: file.read, decision: deny, path: '/a%2f'}").warnings
+
+
+def test_a_url_path_value_with_a_bare_percent_is_refused() -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load("{id: p, action: network.request, decision: deny, path: '/100%'}")
+    assert str(caught.value) == (
+        "values.yaml: rules[0] (id 'p'): path: '/100%' holds a '%' without two hex digits "
+        "after it, which no URL path holds (such a request is refused); write '%25' for a '%'"
+    )

@@ -127,6 +127,13 @@ class ParsedUrl:
     had_userinfo: bool = False  # the URL carried a user[:password]@ (dropped from url)
 
 
+def canonical_escape(escape: str) -> str:
+    """A ``%XX`` escape as a request's path holds it: the character itself when it is a
+    letter, a digit or one of ``-._~``, else the escape in upper-case hex."""
+    decoded = chr(int(escape[1:], 16))
+    return decoded if decoded in _UNRESERVED else escape.upper()
+
+
 def _normalise_escapes(text: str, encode: frozenset[str], field: str) -> str:
     """Decode escaped unreserved characters, upper-case other escapes, encode the rest."""
     out: list[str] = []
@@ -137,8 +144,7 @@ def _normalise_escapes(text: str, encode: frozenset[str], field: str) -> str:
             digits = text[index + 1 : index + 3]
             if not _HEX2.fullmatch(digits):
                 raise RequestError("has a '%' not followed by two hex digits", field)
-            decoded = chr(int(digits, 16))
-            out.append(decoded if decoded in _UNRESERVED else "%" + digits.upper())
+            out.append(canonical_escape("%" + digits))
             index += 3
             continue
         if not char.isascii():

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sidecar.canonical import canonical_bytes
 from sidecar.keys import KeyFileError, public_key_from_base64
 from sidecar.normalise.paths import normalise_path
+from sidecar.normalise.urls import canonical_escape
 from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
 from sidecar.policy.schema import (
@@ -219,6 +220,49 @@ def _brace_glob_warnings(matchers: list[tuple[str, Matcher]]) -> list[str]:
     return warnings
 
 
+def _written_values(matcher: Matcher) -> list[str]:
+    """The strings of ``matcher`` compared with a path as written (not its regexes)."""
+    if isinstance(matcher, str):
+        return [matcher]
+    if isinstance(matcher, list):
+        return [v for v in matcher if isinstance(v, str)]
+    if not isinstance(matcher, MatcherSpec):
+        return []
+    found = [*_written_values(matcher.equals or []), *_written_values(matcher.in_ or [])]
+    found += [v for v in (matcher.glob, matcher.startsWith, matcher.endsWith) if v is not None]
+    if matcher.not_ is not None:
+        found += _written_values(matcher.not_)
+    return found
+
+
+# A percent-escape, or a '%' without two hex digits after it.
+_ESCAPE = re.compile(r"%(?:[0-9A-Fa-f]{2})?")
+
+
+def _url_path_escape_problems(matcher: Matcher) -> list[str]:
+    """Path values a URL's path can never equal: an escape in lower-case hex (``%2f``) or
+    of a letter, digit or ``-._~`` (``%7E``), which requests hold as ``%2F`` and ``~``
+    (sidecar.normalise.urls), or a '%' without two hex digits, which is refused."""
+    problems = []
+    for value in _written_values(matcher):
+        if "%" not in value:
+            continue
+        if any(len(escape) < 3 for escape in _ESCAPE.findall(value)):
+            problems.append(
+                f"{value!r} holds a '%' without two hex digits after it, which no URL "
+                "path holds (such a request is refused); write '%25' for a '%'"
+            )
+            continue
+        canonical = _ESCAPE.sub(lambda match: canonical_escape(match.group()), value)
+        if canonical != value:
+            problems.append(
+                f"{value!r} never matches a URL's path, whose escapes are matched in "
+                "upper-case hex and with letters, digits and '-._~' unescaped; write "
+                f"{canonical!r}"
+            )
+    return problems
+
+
 def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     """Valid allow rules that probably allow more than their author meant."""
     warnings = []
@@ -308,6 +352,14 @@ def compile_policy(
                 tests.append(compile_matcher(name, matcher))
             except MatcherError as exc:
                 problems.append(f"{label}: {name}: {exc}")
+        actions = frozenset(explicit + fitting)
+        if rule.path is not None and "network.request" in actions:
+            # Only a URL's path is canonicalised so: a file name may hold "%2f" as such.
+            found = [f"{label}: path: {p}" for p in _url_path_escape_problems(rule.path)]
+            if actions == {"network.request"}:
+                problems.extend(found)
+            else:
+                warnings.extend(f"{f} (as the path of a network.request)" for f in found)
         rate_limit = None
         if rule.rateLimit is not None:
             if rule.decision != "allow":
@@ -346,7 +398,7 @@ def compile_policy(
             CompiledRule(
                 index=index,
                 id=rule_id,
-                actions=frozenset(explicit + fitting),
+                actions=actions,
                 decision=rule.decision,
                 tests=tuple(tests),
                 reason=rule.reason,
