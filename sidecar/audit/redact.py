@@ -33,6 +33,10 @@ from typing import Any
 
 import re2
 
+_QUALIFIED_KEYS = (
+    r"(?:account|storage|encryption|signing|subscription|master|shared|auth|app(?:lication)?)"
+    r"[_-]?key"
+)
 _SECRET_NAMES = (
     r"password|passwd|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token"
     r"|auth[_-]?token|id[_-]?token|api[_-]?key|apikey|secret[_-]?key|access[_-]?key"
@@ -46,6 +50,14 @@ _SECRET_NAMES = (
     # Vault's AppRole SecretID, written as such (secret_id=, VAULT_SECRET_ID=); not AWS's
     # --secret-id or SecretId, which name a secret to read.
     r"|secret_id"
+    # Keys that are secrets by what qualifies them (not key=, ssh_key=, cache_key=):
+    # Azure's AccountKey and --account-key, ENCRYPTION_KEY, JWT_SIGNING_KEY, API
+    # gateways' Ocp-Apim-Subscription-Key, Cloudflare's X-Auth-Key, Datadog's app key.
+    rf"|{_QUALIFIED_KEYS}"
+    # A bare "auth": npm's _auth= and Docker's "auth" (base64 of user:password),
+    # CONSUL_HTTP_AUTH=user:pw, Firebase's ?auth=TOKEN (not authSource=, oauth=; nor
+    # REDISCLI_AUTH=, a password by its own pattern).
+    r"|(?<!rediscli_)auth"
 )
 # Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
 # request counts them ("max_tokens=100").
@@ -57,6 +69,7 @@ _PLURAL_SECRET_NAMES = (
 _PASSWORD_LITERALS = ("pass", "pwd")
 _SECRET_LITERALS = (
     *("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier", "device"),
+    "auth",
 )
 # A value after "name=" or "name:": quoted (the secret is inside the quotes) or bare.
 # Quotes may be JSON-escaped (\"), as in a request body kept as text in an
@@ -588,6 +601,7 @@ def _option_assignment(option: str) -> str:
 # a Kelvin sign does not make "\u212aey" a "key".
 _SECRET_KEYS = {
     "pwd": "password",
+    "auth": "secret",
     "authorization": "authorization",
     "proxyauthorization": "authorization",
     "cookie": "cookie",
@@ -607,6 +621,13 @@ _SECRET_KEY_SUFFIXES = (
     ("credentials", "secret"),
     ("codeverifier", "secret"),
     ("devicecode", "secret"),
+    *(
+        (f"{qualifier}key", "secret")
+        for qualifier in (
+            *("account", "storage", "encryption", "signing", "subscription", "master"),
+            *("shared", "auth", "app", "application"),
+        )
+    ),
     # Plurals: a list or an object of them ("secrets", "apiKeys" ...). Not "tokens": an
     # LLM request's "maxTokens": 100 and "usage": {"tokens": ...} count, they hold none.
     ("passwords", "password"),
@@ -903,6 +924,22 @@ _PATTERNS: list[SecretPattern] = [
         ("akia", "asia", "abia", "acca"),
     ),
     _pattern("slack-token", r"\b(xox[a-z]-[A-Za-z0-9-]{8,})", ("xox",)),
+    # Webhook URLs that are their own credential: whoever has one posts as the app.
+    # Slack's https://hooks.slack.com/services/T…/B…/SECRET (and workflows, triggers),
+    # Discord's /api/webhooks/ID/TOKEN, Telegram's /botID:TOKEN/: the ids stay readable.
+    _pattern(
+        "webhook-token",
+        r"\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9]+/)*([A-Za-z0-9]{16,})",
+        ("hooks.slack.com",),
+    ),
+    _pattern(
+        "webhook-token",
+        r"\b(?:discord(?:app)?\.com|discord\.gg)/api(?:/v\d+)?/webhooks/\d+/([A-Za-z0-9_-]{16,})",
+        ("/webhooks/",),
+    ),
+    _pattern(
+        "bot-token", r"\bapi\.telegram\.org/(?:file/)?bot\d+:([A-Za-z0-9_-]{16,})", ("telegram",)
+    ),
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
@@ -997,12 +1034,13 @@ _PATTERNS: list[SecretPattern] = [
         _SECRET_LITERALS,
         ignore_case=True,
     ),
-    # curl's -u/--user user:password (also -uuser:pw, --user=user:pw): the part after
-    # the first colon. (docker's -u uid:gid loses its gid to this; a secret comes first.)
+    # curl's -u/--user user:password (also -uuser:pw, --user=user:pw), and its proxy's
+    # -U/--proxy-user user:password: the part after the first colon. (docker's -u
+    # uid:gid loses its gid to this; a secret comes first.)
     # Not a URL (redis-cli -u redis://user:pw@host): its password is url-credentials'.
     _pattern(
         "password",
-        rf"""(?:^|(?<=\s))(?:-u|--user)(?:{_BLANK}++|=)?+"""
+        rf"""(?:^|(?<=\s))(?:-[uU]|--(?:proxy-)?user)(?:{_BLANK}++|=)?+"""
         # The whole argument quoted ('bob:a b'), the password quoted (bob:"a b"), or bare.
         r"""(?:'[^\s:"'/]*:(?!//)([^']+)'|"[^\s:"'/]*:(?!//)([^"]+)"|[^\s:"'/]*:(?!//)"""
         r"""(?:"([^"]+)"(?![^\s;&|<>()])|'([^']+)'(?![^\s;&|<>()])"""
@@ -1133,7 +1171,8 @@ _HEADER_VALUE = re.compile(rf"(?P<name>{_HEADER_NAME})(?P<value>[\s\S]*\S[\s\S]*
 # An argv item "name: value" on one line: YAML's form of an assignment.
 _YAML_LINE = re.compile(r"(?P<head>(?P<name>[^\s:=]+)[ \t]*:[ \t]*)(?P<value>[^\r\n]*\S)", _FLAGS)
 _YAML_KINDS = frozenset({"password", "secret"})
-_USER_OPTIONS = frozenset({"-u", "--user"})  # curl: the next item is user:password
+# curl: the next item is user:password (-U, --proxy-user: the proxy's)
+_USER_OPTIONS = frozenset({"-u", "--user", "-U", "--proxy-user"})
 # curl's options whose value is a form body: "code=..." there is an OAuth code (with
 # '&' in it, the text pattern finds it).
 _DATA_OPTIONS = frozenset(
@@ -1566,7 +1605,8 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                     found[index] = (kind, "", item)
                 elif previous in _DATA_OPTIONS and item[:5].lower() == "code=" and "&" not in item:
                     found[index] = ("secret", item[:5], item[5:])  # curl -d code=pw
-                elif previous in _USER_OPTIONS and ":" in item:
+                elif previous in _USER_OPTIONS and ":" in item and index not in found:
+                    # (Not one a program's scan took: Samba's -U user%pw holding a ':'.)
                     user, _, password = item.partition(":")
                     # Not a URL (url-credentials' part), nor the ':' of a tag placed
                     # in this item before (redacted again, "x [REDACTED:kind:...]").
@@ -1861,6 +1901,7 @@ _TRIGGERS = (
     r"|://[^\s/:@]*:[^\s@]*/[^\s@]*@"  # a URL password holding a '/'
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
+    r"|hooks\.slack\.com/|/webhooks/|api\.telegram\.org/"
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
@@ -1883,7 +1924,7 @@ _TRIGGERS = (
 # A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
 _NAME_CORE = (
     r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
-    r"|credential|sig|code[-_]?verifier|device[-_]?code)"
+    rf"|credential|sig|code[-_]?verifier|device[-_]?code|{_QUALIFIED_KEYS}|auth)"
 )
 _NAME_WORDS = _NAME_CORE + r"[A-Za-z0-9_-]*"
 # An option word naming a secret ("--password", "-db_token"), at the start of a string
@@ -1923,7 +1964,7 @@ _SCREEN_PATTERN = "|".join(
         _NAME_WORDS + r"""(?:\\\\|\\"|'|\s|\\[tnrf]|\\u000b)*[:=]""",
         # An option whose value is the next word or argv item: "--password","pw".
         # curl's -u user:pw (in argv "-u","user:pw"), mysql's -ppw.
-        r"""(?:"|\s|\\[tnrf]|\\u000b)(?:-u|--user)(?:",?"|(?: |\\t)+|=)?[^\s":/]*:""",
+        r"""(?:"|\s|\\[tnrf]|\\u000b)(?:-u|--(?:proxy-)?user)(?:",?"|(?: |\\t)+|=)?[^\s":/]*:""",
         r"""(?:"|\s|\\[tnrf]|\\u000b)-p[^\s"]""",
         # docker login -p pw ("login","-p","pw" in argv); an OAuth code=.
         r"""(?:"|\s|\\[tnrf]|\\u000b)login(?:"|\s|\\[tnrf]|\\u000b)""",
@@ -1953,7 +1994,8 @@ _SCREEN_TEXT_PATTERN = (
     + r"|(?:^|[\t\n\x0b\f\r ])"
     + _OPTION_WORD
     + r"(?:[\t ]|\\\n)"
-    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--user)(?:[\t =]|\\\n)*["']?[^\t\n\x0b\f\r :"'/]*:"""
+    + r"""|(?:^|[\t\n\x0b\f\r ])(?:-u|--(?:proxy-)?user)(?:[\t =]|\\\n)*["']?"""
+    + r"""[^\t\n\x0b\f\r :"'/]*:"""
     + r"|(?:^|[\t\n\x0b\f\r ])-p[^\t\n\x0b\f\r ]"
     + r"|[\t ]login[\t ]|(?:^|[^A-Za-z0-9_]|-[dF])code="
     + r"""|(?:^|[\t\n\x0b\f\r "'\\])-e[=\t\n\x0b\f\r "'\\]|set(?:[\t ]|\\\n)+env"""
