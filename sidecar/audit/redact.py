@@ -763,6 +763,18 @@ _SQL_PASSWORD = (
 # while no tag placed by another pattern cuts the command line apart (each pattern is
 # run on the text between tags). The literals only spare a search: a string that holds
 # none of them (after str.lower, which lowers every ASCII letter) cannot match.
+# The data: or stringData: line (group 1), then the lines indented under it.
+_SECRET_DATA_YAML = (
+    r"(?m)(^([ \t]*)(?:data|stringData):[ \t]*(?:#[^\n]*)?\n)"
+    r"(?:(?:\2[ \t]+[^\n]*|[ \t]*)(?:\n|\Z))+"
+)
+# A value runs to the end of its line, less a comment (" #": a '#' inside it is its own).
+_SECRET_DATA_YAML_LINE = (
+    r"(?m)^[ \t]+(?![#-])[^\s:#][^:\n]*:[ \t]+((?![|>&*!#])[^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$"
+)
+_SECRET_DATA_JSON = r"""(\\?"(?:data|stringData)\\?"[ \t]*:[ \t]*\{)[^{}]*\}"""
+_SECRET_DATA_JSON_VALUE = r"""\\?"[^"\\]*\\?"[ \t]*:[ \t]*\\?"([^"\\]+)"""
+
 _PATTERNS: list[SecretPattern] = [
     # A here-document fed to chpasswd or to --password-stdin: each line whole. First, so
     # that a token on one of its lines (tagged on its own, it would end the text the
@@ -1111,6 +1123,24 @@ _PATTERNS: list[SecretPattern] = [
     *_stdin_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
     _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
+    # A Kubernetes Secret's data as text, in a string that names a secret (kind: Secret,
+    # kubectl patch secret): each "key: value" line of a YAML data: or stringData:
+    # block (a block scalar's lines are not read), each "key": "value" of a JSON one.
+    _pattern(
+        "secret",
+        _SECRET_DATA_YAML,
+        ("secret",),
+        named_program=True,
+        trim=True,
+        values=_SECRET_DATA_YAML_LINE,
+    ),
+    _pattern(
+        "secret",
+        _SECRET_DATA_JSON,
+        ("secret",),
+        named_program=True,
+        values=_SECRET_DATA_JSON_VALUE,
+    ),
 ]
 
 
@@ -1334,15 +1364,26 @@ _PLAIN_KEY = re.compile(r"(?:[-._A-Za-z0-9]|\[REDACTED:[a-z-]+:[0-9a-f]{8}\])+="
 
 def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # kubectl run --env NAME=VALUE (--env=NAME=VALUE), set env -e NAME=VALUE, and every
-    # NAME=VALUE after set env; oc's the same.
+    # NAME=VALUE after set env; oc's the same. A patch of a Secret's data: the whole patch.
     set_env = False
+    patch_secret = _patches_a_secret(items, start)
     previous: Any = None
     for index in range(start, len(items)):
         item = items[index]
         if type(item) is str:
             option, sign, value = item.partition("=")
             assigned = None
-            if item in _KUBECTL_ENV_OPTIONS and _is_str(items, index + 1):
+            if patch_secret and item in _KUBECTL_PATCH_OPTIONS and _is_str(items, index + 1):
+                if _SECRET_DATA_FIELD.search(items[index + 1]):
+                    found[index + 1] = ("secret", "", items[index + 1])
+            elif (
+                patch_secret
+                and sign
+                and option in _KUBECTL_PATCH_OPTIONS
+                and _SECRET_DATA_FIELD.search(value)
+            ):
+                found[index] = ("secret", option + "=", value)
+            elif item in _KUBECTL_ENV_OPTIONS and _is_str(items, index + 1):
                 assigned = _assigned(items[index + 1], "")
                 if assigned is not None:
                     found[index + 1] = assigned
@@ -1360,6 +1401,20 @@ def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
                 set_env = True
         previous = item
     return True
+
+
+_KUBECTL_PATCH_OPTIONS = frozenset({"-p", "--patch"})
+_SECRET_DATA_FIELD = re.compile(r"\b(?:data|stringData)\b")
+
+
+def _patches_a_secret(items: Sequence[Any], start: int) -> bool:
+    """Whether the kubectl command from ``start`` is ``patch secret NAME`` (``secrets``,
+    ``secret/NAME``; an option's value may stand between: ``patch -n prod secret``)."""
+    words = [item for item in items[start:] if type(item) is str and item[:1] != "-"]
+    if "patch" not in words:
+        return False
+    after = words.index("patch") + 1
+    return any(word.partition("/")[0] in ("secret", "secrets") for word in words[after : after + 3])
 
 
 _SETTING = re.compile(_SETTING_NAME, _FLAGS | re.IGNORECASE)
@@ -1853,6 +1908,15 @@ def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
 # "..."}. The "value" is a secret when the name is one a key could have.
 _PAIR_NAME_KEYS = ("name", "key")
 _PAIR_VALUE_KEY = "value"
+# A Kubernetes Secret ({"kind": "Secret", "data": {...}, "stringData": {...}}): every value
+# of its data is a secret, whatever its key is called (db-pw, tls.key, .dockerconfigjson).
+_SECRET_OBJECT_KIND = "Secret"
+_SECRET_OBJECT_FIELDS = frozenset({"data", "stringData"})
+
+
+def is_secret_object(item: dict[Any, Any]) -> bool:
+    """Whether ``item`` is a Kubernetes Secret holding data."""
+    return item.get("kind") == _SECRET_OBJECT_KIND and not _SECRET_OBJECT_FIELDS.isdisjoint(item)
 
 
 def pair_kind(item: dict[Any, Any]) -> str | None:
@@ -1981,6 +2045,10 @@ _SCREEN_PATTERN = "|".join(
         _PAIR_SCREEN,
         _PAIR_TEXT_SCREEN + _NAME_CORE,
         _XML_SCREEN,
+        # A Kubernetes Secret: as an object ("kind":"Secret"), as YAML or JSON text, and
+        # kubectl patch secret's patch, in a command line or a list.
+        r"""kind(?:\\?")?(?: |\\t)*:(?: |\\t)*(?:\\?")?secret\b""",
+        r"""patch(?: |\\t|",")(?:[^"\s\\]+(?: |\\t|",")){0,3}secrets?\b""",
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
@@ -2004,6 +2072,7 @@ _SCREEN_TEXT_PATTERN = (
     + _NAME_CORE
     + "|"
     + _XML_SCREEN
+    + r"""|kind\\?["']?[\t ]*:[\t ]*\\?["']?secret\b|patch[\t ]+(?:[^\s]+[\t ]+){0,3}secrets?\b"""
 )
 _screen_options = re2.Options()
 _screen_options.case_sensitive = False
@@ -2356,6 +2425,7 @@ class Redactor:
             changed = False
             out: dict[Any, Any] = {}
             paired = pair_kind(value) if kind is None else None
+            secret_object = kind is None and is_secret_object(value)
             for key, item in value.items():
                 new_key = key
                 item_kind = kind
@@ -2365,6 +2435,8 @@ class Redactor:
                         item_kind = secret_key_kind(key)
                         if item_kind is None and key == _PAIR_VALUE_KEY:
                             item_kind = paired
+                        if secret_object and key in _SECRET_OBJECT_FIELDS:
+                            item_kind = "secret"
                 new_item = self._value(item, item_kind, rewritten, counter, found)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
@@ -2573,7 +2645,7 @@ def _collect_strings(value: Any, texts: list[str], braces: list[Found], budget: 
         return False
     secret_key = False
     if isinstance(value, dict):
-        secret_key = pair_kind(value) is not None
+        secret_key = pair_kind(value) is not None or is_secret_object(value)
         for key, item in value.items():
             if isinstance(key, str):
                 texts.append(key)
