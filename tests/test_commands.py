@@ -103,7 +103,6 @@ ANSI_C = [
         ("echo", "rm\tA\u00e9\n"),
         ("echo", "$\\x72m\\t\\101\\u00e9\\n"),
     ),
-    ("echo $'a\\'b' $\"c\"", ("echo", "a'b", "c"), None),  # sh: an unterminated quote
     ("echo $'ab\\x00cd'", ("echo", "ab"), ("echo", "$ab\\x00cd")),  # a NUL ends it in bash
     ('echo $"a b"', ("echo", "a b"), ("echo", "$a b")),
 ]
@@ -114,6 +113,23 @@ def test_ansi_c_quotes_are_bash_and_a_dollar_to_posix_sh(
     line: str, in_bash: tuple[str, ...], in_sh: tuple[str, ...] | None
 ) -> None:
     assert argvs(analyse(line)) == [in_bash] + ([in_sh] if in_sh else [])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "echo $'a\\'b' $\"c\"",  # sh: an unterminated quote
+        # Found in the red-team review of 2026-12-07: text bash reads as one $'...' word
+        # and dash as commands, past a construct this reader may take for dash's syntax
+        # error where dash has none (see tests/adversarial/test_dash_reading_differs.py).
+        "git status $'\\' ; touch x\n\" #'",
+    ],
+)
+def test_text_bash_and_posix_sh_split_differently_is_refused_where_sh_fails(line: str) -> None:
+    # dash runs the lines before its own syntax error; where the text holds $'...', which
+    # dash splits otherwise, this reader will not guess where that error is.
+    with pytest.raises(RequestError, match=r"split differently \(\$'\.\.\.'\)"):
+        analyse(line)
 
 
 # -- the POSIX sh reading ----------------------------------------------------------------------

@@ -348,7 +348,16 @@ class Lexer:
         )
         if not target_char or not starts_word:
             raise self._error(f"redirection {op!r} has no target")
-        target = self.read_word()
+        try:
+            target = self.read_word()
+        except ShellReaderLimit:
+            raise
+        except ShellSyntaxError as error:
+            if op in ("<<", "<<-"):
+                # dash takes a delimiter that this reader cannot read (<<E`, <<E${) as
+                # written, and runs the command: never taken for dash's own error.
+                raise ShellReaderLimit(f"unsupported here-document delimiter: {error}") from None
+            raise
         heredoc = None
         if op in ("<<", "<<-"):
             if not HEREDOC_DELIMITER.fullmatch(target.raw):
@@ -694,7 +703,7 @@ class Lexer:
                     region.other()
         raw = self.logical(start)
         content = raw[2:-1]
-        if content[:1] in (" ", "\t", "\n", "|") and content:
+        if content[:1] in (" ", "\t", "\n", "|") and content and not self.posix:
             # ksh93/mksh/bash 5.3 "${ command; }": a command substitution in this shell.
             script = self.parser.parse_text(content.removeprefix("|"))
             builder.expansion(Expansion("command-substitution", raw, script), inner.expansions)

@@ -229,12 +229,22 @@ class Parser:
                 line = self._list(one_line=True)
                 if self._peek().kind not in ("newline", "eof"):
                     raise self._unexpected(self._peek())
-                self._skip_newlines()  # reads the line's here-documents
+                if self._peek().kind == "newline":
+                    # Its one newline, which reads the line's here-documents: dash has
+                    # the line then, and runs it whatever the next line holds.
+                    self._take()
                 items.extend(line.items)
         except ShellReaderLimit:
             raise  # not dash's error: it may run what follows
-        except ShellSyntaxError:
-            pass
+        except ShellSyntaxError as error:
+            if "$'" in self.lexer.src:
+                # bash reads $'...' as one quoted word, dash as '$' and a quoted word
+                # and what follows it as commands: text hidden from bash's reading
+                # this way is only what dash runs if this reader errs as dash does.
+                # Where it may not (a construct it reads otherwise), it is refused.
+                raise ShellReaderLimit(
+                    f"{error}, in text that bash and POSIX sh split differently ($'...')"
+                ) from None
         return sh.Script(tuple(items))
 
     def parse_substitution(self) -> sh.Script:
@@ -435,7 +445,9 @@ class Parser:
         self._expect_op(")")
         self._skip_newlines()
         body = self._command()
-        if isinstance(body, sh.SimpleCommand | sh.FunctionDefinition | sh.Coprocess):
+        # dash takes any command as the body ("f() touch x"); bash a compound one.
+        compound = not isinstance(body, sh.SimpleCommand | sh.FunctionDefinition | sh.Coprocess)
+        if not (compound or self.posix):
             raise ShellSyntaxError(f"function {name!r} needs a compound command as its body")
         return sh.FunctionDefinition(name, body, raw=self._text_since(start))
 

@@ -894,7 +894,16 @@ def test_words_are_read_exactly_as_bash_reads_them(
     words: str, tmp_path: Path, only_bash: Path
 ) -> None:
     line = "printf '%s\\0' " + words
-    analysis = analyse_command(command_line=line, cwd=CWD)
+    try:
+        analysis = analyse_command(command_line=line, cwd=CWD)
+    except RequestError as error:
+        # $'...\'...' splits otherwise in dash: where dash cannot parse the text either,
+        # the reader will not guess which part dash would run, and refuses it.
+        assert "split differently ($'...')" in str(error)
+        dash = shutil.which("dash")
+        if dash is not None:
+            assert subprocess.run([dash, "-n", "-c", line], capture_output=True).returncode
+        return
     assert analysis.commands[0].argv[0] == "printf"  # bash's reading comes first
     result = run_shell(line, tmp_path, only_bash)
     assert result.returncode == 0, result.stderr
