@@ -56,8 +56,6 @@ ANSI_C_SIMPLE = {
 }
 QUOTED_MARK = "\x00"  # stands for a quoted character in a word's shape
 EXPANSION_MARK = "\x01"  # stands for an expansion in a word's shape
-GLOB = re.compile(r"[*?]|\[.*\]")
-BRACE = re.compile(r"\{[^}]*(,|\.\.).*\}")
 # Delimiters whose quote removal is beyond doubt: a misread one could hide commands.
 HEREDOC_DELIMITER = re.compile(
     r"(?:[A-Za-z0-9_.,:@%+=/!-]++|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
@@ -67,6 +65,45 @@ OPERATORS = (";;&", ";;", ";&", ";", "&&", "&", "||", "|&", "|", "((", "(", ")")
 POSIX_OPERATORS = (";;", ";", "&&", "&", "||", "|", "(", ")")
 POSIX_REDIRECTIONS = ("<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">")
 REDIRECTIONS = ("<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|", ">", "&>>", "&>")
+
+
+def has_glob(shape: str) -> bool:
+    r"""Whether a word's shape has a glob character: ``*``, ``?``, or a ``[`` with a ``]``
+    after it on the same line (``[*?]|\[.*\]``, which as a regex searched in time
+    quadratic in the length of ``[[[...``)."""
+    if "*" in shape or "?" in shape:
+        return True
+    if "[" not in shape:
+        return False
+    for line in shape.split("\n"):
+        opening = line.find("[")
+        if opening >= 0 and line.find("]", opening + 1) >= 0:
+            return True
+    return False
+
+
+def has_brace_list(shape: str) -> bool:
+    r"""Whether a word's shape has what bash may brace-expand: a ``{``, then a ``,`` or
+    ``..`` with no ``}`` between them, then a ``}`` on the same line.
+
+    One pass: the regex ``\{[^}]*(,|\.\.).*\}`` says the same, but backtracks in time
+    cubic in the length of ``{a,{a,{a,...`` with no ``}`` (a minute for 12 KB)."""
+    if "{" not in shape:
+        return False
+    opened = False  # a "{" with no "}" after it yet
+    listed = False  # and a "," or ".." after that: a "}" on its line closes a list
+    for index, char in enumerate(shape):
+        if char == "}":
+            if listed:
+                return True
+            opened = False
+        elif char == "\n":
+            listed = False
+        elif char == "{":
+            opened = True
+        elif opened and (char == "," or (char == "." and shape[index + 1 : index + 2] == ".")):
+            listed = True
+    return False
 
 
 class ShellSyntaxError(Exception):
@@ -183,8 +220,8 @@ class _WordBuilder:
             text="".join(self.text),
             quoted=self.quoted,
             expansions=tuple(self.expansions),
-            glob=bool(GLOB.search(shape)),
-            brace=bool(BRACE.search(shape)),
+            glob=has_glob(shape),
+            brace=has_brace_list(shape),
             tilde=shape.startswith(("~", "=")),  # "=cmd" is zsh's path expansion
             subscript=tuple(self.subscript),
         )

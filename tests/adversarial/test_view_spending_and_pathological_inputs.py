@@ -4,6 +4,7 @@ numbers ``int()`` refuses. Found in the code review of the changes of 2026-12-06
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -81,3 +82,24 @@ def test_numbers_int_refuses_are_decided_not_a_500(command: str) -> None:
     assert verdict.decision in ("allow", "deny")
     if "\u00b2" in command:
         assert verdict.decision == "deny"  # zsh math: the construct arithmetic
+
+
+def _seconds_to_decide(command: str) -> float:
+    started = time.perf_counter()
+    with contextlib.suppress(RequestError):
+        evaluate_request(READ_ALLOWED, {"action": "process.exec", "commandLine": command})
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("unit", ["{a,", "[", "{a..", "{,["])
+def test_words_that_almost_brace_or_glob_are_read_in_linear_time(unit: str) -> None:
+    # Found in the red-team review of 2026-12-07: the regexes telling whether a word may
+    # brace-expand or glob backtracked in time cubic (and quadratic) in its length: 12 KB
+    # of "git status {a,{a,..." held the event loop, and /health with it, for 59 s.
+    # Four times the text must take at most 8 times as long (best of two).
+    def best(command: str) -> float:
+        return min(_seconds_to_decide(command) for _ in range(2))
+
+    quarter = best("cat " + unit * (15_000 // len(unit)))
+    whole = best("cat " + unit * (60_000 // len(unit)))
+    assert whole <= 8 * quarter + 0.05, f"{whole:.3f}s against {quarter:.3f}s"
