@@ -58,6 +58,8 @@ _SECRET_NAMES = (
     # CONSUL_HTTP_AUTH=user:pw, Firebase's ?auth=TOKEN (not authSource=, oauth=; nor
     # REDISCLI_AUTH=, a password by its own pattern).
     r"|(?<!rediscli_)auth"
+    # AWS Secrets Manager's value: --secret-string pw, "SecretString": "pw".
+    r"|secret[_-]?(?:string|binary)"
 )
 # Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
 # request counts them ("max_tokens=100").
@@ -468,6 +470,13 @@ _RCLONE_PAIR = (
     rf"(?:{_ARGUMENT})|(?i:{_RCLONE_SECRET_KEYS})=(?:{_ARGUMENT})|(?=[^\s=]*=){_WORD}()"
     rf"|{_WORD}{_RCLONE_OPTIONS}{_NEXT}{_WORD}())"
 )
+# curl's client certificate and its passphrase: --cert FILE:PASSPHRASE (-E, --proxy-cert).
+_CURL_CERT_PASSWORD = (
+    rf"{_BLANK}(?:-E|--(?:proxy-)?cert)(?:=|{_BLANK}++)"
+    r"""(?:'[^':]*:([^']+)'|"[^":]*:([^"]+)"|[^\s'":]*:((?:[^\s"'\\]|\\.)+))"""
+)
+# GitHub's CLI: gh secret set NAME --body VALUE (-b VALUE, -bVALUE, --body=VALUE).
+_GH_SECRET_BODY = rf"{_BLANK}(?:--body(?:=|{_BLANK}++)|-b(?:{_BLANK}++|(?=[^\s-])))(?:{_ARGUMENT})"
 # 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
 _ARCHIVERS = ("7z", "7za", "7zr", "7zz", "rar", "unrar")
 _ARCHIVE_PASSWORD = rf"{_BLANK}-p(?!-(?:{_BLANK}|$))(?=\S)(?:{_ARGUMENT})"
@@ -505,9 +514,19 @@ def _positional_patterns() -> list[SecretPattern]:
         _pattern("secret", _program_command(("mc", "mcli")), ("mc",), values=_MC_SECRET),
         _pattern("secret", _program_command(("vault", "bao")), ("login",), values=_VAULT_TOKEN),
         _pattern("password", _program_command(_ARCHIVERS), ("7z", "rar"), values=_ARCHIVE_PASSWORD),
+        _pattern("secret", _gh_secret_set_command(), ("gh",), values=_GH_SECRET_BODY),
+        _pattern("password", _program_command(("curl",)), ("curl",), values=_CURL_CERT_PASSWORD),
         # Before the assignments: a tag they placed (pass=pw) would end the pairs' reading.
         _pattern("secret", _rclone_config_command(), ("rclone",), values=_RCLONE_PAIR),
     ]
+
+
+def _gh_secret_set_command() -> str:
+    """``gh [flags] secret set`` as group 1, then the rest of its command, where
+    ``_GH_SECRET_BODY`` reads (``--body`` is a secret's value only there)."""
+    start = rf"{_PROGRAM_START}gh{_NAME_END}(?={_BLANK})"
+    rest = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{start})[^\n;&|])*"""
+    return rf"({start}{_same_command(start)}{_BLANK}secret{_BLANK}++set(?={_BLANK}|$)){rest}"
 
 
 def _rclone_config_command() -> str:
@@ -621,6 +640,8 @@ _SECRET_KEY_SUFFIXES = (
     ("credentials", "secret"),
     ("codeverifier", "secret"),
     ("devicecode", "secret"),
+    ("secretstring", "secret"),
+    ("secretbinary", "secret"),
     *(
         (f"{qualifier}key", "secret")
         for qualifier in (
@@ -683,6 +704,12 @@ def _xml_element(kind: str) -> SecretPattern:
 # (--password-stdin <<< pw), or what echo or printf writes into the pipe to it.
 _STDIN_PASSWORD = r"(?:--(?:password|pass)-stdin|passwd[ \t]+--stdin|chpasswd)(?![\w-])"
 _STDIN_SECRET = r"(?:--(?:token|secret)-stdin|--with-token)(?![\w-])"
+# sudo -S (--stdin) reads the user's password from its standard input: its options
+# before the command (-S among flags, -u root, --user=root), not the command's own.
+_SUDO_STDIN = (
+    r"sudo(?:[ \t]+(?:-[ugpCDhRrTU][ \t]+(?!-)\S+|-[A-Za-z]+|--[a-z-]+=\S+))*?"
+    r"[ \t]+(?:(?-i:-[A-Za-z]*S[A-Za-z]*)|--stdin)(?![\w-])"  # not -s, which runs a shell
+)
 # The rest of a simple command, lazily: not past a separator, a pipe, or the word that
 # starts the scan again (so that each start is scanned from once: linear time).
 _REST_OF_COMMAND = r"(?:(?!<<<|{stop})(?:[^\n;&|]|\\\n))*?"
@@ -781,6 +808,7 @@ _PATTERNS: list[SecretPattern] = [
     # pattern is run on) does not hide the lines after it.
     *_stdin_heredoc_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_heredoc_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
+    *_stdin_heredoc_patterns("password", _SUDO_STDIN, ("sudo",)),
     # sshpass -p pw / -ppw, among sshpass's own options (ssh's -p PORT after it is not).
     _pattern(
         "password",
@@ -1122,6 +1150,7 @@ _PATTERNS: list[SecretPattern] = [
     ),
     *_stdin_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
+    *_stdin_patterns("password", _SUDO_STDIN, ("sudo",)),
     _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
     # A Kubernetes Secret's data as text, in a string that names a secret (kind: Secret,
     # kubectl patch secret): each "key: value" line of a YAML data: or stringData:
@@ -1603,6 +1632,46 @@ def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> b
     return False
 
 
+_CURL_CERT_OPTIONS = frozenset({"-E", "--cert", "--proxy-cert"})
+
+
+def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # curl --cert FILE:PASSPHRASE (-E, --proxy-cert, --cert=...): the part after the ':'.
+    for index in range(start, len(items)):
+        item = items[index]
+        if type(item) is not str:
+            continue
+        option, sign, value = item.partition("=")
+        if item in _CURL_CERT_OPTIONS and _is_str(items, index + 1):
+            at, head, value = index + 1, "", items[index + 1]
+        elif sign and option in _CURL_CERT_OPTIONS:
+            at, head = index, option + "="
+        else:
+            continue
+        file, colon, passphrase = value.partition(":")
+        if colon and passphrase:
+            found[at] = ("password", head + file + ":", passphrase)
+    return True
+
+
+def _scan_gh(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # gh secret set NAME --body VALUE: the value, as two items, glued (-bVALUE) or joined.
+    for index in range(start, len(items)):
+        if not (_is_word(items, index, "secret") and _is_word(items, index + 1, "set")):
+            continue
+        for at in range(index + 2, len(items)):
+            item = items[at]
+            if item in ("-b", "--body"):
+                if _is_str(items, at + 1):
+                    found[at + 1] = ("secret", "", items[at + 1])
+            elif type(item) is str and item.startswith("--body="):
+                found[at] = ("secret", "--body=", item[len("--body=") :])
+            elif type(item) is str and item.startswith("-b") and item[2:3] not in ("", "-"):
+                found[at] = ("secret", "-b", item[2:])
+        return False
+    return False
+
+
 def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
     # 7z's and rar's -pPASSWORD, glued; a lone -p asks for it, rar's -p- for none.
     for index in range(start, len(items)):
@@ -1623,6 +1692,8 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     **dict.fromkeys(("vault", "bao"), _scan_vault),
     **dict.fromkeys(_ARCHIVERS, _scan_archiver),
     "rclone": _scan_rclone,
+    "gh": _scan_gh,
+    "curl": _scan_curl,
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
@@ -1981,6 +2052,9 @@ _TRIGGERS = (
     # A secret a program reads from its standard input (--password-stdin <<< pw, echo pw
     # | chpasswd), and SQL that sets one (PASSWORD 'pw', IDENTIFIED BY pw).
     r"|(?:password|pass|token|secret)-stdin|--with-token|passwd(?:\s|\\t)+--stdin|chpasswd"
+    r"|sudo(?:\s|\\t)+-"
+    r"""|(?:-E|--cert|--proxy-cert)(?:\s|=|\\t|",")+[^\s":]*:"""
+    r"""|secret(?:\s|\\t|",")+set\b"""
     r"|password(?:\s|\\[tnrf]|\()*'|identified|set(?:\s|\\[tnrf])+password"
 )
 # Words that only name a secret ("password", "token" ...) matter when something is
