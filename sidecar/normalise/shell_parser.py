@@ -90,6 +90,9 @@ __all__ = [
     "parse_script",
 ]
 
+# A $'...' word holding an escaped quote (\'), which dash ends there and bash does not.
+ANSI_C_ESCAPED_QUOTE = re.compile(r"\$'(?:[^'\\]|\\[^'])*\\'")
+
 
 def parse_script(
     text: str, *, max_depth: int, depth: int = 0, nesting: int = 0, posix: bool = False
@@ -237,11 +240,11 @@ class Parser:
         except ShellReaderLimit:
             raise  # not dash's error: it may run what follows
         except ShellSyntaxError as error:
-            if "$'" in self.lexer.src:
-                # bash reads $'...' as one quoted word, dash as '$' and a quoted word
-                # and what follows it as commands: text hidden from bash's reading
-                # this way is only what dash runs if this reader errs as dash does.
-                # Where it may not (a construct it reads otherwise), it is refused.
+            if ANSI_C_ESCAPED_QUOTE.search(self.lexer.src):
+                # bash reads $'a\'b' as one quoted word, dash ends the quote at \' and
+                # reads what follows as commands: text hidden from bash's reading this
+                # way is only what dash runs if this reader errs where dash does. It
+                # may not (a construct it reads otherwise): refused rather than cut.
                 raise ShellReaderLimit(
                     f"{error}, in text that bash and POSIX sh split differently ($'...')"
                 ) from None

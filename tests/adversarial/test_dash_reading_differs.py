@@ -78,3 +78,19 @@ def test_dash_reading_keeps_what_dash_runs(text: str, items: int) -> None:
 def test_a_here_document_delimiter_this_reader_cannot_read_is_refused(text: str) -> None:
     with pytest.raises(ShellReaderLimit, match="unsupported here-document delimiter"):
         parse_script(text, max_depth=20, posix=True)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # $'...' without an escaped quote spans the same text in both shells: dash's
+        # own syntax error still ends its reading, and bash's reading decides.
+        "while IFS= read -r -d $'\\0' f; do echo $f; done < <(find . -print0)",
+        "arr=($'a' b); echo ${arr[0]}",
+        "cat <<< $'a\\nb'",
+    ],
+)
+def test_bash_only_syntax_beside_a_plain_ansi_c_word_is_still_read(line: str) -> None:
+    request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
+    verdict = evaluate_request(load_policy_file(str(POLICY)), request)
+    assert verdict.decision == "deny"  # by the policy, not refused as unreadable
