@@ -331,6 +331,11 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
             elif option not in BASH_LONG_FLAGS and not (name in ZSH_NAMES and "=" not in arg):
                 return ShellInvocation("unparsed")
             continue
+        if arg == "+":
+            # An empty option group to bash and dash (bash -c + 'script'): skipped.
+            index += 1
+            long_first = False
+            continue
         if len(arg) < 2 or arg[0] not in "-+":
             break
         index += 1
@@ -789,8 +794,9 @@ CHRT = OptionSpec(
 
 def _chrt(args: Sequence[Arg]) -> Unwrapped:
     _options, index = parse_options(_texts(args), 1, CHRT)
-    if index < len(args) and re.fullmatch(r"[0-9]+", args[index].text):
-        index += 1  # the priority
+    # The priority as strtol reads it: blanks, a sign (chrt -o +0 rm ...), digits.
+    if index < len(args) and re.fullmatch(r"\s*[+-]?[0-9]+", args[index].text):
+        index += 1
     return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
 
 
@@ -1175,13 +1181,26 @@ def _busybox(args: Sequence[Arg]) -> Unwrapped:
     applet runs (``busybox sh``, ``toybox sh`` are shells); options list or install."""
     if len(args) < 2 or args[1].text.startswith("-"):
         return Unwrapped(dynamic=_dynamic(args, len(args)))  # --list, --install, --help
-    return Unwrapped(inner=tuple(args[1:]), dynamic=not args[1].static)
+    # The applet is named by the last component of its path (busybox /any/path/rm runs
+    # rm, the path need not exist), as when busybox is run through a link so named.
+    applet = Arg(args[1].text.rpartition("/")[2], args[1].static)
+    return Unwrapped(inner=(applet, *args[2:]), dynamic=not args[1].static)
 
 
 FIND_ACTIONS = {"-exec": (";", "+"), "-execdir": (";", "+"), "-ok": (";",), "-okdir": (";",)}
 # GNU find's actions that write a file they name, and how many arguments they take: find
 # opens (truncates) it as it reads its arguments, even when nothing matches.
 FIND_WRITES = {"-fprint": 1, "-fprint0": 1, "-fls": 1, "-fprintf": 2}
+# GNU find's tests and options that take an operand: it is a word of its own, whatever it
+# holds (find . -name -exec -o -exec rm x ';' runs rm, -name's pattern being "-exec").
+FIND_OPERANDS = frozenset(
+    {"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex"}
+    | {"-lname", "-ilname", "-newer", "-anewer", "-cnewer", "-perm", "-type", "-xtype"}
+    | {"-user", "-group", "-uid", "-gid", "-size", "-links", "-inum", "-samefile", "-used"}
+    | {"-amin", "-atime", "-cmin", "-ctime", "-mmin", "-mtime", "-fstype", "-context"}
+    | {"-printf", "-maxdepth", "-mindepth", "-regextype", "-files0-from"}
+)
+FIND_NEWER_XY = re.compile(r"-newer[aBcmt][aBcmt]")
 
 
 def _find(args: Sequence[Arg]) -> Unwrapped:
@@ -1197,8 +1216,12 @@ def _find(args: Sequence[Arg]) -> Unwrapped:
     unknown = False
     index = 1
     while index < len(args):
-        ends = FIND_ACTIONS.get(args[index].text)
-        count = FIND_WRITES.get(args[index].text)
+        text = args[index].text
+        if text in FIND_OPERANDS or FIND_NEWER_XY.fullmatch(text):
+            index += 2  # the test and its operand
+            continue
+        ends = FIND_ACTIONS.get(text)
+        count = FIND_WRITES.get(text)
         index += 1
         if count is not None and index < len(args):
             writes.append(args[index].text)
