@@ -1134,14 +1134,14 @@ class _Analyser:
             # Its commands inherit its descriptors, but standard input holds the rest of
             # the script being analysed here: not analysed twice.
             inside = context.holding(held.without(0)).inside(f"{program} standard input")
-            posix = program not in BASH_DIALECTS
+            posix = program not in BASH_DIALECTS or "posix" in invocation.options
             for feed in feeds:
                 if feed.static:
                     self.script_text(feed.text, inside_state, inside, posix=posix)
         if invocation.kind == "script" and invocation.script is not None:
             if not trusted or invocation.interactive:
                 self.report(args, state, context)
-            posix = program not in BASH_DIALECTS
+            posix = program not in BASH_DIALECTS or "posix" in invocation.options
             where = f"{program} -c script"
             self.shell_script(invocation.script, args, inside_state, context, where, posix=posix)
             return
@@ -1220,6 +1220,8 @@ class _Analyser:
             self.construct("dynamic-command", argv_text(arg.text for arg in args))
             self.report(args, state, context)
             return
+        # A bash script that turns POSIX mode on (set -o posix) reads on as dash does.
+        posix = posix or "posix" in script.text
         self.script_text(script.text, state, context.inside(where), posix=posix)
 
     def changed_directory(self, target: str, state: State) -> State:

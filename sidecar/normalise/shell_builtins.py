@@ -35,6 +35,8 @@ from sidecar.normalise.shell_wrappers import (
 DIRECTORY_BUILTINS = frozenset({"cd", "pushd", "popd"})
 RISKY_VARIABLES = frozenset(
     {"PATH", "BASH_ENV", "ENV", "IFS", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"}
+    # bash reads a script in POSIX mode under it (as dash reads it, in places).
+    | {"POSIXLY_CORRECT"}
     | {"PROMPT_COMMAND", "FPATH", "ZDOTDIR", "BASH_LOADABLES_PATH", "EXECIGNORE"}
     | {"GLOBIGNORE", "GCONV_PATH", "HOSTALIASES", "PYTHONPATH", "PYTHONSTARTUP"}
     | {"PYTHONHOME", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "PERLLIB"}

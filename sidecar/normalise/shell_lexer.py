@@ -57,6 +57,8 @@ ANSI_C_SIMPLE = {
 QUOTED_MARK = "\x00"  # stands for a quoted character in a word's shape
 EXPANSION_MARK = "\x01"  # stands for an expansion in a word's shape
 # Delimiters whose quote removal is beyond doubt: a misread one could hide commands.
+# A parameter's name and a pattern operator, at the start of "${...}" (${x#, ${10%%).
+PATTERN_OPERATOR = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(?:##?|%%?)")
 HEREDOC_DELIMITER = re.compile(
     r"(?:[A-Za-z0-9_.,:@%+=/!-]++|'[^']*'|\"[^\"\\$`]*\"|\\[A-Za-z0-9_.,:@%+=/!-])+"
 )
@@ -425,6 +427,10 @@ class Lexer:
                 while not heredoc.quoted and _ends_with_continuation(line):
                     if self.pos >= len(self.src):
                         break
+                    if self.posix and "#" in line:
+                        # dash reads a $(...) in the text from the raw lines, where a
+                        # comment ends at the newline its backslash would have removed.
+                        raise self._limit("a here-document line with '#' continued by '\\'")
                     line = line[:-1] + self._next_line()
                 if heredoc.strip_tabs:
                     line = line.lstrip("\t")
@@ -731,6 +737,17 @@ class Lexer:
                 # nothing in a subscript or an offset (``_Region``).
                 arithmetic = region.arithmetic and (char == "$" or not in_double_quotes)
                 if arithmetic and self._arithmetic_quote(inner, inner.expansions, char):
+                    continue
+                if (
+                    char == "'"
+                    and in_double_quotes
+                    and self.posix
+                    and not PATTERN_OPERATOR.match(self.src, start + 2, self.pos)
+                ):
+                    # dash (and bash --posix): in "${x:-'}", a plain character; quotes
+                    # only in a pattern ("${x#'a}'}"). "${x:-'}" ; rm x ; "'}" runs rm.
+                    self.pos += 1
+                    region.plain(char, self._peek())
                     continue
                 before = self.pos
                 self._scan_character(inner, char, in_double_quotes=in_double_quotes)

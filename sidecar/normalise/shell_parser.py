@@ -90,6 +90,8 @@ __all__ = [
     "parse_script",
 ]
 
+# The characters before "(" that make an extglob pattern: !(...) *(...) @(...) ?(...) +(...).
+EXTGLOB_OPERATORS = frozenset("!*@?+")
 # A $'...' word holding an escaped quote (\'), which dash ends there and bash does not.
 ANSI_C_ESCAPED_QUOTE = re.compile(r"\$'(?:[^'\\]|\\[^'])*\\'")
 
@@ -441,6 +443,10 @@ class Parser:
             return False
         if word.quoted or word.expansions or word.raw in self.reserved_words or "=" in word.raw:
             raise self._unexpected(following)
+        if word.raw[-1:] in EXTGLOB_OPERATORS:
+            # With extglob on (bash -O extglob, shopt -s extglob), touc!() is a pattern
+            # that may name /usr/bin/touch, not a function: which one is not known here.
+            raise ShellReaderLimit(f"{word.raw}() is a function or, with extglob, a pattern")
         return True
 
     def _function_body(self, name: str, start: int) -> sh.FunctionDefinition:

@@ -293,6 +293,7 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     texts = [arg.text for arg in args]
     valued_letters = "oO" + ("RT" if name in KSH_LIKE else "")
     command_mode = stdin_mode = interactive = login = no_profile = zsh_cd = False
+    posix_mode = False  # bash --posix, -o posix: its script is read as POSIX sh reads it
     # zsh reads ~/.zshenv unless the rcs option is off (-f, --no-rcs, +o rcs, -o norcs).
     reads_rcs = name in ZSH_NAMES
     short_options = [name]  # the option clusters and their values, read like set's
@@ -317,6 +318,8 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
             index += 1
             if option == "login":
                 login = True
+            elif option == "posix":
+                posix_mode = True
             elif option == "noprofile":  # a login shell that reads no profile
                 no_profile = True
             elif name in ZSH_NAMES and (rcs := _zsh_rcs(True, option.replace("-", ""))) is not None:
@@ -359,6 +362,8 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
                 value = texts[index] if index < len(texts) else ""
                 short_options.append(value)
                 index += 1
+                if letter == "o" and value == "posix":
+                    posix_mode = turned_on
                 # zsh -o login (+o nologin) is -l; other shells refuse the name.
                 if letter == "o" and value.lower().replace("_", "") in ("login", "nologin"):
                     login = login or turned_on == (value.lower().replace("_", "") == "login")
@@ -375,6 +380,8 @@ def parse_shell(name: str, args: Sequence[Arg]) -> ShellInvocation:
     options = frozenset(turned_on_options(short_options, valued_letters))
     if zsh_cd:
         options |= {"physical"}  # where its cd leads is as unknown as after bash's -P
+    if posix_mode:
+        options |= {"posix"}
     startup = (login and not no_profile) or reads_rcs
     if login and no_profile:
         # A login shell that reads no profile still runs ~/.bash_logout when it runs the

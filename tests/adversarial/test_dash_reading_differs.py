@@ -21,7 +21,7 @@ from sidecar.engine import evaluate_request
 from sidecar.errors import RequestError
 from sidecar.normalise.shell_lexer import ShellReaderLimit
 from sidecar.normalise.shell_parser import parse_script
-from sidecar.policy.loader import load_policy_file
+from sidecar.policy.loader import load_policy_bytes, load_policy_file
 
 POLICY = Path(__file__).parents[2] / "policies" / "coding-agent.yaml"
 DASH = shutil.which("dash")
@@ -94,3 +94,74 @@ def test_bash_only_syntax_beside_a_plain_ansi_c_word_is_still_read(line: str) ->
     request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
     verdict = evaluate_request(load_policy_file(str(POLICY)), request)
     assert verdict.decision == "deny"  # by the policy, not refused as unreadable
+
+
+# Found in the second red-team review of 2026-12-07: each hid `touch MARK` from a policy
+# that allows one construct by name (coding-agent.yaml plus an allow of it).
+ONE_CONSTRUCT = {
+    # dash and bash --posix take ' as a plain character in "${x:-'}" (quotes only in a
+    # pattern, "${x#'a}'}"), so the expansion ends at the first }.
+    "single quote in a double-quoted default": (
+        "parameter-expansion",
+        'git status "${x:-\'}" ; touch MARK ; git status "\'}"',
+    ),
+    "the same in bash --posix": (
+        "parameter-expansion",
+        "bash --posix -c 'git status \"${x+'\"'\"'}\" ; touch MARK ; git status \"'\"'\"'}\"'",
+    ),
+    "the same in bash -o posix": (
+        "parameter-expansion",
+        "bash -o posix -c 'git status \"${x:='\"'\"'}\" ; touch MARK ; git status \"'\"'\"'}\"'",
+    ),
+    # dash reads a here-document's $(...) from the raw lines: a comment ends at the
+    # newline a backslash would have removed.
+    "comment continued in a here-document's substitution": (
+        "command-substitution",
+        "git status <<E\n$(git status #\\\ntouch MARK\n)\nE",
+    ),
+    # With extglob on, touc!() is a pattern naming /usr/bin/touch, not a function.
+    "extglob pattern taken for a function": (
+        "function-definition",
+        "bash -O extglob -c '/usr/bin/touc!() case MARK in esac'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("construct", "line"), ONE_CONSTRUCT.values(), ids=ONE_CONSTRUCT.keys())
+def test_a_payload_behind_an_allowed_construct_is_never_allowed(construct: str, line: str) -> None:
+    text = POLICY.read_text() + (
+        f"\n  - {{id: c, action: process.exec, command: {construct}, decision: allow}}\n"
+    )
+    policy = load_policy_bytes(text.encode(), "coding-agent-plus.yaml")
+    request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
+    try:
+        verdict = evaluate_request(policy, request)
+    except RequestError:
+        return  # refused: a deny
+    assert verdict.decision == "deny"
+    assert "touch MARK" in verdict.reason
+
+
+@pytest.mark.parametrize(("construct", "line"), ONE_CONSTRUCT.values(), ids=ONE_CONSTRUCT.keys())
+def test_a_real_shell_runs_each_payload(construct: str, line: str, tmp_path: Path) -> None:
+    shell = shutil.which("bash" if line.startswith("bash") else "dash")
+    if shell is None:
+        pytest.skip("the shell is not installed")
+    subprocess.run([shell, "-c", line], cwd=tmp_path, capture_output=True, timeout=10)
+    assert (tmp_path / "MARK").exists()
+
+
+def test_a_double_quoted_pattern_still_quotes() -> None:
+    # "${x#'a}'}" is one expansion in both shells: nothing after it is a command.
+    policy = load_policy_file(str(POLICY))
+    line = "git status \"${x#'a}'}\""
+    request = {"action": "process.exec", "commandLine": line, "cwd": "/workspace"}
+    commands = evaluate_request(policy, request).request["commands"]
+    assert [command[:2] for command in commands] == [["git", "status"]]
+
+
+def test_posixly_correct_is_an_environment_override() -> None:
+    policy = load_policy_file(str(POLICY))
+    request = {"action": "process.exec", "commandLine": "POSIXLY_CORRECT=1 bash -c 'git status'"}
+    verdict = evaluate_request(policy, {**request, "cwd": "/workspace"})
+    assert verdict.decision == "deny" and "environment-override" in verdict.reason
