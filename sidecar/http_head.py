@@ -42,6 +42,7 @@ from collections.abc import Callable, Sized
 from typing import Any
 
 from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from sidecar.keep_alive import KeepAliveHttpToolsProtocol
 
@@ -57,6 +58,54 @@ _RESPONSE_431 = (
     b"\r\n"
     b"%s"
 ) % (len(_MESSAGE_431), _MESSAGE_431)
+
+
+def head_fault(
+    version: str, target: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, str] | None:
+    """Why a request's head is refused before anything reads its body, as (status,
+    message), or None. What RFC 9112 lets a server refuse, and the gate does, so that
+    no request is decided on a reading of its bytes that another one would not share:
+
+    * a version other than HTTP/1.0 and HTTP/1.1 (505): llhttp takes ``HTTP/2.0`` and a
+      request line without one;
+    * a ``Transfer-Encoding`` other than one ``chunked`` (501): llhttp drops a coding
+      it does not know (``gzip, chunked``) and hands over the coded bytes as the body;
+    * a ``Content-Encoding`` other than ``identity`` (415): the body would be decided as
+      plain JSON, which it is not;
+    * an ``Expect`` other than ``100-continue`` (417);
+    * HTTP/1.1 without ``Host`` (400, section 3.2), and a target that is not a path
+      (400): ``POST http://elsewhere/check`` names another authority than ``Host``.
+    """
+    if version not in ("1.0", "1.1"):
+        return 505, "only HTTP/1.0 and HTTP/1.1 are served"
+    if not target.startswith(b"/") and target != b"*":
+        return 400, "the request target must be a path (origin form)"
+    codings = [value for name, value in headers if name == b"transfer-encoding"]
+    if codings and (len(codings) > 1 or codings[0].strip().lower() != b"chunked"):
+        return 501, "the only transfer coding served is chunked"
+    for name, value in headers:
+        if name == b"content-encoding" and value.strip().lower() != b"identity":
+            return 415, "a content coding is not served: send the body as it is"
+        if name == b"expect" and value.strip().lower() != b"100-continue":
+            return 417, "the only expectation served is 100-continue"
+    if version == "1.1" and not any(name == b"host" for name, _ in headers):
+        return 400, "an HTTP/1.1 request must have a Host header field"
+    return None
+
+
+def refusal_bytes(status: int, message: str) -> bytes:
+    """A plain-text refusal that closes the connection."""
+    body = message.encode() + b"\n"
+    return (
+        b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+        % (
+            STATUS_LINE[status],
+            len(body),
+        )
+        + b"connection: close\r\n\r\n"
+        + body
+    )
 
 
 def head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
@@ -117,6 +166,10 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         if self._refused:
+            return
+        fault = head_fault(self.parser.get_http_version(), self.url, self.headers)
+        if fault is not None:
+            self._refuse_with(refusal_bytes(*fault))
             return
         if self.parser.should_upgrade() and not self._should_upgrade():
             # An upgrade uvicorn does not take (anything but a WebSocket): llhttp ends
@@ -241,6 +294,12 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
         self._refusal = answer_400
         self._refuse()
 
+    def _refuse_with(self, response: bytes) -> None:
+        """Refuse the request being parsed with ``response``, after the answers owed."""
+
+        self._refusal = lambda: self._answer_and_linger(response)
+        self._refuse()
+
     def _refuse(self) -> None:
         self._refused = True
         self._in_message = False
@@ -262,16 +321,19 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
             self._owed = owed
 
     def _answer_431(self) -> None:
+        self._answer_and_linger(_RESPONSE_431)
+
+    def _answer_and_linger(self, response: bytes) -> None:
         if self._answered or self.transport.is_closing():
             return
         self._answered = True
-        self.transport.write(_RESPONSE_431)
+        self.transport.write(response)
         if not self.transport.can_write_eof():
             self.transport.close()
             return
         # A lingering close (RFC 9112 section 9.6): closed at once with the rest of
-        # the head unread, the kernel would answer it with a reset that can discard
-        # the 431 before the client reads it. So the gate stops writing, reads on
+        # the head (or a body) unread, the kernel would answer it with a reset that can
+        # discard the answer before the client reads it. So the gate stops writing, reads on
         # (discarding, see data_received) and closes at the client's end of input
         # (uvicorn's eof_received lets asyncio close the transport), or after a moment.
         self.transport.write_eof()
