@@ -22,6 +22,7 @@ from sidecar.policy.loader import (
     load_policy_file,
     load_yaml_strict,
 )
+from sidecar.policytest import PolicyTestFileError, load_test_file
 
 DESIGN_NOTES = """\
 version: 1
@@ -615,3 +616,27 @@ def test_a_policy_of_more_rules_than_a_gate_is_sized_for_is_refused() -> None:
     assert raised.value.problems == [
         "rules: 10,001 rules, more than the 10,000 a gate is sized for"
     ]
+
+
+@pytest.mark.parametrize(
+    "character", ["\u0085", "\u2028", "\u2029", "\u202e", "\u2066"], ids=lambda c: f"U+{ord(c):04X}"
+)
+def test_a_character_other_readers_read_otherwise_is_refused(
+    character: str, tmp_path: Path
+) -> None:
+    # Found in the red-team review of 2026-12-07: PyYAML (YAML 1.1) ends a line, and a
+    # comment, at NEL, LS and PS, which editors, grep and YAML 1.2 do not: a deny whose
+    # line showed a comment held a hidden condition ("# note<NEL>path: /etc/motd"), and
+    # /etc/shadow went to an allow. Bidirectional controls reorder what an editor shows.
+    text = (
+        "version: 1\nrules:\n"
+        f"  - {{id: no-etc, action: file.read, decision: deny}}  # all of /etc{character}"
+        "    path: /etc/motd\n"
+    )
+    with pytest.raises(PolicyError, match=f"line 3: U\\+{ord(character):04X} is refused"):
+        load_policy_bytes(text.encode(), "p.yaml")
+    # A policy test file is read by the same loader.
+    test_file = tmp_path / "p.test.yaml"
+    test_file.write_text(f"policy: p.yaml  # x{character}\ncases: []\n", encoding="utf-8")
+    with pytest.raises(PolicyTestFileError, match="is refused"):
+        load_test_file(test_file)

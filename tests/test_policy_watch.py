@@ -167,3 +167,56 @@ def test_a_change_the_poll_finds_first_arms_the_event_watch_again(
 
     arming.stand_ins.append(dead_watch)
     watched.run(steps)
+
+
+def test_a_file_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    # Found by the red-team review of 2026-12-07: the watcher kept the fingerprint taken
+    # before the read as the one loaded. A version switched away during the read (the
+    # permissive one read and kept active) and back after it (the strict one on disk, with
+    # the fingerprint taken before) was never read again: every event and poll found the
+    # fingerprint unchanged, and the permissive policy answered checks indefinitely.
+    config = tmp_path / "config"
+    for name, data in (("v_allow", ALLOW), ("v_deny", DENY)):
+        (config / name).mkdir(parents=True)
+        (config / name / "policy.yaml").write_bytes(data)
+    data_link = config / "..data"
+
+    def switch(version: str) -> None:
+        # As kubelet and the docs' versioned layout switch: a symlink renamed over.
+        staged = config / "..data_tmp"
+        staged.symlink_to(version)
+        os.rename(staged, data_link)
+
+    switch("v_allow")
+    (config / "policy.yaml").symlink_to("..data/policy.yaml")
+    switched_during_read: list[bool] = []
+
+    class SwitchingSource(PolicySource):
+        def read(self) -> Any:
+            if switched_during_read:
+                return super().read()
+            switched_during_read.append(True)
+            switch("v_allow")  # away, as the read begins
+            try:
+                return super().read()
+            finally:
+                switch("v_deny")  # and back, before the load ends
+
+    audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
+    gate = Gate(audit=audit, source=PolicySource(str(config / "policy.yaml")), identity="test")
+    watcher = PolicyWatcher(gate, poll_interval=SLOW_POLL)
+
+    async def steps() -> None:
+        assert await watcher.load()
+        assert gate.policy.active is not None and gate.policy.active.hash == policy_hash(ALLOW)
+        switch("v_deny")
+        gate.source = SwitchingSource(str(config / "policy.yaml"))
+        await watcher.refresh()
+        assert switched_during_read
+        assert gate.policy.active.hash == policy_hash(DENY)
+        assert not await watcher.refresh()  # nothing left to read
+        await audit.close()
+
+    asyncio.run(steps())

@@ -526,3 +526,11 @@ def test_a_url_path_value_with_a_bare_percent_is_refused() -> None:
         "values.yaml: rules[0] (id 'p'): path: '/100%' holds a '%' without two hex digits "
         "after it, which no URL path holds (such a request is refused); write '%25' for a '%'"
     )
+
+
+@pytest.mark.parametrize("port", ["'\u00b2'", "'\u0664\u0664\u0663'", "'\uff18\uff10'"])
+def test_a_port_of_digits_that_are_not_ascii_is_refused(port: str) -> None:
+    # Found in the red-team review of 2026-12-07: "²" is a digit to str.isdigit, which
+    # int() refuses (validate crashed with a traceback), and "٤٤٣" loaded as port 443.
+    with pytest.raises(PolicyError, match="is not a port number 1-65535"):
+        _load(f"{{id: p, action: network.request, decision: allow, port: {port}}}")

@@ -210,12 +210,32 @@ def _line(event: yaml.Event) -> int:
     return event.start_mark.line + 1 if event.start_mark is not None else 0
 
 
+# Characters after which a file's readers disagree on what it says: PyYAML reads YAML 1.1,
+# where NEL, LS and PS end a line (and a comment), which YAML 1.2, editors and grep do
+# not ("# note<NEL>path: /etc/motd" adds a condition an author sees as a comment); and
+# bidirectional controls, which reorder what an editor shows ("Trojan Source").
+_AMBIGUOUS_CHARACTER = re.compile("[\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def check_unambiguous(text: str) -> None:
+    """Refuse a character that readers of the text would read otherwise."""
+    found = _AMBIGUOUS_CHARACTER.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise YAMLShapeError(
+            f"line {line}: U+{ord(found.group()):04X} is refused: a line break to YAML 1.1 "
+            "only, or a bidirectional control, it makes the file say one thing to the "
+            "gate and another to the people and tools that read it"
+        )
+
+
 def load_yaml_strict(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> Any:
-    """Safe YAML that refuses duplicate keys, deep nesting and alias bombs (also used
-    for policy test files).
+    """Safe YAML that refuses duplicate keys, deep nesting, alias bombs and characters
+    read otherwise by other readers (also used for policy test files).
 
     Raises ``yaml.YAMLError``.
     """
+    check_unambiguous(text)
     check_yaml_shape(text, loader)
     return yaml.load(text, Loader=loader)
 

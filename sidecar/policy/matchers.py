@@ -88,7 +88,8 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
             raise MatcherError(f"{operator}: {value} must be a string")
         value = str(value)
     if field == "port":
-        if not value.isdigit() or not 1 <= int(value) <= 65535:
+        # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
             raise MatcherError(f"{operator}: {value!r} is not a port number 1-65535")
         return str(int(value))
     if field in NO_WILDCARD_FIELDS and operator != "glob" and any(c in value for c in WILDCARDS):

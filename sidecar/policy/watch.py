@@ -99,6 +99,10 @@ def _directory_identity(directory: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
+# Reads of a file that keeps changing under one load before the next event or poll.
+_READ_ATTEMPTS = 3
+
+
 class PolicyWatcher:
     """Reloads ``gate``'s policy whenever its file (or ``.sig``) changes on disk."""
 
@@ -147,7 +151,22 @@ class PolicyWatcher:
         return await asyncio.to_thread(fingerprint, self.path, with_signature=self._with_signature)
 
     async def _load(self, current: Fingerprint) -> bool:
-        self._loaded = current
+        loaded = False
+        for _ in range(_READ_ATTEMPTS):
+            self._loaded = current
+            loaded = await self._load_once()
+            read = self.gate.last_read_hash
+            if read is None or read == "sha256:" + current.policy.sha256:
+                return loaded
+            # The file changed between its fingerprint and the read: what was installed
+            # (or refused) is not what was fingerprinted. Kept as the last load, that
+            # fingerprint would hide a change back to it (switched away and back within a
+            # load, the stricter policy on disk and the other one active): again.
+            current = await self._fingerprint()
+        self._loaded = None  # still changing: the next event or poll reads it again
+        return loaded
+
+    async def _load_once(self) -> bool:
         try:
             return await self.gate.load_policy()
         except Exception as exc:
