@@ -1627,3 +1627,22 @@ def test_the_helpers_take_a_valid_timeout(gate: Gate, web, tmp_path: Path) -> No
     # None is subprocess.run's own "no limit"; a number is seconds.
     assert gate.run(["echo", "hi"], timeout=None, capture_output=True).stdout == b"hi\n"
     assert gate.run(["echo", "hi"], timeout=5, capture_output=True).stdout == b"hi\n"
+
+
+def test_run_with_env_checks_a_program_named_like_an_assignment_as_the_program(
+    env_daemon: Daemon, tmp_path: Path
+) -> None:
+    """Found in the red-team review of 2026-12-07: with env changes, run() checks a command
+    line, and shlex.quote left a program ``X=/y`` (a file y in a directory X=) bare: the
+    gate read it as an assignment and decided ``echo`` (allowed), while ./X=/y ran."""
+    (tmp_path / "X=").mkdir()
+    program = tmp_path / "X=" / "y"
+    marker = tmp_path / "ran"
+    program.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    program.chmod(0o755)
+    gate = Gate(env_daemon.url)
+    with pytest.raises(Denied) as raised:
+        gate.run(["X=/y", "echo", "hi"], cwd=str(tmp_path), env={**os.environ, "NO_COLOR": "1"})
+    assert sent_request(env_daemon, raised.value)["commandLine"] == "NO_COLOR=1 'X=/y' echo hi"
+    assert "X=/y" in raised.value.reason
+    assert not marker.exists()

@@ -121,17 +121,24 @@ class RequestBinding:
 def bind_request(
     action: str,
     request: dict[str, Any],
+    reason: str,
     redact: Callable[[dict[str, Any]], dict[str, Any]],
     keyed_digest: Callable[[bytes], str],
 ) -> RequestBinding:
-    """The ``RequestBinding`` of a normalised request, given the trail's ``redact`` and
-    ``keyed_digest`` (HMAC-SHA256 under its redaction key)."""
+    """The ``RequestBinding`` of a normalised request and the policy's ``reason`` for it,
+    given the trail's ``redact`` and ``keyed_digest`` (HMAC-SHA256 under its redaction
+    key)."""
     raw = bound_request(request)
     raw_body = canonical_bytes({"action": action, "request": raw})
-    # The trail's fast path (a few microseconds): no screen hit, nothing to redact.
-    # Redacted as the trail redacts a record's request (a secret its analysis shows is
-    # also replaced in its raw text), so that approvers see what the trail records.
-    shown = redact({"request": raw})["request"] if Redactor.may_hold_secret(raw_body) else raw
+    # Redacted as the trail redacts the approval's record, request and reason together:
+    # a secret only the reason's text shows ("curl --oauth2-bearer TOKEN", quoted there
+    # as one line) is replaced in the request too. Redacted alone, the request kept it,
+    # in clear in the API and the webhook, while the trail hid it (red-team review of
+    # 2026-12-07). The trail's fast path first (a few microseconds): no screen hit in
+    # either, nothing to redact.
+    together = {"request": raw, "policyReason": reason}
+    screened = Redactor.may_hold_secret(canonical_bytes({"action": action, **together}))
+    shown = redact(together)["request"] if screened else raw
     if shown is raw or shown == raw:
         # Nothing secret: the plain hash binds, and needs no key to survive a restart.
         published = "sha256:" + hashlib.sha256(raw_body).hexdigest()

@@ -226,7 +226,11 @@ class ApprovalService:
         given = verdict.parsed.approval
         now = now_us()
         bound = bind_request(
-            verdict.action, verdict.request, self.audit.redact, self.audit.keyed_digest
+            verdict.action,
+            verdict.request,
+            verdict.reason,
+            self.audit.redact,
+            self.audit.keyed_digest,
         )
         if given is None:
             self._forget_stale_openings(now)

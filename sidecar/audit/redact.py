@@ -58,6 +58,8 @@ _SECRET_NAMES = (
     # CONSUL_HTTP_AUTH=user:pw, Firebase's ?auth=TOKEN (not authSource=, oauth=; nor
     # REDISCLI_AUTH=, a password by its own pattern).
     r"|(?<!rediscli_)auth"
+    # A bearer token named as such: curl's --oauth2-bearer TOKEN, bearer=TOKEN.
+    r"|(?:oauth2[_-]?)?bearer"
     # AWS Secrets Manager's value: --secret-string pw, "SecretString": "pw".
     r"|secret[_-]?(?:string|binary)"
 )

@@ -108,6 +108,16 @@ RISKY_VARIABLES = frozenset(
     # zsh's lexer takes the third character of $histchars as its comment character: set
     # to another one, "#" no longer hides what follows it from a later parse.
     | {"histchars", "HISTCHARS"}
+    # Found in the red-team review of 2026-12-07: more programs' own start-up code and
+    # helpers named by a variable. gcc runs its assembler and linker from COMPILER_PATH
+    # (and GCC_EXEC_PREFIX); zip and unzip take options from ZIPOPT and UNZIP (zip -TT
+    # CMD runs CMD); R, Erlang/Elixir, sbt, Ant (-javaagent:), Lua, Tcl and Guile load
+    # code from where these say.
+    | {"COMPILER_PATH", "GCC_EXEC_PREFIX", "ZIPOPT", "UNZIP", "UNZIPOPT"}
+    | {"R_PROFILE", "R_PROFILE_USER", "R_ENVIRON", "R_ENVIRON_USER", "R_LIBS", "R_LIBS_USER"}
+    | {"ERL_AFLAGS", "ERL_ZFLAGS", "ERL_FLAGS", "ERL_LIBS", "ELIXIR_ERL_OPTIONS"}
+    | {"SBT_OPTS", "ANT_OPTS", "ANT_ARGS", "LUA_INIT", "LUA_PATH", "LUA_CPATH"}
+    | {"TCLLIBPATH", "GUILE_LOAD_PATH", "GUILE_LOAD_COMPILED_PATH"}
     # A shell with history on (set -o history) writes the lines it ran to $HISTFILE when
     # it exits: a file write no redirection shows.
     | {"HISTFILE"}

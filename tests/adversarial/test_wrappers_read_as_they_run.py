@@ -22,6 +22,7 @@ import pytest
 
 from sidecar.engine import evaluate_request
 from sidecar.policy.compiler import CompiledPolicy
+from sidecar.policy.loader import load_policy_bytes
 
 DENY_LIST = """\
     version: 1
@@ -97,3 +98,29 @@ def test_the_real_program_runs_rm(argv: list[str], program: str, tmp_path: Path)
     if program == "chrt" and result.returncode and b"not permitted" in result.stderr:
         pytest.skip("chrt may not set a scheduling policy here")
     assert not (tmp_path / "victim").exists(), result.stderr
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "COMPILER_PATH=/tmp/evil gcc -c hello.c",
+        "GCC_EXEC_PREFIX=/tmp/evil/ gcc -c hello.c",
+        "ZIPOPT='-T -TT /tmp/evil/t' zip out.zip hello.c",
+        "UNZIP='-o' unzip a.zip",
+        "R_PROFILE_USER=/tmp/evil.R Rscript s.R",
+        "ERL_AFLAGS='-eval x' erl",
+        "ANT_OPTS=-javaagent:/tmp/a.jar ant",
+        "LUA_INIT=@/tmp/evil.lua lua s.lua",
+        "GUILE_LOAD_PATH=/tmp/evil guile s.scm",
+    ],
+)
+def test_a_variable_that_makes_a_program_run_other_code_is_an_override(assignment: str) -> None:
+    # Found in the red-team review of 2026-12-07 (through the clients' run(env=...)): an
+    # allowed gcc ran /tmp/evil/as from COMPILER_PATH, an allowed zip ran ZIPOPT's -TT.
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n  - {action: process.exec, command: {glob: '*'}, decision: allow}\n",
+        "all-programs.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "process.exec", "commandLine": assignment})
+    assert verdict.decision == "deny"
+    assert "environment-override" in verdict.reason

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sidecar.approvals.model import bind_request
+from sidecar.approvals.model import bind_request, request_hash
 from sidecar.audit.redact import MIN_SPREAD_CHARACTERS, Redactor
 from sidecar.normalise.request import normalise_request
 from sidecar.request import parse_body
@@ -166,6 +166,22 @@ def test_approvers_are_shown_the_request_as_the_trail_records_it() -> None:
     line = f'sh -c "curl -u \\"bob:{PW}\\" https://example.com/"'
     request = recorded_request({"action": "process.exec", "commandLine": line})
     redactor = Redactor(KEY)
-    bound = bind_request("process.exec", request, redactor.redact, redactor.keyed_digest)
+    bound = bind_request("process.exec", request, "r", redactor.redact, redactor.keyed_digest)
     assert PW not in json.dumps(bound.shown)
     assert bound.shown == redactor.redact({"request": request, "reason": "r"})["request"]
+
+
+def test_a_secret_only_the_reason_shows_is_hidden_from_approvers_too() -> None:
+    """Found in the red-team review of 2026-12-07: the argv items of ``curl --oauth2-bearer
+    TOKEN`` showed no secret alone, the policy's reason (the command quoted as one line)
+    did, and the trail's record spread it into the request while the approval, redacted
+    alone, showed approvers and the webhook the token in clear (and published a hash of
+    the raw request). The approval's request is now the trail's, in either case."""
+    request = recorded_request({"action": "process.exec", "argv": ["tool", "--bearer-x", PW]})
+    reason = f"rule ask requires approval of tool --bearer-x {PW}; bearer {PW}"
+    redactor = Redactor(KEY)
+    bound = bind_request("process.exec", request, reason, redactor.redact, redactor.keyed_digest)
+    assert PW not in json.dumps(bound.shown)
+    record = redactor.redact({"request": request, "policyReason": reason})
+    assert bound.shown == record["request"]
+    assert bound.request_hash == request_hash("process.exec", record["request"])

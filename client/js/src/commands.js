@@ -31,6 +31,18 @@ const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Python's shlex.quote leaves these bare; quoting alike keeps both clients' checks equal.
 const SHELL_SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
+/**
+ * `argv` as one shell command's words: the program quoted whenever it holds a `=`
+ * (shellQuote leaves `X=/y` bare, which a shell, and the gate, read as an assignment and
+ * not as the program `./X=/y` that runs). As the Python client's command_words.
+ */
+export function commandWords(argv) {
+  const [program, ...rest] = argv;
+  let word = shellQuote(program);
+  if (program.includes('=') && word === program) word = `'${program}'`;
+  return [word, ...rest.map(shellQuote)].join(' ');
+}
+
 /** One word for a POSIX shell, as Python's shlex.quote writes it: `it's` -> `'it'"'"'s'`. */
 export function shellQuote(text) {
   if (text === '') return "''";
@@ -168,7 +180,7 @@ export async function runChecked(gate, command, options = {}) {
   }
   argv[0] = program;
   if (changes.length > 0) {
-    const commandLine = `${assignments(changes)} ${argv.map(shellQuote).join(' ')}`;
+    const commandLine = `${assignments(changes)} ${commandWords(argv)}`;
     await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
   } else {
     await gate.require({ action: 'process.exec', argv, cwd: base, context, approval });

@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 
-import { resolveProgram, shellQuote } from '../src/commands.js';
+import { commandWords, resolveProgram, shellQuote } from '../src/commands.js';
 import { envProxyProblem } from '../src/fetch.js';
 import { resolveRealPath } from '../src/files.js';
 import { DeniedError, Gate, inClusterConfig } from '../src/index.js';
@@ -307,6 +307,25 @@ describe('run', () => {
         await assert.rejects(recording.run('echo hi', { env: { ...process.env, [name]: '1' } }), TypeError);
       }
       assert.equal(recording.sent.length, checks);
+    } finally {
+      recording.close();
+    }
+  });
+
+  test('checks a program named like an assignment as the program', async () => {
+    // Found in the red-team review of 2026-12-07: shellQuote left X=/y bare, the gate
+    // read it as an assignment and decided echo, while ./X=/y ran.
+    const recording = new RecordingGate({ url });
+    try {
+      const work = await mkdtemp(`${scratch}/assign-`);
+      await mkdir(`${work}/X=`);
+      const marker = `${work}/ran`;
+      await writeFile(`${work}/X=/y`, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+      const env = { ...process.env, NO_COLOR: '1' };
+      await assert.rejects(recording.run(['X=/y', 'echo', 'hi'], { env, cwd: work }), DeniedError);
+      assert.equal(recording.sent.at(-1).commandLine, "NO_COLOR=1 'X=/y' echo hi");
+      assert.equal(existsSync(marker), false);
+      assert.equal(commandWords(['/usr/bin/env', 'a=b']), '/usr/bin/env a=b');
     } finally {
       recording.close();
     }

@@ -55,6 +55,17 @@ def environment_changes(env: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(changed.items()))
 
 
+def command_words(argv: Sequence[str]) -> str:
+    """``argv`` as one shell command's words: the program quoted whenever it holds a
+    ``=`` (``shlex.quote`` leaves ``X=/y`` bare, which a shell, and the gate, read as an
+    assignment and not as the program ``./X=/y`` that runs)."""
+    program, *arguments = argv
+    word = shlex.quote(program)
+    if "=" in program and word == program:
+        word = f"'{program}'"  # shlex.quote left it bare: nothing in it needs escaping
+    return " ".join([word, *map(shlex.quote, arguments)])
+
+
 def assignments(changes: Mapping[str, str]) -> str:
     """``K1=v1 K2='v 2'``: the changes as shell assignments, each value quoted."""
     return " ".join(f"{name}={shlex.quote(value)}" for name, value in changes.items())
@@ -131,7 +142,7 @@ def run_checked(
         raise Denied(failed_closed(reason, NOT_FOUND))
     argv[0] = program
     if changes:
-        command_line = f"{assignments(changes)} {shlex.join(argv)}"
+        command_line = f"{assignments(changes)} {command_words(argv)}"
         gate.require(
             PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
         )
