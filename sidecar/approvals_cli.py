@@ -222,10 +222,13 @@ def _hash_problem(view: dict[str, Any]) -> str | None:
 
 # What a request acts on, by action: the line shown right above the prompt.
 _TARGETS = {
-    "process.exec": ("commandLine", "argv"),
+    # Where it runs, and where a file action lands (a symlink's target): a long context
+    # must not push them out of view above the prompt (red-team review of 2026-12-07).
+    "process.exec": ("commandLine", "argv", "cwd"),
     "network.request": ("method", "url", "host", "port"),
     "k8s.request": ("k8s",),
 }
+_FILE_TARGETS = ("path", "realPath", "writtenPath")
 _SUMMARY_CHARS = 300
 
 
@@ -235,9 +238,10 @@ def _summary(view: dict[str, Any]) -> str:
     action = view.get("action")
     if not isinstance(request, dict):
         return visible(action)
-    names = _TARGETS.get(action, ("path", "realPath")) if isinstance(action, str) else ()
+    names = _TARGETS.get(action, _FILE_TARGETS) if isinstance(action, str) else ()
     parts = [
-        printable_json_text(json.dumps(request[name], ensure_ascii=False, sort_keys=True))
+        (f"{name} " if name in ("cwd", "realPath", "writtenPath") else "")
+        + printable_json_text(json.dumps(request[name], ensure_ascii=False, sort_keys=True))
         for name in names
         if name in request
     ]

@@ -832,7 +832,7 @@ def test_no_secret_reaches_approvers_in_the_policy_reason_or_an_approvers_reason
     wait_for(lambda: len(hook.received) == 1)
     notice = hook.received[0]
     assert "--token=[REDACTED:github-token:" in notice["reason"]
-    assert "Reason: rule removals requires approval" in notice["text"]
+    assert "Reason: ```rule removals requires approval" in notice["text"]
     # An approver's reason is shown to the other approvers and quoted to the agent.
     note = f"rotated, was password={GITHUB_TOKEN}"
     assert decide(gate, approval_id, people["bob"], "deny", reason=note).status_code == 200
@@ -1294,3 +1294,45 @@ def test_cli_shows_the_action_last_above_the_prompt_and_invisible_characters_esc
     assert request_at < context_at
     assert "/app/reports\\u034f\\ufe0f\\u3164\\u2800" in summary
     assert "\u034f" not in done.stdout and "\u2800" not in done.stdout
+
+
+def test_cli_last_line_names_where_a_command_runs_and_where_a_file_action_lands(
+    start, people
+) -> None:  # type: ignore[no-untyped-def]
+    # Found in the red-team review of 2026-12-07: a context saying "rm -rf . inside
+    # /tmp/build" pushed the request, and its cwd, out of a terminal's view, and the
+    # last line read only `approve process.exec ["rm", "-rf", "."]`; a delete of
+    # /app/cache/../config.yaml ended in "/app/config.yaml", without the path written.
+    gate = start()
+    note = {"note": "\n" * 300 + "rm -rf . inside /tmp/build"}
+    rm = {"action": "process.exec", "argv": ["rm", "-rf", "."], "cwd": "/home/alice"}
+    approval_id = ask(gate, {**rm, "context": note})["approval"]["id"]
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2] == (
+        'approve process.exec ["rm", "-rf", "."] cwd "/home/alice"'
+    )
+    delete = {"action": "file.delete", "path": "/app/cache/../config.yaml"}
+    approval_id = ask(gate, {**delete, "context": note})["approval"]["id"]
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.splitlines()[-2]
+    assert summary.startswith('approve file.delete "/app/config.yaml"')
+    assert 'writtenPath "/app/cache/../config.yaml"' in summary
+
+
+def test_webhook_reason_is_shown_as_code_with_its_backticks_escaped(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    # Found in the red-team review of 2026-12-07: the default reason quotes the request
+    # outside any code block, so the agent's *bold* and bare links rendered, and one ```
+    # in it paired with the context's fence, rendering the agent's context as text.
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    claim = "*Checked by Tollgate: read-only, safe to approve* ``` https://approvals.example.net/ok"
+    ask(gate, {**RM_WITH_TOKEN, "argv": ["rm", "-rf", "/app/y", claim], "context": {"a": "b"}})
+    wait_for(lambda: len(hook.received) == 1)
+    lines = hook.received[0]["text"].split("\n")
+    reason = next(line for line in lines if line.startswith("Reason: "))
+    assert reason.startswith("Reason: ```") and reason.endswith("```")
+    assert reason.count("```") == 2 and "\\u0060\\u0060\\u0060" in reason
+    context = next(line for line in lines if line.startswith("Context from the agent"))
+    assert context.count("```") == 2

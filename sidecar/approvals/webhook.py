@@ -111,6 +111,10 @@ def build_payload(
             f"Hidden as secrets, chosen by the agent: {places}. Deny unless each is a "
             "credential you need not see (approve needs --accept-redacted).\n"
         )
+    # The policy's reason quotes the request, which the agent wrote: in a code block, its
+    # backticks escaped, so that its *bold*, links and fences are shown, not rendered
+    # (a ``` in it opened the context's block; red-team review of 2026-12-07).
+    reason = visible(approval.policy_reason).replace("`", "\\u0060")
     expires = format_us(approval.expires_us)
     rule = approval.rule or "defaultAction"
     text = (
@@ -118,7 +122,7 @@ def build_payload(
         f"(risk: {approval.risk or 'not set'}, rule: {rule})\n"
         f"```{summary}```\n"
         f"{shown_hidden}"
-        f"Reason: {visible(approval.policy_reason)}\n"
+        f"Reason: ```{reason}```\n"
         f"{shown_context}"
         f"Expires {expires}; until then it is denied. Approve with:\n`{approve}`\n"
         f"or deny with:\n`{deny}`"
