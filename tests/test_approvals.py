@@ -1336,3 +1336,36 @@ def test_webhook_reason_is_shown_as_code_with_its_backticks_escaped(start, hook_
     assert reason.count("```") == 2 and "\\u0060\\u0060\\u0060" in reason
     context = next(line for line in lines if line.startswith("Context from the agent"))
     assert context.count("```") == 2
+
+
+def test_a_kubernetes_approval_binds_the_query_it_was_asked_with(start, people) -> None:  # type: ignore[no-untyped-def]
+    # Found in the red-team review of 2026-12-07: the normalised k8s record has no query,
+    # so an approval of pods/web/exec?command=date allowed any command, and one of a
+    # dry-run delete was redeemed by the real one. The query is now shown and bound.
+    gate = start()
+    dry_run = {
+        "action": "k8s.request",
+        "k8s": {**DELETE_WEB["k8s"], "path": DELETE_WEB["k8s"]["path"] + "?dryRun=All"},
+    }
+    answer = ask(gate, dry_run)
+    approval_id = answer["approval"]["id"]
+    shown = view(gate, approval_id)
+    assert shown["request"]["k8sQuery"] == "dryRun=All"
+    assert decide(gate, approval_id, people["alice"]).status_code == 200
+    for other in (
+        DELETE_WEB,
+        {**dry_run, "k8s": {**dry_run["k8s"], "path": dry_run["k8s"]["path"] + "&x=1"}},
+    ):
+        refused = redeem(gate, approval_id, other)
+        assert (refused["allowed"], refused["decision"]) == (False, "deny"), refused
+    # A request without a query is bound and shown as before: no k8sQuery.
+    plain = ask(gate, DELETE_API)["approval"]["id"]
+    assert "k8sQuery" not in view(gate, plain)["request"]
+    # Rebuilt from the trail after a restart, the approval binds the same query.
+    audit_dir = gate.audit_dir
+    gate.stop()
+    gate = start(audit_dir=audit_dir)
+    assert view(gate, approval_id)["request"]["k8sQuery"] == "dryRun=All"
+    assert redeem(gate, approval_id, DELETE_WEB)["allowed"] is False
+    allowed = redeem(gate, approval_id, dry_run)
+    assert (allowed["allowed"], allowed["decision"]) == (True, "allow"), allowed

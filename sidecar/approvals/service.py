@@ -75,6 +75,20 @@ _KEEP_BODY = 2048
 StepKind = Literal["new", "reuse", "redeem", "preflight", "pending", "refuse"]
 
 
+def approval_request(verdict: Verdict) -> dict[str, Any]:
+    """The request an approval shows and binds: the normalised request without its
+    ``approval``, and for a Kubernetes request sent as method and path, its query as
+    sent (``k8sQuery``). The normalised ``k8s`` record has no query (CONTRACT 2.2), yet
+    the query carries an exec's command, a deletecollection's selectors and ``dryRun``:
+    bound without it, an approval of ``pods/web/exec?command=date`` allowed any command
+    (red-team review of 2026-12-07)."""
+    request = bound_request(verdict.request)
+    k8s = verdict.parsed.k8s
+    if k8s is not None and k8s.path is not None and "?" in k8s.path:
+        request["k8sQuery"] = k8s.path.partition("?")[2]
+    return request
+
+
 class ApprovalNotFound(Exception):
     """No approval with this id (never existed, or finished and forgotten)."""
 
@@ -227,7 +241,7 @@ class ApprovalService:
         now = now_us()
         bound = bind_request(
             verdict.action,
-            verdict.request,
+            approval_request(verdict),
             verdict.reason,
             self.audit.redact,
             self.audit.keyed_digest,
@@ -368,7 +382,7 @@ class ApprovalService:
             # record: a secret the request's analysis shows (a brace list's words) is
             # replaced in the reason too.
             policy_reason=self.audit.redact(
-                {"request": bound_request(verdict.request), "policyReason": verdict.reason}
+                {"request": approval_request(verdict), "policyReason": verdict.reason}
             )["policyReason"],
             policy=verdict.policy_hash,
             identity=self.identity,
@@ -412,7 +426,7 @@ class ApprovalService:
             "requestHash": approval.request_hash,
             "binding": approval.binding,
             "action": approval.action,
-            "request": bound_request(step.verdict.request),
+            "request": approval_request(step.verdict),
             "rule": approval.rule,
             "risk": approval.risk,
             "policyReason": step.verdict.reason,
