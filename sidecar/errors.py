@@ -11,7 +11,9 @@ class PolicyError(TollgateError):
     """A policy file failed to load or validate; nothing of it is used.
 
     ``problems`` lists every problem found, each naming the file, the rule and the key.
-    ``rejected_hash`` is the ``sha256:`` hash of the bytes refused, when they were read.
+    ``rejected_hash`` is the ``sha256:`` hash of the bytes refused, when they were read;
+    ``signature_sha256`` the hex SHA-256 of the ``.sig`` read with them ("" when it could
+    not be read, None when no signature is required).
     """
 
     def __init__(
@@ -20,6 +22,7 @@ class PolicyError(TollgateError):
         self.source = source
         self.problems = problems
         self.rejected_hash = rejected_hash
+        self.signature_sha256: str | None = None
         super().__init__(f"{source}: " + "; ".join(problems))
 
 

@@ -127,9 +127,11 @@ class Gate:
     def __init__(self, *, audit: AuditLog, source: PolicySource, identity: str) -> None:
         self.audit = audit
         self.source = source
-        # The sha256: hash of the policy bytes last read (installed or refused), which the
+        # The sha256: hash of the policy bytes last read (installed or refused) and the hex
+        # SHA-256 of the .sig read with them (None without a public key), which the
         # watcher compares with the fingerprint it took before the read.
         self.last_read_hash: str | None = None
+        self.last_read_signature: str | None = None
         self.identity = identity
         self.metrics = GateMetrics()
         audit.on_sync(self.metrics.audit_sync_seconds.observe)
@@ -166,15 +168,17 @@ class Gate:
 
     async def load_policy(self) -> bool:
         """Read the policy source; install it, or keep the last good one and record why not."""
-        self.last_read_hash = None
+        self.last_read_hash = self.last_read_signature = None
         try:
             # Read and compile off the event loop: a large policy must not stall checks.
-            policy = await asyncio.to_thread(self.source.read)
+            policy, signature = await asyncio.to_thread(self.source.read_with_signature)
         except PolicyError as exc:
             self.last_read_hash = exc.rejected_hash
+            self.last_read_signature = exc.signature_sha256
             await self.reject_policy(exc)
             return False
         self.last_read_hash = policy.hash
+        self.last_read_signature = signature
         await self.install_policy(policy)
         return True
 

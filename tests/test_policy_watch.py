@@ -8,6 +8,7 @@ change was seen by events, since the poll would find any change by itself in the
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import watchfiles
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit.log import AuditLog
 from sidecar.gate import Gate
@@ -194,13 +196,13 @@ def test_a_file_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
     switched_during_read: list[bool] = []
 
     class SwitchingSource(PolicySource):
-        def read(self) -> Any:
+        def read_with_signature(self) -> Any:
             if switched_during_read:
-                return super().read()
+                return super().read_with_signature()
             switched_during_read.append(True)
             switch("v_allow")  # away, as the read begins
             try:
-                return super().read()
+                return super().read_with_signature()
             finally:
                 switch("v_deny")  # and back, before the load ends
 
@@ -217,6 +219,72 @@ def test_a_file_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
         assert switched_during_read
         assert gate.policy.active.hash == policy_hash(DENY)
         assert not await watcher.refresh()  # nothing left to read
+        await audit.close()
+
+    asyncio.run(steps())
+
+
+@pytest.mark.parametrize("away", ["v_new_bad_signature", "v_new_no_signature"])
+def test_a_signature_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
+    away: str, tmp_path: Path
+) -> None:
+    # Left open by the fix above: with --policy-public-key, the new policy's bytes read
+    # with a bad .sig (switched away as the read began, back before it ended) were refused
+    # and the old policy stayed active, while the fingerprint, taken before the read, named
+    # the good .sig: the same policy bytes were never read again with it.
+    key = Ed25519PrivateKey.generate()
+    config = tmp_path / "config"
+    versions = {
+        "v_old": (ALLOW, key.sign(ALLOW)),
+        "v_new": (DENY, key.sign(DENY)),
+        "v_new_bad_signature": (DENY, key.sign(ALLOW)),
+    }
+    for name, (data, signature) in versions.items():
+        (config / name).mkdir(parents=True)
+        (config / name / "policy.yaml").write_bytes(data)
+        (config / name / "policy.yaml.sig").write_bytes(base64.b64encode(signature))
+    (config / "v_new_no_signature").mkdir()
+    (config / "v_new_no_signature" / "policy.yaml").write_bytes(DENY)
+    data_link = config / "..data"
+
+    def switch(version: str) -> None:
+        staged = config / "..data_tmp"
+        staged.symlink_to(version)
+        os.rename(staged, data_link)
+
+    switch("v_old")
+    for name in ("policy.yaml", "policy.yaml.sig"):
+        (config / name).symlink_to(f"..data/{name}")
+    switched_during_read: list[bool] = []
+
+    class SwitchingSource(PolicySource):
+        def read_with_signature(self) -> Any:
+            if switched_during_read:
+                return super().read_with_signature()
+            switched_during_read.append(True)
+            switch(away)
+            try:
+                return super().read_with_signature()
+            finally:
+                switch("v_new")
+
+    path = str(config / "policy.yaml")
+    audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
+    gate = Gate(
+        audit=audit, source=PolicySource(path, public_key=key.public_key()), identity="test"
+    )
+    watcher = PolicyWatcher(gate, poll_interval=SLOW_POLL)
+
+    async def steps() -> None:
+        assert await watcher.load()
+        assert gate.policy.active is not None and gate.policy.active.hash == policy_hash(ALLOW)
+        switch("v_new")
+        gate.source = SwitchingSource(path, public_key=key.public_key())
+        await watcher.refresh()
+        assert switched_during_read
+        assert gate.policy.active.hash == policy_hash(DENY)
+        assert gate.policy.last_error is None
+        assert not await watcher.refresh()
         await audit.close()
 
     asyncio.run(steps())

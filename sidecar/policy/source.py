@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -38,8 +39,17 @@ class PolicySource:
 
     def read(self) -> CompiledPolicy:
         """Read, verify and compile the policy. Raises ``PolicyError``."""
+        return self.read_with_signature()[0]
+
+    def read_with_signature(self) -> tuple[CompiledPolicy, str | None]:
+        """``read``, and the hex SHA-256 of the ``.sig`` read with the policy (None without
+        a public key): a watcher compares both with what it fingerprinted before the read.
+
+        Raises ``PolicyError``, carrying the same two digests.
+        """
         data, signature = self._read_snapshot()
         digest = policy_hash(data)
+        signature_sha256 = None if signature is None else hashlib.sha256(signature).hexdigest()
         try:
             if self.required_hash is not None and digest != self.required_hash:
                 raise PolicyError(
@@ -48,10 +58,11 @@ class PolicySource:
             if self.public_key is not None:
                 # Set whenever a key is; an empty signature never verifies.
                 verify_policy_signature(self.path, data, signature or b"", self.public_key)
-            return load_policy_bytes(data, self.path)
+            return load_policy_bytes(data, self.path), signature_sha256
         except PolicyError as exc:
             # Name the bytes refused, so that the trail says which version was turned away.
             exc.rejected_hash = digest
+            exc.signature_sha256 = signature_sha256
             raise
 
     def _resolved(self) -> tuple[str, str]:
@@ -74,13 +85,16 @@ class PolicySource:
                 except OSError as exc:
                     if self._resolved() != resolved:
                         continue
-                    raise PolicyError(
+                    error = PolicyError(
                         self.path,
                         [
                             f"signature {signature_path(self.path)} cannot be read: "
                             f"{exc.strerror or exc}"
                         ],
-                    ) from exc
+                        rejected_hash=policy_hash(data),
+                    )
+                    error.signature_sha256 = ""  # as a fingerprint names an unreadable file
+                    raise error from exc
             if self._resolved() == resolved:
                 return data, signature
         raise PolicyError(self.path, ["the policy kept changing while it was being read"])

@@ -99,6 +99,22 @@ def _directory_identity(directory: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
+def _read_as_fingerprinted(gate: Gate, current: Fingerprint) -> bool:
+    """Whether the gate's last read took the bytes ``current`` fingerprinted.
+
+    True too when nothing was read (the policy could not be), as there is nothing to
+    compare. A ``.sig`` that could not be read is "" on both sides.
+    """
+    read = gate.last_read_hash
+    if read is None:
+        return True
+    if read != "sha256:" + current.policy.sha256:
+        return False
+    if current.signature is None:
+        return True
+    return gate.last_read_signature == current.signature.sha256
+
+
 # Reads of a file that keeps changing under one load before the next event or poll.
 _READ_ATTEMPTS = 3
 
@@ -155,13 +171,13 @@ class PolicyWatcher:
         for _ in range(_READ_ATTEMPTS):
             self._loaded = current
             loaded = await self._load_once()
-            read = self.gate.last_read_hash
-            if read is None or read == "sha256:" + current.policy.sha256:
+            if _read_as_fingerprinted(self.gate, current):
                 return loaded
-            # The file changed between its fingerprint and the read: what was installed
-            # (or refused) is not what was fingerprinted. Kept as the last load, that
+            # A file changed between its fingerprint and the read: what was installed (or
+            # refused) is not what was fingerprinted. Kept as the last load, that
             # fingerprint would hide a change back to it (switched away and back within a
-            # load, the stricter policy on disk and the other one active): again.
+            # load, the stricter policy or the bad signature on disk and the other one
+            # active): again.
             current = await self._fingerprint()
         self._loaded = None  # still changing: the next event or poll reads it again
         return loaded
