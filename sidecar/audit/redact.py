@@ -797,9 +797,13 @@ _SECRET_DATA_YAML = (
     r"(?m)(^([ \t]*)(?:data|stringData):[ \t]*(?:#[^\n]*)?\n)"
     r"(?:(?:\2[ \t]+[^\n]*|[ \t]*)(?:\n|\Z))+"
 )
-# A value runs to the end of its line, less a comment (" #": a '#' inside it is its own).
+# A value runs to the end of its line, less a comment (" #": a '#' inside it is its own);
+# a block scalar's (key: |, key: >-) is every line after it indented deeper than its key.
 _SECRET_DATA_YAML_LINE = (
-    r"(?m)^[ \t]+(?![#-])[^\s:#][^:\n]*:[ \t]+((?![|>&*!#])[^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$"
+    r"(?m)^([ \t]+)(?![#-])[^\s:#][^:\n]*:[ \t]+(?:"
+    r"((?![|>&*!#])[^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$"
+    r"|[|>][-+1-9]{0,2}[ \t]*(?:#[^\n]*)?\n"
+    r"((?:[ \t]*\n)*+\1[ \t]+[^\n]*+(?:\n(?:[ \t]*\n)*+\1[ \t]+[^\n]*+)*+))"
 )
 _SECRET_DATA_JSON = r"""(\\?"(?:data|stringData)\\?"[ \t]*:[ \t]*\{)[^{}]*\}"""
 _SECRET_DATA_JSON_VALUE = r"""\\?"[^"\\]*\\?"[ \t]*:[ \t]*\\?"([^"\\]+)"""
@@ -811,6 +815,26 @@ _PATTERNS: list[SecretPattern] = [
     *_stdin_heredoc_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_heredoc_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
     *_stdin_heredoc_patterns("password", _SUDO_STDIN, ("sudo",)),
+    # A Kubernetes Secret's data as text, in a string that names a secret (kind: Secret,
+    # kubectl patch secret): each "key: value" line of a YAML data: or stringData:
+    # block (a block scalar's lines as one value), each "key": "value" of a JSON one.
+    # Before the patterns that find one secret in a value: a tag placed inside the block
+    # would end the text this pattern reads, and hide every value after it.
+    _pattern(
+        "secret",
+        _SECRET_DATA_YAML,
+        ("secret",),
+        named_program=True,
+        trim=True,
+        values=_SECRET_DATA_YAML_LINE,
+    ),
+    _pattern(
+        "secret",
+        _SECRET_DATA_JSON,
+        ("secret",),
+        named_program=True,
+        values=_SECRET_DATA_JSON_VALUE,
+    ),
     # sshpass -p pw / -ppw, among sshpass's own options (ssh's -p PORT after it is not).
     _pattern(
         "password",
@@ -1154,24 +1178,6 @@ _PATTERNS: list[SecretPattern] = [
     *_stdin_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
     *_stdin_patterns("password", _SUDO_STDIN, ("sudo",)),
     _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
-    # A Kubernetes Secret's data as text, in a string that names a secret (kind: Secret,
-    # kubectl patch secret): each "key: value" line of a YAML data: or stringData:
-    # block (a block scalar's lines are not read), each "key": "value" of a JSON one.
-    _pattern(
-        "secret",
-        _SECRET_DATA_YAML,
-        ("secret",),
-        named_program=True,
-        trim=True,
-        values=_SECRET_DATA_YAML_LINE,
-    ),
-    _pattern(
-        "secret",
-        _SECRET_DATA_JSON,
-        ("secret",),
-        named_program=True,
-        values=_SECRET_DATA_JSON_VALUE,
-    ),
 ]
 
 

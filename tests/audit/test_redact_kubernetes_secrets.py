@@ -38,6 +38,34 @@ def test_a_secrets_data_in_a_here_document_is_tagged_line_by_line() -> None:
     assert_tagged_in_place(MANIFEST, ["cGFzc3dvcmQx", "a2V5MQ==", "admin1", "a#b c"], "secret")
 
 
+BLOCK_SCALARS = """kind: Secret
+stringData:
+  a: url=https://x/?token=Tk1Tk1Tk1
+  pw: plain1
+  config.ini: |
+    [db]
+    password = Pw2Pw2Pw2
+
+    host = db
+  folded: >-  # a comment
+    line one
+    line two
+  last: plain3
+type: Opaque"""
+
+
+def test_a_secrets_block_scalars_and_the_values_after_another_secret_are_tagged() -> None:
+    # Found on 2026-12-07: a block scalar's lines (config.ini: |) went to the trail in
+    # clear, and a value another pattern tags (the token= in a) ended the text the data
+    # block was read in, so that every value after it (pw, last) was kept in clear.
+    value = "[db]\n    password = Pw2Pw2Pw2\n\n    host = db"
+    assert_tagged_in_place(
+        BLOCK_SCALARS,
+        ["url=https://x/?token=Tk1Tk1Tk1", "plain1", value, "line one\n    line two", "plain3"],
+        "secret",
+    )
+
+
 def test_a_secret_object_in_a_request_has_its_data_tagged() -> None:
     redactor = Redactor(KEY)
     secret = {
@@ -98,6 +126,7 @@ def test_other_objects_and_patches_are_kept() -> None:
 def test_a_secrets_data_is_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(["  k: v\n"], tail="")
     assert_redacted_in_linear_time(["kind: Secret\ndata:\n", "data:\n  a", '"data":{"a":"'])
+    assert_redacted_in_linear_time(["kind: Secret\ndata:\n  k: |\n", "   x\n", "\n"])
 
 
 def test_no_secret_data_reaches_the_audit_directory(tmp_path: Path) -> None:
