@@ -72,6 +72,7 @@ from sidecar.audit.segments import (
     SegmentStart,
     TornTail,
     fsync_directory,
+    open_regular_for_writing,
     read_small_file,
     replace_file,
     segment_name,
@@ -296,7 +297,11 @@ class AuditLog:
         path = Path(directory)
         try:
             (path / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            lock_fd = os.open(
+                path / LOCK_FILE,
+                os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                0o640,
+            )
         except OSError as exc:
             raise AuditUnavailable(f"cannot open audit directory {path}: {exc}") from exc
         lock_fd = _lock_directory(path, lock_fd)
@@ -1069,7 +1074,7 @@ class AuditLog:
         """
         path = self._segment.path
         expected = self._segment_size
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        flags = os.O_APPEND
         if not self._segment_exists:
             flags |= os.O_CREAT
         # Opened per batch, not kept open: a volume remounted read-only, or a segment
@@ -1079,7 +1084,7 @@ class AuditLog:
             # Written before the segment exists, so every later segment has one.
             start = SegmentStart(self._size, self._head, self._frontier.nodes)
             replace_file(start_path(path), start.encode())
-        fd = os.open(path, flags, 0o640)
+        fd = open_regular_for_writing(path, flags)
         try:
             stat = os.fstat(fd)
             if self._segment_file is None:
@@ -1270,7 +1275,7 @@ def _lock_directory(directory: Path, lock_fd: int) -> int:
                 raise
             os.close(lock_fd)
             lock_fd = -1
-            lock_fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            lock_fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         _close_quietly(lock_fd)
@@ -1453,7 +1458,7 @@ def _move_torn_tail(torn: TornTail) -> int:
     broken = path.with_name(_broken_name(torn))
     try:
         # Appending keeps every fragment if several crashes tore the same segment.
-        fd = os.open(broken, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        fd = open_regular_for_writing(broken, os.O_CREAT | os.O_APPEND)
         try:
             broken_offset = os.fstat(fd).st_size
             # Every byte, or an error: a short write (a nearly full disk) must not let
@@ -1465,7 +1470,7 @@ def _move_torn_tail(torn: TornTail) -> int:
         finally:
             os.close(fd)
         fsync_directory(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = open_regular_for_writing(path, 0)
         try:
             os.ftruncate(fd, torn.offset)
             os.fsync(fd)

@@ -10,6 +10,8 @@ is its end from the line holding its first NUL byte (``hole_start``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -280,10 +282,33 @@ def _parse_start(data: bytes, segment: Segment, name: str) -> SegmentStart:
         raise corrupt(segment, None, f"{name} is malformed ({exc})") from exc
 
 
+# The gate writes only files it creates or opens itself: never through a symbolic link,
+# and never opening a FIFO or device (which would block the event loop) that someone
+# planted under a name it writes. A non-blocking open of a FIFO for writing with no
+# reader fails (ENXIO), and every file it opens is checked to be regular.
+WRITE_FLAGS = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+def open_regular_for_writing(path: Path, flags: int, mode: int = 0o640) -> int:
+    """``os.open(path, WRITE_FLAGS | flags)``, refused unless it opened a regular file.
+
+    Raises ``OSError`` (ELOOP for a symbolic link, ENXIO for a FIFO, EINVAL otherwise).
+    """
+    fd = os.open(path, WRITE_FLAGS | flags, mode)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
+    return fd
+
+
 def replace_file(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, fsync dir)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    # Created afresh (whatever is left under the name is removed, not opened): a link or
+    # a FIFO planted there is never written through or waited on.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    fd = open_regular_for_writing(temporary, os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
         while view:
