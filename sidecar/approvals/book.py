@@ -9,7 +9,10 @@ transition of that approval is refused meanwhile, which is what makes a redempti
 happen exactly once even when identical checks race.
 
 Finished approvals are kept for ``retention_us`` (so a late poll still learns the
-outcome), then forgotten; the trail keeps them for ever.
+outcome), then forgotten; the trail keeps them for ever. Memory is bounded whatever an
+agent asks: live approvals by number and by the bytes their requests and reasons hold
+(a new one beyond either is refused, ``ApprovalService.resolve``), finished ones by
+number and bytes too (the oldest finished are forgotten first, also while replaying).
 """
 
 from __future__ import annotations
@@ -23,17 +26,36 @@ DEFAULT_RETENTION_US = 3600 * 1_000_000
 # Live approvals are bounded: an agent looping over distinct risky requests must not
 # grow the gate's memory (or an approver's queue) without end.
 DEFAULT_MAX_LIVE = 1000
+# A request is up to 64 KiB, and its reason may quote it: a thousand such approvals would
+# hold over 100 MiB, near the pod's memory limit. So bytes are bounded as well as numbers
+# (a review of 2026-12-07 took the gate past 400 MiB with waves of approvals left to
+# expire, and the restart, replaying them, straight back).
+DEFAULT_MAX_LIVE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_FINISHED = 1000
+DEFAULT_MAX_FINISHED_BYTES = 16 * 1024 * 1024
+# Approvals added between two looks for finished ones to forget.
+_TRIM_SLACK = 32
 # The webhook's outcome for an approval: after either, a restart does not notify again.
 NOTICE_EVENTS = frozenset({"notified", "notifyFailed"})
 
 
 class ApprovalBook:
     def __init__(
-        self, *, retention_us: int = DEFAULT_RETENTION_US, max_live: int = DEFAULT_MAX_LIVE
+        self,
+        *,
+        retention_us: int = DEFAULT_RETENTION_US,
+        max_live: int = DEFAULT_MAX_LIVE,
+        max_live_bytes: int = DEFAULT_MAX_LIVE_BYTES,
+        max_finished: int = DEFAULT_MAX_FINISHED,
+        max_finished_bytes: int = DEFAULT_MAX_FINISHED_BYTES,
     ) -> None:
         self.retention_us = retention_us
         self.max_live = max_live
+        self.max_live_bytes = max_live_bytes
+        self.max_finished = max_finished
+        self.max_finished_bytes = max_finished_bytes
         self._items: dict[str, Approval] = {}
+        self._next_trim = _TRIM_SLACK
         # The latest time in the approval records replayed (their ``ts``, ``createdAt``,
         # ``decidedAt``): time the trail says has already passed, whatever the wall clock
         # says now (see ``ApprovalClock``).
@@ -72,6 +94,14 @@ class ApprovalBook:
             if a.effective_status(now) in LIVE_STATUSES and not a.binding_key_lost
         )
 
+    def live_bytes(self, now: int) -> int:
+        """The ``footprint`` of the live approvals that ``live_count`` counts."""
+        return sum(
+            a.footprint
+            for a in self._items.values()
+            if a.effective_status(now) in LIVE_STATUSES and not a.binding_key_lost
+        )
+
     def due(self, now: int) -> list[Approval]:
         """Live approvals past their expiry whose expiry is not yet recorded."""
         return [a for a in self._items.values() if a.due(now) and not a.settling]
@@ -84,6 +114,11 @@ class ApprovalBook:
 
     def add(self, approval: Approval) -> None:
         self._items[approval.id] = approval
+        # Bounded within a few dozen approvals between the expiry loop's prunes, and
+        # while replaying a trail of any length, at a cost shared by those additions.
+        if len(self._items) >= self._next_trim:
+            self._forget_oldest_finished()
+            self._next_trim = len(self._items) + _TRIM_SLACK
 
     @staticmethod
     def decided(
@@ -122,7 +157,25 @@ class ApprovalBook:
         ]
         for approval_id in old:
             del self._items[approval_id]
-        return len(old)
+        return len(old) + self._forget_oldest_finished()
+
+    def _forget_oldest_finished(self) -> int:
+        """Forget the finished approvals, oldest first, beyond ``max_finished`` or
+        ``max_finished_bytes``; return how many."""
+        finished = [a for a in self._items.values() if a.finished_us is not None]
+        held = sum(a.footprint for a in finished)
+        if len(finished) <= self.max_finished and held <= self.max_finished_bytes:
+            return 0
+        finished.sort(key=lambda a: (a.finished_us or 0, a.id))
+        count = len(finished)
+        forgotten = 0
+        for approval in finished:
+            if count - forgotten <= self.max_finished and held <= self.max_finished_bytes:
+                break
+            del self._items[approval.id]
+            held -= approval.footprint
+            forgotten += 1
+        return forgotten
 
     # -- rebuilding from the trail --------------------------------------------------------
 
@@ -140,6 +193,7 @@ class ApprovalBook:
                     applied += 1
             except (KeyError, TypeError, ValueError):
                 continue
+        self._forget_oldest_finished()
         return applied
 
     def _replay_one(self, record: dict[str, Any]) -> bool:
@@ -156,20 +210,22 @@ class ApprovalBook:
             binding = record.get("binding", record["requestHash"])
             if not isinstance(record["request"], dict) or not isinstance(binding, str):
                 return False
-            self._items[approval_id] = Approval(
-                id=approval_id,
-                request_hash=record["requestHash"],
-                binding=binding,
-                action=record["action"],
-                request=record["request"],
-                rule=record.get("rule"),
-                risk=record.get("risk"),
-                policy_reason=record.get("policyReason", ""),
-                policy=record.get("policy", ""),
-                identity=record.get("identity", ""),
-                decision_id=record.get("decisionId", ""),
-                created_us=parse_us(record.get("createdAt", record["ts"])),
-                expires_us=parse_us(record["expiresAt"]),
+            self.add(
+                Approval(
+                    id=approval_id,
+                    request_hash=record["requestHash"],
+                    binding=binding,
+                    action=record["action"],
+                    request=record["request"],
+                    rule=record.get("rule"),
+                    risk=record.get("risk"),
+                    policy_reason=record.get("policyReason", ""),
+                    policy=record.get("policy", ""),
+                    identity=record.get("identity", ""),
+                    decision_id=record.get("decisionId", ""),
+                    created_us=parse_us(record.get("createdAt", record["ts"])),
+                    expires_us=parse_us(record["expiresAt"]),
+                )
             )
             return True
         approval = self._items.get(approval_id)

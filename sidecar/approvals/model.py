@@ -31,7 +31,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -147,6 +147,11 @@ def bind_request(
     return RequestBinding(shown, published, KEYED_BINDING_PREFIX + keyed_digest(raw_body))
 
 
+def footprint(request: dict[str, Any], reason: str) -> int:
+    """About the bytes an approval of ``request`` with ``reason`` holds in memory."""
+    return len(canonical_bytes(request)) + len(reason.encode("utf-8", "surrogatepass"))
+
+
 @dataclass
 class Approval:
     """One approval's state. Mutated only by ``ApprovalBook`` on the event loop."""
@@ -181,6 +186,12 @@ class Approval:
     # True once the trail records the webhook's outcome for it (``notified`` or
     # ``notifyFailed``): a restart does not send its notice again.
     notice_recorded: bool = False
+    # About the bytes it holds (its request and the policy's reason, which may quote
+    # it), for the book's memory bounds.
+    footprint: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.footprint = footprint(self.request, self.policy_reason)
 
     def due(self, now: int) -> bool:
         return self.status in LIVE_STATUSES and now >= self.expires_us

@@ -46,6 +46,7 @@ from sidecar.approvals.model import (
     Status,
     bind_request,
     bound_request,
+    footprint,
     format_us,
     now_us,
 )
@@ -252,12 +253,9 @@ class ApprovalService:
             if live is not None:
                 return ApprovalStep("reuse", self._still_waiting(verdict, live, now), live)
             # Before the dry run's answer, so a preflight says what the check would get.
-            if self.book.live_count(now) + len(self._opening) >= self.book.max_live:
-                reason = (
-                    f"{verdict.reason}; {self.book.max_live} approvals are already waiting, "
-                    "so no new one is opened"
-                )
-                return ApprovalStep("refuse", _deny(verdict, reason))
+            full = self._full(now, footprint(bound.shown, verdict.reason))
+            if full is not None:
+                return ApprovalStep("refuse", _deny(verdict, f"{verdict.reason}; {full}"))
             if dry_run or not open_new:
                 return ApprovalStep("preflight", verdict)
             opened = self._new_approval(verdict, policy, bound)
@@ -282,6 +280,21 @@ class ApprovalService:
         return ApprovalStep(
             "redeem", _allow(verdict, f"{by}; approval {approval.id} used"), approval
         )
+
+    def _full(self, now: int, incoming: int) -> str | None:
+        """Why no new approval (holding about ``incoming`` bytes) may be opened now: the
+        live ones fill the book's cap on their number or their bytes. None if it may."""
+        book = self.book
+        if book.live_count(now) + len(self._opening) >= book.max_live:
+            return f"{book.max_live} approvals are already waiting, so no new one is opened"
+        held = book.live_bytes(now) + sum(a.footprint for a in self._opening.values())
+        if held + incoming > book.max_live_bytes:
+            return (
+                f"the approvals already waiting hold {held // 1024} KiB of requests, and "
+                f"this one would take them over {book.max_live_bytes // 1024} KiB, so no "
+                "new one is opened"
+            )
+        return None
 
     @staticmethod
     def _approver_problem(approval: Approval, policy: CompiledPolicy) -> str | None:
