@@ -38,7 +38,9 @@ def _second_prefix(seconds: int) -> str:
     # Cached per second, and for several seconds at once: a check that opens an approval
     # formats its expiry (minutes ahead) between two records, and a single-entry cache
     # would run strftime twice for each such check.
-    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime("%Y"): glibc writes the year 999 as "999", which would
+    # sort after "2026" in the string comparisons of export's bounds.
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")[:19]
 
 
 def format_ts(time_ns: int | None = None) -> str:
@@ -71,7 +73,11 @@ def parse_time_bound(text: str) -> str:
     fraction = re.search(r"\.(\d+)", value)
     if fraction is not None and fraction.group(1)[6:].strip("0"):
         micros += 1
-    return format_ts(micros * 1000)
+    try:
+        return format_ts(micros * 1000)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is in year 0 in UTC, which no record can carry.
+        raise ValueError(f"out of the range of years 1 to 9999 in UTC: {text!r}") from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -520,6 +520,14 @@ class _Checker:
             name = f"{SEGMENTS_DIR}/{segment.name}"
             continues = index > 0 and segment.first_seq == seq
             later = self._start_of(segment, required=False) if continues else None
+            if continues and later is None:
+                # Not needed while the segments before it are here; once they are
+                # pruned, the gate and verify refuse a trail whose oldest segment has
+                # none. Said now, while the records it would carry can still be read.
+                report.warnings.append(
+                    f"{start_path(segment.path).name} is missing: the segments before it "
+                    "cannot be pruned (the gate would refuse to start on what is left)"
+                )
             if later is not None:
                 if (later.prev.hex(), later.frontier) != (prev, frontier.nodes):
                     message = (

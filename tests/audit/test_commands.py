@@ -176,6 +176,34 @@ def test_export_usage_errors_exit_2(signed_trail: tuple[Path, Path], tmp_path: P
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("bound", "rows"), [("--since", 15), ("--until", 0)], ids=["since", "until"]
+)
+def test_export_bounds_before_the_year_1000_select_as_written(
+    signed_trail: tuple[Path, Path],
+    capsysbinary: pytest.CaptureFixture[bytes],
+    bound: str,
+    rows: int,
+) -> None:
+    # Found by the red-team review of 2026-12-07: the bound 0999-01-01 became
+    # "999-01-01T...", which sorts after every record's "2026-...": --since selected
+    # nothing and --until everything.
+    directory, _ = signed_trail
+    capsysbinary.readouterr()
+    assert run("audit", "export", str(directory), "--format", "jsonl", bound, "0999-01-01") == 0
+    assert len(capsysbinary.readouterr().out.splitlines()) == rows
+
+
+@pytest.mark.parametrize("bound", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_export_bound_outside_the_years_of_records_is_a_usage_error(
+    signed_trail: tuple[Path, Path], capsys: pytest.CaptureFixture[str], bound: str
+) -> None:
+    # It ended in an OverflowError traceback (exit 1).
+    directory, _ = signed_trail
+    assert run("audit", "export", str(directory), "--format", "jsonl", "--since", bound) == 2
+    assert "out of the range of years 1 to 9999 in UTC" in capsys.readouterr().err
+
+
 def test_export_of_a_corrupt_trail_exits_1(signed_trail: tuple[Path, Path]) -> None:
     directory, _ = signed_trail
     segment = next((directory / "segments").glob("*.jsonl"))

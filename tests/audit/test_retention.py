@@ -101,6 +101,22 @@ def test_a_forged_start_file_is_caught(open_log: OpenLog, signer: Signer) -> Non
     assert not report.intact and "root does not match" in report.summary()
 
 
+def test_a_missing_start_file_is_warned_of_before_any_pruning(open_log: OpenLog) -> None:
+    # Found by the red-team review of 2026-12-07: a later segment's .start removed passed
+    # verify in silence, and showed only as a gate that would not start after a routine
+    # prune (the test below).
+    directory = _rotated_trail(open_log)
+    assert not any("is missing" in warning for warning in verify_trail(directory).warnings)
+    missing = _segments(directory)[2].with_suffix(".start")
+    missing.unlink()
+    report = verify_trail(directory)
+    assert report.intact
+    assert (
+        f"{missing.name} is missing: the segments before it cannot be pruned "
+        "(the gate would refuse to start on what is left)"
+    ) in report.warnings
+
+
 def test_pruning_without_the_start_file_refuses_to_start(open_log: OpenLog) -> None:
     directory = _rotated_trail(open_log)
     _prune(directory, keep=2)
