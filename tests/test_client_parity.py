@@ -228,11 +228,15 @@ def servers() -> Iterator[Callable[[Script], RawServer]]:
         server.close()
 
 
-def test_both_clients_read_every_answer_in_the_table_alike(servers) -> None:  # type: ignore[no-untyped-def]
-    elsewhere = servers(json_answer(200, ALLOW))
-    table = cases(elsewhere.url)
+def disagreements(
+    table: list[Case],
+    start: Callable[[Script], RawServer],
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """How the two clients' readings of ``table`` differ from what it expects (each case
+    from a server of its own, the JS client in one Node process run with ``env``)."""
     urls = [
-        servers(case.script).url if case.script else f"http://127.0.0.1:{free_port()}"
+        start(case.script).url if case.script else f"http://127.0.0.1:{free_port()}"
         for case in table
     ]
 
@@ -241,7 +245,7 @@ def test_both_clients_read_every_answer_in_the_table_alike(servers) -> None:  # 
         with Gate(url, timeout=TIMEOUT_S) as gate:
             decision = gate.check("file.read", path="/app/data/x")
         python.append((decision.allowed, decision.error, decision.status, decision.reason))
-    js = run_js([{"url": url, "timeout": TIMEOUT_S * 1000} for url in urls])
+    js = run_js([{"url": url, "timeout": TIMEOUT_S * 1000} for url in urls], env=env)
 
     problems = []
     for case, (allowed, error, status, reason), theirs in zip(table, python, js, strict=True):
@@ -260,8 +264,117 @@ def test_both_clients_read_every_answer_in_the_table_alike(servers) -> None:  # 
             )
         if not allowed and theirs["decision"] != "deny" and case.error is not None:
             problems.append(f"{case.name}: JS decision {theirs['decision']!r} for a failure")
+    return problems
+
+
+def test_both_clients_read_every_answer_in_the_table_alike(servers) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = servers(json_answer(200, ALLOW))
+    problems = disagreements(cases(elsewhere.url), servers)
     assert not problems, "\n".join(problems)
     assert elsewhere.connections == 0, "a redirect was followed"
+
+
+def _chunked_allow(trailer: bytes = b"", te: bytes = b"Transfer-Encoding: chunked\r\n") -> bytes:
+    """An allow in one chunk, under the Transfer-Encoding lines ``te``, with ``trailer``
+    (field lines) after the last chunk."""
+    return b"HTTP/1.1 200 OK\r\n%s\r\n%x\r\n%s\r\n0\r\n%s\r\n" % (te, len(ALLOW), ALLOW, trailer)
+
+
+def _allow_with(field: bytes) -> bytes:
+    """An allow whose JSON object also holds ``"x": <field>``."""
+    return http_answer(200, ALLOW[:-1] + b',"x":' + field + b"}")
+
+
+def test_both_clients_refuse_an_answer_with_more_than_one_transfer_encoding_line(servers) -> None:  # type: ignore[no-untyped-def]
+    """http.client read only the first Transfer-Encoding line: chunked, then gzip (or
+    chunked again, or nothing) was read as chunks and allowed; Node, joining the lines,
+    reads no plain chunked and denies (red-team review, F2)."""
+    table = [
+        Case("te-chunked-then-gzip", answer(_chunked_allow(te=b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n")), False, "bad_answer"),
+        Case("te-chunked-twice", answer(_chunked_allow(te=b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")), False, "bad_answer"),
+        Case("te-chunked-then-empty", answer(_chunked_allow(te=b"Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n")), False, "bad_answer"),
+        Case("te-chunked-once", answer(_chunked_allow()), True, None, 200),
+    ]  # fmt: skip
+    problems = disagreements(table, servers)
+    assert not problems, "\n".join(problems)
+
+
+def test_both_clients_refuse_an_answer_nested_too_deep_or_with_too_long_a_number(servers) -> None:  # type: ignore[no-untyped-def]
+    """Python's json stopped at 5000 levels (RecursionError) and at an integer of 5000
+    digits (int_max_str_digits), JSON.parse took both: a deny in one client was an allow
+    in the other (red-team review, F3). Both now refuse past 32 levels (the answer itself
+    the first) and past 4300 digits in a row, before parsing, and take what is within."""
+    table = [
+        Case("nested-5000-deep", answer(_allow_with(b"[" * 5000 + b"]" * 5000)), False, "bad_answer", 200),
+        Case("nested-33-deep", answer(_allow_with(b"{\"a\":" * 32 + b"1" + b"}" * 32)), False, "bad_answer", 200),
+        Case("nested-32-deep", answer(_allow_with(b"[" * 31 + b"]" * 31)), True, None, 200),
+        Case("brackets-in-a-string", answer(_allow_with(b'"' + b"[" * 100 + b'"')), True, None, 200),
+        Case("integer-5000-digits", answer(_allow_with(b"1" * 5000)), False, "bad_answer", 200),
+        Case("integer-4301-digits", answer(_allow_with(b"-" + b"9" * 4301)), False, "bad_answer", 200),
+        Case("fraction-4301-digits", answer(_allow_with(b"0." + b"1" * 4301)), False, "bad_answer", 200),
+        Case("integer-4300-digits", answer(_allow_with(b"9" * 4300)), True, None, 200),
+        Case("digits-in-a-string", answer(_allow_with(b'"' + b"1" * 5000 + b'"')), True, None, 200),
+        # The gate's error shape past a limit is no error shape: bad_answer, not its code.
+        Case("error-nested-too-deep", json_answer(503, b'{"error":{"code":"unavailable","message":"m","x":' + b"[" * 40 + b"]" * 40 + b"}}"), False, "bad_answer", 503),
+    ]  # fmt: skip
+    problems = disagreements(table, servers)
+    assert not problems, "\n".join(problems)
+
+
+def test_both_clients_refuse_an_interim_head_in_http_1_0_and_a_bad_trailer(servers) -> None:  # type: ignore[no-untyped-def]
+    """Python allowed, Node denied: an HTTP/1.0 1xx head before the answer (HTTP/1.0 has
+    no 1xx; Node reads the head as a whole answer ending the connection), and a chunked
+    answer whose trailer holds a Content-Length, a malformed field line or more than 16 KiB,
+    or that ends before the trailer's blank line (red-team review, F4)."""
+
+    def then_close(raw: bytes) -> Script:
+        return once(raw, sleep_after(0.1))
+
+    unended = _chunked_allow()[: -len(b"\r\n")]  # the trailer's blank line never comes
+    table = [
+        Case("http-1.0-continue-then-allow", answer(b"HTTP/1.0 100 Continue\r\n\r\n" + http_answer(200, ALLOW)), False, "bad_answer"),
+        Case("http-1.0-103-then-allow", answer(b"HTTP/1.0 103 Early Hints\r\n\r\n" + http_answer(200, ALLOW)), False, "bad_answer"),
+        Case("trailer-content-length", answer(_chunked_allow(b"Content-Length: 5\r\n")), False, "bad_answer"),
+        Case("trailer-content-length-lowercase", answer(_chunked_allow(b"content-length: 5\r\n")), False, "bad_answer"),
+        Case("trailer-control-character", answer(_chunked_allow(b"X-A: a\x01b\r\n")), False, "bad_answer"),
+        Case("trailer-space-before-colon", answer(_chunked_allow(b"X-A : b\r\n")), False, "bad_answer"),
+        Case("trailer-obs-fold", answer(_chunked_allow(b"X-A: b\r\n c\r\n")), False, "bad_answer"),
+        Case("trailer-bare-lf", answer(_chunked_allow(b"X-A: b\n")), False, "bad_answer"),
+        Case("trailer-over-16-KiB", answer(_chunked_allow(b"X-A: " + b"a" * 20000 + b"\r\n")), False, "bad_answer"),
+        Case("closed-before-the-trailer-ends", then_close(unended), False, "bad_answer"),
+        Case("closed-in-a-trailer-field", then_close(unended + b"X-A: b\r\n"), False, "bad_answer"),
+        # What both take: a 1xx in HTTP/1.1, and a trailer of well-formed fields.
+        Case("http-1.1-continue-then-http-1.0-allow", answer(b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(200, ALLOW).replace(b"HTTP/1.1", b"HTTP/1.0")), True, None, 200),
+        Case("trailer-fields", answer(_chunked_allow(b"X-A: b\r\nTransfer-Encoding: gzip\r\n")), True, None, 200),
+    ]  # fmt: skip
+    problems = disagreements(table, servers)
+    assert not problems, "\n".join(problems)
+
+
+# Process-wide Node settings that loosen its HTTP parser for every request that does not
+# say otherwise (some deployments set them for a legacy upstream).
+LENIENT_NODE_OPTIONS = "--insecure-http-parser --max-http-header-size=65536"
+
+
+def test_the_js_client_reads_answers_as_strictly_whatever_node_options_says(servers) -> None:  # type: ignore[no-untyped-def]
+    """With NODE_OPTIONS=--insecure-http-parser a length with chunks, a NUL in a field,
+    a folded line and a bare LF were read as allows, and --max-http-header-size=65536
+    let a 20 KB head through (red-team review, F1): the gate's answers are read by Node's
+    strict parser with the documented 16 KiB head limit, whatever the process says."""
+    lax_only = {
+        "length-and-chunks": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(ALLOW), ALLOW),
+        "head-over-16-KiB": _allow_after(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 20000),
+        "continue-then-head-over-16-KiB": b"HTTP/1.1 100 Continue\r\n\r\n" + _allow_after(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 20000),
+    }  # fmt: skip
+    table = [
+        *(Case(name, answer(raw), False, "bad_answer") for name, raw in {**BAD_HEADS, **lax_only}.items()),
+        Case("allow", json_answer(200, ALLOW), True, None, 200),
+        Case("head-of-15-KiB", answer(_allow_after(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 15000)), True, None, 200),
+    ]  # fmt: skip
+    problems = disagreements(
+        table, servers, env={**os.environ, "NODE_OPTIONS": LENIENT_NODE_OPTIONS}
+    )
+    assert not problems, "\n".join(problems)
 
 
 PROXY_VARIABLES = (

@@ -14,6 +14,13 @@ export const NOT_FOUND = 'not_found';
 
 const APPROVAL_STATES = new Set(['pending', 'approved', 'denied', 'expired', 'redeemed']);
 
+// The gate's answers nest two levels deep and hold no long numbers. Past these limits
+// the two clients' parsers part ways (Python's json stops near 1000 levels and refuses an
+// integer of more than 4300 digits; JSON.parse takes both), so both clients refuse such an
+// answer before parsing it. The Python client has the same limits.
+export const MAX_JSON_DEPTH = 32;
+export const MAX_NUMBER_DIGITS = 4300;
+
 const text = (value) => (typeof value === 'string' ? value : null);
 
 /** A deny made by the client because it could not get a trustworthy answer. */
@@ -53,6 +60,12 @@ function jsonObject(body) {
   let value;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(body);
+  } catch {
+    return notObject;
+  }
+  const problem = shapeProblem(text);
+  if (problem !== null) return { value: null, problem };
+  try {
     value = JSON.parse(text);
   } catch {
     return notObject;
@@ -65,6 +78,37 @@ function jsonObject(body) {
     return { value: null, problem: `has the key ${JSON.stringify(repeated)} twice in one object` };
   }
   return { value, problem: '' };
+}
+
+/**
+ * What puts `text` past MAX_JSON_DEPTH or MAX_NUMBER_DIGITS, or null: one pass before
+ * JSON.parse, as in the Python client. Brackets and digits in strings are text; at a
+ * string left open the scan stops (JSON.parse refuses it).
+ */
+function shapeProblem(text) {
+  let depth = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (c >= '0' && c <= '9') {
+      digits += 1;
+      if (digits > MAX_NUMBER_DIGITS) return `has a number of more than ${MAX_NUMBER_DIGITS} digits`;
+      continue;
+    }
+    digits = 0;
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (end >= text.length) return null;
+      i = end;
+    } else if (c === '[' || c === '{') {
+      depth += 1;
+      if (depth > MAX_JSON_DEPTH) return `nests deeper than ${MAX_JSON_DEPTH} levels`;
+    } else if (c === ']' || c === '}') {
+      depth -= 1;
+    }
+  }
+  return null;
 }
 
 /** The first key an object in `text` (valid JSON) has twice, compared unescaped, or null. */

@@ -53,7 +53,9 @@ export async function fetchChecked(gate, url, init = {}) {
   const proxied = envProxyProblem();
   if (proxied !== null) throw new TypeError(proxied);
   let target = webUrl(url);
-  let method = (rest.method ?? 'GET').toUpperCase();
+  // A string once: an object's toJSON (read for the check) and toString (read by fetch)
+  // could name two methods, as for gate.kube's path.
+  let method = String(rest.method ?? 'GET').toUpperCase();
   let { body } = rest;
   const headers = new Headers(rest.headers);
   const host = headers.get('host');

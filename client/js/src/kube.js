@@ -104,10 +104,13 @@ function isPlainObject(value) {
   return prototype === Object.prototype || prototype === null;
 }
 
-export async function kubeChecked(gate, method, path, options = {}) {
+export async function kubeChecked(gate, method, givenPath, options = {}) {
   const { body, headers = {}, cluster, timeout = 30_000, context, approval } = options;
   validTimeout('gate.kube timeout', timeout);
-  if (!String(path).startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
+  // Made a string once: an object's toJSON (read for the check) and toString or valueOf
+  // (read for the request line) could name two paths (red-team review).
+  const path = String(givenPath);
+  if (!path.startsWith('/')) throw new TypeError(`Kubernetes API path must start with '/': ${path}`);
   if (!isPlainObject(headers)) {
     // A Headers object or a list of pairs has no own keys to screen (and would be sent
     // as nothing or as junk): only {name: value} is taken.

@@ -19,6 +19,8 @@ import { TransportError } from './errors.js';
 
 // A gate answer is a few hundred bytes; anything this large is not one.
 export const MAX_ANSWER_BYTES = 1 << 20;
+// The limit on an answer's head, Node's default and the Python client's (docs/clients.md).
+export const MAX_HEAD_BYTES = 16384;
 const USER_AGENT = 'tollgate-client-js/0.1.0';
 const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -135,6 +137,12 @@ export class Transport {
         headers,
         // A fresh socket for the one retry: the pooled one was just found closed.
         agent: fresh ? false : this.agent,
+        // Node's strict parser and head limit whatever NODE_OPTIONS says: with
+        // --insecure-http-parser a length and chunks together, a NUL in a field, a folded
+        // line or a bare LF read as an allow, and --max-http-header-size raised the limit
+        // the Python client keeps (red-team review).
+        insecureHTTPParser: false,
+        maxHeaderSize: MAX_HEAD_BYTES,
         // localhost is connected to at 127.0.0.1, never looked up (an IP literal never
         // is); the Host header and a TLS server name stay the URL's.
         ...(this.address !== null && !net.isIP(hostname) ? { lookup: fixedLookup(this.address) } : {}),

@@ -12,7 +12,7 @@ import { commandWords, resolveProgram, shellQuote } from '../src/commands.js';
 import { envProxyProblem } from '../src/fetch.js';
 import { resolveRealPath } from '../src/files.js';
 import { DeniedError, Gate, inClusterConfig } from '../src/index.js';
-import { answering, environment, rawServer, webServer } from './helpers.js';
+import { answering, environment, httpAnswer, rawServer, webServer } from './helpers.js';
 
 const { url, files } = environment();
 const gate = new Gate({ url });
@@ -78,6 +78,21 @@ async function allowingEverything() {
   const allowing = new Gate({ url: stub.url });
   servers.push(allowing);
   return allowing;
+}
+
+/** A stand-in gate that allows everything and keeps every check it is asked, parsed. */
+async function recordingEverything() {
+  const asked = [];
+  const stub = await rawServer(async (socket, reader) => {
+    for (let request = await reader.next(); request !== null; request = await reader.next()) {
+      asked.push(JSON.parse(request.subarray(request.indexOf('\r\n\r\n') + 4).toString('utf8')));
+      socket.write(httpAnswer(200, '{"allowed": true, "decision": "allow", "reason": "stub"}'));
+    }
+  });
+  servers.push(stub);
+  const recording = new Gate({ url: stub.url });
+  servers.push(recording);
+  return { recording, asked };
 }
 
 async function web(redirectTo, code) {
@@ -423,6 +438,21 @@ describe('fetch', () => {
     assert.deepEqual([proxy.hits, server.hits], [[], []]);
   });
 
+  test('sends the method it checked, whatever object names it', async () => {
+    // toUpperCase once gave an object read as GET for the check (toJSON) and sent as
+    // DELETE (toString) by fetch (red-team review).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    const method = {
+      toString: () => 'delete',
+      toUpperCase: () => ({ toJSON: () => 'GET', toString: () => 'DELETE' }),
+    };
+    const response = await recording.fetch(`http://127.0.0.1:${site.port}/ok`, { method });
+    await response.body?.cancel();
+    assert.deepEqual(asked.map((check) => check.method), ['DELETE']);
+    assert.deepEqual(site.hits, ['DELETE /ok']);
+  });
+
   test('refuses a Host header for another host', async () => {
     const server = await web();
     const target = `http://127.0.0.1:${server.port}/ok`;
@@ -488,6 +518,19 @@ describe('kube', () => {
     // The real gate allows the last one: it gets exactly that path too.
     await gate.kube('GET', paths[2], { cluster });
     assert.equal(api.hits.at(-1), `GET ${paths[2]}`);
+  });
+
+  test('sends the path it checked, whatever object names it', async () => {
+    // The check read the path with toJSON, the request line with toString (red-team
+    // review, F5): one object named pods to the gate and secrets to the API server.
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const { recording, asked } = await recordingEverything();
+    const secrets = '/api/v1/namespaces/kube-system/secrets';
+    const path = { toJSON: () => '/api/v1/namespaces/apps/pods', toString: () => secrets };
+    await recording.kube('GET', path, { cluster });
+    assert.deepEqual(asked.map((check) => check.k8s), [{ method: 'GET', path: secrets }]);
+    assert.deepEqual(api.hits, [`GET ${secrets}`]);
   });
 
   test('takes headers only as a plain object', async () => {

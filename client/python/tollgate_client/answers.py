@@ -9,6 +9,7 @@ and whose ``error`` names the kind of failure.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,19 @@ CHANGED = "changed"
 NOT_FOUND = "not_found"
 
 APPROVAL_STATES = frozenset({"pending", "approved", "denied", "expired", "redeemed"})
+
+# The gate's answers nest two levels deep and hold no long numbers. Past these limits
+# the two clients' parsers part ways (json recurses and stops near 1000 levels, and
+# refuses an integer of more than 4300 digits, Python's int_max_str_digits default;
+# JSON.parse takes both), so both clients refuse such an answer before parsing it. The
+# JS client has the same limits.
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_DIGITS = 4300
+# A string (whose brackets and digits are text), a quote that opens no whole string (the
+# scan stops there: json.loads refuses it), a bracket, a run of digits. Anything else is
+# for json.loads to judge.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[{]|[\]}]|[0-9]+', re.DOTALL)
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_NUMBER_DIGITS + 1))
 
 
 @dataclass(frozen=True)
@@ -84,8 +98,32 @@ def read_json_object(body: bytes) -> dict[str, Any] | None:
     return _json_object(body)[0]
 
 
+def _shape_problem(body: bytes) -> str | None:
+    """What puts ``body`` past ``MAX_JSON_DEPTH`` or ``MAX_NUMBER_DIGITS``, if anything
+    (one pass, before any parser sees it)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH and not _LONG_DIGITS.search(body):
+        return None  # the gate's own answers: nothing could be past a limit
+    depth = 0
+    for match in _JSON_TOKEN.finditer(body):
+        token = match.group()
+        if token == b'"':
+            return None
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return f"nests deeper than {MAX_JSON_DEPTH} levels"
+        elif token in (b"]", b"}"):
+            depth -= 1
+        elif token[:1].isdigit() and len(token) > MAX_NUMBER_DIGITS:
+            return f"has a number of more than {MAX_NUMBER_DIGITS} digits"
+    return None
+
+
 def _json_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
     """(the body as a JSON object, "") or (None, what it is instead)."""
+    problem = _shape_problem(body)
+    if problem is not None:
+        return None, problem
     try:
         value = json.loads(
             body.decode("utf-8"), parse_constant=_not_json, object_pairs_hook=_unique_keys

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tollgate_client.answers import NOT_FOUND, failed_closed
 from tollgate_client.errors import Denied
 from tollgate_client.timeouts import valid_timeout
+from tollgate_client.wire import plain_text
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -118,19 +119,21 @@ def run_checked(
         subprocess_args["timeout"] = valid_timeout("Gate.run timeout", subprocess_args["timeout"])
     changes: dict[str, str] = {}
     if env is not None:
-        # Read once, as the text subprocess would send (str, bytes or paths): what is
-        # checked is then what runs, even for a mapping that answers differently twice.
-        env = {os.fsdecode(name): os.fsdecode(value) for name, value in env.items()}
+        # Read once, as the text subprocess would send (str, bytes or paths), into exact
+        # strings: what is checked is then what runs, even for a mapping that answers
+        # differently twice or a str subclass whose != hides a change (plain_text).
+        env = {plain_text(name): plain_text(value) for name, value in env.items()}
         changes = environment_changes(env)
-    base = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+    base = os.path.abspath(plain_text(cwd)) if cwd is not None else os.getcwd()
     if isinstance(command, str):
+        command = plain_text(command)
         # `export` gives the variables to the whole shell, as env does.
         command_line = f"export {assignments(changes)}; {command}" if changes else command
         gate.require(
             PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
         )
         return subprocess.run(command, shell=True, cwd=base, env=env, **subprocess_args)
-    argv = [os.fspath(arg) for arg in command]
+    argv = [plain_text(arg) for arg in command]
     if not argv:
         raise ValueError("Gate.run needs a program to run")
     program = resolve_program(argv[0], env, base)

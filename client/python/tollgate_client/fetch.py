@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from tollgate_client.errors import Denied
 from tollgate_client.timeouts import valid_timeout
+from tollgate_client.wire import plain_text
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -57,13 +58,17 @@ def checked_headers(helper: str, headers: Mapping[str, str] | None) -> dict[str,
 
     Raises ``ValueError`` for a name that is not an HTTP token, as Node does, and for a
     field that frames the message or manages the connection (``Proxy-*`` too)."""
-    taken = dict(headers or {})
-    for name in taken:
+    taken: dict[str, str] = {}
+    for name, value in dict(headers or {}).items():
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise ValueError(
                 f"{helper}: header name {name!r} is not an HTTP token (no spaces, tabs or "
                 "separators); a server could read it as another header than the one checked"
             )
+        # An exact str: a subclass's lower() could pass the screen and its encode() send
+        # another name (plain_text).
+        name = plain_text(name)
+        taken[name] = plain_text(value) if isinstance(value, str) else value
         lowered = name.lower()
         if lowered in _FRAMING_HEADERS or lowered.startswith("proxy-"):
             raise ValueError(
@@ -221,13 +226,14 @@ def fetch_checked(
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     """
     timeout = valid_timeout("Gate.fetch timeout", timeout)
+    url = plain_text(url)  # what is checked is what is sent (plain_text)
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
     headers = checked_headers("Gate.fetch", headers)
     url = _without_fragment(url)
     if method is not None:
-        method = method.upper()  # as the gate decides and records it
+        method = plain_text(method).upper()  # as the gate decides and records it
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     problem = _ascii_host_problem(request)
     if problem is not None:

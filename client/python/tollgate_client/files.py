@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tollgate_client.answers import CHANGED, failed_closed
 from tollgate_client.errors import Denied
+from tollgate_client.wire import plain_text
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -131,8 +132,10 @@ def open_checked(
     ``path`` may be relative to ``cwd`` (default: the process's working directory).
     The other arguments are those of the built-in ``open``.
     """
-    written = os.fspath(path)
-    base = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+    # Exact strings, made once: what is checked is what is opened (plain_text). The mode
+    # too: a subclass's `in` could hide a "w" from actions_for_mode.
+    written, mode = plain_text(path), plain_text(mode)
+    base = os.path.abspath(plain_text(cwd)) if cwd is not None else os.getcwd()
     real_path = os.path.realpath(os.path.join(base, written))
     for action in actions_for_mode(mode):
         gate.require(

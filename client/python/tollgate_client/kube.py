@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from tollgate_client.fetch import checked_headers
 from tollgate_client.timeouts import valid_timeout
 from tollgate_client.transport import DeadlineResponse, Progress, remaining
+from tollgate_client.wire import plain_text
 
 if TYPE_CHECKING:
     from tollgate_client.gate import Gate
@@ -120,6 +121,8 @@ def kube_checked(
     (``valid_timeout``).
     """
     timeout = valid_timeout("Gate.kube timeout", timeout)
+    # Exact strings, made once: what is checked is what is sent (plain_text).
+    method, path = plain_text(method).upper(), plain_text(path)
     if not path.startswith("/"):
         raise ValueError(f"Kubernetes API path must start with '/': {path!r}")
     headers = checked_headers("Gate.kube", headers)
@@ -136,7 +139,6 @@ def kube_checked(
         # Host picks the virtual host: behind a shared front end, another cluster than the
         # one configured. It is always the server's own.
         raise ValueError("Gate.kube does not take a Host header: it is set from the cluster server")
-    method = method.upper()
     target = cluster or KubeCluster.in_cluster()
     gate.require(
         K8S_REQUEST, k8s={"method": method, "path": path}, context=context, approval=approval

@@ -238,7 +238,8 @@ class GateResponse(DeadlineResponse):
     """A gate's answer: ``DeadlineResponse`` whose head must follow RFC 9112 to the letter.
 
     The head (with any interim 1xx heads before it) is read and checked line by line
-    first, then handed on to http.client's parser unchanged."""
+    first, then handed on to http.client's parser unchanged. The trailer of a chunked
+    answer is checked the same way."""
 
     def begin(self) -> None:
         if self.headers is not None:  # type: ignore[has-type]
@@ -246,6 +247,30 @@ class GateResponse(DeadlineResponse):
         head = _read_strict_head(self.fp)
         self.fp = io.BufferedReader(_Replayed(head, self.fp))
         super().begin()
+
+    def _read_and_discard_trailer(self) -> None:
+        # http.client takes any line as a trailer field and an answer that ends before
+        # the trailer's blank line as whole; Node refuses a malformed field, a trailer
+        # over its head limit and a Content-Length among the fields, and reads an early
+        # end as a cut. So does this client (a deny, whichever way the two could differ).
+        size = 0
+        while True:
+            line = self.fp.readline(_MAX_LINE + 1)
+            size += len(line)
+            if size > _MAX_HEAD_BYTES:
+                problem = f"a trailer over {_MAX_HEAD_BYTES} bytes"
+            elif not line.endswith(b"\n"):
+                raise http.client.IncompleteRead(b"")  # the answer ended in its trailer
+            elif line == b"\r\n":
+                return
+            elif _FIELD_LINE.fullmatch(line) is None:
+                problem = f"a malformed trailer line {line[:80]!r}"
+            elif line.split(b":", 1)[0].lower() == b"content-length":
+                problem = "a Content-Length in its trailer"
+            else:
+                continue
+            self._close_conn()  # type: ignore[attr-defined]
+            raise http.client.HTTPException(problem)
 
 
 def _read_strict_head(fp: io.BufferedReader) -> bytes:
@@ -286,6 +311,10 @@ def _read_strict_head(fp: io.BufferedReader) -> bytes:
         code = int(status.group(1))
         if not 100 <= code < 200 or code == 101:
             return b"".join(lines)
+        if status_line.startswith(b"HTTP/1.0"):
+            # HTTP/1.0 has no 1xx (RFC 9110 15.2): Node reads such a head as a whole
+            # answer ending the connection, and refuses what follows it.
+            raise http.client.HTTPException(f"an interim {code} answer in HTTP/1.0")
 
 
 class _Replayed(io.RawIOBase):
@@ -551,12 +580,18 @@ class Transport:
 
 def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
     """What makes the answer's length ambiguous, if anything (http.client would use the
-    first Content-Length of several, and ignore one sent with chunks)."""
+    first Content-Length or Transfer-Encoding of several, and ignore a length sent with
+    chunks)."""
     lengths = headers.get_all("Content-Length") or []
     if len(lengths) > 1:
         return "more than one Content-Length"
-    if lengths and headers.get_all("Transfer-Encoding"):
+    codings = headers.get_all("Transfer-Encoding") or []
+    if lengths and codings:
         return "both a Content-Length and a Transfer-Encoding"
+    if len(codings) > 1:
+        # http.client reads the first line only: "chunked" then "gzip" would be taken for
+        # chunks alone, as Node (joining the lines) does not.
+        return "more than one Transfer-Encoding"
     # Optional whitespace around a field value is spaces and tabs (RFC 9110 5.5); strip()
     # alone would also take U+00A0 and U+0085 off a length Node refuses.
     length = lengths[0].strip(" \t") if lengths else None

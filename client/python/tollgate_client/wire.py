@@ -21,6 +21,17 @@ def wire_name(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def plain_text(value: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """``value`` as an exact ``str``, bytes and paths decoded as ``os.fsdecode`` does.
+
+    The guarded helpers read what they check twice, once for the gate and once for the
+    action. A ``str`` subclass can answer the two readings differently (``__radd__``,
+    ``__ne__``, ``upper``, ``encode`` ...: red-team review); the exact copy made here,
+    once, up front, cannot. ``str.__str__`` copies the characters whatever the subclass
+    overrides, ``__str__`` included."""
+    return str.__str__(os.fsdecode(value))
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fsdecode(value)
