@@ -225,9 +225,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return _check_remote(args.url, text, args.timeout)
-    from sidecar.engine import evaluate_request
     from sidecar.identity import resolve_identity
     from sidecar.policy.loader import load_policy_file
+    from sidecar.ratelimit import evaluate_with_fresh_limits
     from sidecar.request import parse_json_body
 
     try:
@@ -236,7 +236,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         _print_policy_error(exc)
         return EXIT_ERROR
     try:
-        verdict = evaluate_request(
+        # As a freshly started gate answers: rate limits full, but counted.
+        verdict = evaluate_with_fresh_limits(
             policy,
             parse_json_body(text.encode("utf-8")),
             identity=resolve_identity(),

@@ -3,8 +3,9 @@
 A test file (``*.test.yaml``, format in docs/policy-tests.md) names a policy and lists
 cases: a /check request, the expected decision and optionally the deciding rule. Each
 case goes through ``evaluate_request``, the same path the daemon and ``tollgate check``
-use, so a passing test says what the running gate will answer (rate-limit state aside:
-each case is one request against fresh limits).
+use, and then through the gate's rate-limit accounting against fresh limits
+(``evaluate_with_fresh_limits``), so a passing test says what a freshly started gate will
+answer: each case is one request against fresh limits.
 
 Exit codes: 0 every case passed, 1 some case failed, 2 a usage, I/O, test-file or policy
 error (reported, and the other files still run).
@@ -21,10 +22,11 @@ from typing import Annotated, Any, Literal, TextIO
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from sidecar.engine import Verdict, evaluate_request
+from sidecar.engine import Verdict
 from sidecar.errors import PolicyError, RequestError
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_file, load_yaml_strict
+from sidecar.ratelimit import evaluate_with_fresh_limits
 
 TEST_FILE_SUFFIX = ".test.yaml"
 EXIT_PASSED = 0
@@ -138,7 +140,9 @@ def _describe(decision: str, rule: str | None) -> str:
 def run_case(policy: CompiledPolicy, case: PolicyTestCase) -> tuple[str | None, Verdict | None]:
     """Evaluate one case; return (what went wrong or None, the verdict if there is one)."""
     try:
-        verdict = evaluate_request(policy, case.request, identity=case.agent, explain=True)
+        verdict = evaluate_with_fresh_limits(
+            policy, case.request, identity=case.agent, explain=True
+        )
     except RequestError as exc:
         return f"the request is invalid: {exc}", None
     decision_ok = verdict.decision == case.expect

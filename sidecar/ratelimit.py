@@ -21,6 +21,10 @@ done`` is no way around a budget either; an allow rule without a limit still all
 The evaluator decides this (no state needed, so ``tollgate policy test`` agrees), and it
 costs nothing when the policy has no rate limits.
 
+``tollgate policy test`` and ``tollgate check --policy`` evaluate a request as a freshly
+started gate does (``evaluate_with_fresh_limits``): against a limiter of its own, with
+every bucket full, so a check needing more tokens than a limit holds is denied there too.
+
 Buckets survive a policy reload for rules that keep their id, or, for a rule without an
 id, its content: a default id (``rules[3]``) names a position, which adding or moving
 another rule changes. So editing an unrelated rule does not hand an agent a fresh
@@ -42,10 +46,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sidecar.engine import Verdict
+from sidecar.engine import Verdict, evaluate_request
 from sidecar.evaluator import matching_allow_rules
 from sidecar.policy.compiler import CompiledPolicy, CompiledRule
 from sidecar.subject import PROCESS_EXEC
@@ -187,3 +192,34 @@ def over_budget(verdict: Verdict, rule: CompiledRule, needed: int, left: float) 
         risk=rule.risk,
         reason=reason,
     )
+
+
+def evaluate_with_fresh_limits(
+    policy: CompiledPolicy,
+    body: Mapping[str, Any],
+    *,
+    identity: str = "",
+    explain: bool = False,
+) -> Verdict:
+    """What a freshly started gate answers for ``body``: ``evaluate_request`` and then the
+    gate's accounting of an allowed check (``tokens_needed``, ``shortfall``,
+    ``over_budget``), against a limiter of its own with every bucket full. For offline
+    evaluation (``tollgate policy test``, ``tollgate check --policy``): ``curl a; curl b``
+    under a limit of 1 is denied there as every fresh gate denies it. Nothing is kept, so
+    each call is one request against fresh limits. Raises ``RequestError``.
+    """
+    limiter = RateLimiter()
+    verdict = evaluate_request(
+        policy, body, identity=identity, explain=explain, exhausted=limiter.exhausted
+    )
+    if verdict.decision != "allow" or not policy.has_rate_limits:
+        return verdict
+    short = limiter.shortfall(tokens_needed(policy, verdict))
+    if short is None:
+        return verdict
+    denied = over_budget(verdict, *short)
+    if verdict.trace:
+        # The trace ends "=> allow by ..."; say why that allow did not stand.
+        line = f"=> {denied.decision} by {denied.rule}: {denied.reason}"
+        denied = dataclasses.replace(denied, trace=(*verdict.trace, line))
+    return denied

@@ -534,3 +534,262 @@ def test_a_port_of_digits_that_are_not_ascii_is_refused(port: str) -> None:
     # int() refuses (validate crashed with a traceback), and "٤٤٣" loaded as port 443.
     with pytest.raises(PolicyError, match="is not a port number 1-65535"):
         _load(f"{{id: p, action: network.request, decision: allow, port: {port}}}")
+
+
+# -- found in the red-team review of 2026-12-07 ------------------------------------------
+
+
+def test_trusted_paths_that_leave_out_default_directories_are_warned_of() -> None:
+    # trustedPaths replaces the defaults: an author who added the image's own tools
+    # directory turned off `command: bash` (a deny by name) for /usr/bin/bash, while a
+    # glob rule on /usr/bin/* went on allowing it, without a word from validate.
+    policy = load_policy_bytes(
+        b"version: 1\ntrustedPaths: [/opt/tools/bin]\nrules:\n"
+        b"  - {id: no-shells, action: process.exec, command: [sh, bash], decision: deny}\n"
+        b"  - {id: tools, action: process.exec, command: {glob: '/usr/bin/*'}, decision: allow}\n",
+        "trusted.yaml",
+    )
+    assert policy.warnings == (
+        "trustedPaths: replaces the default trusted directories (it does not add to them) "
+        "and leaves out /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin: "
+        "a bare command name in a rule no longer matches a program there (command: bash "
+        "does not match /usr/local/sbin/bash), in deny rules as in allow rules; list the "
+        "directories to keep trusted",
+    )
+    # What it warns of: the deny by name misses the shell, the glob allows it.
+    verdict = evaluate_request(policy, {"action": "process.exec", "argv": ["/usr/bin/bash"]})
+    assert (verdict.decision, verdict.rule) == ("allow", "tools")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "omitted"),
+    [
+        ("[/usr/bin, /bin]", "/usr/local/sbin, /usr/local/bin, /usr/sbin, /sbin"),
+        ("[/usr/bin/, /bin, /usr/local/bin, /usr/local/sbin, /sbin]", "/usr/sbin"),
+        ("[]", "/usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin"),
+    ],
+)
+def test_the_warning_names_each_default_directory_left_out(trusted: str, omitted: str) -> None:
+    policy = load_policy_bytes(
+        f"version: 1\ntrustedPaths: {trusted}\nrules: []\n".encode(), "trusted.yaml"
+    )
+    assert len(policy.warnings) == 1
+    assert f" and leaves out {omitted}: a bare command name" in policy.warnings[0]
+
+
+def test_trusted_paths_keeping_every_default_directory_are_not_warned_of() -> None:
+    every = "[/opt/tools/bin, /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin]"
+    policy = load_policy_bytes(f"version: 1\ntrustedPaths: {every}\n".encode(), "t.yaml")
+    assert policy.warnings == ()
+    assert load_policy_bytes(b"version: 1\nrules: []\n", "t.yaml").warnings == ()
+
+
+def test_policy_validate_prints_the_trusted_paths_warning(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sidecar.cli import main
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\ntrustedPaths: [/usr/bin, /bin, /usr/sbin, /sbin, /opt/x]\n")
+    assert main(["policy", "validate", str(path)]) == 0
+    assert capsys.readouterr().err == (
+        f"{path}: warning: trustedPaths: replaces the default trusted directories (it does "
+        "not add to them) and leaves out /usr/local/sbin, /usr/local/bin: a bare command "
+        "name in a rule no longer matches a program there (command: bash does not match "
+        "/usr/local/sbin/bash), in deny rules as in allow rules; list the directories to "
+        "keep trusted\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        # Requests hold an IPv4 address as a dotted quad of decimal octets; the check of
+        # octets ran only when the last label was a number.
+        (
+            "{action: network.request, decision: deny, host: {glob: '0177.*.*.*'}}",
+            "host: glob: '0177.*.*.*' is not a valid host: an IPv4 glob must use dotted-quad "
+            "decimal octets, as request addresses are matched ('0177' is 127); write "
+            "'127.*.*.*', or a cidr",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {glob: '010.*.*.*'}}",
+            "host: glob: '010.*.*.*' is not a valid host: an IPv4 glob must use dotted-quad "
+            "decimal octets, as request addresses are matched ('010' is 8); write "
+            "'8.*.*.*', or a cidr",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {glob: '0X7F.*.*.*'}}",
+            "host: glob: '0x7f.*.*.*' is not a valid host: an IPv4 glob must use dotted-quad "
+            "decimal octets, as request addresses are matched ('0x7f' is 127); write "
+            "'127.*.*.*', or a cidr",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {not: {glob: '10.300.*.*'}}}",
+            "host: glob: '10.300.*.*' is not a valid host: an IPv4 glob must use dotted-quad "
+            "decimal octets, as request addresses are matched ('300' is no octet); write a "
+            "cidr",
+        ),
+        # A command is a bare name (no '/') or an absolute path.
+        (
+            "{action: process.exec, decision: deny, command: {glob: 'bin/*'}}",
+            "command: glob: 'bin/*' holds a '/' but does not start with '/' or '**': a "
+            "command is matched as a name (no '/') or as an absolute path, so it never "
+            "matches; write '**/bin/*' for any directory, or an absolute path pattern",
+        ),
+        (
+            "{action: process.exec, decision: deny, command: {glob: '*/curl'}}",
+            "command: glob: '*/curl' holds a '/' but does not start with '/' or '**': a "
+            "command is matched as a name (no '/') or as an absolute path, so it never "
+            "matches; write '**/curl' for any directory, or an absolute path pattern",
+        ),
+        (
+            "{action: process.exec, decision: deny, command: {startsWith: 'usr/bin/'}}",
+            "command: startsWith: 'usr/bin/' holds a '/' but does not start with '/': a "
+            "command is matched as a name (no '/') or as an absolute path, so it never "
+            "matches",
+        ),
+        # startsWith and endsWith compare as written, as equals does.
+        (
+            "{action: k8s.request, decision: deny, namespace: {startsWith: 'kube-*'}}",
+            "namespace: startsWith: 'kube-*' is compared as written and no namespace "
+            "contains '*', '?' or '['; for a pattern write {glob: 'kube-*'}",
+        ),
+        (
+            "{action: k8s.request, decision: deny, resource: {endsWith: '*/exec'}}",
+            "resource: endsWith: '*/exec' is compared as written and no resource contains "
+            "'*', '?' or '['; for a pattern write {glob: '*/exec'} ('*' does not cross the "
+            "'/' of a subresource; '**' does)",
+        ),
+        (
+            "{action: network.request, decision: deny, method: {startsWith: 'P?'}}",
+            "method: startsWith: 'P?' is compared as written and no method contains '*', '?' "
+            "or '['; for a pattern write {glob: 'P?*'}",
+        ),
+        # Hosts are matched as ASCII A-labels, without a trailing dot.
+        (
+            "{action: network.request, decision: deny, host: {regex: '(.*\\.)?bücher\\.de'}}",
+            "host: regex: '(.*\\\\.)?bücher\\\\.de' holds non-ASCII text, which no host "
+            "holds: hosts are matched as IDNA A-labels ('bücher' is 'xn--bcher-kva'); write "
+            "the xn-- form",
+        ),
+        (
+            "{action: network.request, decision: deny, host: {regex: 'x\\.bad\\.com\\.'}}",
+            "host: regex: 'x\\\\.bad\\\\.com\\\\.' ends in '\\\\.', but hosts are matched "
+            "without a trailing dot (one is dropped), so it never matches; write "
+            "'x\\\\.bad\\\\.com'",
+        ),
+    ],
+)
+def test_values_that_can_never_match_are_refused_at_load(rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(rule)
+    assert str(caught.value) == f"values.yaml: rules[0]: {message}"
+
+
+@pytest.mark.parametrize(
+    ("rule", "body", "decision"),
+    [
+        # The spellings the refusals point to load and match.
+        (
+            "{id: d, action: network.request, decision: deny, host: {glob: '127.*.*.*'}}",
+            {"action": "network.request", "url": "http://0177.0.0.1/"},
+            "deny",
+        ),
+        (
+            "{id: d, action: network.request, decision: deny, host: {glob: '010.*.example'}}",
+            {"action": "network.request", "url": "http://010.a.example/"},
+            "deny",
+        ),
+        (
+            "{id: d, action: process.exec, decision: deny, command: {glob: '**/bin/*'}}",
+            {"action": "process.exec", "argv": ["/usr/bin/curl"]},
+            "deny",
+        ),
+        (
+            "{id: d, action: process.exec, decision: deny, command: {glob: '**/curl'}}",
+            {"action": "process.exec", "argv": ["/opt/x/curl"]},
+            "deny",
+        ),
+        (
+            "{id: d, action: process.exec, decision: deny, command: {endsWith: 'bin/curl'}}",
+            {"action": "process.exec", "argv": ["/usr/bin/curl"]},
+            "deny",
+        ),
+        (
+            "{id: d, action: k8s.request, decision: deny, namespace: {glob: 'kube-*'}}",
+            {
+                "action": "k8s.request",
+                "k8s": {
+                    "verb": "get",
+                    "version": "v1",
+                    "resource": "pods",
+                    "namespace": "kube-system",
+                },
+            },
+            "deny",
+        ),
+        (
+            "{id: d, action: network.request, decision: deny, host: {regex: '(.*\\.)?xn--bcher-kva\\.de'}}",
+            {"action": "network.request", "url": "https://www.bücher.de/"},
+            "deny",
+        ),
+        (
+            "{id: d, action: network.request, decision: deny, host: {regex: 'x\\.bad\\.com\\.?'}}",
+            {"action": "network.request", "url": "https://x.bad.com./"},
+            "deny",
+        ),
+    ],
+)
+def test_the_spellings_the_refusals_point_to_match(
+    rule: str, body: dict[str, Any], decision: str
+) -> None:
+    policy = load_policy_bytes(
+        f"version: 1\ndefaultAction: allow\nrules:\n  - {rule}\n".encode(), "values.yaml"
+    )
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.rule) == (decision, "d")
+
+
+@pytest.mark.parametrize(
+    ("field", "action", "operator", "body"),
+    [
+        ("path", "file.read", "startsWith", {"action": "file.read", "path": "/etc/shadow"}),
+        ("path", "file.read", "endsWith", {"action": "file.read", "path": "/etc/shadow"}),
+        ("command", "process.exec", "startsWith", {"action": "process.exec", "argv": ["rm"]}),
+        (
+            "cwd",
+            "process.exec",
+            "startsWith",
+            {"action": "process.exec", "argv": ["rm"], "cwd": "/"},
+        ),
+        (
+            "name",
+            "k8s.request",
+            "endsWith",
+            {
+                "action": "k8s.request",
+                "k8s": {"verb": "delete", "version": "v1", "resource": "pods", "name": "p"},
+            },
+        ),
+    ],
+)
+def test_an_allow_with_an_empty_prefix_or_suffix_is_warned_of(
+    field: str, action: str, operator: str, body: dict[str, Any]
+) -> None:
+    # '' is falsy: the warning of a path prefix not ending in '/' skipped it, and the
+    # rule allowed every path without a word from validate.
+    policy = _load(f"{{id: r, action: {action}, decision: allow, {field}: {{{operator}: ''}}}}")
+    affix = "prefix" if operator == "startsWith" else "suffix"
+    assert policy.warnings == (
+        f"rules[0] (id 'r'): {field}: {operator} '' holds for every value, so it is no "
+        f"condition; give the {affix} meant, or leave the operator out",
+    )
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.rule) == ("allow", "r")  # what it warns of
+
+
+def test_an_empty_prefix_in_a_deny_rule_is_not_warned_of() -> None:
+    # A deny rule that matches more only denies more, as for the other broad-allow warnings.
+    assert not _load("{action: file.read, decision: deny, path: {startsWith: ''}}").warnings
+    assert not _load("{action: file.read, decision: allow, path: {not: {startsWith: ''}}}").warnings

@@ -268,6 +268,21 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     warnings = []
     if not used:
         warnings.append("no conditions: the rule allows every request of its actions")
+    for name in used:
+        spec = getattr(rule, name)
+        if not isinstance(spec, MatcherSpec):
+            continue
+        # Every value starts and ends with "": the operator is no condition (and "" is
+        # falsy, so the checks below would pass it over in silence).
+        for operator, value, affix in (
+            ("startsWith", spec.startsWith, "prefix"),
+            ("endsWith", spec.endsWith, "suffix"),
+        ):
+            if value == "":
+                warnings.append(
+                    f"{name}: {operator} '' holds for every value, so it is no condition; "
+                    f"give the {affix} meant, or leave the operator out"
+                )
     for name in ("path", "cwd"):
         spec = getattr(rule, name)
         if isinstance(spec, MatcherSpec) and spec.startsWith and not spec.startsWith.endswith("/"):
@@ -307,6 +322,24 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
             f"'.{suffix}' for its subdomains or {{glob: {'*.' + suffix!r}}}"
         )
     return warnings
+
+
+def _trusted_paths_warnings(trusted: tuple[str, ...]) -> list[str]:
+    """``trustedPaths`` replaces the defaults: name the default directories it leaves out.
+
+    An author adding the image's own tools directory (``[/opt/tools/bin]``) most likely
+    meant to add it; as written, a deny by name (``command: bash``) no longer matches
+    ``/usr/bin/bash``, while a glob on ``/usr/bin/*`` may go on allowing it.
+    """
+    omitted = [path for path in DEFAULT_TRUSTED_PATHS if path not in trusted]
+    if not omitted:
+        return []
+    return [
+        "trustedPaths: replaces the default trusted directories (it does not add to them) "
+        f"and leaves out {', '.join(omitted)}: a bare command name in a rule no longer "
+        f"matches a program there (command: bash does not match {omitted[0]}/bash), in "
+        "deny rules as in allow rules; list the directories to keep trusted"
+    ]
 
 
 def compile_policy(
@@ -415,6 +448,7 @@ def compile_policy(
                 continue
             trusted_list.append(normalise_path(path))
         trusted = tuple(trusted_list)
+        warnings.extend(_trusted_paths_warnings(trusted))
     if document.approvals is not None:
         problems.extend(_approvals_problems(document.approvals))
     if document.defaultAction == "allow":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +82,28 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _refuse_wildcard(field: str, value: str, operator: str, pattern: str) -> None:
+    """Refuse a value of a field whose values never hold a wildcard, if it holds one;
+    ``pattern`` is the glob to suggest instead."""
+    if not any(c in value for c in WILDCARDS):
+        return
+    # RBAC's resources: ["*"] means every resource; here it would match none (a deny
+    # with a hole), so say how to write the pattern.
+    suggestion = f"{{glob: {pattern!r}}}"
+    if field == "resource":
+        # A glob's '*' stays inside one '/'-separated part: "*" is every resource but
+        # no subresource (pods/exec), which RBAC's "*" includes.
+        suggestion = (
+            "{glob: '**'} (every resource and subresource, as RBAC's '*')"
+            if pattern == "*"
+            else f"{{glob: {pattern!r}}} ('*' does not cross the '/' of a subresource; '**' does)"
+        )
+    raise MatcherError(
+        f"{operator}: {value!r} is compared as written and no {field} contains "
+        f"'*', '?' or '['; for a pattern write {suggestion}"
+    )
+
+
 def _canonical_value(field: str, value: str | int, operator: str) -> str:
     """Bring one rule value to the canonical form of request values of ``field``."""
     if isinstance(value, int):
@@ -92,22 +115,8 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
         if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
             raise MatcherError(f"{operator}: {value!r} is not a port number 1-65535")
         return str(int(value))
-    if field in NO_WILDCARD_FIELDS and operator != "glob" and any(c in value for c in WILDCARDS):
-        # RBAC's resources: ["*"] means every resource; here it would match none (a deny
-        # with a hole), so say how to write the pattern.
-        suggestion = f"{{glob: {value!r}}}"
-        if field == "resource":
-            # A glob's '*' stays inside one '/'-separated part: "*" is every resource but
-            # no subresource (pods/exec), which RBAC's "*" includes.
-            suggestion = (
-                "{glob: '**'} (every resource and subresource, as RBAC's '*')"
-                if value == "*"
-                else f"{{glob: {value!r}}} ('*' does not cross the '/' of a subresource; '**' does)"
-            )
-        raise MatcherError(
-            f"{operator}: {value!r} is compared as written and no {field} contains "
-            f"'*', '?' or '['; for a pattern write {suggestion}"
-        )
+    if field in NO_WILDCARD_FIELDS and operator != "glob":
+        _refuse_wildcard(field, value, operator, value)
     if field in LOWER_FIELDS:
         return value.lower()
     if field in UPPER_FIELDS:
@@ -228,16 +237,84 @@ def _fold_case(field: str, value: str) -> str:
     return value
 
 
+_COMMAND_FORMS = (
+    "a command is matched as a name (no '/') or as an absolute path, so it never matches"
+)
+
+
 def _is_path_like(field: str, value: str) -> bool:
     """Paths, and a command given as a path (a bare name has no "/")."""
     return field in PATH_FIELDS or (field == "command" and value.startswith("/"))
 
 
+# A whole host label an address could have in a glob: a number as inet_aton reads one,
+# or wildcards with no letter (``*``, ``?``, ``[0-9]``).
+_NUMBER_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_ADDRESS_WILDCARD_LABEL = re.compile(r"[^a-z]*[*?\[][^a-z]*")
+
+
+def _octet(label: str) -> int | None:
+    """What a number label means as an IPv4 part (``0177`` octal, ``0x7f`` hex), if an octet."""
+    try:
+        if label.startswith("0x"):
+            number = int(label[2:], 16)
+        elif len(label) > 1 and label.startswith("0"):
+            number = int(label[1:], 8)
+        else:
+            number = int(label)
+    except ValueError:
+        return None
+    return number if number < 256 else None
+
+
+def _check_ipv4_glob(pattern: str) -> None:
+    """Refuse an IPv4-looking host glob with an octet no request holds.
+
+    Requests hold an IPv4 address as a dotted quad of decimal octets (``0177.0.0.1`` is
+    ``127.0.0.1``), so a label ``0177`` in ``0177.*.*.*`` never matches one. The host
+    canonicaliser checks the octets of a glob whose last label is a number; this covers
+    one ending in a wildcard.
+    """
+    labels = pattern.split(".")
+    numbers = [label for label in labels if _NUMBER_LABEL.fullmatch(label)]
+    if len(labels) > 4 or not numbers:
+        return
+    if not all(
+        _NUMBER_LABEL.fullmatch(label) or _ADDRESS_WILDCARD_LABEL.fullmatch(label)
+        for label in labels
+    ):
+        return  # a name: "010.*.example" may match the host 010.a.example
+    for label in numbers:
+        octet = _octet(label)
+        if octet is not None and str(octet) == label:
+            continue
+        if octet is None:
+            meaning, fix = f"{label!r} is no octet", "write a cidr"
+        else:
+            rewritten = ".".join(str(octet) if part == label else part for part in labels)
+            meaning, fix = f"{label!r} is {octet}", f"write {rewritten!r}, or a cidr"
+        raise MatcherError(
+            f"glob: {pattern!r} is not a valid host: an IPv4 glob must use dotted-quad "
+            f"decimal octets, as request addresses are matched ({meaning}); {fix}"
+        )
+
+
 def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
+        _check_ipv4_glob(pattern)
     elif _is_path_like(field, pattern):
         pattern = _canonical_path_glob(pattern)
+    elif field == "command" and "/" in pattern and not pattern.startswith("**"):
+        # argv[0] is matched as a bare name or a normalised absolute path: "bin/*" (or
+        # "*/curl", whose "*" would have to match the empty text before the first "/")
+        # never matches, as `command: bin/git` never would.
+        anywhere = "*" + pattern if pattern.startswith("*") else "**/" + pattern
+        raise MatcherError(
+            f"glob: {pattern!r} holds a '/' but does not start with '/' or '**': "
+            f"{_COMMAND_FORMS}; write {anywhere!r} for any directory, or an absolute "
+            "path pattern"
+        )
     else:
         pattern = _fold_case(field, pattern)
     try:
@@ -270,7 +347,43 @@ _FOLDED_REGEX_OPTIONS.case_sensitive = False
 CASE_FOLDED_FIELDS = LOWER_FIELDS | UPPER_FIELDS | {"host"}
 
 
+_ESCAPED_DOT = "\\."
+# A run of word characters holding a non-ASCII one: a label an IDN regex spells in Unicode.
+_UNICODE_WORD = re.compile(r"[\w-]*[^\x00-\x7f][\w-]*")
+
+
+def _check_host_regex(pattern: str) -> None:
+    """Refuse a host regex that can never match a canonical host.
+
+    Hosts are matched as ASCII (IDNA A-labels: ``bücher.de`` is ``xn--bcher-kva.de``)
+    and without a trailing dot, which is dropped: a regex spelling a label in Unicode,
+    or ending in ``\\.``, would be a deny with a hole.
+    """
+    if not pattern.isascii():
+        import idna
+
+        examples = []
+        for word in _UNICODE_WORD.findall(pattern):
+            try:
+                examples.append(f"{word!r} is {idna.alabel(word.lower()).decode('ascii')!r}")
+            except (idna.IDNAError, UnicodeError):  # no A-label form: no example
+                continue
+        shown = f" ({'; '.join(examples)})" if examples else ""
+        raise MatcherError(
+            f"regex: {pattern!r} holds non-ASCII text, which no host holds: hosts are "
+            f"matched as IDNA A-labels{shown}; write the xn-- form"
+        )
+    body = pattern[:-1]
+    if pattern.endswith(".") and (len(body) - len(body.rstrip("\\"))) % 2 == 1:
+        raise MatcherError(
+            f"regex: {pattern!r} ends in {_ESCAPED_DOT!r}, but hosts are matched without a "
+            f"trailing dot (one is dropped), so it never matches; write {pattern[:-2]!r}"
+        )
+
+
 def _regex(field: str, pattern: str) -> Test:
+    if field == "host":
+        _check_host_regex(pattern)
     options = _FOLDED_REGEX_OPTIONS if field in CASE_FOLDED_FIELDS else _REGEX_OPTIONS
     try:
         compiled = re2.compile(pattern, options=options)
@@ -381,6 +494,13 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
                 f"startsWith: {start!r} does not start with '/' and every path is "
                 "absolute, so it never matches"
             )
+        if field == "command" and "/" in start and not start.startswith("/"):
+            raise MatcherError(
+                f"startsWith: {start!r} holds a '/' but does not start with '/': {_COMMAND_FORMS}"
+            )
+        if field in NO_WILDCARD_FIELDS:
+            pattern = start if start.endswith("*") else start + "*"
+            _refuse_wildcard(field, start, "startsWith", pattern)
         # Whole segments before the last (which may be cut) must be normal ones.
         if _is_path_like(field, start) and {"", ".", ".."} & set(start.split("/")[1:-1]):
             raise MatcherError(
@@ -395,6 +515,8 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
             if field == "host"
             else _fold_case(field, spec.endsWith)
         )
+        if field in NO_WILDCARD_FIELDS:
+            _refuse_wildcard(field, end, "endsWith", end if end.startswith("*") else "*" + end)
         # Whole segments after the first "/" (the one before may be cut) must be normal
         # ones: paths, URL paths included, are matched without "//" or a trailing "/".
         # A command with a "/" is a normalised path too.
