@@ -16,7 +16,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar import __version__
@@ -299,8 +299,42 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# The clients refuse an answer nested deeper than this, or with a run of more digits in
+# a number (docs/clients.md): a gate's answer nests two levels and holds no long number,
+# and past these the Python and JS parsers read one body differently.
+_MAX_ANSWER_DEPTH = 32
+_LONG_DIGITS = re.compile(r"[0-9]{4301}")
+
+
+def _number(text: str, kind: Callable[[str], Any]) -> Any:
+    if _LONG_DIGITS.search(text):
+        raise ValueError("the answer has a number of more than 4300 digits")
+    return kind(text)
+
+
 def _strict_json(data: bytes) -> Any:
-    return json.loads(data, object_pairs_hook=_unique_keys)
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_keys,
+            parse_int=lambda text: _number(text, int),
+            parse_float=lambda text: _number(text, float),
+        )
+    except RecursionError:
+        raise ValueError(f"the answer nests deeper than {_MAX_ANSWER_DEPTH} levels") from None
+    if _deeper_than(value, _MAX_ANSWER_DEPTH):
+        raise ValueError(f"the answer nests deeper than {_MAX_ANSWER_DEPTH} levels")
+    return value
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``levels`` deep (itself one)."""
+    if not isinstance(value, dict | list):
+        return False
+    if levels == 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(item, levels - 1) for item in items)
 
 
 def _loopback_address(url: str) -> str:

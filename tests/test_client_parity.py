@@ -319,6 +319,14 @@ def test_both_clients_refuse_an_answer_nested_too_deep_or_with_too_long_a_number
     ]  # fmt: skip
     problems = disagreements(table, servers)
     assert not problems, "\n".join(problems)
+    # The shell client too: the 5000-deep answer ended in a RecursionError traceback.
+    for case in table:
+        assert case.script is not None
+        result = cli_check(servers(case.script).url)
+        assert result.returncode == (0 if case.allowed else 1), (case.name, result.stderr)
+        if not case.allowed:
+            assert "treating as deny" in result.stderr or case.status != 200, (case.name, result)
+            assert "Traceback" not in result.stderr, (case.name, result.stderr)
 
 
 def test_both_clients_refuse_an_interim_head_in_http_1_0_and_a_bad_trailer(servers) -> None:  # type: ignore[no-untyped-def]
