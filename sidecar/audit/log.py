@@ -73,6 +73,7 @@ from sidecar.audit.segments import (
     TornTail,
     fsync_directory,
     open_regular_for_writing,
+    opened_regular_for_writing,
     read_small_file,
     replace_file,
     segment_name,
@@ -1084,9 +1085,8 @@ class AuditLog:
             # Written before the segment exists, so every later segment has one.
             start = SegmentStart(self._size, self._head, self._frontier.nodes)
             replace_file(start_path(path), start.encode())
-        fd = open_regular_for_writing(path, flags)
+        fd, stat = opened_regular_for_writing(path, flags)
         try:
-            stat = os.fstat(fd)
             if self._segment_file is None:
                 self._segment_file = (stat.st_dev, stat.st_ino)
             elif (stat.st_dev, stat.st_ino) != self._segment_file:

@@ -294,11 +294,22 @@ def open_regular_for_writing(path: Path, flags: int, mode: int = 0o640) -> int:
 
     Raises ``OSError`` (ELOOP for a symbolic link, ENXIO for a FIFO, EINVAL otherwise).
     """
+    return opened_regular_for_writing(path, flags, mode)[0]
+
+
+def opened_regular_for_writing(
+    path: Path, flags: int, mode: int = 0o640
+) -> tuple[int, os.stat_result]:
+    """``open_regular_for_writing``, and the file's stat (one ``fstat`` for both)."""
     fd = os.open(path, WRITE_FLAGS | flags, mode)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
+    except BaseException:
         os.close(fd)
-        raise OSError(errno.EINVAL, f"{path.name} is not a regular file")
-    return fd
+        raise
+    return fd, info
 
 
 def replace_file(path: Path, data: bytes) -> None:
