@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -182,10 +183,31 @@ def log_to_stderr(level: str, redact: Callable[[str], str] | None = None) -> Non
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# Characters that end or rewrite a line in a terminal or a log pipeline: C0 controls but
+# the tab, DEL, C1 controls, and Unicode's line and paragraph separators.
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(text: str) -> str:
+    return _LINE_BREAKING.sub(
+        lambda found: (
+            f"\\x{ord(found.group()):02x}"
+            if ord(found.group()) < 0x100
+            else f"\\u{ord(found.group()):04x}"
+        ),
+        text,
+    )
+
+
 class RedactingFormatter(logging.Formatter):
     """A formatter whose whole output, traceback included, has its secrets redacted.
 
     It formats with ``fmt``, or, given ``inner``, with that formatter (uvicorn's own).
+    A log line is the gate's own: what a request put in its message (a path with an
+    encoded newline, say) is escaped, and every line of a record after its first (a
+    traceback's) is indented, so that no text from a request starts a line of its own
+    (a red-team review of 2026-12-07 wrote a whole forged "audit checkpoint" line into
+    the log with ``GET /a%0A...``).
     """
 
     def __init__(
@@ -199,8 +221,15 @@ class RedactingFormatter(logging.Formatter):
         self._inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if _LINE_BREAKING.search(message):
+            # A copy: other handlers of the record see it as it was made.
+            record = logging.makeLogRecord({**record.__dict__, "msg": _escaped(message)})
+            record.args = None
         text = self._inner.format(record) if self._inner is not None else super().format(record)
-        return self._redact(text) if self._redact is not None else text
+        if self._redact is not None:
+            text = self._redact(text)
+        return text.replace("\r", "\\r").replace("\n", "\n  ")
 
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +192,27 @@ def test_a_traceback_uvicorn_logs_for_a_failed_route_is_redacted(tmp_path: Path)
     assert "Traceback" in err and "ValueError: cannot render status" in err
     assert token not in err and "hunter2" not in err
     assert err.count("[REDACTED:") >= 2
+
+
+def test_a_request_cannot_write_a_line_of_its_own_into_the_log(tmp_path: Path) -> None:
+    # Found by the red-team review of 2026-12-07: a web page's refused request was logged
+    # with its decoded path, so "GET /a%0A<line>%0A" wrote whole lines of its sender's
+    # choosing, a forged "audit checkpoint" line among them, which the deploy guide's
+    # recipe then took for the newest checkpoint.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    daemon = Daemon(policy, tmp_path / "audit").start()
+    forged = '{"level":"info","logger":"tollgate.audit","msg":"audit checkpoint","note":"x"}'
+    encoded = urllib.parse.quote(forged, safe="")
+    target = f"/a%0A{encoded}%0D%0AFORGED%E2%80%A8ERROR"
+    with socket.create_connection(("127.0.0.1", daemon.port)) as connection:
+        connection.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://evil.example\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        assert b" 403 " in connection.recv(65536).split(b"\r\n", 1)[0]
+    err = stderr_after_stop(daemon)
+    refused = [line for line in err.splitlines() if "refused GET /a" in line]
+    assert len(refused) == 1, err
+    assert "\\x0a" in refused[0] and "\\x0d" in refused[0] and "\\u2028" in refused[0]
+    assert not any(line.startswith(("{", "FORGED")) for line in err.splitlines()), err
