@@ -17,7 +17,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,13 @@ def serve(config: ServeConfig) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         http_protocol()  # before the trail is opened: a gate that cannot serve writes nothing
-        gate = build_gate(config)
+        with _stopped_by_signals():
+            gate = build_gate(config)
+    except StartStopped as exc:
+        # Nothing was served and no record of this run written: the trail is as a crash
+        # at this point would leave it, which the next start reads back.
+        print(f"tollgate: stopped by {exc} while opening the audit trail", file=sys.stderr)
+        return 0
     except AuditCorrupt as exc:
         print(f"tollgate: audit trail is corrupt, refusing to start: {exc}", file=sys.stderr)
         return 1
@@ -159,6 +165,35 @@ def serve(config: ServeConfig) -> int:
     redact_uvicorn_logs(gate.audit.redact_text)
     asyncio.run(server.serve())
     return 0 if server.started else 1
+
+
+class StartStopped(Exception):
+    """SIGTERM or SIGINT arrived while the gate was opening its trail."""
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT end the start while inside (uvicorn handles them once it runs).
+
+    As a container's PID 1 the gate gets no default action for SIGTERM: the kernel drops
+    it, and a pod deleted while a large trail was being read (up to a minute) waited out
+    its grace period and was killed, with no chance to stop cleanly (red-team review of
+    2026-12-07). Opening the trail is safe to abandon anywhere, as a crash is.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        raise StartStopped(signal.Signals(signum).name)
+
+    try:
+        previous = {name: signal.signal(name, stop) for name in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not on the main thread: no signals to set
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
 
 
 def log_to_stderr(level: str, redact: Callable[[str], str] | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from sidecar.audit.log import AuditLog
 from sidecar.keys import generate_keypair
 from sidecar.server import log_to_stderr
-from tests.daemon import Daemon, refusing_writes
+from tests.daemon import Daemon, free_port, refusing_writes
 from tests.test_reload import ALLOW_READS
 
 GOOD = ALLOW_READS.decode()
@@ -216,3 +217,51 @@ def test_a_request_cannot_write_a_line_of_its_own_into_the_log(tmp_path: Path) -
     assert len(refused) == 1, err
     assert "\\x0a" in refused[0] and "\\x0d" in refused[0] and "\\u2028" in refused[0]
     assert not any(line.startswith(("{", "FORGED")) for line in err.splitlines()), err
+
+
+# The trail's opening held up, as a large trail's reading is (up to a minute in a pod).
+SLOW_OPEN = """\
+import pathlib
+import time
+
+import sidecar.server
+
+_build_gate = sidecar.server.build_gate
+
+
+def _slow_build_gate(config):
+    pathlib.Path(%r).write_text("opening")
+    time.sleep(60)
+    return _build_gate(config)
+
+
+sidecar.server.build_gate = _slow_build_gate
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_trail_is_opened_stops_the_start(
+    tmp_path: Path, signal_number: signal.Signals
+) -> None:
+    # Found by the red-team review of 2026-12-07: until uvicorn ran, no handler was
+    # installed, and a container's PID 1 gets no default action for SIGTERM: a pod
+    # deleted during a long start waited out its grace period and was killed.
+    marker = tmp_path / "opening"
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SLOW_OPEN % str(marker))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+         "--audit-dir", str(tmp_path / "audit"), "--port", str(free_port())],
+        env={**os.environ, "PYTHONPATH": f"{shim}:{Path.cwd()}"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    wait_for(marker.exists, timeout=30)
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert f"tollgate: stopped by {signal_number.name} while opening the audit trail" in (
+        err.decode()
+    )
