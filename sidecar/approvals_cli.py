@@ -72,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="pending (default), approved, denied, expired, redeemed or all",
     )
     listing.add_argument("--json", action="store_true", help="print the gate's JSON answer")
+    # CONTRACT 3 gives the three commands one command line: an approver's alias passing
+    # --key and --name to each must work for list too, which signs nothing.
+    listing.add_argument("--key", help="accepted, not used: list signs nothing")
+    listing.add_argument("--name", help="accepted, not used: list signs nothing")
     listing.set_defaults(func=_reporting(_cmd_list))
     for verb in ("approve", "deny"):
         command = sub.add_parser(verb, help=f"sign and send '{verb}' for one approval")

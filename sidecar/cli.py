@@ -123,16 +123,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from sidecar.server import ServeConfig, serve
 
     missing = [
-        flag
-        for flag, value in (("--policy", args.policy), ("--audit-dir", args.audit_dir))
+        f"{flag} (or {variable})"
+        for flag, variable, value in (
+            ("--policy", "TOLLGATE_POLICY", args.policy),
+            ("--audit-dir", "TOLLGATE_AUDIT_DIR", args.audit_dir),
+        )
         if not value
     ]
     if missing:
-        print(
-            f"tollgate serve: {', '.join(missing)} required "
-            "(or TOLLGATE_POLICY / TOLLGATE_AUDIT_DIR)",
-            file=sys.stderr,
-        )
+        print(f"tollgate serve: {' and '.join(missing)} required", file=sys.stderr)
         return EXIT_ERROR
     # Set but empty (`--require-policy-hash "$(HASH)"` with HASH unset, a template's
     # `value: ""`) meant "check this": running without the check would accept any policy.

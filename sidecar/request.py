@@ -123,7 +123,9 @@ def _error_field(loc: tuple[int | str, ...]) -> str:
 
 
 def _plain(value: Any, depth: int = 1) -> Any:
-    """Context as canonical JSON can hold it: floats become strings (nothing is lost)."""
+    """Context as canonical JSON can hold it: floats become strings, their shortest form
+    that reads back as the same double (docs/api.md; digits past a double's precision,
+    already gone when the body was parsed, are not kept)."""
     if isinstance(value, float):
         if not math.isfinite(value):  # 1e400 parses as inf: its digits are already gone
             raise RequestError("holds a number too large to record", "context")

@@ -226,6 +226,10 @@ def test_cli_list_with_nothing_to_show_says_so_once(start) -> None:  # type: ign
     assert (everything.returncode, everything.stdout) == (0, "no approvals\n")
     bad = tollgate("approvals", "list", "--status", "later", "--url", gate.url)
     assert bad.returncode == 2 and "status must be one of" in bad.stderr
+    # CONTRACT 3: "tollgate approvals list|approve|deny ... --url URL --key FILE --name
+    # NAME": one command line for the three (list refused --key and --name).
+    alike = tollgate("approvals", "list", "--url", gate.url, "--key", "a.key", "--name", "a")
+    assert (alike.returncode, alike.stdout) == (0, "no pending approvals\n"), alike.stderr
 
 
 def test_a_decision_body_with_a_key_twice_is_refused(start, people) -> None:  # type: ignore[no-untyped-def]

@@ -248,6 +248,18 @@ def test_duplicate_ids_are_errors_including_defaults() -> None:
     assert any("rules[3] (id 'rules[2]'): id: duplicate id" in p for p in problems)
 
 
+@pytest.mark.parametrize("blank", ["''", "' '"])
+def test_a_blank_id_is_an_error(blank: str) -> None:
+    # Found in the contract review of 2026-12-07: id: "" loaded, and its decisions said
+    # "rule  allows file.read of /a" with "rule": "".
+    problems = problems_of(
+        f"version: 1\nrules:\n  - {{id: {blank}, action: file.read, decision: allow}}\n"
+    )
+    assert any(
+        "id: must not be blank; leave it out for the default rules[0]" in p for p in problems
+    )
+
+
 def test_every_semantic_problem_is_reported_at_once() -> None:
     problems = problems_of(
         "version: 1\nrules:\n"

@@ -354,6 +354,12 @@ def compile_policy(
     for index, rule in enumerate(document.rules):
         label = rule_label(index, rule.id)
         rule_id = rule.id if rule.id is not None else f"rules[{index}]"
+        if rule.id is not None and not rule.id.strip():
+            # Named by nothing, a decision's rule and reason ("rule  allows ...") would
+            # say nothing either.
+            problems.append(
+                f"{label}: id: must not be blank; leave it out for the default rules[{index}]"
+            )
         if rule_id in seen_ids:
             problems.append(f"{label}: id: duplicate id, also used by rules[{seen_ids[rule_id]}]")
         seen_ids.setdefault(rule_id, index)
