@@ -110,6 +110,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "set a stable one when the pod name changes with every restart",
     )
     flag(
+        "metrics-port",
+        "also serve the Prometheus metrics, and nothing else, on this port, for a scraper "
+        "outside the pod (off unless set)",
+        type=_port,
+    )
+    flag("metrics-host", "address of the metrics port", "0.0.0.0")
+    flag(
         "log-level",
         "critical, error, warning, info, debug or trace (trace also logs every request)",
         "warning",
@@ -177,6 +184,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             audit_origin=args.audit_origin,
             identity=resolve_identity(),
             log_level=args.log_level,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
     )
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 from uvicorn.config import LOG_LEVELS
 
 from sidecar import __version__, keys
@@ -48,6 +49,9 @@ class ServeConfig:
     audit_origin: str | None = None  # None: tollgate/<identity>
     identity: str = "local"
     log_level: str = "warning"
+    # A second listener serving GET /metrics alone (the gate's own port stays loopback).
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
 
 
 def build_gate(config: ServeConfig) -> Gate:
@@ -157,6 +161,15 @@ def serve(config: ServeConfig) -> int:
         print(f"tollgate: cannot start: {exc}", file=sys.stderr)
         return 1
     log_to_stderr(config.log_level, gate.audit.redact_text)
+    if config.metrics_port is not None:
+        try:
+            serve_metrics(gate, config.metrics_host, config.metrics_port)
+        except OSError as exc:
+            # Nothing of this run is recorded yet: closed as a start that never was.
+            gate.audit.close_blocking()
+            where = f"{config.metrics_host}:{config.metrics_port}"
+            print(f"tollgate: cannot start: metrics port {where}: {exc}", file=sys.stderr)
+            return 1
     server: uvicorn.Server | None = None
     app = make_app(gate, config, started=lambda: server is not None and server.started)
     server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
@@ -165,6 +178,18 @@ def serve(config: ServeConfig) -> int:
     redact_uvicorn_logs(gate.audit.redact_text)
     asyncio.run(server.serve())
     return 0 if server.started else 1
+
+
+def serve_metrics(gate: Gate, host: str, port: int) -> None:
+    """Serve the gate's metrics registry on ``host:port`` from a thread of its own.
+
+    The gate's port listens on the pod's loopback, which a scraper outside the pod
+    cannot reach; this port answers every GET with the metrics and offers nothing else
+    (no check, no approval). prometheus-client's own server: a daemon thread, so it ends
+    with the process. The per-check metrics are read from that thread as they are
+    meant to be (``LoopCounter``). Raises ``OSError`` when the port cannot be bound.
+    """
+    start_http_server(port, addr=host, registry=gate.metrics.registry)
 
 
 class StartStopped(Exception):

@@ -367,7 +367,7 @@ def test_every_serve_flag_names_its_environment_variable_in_its_help() -> None:
         if isinstance(action, argparse._SubParsersAction)
     )
     flags = [a for a in serve._actions if a.option_strings and a.dest != "help"]
-    assert len(flags) == 10
+    assert len(flags) == 12
     for action in flags:
         variable = "$TOLLGATE_" + action.dest.upper()
         assert action.help is not None and variable in action.help, action.option_strings
