@@ -467,6 +467,12 @@ class Gate:
             payload["approval"] = approval.ref(now_us())
         if dry_run:
             payload["dryRun"] = True
+        request = verdict.request
+        if "writes" in request or "reads" in request:
+            # A command line's redirections are decided by their paths as written; only
+            # the client, on the agent's file system, can see that one leads through a
+            # symbolic link elsewhere (docs/clients.md): it gets the files to resolve.
+            payload["request"] = request
         return Answer(200, payload)
 
     async def _unavailable_policy(self, action: str) -> Answer:

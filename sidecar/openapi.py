@@ -41,6 +41,12 @@ class CheckAnswer(BaseModel):
     audit: AuditRef
     approval: ApprovalRef | None = None
     dryRun: bool | None = None
+    request: dict[str, Any] | None = Field(
+        default=None,
+        description="The normalised request as recorded, on a process.exec answer whose "
+        "command redirects to or from files (its writes and reads): for the client to "
+        "check where each one leads on its file system before running it",
+    )
 
 
 class ErrorDetail(BaseModel):

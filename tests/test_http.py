@@ -399,3 +399,24 @@ def test_dry_run_is_recorded_as_such(gate: Daemon) -> None:
     assert answer["allowed"] is True and answer["dryRun"] is True
     record = next(r for r in gate.records() if r.get("decisionId") == answer["decisionId"])
     assert record["dryRun"] is True
+
+
+def test_an_answer_to_a_command_with_redirections_carries_its_request(gate: Daemon) -> None:
+    # The clients' run() checks where each redirection lands (a symlink on the way) from
+    # the answer's normalised request (red-team review of 2026-12-07); an answer to a
+    # command without redirections stays as the contract shows it.
+    line = {
+        "action": "process.exec",
+        "commandLine": "git status > /tmp/out < /tmp/in",
+        "cwd": "/app",
+    }
+    answer = gate.check(line).json()
+    assert answer["request"]["writes"] == ["/tmp/out"]
+    assert answer["request"]["reads"] == ["/tmp/in"]
+    record = next(r for r in gate.records() if r.get("decisionId") == answer["decisionId"])
+    assert answer["request"] == record["request"]
+    for plain in (
+        {"action": "process.exec", "commandLine": "git status", "cwd": "/app"},
+        {"action": "file.read", "path": "/app/data/x"},
+    ):
+        assert "request" not in gate.check(plain).json()

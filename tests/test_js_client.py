@@ -2,8 +2,8 @@
 
 The daemon runs on client/js/test/policy.yaml with ``__FILES__`` and the approver's
 public key filled in; Node gets ``TOLLGATE_URL``, ``TOLLGATE_TEST_FILES`` and the
-approver's private key in ``TOLLGATE_TEST_APPROVER_KEY``. So ``python -m pytest`` covers the JS
-client too. Node 18 or newer is required, as for the project's tests in general.
+approver's private key in ``TOLLGATE_TEST_APPROVER_KEY``. So ``python -m pytest``
+covers the JS client too. Node 18 or newer is required, as for the project's tests in general.
 """
 
 from __future__ import annotations

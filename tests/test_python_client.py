@@ -54,6 +54,7 @@ rules:
   - {{id: read-data, action: file.read, path: {{glob: "{files}/data/**"}}, decision: allow}}
   - {{id: write-out, action: file.write, path: {{glob: "{files}/out/**"}}, decision: allow}}
   - {{id: echo, action: process.exec, command: [echo, printf], decision: allow}}
+  - {{id: cat, action: process.exec, command: cat, decision: allow}}
   - {{id: local-web, action: network.request, host: 127.0.0.1, decision: allow}}
   - {{id: pods-read, action: k8s.request, verb: [get, list], resource: pods, namespace: apps, decision: allow}}
   - {{id: deploy-delete, action: k8s.request, verb: delete, resource: deployments, decision: require_approval, reason: "deleting a deployment needs a human"}}
@@ -940,6 +941,127 @@ def test_run_refuses_a_program_found_in_no_path_directory(gate: Gate, tmp_path: 
         gate.run(["echo", "hi"], env={"PATH": str(tmp_path / "nowhere")})
     assert raised.value.decision.error == "not_found"
     assert "'echo' is not an executable file in any PATH directory" in raised.value.reason
+
+
+# -- run: where a redirection lands is checked, symlinks followed --------------------------
+# Found in the red-team review (repro /tmp/rt6): the gate decides `> gl/config` by its
+# lexical path, while the shell writes through `gl -> .git` into .git/config. The gate's
+# answer to such a command carries its normalised request; the clients check the real
+# path of each target it lists (writes, reads).
+
+
+@pytest.fixture
+def gate_with_request(daemon: Daemon) -> Iterator[Gate]:
+    with Gate(daemon.url) as client:
+        yield client
+
+
+def records_of(daemon: Daemon, before: int, action: str) -> list[dict[str, Any]]:
+    """The requests of ``action`` the gate decided since record ``before``."""
+    return [r["request"] for r in daemon.records()[before:] if r.get("action") == action]
+
+
+def test_run_refuses_a_redirection_writing_through_a_symlink_into_a_denied_place(
+    gate_with_request: Gate, daemon: Daemon, files: Path
+) -> None:
+    out = files / "out"
+    (out / "to-secret").symlink_to(files / "secret")
+    for command in (
+        "echo pwned > to-secret/planted",
+        "echo pwned >> to-secret/key",
+        "echo pwned >| to-secret/key",
+        ["sh", "-c", "echo pwned > to-secret/planted"],  # an argv handing a shell a script
+    ):
+        with pytest.raises(Denied) as raised:
+            gate_with_request.run(command, cwd=out)
+        reason = raised.value.reason
+        assert reason.startswith("realPath: no rule allows file."), reason
+        assert f"{files}/secret/" in reason
+    assert not (files / "secret" / "planted").exists()
+    assert (files / "secret" / "key").read_text() == "do not read"
+    # Checked as Gate.open checks a file: the lexical path and where it leads.
+    request = sent_request(daemon, raised.value)
+    assert (request["path"], request["realPath"]) == (
+        f"{out}/to-secret/planted",
+        f"{files}/secret/planted",
+    )
+
+
+def test_run_checks_and_runs_a_redirection_through_a_symlink_to_an_allowed_place(
+    gate_with_request: Gate, daemon: Daemon, files: Path
+) -> None:
+    out = files / "out"
+    (out / "real-dir").mkdir()
+    (out / "alias").symlink_to(out / "real-dir")
+    before = len(daemon.records())
+    gate_with_request.run("echo one > plain.txt", cwd=out)  # no symlink: nothing more to check
+    assert records_of(daemon, before, "file.write") == []
+    gate_with_request.run("echo two >> alias/new.txt", cwd=out)
+    assert (out / "plain.txt").read_text() == "one\n"
+    assert (out / "real-dir" / "new.txt").read_text() == "two\n"
+    [request] = records_of(daemon, before, "file.write")
+    assert (request["path"], request["realPath"]) == (
+        f"{out}/alias/new.txt",
+        f"{out}/real-dir/new.txt",
+    )
+
+
+def test_run_refuses_a_redirection_reading_through_a_symlink_from_a_denied_place(
+    gate_with_request: Gate, files: Path
+) -> None:
+    # data/escape -> secret/key (the fixture); the read is allowed by its lexical path.
+    with pytest.raises(Denied) as raised:
+        gate_with_request.run("cat < data/escape", cwd=files, capture_output=True)
+    assert raised.value.reason == f"realPath: no rule allows file.read of {files}/secret/key"
+    result = gate_with_request.run(
+        "cat < data/report.csv", cwd=files, capture_output=True, text=True
+    )
+    assert result.stdout == "a,b\n1,2\n"
+
+
+def test_run_refuses_a_redirection_target_swapped_after_its_check(
+    daemon: Daemon, files: Path
+) -> None:
+    out = files / "out"
+    (out / "hop-a").mkdir()
+    (out / "hop").symlink_to(out / "hop-a")
+
+    class SwapAfterFileCheck(Gate):
+        """Points ``hop`` at the denied directory once its real path was allowed."""
+
+        def require(self, action: str, **fields: Any) -> Decision:
+            decision = super().require(action, **fields)
+            if action == "file.write":
+                (out / "hop").unlink()
+                (out / "hop").symlink_to(files / "secret")
+            return decision
+
+    with pytest.raises(Denied) as raised, SwapAfterFileCheck(daemon.url) as swapping:
+        swapping.run("echo pwned > hop/swapped", cwd=out)
+    assert raised.value.decision.error == "changed"
+    assert raised.value.reason == (
+        f"{out}/hop/swapped changed between the check and the run"
+        f" (now leads to {files}/secret/swapped)"
+    )
+    assert not (files / "secret" / "swapped").exists()
+    assert not (out / "hop-a" / "swapped").exists()
+
+
+@pytest.mark.parametrize(
+    "request_json", ['"x"', '{"writes": "/tmp/x"}', '{"reads": [1]}', '{"writes": [null]}']
+)
+def test_run_refuses_an_allow_whose_redirection_targets_cannot_be_read(
+    raw_server,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    request_json: str,
+) -> None:
+    body = '{"allowed": true, "decision": "allow", "reason": "stub", "request": %s}'
+    server = raw_server(answering(200, (body % request_json).encode()))
+    marker = tmp_path / "ran"
+    with Gate(server.url) as stub, pytest.raises(Denied) as raised:
+        stub.run(f"echo hi > {marker}")
+    assert raised.value.decision.error == "bad_answer"
+    assert not marker.exists()
 
 
 # -- run with env: what the child's environment adds is checked too ----------------------

@@ -229,7 +229,11 @@ export declare class Gate {
   waitForApproval(approvalId: string, timeoutMs?: number): Promise<Approval>;
   /** Check file.read and/or file.write (by `flags`, default 'r'), then open the checked real path. */
   openFile(path: string, flags?: string | number, options?: OpenFileOptions): Promise<FileHandle>;
-  /** Check process.exec (argv array, or a shell command line string), then run it. */
+  /**
+   * Check process.exec (argv array, or a shell command line string), then the real path of
+   * each file its redirections write or read (file.write / file.read, where a symlink leads
+   * elsewhere), then run it.
+   */
   run(
     command: string | readonly string[],
     options?: RunOptions & { encoding?: BufferEncoding },

@@ -14,14 +14,24 @@
 // decides `LD_PRELOAD=x git status` (environment-override for a risky name): an argument
 // array is then checked as the commandLine `K='v' /usr/bin/git status`, a string as
 // `export K='v'; <the string>`. The same text as the Python client sends.
+//
+// The gate decides the files a command's redirections write and read (`> f`, `< f`, also
+// inside `sh -c`) by their lexical paths, which it lists in its normalised request
+// (request.writes, request.reads) when its answer carries that. The shell opens them
+// through any symlink on the way (`gl -> .git` makes `> gl/config` write .git/config), so
+// each one whose symlink-resolved path differs is then checked as file.write / file.read
+// with `path` and `realPath`, as openFile checks a file, and resolved once more just
+// before the run: a target that leads elsewhere by then is a DeniedError (`changed`). As
+// the Python client does.
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import nodePath from 'node:path';
 
-import { NOT_FOUND, failedClosed } from './answers.js';
+import { BAD_ANSWER, CHANGED, NOT_FOUND, failedClosed } from './answers.js';
 import { DeniedError } from './errors.js';
+import { realPathIn } from './files.js';
 import { validTimeout } from './timeouts.js';
 
 // What would run something other than what was checked, or as someone it does not name.
@@ -107,6 +117,69 @@ export async function resolveProgram(name, env = process.env, cwd = process.cwd(
   return null;
 }
 
+// The answer's lists of redirection targets, and the file action each one is.
+const REDIRECTION_LISTS = [
+  ['writes', 'file.write'],
+  ['reads', 'file.read'],
+];
+
+/**
+ * [action, path] for each file the allowed command's redirections open, as the gate's
+ * answer lists them (request.writes, request.reads); none from an answer without
+ * `request` (a gate that does not send it: docs/clients.md, Limits). Throws DeniedError
+ * for lists it cannot read.
+ */
+export function redirectionTargets(decision) {
+  const request = decision.raw?.request;
+  if (request === undefined || request === null) return [];
+  if (typeof request !== 'object' || Array.isArray(request)) {
+    const reason = `tollgate's answer has request=${JSON.stringify(request)}, not an object`;
+    throw new DeniedError(failedClosed(reason, BAD_ANSWER, decision.status));
+  }
+  const targets = [];
+  for (const [field, action] of REDIRECTION_LISTS) {
+    const paths = request[field] ?? [];
+    if (!Array.isArray(paths) || !paths.every((path) => typeof path === 'string')) {
+      const reason = `tollgate's answer has request.${field}=${JSON.stringify(paths)}, not a list of paths`;
+      throw new DeniedError(failedClosed(reason, BAD_ANSWER, decision.status));
+    }
+    for (const path of paths) {
+      if (!targets.some(([a, p]) => a === action && p === path)) targets.push([action, path]);
+    }
+  }
+  return targets;
+}
+
+/**
+ * Check each redirection target's real path where it differs from the lexical one the
+ * gate decided; rejects with DeniedError if any is refused. Resolves to [path, realPath]
+ * pairs for verifyRedirections. The run's `approval` is not sent: it is bound to the
+ * command's request, not these.
+ */
+export async function checkRedirections(gate, decision, base, context) {
+  const resolved = [];
+  for (const [action, path] of redirectionTargets(decision)) {
+    const realPath = await realPathIn(base, path);
+    if (realPath !== path) await gate.require({ action, path, realPath, cwd: base, context });
+    resolved.push([path, realPath]);
+  }
+  return resolved;
+}
+
+/**
+ * Throw DeniedError if a target leads elsewhere than when it was checked (a symlink made
+ * or moved meanwhile). Done last before the run, to keep that window short.
+ */
+export async function verifyRedirections(resolved, base) {
+  for (const [path, realPath] of resolved) {
+    const now = await realPathIn(base, path);
+    if (now !== realPath) {
+      const reason = `${path} changed between the check and the run (now leads to ${now})`;
+      throw new DeniedError(failedClosed(reason, CHANGED));
+    }
+  }
+}
+
 function collect(child, { input, maxBuffer, encoding }) {
   return new Promise((resolve, reject) => {
     const out = { stdout: [], stderr: [] };
@@ -166,7 +239,14 @@ export async function runChecked(gate, command, options = {}) {
   if (typeof command === 'string') {
     // `export` gives the variables to the whole shell, as env does.
     const commandLine = changes.length > 0 ? `export ${assignments(changes)}; ${command}` : command;
-    await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
+    const decision = await gate.require({
+      action: 'process.exec',
+      commandLine,
+      cwd: base,
+      context,
+      approval,
+    });
+    await verifyRedirections(await checkRedirections(gate, decision, base, context), base);
     return collect(spawn('/bin/sh', ['-c', command], spawnOptions), { input, maxBuffer, encoding });
   }
   const argv = Array.from(command, String);
@@ -179,11 +259,14 @@ export async function runChecked(gate, command, options = {}) {
     throw new DeniedError(failedClosed(`${reason} (from ${base})`, NOT_FOUND));
   }
   argv[0] = program;
+  let decision;
   if (changes.length > 0) {
     const commandLine = `${assignments(changes)} ${commandWords(argv)}`;
-    await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
+    decision = await gate.require({ action: 'process.exec', commandLine, cwd: base, context, approval });
   } else {
-    await gate.require({ action: 'process.exec', argv, cwd: base, context, approval });
+    decision = await gate.require({ action: 'process.exec', argv, cwd: base, context, approval });
   }
+  // An argument array has redirections only in a script it hands a shell (sh -c '...').
+  await verifyRedirections(await checkRedirections(gate, decision, base, context), base);
   return collect(spawn(argv[0], argv.slice(1), spawnOptions), { input, maxBuffer, encoding });
 }

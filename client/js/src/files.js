@@ -118,6 +118,15 @@ export async function resolveRealPath(absolute) {
   return resolved;
 }
 
+/**
+ * Where `written` (relative to the absolute `base`) leads once symlinks are followed: what
+ * an open or a create by that path reaches (resolveRealPath). Not path.resolve: '..' after
+ * a symlink must be resolved the way the kernel does.
+ */
+export function realPathIn(base, written) {
+  return resolveRealPath(nodePath.isAbsolute(written) ? written : `${base}/${written}`);
+}
+
 /** What the symlink at `path` points to; null if it is no symlink or does not exist. */
 async function linkTarget(path) {
   try {
@@ -202,8 +211,7 @@ async function openExactly(realPath, flags, mode) {
 export async function openChecked(gate, path, flags = 'r', { cwd, mode = 0o666, context, approval } = {}) {
   const written = String(path);
   const base = nodePath.resolve(cwd ?? process.cwd());
-  // Not path.resolve: '..' after a symlink must be resolved the way the kernel does.
-  const realPath = await resolveRealPath(nodePath.isAbsolute(written) ? written : `${base}/${written}`);
+  const realPath = await realPathIn(base, written);
   const wanted = numericFlags(flags);
   const actions = actionsForFlags(wanted);
   if (actions.length === 0) throw new TypeError(`open flags ${flags} neither read nor write`);

@@ -2,7 +2,18 @@
 // server and a loopback stand-in for the Kubernetes API. A denied action never happens.
 
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -355,6 +366,148 @@ describe('run', () => {
     assert.equal(shellQuote('$(x) `y` \\ "z"\n'), `'$(x) \`y\` \\ "z"\n'`);
     assert.equal(shellQuote('é'), "'é'");
   });
+});
+
+// Found in the red-team review (repro /tmp/rt6): the gate decides `> gl/config` by its
+// lexical path, while the shell writes through `gl -> .git` into .git/config. The client
+// checks the real path of each target the gate's answer lists in its normalised request
+// (writes, reads).
+describe('run: where a redirection lands', () => {
+  const denied = (pattern) => (error) => {
+    assert.ok(error instanceof DeniedError, String(error));
+    assert.match(error.reason, pattern);
+    return true;
+  };
+
+  test('refuses a redirection writing through a symlink into a denied place', async () => {
+    const out = `${files}/out`;
+    await symlink(`${files}/secret`, `${out}/to-secret`);
+    const recording = new RecordingGate({ url });
+    try {
+      for (const command of [
+        'echo pwned > to-secret/planted',
+        'echo pwned >> to-secret/key',
+        'echo pwned >| to-secret/key',
+        ['sh', '-c', 'echo pwned > to-secret/planted'], // an argv handing a shell a script
+      ]) {
+        await assert.rejects(
+          recording.run(command, { cwd: out }),
+          denied(new RegExp(`^realPath: no rule allows file\\.write of ${files}/secret/`)),
+        );
+      }
+      // Checked as openFile checks a file: the lexical path and where it leads.
+      const { action, path, realPath, cwd } = recording.sent.at(-1);
+      assert.deepEqual(
+        { action, path, realPath, cwd },
+        {
+          action: 'file.write',
+          path: `${out}/to-secret/planted`,
+          realPath: `${files}/secret/planted`,
+          cwd: out,
+        },
+      );
+    } finally {
+      recording.close();
+    }
+    assert.equal(existsSync(`${files}/secret/planted`), false);
+    assert.equal(await readFile(`${files}/secret/key`, 'utf8'), 'do not read');
+  });
+
+  test('checks and runs a redirection through a symlink to an allowed place', async () => {
+    const out = `${files}/out`;
+    await mkdir(`${out}/real-dir`);
+    await symlink(`${out}/real-dir`, `${out}/alias`);
+    const recording = new RecordingGate({ url });
+    try {
+      await recording.run('echo one > plain.txt', { cwd: out }); // no symlink: nothing more to check
+      assert.deepEqual(
+        recording.sent.map((request) => request.action),
+        ['process.exec'],
+      );
+      await recording.run('echo two >> alias/new.txt', { cwd: out });
+      const { action, path, realPath } = recording.sent.at(-1);
+      assert.deepEqual(
+        { action, path, realPath },
+        {
+          action: 'file.write',
+          path: `${out}/alias/new.txt`,
+          realPath: `${out}/real-dir/new.txt`,
+        },
+      );
+    } finally {
+      recording.close();
+    }
+    assert.equal(await readFile(`${out}/plain.txt`, 'utf8'), 'one\n');
+    assert.equal(await readFile(`${out}/real-dir/new.txt`, 'utf8'), 'two\n');
+  });
+
+  test('refuses a redirection reading through a symlink from a denied place', async () => {
+    const checking = new Gate({ url });
+    try {
+      // data/escape -> secret/key; the read is allowed by its lexical path.
+      await assert.rejects(
+        checking.run('cat < data/escape', { cwd: files }),
+        (error) =>
+          error instanceof DeniedError &&
+          error.reason === `realPath: no rule allows file.read of ${files}/secret/key`,
+      );
+      assert.equal((await checking.run('cat < data/report.csv', { cwd: files })).stdout, 'a,b\n1,2\n');
+    } finally {
+      checking.close();
+    }
+  });
+
+  test('refuses a redirection target swapped after its check', async () => {
+    const out = `${files}/out`;
+    await mkdir(`${out}/hop-a`);
+    await symlink(`${out}/hop-a`, `${out}/hop`);
+    // Points hop at the denied directory once its real path was allowed.
+    class SwapAfterFileCheck extends Gate {
+      async require(request) {
+        const decision = await super.require(request);
+        if (request.action === 'file.write') {
+          await unlink(`${out}/hop`);
+          await symlink(`${files}/secret`, `${out}/hop`);
+        }
+        return decision;
+      }
+    }
+    const swapping = new SwapAfterFileCheck({ url });
+    try {
+      await assert.rejects(swapping.run('echo pwned > hop/swapped', { cwd: out }), (error) => {
+        changedError(error);
+        assert.equal(
+          error.reason,
+          `${out}/hop/swapped changed between the check and the run (now leads to ${files}/secret/swapped)`,
+        );
+        return true;
+      });
+    } finally {
+      swapping.close();
+    }
+    assert.equal(existsSync(`${files}/secret/swapped`), false);
+    assert.equal(existsSync(`${out}/hop-a/swapped`), false);
+  });
+
+  for (const requestJson of ['"x"', '{"writes": "/tmp/x"}', '{"reads": [1]}', '{"writes": [null]}']) {
+    test(`refuses an allow whose redirection targets cannot be read: ${requestJson}`, async () => {
+      const body = `{"allowed": true, "decision": "allow", "reason": "stub", "request": ${requestJson}}`;
+      const stub = await rawServer(answering(200, body));
+      servers.push(stub);
+      const stubbed = new Gate({ url: stub.url });
+      const marker = `${scratch}/stub-ran`;
+      try {
+        await assert.rejects(stubbed.run(`echo hi > ${marker}`), (error) => {
+          assert.ok(error instanceof DeniedError, String(error));
+          assert.equal(error.decision.error, 'bad_answer');
+          return true;
+        });
+      } finally {
+        stubbed.close();
+      }
+      assert.equal(existsSync(marker), false);
+    });
+  }
 });
 
 describe('fetch', () => {

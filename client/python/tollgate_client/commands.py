@@ -14,6 +14,15 @@ An ``env`` that adds or changes variables (``LD_PRELOAD``, ``GIT_SSH_COMMAND``, 
 them as it decides ``LD_PRELOAD=x git status`` (``environment-override`` for a risky
 name): an argument list is then checked as the ``commandLine``
 ``K='v' /usr/bin/git status``, a string as ``export K='v'; <the string>``.
+
+The gate decides the files a command's redirections write and read (``> f``, ``< f``,
+also inside ``sh -c``) by their lexical paths, which it lists in its normalised request
+(``request.writes``, ``request.reads``) when its answer carries that. The shell opens
+them through any symlink on the way (``gl -> .git`` makes ``> gl/config`` write
+``.git/config``), so each one whose symlink-resolved path differs is then checked as
+``file.write`` / ``file.read`` with ``path`` and ``realPath``, as ``Gate.open`` checks a
+file, and resolved once more just before the run: a target that leads elsewhere by
+then is ``Denied`` (``changed``).
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tollgate_client.answers import NOT_FOUND, failed_closed
+from tollgate_client.answers import BAD_ANSWER, CHANGED, NOT_FOUND, Decision, failed_closed
 from tollgate_client.errors import Denied
+from tollgate_client.files import FILE_READ, FILE_WRITE, real_path_in
 from tollgate_client.timeouts import valid_timeout
 from tollgate_client.wire import plain_text
 
@@ -92,6 +102,61 @@ def resolve_program(
     return None
 
 
+# The answer's lists of redirection targets, and the file action each one is.
+_REDIRECTION_LISTS = (("writes", FILE_WRITE), ("reads", FILE_READ))
+
+
+def redirection_targets(decision: Decision) -> list[tuple[str, str]]:
+    """``(action, path)`` for each file the allowed command's redirections open, as the
+    gate's answer lists them (``request.writes``, ``request.reads``); none from an
+    answer without ``request`` (a gate that does not send it: docs/clients.md, Limits).
+    Raises ``Denied`` for lists it cannot read."""
+    request = decision.raw.get("request")
+    if request is None:
+        return []
+    if not isinstance(request, dict):
+        reason = f"tollgate's answer has request={request!r}, not an object"
+        raise Denied(failed_closed(reason, BAD_ANSWER, decision.status))
+    targets: list[tuple[str, str]] = []
+    for field, action in _REDIRECTION_LISTS:
+        paths = request.get(field)
+        if paths is None:  # left out (or null, as the JS client reads it): no targets
+            paths = []
+        if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+            reason = f"tollgate's answer has request.{field}={paths!r}, not a list of paths"
+            raise Denied(failed_closed(reason, BAD_ANSWER, decision.status))
+        targets.extend((action, path) for path in paths if (action, path) not in targets)
+    return targets
+
+
+def check_redirections(
+    gate: Gate, decision: Decision, base: str, context: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """Check each redirection target's real path where it differs from the lexical one
+    the gate decided; ``Denied`` if any is refused. Returns ``(path, real path)`` pairs
+    for ``verify_redirections``.
+
+    The run's ``approval`` is not sent: it is bound to the command's request, not these.
+    """
+    resolved: list[tuple[str, str]] = []
+    for action, path in redirection_targets(decision):
+        real_path = real_path_in(base, path)
+        if real_path != path:
+            gate.require(action, path=path, real_path=real_path, cwd=base, context=context)
+        resolved.append((path, real_path))
+    return resolved
+
+
+def verify_redirections(resolved: Sequence[tuple[str, str]], base: str) -> None:
+    """Raise ``Denied`` if a target leads elsewhere than when it was checked (a symlink
+    made or moved meanwhile). Done last before the run, to keep that window short."""
+    for path, real_path in resolved:
+        now = real_path_in(base, path)
+        if now != real_path:
+            reason = f"{path} changed between the check and the run (now leads to {now})"
+            raise Denied(failed_closed(reason, CHANGED))
+
+
 def run_checked(
     gate: Gate,
     command: str | Sequence[str | os.PathLike[str]],
@@ -129,9 +194,11 @@ def run_checked(
         command = plain_text(command)
         # `export` gives the variables to the whole shell, as env does.
         command_line = f"export {assignments(changes)}; {command}" if changes else command
-        gate.require(
+        decision = gate.require(
             PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
         )
+        resolved = check_redirections(gate, decision, base, context)
+        verify_redirections(resolved, base)
         return subprocess.run(command, shell=True, cwd=base, env=env, **subprocess_args)
     argv = [plain_text(arg) for arg in command]
     if not argv:
@@ -146,9 +213,14 @@ def run_checked(
     argv[0] = program
     if changes:
         command_line = f"{assignments(changes)} {command_words(argv)}"
-        gate.require(
+        decision = gate.require(
             PROCESS_EXEC, command_line=command_line, cwd=base, context=context, approval=approval
         )
     else:
-        gate.require(PROCESS_EXEC, argv=argv, cwd=base, context=context, approval=approval)
+        decision = gate.require(
+            PROCESS_EXEC, argv=argv, cwd=base, context=context, approval=approval
+        )
+    # An argument list has redirections only in a script it hands a shell (sh -c '...').
+    resolved = check_redirections(gate, decision, base, context)
+    verify_redirections(resolved, base)
     return subprocess.run(argv, cwd=base, env=env, **subprocess_args)

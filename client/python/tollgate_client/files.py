@@ -114,6 +114,13 @@ def _verified_opener(real_path: str) -> Callable[[str, int], int]:
     return opener
 
 
+def real_path_in(base: str, written: str) -> str:
+    """Where ``written`` (relative to the absolute ``base``) leads, symlinks followed as
+    far as the path exists, a dangling one to where it points (a create through it lands
+    there), the rest appended: what a create or an open by that path reaches."""
+    return os.path.realpath(os.path.join(base, written))
+
+
 def open_checked(
     gate: Gate,
     path: str | os.PathLike[str],
@@ -136,7 +143,7 @@ def open_checked(
     # too: a subclass's `in` could hide a "w" from actions_for_mode.
     written, mode = plain_text(path), plain_text(mode)
     base = os.path.abspath(plain_text(cwd)) if cwd is not None else os.getcwd()
-    real_path = os.path.realpath(os.path.join(base, written))
+    real_path = real_path_in(base, written)
     for action in actions_for_mode(mode):
         gate.require(
             action, path=written, real_path=real_path, cwd=base, context=context, approval=approval
