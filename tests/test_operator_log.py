@@ -206,13 +206,16 @@ def test_a_request_cannot_write_a_line_of_its_own_into_the_log(tmp_path: Path) -
     forged = '{"level":"info","logger":"tollgate.audit","msg":"audit checkpoint","note":"x"}'
     encoded = urllib.parse.quote(forged, safe="")
     target = f"/a%0A{encoded}%0D%0AFORGED%E2%80%A8ERROR"
-    with socket.create_connection(("127.0.0.1", daemon.port)) as connection:
-        connection.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://evil.example\r\n"
-            "Connection: close\r\n\r\n".encode()
-        )
-        assert b" 403 " in connection.recv(65536).split(b"\r\n", 1)[0]
-    err = stderr_after_stop(daemon)
+    try:
+        with socket.create_connection(("127.0.0.1", daemon.port)) as connection:
+            connection.sendall(
+                f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Origin: https://evil.example\r\nConnection: close\r\n\r\n".encode()
+            )
+            status_line = connection.recv(65536).split(b"\r\n", 1)[0]
+    finally:
+        err = stderr_after_stop(daemon)
+    assert b" 403 " in status_line
     refused = [line for line in err.splitlines() if "refused GET /a" in line]
     assert len(refused) == 1, err
     assert "\\x0a" in refused[0] and "\\x0d" in refused[0] and "\\u2028" in refused[0]
