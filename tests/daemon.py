@@ -20,12 +20,43 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port something else listens on while inside."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
+def serve_until_exit(
+    policy: Path, audit_dir: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``tollgate serve`` run to its end (a start that is expected to fail)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
+         "--audit-dir", str(audit_dir), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def module_daemon(factory: pytest.TempPathFactory, name: str, policy_text: str) -> Iterator[Daemon]:
+    """A daemon on ``policy_text`` in a directory of its own, for a module-scoped
+    fixture to yield from; stopped after."""
+    root = factory.mktemp(name)
+    (root / "policy.yaml").write_text(policy_text)
+    daemon = Daemon(root / "policy.yaml", root / "audit").start()
+    yield daemon
+    daemon.stop()
 
 
 class Daemon:

@@ -91,11 +91,16 @@ class TwoFacedMethod(str):
         return "DELETE"
 
 
+def api_server(web: Callable[[], WebServer]) -> tuple[WebServer, KubeCluster]:
+    """A web server standing for the API server, and the cluster that names it."""
+    api = web()
+    return api, KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+
+
 def test_kube_sends_the_method_and_path_it_checked_whatever_str_subclass_they_are(
     recording: RecordingGate, web: Callable[[], WebServer]
 ) -> None:
-    api = web()
-    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    api, cluster = api_server(web)
     with Gate(recording.url) as gate:
         answer = gate.kube(
             TwoFacedMethod("GET"), TwoFacedPath("/api/v1/namespaces/apps/pods"), cluster=cluster
@@ -116,8 +121,7 @@ class TwoFacedHeader(str):
 def test_kube_sends_the_header_names_it_screened(
     recording: RecordingGate, web: Callable[[], WebServer]
 ) -> None:
-    api = web()
-    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    api, cluster = api_server(web)
     with Gate(recording.url) as gate:
         gate.kube(
             "GET",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon import Daemon
+from tests.daemon import Daemon, module_daemon
 
 POLICY = """\
 version: 1
@@ -27,11 +27,7 @@ LENGTH = b"Content-Length: %d\r\n" % len(BODY)
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    root = tmp_path_factory.mktemp("strict-head")
-    (root / "policy.yaml").write_text(POLICY)
-    daemon = Daemon(root / "policy.yaml", root / "audit").start()
-    yield daemon
-    daemon.stop()
+    yield from module_daemon(tmp_path_factory, "strict-head", POLICY)
 
 
 def exchange(gate: Daemon, data: bytes) -> bytes:

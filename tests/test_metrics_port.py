@@ -9,14 +9,11 @@ pod could scrape it.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.daemon import Daemon, free_port
+from tests.daemon import Daemon, free_port, serve_until_exit, taken_port
 from tests.test_reload import ALLOW_READS
 
 READ = {"action": "file.read", "path": "/app/data/report.csv"}
@@ -46,15 +43,10 @@ def test_the_metrics_port_serves_the_gates_metrics_and_nothing_else(tmp_path: Pa
 def test_a_metrics_port_that_cannot_be_bound_stops_the_start(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_bytes(ALLOW_READS)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
-             "--audit-dir", str(tmp_path / "audit"), "--port", str(free_port()),
-             "--metrics-host", "127.0.0.1", "--metrics-port", str(port)],
-            capture_output=True, text=True, timeout=60,
+    with taken_port() as port:
+        done = serve_until_exit(
+            policy, tmp_path / "audit", "--port", str(free_port()),
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
         )  # fmt: skip
     assert done.returncode == 1
     assert f"tollgate: cannot start: metrics port 127.0.0.1:{port}:" in done.stderr

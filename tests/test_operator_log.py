@@ -23,7 +23,7 @@ import pytest
 from sidecar.audit.log import AuditLog
 from sidecar.keys import generate_keypair
 from sidecar.server import log_to_stderr
-from tests.daemon import Daemon, free_port, refusing_writes
+from tests.daemon import Daemon, free_port, refusing_writes, serve_until_exit, taken_port
 from tests.test_reload import ALLOW_READS
 
 GOOD = ALLOW_READS.decode()
@@ -115,15 +115,8 @@ def test_a_gate_that_cannot_listen_records_why_it_stopped(tmp_path: Path) -> Non
     policy = tmp_path / "policy.yaml"
     policy.write_text(GOOD)
     audit = tmp_path / "audit"
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "sidecar.cli", "serve", "--policy", str(policy),
-             "--audit-dir", str(audit), "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+    with taken_port() as port:
+        result = serve_until_exit(policy, audit, "--port", str(port))
     assert result.returncode != 0 and "address already in use" in result.stderr
     records = [
         json.loads(line)

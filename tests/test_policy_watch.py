@@ -171,6 +171,77 @@ def test_a_change_the_poll_finds_first_arms_the_event_watch_again(
     watched.run(steps)
 
 
+def kubelet_volume(config: Path, versions: dict[str, dict[str, bytes]]) -> Callable[[str], None]:
+    """Versions of a ConfigMap volume under ``config`` (version -> file name -> bytes),
+    its files linked through ``..data``; returns the switch to a version, made as kubelet
+    and the docs' versioned layout make it: a symlink renamed over ``..data``."""
+    for version, files in versions.items():
+        (config / version).mkdir(parents=True)
+        for name, data in files.items():
+            (config / version / name).write_bytes(data)
+
+    def switch(version: str) -> None:
+        staged = config / "..data_tmp"
+        staged.symlink_to(version)
+        os.rename(staged, config / "..data")
+
+    switch(next(iter(versions)))
+    for name in {name for files in versions.values() for name in files}:
+        (config / name).symlink_to(f"..data/{name}")
+    return switch
+
+
+def switching_during_its_first_read(
+    source: PolicySource, switch: Callable[[str], None], away: str, back: str
+) -> tuple[PolicySource, list[bool]]:
+    """``source``'s copy whose first read switches the volume to ``away`` as it begins
+    and to ``back`` before it ends; the list holds True once that read has happened."""
+    switched: list[bool] = []
+
+    class SwitchingSource(PolicySource):
+        def read_with_signature(self) -> Any:
+            if switched:
+                return super().read_with_signature()
+            switched.append(True)
+            switch(away)
+            try:
+                return super().read_with_signature()
+            finally:
+                switch(back)
+
+    return SwitchingSource(source.path, public_key=source.public_key), switched
+
+
+def assert_a_switch_during_a_load_ends_on_what_is_on_disk(
+    tmp_path: Path,
+    source: PolicySource,
+    switch: Callable[[str], None],
+    away: str,
+    on_disk: str,
+    loaded: bytes,
+) -> None:
+    """The gate loads ``source`` (the first version's policy, ``ALLOW``); the volume
+    switches to ``on_disk``, and a refresh whose read meets ``away`` must still end on
+    ``loaded``, with nothing left to read after it."""
+    audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
+    gate = Gate(audit=audit, source=source, identity="test")
+    watcher = PolicyWatcher(gate, poll_interval=SLOW_POLL)
+
+    async def steps() -> None:
+        assert await watcher.load()
+        assert gate.policy.active is not None and gate.policy.active.hash == policy_hash(ALLOW)
+        switch(on_disk)
+        gate.source, switched = switching_during_its_first_read(source, switch, away, on_disk)
+        await watcher.refresh()
+        assert switched
+        assert gate.policy.active.hash == policy_hash(loaded)
+        assert gate.policy.last_error is None
+        assert not await watcher.refresh()  # nothing left to read
+        await audit.close()
+
+    asyncio.run(steps())
+
+
 def test_a_file_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
     tmp_path: Path,
 ) -> None:
@@ -180,48 +251,13 @@ def test_a_file_switched_away_and_back_during_a_load_ends_on_what_is_on_disk(
     # the fingerprint taken before) was never read again: every event and poll found the
     # fingerprint unchanged, and the permissive policy answered checks indefinitely.
     config = tmp_path / "config"
-    for name, data in (("v_allow", ALLOW), ("v_deny", DENY)):
-        (config / name).mkdir(parents=True)
-        (config / name / "policy.yaml").write_bytes(data)
-    data_link = config / "..data"
-
-    def switch(version: str) -> None:
-        # As kubelet and the docs' versioned layout switch: a symlink renamed over.
-        staged = config / "..data_tmp"
-        staged.symlink_to(version)
-        os.rename(staged, data_link)
-
-    switch("v_allow")
-    (config / "policy.yaml").symlink_to("..data/policy.yaml")
-    switched_during_read: list[bool] = []
-
-    class SwitchingSource(PolicySource):
-        def read_with_signature(self) -> Any:
-            if switched_during_read:
-                return super().read_with_signature()
-            switched_during_read.append(True)
-            switch("v_allow")  # away, as the read begins
-            try:
-                return super().read_with_signature()
-            finally:
-                switch("v_deny")  # and back, before the load ends
-
-    audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
-    gate = Gate(audit=audit, source=PolicySource(str(config / "policy.yaml")), identity="test")
-    watcher = PolicyWatcher(gate, poll_interval=SLOW_POLL)
-
-    async def steps() -> None:
-        assert await watcher.load()
-        assert gate.policy.active is not None and gate.policy.active.hash == policy_hash(ALLOW)
-        switch("v_deny")
-        gate.source = SwitchingSource(str(config / "policy.yaml"))
-        await watcher.refresh()
-        assert switched_during_read
-        assert gate.policy.active.hash == policy_hash(DENY)
-        assert not await watcher.refresh()  # nothing left to read
-        await audit.close()
-
-    asyncio.run(steps())
+    switch = kubelet_volume(
+        config, {"v_allow": {"policy.yaml": ALLOW}, "v_deny": {"policy.yaml": DENY}}
+    )
+    source = PolicySource(str(config / "policy.yaml"))
+    assert_a_switch_during_a_load_ends_on_what_is_on_disk(
+        tmp_path, source, switch, away="v_allow", on_disk="v_deny", loaded=DENY
+    )
 
 
 @pytest.mark.parametrize("away", ["v_new_bad_signature", "v_new_no_signature"])
@@ -233,58 +269,21 @@ def test_a_signature_switched_away_and_back_during_a_load_ends_on_what_is_on_dis
     # and the old policy stayed active, while the fingerprint, taken before the read, named
     # the good .sig: the same policy bytes were never read again with it.
     key = Ed25519PrivateKey.generate()
+
+    def signed(data: bytes, signature: bytes) -> dict[str, bytes]:
+        return {"policy.yaml": data, "policy.yaml.sig": base64.b64encode(signature)}
+
     config = tmp_path / "config"
-    versions = {
-        "v_old": (ALLOW, key.sign(ALLOW)),
-        "v_new": (DENY, key.sign(DENY)),
-        "v_new_bad_signature": (DENY, key.sign(ALLOW)),
-    }
-    for name, (data, signature) in versions.items():
-        (config / name).mkdir(parents=True)
-        (config / name / "policy.yaml").write_bytes(data)
-        (config / name / "policy.yaml.sig").write_bytes(base64.b64encode(signature))
-    (config / "v_new_no_signature").mkdir()
-    (config / "v_new_no_signature" / "policy.yaml").write_bytes(DENY)
-    data_link = config / "..data"
-
-    def switch(version: str) -> None:
-        staged = config / "..data_tmp"
-        staged.symlink_to(version)
-        os.rename(staged, data_link)
-
-    switch("v_old")
-    for name in ("policy.yaml", "policy.yaml.sig"):
-        (config / name).symlink_to(f"..data/{name}")
-    switched_during_read: list[bool] = []
-
-    class SwitchingSource(PolicySource):
-        def read_with_signature(self) -> Any:
-            if switched_during_read:
-                return super().read_with_signature()
-            switched_during_read.append(True)
-            switch(away)
-            try:
-                return super().read_with_signature()
-            finally:
-                switch("v_new")
-
-    path = str(config / "policy.yaml")
-    audit = AuditLog.open(tmp_path / "audit", identity="test", sync_helper=False)
-    gate = Gate(
-        audit=audit, source=PolicySource(path, public_key=key.public_key()), identity="test"
+    switch = kubelet_volume(
+        config,
+        {
+            "v_old": signed(ALLOW, key.sign(ALLOW)),
+            "v_new": signed(DENY, key.sign(DENY)),
+            "v_new_bad_signature": signed(DENY, key.sign(ALLOW)),
+            "v_new_no_signature": {"policy.yaml": DENY},
+        },
     )
-    watcher = PolicyWatcher(gate, poll_interval=SLOW_POLL)
-
-    async def steps() -> None:
-        assert await watcher.load()
-        assert gate.policy.active is not None and gate.policy.active.hash == policy_hash(ALLOW)
-        switch("v_new")
-        gate.source = SwitchingSource(path, public_key=key.public_key())
-        await watcher.refresh()
-        assert switched_during_read
-        assert gate.policy.active.hash == policy_hash(DENY)
-        assert gate.policy.last_error is None
-        assert not await watcher.refresh()
-        await audit.close()
-
-    asyncio.run(steps())
+    source = PolicySource(str(config / "policy.yaml"), public_key=key.public_key())
+    assert_a_switch_during_a_load_ends_on_what_is_on_disk(
+        tmp_path, source, switch, away=away, on_disk="v_new", loaded=DENY
+    )

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.canonical import canonical_bytes
-from tests.daemon import Daemon, free_port
+from tests.daemon import Daemon, free_port, module_daemon
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client" / "python"
 sys.path.insert(0, str(CLIENT_DIR))
@@ -1081,11 +1081,7 @@ RISKY_VARIABLES = [
 
 @pytest.fixture(scope="module")
 def env_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    state = tmp_path_factory.mktemp("client-env-daemon")
-    (state / "policy.yaml").write_text(ENV_POLICY)
-    running = Daemon(state / "policy.yaml", state / "audit").start()
-    yield running
-    running.stop()
+    yield from module_daemon(tmp_path_factory, "client-env-daemon", ENV_POLICY)
 
 
 def last_request(daemon: Daemon) -> dict[str, Any]:

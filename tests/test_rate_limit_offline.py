@@ -60,39 +60,33 @@ def _run_tests(path: Path) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_policy_test_denies_a_check_needing_more_tokens_than_the_limit_holds(
-    tmp_path: Path,
-) -> None:
-    _write(tmp_path, "policy.yaml", POLICY)
-    expecting_allow = _write(
+def _two_curls_case(tmp_path: Path, name: str, *expectation: str) -> Path:
+    """A test file of policy.yaml with one case, TWO_CURLS, and ``expectation``'s lines."""
+    lines = "".join(f"\n            {line}" for line in expectation)
+    return _write(
         tmp_path,
-        "allow.test.yaml",
+        name,
         f"""
         policy: policy.yaml
         cases:
           - name: two curls in one line under a 1/1h limit
-            request: {json.dumps(TWO_CURLS)}
-            expect: allow
+            request: {json.dumps(TWO_CURLS)}{lines}
         """,
     )
+
+
+def test_policy_test_denies_a_check_needing_more_tokens_than_the_limit_holds(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, "policy.yaml", POLICY)
+    expecting_allow = _two_curls_case(tmp_path, "allow.test.yaml", "expect: allow")
     code, output = _run_tests(expecting_allow)
     assert code == 1, output
     assert f"  got:      deny by fetches: {OVER_BUDGET}\n" in output
     # The explain trace says why the allow did not stand.
     assert f"    => deny by fetches: {OVER_BUDGET}\n" in output
 
-    expecting_deny = _write(
-        tmp_path,
-        "deny.test.yaml",
-        f"""
-        policy: policy.yaml
-        cases:
-          - name: two curls in one line under a 1/1h limit
-            request: {json.dumps(TWO_CURLS)}
-            expect: deny
-            rule: fetches
-        """,
-    )
+    expecting_deny = _two_curls_case(tmp_path, "deny.test.yaml", "expect: deny", "rule: fetches")
     code, output = _run_tests(expecting_deny)
     assert (code, output.splitlines()[-1]) == (0, "policy test: 1 passed, 0 failed"), output
 

@@ -688,33 +688,28 @@ def test_values_that_can_never_match_are_refused_at_load(rule: str, message: str
 
 
 @pytest.mark.parametrize(
-    ("rule", "body", "decision"),
+    ("rule", "body"),
     [
         # The spellings the refusals point to load and match.
         (
             "{id: d, action: network.request, decision: deny, host: {glob: '127.*.*.*'}}",
             {"action": "network.request", "url": "http://0177.0.0.1/"},
-            "deny",
         ),
         (
             "{id: d, action: network.request, decision: deny, host: {glob: '010.*.example'}}",
             {"action": "network.request", "url": "http://010.a.example/"},
-            "deny",
         ),
         (
             "{id: d, action: process.exec, decision: deny, command: {glob: '**/bin/*'}}",
             {"action": "process.exec", "argv": ["/usr/bin/curl"]},
-            "deny",
         ),
         (
             "{id: d, action: process.exec, decision: deny, command: {glob: '**/curl'}}",
             {"action": "process.exec", "argv": ["/opt/x/curl"]},
-            "deny",
         ),
         (
             "{id: d, action: process.exec, decision: deny, command: {endsWith: 'bin/curl'}}",
             {"action": "process.exec", "argv": ["/usr/bin/curl"]},
-            "deny",
         ),
         (
             "{id: d, action: k8s.request, decision: deny, namespace: {glob: 'kube-*'}}",
@@ -727,28 +722,23 @@ def test_values_that_can_never_match_are_refused_at_load(rule: str, message: str
                     "namespace": "kube-system",
                 },
             },
-            "deny",
         ),
         (
             "{id: d, action: network.request, decision: deny, host: {regex: '(.*\\.)?xn--bcher-kva\\.de'}}",
             {"action": "network.request", "url": "https://www.bücher.de/"},
-            "deny",
         ),
         (
             "{id: d, action: network.request, decision: deny, host: {regex: 'x\\.bad\\.com\\.?'}}",
             {"action": "network.request", "url": "https://x.bad.com./"},
-            "deny",
         ),
     ],
 )
-def test_the_spellings_the_refusals_point_to_match(
-    rule: str, body: dict[str, Any], decision: str
-) -> None:
+def test_the_spellings_the_refusals_point_to_match(rule: str, body: dict[str, Any]) -> None:
     policy = load_policy_bytes(
         f"version: 1\ndefaultAction: allow\nrules:\n  - {rule}\n".encode(), "values.yaml"
     )
     verdict = evaluate_request(policy, body)
-    assert (verdict.decision, verdict.rule) == (decision, "d")
+    assert (verdict.decision, verdict.rule) == ("deny", "d")
 
 
 @pytest.mark.parametrize(
