@@ -192,8 +192,12 @@ def serve_metrics(gate: Gate, host: str, port: int) -> None:
     start_http_server(port, addr=host, registry=gate.metrics.registry)
 
 
-class StartStopped(Exception):
-    """SIGTERM or SIGINT arrived while the gate was opening its trail."""
+class StartStopped(BaseException):
+    """SIGTERM or SIGINT arrived while the gate was opening its trail.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: raised wherever the start happens
+    to be, it must not be taken by an ``except Exception`` there for a failure of its own.
+    """
 
 
 @contextlib.contextmanager
