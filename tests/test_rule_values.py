@@ -783,3 +783,57 @@ def test_an_empty_prefix_in_a_deny_rule_is_not_warned_of() -> None:
     # A deny rule that matches more only denies more, as for the other broad-allow warnings.
     assert not _load("{action: file.read, decision: deny, path: {startsWith: ''}}").warnings
     assert not _load("{action: file.read, decision: allow, path: {not: {startsWith: ''}}}").warnings
+
+
+# Noticed in review (2026-12-07): these host patterns loaded in silence, and as deny
+# rules they deny no address at all.
+@pytest.mark.parametrize(
+    ("host", "warning"),
+    [
+        (
+            "{glob: '127.*'}",
+            "host: glob '127.*' matches names of 2 labels only ('*' stays within a label), "
+            "never an IPv4 address, which a request holds as four decimal octets; for "
+            "addresses write '127.*.*.*' or a cidr",
+        ),
+        ("{not: {glob: '10.*.*'}}", "for addresses write '10.*.*.*' or a cidr"),
+        ("{glob: '1?.*'}", "for addresses write '1?.*.*.*' or a cidr"),
+        (
+            "{startsWith: '0177.'}",
+            "host: startsWith '0177.' never matches an IPv4 address, which a request holds "
+            "as four decimal octets without leading zeros (0177.0.0.1 is 127.0.0.1); write "
+            "a cidr",
+        ),
+        ("{startsWith: '0x7f.'}", "host: startsWith '0x7f.' never matches an IPv4 address"),
+        ("{startsWith: '10.300.'}", "host: startsWith '10.300.' never matches an IPv4 address"),
+    ],
+)
+def test_a_host_pattern_meant_for_addresses_that_only_matches_names_is_warned_of(
+    host: str, warning: str
+) -> None:
+    policy = _load(f"{{action: network.request, decision: deny, host: {host}}}")
+    assert any(w.startswith("rules[0]: ") and warning in w for w in policy.warnings), (
+        policy.warnings
+    )
+    if "not" not in host:  # what the warning says: the address is not denied
+        body = {"action": "network.request", "url": "http://0177.0.0.1/"}
+        assert evaluate_request(policy, body).rule is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "{glob: '127.*.*.*'}",
+        "{glob: '127.**'}",
+        "{glob: '*.*'}",
+        "{glob: 'api.*'}",
+        "{startsWith: '127.0.'}",
+        "{startsWith: 'abc.'}",  # hex digits, but a name: no address is written so
+        "{cidr: '127.0.0.0/8'}",
+    ],
+)
+def test_host_patterns_that_can_match_addresses_or_are_names_are_not_warned_of(
+    host: str,
+) -> None:
+    policy = _load(f"{{action: network.request, decision: deny, host: {host}}}")
+    assert not any("IPv4" in w for w in policy.warnings), policy.warnings

@@ -220,6 +220,60 @@ def _brace_glob_warnings(matchers: list[tuple[str, Matcher]]) -> list[str]:
     return warnings
 
 
+# A host label an IPv4 address could have: digits, or wildcards and digits ("*", "1?").
+_ADDRESS_LABEL = re.compile(r"[0-9*?]+")
+# The start of an address as inet_aton reads one: labels of digits (or hex), then a dot.
+_ADDRESS_START = re.compile(r"(?:(?:0x[0-9a-f]*|[0-9]+)\.)+(?:0x?[0-9a-f]*|[0-9]*)")
+
+
+def _operator_values(matcher: Matcher | None, operator: str) -> list[str]:
+    """The values of one operator of ``matcher`` (``glob``, ``startsWith``), in ``not`` too."""
+    if not isinstance(matcher, MatcherSpec):
+        return []
+    found = [getattr(matcher, operator)] if getattr(matcher, operator) is not None else []
+    if matcher.not_ is not None:
+        found.extend(_operator_values(matcher.not_, operator))
+    return found
+
+
+def _address_pattern_warnings(host: Matcher | None) -> list[str]:
+    """Host patterns that look meant for IPv4 addresses but can only match names.
+
+    Requests hold an address as four decimal octets (``0177.1`` is ``127.0.0.1``) and
+    a glob's ``*`` stays within one label, so ``127.*`` matches the name ``127.example``
+    and never the address ``127.0.0.1``; a deny so written denies no address at all.
+    ``_check_ipv4_glob`` refuses a glob with an octet no address holds; these are valid
+    patterns for names, so they are warned of, not refused.
+    """
+    warnings = []
+    for glob in _operator_values(host, "glob"):
+        labels = glob.split(".")
+        if (
+            "**" not in glob
+            and len(labels) < 4
+            and all(_ADDRESS_LABEL.fullmatch(label) for label in labels)
+            and any(character.isdigit() for character in glob)
+        ):
+            meant = ".".join(labels + ["*"] * (4 - len(labels)))
+            warnings.append(
+                f"host: glob {glob!r} matches names of {len(labels)} labels only ('*' "
+                "stays within a label), never an IPv4 address, which a request holds as "
+                f"four decimal octets; for addresses write {meant!r} or a cidr"
+            )
+    for start in _operator_values(host, "startsWith"):
+        whole_labels = start.split(".")[:-1]
+        if _ADDRESS_START.fullmatch(start) and any(
+            not label.isdigit() or str(int(label)) != label or int(label) > 255
+            for label in whole_labels
+        ):
+            warnings.append(
+                f"host: startsWith {start!r} never matches an IPv4 address, which a request "
+                "holds as four decimal octets without leading zeros (0177.0.0.1 is "
+                "127.0.0.1); write a cidr"
+            )
+    return warnings
+
+
 def _written_values(matcher: Matcher) -> list[str]:
     """The strings of ``matcher`` compared with a path as written (not its regexes)."""
     if isinstance(matcher, str):
@@ -427,6 +481,7 @@ def compile_policy(
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
         warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
         warnings.extend(f"{label}: {w}" for w in _brace_glob_warnings(matchers))
+        warnings.extend(f"{label}: {w}" for w in _address_pattern_warnings(rule.host))
         if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
             warnings.append(
                 f"{label}: args: holds when any one argument matches, wherever it is "
