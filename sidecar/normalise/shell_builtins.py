@@ -162,8 +162,9 @@ RISKY_PREFIXES = (
     # harmless (HARMLESS_GIT_VARIABLES): a name missing from a list must not be an allow.
     "GIT_",
     # Package managers' configuration: an index or a config file elsewhere installs
-    # (and runs the setup code of) whatever it serves.
-    *("NPM_CONFIG_", "npm_config_", "PIP_", "UV_", "CARGO_"),
+    # (and runs the setup code of) whatever it serves. npm's prefix is in
+    # ANY_CASE_PREFIXES.
+    *("PIP_", "UV_", "CARGO_"),
     # cgo's compiler and linker flags (CGO_CFLAGS=-fplugin=...), and which flags the
     # #cgo lines of a package may pass (CGO_*_ALLOW); rustup's toolchain (a directory:
     # RUSTUP_TOOLCHAIN=/workspace/tc runs its bin/cargo), home and download server.
@@ -171,6 +172,10 @@ RISKY_PREFIXES = (
     # Terraform adds TF_CLI_ARGS (and TF_CLI_ARGS_<command>) to its command line.
     "TF_CLI_ARGS",
 )
+
+# Prefixes a program reads in any case: npm (and pnpm, through npm's configuration) takes
+# every variable matching /^npm_config_/i, so npm_CONFIG_registry sets its registry.
+ANY_CASE_PREFIXES = ("npm_config_",)
 
 
 # git's variables that change only what a commit records, or git's output and prompts
@@ -195,7 +200,7 @@ HARMLESS_VARIABLES = HARMLESS_GIT_VARIABLES | frozenset(
 
 def risky_variable(name: str) -> bool:
     """Whether setting ``name`` changes what programs run or load."""
-    if name in RISKY_VARIABLES:
+    if name in RISKY_VARIABLES or name.lower().startswith(ANY_CASE_PREFIXES):
         return True
     return name.startswith(RISKY_PREFIXES) and name not in HARMLESS_VARIABLES
 

