@@ -25,7 +25,11 @@ path is rejected with ``RequestError(..., "k8s.path")`` instead of guessed at: `
 ``..`` segments, ``//``, percent-encoded ``/ \\ . % ? #``, invalid escapes, invalid
 UTF-8, whitespace, backslashes, ``#``, control, zero-width and bidi characters, relative
 paths and full URLs, ``;`` in the query, a query given both in the path and separately,
-a ``watch`` value that is not ASCII, a path over 4096 or a query over 16384 bytes.
+a ``watch`` value that is not ASCII, a path over 4096 or a query over 16384 bytes or
+of more than 100 parameters (Go's ``url.ParseQuery``, since Go 1.24.12 and 1.25.6,
+drops a whole query past its ``urlmaxqueryparams`` limit, 10,000 by default, so the
+apiserver would read none of it: not the ``fieldSelector`` that names a list, nor
+``dryRun``, nor an exec's ``command``).
 Percent-encoded ordinary characters are decoded first (``%73ecrets`` is ``secrets``),
 as the apiserver does.
 
@@ -54,6 +58,8 @@ from sidecar.normalise.paths import MAX_PATH_BYTES, check_path_text
 PATH_FIELD = "k8s.path"
 METHOD_FIELD = "k8s.method"
 MAX_QUERY_BYTES = 16384
+# Parameters counted as Go counts them ("&" + 1, empty ones too); kubectl sends a few.
+MAX_QUERY_PARAMETERS = 100
 
 # Kubernetes verbs an attribute request may name: the REST verbs RequestInfo produces,
 # plus the authorization-only verbs built-in authorizers check: impersonate
@@ -156,6 +162,37 @@ def also_evaluated_as(attributes: K8sAttributes) -> tuple[K8sAttributes, ...]:
     ):
         return (replace(attributes, verb="create"),)
     return ()
+
+
+# The schemes kube-apiserver accepts before a proxied object's name (SplitSchemeNamePort).
+_PROXY_SCHEMES = frozenset({"", "http", "https"})
+
+
+def proxied_object(attributes: K8sAttributes) -> K8sAttributes | None:
+    """The request with the name of the object it proxies to, when the name says more.
+
+    kube-apiserver proxies ``pods/proxy``, ``services/proxy`` and ``nodes/proxy`` (and
+    the legacy ``/proxy/`` prefix) to the object named by the segment ``name``,
+    ``name:port`` or ``scheme:name:port`` (``utilnet.SplitSchemeNamePort``; scheme
+    ``http`` or ``https``), while RequestInfo, and so RBAC and the request's ``name``,
+    keeps the whole segment. A deny of proxying to ``grafana`` must hold against
+    ``https:grafana:443``, so the request is also decided under the object's name by
+    deny and require_approval rules (``Subject.restrictions_only``); an allow naming
+    ``grafana`` still does not allow ``https:grafana:443``, as RBAC's resourceNames
+    would not. A name the apiserver would refuse to split adds nothing.
+    """
+    if not attributes.is_resource_request or not (
+        attributes.verb == "proxy" or attributes.resource.endswith("/proxy")
+    ):
+        return None
+    parts = attributes.name.split(":")
+    if len(parts) == 2:
+        name = parts[0]
+    elif len(parts) == 3 and parts[0] in _PROXY_SCHEMES:
+        name = parts[1]
+    else:
+        return None
+    return replace(attributes, name=name) if name else None
 
 
 def may_create(attributes: K8sAttributes) -> K8sAttributes | None:
@@ -377,6 +414,12 @@ def _parse_query(query: str) -> dict[str, list[str]]:
         return {}
     if len(query.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
         raise RequestError(f"query is longer than {MAX_QUERY_BYTES} bytes", PATH_FIELD)
+    if query.count("&") + 1 > MAX_QUERY_PARAMETERS:
+        raise RequestError(
+            f"query has more than {MAX_QUERY_PARAMETERS} parameters (an API server may "
+            "ignore the whole of a query with many)",
+            PATH_FIELD,
+        )
     if _UNSAFE_QUERY_CHAR.search(query):
         raise RequestError(
             "query must not contain ';', '#', spaces or control characters", PATH_FIELD

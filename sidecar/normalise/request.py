@@ -18,6 +18,7 @@ from sidecar.normalise.k8s import (
     also_evaluated_as,
     from_attributes,
     may_create,
+    proxied_object,
     resolve_request,
 )
 from sidecar.normalise.paths import lexical_path, normalise_path, written_paths
@@ -335,6 +336,17 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
         subjects.append(
             Subject(K8S_REQUEST, _with_agent(_k8s_fields(extra), identity), label=label)
         )
+    for decided in (attributes, *also_evaluated_as(attributes)):
+        proxied = proxied_object(decided)
+        if proxied is not None:
+            subjects.append(
+                Subject(
+                    K8S_REQUEST,
+                    _with_agent(_k8s_fields(proxied), identity),
+                    label=f"{decided.verb} {decided.resource} (proxied to {proxied.name})",
+                    restrictions_only=True,
+                )
+            )
     creating = may_create(attributes)
     if creating is not None:
         subjects.append(
