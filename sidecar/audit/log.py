@@ -310,6 +310,10 @@ class AuditLog:
             stored, vouched, stored_note = _load_checkpoint_file(path, signer)
             sizes = [stored.size] if stored else []
             state = rebuild(path, roots_at=sizes, trust_starts=vouched, lines_at=sizes)
+            if stored is None and state.size > state.base:
+                stored, stored_note = _without_checkpoint_file(state, path, signer)
+                if stored is not None:
+                    state = rebuild(path, roots_at=[stored.size], lines_at=[stored.size])
             last_checkpoint = _check_stored_checkpoint(stored, state, path)
             first_unsigned = _first_unsigned(stored, stored_note, state, path)
             broken_offset = _move_torn_tail(state.torn) if state.torn is not None else 0
@@ -1408,6 +1412,55 @@ def _check_stored_checkpoint(
             f"{where} root does not match the first {stored.size} records: the trail was rewritten"
         )
     return summary
+
+
+def _without_checkpoint_file(
+    state: TrailState, directory: Path, signer: Signer | None
+) -> tuple[Checkpoint | None, str | None]:
+    """What stands for a missing ``DIR/checkpoint`` on a trail that holds records.
+
+    The newest checkpoint record, when this gate's key signed its note: it was written
+    in the same fsync as the file, before it, and says the same. Otherwise nothing, and
+    the next checkpoint signs every record kept as found (``unsignedAtStart``); either
+    way the start says so, as a trail rewritten with its checkpoints dropped looks the
+    same to it (docs/audit.md, "What a trail cannot prove").
+    """
+    path = directory / CHECKPOINT_FILE
+    newest = state.newest_checkpoint
+    if signer is None:
+        return None, None  # nothing is signed in this run: nothing to sign as found
+    if newest is not None:
+        seq, text = newest
+        note = parse_note(text.encode("utf-8"))  # checked by the rebuild
+        checkpoint = Checkpoint.parse(note.text)
+        try:
+            verify_note(note, [Verifier(checkpoint.origin, signer.public_key)])
+        except NoteError:
+            pass
+        else:
+            _logger.warning(
+                "%s is missing, but the trail holds checkpoint records this gate's key "
+                "signed, the newest at seq %d: the file was removed while no gate ran. The "
+                "start goes on from that record, as from the file it stood beside",
+                path,
+                seq,
+            )
+            return checkpoint, text
+    kept = f"seq {state.base} to {state.size - 1}"
+    found = (
+        "no checkpoint record" if newest is None else "no checkpoint record this gate's key signed"
+    )
+    _logger.warning(
+        "the trail holds records (%s) but no %s and %s: the gate ran without "
+        "--signing-key before, or its key changed, or the trail was rewritten with its "
+        "checkpoints dropped. The next checkpoint signs these records as found (named in "
+        "this start's unsignedAtStart): compare them with a checkpoint kept outside the "
+        "volume (see docs/audit.md, startup)",
+        kept,
+        path,
+        found,
+    )
+    return None, None
 
 
 def _first_unsigned(

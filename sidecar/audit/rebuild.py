@@ -83,6 +83,9 @@ class TrailState:
     # The lines at ``lines_at``: (segment, line number in it, the line).
     lines: dict[int, tuple[Segment, int, bytes]] = field(default_factory=dict)
     base: int = 0  # seq of the oldest record kept (older ones were pruned)
+    # (seq, note) of the newest checkpoint record checked against the records before it
+    # (those of the segments the frontier was grown through), its root in ``roots``.
+    newest_checkpoint: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,7 @@ def _rebuild(
                 chunk = (segment, chunk_start, chunk_end)
                 if index >= grow_from:
                     marked = _candidates(scan, chunk)
-                    _fold_checked(frontier, hashes, marked, wanted, state.roots, where)
+                    _fold_checked(frontier, hashes, marked, wanted, state, where)
                 elif probe is not None and _grow_probe(probe, hashes, scan, chunk, where):
                     probe = None
                 for seq in wanted_lines:
@@ -416,11 +419,12 @@ def _fold_checked(
     hashes: bytes,
     marked: list[tuple[int, bytes]],
     wanted: list[int],
-    roots: dict[int, bytes],
+    state: TrailState,
     where: _Where,
 ) -> None:
     """Add a chunk's leaves to ``frontier``: record the roots at the sizes ``wanted``
-    and check each checkpoint record's fields and root against the leaves before it."""
+    and check each checkpoint record's fields and root against the leaves before it
+    (the newest one, and its root, kept in ``state``)."""
     count = len(hashes) // _HASH_SIZE
     records = {}
     for index, line in marked:
@@ -434,9 +438,11 @@ def _fold_checked(
         done = cut
         root = frontier.root()
         if where.seq + cut in wanted:
-            roots[where.seq + cut] = root
+            state.roots[where.seq + cut] = root
         if cut in records:
             _check_checkpoint(records[cut], where.seq + cut, root, where.segment, where.line(cut))
+            state.roots[where.seq + cut] = root
+            state.newest_checkpoint = (where.seq + cut, records[cut]["note"])
     frontier.extend(_leaves(hashes, done, count))
 
 

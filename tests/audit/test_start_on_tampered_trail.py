@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.audit import chunks
 from sidecar.audit.log import AuditLog
@@ -447,3 +448,64 @@ def test_a_damaged_checkpoint_record_after_the_stored_checkpoint_refuses_to_star
     assert result.returncode == 1 and "checkpoint root does not match" in result.stdout
     with pytest.raises(AuditCorrupt, match=f"line {target + 1}: checkpoint root does not match"):
         open_log(directory)
+
+
+# -------------------------- review of 2026-12-07: DIR/checkpoint removed, or every one
+
+
+def test_a_removed_checkpoint_file_is_stood_for_by_the_newest_checkpoint_record(
+    open_log: OpenLog, signer: Signer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A start took a trail without DIR/checkpoint for one never signed, and the next
+    # checkpoint signed every record as found, in silence.
+    directory = _signed_trail(open_log, tmp_path / "audit", checkpoint_every=9)
+    size = _checkpoint_size(directory)
+    (directory / "checkpoint").unlink()
+
+    log = open_log(directory)
+    assert log.unsigned_at_open is None  # the checkpoint record at `size` signs 0 .. size-1
+    assert (
+        f"{directory / 'checkpoint'} is missing, but the trail holds checkpoint records this "
+        f"gate's key signed, the newest at seq {size}"
+    ) in caplog.text
+    _start_as_the_gate_does(log)
+    assert _verify(directory, signer, tmp_path).returncode == 0
+
+
+def test_a_removed_checkpoint_file_does_not_hide_a_record_forged_after_the_last_signed(
+    open_log: OpenLog, signer: Signer, tmp_path: Path
+) -> None:
+    directory = _signed_trail(open_log, tmp_path / "audit", checkpoint_every=9)
+    size = _checkpoint_size(directory)
+    (directory / "checkpoint").unlink()
+    _forge_record_at(directory, size)  # the final checkpoint record replaced too
+
+    log = open_log(directory)
+    # The newest checkpoint record left signs fewer records; the rest are found unsigned.
+    assert log.unsigned_at_open is not None and log.unsigned_at_open[1] == size
+
+
+def test_a_trail_without_any_checkpoint_is_signed_as_found_and_the_start_says_so(
+    open_log: OpenLog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a run without --signing-key leaves, and what a trail rewritten with every
+    # checkpoint dropped looks like: the start cannot tell them apart, so it says both.
+    directory = _signed_trail(open_log, tmp_path / "audit", count=12, signer=None)
+    log = open_log(directory)
+    assert log.unsigned_at_open == (0, 11)
+    assert (
+        f"the trail holds records (seq 0 to 11) but no {directory / 'checkpoint'} and no "
+        "checkpoint record: "
+        "the gate ran without --signing-key before, or its key changed, or the trail was "
+        "rewritten with its checkpoints dropped"
+    ) in caplog.text
+
+
+def test_checkpoint_records_of_another_key_do_not_stand_for_the_file(
+    open_log: OpenLog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = _signed_trail(open_log, tmp_path / "audit", count=30, checkpoint_every=9)
+    (directory / "checkpoint").unlink()
+    log = open_log(directory, signer=Signer(Ed25519PrivateKey.generate()))  # a new key
+    assert log.unsigned_at_open is not None and log.unsigned_at_open[0] == 0
+    assert "no checkpoint record this gate's key signed" in caplog.text
