@@ -353,4 +353,7 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str = "warning") -
         http=http_protocol(),
         # The gate listens on loopback for its own pod: there is no proxy to trust.
         proxy_headers=False,
+        # It serves no WebSocket: with uvicorn's, an upgrade pipelined after a check took
+        # the connection before the check's answer was written (the 403 read in its place).
+        ws="none",
     )

@@ -1,4 +1,4 @@
-"""An upgrade the gate does not take (anything but a WebSocket) is refused, not half-read.
+"""An upgrade is refused, not half-read: the gate takes none, a WebSocket's included.
 
 Found in review (2026-12-06): with ``Connection: upgrade`` and ``Upgrade: h2c`` (or
 anything), llhttp ends a request at its head. uvicorn then ran the check without its
@@ -83,3 +83,20 @@ def test_an_upgrade_header_alone_is_an_ordinary_check(gate: Daemon, fields: tupl
         sock.sendall(_check("/app/data/z", *fields))
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"allowed":true' in answer, answer[:300]
+
+
+WEBSOCKET = (
+    b"GET /health HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+# Found in review (2026-12-07): with uvicorn's WebSocket support on, the upgrade took
+# the connection at once, and its empty 403 was the only answer: the check before it,
+# decided and recorded as allowed, was never answered.
+def test_the_check_before_a_websocket_upgrade_is_answered_first(gate: Daemon) -> None:
+    answer = _exchange(gate, _check("/app/data/x") + WEBSOCKET)
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert b'"allowed":true' in rest
+    assert b"HTTP/1.1 400 " in rest  # then the upgrade's refusal, and the connection closes
