@@ -837,3 +837,19 @@ def test_host_patterns_that_can_match_addresses_or_are_names_are_not_warned_of(
 ) -> None:
     policy = _load(f"{{action: network.request, decision: deny, host: {host}}}")
     assert not any("IPv4" in w for w in policy.warnings), policy.warnings
+
+
+# Found in review (2026-12-07): such a policy validated in silence.
+def test_require_approval_without_approvers_is_warned_of() -> None:
+    policy = _load("{id: ask, action: file.write, decision: require_approval}")
+    assert (
+        "1 require_approval rule(s) (ask) but no approvals.approvers: no one can approve, so "
+        "every such request is denied when its approval expires"
+    ) in policy.warnings
+    with_approver = load_policy_bytes(
+        b"version: 1\nrules:\n  - {id: ask, action: file.write, decision: require_approval}\n"
+        b"approvals:\n  approvers: [{name: alice, publicKey: "
+        b"'11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo='}]\n",
+        "approvers.yaml",
+    )
+    assert not any("approvers" in warning for warning in with_approver.warnings)

@@ -329,7 +329,10 @@ class _Checker:
         verifiers = self._verifiers(origin, embedded)
         if not verifiers:
             if self.public_keys:
-                return f"no given key is for origin {origin!r} (a verifier key names its origin)"
+                return (
+                    f"signed under origin {origin!r}, which no given key is for "
+                    "(a verifier key names its origin)"
+                )
             return "no key to check its signature with"
         try:
             verify_note(note, verifiers)

@@ -512,6 +512,15 @@ def compile_policy(
         warnings.extend(_trusted_paths_warnings(trusted))
     if document.approvals is not None:
         problems.extend(_approvals_problems(document.approvals))
+    asking = [r.id for r in rules if r.decision == "require_approval"]
+    if asking and (document.approvals is None or not document.approvals.approvers):
+        # Valid (the policy may be signed first and given approvers later), but every such
+        # request waits until it expires, denied: no signature can approve it.
+        warnings.append(
+            f"{len(asking)} require_approval rule(s) ({', '.join(asking[:3])}"
+            f"{', ...' if len(asking) > 3 else ''}) but no approvals.approvers: no one can "
+            "approve, so every such request is denied when its approval expires"
+        )
     if document.defaultAction == "allow":
         warnings.append("defaultAction: allow lets through everything no rule denies")
     if document.mode == "audit":

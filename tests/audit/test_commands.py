@@ -273,7 +273,10 @@ def test_a_verifier_key_vouches_only_for_its_own_origin(
     assert made == 0
     capsys.readouterr()
     assert run("audit", "verify", str(directory), "--public-key", str(other)) == 1
-    assert "no given key is for origin 'tollgate/ns/pod'" in capsys.readouterr().out
+    assert (
+        "signed under origin 'tollgate/ns/pod', which no given key is for"
+        in capsys.readouterr().out
+    )
 
 
 def test_verify_says_which_records_no_signature_covers_yet(
