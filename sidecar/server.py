@@ -176,7 +176,13 @@ def serve(config: ServeConfig) -> int:
     # uvicorn set up its loggers just now (uvicorn.Config): the traceback it logs for a
     # route that failed ("Exception in ASGI application") is the gate's stderr too.
     redact_uvicorn_logs(gate.audit.redact_text)
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve())
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn shut down gracefully (shutdown record, final checkpoint), then
+        # raised SIGINT again, which asyncio.run turns into KeyboardInterrupt. A shell's
+        # status for it, not a traceback that reads like a crash.
+        return 130
     return 0 if server.started else 1
 
 

@@ -261,3 +261,19 @@ def test_a_signal_while_the_trail_is_opened_stops_the_start(
     assert f"tollgate: stopped by {signal_number.name} while opening the audit trail" in (
         err.decode()
     )
+
+
+def test_ctrl_c_stops_a_serving_gate_quietly_with_its_shutdown_record(tmp_path: Path) -> None:
+    # Found in review (2026-12-07): the README's way to stop the gate printed a
+    # 23-line KeyboardInterrupt traceback, which reads like a crash.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    gate = Daemon(policy, tmp_path / "audit").start()
+    assert gate.check({"action": "file.read", "path": "/app/data/x"}).status_code == 200
+    assert gate.process is not None
+    gate.process.send_signal(signal.SIGINT)
+    _, err = gate.process.communicate(timeout=30)
+    assert gate.process.returncode == 130, err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
+    gate.stop()
+    assert gate.records()[-1]["type"] == "shutdown"
