@@ -206,7 +206,9 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--url", help="ask a running gate, e.g. http://127.0.0.1:9800")
     check.add_argument("request", help="the request JSON, or - to read it from stdin")
     check.add_argument(
-        "--explain", action="store_true", help="with --policy: list every rule considered"
+        "--explain",
+        action="store_true",
+        help="with --policy: list every rule considered (on stderr)",
     )
     check.add_argument(
         "--timeout",
@@ -267,7 +269,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         }
     )
     if args.explain:
-        print("\n".join(printable_text(line) for line in verdict.trace))
+        # On stderr: stdout stays the answer alone, for jq and scripts.
+        print("\n".join(printable_text(line) for line in verdict.trace), file=sys.stderr)
     return EXIT_ALLOW if verdict.allowed else EXIT_DENY
 
 

@@ -75,13 +75,14 @@ def test_check_explain_lists_every_rule_considered(design: Path) -> None:
         '{"action": "network.request", "url": "https://evil.example/"}',
     )
     assert result.returncode == 1
-    assert 'rules[3] [allow]: no match: host "evil.example" does not match in' in result.stdout
+    assert json.loads(result.stdout)["decision"] == "deny"  # the trace is on stderr
+    assert 'rules[3] [allow]: no match: host "evil.example" does not match in' in result.stderr
     assert (
         'rules[4] [allow]: no match: host "evil.example" does not match endsWith ".internal.svc.cluster.local"'
-        in result.stdout
+        in result.stderr
     )
-    assert "rules[0]" not in result.stdout  # file rules are not considered for network requests
-    assert "=> deny by defaultAction" in result.stdout
+    assert "rules[0]" not in result.stderr  # file rules are not considered for network requests
+    assert "=> deny by defaultAction" in result.stderr
 
 
 def test_check_explain_shows_each_form_of_a_url_path(tmp_path: Path) -> None:
@@ -98,8 +99,8 @@ def test_check_explain_shows_each_form_of_a_url_path(tmp_path: Path) -> None:
         '{"action": "network.request", "url": "http://a.com/admin%2Fx;v=1"}',
     )
     assert result.returncode == 1
-    answer, end = json.JSONDecoder().raw_decode(result.stdout)
-    trace = result.stdout[end:].strip()
+    answer = json.loads(result.stdout)
+    trace = result.stderr.strip()
     assert answer["request"] == {
         "url": "http://a.com/admin%2Fx;v=1",
         "host": "a.com",
@@ -350,10 +351,9 @@ def test_check_output_shows_the_agents_control_characters_escaped(design: Path) 
     request = json.dumps({"action": "file.read", "path": "/etc/\x1b[2Kx\u202e", "cwd": "/"})
     result = tollgate("check", "--policy", str(design), request, "--explain")
     assert result.returncode == 1
-    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
-    assert json.loads(result.stdout.split("\n}\n")[0] + "\n}")["request"]["path"].endswith(
-        "\x1b[2Kx\u202e"
-    )
+    for output in (result.stdout, result.stderr):  # the answer, and the trace
+        assert "\x1b" not in output and "\u202e" not in output
+    assert json.loads(result.stdout)["request"]["path"].endswith("\x1b[2Kx\u202e")
 
 
 def test_every_serve_flag_names_its_environment_variable_in_its_help() -> None:
