@@ -42,7 +42,7 @@ from sidecar.check_endpoint import (
     encode_answer,
 )
 from sidecar.gate import Answer, Gate
-from sidecar.http_head import HeadLimitedHttpToolsProtocol
+from sidecar.http_head import HeadLimitedHttpToolsProtocol, server_fields
 from sidecar.request import MAX_BODY_BYTES
 
 CHECK_TARGETS = frozenset(path.encode("ascii") for path in CHECK_PATHS)
@@ -69,11 +69,6 @@ class PendingCheck:
         self.response_complete = False
         self.disconnected = False
         self.body: bytes | bytearray = b""
-
-
-def default_fields(default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The server's default header fields (``date``) as they go on the wire."""
-    return b"".join(b"%s: %s\r\n" % field for field in default_headers)
 
 
 def answer_bytes(answer: Answer, fields: bytes, keep_alive: bool) -> bytes:
@@ -174,7 +169,7 @@ class CheckAnsweringProtocol(HeadLimitedHttpToolsProtocol):
             return  # decided and recorded; there is nobody to tell
         headers = self.server_state.default_headers
         if headers is not self._default_headers:
-            self._default_headers, self._default_fields = headers, default_fields(headers)
+            self._default_headers, self._default_fields = headers, server_fields(headers)
         self.transport.write(answer_bytes(answer, self._default_fields, check.keep_alive))
         check.response_complete = True
         if not check.keep_alive:

@@ -49,15 +49,7 @@ from sidecar.keep_alive import KeepAliveHttpToolsProtocol
 MAX_HEAD_BYTES = 64 * 1024
 _LINGER_SECONDS = 2.0  # how long a refused connection's input is read and dropped
 
-_MESSAGE_431 = b"request line and headers exceed 64 KiB\n"
-_RESPONSE_431 = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"%s"
-) % (len(_MESSAGE_431), _MESSAGE_431)
+_MESSAGE_431 = "request line and headers exceed 64 KiB"
 
 
 def head_fault(
@@ -94,18 +86,22 @@ def head_fault(
     return None
 
 
-def refusal_bytes(status: int, message: str) -> bytes:
-    """A plain-text refusal that closes the connection."""
+def refusal_bytes(status: int, message: str, fields: bytes = b"") -> bytes:
+    """A plain-text refusal that closes the connection; ``fields``: the server's own
+    header lines (``Date``, which RFC 9110 section 6.6.1 asks of a 4xx), CRLF-ended."""
     body = message.encode() + b"\n"
     return (
-        b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-        % (
-            STATUS_LINE[status],
-            len(body),
-        )
+        STATUS_LINE[status]
+        + fields
+        + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body)
         + b"connection: close\r\n\r\n"
         + body
     )
+
+
+def server_fields(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The server's default header fields (``date``) as they go on the wire."""
+    return b"".join(b"%s: %s\r\n" % field for field in default_headers)
 
 
 def head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
@@ -169,7 +165,8 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
             return
         fault = head_fault(self.parser.get_http_version(), self.url, self.headers)
         if fault is not None:
-            self._refuse_with(refusal_bytes(*fault))
+            fields = server_fields(self.server_state.default_headers)
+            self._refuse_with(refusal_bytes(*fault, fields))
             return
         if self.parser.should_upgrade() and not self._should_upgrade():
             # An upgrade uvicorn does not take (anything but a WebSocket): llhttp ends
@@ -321,7 +318,8 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
             self._owed = owed
 
     def _answer_431(self) -> None:
-        self._answer_and_linger(_RESPONSE_431)
+        fields = server_fields(self.server_state.default_headers)
+        self._answer_and_linger(refusal_bytes(431, _MESSAGE_431, fields))
 
     def _answer_and_linger(self, response: bytes) -> None:
         if self._answered or self.transport.is_closing():

@@ -72,6 +72,8 @@ def test_a_head_no_strict_reader_shares_is_refused_undecided(
     answer = exchange(gate, head + b"\r\n" + body)
     assert answer.startswith(b"HTTP/1.1 %d " % status), answer
     assert b"connection: close" in answer.lower()
+    # RFC 9110 6.6.1: a 4xx carries Date, as uvicorn's own answers do (review, 2026-12-07).
+    assert b"\r\ndate: " in answer.split(b"\r\n\r\n")[0].lower(), answer
     assert b'"allowed"' not in answer
     assert decisions(gate) == before
 
