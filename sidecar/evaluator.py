@@ -79,12 +79,7 @@ def command_forms(argv0: str, trusted_paths: tuple[str, ...]) -> FieldValues:
 
 def _fields_for(policy: CompiledPolicy, subject: Subject) -> Mapping[str, FieldValues]:
     fields = subject.fields
-    if (
-        subject.action != PROCESS_EXEC
-        or "command" not in fields
-        or subject.constructs
-        or subject.by_path
-    ):
+    if subject.action != PROCESS_EXEC or "command" not in fields or subject.constructs:
         return fields
     return {**fields, "command": command_forms(fields["command"][0], policy.trusted_paths)}
 

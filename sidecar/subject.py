@@ -71,7 +71,3 @@ class Subject:
     # How many actions it stands for: a file that several redirections of one command
     # line open is one subject, and each redirection spends a rate limit's token.
     count: int = 1
-    # A program written as a relative path (./git): its command is matched as the path
-    # it resolves to only, never as a bare name (a subject of its own, restrictions
-    # only, holds it to deny rules by name).
-    by_path: bool = False

@@ -344,9 +344,6 @@ class SimpleCommand:
     label: str
     cwds: tuple[str | None, ...] = ()
     repeated: str = ""
-    # argv[0] was written as a relative path (./git, bin/git) and is the absolute path
-    # it resolves to: a bare name in an allow rule never matches it (CONTRACT 1).
-    relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -900,7 +897,6 @@ class _Analyser:
         label = command_label(texts, context)
         program = texts[0]
         programs = [program]
-        relative = args[0].static and "/" in program and not program.startswith("/")
         if args[0].static and "/" in program:
             self.check_dot_dot(program)
             programs = self.paths(program, state)
@@ -909,7 +905,7 @@ class _Analyser:
         cwds = ordered_cwds(state)
         for resolved in programs:
             self.commands.append(
-                SimpleCommand((resolved, *texts[1:]), label, cwds, context.repeated, relative)
+                SimpleCommand((resolved, *texts[1:]), label, cwds, context.repeated)
             )
 
     def file_access(self, text: str, state: State, context: Context, *, write: bool) -> None:

@@ -128,21 +128,8 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                     _with_agent(fields, identity),
                     label=label + where,
                     repeated=command.repeated,
-                    by_path=command.relative,
                 )
             )
-            if command.relative:
-                # `./bash` in /usr/bin is /usr/bin/bash: no allow of `bash` by name lets
-                # it run (CONTRACT 1), and a deny of `bash` by name still stops it.
-                subjects.append(
-                    Subject(
-                        PROCESS_EXEC,
-                        _with_agent(fields, identity),
-                        label=f"{label}{where} (as the program it names)",
-                        repeated=command.repeated,
-                        restrictions_only=True,
-                    )
-                )
     for target in analysis.writes:
         subjects.append(
             Subject(

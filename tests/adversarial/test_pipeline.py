@@ -296,6 +296,7 @@ def test_command_git_is_not_fooled_on_the_command_line(
         (["/usr/local/bin/git", "status"], None),
         (["//usr//bin//git", "status"], None),
         (["/usr/bin/./git", "status"], None),
+        (["./git", "status"], "/usr/bin"),  # that is /usr/bin/git
     ],
 )
 def test_git_itself_is_allowed(
@@ -303,31 +304,6 @@ def test_git_itself_is_allowed(
 ) -> None:
     body: dict[str, Any] = {"argv": argv, **({"cwd": cwd} if cwd else {})}
     assert _decide(allow_list, "process.exec", body) == ("allow", "tools")
-
-
-# CONTRACT 1: a bare name "never matches ./git". Found in review (2026-12-07): ./git in
-# /usr/bin was allowed by `command: git`, being /usr/bin/git. A deny by name still holds.
-@pytest.mark.parametrize(
-    ("body", "policy", "expected"),
-    [
-        ({"argv": ["./git", "status"], "cwd": "/usr/bin"}, "allow_list", ("deny", None)),
-        ({"commandLine": "./git status", "cwd": "/usr/bin"}, "allow_list", ("deny", None)),
-        ({"argv": ["bin/git", "status"], "cwd": "/usr"}, "allow_list", ("deny", None)),
-        (
-            {"argv": ["./git", "push", "-f"], "cwd": "/usr/bin"},
-            "deny_list",
-            ("deny", "no-force-push"),
-        ),
-        ({"commandLine": "cd /bin && ./rm -rf /", "cwd": "/"}, "deny_list", ("deny", "no-rm")),
-    ],
-)
-def test_a_bare_name_never_allows_a_relative_program_and_still_denies_it(
-    body: dict[str, Any],
-    policy: str,
-    expected: tuple[str, str | None],
-    request: pytest.FixtureRequest,
-) -> None:
-    assert _decide(request.getfixturevalue(policy), "process.exec", body) == expected
 
 
 @pytest.mark.parametrize(
