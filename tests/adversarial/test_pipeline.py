@@ -921,3 +921,26 @@ def test_every_construct_is_documented_in_the_security_guide() -> None:
     table = table.split("\n## ", 1)[0]
     missing = [name for name in sorted(CONSTRUCTS) if f"`{name}`" not in table]
     assert not missing
+
+
+# Second review of 2026-12-07: matching a relative program by its path alone (an attempt
+# at reading CONTRACT 1 as "a bare name never matches ./git", reverted) let an allow of
+# every command but a few through for ./rm run in /bin. The name a program has in a
+# trusted directory is seen by a `not` as by any matcher.
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"argv": ["./rm", "-rf", "/"], "cwd": "/bin"},
+        {"commandLine": "cd /bin && ./rm -rf /", "cwd": "/"},
+        {"argv": ["./bash"], "cwd": "/usr/bin"},
+    ],
+)
+def test_an_allow_of_every_command_but_some_does_not_allow_them_run_relatively(
+    body: dict[str, Any],
+) -> None:
+    policy = load_policy_text(
+        "version: 1\nrules:\n  - {id: most, action: process.exec,"
+        " command: {not: {in: [rm, bash, sh]}}, decision: allow}\n",
+        "most.yaml",
+    )
+    assert _decide(policy, "process.exec", body) == ("deny", None)
