@@ -8,7 +8,9 @@ yields several subjects (a path and its realPath, each command of a command line
 redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is also a
 create) is decided subject by subject and the strictest decision wins; among equally
 strict ones, the first decided by a rule. A subject marked ``restrictions_only`` (a
-URL path as sent) counts only when a deny or require_approval rule decided it.
+URL path as sent) counts only when a deny or require_approval rule decided it: as
+another view of the first subject, or, marked ``apart`` too (a proxied object under its
+own name), as a part of its own.
 """
 
 from __future__ import annotations
@@ -63,9 +65,13 @@ def decide(
             # be): its deny and approval rules count as matches of that subject. The
             # subject's own decision stays in ``decisions``: the allow rules it matched
             # spend their tokens when an approval allows the request.
-            if _restricts(decided):
-                assert first is not None  # views always follow the subject they view
-                first = _with_view(first, decided)
+            if not _restricts(decided):
+                continue
+            if subject.apart:
+                decisions.append(decided)  # a part of its own: strictest wins
+                continue
+            assert first is not None  # views always follow the subject they view
+            first = _with_view(first, decided)
             continue
         if first is None:
             first = decided

@@ -208,3 +208,25 @@ def test_a_proxied_object_is_decided_by_its_name_however_the_port_is_written(
         policy, {"action": "k8s.request", "k8s": {"method": method, "path": path}}
     )
     assert (verdict.decision, verdict.rule) == (decision, rule)
+
+
+# Second review of 2026-12-07: the object's name was decided as another view of the
+# request's first part, where an approval rule outranks the default's deny, so a proxy
+# request nothing allows became one to approve.
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nodes/cp-1:10250/proxy/configz", "/api/v1/nodes/https:cp-1:10250/proxy/"]
+)
+def test_an_approval_for_the_proxied_object_does_not_lift_a_deny_of_the_request(
+    path: str,
+) -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n  - {id: ask, action: k8s.request, verb: create,"
+        b" resource: nodes/proxy, name: cp-1, decision: require_approval}\n"
+        b"  - {id: create, action: k8s.request, verb: create, resource: nodes/proxy,"
+        b" decision: allow}\n",
+        "ask.yaml",
+    )
+    verdict = evaluate_request(
+        policy, {"action": "k8s.request", "k8s": {"method": "GET", "path": path}}
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", None)

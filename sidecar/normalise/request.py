@@ -345,6 +345,7 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
                     _with_agent(_k8s_fields(proxied), identity),
                     label=f"{decided.verb} {decided.resource} (proxied to {proxied.name})",
                     restrictions_only=True,
+                    apart=True,
                 )
             )
     creating = may_create(attributes)
