@@ -154,6 +154,12 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
         super().connection_made(transport)
         self.flow = QueueBoundFlow(transport, self.pipeline)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # uvicorn's warns, and tells the operator to install a WebSocket library: any
+        # local client could fill the log so. The gate serves no WebSocket by design,
+        # and the 400 above already answered.
+        self.logger.debug("upgrade request refused")
+
     def on_message_begin(self) -> None:
         self._in_message = True
         self._head_done = False
@@ -169,10 +175,11 @@ class HeadLimitedHttpToolsProtocol(KeepAliveHttpToolsProtocol):
             self._refuse_with(refusal_bytes(*fault, fields))
             return
         if self.parser.should_upgrade() and not self._should_upgrade():
-            # An upgrade uvicorn does not take (anything but a WebSocket): llhttp ends
-            # the request at its head, so uvicorn would dispatch it without its body
-            # and read that body, once it arrives, as a request of its own: one request,
-            # two answers, the record naming an empty body. Refused as not HTTP is.
+            # An upgrade (the gate takes none, a WebSocket's included: uvicorn runs with
+            # ws="none"): llhttp ends the request at its head, so uvicorn would dispatch
+            # it without its body and read that body, once it arrives, as a request of
+            # its own: one request, two answers, the record naming an empty body.
+            # Refused as not HTTP is.
             self.send_400_response("Unsupported upgrade request.")
             return
         if self._over_the_cap():

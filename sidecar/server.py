@@ -181,8 +181,12 @@ def serve(config: ServeConfig) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: uvicorn shut down gracefully (shutdown record, final checkpoint), then
         # raised SIGINT again, which asyncio.run turns into KeyboardInterrupt. A shell's
-        # status for it, not a traceback that reads like a crash.
-        return 130
+        # status for it, not a traceback that reads like a crash. Ended by SIGINT
+        # itself, as Python ends on an uncaught KeyboardInterrupt, so that a shell
+        # running the gate in a script or loop stops too (it ignores a child's exit 130).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 130  # PID 1 in a container: SIG_DFL SIGINT is not delivered
     return 0 if server.started else 1
 
 

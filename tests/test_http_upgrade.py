@@ -10,6 +10,7 @@ after the answers owed to the requests before it, as bytes that are not HTTP do.
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -100,3 +101,9 @@ def test_the_check_before_a_websocket_upgrade_is_answered_first(gate: Daemon) ->
     assert first.startswith(b"HTTP/1.1 200 "), answer[:300]
     assert b'"allowed":true' in rest
     assert b"HTTP/1.1 400 " in rest  # then the upgrade's refusal, and the connection closes
+    # Refused without a warning that any local client could repeat into the log, nor
+    # advice to install a WebSocket library (second review).
+    assert gate.process is not None
+    gate.process.send_signal(signal.SIGTERM)
+    _, err = gate.process.communicate(timeout=30)
+    assert b"Unsupported upgrade" not in err and b"WebSocket" not in err, err.decode()

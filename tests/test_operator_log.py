@@ -273,7 +273,9 @@ def test_ctrl_c_stops_a_serving_gate_quietly_with_its_shutdown_record(tmp_path: 
     assert gate.process is not None
     gate.process.send_signal(signal.SIGINT)
     _, err = gate.process.communicate(timeout=30)
-    assert gate.process.returncode == 130, err
+    # Ended by SIGINT itself, as a shell expects of Ctrl-C: a script or loop running the
+    # gate stops too, which it would not for an exit status of 130 (second review).
+    assert gate.process.returncode == -signal.SIGINT, err
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
     gate.stop()
     assert gate.records()[-1]["type"] == "shutdown"
