@@ -830,6 +830,12 @@ def test_a_host_pattern_meant_for_addresses_that_only_matches_names_is_warned_of
         "{startsWith: '127.0.'}",
         "{startsWith: 'abc.'}",  # hex digits, but a name: no address is written so
         "{cidr: '127.0.0.0/8'}",
+        # Without a wildcard a glob is read as an address, inet_aton's short forms too:
+        # these match 127.0.0.1 and 10.0.0.1 (second review: they were warned of, with
+        # advice that would have undone the deny).
+        "{glob: '127.1'}",
+        "{glob: '2130706433'}",
+        "{glob: '10.1'}",
     ],
 )
 def test_host_patterns_that_can_match_addresses_or_are_names_are_not_warned_of(

@@ -250,6 +250,7 @@ def _address_pattern_warnings(host: Matcher | None) -> list[str]:
         labels = glob.split(".")
         if (
             "**" not in glob
+            and any(character in glob for character in "*?[")  # else read as an address
             and len(labels) < 4
             and all(_ADDRESS_LABEL.fullmatch(label) for label in labels)
             and any(character.isdigit() for character in glob)
