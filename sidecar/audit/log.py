@@ -1419,36 +1419,47 @@ def _without_checkpoint_file(
 ) -> tuple[Checkpoint | None, str | None]:
     """What stands for a missing ``DIR/checkpoint`` on a trail that holds records.
 
-    The newest checkpoint record, when this gate's key signed its note: it was written
-    in the same fsync as the file, before it, and says the same. Otherwise nothing, and
-    the next checkpoint signs every record kept as found (``unsignedAtStart``); either
-    way the start says so, as a trail rewritten with its checkpoints dropped looks the
-    same to it (docs/audit.md, "What a trail cannot prove").
+    The newest checkpoint record this gate's key signed: the file was written in the
+    same fsync as such a record, after it, and said the same; the records after it are
+    found unsigned, as they would be after the file. A checkpoint record whose signature
+    by this gate's key does not verify refuses the start, as such a file does. Without
+    any, nothing, and the next checkpoint signs every record kept as found
+    (``unsignedAtStart``); either way the start says so, as a trail rewritten with its
+    checkpoints dropped looks the same to it (docs/audit.md, "Startup and crashes").
     """
     path = directory / CHECKPOINT_FILE
-    newest = state.newest_checkpoint
     if signer is None:
         return None, None  # nothing is signed in this run: nothing to sign as found
-    if newest is not None:
-        seq, text = newest
+    for seq, text in reversed(state.checkpoint_notes):
         note = parse_note(text.encode("utf-8"))  # checked by the rebuild
         checkpoint = Checkpoint.parse(note.text)
         try:
-            verify_note(note, [Verifier(checkpoint.origin, signer.public_key)])
+            ours = Verifier(checkpoint.origin, signer.public_key)
         except NoteError:
-            pass
-        else:
-            _logger.warning(
-                "%s is missing, but the trail holds checkpoint records this gate's key "
-                "signed, the newest at seq %d: the file was removed while no gate ran. The "
-                "start goes on from that record, as from the file it stood beside",
-                path,
-                seq,
-            )
-            return checkpoint, text
+            continue  # an origin no gate signs under
+        try:
+            verify_note(note, [ours])
+        except NoteError:
+            if any((s.name, s.key_id) == (ours.name, ours.key_id) for s in note.signatures):
+                raise AuditCorrupt(
+                    f"the checkpoint record at seq {seq}: its signature by this gate's key "
+                    f"({ours.name} {ours.key_id.hex()}) does not verify: it was changed "
+                    "after it was signed; investigate with tollgate audit verify"
+                ) from None
+            continue
+        _logger.warning(
+            "%s is missing, but the trail holds checkpoint records this gate's key "
+            "signed, the newest at seq %d: the file was removed while no gate ran. The "
+            "start goes on from that record, as from the file it stood beside",
+            path,
+            seq,
+        )
+        return checkpoint, text
     kept = f"seq {state.base} to {state.size - 1}"
     found = (
-        "no checkpoint record" if newest is None else "no checkpoint record this gate's key signed"
+        "no checkpoint record"
+        if not state.checkpoint_notes
+        else "no checkpoint record this gate's key signed"
     )
     _logger.warning(
         "the trail holds records (%s) but no %s and %s: the gate ran without "

@@ -83,9 +83,10 @@ class TrailState:
     # The lines at ``lines_at``: (segment, line number in it, the line).
     lines: dict[int, tuple[Segment, int, bytes]] = field(default_factory=dict)
     base: int = 0  # seq of the oldest record kept (older ones were pruned)
-    # (seq, note) of the newest checkpoint record checked against the records before it
-    # (those of the segments the frontier was grown through), its root in ``roots``.
-    newest_checkpoint: tuple[int, str] | None = None
+    # (seq, note) of the checkpoint records checked against the records before them
+    # (those of the segments the frontier was grown through), oldest first; their roots
+    # are in ``roots``.
+    checkpoint_notes: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -442,7 +443,7 @@ def _fold_checked(
         if cut in records:
             _check_checkpoint(records[cut], where.seq + cut, root, where.segment, where.line(cut))
             state.roots[where.seq + cut] = root
-            state.newest_checkpoint = (where.seq + cut, records[cut]["note"])
+            state.checkpoint_notes.append((where.seq + cut, records[cut]["note"]))
     frontier.extend(_leaves(hashes, done, count))
 
 

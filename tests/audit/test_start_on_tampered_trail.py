@@ -17,6 +17,7 @@ the real ``tollgate audit verify`` CLI.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -509,3 +510,46 @@ def test_checkpoint_records_of_another_key_do_not_stand_for_the_file(
     log = open_log(directory, signer=Signer(Ed25519PrivateKey.generate()))  # a new key
     assert log.unsigned_at_open is not None and log.unsigned_at_open[0] == 0
     assert "no checkpoint record this gate's key signed" in caplog.text
+
+
+def test_without_the_file_the_newest_record_the_gates_key_signed_stands_for_it(
+    open_log: OpenLog, signer: Signer, tmp_path: Path
+) -> None:
+    # Second review (2026-12-07): only the newest checkpoint record was looked at, so
+    # records signed after a key rotation (or one forged there) had the start sign the
+    # whole trail as found.
+    directory = _signed_trail(open_log, tmp_path / "audit", count=30, checkpoint_every=9)
+    ours = _checkpoint_size(directory)
+    _signed_trail(
+        open_log,
+        directory,
+        count=20,
+        checkpoint_every=9,
+        signer=Signer(Ed25519PrivateKey.generate()),
+    )
+    (directory / "checkpoint").unlink()
+
+    log = open_log(directory)  # the first key again
+    assert log.unsigned_at_open is not None
+    assert log.unsigned_at_open[0] == ours + 1  # what came after its newest record
+
+
+def test_a_checkpoint_record_whose_signature_by_the_gates_key_fails_refuses_the_start(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    directory = _signed_trail(open_log, tmp_path / "audit", checkpoint_every=9)
+    (directory / "checkpoint").unlink()
+    segment = list_segments(directory)[-1]
+    lines = _segment_lines(segment.path)
+    final = json.loads(lines[-1])
+    assert final["type"] == "checkpoint"
+    signature_line = final["note"].rstrip("\n").split("\n")[-1]
+    encoded = signature_line.rsplit(" ", 1)[1]
+    raw = bytearray(base64.b64decode(encoded))
+    raw[-1] ^= 1
+    final["note"] = final["note"].replace(encoded, base64.b64encode(bytes(raw)).decode())
+    lines[-1] = canonical_bytes(final)  # the last record: no link after it to break
+    _write_lines(segment.path, lines)
+
+    with pytest.raises(AuditCorrupt, match=r"its signature by this gate.s key .* does not verify"):
+        open_log(directory)
