@@ -163,8 +163,9 @@ RISKY_PREFIXES = (
     "GIT_",
     # Package managers' configuration: an index or a config file elsewhere installs
     # (and runs the setup code of) whatever it serves. npm's prefix is in
-    # ANY_CASE_PREFIXES.
-    *("PIP_", "UV_", "CARGO_"),
+    # ANY_CASE_PREFIXES. Yarn (2+) takes every setting from YARN_* (YARN_YARN_PATH runs
+    # the file it names as yarn itself, YARN_NPM_REGISTRY_SERVER moves the registry).
+    *("PIP_", "UV_", "CARGO_", "YARN_"),
     # cgo's compiler and linker flags (CGO_CFLAGS=-fplugin=...), and which flags the
     # #cgo lines of a package may pass (CGO_*_ALLOW); rustup's toolchain (a directory:
     # RUSTUP_TOOLCHAIN=/workspace/tc runs its bin/cargo), home and download server.
