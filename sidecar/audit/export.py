@@ -14,13 +14,19 @@ line) is the leaf hash.
 Long trails are rendered chunk by chunk in worker processes and written in order.
 Export checks the chain as it reads (``seq`` follows, ``prev`` is the leaf hash of the
 line before) and stops at a break, so a trail with records removed or changed is not
-exported as if whole; it checks neither canonical form nor checkpoints: that is
-``tollgate audit verify``.
+exported as if whole. It also grows the RFC 6962 Merkle tree of the records it reads
+(from the oldest kept segment's ``.start``) and compares its root with each
+``checkpoint`` record's and with ``DIR/checkpoint``'s, so that records changed with the
+chain recomputed, or cut from the signed end, stop it too (before the rows of the chunk
+holding such a checkpoint are written). It checks no signature and no canonical form:
+that is ``tollgate audit verify``, which says what no export can (who signed).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 from collections.abc import Callable, Iterator
 from hashlib import sha256
 from pathlib import Path
@@ -28,6 +34,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import msgspec
 
+from sidecar.audit.checkpoint import Checkpoint
 from sidecar.audit.chunks import (
     SegmentPlan,
     SharedSlots,
@@ -37,9 +44,22 @@ from sidecar.audit.chunks import (
     plan_trail,
     read_lines,
 )
+from sidecar.audit.merkle import Frontier, perfect_subtrees
+from sidecar.audit.note import NoteError, parse_note
 from sidecar.audit.ocsf import NotAnEvent, decode_record, ocsf_line
 from sidecar.audit.records import ZERO_HASH
-from sidecar.audit.segments import SEGMENTS_DIR, corrupt, segment_name
+from sidecar.audit.segments import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_MAX_BYTES,
+    SEGMENTS_DIR,
+    NotASmallFile,
+    Segment,
+    corrupt,
+    read_small_file,
+    read_start,
+    segment_name,
+)
+from sidecar.errors import AuditCorrupt
 
 FORMATS = ("jsonl", "csv", "ocsf")
 
@@ -110,6 +130,22 @@ class _BadLine(Exception):
         self.message = message
 
 
+# How a checkpoint record's line ends (its last key, canonical order): a cheap test
+# before the rare full decode.
+_CHECKPOINT_MARK = b'"type":"checkpoint"}'
+
+
+class _Leaves:
+    """The leaf hashes of the lines read, and (seq, rootHash) of the checkpoint records
+    among them, for the tree the parent grows."""
+
+    __slots__ = ("checkpoints", "hashes")
+
+    def __init__(self) -> None:
+        self.hashes = bytearray()
+        self.checkpoints: list[tuple[int, Any]] = []
+
+
 _Render = Callable[[int, str, bytes, Any], _Row | None]
 _VERIFY_HINT = "the trail was changed; check it with tollgate audit verify"
 
@@ -147,6 +183,7 @@ def _rows(
     since: str | None,
     until: str | None,
     chain: _Chain,
+    leaves: _Leaves | None = None,
 ) -> Iterator[_Row]:
     """``render(seq, leaf hash, line, record)`` for the records of ``lines`` with
     ``since <= ts < until``, None results left out; raise _BadLine at the first line
@@ -166,7 +203,12 @@ def _rows(
             raise _BadLine(index, "not an audit record (no integer seq)")
         # Every line is hashed and linked, rows left out by the time bounds too: an
         # export is not a copy of a trail whose records were changed or removed.
-        leaf_hash = sha256(b"\x00" + line).hexdigest()
+        digest = sha256(b"\x00" + line).digest()
+        leaf_hash = digest.hex()
+        if leaves is not None:
+            leaves.hashes += digest
+            if line.endswith(_CHECKPOINT_MARK):
+                leaves.checkpoints.append((seq, _root_of(line)))
         if chain.seq is None:
             chain.first = (seq, prev)
         else:
@@ -246,14 +288,25 @@ class RenderedChunk(NamedTuple):
     first: tuple[int, Any] | None  # (seq, prev) of its first line
     next_seq: int | None  # the seq and prev the next chunk's first line must carry
     next_prev: str | None
+    # Its leaves as aligned perfect subtrees (merkle.perfect_subtrees), hashed in the
+    # worker, cut where a root is compared: (tree size after the span, its subtrees).
+    spans: tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...]
+    checkpoints: tuple[tuple[int, Any], ...]  # (seq, rootHash) of its checkpoint records
 
 
 def render_chunk(
-    path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
+    path: str,
+    start: int,
+    end: int,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    cut_at: int | None = None,
 ) -> RenderedChunk:
     """Rows for the lines in ``path[start:end]``; stops at a line that is not a record
     or does not follow the one before it. Runs in worker processes for long trails;
-    the caller checks that the chunk's first line follows the chunk before."""
+    the caller checks that the chunk's first line follows the chunk before. ``cut_at``:
+    a tree size whose root the caller compares (``DIR/checkpoint``'s)."""
     decode, render = _RENDERERS[fmt]
     lines = read_lines(path, start, end)
     # One growing buffer rather than a list joined at the end: a chunk renders to
@@ -261,13 +314,45 @@ def render_chunk(
     data = bytearray()
     count = 0
     chain = _Chain()
+    leaves = _Leaves()
     try:
-        for row in _rows(lines, decode, render, since, until, chain):
+        for row in _rows(lines, decode, render, since, until, chain, leaves):
             data += row
             count += 1
     except _BadLine as bad:
-        return RenderedChunk(data, count, bad.index, bad.message, chain.first, None, None)
-    return RenderedChunk(data, count, len(lines), None, chain.first, chain.seq, chain.prev)
+        return RenderedChunk(data, count, bad.index, bad.message, chain.first, None, None, (), ())
+    cuts = [seq for seq, _ in leaves.checkpoints]
+    if cut_at is not None:
+        cuts.append(cut_at)
+    first = chain.first[0] if chain.first is not None else None
+    return RenderedChunk(
+        data,
+        count,
+        len(lines),
+        None,
+        chain.first,
+        chain.seq,
+        chain.prev,
+        () if first is None else _spans(bytes(leaves.hashes), first, cuts),
+        tuple(leaves.checkpoints),
+    )
+
+
+def _spans(
+    hashes: bytes, first: int, cuts: list[int]
+) -> tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...]:
+    """The leaves ``hashes`` (of records ``first`` on) as aligned perfect subtrees, in
+    spans ending at each of ``cuts`` that falls among them, then at their end."""
+    leaves = [hashes[at : at + 32] for at in range(0, len(hashes), 32)]
+    end = first + len(leaves)
+    spans = []
+    done = first
+    for cut in sorted({cut for cut in cuts if first <= cut <= end}):
+        spans.append((cut, tuple(perfect_subtrees(leaves[done - first : cut - first], done))))
+        done = cut
+    if done < end:
+        spans.append((end, tuple(perfect_subtrees(leaves[done - first :], done))))
+    return tuple(spans)
 
 
 # Export chunks are smaller than verify's: each worker's rows pass through a slot of
@@ -284,11 +369,18 @@ def _use_slots(slots: SharedSlots) -> None:
 
 
 def _render_job(
-    job: int, path: str, start: int, end: int, fmt: str, since: str | None, until: str | None
+    job: int,
+    path: str,
+    start: int,
+    end: int,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    cut_at: int | None,
 ) -> tuple[RenderedChunk, int]:
     """``render_chunk`` and the length of its rows, which are left in the job's shared
     slot when they fit there (``data`` is then empty)."""
-    chunk = render_chunk(path, start, end, fmt, since, until)
+    chunk = render_chunk(path, start, end, fmt, since, until, cut_at)
     length = len(chunk.data)
     if _worker_slots is not None and _worker_slots.put(job, chunk.data):
         return chunk._replace(data=bytearray()), length
@@ -313,8 +405,11 @@ def export(
     path = Path(directory)
     _check_directory(path)
     plans = plan_trail(path, EXPORT_CHUNK_BYTES)
+    # Before the workers start: the stored checkpoint's size is where they cut a span.
+    tree = _TreeCheck(path, plans[0].segment if plans else None)
+    cut_at = tree.stored.size if tree.stored is not None else None
     jobs = [
-        (str(plan.segment.path), start, end, fmt, since, until)
+        (str(plan.segment.path), start, end, fmt, since, until, cut_at)
         for plan in plans
         for start, end in plan.ranges
     ]
@@ -340,11 +435,16 @@ def export(
             chain = _segment_start(plan, chain)
             for _ in plan.ranges:
                 chunk, length = next(results)
-                # The chunk's first line must follow the last line before it; its rows
-                # are written only then.
+                # The chunk's first line must follow the last line before it, and its
+                # checkpoint records' roots must be the records'; its rows are written
+                # only then.
                 problem = None if chunk.first is None else chain.problem(*chunk.first)
                 if problem is not None:
                     raise corrupt(plan.segment, number + 1, problem)
+                if chunk.error is None:
+                    problem = tree.fold(chunk.spans, chunk.checkpoints)
+                    if problem is not None:
+                        raise corrupt(plan.segment, None, problem)
                 if length and not chunk.data:
                     assert slots is not None
                     slots.write_to(out, job, length)
@@ -359,11 +459,100 @@ def export(
                     chain = _Chain(chunk.next_seq, chunk.next_prev)
             if plan.clean_end != plan.size and index != len(plans) - 1:
                 raise corrupt(plan.segment, number + 1, "segment ends in the middle of a line")
+        problem = tree.finish()
+        if problem is not None:
+            if not plans:
+                raise AuditCorrupt(f"audit trail corrupt: {problem}")
+            raise corrupt(plans[-1].segment, None, problem)
     finally:
         results.close()
         if slots is not None:
             slots.close()
     return count
+
+
+def _root_of(line: bytes) -> Any:
+    """The ``rootHash`` of a checkpoint record's line (None when it has none)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return record.get("rootHash") if isinstance(record, dict) else None
+
+
+class _TreeCheck:
+    """The RFC 6962 tree of the records read, checked against the checkpoints.
+
+    Grown from the oldest kept segment's ``.start`` (its frontier), or from nothing. A
+    checkpoint record at seq n carries the root of records 0 .. n-1; ``DIR/checkpoint``
+    signs its size's. No signature is checked: a root that is not the records' is a
+    trail changed after it was written, which no export should pass on as whole.
+    """
+
+    def __init__(self, directory: Path, oldest: Segment | None) -> None:
+        self.frontier = Frontier()
+        if oldest is not None and oldest.first_seq > 0:
+            start = read_start(oldest)
+            self.frontier = Frontier.from_nodes(start.seq, start.frontier)
+        self.stored: Checkpoint | None = None
+        path = directory / CHECKPOINT_FILE
+        try:
+            data = read_small_file(path, CHECKPOINT_MAX_BYTES)
+            if data is not None:
+                self.stored = Checkpoint.parse(parse_note(data).text)
+        except (NotASmallFile, NoteError) as exc:
+            raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+        if self.stored is not None and self.stored.size < self.frontier.size:
+            self.stored = None  # it signs only pruned records: nothing left to compare
+        self.problem: str | None = None
+        self._check_stored()  # one that signs exactly the pruned records
+
+    def fold(
+        self,
+        spans: tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...],
+        checkpoints: tuple[tuple[int, Any], ...],
+    ) -> str | None:
+        """Add a chunk's spans of subtrees; why a root is not the records', or None."""
+        roots = dict(checkpoints)
+        for size, pieces in spans:
+            for height, node in pieces:
+                self.frontier.append_subtree(node, height)
+            if self.problem is None and size in roots and not self._root_is(roots[size]):
+                self.problem = (
+                    f"the checkpoint record at seq {size}: its rootHash is not that of the "
+                    f"records before it; {_VERIFY_HINT}"
+                )
+            self._check_stored()
+        return self.problem
+
+    def finish(self) -> str | None:
+        """After the last chunk: the records ``DIR/checkpoint`` signs are all there."""
+        stored = self.stored
+        if self.problem is None and stored is not None and stored.size > self.frontier.size:
+            self.problem = (
+                f"{CHECKPOINT_FILE} signs {stored.size} records but the trail holds "
+                f"{self.frontier.size}: records were removed; {_VERIFY_HINT}"
+            )
+        return self.problem
+
+    def _check_stored(self) -> None:
+        stored = self.stored
+        if stored is None or self.frontier.size != stored.size:
+            return
+        self.stored = None  # compared once
+        if self.problem is None and self.frontier.root() != stored.root:
+            self.problem = (
+                f"{CHECKPOINT_FILE}: its root is not that of the first {stored.size} "
+                f"records; {_VERIFY_HINT}"
+            )
+
+    def _root_is(self, root: Any) -> bool:
+        if not isinstance(root, str):
+            return False
+        try:
+            return base64.b64decode(root, validate=True) == self.frontier.root()
+        except ValueError:
+            return False
 
 
 def _jsonl_row(seq: int, leaf_hash: str, line: bytes, record: Any) -> bytes:

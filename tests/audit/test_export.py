@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -15,8 +16,10 @@ import pytest
 
 from sidecar.audit.export import CSV_COLUMNS, csv_safe, export
 from sidecar.audit.log import AuditLog
+from sidecar.audit.merkle import Frontier
 from sidecar.audit.records import parse_time_bound
 from sidecar.canonical import canonical_bytes
+from sidecar.errors import AuditCorrupt
 from tests.audit.conftest import decision, segment_lines
 
 OpenLog = Callable[..., AuditLog]
@@ -196,7 +199,6 @@ def test_parallel_chunked_export_equals_serial_and_locates_bad_lines(
     open_log: OpenLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sidecar.audit import export as export_module
-    from sidecar.errors import AuditCorrupt
 
     monkeypatch.setattr(export_module, "EXPORT_CHUNK_BYTES", 2500)
     log = open_log(tmp_path / "big", segment_bytes=16_000, checkpoint_every=17)
@@ -538,11 +540,15 @@ def write_varied_trail(directory: Path, raw_lines: list[bytes] = _RAW_LINES) -> 
     segments.mkdir(parents=True)
     prev = "0" * 64
     files: dict[int, list[bytes]] = {0: [], 20: [], 35: []}
+    tree = Frontier()
     for seq, (record_type, body) in enumerate(_varied_bodies()):
         second, micros = divmod(seq * 1_234_567, 1_000_000)
         ts = f"2026-11-21T22:{10 + second // 60:02d}:{second % 60:02d}.{micros:06d}Z"
+        if record_type == "checkpoint":  # export compares its root with the records'
+            body = {**body, "rootHash": base64.b64encode(tree.root()).decode()}
         record = {**body, "seq": seq, "ts": ts, "type": record_type, "prev": prev}
         line = canonical_bytes(record)
+        tree.append(hashlib.sha256(b"\x00" + line).digest())
         files[0 if seq < 20 else 20].append(line)
         prev = hashlib.sha256(b"\x00" + line).hexdigest()
     files[35] = chain_raw_lines(raw_lines, prev)
@@ -557,13 +563,13 @@ _BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03
 @pytest.mark.parametrize(
     ("fmt", "bounded", "rows", "digest"),
     [
-        ("jsonl", False, 41, "ac182bc0f1777b2c8db7dd17b031e864e8788d9bc9e02eacc2f06dbe41a54c80"),
-        ("jsonl", True, 33, "0de34ff2b34757041b93cbdef0af5a02609ab19f2b498087d93c3f359181b169"),
-        ("csv", False, 41, "92a04abb0f0dad3eaff808fc506a4644e784bf0ba9b6dd5b626a36b481dcbdb2"),
-        ("csv", True, 33, "b6e0b3b937852c45ec8000496f0710f68832e03dc6b0fe34966873f88b28954a"),
+        ("jsonl", False, 41, "7d16091b2c85e0d9561e87cd7680aaef7f6a74027be956591d7a0f72e3085ce7"),
+        ("jsonl", True, 33, "435d14be72082d2d8620f5b98a080b3edbbef57d76acabbedb478bd52b7898ba"),
+        ("csv", False, 41, "2fa0406d91d510e0a8d0f861e7455bf2a3048b4c26a0308de4e8d5ef1cbbbfa6"),
+        ("csv", True, 33, "67a73196b6d0cf477db517790f27011722e6000add0073908b848b0e0fe2c922"),
         # ocsf: a preflight is Allowed / No Action with unmapped.dryRun (2026-12-06 review)
-        ("ocsf", False, 34, "95df4617205b678e265fbe319bb9895a6e2bdcffc5e799cd96400cf93acbf40b"),
-        ("ocsf", True, 29, "6f8b4b27f6ebca1ae6dba581d699895b0f4e60061b64cef080be5894a9a47cd7"),
+        ("ocsf", False, 34, "12c0abc26c4c7bc84514b3a9415c88ab00e046c493df6fca99d42256e2a668ec"),
+        ("ocsf", True, 29, "b98c50386b60710c5bead8e80dc0c3f3506752b0166c0743474661617b8cf80d"),
     ],
 )
 def test_export_bytes_are_unchanged(
@@ -609,7 +615,6 @@ def test_fast_ocsf_bytes_are_the_encoded_event(trail: Path, varied_trail: Path) 
 
 
 def test_ocsf_event_without_a_valid_ts_is_located(tmp_path: Path) -> None:
-    from sidecar.errors import AuditCorrupt
 
     raw_lines = list(_RAW_LINES)
     raw_lines[1] = raw_lines[1].replace(b"2026-11-21T22:11:01.000000Z", b"2026-11-21 22:11:01")
@@ -681,3 +686,108 @@ def test_cached_cells_keep_true_and_1_apart(tmp_path: Path) -> None:
         "Blocked",
         "Blocked",
     ]
+
+
+# Review of 2026-12-07: export checked the chain only, so a record changed with the
+# chain after it recomputed, or records cut from the signed end, were exported as whole
+# with exit 0. It now also compares the records' Merkle roots with the checkpoints.
+def _signed_trail_in_one_segment(open_log: OpenLog, count: int = 40) -> Path:
+    log = open_log(checkpoint_every=9)
+    for index in range(count):
+        log.append_blocking("decision", decision(index))
+    log.close_blocking()
+    return log.directory
+
+
+def _rewrite(directory: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
+    """Change the lines of the (only) segment and chain the rest again, as someone
+    who knows the format but not the key would."""
+    (segment,) = sorted((directory / "segments").glob("*.jsonl"))
+    lines = change(segment.read_bytes().split(b"\n")[:-1])
+    prev = "0" * 64
+    chained = []
+    for seq, line in enumerate(lines):
+        record = json.loads(line)
+        record["seq"], record["prev"] = seq, prev
+        chained.append(canonical_bytes(record))
+        prev = hashlib.sha256(b"\x00" + chained[-1]).hexdigest()
+    segment.write_bytes(b"".join(line + b"\n" for line in chained))
+
+
+def _forge_first_decision(lines: list[bytes]) -> list[bytes]:
+    for index, line in enumerate(lines):
+        record = json.loads(line)
+        if record.get("type") == "decision":
+            record["decision"], record["reason"] = "deny", "forged after the fact"
+            lines[index] = canonical_bytes(record)
+            return lines
+    raise AssertionError("no decision")
+
+
+def test_a_record_changed_with_the_chain_recomputed_is_not_exported(
+    open_log: OpenLog,
+) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    _rewrite(directory, _forge_first_decision)
+    with pytest.raises(AuditCorrupt, match="rootHash is not that of the records before it"):
+        export(directory, "jsonl", io.BytesIO(), workers=1)
+
+
+def test_records_cut_from_the_signed_end_are_not_exported_as_whole(open_log: OpenLog) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    size = int((directory / "checkpoint").read_text().split("\n")[1])
+    _rewrite(directory, lambda lines: lines[: size - 2])
+    with pytest.raises(AuditCorrupt, match=f"signs {size} records but the trail holds {size - 2}"):
+        export(directory, "csv", io.BytesIO(), workers=1)
+
+
+def test_an_intact_signed_trail_still_exports_in_every_format(open_log: OpenLog) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    for fmt in ("jsonl", "csv", "ocsf"):
+        assert export(directory, fmt, io.BytesIO(), workers=1) > 0
+
+
+def test_a_trail_whose_oldest_segments_were_shipped_off_exports_from_the_start_file(
+    open_log: OpenLog,
+) -> None:
+    log = open_log(checkpoint_every=7, segment_bytes=4_000)
+    for index in range(60):
+        log.append_blocking("decision", decision(index))
+    log.close_blocking()
+    segments = sorted((log.directory / "segments").glob("*.jsonl"))
+    assert len(segments) >= 4
+    for shipped in segments[:2]:
+        shipped.unlink()
+    rows = export(log.directory, "jsonl", io.BytesIO(), workers=1)
+    kept = sum(len(path.read_bytes().split(b"\n")) - 1 for path in segments[2:])
+    assert rows == kept
+
+
+def test_a_trail_emptied_under_its_checkpoint_is_not_exported_as_empty(
+    open_log: OpenLog,
+) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    for segment in (directory / "segments").glob("*.jsonl"):
+        segment.unlink()
+    with pytest.raises(AuditCorrupt, match="records were removed"):
+        export(directory, "ocsf", io.BytesIO(), workers=1)
+
+
+def test_tampering_is_found_by_parallel_workers_too(open_log: OpenLog) -> None:
+    log = open_log(checkpoint_every=50, segment_bytes=200_000)
+    for index in range(3_000):
+        log.append_blocking("decision", decision(index))
+    log.close_blocking()
+    assert export(log.directory, "jsonl", io.BytesIO(), workers=2) > 3_000
+    segments = sorted((log.directory / "segments").glob("*.jsonl"))
+    lines = segments[-1].read_bytes().split(b"\n")[:-1]
+    record = json.loads(lines[5])
+    record["reason"] = "forged"
+    lines[5] = canonical_bytes(record)
+    for index in range(6, len(lines)):  # the chain after it, recomputed
+        later = json.loads(lines[index])
+        later["prev"] = hashlib.sha256(b"\x00" + lines[index - 1]).hexdigest()
+        lines[index] = canonical_bytes(later)
+    segments[-1].write_bytes(b"".join(line + b"\n" for line in lines))
+    with pytest.raises(AuditCorrupt, match="is not that of the"):
+        export(log.directory, "jsonl", io.BytesIO(), workers=2)
