@@ -24,7 +24,6 @@ that is ``tollgate audit verify``, which says what no export can (who signed).
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from sidecar.audit.chunks import (
 from sidecar.audit.merkle import Frontier, perfect_subtrees
 from sidecar.audit.note import NoteError, parse_note
 from sidecar.audit.ocsf import NotAnEvent, decode_record, ocsf_line
+from sidecar.audit.rebuild import checkpoint_fields
 from sidecar.audit.records import ZERO_HASH
 from sidecar.audit.segments import (
     CHECKPOINT_FILE,
@@ -102,6 +102,7 @@ class _JsonlFields(msgspec.Struct):
     seq: Any = None
     ts: Any = None
     prev: Any = None
+    type: Any = None  # a checkpoint record's root is compared with the records'
 
 
 class _CsvFields(msgspec.Struct, rename="camel"):
@@ -130,20 +131,15 @@ class _BadLine(Exception):
         self.message = message
 
 
-# How a checkpoint record's line ends (its last key, canonical order): a cheap test
-# before the rare full decode.
-_CHECKPOINT_MARK = b'"type":"checkpoint"}'
-
-
 class _Leaves:
-    """The leaf hashes of the lines read, and (seq, rootHash) of the checkpoint records
-    among them, for the tree the parent grows."""
+    """The leaf hashes of the lines read, and (seq, the root its signed note gives) of
+    the checkpoint records among them, for the tree the parent grows."""
 
     __slots__ = ("checkpoints", "hashes")
 
     def __init__(self) -> None:
         self.hashes = bytearray()
-        self.checkpoints: list[tuple[int, Any]] = []
+        self.checkpoints: list[tuple[int, bytes]] = []
 
 
 _Render = Callable[[int, str, bytes, Any], _Row | None]
@@ -197,8 +193,9 @@ def _rows(
             raise _BadLine(index, f"not an audit record ({exc})") from exc
         if type(record) is dict:
             seq, ts, prev = record.get("seq"), record.get("ts"), record.get("prev")
+            kind = record.get("type")
         else:
-            seq, ts, prev = record.seq, record.ts, record.prev
+            seq, ts, prev, kind = record.seq, record.ts, record.prev, record.type
         if type(seq) is not int:
             raise _BadLine(index, "not an audit record (no integer seq)")
         # Every line is hashed and linked, rows left out by the time bounds too: an
@@ -207,8 +204,8 @@ def _rows(
         leaf_hash = digest.hex()
         if leaves is not None:
             leaves.hashes += digest
-            if line.endswith(_CHECKPOINT_MARK):
-                leaves.checkpoints.append((seq, _root_of(line)))
+            if kind == "checkpoint":
+                leaves.checkpoints.append((seq, _signed_root(index, line, seq)))
         if chain.seq is None:
             chain.first = (seq, prev)
         else:
@@ -291,7 +288,7 @@ class RenderedChunk(NamedTuple):
     # Its leaves as aligned perfect subtrees (merkle.perfect_subtrees), hashed in the
     # worker, cut where a root is compared: (tree size after the span, its subtrees).
     spans: tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...]
-    checkpoints: tuple[tuple[int, Any], ...]  # (seq, rootHash) of its checkpoint records
+    checkpoints: tuple[tuple[int, bytes], ...]  # (seq, signed root) of its checkpoint records
 
 
 def render_chunk(
@@ -404,9 +401,13 @@ def export(
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     path = Path(directory)
     _check_directory(path)
+    # DIR/checkpoint before the segments: a gate writing meanwhile signs only records
+    # that the plan then holds (read the other way round, a checkpoint written between
+    # the two would sign records past the plan's end: "records were removed").
+    tree = _TreeCheck(path)
     plans = plan_trail(path, EXPORT_CHUNK_BYTES)
+    tree.start_from(plans[0].segment if plans else None)
     # Before the workers start: the stored checkpoint's size is where they cut a span.
-    tree = _TreeCheck(path, plans[0].segment if plans else None)
     cut_at = tree.stored.size if tree.stored is not None else None
     jobs = [
         (str(plan.segment.path), start, end, fmt, since, until, cut_at)
@@ -471,13 +472,16 @@ def export(
     return count
 
 
-def _root_of(line: bytes) -> Any:
-    """The ``rootHash`` of a checkpoint record's line (None when it has none)."""
+def _signed_root(index: int, line: bytes, seq: int) -> bytes:
+    """The root a checkpoint record's signed note gives, once the record's fields agree
+    with the note (``rebuild.checkpoint_fields``, as the gate and verify check them);
+    raise _BadLine otherwise. Its signature is verify's to check."""
     try:
         record = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    return record.get("rootHash") if isinstance(record, dict) else None
+        _, checkpoint = checkpoint_fields(record, seq)
+    except (ValueError, RecursionError, AttributeError) as exc:
+        raise _BadLine(index, f"checkpoint record: {exc}; {_VERIFY_HINT}") from None
+    return checkpoint.root
 
 
 class _TreeCheck:
@@ -489,11 +493,8 @@ class _TreeCheck:
     trail changed after it was written, which no export should pass on as whole.
     """
 
-    def __init__(self, directory: Path, oldest: Segment | None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.frontier = Frontier()
-        if oldest is not None and oldest.first_seq > 0:
-            start = read_start(oldest)
-            self.frontier = Frontier.from_nodes(start.seq, start.frontier)
         self.stored: Checkpoint | None = None
         path = directory / CHECKPOINT_FILE
         try:
@@ -502,15 +503,21 @@ class _TreeCheck:
                 self.stored = Checkpoint.parse(parse_note(data).text)
         except (NotASmallFile, NoteError) as exc:
             raise AuditCorrupt(f"{path} is not a valid signed checkpoint: {exc}") from exc
+        self.problem: str | None = None
+
+    def start_from(self, oldest: Segment | None) -> None:
+        """Grow from the oldest kept segment's ``.start`` when older ones were shipped off."""
+        if oldest is not None and oldest.first_seq > 0:
+            start = read_start(oldest)
+            self.frontier = Frontier.from_nodes(start.seq, start.frontier)
         if self.stored is not None and self.stored.size < self.frontier.size:
             self.stored = None  # it signs only pruned records: nothing left to compare
-        self.problem: str | None = None
         self._check_stored()  # one that signs exactly the pruned records
 
     def fold(
         self,
         spans: tuple[tuple[int, tuple[tuple[int, bytes], ...]], ...],
-        checkpoints: tuple[tuple[int, Any], ...],
+        checkpoints: tuple[tuple[int, bytes], ...],
     ) -> str | None:
         """Add a chunk's spans of subtrees; why a root is not the records', or None."""
         roots = dict(checkpoints)
@@ -519,8 +526,8 @@ class _TreeCheck:
                 self.frontier.append_subtree(node, height)
             if self.problem is None and size in roots and not self._root_is(roots[size]):
                 self.problem = (
-                    f"the checkpoint record at seq {size}: its rootHash is not that of the "
-                    f"records before it; {_VERIFY_HINT}"
+                    f"the checkpoint record at seq {size}: its signed root is not that of "
+                    f"the records before it; {_VERIFY_HINT}"
                 )
             self._check_stored()
         return self.problem
@@ -546,13 +553,8 @@ class _TreeCheck:
                 f"records; {_VERIFY_HINT}"
             )
 
-    def _root_is(self, root: Any) -> bool:
-        if not isinstance(root, str):
-            return False
-        try:
-            return base64.b64decode(root, validate=True) == self.frontier.root()
-        except ValueError:
-            return False
+    def _root_is(self, root: bytes) -> bool:
+        return root == self.frontier.root()
 
 
 def _jsonl_row(seq: int, leaf_hash: str, line: bytes, record: Any) -> bytes:

@@ -1430,23 +1430,22 @@ def _without_checkpoint_file(
     path = directory / CHECKPOINT_FILE
     if signer is None:
         return None, None  # nothing is signed in this run: nothing to sign as found
-    for seq, text in reversed(state.checkpoint_notes):
+    # The newest record under each key name this gate's key signs as; the newest of those.
+    ours = sorted(
+        (found for (name, key), found in state.newest_signed.items() if key == signer.key_id(name)),
+        reverse=True,
+    )
+    for seq, text in ours[:1]:
         note = parse_note(text.encode("utf-8"))  # checked by the rebuild
         checkpoint = Checkpoint.parse(note.text)
         try:
-            ours = Verifier(checkpoint.origin, signer.public_key)
+            verify_note(note, [Verifier(checkpoint.origin, signer.public_key)])
         except NoteError:
-            continue  # an origin no gate signs under
-        try:
-            verify_note(note, [ours])
-        except NoteError:
-            if any((s.name, s.key_id) == (ours.name, ours.key_id) for s in note.signatures):
-                raise AuditCorrupt(
-                    f"the checkpoint record at seq {seq}: its signature by this gate's key "
-                    f"({ours.name} {ours.key_id.hex()}) does not verify: it was changed "
-                    "after it was signed; investigate with tollgate audit verify"
-                ) from None
-            continue
+            raise AuditCorrupt(
+                f"the checkpoint record at seq {seq}: its signature by this gate's key does "
+                "not verify (or is not under its origin): it was changed after it was "
+                "signed; investigate with tollgate audit verify"
+            ) from None
         _logger.warning(
             "%s is missing, but the trail holds checkpoint records this gate's key "
             "signed, the newest at seq %d: the file was removed while no gate ran. The "
@@ -1458,7 +1457,7 @@ def _without_checkpoint_file(
     kept = f"seq {state.base} to {state.size - 1}"
     found = (
         "no checkpoint record"
-        if not state.checkpoint_notes
+        if not state.newest_signed
         else "no checkpoint record this gate's key signed"
     )
     _logger.warning(

@@ -83,10 +83,11 @@ class TrailState:
     # The lines at ``lines_at``: (segment, line number in it, the line).
     lines: dict[int, tuple[Segment, int, bytes]] = field(default_factory=dict)
     base: int = 0  # seq of the oldest record kept (older ones were pruned)
-    # (seq, note) of the checkpoint records checked against the records before them
-    # (those of the segments the frontier was grown through), oldest first; their roots
-    # are in ``roots``.
-    checkpoint_notes: list[tuple[int, str]] = field(default_factory=list)
+    # Of the checkpoint records checked against the records before them (those of the
+    # segments the frontier was grown through), the newest signed under each (key name,
+    # key id): (seq, note). One entry per key a trail was signed with, however long it
+    # is; their roots are in ``roots``.
+    newest_signed: dict[tuple[str, bytes], tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -441,9 +442,13 @@ def _fold_checked(
         if where.seq + cut in wanted:
             state.roots[where.seq + cut] = root
         if cut in records:
-            _check_checkpoint(records[cut], where.seq + cut, root, where.segment, where.line(cut))
+            note = _check_checkpoint(
+                records[cut], where.seq + cut, root, where.segment, where.line(cut)
+            )
             state.roots[where.seq + cut] = root
-            state.checkpoint_notes.append((where.seq + cut, records[cut]["note"]))
+            for signature in note.signatures:
+                key = (signature.name, signature.key_id)
+                state.newest_signed[key] = (where.seq + cut, records[cut]["note"])
     frontier.extend(_leaves(hashes, done, count))
 
 
@@ -534,14 +539,16 @@ def checkpoint_fields(record: dict[str, Any], seq: int) -> tuple[SignedNote, Che
 
 def _check_checkpoint(
     record: dict[str, Any], seq: int, root: bytes | None, segment: Segment, number: int
-) -> None:
-    """A checkpoint record's fields agree with its note, and its root is ``root``."""
+) -> SignedNote:
+    """A checkpoint record's fields agree with its note, and its root is ``root``;
+    return its note."""
     try:
-        _, checkpoint = checkpoint_fields(record, seq)
+        note, checkpoint = checkpoint_fields(record, seq)
     except ValueError as exc:
         raise corrupt(segment, number, str(exc)) from None
     if root is not None and checkpoint.root != root:
         raise corrupt(segment, number, f"checkpoint root does not match the first {seq} records")
+    return note
 
 
 def _root_of(record: dict[str, Any]) -> bytes:

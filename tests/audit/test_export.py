@@ -13,10 +13,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sidecar.audit.checkpoint import Checkpoint
 from sidecar.audit.export import CSV_COLUMNS, csv_safe, export
 from sidecar.audit.log import AuditLog
 from sidecar.audit.merkle import Frontier
+from sidecar.audit.note import Signer
 from sidecar.audit.records import parse_time_bound
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt
@@ -533,6 +536,11 @@ def chain_raw_lines(lines: list[bytes], prev: str = "0" * 64) -> list[bytes]:
     return chained
 
 
+# A fixed key, so that the varied trail's bytes (and the digests pinned below) stay put:
+# Ed25519 signatures are deterministic.
+_FIXED_SIGNER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+
+
 def write_varied_trail(directory: Path, raw_lines: list[bytes] = _RAW_LINES) -> Path:
     """Three segments: canonical records with fixed times chained by prev, then raw lines
     (chained by prev too)."""
@@ -544,8 +552,14 @@ def write_varied_trail(directory: Path, raw_lines: list[bytes] = _RAW_LINES) -> 
     for seq, (record_type, body) in enumerate(_varied_bodies()):
         second, micros = divmod(seq * 1_234_567, 1_000_000)
         ts = f"2026-11-21T22:{10 + second // 60:02d}:{second % 60:02d}.{micros:06d}Z"
-        if record_type == "checkpoint":  # export compares its root with the records'
-            body = {**body, "rootHash": base64.b64encode(tree.root()).decode()}
+        if record_type == "checkpoint":  # export compares its signed root with the records'
+            checkpoint = Checkpoint("tollgate/apps/agent-1", seq, tree.root())
+            body = {
+                **body,
+                "note": _FIXED_SIGNER.sign(checkpoint.text(), checkpoint.origin),
+                "rootHash": checkpoint.root_b64,
+                "treeSize": seq,
+            }
         record = {**body, "seq": seq, "ts": ts, "type": record_type, "prev": prev}
         line = canonical_bytes(record)
         tree.append(hashlib.sha256(b"\x00" + line).digest())
@@ -563,13 +577,13 @@ _BOUNDS = {"since": "2026-11-21T22:10:05.000000Z", "until": "2026-11-21T22:11:03
 @pytest.mark.parametrize(
     ("fmt", "bounded", "rows", "digest"),
     [
-        ("jsonl", False, 41, "7d16091b2c85e0d9561e87cd7680aaef7f6a74027be956591d7a0f72e3085ce7"),
-        ("jsonl", True, 33, "435d14be72082d2d8620f5b98a080b3edbbef57d76acabbedb478bd52b7898ba"),
-        ("csv", False, 41, "2fa0406d91d510e0a8d0f861e7455bf2a3048b4c26a0308de4e8d5ef1cbbbfa6"),
-        ("csv", True, 33, "67a73196b6d0cf477db517790f27011722e6000add0073908b848b0e0fe2c922"),
+        ("jsonl", False, 41, "dc4f269d61bc158c9d147d8ba2909fc81bdce3e814509cba02c5e6041ae7ae3e"),
+        ("jsonl", True, 33, "b7d204bca404d882e889341dcb0b3e9ae2764a887ed40f78f53c1670ff4718af"),
+        ("csv", False, 41, "4abb46d4f7d6c011eb6248c62838adb526ac068c0354b28071248854d7b5f621"),
+        ("csv", True, 33, "da352caa662bb81af347407e19a649f4002b5f8ee21e10fe8c2be50fad4789a2"),
         # ocsf: a preflight is Allowed / No Action with unmapped.dryRun (2026-12-06 review)
-        ("ocsf", False, 34, "12c0abc26c4c7bc84514b3a9415c88ab00e046c493df6fca99d42256e2a668ec"),
-        ("ocsf", True, 29, "b98c50386b60710c5bead8e80dc0c3f3506752b0166c0743474661617b8cf80d"),
+        ("ocsf", False, 34, "622ba047562ca7e5b73da637f5172f0c00e1b1efa397eddc0af267630eef5ada"),
+        ("ocsf", True, 29, "bd6bd5c3c87d655d45f94a76fb95010fc70974dafb81b858bd9810aa64e78612"),
     ],
 )
 def test_export_bytes_are_unchanged(
@@ -729,7 +743,7 @@ def test_a_record_changed_with_the_chain_recomputed_is_not_exported(
 ) -> None:
     directory = _signed_trail_in_one_segment(open_log)
     _rewrite(directory, _forge_first_decision)
-    with pytest.raises(AuditCorrupt, match="rootHash is not that of the records before it"):
+    with pytest.raises(AuditCorrupt, match="signed root is not that of the records before it"):
         export(directory, "jsonl", io.BytesIO(), workers=1)
 
 
@@ -791,3 +805,50 @@ def test_tampering_is_found_by_parallel_workers_too(open_log: OpenLog) -> None:
     segments[-1].write_bytes(b"".join(line + b"\n" for line in lines))
     with pytest.raises(AuditCorrupt, match="is not that of the"):
         export(log.directory, "jsonl", io.BytesIO(), workers=2)
+
+
+# Third review (2026-12-07): export compared the records with the checkpoint records'
+# rootHash field, which nothing signs, and knew them by how their line ends; a forger
+# recomputing that field (or adding a space) and removing DIR/checkpoint passed.
+def _with_root_fields_recomputed(lines: list[bytes]) -> list[bytes]:
+    tree = Frontier()
+    out = []
+    for line in _forge_first_decision(lines):
+        record = json.loads(line)
+        if record.get("type") == "checkpoint":
+            record["rootHash"] = base64.b64encode(tree.root()).decode()
+        out.append(canonical_bytes(record))
+        tree.append(hashlib.sha256(b"\x00" + out[-1]).digest())
+    return out
+
+
+def test_a_forger_recomputing_the_unsigned_root_field_is_still_caught(
+    open_log: OpenLog,
+) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    (directory / "checkpoint").unlink()
+    _rewrite(directory, _with_root_fields_recomputed)
+    with pytest.raises(AuditCorrupt, match="fields disagree with its signed note"):
+        export(directory, "jsonl", io.BytesIO(), workers=1)
+
+
+def test_a_checkpoint_record_out_of_canonical_form_is_still_compared(
+    open_log: OpenLog,
+) -> None:
+    directory = _signed_trail_in_one_segment(open_log)
+    (directory / "checkpoint").unlink()
+    (segment,) = sorted((directory / "segments").glob("*.jsonl"))
+    lines = _forge_first_decision(segment.read_bytes().split(b"\n")[:-1])
+    prev = "0" * 64
+    for seq, line in enumerate(lines):
+        record = json.loads(line)
+        record["prev"] = prev
+        # json.dumps' spaces: the line no longer ends as a canonical checkpoint record.
+        spaced = record.get("type") == "checkpoint"
+        lines[seq] = (
+            json.dumps(record, sort_keys=True).encode() if spaced else canonical_bytes(record)
+        )
+        prev = hashlib.sha256(b"\x00" + lines[seq]).hexdigest()
+    segment.write_bytes(b"".join(line + b"\n" for line in lines))
+    with pytest.raises(AuditCorrupt, match="signed root is not that of the records before it"):
+        export(directory, "csv", io.BytesIO(), workers=1)

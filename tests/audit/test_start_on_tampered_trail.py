@@ -551,5 +551,5 @@ def test_a_checkpoint_record_whose_signature_by_the_gates_key_fails_refuses_the_
     lines[-1] = canonical_bytes(final)  # the last record: no link after it to break
     _write_lines(segment.path, lines)
 
-    with pytest.raises(AuditCorrupt, match=r"its signature by this gate.s key .* does not verify"):
+    with pytest.raises(AuditCorrupt, match=r"its signature by this gate.s key does not verify"):
         open_log(directory)
