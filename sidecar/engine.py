@@ -9,8 +9,8 @@ redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is 
 create) is decided subject by subject and the strictest decision wins; among equally
 strict ones, the first decided by a rule. A subject marked ``restrictions_only`` (a
 URL path as sent) counts only when a deny or require_approval rule decided it: as
-another view of the first subject, or, marked ``apart`` too (a proxied object under its
-own name), as a part of its own.
+another view of the first subject, or, marked ``apart`` too (a patch as the create it
+may be, a proxied object under its own name), as a part of its own.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def decide(
         decided = evaluate_subject(policy, subject, exhausted=exhausted, trace=trace)
         if subject.restrictions_only:
             # Another view of the request's first subject (the path as written, the
-            # URL path as sent, localhost as the loopback, a patch as the create it may
-            # be): its deny and approval rules count as matches of that subject. The
+            # URL path as sent, localhost as the loopback): its deny and approval rules
+            # count as matches of that subject. The
             # subject's own decision stays in ``decisions``: the allow rules it matched
             # spend their tokens when an approval allows the request.
             if not _restricts(decided):

@@ -71,8 +71,9 @@ class Subject:
     # How many actions it stands for: a file that several redirections of one command
     # line open is one subject, and each redirection spends a rate limit's token.
     count: int = 1
-    # With ``restrictions_only``: a part of the request of its own (a proxied object
-    # under its own name), whose deny or approval competes with the other parts'
-    # decisions, strictest first, instead of deciding the first subject as another view
-    # of it does (where a rule's approval outranks the default's deny).
+    # With ``restrictions_only``: a part of the request of its own (what it may also
+    # do: a patch as the create it may be, a proxied object under its own name), whose
+    # deny or approval competes with the other parts' decisions, strictest first,
+    # instead of deciding the first subject as another spelling of it does (where a
+    # rule's approval outranks the default's deny: localhost is the loopback).
     apart: bool = False

@@ -230,3 +230,38 @@ def test_an_approval_for_the_proxied_object_does_not_lift_a_deny_of_the_request(
         policy, {"action": "k8s.request", "k8s": {"method": "GET", "path": path}}
     )
     assert (verdict.decision, verdict.rule) == ("deny", None)
+
+
+# Third review (2026-12-07): a patch's "may create it" form was a view of the patch, so
+# an approval rule for creating namespaces turned a patch no rule allows into one to
+# approve, and the approval then let a patch of the existing kube-system through.
+@pytest.mark.parametrize(
+    ("rules", "decision", "rule"),
+    [
+        ("", "deny", None),  # nothing allows the patch: the create's approval lifts nothing
+        (
+            "  - {id: patch, action: k8s.request, verb: patch, resource: namespaces,"
+            " decision: allow}\n",
+            "require_approval",
+            "ask-create",
+        ),
+        (
+            "  - {id: patch, action: k8s.request, verb: patch, resource: namespaces,"
+            " decision: allow}\n  - {id: no-create, action: k8s.request, verb: create,"
+            " resource: namespaces, decision: deny}\n",
+            "deny",
+            "no-create",
+        ),
+    ],
+)
+def test_an_approval_to_create_does_not_lift_a_deny_of_the_patch(
+    rules: str, decision: str, rule: str | None
+) -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n  - {id: ask-create, action: k8s.request, verb: create,"
+        b" resource: namespaces, decision: require_approval}\n" + rules.encode(),
+        "namespaces.yaml",
+    )
+    patch = {"method": "PATCH", "path": "/api/v1/namespaces/kube-system"}
+    verdict = evaluate_request(policy, {"action": "k8s.request", "k8s": patch})
+    assert (verdict.decision, verdict.rule) == (decision, rule)

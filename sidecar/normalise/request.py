@@ -356,6 +356,9 @@ def _k8s(request: CheckRequest, identity: str) -> Normalised:
                 _with_agent(_k8s_fields(creating), identity),
                 label=f"{attributes.verb} {attributes.resource} (may create it: create)",
                 restrictions_only=True,
+                # What it may also do, not another spelling of it: a part of its own,
+                # so an approval to create does not lift a deny of the patch.
+                apart=True,
             )
         )
     return Normalised(K8S_REQUEST, {"k8s": attributes.record()}, tuple(subjects))

@@ -2,9 +2,10 @@
 reference evaluator written from the contract alone, 200,000 random cases).
 
 Some forms of a request are decided by deny and require_approval rules only: the path
-as written, the URL path as sent, ``localhost`` as the loopback, a patch as the create
-it may be. They are views of the request's first subject, and their rules now count as
-matches of that subject, with one subject's precedence (a deny rule, then an approval
+as written, the URL path as sent, ``localhost`` as the loopback (a patch as the create
+it may be was one too, until the review of 2026-12-07 made it a part of its own). They
+are views of the request's first subject, and their rules now count as matches of that
+subject, with one subject's precedence (a deny rule, then an approval
 rule, then an allow rule or the defaultAction; the first rule of a kind in the file).
 Before, each view was a separate subject combined strictest first, so the main form's
 defaultAction deny hid an approval rule the view matched, and of two deny rules the
