@@ -15,9 +15,10 @@ Long trails are rendered chunk by chunk in worker processes and written in order
 Export checks the chain as it reads (``seq`` follows, ``prev`` is the leaf hash of the
 line before) and stops at a break, so a trail with records removed or changed is not
 exported as if whole. It also grows the RFC 6962 Merkle tree of the records it reads
-(from the oldest kept segment's ``.start``) and compares its root with each
-``checkpoint`` record's and with ``DIR/checkpoint``'s, so that records changed with the
-chain recomputed, or cut from the signed end, stop it too (before the rows of the chunk
+(from the oldest kept segment's ``.start``) and compares its root with the one each
+``checkpoint`` record's signed note gives (the record's fields must agree with the
+note) and with ``DIR/checkpoint``'s, so that records changed with the chain
+recomputed, or cut from the signed end, stop it too (before the rows of the chunk
 holding such a checkpoint are written). It checks no signature and no canonical form:
 that is ``tollgate audit verify``, which says what no export can (who signed).
 """
