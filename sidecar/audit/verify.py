@@ -369,6 +369,17 @@ class _Checker:
             )
         if problem is not None and (self.public_keys or embedded):
             raise _Tampered(Fault(f"{external.label}: {problem}"))
+        origins = self.report.origins
+        if origins and checkpoint.origin not in origins:
+            # Replicas may share a key (a bare key vouches for any origin): a note of
+            # another log would otherwise read as this trail cut short or changed.
+            raise _Tampered(
+                Fault(
+                    f"{external.label} is a checkpoint of another log: its origin is "
+                    f"{checkpoint.origin!r}, the trail's checkpoints are of "
+                    + ", ".join(repr(origin) for origin in origins)
+                )
+            )
         tree_size = self.report.tree_size
         if checkpoint.size > tree_size:
             raise _Tampered(

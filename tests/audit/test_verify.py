@@ -246,3 +246,22 @@ def test_fast_canonical_check_agrees_with_canonical_bytes(value: dict[str, objec
     spaced = line.replace(b":", b": ", 1)
     if spaced != line:
         assert canonical_record(spaced) is None or canonical_bytes(json.loads(spaced)) == spaced
+
+
+@pytest.mark.parametrize("other_count", [30, 12], ids=["longer", "shorter"])
+def test_a_checkpoint_of_another_log_is_named_as_such(
+    open_log: OpenLog, signer: Signer, tmp_path: Path, other_count: int
+) -> None:
+    # Two replicas sharing one key, each with its own origin (docs/deploy.md): the other
+    # replica's note must not pass for this trail, and the message must say why rather
+    # than call a whole trail truncated or its records changed.
+    directory = _trail(open_log, 20)
+    other = _trail(open_log, other_count, directory=tmp_path / "other", identity="apps/agent-2")
+    note = (other / "checkpoint").read_bytes()
+    report = verify_trail(
+        directory, public_keys=[signer.public_key], checkpoint_notes=[("other", note)]
+    )
+    assert not report.intact
+    assert report.fault is not None
+    assert "another log" in report.fault.message
+    assert "apps/agent-2" in report.fault.message and "apps/agent-1" in report.fault.message
