@@ -179,10 +179,14 @@ def over_budget(verdict: Verdict, rule: CompiledRule, needed: int, left: float) 
     (still ``allowed`` in audit mode, like every answer there)."""
     assert rule.rate_limit is not None
     whole = int(left)
+    if verdict.action == PROCESS_EXEC:
+        actions = "command or redirection" if needed == 1 else "commands or redirections"
+        wanted = f"the check runs {needed} {actions} the rule covers"
+    else:  # every form of one action spends one token (tokens_needed)
+        wanted = "the check needs one token"
     reason = (
         f"rate limit {rule.rate_limit.text} of rule {rule.id} is spent for "
-        f"{verdict.action}: the check runs {needed} commands or redirections the rule "
-        f"covers, {whole} {'token is' if whole == 1 else 'tokens are'} left"
+        f"{verdict.action}: {wanted}, {whole} {'token is' if whole == 1 else 'tokens are'} left"
     )
     return dataclasses.replace(
         verdict,

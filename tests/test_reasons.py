@@ -16,6 +16,7 @@ from sidecar.engine import evaluate_request
 from sidecar.evaluator import evaluate_subject
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes
+from sidecar.ratelimit import over_budget
 from sidecar.subject import Subject
 
 
@@ -228,3 +229,43 @@ def test_the_deciding_part_is_named_only_when_there_are_several(
     )
     verdict = evaluate_request(policy, body)
     assert (verdict.decision, verdict.reason) == ("deny", reason)
+
+
+@pytest.mark.parametrize(
+    ("body", "needed", "wanted"),
+    [
+        (
+            {"action": "process.exec", "commandLine": "curl a"},
+            1,
+            "the check runs 1 command or redirection the rule covers, 0 tokens are left",
+        ),
+        (
+            {"action": "process.exec", "commandLine": "curl a; curl b"},
+            2,
+            "the check runs 2 commands or redirections the rule covers, 1 token is left",
+        ),
+        (
+            {"action": "network.request", "url": "https://a.example/"},
+            1,
+            "the check needs one token, 0 tokens are left",
+        ),
+    ],
+)
+def test_a_budget_too_small_for_the_check_says_what_it_needed(
+    body: dict[str, Any], needed: int, wanted: str
+) -> None:
+    # A Kubernetes or network request is one action, however many forms of it matched:
+    # its refusal must not speak of commands it does not run.
+    policy = _policy(
+        "deny",
+        "[{id: any, action: ['process.exec', 'network.request'], decision: allow,"
+        " rateLimit: {count: 3, per: 1h}}]",
+    )
+    verdict = evaluate_request(policy, body)
+    assert verdict.decision == "allow"
+    rule = policy.rules[0]
+    refused = over_budget(verdict, rule, needed, needed - 0.5)
+    assert (refused.decision, refused.allowed, refused.rule) == ("deny", False, "any")
+    assert refused.reason == (
+        f"rate limit 3/1h of rule any is spent for {body['action']}: {wanted}"
+    )
