@@ -8,6 +8,9 @@ and send as ``realPath``. ``..`` at the root stays at the root, as the kernel do
 ``written_paths`` keeps the ``..`` segments the kernel resolves only after following
 symlinks (``/proc/self/cwd/../../etc/shadow`` is ``/etc/shadow`` to the kernel and
 ``/proc/etc/shadow`` lexically), so that deny rules naming the link still see it.
+``system_link_path`` reads a path with ``..`` through the links every Linux image has
+(``/var/run/../etc/shadow`` is ``/etc/shadow``, not ``/var/etc/shadow``), so that deny
+rules naming the file see it when the path names no link they were written for.
 """
 
 from __future__ import annotations
@@ -118,3 +121,56 @@ def written_paths(path: str, cwd: str | None = None, *, field: str = "path") -> 
         if resolved:
             resolved.pop()
     return tuple(forms)
+
+
+# Links to directories that Linux images have in common, none of them the agent's to
+# change: FHS 3.0's /var/run and /var/lock (Debian, Ubuntu, Fedora, Alpine), merged
+# /usr's /bin, /sbin and /lib* (Debian 12, Ubuntu 20.04, RHEL 7 on), and procfs's. A
+# ``..`` after one goes back from its target: "/var/run/.." is "/", not "/var". An
+# image without one of them only gets an extra form to deny, never one less.
+SYSTEM_DIRECTORY_LINKS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("var", "run"): ("run",),
+    ("var", "lock"): ("run", "lock"),
+    ("bin",): ("usr", "bin"),
+    ("sbin",): ("usr", "sbin"),
+    ("lib",): ("usr", "lib"),
+    ("lib32",): ("usr", "lib32"),
+    ("lib64",): ("usr", "lib64"),
+    ("libx32",): ("usr", "libx32"),
+    ("dev", "fd"): ("proc", "self", "fd"),
+    ("proc", "net"): ("proc", "self", "net"),
+    ("proc", "self", "root"): (),  # the process's root directory: "/" in its container
+    ("proc", "thread-self", "root"): (),
+}
+
+
+def system_link_path(path: str, cwd: str | None = None) -> str | None:
+    """``path`` (joined to ``cwd`` as given when relative) as the kernel reads it when
+    the only symlinks are ``SYSTEM_DIRECTORY_LINKS``, if a ``..`` makes that differ
+    from its lexical form; else None. Call it on a path ``normalise_path`` accepted.
+
+    Deny rules are written for the file (``/etc/shadow``), not for every link on the
+    way to it; ``written_paths`` serves the rules that name a link.
+    """
+    if not path.startswith("/") and cwd is not None:
+        path = cwd + "/" + path
+    if ".." not in path:
+        return None  # without "..", a link's path and its target's are one file
+    resolved: list[str] = []
+    crossed = False
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        resolved.append(segment)
+        target = SYSTEM_DIRECTORY_LINKS.get(tuple(resolved))
+        if target is not None:
+            resolved = list(target)
+            crossed = True
+    if not crossed:
+        return None
+    form = "/" + "/".join(resolved)
+    return None if form == lexical_path(path) else form

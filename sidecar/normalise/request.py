@@ -21,7 +21,12 @@ from sidecar.normalise.k8s import (
     proxied_object,
     resolve_request,
 )
-from sidecar.normalise.paths import lexical_path, normalise_path, written_paths
+from sidecar.normalise.paths import (
+    lexical_path,
+    normalise_path,
+    system_link_path,
+    written_paths,
+)
 from sidecar.normalise.shell_context import shorten
 from sidecar.normalise.urls import ServerPaths, server_paths
 from sidecar.request import CheckRequest
@@ -87,6 +92,13 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
             for written in written_paths(given, request.cwd, field=name):
                 label = f"{name} as written {written}"
                 subjects.append(_as_sent(request.action, fields, written, identity, label))
+        # "/var/run/../etc/shadow" is /etc/shadow to the kernel (/var/run is a link to
+        # /run in every image): a deny of /etc/shadow must see that form, which neither
+        # the lexical one (/var/etc/shadow) nor the forms as written are.
+        linked = system_link_path(request.path, request.cwd)
+        if linked is not None and linked != path:
+            label = f"path through the system's links {linked}"
+            subjects.append(_as_sent(request.action, fields, linked, identity, label))
     return Normalised(request.action, record, tuple(subjects))
 
 

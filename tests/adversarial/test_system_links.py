@@ -1,0 +1,155 @@
+"""Red team: ``..`` after a link every Linux image has (rt24 files review, F1).
+
+``/var/run`` is a link to ``/run`` in Debian, Ubuntu, Fedora and Alpine images, so the
+kernel reads ``/var/run/../etc/shadow`` as ``/etc/shadow`` while its lexical form is
+``/var/etc/shadow``. Without ``realPath`` a deny rule written for the file must still
+see it, or the baseline's guard rails fall to a broad allow rule. Each case is checked
+against this machine's own kernel first (``os.path.realpath`` follows the links as
+``open`` does), so a case that is not what it claims fails rather than passes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.normalise.paths import SYSTEM_DIRECTORY_LINKS
+from tests.adversarial.conftest import POLICIES, load_policy_text
+
+DENY_LIST = """
+version: 1
+defaultAction: allow
+rules:
+  - {id: shadow, action: "file.*", path: /etc/shadow, decision: deny}
+  - {id: secrets, action: "file.*", path: {glob: "/run/secrets/**"}, decision: deny}
+  - {id: environ, action: "file.*", path: {glob: "/proc/*/environ"}, decision: deny}
+  - {id: cwd, action: "file.*", path: {glob: "/proc/*/cwd/**"}, decision: deny}
+"""
+
+# (path as the agent sends it, the deny rule, the file the kernel opens: {pid} is this
+# process's, which "self" names, {cwd} its working directory)
+THROUGH_LINKS = [
+    ("/var/run/../etc/shadow", "shadow", "/etc/shadow"),
+    (
+        "/var/run/../var/run/secrets/kubernetes.io/serviceaccount/token",
+        "secrets",
+        "/run/secrets/kubernetes.io/serviceaccount/token",
+    ),
+    (
+        "/var/lock/../secrets/kubernetes.io/serviceaccount/token",
+        "secrets",
+        "/run/secrets/kubernetes.io/serviceaccount/token",
+    ),
+    ("/var/run/../proc/self/root/etc/shadow", "shadow", "/etc/shadow"),
+    ("/proc/self/root/../../etc/shadow", "shadow", "/etc/shadow"),
+    ("/dev/fd/../environ", "environ", "/proc/{pid}/environ"),
+    ("/proc/net/../cwd/.ssh/id_rsa", "cwd", "{cwd}/.ssh/id_rsa"),
+    ("/tmp/../var/run/../etc/shadow", "shadow", "/etc/shadow"),
+    ("/var/run/secrets/../../etc/shadow", "shadow", "/etc/shadow"),
+]
+
+
+def _kernel_reading(path: str) -> str:
+    """Where ``open(path)`` lands on this machine, the last component not followed."""
+    head, _, tail = path.rpartition("/")
+    return os.path.join(os.path.realpath(head or "/"), tail)
+
+
+def _links_present(path: str) -> bool:
+    parts = [part for part in path.split("/") if part]
+    for length in range(1, len(parts) + 1):
+        prefix = tuple(parts[:length])
+        if prefix in SYSTEM_DIRECTORY_LINKS and not os.path.islink("/" + "/".join(prefix)):
+            return prefix[:2] == ("proc", "self")  # a magic link: islink is true in procfs
+    return True
+
+
+@pytest.mark.parametrize(("path", "rule", "opened"), THROUGH_LINKS)
+def test_the_kernel_opens_the_denied_file(path: str, rule: str, opened: str) -> None:
+    if not _links_present(path):
+        pytest.skip(f"this machine lacks a link {path} goes through")
+    assert _kernel_reading(path) == opened.format(pid=os.getpid(), cwd=os.getcwd())
+
+
+@pytest.mark.parametrize("action", ["file.read", "file.write", "file.delete"])
+@pytest.mark.parametrize(("path", "rule", "opened"), THROUGH_LINKS)
+def test_a_dot_dot_after_a_system_link_is_denied_by_the_rule_for_the_file(
+    deny_list, action: str, path: str, rule: str, opened: str
+) -> None:  # type: ignore[no-untyped-def]
+    verdict = evaluate_request(deny_list, {"action": action, "path": path})
+    assert (verdict.decision, verdict.rule) == ("deny", rule), verdict.reason
+    # The record keeps the lexical form the contract names (CONTRACT 2.2).
+    assert verdict.request["path"] == os.path.normpath(path).replace("//", "/")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"path": "/var/run/../etc/shadow"},
+        {"path": "../etc/shadow", "cwd": "/var/run"},
+        {"path": "../../etc/shadow", "cwd": "/var/run/secrets"},
+        {"path": "etc/shadow", "cwd": "/var/run/.."},
+    ],
+)
+def test_the_cwd_a_relative_path_is_joined_to_is_read_the_same_way(
+    deny_list, body: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    verdict = evaluate_request(deny_list, {"action": "file.read", **body})
+    assert (verdict.decision, verdict.rule) == ("deny", "shadow")
+
+
+@pytest.mark.parametrize(
+    ("path", "lexical"),
+    [
+        ("/var/run/../tmp/notes.txt", "/var/tmp/notes.txt"),  # the kernel: /tmp/notes.txt
+        ("/app/data/sub/../x.csv", "/app/data/x.csv"),
+        ("/var/run/app.pid", "/var/run/app.pid"),
+        ("/bin/../usr/share/doc/README", "/usr/share/doc/README"),
+    ],
+)
+def test_paths_through_links_to_allowed_files_stay_allowed(
+    deny_list, path: str, lexical: str
+) -> None:  # type: ignore[no-untyped-def]
+    verdict = evaluate_request(deny_list, {"action": "file.read", "path": path})
+    assert (verdict.decision, verdict.rule) == ("allow", None)
+    assert verdict.request["path"] == lexical
+
+
+def test_the_baselines_guard_rails_hold_under_the_broad_allow_its_comment_names() -> None:
+    # policies/baseline.yaml: the deny rules "keep holding when you add broad allow
+    # rules later (say file.read of "/**" while debugging)".
+    text = (POLICIES / "baseline.yaml").read_text() + (
+        '  - {id: debug-read-all, action: file.read, path: {glob: "/**"}, decision: allow}\n'
+    )
+    policy = load_policy_text(text, "baseline-debug.yaml")
+    for path in (
+        "/var/run/../etc/shadow",
+        "/var/run/../var/run/secrets/kubernetes.io/serviceaccount/token",
+        "/var/lock/../secrets/kubernetes.io/serviceaccount/token",
+        "/var/run/../proc/self/root/etc/shadow",
+        "/var/run/../etc/sudoers",
+        "/var/run/../etc/tollgate/policy.yaml",
+        "/var/run/../mnt/secrets-store/db-password",
+    ):
+        verdict = evaluate_request(policy, {"action": "file.read", "path": path})
+        assert verdict.decision == "deny", (path, verdict.reason)
+        assert verdict.rule in ("no-credential-files", "no-gate-internals"), path
+    honest = evaluate_request(policy, {"action": "file.read", "path": "/var/run/../tmp/x"})
+    assert (honest.decision, honest.rule) == ("allow", "debug-read-all")
+
+
+def test_the_table_names_only_links_this_machine_has_or_lacks_harmlessly(tmp_path: Path) -> None:
+    # Each entry is a link on a merged-/usr Debian: where the machine has the path, it
+    # must be a link to the target the table gives (else the table invents a form).
+    for link, target in SYSTEM_DIRECTORY_LINKS.items():
+        path = "/" + "/".join(link)
+        if not os.path.lexists(path):
+            continue
+        expected = "/" + "/".join(target)
+        real = os.path.realpath(path)
+        if target[:2] == ("proc", "self"):
+            expected = expected.replace("/proc/self", f"/proc/{os.getpid()}", 1)
+        assert real == expected, (path, real)
