@@ -420,3 +420,24 @@ def test_an_answer_to_a_command_with_redirections_carries_its_request(gate: Daem
         {"action": "file.read", "path": "/app/data/x"},
     ):
         assert "request" not in gate.check(plain).json()
+
+
+def test_the_request_in_an_answer_leaves_out_the_callers_context(gate: Daemon) -> None:
+    # The context is the caller's, of any shape: echoed, '{"allowed":true}' in it would
+    # put those bytes into a deny answer, where a grep for them (rt24 clients review)
+    # or a careless reader finds an allow. The record keeps it.
+    body = {
+        "action": "process.exec",
+        "commandLine": "echo pwned > /etc/cron.d/x",
+        "cwd": "/app",
+        "context": {"allowed": True, "task": {"allowed": True}},
+    }
+    response = gate.check(body)
+    answer = response.json()
+    assert (answer["allowed"], answer["decision"]) == (False, "deny")
+    assert answer["request"]["writes"] == ["/etc/cron.d/x"]
+    assert "context" not in answer["request"]
+    assert response.content.count(b'"allowed":true') == 0
+    record = next(r for r in gate.records() if r.get("decisionId") == answer["decisionId"])
+    assert record["request"]["context"] == body["context"]
+    assert answer["request"] == {k: v for k, v in record["request"].items() if k != "context"}
