@@ -14,6 +14,7 @@ import pytest
 import yaml
 from yaml.constructor import SafeConstructor
 
+from sidecar.engine import evaluate_request
 from sidecar.errors import PolicyError
 from sidecar.policy.loader import (
     STRICT_YAML_LOADER,
@@ -351,6 +352,66 @@ def test_allow_rules_that_probably_allow_more_than_meant_are_warned_of() -> None
         "rules[3] (id 'api'): host: endsWith 'example.com' also matches 'evilexample.com'; "
         "write '.example.com' for its subdomains or {glob: '*.example.com'}",
     ]
+
+
+WIDE_GLOBS = """\
+version: 1
+rules:
+  - {id: ws, action: file.read, path: {glob: "/workspace**"}, decision: allow}
+  - {id: up, action: file.read, path: {glob: "/workspace/../**"}, decision: allow}
+  - {id: all, action: file.write, path: {glob: "**"}, decision: allow}
+  - {id: cwd, action: process.exec, command: make, cwd: {glob: "/src**"}, decision: allow}
+  - {id: fine, action: file.read, path: {glob: "/data/file-*.csv"}, decision: allow}
+  - {id: tree, action: file.read, path: {glob: "/workspace/**"}, decision: allow}
+  - {id: deny-all, action: file.delete, path: {glob: "/**"}, decision: deny}
+"""
+
+
+def test_allow_globs_that_reach_further_than_they_read_are_warned_of() -> None:
+    # rt24 files review: "/workspace**" allowed /workspace-secrets/.env in silence.
+    policy = load_policy_bytes(WIDE_GLOBS.encode(), "p")
+    assert list(policy.warnings) == [
+        "rules[0] (id 'ws'): path: glob '/workspace**' also matches "
+        "'/workspace-secrets/.env': a '**' that is not a whole segment crosses '/'; "
+        "write '/workspace/**'",
+        "rules[1] (id 'up'): path: glob '/workspace/../**' matches every path",
+        "rules[2] (id 'all'): path: glob '**' matches every path",
+        "rules[3] (id 'cwd'): cwd: glob '/src**' also matches '/src-secrets/.env': a '**' "
+        "that is not a whole segment crosses '/'; write '/src/**'",
+    ]
+    reads = evaluate_request(policy, {"action": "file.read", "path": "/workspace-secrets/.env"})
+    assert (reads.decision, reads.rule) == ("allow", "ws")  # what the warning says
+
+
+PROGRAM_PATHS = """\
+version: 1
+defaultAction: allow
+rules:
+  - {id: no-curl, action: process.exec, command: /usr/bin/curl, decision: deny}
+  - {id: ask-wget, action: process.exec, command: {in: [/bin/wget, nc]}, decision: require_approval}
+  - {id: own-tool, action: process.exec, command: /opt/tool/bin/x, decision: deny}
+  - {id: by-name, action: process.exec, command: rm, decision: deny}
+  - {id: allowed-path, action: process.exec, command: /usr/bin/git, decision: allow}
+"""
+
+
+def test_a_deny_of_a_programs_trusted_path_warns_that_its_name_is_not_denied() -> None:
+    # rt24 commands review, F6: a deny of /usr/bin/curl let `curl` and /bin/curl through.
+    policy = load_policy_bytes(PROGRAM_PATHS.encode(), "p")
+    about_paths = [w for w in policy.warnings if "trusted directories" in w]
+    assert about_paths == [
+        "rules[0] (id 'no-curl'): command: '/usr/bin/curl' matches that path only, not "
+        "'curl' run by name nor its copies in the other trusted directories; write 'curl', "
+        "which matches the name in every trusted directory",
+        "rules[1] (id 'ask-wget'): command: '/bin/wget' matches that path only, not 'wget' "
+        "run by name nor its copies in the other trusted directories; write 'wget', which "
+        "matches the name in every trusted directory",
+    ]
+    by_name = evaluate_request(policy, {"action": "process.exec", "argv": ["curl", "x"]})
+    assert by_name.decision == "allow"  # what the warning says
+    custom = load_policy_bytes((PROGRAM_PATHS + "trustedPaths: [/opt/tool/bin]\n").encode(), "p")
+    assert any("'/opt/tool/bin/x' matches that path only" in w for w in custom.warnings)
+    assert not any("/usr/bin/curl" in w for w in custom.warnings)
 
 
 def test_trusted_paths_must_be_absolute() -> None:

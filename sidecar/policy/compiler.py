@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sidecar.canonical import canonical_bytes
 from sidecar.keys import KeyFileError, public_key_from_base64
-from sidecar.normalise.paths import normalise_path
+from sidecar.normalise.paths import lexical_path, normalise_path
 from sidecar.normalise.urls import canonical_escape
 from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
@@ -346,6 +346,8 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
                 f"{name}: startsWith {prefix!r} also matches {prefix + 'x'!r}; end it with "
                 f"'/' or write {{glob: {prefix.rstrip('/') + '/**'!r}}}"
             )
+        if isinstance(spec, MatcherSpec) and spec.glob:
+            warnings.extend(f"{name}: {w}" for w in _path_glob_warnings(spec.glob))
     command = rule.command
     if isinstance(command, MatcherSpec):
         # A bare name matches only argv[0] as a name or in a trusted directory, but an
@@ -377,6 +379,67 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
             f"'.{suffix}' for its subdomains or {{glob: {'*.' + suffix!r}}}"
         )
     return warnings
+
+
+def _path_glob_warnings(glob: str) -> list[str]:
+    """An allow glob on paths that reaches further than it reads."""
+    head = re.split(r"[*?\[{]", glob, maxsplit=1)[0]
+    rest = glob[len(head) :]
+    if rest.startswith("**") and head and not head.endswith("/"):
+        # "/workspace**" is "/workspace" then anything, "/" included (gitignore and
+        # minimatch would read it as "/workspace*", which is one segment).
+        return [
+            f"glob {glob!r} also matches {head + '-secrets/.env'!r}: a '**' that is not "
+            f"a whole segment crosses '/'; write {head + '/**'!r}"
+        ]
+    if re.fullmatch(r"/?\*\*(/\*\*)*", "/".join(_glob_segments(glob))):
+        return [f"glob {glob!r} matches every path"]
+    return []
+
+
+def _glob_segments(glob: str) -> list[str]:
+    """The segments of ``glob`` with "." and "//" dropped and ".." resolved, as the
+    matcher reads it (a '..' after a wildcard is refused there)."""
+    segments: list[str] = []
+    for segment in glob.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    return segments
+
+
+def _program_path_warnings(rule: Rule, trusted: tuple[str, ...]) -> list[str]:
+    """A deny (or require_approval) rule naming a program by its path in a trusted
+    directory: the same program run by name, or from the other trusted directories
+    (/bin is /usr/bin in merged-/usr images), is another argv[0] it does not match."""
+    command = rule.command
+    values: list[object]
+    if isinstance(command, MatcherSpec):
+        values = [*_as_list(command.equals), *(command.in_ or [])]
+    else:
+        values = _as_list(command)
+    warnings = []
+    for value in values:
+        if not isinstance(value, str) or not value.startswith("/"):
+            continue
+        directory, _, name = lexical_path(value).rpartition("/")
+        if name and (directory or "/") in trusted:
+            warnings.append(
+                f"command: {value!r} matches that path only, not {name!r} run by name nor "
+                f"its copies in the other trusted directories; write {name!r}, which "
+                "matches the name in every trusted directory"
+            )
+    return warnings
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _trusted_paths_warnings(trusted: tuple[str, ...]) -> list[str]:
@@ -511,6 +574,10 @@ def compile_policy(
             trusted_list.append(normalise_path(path))
         trusted = tuple(trusted_list)
         warnings.extend(_trusted_paths_warnings(trusted))
+    for index, rule in enumerate(document.rules):
+        if rule.decision != "allow" and rule.command is not None:
+            label = rule_label(index, rule.id)
+            warnings.extend(f"{label}: {w}" for w in _program_path_warnings(rule, trusted))
     if document.approvals is not None:
         problems.extend(_approvals_problems(document.approvals))
     asking = [r.id for r in rules if r.decision == "require_approval"]
