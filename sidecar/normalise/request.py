@@ -172,6 +172,18 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 constructs=(construct.name,),
             )
         )
+    if not analysis.commands and not constructs and subjects:
+        # "> /app/out" alone runs no program, yet it is a command line a shell runs: a
+        # rule on process.exec as a whole ("process.exec: deny") must decide it too.
+        # With no command, only rules without a command or args condition match it.
+        fields = dict(cwd_field)
+        subjects.append(
+            Subject(
+                PROCESS_EXEC,
+                _with_agent(fields, identity),
+                label="a command line of redirections alone",
+            )
+        )
     if not subjects:
         raise RequestError(
             "contains no command", "commandLine" if request.commandLine is not None else "argv"
