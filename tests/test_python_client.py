@@ -1274,6 +1274,17 @@ def test_fetch_sends_nothing_for_a_path_with_a_dot_segment(gate: Gate, web, path
     assert server.hits == []
 
 
+# Found in review (rt24 network F1): urllib strips Unicode whitespace off a URL's ends,
+# the gate keeps it in the path: "/admin\u00a0" was checked as /admin%C2%A0, past a
+# deny of /admin, and sent as /admin.
+@pytest.mark.parametrize("suffix", ["\u00a0", "\u3000", "\u2028", "\x85", "\u2009\u00a0"])
+def test_fetch_refuses_a_url_urllib_would_send_changed(gate: Gate, web, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with pytest.raises(ValueError, match="urllib would send"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/admin{suffix}")
+    assert server.hits == []
+
+
 def test_fetch_sends_the_method_as_the_gate_decided_it(gate: Gate, web, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
     server = web()
     with gate.fetch(f"http://127.0.0.1:{server.port}/ok", method="patch") as response:

@@ -235,6 +235,13 @@ def fetch_checked(
     if method is not None:
         method = plain_text(method).upper()  # as the gate decides and records it
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    if request.full_url != url:
+        # urllib strips Unicode whitespace off the ends ("/admin\u00a0" is sent as
+        # "/admin"), which the gate reads as part of the path: it would check another URL.
+        raise ValueError(
+            f"Gate.fetch: urllib would send {request.full_url!r}, not the URL given "
+            f"({url!r}); the gate checks the URL given"
+        )
     problem = _ascii_host_problem(request)
     if problem is not None:
         raise ValueError(f"Gate.fetch: {problem}")
