@@ -438,6 +438,22 @@ def test_a_rule_for_an_unspecified_address_does_not_cover_the_loopback() -> None
     assert _outcome(policy, _url("http://[::1]/")) == "allow"
 
 
+def test_each_loopback_family_is_denied_by_its_own_rule() -> None:
+    # docs/policy.md said a deny of 127.0.0.0/8 "or" ::1/128 catches both unspecified
+    # addresses (rt24 network F2); each catches its own family, hence the advice to deny both.
+    policy = _load(
+        """
+        version: 1
+        rules:
+          - {id: v4, action: network.request, host: {cidr: 127.0.0.0/8}, decision: deny}
+          - {id: rest, action: network.request, host: {glob: "**"}, decision: allow}
+        """
+    )
+    assert _outcome(policy, _url("http://0.0.0.0/")) == "deny"
+    assert _outcome(policy, _url("http://[::]:8080/")) == "allow"
+    assert _outcome(policy, _url("http://[::1]:8080/")) == "allow"
+
+
 # ------------------------------------------------------------------ paths in URLs
 
 
