@@ -89,6 +89,9 @@ DEFAULT_SEGMENT_BYTES = 64 * 2**20
 # A sync in the helper taking longer than this is a stalled disk: the trail reports
 # itself unwritable (so /ready fails) and new appends fail at once instead of piling up.
 SYNC_STALL_SECONDS = 5.0
+# How often an idle gate whose trail failed tries it again without a record, so that
+# /ready follows the volume rather than waiting for the next check to write.
+WRITABLE_RETRY_SECONDS = 1.0
 # ``close()`` waits at most this long for the sync in flight (first the helper's, then,
 # past the stall threshold, the gate's own): a disk that never finishes must not keep
 # the gate from exiting. Two stall thresholds: the gate's own sync gets as long as the
@@ -226,6 +229,7 @@ class AuditLog:
         self._last_checkpoint_time = time.monotonic()
         self._writable = True
         self._last_error: str | None = None
+        self._writable_tried = 0.0
         # DIR/checkpoint behind the newest checkpoint record: the note it should hold,
         # why the last replace failed, when, and how many replaces failed in this run.
         # Reported apart from the segment writer's error, which the next batch clears.
@@ -833,6 +837,32 @@ class AuditLog:
                 with self._lock:
                     if not self._closed:
                         self._write_checkpoint_file()
+            elif idle and not self._closing and self._writable_retry_due():
+                self._try_writable()
+
+    def _writable_retry_due(self) -> bool:
+        return (
+            not self._writable and time.monotonic() - self._writable_tried >= WRITABLE_RETRY_SECONDS
+        )
+
+    def _try_writable(self) -> None:
+        """Try a failed trail again without a record: the segment opened for appending
+        and checked as a batch's write checks it (one changed outside Tollgate stays
+        refused), our own failed write's leftovers truncated, the file synced. Nothing
+        is added, so a full volume passes: ``volume_problem`` reports that one."""
+        with self._lock:
+            if self._closed or self._writable:
+                return
+            self._writable_tried = time.monotonic()
+            try:
+                fd = self._write_unsynced(bytearray())
+                self._finish_write(fd, _fdatasync(fd))
+            except (OSError, AuditUnavailable) as exc:
+                self._unwritable(f"{self._segment.path}: {_describe(exc)}")
+                return
+            _logger.warning("audit trail is writable again (was: %s)", self._last_error)
+            self._writable = True
+            self._last_error = None
 
     def _checkpoint_file_retry_due(self) -> bool:
         """A failed ``DIR/checkpoint`` replace is retried every ``checkpoint_interval``
