@@ -108,6 +108,8 @@ HELPER_RESTART_MAX_SECONDS = 300.0
 # Less free space than this on the audit volume and /ready reports it full: room for a
 # few records and a checkpoint, so readiness fails before the next write would.
 VOLUME_MIN_FREE_BYTES = 64 * 1024
+# A rotation creates a segment and its .start, a checkpoint replace a temporary file.
+VOLUME_MIN_FREE_INODES = 8
 _REDACTION_INFO = b"tollgate audit redaction key v1"
 # C0 controls and DEL: no identity holds one (it is written into records and the origin).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -359,7 +361,8 @@ class AuditLog:
 
     def volume_problem(self) -> str | None:
         """Why the next write would fail, seen without writing: the volume mounted
-        read-only or (nearly) full, or the directory gone. None when none of these.
+        read-only or (nearly) full, of bytes or of inodes, or the directory gone. None
+        when none of these.
 
         For /ready, which would otherwise learn of a read-only or full volume only from
         the first check that fails on it; an idle gate would keep reporting ready.
@@ -373,6 +376,9 @@ class AuditLog:
         free = volume.f_bavail * volume.f_frsize
         if free < VOLUME_MIN_FREE_BYTES:
             return f"the audit volume is full ({free:,} bytes free)"
+        # f_files is 0 where a file system has no fixed number of inodes.
+        if volume.f_files and volume.f_favail < VOLUME_MIN_FREE_INODES:
+            return f"the audit volume has no inodes left to rotate ({volume.f_favail} free)"
         return None
 
     @property

@@ -203,3 +203,33 @@ def test_an_idle_gate_is_ready_again_once_a_failed_volume_is_back(
     assert daemon.check(ALLOWED).json()["allowed"] is True
     daemon.stop()
     assert verify_trail(mount / "audit").intact
+
+
+def test_an_idle_gate_reports_a_volume_out_of_inodes_before_any_check(
+    tmpfs: Tmpfs, tmp_path: Path
+) -> None:
+    # rt24 ops review: with every inode taken /ready said ready, and the check that
+    # rotated the segment was the first to fail.
+    mount = tmpfs("4m,nr_inodes=64")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    daemon = Daemon(policy, mount / "audit").start()
+    try:
+        assert _ready_reason(daemon)[0] == 200
+        taken = []
+        while True:
+            path = mount / f"inode-{len(taken)}"
+            try:
+                path.touch()
+            except OSError:
+                break
+            taken.append(path)
+        status, text = _ready_reason(daemon)
+        assert status == 503
+        assert "the audit volume has no inodes left to rotate" in text
+        for path in taken[:16]:
+            path.unlink()
+        assert _ready_reason(daemon)[0] == 200
+        assert daemon.check(ALLOWED).json()["allowed"] is True
+    finally:
+        daemon.stop()
