@@ -56,7 +56,16 @@ class ServeConfig:
 
 def build_gate(config: ServeConfig) -> Gate:
     """Open the audit trail and prepare the gate (synchronous; raises ``TollgateError``)."""
-    signer = Signer.from_key_file(config.signing_key) if config.signing_key else None
+    signer = None
+    if config.signing_key:
+        try:
+            signer = Signer.from_key_file(config.signing_key)
+        except OSError as exc:
+            # Name the setting: in a crash-looping pod the log line alone must say which
+            # mount or variable to look at.
+            raise keys.KeyFileError(
+                f"--signing-key / TOLLGATE_SIGNING_KEY {config.signing_key}: {exc.strerror or exc}"
+            ) from exc
     public_key = (
         keys.load_public_key(config.policy_public_key) if config.policy_public_key else None
     )

@@ -68,3 +68,19 @@ def test_an_origin_that_is_no_note_key_name_stops_the_start(tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 1
     assert "cannot start" in result.stderr and "invalid note key name" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["keys/missing.key", "."], ids=["missing", "a-directory"])
+def test_an_unreadable_signing_key_is_named_by_its_setting(tmp_path: Path, key: str) -> None:
+    # rt24 ops review: "[Errno 2] No such file or directory: 'keys/missing.key'" did not
+    # say which setting named the file, in a crash-looping pod's one log line.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    result = tollgate(
+        "serve", "--policy", str(policy), "--audit-dir", str(tmp_path / "audit"),
+        "--signing-key", str(tmp_path / key), "--port", "1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("tollgate: cannot start: --signing-key / TOLLGATE_SIGNING_KEY ")
+    assert str(tmp_path / key) in line
