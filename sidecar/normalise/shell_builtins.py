@@ -124,6 +124,10 @@ RISKY_VARIABLES = frozenset(
     # A bash -c that sees either (Debian builds bash with SSH_SOURCE_BASHRC) takes itself
     # for a command run by sshd and first runs ~/.bashrc: startup files, unseen.
     | {"SSH_CLIENT", "SSH2_CLIENT"}
+    # bash and dash take $PWD from their environment as their logical directory when it
+    # names the one they start in, symlinks and all, and resolve "cd .." against it: a
+    # link's directory, not the one the gate joins "cd .." to (like OLDPWD for "cd -").
+    | {"PWD"}
     # bash translates $"word" through the catalogue $TEXTDOMAIN in $TEXTDOMAINDIR (in
     # any locale but C and POSIX, C.UTF-8 included): a planted one makes $"status" "push".
     | {"TEXTDOMAIN", "TEXTDOMAINDIR"}
