@@ -839,7 +839,7 @@ class _Analyser:
     def assignment(self, assignment: sh.Assignment, state: State, context: Context) -> None:
         for word in assignment.values:
             self.expansions(word, state, context)
-        if risky_variable(assignment.name):
+        if risky_variable(assignment.name, _assigned_value(assignment)):
             self.construct("environment-override", assignment.word.raw)
         if assignment.subscript is not None:
             self.construct("arithmetic", assignment.word.raw)
@@ -993,8 +993,9 @@ class _Analyser:
                 self.construct("startup-files", display)
             if unwrapped.unknown_arguments:
                 self.construct("unknown-arguments", display)
-            for variable in unwrapped.assigned:
-                if risky_variable(variable):
+            for variable, value in unwrapped.assigned:
+                # A wrapper with an argument not known here may have any value in it.
+                if risky_variable(variable, None if unwrapped.dynamic else value):
                     self.construct("environment-override", f"{program} {variable}=...")
             for path in unwrapped.writes:  # strace -o FILE: opened like > FILE
                 self.file_access(path, state, context, write=True)
@@ -1235,6 +1236,17 @@ class _Analyser:
             else normalise_path(target, cwd, field=self.field)
             for cwd in state
         )
+
+
+def _assigned_value(assignment: sh.Assignment) -> str | None:
+    """The value a plain ``NAME=value`` gives, where known here: not for ``+=``, an
+    array or an element, or a value with an expansion."""
+    prefix = assignment.name + "="
+    word = assignment.word
+    plain = assignment.subscript is None and len(assignment.values) == 1
+    if not (plain and word.static and word.text.startswith(prefix)):
+        return None
+    return word.text.removeprefix(prefix)
 
 
 # The builtins that read a file's text as script in this shell.

