@@ -993,6 +993,8 @@ class _Analyser:
                 self.construct("startup-files", display)
             if unwrapped.unknown_arguments:
                 self.construct("unknown-arguments", display)
+            if unwrapped.unsets_path_or_shlvl:  # env -i: see STARTED_BARE
+                self.construct("environment-override", display)
             for variable, value in unwrapped.assigned:
                 # A wrapper with an argument not known here may have any value in it.
                 if risky_variable(variable, None if unwrapped.dynamic else value):
@@ -1092,6 +1094,8 @@ class _Analyser:
             self.construct("unknown-arguments", argv_text(texts))
         if unwrapped.login:  # exec -l bash: a login shell runs its startup files
             self.construct("startup-files", argv_text(texts))
+        if unwrapped.unsets_path_or_shlvl:  # exec -c: see STARTED_BARE
+            self.construct("environment-override", argv_text(texts))
         return list(unwrapped.inner)
 
     def shell(

@@ -128,6 +128,9 @@ RISKY_VARIABLES = frozenset(
     # names the one they start in, symlinks and all, and resolve "cd .." against it: a
     # link's directory, not the one the gate joins "cd .." to (like OLDPWD for "cd -").
     | {"PWD"}
+    # bash started with SHLVL unset or below 1, and a socket on its standard input, takes
+    # itself for a command run by sshd and runs ~/.bashrc first (see STARTED_BARE).
+    | {"SHLVL"}
     # bash translates $"word" through the catalogue $TEXTDOMAIN in $TEXTDOMAINDIR (in
     # any locale but C and POSIX, C.UTF-8 included): a planted one makes $"status" "push".
     | {"TEXTDOMAIN", "TEXTDOMAINDIR"}

@@ -435,7 +435,9 @@ class Unwrapped:
     runs may run any number of times (``xargs``, ``find -exec``, ``watch``).
     ``login``: it starts the command as a login shell (``sudo -i``, ``su -``, ``exec
     -l``: argv[0] begins with ``-``), which first runs startup files. ``writes`` and
-    ``reads``: files the wrapper opens itself.
+    ``reads``: files the wrapper opens itself. ``unsets_path_or_shlvl``: the command
+    starts without ``PATH`` or ``SHLVL`` in its environment (``env -i``, ``env -u PATH``,
+    ``exec -c``; see ``STARTED_BARE``).
     """
 
     inner: tuple[Arg, ...] = ()
@@ -452,9 +454,17 @@ class Unwrapped:
     # decided as ``file.write``/``file.read`` like a redirection's target.
     writes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    unsets_path_or_shlvl: bool = False
 
 
 UNPARSED = Unwrapped(unparsed=True)
+# A bash started without PATH sets its own default, which ends in "." (a bare name not
+# found in /usr/bin ... runs ./NAME), and one started without SHLVL and a socket on its
+# standard input runs ~/.bashrc first. Not only for a shell run directly: every program
+# passes the environment on to the shells it starts (make's recipes, git's hooks, npm's
+# scripts; sh is bash on some images), so whatever starts so is an override. (A program's
+# own execvp finds a bare name without ".": glibc's default path has none.)
+STARTED_BARE = frozenset({"PATH", "SHLVL"})
 HELP_VERSION = frozenset({"help", "version"})
 Handler = Callable[[Sequence[Arg]], Unwrapped]
 
@@ -528,9 +538,15 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
     rest = list(args[1:])
     cwd: str | None = None
     dynamic = False
+    bare = False  # PATH or SHLVL removed: -i, -u PATH, -u SHLVL, or a lone "-"
     while True:
         options, index = parse_options(["env", *_texts(rest)], 1, ENV)
         dynamic = dynamic or _dynamic(rest, index)
+        bare = bare or any(
+            name in ("i", "ignore-environment")
+            or (name in ("u", "unset") and value in STARTED_BARE)
+            for name, value in options
+        )
         chdir = _value(options, "C", "chdir")
         cwd = chdir if chdir is not None else cwd
         split = _value(options, "S", "split-string") if options else None
@@ -546,13 +562,20 @@ def _env(args: Sequence[Arg]) -> Unwrapped:
     rest = rest[index - 1 :]
     if rest and rest[0].text == "-":  # a lone "-" is -i
         rest = rest[1:]
+        bare = True
     assigned: list[tuple[str, str | None]] = []
     while rest and "=" in rest[0].text:
         assigned.append(_assignment(rest[0].text))
         dynamic = dynamic or not rest[0].static
         rest = rest[1:]
     dynamic = dynamic or bool(rest and not rest[0].static)
-    return Unwrapped(inner=tuple(rest), cwd=cwd, assigned=tuple(assigned), dynamic=dynamic)
+    return Unwrapped(
+        inner=tuple(rest),
+        cwd=cwd,
+        assigned=tuple(assigned),
+        dynamic=dynamic,
+        unsets_path_or_shlvl=bare and bool(rest),
+    )
 
 
 # GNU env's -S escapes (coreutils' build_argv): a backslash before one of these stands for
@@ -1969,7 +1992,9 @@ def _exec(args: Sequence[Arg]) -> Unwrapped:
         unwrapped = replace(unwrapped, dynamic=True)
     login = "l" in _names(options) or (name is not None and name.startswith("-"))
     if login and unwrapped.inner and not unwrapped.unparsed:  # "exec -l" alone runs nothing
-        return replace(unwrapped, login=True)
+        unwrapped = replace(unwrapped, login=True)
+    if "c" in _names(options) and unwrapped.inner and not unwrapped.unparsed:
+        unwrapped = replace(unwrapped, unsets_path_or_shlvl=True)  # an empty environment
     return unwrapped
 
 

@@ -14,17 +14,25 @@ shell runs otherwise than the gate read it, then what the gate now decides.
   opened a string for bash, so a later line the gate read as quoted text ran. They are
   now ``environment-override`` unless their value is known and read as here (``C``,
   ``POSIX``, empty, a UTF-8 codeset); ``LOCPATH`` (where glibc finds locales) always.
+* ``exec -c``, ``env -i``, ``env -``, ``env -u PATH``: bash started without ``PATH``
+  sets its own default, which ends in ``.``, so ``exec -c bash -c 'pytest -q'`` ran a
+  ``./pytest`` the agent wrote where the gate decided the trusted ``pytest``. Without
+  ``SHLVL`` (the same, and ``env -u SHLVL``, ``unset SHLVL``) and with a socket on its
+  standard input (as libuv gives a child) bash runs ``~/.bashrc`` first. Each is now
+  ``environment-override``, and so is ``SHLVL``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from sidecar.engine import evaluate_request
 from sidecar.policy.compiler import CompiledPolicy
 from tests.adversarial.command_lines import check_line, command_argvs, construct_names
 from tests.adversarial.real_bash import needs_bash, run_bash, run_program
@@ -200,4 +208,106 @@ def test_a_double_byte_locale_is_refused_by_the_shipped_policy(
     ],
 )
 def test_a_locale_read_as_here_is_not_an_override(line: str) -> None:
+    assert "environment-override" not in construct_names(line)
+
+
+# -- PATH and SHLVL removed: "." searched, ~/.bashrc run -----------------------------------
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    """A working directory holding an executable ./zz-planted, a name found nowhere on
+    PATH (as a tool in ~/.local/bin or a venv is not in bash's default directories)."""
+    program = tmp_path / "zz-planted"
+    program.write_text("#!/bin/sh\necho PLANTED-RAN\n")
+    program.chmod(0o755)
+    return tmp_path
+
+
+@needs_bash
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exec -c bash -c 'zz-planted'",
+        "env -i bash -c 'zz-planted'",
+        "env - bash -c 'zz-planted'",
+        "env -u PATH bash -c 'zz-planted'",
+        "unset PATH; zz-planted",
+    ],
+)
+def test_bash_without_path_runs_a_file_of_the_working_directory(planted: Path, line: str) -> None:
+    assert run_bash("zz-planted", planted) == ""
+    assert run_bash(line, planted) == "PLANTED-RAN\n"
+
+
+@needs_bash
+@pytest.mark.parametrize(
+    "line",
+    [
+        "env -u SHLVL bash -c 'echo INNER'",
+        "unset SHLVL; bash -c 'echo INNER'; true",
+        "SHLVL=0 bash -c 'echo INNER'; true",
+    ],
+)
+def test_bash_without_shlvl_and_a_socket_for_stdin_runs_bashrc(tmp_path: Path, line: str) -> None:
+    (tmp_path / ".bashrc").write_text("echo BASHRC-RAN\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "SHLVL": "3"}
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+
+        def run(script: str) -> str:
+            done = subprocess.run(
+                ["bash", "-c", script],
+                cwd=tmp_path,
+                env=env,
+                stdin=theirs,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+            return done.stdout
+
+        assert run("bash -c 'echo INNER'") == "INNER\n"
+        assert run(line) == "BASHRC-RAN\nINNER\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exec -c bash -c 'pytest -q'",
+        "exec -cl bash -c 'pytest -q'",
+        "env -i bash -c 'pytest -q'",
+        "env - bash -c 'pytest -q'",
+        "env -u PATH bash -c 'pytest -q'",
+        "env --unset=PATH sh -c 'pytest -q'",
+        "env -u SHLVL bash -c 'pytest -q'",
+        "env --ignore-environment bash -c 'pytest -q'",
+        "env -iS 'bash -c pytest'",
+        "env -i make test",  # make's recipes run in sh, bash on some images
+        "unset SHLVL; bash -c 'pytest -q'",
+        "SHLVL=0 bash -c 'pytest -q'",
+    ],
+)
+def test_a_program_started_without_path_or_shlvl_is_an_override(line: str) -> None:
+    assert "environment-override" in construct_names(line)
+
+
+def test_the_shipped_policy_refuses_pytest_in_a_bash_without_path(
+    coding_agent: CompiledPolicy,
+) -> None:
+    verdict = check_line(coding_agent, "exec -c bash -c 'pytest -q'")
+    assert verdict.decision == "deny"
+    assert "environment-override" in verdict.reason, verdict.reason
+    argv = ["bash", "-c", "exec -c bash -c 'pytest -q'"]
+    request = {"action": "process.exec", "cwd": "/workspace", "argv": argv}
+    verdict = evaluate_request(coding_agent, request)
+    assert verdict.decision == "deny"
+    assert "environment-override" in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "line", ["env -u HOME git status", "env FOO=1 git status", "exec git status", "env -i"]
+)
+def test_keeping_path_and_shlvl_is_not_an_override(line: str) -> None:
     assert "environment-override" not in construct_names(line)
