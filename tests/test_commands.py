@@ -268,7 +268,11 @@ WRAPPERS = [
     ("/usr/bin/time -v make", [("/usr/bin/time", "-v", "make"), ("make",)]),
     ("busybox rm x", [("busybox", "rm", "x"), ("rm", "x")]),
     ("busybox --list", [("busybox", "--list")]),
-    ("chroot /srv make", [("chroot", "/srv", "make"), ("make",)]),
+    # Under another root: the path there (a bare name is dynamic-command).
+    (
+        "chroot /srv /usr/bin/make",
+        [("chroot", "/srv", "/usr/bin/make"), ("/srv/usr/bin/make",)],
+    ),
     ("ionice -c3 make", [("ionice", "-c3", "make"), ("make",)]),
     ("ionice -c3 -p 42", [("ionice", "-c3", "-p", "42")]),
     ("setsid -f make", [("setsid", "-f", "make"), ("make",)]),
@@ -1380,7 +1384,7 @@ def test_a_wrapper_file_with_dot_dot_is_a_construct() -> None:
 def test_wrappers_change_the_working_directory_and_environment() -> None:
     analysis = analyse("bwrap --bind / / ./x")  # in the sandbox: unknown
     assert "unknown-cwd" in names(analysis)
-    analysis = analyse("chpst -/ /srv ./x")
+    analysis = analyse("chpst -/ /srv /bin/sh -c ./x")  # in the new root: unknown
     assert "unknown-cwd" in names(analysis)
     assert "environment-override" in names(analyse("bwrap --setenv LD_PRELOAD /x.so make"))
     assert "environment-override" in names(analyse("strace -E LD_PRELOAD=/x.so make"))

@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from sidecar.normalise.paths import normalise_path
+
 UNKNOWN_CWD = "?"  # a working directory that cannot be known statically
 
 POSIX_SHELLS = frozenset(
@@ -714,15 +716,17 @@ def _sudo(args: Sequence[Arg]) -> Unwrapped:
     if names & {"R", "chroot", "i", "login"}:
         cwd = UNKNOWN_CWD  # a chroot, or the target user's home
     inner = tuple(args[index:])
+    named = bool(inner)
     if names & {"s", "shell", "i", "login"}:
         inner = _sudo_shell(inner)
-    return Unwrapped(
+    unwrapped = Unwrapped(
         inner=inner,
         cwd=cwd,
         assigned=tuple(assigned),
         dynamic=_dynamic(args, index + 1),
         login=bool(names & {"i", "login"}),  # the target user's login shell
     )
+    return under_root(unwrapped, _value(options, "R", "chroot"), named)
 
 
 def _sudo_escape(char: str) -> str:
@@ -780,6 +784,61 @@ def _with_cwd(handler: Handler, cwd: str) -> Handler:
         return result if result.unparsed else replace(result, cwd=cwd)
 
     return wrapped
+
+
+def under_root(unwrapped: Unwrapped, root: str | None, named: bool) -> Unwrapped:
+    """What a wrapper runs under another root directory (``chroot DIR``, ``unshare -R
+    DIR`` ...): its program is a file of DIR's tree, looked up there, not the host's
+    program of that name or path. A static absolute program under a static absolute DIR
+    is decided as the path under DIR (``/srv/x/usr/bin/git``: in no trusted directory);
+    any other (a name looked up in DIR, a DIR or program not known here) is
+    ``dynamic-command``, and nothing is decided by its name. ``named``: a program was
+    given (without one the user's shell starts, decided as ``sh`` as anywhere). The
+    root ``/`` is the host's."""
+    if root is None or unwrapped.unparsed or not unwrapped.inner or not named:
+        return unwrapped
+    program = unwrapped.inner[0]
+    root_known = not unwrapped.dynamic and root.startswith("/")
+    if root_known and normalise_path(root) == "/":
+        return unwrapped
+    if not (root_known and program.static and program.text.startswith("/")):
+        return replace(unwrapped, inner=(), dynamic=True)
+    # The program's path normalised first: in DIR, ".." stops at DIR as at "/".
+    path = normalise_path(root) + normalise_path(program.text)
+    # A shell or a wrapper there looks up the names it runs in DIR too.
+    name = path.rsplit("/", 1)[-1]
+    looks_up = name in POSIX_SHELLS or name in WRAPPERS
+    return replace(
+        unwrapped, inner=(Arg(path), *unwrapped.inner[1:]), dynamic=unwrapped.dynamic or looks_up
+    )
+
+
+CHROOT = OptionSpec(
+    long_flags=HELP_VERSION | {"skip-chdir"}, long_with_value=frozenset({"userspec", "groups"})
+)
+
+
+def _chroot(args: Sequence[Arg]) -> Unwrapped:
+    """``chroot [options] DIR [command]``; no command: ``$SHELL -i``."""
+    unwrapped = _simple_wrapper(CHROOT, operands=1, default=(LOGIN_SHELL, "-i"))(args)
+    _options, index = parse_options(_texts(args), 1, CHROOT)
+    root = args[index].text if index < len(args) else None
+    return under_root(unwrapped, root, named=index + 1 < len(args))
+
+
+def _rooted_wrapper(spec: OptionSpec, roots: tuple[str, str], default: tuple[str, ...]) -> Handler:
+    """A wrapper (``unshare``, ``nsenter``) whose option ``roots`` (short, long) runs its
+    command under another root; one given without a value is a root not known here."""
+    plain = _simple_wrapper(spec, default=default)
+
+    def handler(args: Sequence[Arg]) -> Unwrapped:
+        unwrapped = plain(args)
+        options, index = parse_options(_texts(args), 1, spec)
+        given = [value for name, value in options if name in roots]
+        root = None if not given else given[-1] if given[-1] is not None else UNKNOWN_CWD
+        return under_root(unwrapped, root, named=index < len(args))
+
+    return handler
 
 
 def _xargs(args: Sequence[Arg]) -> Unwrapped:
@@ -1554,12 +1613,13 @@ def _chpst(args: Sequence[Arg]) -> Unwrapped:
     if directory is not None:
         cwd = directory if directory.startswith("/") and cwd is None else UNKNOWN_CWD
     name = _value(options, "b")
-    return Unwrapped(
+    unwrapped = Unwrapped(
         inner=tuple(args[index:]),
         cwd=cwd,
         dynamic=_dynamic(args, index + 1) or renamed(name, args[index:]),
         login=name is not None and name.startswith("-"),
     )
+    return under_root(unwrapped, _value(options, "/"), named=True)
 
 
 CAPSH_FLAGS = frozenset(
@@ -1579,12 +1639,14 @@ def _capsh(args: Sequence[Arg]) -> Unwrapped:
     after it (``-- -c 'script'``), ``==`` runs capsh again with them."""
     shell = "/bin/bash"
     cwd: str | None = None
+    root: str | None = None
     for index in range(1, len(args)):
         text = args[index].text
         dynamic = _dynamic(args, index + 1)
         if text in ("--", "=="):
             program = Arg(shell) if text == "--" else Arg("capsh")
-            return Unwrapped(inner=(program, *args[index + 1 :]), cwd=cwd, dynamic=dynamic)
+            unwrapped = Unwrapped(inner=(program, *args[index + 1 :]), cwd=cwd, dynamic=dynamic)
+            return under_root(unwrapped, root, named=True)
         name, equals, value = text.partition("=")
         if text in CAPSH_FLAGS:
             continue
@@ -1593,7 +1655,7 @@ def _capsh(args: Sequence[Arg]) -> Unwrapped:
         if name == "--shell":
             shell = value
         elif name == "--chroot":
-            cwd = UNKNOWN_CWD
+            cwd, root = UNKNOWN_CWD, value
     return Unwrapped(dynamic=_dynamic(args, len(args)))  # nothing after -- : nothing runs
 
 
@@ -1883,23 +1945,13 @@ WRAPPERS: dict[str, Handler] = {
     "sudoedit": _sudo,
     "doas": _doas,
     "pkexec": _pkexec,
-    "chroot": _with_cwd(
-        _simple_wrapper(
-            OptionSpec(
-                long_flags=HELP_VERSION | {"skip-chdir"},
-                long_with_value=frozenset({"userspec", "groups"}),
-            ),
-            operands=1,
-            default=(LOGIN_SHELL, "-i"),  # no command: "$SHELL -i"
-        ),
-        UNKNOWN_CWD,
-    ),
+    "chroot": _with_cwd(_chroot, UNKNOWN_CWD),
     "ionice": _not_for_processes(_simple_wrapper(IONICE), IONICE, {"p", "P", "u", "pid"}),
     "setsid": _simple_wrapper(
         OptionSpec(flags="cfw", long_flags=HELP_VERSION | {"ctty", "fork", "wait"})
     ),
     "nsenter": _with_cwd(
-        _simple_wrapper(
+        _rooted_wrapper(
             OptionSpec(
                 flags="aFZe",
                 with_value="tSG",
@@ -1911,12 +1963,13 @@ WRAPPERS: dict[str, Handler] = {
                     {"mount", "uts", "ipc", "net", "pid", "user", "cgroup", "time", "root", "wd"}
                 ),
             ),
+            ("r", "root"),  # without a value: the target process's root
             default=(LOGIN_SHELL,),  # no program: $SHELL
         ),
         UNKNOWN_CWD,
     ),
     "unshare": _with_cwd(
-        _simple_wrapper(
+        _rooted_wrapper(
             OptionSpec(
                 flags="fmuinpCTUrc",
                 with_value="RwSG",
@@ -1932,6 +1985,7 @@ WRAPPERS: dict[str, Handler] = {
                     | {"kill-child", "mount-proc", "mount-binfmt"}
                 ),
             ),
+            ("R", "root"),
             default=(LOGIN_SHELL,),  # no program: $SHELL
         ),
         UNKNOWN_CWD,

@@ -584,7 +584,7 @@ UNKNOWN_DIRECTORY = [
     "eval 'cd /tmp'; ./git status",
     "for d in /tmp; do cd $d; done; ./git status",
     "go() { cd /tmp; }; go; ./git status",
-    "chroot /tmp/evil ./git status",
+    "chroot /tmp/evil /bin/sh -c './git status'",
     "cd $D; echo x > passwd",
 ]
 
