@@ -111,6 +111,94 @@ def test_stopping_while_the_trail_is_unwritable_says_what_was_not_written(tmp_pa
     )
 
 
+def _exit_notes(out: bytes) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("msg") == "audit checkpoint"]
+
+
+def test_a_gate_that_cannot_write_its_final_checkpoint_prints_it_signed(
+    tmp_path: Path,
+) -> None:
+    # rt24 ops review: with the segment being written deleted behind the gate's back, the
+    # records it had answered for vanished without a trace a verifier could use, and a
+    # restart gave their seqs to other records. The head they were answered from is
+    # signed on stdout at exit, off the volume, as a checkpoint of the log.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    key, public = generate_keypair(tmp_path / "keys", "tollgate")
+    audit = tmp_path / "audit"
+    daemon = Daemon(policy, audit, "--signing-key", str(key)).start()
+    answered = daemon.check(READ).json()
+    assert answered["allowed"] is True and answered["audit"]["seq"] == 2
+    for segment in (audit / "segments").glob("*.jsonl"):
+        segment.unlink()
+    assert daemon.check(READ).status_code == 503
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    out, _ = daemon.process.communicate(timeout=20)
+    [note_line] = _exit_notes(out)
+    assert (note_line["treeSize"], note_line["seq"]) == (3, None)
+    note = tmp_path / "exit-checkpoint"
+    note.write_text(str(note_line["note"]))
+
+    restarted = Daemon(policy, audit, "--signing-key", str(key)).start()
+    restarted.check(READ)
+    restarted.stop()
+
+    def verify(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", "audit", "verify", str(audit),
+             "--public-key", str(public), *extra],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert verify().returncode == 0  # the volume alone cannot tell
+    caught = verify("--checkpoint", str(note))
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    assert caught.stdout.startswith("tampered: "), caught.stdout
+
+
+def test_an_exit_note_of_a_trail_left_whole_verifies(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GOOD)
+    key, public = generate_keypair(tmp_path / "keys", "tollgate")
+    daemon = Daemon(policy, tmp_path / "audit", "--signing-key", str(key)).start()
+    assert daemon.check(READ).json()["allowed"] is True
+    with refusing_writes(daemon):
+        assert daemon.check(READ).status_code == 503
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        out, _ = daemon.process.communicate(timeout=20)
+    [note_line] = _exit_notes(out)
+    note = tmp_path / "exit-checkpoint"
+    note.write_text(str(note_line["note"]))
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "audit", "verify", str(tmp_path / "audit"),
+         "--public-key", str(public), "--checkpoint", str(note)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("intact: 3 records"), result.stdout
+    # The next start finds those records unsigned and says so; given the exit note, which
+    # signs exactly them, verify has nothing left to warn of.
+    restarted = Daemon(policy, tmp_path / "audit", "--signing-key", str(key)).start()
+    assert restarted.check(READ).json()["allowed"] is True
+    restarted.stop()
+    startup = next(r for r in restarted.records() if r["type"] == "startup" and r["seq"] == 3)
+    assert startup["unsignedAtStart"] == {"from": 0, "to": 2}
+    command = [
+        sys.executable, "-m", "sidecar.cli", "audit", "verify", str(tmp_path / "audit"),
+        "--public-key", str(public),
+    ]  # fmt: skip
+    alone = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 0 and "found records (seq 0 to 2)" in alone.stderr
+    with_note = subprocess.run(
+        [*command, "--checkpoint", str(note)], capture_output=True, text=True, timeout=60
+    )
+    assert with_note.returncode == 0, with_note.stdout + with_note.stderr
+    assert "warning" not in with_note.stderr, with_note.stderr
+
+
 def test_a_gate_that_cannot_listen_records_why_it_stopped(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(GOOD)

@@ -902,6 +902,7 @@ class AuditLog:
                     self._size - 1,
                     self._last_error,
                 )
+                self._print_head_off_the_trail()
         with self._lock:
             if self._checkpoint_file_note is not None:
                 self._write_checkpoint_file()  # a last try
@@ -1193,6 +1194,21 @@ class AuditLog:
         self._segment_file = None
         self._dirty_tail = False
 
+    def _print_head_off_the_trail(self) -> None:
+        """Sign the head the answers were given from and print it on stdout only.
+
+        Its checkpoint record could not be written, and the records after the last one
+        that was may have gone with the failure (a segment deleted behind the gate's
+        back). Outside the volume, the note still vouches for every record answered: a
+        trail later found shorter, its seqs given to other records, fails
+        ``audit verify --checkpoint`` with it (RFC 6962: a signed tree head is never
+        taken back).
+        """
+        assert self._signer is not None
+        checkpoint = Checkpoint(self._origin, self._size, self._frontier.root())
+        note = self._signer.sign(checkpoint.text(), self._origin)
+        _print_checkpoint(checkpoint, note, None)
+
     def _published(self, signed: tuple[Checkpoint, str], record_seq: int) -> None:
         """After the checkpoint record is durable: stdout copy, then DIR/checkpoint."""
         checkpoint, note = signed
@@ -1274,7 +1290,8 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int) -> None:
+def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int | None) -> None:
+    """The stdout copy of a checkpoint; ``record_seq`` None for one no record carries."""
     line = canonical_bytes(
         {
             "ts": format_ts(),
