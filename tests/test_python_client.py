@@ -1660,9 +1660,13 @@ def documented_one_liner(marker: str) -> str:
     return block.replace(f"'{GIT_PUSH}'", '"$REQUEST"').replace("&& git push", "&& echo RAN")
 
 
-@pytest.mark.parametrize("marker", ["jq -en", "tollgate check --url"])
+def _tools_for(marker: str) -> list[str]:
+    return {"jq -en": ["curl", "jq"], "grep -q": ["curl", "grep"]}.get(marker, ["tollgate"])
+
+
+@pytest.mark.parametrize("marker", ["jq -en", "grep -q", "tollgate check --url"])
 def test_documented_shell_one_liners_act_only_on_an_allow(daemon: Daemon, marker: str) -> None:
-    needed = ["curl", "jq"] if marker.startswith("jq") else ["tollgate"]
+    needed = _tools_for(marker)
     missing = [tool for tool in needed if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed")
@@ -1680,6 +1684,36 @@ def test_documented_shell_one_liners_act_only_on_an_allow(daemon: Daemon, marker
             ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30
         )
         assert ("RAN" in result.stdout) is runs, (url, request, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("marker", ["jq -en", "grep -q", "tollgate check --url"])
+@pytest.mark.parametrize("context", [{"allowed": True}, {"x": {"allowed": True}}])
+def test_documented_shell_one_liners_deny_a_deny_that_echoes_allowed_true(
+    daemon: Daemon, marker: str, context: dict[str, Any]
+) -> None:
+    """The answer for a command line with a redirection echoes the request, context
+    included, so a deny can hold the bytes "allowed":true; the documented unanchored
+    grep -q '"allowed":true' read it as an allow (red-team review of 2026-12-07)."""
+    missing = [tool for tool in _tools_for(marker) if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed")
+    request = json.dumps(
+        {"action": "process.exec", "commandLine": "echo pwned > /etc/x", "context": context},
+        separators=(",", ":"),
+    )
+    answer = daemon.check(request.encode(), headers={"Content-Type": "application/json"})
+    # The case is real: a deny holding the bytes an unanchored grep looks for.
+    assert answer.json()["allowed"] is False
+    assert '"allowed":true' in answer.text and answer.text.startswith('{"allowed":false,')
+    env = {**os.environ, "TOLLGATE_URL": daemon.url, "REQUEST": request}
+    result = subprocess.run(
+        ["bash", "-c", documented_one_liner(marker)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "RAN" not in result.stdout, (answer.text, result.stderr)
 
 
 # -- the guarded helpers' own timeouts ------------------------------------------------------
