@@ -7,6 +7,8 @@
 // With "runs": [{url, command, env}] instead of cases, each is a gate.run with env (an
 // object, added over process.env) and prints [{ran, exitCode, stdout} | {ran: false,
 // error, reason}, ...]: error is the class name of what it was refused with.
+// With "kubes": [{url, cluster}] each is a gate.kube GET of /api/v1/namespaces/apps/pods
+// with that cluster ({server, token, caFile}), printed as {status} or {error: message}.
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -22,6 +24,17 @@ for (const { url, command, env } of input.runs ?? []) {
     results.push({ ran: true, exitCode, stdout });
   } catch (error) {
     results.push({ ran: false, error: error.constructor.name, reason: error.reason ?? error.message });
+  } finally {
+    gate.close();
+  }
+}
+for (const { url, cluster } of input.kubes ?? []) {
+  const gate = new Gate({ url });
+  try {
+    const answer = await gate.kube('GET', '/api/v1/namespaces/apps/pods', { cluster, timeout: 5000 });
+    results.push({ status: answer.status });
+  } catch (error) {
+    results.push({ error: error.message });
   } finally {
     gate.close();
   }

@@ -36,7 +36,14 @@ from tests.daemon import free_port
 from tests.test_js_client import JS_DIR, node_binary
 
 # Gate as that module imports it: it puts client/python on sys.path first.
-from tests.test_python_client import Gate, RawServer, http_answer, read_request, reset
+from tests.test_python_client import (
+    Gate,
+    KubeCluster,
+    RawServer,
+    http_answer,
+    read_request,
+    reset,
+)
 
 DRIVER = Path(__file__).with_name("client_parity_driver.mjs")
 TIMEOUT_S = 0.5
@@ -200,8 +207,14 @@ def run_js(
     cases: list[dict[str, Any]],
     env: dict[str, str] | None = None,
     runs: list[dict[str, Any]] | None = None,
+    kubes: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    request = {"client": str(JS_DIR / "src" / "index.js"), "cases": cases, "runs": runs or []}
+    request = {
+        "client": str(JS_DIR / "src" / "index.js"),
+        "cases": cases,
+        "runs": runs or [],
+        "kubes": kubes or [],
+    }
     result = subprocess.run(
         [node_binary(), str(DRIVER)],
         input=json.dumps(request),
@@ -707,8 +720,11 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _tls_gate(cert: Path, key: Path, raw: bytes) -> tuple[str, socket.socket]:
-    """An HTTPS server on 127.0.0.1 answering every connection's request with ``raw``."""
+def _tls_gate(
+    cert: Path, key: Path, raw: bytes, received: list[bytes] | None = None
+) -> tuple[str, socket.socket]:
+    """An HTTPS server on 127.0.0.1 answering every connection's request with ``raw``;
+    each request it reads is added to ``received``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
@@ -721,7 +737,9 @@ def _tls_gate(cert: Path, key: Path, raw: bytes) -> tuple[str, socket.socket]:
                 return  # closed by the test
             try:
                 with context.wrap_socket(conn, server_side=True) as tls:
-                    read_request(tls)
+                    request = read_request(tls)
+                    if received is not None and request is not None:
+                        received.append(request)
                     tls.sendall(raw)
             except (OSError, ssl.SSLError):
                 conn.close()  # the client refused the certificate
@@ -747,3 +765,44 @@ def test_tollgate_check_url_reads_an_https_gate_as_strictly(tmp_path: Path) -> N
     finally:
         listener.close()
         bad_listener.close()
+
+
+def test_neither_client_lets_the_environment_turn_off_certificate_checks(
+    tmp_path: Path, servers, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """With NODE_TLS_REJECT_UNAUTHORIZED=0 in its environment the JS client took an allow
+    from an https gate with any certificate, and gate.kube sent the cluster token to any
+    server; the Python client verified both (red-team review of 2026-12-07). Like a
+    proxy, the environment cannot loosen how the gate and the API server are reached."""
+    cert, key = _self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_ca, _ = _self_signed(tmp_path / "other")  # the CA the cluster is said to have
+    lax = {"NODE_TLS_REJECT_UNAUTHORIZED": "0", "PYTHONHTTPSVERIFY": "0"}
+    for name, value in lax.items():
+        monkeypatch.setenv(name, value)
+    url, listener = _tls_gate(cert, key, http_answer(200, ALLOW))
+    received: list[bytes] = []
+    api, api_listener = _tls_gate(cert, key, http_answer(200, b'{"kind":"PodList"}'), received)
+    try:
+        with Gate(url, timeout=2.0) as client:
+            decision = client.check("file.read", path="/app/data/x")
+        [js] = run_js([{"url": url, "timeout": 2000}], env={**os.environ})
+        assert (decision.allowed, decision.error) == (False, "unreachable"), decision.reason
+        assert (js["allowed"], js["error"]) == (False, "unreachable"), js
+        assert "certificate" in js["reason"], js
+
+        allowing = servers(json_answer(200, ALLOW)).url
+        token = "SECRET-TOKEN"
+        with Gate(allowing) as client, pytest.raises(ssl.SSLError):
+            client.kube(
+                "GET",
+                "/api/v1/namespaces/apps/pods",
+                cluster=KubeCluster(api, token=token, ca_file=str(other_ca)),
+            )
+        cluster = {"server": api, "token": token, "caFile": str(other_ca)}
+        [js_kube] = run_js([], env={**os.environ}, kubes=[{"url": allowing, "cluster": cluster}])
+        assert "certificate" in js_kube.get("error", ""), js_kube
+        assert not any(token.encode() in request for request in received)
+    finally:
+        listener.close()
+        api_listener.close()

@@ -54,14 +54,16 @@ function send(server, options, payload) {
   return new Promise((resolve, reject) => {
     const module = server.protocol === 'https:' ? https : http;
     // An agent of its own with proxyEnv: null, so that Node's proxy from the environment
-    // (NODE_USE_ENV_PROXY, Node >= 24) never sees the request or its token.
-    const agent = new module.Agent({ proxyEnv: null });
+    // (NODE_USE_ENV_PROXY, Node >= 24) never sees the request or its token; and with
+    // rejectUnauthorized, so that NODE_TLS_REJECT_UNAUTHORIZED=0 does not send the token
+    // to a server the cluster CA does not vouch for (red-team review of 2026-12-07).
+    const agent = new module.Agent({ proxyEnv: null, rejectUnauthorized: true });
     const target = {
       protocol: server.protocol,
       hostname: server.hostname.replace(/^\[|\]$/g, ''),
       port: server.port || undefined,
     };
-    const request = module.request({ ...target, ...options, agent }, (response) => {
+    const request = module.request({ ...target, ...options, agent, rejectUnauthorized: true }, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('error', reject);

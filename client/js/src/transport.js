@@ -96,8 +96,10 @@ export class Transport {
     const module = this.endpoint.protocol === 'https:' ? https : http;
     this.module = module;
     // proxyEnv: null: never through a proxy from the environment (Node >= 24 with
-    // NODE_USE_ENV_PROXY), which could answer in the gate's place.
-    this.agent = new module.Agent({ keepAlive: true, proxyEnv: null });
+    // NODE_USE_ENV_PROXY), which could answer in the gate's place. rejectUnauthorized:
+    // an https gate's certificate is checked whatever NODE_TLS_REJECT_UNAUTHORIZED says
+    // (red-team review of 2026-12-07), as in the Python client.
+    this.agent = new module.Agent({ keepAlive: true, proxyEnv: null, rejectUnauthorized: true });
     this.connectionsOpened = 0;
     this.seen = new WeakSet();
   }
@@ -135,8 +137,10 @@ export class Transport {
         method,
         path: this.basePath + path,
         headers,
-        // A fresh socket for the one retry: the pooled one was just found closed.
+        // A fresh socket for the one retry: the pooled one was just found closed. That
+        // socket is made from these options, not the agent's: they verify too.
         agent: fresh ? false : this.agent,
+        rejectUnauthorized: true,
         // Node's strict parser and head limit whatever NODE_OPTIONS says: with
         // --insecure-http-parser a length and chunks together, a NUL in a field, a folded
         // line or a bare LF read as an allow, and --max-http-header-size raised the limit
