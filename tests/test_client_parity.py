@@ -372,6 +372,63 @@ def test_both_clients_refuse_an_interim_head_in_http_1_0_and_a_bad_trailer(serve
     assert not problems, "\n".join(problems)
 
 
+def _heads_of(total: int) -> bytes:
+    """A 100 Continue, then an allow: heads of exactly ``total`` bytes together."""
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Pad: \r\n\r\n" % len(ALLOW)
+    pad = b"a" * (total - len(interim) - len(head))
+    return interim + head.replace(b"X-Pad: ", b"X-Pad: " + pad) + ALLOW
+
+
+def _chunk_extension(extension: bytes) -> bytes:
+    """An allow in one chunk whose size line carries ``extension``."""
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x%s\r\n%s\r\n0\r\n\r\n" % (
+        len(ALLOW),
+        extension,
+        ALLOW,
+    )
+
+
+def test_both_clients_read_protocol_names_head_sizes_extensions_and_lengths_alike(servers) -> None:  # type: ignore[no-untyped-def]
+    """Splits found in the red-team review of 2026-12-07: Node reads ICE/1.0 and RTSP/1.0
+    status lines as HTTP/1.0, limits each head on its own (a thousand 100 Continue heads
+    passed), skips an empty line before the status line and takes any number of header
+    lines, all of which the Python client refused; the Python client took malformed chunk
+    extensions and a tab after a Content-Length, which Node refuses. Each is now one
+    outcome, the stricter."""
+    link_lines = b"Link: </aaaaaaaaaaaaaaaaaaaaaaaaaaaaa>\r\n" * 20
+    fields = b"".join(b"X-%d: b\r\n" % n for n in range(98))  # and a Content-Length
+    length = len(ALLOW)
+    table = [
+        Case("status-line-ice", answer(_allow_after(b"ICE/1.0 200 OK")), False, "bad_answer"),
+        Case("status-line-rtsp", answer(_allow_after(b"RTSP/1.0 200 OK")), False, "bad_answer"),
+        Case("continue-then-ice", answer(b"HTTP/1.1 100 Continue\r\n\r\n" + _allow_after(b"ICE/1.0 200 OK")), False, "bad_answer"),
+        Case("rtsp-continue-then-allow", answer(b"RTSP/1.0 100 Continue\r\n\r\n" + http_answer(200, ALLOW)), False, "bad_answer"),
+        Case("empty-line-before-status-line", answer(b"\r\n" + http_answer(200, ALLOW)), False, "bad_answer"),
+        Case("1000-continues-then-allow", answer(b"HTTP/1.1 100 Continue\r\n\r\n" * 1000 + http_answer(200, ALLOW)), False, "bad_answer"),
+        Case("100-early-hints-of-20-links-then-allow", answer((b"HTTP/1.1 103 Early Hints\r\n" + link_lines + b"\r\n") * 100 + http_answer(200, ALLOW)), False, "bad_answer"),
+        # Refused at the limit, not left to the timeout: the connection stays open.
+        Case("interim-heads-held-open", once(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 2000, sleep_after(1)), False, "bad_answer"),
+        Case("heads-of-16384-bytes", answer(_heads_of(16384)), True, None, 200),
+        Case("heads-of-16385-bytes", answer(_heads_of(16385)), False, "bad_answer"),
+        Case("99-header-lines", answer(_allow_after(b"HTTP/1.1 200 OK\r\n" + fields[:-2])), True, None, 200),
+        Case("100-header-lines", answer(_allow_after(b"HTTP/1.1 200 OK\r\n" + fields + b"X-Last: b")), False, "bad_answer"),
+        *(
+            Case(f"chunk-extension-{extension!r}", answer(_chunk_extension(extension)), False, "bad_answer")
+            for extension in (b";a b", b";", b" ;a=b", b"\t;a=b", b"; a=b", b";a=b ", b";a=\x01", b";a=b;", b';a="b', b';a="b"c')
+        ),
+        *(
+            Case(f"chunk-extension-{extension!r}", answer(_chunk_extension(extension)), True, None, 200)
+            for extension in (b";a", b";a=b;c=d", b';a="b c"', b';a="b\\"c"', b';a=""')
+        ),
+        Case("content-length-tab-after", answer(b"HTTP/1.1 200 OK\r\nContent-Length:\t%d\t\r\n\r\n%s" % (length, ALLOW)), False, "bad_answer"),
+        Case("content-length-tab-before", answer(b"HTTP/1.1 200 OK\r\nContent-Length:\t%d\r\n\r\n%s" % (length, ALLOW)), True, None, 200),
+        Case("content-length-spaces-around", answer(b"HTTP/1.1 200 OK\r\nContent-Length:  %d  \r\n\r\n%s" % (length, ALLOW)), True, None, 200),
+    ]  # fmt: skip
+    problems = disagreements(table, servers)
+    assert not problems, "\n".join(problems)
+
+
 # Process-wide Node settings that loosen its HTTP parser for every request that does not
 # say otherwise (some deployments set them for a legacy upstream).
 LENIENT_NODE_OPTIONS = "--insecure-http-parser --max-http-header-size=65536"

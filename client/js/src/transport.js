@@ -19,8 +19,10 @@ import { TransportError } from './errors.js';
 
 // A gate answer is a few hundred bytes; anything this large is not one.
 export const MAX_ANSWER_BYTES = 1 << 20;
-// The limit on an answer's head, Node's default and the Python client's (docs/clients.md).
+// The limit on an answer's heads together, interim 1xx ones included (Node's default
+// for one head), and on a head's field lines: the Python client's (docs/clients.md).
 export const MAX_HEAD_BYTES = 16384;
+const MAX_HEAD_LINES = 100;
 const USER_AGENT = 'tollgate-client-js/0.1.0';
 const CLOSED_BY_PEER = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -179,9 +181,22 @@ export class Transport {
         socket.destroy();
         finish(resolve, { status: response.statusCode, body: Buffer.alloc(0) });
       });
+      // The heads are read beside Node's parser, and before it (see HeadScan).
+      const scan = new HeadScan();
+      const onData = (chunk) => {
+        const fault = scan.feed(chunk);
+        if (fault !== null) {
+          const error = new TransportError(BAD_ANSWER, `tollgate at ${this.url} sent no valid HTTP answer (${fault})`);
+          finish(reject, error);
+          request.destroy(error);
+        }
+        if (fault !== null || scan.done) socketUsed?.removeListener('data', onData);
+      };
+      request.on('close', () => socketUsed?.removeListener('data', onData));
       request.on('socket', (socket) => {
         socketUsed = socket;
         readBefore = socket.bytesRead;
+        socket.prependListener('data', onData);
         if (!this.seen.has(socket)) {
           this.seen.add(socket);
           this.connectionsOpened += 1;
@@ -272,6 +287,54 @@ export class Transport {
 }
 
 class RetryOnFreshSocket extends Error {}
+
+/**
+ * The heads of one answer (interim 1xx ones, then its own), read from the socket's bytes
+ * as they arrive, ahead of Node's parser, for what that parser lets through or cannot
+ * report: it reads a status line of any protocol name as HTTP (`ICE/1.0 200`, `RTSP/1.0
+ * 200` as HTTP/1.0), skips an empty line before it, takes any number of field lines and
+ * limits each head on its own, so a thousand `100 Continue` heads passed. The Python
+ * client refuses each of these (red-team review of 2026-12-07); the rest of the grammar
+ * is left to Node's strict parser.
+ */
+export class HeadScan {
+  constructor() {
+    this.pending = Buffer.alloc(0); // the bytes of the head being read
+    this.size = 0; // of the heads already read
+    this.done = false; // the answer's own head has been read
+  }
+
+  /** Reads the next bytes; returns what is wrong with the heads so far, or null. */
+  feed(chunk) {
+    if (this.done) return null;
+    this.pending = Buffer.concat([this.pending, chunk]);
+    for (;;) {
+      const end = this.pending.indexOf('\r\n\r\n');
+      const length = end === -1 ? this.pending.length : end + 4;
+      if (this.size + length > MAX_HEAD_BYTES) return `the answer's head is over ${MAX_HEAD_BYTES} bytes`;
+      if (end === -1 && this.pending.length < 9) return null;
+      const protocol = this.pending.subarray(0, 9).toString('latin1');
+      if (protocol !== 'HTTP/1.1 ' && protocol !== 'HTTP/1.0 ') {
+        return `a status line other than HTTP/1.0 or HTTP/1.1: ${JSON.stringify(protocol)}`;
+      }
+      if (end === -1) return null;
+      const head = this.pending.subarray(0, length);
+      // Counted as http.client counts them, the blank line ending the head included.
+      let lines = -1;
+      for (let at = head.indexOf('\r\n'); at !== -1; at = head.indexOf('\r\n', at + 2)) lines += 1;
+      if (lines > MAX_HEAD_LINES) return `more than ${MAX_HEAD_LINES} header lines`;
+      const status = Number(head.subarray(9, 12).toString('latin1'));
+      this.size += length;
+      this.pending = this.pending.subarray(length);
+      const interim = status >= 100 && status < 200 && status !== 101;
+      if (!interim) {
+        this.done = true;
+        this.pending = Buffer.alloc(0);
+        return null;
+      }
+    }
+  }
+}
 
 /**
  * What is wrong with the answer's status line, or null. Node's parser takes any

@@ -38,9 +38,15 @@ USER_AGENT = "tollgate-client-python/0.1.0"
 _CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 # RFC 9112: Content-Length is 1*DIGIT; a chunk size is hex digits, then optional
 # extensions, then CRLF. http.client reads both with int(), which also takes "+16",
-# "1_6", " 0x10" and a bare LF; Node refuses them, and so does this client.
+# "1_6", " 0x10" and a bare LF; Node refuses them, and so does this client. An extension
+# is ;name[=value], a token or a quoted string, without whitespace around its parts, as
+# Node's parser reads it (this client took "74;a b" and "74 ;a=b", which Node refuses).
 _DECIMAL = re.compile(r"[0-9]+")
-_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_SIZE_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:;%s(?:=(?:%s|%s))?)*\r\n" % (_TOKEN, _TOKEN, _QUOTED)
+)
 _MAX_LINE = 65536
 # RFC 9112 sections 4 and 5: the status line and the field lines of a gate's answer, as
 # Node's parser reads them. http.client reads both leniently: "HTTP/1.2", "+200" and
@@ -593,8 +599,9 @@ def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
         # chunks alone, as Node (joining the lines) does not.
         return "more than one Transfer-Encoding"
     # Optional whitespace around a field value is spaces and tabs (RFC 9110 5.5); strip()
-    # alone would also take U+00A0 and U+0085 off a length Node refuses.
-    length = lengths[0].strip(" \t") if lengths else None
+    # alone would also take U+00A0 and U+0085 off a length Node refuses. Node's parser
+    # takes no tab after a length: nor does this client.
+    length = lengths[0].lstrip(" \t").rstrip(" ") if lengths else None
     if length is not None and not _DECIMAL.fullmatch(length):
         return f"a Content-Length that is not a number ({length[:20]!r})"
     return None
