@@ -590,6 +590,38 @@ def test_a_connection_the_gate_closed_while_idle_is_not_reused(
     assert client.connections_opened == 2 and server.connections == 2
 
 
+@pytest.mark.parametrize("pause", [0.0, 0.1])
+def test_bytes_after_a_whole_answer_are_never_the_next_check_s_answer(
+    raw_server, pause: float
+) -> None:  # type: ignore[no-untyped-def]
+    """As docs/clients.md says: bytes that arrive with an answer are dropped with its read
+    buffer and the connection is kept; bytes that arrive after it make the pooled
+    connection closed before it is used again (red-team review of 2026-12-07, F7)."""
+    allow = json.dumps({"allowed": True, "decision": "allow", "reason": "ok"}).encode()
+    deny = json.dumps({"allowed": False, "decision": "deny", "reason": "no"}).encode()
+
+    def script(conn: socket.socket, index: int) -> None:
+        read_request(conn)
+        extra = http_answer(200, allow)  # an answer to nothing yet asked
+        if index > 0:
+            conn.sendall(http_answer(200, deny))
+        elif pause == 0:
+            conn.sendall(http_answer(200, deny) + extra)  # in one write
+        else:
+            conn.sendall(http_answer(200, deny))
+            time.sleep(pause)
+            conn.sendall(extra)
+        while read_request(conn) is not None:
+            conn.sendall(http_answer(200, deny))
+
+    with Gate(raw_server(script).url) as client:
+        first = client.check("file.read", path="/x")
+        time.sleep(0.3)
+        second = client.check("file.read", path="/x")
+        assert (first.reason, second.reason) == ("no", "no")
+        assert client.connections_opened == (1 if pause == 0 else 2)
+
+
 # -- approvals ----------------------------------------------------------------------------
 
 
