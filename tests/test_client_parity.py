@@ -429,6 +429,32 @@ def test_both_clients_read_protocol_names_head_sizes_extensions_and_lengths_alik
     assert not problems, "\n".join(problems)
 
 
+def test_both_clients_refuse_an_answer_with_a_content_encoding(servers) -> None:  # type: ignore[no-untyped-def]
+    """A 200 with Content-Encoding: gzip and a plain JSON body was read as that JSON, an
+    allow, by both clients: a coded body is not the JSON it reads as, and the gate sends
+    none (red-team review of 2026-12-07, F4)."""
+
+    def coded(coding: bytes, status: int = 200, body: bytes = ALLOW) -> bytes:
+        raw = http_answer(status, body)
+        return raw.replace(b"\r\n\r\n", b"\r\nContent-Encoding: %s\r\n\r\n" % coding, 1)
+
+    chunked_gzip = _chunked_allow(te=b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n")
+    error = b'{"allowed":false,"error":{"code":"unavailable","message":"m"}}'
+    table = [
+        *(
+            Case(f"content-encoding-{coding.decode()}", answer(coded(coding)), False, "bad_answer")
+            for coding in (b"gzip", b"br", b"x-anything", b"identity, gzip", b"GZIP")
+        ),
+        Case("content-encoding-twice", answer(coded(b"identity").replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n", 1)), False, "bad_answer"),
+        Case("content-encoding-with-chunks", answer(chunked_gzip), False, "bad_answer"),
+        Case("content-encoding-on-an-error", answer(coded(b"gzip", 503, error)), False, "bad_answer"),
+        Case("content-encoding-identity", answer(coded(b"identity")), True, None, 200),
+        Case("content-encoding-Identity", answer(coded(b" Identity ")), True, None, 200),
+    ]  # fmt: skip
+    problems = disagreements(table, servers)
+    assert not problems, "\n".join(problems)
+
+
 # Process-wide Node settings that loosen its HTTP parser for every request that does not
 # say otherwise (some deployments set them for a legacy upstream).
 LENIENT_NODE_OPTIONS = "--insecure-http-parser --max-http-header-size=65536"

@@ -255,6 +255,18 @@ export class Transport {
         response.on('aborted', () =>
           finish(reject, new TransportError(BAD_ANSWER, `tollgate at ${this.url} cut its answer short`)),
         );
+        const coding = contentCoding(response);
+        if (coding !== null) {
+          // Read as it is, a coded body is not the JSON it may look like (the gate sends
+          // none, and refuses a request with one), as in the Python client.
+          const error = new TransportError(
+            BAD_ANSWER,
+            `tollgate at ${this.url} sent an answer with Content-Encoding ${JSON.stringify(coding)}`,
+          );
+          finish(reject, error);
+          request.destroy(error);
+          return;
+        }
         if (!hasLength(response)) {
           // The body would run to the close, and a close in the middle of it would look the
           // same; the gate always says how long its answer is (as the Python client).
@@ -349,6 +361,14 @@ function statusLineFault(response) {
     return 'a control character in its status line';
   }
   return null;
+}
+
+/** The answer's Content-Encoding if it names a coding other than `identity`, else null. */
+function contentCoding(response) {
+  const value = response.headers['content-encoding'];
+  if (value === undefined) return null;
+  const codings = value.split(',').map((coding) => coding.replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase());
+  return codings.every((coding) => coding === '' || coding === 'identity') ? null : value;
 }
 
 /** Whether the answer's end can be told from a cut: a Content-Length, chunks, or no body. */

@@ -557,6 +557,14 @@ class Transport:
             raise TransportError(
                 BAD_ANSWER, f"tollgate at {self.url} sent an answer with {problem}"
             )
+        coding = _content_coding(response.headers)
+        if coding is not None:
+            # Read as it is, a coded body is not the JSON it may look like (the gate sends
+            # none, and refuses a request with one).
+            raise TransportError(
+                BAD_ANSWER,
+                f"tollgate at {self.url} sent an answer with Content-Encoding {coding!r}",
+            )
         if response.length is None and not response.chunked:
             # The body would run to the close, and a close in the middle of it would
             # look the same; the gate always says how long its answer is.
@@ -582,6 +590,15 @@ class Transport:
     def _cut_short(self) -> str:
         # The JS client's words for the same failure.
         return f"tollgate at {self.url} cut its answer short"
+
+
+def _content_coding(headers: http.client.HTTPMessage) -> str | None:
+    """The answer's Content-Encoding if it names a coding other than ``identity``."""
+    values = headers.get_all("Content-Encoding") or []
+    codings = [c.strip(" \t").lower() for value in values for c in value.split(",")]
+    if any(coding not in ("", "identity") for coding in codings):
+        return ", ".join(values)
+    return None
 
 
 def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
