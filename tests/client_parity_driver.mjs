@@ -9,6 +9,8 @@
 // error, reason}, ...]: error is the class name of what it was refused with.
 // With "kubes": [{url, cluster}] each is a gate.kube GET of /api/v1/namespaces/apps/pods
 // with that cluster ({server, token, caFile}), printed as {status} or {error: message}.
+// With "waits": [{url, timeout, waitMs}] each is a waitForApproval('apr_1', waitMs) by a
+// Gate of that timeout, printed as {status, reason, seconds}.
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -38,6 +40,13 @@ for (const { url, cluster } of input.kubes ?? []) {
   } finally {
     gate.close();
   }
+}
+for (const { url, timeout, waitMs } of input.waits ?? []) {
+  const gate = new Gate({ url, timeout });
+  const started = performance.now();
+  const { status, reason } = await gate.waitForApproval('apr_1', waitMs);
+  results.push({ status, reason, seconds: (performance.now() - started) / 1000 });
+  gate.close();
 }
 for (const { url, timeout, allowRemote } of input.cases ?? []) {
   let gate;

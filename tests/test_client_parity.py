@@ -208,12 +208,14 @@ def run_js(
     env: dict[str, str] | None = None,
     runs: list[dict[str, Any]] | None = None,
     kubes: list[dict[str, Any]] | None = None,
+    waits: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     request = {
         "client": str(JS_DIR / "src" / "index.js"),
         "cases": cases,
         "runs": runs or [],
         "kubes": kubes or [],
+        "waits": waits or [],
     }
     result = subprocess.run(
         [node_binary(), str(DRIVER)],
@@ -507,6 +509,24 @@ def test_neither_client_sends_checks_through_a_proxy_from_the_environment(
     assert (decision.allowed, decision.error, decision.reason) == (False, None, "no")
     assert (js[0]["allowed"], js[0]["error"], js[0]["reason"]) == (False, None, "no")
     assert proxy.connections == 0 and gate.connections == 2
+
+
+def test_both_clients_end_an_approval_wait_by_its_timeout(servers) -> None:  # type: ignore[no-untyped-def]
+    """Each long poll was given its wait plus the Gate's timeout, so a gate holding the
+    poll kept wait_for_approval(timeout=3.9) of a Gate with a 2 s timeout going for 5 s
+    (red-team review of 2026-12-07, F6). A poll now ends with what is left of the wait,
+    plus half a second at most."""
+    held = servers(lambda conn, _: (read_request(conn), time.sleep(5)))
+    started = time.monotonic()
+    with Gate(held.url, timeout=2.0) as client:
+        approval = client.wait_for_approval("apr_1", timeout=1.5)
+    python_seconds = time.monotonic() - started
+    [js] = run_js([], waits=[{"url": held.url, "timeout": 2000, "waitMs": 1500}])
+    assert approval.status == "unknown" and "did not answer" in (approval.reason or "")
+    assert js["status"] == "unknown" and "did not answer" in js["reason"], js
+    # 1.5 s and the 0.5 s grace; before, 1 s held and the 2 s timeout: 3 s.
+    assert 1.9 < python_seconds < 2.4, python_seconds
+    assert 1.9 < js["seconds"] < 2.4, js
 
 
 def test_both_clients_refuse_the_same_timeouts_when_made() -> None:

@@ -31,6 +31,10 @@ const MAX_APPROVAL_WAIT_S = 60;
 // Pause between polls when the gate answered at once (an error, a restart), so that
 // waiting never spins.
 const POLL_PAUSE_MS = 500;
+// How long past the wait's own timeout a poll may still be answered: each poll's request
+// is bounded by what is left of the wait, plus this, not by the poll plus the Gate's
+// timeout (which ran past the wait by up to that timeout), as in the Python client.
+const POLL_GRACE_MS = 500;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -137,7 +141,8 @@ export class Gate {
         Math.min(MAX_APPROVAL_WAIT_S * 1000, Math.max(deadline - Date.now(), 0)) / 1000,
       );
       const askedAt = Date.now();
-      const { approval, final } = await this.pollApproval(approvalId, wait);
+      const limit = Math.min(wait * 1000 + this.timeout, Math.max(deadline - askedAt, 0) + POLL_GRACE_MS);
+      const { approval, final } = await this.pollApproval(approvalId, wait, limit);
       if (final || (approval.status !== 'pending' && approval.status !== 'unknown')) return approval;
       if (approval.status === 'pending') lastKnown = approval;
       const remaining = deadline - Date.now();
@@ -148,13 +153,16 @@ export class Gate {
     }
   }
 
-  /** One poll: {approval, final}; `final` says that asking again cannot help. */
-  async pollApproval(approvalId, wait) {
+  /**
+   * One poll of `wait` s, answered within `limitMs`: {approval, final}; `final` says that
+   * asking again cannot help.
+   */
+  async pollApproval(approvalId, wait, limitMs) {
     const path = `/v1/approvals/${encodeURIComponent(approvalId)}?wait=${wait}`;
     let status;
     let body;
     try {
-      ({ status, body } = await this.transport.request('GET', path, null, wait * 1000 + this.timeout));
+      ({ status, body } = await this.transport.request('GET', path, null, limitMs));
     } catch (error) {
       return { approval: unknownApproval(approvalId, error.message), final: false };
     }

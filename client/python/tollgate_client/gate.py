@@ -41,6 +41,10 @@ MAX_APPROVAL_WAIT = 60
 # Pause between polls when the gate answered at once (a restart, or an older gate
 # without long polling), so that waiting never spins.
 POLL_PAUSE = 0.5
+# How long past the wait's own timeout a poll may still be answered: each poll's request
+# is bounded by what is left of the wait, plus this, not by the poll plus the Gate's
+# timeout (which ran past the wait by up to that timeout).
+POLL_GRACE = 0.5
 
 
 class Gate:
@@ -159,7 +163,8 @@ class Gate:
         while True:
             wait = int(min(MAX_APPROVAL_WAIT, max(deadline - time.monotonic(), 0)))
             asked_at = time.monotonic()
-            approval, final = self._poll_approval(approval_id, wait)
+            limit = min(wait + self.timeout, max(deadline - asked_at, 0) + POLL_GRACE)
+            approval, final = self._poll_approval(approval_id, wait, limit)
             if final or approval.status not in ("pending", "unknown"):
                 return approval
             if approval.status == "pending":
@@ -172,11 +177,12 @@ class Gate:
                 # pause so that waiting never spins.
                 time.sleep(min(POLL_PAUSE, remaining))
 
-    def _poll_approval(self, approval_id: str, wait: int) -> tuple[Approval, bool]:
-        """One poll: (approval, final). ``final`` says that asking again cannot help."""
+    def _poll_approval(self, approval_id: str, wait: int, limit: float) -> tuple[Approval, bool]:
+        """One poll of ``wait`` s, answered within ``limit`` s: (approval, final).
+        ``final`` says that asking again cannot help."""
         path = f"/v1/approvals/{quote(approval_id, safe='')}?wait={wait}"
         try:
-            status, body = self._transport.request("GET", path, None, wait + self.timeout)
+            status, body = self._transport.request("GET", path, None, limit)
         except TransportError as exc:
             return Approval(approval_id, "unknown", reason=exc.message), False
         payload = read_json_object(body)
