@@ -643,6 +643,56 @@ def test_neither_client_asks_a_gate_off_the_loopback_unless_told_to(
     assert js_env[0].get("construct") == "TypeError", js_env
 
 
+# Spellings the WHATWG URL parser rewrites into a loopback URL the JS client then used,
+# where the Python client reads the URL as written and refuses it (red-team review of
+# 2026-12-07, F5); the backslash one is read as 127.0.0.1 by the one and 127.0.0.2 by a
+# person. Each is refused by both, whether or not remote gates are allowed, unless noted.
+REWRITTEN_URLS = [
+    "http://127.1:9",
+    "http://2130706433:9",
+    "http://0x7f000001:9",
+    "http://0177.0.0.1:9",
+    "http://127.0.0.1.:9",
+    "http://%6cocalhost:9",
+    "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:9",
+    "http://127\u30020\u30020\u30021:9",
+    "http://[::127.0.0.1]:9",
+]
+MALFORMED_URLS = [
+    "http:127.0.0.1:9",
+    "http:/127.0.0.1:9",
+    "http:///127.0.0.1:9",
+    "http://@127.0.0.1:9",
+    "http://127.0.0.1:9\\@127.0.0.2:9",
+    "http://127.0.0.1:9/a b",
+    "http://127.0.0.1:9/\u00e9",
+    "http://127.0.0.1:9/\r\nX: y",
+    "http://127.0.0.1:9/a\\b",
+    " http://127.0.0.1:9",
+    "http://127.0.0.1:9\n",
+    "http://127.0.0.1:9\t9",
+]
+WRITTEN_FINE_URLS = ["HTTP://127.0.0.1:9", "http://[0::1]:9", "http://127.0.0.1:09/v1/"]
+
+
+def test_both_clients_read_a_gate_url_as_written() -> None:
+    for url in REWRITTEN_URLS:
+        assert python_refusal(url) == "ValueError", url
+    for url in MALFORMED_URLS:
+        assert python_refusal(url) == "ValueError", url
+        assert python_refusal(url, allow_remote=True) == "ValueError", url
+    for url in WRITTEN_FINE_URLS:
+        assert python_refusal(url) is None, url
+    js = run_js([{"url": url, "timeout": 100} for url in REWRITTEN_URLS + MALFORMED_URLS])
+    assert [result.get("construct") for result in js] == ["TypeError"] * len(js), js
+    js_remote = run_js(
+        [{"url": url, "timeout": 100, "allowRemote": True} for url in MALFORMED_URLS]
+    )
+    assert [result.get("construct") for result in js_remote] == ["TypeError"] * len(js_remote)
+    js_fine = run_js([{"url": url, "timeout": 100} for url in WRITTEN_FINE_URLS])
+    assert [result.get("construct") for result in js_fine] == [None] * len(js_fine), js_fine
+
+
 # -- gate.run with env: both clients show the gate the same assignments --------------------
 
 RUN_ENV_POLICY = """\

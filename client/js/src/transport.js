@@ -48,11 +48,26 @@ export function gateAddress(host) {
   return net.isIPv6(bare) && bare === GATE_V6 ? GATE_V6 : null;
 }
 
+// A gate URL as the Python client reads it: the scheme, `//`, a host (an IPv6 literal in
+// brackets), an optional port, then a path of printable ASCII without a backslash. The
+// WHATWG parser takes much else and rewrites it (`http:127.0.0.1`, `http://@127.0.0.1`, a
+// backslash as `/`, tabs and newlines dropped), so that whoever reads TOLLGATE_URL could
+// see another URL than the one used (red-team review of 2026-12-07).
+const WRITTEN_URL =
+  /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[^\s\p{C}:/?#@\\[\]]+)(?::[0-9]*)?(?:[/?#][\x21-\x5b\x5d-\x7e]*)?$/iu;
+
 /**
  * Throws TypeError unless `url` is http(s)://host[:port][/prefix] and, unless
  * `allowRemote`, its host names the gate's loopback address (see gateAddress).
  */
 export function parseGateUrl(url, allowRemote = false) {
+  const written = WRITTEN_URL.exec(String(url));
+  if (written === null) {
+    throw new TypeError(
+      `tollgate URL must be http(s)://host[:port][/prefix], written plainly (no spaces, ` +
+        `control characters or backslashes; a path in ASCII): ${JSON.stringify(url)}`,
+    );
+  }
   const parsed = new URL(url);
   if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.hostname) {
     throw new TypeError(`tollgate URL must be http(s)://host[:port], not ${JSON.stringify(url)}`);
@@ -62,7 +77,11 @@ export function parseGateUrl(url, allowRemote = false) {
       `tollgate URL must not carry userinfo, a query or a fragment: ${JSON.stringify(url)}`,
     );
   }
-  if (!allowRemote && gateAddress(parsed.hostname) === null) {
+  // The host as written, not as the WHATWG parser rewrites it (127.1, 0x7f000001,
+  // %6cocalhost and fullwidth letters all become a loopback name); only an IPv6 literal
+  // is taken compressed, as the Python client compares it.
+  const host = written[1].startsWith('[') ? parsed.hostname : written[1];
+  if (!allowRemote && gateAddress(host) === null) {
     // The gate is a sidecar on the pod's loopback, listening on one address. Anything
     // elsewhere, named by whoever could set TOLLGATE_URL, could answer every check with an
     // allow; so could anything in the pod listening on another loopback address

@@ -79,6 +79,10 @@ class Endpoint:
         """Raises ``ValueError`` unless ``url`` is ``http(s)://host[:port][/prefix]`` and,
         unless ``allow_remote``, its host names the gate's loopback address (see
         ``gate_address``)."""
+        if any(c.isspace() or not c.isprintable() for c in url):
+            # urlsplit drops tabs and newlines anywhere and spaces before the scheme: the
+            # URL used would not be the one written (and the JS client refuses it).
+            raise ValueError(f"tollgate URL must not hold spaces or control characters: {url!r}")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"tollgate URL must be http(s)://host[:port], not {url!r}")
@@ -86,10 +90,12 @@ class Endpoint:
             raise ValueError(
                 f"tollgate URL must not carry userinfo, a query or a fragment: {url!r}"
             )
-        if not parts.path.isascii() or any(c.isspace() or not c.isprintable() for c in parts.path):
-            # http.client cannot write it in a request line (UnicodeEncodeError, or a
-            # refused control character): every check would raise, not deny.
-            raise ValueError(f"tollgate URL path must be ASCII without spaces: {url!r}")
+        if not parts.path.isascii() or "\\" in parts.path:
+            # http.client cannot write a non-ASCII path in a request line (every check
+            # would raise, not deny); a backslash the JS client's URL parser reads as '/'.
+            raise ValueError(
+                f"tollgate URL path must be ASCII without spaces or backslashes: {url!r}"
+            )
         if not allow_remote and gate_address(parts.hostname) is None:
             # The gate is a sidecar on the pod's loopback, listening on one address.
             # Anything elsewhere, named by whoever could set TOLLGATE_URL, could answer
