@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.canonical import canonical_bytes
-from tests.daemon import Daemon, free_port, module_daemon
+from tests.daemon import Daemon, answering_peer, free_port, module_daemon
 
 CLIENT_DIR = Path(__file__).resolve().parents[1] / "client" / "python"
 sys.path.insert(0, str(CLIENT_DIR))
@@ -1720,12 +1720,14 @@ def test_documented_shell_one_liners_act_only_on_an_allow(daemon: Daemon, marker
 
 @pytest.mark.parametrize("marker", ["jq -en", "grep -q", "tollgate check --url"])
 @pytest.mark.parametrize("context", [{"allowed": True}, {"x": {"allowed": True}}])
-def test_documented_shell_one_liners_deny_a_deny_that_echoes_allowed_true(
+def test_documented_shell_one_liners_deny_a_deny_that_holds_allowed_true(
     daemon: Daemon, marker: str, context: dict[str, Any]
 ) -> None:
-    """The answer for a command line with a redirection echoes the request, context
-    included, so a deny can hold the bytes "allowed":true; the documented unanchored
-    grep -q '"allowed":true' read it as an allow (red-team review of 2026-12-07)."""
+    """Until the red-team review of 2026-12-07 the answer for a command line with a
+    redirection echoed the request's context, so a deny could hold the bytes
+    "allowed":true, which the documented unanchored grep read as an allow. The gate no
+    longer echoes it; the recipes must still deny such an answer, served here as that
+    gate sent it."""
     missing = [tool for tool in _tools_for(marker) if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed")
@@ -1733,19 +1735,28 @@ def test_documented_shell_one_liners_deny_a_deny_that_echoes_allowed_true(
         {"action": "process.exec", "commandLine": "echo pwned > /etc/x", "context": context},
         separators=(",", ":"),
     )
-    answer = daemon.check(request.encode(), headers={"Content-Type": "application/json"})
-    # The case is real: a deny holding the bytes an unanchored grep looks for.
-    assert answer.json()["allowed"] is False
-    assert '"allowed":true' in answer.text and answer.text.startswith('{"allowed":false,')
-    env = {**os.environ, "TOLLGATE_URL": daemon.url, "REQUEST": request}
-    result = subprocess.run(
-        ["bash", "-c", documented_one_liner(marker)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    real = daemon.check(request.encode(), headers={"Content-Type": "application/json"})
+    assert real.json()["allowed"] is False and '"allowed":true' not in real.text
+    assert real.text.endswith("]}}")  # the request object last: its context goes there
+    echoed = real.text[:-2] + ',"context":' + json.dumps(context, separators=(",", ":")) + "}}"
+    assert json.loads(echoed)["request"]["context"] == context
+    body = echoed.encode()
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
-    assert "RAN" not in result.stdout, (answer.text, result.stderr)
+    with answering_peer(head.encode() + body) as url:
+        env = {**os.environ, "TOLLGATE_URL": url, "REQUEST": request}
+        result = subprocess.run(
+            ["bash", "-c", documented_one_liner(marker)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert "RAN" not in result.stdout, (echoed, result.stderr)
+    if marker == "grep -q":  # the unanchored pattern of before would have run it
+        assert b'"allowed":true' in body
 
 
 # -- the guarded helpers' own timeouts ------------------------------------------------------
