@@ -383,6 +383,11 @@ def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
             if response.getheader("Content-Length") is None:
                 problem = "tollgate check: the answer has no Content-Length; treating as deny"
                 return EXIT_DENY, None, problem
+            coding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            if coding != "identity":
+                # A coded body is not the JSON it may read as (the clients refuse it too).
+                problem = f"tollgate check: the answer is {coding}-encoded; treating as deny"
+                return EXIT_DENY, None, problem
             payload = _strict_json(response.read())
     except urllib.error.HTTPError as exc:
         try:

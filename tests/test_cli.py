@@ -177,6 +177,11 @@ ALLOWED = b'{"allowed": true, "decision": "allow"}'
         (b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s", "answered HTTP 201, not 200"),
         (b"HTTP/1.1 299 Whatever\r\nContent-Length: %d\r\n\r\n%s", "answered HTTP 299, not 200"),
         (b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Length: %d\r\n\r\n%s", "no Content-Length"),
+        # rt24 clients review: a coded body is not the JSON it may read as.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s",
+            "the answer is gzip-encoded",
+        ),
     ],
 )
 def test_check_url_denies_an_allow_that_is_not_a_200_with_a_length(
