@@ -305,6 +305,11 @@ def _directory(analyser: Analyser, args: list[Arg], state: State, context: Conte
         and all(arg.static for arg in args)
         and operands[0] not in ("-", "")
         and not operands[0].startswith(("~", "+", "-"))
+        # bash resolves ".." against $PWD, which a new shell takes from its environment
+        # only when it names the directory (else the physical path, through every link),
+        # and which a request's cwd may reach through a link too; and where that form
+        # does not exist it falls back to the physical one. Either way not known here.
+        and ".." not in operands[0].split("/")
     )
     if operands == [""]:
         return state, state  # cd "" stays where it is

@@ -337,18 +337,25 @@ def test_a_shell_started_physical_has_an_unknown_directory(argv: list[str]) -> N
 
 
 @pytest.mark.parametrize(
-    "command_line",
+    ("command_line", "decision"),
     [
-        "cd link/.. && git status",
-        "cd -L link/.. && git status",
-        "set -e; git status",
-        "bash -c 'cd link/.. && git status'",
+        ("set -e; git status", "allow"),
+        ("cd /workspace && git status", "allow"),
+        # bash reads ".." against $PWD, which is the physical path where a shell gets no
+        # PWD naming its directory, and falls back to the physical form where the logical
+        # one does not exist: a cd through ".." lands where the gate cannot know (second
+        # review of 2026-12-07, R1), so a rule pinned to a cwd does not follow it.
+        ("cd link/.. && git status", "deny"),
+        ("cd -L link/.. && git status", "deny"),
+        ("bash -c 'cd link/.. && git status'", "deny"),
     ],
 )
-def test_a_logical_cd_is_still_followed(command_line: str) -> None:
+def test_a_logical_cd_is_followed_unless_it_goes_through_dot_dot(
+    command_line: str, decision: str
+) -> None:
     policy = load_policy_bytes(CD_POLICY.encode(), "cd.yaml")
     body = {"action": "process.exec", "cwd": "/workspace", "commandLine": command_line}
-    assert evaluate_request(policy, body).decision == "allow"
+    assert evaluate_request(policy, body).decision == decision
 
 
 # -- history expansion: later lines re-read with text from the history -------------------

@@ -94,16 +94,48 @@ def test_pwd_in_the_environment_moves_dash_cd_dot_dot(linked_workspace: Path) ->
 @pytest.mark.parametrize(
     "line",
     [
-        "PWD=/workspace/p/link bash -c 'cd ../workspace && git status'",
-        "env PWD=/workspace/p/link sh -c 'cd ../workspace && git status'",
-        "export PWD=/workspace/p/link; bash -c 'cd ../workspace && git status'",
-        "declare -x PWD=/workspace/p/link; bash -c 'cd ../workspace && git status'",
-        "sudo PWD=/workspace/p/link bash -c 'cd ../workspace && git status'",
-        "read PWD; bash -c 'cd ../workspace && git status'",
+        "PWD=/workspace/p/link bash -c 'git status'",
+        "env PWD=/workspace/p/link sh -c 'git status'",
+        "export PWD=/workspace/p/link; bash -c 'git status'",
+        "declare -x PWD=/workspace/p/link; bash -c 'git status'",
+        "sudo PWD=/workspace/p/link bash -c 'git status'",
+        "read PWD; bash -c 'git status'",
     ],
 )
 def test_a_pwd_given_to_a_new_shell_is_an_override(allow_list: CompiledPolicy, line: str) -> None:
     _overridden(allow_list, line)
+
+
+# The second review (R1): a new shell that gets no PWD naming its directory takes the
+# physical path, and `cd ..` then goes back from a link's target; so does one a wrapper
+# moved (env -C keeps the old PWD). A `cd` through `..` now leaves the directory unknown.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "PWD=/workspace/p/link bash -c 'cd ../workspace && git status'",
+        "cd p/ln2 && env -u PWD bash -c 'cd ../.. && git status'",
+        "cd p/ln2 && declare +x PWD && bash -c 'cd ../.. && git status'",
+        "cd p/wl && env -C /workspace bash -c 'cd ../workspace && git status'",
+        "cd ../workspace && git status",
+    ],
+)
+def test_a_cd_through_dot_dot_never_meets_a_pinned_rule(
+    allow_list: CompiledPolicy, line: str
+) -> None:
+    verdict = check_line(allow_list, line)
+    assert verdict.decision == "deny", line
+    assert "git status" in verdict.reason, verdict.reason
+
+
+@needs_bash
+def test_a_new_shell_without_pwd_goes_back_from_the_links_target(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    target = workspace / "q" / "r" / "s"
+    target.mkdir(parents=True)
+    (workspace / "p").mkdir()
+    (workspace / "p" / "ln2").symlink_to(target)
+    script = "cd p/ln2 && env -u PWD bash -c 'cd ../.. && pwd -P'"
+    assert run_bash(script, workspace) == f"{workspace}/q\n"  # the gate's lexical: workspace
 
 
 def test_a_cd_in_the_workspace_still_meets_the_pinned_rule(allow_list: CompiledPolicy) -> None:
