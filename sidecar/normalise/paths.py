@@ -125,37 +125,46 @@ def written_paths(path: str, cwd: str | None = None, *, field: str = "path") -> 
 
 # Links to directories that Linux images have in common, none of them the agent's to
 # change: FHS 3.0's /var/run and /var/lock (Debian, Ubuntu, Fedora, Alpine), merged
-# /usr's /bin, /sbin and /lib* (Debian 12, Ubuntu 20.04, RHEL 7 on), and procfs's. A
-# ``..`` after one goes back from its target: "/var/run/.." is "/", not "/var". An
-# image without one of them only gets an extra form to deny, never one less.
+# /usr's /bin, /sbin and /lib* (Debian 12, Ubuntu 20.04, RHEL 7 on), Debian's
+# /var/spool/mail (base-files), /run/shm and openssl's /usr/lib/ssl directories, and
+# procfs's. A ``..`` after one goes back from its target: "/var/run/.." is "/", not
+# "/var". An image without one of them only gets an extra form to decide. An image's
+# own links are not known: only ``realPath`` covers every link.
 SYSTEM_DIRECTORY_LINKS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("var", "run"): ("run",),
     ("var", "lock"): ("run", "lock"),
+    ("var", "spool", "mail"): ("var", "mail"),
+    ("run", "shm"): ("dev", "shm"),
     ("bin",): ("usr", "bin"),
     ("sbin",): ("usr", "sbin"),
     ("lib",): ("usr", "lib"),
     ("lib32",): ("usr", "lib32"),
     ("lib64",): ("usr", "lib64"),
     ("libx32",): ("usr", "libx32"),
+    ("usr", "lib", "ssl", "private"): ("etc", "ssl", "private"),
+    ("usr", "lib", "ssl", "certs"): ("etc", "ssl", "certs"),
     ("dev", "fd"): ("proc", "self", "fd"),
     ("proc", "net"): ("proc", "self", "net"),
     ("proc", "self", "root"): (),  # the process's root directory: "/" in its container
     ("proc", "thread-self", "root"): (),
 }
+# What a path through one of them starts with (a cheap test before the walk).
+_LINKED_STARTS = tuple("/" + "/".join(link) for link in SYSTEM_DIRECTORY_LINKS)
 
 
 def system_link_path(path: str, cwd: str | None = None) -> str | None:
     """``path`` (joined to ``cwd`` as given when relative) as the kernel reads it when
-    the only symlinks are ``SYSTEM_DIRECTORY_LINKS``, if a ``..`` makes that differ
-    from its lexical form; else None. Call it on a path ``normalise_path`` accepted.
+    the only symlinks are ``SYSTEM_DIRECTORY_LINKS``, if that differs from its lexical
+    form; else None. Call it on a path ``normalise_path`` accepted.
 
-    Deny rules are written for the file (``/etc/shadow``), not for every link on the
-    way to it; ``written_paths`` serves the rules that name a link.
+    Deny rules are written for the file (``/etc/shadow``, ``/run/secrets/**``), not for
+    every link on the way to it (``/var/run/../etc/shadow``, ``/var/run/secrets/...``);
+    ``written_paths`` serves the rules that name a link.
     """
     if not path.startswith("/") and cwd is not None:
         path = cwd + "/" + path
-    if ".." not in path:
-        return None  # without "..", a link's path and its target's are one file
+    if ".." not in path and not path.startswith(_LINKED_STARTS):
+        return None
     resolved: list[str] = []
     crossed = False
     for segment in path.split("/"):

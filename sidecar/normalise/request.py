@@ -92,12 +92,17 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
             for written in written_paths(given, request.cwd, field=name):
                 label = f"{name} as written {written}"
                 subjects.append(_as_sent(request.action, fields, written, identity, label))
-        # "/var/run/../etc/shadow" is /etc/shadow to the kernel (/var/run is a link to
-        # /run in every image): a deny of /etc/shadow must see that form, which neither
-        # the lexical one (/var/etc/shadow) nor the forms as written are.
-        linked = system_link_path(request.path, request.cwd)
-        if linked is not None and linked != path:
-            label = f"path through the system's links {linked}"
+    # "/var/run/../etc/shadow" is /etc/shadow to the kernel (/var/run is a link to /run
+    # in every image), lexically /var/etc/shadow: decided as both, the stricter wins, as
+    # for a realPath. Without "..", "/var/run/secrets/x" is "/run/secrets/x" by another
+    # name: a deny of either must see it, an allow of one spelling is enough.
+    linked = system_link_path(request.path, request.cwd)
+    if linked is not None and linked != path:
+        label = f"path through the system's links {linked}"
+        if ".." in _as_written(request.path, request.cwd):
+            linked_fields = _with_agent({"path": (linked,)}, identity)
+            subjects.append(Subject(request.action, linked_fields, label=label))
+        else:
             subjects.append(_as_sent(request.action, fields, linked, identity, label))
     return Normalised(request.action, record, tuple(subjects))
 

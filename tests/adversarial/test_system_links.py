@@ -49,6 +49,10 @@ THROUGH_LINKS = [
     ("/proc/net/../cwd/.ssh/id_rsa", "cwd", "{cwd}/.ssh/id_rsa"),
     ("/tmp/../var/run/../etc/shadow", "shadow", "/etc/shadow"),
     ("/var/run/secrets/../../etc/shadow", "shadow", "/etc/shadow"),
+    # Second review: Debian's base-files links /var/spool/mail to ../mail, openssl's
+    # package /usr/lib/ssl/private to /etc/ssl/private.
+    ("/var/spool/mail/../../etc/shadow", "shadow", "/etc/shadow"),
+    ("/usr/lib/ssl/private/../../shadow", "shadow", "/etc/shadow"),
 ]
 
 
@@ -133,6 +137,9 @@ def test_the_baselines_guard_rails_hold_under_the_broad_allow_its_comment_names(
         "/var/run/../etc/sudoers",
         "/var/run/../etc/tollgate/policy.yaml",
         "/var/run/../mnt/secrets-store/db-password",
+        "/var/spool/mail/../../etc/shadow",
+        "/var/spool/mail/../../var/run/secrets/kubernetes.io/serviceaccount/token",
+        "/var/spool/mail/../../proc/self/environ",
     ):
         verdict = evaluate_request(policy, {"action": "file.read", "path": path})
         assert verdict.decision == "deny", (path, verdict.reason)
@@ -153,3 +160,53 @@ def test_the_table_names_only_links_this_machine_has_or_lacks_harmlessly(tmp_pat
         if target[:2] == ("proc", "self"):
             expected = expected.replace("/proc/self", f"/proc/{os.getpid()}", 1)
         assert real == expected, (path, real)
+
+
+def test_a_deny_of_a_links_target_holds_for_the_link_without_dot_dot() -> None:
+    # Second review: "/var/run/secrets/x" is "/run/secrets/x" by another name, and
+    # "/proc/self/root/etc/shadow" is "/etc/shadow"; an allow of one spelling is enough.
+    policy = load_policy_text(
+        """
+        version: 1
+        defaultAction: deny
+        rules:
+          - {id: secrets, action: file.read, path: {glob: "/run/secrets/**"}, decision: deny}
+          - {id: shadow, action: file.read, path: /etc/shadow, decision: deny}
+          - {id: everything, action: file.read, path: {glob: "/**"}, decision: allow}
+          - {id: app-socket, action: file.write, path: {glob: "/var/run/app/**"}, decision: allow}
+        """
+    )
+    for path, rule in (
+        ("/var/run/secrets/kubernetes.io/serviceaccount/token", "secrets"),
+        ("/proc/self/root/etc/shadow", "shadow"),
+    ):
+        verdict = evaluate_request(policy, {"action": "file.read", "path": path})
+        assert (verdict.decision, verdict.rule) == ("deny", rule), path
+    socket = evaluate_request(policy, {"action": "file.write", "path": "/var/run/app/sock"})
+    assert (socket.decision, socket.rule) == ("allow", "app-socket")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "path"),
+    [
+        ("/var/**", "/var/run/../etc/shadow"),
+        ("/proc/*", "/proc/net/../environ"),
+        ("/dev/*", "/dev/fd/../environ"),
+        ("/var/**", "/var/spool/mail/../../etc/passwd"),
+    ],
+)
+def test_an_allow_must_hold_for_the_file_the_kernel_opens_too(allowed: str, path: str) -> None:
+    # Second review: an allow-list of /var/** allowed /var/run/../etc/shadow by its
+    # lexical form /var/etc/shadow. Through a known link the form the kernel opens is
+    # decided as well, as a realPath is, and the stricter wins.
+    policy = load_policy_text(
+        f"""
+        version: 1
+        defaultAction: deny
+        rules:
+          - {{id: some, action: file.read, path: {{glob: "{allowed}"}}, decision: allow}}
+        """
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": path})
+    assert (verdict.decision, verdict.rule) == ("deny", None), verdict.reason
+    assert "path through the system's links" in verdict.reason
