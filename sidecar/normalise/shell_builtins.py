@@ -397,6 +397,12 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         _declared_subscripts(analyser, args, flags, state, context)
         known = _known_names(args)
         assigned = [_declared(operand, known(operand)) for operand in operands if "=" in operand]
+        # Without a value an attribute still changes a name: `declare -a PATH` leaves
+        # this shell to find programs in "." only, `declare +x PATH` (or SHLVL, PWD)
+        # leaves it out of every child's environment (second review of 2026-12-07, R2).
+        # (A plain `export PATH` only exports what it holds: not one.)
+        if builtin != "export" or values:
+            assigned += [(operand, None) for operand in operands if "=" not in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":
         analyser.construct("arithmetic", display)

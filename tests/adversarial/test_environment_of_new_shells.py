@@ -343,3 +343,36 @@ def test_the_shipped_policy_refuses_pytest_in_a_bash_without_path(
 )
 def test_keeping_path_and_shlvl_is_not_an_override(line: str) -> None:
     assert "environment-override" not in construct_names(line)
+
+
+# -- attributes without a value (second review of 2026-12-07, R2) ------------------------
+
+
+@needs_bash
+def test_declare_a_path_makes_bash_run_a_program_from_the_directory(tmp_path: Path) -> None:
+    planted = tmp_path / "git"
+    planted.write_text("#!/bin/sh\necho PLANTED\n")
+    planted.chmod(0o755)
+    assert run_bash("declare -a PATH; git", tmp_path) == "PLANTED\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "declare -a PATH; git status",
+        "typeset -a PATH; git status",
+        "declare +x PATH; bash -c 'git status'",
+        "typeset +x SHLVL; bash -c 'git status'",
+        "declare -a SHLVL; bash -c 'git status'",
+        "declare +x PWD; bash -c 'git status'",
+        "declare -x LANG; git status",
+    ],
+)
+def test_an_attribute_given_to_a_risky_name_is_an_override(
+    allow_list: CompiledPolicy, line: str
+) -> None:
+    _overridden(allow_list, f"cd /workspace && {line}")
+
+
+def test_attributes_of_other_names_are_not_overrides() -> None:
+    assert construct_names("declare -a list; local x; export FOO; declare -x LC_ALL=C") == set()
