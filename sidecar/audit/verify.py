@@ -372,23 +372,23 @@ class _Checker:
             )
         if problem is not None and (self.public_keys or embedded):
             raise _Tampered(Fault(f"{external.label}: {problem}"))
+        # Replicas may share a key (a bare key vouches for any origin): a note of another
+        # log reads as this trail cut short or changed, so the fault says it may be one.
+        # (Not a fault of its own: a trail cut back past a restart that changed the
+        # origin no longer holds a checkpoint record of the note's origin either.)
         origins = self.report.origins
+        foreign = ""
         if origins and checkpoint.origin not in origins:
-            # Replicas may share a key (a bare key vouches for any origin): a note of
-            # another log would otherwise read as this trail cut short or changed.
-            raise _Tampered(
-                Fault(
-                    f"{external.label} is a checkpoint of another log: its origin is "
-                    f"{checkpoint.origin!r}, the trail's checkpoints are of "
-                    + ", ".join(repr(origin) for origin in origins)
-                )
+            foreign = (
+                f"; or it is a checkpoint of another log: its origin is {checkpoint.origin!r}, "
+                "the trail's checkpoints are of " + ", ".join(repr(o) for o in origins)
             )
         tree_size = self.report.tree_size
         if checkpoint.size > tree_size:
             raise _Tampered(
                 Fault(
                     f"truncated: {external.label} signs {checkpoint.size} records "
-                    f"but the trail holds {tree_size}"
+                    f"but the trail holds {tree_size}{foreign}"
                 )
             )
         if checkpoint.size < self.report.first_seq:
@@ -399,7 +399,8 @@ class _Checker:
         if self.roots.get(checkpoint.size) != checkpoint.root:
             raise _Tampered(
                 Fault(
-                    f"{external.label} root does not match the first {checkpoint.size} records",
+                    f"{external.label} root does not match the first {checkpoint.size} "
+                    f"records{foreign}",
                     seq=checkpoint.size,
                 )
             )

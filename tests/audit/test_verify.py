@@ -263,5 +263,38 @@ def test_a_checkpoint_of_another_log_is_named_as_such(
     )
     assert not report.intact
     assert report.fault is not None
-    assert "another log" in report.fault.message
+    assert "or it is a checkpoint of another log" in report.fault.message
     assert "apps/agent-2" in report.fault.message and "apps/agent-1" in report.fault.message
+    expected = "truncated: " if other_count > 20 else "other root does not match"
+    assert report.fault.message.startswith(expected), report.fault.message
+
+
+def test_a_trail_cut_back_past_an_origin_change_is_still_called_truncated(
+    open_log: OpenLog, signer: Signer, tmp_path: Path
+) -> None:
+    # Second review: the default origin changes with the pod's name, so a trail holds
+    # several; cut back to before the second, its note is of an origin the trail no
+    # longer shows, and the fault must still say truncated first.
+    directory = tmp_path / "audit"
+    first = open_log(directory, checkpoint_every=8, identity="apps/pod-a")
+    for i in range(10):
+        first.append_blocking("decision", decision(i))
+    first.close_blocking()
+    second = open_log(directory, checkpoint_every=8, identity="apps/pod-b")
+    for i in range(10):
+        second.append_blocking("decision", decision(i))
+    second.close_blocking()
+    note = (directory / "checkpoint").read_bytes()
+    assert b"apps/pod-b" in note
+    segment = _segment(directory)
+    lines = segment.read_bytes().split(b"\n")[:-1]
+    segment.write_bytes(b"\n".join(lines[:12]) + b"\n")  # pod-a's checkpoints kept
+    (directory / "checkpoint").unlink()  # else it is the first copy found cut short
+    report = verify_trail(
+        directory, public_keys=[signer.public_key], checkpoint_notes=[("kept", note)]
+    )
+    assert report.origins == ["tollgate/apps/pod-a"]
+    assert report.fault is not None
+    assert report.fault.message.startswith(
+        "truncated: kept signs 23 records but the trail holds 12"
+    )
