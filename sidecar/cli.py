@@ -265,7 +265,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             "risk": verdict.risk,
             "mode": verdict.mode,
             "policy": verdict.policy_hash,
-            "request": verdict.request,
+            # As the daemon answers: without the caller's context, of any shape.
+            "request": {k: v for k, v in verdict.request.items() if k != "context"},
         }
     )
     if args.explain:

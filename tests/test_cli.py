@@ -66,6 +66,19 @@ def test_check_reads_stdin(design: Path) -> None:
     assert result.returncode == 0
 
 
+def test_check_with_a_policy_leaves_the_callers_context_out_as_the_daemon_does(
+    design: Path,
+) -> None:
+    # rt24 second review: the daemon's answer no longer echoes context; check --policy did.
+    result = tollgate(
+        "check", "--policy", str(design),
+        '{"action": "file.read", "path": "/etc/passwd", "context": {"allowed": true}}',
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert '"allowed": true' not in result.stdout and '"allowed":true' not in result.stdout
+    assert json.loads(result.stdout)["request"] == {"path": "/etc/passwd"}
+
+
 def test_check_explain_lists_every_rule_considered(design: Path) -> None:
     result = tollgate(
         "check",
