@@ -383,7 +383,7 @@ SHELL_STARTERS = [
     ("doas -u app -s", [("doas", "-u", "app", "-s"), ("sh",)]),
     ("pkexec", [("pkexec",), ("sh",)]),
     ("pkexec --user app", [("pkexec", "--user", "app"), ("sh",)]),
-    ("chroot /srv", [("chroot", "/srv"), ("sh", "-i")]),
+    ("chroot /", [("chroot", "/"), ("sh", "-i")]),
     ("unshare -rn", [("unshare", "-rn"), ("sh",)]),
     ("nsenter -t 1 -m", [("nsenter", "-t", "1", "-m"), ("sh",)]),
     ("script", [("script",), ("sh", "-i")]),

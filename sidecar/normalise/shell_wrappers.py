@@ -793,14 +793,17 @@ def under_root(unwrapped: Unwrapped, root: str | None, named: bool) -> Unwrapped
     is decided as the path under DIR (``/srv/x/usr/bin/git``: in no trusted directory);
     any other (a name looked up in DIR, a DIR or program not known here) is
     ``dynamic-command``, and nothing is decided by its name. ``named``: a program was
-    given (without one the user's shell starts, decided as ``sh`` as anywhere). The
+    given (without one the user's shell starts, DIR's: ``dynamic-command`` too). The
     root ``/`` is the host's."""
-    if root is None or unwrapped.unparsed or not unwrapped.inner or not named:
+    if root is None or unwrapped.unparsed or not unwrapped.inner:
         return unwrapped
     program = unwrapped.inner[0]
-    root_known = not unwrapped.dynamic and root.startswith("/")
+    # "/bin/.." is "/usr" to the kernel on merged-/usr images: ".." leaves DIR unknown.
+    root_known = not unwrapped.dynamic and root.startswith("/") and ".." not in root.split("/")
     if root_known and normalise_path(root) == "/":
         return unwrapped
+    if not named:
+        return replace(unwrapped, inner=(), dynamic=True)  # DIR's own shell, not the host's
     if not (root_known and program.static and program.text.startswith("/")):
         return replace(unwrapped, inner=(), dynamic=True)
     # The program's path normalised first: in DIR, ".." stops at DIR as at "/".
@@ -1186,6 +1189,14 @@ def _restarts(name: str, value: str | None) -> bool:
     return field.strip() == "Restart" and setting.strip() not in ("no", "")
 
 
+# Unit properties that run a program, set or unset its environment, or give it another
+# file tree (a root, an image, paths bound over others): what runs is not modelled.
+UNMODELLED_PROPERTIES = (
+    "Exec", "Environment", "UnsetEnvironment", "PassEnvironment", "Root", "Bind",
+    "TemporaryFileSystem", "MountImages", "ExtensionImages", "ExtensionDirectories",
+)  # fmt: skip
+
+
 def _systemd_run(spec: OptionSpec) -> Handler:
     """``systemd-run``/``run0 [options] [command [args]]``: the command in a transient
     unit (a service starts in ``/`` or a home directory, unless ``--scope``,
@@ -1200,7 +1211,7 @@ def _systemd_run(spec: OptionSpec) -> Handler:
         if names & (HELP_VERSION | {"h", "V"}):
             return Unwrapped(dynamic=_dynamic(args, index))
         if any(
-            name in UNIT_PROPERTIES and (value or "").startswith(("Exec", "Environment"))
+            name in UNIT_PROPERTIES and (value or "").startswith(UNMODELLED_PROPERTIES)
             for name, value in options
         ):
             return UNPARSED
@@ -1257,7 +1268,9 @@ def _firejail(args: Sequence[Arg]) -> Unwrapped:
     inner = tuple(args[index:]) or (Arg(shell) if shell != "none" else Arg(LOGIN_SHELL),)
     assigned = tuple(_assignment(value) for name, value in options if name == "env")
     cwd = UNKNOWN_CWD if options else None
-    return Unwrapped(inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic)
+    unwrapped = Unwrapped(inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic)
+    roots = [value or UNKNOWN_CWD for name, value in options if name == "chroot"]
+    return under_root(unwrapped, roots[-1] if roots else None, named=index < len(args))
 
 
 def _sg(args: Sequence[Arg]) -> Unwrapped:
@@ -1432,7 +1445,12 @@ def _setpriv(args: Sequence[Arg]) -> Unwrapped:
         return Unwrapped(dynamic=_dynamic(args, len(args)))
     if index >= len(args):
         return UNPARSED  # setpriv needs a program
-    return Unwrapped(inner=tuple(args[index:]), dynamic=_dynamic(args, index + 1))
+    return Unwrapped(
+        inner=tuple(args[index:]),
+        dynamic=_dynamic(args, index + 1),
+        # --reset-env keeps a few variables, SHLVL not among them: see STARTED_BARE.
+        unsets_path_or_shlvl="reset-env" in _names(options),
+    )
 
 
 def _plain(args: Sequence[Arg]) -> Unwrapped:
@@ -1689,6 +1707,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
     cwd = UNKNOWN_CWD
     assigned: list[tuple[str, str | None]] = []
     argv0: str | None = None
+    bare = False  # see STARTED_BARE
     while index < len(args) and texts[index].startswith("-"):
         text = texts[index]
         index += 1
@@ -1704,6 +1723,8 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
             cwd = directory if directory.startswith("/") else UNKNOWN_CWD
         elif text == "--setenv":
             assigned.append((texts[index], texts[index + 1]))
+        elif text == "--clearenv" or (text == "--unsetenv" and texts[index] in STARTED_BARE):
+            bare = True
         elif text == "--argv0":
             if texts[index].startswith("-"):
                 return UNPARSED  # a login shell by another name: not modelled
@@ -1716,6 +1737,7 @@ def _bwrap(args: Sequence[Arg]) -> Unwrapped:
         cwd=cwd,
         assigned=tuple(assigned),
         dynamic=_dynamic(args, index + 1) or renamed(argv0, args[index:]),
+        unsets_path_or_shlvl=bare,
     )
 
 

@@ -376,3 +376,22 @@ def test_an_attribute_given_to_a_risky_name_is_an_override(
 
 def test_attributes_of_other_names_are_not_overrides() -> None:
     assert construct_names("declare -a list; local x; export FOO; declare -x LC_ALL=C") == set()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "setpriv --reset-env bash -c 'git status'",
+        "bwrap --clearenv bash -c 'git status'",
+        "bwrap --unsetenv PATH bash -c 'git status'",
+        "bwrap --unsetenv SHLVL bash -c 'git status'",
+    ],
+)
+def test_other_wrappers_that_empty_the_environment_are_overrides(line: str) -> None:
+    # Second review (R3): setpriv --reset-env keeps no SHLVL (a bash after it with a
+    # socket on stdin ran ~/.bashrc), bwrap --clearenv keeps no PATH either.
+    assert "environment-override" in construct_names(line)
+
+
+def test_bwrap_unsetting_another_name_is_not_an_override() -> None:
+    assert construct_names("bwrap --unsetenv FOO bash -c 'git status'") == set()

@@ -23,7 +23,7 @@ ALLOW_LIST = """
     rules:
       - id: chroot-wrappers
         action: process.exec
-        command: [chroot, unshare, nsenter, capsh, sudo, chpst]
+        command: [chroot, unshare, nsenter, capsh, sudo, chpst, firejail, systemd-run]
         decision: allow
       - id: git-status
         action: process.exec
@@ -87,5 +87,29 @@ def test_the_host_root_keeps_the_trusted_program(allow_list: CompiledPolicy, lin
     assert check_line(allow_list, line).decision == "allow"
 
 
-def test_chroot_without_a_program_is_still_the_user_shell() -> None:
-    assert command_argvs("chroot /srv") == [("chroot", "/srv"), ("sh", "-i")]
+def test_chroot_without_a_program_starts_the_shell_of_the_other_root() -> None:
+    # Second review (R4): DIR's $SHELL runs, a file of DIR's tree, not the host's sh.
+    assert command_argvs("chroot /srv") == [("chroot", "/srv")]
+    assert construct_names("chroot /srv") == {"dynamic-command"}
+    assert command_argvs("chroot /") == [("chroot", "/"), ("sh", "-i")]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "firejail --chroot=/tmp/evil git status",
+        "systemd-run -p RootDirectory=/tmp/evil git status",
+        "systemd-run --property=BindPaths=/tmp/evil:/usr/bin git status",
+        "chroot /bin/.. git status",
+        "unshare -R /tmp/evil",
+    ],
+)
+def test_other_roots_of_other_wrappers_are_not_the_hosts(
+    allow_list: CompiledPolicy, line: str
+) -> None:
+    assert check_line(allow_list, line).decision == "deny", line
+
+
+def test_firejail_chroot_decides_an_absolute_program_under_the_root() -> None:
+    line = "firejail --chroot=/tmp/evil /usr/bin/git status"
+    assert command_argvs(line)[1] == ("/tmp/evil/usr/bin/git", "status")
