@@ -414,6 +414,62 @@ def test_a_deny_of_a_programs_trusted_path_warns_that_its_name_is_not_denied() -
     assert not any("/usr/bin/curl" in w for w in custom.warnings)
 
 
+MORE_WIDE_GLOBS = """\
+version: 1
+rules:
+  - {id: stars, action: file.read, path: {glob: "/***"}, decision: allow}
+  - {id: deep, action: file.read, path: {glob: "/**/*"}, decision: allow}
+  - {id: one-more, action: file.read, path: {glob: "/workspace?**"}, decision: allow}
+  - {id: root, action: file.read, path: {startsWith: "/"}, decision: allow}
+  - {id: any, action: file.read, path: {regex: ".*"}, decision: allow}
+  - {id: python, action: file.read, path: {glob: "/workspace/**/*.py"}, decision: allow}
+"""
+
+
+def test_more_allow_path_conditions_that_match_everything_are_warned_of() -> None:
+    # Second review of 2026-12-07 (R6): these were silent.
+    warnings = list(load_policy_bytes(MORE_WIDE_GLOBS.encode(), "p").warnings)
+    assert warnings == [
+        "rules[0] (id 'stars'): path: glob '/***' matches every path",
+        "rules[1] (id 'deep'): path: glob '/**/*' matches every path",
+        "rules[2] (id 'one-more'): path: glob '/workspace?**' also matches "
+        "'/workspace-secrets/.env': a '**' that is not a whole segment crosses '/'; "
+        "write '/workspace/**'",
+        "rules[3] (id 'root'): path: startsWith '/' matches every path",
+        "rules[4] (id 'any'): path: regex '.*' matches every path",
+    ]
+
+
+PROGRAM_PATH_PATTERNS = """\
+version: 1
+defaultAction: allow
+rules:
+  - {id: scp, action: process.exec, command: {glob: "/usr/bin/scp"}, decision: deny}
+  - {id: py, action: process.exec, command: {glob: "/usr/bin/python3*"}, decision: deny}
+  - {id: sbin, action: process.exec, command: {startsWith: "/usr/sbin/"}, decision: deny}
+  - {id: rsync, action: process.exec, command: {regex: "^/usr/bin/rsync$"}, decision: deny}
+  - {id: telnet, action: process.exec, command: {endsWith: "/telnet"}, decision: deny}
+  - {id: own, action: process.exec, command: {glob: "/opt/x/*"}, decision: deny}
+  - {id: names, action: process.exec, command: {glob: "curl*"}, decision: deny}
+"""
+
+
+def test_a_deny_pattern_for_trusted_program_paths_warns_that_names_pass() -> None:
+    # Second review (R6): round one's own examples, which let scp and iptables through.
+    policy = load_policy_bytes(PROGRAM_PATH_PATTERNS.encode(), "p")
+    warned = [w.split(":")[0] for w in policy.warnings if "program paths only" in w]
+    assert warned == [
+        "rules[0] (id 'scp')",
+        "rules[1] (id 'py')",
+        "rules[2] (id 'sbin')",
+        "rules[3] (id 'rsync')",
+        "rules[4] (id 'telnet')",
+    ]
+    for argv in (["scp", "a", "b"], ["python3", "-c", "1"], ["iptables", "-L"]):
+        verdict = evaluate_request(policy, {"action": "process.exec", "argv": argv})
+        assert verdict.decision == "allow", argv  # what the warnings say
+
+
 def test_trusted_paths_must_be_absolute() -> None:
     assert any("trustedPaths[0]" in p for p in problems_of("version: 1\ntrustedPaths: [bin]\n"))
 

@@ -348,6 +348,12 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
             )
         if isinstance(spec, MatcherSpec) and spec.glob:
             warnings.extend(f"{name}: {w}" for w in _path_glob_warnings(spec.glob))
+        if isinstance(spec, MatcherSpec) and (
+            spec.startsWith == "/" or spec.regex in (".*", "/.*", ".+", "/.+")
+        ):
+            operator = "startsWith" if spec.startsWith == "/" else "regex"
+            value = spec.startsWith if operator == "startsWith" else spec.regex
+            warnings.append(f"{name}: {operator} {value!r} matches every path")
     command = rule.command
     if isinstance(command, MatcherSpec):
         # A bare name matches only argv[0] as a name or in a trusted directory, but an
@@ -383,17 +389,19 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
 
 def _path_glob_warnings(glob: str) -> list[str]:
     """An allow glob on paths that reaches further than it reads."""
-    head = re.split(r"[*?\[{]", glob, maxsplit=1)[0]
-    rest = glob[len(head) :]
-    if rest.startswith("**") and head and not head.endswith("/"):
-        # "/workspace**" is "/workspace" then anything, "/" included (gitignore and
-        # minimatch would read it as "/workspace*", which is one segment).
-        return [
-            f"glob {glob!r} also matches {head + '-secrets/.env'!r}: a '**' that is not "
-            f"a whole segment crosses '/'; write {head + '/**'!r}"
-        ]
-    if re.fullmatch(r"/?\*\*(/\*\*)*", "/".join(_glob_segments(glob))):
+    segments = _glob_segments(glob)
+    if segments and all(set(segment) == {"*"} for segment in segments) and "**" in glob:
         return [f"glob {glob!r} matches every path"]
+    for segment in segments:
+        if "**" in segment and segment != "**":
+            # "/workspace**" is "/workspace" then anything, "/" included (gitignore and
+            # minimatch would read it as "/workspace*", which is one segment).
+            head = glob[: glob.index(segment) + segment.index("**")]
+            whole = head.rstrip("*?") or head
+            return [
+                f"glob {glob!r} also matches {whole + '-secrets/.env'!r}: a '**' that is "
+                f"not a whole segment crosses '/'; write {whole.rstrip('/') + '/**'!r}"
+            ]
     return []
 
 
@@ -433,6 +441,31 @@ def _program_path_warnings(rule: Rule, trusted: tuple[str, ...]) -> list[str]:
                 f"its copies in the other trusted directories; write {name!r}, which "
                 "matches the name in every trusted directory"
             )
+    if not isinstance(command, MatcherSpec):
+        return warnings
+    # The operators compare a program's path as well as its name: one written for a
+    # path in a trusted directory never sees the name ("scp", not "/usr/bin/scp").
+    for operator, pattern in (
+        ("glob", command.glob),
+        ("startsWith", command.startsWith),
+        ("endsWith", command.endsWith),
+        ("regex", command.regex),
+    ):
+        if pattern is None:
+            continue
+        text = pattern.lstrip("^") if operator == "regex" else pattern
+        literal = re.split(r"[*?\[{(|\\.+]", text, maxsplit=1)[0]
+        directory = literal.rpartition("/")[0] or "/"
+        if operator == "endsWith" and text.startswith("/"):
+            directory = ""  # any directory: the name alone never ends in "/name"
+        elif not (text.startswith("/") and (directory in trusted or directory == "/")):
+            continue
+        warnings.append(
+            f"command: {operator} {pattern!r} is compared with program paths only: a "
+            "program run by name (argv[0] without '/') does not match it; match names "
+            "with a value or a glob without '/' (they match the name in every trusted "
+            "directory)"
+        )
     return warnings
 
 
