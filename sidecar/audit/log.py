@@ -854,15 +854,19 @@ class AuditLog:
     def _try_writable(self) -> None:
         """Try a failed trail again without a record: the segment opened for appending
         and checked as a batch's write checks it (one changed outside Tollgate stays
-        refused), our own failed write's leftovers truncated, the file synced. Nothing
-        is added, so a full volume passes: ``volume_problem`` reports that one."""
+        refused), our own failed write's leftovers truncated (synced by the next batch:
+        a sync here would run on the loop, which a hung disk must not freeze); a segment
+        not created yet, its directory. Nothing is added, so a full volume passes:
+        ``volume_problem`` reports that one."""
         with self._lock:
             if self._closed or self._writable:
                 return
             self._writable_tried = time.monotonic()
             try:
-                fd = self._write_unsynced(bytearray())
-                self._finish_write(fd, _fdatasync(fd))
+                if self._segment_exists:
+                    os.close(self._write_unsynced(bytearray()))
+                elif not os.access(self._segments_dir, os.W_OK | os.X_OK):
+                    raise PermissionError(f"{self._segments_dir} is not writable")
             except (OSError, AuditUnavailable) as exc:
                 self._unwritable(f"{self._segment.path}: {_describe(exc)}")
                 return
