@@ -232,7 +232,7 @@ _TARGETS = {
     "network.request": ("method", "url", "host", "port"),
     "k8s.request": ("k8s", "k8sQuery"),
 }
-_FILE_TARGETS = ("path", "realPath", "writtenPath")
+_FILE_TARGETS = ("path", "realPath", "linkedPath", "writtenPath")
 _SUMMARY_CHARS = 300
 
 
@@ -244,7 +244,7 @@ def _summary(view: dict[str, Any]) -> str:
         return visible(action)
     names = _TARGETS.get(action, _FILE_TARGETS) if isinstance(action, str) else ()
     parts = [
-        (f"{name} " if name in ("cwd", "realPath", "writtenPath") else "")
+        (f"{name} " if name in ("cwd", "realPath", "linkedPath", "writtenPath") else "")
         + printable_json_text(json.dumps(request[name], ensure_ascii=False, sort_keys=True))
         for name in names
         if name in request

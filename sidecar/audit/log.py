@@ -862,9 +862,13 @@ class AuditLog:
             if self._closed or self._writable:
                 return
             self._writable_tried = time.monotonic()
+            dirty = self._dirty_tail
             try:
                 if self._segment_exists:
                     os.close(self._write_unsynced(bytearray()))
+                    # Nothing was written: only a tail our own failed write left is ours
+                    # to cut at the next write, not bytes appended since by someone else.
+                    self._dirty_tail = dirty
                 elif not os.access(self._segments_dir, os.W_OK | os.X_OK):
                     raise PermissionError(f"{self._segments_dir} is not writable")
             except (OSError, AuditUnavailable) as exc:

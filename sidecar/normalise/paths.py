@@ -15,6 +15,8 @@ rules naming the file see it when the path names no link they were written for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sidecar.errors import RequestError
 
 MAX_PATH_BYTES = 4096
@@ -152,7 +154,17 @@ SYSTEM_DIRECTORY_LINKS: dict[tuple[str, ...], tuple[str, ...]] = {
 _LINKED_STARTS = tuple("/" + "/".join(link) for link in SYSTEM_DIRECTORY_LINKS)
 
 
-def system_link_path(path: str, cwd: str | None = None) -> str | None:
+@dataclass(frozen=True, slots=True)
+class LinkedPath:
+    """A path as the kernel reads it through ``SYSTEM_DIRECTORY_LINKS``."""
+
+    path: str
+    # A ".." went back through a link: another file than the lexical form names, not
+    # the same file by another name.
+    elsewhere: bool
+
+
+def system_link_path(path: str, cwd: str | None = None) -> LinkedPath | None:
     """``path`` (joined to ``cwd`` as given when relative) as the kernel reads it when
     the only symlinks are ``SYSTEM_DIRECTORY_LINKS``, if that differs from its lexical
     form; else None. Call it on a path ``normalise_path`` accepted.
@@ -166,20 +178,25 @@ def system_link_path(path: str, cwd: str | None = None) -> str | None:
     if ".." not in path and not path.startswith(_LINKED_STARTS):
         return None
     resolved: list[str] = []
-    crossed = False
+    linked = 0  # resolved[:linked] is a link's target
+    crossed = elsewhere = False
     for segment in path.split("/"):
         if segment in ("", "."):
             continue
         if segment == "..":
+            # Back through a link (to above its target): elsewhere than lexically.
+            elsewhere = elsewhere or (crossed and len(resolved) <= linked)
             if resolved:
                 resolved.pop()
+                linked = min(linked, len(resolved))
             continue
         resolved.append(segment)
         target = SYSTEM_DIRECTORY_LINKS.get(tuple(resolved))
         if target is not None:
             resolved = list(target)
+            linked = len(resolved)
             crossed = True
     if not crossed:
         return None
     form = "/" + "/".join(resolved)
-    return None if form == lexical_path(path) else form
+    return None if form == lexical_path(path) else LinkedPath(form, elsewhere)

@@ -97,14 +97,36 @@ def _files(request: CheckRequest, identity: str) -> Normalised:
     # for a realPath. Without "..", "/var/run/secrets/x" is "/run/secrets/x" by another
     # name: a deny of either must see it, an allow of one spelling is enough.
     linked = system_link_path(request.path, request.cwd)
-    if linked is not None and linked != path:
-        label = f"path through the system's links {linked}"
-        if ".." in _as_written(request.path, request.cwd):
-            linked_fields = _with_agent({"path": (linked,)}, identity)
+    if linked is not None and linked.path != path:
+        label = f"path through the system's links {linked.path}"
+        if linked.elsewhere:
+            # Another file: recorded as a realPath is, so an approver sees what opens.
+            record["linkedPath"] = linked.path
+            linked_fields = _with_agent({"path": (linked.path,)}, identity)
             subjects.append(Subject(request.action, linked_fields, label=label))
         else:
-            subjects.append(_as_sent(request.action, fields, linked, identity, label))
+            subjects.append(_as_sent(request.action, fields, linked.path, identity, label))
     return Normalised(request.action, record, tuple(subjects))
+
+
+def _redirection_through_links(
+    action: str, operator: str, target: str, identity: str
+) -> list[Subject]:
+    """``> /var/run/secrets/x`` is ``/run/secrets/x`` by another name: for the deny and
+    approval rules written for that one, a part of the request of its own (a target
+    with ".." is the construct dot-dot-path already, so it names the same file)."""
+    linked = system_link_path(target)
+    if linked is None:
+        return []
+    return [
+        Subject(
+            action,
+            _with_agent({"path": (linked.path,)}, identity),
+            label=f"redirection {operator} {target} through the system's links {linked.path}",
+            restrictions_only=True,
+            apart=True,
+        )
+    ]
 
 
 def _as_written(path: str, cwd: str | None) -> str:
@@ -157,6 +179,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 count=analysis.write_counts.get(target, 1),
             )
         )
+        subjects.extend(_redirection_through_links("file.write", ">", target, identity))
     for target in analysis.reads:
         subjects.append(
             Subject(
@@ -167,6 +190,7 @@ def _process(request: CheckRequest, identity: str) -> Normalised:
                 count=analysis.read_counts.get(target, 1),
             )
         )
+        subjects.extend(_redirection_through_links("file.read", "<", target, identity))
     for construct in constructs:
         fields = {"command": (construct.name,), "args": (), **cwd_field}
         subjects.append(

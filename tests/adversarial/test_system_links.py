@@ -210,3 +210,62 @@ def test_an_allow_must_hold_for_the_file_the_kernel_opens_too(allowed: str, path
     verdict = evaluate_request(policy, {"action": "file.read", "path": path})
     assert (verdict.decision, verdict.rule) == ("deny", None), verdict.reason
     assert "path through the system's links" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("allowed", "path"),
+    [
+        ("/var/run/app/**", "/var/run/app/sub/../x.sock"),
+        ("/var/run/app/**", "/var/run/app/a..b"),
+        ("/lib/**", "/lib/x86_64-linux-gnu/../python3/x.py"),
+    ],
+)
+def test_a_dot_dot_that_stays_inside_the_link_needs_no_allow_of_its_target(
+    allowed: str, path: str
+) -> None:
+    # Third review: a ".." that does not go back through the link names the same file
+    # as the lexical form, by another name: an allow of one spelling is enough.
+    policy = load_policy_text(
+        f"""
+        version: 1
+        defaultAction: deny
+        rules:
+          - {{id: some, action: file.read, path: {{glob: "{allowed}"}}, decision: allow}}
+        """
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": path})
+    assert (verdict.decision, verdict.rule) == ("allow", "some"), verdict.reason
+    assert "linkedPath" not in verdict.request
+
+
+def test_the_file_the_kernel_opens_is_recorded_for_the_approver() -> None:
+    policy = load_policy_text(
+        """
+        version: 1
+        rules:
+          - {id: hosts, action: file.read, path: /etc/hosts, decision: require_approval}
+          - {id: var, action: file.read, path: {glob: "/var/**"}, decision: allow}
+        """
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/var/run/../etc/hosts"})
+    assert (verdict.decision, verdict.rule) == ("require_approval", "hosts")
+    assert verdict.request["path"] == "/var/etc/hosts"
+    assert verdict.request["linkedPath"] == "/etc/hosts"
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("echo x > /var/run/secrets/x", "secrets"),
+        ("cat < /proc/self/root/etc/shadow", "shadow"),
+        ("history -w /var/run/secrets/x", "secrets"),
+    ],
+)
+def test_a_redirection_through_a_link_is_denied_by_the_rule_for_its_target(
+    deny_list, line: str, rule: str
+) -> None:  # type: ignore[no-untyped-def]
+    body = {"action": "process.exec", "commandLine": line, "cwd": "/tmp"}
+    verdict = evaluate_request(deny_list, body)
+    assert (verdict.decision, verdict.rule) == ("deny", rule), verdict.reason
+    honest = evaluate_request(deny_list, {**body, "commandLine": "echo x > /var/run/app.pid"})
+    assert honest.decision == "allow"

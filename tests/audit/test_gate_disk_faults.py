@@ -233,3 +233,27 @@ def test_an_idle_gate_reports_a_volume_out_of_inodes_before_any_check(
         assert daemon.check(ALLOWED).json()["allowed"] is True
     finally:
         daemon.stop()
+
+
+def test_bytes_appended_after_a_recovery_are_refused_not_cut(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    # rt24 third review: the idle retry left the writer taking whatever followed the
+    # trail's end for leftovers of its own failed write, and the next record cut a line
+    # appended outside Tollgate without a word.
+    daemon, mount = gate_on_tmpfs
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+    _remount(mount, "ro")
+    try:
+        assert daemon.check(BIG).status_code == 503
+    finally:
+        _remount(mount, "rw")
+    assert _ready_within(daemon, 5)[0] == 200  # the retry ran
+    segment = sorted((mount / "audit" / "segments").glob("*.jsonl"))[-1]
+    forged = b'{"forged":true}\n'
+    with segment.open("ab") as handle:
+        handle.write(forged)
+    refused = daemon.check(ALLOWED)
+    assert refused.status_code == 503 and refused.json()["allowed"] is False
+    assert "changed outside Tollgate" in refused.json()["error"]["message"]
+    assert segment.read_bytes().endswith(forged)
