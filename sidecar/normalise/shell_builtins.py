@@ -380,6 +380,11 @@ def _trap(analyser: Analyser, args: list[Arg], state: State, context: Context) -
     return state, state
 
 
+# declare's attributes that change what a variable's value reads as (an array, an
+# integer, case folded) or what it is (a nameref: any later name).
+ATTRIBUTES_THAT_CHANGE_A_VALUE = frozenset("aAilucnt")
+
+
 def _variables(analyser: Analyser, args: list[Arg], state: State, context: Context) -> Flow:
     """Builtins that set variables by name: risky names, subscripts, namerefs."""
     analyser.report(args, state, context)
@@ -400,8 +405,9 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         # Without a value an attribute still changes a name: `declare -a PATH` leaves
         # this shell to find programs in "." only, `declare +x PATH` (or SHLVL, PWD)
         # leaves it out of every child's environment (second review of 2026-12-07, R2).
-        # (A plain `export PATH` only exports what it holds: not one.)
-        if builtin != "export" or values:
+        # Printing (-p), exporting (-x), read-only (-r) and global (-g) change nothing.
+        unsets = any(text.startswith("+") and len(text) > 1 for text in texts[1:])
+        if unsets or values.keys() & ATTRIBUTES_THAT_CHANGE_A_VALUE:
             assigned += [(operand, None) for operand in operands if "=" not in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":

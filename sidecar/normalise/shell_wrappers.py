@@ -1194,6 +1194,7 @@ def _restarts(name: str, value: str | None) -> bool:
 UNMODELLED_PROPERTIES = (
     "Exec", "Environment", "UnsetEnvironment", "PassEnvironment", "Root", "Bind",
     "TemporaryFileSystem", "MountImages", "ExtensionImages", "ExtensionDirectories",
+    "StandardInput", "StandardOutput", "StandardError",  # file:PATH, append:, truncate:
 )  # fmt: skip
 
 
@@ -1244,6 +1245,15 @@ FIREJAIL_QUIET = frozenset(
 )
 
 
+# firejail options that put other files where programs are looked up (--bind over
+# /usr/bin, an overlay, a private /bin), write a file (--output), or read more options
+# from one (--profile, --include): what runs, or what it writes, is not modelled.
+FIREJAIL_UNMODELLED = frozenset(
+    {"bind", "output", "output-stderr", "profile", "include", "private-bin", "tmpfs"}
+    | {"overlay", "overlay-named", "overlay-tmpfs", "private-opt", "private-lib"}
+)
+
+
 def _firejail(args: Sequence[Arg]) -> Unwrapped:
     """``firejail [--option[=value]...] [program [args]]``: every option is one argument;
     without a program it starts a shell (``--shell=`` or ``$SHELL``). Short options
@@ -1264,11 +1274,16 @@ def _firejail(args: Sequence[Arg]) -> Unwrapped:
     dynamic = _dynamic(args, index + 1)
     if names & FIREJAIL_QUIET:
         return Unwrapped(dynamic=dynamic)
+    if names & FIREJAIL_UNMODELLED:
+        return UNPARSED
     shell = next((value for name, value in reversed(options) if name == "shell"), "none")
     inner = tuple(args[index:]) or (Arg(shell) if shell != "none" else Arg(LOGIN_SHELL),)
     assigned = tuple(_assignment(value) for name, value in options if name == "env")
     cwd = UNKNOWN_CWD if options else None
-    unwrapped = Unwrapped(inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic)
+    bare = any(name == "rmenv" and value in STARTED_BARE for name, value in options)
+    unwrapped = Unwrapped(
+        inner=inner, cwd=cwd, assigned=assigned, dynamic=dynamic, unsets_path_or_shlvl=bare
+    )
     roots = [value or UNKNOWN_CWD for name, value in options if name == "chroot"]
     return under_root(unwrapped, roots[-1] if roots else None, named=index < len(args))
 

@@ -365,7 +365,7 @@ def test_declare_a_path_makes_bash_run_a_program_from_the_directory(tmp_path: Pa
         "typeset +x SHLVL; bash -c 'git status'",
         "declare -a SHLVL; bash -c 'git status'",
         "declare +x PWD; bash -c 'git status'",
-        "declare -x LANG; git status",
+        "declare -l LANG; git status",
     ],
 )
 def test_an_attribute_given_to_a_risky_name_is_an_override(
@@ -376,6 +376,14 @@ def test_an_attribute_given_to_a_risky_name_is_an_override(
 
 def test_attributes_of_other_names_are_not_overrides() -> None:
     assert construct_names("declare -a list; local x; export FOO; declare -x LC_ALL=C") == set()
+
+
+@pytest.mark.parametrize(
+    "line", ["declare -p PATH", "readonly PATH", "declare -x PATH", "export PATH", "local SHLVL"]
+)
+def test_options_that_change_no_value_are_not_overrides(line: str) -> None:
+    # Third review (N5): printing, exporting, read-only change nothing of the value.
+    assert construct_names(line) == set()
 
 
 @pytest.mark.parametrize(

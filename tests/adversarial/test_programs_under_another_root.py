@@ -113,3 +113,25 @@ def test_other_roots_of_other_wrappers_are_not_the_hosts(
 def test_firejail_chroot_decides_an_absolute_program_under_the_root() -> None:
     line = "firejail --chroot=/tmp/evil /usr/bin/git status"
     assert command_argvs(line)[1] == ("/tmp/evil/usr/bin/git", "status")
+
+
+@pytest.mark.parametrize(
+    ("line", "construct"),
+    [
+        ("firejail --rmenv=PATH bash -c 'git status'", "environment-override"),
+        ("firejail --rmenv=SHLVL bash -c 'git status'", "environment-override"),
+        ("firejail --bind=/tmp/evil,/usr/bin git status", "unparsed-wrapper"),
+        ("firejail --output=/etc/cron.d/x git status", "unparsed-wrapper"),
+        ("firejail --profile=/tmp/p git status", "unparsed-wrapper"),
+        ("systemd-run -p StandardOutput=file:/etc/x git status", "unparsed-wrapper"),
+    ],
+)
+def test_firejail_and_systemd_run_options_that_change_what_runs_or_write_a_file(
+    line: str, construct: str
+) -> None:
+    # Third review (N1, N2).
+    assert construct in construct_names(line)
+
+
+def test_other_firejail_options_still_unwrap() -> None:
+    assert construct_names("firejail --net=none --rmenv=FOO git status") == set()
