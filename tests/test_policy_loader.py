@@ -423,6 +423,8 @@ rules:
   - {id: root, action: file.read, path: {startsWith: "/"}, decision: allow}
   - {id: any, action: file.read, path: {regex: ".*"}, decision: allow}
   - {id: python, action: file.read, path: {glob: "/workspace/**/*.py"}, decision: allow}
+  - {id: inside, action: file.read, path: {glob: "/workspace/src/**.py"}, decision: allow}
+  - {id: anchored, action: file.read, path: {regex: "^/.*$"}, decision: allow}
 """
 
 
@@ -437,7 +439,8 @@ def test_more_allow_path_conditions_that_match_everything_are_warned_of() -> Non
         "write '/workspace/**'",
         "rules[3] (id 'root'): path: startsWith '/' matches every path",
         "rules[4] (id 'any'): path: regex '.*' matches every path",
-    ]
+        "rules[7] (id 'anchored'): path: regex '^/.*$' matches every path",
+    ]  # third review (N4): a '**' starting its segment stays inside the directory
 
 
 PROGRAM_PATH_PATTERNS = """\
@@ -451,20 +454,26 @@ rules:
   - {id: telnet, action: process.exec, command: {endsWith: "/telnet"}, decision: deny}
   - {id: own, action: process.exec, command: {glob: "/opt/x/*"}, decision: deny}
   - {id: names, action: process.exec, command: {glob: "curl*"}, decision: deny}
+  - {id: rm-opt, action: process.exec, command: {regex: "^(/usr)?/bin/rm$"}, decision: deny}
+  - {id: any-bin, action: process.exec, command: {glob: "**/bin/rm"}, decision: deny}
+  - {id: both, action: process.exec, command: {in: [/usr/bin/rm, rm]}, decision: deny}
+  - {id: either, action: process.exec, command: {regex: "(.*/)?rm"}, decision: deny}
 """
 
 
 def test_a_deny_pattern_for_trusted_program_paths_warns_that_names_pass() -> None:
     # Second review (R6): round one's own examples, which let scp and iptables through.
     policy = load_policy_bytes(PROGRAM_PATH_PATTERNS.encode(), "p")
-    warned = [w.split(":")[0] for w in policy.warnings if "program paths only" in w]
+    warned = [w.split(":")[0] for w in policy.warnings if "not run by name" in w]
     assert warned == [
         "rules[0] (id 'scp')",
         "rules[1] (id 'py')",
         "rules[2] (id 'sbin')",
         "rules[3] (id 'rsync')",
         "rules[4] (id 'telnet')",
-    ]
+        "rules[7] (id 'rm-opt')",
+        "rules[8] (id 'any-bin')",
+    ]  # third review (N3): the rules that name rm both ways are not warned of
     for argv in (["scp", "a", "b"], ["python3", "-c", "1"], ["iptables", "-L"]):
         verdict = evaluate_request(policy, {"action": "process.exec", "argv": argv})
         assert verdict.decision == "allow", argv  # what the warnings say

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import attrgetter
@@ -35,7 +35,7 @@ from sidecar.policy.schema import (
     Rule,
     parse_duration,
 )
-from sidecar.subject import ACTION_FIELDS, ACTIONS
+from sidecar.subject import ACTION_FIELDS, ACTIONS, FieldValues
 
 DEFAULT_TRUSTED_PATHS = (
     "/usr/local/sbin",
@@ -349,7 +349,8 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
         if isinstance(spec, MatcherSpec) and spec.glob:
             warnings.extend(f"{name}: {w}" for w in _path_glob_warnings(spec.glob))
         if isinstance(spec, MatcherSpec) and (
-            spec.startsWith == "/" or spec.regex in (".*", "/.*", ".+", "/.+")
+            spec.startsWith == "/"
+            or (spec.regex or "").removeprefix("^").removesuffix("$") in (".*", "/.*", ".+", "/.+")
         ):
             operator = "startsWith" if spec.startsWith == "/" else "regex"
             value = spec.startsWith if operator == "startsWith" else spec.regex
@@ -393,7 +394,10 @@ def _path_glob_warnings(glob: str) -> list[str]:
     if segments and all(set(segment) == {"*"} for segment in segments) and "**" in glob:
         return [f"glob {glob!r} matches every path"]
     for segment in segments:
-        if "**" in segment and segment != "**":
+        prefix = segment.partition("**")[0]
+        # Only a literal before the "**" reaches past a directory ("/workspace**"); one
+        # that starts the segment ("/src/**.py", "/src/[!.]**") stays inside "/src/".
+        if "**" in segment and re.split(r"[*?\[{]", prefix, maxsplit=1)[0]:
             # "/workspace**" is "/workspace" then anything, "/" included (gitignore and
             # minimatch would read it as "/workspace*", which is one segment).
             head = glob[: glob.index(segment) + segment.index("**")]
@@ -420,52 +424,55 @@ def _glob_segments(glob: str) -> list[str]:
     return segments
 
 
-def _program_path_warnings(rule: Rule, trusted: tuple[str, ...]) -> list[str]:
+def _program_path_warnings(
+    rule: Rule, test: Callable[[FieldValues], bool], trusted: tuple[str, ...]
+) -> list[str]:
     """A deny (or require_approval) rule naming a program by its path in a trusted
     directory: the same program run by name, or from the other trusted directories
-    (/bin is /usr/bin in merged-/usr images), is another argv[0] it does not match."""
+    (/bin is /usr/bin in merged-/usr images), is another argv[0] it does not match.
+    Told by what the compiled matcher does: for the names its values end in, it
+    matches one under a trusted directory but not the name itself."""
     command = rule.command
     values: list[object]
     if isinstance(command, MatcherSpec):
         values = [*_as_list(command.equals), *(command.in_ or [])]
+        patterns = [
+            (operator, pattern)
+            for operator, pattern in (
+                ("glob", command.glob),
+                ("startsWith", command.startsWith),
+                ("endsWith", command.endsWith),
+                ("regex", command.regex),
+            )
+            if pattern is not None
+        ]
     else:
-        values = _as_list(command)
+        values, patterns = _as_list(command), []
     warnings = []
     for value in values:
         if not isinstance(value, str) or not value.startswith("/"):
             continue
         directory, _, name = lexical_path(value).rpartition("/")
-        if name and (directory or "/") in trusted:
+        if name and (directory or "/") in trusted and not test((name,)):
             warnings.append(
                 f"command: {value!r} matches that path only, not {name!r} run by name nor "
                 f"its copies in the other trusted directories; write {name!r}, which "
                 "matches the name in every trusted directory"
             )
-    if not isinstance(command, MatcherSpec):
-        return warnings
-    # The operators compare a program's path as well as its name: one written for a
-    # path in a trusted directory never sees the name ("scp", not "/usr/bin/scp").
-    for operator, pattern in (
-        ("glob", command.glob),
-        ("startsWith", command.startsWith),
-        ("endsWith", command.endsWith),
-        ("regex", command.regex),
-    ):
-        if pattern is None:
-            continue
-        text = pattern.lstrip("^") if operator == "regex" else pattern
-        literal = re.split(r"[*?\[{(|\\.+]", text, maxsplit=1)[0]
-        directory = literal.rpartition("/")[0] or "/"
-        if operator == "endsWith" and text.startswith("/"):
-            directory = ""  # any directory: the name alone never ends in "/name"
-        elif not (text.startswith("/") and (directory in trusted or directory == "/")):
-            continue
-        warnings.append(
-            f"command: {operator} {pattern!r} is compared with program paths only: a "
-            "program run by name (argv[0] without '/') does not match it; match names "
-            "with a value or a glob without '/' (they match the name in every trusted "
-            "directory)"
-        )
+    for operator, pattern in patterns:
+        names = {"x", *re.findall(r"[A-Za-z0-9][A-Za-z0-9_+-]*(?=[^A-Za-z0-9_+-]*$)", pattern)}
+        if any(
+            test((f"{directory.rstrip('/')}/{name}",)) and not test((name,))
+            for name in names
+            for directory in trusted
+        ):
+            warnings.append(
+                f"command: {operator} {pattern!r} matches programs by their path in a "
+                "trusted directory, not run by name (argv[0] without '/'), which it "
+                "never sees; match names with a value or a glob without '/' (they match "
+                "the name in every trusted directory)"
+            )
+            break
     return warnings
 
 
@@ -607,10 +614,19 @@ def compile_policy(
             trusted_list.append(normalise_path(path))
         trusted = tuple(trusted_list)
         warnings.extend(_trusted_paths_warnings(trusted))
+    command_tests = {
+        compiled.index: test
+        for compiled in rules
+        for test in compiled.tests
+        if test.field == "command"
+    }
     for index, rule in enumerate(document.rules):
-        if rule.decision != "allow" and rule.command is not None:
+        test = command_tests.get(index)
+        if rule.decision != "allow" and test is not None:
             label = rule_label(index, rule.id)
-            warnings.extend(f"{label}: {w}" for w in _program_path_warnings(rule, trusted))
+            warnings.extend(
+                f"{label}: {w}" for w in _program_path_warnings(rule, test.test, trusted)
+            )
     if document.approvals is not None:
         problems.extend(_approvals_problems(document.approvals))
     asking = [r.id for r in rules if r.decision == "require_approval"]
