@@ -165,6 +165,8 @@ def tokens_needed(policy: CompiledPolicy, verdict: Verdict) -> list[CompiledRule
     needed: list[CompiledRule] = []
     seen: set[int] = set()
     for decision in verdict.decisions:
+        if each_subject and decision.subject.restrictions_only:
+            continue  # another form of an action counted already (a target through a link)
         for rule in matching_allow_rules(policy, decision.subject):
             if each_subject:  # a file opened by two redirections: two actions
                 needed.extend([rule] * decision.subject.count)

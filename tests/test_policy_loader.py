@@ -479,6 +479,23 @@ def test_a_deny_pattern_for_trusted_program_paths_warns_that_names_pass() -> Non
         assert verdict.decision == "allow", argv  # what the warnings say
 
 
+@pytest.mark.parametrize(
+    "matcher",
+    [
+        '{glob: "/usr/bin/python3.11"}',
+        '{glob: "/usr/bin/[rs]m"}',
+        '{regex: "^/usr/bin/\\\\w+sh$"}',
+        '{endsWith: "/vim.basic"}',
+        '{startsWith: "/usr/bin/python3."}',
+    ],
+)
+def test_a_deny_pattern_of_names_with_dots_or_classes_is_warned_of_too(matcher: str) -> None:
+    # Fourth review: the name guessed from the pattern missed these.
+    text = f"version: 1\nrules:\n  - {{id: d, action: process.exec, command: {matcher}, decision: deny}}\n"
+    policy = load_policy_bytes(text.encode(), "p")
+    assert any("not run by name" in w for w in policy.warnings), (matcher, policy.warnings)
+
+
 def test_trusted_paths_must_be_absolute() -> None:
     assert any("trustedPaths[0]" in p for p in problems_of("version: 1\ntrustedPaths: [bin]\n"))
 

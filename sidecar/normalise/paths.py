@@ -175,8 +175,8 @@ def system_link_path(path: str, cwd: str | None = None) -> LinkedPath | None:
     """
     if not path.startswith("/") and cwd is not None:
         path = cwd + "/" + path
-    if ".." not in path and not path.startswith(_LINKED_STARTS):
-        return None
+    if ".." not in path and not lexical_path(path).startswith(_LINKED_STARTS):
+        return None  # ("/var/./run" and "/var//run" are /var/run too)
     resolved: list[str] = []
     linked = 0  # resolved[:linked] is a link's target
     crossed = elsewhere = False

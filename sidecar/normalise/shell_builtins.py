@@ -405,9 +405,14 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         # Without a value an attribute still changes a name: `declare -a PATH` leaves
         # this shell to find programs in "." only, `declare +x PATH` (or SHLVL, PWD)
         # leaves it out of every child's environment (second review of 2026-12-07, R2).
-        # Printing (-p), exporting (-x), read-only (-r) and global (-g) change nothing.
+        # In a function, `local PATH` (or declare/typeset without -g) is a new variable
+        # without a value: bash then looks programs up in "." too. Printing (-p) and a
+        # global's export (-gx) change nothing, nor do export and readonly alone.
         unsets = any(text.startswith("+") and len(text) > 1 for text in texts[1:])
-        if unsets or values.keys() & ATTRIBUTES_THAT_CHANGE_A_VALUE:
+        local = builtin == "local" or (
+            builtin in ("declare", "typeset") and not values.keys() & {"p", "g"}
+        )
+        if unsets or local or values.keys() & ATTRIBUTES_THAT_CHANGE_A_VALUE:
             assigned += [(operand, None) for operand in operands if "=" not in operand]
         named = [operand.partition("=")[0] for operand in operands]
     elif builtin == "let":

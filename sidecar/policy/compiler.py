@@ -460,7 +460,7 @@ def _program_path_warnings(
                 "matches the name in every trusted directory"
             )
     for operator, pattern in patterns:
-        names = {"x", *re.findall(r"[A-Za-z0-9][A-Za-z0-9_+-]*(?=[^A-Za-z0-9_+-]*$)", pattern)}
+        names = {"x", *_sample_names(pattern)}
         if any(
             test((f"{directory.rstrip('/')}/{name}",)) and not test((name,))
             for name in names
@@ -474,6 +474,22 @@ def _program_path_warnings(
             )
             break
     return warnings
+
+
+def _sample_names(pattern: str) -> set[str]:
+    """Names a program path ``pattern`` (glob, regex or affix) may end in, to try the
+    compiled matcher with: its last segment with a class read as its first character,
+    a regex's word and digit escapes as a letter and a digit, wildcards as a letter,
+    quantifiers and other operators dropped."""
+    last = pattern.rpartition("/")[2]
+    sample = re.sub(r"\[\^?!?(.)[^\]]*\]", r"\1", last)  # [rs]m -> rm
+    sample = re.sub(r"\\[wWsS]", "a", sample)
+    sample = re.sub(r"\\d", "1", sample)
+    sample = re.sub(r"\\(.)", r"\1", sample)
+    sample = re.sub(r"[+{}()|^$]", "", re.sub(r"\{\d*,?\d*\}", "", sample))
+    sample = re.sub(r"[*?]", "x", sample)
+    tokens = re.findall(r"\w[\w.+-]*", last)
+    return {sample, sample + "x", *tokens, *(token + "x" for token in tokens[-1:])} - {""}
 
 
 def _as_list(value: object) -> list[object]:

@@ -379,11 +379,30 @@ def test_attributes_of_other_names_are_not_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["declare -p PATH", "readonly PATH", "declare -x PATH", "export PATH", "local SHLVL"]
+    "line", ["declare -p PATH", "readonly PATH", "declare -gx PATH", "export PATH"]
 )
 def test_options_that_change_no_value_are_not_overrides(line: str) -> None:
-    # Third review (N5): printing, exporting, read-only change nothing of the value.
+    # Third review (N5): printing, a global's export, read-only change nothing.
     assert construct_names(line) == set()
+
+
+@needs_bash
+def test_a_local_path_in_a_function_makes_bash_run_a_program_from_the_directory(
+    tmp_path: Path,
+) -> None:
+    planted = tmp_path / "ls"
+    planted.write_text("#!/bin/sh\necho PLANTED\n")
+    planted.chmod(0o755)
+    assert run_bash("f(){ local PATH; ls; }; f", tmp_path) == "PLANTED\n"
+
+
+@pytest.mark.parametrize(
+    "line", ["f(){ local PATH; ls; }; f", "f(){ declare PATH; ls; }; f", "local -r PATH"]
+)
+def test_a_new_variable_of_a_risky_name_is_an_override(line: str) -> None:
+    # Fourth review: narrowing the attributes lost `local PATH`, a new variable without
+    # a value, with which bash looks programs up in ".".
+    assert "environment-override" in construct_names(line)
 
 
 @pytest.mark.parametrize(

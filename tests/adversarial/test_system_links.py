@@ -269,3 +269,50 @@ def test_a_redirection_through_a_link_is_denied_by_the_rule_for_its_target(
     assert (verdict.decision, verdict.rule) == ("deny", rule), verdict.reason
     honest = evaluate_request(deny_list, {**body, "commandLine": "echo x > /var/run/app.pid"})
     assert honest.decision == "allow"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"path": "/var/./run/secrets/kubernetes.io/serviceaccount/token"},
+        {"path": "/var//run/secrets/kubernetes.io/serviceaccount/token"},
+        {"path": "run/secrets/kubernetes.io/serviceaccount/token", "cwd": "/var/"},
+        {"path": "/proc/self/./root/run/secrets/kubernetes.io/serviceaccount/token"},
+    ],
+)
+def test_a_link_spelt_with_dot_or_empty_segments_is_still_the_link(body: dict[str, str]) -> None:
+    # Fourth review: the quick test before the walk looked at the path as sent.
+    policy = load_policy_text(
+        """
+        version: 1
+        defaultAction: allow
+        rules:
+          - {id: secrets, action: file.read, path: {glob: "/run/secrets/**"}, decision: deny}
+        """
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", **body})
+    assert (verdict.decision, verdict.rule) == ("deny", "secrets"), verdict.reason
+
+
+def test_a_redirection_through_a_link_spends_one_token() -> None:
+    # Fourth review: its form through the link was charged as an action of its own, so
+    # an approved `echo hi > /var/run/x` needed two tokens of a rule covering both.
+    from sidecar.ratelimit import tokens_needed
+
+    policy = load_policy_text(
+        """
+        version: 1
+        rules:
+          - {id: echo, action: process.exec, command: echo, decision: allow}
+          - {id: run, action: file.write, path: {glob: "/run/**"}, decision: require_approval}
+          - id: writes
+            action: file.write
+            path: {glob: "/**"}
+            decision: allow
+            rateLimit: {count: 1, per: 1h}
+        """
+    )
+    body = {"action": "process.exec", "commandLine": "echo hi > /var/run/x", "cwd": "/tmp"}
+    verdict = evaluate_request(policy, body)
+    assert (verdict.decision, verdict.rule) == ("require_approval", "run")
+    assert [rule.id for rule in tokens_needed(policy, verdict)] == ["writes"]
