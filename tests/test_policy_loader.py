@@ -487,6 +487,8 @@ def test_a_deny_pattern_for_trusted_program_paths_warns_that_names_pass() -> Non
         '{regex: "^/usr/bin/\\\\w+sh$"}',
         '{endsWith: "/vim.basic"}',
         '{startsWith: "/usr/bin/python3."}',
+        '{glob: "/usr/bin/python[!2]*"}',
+        '{glob: "/usr/bin/[!.]*sh"}',
     ],
 )
 def test_a_deny_pattern_of_names_with_dots_or_classes_is_warned_of_too(matcher: str) -> None:

@@ -147,11 +147,25 @@ SYSTEM_DIRECTORY_LINKS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("usr", "lib", "ssl", "certs"): ("etc", "ssl", "certs"),
     ("dev", "fd"): ("proc", "self", "fd"),
     ("proc", "net"): ("proc", "self", "net"),
-    ("proc", "self", "root"): (),  # the process's root directory: "/" in its container
-    ("proc", "thread-self", "root"): (),
+    # The calling thread's directory, /proc/<pid>/task/<tid>: ".." twice is /proc/self.
+    ("proc", "thread-self"): ("proc", "self", "task", "thread-self"),
 }
-# What a path through one of them starts with (a cheap test before the walk).
-_LINKED_STARTS = tuple("/" + "/".join(link) for link in SYSTEM_DIRECTORY_LINKS)
+# What a path through one of them starts with (a cheap test before the walk); every
+# /proc path, for the magic links to a process's root (``_process_root``).
+_LINKED_STARTS = ("/proc/", *("/" + "/".join(link) for link in SYSTEM_DIRECTORY_LINKS))
+
+
+def _process_root(resolved: list[str]) -> bool:
+    """``/proc/<pid>/root`` or ``/proc/<pid>/task/<tid>/root`` (``self`` and
+    ``thread-self`` too): a magic link to the process's root directory, "/" in its
+    container."""
+    if len(resolved) not in (3, 5) or resolved[0] != "proc" or resolved[-1] != "root":
+        return False
+    process = resolved[1].isdigit() or resolved[1] == "self"
+    if len(resolved) == 3:
+        return process
+    thread = resolved[3].isdigit() or resolved[3] == "thread-self"
+    return process and resolved[2] == "task" and thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +206,8 @@ def system_link_path(path: str, cwd: str | None = None) -> LinkedPath | None:
             continue
         resolved.append(segment)
         target = SYSTEM_DIRECTORY_LINKS.get(tuple(resolved))
+        if target is None and _process_root(resolved):
+            target = ()
         if target is not None:
             resolved = list(target)
             linked = len(resolved)

@@ -409,9 +409,13 @@ def _variables(analyser: Analyser, args: list[Arg], state: State, context: Conte
         # without a value: bash then looks programs up in "." too. Printing (-p) and a
         # global's export (-gx) change nothing, nor do export and readonly alone.
         unsets = any(text.startswith("+") and len(text) > 1 for text in texts[1:])
-        local = builtin == "local" or (
-            builtin in ("declare", "typeset") and not values.keys() & {"p", "g"}
-        )
+        local = builtin in ("local", "declare", "typeset") and not values.keys() & {
+            "p",  # prints
+            "f",  # names functions
+            "F",
+            "I",  # inherits the value
+            "g",  # the global
+        }
         if unsets or local or values.keys() & ATTRIBUTES_THAT_CHANGE_A_VALUE:
             assigned += [(operand, None) for operand in operands if "=" not in operand]
         named = [operand.partition("=")[0] for operand in operands]

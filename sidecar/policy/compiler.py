@@ -482,7 +482,8 @@ def _sample_names(pattern: str) -> set[str]:
     a regex's word and digit escapes as a letter and a digit, wildcards as a letter,
     quantifiers and other operators dropped."""
     last = pattern.rpartition("/")[2]
-    sample = re.sub(r"\[\^?!?(.)[^\]]*\]", r"\1", last)  # [rs]m -> rm
+    sample = re.sub(r"\[[!^][^\]]*\]", "x", last)  # [!2] -> x (assumed not excluded)
+    sample = re.sub(r"\[(.)[^\]]*\]", r"\1", sample)  # [rs]m -> rm
     sample = re.sub(r"\\[wWsS]", "a", sample)
     sample = re.sub(r"\\d", "1", sample)
     sample = re.sub(r"\\(.)", r"\1", sample)

@@ -379,7 +379,16 @@ def test_attributes_of_other_names_are_not_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["declare -p PATH", "readonly PATH", "declare -gx PATH", "export PATH"]
+    "line",
+    [
+        "declare -p PATH",
+        "readonly PATH",
+        "declare -gx PATH",
+        "export PATH",
+        "local -p PATH",
+        "local -I PATH",
+        "declare -f PATH",
+    ],
 )
 def test_options_that_change_no_value_are_not_overrides(line: str) -> None:
     # Third review (N5): printing, a global's export, read-only change nothing.

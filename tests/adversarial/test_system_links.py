@@ -53,6 +53,9 @@ THROUGH_LINKS = [
     # package /usr/lib/ssl/private to /etc/ssl/private.
     ("/var/spool/mail/../../etc/shadow", "shadow", "/etc/shadow"),
     ("/usr/lib/ssl/private/../../shadow", "shadow", "/etc/shadow"),
+    # Fifth review: /proc/thread-self is /proc/<pid>/task/<tid>, three levels down.
+    ("/proc/thread-self/../../root/etc/shadow", "shadow", "/etc/shadow"),
+    ("/proc/thread-self/../../environ", "environ", "/proc/{pid}/environ"),
 ]
 
 
@@ -159,6 +162,8 @@ def test_the_table_names_only_links_this_machine_has_or_lacks_harmlessly(tmp_pat
         real = os.path.realpath(path)
         if target[:2] == ("proc", "self"):
             expected = expected.replace("/proc/self", f"/proc/{os.getpid()}", 1)
+        if target[-1] == "thread-self":  # the calling thread's id stands there
+            real, expected = real.rpartition("/")[0], expected.rpartition("/")[0]
         assert real == expected, (path, real)
 
 
@@ -316,3 +321,25 @@ def test_a_redirection_through_a_link_spends_one_token() -> None:
     verdict = evaluate_request(policy, body)
     assert (verdict.decision, verdict.rule) == ("require_approval", "run")
     assert [rule.id for rule in tokens_needed(policy, verdict)] == ["writes"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"path": "/proc/1/root/../../etc/shadow"},
+        {"path": "/proc/1/task/1/root/etc/shadow"},
+        {"path": "../../root/etc/shadow", "cwd": "/proc/thread-self"},
+    ],
+)
+def test_every_process_root_is_a_link_to_the_root(body: dict[str, str]) -> None:
+    # /proc/<pid>/root (and a task's) is "/" in the container, whatever the pid.
+    policy = load_policy_text(
+        """
+        version: 1
+        defaultAction: allow
+        rules:
+          - {id: shadow, action: file.read, path: /etc/shadow, decision: deny}
+        """
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", **body})
+    assert (verdict.decision, verdict.rule) == ("deny", "shadow"), verdict.reason
