@@ -265,8 +265,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             "risk": verdict.risk,
             "mode": verdict.mode,
             "policy": verdict.policy_hash,
-            # As the daemon answers: without the caller's context, of any shape.
-            "request": {k: v for k, v in verdict.request.items() if k != "context"},
+            "request": verdict.answered_request(),  # as the daemon answers
         }
     )
     if args.explain:

@@ -42,6 +42,12 @@ class Verdict:
     decisions: tuple[SubjectDecision, ...]
     trace: tuple[str, ...] = field(default=())
 
+    def answered_request(self) -> dict[str, Any]:
+        """The normalised request as an answer shows it: without the caller's
+        ``context``, of any shape, whose '{"allowed":true}' must not appear in a deny
+        answer (the record keeps it)."""
+        return {key: value for key, value in self.request.items() if key != "context"}
+
 
 def decide(
     policy: CompiledPolicy,

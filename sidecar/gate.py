@@ -472,9 +472,7 @@ class Gate:
             # A command line's redirections are decided by their paths as written; only
             # the client, on the agent's file system, can see that one leads through a
             # symbolic link elsewhere (docs/clients.md): it gets the files to resolve.
-            # Not the caller's context, of any shape: '{"allowed":true}' in it must not
-            # appear in a deny answer.
-            payload["request"] = {key: value for key, value in request.items() if key != "context"}
+            payload["request"] = verdict.answered_request()
         return Answer(200, payload)
 
     async def _unavailable_policy(self, action: str) -> Answer:
