@@ -33,7 +33,7 @@ apiserver would read none of it: not the ``fieldSelector`` that names a list, no
 Percent-encoded ordinary characters are decoded first (``%73ecrets`` is ``secrets``),
 as the apiserver does.
 
-Documented divergences, all towards the stricter reading:
+Documented divergences, all towards the stricter reading for allow rules:
 
 * only GET, HEAD, POST, PUT, PATCH and DELETE are accepted (case-insensitively);
   the apiserver gives other methods an empty verb on resource paths;
@@ -43,7 +43,10 @@ Documented divergences, all towards the stricter reading:
   options certainly decode: ``limit``/``timeoutSeconds`` are checked exactly, but a
   ``labelSelector`` is only recognised in its equality/existence forms
   (``app=web,tier!=db,!legacy``); with a set-based or otherwise unusual label selector
-  the request stays an unnamed list/watch, which no name-restricted rule allows.
+  the request stays an unnamed list/watch, which no name-restricted allow rule
+  allows. A deny or approval rule by name does not see it either, just as it does not
+  see the plain unnamed list that returns the same object (docs/policy.md: deny such
+  verbs on the resource).
 """
 
 from __future__ import annotations
