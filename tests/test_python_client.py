@@ -1509,6 +1509,28 @@ def test_kube_refuses_impersonation_headers(gate: Gate, web) -> None:  # type: i
     assert api.hits == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Authorization", "authorization", "AUTHORIZATION", "Cookie", "cookie", "Proxy-Authorization"],
+)
+def test_kube_refuses_credential_headers(gate: Gate, web, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A caller's Authorization replaced the cluster's token, so the request ran as
+    whoever that credential named, and the gate never saw who (rt25 k8s review, F2). It is
+    refused as Impersonate-* is; the error names the way to give a token. The JS client
+    refuses the same names."""
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    with pytest.raises(ValueError, match=name) as raised:
+        gate.kube(
+            "GET", "/api/v1/namespaces/apps/pods", headers={name: "Bearer admin"}, cluster=cluster
+        )
+    if not name.lower().startswith("proxy-"):  # refused earlier, with the other Proxy-* fields
+        assert "KubeCluster(token=" in str(raised.value)
+    assert api.hits == []
+    gate.kube("GET", "/api/v1/namespaces/apps/pods", cluster=cluster)
+    assert api.headers[-1]["authorization"] == "Bearer t0ken"
+
+
 def test_kube_refuses_a_host_header(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
     """Host picks the virtual host (behind a shared front end, another cluster); http.client
     would send the caller's instead of the server's. The JS client refuses it too."""

@@ -192,7 +192,8 @@ export interface KubeOptions extends GuardOptions {
   body?: unknown;
   /**
    * `Impersonate-*` headers are refused (the gate could not check who the request acts as),
-   * and so is `Host` (another virtual host than the cluster server's).
+   * and so are `Authorization` and `Cookie` (give a token as `cluster.token`) and `Host`
+   * (another virtual host than the cluster server's).
    */
   headers?: Record<string, string>;
   /** Default: the in-cluster API server and service-account token. */

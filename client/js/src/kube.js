@@ -5,9 +5,10 @@
 // server, the service-account token (re-read on every call: projected tokens rotate) and
 // the cluster CA come from the standard in-cluster locations; `cluster` points elsewhere
 // (kubectl proxy, a test server). Impersonate-* headers are refused: they make the API
-// server act as another user or group, which the gate never sees; so is a Host header
-// (another virtual host). The path is sent byte for byte as checked, to the configured
-// server only.
+// server act as another user or group, which the gate never sees; so are the caller's
+// credentials (Authorization, Cookie: the cluster's token is the one sent) and a Host
+// header (another virtual host). The path is sent byte for byte as checked, to the
+// configured server only.
 
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -18,6 +19,9 @@ import { validTimeout } from './timeouts.js';
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 // Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
 const IMPERSONATION_PREFIX = 'impersonate-';
+// A caller's credential would replace the cluster's token: another identity, unseen too.
+// Proxy-Authorization is refused with the other Proxy-* fields (framing).
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
 // Header fields that frame the message or manage the connection: Node sets them.
 const FRAMING_HEADERS = new Set([
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
@@ -96,7 +100,8 @@ function send(server, options, payload) {
  * Check, then send `method path` to the API server; rejects with DeniedError if not
  * allowed. `body` is a Buffer/string or any JSON value. Resolves to {status, headers,
  * body, json()} whatever the status (the API server's Status object says more than an
- * exception would). Impersonate-*, Host and message-framing headers (Content-Length,
+ * exception would). Impersonate-*, credential (Authorization, Cookie: give a token as
+ * `cluster.token`), Host and message-framing headers (Content-Length,
  * Transfer-Encoding, Connection ...) are refused (TypeError); a `timeout` (ms,
  * default 30000) the Gate's own could not be is a RangeError, before any check.
  */
@@ -140,6 +145,15 @@ export async function kubeChecked(gate, method, givenPath, options = {}) {
     // The gate decides on the method and path, not on who the request acts as; an
     // impersonated identity could hold rights the agent's own account lacks.
     throw new TypeError(`gate.kube does not send ${impersonating.join(', ')}: the gate could not check it`);
+  }
+  const credentials = Object.keys(taken).filter((name) => CREDENTIAL_HEADERS.has(name.trim().toLowerCase()));
+  if (credentials.length > 0) {
+    // It would replace the cluster's token: the request would act as whoever it names,
+    // and nothing the gate checks or records would show it.
+    throw new TypeError(
+      `gate.kube does not send ${credentials.join(', ')}: it would act as another identity than the ` +
+        "cluster's, which the gate could not check; give a token as cluster.token",
+    );
   }
   if (Object.keys(taken).some((name) => name.trim().toLowerCase() === 'host')) {
     // Host picks the virtual host: behind a shared front end, another cluster than the

@@ -654,6 +654,30 @@ describe('kube', () => {
     assert.deepEqual(api.hits, []);
   });
 
+  test('refuses credential headers, which would replace the cluster token', async () => {
+    // A caller's Authorization replaced the token: the request ran as whoever it named,
+    // and the gate never saw who (rt25 k8s review, F2). The Python client refuses the same.
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const path = '/api/v1/namespaces/apps/pods';
+    const credentials = ['Authorization', 'authorization', 'AUTHORIZATION', 'Cookie', 'cookie'];
+    for (const name of [...credentials, 'Proxy-Authorization']) {
+      await assert.rejects(
+        gate.kube('GET', path, { cluster, headers: { [name]: 'Bearer admin' } }),
+        (error) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.match(error.message, new RegExp(name));
+          // Proxy-Authorization is refused earlier, with the other Proxy-* fields.
+          if (!name.toLowerCase().startsWith('proxy-')) assert.match(error.message, /cluster\.token/);
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(api.hits, []);
+    await gate.kube('GET', path, { cluster });
+    assert.equal(api.headers.at(-1).authorization, 'Bearer t0ken');
+  });
+
   test('sends the path byte for byte as checked, and only to the cluster server', async () => {
     const api = await web();
     const elsewhere = await web();

@@ -5,8 +5,10 @@ so it resolves them the way kube-apiserver will (CONTRACT 2.2). Inside a pod the
 server, the service-account token (re-read on every call: projected tokens rotate) and
 the cluster CA come from the standard in-cluster locations; ``KubeCluster`` points
 elsewhere (``kubectl proxy``, a test server). ``Impersonate-*`` headers are refused:
-they make the API server act as another user or group, which the gate never sees; so is
-a ``Host`` header (another virtual host). The path is sent as it is, byte for byte.
+they make the API server act as another user or group, which the gate never sees; so are
+the caller's credentials (``Authorization``, ``Cookie``: the cluster's token is the one
+sent) and a ``Host`` header (another virtual host). The path is sent as it is, byte for
+byte.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ K8S_REQUEST = "k8s.request"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Impersonate-User, -Group, -Uid, -Extra-*: the request would act as someone else.
 IMPERSONATION_PREFIX = "impersonate-"
+# A caller's credential would replace the cluster's token: another identity, unseen too.
+# Proxy-Authorization is refused with the other Proxy-* fields (checked_headers).
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ def kube_checked(
 
     ``body`` is bytes, or any JSON value (encoded as JSON). The answer is returned
     whatever its status, as the API server's ``Status`` object says more than an
-    exception would. ``Impersonate-*`` and ``Host`` headers, header names that are not
+    exception would. ``Impersonate-*``, credential (``Authorization``, ``Cookie``: give a
+    token as ``KubeCluster(token=...)``) and ``Host`` headers, header names that are not
     HTTP tokens and headers that frame the message or manage the connection
     (``Content-Length``, ``Transfer-Encoding``, ``Connection`` ...: ``checked_headers``)
     raise ``ValueError``, as does a ``timeout`` the Gate's own ``timeout`` could not be
@@ -134,6 +140,15 @@ def kube_checked(
         # impersonated identity could hold rights the agent's own account lacks.
         raise ValueError(
             f"Gate.kube does not send {', '.join(impersonating)}: the gate could not check it"
+        )
+    credentials = [name for name in headers if name.strip().lower() in CREDENTIAL_HEADERS]
+    if credentials:
+        # It would replace the cluster's token: the request would act as whoever it names,
+        # and nothing the gate checks or records would show it.
+        raise ValueError(
+            f"Gate.kube does not send {', '.join(credentials)}: it would act as another "
+            "identity than the cluster's, which the gate could not check; give a token as "
+            "KubeCluster(token=...)"
         )
     if any(name.lower() == "host" for name in headers):
         # Host picks the virtual host: behind a shared front end, another cluster than the
