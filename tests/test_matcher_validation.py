@@ -230,3 +230,84 @@ def test_an_ipv6_glob_is_pointed_to_cidr(glob: str) -> None:
         f"holes.yaml: rules[0]: host: glob: '{glob}' is not a valid host: IPv6 addresses "
         "cannot be globbed; write a cidr range"
     )
+
+
+_BLOCK_END = "ends with a line break: a YAML `|` or `>` block keeps one; write `|-` or `>-`"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            "action: file.read\n    path:\n      regex: |\n        .*/\\.env(\\..*)?\n",
+            "path: regex: '.*/\\\\.env(\\\\..*)?\\n' " + _BLOCK_END,
+        ),
+        (
+            "action: file.read\n    path:\n      glob: >\n        /app/**/.ssh/**\n",
+            "path: glob: '/app/**/.ssh/**\\n' " + _BLOCK_END,
+        ),
+        ("action: file.read\n    path: |\n      /etc/shadow\n", "path: equals: '/etc/shadow\\n' "),
+        ("action: process.exec\n    command: >\n      rm\n", "command: equals: 'rm\\n' "),
+        (
+            'action: k8s.request\n    resource: {in: [pods, "secrets\\n"]}\n',
+            "resource: in: 'secrets\\n' ",
+        ),
+        (
+            "action: network.request\n    path:\n      startsWith: |\n        /admin\n",
+            "path: startsWith: '/admin\\n' ",
+        ),
+        ('action: file.read\n    path: {endsWith: ".pem\\n"}\n', "path: endsWith: '.pem\\n' "),
+        (
+            'action: file.read\n    path: {not: {equals: "/tmp\\n"}}\n',
+            "path: equals: '/tmp\\n' ",
+        ),
+        (
+            'action: process.exec\n    args: {prefix: ["push\\n"]}\n',
+            "args: prefix: 'push\\n' ",
+        ),
+        ('action: process.exec\n    args: {regex: "--force\\r"}\n', "args: regex: '--force\\r' "),
+        ('action: network.request\n    host: {cidr: "10.0.0.0/8\\n"}\n', "host: cidr: "),
+    ],
+)
+def test_a_value_ending_in_a_yaml_blocks_line_break_is_refused(fields: str, message: str) -> None:
+    # Found in review (rt25 policy, 1): a deny written with a YAML `|` or `>` block kept
+    # the block's last line break, so it never matched and `validate` called it valid.
+    text = f"version: 1\nrules:\n  - id: d\n    decision: deny\n    {fields}"
+    with pytest.raises(PolicyError) as caught:
+        load_policy_bytes(text.encode(), "p.yaml")
+    assert str(caught.value).startswith(f"p.yaml: rules[0] (id 'd'): {message}")
+    assert "line break" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("matcher", "message"),
+    [
+        ("path: ' /etc/shadow'", "path: equals: ' /etc/shadow' starts with whitespace (' ')"),
+        ("path: {glob: '/etc/** '}", "path: glob: '/etc/** ' ends with whitespace (' ')"),
+        ('path: "\\n/etc/shadow"', "path: equals: '\\n/etc/shadow' starts with a line break"),
+        ('command: "rm\\t"', "command: equals: 'rm\\t' ends with whitespace ('\\t')"),
+        ("agent: {in: ['ci ']}", "agent: in: 'ci ' ends with whitespace"),
+    ],
+)
+def test_a_value_with_whitespace_at_an_end_is_refused(matcher: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{action: '*', decision: deny, {matcher}}}")
+    assert str(caught.value).startswith(f"holes.yaml: rules[0]: {message}")
+
+
+def test_a_strip_block_loads_and_an_argument_may_end_with_a_space() -> None:
+    # `|-` and `>-` drop the line break; an argv element can end with a space.
+    policy = load_policy_bytes(
+        b"version: 1\ndefaultAction: allow\nrules:\n"
+        b"  - id: no-env\n    action: file.read\n    decision: deny\n"
+        b"    path:\n      regex: |-\n        .*/\\.env(\\..*)?\n"
+        b"  - id: no-msg\n    action: process.exec\n    decision: deny\n"
+        b"    command: git\n    args: {prefix: [commit, '-m ']}\n",
+        "ok.yaml",
+    )
+    verdict = evaluate_request(policy, {"action": "file.read", "path": "/app/.env"})
+    assert (verdict.decision, verdict.rule) == ("deny", "no-env")
+    verdict = evaluate_request(
+        policy, {"action": "process.exec", "argv": ["git", "commit", "-m ", "x"]}
+    )
+    assert (verdict.decision, verdict.rule) == ("deny", "no-msg")

@@ -104,8 +104,45 @@ def _refuse_wildcard(field: str, value: str, operator: str, pattern: str) -> Non
     )
 
 
+# What a YAML block scalar leaves at the end of a value ("|" and ">" keep one line break).
+_LINE_BREAKS = "\n\r"
+
+
+def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
+    """Refuse a value or pattern that starts or ends with whitespace.
+
+    A value written as a YAML ``|`` or ``>`` block keeps its last line break, so a deny
+    rule's ``"/etc/shadow\n"`` (or regex, or glob) never matched a request and the rule
+    was a hole. Other whitespace at either end is a stray space in quotes, refused in
+    every field but ``args``: an argument may end with a space (``"-m "``), not with a
+    line break written by a block.
+    """
+    for end, char in (("starts", value[:1]), ("ends", value[-1:])):
+        if not char.isspace() or (field == "args" and char not in _LINE_BREAKS):
+            continue
+        if char in _LINE_BREAKS:
+            cause = (
+                "a YAML `|` or `>` block keeps one; write `|-` or `>-`, or quote the value"
+                if end == "ends"
+                else "remove it"
+            )
+            raise MatcherError(f"{operator}: {value!r} {end} with a line break: {cause}")
+        # Only a path, command, agent or object name can really hold a space.
+        hint = (
+            ""
+            if field in NO_WILDCARD_FIELDS or field in ("host", "port")
+            else " (for one that really does, write the space as a glob class: '[ ]')"
+        )
+        raise MatcherError(
+            f"{operator}: {value!r} {end} with whitespace ({char!r}), almost surely by "
+            f"mistake; remove it{hint}"
+        )
+
+
 def _canonical_value(field: str, value: str | int, operator: str) -> str:
     """Bring one rule value to the canonical form of request values of ``field``."""
+    if isinstance(value, str):
+        _refuse_blank_ends(field, value, operator)
     if isinstance(value, int):
         if field != "port":
             raise MatcherError(f"{operator}: {value} must be a string")
@@ -300,6 +337,7 @@ def _check_ipv4_glob(pattern: str) -> None:
 
 
 def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
+    _refuse_blank_ends(field, pattern, "glob")
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
         _check_ipv4_glob(pattern)
@@ -382,6 +420,7 @@ def _check_host_regex(pattern: str) -> None:
 
 
 def _regex(field: str, pattern: str) -> Test:
+    _refuse_blank_ends(field, pattern, "regex")
     if field == "host":
         _check_host_regex(pattern)
     options = _FOLDED_REGEX_OPTIONS if field in CASE_FOLDED_FIELDS else _REGEX_OPTIONS
@@ -403,6 +442,7 @@ def _cidr(field: str, ranges: str | list[str]) -> Test:
     from sidecar.normalise.hosts import embedded_ipv4_network
 
     for text in [ranges] if isinstance(ranges, str) else ranges:
+        _refuse_blank_ends(field, text, "cidr")
         try:
             network = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:
@@ -438,6 +478,8 @@ def _prefix(field: str, tokens: list[str]) -> Test:
             "prefix: the list is empty, so every argument list matches; leave args out "
             "for any arguments, or write args: {not: {glob: '**'}} for none"
         )
+    for token in tokens:
+        _refuse_blank_ends(field, token, "prefix")
     wanted = tuple(tokens)
     size = len(wanted)
     return lambda values: values[:size] == wanted
@@ -482,6 +524,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         parts.append((test, f"glob {_quote(spec.glob)}"))
         anchors.append(anchor)
     if spec.startsWith is not None:
+        _refuse_blank_ends(field, spec.startsWith, "startsWith")
         start = (
             _host_affix(spec.startsWith, "startsWith")
             if field == "host"
@@ -510,6 +553,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field in PATH_FIELDS:
             anchors.append(_prefix_anchor(start))
     if spec.endsWith is not None:
+        _refuse_blank_ends(field, spec.endsWith, "endsWith")
         end = (
             _host_affix(spec.endsWith, "endsWith")
             if field == "host"
