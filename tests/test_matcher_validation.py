@@ -311,3 +311,47 @@ def test_a_strip_block_loads_and_an_argument_may_end_with_a_space() -> None:
         policy, {"action": "process.exec", "argv": ["git", "commit", "-m ", "x"]}
     )
     assert (verdict.decision, verdict.rule) == ("deny", "no-msg")
+
+
+@pytest.mark.parametrize(
+    ("matcher", "message"),
+    [
+        (
+            "resource: Secrets",
+            "resource: equals: 'Secrets' holds upper-case letters, but Kubernetes resource "
+            "names are lower case (the apiserver serves no other); write 'secrets'",
+        ),
+        ("namespace: [default, Kube-System]", "namespace: in: 'Kube-System' holds upper-case"),
+        ("version: {equals: V1}", "version: equals: 'V1' holds upper-case"),
+        ("group: {glob: 'RBAC.*'}", "group: glob: 'RBAC.*' holds upper-case"),
+        ("namespace: {startsWith: Kube-}", "namespace: startsWith: 'Kube-' holds upper-case"),
+        ("resource: {not: {endsWith: /Exec}}", "resource: endsWith: '/Exec' holds upper-case"),
+        (
+            "group: core",
+            "group: equals: 'core' is no API group: the core group (pods, secrets, "
+            'configmaps ...) has the empty name; write ""',
+        ),
+        ("group: {in: [apps, core]}", "group: in: 'core' is no API group"),
+    ],
+)
+def test_a_kubernetes_name_no_request_can_carry_is_refused(matcher: str, message: str) -> None:
+    # Found in review (rt25 policy, 2): each of these loaded and never matched, so a
+    # carve-out deny under a broad allow was a hole.
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{action: k8s.request, decision: deny, {matcher}}}")
+    assert str(caught.value).startswith(f"holes.yaml: rules[0]: {message}")
+
+
+def test_lower_case_kubernetes_names_classes_and_object_names_still_load() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\ndefaultAction: allow\nrules:\n"
+        b"  - {id: core-secrets, action: k8s.request, decision: deny, group: '',"
+        b" resource: {glob: '[Ss]ecrets'}, namespace: {startsWith: kube-}}\n"
+        b"  - {id: role, action: k8s.request, decision: deny, name: System-Admin}\n"
+        b"  - {id: dns, action: k8s.request, decision: deny, group: {startsWith: core}}\n",
+        "ok.yaml",
+    )
+    path = "/api/v1/namespaces/kube-system/secrets/x"
+    request = {"action": "k8s.request", "k8s": {"method": "DELETE", "path": path}}
+    verdict = evaluate_request(policy, request)
+    assert (verdict.decision, verdict.rule) == ("deny", "core-secrets")

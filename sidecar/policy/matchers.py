@@ -41,6 +41,11 @@ NO_WILDCARD_FIELDS = frozenset(
     {"scheme", "method", "verb", "group", "version", "resource", "namespace", "name"}
 )
 WILDCARDS = "*?["
+# Kubernetes fields whose names are lower case wherever the apiserver serves them:
+# namespaces are DNS labels, groups DNS subdomains, versions and resources lower-case
+# names (CRDs included). ``name`` is not one: object names of some kinds (RBAC roles)
+# may hold capitals.
+K8S_LOWER_CASE_FIELDS = frozenset({"group", "version", "resource", "namespace"})
 
 
 class MatcherError(ValueError):
@@ -139,6 +144,46 @@ def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
         )
 
 
+def _outside_classes(pattern: str) -> str:
+    """The glob's characters outside its ``[...]`` classes (a class may admit lower case)."""
+    outside: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            outside.append(pattern[i + 1 : i + 2])
+            i += 2
+        elif pattern[i] == "[":
+            # As glob.py reads a class: "!" or "^" negates, a "]" first is a member.
+            i += 2 if pattern[i + 1 : i + 2] in ("!", "^") else 1
+            first = True
+            while i < len(pattern) and (pattern[i] != "]" or first):
+                first = False
+                i += 2 if pattern[i] == "\\" else 1
+            i += 1
+        else:
+            outside.append(pattern[i])
+            i += 1
+    return "".join(outside)
+
+
+def _refuse_impossible_k8s_name(field: str, value: str, operator: str) -> None:
+    """Refuse a Kubernetes group, version, resource or namespace no request can name."""
+    if field not in K8S_LOWER_CASE_FIELDS:
+        return
+    literal = _outside_classes(value) if operator == "glob" else value
+    if literal != literal.lower():
+        raise MatcherError(
+            f"{operator}: {value!r} holds upper-case letters, but Kubernetes {field} names "
+            f"are lower case (the apiserver serves no other); write {value.lower()!r}"
+        )
+    if field == "group" and value == "core":
+        # kubectl and the docs say "core", but the core group's name is empty: /api/v1.
+        raise MatcherError(
+            f"{operator}: 'core' is no API group: the core group (pods, secrets, "
+            'configmaps ...) has the empty name; write ""'
+        )
+
+
 def _canonical_value(field: str, value: str | int, operator: str) -> str:
     """Bring one rule value to the canonical form of request values of ``field``."""
     if isinstance(value, str):
@@ -154,6 +199,7 @@ def _canonical_value(field: str, value: str | int, operator: str) -> str:
         return str(int(value))
     if field in NO_WILDCARD_FIELDS and operator != "glob":
         _refuse_wildcard(field, value, operator, value)
+    _refuse_impossible_k8s_name(field, value, operator)
     if field in LOWER_FIELDS:
         return value.lower()
     if field in UPPER_FIELDS:
@@ -359,6 +405,7 @@ def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
         test = _any(compile_glob(pattern, "." if field == "host" else "/"))
     except GlobError as exc:
         raise MatcherError(f"glob: {pattern!r}: {exc}") from exc
+    _refuse_impossible_k8s_name(field, pattern, "glob")
     head = literal_head(pattern)
     if head == pattern:
         return test, Anchor("exact", frozenset({pattern}))
@@ -544,6 +591,8 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field in NO_WILDCARD_FIELDS:
             pattern = start if start.endswith("*") else start + "*"
             _refuse_wildcard(field, start, "startsWith", pattern)
+        if start != "core":  # a group starting so (coredns.example) may exist
+            _refuse_impossible_k8s_name(field, start, "startsWith")
         # Whole segments before the last (which may be cut) must be normal ones.
         if _is_path_like(field, start) and {"", ".", ".."} & set(start.split("/")[1:-1]):
             raise MatcherError(
@@ -561,6 +610,8 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         )
         if field in NO_WILDCARD_FIELDS:
             _refuse_wildcard(field, end, "endsWith", end if end.startswith("*") else "*" + end)
+        if end != "core":
+            _refuse_impossible_k8s_name(field, end, "endsWith")
         # Whole segments after the first "/" (the one before may be cut) must be normal
         # ones: paths, URL paths included, are matched without "//" or a trailing "/".
         # A command with a "/" is a normalised path too.
