@@ -797,3 +797,48 @@ def test_a_character_other_readers_read_otherwise_is_refused(
     test_file.write_text(f"policy: p.yaml  # x{character}\ncases: []\n", encoding="utf-8")
     with pytest.raises(PolicyTestFileError, match="is refused"):
         load_test_file(test_file)
+
+
+@pytest.mark.parametrize(
+    ("character", "escape"),
+    [
+        ("\u200b", "\\u200b"),  # zero-width space
+        ("\u2060", "\\u2060"),  # word joiner
+        ("\u00ad", "\\u00ad"),  # soft hyphen
+        ("\ufeff", "\\ufeff"),  # a BOM past the start of the file
+        ("\U000e0041", "\\U000e0041"),  # tag latin capital A
+    ],
+    ids=lambda c: f"U+{ord(c):04X}" if len(c) == 1 else "",
+)
+def test_an_invisible_character_is_refused(character: str, escape: str, tmp_path: Path) -> None:
+    # Found in review (rt25 policy, 4): "/etc/sha<U+200B>dow" showed as /etc/shadow in
+    # cat and editors, loaded, and its deny never matched /etc/shadow.
+    text = (
+        "version: 1\nrules:\n"
+        f"  - {{id: shadow, action: file.read, decision: deny, path: /etc/sha{character}dow}}\n"
+    )
+    with pytest.raises(PolicyError) as raised:
+        load_policy_bytes(text.encode(), "p.yaml")
+    assert raised.value.problems == [
+        f"invalid YAML: line 3: U+{ord(character):04X} is refused: an invisible (format) "
+        "character, it makes the file say one thing to the gate and another to the people "
+        "and tools that read it; if it is meant, write it as an escape in a double-quoted "
+        f'string: "{escape}"'
+    ]
+    # Written as the escape it suggests, the character is visible and the file loads.
+    escaped = text.replace(character, escape).replace("/etc/sha", '"/etc/sha')
+    escaped = escaped.replace("dow}", 'dow"}')
+    policy = load_policy_bytes(escaped.encode(), "p.yaml")
+    assert policy.rules[0].id == "shadow"
+    test_file = tmp_path / "p.test.yaml"
+    test_file.write_text(f"policy: p.yaml  # x{character}\ncases: []\n", encoding="utf-8")
+    with pytest.raises(PolicyTestFileError, match="an invisible"):
+        load_test_file(test_file)
+
+
+def test_a_byte_order_mark_opening_the_file_is_accepted() -> None:
+    policy = load_policy_bytes(
+        "\ufeffversion: 1\nrules: [{action: file.read, decision: deny, path: /x}]\n".encode(),
+        "p.yaml",
+    )
+    assert len(policy.rules) == 1

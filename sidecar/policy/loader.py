@@ -14,8 +14,11 @@ import hashlib
 import os
 import re
 import stat
+import sys
+import unicodedata
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import yaml
@@ -217,6 +220,20 @@ def _line(event: yaml.Event) -> int:
 _AMBIGUOUS_CHARACTER = re.compile("[\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+_BOM = "\ufeff"
+
+
+@cache
+def _invisible_character() -> re.Pattern[str]:
+    """Unicode's format characters (category Cf: zero-width spaces and joiners, word
+    joiners, the soft hyphen, a BOM past the start, tags ...): shown as nothing, they
+    make "/etc/sha<U+200B>dow" look like the path it never matches ("Trojan Source"'s
+    invisible characters). Built from the running Python's Unicode data, once."""
+    found = (chr(c) for c in range(0x80, sys.maxunicode + 1))
+    members = "".join(re.escape(c) for c in found if unicodedata.category(c) == "Cf")
+    return re.compile(f"[{members}]")
+
+
 def check_unambiguous(text: str) -> None:
     """Refuse a character that readers of the text would read otherwise."""
     found = _AMBIGUOUS_CHARACTER.search(text)
@@ -226,6 +243,20 @@ def check_unambiguous(text: str) -> None:
             f"line {line}: U+{ord(found.group()):04X} is refused: a line break to YAML 1.1 "
             "only, or a bidirectional control, it makes the file say one thing to the "
             "gate and another to the people and tools that read it"
+        )
+    if text.isascii():
+        return
+    # A BOM may open the file (YAML allows one there); anywhere else it is invisible.
+    found = _invisible_character().search(text, 1 if text.startswith(_BOM) else 0)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        code = ord(found.group())
+        escape = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+        raise YAMLShapeError(
+            f"line {line}: U+{code:04X} is refused: an invisible (format) character, it "
+            "makes the file say one thing to the gate and another to the people and "
+            "tools that read it; if it is meant, write it as an escape in a "
+            f'double-quoted string: "{escape}"'
         )
 
 
