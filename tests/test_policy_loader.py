@@ -842,3 +842,52 @@ def test_a_byte_order_mark_opening_the_file_is_accepted() -> None:
         "p.yaml",
     )
     assert len(policy.rules) == 1
+
+
+@pytest.mark.parametrize(
+    ("rule", "problems"),
+    [
+        (
+            "{id: ns, action: k8s.request, decision: deny, namespace: {in: [default, no]}}",
+            ["rules[0] (id 'ns'): namespace.in[1]: \"no\" is read as the boolean false; quote it"],
+        ),
+        (
+            "{action: network.request, decision: deny, method: [yes, Off]}",
+            [
+                'rules[0]: method[0]: "yes" is read as the boolean true; quote it',
+                'rules[0]: method[1]: "Off" is read as the boolean false; quote it',
+            ],
+        ),
+        (
+            "{action: file.read, decision: deny, path: {not: {equals: 2024-01-01}}}",
+            ['rules[0]: path.not.equals: "2024-01-01" is read as a date; quote it'],
+        ),
+        (
+            "{action: file.read, decision: deny, path: [/a, ~]}",
+            [
+                'rules[0]: path[1]: "~" is read as null (no value); give a value, or quote '
+                "it if meant"
+            ],
+        ),
+        (
+            "{id: x, action: network.request, decision: allow, host: a.example, on: GET}",
+            ["rules[0] (id 'x'): key \"on\" is read as the boolean true; quote it"],
+        ),
+        (
+            "{action: file.read, decision: deny, path: /a, null: 1}",
+            ['rules[0]: key "null" is read as null (no value); quote it'],
+        ),
+    ],
+)
+def test_a_yaml_1_1_boolean_null_or_date_is_named_as_written(
+    rule: str, problems: list[str]
+) -> None:
+    # Found in review (rt25 policy, 7): `namespace: {in: [default, no]}` gave five lines
+    # of pydantic's union members, none saying that `no` is YAML 1.1's false; a key
+    # `on:` was named `1`.
+    assert problems_of(f"version: 1\nrules:\n  - {rule}\n") == problems
+
+
+def test_a_yaml_boolean_where_no_text_is_expected_keeps_its_message() -> None:
+    # Quoting would not help `version: true`: it must be the number 1.
+    assert problems_of("version: true\n") == ["version: Input should be 1 (an integer)"]

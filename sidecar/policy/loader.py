@@ -18,6 +18,7 @@ import sys
 import unicodedata
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -284,11 +285,16 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
         if isinstance(rules, list) and index < len(rules) and isinstance(rules[index], dict):
             found = rules[index].get("id")
             rule_id = found if isinstance(found, str) else None
-        # Union members show up as type names in the location; they help nobody.
-        keys = [str(p) for p in loc[2:] if not _is_union_tag(p)]
-        return rule_label(index, rule_id) + (": " + ".".join(keys) if keys else "")
+        keys = _keys(loc[2:])
+        return rule_label(index, rule_id) + (": " + keys if keys else "")
+    return _keys(loc) or "(top level)"
+
+
+def _keys(loc: tuple[int | str, ...]) -> str:
+    """``namespace.in[1]``; union members show up as type names in a location, and help
+    nobody."""
     keys = [f"[{p}]" if isinstance(p, int) else str(p) for p in loc if not _is_union_tag(p)]
-    return ".".join(keys).replace(".[", "[") or "(top level)"
+    return ".".join(keys).replace(".[", "[")
 
 
 def _is_union_tag(part: int | str) -> bool:
@@ -297,16 +303,103 @@ def _is_union_tag(part: int | str) -> bool:
     )
 
 
-def _schema_problems(error: ValidationError, raw: Any) -> list[str]:
+def _schema_problems(error: ValidationError, raw: Any, text: str) -> list[str]:
+    items = error.errors(include_url=False)
+    # Where YAML 1.1 read a value written for a string as another type (`no` is false,
+    # `~` null, `2024-01-01` a date), say so in one line, not in one per union member.
+    misread = {
+        _clean(item["loc"])
+        for item in items
+        if item["type"] == "string_type" and isinstance(item["input"], _YAML_ONLY_TYPES)
+    }
+    nodes = _compose(text) if misread or any(i["type"] == "invalid_key" for i in items) else None
     problems: list[str] = []
-    for item in error.errors(include_url=False):
-        message = item["msg"]
+    for item in items:
+        loc = _clean(item["loc"])
+        if any(loc == where[: len(loc)] and loc != where for where in misread):
+            continue  # a union member that failed higher up: the misread value is the cause
+        messages = [item["msg"]]
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        text = f"{_location(tuple(item['loc']), raw)}: {message}"
-        if text not in problems:
-            problems.append(text)
+            messages = ["unknown key"]
+        elif item["type"] == "invalid_key":
+            loc = loc[:-1]
+            messages = _misread_keys(nodes, loc) or messages
+        elif loc in misread:
+            if item["input"] is None and loc and isinstance(loc[-1], str):
+                continue  # a key with no value: reported as such by _null_problems
+            messages = [_misread_value(nodes, loc) or item["msg"]]
+        for message in messages:
+            problem = f"{_location(loc, raw)}: {message}"
+            if problem not in problems:
+                problems.append(problem)
     return problems
+
+
+_YAML_ONLY_TYPES = (bool, type(None), date)  # datetime is a date
+_YAML_TYPES = {
+    "tag:yaml.org,2002:bool": "the boolean",
+    "tag:yaml.org,2002:null": "null (no value)",
+    "tag:yaml.org,2002:timestamp": "a date",
+    _INT_TAG: "a number",
+    "tag:yaml.org,2002:float": "a number",
+}
+
+
+def _clean(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    return tuple(p for p in loc if not _is_union_tag(p))
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's nodes, which hold each scalar as written (only on an error)."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=STRICT_YAML_LOADER)
+    except yaml.YAMLError:
+        return None
+    return node
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pairs = _merged_pairs(node)
+            node = next((v for k, v in pairs if k.tag == _STR_TAG and k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return None
+    return node
+
+
+def _read_as(node: yaml.ScalarNode) -> str | None:
+    """What YAML read a plain scalar as, if not as text: 'the boolean false' ..."""
+    kind = _YAML_TYPES.get(node.tag)
+    if kind != "the boolean":
+        return kind
+    return f"the boolean {str(node.value.lower() in ('yes', 'true', 'on')).lower()}"
+
+
+def _misread_value(nodes: yaml.Node | None, loc: tuple[int | str, ...]) -> str | None:
+    node = _node_at(nodes, loc)
+    if not isinstance(node, yaml.ScalarNode) or node.style or _read_as(node) is None:
+        return None
+    if node.tag == "tag:yaml.org,2002:null":
+        if not node.value:
+            return "an empty item is read as null (no value); give a value or remove it"
+        return f'"{node.value}" is read as null (no value); give a value, or quote it if meant'
+    return f'"{node.value}" is read as {_read_as(node)}; quote it'
+
+
+def _misread_keys(nodes: yaml.Node | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the mapping at ``loc`` that YAML read as other than text, as written
+    (pydantic names ``on:`` as ``1``)."""
+    mapping = _node_at(nodes, loc)
+    if not isinstance(mapping, yaml.MappingNode):
+        return []
+    return [
+        f'key "{k.value}" is read as {_read_as(k)}; quote it'
+        for k, _ in _merged_pairs(mapping)
+        if isinstance(k, yaml.ScalarNode) and not k.style and _read_as(k) is not None
+    ]
 
 
 def _null_problems(raw: dict[Any, Any]) -> list[str]:
@@ -398,7 +491,7 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
         document = PolicyDocument.model_validate(raw)
     except ValidationError as exc:
         # Pydantic reports each failing union member; keep the messages people can act on.
-        raise PolicyError(source, nulls + _schema_problems(exc, raw)) from None
+        raise PolicyError(source, nulls + _schema_problems(exc, raw, text)) from None
     compiled, problems = compile_policy(document, source=source, policy_hash=policy_hash(data))
     if compiled is None or nulls:
         raise PolicyError(source, nulls + problems)
