@@ -22,6 +22,7 @@ from sidecar.canonical import canonical_bytes
 from sidecar.keys import KeyFileError, public_key_from_base64
 from sidecar.normalise.paths import lexical_path, normalise_path
 from sidecar.normalise.urls import canonical_escape
+from sidecar.policy.glob import POSIX_CLASSES
 from sidecar.policy.index import RuleIndex
 from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
 from sidecar.policy.schema import (
@@ -478,11 +479,12 @@ def _program_path_warnings(
 
 def _sample_names(pattern: str) -> set[str]:
     """Names a program path ``pattern`` (glob, regex or affix) may end in, to try the
-    compiled matcher with: its last segment with a class read as its first character,
-    a regex's word and digit escapes as a letter and a digit, wildcards as a letter,
-    quantifiers and other operators dropped."""
+    compiled matcher with: its last segment with a class read as its first character
+    (a POSIX class as its first letter or digit), a regex's word and digit escapes as a
+    letter and a digit, wildcards as a letter, quantifiers and other operators dropped."""
     last = pattern.rpartition("/")[2]
-    sample = re.sub(r"\[[!^][^\]]*\]", "x", last)  # [!2] -> x (assumed not excluded)
+    sample = re.sub(r"\[:([a-z]+):\]", _posix_sample, last)  # [[:digit:]] -> [0]
+    sample = re.sub(r"\[[!^][^\]]*\]", "x", sample)  # [!2] -> x (assumed not excluded)
     sample = re.sub(r"\[(.)[^\]]*\]", r"\1", sample)  # [rs]m -> rm
     sample = re.sub(r"\\[wWsS]", "a", sample)
     sample = re.sub(r"\\d", "1", sample)
@@ -491,6 +493,11 @@ def _sample_names(pattern: str) -> set[str]:
     sample = re.sub(r"[*?]", "x", sample)
     tokens = re.findall(r"\w[\w.+-]*", last)
     return {sample, sample + "x", *tokens, *(token + "x" for token in tokens[-1:])} - {""}
+
+
+def _posix_sample(match: re.Match[str]) -> str:
+    members = POSIX_CLASSES.get(match[1], "x")
+    return next((c for c in members if c.isalnum()), members[0])
 
 
 def _as_list(value: object) -> list[object]:

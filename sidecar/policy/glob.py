@@ -1,7 +1,8 @@
 """Glob patterns for policy matchers (CONTRACT section 1, "glob").
 
 ``*`` matches within one segment, ``**`` across segments, ``?`` one character of a
-segment, ``[...]`` a class (``[!...]`` or ``[^...]`` negates it). The separator is ``/``
+segment, ``[...]`` a class (``[!...]`` or ``[^...]`` negates it), which may hold the POSIX
+classes bash and gitignore read (``[[:digit:]]``, ``[![:space:]]``). The separator is ``/``
 for paths and ``.`` for hosts, so ``*.example.com`` does not match ``example.com`` nor
 ``a.b.example.com``. A ``**`` that is a whole segment (``/a/**/b``) matches zero or more
 whole segments, as in gitignore; ``/app/data/**`` matches everything below
@@ -39,6 +40,64 @@ class GlobError(ValueError):
     """The pattern is not a valid glob."""
 
 
+def _ascii(test: Callable[[str], bool]) -> str:
+    return "".join(c for c in map(chr, range(128)) if test(c))
+
+
+# The POSIX classes of bash and gitignore (git's wildmatch), ASCII only as in RE2 and
+# wildmatch; spelt out so that the separator can be left out of them (below).
+POSIX_CLASSES: dict[str, str] = {
+    "alnum": _ascii(lambda c: c.isalnum()),
+    "alpha": _ascii(str.isalpha),
+    "blank": " \t",
+    "cntrl": _ascii(lambda c: ord(c) < 32 or ord(c) == 127),
+    "digit": _ascii(str.isdigit),
+    "graph": _ascii(lambda c: 32 < ord(c) < 127),
+    "lower": _ascii(str.islower),
+    "print": _ascii(lambda c: 32 <= ord(c) < 127),
+    "punct": _ascii(lambda c: 32 < ord(c) < 127 and not c.isalnum()),
+    "space": " \t\n\r\v\f",
+    "upper": _ascii(str.isupper),
+    "xdigit": _ascii(lambda c: c in "0123456789abcdefABCDEF"),
+}
+
+
+def _posix_class(pattern: str, start: int, sep: str) -> tuple[str, int] | None:
+    """The ``[:name:]`` at ``start`` inside a class as regex class items, and the index
+    after it; None if no ``[:``, ``[=`` or ``[.`` item starts there.
+
+    As in bash and gitignore, a named class never matches the separator (``[[:punct:]]``
+    leaves out the ``/`` of a path, the ``.`` of a host): a class stays in its segment.
+    """
+    kind = pattern[start + 1 : start + 2]
+    if pattern[start] != "[" or kind not in (":", "=", "."):
+        return None
+    end = pattern.find(kind + "]", start + 2)
+    if end < 0:
+        return None  # no closing ':]': the '[' is an ordinary character, as in bash
+    item = pattern[start : end + 2]
+    if kind != ":":
+        # Equivalence classes and collating symbols; RE2 reads them as their characters.
+        raise GlobError(f"{item} in a class is not supported; list the characters")
+    members = POSIX_CLASSES.get(pattern[start + 2 : end])
+    if members is None:
+        raise GlobError(f"unknown class {item}: the POSIX classes are {', '.join(POSIX_CLASSES)}")
+    return _ranges(members.replace(sep, "")), end + 2
+
+
+def _ranges(members: str) -> str:
+    """Class items for the ASCII characters ``members``: runs as ranges."""
+    items: list[str] = []
+    codes = sorted(map(ord, members))
+    start = 0
+    for end in range(len(codes)):
+        if end + 1 == len(codes) or codes[end + 1] != codes[end] + 1:
+            first, last = codes[start], codes[end]
+            items.append(f"\\x{first:02x}" + (f"-\\x{last:02x}" if last > first else ""))
+            start = end + 1
+    return "".join(items)
+
+
 def _class_to_regex(pattern: str, start: int, sep: str) -> tuple[str, int]:
     """Translate the ``[...]`` class opening at ``start``; return (regex, index after ``]``)."""
     i = start + 1
@@ -47,15 +106,31 @@ def _class_to_regex(pattern: str, start: int, sep: str) -> tuple[str, int]:
         i += 1
     chars: list[str] = []  # raw characters, with "-" between the ends of a range
     first = True
+    after_named = False  # a "-" just after [:name:] is a character, not a range
     while i < len(pattern) and (pattern[i] != "]" or first):
         first = False
+        named = _posix_class(pattern, i, sep)
+        if named is not None:
+            if chars and chars[-1] == "-":
+                raise GlobError(f"a range cannot end in a class: {pattern[start : named[1]]}")
+            chars.append(named[0])
+            i = named[1]
+            after_named = True
+            continue
         if pattern[i] == "\\" and i + 1 < len(pattern):
             i += 1
             chars.append(re.escape(pattern[i]))
-        elif pattern[i] == "-" and chars and i + 1 < len(pattern) and pattern[i + 1] != "]":
+        elif (
+            pattern[i] == "-"
+            and chars
+            and not after_named
+            and i + 1 < len(pattern)
+            and pattern[i + 1] != "]"
+        ):
             chars.append("-")
         else:
             chars.append(re.escape(pattern[i]))
+        after_named = False
         i += 1
     if i >= len(pattern):
         raise GlobError("unclosed '[' class")

@@ -1,0 +1,109 @@
+"""POSIX classes in a glob's class (``[[:digit:]]``) mean what they mean to bash and
+gitignore, never match the separator, and an unknown name is an error.
+
+Found by the policy review of rt25 (finding 3): ``[[:digit:]]`` was read as the class
+``[\\[:digit:]`` and a literal ``]``, so the deny ``/app/backup-[[:digit:]]*.sql``
+denied nothing and validated cleanly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.engine import evaluate_request
+from sidecar.policy.glob import GlobError, compile_glob
+from sidecar.policy.loader import PolicyError, load_policy_bytes
+
+
+def test_a_deny_with_a_posix_class_denies_what_it_names() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\ndefaultAction: allow\nrules:\n"
+        b"  - {id: backups, action: file.read, decision: deny,"
+        b" path: {glob: '/app/backup-[[:digit:]]*.sql'}}\n",
+        "posix.yaml",
+    )
+    read = {"action": "file.read", "path": "/app/backup-1.sql"}
+    assert (evaluate_request(policy, read).decision, evaluate_request(policy, read).rule) == (
+        "deny",
+        "backups",
+    )
+    other = evaluate_request(policy, {**read, "path": "/app/backup-x.sql"})
+    assert (other.decision, other.rule) == ("allow", None)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("/a/[[:alpha:]]x", "/a/bx", True),
+        ("/a/[[:alpha:]]x", "/a/:x", False),
+        ("/a/[[:alpha:]]x", "/a/[x", False),
+        ("/a/[[:alpha:]]x", "/a/1x", False),
+        ("/a/[![:space:]]", "/a/x", True),
+        ("/a/[![:space:]]", "/a/ ", False),
+        ("/a/[![:space:]]", "/a/\n", False),
+        ("/a/[[:digit:][:upper:]_]", "/a/_", True),
+        ("/a/[[:digit:][:upper:]_]", "/a/Q", True),
+        ("/a/[[:digit:][:upper:]_]", "/a/q", False),
+        ("/a/[[:xdigit:]-]", "/a/-", True),  # a '-' after a class is a character
+        ("/a/[[:xdigit:]-]", "/a/F", True),
+        ("/a/[[:xdigit:]-]", "/a/g", False),
+        ("/a/[[:lower:]]", "/a/é", False),  # ASCII only, as in gitignore and RE2
+        # The separator is no member of a class, a named one included.
+        ("/a/[[:punct:]]", "/a/.", True),
+        ("/a/x[[:punct:]]y", "/a/x/y", False),
+        ("/a/x[[:graph:]]y", "/a/x/y", False),
+        ("/a/x[![:alnum:]]y", "/a/x/y", False),
+        # '[:' with no ':]' after it is an ordinary '[', as in bash.
+        ("/a/[[:]x", "/a/:x", True),
+        ("/a/[[:]x", "/a/[x", True),
+    ],
+)
+def test_posix_classes_in_path_globs(pattern: str, value: str, expected: bool) -> None:
+    assert compile_glob(pattern, "/")(value) is expected
+
+
+def test_a_named_class_in_a_host_glob_leaves_out_the_dot() -> None:
+    test = compile_glob("a[[:punct:]]b.example.com", ".")
+    assert test("a-b.example.com") is True
+    assert test("a.b.example.com") is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("/a/[[:digits:]]", "unknown class [:digits:]: the POSIX classes are alnum, alpha"),
+        ("/a/[[:DIGIT:]]", "unknown class [:DIGIT:]"),
+        ("/a/[[=e=]]", "[=e=] in a class is not supported; list the characters"),
+        ("/a/[[.a.]]", "[.a.] in a class is not supported"),
+        ("/a/[a-[:digit:]]", "a range cannot end in a class: [a-[:digit:]"),
+        ("/a/[[:digit:]", "unclosed '[' class"),
+    ],
+)
+def test_a_class_name_the_glob_does_not_know_is_an_error(pattern: str, message: str) -> None:
+    with pytest.raises(GlobError, match="^" + message.replace("[", r"\[")):
+        compile_glob(pattern, "/")
+
+
+def test_policy_validate_names_an_unknown_class() -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_bytes(
+            b"version: 1\nrules:\n"
+            b"  - {id: b, action: file.read, decision: deny, path: {glob: '/b/[[:num:]]'}}\n",
+            "posix.yaml",
+        )
+    assert "rules[0] (id 'b'): path: glob: '/b/[[:num:]]': unknown class [:num:]" in str(
+        caught.value
+    )
+
+
+def test_a_deny_of_a_program_with_a_posix_class_in_a_trusted_path_is_warned_of() -> None:
+    # validate's sample names read [[:digit:]] as a digit: /usr/bin/python3 is matched,
+    # python3 run by name is not.
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: py, action: process.exec, decision: deny,"
+        b" command: {glob: '/usr/bin/python[[:digit:]]'}}\n",
+        "posix.yaml",
+    )
+    [warning] = policy.warnings
+    assert "glob '/usr/bin/python[[:digit:]]' matches programs by their path" in warning
