@@ -13,7 +13,9 @@ error (reported, and the other files still run).
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +126,56 @@ def load_test_file(path: Path) -> PolicyTestFile:
     if not isinstance(raw, dict):
         raise PolicyTestFileError(source, ["the document must be a mapping with policy and cases"])
     try:
-        return PolicyTestFile.model_validate(raw)
+        loaded = PolicyTestFile.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for item in exc.errors(include_url=False):
             message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
             problems.append(f"{_location(tuple(item['loc'])) or '(top level)'}: {message}")
         raise PolicyTestFileError(source, problems) from None
+    problems = [
+        problem
+        for index, case in enumerate(loaded.cases)
+        for problem in _not_json(case.request, f"cases[{index}].request")
+    ]
+    if problems:
+        raise PolicyTestFileError(source, problems)
+    return loaded
+
+
+def _not_json(value: object, where: str) -> list[str]:
+    """Values in a case's request that JSON has no form for, so no POST /check body can
+    hold them: YAML 1.1 reads an unquoted date as a date, and has !!binary and !!set."""
+    if isinstance(value, dict):
+        problems = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(
+                    f"{where}: the key {key!r} is a YAML {type(key).__name__}, not a string "
+                    "(YAML reads on, no, numbers and dates so); quote it"
+                )
+            problems.extend(_not_json(item, f"{where}.{key}"))
+        return problems
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _not_json(item, f"{where}[{index}]")]
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return []
+    if isinstance(value, float) and math.isfinite(value):
+        return []
+    if isinstance(value, datetime.date):  # a datetime is a date too
+        kind = "timestamp" if isinstance(value, datetime.datetime) else "date"
+        kind, fix = f"{kind} ({value})", "quote it as a string"
+    elif isinstance(value, float):
+        kind, fix = f"number {value}", "JSON has no NaN or infinity"
+    elif isinstance(value, set | frozenset):
+        kind, fix = "!!set", "write a list"
+    elif isinstance(value, bytes):
+        kind, fix = "!!binary value", "write the text as a string"
+    elif isinstance(value, tuple):
+        kind, fix = "!!pairs or !!omap entry", "write a mapping"
+    else:
+        kind, fix = type(value).__name__, "write a JSON value"
+    return [f"{where}: a YAML {kind}, which a JSON request cannot hold; {fix}"]
 
 
 def _describe(decision: str, rule: str | None) -> str:
@@ -159,7 +204,10 @@ def _expected(case: PolicyTestCase) -> str:
 def _report_failure(failure: CaseFailure, out: TextIO) -> None:
     case = failure.case
     out.write(f"FAIL {failure.file}: cases[{failure.index}] {json.dumps(case.name)}\n")
-    out.write(f"  request:  {json.dumps(case.request, ensure_ascii=False)}\n")
+    # load_test_file refuses values JSON cannot hold; repr keeps the report (and the run
+    # after it) going should one slip past.
+    request = json.dumps(case.request, ensure_ascii=False, default=repr)
+    out.write(f"  request:  {request}\n")
     out.write(f"  expected: {_expected(case)}\n")
     out.write(f"  got:      {failure.got}\n")
     if failure.trace:
