@@ -36,7 +36,14 @@ from sidecar.policy.schema import (
     Rule,
     parse_duration,
 )
-from sidecar.subject import ACTION_FIELDS, ACTIONS, FieldValues
+from sidecar.subject import (
+    ACTION_FIELDS,
+    ACTIONS,
+    FILE_ACTIONS,
+    K8S_REQUEST,
+    NETWORK_REQUEST,
+    FieldValues,
+)
 
 DEFAULT_TRUSTED_PATHS = (
     "/usr/local/sbin",
@@ -389,6 +396,58 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     return warnings
 
 
+# Per action, the fields that name what its requests reach, what to call them in a
+# warning, and what such a request reaches when a rule names none of them.
+_TARGET_FIELDS: Mapping[str, tuple[frozenset[str], str, str]] = {
+    NETWORK_REQUEST: (frozenset({"host"}), "a host", "requests to any host"),
+    K8S_REQUEST: (
+        frozenset({"resource", "verb", "path", "group", "version", "namespace", "name"}),
+        "a resource, verb or path",
+        "every Kubernetes request",
+    ),
+}
+
+
+def _wildcard_reach_warnings(
+    rule: Rule, used: list[str], explicit: list[str], fitting: list[str]
+) -> list[str]:
+    """An allow rule whose wildcard action takes in network.request with no host, or
+    k8s.request with nothing naming a resource or path.
+
+    A wildcard covers every action with the rule's fields, so ``action: "*"`` with
+    ``path: /app/**``, written for files, also allows a request to any host whose URL
+    path is under /app; one with only an ``agent`` allows every host and every
+    Kubernetes request. An action also named outright is meant, and not warned of.
+    """
+    if not used:
+        return []  # "no conditions" is warned of already
+    taken = [
+        action
+        for action, (fields, _, _) in _TARGET_FIELDS.items()
+        if action in fitting and action not in explicit and fields.isdisjoint(used)
+    ]
+    if not taken:
+        return []
+    written = [rule.action] if isinstance(rule.action, str) else rule.action
+    wildcards = ", ".join(repr(name) for name in written if any(c in name for c in "*?["))
+    lacking = " and ".join(f"{a} with no {_TARGET_FIELDS[a][1].removeprefix('a ')}" for a in taken)
+    reach = " and ".join(_TARGET_FIELDS[a][2] for a in taken)
+    if "path" in used and NETWORK_REQUEST in taken:
+        reach = reach.replace("any host", "any host whose URL path it matches")
+    fixes = [f"match {_TARGET_FIELDS[a][1]}" for a in taken]
+    # What the rule was most likely written for: the actions it takes in that reach no server.
+    meant = list(dict.fromkeys(a for a in explicit + fitting if a not in taken))
+    meant = [a for a in meant if a in explicit or a not in _TARGET_FIELDS]
+    if set(FILE_ACTIONS) <= set(meant):
+        meant = ["file.*", *(a for a in meant if a not in FILE_ACTIONS)]
+    if meant:
+        listed = meant[0] if len(meant) == 1 else f"[{', '.join(meant)}]"
+        fixes.insert(0, f"name the actions meant (action: {listed})")
+    return [
+        f"action: {wildcards} takes in {lacking}: the rule allows {reach}; {', or '.join(fixes)}"
+    ]
+
+
 def _path_glob_warnings(glob: str) -> list[str]:
     """An allow glob on paths that reaches further than it reads."""
     segments = _glob_segments(glob)
@@ -607,6 +666,9 @@ def compile_policy(
             )
         if rule.decision == "allow":
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
+            warnings.extend(
+                f"{label}: {w}" for w in _wildcard_reach_warnings(rule, used, explicit, fitting)
+            )
         warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
         warnings.extend(f"{label}: {w}" for w in _brace_glob_warnings(matchers))
         warnings.extend(f"{label}: {w}" for w in _address_pattern_warnings(rule.host))
