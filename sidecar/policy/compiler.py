@@ -15,11 +15,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from operator import attrgetter
 from urllib.parse import urlsplit
 
 from sidecar.canonical import canonical_bytes
+from sidecar.errors import RequestError
 from sidecar.keys import KeyFileError, public_key_from_base64
+from sidecar.normalise.k8s import K8sAttributes, resolve_request
 from sidecar.normalise.paths import lexical_path, normalise_path
 from sidecar.normalise.urls import canonical_escape
 from sidecar.policy.glob import POSIX_CLASSES
@@ -448,6 +451,156 @@ def _wildcard_reach_warnings(
     ]
 
 
+# The first segments of the paths kube-apiserver serves outside its resources (its
+# "GET /" lists them), and some such paths. A k8s.request has a path only when it is
+# no resource request, so a path matcher matching none of these matches nothing the
+# server answers but 404.
+_NON_RESOURCE_ROOTS = frozenset(
+    {"", "api", "apis", "healthz", "livez", "readyz", "version", "metrics", "openapi"}
+    | {"logs", ".well-known", "openid", "debug"}
+)
+_NON_RESOURCE_PATHS = (
+    "/",
+    "/api",
+    "/api/v1",
+    "/apis",
+    "/apis/apps",
+    "/apis/apps/v1",
+    "/apis/example.com/v1",
+    "/version",
+    "/healthz",
+    "/healthz/etcd",
+    "/livez",
+    "/livez/ping",
+    "/readyz",
+    "/readyz/informer-sync",
+    "/metrics",
+    "/metrics/slis",
+    "/openapi/v2",
+    "/openapi/v3",
+    "/openapi/v3/api/v1",
+    "/openapi/v3/apis/apps/v1",
+    "/logs",
+    "/logs/kube-apiserver.log",
+    "/.well-known/openid-configuration",
+    "/openid/v1/jwks",
+    "/debug/pprof/profile",
+    "/debug/flags/v",
+)
+# Where a word of a path pattern may stand in a resource request's path.
+_RESOURCE_PLACES = (
+    "/api/v1/{}",
+    "/api/v1/namespaces/default/{}",
+    "/api/v1/namespaces/default/{}/x",
+    "/api/v1/namespaces/default/pods/x/{}",
+    "/api/v1/namespaces/{}/pods/x",
+    "/apis/apps/v1/namespaces/default/{}/x",
+)
+
+
+def _path_samples(pattern: str) -> set[str]:
+    """Paths ``pattern`` (a value, glob, affix or regex) may match: its text with the
+    wildcards, classes and optional groups read as in ``_sample_names``, and each path
+    above one of those (the discovery of a group, /apis/<group>/<version>)."""
+    skeleton = re.sub(r"\[:([a-z]+):\]", _posix_sample, pattern)
+    skeleton = re.sub(r"\[[!^][^\]]*\]", "x", skeleton)
+    skeleton = re.sub(r"\[(.)[^\]]*\]", r"\1", skeleton)
+    skeleton = re.sub(r"\([^()]*\)[?*]|\{0(,\d*)?\}", "", skeleton)  # (/.*)? may be absent
+    skeleton = re.sub(r"\.[*+]", "x", skeleton)
+    skeleton = re.sub(r"\\(.)", r"\1", skeleton)
+    skeleton = re.sub(r"\{\d*,?\d*\}|[+()^$]", "", skeleton)
+    skeleton = re.sub(r"\*+|\?", "x", skeleton)
+    found = {part if part.startswith("/") else "/" + part for part in skeleton.split("|")}
+    found |= {part + "/x" for part in found}
+    return found | {path[:cut] for path in found for cut in range(1, len(path)) if path[cut] == "/"}
+
+
+def _resource_path_warnings(rule: Rule, test: Callable[[FieldValues], bool]) -> list[str]:
+    """A k8s.request ``path`` matcher, or a value of its list, that matches resource
+    requests' paths only.
+
+    A resource request (``/api/v1/namespaces/kube-system/secrets/x``: three or more
+    segments under /api, four or more under /apis) has a verb, resource, namespace and
+    name but no path, so a deny of ``glob: /api/v1/namespaces/kube-system/**`` never
+    fires."""
+    if rule.path is None:
+        return []
+    example = _resource_path_example(rule.path, test)
+    if example is not None:
+        path, found = example
+        return [
+            "path: matches only the paths of resource requests, such as "
+            f"{path} ({_described(found)}){_NO_PATH}"
+        ]
+    # The values of a list are alternatives: one naming a resource is one that never holds.
+    spec = rule.path
+    listed = spec.in_ or [] if isinstance(spec, MatcherSpec) else _as_list(spec)
+    warnings = []
+    for value in listed:
+        request = _resource_request(value) if isinstance(value, str) else None
+        if request is not None:
+            described = f"a resource request ({_described(request)})"
+            warnings.append(f"path: {value!r} is the path of {described}{_NO_PATH}")
+    return warnings
+
+
+def _resource_path_example(
+    matcher: Matcher, test: Callable[[FieldValues], bool]
+) -> tuple[str, K8sAttributes] | None:
+    """A resource request's path ``test`` matches, if it matches none that kube-apiserver
+    serves outside its resources. Told by what the compiled matcher does on sample
+    paths: the patterns' own (see ``_path_samples``), then their words in the places
+    of a resource request's path."""
+    patterns = [*_written_values(matcher), *_operator_values(matcher, "regex")]
+    samples = sorted({sample for pattern in patterns for sample in _path_samples(pattern)}, key=len)
+    found_of = {sample: _resource_request(sample) for sample in samples}
+    served = [s for s, found in found_of.items() if found is None and _is_served(s)]
+    # As sent, a non-resource path may end in "/" (a deny rule sees that form too).
+    if any(test((path,)) or test((path + "/",)) for path in [*_NON_RESOURCE_PATHS, *served]):
+        return None
+    # Not the paths above the placed words: "/apis/secrets" is no path a ".*/secrets"
+    # was written for.
+    placed = (
+        place.format(word)
+        for pattern in patterns
+        for word in re.findall(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?", pattern)
+        for place in _RESOURCE_PLACES
+    )
+    for path in (*(s for s, found in found_of.items() if found is not None), *placed):
+        found = _resource_request(path)
+        if found is not None and test((path,)):
+            return path, found
+    return None
+
+
+def _is_served(path: str) -> bool:
+    """A non-resource path under a root kube-apiserver serves."""
+    return path.split("/")[1] in _NON_RESOURCE_ROOTS
+
+
+@lru_cache(maxsize=4096)
+def _resource_request(path: str) -> K8sAttributes | None:
+    """What ``path`` asks of kube-apiserver, if it is a resource request's path."""
+    try:
+        found = resolve_request("GET", path)
+    except RequestError:
+        return None
+    return found if found.is_resource_request else None
+
+
+_NO_PATH = (
+    "; a resource request has no path, only non-resource requests have one (/api, "
+    "/apis/<group>/<version>, /version, /healthz ...), so the rule never matches it: "
+    "match it by resource, namespace and name"
+)
+
+
+def _described(found: K8sAttributes) -> str:
+    where = f" in namespace {found.namespace}" if found.namespace else ""
+    named = f" named {found.name}" if found.name else ""
+    return f"{found.verb} {found.resource}{where}{named}"
+
+
 def _path_glob_warnings(glob: str) -> list[str]:
     """An allow glob on paths that reaches further than it reads."""
     segments = _glob_segments(glob)
@@ -670,6 +823,9 @@ def compile_policy(
                 f"{label}: {w}" for w in _wildcard_reach_warnings(rule, used, explicit, fitting)
             )
         warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
+        path_test = next((t.test for t in tests if t.field == "path"), None)
+        if actions == {K8S_REQUEST} and path_test is not None:
+            warnings.extend(f"{label}: {w}" for w in _resource_path_warnings(rule, path_test))
         warnings.extend(f"{label}: {w}" for w in _brace_glob_warnings(matchers))
         warnings.extend(f"{label}: {w}" for w in _address_pattern_warnings(rule.host))
         if rule.decision == "allow" and rule.args is not None and _any_argument(rule.args):
