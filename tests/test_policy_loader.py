@@ -775,6 +775,30 @@ def test_a_policy_of_more_rules_than_a_gate_is_sized_for_is_refused() -> None:
     ]
 
 
+def test_a_policy_whose_regexes_compile_past_the_memory_budget_is_refused() -> None:
+    # Found in the review of 2026-12-07 (rt25): memory follows a regex's RE2 program, not
+    # the rule count. A bounded repetition multiplies it: 3,000 rules of '/dN/.{1000}'
+    # (218 KB of YAML) took validate to 827 MB, and a reload of it would have had the
+    # gate killed in its 256Mi container. Compiling stops at the rule that crosses it.
+    def policy(count: int, regex: str) -> bytes:
+        rules = "".join(
+            f"  - {{id: r{i}, action: file.read, decision: deny, path: {{regex: '/d{i}/{regex}'}}}}\n"
+            for i in range(count)
+        )
+        return f"version: 1\nrules:\n{rules}".encode()
+
+    with pytest.raises(PolicyError) as raised:
+        load_policy_bytes(policy(3_000, ".{1000}"), "p.yaml")
+    [problem] = raised.value.problems
+    assert problem.startswith("rules[142] (id 'r142'): regex: the policy's regexes up to this")
+    assert "more than the 1,000,000 a gate is sized for" in problem
+    assert "bounded repetition" in problem
+    # The same count of ordinary regexes is far inside it, and still denies.
+    loaded = load_policy_bytes(policy(3_000, ".*"), "p.yaml")
+    verdict = evaluate_request(loaded, {"action": "file.read", "path": "/d2999/x"})
+    assert (verdict.decision, verdict.rule) == ("deny", "r2999")
+
+
 @pytest.mark.parametrize(
     "character", ["\u0085", "\u2028", "\u2029", "\u202e", "\u2066"], ids=lambda c: f"U+{ord(c):04X}"
 )

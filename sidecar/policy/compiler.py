@@ -118,6 +118,14 @@ class CompiledPolicy:
     has_rate_limits: bool = False
 
 
+# The most RE2 instructions a policy's regexes may compile to: about 50 MiB resident
+# (RE2 keeps 30 to 60 bytes an instruction), held twice while a reload compiles the
+# next policy, which the sidecar's 256Mi limit holds. Rule count does not bound this: a bounded
+# repetition multiplies a regex's program (`.{1000}` is 7,000 instructions, 240 KiB),
+# so 3,000 such rules took 800 MB. Globs compile to programs linear in their text.
+MAX_REGEX_PROGRAM = 1_000_000
+
+
 # The matchers of a rule, in MATCHABLE_FIELDS order, in one call.
 _matchers_of = attrgetter(*MATCHABLE_FIELDS)
 
@@ -745,6 +753,7 @@ def compile_policy(
     rules: list[CompiledRule] = []
     seen_ids: dict[str, int] = {}
     seen_owners: dict[str, int] = {}
+    program_size = 0
     for index, rule in enumerate(document.rules):
         label = rule_label(index, rule.id)
         rule_id = rule.id if rule.id is not None else f"rules[{index}]"
@@ -785,6 +794,17 @@ def compile_policy(
                 tests.append(compile_matcher(name, matcher))
             except MatcherError as exc:
                 problems.append(f"{label}: {name}: {exc}")
+        program_size += sum(test.program_size for test in tests)
+        if program_size > MAX_REGEX_PROGRAM:
+            # Stop here: compiling the rest would only hold more memory, which is what
+            # the budget is for (a gate killed for memory fails every check).
+            problems.append(
+                f"{label}: regex: the policy's regexes up to this rule compile to "
+                f"{program_size:,} RE2 instructions, more than the {MAX_REGEX_PROGRAM:,} "
+                "a gate is sized for (about 50 MiB); a bounded repetition such as .{1000} "
+                "or [a-z]{1,63} multiplies a regex's size: use * or + where you can"
+            )
+            break
         actions = frozenset(explicit + fitting)
         if rule.path is not None and "network.request" in actions:
             # Only a URL's path is canonicalised so: a file name may hold "%2f" as such.

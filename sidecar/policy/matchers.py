@@ -71,6 +71,9 @@ class FieldTest:
     # name can allow a construct that cannot be analysed statically (``eval`` ...).
     literal_names: frozenset[str]
     anchor: Anchor | None = None
+    # RE2 instructions of the regexes behind it (``not`` included): what the policy's
+    # memory budget counts (compiler.MAX_REGEX_PROGRAM).
+    program_size: int = 0
 
 
 def _quote(value: object) -> str:
@@ -466,7 +469,8 @@ def _check_host_regex(pattern: str) -> None:
         )
 
 
-def _regex(field: str, pattern: str) -> Test:
+def _regex(field: str, pattern: str) -> tuple[Test, int]:
+    """The test of a ``regex``, and the size of its RE2 program in instructions."""
     _refuse_blank_ends(field, pattern, "regex")
     if field == "host":
         _check_host_regex(pattern)
@@ -479,7 +483,7 @@ def _regex(field: str, pattern: str) -> Test:
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
         raise MatcherError(f"regex: {pattern!r} is not valid RE2: {detail}") from exc
-    return _any(lambda value: compiled.fullmatch(value) is not None)
+    return _any(lambda value: compiled.fullmatch(value) is not None), compiled.programsize
 
 
 def _cidr(field: str, ranges: str | list[str]) -> Test:
@@ -557,6 +561,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     parts: list[tuple[Test, str]] = []
     anchors: list[Anchor | None] = []
     names: frozenset[str] | None = None
+    program_size = 0
     if spec.equals is not None:
         test, text, names = _equals(field, spec.equals)
         parts.append((test, text))
@@ -625,7 +630,8 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field == "host":
             anchors.append(_suffix_anchor(end))
     if spec.regex is not None:
-        parts.append((_regex(field, spec.regex), f"regex {_quote(spec.regex)}"))
+        test, program_size = _regex(field, spec.regex)
+        parts.append((test, f"regex {_quote(spec.regex)}"))
     if spec.cidr is not None:
         parts.append((_cidr(field, spec.cidr), f"cidr {_quote(spec.cidr)}"))
     if spec.prefix is not None:
@@ -634,6 +640,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
             anchors.append(Anchor("exact", frozenset(spec.prefix[:1])))
     if spec.not_ is not None:
         inner = compile_matcher(field, spec.not_)
+        program_size += inner.program_size
         parts.append(((lambda values: not inner.test(values)), f"not ({inner.text})"))
     if not parts:
         raise MatcherError("an empty matcher object matches nothing; give an operator")
@@ -641,7 +648,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     exact = names if names is not None and len(parts) == 1 else frozenset()
     anchor = _best_anchor(anchors)
     if len(parts) == 1:
-        return FieldTest(field, parts[0][0], parts[0][1], exact, anchor)
+        return FieldTest(field, parts[0][0], parts[0][1], exact, anchor, program_size)
     tests = tuple(test for test, _ in parts)
     return FieldTest(
         field,
@@ -649,4 +656,5 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         " and ".join(text for _, text in parts),
         exact,
         anchor,
+        program_size,
     )
