@@ -506,8 +506,19 @@ def test_default_port(scheme: str, port: int | None) -> None:
         ("http://h/a%00b", "http", "h", 80, "/a%00b", "http://h/a%00b"),
         ("http://h/ü", "http", "h", 80, "/%C3%BC", "http://h/%C3%BC"),
         ("http://h/a\u202eb", "http", "h", 80, "/a%E2%80%AEb", "http://h/a%E2%80%AEb"),
-        ('http://h/"<>`{}', "http", "h", 80, "/%22%3C%3E%60%7B%7D", "http://h/%22%3C%3E%60%7B%7D"),
-        ("http://h/a;b=c,d|e^f[g]", "http", "h", 80, "/a;b=c,d|e^f[g]", "http://h/a;b=c,d|e^f[g]"),
+        ('http://h/"<>`', "http", "h", 80, "/%22%3C%3E%60", "http://h/%22%3C%3E%60"),
+        ("http://h/a;b=c,d|e^f", "http", "h", 80, "/a;b=c,d|e^f", "http://h/a;b=c,d|e^f"),
+        # curl's glob characters, encoded: curl sends them as written
+        (
+            "http://h/%7b..%7d/%5B1-2%5d",
+            "http",
+            "h",
+            80,
+            "/%7B..%7D/%5B1-2%5D",
+            "http://h/%7B..%7D/%5B1-2%5D",
+        ),
+        # ... and in the query, where no rule looks and curl's expansion keeps the path
+        ("http://h/p?f[x]={y}", "http", "h", 80, "/p", "http://h/p?f[x]={y}"),
         (
             "http://h/p?q=%7e&r=%2b&s=ü&t='",
             "http",
@@ -607,7 +618,10 @@ def test_parse_url_drops_userinfo(url: str, host: str, port: int, canonical: str
         # authority tricks
         ("http://a@b@c/", "more than one '@'"),
         ("http://a@b.com@c.com/", "more than one '@'"),
-        ("http://[::1]@evil.com/", "brackets"),
+        ("http://[::1]@evil.com/", "literal '[' in its userinfo"),
+        ("http://u{:p@good.com/,}@evil.com/", "literal '{' in its userinfo"),
+        ("http://u}@good.com/", "literal '}' in its userinfo"),
+        ("http://evil.com\uff3b@good.com/", "look-alike"),  # FULLWIDTH LEFT SQUARE BRACKET
         ("http://evil.com%2F@good.com/", "encoded"),
         ("http://evil.com%23@good.com/", "encoded"),
         ("http://evil.com%3f@good.com/", "encoded"),
@@ -658,6 +672,11 @@ def test_parse_url_drops_userinfo(url: str, host: str, port: int, canonical: str
         ("http://h/a/.%2e/x", "'.' or '..' segment"),
         ("http://h/a/%2e/x", "'.' or '..' segment"),
         ("http://h/a//../b", "'.' or '..' segment"),
+        # curl's URL globs: it expands them unless given -g
+        ("http://h/a/{..}/b", "literal '{' in its path"),
+        ("http://h/a}", "literal '}' in its path"),
+        ("http://h/v1/[1-9]", "literal '[' in its path"),
+        ("http://h/a]", "literal ']' in its path"),
         ("http://h/admin/../public/x", "'.' or '..' segment"),
         ("http://h/..%2f..%2fadmin", "encoded"),
         ("http://h/a/%2e%2e%2Fadmin", "encoded"),

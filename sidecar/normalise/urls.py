@@ -15,11 +15,13 @@ rejects (``RequestError``) where WHATWG is lenient:
   percent-encoded in the path and query.
 * Userinfo: the host is what follows the ``@``, never what precedes it
   (``http://allowed.com:80@127.0.0.1`` is host ``127.0.0.1``, port 80). More than one
-  ``@`` in the authority, brackets in userinfo, and percent-encoded ``/ ? # \\`` in
-  userinfo, or Unicode that NFKC turns into ``/ ? # @ \\ [ ]`` (fullwidth solidus),
-  are rejected: parsers that split on the first ``@``, or decode or normalise before
-  splitting, would see another host. Userinfo is dropped from ``ParsedUrl.url`` so
-  credentials are never recorded; ``had_userinfo`` says one was there.
+  ``@`` in the authority, brackets or braces in userinfo, and percent-encoded
+  ``/ ? # \\`` in userinfo, or Unicode that NFKC turns into ``/ ? # @ \\ [ ]``
+  (fullwidth solidus), are rejected: parsers that split on the first ``@``, decode or
+  normalise before splitting, or expand curl's URL globs (see Path) would see another
+  host (curl reads ``http://u{:p@allowed/,}@evil/`` as ``http://u:p@allowed/@evil/``
+  and ``http://u@evil/``). Userinfo is dropped from ``ParsedUrl.url`` so credentials
+  are never recorded; ``had_userinfo`` says one was there.
 * Host: canonicalised by ``canonical_host`` (so one trailing dot is dropped, which
   WHATWG keeps). Percent-encoded hosts are rejected, not decoded: clients disagree on
   decoding them. IPv6 zone ids are rejected.
@@ -29,18 +31,29 @@ rejects (``RequestError``) where WHATWG is lenient:
   may not hold one (RFC 3986 3.5), and Python's ``urllib.request`` cuts at the last
   ``#``, sending what lies between the two as path (``/v1/x#/../admin#``).
 * Path: percent-encoding normalised (RFC 3986 6.2.2): encoded unreserved characters
-  (``%61`` ``%2e``) are decoded, other escapes get upper-case hex, non-ASCII and
-  ``" < > ` { }`` are encoded; a ``%`` not followed by two hex digits is rejected.
-  Empty segments (``//``) are kept. Rejected as ambiguous: a dot segment, ``.`` or
+  (``%61`` ``%2e``) are decoded, other escapes get upper-case hex, non-ASCII, ``"``,
+  ``<``, ``>`` and the backquote are encoded; a ``%`` not followed by two hex digits is
+  rejected. A literal ``{ } [ ]`` is rejected (RFC 3986 allows none of them unencoded
+  there): the curl command-line tool expands them as URL globs unless given
+  ``-g``/``--globoff`` (``/a/{..}/b`` is ``/b`` to it, ``/v1/[1-9]`` nine paths), and
+  clients send them differently (Node's fetch encodes braces but not brackets, requests
+  both, urllib neither). Their escapes (``%7B`` ``%5B``) are kept: curl does not expand
+  them. Empty segments (``//``) are kept. Rejected as ambiguous: a dot segment, ``.`` or
   ``..`` (``%2e`` included), which WHATWG parsers (browsers, Node's fetch) and curl
   resolve but Python's urllib sends as written and servers such as Flask and Starlette
-  route as written (``/admin/../public/x`` reaches their ``/admin/`` handler), so no
-  one reading of it is safe to decide; a segment holding a dot segment once
-  ``%2F``/``%5C`` are decoded (``..%2F``, ``x%5C..;``); double-encoded ``.``, ``/`` and
-  ``\\`` (``%252e``); and ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot
-  segment to Tomcat and Spring). So the path has no dot segment, and decoding it (or
-  dropping ``;`` parameters) cannot make one. An empty path is ``/``. The query is kept
-  (normalised the same way) in ``url`` but is not part of ``path``.
+  route as written (``/admin/../public/x`` reaches their ``/admin/`` handler), so no one
+  reading of it is safe to decide; a segment holding a dot segment once ``%2F``/``%5C``
+  are decoded (``..%2F``, ``x%5C..;``); double-encoded ``.``, ``/`` and ``\\``
+  (``%252e``); and ``.``/``..`` followed by ``;`` or ``%3B`` (``..;/``, a dot segment to
+  Tomcat and Spring). So the path has no dot segment, and decoding it (or dropping ``;``
+  parameters) cannot make one. An empty path is ``/``. The query is kept (normalised the
+  same way) in ``url`` but is not part of ``path``.
+* Query and fragment: ``{ } [ ]`` are kept (JSON:API's ``filter[name]=x``, as Node's
+  fetch sends it). curl expands globs there too, but only after the ``?`` or ``#``,
+  which ends the path for curl as for the gate: every URL it makes has the scheme,
+  host, port and path decided (``?{a,/../x}`` and ``?{x,#@evil/}`` included), and no
+  rule matches the query. It may make several requests of one check, though
+  (``?page=[1-100]``); docs/clients.md's shell recipe passes ``-g``.
 
 ``server_paths`` gives the other forms a server may route a parsed path as: percent-
 decoded once (nginx and many frameworks decode ``%2F`` too before matching), and with
@@ -95,12 +108,15 @@ _PORT = re.compile(r"[0-9]+")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # What WHATWG percent-encodes in a path / a special-scheme query, minus what cannot
-# reach here (controls, space and the delimiters # and ?).
-_PATH_ENCODE = frozenset('"<>`{}')
+# reach here (controls, space, the delimiters # and ?, and in a path the curl globs).
+_PATH_ENCODE = frozenset('"<>`')
 _QUERY_ENCODE = frozenset("\"<>'")
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^\[\]]*")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/|^]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&()*+,;=:@/?|^`{}\[\]]*")
-_USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])|[\[\]]")
+_USERINFO_TRICKS = re.compile(r"%(?:2[fF]|3[fF]|23|5[cC])")
+# The curl command-line tool's URL globs ({a,b}, [1-3], [a-z]), which it expands before
+# parsing unless given -g: in userinfo or a path they change the host or the path.
+_CURL_GLOB = re.compile(r"[{}\[\]]")
 _ENCODED_SEPARATOR = re.compile(r"%2F|%5C")
 _DOT_PARAMETER = ("..;", ".;", "..%3B", ".%3B")
 _DOUBLE_ENCODED = re.compile(r"%25(?:2[EeFf]|5[Cc])")
@@ -182,10 +198,25 @@ def _check_segment(segment: str, field: str) -> None:
         )
 
 
+def _refuse_curl_glob(text: str, where: str, field: str) -> None:
+    """Refuse a literal ``{ } [ ]`` in the userinfo or path ``text`` (see the module)."""
+    found = _CURL_GLOB.search(text)
+    if found:
+        char = found.group()
+        raise RequestError(
+            f"has a literal {char!r} in its {where}: the curl command-line tool expands "
+            "'{a,b}' and '[1-3]' in a URL (globbing, unless given -g or --globoff) and "
+            "would request URLs other than the one decided; percent-encode it "
+            f"(%{ord(char):02X})",
+            field,
+        )
+
+
 def _normalise_path(raw: str, field: str) -> str:
-    """Normalised path: escapes normalised; a dot segment refused (see the module)."""
+    """Normalised path: escapes normalised; a dot segment and curl's globs refused."""
     if not raw:
         return "/"
+    _refuse_curl_glob(raw, "path", field)
     text = raw if _PLAIN_PATH.fullmatch(raw) else _normalise_escapes(raw, _PATH_ENCODE, field)
     segments = text.split("/")[1:]  # raw starts with "/": the first item is empty
     for segment in segments:
@@ -311,13 +342,14 @@ def _split_authority(authority: str, field: str) -> tuple[str, str | None, bool]
         if authority.count("@") > 1:
             raise RequestError("has more than one '@' before the host (ambiguous)", field)
         userinfo, _, authority = authority.partition("@")
+        _refuse_curl_glob(userinfo, "userinfo", field)
         disguised = not userinfo.isascii() and _DELIMITERS.intersection(
             unicodedata.normalize("NFKC", userinfo)
         )
         if disguised or _USERINFO_TRICKS.search(userinfo):
             raise RequestError(
-                "has brackets, or an encoded or look-alike '/', '?', '#', '@' or '\\', "
-                "in its userinfo (ambiguous)",
+                "has an encoded '/', '?', '#' or '\\', or a look-alike of one of them "
+                "or of '@', '[' or ']', in its userinfo (ambiguous)",
                 field,
             )
     if authority.startswith("["):
