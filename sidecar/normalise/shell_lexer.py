@@ -387,6 +387,14 @@ class Lexer:
         )
         if not target_char or not starts_word:
             raise self._error(f"redirection {op!r} has no target")
+        if op in ("<&", ">&") and target_char == "-":
+            # bash (parse.y, "Hack <&- (close stdin) case") makes a "-" right after <&
+            # or >& a token of its own, in POSIX mode too: "<&-rm x" closes stdin and
+            # runs rm. dash refuses such a line ("Bad fd number"), so this reading
+            # decides no less than either shell runs.
+            self._take()
+            redirect = Redirect(op=op, fd=fd, target=Word(raw="-", text="-"))
+            return Token("redirect", self.src[start : self.pos], start, self.pos, redirect=redirect)
         try:
             target = self.read_word()
         except ShellReaderLimit:
