@@ -676,7 +676,7 @@ WORKING_DIRECTORY = [
     ),
     ("cd && ./x", [("cd",), ("./x",)], {"unknown-cwd"}),
     ("cd - && ./x", [("cd", "-"), ("./x",)], {"unknown-cwd"}),
-    ("cd ~/p && ./x", [("cd", "~/p"), ("./x",)], {"unknown-cwd"}),
+    ("cd ~/p && ./x", [("cd", "~/p"), ("./x",)], {"unknown-cwd", "tilde-expansion"}),
     ("cd $D && ./x", [("cd", "$D"), ("./x",)], {"unknown-cwd", "parameter-expansion"}),
     ("popd && ./x", [("popd",), ("./x",)], {"unknown-cwd"}),
     (
@@ -946,6 +946,7 @@ CONSTRUCT_CASES = [
     ("ls *.py", [("ls", "*.py")], {"glob"}),
     ("ls '*.py' \\*", [("ls", "*.py", "*")], set()),
     ("cp x{,.bak}", [("cp", "x{,.bak}")], {"brace-expansion"}),
+    ("git log ~- x=a:~+", [("git", "log", "~-", "x=a:~+")], {"tilde-expansion"}),
     ("echo x > $f", [("echo", "x")], {"dynamic-redirect", "parameter-expansion"}),
     ("echo x > ~/f", [("echo", "x")], {"dynamic-redirect"}),
     ("echo x > *.txt", [("echo", "x")], {"dynamic-redirect"}),

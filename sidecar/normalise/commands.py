@@ -168,6 +168,10 @@ Constructs (``Construct.name``), each denied unless a rule allows it by name
                           ``chpst -b``, ``bwrap --argv0``).
 ``glob``                  unquoted ``*``, ``?``, ``[...]`` in an argument.
 ``brace-expansion``       unquoted ``{a,b}`` or ``{1..3}`` in an argument.
+``tilde-expansion``       an unquoted ``~`` starting an argument, or after the first ``=``
+                          or a ``:`` of one spelt like an assignment (``x=a:~-``):
+                          ``$HOME``, ``$OLDPWD`` (``~-``), ``$PWD`` (``~+``), a
+                          ``$DIRSTACK`` entry (``~1``) or a home directory (``~user``).
 ``dynamic-redirect``      a redirection target that is not static (``> $f``, ``> ~/x``),
                           a ``>&`` target bash expands again (``>&'~/x'``), or one
                           that zsh reads otherwise (``>!file`` is zsh's ``>| file``).
@@ -304,8 +308,12 @@ CONSTRUCTS = frozenset(
     | {"heredoc-to-shell", "dynamic-command", "glob", "brace-expansion", "dynamic-redirect"}
     | {"unknown-cwd", "environment-override", "command-lookup-override"}
     | {"unknown-arguments", "unparsed-wrapper", "dot-dot-path", "startup-files"}
-    | {"network-redirect", "unmodelled-shell"}
+    | {"network-redirect", "unmodelled-shell", "tilde-expansion"}
 )
+# An argument spelt like an assignment (``x=~``, ``a[1]+=~``): bash expands a tilde after
+# its first ``=`` and after each ``:`` (``x=a:~-``); in POSIX mode, and dash, only for
+# ``export``, ``declare`` and their kin.
+ASSIGNMENT_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
 # bash opens a connection for these names instead of a file (redirections only).
 NETWORK_DEVICES = ("/dev/tcp/", "/dev/udp/")
 WRITE_OPERATORS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
@@ -763,6 +771,8 @@ class _Analyser:
             self.construct("glob", word.raw)
         if word.brace:
             self.construct("brace-expansion", word.raw)
+        if _tilde_expanded(word):
+            self.construct("tilde-expansion", word.raw)
 
     def redirects(self, redirects: Sequence[sh.Redirect], state: State, context: Context) -> None:
         for redirect in redirects:
@@ -1392,3 +1402,16 @@ def _changes_cwd(node: object) -> bool:
     if dataclasses.is_dataclass(node):
         return any(_changes_cwd(getattr(node, field.name)) for field in dataclasses.fields(node))
     return False
+
+
+def _tilde_expanded(word: sh.Word) -> bool:
+    """Whether bash may expand a tilde-prefix in the argument ``word``: ``~`` is $HOME,
+    ``~-`` $OLDPWD, ``~+`` $PWD, ``~N`` an entry of $DIRSTACK, ``~user`` a home
+    directory, values the line itself can set (``OLDPWD=--output=x; git log ~-``). A
+    quoted character in the prefix (``~"x"``, a quoted ``:~``) stops bash expanding it:
+    taken for a tilde all the same, the stricter side."""
+    if word.raw.startswith("~"):
+        return True
+    assignment = ASSIGNMENT_LIKE.match(word.raw)
+    value = word.raw[assignment.end() :] if assignment is not None else ""
+    return value.startswith("~") or ":~" in value
