@@ -2,6 +2,8 @@
 
 Exit codes follow the contract: ``check`` 0 allow, 1 deny, 2 error; ``policy
 validate`` 0 valid, 1 invalid, 2 usage; ``audit verify`` 0 intact, 1 tampered, 2 usage.
+Any command whose standard output is closed before it has written it (``| head``) exits
+141, quietly, as a Unix tool that SIGPIPE ends.
 Every ``serve`` flag also reads ``TOLLGATE_<FLAG>`` from the environment.
 """
 
@@ -26,6 +28,7 @@ from sidecar.gate_answer import gate_opener
 from sidecar.visible import printable_json_text, printable_text
 
 EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process SIGPIPE (13) killed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -593,8 +596,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        try:
+            args = build_parser().parse_args(argv)  # --help and --version print too
+            return int(args.func(args))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the flush at exit
+    except BrokenPipeError:
+        # The reader went away (`tollgate check ... | head`): end quietly with the status
+        # of a Unix tool SIGPIPE killed. stdout goes to /dev/null first, since Python
+        # flushes it again at exit and would complain (the recipe of the signal module's
+        # documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
