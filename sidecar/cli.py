@@ -3,7 +3,7 @@
 Exit codes follow the contract: ``check`` 0 allow, 1 deny, 2 error; ``policy
 validate`` 0 valid, 1 invalid, 2 usage; ``audit verify`` 0 intact, 1 tampered, 2 usage.
 Any command whose standard output is closed before it has written it (``| head``) exits
-141, quietly, as a Unix tool that SIGPIPE ends.
+2, quietly: the contract's error, never 0, and without a traceback.
 Every ``serve`` flag also reads ``TOLLGATE_<FLAG>`` from the environment.
 """
 
@@ -28,7 +28,6 @@ from sidecar.gate_answer import gate_opener
 from sidecar.visible import printable_json_text, printable_text
 
 EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
-EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process SIGPIPE (13) killed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -603,13 +602,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             sys.stdout.flush()  # a closed pipe shows here, not in the flush at exit
     except BrokenPipeError:
-        # The reader went away (`tollgate check ... | head`): end quietly with the status
-        # of a Unix tool SIGPIPE killed. stdout goes to /dev/null first, since Python
-        # flushes it again at exit and would complain (the recipe of the signal module's
-        # documentation).
+        # The reader went away (`tollgate check ... | head`): end quietly with the
+        # contract's error status (not a shell's 141: the codes are 0, 1, 2). stdout
+        # goes to /dev/null first, since Python flushes it again at exit and would
+        # complain (the recipe of the signal module's documentation).
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover
