@@ -10,11 +10,13 @@ through ``check_body`` as this handler does.
 
 The answers are the ones the Starlette route gave: the same JSON error shape with
 ``allowed: false``, 413 for a body over the limit, 400 for a client that left, and 500
-for anything that goes wrong inside.
+for anything that goes wrong inside. A request of any route still unanswered when the
+server's graceful-shutdown time runs out is answered 503 here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -41,6 +43,12 @@ JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 # on this field), as after a head over it: otherwise the server would go on reading, and
 # dropping, whatever length the client declared (gigabytes, at full CPU).
 CLOSE_AFTER = ((b"connection", b"close"),)
+
+
+# A request still in flight when the gate's graceful-shutdown time ran out.
+STOPPED_PAYLOAD = error_payload(
+    "unavailable", "the gate shut down before answering this request; ask again"
+)
 
 
 class BodyTooLarge(Exception):
@@ -179,10 +187,38 @@ class CheckEndpoint:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (reason := refusal(scope["headers"])) is not None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        started = False
+
+        async def send_noted(message: Message) -> None:
+            nonlocal started
+            started = True  # the start comes first: from here the answer is under way
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, send_noted)
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request: its graceful-shutdown time ran out (a
+            # body that never ended, a check waiting on a stalled disk). Answered as
+            # the gate's other 503s, in place of uvicorn's plain-text 500 and its
+            # traceback; the task then ends as answered. An answer already under way
+            # cannot be replaced: uvicorn closes the connection.
+            if started:
+                raise
+            _logger.warning(
+                "answered %s %s 503: the gate shut down before it finished",
+                scope["method"],
+                scope["path"][:256],
+            )
+            await send_json(send, 503, STOPPED_PAYLOAD, CLOSE_AFTER)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (reason := refusal(scope["headers"])) is not None:
             await self._refuse(scope, reason, send)
             return
-        if scope["type"] != "http" or scope["path"] not in CHECK_PATHS:
+        if scope["path"] not in CHECK_PATHS:
             await self.fallback(scope, receive, send)
             return
         if scope["method"] != "POST":

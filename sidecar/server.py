@@ -3,8 +3,9 @@
 Lifecycle: the audit trail is opened (and recovered) before the port is bound, so a
 corrupt trail stops the start. On start a ``startup`` record is written and the
 policy loaded (a bad policy leaves the gate up but answering 503 until a valid one
-appears). On SIGTERM uvicorn stops accepting, in-flight checks finish and are recorded,
-then a ``shutdown`` record and the final checkpoint are written.
+appears). On SIGTERM uvicorn stops accepting, long-polls are answered at once
+(``GateServer``), in-flight checks finish and are recorded, then a ``shutdown`` record
+and the final checkpoint are written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -181,7 +183,10 @@ def serve(config: ServeConfig) -> int:
             return 1
     server: uvicorn.Server | None = None
     app = make_app(gate, config, started=lambda: server is not None and server.started)
-    server = uvicorn.Server(uvicorn_config(app, config.host, config.port, config.log_level))
+    server = GateServer(
+        uvicorn_config(app, config.host, config.port, config.log_level),
+        on_stopping=gate.approvals.stop_waiting,
+    )
     # uvicorn set up its loggers just now (uvicorn.Config): the traceback it logs for a
     # route that failed ("Exception in ASGI application") is the gate's stderr too.
     redact_uvicorn_logs(gate.audit.redact_text)
@@ -197,6 +202,25 @@ def serve(config: ServeConfig) -> int:
         os.kill(os.getpid(), signal.SIGINT)
         return 130  # PID 1 in a container: SIG_DFL SIGINT is not delivered
     return 0 if server.started else 1
+
+
+class GateServer(uvicorn.Server):
+    """uvicorn's server, calling ``on_stopping`` as soon as its shutdown begins.
+
+    The app's own shutdown (the lifespan) runs only once the requests in flight have
+    ended, or were cancelled after ``timeout_graceful_shutdown``: too late for a
+    long-poll, which would hold the exit 10 s and then be cancelled unanswered.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_stopping: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_stopping = on_stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Called before uvicorn's first await: what it wakes answers after uvicorn told
+        # every connection to close, so that answer is its connection's last.
+        self._on_stopping()
+        await super().shutdown(sockets)
 
 
 def serve_metrics(gate: Gate, host: str, port: int) -> None:

@@ -134,6 +134,8 @@ class ApprovalService:
         # the trail's key, so the request shown is the one the trail records, and its
         # hash (the one approvers sign) holds across a restart.
         self._changed: dict[str, asyncio.Event] = {}
+        # Set when the server begins to shut down: every long-poll answers at once.
+        self._stopping = False
         self._wake: asyncio.Event | None = None
         self.notifier = WebhookNotifier(self._notify_failed, on_delivered=self._notified)
         # Pending approvals whose notice this run must send again (``renotify``): found
@@ -471,15 +473,26 @@ class ApprovalService:
         return self.book.listed(status, now_us())
 
     async def wait_for_change(self, approval: Approval, seconds: float) -> None:
-        """Return when ``approval`` changes (or expires), or after ``seconds``."""
+        """Return when ``approval`` changes (or expires), after ``seconds``, or once the
+        server shuts down (``stop_waiting``)."""
         now = now_us()
-        if seconds <= 0 or approval.effective_status(now) not in LIVE_STATUSES:
+        if self._stopping or seconds <= 0 or approval.effective_status(now) not in LIVE_STATUSES:
             return
         until_expiry = max(0.0, (approval.expires_us - now) / 1e6)
         event = self._changed.setdefault(approval.id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             # Expiry changes what callers see even before it is recorded.
             await asyncio.wait_for(event.wait(), min(seconds, until_expiry + 0.001))
+
+    def stop_waiting(self) -> None:
+        """End every long-poll now, and any that arrives later at once, each answered
+        with the approval as it is (the client polls again, as after a watch a server
+        ended): a gate shutting down would otherwise hold them for its whole
+        graceful-shutdown time and then have them cancelled, unanswered."""
+        self._stopping = True
+        changed, self._changed = self._changed, {}
+        for event in changed.values():
+            event.set()
 
     async def decide(
         self, approval_id: str, body: bytes, policy: CompiledPolicy | None

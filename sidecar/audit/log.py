@@ -142,6 +142,7 @@ class _Batch:
     callers: int = 0  # appends waiting on it (one append_all counts once)
     added: int = 0  # records staged, the checkpoint record not counted
     reason: str | None = None  # a checkpoint reason forced by the caller
+    final: bool = False  # holds the ``shutdown`` record: its checkpoint is the last one
     checkpoint: tuple[Checkpoint, str] | None = None
     rotate: bool = False
 
@@ -948,6 +949,8 @@ class AuditLog:
         """Encode one record onto ``batch``; raises for a body that cannot be recorded."""
         line = self._encode(batch.size, type_, body, batch.head)
         self._add(batch, line, sha256(b"\x00" + line).digest())
+        if type_ == "shutdown":
+            batch.final = True
 
     def _stage_all(self, batch: _Batch, items: Sequence[_BatchItem]) -> None:
         """Encode ``items`` onto ``batch`` in order, all or none (a bad body raises first)."""
@@ -986,7 +989,7 @@ class AuditLog:
         batch.rotate = self._segment_size + len(batch.buffer) >= self._segment_bytes
         if self._signer is None:
             return
-        reason = batch.reason or self._checkpoint_reason(batch.added, batch.rotate)
+        reason = batch.reason or self._checkpoint_reason(batch.added, batch.rotate, batch.final)
         if reason is not None and (self._uncheckpointed + batch.added > 0):
             batch.checkpoint, line = self._checkpoint_record(
                 batch.size, batch.frontier, batch.head, reason
@@ -1089,9 +1092,13 @@ class AuditLog:
         failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
         return [failure if isinstance(r, Appended) else r for r in batch.results]
 
-    def _checkpoint_reason(self, added: int, rotate: bool) -> str | None:
+    def _checkpoint_reason(self, added: int, rotate: bool, final: bool = False) -> str | None:
         if rotate:
             return "rotation"
+        if final:
+            # The shutdown record's batch takes the final checkpoint: left to the
+            # interval, a gate idle that long labelled it "interval" (red-team rt25).
+            return "shutdown"
         if self._uncheckpointed + added >= self._checkpoint_every:
             return "count"
         if added and time.monotonic() - self._last_checkpoint_time >= self._checkpoint_interval:

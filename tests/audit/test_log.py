@@ -301,6 +301,27 @@ def test_close_writes_the_final_checkpoint_and_refuses_more(
     assert all_records[-1]["reason"] == "shutdown"
 
 
+def test_the_final_checkpoint_is_labelled_shutdown_after_an_idle_interval(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    # A gate idle for the checkpoint interval before SIGTERM: its shutdown record's
+    # checkpoint was labelled "interval", and none said "shutdown" (rt25 api review).
+    log = open_log(checkpoint_interval=0.2)
+
+    async def run() -> None:
+        await log.start()
+        await log.append("decision", decision(0))
+        while not _checkpoints(tmp_path / "audit"):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.4)  # idle for longer than the interval
+        await log.append("shutdown", {"reason": "test"})
+        await log.close()
+
+    asyncio.run(run())
+    assert [c["reason"] for c in _checkpoints(tmp_path / "audit")] == ["interval", "shutdown"]
+    assert [r["type"] for r in records(tmp_path / "audit")][-2:] == ["shutdown", "checkpoint"]
+
+
 def test_unsigned_log_writes_no_checkpoints(open_log: OpenLog, tmp_path: Path) -> None:
     log = open_log(signer=None, checkpoint_every=2)
     for i in range(5):
