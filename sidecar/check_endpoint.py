@@ -179,6 +179,18 @@ async def send_body(
     await send({"type": "http.response.body", "body": body})
 
 
+APPROVAL_PREFIX = "/v1/approvals/"
+
+
+def decided_approval(scope: Scope) -> str | None:
+    """The approval id of a ``POST /v1/approvals/{id}`` (the app's route: one segment)."""
+    path: str = scope["path"]
+    if scope["method"] != "POST" or not path.startswith(APPROVAL_PREFIX):
+        return None
+    approval_id = path[len(APPROVAL_PREFIX) :]
+    return approval_id if approval_id and "/" not in approval_id else None
+
+
 class CheckEndpoint:
     """ASGI app: /check and /v1/check here, everything else to ``fallback``."""
 
@@ -237,15 +249,24 @@ class CheckEndpoint:
         await send_body(send, *encode_answer(answer), extra)
 
     async def _refuse(self, scope: Scope, reason: str, send: Send) -> None:
-        """403 for a web page's request: recorded when it is a check, logged otherwise."""
+        """403 for a web page's request: recorded when it is a check or an approval
+        decision, logged otherwise."""
         if scope["path"] in CHECK_PATHS:
             try:
                 answer = await self.gate.from_a_web_page(reason)
             except Exception as exc:
                 answer = internal_error(exc)
         else:
-            _logger.warning("refused %s %s: %s", scope["method"], scope["path"][:256], reason)
             answer = Answer(403, error_payload(FORBIDDEN_CODE, reason))
+            if (approval_id := decided_approval(scope)) is not None:
+                # CONTRACT 2.4: every decision not validly signed is recorded, so that
+                # an agent adding an Origin to its attempt still leaves its trace.
+                try:
+                    await self.gate.approvals.record_forged(approval_id, b"", reason)
+                except Exception:  # the refusal stands without its record
+                    _logger.exception("recording a refused approval decision failed")
+            else:
+                _logger.warning("refused %s %s: %s", scope["method"], scope["path"][:256], reason)
         # Its body is never read: closing is what keeps the server from reading, and
         # dropping, whatever length the page declared (as after a 413).
         await send_body(send, *encode_answer(answer), CLOSE_AFTER)

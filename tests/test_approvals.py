@@ -473,6 +473,38 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def test_without_a_policy_an_unsigned_decision_is_still_refused_and_recorded(  # type: ignore[no-untyped-def]
+    tmp_path: Path, start, daemon_factory, people
+) -> None:
+    """CONTRACT 2.4: an unsigned decision is 403 and recorded even while no valid policy
+    is loaded; only a signed one, which no key can check then, waits for a policy (503).
+    It was answered 503 unrecorded (rt25 api review, 2)."""
+    first = start()
+    approval_id = ask(first)["approval"]["id"]
+    request_hash = view(first, approval_id)["requestHash"]
+    first.stop()
+    first.policy.write_text("version: 1\nrules: [\n")
+    gate = daemon_factory(first.policy, audit_dir=first.audit_dir, wait_ready=False)
+    unsigned = post(gate, approval_id, {"decision": "approve", "approver": "alice"})
+    assert unsigned.status_code == 403
+    assert unsigned.json()["error"]["message"] == "unsigned: the body has no signature"
+    unknown = post(gate, "apr_nope", {"decision": "approve", "approver": "alice"})
+    assert unknown.status_code == 404
+    signed = post(
+        gate,
+        approval_id,
+        decision_body(people["alice"].sign(approval_id, "approve", request_hash)),
+    )
+    assert signed.status_code == 503
+    assert signed.json()["error"]["code"] == "unavailable"
+    forged = [r for r in approval_events(gate) if r["event"] == "forged"]
+    assert [(r["approval"], r["problem"]) for r in forged] == [
+        (approval_id, "unsigned: the body has no signature"),
+        ("apr_nope", "no such approval"),
+    ]
+    assert view(gate, approval_id)["status"] == "pending"
+
+
 # -- concurrency, expiry, long-poll -------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ and so reads the answers. Before, such a page could spend the agent's rate limit
 the approval queue, read pending approvals and redeem a granted one before the agent.
 Now any request with ``Origin``, a cross-site ``Sec-Fetch-Site`` or a ``Host`` that is
 neither ``localhost`` nor an IP address is answered 403 ``forbidden``; a refused check
-is recorded, and spends and redeems nothing. Real daemons on real ports.
+is recorded, and spends and redeems nothing, and a refused approval decision is recorded
+as ``forged``. Real daemons on real ports.
 """
 
 from __future__ import annotations
@@ -84,6 +85,30 @@ def test_a_web_page_cannot_open_read_or_redeem_approvals(start, people) -> None:
     assert status == 403
     used = redeem(gate, approval_id)
     assert used["allowed"] is True, used["reason"]
+
+
+@pytest.mark.parametrize("fields", FROM_A_PAGE.values(), ids=FROM_A_PAGE.keys())
+def test_a_decision_from_a_web_page_is_refused_and_recorded_as_forged(  # type: ignore[no-untyped-def]
+    start, fields: dict[str, str]
+) -> None:
+    """CONTRACT 2.4: anything unsigned is 403 *and recorded*. An agent approving itself
+    with one of these fields added left no trace in the trail (rt25 api review, 2)."""
+    gate: Daemon = start()
+    assert gate.client is not None
+    approval_id = ask(gate)["approval"]["id"]
+    unsigned = {"decision": "approve", "approver": "alice"}
+    answer = gate.client.post(f"/v1/approvals/{approval_id}", json=unsigned, headers=fields)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"
+    forged = [r for r in gate.records() if r.get("event") == "forged"]
+    assert len(forged) == 1
+    assert forged[0]["approval"] == approval_id
+    assert forged[0]["problem"] == answer.json()["error"]["message"]
+    assert forged[0]["bytes"] == 0  # the body was never read
+    assert gate.client.get(f"/v1/approvals/{approval_id}").json()["status"] == "pending"
+    # Reading is no decision: refused, and not recorded.
+    assert gate.client.get(f"/v1/approvals/{approval_id}", headers=fields).status_code == 403
+    assert len([r for r in gate.records() if r.get("event") == "forged"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@
 ``POST /v1/approvals/{id}``. Status codes: 403 for anything not validly signed by a
 listed approver (and 404 for an unknown id), both recorded as ``forged``; 409 for a
 valid decision on an approval that is no longer pending (recorded as ``refused``); 503
-when no policy is loaded or the decision cannot be recorded. Every error body carries
+when no policy is loaded (for a signed decision, which only a policy's keys can tell
+forged) or the decision cannot be recorded. Every error body carries
 ``"allowed": false`` like the rest of the API.
 """
 
@@ -14,7 +15,7 @@ import math
 from typing import cast
 
 from sidecar.approvals.model import STATUSES, Status, now_us
-from sidecar.approvals.service import ApprovalNotFound, NotPending
+from sidecar.approvals.service import ApprovalNotFound, NoApprovers, NotPending
 from sidecar.approvals.signing import ForgedDecision
 from sidecar.approvals.wire import MAX_WAIT_SECONDS
 from sidecar.errors import AuditUnavailable
@@ -87,17 +88,18 @@ async def decision_too_large(gate: Gate, approval_id: str) -> Answer:
 async def decide_approval(gate: Gate, approval_id: str, body: bytes) -> Answer:
     if len(body) > MAX_DECISION_BYTES:
         return await decision_too_large(gate, approval_id)
-    policy = gate.policy.active
-    if policy is None:
-        return Answer(
-            503, error_payload("unavailable", "no valid policy is loaded, so no approver is known")
-        )
     try:
-        approval = await gate.approvals.decide(approval_id, body, policy)
+        # Without a policy an unknown id, or a body that is no signed decision, is still
+        # refused and recorded (CONTRACT 2.4); only a signed decision waits for one.
+        approval = await gate.approvals.decide(approval_id, body, gate.policy.active)
     except ApprovalNotFound:
         return _not_found(approval_id)
     except ForgedDecision as exc:
         return Answer(403, error_payload("forbidden", exc.problem))
+    except NoApprovers:
+        return Answer(
+            503, error_payload("unavailable", "no valid policy is loaded, so no approver is known")
+        )
     except NotPending as exc:
         return Answer(409, error_payload("conflict", str(exc)))
     except AuditUnavailable as exc:

@@ -94,6 +94,10 @@ class ApprovalNotFound(Exception):
     """No approval with this id (never existed, or finished and forgotten)."""
 
 
+class NoApprovers(Exception):
+    """No valid policy is loaded: a signed decision cannot be checked against anyone."""
+
+
 class NotPending(Exception):
     """A validly signed decision for an approval that can no longer be decided."""
 
@@ -500,7 +504,8 @@ class ApprovalService:
         """Apply an approver's signed decision.
 
         Raises ApprovalNotFound or ForgedDecision (both recorded as ``forged``),
-        NotPending (recorded as ``refused``) or AuditUnavailable.
+        NotPending (recorded as ``refused``), NoApprovers (without ``policy``, for a
+        body that is a signed decision: it cannot be told forged) or AuditUnavailable.
         """
         approval = self.book.get(approval_id)
         if approval is None:
@@ -508,9 +513,9 @@ class ApprovalService:
             raise ApprovalNotFound(approval_id)
         try:
             decision = parse_decision_body(body)
-            verify_decision(
-                decision, approval.id, approval.request_hash, policy.approvals if policy else None
-            )
+            if policy is None:
+                raise NoApprovers
+            verify_decision(decision, approval.id, approval.request_hash, policy.approvals)
         except ForgedDecision as exc:
             await self.record_forged(approval_id, body, exc.problem, exc.claimed)
             raise
