@@ -227,7 +227,9 @@ def _print_json(value: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.request == "-" else args.request
+    # The bytes as given: one that is not UTF-8 is refused as an invalid request (exit
+    # 2) by the gate or parse_json_body, not a crash encoding the text back.
+    body = sys.stdin.buffer.read() if args.request == "-" else os.fsencode(args.request)
     if args.url:
         if args.explain:
             # The gate answers without a trace; a flag must not be dropped in silence.
@@ -236,7 +238,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 "FILE (a running gate's answer carries no trace)",
                 file=sys.stderr,
             )
-        return _check_remote(args.url, text, args.timeout)
+        return _check_remote(args.url, body, args.timeout)
     from sidecar.identity import resolve_identity
     from sidecar.policy.loader import load_policy_file
     from sidecar.ratelimit import evaluate_with_fresh_limits
@@ -251,7 +253,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         # As a freshly started gate answers: rate limits full, but counted.
         verdict = evaluate_with_fresh_limits(
             policy,
-            parse_json_body(text.encode("utf-8")),
+            parse_json_body(body),
             identity=resolve_identity(),
             explain=args.explain,
         )
@@ -276,13 +278,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ALLOW if verdict.allowed else EXIT_DENY
 
 
-def _check_remote(url: str, text: str, timeout: float) -> int:
+def _check_remote(url: str, body: bytes, timeout: float) -> int:
     """Ask a running gate; anything but a 200 with allowed: true exits 1 (deny) or 2.
 
     ``timeout`` bounds the whole exchange (``call_within``), not each socket read.
     """
     try:
-        code, payload, problem = call_within(timeout, lambda: _ask(url, text, timeout))
+        code, payload, problem = call_within(timeout, lambda: _ask(url, body, timeout))
     except DeadlineExceeded:
         print(
             f"tollgate check: the gate did not answer within {timeout:g} s; treating as deny",
@@ -363,7 +365,7 @@ def _loopback_address(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
+def _ask(url: str, body: bytes, timeout: float) -> tuple[int, Any, str | None]:
     """(exit code, the answer to print, or else a problem for stderr); never raises."""
     try:
         url = _loopback_address(url)
@@ -371,7 +373,7 @@ def _ask(url: str, text: str, timeout: float) -> tuple[int, Any, str | None]:
         return EXIT_DENY, None, f"tollgate check: bad --url ({exc}); treating as deny"
     request = urllib.request.Request(
         url.rstrip("/") + "/v1/check",
-        data=text.encode("utf-8"),
+        data=body,
         headers={"Content-Type": "application/json"},
         method="POST",
     )

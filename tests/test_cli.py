@@ -216,6 +216,31 @@ def test_check_url_against_a_running_gate(design: Path, daemon_factory) -> None:
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_request"
 
 
+def test_check_of_a_request_that_is_not_utf8_is_an_invalid_request(  # type: ignore[no-untyped-def]
+    design: Path, daemon_factory
+) -> None:
+    # Bytes that are not UTF-8, in the argument or on stdin, crashed encoding the text
+    # back (UnicodeEncodeError, a traceback, exit 1: a deny's code) (rt25 api review, 3).
+    gate = daemon_factory(design)
+    request = b'{"action": "file.read", "path": "/app/data/\xff"}'
+    for where in (["--policy", str(design)], ["--url", gate.url]):
+        for given, stdin in (([os.fsdecode(request)], None), (["-"], request)):
+            result = subprocess.run(
+                [sys.executable, "-m", "sidecar.cli", "check", *where, *given],
+                input=stdin, capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert result.returncode == 2, (where, given, result.stderr)
+            assert b"Traceback" not in result.stderr
+            if where[0] == "--policy":
+                assert result.stderr.decode().splitlines() == [
+                    "tollgate check: invalid request: body is not UTF-8: invalid start byte"
+                ]
+            else:
+                error = json.loads(result.stdout)["error"]
+                assert error["code"] == "invalid_request", error
+                assert error["message"].startswith("body is not UTF-8")
+
+
 @pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1", "soon"])
 def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error_before_any_call(
     design: Path,
