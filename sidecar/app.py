@@ -104,7 +104,12 @@ def create_app(
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return json_response(error_payload(code, str(exc.detail)), exc.status_code)
+        # Starlette's fields kept: a 405's Allow is required (RFC 9110 15.5.6).
+        fields = tuple(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (exc.headers or {}).items()
+        )
+        return json_response(error_payload(code, str(exc.detail)), exc.status_code, fields)
 
     async def server_error(_: Request, exc: Exception) -> Response:
         return json_response(

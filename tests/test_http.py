@@ -320,6 +320,21 @@ def test_unknown_routes_and_methods_are_json_errors(gate: Daemon) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = gate.get("/check")
     assert wrong.status_code == 405 and wrong.json()["allowed"] is False
+    assert wrong.headers["allow"] == "POST"
+    # Every 405 names the methods the route takes (RFC 9110 15.5.6); only /check's did
+    # (rt25 api review, 4).
+    assert gate.client is not None
+    for method, path, allowed in (
+        ("POST", "/health", "GET, HEAD"),
+        ("OPTIONS", "/v1/status", "GET, HEAD"),
+        ("PUT", "/v1/approvals", "GET, HEAD"),
+        ("DELETE", "/v1/approvals/apr_x", "GET, HEAD, POST"),
+    ):
+        answer = gate.client.request(method, path)
+        assert answer.status_code == 405, (method, path)
+        assert answer.json()["error"]["code"] == "method_not_allowed"
+        allow = answer.headers.get("allow") or ""
+        assert set(allow.split(", ")) == set(allowed.split(", ")), (method, path, allow)
 
 
 def test_a_trailing_slash_is_a_404_not_a_redirect(gate: Daemon) -> None:
