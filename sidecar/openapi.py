@@ -138,11 +138,45 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "invalid_request: malformed JSON, unknown or missing fields, bad values",
+        403: "forbidden: a request from a web page (recorded as an invalidRequest)",
         413: f"too_large: body over {MAX_BODY_BYTES} bytes",
-        503: "unavailable: no valid policy, or the audit trail cannot be written",
+        500: "internal: a bug; still a deny (recorded as an invalidRequest)",
+        503: "unavailable: no valid policy, the audit trail cannot be written, or the gate "
+        "shut down before the request ended",
         404: "not_found",
     }
     return {str(code): _json(ErrorAnswer, text[code]) for code in codes}
+
+
+# Every route refuses a web page's request before it is routed (sidecar/browsers.py).
+FROM_A_WEB_PAGE = {"$ref": "#/components/responses/FromAWebPage"}
+
+
+def _responses() -> dict[str, Any]:
+    """Answers no single operation owns: a web page's 403 (every route), and the 405 to a
+    method a path does not take, which names the ones it does in ``Allow``."""
+    return {
+        "FromAWebPage": _json(
+            ErrorAnswer,
+            "forbidden: a request from a web page (an Origin header, a cross-site "
+            "Sec-Fetch-Site, a Host neither localhost nor an IP address)",
+        ),
+        "MethodNotAllowed": {
+            **_json(ErrorAnswer, "method_not_allowed: a method the path does not take"),
+            "headers": {
+                "Allow": {"description": "The methods it takes", "schema": {"type": "string"}}
+            },
+        },
+    }
+
+
+def _refusing_web_pages(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the web page's 403 on every operation that has none of its own."""
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("403", FROM_A_WEB_PAGE)
+    return paths
 
 
 def build_openapi(
@@ -162,12 +196,16 @@ def build_openapi(
         },
         "responses": {
             "200": _json(CheckAnswer, "The decision, after its audit record is durable"),
-            **_errors(400, 413, 503),
+            **_errors(400, 403, 413, 500, 503),
         },
     }
+    other_methods = (
+        "Any other method is answered 405 with Allow: POST "
+        "(#/components/responses/MethodNotAllowed); recorded as an invalidRequest."
+    )
     paths: dict[str, Any] = {
-        "/check": {"post": {**check, "operationId": "check"}},
-        "/v1/check": {"post": {**check, "operationId": "checkV1"}},
+        "/check": {"description": other_methods, "post": {**check, "operationId": "check"}},
+        "/v1/check": {"description": other_methods, "post": {**check, "operationId": "checkV1"}},
         "/health": {
             "get": {
                 "operationId": "health",
@@ -218,6 +256,7 @@ def build_openapi(
         },
     }
     paths.update(extra_paths or {})
+    _refusing_web_pages(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -226,5 +265,5 @@ def build_openapi(
             "description": "Deny-by-default gate for AI agents.",
         },
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": {"schemas": schemas.get("$defs", {}), "responses": _responses()},
     }

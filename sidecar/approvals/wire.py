@@ -141,14 +141,16 @@ def openapi_paths() -> dict[str, Any]:
                     "200": _json(ApprovalView, "Recorded; the approval after the decision"),
                     "403": _json(
                         ErrorAnswer,
-                        "forbidden: unsigned, malformed, wrongly signed or unknown approver "
-                        "(recorded as forged)",
+                        "forbidden: unsigned, malformed, wrongly signed or unknown "
+                        "approver, or from a web page (recorded as forged)",
                     ),
                     "404": _json(ErrorAnswer, "not_found: no such approval (recorded as forged)"),
                     "409": _json(ErrorAnswer, "conflict: the approval is no longer pending"),
                     "413": _json(ErrorAnswer, "too_large"),
                     "503": _json(
-                        ErrorAnswer, "unavailable: no policy, or the trail cannot be written"
+                        ErrorAnswer,
+                        "unavailable: no policy (for a signed decision), or the trail "
+                        "cannot be written",
                     ),
                 },
             },
