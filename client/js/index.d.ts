@@ -243,7 +243,12 @@ export declare class Gate {
     command: string | readonly string[],
     options: RunOptions & { encoding: 'buffer' },
   ): Promise<RunResult<Buffer>>;
-  /** Check network.request (and every redirect), then fetch. */
+  /**
+   * Check network.request (and every redirect), then fetch. Rejects with TypeError, before
+   * any check, for a `dispatcher`, a Host header for another host, or a header that frames
+   * the message (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE,
+   * Trailer, Expect, Proxy-*), in any letter case.
+   */
   fetch(url: string | URL, init?: CheckedFetchInit): Promise<Response>;
   /** Check k8s.request with this method and path, then send it to the API server. */
   kube(method: string, path: string, options?: KubeOptions): Promise<KubeResponse>;

@@ -11,11 +11,36 @@
 // naming another host. Recent Node (24, some 22.x) sends global fetch through
 // HTTP_PROXY / HTTPS_PROXY when NODE_USE_ENV_PROXY=1 or --use-env-proxy is given; one
 // call cannot opt out without undici's Agent (a dependency), so while both are set this
-// helper refuses to fetch at all, whatever the Node version.
+// helper refuses to fetch at all, whatever the Node version. Header fields that frame the
+// message or manage the connection are refused as in Python's fetch and in gate.kube.
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const CROSS_ORIGIN_DROPPED = ['authorization', 'cookie', 'proxy-authorization'];
 const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'];
+// Header fields that frame the message or manage the connection: the HTTP library sets
+// them. From the caller, Content-Length: 0 (or Transfer-Encoding: chunked and a body
+// starting with the last chunk) turns the body into a second request on the same
+// connection, which the server serves and the gate never saw (review of 2026-12-07).
+// Proxy-* fields are refused with them. The same names as Python's checked_headers.
+const FRAMING_HEADERS = new Set([
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
+]);
+
+/** The names among `names` that frame the message (any case, Proxy-* included). */
+export function framingHeaderNames(names) {
+  return names.filter((name) => {
+    const lowered = name.trim().toLowerCase();
+    return FRAMING_HEADERS.has(lowered) || lowered.startsWith('proxy-');
+  });
+}
+
+/** The error for framing headers a helper was given. */
+export function framingHeaderError(helper, names) {
+  return new TypeError(
+    `${helper} does not take a ${names.join(', ')} header: the HTTP library sets it, ` +
+      'and from the caller it could frame a second request the gate never checked',
+  );
+}
 
 /** Why global fetch would go through a proxy from the environment, or null. */
 export function envProxyProblem(env = process.env, execArgv = process.execArgv) {
@@ -57,7 +82,12 @@ export async function fetchChecked(gate, url, init = {}) {
   // could name two methods, as for gate.kube's path.
   let method = String(rest.method ?? 'GET').toUpperCase();
   let { body } = rest;
+  // Read once: the names screened are the ones sent (a getter could answer differently).
   const headers = new Headers(rest.headers);
+  // Undici left to itself refused some of these only after the check (an allow recorded
+  // for a request never sent), and sent others (Connection, TE, Trailer, Proxy-*): rt25.
+  const framing = framingHeaderNames([...headers.keys()]);
+  if (framing.length > 0) throw framingHeaderError('gate.fetch', framing);
   const host = headers.get('host');
   if (host !== null && host.trim().toLowerCase() !== target.host) {
     throw new TypeError(`gate.fetch: Host header ${host} names another host than the URL (${target.host})`);

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 
+import { framingHeaderError, framingHeaderNames } from './fetch.js';
 import { validTimeout } from './timeouts.js';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -22,10 +23,6 @@ const IMPERSONATION_PREFIX = 'impersonate-';
 // A caller's credential would replace the cluster's token: another identity, unseen too.
 // Proxy-Authorization is refused with the other Proxy-* fields (framing).
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
-// Header fields that frame the message or manage the connection: Node sets them.
-const FRAMING_HEADERS = new Set([
-  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
-]);
 
 /** The API server of the pod this runs in. Throws outside a pod. */
 export function inClusterConfig(env = process.env) {
@@ -125,19 +122,10 @@ export async function kubeChecked(gate, method, givenPath, options = {}) {
   }
   // Read once: what is screened is what is sent (a getter could answer differently).
   const taken = Object.fromEntries(Object.entries(headers));
-  const framing = Object.keys(taken).filter((name) => {
-    const lowered = name.trim().toLowerCase();
-    return FRAMING_HEADERS.has(lowered) || lowered.startsWith('proxy-');
-  });
-  if (framing.length > 0) {
-    // From the caller, Content-Length: 0 with Connection: keep-alive turns the body into a
-    // second request on the same connection, which the server serves and the gate never
-    // saw (review of 2026-12-07). Node's fetch refuses the same names.
-    throw new TypeError(
-      `gate.kube does not take a ${framing.join(', ')} header: the HTTP library sets it, ` +
-        'and from the caller it could frame a second request the gate never checked',
-    );
-  }
+  // From the caller, Content-Length: 0 with Connection: keep-alive turns the body into a
+  // second request on the same connection (review of 2026-12-07): see fetch.js.
+  const framing = framingHeaderNames(Object.keys(taken));
+  if (framing.length > 0) throw framingHeaderError('gate.kube', framing);
   const impersonating = Object.keys(taken).filter((name) =>
     name.trim().toLowerCase().startsWith(IMPERSONATION_PREFIX),
   );

@@ -615,6 +615,35 @@ describe('fetch', () => {
     assert.equal(response.status, 200);
   });
 
+  test('refuses headers that frame the message, before the check, in any letter case', async () => {
+    // The docs promised it for both clients; the JS fetch asked the gate (an allow
+    // recorded) and left the names to undici, which sent Connection, TE, Trailer and
+    // Proxy-* and stalled on Content-Length: 0 (rt25 clients review, 1).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    const second = 'DELETE /api/v1/namespaces/prod/secrets/db HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (const [name, value] of [
+      ['Content-Length', '0'], ['transfer-encoding', 'chunked'], ['Connection', 'close'],
+      ['Keep-Alive', 'timeout=5'], ['Upgrade', 'h2c'], ['TE', 'trailers'], ['Trailer', 'X-Foo'],
+      ['EXPECT', '100-continue'], ['Proxy-Authorization', 'Basic eA=='], ['proxy-foo', 'x'],
+    ]) {
+      for (const headers of [{ [name]: value }, new Headers({ [name]: value }), [[name, value]]]) {
+        await assert.rejects(
+          recording.fetch(`http://127.0.0.1:${site.port}/x`, { method: 'POST', body: second, headers }),
+          (error) => {
+            assert.ok(error instanceof TypeError, String(error));
+            assert.match(error.message, new RegExp(`${name}.*frame a second request`, 'i'));
+            return true;
+          },
+        );
+      }
+    }
+    assert.deepEqual([asked, site.hits], [[], []]);
+    const response = await recording.fetch(`http://127.0.0.1:${site.port}/x`, { headers: { 'X-Trace': 't1' } });
+    assert.equal(response.status, 200);
+    assert.equal(site.headers[0]['x-trace'], 't1');
+  });
+
   test('refuses other schemes and denied hosts', async () => {
     await assert.rejects(gate.fetch(`file://${files}/secret/key`), TypeError);
     await assert.rejects(gate.fetch('http://169.254.169.254/latest/meta-data/'), DeniedError);
