@@ -1108,6 +1108,10 @@ RISKY_VARIABLES = [
     ("LD_PRELOAD", "/tmp/x.so"),
     ("GIT_SSH_COMMAND", "/tmp/x-ssh -o 'a b'"),
     ("PATH", f"{os.environ['PATH']}:/tmp/tools"),
+    # A gated child would ask whatever listens there, which may allow everything; the
+    # clients screen the gate's host, not its port (rt25 clients review, 2).
+    ("TOLLGATE_URL", "http://127.0.0.1:4444"),
+    ("NODE_EXTRA_CA_CERTS", "/tmp/ca.pem"),
 ]
 
 

@@ -159,7 +159,23 @@ RISKY_VARIABLES = frozenset(
     | {"GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "VIRTUAL_ENV", "CURL_HOME", "WGETRC"}
     # Where glibc finds locales (see LOCALE_VARIABLES): a planted one, under any name.
     | {"LOCPATH"}
+    # Whom programs trust over TLS (rt25 clients review, 2): a CA bundle or directory of
+    # the caller's, Node's extra CAs, or no verification at all (Node's switch, and
+    # PYTHONHTTPSVERIFY=0 on Python builds that read it) let a listener in the pod pass
+    # for any server: a package index, the API server, an https gate. Proxies: see
+    # PROXY_SUFFIX.
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
+    | {"NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "PYTHONHTTPSVERIFY"}
+    # Where in-cluster clients (kubectl, client-go, gate.kube) find the API server, and
+    # send the service-account token.
+    | {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
 )
+# Where programs connect: a proxy from the environment. Python's urllib (and requests,
+# pip) takes every variable whose name ends in _proxy in any case (HTTP_PROXY,
+# https_proxy, ALL_PROXY, NO_PROXY ...), curl most of them; Node's NODE_USE_ENV_PROXY
+# turns them on for its fetch. npm's and pip's own proxy settings are overrides already
+# (npm_config_*, PIP_*).
+PROXY_SUFFIX = "_proxy"
 # bash reads its script as bytes in the locale these choose: in a double-byte one (GBK,
 # GB18030, BIG5, BIG5-HKSCS) a backslash after a lead byte is part of one character and
 # escapes nothing, so text read here as quoted runs. An override unless the value is
@@ -188,6 +204,11 @@ RISKY_PREFIXES = (
     *("CGO_", "RUSTUP_"),
     # Terraform adds TF_CLI_ARGS (and TF_CLI_ARGS_<command>) to its command line.
     "TF_CLI_ARGS",
+    # Tollgate's own: TOLLGATE_URL picks the gate a client or `tollgate check` asks, and
+    # a gated child pointed at another loopback port asked a listener there, which can
+    # answer every check with an allow (rt25 clients review, 2); the others pick what
+    # `tollgate serve` enforces and where it records.
+    "TOLLGATE_",
 )
 
 # Prefixes a program reads in any case: npm (and pnpm, through npm's configuration) takes
@@ -218,11 +239,15 @@ HARMLESS_VARIABLES = HARMLESS_GIT_VARIABLES | frozenset(
 
 
 def risky_variable(name: str, value: str | None = None) -> bool:
-    """Whether setting ``name`` changes what programs run or load, or how bash reads its
-    script; ``value``: what it is set to, None where that is not known here."""
+    """Whether setting ``name`` changes what programs run or load, where they connect
+    and whom they trust, or how bash reads its script; ``value``: what it is set to,
+    None where that is not known here."""
     if name in LOCALE_VARIABLES:
         return value is None or SAFE_LOCALE.fullmatch(value) is None
-    if name in RISKY_VARIABLES or name.lower().startswith(ANY_CASE_PREFIXES):
+    lowered = name.lower()
+    if name in RISKY_VARIABLES or lowered.startswith(ANY_CASE_PREFIXES):
+        return True
+    if lowered.endswith(PROXY_SUFFIX):
         return True
     return name.startswith(RISKY_PREFIXES) and name not in HARMLESS_VARIABLES
 
