@@ -1321,6 +1321,35 @@ def test_fetch_refuses_a_url_urllib_would_send_changed(gate: Gate, web, suffix: 
     assert server.hits == []
 
 
+# Found in review (rt25 clients, 3): http.client refuses a non-ASCII path or query at
+# send time, after the gate had recorded an allow for the request; Node's fetch sends it
+# percent-encoded. Now Python does too, and checks exactly that URL.
+@pytest.mark.parametrize(
+    ("target", "sent"),
+    [
+        ("/\u00e9", "/%C3%A9"),
+        ("/x?q=\u00e9", "/x?q=%C3%A9"),
+        ("/caf\u00e9/\u65e5\u672c?k=\u00fc#fr\u00e4g", "/caf%C3%A9/%E6%97%A5%E6%9C%AC?k=%C3%BC"),
+    ],
+)
+def test_fetch_sends_a_non_ascii_path_percent_encoded_as_checked(
+    gate: Gate, web, daemon: Daemon, target: str, sent: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with gate.fetch(f"http://127.0.0.1:{server.port}{target}") as response:
+        assert json.load(response)["path"] == sent
+    assert server.hits == [sent]
+    recorded = [r["request"] for r in daemon.records() if r.get("type") == "decision"][-1]
+    assert recorded["url"] == f"http://127.0.0.1:{server.port}{sent}"
+
+
+def test_fetch_refuses_a_url_that_is_not_valid_unicode(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/\udcff")
+    assert server.hits == []
+
+
 def test_fetch_sends_the_method_as_the_gate_decided_it(gate: Gate, web, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
     server = web()
     with gate.fetch(f"http://127.0.0.1:{server.port}/ok", method="patch") as response:

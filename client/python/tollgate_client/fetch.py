@@ -11,7 +11,8 @@ either: a host with non-ASCII characters is refused (urllib would encode it with
 and so is a ``Host`` header naming another host (or any header name that is not an HTTP
 token, such as ``"Host "``, which http.client would send as a second ``Host``).
 ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped when a redirect
-changes the origin, as browsers do.
+changes the origin, as browsers do. Non-ASCII characters of the path and query are
+percent-encoded before the check, so that the URL checked is the URL sent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import urllib.request
 from collections.abc import Mapping
 from http.client import HTTPMessage, HTTPResponse
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from tollgate_client.errors import Denied
 from tollgate_client.timeouts import valid_timeout
@@ -86,6 +87,29 @@ def _ascii_host_problem(request: urllib.request.Request) -> str | None:
         f"host {request.host!r} is not ASCII: pass its IDNA A-label (xn--...), which is "
         "what the gate checks; urllib would encode it differently (IDNA 2003)"
     )
+
+
+# The authority of an http(s) URL and what follows it (path, query).
+_AFTER_AUTHORITY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(.*)", re.DOTALL)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _ascii_target(url: str) -> str:
+    """``url`` with each non-ASCII character of its path and query percent-encoded as
+    UTF-8, as the gate reads it and Node's fetch sends it (``/é`` is ``/%C3%A9``).
+
+    http.client refuses to send them as they are, and did so only after the gate had
+    recorded an allow (rt25 clients review, 3); so they are encoded before the check,
+    and the URL checked is the URL sent. A non-ASCII host is refused elsewhere.
+    """
+    parts = _AFTER_AUTHORITY.fullmatch(url)
+    if parts is None or parts.group(2).isascii():
+        return url
+    authority, rest = parts.groups()
+    try:
+        return authority + _NON_ASCII.sub(lambda found: quote(found.group(), safe=""), rest)
+    except UnicodeEncodeError:  # a lone surrogate, as os.fsdecode leaves one
+        raise ValueError(f"Gate.fetch: {url!r} is not valid Unicode") from None
 
 
 def _without_fragment(url: str) -> str:
@@ -224,6 +248,8 @@ def fetch_checked(
     another host, a header name that is not an HTTP token and a header that frames the
     message or manages the connection (``checked_headers``) raise ``ValueError``, as
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
+    Non-ASCII characters in the path and query are checked and sent percent-encoded
+    (``_ascii_target``).
     """
     timeout = valid_timeout("Gate.fetch timeout", timeout)
     url = plain_text(url)  # what is checked is what is sent (plain_text)
@@ -255,8 +281,13 @@ def fetch_checked(
             )
         # urllib sets the same value itself, and would copy the caller's to a redirect.
         request.remove_header("Host")
+    request.full_url = _ascii_target(url)
     gate.require(
-        NETWORK_REQUEST, url=url, method=request.get_method(), context=context, approval=approval
+        NETWORK_REQUEST,
+        url=request.full_url,
+        method=request.get_method(),
+        context=context,
+        approval=approval,
     )
     opener = urllib.request.OpenerDirector()
     for handler in (
