@@ -244,7 +244,9 @@ export declare class Gate {
     options: RunOptions & { encoding: 'buffer' },
   ): Promise<RunResult<Buffer>>;
   /**
-   * Check network.request (and every redirect), then fetch. Rejects with TypeError, before
+   * Check network.request (and every redirect), then fetch. The URL checked and sent is
+   * the WHATWG parser's href without its fragment (`/a/../b` is `/b`); the Python client
+   * checks the URL as written (docs/clients.md). Rejects with TypeError, before
    * any check, for a `dispatcher`, a Host header for another host, or a header that frames
    * the message (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE,
    * Trailer, Expect, Proxy-*), in any letter case.

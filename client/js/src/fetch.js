@@ -4,7 +4,8 @@
 // Only http and https are fetched. Redirects are followed by this helper (fetch itself
 // runs with redirect: 'manual'), each hop checked first, with the method and body
 // changes of the Fetch standard and credentials dropped when the origin changes.
-// The URL checked is the one fetch sends, as the WHATWG URL parser normalised it.
+// The URL checked is the one fetch sends, as the WHATWG URL parser normalised it, without
+// its fragment.
 //
 // The request must go to the checked host and nowhere else: a `dispatcher` in `init`
 // (undici's hook, which can route through a proxy) is refused, and so is a Host header
@@ -62,6 +63,9 @@ function webUrl(value, base) {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`gate.fetch fetches http and https URLs only, not ${url.protocol}`);
   }
+  // The fragment is never sent, and the gate refuses a '#' left in what it reads as the
+  // path ('/a#x#y'), which Python's fetch cuts at the first '#' (rt25 clients review, 4).
+  url.hash = '';
   return url;
 }
 

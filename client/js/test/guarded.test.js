@@ -615,6 +615,23 @@ describe('fetch', () => {
     assert.equal(response.status, 200);
   });
 
+  test('checks and sends the URL without its fragment, as the Python client does', async () => {
+    // The href kept '#x#y', which the gate refuses in a path (invalid_request), while
+    // Python cut it at the first '#' and was allowed (rt25 clients review, 4).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const fragment of ['#x#y', '#', '#/../../secret']) {
+      const response = await gate.fetch(`http://127.0.0.1:${site.port}/ok${fragment}`);
+      assert.equal((await response.json()).path, '/ok');
+      await (await recording.fetch(`http://127.0.0.1:${site.port}/ok${fragment}`)).body?.cancel();
+    }
+    assert.deepEqual(
+      asked.map((check) => check.url),
+      Array(3).fill(`http://127.0.0.1:${site.port}/ok`),
+    );
+    assert.deepEqual(site.hits, Array(6).fill('GET /ok'));
+  });
+
   test('refuses headers that frame the message, before the check, in any letter case', async () => {
     // The docs promised it for both clients; the JS fetch asked the gate (an allow
     // recorded) and left the names to undici, which sent Connection, TE, Trailer and
