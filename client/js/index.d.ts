@@ -72,8 +72,10 @@ export interface Approval {
 
 /**
  * Why the client failed closed: `unreachable`, `timeout`, `bad_answer`, `changed`,
- * `not_found` (gate.run: no such program in PATH), or the gate's own error code
- * (`invalid_request`, `unavailable`, ...).
+ * `not_found` (gate.run: no such program in PATH; `status` is null), or the gate's own
+ * error code (`invalid_request`, `unavailable`, ...). The gate's codes include
+ * `not_found` too, with `status` 404 (a gate URL with a path the gate does not serve):
+ * test `status === null` to tell run's apart.
  */
 export type ErrorKind =
   | 'unreachable'

@@ -68,7 +68,8 @@ class Decision:
     mode ``allowed`` can be true while ``decision`` says what enforce mode would do).
     ``error`` is ``None`` for a real decision, else why the client failed closed:
     ``unreachable``, ``timeout``, ``bad_answer``, ``changed``, ``not_found`` or the gate's
-    error code.
+    error code. ``not_found`` with ``status`` 404 is the gate's (a URL with a path it
+    does not serve); with ``status`` None, ``run``'s (no such program in ``PATH``).
     """
 
     allowed: bool
