@@ -10,11 +10,14 @@ send Kubernetes requests to a real (loopback) API stand-in.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
+import copy
 import glob
 import http.server
 import json
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -207,6 +210,30 @@ def test_require_returns_the_allow_and_raises_denied_with_the_reason(
         gate.require("process.exec", argv=["rm", "-rf", "/"])
     assert raised.value.decision.decision == "deny"
     assert "no rule allows process.exec" in raised.value.reason == str(raised.value)
+
+
+def _require_in_a_worker(url: str, argv: list[str]) -> None:
+    Gate(url).require("process.exec", argv=argv)
+
+
+def test_denied_survives_pickling_copying_and_a_process_pool(gate: Gate, daemon: Daemon) -> None:
+    """Exception pickles its args, the message, which Denied.__init__ cannot take: a
+    refusal in a worker process broke the pool (BrokenProcessPool) and copy.copy raised
+    AttributeError (rt25 clients review, 6)."""
+    with pytest.raises(Denied) as raised:
+        gate.require("process.exec", argv=["rm", "-rf", "/"])
+    denied = raised.value
+    denied.add_note("from the run_shell tool")
+    for copied in (pickle.loads(pickle.dumps(denied)), copy.copy(denied), copy.deepcopy(denied)):
+        assert type(copied) is Denied
+        assert copied.decision == denied.decision and copied.reason == denied.reason
+        assert str(copied) == str(denied) and copied.__notes__ == ["from the run_shell tool"]
+    with concurrent.futures.ProcessPoolExecutor(1) as pool:
+        future = pool.submit(_require_in_a_worker, daemon.url, ["rm", "-rf", "/nothing"])
+        with pytest.raises(Denied) as raised:
+            future.result(timeout=60)
+        assert "no rule allows process.exec" in raised.value.reason
+        assert pool.submit(str, 1).result(timeout=60) == "1"  # the pool still works
 
 
 def test_require_approval_is_a_deny_that_names_the_rule(gate: Gate) -> None:

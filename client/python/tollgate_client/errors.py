@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tollgate_client.answers import Approval, Decision
 
 
@@ -16,6 +18,12 @@ class Denied(Exception):
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
         super().__init__(decision.reason or f"tollgate: {decision.decision}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles self.args, the message, which __init__ cannot take: a Denied
+        # raised in a worker process broke the pool (BrokenProcessPool) and copy.copy
+        # failed (rt25 clients review, 6). Rebuilt from its decision, notes and all.
+        return (type(self), (self.decision,), self.__dict__)
 
     @property
     def reason(self) -> str:
