@@ -100,7 +100,8 @@ class AuditStatus(BaseModel):
     head: str = Field(description="Hex RFC 6962 leaf hash of the last record (seq - 1)")
     lastCheckpoint: CheckpointRef | None
     writable: bool = Field(
-        description="False after a write or sync failed, until one succeeds (checks answer 503)"
+        description="False after a write or sync failed, until one succeeds (checks answer "
+        "503), and while the audit volume is read-only or full (as /ready reads it)"
     )
     lastError: str | None = Field(
         description="Why the trail cannot be written, else why checkpointFileError is set"

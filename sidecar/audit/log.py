@@ -465,14 +465,18 @@ class AuditLog:
         self._sync_listener = listener
 
     def status(self) -> dict[str, Any]:
-        """State for ``GET /v1/status`` and ``/ready``."""
+        """State for ``GET /v1/status``: ``writable`` and ``lastError`` as ``/ready``
+        reads them, the volume's problem included (a full volume fails every write
+        although nothing has failed yet on an idle gate)."""
+        writable = self.writable
+        problem = self.volume_problem() if writable else None
         return {
             "dir": str(self._directory),
             "seq": self._size,
             "head": self._head.hex(),
             "lastCheckpoint": dict(self._last_checkpoint) if self._last_checkpoint else None,
-            "writable": self.writable,
-            "lastError": self.last_error,
+            "writable": writable and problem is None,
+            "lastError": problem or self.last_error,
             "checkpointFileError": self._checkpoint_file_error,
         }
 
@@ -857,8 +861,9 @@ class AuditLog:
         and checked as a batch's write checks it (one changed outside Tollgate stays
         refused), our own failed write's leftovers truncated (synced by the next batch:
         a sync here would run on the loop, which a hung disk must not freeze); a segment
-        not created yet, its directory. Nothing is added, so a full volume passes:
-        ``volume_problem`` reports that one."""
+        not created yet, its directory. Nothing is added, so a full volume would pass:
+        while ``volume_problem`` reports one, the trail stays unwritable, that problem
+        its error (no "writable again" between two checks refused for it)."""
         with self._lock:
             if self._closed or self._writable:
                 return
@@ -874,6 +879,10 @@ class AuditLog:
                     raise PermissionError(f"{self._segments_dir} is not writable")
             except (OSError, AuditUnavailable) as exc:
                 self._unwritable(f"{self._segment.path}: {_describe(exc)}")
+                return
+            problem = self.volume_problem()
+            if problem is not None:
+                self._last_error = problem  # a write would fail again; a check still tries
                 return
             _logger.warning("audit trail is writable again (was: %s)", self._last_error)
             self._writable = True

@@ -8,6 +8,7 @@ writes again the gate answers by itself, without a restart, and the trail verifi
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -257,3 +258,46 @@ def test_bytes_appended_after_a_recovery_are_refused_not_cut(
     assert refused.status_code == 503 and refused.json()["allowed"] is False
     assert "changed outside Tollgate" in refused.json()["error"]["message"]
     assert segment.read_bytes().endswith(forged)
+
+
+def test_status_says_unwritable_while_the_volume_is_full(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    # rt25 audit review, F3: on a full volume /v1/status said writable: true, lastError:
+    # null, and the log "audit trail is writable again", while every check got 503.
+    daemon, mount = gate_on_tmpfs
+    assert daemon.check(ALLOWED).json()["allowed"] is True
+    filler = fill_volume(mount)
+    _assert_denied_while_unwritable(daemon, "No space left")
+    time.sleep(1.5)  # the idle retry ran meanwhile
+    status = daemon.get("/v1/status").json()
+    assert status["ready"] is False
+    assert status["audit"]["writable"] is False
+    assert status["audit"]["lastError"].startswith("the audit volume is full")
+    assert daemon.check(BIG).status_code == 503
+    filler.unlink()
+    assert _ready_within(daemon, 5) == (200, '{"status":"ready"}')
+    status = daemon.get("/v1/status").json()
+    assert (status["audit"]["writable"], status["audit"]["lastError"]) == (True, None)
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    _, err = daemon.process.communicate(timeout=20)
+    said = err.decode()
+    # Once for the outage, once when it ended: not in turn while the volume was full.
+    assert said.count("audit trail cannot be written, checks are denied") == 1, said
+    assert said.count("audit trail is writable again") == 1, said
+
+
+def test_status_says_unwritable_on_a_full_volume_before_any_write_fails(
+    gate_on_tmpfs: tuple[Daemon, Path],
+) -> None:
+    daemon, mount = gate_on_tmpfs
+    filler = fill_volume(mount)
+    try:
+        status = daemon.get("/v1/status").json()
+        assert status["ready"] is False
+        assert status["audit"]["writable"] is False
+        assert status["audit"]["lastError"].startswith("the audit volume is full")
+    finally:
+        filler.unlink()
+    assert daemon.get("/v1/status").json()["audit"]["writable"] is True
