@@ -145,6 +145,7 @@ class _Batch:
     final: bool = False  # holds the ``shutdown`` record: its checkpoint is the last one
     checkpoint: tuple[Checkpoint, str] | None = None
     rotate: bool = False
+    names_found: bool = False  # holds a startup record naming the records found unsigned
 
 
 def default_origin(identity: str) -> str:
@@ -229,6 +230,10 @@ class AuditLog:
             if signer is not None and self._uncheckpointed > 0
             else None
         )
+        # Until a checkpoint signs them or a startup record of this run names them (its
+        # unsignedAtStart, which verify warns of), those found records are no record of
+        # this run's: an exit note must not sign them (``_close_now``).
+        self._found_unnamed = self.unsigned_at_open is not None
         self._last_checkpoint_time = time.monotonic()
         self._writable = True
         self._last_error: str | None = None
@@ -920,7 +925,18 @@ class AuditLog:
                     self._size - 1,
                     self._last_error,
                 )
-                self._print_head_off_the_trail()
+                if self._found_unnamed:
+                    assert self.unsigned_at_open is not None
+                    _logger.error(
+                        "no checkpoint is printed in its place: records %d to %d were "
+                        "found unsigned at start, and no record of this run names them "
+                        "(its startup record was not written), so a note would vouch for "
+                        "them as they are now, whoever wrote them; the next start names "
+                        "them in its unsignedAtStart (see docs/audit.md)",
+                        *self.unsigned_at_open,
+                    )
+                else:
+                    self._print_head_off_the_trail()
         with self._lock:
             if self._checkpoint_file_note is not None:
                 self._write_checkpoint_file()  # a last try
@@ -960,6 +976,7 @@ class AuditLog:
         self._add(batch, line, sha256(b"\x00" + line).digest())
         if type_ == "shutdown":
             batch.final = True
+        batch.names_found |= _names_found(type_, body)
 
     def _stage_all(self, batch: _Batch, items: Sequence[_BatchItem]) -> None:
         """Encode ``items`` onto ``batch`` in order, all or none (a bad body raises first)."""
@@ -972,6 +989,7 @@ class AuditLog:
             seq += 1
         for line, head in lines:
             self._add(batch, line, head)
+        batch.names_found |= any(_names_found(type_, body) for type_, body in items)
 
     @staticmethod
     def _add(batch: _Batch, line: bytes, head: bytes) -> None:
@@ -1085,6 +1103,8 @@ class AuditLog:
             _logger.warning("audit trail is writable again (was: %s)", self._last_error)
         self._writable = True
         self._last_error = None
+        if batch.checkpoint is not None or batch.names_found:
+            self._found_unnamed = False
         if batch.checkpoint is not None:
             self._uncheckpointed = 0
             self._published(batch.checkpoint, size - 1)
@@ -1226,7 +1246,9 @@ class AuditLog:
         back). Outside the volume, the note still vouches for every record answered: a
         trail later found shorter, its seqs given to other records, fails
         ``audit verify --checkpoint`` with it (RFC 6962: a signed tree head is never
-        taken back).
+        taken back). Only printed over records this run wrote, or found unsigned and
+        named in its startup record (``_found_unnamed``): a note vouches for what its
+        signer wrote, and verify takes it as signing what the next start found.
         """
         assert self._signer is not None
         checkpoint = Checkpoint(self._origin, self._size, self._frontier.root())
@@ -1312,6 +1334,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
+
+
+def _names_found(type_: str, body: dict[str, Any]) -> bool:
+    """Whether a record names the records its start found unsigned (``unsignedAtStart``)."""
+    return type_ == "startup" and "unsignedAtStart" in body
 
 
 def _print_checkpoint(checkpoint: Checkpoint, note: str, record_seq: int | None) -> None:
