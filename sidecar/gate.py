@@ -153,6 +153,7 @@ class Gate:
         # in order, before the next decision, which is refused (503) until they are.
         self._unrecorded: list[tuple[str, dict[str, Any]]] = []
         self._catching_up = asyncio.Lock()
+        self.approvals.records_before = self.catch_up
 
     def start_background(self) -> None:
         for duty in self.background:

@@ -142,6 +142,10 @@ class ApprovalService:
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self.notifier = WebhookNotifier(self._notify_failed, on_delivered=self._notified)
+        # Writes the records the gate holds while the trail cannot take them (its
+        # startup record first), set by the gate: an approval record (an expiry, a
+        # notice) comes after them, so a run's first record is its startup record.
+        self.records_before: Callable[[], Awaitable[None]] | None = None
         # Pending approvals whose notice this run must send again (``renotify``): found
         # by ``rebuild``, sent once the policy that says where to is installed.
         self._unnotified: list[str] = []
@@ -596,6 +600,8 @@ class ApprovalService:
     ) -> list[Appended]:
         """Write an approval record, and ``then`` right after it in the same batch."""
         record = (RECORD_TYPE, {**body, "identity": self.identity})
+        if self.records_before is not None:
+            await self.records_before()
         if then is None:
             return [await self.audit.append(*record)]
         return await self.audit.append_all([record, then])

@@ -71,6 +71,7 @@ from sidecar.audit.segments import (
     Segment,
     SegmentStart,
     TornTail,
+    corrupt,
     fsync_directory,
     open_regular_for_writing,
     opened_regular_for_writing,
@@ -321,11 +322,15 @@ class AuditLog:
         try:
             stored, vouched, stored_note = _load_checkpoint_file(path, signer)
             sizes = [stored.size] if stored else []
-            state = rebuild(path, roots_at=sizes, trust_starts=vouched, lines_at=sizes)
+            state = rebuild(
+                path, roots_at=sizes, trust_starts=vouched, lines_at=_checkpoint_lines(stored)
+            )
             if stored is None and state.size > state.base:
                 stored, stored_note = _without_checkpoint_file(state, path, signer)
                 if stored is not None:
-                    state = rebuild(path, roots_at=[stored.size], lines_at=[stored.size])
+                    state = rebuild(
+                        path, roots_at=[stored.size], lines_at=_checkpoint_lines(stored)
+                    )
             last_checkpoint = _check_stored_checkpoint(stored, state, path)
             first_unsigned = _first_unsigned(stored, stored_note, state, path)
             broken_offset = _move_torn_tail(state.torn) if state.torn is not None else 0
@@ -1597,6 +1602,8 @@ def _first_unsigned(
         return size + 1  # pruned, or not written: nothing left to look at
     record = record_at(state, size, stored.root)
     if record is not None and record.get("type") == "checkpoint" and record.get("note") == note:
+        if record.get("reason") == "shutdown":
+            _check_after_shutdown(state, size)
         return size + 1
     kind = record.get("type") if record is not None else None
     what = (
@@ -1613,6 +1620,44 @@ def _first_unsigned(
         what,
     )
     return size
+
+
+def _checkpoint_lines(stored: Checkpoint | None) -> list[int]:
+    """The seqs ``_first_unsigned`` reads: the record at the checkpoint's size and the
+    one after it."""
+    return [] if stored is None else [stored.size, stored.size + 1]
+
+
+# What the first record after a shutdown checkpoint may be: the next run's own first.
+_FIRST_RECORDS_OF_A_RUN = ("recovery", "startup")
+
+
+def _check_after_shutdown(state: TrailState, at: int) -> None:
+    """Refuse records after the shutdown checkpoint at seq ``at`` unless they start with a
+    later run's first record.
+
+    ``close()`` refuses every append before it writes that checkpoint, and writes
+    nothing after it; the next run's first record is its ``recovery`` record (written
+    while the trail is opened) or its ``startup`` record (every other record it holds
+    while the trail cannot take that one waits for it: ``Gate.catch_up``). Anything else
+    there was added while no gate ran: no crash leaves it, and signing it as found, as
+    a crashed run's records are, would vouch for it.
+    """
+    following = record_at(state, at + 1, None)
+    if following is None or following.get("type") in _FIRST_RECORDS_OF_A_RUN:
+        return
+    segment, line, _ = state.lines[at + 1]
+    raise corrupt(
+        segment,
+        line,
+        f"records seq {at + 1} to {state.size - 1} come after the shutdown checkpoint at "
+        f"seq {at}, the first a {following.get('type')} record: a gate writes nothing "
+        "after its shutdown checkpoint, and the next one starts with its recovery or "
+        "startup record, so they were added while no gate ran, and nothing signs them. "
+        "Investigate with tollgate audit verify; to start the gate on this trail, take "
+        f"records {at + 1} to {state.size - 1} out of it (keep them: they are evidence), "
+        "so that it ends with that checkpoint record (see docs/audit.md, startup)",
+    )
 
 
 def _broken_name(torn: TornTail) -> str:

@@ -556,10 +556,11 @@ def _root_of(record: dict[str, Any]) -> bytes:
     return base64.b64decode(record["rootHash"])
 
 
-def record_at(state: TrailState, seq: int, root: bytes) -> dict[str, Any] | None:
+def record_at(state: TrailState, seq: int, root: bytes | None) -> dict[str, Any] | None:
     """The record at ``seq`` (asked for with ``lines_at``), checked as ``verify`` checks
     it, or None when the trail does not hold it. A checkpoint record's fields must
-    agree with its note, and its root be ``root``, the root of the records before it.
+    agree with its note, and its root be ``root``, the root of the records before it
+    (not compared when None).
     """
     found = state.lines.get(seq)
     if found is None:

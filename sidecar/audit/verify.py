@@ -39,7 +39,13 @@ from sidecar.audit.segments import (
     segment_name,
     start_path,
 )
-from sidecar.audit.verify_chunks import NUL_FAULT, ChunkResult, check_chunk
+from sidecar.audit.verify_chunks import (
+    FIRST_RECORDS_OF_A_RUN,
+    NUL_FAULT,
+    ChunkResult,
+    after_shutdown,
+    check_chunk,
+)
 from sidecar.errors import AuditCorrupt
 from sidecar.keys import KeyFileError, public_key_from_base64
 
@@ -529,6 +535,7 @@ class _Checker:
         frontier = Frontier()
         seq = 0
         prev = ZERO_HASH
+        shutdown_seq: int | None = None  # the last chunk ended in this shutdown checkpoint
         if plans and plans[0].segment.first_seq > 0:
             start = self._start_of(plans[0].segment)
             assert start is not None
@@ -583,6 +590,9 @@ class _Checker:
                         raise fault(f"{message}: records are missing or reordered", 0)
                     if result.first_prev != prev:
                         raise fault("prev is not the hash of the record before it", 0)
+                    if shutdown_seq is not None and result.first_type not in FIRST_RECORDS_OF_A_RUN:
+                        raise fault(after_shutdown(result.first_type, shutdown_seq), 0)
+                    shutdown_seq = result.ends_in_shutdown
                 position = 0
                 for count, subtrees in result.pieces:
                     record = result.checkpoints.get(position)

@@ -32,6 +32,21 @@ def _reject_float(_: str) -> Any:
 
 # A record never holds a raw NUL byte (canonical JSON writes U+0000 escaped).
 NUL_FAULT = "holds NUL bytes (disk blocks never written)"
+# The records a run of the gate writes first: nothing else follows a shutdown checkpoint.
+FIRST_RECORDS_OF_A_RUN = ("recovery", "startup")
+
+
+def after_shutdown(record_type: Any, shutdown_seq: int) -> str:
+    """The fault of a record that is no run's first right after a shutdown checkpoint."""
+    return (
+        f"a {record_type} record follows the shutdown checkpoint at seq {shutdown_seq}: a "
+        "gate writes nothing after its shutdown checkpoint, and the next one starts with "
+        "its recovery or startup record, so this record was added while no gate ran; "
+        "nothing vouches for it, even where a later checkpoint signs it (a start that "
+        "found it unsigned signed it as found)"
+    )
+
+
 _decode = msgspec.json.Decoder(float_hook=_reject_float).decode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
@@ -78,6 +93,10 @@ class ChunkResult:
     # (type, note) of the records at the wanted sizes, by line: the record at a
     # checkpoint's size must be the checkpoint record written with it
     at_sizes: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    first_type: str | None = None
+    # seq of the chunk's last record when it is a shutdown checkpoint: the chunk after
+    # must start with a later run's first record (``after_shutdown``)
+    ends_in_shutdown: int | None = None
     fault: str | None = None
 
 
@@ -94,6 +113,7 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
     decode, encode = _decode, _encode_sorted
     expected_seq = -1
     prev = ""
+    shutdown_seq: int | None = None  # of the record before, when a shutdown checkpoint
     # Hashing every line up front (a comprehension) is cheaper than hashing in the loop;
     # lines after a fault are hashed for nothing, which only happens once.
     digests = [sha256(b"\x00" + line).digest() for line in lines]
@@ -137,15 +157,24 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
         if type(ts) is not str or ts_match(ts) is None:
             result.fault = "ts is not an RFC 3339 UTC time with microseconds"
             break
+        if shutdown_seq is not None and record_type not in FIRST_RECORDS_OF_A_RUN:
+            result.fault = after_shutdown(record_type, shutdown_seq)
+            break
+        shutdown_seq = None
         if record_type == "checkpoint":
             checkpoints[count] = record
+            if get("reason") == "shutdown":
+                shutdown_seq = seq
         elif record_type == "startup" and "unsignedAtStart" in record:
             result.unsigned_starts[count] = record
+        if not count:
+            result.first_type = record_type
         prev = digests[count].hex()
         expected_seq = seq + 1
         count += 1
     del digests[count:]
     result.count = len(digests)
+    result.ends_in_shutdown = shutdown_seq
     result.last_hash = prev
     if digests:
         first = result.first_seq

@@ -19,7 +19,8 @@ OpenLog = Callable[..., AuditLog]
 def _fill(open_log: OpenLog, count: int, **options: object) -> Path:
     log = open_log(**options)
     for i in range(count):
-        log.append_blocking("decision", decision(i))
+        # A run starts with its startup record, as the gate's does (docs/audit.md).
+        log.append_blocking(*(("startup", {}) if i == 0 else ("decision", decision(i))))
     log.close_blocking()
     return sorted((log.directory / "segments").glob("*.jsonl"))[-1]
 

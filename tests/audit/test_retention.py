@@ -69,6 +69,7 @@ def test_pruned_trail_keeps_running_and_verifying(
     assert first > 0
     log = open_log(segment_bytes=4096, checkpoint_every=9)
     assert log.status()["seq"] > first
+    log.append_blocking("startup", {})  # a run's first record, as the gate's
     for i in range(30):
         log.append_blocking("decision", decision(100 + i))
     log.close_blocking()

@@ -158,6 +158,7 @@ def rotated(open_log: OpenLog, tmp_path: Path) -> tuple[Path, Signer, Signer]:
     old, new = (Signer(Ed25519PrivateKey.generate()) for _ in range(2))
     for signer in (old, new):
         log = open_log(tmp_path / "audit", signer=signer, checkpoint_every=3)
+        log.append_blocking("startup", {})  # a run's first record, as the gate's
         for i in range(5):
             log.append_blocking("decision", decision(i))
         log.close_blocking()
