@@ -2,8 +2,8 @@
 # Tollgate sidecar image (issue 8; deployment notes in docs/deploy.md).
 #
 # Two stages: "build" turns the source into a wheel and installs it into /opt/venv;
-# the final stage copies only that venv onto a clean slim base, so no compiler, build
-# backend or source tree reaches the image. tests/test_wheel_install.py performs the
+# the final stage copies only that venv, and the standard library's bytecode, onto a
+# clean slim base, so no compiler, build backend or source tree reaches the image. tests/test_wheel_install.py performs the
 # same install (the built wheel into a fresh venv) and starts the daemon from it as
 # uid 65532 on a read-only root file system.
 
@@ -13,6 +13,19 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
+# The base image deletes every .pyc of the standard library, and the final image (read-
+# only, PYTHONDONTWRITEBYTECODE) writes none: without this, each start of the gate and
+# each exec probe would compile the stdlib modules it imports from source again. It is
+# compiled before pip runs (pip would leave timestamp bytecode, which compileall takes as
+# up to date), as unchecked-hash bytecode, used whatever mtimes the layers give the
+# sources, and only the __pycache__ directories are kept for the final stage.
+# site-packages (the base image's pip and setuptools) is not the gate's: left out.
+WORKDIR /usr/local/lib/python3.11
+RUN python -m compileall -q -f -j0 --invalidation-mode unchecked-hash -x /site-packages/ \
+        /usr/local/lib/python3.11 \
+    && mkdir /opt/stdlib-bytecode \
+    && find . -path ./site-packages -prune -o -type d -name __pycache__ \
+        -exec cp -a --parents -t /opt/stdlib-bytecode {} +
 WORKDIR /src
 COPY constraints.txt pyproject.toml README.md ./
 COPY sidecar/ sidecar/
@@ -20,20 +33,25 @@ COPY sidecar/ sidecar/
 # first the build backend (installed here, so the wheel builds without an isolated
 # environment fetching the newest), then the gate's dependencies. The venv has no pip
 # of its own: the base image's pip installs into it, so the final image carries no
-# package installer in the venv.
+# package installer in the venv. pip's bytecode is checked against the sources' mtimes,
+# which the layers need not keep (BuildKit's rewrite-timestamp clamps them to
+# SOURCE_DATE_EPOCH): it is compiled again as unchecked-hash, like the stdlib's.
 RUN pip install --constraint constraints.txt setuptools wheel \
     && pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && python -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --constraint constraints.txt \
-        /wheels/tollgate-*.whl
+        /wheels/tollgate-*.whl \
+    && python -m compileall -q -f -j0 --invalidation-mode unchecked-hash /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tollgate" \
       org.opencontainers.image.description="Deny-by-default policy gate for AI agents (Kubernetes sidecar)" \
       org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/stdlib-bytecode/ /usr/local/lib/python3.11/
 COPY --from=build /opt/venv /opt/venv
-# The root file system is read-only in the pod: bytecode is compiled at build time, the
-# only writable places are the audit volume and the /tmp emptyDir.
+# The root file system is read-only in the pod: bytecode is compiled at build time (the
+# stdlib's and the venv's, above), the only writable places are the audit volume and the
+# /tmp emptyDir.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

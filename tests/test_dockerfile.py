@@ -3,19 +3,23 @@
 hadolint lints it; the instructions are parsed to check what an image user relies on:
 a pinned slim Python base, a multi-stage build whose final stage installs nothing, a
 numeric non-root USER, EXPOSE 9800, ``tollgate serve`` as the ENTRYPOINT, and the same
-policy and audit paths as the k8s manifests. The install itself is exercised by
-tests/test_wheel_install.py.
+policy and audit paths as the k8s manifests, and bytecode for the stdlib and the venv
+that a read-only probe uses (the build stage's commands run here on a copy of this
+interpreter's stdlib). The install itself is exercised by tests/test_wheel_install.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import py_compile
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -113,10 +117,174 @@ def test_build_is_multi_stage_and_the_final_stage_installs_nothing() -> None:
     assert final.all("RUN") == []
     assert final.all("ADD") == []
     copies = final.all("COPY")
-    assert copies == ["--from=build /opt/venv /opt/venv"]
+    assert copies == [
+        "--from=build /opt/stdlib-bytecode/ /usr/local/lib/python3.11/",
+        "--from=build /opt/venv /opt/venv",
+    ]
     assert stages[0].name == "build"
     # The venv carries no pip of its own.
     assert any("venv --without-pip /opt/venv" in run for run in stages[0].all("RUN"))
+
+
+# --- bytecode ---------------------------------------------------------------------------
+
+IMAGE_STDLIB = "/usr/local/lib/python3.11"
+
+
+def _build_commands() -> list[tuple[str, str]]:
+    """The build stage's RUN commands (split at ``&&``), each with its WORKDIR."""
+    workdir = "/"
+    commands = []
+    for keyword, rest in _stages()[1][0].instructions:
+        if keyword == "WORKDIR":
+            workdir = rest
+        elif keyword == "RUN":
+            commands += [(command.strip(), workdir) for command in rest.split("&&")]
+    return commands
+
+
+def _stdlib_bytecode_run() -> tuple[str, str]:
+    """The build stage's RUN that compiles the stdlib, and the WORKDIR it runs in."""
+    _, stages = _stages()
+    workdir = "/"
+    found = []
+    for keyword, rest in stages[0].instructions:
+        if keyword == "WORKDIR":
+            workdir = rest
+        elif keyword == "RUN" and "compileall" in rest and IMAGE_STDLIB in rest:
+            found.append((rest, workdir))
+    assert len(found) == 1, "the build stage compiles the stdlib in one RUN"
+    return found[0]
+
+
+def _stdlib_bytecode_source() -> str:
+    """The build stage's directory that the final stage copies over the stdlib."""
+    sources = [
+        words[1]
+        for words in (copy.split() for copy in _final().all("COPY"))
+        if len(words) == 3 and words[0] == "--from=build" and words[2].rstrip("/") == IMAGE_STDLIB
+    ]
+    assert len(sources) == 1, "the final stage copies the stdlib's bytecode"
+    return sources[0].rstrip("/")
+
+
+def test_the_image_ships_unchecked_bytecode_for_the_stdlib_and_the_venv() -> None:
+    # The base image deletes the stdlib's .pyc and the final stage may not RUN: without
+    # bytecode from the build stage, every start and every exec probe compiles the
+    # stdlib modules it imports (start-up doubled under the pod's 500m, rt25 ops 1).
+    commands = [command for command, _ in _build_commands()]
+    (stdlib,) = [c for c in commands if "compileall" in c and IMAGE_STDLIB in c]
+    (venv,) = [c for c in commands if "compileall" in c and "/opt/venv" in c]
+    first_pip = min(i for i, c in enumerate(commands) if re.match(r"pip\b", c))
+    # Before pip has run: compileall takes timestamp bytecode left by then as up to date.
+    assert commands.index(stdlib) < first_pip
+    # After pip has installed, its timestamp bytecode compiled again (-f).
+    assert commands.index(venv) > max(i for i, c in enumerate(commands) if " install " in c)
+    for command in (stdlib, venv):
+        words = shlex.split(command)
+        # Unchecked: used whatever mtimes the layers give the sources.
+        assert "--invalidation-mode" in words, command
+        assert words[words.index("--invalidation-mode") + 1] == "unchecked-hash", command
+        assert "-f" in words, command
+    # The base image's pip and setuptools are not the gate's; their bytecode would only
+    # weigh on the layer.
+    assert "-x" in shlex.split(stdlib) and "site-packages" in stdlib
+    assert _stdlib_bytecode_source() != IMAGE_STDLIB
+
+
+def _pyc_flags(pyc: Path) -> int:
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
+def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> None:
+    """Runs the build stage's stdlib RUN on a copy of this interpreter's stdlib as the
+    base image ships it (no .pyc, no tests, no static library), lays the bytecode it
+    keeps over another such copy as the final stage's COPY does, gives the sources new
+    mtimes, and starts ``python -I -S`` there as the exec probes do."""
+    if sys.platform != "linux" or sys.version_info[:2] != (3, 11):
+        pytest.skip("needs Linux (find, cp --parents) and CPython 3.11, the image's")
+    run, workdir = _stdlib_bytecode_run()
+    kept = tmp_path / "stdlib-bytecode"
+    prefix = tmp_path / "usr" / "local"
+    lib = prefix / "lib" / "python3.11"
+    shipped = shutil.ignore_patterns(
+        "site-packages", "test", "tests", "idle_test", "__pycache__", "*.py[co]", "libpython*.a"
+    )
+    shutil.copytree(sysconfig.get_paths()["stdlib"], lib, ignore=shipped, symlinks=True)
+    # A package of the base image's own: left out of the kept bytecode.
+    (lib / "site-packages" / "basepkg").mkdir(parents=True)
+    (lib / "site-packages" / "basepkg" / "__init__.py").write_text("X = 1\n")
+    (prefix / "bin").mkdir()
+    shutil.copy2(os.path.realpath(sys.executable), prefix / "bin" / "python3.11")
+    (prefix / "bin" / "python").symlink_to("python3.11")
+    env = {
+        "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}",
+        # The copy finds this interpreter's shared library where it is installed.
+        "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR")),
+    }
+
+    def here(text: str) -> str:
+        return text.replace(_stdlib_bytecode_source(), str(kept)).replace(IMAGE_STDLIB, str(lib))
+
+    assert here(workdir).startswith(str(tmp_path)), f"WORKDIR {workdir} is not mapped here"
+    build = subprocess.run(
+        ["sh", "-c", here(run)],
+        cwd=here(workdir),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+
+    kept_files = [p for p in kept.rglob("*") if p.is_file()]
+    assert (kept / "__pycache__" / "socket.cpython-311.pyc") in kept_files
+    assert (kept / "json" / "__pycache__" / "decoder.cpython-311.pyc") in kept_files
+    for pyc in kept_files:
+        assert pyc.parent.name == "__pycache__" and pyc.suffix == ".pyc", pyc
+        assert "site-packages" not in pyc.parts, pyc
+        assert _pyc_flags(pyc) == 0b01, pyc  # hash-based, source not checked
+
+    # The final stage: the base image's stdlib again, the kept bytecode copied over it.
+    for cache in [p for p in lib.rglob("__pycache__") if p.is_dir()]:
+        shutil.rmtree(cache)
+    shutil.copytree(kept, lib, dirs_exist_ok=True)
+    for source in lib.rglob("*.py"):
+        os.utime(source, (1_600_000_000, 1_600_000_000))
+    python = str(prefix / "bin" / "python3.11")
+    probe = subprocess.run(
+        [python, "-I", "-S", "-v", "-c", "import socket, selectors, json"],
+        env=env | {"PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    loaded = re.findall(r"^# code object from '?([^'\n]+)'?$", probe.stderr, re.MULTILINE)
+    assert str(lib / "__pycache__" / "socket.cpython-311.pyc") in loaded, probe.stderr
+    compiled_from_source = [path for path in loaded if not path.endswith(".pyc")]
+    assert compiled_from_source == []
+
+
+def test_the_build_stage_recompiles_the_venvs_timestamp_bytecode(tmp_path: Path) -> None:
+    # pip leaves bytecode checked against the source's mtime, which the image's layers
+    # need not keep; the build stage's command turns it into unchecked bytecode.
+    (command,) = [c for c, _ in _build_commands() if "compileall" in c and "/opt/venv" in c]
+    package = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("X = 1\n")
+    pyc = Path(
+        py_compile.compile(
+            str(package / "__init__.py"), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+        )
+    )
+    assert _pyc_flags(pyc) == 0
+    words = shlex.split(command.replace("/opt/venv", str(tmp_path / "venv")))
+    assert words[:3] == ["python", "-m", "compileall"], command
+    subprocess.run([sys.executable, *words[1:]], check=True, timeout=120)
+    assert _pyc_flags(pyc) == 0b01
 
 
 def test_runs_as_a_numeric_non_root_user() -> None:
