@@ -100,8 +100,18 @@ class GateMetrics:
             "Approvals waiting for a human decision.",
             registry=self.registry,
         )
+        self.approval_notifications = Counter(
+            "tollgate_approval_notifications_total",
+            "Webhook notices of new approvals by result (notified: the webhook took it; "
+            "failed: given up, the approval waits unannounced).",
+            ["result"],
+            registry=self.registry,
+        )
         for result in ("loaded", "rejected"):
             self.policy_reloads.labels(result)
+        # At 0 from the start, so that an alert on an increase fires at the first failure.
+        for result in ("notified", "failed"):
+            self.approval_notifications.labels(result)
 
     def count_check(self, action: str, decision: str) -> None:
         self.checks.inc((action, decision))

@@ -36,7 +36,7 @@ from sidecar.approvals.service import NotPending
 from sidecar.errors import PolicyError
 from sidecar.keys import generate_keypair
 from sidecar.policy.loader import load_policy_file
-from tests.daemon import Daemon, answering_peer, refusing_writes
+from tests.daemon import Daemon, answering_peer, free_port, refusing_writes
 
 if TYPE_CHECKING:
     from sidecar.gate import Gate
@@ -896,6 +896,41 @@ def test_a_webhook_that_refuses_is_recorded(start, hook_factory) -> None:  # typ
     assert failed["attempts"] == 1 and "404" in failed["problem"]
     assert len(hook.received) == 1, "a 4xx is not retried"
     assert view(gate, approval_id)["status"] == "pending", "the approval still waits"
+
+
+def notifications_counted(gate: Daemon) -> dict[str, float]:
+    found = re.findall(
+        r'^tollgate_approval_notifications_total\{result="(\w+)"\} (\S+)$',
+        gate.get("/metrics").text,
+        re.MULTILINE,
+    )
+    return {result: float(value) for result, value in found}
+
+
+def test_a_webhook_that_cannot_be_reached_is_logged_and_counted(start) -> None:  # type: ignore[no-untyped-def]
+    # A Slack URL the NetworkPolicy blocks: nothing listens; its path is the secret.
+    webhook = f"http://127.0.0.1:{free_port()}/services/T0001/B0001/SECRETxyz"
+    gate = start(webhook=webhook)
+    assert notifications_counted(gate) == {"notified": 0.0, "failed": 0.0}
+    approval_id = ask(gate)["approval"]["id"]
+    wait_for(lambda: "notifyFailed" in events(gate, approval_id), timeout=30)
+    assert notifications_counted(gate) == {"notified": 0.0, "failed": 1.0}
+    assert gate.process is not None
+    gate.process.send_signal(signal.SIGTERM)
+    _, stderr = gate.process.communicate(timeout=15)
+    (warning,) = [line for line in stderr.decode().splitlines() if approval_id in line]
+    assert " WARNING tollgate.approvals: " in warning, warning
+    assert "http://127.0.0.1 gave up after 5 attempt(s)" in warning, warning
+    assert "Connection refused" in warning, warning
+    assert "SECRETxyz" not in stderr.decode() and "/services/" not in stderr.decode()
+
+
+def test_a_delivered_notice_is_counted(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
+    hook = hook_factory()
+    gate = start(webhook=hook.url)
+    approval_id = ask(gate)["approval"]["id"]
+    wait_for(lambda: "notified" in events(gate, approval_id))
+    assert notifications_counted(gate) == {"notified": 1.0, "failed": 0.0}
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sidecar.approvals.book import ApprovalBook
 from sidecar.approvals.model import (
@@ -64,6 +65,7 @@ from sidecar.errors import AuditUnavailable
 from sidecar.ids import new_ulid
 from sidecar.metrics import GateMetrics
 from sidecar.policy.compiler import CompiledPolicy
+from sidecar.visible import visible
 
 logger = logging.getLogger("tollgate.approvals")
 
@@ -660,6 +662,7 @@ class ApprovalService:
         return True
 
     async def _notified(self, notice: Notice, attempts: int) -> None:
+        self.metrics.approval_notifications.labels("notified").inc()
         # Not written (the trail down, the gate stopping first): the next start sends
         # the notice again, which receivers are told to expect.
         await self._notice_outcome(
@@ -667,6 +670,20 @@ class ApprovalService:
         )
 
     async def _notify_failed(self, notice: Notice, attempts: int, problem: str) -> None:
+        self.metrics.approval_notifications.labels("failed").inc()
+        # Approvers were not told, so the approval will expire and the agent be denied:
+        # say so where an operator looks. The URL's path holds the webhook's secret (a
+        # Slack URL's does): only its scheme and host are named.
+        where = urlsplit(notice.url)
+        logger.warning(
+            "approval %s: notifying the webhook at %s://%s gave up after %d attempt(s): %s; "
+            "the approval waits unannounced (GET /v1/approvals?status=pending)",
+            notice.approval_id,
+            where.scheme,
+            where.hostname,
+            attempts,
+            visible(problem[:1024]),
+        )
         await self._notice_outcome(
             {
                 "event": "notifyFailed",
