@@ -390,9 +390,18 @@ class Lexer:
         if op in ("<&", ">&") and target_char == "-":
             # bash (parse.y, "Hack <&- (close stdin) case") makes a "-" right after <&
             # or >& a token of its own, in POSIX mode too: "<&-rm x" closes stdin and
-            # runs rm. dash refuses such a line ("Bad fd number"), so this reading
-            # decides no less than either shell runs.
+            # runs rm. busybox ash (Alpine's sh) reads ">&-rm" as output to the file
+            # "-rm" and runs x; dash refuses the line ("Bad fd number"). No one reading
+            # decides what every shell runs, so a "-" with more of the word after it
+            # is refused, not guessed.
             self._take()
+            following = self._peek()
+            if following and following not in METACHARACTERS and following not in BLANKS:
+                raise self._limit(
+                    f"{op}- followed by {following!r}: bash closes the descriptor and "
+                    "starts a new word there, busybox ash redirects to a file named "
+                    "with the rest, dash refuses the line; write a blank after the '-'"
+                )
             redirect = Redirect(op=op, fd=fd, target=Word(raw="-", text="-"))
             return Token("redirect", self.src[start : self.pos], start, self.pos, redirect=redirect)
         try:
