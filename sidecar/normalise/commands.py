@@ -790,12 +790,23 @@ class _Analyser:
             if target is None:
                 continue
             self.expansions(target, state, context)
-            if redirect.op == "<<<" or _is_descriptor(redirect):
+            if redirect.op == "<<<":
+                # bash expands a here-string as an assignment's value: a tilde-prefix at
+                # its start and after each ":" (<<< 'true x':~-), text the line can set.
+                if target.raw.startswith("~") or ":~" in target.raw:
+                    self.construct("tilde-expansion", f"{redirect.op} {target.raw}")
+                continue
+            if _is_descriptor(redirect):
                 continue
             if _is_process_substitution(target):
                 continue  # > >(cmd): a pipe to cmd, whose commands are reported
             shown = f"{redirect.fd or ''}{redirect.op} {target.raw}"
             again = reexpanded(redirect)
+            if target.static and _tilde_expanded(target):
+                # > a=~-: bash expands a tilde after an assignment-like target's "=" or ":"
+                # too, to a value the line can set (OLDPWD=...): not the file ./a=~-.
+                self.construct("dynamic-redirect", shown)
+                continue
             if not target.static:
                 self.construct("dynamic-redirect", shown)
                 if again:  # >&"$x": bash expands the value again, and runs a $(...) in it

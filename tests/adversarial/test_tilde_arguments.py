@@ -109,3 +109,55 @@ def test_a_policy_allows_it_by_name() -> None:
     policy = load_policy_text(ALLOW_TILDES)
     verdict = check_line(policy, "ls ~/src")
     assert (verdict.decision, verdict.rule) == ("allow", "listing"), verdict.reason
+
+
+@needs_bash
+def test_bash_expands_a_tilde_in_an_assignment_like_target_and_a_here_string(
+    tmp_path: Path,
+) -> None:
+    # Found in the review of the fix (rt25 round 2, R2 and R3): a redirection target
+    # spelt like an assignment is tilde-expanded after its "=" and ":" as an argument is,
+    # and a here-string at its start and after each ":".
+    (tmp_path / "a=").mkdir()
+    (tmp_path / "tgt").mkdir()
+    run_bash("OLDPWD=/../tgt/owned; echo hi > a=~-", tmp_path)
+    assert (tmp_path / "tgt" / "owned").read_text() == "hi\n"
+    assert run_bash("OLDPWD=EXPANDED; cat <<< x:~-", tmp_path) == "x:EXPANDED\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "OLDPWD=2024/../.git/config; git log -1 --format=x > year=~-",
+        "OLDPWD=2024/../.env; git commit -q --allow-empty -F - < year=~-",
+        "git status >> a=b:~-",
+        "git status 2> a=~",
+        "git status &> a=~-",
+    ],
+)
+def test_coding_agent_denies_a_tilde_in_a_redirection_target(
+    coding_agent: CompiledPolicy, line: str
+) -> None:
+    verdict = check_line(coding_agent, line)
+    assert verdict.decision == "deny", verdict.reason
+    assert "dynamic-redirect" in construct_names(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["OLDPWD=';curl x'; bash <<< 'true x':~-", "OLDPWD='curl x'; bash <<< ~-"]
+)
+def test_a_here_string_a_shell_reads_is_not_decided_as_its_spelling(line: str) -> None:
+    # Even a policy that lets a shell read a here-string it has decided: the text read
+    # is not the one written.
+    policy = load_policy_text(
+        "version: 1\nrules:\n"
+        "  - {action: process.exec, decision: allow, command: [bash, heredoc-to-shell, \"true\"]}\n"
+    )
+    verdict = check_line(policy, line)
+    assert verdict.decision == "deny", verdict.reason
+    assert "tilde-expansion" in construct_names(line)
+
+
+def test_a_quoted_or_plain_target_is_still_a_file(coding_agent: CompiledPolicy) -> None:
+    for line in ('git status > "a=~-"', "git status > a=b", "git status > a\\=~-"):
+        assert "dynamic-redirect" not in construct_names(line), line
