@@ -151,7 +151,7 @@ def test_a_here_string_a_shell_reads_is_not_decided_as_its_spelling(line: str) -
     # is not the one written.
     policy = load_policy_text(
         "version: 1\nrules:\n"
-        "  - {action: process.exec, decision: allow, command: [bash, heredoc-to-shell, \"true\"]}\n"
+        '  - {action: process.exec, decision: allow, command: [bash, heredoc-to-shell, "true"]}\n'
     )
     verdict = check_line(policy, line)
     assert verdict.decision == "deny", verdict.reason
