@@ -27,7 +27,13 @@ from sidecar.normalise.paths import lexical_path, normalise_path
 from sidecar.normalise.urls import canonical_escape
 from sidecar.policy.glob import POSIX_CLASSES
 from sidecar.policy.index import RuleIndex
-from sidecar.policy.matchers import FieldTest, MatcherError, compile_matcher
+from sidecar.policy.matchers import (
+    BudgetError,
+    CompileBudget,
+    FieldTest,
+    MatcherError,
+    compile_matcher,
+)
 from sidecar.policy.schema import (
     MATCHABLE_FIELDS,
     MAX_APPROVAL_TIMEOUT,
@@ -118,12 +124,11 @@ class CompiledPolicy:
     has_rate_limits: bool = False
 
 
-# The most RE2 instructions a policy's regexes may compile to: about 50 MiB resident
-# (RE2 keeps 30 to 60 bytes an instruction), held twice while a reload compiles the
-# next policy, which the sidecar's 256Mi limit holds. Rule count does not bound this: a bounded
-# repetition multiplies a regex's program (`.{1000}` is 7,000 instructions, 240 KiB),
-# so 3,000 such rules took 800 MB. Globs compile to programs linear in their text.
-MAX_REGEX_PROGRAM = 1_000_000
+# What a policy's compiled matchers may take, as matchers.CompileBudget estimates it.
+# Memory follows the matchers and their RE2 programs, not the rule count: 3,000 rules of
+# '.{1000}' took 800 MB, 3,900 globs of 1,000 '?' 1.6 GB, 10,000 rules of seven small
+# regexes 340 MB. A reload holds two policies for a moment (docs/deploy.md, "Memory").
+MAX_COMPILED_BYTES = 48 * 2**20
 
 
 # The matchers of a rule, in MATCHABLE_FIELDS order, in one call.
@@ -753,7 +758,7 @@ def compile_policy(
     rules: list[CompiledRule] = []
     seen_ids: dict[str, int] = {}
     seen_owners: dict[str, int] = {}
-    program_size = 0
+    budget = CompileBudget(MAX_COMPILED_BYTES)
     for index, rule in enumerate(document.rules):
         label = rule_label(index, rule.id)
         rule_id = rule.id if rule.id is not None else f"rules[{index}]"
@@ -789,21 +794,19 @@ def compile_policy(
                 f"{', '.join(used)}"
             )
         tests: list[FieldTest] = []
+        over_budget = False
         for name, matcher in matchers:
             try:
-                tests.append(compile_matcher(name, matcher))
+                tests.append(compile_matcher(name, matcher, budget))
+            except BudgetError as exc:
+                problems.append(f"{label}: {name}: {exc}")
+                over_budget = True
+                break
             except MatcherError as exc:
                 problems.append(f"{label}: {name}: {exc}")
-        program_size += sum(test.program_size for test in tests)
-        if program_size > MAX_REGEX_PROGRAM:
+        if over_budget:
             # Stop here: compiling the rest would only hold more memory, which is what
             # the budget is for (a gate killed for memory fails every check).
-            problems.append(
-                f"{label}: regex: the policy's regexes up to this rule compile to "
-                f"{program_size:,} RE2 instructions, more than the {MAX_REGEX_PROGRAM:,} "
-                "a gate is sized for (about 50 MiB); a bounded repetition such as .{1000} "
-                "or [a-z]{1,63} multiplies a regex's size: use * or + where you can"
-            )
             break
         actions = frozenset(explicit + fitting)
         if rule.path is not None and "network.request" in actions:

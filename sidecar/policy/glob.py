@@ -238,22 +238,32 @@ def _string_test(pattern: str, sep: str) -> GlobTest | None:
 
 def compile_glob(pattern: str, sep: str = "/") -> GlobTest:
     """Compile ``pattern`` to a predicate on one string. Raises ``GlobError``."""
+    return compile_glob_sized(pattern, sep)[0]
+
+
+def compile_glob_sized(pattern: str, sep: str = "/") -> tuple[GlobTest, int | None]:
+    """``compile_glob``, and the size in instructions of the RE2 program behind the
+    test (None for a string test): what a policy's memory budget charges."""
     if not pattern:
         raise GlobError("empty pattern")
     if not _SPECIAL.intersection(pattern):
-        return pattern.__eq__
+        return pattern.__eq__, None
     string_test = _string_test(pattern, sep)
     if string_test is not None:
-        return string_test
-    return compile_glob_regex(pattern, sep)
+        return string_test, None
+    return _compile_program(pattern, sep)
 
 
 def compile_glob_regex(pattern: str, sep: str = "/") -> GlobTest:
     """The RE2 form of ``pattern`` alone, without the string tests ``compile_glob``
     prefers: the reference every string test must agree with on every value."""
+    return _compile_program(pattern, sep)[0]
+
+
+def _compile_program(pattern: str, sep: str) -> tuple[GlobTest, int]:
     regex = glob_to_regex(pattern, sep)
     try:
         compiled = re2.compile(regex)
     except re2.error as exc:  # pragma: no cover - glob_to_regex emits valid RE2
         raise GlobError(str(exc)) from exc
-    return lambda value: compiled.fullmatch(value) is not None
+    return (lambda value: compiled.fullmatch(value) is not None), compiled.programsize

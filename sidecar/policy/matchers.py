@@ -25,7 +25,7 @@ import re2
 
 from sidecar.errors import RequestError
 from sidecar.normalise.paths import normalise_path
-from sidecar.policy.glob import GlobError, compile_glob, literal_head, literal_tail
+from sidecar.policy.glob import GlobError, compile_glob_sized, literal_head, literal_tail
 from sidecar.policy.schema import Matcher, MatcherSpec
 
 Values = tuple[str, ...]
@@ -52,6 +52,116 @@ class MatcherError(ValueError):
     """A matcher is invalid; the message names the operator and the problem."""
 
 
+class BudgetError(MatcherError):
+    """Compiling this matcher took the policy past its memory budget: stop compiling."""
+
+
+# What compiled matchers cost in resident memory, charged as they compile so that a
+# policy's compiled size is bounded and the same on every machine. Measured on CPython
+# 3.11 with google-re2 1.1 (x86-64) as the RSS growth of a process compiling and keeping
+# many of one shape (50,000-100,000 small ones, 5-300 large ones), divided by their
+# count and RE2 instruction count (``programsize``):
+# - an RE2 program (a regex, or a glob no string test covers) costs a fixed part plus a
+#   part per instruction: '/aN' (11 instructions) 1.9 KiB, '/xN/[a-z0-9-]{1,20}' (90)
+#   3.7 KiB, '/xN/.{1000}' (7,010) 244 KiB, '.{1000}' x 60 (420,008) 16.2 MiB, the glob
+#   '/aN/*/b?' (30) 3.0 KiB and '/aN/' + '?' x 1000 (8,010) 371 KiB (47.5 bytes an
+#   instruction, the most seen); case-folded (host, method, scheme, verb): 'aN\.com'
+#   (14) 4.2 KiB, 190 instructions 10.4 KiB;
+# - a matcher operator (equals, glob, startsWith, cidr, one level of not ...) 0.7 to
+#   1.5 KiB with its closure and explain text, and a listed value about 100 bytes.
+# The costs below are at or above each measurement.
+PROGRAM_BYTES = 2048
+FOLDED_PROGRAM_BYTES = 4096
+INSTRUCTION_BYTES = 50
+OPERATOR_BYTES = 1536
+VALUE_BYTES = 100
+# `not` nests a matcher; past a few levels it only makes a rule unreadable (and each
+# level repeats the text of those inside it in explain traces).
+MAX_NOT_DEPTH = 8
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+class CompileBudget:
+    """The memory a policy's compiled matchers may take, charged as each compiles.
+
+    Crossing it raises ``BudgetError`` at the matcher that crossed it, so compiling
+    stops holding at most one program more than the limit (RE2 caps a program at
+    about 20 MiB).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.programs = 0
+        self.program_bytes = 0  # their fixed parts
+        self.instructions = 0
+        self.operators = 0
+        self.values = 0
+
+    def charge_operator(self, operator: str, values: int = 0) -> None:
+        """One operator of a matcher, holding ``values`` listed values."""
+        self.operators += 1
+        self.values += values
+        cost = OPERATOR_BYTES + values * VALUE_BYTES
+        # Only a long list is worth naming: one operator alone is never the cause.
+        this = (
+            f"this {operator} alone lists {values:,} values ({_mib(cost)}); "
+            if values > 100
+            else ""
+        )
+        self._charge(operator, cost, this)
+
+    def charge_program(self, operator: str, instructions: int, *, folded: bool) -> None:
+        """The RE2 program a regex or a glob compiled to."""
+        fixed = FOLDED_PROGRAM_BYTES if folded else PROGRAM_BYTES
+        self.programs += 1
+        self.program_bytes += fixed
+        self.instructions += instructions
+        cost = fixed + instructions * INSTRUCTION_BYTES
+        self._charge(
+            operator,
+            cost,
+            f"this {operator} alone compiles to {instructions:,} RE2 instructions ({_mib(cost)}); ",
+        )
+
+    def _charge(self, operator: str, cost: int, this: str) -> None:
+        self.spent += cost
+        if self.spent <= self.limit:
+            return
+        drivers = {
+            "instructions": self.instructions * INSTRUCTION_BYTES,
+            "programs": self.program_bytes,
+            "operators": (self.operators * OPERATOR_BYTES + self.values * VALUE_BYTES),
+        }
+        cause = max(drivers, key=drivers.__getitem__)
+        if cause == "instructions":
+            advice = (
+                f"{_mib(drivers[cause])} of it is the {self.instructions:,} instructions of "
+                f"{self.programs:,} RE2 programs: a bounded repetition (.{{1000}}, "
+                "[a-z]{1,63}) multiplies a regex's program, and each ? or [...] of a glob "
+                "adds to one; use *, + or ** where you can"
+            )
+        elif cause == "programs":
+            advice = (
+                f"{_mib(drivers[cause])} of it is {self.programs:,} regexes and globs "
+                "compiled to RE2, 2 to 4 KiB each however short: merge regexes (a|b), or "
+                "use equals, in, startsWith or globs of * and ** only, which need no program"
+            )
+        else:
+            advice = (
+                f"{_mib(drivers[cause])} of it is {self.operators:,} matcher operators and "
+                f"{self.values:,} listed values: merge rules, or list fewer values"
+            )
+        raise BudgetError(
+            f"{operator}: the policy's compiled matchers up to here take about "
+            f"{_mib(self.spent)}, more than the {self.limit / 2**20:g} MiB a gate is sized "
+            f'for (docs/deploy.md, "Memory"); {this}{advice}'
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """What every value a test accepts has: one of ``keys`` as the whole value (``exact``),
@@ -71,9 +181,6 @@ class FieldTest:
     # name can allow a construct that cannot be analysed statically (``eval`` ...).
     literal_names: frozenset[str]
     anchor: Anchor | None = None
-    # RE2 instructions of the regexes behind it (``not`` included): what the policy's
-    # memory budget counts (compiler.MAX_REGEX_PROGRAM).
-    program_size: int = 0
 
 
 def _quote(value: object) -> str:
@@ -385,7 +492,7 @@ def _check_ipv4_glob(pattern: str) -> None:
         )
 
 
-def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
+def _glob(field: str, pattern: str, budget: CompileBudget) -> tuple[Test, Anchor | None]:
     _refuse_blank_ends(field, pattern, "glob")
     if field == "host":
         pattern = _canonical_value(field, pattern, "glob")
@@ -405,9 +512,12 @@ def _glob(field: str, pattern: str) -> tuple[Test, Anchor | None]:
     else:
         pattern = _fold_case(field, pattern)
     try:
-        test = _any(compile_glob(pattern, "." if field == "host" else "/"))
+        glob_test, instructions = compile_glob_sized(pattern, "." if field == "host" else "/")
     except GlobError as exc:
         raise MatcherError(f"glob: {pattern!r}: {exc}") from exc
+    if instructions is not None:
+        budget.charge_program("glob", instructions, folded=False)
+    test = _any(glob_test)
     _refuse_impossible_k8s_name(field, pattern, "glob")
     head = literal_head(pattern)
     if head == pattern:
@@ -469,12 +579,12 @@ def _check_host_regex(pattern: str) -> None:
         )
 
 
-def _regex(field: str, pattern: str) -> tuple[Test, int]:
-    """The test of a ``regex``, and the size of its RE2 program in instructions."""
+def _regex(field: str, pattern: str, budget: CompileBudget) -> Test:
     _refuse_blank_ends(field, pattern, "regex")
     if field == "host":
         _check_host_regex(pattern)
-    options = _FOLDED_REGEX_OPTIONS if field in CASE_FOLDED_FIELDS else _REGEX_OPTIONS
+    folded = field in CASE_FOLDED_FIELDS
+    options = _FOLDED_REGEX_OPTIONS if folded else _REGEX_OPTIONS
     try:
         compiled = re2.compile(pattern, options=options)
     except re2.error as exc:
@@ -483,7 +593,8 @@ def _regex(field: str, pattern: str) -> tuple[Test, int]:
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
         raise MatcherError(f"regex: {pattern!r} is not valid RE2: {detail}") from exc
-    return _any(lambda value: compiled.fullmatch(value) is not None), compiled.programsize
+    budget.charge_program("regex", compiled.programsize, folded=folded)
+    return _any(lambda value: compiled.fullmatch(value) is not None)
 
 
 def _cidr(field: str, ranges: str | list[str]) -> Test:
@@ -549,19 +660,60 @@ def _best_anchor(anchors: list[Anchor | None]) -> Anchor | None:
     return min(exact or found, key=lambda a: len(a.keys))
 
 
-def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
-    """Compile the matcher written for ``field``. Raises ``MatcherError``."""
+def _not_depth(matcher: Matcher) -> int:
+    depth = 0
+    while isinstance(matcher, MatcherSpec) and matcher.not_ is not None:
+        depth += 1
+        matcher = matcher.not_
+    return depth
+
+
+def _listed(value: object) -> int:
+    return len(value) if isinstance(value, list) else 0
+
+
+def compile_matcher(field: str, matcher: Matcher, budget: CompileBudget) -> FieldTest:
+    """Compile the matcher written for ``field``, charging ``budget`` as it goes.
+
+    Raises ``MatcherError`` (``BudgetError`` when the budget is crossed)."""
+    depth = _not_depth(matcher)
+    if depth > MAX_NOT_DEPTH:
+        # Refused before anything compiles: each level may hold a regex.
+        raise MatcherError(
+            f"not: nested {depth} levels deep, more than the {MAX_NOT_DEPTH} a matcher may "
+            "nest; not of not is the matcher itself, and the operators of one level must "
+            "all hold, so write them side by side"
+        )
+    return _compile_matcher(field, matcher, budget)
+
+
+def _compile_matcher(field: str, matcher: Matcher, budget: CompileBudget) -> FieldTest:
     if isinstance(matcher, list):
+        budget.charge_operator("in", len(matcher))
         test, text, listed = _in(field, matcher)
         return FieldTest(field, test, text, listed, _exact_anchor(listed))
     if not isinstance(matcher, MatcherSpec):
+        budget.charge_operator("equals")
         test, text, equal = _equals(field, matcher)
         return FieldTest(field, test, text, equal, _exact_anchor(equal))
     spec = matcher
     parts: list[tuple[Test, str]] = []
     anchors: list[Anchor | None] = []
     names: frozenset[str] | None = None
-    program_size = 0
+    # Every operator given costs its closure and text, charged before it compiles.
+    for operator, value in (
+        ("equals", spec.equals),
+        ("in", spec.in_),
+        ("glob", spec.glob),
+        ("startsWith", spec.startsWith),
+        ("endsWith", spec.endsWith),
+        ("regex", spec.regex),
+        ("cidr", spec.cidr),
+        ("prefix", spec.prefix),
+        ("not", spec.not_),
+    ):
+        if value is not None:
+            budget.charge_operator(operator, _listed(value) if operator != "not" else 0)
     if spec.equals is not None:
         test, text, names = _equals(field, spec.equals)
         parts.append((test, text))
@@ -572,7 +724,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         parts.append((test, text))
         anchors.append(_exact_anchor(in_names))
     if spec.glob is not None:
-        test, anchor = _glob(field, spec.glob)
+        test, anchor = _glob(field, spec.glob, budget)
         parts.append((test, f"glob {_quote(spec.glob)}"))
         anchors.append(anchor)
     if spec.startsWith is not None:
@@ -630,8 +782,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if field == "host":
             anchors.append(_suffix_anchor(end))
     if spec.regex is not None:
-        test, program_size = _regex(field, spec.regex)
-        parts.append((test, f"regex {_quote(spec.regex)}"))
+        parts.append((_regex(field, spec.regex, budget), f"regex {_quote(spec.regex)}"))
     if spec.cidr is not None:
         parts.append((_cidr(field, spec.cidr), f"cidr {_quote(spec.cidr)}"))
     if spec.prefix is not None:
@@ -639,8 +790,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         if spec.prefix:  # the first argument is one of the values
             anchors.append(Anchor("exact", frozenset(spec.prefix[:1])))
     if spec.not_ is not None:
-        inner = compile_matcher(field, spec.not_)
-        program_size += inner.program_size
+        inner = _compile_matcher(field, spec.not_, budget)
         parts.append(((lambda values: not inner.test(values)), f"not ({inner.text})"))
     if not parts:
         raise MatcherError("an empty matcher object matches nothing; give an operator")
@@ -648,7 +798,7 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
     exact = names if names is not None and len(parts) == 1 else frozenset()
     anchor = _best_anchor(anchors)
     if len(parts) == 1:
-        return FieldTest(field, parts[0][0], parts[0][1], exact, anchor, program_size)
+        return FieldTest(field, parts[0][0], parts[0][1], exact, anchor)
     tests = tuple(test for test, _ in parts)
     return FieldTest(
         field,
@@ -656,5 +806,4 @@ def compile_matcher(field: str, matcher: Matcher) -> FieldTest:
         " and ".join(text for _, text in parts),
         exact,
         anchor,
-        program_size,
     )
