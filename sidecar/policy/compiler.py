@@ -19,6 +19,8 @@ from functools import lru_cache
 from operator import attrgetter
 from urllib.parse import urlsplit
 
+import re2
+
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import RequestError
 from sidecar.keys import KeyFileError, public_key_from_base64
@@ -753,6 +755,18 @@ def compile_policy(
     document: PolicyDocument, *, source: str, policy_hash: str
 ) -> tuple[CompiledPolicy | None, list[str]]:
     """Compile ``document``; return (policy, []) or (None, problems)."""
+    try:
+        return _compile_policy(document, source=source, policy_hash=policy_hash)
+    finally:
+        # The re2 module keeps the last 128 regexes it compiled (up to 8 MiB each) in a
+        # cache of its own: held past a reload or a refused policy, they are memory the
+        # budget never counted. A compiled policy keeps its own references.
+        re2.purge()
+
+
+def _compile_policy(
+    document: PolicyDocument, *, source: str, policy_hash: str
+) -> tuple[CompiledPolicy | None, list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     rules: list[CompiledRule] = []
