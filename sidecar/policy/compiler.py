@@ -526,7 +526,10 @@ def _path_samples(pattern: str) -> set[str]:
     skeleton = re.sub(r"\{\d*,?\d*\}|[+()^$]", "", skeleton)
     skeleton = re.sub(r"\*+|\?", "x", skeleton)
     found = {part if part.startswith("/") else "/" + part for part in skeleton.split("|")}
-    found |= {part + "/x" for part in found}
+    # Paths below each, as a startsWith or a trailing "**" reaches: a word under the
+    # pattern, and a resource's name under a group and version. A "/" the pattern ends
+    # with is not doubled: a "//" path is refused, so it is no evidence of anything.
+    found |= {part.rstrip("/") + below for part in found for below in ("/x", "/x/x/x")}
     return found | {path[:cut] for path in found for cut in range(1, len(path)) if path[cut] == "/"}
 
 
@@ -542,11 +545,22 @@ def _resource_path_warnings(rule: Rule, test: Callable[[FieldValues], bool]) -> 
         return []
     example = _resource_path_example(rule.path, test)
     if example is not None:
-        path, found = example
-        return [
-            "path: matches only the paths of resource requests, such as "
-            f"{path} ({_described(found)}){_NO_PATH}"
-        ]
+        path, found, discovery = example
+        if discovery is None:
+            return [
+                "path: matches only the paths of resource requests, such as "
+                f"{path} ({_described(found)}){_NO_PATH}"
+            ]
+        # Only a hole in a deny or require_approval rule: an allow of discovery alone is
+        # what kubectl needs, and what it leaves out is denied.
+        if rule.decision != "allow":
+            return [
+                "path: of the paths kube-apiserver serves outside its resources, matches "
+                f"only discovery ones ({discovery}); otherwise it matches the paths of "
+                f"resource requests, such as {path} ({_described(found)}), and a resource "
+                "request has no path, so the rule holds for discovery requests only: "
+                "match resources by resource, namespace and name"
+            ]
     # The values of a list are alternatives: one naming a resource is one that never holds.
     spec = rule.path
     listed = spec.in_ or [] if isinstance(spec, MatcherSpec) else _as_list(spec)
@@ -561,18 +575,28 @@ def _resource_path_warnings(rule: Rule, test: Callable[[FieldValues], bool]) -> 
 
 def _resource_path_example(
     matcher: Matcher, test: Callable[[FieldValues], bool]
-) -> tuple[str, K8sAttributes] | None:
+) -> tuple[str, K8sAttributes, str | None] | None:
     """A resource request's path ``test`` matches, if it matches none that kube-apiserver
-    serves outside its resources. Told by what the compiled matcher does on sample
-    paths: the patterns' own (see ``_path_samples``), then their words in the places
-    of a resource request's path."""
+    serves outside its resources, or only discovery ones (the third item names one).
+    Told by what the compiled matcher does on sample paths: the patterns' own (see
+    ``_path_samples``), then their words in the places of a resource request's path."""
     patterns = [*_written_values(matcher), *_operator_values(matcher, "regex")]
-    samples = sorted({sample for pattern in patterns for sample in _path_samples(pattern)}, key=len)
+    samples = sorted(
+        {sample for pattern in patterns for sample in _path_samples(pattern)},
+        key=lambda sample: (sample.endswith("/"), len(sample)),
+    )
     found_of = {sample: _resource_request(sample) for sample in samples}
-    served = [s for s, found in found_of.items() if found is None and _is_served(s)]
+    served = [s for s in samples if _is_non_resource_request(s) and _is_served(s)]
     # As sent, a non-resource path may end in "/" (a deny rule sees that form too).
-    if any(test((path,)) or test((path + "/",)) for path in [*_NON_RESOURCE_PATHS, *served]):
+    matched = [
+        form
+        for path in dict.fromkeys([*_NON_RESOURCE_PATHS, *served])
+        for form in (path, path + "/")
+        if test((form,))
+    ]
+    if any(not _is_discovery(path) for path in matched):
         return None
+    discovery = matched[0] if matched else None
     # Not the paths above the placed words: "/apis/secrets" is no path a ".*/secrets"
     # was written for.
     placed = (
@@ -584,7 +608,7 @@ def _resource_path_example(
     for path in (*(s for s, found in found_of.items() if found is not None), *placed):
         found = _resource_request(path)
         if found is not None and test((path,)):
-            return path, found
+            return path, found, discovery
     return None
 
 
@@ -593,14 +617,29 @@ def _is_served(path: str) -> bool:
     return path.split("/")[1] in _NON_RESOURCE_ROOTS
 
 
+def _is_discovery(path: str) -> bool:
+    """A non-resource path under /api or /apis: the discovery of a version or group."""
+    return path.split("/")[1] in ("api", "apis")
+
+
 @lru_cache(maxsize=4096)
-def _resource_request(path: str) -> K8sAttributes | None:
-    """What ``path`` asks of kube-apiserver, if it is a resource request's path."""
+def _resolved(path: str) -> K8sAttributes | None:
+    """What ``path`` asks of kube-apiserver, or None for a path the gate refuses."""
     try:
-        found = resolve_request("GET", path)
+        return resolve_request("GET", path)
     except RequestError:
         return None
-    return found if found.is_resource_request else None
+
+
+def _resource_request(path: str) -> K8sAttributes | None:
+    """What ``path`` asks of kube-apiserver, if it is a resource request's path."""
+    found = _resolved(path)
+    return found if found is not None and found.is_resource_request else None
+
+
+def _is_non_resource_request(path: str) -> bool:
+    found = _resolved(path)
+    return found is not None and not found.is_resource_request
 
 
 _NO_PATH = (
