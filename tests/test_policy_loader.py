@@ -19,6 +19,7 @@ from sidecar.errors import PolicyError
 from sidecar.policy.loader import (
     STRICT_YAML_LOADER,
     YAML_LOADERS,
+    check_unambiguous,
     load_policy_bytes,
     load_policy_file,
     load_yaml_strict,
@@ -833,6 +834,16 @@ def test_a_character_other_readers_read_otherwise_is_refused(
         ("\u00ad", "\\u00ad"),  # soft hyphen
         ("\ufeff", "\\ufeff"),  # a BOM past the start of the file
         ("\U000e0041", "\\U000e0041"),  # tag latin capital A
+        # Default-ignorable, not Cf (rt25 r2-policy, 4): each let "/app/sec<it>ret" load
+        # and its deny miss /app/secret.
+        ("\u034f", "\\u034f"),  # combining grapheme joiner
+        ("\ufe0f", "\\ufe0f"),  # variation selector 16
+        ("\U000e0100", "\\U000e0100"),  # variation selector 17
+        ("\u3164", "\\u3164"),  # Hangul filler
+        ("\uffa0", "\\uffa0"),  # halfwidth Hangul filler
+        ("\u115f", "\\u115f"),  # Hangul choseong filler
+        ("\u17b4", "\\u17b4"),  # Khmer vowel inherent AQ
+        ("\u180b", "\\u180b"),  # Mongolian free variation selector one
     ],
     ids=lambda c: f"U+{ord(c):04X}" if len(c) == 1 else "",
 )
@@ -846,7 +857,7 @@ def test_an_invisible_character_is_refused(character: str, escape: str, tmp_path
     with pytest.raises(PolicyError) as raised:
         load_policy_bytes(text.encode(), "p.yaml")
     assert raised.value.problems == [
-        f"invalid YAML: line 3: U+{ord(character):04X} is refused: an invisible (format) "
+        f"invalid YAML: line 3: U+{ord(character):04X} is refused: an invisible "
         "character, it makes the file say one thing to the gate and another to the people "
         "and tools that read it; if it is meant, write it as an escape in a double-quoted "
         f'string: "{escape}"'
@@ -860,6 +871,42 @@ def test_an_invisible_character_is_refused(character: str, escape: str, tmp_path
     test_file.write_text(f"policy: p.yaml  # x{character}\ncases: []\n", encoding="utf-8")
     with pytest.raises(PolicyTestFileError, match="an invisible"):
         load_test_file(test_file)
+
+
+def test_every_default_ignorable_code_point_is_refused() -> None:
+    # The loader's list is fixed (unicodedata lacks the property); the regex module, when
+    # installed, reads it from its own copy of DerivedCoreProperties.txt.
+    regex = pytest.importorskip("regex")
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    found = [chr(c) for c in range(0x80, sys.maxunicode + 1) if ignorable.match(chr(c))]
+    assert len(found) > 4000
+    for character in found:
+        with pytest.raises(yaml.YAMLError, match=r"an invisible character|bidirectional"):
+            check_unambiguous(f"path: /app/sec{character}ret\n")
+
+
+COMMENT_ADVICE = "remove it from the comment (a comment has no escapes)"
+ESCAPE_ADVICE = 'if it is meant, write it as an escape in a double-quoted string: "\\u200d"'
+
+
+@pytest.mark.parametrize(
+    ("text", "advice"),
+    [
+        # Found in review (rt25 r2-policy, 8): a comment has no escapes to write.
+        ("# family: \U0001f468\u200d\U0001f469\nversion: 1\n", COMMENT_ADVICE),
+        ("version: 1  # a\u200db\nrules: []\n", COMMENT_ADVICE),
+        ("rules:\n  # x\n  - {id: a}  # note \u200d\n", COMMENT_ADVICE),
+        # A '#' inside a scalar is text, not a comment.
+        ('version: 1\nid: "a # b\u200d"\n', ESCAPE_ADVICE),
+        ("version: 1\nid: a#b\u200d\n", ESCAPE_ADVICE),
+        ("reason: |\n  # a\u200d\n", ESCAPE_ADVICE),
+        ("id: x\u200d  # a comment after\n", ESCAPE_ADVICE),
+    ],
+)
+def test_an_invisible_character_in_a_comment_is_to_be_removed(text: str, advice: str) -> None:
+    with pytest.raises(yaml.YAMLError) as raised:
+        check_unambiguous(text)
+    assert str(raised.value).endswith(f"tools that read it; {advice}")
 
 
 def test_a_byte_order_mark_opening_the_file_is_accepted() -> None:

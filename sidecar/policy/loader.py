@@ -224,15 +224,30 @@ _AMBIGUOUS_CHARACTER = re.compile("[\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069
 _BOM = "\ufeff"
 
 
+# Unicode's Default_Ignorable_Code_Point characters, which a renderer shows as nothing
+# when it cannot show them otherwise (DerivedCoreProperties.txt, unchanged from Unicode
+# 14.0 to 16.0; Python's unicodedata lacks the property). Beyond category Cf they hold
+# the combining grapheme joiner, variation selectors, Hangul fillers (U+3164 is the
+# "invisible identifier" of source-code backdoors), Khmer inherent vowels and code
+# points reserved as ignorable.
+_DEFAULT_IGNORABLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+)
+
+
 @cache
 def _invisible_character() -> re.Pattern[str]:
-    """Unicode's format characters (category Cf: zero-width spaces and joiners, word
-    joiners, the soft hyphen, a BOM past the start, tags ...): shown as nothing, they
-    make "/etc/sha<U+200B>dow" look like the path it never matches ("Trojan Source"'s
-    invisible characters). Built from the running Python's Unicode data, once."""
+    """Characters shown as nothing: Unicode's format characters (category Cf:
+    zero-width spaces and joiners, word joiners, the soft hyphen, a BOM past the start,
+    tags ...) and its other default-ignorable ones (variation selectors, Hangul
+    fillers ...). They make "/etc/sha<U+200B>dow" look like the path it never matches
+    ("Trojan Source"'s invisible characters). Built from the running Python's Unicode
+    data, once."""
     found = (chr(c) for c in range(0x80, sys.maxunicode + 1))
     members = "".join(re.escape(c) for c in found if unicodedata.category(c) == "Cf")
-    return re.compile(f"[{members}]")
+    return re.compile(f"[{members}{_DEFAULT_IGNORABLE}]")
 
 
 def check_unambiguous(text: str) -> None:
@@ -253,12 +268,34 @@ def check_unambiguous(text: str) -> None:
         line = text.count("\n", 0, found.start()) + 1
         code = ord(found.group())
         escape = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-        raise YAMLShapeError(
-            f"line {line}: U+{code:04X} is refused: an invisible (format) character, it "
-            "makes the file say one thing to the gate and another to the people and "
-            "tools that read it; if it is meant, write it as an escape in a "
-            f'double-quoted string: "{escape}"'
+        advice = (
+            "remove it from the comment (a comment has no escapes)"
+            if _in_comment(text, found.start())
+            else f'if it is meant, write it as an escape in a double-quoted string: "{escape}"'
         )
+        raise YAMLShapeError(
+            f"line {line}: U+{code:04X} is refused: an invisible character, it "
+            "makes the file say one thing to the gate and another to the people and "
+            f"tools that read it; {advice}"
+        )
+
+
+def _in_comment(text: str, position: int) -> bool:
+    """Whether ``position`` is in a YAML comment: after a '#' on its line and in no
+    token (a scalar's token spans its text, a '#' in a quoted or block one included).
+    Only for an error's advice: a document the scanner fails on before ``position``
+    is taken as not a comment."""
+    if text.rfind("#", text.rfind("\n", 0, position) + 1, position) == -1:
+        return False
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index > position:
+                return True
+            if token.end_mark.index > position:
+                return False
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def load_yaml_strict(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> Any:
