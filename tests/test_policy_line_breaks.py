@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.engine import evaluate_request
 from sidecar.policy.loader import PolicyError, load_policy_bytes
 
 KEY = "RjjpdC8J+AOq7kUEJXgk7jcDanlpcs7kSSE5IOB8Xdg="
@@ -75,3 +76,90 @@ def test_names_and_paths_with_inner_spaces_still_load() -> None:
     assert policy.trusted_paths == ("/opt/my tools/bin", "/usr/bin")
     assert policy.approvals is not None
     assert policy.approvals.approvers[0].name == "Alice Smith"
+
+
+INNER = (
+    "holds a line break: a YAML `|` or `>` block is one value, not one per line; for "
+    "several values write a list (`in: [a, b]` or one item a line after `-`), and a regex "
+    "that must match a line break writes `\\n`"
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        # Found in review (rt25 r2-policy, 6): a list written as a `|-` block loaded as
+        # one value and denied neither path.
+        (
+            "action: file.read\n    path: |-\n      /etc/shadow\n      /etc/gshadow\n",
+            "path: equals: '/etc/shadow\\n/etc/gshadow' " + INNER,
+        ),
+        (
+            "action: file.read\n    path:\n      regex: |-\n        .*/id_rsa\n        .*/id_ed25519\n",
+            "path: regex: '.*/id_rsa\\n.*/id_ed25519' " + INNER,
+        ),
+        (
+            'action: process.exec\n    command: {not: {in: [git, "curl\\nwget"]}}\n',
+            "command: in: 'curl\\nwget' " + INNER,
+        ),
+        (
+            'action: network.request\n    host: {glob: "*.a.com\\r\\n*.b.com"}\n',
+            "host: glob: '*.a.com\\r\\n*.b.com' " + INNER,
+        ),
+        (
+            'action: k8s.request\n    namespace: {startsWith: "kube-\\nsystem"}\n',
+            "namespace: startsWith: 'kube-\\nsystem' " + INNER,
+        ),
+    ],
+)
+def test_a_line_break_inside_a_matcher_value_is_refused(fields: str, problem: str) -> None:
+    text = f"version: 1\nrules:\n  - id: d\n    decision: deny\n    {fields}"
+    assert f"rules[0] (id 'd'): {problem}" in _problems(text)
+
+
+def test_a_regex_matches_a_line_break_by_its_escape_and_an_argument_may_hold_one() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: nl, action: file.read, decision: deny, path: {regex: '/a\\nb'}}\n"
+        b"  - {id: msg, action: process.exec, decision: deny, command: git,\n"
+        b'     args: {prefix: [commit, -m, "two\\nlines"]}}\n',
+        "p.yaml",
+    )
+    assert evaluate_request(policy, {"action": "file.read", "path": "/a\nb"}).rule == "nl"
+    request = {"action": "process.exec", "argv": ["git", "commit", "-m", "two\nlines"]}
+    assert evaluate_request(policy, request).rule == "msg"
+
+
+FOLDED = """\
+version: 1
+rules:
+  - id: no-keys
+    action: file.read
+    decision: deny
+    reason: >
+      a reason folded
+      over two lines
+    path:
+      regex: >-  # one regex
+        .*/\\.ssh/(id_rsa|id_ed25519|
+        authorized_keys)
+  - id: one-line
+    action: file.read
+    decision: deny
+    path: >-
+      /etc/shadow
+"""
+
+
+def test_a_matcher_value_folded_over_lines_is_warned_of() -> None:
+    # The fold made the regex '...|id_ed25519| authorized_keys)': it loaded and never
+    # matched /root/.ssh/authorized_keys. A space may be meant, so it is a warning.
+    policy = load_policy_bytes(FOLDED.encode(), "p.yaml")
+    assert policy.warnings == (
+        "rules[0] (id 'no-keys'): path: line 10: written as a folded block (`>`), which "
+        "reads each line break as a space; a value is seldom meant so (a regex folded "
+        "over two lines matches a space where it broke): write it on one line, or as a "
+        "list for several values",
+    )
+    request = {"action": "file.read", "path": "/root/.ssh/authorized_keys"}
+    assert evaluate_request(policy, request).rule is None

@@ -316,6 +316,43 @@ def _written_values(matcher: Matcher) -> list[str]:
     return found
 
 
+def _operator_strings(matcher: Matcher) -> list[tuple[str, str]]:
+    """Every string of ``matcher`` with the operator it is given to, in ``not`` too."""
+    if isinstance(matcher, str):
+        return [("equals", matcher)]
+    if isinstance(matcher, list):
+        return [("in", v) for v in matcher if isinstance(v, str)]
+    if not isinstance(matcher, MatcherSpec):
+        return []
+    found = [("equals", v) for v in _as_list(matcher.equals) if isinstance(v, str)]
+    found += [("in", v) for v in matcher.in_ or [] if isinstance(v, str)]
+    for operator in ("glob", "startsWith", "endsWith", "regex"):
+        if getattr(matcher, operator) is not None:
+            found.append((operator, getattr(matcher, operator)))
+    found += [("cidr", v) for v in _as_list(matcher.cidr) if isinstance(v, str)]
+    found += [("prefix", v) for v in matcher.prefix or []]
+    if matcher.not_ is not None:
+        found += _operator_strings(matcher.not_)
+    return found
+
+
+def _inner_line_break_problems(field: str, matcher: Matcher) -> list[str]:
+    """A value or pattern holding a line break inside, as a YAML ``|`` block over two
+    lines leaves (``path: |-`` then ``/etc/shadow`` and ``/etc/gshadow``): one value that
+    no path, name or host holds, so a deny so written never matched. Its ends are
+    refused by the matchers (``_refuse_blank_ends``). An argument may hold a line break
+    (``git commit -m``); a regex that must match one writes ``\n``."""
+    if field == "args":
+        return []
+    return [
+        f"{operator}: {value!r} holds a line break: a YAML `|` or `>` block is one value, "
+        "not one per line; for several values write a list (`in: [a, b]` or one item a "
+        "line after `-`), and a regex that must match a line break writes `\\n`"
+        for operator, value in _operator_strings(matcher)
+        if any(b in value.strip("\r\n") for b in "\r\n")
+    ]
+
+
 # A percent-escape, or a '%' without two hex digits after it.
 _ESCAPE = re.compile(r"%(?:[0-9A-Fa-f]{2})?")
 
@@ -887,6 +924,10 @@ def _compile_policy(
                 problems.extend(found)
             else:
                 warnings.extend(f"{f} (as the path of a network.request)" for f in found)
+        for name, matcher in matchers:
+            problems.extend(
+                f"{label}: {name}: {p}" for p in _inner_line_break_problems(name, matcher)
+            )
         rate_limit = None
         if rule.rateLimit is not None:
             if rule.decision != "allow":

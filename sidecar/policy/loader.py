@@ -18,6 +18,7 @@ import sys
 import unicodedata
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from functools import cache
 from typing import Any
@@ -28,7 +29,7 @@ from yaml.constructor import SafeConstructor
 
 from sidecar.errors import PolicyError
 from sidecar.policy.compiler import CompiledPolicy, compile_policy, rule_label
-from sidecar.policy.schema import PolicyDocument
+from sidecar.policy.schema import MATCHABLE_FIELDS, PolicyDocument
 
 MAX_POLICY_BYTES = 4 * 2**20
 # Collections nested deeper are refused before the document is composed: libyaml's
@@ -532,7 +533,58 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
     compiled, problems = compile_policy(document, source=source, policy_hash=policy_hash(data))
     if compiled is None or nulls:
         raise PolicyError(source, nulls + problems)
-    return compiled
+    folded = _folded_matcher_warnings(text, raw)
+    return replace(compiled, warnings=compiled.warnings + tuple(folded)) if folded else compiled
+
+
+# A folded block scalar's header: '>', its indicators, then the end of the line.
+_FOLDED_HEADER = re.compile(r"(?:^|[ \t:-])>[-+1-9]{0,2}[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def _folded_matcher_warnings(text: str, raw: Any) -> list[str]:
+    """Matcher values written as a YAML folded block (``>``) over several lines.
+
+    The block's line breaks are read as spaces, which no path or name holds where the
+    line broke: a regex folded over two lines (``.*/(id_rsa|`` then ``authorized_keys)``)
+    matched ``| authorized_keys``. The value cannot tell it (a space may be meant), the
+    node's style can; only a file with such a header is composed again.
+    """
+    if not _FOLDED_HEADER.search(text):
+        return []
+    rules = _node_at(_compose(text), ("rules",))
+    if not isinstance(rules, yaml.SequenceNode):
+        return []
+    lines = text.splitlines()
+    warnings: list[str] = []
+    for index, rule in enumerate(rules.value):
+        if not isinstance(rule, yaml.MappingNode):
+            continue
+        for key, value in _merged_pairs(rule):
+            if key.value not in MATCHABLE_FIELDS:
+                continue
+            for node in _scalar_nodes(value):
+                start, end = node.start_mark.line, node.end_mark.line
+                body = lines[start + 1 : end + (1 if node.end_mark.column else 0)]
+                if node.style == ">" and sum(1 for line in body if line.strip()) > 1:
+                    warnings.append(
+                        f"{_location(('rules', index, key.value), raw)}: line {start + 1}: "
+                        "written as a folded block (`>`), which reads each line break as "
+                        "a space; a value is seldom meant so (a regex folded over two lines "
+                        "matches a space where it broke): write it on one line, or as a "
+                        "list for several values"
+                    )
+    return warnings
+
+
+def _scalar_nodes(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
+    if isinstance(node, yaml.ScalarNode):
+        yield node
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _scalar_nodes(item)
+    elif isinstance(node, yaml.MappingNode):
+        for _, item in _merged_pairs(node):
+            yield from _scalar_nodes(item)
 
 
 def _is_blank(text: str) -> bool:
