@@ -27,7 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sidecar.engine import Verdict
 from sidecar.errors import PolicyError, RequestError
 from sidecar.policy.compiler import CompiledPolicy
-from sidecar.policy.loader import load_policy_file, load_yaml_strict
+from sidecar.policy.loader import (
+    compose_yaml,
+    load_policy_file,
+    load_yaml_strict,
+    mapping_pairs,
+    misread_scalar,
+)
 from sidecar.ratelimit import evaluate_with_fresh_limits
 
 TEST_FILE_SUFFIX = ".test.yaml"
@@ -138,9 +144,47 @@ def load_test_file(path: Path) -> PolicyTestFile:
         for index, case in enumerate(loaded.cases)
         for problem in _not_json(case.request, f"cases[{index}].request")
     ]
+    if any(_holds_bool(case.request) for case in loaded.cases):
+        # A YAML 1.1 word read as a boolean (namespace: no, a key on:) is named as written.
+        cases = next((v for k, v in mapping_pairs(compose_yaml(text)) if k.value == "cases"), None)
+        misread: list[str] = []
+        for index, case in enumerate(loaded.cases):
+            node = cases.value[index] if isinstance(cases, yaml.SequenceNode) else None
+            request = next((v for k, v in mapping_pairs(node) if k.value == "request"), None)
+            misread.extend(_misread(case.request, request, f"cases[{index}].request"))
+        named = tuple(p.partition(': key "')[0] + ": the key " for p in misread if ': key "' in p)
+        problems = misread + [p for p in problems if not p.startswith(named)]
     if problems:
         raise PolicyTestFileError(source, problems)
     return loaded
+
+
+def _holds_bool(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(not isinstance(k, str) or _holds_bool(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_bool(item) for item in value)
+    return isinstance(value, bool)
+
+
+def _misread(value: object, node: yaml.Node | None, where: str) -> list[str]:
+    """Keys and values of ``value`` that YAML 1.1 read as other than the text written,
+    told from the nodes they were loaded from (``node``, None when not found)."""
+    problems: list[str] = []
+    if isinstance(value, dict):
+        pairs = mapping_pairs(node)
+        if len(pairs) != len(value):
+            return []
+        for (key, item), (key_node, item_node) in zip(value.items(), pairs, strict=True):
+            found = misread_scalar(key_node, key=True) if not isinstance(key, str) else None
+            problems.extend([f"{where}: {found}"] if found else [])
+            problems.extend(_misread(item, item_node, f"{where}.{key}"))
+    elif isinstance(value, list) and isinstance(node, yaml.SequenceNode):
+        for index, (item, item_node) in enumerate(zip(value, node.value, strict=False)):
+            problems.extend(_misread(item, item_node, f"{where}[{index}]"))
+    elif isinstance(value, bool) and (found := misread_scalar(node)) is not None:
+        problems.append(f"{where}: {found}")
+    return problems
 
 
 def _not_json(value: object, where: str) -> list[str]:

@@ -56,8 +56,21 @@ def _run(directory: Path) -> tuple[int, str]:
         ),
         (
             "{action: file.read, path: /app/x, context: {on: 1}}",
-            "cases[0].request.context: the key True is a YAML bool, not a string (YAML reads "
-            "on, no, numbers and dates so); quote it",
+            # Named as written, as the policy loader names one (rt25 r2-policy, 8).
+            'cases[0].request.context: key "on" is read as the boolean true; quote it',
+        ),
+        (
+            "{action: file.read, path: /app/x, context: {1: x}}",
+            'cases[0].request.context: key "1" is read as a number; quote it',
+        ),
+        (
+            # Norway's code: the case failed with "Input should be a valid string".
+            "{action: k8s.request, k8s: {verb: get, resource: pods, namespace: no}}",
+            'cases[0].request.k8s.namespace: "no" is read as the boolean false; quote it',
+        ),
+        (
+            "{action: process.exec, argv: [git, Off]}",
+            'cases[0].request.argv[1]: "Off" is read as the boolean false; quote it',
         ),
         (
             "{action: file.read, path: /app/x, context: {n: .nan}}",

@@ -408,6 +408,30 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | 
     return node
 
 
+def misread_scalar(node: yaml.Node | None, *, key: bool = False) -> str | None:
+    """For a plain scalar YAML 1.1 alone reads as other than text, one line saying so:
+    ``"no" is read as the boolean false; quote it``. A value ``true``, ``false``, a number
+    or null, which JSON has too, is not named; a key is named as any of these."""
+    if not isinstance(node, yaml.ScalarNode) or node.style or _read_as(node) is None:
+        return None
+    if key:
+        return f'key "{node.value}" is read as {_read_as(node)}; quote it'
+    if node.tag != "tag:yaml.org,2002:bool" or node.value.lower() in ("true", "false"):
+        return None
+    return f'"{node.value}" is read as {_read_as(node)}; quote it'
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The document's nodes, or None if it is not YAML (for messages only)."""
+    return _compose(text)
+
+
+def mapping_pairs(node: yaml.Node | None) -> list[tuple[yaml.Node, yaml.Node]]:
+    """A mapping node's key and value nodes, merges expanded, in the order loading gives
+    the dict's items; [] for any other node."""
+    return _merged_pairs(node) if isinstance(node, yaml.MappingNode) else []
+
+
 def _read_as(node: yaml.ScalarNode) -> str | None:
     """What YAML read a plain scalar as, if not as text: 'the boolean false' ..."""
     kind = _YAML_TYPES.get(node.tag)
