@@ -874,9 +874,10 @@ def test_an_invisible_character_is_refused(character: str, escape: str, tmp_path
 
 
 def test_every_default_ignorable_code_point_is_refused() -> None:
-    # The loader's list is fixed (unicodedata lacks the property); the regex module, when
-    # installed, reads it from its own copy of DerivedCoreProperties.txt.
-    regex = pytest.importorskip("regex")
+    # The loader's list is fixed (unicodedata lacks the property); the regex module (a
+    # test dependency) reads it from its own copy of DerivedCoreProperties.txt.
+    import regex
+
     ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
     found = [chr(c) for c in range(0x80, sys.maxunicode + 1) if ignorable.match(chr(c))]
     assert len(found) > 4000
