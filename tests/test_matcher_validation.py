@@ -232,7 +232,7 @@ def test_an_ipv6_glob_is_pointed_to_cidr(glob: str) -> None:
     )
 
 
-_BLOCK_END = "ends with a line break: a YAML `|` or `>` block keeps one; write `|-` or `>-`"
+_BLOCK_END = "ends with a line break: remove it (a YAML `|` or `>` block keeps one: write `|-` or `>-`)"
 
 
 @pytest.mark.parametrize(
@@ -355,3 +355,20 @@ def test_lower_case_kubernetes_names_classes_and_object_names_still_load() -> No
     request = {"action": "k8s.request", "k8s": {"method": "DELETE", "path": path}}
     verdict = evaluate_request(policy, request)
     assert (verdict.decision, verdict.rule) == ("deny", "core-secrets")
+
+
+@pytest.mark.parametrize(
+    ("value", "message", "not_said"),
+    [
+        # Found in review (rt25 r2-policy, 8): written in double quotes, no block is to blame.
+        ('"/etc/shadow\\r"', "'/etc/shadow\\r' ends with a line break: remove it", "block"),
+        ('"/etc/shadow\\u00a0"', "ends with whitespace ('\\xa0')", "glob class"),
+        ('"/etc/shadow "', "ends with whitespace (' ')", "block"),
+    ],
+)
+def test_a_blank_end_is_explained_by_what_it_is(value: str, message: str, not_said: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        _load(f"{{action: file.read, decision: deny, path: {value}}}")
+    [problem] = raised.value.problems
+    assert message in problem
+    assert not_said not in problem

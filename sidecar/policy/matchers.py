@@ -237,15 +237,15 @@ def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
             continue
         if char in _LINE_BREAKS:
             cause = (
-                "a YAML `|` or `>` block keeps one; write `|-` or `>-`, or quote the value"
-                if end == "ends"
+                "remove it (a YAML `|` or `>` block keeps one: write `|-` or `>-`)"
+                if end == "ends" and char == "\n"
                 else "remove it"
             )
             raise MatcherError(f"{operator}: {value!r} {end} with a line break: {cause}")
         # Only a path, command, agent or object name can really hold a space.
         hint = (
             ""
-            if field in NO_WILDCARD_FIELDS or field in ("host", "port")
+            if field in NO_WILDCARD_FIELDS or field in ("host", "port") or char != " "
             else " (for one that really does, write the space as a glob class: '[ ]')"
         )
         raise MatcherError(
