@@ -232,7 +232,9 @@ def test_an_ipv6_glob_is_pointed_to_cidr(glob: str) -> None:
     )
 
 
-_BLOCK_END = "ends with a line break: remove it (a YAML `|` or `>` block keeps one: write `|-` or `>-`)"
+_BLOCK_END = (
+    "ends with a line break: remove it (a YAML `|` or `>` block keeps one: write `|-` or `>-`)"
+)
 
 
 @pytest.mark.parametrize(
