@@ -176,6 +176,12 @@ RISKY_VARIABLES = frozenset(
 # turns them on for its fetch. npm's and pip's own proxy settings are overrides already
 # (npm_config_*, PIP_*).
 PROXY_SUFFIX = "_proxy"
+# Harmless set to nothing: an empty proxy is no proxy (urllib, curl and Node ignore it),
+# and in-cluster configuration without a host is none; the program then connects to the
+# host the gate decided. no_proxy only ever takes hosts out of proxying, whatever its
+# value (rt25 round-2 review, E1: `NO_PROXY=localhost pytest` was denied).
+HARMLESS_WHEN_EMPTY = frozenset({"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"})
+HARMLESS_PROXY_VARIABLE = "no_proxy"
 # bash reads its script as bytes in the locale these choose: in a double-byte one (GBK,
 # GB18030, BIG5, BIG5-HKSCS) a backslash after a lead byte is part of one character and
 # escapes nothing, so text read here as quoted runs. An override unless the value is
@@ -245,10 +251,12 @@ def risky_variable(name: str, value: str | None = None) -> bool:
     if name in LOCALE_VARIABLES:
         return value is None or SAFE_LOCALE.fullmatch(value) is None
     lowered = name.lower()
+    if name in HARMLESS_WHEN_EMPTY and value == "":
+        return False
     if name in RISKY_VARIABLES or lowered.startswith(ANY_CASE_PREFIXES):
         return True
     if lowered.endswith(PROXY_SUFFIX):
-        return True
+        return lowered != HARMLESS_PROXY_VARIABLE and value != ""
     return name.startswith(RISKY_PREFIXES) and name not in HARMLESS_VARIABLES
 
 

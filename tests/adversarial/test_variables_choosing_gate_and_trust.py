@@ -43,7 +43,6 @@ rules:
         "http_proxy=http://127.0.0.1:8080 curl -g http://example.com/",
         "ALL_PROXY=socks5://127.0.0.1:1080 curl -g https://api.github.com/",
         "Https_Proxy=http://127.0.0.1:8080 python3 tool.py",  # urllib reads any case
-        "NO_PROXY='*' pip install x",
         "NODE_USE_ENV_PROXY=1 node agent.js",
         "KUBERNETES_SERVICE_HOST=127.0.0.1 kubectl get pods",
         "KUBERNETES_SERVICE_PORT=4444 kubectl get pods",
@@ -65,3 +64,39 @@ def test_names_that_only_look_alike_are_plain_assignments(
     deny_list: CompiledPolicy, line: str
 ) -> None:
     assert check_line(deny_list, line).decision == "allow"
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        # Found in the review of the list (rt25 round 2, E1): an empty proxy is no proxy,
+        # and no_proxy only takes hosts out of proxying; either way the program connects
+        # to the host the gate decided. An empty in-cluster host is no in-cluster config.
+        ("http_proxy= pytest -q", "run-tests"),
+        ("NO_PROXY=localhost pytest -q", "run-tests"),
+        ("no_proxy='*' pytest -q", "run-tests"),
+        ("HTTPS_PROXY= pip install -r requirements.txt", "pip-install"),
+        ("KUBERNETES_SERVICE_HOST= pytest tests/", "run-tests"),
+    ],
+)
+def test_a_proxy_set_to_nothing_or_no_proxy_is_no_override(
+    coding_agent: CompiledPolicy, line: str, rule: str
+) -> None:
+    verdict = check_line(coding_agent, line)
+    assert (verdict.decision, verdict.rule) == ("allow", rule), verdict.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "HTTPS_PROXY=http://evil.example:8080 pytest",
+        "all_proxy=socks5://evil.example pytest",
+        'http_proxy="$X" pytest',
+        "KUBERNETES_SERVICE_HOST=10.0.0.9 pytest",
+    ],
+)
+def test_a_proxy_or_api_server_with_a_value_still_is(
+    coding_agent: CompiledPolicy, line: str
+) -> None:
+    verdict = check_line(coding_agent, line)
+    assert verdict.decision == "deny", verdict.reason
