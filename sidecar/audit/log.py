@@ -81,6 +81,7 @@ from sidecar.audit.segments import (
     start_path,
 )
 from sidecar.audit.syncer import HelperGone, SyncHelper
+from sidecar.audit.verify_chunks import FIRST_RECORDS_OF_A_RUN, a_record
 from sidecar.canonical import canonical_bytes
 from sidecar.errors import AuditCorrupt, AuditUnavailable
 
@@ -1602,7 +1603,10 @@ def _first_unsigned(
         return size + 1  # pruned, or not written: nothing left to look at
     record = record_at(state, size, stored.root)
     if record is not None and record.get("type") == "checkpoint" and record.get("note") == note:
-        if record.get("reason") == "shutdown":
+        before = record_at(state, size - 1, None)
+        # A clean end is what the trail shows: the checkpoint right after a shutdown
+        # record, whatever its label (a shutdown batch that rotates says "rotation").
+        if record.get("reason") == "shutdown" or (before or {}).get("type") == "shutdown":
             _check_after_shutdown(state, size)
         return size + 1
     kind = record.get("type") if record is not None else None
@@ -1624,12 +1628,8 @@ def _first_unsigned(
 
 def _checkpoint_lines(stored: Checkpoint | None) -> list[int]:
     """The seqs ``_first_unsigned`` reads: the record at the checkpoint's size and the
-    one after it."""
-    return [] if stored is None else [stored.size, stored.size + 1]
-
-
-# What the first record after a shutdown checkpoint may be: the next run's own first.
-_FIRST_RECORDS_OF_A_RUN = ("recovery", "startup")
+    ones either side of it."""
+    return [] if stored is None else [stored.size - 1, stored.size, stored.size + 1]
 
 
 def _check_after_shutdown(state: TrailState, at: int) -> None:
@@ -1644,19 +1644,35 @@ def _check_after_shutdown(state: TrailState, at: int) -> None:
     a crashed run's records are, would vouch for it.
     """
     following = record_at(state, at + 1, None)
-    if following is None or following.get("type") in _FIRST_RECORDS_OF_A_RUN:
+    if following is None or following.get("type") in FIRST_RECORDS_OF_A_RUN:
         return
     segment, line, _ = state.lines[at + 1]
+    span = f"records seq {at + 1} to {state.size - 1}"
+    if following.get("type") == "approval":
+        # Not started on even so: approval records are replayed at start, and a copy of
+        # an approval's requested and approved records (its approver's signature and
+        # all) would approve that action once more.
+        why = (
+            "a gate of a release before this check wrote approval records ahead of a "
+            "startup record it held while the volume could not take it (a trail from "
+            "before an upgrade); otherwise they were added while no gate ran. The gate "
+            "replays approval records at start, and one no gate wrote could approve an "
+            "action again, so nothing here signs them"
+        )
+    else:
+        why = (
+            "a gate writes nothing after its shutdown checkpoint, and the next one starts "
+            "with its recovery or startup record, so they were added while no gate ran, "
+            "and nothing signs them"
+        )
     raise corrupt(
         segment,
         line,
-        f"records seq {at + 1} to {state.size - 1} come after the shutdown checkpoint at "
-        f"seq {at}, the first a {following.get('type')} record: a gate writes nothing "
-        "after its shutdown checkpoint, and the next one starts with its recovery or "
-        "startup record, so they were added while no gate ran, and nothing signs them. "
-        "Investigate with tollgate audit verify; to start the gate on this trail, take "
-        f"records {at + 1} to {state.size - 1} out of it (keep them: they are evidence), "
-        "so that it ends with that checkpoint record (see docs/audit.md, startup)",
+        f"{span} come after the shutdown checkpoint at seq {at}, the first "
+        f"{a_record(following.get('type'))}: {why}. Investigate with tollgate audit "
+        f"verify; to start the gate on this trail, take {span} out of it (keep them: "
+        "they are evidence), so that it ends with that checkpoint record (see "
+        "docs/audit.md, startup)",
     )
 
 

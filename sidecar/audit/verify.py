@@ -40,10 +40,9 @@ from sidecar.audit.segments import (
     start_path,
 )
 from sidecar.audit.verify_chunks import (
-    FIRST_RECORDS_OF_A_RUN,
     NUL_FAULT,
     ChunkResult,
-    after_shutdown,
+    CleanEnds,
     check_chunk,
 )
 from sidecar.errors import AuditCorrupt
@@ -530,12 +529,26 @@ class _Checker:
     def _link(
         self, plans: list[SegmentPlan], results: Iterator[ChunkResult], wanted: set[int]
     ) -> None:
-        """Join chunk results in order: continuity between chunks, tree, checkpoints."""
+        """Join chunk results in order: continuity between chunks, tree, checkpoints,
+        and what follows each clean end (``CleanEnds``)."""
+        clean_ends = CleanEnds()
+        try:
+            self._link_chunks(plans, results, wanted, clean_ends)
+        finally:
+            clean_ends.finish()
+            self.report.warnings.extend(clean_ends.warnings)
+
+    def _link_chunks(
+        self,
+        plans: list[SegmentPlan],
+        results: Iterator[ChunkResult],
+        wanted: set[int],
+        clean_ends: CleanEnds,
+    ) -> None:
         report = self.report
         frontier = Frontier()
         seq = 0
         prev = ZERO_HASH
-        shutdown_seq: int | None = None  # the last chunk ended in this shutdown checkpoint
         if plans and plans[0].segment.first_seq > 0:
             start = self._start_of(plans[0].segment)
             assert start is not None
@@ -590,11 +603,18 @@ class _Checker:
                         raise fault(f"{message}: records are missing or reordered", 0)
                     if result.first_prev != prev:
                         raise fault("prev is not the hash of the record before it", 0)
-                    if shutdown_seq is not None and result.first_type not in FIRST_RECORDS_OF_A_RUN:
-                        raise fault(after_shutdown(result.first_type, shutdown_seq), 0)
-                    shutdown_seq = result.ends_in_shutdown
+                # A record no run wrote after a clean end: the first fault unless one
+                # before it in this chunk comes first (checked below, up to it).
+                after_clean_end: tuple[int, str] | None = None
+                for position, mark in result.marks:
+                    problem = clean_ends.feed(seq + position, mark)
+                    if problem is not None:
+                        after_clean_end = (position, problem)
+                        break
                 position = 0
                 for count, subtrees in result.pieces:
+                    if after_clean_end is not None and position >= after_clean_end[0]:
+                        break
                     record = result.checkpoints.get(position)
                     if record is not None:
                         try:
@@ -606,6 +626,8 @@ class _Checker:
                     position += count
                     if seq + position in wanted:
                         self.roots[seq + position] = frontier.root()
+                if after_clean_end is not None:
+                    raise fault(after_clean_end[1], after_clean_end[0])
                 for position, record in result.unsigned_starts.items():
                     self.unsigned_starts.append((seq + position, record.get("unsignedAtStart")))
                 for position, found in result.at_sizes.items():

@@ -32,19 +32,83 @@ def _reject_float(_: str) -> Any:
 
 # A record never holds a raw NUL byte (canonical JSON writes U+0000 escaped).
 NUL_FAULT = "holds NUL bytes (disk blocks never written)"
-# The records a run of the gate writes first: nothing else follows a shutdown checkpoint.
+# The records a run of the gate writes first: nothing else follows a clean end.
 FIRST_RECORDS_OF_A_RUN = ("recovery", "startup")
+# The record types ``check_chunk`` marks (``ChunkResult.marks``) for ``CleanEnds``;
+# of the others only the first of each run is marked.
+_MARKED = frozenset(("shutdown", "checkpoint", "approval", *FIRST_RECORDS_OF_A_RUN))
+SHUTDOWN_CHECKPOINT = "checkpoint:shutdown"  # the mark of a checkpoint labelled shutdown
+
+
+def a_record(record_type: Any) -> str:
+    """'a decision record', 'an approval record'."""
+    article = "an" if str(record_type)[:1].lower() in "aeiou" else "a"
+    return f"{article} {record_type} record"
 
 
 def after_shutdown(record_type: Any, shutdown_seq: int) -> str:
-    """The fault of a record that is no run's first right after a shutdown checkpoint."""
+    """The fault of a record that is no run's first right after a clean end."""
     return (
-        f"a {record_type} record follows the shutdown checkpoint at seq {shutdown_seq}: a "
+        f"{a_record(record_type)} follows the shutdown checkpoint at seq {shutdown_seq}: a "
         "gate writes nothing after its shutdown checkpoint, and the next one starts with "
         "its recovery or startup record, so this record was added while no gate ran; "
         "nothing vouches for it, even where a later checkpoint signs it (a start that "
         "found it unsigned signed it as found)"
     )
+
+
+def approvals_after_shutdown(first: int, last: int, shutdown_seq: int) -> str:
+    """The warning of approval records between a clean end and the next run's start."""
+    return (
+        f"records seq {first} to {last} are approval records between the shutdown "
+        f"checkpoint at seq {shutdown_seq} and the next run's startup or recovery record: "
+        "a gate of a release before this check wrote approval records (an expiry, a "
+        "refused decision, a webhook outcome) ahead of a startup record it held while "
+        "the volume could not take it; otherwise they were added while no gate ran "
+        "(compare them with the approvers' and the webhook's own logs; see "
+        "docs/audit.md, startup)"
+    )
+
+
+class CleanEnds:
+    """Follows a trail's marks (``ChunkResult.marks``, in seq order) for what comes
+    after a clean end: a checkpoint record right after a ``shutdown`` record, or one
+    labelled ``shutdown`` (a shutdown batch that rotates labels it ``rotation``).
+
+    After it only a run's first record may come. Approval records there are a warning,
+    not a fault: gates before this check wrote them ahead of a held startup record.
+    A checkpoint after such approval records was signed by a gate, so it stays in the
+    span. Anything else there is a fault (``feed`` returns it).
+    """
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self._previous: str | None = None
+        self._clean_end: int | None = None
+        self._approvals: tuple[int, int] | None = None
+
+    def feed(self, seq: int, mark: str) -> str | None:
+        previous, self._previous = self._previous, mark
+        if self._clean_end is not None:
+            if mark == "approval":
+                first = seq if self._approvals is None else self._approvals[0]
+                self._approvals = (first, seq)
+                return None
+            if mark in FIRST_RECORDS_OF_A_RUN:
+                self.finish()
+                return None
+            if self._approvals is None or mark not in ("checkpoint", SHUTDOWN_CHECKPOINT):
+                return after_shutdown(mark.split(":")[0], self._clean_end)
+            return None
+        if mark == SHUTDOWN_CHECKPOINT or (mark == "checkpoint" and previous == "shutdown"):
+            self._clean_end = seq
+        return None
+
+    def finish(self) -> None:
+        """Close the span open after a clean end (the trail ended, or a run started)."""
+        if self._clean_end is not None and self._approvals is not None:
+            self.warnings.append(approvals_after_shutdown(*self._approvals, self._clean_end))
+        self._clean_end, self._approvals = None, None
 
 
 _decode = msgspec.json.Decoder(float_hook=_reject_float).decode
@@ -93,10 +157,9 @@ class ChunkResult:
     # (type, note) of the records at the wanted sizes, by line: the record at a
     # checkpoint's size must be the checkpoint record written with it
     at_sizes: dict[int, tuple[Any, Any]] = field(default_factory=dict)
-    first_type: str | None = None
-    # seq of the chunk's last record when it is a shutdown checkpoint: the chunk after
-    # must start with a later run's first record (``after_shutdown``)
-    ends_in_shutdown: int | None = None
+    # (line, type) of the records ``CleanEnds`` follows, and of the first record of
+    # each run of other types (cheap: those runs are what a trail mostly holds)
+    marks: list[tuple[int, str]] = field(default_factory=list)
     fault: str | None = None
 
 
@@ -113,7 +176,9 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
     decode, encode = _decode, _encode_sorted
     expected_seq = -1
     prev = ""
-    shutdown_seq: int | None = None  # of the record before, when a shutdown checkpoint
+    marks = result.marks
+    marked = _MARKED
+    other_marked = False  # the record before is of a type not in ``marked``, and marked
     # Hashing every line up front (a comprehension) is cheaper than hashing in the loop;
     # lines after a fault are hashed for nothing, which only happens once.
     digests = [sha256(b"\x00" + line).digest() for line in lines]
@@ -157,24 +222,24 @@ def check_chunk(path: str, start: int, end: int, wanted: tuple[int, ...] = ()) -
         if type(ts) is not str or ts_match(ts) is None:
             result.fault = "ts is not an RFC 3339 UTC time with microseconds"
             break
-        if shutdown_seq is not None and record_type not in FIRST_RECORDS_OF_A_RUN:
-            result.fault = after_shutdown(record_type, shutdown_seq)
-            break
-        shutdown_seq = None
+        if record_type in marked:
+            other_marked = False
+            if record_type == "checkpoint" and get("reason") == "shutdown":
+                marks.append((count, SHUTDOWN_CHECKPOINT))
+            else:
+                marks.append((count, record_type))
+        elif not other_marked:
+            other_marked = True
+            marks.append((count, record_type))
         if record_type == "checkpoint":
             checkpoints[count] = record
-            if get("reason") == "shutdown":
-                shutdown_seq = seq
         elif record_type == "startup" and "unsignedAtStart" in record:
             result.unsigned_starts[count] = record
-        if not count:
-            result.first_type = record_type
         prev = digests[count].hex()
         expected_seq = seq + 1
         count += 1
     del digests[count:]
     result.count = len(digests)
-    result.ends_in_shutdown = shutdown_seq
     result.last_hash = prev
     if digests:
         first = result.first_seq
