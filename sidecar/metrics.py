@@ -107,6 +107,13 @@ class GateMetrics:
             ["result"],
             registry=self.registry,
         )
+        # No labels: the problem text and the approval id are the caller's, unbounded.
+        self.approval_decisions_refused = Counter(
+            "tollgate_approval_decisions_refused_total",
+            "Approval decisions refused as unsigned, wrongly signed, for no such approval "
+            "or from a web page: each is also a forged approval record in the trail.",
+            registry=self.registry,
+        )
         for result in ("loaded", "rejected"):
             self.policy_reloads.labels(result)
         # At 0 from the start, so that an alert on an increase fires at the first failure.

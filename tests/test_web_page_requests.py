@@ -109,6 +109,9 @@ def test_a_decision_from_a_web_page_is_refused_and_recorded_as_forged(  # type: 
     # Reading is no decision: refused, and not recorded.
     assert gate.client.get(f"/v1/approvals/{approval_id}", headers=fields).status_code == 403
     assert len([r for r in gate.records() if r.get("event") == "forged"]) == 1
+    # ... and counted, for an alert (rt25 round-2 review, A5).
+    metrics = gate.client.get("/metrics").text
+    assert "tollgate_approval_decisions_refused_total 1.0" in metrics
 
 
 @pytest.mark.parametrize(

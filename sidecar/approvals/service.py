@@ -584,6 +584,7 @@ class ApprovalService:
     ) -> None:
         """Record a refused approver attempt (failures to record are counted only: the
         attempt is refused either way)."""
+        self.metrics.approval_decisions_refused.inc()
         await self._record_quietly(
             {
                 "event": "forged",
