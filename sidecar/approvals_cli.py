@@ -230,7 +230,7 @@ _TARGETS = {
     # must not push them out of view above the prompt (red-team review of 2026-12-07).
     "process.exec": ("commandLine", "argv", "cwd"),
     "network.request": ("method", "url", "host", "port"),
-    "k8s.request": ("k8s", "k8sQuery"),
+    "k8s.request": ("k8s", "k8sMethod", "k8sPath", "k8sQuery"),
 }
 _FILE_TARGETS = ("path", "realPath", "linkedPath", "writtenPath")
 _SUMMARY_CHARS = 300

@@ -1436,3 +1436,48 @@ def test_a_kubernetes_approval_binds_the_query_it_was_asked_with(start, people) 
     assert redeem(gate, approval_id, DELETE_WEB)["allowed"] is False
     allowed = redeem(gate, approval_id, dry_run)
     assert (allowed["allowed"], allowed["decision"]) == (True, "allow"), allowed
+
+
+def test_a_kubernetes_proxy_approval_binds_the_proxied_path_and_method(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory, people
+) -> None:
+    # Found in the review of 2026-12-07 (rt25 approvals): what a proxy request does is the
+    # path after /proxy/, which the k8s record leaves out; an approval of grafana's
+    # /api/health was redeemed for /api/admin/users/1/password-reset-token, and one of a
+    # kubelet's /healthz for /run/kube-system/etcd-cp-1/etcd, which runs a command.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        policy_text(people).replace(
+            "rules:\n",
+            "rules:\n  - {id: proxies, action: k8s.request, resource: [services/proxy, "
+            "nodes/proxy], decision: require_approval}\n"
+            "  - {id: old-proxy, action: k8s.request, verb: proxy, decision: require_approval}\n",
+        )
+    )
+    gate = daemon_factory(policy)
+    base = "/api/v1/namespaces/monitoring/services/grafana:3000/proxy"
+
+    def k8s(method: str, path: str) -> dict[str, Any]:
+        return {"action": "k8s.request", "k8s": {"method": method, "path": path}}
+
+    cases = [
+        (k8s("GET", base + "/api/health"), k8s("GET", base + "/api/admin/users/1/reset")),
+        (
+            k8s("POST", "/api/v1/nodes/cp-1/proxy/healthz"),
+            k8s("POST", "/api/v1/nodes/cp-1/proxy/run/kube-system/etcd-cp-1/etcd"),
+        ),
+        (
+            k8s("GET", "/api/v1/proxy/namespaces/monitoring/services/grafana/api/health"),
+            k8s("DELETE", "/api/v1/proxy/namespaces/monitoring/services/grafana/api/health"),
+        ),
+    ]
+    for asked, other in cases:
+        approval_id = ask(gate, asked)["approval"]["id"]
+        shown = view(gate, approval_id)["request"]
+        assert shown["k8sPath"] == asked["k8s"]["path"]
+        assert shown["k8sMethod"] == asked["k8s"]["method"]
+        assert decide(gate, approval_id, people["alice"]).status_code == 200
+        refused = redeem(gate, approval_id, other)
+        assert (refused["allowed"], refused["decision"]) == (False, "deny"), refused
+        allowed = redeem(gate, approval_id, asked)
+        assert (allowed["allowed"], allowed["decision"]) == (True, "allow"), allowed

@@ -81,14 +81,28 @@ StepKind = Literal["new", "reuse", "redeem", "preflight", "pending", "refuse"]
 def approval_request(verdict: Verdict) -> dict[str, Any]:
     """The request an approval shows and binds: the normalised request without its
     ``approval``, and for a Kubernetes request sent as method and path, its query as
-    sent (``k8sQuery``). The normalised ``k8s`` record has no query (CONTRACT 2.2), yet
+    sent (``k8sQuery``), and for a proxy request its path and method (``k8sPath``,
+    ``k8sMethod``). The normalised ``k8s`` record has no query (CONTRACT 2.2), yet
     the query carries an exec's command, a deletecollection's selectors and ``dryRun``:
     bound without it, an approval of ``pods/web/exec?command=date`` allowed any command
     (red-team review of 2026-12-07)."""
     request = bound_request(verdict.request)
     k8s = verdict.parsed.k8s
-    if k8s is not None and k8s.path is not None and "?" in k8s.path:
-        request["k8sQuery"] = k8s.path.partition("?")[2]
+    if k8s is not None and k8s.path is not None:
+        path, _, query = k8s.path.partition("?")
+        if query:
+            request["k8sQuery"] = query
+        resolved = verdict.request.get("k8s") or {}
+        if resolved.get("verb") == "proxy" or str(resolved.get("resource", "")).endswith(
+            "/proxy"
+        ):
+            # What a proxy request does is the path after /proxy/ on the target (a
+            # kubelet's /run/... runs a command), which the k8s record leaves out: an
+            # approval of grafana's /api/health was redeemed for its password reset (rt25
+            # approvals review). The root /api/v1/proxy/... form is verb proxy for
+            # every method, so the method is bound with it.
+            request["k8sPath"] = path
+            request["k8sMethod"] = (k8s.method or "").upper()
     return request
 
 
