@@ -93,9 +93,7 @@ def approval_request(verdict: Verdict) -> dict[str, Any]:
         if query:
             request["k8sQuery"] = query
         resolved = verdict.request.get("k8s") or {}
-        if resolved.get("verb") == "proxy" or str(resolved.get("resource", "")).endswith(
-            "/proxy"
-        ):
+        if resolved.get("verb") == "proxy" or str(resolved.get("resource", "")).endswith("/proxy"):
             # What a proxy request does is the path after /proxy/ on the target (a
             # kubelet's /run/... runs a command), which the k8s record leaves out: an
             # approval of grafana's /api/health was redeemed for its password reset (rt25
