@@ -925,6 +925,39 @@ def test_a_webhook_that_cannot_be_reached_is_logged_and_counted(start) -> None: 
     assert "SECRETxyz" not in stderr.decode() and "/services/" not in stderr.decode()
 
 
+@pytest.mark.parametrize(
+    "webhook",
+    [
+        # Refused at validation; the notifier must not leak them either (defence in depth).
+        "https://hookuser:S3CRET-TOKEN@hooks.example.com/services/T0/B0/PATHSECRET",
+        "http://127.0.0.1:S3CRET-PORT/services/T0/B0/PATHSECRET",
+        # http.client quotes a path with a control character in its error.
+        "http://127.0.0.1:9/services/T0/B0/PATH SECRET",
+    ],
+)
+def test_a_failed_notice_never_records_the_webhooks_url_beyond_its_host(webhook: str) -> None:
+    from sidecar.approvals.webhook import Notice, WebhookNotifier
+
+    given_up: list[str] = []
+
+    async def give_up(notice: Notice, attempts: int, problem: str) -> None:
+        given_up.append(problem)
+
+    async def deliver() -> None:
+        notifier = WebhookNotifier(give_up, attempts=1, timeout=2)
+        notifier.submit(Notice("apr_1", webhook, {"text": "x"}))
+        running = asyncio.ensure_future(notifier.run())
+        while not given_up:
+            await asyncio.sleep(0.01)
+        running.cancel()
+
+    asyncio.run(asyncio.wait_for(deliver(), 10))
+    (problem,) = given_up
+    for secret in ("S3CRET", "hookuser", "PATH", "services"):
+        assert secret not in problem, problem
+    assert problem.startswith("InvalidURL: "), "the kind of error is still named"
+
+
 def test_a_delivered_notice_is_counted(start, hook_factory) -> None:  # type: ignore[no-untyped-def]
     hook = hook_factory()
     gate = start(webhook=hook.url)
@@ -1105,6 +1138,18 @@ def lying_gate(view: dict[str, Any]) -> Iterator[tuple[str, list[bytes]]]:
         ),
         ("notify: {webhook: 'ftp://hooks.example/x'}", "approvals.notify.webhook"),
         ("notify: {webhook: 'not a url'}", "approvals.notify.webhook"),
+        (
+            "notify: {webhook: 'https://hookuser:S3CRET@hooks.example.com/x'}",
+            "approvals.notify.webhook: must not hold a user name or password",
+        ),
+        (
+            "notify: {webhook: 'https://hookuser@hooks.example.com/x'}",
+            "approvals.notify.webhook: must not hold a user name or password",
+        ),
+        (
+            "notify: {webhook: 'https://hooks.example.com:S3CRET/x'}",
+            "approvals.notify.webhook: its port must be a number",
+        ),
         ("timeout: soon", "approvals.timeout"),
         ("timeout: 99999999h", "approvals.timeout: Value error, '99999999h' is longer than"),
     ],
@@ -1119,6 +1164,7 @@ def test_policy_approver_keys_and_webhook_are_checked_at_load(
         load_policy_file(str(path))
     assert any(problem in p for p in caught.value.problems), caught.value.problems
     assert str(path) in str(caught.value)
+    assert "S3CRET" not in str(caught.value), "the webhook's secret is never quoted"
 
 
 def test_a_policy_with_valid_approvers_loads(tmp_path: Path, people) -> None:  # type: ignore[no-untyped-def]

@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sidecar.approvals.model import Approval, format_us
 from sidecar.canonical import canonical_bytes
@@ -202,8 +203,13 @@ class _Retryable(Exception):
     pass
 
 
+class _Refused(Exception):
+    """The webhook answered with an error status that retrying cannot change."""
+
+
 def _post(url: str, body: bytes, timeout: float, opened: Connections) -> None:
-    """One attempt. Raises ``_Retryable`` or another exception (permanent) on failure.
+    """One attempt. Raises ``_Retryable``, ``_Refused`` or another exception (permanent)
+    on failure.
     Connections it opens are noted in ``opened``."""
     request = urllib.request.Request(
         url,
@@ -220,10 +226,37 @@ def _post(url: str, body: bytes, timeout: float, opened: Connections) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code == 429 or exc.code >= 500:
             raise _Retryable(f"HTTP {exc.code}") from None
-        raise RuntimeError(f"HTTP {exc.code} (not retried)") from None
+        raise _Refused(f"HTTP {exc.code} (not retried)") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _Retryable(f"{type(exc).__name__}: {reason}") from None
+
+
+def _url_parts_beyond_host(url: str) -> set[str]:
+    """The parts of ``url`` other than its scheme and host, each as it is and as ``repr``
+    shows it: the pieces an error's text may echo (``http.client`` quotes a port it cannot
+    read, which for ``user:password@host`` is the password and host, and a path holding a
+    control character)."""
+    parts = urlsplit(url)
+    userinfo, _, host_and_port = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    port = host_and_port.rpartition("]")[2].partition(":")[2]
+    pieces = {userinfo, user, password, port, parts.path, parts.query, parts.fragment}
+    pieces.update(parts.path.split("/"))
+    pieces.update(parts.query.replace("=", "&").split("&"))
+    # Shorter pieces would match ordinary words of any message; none is a secret.
+    found = {piece for piece in pieces if len(piece) >= 3}
+    return found | {repr(piece)[1:-1] for piece in found}
+
+
+def _without_url(problem: str, url: str) -> str:
+    """``problem`` for the log and the trail, unless it echoes any part of the webhook's
+    URL beyond its scheme and host (its path, or a user name or password, holds the
+    webhook's secret): then only the kind of error."""
+    if any(piece in problem for piece in _url_parts_beyond_host(url)):
+        kind = problem.partition(":")[0]
+        return f"{kind}: (its text is withheld: it quotes part of the webhook's URL)"
+    return problem
 
 
 class WebhookNotifier:
@@ -283,9 +316,13 @@ class WebhookNotifier:
             try:
                 await self._attempt(notice.url, body)
             except _Retryable as exc:
-                problem = str(exc)
-            except Exception as exc:  # a permanent failure: retrying cannot help
+                problem = _without_url(str(exc), notice.url)
+            except _Refused as exc:
                 await self._on_give_up(notice, attempt, str(exc))
+                return
+            except Exception as exc:  # a permanent failure: retrying cannot help
+                problem = _without_url(f"{type(exc).__name__}: {exc}", notice.url)
+                await self._on_give_up(notice, attempt, problem)
                 return
             else:
                 await self._delivered(notice, attempt)

@@ -1090,7 +1090,26 @@ def _approvals_problems(approvals: Approvals) -> list[str]:
             )
         keys_seen.setdefault(raw, approver.name)
     if approvals.notify is not None:
-        url = urlsplit(approvals.notify.webhook)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            problems.append("approvals.notify.webhook: must be an http:// or https:// URL")
+        problems.extend(_webhook_problems(approvals.notify.webhook))
+    return problems
+
+
+def _webhook_problems(webhook: str) -> list[str]:
+    """The webhook must be an http(s) URL that can be posted to. The problems never quote
+    it: the URL holds the webhook's secret."""
+    url = urlsplit(webhook)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return ["approvals.notify.webhook: must be an http:// or https:// URL"]
+    problems: list[str] = []
+    # urllib would try to connect to 'user:password@host' and fail, echoing the password
+    # in its error, which is logged and recorded.
+    if "@" in url.netloc:
+        problems.append(
+            "approvals.notify.webhook: must not hold a user name or password (user@ or "
+            "user:password@); a webhook's secret goes in its path, as a Slack URL's does"
+        )
+    try:
+        _ = url.port  # reading it raises for a port that is not a number in range
+    except ValueError:
+        problems.append("approvals.notify.webhook: its port must be a number from 0 to 65535")
     return problems
