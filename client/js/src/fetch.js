@@ -58,6 +58,15 @@ export function envProxyProblem(env = process.env, execArgv = process.execArgv) 
   );
 }
 
+/**
+ * The Location header as fetch itself reads it (undici's responseLocationURL): a header
+ * value holds one character per byte, so one with a byte outside printable ASCII is read
+ * again as UTF-8, as browsers do. A raw UTF-8 '/ré' is then '/r%C3%A9', not '/r%C3%83%C2%A9'.
+ */
+function locationAsFetchReadsIt(location) {
+  return /[^\x20-\x7e]/.test(location) ? Buffer.from(location, 'latin1').toString('utf8') : location;
+}
+
 function webUrl(value, base) {
   const url = new URL(String(value), base);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -106,7 +115,8 @@ export async function fetchChecked(gate, url, init = {}) {
       approval: hop === 0 ? approval : undefined,
     });
     const response = await fetch(target, { ...rest, method, body, headers, redirect: 'manual' });
-    const location = response.headers.get('location');
+    const header = response.headers.get('location');
+    const location = header === null ? null : locationAsFetchReadsIt(header);
     if (!REDIRECT_STATUSES.has(response.status) || location === null || redirect === 'manual') {
       return response;
     }

@@ -532,6 +532,22 @@ describe('fetch', () => {
     assert.equal((await response.json()).path, '/fine');
   });
 
+  test('follows a Location of raw UTF-8 where fetch itself and the Python client go', async () => {
+    // Read as one character per byte and encoded again, '/ré' was checked and fetched as
+    // '/r%C3%83%C2%A9' (rt25 r2-clients-ops, 2).
+    const server = await web(Buffer.from('/ré?q=é', 'utf8').toString('latin1'));
+    const { recording, asked } = await recordingEverything();
+    const response = await recording.fetch(`http://127.0.0.1:${server.port}/away`);
+    assert.equal((await response.json()).path, '/r%C3%A9?q=%C3%A9');
+    const plain = await fetch(`http://127.0.0.1:${server.port}/away`);
+    await plain.body?.cancel();
+    assert.equal(plain.url, `http://127.0.0.1:${server.port}/r%C3%A9?q=%C3%A9`);
+    assert.deepEqual(
+      asked.map((check) => check.url),
+      [`http://127.0.0.1:${server.port}/away`, plain.url],
+    );
+  });
+
   // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
   for (const [code, method, sent] of [
     [307, 'POST', 'POST'],
