@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -1375,6 +1376,48 @@ def test_fetch_refuses_a_url_that_is_not_valid_unicode(gate: Gate, web) -> None:
     with pytest.raises(ValueError, match="not valid Unicode"):
         gate.fetch(f"http://127.0.0.1:{server.port}/\udcff")
     assert server.hits == []
+
+
+def decisions(daemon: Daemon) -> int:
+    return sum(1 for r in daemon.records() if r.get("type") == "decision")
+
+
+# Found in review (rt25 r2-clients-ops, 3): the gate allowed and recorded these, then
+# urllib could not send them (InvalidURL quoting the password, a DNS lookup of
+# "u@127.0.0.1", an AttributeError for "http:/host").
+@pytest.mark.parametrize(
+    ("authority", "problem"),
+    [
+        ("//u:s3cret@127.0.0.1:{port}", "user name or password"),
+        ("//u@127.0.0.1:{port}", "user name or password"),
+        ("//s3cret@127.0.0.1:{port}", "user name or password"),
+        ("//\u00fc:s3cret@127.0.0.1:{port}", "user name or password"),
+        ("/127.0.0.1:{port}", "has no host"),
+    ],
+)
+def test_fetch_refuses_a_url_it_cannot_send_before_the_check(
+    gate: Gate, web, daemon: Daemon, authority: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    asked = decisions(daemon)
+    url = f"http:{authority.format(port=server.port)}/x"
+    with pytest.raises(ValueError, match=problem) as raised:
+        gate.fetch(url)
+    assert "s3cret" not in str(raised.value)
+    assert decisions(daemon) == asked and server.hits == []
+
+
+def test_fetch_refuses_a_redirect_to_a_url_with_a_password_before_its_check(
+    gate: Gate, web, daemon: Daemon
+) -> None:  # type: ignore[no-untyped-def]
+    target = web()
+    hop = web(f"http://u:s3cret@127.0.0.1:{target.port}/ok")
+    asked = decisions(daemon)
+    with pytest.raises(urllib.error.HTTPError, match="user name or password") as raised:
+        gate.fetch(f"http://127.0.0.1:{hop.port}/away")
+    assert "s3cret" not in str(raised.value)
+    assert decisions(daemon) == asked + 1, "only the first request was checked"
+    assert hop.hits == ["/away"] and target.hits == []
 
 
 def test_fetch_sends_the_method_as_the_gate_decided_it(gate: Gate, web, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]

@@ -72,6 +72,14 @@ function webUrl(value, base) {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`gate.fetch fetches http and https URLs only, not ${url.protocol}`);
   }
+  // fetch refuses it only when asked to send it, after the gate recorded an allow, and
+  // quotes the URL, password and all (rt25 r2-clients-ops, 3). Python refuses it too.
+  if (url.username !== '' || url.password !== '') {
+    throw new TypeError(
+      'gate.fetch refuses a URL with a user name or password (user:password@): fetch cannot ' +
+        'send it; send credentials in an Authorization header',
+    );
+  }
   // The fragment is never sent, and the gate refuses a '#' left in what it reads as the
   // path ('/a#x#y'), which Python's fetch cuts at the first '#' (rt25 clients review, 4).
   url.hash = '';

@@ -548,6 +548,27 @@ describe('fetch', () => {
     );
   });
 
+  test('refuses a URL with a user name or password before the check, as the Python client does', async () => {
+    // The gate allowed and recorded it, then fetch refused to send it (rt25 r2-clients-ops, 3).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const userinfo of ['u:s3cret@', 'u@', 's3cret@', '%C3%BC:s3cret@', 'ü:s3cret@']) {
+      await assert.rejects(recording.fetch(`http://${userinfo}127.0.0.1:${site.port}/x`), (error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /user name or password/);
+        assert.doesNotMatch(error.message, /s3cret/);
+        return true;
+      });
+    }
+    const hop = await web(`http://u:s3cret@127.0.0.1:${site.port}/ok`);
+    await assert.rejects(recording.fetch(`http://127.0.0.1:${hop.port}/away`), /user name or password/);
+    assert.deepEqual(
+      asked.map((check) => check.url),
+      [`http://127.0.0.1:${hop.port}/away`],
+    );
+    assert.deepEqual([site.hits, hop.hits], [[], ['GET /away']]);
+  });
+
   // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
   for (const [code, method, sent] of [
     [307, 'POST', 'POST'],

@@ -112,6 +112,25 @@ def _ascii_target(url: str) -> str:
         raise ValueError(f"Gate.fetch: {url!r} is not valid Unicode") from None
 
 
+def _authority_problem(url: str) -> str | None:
+    """Why urllib could not send ``url`` to the host it names, if it could not; never
+    quoting the URL, whose user name or password is a secret.
+
+    A user name or password (``user:password@``) is left in the host urllib connects to
+    (http.client then fails on the port, its error quoting the password) and there is no
+    host at all in ``http:/host/...``: both failed only after the gate had recorded an
+    allow (rt25 r2-clients-ops, 3)."""
+    netloc = urlsplit(url).netloc
+    if not netloc:
+        return "the URL has no host (http://host/...)"
+    if "@" in netloc:
+        return (
+            "a URL with a user name or password (user:password@) is refused: urllib "
+            "cannot send it; send credentials in an Authorization header"
+        )
+    return None
+
+
 def _without_fragment(url: str) -> str:
     """``url`` up to its first ``#``, as the gate reads it (the fragment is never sent).
 
@@ -198,6 +217,12 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
             raise urllib.error.HTTPError(
                 newurl, code, f"redirect to a non-http(s) URL refused: {newurl}", headers, None
             )
+        unsendable = _authority_problem(newurl)
+        if unsendable is not None:
+            fp.close()
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"redirect refused: {unsendable}", headers, None
+            )
         newurl = _without_fragment(newurl)
         follow = _redirected(req, code, newurl)
         if follow is None:
@@ -245,7 +270,8 @@ def fetch_checked(
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
     directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
-    another host, a header name that is not an HTTP token and a header that frames the
+    another host, a URL without a host or with a user name or password
+    (``_authority_problem``), a header name that is not an HTTP token and a header that frames the
     message or manages the connection (``checked_headers``) raise ``ValueError``, as
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     Non-ASCII characters in the path and query are checked and sent percent-encoded
@@ -256,6 +282,9 @@ def fetch_checked(
     scheme = urlsplit(url).scheme.lower()
     if scheme not in WEB_SCHEMES:
         raise ValueError(f"Gate.fetch fetches http and https URLs only, not {scheme or url!r}")
+    unsendable = _authority_problem(url)
+    if unsendable is not None:
+        raise ValueError(f"Gate.fetch: {unsendable}")
     headers = checked_headers("Gate.fetch", headers)
     url = _without_fragment(url)
     if method is not None:
