@@ -1675,6 +1675,27 @@ def test_kube_and_fetch_refuse_headers_that_frame_the_message(
     assert api.hits == []
 
 
+# Found in review (rt25 r2-clients-ops, 4): http.client refused these only when sending,
+# after the gate had recorded an allow, and sent a NUL (Node's Headers refuses all three).
+@pytest.mark.parametrize(
+    "value",
+    ["1\r\nAuthorization: Bearer X", "1\n", "1\x00", "\u0100", b"1\r\nX-B: Bearer X"],
+    ids=["CRLF", "LF", "NUL", "not-latin-1", "bytes-CRLF"],
+)
+def test_kube_and_fetch_refuse_a_header_value_before_the_check(
+    gate: Gate, web, daemon: Daemon, value: str | bytes
+) -> None:  # type: ignore[no-untyped-def]
+    api = web()
+    cluster = KubeCluster(f"http://127.0.0.1:{api.port}", token="t0ken")
+    asked = decisions(daemon)
+    with pytest.raises(ValueError, match="the value of header X-A") as kube_raised:
+        gate.kube("GET", "/api/v1/namespaces/apps/pods", headers={"X-A": value}, cluster=cluster)
+    with pytest.raises(ValueError, match="the value of header X-A") as fetch_raised:
+        gate.fetch(f"http://127.0.0.1:{api.port}/x", headers={"X-A": value})
+    assert "Bearer" not in str(kube_raised.value) + str(fetch_raised.value)
+    assert decisions(daemon) == asked and api.hits == []
+
+
 def test_kube_reads_the_callers_headers_once(gate: Gate, web) -> None:  # type: ignore[no-untyped-def]
     """A mapping that answers differently on a second read got Impersonate-User past
     the screen (review of 2026-12-07): the headers screened are the headers sent."""

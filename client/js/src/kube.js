@@ -148,6 +148,17 @@ export async function kubeChecked(gate, method, givenPath, options = {}) {
     // one configured. It is always the server's own.
     throw new TypeError('gate.kube does not take a Host header: it is set from the cluster server');
   }
+  for (const [name, value] of Object.entries(taken)) {
+    // Node's own checks of a request's headers, after the screens above (their messages
+    // say more): Node made them only after the gate had recorded an allow for a request
+    // never sent (rt25 r2-clients-ops, 4).
+    try {
+      http.validateHeaderName(name);
+      http.validateHeaderValue(name, value);
+    } catch (error) {
+      throw new TypeError(`gate.kube: ${error.message}`);
+    }
+  }
   const verb = String(method).toUpperCase();
   const target = cluster ?? inClusterConfig();
   const server = new URL(target.server);

@@ -793,6 +793,31 @@ describe('kube', () => {
     assert.deepEqual(api.hits, [`GET ${secrets}`]);
   });
 
+  test('refuses a header Node would not send before the check, as the Python client does', async () => {
+    // Node refused them only when sending, after the gate had recorded an allow
+    // (rt25 r2-clients-ops, 4).
+    const api = await web();
+    const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };
+    const { recording, asked } = await recordingEverything();
+    const path = '/api/v1/namespaces/apps/pods';
+    for (const headers of [
+      { 'Authorızation': 'Bearer X' }, // a dotless i: not a token
+      { 'X A': '1' },
+      { 'X-A': '1\r\nAuthorization: Bearer X' },
+      { 'X-A': '1\n' },
+      { 'X-A': '1\0' },
+      { 'X-A': '\u0100' },
+    ]) {
+      await assert.rejects(recording.kube('GET', path, { cluster, headers }), (error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /^gate\.kube: /);
+        assert.doesNotMatch(error.message, /Bearer/);
+        return true;
+      });
+    }
+    assert.deepEqual([asked, api.hits], [[], []]);
+  });
+
   test('takes headers only as a plain object', async () => {
     const api = await web();
     const cluster = { server: `http://127.0.0.1:${api.port}`, token: 't0ken' };

@@ -54,11 +54,32 @@ _FRAMING_HEADERS = frozenset(
 )  # fmt: skip
 
 
+_BREAKS_A_FIELD = re.compile(r"[\r\n\0]")
+_BREAKS_A_FIELD_BYTES = re.compile(rb"[\r\n\0]")
+
+
+def _header_value_problem(value: object) -> str | None:
+    """Why http.client would refuse to send ``value``, or send it as more than one field."""
+    if isinstance(value, str):
+        if _BREAKS_A_FIELD.search(value):
+            return "holds a CR, LF or NUL character"
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return "has a character outside Latin-1 (http.client sends header values as Latin-1)"
+    elif isinstance(value, (bytes, bytearray)) and _BREAKS_A_FIELD_BYTES.search(value):
+        return "holds a CR, LF or NUL byte"
+    return None
+
+
 def checked_headers(helper: str, headers: Mapping[str, str] | None) -> dict[str, str]:
     """The caller's header fields, read once (what is screened is what is sent).
 
-    Raises ``ValueError`` for a name that is not an HTTP token, as Node does, and for a
-    field that frames the message or manages the connection (``Proxy-*`` too)."""
+    Raises ``ValueError`` for a name that is not an HTTP token, as Node does, for a
+    field that frames the message or manages the connection (``Proxy-*`` too), and for a
+    value with a CR, LF or NUL or (a str) a character outside Latin-1, which Node's
+    ``Headers`` refuses too: http.client refused those (or sent a NUL) only after the
+    gate had recorded an allow (rt25 r2-clients-ops, 4)."""
     taken: dict[str, str] = {}
     for name, value in dict(headers or {}).items():
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
@@ -70,6 +91,9 @@ def checked_headers(helper: str, headers: Mapping[str, str] | None) -> dict[str,
         # another name (plain_text).
         name = plain_text(name)
         taken[name] = plain_text(value) if isinstance(value, str) else value
+        problem = _header_value_problem(taken[name])
+        if problem is not None:  # the value is not quoted: it may be a secret
+            raise ValueError(f"{helper}: the value of header {name} {problem}")
         lowered = name.lower()
         if lowered in _FRAMING_HEADERS or lowered.startswith("proxy-"):
             raise ValueError(
