@@ -1150,6 +1150,13 @@ def lying_gate(view: dict[str, Any]) -> Iterator[tuple[str, list[bytes]]]:
             "notify: {webhook: 'https://hooks.example.com:S3CRET/x'}",
             "approvals.notify.webhook: its port must be a number",
         ),
+        # urlsplit's own error quotes the netloc (review of the fix): a ']' typo, and a
+        # fullwidth at sign in a password, which crashed validate or leaked the password.
+        ("notify: {webhook: 'https://S3CRET@hooks.slack.com]/x'}", "is not a valid URL"),
+        (
+            "notify: {webhook: 'https://hookuser:S3CRET\uff20x@hooks.example.com/x'}",
+            "approvals.notify.webhook",
+        ),
         ("timeout: soon", "approvals.timeout"),
         ("timeout: 99999999h", "approvals.timeout: Value error, '99999999h' is longer than"),
     ],
@@ -1496,12 +1503,13 @@ def test_a_kubernetes_proxy_approval_binds_the_proxied_path_and_method(  # type:
         policy_text(people).replace(
             "rules:\n",
             "rules:\n  - {id: proxies, action: k8s.request, resource: [services/proxy, "
-            "nodes/proxy], decision: require_approval}\n"
+            "nodes/proxy, virtualmachineinstances/portforward], decision: require_approval}\n"
             "  - {id: old-proxy, action: k8s.request, verb: proxy, decision: require_approval}\n",
         )
     )
     gate = daemon_factory(policy)
     base = "/api/v1/namespaces/monitoring/services/grafana:3000/proxy"
+    vmi = "/apis/subresources.kubevirt.io/v1/namespaces/db/virtualmachineinstances/db-1"
 
     def k8s(method: str, path: str) -> dict[str, Any]:
         return {"action": "k8s.request", "k8s": {"method": method, "path": path}}
@@ -1516,6 +1524,9 @@ def test_a_kubernetes_proxy_approval_binds_the_proxied_path_and_method(  # type:
             k8s("GET", "/api/v1/proxy/namespaces/monitoring/services/grafana/api/health"),
             k8s("DELETE", "/api/v1/proxy/namespaces/monitoring/services/grafana/api/health"),
         ),
+        # An aggregated API server routes on what follows the subresource (found in the
+        # review of the fix, which bound proxies only): port 8080 approved, 22 (ssh) asked.
+        (k8s("GET", vmi + "/portforward/8080/tcp"), k8s("GET", vmi + "/portforward/22/tcp")),
     ]
     for asked, other in cases:
         approval_id = ask(gate, asked)["approval"]["id"]

@@ -81,27 +81,43 @@ StepKind = Literal["new", "reuse", "redeem", "preflight", "pending", "refuse"]
 def approval_request(verdict: Verdict) -> dict[str, Any]:
     """The request an approval shows and binds: the normalised request without its
     ``approval``, and for a Kubernetes request sent as method and path, its query as
-    sent (``k8sQuery``), and for a proxy request its path and method (``k8sPath``,
-    ``k8sMethod``). The normalised ``k8s`` record has no query (CONTRACT 2.2), yet
-    the query carries an exec's command, a deletecollection's selectors and ``dryRun``:
-    bound without it, an approval of ``pods/web/exec?command=date`` allowed any command
-    (red-team review of 2026-12-07)."""
+    sent (``k8sQuery``), and its path as sent and method (``k8sPath``, ``k8sMethod``)
+    where the normalised record does not spell the path out whole.
+    The normalised ``k8s`` record has no query (CONTRACT 2.2), yet the query carries an
+    exec's command, a deletecollection's selectors and ``dryRun``: bound without it, an
+    approval of ``pods/web/exec?command=date`` allowed any command (red-team review of
+    2026-12-07)."""
     request = bound_request(verdict.request)
     k8s = verdict.parsed.k8s
     if k8s is not None and k8s.path is not None:
         path, _, query = k8s.path.partition("?")
         if query:
             request["k8sQuery"] = query
-        resolved = verdict.request.get("k8s") or {}
-        if resolved.get("verb") == "proxy" or str(resolved.get("resource", "")).endswith("/proxy"):
-            # What a proxy request does is the path after /proxy/ on the target (a
-            # kubelet's /run/... runs a command), which the k8s record leaves out: an
-            # approval of grafana's /api/health was redeemed for its password reset (rt25
-            # approvals review). The root /api/v1/proxy/... form is verb proxy for
-            # every method, so the method is bound with it.
+        # The k8s record leaves out whatever follows {name}/{subresource}: what a proxy
+        # request does on its target (a kubelet's /run/... runs a command), and for an
+        # aggregated API server whatever it routes on (KubeVirt's .../portforward/22/tcp).
+        # An approval of grafana's /api/health was redeemed for its password reset (rt25
+        # approvals review). So a path the record does not spell out whole is bound as
+        # sent, with the method (the root /api/v1/proxy/... form is verb proxy for every
+        # method); one it does is the record, and may be redeemed in attribute form.
+        record = verdict.request.get("k8s") or {}
+        if "resource" in record and path != _resource_path(record):
             request["k8sPath"] = path
             request["k8sMethod"] = (k8s.method or "").upper()
     return request
+
+
+def _resource_path(record: dict[str, Any]) -> str:
+    """The path kube-apiserver serves a resource request's record at, spelt plainly."""
+    group, version = record.get("group", ""), record.get("version", "")
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if record.get("namespace"):
+        path += f"/namespaces/{record['namespace']}"
+    resource, _, subresource = str(record.get("resource", "")).partition("/")
+    path += f"/{resource}"
+    if record.get("name"):
+        path += f"/{record['name']}"
+    return path + (f"/{subresource}" if subresource else "")
 
 
 class ApprovalNotFound(Exception):
