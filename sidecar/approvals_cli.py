@@ -230,7 +230,9 @@ _TARGETS = {
     # must not push them out of view above the prompt (red-team review of 2026-12-07).
     "process.exec": ("commandLine", "argv", "cwd"),
     "network.request": ("method", "url", "host", "port"),
-    "k8s.request": ("k8s", "k8sMethod", "k8sPath", "k8sQuery"),
+    # The path as sent first: for a proxy it is what the request does (a kubelet's
+    # /run/... command), and the record after it may fill the line.
+    "k8s.request": ("k8sMethod", "k8sPath", "k8sQuery", "k8s"),
 }
 _FILE_TARGETS = ("path", "realPath", "linkedPath", "writtenPath")
 _SUMMARY_CHARS = 300

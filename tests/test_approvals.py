@@ -1538,3 +1538,30 @@ def test_a_kubernetes_proxy_approval_binds_the_proxied_path_and_method(  # type:
         assert (refused["allowed"], refused["decision"]) == (False, "deny"), refused
         allowed = redeem(gate, approval_id, asked)
         assert (allowed["allowed"], allowed["decision"]) == (True, "allow"), allowed
+
+
+def test_the_approve_line_shows_a_proxied_path_before_the_record(  # type: ignore[no-untyped-def]
+    tmp_path: Path, daemon_factory, people
+) -> None:
+    # Found in the review of the binding (rt25): the line printed just before the prompt
+    # put the k8s record first, and with a long node name the kubelet command after it
+    # was cut off at 300 characters.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        policy_text(people).replace(
+            "rules:\n",
+            "rules:\n  - {id: proxies, action: k8s.request, resource: nodes/proxy, "
+            "decision: require_approval}\n",
+        )
+    )
+    gate = daemon_factory(policy)
+    node = "ip-10-0-12-34.eu-west-1.compute.internal-" + "x" * 120
+    path = f"/api/v1/nodes/{node}/proxy/run/kube-system/etcd-0/etcd?cmd=etcdctl+del+--prefix+/"
+    approval_id = ask(gate, {"action": "k8s.request", "k8s": {"method": "POST", "path": path}})[
+        "approval"
+    ]["id"]
+    done = cli_decide(gate.url, "approve", approval_id, people["alice"], "--yes")
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.splitlines()[-2]
+    assert summary.startswith('approve k8s.request "POST" "/api/v1/nodes/'), summary
+    assert '/proxy/run/kube-system/etcd-0/etcd" "cmd=etcdctl+del+--prefix+/"' in summary
