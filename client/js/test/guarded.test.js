@@ -669,6 +669,26 @@ describe('fetch', () => {
     assert.deepEqual(site.hits, Array(6).fill('GET /ok'));
   });
 
+  test('refuses a header value undici would not send, before the check', async () => {
+    // Headers took \x01 and \x7f; undici refused them after the gate had recorded an
+    // allow (rt25 review of the last fixes).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const value of ['a\x01b', 'a\x7fb']) {
+      await assert.rejects(
+        recording.fetch(`http://127.0.0.1:${site.port}/x`, { headers: { 'X-A': value } }),
+        (error) => {
+          assert.ok(error instanceof TypeError, String(error));
+          assert.match(error.message, /^gate\.fetch: /);
+          return true;
+        },
+      );
+    }
+    assert.deepEqual([asked, site.hits], [[], []]);
+    const response = await recording.fetch(`http://127.0.0.1:${site.port}/x`, { headers: { 'X-A': 'tab\there é' } });
+    assert.equal(response.status, 200);
+  });
+
   test('refuses headers that frame the message, before the check, in any letter case', async () => {
     // The docs promised it for both clients; the JS fetch asked the gate (an allow
     // recorded) and left the names to undici, which sent Connection, TE, Trailer and
