@@ -1679,8 +1679,12 @@ def test_kube_and_fetch_refuse_headers_that_frame_the_message(
 # after the gate had recorded an allow, and sent a NUL (Node's Headers refuses all three).
 @pytest.mark.parametrize(
     "value",
-    ["1\r\nAuthorization: Bearer X", "1\n", "1\x00", "\u0100", b"1\r\nX-B: Bearer X"],
-    ids=["CRLF", "LF", "NUL", "not-latin-1", "bytes-CRLF"],
+    [
+        *("1\r\nAuthorization: Bearer X", "1\n", "1\x00", "\u0100", b"1\r\nX-B: Bearer X"),
+        # ... and a value of a type http.client cannot send (rt25 review of the last fixes).
+        *(None, 1.5, ["a", "b"]),
+    ],
+    ids=["CRLF", "LF", "NUL", "not-latin-1", "bytes-CRLF", "None", "float", "list"],
 )
 def test_kube_and_fetch_refuse_a_header_value_before_the_check(
     gate: Gate, web, daemon: Daemon, value: str | bytes

@@ -67,8 +67,12 @@ def _header_value_problem(value: object) -> str | None:
             value.encode("latin-1")
         except UnicodeEncodeError:
             return "has a character outside Latin-1 (http.client sends header values as Latin-1)"
-    elif isinstance(value, (bytes, bytearray)) and _BREAKS_A_FIELD_BYTES.search(value):
-        return "holds a CR, LF or NUL byte"
+    elif isinstance(value, (bytes, bytearray)):
+        if _BREAKS_A_FIELD_BYTES.search(value):
+            return "holds a CR, LF or NUL byte"
+    elif not isinstance(value, int) or isinstance(value, bool):
+        # http.client sends text, bytes and integers; anything else failed when sending.
+        return f"is a {type(value).__name__}, not text, bytes or an integer"
     return None
 
 
