@@ -27,8 +27,8 @@ def _problems(text: str) -> list[str]:
     [
         (
             '["/usr/local/bin", "/usr/bin\\n", /bin]',
-            "trustedPaths[1]: '/usr/bin\\n' ends with a line break (as a YAML `|` or `>` "
-            "block leaves one): remove it",
+            "trustedPaths[1]: '/usr/bin\\n' ends with a line break: remove it (a YAML `|` "
+            "or `>` block keeps one: write `|-` or `>-`)",
         ),
         (
             "\n  - |\n    /opt/tools/bin\n",

@@ -34,6 +34,7 @@ from sidecar.policy.matchers import (
     CompileBudget,
     FieldTest,
     MatcherError,
+    blank_end_problem,
     compile_matcher,
 )
 from sidecar.policy.schema import (
@@ -809,24 +810,6 @@ def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _blank_end_problem(value: str) -> str | None:
-    """A name or path that starts or ends with whitespace, as matcher values are refused
-    for (``_refuse_blank_ends`` in matchers): ``"/usr/bin\n"``, left by a YAML block or
-    a stray escape, is no directory a program is found in, and ``" alice\n"`` no name
-    an approver is known by."""
-    for end, char in (("starts", value[:1]), ("ends", value[-1:])):
-        if char in "\n\r":
-            return (
-                f"{value!r} {end} with a line break (as a YAML `|` or `>` block leaves one): "
-                "remove it (write `|-` or `>-` for a block, or quote the value)"
-            )
-        if char.isspace():
-            return (
-                f"{value!r} {end} with whitespace ({char!r}), almost surely by mistake; remove it"
-            )
-    return None
-
-
 def _trusted_paths_warnings(trusted: tuple[str, ...]) -> list[str]:
     """``trustedPaths`` replaces the defaults: name the default directories it leaves out.
 
@@ -985,7 +968,7 @@ def _compile_policy(
     if document.trustedPaths is not None:
         trusted_list = []
         for position, path in enumerate(document.trustedPaths):
-            blank_end = _blank_end_problem(path)
+            blank_end = blank_end_problem(path)
             if blank_end is not None:
                 problems.append(f"trustedPaths[{position}]: {blank_end}")
                 continue
@@ -1061,7 +1044,7 @@ def _approvals_problems(approvals: Approvals) -> list[str]:
     keys_seen: dict[bytes, str] = {}
     for position, approver in enumerate(approvals.approvers):
         where = f"approvals.approvers[{position}]"
-        blank_end = _blank_end_problem(approver.name)
+        blank_end = blank_end_problem(approver.name)
         if not approver.name.strip():
             problems.append(f"{where}.name: must not be empty")
         elif blank_end is not None:

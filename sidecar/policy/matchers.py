@@ -223,17 +223,19 @@ def _refuse_wildcard(field: str, value: str, operator: str, pattern: str) -> Non
 _LINE_BREAKS = "\n\r"
 
 
-def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
-    """Refuse a value or pattern that starts or ends with whitespace.
+def blank_end_problem(
+    value: str, *, line_breaks_only: bool = False, space_hint: str = ""
+) -> str | None:
+    """Why a value or pattern that starts or ends with whitespace is refused, or None.
 
     A value written as a YAML ``|`` or ``>`` block keeps its last line break, so a deny
     rule's ``"/etc/shadow\n"`` (or regex, or glob) never matched a request and the rule
-    was a hole. Other whitespace at either end is a stray space in quotes, refused in
-    every field but ``args``: an argument may end with a space (``"-m "``), not with a
-    line break written by a block.
+    was a hole. Other whitespace at either end is a stray space in quotes: refused too,
+    unless ``line_breaks_only`` (an argument may end with a space: ``"-m "``).
+    ``space_hint`` follows the message for a plain space.
     """
     for end, char in (("starts", value[:1]), ("ends", value[-1:])):
-        if not char.isspace() or (field == "args" and char not in _LINE_BREAKS):
+        if not char.isspace() or (line_breaks_only and char not in _LINE_BREAKS):
             continue
         if char in _LINE_BREAKS:
             cause = (
@@ -241,17 +243,26 @@ def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
                 if end == "ends" and char == "\n"
                 else "remove it"
             )
-            raise MatcherError(f"{operator}: {value!r} {end} with a line break: {cause}")
-        # Only a path, command, agent or object name can really hold a space.
-        hint = (
-            ""
-            if field in NO_WILDCARD_FIELDS or field in ("host", "port") or char != " "
-            else " (for one that really does, write the space as a glob class: '[ ]')"
+            return f"{value!r} {end} with a line break: {cause}"
+        hint = space_hint if char == " " else ""
+        return (
+            f"{value!r} {end} with whitespace ({char!r}), almost surely by mistake; remove it{hint}"
         )
-        raise MatcherError(
-            f"{operator}: {value!r} {end} with whitespace ({char!r}), almost surely by "
-            f"mistake; remove it{hint}"
-        )
+    return None
+
+
+def _refuse_blank_ends(field: str, value: str, operator: str) -> None:
+    """Refuse a matcher value or pattern with whitespace at either end (``args``: a
+    line break only)."""
+    # Only a path, command, agent or object name can really hold a space.
+    hint = (
+        ""
+        if field in NO_WILDCARD_FIELDS or field in ("host", "port")
+        else " (for one that really does, write the space as a glob class: '[ ]')"
+    )
+    problem = blank_end_problem(value, line_breaks_only=field == "args", space_hint=hint)
+    if problem is not None:
+        raise MatcherError(f"{operator}: {problem}")
 
 
 def _outside_classes(pattern: str) -> str:
