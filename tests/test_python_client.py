@@ -1392,6 +1392,10 @@ def decisions(daemon: Daemon) -> int:
         ("//u@127.0.0.1:{port}", "user name or password"),
         ("//s3cret@127.0.0.1:{port}", "user name or password"),
         ("//\u00fc:s3cret@127.0.0.1:{port}", "user name or password"),
+        # Node's parser reads these as http://127.0.0.1/ and http://127.0.0.1/@evil.test/;
+        # the JS client refuses them as this one does (rt26).
+        ("//@127.0.0.1:{port}", "user name or password"),
+        ("//127.0.0.1:{port}\\@evil.test", "user name or password"),
         ("/127.0.0.1:{port}", "has no host"),
     ],
 )

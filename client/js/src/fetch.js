@@ -69,17 +69,38 @@ function locationAsFetchReadsIt(location) {
   return /[^\x20-\x7e]/.test(location) ? Buffer.from(location, 'latin1').toString('utf8') : location;
 }
 
+/**
+ * The authority of `text` as written, or null if it has none: what follows the slashes
+ * after the scheme (or a relative URL's leading two), up to the first '/', '?' or '#'.
+ * It runs past a backslash, as RFC 3986 and Python's urlsplit read it, where the WHATWG
+ * parser ends the host there; tabs and newlines are dropped first, as that parser does.
+ */
+function writtenAuthority(text, base) {
+  const cleaned = text.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, '').replace(/[\t\n\r]/g, '');
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(cleaned)?.[0] ?? '';
+  const rest = cleaned.slice(scheme.length);
+  // 'http:x' is relative to an http base, and names the host x without one.
+  const schemeStartsAuthority = scheme !== '' && scheme.toLowerCase() !== base?.protocol;
+  if (!schemeStartsAuthority && !/^[/\\]{2}/.test(rest)) return null;
+  return /^[/\\]*([^/?#]*)/.exec(rest)[1];
+}
+
 function webUrl(value, base) {
-  const url = new URL(String(value), base);
+  const text = String(value);
+  const url = new URL(text, base);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`gate.fetch fetches http and https URLs only, not ${url.protocol}`);
   }
   // fetch refuses it only when asked to send it, after the gate recorded an allow, and
-  // quotes the URL, password and all (rt25 r2-clients-ops, 3). Python refuses it too.
-  if (url.username !== '' || url.password !== '') {
+  // quotes the URL, password and all (rt25 r2-clients-ops, 3). Python refuses it too, and
+  // any other '@' before the path: the WHATWG parser drops an empty user name
+  // ('http://@host/') and ends the host at a backslash ('http://host\\@evil/' is
+  // host/@evil/), where Python and RFC 3986 read a user name and the host evil (rt26).
+  if (url.username !== '' || url.password !== '' || writtenAuthority(text, base)?.includes('@')) {
     throw new TypeError(
-      'gate.fetch refuses a URL with a user name or password (user:password@): fetch cannot ' +
-        'send it; send credentials in an Authorization header',
+      'gate.fetch refuses a URL with a user name or password (user:password@) or any other ' +
+        "'@' before its path (http://@host/, http://host\\@evil/): fetch cannot send the one, " +
+        'and parsers disagree on the host of the other; send credentials in an Authorization header',
     );
   }
   // The fragment is never sent, and the gate refuses a '#' left in what it reads as the

@@ -569,6 +569,42 @@ describe('fetch', () => {
     assert.deepEqual([site.hits, hop.hits], [[], ['GET /away']]);
   });
 
+  test("refuses any other '@' before the path before the check, as the Python client does", async () => {
+    // The WHATWG parser drops an empty user name and ends the host at a backslash, so JS
+    // checked and fetched http://127.0.0.1/@evil.test/ for 'http://127.0.0.1\@evil.test/',
+    // which Python (and RFC 3986) read as the host evil.test, and refuse (rt26).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const written of [
+      `http://@127.0.0.1:${site.port}/x`,
+      `http://:@127.0.0.1:${site.port}/x`,
+      `http://127.0.0.1:${site.port}\\@evil.test/x`,
+      `http:\\\\@127.0.0.1:${site.port}/x`,
+      `HTTP:/\t/@127.0.0.1:${site.port}/x`,
+    ]) {
+      await assert.rejects(recording.fetch(written), (error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /user name or password/);
+        return true;
+      });
+    }
+    for (const location of ['//@127.0.0.1/x', '/\\@127.0.0.1/x', `http://127.0.0.1:${site.port}\\@evil.test/`]) {
+      const hop = await web(location);
+      await assert.rejects(recording.fetch(`http://127.0.0.1:${hop.port}/away`), /user name or password/);
+      assert.deepEqual(hop.hits, ['GET /away']);
+    }
+    assert.equal(asked.length, 3, 'only the first request of each redirect was checked');
+    assert.deepEqual(site.hits, []);
+    // An '@' in the path or query is no authority, nor in a Location relative to it.
+    for (const path of ['/@scope/pkg', '/x?by=a@b']) {
+      const response = await recording.fetch(`http://127.0.0.1:${site.port}${path}`);
+      assert.equal((await response.json()).path, path);
+    }
+    const relative = await web('/@scope/pkg');
+    const response = await recording.fetch(`http://127.0.0.1:${relative.port}/away`);
+    assert.equal((await response.json()).path, '/@scope/pkg');
+  });
+
   // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
   for (const [code, method, sent] of [
     [307, 'POST', 'POST'],
