@@ -1570,6 +1570,23 @@ def test_fetch_refuses_a_host_header_for_another_host(gate: Gate, web) -> None: 
     assert server.headers[0]["host"] == own
 
 
+# Found in review (rt26 clients, 2): passed through, so a backend honouring one ran a
+# DELETE where the gate checked (and an approval bound) a GET or a POST.
+@pytest.mark.parametrize("name", ["X-HTTP-Method-Override", "x-http-method", "X-METHOD-OVERRIDE"])
+@pytest.mark.parametrize(("method", "value"), [("GET", "DELETE"), ("POST", "post")])
+def test_fetch_refuses_a_header_asking_for_another_method(
+    gate: Gate, web, daemon: Daemon, name: str, method: str, value: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = web()
+    asked = decisions(daemon)
+    with pytest.raises(ValueError, match=f"{name} header: .*runs that method"):
+        gate.fetch(f"http://127.0.0.1:{server.port}/ok", method=method, headers={name: value})
+    assert decisions(daemon) == asked and server.hits == []
+    with gate.fetch(f"http://127.0.0.1:{server.port}/ok", headers={"X-Method": value}):
+        pass
+    assert server.methods == ["GET"]
+
+
 @pytest.mark.parametrize("name", ["Host ", "Host\t", "X Host", "Impersonate-User "])
 def test_header_names_that_are_not_http_tokens_are_refused(gate: Gate, web, name: str) -> None:  # type: ignore[no-untyped-def]
     """http.client would send "Host : evil.test" beside the real Host (past the Host check),

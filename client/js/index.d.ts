@@ -251,8 +251,10 @@ export declare class Gate {
    * checks the URL as written (docs/clients.md). Rejects with TypeError, before
    * any check, for a `dispatcher`, a Host header for another host, a header that frames
    * the message (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE,
-   * Trailer, Expect, Proxy-*), in any letter case, or a URL or redirect with a user name or
-   * password or any other '@' before its path (`http://@host/`, `http://host\@evil/`).
+   * Trailer, Expect, Proxy-*) or asks the server for another method (X-HTTP-Method-Override,
+   * X-HTTP-Method, X-Method-Override), in any letter case, or a URL or redirect with a
+   * user name or password or any other '@' before its path (`http://@host/`,
+   * `http://host\@evil/`).
    */
   fetch(url: string | URL, init?: CheckedFetchInit): Promise<Response>;
   /** Check k8s.request with this method and path, then send it to the API server. */

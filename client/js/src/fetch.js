@@ -13,7 +13,8 @@
 // HTTP_PROXY / HTTPS_PROXY when NODE_USE_ENV_PROXY=1 or --use-env-proxy is given; one
 // call cannot opt out without undici's Agent (a dependency), so while both are set this
 // helper refuses to fetch at all, whatever the Node version. Header fields that frame the
-// message or manage the connection are refused as in Python's fetch and in gate.kube.
+// message or manage the connection are refused as in Python's fetch and in gate.kube, and
+// so are those asking the server to run another method (X-HTTP-Method-Override ...).
 
 import http from 'node:http';
 
@@ -28,6 +29,22 @@ const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy
 const FRAMING_HEADERS = new Set([
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect',
 ]);
+
+// Header fields that ask a server to run another method than the request line's. Refused
+// whatever their value, as in Python's fetch: the gate checks (and an approval binds) the
+// method sent, a value equal to it changes nothing, and a redirect that turns the request
+// into a GET would still carry the old method in it (rt26).
+const METHOD_OVERRIDE_HEADERS = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+
+/** The error for a method-override header, or null if `names` holds none. */
+function methodOverrideError(helper, names) {
+  const found = names.filter((name) => METHOD_OVERRIDE_HEADERS.has(name.trim().toLowerCase()));
+  if (found.length === 0) return null;
+  return new TypeError(
+    `${helper} does not take a ${found.join(', ')} header: a server honouring it runs that ` +
+      'method, not the one the gate checked; send the method itself',
+  );
+}
 
 /** The names among `names` that frame the message (any case, Proxy-* included). */
 export function framingHeaderNames(names) {
@@ -132,6 +149,8 @@ export async function fetchChecked(gate, url, init = {}) {
   // for a request never sent), and sent others (Connection, TE, Trailer, Proxy-*): rt25.
   const framing = framingHeaderNames([...headers.keys()]);
   if (framing.length > 0) throw framingHeaderError('gate.fetch', framing);
+  const override = methodOverrideError('gate.fetch', [...headers.keys()]);
+  if (override !== null) throw override;
   const host = headers.get('host');
   if (host !== null && host.trim().toLowerCase() !== target.host) {
     throw new TypeError(`gate.fetch: Host header ${host} names another host than the URL (${target.host})`);

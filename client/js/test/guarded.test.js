@@ -679,6 +679,27 @@ describe('fetch', () => {
     assert.deepEqual(site.hits, ['DELETE /ok']);
   });
 
+  test('refuses a header asking the server for another method, before the check', async () => {
+    // Passed through: a backend honouring X-HTTP-Method-Override ran a DELETE where the
+    // gate checked (and an approval bound) a GET or a POST (rt26).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const name of ['X-HTTP-Method-Override', 'x-http-method', 'X-METHOD-OVERRIDE']) {
+      for (const [method, value] of [['GET', 'DELETE'], ['POST', 'post']]) {
+        for (const headers of [{ [name]: value }, new Headers({ [name]: value }), [[name, value]]]) {
+          await assert.rejects(recording.fetch(`http://127.0.0.1:${site.port}/x`, { method, headers }), (error) => {
+            assert.ok(error instanceof TypeError, String(error));
+            assert.match(error.message, new RegExp(`${name} header: .*runs that method`, 'i'));
+            return true;
+          });
+        }
+      }
+    }
+    assert.deepEqual([asked, site.hits], [[], []]);
+    const response = await recording.fetch(`http://127.0.0.1:${site.port}/x`, { headers: { 'X-Method': 'DELETE' } });
+    assert.equal(response.status, 200);
+  });
+
   test('refuses a Host header for another host', async () => {
     const server = await web();
     const target = `http://127.0.0.1:${server.port}/ok`;

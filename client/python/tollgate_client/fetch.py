@@ -9,7 +9,9 @@ are ignored, as a proxy is a host the gate never saw. Nothing else may redirect 
 either: a host with non-ASCII characters is refused (urllib would encode it with IDNA
 2003, ``straße`` -> ``strasse``, another host than the UTS-46 A-label the gate checks),
 and so is a ``Host`` header naming another host (or any header name that is not an HTTP
-token, such as ``"Host "``, which http.client would send as a second ``Host``).
+token, such as ``"Host "``, which http.client would send as a second ``Host``). Nor may a
+header make the server run another method than the one checked (``X-HTTP-Method-Override``,
+``X-HTTP-Method``, ``X-Method-Override``: refused whatever their value).
 ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped when a redirect
 changes the origin, as browsers do. Non-ASCII characters of the path and query are
 percent-encoded before the check, so that the URL checked is the URL sent.
@@ -52,6 +54,26 @@ _FRAMING_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
      "trailer", "expect"}
 )  # fmt: skip
+
+
+# Header fields that ask a server to run another method than the request line's. Refused
+# whatever their value, as in the JS client: the gate checks (and an approval binds) the
+# method sent, a value equal to it changes nothing, and a redirect that turns the request
+# into a GET would still carry the old method in it (rt26).
+_METHOD_OVERRIDE_HEADERS = frozenset(
+    {"x-http-method-override", "x-http-method", "x-method-override"}
+)
+
+
+def _method_override_problem(headers: Mapping[str, object]) -> str | None:
+    """Why a server could run another method than the one checked, if it could."""
+    found = [name for name in headers if name.lower() in _METHOD_OVERRIDE_HEADERS]
+    if not found:
+        return None
+    return (
+        f"does not take a {', '.join(found)} header: a server honouring it runs that method, "
+        "not the one the gate checked; send the method itself"
+    )
 
 
 _BREAKS_A_FIELD = re.compile(r"[\r\n\0]")
@@ -299,8 +321,9 @@ def fetch_checked(
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
     directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
     another host, a URL without a host or with a user name or password
-    (``_authority_problem``), a header name that is not an HTTP token and a header that frames the
-    message or manages the connection (``checked_headers``) raise ``ValueError``, as
+    (``_authority_problem``), a header name that is not an HTTP token, a header that frames the
+    message or manages the connection (``checked_headers``) and one asking the server for
+    another method (``X-HTTP-Method-Override`` ...) raise ``ValueError``, as
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     Non-ASCII characters in the path and query are checked and sent percent-encoded
     (``_ascii_target``).
@@ -314,6 +337,9 @@ def fetch_checked(
     if unsendable is not None:
         raise ValueError(f"Gate.fetch: {unsendable}")
     headers = checked_headers("Gate.fetch", headers)
+    overriding = _method_override_problem(headers)
+    if overriding is not None:
+        raise ValueError(f"Gate.fetch {overriding}")
     url = _without_fragment(url)
     if method is not None:
         method = plain_text(method).upper()  # as the gate decides and records it
