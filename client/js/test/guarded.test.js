@@ -605,6 +605,24 @@ describe('fetch', () => {
     assert.equal((await response.json()).path, '/@scope/pkg');
   });
 
+  test("refuses a port fetch never connects to (the Fetch standard's bad ports), before the check", async () => {
+    // The gate allowed and recorded the request, then undici refused it: 'bad port' (rt26).
+    const { recording, asked } = await recordingEverything();
+    for (const port of [1, 22, 25, 6000, 6665, 6669, 6697, 10080]) {
+      await assert.rejects(recording.fetch(`http://127.0.0.1:${port}/x`), (error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, new RegExp(`refuses port ${port}: fetch never connects to it`));
+        return true;
+      });
+    }
+    const hop = await web('http://127.0.0.1:22/x');
+    await assert.rejects(recording.fetch(`http://127.0.0.1:${hop.port}/away`), /refuses port 22/);
+    assert.deepEqual(
+      asked.map((check) => check.url),
+      [`http://127.0.0.1:${hop.port}/away`],
+    );
+  });
+
   // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
   for (const [code, method, sent] of [
     [307, 'POST', 'POST'],
