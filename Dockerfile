@@ -18,14 +18,19 @@ ENV PIP_NO_CACHE_DIR=1 \
 # each exec probe would compile the stdlib modules it imports from source again. It is
 # compiled before pip runs (pip would leave timestamp bytecode, which compileall takes as
 # up to date), as unchecked-hash bytecode, used whatever mtimes the layers give the
-# sources, and only the __pycache__ directories are kept for the final stage.
+# sources, and only the __pycache__ directories are kept for the final stage, under
+# their full path, which the final stage copies to /. The stdlib's directory is the
+# interpreter's own, not a version written here: on a base of another minor version a
+# written python3.11 names no directory, and compileall and find pass over it without
+# an error, shipping no bytecode (and this RUN fails if it kept none).
 # site-packages (the base image's pip and setuptools) is not the gate's: left out.
-WORKDIR /usr/local/lib/python3.11
-RUN python -m compileall -q -f -j0 --invalidation-mode unchecked-hash -x /site-packages/ \
-        /usr/local/lib/python3.11 \
+RUN stdlib="$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
+    && python -m compileall -q -f -j0 --invalidation-mode unchecked-hash -x /site-packages/ \
+        "$stdlib" \
     && mkdir /opt/stdlib-bytecode \
-    && find . -path ./site-packages -prune -o -type d -name __pycache__ \
-        -exec cp -a --parents -t /opt/stdlib-bytecode {} +
+    && find "$stdlib" -path "$stdlib/site-packages" -prune -o -type d -name __pycache__ \
+        -exec cp -a --parents -t /opt/stdlib-bytecode {} + \
+    && test -d "/opt/stdlib-bytecode$stdlib/__pycache__"
 WORKDIR /src
 COPY constraints.txt pyproject.toml README.md ./
 COPY sidecar/ sidecar/
@@ -47,7 +52,7 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tollgate" \
       org.opencontainers.image.description="Deny-by-default policy gate for AI agents (Kubernetes sidecar)" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /opt/stdlib-bytecode/ /usr/local/lib/python3.11/
+COPY --from=build /opt/stdlib-bytecode/ /
 COPY --from=build /opt/venv /opt/venv
 # The root file system is read-only in the pod: bytecode is compiled at build time (the
 # stdlib's and the venv's, above), the only writable places are the audit volume and the

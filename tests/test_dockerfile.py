@@ -118,7 +118,7 @@ def test_build_is_multi_stage_and_the_final_stage_installs_nothing() -> None:
     assert final.all("ADD") == []
     copies = final.all("COPY")
     assert copies == [
-        "--from=build /opt/stdlib-bytecode/ /usr/local/lib/python3.11/",
+        "--from=build /opt/stdlib-bytecode/ /",
         "--from=build /opt/venv /opt/venv",
     ]
     assert stages[0].name == "build"
@@ -127,8 +127,6 @@ def test_build_is_multi_stage_and_the_final_stage_installs_nothing() -> None:
 
 
 # --- bytecode ---------------------------------------------------------------------------
-
-IMAGE_STDLIB = "/usr/local/lib/python3.11"
 
 
 def _build_commands() -> list[tuple[str, str]]:
@@ -143,29 +141,32 @@ def _build_commands() -> list[tuple[str, str]]:
     return commands
 
 
+def _stdlib_bytecode_copy() -> tuple[str, str]:
+    """(source, destination) of the final stage's COPY of the stdlib's bytecode: its
+    only COPY from the build stage besides the venv."""
+    copies = [
+        (words[1].rstrip("/"), words[2])
+        for words in (copy.split() for copy in _final().all("COPY"))
+        if len(words) == 3 and words[0] == "--from=build" and words[1] != "/opt/venv"
+    ]
+    assert len(copies) == 1, "the final stage copies the stdlib's bytecode"
+    return copies[0]
+
+
 def _stdlib_bytecode_run() -> tuple[str, str]:
-    """The build stage's RUN that compiles the stdlib, and the WORKDIR it runs in."""
+    """The build stage's RUN that compiles the stdlib and keeps its bytecode, and the
+    WORKDIR it runs in."""
     _, stages = _stages()
+    kept, _ = _stdlib_bytecode_copy()
     workdir = "/"
     found = []
     for keyword, rest in stages[0].instructions:
         if keyword == "WORKDIR":
             workdir = rest
-        elif keyword == "RUN" and "compileall" in rest and IMAGE_STDLIB in rest:
+        elif keyword == "RUN" and "compileall" in rest and kept in rest:
             found.append((rest, workdir))
     assert len(found) == 1, "the build stage compiles the stdlib in one RUN"
     return found[0]
-
-
-def _stdlib_bytecode_source() -> str:
-    """The build stage's directory that the final stage copies over the stdlib."""
-    sources = [
-        words[1]
-        for words in (copy.split() for copy in _final().all("COPY"))
-        if len(words) == 3 and words[0] == "--from=build" and words[2].rstrip("/") == IMAGE_STDLIB
-    ]
-    assert len(sources) == 1, "the final stage copies the stdlib's bytecode"
-    return sources[0].rstrip("/")
 
 
 def test_the_image_ships_unchecked_bytecode_for_the_stdlib_and_the_venv() -> None:
@@ -173,7 +174,7 @@ def test_the_image_ships_unchecked_bytecode_for_the_stdlib_and_the_venv() -> Non
     # bytecode from the build stage, every start and every exec probe compiles the
     # stdlib modules it imports (start-up doubled under the pod's 500m, rt25 ops 1).
     commands = [command for command, _ in _build_commands()]
-    (stdlib,) = [c for c in commands if "compileall" in c and IMAGE_STDLIB in c]
+    (stdlib,) = [c for c in commands if "compileall" in c and "/opt/venv" not in c]
     (venv,) = [c for c in commands if "compileall" in c and "/opt/venv" in c]
     first_pip = min(i for i, c in enumerate(commands) if re.match(r"pip\b", c))
     # Before pip has run: compileall takes timestamp bytecode left by then as up to date.
@@ -189,7 +190,6 @@ def test_the_image_ships_unchecked_bytecode_for_the_stdlib_and_the_venv() -> Non
     # The base image's pip and setuptools are not the gate's; their bytecode would only
     # weigh on the layer.
     assert "-x" in shlex.split(stdlib) and "site-packages" in stdlib
-    assert _stdlib_bytecode_source() != IMAGE_STDLIB
 
 
 def _pyc_flags(pyc: Path) -> int:
@@ -197,13 +197,19 @@ def _pyc_flags(pyc: Path) -> int:
 
 
 def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> None:
-    """Runs the build stage's stdlib RUN on a copy of this interpreter's stdlib as the
-    base image ships it (no .pyc, no tests, no static library), lays the bytecode it
-    keeps over another such copy as the final stage's COPY does, gives the sources new
-    mtimes, and starts ``python -I -S`` there as the exec probes do."""
+    """Runs the build stage's stdlib RUN with a copy of this interpreter whose stdlib is
+    as the base image ships it (no .pyc, no tests, no static library), lays the bytecode
+    it keeps over another such copy as the final stage's COPY does, gives the sources new
+    mtimes, and starts ``python -I -S`` there as the exec probes do.
+
+    The stdlib directory is the interpreter's: a python3.X directory written into the
+    Dockerfile stands here for one that does not exist, as /usr/local/lib/python3.11
+    does not on a python:3.12 base, where compileall and find passed over it without an
+    error and the image shipped no bytecode for the stdlib."""
     if sys.platform != "linux" or sys.version_info[:2] != (3, 11):
         pytest.skip("needs Linux (find, cp --parents) and CPython 3.11, the image's")
     run, workdir = _stdlib_bytecode_run()
+    kept_in_image, copied_to = _stdlib_bytecode_copy()
     kept = tmp_path / "stdlib-bytecode"
     prefix = tmp_path / "usr" / "local"
     lib = prefix / "lib" / "python3.11"
@@ -222,14 +228,18 @@ def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> Non
         # The copy finds this interpreter's shared library where it is installed.
         "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR")),
     }
+    another_minor = tmp_path / "another-minor"
 
     def here(text: str) -> str:
-        return text.replace(_stdlib_bytecode_source(), str(kept)).replace(IMAGE_STDLIB, str(lib))
+        text = text.replace(kept_in_image, str(kept))
+        return re.sub(r"/usr/local/lib/python3\.\d+", str(another_minor), text)
 
-    assert here(workdir).startswith(str(tmp_path)), f"WORKDIR {workdir} is not mapped here"
+    cwd = Path(here(workdir))
+    assert cwd == Path("/") or cwd.is_relative_to(tmp_path), f"WORKDIR {workdir} is not mapped"
+    cwd.mkdir(parents=True, exist_ok=True)  # as WORKDIR does
     build = subprocess.run(
         ["sh", "-c", here(run)],
-        cwd=here(workdir),
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -238,10 +248,15 @@ def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> Non
     )
     assert build.returncode == 0, build.stdout + build.stderr
 
+    # The kept bytecode sits under the stdlib's full path, which the final stage's COPY
+    # to / puts back where the interpreter reads it, whatever its version.
+    kept_stdlib = kept / lib.relative_to("/")
     kept_files = [p for p in kept.rglob("*") if p.is_file()]
-    assert (kept / "__pycache__" / "socket.cpython-311.pyc") in kept_files
-    assert (kept / "json" / "__pycache__" / "decoder.cpython-311.pyc") in kept_files
+    assert (kept_stdlib / "__pycache__" / "socket.cpython-311.pyc") in kept_files, kept_files
+    assert (kept_stdlib / "json" / "__pycache__" / "decoder.cpython-311.pyc") in kept_files
+    assert copied_to == "/"
     for pyc in kept_files:
+        assert pyc.is_relative_to(kept_stdlib), pyc
         assert pyc.parent.name == "__pycache__" and pyc.suffix == ".pyc", pyc
         assert "site-packages" not in pyc.parts, pyc
         assert _pyc_flags(pyc) == 0b01, pyc  # hash-based, source not checked
@@ -249,7 +264,7 @@ def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> Non
     # The final stage: the base image's stdlib again, the kept bytecode copied over it.
     for cache in [p for p in lib.rglob("__pycache__") if p.is_dir()]:
         shutil.rmtree(cache)
-    shutil.copytree(kept, lib, dirs_exist_ok=True)
+    shutil.copytree(kept_stdlib, lib, dirs_exist_ok=True)
     for source in lib.rglob("*.py"):
         os.utime(source, (1_600_000_000, 1_600_000_000))
     python = str(prefix / "bin" / "python3.11")
@@ -266,6 +281,38 @@ def test_the_build_stage_bytecode_is_what_a_probe_imports(tmp_path: Path) -> Non
     assert str(lib / "__pycache__" / "socket.cpython-311.pyc") in loaded, probe.stderr
     compiled_from_source = [path for path in loaded if not path.endswith(".pyc")]
     assert compiled_from_source == []
+
+
+def test_the_build_stage_fails_when_it_keeps_no_stdlib_bytecode(tmp_path: Path) -> None:
+    # A stdlib directory with nothing to compile (here an interpreter that names an
+    # empty one) stops the build rather than shipping an image that compiles the stdlib
+    # at every start: a python3.11 written into the Dockerfile, on a base of another
+    # minor version, was passed over in silence by compileall and find.
+    if sys.platform != "linux":
+        pytest.skip("needs Linux (find, cp --parents)")
+    run, _ = _stdlib_bytecode_run()
+    kept_in_image, _ = _stdlib_bytecode_copy()
+    empty = tmp_path / "empty-stdlib"
+    empty.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python"
+    fake.write_text(
+        f'#!/bin/sh\n[ "$1" = -c ] && echo {empty} && exit 0\nexec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    text = run.replace(kept_in_image, str(tmp_path / "kept"))
+    text = re.sub(r"/usr/local/lib/python3\.\d+", str(tmp_path / "another-minor"), text)
+    build = subprocess.run(
+        ["sh", "-c", text],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert build.returncode != 0, build.stdout + build.stderr
 
 
 def test_the_build_stage_recompiles_the_venvs_timestamp_bytecode(tmp_path: Path) -> None:
