@@ -107,3 +107,57 @@ def test_a_deny_of_a_program_with_a_posix_class_in_a_trusted_path_is_warned_of()
     )
     [warning] = policy.warnings
     assert "glob '/usr/bin/python[[:digit:]]' matches programs by their path" in warning
+
+
+def _refusal(rule: str) -> str:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_bytes(f"version: 1\nrules:\n  - {rule}\n".encode(), "posix.yaml")
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("glob", "problem"),
+    [
+        # Refused for its ':' as "outside an IPv6 address (a port belongs in the port
+        # field)", "IPv6 addresses cannot be globbed" or "is not a valid IPv6 address".
+        (
+            "api[[:digit:]].example.com",
+            "[:digit:] are not supported in host globs; write the characters out: "
+            "'api[0-9].example.com'",
+        ),
+        (
+            "[[:alpha:]]*.example.com",
+            "[:alpha:] are not supported in host globs; write the characters out: "
+            "'[a-z]*.example.com'",
+        ),
+        (
+            "[[:alnum:]]",
+            "[:alnum:] are not supported in host globs; write the characters out: '[a-z0-9]'",
+        ),
+        (
+            "a[[:punct:]]b.example.com",
+            "[:punct:] are not supported in host globs; write the characters meant out (a "
+            "host label holds a-z, 0-9, '-' and '_')",
+        ),
+        ("x[[=a=]]y.example.com", "[=a=] are not supported in host globs"),
+    ],
+)
+def test_a_posix_class_in_a_host_glob_is_refused_as_such(glob: str, problem: str) -> None:
+    message = _refusal(
+        f"{{id: h, action: network.request, decision: deny, host: {{glob: '{glob}'}}}}"
+    )
+    assert (
+        f"rules[0] (id 'h'): host: glob: {glob!r} is not a valid host: POSIX classes such as "
+        f"{problem}"
+    ) in message
+    assert "IPv6" not in message and "port field" not in message
+
+
+def test_the_host_glob_a_posix_class_refusal_suggests_loads_and_matches() -> None:
+    policy = load_policy_bytes(
+        b"version: 1\nrules:\n"
+        b"  - {id: h, action: network.request, decision: allow, host: {glob: 'api[0-9].example.com'}}\n",
+        "posix.yaml",
+    )
+    request = {"action": "network.request", "url": "https://api7.example.com/"}
+    assert evaluate_request(policy, request).decision == "allow"

@@ -287,6 +287,73 @@ def _outside_classes(pattern: str) -> str:
     return "".join(outside)
 
 
+def _glob_pieces(pattern: str) -> list[tuple[str, bool]]:
+    """The glob's text in pieces, each flagged when it is a named item of a class
+    (``[:digit:]``; ``[=e=]`` and ``[.a.]``, which globs refuse), read as glob.py reads them."""
+    pieces: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            pieces.append((pattern[i : i + 2], False))
+            i += 2
+            continue
+        if pattern[i] != "[":
+            pieces.append((pattern[i], False))
+            i += 1
+            continue
+        opening = 2 if pattern[i + 1 : i + 2] in ("!", "^") else 1
+        pieces.append((pattern[i : i + opening], False))
+        i += opening
+        first = True  # a "]" first is a member
+        while i < len(pattern) and (pattern[i] != "]" or first):
+            first = False
+            kind = pattern[i + 1 : i + 2]
+            end = pattern.find(kind + "]", i + 2) if kind in (":", "=", ".") else -1
+            if pattern[i] == "[" and end >= 0:
+                pieces.append((pattern[i : end + 2], True))
+                i = end + 2
+            else:
+                step = 2 if pattern[i] == "\\" else 1
+                pieces.append((pattern[i : i + step], False))
+                i += step
+        if i < len(pattern):
+            pieces.append(("]", False))
+            i += 1
+    return pieces
+
+
+# What a POSIX class comes to in a host glob, whose labels hold lower-case letters,
+# digits, "-" and "_" only (a host is matched in lower case).
+_HOST_CLASS_SPELLINGS = {
+    "[:alnum:]": "a-z0-9",
+    "[:alpha:]": "a-z",
+    "[:digit:]": "0-9",
+    "[:lower:]": "a-z",
+    "[:upper:]": "a-z",
+    "[:xdigit:]": "0-9a-f",
+}
+
+
+def _refuse_host_posix_classes(pattern: str) -> None:
+    """Refuse a host glob naming a POSIX class: its ':' was refused as if a port or an
+    IPv6 address were meant, which said nothing of the class."""
+    pieces = _glob_pieces(pattern)
+    named = [piece for piece, is_named in pieces if is_named]
+    if not named:
+        return
+    if all(item in _HOST_CLASS_SPELLINGS for item in named):
+        written_out = "".join(
+            _HOST_CLASS_SPELLINGS[piece] if is_named else piece for piece, is_named in pieces
+        )
+        fix = f"write the characters out: {written_out!r}"
+    else:
+        fix = "write the characters meant out (a host label holds a-z, 0-9, '-' and '_')"
+    raise MatcherError(
+        f"glob: {pattern!r} is not a valid host: POSIX classes such as {named[0]} are not "
+        f"supported in host globs; {fix}"
+    )
+
+
 def _refuse_impossible_k8s_name(field: str, value: str, operator: str) -> None:
     """Refuse a Kubernetes group, version, resource or namespace no request can name."""
     if field not in K8S_LOWER_CASE_FIELDS:
@@ -506,6 +573,7 @@ def _check_ipv4_glob(pattern: str) -> None:
 def _glob(field: str, pattern: str, budget: CompileBudget) -> tuple[Test, Anchor | None]:
     _refuse_blank_ends(field, pattern, "glob")
     if field == "host":
+        _refuse_host_posix_classes(pattern)
         pattern = _canonical_value(field, pattern, "glob")
         _check_ipv4_glob(pattern)
     elif _is_path_like(field, pattern):
