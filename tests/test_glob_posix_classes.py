@@ -161,3 +161,46 @@ def test_the_host_glob_a_posix_class_refusal_suggests_loads_and_matches() -> Non
     )
     request = {"action": "network.request", "url": "https://api7.example.com/"}
     assert evaluate_request(policy, request).decision == "allow"
+
+
+def _decision(rule: str, request: dict[str, object]) -> str:
+    policy = load_policy_bytes(f"version: 1\nrules:\n  - {rule}\n".encode(), "posix.yaml")
+    return evaluate_request(policy, request).decision
+
+
+GET = {"action": "network.request", "url": "https://a.example/", "method": "GET"}
+LIST_PODS = {"action": "k8s.request", "k8s": {"method": "GET", "path": "/api/v1/namespaces/a/pods"}}
+
+
+@pytest.mark.parametrize(
+    ("field", "glob", "asked"),
+    [
+        # Upper-cased to [[:UPPER:]], an unknown class.
+        ("method", "[[:upper:]]*", GET),
+        ("method", "[[:alpha:]]*", GET),
+        # [:lower:] and [:upper:] take the field's case, as the letters of [a-z] do.
+        ("method", "[[:lower:]]*", GET),
+        ("method", "[a-z]*", GET),
+        # Lower-cased, [[:upper:]] stayed itself and matched no verb (get, list ...).
+        ("verb", "[[:upper:]]*", LIST_PODS),
+        ("verb", "[[:lower:]]*", LIST_PODS),
+    ],
+)
+def test_a_posix_class_in_a_method_or_verb_glob_means_what_was_written(
+    field: str, glob: str, asked: dict[str, object]
+) -> None:
+    action = asked["action"]
+    host = ", host: a.example" if action == "network.request" else ""
+    rule = f"{{action: {action}, decision: allow{host}, {field}: {{glob: '{glob}'}}}}"
+    assert _decision(rule, asked) == "allow"
+
+
+@pytest.mark.parametrize(("field", "name"), [("method", "[:UPPER:]"), ("verb", "[:ALPHA:]")])
+def test_a_class_name_in_a_method_or_verb_glob_is_judged_as_written(field: str, name: str) -> None:
+    # The verb's [[:ALPHA:]] was lower-cased to [[:alpha:]] and accepted; bash, git and a
+    # path glob refuse it.
+    action = "network.request, host: a.example" if field == "method" else "k8s.request"
+    message = _refusal(
+        f"{{id: c, action: {action}, decision: allow, {field}: {{glob: '[{name}]*'}}}}"
+    )
+    assert f"rules[0] (id 'c'): {field}: glob: '[{name}]*': unknown class {name}" in message

@@ -508,6 +508,26 @@ def _fold_case(field: str, value: str) -> str:
     return value
 
 
+def _fold_glob_case(field: str, pattern: str) -> str:
+    """A method, scheme or verb glob in the case of the request values it is matched on.
+
+    Letters fold, in classes too (a method's ``[a-z]`` is ``[A-Z]``), but a POSIX class
+    is kept as written: upper-casing made a method's ``[[:upper:]]`` the unknown
+    ``[[:UPPER:]]``, and lower-casing left a verb's ``[[:upper:]]``, which no verb
+    matches. ``[:lower:]`` and ``[:upper:]`` name a case, and take the field's as the
+    letters they name would.
+    """
+    if field not in LOWER_FIELDS and field not in UPPER_FIELDS:
+        return pattern
+    case_class = "[:lower:]" if field in LOWER_FIELDS else "[:upper:]"
+    return "".join(
+        (case_class if piece in ("[:lower:]", "[:upper:]") else piece)
+        if is_named
+        else _fold_case(field, piece)
+        for piece, is_named in _glob_pieces(pattern)
+    )
+
+
 _COMMAND_FORMS = (
     "a command is matched as a name (no '/') or as an absolute path, so it never matches"
 )
@@ -589,7 +609,7 @@ def _glob(field: str, pattern: str, budget: CompileBudget) -> tuple[Test, Anchor
             "path pattern"
         )
     else:
-        pattern = _fold_case(field, pattern)
+        pattern = _fold_glob_case(field, pattern)
     try:
         glob_test, instructions = compile_glob_sized(pattern, "." if field == "host" else "/")
     except GlobError as exc:
