@@ -73,3 +73,43 @@ def test_which_wildcard_allows_are_warned_of(rule: str, warning: str | None) -> 
         assert found == []
     else:
         assert len(found) == 1 and warning in found[0]
+
+
+def test_an_allow_of_network_requests_on_a_path_with_no_host_is_warned_of() -> None:
+    # rt25 review: a wildcard action reaching network.request with no host was warned
+    # of, the action named outright with the same path was not.
+    policy = _load('{id: api, action: network.request, decision: allow, path: {glob: "/api/**"}}')
+    assert policy.warnings == (
+        "rules[0] (id 'api'): action: network.request with no host: the rule allows "
+        "requests to any host whose URL path it matches; match a host",
+    )
+    # What it warns of.
+    egress = {"action": "network.request", "url": "https://evil.example/api/x", "method": "POST"}
+    assert evaluate_request(policy, egress).decision == "allow"
+
+
+@pytest.mark.parametrize(
+    ("rule", "warning"),
+    [
+        ("{action: network.request, decision: allow, method: GET}", "requests to any host;"),
+        ("{action: [file.read, network.request], decision: allow, path: /x}", "URL path"),
+        ("{action: [network.request, '*'], decision: allow, agent: bot}", "any host;"),
+        # Not warned of: a host (a `not` one too), a deny, no conditions (warned of
+        # already), a wildcard (its own warning).
+        ("{action: network.request, decision: allow, path: /x, host: a.example}", None),
+        ("{action: network.request, decision: allow, host: {not: evil.example}}", None),
+        ("{action: network.request, decision: deny, path: /x}", None),
+        ("{action: network.request, decision: allow}", None),
+        ("{action: 'net*', decision: allow, path: /x}", None),
+    ],
+)
+def test_which_allows_of_network_requests_are_warned_of_for_no_host(
+    rule: str, warning: str | None
+) -> None:
+    found = [
+        w for w in _load(rule).warnings if w.startswith("rules[0]: action: network.request with")
+    ]
+    if warning is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and warning in found[0]

@@ -504,6 +504,22 @@ def _wildcard_reach_warnings(
     ]
 
 
+def _hostless_request_warnings(rule: Rule, used: list[str], explicit: list[str]) -> list[str]:
+    """An allow rule naming network.request outright that matches no host.
+
+    ``{action: network.request, path: /api/**}`` allows that path on every host, as a
+    wildcard action with no host does (``_wildcard_reach_warnings``).
+    """
+    if not used:
+        return []  # "no conditions" is warned of already
+    if NETWORK_REQUEST not in explicit or "host" in used:
+        return []
+    reach = "any host whose URL path it matches" if "path" in used else "any host"
+    return [
+        f"action: {NETWORK_REQUEST} with no host: the rule allows requests to {reach}; match a host"
+    ]
+
+
 # The first segments of the paths kube-apiserver serves outside its resources (its
 # "GET /" lists them), and some such paths. A k8s.request has a path only when it is
 # no resource request, so a path matcher matching none of these matches nothing the
@@ -939,6 +955,9 @@ def _compile_policy(
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
             warnings.extend(
                 f"{label}: {w}" for w in _wildcard_reach_warnings(rule, used, explicit, fitting)
+            )
+            warnings.extend(
+                f"{label}: {w}" for w in _hostless_request_warnings(rule, used, explicit)
             )
         warnings.extend(f"{label}: {w}" for w in _literal_wildcard_warnings(rule))
         path_test = next((t.test for t in tests if t.field == "path"), None)
