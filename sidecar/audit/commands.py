@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -279,9 +278,9 @@ def run_export(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_FAILED
     except BrokenPipeError:
-        # The reader went away (e.g. piped into head); silence Python's flush at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
+        # The reader went away (`| head`): the CLI's main ends with the error status, 2,
+        # as for every command. Not 1, which says the trail is broken.
+        raise
     except OSError as exc:
         _error(f"export failed: {exc}")
         return EXIT_FAILED
