@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from sidecar.engine import Verdict
 from sidecar.errors import PolicyError, RequestError
+from sidecar.identity import resolve_identity
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import (
     compose_yaml,
@@ -35,6 +36,9 @@ from sidecar.policy.loader import (
     misread_scalar,
 )
 from sidecar.ratelimit import evaluate_with_fresh_limits
+
+# What resolve_identity gives with no TOLLGATE_IDENTITY and no pod variables.
+GATE_DEFAULT_IDENTITY = resolve_identity({})
 
 TEST_FILE_SUFFIX = ".test.yaml"
 EXIT_PASSED = 0
@@ -53,7 +57,10 @@ class PolicyTestCase(_Strict):
     # Absent: not checked. null: no rule decided (defaultAction). A string: that rule id.
     rule: StrictStr | None = None
     # The sidecar identity the request is evaluated under, for rules matching ``agent``.
-    agent: StrictStr = ""
+    # Left out: the one a gate has when nothing configures it, not the environment of
+    # the machine running the tests (a CI runner with TOLLGATE_IDENTITY set gets the
+    # same results).
+    agent: StrictStr = GATE_DEFAULT_IDENTITY
 
     @property
     def checks_rule(self) -> bool:

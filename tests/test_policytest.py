@@ -7,6 +7,7 @@ and through the CLI; the assertions are on what a user reads and on the exit cod
 from __future__ import annotations
 
 import io
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -193,6 +194,82 @@ def test_agent_identity_is_matched(policy_dir: Path) -> None:
     )
     code, output = _run(test_file)
     assert code == 0, output
+
+
+LOCAL_ONLY = """
+version: 1
+rules:
+  - id: local-only
+    action: file.read
+    agent: local
+    path: {glob: "/data/**"}
+    decision: allow
+"""
+
+IDENTITY_VARIABLES = ("TOLLGATE_IDENTITY", "POD_NAMESPACE", "SERVICE_ACCOUNT", "POD_NAME")
+
+
+def test_a_case_without_agent_is_evaluated_as_a_gate_without_identity_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # rt26 semantics 1: the default was "", an identity no gate has, so a rule on
+    # `agent: local` was proved never to fire while a gate without pod variables matched it.
+    _write(tmp_path, "policy.yaml", LOCAL_ONLY)
+    test_file = _write(
+        tmp_path,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: a gate configured with no identity is local
+            request: {action: file.read, path: /data/a}
+            expect: allow
+            rule: local-only
+        """,
+    )
+    for name in IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    request = '{"action": "file.read", "path": "/data/a"}'
+    assert main(["check", "--policy", str(tmp_path / "policy.yaml"), request]) == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "local-only"
+    code, output = _run(test_file)
+    assert code == 0, output
+    assert f"ok   {test_file} (1/1 cases passed)" in output
+
+
+def test_a_case_without_agent_does_not_read_the_identity_of_the_machine_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI runner with TOLLGATE_IDENTITY or pod variables set gets the same results.
+    _write(tmp_path, "policy.yaml", LOCAL_ONLY)
+    test_file = _write(
+        tmp_path,
+        "policy.test.yaml",
+        """
+        policy: policy.yaml
+        cases:
+          - name: the default identity
+            request: {action: file.read, path: /data/a}
+            expect: allow
+            rule: local-only
+          - name: an identity given
+            request: {action: file.read, path: /data/a}
+            agent: ci/runner/pod
+            expect: deny
+            rule: null
+        """,
+    )
+    for environ in (
+        {"TOLLGATE_IDENTITY": "ci/runner/pod"},
+        {"POD_NAMESPACE": "ci", "SERVICE_ACCOUNT": "runner", "POD_NAME": "pod"},
+    ):
+        for name in IDENTITY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        code, output = _run(test_file)
+        assert code == 0, (environ, output)
+        assert f"ok   {test_file} (2/2 cases passed)" in output
 
 
 def test_an_invalid_request_fails_its_case(policy_dir: Path) -> None:
