@@ -297,6 +297,55 @@ def test_a_value_with_whitespace_at_an_end_is_refused(matcher: str, message: str
     assert str(caught.value).startswith(f"holes.yaml: rules[0]: {message}")
 
 
+EMPTY_AGENT = (
+    "an empty agent matches no gate: a gate's identity is never empty (TOLLGATE_IDENTITY, "
+    "else <namespace>/<serviceaccount>/<pod> from the pod's downward-API variables, "
+    'else local; docs/policy.md, "Identity")'
+)
+
+
+@pytest.mark.parametrize(
+    ("matcher", "operator"),
+    [
+        ('agent: ""', "equals"),
+        ('agent: [""]', "in"),
+        ('agent: [ci, ""]', "in"),
+        ('agent: {equals: ""}', "equals"),
+        ('agent: {in: [""]}', "in"),
+        ('agent: {not: {equals: ""}}', "equals"),
+    ],
+)
+def test_an_empty_agent_is_refused(matcher: str, operator: str) -> None:
+    # rt26 semantics 1: `agent: ""` passed validation and matched only `policy test`'s
+    # old default identity: a deny the tests proved that never fired on a gate.
+    with pytest.raises(PolicyError) as caught:
+        _load(f"{{id: d, action: file.read, decision: deny, {matcher}}}")
+    assert str(caught.value) == f"holes.yaml: rules[0] (id 'd'): agent: {operator}: {EMPTY_AGENT}"
+
+
+def test_policy_validate_says_why_an_empty_agent_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n"
+        '  - {id: no-secrets, action: file.read, agent: "", path: /app/key, decision: deny}\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "validate", str(policy)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip().splitlines()
+    assert output == [f"{policy}: rules[0] (id 'no-secrets'): agent: equals: {EMPTY_AGENT}"]
+
+
+def test_other_agent_matchers_on_an_empty_text_still_load() -> None:
+    # Only an exact empty name is refused; a glob or regex is left as written.
+    for matcher in ("{glob: '*'}", "{regex: ''}", "{startsWith: ''}", "[ci, local]"):
+        _load(f"{{action: file.read, decision: deny, agent: {matcher}}}")
+
+
 def test_a_strip_block_loads_and_an_argument_may_end_with_a_space() -> None:
     # `|-` and `>-` drop the line break; an argv element can end with a space.
     policy = load_policy_bytes(

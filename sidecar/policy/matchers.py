@@ -372,10 +372,22 @@ def _refuse_impossible_k8s_name(field: str, value: str, operator: str) -> None:
         )
 
 
+def _refuse_empty_agent(field: str, value: str, operator: str) -> None:
+    """Refuse ``agent: ""``: it matched only ``policy test``'s old default identity, so
+    a deny the tests proved never fired on a gate (sidecar/identity.py)."""
+    if field == "agent" and value == "":
+        raise MatcherError(
+            f"{operator}: an empty agent matches no gate: a gate's identity is never empty "
+            "(TOLLGATE_IDENTITY, else <namespace>/<serviceaccount>/<pod> from the pod's "
+            'downward-API variables, else local; docs/policy.md, "Identity")'
+        )
+
+
 def _canonical_value(field: str, value: str | int, operator: str) -> str:
     """Bring one rule value to the canonical form of request values of ``field``."""
     if isinstance(value, str):
         _refuse_blank_ends(field, value, operator)
+        _refuse_empty_agent(field, value, operator)
     if isinstance(value, int):
         if field != "port":
             raise MatcherError(f"{operator}: {value} must be a string")
