@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TextIO
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from sidecar.engine import Verdict
 from sidecar.errors import PolicyError, RequestError
@@ -61,6 +61,18 @@ class PolicyTestCase(_Strict):
     # the machine running the tests (a CI runner with TOLLGATE_IDENTITY set gets the
     # same results).
     agent: StrictStr = GATE_DEFAULT_IDENTITY
+
+    @field_validator("agent")
+    @classmethod
+    def _an_identity_a_gate_can_have(cls, agent: str) -> str:
+        # A gate strips its identity and falls back to "local": a case under "" or
+        # " ci" would prove what no gate ever decides.
+        if not agent or agent != agent.strip():
+            raise ValueError(
+                f"{agent!r} is no gate's identity: a gate's is never empty and has no "
+                f"whitespace at either end; leave agent out for {GATE_DEFAULT_IDENTITY!r}"
+            )
+        return agent
 
     @property
     def checks_rule(self) -> bool:
@@ -144,6 +156,8 @@ def load_test_file(path: Path) -> PolicyTestFile:
         problems = []
         for item in exc.errors(include_url=False):
             message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+            if item["type"] == "value_error":
+                message = str(item["ctx"]["error"])  # ours, without pydantic's "Value error, "
             problems.append(f"{_location(tuple(item['loc'])) or '(top level)'}: {message}")
         raise PolicyTestFileError(source, problems) from None
     problems = [

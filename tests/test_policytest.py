@@ -530,3 +530,27 @@ def test_the_sample_run_of_the_docs_is_what_the_tool_prints(
     total = len(re.findall(r"^  - name:", (policies / "coding-agent.test.yaml").read_text(), re.M))
     prose = " ".join(DOCS.read_text(encoding="utf-8").split())
     assert f"That breaks {failed} of the {total} cases" in prose
+
+
+@pytest.mark.parametrize("agent", ["", " ", " ci", "ci\n"])
+def test_a_case_under_an_identity_no_gate_has_is_an_error(policy_dir: Path, agent: str) -> None:
+    # A gate strips its identity and never has an empty one: such a case would prove a
+    # decision no gate makes (rt26 semantics 1, given on purpose).
+    test_file = _write(
+        policy_dir,
+        "policy.test.yaml",
+        f"""
+        policy: policy.yaml
+        cases:
+          - name: under an impossible identity
+            request: {{action: file.read, path: /data/a}}
+            agent: {json.dumps(agent)}
+            expect: allow
+        """,
+    )
+    code, output = _run(test_file)
+    assert code == 2
+    assert (
+        f"ERROR {test_file}: cases[0].agent: {agent!r} is no gate's identity: a gate's is "
+        "never empty and has no whitespace at either end; leave agent out for 'local'"
+    ) in output
