@@ -7,10 +7,12 @@ check's tokens as a freshly started gate does). A request that
 yields several subjects (a path and its realPath, each command of a command line, a
 redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is also a
 create) is decided subject by subject and the strictest decision wins; among equally
-strict ones, the first decided by a rule. A subject marked ``restrictions_only`` (a
-URL path as sent) counts only when a deny or require_approval rule decided it: as
-another view of the first subject, or, marked ``apart`` too (a patch as the create it
-may be, a proxied object under its own name), as a part of its own.
+strict ones, one decided by a rule, and of those the one whose rule comes first in the
+file (CONTRACT section 1, "Precedence"), whatever order the request names them in. A
+subject marked ``restrictions_only`` (a URL path as sent) counts only when a deny or
+require_approval rule decided it: as another view of the first subject, or, marked
+``apart`` too (a patch as the create it may be, a proxied object under its own name),
+as a part of its own.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ def decide(
     assert first is not None
     candidates = [first, *decisions[1:]]
     # Strictest first; among equals, one decided by a rule explains more than the default,
-    # and a form of its own (realPath, a decoded path) more than another view of the first.
+    # the rule first in the file is the one reported (not the part first in the request),
+    # and of one rule, a form of its own (realPath, a decoded path) explains more than
+    # another view of the first.
     winner = (
         first
         if len(candidates) == 1
@@ -94,6 +98,7 @@ def decide(
             key=lambda d: (
                 STRICTNESS[d.decision],
                 d.rule is not None,
+                -d.rule.index if d.rule is not None else 0,
                 not d.subject.restrictions_only,
             ),
         )

@@ -108,7 +108,8 @@ MIXED_CASES = [
     ({"action": "process.exec", "commandLine": "git status && ls"}, "allow", "git"),
     ({"action": "process.exec", "commandLine": "git status && rm -rf /"}, "deny", "no-rm"),
     ({"action": "process.exec", "commandLine": "ls; curl http://x"}, "deny", None),
-    ({"action": "process.exec", "commandLine": "echo hi > /app/out/x"}, "allow", "ls"),
+    # both parts allowed: write-out comes before ls in the file
+    ({"action": "process.exec", "commandLine": "echo hi > /app/out/x"}, "allow", "write-out"),
     ({"action": "process.exec", "commandLine": "echo hi > /etc/passwd"}, "deny", None),
     ({"action": "process.exec", "commandLine": "env bash -c 'ls && rm -rf /'"}, "deny", "no-rm"),
     ({"action": "process.exec", "commandLine": "ls $(rm -rf /)"}, "deny", "no-rm"),
@@ -345,3 +346,46 @@ rules:
     assert by_default.reason == "no rule allows process.exec of command 2: cp a b"
     by_rule = evaluate_request(policy, {"action": "process.exec", "commandLine": "ls; rm -rf /"})
     assert by_rule.reason == "command 2: rm -rf /: rm is never run"
+
+
+FILE_ORDER = b"""version: 1
+rules:
+  - {id: no-rm, action: process.exec, command: rm, decision: deny}
+  - {id: no-curl, action: process.exec, command: curl, decision: deny}
+  - {id: no-etc, action: file.read, path: {glob: "/etc/**"}, decision: deny}
+  - {id: no-app-secret, action: file.read, path: {glob: "/app/secret/**"}, decision: deny}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "rule", "reason"),
+    [
+        (
+            {"action": "process.exec", "commandLine": "curl x; rm y"},
+            "no-rm",
+            "rule no-rm denies process.exec of command 2: rm y",
+        ),
+        (
+            {"action": "process.exec", "commandLine": "rm y; curl x"},
+            "no-rm",
+            "rule no-rm denies process.exec of command 1: rm y",
+        ),
+        (
+            {"action": "file.read", "path": "/app/secret/k", "realPath": "/etc/k"},
+            "no-etc",
+            "realPath: rule no-etc denies file.read of /etc/k",
+        ),
+        (
+            {"action": "file.read", "path": "/etc/k", "realPath": "/app/secret/k"},
+            "no-etc",
+            "rule no-etc denies file.read of /etc/k",
+        ),
+    ],
+)
+def test_the_rule_reported_is_the_first_in_the_file_whichever_part_comes_first(
+    body: dict[str, Any], rule: str, reason: str
+) -> None:
+    # CONTRACT section 1, "Precedence": the first matching rule of the winning kind in
+    # file order, not the rule of the part the request names first (review rt26).
+    verdict = evaluate_request(load_policy_bytes(FILE_ORDER, "p.yaml"), body)
+    assert (verdict.decision, verdict.rule, verdict.reason) == ("deny", rule, reason)
