@@ -107,12 +107,14 @@ class RateLimiter:
         return needed
 
     def shortfall(self, needed: list[CompiledRule]) -> tuple[CompiledRule, int, float] | None:
-        """The first rule whose bucket holds fewer tokens than ``needed`` takes of it:
-        (rule, tokens needed, tokens left); None when every bucket holds enough."""
+        """The first rule in the file whose bucket holds fewer tokens than ``needed``
+        takes of it (CONTRACT section 1: the rule reported is the first of its kind in
+        file order, not the one the request's first command needs): (rule, tokens
+        needed, tokens left); None when every bucket holds enough."""
         counts: dict[int, tuple[CompiledRule, int]] = {}
         for rule in needed:
             counts[rule.index] = (rule, counts[rule.index][1] + 1 if rule.index in counts else 1)
-        for rule, count in counts.values():
+        for _, (rule, count) in sorted(counts.items()):
             left = self._refilled(rule).tokens
             if left < count:
                 return rule, count, max(0.0, left)  # tokens owed: none left

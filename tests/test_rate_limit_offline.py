@@ -173,3 +173,28 @@ def test_offline_answers_agree_with_a_fresh_gate(
     offline = json.loads(capsys.readouterr().out)
     keys = ("decision", "allowed", "rule", "reason")
     assert {k: offline[k] for k in keys} == {k: fresh[k] for k in keys}
+
+
+@pytest.mark.parametrize(
+    "line", ["curl a; curl b; wget c; wget d; wget e", "wget c; wget d; wget e; curl a; curl b"]
+)
+def test_over_two_budgets_the_rule_first_in_the_file_is_reported(
+    line: str,
+    write_policy: Any,
+    daemon_factory: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Both budgets are short (fetches 1/1h needs 2, pairs 2/1h needs 3): CONTRACT section
+    # 1 reports the first rule in file order, fetches, whichever command comes first
+    # (review rt26: the rule of the first command was reported).
+    path = write_policy(POLICY)
+    body = {"action": "process.exec", "commandLine": line}
+    main(["check", "--policy", str(path), json.dumps(body)])
+    offline = json.loads(capsys.readouterr().out)
+    fresh = daemon_factory(path).check(body).json()
+    for answer in (offline, fresh):
+        assert (answer["decision"], answer["rule"], answer["reason"]) == (
+            "deny",
+            "fetches",
+            OVER_BUDGET,
+        )
