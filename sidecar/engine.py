@@ -1,9 +1,10 @@
 """One /check request, start to finish, without I/O: parse -> normalise -> evaluate.
 
 ``evaluate_request`` is what the HTTP app, ``tollgate check --policy`` and
-``tollgate policy test`` all call, so the three can never disagree (the two offline
-ones through ``sidecar.ratelimit.evaluate_with_fresh_limits``, which then counts the
-check's tokens as a freshly started gate does). A request that
+``tollgate policy test`` all call, so the three can never disagree under the same
+identity (a policy test case without ``agent`` is a gate nothing configures, ``local``;
+the two offline ones go through ``sidecar.ratelimit.evaluate_with_fresh_limits``, which
+then counts the check's tokens as a freshly started gate does). A request that
 yields several subjects (a path and its realPath, each command of a command line, a
 redirection, a URL path's decoded and ``;``-stripped forms, an exec GET that is also a
 create) is decided subject by subject and the strictest decision wins; among equally
