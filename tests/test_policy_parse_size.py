@@ -1,0 +1,55 @@
+"""A policy file's parse is bounded by the gate's memory (docs/deploy.md, "Memory").
+
+Found in review (fix26): the node limit, 2,000,000, was meant for alias bombs only, and
+parsing holds 300 to 500 bytes a node, so files of short list values parsed in full: a
+2 MB file of 1,000,000 one-character values took a gate reloading over the 10,000-rule
+benchmark policy to 392 MiB, past the sidecar's 256Mi, before anything refused it. The
+limit is now 200,000 nodes, written out or through aliases (199 MiB at the limit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.policies import policy_yaml
+from sidecar.errors import PolicyError
+from sidecar.policy.loader import load_policy_bytes, load_yaml_strict
+
+LIMIT = 200_000
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+HEAD = "version: 1\nrules:\n  - id: r\n    action: file.read\n    decision: allow\n"
+# The document's mapping, 'version', 1, 'rules', the rules' list, the rule's mapping, 6
+# scalars for id, action and decision, 'path', its mapping and 'in': 15 nodes.
+NODES_BESIDE_THE_LIST = 15
+
+
+def _policy_of(nodes: int) -> str:
+    """One rule whose ``path: {in: [...]}`` list makes the document ``nodes`` nodes."""
+    values = nodes - NODES_BESIDE_THE_LIST - 1  # the list itself is a node too
+    return HEAD + "    path: {in: [" + ", ".join(f"/a{i}" for i in range(values)) + "]}\n"
+
+
+def test_a_policy_of_one_node_more_than_the_limit_is_refused_saying_why() -> None:
+    with pytest.raises(PolicyError) as raised:
+        load_policy_bytes(_policy_of(LIMIT + 1).encode(), "p.yaml")
+    [problem] = raised.value.problems
+    assert "line 6: more than 200,000 YAML nodes" in problem
+    assert "an alias counts as the node it names" in problem
+    assert 'within its memory limit (docs/deploy.md, "Memory")' in problem
+    assert "once aliases are expanded" not in problem  # this file has none
+
+
+def test_a_policy_at_the_limit_is_parsed() -> None:
+    raw = load_yaml_strict(_policy_of(LIMIT))
+    assert len(raw["rules"][0]["path"]["in"]) == LIMIT - NODES_BESIDE_THE_LIST - 1
+
+
+def test_the_largest_policies_a_gate_is_sized_for_load_within_the_limit() -> None:
+    # The 10,000-rule benchmark policy (MAX_RULES) has 121,005 nodes; the shipped ones
+    # a few hundred.
+    assert len(load_policy_bytes(policy_yaml(10_000), "bench.yaml").rules) == 10_000
+    for path in sorted(POLICIES.glob("*.yaml")):
+        if not path.name.endswith(".test.yaml"):
+            assert load_policy_bytes(path.read_bytes(), str(path)).rules
