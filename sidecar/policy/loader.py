@@ -358,11 +358,14 @@ def _schema_problems(error: ValidationError, raw: Any, text: str) -> list[str]:
         for item in items
         if item["type"] == "string_type" and isinstance(item["input"], _YAML_ONLY_TYPES)
     }
+    # Every location above a misread value (sets, not scans: a file may hold tens of
+    # thousands of bad items, and a scan per item made reporting them take minutes).
+    above_misread = {where[:cut] for where in misread for cut in range(len(where))}
     nodes = _compose(text) if misread or any(i["type"] == "invalid_key" for i in items) else None
-    problems: list[str] = []
+    problems: dict[str, None] = {}  # ordered, each problem once
     for item in items:
         loc = _clean(item["loc"])
-        if any(loc == where[: len(loc)] and loc != where for where in misread):
+        if loc in above_misread:
             continue  # a union member that failed higher up: the misread value is the cause
         messages = [item["msg"]]
         if item["type"] == "extra_forbidden":
@@ -375,10 +378,8 @@ def _schema_problems(error: ValidationError, raw: Any, text: str) -> list[str]:
                 continue  # a key with no value: reported as such by _null_problems
             messages = [_misread_value(nodes, loc) or item["msg"]]
         for message in messages:
-            problem = f"{_location(loc, raw)}: {message}"
-            if problem not in problems:
-                problems.append(problem)
-    return problems
+            problems[f"{_location(loc, raw)}: {message}"] = None
+    return list(problems)
 
 
 _YAML_ONLY_TYPES = (bool, type(None), date)  # datetime is a date
