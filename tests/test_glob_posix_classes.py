@@ -175,15 +175,10 @@ LIST_PODS = {"action": "k8s.request", "k8s": {"method": "GET", "path": "/api/v1/
 @pytest.mark.parametrize(
     ("field", "glob", "asked"),
     [
-        # Upper-cased to [[:UPPER:]], an unknown class.
-        ("method", "[[:upper:]]*", GET),
+        # Upper-cased, [[:alpha:]] became the unknown [[:ALPHA:]].
         ("method", "[[:alpha:]]*", GET),
-        # [:lower:] and [:upper:] take the field's case, as the letters of [a-z] do.
-        ("method", "[[:lower:]]*", GET),
         ("method", "[a-z]*", GET),
-        # Lower-cased, [[:upper:]] stayed itself and matched no verb (get, list ...).
-        ("verb", "[[:upper:]]*", LIST_PODS),
-        ("verb", "[[:lower:]]*", LIST_PODS),
+        ("verb", "[[:alpha:]]*", LIST_PODS),
     ],
 )
 def test_a_posix_class_in_a_method_or_verb_glob_means_what_was_written(
@@ -193,6 +188,41 @@ def test_a_posix_class_in_a_method_or_verb_glob_means_what_was_written(
     host = ", host: a.example" if action == "network.request" else ""
     rule = f"{{action: {action}, decision: allow{host}, {field}: {{glob: '{glob}'}}}}"
     assert _decision(rule, asked) == "allow"
+
+
+@pytest.mark.parametrize(
+    ("field", "glob"),
+    [
+        ("method", "[[:upper:]]*"),  # was upper-cased to the unknown [[:UPPER:]]
+        ("method", "[![:lower:]]*"),
+        ("verb", "[[:upper:]]*"),  # matched no verb: a deny rule that never denied
+        # Negated, a case class taking the field's case flipped a deny of every verb
+        # into one of none (rt26 r2-fixes, F1).
+        ("verb", "[![:upper:]]*"),
+        ("verb", "[^[:upper:]]*"),
+        ("scheme", "[![:upper:]]*"),
+        ("verb", "[[:digit:][:lower:]]*"),
+    ],
+)
+def test_a_case_class_in_a_glob_of_a_field_matched_in_one_case_is_refused(
+    field: str, glob: str
+) -> None:
+    action = "network.request, host: a.example" if field in ("method", "scheme") else "k8s.request"
+    message = _refusal(f"{{id: c, action: {action}, decision: deny, {field}: {{glob: '{glob}'}}}}")
+    case = "lower" if field in ("verb", "scheme") else "upper"
+    named = "[:lower:]" if "[:lower:]" in glob else "[:upper:]"
+    assert (
+        f"rules[0] (id 'c'): {field}: glob: {glob!r}: {named} names a letter case, but every "
+        f"{field} is matched in {case} case, so it holds for every letter or for none; write "
+        "[:alpha:] for any letter"
+    ) in message
+
+
+def test_a_case_class_under_not_is_refused_too() -> None:
+    message = _refusal(
+        "{id: c, action: k8s.request, decision: deny, verb: {not: {glob: '[[:upper:]]*'}}}"
+    )
+    assert "[:upper:] names a letter case, but every verb is matched in lower case" in message
 
 
 @pytest.mark.parametrize(("field", "name"), [("method", "[:UPPER:]"), ("verb", "[:ALPHA:]")])

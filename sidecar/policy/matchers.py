@@ -524,20 +524,24 @@ def _fold_glob_case(field: str, pattern: str) -> str:
     """A method, scheme or verb glob in the case of the request values it is matched on.
 
     Letters fold, in classes too (a method's ``[a-z]`` is ``[A-Z]``), but a POSIX class
-    is kept as written: upper-casing made a method's ``[[:upper:]]`` the unknown
-    ``[[:UPPER:]]``, and lower-casing left a verb's ``[[:upper:]]``, which no verb
-    matches. ``[:lower:]`` and ``[:upper:]`` name a case, and take the field's as the
-    letters they name would.
+    name is kept as written: upper-casing made a method's ``[[:upper:]]`` the unknown
+    ``[[:UPPER:]]``. ``[:lower:]`` and ``[:upper:]`` are refused: these values are
+    matched in one case, so either class holds for every letter or for none, and which
+    one depends on the field (negated, ``[![:upper:]]`` on a verb, it flipped a deny
+    rule from every verb to none when the class took the field's case: rt26).
     """
     if field not in LOWER_FIELDS and field not in UPPER_FIELDS:
         return pattern
-    case_class = "[:lower:]" if field in LOWER_FIELDS else "[:upper:]"
-    return "".join(
-        (case_class if piece in ("[:lower:]", "[:upper:]") else piece)
-        if is_named
-        else _fold_case(field, piece)
-        for piece, is_named in _glob_pieces(pattern)
-    )
+    pieces = list(_glob_pieces(pattern))
+    for piece, is_named in pieces:
+        if is_named and piece in ("[:lower:]", "[:upper:]"):
+            case = "lower" if field in LOWER_FIELDS else "upper"
+            raise MatcherError(
+                f"glob: {pattern!r}: {piece} names a letter case, but every {field} is "
+                f"matched in {case} case, so it holds for every letter or for none; write "
+                "[:alpha:] for any letter"
+            )
+    return "".join(piece if is_named else _fold_case(field, piece) for piece, is_named in pieces)
 
 
 _COMMAND_FORMS = (
