@@ -492,15 +492,14 @@ class AuditLog:
         }
 
     async def start(self) -> None:
-        """Bind the log to the running loop and start the checkpoint timer."""
+        """Bind the log to the running loop and start the idle timer."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
         if self._use_helper:
             self._syncer = SyncHelper.start(self._loop)
             self._tasks.append(self._loop.create_task(self._helper_watch()))
-        if self._signer is not None and self._checkpoint_interval > 0:
-            self._tasks.append(self._loop.create_task(self._checkpoint_timer()))
+        self._tasks.append(self._loop.create_task(self._idle_timer()))
 
     async def append(self, type: str, body: dict[str, Any]) -> Appended:
         """Append one record; returns once it is written and fsynced.
@@ -846,20 +845,27 @@ class AuditLog:
             else:
                 future.set_result(result)
 
-    async def _checkpoint_timer(self) -> None:
-        period = max(0.01, min(1.0, self._checkpoint_interval / 4))
+    async def _idle_timer(self) -> None:
+        """What is due while no batch comes: a checkpoint by time, a retry of
+        ``DIR/checkpoint`` (both with a signing key only), and with or without one the
+        retry of a failed trail, so ``/ready`` comes back without waiting for a check."""
+        timed_checkpoints = self._signer is not None and self._checkpoint_interval > 0
+        period = WRITABLE_RETRY_SECONDS
+        if timed_checkpoints:
+            period = max(0.01, min(period, self._checkpoint_interval / 4))
         while True:
             await asyncio.sleep(period)
-            idle = self._pending is None and self._in_flight is None
-            if idle and not self._closing and self._checkpoint_due_by_time():
+            if self._pending is not None or self._in_flight is not None or self._closing:
+                continue
+            if timed_checkpoints and self._checkpoint_due_by_time():
                 self._commit([], checkpoint_reason="interval")
-            elif idle and not self._closing and self._checkpoint_file_retry_due():
+            elif timed_checkpoints and self._checkpoint_file_retry_due():
                 # Only when idle: the replace fsyncs on the loop, and with a batch in
                 # flight the disk may be the one stalling, which must not freeze the loop.
                 with self._lock:
                     if not self._closed:
                         self._write_checkpoint_file()
-            elif idle and not self._closing and self._writable_retry_due():
+            elif self._writable_retry_due():
                 self._try_writable()
 
     def _writable_retry_due(self) -> bool:
