@@ -240,6 +240,11 @@ class AuditLog:
         self._writable = True
         self._last_error: str | None = None
         self._writable_tried = 0.0
+        # Whether the last write got past opening and checking the segment (a later
+        # failure is one the idle retry, which writes nothing, does not meet), and whether
+        # the trail failed so, until a write succeeds: the retry is not run meanwhile.
+        self._segment_opened = False
+        self._retry_blind = False
         # DIR/checkpoint behind the newest checkpoint record: the note it should hold,
         # why the last replace failed, when, and how many replaces failed in this run.
         # Reported apart from the segment writer's error, which the next batch clears.
@@ -870,7 +875,9 @@ class AuditLog:
 
     def _writable_retry_due(self) -> bool:
         return (
-            not self._writable and time.monotonic() - self._writable_tried >= WRITABLE_RETRY_SECONDS
+            not self._writable
+            and not self._retry_blind
+            and time.monotonic() - self._writable_tried >= WRITABLE_RETRY_SECONDS
         )
 
     def _try_writable(self) -> None:
@@ -880,7 +887,10 @@ class AuditLog:
         a sync here would run on the loop, which a hung disk must not freeze); a segment
         not created yet, its directory. Nothing is added, so a full volume would pass:
         while ``volume_problem`` reports one, the trail stays unwritable, that problem
-        its error (no "writable again" between two checks refused for it)."""
+        its error (no "writable again" between two checks refused for it). Nor does it
+        meet a fault past the opening (a write's EFBIG, a sync's EIO): after one, on a
+        volume that looks writable, it is not run until a write succeeds
+        (``_retry_blind``); checks still write, and the first that succeeds ends it."""
         with self._lock:
             if self._closed or self._writable:
                 return
@@ -1115,6 +1125,7 @@ class AuditLog:
             _logger.warning("audit trail is writable again (was: %s)", self._last_error)
         self._writable = True
         self._last_error = None
+        self._retry_blind = False
         if batch.checkpoint is not None or batch.names_found:
             self._found_unnamed = False
         if batch.checkpoint is not None:
@@ -1130,6 +1141,15 @@ class AuditLog:
         self, batch: _Batch, exc: OSError | AuditUnavailable
     ) -> list[Appended | BaseException]:
         self._unwritable(f"{self._segment.path}: {_describe(exc)}")
+        if self._segment_opened and not self._retry_blind and self.volume_problem() is None:
+            # Met writing or syncing a segment that opened fine, on a volume that looks
+            # writable (EFBIG, a sync's EIO, a quota statvfs does not show): the idle
+            # retry would call it gone every second while every check still failed.
+            self._retry_blind = True
+            _logger.warning(
+                "the audit trail's idle retry, which writes nothing, cannot see this "
+                "fault: the trail stays unwritable (503) until a check's write succeeds"
+            )
         failure = AuditUnavailable(f"audit trail cannot be written: {self._last_error}")
         return [failure if isinstance(r, Appended) else r for r in batch.results]
 
@@ -1172,6 +1192,7 @@ class AuditLog:
         """
         path = self._segment.path
         expected = self._segment_size
+        self._segment_opened = False
         flags = os.O_APPEND
         if not self._segment_exists:
             flags |= os.O_CREAT
@@ -1203,6 +1224,7 @@ class AuditLog:
         except BaseException:
             os.close(fd)
             raise
+        self._segment_opened = True
         try:
             self._dirty_tail = True
             view = memoryview(buffer)
