@@ -1563,7 +1563,8 @@ def _without_checkpoint_file(
     by this gate's key does not verify refuses the start, as such a file does. Without
     any, nothing, and the next checkpoint signs every record kept as found
     (``unsignedAtStart``); either way the start says so, as a trail rewritten with its
-    checkpoints dropped looks the same to it (docs/audit.md, "Startup and crashes").
+    checkpoints dropped looks the same to it as one whose gate was killed before its
+    first checkpoint (docs/audit.md, "Startup and crashes").
     """
     path = directory / CHECKPOINT_FILE
     if signer is None:
@@ -1599,11 +1600,12 @@ def _without_checkpoint_file(
         else "no checkpoint record this gate's key signed"
     )
     _logger.warning(
-        "the trail holds records (%s) but no %s and %s: the gate ran without "
-        "--signing-key before, or its key changed, or the trail was rewritten with its "
-        "checkpoints dropped. The next checkpoint signs these records as found (named in "
-        "this start's unsignedAtStart): compare them with a checkpoint kept outside the "
-        "volume (see docs/audit.md, startup)",
+        "the trail holds records (%s) but no %s and %s: the gate ended before its first "
+        "checkpoint (a crash or kill within its first 10 s or 1000 records), or ran "
+        "without --signing-key before, or its key changed, or the trail was rewritten "
+        "with its checkpoints dropped. The next checkpoint signs these records as found "
+        "(named in this start's unsignedAtStart): compare them with a checkpoint kept "
+        "outside the volume (see docs/audit.md, startup)",
         kept,
         path,
         found,
