@@ -328,6 +328,39 @@ _CONTAINER_LOGIN = (
     rf"{_CONTAINER_TOOL}(?:{_BLANK}+-{_CONTAINER_OPTION_CHARACTER}+"
     rf"(?:{_BLANK}+(?!-){_CONTAINER_OPTION_CHARACTER}+)?)*?{_BLANK}+login(?={_BLANK})"
 )
+# Programs whose subcommand takes a password after -p, as docker login does (elsewhere -p
+# is a port, a parameter or a path: oc process -p, poetry add -P): helm registry login,
+# oc login, crane auth login, oras login, regctl registry login, cf login, twine upload
+# (register), poetry publish.
+_SUBCOMMAND_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("helm", "oc", "crane", "oras", "regctl", "cf"), ("login",)),
+    "twine": ("upload", "register"),
+    "poetry": ("publish",),
+}
+
+
+def _subcommand_password_patterns() -> list[SecretPattern]:
+    """A pattern per set of subcommands of ``_SUBCOMMAND_PASSWORD_OPTIONS``: the program,
+    its subcommand in the same command (words may stand between: helm registry login),
+    then -p pw (-ppw, -p=pw) after it."""
+    by_subcommands: dict[tuple[str, ...], list[str]] = {}
+    for program, subcommands in _SUBCOMMAND_PASSWORD_OPTIONS.items():
+        by_subcommands.setdefault(subcommands, []).append(program)
+    patterns = []
+    for subcommands, programs in by_subcommands.items():
+        start = rf"{_PROGRAM_START}(?:{'|'.join(programs)}){_NAME_END}(?={_BLANK})"
+        command = rf"{start}{_same_command(start)}{_BLANK}(?:{'|'.join(subcommands)})(?={_BLANK})"
+        patterns.append(
+            _pattern(
+                "password",
+                # Possessive: in "-p=" before a tag, the '=' is not the value.
+                rf"{command}{_same_command(command)}{_BLANK}-p(?:{_BLANK}+|=)?+(?:{_ARGUMENT})",
+                subcommands,
+            )
+        )
+    return patterns
+
+
 _KEYTOOL = rf"{_PROGRAM_START}keytool{_NAME_END}(?={_BLANK})"
 _OPENSSL = rf"{_PROGRAM_START}openssl{_NAME_END}(?={_BLANK})"
 # Programs whose own short option takes a password as the next word, where elsewhere the
@@ -477,6 +510,51 @@ _CURL_CERT_PASSWORD = (
     rf"{_BLANK}(?:-E|--(?:proxy-)?cert)(?:=|{_BLANK}++)"
     r"""(?:'[^':]*:([^']+)'|"[^":]*:([^"]+)"|[^\s'":]*:((?:[^\s"'\\]|\\.)+))"""
 )
+# A proxy given without a scheme, USER:PASSWORD@HOST[:PORT] (with one, the password is
+# url-credentials'): the password, to the last '@' of the word; the user and host kept.
+_PROXY_PASSWORD = (
+    r"""(?:'[^\s:@'/]*:(?!//)([^']+)@[^'@]*'|"[^\s:@"/]*:(?!//)([^"]+)@[^"@]*"|"""
+    r"""[^\s:@'"/]*:(?!//)((?:[^\s'"\\]|\\.)+)@[^\s@'"]*)"""
+)
+# curl's proxy as -x PROXY (-xPROXY); --proxy is read for any program (pip's too).
+_CURL_PROXY_PASSWORD = rf"{_BLANK}-x(?:{_BLANK}++|(?=[^\s-])){_PROXY_PASSWORD}"
+# curl's cookies, -b/--cookie 'NAME=VALUE; NAME2=VALUE2' (-bNAME=VALUE, --cookie=...):
+# the whole argument, as a Cookie: header's value. One without '=' names a file to read
+# them from, and is kept.
+_CURL_COOKIE = (
+    rf"{_BLANK}(?:-b(?:{_BLANK}++|(?=[^\s-]))|--cookie(?:=|{_BLANK}++))(?=[^\s=]*=)(?:{_ARGUMENT})"
+)
+# skopeo's, buildah's and podman's registry credentials, --creds USER:PASSWORD
+# (--src-creds, --dest-creds; --creds=...): the part after the first colon, as curl's -u.
+_CREDS = (
+    rf"{_BLANK}--(?:src-|dest-)?creds(?:=|{_BLANK}++)"
+    rf"""(?:'[^\s:'"/]*:([^']+)'|"[^\s:'"/]*:([^"]+)"|[^\s:'"/]*:(?:{_ARGUMENT}))"""
+)
+# The value a secret store keeps: aws ssm put-parameter --value V (a SecureString's, or
+# any), az keyvault secret set --value V.
+_STORE_VALUE = rf"{_BLANK}--value(?:=|{_BLANK}++)(?:{_ARGUMENT})"
+# poetry config pypi-token.NAME TOKEN, and http-basic.NAME USER PASSWORD (config's flags,
+# --local ..., anywhere among them).
+_POETRY_OPTIONS = rf"(?:{_BLANK}++(?:-[^\s;&|]*|{_REDIRECTION}))*+"
+_POETRY_TOKEN = (
+    rf"{_BLANK}config{_POETRY_OPTIONS}{_NEXT}pypi-token\.{_WORD}{_POETRY_OPTIONS}{_NEXT}"
+    rf"(?:{_ARGUMENT})"
+)
+_POETRY_PASSWORD = (
+    rf"{_BLANK}config{_POETRY_OPTIONS}{_NEXT}http-basic\.{_WORD}{_POETRY_OPTIONS}{_NEXT}{_WORD}"
+    rf"{_POETRY_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
+)
+# cargo login TOKEN: the first word after login's flags (cargo's global ones before it,
+# +toolchain too), those that take a value skipping it (--registry NAME).
+_CARGO_VALUE_FLAGS = "registry|config|color|Z|C"
+_CARGO_OPTIONS = (
+    rf"(?:{_BLANK}++(?:--?(?:{_CARGO_VALUE_FLAGS}){_BLANK}++(?!-){_WORD}|[+-][^\s;&|]*"
+    rf"|{_REDIRECTION}))*+"
+)
+_CARGO_TOKEN = (
+    rf"{_PROGRAM_START}cargo{_NAME_END}{_CARGO_OPTIONS}{_BLANK}++login{_CARGO_OPTIONS}{_NEXT}"
+    rf"(?:{_ARGUMENT})"
+)
 # GitHub's CLI: gh secret set NAME --body VALUE (-b VALUE, -bVALUE, --body=VALUE).
 _GH_SECRET_BODY = rf"{_BLANK}(?:--body(?:=|{_BLANK}++)|-b(?:{_BLANK}++|(?=[^\s-])))(?:{_ARGUMENT})"
 # 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
@@ -516,19 +594,52 @@ def _positional_patterns() -> list[SecretPattern]:
         _pattern("secret", _program_command(("mc", "mcli")), ("mc",), values=_MC_SECRET),
         _pattern("secret", _program_command(("vault", "bao")), ("login",), values=_VAULT_TOKEN),
         _pattern("password", _program_command(_ARCHIVERS), ("7z", "rar"), values=_ARCHIVE_PASSWORD),
-        _pattern("secret", _gh_secret_set_command(), ("gh",), values=_GH_SECRET_BODY),
-        _pattern("password", _program_command(("curl",)), ("curl",), values=_CURL_CERT_PASSWORD),
+        _pattern(
+            "secret",
+            _subcommand_command("gh", rf"secret{_BLANK}++set"),
+            ("gh",),
+            values=_GH_SECRET_BODY,
+        ),
+        _pattern(
+            "secret",
+            _subcommand_command("aws", rf"ssm{_BLANK}++put-parameter"),
+            ("put-parameter",),
+            values=_STORE_VALUE,
+        ),
+        _pattern(
+            "secret",
+            _subcommand_command("az", rf"keyvault{_BLANK}++secret{_BLANK}++set"),
+            ("keyvault",),
+            values=_STORE_VALUE,
+        ),
+        _pattern(
+            "password",
+            _program_command(("curl",)),
+            ("curl",),
+            values=rf"{_CURL_CERT_PASSWORD}|{_CURL_PROXY_PASSWORD}",
+        ),
+        _pattern("cookie", _program_command(("curl",)), ("curl",), values=_CURL_COOKIE),
+        _pattern(
+            "password",
+            _program_command(("skopeo", "buildah", "podman")),
+            ("skopeo", "buildah", "podman"),
+            values=_CREDS,
+        ),
+        _pattern("secret", _program_command(("poetry",)), ("poetry",), values=_POETRY_TOKEN),
+        _pattern("password", _program_command(("poetry",)), ("poetry",), values=_POETRY_PASSWORD),
+        _pattern("secret", _CARGO_TOKEN, ("cargo",)),
         # Before the assignments: a tag they placed (pass=pw) would end the pairs' reading.
         _pattern("secret", _rclone_config_command(), ("rclone",), values=_RCLONE_PAIR),
     ]
 
 
-def _gh_secret_set_command() -> str:
-    """``gh [flags] secret set`` as group 1, then the rest of its command, where
-    ``_GH_SECRET_BODY`` reads (``--body`` is a secret's value only there)."""
-    start = rf"{_PROGRAM_START}gh{_NAME_END}(?={_BLANK})"
+def _subcommand_command(program: str, subcommand: str) -> str:
+    """``program [flags] subcommand`` (``gh secret set``, ``aws ssm put-parameter``) as
+    group 1, then the rest of its command, where a pattern's ``values`` read options that
+    carry a secret only there (``gh issue create --body`` is no secret)."""
+    start = rf"{_PROGRAM_START}{re.escape(program)}{_NAME_END}(?={_BLANK})"
     rest = rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{start})[^\n;&|])*"""
-    return rf"({start}{_same_command(start)}{_BLANK}secret{_BLANK}++set(?={_BLANK}|$)){rest}"
+    return rf"({start}{_same_command(start)}{_BLANK}{subcommand}(?={_BLANK}|$)){rest}"
 
 
 def _rclone_config_command() -> str:
@@ -706,6 +817,21 @@ def _xml_element(kind: str) -> SecretPattern:
 # (--password-stdin <<< pw), or what echo or printf writes into the pipe to it.
 _STDIN_PASSWORD = r"(?:--(?:password|pass)-stdin|passwd[ \t]+--stdin|chpasswd)(?![\w-])"
 _STDIN_SECRET = r"(?:--(?:token|secret)-stdin|--with-token)(?![\w-])"
+# Commands that store what they read from standard input as a secret's value, or log in
+# with it: gcloud secrets versions add (create) NAME --data-file=-, docker's (podman's)
+# secret create NAME -, gh secret set NAME (without --body), vault login - (bao's), and
+# cargo login. Among the words before the '-', not the word that starts the command
+# again ("secret", "secrets"): each start is scanned from once.
+_STDIN_WORD_END = r"""(?![^\s;&|<>()"'`\\])"""
+_STORE_WORD = rf"[ \t]+(?!-{_STDIN_WORD_END}|secrets?{_STDIN_WORD_END})[^\s;&|<>()]+"
+_STDIN_STORE = (
+    rf"(?:(?:\bsecrets[ \t]+(?:versions[ \t]+add|create)(?:{_STORE_WORD})*?"
+    rf"[ \t]+--data-file(?:=|[ \t]+)"
+    rf"|\bsecret[ \t]+create(?:{_STORE_WORD})*?[ \t]+"
+    rf"|\b(?:vault|bao)[ \t]+login(?:[ \t]+--?(?:(?:{_VAULT_VALUE_FLAGS})[ \t]+(?!-)[^\s;&|<>()]+"
+    rf"|[A-Za-z][^\s;&|<>()]*))*+[ \t]+)-{_STDIN_WORD_END}"
+    rf"|\bsecret[ \t]+set{_STDIN_WORD_END}|\bcargo[ \t]+login{_STDIN_WORD_END})"
+)
 # sudo -S (--stdin) reads the user's password from its standard input: its options
 # before the command (-S among flags, -u root, --user=root), not the command's own.
 _SUDO_STDIN = (
@@ -814,6 +940,7 @@ _PATTERNS: list[SecretPattern] = [
     # pattern is run on) does not hide the lines after it.
     *_stdin_heredoc_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_heredoc_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
+    *_stdin_heredoc_patterns("secret", _STDIN_STORE, ("data-file", "secret", "login")),
     *_stdin_heredoc_patterns("password", _SUDO_STDIN, ("sudo",)),
     # A Kubernetes Secret's data as text, in a string that names a secret (kind: Secret,
     # kubectl patch secret): each "key: value" line of a YAML data: or stringData:
@@ -857,6 +984,8 @@ _PATTERNS: list[SecretPattern] = [
         rf"{_BLANK}-p(?:{_BLANK}+|=)?+(?:{_ARGUMENT})",
         ("login",),
     ),
+    # helm registry login -p pw, oc login -p pw, twine upload -p pw, poetry publish -p pw ...
+    *_subcommand_password_patterns(),
     # htpasswd -b: the password is the last positional argument, the third (file user
     # password), or the second with -n (user password).
     _pattern(
@@ -1126,6 +1255,13 @@ _PATTERNS: list[SecretPattern] = [
         ("code=",),
         ignore_case=True,
     ),
+    # A proxy's password given without a scheme: --proxy USER:PASSWORD@HOST (curl's, pip's;
+    # curl's -x is read among its options above).
+    _pattern(
+        "password",
+        rf"(?:^|(?<=\s))--(?:pre)?proxy(?:=|{_BLANK}++){_PROXY_PASSWORD}",
+        ("proxy",),
+    ),
     # aws configure set NAME VALUE (and npm's, yarn's, pnpm's, kubectl's config set): a
     # setting named as a secret (aws_secret_access_key, //registry.npmjs.org/:_authToken,
     # aws_session_token, profile.dev.aws_secret_access_key), after set's options.
@@ -1176,6 +1312,7 @@ _PATTERNS: list[SecretPattern] = [
     ),
     *_stdin_patterns("password", _STDIN_PASSWORD, ("-stdin", "chpasswd")),
     *_stdin_patterns("secret", _STDIN_SECRET, ("-stdin", "--with-token")),
+    *_stdin_patterns("secret", _STDIN_STORE, ("data-file", "secret", "login")),
     *_stdin_patterns("password", _SUDO_STDIN, ("sudo",)),
     _pattern("password", _SQL_PASSWORD, ("password", "identified"), ignore_case=True),
 ]
@@ -1641,24 +1778,79 @@ def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> b
 
 
 _CURL_CERT_OPTIONS = frozenset({"-E", "--cert", "--proxy-cert"})
+_CURL_COOKIE_OPTIONS = frozenset({"-b", "--cookie"})
+# A proxy's options (curl's -x besides): USER:PASSWORD@HOST without a scheme.
+_PROXY_OPTIONS = frozenset({"--proxy", "--preproxy"})
+_CREDS_OPTIONS = frozenset({"--creds", "--src-creds", "--dest-creds"})
+
+
+def _option_value(
+    items: Sequence[Any], index: int, options: frozenset[str], glued: str = ""
+) -> tuple[int, str, str] | None:
+    """The value of one of ``options`` at item ``index``, as (the index of the item
+    holding it, the text of that item kept before it, the value): the next item, the
+    text after '=' (``--cookie=v``), or after a short option ``glued`` (``-bv``)."""
+    item = items[index]
+    if type(item) is not str:
+        return None
+    if item in options:
+        return (index + 1, "", items[index + 1]) if _is_str(items, index + 1) else None
+    option, sign, value = item.partition("=")
+    if sign and option in options:
+        return index, option + "=", value
+    if glued and item.startswith(glued) and item[len(glued) : len(glued) + 1] not in ("", "-"):
+        return index, glued, item[len(glued) :]
+    return None
+
+
+def _proxy_password(items: Sequence[Any], index: int, glued: str, found: dict[int, Found]) -> None:
+    """A proxy's password at item ``index`` (``--proxy``, or ``glued``: curl's ``-x``),
+    USER:PASSWORD@HOST[:PORT] without a scheme: the text to the last '@' (the host after
+    it stays, see ``Redactor._value``)."""
+    options = _PROXY_OPTIONS | {glued} if glued else _PROXY_OPTIONS
+    value = _option_value(items, index, options, glued)
+    if value is None:
+        return
+    at, head, proxy = value
+    user, colon, rest = proxy.partition(":")
+    password, sign, _ = rest.rpartition("@")
+    if colon and sign and password and not rest.startswith("//") and "/" not in user:
+        found[at] = ("password", head + user + ":", password)
 
 
 def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
-    # curl --cert FILE:PASSPHRASE (-E, --proxy-cert, --cert=...): the part after the ':'.
+    # curl --cert FILE:PASSPHRASE (-E, --proxy-cert, --cert=...): the part after the ':';
+    # -b/--cookie NAME=VALUE (a file's name has no '='); -x USER:PASSWORD@HOST.
     for index in range(start, len(items)):
-        item = items[index]
-        if type(item) is not str:
-            continue
-        option, sign, value = item.partition("=")
-        if item in _CURL_CERT_OPTIONS and _is_str(items, index + 1):
-            at, head, value = index + 1, "", items[index + 1]
-        elif sign and option in _CURL_CERT_OPTIONS:
-            at, head = index, option + "="
+        if (cert := _option_value(items, index, _CURL_CERT_OPTIONS)) is not None:
+            at, head, value = cert
+            file, colon, passphrase = value.partition(":")
+            if colon and passphrase:
+                found[at] = ("password", head + file + ":", passphrase)
+        elif (cookie := _option_value(items, index, _CURL_COOKIE_OPTIONS, "-b")) is not None:
+            at, head, value = cookie
+            if "=" in value:
+                found[at] = ("cookie", head, value)
         else:
-            continue
-        file, colon, passphrase = value.partition(":")
-        if colon and passphrase:
-            found[at] = ("password", head + file + ":", passphrase)
+            _proxy_password(items, index, "-x", found)
+    return True
+
+
+def _scan_pip(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # pip's --proxy USER:PASSWORD@HOST.
+    for index in range(start, len(items)):
+        _proxy_password(items, index, "", found)
+    return True
+
+
+def _scan_creds(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # skopeo's, buildah's and podman's --creds USER:PASSWORD (--src-creds, --dest-creds).
+    for index in range(start, len(items)):
+        if (creds := _option_value(items, index, _CREDS_OPTIONS)) is not None:
+            at, head, value = creds
+            user, colon, password = value.partition(":")
+            if colon and password:
+                found[at] = ("password", head + user + ":", password)
     return True
 
 
@@ -1689,6 +1881,82 @@ def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) ->
     return True
 
 
+def _scan_after_subcommand(subcommands: tuple[str, ...]) -> Scan:
+    """A scan for a program whose ``subcommands`` take a password after ``-p`` (``-ppw``,
+    ``-p=pw``), as docker login does (``_SUBCOMMAND_PASSWORD_OPTIONS``)."""
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+        for index in range(start, len(items)):
+            if items[index] in subcommands:
+                for option in range(index + 1, len(items)):
+                    _glued(items, option, "-p", found)
+                break
+        return True
+
+    return scan
+
+
+def _scan_store_value(subcommand: tuple[str, ...]) -> Scan:
+    """A scan for a secret store's ``subcommand`` (its words in a row: ssm put-parameter),
+    whose ``--value`` is the secret it keeps."""
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+        for index in range(start, len(items)):
+            if all(_is_word(items, index + n, word) for n, word in enumerate(subcommand)):
+                for option in range(index + len(subcommand), len(items)):
+                    value = _option_value(items, option, frozenset({"--value"}))
+                    if value is not None:
+                        at, head, secret = value
+                        found[at] = ("secret", head, secret)
+                break
+        return True
+
+    return scan
+
+
+def _scan_poetry_config(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # poetry config pypi-token.NAME TOKEN, http-basic.NAME USER PASSWORD.
+    for index in range(start, len(items)):
+        if _is_word(items, index, "config"):
+            positionals = _positionals(items, index + 1, frozenset())
+            setting = items[positionals[0]] if positionals else None
+            if type(setting) is str and setting.startswith("pypi-token.") and len(positionals) > 1:
+                value = items[positionals[1]]
+                if type(value) in (str, int):
+                    found[positionals[1]] = ("secret", "", str(value))
+            elif type(setting) is str and setting.startswith("http-basic."):
+                _value_at(items, positionals[2] if len(positionals) > 2 else len(items), found)
+            return False
+    return False
+
+
+_CARGO_VALUE_OPTIONS = frozenset(
+    f"{dashes}{flag}" for flag in _CARGO_VALUE_FLAGS.split("|") for dashes in ("-", "--")
+)
+
+
+def _scan_cargo(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    # cargo [options] login [options] TOKEN: the first positional after login.
+    positionals = _positionals(items, start, _CARGO_VALUE_OPTIONS)
+    words = [index for index in positionals if not str(items[index]).startswith("+")]
+    if words and _is_word(items, words[0], "login"):
+        token = _positionals(items, words[0] + 1, _CARGO_VALUE_OPTIONS)
+        if token and type(items[token[0]]) in (str, int):
+            found[token[0]] = ("secret", "", str(items[token[0]]))
+    return False
+
+
+def _scans(*scans: Scan) -> Scan:
+    """One scan running each of ``scans`` (for a program with several ways to carry a
+    secret: az login -p, az keyvault secret set --value); it read every item to the end
+    of the list if every one of them did."""
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+        return all([each(items, start, found) for each in scans])
+
+    return scan
+
+
 # The programs whose own options carry a password, by the name they are run as.
 _PROGRAM_SCANS: dict[str, Scan] = {
     "sshpass": _scan_sshpass,
@@ -1702,6 +1970,7 @@ _PROGRAM_SCANS: dict[str, Scan] = {
     "rclone": _scan_rclone,
     "gh": _scan_gh,
     "curl": _scan_curl,
+    **dict.fromkeys(("pip", "pip3"), _scan_pip),
     "keytool": _scan_option("-new"),
     "htpasswd": _scan_htpasswd,
     "openssl": _scan_option("-k", "-K"),
@@ -1709,8 +1978,20 @@ _PROGRAM_SCANS: dict[str, Scan] = {
         program: _scan_option(*options, prompts=True)
         for program, options in _OWN_PASSWORD_OPTIONS.items()
     },
-    **dict.fromkeys(("docker", "podman", "nerdctl", "buildah", "skopeo", "az"), _scan_login),
-    **dict.fromkeys(("kubectl", "oc"), _scan_kubectl),
+    **dict.fromkeys(("docker", "nerdctl"), _scan_login),
+    **dict.fromkeys(("podman", "buildah", "skopeo"), _scans(_scan_login, _scan_creds)),
+    "az": _scans(_scan_login, _scan_store_value(("keyvault", "secret", "set"))),
+    "aws": _scan_store_value(("ssm", "put-parameter")),
+    "kubectl": _scan_kubectl,
+    **{
+        program: _scan_after_subcommand(subcommands)
+        for program, subcommands in _SUBCOMMAND_PASSWORD_OPTIONS.items()
+    },
+    "oc": _scans(_scan_kubectl, _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["oc"])),
+    "poetry": _scans(
+        _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config
+    ),
+    "cargo": _scan_cargo,
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
     "configure": _scan_configure_set,
     "config": _scan_configure_set,
@@ -2048,6 +2329,12 @@ _TRIGGERS = (
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
+    # Secrets given to a secret store or a login (aws ssm put-parameter --value, echo pw |
+    # docker secret create NAME -, gcloud secrets ... --data-file=-, twine upload -p pw).
+    r"""|put-parameter|--data-file|secret(?:\s|\\t|",")+create|twine|poetry|cargo"""
+    # curl's -b NAME=VALUE (with --cookie, "cookie" above), a proxy's USER:PASSWORD@.
+    r"""|(?:\s|",")-b(?:\s|\\t|",")*[^\s=]*="""
+    r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]*:[^@]*@|--(?:src-|dest-)?creds"""
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
     r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"
@@ -2537,7 +2824,9 @@ class Redactor:
                     if secret in item_found:
                         found.setdefault(secret, item_found[secret])
                     found.setdefault(secret, argv_kind)
-                    new = kept + self.tag(argv_kind, secret)
+                    # What follows the secret in its item stays: a proxy's @HOST.
+                    after = item[len(kept) + len(secret) :] if type(item) is str else ""
+                    new = kept + self.tag(argv_kind, secret) + after
                 items.append(new)
             if any(new is not old for new, old in zip(items, value, strict=True)):
                 return items
