@@ -1138,6 +1138,31 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
+    # More vendors' keys, as secret scanners (GitHub push protection, gitleaks) know
+    # them: each a prefix, then a length and an alphabet ordinary words do not have.
+    # Stripe's test keys ("curl -u sk_test_...:", its documented form, puts the key where
+    # the user goes) and its webhook signing secret, SendGrid's, Shopify's, Databricks',
+    # DigitalOcean's, Grafana's and Tailscale's.
+    _pattern("api-key", r"\b([sr]k_test_[A-Za-z0-9]{16,})", ("k_test_",)),
+    _pattern("api-key", r"\b(whsec_[A-Za-z0-9+/]{24,}={0,2})", ("whsec_",)),
+    _pattern("api-key", r"\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])", ("sg.",)),
+    _pattern(
+        "api-key",
+        r"\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})(?![A-Za-z0-9])",
+        ("shpat_", "shpca_", "shppa_", "shpss_"),
+    ),
+    _pattern("api-key", r"\b(dapi[a-f0-9]{32}(?:-[0-9]+)?)(?![A-Za-z0-9])", ("dapi",)),
+    _pattern("api-key", r"\b(do[opr]_v1_[a-f0-9]{64})(?![A-Za-z0-9])", ("_v1_",)),
+    _pattern(
+        "api-key",
+        r"\b(glc_[A-Za-z0-9+/]{32,}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})",
+        ("glc_", "glsa_"),
+    ),
+    _pattern("api-key", r"\b(tskey-[A-Za-z0-9-]{20,})", ("tskey-",)),
+    # Slack's app-level token (xapp-1-A0123-1234-abcd...).
+    _pattern("slack-token", r"\b(xapp-[0-9]-[A-Za-z0-9-]{20,})", ("xapp-",)),
+    # age's identity (its private key), bech32: 58 characters after the "1".
+    _pattern("private-key", r"\b(AGE-SECRET-KEY-1[0-9A-Z]{58})", ("age-secret-key-1",)),
     *(_xml_element(kind) for kind in _KEY_KINDS),
     # A line of YAML, "name: value" at the start of a line (a config in a context value,
     # a here-document's text): YAML reads a&b and a<b as one plain scalar, to the end of
@@ -2326,6 +2351,8 @@ _TRIGGERS = (
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     r"|hooks\.slack\.com/|/webhooks/|api\.telegram\.org/"
+    r"|[sr]k_test_|whsec_|SG\.[A-Za-z0-9_-]{22}\.|shp(?:at|ca|pa|ss)_|dapi[0-9a-f]|do[opr]_v1_"
+    r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
