@@ -1135,6 +1135,17 @@ _PATTERNS: list[SecretPattern] = [
     _pattern(
         "bot-token", r"\bapi\.telegram\.org/(?:file/)?bot\d+:([A-Za-z0-9_-]{16,})", ("telegram",)
     ),
+    # Microsoft Teams' (Office 365 connectors') incoming webhooks:
+    # https://TENANT.webhook.office.com/webhookb2/GROUP@TENANT/IncomingWebhook/SECRET/OWNER
+    # (outlook.office.com/webhook/... before), and the newer URLs' /V2... signature after
+    # the owner's id. The ids stay readable. The signature first: once the secret before
+    # it is a tag, "IncomingWebhook/" no longer leads to it.
+    _pattern(
+        "webhook-token",
+        r"/IncomingWebhook/[A-Za-z0-9]+/[A-Za-z0-9-]+/(V2[A-Za-z0-9_-]{20,})",
+        ("incomingwebhook/",),
+    ),
+    _pattern("webhook-token", r"/IncomingWebhook/([A-Za-z0-9]{16,})", ("incomingwebhook/",)),
     _pattern("api-key", r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,})", ("sk-",)),
     _pattern("api-key", r"\b([sr]k_live_[A-Za-z0-9]{16,})", ("k_live_",)),
     _pattern("api-key", r"\b(AIza[0-9A-Za-z_-]{35})", ("aiza",)),
@@ -2351,6 +2362,7 @@ _TRIGGERS = (
     r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     r"|hooks\.slack\.com/|/webhooks/|api\.telegram\.org/"
+    r"|/IncomingWebhook/"
     r"|[sr]k_test_|whsec_|SG\.[A-Za-z0-9_-]{22}\.|shp(?:at|ca|pa|ss)_|dapi[0-9a-f]|do[opr]_v1_"
     r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).

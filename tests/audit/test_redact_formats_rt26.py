@@ -1,7 +1,8 @@
 """Secrets the red-team review of rt26 (findings R3, R5 - R8) found recorded in clear:
 vendors' token formats standing alone (Stripe's test keys, SendGrid, Shopify, Databricks,
-DigitalOcean, Grafana, Tailscale, Slack's app token, age's key). Their look-alikes (short
-words with the same start, hashes, paths) stay readable.
+DigitalOcean, Grafana, Tailscale, Slack's app token, age's key) and Microsoft Teams'
+incoming-webhook URLs. Their look-alikes (short words with the same start, hashes, paths)
+stay readable.
 """
 
 from __future__ import annotations
@@ -130,4 +131,81 @@ def test_these_forms_are_read_in_linear_time() -> None:
             *("sk_test_", "whsec_", "SG.", "SG." + "a" * 22 + ".", "shpat_", "dapi0", "dop_v1_"),
             *("glc_", "glsa_" + "a" * 32 + "_", "tskey-", "xapp-1-", "AGE-SECRET-KEY-1"),
         ]
+    )
+
+
+TEAMS_IDS = "11111111-2222-3333-4444-555555555555@66666666-7777-8888-9999-000000000000"
+TEAMS_SECRET = "f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6"
+TEAMS_OWNER = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+TEAMS_SIGNATURE = "V2AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcdefgh"
+TEAMS = (
+    f"https://contoso.webhook.office.com/webhookb2/{TEAMS_IDS}"
+    f"/IncomingWebhook/{TEAMS_SECRET}/{TEAMS_OWNER}"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        (
+            "curl -X POST -H 'Content-Type: application/json' -d '{\"text\":\"deploy done\"}' "
+            + TEAMS,
+            [TEAMS_SECRET],
+        ),
+        (f"curl -d @card.json {TEAMS}/{TEAMS_SIGNATURE}", [TEAMS_SECRET, TEAMS_SIGNATURE]),
+        (
+            f"curl https://outlook.office.com/webhook/{TEAMS_IDS}/IncomingWebhook/{TEAMS_SECRET}/x",
+            [TEAMS_SECRET],
+        ),
+    ],
+)
+def test_a_teams_webhook_keeps_its_ids_and_loses_its_secret(text: str, secrets: list[str]) -> None:
+    assert_tagged_in_place(text, secrets, "webhook-token")
+
+
+def test_a_teams_webhook_requested_as_a_url_is_recorded_without_its_secret() -> None:
+    redactor = Redactor(KEY)
+    url = f"{TEAMS}/{TEAMS_SIGNATURE}"
+    out = redactor.redact({"request": {"action": "network.request", "url": url}})
+    assert out["request"]["url"] == url.replace(
+        TEAMS_SECRET, redactor.tag("webhook-token", TEAMS_SECRET)
+    ).replace(TEAMS_SIGNATURE, redactor.tag("webhook-token", TEAMS_SIGNATURE))
+
+
+def test_a_power_automate_workflow_url_loses_its_signature() -> None:
+    # Teams' newer Workflows webhooks are Logic Apps / Power Automate URLs, signed by sig=.
+    signature = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde"
+    url = (
+        "https://prod-12.westeurope.logic.azure.com:443/workflows/0a1b2c/triggers/manual/paths"
+        f"/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={signature}"
+    )
+    assert_tagged_in_place(f"curl -d @card.json '{url}'", [signature], "secret")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl https://contoso.webhook.office.com/webhookb2/",
+        "see docs/IncomingWebhook/setup.md",
+        "grep -r IncomingWebhook/ src/",
+    ],
+)
+def test_teams_look_alikes_are_kept(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
+test_teams_webhooks_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
+    [TEAMS, f"{TEAMS}/{TEAMS_SIGNATURE}", f"/IncomingWebhook/{TEAMS_SECRET}"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12), st.sampled_from([TEAMS, f"{TEAMS}/{TEAMS_SIGNATURE}"]))
+def test_the_screens_and_literals_cover_teams_webhooks(before: str, url: str) -> None:
+    _assert_screened_and_literal(before + url)
+
+
+def test_teams_webhooks_are_read_in_linear_time() -> None:
+    assert_redacted_in_linear_time(
+        ["/IncomingWebhook/", "/IncomingWebhook/a/b/", "/IncomingWebhook/a/b/V2"]
     )
