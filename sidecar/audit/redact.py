@@ -911,6 +911,31 @@ _SQL_PASSWORD = (
     rf"""|\b(?:create|alter)\s+user\s+[^\s;]+\s+identified\s+by\s+([^\s'";\\]+)"""
 )
 
+# A .netrc entry (curl -n, git, ftp and Python's requests read the file): "machine HOST"
+# (or "default login USER"), login, account or port with their values in any order, then
+# "password" (or "passwd") and the password, separated by white space, on one line or
+# several, as an agent writes the file (echo 'machine h login u password pw' >> ~/.netrc,
+# a here-document). Possessive, and ending at the next entry: each entry is read once.
+_NETRC_BLANK = r"[ \t\r\n]+"
+_NETRC_PASSWORD = (
+    rf"(?:\bmachine{_NETRC_BLANK}\S+|\bdefault(?={_NETRC_BLANK}login{_NETRC_BLANK}))"
+    rf"(?:{_NETRC_BLANK}(?:login|account|port){_NETRC_BLANK}(?!(?:machine|default)\b)\S+)*+"
+    rf"{_NETRC_BLANK}pass(?:word|wd){_NETRC_BLANK}{_VALUE}"
+)
+# A line of libpq's password file (~/.pgpass, PGPASSFILE): host:port:database:user:password,
+# a backslash escaping a ':' or itself in a field. The password is the rest of the quoted
+# word holding the line (echo 'h:5432:db:u:pw' > ~/.pgpass; printf's '\n' is not its),
+# of its line (a here-document), or of its bare word. Only in a string naming the file:
+# five fields joined by ':' are common elsewhere.
+_PGPASS_FIELD = r"""(?:[^\s:'"\\]|\\.)+"""
+_PGPASS_HEAD = rf"{_PGPASS_FIELD}:(?:[0-9]+|\*):{_PGPASS_FIELD}:{_PGPASS_FIELD}:"
+_PGPASS_LINE = (
+    rf"""'{_PGPASS_HEAD}([^'\n]*?)(?:\\n)*(?='|\n|\Z)"""
+    rf"""|"{_PGPASS_HEAD}((?:[^"\\\n]|\\[^n\n])*)(?:\\n)*(?="|\n|\Z)"""
+    rf"""|(?m:^)[ \t]*{_PGPASS_HEAD}([^\n]*?)[ \t]*['"]?[ \t]*(?m:$)"""
+    rf"""|(?<=[ \t]){_PGPASS_HEAD}((?:[^\s"'\\;&|<>]|\\.)+)"""
+)
+
 
 # The secret is the last group that took part in the match. Order matters: earlier
 # kinds win where patterns overlap (an Authorization header carrying a JWT is reported
@@ -1174,6 +1199,9 @@ _PATTERNS: list[SecretPattern] = [
     _pattern("slack-token", r"\b(xapp-[0-9]-[A-Za-z0-9-]{20,})", ("xapp-",)),
     # age's identity (its private key), bech32: 58 characters after the "1".
     _pattern("private-key", r"\b(AGE-SECRET-KEY-1[0-9A-Z]{58})", ("age-secret-key-1",)),
+    # Credential files as an agent writes them: a .netrc entry's password, a .pgpass line's.
+    _pattern("password", _NETRC_PASSWORD, ("machine", "default")),
+    _pattern("password", _PGPASS_LINE, ("pgpass",), named_program=True),
     *(_xml_element(kind) for kind in _KEY_KINDS),
     # A line of YAML, "name: value" at the start of a line (a config in a context value,
     # a here-document's text): YAML reads a&b and a<b as one plain scalar, to the end of
@@ -2365,6 +2393,9 @@ _TRIGGERS = (
     r"|/IncomingWebhook/"
     r"|[sr]k_test_|whsec_|SG\.[A-Za-z0-9_-]{22}\.|shp(?:at|ca|pa|ss)_|dapi[0-9a-f]|do[opr]_v1_"
     r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
+    # A .netrc entry (machine HOST ... password PW), a .pgpass line in a string naming it.
+    # (No \b before a word: in JSON, the line before may end in an escaped "\n".)
+    r"|machine(?:[ \t\r\n]|\\[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"

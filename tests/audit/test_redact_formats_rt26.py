@@ -1,7 +1,7 @@
 """Secrets the red-team review of rt26 (findings R3, R5 - R8) found recorded in clear:
 vendors' token formats standing alone (Stripe's test keys, SendGrid, Shopify, Databricks,
 DigitalOcean, Grafana, Tailscale, Slack's app token, age's key) and Microsoft Teams'
-incoming-webhook URLs. Their look-alikes (short words with the same start, hashes, paths)
+incoming-webhook URLs; the credential files an agent writes (.netrc, .pgpass). Their look-alikes (short words with the same start, hashes, paths)
 stay readable.
 """
 
@@ -208,4 +208,99 @@ def test_the_screens_and_literals_cover_teams_webhooks(before: str, url: str) ->
 def test_teams_webhooks_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         ["/IncomingWebhook/", "/IncomingWebhook/a/b/", "/IncomingWebhook/a/b/V2"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        (
+            "cat > ~/.netrc <<EOF\nmachine api.heroku.com\n  login me@example.com\n"
+            "  password F3netrcS3cretA\nEOF",
+            ["F3netrcS3cretA"],
+        ),
+        ("echo 'machine github.com login bob password F3netrcB' >> ~/.netrc", ["F3netrcB"]),
+        ("printf 'machine h\tpassword F3c login u\\n' > .netrc", ["F3c"]),
+        ("echo 'machine h port 21 account acct passwd F3d' >> ~/.netrc", ["F3d"]),
+        ("echo 'default login anonymous password F3e' >> ~/.netrc", ["F3e"]),
+        (
+            "cat > ~/.netrc <<'EOF'\nmachine a.example login u1 password F3f1\n"
+            "machine b.example login u2 password F3f2\nEOF",
+            ["F3f1", "F3f2"],
+        ),
+        ("echo 'db.internal:5432:*:app:F3pgpassS3cretC' > ~/.pgpass", ["F3pgpassS3cretC"]),
+        ("printf 'db:5432:*:app:F3pgpassD\\n' >> ~/.pgpass", ["F3pgpassD"]),
+        ('echo "*:*:*:postgres:F3pgpassE" >> $HOME/.pgpass', ["F3pgpassE"]),
+        ("echo db:5432:app:u:F3pgpassF > ~/.pgpass && chmod 600 ~/.pgpass", ["F3pgpassF"]),
+        (
+            "cat > ~/.pgpass <<EOF\ndb1:5432:*:app:F3pg one\nd\\:b2:*:*:app:F3pgtwo\nEOF",
+            ["F3pg one", "F3pgtwo"],
+        ),
+        ("PGPASSFILE=/run/pw psql -h db && echo 'h:6432:db:u:F3pgH' > /run/pw", ["F3pgH"]),
+    ],
+)
+def test_a_credential_files_password_is_tagged(text: str, secrets: list[str]) -> None:
+    assert_tagged_in_place(text, secrets, "password")
+
+
+def test_a_netrc_in_a_context_and_a_list_is_tagged() -> None:
+    redactor = Redactor(KEY)
+    netrc = "machine api.example.com\nlogin bot\npassword F3netrcG\n"
+    out = redactor.redact(
+        {"request": {"argv": ["tee", "-a", "/root/.netrc"], "context": {"netrc": netrc}}}
+    )
+    assert out["request"]["context"]["netrc"] == netrc.replace(
+        "F3netrcG", redactor.tag("password", "F3netrcG")
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the machine password policy",
+        "virtual machine list --password-policy strict",
+        "ssh machine1 'uptime'",
+        "echo default login shell",
+        "cat ~/.netrc",
+        "chmod 600 ~/.pgpass",
+        "date +%H:%M:%S:%N:x; echo 12:30:45:10:20",  # no pgpass named: five fields kept
+        "grep db:5432 ~/.pgpass",
+        "cat /etc/passwd | grep root:x:0:0:root",
+    ],
+)
+def test_credential_file_look_alikes_are_kept(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
+CREDENTIAL_FILES = [
+    "machine h login u password pw1",
+    "machine h\n  login u\n  passwd pw2\n",
+    "echo 'h:5432:db:u:pw3' > ~/.pgpass",
+    "cat > .pgpass <<EOF\nh:*:*:u:pw4\nEOF",
+]
+test_credential_files_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
+    CREDENTIAL_FILES
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12), st.sampled_from(CREDENTIAL_FILES), st.text(max_size=12))
+def test_the_screens_and_literals_cover_credential_files(
+    before: str, form: str, after: str
+) -> None:
+    _assert_screened_and_literal(before + form + after)
+
+
+def test_credential_files_are_read_in_linear_time() -> None:
+    assert_redacted_in_linear_time(
+        [
+            "machine h ",
+            "machine h login u ",
+            "machine login ",
+            "default login ",
+            "pgpass a:1:b:c:",
+            "pgpass 'a:1:b:",
+            'pgpass "a:1:b:c:',
+            "\\:",
+        ]
     )
