@@ -62,6 +62,9 @@ _SECRET_NAMES = (
     r"|(?:oauth2[_-]?)?bearer"
     # AWS Secrets Manager's value: --secret-string pw, "SecretString": "pw".
     r"|secret[_-]?(?:string|binary)"
+    # Names that start with a secret's and go on: Rails' SECRET_KEY_BASE, Terraform's
+    # TF_TOKEN_<host> (app.terraform.io as TF_TOKEN_app_terraform_io).
+    r"|secret[_-]?key[_-]?base|tf_token_[A-Za-z0-9_]+"
 )
 # Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
 # request counts them ("max_tokens=100").
@@ -70,7 +73,7 @@ _PLURAL_SECRET_NAMES = (
 )
 # Literals a string must hold for the password patterns, and for the secret patterns
 # (every name of _SECRET_NAMES holds one of them), before the regex is tried.
-_PASSWORD_LITERALS = ("pass", "pwd")
+_PASSWORD_LITERALS = ("pass", "pw")  # "pw": pwd, and a name ending in _PW
 _SECRET_LITERALS = (
     *("pass", "pwd", "secret", "token", "key", "credential", "sig", "verifier", "device"),
     "auth",
@@ -119,6 +122,9 @@ _NAME_START = r"(?:\b|(?<=[_-])|(?-i:(?<=[a-z0-9])(?=[A-Z])))"
 # "password" and "passwd" also end a name glued to its prefix: PGPASSWORD= (libpq's),
 # DBPASSWORD=. The short words do not ("bypass=", "compass=").
 _GLUED = r"(?<=[A-Za-z0-9])"
+# "pw" ends a name after '_' or '-' (DB_PW=, LDAP_BIND_PW=), never alone ("pw=" may be
+# anything) nor glued to a word.
+_PW = r"(?<=[A-Za-z0-9][_-])pw"
 # Between the name and the '=' or ':', a closing quote, JSON-escaped or not.
 _AFTER_NAME = r"""(?:\\?["'])?"""
 _QUOTE = _AFTER_NAME
@@ -303,7 +309,8 @@ _AUTH_CREDENTIALS = rf"({_AUTH_PIECE}++(?:[ \t]*,[ \t]*{_AUTH_PIECE}++)*+)"
 # ("--db-password", "PGPASSWORD"; not "bypass").
 _QUOTED_PASSWORD = (
     r"(?:-{0,2}(?:[A-Za-z0-9]+[-_])*(?:passphrase|password|passwd|pwd|pass)"
-    r"|[A-Za-z0-9_-]*(?:password|passwd))"
+    r"|[A-Za-z0-9_-]*(?:password|passwd)"
+    r"|-{0,2}(?:[A-Za-z0-9]+[-_])+pw)"
 )
 _QUOTED_SECRET = rf"-{{0,2}}(?:[A-Za-z0-9]+[-_])*(?:{_SECRET_NAMES})"
 _QUOTED_SIGN = r"(?:=|[ \t]*:[ \t]*)"
@@ -738,6 +745,8 @@ _SECRET_KEYS = {
     "proxyauthorization": "authorization",
     "cookie": "cookie",
     "setcookie": "cookie",
+    # Rails' SECRET_KEY_BASE (a key ending in "key" is no secret by itself).
+    "secretkeybase": "secret",
 }
 _SECRET_KEY_SUFFIXES = (
     ("password", "password"),
@@ -1209,7 +1218,7 @@ _PATTERNS: list[SecretPattern] = [
     # an anchor, alias, tag, block or flow): the patterns below read those.
     _pattern(
         "password",
-        rf"{_YAML_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_YAML_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd)|{_PW})s?"
         rf"{_YAML_PLAIN_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -1225,7 +1234,7 @@ _PATTERNS: list[SecretPattern] = [
     # A dotenv line, NAME=value to the end of its line (above, _ENV_LINE_VALUE).
     _pattern(
         "password",
-        rf"{_ENV_LINE_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?"
+        rf"{_ENV_LINE_KEY}(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd)|{_PW})s?"
         rf"{_ENV_LINE_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -1257,7 +1266,7 @@ _PATTERNS: list[SecretPattern] = [
     ),
     _pattern(
         "password",
-        rf"(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd))s?\b"
+        rf"(?:{_NAME_START}(?:passphrase|password|passwd|pwd|pass)|{_GLUED}(?:password|passwd)|{_PW})s?\b"
         rf"{_AFTER_NAME}\s*[:=]\s*{_VALUE}",
         _PASSWORD_LITERALS,
         ignore_case=True,
@@ -2362,7 +2371,9 @@ _KEY_NAME_FORM = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, "
 
 # Vault's AppRole SecretID as its API spells the key: the '_' tells it from AWS's SecretId,
 # which names a secret to read (the other names are read without their '-' and '_').
-_SNAKE_KEY_SUFFIXES = (("secret_id", "secret"),)
+_SNAKE_KEY_SUFFIXES = (("secret_id", "secret"), ("_pw", "password"), ("-pw", "password"))
+# Terraform's TF_TOKEN_<host>, in an env object as on a command line.
+_KEY_PREFIXES = (("tf_token_", "secret"),)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
@@ -2373,9 +2384,13 @@ def secret_key_kind(key: str) -> str | None:
     kind = _SECRET_KEYS.get(name)
     if kind is not None:
         return kind
+    lowered = key.translate(_ASCII_LOWER)
     for suffix, suffix_kind in _SNAKE_KEY_SUFFIXES:
-        if key.translate(_ASCII_LOWER).endswith(suffix):
+        if lowered.endswith(suffix):
             return suffix_kind
+    for prefix, prefix_kind in _KEY_PREFIXES:
+        if lowered.startswith(prefix):
+            return prefix_kind
     for suffix, suffix_kind in _SECRET_KEY_SUFFIXES:
         if name.endswith(suffix):
             return suffix_kind
@@ -2396,6 +2411,9 @@ _TRIGGERS = (
     # A .netrc entry (machine HOST ... password PW), a .pgpass line in a string naming it.
     # (No \b before a word: in JSON, the line before may end in an escaped "\n".)
     r"|machine(?:[ \t\r\n]|\\[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"
+    # Terraform's TF_TOKEN_<host>, as an object key too (the names ending in a secret's are
+    # screened below).
+    r"|tf_token_"
     # Programs whose own options carry a password (sshpass -p, redis-cli -a ...).
     r"|sshpass|(?:redis|valkey|keydb)-cli|rediscli_auth|htpasswd|keytool|openssl"
     r"|ldap[a-z]*\b|sqlcmd|\bbcp\b|mongo|ssh-keygen|mysqladmin|\b(?:un)?zip(?:\s|\\[tnrf]|\",\")"
@@ -2426,7 +2444,7 @@ _TRIGGERS = (
 # assigned to them (password=..., "token: ..."; the "password" and "secret" patterns).
 # A path like /srv/secrets/ or a Kubernetes resource "secrets" holds no secret.
 _NAME_CORE = (
-    r"(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"(?:password|passwd|pwd?|pass|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
     rf"|credential|sig|code[-_]?verifier|device[-_]?code|{_QUALIFIED_KEYS}|auth)"
 )
 _NAME_WORDS = _NAME_CORE + r"[A-Za-z0-9_-]*"

@@ -1,7 +1,8 @@
 """Secrets the red-team review of rt26 (findings R3, R5 - R8) found recorded in clear:
 vendors' token formats standing alone (Stripe's test keys, SendGrid, Shopify, Databricks,
 DigitalOcean, Grafana, Tailscale, Slack's app token, age's key) and Microsoft Teams'
-incoming-webhook URLs; the credential files an agent writes (.netrc, .pgpass). Their look-alikes (short words with the same start, hashes, paths)
+incoming-webhook URLs; the credential files an agent writes (.netrc, .pgpass); environment names that
+start with a secret's (SECRET_KEY_BASE, TF_TOKEN_<host>) or end in _PW. Their look-alikes (short words with the same start, hashes, paths)
 stay readable.
 """
 
@@ -304,3 +305,92 @@ def test_credential_files_are_read_in_linear_time() -> None:
             "\\:",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "kind"),
+    [
+        ("SECRET_KEY_BASE=F8railsS3cretA bin/rails server", ["F8railsS3cretA"], "secret"),
+        ("TF_TOKEN_app_terraform_io=F8tfS3cretB terraform init", ["F8tfS3cretB"], "secret"),
+        ("export TF_TOKEN_tfe_example__corp_com='F8tf C'", ["F8tf C"], "secret"),
+        ("export DB_PW=F8pwS3cretD", ["F8pwS3cretD"], "password"),
+        ("LDAP_BIND_PW=F8pwE ldapsearch -x -b dc=x", ["F8pwE"], "password"),
+        ("docker run -e ADMIN_PW=F8pwF img", ["F8pwF"], "password"),
+        ("cat > .env <<EOF\nDB_PW=F8a<b&c\nEOF", ["F8a<b&c"], "password"),
+        ("cat > c.yaml <<EOF\ndb:\n  admin_pw: F8 y&z\nEOF", ["F8 y&z"], "password"),
+        ("echo 'smtp-pw: F8 q' >> c.yaml", ["F8 q"], "password"),
+        ("./deploy --db-pw=F8pwG", ["F8pwG"], "password"),
+    ],
+)
+def test_names_holding_a_secret_are_read_as_such(text: str, secrets: list[str], kind: str) -> None:
+    assert_tagged_in_place(text, secrets, kind)
+
+
+@pytest.mark.parametrize(
+    ("argv", "index", "head", "kind"),
+    [
+        (["env", "SECRET_KEY_BASE=F8h", "rails", "s"], 1, "SECRET_KEY_BASE=", "secret"),
+        (
+            ["env", "TF_TOKEN_app_terraform_io=F8i", "terraform"],
+            1,
+            "TF_TOKEN_app_terraform_io=",
+            "secret",
+        ),
+        (["env", "DB_PW=a b;c", "app"], 1, "DB_PW=", "password"),
+    ],
+)
+def test_such_names_in_a_list_are_tagged(argv: list[str], index: int, head: str, kind: str) -> None:
+    redactor = Redactor(KEY)
+    expected = list(argv)
+    expected[index] = head + redactor.tag(kind, argv[index][len(head) :])
+    assert redactor.redact({"argv": argv})["argv"] == expected
+
+
+def test_such_names_as_keys_and_env_pairs_are_tagged() -> None:
+    redactor = Redactor(KEY)
+    body = {
+        "context": {
+            "env": {
+                "SECRET_KEY_BASE": "F8j",
+                "TF_TOKEN_app_terraform_io": "F8k",
+                "DB_PW": "F8l",
+                "NEW_RELIC_LICENSE_KEY": "kept1",
+            },
+            "containers": [{"env": [{"name": "LDAP_PW", "value": "F8m"}]}],
+        }
+    }
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    context = redactor.redact(body)["context"]
+    assert context["env"] == {
+        "SECRET_KEY_BASE": redactor.tag("secret", "F8j"),
+        "TF_TOKEN_app_terraform_io": redactor.tag("secret", "F8k"),
+        "DB_PW": redactor.tag("password", "F8l"),
+        "NEW_RELIC_LICENSE_KEY": "kept1",
+    }
+    assert context["containers"][0]["env"][0]["value"] == redactor.tag("password", "F8m")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The documented exclusion: a name ending in KEY is no secret by that alone.
+        "export NEW_RELIC_LICENSE_KEY=x1 HMAC_KEY=x2 FERNET_KEY=x3 CACHE_KEY=x4",
+        "SECRET_KEY_BASE_PATH=/etc/app make",
+        "TF_WORKSPACE=prod TF_LOG=debug terraform plan",
+        "pw=1 KEY_PWR=2 HTTP_PWM=3",
+        "unzip pw.zip; ls -la pw_dir",
+        "npw=5 mypw=6",
+    ],
+)
+def test_names_that_hold_no_secret_are_kept(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
+NAMES = ["SECRET_KEY_BASE=s1", "TF_TOKEN_h_io=t1", "DB_PW=p1", "a-pw: p2", "'X_PW=p 3'"]
+test_such_names_joined_with_anything_redact_idempotently = idempotent_when_joined_test(NAMES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12), st.sampled_from(NAMES), st.text(max_size=12))
+def test_the_screens_and_literals_cover_such_names(before: str, form: str, after: str) -> None:
+    _assert_screened_and_literal(before + form + after)
