@@ -745,6 +745,8 @@ _SECRET_KEYS = {
     "proxyauthorization": "authorization",
     "cookie": "cookie",
     "setcookie": "cookie",
+    # A cookie jar: {"session": "..."}, or a list of cookies (see ``_value``).
+    "cookies": "cookie",
     # Rails' SECRET_KEY_BASE (a key ending in "key" is no secret by itself).
     "secretkeybase": "secret",
 }
@@ -2352,9 +2354,60 @@ def is_secret_object(item: dict[Any, Any]) -> bool:
     return item.get("kind") == _SECRET_OBJECT_KIND and not _SECRET_OBJECT_FIELDS.isdisjoint(item)
 
 
+# A Kubernetes API request on Secrets (its normalised "resource", or a path to them):
+# what its context carries under data or stringData is a Secret's data, though a patch
+# or an update's body comes without "kind: Secret".
+_SECRETS_RESOURCE = "secrets"
+_SECRETS_PATH = re.compile(r"/api/v1/(?:namespaces/[^/]+/)?secrets(?:/|$)")
+_REQUEST_CONTEXT = "context"
+# A JSON patch operation on a Secret's data ({"op": "add", "path": "/data/pw", "value": ...}).
+_DATA_PATCH_PATH = re.compile(r"/(?:data|stringData)(?:/|$)")
+# A patch or body as text: a JSON key or a YAML line data: or stringData:.
+_SECRET_DATA_TEXT = re.compile(
+    r"""(?:\\?["'](?:data|stringData)\\?["']|(?m:^)[ \t]*(?:data|stringData))[ \t]*:"""
+)
+
+
+def is_secrets_request(item: dict[Any, Any]) -> bool:
+    """Whether ``item`` is a request whose ``k8s`` names Secrets."""
+    k8s = item.get("k8s")
+    if not isinstance(k8s, dict):
+        return False
+    resource = k8s.get("resource")
+    if type(resource) is str and resource.partition("/")[0] == _SECRETS_RESOURCE:
+        return True
+    path = k8s.get("path")
+    return type(path) is str and _SECRETS_PATH.search(path) is not None
+
+
+def holds_secret_data(item: dict[Any, Any]) -> bool:
+    """Whether ``item``, in the context of a request on Secrets, holds their data: a
+    ``data`` or ``stringData`` field, or a JSON patch operation on one."""
+    if not _SECRET_OBJECT_FIELDS.isdisjoint(item):
+        return True
+    path = item.get("path")
+    return (
+        _PAIR_VALUE_KEY in item and type(path) is str and _DATA_PATCH_PATH.match(path) is not None
+    )
+
+
+# A cookie as browsers and their drivers list one (Playwright, Puppeteer, Selenium, a
+# HAR file, a browser extension): its name, its value, its attributes. The value is a
+# session's credential, whatever the cookie is called.
+_COOKIE_ATTRIBUTES = frozenset(
+    {"domain", "expires", "expiry", "expirationDate", "hostOnly", "httpOnly", "sameSite", "secure"}
+)
+
+
+def is_named_value(item: dict[Any, Any]) -> bool:
+    """Whether ``item`` is a name/value pair (``{"name": "sid", "value": ...}``)."""
+    return _PAIR_VALUE_KEY in item and type(item.get("name")) is str
+
+
 def pair_kind(item: dict[Any, Any]) -> str | None:
     """The redaction kind of ``item["value"]`` when ``item`` names it by a secret's name
-    (``{"name": "API_TOKEN", "value": "..."}``), or None."""
+    (``{"name": "API_TOKEN", "value": "..."}``) or is a cookie (a name, a value and a
+    cookie's attributes: ``{"name": "sid", "value": "...", "domain": "..."}``), or None."""
     if _PAIR_VALUE_KEY not in item:
         return None
     for key in _PAIR_NAME_KEYS:
@@ -2363,6 +2416,8 @@ def pair_kind(item: dict[Any, Any]) -> str | None:
             kind = secret_key_kind(name)
             if kind is not None:
                 return kind
+    if is_named_value(item) and not _COOKIE_ATTRIBUTES.isdisjoint(item):
+        return "cookie"
     return None
 
 
@@ -2470,6 +2525,10 @@ _XML_SCREEN = r"<[^<>\s]*(?:" + "|".join(_spread(n) for n in _ALL_KEY_NAMES) + r
 _PAIR_TEXT_SCREEN = r"""(?:name|key)[\\"' ]*:(?:[\\"' ]|\\[tnrf]|\\u000b)*[A-Za-z0-9_.-]*"""
 
 
+# A request's k8s naming Secrets, in canonical JSON (``is_secrets_request``).
+_SECRETS_SCREEN = r'(?:"resource":"secrets|"path":"[^"]*/api/v1/(?:namespaces/[^/"]*/)?secrets)'
+
+
 # Over canonical JSON bytes. A key ends with '":', and every key that secret_key_kind
 # names ends with one of its names, spread with '-' and '_' ("Api_Key", "t-o-k-e-n").
 # Inside a string a double quote is \" and whitespace other than the space is escaped
@@ -2506,6 +2565,10 @@ _SCREEN_PATTERN = "|".join(
         # kubectl patch secret's patch, in a command line or a list.
         r"""kind(?:\\?")?(?: |\\t)*:(?: |\\t)*(?:\\?")?secret\b""",
         r"""patch(?: |\\t|",")(?:[^"\s\\]+(?: |\\t|",")){0,3}secrets?\b""",
+        # A request on Secrets carrying their data in its context (which comes before its
+        # k8s in canonical JSON; either order is screened), and a cookie's attributes.
+        rf"(?:data|stringData)\b.*{_SECRETS_SCREEN}|{_SECRETS_SCREEN}.*(?:data|stringData)\b",
+        r'"(?:domain|expires|expiry|expirationDate|hostOnly|httpOnly|sameSite|secure)":',
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
@@ -2858,6 +2921,7 @@ class Redactor:
         rewritten: dict[int, Rewritten],
         counter: Any,
         found: dict[str, str],
+        secret_data: bool = False,
     ) -> Any:
         """Rebuild ``value``, visiting strings in the order ``_collect_strings`` lists them.
 
@@ -2866,9 +2930,16 @@ class Redactor:
         into ``found``: not those of a rewritten item that an argv scan replaces whole
         (the patterns may have read a part of it, ``--password=a\\b"c`` as ``a\\b``, and a
         part spread elsewhere would split the whole secret there).
+
+        With ``secret_data``, ``value`` is (in) the context of a request on Secrets: their
+        data in it is tagged (``holds_secret_data``), and a string that writes a ``data``
+        or ``stringData`` field (JSON or YAML) is tagged whole, as a ``kubectl patch
+        secret`` patch is.
         """
         if isinstance(value, str):
             index = next(counter)
+            if kind is None and secret_data and _SECRET_DATA_TEXT.search(value):
+                kind = "secret"
             if kind is not None and value and not value.startswith(_TAG_PREFIX):
                 found.setdefault(value, kind)
                 return self.tag(kind, value)
@@ -2881,8 +2952,18 @@ class Redactor:
         if isinstance(value, dict):
             changed = False
             out: dict[Any, Any] = {}
-            paired = pair_kind(value) if kind is None else None
+            if kind == "cookie" and is_named_value(value):
+                # A cookie in a list of them ("cookies": [{"name": "sid", "value": ...}]):
+                # its name and attributes say which it is, its value is the secret.
+                kind = None
+                paired: str | None = "cookie"
+            else:
+                paired = pair_kind(value) if kind is None else None
             secret_object = kind is None and is_secret_object(value)
+            if kind is None and secret_data and holds_secret_data(value):
+                secret_object = True
+                paired = "secret"  # a JSON patch operation's value
+            request_on_secrets = kind is None and is_secrets_request(value)
             for key, item in value.items():
                 new_key = key
                 item_kind = kind
@@ -2894,7 +2975,8 @@ class Redactor:
                             item_kind = paired
                         if secret_object and key in _SECRET_OBJECT_FIELDS:
                             item_kind = "secret"
-                new_item = self._value(item, item_kind, rewritten, counter, found)
+                in_data = secret_data or (request_on_secrets and key == _REQUEST_CONTEXT)
+                new_item = self._value(item, item_kind, rewritten, counter, found, in_data)
                 changed = changed or new_key is not key or new_item is not item
                 out[new_key] = new_item
             return out if changed else value
@@ -2904,7 +2986,7 @@ class Redactor:
             in_argv = _argv_secrets(value) if kind is None else {}
             for index, item in enumerate(value):
                 item_found: dict[str, str] = {} if index in in_argv else found
-                new = self._value(item, kind, rewritten, counter, item_found)
+                new = self._value(item, kind, rewritten, counter, item_found, secret_data)
                 if index in in_argv:
                     argv_kind, kept, secret = in_argv[index]
                     # A pattern that read the whole secret by its form (github-token)
@@ -3092,27 +3174,33 @@ def _matches(
             position = max(position, value.end())
 
 
-def _collect_strings(value: Any, texts: list[str], braces: list[Found], budget: _Budget) -> bool:
+def _collect_strings(
+    value: Any, texts: list[str], braces: list[Found], budget: _Budget, secret_data: bool = False
+) -> bool:
     """Every string value and string key, depth first, in ``Redactor._value`` order.
 
     Returns whether a key names a secret, or an option in a list is followed by its
-    value: those values are replaced whatever they hold. The secrets that a list shows
+    value, or (with ``secret_data``, see ``Redactor._value``) a Secret's data is carried:
+    those values are replaced whatever they hold. The secrets that a list shows
     only once its brace lists are expanded go into ``braces``.
     """
     if isinstance(value, str):
         texts.append(value)
-        return False
+        return secret_data and _SECRET_DATA_TEXT.search(value) is not None
     secret_key = False
     if isinstance(value, dict):
         secret_key = pair_kind(value) is not None or is_secret_object(value)
+        secret_key = secret_key or (secret_data and holds_secret_data(value))
+        request_on_secrets = is_secrets_request(value)
         for key, item in value.items():
             if isinstance(key, str):
                 texts.append(key)
                 secret_key = secret_key or secret_key_kind(key) is not None
-            secret_key = _collect_strings(item, texts, braces, budget) or secret_key
+            in_data = secret_data or (request_on_secrets and key == _REQUEST_CONTEXT)
+            secret_key = _collect_strings(item, texts, braces, budget, in_data) or secret_key
     elif isinstance(value, list | tuple):
         for item in value:
-            secret_key = _collect_strings(item, texts, braces, budget) or secret_key
+            secret_key = _collect_strings(item, texts, braces, budget, secret_data) or secret_key
         secret_key = secret_key or bool(_argv_secrets(value))
         braces += _brace_secrets(value, budget)
     return secret_key

@@ -2,11 +2,16 @@
 vendors' token formats standing alone (Stripe's test keys, SendGrid, Shopify, Databricks,
 DigitalOcean, Grafana, Tailscale, Slack's app token, age's key) and Microsoft Teams'
 incoming-webhook URLs; the credential files an agent writes (.netrc, .pgpass); environment names that
-start with a secret's (SECRET_KEY_BASE, TF_TOKEN_<host>) or end in _PW. Their look-alikes (short words with the same start, hashes, paths)
+start with a secret's (SECRET_KEY_BASE, TF_TOKEN_<host>) or end in _PW; and in a
+structured context, cookie jars and the data of a patch or update of Secrets, which come
+without "kind: Secret". Their look-alikes (short words with the same start, hashes, paths)
 stay readable.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +24,7 @@ from tests.audit.conftest import (
     assert_tagged_in_place,
     idempotent_when_joined_test,
 )
+from tests.daemon import answered_through_a_gate
 
 KEY = b"k" * 32
 HEX32 = "0123456789abcdef" * 2
@@ -394,3 +400,201 @@ test_such_names_joined_with_anything_redact_idempotently = idempotent_when_joine
 @given(st.text(max_size=12), st.sampled_from(NAMES), st.text(max_size=12))
 def test_the_screens_and_literals_cover_such_names(before: str, form: str, after: str) -> None:
     _assert_screened_and_literal(before + form + after)
+
+
+def _file_read(context: dict) -> dict:
+    return {"request": {"action": "file.read", "path": "/app/data/x", "context": context}}
+
+
+def test_a_cookie_list_keeps_the_names_and_loses_the_values() -> None:
+    # Playwright's, Puppeteer's and a HAR file's shape: whatever a cookie is called.
+    redactor = Redactor(KEY)
+    cookies = [
+        {"name": "sessionid", "value": "F7cookieA", "domain": "app.example.com", "path": "/"},
+        {"name": "csrftoken", "value": "F7cookieB", "httpOnly": True, "secure": True},
+    ]
+    body = _file_read({"cookies": cookies})
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]["context"]["cookies"]
+    assert out == [
+        {**cookies[0], "value": redactor.tag("cookie", "F7cookieA")},
+        {**cookies[1], "value": redactor.tag("cookie", "F7cookieB")},
+    ]
+
+
+def test_a_cookie_jar_under_another_name_is_read_by_its_shape() -> None:
+    redactor = Redactor(KEY)
+    jar = [{"domain": ".example.com", "name": "sid", "value": "F7cookieC", "sameSite": "Lax"}]
+    body = _file_read({"storageState": {"origins": [], "jar": jar}})
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]["context"]["storageState"]["jar"]
+    assert out == [{**jar[0], "value": redactor.tag("cookie", "F7cookieC")}]
+
+
+@pytest.mark.parametrize(
+    ("cookies", "expected"),
+    [
+        ({"session": "F7cookieD", "theme": "dark"}, {"session": "F7cookieD", "theme": "dark"}),
+        ("sid=F7cookieE; lang=en", "sid=F7cookieE; lang=en"),
+        # A HAR request's cookies: name and value only.
+        ([{"name": "sid", "value": "F7cookieF"}], [{"name": "sid", "value": "F7cookieF"}]),
+    ],
+    ids=["object", "string", "har"],
+)
+def test_values_under_a_cookies_key_are_tagged(cookies: object, expected: object) -> None:
+    redactor = Redactor(KEY)
+    body = _file_read({"cookies": cookies})
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]["context"]["cookies"]
+    if isinstance(expected, dict):
+        assert out == {name: redactor.tag("cookie", value) for name, value in expected.items()}
+    elif isinstance(expected, str):
+        assert out == redactor.tag("cookie", expected)
+    else:
+        assert out == [{"name": "sid", "value": redactor.tag("cookie", "F7cookieF")}]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        # Name/value pairs that are no cookies: a HAR's query string, a form's fields.
+        {"queryString": [{"name": "page", "value": "2"}], "params": [{"name": "q", "value": "x"}]},
+        {"files": [{"name": "report.csv", "value": "a,b", "path": "/app/data/report.csv"}]},
+        {"cookieCount": 3, "domain": "example.com", "secure": True},
+        {"settings": [{"name": "lang", "value": "en"}], "secureBoot": "on"},
+    ],
+)
+def test_name_value_pairs_that_are_no_cookies_are_kept(context: dict) -> None:
+    body = _file_read(context)
+    assert Redactor(KEY).redact(body) == body
+
+
+def _k8s(method: str, path: str, context: dict) -> dict:
+    request = {"action": "k8s.request", "k8s": {"method": method, "path": path}, "context": context}
+    return {"request": request}
+
+
+def _k8s_normalised(verb: str, resource: str, context: dict) -> dict:
+    k8s = {"verb": verb, "group": "", "version": "v1", "resource": resource}
+    k8s |= {"namespace": "prod", "name": "db"}
+    return {"request": {"action": "k8s.request", "k8s": k8s, "context": context}}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: _k8s_normalised("patch", "secrets", c),
+        lambda c: _k8s_normalised("update", "secrets", c),
+        lambda c: _k8s("PATCH", "/api/v1/namespaces/prod/secrets/db", c),
+        lambda c: _k8s("PUT", "/api/v1/namespaces/prod/secrets/db", c),
+    ],
+    ids=["patch", "update", "patch-path", "put-path"],
+)
+def test_a_secrets_data_carried_in_a_requests_context_is_tagged(make: object) -> None:
+    redactor = Redactor(KEY)
+    assert callable(make)
+    context = {
+        "patch": {"data": {"k": "SXY1ZWNyZXQxNGFiYw=="}, "stringData": {"dsn": "F7k8sD"}},
+        "note": "rotate",
+    }
+    body = make(context)
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]
+    assert out["context"] == {
+        "patch": {
+            "data": {"k": redactor.tag("secret", "SXY1ZWNyZXQxNGFiYw==")},
+            "stringData": {"dsn": redactor.tag("secret", "F7k8sD")},
+        },
+        "note": "rotate",
+    }
+    assert out["k8s"] == body["request"]["k8s"]
+
+
+def test_a_json_patch_and_a_patch_as_text_on_secrets_are_tagged() -> None:
+    redactor = Redactor(KEY)
+    operations = [
+        {"op": "replace", "path": "/data/password", "value": "RjdrOHNF"},
+        {"op": "add", "path": "/metadata/labels/x", "value": "kept"},
+    ]
+    text = '{"stringData": {"dsn": "F7k8sG"}}'
+    body = _k8s_normalised("patch", "secrets", {"patch": operations, "body": text})
+    assert Redactor.may_hold_secret(canonical_bytes(body))
+    out = redactor.redact(body)["request"]["context"]
+    assert out["patch"] == [
+        {**operations[0], "value": redactor.tag("secret", "RjdrOHNF")},
+        operations[1],
+    ]
+    assert out["body"] == redactor.tag("secret", text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A ConfigMap's data, and a Secret request whose context carries none.
+        _k8s_normalised("patch", "configmaps", {"patch": {"data": {"k": "v"}}}),
+        _k8s_normalised("patch", "secrets", {"patch": {"metadata": {"labels": {"a": "b"}}}}),
+        _k8s_normalised("get", "secrets", {"reason": "list them"}),
+        _k8s("GET", "/api/v1/namespaces/prod/configmaps/data", {"data": {"k": "v"}}),
+    ],
+)
+def test_other_requests_data_is_kept(body: dict) -> None:
+    assert Redactor(KEY).redact(body) == body
+
+
+def test_the_reviews_cases_reach_no_file_of_the_audit_directory(tmp_path: Path) -> None:
+    # The review's reproductions, through a real gate: accepted, and refused (kept as text).
+    policy = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: tools, action: process.exec, command: "*", cwd: /app, decision: allow}
+  - {id: read, action: file.read, path: /app/**, decision: allow}
+  - {id: net, action: network.request, decision: allow}
+  - {id: k8s, action: k8s.request, decision: allow}
+"""
+
+    def ex(line: str) -> dict[str, Any]:
+        return {"action": "process.exec", "commandLine": line, "cwd": "/app"}
+
+    secrets_path = "/api/v1/namespaces/prod/secrets/db"
+    requests = [
+        ex("echo 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 > s.key"),
+        ex("curl https://api.stripe.com/v1/charges -u sk_test_4eC39HqLyjWDarjtT1zdp7dc:"),
+        ex("echo dapi0123456789abcdef0123456789abcdef > ~/.databrickstoken"),
+        ex(f"curl -d @card.json {TEAMS}"),
+        ex("cat > ~/.netrc <<EOF\nmachine h\n  login me@example.com\n  password Qn3tRcA\nEOF"),
+        ex("echo 'machine github.com login bob password Qn3tRcB' >> ~/.netrc"),
+        ex("echo 'db.internal:5432:*:app:Qpg9assC' > ~/.pgpass"),
+        ex("SECRET_KEY_BASE=Qra1lsD bin/rails server"),
+        ex("TF_TOKEN_app_terraform_io=Qtf70kE terraform init"),
+        ex("export DB_PW=Qpw5ecF"),
+        {
+            "action": "file.read",
+            "path": "/app/data/x",
+            "context": {"cookies": [{"name": "sessionid", "value": "Qc00kG", "domain": "a.b"}]},
+        },
+        {"action": "file.read", "path": "/app/data/x", "context": {"cookies": {"s": "Qc00kH"}}},
+        {
+            "action": "k8s.request",
+            "k8s": {"method": "PATCH", "path": secrets_path},
+            "context": {"patch": {"data": {"k": "Qk8sDataI"}}},
+        },
+        {
+            "action": "k8s.request",
+            "k8s": {"method": "PATCH", "path": secrets_path},
+            "context": {"patch": {"stringData": {"dsn": "Qk8sDataJ"}}},
+            "bogus": 1,
+        },
+        {**ex("echo 'machine h login u password Qn3tRcK' > ~/.netrc"), "bogus": 1},
+    ]
+    _, statuses, everything = answered_through_a_gate(tmp_path, policy, requests)
+    assert statuses == [200] * 13 + [400, 400]
+    for secret in (
+        "TwL2iGABf9DHoTf",
+        "4eC39HqLyjWDarjtT1zdp7dc",
+        "dapi0123456789abcdef",
+        TEAMS_SECRET,
+        *("Qn3tRcA", "Qn3tRcB", "Qpg9assC", "Qra1lsD", "Qtf70kE", "Qpw5ecF", "Qc00kG"),
+        *("Qc00kH", "Qk8sDataI", "Qk8sDataJ", "Qn3tRcK"),
+    ):
+        assert secret.encode() not in everything, secret
