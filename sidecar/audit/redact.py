@@ -2476,8 +2476,11 @@ _TRIGGERS = (
     # docker secret create NAME -, gcloud secrets ... --data-file=-, twine upload -p pw).
     r"""|put-parameter|--data-file|secret(?:\s|\\t|",")+create|twine|poetry|cargo"""
     # curl's -b NAME=VALUE (with --cookie, "cookie" above), a proxy's USER:PASSWORD@.
-    r"""|(?:\s|",")-b(?:\s|\\t|",")*[^\s=]*="""
-    r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]*:[^@]*@|--(?:src-|dest-)?creds"""
+    r"""|(?:\s|",")-b(?:\s|\\t|",")*[^\s=]{0,256}="""
+    # (Bounded: a thread left open to the end of the text by a "-x" in a long word made
+    # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
+    r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]{0,256}:[^@]{0,256}@"""
+    r"""|--(?:src-|dest-)?creds"""
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
     r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"

@@ -215,6 +215,12 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "cargo login -a ",
             "aws ssm put-parameter ",
             "curl -x a:b ",
+            # A "-x" or "--proxy" before another trigger (hf_) in one long word, no ':' or
+            # '@' after it: each match of the screen waited for the proxy trigger, open to
+            # the end of the text.
+            "-xhf_",
+            "--proxyhf_",
+            "-xa:hf_",
             "skopeo --creds ",
         ]
     )
