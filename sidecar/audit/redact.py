@@ -926,13 +926,35 @@ _SQL_PASSWORD = (
 # (or "default login USER"), login, account or port with their values in any order, then
 # "password" (or "passwd") and the password, separated by white space, on one line or
 # several, as an agent writes the file (echo 'machine h login u password pw' >> ~/.netrc,
-# a here-document). Possessive, and ending at the next entry: each entry is read once.
-_NETRC_BLANK = r"[ \t\r\n]+"
-_NETRC_PASSWORD = (
-    rf"(?:\bmachine{_NETRC_BLANK}\S+|\bdefault(?={_NETRC_BLANK}login{_NETRC_BLANK}))"
-    rf"(?:{_NETRC_BLANK}(?:login|account|port){_NETRC_BLANK}(?!(?:machine|default)\b)\S+)*+"
-    rf"{_NETRC_BLANK}pass(?:word|wd){_NETRC_BLANK}{_VALUE}"
-)
+# a here-document), or by printf's and echo -e's escapes (printf 'machine h\nlogin u\n
+# password pw\n'), which no word holds. A login or account is required ("the machine
+# learning password policy" is prose), except in a string naming netrc. Possessive, and
+# ending at the next entry: each entry is read once.
+_NETRC_ESCAPE = r"\\[ntr]"
+_NETRC_BLANK = rf"(?:[ \t\r\n]|{_NETRC_ESCAPE})+"
+_NETRC_WORD = r"(?:[^\s\\]|\\[^\sntr])++"
+# A bare password ends at an escape (the next line's), else it is read as any value is.
+_NETRC_VALUE = rf"""(?:((?:[^\s"'\\;&<>]|\\[^\s"ntr])++)(?={_NETRC_ESCAPE})|{_VALUE})"""
+
+
+def _netrc_password(login_required: bool) -> str:
+    field = (
+        rf"{_NETRC_BLANK}(?:login|account|port){_NETRC_BLANK}(?!(?:machine|default)\b){_NETRC_WORD}"
+    )
+    fields = rf"(?:{field})*+"
+    if login_required:
+        port = rf"{_NETRC_BLANK}port{_NETRC_BLANK}{_NETRC_WORD}"
+        login = (
+            rf"{_NETRC_BLANK}(?:login|account){_NETRC_BLANK}(?!(?:machine|default)\b){_NETRC_WORD}"
+        )
+        fields = rf"(?:{port})*+{login}{fields}"
+    return (
+        rf"(?:(?:\b|(?<={_NETRC_ESCAPE}))machine{_NETRC_BLANK}{_NETRC_WORD}"
+        rf"|(?:\b|(?<={_NETRC_ESCAPE}))default(?={_NETRC_BLANK}login{_NETRC_BLANK}))"
+        rf"{fields}{_NETRC_BLANK}pass(?:word|wd){_NETRC_BLANK}{_NETRC_VALUE}"
+    )
+
+
 # A line of libpq's password file (~/.pgpass, PGPASSFILE): host:port:database:user:password,
 # a backslash escaping a ':' or itself in a field. The password is the rest of the quoted
 # word holding the line (echo 'h:5432:db:u:pw' > ~/.pgpass; printf's '\n' is not its),
@@ -1211,7 +1233,8 @@ _PATTERNS: list[SecretPattern] = [
     # age's identity (its private key), bech32: 58 characters after the "1".
     _pattern("private-key", r"\b(AGE-SECRET-KEY-1[0-9A-Z]{58})", ("age-secret-key-1",)),
     # Credential files as an agent writes them: a .netrc entry's password, a .pgpass line's.
-    _pattern("password", _NETRC_PASSWORD, ("machine", "default")),
+    _pattern("password", _netrc_password(login_required=True), ("machine", "default")),
+    _pattern("password", _netrc_password(login_required=False), ("netrc",), named_program=True),
     _pattern("password", _PGPASS_LINE, ("pgpass",), named_program=True),
     *(_xml_element(kind) for kind in _KEY_KINDS),
     # A line of YAML, "name: value" at the start of a line (a config in a context value,
@@ -2465,7 +2488,7 @@ _TRIGGERS = (
     r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
     # A .netrc entry (machine HOST ... password PW), a .pgpass line in a string naming it.
     # (No \b before a word: in JSON, the line before may end in an escaped "\n".)
-    r"|machine(?:[ \t\r\n]|\\[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"
+    r"|machine(?:[ \t\r\n]|\\{1,2}[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"
     # Terraform's TF_TOKEN_<host>, as an object key too (the names ending in a secret's are
     # screened below).
     r"|tf_token_"

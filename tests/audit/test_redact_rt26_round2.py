@@ -1,0 +1,70 @@
+"""Secrets the second review of the rt26 redaction (r2-redact-idle, findings 1, 2, 3, 5 and
+6) found recorded in clear, or words it found hidden that hold none: a .netrc written
+with printf's or echo -e's escapes, curl's cookie after a certificate passphrase or a
+proxy password, curl's -b after a tab or a line continuation in a context string, and
+prose that only looks like a .netrc entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.audit.redact import Redactor
+from sidecar.canonical import canonical_bytes
+from tests.audit.conftest import assert_redacted_in_linear_time, assert_tagged_in_place
+
+KEY = b"k" * 32
+
+
+def _recorded(body: dict[str, Any]) -> str:
+    """The record's text as the gate writes it: screened, then redacted."""
+    if not Redactor.may_hold_secret(canonical_bytes(body)):
+        return canonical_bytes(body).decode()
+    return canonical_bytes(Redactor(KEY).redact(body)).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        (r"printf 'machine h\nlogin bob\npassword N1pw\n' > ~/.netrc", ["N1pw"]),
+        (r"echo -e 'machine h\nlogin bob\npassword N1echo' > ~/.netrc", ["N1echo"]),
+        (r"printf 'machine h\tlogin bob\tpassword N1tab\r\n' >> ~/.netrc", ["N1tab"]),
+        (
+            r"printf 'machine h login bob password N1one\nmachine h2 login bob password N1two\n'"
+            " > ~/.netrc",
+            ["N1one", "N1two"],
+        ),
+        (r"printf 'x\nmachine\nh\nlogin u\npassword N1esc\n' > ~/.netrc", ["N1esc"]),
+    ],
+)
+def test_a_netrc_written_with_printf_escapes_is_tagged(text: str, secrets: list[str]) -> None:
+    assert_tagged_in_place(text, secrets, "password")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo 'the machine learning password policy is strict'",
+        "on this machine the password reset link expired",
+        "the machine port password rule",
+    ],
+)
+def test_prose_about_a_machine_and_a_password_is_kept(text: str) -> None:
+    assert _recorded({"commandLine": text}) == canonical_bytes({"commandLine": text}).decode()
+
+
+def test_a_netrc_entry_without_login_is_still_read_where_netrc_is_named() -> None:
+    assert_tagged_in_place("echo 'machine h password N4pw' >> ~/.netrc", ["N4pw"], "password")
+
+
+def test_the_new_forms_are_read_in_linear_time() -> None:
+    assert_redacted_in_linear_time(
+        [
+            r"machine\n",
+            r"machine h\nlogin u\n",
+            r"machine h login u password p\n",
+            r"\npassword machine\n",
+        ]
+    )
