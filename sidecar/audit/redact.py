@@ -156,6 +156,7 @@ class SecretPattern:
 
     __slots__ = (
         "_flags",
+        "_group_kinds",
         "_regex",
         "_source",
         "_values",
@@ -165,6 +166,7 @@ class SecretPattern:
         "named_program",
         "to_line_end",
         "trim",
+        "value_kinds",
     )
 
     def __init__(
@@ -177,6 +179,7 @@ class SecretPattern:
         trim: bool = False,
         values: str | None = None,
         to_line_end: bool = False,
+        value_kinds: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.kind = kind
         self.literals = literals
@@ -191,7 +194,15 @@ class SecretPattern:
         # word before it as the last; a record redacted twice would change).
         self.to_line_end = to_line_end
         self._source = regex
+        # Secrets of several kinds read in one scan of a command, (kind, regex) each:
+        # run as separate patterns, the first one's tags would cut the command apart, and
+        # the second would not see the program's name before its option (curl -E c:pw -b
+        # sid=v). ``values`` is then their alternation.
+        self.value_kinds = value_kinds
+        if value_kinds:
+            values = "|".join(f"(?:{source})" for _, source in value_kinds)
         self._values_source = values
+        self._group_kinds: dict[int, str] | None = None
         self._flags = flags
         self._regex: re.Pattern[str] | None = None
         self._values: re.Pattern[str] | None = None
@@ -218,6 +229,19 @@ class SecretPattern:
         return values
 
     @property
+    def group_kinds(self) -> dict[int, str]:
+        """The kind of a secret by the group of ``values`` holding it (``value_kinds``)."""
+        group_kinds = self._group_kinds
+        if group_kinds is None:
+            group_kinds = self._group_kinds = {}
+            groups = 0
+            for kind, source in self.value_kinds:
+                count = re.compile(source, self._flags).groups
+                group_kinds.update((groups + group, kind) for group in range(1, count + 1))
+                groups += count
+        return group_kinds
+
+    @property
     def has_values(self) -> bool:
         return self._values_source is not None
 
@@ -231,9 +255,12 @@ def _pattern(
     trim: bool = False,
     values: str | None = None,
     to_line_end: bool = False,
+    value_kinds: tuple[tuple[str, str], ...] = (),
 ) -> SecretPattern:
     flags = _FLAGS | (re.IGNORECASE if ignore_case else 0)
-    return SecretPattern(kind, regex, literals, flags, named_program, trim, values, to_line_end)
+    return SecretPattern(
+        kind, regex, literals, flags, named_program, trim, values, to_line_end, value_kinds
+    )
 
 
 # Options that carry a secret only for one program (elsewhere ``-p`` is a port, ``-a``
@@ -623,9 +650,11 @@ def _positional_patterns() -> list[SecretPattern]:
             "password",
             _program_command(("curl",)),
             ("curl",),
-            values=rf"{_CURL_CERT_PASSWORD}|{_CURL_PROXY_PASSWORD}",
+            value_kinds=(
+                ("password", rf"{_CURL_CERT_PASSWORD}|{_CURL_PROXY_PASSWORD}"),
+                ("cookie", _CURL_COOKIE),
+            ),
         ),
-        _pattern("cookie", _program_command(("curl",)), ("curl",), values=_CURL_COOKIE),
         _pattern(
             "password",
             _program_command(("skopeo", "buildah", "podman")),
@@ -2868,6 +2897,7 @@ class Redactor:
                 secret.trim,
                 secret.values,
                 to_line_end=secret.to_line_end,
+                group_kinds=secret.group_kinds if secret.value_kinds else None,
             )
         return text if redacted == text else redacted
 
@@ -2881,10 +2911,12 @@ class Redactor:
         values: re.Pattern[str] | None = None,
         aliases: dict[str, str] | None = None,
         to_line_end: bool = False,
+        group_kinds: dict[int, str] | None = None,
     ) -> str:
         """``text`` with every match of ``regex`` replaced by the tag of its secret (its
         last group, or the whole match, or the secret that ``aliases`` says it writes
-        otherwise), of ``kind`` (or of its kind in ``kind``); with
+        otherwise), of ``kind`` (or of its kind in ``kind``, or of its group's in
+        ``group_kinds``); with
         ``trim``, without the quotes, backslashes and white space at its ends. With
         ``values``, every match of ``values`` in each match of ``regex`` (after its
         group 1) instead (``SecretPattern.values``).
@@ -2927,7 +2959,10 @@ class Redactor:
                         continue
                     begin = text.index(value, begin)
                     end = begin + len(value)
-                value_kind = kind if isinstance(kind, str) else kind[value]
+                if group_kinds is not None:
+                    value_kind = group_kinds[group]
+                else:
+                    value_kind = kind if isinstance(kind, str) else kind[value]
                 if aliases is not None:
                     value = aliases.get(value, value)
                 pieces += (text[done:begin], self.tag(value_kind, value))

@@ -59,6 +59,28 @@ def test_a_netrc_entry_without_login_is_still_read_where_netrc_is_named() -> Non
     assert_tagged_in_place("echo 'machine h password N4pw' >> ~/.netrc", ["N4pw"], "password")
 
 
+@pytest.mark.parametrize(
+    ("text", "password", "cookie"),
+    [
+        ("curl -E cert.pem:C2pwA -b sid=C2ckA https://h", "C2pwA", "sid=C2ckA"),
+        ("curl -x bob:C2pwB@proxy:3128 -b sid=C2ckB https://h", "C2pwB", "sid=C2ckB"),
+        ("curl -b sid=C2ckC -E cert.pem:C2pwC https://h", "C2pwC", "sid=C2ckC"),
+        ("curl --cert c.pem:C2pwD --cookie sid=C2ckD https://h", "C2pwD", "sid=C2ckD"),
+    ],
+)
+def test_curls_cookie_and_password_are_both_tagged_in_any_order(
+    text: str, password: str, cookie: str
+) -> None:
+    redactor = Redactor(KEY)
+    for body in ({"commandLine": "bash run.sh", "context": {"script": text}}, {"v": text}):
+        out = _recorded(body)
+        assert password not in out and cookie not in out
+        assert redactor.tag("password", password) in out
+        assert redactor.tag("cookie", cookie) in out
+        assert "https://h" in out
+    assert redactor.redact_text(text).count("[REDACTED:") == 2
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
@@ -66,5 +88,7 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             r"machine h\nlogin u\n",
             r"machine h login u password p\n",
             r"\npassword machine\n",
+            "curl -E c:p -b s=v ",
+            "curl -x u:p@h ",
         ]
     )
