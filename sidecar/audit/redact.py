@@ -2528,7 +2528,8 @@ _TRIGGERS = (
     # docker secret create NAME -, gcloud secrets ... --data-file=-, twine upload -p pw).
     r"""|put-parameter|--data-file|secret(?:\s|\\t|",")+create|twine|poetry|cargo"""
     # curl's -b NAME=VALUE (with --cookie, "cookie" above), a proxy's USER:PASSWORD@.
-    r"""|(?:\s|",")-b(?:\s|\\t|",")*[^\s=]{0,256}="""
+    # (A tab or newline before -b is an escape in canonical JSON: curl\t-b, "\\\n-b".)
+    r"""|(?:\s|\\[tnr]|",")-b(?:\s|\\[tnr]|",")*[^\s=]{0,256}="""
     # (Bounded: a thread left open to the end of the text by a "-x" in a long word made
     # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
     r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]{0,256}:[^@]{0,256}@"""

@@ -81,6 +81,19 @@ def test_curls_cookie_and_password_are_both_tagged_in_any_order(
     assert redactor.redact_text(text).count("[REDACTED:") == 2
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "next: curl\t-b sid=C3ckA https://h",
+        "curl -s \\\n-b sid=C3ckA https://h",
+    ],
+)
+def test_curls_cookie_after_a_tab_or_a_newline_passes_the_screen(text: str) -> None:
+    out = _recorded({"action": "process.exec", "commandLine": "ls", "context": {"plan": text}})
+    assert "C3ckA" not in out
+    assert "https://h" in out
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
@@ -90,5 +103,8 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             r"\npassword machine\n",
             "curl -E c:p -b s=v ",
             "curl -x u:p@h ",
+            "curl\t-b\t",
+            r"\t-b\n",
+            "-b " + "a" * 300,
         ]
     )
