@@ -858,19 +858,25 @@ def _xml_element(kind: str) -> SecretPattern:
 _STDIN_PASSWORD = r"(?:--(?:password|pass)-stdin|passwd[ \t]+--stdin|chpasswd)(?![\w-])"
 _STDIN_SECRET = r"(?:--(?:token|secret)-stdin|--with-token)(?![\w-])"
 # Commands that store what they read from standard input as a secret's value, or log in
-# with it: gcloud secrets versions add (create) NAME --data-file=-, docker's (podman's)
-# secret create NAME -, gh secret set NAME (without --body), vault login - (bao's), and
-# cargo login. Among the words before the '-', not the word that starts the command
-# again ("secret", "secrets"): each start is scanned from once.
+# with it: gcloud secrets versions add (create) NAME --data-file=- (or /dev/stdin),
+# docker's (podman's) secret create NAME -, gh secret set NAME (without --body), vault
+# login - (bao's), and cargo login. Among the words before the '-', not the word that
+# starts the command again ("secret", "secrets", "cargo"): each start is scanned from once.
 _STDIN_WORD_END = r"""(?![^\s;&|<>()"'`\\])"""
+# cargo's global options before login (+stable, -q, --registry NAME), as _CARGO_OPTIONS.
+_CARGO_STDIN_OPTIONS = (
+    rf"(?:[ \t]+(?:--?(?:{_CARGO_VALUE_FLAGS})[ \t]+(?!-|cargo{_STDIN_WORD_END})[^\s;&|<>()]+"
+    r"|[+-][^\s;&|<>()]*))*+"
+)
 _STORE_WORD = rf"[ \t]+(?!-{_STDIN_WORD_END}|secrets?{_STDIN_WORD_END})[^\s;&|<>()]+"
 _STDIN_STORE = (
     rf"(?:(?:\bsecrets[ \t]+(?:versions[ \t]+add|create)(?:{_STORE_WORD})*?"
     rf"[ \t]+--data-file(?:=|[ \t]+)"
     rf"|\bsecret[ \t]+create(?:{_STORE_WORD})*?[ \t]+"
     rf"|\b(?:vault|bao)[ \t]+login(?:[ \t]+--?(?:(?:{_VAULT_VALUE_FLAGS})[ \t]+(?!-)[^\s;&|<>()]+"
-    rf"|[A-Za-z][^\s;&|<>()]*))*+[ \t]+)-{_STDIN_WORD_END}"
-    rf"|\bsecret[ \t]+set{_STDIN_WORD_END}|\bcargo[ \t]+login{_STDIN_WORD_END})"
+    rf"|[A-Za-z][^\s;&|<>()]*))*+[ \t]+)(?:-|/dev/stdin){_STDIN_WORD_END}"
+    rf"|\bsecret[ \t]+set{_STDIN_WORD_END}"
+    rf"|\bcargo{_CARGO_STDIN_OPTIONS}[ \t]+login{_STDIN_WORD_END})"
 )
 # sudo -S (--stdin) reads the user's password from its standard input: its options
 # before the command (-S among flags, -u root, --user=root), not the command's own.

@@ -94,6 +94,30 @@ def test_curls_cookie_after_a_tab_or_a_newline_passes_the_screen(text: str) -> N
     assert "https://h" in out
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("echo S5cgA | cargo +stable login", "S5cgA"),
+        ("echo S5cgB | cargo -q login", "S5cgB"),
+        ("echo S5cgC | cargo --registry r login", "S5cgC"),
+        ("printf S5gcD | gcloud secrets versions add db --data-file=/dev/stdin", "S5gcD"),
+        ("echo -n S5gcE | gcloud secrets create db --data-file /dev/stdin", "S5gcE"),
+    ],
+)
+def test_a_secret_piped_to_cargo_login_or_gcloud_from_dev_stdin_is_tagged(
+    text: str, secret: str
+) -> None:
+    assert_tagged_in_place(text, [secret], "secret")
+
+
+def test_cargo_and_gcloud_commands_reading_no_secret_are_kept() -> None:
+    for text in [
+        "echo done | cargo +stable build",
+        "cat x | gcloud secrets versions add db --data-file=/tmp/x",
+    ]:
+        assert _recorded({"commandLine": text}) == canonical_bytes({"commandLine": text}).decode()
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
@@ -106,5 +130,8 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             "curl\t-b\t",
             r"\t-b\n",
             "-b " + "a" * 300,
+            "echo x | cargo +a -q ",
+            "echo x | cargo --registry r ",
+            "--data-file=/dev/stdin ",
         ]
     )
