@@ -139,7 +139,8 @@ _FLAGS = re.ASCII
 # value must follow after white space).
 _PASSWORD_WORDS = r"passphrase|password|passwd|pwd|pass|(?:src|dest)?(?:store|key)pass"
 _OPTION_HEAD = r"--?(?:[A-Za-z0-9]+[-_])*"
-_PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS})"
+# A name ending in -pw or _pw too (--db-pw pw, as --db-pw=pw and DB_PW=pw are read).
+_PASSWORD_OPTION = rf"{_OPTION_HEAD}(?:{_PASSWORD_WORDS}|{_PW})"
 _SECRET_OPTION = rf"{_OPTION_HEAD}(?:{_SECRET_NAMES})"
 
 

@@ -118,6 +118,23 @@ def test_cargo_and_gcloud_commands_reading_no_secret_are_kept() -> None:
         assert _recorded({"commandLine": text}) == canonical_bytes({"commandLine": text}).decode()
 
 
+@pytest.mark.parametrize(
+    "text", ["app --db-pw S5pwA --verbose", "app --ldap-bind-pw 'S5pwA' --verbose"]
+)
+def test_an_option_ending_in_pw_takes_the_next_word(text: str) -> None:
+    assert_tagged_in_place(text, ["S5pwA"], "password")
+
+
+def test_an_option_ending_in_pw_in_a_list_takes_the_next_item() -> None:
+    out = Redactor(KEY).redact({"argv": ["app", "--db-pw", "S5pwB", "--verbose"]})
+    assert out["argv"] == ["app", "--db-pw", Redactor(KEY).tag("password", "S5pwB"), "--verbose"]
+
+
+@pytest.mark.parametrize("text", ["app --pw keep", "ls -pw keep", "app --pwd-file keep"])
+def test_pw_alone_is_no_secret_option(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
@@ -133,5 +150,7 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             "echo x | cargo +a -q ",
             "echo x | cargo --registry r ",
             "--data-file=/dev/stdin ",
+            "--a-b-c-pw ",
+            "-a-",
         ]
     )
