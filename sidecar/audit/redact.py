@@ -2399,9 +2399,11 @@ def _brace_secrets(items: Sequence[Any], budget: _Budget) -> list[Found]:
 
 # An object naming a value by its "name" (or "key"), as HAR files list headers, a
 # Kubernetes container its env, Postman its headers: {"name": "Authorization", "value":
-# "..."}. The "value" is a secret when the name is one a key could have.
-_PAIR_NAME_KEYS = ("name", "key")
+# "..."}. The "value" is a secret when the name is one a key could have. Go's encoding/json
+# writes a struct's fields capitalised (net/http.Cookie: {"Name": ..., "Value": ...}).
+_PAIR_NAME_KEYS = ("name", "key", "Name", "Key")
 _PAIR_VALUE_KEY = "value"
+_PAIR_VALUE_KEYS = (_PAIR_VALUE_KEY, "Value")
 # A Kubernetes Secret ({"kind": "Secret", "data": {...}, "stringData": {...}}): every value
 # of its data is a secret, whatever its key is called (db-pw, tls.key, .dockerconfigjson).
 _SECRET_OBJECT_KIND = "Secret"
@@ -2452,22 +2454,34 @@ def holds_secret_data(item: dict[Any, Any]) -> bool:
 
 # A cookie as browsers and their drivers list one (Playwright, Puppeteer, Selenium, a
 # HAR file, a browser extension): its name, its value, its attributes. The value is a
-# session's credential, whatever the cookie is called.
+# session's credential, whatever the cookie is called. Playwright's addCookies takes a
+# "url" instead of a domain. Compared lower-cased (Go's "Domain", "HttpOnly").
 _COOKIE_ATTRIBUTES = frozenset(
-    {"domain", "expires", "expiry", "expirationDate", "hostOnly", "httpOnly", "sameSite", "secure"}
+    {"domain", "expires", "expiry", "expirationdate", "hostonly", "httponly", "samesite"}
+    | {"secure", "url"}
 )
+
+
+def _has_pair_value(item: dict[Any, Any]) -> bool:
+    return any(key in item for key in _PAIR_VALUE_KEYS)
 
 
 def is_named_value(item: dict[Any, Any]) -> bool:
     """Whether ``item`` is a name/value pair (``{"name": "sid", "value": ...}``)."""
-    return _PAIR_VALUE_KEY in item and type(item.get("name")) is str
+    return _has_pair_value(item) and (
+        type(item.get("name")) is str or type(item.get("Name")) is str
+    )
+
+
+def _has_cookie_attribute(item: dict[Any, Any]) -> bool:
+    return any(type(key) is str and key.lower() in _COOKIE_ATTRIBUTES for key in item)
 
 
 def pair_kind(item: dict[Any, Any]) -> str | None:
     """The redaction kind of ``item["value"]`` when ``item`` names it by a secret's name
     (``{"name": "API_TOKEN", "value": "..."}``) or is a cookie (a name, a value and a
     cookie's attributes: ``{"name": "sid", "value": "...", "domain": "..."}``), or None."""
-    if _PAIR_VALUE_KEY not in item:
+    if not _has_pair_value(item):
         return None
     for key in _PAIR_NAME_KEYS:
         name = item.get(key)
@@ -2475,7 +2489,7 @@ def pair_kind(item: dict[Any, Any]) -> str | None:
             kind = secret_key_kind(name)
             if kind is not None:
                 return kind
-    if is_named_value(item) and not _COOKIE_ATTRIBUTES.isdisjoint(item):
+    if is_named_value(item) and _has_cookie_attribute(item):
         return "cookie"
     return None
 
@@ -2632,6 +2646,8 @@ _SCREEN_PATTERN = "|".join(
         # k8s in canonical JSON; either order is screened), and a cookie's attributes.
         rf"(?:data|stringData)\b.*{_SECRETS_SCREEN}|{_SECRETS_SCREEN}.*(?:data|stringData)\b",
         r'"(?:domain|expires|expiry|expirationDate|hostOnly|httpOnly|sameSite|secure)":',
+        # Playwright's cookie with a url (canonical JSON sorts its keys: name, url, value).
+        r'"name":"[^"\\]{1,64}","url":',
     ]
 )
 # Over plain strings, as the precise patterns see them (keys are named apart, by
@@ -3040,7 +3056,7 @@ class Redactor:
                     new_key = self._rewritten(rewritten, next(counter), key, found)
                     if item_kind is None:
                         item_kind = secret_key_kind(key)
-                        if item_kind is None and key == _PAIR_VALUE_KEY:
+                        if item_kind is None and key in _PAIR_VALUE_KEYS:
                             item_kind = paired
                         if secret_object and key in _SECRET_OBJECT_FIELDS:
                             item_kind = "secret"

@@ -135,6 +135,38 @@ def test_pw_alone_is_no_secret_option(text: str) -> None:
     assert Redactor(KEY).redact({"v": text})["v"] == text
 
 
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        {"name": "sid", "value": "S5ckA", "url": "https://app.example.com"},
+        {"Name": "sid", "Value": "S5ckA", "Path": "/", "Domain": "app", "HttpOnly": True},
+        {"Name": "sid", "Value": "S5ckA", "Secure": True, "Raw": "", "MaxAge": 0},
+    ],
+)
+def test_a_cookie_given_with_a_url_or_as_go_writes_it_is_tagged(cookie: dict[str, Any]) -> None:
+    body = {"commandLine": "node set.js", "context": {"addCookies": [cookie], "c": cookie}}
+    out = _recorded(body)
+    assert "S5ckA" not in out
+    assert Redactor(KEY).tag("cookie", "S5ckA") in out
+    assert '"sid"' in out
+
+
+def test_a_secret_named_as_go_writes_a_name_value_pair_is_tagged() -> None:
+    out = _recorded({"context": {"env": [{"Name": "API_TOKEN", "Value": "S5goB"}]}})
+    assert "S5goB" not in out and "API_TOKEN" in out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"links": [{"name": "docs", "url": "https://example.com"}]},
+        {"v": [{"Name": "count", "Value": "3"}]},
+    ],
+)
+def test_name_value_pairs_that_are_no_cookie_are_kept(body: dict[str, Any]) -> None:
+    assert Redactor(KEY).redact(body) == body
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
