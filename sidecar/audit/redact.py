@@ -63,8 +63,11 @@ _SECRET_NAMES = (
     # AWS Secrets Manager's value: --secret-string pw, "SecretString": "pw".
     r"|secret[_-]?(?:string|binary)"
     # Names that start with a secret's and go on: Rails' SECRET_KEY_BASE, Terraform's
-    # TF_TOKEN_<host> (app.terraform.io as TF_TOKEN_app_terraform_io).
-    r"|secret[_-]?key[_-]?base|tf_token_[A-Za-z0-9_]+"
+    # TF_TOKEN_<host> (app.terraform.io as TF_TOKEN_app_terraform_io): bounded, a host
+    # name's 253 characters with each '-' written '__', and possessive (what follows a
+    # name is no word character), so that "TF_TOKEN_" repeated is not read to the end of
+    # the word again from each repetition (quadratic: 17 s for 63 KB).
+    r"|secret[_-]?key[_-]?base|tf_token_[A-Za-z0-9_]{1,506}+"
 )
 # Plural names of secrets ("secrets=", "api_keys:"); not "tokens", which in an LLM
 # request counts them ("max_tokens=100").

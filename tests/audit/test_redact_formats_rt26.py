@@ -319,6 +319,8 @@ def test_credential_files_are_read_in_linear_time() -> None:
         ("SECRET_KEY_BASE=F8railsS3cretA bin/rails server", ["F8railsS3cretA"], "secret"),
         ("TF_TOKEN_app_terraform_io=F8tfS3cretB terraform init", ["F8tfS3cretB"], "secret"),
         ("export TF_TOKEN_tfe_example__corp_com='F8tf C'", ["F8tf C"], "secret"),
+        # A long host name, its '-' written '__' (the name's length is bounded).
+        ("TF_TOKEN_" + "a__b_" * 80 + "io=F8tfLong terraform init", ["F8tfLong"], "secret"),
         ("export DB_PW=F8pwS3cretD", ["F8pwS3cretD"], "password"),
         ("LDAP_BIND_PW=F8pwE ldapsearch -x -b dc=x", ["F8pwE"], "password"),
         ("docker run -e ADMIN_PW=F8pwF img", ["F8pwF"], "password"),
@@ -394,6 +396,12 @@ def test_names_that_hold_no_secret_are_kept(text: str) -> None:
 
 NAMES = ["SECRET_KEY_BASE=s1", "TF_TOKEN_h_io=t1", "DB_PW=p1", "a-pw: p2", "'X_PW=p 3'"]
 test_such_names_joined_with_anything_redact_idempotently = idempotent_when_joined_test(NAMES)
+
+
+def test_such_names_repeated_are_read_in_linear_time() -> None:
+    # TF_TOKEN_<host> was read to the end of the word from each repetition: a command
+    # line of "TF_TOKEN_" 7,000 times took 17.75 s through the gate.
+    assert_redacted_in_linear_time(["TF_TOKEN_", "TF_TOKEN_a", "\nTF_TOKEN_", "-TF_TOKEN_"])
 
 
 @settings(max_examples=300, deadline=None)
