@@ -1539,8 +1539,14 @@ def _is_word(items: Sequence[Any], index: int, word: str) -> bool:
 
 
 # A program's scan of the items after its name: records the secrets it finds in
-# ``found`` and says whether it read every item to the end of the list.
-Scan = Callable[[Sequence[Any], int, dict[int, Found]], bool]
+# ``found`` and returns the index of the last item it read, len(items) if it read to
+# the end of the list (or its start, to be run again from every later naming of the
+# program). A naming of the program before that index is one of this run's arguments
+# and starts no run of its own: each list is read once from left to right (a scan
+# rerun from every naming, to the end of the list, made a list naming the program
+# thousands of times take seconds on the event loop). One at that index, read as the
+# secret (cargo login cargo login TOKEN), starts its own.
+Scan = Callable[[Sequence[Any], int, dict[int, Found]], int]
 
 
 def _value_at(items: Sequence[Any], index: int, found: dict[int, Found]) -> None:
@@ -1564,7 +1570,7 @@ def _glued(items: Sequence[Any], index: int, option: str, found: dict[int, Found
     return True
 
 
-def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # Only sshpass's own options, before the command it runs (ssh -p PORT is a port);
     # flags may come first in the same cluster (-vp pw, -vppw).
     index = start
@@ -1572,9 +1578,9 @@ def _scan_sshpass(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
         flags = re.match(r"-[evhV]*", items[index], _FLAGS)
         assert flags is not None
         if _glued(items, index, flags.group() + "p", found):
-            return False
+            return start
         index += 2 if re.fullmatch(r"-[evhV]*[fdP]", items[index], _FLAGS) else 1
-    return False
+    return start
 
 
 def _scan_option(*options: str, prompts: bool = False) -> Scan:
@@ -1582,7 +1588,7 @@ def _scan_option(*options: str, prompts: bool = False) -> Scan:
     ``prompts`` (the programs of ``_OWN_PASSWORD_OPTIONS``), one followed by another
     option takes none (it asks for it), and a short option's value may be glued on."""
 
-    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
         for index in range(start, len(items)):
             item = items[index]
             if item in options:
@@ -1592,18 +1598,18 @@ def _scan_option(*options: str, prompts: bool = False) -> Scan:
                 _value_at(items, index + 1, found)
             elif prompts and type(item) is str and len(item) > 2 and item[:2] in options:
                 found[index] = ("password", item[:2], item[2:])  # glued: -Ppw
-        return True
+        return len(items)
 
     return scan
 
 
-def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # mysql -ppw; a lone -p prompts, and the next item is the database.
     for index in range(start, len(items)):
         item = items[index]
         if type(item) is str and item.startswith("-p") and len(item) > 2:
             found[index] = ("password", "-p", item[2:])
-    return True
+    return len(items)
 
 
 # More items of global options than a container CLI has (docker has about a dozen):
@@ -1612,7 +1618,7 @@ def _scan_mysql(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
 _MOST_GLOBAL_OPTION_ITEMS = 64
 
 
-def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # docker [global options] login ... -p pw: the subcommand must be login.
     index = start
     while _is_str(items, index) and items[index].startswith("-"):
@@ -1631,15 +1637,15 @@ def _scan_login(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
     if _is_word(items, index, "login"):
         index += 1
     elif index - start <= _MOST_GLOBAL_OPTION_ITEMS:
-        return False
+        return start
     # The first "login" after the program, wherever it stands, ends its options: a
     # later run of the program that reaches one reaches this one and its same tail.
     for option in range(index, len(items)):
         _glued(items, option, "-p", found)
-    return True
+    return len(items)
 
 
-def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # htpasswd -b [-c] file user password; with -n, user password.
     index, flags = start, ""
     while _is_str(items, index) and items[index].startswith("-"):
@@ -1647,7 +1653,7 @@ def _scan_htpasswd(items: Sequence[Any], start: int, found: dict[int, Found]) ->
         index += 2 if re.fullmatch(r"-[A-Za-z]*C", items[index], _FLAGS) else 1
     if "b" in flags:
         _value_at(items, index + (1 if "n" in flags else 2), found)
-    return False
+    return start
 
 
 def _assigned(item: str, kept: str) -> Found | None:
@@ -1673,7 +1679,7 @@ _ENV_ASSIGNMENT = re.compile(rf"{_ENV_NAME}=", _FLAGS)
 _PLAIN_KEY = re.compile(r"(?:[-._A-Za-z0-9]|\[REDACTED:[a-z-]+:[0-9a-f]{8}\])+=", _FLAGS)
 
 
-def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # kubectl run --env NAME=VALUE (--env=NAME=VALUE), set env -e NAME=VALUE, and every
     # NAME=VALUE after set env; oc's the same. A patch of a Secret's data: the whole patch.
     set_env = False
@@ -1711,7 +1717,7 @@ def _scan_kubectl(items: Sequence[Any], start: int, found: dict[int, Found]) -> 
             elif item == "set" and _is_word(items, index + 1, "env"):
                 set_env = True
         previous = item
-    return True
+    return len(items)
 
 
 _KUBECTL_PATCH_OPTIONS = frozenset({"-p", "--patch"})
@@ -1733,14 +1739,14 @@ _SETTING = re.compile(_SETTING_NAME, _FLAGS | re.IGNORECASE)
 _AWS_FLAGS = frozenset({"--debug", "--cli-auto-prompt"})
 
 
-def _scan_configure_set(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_configure_set(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # aws configure set [options] NAME VALUE: VALUE is a secret when NAME names one.
     if not _is_word(items, start, "set"):
-        return False
+        return start
     index = start + 1
     while _is_str(items, index) and items[index].startswith("-"):
         if index - start > _MOST_GLOBAL_OPTION_ITEMS:
-            return False
+            return start
         option = items[index]
         takes_value = "=" not in option and option not in _AWS_FLAGS
         index += 2 if takes_value and not option.startswith("--no-") else 1
@@ -1752,13 +1758,13 @@ def _scan_configure_set(items: Sequence[Any], start: int, found: dict[int, Found
         and type(items[value]) in (str, int)
     ):
         found[value] = ("secret", "", str(items[value]))
-    return False
+    return start
 
 
 _SAMBA_USER_OPTIONS = frozenset({"-U", "--user", "--username"})
 
 
-def _scan_samba(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_samba(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # -U user%pw (-Uuser%pw, --user=user%pw, --username user%pw): the part after the '%'.
     for index in range(start, len(items)):
         item = items[index]
@@ -1772,10 +1778,10 @@ def _scan_samba(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
         name, percent, password = user.partition("%")
         if percent and password:
             found[at] = ("password", name + "%", password)
-    return True
+    return len(items)
 
 
-def _scan_smbclient(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_smbclient(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # smbclient //host/share pw: the word after the service, when no option.
     for index in range(start, len(items) - 1):
         item, following = items[index], items[index + 1]
@@ -1786,7 +1792,7 @@ def _scan_smbclient(items: Sequence[Any], start: int, found: dict[int, Found]) -
     return _scan_samba(items, start, found)
 
 
-def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # -a pw; AUTH [user] pw (of two words, the second); CONFIG SET requirepass pw; ACL
     # SETUSER's >pw.
     for index in range(start, len(items)):
@@ -1807,46 +1813,57 @@ def _scan_redis(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
             and items[index + 2].lower() in ("requirepass", "masterauth")
         ):
             _value_at(items, index + 3, found)
-    return True
+    return len(items)
 
 
 def _is_redirection(item: Any) -> bool:
     return type(item) is str and re.match(r"[0-9]*[<>]", item) is not None
 
 
-def _positionals(items: Sequence[Any], start: int, value_options: frozenset[str]) -> list[int]:
+def _positional_indexes(
+    items: Sequence[Any], start: int, value_options: frozenset[str]
+) -> Iterator[int]:
     """The indexes of the items from ``start`` that are no option nor an option's value
-    (``value_options`` take the next item unless written ``--option=value``)."""
-    indexes = []
+    (``value_options`` take the next item unless written ``--option=value``), read only
+    as far as they are asked for."""
     index = start
     while index < len(items):
         item = items[index]
         if type(item) is str and item.startswith("-") and item != "-":
             index += 2 if item in value_options else 1
             continue
-        indexes.append(index)
+        yield index
         index += 1
-    return indexes
+
+
+def _positionals(
+    items: Sequence[Any], start: int, value_options: frozenset[str], count: int
+) -> tuple[list[int], int]:
+    """The first ``count`` positionals from ``start`` (``_positional_indexes``), and the
+    index of the last item read: the last of them, or the end of the list when there
+    are fewer."""
+    indexes = list(itertools.islice(_positional_indexes(items, start, value_options), count))
+    return indexes, indexes[-1] if len(indexes) == count else len(items)
 
 
 _RABBITMQ_COMMANDS = frozenset({"add_user", "change_password", "authenticate_user"})
 
 
-def _scan_rabbitmqctl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_rabbitmqctl(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # rabbitmqctl add_user USER PW: the second positional after the command.
     for index in range(start, len(items)):
         if items[index] in _RABBITMQ_COMMANDS:
-            positionals = _positionals(items, index + 1, frozenset())
+            positionals, read = _positionals(items, index + 1, frozenset(), 2)
             if len(positionals) > 1:
                 _value_at(items, positionals[1], found)
-            return False
-    return False
+            return read
+    return len(items)
 
 
 _MC_VALUE_OPTIONS = frozenset({"--api", "-api", "--path", "-path", "--lookup", "-lookup"})
 
 
-def _scan_mc(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_mc(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # mc alias set NAME URL ACCESS SECRET (mc config host add ...): the fourth positional.
     for index in range(start, len(items)):
         if _is_word(items, index, "alias") and _is_word(items, index + 1, "set"):
@@ -1855,11 +1872,11 @@ def _scan_mc(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
             first = index + 3
         else:
             continue
-        positionals = _positionals(items, first, _MC_VALUE_OPTIONS)
+        positionals, read = _positionals(items, first, _MC_VALUE_OPTIONS, 4)
         if len(positionals) > 3:
             found[positionals[3]] = ("secret", "", str(items[positionals[3]]))
-        return False
-    return False
+        return read
+    return len(items)
 
 
 _VAULT_VALUE_OPTIONS = frozenset(
@@ -1867,18 +1884,18 @@ _VAULT_VALUE_OPTIONS = frozenset(
 )
 
 
-def _scan_vault(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_vault(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # vault login [flags] TOKEN: the first positional, unless it assigns (KEY=VALUE).
     for index in range(start, len(items)):
         if _is_word(items, index, "login"):
-            positionals = _positionals(items, index + 1, _VAULT_VALUE_OPTIONS)
+            positionals, read = _positionals(items, index + 1, _VAULT_VALUE_OPTIONS, 1)
             if positionals:
                 token = items[positionals[0]]
                 # "-" reads the token from standard input.
                 if type(token) is int or (type(token) is str and token != "-" and "=" not in token):
                     found[positionals[0]] = ("secret", "", str(token))
-            return False
-    return False
+            return read
+    return len(items)
 
 
 _RCLONE_VALUE_OPTIONS = frozenset(
@@ -1886,16 +1903,19 @@ _RCLONE_VALUE_OPTIONS = frozenset(
 )
 
 
-def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # rclone config create NAME TYPE [KEY VALUE]...: the VALUE of a KEY naming a secret.
     for index in range(start, len(items)):
         if not _is_word(items, index, "config"):
             continue
-        positionals = _positionals(items, index + 1, _RCLONE_VALUE_OPTIONS)
-        if not positionals or items[positionals[0]] not in ("create", "update", "password"):
-            return False
-        named = 3 if items[positionals[0]] == "create" else 2
-        rest = positionals[named:]
+        positionals = _positional_indexes(items, index + 1, _RCLONE_VALUE_OPTIONS)
+        command = next(positionals, None)
+        if command is None:
+            return len(items)
+        if items[command] not in ("create", "update", "password"):
+            return command
+        named = 3 if items[command] == "create" else 2
+        rest = list(positionals)[named - 1 :]
         while rest:
             key = items[rest[0]]
             if type(key) is str and "=" in key:
@@ -1910,8 +1930,8 @@ def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> b
                 if type(value_item) in (str, int):
                     found[rest[1]] = ("secret", "", str(value_item))
             rest = rest[2:]
-        return False
-    return False
+        return len(items)
+    return len(items)
 
 
 _CURL_CERT_OPTIONS = frozenset({"-E", "--cert", "--proxy-cert"})
@@ -1955,7 +1975,7 @@ def _proxy_password(items: Sequence[Any], index: int, glued: str, found: dict[in
         found[at] = ("password", head + user + ":", password)
 
 
-def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # curl --cert FILE:PASSPHRASE (-E, --proxy-cert, --cert=...): the part after the ':';
     # -b/--cookie NAME=VALUE (a file's name has no '='); -x USER:PASSWORD@HOST.
     for index in range(start, len(items)):
@@ -1970,17 +1990,17 @@ def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> boo
                 found[at] = ("cookie", head, value)
         else:
             _proxy_password(items, index, "-x", found)
-    return True
+    return len(items)
 
 
-def _scan_pip(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_pip(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # pip's --proxy USER:PASSWORD@HOST.
     for index in range(start, len(items)):
         _proxy_password(items, index, "", found)
-    return True
+    return len(items)
 
 
-def _scan_creds(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_creds(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # skopeo's, buildah's and podman's --creds USER:PASSWORD (--src-creds, --dest-creds).
     for index in range(start, len(items)):
         if (creds := _option_value(items, index, _CREDS_OPTIONS)) is not None:
@@ -1988,10 +2008,10 @@ def _scan_creds(items: Sequence[Any], start: int, found: dict[int, Found]) -> bo
             user, colon, password = value.partition(":")
             if colon and password:
                 found[at] = ("password", head + user + ":", password)
-    return True
+    return len(items)
 
 
-def _scan_gh(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_gh(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # gh secret set NAME --body VALUE: the value, as two items, glued (-bVALUE) or joined.
     for index in range(start, len(items)):
         if not (_is_word(items, index, "secret") and _is_word(items, index + 1, "set")):
@@ -2005,30 +2025,30 @@ def _scan_gh(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
                 found[at] = ("secret", "--body=", item[len("--body=") :])
             elif type(item) is str and item.startswith("-b") and item[2:3] not in ("", "-"):
                 found[at] = ("secret", "-b", item[2:])
-        return False
-    return False
+        return len(items)
+    return len(items)
 
 
-def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_archiver(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # 7z's and rar's -pPASSWORD, glued; a lone -p asks for it, rar's -p- for none.
     for index in range(start, len(items)):
         item = items[index]
         if type(item) is str and item.startswith("-p") and item not in ("-p", "-p-"):
             found[index] = ("password", "-p", item[2:])
-    return True
+    return len(items)
 
 
 def _scan_after_subcommand(subcommands: tuple[str, ...]) -> Scan:
     """A scan for a program whose ``subcommands`` take a password after ``-p`` (``-ppw``,
     ``-p=pw``), as docker login does (``_SUBCOMMAND_PASSWORD_OPTIONS``)."""
 
-    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
         for index in range(start, len(items)):
             if items[index] in subcommands:
                 for option in range(index + 1, len(items)):
                     _glued(items, option, "-p", found)
                 break
-        return True
+        return len(items)
 
     return scan
 
@@ -2037,7 +2057,7 @@ def _scan_store_value(subcommand: tuple[str, ...]) -> Scan:
     """A scan for a secret store's ``subcommand`` (its words in a row: ssm put-parameter),
     whose ``--value`` is the secret it keeps."""
 
-    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
         for index in range(start, len(items)):
             if all(_is_word(items, index + n, word) for n, word in enumerate(subcommand)):
                 for option in range(index + len(subcommand), len(items)):
@@ -2046,25 +2066,27 @@ def _scan_store_value(subcommand: tuple[str, ...]) -> Scan:
                         at, head, secret = value
                         found[at] = ("secret", head, secret)
                 break
-        return True
+        return len(items)
 
     return scan
 
 
-def _scan_poetry_config(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_poetry_config(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # poetry config pypi-token.NAME TOKEN, http-basic.NAME USER PASSWORD.
     for index in range(start, len(items)):
         if _is_word(items, index, "config"):
-            positionals = _positionals(items, index + 1, frozenset())
+            positionals, read = _positionals(items, index + 1, frozenset(), 1)
             setting = items[positionals[0]] if positionals else None
-            if type(setting) is str and setting.startswith("pypi-token.") and len(positionals) > 1:
-                value = items[positionals[1]]
-                if type(value) in (str, int):
-                    found[positionals[1]] = ("secret", "", str(value))
+            if type(setting) is str and setting.startswith("pypi-token."):
+                values, read = _positionals(items, read + 1, frozenset(), 1)
+                if values and type(items[values[0]]) in (str, int):
+                    found[values[0]] = ("secret", "", str(items[values[0]]))
             elif type(setting) is str and setting.startswith("http-basic."):
-                _value_at(items, positionals[2] if len(positionals) > 2 else len(items), found)
-            return False
-    return False
+                values, read = _positionals(items, read + 1, frozenset(), 2)
+                if len(values) > 1:
+                    _value_at(items, values[1], found)
+            return read
+    return len(items)
 
 
 _CARGO_VALUE_OPTIONS = frozenset(
@@ -2072,30 +2094,24 @@ _CARGO_VALUE_OPTIONS = frozenset(
 )
 
 
-def _scan_cargo(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
+def _scan_cargo(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
     # cargo [options] login [options] TOKEN: the first positional after login.
-    positionals = _positionals(items, start, _CARGO_VALUE_OPTIONS)
-    words = [index for index in positionals if not str(items[index]).startswith("+")]
-    if words and _is_word(items, words[0], "login"):
-        token = _positionals(items, words[0] + 1, _CARGO_VALUE_OPTIONS)
-        if token and type(items[token[0]]) in (str, int):
-            found[token[0]] = ("secret", "", str(items[token[0]]))
-    return False
+    positionals = _positional_indexes(items, start, _CARGO_VALUE_OPTIONS)
+    word = next((index for index in positionals if not str(items[index]).startswith("+")), None)
+    if word is None:
+        return len(items)
+    if not _is_word(items, word, "login"):
+        return word
+    token, read = _positionals(items, word + 1, _CARGO_VALUE_OPTIONS, 1)
+    if token and type(items[token[0]]) in (str, int):
+        found[token[0]] = ("secret", "", str(items[token[0]]))
+    return read
 
 
-def _scans(*scans: Scan) -> Scan:
-    """One scan running each of ``scans`` (for a program with several ways to carry a
-    secret: az login -p, az keyvault secret set --value); it read every item to the end
-    of the list if every one of them did."""
-
-    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> bool:
-        return all([each(items, start, found) for each in scans])
-
-    return scan
-
-
-# The programs whose own options carry a password, by the name they are run as.
-_PROGRAM_SCANS: dict[str, Scan] = {
+# The programs whose own options carry a password, by the name they are run as; a
+# program with several ways to carry a secret (az login -p, az keyvault secret set
+# --value) has several scans, each resumed where it stopped reading.
+_PROGRAM_SCANS: dict[str, Scan | tuple[Scan, ...]] = {
     "sshpass": _scan_sshpass,
     **dict.fromkeys(("redis-cli", "valkey-cli", "keydb-cli"), _scan_redis),
     **dict.fromkeys(_SAMBA_CLIENTS, _scan_samba),
@@ -2116,18 +2132,16 @@ _PROGRAM_SCANS: dict[str, Scan] = {
         for program, options in _OWN_PASSWORD_OPTIONS.items()
     },
     **dict.fromkeys(("docker", "nerdctl"), _scan_login),
-    **dict.fromkeys(("podman", "buildah", "skopeo"), _scans(_scan_login, _scan_creds)),
-    "az": _scans(_scan_login, _scan_store_value(("keyvault", "secret", "set"))),
+    **dict.fromkeys(("podman", "buildah", "skopeo"), (_scan_login, _scan_creds)),
+    "az": (_scan_login, _scan_store_value(("keyvault", "secret", "set"))),
     "aws": _scan_store_value(("ssm", "put-parameter")),
     "kubectl": _scan_kubectl,
     **{
         program: _scan_after_subcommand(subcommands)
         for program, subcommands in _SUBCOMMAND_PASSWORD_OPTIONS.items()
     },
-    "oc": _scans(_scan_kubectl, _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["oc"])),
-    "poetry": _scans(
-        _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config
-    ),
+    "oc": (_scan_kubectl, _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["oc"])),
+    "poetry": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config),
     "cargo": _scan_cargo,
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
     "configure": _scan_configure_set,
@@ -2144,10 +2158,9 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
     one: an item naming the program (its last path component) starts its arguments.
     """
     found: dict[int, Found] = {}
-    # Scans that read every item to the end of the list: a later run of the same program
-    # would find nothing they did not (and rerunning them made a list that names a
-    # program thousands of times take seconds).
-    read_to_end: set[Scan] = set()
+    # Where each scan stopped reading (see ``Scan``): a naming of its program before
+    # that is one of the arguments it read.
+    resume: dict[Scan, int] = {}
     previous: Any = None
     for index, item in enumerate(items):
         if type(item) is str:
@@ -2207,11 +2220,12 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
                 if kind in _YAML_KINDS:
                     found[index] = (kind, line["head"], line["value"])
             name = item.rpartition("/")[2]
-            scan = _PROGRAM_SCANS.get(name)
-            if scan is None and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
-                scan = _scan_mysql
-            if scan is not None and scan not in read_to_end and scan(items, index + 1, found):
-                read_to_end.add(scan)
+            scans = _PROGRAM_SCANS.get(name, ())
+            if not scans and name[:1] in "mM" and _MYSQL.fullmatch(name) is not None:
+                scans = _scan_mysql
+            for scan in scans if isinstance(scans, tuple) else (scans,):
+                if index >= resume.get(scan, 0):
+                    resume[scan] = scan(items, index + 1, found)
         elif type(item) is int and type(previous) is str:
             kind = option_kind(previous)
             if kind is not None:

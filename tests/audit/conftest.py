@@ -152,6 +152,28 @@ def assert_redacted_in_linear_time(units: Sequence[str], tail: str = "") -> None
         )
 
 
+# About the most items a request's argv may hold (4096); a longer one is refused, and
+# its record redacted all the same.
+LINEAR_TIME_ITEMS = 4000
+
+
+def assert_argv_redacted_in_linear_time(units: Sequence[Sequence[str]]) -> None:
+    """Each list of items repeated to about ``LINEAR_TIME_ITEMS`` items takes at most
+    ``LINEAR_GROWTH_BOUND`` times as long to redact as it repeated to a quarter of that
+    (see ``assert_redacted_in_linear_time``)."""
+    redactor = Redactor(b"k" * 32)
+    for unit in units:
+        quarter = list(unit) * (LINEAR_TIME_ITEMS // 4 // len(unit))
+        whole = list(unit) * (LINEAR_TIME_ITEMS // len(unit))
+        # Best of three: such a list redacts in milliseconds, near the timer's noise.
+        small = seconds_to_redact(redactor, quarter, runs=3)
+        large = seconds_to_redact(redactor, whole, runs=3)
+        assert large <= LINEAR_GROWTH_BOUND * small + LINEAR_GROWTH_SLACK_S, (
+            f"{large:.3f}s for {len(whole)} items of {unit!r}, "
+            f"{small:.3f}s for {len(quarter)}: grows {large / max(small, 1e-9):.1f}x for 4x"
+        )
+
+
 def assert_tagged_in_place(text: str, secrets: Sequence[str], kind: str) -> None:
     """``text`` as a command line passes the screen and redacts to itself with each of
     ``secrets`` (first occurrence) replaced by its tag of ``kind``, and no more; the

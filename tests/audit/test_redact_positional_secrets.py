@@ -15,6 +15,7 @@ import pytest
 
 from sidecar.audit.redact import Redactor
 from tests.audit.conftest import (
+    assert_argv_redacted_in_linear_time,
     assert_redacted_in_linear_time,
     assert_tagged_in_place,
     idempotent_when_joined_test,
@@ -215,6 +216,20 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "rclone config update a -x ",
             "rclone config password a key=",
             "rclone config create a b --config ",
+        ]
+    )
+
+
+def test_a_list_naming_these_programs_again_and_again_is_read_in_linear_time() -> None:
+    # Each naming of the program used to read the rest of the list again.
+    assert_argv_redacted_in_linear_time(
+        [
+            ["rabbitmqctl", "add_user"],
+            ["rabbitmqctl", "x"],
+            ["mc", "alias", "set"],
+            ["mc", "x"],
+            ["rclone", "config"],
+            ["rclone", "x"],
         ]
     )
 

@@ -444,6 +444,12 @@ def test_a_program_named_again_in_an_argv_still_ends_at_its_secret() -> None:
         ["docker", "login", "-u", "docker", "-p", PW],
         # More global options than docker has: the rest is read as login's options.
         ["docker", *["--tlsverify"] * 100, "-p", PW],
+        # A list is read once, each run of a program resumed after the items the last one
+        # read: a second command after the first's secret, or the program's name read
+        # as that secret, starts its own.
+        ["vault", "login", "t1", "&&", "vault", "login", PW],
+        ["poetry", "config", "pypi-token.a", "t1", "poetry", "config", "pypi-token.b", PW],
+        ["cargo", "login", "cargo", "login", PW],
     ):
         redacted = redactor.redact({"argv": argv})["argv"]
         assert PW not in str(redacted), argv
