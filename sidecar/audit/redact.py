@@ -585,8 +585,12 @@ _POETRY_PASSWORD = (
 # cargo login TOKEN: the first word after login's flags (cargo's global ones before it,
 # +toolchain too), those that take a value skipping it (--registry NAME).
 _CARGO_VALUE_FLAGS = "registry|config|color|Z|C"
+_CARGO_WORD_END = r"""(?![^\s;&|<>()"'`\\])"""
+# An option's value is never the word cargo: each naming of cargo then reads its options
+# only up to the next (linear; "cargo --registry " repeated took each to the end).
 _CARGO_OPTIONS = (
-    rf"(?:{_BLANK}++(?:--?(?:{_CARGO_VALUE_FLAGS}){_BLANK}++(?!-){_WORD}|[+-][^\s;&|]*"
+    rf"(?:{_BLANK}++(?:--?(?:{_CARGO_VALUE_FLAGS}){_BLANK}++(?!-|cargo{_CARGO_WORD_END}){_WORD}"
+    rf"|[+-][^\s;&|]*"
     rf"|{_REDIRECTION}))*+"
 )
 _CARGO_TOKEN = (

@@ -214,6 +214,10 @@ def test_these_forms_are_read_in_linear_time() -> None:
             "oc login oc ",
             "poetry config ",
             "cargo login -a ",
+            # Each naming of cargo read its options to the end of the text: an option
+            # value was allowed to be the next "cargo".
+            "cargo --registry ",
+            "cargo -Z ",
             "aws ssm put-parameter ",
             "curl -x a:b ",
             # A "-x" or "--proxy" before another trigger (hf_) in one long word, no ':' or
