@@ -1403,6 +1403,14 @@ _PATTERNS: list[SecretPattern] = [
         rf"(?:^|(?<=\s))--(?:pre)?proxy(?:=|{_BLANK}++){_PROXY_PASSWORD}",
         ("proxy",),
     ),
+    # ... and in a proxy variable's assignment, HTTPS_PROXY=USER:PASSWORD@HOST (http_proxy,
+    # ALL_PROXY, any case; with a scheme it is a URL's). Only a word's start begins it, so
+    # the name repeated in one word is read once.
+    _pattern(
+        "password",
+        rf"""(?:^|(?<=[\s"'`;&|(]))(?i:(?:https?|all)_proxy)={_PROXY_PASSWORD}""",
+        ("_proxy=",),
+    ),
     # aws configure set NAME VALUE (and npm's, yarn's, pnpm's, kubectl's config set): a
     # setting named as a secret (aws_secret_access_key, //registry.npmjs.org/:_authToken,
     # aws_session_token, profile.dev.aws_secret_access_key), after set's options.
@@ -2576,6 +2584,7 @@ _TRIGGERS = (
     # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
     r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]{0,256}:[^@]{0,256}@"""
     r"""|--(?:src-|dest-)?creds"""
+    r"|_proxy="
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
     r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"
