@@ -496,6 +496,18 @@ _RABBITMQ_SECRET = (
     rf"{_BLANK}(?:add_user|change_password|authenticate_user){_RABBITMQ_OPTIONS}"
     rf"{_NEXT}{_WORD}{_RABBITMQ_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
 )
+# Cloud Foundry's scripted login: cf auth USERNAME PASSWORD (CLIENT_ID CLIENT_SECRET with
+# --client-credentials; --origin takes a value), auth the word after cf. The values are
+# read only from a word auth's end, so a run of options is read once (not from each '-').
+_CF = rf"{_PROGRAM_START}cf{_NAME_END}(?={_BLANK})"
+_CF_AUTH_COMMAND = (
+    rf"({_CF}{_BLANK}++auth(?={_BLANK}))"
+    rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{_CF})[^\n;&|])*"""
+)
+_CF_AUTH_OPTIONS = rf"(?:{_BLANK}++(?:--origin{_BLANK}++{_WORD}|-[^\s;&|]*|{_REDIRECTION}))*+"
+_CF_AUTH_SECRET = (
+    rf"(?<=[ \t\n]auth){_CF_AUTH_OPTIONS}{_NEXT}{_WORD}{_CF_AUTH_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
+)
 # MinIO's client: mc alias set NAME URL ACCESS-KEY SECRET-KEY (mc config host add, the
 # older spelling), flags among them (--api takes a value, --path and --lookup too).
 _MC_OPTIONS = (
@@ -633,6 +645,7 @@ def _positional_patterns() -> list[SecretPattern]:
             ("rabbitmqctl",),
             values=_RABBITMQ_SECRET,
         ),
+        _pattern("password", _CF_AUTH_COMMAND, ("auth",), values=_CF_AUTH_SECRET),
         _pattern("secret", _program_command(("mc", "mcli")), ("mc",), values=_MC_SECRET),
         _pattern("secret", _program_command(("vault", "bao")), ("login",), values=_VAULT_TOKEN),
         _pattern("password", _program_command(_ARCHIVERS), ("7z", "rar"), values=_ARCHIVE_PASSWORD),
@@ -1872,6 +1885,20 @@ def _scan_rabbitmqctl(items: Sequence[Any], start: int, found: dict[int, Found])
     return len(items)
 
 
+_CF_AUTH_VALUE_OPTIONS = frozenset({"--origin"})
+
+
+def _scan_cf_auth(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
+    # cf auth USERNAME PASSWORD: the second positional after auth, cf's first.
+    command, read = _positionals(items, start, frozenset(), 1)
+    if not command or not _is_word(items, command[0], "auth"):
+        return read
+    positionals, read = _positionals(items, command[0] + 1, _CF_AUTH_VALUE_OPTIONS, 2)
+    if len(positionals) > 1:
+        _value_at(items, positionals[1], found)
+    return read
+
+
 _MC_VALUE_OPTIONS = frozenset({"--api", "-api", "--path", "-path", "--lookup", "-lookup"})
 
 
@@ -2153,6 +2180,7 @@ _PROGRAM_SCANS: dict[str, Scan | tuple[Scan, ...]] = {
         for program, subcommands in _SUBCOMMAND_PASSWORD_OPTIONS.items()
     },
     "oc": (_scan_kubectl, _scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["oc"])),
+    "cf": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["cf"]), _scan_cf_auth),
     "poetry": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config),
     "cargo": _scan_cargo,
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
@@ -2588,6 +2616,7 @@ _TRIGGERS = (
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
     r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"
+    r"""|\bcf(?:\s|\\t|",")+auth(?:\s|\\t|",")"""
     r"|(?:-U|--user(?:name)?)(?:\s|\\t|=|\",\")*[^\s\"%]*%"
     r"|alias(?:\s|\\[tn]|\",\")+set|host(?:\s|\\[tn]|\",\")+add"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).

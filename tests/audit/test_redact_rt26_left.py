@@ -1,6 +1,7 @@
 """Credentials the rt26 reviews (r2-redact-idle finding 5, redact.md) left recorded in
 clear: a proxy's password in a proxy variable without a scheme
-(``HTTPS_PROXY=user:pw@proxy:3128``).
+(``HTTPS_PROXY=user:pw@proxy:3128``), and Cloud Foundry's scripted login, ``cf auth USER
+PASSWORD``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,11 @@ from __future__ import annotations
 import pytest
 
 from sidecar.audit.redact import Redactor
-from tests.audit.conftest import assert_redacted_in_linear_time, assert_tagged_in_place
+from tests.audit.conftest import (
+    assert_argv_redacted_in_linear_time,
+    assert_redacted_in_linear_time,
+    assert_tagged_in_place,
+)
 
 KEY = b"k" * 32
 
@@ -44,6 +49,49 @@ def test_other_proxy_settings_are_kept(text: str) -> None:
     assert Redactor(KEY).redact({"v": text})["v"] == text
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("cf auth bob L2pwA && cf target -o org", "L2pwA"),
+        ("cf auth bob 'L2 pwB'", "L2 pwB"),
+        ("cf auth --origin uaa bob L2pwC", "L2pwC"),
+        ("cf auth ci-client L2pwD --client-credentials", "L2pwD"),
+    ],
+)
+def test_cf_auths_password_is_tagged(text: str, secret: str) -> None:
+    assert_tagged_in_place(text, [secret], "password")
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        ["cf", "auth", "bob", "L2pwE"],
+        ["cf", "auth", "--origin", "uaa", "bob", "L2pwE"],
+        ["/usr/local/bin/cf", "auth", "ci-client", "L2pwE", "--client-credentials"],
+    ],
+)
+def test_cf_auths_password_in_a_list_is_tagged(items: list[str]) -> None:
+    out = Redactor(KEY).redact({"argv": items})["argv"]
+    assert out == [Redactor(KEY).tag("password", "L2pwE") if i == "L2pwE" else i for i in items]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"commandLine": "cf push auth --no-start"},
+        {"commandLine": "cf auth bob"},
+        {"argv": ["cf", "push", "auth", "web", "-f", "manifest.yml"]},
+        {"argv": ["cf", "auth", "bob"]},
+    ],
+)
+def test_cf_commands_carrying_no_password_are_kept(body: dict[str, object]) -> None:
+    assert Redactor(KEY).redact(body) == body
+
+
+def test_the_new_lists_are_read_in_linear_time() -> None:
+    assert_argv_redacted_in_linear_time([["cf", "auth"], ["cf", "auth", "--origin"], ["cf"]])
+
+
 def test_the_new_forms_are_read_in_linear_time() -> None:
     assert_redacted_in_linear_time(
         [
@@ -51,6 +99,11 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             "HTTPS_PROXY=a: ",
             "'http_proxy=a:b",
             "all_proxy=a:b@",
+            "cf auth ",
+            "cf auth -a ",
+            " -auth",
+            "cf auth --origin ",
+            "cf auth a ",
         ],
         tail=" all_proxy=u:p@h",
     )
