@@ -561,10 +561,11 @@ _CURL_CERT_PASSWORD = (
     r"""(?:'[^':]*:([^']+)'|"[^":]*:([^"]+)"|[^\s'":]*:((?:[^\s"'\\]|\\.)+))"""
 )
 # A proxy given without a scheme, USER:PASSWORD@HOST[:PORT] (with one, the password is
-# url-credentials'): the password, to the last '@' of the word; the user and host kept.
+# url-credentials'): the password, from the first ':' to the last '@' of the word; the
+# user (which may hold an '@', bob@corp) and host kept.
 _PROXY_PASSWORD = (
-    r"""(?:'[^\s:@'/]*:(?!//)([^']+)@[^'@]*'|"[^\s:@"/]*:(?!//)([^"]+)@[^"@]*"|"""
-    r"""[^\s:@'"/]*:(?!//)((?:[^\s'"\\]|\\.)+)@[^\s@'"]*)"""
+    r"""(?:'[^\s:'/]*:(?!//)([^']+)@[^'@]*'|"[^\s:"/]*:(?!//)([^"]+)@[^"@]*"|"""
+    r"""[^\s:'"/]*:(?!//)((?:[^\s'"\\]|\\.)+)@[^\s@'"]*)"""
 )
 # curl's proxy as -x PROXY (-xPROXY); --proxy is read for any program (pip's too).
 _CURL_PROXY_PASSWORD = rf"{_BLANK}-x(?:{_BLANK}++|(?=[^\s-])){_PROXY_PASSWORD}"
@@ -2610,7 +2611,7 @@ _TRIGGERS = (
     r"""|(?:\s|\\[tnr]|",")-b(?:\s|\\[tnr]|",")*[^\s=]{0,256}="""
     # (Bounded: a thread left open to the end of the text by a "-x" in a long word made
     # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
-    r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/@:]{0,256}:[^@]{0,256}@"""
+    r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/:]{0,256}:[^@]{0,256}@"""
     r"""|--(?:src-|dest-)?creds"""
     r"|_proxy="
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service

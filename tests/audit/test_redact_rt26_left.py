@@ -1,7 +1,8 @@
 """Credentials the rt26 reviews (r2-redact-idle finding 5, redact.md) left recorded in
 clear: a proxy's password in a proxy variable without a scheme
 (``HTTPS_PROXY=user:pw@proxy:3128``), and Cloud Foundry's scripted login, ``cf auth USER
-PASSWORD``.
+PASSWORD``, and a scheme-less proxy whose user holds an '@' (``curl -x
+bob@corp:pw@proxy:3128``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,27 @@ def test_cf_commands_carrying_no_password_are_kept(body: dict[str, object]) -> N
     assert Redactor(KEY).redact(body) == body
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("curl -x bob@corp:L3pwA@proxy:3128 https://h", "L3pwA"),
+        ("curl -xbob@corp:L3p@wB@proxy https://h", "L3p@wB"),
+        ("curl --proxy bob@corp.com:L3pwC@proxy:3128 -s https://h", "L3pwC"),
+        ("pip install --proxy=bob@corp:L3pwD@proxy:3128 x", "L3pwD"),
+        ("HTTPS_PROXY=bob@corp:L3pwE@proxy:3128 curl https://h", "L3pwE"),
+    ],
+)
+def test_a_proxy_user_holding_an_at_sign_keeps_the_password_hidden(text: str, secret: str) -> None:
+    assert_tagged_in_place(text, [secret], "password")
+
+
+@pytest.mark.parametrize(
+    "text", ["curl -x bob@proxy:3128 https://h", "curl -x proxy:3128 https://bob@h"]
+)
+def test_a_proxy_without_a_password_is_kept(text: str) -> None:
+    assert Redactor(KEY).redact({"v": text})["v"] == text
+
+
 def test_the_new_lists_are_read_in_linear_time() -> None:
     assert_argv_redacted_in_linear_time([["cf", "auth"], ["cf", "auth", "--origin"], ["cf"]])
 
@@ -104,6 +126,10 @@ def test_the_new_forms_are_read_in_linear_time() -> None:
             " -auth",
             "cf auth --origin ",
             "cf auth a ",
+            "curl -x a@b:",
+            "curl -x a@b:c ",
+            " -x @:",
+            "--proxy=a@",
         ],
         tail=" all_proxy=u:p@h",
     )
