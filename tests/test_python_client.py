@@ -1396,6 +1396,13 @@ def decisions(daemon: Daemon) -> int:
         # the JS client refuses them as this one does (rt26).
         ("//@127.0.0.1:{port}", "user name or password"),
         ("//127.0.0.1:{port}\\@evil.test", "user name or password"),
+        # Node's parser reads a backslash as a '/': the host 127.0.0.1 for all of these,
+        # where urllib reads the host 127.0.0.1:{port}\evil.test or none; the JS client
+        # refuses them as this one does (rt26).
+        ("//127.0.0.1:{port}\\evil.test", "backslash before its path"),
+        ("//127.0.0.1\\:{port}", "backslash before its path"),
+        ("\\\\127.0.0.1:{port}", "backslash before its path"),
+        ("/\t/127.0.0.1:{port}\\x", "backslash before its path"),
         ("/127.0.0.1:{port}", "has no host"),
     ],
 )
@@ -1420,6 +1427,18 @@ def test_fetch_refuses_a_redirect_to_a_url_with_a_password_before_its_check(
     with pytest.raises(urllib.error.HTTPError, match="user name or password") as raised:
         gate.fetch(f"http://127.0.0.1:{hop.port}/away")
     assert "s3cret" not in str(raised.value)
+    assert decisions(daemon) == asked + 1, "only the first request was checked"
+    assert hop.hits == ["/away"] and target.hits == []
+
+
+def test_fetch_refuses_a_redirect_to_a_url_with_a_backslash_before_its_path(
+    gate: Gate, web, daemon: Daemon
+) -> None:  # type: ignore[no-untyped-def]
+    target = web()
+    hop = web(f"http://127.0.0.1:{target.port}\\evil.test/")
+    asked = decisions(daemon)
+    with pytest.raises(urllib.error.HTTPError, match="backslash before its path"):
+        gate.fetch(f"http://127.0.0.1:{hop.port}/away")
     assert decisions(daemon) == asked + 1, "only the first request was checked"
     assert hop.hits == ["/away"] and target.hits == []
 

@@ -254,8 +254,8 @@ export declare class Gate {
    * Trailer, Expect, Proxy-*) or asks the server for another method (X-HTTP-Method-Override,
    * X-HTTP-Method, X-Method-Override), in any letter case, or a URL or redirect with a
    * user name or password or any other '@' before its path (`http://@host/`,
-   * `http://host\@evil/`) or to a port fetch never connects to (the Fetch standard's bad
-   * ports: 22, 25, 6000 ...).
+   * `http://host\@evil/`), a backslash before its path (`http://host\evil/`) or to a
+   * port fetch never connects to (the Fetch standard's bad ports: 22, 25, 6000 ...).
    */
   fetch(url: string | URL, init?: CheckedFetchInit): Promise<Response>;
   /** Check k8s.request with this method and path, then send it to the API server. */

@@ -97,19 +97,20 @@ function locationAsFetchReadsIt(location) {
 }
 
 /**
- * The authority of `text` as written, or null if it has none: what follows the slashes
- * after the scheme (or a relative URL's leading two), up to the first '/', '?' or '#'.
- * It runs past a backslash, as RFC 3986 and Python's urlsplit read it, where the WHATWG
- * parser ends the host there; tabs and newlines are dropped first, as that parser does.
+ * The slashes and authority of `text` as written, or null if it has no authority: the
+ * slashes after the scheme (or a relative URL's leading two) and what follows, up to the
+ * first '/', '?' or '#'. It runs past a backslash, as RFC 3986 and Python's urlsplit read
+ * it, where the WHATWG parser ends the host there; tabs and newlines are dropped first, as
+ * that parser does.
  */
-function writtenAuthority(text, base) {
+function writtenBeforePath(text, base) {
   const cleaned = text.replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, '').replace(/[\t\n\r]/g, '');
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:/.exec(cleaned)?.[0] ?? '';
   const rest = cleaned.slice(scheme.length);
   // 'http:x' is relative to an http base, and names the host x without one.
   const schemeStartsAuthority = scheme !== '' && scheme.toLowerCase() !== base?.protocol;
   if (!schemeStartsAuthority && !/^[/\\]{2}/.test(rest)) return null;
-  return /^[/\\]*([^/?#]*)/.exec(rest)[1];
+  return /^[/\\]*[^/?#]*/.exec(rest)[0];
 }
 
 function webUrl(value, base) {
@@ -123,11 +124,21 @@ function webUrl(value, base) {
   // any other '@' before the path: the WHATWG parser drops an empty user name
   // ('http://@host/') and ends the host at a backslash ('http://host\\@evil/' is
   // host/@evil/), where Python and RFC 3986 read a user name and the host evil (rt26).
-  if (url.username !== '' || url.password !== '' || writtenAuthority(text, base)?.includes('@')) {
+  const beforePath = writtenBeforePath(text, base);
+  if (url.username !== '' || url.password !== '' || beforePath?.includes('@')) {
     throw new TypeError(
       'gate.fetch refuses a URL with a user name or password (user:password@) or any other ' +
         "'@' before its path (http://@host/, http://host\\@evil/): fetch cannot send the one, " +
         'and parsers disagree on the host of the other; send credentials in an Authorization header',
+    );
+  }
+  // The WHATWG parser reads a backslash as a '/' ('http://host\\evil/' is host/evil/,
+  // 'http:\\\\host/' is host/) where Python reads it as part of the host or no host at
+  // all (and the gate refuses it): the clients disagreed on the same URL (rt26).
+  if (beforePath?.includes('\\')) {
+    throw new TypeError(
+      'gate.fetch refuses a URL with a backslash before its path (http://host\\evil/, ' +
+        "http:\\\\host/): parsers disagree on its host; write '/'",
     );
   }
   if (BAD_PORTS.has(Number(url.port))) {

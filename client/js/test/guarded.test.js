@@ -623,6 +623,34 @@ describe('fetch', () => {
     );
   });
 
+  test('refuses a backslash before the path before the check, as the Python client does', async () => {
+    // Node's parser reads 'http://127.0.0.1:PORT\evil.test/x' as http://127.0.0.1:PORT/evil.test/x,
+    // where Python reads the host 127.0.0.1:PORT\evil.test: the two clients would check
+    // and fetch different hosts (rt26).
+    const site = await web();
+    const { recording, asked } = await recordingEverything();
+    for (const written of [
+      `http://127.0.0.1:${site.port}\\evil.test/x`,
+      `http://127.0.0.1\\:${site.port}/x`,
+      `http:\\\\127.0.0.1:${site.port}/x`,
+      `http:/\\127.0.0.1:${site.port}/x`,
+      `HTTP:/\t/127.0.0.1:${site.port}\\x`,
+    ]) {
+      await assert.rejects(recording.fetch(written), (error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(error.message, /backslash before its path/);
+        return true;
+      });
+    }
+    for (const location of ['/\\127.0.0.1/x', `http://127.0.0.1:${site.port}\\evil.test/`]) {
+      const hop = await web(location);
+      await assert.rejects(recording.fetch(`http://127.0.0.1:${hop.port}/away`), /backslash before its path/);
+      assert.deepEqual(hop.hits, ['GET /away']);
+    }
+    assert.equal(asked.length, 2, 'only the first request of each redirect was checked');
+    assert.deepEqual(site.hits, []);
+  });
+
   // The same table as the Python client's test_fetch_follows_a_redirect_as_the_fetch_standard_does.
   for (const [code, method, sent] of [
     [307, 'POST', 'POST'],

@@ -162,6 +162,11 @@ def _ascii_target(url: str) -> str:
         raise ValueError(f"Gate.fetch: {url!r} is not valid Unicode") from None
 
 
+# The slashes and authority after an absolute URL's scheme, as written: up to the first
+# '/', '?' or '#', running past a backslash.
+_SLASHES_AND_AUTHORITY = re.compile(r"[/\\]*[^/?#]*")
+
+
 def _authority_problem(url: str) -> str | None:
     """Why urllib could not send ``url`` to the host it names, if it could not; never
     quoting the URL, whose user name or password is a secret.
@@ -169,15 +174,25 @@ def _authority_problem(url: str) -> str | None:
     A user name or password (``user:password@``) is left in the host urllib connects to
     (http.client then fails on the port, its error quoting the password) and there is no
     host at all in ``http:/host/...``: both failed only after the gate had recorded an
-    allow (rt25 r2-clients-ops, 3)."""
+    allow (rt25 r2-clients-ops, 3). A backslash before the path is read by Node's parser
+    as a '/' (``http://host\\evil/`` is the host ``host``) and by urllib as part of the
+    host, which the gate refuses: the clients disagreed on the same URL (rt26)."""
     netloc = urlsplit(url).netloc
-    if not netloc:
-        return "the URL has no host (http://host/...)"
     if "@" in netloc:
         return (
             "a URL with a user name or password (user:password@) is refused: urllib "
             "cannot send it; send credentials in an Authorization header"
         )
+    # urlsplit drops tabs and newlines anywhere: so does this reading.
+    after_scheme = re.sub(r"[\t\n\r]", "", url).partition(":")[2]
+    before_path = _SLASHES_AND_AUTHORITY.match(after_scheme)
+    if before_path is not None and "\\" in before_path.group():
+        return (
+            "a URL with a backslash before its path (http://host\\evil/, http:\\\\host/) "
+            "is refused: parsers disagree on its host; write '/'"
+        )
+    if not netloc:
+        return "the URL has no host (http://host/...)"
     return None
 
 
@@ -320,10 +335,11 @@ def fetch_checked(
     Returns urllib's response (use it in a ``with`` block); HTTP errors raise
     ``urllib.error.HTTPError`` as with ``urllib.request.urlopen``. The request goes
     directly to the URL's host (no proxy). A non-ASCII host, a ``Host`` header for
-    another host, a URL without a host or with a user name or password
-    (``_authority_problem``), a header name that is not an HTTP token, a header that frames the
-    message or manages the connection (``checked_headers``) and one asking the server for
-    another method (``X-HTTP-Method-Override`` ...) raise ``ValueError``, as
+    another host, a URL without a host, with a user name or password or with a backslash
+    before its path (``_authority_problem``), a header name that is not an HTTP token, a
+    header that frames the message or manages the connection (``checked_headers``) and one
+    asking the server for another method (``X-HTTP-Method-Override`` ...) raise
+    ``ValueError``, as
     does a ``timeout`` the Gate's own ``timeout`` could not be (``valid_timeout``).
     Non-ASCII characters in the path and query are checked and sent percent-encoded
     (``_ascii_target``).
