@@ -29,6 +29,7 @@ from sidecar.errors import PolicyError, RequestError
 from sidecar.identity import resolve_identity
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import (
+    YAMLTooLargeError,
     compose_yaml,
     load_policy_file,
     load_yaml_strict,
@@ -144,6 +145,8 @@ def load_test_file(path: Path) -> PolicyTestFile:
         raise PolicyTestFileError(source, [f"cannot read: {exc}"]) from exc
     try:
         raw = load_yaml_strict(text)
+    except YAMLTooLargeError as exc:
+        raise PolicyTestFileError(source, [str(exc)]) from exc
     except yaml.YAMLError as exc:
         raise PolicyTestFileError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
     except ValueError as exc:  # e.g. an integer beyond CPython's digit limit

@@ -9,6 +9,8 @@ limit is now 200,000 nodes, written out or through aliases (199 MiB at the limit
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from bench.policies import policy_yaml
 from sidecar.errors import PolicyError
 from sidecar.policy.loader import load_policy_bytes, load_yaml_strict
+from sidecar.policytest import PolicyTestFileError, load_test_file
 
 LIMIT = 200_000
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -35,10 +38,36 @@ def test_a_policy_of_one_node_more_than_the_limit_is_refused_saying_why() -> Non
     with pytest.raises(PolicyError) as raised:
         load_policy_bytes(_policy_of(LIMIT + 1).encode(), "p.yaml")
     [problem] = raised.value.problems
-    assert "line 6: more than 200,000 YAML nodes" in problem
+    # Valid YAML, refused for its size: not reported as invalid YAML.
+    assert problem.startswith("the file is too large: it has more than 200,000 YAML nodes")
+    assert "line 6 passes it" in problem
     assert "an alias counts as the node it names" in problem
     assert 'within its memory limit (docs/deploy.md, "Memory")' in problem
     assert "once aliases are expanded" not in problem  # this file has none
+
+
+def test_policy_validate_says_a_policy_over_the_limit_is_too_large(tmp_path: Path) -> None:
+    policy = tmp_path / "large.yaml"
+    policy.write_text(_policy_of(LIMIT + 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "policy", "validate", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"{policy}: the file is too large: it has more than 200,000 YAML nodes" in result.stderr
+    assert "invalid YAML" not in result.stderr
+
+
+def test_a_policy_test_file_over_the_limit_is_too_large_not_invalid_yaml(tmp_path: Path) -> None:
+    values = ", ".join(f"/a{i}" for i in range(LIMIT))
+    test_file = tmp_path / "large.test.yaml"
+    test_file.write_text(f"policy: p.yaml\ncases: [{values}]\n")
+    with pytest.raises(PolicyTestFileError) as raised:
+        load_test_file(test_file)
+    [problem] = raised.value.problems
+    assert problem.startswith("the file is too large: it has more than 200,000 YAML nodes")
 
 
 def test_a_policy_at_the_limit_is_parsed() -> None:

@@ -177,6 +177,11 @@ class YAMLShapeError(yaml.YAMLError):
     """A document refused for its shape before it is composed."""
 
 
+class YAMLTooLargeError(YAMLShapeError):
+    """A document of more nodes than ``MAX_YAML_NODES``: valid YAML, refused for its size
+    (its problem is not reported as invalid YAML)."""
+
+
 def check_yaml_shape(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> None:
     """Refuse, from the parser's events alone, what composing could not survive.
 
@@ -210,11 +215,12 @@ def check_yaml_shape(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> Non
             size += sizes.get(event.anchor or "", 1)  # an unknown one fails when composed
         if size > MAX_YAML_NODES:
             line = _line(event)
-            raise YAMLShapeError(
-                f"line {line}: more than {MAX_YAML_NODES:,} YAML nodes (values, lists and "
-                "mappings; an alias counts as the node it names), more than a gate parses "
-                'within its memory limit (docs/deploy.md, "Memory"); the 10,000-rule '
-                "benchmark policy has 121,000; match a long list of values with a glob or regex"
+            raise YAMLTooLargeError(
+                f"the file is too large: it has more than {MAX_YAML_NODES:,} YAML nodes, "
+                "the limit (values, lists and mappings; an alias counts as the node it "
+                f"names; line {line} passes it), more than a gate parses within its memory "
+                'limit (docs/deploy.md, "Memory"); the 10,000-rule benchmark policy has '
+                "121,000; match a long list of values with a glob or regex"
             )
 
 
@@ -539,6 +545,8 @@ def _load_policy_bytes(data: bytes, source: str) -> CompiledPolicy:
         raise PolicyError(source, [f"not UTF-8: {exc}"]) from exc
     try:
         raw = load_yaml_strict(text)
+    except YAMLTooLargeError as exc:
+        raise PolicyError(source, [str(exc)]) from exc
     except yaml.YAMLError as exc:
         raise PolicyError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
     except ValueError as exc:  # e.g. an integer beyond CPython's digit limit
