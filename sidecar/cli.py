@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from sidecar import __version__
 from sidecar.deadline import DeadlineExceeded, call_within, timeout_seconds
@@ -32,6 +32,15 @@ EXIT_ALLOW, EXIT_DENY, EXIT_ERROR = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on usage errors, which is also our 'error' code everywhere."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse drops a failed write, so --help and --version into a closed pipe
+        # exited 0 with their output lost (stdout unbuffered, as PYTHONUNBUFFERED=1 in the
+        # image makes it); main turns the error into the exit 2 of every other command.
+        if message and file is sys.stdout:
+            file.write(message)
+            return
+        super()._print_message(message, file)
 
 
 def _env(flag: str) -> str | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = ROOT / "policies"
 REQUEST = json.dumps({"action": "process.exec", "cwd": "/workspace", "commandLine": "git status"})
 COMMANDS = [
     ("check", "--policy", str(POLICIES / "coding-agent.yaml"), REQUEST),
@@ -21,7 +24,11 @@ COMMANDS = [
 ]
 
 
-def run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+def run_into_a_closed_pipe(
+    *args: str,
+    program: Sequence[str] = (sys.executable, "-m", "sidecar.cli"),
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run tollgate with its stdout on a pipe whose only reader, a real process, has
     exited without reading: every write there fails, as after ``| head -1``."""
     read_end, write_end = os.pipe()
@@ -31,8 +38,9 @@ def run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
         read_end = -1
         assert reader.wait(timeout=20) == 0
         return subprocess.run(
-            [sys.executable, "-m", "sidecar.cli", *args],
+            [*program, *args],
             stdout=write_end,
+            env=env,
             stderr=subprocess.PIPE,
             text=True,
             timeout=60,
@@ -63,3 +71,25 @@ def test_an_open_stdout_still_gets_the_answer() -> None:
     )
     assert done.returncode == 0
     assert json.loads(done.stdout)["allowed"] is True
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED=1", "buffered"])
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("--version",), ("policy", "--help"), ("audit", "verify", "--help")],
+    ids=" ".join,
+)
+def test_help_and_version_into_a_closed_stdout_exit_2_as_every_command_does(
+    args: tuple[str, ...], unbuffered: str
+) -> None:
+    # The console script a user runs, on this checkout's code. With stdout unbuffered, as
+    # the image sets it, argparse dropped the failed write and they exited 0, output lost.
+    script = shutil.which("tollgate", path=os.path.dirname(sys.executable))
+    script = script or shutil.which("tollgate")
+    assert script is not None, "the tests need the package installed (pip install -e .)"
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": unbuffered}
+    done = run_into_a_closed_pipe(*args, program=[script], env=env)
+    for complaint in ("Traceback", "BrokenPipeError", "Exception ignored"):
+        assert complaint not in done.stderr
+    assert done.returncode == 2
