@@ -1,8 +1,7 @@
 """The baseline for start-up: a bare Starlette + uvicorn app, from spawn to ``GET /ready``.
 
-It imports Starlette and uvicorn and nothing of the gate (``bench.ceiling_app`` borrows
-the gate's uvicorn settings, and with them the gate's imports), and serves one route
-with the settings that matter to a start: httptools, no access log, lifespan on. The
+It imports Starlette and uvicorn and nothing of the gate, and serves one route with the
+settings that matter to a start: httptools, no access log, lifespan on. The
 start-up section times it beside ``tollgate serve``, interleaved, so that the report
 says how fast this machine starts any such server in the same minutes: the gate's
 start-up target is absolute (1 s), and a shared VM's speed moves by a factor of two or

@@ -1,13 +1,16 @@
 """The ceiling for ``/check`` over HTTP: Starlette + uvicorn, parsing the JSON body only.
 
-Served exactly like ``tollgate serve`` serves the gate (``uvicorn_config`` of
-sidecar/server.py: the same uvicorn settings, no access log, no server header, and
-``asyncio.run(server.serve())``, so the same event loop, HTTP parser and protocol
-class). The ceiling's requests go through uvicorn's ASGI cycle and Starlette, as the
-issue defines it; the gate's usual ``/check`` skips both (sidecar/check_protocol.py), so
-the difference between the two is what the gate does per request (validation,
-normalisation, the decision, the audit record and its fsync) less what its protocol
-saves over uvicorn's cycle (docs/performance-investigations.md, "What uvicorn's request cycle costs").
+A bare endpoint, served as ``uvicorn.run`` serves an app by default: uvicorn picks its
+event loop and HTTP parser from what is installed (``loop="auto"``, ``http="auto"``:
+uvloop if installed, else asyncio; httptools if installed, else h11), with only the
+access log turned off (a line written per request would measure logging). The gate's
+environment installs httptools and no uvloop (pyproject.toml), so here that is asyncio
+and httptools, the gate's own loop and parser; ``describe()`` says which. The ceiling's
+requests go through uvicorn's ASGI cycle and Starlette, as the issue defines it; the
+gate's usual ``/check`` skips both (sidecar/check_protocol.py), so the difference
+between the two is what the gate does per request (validation, normalisation, the
+decision, the audit record and its fsync) less what its protocol saves over uvicorn's
+cycle (docs/performance-investigations.md, "What uvicorn's request cycle costs").
 
     python -m bench.ceiling_app --port N [--sync-dir DIR]
 
@@ -20,7 +23,7 @@ the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib.util
 import json
 import os
 
@@ -29,8 +32,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-from sidecar.server import uvicorn_config
 
 ANSWER = b'{"allowed":true}'
 
@@ -70,6 +71,13 @@ def make_app(sync_fd: int | None = None) -> Starlette:
 app = make_app()
 
 
+def describe() -> str:
+    """The ceiling's server as uvicorn's defaults make it in this environment."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn {uvicorn.__version__} with its defaults: {loop} event loop, {parser} parser"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -80,7 +88,11 @@ def main() -> None:
         os.makedirs(args.sync_dir, exist_ok=True)
         path = os.path.join(args.sync_dir, "bodies.log")
         served = make_app(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    asyncio.run(uvicorn.Server(uvicorn_config(served, "127.0.0.1", args.port)).serve())
+    # Server.run, as uvicorn.run does: it sets up the event loop uvicorn's "auto" picks.
+    config = uvicorn.Config(
+        served, host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -367,8 +367,7 @@ def http_protocol() -> type[asyncio.Protocol]:
 
     uvicorn would fall back to its h11 parser, whose size limit holds only a head that
     arrives in pieces: a 70 KB head written at once was read whole and served. So the
-    gate does not start without httptools (it comes with ``uvicorn[standard]``, a
-    dependency of the package).
+    gate does not start without httptools (a dependency of the package).
     """
     try:
         from sidecar.check_protocol import CheckAnsweringProtocol
@@ -376,8 +375,8 @@ def http_protocol() -> type[asyncio.Protocol]:
         if exc.name != "httptools":
             raise
         raise HttpParserMissing(
-            "httptools is not installed (pip install httptools; it comes with "
-            "uvicorn[standard]): without it no limit holds a request's head"
+            "httptools is not installed (pip install httptools, a dependency of "
+            "tollgate): without it no limit holds a request's head"
         ) from None
     return CheckAnsweringProtocol
 

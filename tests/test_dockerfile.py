@@ -504,7 +504,10 @@ def test_build_installs_the_pinned_versions_only() -> None:
 def test_constraints_pin_every_distribution_the_gate_loads() -> None:
     pins = _pins()
     closure = _runtime_closure()
-    assert {"starlette", "uvicorn", "pyyaml", "cryptography", "uvloop"} <= closure.keys()
+    assert {"starlette", "uvicorn", "httptools", "pyyaml", "cryptography"} <= closure.keys()
+    # uvicorn[standard] would add an event loop, a WebSocket library and a .env reader
+    # that the gate never loads: code in the image for nothing.
+    assert not {"uvloop", "websockets", "python-dotenv"} & closure.keys()
     assert sorted(closure.keys() - pins.keys()) == [], "unpinned in constraints.txt"
     # And the pins agree with what pyproject.toml asks for, build backend included.
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
