@@ -1285,6 +1285,29 @@ _PATTERNS: list[SecretPattern] = [
         ("glc_", "glsa_"),
     ),
     _pattern("api-key", r"\b(tskey-[A-Za-z0-9-]{20,})", ("tskey-",)),
+    # Sentry's organization (sntrys_, base64 JSON, '_', a secret) and user (sntryu_, hex)
+    # auth tokens, Atlassian's API tokens, Linear's, Notion's, Replicate's, Groq's and
+    # RubyGems' API keys: each vendor's prefix and alphabet, 20 characters or more (their
+    # documented lengths are 40 to 190).
+    _pattern(
+        "api-key",
+        r"\b(sntrys_[A-Za-z0-9+/=_]{20,}|sntryu_[a-f0-9]{20,})",
+        ("sntrys_", "sntryu_"),
+    ),
+    _pattern("api-key", r"\b(ATATT3[A-Za-z0-9_=-]{20,})", ("atatt3",)),
+    _pattern(
+        "api-key",
+        r"\b((?:lin_api|ntn|r8|gsk)_[A-Za-z0-9]{20,}|rubygems_[a-f0-9]{20,})",
+        ("lin_api_", "ntn_", "r8_", "gsk_", "rubygems_"),
+    ),
+    # A Google OAuth access token (ya29.…, ya29.c.… a service account's), as a bearer
+    # token after "Bearer" is: standing alone it gets the same tag. Dot-separated runs,
+    # so a sentence's closing '.' stays outside it.
+    _pattern(
+        "bearer-token",
+        r"\b(ya29\.(?=[A-Za-z0-9_.-]{20})[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*+)",
+        ("ya29.",),
+    ),
     # Slack's app-level token (xapp-1-A0123-1234-abcd...).
     _pattern("slack-token", r"\b(xapp-[0-9]-[A-Za-z0-9-]{20,})", ("xapp-",)),
     # age's identity (its private key), bech32: 58 characters after the "1".
@@ -2594,6 +2617,7 @@ _TRIGGERS = (
     r"|/IncomingWebhook/"
     r"|[sr]k_test_|whsec_|SG\.[A-Za-z0-9_-]{22}\.|shp(?:at|ca|pa|ss)_|dapi[0-9a-f]|do[opr]_v1_"
     r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
+    r"|sntry[su]_|ATATT3|lin_api_|ntn_|r8_|gsk_|rubygems_|ya29\."
     # A .netrc entry (machine HOST ... password PW), a .pgpass line in a string naming it.
     # (No \b before a word: in JSON, the line before may end in an escaped "\n".)
     r"|machine(?:[ \t\r\n]|\\{1,2}[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"
