@@ -420,6 +420,8 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
     ),
     **dict.fromkeys(("mongostat", "mongotop", "mongofiles"), ("-p",)),
     **dict.fromkeys(("zip", "unzip"), ("-P",)),
+    # Cassandra's shell: cqlsh -u USER -p PASSWORD.
+    "cqlsh": ("-p",),
     # mysqladmin's command "password NEW" sets the account's password.
     "mysqladmin": ("password",),
     "ssh-keygen": ("-N", "-P"),
@@ -497,11 +499,13 @@ _RABBITMQ_SECRET = (
     rf"{_NEXT}{_WORD}{_RABBITMQ_OPTIONS}{_NEXT}(?:{_ARGUMENT})"
 )
 # Cloud Foundry's scripted login: cf auth USERNAME PASSWORD (CLIENT_ID CLIENT_SECRET with
-# --client-credentials; --origin takes a value), auth the word after cf. The values are
-# read only from a word auth's end, so a run of options is read once (not from each '-').
+# --client-credentials; --origin takes a value), auth the word after cf and its global
+# options (cf -v auth, --help: none takes a value; a few, bounded as the screen's trigger
+# is). The values are read only from a word auth's end, so a run of options is read once
+# (not from each '-').
 _CF = rf"{_PROGRAM_START}cf{_NAME_END}(?={_BLANK})"
 _CF_AUTH_COMMAND = (
-    rf"({_CF}{_BLANK}++auth(?={_BLANK}))"
+    rf"({_CF}(?:{_BLANK}++-[A-Za-z-]{{0,32}}+){{0,8}}+{_BLANK}++auth(?={_BLANK}))"
     rf"""(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{_CF})[^\n;&|])*"""
 )
 _CF_AUTH_OPTIONS = rf"(?:{_BLANK}++(?:--origin{_BLANK}++{_WORD}|-[^\s;&|]*|{_REDIRECTION}))*+"
@@ -569,11 +573,16 @@ _PROXY_PASSWORD = (
 )
 # curl's proxy as -x PROXY (-xPROXY); --proxy is read for any program (pip's too).
 _CURL_PROXY_PASSWORD = rf"{_BLANK}-x(?:{_BLANK}++|(?=[^\s-])){_PROXY_PASSWORD}"
-# curl's cookies, -b/--cookie 'NAME=VALUE; NAME2=VALUE2' (-bNAME=VALUE, --cookie=...):
-# the whole argument, as a Cookie: header's value. One without '=' names a file to read
-# them from, and is kept.
+# curl's short options that take no value, which may stand before -b in one cluster
+# (-sb, -sSb, -kLb; at most 16, as the screen's trigger): a letter that takes one (-o,
+# -H ...) takes the rest of its cluster.
+_CURL_FLAGS = "[0-9#aBfgGIijJklLMnNOpqRsSvVZ]"
+# curl's cookies, -b/--cookie 'NAME=VALUE; NAME2=VALUE2' (-bNAME=VALUE, -sb NAME=VALUE,
+# --cookie=...): the whole argument, as a Cookie: header's value. One without '=' names
+# a file to read them from, and is kept.
 _CURL_COOKIE = (
-    rf"{_BLANK}(?:-b(?:{_BLANK}++|(?=[^\s-]))|--cookie(?:=|{_BLANK}++))(?=[^\s=]*=)(?:{_ARGUMENT})"
+    rf"{_BLANK}(?:-{_CURL_FLAGS}{{0,16}}+b(?:{_BLANK}++|(?=[^\s-]))|--cookie(?:=|{_BLANK}++))"
+    rf"(?=[^\s=]*=)(?:{_ARGUMENT})"
 )
 # skopeo's, buildah's and podman's registry credentials, --creds USER:PASSWORD
 # (--src-creds, --dest-creds; --creds=...): the part after the first colon, as curl's -u.
@@ -612,6 +621,24 @@ _CARGO_TOKEN = (
 )
 # GitHub's CLI: gh secret set NAME --body VALUE (-b VALUE, -bVALUE, --body=VALUE).
 _GH_SECRET_BODY = rf"{_BLANK}(?:--body(?:=|{_BLANK}++)|-b(?:{_BLANK}++|(?=[^\s-])))(?:{_ARGUMENT})"
+# DigitalOcean's doctl -t TOKEN (-tTOKEN, -t=TOKEN; a global option, so any command's:
+# doctl auth init -t TOKEN); --access-token is an option naming a secret.
+_DOCTL_TOKEN = rf"{_BLANK}-t(?:{_BLANK}++|=)?+(?=[^\s-])(?:{_ARGUMENT})"
+# dotnet nuget push (delete) -k KEY (-kKEY); --api-key is an option naming a secret.
+_NUGET_API_KEY = rf"{_BLANK}-k(?:{_BLANK}++|(?=\S))(?!-)(?:{_ARGUMENT})"
+# lftp -u USER,PASSWORD (also inside its -c and -e scripts: open -u USER,PASSWORD HOST):
+# the part after the first ',', the user kept.
+_LFTP_USER = (
+    rf"{_BLANK}-u{_BLANK}++"
+    rf"""(?:'[^\s,']*,([^']+)'|"[^\s,"]*,([^"]+)"|[^\s,'"\\]*,(?:{_ARGUMENT}))"""
+)
+# HTTPie's -a VALUE (-aVALUE, -a=VALUE): USER:PASSWORD, or a token with -A bearer; whole,
+# as its --auth's value is read (an option naming a secret).
+_HTTPIE = ("http", "https", "httpie")
+_HTTPIE_AUTH = rf"{_BLANK}-a(?:{_BLANK}++|=)?+(?=[^\s-])(?:{_ARGUMENT})"
+# macOS's keychain: security add-generic-password (add-internet-password) ... -w PASSWORD
+# (a -w last, or before another option, prompts for it).
+_KEYCHAIN_PASSWORD = rf"{_BLANK}-w(?:{_BLANK}++|(?=\S))(?!-)(?:{_ARGUMENT})"
 # 7-Zip's and RAR's -pPASSWORD, glued (a lone -p asks for it; rar's -p- for none).
 _ARCHIVERS = ("7z", "7za", "7zr", "7zz", "rar", "unrar")
 _ARCHIVE_PASSWORD = rf"{_BLANK}-p(?!-(?:{_BLANK}|$))(?=\S)(?:{_ARGUMENT})"
@@ -686,6 +713,21 @@ def _positional_patterns() -> list[SecretPattern]:
         _pattern("secret", _program_command(("poetry",)), ("poetry",), values=_POETRY_TOKEN),
         _pattern("password", _program_command(("poetry",)), ("poetry",), values=_POETRY_PASSWORD),
         _pattern("secret", _CARGO_TOKEN, ("cargo",)),
+        _pattern("secret", _program_command(("doctl",)), ("doctl",), values=_DOCTL_TOKEN),
+        _pattern(
+            "secret",
+            _subcommand_command("dotnet", rf"nuget{_BLANK}++(?:push|delete)"),
+            ("nuget",),
+            values=_NUGET_API_KEY,
+        ),
+        _pattern("password", _program_command(("lftp",)), ("lftp",), values=_LFTP_USER),
+        _pattern("secret", _program_command(_HTTPIE), ("http",), values=_HTTPIE_AUTH),
+        _pattern(
+            "password",
+            _subcommand_command("security", r"add-(?:generic|internet)-password"),
+            ("security",),
+            values=_KEYCHAIN_PASSWORD,
+        ),
         # Before the assignments: a tag they placed (pass=pw) would end the pairs' reading.
         _pattern("secret", _rclone_config_command(), ("rclone",), values=_RCLONE_PAIR),
     ]
@@ -1441,11 +1483,11 @@ _PATTERNS: list[SecretPattern] = [
         ("proxy",),
     ),
     # ... and in a proxy variable's assignment, HTTPS_PROXY=USER:PASSWORD@HOST (http_proxy,
-    # ALL_PROXY, any case; with a scheme it is a URL's). Only a word's start begins it, so
-    # the name repeated in one word is read once.
+    # FTP_PROXY, ALL_PROXY, any case; with a scheme it is a URL's). Only a word's start
+    # begins it, so the name repeated in one word is read once.
     _pattern(
         "password",
-        rf"""(?:^|(?<=[\s"'`;&|(]))(?i:(?:https?|all)_proxy)={_PROXY_PASSWORD}""",
+        rf"""(?:^|(?<=[\s"'`;&|(]))(?i:(?:https?|ftp|all)_proxy)={_PROXY_PASSWORD}""",
         ("_proxy=",),
     ),
     # aws configure set NAME VALUE (and npm's, yarn's, pnpm's, kubectl's config set): a
@@ -1999,6 +2041,8 @@ def _scan_rclone(items: Sequence[Any], start: int, found: dict[int, Found]) -> i
 
 _CURL_CERT_OPTIONS = frozenset({"-E", "--cert", "--proxy-cert"})
 _CURL_COOKIE_OPTIONS = frozenset({"-b", "--cookie"})
+# -b after curl's flags in one cluster (-sb, -sSbNAME=VALUE): the cluster, then its value.
+_CURL_COOKIE_CLUSTER = re.compile(rf"(-{_CURL_FLAGS}{{1,16}}b)(.*)", _FLAGS | re.DOTALL)
 # A proxy's options (curl's -x besides): USER:PASSWORD@HOST without a scheme.
 _PROXY_OPTIONS = frozenset({"--proxy", "--preproxy"})
 _CREDS_OPTIONS = frozenset({"--creds", "--src-creds", "--dest-creds"})
@@ -2047,13 +2091,29 @@ def _scan_curl(items: Sequence[Any], start: int, found: dict[int, Found]) -> int
             file, colon, passphrase = value.partition(":")
             if colon and passphrase:
                 found[at] = ("password", head + file + ":", passphrase)
-        elif (cookie := _option_value(items, index, _CURL_COOKIE_OPTIONS, "-b")) is not None:
+        elif (cookie := _curl_cookie(items, index)) is not None:
             at, head, value = cookie
             if "=" in value:
                 found[at] = ("cookie", head, value)
         else:
             _proxy_password(items, index, "-x", found)
     return len(items)
+
+
+def _curl_cookie(items: Sequence[Any], index: int) -> tuple[int, str, str] | None:
+    """curl's cookie at item ``index`` (``_option_value``): -b or --cookie, or -b ending a
+    cluster of flags (``-sb`` and the next item, ``-sbNAME=VALUE``)."""
+    cookie = _option_value(items, index, _CURL_COOKIE_OPTIONS, "-b")
+    item = items[index]
+    if cookie is not None or type(item) is not str:
+        return cookie
+    cluster = _CURL_COOKIE_CLUSTER.fullmatch(item)
+    if cluster is None:
+        return None
+    flags, glued = cluster.groups()
+    if not glued:
+        return (index + 1, "", items[index + 1]) if _is_str(items, index + 1) else None
+    return None if glued.startswith("-") else (index, flags, glued)
 
 
 def _scan_pip(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
@@ -2089,6 +2149,58 @@ def _scan_gh(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
             elif type(item) is str and item.startswith("-b") and item[2:3] not in ("", "-"):
                 found[at] = ("secret", "-b", item[2:])
         return len(items)
+    return len(items)
+
+
+def _scan_short_option(option: str, kind: str) -> Scan:
+    """A scan for a program whose short ``option`` carries a secret of ``kind`` anywhere in
+    its arguments: the next item, glued (``-tTOKEN``) or after '=' (``-t=TOKEN``)."""
+    options = frozenset({option})
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
+        for index in range(start, len(items)):
+            if (value := _option_value(items, index, options, option)) is not None:
+                at, head, secret = value
+                if head or secret[:1] != "-":
+                    found[at] = (kind, head, secret)
+        return len(items)
+
+    return scan
+
+
+def _scan_after_words(words: tuple[str, ...], option: str, kind: str) -> Scan:
+    """A scan for a program whose subcommand (``words`` in a row; the last one may be any
+    of ``|``-separated names) takes a secret of ``kind`` after ``option``, as the next
+    item or glued on (``dotnet nuget push -k KEY``, ``security add-generic-password -w
+    PW``)."""
+    *leading, last = words
+    lasts = frozenset(last.split("|"))
+
+    def scan(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
+        for index in range(start, len(items) - len(leading)):
+            if not all(_is_word(items, index + n, word) for n, word in enumerate(leading)):
+                continue
+            if not (_is_str(items, index + len(leading)) and items[index + len(leading)] in lasts):
+                continue
+            for at in range(index + len(words), len(items)):
+                item = items[at]
+                if item == option and _is_str(items, at + 1) and items[at + 1][:1] != "-":
+                    found[at + 1] = (kind, "", items[at + 1])
+                elif type(item) is str and item.startswith(option) and item != option:
+                    found[at] = (kind, option, item[len(option) :])
+            break
+        return len(items)
+
+    return scan
+
+
+def _scan_lftp(items: Sequence[Any], start: int, found: dict[int, Found]) -> int:
+    # lftp -u USER,PASSWORD: the part after the first ','.
+    for index in range(start, len(items) - 1):
+        if items[index] == "-u" and _is_str(items, index + 1):
+            user, comma, password = items[index + 1].partition(",")
+            if comma and password:
+                found[index + 1] = ("password", user + ",", password)
     return len(items)
 
 
@@ -2207,6 +2319,13 @@ _PROGRAM_SCANS: dict[str, Scan | tuple[Scan, ...]] = {
     "cf": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["cf"]), _scan_cf_auth),
     "poetry": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config),
     "cargo": _scan_cargo,
+    "doctl": _scan_short_option("-t", "secret"),
+    **dict.fromkeys(_HTTPIE, _scan_short_option("-a", "secret")),
+    "dotnet": _scan_after_words(("nuget", "push|delete"), "-k", "secret"),
+    "security": _scan_after_words(
+        ("add-generic-password|add-internet-password",), "-w", "password"
+    ),
+    "lftp": _scan_lftp,
     # Not programs: subcommands (aws configure set NAME VALUE, npm config set NAME VALUE).
     "configure": _scan_configure_set,
     "config": _scan_configure_set,
@@ -2632,7 +2751,7 @@ _TRIGGERS = (
     r"""|put-parameter|--data-file|secret(?:\s|\\t|",")+create|twine|poetry|cargo"""
     # curl's -b NAME=VALUE (with --cookie, "cookie" above), a proxy's USER:PASSWORD@.
     # (A tab or newline before -b is an escape in canonical JSON: curl\t-b, "\\\n-b".)
-    r"""|(?:\s|\\[tnr]|",")-b(?:\s|\\[tnr]|",")*[^\s=]{0,256}="""
+    r"""|(?:\s|\\[tnr]|",")-[0-9#a-z]{0,16}b(?:\s|\\[tnr]|",")*[^\s=]{0,256}="""
     # (Bounded: a thread left open to the end of the text by a "-x" in a long word made
     # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
     r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/:]{0,256}:[^@]{0,256}@"""
@@ -2641,7 +2760,9 @@ _TRIGGERS = (
     # Samba's user%password (smbclient -U u%pw, net ... -U u%pw), smbclient's service
     # password, rabbitmqctl add_user u pw, MinIO's mc alias set ... ACCESS SECRET.
     r"|smbc|smbget|smbtree|rpcclient|samba-tool|rabbitmqctl|rclone"
-    r"""|\bcf(?:\s|\\t|",")+auth(?:\s|\\t|",")"""
+    # (cf's global options before auth: unbounded, as bounded repetitions here made the
+    # screen too large for RE2's DFA, which then fell back to its NFA on every hit.)
+    r"""|(?:\b|\\[tnrf]|\\u000b)cf(?:\s|\\t|",")+(?:-[a-z-]*(?:\s|\\t|",")+)*auth(?:\s|\\t|",")"""
     r"|(?:-U|--user(?:name)?)(?:\s|\\t|=|\",\")*[^\s\"%]*%"
     r"|alias(?:\s|\\[tn]|\",\")+set|host(?:\s|\\[tn]|\",\")+add"
     # Options whose value is KEY=VALUE (kubectl's --from-literal, --env).
@@ -2652,6 +2773,10 @@ _TRIGGERS = (
     # | chpasswd), and SQL that sets one (PASSWORD 'pw', IDENTIFIED BY pw).
     r"|(?:password|pass|token|secret)-stdin|--with-token|passwd(?:\s|\\t)+--stdin|chpasswd"
     r"|sudo(?:\s|\\t)+-"
+    # Programs whose own option carries a token or a password (doctl -t, dotnet nuget push
+    # -k, cqlsh -p, lftp -u USER,PW, HTTPie's -a, security add-generic-password -w).
+    r"|doctl|nuget|cqlsh|lftp|add-(?:generic|internet)-password"
+    r"""|(?:^|[\s/"'`(]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n|",")"""
     r"""|(?:-E|--cert|--proxy-cert)(?:\s|=|\\t|",")+[^\s":]*:"""
     r"""|secret(?:\s|\\t|",")+set\b"""
     r"|password(?:\s|\\[tnrf]|\()*'|identified|set(?:\s|\\[tnrf])+password"
