@@ -19,15 +19,28 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 
-from bench import cold, daemon_memory, decision, http_load, large, parts, stages, startup
+from bench import (
+    cold,
+    daemon_memory,
+    decision,
+    filesystem,
+    http_load,
+    large,
+    parts,
+    stages,
+    startup,
+)
 from bench.results import Section, Target, render
 
 SECTIONS = ("decision", "startup", "http", "memory")
 # Explanatory, judged by no target: run only when named.
 EXTRA_SECTIONS = ("stages", "parts", "cold", "large")
+# Judged on a durable audit trail: their trails must be on a disk, not in memory.
+ON_DISK_SECTIONS = ("http", "memory", "startup")
 MEMORY_LIMIT_MIB = 80.0
 MEMORY_GROWTH_MIB = 1.0
 
@@ -80,6 +93,7 @@ def _memory_targets(
 
 
 def memory_section(checks: int, audit_parent: str | None) -> Section:
+    trail_on = filesystem.require_on_disk(audit_parent or tempfile.gettempdir())
     command = [sys.executable, "-m", "bench.memory", "--checks", str(checks)]
     if audit_parent:
         command += ["--dir", audit_parent]
@@ -94,7 +108,7 @@ def memory_section(checks: int, audit_parent: str | None) -> Section:
     section.targets += _memory_targets("", marks, rss)
     section.notes.append(
         f"In process, not over HTTP: Gate.check from request bytes to durable record, a "
-        f"real AuditLog (group commit, fsync) on disk, {1_000:,}-rule policy, 64 checks in "
+        f"real AuditLog (group commit, fsync) on {trail_on}, {1_000:,}-rule policy, 64 checks in "
         f"flight, the request mix of the decision table; {data['seconds']:.0f} s. RSS read "
         "from /proc/self/status (current, not peak), no forced garbage collection."
     )
@@ -107,7 +121,7 @@ def memory_section(checks: int, audit_parent: str | None) -> Section:
     peak = f"{daemon[-1]:.1f} MiB (peak {served.daemon_peak_mib:.1f})"
     section.targets += _memory_targets("of the daemon over HTTP, ", marks, daemon, peak)
     section.notes.append(
-        f"The daemon rows: `tollgate serve` (trail on disk, {1_000:,}-rule policy) under wrk "
+        f"The daemon rows: `tollgate serve` (trail on {trail_on}, {1_000:,}-rule policy) under wrk "
         f"at concurrency {daemon_memory.CONNECTIONS} with the same mix, sampled as its own "
         f"tollgate_checks_total passed each mark; {served.seconds:.0f} s. The sync helper is "
         "a separate process in the same container: its RSS counts the interpreter's shared "
@@ -132,7 +146,9 @@ def main() -> int:
         help="short runs (a smoke test; targets judged on less data)",
     )
     parser.add_argument(
-        "--dir", default=None, help="parent directory for audit trails (default: system temp dir)"
+        "--dir",
+        default=None,
+        help="parent directory for audit trails, on a disk (default: system temp dir)",
     )
     parser.add_argument("--markdown", default=None, help="also write the report to this file")
     args = parser.parse_args()
@@ -140,6 +156,12 @@ def main() -> int:
     unknown = set(wanted) - set(SECTIONS + EXTRA_SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if any(name in wanted for name in ON_DISK_SECTIONS):
+        try:
+            filesystem.require_on_disk(args.dir or tempfile.gettempdir())
+        except filesystem.NotDurable as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
     try:
         if "http" in wanted or "stages" in wanted:
             http_load.require_wrk()

@@ -13,7 +13,8 @@ ceiling plus one append + fdatasync per request on the gate's disk, what the lat
 target's "one fsync" costs here. Both are reported, never judged.
 
 After the runs the gate is stopped (SIGTERM: final checkpoint) and its trail verified:
-every answered check must be a record in an intact chain.
+every answered check must be a record in an intact chain. The trail's directory must be
+on a disk: on tmpfs or ramfs the run is refused (``bench.filesystem``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.filesystem import require_on_disk
 from bench.policies import IDENTITY, policy_yaml, request_mix
 from bench.results import Section, Target, ratio, us
 from sidecar.audit.verify import verify_trail
@@ -267,6 +269,7 @@ def run(
     with_tmpfs: bool = True,
 ) -> Section:
     wrk = require_wrk()
+    trail_on = require_on_disk(audit_parent or tempfile.gettempdir())
     work = Path(tempfile.mkdtemp(prefix="tollgate-http-bench-", dir=audit_parent))
     tmpfs = Path("/dev/shm")
     tmpfs_work = (
@@ -338,7 +341,15 @@ def run(
     runs = {key: Runs(tuple(value)) for key, value in results.items()}
     sync_wait = SyncWait(sync_batches, sync_seconds)
     return judged_section(
-        runs, fsync_us, sync_wait, report.intact, report.records, answered, seconds, rounds
+        runs,
+        fsync_us,
+        sync_wait,
+        report.intact,
+        report.records,
+        answered,
+        seconds,
+        rounds,
+        trail_on=str(trail_on),
     )
 
 
@@ -355,8 +366,11 @@ def judged_section(
     answered: int,
     seconds: float,
     rounds: int,
+    *,
+    trail_on: str,
 ) -> Section:
-    """The HTTP table, its targets judged on each round's ratios, and the notes."""
+    """The HTTP table, its targets judged on each round's ratios, and the notes;
+    ``trail_on`` names the file system of the gate's trail ("ext4 (/dev/vda)")."""
     section = Section(
         "/check over HTTP under wrk (requests/s; latency µs p50 / p99; medians of the rounds)",
         ("concurrency", "server", "requests/s", "latency p50 / p99", "errors", "vs ceiling"),
@@ -435,7 +449,8 @@ def judged_section(
         "rules; bodies cycle through the same mix as the in-process table. Runs are "
         "interleaved server by server within each round; each server had a warm-up run. "
         "Requests/s and latencies are the medians of the rounds; a ratio to the ceiling is "
-        "the median of each round's ratio to the same round's ceiling.",
+        "the median of each round's ratio to the same round's ceiling. The gate's audit "
+        f"trail, and the syncing ceiling's file, were on {trail_on}.",
         f"At concurrency 1 the gate synced {sync_wait.batches:,.0f} batches for "
         f"{gate1.requests:,} checks, and by its own /metrics "
         f"(tollgate_audit_sync_duration_seconds) each fdatasync took "

@@ -40,6 +40,7 @@ import yaml
 import sidecar
 from bench.audit_bench import decision_body
 from bench.cpu_limit import CpuLimit
+from bench.filesystem import require_on_disk
 from bench.http_load import Server, serve_argv
 from bench.policies import IDENTITY, policy_yaml
 from bench.results import Section, Target
@@ -203,6 +204,7 @@ def time_compile(data: bytes, count: int = 5) -> list[float]:
 
 
 def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) -> Section:
+    trail_on = require_on_disk(audit_parent or tempfile.gettempdir())
     work = Path(tempfile.mkdtemp(prefix="tollgate-startup-bench-", dir=audit_parent))
     try:
         policy = work / "policy.yaml"
@@ -307,6 +309,7 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
     ]
     section.notes.append(
         "Startup includes the interpreter and every import; /ready is polled every 5 ms. "
+        f"The audit trails were on {trail_on}. "
         f"The daemon reload includes the watcher's batching of file events "
         f"({EVENT_STEP_MS}-{2 * EVENT_STEP_MS} ms after the change)."
     )

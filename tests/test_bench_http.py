@@ -63,7 +63,9 @@ def _judged(gate16: Runs, gate1: Runs) -> dict[str, Target]:
         ("ceiling", 64): flat,
         ("gate", 64): flat,
     }
-    section = judged_section(runs, 150.0, SyncWait(100.0, 0.0165), True, 10, 10, 5.0, 3)
+    section = judged_section(
+        runs, 150.0, SyncWait(100.0, 0.0165), True, 10, 10, 5.0, 3, trail_on="ext4 (/dev/vda)"
+    )
     return {target.name.split(",")[0]: target for target in section.targets}
 
 
