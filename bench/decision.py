@@ -1,39 +1,47 @@
 """In-process decision time against Cedar (cedarpy), for policies of growing size.
 
-Three things are timed, call by call, over the same request mix (``bench.policies``):
+Four things are timed, call by call, over the same request mix (``bench.policies``):
 
 - ``evaluate_request``: Tollgate from the request dict to a verdict: strict parse
   (pydantic), normalisation (paths, URL/host canonicalisation, argv checks, k8s
   attributes), evaluation of every subject and the reason text.
 - ``evaluate_subject``: the decision alone, on an already normalised subject.
-- ``cedarpy.is_authorized``: Cedar from a request dict (principal, action, resource and a
-  context of the *already normalised* fields) to a decision, with the policy set and the
-  (empty) entity set parsed once beforehand. That is Cedar's cheapest use; its call still
-  includes what any Cedar caller pays: encoding the context, parsing the request in Rust
-  and decoding the answer.
+- Tollgate from the same dict: the dict of normalised fields that Cedar's request is
+  built from (plain lists of strings, as decoded JSON holds them) turned into the
+  engine's ``Subject`` and decided.
+- ``cedarpy.is_authorized``: Cedar from a request (principal, action, resource and a
+  context of the *already normalised* fields) to a decision, in its cheapest documented
+  call: the policy set and the (empty) entity set parsed once beforehand, and the
+  context handed as a JSON string encoded once beforehand (``is_authorized`` takes a
+  dict or a string, and encodes a dict on every call). The call still includes what
+  any Cedar caller pays: parsing the request in Rust and decoding the answer.
 
-Which comparison the ">= 10x" target means: the issue states it with the 5 µs median and
-the growth bound, all three under "in-process decision time", so it is judged like them
-on ``evaluate_subject``. The stricter comparison, ``evaluate_request`` (which also
-validates and normalises the raw request, while Cedar is handed normalised values), is
-reported beside it and not judged.
+Which comparison the ">= 10x" target means: both engines starting from the same
+normalised-field dict, so each pays for turning it into its own request; that is the
+like-for-like comparison, and the target is judged on it. ``evaluate_subject`` against
+Cedar leaves out Tollgate's side of that (reported, not judged), and
+``evaluate_request`` (which also validates and normalises the raw request, while Cedar
+is handed normalised values) is the stricter comparison, reported and not judged. The
+5 µs median and the growth bound are judged on ``evaluate_subject``, the decision alone.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bench.policies import IDENTITY, cedar_request, policy_cedar, policy_yaml, request_mix
 from bench.results import Latency, Section, Target, ratio, us
 from sidecar.engine import evaluate_request
-from sidecar.evaluator import evaluate_subject
+from sidecar.evaluator import SubjectDecision, evaluate_subject
 from sidecar.normalise.request import normalise_request
+from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import load_policy_bytes
 from sidecar.request import parse_request
+from sidecar.subject import Subject
 
 SIZES = (10, 50, 100, 1_000, 10_000)
 MEDIAN_TARGET_RULES = 50
@@ -47,6 +55,7 @@ class SizeResult:
     rules: int
     full: Latency
     subject: Latency
+    from_dict: Latency  # Tollgate from the normalised-field dict Cedar's request is built from
     cedar: Latency | None
 
 
@@ -74,23 +83,36 @@ def time_calls(
     return min(results, key=lambda latency: latency.median_us)
 
 
+# (action, normalised fields as plain lists): what both engines start from, like for like.
+HandedFields = tuple[str, dict[str, list[str]]]
+
+
+def decide_from_fields(
+    policy: CompiledPolicy, action: str, fields: Mapping[str, Sequence[str]]
+) -> SubjectDecision:
+    """Tollgate from a dict of normalised fields: made the engine's subject, and decided."""
+    return evaluate_subject(
+        policy, Subject(action, {name: tuple(values) for name, values in fields.items()})
+    )
+
+
 def _cedar_calls(
-    size: int, bodies: list[dict[str, Any]], expected: list[bool]
+    size: int, handed: list[HandedFields], expected: list[bool]
 ) -> list[Callable[[], object]]:
     import cedarpy
 
     policies = cedarpy.PolicySet.from_str(policy_cedar(size))
     entities = cedarpy.Entities.from_json_str("[]")
     calls: list[Callable[[], object]] = []
-    for body, allowed in zip(bodies, expected, strict=True):
-        subjects = normalise_request(parse_request(body), IDENTITY).subjects
-        assert len(subjects) == 1, body
-        request = cedar_request(subjects[0].action, dict(subjects[0].fields))
+    for (action, fields), allowed in zip(handed, expected, strict=True):
+        request = cedar_request(action, fields)
+        # Encoded here, once: a dict context would be encoded by cedarpy on every call.
+        request["context"] = json.dumps(request["context"])
         answer = cedarpy.is_authorized(request, policies, entities)
         cedar_allowed = answer.decision == cedarpy.Decision.Allow
         if cedar_allowed != allowed or answer.diagnostics.errors:
             raise AssertionError(
-                f"Cedar and Tollgate disagree on {body}: cedar {answer.decision} "
+                f"Cedar and Tollgate disagree on {action} {fields}: cedar {answer.decision} "
                 f"{answer.diagnostics.errors}, tollgate allowed={allowed}"
             )
         calls.append(functools.partial(cedarpy.is_authorized, request, policies, entities))
@@ -106,6 +128,18 @@ def measure_size(size: int, *, budget_s: float, with_cedar: bool) -> SizeResult:
         for body in bodies
         for subject in normalise_request(parse_request(body), IDENTITY).subjects
     ]
+    if len(subjects) != len(bodies):
+        raise AssertionError("a body of the mix normalises to several subjects")
+    handed = [
+        (s.action, {name: list(values) for name, values in s.fields.items()}) for s in subjects
+    ]
+    for each, (action, fields) in zip(subjects, handed, strict=True):
+        made, normalised = (
+            decide_from_fields(policy, action, fields),
+            evaluate_subject(policy, each),
+        )
+        if made[:3] != normalised[:3]:  # decision, rule, reason
+            raise AssertionError(f"the subject made from {fields} is decided differently")
     full = time_calls(
         [functools.partial(evaluate_request, policy, body, identity=IDENTITY) for body in bodies],
         budget_s=budget_s,
@@ -116,24 +150,43 @@ def measure_size(size: int, *, budget_s: float, with_cedar: bool) -> SizeResult:
         budget_s=budget_s,
         max_samples=100_000,
     )
+    from_dict = time_calls(
+        [
+            functools.partial(decide_from_fields, policy, action, fields)
+            for action, fields in handed
+        ],
+        budget_s=budget_s,
+        max_samples=100_000,
+    )
     cedar = None
     if with_cedar:
-        calls = _cedar_calls(size, bodies, [v.decision == "allow" for v in verdicts])
+        calls = _cedar_calls(size, handed, [v.decision == "allow" for v in verdicts])
         cedar = time_calls(calls, budget_s=budget_s, max_samples=100_000)
-    return SizeResult(size, full, subject, cedar)
+    return SizeResult(size, full, subject, from_dict, cedar)
 
 
 def run(*, budget_s: float = 2.0, with_cedar: bool = True) -> Section:
     results = {size: measure_size(size, budget_s=budget_s, with_cedar=with_cedar) for size in SIZES}
+    return section_of(results)
+
+
+def _cell(latency: Latency) -> str:
+    return f"{us(latency.median_us)} / {us(latency.p99_us)}"
+
+
+def section_of(results: Mapping[int, SizeResult]) -> Section:
+    """The table, its targets and notes; the Cedar target is judged where Cedar ran."""
     section = Section(
         "In-process decision time (µs per call: median / p99; ratios of medians)",
         (
             "rules",
             "evaluate_request",
             "evaluate_subject",
+            "Tollgate from the same dict",
             "cedarpy is_authorized",
             "cedarpy ÷ evaluate_request",
             "cedarpy ÷ evaluate_subject",
+            "cedarpy ÷ Tollgate from the same dict",
         ),
     )
     for size, result in results.items():
@@ -141,11 +194,13 @@ def run(*, budget_s: float = 2.0, with_cedar: bool = True) -> Section:
         section.rows.append(
             (
                 f"{size:,}",
-                f"{us(result.full.median_us)} / {us(result.full.p99_us)}",
-                f"{us(result.subject.median_us)} / {us(result.subject.p99_us)}",
-                f"{us(cedar.median_us)} / {us(cedar.p99_us)}" if cedar else "not run",
+                _cell(result.full),
+                _cell(result.subject),
+                _cell(result.from_dict),
+                _cell(cedar) if cedar else "not run",
                 ratio(cedar.median_us / result.full.median_us) if cedar else "-",
                 ratio(cedar.median_us / result.subject.median_us) if cedar else "-",
+                ratio(cedar.median_us / result.from_dict.median_us) if cedar else "-",
             )
         )
     at_target = results[MEDIAN_TARGET_RULES]
@@ -166,19 +221,19 @@ def run(*, budget_s: float = 2.0, with_cedar: bool = True) -> Section:
             growth <= GROWTH_LIMIT,
         )
     )
-    if with_cedar:
-        for size, result in results.items():
-            assert result.cedar is not None
-            speedup = result.cedar.median_us / result.subject.median_us
-            section.targets.append(
-                Target(
-                    f"decision faster than cedarpy at {size:,} rules "
-                    "(evaluate_subject vs is_authorized)",
-                    ratio(speedup),
-                    f"≥ {CEDAR_SPEEDUP:g}x",
-                    speedup >= CEDAR_SPEEDUP,
-                )
+    for size, result in results.items():
+        if result.cedar is None:
+            continue
+        speedup = result.cedar.median_us / result.from_dict.median_us
+        section.targets.append(
+            Target(
+                f"decision faster than cedarpy at {size:,} rules "
+                "(Tollgate from the same dict vs is_authorized)",
+                ratio(speedup),
+                f"≥ {CEDAR_SPEEDUP:g}x",
+                speedup >= CEDAR_SPEEDUP,
             )
+        )
     section.notes += [
         f"Request mix: {len(request_mix(100))} /check bodies (hits near the start, middle and "
         "end of the file for every kind of rule, hits on the broad head rules, and misses "
@@ -186,14 +241,21 @@ def run(*, budget_s: float = 2.0, with_cedar: bool = True) -> Section:
         "the round with the lowest median is shown (the machine is shared), for every "
         "column alike.",
         "evaluate_request = parse + normalise + decide from a dict; evaluate_subject = the "
-        "decision on a pre-normalised subject; cedarpy is handed the normalised fields as "
-        "its context, with its PolicySet and Entities parsed once.",
+        "decision on a pre-normalised subject; Tollgate from the same dict = the normalised "
+        "fields, as a dict of plain lists, made the engine's subject and decided. Cedar's "
+        "request is built from that same dict: the normalised fields as its context, in "
+        "its cheapest documented call (PolicySet and Entities parsed once, the context "
+        "handed as a JSON string encoded once beforehand).",
         "Before timing, every request's allowed/denied answer is checked equal between "
-        "Tollgate and Cedar. Ratios are of medians. All three targets are judged on the "
-        "decision time (evaluate_subject), as the issue states them; Cedar's call "
-        "includes turning its request dict into a Cedar request, which cedarpy offers no "
-        "way to do beforehand. The cedarpy ÷ evaluate_request column is the stricter "
-        "comparison, Tollgate also validating and normalising the raw request: reported, "
-        "not judged.",
+        "Tollgate and Cedar, and the subject made from the dict is checked to be decided "
+        "as the normalised one. Ratios are of medians. The ≥ 10x target is judged like for "
+        "like, both engines from the same dict (cedarpy ÷ Tollgate from the same dict): "
+        "Cedar's call still parses its request in Rust and decodes its answer, which "
+        "cedarpy offers no way to do beforehand, and Tollgate's makes its subject. The "
+        "5 µs median and the growth bound are judged on the decision alone "
+        "(evaluate_subject), as the issue states them. cedarpy ÷ evaluate_subject leaves "
+        "out Tollgate's side of the request, and cedarpy ÷ evaluate_request is the "
+        "stricter comparison, Tollgate also validating and normalising the raw request: "
+        "both reported, not judged.",
     ]
     return section

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -339,8 +340,9 @@ def request_mix(size: int) -> list[dict[str, Any]]:
     return requests
 
 
-def cedar_request(action: str, fields: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """The Cedar request for one normalised Tollgate subject (built outside the timing)."""
+def cedar_request(action: str, fields: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The Cedar request for one normalised Tollgate subject's fields (built outside the
+    timing)."""
     context: dict[str, Any] = {}
     for name, values in fields.items():
         if name == "agent":
