@@ -4,8 +4,9 @@
 pod runs: the daemon answering ``/check`` over HTTP (uvicorn, the protocol, the policy
 watcher, metrics) and its sync helper process, with the trail on disk. wrk drives it at
 concurrency 16 with the request mix until the daemon's own ``tollgate_checks_total``
-passes each mark; the RSS (``VmRSS``, current) of the daemon and of the helper is read
-from ``/proc`` as it does, and the daemon's peak (``VmHWM``) at the end.
+passes each mark; the RSS (``VmRSS``, current) of the daemon and of the helper, and the
+helper's private memory (``Private_Clean`` + ``Private_Dirty`` of ``smaps_rollup``), are
+read from ``/proc`` as it does, and the daemon's peak (``VmHWM``) at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class DaemonMemory:
     marks: list[int]  # checks answered when each sample was taken (a mark or just past)
     daemon_mib: list[float]
     helper_mib: list[float]  # the sync helper's RSS (0 where it was not running)
+    # The helper's pages that the daemon does not map too: what it adds to the container.
+    helper_private_mib: list[float]
     daemon_peak_mib: float
     seconds: float
 
@@ -41,6 +44,16 @@ def _status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def private_kib(pid: int) -> int:
+    """The memory only ``pid`` maps (``Private_Clean`` + ``Private_Dirty``), in KiB."""
+    private = 0
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
+    return private
 
 
 def _children(pid: int) -> list[int]:
@@ -85,6 +98,7 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
         marks: list[int] = []
         daemon: list[float] = []
         helper: list[float] = []
+        helper_private: list[float] = []
         started = time.perf_counter()
         try:
             mark = every
@@ -93,7 +107,9 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
                 if answered >= mark:
                     marks.append(answered)
                     daemon.append(_status_kib(pid, "VmRSS") / 1024)
-                    helper.append(sum(_status_kib(c, "VmRSS") for c in _children(pid)) / 1024)
+                    children = _children(pid)
+                    helper.append(sum(_status_kib(c, "VmRSS") for c in children) / 1024)
+                    helper_private.append(sum(private_kib(c) for c in children) / 1024)
                     mark += every
                 elif load.poll() is not None:
                     raise RuntimeError("wrk stopped before the last mark")
@@ -106,4 +122,4 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
             gate.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return DaemonMemory(marks, daemon, helper, peak, seconds)
+    return DaemonMemory(marks, daemon, helper, helper_private, peak, seconds)
