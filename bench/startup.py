@@ -260,14 +260,17 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
     )
     pod = f"in a cgroup with the pod's CPU limit ({POD_CPU_MILLICORES}m)"
     pod_label = f"the same, {pod}"
+    # The notes name these rows by their labels: rows come and go with the machine.
+    start_label = "startup to ready (spawn → GET /ready 200)"
+    compiled_label = "the same, bytecode compiled beforehand (as in the image)"
     kept_label = (
         f"restart to ready on a kept trail of {kept_records:,} records "
         f"({segments} segments, {size / 2**20:,.0f} MiB)"
     )
     for label, values in (
-        ("startup to ready (spawn → GET /ready 200)", starts),
+        (start_label, starts),
         ("baseline: a bare Starlette + uvicorn app, the same (interleaved)", bare_starts),
-        ("the same, bytecode compiled beforehand (as in the image)", compiled_starts),
+        (compiled_label, compiled_starts),
         *([(pod_label, limited_starts)] if limited_starts else []),
         (kept_label, restarts),
         *([(f"the same, bytecode compiled, {pod}", limited_restarts)] if limited_restarts else []),
@@ -314,11 +317,12 @@ def run(*, audit_parent: str | None = None, kept_records: int = KEPT_RECORDS) ->
         f"({EVENT_STEP_MS}-{2 * EVENT_STEP_MS} ms after the change)."
     )
     section.notes.append(
-        "The target is judged on the first row: the working tree's start, which here "
-        "compiles every module from source when no bytecode is cached (PYTHONDONTWRITEBYTECODE "
-        "set, or a first start). The image ships compiled bytecode (second row). In the pod, "
-        "the container's CPU limit is a CFS quota: the start's CPU time counts, not the idle "
-        "CPUs (third row, reported, not judged)."
+        f'The target is judged on the row "{start_label}": the working tree\'s start, which '
+        "here compiles every module from source when no bytecode is cached "
+        "(PYTHONDONTWRITEBYTECODE set, or a first start). The image ships compiled bytecode "
+        f'(the row "{compiled_label}"). In the pod, the container\'s CPU limit is a CFS '
+        "quota: the start's CPU time counts, not the idle CPUs (the row "
+        f'"{pod_label}", reported, not judged).'
     )
     section.notes.append(
         "The baselines say how fast this machine is in the same minutes (the targets are "

@@ -4,10 +4,14 @@ directory or a trail it refused."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bench import startup
 from bench.policies import policy_yaml
 from bench.startup import build_kept_trail, time_bare_start, time_startup, time_yaml_parse
 from sidecar.audit.rebuild import rebuild
@@ -51,3 +55,29 @@ def test_the_start_up_baseline_is_a_bare_app_that_imports_nothing_of_the_gate(
     )
     assert done.stdout.strip() == "[]"
     assert time_yaml_parse(b"version: 1\nrules: []\n", count=2)[0] > 0
+
+
+def test_the_notes_name_rows_that_are_in_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notes said "second row" for the bytecode start, which was the third row (the
+    bare app's start comes second). They name each row by its label now."""
+    seconds = {"time_startup": 0.5, "time_bare_start": 0.3}
+    for name, value in seconds.items():
+        monkeypatch.setattr(startup, name, lambda *args, value=value, **kwargs: value)
+    monkeypatch.setattr(startup, "compiled_copy", lambda directory: directory)
+    monkeypatch.setattr(startup, "generate_keypair", lambda d: (d / "key", d / "key.pub"))
+    monkeypatch.setattr(startup, "build_kept_trail", lambda *args, **kwargs: None)
+    monkeypatch.setattr(startup, "_trail_size", lambda directory: (3, 187 * 2**20))
+    monkeypatch.setattr(startup.CpuLimit, "create", lambda millicores: "no cgroup here")
+    for name in ("time_compile", "time_yaml_parse", "time_reloads"):
+        monkeypatch.setattr(startup, name, lambda *args: [0.1] * 5)
+
+    section = startup.run(audit_parent=str(tmp_path), kept_records=1_000)
+
+    labels = {row[0] for row in section.rows}
+    notes = " ".join(section.notes)
+    named = re.findall(r'the row "([^"]+)"', notes)
+    assert len(named) == 3
+    assert set(named) <= labels
+    assert not re.search(r"\b(first|second|third|fourth) row\b", notes)
