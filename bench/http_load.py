@@ -37,6 +37,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.ceiling_app import describe as describe_ceiling
 from bench.filesystem import require_on_disk
 from bench.policies import IDENTITY, policy_yaml, request_mix
 from bench.results import Section, Target, ratio, us
@@ -476,7 +477,8 @@ def judged_section(
         "rules; bodies cycle through the same mix as the in-process table. Runs are "
         "interleaved server by server within each round; each server had a warm-up run. "
         "Requests/s and latencies are the medians of the rounds; a ratio to the ceiling is "
-        "the median of each round's ratio to the same round's ceiling. The gate's audit "
+        "the median of each round's ratio to the same round's ceiling. The ceiling: "
+        f"{describe_ceiling()}, access log off. The gate's audit "
         f"trail, and the syncing ceiling's file, were on {trail_on}.",
         f"At concurrency 1 the gate synced {sync_wait.batches:,.0f} batches for "
         f"{gate1.requests:,} checks, and by its own /metrics "
