@@ -355,6 +355,51 @@ def test_allow_rules_that_probably_allow_more_than_meant_are_warned_of() -> None
     ]
 
 
+HOST_PATTERNS = """\
+version: 1
+rules:
+  - {id: glob-no-dot, action: network.request, host: {glob: "*example.com"}, decision: allow}
+  - {id: regex-unescaped, action: network.request, host: {regex: api.github.com}, decision: allow}
+  - {id: regex-suffix, action: network.request, host: {regex: ".*example\\\\.org"}, decision: allow}
+  - {id: glob-stars, action: network.request, host: {glob: "**example.net"}, decision: allow}
+  - {id: subdomains, action: network.request, host: {glob: "*.example.com"}, decision: allow}
+  - {id: anchored, action: network.request, host: {regex: "(.*\\\\.)?example\\\\.org"}, decision: allow}
+  - {id: escaped, action: network.request, host: {regex: "api\\\\.github\\\\.com"}, decision: allow}
+  - {id: in-label, action: network.request, host: {glob: "api-*.example.com"}, decision: allow}
+  - {id: deny-too, action: network.request, host: {glob: "*evil.example"}, decision: deny}
+  # Warned of only when the compiled matcher takes the sample.
+  - id: sample-excluded
+    action: network.request
+    host: {regex: ".*example\\\\.org", not: {in: [evilexample.org]}}
+    decision: allow
+"""
+
+
+def test_host_globs_and_regexes_that_match_other_domains_are_warned_of() -> None:
+    # rt27 policies review, finding 3: endsWith example.com was warned of, the same
+    # mistake written as a glob or regex was not.
+    policy = load_policy_bytes(HOST_PATTERNS.encode(), "p")
+    assert list(policy.warnings) == [
+        "rules[0] (id 'glob-no-dot'): host: glob '*example.com' also matches "
+        "'evilexample.com'; write '*.example.com' for its subdomains",
+        "rules[1] (id 'regex-unescaped'): host: regex 'api.github.com' also matches "
+        "'api-github.com': an unescaped '.' matches any character; write '\\.' for a dot",
+        "rules[2] (id 'regex-suffix'): host: regex '.*example\\\\.org' also matches "
+        "'evilexample.org'; start the domain at a label, as in '(.*\\\\.)?example\\\\.org' "
+        "for it and its subdomains",
+        "rules[3] (id 'glob-stars'): host: glob '**example.net' also matches "
+        "'evilexample.net'; write '**.example.net' for its subdomains",
+    ]
+    for host, rule in [
+        ("evilexample.com", "glob-no-dot"),
+        ("api-github.com", "regex-unescaped"),
+        ("evilexample.org", "regex-suffix"),
+        ("evilexample.net", "glob-stars"),
+    ]:
+        verdict = evaluate_request(policy, {"action": "network.request", "host": host})
+        assert (verdict.decision, verdict.rule) == ("allow", rule)  # what the warning says
+
+
 WIDE_GLOBS = """\
 version: 1
 rules:

@@ -452,6 +452,82 @@ def _broad_allow_warnings(rule: Rule, used: list[str]) -> list[str]:
     return warnings
 
 
+def _host_pattern_warnings(host: MatcherSpec, test: Callable[[FieldValues], bool]) -> list[str]:
+    """A host glob or regex of an allow rule that also matches a domain anyone can
+    register, as ``endsWith: example.com`` does (``_broad_allow_warnings``).
+
+    Told by what the compiled matcher does on samples: ``evil`` before the pattern's
+    literal end when that end does not start at a label (``*example.com``), and for a
+    regex its literal with one unescaped ``.`` made ``-`` (``api.github.com``)."""
+    warnings = []
+    if host.glob is not None:
+        found = _host_glob_sample(host.glob)
+        if found is not None and test((found[0],)):
+            sample, fixed = found
+            warnings.append(
+                f"host: glob {host.glob!r} also matches {sample!r}; write {fixed!r} for "
+                "its subdomains"
+            )
+    if host.regex is not None:
+        literal, unescaped = _host_regex_literal(host.regex)
+        # Only a domain's name: "evil" before ".example.com" is one of its subdomains.
+        if "." in literal and literal[0].isalnum() and test(("evil" + literal,)):
+            fixed = "(.*\\.)?" + literal.replace(".", "\\.")
+            warnings.append(
+                f"host: regex {host.regex!r} also matches {'evil' + literal!r}; start the "
+                f"domain at a label, as in {fixed!r} for it and its subdomains"
+            )
+        for dot in unescaped:
+            # A '.' first in the literal follows a wildcard (".*.example.com").
+            made = literal[:dot] + "-" + literal[dot + 1 :] if dot else "evil" + literal[1:]
+            taken = next((s for s in (made, "evil" + made) if test((s,))), None)
+            if taken is not None:
+                warnings.append(
+                    f"host: regex {host.regex!r} also matches {taken!r}: an unescaped '.' "
+                    "matches any character; write '\\.' for a dot"
+                )
+                break
+    return warnings
+
+
+def _host_glob_sample(glob: str) -> tuple[str, str] | None:
+    """For a host glob whose text after its last '*' starts with a letter or digit and
+    names a domain (``*example.com``): a host it may also match (``evilexample.com``)
+    and the glob of that domain's subdomains (``*.example.com``)."""
+    if any(c in glob for c in "[]{}\\"):
+        return None  # classes and braces: no sample is written for them
+    head, star, suffix = glob.rpartition("*")
+    if not star or not suffix[:1].isalnum() or "." not in suffix or "?" in suffix:
+        return None
+    # The last '*' (with any '*' before it) is "evil"; other wildcards are one letter.
+    sample = re.sub(r"\*+|\?", "x", head.rstrip("*")) + "evil" + suffix
+    return sample.lower(), head + star + "." + suffix
+
+
+# A regex token: an escape, a character class, or one character.
+_REGEX_TOKEN = re.compile(r"\\.|\[(?:\\.|[^\]])*\]?|.", re.DOTALL)
+
+
+def _host_regex_literal(regex: str) -> tuple[str, list[int]]:
+    """The literal end of a host regex (``api.github.com`` of ``^api.github\\.com$``), in
+    lower case, with the places of its unescaped '.' (read as the dots they look like)."""
+    tokens = _REGEX_TOKEN.findall(regex)
+    while tokens and tokens[-1] in ("$", "\\z"):
+        tokens.pop()
+    literal: list[str] = []
+    unescaped: list[int] = []
+    for token in reversed(tokens):
+        if token == ".":
+            unescaped.append(len(literal))
+            literal.append(".")
+        elif token in ("\\.", "\\-") or (len(token) == 1 and (token.isalnum() or token in "-_")):
+            literal.append(token[-1])
+        else:
+            break  # a quantifier, group, class, anchor or '|': the literal starts after it
+    literal.reverse()
+    return "".join(literal).lower(), sorted(len(literal) - 1 - i for i in unescaped)
+
+
 # Per action, the fields that name what its requests reach, what to call them in a
 # warning, and what such a request reaches when a rule names none of them.
 _TARGET_FIELDS: Mapping[str, tuple[frozenset[str], str, str]] = {
@@ -953,6 +1029,11 @@ def _compile_policy(
             )
         if rule.decision == "allow":
             warnings.extend(f"{label}: {w}" for w in _broad_allow_warnings(rule, used))
+            host_test = next((t.test for t in tests if t.field == "host"), None)
+            if isinstance(rule.host, MatcherSpec) and host_test is not None:
+                warnings.extend(
+                    f"{label}: {w}" for w in _host_pattern_warnings(rule.host, host_test)
+                )
             warnings.extend(
                 f"{label}: {w}" for w in _wildcard_reach_warnings(rule, used, explicit, fitting)
             )
