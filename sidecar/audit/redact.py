@@ -2776,7 +2776,10 @@ _TRIGGERS = (
     # Programs whose own option carries a token or a password (doctl -t, dotnet nuget push
     # -k, cqlsh -p, lftp -u USER,PW, HTTPie's -a, security add-generic-password -w).
     r"|doctl|nuget|cqlsh|lftp|add-(?:generic|internet)-password"
-    r"""|(?:^|[\s/"'`(]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n|",")"""
+    r"""|(?:^|[\s/"'`(]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n)"""
+    # In a list only as an item (after '[' or ',', a path before it): a request's
+    # "scheme":"https", on every network record, is an object's value, not a program.
+    r'|[\[,]"(?:[^",]*/)?https?(?:ie)?","'
     r"""|(?:-E|--cert|--proxy-cert)(?:\s|=|\\t|",")+[^\s":]*:"""
     r"""|secret(?:\s|\\t|",")+set\b"""
     r"|password(?:\s|\\[tnrf]|\()*'|identified|set(?:\s|\\[tnrf])+password"

@@ -146,6 +146,26 @@ def test_clean_bodies_are_returned_unchanged_and_pass_the_screen() -> None:
     assert redactor.redact(body) is body
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_network_requests_scheme_does_not_send_its_record_the_slow_way(scheme: str) -> None:
+    # Every network.request record carries "scheme"; HTTPie's program names (http,
+    # https) trigger the screen as a command or a list's item, never as a value.
+    body = {
+        "action": "network.request",
+        "request": {
+            "host": "api.example.com",
+            "method": "GET",
+            "path": "/v1",
+            "port": 443,
+            "scheme": scheme,
+            "url": f"{scheme}://api.example.com/v1",
+        },
+        "reason": f"rule r6 allows network.request of api.example.com:443 over {scheme}",
+    }
+    assert not Redactor.may_hold_secret(canonical_bytes(body))
+    assert Redactor(KEY).redact(body) is body
+
+
 @pytest.mark.parametrize(
     "text",
     [
