@@ -10,6 +10,7 @@ Every ``serve`` flag also reads ``TOLLGATE_<FLAG>`` from the environment.
 from __future__ import annotations
 
 import argparse
+import errno
 import http.client
 import json
 import os
@@ -38,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
         # exited 0 with their output lost (stdout unbuffered, as PYTHONUNBUFFERED=1 in the
         # image makes it); main turns the error into the exit 2 of every other command.
         if message and file is sys.stdout:
+            if file is None:  # started with stdout closed (>&-)
+                raise OSError(errno.EBADF, "standard output is closed")
             file.write(message)
             return
         super()._print_message(message, file)
@@ -611,15 +614,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)  # --help and --version print too
             return int(args.func(args))
         finally:
-            sys.stdout.flush()  # a closed pipe shows here, not in the flush at exit
+            if sys.stdout is not None:  # None: started with stdout closed
+                sys.stdout.flush()  # a closed pipe shows here, not in the flush at exit
     except BrokenPipeError:
         # The reader went away (`tollgate check ... | head`): end quietly with the
-        # contract's error status (not a shell's 141: the codes are 0, 1, 2). stdout
-        # goes to /dev/null first, since Python flushes it again at exit and would
-        # complain (the recipe of the signal module's documentation).
+        # contract's error status (not a shell's 141: the codes are 0, 1, 2).
+        _discard_stdout()
+        return EXIT_ERROR
+    except OSError as exc:
+        # Standard output full or closed (> /dev/full, >&-), or another I/O failure no
+        # command handled: the contract's error status with the reason, not a traceback
+        # and 1, which `check` means as deny.
+        print(f"tollgate: error: {exc}", file=sys.stderr)
+        _discard_stdout()
+        return EXIT_ERROR
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it again at exit and would complain of
+    the same failure (the recipe of the signal module's documentation)."""
+    if sys.stdout is None:
+        return
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
+    except (OSError, ValueError):  # no descriptor behind it: nothing left to flush into
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

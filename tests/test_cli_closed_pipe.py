@@ -93,3 +93,43 @@ def test_help_and_version_into_a_closed_stdout_exit_2_as_every_command_does(
     for complaint in ("Traceback", "BrokenPipeError", "Exception ignored"):
         assert complaint not in done.stderr
     assert done.returncode == 2
+
+
+def _run_with_stdout(stdout: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run tollgate with stdout on ``/dev/full`` (every write fails: no space) or closed."""
+
+    def close_stdout() -> None:
+        os.close(1)
+
+    with open(os.devnull if stdout == "closed" else "/dev/full", "w") as target:
+        return subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", *args],
+            stdout=target,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=close_stdout if stdout == "closed" else None,
+        )
+
+
+_ARGPARSE_OUTPUT = [("--help",), ("--version",), ("policy", "--help")]
+
+
+# `check` exiting 1 on a full stdout (a traceback) read as deny; the contract's error is
+# 2. (With stdout closed, Python's print writes nowhere and `check` still exits with its
+# decision: only argparse's own output fails there.)
+@pytest.mark.parametrize(
+    ("stdout", "args"),
+    [("full", args) for args in [*_ARGPARSE_OUTPUT, COMMANDS[0]]]
+    + [("closed", args) for args in _ARGPARSE_OUTPUT],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value[:2]),
+)
+def test_a_full_or_closed_stdout_is_an_error_with_its_reason_not_a_traceback(
+    stdout: str, args: tuple[str, ...]
+) -> None:
+    done = _run_with_stdout(stdout, *args)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    reason = "No space left on device" if stdout == "full" else "standard output is closed"
+    assert reason in done.stderr
