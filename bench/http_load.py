@@ -38,7 +38,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.ceiling_app import describe as describe_ceiling
-from bench.filesystem import require_on_disk
+from bench.filesystem import require_on_disk, sync_latency_us
 from bench.policies import IDENTITY, policy_yaml, request_mix
 from bench.results import Section, Target, ratio, us
 from sidecar.audit.segments import iter_line_blocks, list_segments
@@ -179,25 +179,6 @@ def run_wrk(wrk: str, url: str, bodies: Path, connections: int, seconds: float) 
     )
 
 
-def fsync_latency_us(directory: Path, count: int = 200) -> float:
-    """Median time of one record-sized append + fdatasync in ``directory``, as the gate
-    writes a batch (the least a check costs on that disk)."""
-    path = directory / "fsync-probe"
-    samples: list[float] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for _ in range(count):
-            started = time.perf_counter()
-            os.write(fd, b"x" * 600 + b"\n")
-            os.fdatasync(fd)
-            samples.append(time.perf_counter() - started)
-    finally:
-        os.close(fd)
-        path.unlink()
-    samples.sort()
-    return samples[len(samples) // 2] * 1e6
-
-
 def decision_records(audit_dir: Path) -> int:
     """How many ``decision`` records the trail holds: one per answered check. The other
     types (startup, policyLoaded, approval, checkpoint, shutdown) answer no check."""
@@ -322,7 +303,7 @@ def run(
     sync_batches = sync_seconds = 0.0
     answered = warmup_errors = 0
     try:
-        fsync_us = fsync_latency_us(work)
+        fsync_us = sync_latency_us(work, count=200)
         for server in servers:
             server.start()
             warmup = run_wrk(wrk, server.url, bodies, 16, 2)

@@ -1,6 +1,7 @@
 """The judged rows measure the durable audit trail: ``python -m bench`` refuses to run
 them with the trail on tmpfs, where an fdatasync reaches no disk and the latency target
-"held" at 2.15x against 4.32x on disk."""
+"held" at 2.15x against 4.32x on disk, and where a sync answers faster than any disk
+(an overlay over tmpfs was accepted by its name, syncing in 1.6 µs)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.filesystem import NotDurable, file_system_of, require_on_disk
+from bench.filesystem import NotDurable, file_system_of, require_on_disk, sync_latency_us
 
 REPO = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm")
@@ -29,11 +30,56 @@ def test_dev_shm_is_tmpfs_and_refused_even_below_a_missing_directory() -> None:
         require_on_disk(SHM / "x")
 
 
+@needs_shm
+def test_a_tmpfs_that_mountinfo_calls_a_disk_is_refused_by_its_sync_time(tmp_path: Path) -> None:
+    # As an overlay whose upper directory is on tmpfs: its name is no in-memory type.
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("1 0 254:0 / / rw - overlay overlay rw,upperdir=/dev/shm/up\n")
+    trails = Path(tempfile.mkdtemp(dir=SHM))
+    try:
+        with pytest.raises(
+            NotDurable,
+            match=r"on overlay \(overlay\), .* took [\d.]+ µs, "
+            r"which no disk does .*--dir DIR",
+        ) as refused:
+            require_on_disk(trails, mountinfo)
+        leftovers = list(trails.iterdir())
+    finally:
+        shutil.rmtree(trails, ignore_errors=True)
+    assert f"would go to {trails}," in str(refused.value)
+    assert leftovers == []  # the probe's file is removed
+
+
 def test_the_repositorys_directory_is_on_a_disk() -> None:
     found = require_on_disk(REPO)
     assert not found.in_memory
     assert str(found) == f"{found.type} ({found.source})"
     assert REPO.as_posix().startswith(found.mount_point)
+    assert sync_latency_us(REPO) >= 5  # what the probe asks of a disk
+
+
+def test_the_paths_device_decides_over_a_longer_mount_point(tmp_path: Path) -> None:
+    """A mount hidden under a later one is not what the path reaches: the mount whose
+    device the path is on (here the test directory's own) is."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "c" / "d").mkdir(parents=True)
+    device = os.stat(tmp_path).st_dev
+    here = f"{os.major(device)}:{os.minor(device)}"
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1 0 4095:1 / / rw - ext4 /dev/vda rw\n"
+        # A directory of the disk bound at a/b, then a tmpfs mounted at a over it.
+        f"2 1 4095:1 /diskdir {tmp_path}/a/b rw - ext4 /dev/vda rw\n"
+        f"3 1 {here} / {tmp_path}/a rw - tmpfs tmpfs rw\n"
+        # The other way round: a tmpfs at c/d hidden by a disk mounted at c.
+        f"4 1 4095:2 / {tmp_path}/c/d rw - tmpfs tmpfs rw\n"
+        f"5 1 {here} / {tmp_path}/c rw - xfs /dev/sdb rw\n"
+    )
+    hidden_disk = file_system_of(tmp_path / "a" / "b" / "trails", mountinfo)
+    assert (hidden_disk.type, hidden_disk.mount_point) == ("tmpfs", f"{tmp_path}/a")
+    with pytest.raises(NotDurable, match="on tmpfs"):
+        require_on_disk(tmp_path / "a" / "b", mountinfo)
+    assert str(file_system_of(tmp_path / "c" / "d", mountinfo)) == "xfs (/dev/sdb)"
 
 
 def test_the_longest_mount_point_holding_the_path_decides(tmp_path: Path) -> None:
@@ -48,14 +94,15 @@ def test_the_longest_mount_point_holding_the_path_decides(tmp_path: Path) -> Non
     )
 
     def fs_type(path: str) -> str:
-        return file_system_of(path, mountinfo).type
+        # On a device no mount shows, as a btrfs subvolume's: the mount points decide.
+        return file_system_of(path, mountinfo, device=os.makedev(8, 1)).type
 
     assert fs_type("/dev/shm/bench") == "tmpfs"
     assert fs_type("/dev/shm2/bench") == "xfs"  # a prefix of the name is not a parent
     assert fs_type("/dev/shmx") == "ext4"
     assert fs_type("/mnt/my disk/trail") == "btrfs"
     assert fs_type("/scratch/trail") == "ramfs"
-    assert file_system_of("/scratch", mountinfo).in_memory
+    assert file_system_of("/scratch", mountinfo, device=os.makedev(8, 1)).in_memory
 
 
 @needs_shm
