@@ -10,9 +10,10 @@ that carries its own version shows it ran.
 
 The ceiling (``bench.ceiling_app``, this checkout's) and the gates are driven by wrk at
 one concurrency, interleaved round by round (ceiling, A, B, ceiling, A, B ...), with
-the 1,000-rule policy and request mix of ``bench.http_load``. For each gate: its share
-of the same round's ceiling, its median p50 against the ceiling's, and the CPU its
-process and its sync helper used per check (read from /proc), the figures
+the 1,000-rule policy and request mix of ``bench.http_load``, and the audit trails on a
+disk (refused where ``python -m bench`` refuses them, and named in the report). For each
+gate: its share of the same round's ceiling, its median p50 against the ceiling's, and
+the CPU its process and its sync helper used per check (read from /proc), the figures
 docs/performance.md compares builds by.
 
     python -m bench.compare [--concurrency 16] [--seconds 5] [--rounds 4] TREE [TREE ...]
@@ -32,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.filesystem import FileSystem, NotDurable, require_on_disk
 from bench.http_load import (
     POLICY_RULES,
     Server,
@@ -118,6 +120,7 @@ def measure(wrk: str, server: Server, bodies: Path, concurrency: int, seconds: i
 def compare(trees: list[Path], *, concurrency: int, seconds: int, rounds: int, work: Path) -> str:
     """Run the rounds and return the Markdown report."""
     wrk = require_wrk()
+    trails_on = require_on_disk(work)
     policy, bodies = write_inputs(work, POLICY_RULES)
     ceiling = Server(
         "ceiling",
@@ -148,7 +151,7 @@ def compare(trees: list[Path], *, concurrency: int, seconds: int, rounds: int, w
     finally:
         for server in servers:
             server.stop()
-    return report(trees, versions, runs, concurrency, seconds, rounds)
+    return report(trees, versions, runs, concurrency, seconds, rounds, trails_on)
 
 
 def report(
@@ -158,10 +161,12 @@ def report(
     concurrency: int,
     seconds: int,
     rounds: int,
+    trails_on: FileSystem,
 ) -> str:
     ceiling = runs["ceiling"]
     lines = [
-        f"wrk at concurrency {concurrency}, {seconds:g} s per run, {rounds} rounds interleaved; "
+        f"wrk at concurrency {concurrency}, {seconds:g} s per run, {rounds} rounds interleaved, "
+        f"audit trails on {trails_on}; "
         f"ceiling median {statistics.median(r.rate for r in ceiling):,.0f} requests/s, "
         f"p50 {statistics.median(r.p50_us for r in ceiling):.0f} µs, "
         f"its process {statistics.median(r.process_us for r in ceiling):.0f} µs CPU per request",
@@ -204,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         trees = [checked_tree(tree) for tree in args.trees]
+        require_on_disk(args.dir or tempfile.gettempdir())
         require_wrk()
-    except (NotATree, WrkMissing) as exc:
+    except (NotATree, NotDurable, WrkMissing) as exc:
         print(f"bench.compare: {exc}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="tollgate-compare-", dir=args.dir))

@@ -126,7 +126,7 @@ def require_on_disk(path: str | Path, mountinfo: Path = MOUNTINFO) -> FileSystem
     if found.in_memory:
         raise NotDurable(
             f"the audit trails would go to {path}, on {found.type}, which is held in memory "
-            "(an fdatasync there reaches no disk): the judged rows measure the durable "
+            "(an fdatasync there reaches no disk): the gate is measured with its durable "
             "trail. Give a directory on a disk with --dir DIR."
         )
     try:
@@ -137,7 +137,7 @@ def require_on_disk(path: str | Path, mountinfo: Path = MOUNTINFO) -> FileSystem
         raise NotDurable(
             f"the audit trails would go to {path}, on {found}, where an append + fdatasync "
             f"took {took_us:.1f} µs, which no disk does (under {SYNC_FLOOR_US:g} µs: it is "
-            "held in memory, an overlay over tmpfs say, or the sync is skipped): the judged "
-            "rows measure the durable trail. Give a directory on a disk with --dir DIR."
+            "held in memory, an overlay over tmpfs say, or the sync is skipped): the gate is "
+            "measured with its durable trail. Give a directory on a disk with --dir DIR."
         )
     return found

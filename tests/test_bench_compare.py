@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from bench import compare as compare_module
 from bench.compare import REPOSITORY, compare, main
+from bench.filesystem import require_on_disk
 from bench.http_load import WrkMissing, require_wrk
 from sidecar import __version__
 
@@ -33,6 +36,25 @@ def test_a_count_below_one_is_a_usage_error(option: str, capsys) -> None:  # typ
         main([option, "0", str(REPOSITORY)])
     assert exited.value.code == 2
     assert "must be 1 or more, not 0" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm")
+def test_trails_on_tmpfs_are_refused_before_anything_starts(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Its c1 figures are the ones trusted between builds: on tmpfs they would be judged
+    without a disk, as ``python -m bench`` refuses to judge them."""
+    started: list[str] = []
+    monkeypatch.setattr(compare_module.Server, "start", lambda server: started.append(server.name))
+    trails = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        code = main(["--dir", str(trails), "--seconds", "1", "--rounds", "1", str(REPOSITORY)])
+        leftovers = list(trails.iterdir())
+    finally:
+        shutil.rmtree(trails, ignore_errors=True)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"bench.compare: the audit trails would go to {trails}, on tmpfs" in err
+    assert "--dir DIR" in err
+    assert started == [] and leftovers == []
 
 
 def _need_wrk() -> None:
@@ -61,6 +83,7 @@ def test_each_gate_runs_the_tree_it_names(tmp_path: Path, monkeypatch) -> None: 
     work = tmp_path / "work"
     work.mkdir()
     text = compare([REPOSITORY, tree], concurrency=2, seconds=1, rounds=1, work=work)
+    assert f"audit trails on {require_on_disk(work)};" in text.splitlines()[0]
     rows = {
         match[0]: match[1:]
         for match in re.findall(
