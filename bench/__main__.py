@@ -126,36 +126,50 @@ def memory_section(checks: int, audit_parent: str | None) -> Section:
         "from /proc/self/status (current, not peak), no forced garbage collection."
     )
     served = daemon_memory.measure(checks, marks[0], audit_parent)
+    add_daemon_results(section, marks, served, trail_on)
+    return section
+
+
+def add_daemon_results(
+    section: Section,
+    marks: list[int],
+    served: daemon_memory.DaemonMemory,
+    trail_on: filesystem.FileSystem,
+) -> None:
+    """The daemon's rows, targets and note; the helper's private memory, and so the
+    container, read "not measured" where /proc did not tell, and are not judged."""
+    daemon, private = served.daemon_mib, served.helper_private_mib
+    if private is not None:
+        private_cells = tuple(f"{r:.1f}" for r in private)
+        container_cells = tuple(f"{d + h:.1f}" for d, h in zip(daemon, private, strict=True))
+    else:
+        private_cells = container_cells = ("not measured",) * len(daemon)
     section.rows += [
-        ("the daemon over HTTP, RSS MiB", *(f"{r:.1f}" for r in served.daemon_mib)),
+        ("the daemon over HTTP, RSS MiB", *(f"{r:.1f}" for r in daemon)),
         ("its sync helper process, RSS MiB", *(f"{r:.1f}" for r in served.helper_mib)),
-        (
-            "its sync helper process, private (Private_Clean + Private_Dirty) MiB",
-            *(f"{r:.1f}" for r in served.helper_private_mib),
-        ),
-        (
-            "the sidecar container: the daemon's RSS + the helper's private, MiB",
-            *(
-                f"{d + h:.1f}"
-                for d, h in zip(served.daemon_mib, served.helper_private_mib, strict=True)
-            ),
-        ),
+        ("its sync helper process, private (Private_Clean + Private_Dirty) MiB", *private_cells),
+        ("the sidecar container: the daemon's RSS + the helper's private, MiB", *container_cells),
     ]
-    daemon = served.daemon_mib
     peak = f"{daemon[-1]:.1f} MiB (peak {served.daemon_peak_mib:.1f})"
     section.targets += _memory_targets("of the daemon over HTTP, ", marks, daemon, peak)
-    section.targets.append(container_target(marks, daemon, served.helper_private_mib))
+    if private is not None:
+        section.targets.append(container_target(marks, daemon, private))
     section.notes.append(
         f"The daemon rows: `tollgate serve` (trail on {trail_on}, {1_000:,}-rule policy) under wrk "
         f"at concurrency {daemon_memory.CONNECTIONS} with the same mix, sampled as its own "
         f"tollgate_checks_total passed each mark; {served.seconds:.0f} s. The sync helper is "
         "a separate process in the same container, so the container is judged too: the "
         "daemon's RSS plus the helper's private memory (Private_Clean + Private_Dirty "
-        "from /proc/PID/smaps_rollup). The pages the two share (the interpreter, its "
+        "from /proc/PID/smaps_rollup, or summed over /proc/PID/smaps where the kernel has "
+        "no rollup). The pages the two share (the interpreter, its "
         "libraries) are charged once to the container's memory cgroup, and the daemon's "
         "RSS holds them already; the helper's RSS counts them a second time."
     )
-    return section
+    if private is None:
+        section.notes.append(
+            "The helper's private memory, and so the container, were not measured and the "
+            f"container is not judged in this run: {served.private_unread}."
+        )
 
 
 def main() -> int:

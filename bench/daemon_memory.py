@@ -5,8 +5,9 @@ pod runs: the daemon answering ``/check`` over HTTP (uvicorn, the protocol, the 
 watcher, metrics) and its sync helper process, with the trail on disk. wrk drives it at
 concurrency 16 with the request mix until the daemon's own ``tollgate_checks_total``
 passes each mark; the RSS (``VmRSS``, current) of the daemon and of the helper, and the
-helper's private memory (``Private_Clean`` + ``Private_Dirty`` of ``smaps_rollup``), are
-read from ``/proc`` as it does, and the daemon's peak (``VmHWM``) at the end.
+helper's private memory (``Private_Clean`` + ``Private_Dirty`` of ``smaps_rollup``, or of
+every mapping in ``smaps`` on a kernel without the rollup), are read from ``/proc`` as it
+does, and the daemon's peak (``VmHWM``) at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.http_load import LUA_SCRIPT, Server, require_wrk, serve_argv, write_i
 POLICY_RULES = 1_000
 CONNECTIONS = 16
 POLL_S = 0.1
+PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,16 @@ class DaemonMemory:
     marks: list[int]  # checks answered when each sample was taken (a mark or just past)
     daemon_mib: list[float]
     helper_mib: list[float]  # the sync helper's RSS (0 where it was not running)
-    # The helper's pages that the daemon does not map too: what it adds to the container.
-    helper_private_mib: list[float]
+    # The helper's pages that the daemon does not map too: what it adds to the container;
+    # None where /proc did not tell, and ``private_unread`` says why.
+    helper_private_mib: list[float] | None
     daemon_peak_mib: float
     seconds: float
+    private_unread: str = ""
+
+
+class PrivateUnread(RuntimeError):
+    """Neither ``smaps_rollup`` nor ``smaps`` of a process could be read."""
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -46,14 +54,34 @@ def _status_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def private_kib(pid: int) -> int:
-    """The memory only ``pid`` maps (``Private_Clean`` + ``Private_Dirty``), in KiB."""
+def _private_fields_kib(path: Path) -> int:
     private = 0
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
+    with open(path) as lines:
+        for line in lines:
             if line.startswith(("Private_Clean:", "Private_Dirty:")):
                 private += int(line.split()[1])
     return private
+
+
+def private_kib(pid: int, proc: Path = PROC) -> int:
+    """The memory only ``pid`` maps (``Private_Clean`` + ``Private_Dirty``), in KiB: from
+    ``smaps_rollup``, or summed over every mapping of ``smaps``, which has the same
+    fields, on kernels without the rollup (before 4.14)."""
+    rollup, smaps = proc / str(pid) / "smaps_rollup", proc / str(pid) / "smaps"
+    try:
+        return _private_fields_kib(rollup)
+    except OSError as no_rollup:
+        try:
+            return _private_fields_kib(smaps)
+        except OSError as no_smaps:
+            raise PrivateUnread(
+                f"neither {rollup} ({no_rollup.strerror}) nor {smaps} ({no_smaps.strerror}) "
+                "could be read"
+            ) from no_smaps
+
+
+def _private_mib(pids: list[int]) -> float:
+    return sum(private_kib(pid, PROC) for pid in pids) / 1024
 
 
 def _children(pid: int) -> list[int]:
@@ -98,7 +126,8 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
         marks: list[int] = []
         daemon: list[float] = []
         helper: list[float] = []
-        helper_private: list[float] = []
+        helper_private: list[float] | None = []
+        private_unread = ""
         started = time.perf_counter()
         try:
             mark = every
@@ -109,7 +138,12 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
                     daemon.append(_status_kib(pid, "VmRSS") / 1024)
                     children = _children(pid)
                     helper.append(sum(_status_kib(c, "VmRSS") for c in children) / 1024)
-                    helper_private.append(sum(private_kib(c) for c in children) / 1024)
+                    if helper_private is not None:
+                        try:
+                            helper_private.append(_private_mib(children))
+                        except PrivateUnread as exc:
+                            # The RSS rows stand; this row is reported as not measured.
+                            helper_private, private_unread = None, str(exc)
                     mark += every
                 elif load.poll() is not None:
                     raise RuntimeError("wrk stopped before the last mark")
@@ -122,4 +156,4 @@ def measure(checks: int, every: int, audit_parent: str | None = None) -> DaemonM
             gate.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return DaemonMemory(marks, daemon, helper, helper_private, peak, seconds)
+    return DaemonMemory(marks, daemon, helper, helper_private, peak, seconds, private_unread)
