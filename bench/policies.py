@@ -341,8 +341,8 @@ def request_mix(size: int) -> list[dict[str, Any]]:
 
 
 def cedar_request(action: str, fields: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """The Cedar request for one normalised Tollgate subject's fields (built outside the
-    timing)."""
+    """The Cedar request for one normalised Tollgate subject's fields (built inside the
+    timed call, as Tollgate makes its subject from the same fields inside its own)."""
     context: dict[str, Any] = {}
     for name, values in fields.items():
         if name == "agent":
