@@ -29,6 +29,7 @@ from sidecar.errors import PolicyError, RequestError
 from sidecar.identity import resolve_identity
 from sidecar.policy.compiler import CompiledPolicy
 from sidecar.policy.loader import (
+    MAX_YAML_NODES,
     YAMLTooLargeError,
     compose_yaml,
     load_policy_file,
@@ -146,7 +147,11 @@ def load_test_file(path: Path) -> PolicyTestFile:
     try:
         raw = load_yaml_strict(text)
     except YAMLTooLargeError as exc:
-        raise PolicyTestFileError(source, [str(exc)]) from exc
+        too_large = (
+            f"the file is too large: it has more than {MAX_YAML_NODES:,} YAML nodes, the "
+            f"limit (line {exc.line} passes it); split its cases over several test files"
+        )
+        raise PolicyTestFileError(source, [too_large]) from exc
     except yaml.YAMLError as exc:
         raise PolicyTestFileError(source, [f"invalid YAML: {exc}".replace("\n", " ")]) from exc
     except ValueError as exc:  # e.g. an integer beyond CPython's digit limit

@@ -179,7 +179,11 @@ class YAMLShapeError(yaml.YAMLError):
 
 class YAMLTooLargeError(YAMLShapeError):
     """A document of more nodes than ``MAX_YAML_NODES``: valid YAML, refused for its size
-    (its problem is not reported as invalid YAML)."""
+    (its problem is not reported as invalid YAML). ``line`` is where it passes the limit."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def check_yaml_shape(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> None:
@@ -220,7 +224,8 @@ def check_yaml_shape(text: str, loader: LoaderClass = STRICT_YAML_LOADER) -> Non
                 "the limit (values, lists and mappings; an alias counts as the node it "
                 f"names; line {line} passes it), more than a gate parses within its memory "
                 'limit (docs/deploy.md, "Memory"); the 10,000-rule benchmark policy has '
-                "121,000; match a long list of values with a glob or regex"
+                "121,000; match a long list of values with a glob or regex",
+                line,
             )
 
 
