@@ -428,10 +428,13 @@ _OWN_PASSWORD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _program_command(programs: Sequence[str]) -> str:
-    """One of ``programs`` run, as group 1, then its arguments to the end of its command
-    (quoted text whole), for a pattern that reads its secrets with ``values``."""
-    start = rf"{_PROGRAM_START}(?:{'|'.join(map(re.escape, programs))}){_NAME_END}(?={_BLANK})"
+def _program_command(programs: Sequence[str], start: str | None = None) -> str:
+    """One of ``programs`` run (or ``start``, a pattern naming it), as group 1, then its
+    arguments to the end of its command (quoted text whole), for a pattern that reads
+    its secrets with ``values``."""
+    if start is None:
+        names = "|".join(map(re.escape, programs))
+        start = rf"{_PROGRAM_START}(?:{names}){_NAME_END}(?={_BLANK})"
     # A redirection's '&' or '|' (2>&1, &>f, >|f) does not end the command.
     return rf"""({start})(?:"[^"]*"|'[^']*'|\\[\s\S]|[<>]&|&>|>\||(?!{start})[^\n;&|])*"""
 
@@ -632,10 +635,41 @@ _LFTP_USER = (
     rf"{_BLANK}-u{_BLANK}++"
     rf"""(?:'[^\s,']*,([^']+)'|"[^\s,"]*,([^"]+)"|[^\s,'"\\]*,(?:{_ARGUMENT}))"""
 )
-# HTTPie's -a VALUE (-aVALUE, -a=VALUE): USER:PASSWORD, or a token with -A bearer; whole,
-# as its --auth's value is read (an option naming a secret).
+# HTTPie's -a VALUE (-a=VALUE, -aVALUE): USER:PASSWORD, or a token with -A bearer; whole,
+# as its --auth's value is read (an option naming a secret). On a command line glued only
+# with a ':': a quoted 'http -a' (grep -rn 'http -a' docs/) is not sure to run it.
 _HTTPIE = ("http", "https", "httpie")
-_HTTPIE_AUTH = rf"{_BLANK}-a(?:{_BLANK}++|=)?+(?=[^\s-])(?:{_ARGUMENT})"
+_HTTPIE_AUTH = rf"{_BLANK}-a(?:{_BLANK}++|=|(?=[^\s:]*+:))(?=[^\s-])(?:{_ARGUMENT})"
+# Commands that run the command after them (sudo http -a ...), shell words before one, and
+# python -m httpie: their options, numbers (timeout 10) and assignments stand between.
+_WRAPPERS = (
+    "env|sudo|doas|command|exec|time|nohup|nice|timeout|xargs|watch|stdbuf|python[0-9.]*"
+    "|then|do|else|if|while|until"
+)
+_WRAPPER = re.compile(rf"(?:{_WRAPPERS})", _FLAGS)
+# A word's characters up to a quote or another start of a command (see _HTTPIE_START):
+# a prefix read across one would be read again from it, in time quadratic in a line of
+# such words.
+_PREFIX_CHAR = r"""[^\s;&|<>(){}!"'`]"""
+_PATH_HEAD = rf"{_PREFIX_CHAR}*/"
+# HTTPie's names are ordinary words (a web root /srv/http, a Go package ./internal/http,
+# "http" in a commit message): taken as the program only where a command runs one, at the
+# start of a command (of the line, after ; & | ( ) { } ! a newline, or a quote opening a
+# script: sh -c 'http ...'), past wrappers, assignments and options; a path only as
+# .../bin/http.
+_HTTPIE_NAME = rf"(?:(?:{_PATH_HEAD})?bin/)?(?:https?|httpie){_NAME_END}(?={_BLANK})"
+_PREFIX_WORD = (
+    rf"(?:(?:{_PATH_HEAD})?(?:{_WRAPPERS})"
+    # (A quoted value's closing quote starts a command of its own: X="a b" http -a.)
+    rf"|[A-Za-z_][A-Za-z0-9_]*={_PREFIX_CHAR}*+"
+    # sudo -u bob: a short option's value, unless it is the program.
+    rf"|-[A-Za-z](?:{_BLANK}++(?!{_HTTPIE_NAME})[^\s;&|<>(){{}}!\"'`-]{_PREFIX_CHAR}*+)?"
+    rf"|-{_PREFIX_CHAR}*+|[0-9]{_PREFIX_CHAR}*+)"
+)
+_HTTPIE_START = (
+    rf"""(?:^|(?<=[\n;&|(){{}}!`"']))(?:{_BLANK})*+(?:{_PREFIX_WORD}(?:{_BLANK})++)*+"""
+    rf"(?:{_HTTPIE_NAME})"
+)
 # macOS's keychain: security add-generic-password (add-internet-password) ... -w PASSWORD
 # (a -w last, or before another option, prompts for it).
 _KEYCHAIN_PASSWORD = rf"{_BLANK}-w(?:{_BLANK}++|(?=\S))(?!-)(?:{_ARGUMENT})"
@@ -721,7 +755,9 @@ def _positional_patterns() -> list[SecretPattern]:
             values=_NUGET_API_KEY,
         ),
         _pattern("password", _program_command(("lftp",)), ("lftp",), values=_LFTP_USER),
-        _pattern("secret", _program_command(_HTTPIE), ("http",), values=_HTTPIE_AUTH),
+        _pattern(
+            "secret", _program_command(_HTTPIE, _HTTPIE_START), ("http",), values=_HTTPIE_AUTH
+        ),
         _pattern(
             "password",
             _subcommand_command("security", r"add-(?:generic|internet)-password"),
@@ -2168,6 +2204,33 @@ def _scan_short_option(option: str, kind: str) -> Scan:
     return scan
 
 
+_scan_httpie_auth = _scan_short_option("-a", "secret")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=", _FLAGS)
+
+
+def _httpie_index(items: Sequence[Any]) -> int | None:
+    """The index of the item of a list that runs HTTPie, or None: its first item, or the
+    first after wrappers (``sudo``, ``env X=1``, ``timeout 10``), their options and a short
+    option's value (``sudo -u bob``); a path only as ``.../bin/http``. Anywhere else its
+    names are ordinary words: ``find /srv/http -atime -1``, ``git add src/http``."""
+    value_may_follow = False
+    for index, item in enumerate(items):
+        if type(item) is not str:
+            return None
+        head, _, name = item.rpartition("/")
+        if name in _HTTPIE and (item == name or head == "bin" or head.endswith("/bin")):
+            return index
+        if _WRAPPER.fullmatch(name) or _ASSIGNMENT.match(item):
+            value_may_follow = False
+        elif index and item[:1] == "-":
+            value_may_follow = len(item) == 2
+        elif index and (value_may_follow or item[:1].isdigit()):
+            value_may_follow = False
+        else:
+            return None
+    return None
+
+
 def _scan_after_words(words: tuple[str, ...], option: str, kind: str) -> Scan:
     """A scan for a program whose subcommand (``words`` in a row; the last one may be any
     of ``|``-separated names) takes a secret of ``kind`` after ``option``, as the next
@@ -2320,7 +2383,6 @@ _PROGRAM_SCANS: dict[str, Scan | tuple[Scan, ...]] = {
     "poetry": (_scan_after_subcommand(_SUBCOMMAND_PASSWORD_OPTIONS["poetry"]), _scan_poetry_config),
     "cargo": _scan_cargo,
     "doctl": _scan_short_option("-t", "secret"),
-    **dict.fromkeys(_HTTPIE, _scan_short_option("-a", "secret")),
     "dotnet": _scan_after_words(("nuget", "push|delete"), "-k", "secret"),
     "security": _scan_after_words(
         ("add-generic-password|add-internet-password",), "-w", "password"
@@ -2344,6 +2406,10 @@ def _argv_secrets(items: Sequence[Any]) -> dict[int, Found]:
     # Where each scan stopped reading (see ``Scan``): a naming of its program before
     # that is one of the arguments it read.
     resume: dict[Scan, int] = {}
+    httpie = _httpie_index(items)
+    if httpie is not None:
+        # (Glued -aTOKEN too: where the list runs HTTPie, any -aVALUE is its auth.)
+        _scan_httpie_auth(items, httpie + 1, found)
     previous: Any = None
     for index, item in enumerate(items):
         if type(item) is str:
@@ -2776,7 +2842,7 @@ _TRIGGERS = (
     # Programs whose own option carries a token or a password (doctl -t, dotnet nuget push
     # -k, cqlsh -p, lftp -u USER,PW, HTTPie's -a, security add-generic-password -w).
     r"|doctl|nuget|cqlsh|lftp|add-(?:generic|internet)-password"
-    r"""|(?:^|[\s/"'`(]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n)"""
+    r"""|(?:^|[\s/"'`(){};&|!]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n)"""
     # In a list only as an item (after '[' or ',', a path before it): a request's
     # "scheme":"https", on every network record, is an object's value, not a program.
     r'|[\[,]"(?:[^",]*/)?https?(?:ie)?","'
