@@ -53,3 +53,64 @@ def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
     recorded = asyncio.run(check_all())
     assert recorded >= len(bodies)  # the screen saw every decision's record
     assert flagged == []
+
+
+# Ordinary requests a review found sent down the slow path by the screen's triggers: the
+# word http in prose or a path, a list item https not followed by HTTPie's -a.
+ORDINARY = [
+    ("file.read", {"path": "/work/src/main.py", "context": {"task": "fix the http client"}}),
+    ("file.read", {"path": "/work/src/main.py", "context": {"task": "Investigate HTTP 500"}}),
+    ("file.read", {"path": "/work/src/http"}),
+    ("process.exec", {"commandLine": "git commit -m 'switch to https by default'"}),
+    ("process.exec", {"commandLine": "go doc net/http Client"}),
+    ("process.exec", {"argv": ["git", "commit", "-m", "fix http client"]}),
+    ("process.exec", {"argv": ["grep", "-rn", "https", "src/"]}),
+    ("process.exec", {"argv": ["python", "-c", "from http import HTTPStatus"]}),
+    ("process.exec", {"argv": ["go", "test", "./pkg/http", "./pkg/api"]}),
+    ("process.exec", {"argv": ["go", "test", "./pkg/http", "-run", "TestX"]}),
+    ("process.exec", {"argv": ["git", "add", "src/http", "src/api"]}),
+    ("process.exec", {"argv": ["ls", "-la", "lib/http", "lib/https"]}),
+    ("process.exec", {"argv": ["echo", "https", "http"]}),
+]
+ORDINARY_POLICY = """\
+version: 1
+defaultAction: deny
+rules:
+  - {id: reads, action: file.read, decision: allow, reason: plain http is not allowed}
+  - {id: runs, action: process.exec, decision: allow, reason: only https to approved hosts}
+"""
+
+
+@pytest.mark.parametrize(("action", "fields"), ORDINARY)
+def test_an_ordinary_record_is_not_flagged_by_the_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str, fields: dict[str, object]
+) -> None:
+    seen: list[tuple[bytes, bool]] = []
+    screen = redact.Redactor.may_hold_secret
+
+    def watched(encoded: bytes) -> bool:
+        held = screen(encoded)
+        seen.append((encoded, held))
+        return held
+
+    monkeypatch.setattr(redact.Redactor, "may_hold_secret", staticmethod(watched))
+    (tmp_path / "policy.yaml").write_text(ORDINARY_POLICY)
+
+    async def check() -> None:
+        audit = AuditLog.open(tmp_path / "audit", identity=IDENTITY, sync_helper=False)
+        await audit.start()
+        gate = Gate(
+            audit=audit, source=PolicySource(str(tmp_path / "policy.yaml")), identity=IDENTITY
+        )
+        try:
+            assert await gate.load_policy()
+            body = {"action": action, "cwd": "/work", **fields}
+            answer = await gate.check(json.dumps(body).encode())
+            assert answer.status == 200, answer.payload
+        finally:
+            await audit.close()
+
+    asyncio.run(check())
+    decisions = [encoded for encoded, _ in seen if b'"type":"decision"' in encoded]
+    assert decisions  # the screen saw the decision's record, with the rule's reason
+    assert [encoded for encoded, held in seen if held] == []

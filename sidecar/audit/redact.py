@@ -2842,10 +2842,14 @@ _TRIGGERS = (
     # Programs whose own option carries a token or a password (doctl -t, dotnet nuget push
     # -k, cqlsh -p, lftp -u USER,PW, HTTPie's -a, security add-generic-password -w).
     r"|doctl|nuget|cqlsh|lftp|add-(?:generic|internet)-password"
-    r"""|(?:^|[\s/"'`(){};&|!]|\\[tnrf]|\\u000b)https?(?:ie)?["']?(?:\s|\\\s|\\[tn]|\\\\\\n)"""
+    # HTTPie's word with its -a after it, in the same string (white space, '=' or a glued
+    # value holding a ':' after the -a), or in the same list (an item -a...): the word
+    # alone is prose ("fix the http client") or a path (./pkg/http), and holds no secret.
+    r"""|(?:^|[\s/"'`(){};&|!]|\\[tnrf]|\\u000b)https?(?:ie)?\\?["']?(?:\s|\\\s|\\[tn]|\\\\\\n)"""
+    r"""(?:(?:[^"\\]|\\.)*(?:\s|\\[tn]|\\\\\\n))?-a(?:\s|\\|=|(?:[^\s"\\]|\\.)*:)"""
     # In a list only as an item (after '[' or ',', a path before it): a request's
     # "scheme":"https", on every network record, is an object's value, not a program.
-    r'|[\[,]"(?:[^",]*/)?https?(?:ie)?","'
+    r'|[\[,]"(?:[^",]*/)?https?(?:ie)?"(?:[^"\[\]{}]|"(?:[^"\\]|\\.)*")*"-a(?:",|[^"-])'
     r"""|(?:-E|--cert|--proxy-cert)(?:\s|=|\\t|",")+[^\s":]*:"""
     r"""|secret(?:\s|\\t|",")+set\b"""
     r"|password(?:\s|\\[tnrf]|\()*'|identified|set(?:\s|\\[tnrf])+password"

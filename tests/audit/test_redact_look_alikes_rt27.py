@@ -152,3 +152,9 @@ def test_httpies_start_is_read_in_linear_time() -> None:
     assert_argv_redacted_in_linear_time(
         [["doas", "-u", "bob"], ["env", "X=1"], ["/srv/http", "-atime"], ["env", "http"]]
     )
+
+
+def test_httpies_screen_is_linear() -> None:
+    # Each repeated once HTTPie's word opened the trigger's reading of its string or list.
+    assert_redacted_in_linear_time(["http -v ", "http ", " -a", '-a"', "http '"], tail=" -a x")
+    assert_argv_redacted_in_linear_time([["http", "-v"], ["http"], ["x", "-a"], ["https", "-a"]])
