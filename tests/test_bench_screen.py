@@ -56,7 +56,8 @@ def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
 
 
 # Ordinary requests a review found sent down the slow path by the screen's triggers: the
-# word http in prose or a path, a list item https not followed by HTTPie's -a.
+# word http in prose or a path, a list item https not followed by HTTPie's -a, a
+# single-dash option such as Go's -debug=true.
 ORDINARY = [
     ("file.read", {"path": "/work/src/main.py", "context": {"task": "fix the http client"}}),
     ("file.read", {"path": "/work/src/main.py", "context": {"task": "Investigate HTTP 500"}}),
@@ -71,6 +72,11 @@ ORDINARY = [
     ("process.exec", {"argv": ["git", "add", "src/http", "src/api"]}),
     ("process.exec", {"argv": ["ls", "-la", "lib/http", "lib/https"]}),
     ("process.exec", {"argv": ["echo", "https", "http"]}),
+    # Single-dash options with a 'b' and a value: not curl's -sb cluster.
+    ("process.exec", {"argv": ["go", "run", ".", "-debug=true"]}),
+    ("process.exec", {"commandLine": "./server -verbose=true"}),
+    ("process.exec", {"argv": ["java", "-Ddb.url=jdbc:h2:mem", "-jar", "app.jar"]}),
+    ("process.exec", {"argv": ["npm", "run", "dev", "--", "-web.port=3000"]}),
 ]
 ORDINARY_POLICY = """\
 version: 1

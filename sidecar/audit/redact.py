@@ -2817,7 +2817,9 @@ _TRIGGERS = (
     r"""|put-parameter|--data-file|secret(?:\s|\\t|",")+create|twine|poetry|cargo"""
     # curl's -b NAME=VALUE (with --cookie, "cookie" above), a proxy's USER:PASSWORD@.
     # (A tab or newline before -b is an escape in canonical JSON: curl\t-b, "\\\n-b".)
-    r"""|(?:\s|\\[tnr]|",")-[0-9#a-z]{0,16}b(?:\s|\\[tnr]|",")*[^\s=]{0,256}="""
+    # (The cluster of curl's letters that take no value, in their case: not -debug=true,
+    # -verbose=true nor -Ddb.url=..., everyday single-dash options with a 'b'.)
+    rf"""|(?:\s|\\[tnr]|",")(?-i:-{_CURL_FLAGS}{{0,16}}b)(?:\s|\\[tnr]|",")*[^\s=]{{0,256}}="""
     # (Bounded: a thread left open to the end of the text by a "-x" in a long word made
     # the screen quadratic, "xapp-1-" repeated, as the leftmost match waits for it.)
     r"""|(?:-x|--(?:pre)?proxy)(?:\s|\\t|=|",")*[^\s/:]{0,256}:[^@]{0,256}@"""

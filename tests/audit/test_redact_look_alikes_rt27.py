@@ -158,3 +158,20 @@ def test_httpies_screen_is_linear() -> None:
     # Each repeated once HTTPie's word opened the trigger's reading of its string or list.
     assert_redacted_in_linear_time(["http -v ", "http ", " -a", '-a"', "http '"], tail=" -a x")
     assert_argv_redacted_in_linear_time([["http", "-v"], ["http"], ["x", "-a"], ["https", "-a"]])
+
+
+@pytest.mark.parametrize(
+    ("line", "cookie"),
+    [
+        ("curl -sb sid=R3a h", "sid=R3a"),
+        ("curl -sSb sid=R3b h", "sid=R3b"),
+        ("curl -kLbsid=R3c h", "sid=R3c"),
+        ("curl -#b sid=R3d h", "sid=R3d"),
+    ],
+)
+def test_curls_cookie_after_its_flags_is_still_tagged(line: str, cookie: str) -> None:
+    assert_tagged_in_place(line, [cookie], "cookie")
+
+
+def test_curls_cookie_cluster_screen_is_linear() -> None:
+    assert_redacted_in_linear_time(["-sSkLb ", "-debug ", "-Ddb ", "-sb x"], tail="=1")
