@@ -57,7 +57,7 @@ def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
 
 # Ordinary requests a review found sent down the slow path by the screen's triggers: the
 # word http in prose or a path, a list item https not followed by HTTPie's -a, a
-# single-dash option such as Go's -debug=true.
+# single-dash option such as Go's -debug=true, a vendor's token prefix in a name.
 ORDINARY = [
     ("file.read", {"path": "/work/src/main.py", "context": {"task": "fix the http client"}}),
     ("file.read", {"path": "/work/src/main.py", "context": {"task": "Investigate HTTP 500"}}),
@@ -77,6 +77,12 @@ ORDINARY = [
     ("process.exec", {"commandLine": "./server -verbose=true"}),
     ("process.exec", {"argv": ["java", "-Ddb.url=jdbc:h2:mem", "-jar", "app.jar"]}),
     ("process.exec", {"argv": ["npm", "run", "dev", "--", "-web.port=3000"]}),
+    # Identifiers that start like a vendor's token but cannot be one.
+    ("file.read", {"path": "/work/gem/lib/rubygems_plugin.rb"}),
+    ("process.exec", {"argv": ["grep", "-n", "required_rubygems_version", "app.gemspec"]}),
+    ("process.exec", {"commandLine": "grep -rn gsk_renderer_new gsk/"}),
+    ("file.read", {"path": "/work/app/build/outputs/mapping/r8_mapping.txt"}),
+    ("file.read", {"path": "/work/node_modules/ya29.js"}),
 ]
 ORDINARY_POLICY = """\
 version: 1

@@ -2802,7 +2802,11 @@ _TRIGGERS = (
     r"|/IncomingWebhook/"
     r"|[sr]k_test_|whsec_|SG\.[A-Za-z0-9_-]{22}\.|shp(?:at|ca|pa|ss)_|dapi[0-9a-f]|do[opr]_v1_"
     r"|glc_|glsa_|tskey-|xapp-|AGE-SECRET-KEY-1"
-    r"|sntry[su]_|ATATT3|lin_api_|ntn_|r8_|gsk_|rubygems_|ya29\."
+    # Vendors' prefixes as their patterns read them, at a word's start and with 20 of the
+    # token's characters: rubygems_plugin.rb, required_rubygems_version and GTK's
+    # gsk_renderer_new are no tokens. (In JSON the character before may be escaped.)
+    r"|(?:^|[^a-z0-9_]|\\[btnfr]|\\u00[0-9a-f]{2})(?:(?:sntryu|lin_api|ntn|r8|gsk|rubygems)_"
+    r"[a-z0-9]{20}|(?:sntrys_|ATATT3|ya29\.)[a-z0-9+/=_.-]{20})"
     # A .netrc entry (machine HOST ... password PW), a .pgpass line in a string naming it.
     # (No \b before a word: in JSON, the line before may end in an escaped "\n".)
     r"|machine(?:[ \t\r\n]|\\{1,2}[tnr])|default(?:[ \t\r\n]|\\[tnr])+login|pgpass"

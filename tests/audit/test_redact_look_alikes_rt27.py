@@ -175,3 +175,8 @@ def test_curls_cookie_after_its_flags_is_still_tagged(line: str, cookie: str) ->
 
 def test_curls_cookie_cluster_screen_is_linear() -> None:
     assert_redacted_in_linear_time(["-sSkLb ", "-debug ", "-Ddb ", "-sb x"], tail="=1")
+
+
+def test_vendor_prefixes_screen_is_linear() -> None:
+    units = ["ntn_", "a/ntn_", "ya29." + "a" * 19 + " ", "sntrys_+/=", "\nrubygems_" + "0" * 19]
+    assert_redacted_in_linear_time(units, tail=" password=x")
