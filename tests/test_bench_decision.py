@@ -11,6 +11,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import cedarpy  # a test dependency (pyproject.toml): no skip without it
 import pytest
 
 from bench import decision
@@ -25,8 +26,6 @@ from bench.decision import (
 )
 from bench.policies import cedar_request
 from bench.results import Latency, render
-
-cedarpy = pytest.importorskip("cedarpy")
 
 
 def test_each_cedar_call_builds_and_encodes_its_own_request(
