@@ -979,9 +979,11 @@ _STDIN_STORE = (
     rf"|\bcargo{_CARGO_STDIN_OPTIONS}[ \t]+login{_STDIN_WORD_END})"
 )
 # sudo -S (--stdin) reads the user's password from its standard input: its options
-# before the command (-S among flags, -u root, --user=root), not the command's own.
+# before the command (-S among flags, -u root, --user=root), not the command's own. An
+# option's value is not the word sudo: a scan from one sudo stops at the next, so that
+# "sudo -u sudo -u ..." is read in linear time, not from every sudo to the end.
 _SUDO_STDIN = (
-    r"sudo(?:[ \t]+(?:-[ugpCDhRrTU][ \t]+(?!-)\S+|-[A-Za-z]+|--[a-z-]+=\S+))*?"
+    r"sudo(?:[ \t]+(?:-[ugpCDhRrTU][ \t]+(?!-|sudo(?!\S))\S+|-[A-Za-z]+|--[a-z-]+=\S+))*?"
     r"[ \t]+(?:(?-i:-[A-Za-z]*S[A-Za-z]*)|--stdin)(?![\w-])"  # not -s, which runs a shell
 )
 # The rest of a simple command, lazily: not past a separator, a pipe, or the word that

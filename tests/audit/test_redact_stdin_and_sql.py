@@ -167,6 +167,12 @@ def test_these_forms_are_read_in_linear_time() -> None:
     )
 
 
+def test_sudo_options_are_read_in_linear_time() -> None:
+    # Each sudo read its options to the end of the line looking for -S, and an option's
+    # value could be the next sudo: 56 KB of "sudo -u " held a gate's loop for 15 s.
+    assert_redacted_in_linear_time(["sudo -u ", "sudo -u x ", "sudo -g sudo -u ", "sudo\t-u "])
+
+
 test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
     [
         "docker login --password-stdin <<< 'a&b'",
