@@ -356,7 +356,14 @@ def test_ctrl_c_stops_a_serving_gate_quietly_with_its_shutdown_record(tmp_path: 
     # 23-line KeyboardInterrupt traceback, which reads like a crash.
     policy = tmp_path / "policy.yaml"
     policy.write_text(GOOD)
-    gate = Daemon(policy, tmp_path / "audit").start()
+    # A gate started with SIGINT ignored (a non-interactive shell's background job, as a
+    # test run started with `&` is) inherits that, and uvicorn then stops it gracefully
+    # with status 0: start this one as a terminal's foreground command would be.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        gate = Daemon(policy, tmp_path / "audit").start()
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert gate.check({"action": "file.read", "path": "/app/data/x"}).status_code == 200
     assert gate.process is not None
     gate.process.send_signal(signal.SIGINT)
