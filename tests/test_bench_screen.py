@@ -19,28 +19,27 @@ from sidecar.gate import Gate
 from sidecar.policy.source import PolicySource
 
 
-def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    flagged: list[bytes] = []
+def screened_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str | bytes, bodies: list[dict]
+) -> list[tuple[bytes, bool]]:
+    """Every record a real gate writes for ``bodies`` under ``policy``, with whether the
+    redaction screen flagged it."""
+    seen: list[tuple[bytes, bool]] = []
     screen = redact.Redactor.may_hold_secret
 
     def watched(encoded: bytes) -> bool:
         held = screen(encoded)
-        if held:
-            flagged.append(encoded)
+        seen.append((encoded, held))
         return held
 
     monkeypatch.setattr(redact.Redactor, "may_hold_secret", staticmethod(watched))
-    (tmp_path / "policy.yaml").write_bytes(policy_yaml(1_000))
-    bodies = request_mix(1_000)
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(policy if isinstance(policy, bytes) else policy.encode())
 
-    async def check_all() -> int:
+    async def check_all() -> None:
         audit = AuditLog.open(tmp_path / "audit", identity=IDENTITY, sync_helper=False)
         await audit.start()
-        gate = Gate(
-            audit=audit, source=PolicySource(str(tmp_path / "policy.yaml")), identity=IDENTITY
-        )
+        gate = Gate(audit=audit, source=PolicySource(str(path)), identity=IDENTITY)
         try:
             assert await gate.load_policy()
             for body in bodies:
@@ -48,11 +47,22 @@ def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
                 assert answer.status == 200, answer.payload
         finally:
             await audit.close()
-        return int(audit.status()["seq"])
 
-    recorded = asyncio.run(check_all())
-    assert recorded >= len(bodies)  # the screen saw every decision's record
-    assert flagged == []
+    asyncio.run(check_all())
+    return seen
+
+
+def decisions_of(seen: list[tuple[bytes, bool]]) -> list[bytes]:
+    return [encoded for encoded, _ in seen if b'"type":"decision"' in encoded]
+
+
+def test_no_record_of_the_benchmark_mix_is_flagged_by_the_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = request_mix(1_000)
+    seen = screened_records(tmp_path, monkeypatch, policy_yaml(1_000), bodies)
+    assert len(decisions_of(seen)) == len(bodies)  # the screen saw every decision's record
+    assert [encoded for encoded, held in seen if held] == []
 
 
 # Ordinary requests a review found sent down the slow path by the screen's triggers: the
@@ -97,32 +107,7 @@ rules:
 def test_an_ordinary_record_is_not_flagged_by_the_screen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str, fields: dict[str, object]
 ) -> None:
-    seen: list[tuple[bytes, bool]] = []
-    screen = redact.Redactor.may_hold_secret
-
-    def watched(encoded: bytes) -> bool:
-        held = screen(encoded)
-        seen.append((encoded, held))
-        return held
-
-    monkeypatch.setattr(redact.Redactor, "may_hold_secret", staticmethod(watched))
-    (tmp_path / "policy.yaml").write_text(ORDINARY_POLICY)
-
-    async def check() -> None:
-        audit = AuditLog.open(tmp_path / "audit", identity=IDENTITY, sync_helper=False)
-        await audit.start()
-        gate = Gate(
-            audit=audit, source=PolicySource(str(tmp_path / "policy.yaml")), identity=IDENTITY
-        )
-        try:
-            assert await gate.load_policy()
-            body = {"action": action, "cwd": "/work", **fields}
-            answer = await gate.check(json.dumps(body).encode())
-            assert answer.status == 200, answer.payload
-        finally:
-            await audit.close()
-
-    asyncio.run(check())
-    decisions = [encoded for encoded, _ in seen if b'"type":"decision"' in encoded]
-    assert decisions  # the screen saw the decision's record, with the rule's reason
+    body = {"action": action, "cwd": "/work", **fields}
+    seen = screened_records(tmp_path, monkeypatch, ORDINARY_POLICY, [body])
+    assert decisions_of(seen)  # the screen saw the decision's record, with the rule's reason
     assert [encoded for encoded, held in seen if held] == []
