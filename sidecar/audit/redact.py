@@ -2798,7 +2798,8 @@ def secret_key_kind(key: str) -> str | None:
 _TRIGGERS = (
     r"-----BEGIN|authori[sz]ation|cookie|bearer|api-key|auth-token|://[^\s/]*@|eyJ"
     r"|://[^\s/:@]*:[^\s@]*/[^\s@]*@"  # a URL password holding a '/'
-    r"|gh[pousr]_|github_pat_|AKIA|ASIA|ABIA|ACCA|xox[a-z]-|sk-|[sr]k_live_|AIza"
+    # (AWS's prefixes in capitals only, as their pattern: "acca" is hex, in every hash.)
+    r"|gh[pousr]_|github_pat_|(?-i:AKIA|ASIA|ABIA|ACCA)|xox[a-z]-|sk-|[sr]k_live_|AIza"
     r"|glpat-|gldt-|glrt-|glptt-|npm_|hf_|pypi-AgE|dckr_pat_|hv[sbr]\."
     r"|hooks\.slack\.com/|/webhooks/|api\.telegram\.org/"
     r"|/IncomingWebhook/"
