@@ -6,17 +6,13 @@ twenty-seventh session); this catches the next one before it lands."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
 import pytest
 
 from bench.policies import IDENTITY, policy_yaml, request_mix
 from sidecar.audit import redact
-from sidecar.audit.log import AuditLog
-from sidecar.gate import Gate
-from sidecar.policy.source import PolicySource
+from tests.in_process import check_in_process
 
 
 def screened_records(
@@ -33,22 +29,7 @@ def screened_records(
         return held
 
     monkeypatch.setattr(redact.Redactor, "may_hold_secret", staticmethod(watched))
-    path = tmp_path / "policy.yaml"
-    path.write_bytes(policy if isinstance(policy, bytes) else policy.encode())
-
-    async def check_all() -> None:
-        audit = AuditLog.open(tmp_path / "audit", identity=IDENTITY, sync_helper=False)
-        await audit.start()
-        gate = Gate(audit=audit, source=PolicySource(str(path)), identity=IDENTITY)
-        try:
-            assert await gate.load_policy()
-            for body in bodies:
-                answer = await gate.check(json.dumps(body).encode())
-                assert answer.status == 200, answer.payload
-        finally:
-            await audit.close()
-
-    asyncio.run(check_all())
+    check_in_process(tmp_path, policy, bodies, IDENTITY)
     return seen
 
 

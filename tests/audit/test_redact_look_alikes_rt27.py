@@ -7,23 +7,19 @@ were added for are still tagged.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sidecar.audit.log import AuditLog
 from sidecar.audit.redact import Redactor
-from sidecar.gate import Gate
-from sidecar.policy.source import PolicySource
 from tests.audit.conftest import (
     assert_argv_redacted_in_linear_time,
     assert_redacted_in_linear_time,
     assert_tagged_in_place,
 )
+from tests.in_process import check_in_process, trail_records
 
 KEY = b"k" * 32
 IDENTITY = "agent-1"
@@ -39,29 +35,7 @@ rules:
 def recorded_requests(tmp_path: Path, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The request of each decision record a real gate writes for ``bodies``, read back
     from its trail."""
-    (tmp_path / "policy.yaml").write_text(ALLOW_ALL)
-
-    async def check_all() -> None:
-        audit = AuditLog.open(tmp_path / "audit", identity=IDENTITY, sync_helper=False)
-        await audit.start()
-        gate = Gate(
-            audit=audit, source=PolicySource(str(tmp_path / "policy.yaml")), identity=IDENTITY
-        )
-        try:
-            assert await gate.load_policy()
-            for body in bodies:
-                answer = await gate.check(json.dumps(body).encode())
-                assert answer.status == 200, answer.payload
-        finally:
-            await audit.close()
-
-    asyncio.run(check_all())
-    records = [
-        json.loads(line)
-        for segment in sorted((tmp_path / "audit").rglob("*.jsonl"))
-        for line in segment.read_text().splitlines()
-        if line.strip()
-    ]
+    records = trail_records(check_in_process(tmp_path, ALLOW_ALL, bodies, IDENTITY))
     return [record["request"] for record in records if record.get("type") == "decision"]
 
 
