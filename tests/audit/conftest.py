@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from sidecar.audit.log import AuditLog
 from sidecar.audit.note import Signer
-from sidecar.audit.redact import Redactor
+from sidecar.audit.redact import _PATTERNS, Redactor
 from sidecar.canonical import canonical_bytes
 
 
@@ -218,3 +218,15 @@ def assert_idempotent_when_joined(before: str, texts: Sequence[str], after: str)
     once = redactor.redact({"v": value, "argv": [before, *texts, after]})
     assert redactor.redact(once) == once
     assert redactor.redact_text(redactor.redact_text(value)) == redactor.redact_text(value)
+
+
+def assert_screened_with_a_literal(value: str) -> None:
+    """Wherever a precise pattern matches ``value``, the record passes the screen (a miss
+    writes the secret in clear) and the text holds one of the pattern's literals
+    (``_rewrite`` skips a pattern on a string without them)."""
+    encoded = canonical_bytes({"v": value})
+    for secret in _PATTERNS:
+        if secret.regex.search(value):
+            assert Redactor.may_hold_secret(encoded), secret.kind
+            if not secret.named_program:
+                assert any(literal in value.lower() for literal in secret.literals)

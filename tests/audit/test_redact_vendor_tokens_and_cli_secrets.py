@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.audit.redact import _PATTERNS, Redactor
+from sidecar.audit.redact import Redactor
 from sidecar.canonical import canonical_bytes
 from tests.audit.conftest import (
     assert_argv_redacted_in_linear_time,
     assert_redacted_in_linear_time,
+    assert_screened_with_a_literal,
     assert_tagged_in_place,
     idempotent_when_joined_test,
 )
@@ -98,24 +99,13 @@ def test_look_alikes_of_the_new_token_forms_are_kept(text: str) -> None:
     assert Redactor(KEY).redact({"v": text})["v"] == text
 
 
-def _assert_screened_and_literal(value: str) -> None:
-    # A pattern that matches passes the screen (a miss writes the secret in clear) and
-    # holds one of its literals (_rewrite skips a pattern on a string without them).
-    encoded = canonical_bytes({"v": value})
-    for secret in _PATTERNS:
-        if secret.regex.search(value):
-            assert Redactor.may_hold_secret(encoded), secret.kind
-            if not secret.named_program:
-                assert any(literal in value.lower() for literal in secret.literals)
-
-
 FORMS = [token for token, _ in TOKENS]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=12), st.sampled_from(FORMS), st.text(max_size=12))
 def test_the_screens_and_literals_cover_the_new_forms(before: str, form: str, after: str) -> None:
-    _assert_screened_and_literal(before + form + after)
+    assert_screened_with_a_literal(before + form + after)
 
 
 test_these_forms_joined_with_anything_redact_idempotently = idempotent_when_joined_test(FORMS)
@@ -245,7 +235,7 @@ COMMAND_FORMS = [text for text, _, _ in COMMANDS]
 def test_the_screens_and_literals_cover_the_new_command_forms(
     before: str, form: str, after: str
 ) -> None:
-    _assert_screened_and_literal(before + form + after)
+    assert_screened_with_a_literal(before + form + after)
 
 
 test_these_commands_joined_with_anything_redact_idempotently = idempotent_when_joined_test(
